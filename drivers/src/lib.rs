@@ -1,0 +1,14 @@
+//! The contract between cxos drivers and whatever they run on.
+//!
+//! A driver reaches hardware only through [`Platform`]: the kernel implements
+//! it over identity-mapped memory and real PCI functions, and the in-process
+//! harness of `mlx5-sim` implements it over host memory wired to the model.
+//! Nothing in here is `unsafe`; nothing in a driver may be.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod pci;
+pub mod platform;
+
+pub use pci::{PciAddress, PciId};
+pub use platform::{DmaAddr, DmaRegion, Platform, PlatformError};
