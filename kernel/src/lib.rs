@@ -1,1 +1,17 @@
-#![no_std]
+//! Hardware-independent parts of the cxos kernel, unit-tested on the host:
+//! command line, log filter, frame and DMA allocators, PCI config logic,
+//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables. The
+//! kernel binary (`src/bin/cxos/`) puts them on hardware.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod cmdline;
+pub mod dma;
+pub mod frames;
+pub mod logfilter;
+pub mod msi;
+pub mod paging;
+pub mod pci;
+pub mod vectors;

@@ -1,0 +1,48 @@
+//! The kernel's page tables: [`cxos_kernel::paging`] over the live tables,
+//! which sit in identity-mapped memory (the boot tables in the image, new
+//! ones in frames from below 4 GiB first).
+
+use cxos_kernel::paging::{ADDR_MASK, TableMemory};
+pub use cxos_kernel::paging::{Cache, MapError};
+
+use crate::{arch, memory};
+
+struct LiveTables;
+
+impl TableMemory for LiveTables {
+    fn read(&self, table: u64, index: usize) -> u64 {
+        // SAFETY: `table` is a page table reached from CR3 (identity
+        // mapped) and index < 512 keeps the access inside its 4 KiB.
+        unsafe { ((table + index as u64 * 8) as *const u64).read_volatile() }
+    }
+
+    fn write(&mut self, table: u64, index: usize, value: u64) {
+        // SAFETY: as in `read`; entries are written with interrupts off
+        // (see `map_identity`), one CPU.
+        unsafe { ((table + index as u64 * 8) as *mut u64).write_volatile(value) }
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        memory::alloc_zeroed_frame()
+    }
+
+    fn flush(&mut self, addr: u64) {
+        arch::invlpg(addr);
+    }
+}
+
+/// Make the page at `addr` a guard page (not present), so running off the
+/// end of a stack faults instead of overwriting its neighbours.
+pub fn guard_page(addr: u64) -> Result<(), MapError> {
+    let pml4 = arch::read_cr3() & ADDR_MASK;
+    arch::without_interrupts(|| cxos_kernel::paging::unmap_4k(&mut LiveTables, pml4, addr))
+}
+
+/// Identity map `[start, start + len)` (2 MiB granularity) in the live
+/// page tables.
+pub fn map_identity(start: u64, len: u64, cache: Cache) -> Result<(), MapError> {
+    let pml4 = arch::read_cr3() & ADDR_MASK;
+    arch::without_interrupts(|| {
+        cxos_kernel::paging::map_identity(&mut LiveTables, pml4, start, len, cache)
+    })
+}

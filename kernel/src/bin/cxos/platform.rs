@@ -1,0 +1,292 @@
+//! MSI / MSI-X for claimed functions, and `cxos_drivers::Platform` for a
+//! claimed function (what the mlx5 driver will run on).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use cxos_drivers::{PciAddress, Platform, PlatformError};
+use cxos_kernel::dma::DmaBuffer;
+use cxos_kernel::msi::{self, MsiMessage, MsixLayout};
+use cxos_kernel::pci::{self, CAP_MSI, CAP_MSIX, ConfigSpace};
+use spin::Mutex;
+
+use crate::interrupts::{self, Role};
+use crate::pcibus::{Device, Mmio};
+use crate::{apic, memory, runtime, time};
+
+/// Enable MSI with one vector on `dev`; returns the vector.
+pub fn msi_enable(dev: &Device, name: &'static str) -> Result<u8, String> {
+    let cap = pci::find_capability(&dev.cfg, CAP_MSI)
+        .ok_or_else(|| alloc::format!("{}: no MSI capability", dev.addr))?;
+    let v = interrupts::alloc_vectors(1, 1, Role::Msi, name)
+        .ok_or_else(|| String::from("no free interrupt vector"))?;
+    msi::msi_enable(&dev.cfg, cap, MsiMessage::fixed(apic::bsp_apic_id(), v));
+    Ok(v)
+}
+
+pub fn msi_disable(dev: &Device, vector: u8) {
+    if let Some(cap) = pci::find_capability(&dev.cfg, CAP_MSI) {
+        msi::msi_disable(&dev.cfg, cap);
+    }
+    interrupts::free_vectors(vector, 1);
+}
+
+/// MSI-X vectors bound on one function: entry i -> `first + i`.
+#[derive(Debug)]
+pub struct Msix {
+    cap: u16,
+    layout: MsixLayout,
+    table: Mmio,
+    first: u8,
+    count: u16,
+}
+
+impl Msix {
+    /// Bind up to `wanted` (at least `min`) vectors of `dev`'s MSI-X table
+    /// to fresh CPU vectors, program and enable them (all unmasked).
+    pub fn enable(
+        dev: &Device,
+        min: u16,
+        wanted: u16,
+        name: &'static str,
+    ) -> Result<Self, PlatformError> {
+        let cap = pci::find_capability(&dev.cfg, CAP_MSIX).ok_or(PlatformError::MsixUnsupported)?;
+        let layout = msi::msix_layout(&dev.cfg, cap);
+        let table = dev
+            .bar(layout.table_bar)
+            .ok_or(PlatformError::MsixUnsupported)?;
+        let table_end = layout.table_offset as usize + usize::from(layout.table_size) * 16;
+        if table_end > table.len() {
+            log::error!(target: "pci", "{}: MSI-X table past the end of BAR{}", dev.addr, layout.table_bar);
+            return Err(PlatformError::MsixUnsupported);
+        }
+        let want = wanted.min(layout.table_size).min(255);
+        let min = min.max(1);
+        if want < min {
+            return Err(PlatformError::NoVectors {
+                requested: min,
+                available: want,
+            });
+        }
+        let mut n = want;
+        let first = loop {
+            if let Some(v) = interrupts::alloc_vectors(n as u8, 1, Role::MsiX, name) {
+                break v;
+            }
+            if n == min {
+                return Err(PlatformError::NoVectors {
+                    requested: min,
+                    available: interrupts::available_vectors(),
+                });
+            }
+            n -= 1;
+        };
+        // MSI and MSI-X must not be enabled together (PCI 3.0 6.8.3.3).
+        if let Some(msi_cap) = pci::find_capability(&dev.cfg, CAP_MSI) {
+            msi::msi_disable(&dev.cfg, msi_cap);
+        }
+        // Function-masked while the table is written, then unmask entries.
+        msi::msix_control(&dev.cfg, cap, true, true);
+        for i in 0..n {
+            let msg = MsiMessage::fixed(apic::bsp_apic_id(), first + i as u8);
+            msi::msix_write_entry(&table, layout.table_offset as usize, i, msg);
+            msi::msix_set_masked(&table, layout.table_offset as usize, i, false);
+        }
+        msi::msix_control(&dev.cfg, cap, true, false);
+        Ok(Self {
+            cap,
+            layout,
+            table,
+            first,
+            count: n,
+        })
+    }
+
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// CPU vector of entry `index`.
+    pub fn vector(&self, index: u16) -> Option<u8> {
+        (index < self.count).then(|| self.first + index as u8)
+    }
+
+    /// Run `handler` from the main loop each time entry `index` fires
+    /// (instead of polling [`Msix::take_pending`]).
+    pub fn bind(&self, index: u16, handler: impl FnMut() + Send + 'static) -> bool {
+        match self.vector(index) {
+            Some(v) => {
+                runtime::bind_vector(v, handler);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn take_pending(&self, index: u16) -> bool {
+        self.vector(index).is_some_and(interrupts::take_pending)
+    }
+
+    pub fn set_masked(&self, index: u16, masked: bool) {
+        if index < self.count {
+            msi::msix_set_masked(
+                &self.table,
+                self.layout.table_offset as usize,
+                index,
+                masked,
+            );
+        }
+    }
+
+    /// Disable MSI-X on the function and free the vectors.
+    pub fn disable(self, dev: &Device) {
+        for i in 0..self.count {
+            msi::msix_set_masked(&self.table, self.layout.table_offset as usize, i, true);
+        }
+        msi::msix_control(&dev.cfg, self.cap, false, false);
+        for i in 0..self.count {
+            runtime::unbind_vector(self.first + i as u8);
+        }
+        interrupts::free_vectors(self.first, self.count as u8);
+    }
+}
+
+/// `cxos_drivers::Platform` over a claimed PCI function.
+#[derive(Debug)]
+pub struct KernelPlatform {
+    dev: Device,
+    bar0: Mmio,
+    msix: Mutex<Option<Msix>>,
+    name: &'static str,
+}
+
+impl KernelPlatform {
+    pub fn new(dev: Device, name: &'static str) -> Result<Self, String> {
+        let bar0 = dev
+            .bar(0)
+            .ok_or_else(|| alloc::format!("{}: BAR0 is not a memory BAR", dev.addr))?;
+        Ok(Self {
+            dev,
+            bar0,
+            msix: Mutex::new(None),
+            name,
+        })
+    }
+
+    /// Little-endian access to BAR0 for kernel-side users (tests).
+    pub fn bar0(&self) -> Mmio {
+        self.bar0
+    }
+
+    /// Bind a main-loop handler to MSI-X entry `index` (see [`Msix::bind`]).
+    pub fn msix_bind(&self, index: u16, handler: impl FnMut() + Send + 'static) -> bool {
+        self.msix
+            .lock()
+            .as_ref()
+            .is_some_and(|m| m.bind(index, handler))
+    }
+
+    /// The CPU vectors bound so far.
+    pub fn msix_vectors(&self) -> Vec<u8> {
+        self.msix
+            .lock()
+            .as_ref()
+            .map(|m| (0..m.count()).filter_map(|i| m.vector(i)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Platform for KernelPlatform {
+    type Dma = DmaBuffer;
+
+    fn dma_alloc(&self, size: usize) -> Result<DmaBuffer, PlatformError> {
+        memory::DMA.alloc(size)
+    }
+
+    fn bar0_len(&self) -> usize {
+        self.bar0.len()
+    }
+
+    fn bar0_read_be32(&self, offset: usize) -> u32 {
+        u32::from_be(self.bar0.read32(offset))
+    }
+
+    fn bar0_write_be32(&self, offset: usize, value: u32) {
+        self.bar0.write32(offset, value.to_be());
+    }
+
+    fn bar0_read_be64(&self, offset: usize) -> u64 {
+        u64::from_be(self.bar0.read64(offset))
+    }
+
+    fn bar0_write_be64(&self, offset: usize, value: u64) {
+        self.bar0.write64(offset, value.to_be());
+    }
+
+    fn pci_address(&self) -> PciAddress {
+        self.dev.addr
+    }
+
+    fn config_read16(&self, offset: u16) -> u16 {
+        self.dev.cfg.read16(offset)
+    }
+
+    fn config_write16(&self, offset: u16, value: u16) {
+        self.dev.cfg.write16(offset, value);
+    }
+
+    fn config_read32(&self, offset: u16) -> u32 {
+        self.dev.cfg.read32(offset)
+    }
+
+    fn config_write32(&self, offset: u16, value: u32) {
+        self.dev.cfg.write32(offset, value);
+    }
+
+    fn msix_table_size(&self) -> u16 {
+        pci::find_capability(&self.dev.cfg, CAP_MSIX)
+            .map_or(0, |c| pci::msix_table_size(&self.dev.cfg, c))
+    }
+
+    fn msix_enable(&self, min: u16, wanted: u16) -> Result<u16, PlatformError> {
+        let mut slot = self.msix.lock();
+        if let Some(old) = slot.take() {
+            old.disable(&self.dev);
+        }
+        let m = Msix::enable(&self.dev, min, wanted, self.name)?;
+        let n = m.count();
+        *slot = Some(m);
+        Ok(n)
+    }
+
+    fn msix_disable(&self) {
+        if let Some(m) = self.msix.lock().take() {
+            m.disable(&self.dev);
+        }
+    }
+
+    fn msix_take_pending(&self, vector: u16) -> bool {
+        self.msix
+            .lock()
+            .as_ref()
+            .is_some_and(|m| m.take_pending(vector))
+    }
+
+    fn msix_set_masked(&self, vector: u16, masked: bool) {
+        if let Some(m) = self.msix.lock().as_ref() {
+            m.set_masked(vector, masked);
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        time::now_ns()
+    }
+
+    fn delay_us(&self, us: u64) {
+        time::delay_us(us);
+    }
+
+    fn relax(&self) {
+        runtime::relax();
+    }
+}

@@ -1,0 +1,214 @@
+//! The main loop: software timers on the local APIC one-shot timer, and
+//! work woken by interrupts; `hlt` when there is nothing to do.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use crate::interrupts::{self, Role, WAKES};
+use crate::{apic, arch, time};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId(u64);
+
+struct Timer {
+    id: u64,
+    deadline: u64,
+    period: Option<u64>,
+    callback: Box<dyn FnMut() + Send>,
+}
+
+static TIMERS: Mutex<Vec<Timer>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static TIMER_VECTOR: AtomicU8 = AtomicU8::new(0);
+/// Work run whenever an interrupt woke the loop.
+static POLLERS: Mutex<Vec<Box<dyn FnMut() + Send>>> = Mutex::new(Vec::new());
+/// Handlers bound to one vector, run from the loop when it fired.
+type VectorWork = (u8, Box<dyn FnMut() + Send>);
+static VECTOR_WORK: Mutex<Vec<VectorWork>> = Mutex::new(Vec::new());
+
+pub fn init() {
+    let v = interrupts::alloc_vectors(1, 1, Role::Timer, "lapic-timer")
+        .expect("a vector for the local APIC timer");
+    TIMER_VECTOR.store(v, Ordering::Relaxed);
+}
+
+fn add(deadline: u64, period: Option<u64>, callback: Box<dyn FnMut() + Send>) -> TimerId {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    TIMERS.lock().push(Timer {
+        id,
+        deadline,
+        period,
+        callback,
+    });
+    TimerId(id)
+}
+
+/// Run `f` once, `delay_ns` from now, from the main loop.
+pub fn oneshot(delay_ns: u64, f: impl FnMut() + Send + 'static) -> TimerId {
+    add(time::now_ns().saturating_add(delay_ns), None, Box::new(f))
+}
+
+/// Run `f` every `period_ns` (at least 1 µs), from the main loop.
+pub fn periodic(period_ns: u64, f: impl FnMut() + Send + 'static) -> TimerId {
+    let p = period_ns.max(1000);
+    add(time::now_ns().saturating_add(p), Some(p), Box::new(f))
+}
+
+pub fn cancel(id: TimerId) -> bool {
+    let mut t = TIMERS.lock();
+    let before = t.len();
+    t.retain(|x| x.id != id.0);
+    t.len() != before
+}
+
+pub fn active_timers() -> usize {
+    TIMERS.lock().len()
+}
+
+/// Register work to run in the main loop after every interrupt wake-up.
+pub fn on_wake(f: impl FnMut() + Send + 'static) {
+    POLLERS.lock().push(Box::new(f));
+}
+
+/// Bind `f` to `vector`: after the vector fired, the main loop (never the
+/// interrupt) consumes its pending flag and runs `f` once.
+pub fn bind_vector(vector: u8, f: impl FnMut() + Send + 'static) {
+    VECTOR_WORK.lock().push((vector, Box::new(f)));
+}
+
+pub fn unbind_vector(vector: u8) {
+    VECTOR_WORK.lock().retain(|(v, _)| *v != vector);
+}
+
+/// Run the handlers of every vector that fired; true if any ran. They run
+/// without the lock held, so they may bind or unbind.
+fn run_vector_work() -> bool {
+    let mut work = core::mem::take(&mut *VECTOR_WORK.lock());
+    let mut ran = false;
+    for (v, f) in &mut work {
+        if interrupts::take_pending(*v) {
+            f();
+            ran = true;
+        }
+    }
+    let mut slot = VECTOR_WORK.lock();
+    work.append(&mut slot);
+    *slot = work;
+    ran
+}
+
+/// Run every expired timer; callbacks run without the timer lock held, so
+/// they may add or cancel timers.
+fn run_timers() -> bool {
+    let mut ran = false;
+    loop {
+        let now = time::now_ns();
+        let due = {
+            let mut t = TIMERS.lock();
+            match t.iter().position(|x| x.deadline <= now) {
+                Some(i) => t.swap_remove(i),
+                None => break,
+            }
+        };
+        let mut due = due;
+        (due.callback)();
+        ran = true;
+        if let Some(p) = due.period {
+            // Skip missed periods instead of firing a burst.
+            let mut next = due.deadline + p;
+            if next <= now {
+                next = now + p;
+            }
+            due.deadline = next;
+            TIMERS.lock().push(due);
+        }
+    }
+    ran
+}
+
+fn next_deadline() -> Option<u64> {
+    TIMERS.lock().iter().map(|t| t.deadline).min()
+}
+
+/// Halt until an interrupt arrives or `deadline` (ns) passes, unless an
+/// interrupt already arrived since `seen` (a value of `WAKES`).
+pub fn halt_until(seen: u64, deadline: Option<u64>) {
+    arch::interrupts_disable();
+    if WAKES.load(Ordering::Acquire) != seen {
+        arch::interrupts_enable();
+        return;
+    }
+    let deadline = match (deadline, next_deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match deadline {
+        Some(d) => {
+            let now = time::now_ns();
+            if d <= now {
+                arch::interrupts_enable();
+                return;
+            }
+            let ticks = u128::from(d - now) * u128::from(time::apic_timer_hz()) / 1_000_000_000;
+            apic::timer_oneshot(
+                TIMER_VECTOR.load(Ordering::Relaxed),
+                ticks.clamp(1, u128::from(u32::MAX)) as u32,
+            );
+        }
+        None => apic::timer_stop(),
+    }
+    arch::enable_and_halt();
+}
+
+static LAST_WAKE: AtomicU64 = AtomicU64::new(0);
+
+/// One pass of the main loop: timers, then woken work, then sleep if idle.
+pub fn run_once() {
+    let seen = WAKES.load(Ordering::Acquire);
+    let mut busy = run_timers();
+    busy |= run_vector_work();
+    if LAST_WAKE.swap(seen, Ordering::AcqRel) != seen {
+        // Take the pollers out so they can register more work.
+        let mut pollers = core::mem::take(&mut *POLLERS.lock());
+        for p in &mut pollers {
+            p();
+        }
+        let mut slot = POLLERS.lock();
+        pollers.append(&mut slot);
+        *slot = pollers;
+        busy = true;
+    }
+    if !busy {
+        halt_until(seen, None);
+    }
+}
+
+/// Run the main loop until `cond` holds or `timeout_ns` passes; true if it
+/// held. Timers and vector handlers keep running meanwhile.
+pub fn wait_until(timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = time::now_ns().saturating_add(timeout_ns);
+    loop {
+        let seen = WAKES.load(Ordering::Acquire);
+        if cond() {
+            return true;
+        }
+        if time::now_ns() >= deadline {
+            return false;
+        }
+        run_timers();
+        run_vector_work();
+        if cond() {
+            return true;
+        }
+        halt_until(seen, Some(deadline));
+    }
+}
+
+/// Wait for the next interrupt, at most 1 ms (the platform's `relax`).
+pub fn relax() {
+    let seen = WAKES.load(Ordering::Acquire);
+    halt_until(seen, Some(time::now_ns() + 1_000_000));
+}

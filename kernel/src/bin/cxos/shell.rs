@@ -1,0 +1,130 @@
+//! The serial console shell. Input arrives by interrupt into the UART ring;
+//! the shell runs from the main loop whenever an interrupt woke it.
+
+use alloc::string::String;
+
+use crate::{arch, interrupts, logger, memory, pcibus, print, println, runtime, serial, time};
+
+const PROMPT: &str = "cxos> ";
+const MAX_LINE: usize = 256;
+
+pub struct Shell {
+    line: String,
+    /// The previous byte was '\r' (a following '\n' is not a second Enter).
+    after_cr: bool,
+}
+
+impl Shell {
+    pub fn start() -> Self {
+        print!("{PROMPT}");
+        let mut shell = Self {
+            line: String::new(),
+            after_cr: false,
+        };
+        serial::poll_rx();
+        shell.poll();
+        shell
+    }
+
+    /// Consume every received byte.
+    pub fn poll(&mut self) {
+        while let Some(b) = serial::read_byte() {
+            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    println!();
+                    let line = core::mem::take(&mut self.line);
+                    execute(line.trim());
+                    print!("{PROMPT}");
+                }
+                0x08 | 0x7f if self.line.pop().is_some() => print!("\x08 \x08"),
+                0x20..=0x7e if self.line.len() < MAX_LINE => {
+                    self.line.push(b as char);
+                    print!("{}", b as char);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+const HELP: &str = "commands:
+  help                  this list
+  lspci                 PCI functions with capabilities
+  mem                   heap, frame and DMA usage
+  irq                   interrupt vectors and counts
+  uptime                time since boot
+  log <target>=<level>  change a log level (or: log <level>)
+  poweroff              leave";
+
+fn execute(line: &str) {
+    let (cmd, arg) = line
+        .split_once(' ')
+        .map_or((line, ""), |(c, a)| (c, a.trim()));
+    match cmd {
+        "" => {}
+        "help" => println!("{HELP}"),
+        "lspci" => {
+            for f in pcibus::functions() {
+                match f.claimed_by {
+                    Some(owner) => println!("{} [{owner}]", f.line),
+                    None => println!("{}", f.line),
+                }
+            }
+        }
+        "mem" => {
+            let h = memory::heap_stats();
+            let f = memory::frame_stats();
+            let d = memory::dma_stats();
+            println!(
+                "heap: {} bytes used of {} ({} allocations, {} failed)",
+                h.used, h.size, h.allocations, h.failures
+            );
+            println!(
+                "frames: {} free, {} used ({} MiB usable)",
+                f.free,
+                f.used,
+                f.usable_bytes >> 20
+            );
+            println!(
+                "dma: {} regions, {} bytes ({} allocations, {} failed)",
+                d.regions, d.bytes, d.allocations, d.failures
+            );
+        }
+        "irq" => {
+            for (v, role, owner, count) in interrupts::vector_table() {
+                println!("irq {v:#04x} {role} {owner}: {count}");
+            }
+            println!(
+                "irq spurious: {}",
+                interrupts::count(interrupts::SPURIOUS_VECTOR)
+            );
+        }
+        "uptime" => {
+            let ns = time::now_ns();
+            println!(
+                "uptime: {}.{:06} s, {} timers",
+                ns / 1_000_000_000,
+                (ns / 1000) % 1_000_000,
+                runtime::active_timers()
+            );
+        }
+        "log" => match logger::apply(arg) {
+            Ok(f) if !arg.is_empty() => println!("log: {f}"),
+            Ok(_) => println!("usage: log <target>=<level> | log <level>"),
+            Err(e) => println!("log: {e}"),
+        },
+        "poweroff" => poweroff(),
+        other => println!("unknown command '{other}' (try help)"),
+    }
+}
+
+/// isa-debug-exit when present (QEMU exits 33), else ACPI S5, else halt.
+pub fn poweroff() -> ! {
+    println!("poweroff");
+    arch::outl(0xf4, arch::EXIT_PASS);
+    crate::acpi_s5();
+    println!("poweroff: no way to switch off; halted");
+    arch::halt_forever()
+}

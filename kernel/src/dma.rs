@@ -1,0 +1,286 @@
+//! DMA memory: zeroed, page-aligned, physically contiguous regions whose
+//! device address is their physical address (no IOMMU), accessed through
+//! volatile reads and writes because a device may touch them at any time.
+//!
+//! The pool draws frames from a [`FrameAllocator`] reachable at the same
+//! addresses it hands out (the kernel's identity map; in host tests, host
+//! memory posing as physical memory).
+
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use cxos_drivers::{DmaAddr, DmaRegion, PlatformError};
+use spin::Mutex;
+
+use crate::frames::{FRAME_SIZE, FrameAllocator};
+
+/// Usage counters, read by `mem` and by leak tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DmaStats {
+    pub regions: u64,
+    pub bytes: u64,
+    pub allocations: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug)]
+pub struct DmaPool {
+    frames: &'static Mutex<FrameAllocator>,
+    regions: AtomicU64,
+    bytes: AtomicU64,
+    allocations: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl DmaPool {
+    pub const fn new(frames: &'static Mutex<FrameAllocator>) -> Self {
+        Self {
+            frames,
+            regions: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            allocations: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// A zeroed region of at least `size` bytes (whole pages are taken).
+    pub fn alloc(&'static self, size: usize) -> Result<DmaBuffer, PlatformError> {
+        let pages = (size as u64).div_ceil(FRAME_SIZE).max(1);
+        let Some(addr) = self.frames.lock().alloc(pages, FRAME_SIZE) else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(PlatformError::OutOfDmaMemory { requested: size });
+        };
+        // SAFETY: the frames were just taken from the allocator, so nobody
+        // else uses them, and they are reachable at their physical address.
+        unsafe { ptr::write_bytes(addr as *mut u8, 0, (pages * FRAME_SIZE) as usize) };
+        self.regions.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(pages * FRAME_SIZE, Ordering::Relaxed);
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+        Ok(DmaBuffer {
+            addr,
+            len: size,
+            pages,
+            pool: self,
+        })
+    }
+
+    pub fn stats(&self) -> DmaStats {
+        DmaStats {
+            regions: self.regions.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            allocations: self.allocations.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One DMA region; dropping it returns its frames to the pool.
+#[derive(Debug)]
+pub struct DmaBuffer {
+    addr: u64,
+    len: usize,
+    pages: u64,
+    pool: &'static DmaPool,
+}
+
+impl DmaBuffer {
+    /// Bounds check of a driver-chosen offset (a driver bug if it fails:
+    /// the platform contract says implementations panic).
+    fn ptr(&self, offset: usize, size: usize) -> *mut u8 {
+        assert!(
+            offset.checked_add(size).is_some_and(|end| end <= self.len),
+            "DMA access [{offset}, +{size}) outside region of {} bytes",
+            self.len
+        );
+        (self.addr as usize + offset) as *mut u8
+    }
+}
+
+impl Drop for DmaBuffer {
+    fn drop(&mut self) {
+        let freed = self.pool.frames.lock().free(self.addr, self.pages);
+        assert!(freed.is_ok(), "DMA region {:#x} freed twice", self.addr);
+        self.pool.regions.fetch_sub(1, Ordering::Relaxed);
+        self.pool
+            .bytes
+            .fetch_sub(self.pages * FRAME_SIZE, Ordering::Relaxed);
+    }
+}
+
+macro_rules! volatile_be {
+    ($read:ident, $write:ident, $t:ty) => {
+        fn $read(&self, offset: usize) -> $t {
+            let p = self.ptr(offset, size_of::<$t>()) as *const $t;
+            assert!(p.is_aligned(), "unaligned DMA read at {offset}");
+            // SAFETY: in bounds and aligned (checked above); the region is
+            // owned by this buffer; volatile because the device writes it.
+            <$t>::from_be(unsafe { ptr::read_volatile(p) })
+        }
+        fn $write(&self, offset: usize, value: $t) {
+            let p = self.ptr(offset, size_of::<$t>()) as *mut $t;
+            assert!(p.is_aligned(), "unaligned DMA write at {offset}");
+            // SAFETY: as for the read.
+            unsafe { ptr::write_volatile(p, value.to_be()) }
+        }
+    };
+}
+
+impl DmaRegion for DmaBuffer {
+    fn device_addr(&self) -> DmaAddr {
+        DmaAddr(self.addr)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read_u8(&self, offset: usize) -> u8 {
+        // SAFETY: in bounds (checked by `ptr`), owned by this buffer.
+        unsafe { ptr::read_volatile(self.ptr(offset, 1)) }
+    }
+
+    fn write_u8(&self, offset: usize, value: u8) {
+        // SAFETY: in bounds (checked by `ptr`), owned by this buffer.
+        unsafe { ptr::write_volatile(self.ptr(offset, 1), value) }
+    }
+
+    volatile_be!(read_be16, write_be16, u16);
+    volatile_be!(read_be32, write_be32, u32);
+    volatile_be!(read_be64, write_be64, u64);
+
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        let p = self.ptr(offset, dst.len());
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: p + i is inside the checked range.
+            *d = unsafe { ptr::read_volatile(p.add(i)) };
+        }
+    }
+
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        let p = self.ptr(offset, src.len());
+        for (i, s) in src.iter().enumerate() {
+            // SAFETY: p + i is inside the checked range.
+            unsafe { ptr::write_volatile(p.add(i), *s) };
+        }
+    }
+
+    fn fill(&self, offset: usize, len: usize, byte: u8) {
+        let p = self.ptr(offset, len);
+        for i in 0..len {
+            // SAFETY: p + i is inside the checked range.
+            unsafe { ptr::write_volatile(p.add(i), byte) };
+        }
+    }
+
+    fn with_bytes<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let p = self.ptr(offset, len);
+        // SAFETY: in bounds; the trait's contract is that the device does
+        // not write this range while `f` runs, so a shared slice is sound.
+        f(unsafe { core::slice::from_raw_parts(p, len) })
+    }
+
+    fn with_bytes_mut<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let p = self.ptr(offset, len);
+        // SAFETY: in bounds; the device neither reads nor writes the range
+        // while `f` runs (trait contract), and `&self` methods of this
+        // buffer are not re-entered from `f` for the same range.
+        f(unsafe { core::slice::from_raw_parts_mut(p, len) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxos_boot::{MemoryKind, MemoryRegion};
+    use std::alloc::{Layout, alloc};
+
+    /// A pool over 64 leaked host pages standing in for physical memory.
+    fn pool() -> &'static DmaPool {
+        let layout = Layout::from_size_align(64 * 4096, 4096).unwrap();
+        // SAFETY: non-zero size; the memory is leaked on purpose.
+        let base = unsafe { alloc(layout) } as u64;
+        assert_ne!(base, 0);
+        // Dirty it so zeroing is observable.
+        // SAFETY: just allocated, 64 pages long.
+        unsafe { ptr::write_bytes(base as *mut u8, 0xa5, 64 * 4096) };
+        let map = [MemoryRegion {
+            start: base,
+            len: 64 * 4096,
+            kind: MemoryKind::Usable,
+        }];
+        let frames = FrameAllocator::from_map(&map, &[], &mut |i| panic!("{i}"));
+        let frames: &'static Mutex<FrameAllocator> = Box::leak(Box::new(Mutex::new(frames)));
+        Box::leak(Box::new(DmaPool::new(frames)))
+    }
+
+    #[test]
+    fn regions_are_zeroed_aligned_and_counted() {
+        let p = pool();
+        let free0 = p.frames.lock().free_frames();
+        let a = p.alloc(100).unwrap();
+        let b = p.alloc(8192 + 1).unwrap();
+        assert_eq!(a.device_addr().get() % 4096, 0);
+        assert_eq!(a.len(), 100);
+        assert!((0..100).all(|i| a.read_u8(i) == 0));
+        assert!((0..8193).all(|i| b.read_u8(i) == 0));
+        assert_eq!(
+            p.stats(),
+            DmaStats {
+                regions: 2,
+                bytes: 4 * 4096,
+                allocations: 2,
+                failures: 0
+            }
+        );
+        assert_eq!(p.frames.lock().free_frames(), free0 - 4);
+        drop(a);
+        assert_eq!(p.stats().regions, 1);
+        assert_eq!(p.stats().bytes, 3 * 4096);
+        drop(b);
+        assert_eq!(p.stats().regions, 0);
+        assert_eq!(p.stats().bytes, 0);
+        assert_eq!(p.frames.lock().free_frames(), free0);
+    }
+
+    #[test]
+    fn out_of_memory_is_an_error_and_counted() {
+        let p = pool();
+        let big = p.alloc(64 * 4096).unwrap();
+        assert_eq!(
+            p.alloc(1).unwrap_err(),
+            PlatformError::OutOfDmaMemory { requested: 1 }
+        );
+        assert_eq!(p.stats().failures, 1);
+        drop(big);
+        assert!(p.alloc(1).is_ok());
+    }
+
+    #[test]
+    fn accessors_are_big_endian() {
+        let p = pool();
+        let r = p.alloc(64).unwrap();
+        r.write_be32(4, 0x1122_3344);
+        assert_eq!(r.read_u8(4), 0x11);
+        assert_eq!(r.read_u8(7), 0x44);
+        r.write_be64(8, 0x0102_0304_0506_0708);
+        assert_eq!(r.read_be16(8), 0x0102);
+        assert_eq!(r.read_be64(8), 0x0102_0304_0506_0708);
+        r.write_bytes(16, b"abc");
+        let mut out = [0u8; 3];
+        r.read_bytes(16, &mut out);
+        assert_eq!(&out, b"abc");
+        r.fill(20, 4, 0xff);
+        assert_eq!(r.read_be32(20), 0xffff_ffff);
+        assert_eq!(r.with_bytes(16, 3, |s| s.to_vec()), b"abc");
+        r.with_bytes_mut(0, 2, |s| s.copy_from_slice(&[9, 8]));
+        assert_eq!(r.read_be16(0), 0x0908);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside region")]
+    fn out_of_bounds_access_panics() {
+        let p = pool();
+        let r = p.alloc(16).unwrap();
+        r.read_be32(14);
+    }
+}

@@ -1,0 +1,304 @@
+//! Identity mapping with 2 MiB pages in 4-level x86_64 page tables (Intel
+//! SDM vol. 3 4.5): RAM above the boot map and device memory anywhere in
+//! the 64-bit space. Device memory is uncached (PCD|PWT selects PAT entry 3,
+//! UC, with the power-on PAT).
+//!
+//! The walk runs over [`TableMemory`] so host tests can check the entries
+//! it writes; the kernel implements it over the identity-mapped tables.
+
+use core::fmt;
+
+pub const PRESENT: u64 = 1;
+pub const WRITABLE: u64 = 1 << 1;
+pub const PWT: u64 = 1 << 3;
+pub const PCD: u64 = 1 << 4;
+pub const HUGE: u64 = 1 << 7;
+pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+pub const TWO_MIB: u64 = 2 << 20;
+/// 52-bit physical addresses at most (architectural limit).
+pub const MAX_PHYS: u64 = 1 << 52;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    WriteBack,
+    Uncached,
+}
+
+/// Why a mapping could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    OutOfFrames,
+    BadRange { start: u64, len: u64 },
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfFrames => write!(f, "no frame for a page table"),
+            Self::BadRange { start, len } => write!(f, "cannot map [{start:#x}, +{len:#x})"),
+        }
+    }
+}
+
+/// Access to page tables by physical address.
+pub trait TableMemory {
+    /// Entry `index` (< 512) of the table at `table`.
+    fn read(&self, table: u64, index: usize) -> u64;
+    fn write(&mut self, table: u64, index: usize, value: u64);
+    /// A zeroed 4 KiB frame for a new table.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// Drop the TLB entry of `addr` (its mapping changed).
+    fn flush(&mut self, addr: u64);
+}
+
+/// The next-level table of entry `index` of `table`, created if absent.
+fn next_table(mem: &mut dyn TableMemory, table: u64, index: usize) -> Result<u64, MapError> {
+    let e = mem.read(table, index);
+    if e & PRESENT != 0 {
+        return Ok(e & ADDR_MASK);
+    }
+    let t = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
+    mem.write(table, index, t | PRESENT | WRITABLE);
+    Ok(t)
+}
+
+/// Identity map `[start, start + len)` with 2 MiB pages under `pml4`.
+/// Existing 2 MiB mappings are re-flagged (so device memory next to RAM
+/// turns uncached); 1 GiB pages made by someone else are left alone.
+pub fn map_identity(
+    mem: &mut dyn TableMemory,
+    pml4: u64,
+    start: u64,
+    len: u64,
+    cache: Cache,
+) -> Result<(), MapError> {
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= MAX_PHYS && len > 0)
+        .ok_or(MapError::BadRange { start, len })?;
+    let flags = PRESENT
+        | WRITABLE
+        | HUGE
+        | match cache {
+            Cache::WriteBack => 0,
+            Cache::Uncached => PCD | PWT,
+        };
+    let mut a = start & !(TWO_MIB - 1);
+    while a < end {
+        let pdpt = next_table(mem, pml4, ((a >> 39) & 511) as usize)?;
+        let pdpt_index = ((a >> 30) & 511) as usize;
+        if mem.read(pdpt, pdpt_index) & (PRESENT | HUGE) == PRESENT | HUGE {
+            a += TWO_MIB;
+            continue;
+        }
+        let pd = next_table(mem, pdpt, pdpt_index)?;
+        let pd_index = ((a >> 21) & 511) as usize;
+        let old = mem.read(pd, pd_index);
+        let new = a | flags;
+        if old != new {
+            mem.write(pd, pd_index, new);
+            if old & PRESENT != 0 {
+                mem.flush(a);
+            }
+        }
+        a += TWO_MIB;
+    }
+    Ok(())
+}
+
+/// Make the 4 KiB page at `addr` not present (a guard page below a stack),
+/// splitting the 2 MiB page around it into 4 KiB pages with the same
+/// attributes. A later [`map_identity`] over that 2 MiB maps it whole again.
+pub fn unmap_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), MapError> {
+    let bad = MapError::BadRange {
+        start: addr,
+        len: 0x1000,
+    };
+    if !addr.is_multiple_of(0x1000) || addr >= MAX_PHYS {
+        return Err(bad);
+    }
+    let pml4e = mem.read(pml4, ((addr >> 39) & 511) as usize);
+    if pml4e & PRESENT == 0 {
+        return Ok(());
+    }
+    let pdpt = pml4e & ADDR_MASK;
+    let pdpte = mem.read(pdpt, ((addr >> 30) & 511) as usize);
+    if pdpte & PRESENT == 0 {
+        return Ok(());
+    }
+    if pdpte & HUGE != 0 {
+        return Err(bad);
+    }
+    let pd = pdpte & ADDR_MASK;
+    let pd_index = ((addr >> 21) & 511) as usize;
+    let pde = mem.read(pd, pd_index);
+    if pde & PRESENT == 0 {
+        return Ok(());
+    }
+    let pt = if pde & HUGE != 0 {
+        let pt = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
+        let base = pde & ADDR_MASK & !(TWO_MIB - 1);
+        // 4 KiB entries keep present/writable/PWT/PCD; bit 7 means PAT
+        // there, so the huge-page bit is not carried over.
+        let attrs = pde & (PRESENT | WRITABLE | PWT | PCD);
+        for i in 0..512u64 {
+            mem.write(pt, i as usize, (base + i * 0x1000) | attrs);
+        }
+        mem.write(pd, pd_index, pt | PRESENT | WRITABLE);
+        mem.flush(base);
+        pt
+    } else {
+        pde & ADDR_MASK
+    };
+    mem.write(pt, ((addr >> 12) & 511) as usize, 0);
+    mem.flush(addr);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Tables as a map from physical address to 512 entries.
+    #[derive(Debug, Default)]
+    struct FakeTables {
+        tables: HashMap<u64, Vec<u64>>,
+        next: u64,
+        limit: usize,
+        flushed: Vec<u64>,
+    }
+
+    impl FakeTables {
+        fn new(limit: usize) -> (Self, u64) {
+            let mut t = Self {
+                next: 0x10_0000,
+                limit,
+                ..Self::default()
+            };
+            let root = t.alloc_table().unwrap();
+            (t, root)
+        }
+
+        fn entry(&self, pml4: u64, addr: u64) -> u64 {
+            let pdpt = self.tables[&pml4][((addr >> 39) & 511) as usize] & ADDR_MASK;
+            let pd = self.tables[&pdpt][((addr >> 30) & 511) as usize] & ADDR_MASK;
+            self.tables[&pd][((addr >> 21) & 511) as usize]
+        }
+    }
+
+    impl TableMemory for FakeTables {
+        fn read(&self, table: u64, index: usize) -> u64 {
+            self.tables[&table][index]
+        }
+        fn write(&mut self, table: u64, index: usize, value: u64) {
+            self.tables.get_mut(&table).unwrap()[index] = value;
+        }
+        fn alloc_table(&mut self) -> Option<u64> {
+            if self.tables.len() == self.limit {
+                return None;
+            }
+            let t = self.next;
+            self.next += 0x1000;
+            self.tables.insert(t, vec![0; 512]);
+            Some(t)
+        }
+        fn flush(&mut self, addr: u64) {
+            self.flushed.push(addr);
+        }
+    }
+
+    #[test]
+    fn maps_a_high_bar_uncached() {
+        let (mut t, root) = FakeTables::new(16);
+        // A 32 MiB BAR at 0x38_0000_0000 (PML4 slot 0, PDPT slot 0xe0).
+        map_identity(&mut t, root, 0x38_0000_0000, 32 << 20, Cache::Uncached).unwrap();
+        assert_eq!(t.tables.len(), 3, "one PDPT and one PD were created");
+        for i in 0..16u64 {
+            let a = 0x38_0000_0000 + i * TWO_MIB;
+            assert_eq!(t.entry(root, a), a | PRESENT | WRITABLE | HUGE | PCD | PWT);
+        }
+        let pd = t.tables[&(t.tables[&root][0] & ADDR_MASK)][0xe0] & ADDR_MASK;
+        assert_eq!(t.tables[&pd][16], 0, "nothing past the end");
+        assert!(t.flushed.is_empty(), "fresh entries need no flush");
+    }
+
+    #[test]
+    fn partial_pages_are_covered_and_reflagging_flushes() {
+        let (mut t, root) = FakeTables::new(16);
+        map_identity(&mut t, root, 0x1_0000_0000, 4 << 20, Cache::WriteBack).unwrap();
+        // 4 KiB straddling a 2 MiB boundary inside that RAM, made uncached.
+        map_identity(&mut t, root, 0x1_001f_f000, 0x2000, Cache::Uncached).unwrap();
+        assert_eq!(t.entry(root, 0x1_0000_0000) & (PCD | PWT), PCD | PWT);
+        assert_eq!(t.entry(root, 0x1_0020_0000) & (PCD | PWT), PCD | PWT);
+        assert_eq!(t.flushed, vec![0x1_0000_0000, 0x1_0020_0000]);
+        // Mapping again with the same flags changes nothing.
+        map_identity(&mut t, root, 0x1_0000_0000, 0x1000, Cache::Uncached).unwrap();
+        assert_eq!(t.flushed.len(), 2);
+    }
+
+    #[test]
+    fn crosses_pml4_slots() {
+        let (mut t, root) = FakeTables::new(16);
+        let start = (1u64 << 39) - TWO_MIB;
+        map_identity(&mut t, root, start, 2 * TWO_MIB, Cache::Uncached).unwrap();
+        assert_eq!(t.entry(root, start) & ADDR_MASK, start);
+        assert_eq!(t.entry(root, 1 << 39) & ADDR_MASK, 1 << 39);
+        assert_eq!(t.tables.len(), 5, "two PDPTs and two PDs");
+    }
+
+    #[test]
+    fn errors() {
+        let (mut t, root) = FakeTables::new(2);
+        assert_eq!(
+            map_identity(&mut t, root, 0x1_0000_0000, 0x1000, Cache::Uncached),
+            Err(MapError::OutOfFrames)
+        );
+        assert_eq!(
+            map_identity(&mut t, root, u64::MAX - 10, 100, Cache::Uncached),
+            Err(MapError::BadRange {
+                start: u64::MAX - 10,
+                len: 100
+            })
+        );
+        assert!(map_identity(&mut t, root, 0, 0, Cache::Uncached).is_err());
+        assert!(map_identity(&mut t, root, MAX_PHYS, 0x1000, Cache::Uncached).is_err());
+    }
+
+    #[test]
+    fn guard_page_splits_a_2mib_page() {
+        let (mut t, root) = FakeTables::new(16);
+        map_identity(&mut t, root, 0x4000_0000, TWO_MIB, Cache::Uncached).unwrap();
+        let tables = t.tables.len();
+        unmap_4k(&mut t, root, 0x4010_3000).unwrap();
+        assert_eq!(t.tables.len(), tables + 1, "one page table");
+        let pt = t.entry(root, 0x4000_0000);
+        assert_eq!(
+            pt & (HUGE | PRESENT),
+            PRESENT,
+            "PD entry now points at a table"
+        );
+        let pt = t.tables[&(pt & ADDR_MASK)].clone();
+        assert_eq!(pt[0], 0x4000_0000 | PRESENT | WRITABLE | PCD | PWT);
+        assert_eq!(pt[0x102], 0x4010_2000 | PRESENT | WRITABLE | PCD | PWT);
+        assert_eq!(pt[0x103], 0, "the guard page");
+        assert_eq!(pt[0x104], 0x4010_4000 | PRESENT | WRITABLE | PCD | PWT);
+        assert_eq!(t.flushed, vec![0x4000_0000, 0x4010_3000]);
+        // A second guard in the same 2 MiB reuses the table.
+        unmap_4k(&mut t, root, 0x4010_5000).unwrap();
+        assert_eq!(t.tables.len(), tables + 1);
+        // Unmapped or unaligned addresses.
+        unmap_4k(&mut t, root, 0x80_0000_0000).unwrap();
+        assert!(unmap_4k(&mut t, root, 0x4010_3001).is_err());
+    }
+
+    #[test]
+    fn leaves_foreign_1gib_pages_alone() {
+        let (mut t, root) = FakeTables::new(16);
+        let pdpt = t.alloc_table().unwrap();
+        t.write(root, 0, pdpt | PRESENT | WRITABLE);
+        t.write(pdpt, 4, (4 << 30) | PRESENT | WRITABLE | HUGE);
+        map_identity(&mut t, root, 4 << 30, 4 << 20, Cache::Uncached).unwrap();
+        assert_eq!(t.read(pdpt, 4), (4 << 30) | PRESENT | WRITABLE | HUGE);
+    }
+}

@@ -1,0 +1,407 @@
+//! PCI configuration space logic over an abstract accessor: header fields,
+//! capability walk, BAR sizing, and the console line of a function.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use cxos_drivers::PciAddress;
+
+/// Config space of one function, 32-bit accesses at 4-aligned offsets.
+pub trait ConfigSpace {
+    fn read32(&self, offset: u16) -> u32;
+    fn write32(&self, offset: u16, value: u32);
+
+    fn read16(&self, offset: u16) -> u16 {
+        (self.read32(offset & !3) >> ((offset & 2) * 8)) as u16
+    }
+    fn read8(&self, offset: u16) -> u8 {
+        (self.read32(offset & !3) >> ((offset & 3) * 8)) as u8
+    }
+    /// Read-modify-write of the 16-bit half (config writes are 32-bit here).
+    /// Callers must not use this on registers with write-1-to-clear bits in
+    /// the other half (the command/status pair is handled by `set_command`).
+    fn write16(&self, offset: u16, value: u16) {
+        let shift = (offset & 2) * 8;
+        let old = self.read32(offset & !3);
+        let new = (old & !(0xffff << shift)) | (u32::from(value) << shift);
+        self.write32(offset & !3, new);
+    }
+}
+
+pub const COMMAND_IO: u16 = 1 << 0;
+pub const COMMAND_MEMORY: u16 = 1 << 1;
+pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
+
+/// Write the command register without clearing status bits (status is
+/// write-1-to-clear: writing zeros to it leaves it alone).
+pub fn set_command(cfg: &dyn ConfigSpace, command: u16) {
+    cfg.write32(0x04, u32::from(command));
+}
+
+pub fn command(cfg: &dyn ConfigSpace) -> u16 {
+    cfg.read16(0x04)
+}
+
+pub const CAP_PM: u8 = 0x01;
+pub const CAP_VPD: u8 = 0x03;
+pub const CAP_MSI: u8 = 0x05;
+pub const CAP_VENDOR: u8 = 0x09;
+pub const CAP_PCIE: u8 = 0x10;
+pub const CAP_MSIX: u8 = 0x11;
+
+/// The identifying fields of a function's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub vendor: u16,
+    pub device: u16,
+    /// Class, subclass, programming interface (24 bits).
+    pub class: u32,
+    pub header_type: u8,
+    pub multifunction: bool,
+}
+
+/// Read the header; `None` when no function answers (vendor 0xffff).
+pub fn header(cfg: &dyn ConfigSpace) -> Option<Header> {
+    let id = cfg.read32(0);
+    let vendor = id as u16;
+    if vendor == 0xffff || vendor == 0 {
+        return None;
+    }
+    let ht = cfg.read8(0x0e);
+    Some(Header {
+        vendor,
+        device: (id >> 16) as u16,
+        class: cfg.read32(0x08) >> 8,
+        header_type: ht & 0x7f,
+        multifunction: ht & 0x80 != 0,
+    })
+}
+
+/// `(id, offset)` of each capability in list order. The walk is bounded and
+/// ignores pointers into the header, so a looping or corrupt list ends.
+pub fn capabilities(cfg: &dyn ConfigSpace) -> Vec<(u8, u16)> {
+    let mut caps = Vec::new();
+    if cfg.read16(0x06) & (1 << 4) == 0 {
+        return caps;
+    }
+    let mut ptr = u16::from(cfg.read8(0x34)) & 0xfc;
+    while ptr >= 0x40 && caps.len() < 48 {
+        let word = cfg.read16(ptr);
+        caps.push((word as u8, ptr));
+        ptr = (word >> 8) & 0xfc;
+    }
+    caps
+}
+
+pub fn find_capability(cfg: &dyn ConfigSpace, id: u8) -> Option<u16> {
+    capabilities(cfg)
+        .into_iter()
+        .find(|&(c, _)| c == id)
+        .map(|(_, off)| off)
+}
+
+/// MSI-X table size (entries) from the capability at `cap`.
+pub fn msix_table_size(cfg: &dyn ConfigSpace, cap: u16) -> u16 {
+    (cfg.read16(cap + 2) & 0x7ff) + 1
+}
+
+/// The console line of one function (KERNEL-CONTRACT.md):
+/// `pci BB:DD.F VVVV:DDDD class CCSSPP` then capability words.
+pub fn describe(addr: PciAddress, h: &Header, cfg: &dyn ConfigSpace) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "pci {addr} {:04x}:{:04x} class {:06x}",
+        h.vendor, h.device, h.class
+    );
+    for (id, off) in capabilities(cfg) {
+        let _ = match id {
+            CAP_PM => write!(s, " pm"),
+            CAP_MSI => write!(s, " msi"),
+            CAP_MSIX => write!(s, " msix({})", msix_table_size(cfg, off)),
+            CAP_PCIE => write!(s, " pcie"),
+            CAP_VPD => write!(s, " vpd"),
+            CAP_VENDOR => write!(s, " vendor"),
+            other => write!(s, " cap({other:02x})"),
+        };
+    }
+    s
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarKind {
+    Io,
+    Mem32,
+    Mem64,
+}
+
+/// A sized base address register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bar {
+    /// BAR index (the low one for 64-bit BARs).
+    pub index: u8,
+    pub kind: BarKind,
+    pub prefetchable: bool,
+    pub base: u64,
+    pub size: u64,
+}
+
+/// Size the six BARs of a type 0 header (two of a bridge), restoring their
+/// values. Decoding is turned off while all-ones are written so the probe
+/// never moves a live BAR onto something else.
+pub fn size_bars(cfg: &dyn ConfigSpace, header_type: u8) -> Vec<Bar> {
+    let count = match header_type {
+        0 => 6,
+        1 => 2,
+        _ => 0,
+    };
+    let mut bars = Vec::new();
+    let cmd = command(cfg);
+    set_command(cfg, cmd & !(COMMAND_IO | COMMAND_MEMORY));
+    let mut i = 0u8;
+    while i < count {
+        let off = 0x10 + u16::from(i) * 4;
+        let orig = cfg.read32(off);
+        cfg.write32(off, 0xffff_ffff);
+        let mask = cfg.read32(off);
+        cfg.write32(off, orig);
+        if orig & 1 == 1 {
+            let size_mask = mask & !3 & 0xffff;
+            if size_mask != 0 {
+                bars.push(Bar {
+                    index: i,
+                    kind: BarKind::Io,
+                    prefetchable: false,
+                    base: u64::from(orig & !3),
+                    size: u64::from((!size_mask & 0xffff) + 1),
+                });
+            }
+            i += 1;
+            continue;
+        }
+        let prefetchable = orig & 8 != 0;
+        if (orig >> 1) & 3 == 2 && i + 1 < count {
+            let off_hi = off + 4;
+            let orig_hi = cfg.read32(off_hi);
+            cfg.write32(off_hi, 0xffff_ffff);
+            let mask_hi = cfg.read32(off_hi);
+            cfg.write32(off_hi, orig_hi);
+            let mask64 = (u64::from(mask_hi) << 32) | u64::from(mask & !0xf);
+            if mask64 != 0 {
+                bars.push(Bar {
+                    index: i,
+                    kind: BarKind::Mem64,
+                    prefetchable,
+                    base: (u64::from(orig_hi) << 32) | u64::from(orig & !0xf),
+                    size: (!mask64).wrapping_add(1),
+                });
+            }
+            i += 2;
+        } else {
+            let m = mask & !0xf;
+            if m != 0 {
+                bars.push(Bar {
+                    index: i,
+                    kind: BarKind::Mem32,
+                    prefetchable,
+                    base: u64::from(orig & !0xf),
+                    size: u64::from((!m).wrapping_add(1)),
+                });
+            }
+            i += 1;
+        }
+    }
+    set_command(cfg, cmd);
+    bars
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A config space that behaves like a device: read-only bits, BAR size
+    //! masks, write-1-to-clear status.
+    use super::ConfigSpace;
+    use std::cell::RefCell;
+
+    #[derive(Debug)]
+    pub struct FakeConfig {
+        pub regs: RefCell<[u32; 1024]>,
+        /// Size mask of each BAR register (0 = unimplemented).
+        pub bar_masks: [u32; 6],
+        pub writes: RefCell<Vec<(u16, u32)>>,
+    }
+
+    impl FakeConfig {
+        pub fn new(vendor: u16, device: u16, class: u32) -> Self {
+            let mut regs = [0u32; 1024];
+            regs[0] = u32::from(vendor) | (u32::from(device) << 16);
+            regs[2] = class << 8;
+            Self {
+                regs: RefCell::new(regs),
+                bar_masks: [0; 6],
+                writes: RefCell::new(Vec::new()),
+            }
+        }
+
+        pub fn set(&self, off: u16, v: u32) {
+            self.regs.borrow_mut()[usize::from(off / 4)] = v;
+        }
+
+        pub fn get(&self, off: u16) -> u32 {
+            self.regs.borrow()[usize::from(off / 4)]
+        }
+
+        /// Chain capabilities `(id, offset, extra 16 bits, further dwords)`.
+        pub fn add_caps(&self, caps: &[(u8, u16, u16)]) {
+            self.set(0x04, self.get(0x04) | (1 << 20));
+            self.set(0x34, u32::from(caps[0].1));
+            for (i, &(id, off, extra)) in caps.iter().enumerate() {
+                let next = caps.get(i + 1).map_or(0, |c| c.1);
+                self.set(
+                    off,
+                    u32::from(id) | (u32::from(next) << 8) | (u32::from(extra) << 16),
+                );
+            }
+        }
+    }
+
+    impl ConfigSpace for FakeConfig {
+        fn read32(&self, offset: u16) -> u32 {
+            self.regs.borrow()[usize::from(offset / 4)]
+        }
+
+        fn write32(&self, offset: u16, value: u32) {
+            self.writes.borrow_mut().push((offset, value));
+            let idx = usize::from(offset / 4);
+            let mut regs = self.regs.borrow_mut();
+            match offset {
+                0x04 => {
+                    // Status (high half) is write-1-to-clear.
+                    let status = (regs[1] >> 16) & !(value >> 16);
+                    regs[1] = (status << 16) | (value & 0xffff);
+                }
+                0x10..=0x27 => {
+                    let bar = usize::from((offset - 0x10) / 4);
+                    let mask = self.bar_masks[bar];
+                    let low_bits = regs[idx] & if regs[idx] & 1 == 1 { 0x3 } else { 0xf };
+                    regs[idx] = (value & mask) | (low_bits & !mask);
+                }
+                _ => regs[idx] = value,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeConfig;
+    use super::*;
+
+    #[test]
+    fn bars_are_sized_and_restored() {
+        let mut cfg = FakeConfig::new(0x8086, 0x10d3, 0x020000);
+        // BAR0 128 KiB mem32, BAR1 unimplemented, BAR2 I/O 32 bytes,
+        // BAR3 + BAR4: 64-bit prefetchable 32 MiB above 4 GiB.
+        cfg.bar_masks = [
+            !(0x2_0000 - 1),
+            0,
+            !(32 - 1),
+            !(0x200_0000 - 1),
+            0xffff_ffff,
+            0,
+        ];
+        cfg.set(0x10, 0xfebc_0000);
+        cfg.set(0x18, 0xc041);
+        cfg.set(0x1c, 0xfe00_0000 | 0xc);
+        cfg.set(0x20, 0x1);
+        cfg.set(0x04, 0x0007 | (0x0010 << 16));
+        let bars = size_bars(&cfg, 0);
+        assert_eq!(
+            bars,
+            vec![
+                Bar {
+                    index: 0,
+                    kind: BarKind::Mem32,
+                    prefetchable: false,
+                    base: 0xfebc_0000,
+                    size: 0x2_0000
+                },
+                Bar {
+                    index: 2,
+                    kind: BarKind::Io,
+                    prefetchable: false,
+                    base: 0xc040,
+                    size: 32
+                },
+                Bar {
+                    index: 3,
+                    kind: BarKind::Mem64,
+                    prefetchable: true,
+                    base: 0x1_fe00_0000,
+                    size: 0x200_0000
+                },
+            ]
+        );
+        // Values and command restored; decoding was off during the probe.
+        assert_eq!(cfg.get(0x10), 0xfebc_0000);
+        assert_eq!(cfg.get(0x1c), 0xfe00_000c);
+        assert_eq!(cfg.get(0x20), 1);
+        assert_eq!(cfg.get(0x04) & 0xffff, 0x0007);
+        assert_eq!(cfg.get(0x04) >> 16, 0x0010, "status bits survive");
+        let writes = cfg.writes.borrow();
+        assert_eq!(writes[0], (0x04, 0x0004), "memory and I/O decode off first");
+    }
+
+    #[test]
+    fn capability_line_follows_contract() {
+        let cfg = FakeConfig::new(0x8086, 0x10d3, 0x020000);
+        // e1000e in QEMU: PM at c8, MSI at d0, PCIe at e0, MSI-X at a0 (5 entries).
+        cfg.add_caps(&[
+            (CAP_PM, 0xc8, 0),
+            (CAP_MSI, 0xd0, 0),
+            (CAP_PCIE, 0xe0, 0),
+            (CAP_MSIX, 0xa0, 4),
+            (0x12, 0x60, 0),
+        ]);
+        let h = header(&cfg).unwrap();
+        assert_eq!(
+            describe(PciAddress::new(0, 0, 3, 0), &h, &cfg),
+            "pci 00:03.0 8086:10d3 class 020000 pm msi pcie msix(5) cap(12)"
+        );
+    }
+
+    #[test]
+    fn looping_capability_list_terminates() {
+        let cfg = FakeConfig::new(0x1234, 0x11e8, 0x00ff00);
+        cfg.add_caps(&[(CAP_MSI, 0x40, 0), (CAP_PM, 0x50, 0)]);
+        // Point the last one back at the first.
+        cfg.set(0x50, u32::from(CAP_PM) | (0x40 << 8));
+        assert_eq!(capabilities(&cfg).len(), 48);
+        // A pointer into the header ends the walk.
+        cfg.set(0x50, u32::from(CAP_PM) | (0x3c << 8));
+        assert_eq!(capabilities(&cfg), vec![(CAP_MSI, 0x40), (CAP_PM, 0x50)]);
+    }
+
+    #[test]
+    fn absent_function_has_no_header() {
+        let cfg = FakeConfig::new(0xffff, 0xffff, 0xffffff);
+        assert_eq!(header(&cfg), None);
+        let cfg = FakeConfig::new(0x1234, 0x11e8, 0x00ff00);
+        cfg.set(0x0c, 0x80 << 16);
+        let h = header(&cfg).unwrap();
+        assert!(h.multifunction);
+        assert_eq!(h.class, 0x00ff00);
+        assert!(capabilities(&cfg).is_empty());
+    }
+
+    #[test]
+    fn write16_keeps_other_half() {
+        let cfg = FakeConfig::new(0x1234, 0x11e8, 0);
+        cfg.set(0x40, 0xaaaa_5505);
+        cfg.write16(0x42, 0x1234);
+        assert_eq!(cfg.get(0x40), 0x1234_5505);
+        assert_eq!(cfg.read16(0x42), 0x1234);
+        assert_eq!(cfg.read8(0x41), 0x55);
+    }
+}
