@@ -7,8 +7,10 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod net;
 pub mod pci;
 pub mod platform;
 
+pub use net::{LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError};
 pub use pci::{PciAddress, PciId};
 pub use platform::{DmaAddr, DmaRegion, Platform, PlatformError};

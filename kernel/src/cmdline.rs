@@ -1,7 +1,9 @@
 //! The kernel command line: space-separated `key=value` words.
 //!
 //! Known keys: `test=<name>` (run an in-kernel test suite instead of the
-//! shell) and `log=<filter>` (see [`crate::logfilter`]). Unknown keys and
+//! shell), `log=<filter>` (see [`crate::logfilter`]) and `attach=on|off`
+//! (whether drivers attach the adapters they claim at boot; with `off`
+//! they stay claimed and idle until the shell's `attach <pci>`). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -12,12 +14,24 @@ use core::fmt;
 use crate::logfilter::LogFilter;
 
 /// What the command line asked for.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// `test=`: the test suite to run (the kernel checks the name).
     pub test: Option<String>,
     /// `log=`: per-target log levels.
     pub log: LogFilter,
+    /// `attach=`: attach drivers at boot (default on).
+    pub attach: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            test: None,
+            log: LogFilter::default(),
+            attach: true,
+        }
+    }
 }
 
 /// A problem found in the command line, printed in the contract's words.
@@ -98,6 +112,16 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: alloc::format!("{e}"),
                 }),
             },
+            "attach" => match value {
+                "on" => config.attach = true,
+                "off" => config.attach = false,
+                _ => diags.push(Diagnostic::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    default: (if config.attach { "on" } else { "off" }).into(),
+                    why: "on or off is expected".into(),
+                }),
+            },
             _ => diags.push(Diagnostic::UnknownKey(key.into())),
         }
     }
@@ -173,6 +197,22 @@ mod tests {
         let (c, d) = parse("/boot/cxos test=selftest");
         assert!(d.is_empty());
         assert_eq!(c.test.as_deref(), Some("selftest"));
+    }
+
+    #[test]
+    fn attach_is_on_unless_switched_off() {
+        assert!(parse("").0.attach);
+        let (c, d) = parse("attach=off");
+        assert!(d.is_empty());
+        assert!(!c.attach);
+        assert!(parse("attach=off attach=on").0.attach);
+        let (c, d) = parse("attach=off attach=maybe");
+        assert!(!c.attach);
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value 'maybe' for 'attach', using off"
+        );
+        assert_eq!(d[0].reason(), Some("on or off is expected"));
     }
 
     #[test]

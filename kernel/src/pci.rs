@@ -217,6 +217,63 @@ pub fn size_bars(cfg: &dyn ConfigSpace, header_type: u8) -> Vec<Bar> {
     bars
 }
 
+/// Why a PCI address argument was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AddressError {
+    /// Not `BB:DD.F` or `SSSS:BB:DD.F`.
+    Syntax,
+    /// A field is not hexadecimal or too wide for its place.
+    Field(&'static str),
+    /// Device above 0x1f or function above 7.
+    Range(&'static str),
+}
+
+impl core::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Syntax => write!(f, "expected BB:DD.F or SSSS:BB:DD.F"),
+            Self::Field(what) => write!(f, "bad {what} (hexadecimal)"),
+            Self::Range(what) => write!(f, "{what} out of range"),
+        }
+    }
+}
+
+/// Parse a PCI address as the console prints it (`01:00.0`, or with a
+/// segment `0001:01:00.0`, hexadecimal, as `lspci` writes them).
+pub fn parse_address(text: &str) -> Result<PciAddress, AddressError> {
+    fn hex(s: &str, max_digits: usize, what: &'static str) -> Result<u32, AddressError> {
+        if s.is_empty() || s.len() > max_digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AddressError::Field(what));
+        }
+        u32::from_str_radix(s, 16).map_err(|_| AddressError::Field(what))
+    }
+    let text = text.trim();
+    let (rest, func) = text.rsplit_once('.').ok_or(AddressError::Syntax)?;
+    let mut parts = rest.rsplitn(3, ':');
+    let dev = parts.next().ok_or(AddressError::Syntax)?;
+    let bus = parts.next().ok_or(AddressError::Syntax)?;
+    let seg = parts.next();
+    if seg.is_some_and(|s| s.contains(':')) {
+        return Err(AddressError::Syntax);
+    }
+    let segment = seg.map_or(Ok(0), |s| hex(s, 4, "segment"))?;
+    let bus = hex(bus, 2, "bus")?;
+    let device = hex(dev, 2, "device")?;
+    let function = hex(func, 1, "function")?;
+    if device > 0x1f {
+        return Err(AddressError::Range("device"));
+    }
+    if function > 7 {
+        return Err(AddressError::Range("function"));
+    }
+    Ok(PciAddress::new(
+        segment as u16,
+        bus as u8,
+        device as u8,
+        function as u8,
+    ))
+}
+
 #[cfg(test)]
 pub mod fake {
     //! A config space that behaves like a device: read-only bits, BAR size
@@ -403,5 +460,55 @@ mod tests {
         assert_eq!(cfg.get(0x40), 0x1234_5505);
         assert_eq!(cfg.read16(0x42), 0x1234);
         assert_eq!(cfg.read8(0x41), 0x55);
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_as_lspci_prints_them() {
+        assert_eq!(parse_address("01:00.0"), Ok(PciAddress::new(0, 1, 0, 0)));
+        assert_eq!(
+            parse_address(" 3b:1f.7 "),
+            Ok(PciAddress::new(0, 0x3b, 0x1f, 7))
+        );
+        assert_eq!(
+            parse_address("0001:a0:02.1"),
+            Ok(PciAddress::new(1, 0xa0, 2, 1))
+        );
+        assert_eq!(parse_address("0:0.0"), Ok(PciAddress::new(0, 0, 0, 0)));
+        // What is parsed prints back the same.
+        let a = parse_address("0002:81:00.1").unwrap();
+        assert_eq!(alloc::format!("{a}"), "0002:81:00.1");
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_the_reason() {
+        assert_eq!(parse_address(""), Err(AddressError::Syntax));
+        assert_eq!(parse_address("01:00"), Err(AddressError::Syntax));
+        assert_eq!(parse_address("0100.0"), Err(AddressError::Syntax));
+        assert_eq!(parse_address("1:2:3:00.0"), Err(AddressError::Syntax));
+        assert_eq!(parse_address("01:20.0"), Err(AddressError::Range("device")));
+        assert_eq!(
+            parse_address("01:00.8"),
+            Err(AddressError::Range("function"))
+        );
+        assert_eq!(parse_address("100:00.0"), Err(AddressError::Field("bus")));
+        assert_eq!(parse_address("0g:00.0"), Err(AddressError::Field("bus")));
+        assert_eq!(parse_address("01:+1.0"), Err(AddressError::Field("device")));
+        assert_eq!(
+            parse_address("10000:01:00.0"),
+            Err(AddressError::Field("segment"))
+        );
+        assert_eq!(
+            parse_address("01:00.00"),
+            Err(AddressError::Field("function"))
+        );
+        assert!(
+            alloc::format!("{}", AddressError::Syntax).contains("BB:DD.F"),
+            "the message says what is expected"
+        );
     }
 }

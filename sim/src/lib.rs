@@ -1,1 +1,32 @@
+//! mlx5-sim: a behavioural model of a ConnectX-4/4 Lx/5/6/6 Dx function,
+//! written from the PRM and its public transcriptions (Linux `mlx5_ifc.h`,
+//! `device.h`), and its in-process harness.
+//!
+//! The model ([`device::Device`] and the object modules) knows nothing of
+//! its front end: it reaches driver memory through [`dma::DmaSpace`] (checked
+//! by the [`sanitizer`]) and raises MSI-X through [`dma::Interrupts`]. The
+//! [`harness`] wires it to host memory and to `cxos_drivers::Platform`; the
+//! `vfio` front end (feature `vfio`) serves it to QEMU over vfio-user.
+//!
+//! `unsafe` lives only in `harness::mem` (host DMA memory, the counting
+//! allocator) and `vfio::guest_mem` (guest memory mapped by fd).
 
+pub mod bits;
+pub mod cmd;
+pub mod cmdif;
+pub mod device;
+pub mod dma;
+pub mod faults;
+pub mod harness;
+pub mod init_seg;
+pub mod pci_config;
+pub mod personality;
+pub mod port;
+pub mod sanitizer;
+pub mod syndrome;
+#[cfg(feature = "vfio")]
+pub mod vfio;
+
+pub use faults::Fault;
+pub use personality::Personality;
+pub use sanitizer::{Violation, ViolationKind};

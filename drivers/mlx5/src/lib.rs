@@ -1,2 +1,76 @@
+//! Driver for NVIDIA/Mellanox ConnectX-4, 4 Lx, 5, 5 Ex, 6, 6 Dx and 6 Lx
+//! Ethernet adapters ("mlx5"), written from the public PRM.
+//!
+//! The driver reaches the hardware only through [`cxos_drivers::Platform`]
+//! and is generic over it. This crate holds the control plane: the command
+//! interface, firmware pages, capabilities, event queues with MSI-X,
+//! health, and bring-up/teardown ([`Adapter::attach`] /
+//! [`Adapter::detach`]).
+//!
+//! Layout: one module per hardware object. Every structure layout is a set
+//! of [`layout::Field`] constants citing the `mlx5_ifc.h` struct (or
+//! device.h struct) it transcribes.
+//!
+//! # Using it (the kernel's registry)
+//!
+//! - [`probe`]`(vendor, device)` / [`PCI_IDS`]: whether a function is ours.
+//! - [`Adapter::attach`]`(platform, Config::default())`: bring-up in PRM
+//!   order; on failure an [`AttachFailure`] with the step, the typed error
+//!   and the platform back (everything undone). Logs one info line
+//!   ([`Adapter::info_line`]).
+//! - [`Adapter::poll`]: from the main loop (e.g. when MSI-X vector 0
+//!   fired; the driver takes vector 0's pending flag itself): serves page
+//!   requests, port changes (returned), stray completions.
+//! - [`Adapter::poll_health`]: periodically (every second or so; the
+//!   counter is sampled at most every `Config::health.poll_interval_ms`).
+//!   A fault marks the adapter failed; every later command fails at once.
+//! - [`Adapter::detach`]: exact reverse; returns the platform and a
+//!   [`DetachReport`]. Attach again works.
+//! - Reports for the shell: [`Adapter::summary`] (one line, `phys`),
+//!   [`Adapter::report`] (caps, EQs, pages, command counters).
+//! - Commands for later layers: [`Adapter::exec`], or [`Adapter::submit`] +
+//!   [`Adapter::wait`] for several in flight.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod adapter;
+pub mod caps;
+pub mod cmd;
+pub mod cmdq;
+pub mod cq;
+pub mod device;
+pub mod eq;
+pub mod error;
+pub mod eth;
+pub mod flow;
+pub mod hca;
+pub mod health;
+pub mod identify;
+pub mod init_seg;
+pub mod layout;
+#[cfg(test)]
+mod mock;
+pub mod pages;
+pub mod pd;
+pub mod port;
+pub mod q_counter;
+pub mod rq;
+pub mod sq;
+pub mod tir;
+pub mod tis;
+pub mod uar;
+pub mod vport;
+pub mod wq;
+pub mod wqe;
+
+pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
+pub use device::{PortEvent, Stats, Ticket};
+pub use eq::Eqn;
+pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+pub use health::{FaultKind, FaultReport, HealthConfig};
+pub use identify::{PCI_IDS, Part, probe};
+pub use pd::{Lkey, Pd, Tdn};
+pub use uar::Uar;
+pub use vport::Mac;

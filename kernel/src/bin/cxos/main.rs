@@ -12,9 +12,12 @@ mod interrupts;
 mod logger;
 mod mem_builtins;
 mod memory;
+#[cfg(feature = "mlx5")]
+mod mlx5nic;
 mod mmu;
 mod pcibus;
 mod platform;
+mod registry;
 mod runtime;
 mod selftest;
 mod serial;
@@ -117,6 +120,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         println!("{}", f.line);
     }
     log::info!(target: "pci", "{n} functions");
+    registry::attach_all(config.attach);
 
     match config.test.as_deref() {
         Some("selftest") => selftest::run(),

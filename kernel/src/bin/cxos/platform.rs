@@ -186,6 +186,19 @@ impl KernelPlatform {
             .is_some_and(|m| m.bind(index, handler))
     }
 
+    /// Bus mastering on or off (off while no driver is attached, so a
+    /// detached function cannot reach memory).
+    #[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
+    pub fn set_bus_master(&self, on: bool) {
+        let cmd = pci::command(&self.dev.cfg);
+        let cmd = if on {
+            cmd | pci::COMMAND_BUS_MASTER
+        } else {
+            cmd & !pci::COMMAND_BUS_MASTER
+        };
+        pci::set_command(&self.dev.cfg, cmd);
+    }
+
     /// The CPU vectors bound so far.
     pub fn msix_vectors(&self) -> Vec<u8> {
         self.msix

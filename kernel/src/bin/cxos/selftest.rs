@@ -29,6 +29,7 @@ const TESTS: &[(&str, Test)] = &[
     ("cmdline", cmdline_test),
     ("edu-msi", edu_msi),
     ("e1000e-msix", e1000e_msix),
+    ("mlx5", mlx5),
 ];
 
 /// Run every test, print the summary, leave QEMU with the verdict.
@@ -337,6 +338,16 @@ const CAUSE_TXQ0: u32 = 1 << 22;
 const CAUSE_OTHER: u32 = 1 << 24;
 /// IVAR entry: bit 3 valid, bits 2:0 MSI-X vector.
 const IVAR_VALID: u32 = 0x8;
+
+/// Attach, detach and attach again every ConnectX function (see
+/// `mlx5nic::selftest`).
+fn mlx5() -> Result<Outcome, String> {
+    #[cfg(feature = "mlx5")]
+    return crate::mlx5nic::selftest()
+        .map(|skipped| skipped.map_or(Outcome::Pass, |why| Outcome::Skipped(why.into())));
+    #[cfg(not(feature = "mlx5"))]
+    Ok(Outcome::Skipped("built without the mlx5 feature".into()))
+}
 
 fn e1000e_msix() -> Result<Outcome, String> {
     let Some(dev) = pcibus::claim(&E1000E_IDS, "selftest") else {

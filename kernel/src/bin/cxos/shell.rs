@@ -3,7 +3,11 @@
 
 use alloc::string::String;
 
-use crate::{arch, interrupts, logger, memory, pcibus, print, println, runtime, serial, time};
+use cxos_kernel::pci;
+
+use crate::{
+    arch, interrupts, logger, memory, pcibus, print, println, registry, runtime, serial, time,
+};
 
 const PROMPT: &str = "cxos> ";
 const MAX_LINE: usize = 256;
@@ -53,9 +57,14 @@ const HELP: &str = "commands:
   help                  this list
   lspci                 PCI functions with capabilities
   mem                   heap, frame and DMA usage
-  irq                   interrupt vectors and counts
+  irq                   interrupt vectors and counts (with each adapter's MSI-X)
+  phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
+  phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
+  detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
+  attach <pci>          attach a detached adapter again
   uptime                time since boot
   log <target>=<level>  change a log level (or: log <level>)
+  reboot                reset the machine
   poweroff              leave";
 
 fn execute(line: &str) {
@@ -100,7 +109,38 @@ fn execute(line: &str) {
                 "irq spurious: {}",
                 interrupts::count(interrupts::SPURIOUS_VECTOR)
             );
+            for line in registry::irq_lines() {
+                println!("{line}");
+            }
         }
+        "phys" if !arg.is_empty() => match pci::parse_address(arg) {
+            Err(e) => println!("usage: phys [<pci>] ({e})"),
+            Ok(addr) => match registry::report(addr) {
+                Ok(report) => print!("{report}"),
+                Err(e) => println!("phys: {e}"),
+            },
+        },
+        "phys" => {
+            let lines = registry::phys_lines();
+            if lines.is_empty() {
+                println!("phys: no network adapters");
+            }
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        "detach" | "attach" => match pci::parse_address(arg) {
+            Err(e) => println!("usage: {cmd} <pci> ({e})"),
+            Ok(addr) if cmd == "detach" => match registry::detach(addr) {
+                Ok(report) => println!("{report}"),
+                Err(e) => println!("detach: {e}"),
+            },
+            Ok(addr) => {
+                if let Err(e) = registry::attach(addr) {
+                    println!("attach: {e}");
+                }
+            }
+        },
         "uptime" => {
             let ns = time::now_ns();
             println!(
@@ -116,6 +156,7 @@ fn execute(line: &str) {
             Err(e) => println!("log: {e}"),
         },
         "poweroff" => poweroff(),
+        "reboot" => reboot(),
         other => println!("unknown command '{other}' (try help)"),
     }
 }
@@ -126,5 +167,22 @@ pub fn poweroff() -> ! {
     arch::outl(0xf4, arch::EXIT_PASS);
     crate::acpi_s5();
     println!("poweroff: no way to switch off; halted");
+    arch::halt_forever()
+}
+
+/// A real reset: the chipset's reset control register (0xcf9, ICH9 and
+/// PIIX), then the keyboard controller's reset line.
+pub fn reboot() -> ! {
+    println!("reboot");
+    arch::interrupts_disable();
+    // Reset Control Register: hard reset (bit 1) requested by a 0 -> 1
+    // transition of bit 2.
+    arch::outb(0xcf9, 0x02);
+    arch::outb(0xcf9, 0x06);
+    time::delay_us(100_000);
+    // 8042: pulse the CPU reset line.
+    arch::outb(0x64, 0xfe);
+    time::delay_us(100_000);
+    println!("reboot: no reset method worked; halted");
     arch::halt_forever()
 }

@@ -1,0 +1,1028 @@
+//! The adapter: attach (bring-up in PRM order), detach (exact reverse),
+//! polling, health and the text reports the kernel shell prints.
+//!
+//! Every device object and DMA region acquired during bring-up is recorded
+//! on an undo stack as it is acquired; detach and a failed attach both run
+//! that stack backwards, so a failure at any step frees exactly what was
+//! allocated and leaves the device as it was found.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use cxos_drivers::{PciAddress, Platform};
+
+use crate::caps::{
+    self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
+};
+use crate::cmd::Command;
+use crate::cmdq::{self, CmdQueue};
+use crate::device::{Device, PortEvent, Stats, Ticket};
+use crate::eq::{self, CreateEq, Eq, Eqn};
+use crate::error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+use crate::hca::{self, QueryIssi};
+use crate::health::{FaultReport, HealthConfig, HealthMonitor};
+use crate::identify::Part;
+use crate::init_seg::{self, FwVersion};
+use crate::pages::{self, PageKind};
+use crate::pd::{self, AllocPd, AllocTransportDomain, Lkey, Pd, QuerySpecialContexts, Tdn};
+use crate::port::{self, AccessRegister, PortInfo, Speed};
+use crate::uar::{self, AllocUar, Uar};
+use crate::vport::{Mac, QueryNicVportContext, VportInfo};
+
+/// The string SET_DRIVER_VERSION reports.
+pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
+
+/// Attach-time settings.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Config {
+    /// Command timeout; `None`: from the init segment (see [`cmdq`]).
+    pub cmd_timeout_ms: Option<u64>,
+    /// How long firmware may stay `initializing` after the command queue
+    /// address is written; `None`: from the init segment.
+    pub fw_init_timeout_ms: Option<u64>,
+    pub health: HealthConfig,
+    /// Completion EQs wanted (one per further MSI-X vector).
+    pub comp_eqs: u16,
+    pub eq0_log_size: u8,
+    pub comp_eq_log_size: u8,
+    /// Largest page count the driver gives in one request.
+    pub max_pages: u32,
+    /// MANAGE_PAGES take rounds that may return nothing before detach
+    /// gives up on the remaining pages.
+    pub reclaim_retries: u32,
+    /// Set the port administratively up at attach (and back at detach).
+    pub port_admin_up: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cmd_timeout_ms: None,
+            fw_init_timeout_ms: None,
+            health: HealthConfig::default(),
+            comp_eqs: 4,
+            eq0_log_size: 7,
+            comp_eq_log_size: 10,
+            max_pages: 1 << 18,
+            reclaim_retries: 10,
+            port_admin_up: true,
+        }
+    }
+}
+
+/// Why attach failed, with the platform handed back.
+#[derive(Debug)]
+pub struct AttachFailure<P> {
+    pub error: AttachError,
+    pub platform: P,
+}
+
+/// What detach did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DetachReport {
+    /// Pages the device never returned (freed anyway after DISABLE_HCA).
+    pub pages_lost: usize,
+    /// Teardown commands that failed.
+    pub errors: u32,
+    pub first_error: Option<Error>,
+    /// A function level reset was done (lost commands or a failed device).
+    pub reset: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Undo {
+    DisableHca,
+    ReclaimPages,
+    TeardownHca,
+    DeallocUar(Uar),
+    MsixDisable,
+    DestroyEq0,
+    DestroyCompEqs,
+    DeallocPd(Pd),
+    DeallocTd(Tdn),
+    PortAdminDown,
+}
+
+/// One attached ConnectX function.
+#[derive(Debug)]
+pub struct Adapter<P: Platform> {
+    dev: Device<P>,
+    config: Config,
+    part: Part,
+    fw: FwVersion,
+    issi: u16,
+    caps: Caps,
+    uar: Option<Uar>,
+    vectors: u16,
+    comp_eqs: Vec<Eq<P::Dma>>,
+    pd: Option<Pd>,
+    td: Option<Tdn>,
+    lkey: Option<Lkey>,
+    vport: VportInfo,
+    port: PortInfo,
+    undo: Vec<Undo>,
+    attach_ns: u64,
+    fw_stuck: bool,
+}
+
+/// The configurations the driver refuses: not Ethernet, CQE version other
+/// than 1, device pages other than 4 KiB.
+pub fn check_supported(g: &GeneralCaps) -> Result<(), Unsupported> {
+    if g.port_type != caps::PORT_TYPE_ETH {
+        return Err(Unsupported::PortType(g.port_type));
+    }
+    if g.cqe_version != 1 {
+        return Err(Unsupported::CqeVersion(g.cqe_version));
+    }
+    if g.log_pg_sz != 12 {
+        return Err(Unsupported::PageSize(g.log_pg_sz));
+    }
+    Ok(())
+}
+
+fn at(step: Step) -> impl Fn(Error) -> AttachError {
+    move |error| AttachError { step, error }
+}
+
+fn cmd_at(step: Step) -> impl Fn(CmdError) -> AttachError {
+    move |e| AttachError {
+        step,
+        error: Error::Command(e),
+    }
+}
+
+impl<P: Platform> Adapter<P> {
+    /// Bring the function up. On failure everything done so far is undone
+    /// and the platform is handed back.
+    pub fn attach(p: P, config: Config) -> Result<Self, AttachFailure<P>> {
+        let t0 = p.now_ns();
+        let pci = p.pci_address();
+        let refuse = |p: P, step: Step, error: Error| {
+            log::error!(target: "mlx5", "mlx5 {pci}: attach failed at step '{step}': {error}");
+            Err(AttachFailure {
+                error: AttachError { step, error },
+                platform: p,
+            })
+        };
+        let vendor = p.config_read16(0x00);
+        let device = p.config_read16(0x02);
+        let Some(part) = Part::from_ids(vendor, device) else {
+            return refuse(
+                p,
+                Step::Identify,
+                Unsupported::Device { vendor, device }.into(),
+            );
+        };
+        if p.bar0_len() < init_seg::LEN {
+            return refuse(p, Step::Identify, Error::Device("BAR0 too small"));
+        }
+        // Read-only checks first: a refused device is left untouched.
+        let rev = init_seg::cmdif_rev(&p);
+        if rev != 5 {
+            return refuse(p, Step::Identify, Unsupported::CmdifRev(rev).into());
+        }
+        let cmdq = match CmdQueue::new(&p) {
+            Ok(q) => q,
+            Err(e) => return refuse(p, Step::CommandQueue, e),
+        };
+        let timeout_ms = config.cmd_timeout_ms.unwrap_or_else(|| {
+            cmdq::timeout_from_device(init_seg::cmd_exec_to(&p), cmdq::DEFAULT_TIMEOUT_MS)
+        });
+        let mut a = Adapter {
+            dev: Device::new(p, cmdq, timeout_ms, config.max_pages),
+            config,
+            part,
+            fw: FwVersion::default(),
+            issi: 0,
+            caps: Caps::default(),
+            uar: None,
+            vectors: 0,
+            comp_eqs: Vec::new(),
+            pd: None,
+            td: None,
+            lkey: None,
+            vport: VportInfo::default(),
+            port: PortInfo::default(),
+            undo: Vec::new(),
+            attach_ns: 0,
+            fw_stuck: false,
+        };
+        match a.bring_up() {
+            Ok(()) => {
+                a.attach_ns = a.dev.p.now_ns().saturating_sub(t0);
+                log::info!(target: "mlx5", "{}", a.info_line());
+                Ok(a)
+            }
+            Err(error) => {
+                log::error!(
+                    target: "mlx5",
+                    "mlx5 {pci}: attach failed at step '{}': {}",
+                    error.step,
+                    error.error
+                );
+                let (platform, _) = a.unwind();
+                Err(AttachFailure { error, platform })
+            }
+        }
+    }
+
+    fn bring_up(&mut self) -> Result<(), AttachError> {
+        let step = Step::WaitFirmware;
+        init_seg::set_cmdq_addr(&self.dev.p, self.dev.cmdq.addr());
+        let start = self.dev.p.now_ns();
+        let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
+            cmdq::timeout_from_device(
+                init_seg::cmd_q_init_to(&self.dev.p),
+                cmdq::DEFAULT_INIT_TIMEOUT_MS,
+            )
+        });
+        while init_seg::initializing(&self.dev.p) {
+            let waited = self.dev.p.now_ns().saturating_sub(start);
+            if waited >= limit_ms * 1_000_000 {
+                // It holds our command queue address: reset it at unwind.
+                self.fw_stuck = true;
+                return Err(at(step)(Error::FirmwareTimeout {
+                    waited_ms: waited / 1_000_000,
+                }));
+            }
+            self.dev.p.relax();
+        }
+        self.fw = init_seg::fw_version(&self.dev.p);
+        self.dev.health = Some(HealthMonitor::new(&self.dev.p, self.config.health));
+
+        self.dev
+            .exec(&hca::ENABLE_HCA)
+            .map_err(cmd_at(Step::EnableHca))?;
+        self.undo.push(Undo::DisableHca);
+
+        self.negotiate_issi().map_err(at(Step::Issi))?;
+
+        self.undo.push(Undo::ReclaimPages);
+        self.dev
+            .satisfy_pages(PageKind::Boot)
+            .map_err(at(Step::BootPages))?;
+
+        let current = self.query_caps().map_err(at(Step::QueryCaps))?;
+        self.set_caps(&current).map_err(at(Step::SetCaps))?;
+
+        self.dev
+            .satisfy_pages(PageKind::Init)
+            .map_err(at(Step::InitPages))?;
+        self.dev
+            .exec(&hca::InitHca)
+            .map_err(cmd_at(Step::InitHca))?;
+        self.undo.push(Undo::TeardownHca);
+
+        if self.caps.general.driver_version {
+            // Optional: the adapter works without it.
+            if let Err(e) = self.dev.exec(&hca::SetDriverVersion(DRIVER_VERSION)) {
+                log::warn!(
+                    target: "mlx5",
+                    "mlx5 {}: {} failed, continuing: {}",
+                    self.pci(),
+                    Step::DriverVersion,
+                    e
+                );
+                if self.dev.is_failed() {
+                    return Err(at(Step::DriverVersion)(Error::AdapterFailed));
+                }
+            }
+        }
+
+        let uar = self.dev.exec(&AllocUar).map_err(cmd_at(Step::AllocUar))?;
+        self.undo.push(Undo::DeallocUar(uar));
+        uar::validate(&self.dev.p, uar).map_err(at(Step::AllocUar))?;
+        self.uar = Some(uar);
+
+        self.enable_msix().map_err(at(Step::Msix))?;
+        self.create_eq0(uar).map_err(at(Step::CreateEq0))?;
+        // Requests raised before EQ0 existed had nowhere to go: ask.
+        self.dev
+            .satisfy_pages(PageKind::Regular)
+            .map_err(at(Step::RegularPages))?;
+        self.create_comp_eqs(uar).map_err(at(Step::CreateCompEqs))?;
+
+        let pd = self.dev.exec(&AllocPd).map_err(cmd_at(Step::AllocPd))?;
+        self.undo.push(Undo::DeallocPd(pd));
+        self.pd = Some(pd);
+        let td = self
+            .dev
+            .exec(&AllocTransportDomain)
+            .map_err(cmd_at(Step::AllocTd))?;
+        self.undo.push(Undo::DeallocTd(td));
+        self.td = Some(td);
+        self.lkey = Some(
+            self.dev
+                .exec(&QuerySpecialContexts)
+                .map_err(cmd_at(Step::SpecialContexts))?,
+        );
+
+        self.vport = self
+            .dev
+            .exec(&QueryNicVportContext)
+            .map_err(cmd_at(Step::Vport))?;
+
+        self.read_port().map_err(at(Step::PortRegisters))?;
+        if self.config.port_admin_up && !self.port.admin_up {
+            self.write_paos(true).map_err(at(Step::PortUp))?;
+            self.undo.push(Undo::PortAdminDown);
+            self.read_port().map_err(at(Step::PortUp))?;
+        }
+        Ok(())
+    }
+
+    fn negotiate_issi(&mut self) -> Result<(), Error> {
+        match self.dev.exec(&QueryIssi) {
+            Ok(info) => {
+                if info.supported & 0b10 != 0 {
+                    self.dev.exec(&hca::set_issi(1))?;
+                    self.issi = 1;
+                } else if info.supported & 0b01 != 0 || info.supported == 0 {
+                    // ISSI 0 only (an empty bitmap means the same on old
+                    // firmware).
+                    if info.current != 0 {
+                        self.dev.exec(&hca::set_issi(0))?;
+                    }
+                    self.issi = 0;
+                } else {
+                    return Err(Unsupported::Issi(info.supported).into());
+                }
+                Ok(())
+            }
+            // BAD_OP: firmware older than QUERY_ISSI speaks ISSI 0.
+            Err(CmdError {
+                failure: CmdFailure::Status { status: 0x02, .. },
+                ..
+            }) => {
+                self.issi = 0;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn query_cap(&mut self, kind: CapType, mode: CapMode) -> Result<Vec<u8>, Error> {
+        Ok(self.dev.exec(&QueryHcaCap { kind, mode })?)
+    }
+
+    /// Query maximum and current general capabilities and refuse what the
+    /// driver cannot drive; returns the current block.
+    fn query_caps(&mut self) -> Result<Vec<u8>, Error> {
+        let max = self.query_cap(CapType::General, CapMode::Max)?;
+        let cur = self.query_cap(CapType::General, CapMode::Current)?;
+        self.caps.general_max = GeneralCaps::parse(&max);
+        let g = GeneralCaps::parse(&cur);
+        self.caps.general = g;
+        check_supported(&g)?;
+        Ok(cur)
+    }
+
+    fn set_caps(&mut self, current: &[u8]) -> Result<(), Error> {
+        let want = caps::general_caps_to_set(current);
+        self.dev.exec(&SetHcaCap {
+            kind: CapType::General,
+            caps: &want,
+        })?;
+        let cur = self.query_cap(CapType::General, CapMode::Current)?;
+        self.caps.general = GeneralCaps::parse(&cur);
+        check_supported(&self.caps.general)?;
+        if self.caps.general.eth_net_offloads {
+            let c = self.query_cap(CapType::EthernetOffloads, CapMode::Current)?;
+            self.caps.eth = EthCaps::parse(&c);
+        }
+        if self.caps.general.nic_flow_table {
+            let c = self.query_cap(CapType::NicFlowTable, CapMode::Current)?;
+            self.caps.flow = FlowCaps::parse(&c);
+        }
+        Ok(())
+    }
+
+    fn enable_msix(&mut self) -> Result<(), Error> {
+        let table = self.dev.p.msix_table_size();
+        if table == 0 {
+            return Err(cxos_drivers::PlatformError::MsixUnsupported.into());
+        }
+        let max_eqs = self.caps.general.max_eqs().max(1);
+        let comp = (self.config.comp_eqs as usize)
+            .min(max_eqs.saturating_sub(1))
+            .min(table as usize - 1);
+        let vectors = self.dev.p.msix_enable(1, 1 + comp as u16)?;
+        self.undo.push(Undo::MsixDisable);
+        if vectors == 0 || vectors > table {
+            return Err(Error::Device("MSI-X vector count"));
+        }
+        self.vectors = vectors;
+        Ok(())
+    }
+
+    fn eq_log_size(&self, wanted: u8) -> u8 {
+        wanted
+            .clamp(1, self.caps.general.log_max_eq_sz.max(1))
+            .min(16)
+    }
+
+    /// CREATE_EQ on `vector`; the ring is kept by the caller on success.
+    fn create_eq(
+        &mut self,
+        uar: Uar,
+        vector: u16,
+        log_size: u8,
+        events: u64,
+    ) -> Result<Eq<P::Dma>, Error> {
+        let ring = eq::alloc_ring(&self.dev.p, log_size)?;
+        let cmd = CreateEq {
+            log_size,
+            uar,
+            vector,
+            events,
+            pages: eq::ring_pages(&ring),
+        };
+        match self.dev.exec(&cmd) {
+            Ok(eqn) => {
+                let eq = Eq::new(eqn, vector, ring, log_size, uar);
+                eq.doorbell(&self.dev.p, true);
+                Ok(eq)
+            }
+            Err(e) => {
+                if matches!(e.failure, CmdFailure::Timeout { .. }) {
+                    // The device may have the ring: free it only at the end.
+                    self.dev.graveyard.push(ring);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn create_eq0(&mut self, uar: Uar) -> Result<(), Error> {
+        let log = self.eq_log_size(self.config.eq0_log_size);
+        let eq0 = self.create_eq(uar, 0, log, eq::EQ0_EVENTS)?;
+        self.dev.eq0 = Some(eq0);
+        self.undo.push(Undo::DestroyEq0);
+        // From here on command completions arrive as EQEs on vector 0.
+        self.dev.cmdq.use_events(true);
+        Ok(())
+    }
+
+    fn create_comp_eqs(&mut self, uar: Uar) -> Result<(), Error> {
+        self.undo.push(Undo::DestroyCompEqs);
+        let log = self.eq_log_size(self.config.comp_eq_log_size);
+        let want = self.config.comp_eqs.min(self.vectors.saturating_sub(1));
+        // With a single vector, one completion EQ shares vector 0.
+        let vectors: Vec<u16> = if want == 0 {
+            alloc::vec![0]
+        } else {
+            (1..=want).collect()
+        };
+        for v in vectors {
+            let eq = self.create_eq(uar, v, log, 0)?;
+            self.comp_eqs.push(eq);
+        }
+        Ok(())
+    }
+
+    fn read_register(&mut self, reg: u16) -> Result<Vec<u8>, Error> {
+        let req = port::read_request(reg);
+        let data = self.dev.exec(&AccessRegister {
+            reg,
+            write: false,
+            data: &req,
+        })?;
+        Ok(data)
+    }
+
+    fn read_port(&mut self) -> Result<(), Error> {
+        let mut info = PortInfo::default();
+        info.apply_paos(&self.read_register(port::REG_PAOS)?);
+        info.apply_ptys(&self.read_register(port::REG_PTYS)?);
+        info.apply_pmtu(&self.read_register(port::REG_PMTU)?);
+        info.apply_pmlp(&self.read_register(port::REG_PMLP)?);
+        self.port = info;
+        Ok(())
+    }
+
+    fn write_paos(&mut self, up: bool) -> Result<(), Error> {
+        let data = port::paos_admin(up);
+        self.dev.exec(&AccessRegister {
+            reg: port::REG_PAOS,
+            write: true,
+            data: &data,
+        })?;
+        Ok(())
+    }
+
+    /// Detach: undo everything attach did, in reverse, and hand the
+    /// platform back.
+    pub fn detach(self) -> (P, DetachReport) {
+        let pci = self.pci();
+        let (p, report) = self.unwind();
+        log::info!(
+            target: "mlx5",
+            "mlx5 {pci}: detached ({} teardown errors, {} pages lost)",
+            report.errors,
+            report.pages_lost
+        );
+        (p, report)
+    }
+
+    fn unwind(mut self) -> (P, DetachReport) {
+        let mut report = DetachReport::default();
+        self.dev.accept_page_requests = false;
+        while let Some(u) = self.undo.pop() {
+            if let Err(e) = self.run_undo(u) {
+                report.errors += 1;
+                if report.first_error.is_none() {
+                    report.first_error = Some(e);
+                }
+                if !self.dev.is_failed() {
+                    log::warn!(target: "mlx5", "mlx5 {}: teardown {:?}: {}", self.pci(), u, e);
+                }
+            }
+        }
+        // A device that lost a command or failed may still reference our
+        // memory: reset the function before freeing anything.
+        // (Busy slots: tickets never waited for.)
+        if self.dev.cmdq.lost() > 0
+            || self.dev.cmdq.busy() > 0
+            || self.dev.is_failed()
+            || self.fw_stuck
+        {
+            let reset = crate::identify::function_level_reset(&self.dev.p);
+            log::warn!(
+                target: "mlx5",
+                "mlx5 {}: {}",
+                self.pci(),
+                if reset {
+                    "function level reset after lost commands or failure"
+                } else {
+                    "no function level reset available; freeing memory anyway"
+                }
+            );
+            report.reset = reset;
+        }
+        let Adapter { dev, comp_eqs, .. } = self;
+        drop(comp_eqs);
+        let Device {
+            p,
+            cmdq,
+            eq0,
+            mut pages,
+            graveyard,
+            ..
+        } = dev;
+        report.pages_lost = pages.release_all();
+        if report.pages_lost > 0 {
+            log::warn!(
+                target: "mlx5::pages",
+                "mlx5 {}: {} pages never returned by the device",
+                p.pci_address(),
+                report.pages_lost
+            );
+        }
+        drop(eq0);
+        drop(graveyard);
+        drop(cmdq);
+        drop(pages);
+        (p, report)
+    }
+
+    fn run_undo(&mut self, u: Undo) -> Result<(), Error> {
+        match u {
+            Undo::PortAdminDown => self.write_paos(false),
+            Undo::DeallocTd(td) => {
+                self.td = None;
+                Ok(self.dev.exec(&pd::dealloc_transport_domain(td))?)
+            }
+            Undo::DeallocPd(pdn) => {
+                self.pd = None;
+                Ok(self.dev.exec(&pd::dealloc_pd(pdn))?)
+            }
+            Undo::DestroyCompEqs => {
+                let mut first = Ok(());
+                while let Some(eq) = self.comp_eqs.pop() {
+                    if let Err(e) = self.dev.exec(&eq::destroy_eq(eq.eqn)) {
+                        self.dev.graveyard.push(eq.into_ring());
+                        if first.is_ok() {
+                            first = Err(e.into());
+                        }
+                    }
+                }
+                first
+            }
+            Undo::DestroyEq0 => {
+                // DESTROY_EQ of the command EQ itself completes by polling.
+                self.dev.cmdq.use_events(false);
+                let Some(eq0) = self.dev.eq0.take() else {
+                    return Ok(());
+                };
+                let r = self.dev.exec(&eq::destroy_eq(eq0.eqn));
+                if r.is_err() {
+                    self.dev.graveyard.push(eq0.into_ring());
+                }
+                Ok(r?)
+            }
+            Undo::MsixDisable => {
+                self.dev.p.msix_disable();
+                self.vectors = 0;
+                Ok(())
+            }
+            Undo::DeallocUar(u) => {
+                self.uar = None;
+                Ok(self.dev.exec(&uar::dealloc_uar(u))?)
+            }
+            Undo::TeardownHca => Ok(self.dev.exec(&hca::TEARDOWN_GRACEFUL)?),
+            Undo::ReclaimPages => self.reclaim_pages(),
+            Undo::DisableHca => Ok(self.dev.exec(&hca::DISABLE_HCA)?),
+        }
+    }
+
+    /// Take every page back, with a bounded number of empty rounds.
+    fn reclaim_pages(&mut self) -> Result<(), Error> {
+        let mut empty_rounds = 0;
+        while self.dev.pages.held() > 0 {
+            let want = self.dev.pages.held().min(pages::BATCH);
+            match self.dev.take_pages(want) {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(Error::Command(CmdError {
+                    failure: CmdFailure::AdapterFailed,
+                    ..
+                })) => return Err(Error::AdapterFailed),
+                Err(e) => {
+                    if empty_rounds >= self.config.reclaim_retries {
+                        return Err(e);
+                    }
+                }
+            }
+            empty_rounds += 1;
+            if empty_rounds > self.config.reclaim_retries {
+                break;
+            }
+            self.dev.p.delay_us(1000);
+        }
+        Ok(())
+    }
+
+    // ----- running adapter -----
+
+    /// Service EQ0 (page requests, port changes, stray completions) and
+    /// refresh the port state after a port change. Call from the main loop
+    /// (e.g. when vector 0 fired).
+    pub fn poll(&mut self) -> Result<Vec<PortEvent>, Error> {
+        if self.dev.is_failed() {
+            return Err(Error::AdapterFailed);
+        }
+        self.dev.drain_eq0(true);
+        self.dev.service_page_requests();
+        let events = self.dev.take_port_events();
+        if !events.is_empty() {
+            let was_up = self.port.oper_up;
+            self.read_port()?;
+            if self.port.oper_up != was_up || events.len() > 1 {
+                log::info!(target: "mlx5", "mlx5 {}: {}", self.pci(), self.link_text());
+            }
+        }
+        if self.dev.is_failed() {
+            return Err(Error::AdapterFailed);
+        }
+        Ok(events)
+    }
+
+    /// Check health now (rate-limited by the configured interval for the
+    /// counter; the syndrome is read every call). Call periodically.
+    pub fn poll_health(&mut self) -> Result<(), FaultReport> {
+        self.dev.check_health();
+        match self.dev.fault {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// Run one command (the data-path modules build on this).
+    pub fn exec<C: Command>(&mut self, cmd: &C) -> Result<C::Output, CmdError> {
+        self.dev.exec(cmd)
+    }
+
+    /// Start a command without waiting; several may be in flight.
+    pub fn submit<C: Command>(&mut self, cmd: C) -> Result<Ticket<C>, CmdError> {
+        self.dev.submit(cmd)
+    }
+
+    /// Wait for a submitted command (any order).
+    pub fn wait<C: Command>(&mut self, t: Ticket<C>) -> Result<C::Output, CmdError> {
+        self.dev.wait(t)
+    }
+
+    /// Completion EQ `index`: call `f` with the CQN of every completion
+    /// event waiting, then re-arm the EQ. Returns the events consumed
+    /// (other event types on a completion EQ are counted and skipped).
+    pub fn poll_comp_eq(&mut self, index: usize, mut f: impl FnMut(crate::cq::Cqn)) -> usize {
+        let Some(eq) = self.comp_eqs.get_mut(index) else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Some(e) = eq.pop() {
+            if e.event_type == eq::event::COMPLETION {
+                f(crate::cq::Cqn(e.cqn()));
+            }
+            n += 1;
+        }
+        if n > 0 {
+            eq.doorbell(&self.dev.p, true);
+        }
+        n
+    }
+
+    /// Keep DMA memory the device may still reference (a queue whose
+    /// DESTROY failed) until detach has reset the function.
+    pub fn retire(&mut self, mem: P::Dma) {
+        self.dev.graveyard.push(mem);
+    }
+
+    /// Re-read PAOS/PTYS/PMTU/PMLP.
+    pub fn refresh_port(&mut self) -> Result<&PortInfo, Error> {
+        self.read_port()?;
+        Ok(&self.port)
+    }
+
+    // ----- accessors -----
+
+    pub fn platform(&self) -> &P {
+        &self.dev.p
+    }
+    pub fn pci(&self) -> PciAddress {
+        self.dev.p.pci_address()
+    }
+    pub fn part(&self) -> &Part {
+        &self.part
+    }
+    pub fn fw_version(&self) -> FwVersion {
+        self.fw
+    }
+    pub fn issi(&self) -> u16 {
+        self.issi
+    }
+    pub fn caps(&self) -> &Caps {
+        &self.caps
+    }
+    pub fn mac(&self) -> Mac {
+        self.vport.mac
+    }
+    pub fn vport(&self) -> &VportInfo {
+        &self.vport
+    }
+    pub fn port(&self) -> &PortInfo {
+        &self.port
+    }
+    pub fn link_up(&self) -> bool {
+        self.port.oper_up
+    }
+    pub fn uar(&self) -> Option<Uar> {
+        self.uar
+    }
+    pub fn pd(&self) -> Option<Pd> {
+        self.pd
+    }
+    pub fn tdn(&self) -> Option<Tdn> {
+        self.td
+    }
+    pub fn reserved_lkey(&self) -> Option<Lkey> {
+        self.lkey
+    }
+    pub fn vectors(&self) -> u16 {
+        self.vectors
+    }
+    pub fn eq0(&self) -> Option<(Eqn, u16)> {
+        self.dev.eq0.as_ref().map(|e| (e.eqn, e.vector))
+    }
+    /// Completion EQs: (EQ number, MSI-X vector).
+    pub fn comp_eqs(&self) -> Vec<(Eqn, u16)> {
+        self.comp_eqs.iter().map(|e| (e.eqn, e.vector)).collect()
+    }
+    pub fn pages_held(&self) -> usize {
+        self.dev.pages.held()
+    }
+    pub fn stats(&self) -> Stats {
+        self.dev.stats
+    }
+    pub fn is_failed(&self) -> bool {
+        self.dev.is_failed()
+    }
+    pub fn fault(&self) -> Option<FaultReport> {
+        self.dev.fault
+    }
+    /// Attach duration in nanoseconds.
+    pub fn attach_ns(&self) -> u64 {
+        self.attach_ns
+    }
+    pub fn command_timeout_ms(&self) -> u64 {
+        self.dev.timeout_ns / 1_000_000
+    }
+
+    // ----- reports -----
+
+    fn link_text(&self) -> String {
+        if self.port.oper_up {
+            format!("link up {}", Speed(self.port.speed_mbps))
+        } else {
+            String::from("link down")
+        }
+    }
+
+    /// `mlx5 01:00.0: ConnectX-4 Lx fw 14.32.1010, 1 port, MAC ..., link up 25G`
+    pub fn info_line(&self) -> String {
+        let ports = self.caps.general.num_ports.max(1);
+        format!(
+            "mlx5 {}: {} fw {}, {} port{}, MAC {}, {}",
+            self.pci(),
+            self.part.name(),
+            self.fw,
+            ports,
+            if ports == 1 { "" } else { "s" },
+            self.vport.mac,
+            self.link_text()
+        )
+    }
+
+    /// One line for the shell's `phys`: PCI address, part, firmware, MAC,
+    /// link state and speed, MTU, state.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} fw {} mac {} {} mtu {} {}",
+            self.pci(),
+            self.part.name(),
+            self.fw,
+            self.vport.mac,
+            self.link_text(),
+            self.port.oper_mtu,
+            if self.is_failed() { "FAILED" } else { "ok" }
+        )
+    }
+
+    /// A multi-line report: capabilities, EQs, pages, command counters.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        let g = &self.caps.general;
+        let e = &self.caps.eth;
+        let _ = writeln!(s, "{}", self.summary());
+        let _ = writeln!(
+            s,
+            "  issi {} uar {:?} pd {:?} td {:?} lkey {:?} vectors {}",
+            self.issi,
+            self.uar.map(|u| u.0),
+            self.pd.map(|p| p.0),
+            self.td.map(|t| t.0),
+            self.lkey.map(|l| l.0),
+            self.vectors
+        );
+        let _ = writeln!(
+            s,
+            "  caps: ports {} cqe_version {} log_max_eq {} log_max_cq {} log_max_sq {} log_max_rq {} log_max_tir {} striding_rq {} flow_table {} vport_manager {}",
+            g.num_ports,
+            g.cqe_version,
+            g.log_max_eq,
+            g.log_max_cq,
+            g.log_max_sq,
+            g.log_max_rq,
+            g.log_max_tir,
+            g.striding_rq,
+            g.nic_flow_table,
+            g.vport_group_manager
+        );
+        let _ = writeln!(
+            s,
+            "  eth: csum {} vlan {} lso 2^{} inline_mode {} (vport min {}) rss_tbl {}",
+            e.csum,
+            e.vlan,
+            e.max_lso,
+            e.wqe_inline_mode,
+            self.vport.min_wqe_inline_mode,
+            e.rss_ind_tbl_cap
+        );
+        let _ = writeln!(
+            s,
+            "  port: admin {} oper {} speed {} max_mtu {} module {} width {}",
+            if self.port.admin_up { "up" } else { "down" },
+            if self.port.oper_up { "up" } else { "down" },
+            Speed(self.port.speed_mbps),
+            self.port.max_mtu,
+            self.port.module,
+            self.port.width
+        );
+        if let Some(eq0) = self.dev.eq0.as_ref() {
+            let _ = writeln!(
+                s,
+                "  eq0: eqn {} vector {} entries {} events {}",
+                eq0.eqn.0,
+                eq0.vector,
+                eq0.entries(),
+                eq0.events_seen
+            );
+        }
+        for c in &self.comp_eqs {
+            let _ = writeln!(
+                s,
+                "  comp eq: eqn {} vector {} entries {}",
+                c.eqn.0,
+                c.vector,
+                c.entries()
+            );
+        }
+        let st = &self.dev.stats;
+        let _ = writeln!(
+            s,
+            "  pages: held {} given {} returned {}",
+            self.dev.pages.held(),
+            self.dev.pages.given_total,
+            self.dev.pages.returned_total
+        );
+        let _ = writeln!(
+            s,
+            "  commands: {} failed {} timeouts {} avg {} us max {} us; events {} (cmd {} page {} port {})",
+            st.commands,
+            st.failed,
+            st.timeouts,
+            st.total_ns.checked_div(st.commands).unwrap_or(0) / 1000,
+            st.max_ns / 1000,
+            st.eq0_events,
+            st.cmd_events,
+            st.page_events,
+            st.port_events
+        );
+        if let Some(f) = self.dev.fault {
+            let _ = writeln!(s, "  FAULT: {f}");
+        }
+        s
+    }
+}
+
+impl<P: Platform> crate::cmd::Exec for Adapter<P> {
+    fn exec<C: Command>(&mut self, cmd: &C) -> Result<C::Output, CmdError> {
+        self.dev.exec(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::MockPlatform;
+    use alloc::string::ToString;
+
+    #[test]
+    fn refusals_by_capability() {
+        let ok = GeneralCaps {
+            port_type: 1,
+            cqe_version: 1,
+            log_pg_sz: 12,
+            ..GeneralCaps::default()
+        };
+        assert_eq!(check_supported(&ok), Ok(()));
+        let ib = GeneralCaps { port_type: 0, ..ok };
+        assert_eq!(check_supported(&ib), Err(Unsupported::PortType(0)));
+        let v0 = GeneralCaps {
+            cqe_version: 0,
+            ..ok
+        };
+        assert_eq!(check_supported(&v0), Err(Unsupported::CqeVersion(0)));
+        let big = GeneralCaps {
+            log_pg_sz: 16,
+            ..ok
+        };
+        assert_eq!(check_supported(&big), Err(Unsupported::PageSize(16)));
+        assert!(
+            Error::from(Unsupported::PortType(0))
+                .to_string()
+                .contains("not Ethernet")
+        );
+    }
+
+    #[test]
+    fn wrong_cmdif_rev_is_refused_without_touching_the_device() {
+        let p = MockPlatform::new();
+        p.s.borrow_mut().config_ids = (0x15b3, 0x1015);
+        p.s.borrow_mut().bar0[0x04..0x06].copy_from_slice(&4u16.to_be_bytes());
+        let bar_before = p.s.borrow().bar0.clone();
+        let f = Adapter::attach(p.clone(), Config::default()).unwrap_err();
+        assert_eq!(f.error.step, Step::Identify);
+        assert_eq!(f.error.error, Error::Unsupported(Unsupported::CmdifRev(4)));
+        assert!(f.error.to_string().contains("command interface revision 4"));
+        assert_eq!(p.s.borrow().bar0, bar_before, "no register written");
+        assert_eq!(p.live_regions(), 0, "no memory kept");
+    }
+
+    #[test]
+    fn foreign_device_is_refused() {
+        let p = MockPlatform::new();
+        p.s.borrow_mut().config_ids = (0x8086, 0x10d3);
+        let f = Adapter::attach(p.clone(), Config::default()).unwrap_err();
+        assert_eq!(
+            f.error.error,
+            Error::Unsupported(Unsupported::Device {
+                vendor: 0x8086,
+                device: 0x10d3
+            })
+        );
+        assert_eq!(p.live_regions(), 0);
+    }
+}

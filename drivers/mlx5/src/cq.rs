@@ -1,0 +1,552 @@
+//! Completion queues (PRM "Completion Queues"; `mlx5_ifc_cqc_bits`,
+//! `create_cq_in/out`, `destroy_cq_in`, `query_cq_out`, `modify_cq_in` in
+//! mlx5_ifc.h; `struct mlx5_cqe64` and `struct mlx5_err_cqe` in device.h).
+//!
+//! A CQ is a ring of 64-byte CQEs plus a doorbell record (dword 0
+//! `set_ci`, dword 1 the arm word). Entries start with `op_own = 0xf1`
+//! (invalid opcode, owner 1) and belong to software when their owner bit
+//! equals `(ci >> log_size) & 1`. Every CQE field is device input: the
+//! parser returns plain values, the queue that owns the WQE checks them.
+
+use alloc::vec::Vec;
+
+use cxos_drivers::{DmaRegion, Platform};
+
+use crate::cmd::{Command, SimpleCmd, op};
+use crate::eq::Eqn;
+use crate::layout::{Field, Field64};
+use crate::uar::Uar;
+use crate::wq::Ring;
+
+/// A CQ number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Cqn(pub u32);
+
+/// `mlx5_ifc_cqc_bits` (64 bytes).
+pub mod cqc {
+    use crate::layout::{Field, Field64};
+    pub const STATUS: Field = Field::new(0x00, 31, 28);
+    /// cqe_sz: 0 = 64 bytes.
+    pub const CQE_SZ: Field = Field::new(0x00, 23, 21);
+    pub const OI: Field = Field::new(0x00, 16, 16);
+    pub const LOG_CQ_SIZE: Field = Field::new(0x0c, 28, 24);
+    pub const UAR_PAGE: Field = Field::new(0x0c, 23, 0);
+    pub const CQ_PERIOD: Field = Field::new(0x10, 27, 16);
+    pub const CQ_MAX_COUNT: Field = Field::new(0x10, 15, 0);
+    pub const C_EQN: Field = Field::new(0x14, 31, 0);
+    /// log2(page size) - 12.
+    pub const LOG_PAGE_SIZE: Field = Field::new(0x18, 28, 24);
+    pub const CONSUMER_COUNTER: Field = Field::new(0x28, 23, 0);
+    pub const PRODUCER_COUNTER: Field = Field::new(0x2c, 23, 0);
+    pub const DBR_ADDR: Field64 = Field64::new(0x38);
+    pub const LEN: usize = 0x40;
+}
+
+/// create_cq_in / modify_cq_in: cqc at 0x10, pas at 0x110.
+pub const IN_CQC: usize = 0x10;
+pub const IN_PAS: usize = 0x110;
+/// cqn `[23:0]` of dword 0x08 in create_cq_out, destroy/query/modify_cq_in.
+pub const CQN: Field = Field::new(0x08, 23, 0);
+/// modify_cq_in: modify_field_select at 0x0c (`MLX5_CQ_MODIFY_PERIOD` bit 0,
+/// `MLX5_CQ_MODIFY_COUNT` bit 1).
+pub const MODIFY_FIELD_SELECT: Field = Field::new(0x0c, 31, 0);
+pub const MODIFY_PERIOD: u32 = 1 << 0;
+pub const MODIFY_COUNT: u32 = 1 << 1;
+/// query_cq_out: cqc at 0x10.
+pub const QUERY_OUT_CQC: usize = 0x10;
+
+const _: () = assert!(IN_CQC + cqc::LEN <= IN_PAS);
+
+/// CQE layout (`struct mlx5_cqe64` / `struct mlx5_err_cqe`).
+pub mod cqe {
+    pub const RSS_HASH: usize = 0x0c;
+    pub const CHECK_SUM: usize = 0x14;
+    pub const L4_L3_HDR_TYPE: usize = 0x1d;
+    pub const VLAN_INFO: usize = 0x1e;
+    pub const BYTE_CNT: usize = 0x2c;
+    /// Error CQE: vendor syndrome and syndrome.
+    pub const VENDOR_ERR_SYND: usize = 0x36;
+    pub const SYNDROME: usize = 0x37;
+    /// sop_drop_qpn / s_wqe_opcode_qpn: opcode `[31:24]`, QPN `[23:0]`.
+    pub const QPN: usize = 0x38;
+    pub const WQE_COUNTER: usize = 0x3c;
+    pub const OP_OWN: usize = 0x3f;
+    pub const LEN: usize = 0x40;
+    /// Fresh entries: invalid opcode 0xf, owner 1.
+    pub const INITIAL_OP_OWN: u8 = 0xf1;
+}
+
+/// CQE opcodes (`MLX5_CQE_*`, device.h).
+pub mod opcode {
+    pub const REQ: u8 = 0x0;
+    pub const RESP_SEND: u8 = 0x2;
+    pub const REQ_ERR: u8 = 0xd;
+    pub const RESP_ERR: u8 = 0xe;
+    pub const INVALID: u8 = 0xf;
+}
+
+/// Error CQE syndromes (`MLX5_CQE_SYNDROME_*`, device.h).
+pub mod syndrome {
+    pub const LOCAL_LENGTH_ERR: u8 = 0x01;
+    pub const LOCAL_QP_OP_ERR: u8 = 0x02;
+    pub const LOCAL_PROT_ERR: u8 = 0x04;
+    pub const WR_FLUSH_ERR: u8 = 0x05;
+
+    pub fn name(s: u8) -> &'static str {
+        match s {
+            LOCAL_LENGTH_ERR => "local length error",
+            LOCAL_QP_OP_ERR => "local QP operation error",
+            LOCAL_PROT_ERR => "local protection error",
+            WR_FLUSH_ERR => "WR flushed",
+            0x06 => "memory window bind error",
+            0x10 => "bad response",
+            0x11 => "local access error",
+            0x12 => "remote invalid request",
+            0x13 => "remote access error",
+            0x14 => "remote operation error",
+            _ => "unknown syndrome",
+        }
+    }
+}
+
+/// One completion, copied out of the ring.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Cqe {
+    pub opcode: u8,
+    pub wqe_counter: u16,
+    pub byte_cnt: u32,
+    /// SQN or RQN (`[23:0]` of 0x38).
+    pub qpn: u32,
+    pub l4_l3_hdr_type: u8,
+    pub vlan_info: u16,
+    pub check_sum: u16,
+    pub rss_hash: u32,
+    /// Error CQEs only.
+    pub syndrome: u8,
+    pub vendor_syndrome: u8,
+}
+
+impl Cqe {
+    pub fn is_error(&self) -> bool {
+        matches!(self.opcode, opcode::REQ_ERR | opcode::RESP_ERR)
+    }
+
+    /// Parse the 64 bytes of a CQE.
+    pub fn parse(b: &[u8; cqe::LEN]) -> Cqe {
+        let be16 = |o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
+        let be32 = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let opcode = b[cqe::OP_OWN] >> 4;
+        let err = matches!(opcode, opcode::REQ_ERR | opcode::RESP_ERR);
+        Cqe {
+            opcode,
+            wqe_counter: be16(cqe::WQE_COUNTER),
+            byte_cnt: be32(cqe::BYTE_CNT),
+            qpn: be32(cqe::QPN) & 0x00ff_ffff,
+            l4_l3_hdr_type: b[cqe::L4_L3_HDR_TYPE],
+            vlan_info: be16(cqe::VLAN_INFO),
+            check_sum: be16(cqe::CHECK_SUM),
+            rss_hash: be32(cqe::RSS_HASH),
+            syndrome: if err { b[cqe::SYNDROME] } else { 0 },
+            vendor_syndrome: if err { b[cqe::VENDOR_ERR_SYND] } else { 0 },
+        }
+    }
+}
+
+/// CREATE_CQ.
+#[derive(Clone, Debug)]
+pub struct CreateCq {
+    pub log_size: u8,
+    pub uar: Uar,
+    pub eqn: Eqn,
+    pub dbr_addr: u64,
+    pub pages: Vec<u64>,
+}
+
+impl Command for CreateCq {
+    type Output = Cqn;
+    const OPCODE: u16 = op::CREATE_CQ;
+    fn in_len(&self) -> usize {
+        IN_PAS + 8 * self.pages.len()
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        let f = |x: Field| x.within(IN_CQC);
+        f(cqc::CQE_SZ).set(inbox, 0);
+        f(cqc::LOG_CQ_SIZE).set(inbox, self.log_size as u32);
+        f(cqc::UAR_PAGE).set(inbox, self.uar.0);
+        f(cqc::C_EQN).set(inbox, self.eqn.0 as u32);
+        f(cqc::LOG_PAGE_SIZE).set(inbox, 0);
+        cqc::DBR_ADDR.within(IN_CQC).set(inbox, self.dbr_addr);
+        for (i, &pa) in self.pages.iter().enumerate() {
+            Field64::new(IN_PAS + 8 * i).set(inbox, pa);
+        }
+    }
+    fn parse(&self, out: &[u8]) -> Result<Cqn, &'static str> {
+        Ok(Cqn(CQN.get(out)))
+    }
+}
+
+pub type DestroyCq = SimpleCmd<{ op::DESTROY_CQ }>;
+
+pub fn destroy_cq(cqn: Cqn) -> DestroyCq {
+    DestroyCq::new(0, Some((CQN, cqn.0)))
+}
+
+/// What QUERY_CQ reports.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct CqInfo {
+    pub status: u8,
+    pub log_size: u8,
+    pub eqn: u32,
+    pub consumer_counter: u32,
+    pub producer_counter: u32,
+    pub cq_period: u16,
+    pub cq_max_count: u16,
+}
+
+/// QUERY_CQ.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryCq(pub Cqn);
+
+impl Command for QueryCq {
+    type Output = CqInfo;
+    const OPCODE: u16 = op::QUERY_CQ;
+    fn in_len(&self) -> usize {
+        0x10
+    }
+    fn out_len(&self) -> usize {
+        IN_PAS
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        CQN.set(inbox, self.0.0);
+    }
+    fn parse(&self, out: &[u8]) -> Result<CqInfo, &'static str> {
+        let g = |x: Field| x.within(QUERY_OUT_CQC).get(out);
+        Ok(CqInfo {
+            status: g(cqc::STATUS) as u8,
+            log_size: g(cqc::LOG_CQ_SIZE) as u8,
+            eqn: g(cqc::C_EQN),
+            consumer_counter: g(cqc::CONSUMER_COUNTER),
+            producer_counter: g(cqc::PRODUCER_COUNTER),
+            cq_period: g(cqc::CQ_PERIOD) as u16,
+            cq_max_count: g(cqc::CQ_MAX_COUNT) as u16,
+        })
+    }
+}
+
+/// MODIFY_CQ (op_mod 0): interrupt moderation, period in microseconds and
+/// completion count.
+#[derive(Clone, Copy, Debug)]
+pub struct ModifyCqModeration {
+    pub cqn: Cqn,
+    pub period_us: u16,
+    pub max_count: u16,
+}
+
+impl Command for ModifyCqModeration {
+    type Output = ();
+    const OPCODE: u16 = op::MODIFY_CQ;
+    fn in_len(&self) -> usize {
+        IN_PAS
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        CQN.set(inbox, self.cqn.0);
+        MODIFY_FIELD_SELECT.set(inbox, MODIFY_PERIOD | MODIFY_COUNT);
+        cqc::CQ_PERIOD
+            .within(IN_CQC)
+            .set(inbox, self.period_us as u32);
+        cqc::CQ_MAX_COUNT
+            .within(IN_CQC)
+            .set(inbox, self.max_count as u32);
+    }
+    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+/// UAR page offset of the CQ arm doorbell.
+pub const UAR_CQ_ARM: usize = 0x20;
+/// Arm command (`MLX5_CQ_DB_REQ_NOT`): an event for the next completion.
+const ARM_CMD_NEXT: u32 = 0;
+
+/// A CQ's ring, doorbell record and consumer index.
+#[derive(Debug)]
+pub struct Cq<D: DmaRegion> {
+    pub cqn: Cqn,
+    pub eqn: Eqn,
+    ring: Ring<D>,
+    log_size: u8,
+    ci: u32,
+    arm_sn: u32,
+    uar_base: usize,
+    /// CQEs consumed so far.
+    pub polled: u64,
+    /// Times armed.
+    pub armed: u64,
+}
+
+/// Ring memory for a CQ of 2^log_size entries, every entry invalid and
+/// owned by hardware.
+pub fn alloc_ring<P: Platform>(p: &P, log_size: u8) -> Result<Ring<P::Dma>, crate::Error> {
+    let ring = Ring::alloc(p, cqe::LEN << log_size)?;
+    for i in 0..1usize << log_size {
+        ring.mem
+            .write_u8(i * cqe::LEN + cqe::OP_OWN, cqe::INITIAL_OP_OWN);
+    }
+    Ok(ring)
+}
+
+impl<D: DmaRegion> Cq<D> {
+    pub fn new(cqn: Cqn, eqn: Eqn, ring: Ring<D>, log_size: u8, uar: Uar) -> Self {
+        Self {
+            cqn,
+            eqn,
+            ring,
+            log_size,
+            ci: 0,
+            arm_sn: 0,
+            uar_base: uar.bar_offset(),
+            polled: 0,
+            armed: 0,
+        }
+    }
+
+    /// The CREATE_CQ command for a ring.
+    pub fn create_cmd(ring: &Ring<D>, log_size: u8, uar: Uar, eqn: Eqn) -> CreateCq {
+        CreateCq {
+            log_size,
+            uar,
+            eqn,
+            dbr_addr: ring.dbr_addr(),
+            pages: ring.pages(),
+        }
+    }
+
+    pub fn entries(&self) -> usize {
+        1 << self.log_size
+    }
+
+    pub fn consumer_index(&self) -> u32 {
+        self.ci
+    }
+
+    /// The next completion if software owns it; advances the consumer
+    /// index (call [`Cq::update_ci`] once per batch).
+    #[inline]
+    pub fn pop(&mut self) -> Option<Cqe> {
+        let mask = (1u32 << self.log_size) - 1;
+        let off = (self.ci & mask) as usize * cqe::LEN;
+        let op_own = self.ring.mem.read_u8(off + cqe::OP_OWN);
+        let sw = ((self.ci >> self.log_size) & 1) as u8;
+        if op_own & 1 != sw || op_own >> 4 == opcode::INVALID {
+            return None;
+        }
+        let mut b = [0u8; cqe::LEN];
+        self.ring.mem.read_bytes(off, &mut b);
+        self.ci = self.ci.wrapping_add(1);
+        self.polled += 1;
+        Some(Cqe::parse(&b))
+    }
+
+    /// Publish the consumer index in the doorbell record (`set_ci`).
+    #[inline]
+    pub fn update_ci(&self) {
+        self.ring.write_dbr(0, self.ci & 0x00ff_ffff);
+    }
+
+    /// Publish the consumer index and ask for an event on the next
+    /// completion: doorbell record arm word, then the UAR's CQ doorbell
+    /// (`sn << 28 | cmd << 24 | ci` high, CQN low).
+    pub fn arm<P: Platform>(&mut self, p: &P) {
+        self.update_ci();
+        let word = ((self.arm_sn & 3) << 28) | (ARM_CMD_NEXT << 24) | (self.ci & 0x00ff_ffff);
+        self.ring.write_dbr(1, word);
+        p.bar0_write_be64(
+            self.uar_base + UAR_CQ_ARM,
+            ((word as u64) << 32) | self.cqn.0 as u64,
+        );
+        self.armed += 1;
+    }
+
+    /// After an event for this CQ: the next arm uses the next sequence
+    /// number.
+    pub fn event_seen(&mut self) {
+        self.arm_sn = self.arm_sn.wrapping_add(1);
+    }
+
+    pub fn dma_bytes(&self) -> usize {
+        self.ring.mem.len()
+    }
+
+    /// Device address of the first CQE.
+    pub fn ring_addr(&self) -> u64 {
+        self.ring.mem.device_addr().get()
+    }
+
+    /// Device address of the doorbell record.
+    pub fn dbr_addr(&self) -> u64 {
+        self.ring.dbr_addr()
+    }
+
+    /// The ring, for a CQ the device may still reference.
+    pub fn into_ring(self) -> Ring<D> {
+        self.ring
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::encode;
+    use crate::mock::MockPlatform;
+    use alloc::vec;
+
+    #[test]
+    fn create_cq_golden_bytes() {
+        let cmd = CreateCq {
+            log_size: 10,
+            uar: Uar(3),
+            eqn: Eqn(7),
+            dbr_addr: 0x0000_0001_0000_4000,
+            pages: vec![0x0000_0001_0000_0000, 0x0000_0001_0000_1000],
+        };
+        let b = encode(&cmd);
+        assert_eq!(b.len(), 0x110 + 16);
+        // opcode 0x400 (create_cq_in 0x00 [31:16]).
+        assert_eq!(&b[0..4], &[0x04, 0x00, 0x00, 0x00]);
+        // cqc at 0x10: dword 0 cqe_sz [23:21] = 0 (64 B).
+        assert_eq!(&b[0x10..0x14], &[0, 0, 0, 0]);
+        // cqc 0x0c -> 0x1c: log_cq_size [28:24] = 10, uar_page [23:0] = 3.
+        assert_eq!(&b[0x1c..0x20], &[0x0a, 0x00, 0x00, 0x03]);
+        // cqc 0x14 -> 0x24: c_eqn = 7.
+        assert_eq!(&b[0x24..0x28], &[0x00, 0x00, 0x00, 0x07]);
+        // cqc 0x18 -> 0x28: log_page_size 0 (4 KiB).
+        assert_eq!(&b[0x28..0x2c], &[0, 0, 0, 0]);
+        // cqc 0x38 -> 0x48: dbr_addr be64.
+        assert_eq!(&b[0x48..0x50], &[0, 0, 0, 1, 0, 0, 0x40, 0]);
+        // pas at 0x110.
+        assert_eq!(
+            &b[0x110..0x120],
+            &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0]
+        );
+    }
+
+    #[test]
+    fn destroy_query_modify_golden() {
+        // destroy_cq_in: opcode 0x401, cqn [23:0] at 0x08.
+        assert_eq!(
+            encode(&destroy_cq(Cqn(0x0a0b0c))),
+            [
+                0x04, 0x01, 0, 0, 0, 0, 0, 0, 0x00, 0x0a, 0x0b, 0x0c, 0, 0, 0, 0
+            ]
+        );
+        // modify_cq_in: opcode 0x403, cqn 0x08, field select 0x0c = 3,
+        // cqc at 0x10: cq_period [27:16] / cq_max_count [15:0] of cqc 0x10
+        // -> 0x20.
+        let b = encode(&ModifyCqModeration {
+            cqn: Cqn(5),
+            period_us: 0x10,
+            max_count: 0x40,
+        });
+        assert_eq!(&b[0..4], &[0x04, 0x03, 0, 0]);
+        assert_eq!(&b[0x08..0x10], &[0, 0, 0, 5, 0, 0, 0, 3]);
+        assert_eq!(&b[0x20..0x24], &[0x00, 0x10, 0x00, 0x40]);
+        // query_cq_out: cqc at 0x10; status [31:28] of cqc 0x00, log_cq_size
+        // at cqc 0x0c, consumer_counter cqc 0x28 -> 0x38, producer 0x3c.
+        let mut out = vec![0u8; IN_PAS];
+        out[0x10] = 0x90; // status 9 (overflow)
+        out[0x1c..0x20].copy_from_slice(&[0x06, 0, 0, 1]);
+        out[0x24..0x28].copy_from_slice(&[0, 0, 0, 2]);
+        out[0x38..0x3c].copy_from_slice(&[0xff, 0x00, 0x01, 0x00]);
+        out[0x3c..0x40].copy_from_slice(&[0x00, 0x00, 0x01, 0x40]);
+        let i = QueryCq(Cqn(1)).parse(&out).unwrap();
+        assert_eq!(i.status, 9);
+        assert_eq!(i.log_size, 6);
+        assert_eq!(i.eqn, 2);
+        assert_eq!(i.consumer_counter, 0x100);
+        assert_eq!(i.producer_counter, 0x140);
+    }
+
+    #[test]
+    fn cqe_parse_golden() {
+        #[rustfmt::skip]
+        let raw: [u8; 64] = [
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0xde, 0xad, 0xbe, 0xef, // 0x0c rss_hash
+            0, 0, 0, 0,  0x12, 0x34, 0, 0,  0, 0, 0, 0,  0, 0x24, 0x00, 0x0a, // 0x14 check_sum, 0x1d l4_l3, 0x1e vlan
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x00, 0x05, 0xea, // 0x2c byte_cnt 1514
+            0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x00, 0x00, 0x11,  0x01, 0x02, 0x00, 0x21, // 0x38 qpn, 0x3c wqe_counter, 0x3f op_own
+        ];
+        let c = Cqe::parse(&raw);
+        assert_eq!(c.opcode, opcode::RESP_SEND);
+        assert_eq!(c.byte_cnt, 1514);
+        assert_eq!(c.qpn, 0x11);
+        assert_eq!(c.wqe_counter, 0x0102);
+        assert_eq!(c.rss_hash, 0xdead_beef);
+        assert_eq!(c.check_sum, 0x1234);
+        assert_eq!(c.l4_l3_hdr_type, 0x24);
+        assert_eq!(c.vlan_info, 0x000a);
+        assert!(!c.is_error());
+        assert_eq!(c.syndrome, 0);
+    }
+
+    #[test]
+    fn error_cqe_parse_golden() {
+        // struct mlx5_err_cqe: vendor_err_synd 0x36, syndrome 0x37,
+        // s_wqe_opcode_qpn 0x38, wqe_counter 0x3c, op_own 0x3f (0xd0: REQ_ERR).
+        let mut raw = [0u8; 64];
+        raw[0x36] = 0x33;
+        raw[0x37] = 0x04;
+        raw[0x38..0x3c].copy_from_slice(&[0x0a, 0x00, 0x00, 0x09]);
+        raw[0x3c..0x3e].copy_from_slice(&[0x00, 0x07]);
+        raw[0x3f] = 0xd0;
+        let c = Cqe::parse(&raw);
+        assert!(c.is_error());
+        assert_eq!(c.opcode, opcode::REQ_ERR);
+        assert_eq!(c.syndrome, syndrome::LOCAL_PROT_ERR);
+        assert_eq!(syndrome::name(c.syndrome), "local protection error");
+        assert_eq!(c.vendor_syndrome, 0x33);
+        assert_eq!(c.qpn, 9);
+        assert_eq!(c.wqe_counter, 7);
+    }
+
+    /// Write a CQE the way the device does: body, then op_own.
+    fn post(p: &MockPlatform, ring: u64, idx: usize, op: u8, owner: u8, wqe_counter: u16) {
+        let at = ring + (idx * 64) as u64;
+        p.write(at + 0x3c, &wqe_counter.to_be_bytes());
+        p.write(at + 0x3f, &[(op << 4) | owner]);
+    }
+
+    #[test]
+    fn owner_bit_per_pass_set_ci_and_arm_doorbell() {
+        let p = MockPlatform::new();
+        let ring = alloc_ring(&p, 2).unwrap();
+        let base = ring.mem.device_addr().get();
+        let dbr = ring.dbr_addr();
+        assert!((0..4).all(|i| ring.mem.read_u8(i * 64 + 0x3f) == 0xf1));
+        let mut cq = Cq::new(Cqn(0x42), Eqn(1), ring, 2, Uar(5));
+        assert!(cq.pop().is_none(), "fresh ring is hardware-owned");
+        for i in 0..4 {
+            post(&p, base, i, opcode::REQ, 0, i as u16);
+        }
+        for i in 0..4 {
+            assert_eq!(cq.pop().map(|c| c.wqe_counter), Some(i));
+        }
+        assert!(cq.pop().is_none(), "stale first-pass entry");
+        post(&p, base, 0, opcode::RESP_SEND, 1, 4);
+        assert_eq!(cq.pop().map(|c| c.opcode), Some(opcode::RESP_SEND));
+        cq.update_ci();
+        assert_eq!(p.read(dbr, 4), [0, 0, 0, 5]);
+        cq.event_seen();
+        cq.arm(&p);
+        // Arm word: sn 1 [29:28], cmd 0, ci 5; UAR 5 at BAR0 0x5000 + 0x20:
+        // arm word high, CQN low.
+        assert_eq!(p.read(dbr + 4, 4), [0x10, 0, 0, 5]);
+        let s = p.s.borrow();
+        assert_eq!(&s.bar0[0x5020..0x5028], &[0x10, 0, 0, 5, 0, 0, 0, 0x42]);
+    }
+}

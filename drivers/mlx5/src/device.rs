@@ -1,0 +1,526 @@
+//! The command engine of one function: the command queue, EQ0 (once it
+//! exists), firmware pages and the failed flag. Every command goes through
+//! [`Device::submit`] / [`Device::wait`] (or [`Device::exec`]): traced at
+//! log target `mlx5::cmd`, failing fast once the adapter is failed, and
+//! servicing EQ0 (command completions, page requests, port events) while
+//! it waits.
+
+use alloc::vec::Vec;
+
+use cxos_drivers::{DmaRegion, Platform};
+
+use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
+use crate::cmdq::{CmdQueue, Finished};
+use crate::eq::{self, Eq, Eqe, event};
+use crate::error::{CmdError, CmdFailure, Error};
+use crate::health::{FaultKind, FaultReport, HealthMonitor};
+use crate::init_seg;
+use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
+
+/// How often a waiting command re-reads the health syndrome.
+const HEALTH_PEEK_NS: u64 = 1_000_000;
+/// Polls of a waiting command before the loop starts yielding the CPU
+/// (most commands complete within a few microseconds).
+const SPIN_POLLS: u32 = 64;
+/// In event mode, how long without an interrupt before EQ0 is peeked
+/// directly (lost-interrupt recovery).
+const EQ_PEEK_NS: u64 = 2_000_000;
+
+/// A command in flight.
+#[derive(Debug)]
+#[must_use = "a submitted command must be waited for"]
+pub struct Ticket<C> {
+    slot: usize,
+    cmd: C,
+}
+
+impl<C> Ticket<C> {
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
+/// Link state change seen on EQ0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PortEvent {
+    Down,
+    Up,
+    Other(u8),
+}
+
+/// Command and event counters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Stats {
+    pub commands: u64,
+    pub failed: u64,
+    pub timeouts: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub eq0_events: u64,
+    pub cmd_events: u64,
+    pub page_events: u64,
+    pub port_events: u64,
+    pub other_events: u64,
+    pub spurious_completions: u64,
+    pub recovered_completions: u64,
+    pub interrupts: u64,
+    pub pages_refused: u64,
+    pub unknown_pages_returned: u64,
+}
+
+#[derive(Debug)]
+pub struct Device<P: Platform> {
+    pub(crate) p: P,
+    pub(crate) cmdq: CmdQueue<P::Dma>,
+    pub(crate) eq0: Option<Eq<P::Dma>>,
+    pub(crate) pages: PagePool<P::Dma>,
+    /// Signed pages asked for by page-request events, not yet served.
+    pending_pages: i64,
+    in_page_work: bool,
+    /// Positive page requests are refused during teardown.
+    pub(crate) accept_page_requests: bool,
+    pub(crate) max_pages: u32,
+    pub(crate) port_events: Vec<PortEvent>,
+    pub(crate) fault: Option<FaultReport>,
+    /// Health counter sampling, once firmware is up.
+    pub(crate) health: Option<HealthMonitor>,
+    pub(crate) timeout_ns: u64,
+    pub(crate) stats: Stats,
+    /// EQ rings whose destruction failed: kept until detach ends.
+    pub(crate) graveyard: Vec<P::Dma>,
+    last_irq_ns: u64,
+}
+
+impl<P: Platform> Device<P> {
+    pub fn new(p: P, cmdq: CmdQueue<P::Dma>, timeout_ms: u64, max_pages: u32) -> Self {
+        Self {
+            p,
+            cmdq,
+            eq0: None,
+            pages: PagePool::default(),
+            pending_pages: 0,
+            in_page_work: false,
+            accept_page_requests: true,
+            max_pages,
+            port_events: Vec::new(),
+            fault: None,
+            health: None,
+            timeout_ns: timeout_ms * 1_000_000,
+            stats: Stats::default(),
+            graveyard: Vec::new(),
+            last_irq_ns: 0,
+        }
+    }
+
+    pub fn platform(&self) -> &P {
+        &self.p
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.fault.is_some()
+    }
+
+    /// Mark the adapter failed and print the fault report.
+    pub(crate) fn fail(&mut self, kind: FaultKind) {
+        if self.fault.is_some() {
+            return;
+        }
+        let report = FaultReport {
+            kind,
+            health: init_seg::health_buffer(&self.p),
+            at_ns: self.p.now_ns(),
+        };
+        log::error!(
+            target: "mlx5::health",
+            "mlx5 {}: FAULT: {}; adapter marked failed",
+            self.p.pci_address(),
+            report
+        );
+        self.fault = Some(report);
+    }
+
+    /// Look at the health syndrome now, and sample the health counter if
+    /// its interval elapsed.
+    pub(crate) fn check_health(&mut self) {
+        if self.fault.is_some() {
+            return;
+        }
+        if init_seg::health_syndrome(&self.p) != 0 {
+            self.fail(FaultKind::Syndrome);
+            return;
+        }
+        if let Some(kind) = self.health.as_mut().and_then(|h| h.poll(&self.p)) {
+            self.fail(kind);
+        }
+    }
+
+    /// Run one command to completion.
+    pub fn exec<C: Command>(&mut self, cmd: &C) -> Result<C::Output, CmdError> {
+        let slot = self.submit_slot(cmd)?;
+        self.wait_slot(cmd, slot)
+    }
+
+    /// Start a command; several may be in flight (one per slot).
+    pub fn submit<C: Command>(&mut self, cmd: C) -> Result<Ticket<C>, CmdError> {
+        let slot = self.submit_slot(&cmd)?;
+        Ok(Ticket { slot, cmd })
+    }
+
+    /// Wait for a submitted command, in any order.
+    pub fn wait<C: Command>(&mut self, t: Ticket<C>) -> Result<C::Output, CmdError> {
+        self.wait_slot(&t.cmd, t.slot)
+    }
+
+    fn submit_slot<C: Command>(&mut self, cmd: &C) -> Result<usize, CmdError> {
+        let err = |failure| CmdError {
+            opcode: C::OPCODE,
+            op_mod: cmd.op_mod(),
+            failure,
+        };
+        if self.fault.is_some() {
+            return Err(err(CmdFailure::AdapterFailed));
+        }
+        let input = encode(cmd);
+        let now = self.p.now_ns();
+        self.cmdq
+            .submit(&self.p, &input, cmd.out_len(), now)
+            .map_err(err)
+    }
+
+    fn wait_slot<C: Command>(&mut self, cmd: &C, slot: usize) -> Result<C::Output, CmdError> {
+        let opcode = C::OPCODE;
+        let op_mod = cmd.op_mod();
+        let err = |failure| CmdError {
+            opcode,
+            op_mod,
+            failure,
+        };
+        let start = self.p.now_ns();
+        let mut last_health = start;
+        self.last_irq_ns = start;
+        let mut polls = 0u32;
+        let finished = loop {
+            if self.cmdq.is_done(slot, false) {
+                break self.cmdq.finish(slot);
+            }
+            if self.cmdq.uses_events() {
+                self.service_eq0();
+                if self.cmdq.is_done(slot, false) {
+                    continue;
+                }
+            }
+            let now = self.p.now_ns();
+            if now.saturating_sub(last_health) >= HEALTH_PEEK_NS {
+                last_health = now;
+                self.check_health();
+            }
+            if self.fault.is_some() {
+                self.cmdq.abandon(slot);
+                self.stats.failed += 1;
+                self.trace_failure(opcode, op_mod, start, "adapter failed while waiting");
+                return Err(err(CmdFailure::AdapterFailed));
+            }
+            if now.saturating_sub(start) >= self.timeout_ns {
+                // A completion whose EQE went missing still counts.
+                if self.cmdq.is_done(slot, true) {
+                    self.stats.recovered_completions += 1;
+                    break self.cmdq.finish(slot);
+                }
+                self.cmdq.abandon(slot);
+                self.stats.failed += 1;
+                self.stats.timeouts += 1;
+                let waited_ms = now.saturating_sub(start) / 1_000_000;
+                self.trace_failure(opcode, op_mod, start, "timeout");
+                return Err(err(CmdFailure::Timeout { waited_ms }));
+            }
+            if polls < SPIN_POLLS {
+                polls += 1;
+                core::hint::spin_loop();
+            } else {
+                self.p.relax();
+            }
+        };
+        let result = self.complete(cmd, finished);
+        // Page requests that arrived while this command ran.
+        self.service_page_requests();
+        result
+    }
+
+    fn complete<C: Command>(&mut self, cmd: &C, f: Finished) -> Result<C::Output, CmdError> {
+        let took = self.p.now_ns().saturating_sub(f.started_ns);
+        self.stats.commands += 1;
+        self.stats.total_ns += took;
+        self.stats.max_ns = self.stats.max_ns.max(took);
+        let err = |failure| CmdError {
+            opcode: C::OPCODE,
+            op_mod: f.op_mod,
+            failure,
+        };
+        let out = match f.result {
+            Ok(out) => out,
+            Err(failure) => {
+                self.stats.failed += 1;
+                log::warn!(
+                    target: "mlx5::cmd",
+                    "{} op_mod={:#x} failed: {:?} ({} us)",
+                    opcode_name(C::OPCODE),
+                    f.op_mod,
+                    failure,
+                    took / 1000
+                );
+                return Err(err(failure));
+            }
+        };
+        let status = OUT_STATUS.get(&out) as u8;
+        let syndrome = OUT_SYNDROME.get(&out);
+        if status != 0 {
+            self.stats.failed += 1;
+            log::warn!(
+                target: "mlx5::cmd",
+                "{} op_mod={:#x} status={:#x} ({}) syndrome={:#x} {} us",
+                opcode_name(C::OPCODE),
+                f.op_mod,
+                status,
+                crate::error::status_name(status),
+                syndrome,
+                took / 1000
+            );
+            return Err(err(CmdFailure::Status { status, syndrome }));
+        }
+        log::debug!(
+            target: "mlx5::cmd",
+            "{} op_mod={:#x} status=0 syndrome=0 {} us",
+            opcode_name(C::OPCODE),
+            f.op_mod,
+            took / 1000
+        );
+        cmd.parse(&out).map_err(|what| {
+            self.stats.failed += 1;
+            err(CmdFailure::BadOutput(what))
+        })
+    }
+
+    fn trace_failure(&self, opcode: u16, op_mod: u16, start: u64, what: &str) {
+        log::warn!(
+            target: "mlx5::cmd",
+            "{} op_mod={:#x} {} after {} us",
+            opcode_name(opcode),
+            op_mod,
+            what,
+            self.p.now_ns().saturating_sub(start) / 1000
+        );
+    }
+
+    /// Drain EQ0 if its vector fired (or, after a while without an
+    /// interrupt, if an event is waiting anyway), then re-arm it.
+    pub(crate) fn service_eq0(&mut self) {
+        self.drain_eq0(false)
+    }
+
+    /// As [`Device::service_eq0`]; `peek` drains whatever is waiting
+    /// without needing an interrupt (the owner's poll).
+    pub(crate) fn drain_eq0(&mut self, peek: bool) {
+        let Some(eq0) = self.eq0.as_ref() else {
+            return;
+        };
+        let vector = eq0.vector;
+        let now = self.p.now_ns();
+        let fired = self.p.msix_take_pending(vector);
+        if fired {
+            self.stats.interrupts += 1;
+            self.last_irq_ns = now;
+        } else if (!peek && now.saturating_sub(self.last_irq_ns) < EQ_PEEK_NS) || !eq0.has_event() {
+            return;
+        }
+        let Some(mut eq0) = self.eq0.take() else {
+            return;
+        };
+        // Bounded: at most one ring's worth per call.
+        for _ in 0..eq0.entries() {
+            let Some(e) = eq0.pop() else {
+                break;
+            };
+            self.handle_event(e);
+        }
+        eq0.doorbell(&self.p, true);
+        self.eq0 = Some(eq0);
+    }
+
+    fn handle_event(&mut self, e: Eqe) {
+        self.stats.eq0_events += 1;
+        match e.event_type {
+            event::CMD => {
+                self.stats.cmd_events += 1;
+                let spurious = self.cmdq.signal(e.cmd_vector());
+                if spurious != 0 {
+                    self.stats.spurious_completions += 1;
+                    log::warn!(
+                        target: "mlx5::cmd",
+                        "completion EQE for idle slots {spurious:#x}"
+                    );
+                }
+            }
+            event::PAGE_REQUEST => {
+                self.stats.page_events += 1;
+                let (func_id, n) = e.page_request();
+                if func_id != 0 {
+                    log::warn!(
+                        target: "mlx5::pages",
+                        "page request for function {func_id} ignored"
+                    );
+                    return;
+                }
+                log::debug!(target: "mlx5::pages", "page request {n}");
+                self.pending_pages = self.pending_pages.saturating_add(n as i64);
+            }
+            event::PORT_CHANGE => {
+                self.stats.port_events += 1;
+                let ev = match e.sub_type {
+                    eq::PORT_SUBTYPE_DOWN => PortEvent::Down,
+                    eq::PORT_SUBTYPE_ACTIVE => PortEvent::Up,
+                    other => PortEvent::Other(other),
+                };
+                // Bounded: a storm of events keeps only the latest ones.
+                if self.port_events.len() >= 64 {
+                    self.port_events.remove(0);
+                }
+                self.port_events.push(ev);
+            }
+            event::INTERNAL_ERROR => {
+                self.stats.other_events += 1;
+                self.fail(FaultKind::InternalErrorEvent);
+            }
+            other => {
+                self.stats.other_events += 1;
+                log::warn!(
+                    target: "mlx5::eq",
+                    "mlx5 {}: event {:#x} sub_type {:#x} data {:02x?}",
+                    self.p.pci_address(),
+                    other,
+                    e.sub_type,
+                    e.data
+                );
+            }
+        }
+    }
+
+    /// Serve page requests collected from EQ0 (not re-entrantly).
+    pub(crate) fn service_page_requests(&mut self) {
+        if self.in_page_work || self.pending_pages == 0 || self.fault.is_some() {
+            return;
+        }
+        self.in_page_work = true;
+        while self.pending_pages != 0 && self.fault.is_none() {
+            let n = self.pending_pages;
+            self.pending_pages = 0;
+            if n > 0 && !self.accept_page_requests {
+                self.stats.pages_refused += n as u64;
+                log::warn!(target: "mlx5::pages", "{n} pages asked during teardown, refused");
+                continue;
+            }
+            if let Err(e) = self.move_pages(n) {
+                log::error!(
+                    target: "mlx5::pages",
+                    "mlx5 {}: page request of {} failed: {}",
+                    self.p.pci_address(),
+                    n,
+                    e
+                );
+            }
+        }
+        self.in_page_work = false;
+    }
+
+    /// QUERY_PAGES of `kind` and satisfy it.
+    pub(crate) fn satisfy_pages(&mut self, kind: PageKind) -> Result<(), Error> {
+        let n = self.exec(&QueryPages(kind))?;
+        log::debug!(target: "mlx5::pages", "{:?} pages: {}", kind, n);
+        self.move_pages(n as i64)
+    }
+
+    /// Give `n` pages (n > 0) or take `-n` back (n < 0), in batches.
+    pub(crate) fn move_pages(&mut self, n: i64) -> Result<(), Error> {
+        if n.unsigned_abs() > self.max_pages as u64 {
+            // A count this large is a broken device; tell it no.
+            if n > 0 {
+                let _ = self.exec(&GivePages {
+                    pages: &[],
+                    failed: true,
+                });
+            }
+            return Err(Error::Device("page request beyond the configured limit"));
+        }
+        let mut left = n.unsigned_abs() as usize;
+        while left > 0 {
+            let batch = left.min(pages::BATCH);
+            if n > 0 {
+                self.give_pages(batch)?;
+            } else {
+                let got = self.take_pages(batch)?;
+                if got == 0 {
+                    break;
+                }
+            }
+            left -= batch;
+        }
+        Ok(())
+    }
+
+    fn give_pages(&mut self, n: usize) -> Result<(), Error> {
+        let regions = match PagePool::alloc(&self.p, n) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.exec(&GivePages {
+                    pages: &[],
+                    failed: true,
+                });
+                return Err(e.into());
+            }
+        };
+        let addrs: Vec<u64> = regions.iter().map(|r| r.device_addr().get()).collect();
+        match self.exec(&GivePages {
+            pages: &addrs,
+            failed: false,
+        }) {
+            Ok(()) => {
+                self.pages.insert(regions);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e.failure, CmdFailure::Timeout { .. }) {
+                    // The device may have taken them: keep them until detach.
+                    self.pages.insert(regions);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// MANAGE_PAGES take; returns how many came back.
+    pub(crate) fn take_pages(&mut self, n: usize) -> Result<usize, Error> {
+        let addrs = self.exec(&TakePages { count: n })?;
+        let (ok, unknown) = self.pages.remove(&addrs);
+        if unknown > 0 {
+            self.stats.unknown_pages_returned += unknown as u64;
+            log::warn!(
+                target: "mlx5::pages",
+                "mlx5 {}: device returned {} pages it was never given",
+                self.p.pci_address(),
+                unknown
+            );
+        }
+        Ok(ok)
+    }
+
+    /// Drain port events seen so far.
+    pub fn take_port_events(&mut self) -> Vec<PortEvent> {
+        core::mem::take(&mut self.port_events)
+    }
+
+    /// DMA bytes the command engine holds (queue, mailboxes, EQ0, pages).
+    pub fn dma_bytes(&self) -> usize {
+        self.cmdq.dma_bytes()
+            + self.eq0.as_ref().map_or(0, |e| e.dma_bytes())
+            + self.pages.held() * pages::PAGE_SIZE
+    }
+}

@@ -1,0 +1,400 @@
+//! Event queues (PRM "Event Queues"; `mlx5_ifc_eqc_bits`,
+//! `mlx5_ifc_create_eq_in_bits`, `mlx5_ifc_destroy_eq_in_bits` in
+//! mlx5_ifc.h; `struct mlx5_eqe` in device.h).
+//!
+//! EQ0 takes command completions, page requests, port changes and error
+//! events on MSI-X vector 0; completion EQs (one per further vector) take
+//! the CQ events of the data path. An EQE belongs to software when its
+//! owner bit equals `(consumer_index >> log_size) & 1`; entries start with
+//! owner 1 so nothing is valid before the device writes.
+
+use alloc::vec::Vec;
+
+use cxos_drivers::{DmaRegion, Platform};
+
+use crate::cmd::{Command, SimpleCmd, op};
+use crate::layout::{Field, Field64};
+use crate::uar::Uar;
+
+/// An EQ number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Eqn(pub u8);
+
+/// `mlx5_ifc_eqc_bits` (64 bytes).
+pub mod eqc {
+    use crate::layout::Field;
+    pub const STATUS: Field = Field::new(0x00, 31, 28);
+    pub const OI: Field = Field::new(0x00, 17, 17);
+    pub const ST: Field = Field::new(0x00, 11, 8);
+    pub const PAGE_OFFSET: Field = Field::new(0x08, 11, 6);
+    pub const LOG_EQ_SIZE: Field = Field::new(0x0c, 28, 24);
+    pub const UAR_PAGE: Field = Field::new(0x0c, 23, 0);
+    pub const INTR: Field = Field::new(0x14, 11, 0);
+    /// log2(page size) - 12.
+    pub const LOG_PAGE_SIZE: Field = Field::new(0x18, 28, 24);
+    pub const CONSUMER_COUNTER: Field = Field::new(0x28, 23, 0);
+    pub const PRODUCER_COUNTER: Field = Field::new(0x2c, 23, 0);
+    pub const LEN: usize = 0x40;
+}
+
+/// `mlx5_ifc_create_eq_in_bits`: eqc at 0x10, event_bitmask (events 0-63)
+/// at 0x58, pas (one be64 per 4 KiB page) at 0x110.
+pub const CREATE_EQ_IN_EQC: usize = 0x10;
+pub const CREATE_EQ_IN_EVENT_BITMASK: Field64 = Field64::new(0x58);
+pub const CREATE_EQ_IN_PAS: usize = 0x110;
+/// `create_eq_out` / `destroy_eq_in`: eq_number `[7:0]` of dword 0x08.
+pub const EQ_NUMBER: Field = Field::new(0x08, 7, 0);
+
+const _: () = assert!(CREATE_EQ_IN_EQC + eqc::LEN <= 0x58);
+const _: () = assert!(eqc::PRODUCER_COUNTER.end() <= eqc::LEN);
+
+/// EQE (`struct mlx5_eqe`), 64 bytes.
+pub mod eqe {
+    pub const TYPE: usize = 0x01;
+    pub const SUB_TYPE: usize = 0x03;
+    pub const DATA: usize = 0x20;
+    pub const DATA_LEN: usize = 28;
+    pub const OWNER: usize = 0x3f;
+    pub const LEN: usize = 0x40;
+}
+
+const _: () = assert!(eqe::DATA + eqe::DATA_LEN + 4 == eqe::LEN);
+
+/// Event types (`enum mlx5_event`, device.h).
+pub mod event {
+    pub const COMPLETION: u8 = 0x00;
+    pub const CQ_ERROR: u8 = 0x04;
+    pub const WQ_CATASTROPHIC: u8 = 0x05;
+    pub const INTERNAL_ERROR: u8 = 0x08;
+    pub const PORT_CHANGE: u8 = 0x09;
+    pub const CMD: u8 = 0x0a;
+    pub const PAGE_REQUEST: u8 = 0x0b;
+    pub const NIC_VPORT_CHANGE: u8 = 0x0d;
+    pub const WQ_INVALID_REQUEST: u8 = 0x10;
+    pub const WQ_ACCESS_ERROR: u8 = 0x11;
+    pub const PORT_MODULE: u8 = 0x16;
+    pub const STALL: u8 = 0x1b;
+}
+
+/// Port change sub types (`MLX5_PORT_CHANGE_SUBTYPE_*`).
+pub const PORT_SUBTYPE_DOWN: u8 = 1;
+pub const PORT_SUBTYPE_ACTIVE: u8 = 4;
+
+/// Events EQ0 subscribes to.
+pub const EQ0_EVENTS: u64 = (1 << event::CMD)
+    | (1 << event::PAGE_REQUEST)
+    | (1 << event::PORT_CHANGE)
+    | (1 << event::INTERNAL_ERROR)
+    | (1 << event::CQ_ERROR)
+    | (1 << event::WQ_CATASTROPHIC)
+    | (1 << event::WQ_INVALID_REQUEST)
+    | (1 << event::WQ_ACCESS_ERROR)
+    | (1 << event::NIC_VPORT_CHANGE)
+    | (1 << event::PORT_MODULE);
+
+/// Offsets in a UAR page (PRM "UAR Page Format"): EQ doorbell with arm,
+/// and without.
+pub const UAR_EQ_ARM: usize = 0x40;
+pub const UAR_EQ_UPDATE_CI: usize = 0x48;
+
+/// CREATE_EQ.
+#[derive(Clone, Debug)]
+pub struct CreateEq {
+    pub log_size: u8,
+    pub uar: Uar,
+    pub vector: u16,
+    pub events: u64,
+    pub pages: Vec<u64>,
+}
+
+impl Command for CreateEq {
+    type Output = Eqn;
+    const OPCODE: u16 = op::CREATE_EQ;
+    fn in_len(&self) -> usize {
+        CREATE_EQ_IN_PAS + 8 * self.pages.len()
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        let b = CREATE_EQ_IN_EQC;
+        eqc::LOG_EQ_SIZE.within(b).set(inbox, self.log_size as u32);
+        eqc::UAR_PAGE.within(b).set(inbox, self.uar.0);
+        eqc::INTR.within(b).set(inbox, self.vector as u32);
+        eqc::LOG_PAGE_SIZE.within(b).set(inbox, 0);
+        CREATE_EQ_IN_EVENT_BITMASK.set(inbox, self.events);
+        for (i, &pa) in self.pages.iter().enumerate() {
+            Field64::new(CREATE_EQ_IN_PAS + 8 * i).set(inbox, pa);
+        }
+    }
+    fn parse(&self, out: &[u8]) -> Result<Eqn, &'static str> {
+        Ok(Eqn(EQ_NUMBER.get(out) as u8))
+    }
+}
+
+pub type DestroyEq = SimpleCmd<{ op::DESTROY_EQ }>;
+
+pub fn destroy_eq(eqn: Eqn) -> DestroyEq {
+    DestroyEq::new(0, Some((EQ_NUMBER, eqn.0 as u32)))
+}
+
+/// One event, copied out of the ring.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Eqe {
+    pub event_type: u8,
+    pub sub_type: u8,
+    pub data: [u8; eqe::DATA_LEN],
+}
+
+impl Eqe {
+    fn be32(&self, off: usize) -> u32 {
+        u32::from_be_bytes([
+            self.data[off],
+            self.data[off + 1],
+            self.data[off + 2],
+            self.data[off + 3],
+        ])
+    }
+
+    /// Command completion (`mlx5_eqe_cmd`): bit vector of finished slots.
+    pub fn cmd_vector(&self) -> u32 {
+        self.be32(0)
+    }
+
+    /// Page request (`mlx5_eqe_page_req`): function id and signed page
+    /// count (negative: the device returns pages).
+    pub fn page_request(&self) -> (u16, i32) {
+        let func_id = u16::from_be_bytes([self.data[2], self.data[3]]);
+        (func_id, self.be32(4) as i32)
+    }
+
+    /// Port change (`mlx5_eqe_port_state`): port number in `[7:4]` of byte 8.
+    pub fn port(&self) -> u8 {
+        self.data[8] >> 4
+    }
+
+    /// Completion (`mlx5_eqe_comp`): CQN in the low 24 bits of dword 6.
+    pub fn cqn(&self) -> u32 {
+        self.be32(24) & 0x00ff_ffff
+    }
+}
+
+/// An EQ's ring in host memory and its consumer index.
+#[derive(Debug)]
+pub struct Eq<D: DmaRegion> {
+    pub eqn: Eqn,
+    pub vector: u16,
+    mem: D,
+    log_size: u8,
+    ci: u32,
+    /// BAR0 offset of the UAR page holding this EQ's doorbell.
+    uar_base: usize,
+    pub events_seen: u64,
+}
+
+/// Ring memory for an EQ of 2^log_size entries, owner bits set to 1.
+pub fn alloc_ring<P: Platform>(p: &P, log_size: u8) -> Result<P::Dma, crate::Error> {
+    let len = eqe::LEN << log_size;
+    let mem = p.dma_alloc(len)?;
+    for i in 0..1usize << log_size {
+        mem.write_u8(i * eqe::LEN + eqe::OWNER, 1);
+    }
+    Ok(mem)
+}
+
+/// The 4 KiB page addresses of a ring, for CREATE_EQ's pas.
+pub fn ring_pages<D: DmaRegion>(mem: &D) -> Vec<u64> {
+    (0..mem.len().div_ceil(4096))
+        .map(|i| mem.device_addr().offset(i * 4096).get())
+        .collect()
+}
+
+impl<D: DmaRegion> Eq<D> {
+    pub fn new(eqn: Eqn, vector: u16, mem: D, log_size: u8, uar: Uar) -> Self {
+        Self {
+            eqn,
+            vector,
+            mem,
+            log_size,
+            ci: 0,
+            uar_base: uar.bar_offset(),
+            events_seen: 0,
+        }
+    }
+
+    pub fn entries(&self) -> usize {
+        1 << self.log_size
+    }
+
+    pub fn consumer_index(&self) -> u32 {
+        self.ci
+    }
+
+    /// The next event if software owns it; advances the consumer index.
+    pub fn pop(&mut self) -> Option<Eqe> {
+        let n = self.entries() as u32;
+        let off = (self.ci & (n - 1)) as usize * eqe::LEN;
+        let owner = self.mem.read_u8(off + eqe::OWNER) & 1;
+        let sw = ((self.ci >> self.log_size) & 1) as u8;
+        if owner != sw {
+            return None;
+        }
+        let mut data = [0u8; eqe::DATA_LEN];
+        self.mem.read_bytes(off + eqe::DATA, &mut data);
+        let e = Eqe {
+            event_type: self.mem.read_u8(off + eqe::TYPE),
+            sub_type: self.mem.read_u8(off + eqe::SUB_TYPE),
+            data,
+        };
+        self.ci = self.ci.wrapping_add(1);
+        self.events_seen += 1;
+        Some(e)
+    }
+
+    /// Whether an event is waiting (without consuming it).
+    pub fn has_event(&self) -> bool {
+        let n = self.entries() as u32;
+        let off = (self.ci & (n - 1)) as usize * eqe::LEN;
+        let owner = self.mem.read_u8(off + eqe::OWNER) & 1;
+        owner == ((self.ci >> self.log_size) & 1) as u8
+    }
+
+    /// Tell the device the consumer index, and re-arm the EQ if `arm`.
+    pub fn doorbell<P: Platform>(&self, p: &P, arm: bool) {
+        let v = ((self.eqn.0 as u32) << 24) | (self.ci & 0x00ff_ffff);
+        let off = if arm { UAR_EQ_ARM } else { UAR_EQ_UPDATE_CI };
+        p.bar0_write_be32(self.uar_base + off, v);
+    }
+
+    pub fn dma_bytes(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// The ring memory, for an EQ the device may still reference.
+    pub fn into_ring(self) -> D {
+        self.mem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::encode;
+    use alloc::vec;
+
+    #[test]
+    fn create_eq_golden_bytes() {
+        let cmd = CreateEq {
+            log_size: 7,
+            uar: Uar(5),
+            vector: 3,
+            events: 0x0c00,
+            pages: vec![0x1_2345_6000, 0x1_2345_7000],
+        };
+        let b = encode(&cmd);
+        assert_eq!(b.len(), 0x110 + 16);
+        // opcode 0x301 at 0x00 [31:16]
+        assert_eq!(&b[0..4], &[0x03, 0x01, 0x00, 0x00]);
+        // eqc at 0x10: log_eq_size [28:24] and uar_page [23:0] of eqc dword
+        // 0x0c -> input 0x1c: 0x07 << 24 | 5.
+        assert_eq!(&b[0x1c..0x20], &[0x07, 0x00, 0x00, 0x05]);
+        // intr [11:0] of eqc dword 0x14 -> input 0x24.
+        assert_eq!(&b[0x24..0x28], &[0x00, 0x00, 0x00, 0x03]);
+        // log_page_size (eqc 0x18 -> 0x28) is 0 for 4 KiB pages.
+        assert_eq!(&b[0x28..0x2c], &[0, 0, 0, 0]);
+        // event_bitmask at 0x58 (be64): bits 10 (cmd) and 11 (page request).
+        assert_eq!(&b[0x58..0x60], &[0, 0, 0, 0, 0, 0, 0x0c, 0x00]);
+        // pas at 0x110.
+        assert_eq!(
+            &b[0x110..0x120],
+            &[
+                0, 0, 0, 1, 0x23, 0x45, 0x60, 0x00, 0, 0, 0, 1, 0x23, 0x45, 0x70, 0x00
+            ]
+        );
+    }
+
+    #[test]
+    fn eqe_fields() {
+        let mut data = [0u8; eqe::DATA_LEN];
+        // page request: func_id 0x22-0x23 (data +2), num_pages 0x24 (data +4)
+        data[2..4].copy_from_slice(&[0x00, 0x00]);
+        data[4..8].copy_from_slice(&[0xff, 0xff, 0xff, 0xf0]);
+        let e = Eqe {
+            event_type: event::PAGE_REQUEST,
+            sub_type: 0,
+            data,
+        };
+        assert_eq!(e.page_request(), (0, -16));
+        let mut data = [0u8; eqe::DATA_LEN];
+        data[0..4].copy_from_slice(&[0x00, 0x00, 0x00, 0x05]);
+        data[8] = 0x10; // port 1 in [7:4] of EQE byte 0x28
+        data[24..28].copy_from_slice(&[0xaa, 0x00, 0x01, 0x23]);
+        let e = Eqe {
+            event_type: event::CMD,
+            sub_type: 0,
+            data,
+        };
+        assert_eq!(e.cmd_vector(), 5);
+        assert_eq!(e.port(), 1);
+        assert_eq!(e.cqn(), 0x123);
+    }
+
+    #[test]
+    fn eq0_mask_has_command_and_page_events() {
+        assert_eq!(EQ0_EVENTS & 0x0e00, 0x0e00);
+    }
+}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::*;
+    use crate::mock::MockPlatform;
+
+    /// Write an EQE the way the device does: payload, then owner bit.
+    fn post(p: &MockPlatform, ring: u64, idx: usize, ty: u8, owner: u8) {
+        let at = ring + (idx * eqe::LEN) as u64;
+        p.write(at + eqe::TYPE as u64, &[ty]);
+        p.write(at + eqe::OWNER as u64, &[owner]);
+    }
+
+    #[test]
+    fn owner_bit_alternates_per_pass_and_doorbells_carry_eqn_and_ci() {
+        let p = MockPlatform::new();
+        let mem = alloc_ring(&p, 2).unwrap();
+        let base = mem.device_addr().get();
+        // Fresh entries are owned by hardware (owner 1 on the first pass).
+        assert!((0..4).all(|i| mem.read_u8(i * 64 + eqe::OWNER) == 1));
+        let mut eq = Eq::new(Eqn(9), 0, mem, 2, Uar(5));
+        assert!(eq.pop().is_none() && !eq.has_event());
+        // First pass: the device writes owner 0.
+        for i in 0..4 {
+            post(&p, base, i, event::CMD, 0);
+        }
+        for _ in 0..4 {
+            assert_eq!(eq.pop().map(|e| e.event_type), Some(event::CMD));
+        }
+        // Wrapped: entry 0 still holds the first pass's owner 0, which is
+        // stale now (software expects 1 on the second pass).
+        assert!(eq.pop().is_none());
+        post(&p, base, 0, event::PAGE_REQUEST, 1);
+        assert!(eq.has_event());
+        assert_eq!(eq.pop().map(|e| e.event_type), Some(event::PAGE_REQUEST));
+        assert_eq!(eq.consumer_index(), 5);
+        // UAR 5 page at BAR0 + 0x5000: arm at +0x40, update at +0x48,
+        // value eqn << 24 | ci.
+        eq.doorbell(&p, true);
+        eq.doorbell(&p, false);
+        let s = p.s.borrow();
+        assert_eq!(&s.bar0[0x5040..0x5044], &[0x09, 0x00, 0x00, 0x05]);
+        assert_eq!(&s.bar0[0x5048..0x504c], &[0x09, 0x00, 0x00, 0x05]);
+    }
+
+    #[test]
+    fn ring_pages_list_every_4k_page() {
+        let p = MockPlatform::new();
+        let mem = alloc_ring(&p, 7).unwrap(); // 128 x 64 B = 8 KiB
+        let pages = ring_pages(&mem);
+        let base = mem.device_addr().get();
+        assert_eq!(pages, [base, base + 4096]);
+    }
+}

@@ -1,0 +1,315 @@
+//! A scripted platform for unit tests: DMA regions in host memory, a BAR0
+//! byte array, a fake clock. The test plays the device by hand, so it
+//! controls exactly when and in which order commands complete.
+
+extern crate std;
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use cxos_drivers::{DmaAddr, DmaRegion, PciAddress, Platform, PlatformError};
+
+#[derive(Debug, Clone)]
+pub struct MockDma {
+    addr: u64,
+    buf: Rc<RefCell<Vec<u8>>>,
+}
+
+impl DmaRegion for MockDma {
+    fn device_addr(&self) -> DmaAddr {
+        DmaAddr(self.addr)
+    }
+    fn len(&self) -> usize {
+        self.buf.borrow().len()
+    }
+    fn read_u8(&self, o: usize) -> u8 {
+        self.buf.borrow()[o]
+    }
+    fn write_u8(&self, o: usize, v: u8) {
+        self.buf.borrow_mut()[o] = v;
+    }
+    fn read_be16(&self, o: usize) -> u16 {
+        let b = self.buf.borrow();
+        u16::from_be_bytes([b[o], b[o + 1]])
+    }
+    fn write_be16(&self, o: usize, v: u16) {
+        self.write_bytes(o, &v.to_be_bytes())
+    }
+    fn read_be32(&self, o: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.read_bytes(o, &mut b);
+        u32::from_be_bytes(b)
+    }
+    fn write_be32(&self, o: usize, v: u32) {
+        self.write_bytes(o, &v.to_be_bytes())
+    }
+    fn read_be64(&self, o: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.read_bytes(o, &mut b);
+        u64::from_be_bytes(b)
+    }
+    fn write_be64(&self, o: usize, v: u64) {
+        self.write_bytes(o, &v.to_be_bytes())
+    }
+    fn read_bytes(&self, o: usize, dst: &mut [u8]) {
+        dst.copy_from_slice(&self.buf.borrow()[o..o + dst.len()]);
+    }
+    fn write_bytes(&self, o: usize, src: &[u8]) {
+        self.buf.borrow_mut()[o..o + src.len()].copy_from_slice(src);
+    }
+    fn fill(&self, o: usize, len: usize, byte: u8) {
+        self.buf.borrow_mut()[o..o + len].fill(byte);
+    }
+    fn with_bytes<R>(&self, o: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(&self.buf.borrow()[o..o + len])
+    }
+    fn with_bytes_mut<R>(&self, o: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        f(&mut self.buf.borrow_mut()[o..o + len])
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MockState {
+    pub bar0: Vec<u8>,
+    pub regions: BTreeMap<u64, std::rc::Weak<RefCell<Vec<u8>>>>,
+    pub next_addr: u64,
+    pub doorbells: Vec<u32>,
+    pub clock: Cell<u64>,
+    /// PCI vendor and device id in config space.
+    pub config_ids: (u16, u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct MockPlatform {
+    pub s: Rc<RefCell<MockState>>,
+}
+
+impl MockPlatform {
+    /// A function whose init segment offers 32 command entries of 64 bytes.
+    pub fn new() -> Self {
+        let mut bar0 = vec![0u8; 0x10000];
+        bar0[0x04..0x06].copy_from_slice(&5u16.to_be_bytes());
+        bar0[0x17] = 0x56; // log_cmdq_size 5 [7:4], log_cmdq_stride 6 [3:0]
+        Self {
+            s: Rc::new(RefCell::new(MockState {
+                bar0,
+                next_addr: 0x10_0000,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// The DMA memory at a device address, as the device would see it.
+    pub fn dma(&self, addr: u64) -> (Rc<RefCell<Vec<u8>>>, usize) {
+        let s = self.s.borrow();
+        let (&base, w) = s.regions.range(..=addr).next_back().expect("mapped");
+        (w.upgrade().expect("live region"), (addr - base) as usize)
+    }
+
+    pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+        let (b, o) = self.dma(addr);
+        b.borrow()[o..o + len].to_vec()
+    }
+
+    pub fn write(&self, addr: u64, data: &[u8]) {
+        let (b, o) = self.dma(addr);
+        b.borrow_mut()[o..o + data.len()].copy_from_slice(data);
+    }
+
+    pub fn live_regions(&self) -> usize {
+        self.s
+            .borrow()
+            .regions
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+}
+
+impl Platform for MockPlatform {
+    type Dma = MockDma;
+    fn dma_alloc(&self, size: usize) -> Result<MockDma, PlatformError> {
+        let mut s = self.s.borrow_mut();
+        let addr = s.next_addr;
+        s.next_addr += (size as u64).div_ceil(4096) * 4096 + 4096;
+        let buf = Rc::new(RefCell::new(vec![0u8; size]));
+        s.regions.insert(addr, Rc::downgrade(&buf));
+        Ok(MockDma { addr, buf })
+    }
+    fn bar0_len(&self) -> usize {
+        self.s.borrow().bar0.len()
+    }
+    fn bar0_read_be32(&self, o: usize) -> u32 {
+        let s = self.s.borrow();
+        u32::from_be_bytes([s.bar0[o], s.bar0[o + 1], s.bar0[o + 2], s.bar0[o + 3]])
+    }
+    fn bar0_write_be32(&self, o: usize, v: u32) {
+        let mut s = self.s.borrow_mut();
+        if o == 0x18 {
+            s.doorbells.push(v);
+        }
+        s.bar0[o..o + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    fn bar0_read_be64(&self, o: usize) -> u64 {
+        ((self.bar0_read_be32(o) as u64) << 32) | self.bar0_read_be32(o + 4) as u64
+    }
+    fn bar0_write_be64(&self, o: usize, v: u64) {
+        self.bar0_write_be32(o, (v >> 32) as u32);
+        self.bar0_write_be32(o + 4, v as u32);
+    }
+    fn pci_address(&self) -> PciAddress {
+        PciAddress::new(0, 1, 0, 0)
+    }
+    fn config_read16(&self, o: u16) -> u16 {
+        let ids = self.s.borrow().config_ids;
+        match o {
+            0 => ids.0,
+            2 => ids.1,
+            _ => 0,
+        }
+    }
+    fn config_write16(&self, _o: u16, _v: u16) {}
+    fn config_read32(&self, _o: u16) -> u32 {
+        0
+    }
+    fn config_write32(&self, _o: u16, _v: u32) {}
+    fn msix_table_size(&self) -> u16 {
+        0
+    }
+    fn msix_enable(&self, _min: u16, _wanted: u16) -> Result<u16, PlatformError> {
+        Err(PlatformError::MsixUnsupported)
+    }
+    fn msix_disable(&self) {}
+    fn msix_take_pending(&self, _v: u16) -> bool {
+        false
+    }
+    fn msix_set_masked(&self, _v: u16, _m: bool) {}
+    fn now_ns(&self) -> u64 {
+        let s = self.s.borrow();
+        s.clock.set(s.clock.get() + 1000);
+        s.clock.get()
+    }
+    fn delay_us(&self, us: u64) {
+        let s = self.s.borrow();
+        s.clock.set(s.clock.get() + us * 1000);
+    }
+    fn relax(&self) {}
+}
+
+/// A scripted command executor: records every command's opcode and input,
+/// answers each with status 0 and a fresh object id at output 0x08 (where
+/// every CREATE_*/ALLOC_* output in mlx5_ifc.h puts its handle), or with a
+/// chosen failure.
+#[derive(Debug, Default)]
+pub struct MockExec {
+    pub log: Vec<(u16, Vec<u8>)>,
+    pub next_id: u32,
+    /// Fail the command with this opcode (status 3, syndrome 0x1234).
+    pub fail_opcode: Option<u16>,
+    /// Output bytes to answer a command with: (opcode, offset, bytes).
+    pub replies: Vec<(u16, usize, Vec<u8>)>,
+}
+
+impl crate::cmd::Exec for MockExec {
+    fn exec<C: crate::cmd::Command>(
+        &mut self,
+        cmd: &C,
+    ) -> Result<C::Output, crate::error::CmdError> {
+        let input = crate::cmd::encode(cmd);
+        self.log.push((C::OPCODE, input));
+        let fail = |failure| crate::error::CmdError {
+            opcode: C::OPCODE,
+            op_mod: cmd.op_mod(),
+            failure,
+        };
+        if self.fail_opcode == Some(C::OPCODE) {
+            return Err(fail(crate::error::CmdFailure::Status {
+                status: 3,
+                syndrome: 0x1234,
+            }));
+        }
+        self.next_id += 1;
+        let mut out = vec![0u8; cmd.out_len().max(0x10)];
+        out[0x08..0x0c].copy_from_slice(&self.next_id.to_be_bytes());
+        for (op, at, bytes) in &self.replies {
+            if *op == C::OPCODE {
+                out[*at..*at + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+        cmd.parse(&out)
+            .map_err(|e| fail(crate::error::CmdFailure::BadOutput(e)))
+    }
+}
+
+impl MockExec {
+    /// Inputs of every command with `opcode`, oldest first.
+    pub fn inputs(&self, opcode: u16) -> Vec<&[u8]> {
+        self.log
+            .iter()
+            .filter(|(o, _)| *o == opcode)
+            .map(|(_, i)| i.as_slice())
+            .collect()
+    }
+
+    pub fn opcodes(&self) -> Vec<u16> {
+        self.log.iter().map(|(o, _)| *o).collect()
+    }
+}
+
+/// Counts heap allocations of the unit-test binary (the fast-path tests
+/// assert zero per packet).
+#[global_allocator]
+static ALLOC: mlx5_sim::harness::CountingAlloc = mlx5_sim::harness::CountingAlloc::new();
+
+/// Scripted commands plus the mock platform: a [`crate::eth::Control`].
+#[derive(Debug)]
+pub struct MockCtl {
+    pub ex: MockExec,
+    pub p: MockPlatform,
+    /// Completion events the next `poll_comp_eq` reports.
+    pub events: Vec<crate::cq::Cqn>,
+    pub eq_polls: u32,
+    pub retired: usize,
+}
+
+impl MockCtl {
+    pub fn new() -> Self {
+        Self {
+            ex: MockExec::default(),
+            p: MockPlatform::new(),
+            events: Vec::new(),
+            eq_polls: 0,
+            retired: 0,
+        }
+    }
+}
+
+impl crate::cmd::Exec for MockCtl {
+    fn exec<C: crate::cmd::Command>(
+        &mut self,
+        cmd: &C,
+    ) -> Result<C::Output, crate::error::CmdError> {
+        self.ex.exec(cmd)
+    }
+}
+
+impl crate::eth::Control for MockCtl {
+    type P = MockPlatform;
+    fn platform(&self) -> &MockPlatform {
+        &self.p
+    }
+    fn poll_comp_eq(&mut self, _index: usize, mut f: impl FnMut(crate::cq::Cqn)) -> usize {
+        self.eq_polls += 1;
+        let n = self.events.len();
+        for c in self.events.drain(..) {
+            f(c);
+        }
+        n
+    }
+    fn retire(&mut self, _mem: MockDma) {
+        self.retired += 1;
+    }
+}

@@ -1,0 +1,507 @@
+//! Receive queues (PRM "Receive Queue"; `mlx5_ifc_rqc_bits`,
+//! `create_rq_in/out`, `modify_rq_in`, `destroy_rq_in`, `query_rq_in/out`
+//! in mlx5_ifc.h) and the cyclic receive ring with its buffer pool.
+//!
+//! Cyclic RQ: WQE i is one data segment (stride 16 bytes) pointing at
+//! buffer i of one pool region; the WQEs are written once and never change.
+//! The device may use WQEs below the doorbell record's 16-bit counter, so
+//! re-posting a consumed buffer is only counting: buffers are handed back
+//! in the order they were received ([`Rq::recycle`]) and the doorbell
+//! record is written once per batch ([`Rq::commit`]).
+
+use alloc::vec::Vec;
+
+use cxos_drivers::{DmaRegion, Platform};
+
+use crate::cmd::{Command, SimpleCmd, op};
+use crate::cq::{Cqe, Cqn};
+use crate::layout::Field;
+use crate::pd::{Lkey, Pd};
+use crate::wq::{QueueState, Ring, WqParams, wqc};
+use crate::wqe::{DS, data};
+
+/// An RQ number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Rqn(pub u32);
+
+/// `mlx5_ifc_rqc_bits` (0x30 bytes, then `wq`).
+pub mod rqc {
+    use crate::layout::Field;
+    pub const RLKY: Field = Field::new(0x00, 31, 31);
+    /// vsd: VLAN strip disable.
+    pub const VSD: Field = Field::new(0x00, 28, 28);
+    pub const MEM_RQ_TYPE: Field = Field::new(0x00, 27, 24);
+    pub const STATE: Field = Field::new(0x00, 23, 20);
+    pub const FLUSH_IN_ERROR_EN: Field = Field::new(0x00, 18, 18);
+    pub const CQN: Field = Field::new(0x08, 23, 0);
+    pub const COUNTER_SET_ID: Field = Field::new(0x0c, 31, 24);
+    pub const WQ: usize = 0x30;
+}
+
+/// create_rq_in / modify_rq_in / query_rq_out: rqc at 0x20.
+pub const CTX: usize = 0x20;
+/// rqn `[23:0]` of dword 0x08; modify_rq_in: current state `[31:28]`.
+pub const RQN: Field = Field::new(0x08, 23, 0);
+pub const MODIFY_CUR_STATE: Field = Field::new(0x08, 31, 28);
+
+/// CREATE_RQ (cyclic, one data segment per WQE).
+#[derive(Clone, Debug)]
+pub struct CreateRq {
+    pub cqn: Cqn,
+    pub pd: Pd,
+    pub dbr_addr: u64,
+    pub log_size: u8,
+    /// Q counter set counting this RQ's drops (0: none).
+    pub counter_set_id: u8,
+    pub pages: Vec<u64>,
+}
+
+impl CreateRq {
+    fn wq(&self) -> WqParams<'_> {
+        WqParams {
+            pd: self.pd.0,
+            uar: 0,
+            dbr_addr: self.dbr_addr,
+            log_stride: 4,
+            log_size: self.log_size,
+            pages: &self.pages,
+        }
+    }
+}
+
+impl Command for CreateRq {
+    type Output = Rqn;
+    const OPCODE: u16 = op::CREATE_RQ;
+    fn in_len(&self) -> usize {
+        CTX + rqc::WQ + self.wq().len()
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        let f = |x: Field| x.within(CTX);
+        // VLAN stripping comes with the offloads (issue 6).
+        f(rqc::VSD).set(inbox, 1);
+        f(rqc::MEM_RQ_TYPE).set(inbox, 0);
+        f(rqc::STATE).set(inbox, QueueState::Rst.bits());
+        f(rqc::FLUSH_IN_ERROR_EN).set(inbox, 1);
+        f(rqc::CQN).set(inbox, self.cqn.0);
+        f(rqc::COUNTER_SET_ID).set(inbox, self.counter_set_id as u32);
+        self.wq().write(inbox, CTX + rqc::WQ);
+    }
+    fn parse(&self, out: &[u8]) -> Result<Rqn, &'static str> {
+        Ok(Rqn(RQN.get(out)))
+    }
+}
+
+/// MODIFY_RQ: a state transition.
+#[derive(Clone, Copy, Debug)]
+pub struct ModifyRq {
+    pub rqn: Rqn,
+    pub from: QueueState,
+    pub to: QueueState,
+}
+
+impl Command for ModifyRq {
+    type Output = ();
+    const OPCODE: u16 = op::MODIFY_RQ;
+    fn in_len(&self) -> usize {
+        CTX + rqc::WQ + wqc::PAS
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        MODIFY_CUR_STATE.set(inbox, self.from.bits());
+        RQN.set(inbox, self.rqn.0);
+        rqc::STATE.within(CTX).set(inbox, self.to.bits());
+    }
+    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+pub type DestroyRq = SimpleCmd<{ op::DESTROY_RQ }>;
+
+pub fn destroy_rq(rqn: Rqn) -> DestroyRq {
+    DestroyRq::new(0, Some((RQN, rqn.0)))
+}
+
+/// What QUERY_RQ reports.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RqInfo {
+    pub state: Option<QueueState>,
+    pub cqn: Cqn,
+    pub counter_set_id: u8,
+    pub hw_counter: u32,
+    pub sw_counter: u32,
+}
+
+/// QUERY_RQ.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryRq(pub Rqn);
+
+impl Command for QueryRq {
+    type Output = RqInfo;
+    const OPCODE: u16 = op::QUERY_RQ;
+    fn in_len(&self) -> usize {
+        0x10
+    }
+    fn out_len(&self) -> usize {
+        CTX + rqc::WQ + wqc::PAS
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        RQN.set(inbox, self.0.0);
+    }
+    fn parse(&self, out: &[u8]) -> Result<RqInfo, &'static str> {
+        let wq = CTX + rqc::WQ;
+        Ok(RqInfo {
+            state: QueueState::from_bits(rqc::STATE.within(CTX).get(out)),
+            cqn: Cqn(rqc::CQN.within(CTX).get(out)),
+            counter_set_id: rqc::COUNTER_SET_ID.within(CTX).get(out) as u8,
+            hw_counter: wqc::HW_COUNTER.within(wq).get(out),
+            sw_counter: wqc::SW_COUNTER.within(wq).get(out),
+        })
+    }
+}
+
+/// A received frame: buffer `slot` holds `len` bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RxFrame {
+    pub slot: u16,
+    pub len: usize,
+}
+
+/// A responder CQE the driver refuses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RxError {
+    /// `wqe_counter` is not the next WQE (device bug; nothing consumed).
+    WqeCounter { counter: u16, expected: u16 },
+    /// Byte count 0 or larger than the buffer: the buffer was consumed
+    /// and must be recycled; the frame is dropped.
+    Length { slot: u16, byte_cnt: u32 },
+}
+
+/// Receive counters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct RqStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub recoveries: u64,
+}
+
+/// The receive ring of one cyclic RQ and its buffers.
+#[derive(Debug)]
+pub struct Rq<D: DmaRegion> {
+    pub rqn: Rqn,
+    ring: Ring<D>,
+    bufs: D,
+    buf_size: usize,
+    log_size: u8,
+    /// Counter of the next WQE the device completes.
+    ci: u16,
+    /// The doorbell record's counter: WQEs below it are posted.
+    posted: u16,
+    /// Counter value last written to the doorbell record.
+    published: u16,
+    /// Frames handed out and not yet recycled.
+    outstanding: u16,
+    pub stats: RqStats,
+}
+
+impl<D: DmaRegion> Rq<D> {
+    /// Ring of 2^log_size 16-byte WQEs and a pool of as many buffers of
+    /// `buf_size` bytes (rounded up to 64).
+    pub fn alloc<P: Platform<Dma = D>>(
+        p: &P,
+        log_size: u8,
+        buf_size: usize,
+    ) -> Result<(Ring<D>, D, usize), crate::Error> {
+        let buf_size = buf_size.div_ceil(64) * 64;
+        let ring = Ring::alloc(p, (DS << log_size).max(64))?;
+        let bufs = p.dma_alloc(buf_size << log_size)?;
+        Ok((ring, bufs, buf_size))
+    }
+
+    /// Write every WQE (buffer i for WQE i) and post them all.
+    pub fn new(
+        rqn: Rqn,
+        ring: Ring<D>,
+        bufs: D,
+        buf_size: usize,
+        log_size: u8,
+        lkey: Lkey,
+    ) -> Self {
+        let n = 1usize << log_size;
+        for i in 0..n {
+            let mut w = [0u8; DS];
+            let addr = bufs.device_addr().offset(i * buf_size).get();
+            w[data::BYTE_COUNT..][..4].copy_from_slice(&(buf_size as u32).to_be_bytes());
+            w[data::LKEY..][..4].copy_from_slice(&lkey.0.to_be_bytes());
+            w[data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
+            ring.mem.write_bytes(i * DS, &w);
+        }
+        let mut rq = Self {
+            rqn,
+            ring,
+            bufs,
+            buf_size,
+            log_size,
+            ci: 0,
+            posted: n as u16,
+            published: 0,
+            outstanding: 0,
+            stats: RqStats::default(),
+        };
+        rq.commit();
+        rq
+    }
+
+    pub fn entries(&self) -> usize {
+        1 << self.log_size
+    }
+
+    pub fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// WQEs the device may still fill.
+    pub fn posted(&self) -> usize {
+        self.posted.wrapping_sub(self.ci) as usize
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.outstanding as usize
+    }
+
+    /// A responder CQE: the next buffer holds a frame.
+    #[inline]
+    pub fn complete(&mut self, cqe: &Cqe) -> Result<RxFrame, RxError> {
+        let expected = self.ci;
+        if cqe.wqe_counter != expected || self.posted() == 0 {
+            return Err(RxError::WqeCounter {
+                counter: cqe.wqe_counter,
+                expected,
+            });
+        }
+        let slot = expected & ((1u16 << self.log_size) - 1);
+        self.ci = self.ci.wrapping_add(1);
+        self.outstanding += 1;
+        let len = cqe.byte_cnt as usize;
+        if len == 0 || len > self.buf_size {
+            self.stats.errors += 1;
+            return Err(RxError::Length {
+                slot,
+                byte_cnt: cqe.byte_cnt,
+            });
+        }
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        Ok(RxFrame { slot, len })
+    }
+
+    /// Read a received frame in place (the device does not own the buffer
+    /// until it is recycled).
+    #[inline]
+    pub fn with_frame<R>(&self, f: RxFrame, g: impl FnOnce(&[u8]) -> R) -> R {
+        let len = f.len.min(self.buf_size);
+        let slot = f.slot as usize & (self.entries() - 1);
+        self.bufs.with_bytes(slot * self.buf_size, len, g)
+    }
+
+    /// Give the oldest `n` handed-out buffers back to the device (posted
+    /// at the next [`Rq::commit`]).
+    #[inline]
+    pub fn recycle(&mut self, n: usize) {
+        let n = n.min(self.outstanding as usize) as u16;
+        self.outstanding -= n;
+        self.posted = self.posted.wrapping_add(n);
+    }
+
+    /// Publish the receive counter: one doorbell-record write per batch,
+    /// none when nothing changed.
+    #[inline]
+    pub fn commit(&mut self) {
+        if self.published != self.posted {
+            self.ring.write_dbr(0, self.posted as u32);
+            self.published = self.posted;
+        }
+    }
+
+    /// After the RQ went ERR -> RST: the device starts over at WQE 0 and
+    /// every buffer is posted again. Refused while frames are handed out
+    /// (their slots would be reused).
+    pub fn reset(&mut self) -> bool {
+        if self.outstanding != 0 {
+            return false;
+        }
+        self.ci = 0;
+        self.posted = self.entries() as u16;
+        self.published = 0;
+        self.ring.write_dbr(0, 0);
+        self.stats.recoveries += 1;
+        true
+    }
+
+    /// Device address of the buffer of `slot`.
+    pub fn buf_addr(&self, slot: u16) -> u64 {
+        let slot = slot as usize & (self.entries() - 1);
+        self.bufs.device_addr().offset(slot * self.buf_size).get()
+    }
+
+    /// Device addresses of the ring and of its doorbell record.
+    pub fn ring_addr(&self) -> (u64, u64) {
+        (self.ring.mem.device_addr().get(), self.ring.dbr_addr())
+    }
+
+    pub fn dma_bytes(&self) -> usize {
+        self.ring.mem.len() + self.bufs.len()
+    }
+
+    pub fn into_parts(self) -> (Ring<D>, D) {
+        (self.ring, self.bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::encode;
+    use crate::mock::MockPlatform;
+
+    #[test]
+    fn create_rq_golden_bytes() {
+        let b = encode(&CreateRq {
+            cqn: Cqn(0x77),
+            pd: Pd(3),
+            dbr_addr: 0x3000_0040,
+            log_size: 9,
+            counter_set_id: 2,
+            pages: alloc::vec![0x3000_0000, 0x3000_1000],
+        });
+        assert_eq!(b.len(), 0x110 + 16);
+        assert_eq!(&b[0..4], &[0x09, 0x08, 0, 0]);
+        // rqc dword 0: vsd [28] = 1, mem_rq_type [27:24] = 0, state 0 RST,
+        // flush_in_error_en [18] = 1.
+        assert_eq!(&b[0x20..0x24], &[0x10, 0x04, 0x00, 0x00]);
+        // rqc 0x08 cqn -> 0x28; rqc 0x0c counter_set_id [31:24] -> 0x2c.
+        assert_eq!(&b[0x28..0x30], &[0, 0, 0, 0x77, 0x02, 0, 0, 0]);
+        // wq at 0x50: cyclic; pd at 0x58; dbr_addr at 0x60.
+        assert_eq!(&b[0x50..0x54], &[0x10, 0, 0, 0]);
+        assert_eq!(&b[0x58..0x5c], &[0, 0, 0, 3]);
+        assert_eq!(&b[0x60..0x68], &[0, 0, 0, 0, 0x30, 0, 0, 0x40]);
+        // log_wq_stride 4 (16 B), log_wq_sz 9.
+        assert_eq!(&b[0x70..0x74], &[0x00, 0x04, 0x00, 0x09]);
+        assert_eq!(&b[0x118..0x120], &[0, 0, 0, 0, 0x30, 0, 0x10, 0]);
+    }
+
+    #[test]
+    fn modify_destroy_query_golden() {
+        let b = encode(&ModifyRq {
+            rqn: Rqn(0x55),
+            from: QueueState::Rst,
+            to: QueueState::Rdy,
+        });
+        // modify_rq_in: rq_state [31:28] + rqn at 0x08; rqc state at 0x20.
+        assert_eq!(&b[0..4], &[0x09, 0x09, 0, 0]);
+        assert_eq!(&b[0x08..0x0c], &[0x00, 0, 0, 0x55]);
+        assert_eq!(&b[0x20..0x24], &[0x00, 0x10, 0, 0]);
+        assert_eq!(
+            encode(&destroy_rq(Rqn(0x55)))[..12],
+            [0x09, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x55]
+        );
+        let mut out = alloc::vec![0u8; 0x110];
+        out[0x20..0x24].copy_from_slice(&[0x00, 0x10, 0, 0]);
+        out[0x28..0x2c].copy_from_slice(&[0, 0, 0, 4]);
+        out[0x2c] = 3;
+        out[0x68..0x6c].copy_from_slice(&[0, 0, 1, 0]);
+        let i = QueryRq(Rqn(1)).parse(&out).unwrap();
+        assert_eq!(i.state, Some(QueueState::Rdy));
+        assert_eq!(i.cqn, Cqn(4));
+        assert_eq!(i.counter_set_id, 3);
+        assert_eq!(i.hw_counter, 0x100);
+    }
+
+    fn cqe(counter: u16, len: u32) -> Cqe {
+        Cqe {
+            opcode: crate::cq::opcode::RESP_SEND,
+            wqe_counter: counter,
+            byte_cnt: len,
+            ..Cqe::default()
+        }
+    }
+
+    #[test]
+    fn wqes_point_at_the_pool_and_everything_is_posted_once() {
+        let p = MockPlatform::new();
+        let (ring, bufs, bs) = Rq::alloc(&p, 2, 1500).unwrap();
+        assert_eq!(bs, 1536);
+        let rbase = ring.mem.device_addr().get();
+        let dbr = ring.dbr_addr();
+        let baddr = bufs.device_addr().get();
+        let rq = Rq::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100));
+        let mut golden = [0u8; 16];
+        golden[..8].copy_from_slice(&[0, 0, 0x06, 0x00, 0, 0, 0x01, 0x00]);
+        golden[8..].copy_from_slice(&(baddr + 3 * 1536).to_be_bytes());
+        assert_eq!(p.read(rbase + 3 * 16, 16), golden);
+        assert_eq!(p.read(dbr, 4), [0, 0, 0, 4]);
+        assert_eq!(rq.posted(), 4);
+    }
+
+    #[test]
+    fn receive_recycle_commit_and_device_input_checks() {
+        let p = MockPlatform::new();
+        let (ring, bufs, bs) = Rq::alloc(&p, 2, 128).unwrap();
+        let dbr = ring.dbr_addr();
+        let baddr = bufs.device_addr().get();
+        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100));
+        p.write(baddr + 128, &[0xaa, 0xbb, 0xcc]);
+        let f0 = rq.complete(&cqe(0, 60)).unwrap();
+        let f1 = rq.complete(&cqe(1, 3)).unwrap();
+        assert_eq!(f1, RxFrame { slot: 1, len: 3 });
+        assert_eq!(rq.with_frame(f1, |b| b.to_vec()), [0xaa, 0xbb, 0xcc]);
+        assert_eq!(f0.slot, 0);
+        // Out of order / replayed counter: refused, nothing consumed.
+        assert!(matches!(
+            rq.complete(&cqe(5, 60)),
+            Err(RxError::WqeCounter { expected: 2, .. })
+        ));
+        // Too long for the buffer: consumed, to be recycled, counted.
+        assert_eq!(
+            rq.complete(&cqe(2, 129)),
+            Err(RxError::Length {
+                slot: 2,
+                byte_cnt: 129
+            })
+        );
+        assert_eq!(rq.stats.errors, 1);
+        assert_eq!(rq.posted(), 1);
+        rq.recycle(3);
+        assert_eq!(p.read(dbr, 4), [0, 0, 0, 4], "not before commit");
+        rq.commit();
+        assert_eq!(p.read(dbr, 4), [0, 0, 0, 7]);
+        assert_eq!(rq.posted(), 4);
+        // Wraps: slot of counter 4 is 0.
+        let f = rq.complete(&cqe(3, 10)).unwrap();
+        assert_eq!(f.slot, 3);
+        let f = rq.complete(&cqe(4, 10)).unwrap();
+        assert_eq!(f.slot, 0);
+        assert!(!rq.reset(), "frames handed out");
+        rq.recycle(2);
+        assert!(rq.reset());
+        rq.commit();
+        assert_eq!(p.read(dbr, 4), [0, 0, 0, 4]);
+        assert!(rq.complete(&cqe(0, 10)).is_ok());
+    }
+
+    #[test]
+    fn no_buffer_posted_means_no_completion_accepted() {
+        let p = MockPlatform::new();
+        let (ring, bufs, bs) = Rq::alloc(&p, 1, 64).unwrap();
+        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 1, Lkey(1));
+        rq.complete(&cqe(0, 10)).unwrap();
+        rq.complete(&cqe(1, 10)).unwrap();
+        assert!(rq.complete(&cqe(2, 10)).is_err());
+    }
+}

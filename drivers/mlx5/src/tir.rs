@@ -1,0 +1,101 @@
+//! Transport interface receive (PRM "TIR"; `mlx5_ifc_tirc_bits`,
+//! `create_tir_in/out`, `destroy_tir_in` in mlx5_ifc.h). Flow table
+//! entries forward to a TIR; a direct TIR delivers to one RQ
+//! (`inline_rqn`). Indirect TIRs (RQT + Toeplitz hash, for RSS) are the
+//! same command with `disp_type` 1 and come with multi-queue receive.
+
+use crate::cmd::{Command, SimpleCmd, op};
+use crate::layout::Field;
+use crate::pd::Tdn;
+use crate::rq::Rqn;
+
+/// A TIR number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Tirn(pub u32);
+
+/// `mlx5_ifc_tirc_bits` (0xf0 bytes).
+pub mod tirc {
+    use crate::layout::Field;
+    /// disp_type: 0 direct, 1 indirect.
+    pub const DISP_TYPE: Field = Field::new(0x04, 31, 28);
+    pub const INLINE_RQN: Field = Field::new(0x1c, 23, 0);
+    pub const INDIRECT_TABLE: Field = Field::new(0x20, 23, 0);
+    pub const RX_HASH_FN: Field = Field::new(0x24, 31, 28);
+    /// self_lb_block: 1 unicast, 2 multicast loopback blocked.
+    pub const SELF_LB_BLOCK: Field = Field::new(0x24, 25, 24);
+    pub const TRANSPORT_DOMAIN: Field = Field::new(0x24, 23, 0);
+    pub const LEN: usize = 0xf0;
+}
+
+/// create_tir_in: tirc at 0x20.
+pub const CTX: usize = 0x20;
+/// tirn `[23:0]` of dword 0x08 in create_tir_out and destroy_tir_in.
+pub const TIRN: Field = Field::new(0x08, 23, 0);
+
+/// CREATE_TIR, direct dispatch to one RQ.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateTirDirect {
+    pub rqn: Rqn,
+    pub td: Tdn,
+}
+
+impl Command for CreateTirDirect {
+    type Output = Tirn;
+    const OPCODE: u16 = op::CREATE_TIR;
+    fn in_len(&self) -> usize {
+        CTX + tirc::LEN
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        tirc::DISP_TYPE.within(CTX).set(inbox, 0);
+        tirc::INLINE_RQN.within(CTX).set(inbox, self.rqn.0);
+        tirc::TRANSPORT_DOMAIN.within(CTX).set(inbox, self.td.0);
+    }
+    fn parse(&self, out: &[u8]) -> Result<Tirn, &'static str> {
+        Ok(Tirn(TIRN.get(out)))
+    }
+}
+
+pub type DestroyTir = SimpleCmd<{ op::DESTROY_TIR }>;
+
+pub fn destroy_tir(tirn: Tirn) -> DestroyTir {
+    DestroyTir::new(0, Some((TIRN, tirn.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::encode;
+
+    #[test]
+    fn golden() {
+        let b = encode(&CreateTirDirect {
+            rqn: Rqn(0x0a0b),
+            td: Tdn(0x0c),
+        });
+        assert_eq!(b.len(), 0x110);
+        assert_eq!(&b[0..4], &[0x09, 0x00, 0, 0]);
+        // tirc 0x04 disp_type [31:28] = 0 direct -> 0x24.
+        assert_eq!(&b[0x24..0x28], &[0, 0, 0, 0]);
+        // tirc 0x1c inline_rqn -> 0x3c.
+        assert_eq!(&b[0x3c..0x40], &[0, 0, 0x0a, 0x0b]);
+        // tirc 0x24 transport_domain [23:0] -> 0x44.
+        assert_eq!(&b[0x44..0x48], &[0, 0, 0, 0x0c]);
+        // create_tir_out: tirn [23:0] at 0x08 (icm_address_39_32 above it).
+        let out = [0, 0, 0, 0, 0, 0, 0, 0, 0xee, 0, 0, 0x21, 0, 0, 0, 0];
+        assert_eq!(
+            CreateTirDirect {
+                rqn: Rqn(0),
+                td: Tdn(0)
+            }
+            .parse(&out),
+            Ok(Tirn(0x21))
+        );
+        assert_eq!(
+            encode(&destroy_tir(Tirn(0x21)))[..12],
+            [0x09, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x21]
+        );
+    }
+}

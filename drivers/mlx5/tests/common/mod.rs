@@ -1,0 +1,74 @@
+//! Shared helpers of the hosted tests: a stderr logger (enabled with
+//! `MLX5_LOG=debug` etc.) and configurations with short timeouts.
+#![allow(dead_code)]
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use mlx5::Config;
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record) {
+        eprintln!("{} {}: {}", r.level(), r.target(), r.args());
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+static INIT: Once = Once::new();
+
+/// Install the logger once; the level comes from `MLX5_LOG` (off by default).
+pub fn logger() {
+    INIT.call_once(|| {
+        let level = match std::env::var("MLX5_LOG").as_deref() {
+            Ok("trace") => log::LevelFilter::Trace,
+            Ok("debug") => log::LevelFilter::Debug,
+            Ok("info") => log::LevelFilter::Info,
+            Ok("warn") => log::LevelFilter::Warn,
+            Ok("error") => log::LevelFilter::Error,
+            _ => log::LevelFilter::Off,
+        };
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(level);
+    });
+}
+
+/// Defaults, with timeouts that never fire on a loaded machine but do not
+/// make a broken test hang for a minute.
+pub fn config() -> Config {
+    logger();
+    Config {
+        cmd_timeout_ms: Some(5_000),
+        fw_init_timeout_ms: Some(5_000),
+        ..Config::default()
+    }
+}
+
+/// Short timeouts for tests that inject lost completions or stuck firmware
+/// (synchronous model only: there a live command completes inside the
+/// doorbell write, so a short timeout can only fire on a lost one).
+pub fn short_timeouts() -> Config {
+    Config {
+        cmd_timeout_ms: Some(300),
+        fw_init_timeout_ms: Some(300),
+        ..config()
+    }
+}
+
+/// Call `f` until it returns true, sleeping between tries; false after a
+/// generous bound (for conditions reached through another thread).
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}

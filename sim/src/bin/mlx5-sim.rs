@@ -1,0 +1,111 @@
+//! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
+//!
+//! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx [--control PATH]`
+//! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
+//! status 0 when it disconnects. Log level from `MLX5_SIM_LOG`
+//! (error, warn, info, debug, trace; default warn), on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mlx5_sim::Personality;
+use mlx5_sim::vfio::{Options, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlx5-sim",
+    about = "A software ConnectX adapter served over vfio-user"
+)]
+struct Cli {
+    /// The vfio-user socket to create and serve (it must not exist).
+    #[arg(long)]
+    socket: PathBuf,
+    /// Which part to model.
+    #[arg(long, value_parser = parse_personality)]
+    personality: Personality,
+    /// A unix socket for live control (`help` lists its requests).
+    #[arg(long)]
+    control: Option<PathBuf>,
+}
+
+fn parse_personality(s: &str) -> Result<Personality, String> {
+    Personality::from_short_name(s)
+        .ok_or_else(|| format!("unknown personality '{s}' (cx4, cx4lx, cx5, cx6, cx6dx)"))
+}
+
+/// Log records to stderr, one line each.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!(
+                "mlx5-sim: {} {}: {}",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = std::env::var("MLX5_SIM_LOG")
+        .ok()
+        .and_then(|l| l.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Warn);
+    if log::set_logger(&StderrLog).is_ok() {
+        log::set_max_level(level);
+    }
+    let opts = Options {
+        socket: cli.socket,
+        personality: cli.personality,
+        control: cli.control,
+    };
+    match serve(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mlx5-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_parses() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "mlx5-sim",
+            "--socket",
+            "/run/a.sock",
+            "--personality",
+            "cx6dx",
+            "--control",
+            "/run/c.sock",
+        ])
+        .unwrap();
+        assert_eq!(cli.personality, Personality::ConnectX6Dx);
+        assert_eq!(cli.socket, PathBuf::from("/run/a.sock"));
+        assert_eq!(cli.control, Some(PathBuf::from("/run/c.sock")));
+        for p in ["cx4", "cx4lx", "cx5", "cx6"] {
+            assert!(Cli::try_parse_from(["mlx5-sim", "--socket", "s", "--personality", p]).is_ok());
+        }
+        assert!(
+            Cli::try_parse_from(["mlx5-sim", "--socket", "s", "--personality", "cx7"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["mlx5-sim", "--personality", "cx5"]).is_err());
+    }
+}

@@ -1,0 +1,481 @@
+//! Completion queues: CREATE/DESTROY/QUERY/MODIFY_CQ (`create_cq_in`,
+//! `cqc`, `query_cq_out`, `modify_cq_in`, mlx5_ifc.h), CQE writing
+//! (`struct mlx5_cqe64`, `struct mlx5_err_cqe`, device.h), the arm doorbell
+//! (UAR +0x20) and the doorbell record (`set_ci` dword 0, arm dword 1).
+//!
+//! Ownership: CQE `producer` is written with owner bit
+//! `(producer >> log_cq_size) & 1` in `op_own` bit 0; software owns an entry
+//! when that bit matches its own wrap parity.
+//! Overflow (PRM "CQ overrun"): before writing over an entry the model
+//! re-reads the doorbell record's `set_ci`; with `oi` clear and no free
+//! entry the CQE is not written, the CQ's status becomes CQ_OVERFLOW (0x9)
+//! and a CQ error event (type 0x04, syndrome 1) is raised; the CQ writes no
+//! more CQEs until destroyed. With `oi` set it overwrites.
+//! Events: an armed CQ writes a completion EQE (type 0x00, CQN at EQE
+//! 0x38) to its EQ on its next CQE and disarms; arming while CQEs beyond
+//! the arm's consumer index exist fires at once.
+#![deny(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use super::{MIN_IN, MIN_OUT, need, reserved};
+use crate::bits::{F, be64, f, get, put_be64, set};
+use crate::device::Device;
+use crate::sanitizer::{Purpose, Revoked};
+use crate::syndrome::{self as syn, CmdError};
+
+pub const CQE_SIZE: usize = 64;
+const PAGE: u64 = 4096;
+const COUNTER_MASK: u32 = 0xff_ffff;
+/// `MLX5_CQC_STATUS_CQ_OVERFLOW` / CQ error event syndrome "CQ overrun".
+pub const STATUS_OVERFLOW: u8 = 0x9;
+pub const CQ_ERROR_OVERRUN: u8 = 0x1;
+/// First CQN handed out (numbers below are never valid, catching a driver
+/// that passes another object's number).
+pub const FIRST_CQN: u32 = 0x80;
+
+/// `cqc` fields (bit offsets inside the context).
+pub mod cqc {
+    use crate::bits::{F, f};
+    pub const STATUS: F = f(0x0, 4);
+    /// reserved_at_4, dbr_umem_valid, apu_cq.
+    pub const UMEM_APU: F = f(0x4, 4);
+    pub const CQE_SZ: F = f(0x8, 3);
+    pub const CC: F = f(0xb, 1);
+    pub const SCQE_BREAK: F = f(0xd, 1);
+    pub const OI: F = f(0xe, 1);
+    pub const CQ_PERIOD_MODE: F = f(0xf, 2);
+    /// cqe_comp_en, mini_cqe_res_format.
+    pub const COMPRESSION: F = f(0x11, 3);
+    pub const ST: F = f(0x14, 4);
+    pub const COMPRESSION_LAYOUT: F = f(0x1e, 2);
+    pub const PAGE_OFFSET: F = f(0x54, 6);
+    pub const LOG_CQ_SIZE: F = f(0x63, 5);
+    pub const UAR_PAGE: F = f(0x68, 0x18);
+    pub const CQ_PERIOD: F = f(0x84, 0xc);
+    pub const CQ_MAX_COUNT: F = f(0x90, 0x10);
+    pub const C_EQN: F = f(0xa0, 0x20);
+    pub const LOG_PAGE_SIZE: F = f(0xc3, 5);
+    pub const LAST_NOTIFIED_INDEX: F = f(0x108, 0x18);
+    pub const CONSUMER_COUNTER: F = f(0x148, 0x18);
+    pub const PRODUCER_COUNTER: F = f(0x168, 0x18);
+    pub const DBR_ADDR: F = f(0x1c0, 0x40);
+    /// Reserved bits of `cqc`.
+    pub const RESERVED: [F; 13] = [
+        f(0xc, 1),
+        f(0x18, 6),
+        f(0x20, 0x20),
+        f(0x40, 0x14),
+        f(0x5a, 6),
+        f(0x60, 3),
+        f(0x80, 4),
+        f(0xc0, 3),
+        f(0xc8, 0x18),
+        f(0xe0, 0x20),
+        f(0x100, 8),
+        f(0x140, 8),
+        f(0x180, 0x40),
+    ];
+}
+
+/// Byte offsets in `create_cq_in` / `query_cq_out` / `modify_cq_in`.
+pub mod layout {
+    pub const CTX: usize = 0x10;
+    pub const PAS: usize = 0x110;
+}
+
+/// CQE byte offsets and opcodes (`struct mlx5_cqe64`, `struct mlx5_err_cqe`,
+/// `MLX5_CQE_*` in cq.h).
+pub mod cqe {
+    pub const L4_L3_HDR_TYPE: usize = 0x25;
+    pub const BYTE_CNT: usize = 0x2c;
+    pub const VENDOR_ERR_SYND: usize = 0x36;
+    pub const SYNDROME: usize = 0x37;
+    /// `sop_drop_qpn` / `s_wqe_opcode_qpn`: WQE opcode << 24 | queue number.
+    pub const QPN: usize = 0x38;
+    pub const WQE_COUNTER: usize = 0x3c;
+    pub const OP_OWN: usize = 0x3f;
+    pub const OP_REQ: u8 = 0x0;
+    pub const OP_RESP_SEND: u8 = 0x2;
+    pub const OP_REQ_ERR: u8 = 0xd;
+    pub const OP_RESP_ERR: u8 = 0xe;
+    /// `MLX5_CQE_SYNDROME_*` (cq.h).
+    pub const SYN_LOCAL_LENGTH: u8 = 0x01;
+    pub const SYN_LOCAL_QP_OP: u8 = 0x02;
+    pub const SYN_LOCAL_PROT: u8 = 0x04;
+    pub const SYN_WR_FLUSH: u8 = 0x05;
+}
+
+#[derive(Debug, Clone)]
+pub struct Cq {
+    pub cqn: u32,
+    pub log_size: u8,
+    pub uar: u32,
+    pub eqn: u8,
+    pub pas: Vec<u64>,
+    pub dbr: u64,
+    /// CQEs written (24-bit counter).
+    pub producer: u32,
+    /// Consumer counter last read from the doorbell record (or an arm doorbell).
+    pub consumer: u32,
+    pub armed: bool,
+    pub oi: bool,
+    pub status: u8,
+    pub period: u16,
+    pub max_count: u16,
+    /// SQs and RQs bound to this CQ.
+    pub users: u32,
+    /// CQEs not written because the CQ was full or in error.
+    pub overruns: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Cqs {
+    map: BTreeMap<u32, Cq>,
+}
+
+impl Cqs {
+    pub fn get(&self, cqn: u32) -> Option<&Cq> {
+        self.map.get(&cqn)
+    }
+    pub fn get_mut(&mut self, cqn: u32) -> Option<&mut Cq> {
+        self.map.get_mut(&cqn)
+    }
+    pub fn uses_uar(&self, uar: u32) -> bool {
+        self.map.values().any(|c| c.uar == uar)
+    }
+    pub fn uses_eq(&self, eqn: u8) -> bool {
+        self.map.values().any(|c| c.eqn == eqn)
+    }
+    pub fn count(&self) -> usize {
+        self.map.len()
+    }
+}
+
+fn ctx(fld: F) -> F {
+    fld.at(layout::CTX)
+}
+
+/// CREATE_CQ.
+pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    need(inp, out, layout::PAS, MIN_OUT)?;
+    reserved(inp, &[f(0x40, 0x40), f(0x280, 0x60), f(0x2e1, 0x59f)])?;
+    let ctx_reserved: Vec<F> = cqc::RESERVED.iter().map(|r| ctx(*r)).collect();
+    reserved(inp, &ctx_reserved)?;
+    let unsupported = [
+        cqc::UMEM_APU,
+        cqc::CQE_SZ,
+        cqc::CC,
+        cqc::SCQE_BREAK,
+        cqc::COMPRESSION,
+        cqc::COMPRESSION_LAYOUT,
+    ];
+    if unsupported.iter().any(|u| get(inp, ctx(*u)) != 0) || get(inp, f(0x2e0, 1)) != 0 {
+        return Err(syn::CQ_FEATURE);
+    }
+    let log_size = get(inp, ctx(cqc::LOG_CQ_SIZE)) as u8;
+    if log_size as u64 > dev.caps.general(super::caps::hca_cap::LOG_MAX_CQ_SZ) {
+        return Err(syn::CQ_SIZE);
+    }
+    if get(inp, ctx(cqc::LOG_PAGE_SIZE)) != 0 || get(inp, ctx(cqc::PAGE_OFFSET)) != 0 {
+        return Err(syn::QUEUE_PAGE_GEOMETRY);
+    }
+    let uar = get(inp, ctx(cqc::UAR_PAGE)) as u32;
+    if !dev.uars.contains(uar) {
+        return Err(syn::UNKNOWN_UAR);
+    }
+    let eqn = get(inp, ctx(cqc::C_EQN));
+    if eqn > 0xff || dev.eqs.get(eqn as u8).is_none() {
+        return Err(syn::UNKNOWN_EQ);
+    }
+    let dbr = get(inp, ctx(cqc::DBR_ADDR));
+    if dbr == 0 || !dbr.is_multiple_of(8) {
+        return Err(syn::DBR_MISALIGNED);
+    }
+    let bytes = (CQE_SIZE as u64) << log_size;
+    let npas = bytes.div_ceil(PAGE) as usize;
+    if inp.len() < layout::PAS + 8 * npas {
+        return Err(syn::CMD_LENGTHS);
+    }
+    let pas: Vec<u64> = (0..npas).map(|i| be64(inp, layout::PAS + 8 * i)).collect();
+    if pas.iter().any(|a| a % PAGE != 0) {
+        return Err(syn::PAS_MISALIGNED);
+    }
+    let max = 1u64 << dev.caps.general(super::caps::hca_cap::LOG_MAX_CQ).min(24);
+    if dev.nic.cqs.map.len() as u64 >= max {
+        return Err(syn::NO_CQ);
+    }
+    let Some(cqn) = (FIRST_CQN..=COUNTER_MASK).find(|n| !dev.nic.cqs.map.contains_key(n)) else {
+        return Err(syn::NO_CQ);
+    };
+    for a in &pas {
+        dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::CqBuffer);
+    }
+    dev.bus.san.grant(dbr, 8, Purpose::DoorbellRecord);
+    let cq = Cq {
+        cqn,
+        log_size,
+        uar,
+        eqn: eqn as u8,
+        pas,
+        dbr,
+        producer: 0,
+        consumer: 0,
+        armed: false,
+        oi: get(inp, ctx(cqc::OI)) != 0,
+        status: 0,
+        period: get(inp, ctx(cqc::CQ_PERIOD)) as u16,
+        max_count: get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16,
+        users: 0,
+        overruns: 0,
+    };
+    dev.nic.cqs.map.insert(cqn, cq);
+    // create_cq_out: cqn at bit 0x48.
+    set(out, f(0x48, 0x18), cqn as u64);
+    Ok(())
+}
+
+/// destroy_cq_in / query_cq_in / modify_cq_in: cqn at bit 0x48.
+fn cqn_of(inp: &[u8]) -> u32 {
+    get(inp, f(0x48, 0x18)) as u32
+}
+
+fn release(dev: &mut Device, cq: &Cq, why: Revoked) {
+    for a in &cq.pas {
+        dev.bus.san.revoke(*a, why);
+    }
+    dev.bus.san.revoke(cq.dbr, why);
+}
+
+/// DESTROY_CQ: refused while an SQ or RQ still completes into it.
+pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    need(inp, out, MIN_IN, MIN_OUT)?;
+    reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
+    let cqn = cqn_of(inp);
+    match dev.nic.cqs.map.get(&cqn) {
+        None => return Err(syn::UNKNOWN_CQ),
+        Some(cq) if cq.users != 0 => return Err(syn::CQ_IN_USE),
+        Some(_) => {}
+    }
+    if let Some(cq) = dev.nic.cqs.map.remove(&cqn) {
+        release(dev, &cq, Revoked::TakenBack);
+    }
+    Ok(())
+}
+
+/// Destroy every CQ (teardown).
+pub fn destroy_all(dev: &mut Device) {
+    let cqs = std::mem::take(&mut dev.nic.cqs.map);
+    for cq in cqs.values() {
+        release(dev, cq, Revoked::Disabled);
+    }
+}
+
+/// QUERY_CQ (`query_cq_out`: context at 0x10, pas at 0x110).
+pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    need(inp, out, MIN_IN, layout::PAS)?;
+    reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
+    let Some(cq) = dev.nic.cqs.map.get(&cqn_of(inp)) else {
+        return Err(syn::UNKNOWN_CQ);
+    };
+    set(out, ctx(cqc::STATUS), cq.status as u64);
+    set(out, ctx(cqc::OI), cq.oi as u64);
+    // st: `MLX5_CQC_ST_NOTIFICATION_REQUEST_ARMED` 0x9 / `MLX5_CQC_ST_FIRED` 0xa.
+    set(out, ctx(cqc::ST), if cq.armed { 0x9 } else { 0xa });
+    set(out, ctx(cqc::LOG_CQ_SIZE), cq.log_size as u64);
+    set(out, ctx(cqc::UAR_PAGE), cq.uar as u64);
+    set(out, ctx(cqc::CQ_PERIOD), cq.period as u64);
+    set(out, ctx(cqc::CQ_MAX_COUNT), cq.max_count as u64);
+    set(out, ctx(cqc::C_EQN), cq.eqn as u64);
+    set(out, ctx(cqc::CONSUMER_COUNTER), cq.consumer as u64);
+    set(out, ctx(cqc::PRODUCER_COUNTER), cq.producer as u64);
+    set(out, ctx(cqc::DBR_ADDR), cq.dbr);
+    for (i, a) in cq.pas.iter().enumerate() {
+        put_be64(out, layout::PAS + 8 * i, *a);
+    }
+    Ok(())
+}
+
+/// `modify_field_select` bits of MODIFY_CQ (`MLX5_CQ_MODIFY_PERIOD`, `_COUNT`).
+const MODIFY_PERIOD: u64 = 1 << 0;
+const MODIFY_COUNT: u64 = 1 << 1;
+
+/// MODIFY_CQ (op_mod 0: modify moderation; resize is not offered).
+pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    need(inp, out, layout::PAS, MIN_OUT)?;
+    reserved(inp, &[f(0x40, 8), f(0x280, 0x60), f(0x2e0, 0x5a0)])?;
+    let select = get(inp, f(0x60, 0x20));
+    if select & !(MODIFY_PERIOD | MODIFY_COUNT) != 0 {
+        return Err(syn::CQ_MODIFY_FIELD);
+    }
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn_of(inp)) else {
+        return Err(syn::UNKNOWN_CQ);
+    };
+    if select & MODIFY_PERIOD != 0 {
+        cq.period = get(inp, ctx(cqc::CQ_PERIOD)) as u16;
+    }
+    if select & MODIFY_COUNT != 0 {
+        cq.max_count = get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16;
+    }
+    Ok(())
+}
+
+/// The arm doorbell (UAR +0x20, 64-bit): `hi` = sn << 28 | cmd << 24 | ci,
+/// `cqn` the low dword. Both commands (next / solicited) arm.
+pub fn arm_doorbell(dev: &mut Device, page: u32, hi: u32, cqn: u32) {
+    let ci = hi & COUNTER_MASK;
+    let Some(cq) = dev.nic.cqs.map.get_mut(&(cqn & COUNTER_MASK)) else {
+        log::debug!(target: "mlx5_sim::cq", "arm doorbell for unknown CQ {cqn:#x} dropped");
+        return;
+    };
+    if cq.uar != page {
+        log::debug!(target: "mlx5_sim::cq", "CQ {cqn:#x} armed on UAR {page}, not its UAR {}: dropped", cq.uar);
+        return;
+    }
+    cq.consumer = ci;
+    if cq.producer != ci {
+        cq.armed = false;
+        let (eqn, cqn) = (cq.eqn, cq.cqn);
+        completion_event(dev, eqn, cqn);
+    } else {
+        cq.armed = true;
+    }
+}
+
+fn completion_event(dev: &mut Device, eqn: u8, cqn: u32) {
+    // `struct mlx5_eqe_comp`: cqn in the last dword of the 28-byte data.
+    let mut data = [0u8; 28];
+    data[24..28].copy_from_slice(&cqn.to_be_bytes());
+    super::eq::write_eqe(dev, eqn, super::eq::event::COMPLETION, 0, &data);
+}
+
+/// Write `entry` (its opcode already in `op_own` bits 7:4) as the next CQE
+/// of CQ `cqn`, setting the owner bit. Returns false when the CQE could not
+/// be written (unknown CQ, overflow, CQ in error, DMA failure).
+pub fn post(dev: &mut Device, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return false;
+    };
+    if cq.status != 0 {
+        cq.overruns += 1;
+        return false;
+    }
+    let nent = 1u32 << cq.log_size;
+    if cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK >= nent && !cq.oi {
+        // Looks full: fetch the consumer counter the driver last published.
+        let dbr = cq.dbr;
+        let mut raw = [0u8; 4];
+        if dev.bus.read(dbr, &mut raw, Purpose::DoorbellRecord).is_err() {
+            return false;
+        }
+        let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+            return false;
+        };
+        cq.consumer = u32::from_be_bytes(raw) & COUNTER_MASK;
+        if cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK >= nent {
+            cq.status = STATUS_OVERFLOW;
+            cq.overruns += 1;
+            log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
+            let mut data = [0u8; 28];
+            // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
+            data[0..4].copy_from_slice(&cqn.to_be_bytes());
+            data[11] = CQ_ERROR_OVERRUN;
+            super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
+            return false;
+        }
+    }
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return false;
+    };
+    let index = (cq.producer & (nent - 1)) as u64;
+    let byte = index * CQE_SIZE as u64;
+    let Some(page) = cq.pas.get((byte / PAGE) as usize).copied() else {
+        return false;
+    };
+    let addr = page + byte % PAGE;
+    let owner = ((cq.producer >> cq.log_size) & 1) as u8;
+    cq.producer = (cq.producer + 1) & COUNTER_MASK;
+    let fire = cq.armed;
+    cq.armed = false;
+    let eqn = cq.eqn;
+    entry[cqe::OP_OWN] = (entry[cqe::OP_OWN] & 0xf0) | owner;
+    // Body first, op_own last: the driver never sees a valid owner bit
+    // over a stale body.
+    if dev
+        .bus
+        .write(addr, &entry[..CQE_SIZE - 1], Purpose::CqBuffer)
+        .is_err()
+        || dev
+            .bus
+            .write(addr + 0x3f, &entry[CQE_SIZE - 1..], Purpose::CqBuffer)
+            .is_err()
+    {
+        return false;
+    }
+    if fire {
+        completion_event(dev, eqn, cqn);
+    }
+    true
+}
+
+/// Fill `entry` as an error CQE (`struct mlx5_err_cqe`).
+pub fn error_entry(
+    entry: &mut [u8; CQE_SIZE],
+    opcode: u8,
+    syndrome: u8,
+    wqe_opcode: u8,
+    qn: u32,
+    wqe_counter: u16,
+) {
+    entry.fill(0);
+    entry[cqe::SYNDROME] = syndrome;
+    entry[cqe::QPN..cqe::QPN + 4]
+        .copy_from_slice(&(((wqe_opcode as u32) << 24) | (qn & COUNTER_MASK)).to_be_bytes());
+    entry[cqe::WQE_COUNTER..cqe::WQE_COUNTER + 2].copy_from_slice(&wqe_counter.to_be_bytes());
+    entry[cqe::OP_OWN] = opcode << 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `cqc` written by hand (mlx5_ifc.h `mlx5_ifc_cqc_bits`): oi (bit 0xe:
+    /// byte 1, 0x02), log_cq_size 10 (bits 0x63..0x68: byte 0x0c low 5 bits),
+    /// uar_page 0x11 (bytes 0x0d..0x10), cq_period 0x010 (bits 0x84..0x90),
+    /// cq_max_count 0x20 (bytes 0x12..0x14), c_eqn 5 (bytes 0x14..0x18),
+    /// dbr_addr 0x1234_5678_9abc_def0 (bytes 0x38..0x40).
+    #[test]
+    fn cqc_fields_from_hand_written_bytes() {
+        let mut c = [0u8; 64];
+        c[0x01] = 0x02;
+        c[0x0c] = 0x0a;
+        c[0x0f] = 0x11;
+        c[0x11] = 0x10;
+        c[0x13] = 0x20;
+        c[0x17] = 0x05;
+        c[0x38..0x40].copy_from_slice(&[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0]);
+        assert_eq!(get(&c, cqc::OI), 1);
+        assert_eq!(get(&c, cqc::LOG_CQ_SIZE), 10);
+        assert_eq!(get(&c, cqc::UAR_PAGE), 0x11);
+        assert_eq!(get(&c, cqc::CQ_PERIOD), 0x10);
+        assert_eq!(get(&c, cqc::CQ_MAX_COUNT), 0x20);
+        assert_eq!(get(&c, cqc::C_EQN), 5);
+        assert_eq!(get(&c, cqc::DBR_ADDR), 0x1234_5678_9abc_def0);
+        assert!(crate::bits::all_zero(&c, &cqc::RESERVED));
+        // cqe_sz: bits 0x8..0xb = byte 1, mask 0xe0.
+        assert_eq!(crate::bits::footprint(cqc::CQE_SZ), vec![(1, 0xe0)]);
+        assert_eq!(crate::bits::footprint(cqc::ST), vec![(2, 0x0f)]);
+    }
+
+    /// `struct mlx5_err_cqe`: syndrome @0x37, s_wqe_opcode_qpn @0x38,
+    /// wqe_counter @0x3c, op_own @0x3f (opcode in the high nibble).
+    #[test]
+    fn error_cqe_layout() {
+        let mut e = [0u8; CQE_SIZE];
+        error_entry(&mut e, cqe::OP_REQ_ERR, cqe::SYN_LOCAL_PROT, 0x0a, 0x1001, 7);
+        assert_eq!(e[0x37], 0x04);
+        assert_eq!(&e[0x38..0x3c], &[0x0a, 0x00, 0x10, 0x01]);
+        assert_eq!(&e[0x3c..0x3e], &[0x00, 0x07]);
+        assert_eq!(e[0x3f], 0xd0);
+    }
+}

@@ -1,0 +1,213 @@
+//! Command dispatch: header checks, the function's state rules, then the
+//! handler of each command group. Handlers read the gathered input and fill
+//! the (zeroed) output; they return the PRM status and a syndrome from
+//! [`crate::syndrome`] on failure.
+#![deny(unsafe_code)]
+
+pub mod caps;
+pub mod eq;
+pub mod hca;
+pub mod pages;
+pub mod pd;
+pub mod port_regs;
+pub mod q_counter;
+pub mod uar;
+pub mod vport;
+
+use crate::bits::{all_zero, be16, f};
+use crate::device::Device;
+use crate::syndrome::{self as syn, CmdError};
+
+/// Opcodes (`MLX5_CMD_OP_*`, mlx5_ifc.h).
+pub mod op {
+    pub const QUERY_HCA_CAP: u16 = 0x100;
+    pub const QUERY_ADAPTER: u16 = 0x101;
+    pub const INIT_HCA: u16 = 0x102;
+    pub const TEARDOWN_HCA: u16 = 0x103;
+    pub const ENABLE_HCA: u16 = 0x104;
+    pub const DISABLE_HCA: u16 = 0x105;
+    pub const QUERY_PAGES: u16 = 0x107;
+    pub const MANAGE_PAGES: u16 = 0x108;
+    pub const SET_HCA_CAP: u16 = 0x109;
+    pub const QUERY_ISSI: u16 = 0x10a;
+    pub const SET_ISSI: u16 = 0x10b;
+    pub const SET_DRIVER_VERSION: u16 = 0x10d;
+    pub const QUERY_SPECIAL_CONTEXTS: u16 = 0x203;
+    pub const CREATE_EQ: u16 = 0x301;
+    pub const DESTROY_EQ: u16 = 0x302;
+    pub const QUERY_EQ: u16 = 0x303;
+    pub const QUERY_VPORT_STATE: u16 = 0x750;
+    pub const QUERY_NIC_VPORT_CONTEXT: u16 = 0x754;
+    pub const MODIFY_NIC_VPORT_CONTEXT: u16 = 0x755;
+    pub const ALLOC_Q_COUNTER: u16 = 0x771;
+    pub const DEALLOC_Q_COUNTER: u16 = 0x772;
+    pub const QUERY_Q_COUNTER: u16 = 0x773;
+    pub const ALLOC_PD: u16 = 0x800;
+    pub const DEALLOC_PD: u16 = 0x801;
+    pub const ALLOC_UAR: u16 = 0x802;
+    pub const DEALLOC_UAR: u16 = 0x803;
+    pub const ACCESS_REG: u16 = 0x805;
+    pub const NOP: u16 = 0x80d;
+    pub const ALLOC_TRANSPORT_DOMAIN: u16 = 0x816;
+    pub const DEALLOC_TRANSPORT_DOMAIN: u16 = 0x817;
+}
+
+/// Length of the common command header (opcode, uid, op_mod: 8 bytes) plus
+/// the 8 bytes every input of the model's commands has at least.
+pub const MIN_IN: usize = 0x10;
+/// Status, syndrome and 8 more bytes: the shortest output of any command.
+pub const MIN_OUT: usize = 0x10;
+
+/// Fail with the bad-length statuses unless the input has `inlen` bytes
+/// and the output room for `outlen`.
+pub fn need(inp: &[u8], out: &[u8], inlen: usize, outlen: usize) -> Result<(), CmdError> {
+    if inp.len() < inlen {
+        return Err(syn::BAD_INPUT_LENGTH);
+    }
+    if out.len() < outlen {
+        return Err(syn::BAD_OUTPUT_LENGTH);
+    }
+    Ok(())
+}
+
+/// Fail with RESERVED_SET unless every reserved field listed is zero.
+pub fn reserved(inp: &[u8], fields: &[crate::bits::F]) -> Result<(), CmdError> {
+    if all_zero(inp, fields) {
+        Ok(())
+    } else {
+        Err(syn::RESERVED_SET)
+    }
+}
+
+/// What a command needs of the function's state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Allowed in any state (ENABLE_HCA decides for itself).
+    Nothing,
+    /// After ENABLE_HCA.
+    Enabled,
+    /// After INIT_HCA.
+    Initialized,
+}
+
+fn needs(opcode: u16) -> Needs {
+    match opcode {
+        op::ENABLE_HCA => Needs::Nothing,
+        op::DISABLE_HCA
+        | op::QUERY_ISSI
+        | op::SET_ISSI
+        | op::QUERY_PAGES
+        | op::MANAGE_PAGES
+        | op::QUERY_HCA_CAP
+        | op::SET_HCA_CAP
+        | op::INIT_HCA
+        | op::ACCESS_REG
+        | op::NOP => Needs::Enabled,
+        _ => Needs::Initialized,
+    }
+}
+
+/// Execute one delivered command.
+pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    let opcode = be16(inp, 0);
+    // uid (bits 0x10..0x20) is reserved for this model (no user contexts),
+    // bits 0x20..0x30 are reserved in every command header.
+    reserved(inp, &[f(0x10, 0x10), f(0x20, 0x10)])?;
+    if !known(opcode) {
+        return Err(syn::UNKNOWN_OPCODE);
+    }
+    // Commands without op_mod semantics take 0 only.
+    if !has_op_mod(opcode) && be16(inp, 6) != 0 {
+        return Err(syn::BAD_OP_MOD);
+    }
+    match needs(opcode) {
+        Needs::Nothing => {}
+        Needs::Enabled if !dev.hca.enabled => return Err(syn::NOT_ENABLED),
+        Needs::Initialized if !dev.hca.enabled => return Err(syn::NOT_ENABLED),
+        Needs::Initialized if !dev.hca.initialized => return Err(syn::NOT_INITIALIZED),
+        _ => {}
+    }
+    match opcode {
+        op::ENABLE_HCA => hca::enable(dev, inp, out),
+        op::DISABLE_HCA => hca::disable(dev, inp, out),
+        op::QUERY_ISSI => hca::query_issi(dev, inp, out),
+        op::SET_ISSI => hca::set_issi(dev, inp, out),
+        op::INIT_HCA => hca::init(dev, inp, out),
+        op::TEARDOWN_HCA => hca::teardown(dev, inp, out),
+        op::SET_DRIVER_VERSION => hca::set_driver_version(dev, inp, out),
+        op::QUERY_ADAPTER => hca::query_adapter(dev, inp, out),
+        op::NOP => hca::nop(inp, out),
+        op::QUERY_PAGES => pages::query(dev, inp, out),
+        op::MANAGE_PAGES => pages::manage(dev, inp, out),
+        op::QUERY_HCA_CAP => caps::query_hca_cap(dev, inp, out),
+        op::SET_HCA_CAP => caps::set_hca_cap(dev, inp, out),
+        op::ALLOC_UAR => uar::alloc(dev, inp, out),
+        op::DEALLOC_UAR => uar::dealloc(dev, inp, out),
+        op::CREATE_EQ => eq::create(dev, inp, out),
+        op::DESTROY_EQ => eq::destroy(dev, inp, out),
+        op::QUERY_EQ => eq::query(dev, inp, out),
+        op::ALLOC_PD => pd::alloc_pd(dev, inp, out),
+        op::DEALLOC_PD => pd::dealloc_pd(dev, inp, out),
+        op::ALLOC_TRANSPORT_DOMAIN => pd::alloc_td(dev, inp, out),
+        op::DEALLOC_TRANSPORT_DOMAIN => pd::dealloc_td(dev, inp, out),
+        op::QUERY_SPECIAL_CONTEXTS => pd::query_special_contexts(inp, out),
+        op::ALLOC_Q_COUNTER => q_counter::alloc(dev, inp, out),
+        op::DEALLOC_Q_COUNTER => q_counter::dealloc(dev, inp, out),
+        op::QUERY_Q_COUNTER => q_counter::query(dev, inp, out),
+        op::QUERY_VPORT_STATE => vport::query_state(dev, inp, out),
+        op::QUERY_NIC_VPORT_CONTEXT => vport::query_context(dev, inp, out),
+        op::MODIFY_NIC_VPORT_CONTEXT => vport::modify_context(dev, inp, out),
+        op::ACCESS_REG => port_regs::access(dev, inp, out),
+        _ => Err(syn::UNKNOWN_OPCODE),
+    }
+}
+
+/// Commands whose op_mod means something (the handler checks its values).
+fn has_op_mod(opcode: u16) -> bool {
+    matches!(
+        opcode,
+        op::QUERY_HCA_CAP
+            | op::SET_HCA_CAP
+            | op::QUERY_PAGES
+            | op::MANAGE_PAGES
+            | op::ACCESS_REG
+            | op::QUERY_VPORT_STATE
+    )
+}
+
+fn known(opcode: u16) -> bool {
+    use op::*;
+    matches!(
+        opcode,
+        QUERY_HCA_CAP
+            | QUERY_ADAPTER
+            | INIT_HCA
+            | TEARDOWN_HCA
+            | ENABLE_HCA
+            | DISABLE_HCA
+            | QUERY_PAGES
+            | MANAGE_PAGES
+            | SET_HCA_CAP
+            | QUERY_ISSI
+            | SET_ISSI
+            | SET_DRIVER_VERSION
+            | QUERY_SPECIAL_CONTEXTS
+            | CREATE_EQ
+            | DESTROY_EQ
+            | QUERY_EQ
+            | QUERY_VPORT_STATE
+            | QUERY_NIC_VPORT_CONTEXT
+            | MODIFY_NIC_VPORT_CONTEXT
+            | ALLOC_Q_COUNTER
+            | DEALLOC_Q_COUNTER
+            | QUERY_Q_COUNTER
+            | ALLOC_PD
+            | DEALLOC_PD
+            | ALLOC_UAR
+            | DEALLOC_UAR
+            | ACCESS_REG
+            | NOP
+            | ALLOC_TRANSPORT_DOMAIN
+            | DEALLOC_TRANSPORT_DOMAIN
+    )
+}

@@ -1,0 +1,280 @@
+//! ACCESS_REGISTER (`access_register_in/out`, mlx5_ifc.h) for the port
+//! registers PAOS (0x5006, `paos_reg`), PTYS (0x5004, `ptys_reg`), PMTU
+//! (0x5003, `pmtu_reg`) and PMLP (0x5002, `pmlp_reg`). op_mod 1 reads, 0
+//! writes; register data at byte 0x10 of input and output.
+#![deny(unsafe_code)]
+
+use super::{MIN_IN, need, reserved};
+use crate::bits::{F, f, get, set};
+use crate::device::Device;
+use crate::port::{LOCAL_PORT, MIN_MTU};
+use crate::syndrome::{self as syn, CmdError};
+
+/// Register ids (`MLX5_REG_*`, driver.h).
+pub mod reg_id {
+    pub const PMLP: u16 = 0x5002;
+    pub const PMTU: u16 = 0x5003;
+    pub const PTYS: u16 = 0x5004;
+    pub const PAOS: u16 = 0x5006;
+}
+
+/// ACCESS_REGISTER op_mod.
+pub mod access {
+    pub const WRITE: u16 = 0;
+    pub const READ: u16 = 1;
+}
+
+const DATA: usize = 0x10;
+
+/// `paos_reg` (16 bytes).
+pub mod paos {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x10;
+    pub const ADMIN_STATUS: F = f(0x14, 4);
+    pub const OPER_STATUS: F = f(0x1c, 4);
+    pub const ASE: F = f(0x20, 1);
+    pub const EE: F = f(0x21, 1);
+    pub const E: F = f(0x3e, 2);
+    pub const UP: u64 = 1;
+    pub const DOWN: u64 = 2;
+}
+
+/// `ptys_reg` (64 bytes).
+pub mod ptys {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x40;
+    pub const PROTO_MASK: F = f(0x1d, 3);
+    pub const EXT_ETH_PROTO_CAPABILITY: F = f(0x40, 0x20);
+    pub const ETH_PROTO_CAPABILITY: F = f(0x60, 0x20);
+    pub const EXT_ETH_PROTO_ADMIN: F = f(0xa0, 0x20);
+    pub const ETH_PROTO_ADMIN: F = f(0xc0, 0x20);
+    pub const EXT_ETH_PROTO_OPER: F = f(0x100, 0x20);
+    pub const ETH_PROTO_OPER: F = f(0x120, 0x20);
+    pub const CONNECTOR_TYPE: F = f(0x17c, 4);
+    /// `MLX5_PTYS_EN`.
+    pub const EN: u64 = 1 << 2;
+    /// `MLX5E_PORT_DA` (direct attach copper).
+    pub const CONNECTOR_DA: u64 = 7;
+}
+
+/// `pmtu_reg` (16 bytes).
+pub mod pmtu {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x10;
+    pub const MAX_MTU: F = f(0x20, 0x10);
+    pub const ADMIN_MTU: F = f(0x40, 0x10);
+    pub const OPER_MTU: F = f(0x60, 0x10);
+}
+
+/// `pmlp_reg` (64 bytes): width at bit 0x18, lane i mapping at byte 4 + 4i
+/// (module in bits 7:0, tx lane 11:8, rx lane 19:16: the model's mapping).
+pub mod pmlp {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x40;
+    pub const WIDTH: F = f(0x18, 8);
+}
+
+const LOCAL_PORT_F: F = f(0x8, 8);
+
+pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    need(inp, out, MIN_IN, MIN_IN)?;
+    reserved(inp, &[f(0x40, 0x10)])?;
+    let id = get(inp, f(0x50, 0x10)) as u16;
+    let size = match id {
+        reg_id::PAOS => paos::SIZE,
+        reg_id::PTYS => ptys::SIZE,
+        reg_id::PMTU => pmtu::SIZE,
+        reg_id::PMLP => pmlp::SIZE,
+        _ => return Err(syn::REG_ID),
+    };
+    let op_mod = crate::bits::be16(inp, 6);
+    if op_mod != access::READ && op_mod != access::WRITE {
+        return Err(syn::BAD_OP_MOD);
+    }
+    if inp.len() < DATA + size {
+        return Err(syn::REG_LENGTH);
+    }
+    if out.len() < DATA + size {
+        return Err(syn::BAD_OUTPUT_LENGTH);
+    }
+    let data = &inp[DATA..DATA + size];
+    if get(data, LOCAL_PORT_F) != LOCAL_PORT as u64 {
+        return Err(syn::REG_PORT);
+    }
+    if op_mod == access::WRITE {
+        match id {
+            reg_id::PAOS => write_paos(dev, data)?,
+            reg_id::PTYS => write_ptys(dev, data)?,
+            reg_id::PMTU => write_pmtu(dev, data)?,
+            _ => return Err(syn::REG_VALUE),
+        }
+    }
+    let o = &mut out[DATA..DATA + size];
+    set(o, LOCAL_PORT_F, LOCAL_PORT as u64);
+    let p = &dev.port;
+    match id {
+        reg_id::PAOS => {
+            set(
+                o,
+                paos::ADMIN_STATUS,
+                if p.admin_up { paos::UP } else { paos::DOWN },
+            );
+            set(
+                o,
+                paos::OPER_STATUS,
+                if p.oper_up() { paos::UP } else { paos::DOWN },
+            );
+            set(o, paos::E, p.event_enable as u64);
+        }
+        reg_id::PTYS => {
+            if get(data, ptys::PROTO_MASK) & ptys::EN == 0 {
+                return Err(syn::REG_VALUE);
+            }
+            set(o, ptys::PROTO_MASK, ptys::EN);
+            set(
+                o,
+                ptys::EXT_ETH_PROTO_CAPABILITY,
+                p.ext_eth_proto_cap as u64,
+            );
+            set(o, ptys::ETH_PROTO_CAPABILITY, p.eth_proto_cap as u64);
+            set(o, ptys::EXT_ETH_PROTO_ADMIN, p.ext_eth_proto_admin as u64);
+            set(o, ptys::ETH_PROTO_ADMIN, p.eth_proto_admin as u64);
+            set(o, ptys::EXT_ETH_PROTO_OPER, p.ext_eth_proto_oper() as u64);
+            set(o, ptys::ETH_PROTO_OPER, p.eth_proto_oper() as u64);
+            set(o, ptys::CONNECTOR_TYPE, ptys::CONNECTOR_DA);
+        }
+        reg_id::PMTU => {
+            set(o, pmtu::MAX_MTU, p.max_mtu as u64);
+            set(o, pmtu::ADMIN_MTU, p.admin_mtu as u64);
+            set(o, pmtu::OPER_MTU, p.admin_mtu as u64);
+        }
+        _ => {
+            set(o, pmlp::WIDTH, p.lanes as u64);
+            for lane in 0..p.lanes as usize {
+                let map = ((lane as u64) << 16) | ((lane as u64) << 8);
+                set(o, f(0x20 * (lane + 1), 0x20), map);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_paos(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+    if get(data, paos::EE) != 0 {
+        let e = get(data, paos::E);
+        if e > 2 {
+            return Err(syn::REG_VALUE);
+        }
+        dev.port.event_enable = e as u8;
+    }
+    if get(data, paos::ASE) != 0 {
+        let admin = get(data, paos::ADMIN_STATUS);
+        if admin != paos::UP && admin != paos::DOWN {
+            return Err(syn::REG_VALUE);
+        }
+        let before = dev.port.oper_up();
+        dev.port.admin_up = admin == paos::UP;
+        crate::cmd::port_regs::link_changed(dev, before);
+    }
+    Ok(())
+}
+
+fn write_ptys(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+    if get(data, ptys::PROTO_MASK) & ptys::EN == 0 {
+        return Err(syn::REG_VALUE);
+    }
+    let admin = get(data, ptys::ETH_PROTO_ADMIN) as u32;
+    let ext_admin = get(data, ptys::EXT_ETH_PROTO_ADMIN) as u32;
+    let p = &mut dev.port;
+    if admin & !p.eth_proto_cap != 0
+        || ext_admin & !p.ext_eth_proto_cap != 0
+        || (admin == 0 && ext_admin == 0)
+    {
+        return Err(syn::REG_VALUE);
+    }
+    p.eth_proto_admin = admin;
+    p.ext_eth_proto_admin = ext_admin;
+    // The link runs at the fastest protocol still allowed (highest bit of the
+    // extended set first, as the parts that have it prefer it).
+    let top = |m: u32| {
+        if m == 0 {
+            0
+        } else {
+            1 << (31 - m.leading_zeros())
+        }
+    };
+    if ext_admin != 0 {
+        p.ext_eth_proto_run = top(ext_admin);
+        p.eth_proto_run = 0;
+    } else {
+        p.eth_proto_run = top(admin);
+        p.ext_eth_proto_run = 0;
+    }
+    Ok(())
+}
+
+fn write_pmtu(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+    let mtu = get(data, pmtu::ADMIN_MTU) as u16;
+    if !(MIN_MTU..=dev.port.max_mtu).contains(&mtu) {
+        return Err(syn::PMTU_VALUE);
+    }
+    dev.port.admin_mtu = mtu;
+    Ok(())
+}
+
+/// Raise a port-change EQE if the operational state differs from `before`
+/// (`struct mlx5_eqe_port_state`: port number in bits 7:4 of data byte 8).
+pub fn link_changed(dev: &mut Device, before: bool) {
+    let now = dev.port.oper_up();
+    if now == before {
+        return;
+    }
+    let mut data = [0u8; 28];
+    data[8] = LOCAL_PORT << 4;
+    let sub = if now {
+        super::eq::port_sub::ACTIVE
+    } else {
+        super::eq::port_sub::DOWN
+    };
+    super::eq::raise_event(dev, super::eq::event::PORT_CHANGE, sub, &data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::footprint;
+
+    /// `paos_reg`, `ptys_reg`, `pmtu_reg`, `pmlp_reg`, by hand.
+    #[test]
+    fn register_fields_land_where_ifc_puts_them() {
+        let golden: &[(F, &[(usize, u8)])] = &[
+            (LOCAL_PORT_F, &[(0x01, 0xff)]),
+            (paos::ADMIN_STATUS, &[(0x02, 0x0f)]),
+            (paos::OPER_STATUS, &[(0x03, 0x0f)]),
+            (paos::ASE, &[(0x04, 0x80)]),
+            (paos::EE, &[(0x04, 0x40)]),
+            (paos::E, &[(0x07, 0x03)]),
+            (ptys::PROTO_MASK, &[(0x03, 0x07)]),
+            (pmtu::MAX_MTU, &[(0x04, 0xff), (0x05, 0xff)]),
+            (pmtu::ADMIN_MTU, &[(0x08, 0xff), (0x09, 0xff)]),
+            (pmtu::OPER_MTU, &[(0x0c, 0xff), (0x0d, 0xff)]),
+            (pmlp::WIDTH, &[(0x03, 0xff)]),
+        ];
+        for (fld, want) in golden {
+            assert_eq!(footprint(*fld), want.to_vec(), "{fld:?}");
+        }
+        // 32-bit protocol masks: capability @0x0c (ext @0x08), admin @0x18
+        // (ext @0x14), oper @0x24 (ext @0x20).
+        for (fld, byte) in [
+            (ptys::EXT_ETH_PROTO_CAPABILITY, 0x08),
+            (ptys::ETH_PROTO_CAPABILITY, 0x0c),
+            (ptys::EXT_ETH_PROTO_ADMIN, 0x14),
+            (ptys::ETH_PROTO_ADMIN, 0x18),
+            (ptys::EXT_ETH_PROTO_OPER, 0x20),
+            (ptys::ETH_PROTO_OPER, 0x24),
+        ] {
+            assert_eq!(fld.byte(), byte);
+            assert_eq!(fld.width, 32);
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! One PCI function of the adapter model: config space, BAR0 (init segment
+//! and UAR pages), the command queue and every object the commands create.
+//! Front ends (the in-process harness, later vfio-user) call in here; the
+//! model reaches driver memory only through [`Bus`] and signals MSI-X only
+//! through [`Interrupts`].
+#![deny(unsafe_code)]
+
+use std::sync::Arc;
+
+use crate::cmd;
+use crate::cmd::{
+    caps::Caps, eq::Eqs, hca::Hca, pages::Pages, pd::Domains, q_counter::QCounters, uar::Uars,
+    vport::Vport,
+};
+use crate::cmdif::{self, Undeliverable, entry};
+use crate::dma::{DmaSpace, Interrupts};
+use crate::faults::{CommandFault, Fault, Faults};
+use crate::init_seg::{self, InitSeg, InitSegEvent};
+use crate::pci_config::{ConfigEvent, PciConfig};
+use crate::personality::Personality;
+use crate::port::Port;
+use crate::sanitizer::{Bus, Purpose, Revoked, Violation};
+use crate::syndrome::{delivery, status};
+
+/// Bytes of BAR0 the init segment decodes; UAR pages follow the MSI-X pages.
+pub const UAR_PAGE_SIZE: usize = 4096;
+
+/// The model of one function.
+pub struct Device {
+    pub personality: Personality,
+    /// Permanent MAC of the port (kept across teardown and reset).
+    pub mac: [u8; 6],
+    pub config: PciConfig,
+    pub iseg: InitSeg,
+    pub bus: Bus,
+    pub irq: Arc<dyn Interrupts>,
+    pub faults: Faults,
+    pub caps: Caps,
+    pub hca: Hca,
+    pub pages: Pages,
+    pub uars: Uars,
+    pub eqs: Eqs,
+    pub domains: Domains,
+    pub q_counters: QCounters,
+    pub vport: Vport,
+    pub port: Port,
+    cmdq: CmdQueue,
+    pub commands_executed: u64,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("personality", &self.personality)
+            .field("commands_executed", &self.commands_executed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct CmdQueue {
+    addr: Option<u64>,
+    /// Doorbell bits not yet processed.
+    pending: u32,
+    /// Slots whose command was accepted and will never complete (fault).
+    stuck: u32,
+    /// Slots rung while a command-completion EQ existed.
+    want_eqe: u32,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+impl Device {
+    pub fn new(p: Personality, dma: Arc<dyn DmaSpace>, irq: Arc<dyn Interrupts>) -> Device {
+        Device::with_mac(p, crate::cmd::vport::default_mac(p), dma, irq)
+    }
+
+    pub fn with_mac(
+        p: Personality,
+        mac: [u8; 6],
+        dma: Arc<dyn DmaSpace>,
+        irq: Arc<dyn Interrupts>,
+    ) -> Device {
+        Device {
+            personality: p,
+            mac,
+            config: PciConfig::new(p),
+            iseg: InitSeg::new(p.fw_version()),
+            bus: Bus::new(dma),
+            irq,
+            faults: Faults::default(),
+            caps: Caps::new(p),
+            hca: Hca::default(),
+            pages: Pages::new(p),
+            uars: Uars::default(),
+            eqs: Eqs::default(),
+            domains: Domains::default(),
+            q_counters: QCounters::default(),
+            vport: Vport::new(p, mac),
+            port: Port::new(p),
+            cmdq: CmdQueue {
+                input: Vec::with_capacity(4096),
+                output: Vec::with_capacity(4096),
+                ..CmdQueue::default()
+            },
+            commands_executed: 0,
+        }
+    }
+
+    /// Function reset (FLR): everything the driver built is gone, the
+    /// command queue address is forgotten and `initializing` is set again.
+    pub fn reset(&mut self) {
+        self.end_function(false);
+        self.bus
+            .san
+            .revoke_all(Purpose::CmdEntry, Revoked::Disabled);
+        self.cmdq = CmdQueue {
+            input: std::mem::take(&mut self.cmdq.input),
+            output: std::mem::take(&mut self.cmdq.output),
+            ..CmdQueue::default()
+        };
+        self.iseg.reset();
+        self.config.reset();
+        self.hca = Hca::default();
+        self.caps = Caps::new(self.personality);
+    }
+
+    /// DISABLE_HCA (`disable`) or reset: tear down every object and drop
+    /// the pages (see [`cmd::pages::release_all`]).
+    pub fn end_function(&mut self, disable: bool) {
+        cmd::hca::teardown_objects(self);
+        cmd::pages::release_all(self, disable);
+        self.hca.enabled = false;
+        self.hca.initialized = false;
+    }
+
+    // ---- config space ----
+
+    pub fn config_read(&self, off: u16, size: usize) -> u32 {
+        self.config.read(off, size)
+    }
+
+    pub fn config_write(&mut self, off: u16, size: usize, value: u32) {
+        if self.config.write(off, size, value) == ConfigEvent::FunctionReset {
+            self.reset();
+        }
+    }
+
+    // ---- BAR0 ----
+
+    /// 32-bit BAR0 read (big-endian register value).
+    pub fn bar_read32(&self, off: usize) -> u32 {
+        if off < init_seg::reg::END {
+            self.iseg
+                .read(off, self.faults.health_frozen, self.faults.health_syndrome)
+        } else {
+            // UAR pages are write-only doorbells; reads return zero.
+            0
+        }
+    }
+
+    /// 32-bit BAR0 write. Returns true when command work is pending (the
+    /// front end then runs [`Device::process`], inline or on its thread).
+    pub fn bar_write32(&mut self, off: usize, value: u32) -> bool {
+        if off < init_seg::reg::END {
+            match self.iseg.write(off, value) {
+                InitSegEvent::None => {}
+                InitSegEvent::CmdqAddress { addr } => self.set_cmdq(addr),
+                InitSegEvent::Doorbell(bits) => return self.ring(bits),
+            }
+            return false;
+        }
+        let page = off / UAR_PAGE_SIZE;
+        let within = off % UAR_PAGE_SIZE;
+        cmd::uar::doorbell32(self, page as u32, within, value);
+        false
+    }
+
+    /// 64-bit BAR0 write: the high dword lands at `off`, the low at `off + 4`
+    /// (big-endian), as two halves of one posted write.
+    pub fn bar_write64(&mut self, off: usize, value: u64) -> bool {
+        let a = self.bar_write32(off, (value >> 32) as u32);
+        let b = self.bar_write32(off + 4, value as u32);
+        a || b
+    }
+
+    pub fn bar_read64(&self, off: usize) -> u64 {
+        ((self.bar_read32(off) as u64) << 32) | self.bar_read32(off + 4) as u64
+    }
+
+    fn set_cmdq(&mut self, addr: u64) {
+        self.bus
+            .san
+            .revoke_all(Purpose::CmdEntry, Revoked::TakenBack);
+        let len = (entry::SIZE << init_seg::LOG_CMDQ_SIZE) as u64;
+        self.bus.san.grant(addr, len, Purpose::CmdEntry);
+        self.cmdq.addr = Some(addr);
+        if !self.faults.init_stuck {
+            self.iseg.initializing = false;
+        }
+    }
+
+    fn ring(&mut self, bits: u32) -> bool {
+        let slots = if init_seg::LOG_CMDQ_SIZE >= 5 {
+            u32::MAX
+        } else {
+            (1u32 << (1 << init_seg::LOG_CMDQ_SIZE)) - 1
+        };
+        let bits = bits & slots & !self.cmdq.stuck;
+        if self.cmdq.addr.is_none() || self.iseg.initializing || bits == 0 {
+            return false;
+        }
+        if self.eqs.subscriber(crate::cmd::eq::event::CMD).is_some() {
+            self.cmdq.want_eqe |= bits;
+        }
+        self.cmdq.pending |= bits;
+        true
+    }
+
+    /// Whether command work is waiting for [`Device::process`].
+    pub fn has_work(&self) -> bool {
+        self.cmdq.pending != 0
+    }
+
+    /// Execute every rung command slot, lowest first.
+    pub fn process(&mut self) {
+        let mut completed_eqe = 0u32;
+        while self.cmdq.pending != 0 {
+            let slot = self.cmdq.pending.trailing_zeros();
+            self.cmdq.pending &= !(1 << slot);
+            if self.run_slot(slot) && self.cmdq.want_eqe & (1 << slot) != 0 {
+                completed_eqe |= 1 << slot;
+            }
+            self.cmdq.want_eqe &= !(1 << slot);
+        }
+        if completed_eqe != 0 {
+            let mut data = [0u8; 28];
+            data[0..4].copy_from_slice(&completed_eqe.to_be_bytes());
+            cmd::eq::raise_event(self, cmd::eq::event::CMD, 0, &data);
+        }
+    }
+
+    /// Run one slot; true when it completed (ownership returned).
+    fn run_slot(&mut self, slot: u32) -> bool {
+        let Some(base) = self.cmdq.addr else {
+            return false;
+        };
+        let at = base + (slot as u64) * entry::SIZE as u64;
+        let mut e = [0u8; 64];
+        if self.bus.read(at, &mut e, Purpose::CmdEntry).is_err() {
+            return false;
+        }
+        if e[entry::STATUS_OWN] & 1 == 0 {
+            // Rung without handing the entry to hardware: nothing to do.
+            log::debug!(target: "mlx5_sim::cmd", "slot {slot} rung while software-owned");
+            return false;
+        }
+        let mut input = std::mem::take(&mut self.cmdq.input);
+        let mut output = std::mem::take(&mut self.cmdq.output);
+        let done = self.deliver(at, &mut e, &mut input, &mut output);
+        self.cmdq.input = input;
+        self.cmdq.output = output;
+        if !done {
+            self.cmdq.stuck |= 1 << slot;
+        }
+        done
+    }
+
+    /// Deliver and execute the command of entry `e` at `at`; false when an
+    /// injected fault keeps it from completing.
+    fn deliver(
+        &mut self,
+        at: u64,
+        e: &mut [u8; 64],
+        input: &mut Vec<u8>,
+        output: &mut Vec<u8>,
+    ) -> bool {
+        let g = match cmdif::gather(&mut self.bus, e, input) {
+            Ok(g) => g,
+            Err(Undeliverable::Status(ds)) => {
+                log::debug!(target: "mlx5_sim::cmd", "delivery status {ds:#x}");
+                self.complete(at, e, ds);
+                return true;
+            }
+            Err(Undeliverable::Dma(_)) => {
+                self.complete(at, e, delivery::FW_ERROR);
+                return true;
+            }
+        };
+        output.clear();
+        output.resize(g.outlen, 0);
+        let opcode = crate::bits::be16(input, 0);
+        let op_mod = crate::bits::be16(input, 6);
+        let injected = if self.faults.any_command_fault() {
+            self.faults.take_command(opcode)
+        } else {
+            None
+        };
+        let result = match injected {
+            Some(CommandFault::NoCompletion) => return false,
+            Some(CommandFault::Status { status, syndrome }) => {
+                Err(crate::syndrome::CmdError { status, syndrome })
+            }
+            None => cmd::execute(self, input, output),
+        };
+        self.commands_executed += 1;
+        let (st, syn) = match result {
+            Ok(()) => (status::OK, 0),
+            Err(err) => {
+                log::debug!(target: "mlx5_sim::cmd", "opcode {opcode:#x} op_mod {op_mod:#x}: status {:#x} syndrome {:#x}", err.status, err.syndrome);
+                output.fill(0);
+                (err.status, err.syndrome)
+            }
+        };
+        output[0] = st;
+        output[4..8].copy_from_slice(&syn.to_be_bytes());
+        cmd::pages::log_command(self, opcode, op_mod, st);
+        if cmdif::scatter(&mut self.bus, e, &g, output).is_err() {
+            self.complete(at, e, delivery::FW_ERROR);
+            return true;
+        }
+        self.complete(at, e, delivery::OK);
+        true
+    }
+
+    /// Write the output inline part and the status byte (ownership to software) last.
+    fn complete(&mut self, at: u64, e: &mut [u8; 64], delivery_status: u8) {
+        e[entry::STATUS_OWN] = delivery_status << 1;
+        // The output inline area and the status byte are one 32-byte write
+        // of 0x20..0x40; the ownership byte is written after it so a poller
+        // never sees ownership before the output.
+        let _ = self.bus.write(at + 0x20, &e[0x20..0x3f], Purpose::CmdEntry);
+        let _ = self.bus.write(at + 0x3f, &e[0x3f..0x40], Purpose::CmdEntry);
+    }
+
+    // ---- test and control API ----
+
+    pub fn inject(&mut self, f: Fault) {
+        let now = self.iseg.health_counter_running();
+        self.faults.inject(f, now);
+        if matches!(f, Fault::InitializingStuck) {
+            self.iseg.initializing = true;
+        }
+    }
+
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+        if self.cmdq.addr.is_some() {
+            self.iseg.initializing = false;
+        }
+    }
+
+    /// Carrier up or down; a port-change EQE when the operational state changes.
+    pub fn set_link(&mut self, up: bool) {
+        let before = self.port.oper_up();
+        self.port.carrier = up;
+        cmd::port_regs::link_changed(self, before);
+    }
+
+    /// Ask for `n` more pages (> 0) or offer to return some (< 0) with a
+    /// page-request EQE; ignored before INIT_HCA.
+    pub fn request_pages(&mut self, n: i32) {
+        cmd::pages::request(self, n);
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        self.bus.san.violations().to_vec()
+    }
+}

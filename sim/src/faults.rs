@@ -1,0 +1,82 @@
+//! Fault injection: ways the tests make the model misbehave on purpose.
+#![deny(unsafe_code)]
+
+/// A fault to inject into the model (see the harness contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The next command with this opcode is accepted but never completes.
+    CommandNoCompletion { opcode: u16 },
+    /// The next command with this opcode fails with this status and syndrome.
+    CommandStatus {
+        opcode: u16,
+        status: u8,
+        syndrome: u32,
+    },
+    /// Health syndrome set in the health buffer and the health counter stops.
+    HealthSyndrome(u8),
+    /// The health counter stops moving (no syndrome).
+    HealthCounterStops,
+    /// `initializing` (init segment 0x1fc bit 31) never clears.
+    InitializingStuck,
+}
+
+/// Armed faults; one-shot command faults are consumed when they fire.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pending: Vec<Fault>,
+    /// Health syndrome currently reported (0 = none).
+    pub health_syndrome: u8,
+    /// Health counter frozen at this value.
+    pub health_frozen: Option<u32>,
+    pub init_stuck: bool,
+}
+
+/// What an injected fault does to one command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandFault {
+    NoCompletion,
+    Status { status: u8, syndrome: u32 },
+}
+
+impl Faults {
+    /// Arm `f`; `counter_now` is the health counter value at this moment.
+    pub fn inject(&mut self, f: Fault, counter_now: u32) {
+        match f {
+            Fault::CommandNoCompletion { .. } | Fault::CommandStatus { .. } => self.pending.push(f),
+            Fault::HealthSyndrome(s) => {
+                self.health_syndrome = s;
+                self.health_frozen.get_or_insert(counter_now);
+            }
+            Fault::HealthCounterStops => {
+                self.health_frozen.get_or_insert(counter_now);
+            }
+            Fault::InitializingStuck => self.init_stuck = true,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Faults::default();
+    }
+
+    /// Take the first armed fault for `opcode`, if any.
+    pub fn take_command(&mut self, opcode: u16) -> Option<CommandFault> {
+        let pos = self.pending.iter().position(|f| match f {
+            Fault::CommandNoCompletion { opcode: o } | Fault::CommandStatus { opcode: o, .. } => {
+                *o == opcode
+            }
+            _ => false,
+        })?;
+        match self.pending.remove(pos) {
+            Fault::CommandNoCompletion { .. } => Some(CommandFault::NoCompletion),
+            Fault::CommandStatus {
+                status, syndrome, ..
+            } => Some(CommandFault::Status { status, syndrome }),
+            _ => None,
+        }
+    }
+
+    /// Cheap check for the command path: no allocation, no search when idle.
+    pub fn any_command_fault(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}

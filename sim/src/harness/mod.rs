@@ -1,0 +1,389 @@
+//! The in-process harness: one simulated function behind
+//! `cxos_drivers::Platform`, for hosted tests of the driver and of the model.
+//!
+//! Two modes: [`Mode::Synchronous`] runs device work inside the BAR write
+//! that triggers it (deterministic); [`Mode::Threaded`] runs it on a model
+//! thread, like hardware, so tests find races.
+#![deny(unsafe_code)]
+
+pub mod dma;
+pub mod mem;
+pub mod msix;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use cxos_drivers::{PciAddress, Platform, PlatformError};
+
+pub use self::dma::{HostDmaSpace, SimDma};
+pub use self::mem::{
+    CountingAlloc, allocations_total, live_allocations, live_bytes, thread_allocations,
+};
+use self::msix::Msix;
+use crate::device::Device;
+pub use crate::faults::Fault;
+use crate::pci_config::{BAR0_SIZE, MSIX_VECTORS};
+use crate::personality::Personality;
+use crate::sanitizer::Violation;
+
+/// Where device work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Inside the BAR write that triggers it.
+    Synchronous,
+    /// On the model's own thread.
+    Threaded,
+}
+
+/// Wakes the model thread.
+#[derive(Debug, Default)]
+struct Kick {
+    flag: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+impl Kick {
+    fn kick(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_one();
+    }
+}
+
+struct Shared {
+    dev: Mutex<Device>,
+    space: Arc<HostDmaSpace>,
+    msix: Arc<Msix>,
+    mode: Mode,
+    kick: Arc<Kick>,
+    start: Instant,
+    pci_address: PciAddress,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.kick.stop.store(true, Ordering::Release);
+        self.kick.kick();
+    }
+}
+
+/// One PCI function of a fresh adapter model, link up, at 01:00.0.
+/// Clones share the device and its memory.
+#[derive(Clone)]
+pub struct SimPlatform {
+    inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPlatform")
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Choices beyond the part and the mode, for tests with several adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// PCI address the platform reports.
+    pub pci_address: PciAddress,
+    /// Permanent MAC of the port.
+    pub mac: [u8; 6],
+}
+
+impl SimConfig {
+    /// 01:00.0 with the part's default MAC.
+    pub fn default_for(p: Personality) -> SimConfig {
+        SimConfig {
+            pci_address: PciAddress::new(0, 1, 0, 0),
+            mac: crate::cmd::vport::default_mac(p),
+        }
+    }
+}
+
+impl SimPlatform {
+    pub fn new(p: Personality, mode: Mode) -> SimPlatform {
+        SimPlatform::with_config(p, mode, SimConfig::default_for(p))
+    }
+
+    pub fn with_config(p: Personality, mode: Mode, config: SimConfig) -> SimPlatform {
+        let space = Arc::new(HostDmaSpace::default());
+        let msix = Arc::new(Msix::default());
+        let dev = Device::with_mac(p, config.mac, space.clone(), msix.clone());
+        let kick = Arc::new(Kick::default());
+        let inner = Arc::new(Shared {
+            dev: Mutex::new(dev),
+            space,
+            msix,
+            mode,
+            kick: kick.clone(),
+            start: Instant::now(),
+            pci_address: config.pci_address,
+        });
+        if mode == Mode::Threaded {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name(format!("mlx5-sim {}", p.short_name()))
+                .spawn(move || model_thread(weak, kick))
+                .expect("spawn the model thread");
+        }
+        SimPlatform { inner }
+    }
+
+    fn dev(&self) -> MutexGuard<'_, Device> {
+        // A panic while holding the lock is a model bug already reported by
+        // the panicking test; keep going with the state as it is.
+        self.inner.dev.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on the model (white-box inspection in tests). The model is
+    /// locked meanwhile: `f` must not call back into this platform.
+    pub fn with_model<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
+        f(&mut self.dev())
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    pub fn personality(&self) -> Personality {
+        self.dev().personality
+    }
+
+    /// Live `SimDma` allocations: (regions, bytes asked for).
+    pub fn dma_in_use(&self) -> (usize, usize) {
+        self.inner.space.in_use()
+    }
+
+    /// Pages given with MANAGE_PAGES and not yet returned.
+    pub fn pages_held(&self) -> usize {
+        self.dev().pages.held()
+    }
+
+    pub fn sanitizer_violations(&self) -> Vec<Violation> {
+        self.dev().violations()
+    }
+
+    pub fn inject(&self, f: Fault) {
+        self.dev().inject(f);
+    }
+
+    pub fn clear_faults(&self) {
+        self.dev().clear_faults();
+    }
+
+    /// The model asks for `num_pages` more pages (> 0) or offers to return
+    /// some (< 0) through a page-request EQE (type 0x0b). Ignored before
+    /// INIT_HCA, when the function has no regular pages.
+    pub fn request_pages(&self, num_pages: i32) {
+        self.dev().request_pages(num_pages);
+    }
+
+    /// Carrier up or down: a port-change EQE (type 0x09, sub_type 4 / 1)
+    /// when the operational state changes.
+    pub fn set_link(&self, up: bool) {
+        self.dev().set_link(up);
+    }
+
+    /// Times the model signalled `vector` (whether or not it was deliverable).
+    pub fn msix_count(&self, vector: u16) -> u64 {
+        self.inner.msix.count(vector)
+    }
+
+    pub fn commands_executed(&self) -> u64 {
+        self.dev().commands_executed
+    }
+
+    /// Function level reset, as a write of PCIe device control bit 15 does.
+    pub fn function_reset(&self) {
+        self.dev().reset();
+        self.inner.msix.disable();
+    }
+
+    fn after_write(&self, mut d: MutexGuard<'_, Device>, work: bool) {
+        if !work {
+            return;
+        }
+        match self.inner.mode {
+            Mode::Synchronous => d.process(),
+            Mode::Threaded => {
+                drop(d);
+                self.inner.kick.kick();
+            }
+        }
+    }
+
+    /// Config write; a function level reset also resets the platform's
+    /// MSI-X state (the function's table is cleared by FLR).
+    fn config_write(&self, offset: u16, size: usize, value: u32) {
+        let mut d = self.dev();
+        let before = d.config_read(0x9e, 2);
+        d.config_write(offset, size, value);
+        let msix_was_on = before & 0x8000 != 0;
+        let msix_now_on = d.config_read(0x9e, 2) & 0x8000 != 0;
+        if msix_was_on && !msix_now_on {
+            self.inner.msix.disable();
+        }
+    }
+
+    fn is_msix(off: usize) -> bool {
+        (0x2000..0x4000).contains(&off)
+    }
+}
+
+fn model_thread(weak: Weak<Shared>, kick: Arc<Kick>) {
+    loop {
+        {
+            let mut flag = kick.flag.lock().unwrap_or_else(|e| e.into_inner());
+            while !*flag && !kick.stop.load(Ordering::Acquire) {
+                flag = kick
+                    .cv
+                    .wait_timeout(flag, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            *flag = false;
+        }
+        if kick.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let mut d = shared.dev.lock().unwrap_or_else(|e| e.into_inner());
+        if d.has_work() {
+            d.process();
+        }
+    }
+}
+
+impl Platform for SimPlatform {
+    type Dma = SimDma;
+
+    fn dma_alloc(&self, size: usize) -> Result<SimDma, PlatformError> {
+        SimDma::new(&self.inner.space, size.max(1))
+            .ok_or(PlatformError::OutOfDmaMemory { requested: size })
+    }
+
+    fn bar0_len(&self) -> usize {
+        BAR0_SIZE as usize
+    }
+
+    fn bar0_read_be32(&self, offset: usize) -> u32 {
+        check_bar(offset, 4);
+        if Self::is_msix(offset) {
+            return self.inner.msix.bar_read32(offset);
+        }
+        self.dev().bar_read32(offset)
+    }
+
+    fn bar0_write_be32(&self, offset: usize, value: u32) {
+        check_bar(offset, 4);
+        if Self::is_msix(offset) {
+            self.inner.msix.bar_write32(offset, value);
+            return;
+        }
+        let mut d = self.dev();
+        let work = d.bar_write32(offset, value);
+        self.after_write(d, work);
+    }
+
+    fn bar0_read_be64(&self, offset: usize) -> u64 {
+        check_bar(offset, 8);
+        if Self::is_msix(offset) {
+            let m = &self.inner.msix;
+            return ((m.bar_read32(offset) as u64) << 32) | m.bar_read32(offset + 4) as u64;
+        }
+        self.dev().bar_read64(offset)
+    }
+
+    fn bar0_write_be64(&self, offset: usize, value: u64) {
+        check_bar(offset, 8);
+        if Self::is_msix(offset) {
+            self.inner.msix.bar_write32(offset, (value >> 32) as u32);
+            self.inner.msix.bar_write32(offset + 4, value as u32);
+            return;
+        }
+        let mut d = self.dev();
+        let work = d.bar_write64(offset, value);
+        self.after_write(d, work);
+    }
+
+    fn pci_address(&self) -> PciAddress {
+        self.inner.pci_address
+    }
+
+    fn config_read16(&self, offset: u16) -> u16 {
+        self.dev().config_read(offset, 2) as u16
+    }
+
+    fn config_write16(&self, offset: u16, value: u16) {
+        self.config_write(offset, 2, value as u32);
+    }
+
+    fn config_read32(&self, offset: u16) -> u32 {
+        self.dev().config_read(offset, 4)
+    }
+
+    fn config_write32(&self, offset: u16, value: u32) {
+        self.config_write(offset, 4, value);
+    }
+
+    fn msix_table_size(&self) -> u16 {
+        MSIX_VECTORS
+    }
+
+    fn msix_enable(&self, min: u16, wanted: u16) -> Result<u16, PlatformError> {
+        let n = wanted.min(MSIX_VECTORS);
+        if n < min || n == 0 {
+            return Err(PlatformError::NoVectors {
+                requested: min.max(wanted),
+                available: MSIX_VECTORS,
+            });
+        }
+        self.inner.msix.enable(n);
+        // Message control: MSI-X enable (bit 15) in the capability at 0x9c.
+        self.dev().config_write(0x9e, 2, 0x8000);
+        Ok(n)
+    }
+
+    fn msix_disable(&self) {
+        self.inner.msix.disable();
+        self.dev().config_write(0x9e, 2, 0);
+    }
+
+    fn msix_take_pending(&self, vector: u16) -> bool {
+        self.inner.msix.take_pending(vector)
+    }
+
+    fn msix_set_masked(&self, vector: u16, masked: bool) {
+        self.inner.msix.set_masked(vector, masked);
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.inner.start.elapsed().as_nanos() as u64
+    }
+
+    fn delay_us(&self, us: u64) {
+        let until = Instant::now() + Duration::from_micros(us);
+        if us >= 100 {
+            std::thread::sleep(Duration::from_micros(us));
+        }
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn relax(&self) {
+        std::thread::yield_now();
+    }
+}
+
+/// Driver bugs (misaligned or out-of-range BAR offsets) panic, per the contract.
+fn check_bar(offset: usize, size: usize) {
+    assert!(
+        offset.is_multiple_of(size) && offset + size <= BAR0_SIZE as usize,
+        "BAR0 access of {size} bytes at {offset:#x} is misaligned or out of range"
+    );
+}

@@ -1,0 +1,453 @@
+//! The control socket: a unix stream socket speaking lines, for tests and
+//! people operating a running model.
+//!
+//! Each request is one line; each reply is zero or more lines of data and
+//! then one final line that starts with `ok` or `error: `, so a client reads
+//! until such a line. Requests:
+//!
+//! - `help`: the list below.
+//! - `link down` / `link up`: the port's carrier goes away / comes back (a
+//!   port-change event through the model when the operational state changes).
+//! - `stats`: `commands <n>`, `msix <vector> <n>` per vector signalled,
+//!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
+//!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
+//!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`.
+//! - `pages`: `ok <n> pages held`.
+//! - `pages request <n>`: a page-request event asking for `n` more pages
+//!   (`n` > 0) or offering `-n` back (`n` < 0); ignored before INIT_HCA.
+//! - `sanitizer`: one line per violation, then `ok <n> violations`.
+//! - `fault no-completion <opcode>`: the next command with this opcode never completes.
+//! - `fault status <opcode> <status> <syndrome>`: the next one fails with these.
+//! - `fault health <syndrome>`: health syndrome set, health counter stops.
+//! - `fault health-counter-stops`: the health counter stops.
+//! - `fault initializing-stuck`: `initializing` never clears.
+//! - `fault clear`: every fault disarmed.
+//!
+//! Numbers are decimal or `0x` hexadecimal.
+#![deny(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::server::Shared;
+use crate::faults::Fault;
+use crate::pci_config::MSIX_VECTORS;
+
+/// One parsed request line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Help,
+    Link {
+        up: bool,
+    },
+    Stats,
+    Pages,
+    /// A page-request event: the model asks for `n` more pages (> 0) or
+    /// offers `-n` back (< 0); ignored before INIT_HCA.
+    RequestPages(i32),
+    Sanitizer,
+    Fault(Fault),
+    ClearFaults,
+}
+
+/// What `help` prints.
+pub const HELP: &str = "\
+help
+link down|up
+stats
+pages
+pages request <n>
+sanitizer
+fault no-completion <opcode>
+fault status <opcode> <status> <syndrome>
+fault health <syndrome>
+fault health-counter-stops
+fault initializing-stuck
+fault clear";
+
+/// A decimal or `0x` hexadecimal number that fits `T`.
+fn number<T: TryFrom<u64>>(word: Option<&str>, what: &str) -> Result<T, String> {
+    let word = word.ok_or_else(|| format!("missing {what}"))?;
+    let parsed = match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => word.parse::<u64>(),
+    };
+    parsed
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| format!("bad {what} '{word}'"))
+}
+
+/// A decimal number, possibly negative, that fits an i32.
+fn signed(word: Option<&str>, what: &str) -> Result<i32, String> {
+    let word = word.ok_or_else(|| format!("missing {what}"))?;
+    word.parse::<i32>()
+        .map_err(|_| format!("bad {what} '{word}'"))
+}
+
+/// Parses one request line (surrounding blanks ignored).
+pub fn parse(line: &str) -> Result<Request, String> {
+    let mut words = line.split_whitespace();
+    let Some(verb) = words.next() else {
+        return Err("empty request (try help)".into());
+    };
+    let req = match verb {
+        "help" => Request::Help,
+        "stats" => Request::Stats,
+        "pages" => match words.next() {
+            None => Request::Pages,
+            Some("request") => Request::RequestPages(signed(words.next(), "page count")?),
+            Some(other) => return Err(format!("unexpected '{other}' (try help)")),
+        },
+        "sanitizer" => Request::Sanitizer,
+        "link" => match words.next() {
+            Some("up") => Request::Link { up: true },
+            Some("down") => Request::Link { up: false },
+            _ => return Err("usage: link down|up".into()),
+        },
+        "fault" => match words.next() {
+            Some("no-completion") => Request::Fault(Fault::CommandNoCompletion {
+                opcode: number(words.next(), "opcode")?,
+            }),
+            Some("status") => Request::Fault(Fault::CommandStatus {
+                opcode: number(words.next(), "opcode")?,
+                status: number(words.next(), "status")?,
+                syndrome: number(words.next(), "syndrome")?,
+            }),
+            Some("health") => {
+                Request::Fault(Fault::HealthSyndrome(number(words.next(), "syndrome")?))
+            }
+            Some("health-counter-stops") => Request::Fault(Fault::HealthCounterStops),
+            Some("initializing-stuck") => Request::Fault(Fault::InitializingStuck),
+            Some("clear") => Request::ClearFaults,
+            Some(other) => return Err(format!("unknown fault '{other}' (try help)")),
+            None => return Err("usage: fault <kind> ... (try help)".into()),
+        },
+        other => return Err(format!("unknown request '{other}' (try help)")),
+    };
+    match words.next() {
+        Some(extra) => Err(format!("unexpected '{extra}'")),
+        None => Ok(req),
+    }
+}
+
+/// Carries out `req` on the model; returns the reply (final line included,
+/// every line ending in a newline).
+pub fn execute(req: Request, s: &Shared) -> String {
+    let mut out = String::new();
+    match req {
+        Request::Help => {
+            out.push_str(HELP);
+            out.push_str("\nok\n");
+        }
+        Request::Link { up } => {
+            let mut d = s.dev();
+            d.set_link(up);
+            let state = if d.port.oper_up() { "up" } else { "down" };
+            let _ = writeln!(out, "ok link {state}");
+        }
+        Request::RequestPages(n) => {
+            s.dev().request_pages(n);
+            let _ = writeln!(out, "ok requested {n} pages");
+        }
+        Request::Stats => {
+            let (commands, link_up) = {
+                let d = s.dev();
+                (d.commands_executed, d.port.oper_up())
+            };
+            let c = &s.counters;
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let _ = writeln!(out, "commands {commands}");
+            for v in 0..MSIX_VECTORS {
+                let count = s.irqs.signalled(v);
+                if count > 0 {
+                    let _ = writeln!(out, "msix {v} {count}");
+                }
+            }
+            let _ = writeln!(out, "msix-dropped {}", s.irqs.dropped());
+            let (live, bytes) = s.mem.mapped();
+            let _ = writeln!(
+                out,
+                "dma maps {} unmaps {} live {live} bytes {bytes}",
+                s.mem.stats.maps.load(Ordering::Relaxed),
+                s.mem.stats.unmaps.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "mmio reads {} writes {} dropped {}",
+                n(&c.bar_reads),
+                n(&c.bar_writes),
+                n(&c.bar_odd)
+            );
+            let _ = writeln!(
+                out,
+                "config reads {} writes {}",
+                n(&c.config_reads),
+                n(&c.config_writes)
+            );
+            let _ = writeln!(out, "resets {}", n(&c.resets));
+            let _ = writeln!(
+                out,
+                "set-irqs {} vectors {}",
+                n(&c.set_irqs),
+                s.irqs.enabled()
+            );
+            let _ = writeln!(out, "link {}", if link_up { "up" } else { "down" });
+            out.push_str("ok\n");
+        }
+        Request::Pages => {
+            let _ = writeln!(out, "ok {} pages held", s.dev().pages.held());
+        }
+        Request::Sanitizer => {
+            let violations = s.dev().violations();
+            for v in &violations {
+                let _ = writeln!(out, "{v}");
+            }
+            let _ = writeln!(out, "ok {} violations", violations.len());
+        }
+        Request::Fault(f) => {
+            s.dev().inject(f);
+            let _ = writeln!(out, "ok armed {f:?}");
+        }
+        Request::ClearFaults => {
+            s.dev().clear_faults();
+            out.push_str("ok faults cleared\n");
+        }
+    }
+    out
+}
+
+/// Answers every line of one connection until the client closes it.
+fn serve_client(stream: UnixStream, s: &Shared) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else {
+            return;
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match parse(&line) {
+            Ok(req) => execute(req, s),
+            Err(why) => format!("error: {why}\n"),
+        };
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A listening control socket; its thread ends with the process.
+#[derive(Debug)]
+pub struct Control {
+    _listener_thread: std::thread::JoinHandle<()>,
+}
+
+/// Binds `path` and answers clients, each on its own thread.
+pub fn listen(path: &Path, s: Arc<Shared>) -> Result<Control, String> {
+    let listener = super::server::listen_at(path)
+        .map_err(|e| format!("cannot bind the control socket {}: {e}", path.display()))?;
+    let thread = std::thread::Builder::new()
+        .name("mlx5-sim control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let s = s.clone();
+                let _ = std::thread::Builder::new()
+                    .name("mlx5-sim control client".into())
+                    .spawn(move || serve_client(stream, &s));
+            }
+        })
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+    Ok(Control {
+        _listener_thread: thread,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::personality::Personality;
+
+    #[test]
+    fn parses_every_request() {
+        assert_eq!(parse("help"), Ok(Request::Help));
+        assert_eq!(parse("  link   down "), Ok(Request::Link { up: false }));
+        assert_eq!(parse("link up"), Ok(Request::Link { up: true }));
+        assert_eq!(parse("stats"), Ok(Request::Stats));
+        assert_eq!(parse("pages"), Ok(Request::Pages));
+        assert_eq!(parse("pages request 16"), Ok(Request::RequestPages(16)));
+        assert_eq!(parse("pages request -8"), Ok(Request::RequestPages(-8)));
+        assert_eq!(parse("sanitizer"), Ok(Request::Sanitizer));
+        assert_eq!(
+            parse("fault no-completion 0x105"),
+            Ok(Request::Fault(Fault::CommandNoCompletion { opcode: 0x105 }))
+        );
+        assert_eq!(
+            parse("fault status 0x107 0x3 123"),
+            Ok(Request::Fault(Fault::CommandStatus {
+                opcode: 0x107,
+                status: 3,
+                syndrome: 123
+            }))
+        );
+        assert_eq!(
+            parse("fault health 0x8"),
+            Ok(Request::Fault(Fault::HealthSyndrome(8)))
+        );
+        assert_eq!(
+            parse("fault health-counter-stops"),
+            Ok(Request::Fault(Fault::HealthCounterStops))
+        );
+        assert_eq!(
+            parse("fault initializing-stuck"),
+            Ok(Request::Fault(Fault::InitializingStuck))
+        );
+        assert_eq!(parse("fault clear"), Ok(Request::ClearFaults));
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_a_reason() {
+        for (line, why) in [
+            ("", "empty request"),
+            ("frob", "unknown request 'frob'"),
+            ("link sideways", "usage: link down|up"),
+            ("link", "usage: link down|up"),
+            ("stats now", "unexpected 'now'"),
+            ("pages give", "unexpected 'give'"),
+            ("pages request", "missing page count"),
+            ("pages request x", "bad page count 'x'"),
+            ("pages request 5000000000", "bad page count"),
+            ("fault", "usage: fault"),
+            ("fault melt", "unknown fault 'melt'"),
+            ("fault no-completion", "missing opcode"),
+            ("fault no-completion 0x10000", "bad opcode '0x10000'"),
+            ("fault status 0x107 0x100 0", "bad status '0x100'"),
+            ("fault status 0x107 1", "missing syndrome"),
+            ("fault health -1", "bad syndrome '-1'"),
+            ("fault health 0xzz", "bad syndrome '0xzz'"),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.contains(why), "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_lines_never_panic_and_always_get_a_final_line() {
+        let words = [
+            "help",
+            "link",
+            "up",
+            "down",
+            "stats",
+            "pages",
+            "request",
+            "sanitizer",
+            "fault",
+            "no-completion",
+            "status",
+            "health",
+            "health-counter-stops",
+            "initializing-stuck",
+            "clear",
+            "0x",
+            "0x104",
+            "-1",
+            "4294967296",
+            "99999999999999999999",
+            "\u{1F600}",
+            "",
+            " ",
+            "\t",
+            "0",
+            "65535",
+            "ok",
+        ];
+        let s = Shared::new(Personality::ConnectX5);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..5000 {
+            let mut line = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 6) {
+                line.push_str(words[((x >> (8 * k)) % words.len() as u64) as usize]);
+                line.push(' ');
+            }
+            let reply = match parse(&line) {
+                Ok(req) => execute(req, &s),
+                Err(why) => format!("error: {why}\n"),
+            };
+            let last = last_line(&reply);
+            assert!(
+                last.starts_with("ok") || last.starts_with("error: "),
+                "{line:?} -> {reply:?}"
+            );
+        }
+    }
+
+    fn last_line(reply: &str) -> &str {
+        reply.lines().last().unwrap_or("")
+    }
+
+    #[test]
+    fn replies_end_with_an_ok_line() {
+        let s = Shared::new(Personality::ConnectX6);
+        let help = execute(Request::Help, &s);
+        assert!(help.contains("fault no-completion <opcode>"));
+        assert_eq!(last_line(&help), "ok");
+        let stats = execute(Request::Stats, &s);
+        assert!(stats.starts_with("commands 0\n"), "{stats}");
+        assert!(
+            stats.contains("\nmmio reads 0 writes 0 dropped 0\n"),
+            "{stats}"
+        );
+        assert!(stats.contains("\nlink up\n"), "{stats}");
+        assert_eq!(last_line(&stats), "ok");
+        assert_eq!(execute(Request::Pages, &s), "ok 0 pages held\n");
+        assert_eq!(execute(Request::Sanitizer, &s), "ok 0 violations\n");
+    }
+
+    #[test]
+    fn link_and_faults_reach_the_model() {
+        let s = Shared::new(Personality::ConnectX4Lx);
+        assert_eq!(execute(Request::Link { up: false }, &s), "ok link down\n");
+        assert!(!s.dev().port.oper_up());
+        assert!(execute(Request::Stats, &s).contains("\nlink down\n"));
+        assert_eq!(execute(Request::Link { up: true }, &s), "ok link up\n");
+        // initializing stuck shows in the init segment (0x1fc bit 31).
+        execute(Request::Fault(Fault::InitializingStuck), &s);
+        assert!(s.dev().faults.init_stuck);
+        execute(Request::Fault(Fault::HealthSyndrome(9)), &s);
+        assert_eq!(s.dev().faults.health_syndrome, 9);
+        assert_eq!(execute(Request::ClearFaults, &s), "ok faults cleared\n");
+        assert!(!s.dev().faults.init_stuck);
+        assert_eq!(s.dev().faults.health_syndrome, 0);
+    }
+
+    #[test]
+    fn a_socket_client_gets_one_reply_per_line() {
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let _ = std::fs::remove_file(&path);
+        let s = Shared::new(Personality::ConnectX5);
+        let _control = listen(&path, s).unwrap();
+        let mut stream = UnixStream::connect(&path).unwrap();
+        stream.write_all(b"pages\nbogus\n\nsanitizer\n").unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ok 0 pages held");
+        assert_eq!(
+            lines.next().unwrap().unwrap(),
+            "error: unknown request 'bogus' (try help)"
+        );
+        assert_eq!(lines.next().unwrap().unwrap(), "ok 0 violations");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

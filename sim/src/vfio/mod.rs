@@ -1,0 +1,19 @@
+//! The vfio-user front end of the model: QEMU (>= 10.1, `-device
+//! vfio-user-pci`) presents the model to a guest as a PCI function with
+//! BAR0, MSI-X and DMA into guest memory (FACTS.md, "vfio-user with QEMU").
+//!
+//! - [`server`]: the vfio-user server (regions, reset, the model thread).
+//! - [`guest_mem`]: guest memory mapped from the memfds of DMA_MAP, the
+//!   model's `DmaSpace` (the only `unsafe` of this front end).
+//! - [`irq`]: MSI-X vectors as the eventfds of SET_IRQS.
+//! - [`control`]: the line-oriented control socket.
+//! - [`client`]: a vfio-user client that is a driver `Platform` (tests and
+//!   benchmarks of the front end without QEMU).
+
+pub mod client;
+pub mod control;
+pub mod guest_mem;
+pub mod irq;
+pub mod server;
+
+pub use server::{Options, serve};

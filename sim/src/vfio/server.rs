@@ -1,0 +1,559 @@
+//! The vfio-user server: one model function served to one QEMU client.
+//!
+//! Threads: the vfio-user loop (the `vfio_user` crate's `Server::run`)
+//! answers every message at once: BAR and config accesses go straight to the
+//! model under its lock, and a doorbell only kicks the model thread, which
+//! runs the command processing. The control socket has its own thread. When
+//! QEMU disconnects, `run` returns and the process ends.
+//!
+//! Regions: BAR0 is 32 MiB, read/write, trapped (no mmap: doorbells trap,
+//! FACTS.md "vfio-user with QEMU"); config space 4 KiB; the other BARs, the
+//! ROM and VGA are absent. BAR0 registers are big-endian on the bus: a
+//! 32-bit register value `v` at offset `o` is the bytes `v.to_be_bytes()`.
+#![deny(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE,
+    VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK,
+    VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_ERR_IRQ_INDEX,
+    VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_REGIONS,
+    VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+    vfio_region_info,
+};
+use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
+
+use super::guest_mem::{Access, GuestMemory};
+use super::irq::EventfdIrqs;
+use crate::device::Device;
+use crate::pci_config::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
+use crate::personality::Personality;
+
+/// Bytes of PCI config space (PCIe extended).
+pub const CONFIG_SIZE: u64 = 4096;
+
+/// BAR0 pages QEMU keeps for its own MSI-X table and PBA emulation.
+fn is_msix_page(off: u64) -> bool {
+    let start = MSIX_TABLE_OFFSET as u64 & !0xfff;
+    let end = (MSIX_PBA_OFFSET as u64 & !0xfff) + 0x1000;
+    (start..end).contains(&off)
+}
+
+/// Counters the control socket's `stats` reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bar_reads: AtomicU64,
+    pub bar_writes: AtomicU64,
+    pub config_reads: AtomicU64,
+    pub config_writes: AtomicU64,
+    /// BAR accesses of a size the device does not decode (ignored).
+    pub bar_odd: AtomicU64,
+    pub resets: AtomicU64,
+    pub set_irqs: AtomicU64,
+}
+
+/// Wakes the model thread.
+#[derive(Debug, Default)]
+struct Kick {
+    pending: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// Everything the three threads share.
+#[derive(Debug)]
+pub struct Shared {
+    dev: Mutex<Device>,
+    pub mem: Arc<GuestMemory>,
+    pub irqs: Arc<EventfdIrqs>,
+    pub counters: Counters,
+    kick: Kick,
+}
+
+impl Shared {
+    pub fn new(p: Personality) -> Arc<Shared> {
+        let mem = Arc::new(GuestMemory::default());
+        let irqs = Arc::new(EventfdIrqs::default());
+        Arc::new(Shared {
+            dev: Mutex::new(Device::new(p, mem.clone(), irqs.clone())),
+            mem,
+            irqs,
+            counters: Counters::default(),
+            kick: Kick::default(),
+        })
+    }
+
+    /// The model, locked. A panic on another thread while it held the lock
+    /// is a model bug already reported; the state is used as it is.
+    pub fn dev(&self) -> MutexGuard<'_, Device> {
+        self.dev.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kick(&self) {
+        *self.kick.pending.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.kick.cv.notify_one();
+    }
+
+    fn stop(&self) {
+        self.kick.stop.store(true, Ordering::Release);
+        self.kick();
+    }
+
+    /// The model thread: runs command work whenever a doorbell asked for it.
+    fn model_loop(&self) {
+        loop {
+            {
+                let mut pending = self.kick.pending.lock().unwrap_or_else(|e| e.into_inner());
+                while !*pending && !self.kick.stop.load(Ordering::Acquire) {
+                    pending = self
+                        .kick
+                        .cv
+                        .wait_timeout(pending, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                *pending = false;
+            }
+            if self.kick.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let mut d = self.dev();
+            if d.has_work() {
+                d.process();
+            }
+        }
+    }
+
+    /// BAR0 read of `data.len()` bytes at `off`.
+    pub fn bar_read(&self, off: u64, data: &mut [u8]) -> io::Result<()> {
+        check_range(off, data.len(), BAR0_SIZE)?;
+        self.counters.bar_reads.fetch_add(1, Ordering::Relaxed);
+        let d = self.dev();
+        // Registers are 32-bit big-endian; any access size reads the bytes
+        // of the dwords it covers (reads have no side effects).
+        for (i, byte) in data.iter_mut().enumerate() {
+            let at = off + i as u64;
+            *byte = if is_msix_page(at) {
+                0
+            } else {
+                d.bar_read32((at & !3) as usize).to_be_bytes()[(at & 3) as usize]
+            };
+        }
+        Ok(())
+    }
+
+    /// BAR0 write: 32- and 64-bit aligned writes reach the model; other
+    /// sizes are dropped (the device decodes only those two).
+    pub fn bar_write(&self, off: u64, data: &[u8]) -> io::Result<()> {
+        check_range(off, data.len(), BAR0_SIZE)?;
+        self.counters.bar_writes.fetch_add(1, Ordering::Relaxed);
+        if is_msix_page(off) {
+            return Ok(());
+        }
+        let work = match *data {
+            [a, b, c, d] if off.is_multiple_of(4) => self
+                .dev()
+                .bar_write32(off as usize, u32::from_be_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] if off.is_multiple_of(8) => self
+                .dev()
+                .bar_write64(off as usize, u64::from_be_bytes([a, b, c, d, e, f, g, h])),
+            _ => {
+                self.counters.bar_odd.fetch_add(1, Ordering::Relaxed);
+                log::warn!(target: "mlx5_sim::vfio", "BAR0 write of {} bytes at {off:#x} dropped", data.len());
+                false
+            }
+        };
+        if work {
+            self.kick();
+        }
+        Ok(())
+    }
+
+    pub fn config_read(&self, off: u64, data: &mut [u8]) -> io::Result<()> {
+        check_range(off, data.len(), CONFIG_SIZE)?;
+        self.counters.config_reads.fetch_add(1, Ordering::Relaxed);
+        let d = self.dev();
+        let mut i = 0;
+        while i < data.len() {
+            let at = off as usize + i;
+            if at.is_multiple_of(4) && data.len() - i >= 4 {
+                let v = d.config_read(at as u16, 4);
+                data[i..i + 4].copy_from_slice(&v.to_le_bytes());
+                i += 4;
+            } else {
+                data[i] = d.config_read(at as u16, 1) as u8;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn config_write(&self, off: u64, data: &[u8]) -> io::Result<()> {
+        check_range(off, data.len(), CONFIG_SIZE)?;
+        self.counters.config_writes.fetch_add(1, Ordering::Relaxed);
+        let mut d = self.dev();
+        let n = data.len();
+        if matches!(n, 1 | 2 | 4) && off.is_multiple_of(n as u64) {
+            let mut v = [0u8; 4];
+            v[..n].copy_from_slice(data);
+            d.config_write(off as u16, n, u32::from_le_bytes(v));
+        } else {
+            for (i, b) in data.iter().enumerate() {
+                d.config_write((off as usize + i) as u16, 1, *b as u32);
+            }
+        }
+        Ok(())
+    }
+
+    /// Device reset (VFIO_USER_DEVICE_RESET: guest reboot or FLR by QEMU).
+    pub fn reset(&self) {
+        self.counters.resets.fetch_add(1, Ordering::Relaxed);
+        self.dev().reset();
+        log::info!(target: "mlx5_sim::vfio", "device reset");
+    }
+}
+
+fn check_range(off: u64, len: usize, size: u64) -> io::Result<()> {
+    match off.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("access of {len} bytes at {off:#x} outside a region of {size:#x} bytes"),
+        )),
+    }
+}
+
+/// The `vfio_user` crate's view of the function.
+struct Backend {
+    shared: Arc<Shared>,
+}
+
+const BAR0: u32 = VFIO_PCI_BAR0_REGION_INDEX;
+const CONFIG: u32 = VFIO_PCI_CONFIG_REGION_INDEX;
+
+impl ServerBackend for Backend {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
+        match region {
+            BAR0 => self.shared.bar_read(offset, data),
+            CONFIG => self.shared.config_read(offset, data),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("region {region} does not exist"),
+            )),
+        }
+    }
+
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        match region {
+            BAR0 => self.shared.bar_write(offset, data),
+            CONFIG => self.shared.config_write(offset, data),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("region {region} does not exist"),
+            )),
+        }
+    }
+
+    fn dma_map(
+        &mut self,
+        flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<File>,
+    ) -> io::Result<()> {
+        let access = Access {
+            read: flags.contains(DmaMapFlags::READ),
+            write: flags.contains(DmaMapFlags::WRITE),
+        };
+        log::debug!(target: "mlx5_sim::vfio", "DMA_MAP {address:#x}+{size:#x} {access:?} fd {}", fd.is_some());
+        self.shared
+            .mem
+            .map(address, size, fd.as_ref(), offset, access)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    }
+
+    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
+        log::debug!(target: "mlx5_sim::vfio", "DMA_UNMAP {address:#x}+{size:#x} {flags:?}");
+        if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
+            self.shared.mem.unmap_all();
+            return Ok(());
+        }
+        self.shared
+            .mem
+            .unmap(address, size)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    }
+
+    fn reset(&mut self) -> io::Result<()> {
+        self.shared.reset();
+        Ok(())
+    }
+
+    fn set_irqs(
+        &mut self,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> io::Result<()> {
+        self.shared
+            .counters
+            .set_irqs
+            .fetch_add(1, Ordering::Relaxed);
+        log::debug!(target: "mlx5_sim::vfio", "SET_IRQS index {index} flags {flags:#x} start {start} count {count} fds {}", fds.len());
+        let action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+        let data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+        // Only MSI-X triggers matter: the model never raises INTx, and QEMU
+        // does MSI-X masking itself.
+        if index != VFIO_PCI_MSIX_IRQ_INDEX || action != VFIO_IRQ_SET_ACTION_TRIGGER {
+            return Ok(());
+        }
+        let fds = match data {
+            VFIO_IRQ_SET_DATA_EVENTFD => fds,
+            VFIO_IRQ_SET_DATA_NONE => Vec::new(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "unsupported SET_IRQS data type",
+                ));
+            }
+        };
+        self.shared
+            .irqs
+            .set(start, count, fds)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))
+    }
+}
+
+fn region(index: u32, size: u64, flags: u32) -> ServerRegion {
+    ServerRegion {
+        region_info: vfio_region_info {
+            argsz: std::mem::size_of::<vfio_region_info>() as u32,
+            flags,
+            index,
+            cap_offset: 0,
+            size,
+            offset: 0,
+        },
+        sparse_areas: Vec::new(),
+        mmap_fd: None,
+    }
+}
+
+/// The function's regions in VFIO PCI index order.
+fn regions() -> Vec<ServerRegion> {
+    let rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+    (0..VFIO_PCI_NUM_REGIONS)
+        .map(|index| match index {
+            BAR0 => region(index, BAR0_SIZE, rw),
+            CONFIG => region(index, CONFIG_SIZE, rw),
+            _ => region(index, 0, 0),
+        })
+        .collect()
+}
+
+/// The function's interrupts in VFIO PCI index order: INTx (the config
+/// space names pin A, as the real part does), no MSI, 64 MSI-X vectors,
+/// error reporting.
+fn irqs() -> Vec<IrqInfo> {
+    let irq = |index, flags, count| IrqInfo {
+        index,
+        flags,
+        count,
+    };
+    vec![
+        irq(
+            VFIO_PCI_INTX_IRQ_INDEX,
+            VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED,
+            1,
+        ),
+        irq(VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_INFO_EVENTFD, 0),
+        irq(
+            VFIO_PCI_MSIX_IRQ_INDEX,
+            VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+            MSIX_VECTORS as u32,
+        ),
+        // One error-reporting eventfd, so QEMU enables error recovery (the
+        // model never reports errors through it).
+        irq(VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_INFO_EVENTFD, 1),
+        irq(VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_INFO_EVENTFD, 0),
+    ]
+}
+
+/// What the `mlx5-sim` binary serves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub socket: PathBuf,
+    pub personality: Personality,
+    pub control: Option<PathBuf>,
+}
+
+/// Serves one QEMU until it disconnects. The control socket (if any)
+/// exists before the vfio-user socket does, so a launcher that waits for the
+/// vfio-user socket may use both.
+pub fn serve(opts: &Options) -> Result<(), String> {
+    let shared = Shared::new(opts.personality);
+    let control = match &opts.control {
+        Some(path) => Some(super::control::listen(path, shared.clone())?),
+        None => None,
+    };
+    let result = serve_with(&opts.socket, &shared);
+    shared.stop();
+    if let Some(path) = &opts.control {
+        let _ = std::fs::remove_file(path);
+    }
+    drop(control);
+    result
+}
+
+fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
+    let listener =
+        listen_at(socket).map_err(|e| format!("cannot serve on {}: {e}", socket.display()))?;
+    let server = Server::from_owned_fd(OwnedFd::from(listener), true, irqs(), regions());
+    let model = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("mlx5-sim model".into())
+            .spawn(move || shared.model_loop())
+            .map_err(|e| format!("cannot start the model thread: {e}"))?
+    };
+    log::info!(target: "mlx5_sim::vfio", "{} listening on {}", shared.dev().personality.short_name(), socket.display());
+    let mut backend = Backend {
+        shared: shared.clone(),
+    };
+    let result = server
+        .run(&mut backend)
+        .map_err(|e| format!("vfio-user connection failed: {e}"));
+    log::info!(target: "mlx5_sim::vfio", "client disconnected");
+    shared.stop();
+    let _ = model.join();
+    shared.mem.unmap_all();
+    shared.irqs.clear();
+    let _ = std::fs::remove_file(socket);
+    result
+}
+
+/// A listening unix socket at `path` (which must not exist). The socket is
+/// bound and listening under a temporary name first and then renamed, so a
+/// client that sees `path` can connect at once (a plain bind makes the file
+/// appear before listen(), and a connect in between is refused).
+pub fn listen_at(path: &Path) -> io::Result<UnixListener> {
+    if path.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the socket path exists",
+        ));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar0_is_big_endian_and_msix_pages_stay_with_qemu() {
+        let s = Shared::new(Personality::ConnectX5);
+        let mut fw = [0u8; 4];
+        s.bar_read(0, &mut fw).unwrap();
+        let want = s.dev().bar_read32(0);
+        assert_eq!(u32::from_be_bytes(fw), want);
+        // A byte read takes the right byte of the big-endian dword.
+        let mut b = [0u8; 1];
+        s.bar_read(3, &mut b).unwrap();
+        assert_eq!(b[0], want as u8);
+        let mut table = [0xffu8; 8];
+        s.bar_read(0x2000, &mut table).unwrap();
+        assert_eq!(table, [0; 8]);
+        assert!(s.bar_read(BAR0_SIZE - 2, &mut fw).is_err());
+        // cmdif_rev 5 in the high half of dword 1 (init segment, device.h).
+        s.bar_read(4, &mut fw).unwrap();
+        assert_eq!(u16::from_be_bytes([fw[0], fw[1]]), 5);
+    }
+
+    #[test]
+    fn config_space_reads_and_writes_are_little_endian() {
+        let s = Shared::new(Personality::ConnectX6Dx);
+        let mut id = [0u8; 4];
+        s.config_read(0, &mut id).unwrap();
+        assert_eq!(id, [0xb3, 0x15, 0x1d, 0x10]);
+        let mut all = vec![0u8; CONFIG_SIZE as usize];
+        s.config_read(0, &mut all).unwrap();
+        assert_eq!(all[..4], id);
+        assert_eq!(all[0x34], 0x40);
+        // Bus master on, read back through a 2-byte access.
+        s.config_write(4, &[0x06, 0x00]).unwrap();
+        let mut cmd = [0u8; 2];
+        s.config_read(4, &mut cmd).unwrap();
+        assert_eq!(cmd, [0x06, 0x00]);
+        assert!(s.config_read(CONFIG_SIZE, &mut cmd).is_err());
+        assert_eq!(s.counters.config_writes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn reset_restores_the_power_on_state() {
+        let s = Shared::new(Personality::ConnectX4);
+        s.config_write(4, &[0x06]).unwrap();
+        // initializing (0x1fc bit 31) is set at power-on.
+        let mut init = [0u8; 4];
+        s.bar_read(0x1fc, &mut init).unwrap();
+        assert_eq!(init[0] & 0x80, 0x80);
+        s.reset();
+        let mut cmd = [0u8; 1];
+        s.config_read(4, &mut cmd).unwrap();
+        assert_eq!(cmd[0], 0);
+        assert_eq!(s.counters.resets.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn sockets_appear_only_when_listening() {
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-listen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = listen_at(&path).unwrap();
+        // Connectable as soon as the path exists, and no temporary is left.
+        let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(
+            listen_at(&path).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn regions_and_irqs_describe_the_function() {
+        let r = regions();
+        assert_eq!(r.len(), 9);
+        assert_eq!(r[0].region_info.size, 32 << 20);
+        assert_eq!(r[7].region_info.size, 4096);
+        assert!(
+            r.iter()
+                .all(|r| r.sparse_areas.is_empty() && r.mmap_fd.is_none())
+        );
+        let i = irqs();
+        assert_eq!(i[VFIO_PCI_MSIX_IRQ_INDEX as usize].count, 64);
+    }
+}

@@ -1,0 +1,284 @@
+//! `mlx5-sim` as a PCI device of a QEMU run: builds the binary, starts it
+//! with a control socket, adds the vfio-user function to a [`Machine`], and
+//! talks to the control socket (`help` there lists the requests; every
+//! reply ends with a line starting `ok` or `error:`).
+//!
+//! Guest RAM must be a shared memfd so QEMU can hand it to the model
+//! (FACTS.md, "vfio-user with QEMU"); the function sits behind a PCIe root
+//! port, so the guest finds it at 01:00.0.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::qemu::Machine;
+use crate::workspace::{Workspace, cargo};
+
+/// How long the model may take to create its sockets, answer, or exit after QEMU is gone.
+const SIM_GRACE: Duration = Duration::from_secs(10);
+
+/// `cargo build -p mlx5-sim --features vfio --bin mlx5-sim`; its path.
+pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
+    let args = [
+        "build",
+        "-p",
+        "mlx5-sim",
+        "--features",
+        "vfio",
+        "--bin",
+        "mlx5-sim",
+    ];
+    let status = Command::new(cargo())
+        .args(args)
+        .current_dir(&ws.root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo {}` failed ({status})", args.join(" ")));
+    }
+    Ok(ws.target.join("debug").join("mlx5-sim"))
+}
+
+/// A running `mlx5-sim`, killed if the test ends before it exits.
+#[derive(Debug)]
+pub struct SimDevice {
+    child: Child,
+    /// Private directory of the sockets (removed on drop).
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub control: PathBuf,
+}
+
+impl SimDevice {
+    /// Starts `sim` (the `mlx5-sim` binary) as `personality`, its stderr
+    /// in `log_path`, and waits until its sockets exist. `name` makes the
+    /// socket directory unique within this process.
+    pub fn start(
+        sim: &Path,
+        personality: &str,
+        name: &str,
+        log_path: &Path,
+    ) -> Result<SimDevice, String> {
+        // Unix socket paths are limited to 107 bytes: keep them short.
+        let dir = std::env::temp_dir().join(format!("cxos-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let socket = dir.join("vfio.sock");
+        let control = dir.join("control.sock");
+        if let Some(parent) = log_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let log = std::fs::File::create(log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        let child = Command::new(sim)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--personality", personality])
+            .arg("--control")
+            .arg(&control)
+            .env("MLX5_SIM_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", sim.display()))?;
+        let mut dev = SimDevice {
+            child,
+            dir,
+            socket,
+            control,
+        };
+        let deadline = Instant::now() + SIM_GRACE;
+        while !dev.socket.exists() {
+            if let Ok(Some(status)) = dev.child.try_wait() {
+                return Err(format!("mlx5-sim exited at start ({status})"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "mlx5-sim did not create {} within {} s",
+                    dev.socket.display(),
+                    SIM_GRACE.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(dev)
+    }
+
+    /// Adds what the function needs to `machine`: guest RAM in a shared
+    /// memfd (QEMU hands it to the model with DMA_MAP), a PCIe root port,
+    /// and the vfio-user device behind it (so it appears at 01:00.0).
+    pub fn attach_to(&self, machine: &mut Machine) {
+        add_function(machine, &self.socket);
+    }
+
+    /// Sends one control request; returns the reply lines (the final
+    /// `ok`/`error:` line included).
+    pub fn ask(&self, request: &str) -> Result<Vec<String>, String> {
+        let fail = |e: std::io::Error| format!("control socket, {request:?}: {e}");
+        let mut stream = UnixStream::connect(&self.control).map_err(fail)?;
+        stream.set_read_timeout(Some(SIM_GRACE)).map_err(fail)?;
+        stream
+            .write_all(format!("{request}\n").as_bytes())
+            .map_err(fail)?;
+        let mut lines = Vec::new();
+        for line in BufReader::new(stream).lines() {
+            let line = line.map_err(fail)?;
+            let last = line.starts_with("ok") || line.starts_with("error:");
+            lines.push(line);
+            if last {
+                return Ok(lines);
+            }
+        }
+        Err(format!(
+            "control socket closed during {request:?} after {lines:?}"
+        ))
+    }
+
+    /// Like [`Sim::ask`], and the reply must end in `ok`.
+    pub fn ask_ok(&self, request: &str) -> Result<Vec<String>, String> {
+        let lines = self.ask(request)?;
+        match lines.last() {
+            Some(last) if last.starts_with("ok") => Ok(lines),
+            _ => Err(format!("{request:?} answered {lines:?}")),
+        }
+    }
+
+    /// Waits for the model to exit (QEMU is gone); its exit status.
+    pub fn wait_exit(&mut self) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + SIM_GRACE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "mlx5-sim still running {} s after QEMU exited",
+                        SIM_GRACE.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("cannot wait for mlx5-sim: {e}")),
+            }
+        }
+    }
+
+    pub fn expect_clean_exit(&mut self) -> Result<(), String> {
+        let status = self.wait_exit()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("mlx5-sim exited with {status} after QEMU quit"))
+        }
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// See [`SimDevice::attach_to`]: the machine options for a function served on `socket`.
+fn add_function(machine: &mut Machine, socket: &Path) {
+    machine.machine_type = format!("{},memory-backend=mem", machine.machine_type);
+    machine.objects.push(format!(
+        "memory-backend-memfd,id=mem,size={},share=on",
+        machine.memory
+    ));
+    machine
+        .devices
+        .push("pcie-root-port,id=rp0,chassis=1".to_string());
+    machine.devices.push(vfio_user_device(socket));
+}
+
+/// The `-device` value QEMU 10.1+ takes for a vfio-user function (JSON form).
+pub fn vfio_user_device(socket: &Path) -> String {
+    let path = serde_json::Value::from(socket.to_string_lossy().into_owned());
+    format!(r#"{{"driver":"vfio-user-pci","socket":{{"type":"unix","path":{path}}},"bus":"rp0"}}"#)
+}
+
+/// A `<key> <n>` value from `stats` lines, e.g. `resets 1`, or the number
+/// after `word` in a longer line (`mmio reads 3 writes 0`).
+pub fn stat(lines: &[String], key: &str, word: &str) -> Option<u64> {
+    let line = lines
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some(key))?;
+    let mut words = line.split_whitespace().skip(1);
+    if word.is_empty() {
+        return words.next()?.parse().ok();
+    }
+    words.by_ref().find(|w| *w == word)?;
+    words.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::Boot;
+
+    #[test]
+    fn stats_lines_are_read_by_key_and_word() {
+        let lines: Vec<String> = [
+            "commands 3",
+            "mmio reads 12 writes 4 dropped 0",
+            "resets 2",
+            "ok",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(stat(&lines, "commands", ""), Some(3));
+        assert_eq!(stat(&lines, "mmio", "writes"), Some(4));
+        assert_eq!(stat(&lines, "resets", ""), Some(2));
+        assert_eq!(stat(&lines, "dma", "live"), None);
+    }
+
+    #[test]
+    fn attach_to_adds_shared_ram_a_root_port_and_the_device() {
+        let dev_socket = PathBuf::from("/tmp/x/vfio.sock");
+        let mut m = Machine::new(Boot::Pvh {
+            kernel: "k".into(),
+            cmdline: String::new(),
+        });
+        // attach_to only reads the socket path; no process is needed for the arguments.
+        let args = |m: &Machine| {
+            m.args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        add_function(&mut m, &dev_socket);
+        let line = args(&m);
+        assert!(line.contains("-machine q35,memory-backend=mem "), "{line}");
+        assert!(line.contains("-m 512M "), "{line}");
+        assert!(
+            line.contains("-object memory-backend-memfd,id=mem,size=512M,share=on"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                r#"-device pcie-root-port,id=rp0,chassis=1 -device {"driver":"vfio-user-pci","socket":{"type":"unix","path":"/tmp/x/vfio.sock"},"bus":"rp0"}"#
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn device_json_quotes_the_path() {
+        assert_eq!(
+            vfio_user_device(Path::new("/tmp/a\"b/vfio.sock")),
+            r#"{"driver":"vfio-user-pci","socket":{"type":"unix","path":"/tmp/a\"b/vfio.sock"},"bus":"rp0"}"#
+        );
+    }
+}

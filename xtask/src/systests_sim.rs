@@ -1,0 +1,310 @@
+//! System tests of the simulated adapter: `mlx5-sim` serves a ConnectX
+//! function over vfio-user to a QEMU that has `vfio-user-pci` (provisioned
+//! by [`crate::qemu_provision`]), and the cxos kernel enumerates it.
+//!
+//! Each test starts its own `mlx5-sim` (stderr in `<test>.sim.log` next to
+//! the serial log) with a control socket, then QEMU with guest RAM in a
+//! shared memfd (the model reaches it through DMA_MAP) and the function
+//! behind a PCIe root port, so it appears at 01:00.0.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::console::{self, PciLine};
+use crate::qemu::{Machine, Qemu, Verdict};
+use crate::session::Session;
+use crate::sim_device::{SimDevice, stat};
+use crate::systests::{Context, SystemTest, expect_verdict};
+
+/// One boot of the kernel is ~0.3 s here; the limit covers a loaded machine.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Guest RAM: a shared memfd so QEMU can hand it to the model (FACTS.md).
+pub(crate) const RAM: &str = "512M";
+pub(crate) const PROMPT: &str = "cxos> ";
+
+/// The parts and the PCI device ids the PRM gives them (sim issue).
+const PERSONALITIES: &[(&str, &str)] = &[
+    ("cx4", "1013"),
+    ("cx4lx", "1015"),
+    ("cx5", "1017"),
+    ("cx6", "101b"),
+    ("cx6dx", "101d"),
+];
+
+/// The simulated-adapter tests, in the order they run.
+pub fn all() -> Vec<SystemTest> {
+    let t = |name, run| SystemTest {
+        name,
+        timeout: TIMEOUT,
+        run,
+    };
+    vec![
+        t("sim-pci-cx4", sim_pci),
+        t("sim-pci-cx4lx", sim_pci),
+        t("sim-pci-cx5", sim_pci),
+        t("sim-pci-cx6", sim_pci),
+        t("sim-pci-cx6dx", sim_pci),
+        t("sim-control-socket", sim_control),
+        t("sim-guest-reset", sim_reset),
+    ]
+}
+
+/// What every simulated-adapter test needs, found or built once per run.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub qemu: Qemu,
+    /// The `mlx5-sim` binary.
+    pub sim: PathBuf,
+}
+
+static SETUP: OnceLock<Result<Setup, String>> = OnceLock::new();
+
+pub(crate) fn setup(ctx: &Context) -> Result<Setup, String> {
+    SETUP
+        .get_or_init(|| {
+            let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
+            let sim = crate::sim_device::build(&ctx.ws)?;
+            Ok(Setup { qemu, sim })
+        })
+        .clone()
+}
+
+/// Starts the model for `test`, its stderr in `<test>.sim.log`.
+pub(crate) fn start_sim(
+    setup: &Setup,
+    ctx: &Context,
+    test: &SystemTest,
+    personality: &str,
+) -> Result<SimDevice, String> {
+    let log = ctx.log_path(test).with_extension("sim.log");
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    SimDevice::start(&setup.sim, personality, test.name, &log)
+}
+
+/// The kernel with `cmdline`, booted by PVH, with the function attached.
+pub(crate) fn machine(ctx: &Context, sim: &SimDevice, cmdline: &str) -> Machine {
+    let mut m = ctx.pvh(cmdline);
+    m.memory = RAM.to_string();
+    sim.attach_to(&mut m);
+    m
+}
+
+/// Starts QEMU for `machine` with `extra` arguments (and without
+/// `-no-reboot` when `reboot` is set, so a reset reboots the guest).
+pub(crate) fn spawn_qemu(
+    setup: &Setup,
+    ctx: &Context,
+    test: &SystemTest,
+    machine: &Machine,
+    extra: &[&str],
+    reboot: bool,
+) -> Result<Session, String> {
+    let mut command = Command::new(&setup.qemu.program);
+    command.args(&setup.qemu.leading_args);
+    command.args(
+        machine
+            .args()
+            .into_iter()
+            .filter(|a| !(reboot && a == "-no-reboot")),
+    );
+    command.args(extra);
+    Session::spawn(command, &ctx.log_path(test), test.timeout).map_err(|e| e.to_string())
+}
+
+/// The function's line: 01:00.0, Mellanox, the part's device id, Ethernet,
+/// MSI-X with 64 vectors and PCIe.
+pub(crate) fn check_function(text: &str, device_id: &str) -> Result<(), String> {
+    let lines = console::pci_lines(text);
+    let id = format!("15b3:{device_id}");
+    let f: &PciLine = lines
+        .iter()
+        .find(|l| l.id == id)
+        .ok_or_else(|| format!("no `pci .. {id}` line"))?;
+    if f.address != "01:00.0" || f.class != "020000" {
+        return Err(format!("simulated function listed as {f:?}"));
+    }
+    for cap in ["msix(64)", "pcie"] {
+        if !f.capabilities.iter().any(|c| c == cap) {
+            return Err(format!(
+                "pci {} {id}: no {cap} in {:?}",
+                f.address, f.capabilities
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn personality_of(test: &SystemTest) -> Result<(&'static str, &'static str), String> {
+    let name = test.name.strip_prefix("sim-pci-").unwrap_or("cx6dx");
+    PERSONALITIES
+        .iter()
+        .copied()
+        .find(|(p, _)| *p == name)
+        .ok_or_else(|| format!("no personality for test {}", test.name))
+}
+
+/// Every personality enumerates, the selftest still passes, and the model
+/// exits 0 once QEMU is gone.
+fn sim_pci(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let setup = setup(ctx)?;
+    let (personality, device_id) = personality_of(test)?;
+    let mut sim = start_sim(&setup, ctx, test, personality)?;
+    let machine = machine(ctx, &sim, "test=selftest");
+    let mut qemu = spawn_qemu(&setup, ctx, test, &machine, &[], false)?;
+    let status = qemu.wait_exit()?;
+    let text = qemu.serial().to_string();
+    check_function(&text, device_id)?;
+    console::check_selftest(&text, &["frames", "dma", "heap", "timer", "cmdline"], &[])?;
+    expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
+    sim.expect_clean_exit()
+}
+
+/// The control socket answers while the kernel runs: counters, pages,
+/// sanitizer, link changes, faults; then poweroff and a clean model exit.
+fn sim_control(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let setup = setup(ctx)?;
+    let mut sim = start_sim(&setup, ctx, test, "cx6dx")?;
+    // The model's own side: the kernel claims the function but no driver
+    // touches it (the driver's side is systests_attach's).
+    let machine = machine(ctx, &sim, "attach=off");
+    let mut qemu = spawn_qemu(&setup, ctx, test, &machine, &[], false)?;
+    qemu.expect(PROMPT)?;
+    check_function(qemu.serial(), "101d")?;
+    crate::systests::expect_line(qemu.serial(), "mlx5 01:00.0: not attached (attach=off)")?;
+
+    let stats = sim.ask_ok("stats")?;
+    let need = |key: &str, word: &str| {
+        stat(&stats, key, word).ok_or_else(|| format!("stats lack `{key} {word}`: {stats:?}"))
+    };
+    // QEMU read the config space and reset the device at startup, and
+    // mapped guest RAM (the memfd) for DMA.
+    if need("config", "reads")? == 0 || need("resets", "")? == 0 || need("dma", "live")? == 0 {
+        return Err(format!(
+            "stats show no config reads, reset or DMA map: {stats:?}"
+        ));
+    }
+    // No driver touches the device: no commands, no page, no violation.
+    if need("commands", "")? != 0 {
+        return Err(format!("commands executed without a driver: {stats:?}"));
+    }
+    // Without a driver the kernel only sizes BAR0 through config space:
+    // nothing traps in BAR0 and nothing is dropped.
+    if need("mmio", "dropped")? != 0 {
+        return Err(format!("BAR0 accesses of odd sizes: {stats:?}"));
+    }
+    expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
+    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")?;
+    expect_reply(&sim.ask_ok("link down")?, "ok link down")?;
+    if !sim.ask_ok("stats")?.iter().any(|l| l == "link down") {
+        return Err("stats do not show the link down".into());
+    }
+    expect_reply(&sim.ask_ok("link up")?, "ok link up")?;
+    sim.ask_ok("fault status 0x104 0x3 0x1234")?;
+    sim.ask_ok("fault clear")?;
+    let help = sim.ask_ok("help")?;
+    if !help.iter().any(|l| l.starts_with("fault no-completion")) {
+        return Err(format!("help lacks the fault requests: {help:?}"));
+    }
+    let bad = sim.ask("link sideways")?;
+    if !bad.last().is_some_and(|l| l.starts_with("error: ")) {
+        return Err(format!("a bad request was not refused: {bad:?}"));
+    }
+
+    qemu.send_line("poweroff")?;
+    let status = qemu.wait_exit()?;
+    expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
+    sim.expect_clean_exit()
+}
+
+pub(crate) fn expect_reply(lines: &[String], want: &str) -> Result<(), String> {
+    match lines.last() {
+        Some(last) if last == want => Ok(()),
+        _ => Err(format!("expected {want:?}, got {lines:?}")),
+    }
+}
+
+/// A guest reboot (QEMU `system_reset`) sends DEVICE_RESET, the model
+/// resets, and the rebooted kernel enumerates the function again.
+fn sim_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let setup = setup(ctx)?;
+    let mut sim = start_sim(&setup, ctx, test, "cx5")?;
+    // The model's side of a reboot; a reboot with the driver attached is systests_attach's.
+    let monitor = sim.dir.join("monitor.sock");
+    let monitor_arg = format!("unix:{},server=on,wait=off", monitor.display());
+    let machine = machine(ctx, &sim, "attach=off");
+    let mut qemu = spawn_qemu(
+        &setup,
+        ctx,
+        test,
+        &machine,
+        &["-monitor", &monitor_arg],
+        true,
+    )?;
+    let first = qemu.expect(PROMPT)?;
+    let resets_before = resets(&sim)?;
+
+    let mut mon = UnixStream::connect(&monitor).map_err(|e| format!("QEMU monitor: {e}"))?;
+    mon.write_all(b"system_reset\n")
+        .map_err(|e| format!("QEMU monitor: {e}"))?;
+    let banner = qemu.expect_from(first, "booted via pvh")?;
+    qemu.expect_from(banner, PROMPT)?;
+    let after_reboot = &qemu.serial()[first..];
+    check_function(after_reboot, "1017")?;
+    let resets_after = resets(&sim)?;
+    if resets_after <= resets_before {
+        return Err(format!(
+            "the model saw no reset: resets {resets_before} before the reboot, {resets_after} after"
+        ));
+    }
+    expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
+    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")?;
+    drop(mon);
+
+    qemu.send_line("poweroff")?;
+    let status = qemu.wait_exit()?;
+    expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
+    sim.expect_clean_exit()
+}
+
+fn resets(sim: &SimDevice) -> Result<u64, String> {
+    let stats = sim.ask_ok("stats")?;
+    stat(&stats, "resets", "").ok_or_else(|| format!("stats lack `resets`: {stats:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_function_line_is_checked() {
+        let text = "pci 00:01.0 1b36:000c class 060400 pcie msix(1) cap(0d)\n\
+                    pci 01:00.0 15b3:101d class 020000 pm pcie msix(64)\n";
+        check_function(text, "101d").unwrap();
+        assert!(check_function(text, "1017").is_err());
+        let few = "pci 01:00.0 15b3:1017 class 020000 pm pcie msix(8)\n";
+        assert!(
+            check_function(few, "1017")
+                .unwrap_err()
+                .contains("msix(64)")
+        );
+        let elsewhere = "pci 00:03.0 15b3:1017 class 020000 pm pcie msix(64)\n";
+        assert!(check_function(elsewhere, "1017").is_err());
+    }
+
+    #[test]
+    fn every_personality_has_a_test() {
+        for (p, _) in PERSONALITIES {
+            let name = format!("sim-pci-{p}");
+            let test = all().into_iter().find(|t| t.name == name).unwrap();
+            assert_eq!(personality_of(&test).unwrap().0, *p);
+        }
+        crate::systests::validate(&all()).unwrap();
+    }
+}
