@@ -44,6 +44,8 @@ pub struct Device {
     pub q_counters: QCounters,
     pub vport: Vport,
     pub port: Port,
+    /// Data path objects and the port's wire side.
+    pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
 }
@@ -98,6 +100,7 @@ impl Device {
             q_counters: QCounters::default(),
             vport: Vport::new(p, mac),
             port: Port::new(p),
+            nic: crate::datapath::Nic::default(),
             cmdq: CmdQueue {
                 input: Vec::with_capacity(4096),
                 output: Vec::with_capacity(4096),
@@ -172,8 +175,7 @@ impl Device {
         }
         let page = off / UAR_PAGE_SIZE;
         let within = off % UAR_PAGE_SIZE;
-        cmd::uar::doorbell32(self, page as u32, within, value);
-        false
+        cmd::uar::doorbell32(self, page as u32, within, value)
     }
 
     /// 64-bit BAR0 write: the high dword lands at `off`, the low at `off + 4`
@@ -217,13 +219,23 @@ impl Device {
         true
     }
 
-    /// Whether command work is waiting for [`Device::process`].
+    /// Whether command or transmit work is waiting for [`Device::process`].
     pub fn has_work(&self) -> bool {
-        self.cmdq.pending != 0
+        self.cmdq.pending != 0 || self.nic.has_work()
     }
 
-    /// Execute every rung command slot, lowest first.
+    /// Execute every rung command slot, lowest first, then pending transmit work.
     pub fn process(&mut self) {
+        self.process_commands();
+        crate::datapath::run(self);
+    }
+
+    /// A frame arrives at the port from the wire.
+    pub fn receive(&mut self, frame: &[u8]) {
+        crate::datapath::rx::receive(self, frame);
+    }
+
+    fn process_commands(&mut self) {
         let mut completed_eqe = 0u32;
         while self.cmdq.pending != 0 {
             let slot = self.cmdq.pending.trailing_zeros();

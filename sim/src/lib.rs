@@ -2,9 +2,11 @@
 //! written from the PRM and its public transcriptions (Linux `mlx5_ifc.h`,
 //! `device.h`), and its in-process harness.
 //!
-//! The model ([`device::Device`] and the object modules) knows nothing of
-//! its front end: it reaches driver memory through [`dma::DmaSpace`] (checked
-//! by the [`sanitizer`]) and raises MSI-X through [`dma::Interrupts`]. The
+//! The model ([`device::Device`], the command objects in [`cmd`], the
+//! transmit and receive engines in [`datapath`] and the port's [`wire`])
+//! knows nothing of its front end: it reaches driver memory through
+//! [`dma::DmaSpace`] (checked by the [`sanitizer`]) and raises MSI-X
+//! through [`dma::Interrupts`]. The
 //! [`harness`] wires it to host memory and to `cxos_drivers::Platform`; the
 //! `vfio` front end (feature `vfio`) serves it to QEMU over vfio-user.
 //!
@@ -14,6 +16,7 @@
 pub mod bits;
 pub mod cmd;
 pub mod cmdif;
+pub mod datapath;
 pub mod device;
 pub mod dma;
 pub mod faults;
@@ -26,7 +29,9 @@ pub mod sanitizer;
 pub mod syndrome;
 #[cfg(feature = "vfio")]
 pub mod vfio;
+pub mod wire;
 
 pub use faults::Fault;
 pub use personality::Personality;
 pub use sanitizer::{Violation, ViolationKind};
+pub use wire::PortStats;

@@ -9,6 +9,7 @@
 //! that points at them, so they are only checked by the bus itself.
 #![deny(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -106,6 +107,9 @@ struct Grant {
     purpose: Purpose,
 }
 
+/// Purposes with a hot-grant slot ([`Purpose`] discriminants).
+const HOT_SLOTS: usize = 9;
+
 /// Most violations kept; the rest are counted only.
 const MAX_VIOLATIONS: usize = 4096;
 /// Most revoked regions remembered for diagnosis.
@@ -115,6 +119,12 @@ const MAX_REVOKED: usize = 4096;
 #[derive(Debug)]
 pub struct Sanitizer {
     grants: BTreeMap<u64, Grant>,
+    /// The grant each purpose last hit, as (start, end): the data path
+    /// touches the same few rings over and over. Cleared whenever a grant
+    /// is added or removed. (With overlapping grants of different purposes
+    /// an access inside the hot region is accepted even when a later-starting
+    /// grant of another purpose covers it too: the lenient reading.)
+    hot: [Cell<(u64, u64)>; HOT_SLOTS],
     revoked: VecDeque<(u64, u64, Revoked)>,
     violations: Vec<Violation>,
     dropped: u64,
@@ -126,6 +136,7 @@ impl Default for Sanitizer {
     fn default() -> Self {
         Sanitizer {
             grants: BTreeMap::new(),
+            hot: Default::default(),
             revoked: VecDeque::with_capacity(MAX_REVOKED),
             violations: Vec::new(),
             dropped: 0,
@@ -136,6 +147,7 @@ impl Default for Sanitizer {
 impl Sanitizer {
     /// The driver handed `[start, start+len)` over for `purpose`.
     pub fn grant(&mut self, start: u64, len: u64, purpose: Purpose) {
+        self.cool();
         self.revoked
             .retain(|(s, e, _)| *e <= start || *s >= start.saturating_add(len));
         self.grants.insert(
@@ -149,6 +161,7 @@ impl Sanitizer {
 
     /// The region starting at `start` is no longer the device's.
     pub fn revoke(&mut self, start: u64, why: Revoked) {
+        self.cool();
         if let Some(g) = self.grants.remove(&start) {
             self.remember(start, g.end, why);
         }
@@ -156,6 +169,7 @@ impl Sanitizer {
 
     /// Revoke every region granted for `purpose`.
     pub fn revoke_all(&mut self, purpose: Purpose, why: Revoked) {
+        self.cool();
         let starts: Vec<(u64, u64)> = self
             .grants
             .iter()
@@ -165,6 +179,12 @@ impl Sanitizer {
         for (s, e) in starts {
             self.grants.remove(&s);
             self.remember(s, e, why);
+        }
+    }
+
+    fn cool(&mut self) {
+        for h in &self.hot {
+            h.set((0, 0));
         }
     }
 
@@ -181,10 +201,16 @@ impl Sanitizer {
             return None;
         }
         let end = addr.saturating_add(len as u64);
-        if let Some((_, g)) = self.grants.range(..=addr).next_back()
+        let hot = &self.hot[purpose as usize % HOT_SLOTS];
+        let (hs, he) = hot.get();
+        if addr >= hs && end <= he && he > hs {
+            return None;
+        }
+        if let Some((s, g)) = self.grants.range(..=addr).next_back()
             && end <= g.end
             && g.purpose == purpose
         {
+            hot.set((*s, g.end));
             return None;
         }
         let revoked = self

@@ -126,9 +126,13 @@ syndromes! {
     TIS_IN_USE = RESOURCE_BUSY, 0x0006_0003, "DESTROY_TIS of a TIS an SQ still uses";
     RQ_IN_USE = RESOURCE_BUSY, 0x0006_0004, "DESTROY_RQ of an RQ a TIR still points at";
     TIR_IN_USE = RESOURCE_BUSY, 0x0006_0005, "DESTROY_TIR of a TIR a flow entry forwards to";
-    FLOW_TABLE_IN_USE = RESOURCE_BUSY, 0x0006_0006, "DESTROY_FLOW_TABLE of the root table or of a table that still has groups";
+    FLOW_TABLE_IN_USE = RESOURCE_BUSY, 0x0006_0006, "DESTROY_FLOW_TABLE of a table that still has groups";
     FLOW_GROUP_IN_USE = RESOURCE_BUSY, 0x0006_0007, "DESTROY_FLOW_GROUP of a group that still has entries";
     FLOW_INDEX_USED = RESOURCE_BUSY, 0x0006_0008, "SET_FLOW_TABLE_ENTRY (op_mod 0, create) on an index that has an entry";
+    EQ_IN_USE = RESOURCE_BUSY, 0x0006_0009, "DESTROY_EQ of an EQ a CQ still reports to";
+    Q_COUNTER_IN_USE = RESOURCE_BUSY, 0x0006_000a, "DEALLOC_Q_COUNTER of a set an RQ still counts into";
+    PD_IN_USE = RESOURCE_BUSY, 0x0006_000b, "DEALLOC_PD of a PD an SQ, RQ or TIS still uses";
+    TD_IN_USE = RESOURCE_BUSY, 0x0006_000c, "DEALLOC_TRANSPORT_DOMAIN of a domain a TIS or TIR still uses";
     QUEUE_STATE = BAD_RES_STATE, 0x0009_0001, "MODIFY_SQ/RQ whose current state is not the object's state, or a transition the PRM does not allow (ERR->RDY, RST->ERR)";
     PAGES_EXCESS = EXCEED_LIM, 0x0008_0001, "MANAGE_PAGES give beyond the pages the model asked for plus slack";
     INIT_WITHOUT_PAGES = NO_RESOURCES, 0x000f_0001, "INIT_HCA while the model holds fewer pages than boot + init";

@@ -341,16 +341,39 @@ impl<D: DmaRegion> Cq<D> {
     pub fn pop(&mut self) -> Option<Cqe> {
         let mask = (1u32 << self.log_size) - 1;
         let off = (self.ci & mask) as usize * cqe::LEN;
-        let op_own = self.ring.mem.read_u8(off + cqe::OP_OWN);
+        let m = &self.ring.mem;
+        // wqe_counter, signature and op_own in one dword: the owner check
+        // comes first (the device writes op_own last), the rest after it.
+        let last = m.read_be32(off + cqe::WQE_COUNTER);
+        let op_own = last as u8;
         let sw = ((self.ci >> self.log_size) & 1) as u8;
         if op_own & 1 != sw || op_own >> 4 == opcode::INVALID {
             return None;
         }
-        let mut b = [0u8; cqe::LEN];
-        self.ring.mem.read_bytes(off, &mut b);
+        let opcode = op_own >> 4;
+        let hdr = m.read_be32(off + 0x1c);
+        let csum = m.read_be32(off + cqe::CHECK_SUM);
+        let (syndrome, vendor_syndrome) = if matches!(opcode, opcode::REQ_ERR | opcode::RESP_ERR) {
+            let e = m.read_be32(off + 0x34);
+            (e as u8, (e >> 8) as u8)
+        } else {
+            (0, 0)
+        };
+        let c = Cqe {
+            opcode,
+            wqe_counter: (last >> 16) as u16,
+            byte_cnt: m.read_be32(off + cqe::BYTE_CNT),
+            qpn: m.read_be32(off + cqe::QPN) & 0x00ff_ffff,
+            l4_l3_hdr_type: (hdr >> 16) as u8,
+            vlan_info: hdr as u16,
+            check_sum: (csum >> 16) as u16,
+            rss_hash: m.read_be32(off + cqe::RSS_HASH),
+            syndrome,
+            vendor_syndrome,
+        };
         self.ci = self.ci.wrapping_add(1);
         self.polled += 1;
-        Some(Cqe::parse(&b))
+        Some(c)
     }
 
     /// Publish the consumer index in the doorbell record (`set_ci`).
@@ -512,6 +535,23 @@ mod tests {
         assert_eq!(c.vendor_syndrome, 0x33);
         assert_eq!(c.qpn, 9);
         assert_eq!(c.wqe_counter, 7);
+    }
+
+    #[test]
+    fn pop_reads_the_same_fields_as_parse() {
+        let p = MockPlatform::new();
+        let ring = alloc_ring(&p, 1).unwrap();
+        let base = ring.mem.device_addr().get();
+        let mut cq = Cq::new(Cqn(1), Eqn(1), ring, 1, Uar(5));
+        for (i, op_own) in [(0usize, 0x20u8), (1, 0xe0)] {
+            let mut raw = [0u8; 64];
+            for (j, b) in raw.iter_mut().enumerate() {
+                *b = (j as u8).wrapping_mul(7).wrapping_add(i as u8);
+            }
+            raw[0x3f] = op_own;
+            p.write(base + (i * 64) as u64, &raw);
+            assert_eq!(cq.pop(), Some(Cqe::parse(&raw)), "entry {i}");
+        }
     }
 
     /// Write a CQE the way the device does: body, then op_own.

@@ -52,6 +52,8 @@ pub trait Control: Exec {
     fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize;
     /// Keep memory whose queue could not be destroyed.
     fn retire(&mut self, mem: <Self::P as Platform>::Dma);
+    /// Link state as last read from the port registers.
+    fn link(&self) -> LinkState;
 }
 
 impl<P: Platform> Control for Adapter<P> {
@@ -64,6 +66,16 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn retire(&mut self, mem: P::Dma) {
         Adapter::retire(self, mem)
+    }
+    fn link(&self) -> LinkState {
+        LinkState {
+            up: self.link_up(),
+            speed_mbps: if self.link_up() {
+                self.port().speed_mbps
+            } else {
+                0
+            },
+        }
     }
 }
 
@@ -81,7 +93,6 @@ pub struct Resources {
     pub eq_index: usize,
     pub inline: InlineMode,
     pub mac: Mac,
-    pub link: LinkState,
 }
 
 impl Resources {
@@ -101,10 +112,6 @@ impl Resources {
             eq_index: 0,
             inline,
             mac: a.mac(),
-            link: LinkState {
-                up: a.link_up(),
-                speed_mbps: a.port().speed_mbps,
-            },
         })
     }
 }
@@ -1008,7 +1015,7 @@ impl<C: Control> NetDevice for EthPort<C> {
         self.cfg.mtu
     }
     fn link(&self) -> LinkState {
-        self.res.link
+        self.ctl.link()
     }
     fn offloads(&self) -> Offloads {
         Offloads::default()
@@ -1053,10 +1060,6 @@ mod tests {
             eq_index: 0,
             inline: InlineMode::L2,
             mac: MAC,
-            link: LinkState {
-                up: true,
-                speed_mbps: 25_000,
-            },
         }
     }
 
@@ -1203,6 +1206,9 @@ mod tests {
         assert_eq!(port.tx_free(), 8);
         assert_eq!(p.read(port.tx_cq().unwrap().dbr_addr(), 4), [0, 0, 0, 1]);
         assert_eq!(port.net_stats().tx_packets, 3);
+        assert_eq!(NetDevice::link(&port).speed_mbps, 100_000);
+        assert_eq!(NetDevice::mac(&port), MAC.0);
+        assert_eq!(NetDevice::offloads(&port), Offloads::default());
         // Busy when every buffer is in flight.
         for _ in 0..8 {
             port.transmit(64, |_| ()).unwrap();

@@ -30,6 +30,19 @@
 //!   [`Adapter::report`] (caps, EQs, pages, command counters).
 //! - Commands for later layers: [`Adapter::exec`], or [`Adapter::submit`] +
 //!   [`Adapter::wait`] for several in flight.
+//!
+//! # The data path
+//!
+//! [`EthPort::open`]`(adapter, Resources::of(&adapter)?, EthConfig)` builds
+//! the port's queues (one file per object: [`cq`], [`sq`], [`rq`], [`tis`],
+//! [`tir`], [`q_counter`], [`flow`]; WQE segments in [`wqe`], the shared
+//! work queue context in [`wq`]) and owns the adapter from then on
+//! ([`EthPort::control_mut`]; [`EthPort::close`] hands it back). It
+//! implements [`cxos_drivers::NetDevice`]: `transmit` + `flush` (one
+//! doorbell per batch), `receive` (in place), `poll` (completions, error
+//! recovery, CQ re-arm in interrupt mode; call it when the completion EQ's
+//! vector fired, or in a loop in polled mode). Shell reports:
+//! [`EthPort::rings`], [`EthPort::stats_report`].
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -69,6 +82,7 @@ pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
 pub use device::{PortEvent, Stats, Ticket};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+pub use eth::{EthConfig, EthPort, QueueFault, Resources};
 pub use health::{FaultKind, FaultReport, HealthConfig};
 pub use identify::{PCI_IDS, Part, probe};
 pub use pd::{Lkey, Pd, Tdn};

@@ -312,4 +312,10 @@ impl crate::eth::Control for MockCtl {
     fn retire(&mut self, _mem: MockDma) {
         self.retired += 1;
     }
+    fn link(&self) -> cxos_drivers::LinkState {
+        cxos_drivers::LinkState {
+            up: true,
+            speed_mbps: 100_000,
+        }
+    }
 }

@@ -61,17 +61,21 @@ impl QueueState {
 /// 64 keeps it on its own cache line).
 pub const DBR_LEN: usize = 64;
 
-/// A ring plus its doorbell record in one DMA region.
+/// A ring plus its doorbell record in one DMA region: the ring fills
+/// whole 4 KiB pages (those the page list names) and the doorbell record
+/// sits on the page after them, never inside a ring page.
 #[derive(Debug)]
 pub struct Ring<D: DmaRegion> {
     pub mem: D,
-    /// Ring length in bytes; the doorbell record follows at this offset.
+    /// Ring length in bytes, a multiple of 4 KiB; the doorbell record
+    /// follows at this offset.
     pub ring_len: usize,
 }
 
 impl<D: DmaRegion> Ring<D> {
-    /// Allocate `ring_len` bytes (a multiple of 64) plus the doorbell record.
+    /// Allocate a ring of at least `ring_len` bytes plus the doorbell record.
     pub fn alloc<P: Platform<Dma = D>>(p: &P, ring_len: usize) -> Result<Self, crate::Error> {
+        let ring_len = ring_len.max(1).div_ceil(4096) * 4096;
         let mem = p.dma_alloc(ring_len + DBR_LEN)?;
         Ok(Ring { mem, ring_len })
     }
@@ -150,5 +154,10 @@ mod tests {
         assert_eq!(r.pages(), [base, base + 4096]);
         r.write_dbr(1, 0x1234);
         assert_eq!(p.read(base + 8192 + 4, 4), [0, 0, 0x12, 0x34]);
+        // A small ring still owns its whole page; the record is past it.
+        let r = Ring::alloc(&p, 256).unwrap();
+        let base = r.mem.device_addr().get();
+        assert_eq!(r.dbr_addr(), base + 4096);
+        assert_eq!(r.pages(), [base]);
     }
 }

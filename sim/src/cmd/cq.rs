@@ -365,7 +365,11 @@ pub fn post(dev: &mut Device, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
         // Looks full: fetch the consumer counter the driver last published.
         let dbr = cq.dbr;
         let mut raw = [0u8; 4];
-        if dev.bus.read(dbr, &mut raw, Purpose::DoorbellRecord).is_err() {
+        if dev
+            .bus
+            .read(dbr, &mut raw, Purpose::DoorbellRecord)
+            .is_err()
+        {
             return false;
         }
         let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
@@ -472,7 +476,14 @@ mod tests {
     #[test]
     fn error_cqe_layout() {
         let mut e = [0u8; CQE_SIZE];
-        error_entry(&mut e, cqe::OP_REQ_ERR, cqe::SYN_LOCAL_PROT, 0x0a, 0x1001, 7);
+        error_entry(
+            &mut e,
+            cqe::OP_REQ_ERR,
+            cqe::SYN_LOCAL_PROT,
+            0x0a,
+            0x1001,
+            7,
+        );
         assert_eq!(e[0x37], 0x04);
         assert_eq!(&e[0x38..0x3c], &[0x0a, 0x00, 0x10, 0x01]);
         assert_eq!(&e[0x3c..0x3e], &[0x00, 0x07]);

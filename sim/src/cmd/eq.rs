@@ -213,6 +213,9 @@ fn eqn_of(inp: &[u8]) -> Result<u8, CmdError> {
 pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     let eqn = eqn_of(inp)?;
+    if dev.eqs.map.contains_key(&eqn) && dev.nic.cqs.uses_eq(eqn) {
+        return Err(syn::EQ_IN_USE);
+    }
     let Some(eq) = dev.eqs.map.remove(&eqn) else {
         return Err(syn::UNKNOWN_EQ);
     };

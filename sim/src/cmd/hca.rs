@@ -112,6 +112,7 @@ pub fn teardown(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 /// Destroy every object the function created (TEARDOWN_HCA, DISABLE_HCA,
 /// reset), revoking the driver memory they used.
 pub fn teardown_objects(dev: &mut Device) {
+    crate::datapath::teardown(dev);
     super::eq::destroy_all(dev);
     dev.uars.clear();
     dev.domains.clear();

@@ -5,14 +5,21 @@
 #![deny(unsafe_code)]
 
 pub mod caps;
+pub mod cq;
 pub mod eq;
+pub mod flow;
 pub mod hca;
 pub mod pages;
 pub mod pd;
 pub mod port_regs;
 pub mod q_counter;
+pub mod rq;
+pub mod sq;
+pub mod tir;
+pub mod tis;
 pub mod uar;
 pub mod vport;
+pub mod wq;
 
 use crate::bits::{all_zero, be16, f};
 use crate::device::Device;
@@ -36,6 +43,10 @@ pub mod op {
     pub const CREATE_EQ: u16 = 0x301;
     pub const DESTROY_EQ: u16 = 0x302;
     pub const QUERY_EQ: u16 = 0x303;
+    pub const CREATE_CQ: u16 = 0x400;
+    pub const DESTROY_CQ: u16 = 0x401;
+    pub const QUERY_CQ: u16 = 0x402;
+    pub const MODIFY_CQ: u16 = 0x403;
     pub const QUERY_VPORT_STATE: u16 = 0x750;
     pub const QUERY_NIC_VPORT_CONTEXT: u16 = 0x754;
     pub const MODIFY_NIC_VPORT_CONTEXT: u16 = 0x755;
@@ -50,6 +61,25 @@ pub mod op {
     pub const NOP: u16 = 0x80d;
     pub const ALLOC_TRANSPORT_DOMAIN: u16 = 0x816;
     pub const DEALLOC_TRANSPORT_DOMAIN: u16 = 0x817;
+    pub const CREATE_TIR: u16 = 0x900;
+    pub const DESTROY_TIR: u16 = 0x902;
+    pub const CREATE_SQ: u16 = 0x904;
+    pub const MODIFY_SQ: u16 = 0x905;
+    pub const DESTROY_SQ: u16 = 0x906;
+    pub const QUERY_SQ: u16 = 0x907;
+    pub const CREATE_RQ: u16 = 0x908;
+    pub const MODIFY_RQ: u16 = 0x909;
+    pub const DESTROY_RQ: u16 = 0x90a;
+    pub const QUERY_RQ: u16 = 0x90b;
+    pub const CREATE_TIS: u16 = 0x912;
+    pub const DESTROY_TIS: u16 = 0x914;
+    pub const SET_FLOW_TABLE_ROOT: u16 = 0x92f;
+    pub const CREATE_FLOW_TABLE: u16 = 0x930;
+    pub const DESTROY_FLOW_TABLE: u16 = 0x931;
+    pub const CREATE_FLOW_GROUP: u16 = 0x933;
+    pub const DESTROY_FLOW_GROUP: u16 = 0x934;
+    pub const SET_FLOW_TABLE_ENTRY: u16 = 0x936;
+    pub const DELETE_FLOW_TABLE_ENTRY: u16 = 0x938;
 }
 
 /// Length of the common command header (opcode, uid, op_mod: 8 bytes) plus
@@ -158,6 +188,29 @@ pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
         op::QUERY_NIC_VPORT_CONTEXT => vport::query_context(dev, inp, out),
         op::MODIFY_NIC_VPORT_CONTEXT => vport::modify_context(dev, inp, out),
         op::ACCESS_REG => port_regs::access(dev, inp, out),
+        op::CREATE_CQ => cq::create(dev, inp, out),
+        op::DESTROY_CQ => cq::destroy(dev, inp, out),
+        op::QUERY_CQ => cq::query(dev, inp, out),
+        op::MODIFY_CQ => cq::modify(dev, inp, out),
+        op::CREATE_SQ => sq::create(dev, inp, out),
+        op::MODIFY_SQ => sq::modify(dev, inp, out),
+        op::DESTROY_SQ => sq::destroy(dev, inp, out),
+        op::QUERY_SQ => sq::query(dev, inp, out),
+        op::CREATE_RQ => rq::create(dev, inp, out),
+        op::MODIFY_RQ => rq::modify(dev, inp, out),
+        op::DESTROY_RQ => rq::destroy(dev, inp, out),
+        op::QUERY_RQ => rq::query(dev, inp, out),
+        op::CREATE_TIS => tis::create(dev, inp, out),
+        op::DESTROY_TIS => tis::destroy(dev, inp, out),
+        op::CREATE_TIR => tir::create(dev, inp, out),
+        op::DESTROY_TIR => tir::destroy(dev, inp, out),
+        op::CREATE_FLOW_TABLE => flow::create_table(dev, inp, out),
+        op::DESTROY_FLOW_TABLE => flow::destroy_table(dev, inp, out),
+        op::CREATE_FLOW_GROUP => flow::create_group(dev, inp, out),
+        op::DESTROY_FLOW_GROUP => flow::destroy_group(dev, inp, out),
+        op::SET_FLOW_TABLE_ENTRY => flow::set_entry(dev, inp, out),
+        op::DELETE_FLOW_TABLE_ENTRY => flow::delete_entry(dev, inp, out),
+        op::SET_FLOW_TABLE_ROOT => flow::set_root(dev, inp, out),
         _ => Err(syn::UNKNOWN_OPCODE),
     }
 }
@@ -172,6 +225,8 @@ fn has_op_mod(opcode: u16) -> bool {
             | op::MANAGE_PAGES
             | op::ACCESS_REG
             | op::QUERY_VPORT_STATE
+            | op::SET_FLOW_TABLE_ENTRY
+            | op::SET_FLOW_TABLE_ROOT
     )
 }
 
@@ -209,5 +264,28 @@ fn known(opcode: u16) -> bool {
             | NOP
             | ALLOC_TRANSPORT_DOMAIN
             | DEALLOC_TRANSPORT_DOMAIN
+            | CREATE_CQ
+            | DESTROY_CQ
+            | QUERY_CQ
+            | MODIFY_CQ
+            | CREATE_SQ
+            | MODIFY_SQ
+            | DESTROY_SQ
+            | QUERY_SQ
+            | CREATE_RQ
+            | MODIFY_RQ
+            | DESTROY_RQ
+            | QUERY_RQ
+            | CREATE_TIS
+            | DESTROY_TIS
+            | CREATE_TIR
+            | DESTROY_TIR
+            | SET_FLOW_TABLE_ROOT
+            | CREATE_FLOW_TABLE
+            | DESTROY_FLOW_TABLE
+            | CREATE_FLOW_GROUP
+            | DESTROY_FLOW_GROUP
+            | SET_FLOW_TABLE_ENTRY
+            | DELETE_FLOW_TABLE_ENTRY
     )
 }

@@ -63,6 +63,9 @@ pub fn dealloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let pd = get(inp, f(0x48, 0x18)) as u32;
+    if dev.domains.pds.contains(&pd) && dev.nic.uses_pd(pd) {
+        return Err(syn::PD_IN_USE);
+    }
     if !dev.domains.pds.remove(&pd) {
         return Err(syn::UNKNOWN_PD);
     }
@@ -86,6 +89,9 @@ pub fn dealloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let td = get(inp, f(0x48, 0x18)) as u32;
+    if dev.domains.tds.contains(&td) && dev.nic.uses_td(td) {
+        return Err(syn::TD_IN_USE);
+    }
     if !dev.domains.tds.remove(&td) {
         return Err(syn::UNKNOWN_TD);
     }

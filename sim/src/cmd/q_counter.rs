@@ -57,6 +57,9 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x18), f(0x60, 0x20)])?;
     let id = get(inp, f(0x58, 8)) as u8;
+    if dev.q_counters.sets.contains_key(&id) && dev.nic.uses_q_counter(id) {
+        return Err(syn::Q_COUNTER_IN_USE);
+    }
     if dev.q_counters.sets.remove(&id).is_none() {
         return Err(syn::UNKNOWN_Q_COUNTER);
     }

@@ -19,8 +19,8 @@ pub const DISP_DIRECT: u64 = 0;
 /// `tirc` fields (bit offsets inside the context).
 pub mod tirc {
     use crate::bits::{F, f};
-    pub const DISP_TYPE: F = f(0x24, 4);
-    pub const TLS_EN: F = f(0x28, 1);
+    pub const DISP_TYPE: F = f(0x20, 4);
+    pub const TLS_EN: F = f(0x24, 1);
     /// lro_timeout_period_usecs, packet_merge_mask, lro_max_ip_payload_size.
     pub const LRO: F = f(0x84, 0x1c);
     pub const INLINE_RQN: F = f(0xe8, 0x18);
@@ -36,7 +36,7 @@ pub mod tirc {
     pub const HASH_KEY_AND_FIELDS: F = f(0x140, 0x180);
     pub const RESERVED: [F; 7] = [
         f(0x0, 0x20),
-        f(0x29, 0x17),
+        f(0x25, 0x1b),
         f(0x40, 0x40),
         f(0x80, 4),
         f(0xa0, 0x40),
@@ -69,6 +69,9 @@ impl Tirs {
     }
     pub fn get_mut(&mut self, tirn: u32) -> Option<&mut Tir> {
         self.map.get_mut(&tirn)
+    }
+    pub fn uses_td(&self, td: u32) -> bool {
+        self.map.values().any(|t| t.td == td)
     }
     pub fn clear(&mut self) {
         self.map.clear();

@@ -40,6 +40,7 @@ pub struct Tis {
     pub tisn: u32,
     pub prio: u8,
     pub td: u32,
+    pub pd: u32,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +51,12 @@ pub struct Tises {
 impl Tises {
     pub fn get(&self, tisn: u32) -> Option<&Tis> {
         self.map.get(&tisn)
+    }
+    pub fn uses_td(&self, td: u32) -> bool {
+        self.map.values().any(|t| t.td == td)
+    }
+    pub fn uses_pd(&self, pd: u32) -> bool {
+        self.map.values().any(|t| t.pd == pd)
     }
     pub fn clear(&mut self) {
         self.map.clear();
@@ -89,7 +96,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
         return Err(syn::NO_TIS);
     };
     let prio = get(inp, ctx(tisc::PRIO)) as u8;
-    dev.nic.tises.map.insert(tisn, Tis { tisn, prio, td });
+    dev.nic.tises.map.insert(tisn, Tis { tisn, prio, td, pd });
     // create_tis_out: tisn at bit 0x48.
     set(out, f(0x48, 0x18), tisn as u64);
     Ok(())

@@ -64,7 +64,7 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     if !dev.uars.allocated.contains(&uar) {
         return Err(syn::UNKNOWN_UAR);
     }
-    if dev.eqs.uses_uar(uar) {
+    if dev.eqs.uses_uar(uar) || dev.nic.uses_uar(uar) {
         return Err(syn::UAR_IN_USE);
     }
     dev.uars.allocated.remove(&uar);
@@ -73,17 +73,22 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 
 /// A 32-bit write into UAR page `page` at `within`. Writes to pages that are
 /// not allocated UARs, or to offsets the model does not decode, are dropped
-/// as hardware drops them.
-pub fn doorbell32(dev: &mut Device, page: u32, within: usize, value: u32) {
+/// as hardware drops them. True when the write left transmit work pending
+/// (data path doorbells: [`crate::datapath::doorbell32`]).
+pub fn doorbell32(dev: &mut Device, page: u32, within: usize, value: u32) -> bool {
     if !dev.uars.contains(page) {
         log::debug!(target: "mlx5_sim::uar", "write {value:#x} to unallocated UAR page {page} +{within:#x} dropped");
-        return;
+        return false;
     }
     match within {
         offset::EQ_ARM => super::eq::doorbell(dev, page, value, true),
         offset::EQ_UPDATE => super::eq::doorbell(dev, page, value, false),
-        _ => {
-            log::debug!(target: "mlx5_sim::uar", "write {value:#x} to UAR {page} +{within:#x} not decoded");
-        }
+        _ => match crate::datapath::doorbell32(dev, page, within, value) {
+            Some(work) => return work,
+            None => {
+                log::debug!(target: "mlx5_sim::uar", "write {value:#x} to UAR {page} +{within:#x} not decoded");
+            }
+        },
     }
+    false
 }

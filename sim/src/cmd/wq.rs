@@ -3,6 +3,8 @@
 //! geometry, page list, doorbell record, PD, UAR.
 #![deny(unsafe_code)]
 
+use std::sync::Arc;
+
 use super::reserved;
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::device::Device;
@@ -55,10 +57,16 @@ pub struct Wq {
     pub uar: u32,
     pub dbr: u64,
     pub lwm: u16,
-    pub pas: Vec<u64>,
+    /// Shared so the engines take a copy of the queue without allocating.
+    pub pas: Arc<[u64]>,
 }
 
 impl Wq {
+    /// Number of WQEs (strides) in the ring.
+    pub fn entries(&self) -> u32 {
+        1 << self.log_size
+    }
+
     /// Bus address of byte `off` of the ring (taken modulo the ring size).
     pub fn addr(&self, off: u64) -> Option<u64> {
         let ring = 1u64 << (self.log_stride + self.log_size);
@@ -71,14 +79,14 @@ impl Wq {
     /// Grant the ring pages and the doorbell record.
     pub fn grant(&self, dev: &mut Device) {
         let bytes = 1u64 << (self.log_stride + self.log_size);
-        for a in &self.pas {
+        for a in self.pas.iter() {
             dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::WqBuffer);
         }
         dev.bus.san.grant(self.dbr, 8, Purpose::DoorbellRecord);
     }
 
     pub fn revoke(&self, dev: &mut Device, why: Revoked) {
-        for a in &self.pas {
+        for a in self.pas.iter() {
             dev.bus.san.revoke(*a, why);
         }
         dev.bus.san.revoke(self.dbr, why);
@@ -161,7 +169,7 @@ pub fn parse(
         uar,
         dbr,
         lwm: get(inp, w(wqc::LWM)) as u16,
-        pas,
+        pas: pas.into(),
     })
 }
 

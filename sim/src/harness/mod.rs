@@ -51,8 +51,18 @@ impl Kick {
     }
 }
 
+/// Frames this port transmitted with no peer wired, oldest first.
+const TX_LOG_MAX: usize = 4096;
+
 struct Shared {
     dev: Mutex<Device>,
+    /// The port at the other end of the cable (itself for loopback); none:
+    /// transmitted frames go to `tx_log`.
+    peer: Mutex<Option<Weak<Shared>>>,
+    /// Frames in flight between this port's outbox and their receiver
+    /// (reused: no allocation per batch).
+    batch: Mutex<Vec<Vec<u8>>>,
+    tx_log: Mutex<std::collections::VecDeque<Vec<u8>>>,
     space: Arc<HostDmaSpace>,
     msix: Arc<Msix>,
     mode: Mode,
@@ -114,6 +124,9 @@ impl SimPlatform {
         let kick = Arc::new(Kick::default());
         let inner = Arc::new(Shared {
             dev: Mutex::new(dev),
+            peer: Mutex::new(None),
+            batch: Mutex::new(Vec::with_capacity(256)),
+            tx_log: Mutex::new(std::collections::VecDeque::new()),
             space,
             msix,
             mode,
@@ -129,6 +142,51 @@ impl SimPlatform {
                 .expect("spawn the model thread");
         }
         SimPlatform { inner }
+    }
+
+    /// Two adapters with their ports wired back to back: what one transmits
+    /// arrives at the other. `b` has the next PCI bus (02:00.0) and its
+    /// default MAC with the last byte incremented, so the MACs differ even
+    /// for the same part.
+    pub fn pair(a: Personality, b: Personality, mode: Mode) -> (SimPlatform, SimPlatform) {
+        let pa = SimPlatform::new(a, mode);
+        let mut cb = SimConfig::default_for(b);
+        cb.pci_address = PciAddress::new(0, 2, 0, 0);
+        if cb.mac == pa.mac() {
+            cb.mac[5] = cb.mac[5].wrapping_add(1);
+        }
+        let pb = SimPlatform::with_config(b, mode, cb);
+        *lock(&pa.inner.peer) = Some(Arc::downgrade(&pb.inner));
+        *lock(&pb.inner.peer) = Some(Arc::downgrade(&pa.inner));
+        (pa, pb)
+    }
+
+    /// One adapter whose port is looped back to itself.
+    pub fn new_loopback(p: Personality, mode: Mode) -> SimPlatform {
+        let s = SimPlatform::new(p, mode);
+        *lock(&s.inner.peer) = Some(Arc::downgrade(&s.inner));
+        s
+    }
+
+    /// The port's permanent MAC.
+    pub fn mac(&self) -> [u8; 6] {
+        self.dev().mac
+    }
+
+    /// Port counters as the model's port saw the traffic.
+    pub fn port_stats(&self) -> crate::wire::PortStats {
+        self.dev().nic.wire.stats.clone()
+    }
+
+    /// A frame arrives at this port from the wire.
+    pub fn inject_rx(&self, frame: &[u8]) {
+        self.dev().receive(frame);
+    }
+
+    /// With no peer wired: the frames the port transmitted, oldest first
+    /// (the last 4096; older ones are dropped).
+    pub fn take_tx(&self) -> Vec<Vec<u8>> {
+        lock(&self.inner.tx_log).drain(..).collect()
     }
 
     fn dev(&self) -> MutexGuard<'_, Device> {
@@ -206,7 +264,10 @@ impl SimPlatform {
             return;
         }
         match self.inner.mode {
-            Mode::Synchronous => d.process(),
+            Mode::Synchronous => {
+                d.process();
+                carry_frames(&self.inner, d);
+            }
             Mode::Threaded => {
                 drop(d);
                 self.inner.kick.kick();
@@ -255,6 +316,44 @@ fn model_thread(weak: Weak<Shared>, kick: Arc<Kick>) {
         if d.has_work() {
             d.process();
         }
+        carry_frames(&shared, d);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Carry the frames `shared`'s port transmitted to the peer's port (or to
+/// the tx log), never holding both devices' locks: take the outbox, release
+/// the sender, deliver under the receiver's lock, then give the buffers
+/// back to the sender's pool.
+fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Device>) {
+    while d.nic.wire.has_outgoing() {
+        let mut batch = std::mem::take(&mut *lock(&shared.batch));
+        d.nic.wire.take_outgoing(&mut batch);
+        drop(d);
+        let peer = lock(&shared.peer).as_ref().and_then(Weak::upgrade);
+        match peer {
+            Some(p) => {
+                let mut pd = lock(&p.dev);
+                for f in &batch {
+                    pd.receive(f);
+                }
+            }
+            None => {
+                let mut log = lock(&shared.tx_log);
+                for f in batch.drain(..) {
+                    if log.len() == TX_LOG_MAX {
+                        log.pop_front();
+                    }
+                    log.push_back(f);
+                }
+            }
+        }
+        d = lock(&shared.dev);
+        d.nic.wire.recycle(&mut batch);
+        *lock(&shared.batch) = batch;
     }
 }
 

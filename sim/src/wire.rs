@@ -1,0 +1,133 @@
+//! The function's Ethernet port seen from the wire: frames the transmit
+//! engine sends wait in an outbox until the front end carries them to the
+//! peer port (or to the test's `take_tx` log), and the port's own counters.
+//!
+//! Frame buffers are recycled: the transmit engine gathers into a buffer
+//! from the pool, the front end hands the buffers back after delivery, so
+//! steady traffic allocates nothing.
+#![deny(unsafe_code)]
+
+/// Most frames waiting in the outbox; more are dropped and counted (a front
+/// end that never drains, like vfio-user without a network, stays bounded).
+pub const OUTBOX_MAX: usize = 4096;
+/// Most spare buffers kept.
+const POOL_MAX: usize = 4096;
+
+/// Port counters, as the model's port saw the traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames put on the wire (link up).
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames sent while the link was down (lost, as on a cable pull).
+    pub tx_dropped_link_down: u64,
+    /// Frames dropped because the outbox was full.
+    pub tx_dropped_outbox_full: u64,
+    /// Frames that arrived at the port from the wire.
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    /// Frames delivered into a receive WQE.
+    pub rx_delivered: u64,
+    /// No flow table entry (or no root table) for the destination MAC.
+    pub rx_dropped_no_steering: u64,
+    /// Steered to an RQ with no posted WQE (also in the RQ's Q counter).
+    pub rx_dropped_no_wqe: u64,
+    /// Steered to an RQ that is not ready (RST or ERR).
+    pub rx_dropped_rq_not_ready: u64,
+    /// Arrived while the link was down.
+    pub rx_dropped_link_down: u64,
+    /// Shorter than an Ethernet header or longer than the port's maximum.
+    pub rx_dropped_bad_length: u64,
+    /// The receive WQE could not take the frame (error CQE written).
+    pub rx_dropped_wqe_error: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Wire {
+    pub stats: PortStats,
+    out: Vec<Vec<u8>>,
+    pool: Vec<Vec<u8>>,
+}
+
+impl Wire {
+    /// An empty buffer for the next frame. Fresh buffers start empty and
+    /// grow to the frames they carry, so the pool's footprint follows the
+    /// traffic (a burst of small frames costs small buffers).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.pool.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Put `frame` on the wire (or count it lost).
+    pub fn send(&mut self, frame: Vec<u8>, link_up: bool) {
+        if !link_up {
+            self.stats.tx_dropped_link_down += 1;
+            self.recycle_one(frame);
+        } else if self.out.len() >= OUTBOX_MAX {
+            self.stats.tx_dropped_outbox_full += 1;
+            self.recycle_one(frame);
+        } else {
+            self.stats.tx_frames += 1;
+            self.stats.tx_bytes += frame.len() as u64;
+            self.out.push(frame);
+        }
+    }
+
+    /// A buffer the engine did not send after all.
+    pub fn recycle_one(&mut self, frame: Vec<u8>) {
+        if self.pool.len() < POOL_MAX {
+            self.pool.push(frame);
+        }
+    }
+
+    pub fn has_outgoing(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Move the waiting frames to the end of `into` (no allocation once
+    /// `into` has grown to the batch size).
+    pub fn take_outgoing(&mut self, into: &mut Vec<Vec<u8>>) {
+        into.append(&mut self.out);
+    }
+
+    /// Take back delivered buffers (draining `from`).
+    pub fn recycle(&mut self, from: &mut Vec<Vec<u8>>) {
+        for b in from.drain(..) {
+            self.recycle_one(b);
+        }
+    }
+
+    /// Forget frames in flight (teardown keeps the counters).
+    pub fn clear_outgoing(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        self.recycle(&mut out);
+        self.out = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_recycled_and_the_outbox_is_bounded() {
+        let mut w = Wire::default();
+        let mut b = w.buffer();
+        b.extend_from_slice(&[1, 2, 3]);
+        w.send(b, true);
+        let mut batch = Vec::new();
+        w.take_outgoing(&mut batch);
+        assert_eq!(batch, vec![vec![1, 2, 3]]);
+        w.recycle(&mut batch);
+        assert!(w.buffer().is_empty());
+        for _ in 0..OUTBOX_MAX + 2 {
+            let b = w.buffer();
+            w.send(b, true);
+        }
+        assert_eq!(w.stats.tx_dropped_outbox_full, 2);
+        let b = w.buffer();
+        w.send(b, false);
+        assert_eq!(w.stats.tx_dropped_link_down, 1);
+    }
+}
