@@ -165,7 +165,7 @@ mod tests {
         };
         assert!(args.uefi);
         assert_eq!(args.accel, qemu::Accel::Kvm);
-        assert_eq!(args.cmdline, "test=selftest");
+        assert_eq!(args.cmdline.as_deref(), Some("test=selftest"));
         assert_eq!(args.device, ["edu", "e1000e"]);
         assert!(Cli::try_parse_from(["xtask", "run", "--accel", "hvf"]).is_err());
     }

@@ -73,6 +73,11 @@ impl Session {
         })
     }
 
+    /// QEMU's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The serial output so far, with carriage returns removed.
     pub fn serial(&self) -> &str {
         &self.serial

@@ -16,6 +16,30 @@ use std::time::{Duration, Instant};
 use crate::qemu::Machine;
 use crate::workspace::{Workspace, cargo};
 
+/// The parts `mlx5-sim --personality` models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Personality {
+    Cx4,
+    Cx4lx,
+    #[default]
+    Cx5,
+    Cx6,
+    Cx6dx,
+}
+
+impl Personality {
+    /// The name `mlx5-sim --personality` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cx4 => "cx4",
+            Self::Cx4lx => "cx4lx",
+            Self::Cx5 => "cx5",
+            Self::Cx6 => "cx6",
+            Self::Cx6dx => "cx6dx",
+        }
+    }
+}
+
 /// How long the model may take to create its sockets, answer, or exit after QEMU is gone.
 const SIM_GRACE: Duration = Duration::from_secs(10);
 
@@ -107,6 +131,11 @@ impl SimDevice {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(dev)
+    }
+
+    /// The model's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Adds what the function needs to `machine`: guest RAM in a shared
@@ -272,6 +301,16 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn personality_names_are_the_models() {
+        use clap::ValueEnum;
+        for p in Personality::value_variants() {
+            let value = p.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), p.as_str());
+        }
+        assert_eq!(Personality::default(), Personality::Cx5);
     }
 
     #[test]

@@ -9,16 +9,17 @@
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::console::{self, PciLine};
-use crate::qemu::{Machine, Qemu, Verdict};
+use crate::qemu::{Boot, Machine, Qemu, Verdict};
 use crate::session::Session;
 use crate::sim_device::{SimDevice, stat};
 use crate::systests::{Context, SystemTest, expect_verdict};
+use crate::workspace::Workspace;
 
 /// One boot of the kernel is ~0.3 s here; the limit covers a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +51,7 @@ pub fn all() -> Vec<SystemTest> {
         t("sim-pci-cx6dx", sim_pci),
         t("sim-control-socket", sim_control),
         t("sim-guest-reset", sim_reset),
+        t("sim-run", sim_run),
     ]
 }
 
@@ -63,14 +65,18 @@ pub(crate) struct Setup {
 
 static SETUP: OnceLock<Result<Setup, String>> = OnceLock::new();
 
+impl Setup {
+    /// Finds (or provisions) a QEMU with `vfio-user-pci` and builds `mlx5-sim`.
+    pub(crate) fn prepare(ws: &Workspace) -> Result<Setup, String> {
+        let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
+        let sim = crate::sim_device::build(ws)?;
+        Ok(Setup { qemu, sim })
+    }
+}
+
+/// [`Setup::prepare`], once per run of the system tests.
 pub(crate) fn setup(ctx: &Context) -> Result<Setup, String> {
-    SETUP
-        .get_or_init(|| {
-            let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
-            let sim = crate::sim_device::build(&ctx.ws)?;
-            Ok(Setup { qemu, sim })
-        })
-        .clone()
+    SETUP.get_or_init(|| Setup::prepare(&ctx.ws)).clone()
 }
 
 /// Starts the model for `test`, its stderr in `<test>.sim.log`.
@@ -90,7 +96,15 @@ pub(crate) fn start_sim(
 
 /// The kernel with `cmdline`, booted by PVH, with the function attached.
 pub(crate) fn machine(ctx: &Context, sim: &SimDevice, cmdline: &str) -> Machine {
-    let mut m = ctx.pvh(cmdline);
+    sim_machine(&ctx.kernel, sim, cmdline)
+}
+
+/// The ELF `kernel` with `cmdline`, booted by PVH, with the function attached.
+pub(crate) fn sim_machine(kernel: &Path, sim: &SimDevice, cmdline: &str) -> Machine {
+    let mut m = Machine::new(Boot::Pvh {
+        kernel: kernel.to_path_buf(),
+        cmdline: cmdline.to_string(),
+    });
     m.memory = RAM.to_string();
     sim.attach_to(&mut m);
     m
@@ -106,6 +120,17 @@ pub(crate) fn spawn_qemu(
     extra: &[&str],
     reboot: bool,
 ) -> Result<Session, String> {
+    let command = qemu_command(setup, machine, extra, reboot);
+    Session::spawn(command, &ctx.log_path(test), test.timeout).map_err(|e| e.to_string())
+}
+
+/// The provisioned QEMU's command for `machine` (see [`spawn_qemu`]).
+pub(crate) fn qemu_command(
+    setup: &Setup,
+    machine: &Machine,
+    extra: &[&str],
+    reboot: bool,
+) -> Command {
     let mut command = Command::new(&setup.qemu.program);
     command.args(&setup.qemu.leading_args);
     command.args(
@@ -115,7 +140,7 @@ pub(crate) fn spawn_qemu(
             .filter(|a| !(reboot && a == "-no-reboot")),
     );
     command.args(extra);
-    Session::spawn(command, &ctx.log_path(test), test.timeout).map_err(|e| e.to_string())
+    command
 }
 
 /// The function's line: 01:00.0, Mellanox, the part's device id, Ethernet,
@@ -271,6 +296,62 @@ fn sim_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let status = qemu.wait_exit()?;
     expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
     sim.expect_clean_exit()
+}
+
+/// `cargo xtask run --sim --personality cx4lx`, through the same function
+/// with the console in the log: the selftest (its `mlx5` test included)
+/// passes on a ConnectX-4 Lx, the model reports, and it exits cleanly.
+fn sim_run(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    use clap::Parser;
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: crate::run::RunArgs,
+    }
+    let setup = setup(ctx)?;
+    let args = Cli::try_parse_from(["run", "--sim", "--personality", "cx4lx"])
+        .map_err(|e| e.to_string())?
+        .run;
+    let log = ctx.log_path(test);
+    let sim_log = log.with_extension("sim.log");
+    let mut out = Vec::new();
+    let console = crate::run::Console::Log {
+        path: &log,
+        timeout: test.timeout,
+    };
+    let code = crate::run::run_sim(
+        &setup,
+        &ctx.kernel,
+        &args,
+        test.name,
+        &sim_log,
+        console,
+        &mut out,
+    );
+    let report = String::from_utf8_lossy(&out).into_owned();
+    // xtask's own lines follow the console in the test log.
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+        let _ = write!(f, "\n--- xtask run --sim ---\n{report}");
+    }
+    let code = code?;
+    let text =
+        std::fs::read_to_string(&log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+    crate::systests::expect_line(&text, "mlx5 01:00.0: ConnectX-4 Lx fw")?;
+    check_function(&text, "1015")?;
+    console::check_selftest(&text, &["mlx5"], &[])?;
+    for want in [
+        "xtask: pass (QEMU exit status 33)",
+        "xtask: mlx5-sim sanitizer: ok 0 violations",
+        "xtask: mlx5-sim exited cleanly",
+    ] {
+        if !report.contains(want) {
+            return Err(format!("no {want:?} in the report:\n{report}"));
+        }
+    }
+    if code != 0 {
+        return Err(format!("run --sim exited {code}, not 0:\n{report}"));
+    }
+    Ok(())
 }
 
 fn resets(sim: &SimDevice) -> Result<u64, String> {
