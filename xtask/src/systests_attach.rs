@@ -304,14 +304,7 @@ fn detach_cycles(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     for cycle in 1..=DETACH_CYCLES {
         let at = |e: String| format!("cycle {cycle}: {e}");
-        let answer = shell.ask(&format!("detach {PCI}")).map_err(at)?;
-        plain_line(
-            &answer,
-            &format!("mlx5 {PCI}: detached: 0 pages lost, 0 errors"),
-        )
-        .map_err(at)?;
-        expect_reply(&sim.ask_ok("pages").map_err(at)?, "ok 0 pages held").map_err(at)?;
-        expect_reply(&sim.ask_ok("sanitizer").map_err(at)?, "ok 0 violations").map_err(at)?;
+        detach_clean(&mut shell, &sim).map_err(at)?;
         let phys = shell.ask("phys").map_err(at)?;
         plain_line(&phys, &format!("{PCI} mlx5 detached")).map_err(at)?;
 
@@ -357,14 +350,25 @@ fn events(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     wait_pages(&sim, held + 16)?;
     sim.ask_ok("pages request -8")?;
     wait_pages(&sim, held + 8)?;
+    detach_clean(&mut shell, &sim)?;
+    shell.poweroff(&mut sim)
+}
+
+/// `detach 01:00.0` in the shell reports nothing lost, and the model agrees
+/// (see [`expect_model_clean`]).
+fn detach_clean(shell: &mut Shell, sim: &SimDevice) -> Result<(), String> {
     let answer = shell.ask(&format!("detach {PCI}"))?;
     plain_line(
         &answer,
         &format!("mlx5 {PCI}: detached: 0 pages lost, 0 errors"),
     )?;
+    expect_model_clean(sim)
+}
+
+/// The model holds no page and its sanitizer recorded no violation.
+fn expect_model_clean(sim: &SimDevice) -> Result<(), String> {
     expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
-    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")?;
-    shell.poweroff(&mut sim)
+    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")
 }
 
 /// The model's `pages` count.
@@ -414,8 +418,7 @@ fn failure_and_fault(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "failure line does not say the device is left alone: {line}"
         ));
     }
-    expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
-    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")?;
+    expect_model_clean(&sim)?;
     let phys = shell.ask("phys")?;
     plain_line(&phys, &format!("{PCI} mlx5 detached"))?;
 
@@ -612,13 +615,7 @@ fn reboot(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "the model saw no reset: {resets_before} before the reboot, {resets_after} after"
         ));
     }
-    let answer = shell.ask(&format!("detach {PCI}"))?;
-    plain_line(
-        &answer,
-        &format!("mlx5 {PCI}: detached: 0 pages lost, 0 errors"),
-    )?;
-    expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
-    expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")?;
+    detach_clean(&mut shell, &sim)?;
     shell.poweroff(&mut sim)
 }
 
