@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::device::Device;
 use crate::sanitizer::{Purpose, Revoked};
@@ -160,8 +160,7 @@ fn ctx(fld: F) -> F {
 pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x60), f(0x2e1, 0x59f)])?;
-    let ctx_reserved: Vec<F> = cqc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &ctx_reserved)?;
+    reserved_in(inp, layout::CTX, &cqc::RESERVED)?;
     let unsupported = [
         cqc::UMEM_APU,
         cqc::CQE_SZ,

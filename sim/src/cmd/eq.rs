@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::device::Device;
 use crate::sanitizer::{Purpose, Revoked};
@@ -142,8 +142,7 @@ fn ctx(fld: F) -> F {
 pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x40), f(0x3c0, 0x4c0)])?;
-    let ctx_reserved: Vec<F> = eqc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &ctx_reserved)?;
+    reserved_in(inp, layout::CTX, &eqc::RESERVED)?;
     // Only the first 64 event types exist on these parts.
     if !crate::bits::all_zero(inp, &[f(0x300, 0xc0)]) {
         return Err(syn::EQ_EVENT_TYPE);

@@ -109,6 +109,16 @@ pub fn reserved(inp: &[u8], fields: &[crate::bits::F]) -> Result<(), CmdError> {
     }
 }
 
+/// [`reserved`] for the reserved fields of a context that starts `base`
+/// bytes into the input (the fields are given relative to the context).
+pub fn reserved_in(inp: &[u8], base: usize, fields: &[crate::bits::F]) -> Result<(), CmdError> {
+    if fields.iter().all(|r| all_zero(inp, &[r.at(base)])) {
+        Ok(())
+    } else {
+        Err(syn::RESERVED_SET)
+    }
+}
+
 /// What a command needs of the function's state.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Needs {

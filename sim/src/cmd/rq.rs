@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::sq::{STATE_ERR, STATE_RST, transition_allowed};
 use super::wq::{self, Wq};
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
 use crate::device::Device;
 use crate::sanitizer::Revoked;
@@ -112,8 +112,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     let wq_at = layout::CTX + rqc::WQ;
     need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
-    let res: Vec<F> = rqc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &res)?;
+    reserved_in(inp, layout::CTX, &rqc::RESERVED)?;
     if get(inp, ctx(rqc::STATE)) != STATE_RST as u64 {
         return Err(syn::QUEUE_CREATE_STATE);
     }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::wq::{self, Wq};
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
 use crate::device::Device;
 use crate::sanitizer::Revoked;
@@ -118,8 +118,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     let wq_at = layout::CTX + sqc::WQ;
     need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
-    let res: Vec<F> = sqc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &res)?;
+    reserved_in(inp, layout::CTX, &sqc::RESERVED)?;
     if get(inp, ctx(sqc::STATE)) != STATE_RST as u64 {
         return Err(syn::QUEUE_CREATE_STATE);
     }

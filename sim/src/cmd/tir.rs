@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
 use crate::device::Device;
 use crate::syndrome::{self as syn, CmdError};
@@ -89,8 +89,7 @@ fn ctx(fld: F) -> F {
 pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, CTX + 0x58, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
-    let res: Vec<F> = tirc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &res)?;
+    reserved_in(inp, CTX, &tirc::RESERVED)?;
     reserved(inp, &[f(0x2c0, 0x4c0).at(CTX)])?;
     if get(inp, ctx(tirc::DISP_TYPE)) != DISP_DIRECT {
         return Err(syn::TIR_DISP_TYPE);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
 use crate::device::Device;
 use crate::syndrome::{self as syn, CmdError};
@@ -74,8 +74,7 @@ fn ctx(fld: F) -> F {
 pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, CTX + 0x30, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
-    let res: Vec<F> = tisc::RESERVED.iter().map(|r| ctx(*r)).collect();
-    reserved(inp, &res)?;
+    reserved_in(inp, CTX, &tisc::RESERVED)?;
     reserved(inp, &[f(0x180, 0x380).at(CTX)])?;
     if get(inp, ctx(tisc::LAG_TLS)) != 0 || get(inp, ctx(tisc::UNDERLAY_QPN)) != 0 {
         return Err(syn::QUEUE_FEATURE);
