@@ -11,6 +11,9 @@ pub mod net;
 pub mod pci;
 pub mod platform;
 
-pub use net::{LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError};
+pub use net::{
+    FilterError, L3Proto, L4Proto, LinkState, Lso, NetDevice, NetStats, Offloads, RxMeta, TxError,
+    TxMeta,
+};
 pub use pci::{PciAddress, PciId};
 pub use platform::{DmaAddr, DmaRegion, Platform, PlatformError};

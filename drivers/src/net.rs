@@ -31,20 +31,102 @@ pub struct Offloads {
     pub tx_l4_csum: bool,
     /// Receive: checksums verified by the device ([`RxMeta::csum_ok`]).
     pub rx_csum: bool,
-    /// Largest TCP segmentation offload payload in bytes (0: none).
+    /// Largest TCP segmentation offload payload (TCP data bytes of one
+    /// [`TxMeta::lso`] frame, whatever its headers) in bytes (0: none).
     pub lso_max: u32,
     /// Transmit VLAN tag insertion / receive stripping.
     pub vlan_insert: bool,
     pub vlan_strip: bool,
 }
 
+/// Network-layer protocol of a received frame, as the device parsed it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum L3Proto {
+    /// Not IP, or the device did not say.
+    #[default]
+    Other,
+    Ipv4,
+    Ipv6,
+}
+
+/// Transport protocol of a received frame, as the device parsed it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum L4Proto {
+    /// Neither TCP nor UDP, a fragment, or the device did not say.
+    #[default]
+    Other,
+    Tcp,
+    Udp,
+}
+
 /// Per-frame receive information.
+///
+/// Checksums, per frame: a `true` flag means the device verified that
+/// checksum and it was right, so the stack may skip verifying it; `false`
+/// means nothing (not checked, not applicable, or wrong): the stack
+/// verifies in software, which also catches a device that lies by
+/// omission. A frame whose `l4` is `Tcp`/`Udp` with `l4_csum_ok` false
+/// was checked and found bad when the device advertises `rx_csum` (the
+/// stack still decides: verify and drop). Devices without `rx_csum`
+/// leave every flag `false` and the protocols `Other`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct RxMeta {
-    /// The device verified the L3/L4 checksums (only with `rx_csum`).
+    /// Every checksum the frame carries was verified good: the IPv4
+    /// header checksum (IPv4) and the TCP/UDP checksum (TCP/UDP over IPv4
+    /// or IPv6). False for frames with neither (nothing to trust).
     pub csum_ok: bool,
-    /// Stripped VLAN tag (only with `vlan_strip`).
+    /// Stripped VLAN tag (TCI: PCP, DEI, VID), only with `vlan_strip`;
+    /// the frame handed over is then untagged.
     pub vlan: Option<u16>,
+    /// Network layer the device found.
+    pub l3: L3Proto,
+    /// Transport layer the device found.
+    pub l4: L4Proto,
+    /// IPv4 header checksum verified good (always false for IPv6).
+    pub l3_csum_ok: bool,
+    /// TCP/UDP checksum verified good.
+    pub l4_csum_ok: bool,
+    /// Receive-side scaling hash of the frame (0 when not hashed) and the
+    /// receive queue it landed on (0 on single-queue devices).
+    pub rss_hash: u32,
+    pub queue: u16,
+}
+
+/// TCP segmentation offload request for one frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Lso {
+    /// TCP payload bytes per segment on the wire; each segment
+    /// (`header_len + mss`, plus 4 with [`TxMeta::vlan`]) must fit the
+    /// MTU plus the 18-byte link header, or the frame is refused.
+    pub mss: u16,
+    /// Ethernet + IP + TCP header bytes at the start of the frame (each
+    /// segment gets a copy, with lengths, IPv4 id, sequence number, flags
+    /// and checksums fixed up by the device).
+    pub header_len: u16,
+}
+
+/// Per-frame transmit requests ([`NetDevice::transmit_with`]). The
+/// default asks for nothing: the frame goes out as written.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TxMeta {
+    /// The device fills in the IPv4 header checksum and the TCP/UDP
+    /// checksum (IPv4 or IPv6) of this frame; the frame's checksum
+    /// fields may hold anything. Frames that are neither are sent as
+    /// written. Needs `tx_ipv4_csum` / `tx_l4_csum`.
+    pub csum: bool,
+    /// Insert this 802.1Q tag (TCI) after the source MAC; the frame is
+    /// written untagged. Needs `vlan_insert`.
+    pub vlan: Option<u16>,
+    /// Segment this (IPv4 or IPv6 TCP, up to `lso_max` payload bytes)
+    /// frame into MSS-sized ones. Needs `lso_max` > 0; implies `csum`.
+    pub lso: Option<Lso>,
+}
+
+impl TxMeta {
+    /// Nothing asked of the device.
+    pub fn is_plain(&self) -> bool {
+        !self.csum && self.vlan.is_none() && self.lso.is_none()
+    }
 }
 
 /// Why a transmit did not happen.
@@ -65,6 +147,27 @@ impl fmt::Display for TxError {
             TxError::BadLength(n) => write!(f, "bad frame length {n}"),
             TxError::Down => f.write_str("device down"),
         }
+    }
+}
+
+/// Why a receive filter change did not happen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FilterError {
+    /// The device has no such filter (it may receive everything anyway).
+    Unsupported,
+    /// No room for another address.
+    Full,
+    /// The device refused the change.
+    Device,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FilterError::Unsupported => "receive filter not supported",
+            FilterError::Full => "receive filter full",
+            FilterError::Device => "device refused the receive filter change",
+        })
     }
 }
 
@@ -109,9 +212,143 @@ pub trait NetDevice {
     /// queue it. The device sees it at the next [`NetDevice::flush`].
     fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError>;
 
+    /// [`NetDevice::transmit`] with per-frame offload requests (checksums,
+    /// VLAN insertion, TCP segmentation; `len` may exceed the MTU only
+    /// with `meta.lso`). Ask only for what [`NetDevice::offloads`]
+    /// advertises: the default body, for devices with no offloads, sends
+    /// plain frames and refuses any request with `TxError::BadLength`.
+    fn transmit_with<R>(
+        &mut self,
+        len: usize,
+        meta: TxMeta,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        if meta.is_plain() {
+            self.transmit(len, f)
+        } else {
+            Err(TxError::BadLength(len))
+        }
+    }
+
     /// Make queued transmits visible (one doorbell) and re-post consumed
     /// receive buffers (one doorbell-record update).
     fn flush(&mut self);
 
     fn stats(&self) -> NetStats;
+
+    /// Also receive frames sent to multicast address `mac` (IPv6
+    /// all-nodes / solicited-node, mDNS...). Adding one twice is fine.
+    /// Not a packet-path call (the device may run commands).
+    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        let _ = mac;
+        Err(FilterError::Unsupported)
+    }
+
+    /// Stop receiving frames for a multicast address added before.
+    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        let _ = mac;
+        Err(FilterError::Unsupported)
+    }
+
+    /// Receive every frame on the wire (on) or only those for the
+    /// device's addresses (off).
+    fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
+        let _ = on;
+        Err(FilterError::Unsupported)
+    }
+
+    /// Receive every multicast frame (on) or only the added addresses.
+    fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
+        let _ = on;
+        Err(FilterError::Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device with no offloads and no filters: only the required methods.
+    struct Plain {
+        sent: usize,
+    }
+
+    impl NetDevice for Plain {
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 1]
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn link(&self) -> LinkState {
+            LinkState::default()
+        }
+        fn offloads(&self) -> Offloads {
+            Offloads::default()
+        }
+        fn poll(&mut self) -> usize {
+            0
+        }
+        fn receive<R>(&mut self, _f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+            None
+        }
+        fn tx_free(&self) -> usize {
+            1
+        }
+        fn transmit<R>(
+            &mut self,
+            len: usize,
+            f: impl FnOnce(&mut [u8]) -> R,
+        ) -> Result<R, TxError> {
+            let mut buf = [0u8; 64];
+            self.sent += 1;
+            Ok(f(&mut buf[..len]))
+        }
+        fn flush(&mut self) {}
+        fn stats(&self) -> NetStats {
+            NetStats::default()
+        }
+    }
+
+    #[test]
+    fn defaults_send_plain_frames_and_refuse_what_the_device_lacks() {
+        let mut d = Plain { sent: 0 };
+        assert!(TxMeta::default().is_plain());
+        assert_eq!(d.transmit_with(60, TxMeta::default(), |b| b.len()), Ok(60));
+        let csum = TxMeta {
+            csum: true,
+            ..TxMeta::default()
+        };
+        assert!(!csum.is_plain());
+        assert_eq!(
+            d.transmit_with(60, csum, |_| ()),
+            Err(TxError::BadLength(60))
+        );
+        let lso = TxMeta {
+            lso: Some(Lso {
+                mss: 1460,
+                header_len: 54,
+            }),
+            ..TxMeta::default()
+        };
+        assert_eq!(
+            d.transmit_with(60, lso, |_| ()),
+            Err(TxError::BadLength(60))
+        );
+        assert_eq!(d.sent, 1);
+        assert_eq!(
+            d.add_multicast([0x33, 0x33, 0, 0, 0, 1]),
+            Err(FilterError::Unsupported)
+        );
+        assert_eq!(
+            d.remove_multicast([0x33, 0x33, 0, 0, 0, 1]),
+            Err(FilterError::Unsupported)
+        );
+        assert_eq!(d.set_promiscuous(true), Err(FilterError::Unsupported));
+        assert_eq!(d.set_all_multicast(true), Err(FilterError::Unsupported));
+        // RxMeta's default claims nothing.
+        let m = RxMeta::default();
+        assert!(!m.csum_ok && !m.l3_csum_ok && !m.l4_csum_ok);
+        assert_eq!((m.l3, m.l4, m.vlan), (L3Proto::Other, L4Proto::Other, None));
+    }
 }

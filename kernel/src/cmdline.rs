@@ -1,9 +1,13 @@
 //! The kernel command line: space-separated `key=value` words.
 //!
 //! Known keys: `test=<name>` (run an in-kernel test suite instead of the
-//! shell), `log=<filter>` (see [`crate::logfilter`]) and `attach=on|off`
+//! shell; network apps as `test=<app>:<args>`, see [`test_apps`]),
+//! `log=<filter>` (see [`crate::logfilter`]), `attach=on|off`
 //! (whether drivers attach the adapters they claim at boot; with `off`
-//! they stay claimed and idle until the shell's `attach <pci>`). Unknown keys and
+//! they stay claimed and idle until the shell's `attach <pci>`) and
+//! `net.<n>=<config>` (network interface `net<n>`, `n` in 0..8: `dhcp`,
+//! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64]`; the kernel checks
+//! the value itself, see [`Config::net`]). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -22,7 +26,14 @@ pub struct Config {
     pub log: LogFilter,
     /// `attach=`: attach drivers at boot (default on).
     pub attach: bool,
+    /// `net.<n>=`: interface index and its configuration text, in command
+    /// line order (a later value for the same index replaces an earlier
+    /// one). The text is checked where the network stack is.
+    pub net: Vec<(usize, String)>,
 }
+
+/// Interfaces `net.<n>=` can name.
+pub const MAX_INTERFACES: usize = 8;
 
 impl Default for Config {
     fn default() -> Self {
@@ -30,8 +41,57 @@ impl Default for Config {
             test: None,
             log: LogFilter::default(),
             attach: true,
+            net: Vec::new(),
         }
     }
+}
+
+impl Config {
+    /// The configuration text given for interface `index`, if any.
+    pub fn net(&self, index: usize) -> Option<&str> {
+        self.net
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One network app of `test=`: its name and its argument line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestApp {
+    pub app: String,
+    pub args: String,
+}
+
+/// The network apps a `test=` value names, run one after the other:
+/// `<app>:<args>` items joined by `+`, where commas in `<args>` stand for
+/// spaces (the command line splits on spaces), e.g.
+/// `test=ping:10.0.0.1,-c,3+ping:fd00::1,-c,3` or
+/// `test=iperf3:-c,10.0.0.1,-t,2`. An item without `:` has no arguments
+/// (`test=l2recv`). `None` if `value` names no network app (one of the
+/// built-in suites such as `selftest`); `Err` for an empty item or
+/// app name.
+pub fn test_apps(value: &str, apps: &[&str]) -> Option<Result<Vec<TestApp>, String>> {
+    let first = value.split(['+', ':']).next().unwrap_or("");
+    if !apps.contains(&first) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in value.split('+') {
+        let (app, args) = item.split_once(':').unwrap_or((item, ""));
+        if app.is_empty() {
+            return Some(Err(alloc::format!("empty item in '{value}'")));
+        }
+        if !apps.contains(&app) {
+            return Some(Err(alloc::format!("unknown app '{app}' in '{value}'")));
+        }
+        let args: Vec<&str> = args.split(',').filter(|a| !a.is_empty()).collect();
+        out.push(TestApp {
+            app: app.into(),
+            args: args.join(" "),
+        });
+    }
+    Some(Ok(out))
 }
 
 /// A problem found in the command line, printed in the contract's words.
@@ -122,6 +182,25 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: "on or off is expected".into(),
                 }),
             },
+            _ if key.starts_with("net.") => {
+                let index = key["net.".len()..]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&i| i < MAX_INTERFACES);
+                match index {
+                    None => diags.push(Diagnostic::UnknownKey(key.into())),
+                    Some(_) if value.is_empty() => diags.push(Diagnostic::BadValue {
+                        key: key.into(),
+                        value: value.into(),
+                        default: "none".into(),
+                        why: "dhcp, none or an address/prefix is expected".into(),
+                    }),
+                    Some(i) => {
+                        config.net.retain(|(j, _)| *j != i);
+                        config.net.push((i, value.into()));
+                    }
+                }
+            }
             _ => diags.push(Diagnostic::UnknownKey(key.into())),
         }
     }
@@ -213,6 +292,59 @@ mod tests {
             "cmdline: bad value 'maybe' for 'attach', using off"
         );
         assert_eq!(d[0].reason(), Some("on or off is expected"));
+    }
+
+    #[test]
+    fn net_keys_name_interfaces() {
+        let (c, d) = parse("net.0=dhcp net.1=10.0.0.2/24,gw=10.0.0.1 net.0=none");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.net(0), Some("none"));
+        assert_eq!(c.net(1), Some("10.0.0.2/24,gw=10.0.0.1"));
+        assert_eq!(c.net(2), None);
+        let (c, d) = parse("net.8=dhcp net.x=dhcp net.0= net=dhcp");
+        assert!(c.net.is_empty());
+        assert_eq!(d.len(), 4);
+        assert_eq!(d[0].to_string(), "cmdline: unknown key 'net.8' ignored");
+        assert_eq!(d[1].to_string(), "cmdline: unknown key 'net.x' ignored");
+        assert_eq!(
+            d[2].to_string(),
+            "cmdline: bad value '' for 'net.0', using none"
+        );
+        assert_eq!(d[3].to_string(), "cmdline: unknown key 'net' ignored");
+    }
+
+    #[test]
+    fn test_apps_split_items_and_arguments() {
+        const APPS: &[&str] = &["ping", "iperf3", "l2recv", "l2send"];
+        assert_eq!(test_apps("selftest", APPS), None);
+        assert_eq!(test_apps("pingx:1", APPS), None);
+        let apps = test_apps("ping:10.0.0.1,-c,3+ping:fd00::1,-c,3", APPS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            apps,
+            [
+                TestApp {
+                    app: "ping".into(),
+                    args: "10.0.0.1 -c 3".into()
+                },
+                TestApp {
+                    app: "ping".into(),
+                    args: "fd00::1 -c 3".into()
+                }
+            ]
+        );
+        let apps = test_apps("l2recv", APPS).unwrap().unwrap();
+        assert_eq!(apps[0].args, "");
+        let apps = test_apps("iperf3:-c,,10.0.0.1,", APPS).unwrap().unwrap();
+        assert_eq!(apps[0].args, "-c 10.0.0.1");
+        assert!(test_apps("ping:1+", APPS).unwrap().is_err());
+        assert!(
+            test_apps("ping:1+selftest", APPS)
+                .unwrap()
+                .unwrap_err()
+                .contains("unknown app 'selftest'")
+        );
     }
 
     #[test]

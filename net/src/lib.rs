@@ -5,3 +5,18 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+pub use smoltcp;
+
+pub mod app;
+pub mod config;
+pub mod l2;
+pub mod netif;
+pub mod phy;
+pub mod ping;
+pub mod tcp_service;
+
+pub use config::{ConfigError, IfConfig, Ipv4Config};
+pub use netif::{IfStats, Lease, Mac, NetEvent, NetIf, NetIfError, OpenError};
+
+pub mod iperf3;

@@ -2,7 +2,10 @@
 //! thread): 64-byte frames, doorbell batches of 32, the raw test client as
 //! the "driver" on both ends. Prints `bench: sim.fwd_pps: <n> pps`.
 //!
-//! Run: `cargo bench -p mlx5-sim --bench datapath`.
+//! Run: `cargo bench -p mlx5-sim --bench datapath`. Instructions per
+//! packet: run the binary under `valgrind --tool=callgrind` with
+//! `SIM_DP_ROUNDS=0` and `SIM_DP_ROUNDS=1000` and divide the difference of
+//! the totals by 32 000 frames.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -40,6 +43,18 @@ fn main() {
     let f = frame(b.mac, a.mac, 64, 1);
     for _ in 0..1000 {
         round(&mut a, &mut b, &f);
+    }
+    // A fixed number of rounds instead of a timed run, for instruction
+    // counts under callgrind (subtract a run with 0 rounds for the setup).
+    if let Some(n) = std::env::var("SIM_DP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        for _ in 0..n {
+            round(&mut a, &mut b, &f);
+        }
+        println!("rounds: {n} ({} frames)", n * BATCH as u64);
+        return;
     }
     let start = Instant::now();
     let mut frames = 0u64;

@@ -54,6 +54,8 @@ fn main() {
         socket: dir.join("vfio.sock"),
         personality: Personality::ConnectX6Dx,
         control: Some(dir.join("control.sock")),
+        wire: mlx5_sim::link::LinkSpec::None,
+        pcap: None,
     };
     let control = dir.join("control.sock");
     let socket = opts.socket.clone();

@@ -8,10 +8,13 @@
 //! [`dma::DmaSpace`] (checked by the [`sanitizer`]) and raises MSI-X
 //! through [`dma::Interrupts`]. The
 //! [`harness`] wires it to host memory and to `cxos_drivers::Platform`; the
-//! `vfio` front end (feature `vfio`) serves it to QEMU over vfio-user.
+//! `vfio` front end (feature `vfio`) serves it to QEMU over vfio-user. Both
+//! can cable the port to a [`link`]: a TAP device (feature `tap`) or a
+//! unix-socket wire to another model, with pcap capture of both directions.
 //!
 //! `unsafe` lives only in `harness::mem` (host DMA memory, the counting
-//! allocator) and `vfio::guest_mem` (guest memory mapped by fd).
+//! allocator), `vfio::guest_mem` (guest memory mapped by fd) and
+//! `link::tap` (the TAP device, feature `tap`).
 
 pub mod bits;
 pub mod cmd;
@@ -22,6 +25,7 @@ pub mod dma;
 pub mod faults;
 pub mod harness;
 pub mod init_seg;
+pub mod link;
 pub mod pci_config;
 pub mod personality;
 pub mod port;

@@ -40,6 +40,14 @@ pub struct PortStats {
     pub rx_dropped_bad_length: u64,
     /// The receive WQE could not take the frame (error CQE written).
     pub rx_dropped_wqe_error: u64,
+    /// LSO WQEs executed (their segments count in `tx_frames`).
+    pub tx_lso_sends: u64,
+    /// Not accepted by the vport's address filter (unicast not its own
+    /// nor in its list without promisc_uc, multicast not in its list without
+    /// promisc_mc).
+    pub rx_dropped_vport_filter: u64,
+    /// Dropped by a flow table entry whose action is DROP.
+    pub rx_dropped_by_rule: u64,
 }
 
 #[derive(Debug, Default)]

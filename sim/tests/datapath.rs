@@ -110,6 +110,12 @@ fn frames_to_unknown_macs_are_dropped_by_steering() {
     a.ring_tx();
     assert!(a.tx_cq.poll().is_some(), "sent");
     assert!(b.rx_cq.poll().is_none(), "not delivered");
+    // Not the vport's address: the e-switch does not even pass it on.
+    assert_eq!(pb.port_stats().rx_dropped_vport_filter, 1);
+    b.set_mac_list(false, &[stranger]);
+    a.post_tx(&frame(stranger, a.mac, 100, 0), true, None);
+    a.ring_tx();
+    assert!(b.rx_cq.poll().is_none(), "not delivered");
     assert_eq!(pb.port_stats().rx_dropped_no_steering, 1);
     // Steering it to the TIR makes it arrive.
     b.set_entry(2, stranger, 0);
@@ -350,11 +356,13 @@ fn responder_cqe_reports_l3_l4_types() {
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     f[14] = 0x45;
     f[16..18].copy_from_slice(&86u16.to_be_bytes());
+    f[20..22].copy_from_slice(&[0, 0]); // not a fragment
     f[14 + 9] = 17;
     p.inject_rx(&f);
     let e = n.rx_cq.poll().unwrap();
-    // l4_l3_hdr_type @0x25: l4 UDP (2) in bits 6:4, l3 IPv4 (2) in bits 3:2.
-    assert_eq!(e[0x25], 0x28);
+    // l4_l3_hdr_type @0x1d (struct mlx5_cqe64): l4 UDP (2) in bits 6:4,
+    // l3 IPv4 (2) in bits 3:2, bit 0 clear (no VLAN stripped).
+    assert_eq!(e[0x1d], 0x28);
 }
 
 #[test]

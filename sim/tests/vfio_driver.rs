@@ -37,6 +37,8 @@ fn start_server(name: &str, personality: Personality) -> (Served, VfioPlatform) 
         socket: dir.join("vfio.sock"),
         personality,
         control: Some(dir.join("control.sock")),
+        wire: mlx5_sim::link::LinkSpec::None,
+        pcap: None,
     };
     let socket = opts.socket.clone();
     let control = dir.join("control.sock");

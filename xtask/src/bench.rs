@@ -133,6 +133,18 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
         println!("{figure}");
         figures.push(figure);
     }
+    // The main job (issue 9): stock iperf3 <-> cxos each way, attach,
+    // QEMU start to first ping reply; needs root (peer network).
+    match crate::mainjob::bench_figures(ws, &elf, args.runs.max(1)) {
+        Ok(found) => {
+            for figure in found {
+                println!("{figure}");
+                figures.push(figure);
+            }
+        }
+        Err(e) if e.starts_with("skipped: ") => println!("main job figures {e}"),
+        Err(e) => return Err(XtaskError::msg(e)),
+    }
     println!("\n{}", table(&figures));
     Ok(if ok { 0 } else { 1 })
 }

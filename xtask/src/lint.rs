@@ -12,7 +12,7 @@ use crate::workspace::{Workspace, cargo};
 use crate::{Result, XtaskError};
 
 /// Directories whose crates must be free of `unsafe` (those that exist are audited).
-pub const SAFE_DIRS: &[&str] = &["drivers", "net"];
+pub const SAFE_DIRS: &[&str] = &["drivers", "net", "testnet"];
 
 /// `cargo clippy` arguments of the lint. `--all-features` so feature-gated
 /// code (mlx5-sim's `vfio` front end) is linted too.

@@ -60,6 +60,35 @@ pub const OVMF: HostPackage = HostPackage {
 /// What a GRUB ISO needs (grub-mkrescue comes with grub-common, a dependency of both grub packages).
 pub const IMAGE_TOOLS: &[HostPackage] = &[GRUB_PC, GRUB_EFI, XORRISO, MTOOLS];
 
+pub const IPROUTE2: HostPackage = HostPackage {
+    name: "iproute2",
+    probe: Probe::Program("ip"),
+};
+pub const PING: HostPackage = HostPackage {
+    name: "iputils-ping",
+    probe: Probe::Program("ping"),
+};
+pub const IPERF3: HostPackage = HostPackage {
+    name: "iperf3",
+    probe: Probe::Program("iperf3"),
+};
+/// dnsmasq's program without its system service (the `dnsmasq` package
+/// would start one).
+pub const DNSMASQ: HostPackage = HostPackage {
+    name: "dnsmasq-base",
+    probe: Probe::Program("dnsmasq"),
+};
+/// tshark, and dumpcap with it (wireshark-common); installed with the
+/// "may non-root users capture" question answered no (see [`ensure`]).
+pub const TSHARK: HostPackage = HostPackage {
+    name: "tshark",
+    probe: Probe::Program("tshark"),
+};
+
+/// The peer network of the network system tests and `run`: a namespace
+/// (`ip`), the model's TAP in it, DHCP, and the stock peers.
+pub const NETWORK_TOOLS: &[HostPackage] = &[IPROUTE2, PING, IPERF3, DNSMASQ, TSHARK];
+
 impl HostPackage {
     pub fn is_installed(&self) -> bool {
         match self.probe {
@@ -154,6 +183,9 @@ pub fn ensure(wanted: &[HostPackage]) -> Result<()> {
         )));
     }
     eprintln!("xtask: installing {}", missing.join(" "));
+    if missing.contains(&TSHARK.name) {
+        preseed_wireshark()?;
+    }
     if !APT_UPDATED.swap(true, Ordering::SeqCst) {
         apt(&["update", "-q"])?;
     }
@@ -178,6 +210,30 @@ pub fn ensure(wanted: &[HostPackage]) -> Result<()> {
             "apt-get installed {} but these are still missing: {}",
             missing.join(" "),
             still.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// The debconf answer wireshark-common's postinst would ask for (whether
+/// non-root users may capture): no, so the install is non-interactive and
+/// changes no permissions.
+pub const WIRESHARK_PRESEED: &str =
+    "wireshark-common wireshark-common/install-setuid boolean false\n";
+
+fn preseed_wireshark() -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("debconf-set-selections")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| XtaskError::msg(format!("cannot run debconf-set-selections: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(WIRESHARK_PRESEED.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(XtaskError::msg(format!(
+            "debconf-set-selections failed ({status})"
         )));
     }
     Ok(())
@@ -218,6 +274,26 @@ mod tests {
         assert!(is_debian_like("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n"));
         assert!(!is_debian_like("ID=fedora\nID_LIKE=\"rhel centos\"\n"));
         assert!(!is_debian_like("PRETTY_NAME=debian\n"));
+    }
+
+    #[test]
+    fn network_tools_are_the_debian_packages() {
+        let names: Vec<&str> = NETWORK_TOOLS.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "iproute2",
+                "iputils-ping",
+                "iperf3",
+                "dnsmasq-base",
+                "tshark"
+            ]
+        );
+        assert_eq!(DNSMASQ.probe, Probe::Program("dnsmasq"));
+        assert!(
+            WIRESHARK_PRESEED
+                .starts_with("wireshark-common wireshark-common/install-setuid boolean false")
+        );
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! `cargo xtask run`: boot the kernel in QEMU with the serial console on
 //! this terminal and exit with the kernel's verdict.
 //!
+//! Without `--sim`, `--plain`, `--iso`/`--uefi` or `--device` it is the
+//! main job ([`crate::mainjob`]): the simulated ConnectX in a peer network,
+//! DHCP, iperf3 both ways against the host's stock iperf3, a summary.
+//! `--plain` boots the kernel alone (its shell, or `--cmdline`).
+//!
 //! With `--sim`, `mlx5-sim` serves a simulated ConnectX at 01:00.0 over
 //! vfio-user (the same launch as the `sim-*` system tests; see
 //! [`crate::systests_sim`]); [`run_sim`] is also what the `sim-run` system
@@ -20,7 +25,7 @@ use crate::kernel::{self, Profile};
 use crate::provision;
 use crate::qemu::{Accel, Boot, Machine, Ovmf, Qemu, Verdict};
 use crate::session::{Session, describe};
-use crate::sim_device::{Personality, SimDevice};
+use crate::sim_device::{Personality, SimDevice, SimOptions};
 use crate::systests_sim::{Setup, qemu_command, sim_machine};
 use crate::workspace::Workspace;
 use crate::{Result, XtaskError};
@@ -53,16 +58,88 @@ pub struct RunArgs {
     /// boots the ELF by PVH in a QEMU with vfio-user-pci.
     #[arg(long, conflicts_with_all = ["iso", "uefi"])]
     pub sim: bool,
-    /// The part mlx5-sim models (with --sim; default cx5).
-    #[arg(long, value_enum, requires = "sim")]
+    /// The part mlx5-sim models (with --sim and the main job; default cx5).
+    #[arg(long, value_enum, conflicts_with_all = ["plain", "iso", "uefi", "passthrough"])]
     pub personality: Option<Personality>,
-    /// With --sim: no `test=` on the command line, so the kernel starts its
-    /// shell; type `poweroff` to end.
-    #[arg(long, requires = "sim")]
+    /// With --sim or the main job: no `test=` on the command line, so the
+    /// kernel starts its shell; type `poweroff` to end.
+    #[arg(long, conflicts_with_all = ["plain", "iso", "uefi"])]
     pub interactive: bool,
+    /// Boot the kernel alone, without a (simulated) adapter.
+    #[arg(long, conflicts_with_all = ["sim", "passthrough"])]
+    pub plain: bool,
+    /// A real ConnectX function for the guest (vfio-pci, bound to the
+    /// vfio-pci driver beforehand), e.g. `0000:af:00.0`; the shell with
+    /// DHCP on net0 (README, "Real hardware").
+    #[arg(long, conflicts_with_all = ["sim", "iso", "uefi"], value_parser = parse_host_pci)]
+    pub passthrough: Option<String>,
+    /// With --sim: the model's cable: `tap:IFNAME` (opened or created in
+    /// this network namespace), `unix:PATH` (to another mlx5-sim naming
+    /// the same PATH) or `none` (the default).
+    #[arg(long, requires = "sim", value_parser = parse_wire)]
+    pub wire: Option<String>,
+    /// With --sim: record every frame on the model's wire (both ways) in
+    /// this pcap file, readable while it runs (`tshark -r FILE`).
+    #[arg(long, requires = "sim")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// A host PCI address `DDDD:BB:DD.F` (or `BB:DD.F`), as vfio-pci's
+/// `host=` takes it.
+pub fn parse_host_pci(s: &str) -> std::result::Result<String, String> {
+    let parts: Vec<&str> = s.split([':', '.']).collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let ok = match parts.as_slice() {
+        [d, b, dev, f] => hex(d, 4) && hex(b, 2) && hex(dev, 2) && hex(f, 1),
+        [b, dev, f] => hex(b, 2) && hex(dev, 2) && hex(f, 1),
+        _ => false,
+    };
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "'{s}' is not a PCI address like 0000:af:00.0 (see lspci -D)"
+        ))
+    }
+}
+
+/// `tap:IFNAME`, `unix:PATH` or `none`, as mlx5-sim's `--wire` takes them.
+pub fn parse_wire(s: &str) -> std::result::Result<String, String> {
+    let ok = match s.split_once(':') {
+        None => s == "none",
+        Some(("tap", name)) => {
+            !name.is_empty()
+                && name.len() <= 15
+                && !name.contains(['/', ':'])
+                && !name.contains(char::is_whitespace)
+        }
+        Some(("unix", path)) => !path.is_empty(),
+        Some(_) => false,
+    };
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a wire: tap:IFNAME (1-15 bytes), unix:PATH or none"
+        ))
+    }
 }
 
 impl RunArgs {
+    /// Whether these arguments ask for the main job (see the module docs).
+    pub fn is_main_job(&self) -> bool {
+        !(self.sim || self.plain || self.iso || self.uefi || !self.device.is_empty())
+    }
+
+    /// The model's wire and capture (no namespace: this one).
+    pub fn sim_options(&self) -> SimOptions {
+        SimOptions {
+            wire: self.wire.clone(),
+            pcap: self.pcap.clone(),
+            netns: None,
+        }
+    }
+
     /// The kernel command line: --cmdline if given, else `test=selftest`
     /// for a non-interactive --sim run, else empty (the shell).
     pub fn kernel_cmdline(&self) -> String {
@@ -97,6 +174,9 @@ pub fn boot_for(
 }
 
 pub fn run(ws: &Workspace, args: &RunArgs) -> Result<u8> {
+    if args.is_main_job() {
+        return crate::mainjob::run(ws, args);
+    }
     let elf = kernel::build(ws, Profile::from_dev_flag(args.dev))?;
     if args.sim {
         let setup = Setup::prepare(ws).map_err(XtaskError::msg)?;
@@ -171,9 +251,34 @@ pub fn run_sim(
     console: Console<'_>,
     out: &mut dyn Write,
 ) -> std::result::Result<u8, String> {
+    run_sim_with(
+        setup,
+        kernel,
+        args,
+        &args.sim_options(),
+        name,
+        sim_log,
+        console,
+        out,
+    )
+}
+
+/// [`run_sim`] with the model started as `options` say (e.g. in the
+/// namespace of a [`crate::netns::PeerNetwork`], wired to its TAP).
+#[allow(clippy::too_many_arguments)]
+pub fn run_sim_with(
+    setup: &Setup,
+    kernel: &Path,
+    args: &RunArgs,
+    options: &SimOptions,
+    name: &str,
+    sim_log: &Path,
+    console: Console<'_>,
+    out: &mut dyn Write,
+) -> std::result::Result<u8, String> {
     let personality = args.personality.unwrap_or_default();
     let cmdline = args.kernel_cmdline();
-    let mut sim = SimDevice::start(&setup.sim, personality.as_str(), name, sim_log)?;
+    let mut sim = SimDevice::start_with(&setup.sim, personality.as_str(), name, sim_log, options)?;
     let mut watchdog = Watchdog::spawn(&sim);
     let mut machine = sim_machine(kernel, &sim, &cmdline);
     machine.accel = args.accel;
@@ -191,6 +296,12 @@ pub fn run_sim(
         ),
     );
     say(out, describe(&command));
+    if let Some(wire) = &options.wire {
+        say(out, format!("mlx5-sim wire: {wire}"));
+    }
+    if let Some(pcap) = &options.pcap {
+        say(out, format!("mlx5-sim capture: {}", pcap.display()));
+    }
     if args.interactive {
         say(
             out,
@@ -355,7 +466,47 @@ mod tests {
             sim: false,
             personality: None,
             interactive: false,
+            plain: false,
+            passthrough: None,
+            wire: None,
+            pcap: None,
         }
+    }
+
+    #[test]
+    fn main_job_is_the_default() {
+        assert!(parse(&[]).unwrap().is_main_job());
+        assert!(
+            parse(&["--interactive", "--personality", "cx4lx"])
+                .unwrap()
+                .is_main_job()
+        );
+        for other in [
+            &["--sim"][..],
+            &["--plain"],
+            &["--iso"],
+            &["--device", "edu"],
+        ] {
+            assert!(!parse(other).unwrap().is_main_job(), "{other:?}");
+        }
+        assert!(parse(&["--plain", "--sim"]).is_err());
+    }
+
+    #[test]
+    fn passthrough_takes_a_host_pci_address() {
+        let a = parse(&["--passthrough", "0000:AF:00.0"]).unwrap();
+        assert_eq!(a.passthrough.as_deref(), Some("0000:af:00.0"));
+        assert_eq!(
+            parse(&["--passthrough", "af:00.1"])
+                .unwrap()
+                .passthrough
+                .as_deref(),
+            Some("af:00.1")
+        );
+        for bad in ["af:00", "0000:af:00.0x", "zz:00.0", ""] {
+            assert!(parse(&["--passthrough", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--passthrough", "af:00.0", "--sim"]).is_err());
     }
 
     #[derive(Debug, clap::Parser)]
@@ -384,6 +535,38 @@ mod tests {
     }
 
     #[test]
+    fn wire_and_pcap_parse_and_reach_the_model() {
+        let a = parse(&["--sim", "--wire", "tap:cxt0", "--pcap", "/tmp/w.pcap"]).unwrap();
+        assert_eq!(
+            a.sim_options(),
+            SimOptions {
+                wire: Some("tap:cxt0".into()),
+                pcap: Some("/tmp/w.pcap".into()),
+                netns: None,
+            }
+        );
+        for good in ["none", "unix:/tmp/x.sock", "tap:a23456789012345"] {
+            assert!(parse(&["--sim", "--wire", good]).is_ok(), "{good}");
+        }
+        for bad in [
+            "tap:",
+            "tap:a234567890123456",
+            "unix:",
+            "udp:1.2.3.4",
+            "tap:a/b",
+        ] {
+            assert!(parse(&["--sim", "--wire", bad]).is_err(), "{bad}");
+        }
+        // Only with --sim.
+        assert!(parse(&["--wire", "none"]).is_err());
+        assert!(parse(&["--pcap", "/tmp/x.pcap"]).is_err());
+        assert_eq!(
+            parse(&["--sim"]).unwrap().sim_options(),
+            SimOptions::default()
+        );
+    }
+
+    #[test]
     fn sim_cmdline_defaults_and_overrides() {
         assert_eq!(
             parse(&["--sim", "--interactive"]).unwrap().kernel_cmdline(),
@@ -398,9 +581,9 @@ mod tests {
 
     #[test]
     fn sim_options_are_validated() {
-        // --personality and --interactive only mean something with --sim.
-        assert!(parse(&["--personality", "cx5"]).is_err());
-        assert!(parse(&["--interactive"]).is_err());
+        // --personality and --interactive need a simulated adapter.
+        assert!(parse(&["--plain", "--personality", "cx5"]).is_err());
+        assert!(parse(&["--iso", "--interactive"]).is_err());
         // Unknown parts are refused.
         assert!(parse(&["--sim", "--personality", "cx7"]).is_err());
         assert!(parse(&["--sim", "--personality", "ConnectX-5"]).is_err());

@@ -65,6 +65,41 @@ pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
     Ok(ws.target.join("debug").join("mlx5-sim"))
 }
 
+/// How to run `mlx5-sim` beyond its part: its cable and capture, and the
+/// network namespace it runs in (a `tap:` wire opens the TAP there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimOptions {
+    /// `--wire`: `tap:IFNAME`, `unix:PATH` (two models naming the same
+    /// PATH are joined back to back; either may start first) or `none`.
+    pub wire: Option<String>,
+    /// `--pcap FILE`: every frame on the wire, both directions.
+    pub pcap: Option<PathBuf>,
+    /// Run under `ip netns exec NETNS` (needs root).
+    pub netns: Option<String>,
+}
+
+impl SimOptions {
+    /// The program and arguments that start `sim` this way (before
+    /// `--socket` and the rest).
+    fn command(&self, sim: &Path) -> Command {
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(sim);
+                c
+            }
+            None => Command::new(sim),
+        };
+        if let Some(wire) = &self.wire {
+            c.args(["--wire", wire]);
+        }
+        if let Some(pcap) = &self.pcap {
+            c.arg("--pcap").arg(pcap);
+        }
+        c
+    }
+}
+
 /// A running `mlx5-sim`, killed if the test ends before it exits.
 #[derive(Debug)]
 pub struct SimDevice {
@@ -85,6 +120,17 @@ impl SimDevice {
         name: &str,
         log_path: &Path,
     ) -> Result<SimDevice, String> {
+        SimDevice::start_with(sim, personality, name, log_path, &SimOptions::default())
+    }
+
+    /// [`SimDevice::start`] with a wire, a capture or a namespace.
+    pub fn start_with(
+        sim: &Path,
+        personality: &str,
+        name: &str,
+        log_path: &Path,
+        options: &SimOptions,
+    ) -> Result<SimDevice, String> {
         // Unix socket paths are limited to 107 bytes: keep them short.
         let dir = std::env::temp_dir().join(format!("cxos-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -98,7 +144,8 @@ impl SimDevice {
         }
         let log = std::fs::File::create(log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let child = Command::new(sim)
+        let child = options
+            .command(sim)
             .arg("--socket")
             .arg(&socket)
             .args(["--personality", personality])
@@ -301,6 +348,33 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn options_become_arguments() {
+        let args = |o: &SimOptions| {
+            let c = o.command(Path::new("/b/mlx5-sim"));
+            std::iter::once(c.get_program())
+                .chain(c.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(args(&SimOptions::default()), "/b/mlx5-sim");
+        let o = SimOptions {
+            wire: Some("tap:cxt0".into()),
+            pcap: Some("/tmp/w.pcap".into()),
+            netns: Some("cxos-run-1-0".into()),
+        };
+        assert_eq!(
+            args(&o),
+            "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap"
+        );
+        let o = SimOptions {
+            wire: Some("unix:/tmp/x/wire.sock".into()),
+            ..SimOptions::default()
+        };
+        assert_eq!(args(&o), "/b/mlx5-sim --wire unix:/tmp/x/wire.sock");
     }
 
     #[test]

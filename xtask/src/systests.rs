@@ -61,6 +61,7 @@ pub fn all() -> Vec<SystemTest> {
     ];
     tests.extend(crate::systests_sim::all());
     tests.extend(crate::systests_attach::all());
+    tests.extend(crate::systests_net::all());
     tests
 }
 
@@ -568,6 +569,15 @@ mod tests {
             ("detach", "attach-detach-cycles"),
             ("attach", "attach-detach-cycles"),
             ("reboot", "attach-reboot"),
+            ("rings", "net-port-rings-stats"),
+            ("stats", "net-port-rings-stats"),
+            ("ifconfig", "net-shell-commands"),
+            ("ip", "net-shell-commands"),
+            ("ping", "net-shell-commands"),
+            ("serve", "net-two-vms"),
+            ("l2recv", "net-two-vms"),
+            ("l2send", "net-two-vms"),
+            ("iperf3", "net-two-vms"),
         ];
         for (command, name) in typed_by {
             assert!(

@@ -66,20 +66,20 @@ pub fn all() -> Vec<SystemTest> {
 }
 
 /// A kernel at its shell prompt with the model attached.
-struct Shell {
-    session: Session,
+pub(crate) struct Shell {
+    pub(crate) session: Session,
     /// Offset just past the latest prompt.
-    ready: usize,
+    pub(crate) ready: usize,
 }
 
 impl Shell {
-    fn start(mut session: Session) -> Result<Self, String> {
+    pub(crate) fn start(mut session: Session) -> Result<Self, String> {
         let ready = session.expect(PROMPT)?;
         Ok(Self { session, ready })
     }
 
     /// Types `command`; returns the answer up to the next prompt.
-    fn ask(&mut self, command: &str) -> Result<String, String> {
+    pub(crate) fn ask(&mut self, command: &str) -> Result<String, String> {
         self.session.send_line(command)?;
         let end = self.session.expect_from(self.ready, PROMPT)?;
         let answer = self.session.serial()[self.ready..end - PROMPT.len()].to_string();
@@ -91,7 +91,7 @@ impl Shell {
     /// the last prompt (what the kernel prints on its own between
     /// commands, possibly right after the prompt); log lines, which start
     /// with a timestamp, do not match. Returns the line.
-    fn wait_for_line(&mut self, prefix: &str) -> Result<String, String> {
+    pub(crate) fn wait_for_line(&mut self, prefix: &str) -> Result<String, String> {
         let mut from = self.ready;
         loop {
             let start = self.session.expect_from(from, prefix)? - prefix.len();
@@ -104,7 +104,7 @@ impl Shell {
         }
     }
 
-    fn poweroff(mut self, sim: &mut SimDevice) -> Result<(), String> {
+    pub(crate) fn poweroff(mut self, sim: &mut SimDevice) -> Result<(), String> {
         self.session.send_line("poweroff")?;
         let status = self.session.wait_exit()?;
         expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
@@ -113,7 +113,7 @@ impl Shell {
 }
 
 /// The first console line (not a log line) starting with `prefix`.
-fn plain_line<'a>(text: &'a str, prefix: &str) -> Result<&'a str, String> {
+pub(crate) fn plain_line<'a>(text: &'a str, prefix: &str) -> Result<&'a str, String> {
     text.lines()
         .find(|l| l.starts_with(prefix))
         .ok_or_else(|| format!("no line starting with {prefix:?} in:\n{text}"))
@@ -168,7 +168,7 @@ fn attach_times(text: &str) -> Option<(u64, u64)> {
 }
 
 /// `msix 01:00.0 entry <i> vector <v> (<eqs>): <count>` lines: (entry, count).
-fn msix_counts(text: &str, pci: &str) -> Vec<(u16, u64)> {
+pub(crate) fn msix_counts(text: &str, pci: &str) -> Vec<(u16, u64)> {
     text.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix(&format!("msix {pci} entry "))?;
@@ -191,7 +191,7 @@ fn part_of(
 }
 
 /// Starts the model and boots the kernel (PVH, `cmdline`) to its prompt.
-fn boot(
+pub(crate) fn boot(
     ctx: &Context,
     test: &SystemTest,
     personality: &str,
@@ -356,7 +356,7 @@ fn events(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// `detach 01:00.0` in the shell reports nothing lost, and the model agrees
 /// (see [`expect_model_clean`]).
-fn detach_clean(shell: &mut Shell, sim: &SimDevice) -> Result<(), String> {
+pub(crate) fn detach_clean(shell: &mut Shell, sim: &SimDevice) -> Result<(), String> {
     let answer = shell.ask(&format!("detach {PCI}"))?;
     plain_line(
         &answer,
@@ -366,7 +366,7 @@ fn detach_clean(shell: &mut Shell, sim: &SimDevice) -> Result<(), String> {
 }
 
 /// The model holds no page and its sanitizer recorded no violation.
-fn expect_model_clean(sim: &SimDevice) -> Result<(), String> {
+pub(crate) fn expect_model_clean(sim: &SimDevice) -> Result<(), String> {
     expect_reply(&sim.ask_ok("pages")?, "ok 0 pages held")?;
     expect_reply(&sim.ask_ok("sanitizer")?, "ok 0 violations")
 }

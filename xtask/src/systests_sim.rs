@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::console::{self, PciLine};
+use crate::netns::{Capture, PeerConfig, PeerError, PeerNetwork};
 use crate::qemu::{Boot, Machine, Qemu, Verdict};
 use crate::session::Session;
 use crate::sim_device::{SimDevice, stat};
@@ -52,6 +53,7 @@ pub fn all() -> Vec<SystemTest> {
         t("sim-control-socket", sim_control),
         t("sim-guest-reset", sim_reset),
         t("sim-run", sim_run),
+        t("sim-wire-tap-peer-network", sim_wire_tap),
     ]
 }
 
@@ -309,11 +311,23 @@ fn sim_run(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         run: crate::run::RunArgs,
     }
     let setup = setup(ctx)?;
-    let args = Cli::try_parse_from(["run", "--sim", "--personality", "cx4lx"])
-        .map_err(|e| e.to_string())?
-        .run;
     let log = ctx.log_path(test);
     let sim_log = log.with_extension("sim.log");
+    let pcap = log.with_extension("pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let pcap_arg = pcap.to_string_lossy().into_owned();
+    let args = Cli::try_parse_from([
+        "run",
+        "--sim",
+        "--personality",
+        "cx4lx",
+        "--wire",
+        "none",
+        "--pcap",
+        &pcap_arg,
+    ])
+    .map_err(|e| e.to_string())?
+    .run;
     let mut out = Vec::new();
     let console = crate::run::Console::Log {
         path: &log,
@@ -339,7 +353,14 @@ fn sim_run(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     crate::systests::expect_line(&text, "mlx5 01:00.0: ConnectX-4 Lx fw")?;
     check_function(&text, "1015")?;
     console::check_selftest(&text, &["mlx5"], &[])?;
+    // --pcap reached the model: a capture file with the libpcap header
+    // (magic a1b2c3d4 in the host's order, LINKTYPE_ETHERNET).
+    let bytes = std::fs::read(&pcap).map_err(|e| format!("no capture {}: {e}", pcap.display()))?;
+    if bytes.len() < 24 || bytes[..4] != 0xa1b2_c3d4u32.to_ne_bytes() || bytes[20] != 1 {
+        return Err(format!("{} is not a pcap file", pcap.display()));
+    }
     for want in [
+        "xtask: mlx5-sim wire: none",
         "xtask: pass (QEMU exit status 33)",
         "xtask: mlx5-sim sanitizer: ok 0 violations",
         "xtask: mlx5-sim exited cleanly",
@@ -350,6 +371,104 @@ fn sim_run(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     if code != 0 {
         return Err(format!("run --sim exited {code}, not 0:\n{report}"));
+    }
+    Ok(())
+}
+
+/// The peer network of issue 9 with the model on its TAP: `mlx5-sim` runs
+/// in the namespace with `--wire tap:cxsim0 --pcap`, the kernel attaches
+/// the adapter, a ping from the namespace broadcasts an ARP request that
+/// reaches the model's port (control socket counters, the model's capture)
+/// and the namespace's own capture (dumpcap, read with tshark) sees it
+/// leave. Root only (skipped with the reason otherwise); the namespace is
+/// gone afterwards.
+fn sim_wire_tap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let config = PeerConfig {
+        subnet: [10, 34, 0],
+        dhcp_lease_secs: Some(120),
+        ..PeerConfig::new("sim-wire")
+    };
+    let net = match PeerNetwork::create(&config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("system {}: skipped: {why}", test.name);
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let ns_name = net.netns().name().to_string();
+    let addrs = net
+        .netns()
+        .ip(&["addr", "show", "dev", crate::netns::TAP])
+        .map_err(|e| e.to_string())?;
+    if !addrs.contains(&net.host_ip()) || !addrs.contains(&net.host_ip6()) {
+        return Err(format!("the TAP lacks the host addresses: {addrs}"));
+    }
+    let setup = setup(ctx)?;
+    let log = ctx.log_path(test);
+    let sim_log = log.with_extension("sim.log");
+    let model_pcap = log.with_extension("pcap");
+    let mut sim = SimDevice::start_with(
+        &setup.sim,
+        "cx5",
+        test.name,
+        &sim_log,
+        &net.sim_options(Some(model_pcap.clone())),
+    )?;
+    let wire = sim.ask_ok("wire")?;
+    if !wire[0].starts_with("wire tap:cxsim0 connected yes") {
+        return Err(format!("the model is not on the TAP: {wire:?}"));
+    }
+    let machine = machine(ctx, &sim, "");
+    let mut qemu = spawn_qemu(&setup, ctx, test, &machine, &[], false)?;
+    qemu.expect(PROMPT)?;
+    crate::systests::expect_line(qemu.serial(), "mlx5 01:00.0: attached in")?;
+
+    let capture = net.capture("tap").map_err(|e| e.to_string())?;
+    // Nobody answers at .2: the broadcast ARP request is what matters.
+    let _ = net.ping(&net.config().ipv4(2), 1);
+    let file = capture.stop().map_err(|e| e.to_string())?;
+    let seen = Capture::read(
+        &file,
+        "arp.opcode == 1",
+        &["arp.src.proto_ipv4", "arp.dst.proto_ipv4"],
+    )
+    .map_err(|e| e.to_string())?;
+    if !seen
+        .iter()
+        .any(|f| *f == [net.host_ip(), "10.34.0.2".to_string()])
+    {
+        return Err(format!(
+            "the namespace's capture has no ARP request: {seen:?}"
+        ));
+    }
+    let wire = sim.ask_ok("wire")?;
+    let rx = |prefix: &str| {
+        let line = wire.iter().find(|l| l.starts_with(prefix))?;
+        let mut words = line.split_whitespace();
+        words.by_ref().find(|w| *w == "frames")?;
+        words.next()?.parse::<u64>().ok()
+    };
+    if rx("wire rx").unwrap_or(0) == 0 || rx("port rx").unwrap_or(0) == 0 {
+        return Err(format!("nothing from the TAP reached the port: {wire:?}"));
+    }
+    let bytes = std::fs::read(&model_pcap)
+        .map_err(|e| format!("no capture {}: {e}", model_pcap.display()))?;
+    // An ARP request for .2 (ethertype 0806 at 12, opcode 1 at 20, target at 38).
+    let arp = bytes
+        .windows(30)
+        .any(|w| w[..2] == [0x08, 0x06] && w[8..10] == [0, 1] && w[26..30] == [10, 34, 0, 2]);
+    if !arp {
+        return Err("the model's capture has no ARP request".into());
+    }
+
+    qemu.send_line("poweroff")?;
+    let status = qemu.wait_exit()?;
+    expect_verdict(Verdict::from_status(status), Verdict::Pass)?;
+    sim.expect_clean_exit()?;
+    drop(net);
+    if crate::netns::Netns::exists(&ns_name) {
+        return Err(format!("namespace {ns_name} left behind"));
     }
     Ok(())
 }

@@ -143,6 +143,12 @@ fn prepare(ws: &Workspace) -> Result<Context> {
     let mut packages = vec![provision::QEMU, provision::OVMF];
     packages.extend_from_slice(provision::IMAGE_TOOLS);
     provision::ensure(&packages)?;
+    // The peer network of the network tests (namespace, TAP, dnsmasq,
+    // stock ping/iperf3/tshark): installed when we may (root); otherwise
+    // the tests that need them say why they cannot run.
+    if let Err(e) = provision::ensure(provision::NETWORK_TOOLS) {
+        println!("network tools: {e}");
+    }
     let kernel = kernel::build(ws, Profile::Release)?;
     let qemu = Qemu::system()?;
     std::fs::create_dir_all(ws.logs_dir())

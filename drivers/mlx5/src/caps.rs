@@ -111,6 +111,8 @@ pub mod general {
     pub const LOG_MAX_TIS: Field = Field::new(0x6c, 4, 0);
     pub const LOG_MAX_RQT: Field = Field::new(0x70, 20, 16);
     pub const LOG_MAX_RQT_SIZE: Field = Field::new(0x70, 12, 8);
+    pub const LOG_MAX_STRIDE_SZ_RQ: Field = Field::new(0x74, 28, 24);
+    pub const LOG_MIN_STRIDE_SZ_RQ: Field = Field::new(0x74, 20, 16);
     pub const LOG_MAX_CURRENT_MC_LIST: Field = Field::new(0x7c, 12, 8);
     pub const LOG_MAX_CURRENT_UC_LIST: Field = Field::new(0x7c, 4, 0);
     pub const MAX_NUM_EQS: Field = Field::new(0x8c, 15, 0);
@@ -186,6 +188,8 @@ pub struct GeneralCaps {
     pub log_max_tis: u8,
     pub log_max_rqt: u8,
     pub log_max_rqt_size: u8,
+    pub log_max_stride_sz_rq: u8,
+    pub log_min_stride_sz_rq: u8,
     pub log_max_current_uc_list: u8,
     pub log_max_current_mc_list: u8,
     pub log_uar_page_sz: u16,
@@ -227,6 +231,8 @@ impl GeneralCaps {
             log_max_tis: g(LOG_MAX_TIS) as u8,
             log_max_rqt: g(LOG_MAX_RQT) as u8,
             log_max_rqt_size: g(LOG_MAX_RQT_SIZE) as u8,
+            log_max_stride_sz_rq: g(LOG_MAX_STRIDE_SZ_RQ) as u8,
+            log_min_stride_sz_rq: g(LOG_MIN_STRIDE_SZ_RQ) as u8,
             log_max_current_uc_list: g(LOG_MAX_CURRENT_UC_LIST) as u8,
             log_max_current_mc_list: g(LOG_MAX_CURRENT_MC_LIST) as u8,
             log_uar_page_sz: g(LOG_UAR_PAGE_SZ) as u16,
@@ -359,6 +365,8 @@ mod tests {
         c[0x4c..0x50].copy_from_slice(&[0x40, 0x00, 0x00, 0x00]);
         // 0x90: log_uar_page_sz [15:0] = 3.
         c[0x90..0x94].copy_from_slice(&[0x00, 0x00, 0x00, 0x03]);
+        // 0x74: log_max_stride_sz_rq [28:24] = 13, log_min [20:16] = 6.
+        c[0x74..0x78].copy_from_slice(&[0x0d, 0x06, 0x00, 0x00]);
         let g = GeneralCaps::parse(&c);
         assert!(g.vport_group_manager && g.nic_flow_table && !g.pcam_reg);
         assert_eq!((g.port_type, g.num_ports, g.cqe_version), (1, 1, 1));
@@ -368,6 +376,7 @@ mod tests {
         assert_eq!((g.log_max_eq_sz, g.log_max_eq), (22, 4));
         assert_eq!(g.max_eqs(), 16);
         assert_eq!(g.log_uar_page_sz, 3);
+        assert_eq!((g.log_max_stride_sz_rq, g.log_min_stride_sz_rq), (13, 6));
 
         let set = general_caps_to_set(&c);
         // Only cmdif_checksum and log_uar_page_sz change.

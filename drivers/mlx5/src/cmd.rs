@@ -94,6 +94,11 @@ pub mod op {
     pub const DESTROY_FLOW_GROUP: u16 = 0x934;
     pub const SET_FLOW_TABLE_ENTRY: u16 = 0x936;
     pub const DELETE_FLOW_TABLE_ENTRY: u16 = 0x938;
+    pub const ALLOC_FLOW_COUNTER: u16 = 0x939;
+    pub const DEALLOC_FLOW_COUNTER: u16 = 0x93a;
+    pub const QUERY_FLOW_COUNTER: u16 = 0x93b;
+    pub const CREATE_RQT: u16 = 0x916;
+    pub const DESTROY_RQT: u16 = 0x918;
 }
 
 /// The command's name for traces and messages.
@@ -148,6 +153,11 @@ pub fn opcode_name(opcode: u16) -> &'static str {
         op::DESTROY_FLOW_GROUP => "DESTROY_FLOW_GROUP",
         op::SET_FLOW_TABLE_ENTRY => "SET_FLOW_TABLE_ENTRY",
         op::DELETE_FLOW_TABLE_ENTRY => "DELETE_FLOW_TABLE_ENTRY",
+        op::ALLOC_FLOW_COUNTER => "ALLOC_FLOW_COUNTER",
+        op::DEALLOC_FLOW_COUNTER => "DEALLOC_FLOW_COUNTER",
+        op::QUERY_FLOW_COUNTER => "QUERY_FLOW_COUNTER",
+        op::CREATE_RQT => "CREATE_RQT",
+        op::DESTROY_RQT => "DESTROY_RQT",
         _ => "UNKNOWN_COMMAND",
     }
 }

@@ -59,8 +59,14 @@ const _: () = assert!(IN_CQC + cqc::LEN <= IN_PAS);
 
 /// CQE layout (`struct mlx5_cqe64` / `struct mlx5_err_cqe`).
 pub mod cqe {
+    /// wqe_id (be16): a striding RQ's WQE index.
+    pub const WQE_ID: usize = 0x02;
     pub const RSS_HASH: usize = 0x0c;
     pub const CHECK_SUM: usize = 0x14;
+    /// hds_ip_ext: `CQE_L2_OK` 1, `CQE_L3_OK` 2, `CQE_L4_OK` 4.
+    pub const HDS_IP_EXT: usize = 0x1c;
+    pub const L3_OK: u8 = 1 << 1;
+    pub const L4_OK: u8 = 1 << 2;
     pub const L4_L3_HDR_TYPE: usize = 0x1d;
     pub const VLAN_INFO: usize = 0x1e;
     pub const BYTE_CNT: usize = 0x2c;
@@ -113,6 +119,9 @@ pub mod syndrome {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Cqe {
     pub opcode: u8,
+    /// Striding RQ: the WQE; `wqe_counter` is then the first stride
+    /// (read for responder CQEs only).
+    pub wqe_id: u16,
     pub wqe_counter: u16,
     pub byte_cnt: u32,
     /// SQN or RQN (`[23:0]` of 0x38).
@@ -121,6 +130,7 @@ pub struct Cqe {
     pub vlan_info: u16,
     pub check_sum: u16,
     pub rss_hash: u32,
+    pub hds_ip_ext: u8,
     /// Error CQEs only.
     pub syndrome: u8,
     pub vendor_syndrome: u8,
@@ -139,6 +149,11 @@ impl Cqe {
         let err = matches!(opcode, opcode::REQ_ERR | opcode::RESP_ERR);
         Cqe {
             opcode,
+            wqe_id: if opcode == opcode::RESP_SEND {
+                be16(cqe::WQE_ID)
+            } else {
+                0
+            },
             wqe_counter: be16(cqe::WQE_COUNTER),
             byte_cnt: be32(cqe::BYTE_CNT),
             qpn: be32(cqe::QPN) & 0x00ff_ffff,
@@ -146,6 +161,7 @@ impl Cqe {
             vlan_info: be16(cqe::VLAN_INFO),
             check_sum: be16(cqe::CHECK_SUM),
             rss_hash: be32(cqe::RSS_HASH),
+            hds_ip_ext: b[cqe::HDS_IP_EXT],
             syndrome: if err { b[cqe::SYNDROME] } else { 0 },
             vendor_syndrome: if err { b[cqe::VENDOR_ERR_SYND] } else { 0 },
         }
@@ -361,6 +377,11 @@ impl<D: DmaRegion> Cq<D> {
         };
         let c = Cqe {
             opcode,
+            wqe_id: if opcode == opcode::RESP_SEND {
+                m.read_be32(off) as u16
+            } else {
+                0
+            },
             wqe_counter: (last >> 16) as u16,
             byte_cnt: m.read_be32(off + cqe::BYTE_CNT),
             qpn: m.read_be32(off + cqe::QPN) & 0x00ff_ffff,
@@ -368,6 +389,7 @@ impl<D: DmaRegion> Cq<D> {
             vlan_info: hdr as u16,
             check_sum: (csum >> 16) as u16,
             rss_hash: m.read_be32(off + cqe::RSS_HASH),
+            hds_ip_ext: (hdr >> 24) as u8,
             syndrome,
             vendor_syndrome,
         };

@@ -1,10 +1,15 @@
 //! The Ethernet data path of one port: a transmit CQ and SQ (through a
-//! TIS), a receive CQ and cyclic RQ (behind a direct TIR), a Q counter,
-//! and the root NIC_RX flow table steering the port's MAC and broadcast
-//! to that TIR. [`EthPort`] owns the adapter (any [`Control`]) and
-//! implements [`cxos_drivers::NetDevice`] for it.
+//! TIS; MTU buffers plus a few 64 KiB LSO buffers), one or more receive
+//! queues (a CQ and an RQ each, striding where the part has it, cyclic
+//! elsewhere) behind a direct TIR or, with RSS, an RQT, indirect TIRs
+//! per traffic type and a traffic-type flow table, a Q counter, and the
+//! port's steering ([`PortSteering`]: its MAC and broadcast, multicast
+//! addresses, VNIC rules, promiscuous / all-multicast modes).
+//! [`EthPort`] owns the adapter (any [`Control`]) and implements
+//! [`cxos_drivers::NetDevice`] for it, offloads included
+//! ([`EthPort::offloads`]).
 //!
-//! Fast path ([`EthPort::transmit`], [`EthPort::receive`],
+//! Fast path ([`EthPort::transmit`], [`EthPort::transmit_with`], [`EthPort::receive`],
 //! [`EthPort::poll`], [`EthPort::flush`]): no heap allocation (the free
 //! transmit buffer stack is allocated at open with its full capacity), no
 //! lock, and MMIO only for the one send doorbell per batch and CQ re-arms
@@ -21,7 +26,8 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
 use cxos_drivers::{
-    DmaRegion, LinkState, NetDevice, NetStats, Offloads, Platform, RxMeta, TxError,
+    DmaRegion, FilterError, L3Proto, L4Proto, LinkState, NetDevice, NetStats, Offloads, Platform,
+    RxMeta, TxError, TxMeta,
 };
 
 use crate::adapter::Adapter;
@@ -29,12 +35,16 @@ use crate::cmd::Exec;
 use crate::cq::{self, Cq, Cqe, Cqn};
 use crate::eq::Eqn;
 use crate::error::{CmdError, Error};
-use crate::flow::{BROADCAST, Destination, FlowError, MacSteering};
+use crate::flow::{BROADCAST, Destination, FlowError};
+use crate::flow_counter::Traffic;
 use crate::pd::{Lkey, Pd, Tdn};
 use crate::q_counter::{self, AllocQCounter, QCounterId, QueryQCounter};
-use crate::rq::{self, CreateRq, ModifyRq, QueryRq, Rq, Rqn, RxError};
-use crate::sq::{self, CreateSq, ModifySq, QuerySq, Sq, Sqn};
-use crate::tir::{self, CreateTirDirect, Tirn};
+use crate::rq::{self, CreateRq, ModifyRq, QueryRq, Rq, RqKind, Rqn, RxError};
+use crate::rqt::{self, CreateRqt, Rqtn};
+use crate::sq::{self, CreateSq, ModifySq, QuerySq, Sq, Sqn, TxOpts};
+use crate::steering::{PortSteering, SteeringConfig};
+use crate::steering::{RssTirs, TrafficTable};
+use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic, Tirn};
 use crate::tis::{self, CreateTis, Tisn};
 use crate::uar::Uar;
 use crate::vport::Mac;
@@ -54,6 +64,15 @@ pub trait Control: Exec {
     fn retire(&mut self, mem: <Self::P as Platform>::Dma);
     /// Link state as last read from the port registers.
     fn link(&self) -> LinkState;
+    /// Completion EQs there are, and the number of the one at `index`
+    /// (receive queues spread over them).
+    fn comp_eq_count(&self) -> usize {
+        1
+    }
+    fn comp_eqn(&self, index: usize) -> Option<Eqn> {
+        let _ = index;
+        None
+    }
 }
 
 impl<P: Platform> Control for Adapter<P> {
@@ -66,6 +85,12 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn retire(&mut self, mem: P::Dma) {
         Adapter::retire(self, mem)
+    }
+    fn comp_eq_count(&self) -> usize {
+        self.comp_eqs().len()
+    }
+    fn comp_eqn(&self, index: usize) -> Option<Eqn> {
+        self.comp_eqs().get(index).map(|e| e.0)
     }
     fn link(&self) -> LinkState {
         LinkState {
@@ -93,6 +118,41 @@ pub struct Resources {
     pub eq_index: usize,
     pub inline: InlineMode,
     pub mac: Mac,
+    /// What the part offers the data path.
+    pub caps: PortCaps,
+}
+
+/// Data path capabilities of the part (`per_protocol_networking_offload_caps`
+/// and `cmd_hca_cap`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct PortCaps {
+    /// `csum_cap`: transmit checksum insertion, receive verification.
+    pub csum: bool,
+    /// `vlan_cap`: receive VLAN stripping.
+    pub vlan_strip: bool,
+    /// `wqe_vlan_insert`: the Ethernet segment's `insert`.
+    pub vlan_insert: bool,
+    /// `max_lso_cap`: log2 of the largest LSO message (0: none).
+    pub log_max_lso: u8,
+    /// `striding_rq` and the stride sizes it takes (log2 bytes).
+    pub striding_rq: bool,
+    pub log_min_stride: u8,
+    pub log_max_stride: u8,
+}
+
+impl PortCaps {
+    pub fn of(c: &crate::caps::Caps) -> PortCaps {
+        let on = c.general.eth_net_offloads;
+        PortCaps {
+            csum: on && c.eth.csum,
+            vlan_strip: on && c.eth.vlan,
+            vlan_insert: on && c.eth.wqe_vlan_insert,
+            log_max_lso: if on { c.eth.max_lso } else { 0 },
+            striding_rq: c.general.striding_rq,
+            log_min_stride: c.general.log_min_stride_sz_rq,
+            log_max_stride: c.general.log_max_stride_sz_rq,
+        }
+    }
 }
 
 impl Resources {
@@ -112,6 +172,7 @@ impl Resources {
             eq_index: 0,
             inline,
             mac: a.mac(),
+            caps: PortCaps::of(a.caps()),
         })
     }
 }
@@ -130,8 +191,35 @@ pub struct EthConfig {
     pub cq_every: u16,
     /// Interrupt-driven (CQs armed, completion EQ consumed) or polled.
     pub interrupts: bool,
-    /// log2 of the root flow table size.
+    /// log2 of the root flow table size (2^n - 2 MACs: the port's,
+    /// broadcast, multicast groups, VNICs).
     pub flow_log_size: u8,
+    /// log2 of each per-MAC VLAN table's size (2^n - 1 VLANs per MAC).
+    pub vlan_log_size: u8,
+    /// Strip VLAN tags on receive into [`RxMeta::vlan`] (when the part
+    /// can); off: tagged frames arrive as they were on the wire.
+    pub vlan_strip: bool,
+    /// 64 KiB transmit buffers for LSO frames (0: no LSO).
+    pub lso_bufs: u8,
+    /// Receive queues (each with its own CQ, spread over the completion
+    /// EQs); more than one spreads flows by RSS (rounded down to a power
+    /// of two).
+    pub rss_queues: u8,
+    /// The Toeplitz key of the RSS TIRs.
+    pub rss_key: [u8; 40],
+    /// Cyclic or striding (multi-packet) receive queues.
+    pub rq_kind: RqChoice,
+}
+
+/// Which receive queue kind [`EthPort::open`] creates.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum RqChoice {
+    /// Striding where the part has it (`striding_rq`), cyclic elsewhere.
+    #[default]
+    Auto,
+    Cyclic,
+    /// Striding, or the open fails on a part without it.
+    Striding,
 }
 
 impl Default for EthConfig {
@@ -142,13 +230,24 @@ impl Default for EthConfig {
             log_rq: 9,
             cq_every: 32,
             interrupts: true,
-            flow_log_size: 4,
+            flow_log_size: 6,
+            vlan_log_size: 4,
+            vlan_strip: false,
+            lso_bufs: 4,
+            rss_queues: 1,
+            rss_key: crate::rss::DEFAULT_KEY,
+            rq_kind: RqChoice::Auto,
         }
     }
 }
 
 /// Ethernet header plus one VLAN tag.
 pub const L2_OVERHEAD: usize = 18;
+/// One LSO transmit buffer: the largest LSO frame, 64-byte aligned.
+pub const LSO_BUF_SIZE: usize = sq::MAX_LSO_FRAME.div_ceil(64) * 64;
+/// Header room kept out of the LSO payload limit (any Ethernet + IP + TCP
+/// headers fit).
+pub const LSO_HEADROOM: usize = 256;
 
 /// Which queue a fault hit.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -231,6 +330,11 @@ pub struct EthStats {
     /// Q counter `out_of_buffer` at the last [`EthPort::refresh_counters`].
     pub rx_no_buffer: u64,
     pub tx_busy: u64,
+    /// Receive frames the device verified every checksum of / found a bad
+    /// checksum in / stripped a VLAN tag from.
+    pub rx_csum_ok: u64,
+    pub rx_csum_bad: u64,
+    pub rx_vlan_stripped: u64,
 }
 
 /// Everything the data path created, each present once created: open
@@ -239,13 +343,20 @@ pub struct EthStats {
 struct Parts<D: DmaRegion> {
     qc: Option<QCounterId>,
     tx_cq: Option<Cq<D>>,
-    rx_cq: Option<Cq<D>>,
     tis: Option<Tisn>,
     sq: Option<Sq<D>>,
     tx_bufs: Option<D>,
-    rq: Option<Rq<D>>,
+    lso_bufs: Option<D>,
+    /// Receive queues: CQ first, RQ once created.
+    rx: Vec<RxQueue<D>>,
+    /// Direct TIR to receive queue 0 (everything without RSS; non-IP
+    /// traffic with it).
     tir: Option<Tirn>,
-    steering: Option<MacSteering>,
+    rqt: Option<Rqtn>,
+    /// Indirect TIRs, with RSS.
+    rss: Vec<Tirn>,
+    traffic: Option<TrafficTable>,
+    steering: Option<PortSteering>,
 }
 
 impl<D: DmaRegion> Default for Parts<D> {
@@ -253,15 +364,37 @@ impl<D: DmaRegion> Default for Parts<D> {
         Self {
             qc: None,
             tx_cq: None,
-            rx_cq: None,
             tis: None,
             sq: None,
             tx_bufs: None,
-            rq: None,
+            lso_bufs: None,
+            rx: Vec::new(),
             tir: None,
+            rqt: None,
+            rss: Vec::new(),
+            traffic: None,
             steering: None,
         }
     }
+}
+
+/// Receive queue sizes ([`EthPort::rx_geometry`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct RxGeometry {
+    kind: RqKind,
+    log_wqes: u8,
+    buf_size: usize,
+    cq_log: u8,
+}
+
+/// One receive queue: its CQ, its RQ, and receive buffers recycled since
+/// the last doorbell-record update.
+struct RxQueue<D: DmaRegion> {
+    cq: Cq<D>,
+    rq: Option<Rq<D>>,
+    uncommitted: usize,
+    /// The completion EQ reported this CQ since the last re-arm.
+    event: bool,
 }
 
 /// What closing the data path did.
@@ -278,10 +411,15 @@ pub struct EthPort<C: Control> {
     cfg: EthConfig,
     parts: Parts<Dma<C>>,
     tx_buf_size: usize,
-    /// Free transmit buffer ids (capacity fixed at open).
+    /// Free transmit buffer ids (capacity fixed at open): ids below
+    /// `n_tx` are MTU buffers, the rest LSO buffers.
     tx_free: Vec<u32>,
-    /// Receive buffers recycled since the last commit.
-    rx_uncommitted: usize,
+    lso_free: Vec<u32>,
+    n_tx: u32,
+    /// Receive queue to look at first (round robin).
+    rx_next: usize,
+    /// Completion EQ indexes the port's CQs use (interrupt mode).
+    eq_indexes: Vec<usize>,
     stats: EthStats,
     last_fault: Option<QueueFault>,
 }
@@ -321,7 +459,10 @@ impl<C: Control> EthPort<C> {
             parts: Parts::default(),
             tx_buf_size: frame.div_ceil(64) * 64,
             tx_free: Vec::new(),
-            rx_uncommitted: 0,
+            lso_free: Vec::new(),
+            n_tx: 0,
+            rx_next: 0,
+            eq_indexes: Vec::new(),
             stats: EthStats::default(),
             last_fault: None,
         };
@@ -365,18 +506,46 @@ impl<C: Control> EthPort<C> {
         let qc = self.ctl.exec(&AllocQCounter)?;
         self.parts.qc = Some(qc);
 
-        // As many CQEs as WQEs: a CQ never overflows.
-        for rx in [false, true] {
-            let log = if rx { cfg.log_rq } else { cfg.log_sq };
+        // As many CQEs as WQEs: a CQ never overflows. Receive queue i
+        // completes on completion EQ i mod the EQ count.
+        let n_rx = self.rx_queue_target();
+        let n_eqs = self.ctl.comp_eq_count().max(1);
+        self.parts.rx = Vec::with_capacity(n_rx);
+        self.eq_indexes = Vec::with_capacity(n_eqs.min(n_rx) + 1);
+        self.eq_indexes.push(r.eq_index);
+        for i in 0..=n_rx {
+            let rx = i > 0;
+            let log = if rx {
+                self.rx_geometry().cq_log
+            } else {
+                cfg.log_sq
+            };
+            let (eq_index, eqn) = if rx && n_rx > 1 {
+                let k = (i - 1) % n_eqs;
+                match self.ctl.comp_eqn(k) {
+                    Some(e) => (k, e),
+                    None => (r.eq_index, r.eqn),
+                }
+            } else {
+                (r.eq_index, r.eqn)
+            };
+            if !self.eq_indexes.contains(&eq_index) {
+                self.eq_indexes.push(eq_index);
+            }
             let ring = cq::alloc_ring(self.ctl.platform(), log)?;
-            let cmd = Cq::create_cmd(&ring, log, r.uar, r.eqn);
+            let cmd = Cq::create_cmd(&ring, log, r.uar, eqn);
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
-            let cq = Cq::new(cqn, r.eqn, ring, log, r.uar);
+            let cq = Cq::new(cqn, eqn, ring, log, r.uar);
             if rx {
-                self.parts.rx_cq = Some(cq);
+                self.parts.rx.push(RxQueue {
+                    cq,
+                    rq: None,
+                    uncommitted: 0,
+                    event: false,
+                });
             } else {
                 self.parts.tx_cq = Some(cq);
             }
@@ -423,36 +592,107 @@ impl<C: Control> EthPort<C> {
         })?;
         self.tx_free = Vec::with_capacity(n_tx);
         self.tx_free.extend((0..n_tx as u32).rev());
+        self.n_tx = n_tx as u32;
+        if self.lso_max() > 0 {
+            let n = cfg.lso_bufs as usize;
+            self.parts.lso_bufs = Some(self.ctl.platform().dma_alloc(n * LSO_BUF_SIZE)?);
+            self.lso_free = Vec::with_capacity(n);
+            self.lso_free.extend((0..n as u32).rev());
+        }
 
-        let (ring, bufs, buf_size) =
-            Rq::alloc(self.ctl.platform(), cfg.log_rq, cfg.mtu + L2_OVERHEAD)?;
-        let rx_cqn = self.parts.rx_cq.as_ref().map(|c| c.cqn).unwrap_or(Cqn(0));
-        let cmd = CreateRq {
-            cqn: rx_cqn,
-            pd: r.pd,
-            dbr_addr: ring.dbr_addr(),
-            log_size: cfg.log_rq,
-            counter_set_id: qc.0,
-            pages: ring.pages(),
-        };
-        let rqn = match self.ctl.exec(&cmd) {
-            Ok(q) => q,
-            Err(e) => return Err(self.failed_create(e, [ring.mem, bufs])),
-        };
-        // Every WQE written and posted before the RQ becomes ready.
-        self.parts.rq = Some(Rq::new(rqn, ring, bufs, buf_size, cfg.log_rq, r.lkey));
-        self.ctl.exec(&ModifyRq {
-            rqn,
-            from: QueueState::Rst,
-            to: QueueState::Rdy,
+        let mut rqns = Vec::with_capacity(n_rx);
+        let geo = self.rx_geometry();
+        if geo.kind == RqKind::Cyclic && cfg.rq_kind == RqChoice::Striding {
+            return Err(Error::Device("striding RQ asked for on a part without it"));
+        }
+        for i in 0..n_rx {
+            let (ring, bufs, buf_size) =
+                Rq::alloc(self.ctl.platform(), geo.log_wqes, geo.buf_size)?;
+            let cmd = CreateRq {
+                cqn: self.parts.rx[i].cq.cqn,
+                pd: r.pd,
+                dbr_addr: ring.dbr_addr(),
+                log_size: geo.log_wqes,
+                counter_set_id: qc.0,
+                vlan_strip: self.vlan_strip(),
+                kind: geo.kind,
+                pages: ring.pages(),
+            };
+            let rqn = match self.ctl.exec(&cmd) {
+                Ok(q) => q,
+                Err(e) => return Err(self.failed_create(e, [ring.mem, bufs])),
+            };
+            // Every WQE written and posted before the RQ becomes ready.
+            let mut rq = Rq::new(rqn, ring, bufs, buf_size, geo.log_wqes, r.lkey);
+            if let RqKind::Striding {
+                log_strides,
+                log_stride,
+            } = geo.kind
+            {
+                rq = rq.striding(log_strides, log_stride);
+            }
+            self.parts.rx[i].rq = Some(rq);
+            self.ctl.exec(&ModifyRq {
+                rqn,
+                from: QueueState::Rst,
+                to: QueueState::Rdy,
+            })?;
+            rqns.push(rqn);
+        }
+
+        let tir = self.ctl.exec(&CreateTirDirect {
+            rqn: rqns[0],
+            td: r.td,
         })?;
-
-        let tir = self.ctl.exec(&CreateTirDirect { rqn, td: r.td })?;
         self.parts.tir = Some(tir);
+        let mut to = Destination::Tir(tir);
+        if n_rx > 1 {
+            let rqt = self.ctl.exec(&CreateRqt { rqns })?;
+            self.parts.rqt = Some(rqt);
+            let mut tirs = [tir; 6];
+            for (k, (ipv6, udp)) in [
+                (false, Some(false)),
+                (false, Some(true)),
+                (true, Some(false)),
+                (true, Some(true)),
+                (false, None),
+                (true, None),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let t = self.ctl.exec(&CreateTirIndirect {
+                    rqt,
+                    td: r.td,
+                    key: cfg.rss_key,
+                    traffic: HashedTraffic { ipv6, udp },
+                })?;
+                self.parts.rss.push(t);
+                tirs[k] = t;
+            }
+            let tt = TrafficTable::create(
+                &mut self.ctl,
+                &RssTirs {
+                    ipv4_tcp: tirs[0],
+                    ipv4_udp: tirs[1],
+                    ipv6_tcp: tirs[2],
+                    ipv6_udp: tirs[3],
+                    ipv4: tirs[4],
+                    ipv6: tirs[5],
+                    other: tir,
+                },
+            )?;
+            to = Destination::Table(tt.table);
+            self.parts.traffic = Some(tt);
+        }
 
-        let mut steering = MacSteering::create(&mut self.ctl, cfg.flow_log_size)?;
+        let scfg = SteeringConfig {
+            log_root: cfg.flow_log_size,
+            log_vlan: cfg.vlan_log_size,
+        };
+        let mut steering = PortSteering::create(&mut self.ctl, scfg)?;
         for mac in [r.mac, BROADCAST] {
-            if let Err(e) = steering.add(&mut self.ctl, mac, Destination::Tir(tir)) {
+            if let Err(e) = steering.add_rule(&mut self.ctl, mac, None, to) {
                 let _ = steering.destroy(&mut self.ctl);
                 return Err(match e {
                     FlowError::Command(c) => c.into(),
@@ -464,11 +704,11 @@ impl<C: Control> EthPort<C> {
 
         if cfg.interrupts {
             let p = self.ctl.platform();
-            for cq in [self.parts.tx_cq.as_mut(), self.parts.rx_cq.as_mut()]
-                .into_iter()
-                .flatten()
-            {
+            if let Some(cq) = self.parts.tx_cq.as_mut() {
                 cq.arm(p);
+            }
+            for q in self.parts.rx.iter_mut() {
+                q.cq.arm(p);
             }
         }
         Ok(())
@@ -492,16 +732,30 @@ impl<C: Control> EthPort<C> {
             let r = st.destroy(&mut self.ctl);
             note(&mut rep, r);
         }
+        if let Some(t) = self.parts.traffic.take() {
+            let r = t.destroy(&mut self.ctl);
+            note(&mut rep, r);
+        }
+        while let Some(t) = self.parts.rss.pop() {
+            let r = self.ctl.exec(&tir::destroy_tir(t));
+            note(&mut rep, r);
+        }
         if let Some(t) = self.parts.tir.take() {
             let r = self.ctl.exec(&tir::destroy_tir(t));
             note(&mut rep, r);
         }
-        if let Some(q) = self.parts.rq.take() {
-            let r = self.ctl.exec(&rq::destroy_rq(q.rqn));
-            if !note(&mut rep, r) {
-                let (ring, bufs) = q.into_parts();
-                self.ctl.retire(ring.mem);
-                self.ctl.retire(bufs);
+        if let Some(t) = self.parts.rqt.take() {
+            let r = self.ctl.exec(&rqt::destroy_rqt(t));
+            note(&mut rep, r);
+        }
+        for i in (0..self.parts.rx.len()).rev() {
+            if let Some(q) = self.parts.rx[i].rq.take() {
+                let r = self.ctl.exec(&rq::destroy_rq(q.rqn));
+                if !note(&mut rep, r) {
+                    let (ring, bufs) = q.into_parts();
+                    self.ctl.retire(ring.mem);
+                    self.ctl.retire(bufs);
+                }
             }
         }
         let mut sq_gone = true;
@@ -512,20 +766,26 @@ impl<C: Control> EthPort<C> {
                 self.ctl.retire(q.into_ring().mem);
             }
         }
-        if let Some(b) = self.parts.tx_bufs.take()
-            && !sq_gone
+        for b in [self.parts.tx_bufs.take(), self.parts.lso_bufs.take()]
+            .into_iter()
+            .flatten()
         {
-            self.ctl.retire(b);
+            if !sq_gone {
+                self.ctl.retire(b);
+            }
         }
         self.tx_free.clear();
+        self.lso_free.clear();
         if let Some(t) = self.parts.tis.take() {
             let r = self.ctl.exec(&tis::destroy_tis(t));
             note(&mut rep, r);
         }
-        for cq in [self.parts.rx_cq.take(), self.parts.tx_cq.take()]
-            .into_iter()
-            .flatten()
-        {
+        let mut cqs: Vec<Cq<Dma<C>>> = Vec::new();
+        while let Some(q) = self.parts.rx.pop() {
+            cqs.push(q.cq);
+        }
+        cqs.extend(self.parts.tx_cq.take());
+        for cq in cqs {
             let r = self.ctl.exec(&cq::destroy_cq(cq.cqn));
             if !note(&mut rep, r) {
                 self.ctl.retire(cq.into_ring().mem);
@@ -572,29 +832,150 @@ impl<C: Control> EthPort<C> {
         self.parts.sq.as_ref()
     }
 
+    /// Receive queue 0's RQ.
     pub fn rq(&self) -> Option<&Rq<Dma<C>>> {
-        self.parts.rq.as_ref()
+        self.rq_at(0)
+    }
+
+    pub fn rq_at(&self, i: usize) -> Option<&Rq<Dma<C>>> {
+        self.parts.rx.get(i).and_then(|q| q.rq.as_ref())
+    }
+
+    pub fn rx_cq_at(&self, i: usize) -> Option<&Cq<Dma<C>>> {
+        self.parts.rx.get(i).map(|q| &q.cq)
+    }
+
+    /// Receive queues (RSS spreads over them).
+    pub fn rx_queues(&self) -> usize {
+        self.parts.rx.len()
+    }
+
+    /// The receive queues' kind and sizes. Cyclic: 2^log_rq buffers of
+    /// MTU + 18 bytes, a CQE per buffer. Striding: WQEs of 512 strides of
+    /// 64 bytes (or the part's smallest stride), as many as take about the
+    /// cyclic ring's memory (at least 4), a CQE per stride.
+    fn rx_geometry(&self) -> RxGeometry {
+        let cfg = self.cfg;
+        let c = self.res.caps;
+        let frame = cfg.mtu + L2_OVERHEAD;
+        let striding = match cfg.rq_kind {
+            RqChoice::Cyclic => false,
+            RqChoice::Auto | RqChoice::Striding => c.striding_rq,
+        };
+        let log_stride = c.log_min_stride.max(crate::wq::LOG_STRIDE_SZ_BASE);
+        let log_strides = crate::wq::LOG_NUM_STRIDES_BASE;
+        let wqe = 1usize << (log_strides + log_stride);
+        if !striding || frame > wqe || (c.log_max_stride != 0 && log_stride > c.log_max_stride) {
+            return RxGeometry {
+                kind: RqKind::Cyclic,
+                log_wqes: cfg.log_rq,
+                buf_size: frame,
+                cq_log: cfg.log_rq,
+            };
+        }
+        let cyclic_bytes = (frame.div_ceil(64) * 64) << cfg.log_rq;
+        let log_wqes = (cyclic_bytes / wqe).max(4).ilog2() as u8;
+        RxGeometry {
+            kind: RqKind::Striding {
+                log_strides,
+                log_stride,
+            },
+            log_wqes,
+            buf_size: wqe,
+            cq_log: (log_wqes + log_strides).min(22),
+        }
+    }
+
+    /// Receive queues the configuration asks for: a power of two, at
+    /// least one, no more than the RQT may hold.
+    fn rx_queue_target(&self) -> usize {
+        let n = (self.cfg.rss_queues.max(1) as usize).min(64);
+        1 << n.ilog2()
+    }
+
+    /// The RQT and indirect TIRs of an RSS port.
+    pub fn rqt(&self) -> Option<Rqtn> {
+        self.parts.rqt
+    }
+
+    pub fn rss_tirs(&self) -> &[Tirn] {
+        &self.parts.rss
+    }
+
+    /// Where the port's steering rules forward: the traffic-type table
+    /// with RSS, the TIR without.
+    pub fn destination(&self) -> Option<Destination> {
+        match (&self.parts.traffic, self.parts.tir) {
+            (Some(t), _) => Some(Destination::Table(t.table)),
+            (None, Some(t)) => Some(Destination::Tir(t)),
+            _ => None,
+        }
     }
 
     pub fn tx_cq(&self) -> Option<&Cq<Dma<C>>> {
         self.parts.tx_cq.as_ref()
     }
 
+    /// Receive queue 0's CQ.
     pub fn rx_cq(&self) -> Option<&Cq<Dma<C>>> {
-        self.parts.rx_cq.as_ref()
+        self.rx_cq_at(0)
     }
 
     pub fn tir(&self) -> Option<Tirn> {
         self.parts.tir
     }
 
-    pub fn steering(&self) -> Option<&MacSteering> {
+    pub fn steering(&self) -> Option<&PortSteering> {
         self.parts.steering.as_ref()
     }
 
-    /// The root table, for adding and removing (MAC -> TIR) entries.
-    pub fn steering_mut(&mut self) -> (Option<&mut MacSteering>, &mut C) {
+    /// The port's steering, for adding and removing (MAC, VLAN) -> TIR
+    /// rules (VNICs), with the adapter to run the commands on.
+    pub fn steering_mut(&mut self) -> (Option<&mut PortSteering>, &mut C) {
         (self.parts.steering.as_mut(), &mut self.ctl)
+    }
+
+    /// Run `f` on the steering and the adapter; the port's destination
+    /// is passed.
+    fn with_steering<R>(
+        &mut self,
+        f: impl FnOnce(&mut PortSteering, &mut C, Destination) -> Result<R, FlowError>,
+    ) -> Result<R, FlowError> {
+        let Some(to) = self.destination() else {
+            return Err(FlowError::Unsupported);
+        };
+        let Some(st) = self.parts.steering.as_mut() else {
+            return Err(FlowError::Unsupported);
+        };
+        f(st, &mut self.ctl, to)
+    }
+
+    /// Receive frames for multicast `mac` (vport list + a flow entry to
+    /// the port's TIR). Adding it twice is not an error.
+    pub fn add_multicast(&mut self, mac: Mac) -> Result<(), FlowError> {
+        self.with_steering(|st, c, to| match st.add_rule(c, mac, None, to) {
+            Ok(_) | Err(FlowError::Duplicate(_)) => Ok(()),
+            Err(e) => Err(e),
+        })
+    }
+
+    pub fn remove_multicast(&mut self, mac: Mac) -> Result<(), FlowError> {
+        self.with_steering(|st, c, _| st.remove_rule(c, mac, None))
+    }
+
+    /// Promiscuous mode: every frame reaches the port.
+    pub fn set_promisc(&mut self, on: bool) -> Result<(), FlowError> {
+        self.with_steering(|st, c, to| st.set_promisc(c, on.then_some(to)))
+    }
+
+    /// All-multicast mode: every multicast frame reaches the port.
+    pub fn set_allmulti(&mut self, on: bool) -> Result<(), FlowError> {
+        self.with_steering(|st, c, to| st.set_allmulti(c, on.then_some(to)))
+    }
+
+    /// What the flow counter of the port's rule for (`mac`, `vlan`) saw.
+    pub fn flow_traffic(&mut self, mac: Mac, vlan: Option<u16>) -> Result<Traffic, FlowError> {
+        self.with_steering(|st, c, _| st.traffic(c, mac, vlan))
     }
 
     pub fn eth_stats(&self) -> EthStats {
@@ -647,12 +1028,12 @@ impl<C: Control> EthPort<C> {
         }
         // Flushed completions of the old ring are meaningless now.
         drain(self.parts.tx_cq.as_mut());
-        let free = &mut self.tx_free;
+        let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
         let returned = self
             .parts
             .sq
             .as_mut()
-            .map(|sq| sq.reset(|id| free.push(id)))
+            .map(|sq| sq.reset(|id| give_back(free, lso, n_tx, id)))
             .unwrap_or(0);
         self.ctl.exec(&ModifySq {
             sqn,
@@ -681,7 +1062,7 @@ impl<C: Control> EthPort<C> {
         });
     }
 
-    fn cycle_rq(&mut self, rqn: Rqn) -> Result<usize, CmdError> {
+    fn cycle_rq(&mut self, q: usize, rqn: Rqn) -> Result<usize, CmdError> {
         let state = self.ctl.exec(&QueryRq(rqn))?.state;
         if let Some(from) = state.filter(|s| *s != QueueState::Rst) {
             self.ctl.exec(&ModifyRq {
@@ -690,33 +1071,39 @@ impl<C: Control> EthPort<C> {
                 to: QueueState::Rst,
             })?;
         }
-        drain(self.parts.rx_cq.as_mut());
         let mut reposted = 0;
-        if let Some(rq) = self.parts.rq.as_mut() {
-            reposted = rq.entries();
-            rq.reset();
+        if let Some(x) = self.parts.rx.get_mut(q) {
+            drain(Some(&mut x.cq));
+            if let Some(rq) = x.rq.as_mut() {
+                reposted = rq.entries();
+                rq.reset();
+            }
         }
         self.ctl.exec(&ModifyRq {
             rqn,
             from: QueueState::Rst,
             to: QueueState::Rdy,
         })?;
-        if let Some(rq) = self.parts.rq.as_mut() {
-            rq.commit();
+        if let Some(x) = self.parts.rx.get_mut(q) {
+            if let Some(rq) = x.rq.as_mut() {
+                rq.commit();
+            }
+            x.uncommitted = 0;
         }
-        self.rx_uncommitted = 0;
         Ok(reposted)
     }
 
-    fn recover_rq(&mut self, cause: FaultCause) {
-        let Some(rqn) = self.parts.rq.as_ref().map(|r| r.rqn) else {
+    fn recover_rq(&mut self, q: usize, cause: FaultCause) {
+        let Some(x) = self.parts.rx.get_mut(q) else {
             return;
         };
-        if let Some(rq) = self.parts.rq.as_mut() {
-            rq.stats.errors += 1;
-        }
-        drain(self.parts.rx_cq.as_mut());
-        let r = self.cycle_rq(rqn);
+        let Some(rq) = x.rq.as_mut() else {
+            return;
+        };
+        rq.stats.errors += 1;
+        let rqn = rq.rqn;
+        drain(Some(&mut x.cq));
+        let r = self.cycle_rq(q, rqn);
         let at_ns = self.ctl.platform().now_ns();
         self.report_fault(QueueFault {
             queue: QueueId::Rq(rqn),
@@ -730,17 +1117,19 @@ impl<C: Control> EthPort<C> {
     /// Reap transmit completions (and, in interrupt mode, the completion
     /// EQ, re-arming the CQs that had events). Returns completions seen.
     pub fn poll(&mut self) -> usize {
-        let (mut tx_ev, mut rx_ev) = (false, false);
+        let mut tx_ev = false;
         if self.cfg.interrupts {
             let txc = self.parts.tx_cq.as_ref().map(|c| c.cqn);
-            let rxc = self.parts.rx_cq.as_ref().map(|c| c.cqn);
-            self.ctl.poll_comp_eq(self.res.eq_index, |cqn| {
-                if Some(cqn) == txc {
-                    tx_ev = true;
-                } else if Some(cqn) == rxc {
-                    rx_ev = true;
-                }
-            });
+            let rx = &mut self.parts.rx;
+            for &idx in &self.eq_indexes {
+                self.ctl.poll_comp_eq(idx, |cqn| {
+                    if Some(cqn) == txc {
+                        tx_ev = true;
+                    } else if let Some(q) = rx.iter_mut().find(|q| q.cq.cqn == cqn) {
+                        q.event = true;
+                    }
+                });
+            }
         }
         let mut n = 0;
         while let Some(cqe) = self.parts.tx_cq.as_mut().and_then(|c| c.pop()) {
@@ -760,9 +1149,10 @@ impl<C: Control> EthPort<C> {
                 cq.arm(p);
             }
         }
-        if rx_ev && let Some(cq) = self.parts.rx_cq.as_mut() {
-            cq.event_seen();
-            cq.arm(p);
+        for q in self.parts.rx.iter_mut().filter(|q| q.event) {
+            q.event = false;
+            q.cq.event_seen();
+            q.cq.arm(p);
         }
         n
     }
@@ -782,8 +1172,8 @@ impl<C: Control> EthPort<C> {
             return Some(FaultCause::BadOpcode(cqe.opcode));
         }
         let sq = self.parts.sq.as_mut()?;
-        let free = &mut self.tx_free;
-        match sq.complete(cqe, |id| free.push(id)) {
+        let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
+        match sq.complete(cqe, |id| give_back(free, lso, n_tx, id)) {
             Ok(_) => None,
             Err(_) => Some(FaultCause::BadCompletion {
                 wqe_counter: cqe.wqe_counter,
@@ -799,28 +1189,151 @@ impl<C: Control> EthPort<C> {
         len: usize,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, TxError> {
-        if len == 0 || len > self.max_frame() {
+        self.transmit_with(len, TxMeta::default(), f)
+    }
+
+    /// [`EthPort::transmit`] with offloads ([`NetDevice::transmit_with`]):
+    /// an LSO frame goes into one of the LSO buffers and may be up to
+    /// [`EthPort::lso_max`] payload bytes long.
+    #[inline]
+    pub fn transmit_with<R>(
+        &mut self,
+        len: usize,
+        meta: TxMeta,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        let caps = self.res.caps;
+        if (meta.csum && !caps.csum)
+            || (meta.vlan.is_some() && !self.vlan_insert())
+            || (meta.lso.is_some() && self.lso_max() == 0)
+        {
             return Err(TxError::BadLength(len));
         }
-        let (Some(sq), Some(bufs)) = (self.parts.sq.as_mut(), self.parts.tx_bufs.as_ref()) else {
+        // A tag the device inserts makes the frame on the wire 4 bytes
+        // longer: the untagged frame (or each LSO segment) must leave room.
+        let tag = if meta.vlan.is_some() { 4 } else { 0 };
+        let max = match meta.lso {
+            Some(l) => {
+                if l.mss as usize + l.header_len as usize + tag > self.max_frame() {
+                    return Err(TxError::BadLength(len));
+                }
+                (l.header_len as usize + self.lso_max()).min(sq::MAX_LSO_FRAME)
+            }
+            None => self.max_frame() - tag,
+        };
+        if len == 0 || len > max {
+            return Err(TxError::BadLength(len));
+        }
+        let lso = meta.lso.is_some();
+        let (Some(sq), Some(bufs)) = (
+            self.parts.sq.as_mut(),
+            if lso {
+                self.parts.lso_bufs.as_ref()
+            } else {
+                self.parts.tx_bufs.as_ref()
+            },
+        ) else {
             return Err(TxError::Down);
         };
-        let Some(id) = self.tx_free.pop() else {
+        let popped = if lso {
+            self.lso_free.pop()
+        } else {
+            self.tx_free.pop()
+        };
+        let Some(slot) = popped else {
             self.stats.tx_busy += 1;
             return Err(TxError::Busy);
         };
-        let off = id as usize * self.tx_buf_size;
+        let (off, id) = if lso {
+            (slot as usize * LSO_BUF_SIZE, self.n_tx + slot)
+        } else {
+            (slot as usize * self.tx_buf_size, slot)
+        };
         let r = bufs.with_bytes_mut(off, len, f);
-        match sq.post(bufs, off, len, self.res.lkey, id) {
+        let opts = TxOpts {
+            csum: meta.csum,
+            vlan: meta.vlan,
+            mss: meta.lso.map(|l| l.mss),
+            header_len: meta.lso.map_or(0, |l| l.header_len),
+        };
+        match sq.post_with(bufs, off, len, self.res.lkey, id, opts) {
             Ok(()) => Ok(r),
             Err(e) => {
-                self.tx_free.push(id);
+                give_back(&mut self.tx_free, &mut self.lso_free, self.n_tx, id);
                 Err(match e {
                     sq::TxError::Full => TxError::Busy,
-                    sq::TxError::BadLength => TxError::BadLength(len),
+                    sq::TxError::BadLength | sq::TxError::BadLso => TxError::BadLength(len),
                 })
             }
         }
+    }
+
+    /// Largest LSO payload the port sends (0: no LSO).
+    pub fn lso_max(&self) -> usize {
+        let log = self.res.caps.log_max_lso;
+        if self.cfg.lso_bufs == 0 || log < 12 {
+            return 0;
+        }
+        (1usize << log.min(16)) - LSO_HEADROOM
+    }
+
+    /// Whether received VLAN tags are stripped.
+    pub fn vlan_strip(&self) -> bool {
+        self.cfg.vlan_strip && self.res.caps.vlan_strip
+    }
+
+    /// Whether transmit VLAN insertion works: by the Ethernet segment's
+    /// `insert`, or by the driver writing the tag into inlined headers.
+    pub fn vlan_insert(&self) -> bool {
+        self.res.caps.vlan_insert || self.res.inline != InlineMode::None
+    }
+
+    /// What [`NetDevice::offloads`] advertises.
+    pub fn offloads(&self) -> Offloads {
+        let c = self.res.caps;
+        Offloads {
+            tx_ipv4_csum: c.csum,
+            tx_l4_csum: c.csum,
+            rx_csum: c.csum,
+            lso_max: self.lso_max() as u32,
+            vlan_insert: self.vlan_insert(),
+            vlan_strip: self.vlan_strip(),
+        }
+    }
+
+    /// Per-frame receive information from a responder CQE.
+    #[inline]
+    fn rx_meta(&mut self, cqe: &Cqe) -> RxMeta {
+        let mut m = RxMeta::default();
+        let ht = cqe.l4_l3_hdr_type;
+        if self.vlan_strip() && ht & 1 != 0 {
+            m.vlan = Some(cqe.vlan_info);
+            self.stats.rx_vlan_stripped += 1;
+        }
+        m.rss_hash = cqe.rss_hash;
+        if !self.res.caps.csum {
+            return m;
+        }
+        m.l3 = match (ht >> 2) & 3 {
+            1 => L3Proto::Ipv6,
+            2 => L3Proto::Ipv4,
+            _ => L3Proto::Other,
+        };
+        m.l4 = match (ht >> 4) & 7 {
+            1 | 3 | 4 => L4Proto::Tcp,
+            2 => L4Proto::Udp,
+            _ => L4Proto::Other,
+        };
+        let ok = cqe.hds_ip_ext;
+        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && ok & cq::cqe::L3_OK != 0;
+        m.l4_csum_ok = m.l4 != L4Proto::Other && ok & cq::cqe::L4_OK != 0;
+        m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
+        if m.csum_ok {
+            self.stats.rx_csum_ok += 1;
+        } else if m.l4 != L4Proto::Other || (m.l3 == L3Proto::Ipv4 && !m.l3_csum_ok) {
+            self.stats.rx_csum_bad += 1;
+        }
+        m
     }
 
     /// The next received frame, in place; its buffer is re-posted after
@@ -828,61 +1341,84 @@ impl<C: Control> EthPort<C> {
     /// ring).
     #[inline]
     pub fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+        let n = self.parts.rx.len();
         let mut f = Some(f);
+        for k in 0..n {
+            let q = if n == 1 { 0 } else { (self.rx_next + k) % n };
+            if let Some(r) = self.receive_on(q, &mut f) {
+                if n > 1 {
+                    self.rx_next = (q + 1) % n;
+                }
+                return Some(r);
+            }
+            f.as_ref()?;
+        }
+        None
+    }
+
+    /// The next frame of receive queue `q`, if it has one.
+    #[inline]
+    fn receive_on<R, F: FnOnce(&[u8], RxMeta) -> R>(
+        &mut self,
+        q: usize,
+        f: &mut Option<F>,
+    ) -> Option<R> {
         loop {
-            let cqe = self.parts.rx_cq.as_mut()?.pop()?;
+            let cqe = self.parts.rx.get_mut(q)?.cq.pop()?;
             if cqe.is_error() {
-                self.recover_rq(FaultCause::ErrorCqe {
-                    opcode: cqe.opcode,
-                    syndrome: cqe.syndrome,
-                    vendor_syndrome: cqe.vendor_syndrome,
-                    wqe_counter: cqe.wqe_counter,
-                });
+                self.recover_rq(
+                    q,
+                    FaultCause::ErrorCqe {
+                        opcode: cqe.opcode,
+                        syndrome: cqe.syndrome,
+                        vendor_syndrome: cqe.vendor_syndrome,
+                        wqe_counter: cqe.wqe_counter,
+                    },
+                );
                 return None;
             }
             if cqe.opcode != cq::opcode::RESP_SEND {
-                self.recover_rq(FaultCause::BadOpcode(cqe.opcode));
+                self.recover_rq(q, FaultCause::BadOpcode(cqe.opcode));
                 return None;
             }
-            let rq = self.parts.rq.as_mut()?;
-            let result = match rq.complete(&cqe) {
+            let mut meta = self.rx_meta(&cqe);
+            meta.queue = q as u16;
+            let x = self.parts.rx.get_mut(q)?;
+            let rq = x.rq.as_mut()?;
+            let (result, releases) = match rq.complete(&cqe) {
                 Ok(frame) => {
                     let g = f.take()?;
-                    let r = rq.with_frame(frame, |b| g(b, RxMeta::default()));
-                    Some(r)
+                    let r = rq.with_frame(frame, |b| g(b, meta));
+                    (Some(r), frame.releases)
                 }
-                Err(RxError::Length { .. }) => {
+                Err(RxError::Length { releases, .. }) => {
                     self.stats.rx_length_errors += 1;
-                    None
+                    (None, releases)
                 }
+                Err(RxError::Filler { releases }) => (None, releases),
                 Err(RxError::WqeCounter { counter, .. }) => {
-                    self.recover_rq(FaultCause::BadCompletion {
-                        wqe_counter: counter,
-                    });
+                    self.recover_rq(
+                        q,
+                        FaultCause::BadCompletion {
+                            wqe_counter: counter,
+                        },
+                    );
                     return None;
                 }
             };
-            if let Some(rq) = self.parts.rq.as_mut() {
-                rq.recycle(1);
-                self.rx_uncommitted += 1;
-                if self.rx_uncommitted >= rq.entries() / 4 {
-                    self.commit_rx();
+            if releases > 0
+                && let Some(rq) = x.rq.as_mut()
+            {
+                rq.recycle(releases as usize);
+                x.uncommitted += releases as usize;
+                if x.uncommitted >= rq.entries() / 4 {
+                    commit_rx(x);
                 }
             }
             if result.is_some() {
                 return result;
             }
         }
-    }
-
-    fn commit_rx(&mut self) {
-        if let Some(rq) = self.parts.rq.as_mut() {
-            rq.commit();
-        }
-        if let Some(cq) = self.parts.rx_cq.as_ref() {
-            cq.update_ci();
-        }
-        self.rx_uncommitted = 0;
     }
 
     /// One doorbell for every frame queued since the last flush, and the
@@ -893,8 +1429,10 @@ impl<C: Control> EthPort<C> {
         if let Some(sq) = self.parts.sq.as_mut() {
             sq.ring_doorbell(p);
         }
-        if self.rx_uncommitted > 0 {
-            self.commit_rx();
+        for x in self.parts.rx.iter_mut() {
+            if x.uncommitted > 0 {
+                commit_rx(x);
+            }
         }
     }
 
@@ -906,7 +1444,7 @@ impl<C: Control> EthPort<C> {
     pub fn net_stats(&self) -> NetStats {
         let (mut s, z) = (NetStats::default(), Default::default());
         let sq = self.parts.sq.as_ref().map(|q| q.stats).unwrap_or(z);
-        let rq = self.parts.rq.as_ref().map(|q| q.stats).unwrap_or_default();
+        let rq = self.rx_stats();
         s.tx_packets = sq.packets;
         s.tx_bytes = sq.bytes;
         s.rx_packets = rq.packets;
@@ -915,6 +1453,20 @@ impl<C: Control> EthPort<C> {
         s.errors = sq.errors + rq.errors + self.stats.rx_length_errors;
         s.recoveries = self.stats.recoveries;
         s
+    }
+
+    /// Receive counters summed over the receive queues.
+    pub fn rx_stats(&self) -> rq::RqStats {
+        let mut t = rq::RqStats::default();
+        for r in self.parts.rx.iter().filter_map(|x| x.rq.as_ref()) {
+            t.packets += r.stats.packets;
+            t.bytes += r.stats.bytes;
+            t.errors += r.stats.errors;
+            t.recoveries += r.stats.recoveries;
+            t.fillers += r.stats.fillers;
+            t.wqes_done += r.stats.wqes_done;
+        }
+        t
     }
 
     /// The shell's `rings`: one line per queue.
@@ -936,10 +1488,13 @@ impl<C: Control> EthPort<C> {
                 q.stats.doorbells
             );
         }
-        if let (Some(q), Some(c)) = (self.parts.rq.as_ref(), self.parts.rx_cq.as_ref()) {
+        for (i, x) in self.parts.rx.iter().enumerate() {
+            let (Some(q), c) = (x.rq.as_ref(), &x.cq) else {
+                continue;
+            };
             let _ = writeln!(
                 s,
-                "rq {:#x} cq {:#x} eq {} entries {} buf {} posted {} cq_ci {} tir {:?} qcounter {:?}",
+                "rq{i} {:#x} cq {:#x} eq {} entries {} buf {} posted {} cq_ci {} packets {} tir {:?} qcounter {:?}",
                 q.rqn.0,
                 c.cqn.0,
                 c.eqn.0,
@@ -947,8 +1502,19 @@ impl<C: Control> EthPort<C> {
                 q.buf_size(),
                 q.posted(),
                 c.consumer_index(),
+                q.stats.packets,
                 self.parts.tir.map(|t| t.0),
                 self.parts.qc.map(|q| q.0)
+            );
+        }
+        if let Some(rqt) = self.parts.rqt {
+            let _ = writeln!(
+                s,
+                "rss: rqt {} over {} queues, indirect tirs {:?}, traffic table {:?}",
+                rqt.0,
+                self.parts.rx.len(),
+                self.parts.rss.iter().map(|t| t.0).collect::<Vec<_>>(),
+                self.parts.traffic.as_ref().map(|t| t.table.0)
             );
         }
         if let Some(st) = self.parts.steering.as_ref() {
@@ -974,8 +1540,8 @@ impl<C: Control> EthPort<C> {
                 t.recoveries
             );
         }
-        if let Some(q) = self.parts.rq.as_ref() {
-            let r = q.stats;
+        if !self.parts.rx.is_empty() {
+            let r = self.rx_stats();
             let _ = writeln!(
                 s,
                 "rx: packets {} bytes {} no_buffer_drops {} length_errors {} errors {} recoveries {}",
@@ -987,6 +1553,20 @@ impl<C: Control> EthPort<C> {
                 r.recoveries
             );
         }
+        let t = self.parts.sq.as_ref().map(|q| q.stats).unwrap_or_default();
+        let r = self.rx_stats();
+        let _ = writeln!(
+            s,
+            "offloads: tx csum {} vlan {} lso {}; rx csum_ok {} csum_bad {} vlan_stripped {}; striding fillers {} wqes {}",
+            t.csum,
+            t.vlan_insert,
+            t.lso,
+            self.stats.rx_csum_ok,
+            self.stats.rx_csum_bad,
+            self.stats.rx_vlan_stripped,
+            r.fillers,
+            r.wqes_done
+        );
         let _ = writeln!(
             s,
             "faults {} recovered {} not recovered {}",
@@ -997,6 +1577,27 @@ impl<C: Control> EthPort<C> {
         }
         s
     }
+}
+
+/// Return transmit buffer `id` to its free stack.
+#[inline]
+fn give_back(free: &mut Vec<u32>, lso: &mut Vec<u32>, n_tx: u32, id: u32) {
+    if id < n_tx {
+        free.push(id);
+    } else {
+        lso.push(id - n_tx);
+    }
+}
+
+/// Post a receive queue's recycled buffers (doorbell record) and publish
+/// its CQ's consumer index.
+#[inline]
+fn commit_rx<D: DmaRegion>(x: &mut RxQueue<D>) {
+    if let Some(rq) = x.rq.as_mut() {
+        rq.commit();
+    }
+    x.cq.update_ci();
+    x.uncommitted = 0;
 }
 
 /// Consume every CQE a CQ holds, publishing the consumer index.
@@ -1018,7 +1619,7 @@ impl<C: Control> NetDevice for EthPort<C> {
         self.ctl.link()
     }
     fn offloads(&self) -> Offloads {
-        Offloads::default()
+        EthPort::offloads(self)
     }
     fn poll(&mut self) -> usize {
         EthPort::poll(self)
@@ -1032,11 +1633,44 @@ impl<C: Control> NetDevice for EthPort<C> {
     fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
         EthPort::transmit(self, len, f)
     }
+    fn transmit_with<R>(
+        &mut self,
+        len: usize,
+        meta: TxMeta,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        EthPort::transmit_with(self, len, meta, f)
+    }
     fn flush(&mut self) {
         EthPort::flush(self)
     }
     fn stats(&self) -> NetStats {
         self.net_stats()
+    }
+    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        if mac[0] & 1 == 0 {
+            return Err(FilterError::Unsupported);
+        }
+        EthPort::add_multicast(self, Mac(mac)).map_err(filter_error)
+    }
+    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        EthPort::remove_multicast(self, Mac(mac)).map_err(filter_error)
+    }
+    fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
+        EthPort::set_promisc(self, on).map_err(filter_error)
+    }
+    fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
+        EthPort::set_allmulti(self, on).map_err(filter_error)
+    }
+}
+
+fn filter_error(e: FlowError) -> FilterError {
+    match e {
+        FlowError::TableFull => FilterError::Full,
+        FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
+            FilterError::Unsupported
+        }
+        FlowError::Command(_) => FilterError::Device,
     }
 }
 
@@ -1060,6 +1694,13 @@ mod tests {
             eq_index: 0,
             inline: InlineMode::L2,
             mac: MAC,
+            caps: PortCaps {
+                csum: true,
+                vlan_strip: true,
+                vlan_insert: true,
+                log_max_lso: 16,
+                ..PortCaps::default()
+            },
         }
     }
 
@@ -1073,7 +1714,7 @@ mod tests {
         }
     }
 
-    const OPEN_SEQUENCE: [u16; 14] = [
+    const OPEN_SEQUENCE: [u16; 19] = [
         op::ALLOC_Q_COUNTER,
         op::CREATE_CQ,
         op::CREATE_CQ,
@@ -1085,8 +1726,13 @@ mod tests {
         op::CREATE_TIR,
         op::CREATE_FLOW_TABLE,
         op::CREATE_FLOW_GROUP,
+        op::CREATE_FLOW_GROUP,
+        op::CREATE_FLOW_GROUP,
         op::SET_FLOW_TABLE_ROOT,
+        op::ALLOC_FLOW_COUNTER,
         op::SET_FLOW_TABLE_ENTRY,
+        op::MODIFY_NIC_VPORT_CONTEXT,
+        op::ALLOC_FLOW_COUNTER,
         op::SET_FLOW_TABLE_ENTRY,
     ];
 
@@ -1115,18 +1761,28 @@ mod tests {
         let sq_in = ex.inputs(op::CREATE_SQ)[0];
         assert_eq!(&sq_in[0x28..0x2c], &[0, 0, 0, 2]);
         assert_eq!(&sq_in[0x4c..0x50], &[0, 0, 0, 4]);
-        // Both flow entries forward to the TIR (id 9): the port MAC, then
-        // broadcast.
+        // Both flow entries forward to the TIR (id 9) and count: the port
+        // MAC, then broadcast.
         let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
         assert_eq!(&ftes[0][0x88..0x8e], &MAC.0);
         assert_eq!(&ftes[1][0x88..0x8e], &[0xff; 6]);
         for f in &ftes {
             assert_eq!(&f[0x340..0x344], &[0x02, 0, 0, 9]);
+            assert_eq!(&f[0x4c..0x50], &[0, 0, 0, 0x0c]);
         }
+        // The vport's unicast list gets the port MAC (the multicast list
+        // is cleared: broadcast needs no entry).
+        let lists = ex.inputs(op::MODIFY_NIC_VPORT_CONTEXT);
+        assert_eq!(&lists[0][0x1f0..0x1f4], &[0, 0, 0, 1]);
+        assert_eq!(&lists[0][0x202..0x208], &MAC.0);
         // Every receive buffer posted before RDY.
         assert_eq!(port.rq().unwrap().posted(), 8);
         assert_eq!(port.tx_free(), 8);
-        assert!(port.rings().contains("dmac 02:00:00:00:00:0a -> tir 9"));
+        assert!(
+            port.rings().contains("dmac 02:00:00:00:00:0a -> tir 9"),
+            "{}",
+            port.rings()
+        );
         let (ctl, rep) = port.close();
         assert_eq!(rep, CloseReport::default());
         let closing: Vec<u16> = ctl.ex.opcodes()[OPEN_SEQUENCE.len()..].to_vec();
@@ -1134,9 +1790,14 @@ mod tests {
             closing,
             [
                 op::DELETE_FLOW_TABLE_ENTRY,
+                op::DEALLOC_FLOW_COUNTER,
                 op::DELETE_FLOW_TABLE_ENTRY,
+                op::DEALLOC_FLOW_COUNTER,
+                op::DESTROY_FLOW_GROUP,
+                op::DESTROY_FLOW_GROUP,
                 op::DESTROY_FLOW_GROUP,
                 op::DESTROY_FLOW_TABLE,
+                op::MODIFY_NIC_VPORT_CONTEXT,
                 op::DESTROY_TIR,
                 op::DESTROY_RQ,
                 op::DESTROY_SQ,
@@ -1146,6 +1807,55 @@ mod tests {
                 op::DEALLOC_Q_COUNTER
             ]
         );
+        assert_eq!(ctl.p.live_regions(), 0);
+    }
+
+    #[test]
+    fn rss_open_builds_rqt_indirect_tirs_and_the_traffic_table() {
+        let c = EthConfig {
+            rss_queues: 4,
+            ..cfg(false)
+        };
+        let port = EthPort::open(MockCtl::new(), res(), c).unwrap();
+        assert_eq!(port.rx_queues(), 4);
+        let ex = &port.control().ex;
+        assert_eq!(ex.inputs(op::CREATE_RQ).len(), 4);
+        // CQs: the SQ's and one per receive queue.
+        assert_eq!(ex.inputs(op::CREATE_CQ).len(), 5);
+        // The RQT lists the four RQs in queue order (rq_num list at 0x110).
+        let rqt = ex.inputs(op::CREATE_RQT)[0];
+        assert_eq!(&rqt[0x38..0x3c], &[0, 0, 0, 4]);
+        for i in 0..4 {
+            let rqn = port.rq_at(i).unwrap().rqn.0;
+            assert_eq!(&rqt[0x110 + 4 * i..0x114 + 4 * i], &rqn.to_be_bytes());
+        }
+        // One direct and six indirect TIRs with the configured key.
+        let tirs = ex.inputs(op::CREATE_TIR);
+        assert_eq!(tirs.len(), 7);
+        for t in &tirs[1..] {
+            assert_eq!(t[0x24] >> 4, 1, "indirect");
+            assert_eq!(&t[0x48..0x70], &crate::rss::DEFAULT_KEY);
+        }
+        // The traffic-type table is level 2; the port's root entries
+        // forward to it (destination type 1).
+        let tables = ex.inputs(op::CREATE_FLOW_TABLE);
+        assert_eq!(tables[0][0x19], 2);
+        let tt = port.destination().unwrap();
+        assert!(matches!(tt, Destination::Table(_)));
+        let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
+        // 7 traffic-type entries, then the MAC and broadcast.
+        assert_eq!(ftes.len(), 9);
+        assert_eq!(ftes[7][0x340], 0x01);
+        assert_eq!(ftes[8][0x340], 0x01);
+        let (ctl, rep) = port.close();
+        assert_eq!(rep, CloseReport::default());
+        let count = |o: u16| ctl.ex.opcodes().iter().filter(|&&x| x == o).count();
+        assert_eq!(count(op::CREATE_TIR), count(op::DESTROY_TIR));
+        assert_eq!(count(op::CREATE_RQ), count(op::DESTROY_RQ));
+        assert_eq!(count(op::CREATE_CQ), count(op::DESTROY_CQ));
+        assert_eq!(count(op::CREATE_RQT), count(op::DESTROY_RQT));
+        assert_eq!(count(op::CREATE_FLOW_TABLE), count(op::DESTROY_FLOW_TABLE));
+        assert_eq!(count(op::CREATE_FLOW_GROUP), count(op::DESTROY_FLOW_GROUP));
         assert_eq!(ctl.p.live_regions(), 0);
     }
 
@@ -1160,6 +1870,7 @@ mod tests {
             op::CREATE_TIR => Some(op::DESTROY_TIR),
             op::CREATE_FLOW_TABLE => Some(op::DESTROY_FLOW_TABLE),
             op::CREATE_FLOW_GROUP => Some(op::DESTROY_FLOW_GROUP),
+            op::ALLOC_FLOW_COUNTER => Some(op::DEALLOC_FLOW_COUNTER),
             _ => None,
         };
         for failing in OPEN_SEQUENCE {
@@ -1208,7 +1919,17 @@ mod tests {
         assert_eq!(port.net_stats().tx_packets, 3);
         assert_eq!(NetDevice::link(&port).speed_mbps, 100_000);
         assert_eq!(NetDevice::mac(&port), MAC.0);
-        assert_eq!(NetDevice::offloads(&port), Offloads::default());
+        assert_eq!(
+            NetDevice::offloads(&port),
+            Offloads {
+                tx_ipv4_csum: true,
+                tx_l4_csum: true,
+                rx_csum: true,
+                lso_max: 65536 - 256,
+                vlan_insert: true,
+                vlan_strip: false,
+            }
+        );
         // Busy when every buffer is in flight.
         for _ in 0..8 {
             port.transmit(64, |_| ()).unwrap();
@@ -1250,6 +1971,87 @@ mod tests {
         let f = port.last_fault().unwrap();
         assert_eq!(f.cause, FaultCause::BadCompletion { wqe_counter: 7 });
         assert!(f.recovered);
+        let _ = port.close();
+    }
+
+    #[test]
+    fn receive_meta_from_the_cqe_checksum_flags_types_and_vlan() {
+        let c = EthConfig {
+            vlan_strip: true,
+            ..cfg(false)
+        };
+        let mut port = EthPort::open(MockCtl::new(), res(), c).unwrap();
+        let p = port.control().p.clone();
+        let cq = port.rx_cq().unwrap().ring_addr();
+        // (hds_ip_ext 0x1c, l4_l3_hdr_type 0x1d, vlan_info 0x1e) -> meta
+        let cases: [(u8, u8, u16, RxMeta); 5] = [
+            // IPv4 (l3 2 in [3:2]) TCP ack+data (4 in [6:4]), L3 and L4
+            // OK, stripped tag 0x0064 ([0] set).
+            (
+                0x06,
+                0x49,
+                0x0064,
+                RxMeta {
+                    csum_ok: true,
+                    vlan: Some(0x64),
+                    l3: L3Proto::Ipv4,
+                    l4: L4Proto::Tcp,
+                    l3_csum_ok: true,
+                    l4_csum_ok: true,
+                    ..RxMeta::default()
+                },
+            ),
+            // IPv6 (1) UDP (2), L4 OK: good (IPv6 has no header checksum).
+            (
+                0x04,
+                0x24,
+                0,
+                RxMeta {
+                    csum_ok: true,
+                    l3: L3Proto::Ipv6,
+                    l4: L4Proto::Udp,
+                    l4_csum_ok: true,
+                    ..RxMeta::default()
+                },
+            ),
+            // IPv4 UDP with a bad UDP checksum: L3 OK only.
+            (
+                0x02,
+                0x28,
+                0,
+                RxMeta {
+                    l3: L3Proto::Ipv4,
+                    l4: L4Proto::Udp,
+                    l3_csum_ok: true,
+                    ..RxMeta::default()
+                },
+            ),
+            // IPv4 TCP with a bad header checksum: L4 OK alone is not
+            // enough.
+            (
+                0x04,
+                0x18,
+                0,
+                RxMeta {
+                    l3: L3Proto::Ipv4,
+                    l4: L4Proto::Tcp,
+                    l4_csum_ok: true,
+                    ..RxMeta::default()
+                },
+            ),
+            // Not IP: the OK bits mean nothing.
+            (0x07, 0x00, 0, RxMeta::default()),
+        ];
+        for (i, (ok, ht, vlan, want)) in cases.into_iter().enumerate() {
+            let at = cq + (i * 64) as u64;
+            p.write(at + 0x1c, &[ok, ht]);
+            p.write(at + 0x1e, &vlan.to_be_bytes());
+            write_cqe(&p, cq, i, 0x20, i as u16, 60);
+            let got = port.receive(|_, m| m).unwrap();
+            assert_eq!(got, want, "case {i}");
+        }
+        let s = port.eth_stats();
+        assert_eq!((s.rx_csum_ok, s.rx_csum_bad, s.rx_vlan_stripped), (2, 2, 1));
         let _ = port.close();
     }
 
@@ -1354,8 +2156,20 @@ mod tests {
         let start = thread_allocations();
         let mut rx_ci = 0usize;
         for tx_ci in 0..1000usize {
-            for _ in 0..4 {
+            // Plain and with every offload (headers parsed, tag and
+            // checksum flags written): nothing allocates.
+            let meta = TxMeta {
+                csum: true,
+                vlan: Some(5),
+                ..TxMeta::default()
+            };
+            for _ in 0..2 {
                 port.transmit(60, |b| b[0] = 1).unwrap();
+                port.transmit_with(60, meta, |b| {
+                    b[12..16].copy_from_slice(&[0x08, 0x00, 0x45, 0]);
+                    b[23] = 6;
+                })
+                .unwrap();
             }
             port.flush();
             // The device completes the batch and delivers two frames.

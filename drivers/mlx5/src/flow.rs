@@ -5,21 +5,12 @@
 //! `fte_match_param_bits` / `fte_match_set_lyr_2_4_bits`,
 //! `dest_format_struct_bits` in mlx5_ifc.h).
 //!
-//! Steering layout (the one the illumos mlxcx driver describes): the
-//! port's root NIC_RX table matches the destination MAC only; each entry
-//! forwards to a TIR, or (once VNICs carry VLANs) to that MAC's own VLAN
-//! table. [`MacSteering`] owns the root table and its one destination-MAC
-//! group and adds and removes entries at run time: the adapter's MAC and
-//! broadcast now, one entry per VNIC MAC later. A frame no entry matches
-//! is dropped by the adapter, never looked at by software.
+//! These are the commands; [`crate::steering`] builds the port's tables
+//! from them.
 
-use alloc::string::String;
-use alloc::vec;
-use alloc::vec::Vec;
-use core::fmt::Write;
-
-use crate::cmd::{Command, Exec, op};
+use crate::cmd::{Command, op};
 use crate::error::CmdError;
+use crate::flow_counter::FlowCounterId;
 use crate::layout::Field;
 use crate::tir::Tirn;
 use crate::vport::Mac;
@@ -33,8 +24,10 @@ pub struct Fgn(pub u32);
 
 /// `MLX5_FLOW_TABLE_TYPE_NIC_RX`.
 pub const TABLE_TYPE_NIC_RX: u8 = 0;
-/// `MLX5_FLOW_CONTEXT_ACTION_FWD_DEST`.
+/// `MLX5_FLOW_CONTEXT_ACTION_DROP` / `_FWD_DEST` / `_COUNT`.
+pub const ACTION_DROP: u32 = 0x2;
 pub const ACTION_FWD_DEST: u32 = 0x4;
+pub const ACTION_COUNT: u32 = 0x8;
 /// `MLX5_IFC_FLOW_DESTINATION_TYPE_*`.
 pub const DEST_TYPE_FLOW_TABLE: u32 = 0x1;
 pub const DEST_TYPE_TIR: u32 = 0x2;
@@ -71,7 +64,9 @@ pub mod fg {
 /// `fte_match_param`).
 pub mod outer {
     use crate::layout::Field;
+    pub const ETHERTYPE: Field = Field::new(0x04, 15, 0);
     pub const DMAC_47_16: Field = Field::new(0x08, 31, 0);
+    pub const IP_PROTOCOL: Field = Field::new(0x10, 31, 24);
     pub const DMAC_15_0: Field = Field::new(0x0c, 31, 16);
     pub const FIRST_VID: Field = Field::new(0x0c, 11, 0);
     pub const CVLAN_TAG: Field = Field::new(0x10, 15, 15);
@@ -87,6 +82,7 @@ pub mod fte {
     pub const GROUP_ID: Field = Field::new(0x04, 31, 0);
     pub const ACTION: Field = Field::new(0x0c, 15, 0);
     pub const DESTINATION_LIST_SIZE: Field = Field::new(0x10, 23, 0);
+    pub const FLOW_COUNTER_LIST_SIZE: Field = Field::new(0x14, 23, 0);
     pub const MATCH_VALUE: usize = 0x40;
     pub const DESTINATION: usize = 0x300;
     /// `dest_format_struct_bits`, 8 bytes each.
@@ -94,7 +90,9 @@ pub mod fte {
     pub const DEST_ID: Field = Field::new(0x00, 23, 0);
     pub const DEST_LEN: usize = 8;
 }
-const SET_FTE_IN_LEN: usize = fte::CTX + fte::DESTINATION + fte::DEST_LEN;
+/// A destination and a flow counter (`flow_counter_list`: the counter id
+/// in the first dword), one list entry each.
+const SET_FTE_IN_LEN: usize = fte::CTX + fte::DESTINATION + 2 * fte::DEST_LEN;
 const DELETE_FTE_IN_LEN: usize = 0x40;
 
 /// Which outer-header fields a group matches on.
@@ -103,6 +101,11 @@ pub struct Criteria {
     pub dmac: bool,
     /// VLAN present and its id (per-MAC VLAN tables, VNICs).
     pub vlan: bool,
+    /// Only the destination MAC's group (multicast) bit.
+    pub dmac_mcast: bool,
+    /// The ethertype (after a VLAN tag) and the IP protocol.
+    pub ethertype: bool,
+    pub ip_protocol: bool,
 }
 
 /// The values an entry matches.
@@ -110,6 +113,8 @@ pub struct Criteria {
 pub struct MatchValue {
     pub dmac: Option<Mac>,
     pub vlan: Option<u16>,
+    pub ethertype: Option<u16>,
+    pub ip_protocol: Option<u8>,
 }
 
 fn write_dmac(buf: &mut [u8], base: usize, mac: [u8; 6]) {
@@ -124,6 +129,27 @@ fn write_dmac(buf: &mut [u8], base: usize, mac: [u8; 6]) {
 pub enum Destination {
     Tir(Tirn),
     Table(Ftn),
+}
+
+impl From<Tirn> for Destination {
+    fn from(t: Tirn) -> Self {
+        Destination::Tir(t)
+    }
+}
+
+impl From<Ftn> for Destination {
+    fn from(t: Ftn) -> Self {
+        Destination::Table(t)
+    }
+}
+
+impl core::fmt::Display for Destination {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Destination::Tir(t) => write!(f, "tir {}", t.0),
+            Destination::Table(t) => write!(f, "table {}", t.0),
+        }
+    }
 }
 
 impl Destination {
@@ -215,16 +241,24 @@ impl Command for CreateFlowGroup {
         fg::START_FLOW_INDEX.set(inbox, self.start);
         fg::END_FLOW_INDEX.set(inbox, self.end);
         let c = self.criteria;
-        if c.dmac || c.vlan {
+        if c.dmac || c.vlan || c.dmac_mcast || c.ethertype || c.ip_protocol {
             fg::MATCH_CRITERIA_ENABLE.set(inbox, MATCH_OUTER_HEADERS);
         }
         let m = fg::MATCH_CRITERIA;
         if c.dmac {
             write_dmac(inbox, m, [0xff; 6]);
+        } else if c.dmac_mcast {
+            write_dmac(inbox, m, [0x01, 0, 0, 0, 0, 0]);
         }
         if c.vlan {
             outer::CVLAN_TAG.within(m).set(inbox, 1);
             outer::FIRST_VID.within(m).set(inbox, 0xfff);
+        }
+        if c.ethertype {
+            outer::ETHERTYPE.within(m).set(inbox, 0xffff);
+        }
+        if c.ip_protocol {
+            outer::IP_PROTOCOL.within(m).set(inbox, 0xff);
         }
     }
     fn parse(&self, out: &[u8]) -> Result<Fgn, &'static str> {
@@ -260,7 +294,7 @@ impl Command for DestroyFlowGroup {
 }
 
 /// SET_FLOW_TABLE_ENTRY (op_mod 0: a new entry): match `value`, forward to
-/// one destination.
+/// one destination (or drop: `dest` None), and count into `counter`.
 #[derive(Clone, Copy, Debug)]
 pub struct SetFte {
     pub table_type: u8,
@@ -268,7 +302,8 @@ pub struct SetFte {
     pub index: u32,
     pub group: Fgn,
     pub value: MatchValue,
-    pub dest: Destination,
+    pub dest: Option<Destination>,
+    pub counter: Option<FlowCounterId>,
 }
 
 impl Command for SetFte {
@@ -286,8 +321,16 @@ impl Command for SetFte {
         FLOW_INDEX.set(inbox, self.index);
         let c = fte::CTX;
         fte::GROUP_ID.within(c).set(inbox, self.group.0);
-        fte::ACTION.within(c).set(inbox, ACTION_FWD_DEST);
-        fte::DESTINATION_LIST_SIZE.within(c).set(inbox, 1);
+        let mut action = match self.dest {
+            Some(_) => ACTION_FWD_DEST,
+            None => ACTION_DROP,
+        };
+        if self.counter.is_some() {
+            action |= ACTION_COUNT;
+        }
+        fte::ACTION.within(c).set(inbox, action);
+        let ndest = self.dest.is_some() as u32;
+        fte::DESTINATION_LIST_SIZE.within(c).set(inbox, ndest);
         let m = c + fte::MATCH_VALUE;
         if let Some(mac) = self.value.dmac {
             write_dmac(inbox, m, mac.0);
@@ -296,10 +339,23 @@ impl Command for SetFte {
             outer::CVLAN_TAG.within(m).set(inbox, 1);
             outer::FIRST_VID.within(m).set(inbox, vid as u32);
         }
-        let (ty, id) = self.dest.type_and_id();
-        let d = c + fte::DESTINATION;
-        fte::DEST_TYPE.within(d).set(inbox, ty);
-        fte::DEST_ID.within(d).set(inbox, id);
+        if let Some(t) = self.value.ethertype {
+            outer::ETHERTYPE.within(m).set(inbox, t as u32);
+        }
+        if let Some(p) = self.value.ip_protocol {
+            outer::IP_PROTOCOL.within(m).set(inbox, p as u32);
+        }
+        let mut d = c + fte::DESTINATION;
+        if let Some(dest) = self.dest {
+            let (ty, id) = dest.type_and_id();
+            fte::DEST_TYPE.within(d).set(inbox, ty);
+            fte::DEST_ID.within(d).set(inbox, id);
+            d += fte::DEST_LEN;
+        }
+        if let Some(ctr) = self.counter {
+            fte::FLOW_COUNTER_LIST_SIZE.within(c).set(inbox, 1);
+            Field::new(d, 31, 0).set(inbox, ctr.0);
+        }
     }
     fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
         Ok(())
@@ -333,7 +389,7 @@ impl Command for DeleteFte {
     }
 }
 
-/// An installed entry of [`MacSteering`].
+/// An installed root entry of the port's steering ([`crate::steering::PortSteering`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct FlowEntry(pub u32);
 
@@ -346,6 +402,9 @@ pub enum FlowError {
     Duplicate(FlowEntry),
     /// No such entry.
     NoEntry(FlowEntry),
+    /// Not something this steering does (a VLAN id over 4095, forwarding
+    /// a MAC to a table).
+    Unsupported,
     Command(CmdError),
 }
 
@@ -358,180 +417,10 @@ impl From<CmdError> for FlowError {
 /// The broadcast address.
 pub const BROADCAST: Mac = Mac([0xff; 6]);
 
-/// The port's root NIC_RX table: one group matching the destination MAC,
-/// entries added and removed at run time.
-#[derive(Debug)]
-pub struct MacSteering {
-    pub table: Ftn,
-    pub group: Fgn,
-    entries: Vec<Option<(Mac, Destination)>>,
-}
-
-impl MacSteering {
-    /// Create the table (level 0, 2^log_size entries), its destination-MAC
-    /// group over every entry, and make it the NIC_RX root. On failure
-    /// whatever was created is destroyed again.
-    pub fn create(ex: &mut impl Exec, log_size: u8) -> Result<Self, CmdError> {
-        let tt = TABLE_TYPE_NIC_RX;
-        let table = ex.exec(&CreateFlowTable {
-            table_type: tt,
-            level: 0,
-            log_size,
-        })?;
-        let destroy_table = DestroyFlowTable {
-            table_type: tt,
-            table,
-        };
-        let size = 1u32 << log_size;
-        let group = match ex.exec(&CreateFlowGroup {
-            table_type: tt,
-            table,
-            start: 0,
-            end: size - 1,
-            criteria: Criteria {
-                dmac: true,
-                vlan: false,
-            },
-        }) {
-            Ok(g) => g,
-            Err(e) => {
-                let _ = ex.exec(&destroy_table);
-                return Err(e);
-            }
-        };
-        if let Err(e) = ex.exec(&SetFlowTableRoot {
-            table_type: tt,
-            table,
-        }) {
-            let _ = ex.exec(&DestroyFlowGroup {
-                table_type: tt,
-                table,
-                group,
-            });
-            let _ = ex.exec(&destroy_table);
-            return Err(e);
-        }
-        Ok(Self {
-            table,
-            group,
-            entries: vec![None; size as usize],
-        })
-    }
-
-    /// Steer frames for `mac` to `dest`.
-    pub fn add(
-        &mut self,
-        ex: &mut impl Exec,
-        mac: Mac,
-        dest: Destination,
-    ) -> Result<FlowEntry, FlowError> {
-        if let Some(e) = self.find(mac) {
-            return Err(FlowError::Duplicate(e));
-        }
-        let Some(index) = self.entries.iter().position(|e| e.is_none()) else {
-            return Err(FlowError::TableFull);
-        };
-        ex.exec(&SetFte {
-            table_type: TABLE_TYPE_NIC_RX,
-            table: self.table,
-            index: index as u32,
-            group: self.group,
-            value: MatchValue {
-                dmac: Some(mac),
-                vlan: None,
-            },
-            dest,
-        })?;
-        self.entries[index] = Some((mac, dest));
-        Ok(FlowEntry(index as u32))
-    }
-
-    /// Remove one entry.
-    pub fn remove(&mut self, ex: &mut impl Exec, entry: FlowEntry) -> Result<(), FlowError> {
-        let i = entry.0 as usize;
-        if self.entries.get(i).is_none_or(|e| e.is_none()) {
-            return Err(FlowError::NoEntry(entry));
-        }
-        ex.exec(&DeleteFte {
-            table_type: TABLE_TYPE_NIC_RX,
-            table: self.table,
-            index: entry.0,
-        })?;
-        self.entries[i] = None;
-        Ok(())
-    }
-
-    pub fn find(&self, mac: Mac) -> Option<FlowEntry> {
-        self.entries
-            .iter()
-            .position(|e| e.is_some_and(|(m, _)| m == mac))
-            .map(|i| FlowEntry(i as u32))
-    }
-
-    /// Installed entries: (entry, MAC, destination).
-    pub fn entries(&self) -> impl Iterator<Item = (FlowEntry, Mac, Destination)> + '_ {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.map(|(m, d)| (FlowEntry(i as u32), m, d)))
-    }
-
-    /// Delete every entry, the group and the table. Keeps going past
-    /// failures and returns the first.
-    pub fn destroy(mut self, ex: &mut impl Exec) -> Result<(), CmdError> {
-        let mut first = Ok(());
-        let mut keep = |r: Result<(), CmdError>| {
-            if let (Err(e), Ok(())) = (r, &first) {
-                first = Err(e);
-            }
-        };
-        for i in 0..self.entries.len() {
-            if self.entries[i].take().is_some() {
-                keep(ex.exec(&DeleteFte {
-                    table_type: TABLE_TYPE_NIC_RX,
-                    table: self.table,
-                    index: i as u32,
-                }));
-            }
-        }
-        keep(ex.exec(&DestroyFlowGroup {
-            table_type: TABLE_TYPE_NIC_RX,
-            table: self.table,
-            group: self.group,
-        }));
-        keep(ex.exec(&DestroyFlowTable {
-            table_type: TABLE_TYPE_NIC_RX,
-            table: self.table,
-        }));
-        first
-    }
-
-    /// The table as the driver programmed it, for the shell.
-    pub fn report(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "nic_rx root table {} group {} (dmac) {}/{} entries",
-            self.table.0,
-            self.group.0,
-            self.entries().count(),
-            self.entries.len()
-        );
-        for (e, m, d) in self.entries() {
-            let _ = match d {
-                Destination::Tir(t) => writeln!(s, "  [{}] dmac {} -> tir {}", e.0, m, t.0),
-                Destination::Table(t) => writeln!(s, "  [{}] dmac {} -> table {}", e.0, m, t.0),
-            };
-        }
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cmd::encode;
-    use crate::mock::MockExec;
 
     #[test]
     fn create_table_and_root_golden() {
@@ -579,6 +468,7 @@ mod tests {
             criteria: Criteria {
                 dmac: true,
                 vlan: true,
+                ..Criteria::default()
             },
         });
         assert_eq!(b.len(), 0x400);
@@ -617,11 +507,12 @@ mod tests {
             group: Fgn(9),
             value: MatchValue {
                 dmac: Some(Mac([0x02, 0x11, 0x22, 0x33, 0x44, 0x55])),
-                vlan: None,
+                ..MatchValue::default()
             },
-            dest: Destination::Tir(Tirn(0x0abc)),
+            dest: Some(Destination::Tir(Tirn(0x0abc))),
+            counter: None,
         });
-        assert_eq!(b.len(), 0x348);
+        assert_eq!(b.len(), 0x350);
         assert_eq!(&b[0..4], &[0x09, 0x36, 0, 0]);
         assert_eq!(&b[0x14..0x18], &[0, 0, 0, 7]);
         // flow_index at 0x20.
@@ -642,13 +533,37 @@ mod tests {
             index: 0,
             group: Fgn(9),
             value: MatchValue {
-                dmac: None,
                 vlan: Some(10),
+                ethertype: Some(0x86dd),
+                ip_protocol: Some(17),
+                ..MatchValue::default()
             },
-            dest: Destination::Table(Ftn(0x20)),
+            dest: Some(Destination::Table(Ftn(0x20))),
+            counter: Some(FlowCounterId(0x77)),
         });
-        assert_eq!(&b[0x8c..0x94], &[0, 0, 0x00, 0x0a, 0, 0, 0x80, 0]);
+        assert_eq!(&b[0x8c..0x94], &[0, 0, 0x00, 0x0a, 0x11, 0, 0x80, 0]);
+        // ethertype [15:0] of outer 0x04 -> 0x84.
+        assert_eq!(&b[0x84..0x88], &[0, 0, 0x86, 0xdd]);
         assert_eq!(&b[0x340..0x344], &[0x01, 0x00, 0x00, 0x20]);
+        // action FWD_DEST | COUNT = 0xc; flow_counter_list_size [23:0] of
+        // flow_context 0x14 -> 0x54; the counter id follows the one
+        // destination: 0x348.
+        assert_eq!(&b[0x4c..0x50], &[0, 0, 0, 0x0c]);
+        assert_eq!(&b[0x54..0x58], &[0, 0, 0, 1]);
+        assert_eq!(&b[0x348..0x34c], &[0, 0, 0, 0x77]);
+        // Drop and count: action 0x2 | 0x8, no destination, the counter
+        // first in the list.
+        let b = encode(&SetFte {
+            table_type: 0,
+            table: Ftn(7),
+            index: 1,
+            group: Fgn(9),
+            value: MatchValue::default(),
+            dest: None,
+            counter: Some(FlowCounterId(5)),
+        });
+        assert_eq!(&b[0x4c..0x58], &[0, 0, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&b[0x340..0x344], &[0, 0, 0, 5]);
         let b = encode(&DeleteFte {
             table_type: 0,
             table: Ftn(7),
@@ -658,80 +573,5 @@ mod tests {
         assert_eq!(&b[0..4], &[0x09, 0x38, 0, 0]);
         assert_eq!(&b[0x14..0x18], &[0, 0, 0, 7]);
         assert_eq!(&b[0x20..0x24], &[0, 0, 0, 3]);
-    }
-
-    #[test]
-    fn mac_steering_adds_and_removes_at_run_time() {
-        let mut ex = MockExec::default();
-        let mut st = MacSteering::create(&mut ex, 2).unwrap();
-        assert_eq!(
-            ex.opcodes(),
-            [
-                op::CREATE_FLOW_TABLE,
-                op::CREATE_FLOW_GROUP,
-                op::SET_FLOW_TABLE_ROOT
-            ]
-        );
-        let me = Mac([2, 0, 0, 0, 0, 1]);
-        let e0 = st.add(&mut ex, me, Destination::Tir(Tirn(5))).unwrap();
-        let e1 = st
-            .add(&mut ex, BROADCAST, Destination::Tir(Tirn(5)))
-            .unwrap();
-        assert_eq!((e0, e1), (FlowEntry(0), FlowEntry(1)));
-        assert_eq!(
-            st.add(&mut ex, me, Destination::Tir(Tirn(5))),
-            Err(FlowError::Duplicate(e0))
-        );
-        for i in 2..4u8 {
-            st.add(&mut ex, Mac([2, 0, 0, 0, 1, i]), Destination::Tir(Tirn(6)))
-                .unwrap();
-        }
-        assert_eq!(
-            st.add(&mut ex, Mac([2, 0, 0, 0, 2, 0]), Destination::Tir(Tirn(6))),
-            Err(FlowError::TableFull)
-        );
-        st.remove(&mut ex, e0).unwrap();
-        assert_eq!(st.remove(&mut ex, e0), Err(FlowError::NoEntry(e0)));
-        assert_eq!(st.find(me), None);
-        // The freed index is reused.
-        assert_eq!(
-            st.add(&mut ex, me, Destination::Tir(Tirn(7))),
-            Ok(FlowEntry(0))
-        );
-        assert!(st.report().contains("dmac ff:ff:ff:ff:ff:ff -> tir 5"));
-        let before = ex.log.len();
-        st.destroy(&mut ex).unwrap();
-        let tail: Vec<u16> = ex.opcodes()[before..].to_vec();
-        assert_eq!(
-            tail,
-            [
-                op::DELETE_FLOW_TABLE_ENTRY,
-                op::DELETE_FLOW_TABLE_ENTRY,
-                op::DELETE_FLOW_TABLE_ENTRY,
-                op::DELETE_FLOW_TABLE_ENTRY,
-                op::DESTROY_FLOW_GROUP,
-                op::DESTROY_FLOW_TABLE
-            ]
-        );
-    }
-
-    #[test]
-    fn failed_root_undoes_group_and_table() {
-        let mut ex = MockExec {
-            fail_opcode: Some(op::SET_FLOW_TABLE_ROOT),
-            ..MockExec::default()
-        };
-        let e = MacSteering::create(&mut ex, 2).unwrap_err();
-        assert_eq!(e.opcode, op::SET_FLOW_TABLE_ROOT);
-        assert_eq!(
-            ex.opcodes(),
-            [
-                op::CREATE_FLOW_TABLE,
-                op::CREATE_FLOW_GROUP,
-                op::SET_FLOW_TABLE_ROOT,
-                op::DESTROY_FLOW_GROUP,
-                op::DESTROY_FLOW_TABLE
-            ]
-        );
     }
 }

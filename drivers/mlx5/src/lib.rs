@@ -43,6 +43,21 @@
 //! recovery, CQ re-arm in interrupt mode; call it when the completion EQ's
 //! vector fired, or in a loop in polled mode). Shell reports:
 //! [`EthPort::rings`], [`EthPort::stats_report`].
+//!
+//! Offloads ([`EthPort::offloads`], [`cxos_drivers::NetDevice::transmit_with`]):
+//! transmit checksums, VLAN insertion and LSO up to 64 KiB ([`sq`]: the
+//! WQE inlines exactly the headers the part's inline rule asks for,
+//! [`frame`] parses them), receive checksum results, stripped VLAN, RSS
+//! hash and queue in [`cxos_drivers::RxMeta`]. Receive steering
+//! ([`steering`]: root table by MAC, per-MAC VLAN tables, multicast,
+//! promiscuous and all-multicast entries, a flow counter per entry
+//! ([`flow_counter`]), the vport's address lists) with run-time
+//! (MAC, VLAN) -> TIR rules for VNICs ([`EthPort::steering_mut`]).
+//! `EthConfig::rss_queues` > 1: one RQ and CQ per queue over the
+//! completion EQs, an RQT ([`rqt`]), indirect TIRs per traffic type with a
+//! configurable Toeplitz key ([`rss`]) behind a traffic-type table.
+//! Receive queues are striding (multi-packet) where the part has
+//! `striding_rq`, cyclic elsewhere (`EthConfig::rq_kind`).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -58,6 +73,8 @@ pub mod eq;
 pub mod error;
 pub mod eth;
 pub mod flow;
+pub mod flow_counter;
+pub mod frame;
 pub mod hca;
 pub mod health;
 pub mod identify;
@@ -70,7 +87,10 @@ pub mod pd;
 pub mod port;
 pub mod q_counter;
 pub mod rq;
+pub mod rqt;
+pub mod rss;
 pub mod sq;
+pub mod steering;
 pub mod tir;
 pub mod tis;
 pub mod uar;

@@ -44,7 +44,18 @@ pub const CTX: usize = 0x20;
 pub const RQN: Field = Field::new(0x08, 23, 0);
 pub const MODIFY_CUR_STATE: Field = Field::new(0x08, 31, 28);
 
-/// CREATE_RQ (cyclic, one data segment per WQE).
+/// How an RQ's WQEs hold frames.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RqKind {
+    /// One buffer per WQE, one frame per buffer.
+    Cyclic,
+    /// Multi-packet WQEs (PRM "Striding RQ"): each WQE's buffer is
+    /// 2^`log_strides` strides of 2^`log_stride` bytes; a frame takes the
+    /// next whole strides, so small frames pack densely.
+    Striding { log_strides: u8, log_stride: u8 },
+}
+
+/// CREATE_RQ (one data segment per WQE).
 #[derive(Clone, Debug)]
 pub struct CreateRq {
     pub cqn: Cqn,
@@ -53,6 +64,9 @@ pub struct CreateRq {
     pub log_size: u8,
     /// Q counter set counting this RQ's drops (0: none).
     pub counter_set_id: u8,
+    /// Strip the VLAN tag into the CQE (`vsd` 0).
+    pub vlan_strip: bool,
+    pub kind: RqKind,
     pub pages: Vec<u64>,
 }
 
@@ -65,6 +79,13 @@ impl CreateRq {
             log_stride: 4,
             log_size: self.log_size,
             pages: &self.pages,
+            striding: match self.kind {
+                RqKind::Cyclic => None,
+                RqKind::Striding {
+                    log_strides,
+                    log_stride,
+                } => Some((log_strides, log_stride)),
+            },
         }
     }
 }
@@ -80,8 +101,7 @@ impl Command for CreateRq {
     }
     fn build(&self, inbox: &mut [u8]) {
         let f = |x: Field| x.within(CTX);
-        // VLAN stripping comes with the offloads (issue 6).
-        f(rqc::VSD).set(inbox, 1);
+        f(rqc::VSD).set(inbox, !self.vlan_strip as u32);
         f(rqc::MEM_RQ_TYPE).set(inbox, 0);
         f(rqc::STATE).set(inbox, QueueState::Rst.bits());
         f(rqc::FLUSH_IN_ERROR_EN).set(inbox, 1);
@@ -165,21 +185,34 @@ impl Command for QueryRq {
     }
 }
 
-/// A received frame: buffer `slot` holds `len` bytes.
+/// A received frame: buffer `slot` holds `len` bytes from `offset`;
+/// once it is recycled, `releases` WQEs may be posted again (1 for a
+/// cyclic RQ; for a striding one, 1 when this frame used up its WQE).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RxFrame {
     pub slot: u16,
     pub len: usize,
+    pub offset: usize,
+    pub releases: u16,
 }
 
-/// A responder CQE the driver refuses.
+/// A responder CQE that yields no frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RxError {
-    /// `wqe_counter` is not the next WQE (device bug; nothing consumed).
+    /// `wqe_counter` (striding: `wqe_id` or the stride index) is not the
+    /// next one (device bug; nothing consumed).
     WqeCounter { counter: u16, expected: u16 },
-    /// Byte count 0 or larger than the buffer: the buffer was consumed
-    /// and must be recycled; the frame is dropped.
-    Length { slot: u16, byte_cnt: u32 },
+    /// Byte count 0 or larger than the buffer (striding: than the strides
+    /// the CQE consumed): the space was consumed and `releases` WQEs must
+    /// be recycled; the frame is dropped.
+    Length {
+        slot: u16,
+        byte_cnt: u32,
+        releases: u16,
+    },
+    /// A striding RQ's filler CQE: the rest of the WQE's strides are
+    /// skipped; `releases` WQEs to recycle.
+    Filler { releases: u16 },
 }
 
 /// Receive counters.
@@ -189,6 +222,9 @@ pub struct RqStats {
     pub bytes: u64,
     pub errors: u64,
     pub recoveries: u64,
+    /// Striding RQ: filler CQEs (WQE tails skipped) and WQEs used up.
+    pub fillers: u64,
+    pub wqes_done: u64,
 }
 
 /// The receive ring of one cyclic RQ and its buffers.
@@ -207,6 +243,9 @@ pub struct Rq<D: DmaRegion> {
     published: u16,
     /// Frames handed out and not yet recycled.
     outstanding: u16,
+    kind: RqKind,
+    /// Striding RQ: strides of the current WQE used.
+    used: u32,
     pub stats: RqStats,
 }
 
@@ -252,10 +291,26 @@ impl<D: DmaRegion> Rq<D> {
             posted: n as u16,
             published: 0,
             outstanding: 0,
+            kind: RqKind::Cyclic,
+            used: 0,
             stats: RqStats::default(),
         };
         rq.commit();
         rq
+    }
+
+    /// A striding RQ: `buf_size` (each WQE's buffer) must be the strides
+    /// times the stride size.
+    pub fn striding(mut self, log_strides: u8, log_stride: u8) -> Self {
+        self.kind = RqKind::Striding {
+            log_strides,
+            log_stride,
+        };
+        self
+    }
+
+    pub fn kind(&self) -> RqKind {
+        self.kind
     }
 
     pub fn entries(&self) -> usize {
@@ -275,9 +330,17 @@ impl<D: DmaRegion> Rq<D> {
         self.outstanding as usize
     }
 
-    /// A responder CQE: the next buffer holds a frame.
+    /// A responder CQE: the next buffer (striding: the next strides of
+    /// the current WQE) holds a frame.
     #[inline]
     pub fn complete(&mut self, cqe: &Cqe) -> Result<RxFrame, RxError> {
+        if let RqKind::Striding {
+            log_strides,
+            log_stride,
+        } = self.kind
+        {
+            return self.complete_striding(cqe, log_strides, log_stride);
+        }
         let expected = self.ci;
         if cqe.wqe_counter != expected || self.posted() == 0 {
             return Err(RxError::WqeCounter {
@@ -294,20 +357,86 @@ impl<D: DmaRegion> Rq<D> {
             return Err(RxError::Length {
                 slot,
                 byte_cnt: cqe.byte_cnt,
+                releases: 1,
             });
         }
         self.stats.packets += 1;
         self.stats.bytes += len as u64;
-        Ok(RxFrame { slot, len })
+        Ok(RxFrame {
+            slot,
+            len,
+            offset: 0,
+            releases: 1,
+        })
+    }
+
+    /// `mpwrq_cqe_bc` (device.h): byte_cnt = filler `[31]`, consumed
+    /// strides `[30:16]`, bytes `[15:0]`; `wqe_id` names the WQE and
+    /// `wqe_counter` the first stride.
+    fn complete_striding(
+        &mut self,
+        cqe: &Cqe,
+        log_strides: u8,
+        log_stride: u8,
+    ) -> Result<RxFrame, RxError> {
+        let nstrides = 1u32 << log_strides;
+        let filler = cqe.byte_cnt & (1 << 31) != 0;
+        let strides = (cqe.byte_cnt >> 16) & 0x7fff;
+        let len = (cqe.byte_cnt & 0xffff) as usize;
+        let expected = self.ci;
+        if cqe.wqe_id != expected || self.posted() == 0 {
+            return Err(RxError::WqeCounter {
+                counter: cqe.wqe_id,
+                expected,
+            });
+        }
+        if cqe.wqe_counter as u32 != self.used || strides == 0 || self.used + strides > nstrides {
+            return Err(RxError::WqeCounter {
+                counter: cqe.wqe_counter,
+                expected: self.used as u16,
+            });
+        }
+        let slot = expected & ((1u16 << self.log_size) - 1);
+        let offset = (self.used as usize) << log_stride;
+        self.used += strides;
+        let mut releases = 0;
+        if self.used == nstrides {
+            self.ci = self.ci.wrapping_add(1);
+            self.used = 0;
+            self.outstanding += 1;
+            self.stats.wqes_done += 1;
+            releases = 1;
+        }
+        if filler {
+            self.stats.fillers += 1;
+            return Err(RxError::Filler { releases });
+        }
+        if len == 0 || len > (strides as usize) << log_stride {
+            self.stats.errors += 1;
+            return Err(RxError::Length {
+                slot,
+                byte_cnt: cqe.byte_cnt,
+                releases,
+            });
+        }
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        Ok(RxFrame {
+            slot,
+            len,
+            offset,
+            releases,
+        })
     }
 
     /// Read a received frame in place (the device does not own the buffer
     /// until it is recycled).
     #[inline]
     pub fn with_frame<R>(&self, f: RxFrame, g: impl FnOnce(&[u8]) -> R) -> R {
-        let len = f.len.min(self.buf_size);
+        let offset = f.offset.min(self.buf_size);
+        let len = f.len.min(self.buf_size - offset);
         let slot = f.slot as usize & (self.entries() - 1);
-        self.bufs.with_bytes(slot * self.buf_size, len, g)
+        self.bufs.with_bytes(slot * self.buf_size + offset, len, g)
     }
 
     /// Give the oldest `n` handed-out buffers back to the device (posted
@@ -337,6 +466,7 @@ impl<D: DmaRegion> Rq<D> {
             return false;
         }
         self.ci = 0;
+        self.used = 0;
         self.posted = self.entries() as u16;
         self.published = 0;
         self.ring.write_dbr(0, 0);
@@ -378,6 +508,8 @@ mod tests {
             dbr_addr: 0x3000_0040,
             log_size: 9,
             counter_set_id: 2,
+            vlan_strip: false,
+            kind: RqKind::Cyclic,
             pages: alloc::vec![0x3000_0000, 0x3000_1000],
         });
         assert_eq!(b.len(), 0x110 + 16);
@@ -459,7 +591,15 @@ mod tests {
         p.write(baddr + 128, &[0xaa, 0xbb, 0xcc]);
         let f0 = rq.complete(&cqe(0, 60)).unwrap();
         let f1 = rq.complete(&cqe(1, 3)).unwrap();
-        assert_eq!(f1, RxFrame { slot: 1, len: 3 });
+        assert_eq!(
+            f1,
+            RxFrame {
+                slot: 1,
+                len: 3,
+                offset: 0,
+                releases: 1
+            }
+        );
         assert_eq!(rq.with_frame(f1, |b| b.to_vec()), [0xaa, 0xbb, 0xcc]);
         assert_eq!(f0.slot, 0);
         // Out of order / replayed counter: refused, nothing consumed.
@@ -472,7 +612,8 @@ mod tests {
             rq.complete(&cqe(2, 129)),
             Err(RxError::Length {
                 slot: 2,
-                byte_cnt: 129
+                byte_cnt: 129,
+                releases: 1
             })
         );
         assert_eq!(rq.stats.errors, 1);
@@ -503,5 +644,52 @@ mod tests {
         rq.complete(&cqe(0, 10)).unwrap();
         rq.complete(&cqe(1, 10)).unwrap();
         assert!(rq.complete(&cqe(2, 10)).is_err());
+    }
+
+    #[test]
+    fn striding_completions_strides_fillers_and_refusals() {
+        let p = MockPlatform::new();
+        // 2 WQEs of 2^9 strides of 64 bytes.
+        let (ring, bufs, bs) = Rq::alloc(&p, 1, 512 * 64).unwrap();
+        let baddr = bufs.device_addr().get();
+        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 1, Lkey(1)).striding(9, 6);
+        // mpwrq byte_cnt: filler [31], strides [30:16], bytes [15:0].
+        let c = |wqe: u16, stride: u16, bc: u32| Cqe {
+            opcode: crate::cq::opcode::RESP_SEND,
+            wqe_id: wqe,
+            wqe_counter: stride,
+            byte_cnt: bc,
+            ..Cqe::default()
+        };
+        // 100 bytes in 2 strides from stride 0.
+        p.write(baddr, &[0xab; 4]);
+        let f = rq.complete(&c(0, 0, (2 << 16) | 100)).unwrap();
+        assert_eq!((f.slot, f.offset, f.len, f.releases), (0, 0, 100, 0));
+        assert_eq!(rq.with_frame(f, |b| b[..4].to_vec()), [0xab; 4]);
+        // The next frame must start at stride 2 of WQE 0.
+        assert!(rq.complete(&c(0, 3, (1 << 16) | 60)).is_err());
+        assert!(rq.complete(&c(1, 2, (1 << 16) | 60)).is_err());
+        let f = rq.complete(&c(0, 2, (24 << 16) | 1514)).unwrap();
+        assert_eq!((f.offset, f.len), (128, 1514));
+        // More bytes than its strides hold: dropped, space consumed.
+        assert!(matches!(
+            rq.complete(&c(0, 26, (1 << 16) | 65)),
+            Err(RxError::Length { releases: 0, .. })
+        ));
+        // Filler for the other 485 strides: WQE 0 done, one release.
+        assert_eq!(
+            rq.complete(&c(0, 27, (1 << 31) | (485 << 16))),
+            Err(RxError::Filler { releases: 1 })
+        );
+        assert_eq!((rq.stats.fillers, rq.stats.wqes_done), (1, 1));
+        // Strides beyond the WQE: refused.
+        assert!(rq.complete(&c(1, 0, (513 << 16) | 60)).is_err());
+        let f = rq.complete(&c(1, 0, (512 << 16) | 9000)).unwrap();
+        assert_eq!((f.slot, f.releases), (1, 1));
+        // Nothing posted now (WQE 0 not recycled yet).
+        assert!(rq.complete(&c(2, 0, (1 << 16) | 60)).is_err());
+        rq.recycle(2);
+        rq.commit();
+        assert!(rq.complete(&c(2, 0, (1 << 16) | 60)).is_ok());
     }
 }

@@ -83,6 +83,81 @@ impl Command for QueryNicVportContext {
     }
 }
 
+/// modify_nic_vport_context_in: field_select at 0x0c
+/// (`modify_nic_vport_field_select`), nic_vport_context at 0x100; the
+/// context's address list (`current_uc_mac_address`, one
+/// `mac_address_layout` of 8 bytes each, MAC in the last 6) at 0x100 of
+/// the context.
+pub mod modify {
+    use crate::layout::Field;
+    pub const SELECT_PROMISC: Field = Field::new(0x0c, 4, 4);
+    pub const SELECT_ADDRESSES_LIST: Field = Field::new(0x0c, 2, 2);
+    pub const CTX: usize = 0x100;
+    /// allowed_list_type `[26:24]`, allowed_list_size `[11:0]` of 0xf0.
+    pub const LIST_TYPE: Field = Field::new(0xf0, 26, 24);
+    pub const LIST_SIZE: Field = Field::new(0xf0, 11, 0);
+    pub const LIST: usize = 0x100;
+    /// `MLX5_NVPRT_LIST_TYPE_UC` / `_MC`.
+    pub const LIST_UC: u32 = 0;
+    pub const LIST_MC: u32 = 1;
+}
+
+/// What MODIFY_NIC_VPORT_CONTEXT changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VportChange<'a> {
+    /// promisc_uc / promisc_mc / promisc_all.
+    Promisc { uc: bool, mc: bool, all: bool },
+    /// The whole unicast or multicast address list.
+    Addresses { multicast: bool, macs: &'a [Mac] },
+}
+
+/// MODIFY_NIC_VPORT_CONTEXT of this function's own vport.
+#[derive(Clone, Debug)]
+pub struct ModifyNicVportContext<'a>(pub VportChange<'a>);
+
+impl Command for ModifyNicVportContext<'_> {
+    type Output = ();
+    const OPCODE: u16 = op::MODIFY_NIC_VPORT_CONTEXT;
+    fn in_len(&self) -> usize {
+        let n = match self.0 {
+            VportChange::Addresses { macs, .. } => macs.len(),
+            VportChange::Promisc { .. } => 0,
+        };
+        modify::CTX + modify::LIST + 8 * n
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        let c = modify::CTX;
+        match self.0 {
+            VportChange::Promisc { uc, mc, all } => {
+                modify::SELECT_PROMISC.set(inbox, 1);
+                ctx::PROMISC_UC.within(c).set(inbox, uc as u32);
+                ctx::PROMISC_MC.within(c).set(inbox, mc as u32);
+                ctx::PROMISC_ALL.within(c).set(inbox, all as u32);
+            }
+            VportChange::Addresses { multicast, macs } => {
+                modify::SELECT_ADDRESSES_LIST.set(inbox, 1);
+                let ty = if multicast {
+                    modify::LIST_MC
+                } else {
+                    modify::LIST_UC
+                };
+                modify::LIST_TYPE.within(c).set(inbox, ty);
+                modify::LIST_SIZE.within(c).set(inbox, macs.len() as u32);
+                for (i, m) in macs.iter().enumerate() {
+                    let at = c + modify::LIST + 8 * i + 2;
+                    inbox[at..at + 6].copy_from_slice(&m.0);
+                }
+            }
+        }
+    }
+    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +180,36 @@ mod tests {
         assert_eq!(v.mtu, 1500);
         assert_eq!(v.min_wqe_inline_mode, 1);
         assert!(v.promisc_all && !v.promisc_uc && !v.promisc_mc);
+    }
+
+    #[test]
+    fn modify_golden() {
+        use crate::cmd::encode;
+        let b = encode(&ModifyNicVportContext(VportChange::Promisc {
+            uc: false,
+            mc: true,
+            all: false,
+        }));
+        assert_eq!(b.len(), 0x200);
+        assert_eq!(&b[0..4], &[0x07, 0x55, 0, 0]);
+        // field_select at 0x0c: promisc [4].
+        assert_eq!(&b[0x0c..0x10], &[0, 0, 0, 0x10]);
+        // context at 0x100, its 0xf0 dword: promisc_mc [30].
+        assert_eq!(&b[0x1f0..0x1f4], &[0x40, 0, 0, 0]);
+        let macs = [Mac([0x33, 0x33, 0, 0, 0, 1]), Mac([1, 0, 0x5e, 0, 0, 0xfb])];
+        let b = encode(&ModifyNicVportContext(VportChange::Addresses {
+            multicast: true,
+            macs: &macs,
+        }));
+        assert_eq!(b.len(), 0x210);
+        // addresses_list [2]; list type MC (1) [26:24], size 2 [11:0].
+        assert_eq!(&b[0x0c..0x10], &[0, 0, 0, 0x04]);
+        assert_eq!(&b[0x1f0..0x1f4], &[0x01, 0, 0, 0x02]);
+        // current_uc_mac_address at context 0x100 = 0x200, 8 bytes each,
+        // MAC in bytes 2..8.
+        assert_eq!(
+            &b[0x200..0x210],
+            &[0, 0, 0x33, 0x33, 0, 0, 0, 1, 0, 0, 1, 0, 0x5e, 0, 0, 0xfb]
+        );
     }
 }

@@ -22,12 +22,21 @@ pub mod wqc {
     /// log2(page size) - 12.
     pub const LOG_WQ_PG_SZ: Field = Field::new(0x20, 12, 8);
     pub const LOG_WQ_SZ: Field = Field::new(0x20, 4, 0);
+    /// Striding RQ: log2(strides per WQE) - 9, log2(stride bytes) - 6.
+    pub const LOG_WQE_NUM_OF_STRIDES: Field = Field::new(0x24, 11, 8);
+    pub const LOG_WQE_STRIDE_SIZE: Field = Field::new(0x24, 2, 0);
     /// The page list, one be64 per 4 KiB page.
     pub const PAS: usize = 0xc0;
 }
 
-/// `wq_type`: cyclic (`MLX5_WQ_TYPE_CYCLIC`).
+/// `wq_type`: cyclic (`MLX5_WQ_TYPE_CYCLIC`), cyclic striding
+/// (`MLX5_WQ_TYPE_CYCLIC_STRIDING_RQ`).
 pub const WQ_TYPE_CYCLIC: u32 = 1;
+pub const WQ_TYPE_CYCLIC_STRIDING: u32 = 3;
+/// The bases of the striding fields (`MLX5_MPWQE_LOG_NUM_STRIDES_BASE`,
+/// `MLX5_MPWQE_LOG_STRIDE_SZ_BASE`).
+pub const LOG_NUM_STRIDES_BASE: u8 = 9;
+pub const LOG_STRIDE_SZ_BASE: u8 = 6;
 
 /// SQ/RQ states (`MLX5_SQC_STATE_*`, `MLX5_RQC_STATE_*`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -109,13 +118,22 @@ pub(crate) struct WqParams<'a> {
     pub log_stride: u8,
     pub log_size: u8,
     pub pages: &'a [u64],
+    /// Striding RQ: (log2 strides per WQE, log2 stride bytes).
+    pub striding: Option<(u8, u8)>,
 }
 
 impl WqParams<'_> {
     pub(crate) fn write(&self, inbox: &mut [u8], base: usize) {
         let f = |x: Field| x.within(base);
         let f64 = |x: Field64| x.within(base);
-        f(wqc::WQ_TYPE).set(inbox, WQ_TYPE_CYCLIC);
+        match self.striding {
+            None => f(wqc::WQ_TYPE).set(inbox, WQ_TYPE_CYCLIC),
+            Some((log_n, log_sz)) => {
+                f(wqc::WQ_TYPE).set(inbox, WQ_TYPE_CYCLIC_STRIDING);
+                f(wqc::LOG_WQE_NUM_OF_STRIDES).set(inbox, (log_n - LOG_NUM_STRIDES_BASE) as u32);
+                f(wqc::LOG_WQE_STRIDE_SIZE).set(inbox, (log_sz - LOG_STRIDE_SZ_BASE) as u32);
+            }
+        }
         f(wqc::PD).set(inbox, self.pd);
         f(wqc::UAR_PAGE).set(inbox, self.uar);
         f64(wqc::DBR_ADDR).set(inbox, self.dbr_addr);

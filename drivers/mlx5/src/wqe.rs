@@ -8,6 +8,8 @@ pub const WQEBB: usize = 64;
 /// Bytes in a segment (the DS unit of `qpn_ds`).
 pub const DS: usize = 16;
 
+use crate::frame::Geometry;
+
 /// `struct mlx5_wqe_ctrl_seg` (16 bytes).
 pub mod ctrl {
     /// opmod_idx_opcode: opmod `[31:24]`, wqe_index `[23:8]`, opcode `[7:0]`.
@@ -18,21 +20,30 @@ pub mod ctrl {
     pub const FM_CE_SE: usize = 0x0b;
     /// `MLX5_WQE_CTRL_CQ_UPDATE`: a CQE for this WQE.
     pub const CE_CQ_UPDATE: u8 = 2 << 2;
-    /// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`.
+    /// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO`.
     pub const OPCODE_NOP: u8 = 0x00;
     pub const OPCODE_SEND: u8 = 0x0a;
+    pub const OPCODE_LSO: u8 = 0x0e;
 }
 
 /// `struct mlx5_wqe_eth_seg` (16 bytes, inline headers continue after it).
 pub mod eth {
-    /// cs_flags (checksum offloads: issue 6).
+    /// cs_flags: `MLX5_ETH_WQE_L3_CSUM` / `MLX5_ETH_WQE_L4_CSUM`.
     pub const CS_FLAGS: usize = 0x04;
+    pub const CS_L3: u8 = 1 << 6;
+    pub const CS_L4: u8 = 1 << 7;
+    /// mss (be16, LSO only).
     pub const MSS: usize = 0x06;
     /// inline_hdr.sz (be16) and the first two inline bytes.
     pub const INLINE_HDR_SZ: usize = 0x0c;
     pub const INLINE_HDR_START: usize = 0x0e;
     /// Inline bytes that fit in the segment itself.
     pub const INLINE_IN_SEG: usize = 2;
+    /// The same 4 bytes as `insert`: type (be16, `MLX5_ETH_WQE_INSERT_VLAN`)
+    /// and vlan_tci (be16), used instead of inline headers.
+    pub const INSERT_TYPE: usize = 0x0c;
+    pub const INSERT_VLAN: u16 = 1 << 15;
+    pub const INSERT_TCI: usize = 0x0e;
 }
 
 /// `struct mlx5_wqe_data_seg` (16 bytes).
@@ -53,17 +64,22 @@ pub const L2_INLINE: usize = 18;
 pub enum InlineMode {
     /// Nothing inline (`MLX5_INLINE_MODE_NONE`).
     None,
-    /// The L2 header inline (`MLX5_INLINE_MODE_L2`).
+    /// The L2 header (with its VLAN tag) inline (`MLX5_INLINE_MODE_L2`).
     L2,
+    /// L2 and the IP header (`MLX5_INLINE_MODE_IP`).
+    Ip,
+    /// L2, IP and the TCP/UDP header (`MLX5_INLINE_MODE_TCP_UDP`).
+    TcpUdp,
 }
 
 impl InlineMode {
-    /// Resolve the requirement, or the mode the driver does not implement
-    /// yet (IP / TCP-UDP header inlining come with the offloads).
+    /// Resolve the requirement; an unknown value is returned as the error.
     pub fn resolve(cap_wqe_inline_mode: u8, vport_min_mode: u8) -> Result<InlineMode, u8> {
         let vport = |m: u8| match m {
             0 => Ok(InlineMode::None),
             1 => Ok(InlineMode::L2),
+            2 => Ok(InlineMode::Ip),
+            3 => Ok(InlineMode::TcpUdp),
             other => Err(other),
         };
         match cap_wqe_inline_mode {
@@ -74,11 +90,26 @@ impl InlineMode {
         }
     }
 
-    /// Bytes to inline for a frame of `len` bytes.
-    pub fn bytes(self, len: usize) -> usize {
+    /// Exactly the header bytes this mode requires inline for a frame of
+    /// `len` bytes with headers `g`: the headers the mode names that the
+    /// frame has (a non-IP frame needs only its L2 header in IP mode).
+    pub fn required(self, g: &Geometry, len: usize) -> usize {
+        let n = match self {
+            InlineMode::None => 0,
+            InlineMode::L2 => g.l2,
+            InlineMode::Ip => g.l2 + g.l3,
+            InlineMode::TcpUdp => g.headers(),
+        };
+        n.min(len)
+    }
+
+    /// Header bytes of a frame this mode needs to look at (the most any
+    /// frame can require).
+    pub fn lookahead(self) -> usize {
         match self {
             InlineMode::None => 0,
-            InlineMode::L2 => len.min(L2_INLINE),
+            InlineMode::L2 => L2_INLINE,
+            InlineMode::Ip | InlineMode::TcpUdp => MAX_HEADERS,
         }
     }
 
@@ -87,9 +118,15 @@ impl InlineMode {
         match self {
             InlineMode::None => 0,
             InlineMode::L2 => 1,
+            InlineMode::Ip => 2,
+            InlineMode::TcpUdp => 3,
         }
     }
 }
+
+/// Longest run of headers a frame can have: Ethernet + VLAN, IPv4 with
+/// options (60) or IPv6 (40), TCP with options (60).
+pub const MAX_HEADERS: usize = 18 + 60 + 60;
 
 /// DS count of a send WQE: control + Ethernet segment, the inline bytes
 /// past the two that fit in the Ethernet segment, one data segment when
@@ -109,11 +146,30 @@ mod tests {
         assert_eq!(InlineMode::resolve(2, 1), Ok(InlineMode::None));
         assert_eq!(InlineMode::resolve(1, 0), Ok(InlineMode::None));
         assert_eq!(InlineMode::resolve(1, 1), Ok(InlineMode::L2));
-        assert_eq!(InlineMode::resolve(1, 2), Err(2), "IP mode: issue 6");
+        assert_eq!(InlineMode::resolve(1, 2), Ok(InlineMode::Ip));
+        assert_eq!(InlineMode::resolve(1, 3), Ok(InlineMode::TcpUdp));
+        assert_eq!(InlineMode::resolve(1, 4), Err(4));
         assert_eq!(InlineMode::resolve(3, 0), Err(3));
-        assert_eq!(InlineMode::L2.bytes(60), 18);
-        assert_eq!(InlineMode::L2.bytes(10), 10);
-        assert_eq!(InlineMode::None.bytes(60), 0);
+        let g = Geometry {
+            l2: 18,
+            net: crate::frame::Net::Ipv4,
+            l3: 20,
+            transport: crate::frame::Transport::Tcp,
+            l4: 32,
+        };
+        assert_eq!(InlineMode::None.required(&g, 100), 0);
+        assert_eq!(InlineMode::L2.required(&g, 100), 18);
+        assert_eq!(InlineMode::Ip.required(&g, 100), 38);
+        assert_eq!(InlineMode::TcpUdp.required(&g, 100), 70);
+        assert_eq!(InlineMode::TcpUdp.required(&g, 50), 50);
+        for m in [
+            InlineMode::None,
+            InlineMode::L2,
+            InlineMode::Ip,
+            InlineMode::TcpUdp,
+        ] {
+            assert_eq!(InlineMode::resolve(1, m.sqc_bits() as u8), Ok(m));
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
 //!
-//! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx [--control PATH]`
+//! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx
+//! [--wire tap:IFNAME|unix:PATH|none] [--pcap FILE] [--control PATH]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
-//! status 0 when it disconnects. Log level from `MLX5_SIM_LOG`
+//! status 0 when it disconnects. The port's cable: a TAP device opened (or
+//! created) in the network namespace the process runs in, a unix-socket
+//! wire to another `mlx5-sim` naming the same PATH (either may start first),
+//! or none; `--pcap` records both directions in a classic pcap file. Log level from `MLX5_SIM_LOG`
 //! (error, warn, info, debug, trace; default warn), on stderr.
 
 use std::path::PathBuf;
@@ -10,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mlx5_sim::Personality;
+use mlx5_sim::link::LinkSpec;
 use mlx5_sim::vfio::{Options, serve};
 
 #[derive(Debug, Parser)]
@@ -27,6 +32,12 @@ struct Cli {
     /// A unix socket for live control (`help` lists its requests).
     #[arg(long)]
     control: Option<PathBuf>,
+    /// The port's cable: tap:IFNAME, unix:PATH or none.
+    #[arg(long, default_value = "none")]
+    wire: LinkSpec,
+    /// Record every frame on the cable in this pcap file.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
 }
 
 fn parse_personality(s: &str) -> Result<Personality, String> {
@@ -69,6 +80,8 @@ fn main() -> ExitCode {
         socket: cli.socket,
         personality: cli.personality,
         control: cli.control,
+        wire: cli.wire,
+        pcap: cli.pcap,
     };
     match serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +113,38 @@ mod tests {
         assert_eq!(cli.personality, Personality::ConnectX6Dx);
         assert_eq!(cli.socket, PathBuf::from("/run/a.sock"));
         assert_eq!(cli.control, Some(PathBuf::from("/run/c.sock")));
+        assert_eq!(cli.wire, LinkSpec::None);
+        assert_eq!(cli.pcap, None);
+        let cli = Cli::try_parse_from([
+            "mlx5-sim",
+            "--socket",
+            "s",
+            "--personality",
+            "cx5",
+            "--wire",
+            "unix:/run/w.sock",
+            "--pcap",
+            "/tmp/x.pcap",
+        ])
+        .unwrap();
+        assert_eq!(cli.wire, LinkSpec::Unix("/run/w.sock".into()));
+        assert_eq!(cli.pcap, Some(PathBuf::from("/tmp/x.pcap")));
+        let tap = |w: &str| {
+            Cli::try_parse_from([
+                "mlx5-sim",
+                "--socket",
+                "s",
+                "--personality",
+                "cx5",
+                "--wire",
+                w,
+            ])
+            .map(|c| c.wire)
+        };
+        assert_eq!(tap("tap:cx0").unwrap(), LinkSpec::Tap("cx0".into()));
+        for bad in ["tap:", "tap:much-too-long-name", "udp:x", "unix:"] {
+            assert!(tap(bad).is_err(), "{bad}");
+        }
         for p in ["cx4", "cx4lx", "cx5", "cx6"] {
             assert!(Cli::try_parse_from(["mlx5-sim", "--socket", "s", "--personality", p]).is_ok());
         }

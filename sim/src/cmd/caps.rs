@@ -125,12 +125,14 @@ pub mod ft {
     pub const LOG_MAX_DESTINATION: F = f(0x98, 8);
     pub const LOG_MAX_FLOW: F = f(0xb8, 8);
     /// `ft_field_support` (`flow_table_fields_supported`) at bit 0x100:
-    /// outer_dmac, outer_smac, outer_ether_type, ... outer_first_vid (6),
-    /// outer_ip_protocol (0xf).
+    /// outer_dmac, outer_smac, outer_ether_type, outer_ip_version,
+    /// outer_first_prio (4), outer_first_vid (6), outer_ip_protocol (0xf):
+    /// what the model's flow groups match on (`cmd::flow`).
     pub const FIELDS_DMAC: F = f(0x100, 1);
     pub const FIELDS_SMAC: F = f(0x101, 1);
     pub const FIELDS_ETHER_TYPE: F = f(0x102, 1);
     pub const FIELDS_IP_VERSION: F = f(0x103, 1);
+    pub const FIELDS_FIRST_PRIO: F = f(0x104, 1);
     pub const FIELDS_FIRST_VID: F = f(0x106, 1);
     pub const FIELDS_IP_PROTOCOL: F = f(0x10f, 1);
 }
@@ -328,6 +330,7 @@ fn flow_table(_p: Personality) -> Vec<u8> {
             ft::FIELDS_SMAC,
             ft::FIELDS_ETHER_TYPE,
             ft::FIELDS_IP_VERSION,
+            ft::FIELDS_FIRST_PRIO,
             ft::FIELDS_FIRST_VID,
             ft::FIELDS_IP_PROTOCOL,
         ] {

@@ -87,7 +87,16 @@ pub mod layout {
 /// CQE byte offsets and opcodes (`struct mlx5_cqe64`, `struct mlx5_err_cqe`,
 /// `MLX5_CQE_*` in cq.h).
 pub mod cqe {
-    pub const L4_L3_HDR_TYPE: usize = 0x25;
+    pub const RSS_HASH: usize = 0x0c;
+    pub const RSS_HASH_TYPE: usize = 0x10;
+    pub const CHECK_SUM: usize = 0x14;
+    pub const HDS_IP_EXT: usize = 0x1c;
+    pub const L4_L3_HDR_TYPE: usize = 0x1d;
+    pub const VLAN_INFO: usize = 0x1e;
+    /// `CQE_L2_OK`, `CQE_L3_OK`, `CQE_L4_OK` (device.h) in hds_ip_ext.
+    pub const L2_OK: u8 = 1 << 0;
+    pub const L3_OK: u8 = 1 << 1;
+    pub const L4_OK: u8 = 1 << 2;
     pub const BYTE_CNT: usize = 0x2c;
     pub const VENDOR_ERR_SYND: usize = 0x36;
     pub const SYNDROME: usize = 0x37;

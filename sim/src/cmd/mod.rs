@@ -14,6 +14,7 @@ pub mod pd;
 pub mod port_regs;
 pub mod q_counter;
 pub mod rq;
+pub mod rqt;
 pub mod sq;
 pub mod tir;
 pub mod tis;
@@ -80,6 +81,15 @@ pub mod op {
     pub const DESTROY_FLOW_GROUP: u16 = 0x934;
     pub const SET_FLOW_TABLE_ENTRY: u16 = 0x936;
     pub const DELETE_FLOW_TABLE_ENTRY: u16 = 0x938;
+    pub const QUERY_FLOW_TABLE_ENTRY: u16 = 0x937;
+    pub const ALLOC_FLOW_COUNTER: u16 = 0x939;
+    pub const DEALLOC_FLOW_COUNTER: u16 = 0x93a;
+    pub const QUERY_FLOW_COUNTER: u16 = 0x93b;
+    pub const MODIFY_FLOW_TABLE: u16 = 0x93c;
+    pub const CREATE_RQT: u16 = 0x916;
+    pub const MODIFY_RQT: u16 = 0x917;
+    pub const DESTROY_RQT: u16 = 0x918;
+    pub const QUERY_RQT: u16 = 0x919;
 }
 
 /// Length of the common command header (opcode, uid, op_mod: 8 bytes) plus
@@ -221,6 +231,15 @@ pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
         op::SET_FLOW_TABLE_ENTRY => flow::set_entry(dev, inp, out),
         op::DELETE_FLOW_TABLE_ENTRY => flow::delete_entry(dev, inp, out),
         op::SET_FLOW_TABLE_ROOT => flow::set_root(dev, inp, out),
+        op::CREATE_RQT => rqt::create(dev, inp, out),
+        op::MODIFY_RQT => rqt::modify(dev, inp, out),
+        op::DESTROY_RQT => rqt::destroy(dev, inp, out),
+        op::QUERY_RQT => rqt::query(dev, inp, out),
+        op::QUERY_FLOW_TABLE_ENTRY => flow::query_entry(dev, inp, out),
+        op::MODIFY_FLOW_TABLE => flow::modify_table(dev, inp, out),
+        op::ALLOC_FLOW_COUNTER => flow::alloc_counter(dev, inp, out),
+        op::DEALLOC_FLOW_COUNTER => flow::dealloc_counter(dev, inp, out),
+        op::QUERY_FLOW_COUNTER => flow::query_counter(dev, inp, out),
         _ => Err(syn::UNKNOWN_OPCODE),
     }
 }
@@ -297,5 +316,14 @@ fn known(opcode: u16) -> bool {
             | DESTROY_FLOW_GROUP
             | SET_FLOW_TABLE_ENTRY
             | DELETE_FLOW_TABLE_ENTRY
+            | QUERY_FLOW_TABLE_ENTRY
+            | CREATE_RQT
+            | MODIFY_RQT
+            | DESTROY_RQT
+            | QUERY_RQT
+            | MODIFY_FLOW_TABLE
+            | ALLOC_FLOW_COUNTER
+            | DEALLOC_FLOW_COUNTER
+            | QUERY_FLOW_COUNTER
     )
 }

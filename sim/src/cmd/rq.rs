@@ -79,6 +79,10 @@ pub struct Rq {
     pub posted: u16,
     /// TIRs pointing at this RQ.
     pub users: u32,
+    /// Frames delivered into its WQEs.
+    pub delivered: u64,
+    /// Striding RQ: strides of the current WQE already used.
+    pub strides_used: u32,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +165,8 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
         consumer: 0,
         posted: 0,
         users: 0,
+        delivered: 0,
+        strides_used: 0,
     };
     dev.nic.rqs.map.insert(rqn, rq);
     // create_rq_out: rqn at bit 0x48.
@@ -200,6 +206,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     if next == STATE_RST {
         rq.consumer = 0;
         rq.posted = 0;
+        rq.strides_used = 0;
     }
     if next == STATE_ERR && cur != STATE_ERR {
         crate::datapath::rx::flush(dev, rqn);
@@ -221,7 +228,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     let rqn = get(inp, f(0x48, 0x18)) as u32;
     match dev.nic.rqs.map.get(&rqn) {
         None => return Err(syn::UNKNOWN_RQ),
-        Some(rq) if rq.users != 0 => return Err(syn::RQ_IN_USE),
+        Some(rq) if rq.users != 0 || dev.nic.rqts.uses_rq(rqn) => return Err(syn::RQ_IN_USE),
         Some(_) => {}
     }
     if let Some(rq) = dev.nic.rqs.map.remove(&rqn) {

@@ -12,8 +12,14 @@ use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
 const PAGE: u64 = 4096;
-/// `MLX5_WQ_TYPE_CYCLIC`.
+/// `MLX5_WQ_TYPE_CYCLIC`, `MLX5_WQ_TYPE_CYCLIC_STRIDING_RQ`.
 pub const TYPE_CYCLIC: u64 = 0x1;
+pub const TYPE_CYCLIC_STRIDING: u64 = 0x3;
+/// Striding RQ: strides per WQE = 2^(log_wqe_num_of_strides + 9), stride
+/// size = 2^(log_wqe_stride_size + 6) (device.h `MLX5_MPWQE_LOG_*_BASE`).
+pub const LOG_NUM_STRIDES_BASE: u8 = 9;
+pub const LOG_NUM_STRIDES_MAX: u8 = 16;
+pub const LOG_STRIDE_SZ_BASE: u8 = 6;
 
 /// `wq` fields (bit offsets inside the wq context).
 pub mod wqc {
@@ -33,8 +39,12 @@ pub mod wqc {
     pub const LOG_WQ_STRIDE: F = f(0x10c, 4);
     pub const LOG_WQ_PG_SZ: F = f(0x113, 5);
     pub const LOG_WQ_SZ: F = f(0x11b, 5);
-    /// umem, hairpin, striding and shampo fields (0x120..0x200): none offered.
+    /// umem, hairpin, striding and shampo fields (0x120..0x200): none
+    /// offered but the striding RQ's two below.
     pub const EXTENSIONS: F = f(0x120, 0xe0);
+    pub const LOG_WQE_NUM_OF_STRIDES: F = f(0x134, 4);
+    pub const TWO_BYTE_SHIFT_EN: F = f(0x138, 1);
+    pub const LOG_WQE_STRIDE_SIZE: F = f(0x13d, 3);
     pub const RESERVED: [F; 7] = [
         f(0x8, 0x18),
         f(0x24, 7),
@@ -59,6 +69,8 @@ pub struct Wq {
     pub lwm: u16,
     /// Shared so the engines take a copy of the queue without allocating.
     pub pas: Arc<[u64]>,
+    /// Striding RQ: (log2 strides per WQE, log2 stride bytes).
+    pub striding: Option<(u8, u8)>,
 }
 
 impl Wq {
@@ -95,7 +107,22 @@ impl Wq {
     /// Write the context back (QUERY_SQ / QUERY_RQ) at byte `at` of `out`.
     pub fn write(&self, out: &mut [u8], at: usize, hw_counter: u32) {
         let w = |fld: F| fld.at(at);
-        set(out, w(wqc::WQ_TYPE), TYPE_CYCLIC);
+        match self.striding {
+            None => set(out, w(wqc::WQ_TYPE), TYPE_CYCLIC),
+            Some((n, sz)) => {
+                set(out, w(wqc::WQ_TYPE), TYPE_CYCLIC_STRIDING);
+                set(
+                    out,
+                    w(wqc::LOG_WQE_NUM_OF_STRIDES),
+                    (n - LOG_NUM_STRIDES_BASE) as u64,
+                );
+                set(
+                    out,
+                    w(wqc::LOG_WQE_STRIDE_SIZE),
+                    (sz - LOG_STRIDE_SZ_BASE) as u64,
+                );
+            }
+        }
         set(out, w(wqc::LWM), self.lwm as u64);
         set(out, w(wqc::PD), self.pd as u64);
         set(out, w(wqc::UAR_PAGE), self.uar as u64);
@@ -111,7 +138,9 @@ impl Wq {
 
 /// Parse and validate the wq context at byte `at` of `inp`. `strides` is
 /// the range of log_wq_stride the queue type accepts; `need_uar` whether
-/// the queue is rung through a UAR (SQ) and must name an allocated one.
+/// the queue is rung through a UAR (SQ) and must name an allocated one;
+/// `rq` whether it is a receive queue (which may be striding, on parts
+/// whose `striding_rq` capability says so).
 pub fn parse(
     dev: &Device,
     inp: &[u8],
@@ -123,11 +152,43 @@ pub fn parse(
     let res: Vec<F> = wqc::RESERVED.iter().map(|r| w(*r)).collect();
     reserved(inp, &res)?;
     reserved(inp, &[f(0x200, 0x400).at(at)])?;
-    if get(inp, w(wqc::WQ_TYPE)) != TYPE_CYCLIC
+    let wq_type = get(inp, w(wqc::WQ_TYPE));
+    let rq = !need_uar;
+    if !(wq_type == TYPE_CYCLIC || (rq && wq_type == TYPE_CYCLIC_STRIDING))
         || get(inp, w(wqc::FEATURES)) != 0
         || get(inp, w(wqc::HDS)) != 0
-        || !crate::bits::all_zero(inp, &[w(wqc::EXTENSIONS)])
     {
+        return Err(syn::WQ_TYPE);
+    }
+    let mut ext = [0u8; 0x1c];
+    if let Some(src) = inp.get(at + 0x24..at + 0x40) {
+        ext.copy_from_slice(src);
+    }
+    let striding = if wq_type == TYPE_CYCLIC_STRIDING {
+        let caps = dev
+            .caps
+            .current(super::caps::cap_type::GENERAL)
+            .unwrap_or(&[]);
+        let n = get(inp, w(wqc::LOG_WQE_NUM_OF_STRIDES)) as u8 + LOG_NUM_STRIDES_BASE;
+        let sz = get(inp, w(wqc::LOG_WQE_STRIDE_SIZE)) as u8 + LOG_STRIDE_SZ_BASE;
+        let min = get(caps, super::caps::hca_cap::LOG_MIN_STRIDE_SZ_RQ) as u8;
+        let max = get(caps, super::caps::hca_cap::LOG_MAX_STRIDE_SZ_RQ) as u8;
+        if get(caps, super::caps::hca_cap::STRIDING_RQ) == 0
+            || n > LOG_NUM_STRIDES_MAX
+            || !(min..=max).contains(&sz)
+            || get(inp, w(wqc::TWO_BYTE_SHIFT_EN)) != 0
+        {
+            return Err(syn::WQE_STRIDES);
+        }
+        // The striding fields: byte 0x26 low nibble, byte 0x27 bits 2:0
+        // (and two_byte_shift_en, bit 7, refused above).
+        ext[2] &= 0xf0;
+        ext[3] &= 0x78;
+        Some((n, sz))
+    } else {
+        None
+    };
+    if ext.iter().any(|b| *b != 0) {
         return Err(syn::WQ_TYPE);
     }
     if get(inp, w(wqc::LOG_WQ_PG_SZ)) != 0 || get(inp, w(wqc::PAGE_OFFSET)) != 0 {
@@ -170,6 +231,7 @@ pub fn parse(
         dbr,
         lwm: get(inp, w(wqc::LWM)) as u16,
         pas: pas.into(),
+        striding,
     })
 }
 

@@ -31,13 +31,31 @@ pub enum L4 {
 pub struct Headers {
     /// Ethernet header with its VLAN tag, if any.
     pub l2_len: usize,
+    /// First VLAN tag: (TPID, TCI).
+    pub vlan: Option<(u16, u16)>,
+    /// Ethertype after the tag (0 when the frame is too short).
+    pub ethertype: u16,
     pub l3: L3,
     pub l3_len: usize,
+    /// IPv4 protocol / IPv6 next header (0 without IP).
+    pub ip_proto: u8,
+    /// IPv4 fragment (MF set or offset not 0): no L4 header to trust.
+    pub frag: bool,
+    /// End of the IP datagram in the frame (total length, clipped to the
+    /// frame): what lies beyond is Ethernet padding.
+    pub ip_end: usize,
     pub l4: L4,
     pub l4_len: usize,
     /// TCP: ACK flag set / payload present (for the CQE's l4_hdr_type).
     pub tcp_ack: bool,
     pub tcp_payload: bool,
+}
+
+impl Headers {
+    /// Offset of the L4 header.
+    pub fn l4_off(&self) -> usize {
+        self.l2_len + self.l3_len
+    }
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -47,8 +65,13 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 pub fn parse(f: &[u8]) -> Headers {
     let mut h = Headers {
         l2_len: ETH_HLEN,
+        vlan: None,
+        ethertype: 0,
         l3: L3::None,
         l3_len: 0,
+        ip_proto: 0,
+        frag: false,
+        ip_end: 0,
         l4: L4::None,
         l4_len: 0,
         tcp_ack: false,
@@ -59,11 +82,13 @@ pub fn parse(f: &[u8]) -> Headers {
     };
     if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
         h.l2_len += VLAN_HLEN;
-        let Some(inner) = be16(f, 16) else {
+        let (Some(tci), Some(inner)) = (be16(f, 14), be16(f, 16)) else {
             return h;
         };
+        h.vlan = Some((ethertype, tci));
         ethertype = inner;
     }
+    h.ethertype = ethertype;
     let l3 = h.l2_len;
     let (proto, l4_at, total) = match ethertype {
         ETHERTYPE_IPV4 => {
@@ -75,6 +100,7 @@ pub fn parse(f: &[u8]) -> Headers {
             h.l3 = L3::Ipv4;
             h.l3_len = ihl;
             let total = be16(f, l3 + 2).unwrap_or(0) as usize;
+            h.frag = be16(f, l3 + 6).unwrap_or(0) & 0x3fff != 0;
             (f.get(l3 + 9).copied().unwrap_or(0), l3 + ihl, l3 + total)
         }
         ETHERTYPE_IPV6 => {
@@ -88,6 +114,11 @@ pub fn parse(f: &[u8]) -> Headers {
         }
         _ => return h,
     };
+    h.ip_proto = proto;
+    h.ip_end = total.clamp(l4_at, f.len());
+    if h.frag {
+        return h;
+    }
     match proto {
         PROTO_TCP => {
             let Some(off) = f.get(l4_at + 12) else {

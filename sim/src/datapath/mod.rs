@@ -8,11 +8,13 @@
 //! shared `Arc`s), one doorbell-record read per doorbell or per empty RQ.
 #![deny(unsafe_code)]
 
+pub mod csum;
 pub mod frame;
+pub mod rss;
 pub mod rx;
 pub mod tx;
 
-use crate::cmd::{cq::Cqs, flow::Steering, rq::Rqs, sq::Sqs, tir::Tirs, tis::Tises};
+use crate::cmd::{cq::Cqs, flow::Steering, rq::Rqs, rqt::Rqts, sq::Sqs, tir::Tirs, tis::Tises};
 use crate::device::Device;
 use crate::wire::Wire;
 
@@ -24,6 +26,7 @@ pub struct Nic {
     pub rqs: Rqs,
     pub tises: Tises,
     pub tirs: Tirs,
+    pub rqts: Rqts,
     pub flow: Steering,
     pub wire: Wire,
     /// SQs rung and not yet processed, in ring order.
@@ -31,6 +34,8 @@ pub struct Nic {
     /// (UAR page, high dword) of 64-bit CQ arm doorbells whose low dword
     /// (the CQN) has not arrived yet; a Vec so arming never allocates.
     cq_arm_hi: Vec<(u32, u32)>,
+    /// A large send gathered before segmentation (kept: no allocation per send).
+    pub lso_buf: Vec<u8>,
 }
 
 impl Nic {
@@ -117,6 +122,7 @@ pub fn run(dev: &mut Device) {
 pub fn teardown(dev: &mut Device) {
     crate::cmd::flow::destroy_all(dev);
     dev.nic.tirs.clear();
+    dev.nic.rqts.clear();
     crate::cmd::rq::destroy_all(dev);
     crate::cmd::sq::destroy_all(dev);
     dev.nic.tises.clear();

@@ -12,12 +12,24 @@
 //! data segments' bytes; frames shorter than 60 bytes are padded (as the
 //! MAC does).
 //!
+//! Offloads, as the Ethernet segment asks: `cs_flags` 0x40 fills the IPv4
+//! header checksum, 0x80 the TCP/UDP checksum (IPv4 or IPv6); `insert`
+//! (type 0x8000, | 1 for a service tag) puts a VLAN tag after the MAC
+//! addresses (the union leaves no inline headers then). LSO (opcode 0x0e,
+//! `mss`, all headers inline) cuts the send into MSS-sized TCP segments
+//! ([`segment`]). The inline rule: at least the headers the part requires
+//! (`wqe_inline_mode` 0: L2; 1: the vport context's min_wqe_inline_mode;
+//! 2: none) or the SQ's `min_wqe_inline_mode`, whichever is more.
+//!
 //! Errors complete the WQE with an error CQE (`MLX5_CQE_REQ_ERR`) carrying
 //! `MLX5_CQE_SYNDROME_*`: LOCAL_LENGTH (0x01) for a data segment of 0
-//! bytes, inline bytes beyond the WQE or a frame outside 14..=MTU+18 bytes;
-//! LOCAL_QP_OP (0x02) for an opcode other than SEND, a wrong wqe_index or
-//! qpn, inline data segments, LSO/MSS, or fewer inline header bytes than
-//! the part's inline rule requires; LOCAL_PROT (0x04) for an lkey other
+//! bytes, inline bytes beyond the WQE or a frame outside 14..=MTU+18 bytes
+//! (an LSO payload beyond 2^max_lso_cap); LOCAL_QP_OP (0x02) for an opcode
+//! other than SEND / LSO, a wrong wqe_index or qpn, inline data segments,
+//! an MSS without LSO or LSO without one, LSO of anything but TCP or
+//! without all headers inline, LSO with a VLAN insert, tunnel (software
+//! parser / inner checksum) offloads, or fewer inline header bytes than
+//! the inline rule requires; LOCAL_PROT (0x04) for an lkey other
 //! than the reserved lkey or a data address the bus refuses (the sanitizer
 //! records it). The SQ moves to ERR; with `flush_in_error_en` every further
 //! posted WQE completes with WR_FLUSH (0x05).
@@ -30,10 +42,11 @@ use crate::cmd::wq::Wq;
 use crate::device::Device;
 use crate::sanitizer::Purpose;
 
-use super::frame;
+use super::{csum, frame};
 
-/// `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO`.
+/// `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO` (device.h).
 pub const OPCODE_SEND: u8 = 0x0a;
+pub const OPCODE_LSO: u8 = 0x0e;
 const WQEBB: usize = 1 << LOG_WQEBB;
 const DS: usize = 16;
 /// A WQE has at most 63 segments (ds is 6 bits).
@@ -71,6 +84,8 @@ struct Ctx {
     /// Inline mode the part requires (`MLX5_INLINE_MODE_*`).
     inline_mode: u8,
     max_frame: usize,
+    /// log2 of the largest LSO payload (`max_lso_cap`).
+    max_lso_log: u8,
 }
 
 /// Execute the SQ's posted WQEs.
@@ -83,17 +98,20 @@ pub fn process(dev: &mut Device, sqn: u32) {
         return;
     }
     let caps = dev.personality.caps();
-    let inline_mode = match caps.wqe_inline_mode {
+    // The part's rule (`wqe_inline_mode`: 0 L2, 1 the vport context's
+    // min_wqe_inline_mode, 2 none), or the SQ's own promise if stricter.
+    let part = match caps.wqe_inline_mode {
         0 => 1,
-        1 => caps.vport_min_inline,
+        1 => dev.vport.min_inline,
         _ => 0,
     };
     let ctx = Ctx {
         sqn,
         cqn: sq.cqn,
         wq: sq.wq.clone(),
-        inline_mode,
-        max_frame: dev.port.max_mtu as usize + ETH_HLEN + 4,
+        inline_mode: part.max(sq.min_inline),
+        max_frame: dev.port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
+        max_lso_log: caps.max_lso_cap,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -200,6 +218,7 @@ pub fn flush(dev: &mut Device, sqn: u32) {
         wq: sq.wq.clone(),
         inline_mode: 0,
         max_frame: 0,
+        max_lso_log: 0,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -212,9 +231,9 @@ pub fn flush(dev: &mut Device, sqn: u32) {
 }
 
 /// Execute the WQE at `ci` (`posted` WQEBBs are posted from it): gather
-/// the frame, send it, write the CQE it asks for. Returns its WQEBB count
-/// (0: the WQE is not fully posted yet, nothing done), or that count and
-/// the error.
+/// the frame, apply the offloads, send it (or its LSO segments), write the
+/// CQE it asks for. Returns its WQEBB count (0: the WQE is not fully posted
+/// yet, nothing done), or that count and the error.
 fn execute(
     dev: &mut Device,
     ctx: &Ctx,
@@ -241,75 +260,83 @@ fn execute(
     let opcode = wqe[3];
     let wqe_index = u16::from_be_bytes([wqe[1], wqe[2]]);
     let qpn = u32::from_be_bytes([0, wqe[4], wqe[5], wqe[6]]);
-    if opcode != OPCODE_SEND || wqe[0] != 0 || wqe_index != ci || qpn != ctx.sqn || ds < 2 {
+    let lso = opcode == OPCODE_LSO;
+    if !(opcode == OPCODE_SEND || lso) || wqe[0] != 0 || wqe_index != ci || qpn != ctx.sqn || ds < 2
+    {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
-    let eth = &wqe[DS..2 * DS];
-    // mss (LSO) belongs to the LSO opcode, not modelled yet.
-    if eth[6] != 0 || eth[7] != 0 {
+    let eth = EthSeg::parse(&wqe[DS..2 * DS]);
+    // Software parser offsets, inner (tunnel) checksums: not offered; MSS
+    // belongs to LSO and LSO needs one.
+    if eth.swp != 0 || eth.cs_flags & !(CS_L3 | CS_L4) != 0 || lso != (eth.mss != 0) {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
-    let ihs = u16::from_be_bytes([eth[12], eth[13]]) as usize;
-    let inline_start = DS + 14;
+    if lso && eth.vlan.is_some() {
+        return fail(cqe::SYN_LOCAL_QP_OP);
+    }
+    let ihs = eth.ihs;
     let wqe_len = ds * DS;
-    if inline_start + ihs > wqe_len {
+    if DS + 14 + ihs > wqe_len {
         return fail(cqe::SYN_LOCAL_LENGTH);
     }
-    let eth_len = if ihs > 2 {
-        DS + (ihs - 2).div_ceil(DS) * DS
+    let mut buf = if lso {
+        std::mem::take(&mut dev.nic.lso_buf)
     } else {
-        DS
+        dev.nic.wire.buffer()
     };
-    let mut buf = dev.nic.wire.buffer();
-    buf.extend_from_slice(&wqe[inline_start..inline_start + ihs]);
-    let mut seg = DS + eth_len;
-    while seg + DS <= wqe_len {
-        let d = &wqe[seg..seg + DS];
-        let raw_count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-        let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
-        let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
-        seg += DS;
-        let err = if raw_count & INLINE_SEG != 0 {
-            Some(cqe::SYN_LOCAL_QP_OP)
-        } else if lkey != RESERVED_LKEY {
-            Some(cqe::SYN_LOCAL_PROT)
-        } else if raw_count == 0 || buf.len() + raw_count as usize > ctx.max_frame {
-            Some(cqe::SYN_LOCAL_LENGTH)
-        } else {
-            None
-        };
-        if let Some(s) = err {
-            dev.nic.wire.recycle_one(buf);
+    buf.clear();
+    let limit = if lso {
+        ihs + (1usize << ctx.max_lso_log)
+    } else {
+        // Room for the tag the engine inserts.
+        ctx.max_frame - if eth.vlan.is_some() { VLAN_HLEN } else { 0 }
+    };
+    // Headers are parsed only when a rule or an offload needs them.
+    let parse = ctx.inline_mode != 0 || lso || eth.cs_flags != 0;
+    let result = gather(dev, wqe, wqe_len, &eth, &mut buf, limit).and_then(|()| {
+        if !parse {
+            return Ok(None);
+        }
+        let h = frame::parse(&buf);
+        let need = frame::required_inline(&h, ctx.inline_mode);
+        if ihs < need || (lso && (h.l4 != frame::L4::Tcp || ihs < h.l4_off() + h.l4_len)) {
+            return Err(cqe::SYN_LOCAL_QP_OP);
+        }
+        Ok(Some(h))
+    });
+    let h = match result {
+        Ok(h) => h,
+        Err(s) => {
+            give_back(dev, buf, lso);
             return fail(s);
         }
-        let start = buf.len();
-        buf.resize(start + raw_count as usize, 0);
-        if dev
-            .bus
-            .read(addr, &mut buf[start..], Purpose::Packet)
-            .is_err()
-        {
-            dev.nic.wire.recycle_one(buf);
-            return fail(cqe::SYN_LOCAL_PROT);
-        }
-    }
-    if buf.len() < ETH_HLEN || buf.len() > ctx.max_frame {
-        dev.nic.wire.recycle_one(buf);
-        return fail(cqe::SYN_LOCAL_LENGTH);
-    }
-    if ctx.inline_mode != 0 {
-        let h = frame::parse(&buf);
-        if ihs < frame::required_inline(&h, ctx.inline_mode) {
-            dev.nic.wire.recycle_one(buf);
-            return fail(cqe::SYN_LOCAL_QP_OP);
-        }
-    }
+    };
     let len = buf.len();
-    if len < MIN_FRAME {
-        buf.resize(MIN_FRAME, 0);
-    }
     let up = dev.port.oper_up();
-    dev.nic.wire.send(buf, up);
+    if let (true, Some(h)) = (lso, h) {
+        segment(dev, &buf, &h, eth.mss as usize, up);
+        dev.nic.lso_buf = buf;
+    } else {
+        if let Some((tpid, tci)) = eth.vlan {
+            insert_vlan(&mut buf, tpid, tci);
+        }
+        if eth.cs_flags != 0 {
+            let h = match h {
+                Some(h) if eth.vlan.is_none() => h,
+                _ => frame::parse(&buf),
+            };
+            if eth.cs_flags & CS_L3 != 0 {
+                csum::fill_ipv4(&mut buf, &h);
+            }
+            if eth.cs_flags & CS_L4 != 0 {
+                csum::fill_l4(&mut buf, &h);
+            }
+        }
+        if buf.len() < MIN_FRAME {
+            buf.resize(MIN_FRAME, 0);
+        }
+        dev.nic.wire.send(buf, up);
+    }
     // fm_ce_se bits 3:2: 2 = CQE always, 3 = CQE and event (qp.h
     // MLX5_WQE_CTRL_CQ_UPDATE / _AND_EQE); 0 = only on error.
     if (wqe[11] >> 2) & 3 >= 2 {
@@ -322,4 +349,174 @@ fn execute(
         cq::post(dev, ctx.cqn, &mut e);
     }
     Ok(nbb)
+}
+
+fn give_back(dev: &mut Device, buf: Vec<u8>, lso: bool) {
+    if lso {
+        dev.nic.lso_buf = buf;
+    } else {
+        dev.nic.wire.recycle_one(buf);
+    }
+}
+
+/// `cs_flags` bits (qp.h `MLX5_ETH_WQE_L3_CSUM`, `MLX5_ETH_WQE_L4_CSUM`).
+pub const CS_L3: u8 = 1 << 6;
+pub const CS_L4: u8 = 1 << 7;
+/// `insert.type` bits (qp.h `MLX5_ETH_WQE_INSERT_VLAN`, `MLX5_ETH_WQE_SVLAN`).
+pub const INSERT_VLAN: u16 = 1 << 15;
+pub const INSERT_SVLAN: u16 = 1 << 0;
+const VLAN_HLEN: usize = 4;
+
+/// The Ethernet segment (`struct mlx5_wqe_eth_seg`): swp offsets 0..4,
+/// cs_flags 4, swp_flags 5, mss 6..8, flow_table_metadata 8..12, then
+/// either inline_hdr (sz 12..14, bytes from 14) or insert (type 12..14 with
+/// bit 15 set, vlan_tci 14..16).
+struct EthSeg {
+    swp: u64,
+    cs_flags: u8,
+    mss: u16,
+    ihs: usize,
+    /// (TPID, TCI) to insert after the MAC addresses.
+    vlan: Option<(u16, u16)>,
+}
+
+impl EthSeg {
+    fn parse(e: &[u8]) -> EthSeg {
+        let word = u16::from_be_bytes([e[12], e[13]]);
+        let (ihs, vlan) = if word & INSERT_VLAN != 0 {
+            let tpid = if word & INSERT_SVLAN != 0 {
+                0x88a8
+            } else {
+                0x8100
+            };
+            (0, Some((tpid, u16::from_be_bytes([e[14], e[15]]))))
+        } else {
+            (word as usize, None)
+        };
+        EthSeg {
+            swp: u64::from_be_bytes([e[0], e[1], e[2], e[3], 0, e[5], 0, 0]),
+            cs_flags: e[4],
+            mss: u16::from_be_bytes([e[6], e[7]]),
+            ihs,
+            vlan,
+        }
+    }
+
+    /// Bytes the segment occupies with its inline headers (16-byte units).
+    fn len(&self) -> usize {
+        if self.ihs > 2 {
+            DS + (self.ihs - 2).div_ceil(DS) * DS
+        } else {
+            DS
+        }
+    }
+}
+
+/// The inline header bytes followed by the data segments' bytes, at most
+/// `limit` in all.
+fn gather(
+    dev: &mut Device,
+    wqe: &[u8],
+    wqe_len: usize,
+    eth: &EthSeg,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), u8> {
+    let inline_start = DS + 14;
+    buf.extend_from_slice(&wqe[inline_start..inline_start + eth.ihs]);
+    let mut seg = DS + eth.len();
+    while seg + DS <= wqe_len {
+        let d = &wqe[seg..seg + DS];
+        let raw_count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+        let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
+        let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
+        seg += DS;
+        if raw_count & INLINE_SEG != 0 {
+            return Err(cqe::SYN_LOCAL_QP_OP);
+        }
+        if lkey != RESERVED_LKEY {
+            return Err(cqe::SYN_LOCAL_PROT);
+        }
+        if raw_count == 0 || buf.len() + raw_count as usize > limit {
+            return Err(cqe::SYN_LOCAL_LENGTH);
+        }
+        let start = buf.len();
+        buf.resize(start + raw_count as usize, 0);
+        if dev
+            .bus
+            .read(addr, &mut buf[start..], Purpose::Packet)
+            .is_err()
+        {
+            return Err(cqe::SYN_LOCAL_PROT);
+        }
+    }
+    if buf.len() < ETH_HLEN || buf.len() > limit {
+        return Err(cqe::SYN_LOCAL_LENGTH);
+    }
+    Ok(())
+}
+
+/// Insert a VLAN tag after the MAC addresses.
+fn insert_vlan(buf: &mut Vec<u8>, tpid: u16, tci: u16) {
+    let len = buf.len();
+    buf.resize(len + VLAN_HLEN, 0);
+    buf.copy_within(12..len, 12 + VLAN_HLEN);
+    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+}
+
+/// TCP flags only the first / last segment of a large send keeps.
+const TCP_CWR: u8 = 0x80;
+const TCP_PSH: u8 = 0x08;
+const TCP_FIN: u8 = 0x01;
+
+/// Cut the large send in `big` (headers `h`, payload after them) into
+/// frames of at most `mss` payload bytes: IPv4 total length, id (+1 per
+/// segment) and header checksum, IPv6 payload length, TCP sequence number,
+/// flags (CWR on the first only, PSH and FIN on the last only) and checksum
+/// rewritten per segment.
+fn segment(dev: &mut Device, big: &[u8], h: &frame::Headers, mss: usize, up: bool) {
+    let hl = h.l4_off() + h.l4_len;
+    let l3 = h.l2_len;
+    let tcp = h.l4_off();
+    let payload = &big[hl..];
+    let id0 = u16::from_be_bytes([big[l3 + 4], big[l3 + 5]]);
+    let seq0 = u32::from_be_bytes([big[tcp + 4], big[tcp + 5], big[tcp + 6], big[tcp + 7]]);
+    let flags = big[tcp + 13];
+    let count = payload.len().div_ceil(mss).max(1);
+    for i in 0..count {
+        let off = i * mss;
+        let chunk = &payload[off.min(payload.len())..(off + mss).min(payload.len())];
+        let mut f = dev.nic.wire.buffer();
+        f.extend_from_slice(&big[..hl]);
+        f.extend_from_slice(chunk);
+        let ip_len = hl - l3 + chunk.len();
+        match h.l3 {
+            frame::L3::Ipv4 => {
+                f[l3 + 2..l3 + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+                f[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            }
+            frame::L3::Ipv6 => {
+                f[l3 + 4..l3 + 6].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes());
+            }
+            frame::L3::None => {}
+        }
+        f[tcp + 4..tcp + 8].copy_from_slice(&seq0.wrapping_add(off as u32).to_be_bytes());
+        let mut fl = flags;
+        if i != 0 {
+            fl &= !TCP_CWR;
+        }
+        if i + 1 != count {
+            fl &= !(TCP_PSH | TCP_FIN);
+        }
+        f[tcp + 13] = fl;
+        let sh = frame::parse(&f);
+        csum::fill_ipv4(&mut f, &sh);
+        csum::fill_l4(&mut f, &sh);
+        if f.len() < MIN_FRAME {
+            f.resize(MIN_FRAME, 0);
+        }
+        dev.nic.wire.send(f, up);
+    }
+    dev.nic.wire.stats.tx_lso_sends += 1;
 }

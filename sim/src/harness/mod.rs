@@ -4,12 +4,22 @@
 //! Two modes: [`Mode::Synchronous`] runs device work inside the BAR write
 //! that triggers it (deterministic); [`Mode::Threaded`] runs it on a model
 //! thread, like hardware, so tests find races.
+//!
+//! The port's cable: the peer of [`SimPlatform::pair`] (or itself, looped
+//! back), nothing (frames go to [`SimPlatform::take_tx`]), or a
+//! [`Link`](crate::link::Link) joined with [`SimPlatform::attach_link`]: a
+//! TAP device (feature `tap`) or a unix-socket wire. A link takes
+//! precedence over the peer while attached. [`SimPlatform::capture`]
+//! records everything the port sends and receives in a pcap file.
 #![deny(unsafe_code)]
 
 pub mod dma;
+pub mod inspect;
 pub mod mem;
 pub mod msix;
 
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -23,6 +33,7 @@ pub use self::mem::{
 use self::msix::Msix;
 use crate::device::Device;
 pub use crate::faults::Fault;
+use crate::link::{Direction, Link, LinkPort, LinkStats, Pcap};
 use crate::pci_config::{BAR0_SIZE, MSIX_VECTORS};
 use crate::personality::Personality;
 use crate::sanitizer::Violation;
@@ -63,6 +74,14 @@ struct Shared {
     /// (reused: no allocation per batch).
     batch: Mutex<Vec<Vec<u8>>>,
     tx_log: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    /// A link the port is joined to (takes precedence over `peer`).
+    link: Mutex<Option<LinkPort>>,
+    /// Capture of both directions.
+    pcap: Mutex<Option<Arc<Pcap>>>,
+    /// Whether `link` / `pcap` are set: the packet path looks here first
+    /// and takes no lock for what is not in use.
+    linked: AtomicBool,
+    capturing: AtomicBool,
     space: Arc<HostDmaSpace>,
     msix: Arc<Msix>,
     mode: Mode,
@@ -127,6 +146,10 @@ impl SimPlatform {
             peer: Mutex::new(None),
             batch: Mutex::new(Vec::with_capacity(256)),
             tx_log: Mutex::new(std::collections::VecDeque::new()),
+            link: Mutex::new(None),
+            pcap: Mutex::new(None),
+            linked: AtomicBool::new(false),
+            capturing: AtomicBool::new(false),
             space,
             msix,
             mode,
@@ -180,7 +203,82 @@ impl SimPlatform {
 
     /// A frame arrives at this port from the wire.
     pub fn inject_rx(&self, frame: &[u8]) {
+        capture_rx(&self.inner, frame);
         self.dev().receive(frame);
+    }
+
+    /// Joins the port to `link` (replacing an earlier link): frames the
+    /// port transmits go to the link, frames from the link arrive at the
+    /// port (put in by the link's reader thread). Works in both modes.
+    /// [`SimPlatform::set_link`] pulls the cable at both ends: a TAP shows
+    /// NO-CARRIER, a unix wire's other model sees its link go down too.
+    pub fn attach_link(&self, link: Link) -> io::Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let carrier = weak.clone();
+        let port = LinkPort::start_with_carrier(
+            link,
+            Box::new(move |frame| {
+                if let Some(shared) = weak.upgrade() {
+                    capture_rx(&shared, frame);
+                    lock(&shared.dev).receive(frame);
+                }
+            }),
+            // The peer's cable pulled is ours too (not echoed back).
+            Box::new(move |up| {
+                if let Some(shared) = carrier.upgrade() {
+                    lock(&shared.dev).set_link(up);
+                }
+            }),
+        )?;
+        let old = {
+            let mut link = lock(&self.inner.link);
+            self.inner.linked.store(true, Ordering::Release);
+            link.replace(port)
+        };
+        drop(old);
+        Ok(())
+    }
+
+    /// Joins the port to a TAP device (see [`SimPlatform::attach_link`]).
+    #[cfg(feature = "tap")]
+    pub fn attach_tap(&self, tap: crate::link::TapDevice) -> io::Result<()> {
+        self.attach_link(Link::Tap(tap))
+    }
+
+    /// Unplugs the link (its threads end); its last counters. The port
+    /// goes back to its peer (or the tx log).
+    pub fn detach_link(&self) -> Option<LinkStats> {
+        let port = {
+            let mut link = lock(&self.inner.link);
+            self.inner.linked.store(false, Ordering::Release);
+            link.take()?
+        };
+        let stats = port.stats();
+        drop(port);
+        Some(stats)
+    }
+
+    /// The attached link's counters.
+    pub fn link_stats(&self) -> Option<LinkStats> {
+        lock(&self.inner.link).as_ref().map(LinkPort::stats)
+    }
+
+    /// Records every frame the port sends or receives from now on in a
+    /// classic pcap file at `path` (created or truncated; flushed as it
+    /// goes, so a reader sees it while the test runs).
+    pub fn capture(&self, path: &Path) -> io::Result<()> {
+        let pcap = Arc::new(Pcap::create(path)?);
+        let mut slot = lock(&self.inner.pcap);
+        *slot = Some(pcap);
+        self.inner.capturing.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops capturing; the frames recorded.
+    pub fn stop_capture(&self) -> Option<u64> {
+        let mut slot = lock(&self.inner.pcap);
+        self.inner.capturing.store(false, Ordering::Release);
+        slot.take().map(|p| p.records())
     }
 
     /// With no peer wired: the frames the port transmitted, oldest first
@@ -242,6 +340,10 @@ impl SimPlatform {
     /// when the operational state changes.
     pub fn set_link(&self, up: bool) {
         self.dev().set_link(up);
+        // A TAP shows the cable pulled too (NO-CARRIER).
+        if let Some(link) = lock(&self.inner.link).as_ref() {
+            link.set_carrier(up);
+        }
     }
 
     /// Times the model signalled `vector` (whether or not it was deliverable).
@@ -324,30 +426,59 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Carry the frames `shared`'s port transmitted to the peer's port (or to
-/// the tx log), never holding both devices' locks: take the outbox, release
-/// the sender, deliver under the receiver's lock, then give the buffers
-/// back to the sender's pool.
+fn capturing(shared: &Shared) -> Option<Arc<Pcap>> {
+    if !shared.capturing.load(Ordering::Acquire) {
+        return None;
+    }
+    lock(&shared.pcap).clone()
+}
+
+fn capture_rx(shared: &Shared, frame: &[u8]) {
+    if let Some(p) = capturing(shared) {
+        p.record(frame, Direction::In);
+    }
+}
+
+/// Carry the frames `shared`'s port transmitted to its link, the peer's
+/// port or the tx log, never holding both devices' locks: take the outbox,
+/// release the sender, deliver (under the receiver's lock for a peer),
+/// then give the buffers back to the sender's pool.
 fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Device>) {
     while d.nic.wire.has_outgoing() {
         let mut batch = std::mem::take(&mut *lock(&shared.batch));
         d.nic.wire.take_outgoing(&mut batch);
         drop(d);
-        let peer = lock(&shared.peer).as_ref().and_then(Weak::upgrade);
-        match peer {
-            Some(p) => {
-                let mut pd = lock(&p.dev);
-                for f in &batch {
-                    pd.receive(f);
+        if let Some(p) = capturing(shared) {
+            p.record_all(&batch, Direction::Out);
+        }
+        let linked = shared.linked.load(Ordering::Acquire)
+            && match lock(&shared.link).as_ref() {
+                Some(link) => {
+                    // Copied into the link's queue; never blocks.
+                    link.send_batch(&batch);
+                    true
                 }
-            }
-            None => {
-                let mut log = lock(&shared.tx_log);
-                for f in batch.drain(..) {
-                    if log.len() == TX_LOG_MAX {
-                        log.pop_front();
+                None => false,
+            };
+        if !linked {
+            match lock(&shared.peer).as_ref().and_then(Weak::upgrade) {
+                Some(p) => {
+                    if let Some(pcap) = capturing(&p) {
+                        pcap.record_all(&batch, Direction::In);
                     }
-                    log.push_back(f);
+                    let mut pd = lock(&p.dev);
+                    for f in &batch {
+                        pd.receive(f);
+                    }
+                }
+                None => {
+                    let mut log = lock(&shared.tx_log);
+                    for f in batch.drain(..) {
+                        if log.len() == TX_LOG_MAX {
+                            log.pop_front();
+                        }
+                        log.push_back(f);
+                    }
                 }
             }
         }

@@ -7,15 +7,26 @@
 //!
 //! - `help`: the list below.
 //! - `link down` / `link up`: the port's carrier goes away / comes back (a
-//!   port-change event through the model when the operational state changes).
+//!   port-change event through the model when the operational state changes;
+//!   a TAP wire's interface shows NO-CARRIER while down, a unix wire's other
+//!   model goes down and up with it).
 //! - `stats`: `commands <n>`, `msix <vector> <n>` per vector signalled,
 //!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
-//!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`.
+//!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`, and with a
+//!   wire `wire tx <n> rx <n> connected yes|no`.
+//! - `wire`: the cable: `wire <tap:IF|unix:PATH|none> connected yes|no
+//!   connects <n> peer-carrier-changes <n>`, `wire tx frames <n> bytes <n> dropped-queue <n>
+//!   dropped-no-peer <n> errors <n>`, `wire rx frames <n> bytes <n>`, the
+//!   port's own counters `port tx frames <n> bytes <n> dropped-link-down <n>
+//!   dropped-outbox-full <n>`, `port rx frames <n> bytes <n> delivered <n>
+//!   dropped <n>`, and `pcap <file> records <n> lost <n>` when capturing.
 //! - `pages`: `ok <n> pages held`.
 //! - `pages request <n>`: a page-request event asking for `n` more pages
 //!   (`n` > 0) or offering `-n` back (`n` < 0); ignored before INIT_HCA.
 //! - `sanitizer`: one line per violation, then `ok <n> violations`.
+//! - `inject <hex>`: the frame (hex digits, no separators) arrives at the
+//!   port as if from the wire (captured like one); `ok injected <n> bytes`.
 //! - `fault no-completion <opcode>`: the next command with this opcode never completes.
 //! - `fault status <opcode> <status> <syndrome>`: the next one fails with these.
 //! - `fault health <syndrome>`: health syndrome set, health counter stops.
@@ -38,18 +49,21 @@ use crate::faults::Fault;
 use crate::pci_config::MSIX_VECTORS;
 
 /// One parsed request line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Help,
     Link {
         up: bool,
     },
     Stats,
+    Wire,
     Pages,
     /// A page-request event: the model asks for `n` more pages (> 0) or
     /// offers `-n` back (< 0); ignored before INIT_HCA.
     RequestPages(i32),
     Sanitizer,
+    /// A frame arrives at the port as if from the wire.
+    Inject(Vec<u8>),
     Fault(Fault),
     ClearFaults,
 }
@@ -59,9 +73,11 @@ pub const HELP: &str = "\
 help
 link down|up
 stats
+wire
 pages
 pages request <n>
 sanitizer
+inject <hex bytes of one Ethernet frame>
 fault no-completion <opcode>
 fault status <opcode> <status> <syndrome>
 fault health <syndrome>
@@ -89,6 +105,25 @@ fn signed(word: Option<&str>, what: &str) -> Result<i32, String> {
         .map_err(|_| format!("bad {what} '{word}'"))
 }
 
+/// The bytes of a frame written as hexadecimal digits (no separators).
+fn hex_frame(word: Option<&str>) -> Result<Vec<u8>, String> {
+    let word = word.ok_or("missing frame (hex bytes)")?;
+    if word.len() % 2 != 0 || word.len() / 2 > crate::link::unix::FRAME_MAX {
+        return Err(format!(
+            "a frame is 1 to {} bytes in pairs of hex digits",
+            crate::link::unix::FRAME_MAX
+        ));
+    }
+    (0..word.len())
+        .step_by(2)
+        .map(|i| {
+            word.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad hex at {i}"))
+        })
+        .collect()
+}
+
 /// Parses one request line (surrounding blanks ignored).
 pub fn parse(line: &str) -> Result<Request, String> {
     let mut words = line.split_whitespace();
@@ -98,12 +133,14 @@ pub fn parse(line: &str) -> Result<Request, String> {
     let req = match verb {
         "help" => Request::Help,
         "stats" => Request::Stats,
+        "wire" => Request::Wire,
         "pages" => match words.next() {
             None => Request::Pages,
             Some("request") => Request::RequestPages(signed(words.next(), "page count")?),
             Some(other) => return Err(format!("unexpected '{other}' (try help)")),
         },
         "sanitizer" => Request::Sanitizer,
+        "inject" => Request::Inject(hex_frame(words.next())?),
         "link" => match words.next() {
             Some("up") => Request::Link { up: true },
             Some("down") => Request::Link { up: false },
@@ -145,9 +182,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
             out.push_str("\nok\n");
         }
         Request::Link { up } => {
-            let mut d = s.dev();
-            d.set_link(up);
-            let state = if d.port.oper_up() { "up" } else { "down" };
+            let state = if s.set_link(up) { "up" } else { "down" };
             let _ = writeln!(out, "ok link {state}");
         }
         Request::RequestPages(n) => {
@@ -197,6 +232,60 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 s.irqs.enabled()
             );
             let _ = writeln!(out, "link {}", if link_up { "up" } else { "down" });
+            if let Some((_, w)) = s.link_stats() {
+                let _ = writeln!(
+                    out,
+                    "wire tx {} rx {} connected {}",
+                    w.tx_frames,
+                    w.rx_frames,
+                    yes_no(w.connected)
+                );
+            }
+            out.push_str("ok\n");
+        }
+        Request::Wire => {
+            match s.link_stats() {
+                Some((name, w)) => {
+                    let _ = writeln!(
+                        out,
+                        "wire {name} connected {} connects {} peer-carrier-changes {}",
+                        yes_no(w.connected),
+                        w.connects,
+                        w.peer_carrier_changes
+                    );
+                    let _ = writeln!(
+                        out,
+                        "wire tx frames {} bytes {} dropped-queue {} dropped-no-peer {} errors {}",
+                        w.tx_frames,
+                        w.tx_bytes,
+                        w.tx_dropped_queue_full,
+                        w.tx_dropped_no_peer,
+                        w.tx_errors
+                    );
+                    let _ = writeln!(out, "wire rx frames {} bytes {}", w.rx_frames, w.rx_bytes);
+                }
+                None => out.push_str("wire none connected no connects 0\n"),
+            }
+            let p = s.dev().nic.wire.stats.clone();
+            let _ = writeln!(
+                out,
+                "port tx frames {} bytes {} dropped-link-down {} dropped-outbox-full {}",
+                p.tx_frames, p.tx_bytes, p.tx_dropped_link_down, p.tx_dropped_outbox_full
+            );
+            let dropped = p.rx_dropped_no_steering
+                + p.rx_dropped_no_wqe
+                + p.rx_dropped_rq_not_ready
+                + p.rx_dropped_link_down
+                + p.rx_dropped_bad_length
+                + p.rx_dropped_wqe_error;
+            let _ = writeln!(
+                out,
+                "port rx frames {} bytes {} delivered {} dropped {dropped}",
+                p.rx_frames, p.rx_bytes, p.rx_delivered
+            );
+            if let Some((path, records, lost)) = s.pcap_stats() {
+                let _ = writeln!(out, "pcap {} records {records} lost {lost}", path.display());
+            }
             out.push_str("ok\n");
         }
         Request::Pages => {
@@ -209,6 +298,10 @@ pub fn execute(req: Request, s: &Shared) -> String {
             }
             let _ = writeln!(out, "ok {} violations", violations.len());
         }
+        Request::Inject(frame) => {
+            s.receive(&frame);
+            let _ = writeln!(out, "ok injected {} bytes", frame.len());
+        }
         Request::Fault(f) => {
             s.dev().inject(f);
             let _ = writeln!(out, "ok armed {f:?}");
@@ -219,6 +312,10 @@ pub fn execute(req: Request, s: &Shared) -> String {
         }
     }
     out
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
 /// Answers every line of one connection until the client closes it.
@@ -281,10 +378,17 @@ mod tests {
         assert_eq!(parse("  link   down "), Ok(Request::Link { up: false }));
         assert_eq!(parse("link up"), Ok(Request::Link { up: true }));
         assert_eq!(parse("stats"), Ok(Request::Stats));
+        assert_eq!(parse("wire"), Ok(Request::Wire));
         assert_eq!(parse("pages"), Ok(Request::Pages));
         assert_eq!(parse("pages request 16"), Ok(Request::RequestPages(16)));
         assert_eq!(parse("pages request -8"), Ok(Request::RequestPages(-8)));
         assert_eq!(parse("sanitizer"), Ok(Request::Sanitizer));
+        assert_eq!(
+            parse("inject ffffffffffff02000000000188b5"),
+            Ok(Request::Inject(vec![
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5
+            ]))
+        );
         assert_eq!(
             parse("fault no-completion 0x105"),
             Ok(Request::Fault(Fault::CommandNoCompletion { opcode: 0x105 }))
@@ -320,6 +424,7 @@ mod tests {
             ("link sideways", "usage: link down|up"),
             ("link", "usage: link down|up"),
             ("stats now", "unexpected 'now'"),
+            ("wire up", "unexpected 'up'"),
             ("pages give", "unexpected 'give'"),
             ("pages request", "missing page count"),
             ("pages request x", "bad page count 'x'"),
@@ -332,6 +437,11 @@ mod tests {
             ("fault status 0x107 1", "missing syndrome"),
             ("fault health -1", "bad syndrome '-1'"),
             ("fault health 0xzz", "bad syndrome '0xzz'"),
+            ("inject", "missing frame"),
+            ("inject abc", "pairs of hex digits"),
+            ("inject 0g", "bad hex at 0"),
+            ("inject ff\u{e9}\u{e9}", "bad hex at 2"),
+            ("inject ff ff", "unexpected 'ff'"),
         ] {
             let err = parse(line).unwrap_err();
             assert!(err.contains(why), "{line:?}: {err}");
@@ -346,9 +456,12 @@ mod tests {
             "up",
             "down",
             "stats",
+            "wire",
             "pages",
             "request",
             "sanitizer",
+            "inject",
+            "ffff",
             "fault",
             "no-completion",
             "status",
@@ -411,7 +524,31 @@ mod tests {
         assert!(stats.contains("\nlink up\n"), "{stats}");
         assert_eq!(last_line(&stats), "ok");
         assert_eq!(execute(Request::Pages, &s), "ok 0 pages held\n");
+        let wire = execute(Request::Wire, &s);
+        assert!(
+            wire.starts_with("wire none connected no connects 0\n"),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("\nport rx frames 0 bytes 0 delivered 0 dropped 0\n"),
+            "{wire}"
+        );
+        assert_eq!(last_line(&wire), "ok");
         assert_eq!(execute(Request::Sanitizer, &s), "ok 0 violations\n");
+    }
+
+    #[test]
+    fn an_injected_frame_arrives_at_the_port() {
+        let s = Shared::new(Personality::ConnectX5);
+        let frame = "ffffffffffff020000000001".to_string() + "88b5" + &"00".repeat(46);
+        let req = parse(&format!("inject {frame}")).unwrap();
+        assert_eq!(execute(req, &s), "ok injected 60 bytes\n");
+        // No driver: the port saw it and steering had nowhere to put it.
+        let wire = execute(Request::Wire, &s);
+        assert!(
+            wire.contains("\nport rx frames 1 bytes 60 delivered 0 dropped 1\n"),
+            "{wire}"
+        );
     }
 
     #[test]

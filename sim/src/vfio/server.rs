@@ -3,8 +3,11 @@
 //! Threads: the vfio-user loop (the `vfio_user` crate's `Server::run`)
 //! answers every message at once: BAR and config accesses go straight to the
 //! model under its lock, and a doorbell only kicks the model thread, which
-//! runs the command processing. The control socket has its own thread. When
-//! QEMU disconnects, `run` returns and the process ends.
+//! runs the command processing and then carries the frames the port
+//! transmitted to the link ([`crate::link`]: TAP, unix wire or none), whose
+//! own threads write them and put arriving frames into the model's receive
+//! path. The control socket has its own thread. When QEMU disconnects,
+//! `run` returns and the process ends.
 //!
 //! Regions: BAR0 is 32 MiB, read/write, trapped (no mmap: doorbells trap,
 //! FACTS.md "vfio-user with QEMU"); config space 4 KiB; the other BARs, the
@@ -35,6 +38,7 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, Serv
 use super::guest_mem::{Access, GuestMemory};
 use super::irq::EventfdIrqs;
 use crate::device::Device;
+use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap};
 use crate::pci_config::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
 use crate::personality::Personality;
 
@@ -77,6 +81,10 @@ pub struct Shared {
     pub irqs: Arc<EventfdIrqs>,
     pub counters: Counters,
     kick: Kick,
+    /// The port's cable (set by [`serve`]; none in unit tests).
+    link: Mutex<Option<LinkPort>>,
+    /// Capture of everything on the cable.
+    pcap: Mutex<Option<(PathBuf, Arc<Pcap>)>>,
 }
 
 impl Shared {
@@ -89,7 +97,111 @@ impl Shared {
             irqs,
             counters: Counters::default(),
             kick: Kick::default(),
+            link: Mutex::new(None),
+            pcap: Mutex::new(None),
         })
+    }
+
+    /// Joins the port to `spec` (frames from it go into the model's
+    /// receive path) and captures into `pcap` if given.
+    pub fn attach_link(
+        self: &Arc<Self>,
+        spec: &LinkSpec,
+        pcap: Option<&Path>,
+    ) -> Result<(), String> {
+        if let Some(path) = pcap {
+            let p = Pcap::create(path)
+                .map_err(|e| format!("cannot create the capture {}: {e}", path.display()))?;
+            *lock(&self.pcap) = Some((path.to_path_buf(), Arc::new(p)));
+        }
+        let link = spec
+            .open()
+            .map_err(|e| format!("cannot open the wire {spec}: {e}"))?;
+        let weak = Arc::downgrade(self);
+        let carrier = weak.clone();
+        let port = LinkPort::start_with_carrier(
+            link,
+            Box::new(move |frame| {
+                if let Some(s) = weak.upgrade() {
+                    s.receive(frame);
+                }
+            }),
+            // The other model's cable pulled is ours too (not echoed back).
+            Box::new(move |up| {
+                if let Some(s) = carrier.upgrade() {
+                    s.dev().set_link(up);
+                }
+            }),
+        )
+        .map_err(|e| format!("cannot start the wire {spec}: {e}"))?;
+        log::info!(target: "mlx5_sim::vfio", "wire {}", port.describe());
+        *lock(&self.link) = Some(port);
+        Ok(())
+    }
+
+    /// A frame arrives at the port from the wire (captured as one).
+    pub fn receive(&self, frame: &[u8]) {
+        if let Some(p) = self.capturing() {
+            p.record(frame, Direction::In);
+        }
+        self.dev().receive(frame);
+    }
+
+    fn capturing(&self) -> Option<Arc<Pcap>> {
+        lock(&self.pcap).as_ref().map(|(_, p)| p.clone())
+    }
+
+    /// The wire's description and counters, if one is attached.
+    pub fn link_stats(&self) -> Option<(String, LinkStats)> {
+        lock(&self.link)
+            .as_ref()
+            .map(|l| (l.describe().to_string(), l.stats()))
+    }
+
+    /// The capture file and the frames recorded in it.
+    pub fn pcap_stats(&self) -> Option<(PathBuf, u64, u64)> {
+        lock(&self.pcap)
+            .as_ref()
+            .map(|(path, p)| (path.clone(), p.records(), p.lost()))
+    }
+
+    /// Carrier up or down, as `link up|down` on the control socket: the
+    /// model's port (a port-change event) and the wire's other end (a TAP
+    /// shows NO-CARRIER, a unix wire's other model goes down too). True
+    /// when the port is operationally up.
+    pub fn set_link(&self, up: bool) -> bool {
+        let oper_up = {
+            let mut d = self.dev();
+            d.set_link(up);
+            d.port.oper_up()
+        };
+        if let Some(link) = lock(&self.link).as_ref() {
+            link.set_carrier(up);
+        }
+        oper_up
+    }
+
+    /// Unplugs the wire (its threads end).
+    fn detach_link(&self) {
+        let port = lock(&self.link).take();
+        drop(port);
+    }
+
+    /// Hands what the port transmitted to the capture and the link, without
+    /// holding the model's lock meanwhile; the buffers go back to its pool.
+    fn carry_frames<'a>(&'a self, mut d: MutexGuard<'a, Device>, batch: &mut Vec<Vec<u8>>) {
+        while d.nic.wire.has_outgoing() {
+            d.nic.wire.take_outgoing(batch);
+            drop(d);
+            if let Some(p) = self.capturing() {
+                p.record_all(batch, Direction::Out);
+            }
+            if let Some(link) = lock(&self.link).as_ref() {
+                link.send_batch(batch);
+            }
+            d = self.dev();
+            d.nic.wire.recycle(batch);
+        }
     }
 
     /// The model, locked. A panic on another thread while it held the lock
@@ -108,8 +220,10 @@ impl Shared {
         self.kick();
     }
 
-    /// The model thread: runs command work whenever a doorbell asked for it.
+    /// The model thread: runs command and transmit work whenever a
+    /// doorbell asked for it, then carries the transmitted frames.
     fn model_loop(&self) {
+        let mut batch = Vec::with_capacity(256);
         loop {
             {
                 let mut pending = self.kick.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,6 +243,10 @@ impl Shared {
             let mut d = self.dev();
             if d.has_work() {
                 d.process();
+            }
+            // With no link (unit tests) the outbox keeps its old bound.
+            if lock(&self.link).is_some() {
+                self.carry_frames(d, &mut batch);
             }
         }
     }
@@ -220,6 +338,10 @@ impl Shared {
         self.dev().reset();
         log::info!(target: "mlx5_sim::vfio", "device reset");
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn check_range(off: u64, len: usize, size: u64) -> io::Result<()> {
@@ -397,6 +519,10 @@ pub struct Options {
     pub socket: PathBuf,
     pub personality: Personality,
     pub control: Option<PathBuf>,
+    /// The port's cable.
+    pub wire: LinkSpec,
+    /// Capture of everything on the cable (classic pcap).
+    pub pcap: Option<PathBuf>,
 }
 
 /// Serves one QEMU until it disconnects. The control socket (if any)
@@ -404,12 +530,14 @@ pub struct Options {
 /// vfio-user socket may use both.
 pub fn serve(opts: &Options) -> Result<(), String> {
     let shared = Shared::new(opts.personality);
+    shared.attach_link(&opts.wire, opts.pcap.as_deref())?;
     let control = match &opts.control {
         Some(path) => Some(super::control::listen(path, shared.clone())?),
         None => None,
     };
     let result = serve_with(&opts.socket, &shared);
     shared.stop();
+    shared.detach_link();
     if let Some(path) = &opts.control {
         let _ = std::fs::remove_file(path);
     }

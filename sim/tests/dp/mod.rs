@@ -32,6 +32,15 @@ pub const CREATE_FLOW_GROUP: u16 = 0x933;
 pub const DESTROY_FLOW_GROUP: u16 = 0x934;
 pub const SET_FLOW_TABLE_ENTRY: u16 = 0x936;
 pub const DELETE_FLOW_TABLE_ENTRY: u16 = 0x938;
+pub const QUERY_FLOW_TABLE_ENTRY: u16 = 0x937;
+pub const ALLOC_FLOW_COUNTER: u16 = 0x939;
+pub const DEALLOC_FLOW_COUNTER: u16 = 0x93a;
+pub const QUERY_FLOW_COUNTER: u16 = 0x93b;
+pub const MODIFY_FLOW_TABLE: u16 = 0x93c;
+pub const CREATE_RQT: u16 = 0x916;
+pub const MODIFY_RQT: u16 = 0x917;
+pub const DESTROY_RQT: u16 = 0x918;
+pub const QUERY_RQT: u16 = 0x919;
 
 pub const RST: u8 = 0;
 pub const RDY: u8 = 1;
@@ -461,6 +470,17 @@ impl Net {
             .bar0_write_be64(self.up.uar as usize * 4096 + offset, ctrl);
     }
 
+    /// Send doorbell for the WQE at `index` (which may span several WQEBBs):
+    /// record dword 1 = producer counter, the WQE's first 8 bytes to UAR +0x800.
+    pub fn ring_wqe(&mut self, index: u16) {
+        self.sq_dbr.write_be32(4, self.sq_pc as u32);
+        let slot = index as usize & ((1 << self.sq_log) - 1);
+        let ctrl = self.sq.read_be64(slot * 64);
+        self.raw
+            .p
+            .bar0_write_be64(self.up.uar as usize * 4096 + 0x800, ctrl);
+    }
+
     /// Bytes of received frame for RX CQE with wqe_counter `c`.
     pub fn rx_bytes(&self, c: u16, len: usize) -> Vec<u8> {
         let slot = c as usize & ((1 << self.rq_log) - 1);
@@ -475,6 +495,107 @@ impl Net {
         let mut m = Msg::new(QUERY_Q_COUNTER, 0, 0x20);
         m.u8(0x1f, self.up.q_counter);
         be32(&self.raw.ok(&m, 0x100), 0x30)
+    }
+}
+
+/// What a test WQE asks of the transmit engine beyond a plain SEND.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxOpts {
+    /// Opcode (0 means SEND 0x0a; LSO is 0x0e).
+    pub opcode: u8,
+    /// Ethernet segment cs_flags (qp.h: 0x40 L3, 0x80 L4).
+    pub cs_flags: u8,
+    pub mss: u16,
+    /// Bytes inlined (None: the part's `self.inline`).
+    pub inline: Option<usize>,
+    /// VLAN insert: (insert.type, vlan_tci) at eth seg +12 / +14
+    /// (0x8000 MLX5_ETH_WQE_INSERT_VLAN, | 1 SVLAN).
+    pub insert: Option<(u16, u16)>,
+}
+
+impl Net {
+    /// A WQE with the options of `o`: control segment, Ethernet segment
+    /// (struct mlx5_wqe_eth_seg: cs_flags +4, mss +6, inline_hdr.sz or
+    /// insert.type +12, inline bytes or vlan_tci from +14), one data segment
+    /// for the rest; always signalled. Returns the WQE index.
+    pub fn post_wqe(&mut self, frame: &[u8], o: TxOpts) -> u16 {
+        let index = self.sq_pc;
+        let slot = index as usize & ((1 << self.sq_log) - 1);
+        let buf_off = slot * RX_BUF;
+        self.tx_bufs.write_bytes(buf_off, frame);
+        let ihs = if o.insert.is_some() {
+            0
+        } else {
+            o.inline.unwrap_or(self.inline).min(frame.len())
+        };
+        // Inline bytes beyond the first 2 take 16-byte segments after the eth seg.
+        let eth_ds = 1 + ihs.saturating_sub(2).div_ceil(16);
+        let ds = 1 + eth_ds + 1;
+        let nbb = (ds * 16).div_ceil(64);
+        let at = slot * 64;
+        for k in 0..nbb {
+            let s = (index as usize + k) & ((1 << self.sq_log) - 1);
+            self.sq.fill(s * 64, 64, 0);
+        }
+        let opcode = if o.opcode == 0 { 0x0a } else { o.opcode };
+        // On the stack: the allocation tests use this client too.
+        let mut buf = [0u8; 1024];
+        let w = &mut buf[..nbb * 64];
+        w[0..4].copy_from_slice(&(((index as u32) << 8) | opcode as u32).to_be_bytes());
+        w[4..8].copy_from_slice(&((self.sqn << 8) | ds as u32).to_be_bytes());
+        w[11] = 0x08;
+        w[16 + 4] = o.cs_flags;
+        w[16 + 6..16 + 8].copy_from_slice(&o.mss.to_be_bytes());
+        match o.insert {
+            Some((ty, tci)) => {
+                w[16 + 12..16 + 14].copy_from_slice(&ty.to_be_bytes());
+                w[16 + 14..16 + 16].copy_from_slice(&tci.to_be_bytes());
+            }
+            None => {
+                w[16 + 12..16 + 14].copy_from_slice(&(ihs as u16).to_be_bytes());
+                w[16 + 14..16 + 14 + ihs].copy_from_slice(&frame[..ihs]);
+            }
+        }
+        let d = 16 + eth_ds * 16;
+        w[d..d + 4].copy_from_slice(&((frame.len() - ihs) as u32).to_be_bytes());
+        w[d + 4..d + 8].copy_from_slice(&self.up.resd_lkey.to_be_bytes());
+        let addr = self.tx_bufs.device_addr().get() + (buf_off + ihs) as u64;
+        w[d + 8..d + 16].copy_from_slice(&addr.to_be_bytes());
+        for k in 0..nbb {
+            let s = (index as usize + k) & ((1 << self.sq_log) - 1);
+            self.sq.write_bytes(s * 64, &w[k * 64..(k + 1) * 64]);
+        }
+        let _ = at;
+        self.sq_pc = self.sq_pc.wrapping_add(nbb as u16);
+        index
+    }
+
+    /// MODIFY_NIC_VPORT_CONTEXT (modify_nic_vport_context_in: field_select
+    /// dword 3 (promisc 0x10, addresses_list 0x04 in byte 0x0f); context at
+    /// 0x100: promisc_uc/mc/all byte 0xf0 bits 7/6/5, allowed_list_type
+    /// byte 0xf0 low 3 bits, allowed_list_size bytes 0xf2..0xf4; the list
+    /// at 0x200, 8 bytes per address (2 reserved, 6 MAC)).
+    pub fn set_promisc(&mut self, uc: bool, mc: bool, all: bool) {
+        let mut m = Msg::new(MODIFY_NIC_VPORT_CONTEXT, 0, 0x200);
+        m.u8(0x0f, 0x10);
+        m.u8(
+            0x100 + 0xf0,
+            (uc as u8) << 7 | (mc as u8) << 6 | (all as u8) << 5,
+        );
+        self.raw.ok(&m, 0x10);
+    }
+
+    pub fn set_mac_list(&mut self, multicast: bool, macs: &[[u8; 6]]) {
+        let mut m = Msg::new(MODIFY_NIC_VPORT_CONTEXT, 0, 0x200 + 8 * macs.len());
+        m.u8(0x0f, 0x04);
+        m.u8(0x100 + 0xf0, multicast as u8);
+        m.be16(0x100 + 0xf2, macs.len() as u16);
+        for (i, mac) in macs.iter().enumerate() {
+            for (j, b) in mac.iter().enumerate() {
+                m.u8(0x200 + 8 * i + 2 + j, *b);
+            }
+        }
+        self.raw.ok(&m, 0x10);
     }
 }
 

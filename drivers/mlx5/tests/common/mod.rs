@@ -2,6 +2,8 @@
 //! `MLX5_LOG=debug` etc.) and configurations with short timeouts.
 #![allow(dead_code)]
 
+pub mod pkt;
+
 use std::sync::Once;
 use std::time::{Duration, Instant};
 

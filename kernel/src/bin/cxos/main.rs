@@ -15,6 +15,10 @@ mod memory;
 #[cfg(feature = "mlx5")]
 mod mlx5nic;
 mod mmu;
+#[cfg(feature = "net")]
+mod netcmd;
+#[cfg(feature = "net")]
+mod netstack;
 mod pcibus;
 mod platform;
 mod registry;
@@ -120,8 +124,28 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         println!("{}", f.line);
     }
     log::info!(target: "pci", "{n} functions");
+    #[cfg(feature = "net")]
+    netstack::init(&config.net);
+    #[cfg(not(feature = "net"))]
+    for (i, _) in &config.net {
+        println!("cmdline: 'net.{i}' ignored: built without the network stack");
+    }
     registry::attach_all(config.attach);
 
+    #[cfg(feature = "net")]
+    if let Some(apps) = config
+        .test
+        .as_deref()
+        .and_then(|t| cmdline::test_apps(t, netstack::APPS))
+    {
+        match apps {
+            Ok(apps) => netstack::run_test(&apps),
+            Err(e) => {
+                println!("test: {e}");
+                arch::exit(arch::EXIT_FAIL)
+            }
+        }
+    }
     match config.test.as_deref() {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),

@@ -52,6 +52,16 @@ pub fn detach(addr: PciAddress) -> Result<String, String> {
     Err(alloc::format!("no adapter at {addr}"))
 }
 
+/// Detach every attached adapter; one report line each.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub fn detach_all() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut lines = Vec::new();
+    #[cfg(feature = "mlx5")]
+    lines.extend(crate::mlx5nic::detach_all());
+    lines
+}
+
 /// Attach the driver of a detached `addr` again (progress is printed).
 pub fn attach(addr: PciAddress) -> Result<(), String> {
     #[cfg(feature = "mlx5")]
@@ -59,4 +69,29 @@ pub fn attach(addr: PciAddress) -> Result<(), String> {
         return r;
     }
     Err(alloc::format!("no adapter at {addr}"))
+}
+
+#[cfg(feature = "mlx5")]
+pub use crate::mlx5nic::PortReport;
+
+/// What `rings` and `stats` show (without the mlx5 driver: no adapters).
+#[cfg(not(feature = "mlx5"))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PortReport {
+    Rings,
+    Stats,
+}
+
+/// `rings` / `stats` for every port (or the one at `only`); `Err` when
+/// there is no such adapter.
+pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Result<String, String> {
+    #[cfg(feature = "mlx5")]
+    if let Some(r) = crate::mlx5nic::port_report(which, only) {
+        return Ok(r);
+    }
+    let _ = which;
+    Err(match only {
+        Some(addr) => alloc::format!("no adapter at {addr}"),
+        None => String::from("no network adapters"),
+    })
 }

@@ -28,6 +28,9 @@ static POLLERS: Mutex<Vec<Box<dyn FnMut() + Send>>> = Mutex::new(Vec::new());
 /// Handlers bound to one vector, run from the loop when it fired.
 type VectorWork = (u8, Box<dyn FnMut() + Send>);
 static VECTOR_WORK: Mutex<Vec<VectorWork>> = Mutex::new(Vec::new());
+/// Earliest time (ns) at which the pollers want to run even without an
+/// interrupt (`u64::MAX`: none), e.g. a network stack's poll delay.
+static POLL_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
 
 pub fn init() {
     let v = interrupts::alloc_vectors(1, 1, Role::Timer, "lapic-timer")
@@ -71,6 +74,14 @@ pub fn active_timers() -> usize {
 /// Register work to run in the main loop after every interrupt wake-up.
 pub fn on_wake(f: impl FnMut() + Send + 'static) {
     POLLERS.lock().push(Box::new(f));
+}
+
+/// Run the pollers (see [`on_wake`]) no later than `deadline_ns`, even if
+/// no interrupt arrives; the earliest of several requests wins. The
+/// request is consumed when the pollers run.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub fn wake_at(deadline_ns: u64) {
+    POLL_DEADLINE.fetch_min(deadline_ns, Ordering::AcqRel);
 }
 
 /// Bind `f` to `vector`: after the vector fired, the main loop (never the
@@ -130,7 +141,12 @@ fn run_timers() -> bool {
 }
 
 fn next_deadline() -> Option<u64> {
-    TIMERS.lock().iter().map(|t| t.deadline).min()
+    let poll = POLL_DEADLINE.load(Ordering::Acquire);
+    let timers = TIMERS.lock().iter().map(|t| t.deadline).min();
+    match timers {
+        Some(t) => Some(t.min(poll)),
+        None => (poll != u64::MAX).then_some(poll),
+    }
 }
 
 /// Halt until an interrupt arrives or `deadline` (ns) passes, unless an
@@ -170,7 +186,10 @@ pub fn run_once() {
     let seen = WAKES.load(Ordering::Acquire);
     let mut busy = run_timers();
     busy |= run_vector_work();
-    if LAST_WAKE.swap(seen, Ordering::AcqRel) != seen {
+    let woken = LAST_WAKE.swap(seen, Ordering::AcqRel) != seen;
+    let due = POLL_DEADLINE.load(Ordering::Acquire) <= time::now_ns();
+    if woken || due {
+        POLL_DEADLINE.store(u64::MAX, Ordering::Release);
         // Take the pollers out so they can register more work.
         let mut pollers = core::mem::take(&mut *POLLERS.lock());
         for p in &mut pollers {

@@ -9,6 +9,9 @@ use crate::{
     arch, interrupts, logger, memory, pcibus, print, println, registry, runtime, serial, time,
 };
 
+#[cfg(feature = "net")]
+use crate::netcmd;
+
 const PROMPT: &str = "cxos> ";
 const MAX_LINE: usize = 256;
 
@@ -16,6 +19,13 @@ pub struct Shell {
     line: String,
     /// The previous byte was '\r' (a following '\n' is not a second Enter).
     after_cr: bool,
+    /// The network app running in the foreground: no prompt until it
+    /// ends; Ctrl-C aborts it, other input is dropped.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    foreground: Option<u32>,
+    /// Ctrl-C was the last byte: a line end right after it belongs to it.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
+    after_interrupt: bool,
 }
 
 impl Shell {
@@ -24,6 +34,8 @@ impl Shell {
         let mut shell = Self {
             line: String::new(),
             after_cr: false,
+            foreground: None,
+            after_interrupt: false,
         };
         serial::poll_rx();
         shell.poll();
@@ -32,13 +44,28 @@ impl Shell {
 
     /// Consume every received byte.
     pub fn poll(&mut self) {
+        #[cfg(feature = "net")]
+        if !self.poll_foreground() {
+            return;
+        }
         while let Some(b) = serial::read_byte() {
             let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            let after_interrupt = core::mem::take(&mut self.after_interrupt);
             match b {
                 b'\n' if after_cr => {}
+                b'\r' | b'\n' if after_interrupt => {}
                 b'\r' | b'\n' => {
                     println!();
                     let line = core::mem::take(&mut self.line);
+                    #[cfg(feature = "net")]
+                    if let Some(id) = netcmd::execute(line.trim()) {
+                        self.foreground = id;
+                        if id.is_some() {
+                            return;
+                        }
+                        print!("{PROMPT}");
+                        continue;
+                    }
                     execute(line.trim());
                     print!("{PROMPT}");
                 }
@@ -53,6 +80,37 @@ impl Shell {
     }
 }
 
+impl Shell {
+    /// While a foreground app runs: Ctrl-C aborts it, other input is
+    /// dropped; when it has ended, the prompt. True when the shell takes
+    /// commands again.
+    #[cfg(feature = "net")]
+    fn poll_foreground(&mut self) -> bool {
+        let Some(id) = self.foreground else {
+            return true;
+        };
+        while let Some(b) = serial::read_byte() {
+            if b == 0x03 {
+                println!("^C");
+                crate::netstack::abort(id);
+                self.after_interrupt = true;
+                break;
+            }
+        }
+        match crate::netstack::take_result(id) {
+            Some(v) => {
+                if !v.ok {
+                    println!("failed: {}", v.summary);
+                }
+                self.foreground = None;
+                print!("{PROMPT}");
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 const HELP: &str = "commands:
   help                  this list
   lspci                 PCI functions with capabilities
@@ -62,8 +120,12 @@ const HELP: &str = "commands:
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
   attach <pci>          attach a detached adapter again
-  uptime                time since boot
-  log <target>=<level>  change a log level (or: log <level>)
+  rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ) and steering
+  stats [<pci>]         each port's packet counters, drops and faults
+  uptime                time since boot";
+
+/// The rest of `help`, after the network commands.
+const HELP_TAIL: &str = "  log <target>=<level>  change a log level (or: log <level>)
   reboot                reset the machine
   poweroff              leave";
 
@@ -73,7 +135,12 @@ fn execute(line: &str) {
         .map_or((line, ""), |(c, a)| (c, a.trim()));
     match cmd {
         "" => {}
-        "help" => println!("{HELP}"),
+        "help" => {
+            println!("{HELP}");
+            #[cfg(feature = "net")]
+            println!("{}", netcmd::HELP);
+            println!("{HELP_TAIL}");
+        }
         "lspci" => {
             for f in pcibus::functions() {
                 match f.claimed_by {
@@ -141,6 +208,25 @@ fn execute(line: &str) {
                 }
             }
         },
+        "rings" | "stats" => {
+            let which = if cmd == "rings" {
+                registry::PortReport::Rings
+            } else {
+                registry::PortReport::Stats
+            };
+            let only = if arg.is_empty() {
+                Ok(None)
+            } else {
+                pci::parse_address(arg).map(Some)
+            };
+            match only {
+                Err(e) => println!("usage: {cmd} [<pci>] ({e})"),
+                Ok(only) => match registry::port_report(which, only) {
+                    Ok(text) => print!("{text}"),
+                    Err(e) => println!("{cmd}: {e}"),
+                },
+            }
+        }
         "uptime" => {
             let ns = time::now_ns();
             println!(

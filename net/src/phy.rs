@@ -1,0 +1,771 @@
+//! smoltcp's `phy::Device` over a [`NetDevice`].
+//!
+//! Transmit tokens write straight into a driver buffer. Receive is
+//! zero-copy through [`Phy::ingress`]: the driver lends each frame to a
+//! closure, and inside it smoltcp processes that one frame
+//! (`Interface::poll_ingress_single` over a one-frame device). Replies
+//! smoltcp generates while the frame is lent (ARP replies, echo replies,
+//! RSTs) cannot reach the device, which is busy lending; they are staged
+//! and sent right after. The plain `phy::Device::receive` (for a caller
+//! using `Interface::poll`) copies each frame once.
+//!
+//! Every received frame is checked here before smoltcp sees it, so that
+//! what smoltcp would drop silently is counted: truncated or inconsistent
+//! headers, wrong checksums (verified here, once, unless the adapter
+//! vouched for the frame with [`RxMeta::csum_ok`]; smoltcp itself is told
+//! not to verify), unsupported ethertypes. Frames of the experimental
+//! ethertype [`L2_TEST_ETHERTYPE`] go to the raw L2 test queue instead.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use cxos_drivers::net::{NetDevice, RxMeta, TxError, TxMeta};
+use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress,
+    EthernetFrame, EthernetProtocol, Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol,
+    Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+};
+
+/// IEEE 802 "local experimental" ethertype 1; frames of it are the raw L2
+/// test's (l2send / l2recv), never smoltcp's.
+pub const L2_TEST_ETHERTYPE: u16 = 0x88B5;
+
+/// Ethernet header length (no VLAN tag: smoltcp does not do VLANs).
+pub const ETH_HEADER: usize = 14;
+
+/// Transmits queued before the device is told (one doorbell per batch).
+const TX_BATCH: usize = 32;
+
+/// Replies staged during ingress that could not be sent yet; beyond this
+/// the oldest is dropped (the peer retransmits what matters).
+const STASH_MAX: usize = 64;
+
+/// DHCP client port: server replies to it are watched (lease renewals are
+/// not events of smoltcp's DHCP socket).
+const DHCP_CLIENT_PORT: u16 = 68;
+
+/// What the Phy saw, beyond the driver's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhyStats {
+    /// Frames handed to smoltcp, and their bytes.
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    /// Frames written by smoltcp or an app, and their bytes.
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames that could not be parsed: truncated headers, lengths that
+    /// disagree, wrong IP version, unknown ARP operation.
+    pub rx_malformed: u64,
+    /// Wrong IPv4 header or TCP/UDP/ICMP checksum.
+    pub rx_bad_checksum: u64,
+    /// Ethertypes or packets smoltcp does not handle here (VLAN tags, IP
+    /// fragments, IPv6 fragment headers, ...).
+    pub rx_unsupported: u64,
+    /// [`L2_TEST_ETHERTYPE`] frames queued for the L2 test.
+    pub rx_l2_test: u64,
+    /// [`L2_TEST_ETHERTYPE`] frames dropped: nobody listening, or the
+    /// queue was full.
+    pub rx_l2_dropped: u64,
+    /// Transmits refused because the ring was full.
+    pub tx_busy: u64,
+    /// Transmits the device refused for another reason (down, bad length),
+    /// and staged replies dropped.
+    pub tx_errors: u64,
+}
+
+/// Where a received frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameClass {
+    /// To smoltcp. `dhcp_client`: a UDP datagram to the DHCP client port.
+    Stack {
+        dhcp_client: bool,
+    },
+    L2Test,
+    Malformed,
+    BadChecksum,
+    Unsupported,
+}
+
+/// Which checksums of a frame the adapter verified good (so they are not
+/// verified again). ICMP checksums are always verified here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// The IPv4 header checksum.
+    pub l3: bool,
+    /// The TCP or UDP checksum.
+    pub l4: bool,
+}
+
+impl Trust {
+    /// What `meta` vouches for, if the device advertises receive checksum
+    /// offload at all.
+    pub fn of(rx_offload: bool, meta: &RxMeta) -> Trust {
+        Trust {
+            l3: rx_offload && (meta.l3_csum_ok || meta.csum_ok),
+            l4: rx_offload && (meta.l4_csum_ok || meta.csum_ok),
+        }
+    }
+}
+
+/// Classify a received frame, verifying the checksums `trust` does not
+/// cover.
+pub fn classify(frame: &[u8], trust: Trust) -> FrameClass {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return FrameClass::Malformed;
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Arp => match ArpPacket::new_checked(eth.payload()) {
+            Ok(p) => match ArpRepr::parse(&p) {
+                Ok(ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Request | ArpOperation::Reply,
+                    ..
+                }) => FrameClass::Stack { dhcp_client: false },
+                _ => FrameClass::Malformed,
+            },
+            Err(_) => FrameClass::Malformed,
+        },
+        EthernetProtocol::Ipv4 => classify_ipv4(eth.payload(), trust),
+        EthernetProtocol::Ipv6 => classify_ipv6(eth.payload(), trust),
+        EthernetProtocol::Unknown(L2_TEST_ETHERTYPE) => FrameClass::L2Test,
+        _ => FrameClass::Unsupported,
+    }
+}
+
+fn classify_ipv4(bytes: &[u8], trust: Trust) -> FrameClass {
+    let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
+        return FrameClass::Malformed;
+    };
+    if ip.version() != 4 {
+        return FrameClass::Malformed;
+    }
+    if !trust.l3 && !ip.verify_checksum() {
+        return FrameClass::BadChecksum;
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        // Reassembly is not built in: smoltcp would drop it.
+        return FrameClass::Unsupported;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let payload = ip.payload();
+    match ip.next_header() {
+        IpProtocol::Icmp => match Icmpv4Packet::new_checked(payload) {
+            Ok(p) if p.verify_checksum() => FrameClass::Stack { dhcp_client: false },
+            Ok(_) => FrameClass::BadChecksum,
+            Err(_) => FrameClass::Malformed,
+        },
+        p => classify_l4(p, payload, &src, &dst, trust.l4),
+    }
+}
+
+fn classify_ipv6(bytes: &[u8], trust: Trust) -> FrameClass {
+    let Ok(ip) = Ipv6Packet::new_checked(bytes) else {
+        return FrameClass::Malformed;
+    };
+    if ip.version() != 6 {
+        return FrameClass::Malformed;
+    }
+    let (src6, dst6) = (ip.src_addr(), ip.dst_addr());
+    let (src, dst) = (IpAddress::Ipv6(src6), IpAddress::Ipv6(dst6));
+    let mut next = ip.next_header();
+    let mut payload = ip.payload();
+    // Skip the extension headers smoltcp understands (hop-by-hop options
+    // carry MLD; destination options and routing have the same shape).
+    for _ in 0..4 {
+        match next {
+            IpProtocol::HopByHop | IpProtocol::Ipv6Opts | IpProtocol::Ipv6Route => {
+                if payload.len() < 8 {
+                    return FrameClass::Malformed;
+                }
+                let len = (payload[1] as usize + 1) * 8;
+                if payload.len() < len {
+                    return FrameClass::Malformed;
+                }
+                next = IpProtocol::from(payload[0]);
+                payload = &payload[len..];
+            }
+            IpProtocol::Ipv6Frag => return FrameClass::Unsupported,
+            _ => break,
+        }
+    }
+    match next {
+        IpProtocol::Icmpv6 => match Icmpv6Packet::new_checked(payload) {
+            Ok(p) if p.verify_checksum(&src6, &dst6) => FrameClass::Stack { dhcp_client: false },
+            Ok(_) => FrameClass::BadChecksum,
+            Err(_) => FrameClass::Malformed,
+        },
+        p => classify_l4(p, payload, &src, &dst, trust.l4),
+    }
+}
+
+fn classify_l4(
+    proto: IpProtocol,
+    payload: &[u8],
+    src: &IpAddress,
+    dst: &IpAddress,
+    verified: bool,
+) -> FrameClass {
+    match proto {
+        IpProtocol::Tcp => match TcpPacket::new_checked(payload) {
+            Ok(p) if verified || p.verify_checksum(src, dst) => {
+                FrameClass::Stack { dhcp_client: false }
+            }
+            Ok(_) => FrameClass::BadChecksum,
+            Err(_) => FrameClass::Malformed,
+        },
+        IpProtocol::Udp => match UdpPacket::new_checked(payload) {
+            Ok(p) if verified || p.verify_checksum(src, dst) => FrameClass::Stack {
+                dhcp_client: p.dst_port() == DHCP_CLIENT_PORT,
+            },
+            Ok(_) => FrameClass::BadChecksum,
+            Err(_) => FrameClass::Malformed,
+        },
+        // Other protocols: smoltcp answers with ICMP "protocol unreachable"
+        // or hands them to a raw socket.
+        _ => FrameClass::Stack { dhcp_client: false },
+    }
+}
+
+/// A DHCP ACK seen on its way to the DHCP client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpAckSeen {
+    /// The client it is for (chaddr).
+    pub client: EthernetAddress,
+    pub your_ip: Ipv4Address,
+    pub server: Option<Ipv4Address>,
+    /// Lease time in seconds, as the server gave it.
+    pub lease_secs: Option<u32>,
+}
+
+fn parse_dhcp_ack(frame: &[u8]) -> Option<DhcpAckSeen> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    let dhcp = DhcpPacket::new_checked(udp.payload()).ok()?;
+    let repr = DhcpRepr::parse(&dhcp).ok()?;
+    (repr.message_type == DhcpMessageType::Ack).then_some(DhcpAckSeen {
+        client: repr.client_hardware_address,
+        your_ip: repr.your_ip,
+        server: repr.server_identifier,
+        lease_secs: repr.lease_duration,
+    })
+}
+
+/// The L2 test's receive queue (copies; bounded).
+#[derive(Debug)]
+struct L2Queue {
+    frames: VecDeque<Vec<u8>>,
+    capacity: usize,
+}
+
+/// The transmit side: the device and what transmit tokens touch.
+#[derive(Debug)]
+struct Port<D: NetDevice> {
+    dev: D,
+    stats: PhyStats,
+    /// Transmits queued since the last flush.
+    unflushed: usize,
+    /// Where a refused transmit token writes (its frame is dropped).
+    scratch: Vec<u8>,
+    /// Asked of the device for every frame the stack writes.
+    tx_meta: TxMeta,
+}
+
+impl<D: NetDevice> Port<D> {
+    fn sent(&mut self, len: usize) {
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += len as u64;
+        self.unflushed += 1;
+        if self.unflushed >= TX_BATCH {
+            self.dev.flush();
+            self.unflushed = 0;
+        }
+    }
+
+    fn refused(&mut self, e: TxError) {
+        match e {
+            TxError::Busy => self.stats.tx_busy += 1,
+            _ => self.stats.tx_errors += 1,
+        }
+    }
+
+    /// The ring is full: tell the device about what is queued and reap
+    /// what it completed.
+    fn make_room(&mut self) {
+        self.dev.flush();
+        self.unflushed = 0;
+        self.dev.poll();
+    }
+
+    fn has_room(&mut self) -> bool {
+        if self.dev.tx_free() == 0 {
+            self.make_room();
+        }
+        if self.dev.tx_free() == 0 {
+            self.stats.tx_busy += 1;
+            return false;
+        }
+        true
+    }
+}
+
+/// A smoltcp device over a [`NetDevice`].
+#[derive(Debug)]
+pub struct Phy<D: NetDevice> {
+    port: Port<D>,
+    caps: DeviceCapabilities,
+    /// Rx offload advertised: frames with `csum_ok` are not re-verified.
+    rx_offload: bool,
+    /// Replies generated while a frame was lent, oldest first.
+    stash: VecDeque<Vec<u8>>,
+    /// Spare buffers for the stash and the L2 queue (no allocation per
+    /// frame once warm).
+    spare: Vec<Vec<u8>>,
+    /// The copy made by the plain `phy::Device::receive`.
+    rx_copy: Vec<u8>,
+    l2: Option<L2Queue>,
+    dhcp_ack: Option<DhcpAckSeen>,
+}
+
+impl<D: NetDevice> Phy<D> {
+    pub fn new(dev: D) -> Self {
+        let off = dev.offloads();
+        let mut checksum = ChecksumCapabilities::default();
+        // Receive checksums are verified in `classify`, never by smoltcp;
+        // transmit checksums are computed by smoltcp unless offloaded.
+        // The device fills both or neither (TxMeta::csum).
+        let tx_csum = off.tx_ipv4_csum && off.tx_l4_csum;
+        let by_stack = if tx_csum {
+            Checksum::None
+        } else {
+            Checksum::Tx
+        };
+        checksum.ipv4 = by_stack;
+        checksum.tcp = by_stack;
+        checksum.udp = by_stack;
+        checksum.icmpv4 = Checksum::Tx;
+        checksum.icmpv6 = Checksum::Tx;
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = dev.mtu() + ETH_HEADER;
+        caps.checksum = checksum;
+        Phy {
+            port: Port {
+                dev,
+                stats: PhyStats::default(),
+                unflushed: 0,
+                scratch: Vec::new(),
+                tx_meta: TxMeta {
+                    csum: tx_csum,
+                    ..TxMeta::default()
+                },
+            },
+            caps,
+            rx_offload: off.rx_csum,
+            stash: VecDeque::new(),
+            spare: Vec::new(),
+            rx_copy: Vec::new(),
+            l2: None,
+            dhcp_ack: None,
+        }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.port.dev
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.port.dev
+    }
+
+    pub fn into_device(self) -> D {
+        self.port.dev
+    }
+
+    pub fn stats(&self) -> PhyStats {
+        self.port.stats
+    }
+
+    /// What smoltcp is told: Ethernet, MTU = device MTU + 14, checksums as
+    /// described in the module documentation.
+    pub fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+
+    /// Hand up to `budget` received frames, in place, to `iface`; returns
+    /// how many frames were taken from the device (whatever became of
+    /// them). Staged replies are sent and transmits flushed at the end.
+    pub fn ingress(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'_>,
+        budget: usize,
+    ) -> usize {
+        let mut taken = 0;
+        while taken < budget {
+            let Phy {
+                port,
+                caps,
+                rx_offload,
+                stash,
+                spare,
+                l2,
+                dhcp_ack,
+                ..
+            } = self;
+            let Port { dev, stats, .. } = port;
+            let got =
+                dev.receive(
+                    |frame, meta| match classify(frame, Trust::of(*rx_offload, &meta)) {
+                        FrameClass::Stack { dhcp_client } => {
+                            stats.rx_frames += 1;
+                            stats.rx_bytes += frame.len() as u64;
+                            if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
+                                *dhcp_ack = Some(ack);
+                            }
+                            let mut one = OneFrame {
+                                frame: Some(frame),
+                                caps,
+                                stash,
+                                spare,
+                            };
+                            iface.poll_ingress_single(now, &mut one, sockets);
+                        }
+                        class => count_other(stats, l2, spare, class, frame),
+                    },
+                );
+            if got.is_none() {
+                break;
+            }
+            taken += 1;
+            if !self.stash.is_empty() {
+                self.send_stash();
+            }
+        }
+        self.flush();
+        taken
+    }
+
+    /// Send staged replies while the ring has room.
+    fn send_stash(&mut self) {
+        while let Some(buf) = self.stash.pop_front() {
+            if !self.port.has_room() {
+                self.stash.push_front(buf);
+                return;
+            }
+            let meta = self.port.tx_meta;
+            match self
+                .port
+                .dev
+                .transmit_with(buf.len(), meta, |b| b.copy_from_slice(&buf))
+            {
+                Ok(()) => {
+                    self.port.sent(buf.len());
+                    self.spare.push(buf);
+                }
+                Err(TxError::Busy) => {
+                    self.port.refused(TxError::Busy);
+                    self.stash.push_front(buf);
+                    return;
+                }
+                Err(e) => {
+                    self.port.refused(e);
+                    self.spare.push(buf);
+                }
+            }
+        }
+    }
+
+    /// Send staged replies, make queued transmits visible to the device
+    /// (one doorbell) and re-post consumed receive buffers.
+    pub fn flush(&mut self) {
+        self.send_stash();
+        self.port.dev.flush();
+        self.port.unflushed = 0;
+    }
+
+    /// Transmit a raw frame (the L2 test): `f` fills `len` bytes of a
+    /// driver buffer. The device sees it at the next flush (at most 32
+    /// frames later, or at the end of the interface poll).
+    pub fn transmit_raw<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        if !self.port.has_room() {
+            return Err(TxError::Busy);
+        }
+        match self.port.dev.transmit(len, f) {
+            Ok(r) => {
+                self.port.sent(len);
+                Ok(r)
+            }
+            Err(e) => {
+                self.port.refused(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Start queueing [`L2_TEST_ETHERTYPE`] frames (at most `capacity`;
+    /// more are counted in `rx_l2_dropped`). Frames queued earlier are
+    /// discarded.
+    pub fn l2_open(&mut self, capacity: usize) {
+        self.l2 = Some(L2Queue {
+            frames: VecDeque::new(),
+            capacity: capacity.max(1),
+        });
+    }
+
+    /// Stop queueing L2 test frames and discard the queue.
+    pub fn l2_close(&mut self) {
+        self.l2 = None;
+    }
+
+    pub fn l2_is_open(&self) -> bool {
+        self.l2.is_some()
+    }
+
+    /// The oldest queued L2 test frame (whole frame, Ethernet header
+    /// included).
+    pub fn l2_next<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let q = self.l2.as_mut()?;
+        let frame = q.frames.pop_front()?;
+        let r = f(&frame);
+        self.spare.push(frame);
+        Some(r)
+    }
+
+    /// Replies staged while the ring was full, not sent yet.
+    pub fn has_pending(&self) -> bool {
+        !self.stash.is_empty()
+    }
+
+    /// The last DHCP ACK seen on its way to the client since the last call.
+    pub fn take_dhcp_ack(&mut self) -> Option<DhcpAckSeen> {
+        self.dhcp_ack.take()
+    }
+}
+
+/// Count a frame that does not go to smoltcp; queue L2 test frames.
+fn count_other(
+    stats: &mut PhyStats,
+    l2: &mut Option<L2Queue>,
+    spare: &mut Vec<Vec<u8>>,
+    class: FrameClass,
+    frame: &[u8],
+) {
+    match class {
+        FrameClass::Malformed => stats.rx_malformed += 1,
+        FrameClass::BadChecksum => stats.rx_bad_checksum += 1,
+        FrameClass::Unsupported => stats.rx_unsupported += 1,
+        FrameClass::L2Test => match l2 {
+            Some(q) if q.frames.len() < q.capacity => {
+                stats.rx_l2_test += 1;
+                let mut buf = spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(frame);
+                q.frames.push_back(buf);
+            }
+            _ => stats.rx_l2_dropped += 1,
+        },
+        FrameClass::Stack { .. } => {}
+    }
+}
+
+/// Transmit token straight into a driver buffer.
+#[derive(Debug)]
+pub struct PhyTxToken<'a, D: NetDevice> {
+    port: &'a mut Port<D>,
+}
+
+impl<D: NetDevice> phy::TxToken for PhyTxToken<'_, D> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let port = self.port;
+        // `f` must run whatever happens: if the device refuses after all,
+        // it writes into scratch and the frame is dropped (counted).
+        let mut f = Some(f);
+        let meta = port.tx_meta;
+        match port
+            .dev
+            .transmit_with(len, meta, |b| f.take().map(|f| f(b)).expect("runs once"))
+        {
+            Ok(r) => {
+                port.sent(len);
+                r
+            }
+            Err(e) => {
+                port.refused(e);
+                port.scratch.clear();
+                port.scratch.resize(len, 0);
+                let f = f.take().expect("not run on refusal");
+                f(&mut port.scratch)
+            }
+        }
+    }
+}
+
+/// Receive token over a frame (lent by the driver, or copied).
+#[derive(Debug)]
+pub struct FrameRxToken<'a> {
+    frame: &'a [u8],
+}
+
+impl phy::RxToken for FrameRxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.frame)
+    }
+}
+
+/// A transmit token that stages its frame, for replies made while the
+/// driver lends a received frame (the device cannot transmit then).
+#[derive(Debug)]
+pub struct StashTxToken<'a> {
+    stash: &'a mut VecDeque<Vec<u8>>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
+
+impl phy::TxToken for StashTxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(len, 0);
+        let r = f(&mut buf);
+        if self.stash.len() == STASH_MAX
+            && let Some(old) = self.stash.pop_front()
+        {
+            self.spare.push(old);
+        }
+        self.stash.push_back(buf);
+        r
+    }
+}
+
+/// The device smoltcp sees while the driver lends one received frame.
+struct OneFrame<'a, 'f> {
+    frame: Option<&'f [u8]>,
+    caps: &'a DeviceCapabilities,
+    stash: &'a mut VecDeque<Vec<u8>>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
+
+impl phy::Device for OneFrame<'_, '_> {
+    type RxToken<'b>
+        = FrameRxToken<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = StashTxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _now: Instant) -> Option<(FrameRxToken<'_>, StashTxToken<'_>)> {
+        let frame = self.frame.take()?;
+        Some((
+            FrameRxToken { frame },
+            StashTxToken {
+                stash: self.stash,
+                spare: self.spare,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<StashTxToken<'_>> {
+        Some(StashTxToken {
+            stash: self.stash,
+            spare: self.spare,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+}
+
+impl<D: NetDevice> phy::Device for Phy<D> {
+    type RxToken<'a>
+        = FrameRxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = PhyTxToken<'a, D>
+    where
+        Self: 'a;
+
+    /// Copies the next frame for smoltcp (frames for elsewhere are counted
+    /// or queued on the way). [`Phy::ingress`] is the zero-copy path.
+    fn receive(&mut self, _now: Instant) -> Option<(FrameRxToken<'_>, PhyTxToken<'_, D>)> {
+        self.send_stash();
+        let rx_offload = self.rx_offload;
+        loop {
+            let Phy {
+                port,
+                l2,
+                spare,
+                rx_copy,
+                dhcp_ack,
+                ..
+            } = self;
+            let Port { dev, stats, .. } = port;
+            let for_stack =
+                dev.receive(
+                    |frame, meta| match classify(frame, Trust::of(rx_offload, &meta)) {
+                        FrameClass::Stack { dhcp_client } => {
+                            stats.rx_frames += 1;
+                            stats.rx_bytes += frame.len() as u64;
+                            if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
+                                *dhcp_ack = Some(ack);
+                            }
+                            rx_copy.clear();
+                            rx_copy.extend_from_slice(frame);
+                            true
+                        }
+                        class => {
+                            count_other(stats, l2, spare, class, frame);
+                            false
+                        }
+                    },
+                )?;
+            if for_stack {
+                break;
+            }
+        }
+        // A reply the ring has no room for goes to scratch, counted.
+        Some((
+            FrameRxToken {
+                frame: &self.rx_copy,
+            },
+            PhyTxToken {
+                port: &mut self.port,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<PhyTxToken<'_, D>> {
+        if !self.port.has_room() {
+            return None;
+        }
+        Some(PhyTxToken {
+            port: &mut self.port,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
+}

@@ -1,0 +1,296 @@
+//! The Phy and NetIf against a scripted NetDevice (no model): what is
+//! asked of a device with checksum offloads, what a full transmit ring
+//! does, link events, devices the interface refuses.
+
+use std::collections::VecDeque;
+
+use cxos_drivers::net::{
+    FilterError, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError, TxMeta,
+};
+use cxos_net::app::{App, AppStatus};
+use cxos_net::ping::Ping;
+use cxos_net::smoltcp::time::{Duration, Instant};
+use cxos_net::smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    Ipv4Address, Ipv4Packet, TcpPacket,
+};
+use cxos_net::{NetEvent, NetIf, NetIfError};
+
+#[derive(Debug, Default)]
+struct FakeDev {
+    mac: [u8; 6],
+    mtu: usize,
+    link: LinkState,
+    offloads: Offloads,
+    rx: VecDeque<(Vec<u8>, RxMeta)>,
+    /// Frames transmitted and flushed, with what was asked.
+    wire: Vec<(Vec<u8>, TxMeta)>,
+    queued: Vec<(Vec<u8>, TxMeta)>,
+    ring: usize,
+    in_flight: usize,
+    multicast: Vec<[u8; 6]>,
+}
+
+impl FakeDev {
+    fn new() -> FakeDev {
+        FakeDev {
+            mac: [0x02, 0, 0, 0, 0, 0x0b],
+            mtu: 1500,
+            link: LinkState {
+                up: true,
+                speed_mbps: 25_000,
+            },
+            ring: 64,
+            ..FakeDev::default()
+        }
+    }
+}
+
+impl NetDevice for FakeDev {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+    fn link(&self) -> LinkState {
+        self.link
+    }
+    fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+    fn poll(&mut self) -> usize {
+        let n = self.in_flight;
+        self.in_flight = 0;
+        n
+    }
+    fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+        let (frame, meta) = self.rx.pop_front()?;
+        Some(f(&frame, meta))
+    }
+    fn tx_free(&self) -> usize {
+        self.ring - self.in_flight - self.queued.len()
+    }
+    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
+        self.transmit_with(len, TxMeta::default(), f)
+    }
+    fn transmit_with<R>(
+        &mut self,
+        len: usize,
+        meta: TxMeta,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        if !self.link.up {
+            return Err(TxError::Down);
+        }
+        if self.tx_free() == 0 {
+            return Err(TxError::Busy);
+        }
+        if meta.csum && !self.offloads.tx_l4_csum {
+            return Err(TxError::BadLength(len));
+        }
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        self.queued.push((b, meta));
+        Ok(r)
+    }
+    fn flush(&mut self) {
+        self.in_flight += self.queued.len();
+        self.wire.append(&mut self.queued);
+    }
+    fn stats(&self) -> NetStats {
+        NetStats::default()
+    }
+    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        if !self.multicast.contains(&mac) {
+            self.multicast.push(mac);
+        }
+        Ok(())
+    }
+    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        self.multicast.retain(|m| *m != mac);
+        Ok(())
+    }
+}
+
+const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+
+fn arp_reply(to: [u8; 6], to_ip: Ipv4Address) -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: EthernetAddress(PEER_MAC),
+        source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
+        target_hardware_addr: EthernetAddress(to),
+        target_protocol_addr: to_ip,
+    };
+    let mut f = vec![0u8; 14 + repr.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(EthernetAddress(to));
+    eth.set_src_addr(EthernetAddress(PEER_MAC));
+    eth.set_ethertype(EthernetProtocol::Arp);
+    repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    f
+}
+
+fn net(dev: FakeDev) -> NetIf<FakeDev> {
+    NetIf::new(
+        "fake0",
+        dev,
+        &"10.0.0.2/24".parse().unwrap(),
+        Instant::from_millis(0),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.error))
+}
+
+#[test]
+fn devices_the_interface_cannot_use_are_given_back() {
+    let mut d = FakeDev::new();
+    d.mac = [0x01, 0, 0x5e, 0, 0, 1];
+    let e = NetIf::new("x", d, &"dhcp".parse().unwrap(), Instant::from_millis(0)).unwrap_err();
+    assert_eq!(e.error, NetIfError::BadMac([0x01, 0, 0x5e, 0, 0, 1]));
+    assert_eq!(e.device.mtu, 1500, "the device comes back");
+    let mut d = FakeDev::new();
+    d.mtu = 576;
+    let e = NetIf::new("x", d, &"dhcp".parse().unwrap(), Instant::from_millis(0)).unwrap_err();
+    assert_eq!(e.error, NetIfError::BadMtu(576));
+    assert_eq!(format!("{}", e.error), "device MTU 576 outside 1280..=9216");
+}
+
+#[test]
+fn checksum_offload_is_asked_per_frame_and_left_to_the_device() {
+    let mut d = FakeDev::new();
+    d.offloads = Offloads {
+        tx_ipv4_csum: true,
+        tx_l4_csum: true,
+        rx_csum: true,
+        ..Offloads::default()
+    };
+    let mut n = net(d);
+    let h = n.tcp_socket(4096, 4096);
+    let cx = n.iface.context();
+    n.sockets
+        .get_mut::<cxos_net::smoltcp::socket::tcp::Socket>(h)
+        .connect(cx, (Ipv4Address::new(10, 0, 0, 1), 80), 40000)
+        .unwrap();
+    let now = Instant::from_millis(10);
+    n.poll(now);
+    // ARP first (no checksum in it, still asked: the device ignores it).
+    let mac = n.mac();
+    n.device_mut().rx.push_back((
+        arp_reply(mac, Ipv4Address::new(10, 0, 0, 2)),
+        RxMeta::default(),
+    ));
+    n.poll(now);
+    let wire = std::mem::take(&mut n.device_mut().wire);
+    let syn = wire
+        .iter()
+        .find(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Ipv4)
+        .expect("a SYN went out");
+    assert!(syn.1.csum, "checksum offload asked");
+    let eth = EthernetFrame::new_unchecked(&syn.0[..]);
+    let ip = Ipv4Packet::new_unchecked(eth.payload());
+    assert_eq!(ip.checksum(), 0, "IPv4 header checksum left to the device");
+    let tcp = TcpPacket::new_unchecked(ip.payload());
+    assert!(tcp.syn());
+    assert_eq!(tcp.checksum(), 0, "TCP checksum left to the device");
+}
+
+#[test]
+fn a_full_ring_is_counted_and_stashed_replies_go_out_later() {
+    let mut n = net(FakeDev::new());
+    let mac = n.mac();
+    let now = Instant::from_millis(10);
+    // Fill the ring: nothing can go out.
+    n.device_mut().ring = 0;
+    // An ARP request for us arrives: the reply is made while the frame is
+    // lent, staged, and cannot be sent yet.
+    let req = {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: EthernetAddress(PEER_MAC),
+            source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: Ipv4Address::new(10, 0, 0, 2),
+        };
+        let mut f = vec![0u8; 14 + repr.buffer_len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+        eth.set_dst_addr(EthernetAddress::BROADCAST);
+        eth.set_src_addr(EthernetAddress(PEER_MAC));
+        eth.set_ethertype(EthernetProtocol::Arp);
+        repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+        f
+    };
+    n.device_mut().rx.push_back((req, RxMeta::default()));
+    n.poll(now);
+    assert!(n.device().wire.is_empty());
+    assert!(n.stats().phy.tx_busy > 0);
+    assert_eq!(
+        n.poll_delay(now),
+        Some(Duration::from_millis(1)),
+        "staged reply pending: retry soon"
+    );
+    // Room again: the staged reply goes out on the next poll.
+    n.device_mut().ring = 8;
+    n.poll(now);
+    let wire = &n.device().wire;
+    assert_eq!(wire.len(), 1, "{wire:?}");
+    let eth = EthernetFrame::new_unchecked(&wire[0].0[..]);
+    assert_eq!(eth.dst_addr(), EthernetAddress(PEER_MAC));
+    assert_eq!(eth.src_addr(), EthernetAddress(mac));
+    assert!(!wire[0].1.csum, "no offload asked of a device without it");
+}
+
+#[test]
+fn link_changes_are_events_and_a_down_link_fails_transmits() {
+    let mut n = net(FakeDev::new());
+    let now = Instant::from_millis(10);
+    n.device_mut().link.up = false;
+    n.poll(now);
+    assert_eq!(n.next_event(), Some(NetEvent::LinkDown));
+    assert!(
+        n.status_line()
+            .contains("fake0 02:00:00:00:00:0b link down")
+    );
+    let mut ping = Ping::new(&mut n, "10.0.0.1 -c 1 -W 0.1".parse().unwrap(), now).unwrap();
+    let mut out = String::new();
+    let mut t = now;
+    let v = loop {
+        n.poll(t);
+        if let AppStatus::Done(v) = ping.poll(&mut n, t, &mut out) {
+            break v;
+        }
+        t += Duration::from_millis(10);
+    };
+    assert!(!v.ok);
+    assert!(n.stats().phy.tx_errors > 0, "{:?}", n.stats().phy);
+    n.device_mut().link.up = true;
+    n.poll(t);
+    assert_eq!(n.next_event(), Some(NetEvent::LinkUp));
+    assert!(n.status_line().contains("link up 25000Mb/s"));
+    let _ = App::<FakeDev>::name(&ping);
+}
+
+#[test]
+fn the_device_is_told_which_multicast_groups_ipv6_needs() {
+    let cfg = "10.0.0.2/24,ip6=fd00::2/64".parse().unwrap();
+    let mut n = NetIf::new("fake0", FakeDev::new(), &cfg, Instant::from_millis(0))
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    let mut got = n.device().multicast.clone();
+    got.sort();
+    // All-nodes, solicited-node of fe80::ff:fe00:b and of fd00::2.
+    assert_eq!(
+        got,
+        vec![
+            [0x33, 0x33, 0, 0, 0, 1],
+            [0x33, 0x33, 0xff, 0, 0, 0x02],
+            [0x33, 0x33, 0xff, 0, 0, 0x0b],
+        ]
+    );
+    n.reconfigure(&"10.0.0.2/24".parse().unwrap());
+    let mut got = n.device().multicast.clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![[0x33, 0x33, 0, 0, 0, 1], [0x33, 0x33, 0xff, 0, 0, 0x0b]]
+    );
+}
