@@ -30,7 +30,14 @@ pub struct Config {
     /// line order (a later value for the same index replaces an earlier
     /// one). The text is checked where the network stack is.
     pub net: Vec<(usize, String)>,
+    /// `vnic.<n>=`: VNIC number and its definition text (`mac:..,vlan:..,
+    /// ip:..,queues:..`), in command line order (a later value for the
+    /// same number replaces an earlier one). Checked where the VNICs are.
+    pub vnic: Vec<(u32, String)>,
 }
+
+/// VNIC numbers `vnic.<n>=` can name (0..64).
+pub const MAX_VNICS: u32 = 64;
 
 /// Interfaces `net.<n>=` can name.
 pub const MAX_INTERFACES: usize = 8;
@@ -42,6 +49,7 @@ impl Default for Config {
             log: LogFilter::default(),
             attach: true,
             net: Vec::new(),
+            vnic: Vec::new(),
         }
     }
 }
@@ -201,6 +209,25 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     }
                 }
             }
+            _ if key.starts_with("vnic.") => {
+                let number = key["vnic.".len()..]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n < MAX_VNICS);
+                match number {
+                    None => diags.push(Diagnostic::UnknownKey(key.into())),
+                    Some(_) if value.is_empty() => diags.push(Diagnostic::BadValue {
+                        key: key.into(),
+                        value: value.into(),
+                        default: "no VNIC".into(),
+                        why: "mac:..,vlan:..,ip:..,queues:.. is expected".into(),
+                    }),
+                    Some(n) => {
+                        config.vnic.retain(|(j, _)| *j != n);
+                        config.vnic.push((n, value.into()));
+                    }
+                }
+            }
             _ => diags.push(Diagnostic::UnknownKey(key.into())),
         }
     }
@@ -311,6 +338,28 @@ mod tests {
             "cmdline: bad value '' for 'net.0', using none"
         );
         assert_eq!(d[3].to_string(), "cmdline: unknown key 'net' ignored");
+    }
+
+    #[test]
+    fn vnic_keys_name_vnics() {
+        let (c, d) = parse("vnic.0=ip:dhcp vnic.12=vlan:10,ip:10.0.10.2/24 vnic.0=mac:auto");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            c.vnic,
+            alloc::vec![
+                (12, String::from("vlan:10,ip:10.0.10.2/24")),
+                (0, String::from("mac:auto"))
+            ]
+        );
+        let (c, d) = parse("vnic.64=ip:dhcp vnic.x=ip:dhcp vnic.3=");
+        assert!(c.vnic.is_empty());
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].to_string(), "cmdline: unknown key 'vnic.64' ignored");
+        assert_eq!(d[1].to_string(), "cmdline: unknown key 'vnic.x' ignored");
+        assert_eq!(
+            d[2].to_string(),
+            "cmdline: bad value '' for 'vnic.3', using no VNIC"
+        );
     }
 
     #[test]

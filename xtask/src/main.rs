@@ -21,6 +21,7 @@ mod systests;
 mod systests_attach;
 mod systests_net;
 mod systests_sim;
+mod systests_vnic;
 mod test;
 mod workspace;
 

@@ -30,6 +30,10 @@ pub struct PeerConfig {
     /// Run dnsmasq on the TAP, leasing `.100`..`.199` for this many
     /// seconds (dnsmasq's minimum is 120).
     pub dhcp_lease_secs: Option<u32>,
+    /// VLAN sub-interfaces on the TAP (`cxsim0.<id>`): VLAN id and the
+    /// first three octets of its own /24 (host side `.1`); dnsmasq, if
+    /// configured, leases `.100`..`.199` on each too.
+    pub vlans: Vec<(u16, [u8; 3])>,
 }
 
 impl PeerConfig {
@@ -39,7 +43,14 @@ impl PeerConfig {
             tag: tag.to_string(),
             subnet: [10, 33, 0],
             dhcp_lease_secs: Some(120),
+            vlans: Vec::new(),
         }
+    }
+
+    /// `.n` of VLAN `vlan`'s subnet (`None` if it has none).
+    pub fn vlan_ipv4(&self, vlan: u16, n: u8) -> Option<String> {
+        let (_, [a, b, c]) = self.vlans.iter().find(|(v, _)| *v == vlan)?;
+        Some(format!("{a}.{b}.{c}.{n}"))
     }
 
     /// `.n` of the subnet.
@@ -108,11 +119,24 @@ impl PeerNetwork {
         ns.add_addr(TAP, &format!("{}/64", config.ipv6(1)))
             .map_err(failed)?;
         ns.link_up(TAP).map_err(failed)?;
+        for (id, [a, b, c]) in &config.vlans {
+            let sub = vlan_ifname(*id);
+            ns.ip(&["tuntap", "add", "dev", &sub, "mode", "tap"])
+                .map_err(failed)?;
+            ns.add_addr(&sub, &format!("{a}.{b}.{c}.1/24"))
+                .map_err(failed)?;
+            ns.link_up(&sub).map_err(failed)?;
+        }
         let net = PeerNetwork {
             ns,
             config: config.clone(),
         };
-        if let Some(lease) = config.dhcp_lease_secs {
+        if !config.vlans.is_empty() {
+            net.start_vlan_relay()?;
+        }
+        if let (Some(lease), false) = (config.dhcp_lease_secs, config.vlans.is_empty()) {
+            net.start_dnsmasq_vlans(lease)?;
+        } else if let Some(lease) = config.dhcp_lease_secs {
             net.ns
                 .start_dnsmasq(
                     TAP,
@@ -124,6 +148,68 @@ impl PeerNetwork {
                 .map_err(failed)?;
         }
         Ok(net)
+    }
+
+    /// The 802.1Q relay between the model's unix wire and the TAPs (see
+    /// [`VLAN_RELAY`]), listening on the wire before the model starts.
+    fn start_vlan_relay(&self) -> Result<(), PeerError> {
+        let script = self.ns.dir().join("vlan_relay.py");
+        std::fs::write(&script, VLAN_RELAY).map_err(failed)?;
+        let mut c = self.ns.command("python3");
+        c.arg("-u").arg(&script).arg(self.wire_path()).arg(TAP);
+        for (id, _) in &self.config.vlans {
+            c.arg(format!("{id}={}", vlan_ifname(*id)));
+        }
+        self.ns.spawn("vlan-relay", c).map_err(failed)?;
+        self.ns
+            .wait_for_log("vlan-relay", "listening", Duration::from_secs(10))
+            .map_err(failed)
+    }
+
+    /// The unix wire the model joins when VLANs are configured.
+    fn wire_path(&self) -> PathBuf {
+        self.ns.dir().join("wire.sock")
+    }
+
+    /// One dnsmasq serving the TAP's subnet and every VLAN's (a second
+    /// instance could not bind the DHCP port), leases in the same file as
+    /// cxos-testnet's (so [`PeerNetwork::dhcp_leases`] reads them).
+    fn start_dnsmasq_vlans(&self, lease: u32) -> Result<(), PeerError> {
+        let dir = self.ns.dir();
+        let mut c = self.ns.command("dnsmasq");
+        c.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=0",
+            "--bind-interfaces",
+            "--except-interface=lo",
+            "--dhcp-authoritative",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--user=root",
+            "--group=root",
+        ])
+        .arg(format!("--interface={TAP}"))
+        .arg(format!(
+            "--dhcp-range={},{},255.255.255.0,{lease}",
+            self.config.ipv4(100),
+            self.config.ipv4(199)
+        ))
+        .arg(format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()))
+        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
+        for (id, [a, b, n]) in &self.config.vlans {
+            c.arg(format!("--interface={}", vlan_ifname(*id)));
+            c.arg(format!(
+                "--dhcp-range={a}.{b}.{n}.100,{a}.{b}.{n}.199,255.255.255.0,{lease}"
+            ));
+        }
+        self.ns.spawn("dnsmasq", c).map_err(failed)?;
+        self.ns
+            .wait_for_log("dnsmasq", "DHCP, IP range", Duration::from_secs(10))
+            .map_err(failed)?;
+        Ok(())
     }
 
     /// The namespace (run more tools in it with `netns().command(..)`).
@@ -156,8 +242,13 @@ impl PeerNetwork {
     /// (with `crate::sim_device::SimDevice::start_with` or
     /// `crate::run::run_sim_with`), capturing into `pcap` if given.
     pub fn sim_options(&self, pcap: Option<PathBuf>) -> SimOptions {
+        let wire = if self.config.vlans.is_empty() {
+            format!("tap:{TAP}")
+        } else {
+            format!("unix:{}", self.wire_path().display())
+        };
         SimOptions {
-            wire: Some(format!("tap:{TAP}")),
+            wire: Some(wire),
             pcap,
             netns: Some(self.ns.name().to_string()),
         }
@@ -247,6 +338,87 @@ impl PeerNetwork {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The host kernel may lack 802.1Q (CONFIG_VLAN_8021Q, bridge VLAN
+/// filtering, act_vlan: none of them on the development machine), so the
+/// VLANs are done in user space: the model's wire is a unix wire (see
+/// mlx5-sim's link/unix.rs: 8-byte hello each way, then records of a BE
+/// u32 length and the frame, or a carrier word with bit 31 set) whose
+/// other end is this relay. Untagged frames go to and from the TAP
+/// [`TAP`]; frames tagged with a configured VLAN id lose the tag on the
+/// way to their own TAP (`cxsim0.<id>`) and get it back on the way out;
+/// other tags are dropped. Arguments: wire path, untagged TAP,
+/// `<id>=<tap>`...
+const VLAN_RELAY: &str = r#"
+import fcntl, os, select, socket, struct, sys
+
+TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+HELLO = b"cxwire1\n"
+
+def tap(name):
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+    return fd
+
+def read_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+
+path, untagged = sys.argv[1], sys.argv[2]
+vlans = {int(a.split("=")[0]): a.split("=")[1] for a in sys.argv[3:]}
+fds = {None: tap(untagged)}
+for vid, name in vlans.items():
+    fds[vid] = tap(name)
+by_fd = {fd: vid for vid, fd in fds.items()}
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(1)
+print("listening", path, flush=True)
+while True:
+    conn, _ = srv.accept()
+    conn.sendall(HELLO)
+    if read_exact(conn, 8) != HELLO:
+        conn.close()
+        continue
+    print("connected", flush=True)
+    counts = {}
+    try:
+        while True:
+            ready, _, _ = select.select([conn] + list(by_fd), [], [])
+            for r in ready:
+                if r is conn:
+                    word = struct.unpack(">I", read_exact(conn, 4))[0]
+                    if word & 0x80000000:
+                        continue
+                    f = read_exact(conn, word)
+                    vid = None
+                    if len(f) >= 18 and f[12:14] == b"\x81\x00":
+                        vid = struct.unpack(">H", f[14:16])[0] & 0xFFF
+                        f = f[:12] + f[16:]
+                    fd = fds.get(vid)
+                    if fd is not None:
+                        os.write(fd, f)
+                        counts[vid] = counts.get(vid, 0) + 1
+                else:
+                    f = os.read(r, 65536)
+                    vid = by_fd[r]
+                    if vid is not None:
+                        f = f[:12] + struct.pack(">HH", 0x8100, vid) + f[12:]
+                    conn.sendall(struct.pack(">I", len(f)) + f)
+    except (EOFError, OSError) as e:
+        print("disconnected", e, counts, flush=True)
+        conn.close()
+"#;
+
+/// The VLAN sub-interface of the TAP for VLAN `id` (`cxsim0.10`).
+pub fn vlan_ifname(id: u16) -> String {
+    format!("{TAP}.{id}")
 }
 
 /// An `iperf3 -c` running in the namespace (see

@@ -738,7 +738,9 @@ fn peer_link_flap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 /// (the console's lease line, dnsmasq's lease file, `ifconfig`, and a
 /// stock ping to the leased address).
 fn peer_dhcp(ctx: &Context, test: &SystemTest) -> Result<(), String> {
-    let Some(mut peer) = peer_boot(ctx, test, true, "net.0=dhcp")? else {
+    // dnsmasq leases for at least 120 s; cxos uses at most 10 s of it, so
+    // it renews (unicast to the server) 5 s after the lease.
+    let Some(mut peer) = peer_boot(ctx, test, true, "net.0=dhcp,lease=10")? else {
         return Ok(());
     };
     let line = peer.shell.wait_for_line("net0: dhcp lease ")?;

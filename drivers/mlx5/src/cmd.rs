@@ -93,6 +93,7 @@ pub mod op {
     pub const CREATE_FLOW_GROUP: u16 = 0x933;
     pub const DESTROY_FLOW_GROUP: u16 = 0x934;
     pub const SET_FLOW_TABLE_ENTRY: u16 = 0x936;
+    pub const QUERY_FLOW_TABLE_ENTRY: u16 = 0x937;
     pub const DELETE_FLOW_TABLE_ENTRY: u16 = 0x938;
     pub const ALLOC_FLOW_COUNTER: u16 = 0x939;
     pub const DEALLOC_FLOW_COUNTER: u16 = 0x93a;
@@ -152,6 +153,7 @@ pub fn opcode_name(opcode: u16) -> &'static str {
         op::CREATE_FLOW_GROUP => "CREATE_FLOW_GROUP",
         op::DESTROY_FLOW_GROUP => "DESTROY_FLOW_GROUP",
         op::SET_FLOW_TABLE_ENTRY => "SET_FLOW_TABLE_ENTRY",
+        op::QUERY_FLOW_TABLE_ENTRY => "QUERY_FLOW_TABLE_ENTRY",
         op::DELETE_FLOW_TABLE_ENTRY => "DELETE_FLOW_TABLE_ENTRY",
         op::ALLOC_FLOW_COUNTER => "ALLOC_FLOW_COUNTER",
         op::DEALLOC_FLOW_COUNTER => "DEALLOC_FLOW_COUNTER",

@@ -422,6 +422,10 @@ pub struct EthPort<C: Control> {
     eq_indexes: Vec<usize>,
     stats: EthStats,
     last_fault: Option<QueueFault>,
+    /// Whether the port creates (and owns) the adapter's steering; a VNIC's
+    /// port does not: its rules live in the shared steering of
+    /// [`crate::vnic::Nic`].
+    own_steering: bool,
 }
 
 impl<C: Control> fmt::Debug for EthPort<C> {
@@ -451,6 +455,26 @@ impl<C: Control> EthPort<C> {
     /// receive buffer, move SQ and RQ to RDY, arm the CQs (interrupt
     /// mode). On failure everything created is destroyed again.
     pub fn open(ctl: C, res: Resources, cfg: EthConfig) -> Result<Self, OpenFailure<C>> {
+        Self::open_with(ctl, res, cfg, true)
+    }
+
+    /// [`EthPort::open`] without steering: queues, TIS/TIR (RQT and
+    /// traffic table with RSS) only; nothing reaches the port until
+    /// someone adds a rule to [`EthPort::destination`] (a VNIC).
+    pub(crate) fn open_queues(
+        ctl: C,
+        res: Resources,
+        cfg: EthConfig,
+    ) -> Result<Self, OpenFailure<C>> {
+        Self::open_with(ctl, res, cfg, false)
+    }
+
+    fn open_with(
+        ctl: C,
+        res: Resources,
+        cfg: EthConfig,
+        own_steering: bool,
+    ) -> Result<Self, OpenFailure<C>> {
         let frame = cfg.mtu + L2_OVERHEAD;
         let mut port = EthPort {
             ctl,
@@ -465,6 +489,7 @@ impl<C: Control> EthPort<C> {
             eq_indexes: Vec::new(),
             stats: EthStats::default(),
             last_fault: None,
+            own_steering,
         };
         match port.build() {
             Ok(()) => {
@@ -686,21 +711,23 @@ impl<C: Control> EthPort<C> {
             self.parts.traffic = Some(tt);
         }
 
-        let scfg = SteeringConfig {
-            log_root: cfg.flow_log_size,
-            log_vlan: cfg.vlan_log_size,
-        };
-        let mut steering = PortSteering::create(&mut self.ctl, scfg)?;
-        for mac in [r.mac, BROADCAST] {
-            if let Err(e) = steering.add_rule(&mut self.ctl, mac, None, to) {
-                let _ = steering.destroy(&mut self.ctl);
-                return Err(match e {
-                    FlowError::Command(c) => c.into(),
-                    _ => Error::Device("root flow table refused the port MAC"),
-                });
+        if self.own_steering {
+            let scfg = SteeringConfig {
+                log_root: cfg.flow_log_size,
+                log_vlan: cfg.vlan_log_size,
+            };
+            let mut steering = PortSteering::create(&mut self.ctl, scfg)?;
+            for mac in [r.mac, BROADCAST] {
+                if let Err(e) = steering.add_rule(&mut self.ctl, mac, None, to) {
+                    let _ = steering.destroy(&mut self.ctl);
+                    return Err(match e {
+                        FlowError::Command(c) => c.into(),
+                        _ => Error::Device("root flow table refused the port MAC"),
+                    });
+                }
             }
+            self.parts.steering = Some(steering);
         }
-        self.parts.steering = Some(steering);
 
         if cfg.interrupts {
             let p = self.ctl.platform();
@@ -1836,10 +1863,10 @@ mod tests {
             assert_eq!(t[0x24] >> 4, 1, "indirect");
             assert_eq!(&t[0x48..0x70], &crate::rss::DEFAULT_KEY);
         }
-        // The traffic-type table is level 2; the port's root entries
+        // The traffic-type table is level 3; the port's root entries
         // forward to it (destination type 1).
         let tables = ex.inputs(op::CREATE_FLOW_TABLE);
-        assert_eq!(tables[0][0x19], 2);
+        assert_eq!(tables[0][0x19], 3);
         let tt = port.destination().unwrap();
         assert!(matches!(tt, Destination::Table(_)));
         let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);

@@ -19,7 +19,7 @@ use crate::vport::Mac;
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct Ftn(pub u32);
 /// A flow group id.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Default)]
 pub struct Fgn(pub u32);
 
 /// `MLX5_FLOW_TABLE_TYPE_NIC_RX`.
@@ -90,9 +90,11 @@ pub mod fte {
     pub const DEST_ID: Field = Field::new(0x00, 23, 0);
     pub const DEST_LEN: usize = 8;
 }
-/// A destination and a flow counter (`flow_counter_list`: the counter id
-/// in the first dword), one list entry each.
-const SET_FTE_IN_LEN: usize = fte::CTX + fte::DESTINATION + 2 * fte::DEST_LEN;
+/// Destinations one entry may list (`log_max_destination` of the NIC_RX
+/// flow table caps is at least 5 on every part the driver knows).
+pub const MAX_DESTINATIONS: usize = 32;
+/// Flow counters one entry may list (the driver uses one).
+pub const MAX_COUNTERS: usize = 8;
 const DELETE_FTE_IN_LEN: usize = 0x40;
 
 /// Which outer-header fields a group matches on.
@@ -294,23 +296,28 @@ impl Command for DestroyFlowGroup {
 }
 
 /// SET_FLOW_TABLE_ENTRY (op_mod 0: a new entry): match `value`, forward to
-/// one destination (or drop: `dest` None), and count into `counter`.
+/// every destination of `dests` (the adapter replicates the frame to
+/// each; none: drop), and count into `counter`.
 #[derive(Clone, Copy, Debug)]
-pub struct SetFte {
+pub struct SetFte<'a> {
     pub table_type: u8,
     pub table: Ftn,
     pub index: u32,
     pub group: Fgn,
     pub value: MatchValue,
-    pub dest: Option<Destination>,
+    pub dests: &'a [Destination],
     pub counter: Option<FlowCounterId>,
 }
 
-impl Command for SetFte {
+impl Command for SetFte<'_> {
     type Output = ();
     const OPCODE: u16 = op::SET_FLOW_TABLE_ENTRY;
     fn in_len(&self) -> usize {
-        SET_FTE_IN_LEN
+        // The destination list, then the counter list (`flow_counter_list`:
+        // the counter id in the first dword), 8 bytes an entry; room for
+        // two at least.
+        let n = self.dests.len().min(MAX_DESTINATIONS) + self.counter.is_some() as usize;
+        fte::CTX + fte::DESTINATION + n.max(2) * fte::DEST_LEN
     }
     fn out_len(&self) -> usize {
         0x10
@@ -321,16 +328,19 @@ impl Command for SetFte {
         FLOW_INDEX.set(inbox, self.index);
         let c = fte::CTX;
         fte::GROUP_ID.within(c).set(inbox, self.group.0);
-        let mut action = match self.dest {
-            Some(_) => ACTION_FWD_DEST,
-            None => ACTION_DROP,
+        let dests = &self.dests[..self.dests.len().min(MAX_DESTINATIONS)];
+        let mut action = if dests.is_empty() {
+            ACTION_DROP
+        } else {
+            ACTION_FWD_DEST
         };
         if self.counter.is_some() {
             action |= ACTION_COUNT;
         }
         fte::ACTION.within(c).set(inbox, action);
-        let ndest = self.dest.is_some() as u32;
-        fte::DESTINATION_LIST_SIZE.within(c).set(inbox, ndest);
+        fte::DESTINATION_LIST_SIZE
+            .within(c)
+            .set(inbox, dests.len() as u32);
         let m = c + fte::MATCH_VALUE;
         if let Some(mac) = self.value.dmac {
             write_dmac(inbox, m, mac.0);
@@ -346,7 +356,7 @@ impl Command for SetFte {
             outer::IP_PROTOCOL.within(m).set(inbox, p as u32);
         }
         let mut d = c + fte::DESTINATION;
-        if let Some(dest) = self.dest {
+        for dest in dests {
             let (ty, id) = dest.type_and_id();
             fte::DEST_TYPE.within(d).set(inbox, ty);
             fte::DEST_ID.within(d).set(inbox, id);
@@ -389,6 +399,89 @@ impl Command for DeleteFte {
     }
 }
 
+/// QUERY_FLOW_TABLE_ENTRY (`query_fte_in`: table_type `[31:24]` of 0x10,
+/// table_id 0x14, flow_index 0x20; `query_fte_out`: the entry's
+/// `flow_context` at 0x40, laid out as in `set_fte_in`): what the adapter
+/// holds at `index` of `table`.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryFte {
+    pub table_type: u8,
+    pub table: Ftn,
+    pub index: u32,
+}
+
+/// An entry as the adapter reports it ([`QueryFte`]).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct FteView {
+    pub group: Fgn,
+    pub action: u32,
+    pub value: MatchValue,
+    pub dests: alloc::vec::Vec<Destination>,
+    pub counters: alloc::vec::Vec<FlowCounterId>,
+}
+
+/// query_fte_out: the flow context at 0x40.
+const QUERY_FTE_CTX: usize = 0x40;
+const QUERY_FTE_OUT_LEN: usize =
+    QUERY_FTE_CTX + fte::DESTINATION + (MAX_DESTINATIONS + MAX_COUNTERS) * fte::DEST_LEN;
+
+impl Command for QueryFte {
+    type Output = FteView;
+    const OPCODE: u16 = op::QUERY_FLOW_TABLE_ENTRY;
+    fn in_len(&self) -> usize {
+        DELETE_FTE_IN_LEN
+    }
+    fn out_len(&self) -> usize {
+        QUERY_FTE_OUT_LEN
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        TABLE_TYPE.set(inbox, self.table_type as u32);
+        TABLE_ID.set(inbox, self.table.0);
+        FLOW_INDEX.set(inbox, self.index);
+    }
+    fn parse(&self, out: &[u8]) -> Result<FteView, &'static str> {
+        let c = QUERY_FTE_CTX;
+        let ndest = fte::DESTINATION_LIST_SIZE.within(c).get(out) as usize;
+        let ncount = fte::FLOW_COUNTER_LIST_SIZE.within(c).get(out) as usize;
+        if ndest > MAX_DESTINATIONS || ncount > MAX_COUNTERS {
+            return Err("flow entry lists more destinations or counters than allowed");
+        }
+        let m = c + fte::MATCH_VALUE;
+        let hi = outer::DMAC_47_16.within(m).get(out).to_be_bytes();
+        let lo = (outer::DMAC_15_0.within(m).get(out) as u16).to_be_bytes();
+        let mac = [hi[0], hi[1], hi[2], hi[3], lo[0], lo[1]];
+        let nonzero = |v: u32| (v != 0).then_some(v);
+        let value = MatchValue {
+            dmac: (mac != [0; 6]).then_some(Mac(mac)),
+            vlan: (outer::CVLAN_TAG.within(m).get(out) != 0)
+                .then(|| outer::FIRST_VID.within(m).get(out) as u16),
+            ethertype: nonzero(outer::ETHERTYPE.within(m).get(out)).map(|v| v as u16),
+            ip_protocol: nonzero(outer::IP_PROTOCOL.within(m).get(out)).map(|v| v as u8),
+        };
+        let mut dests = alloc::vec::Vec::with_capacity(ndest);
+        let mut d = c + fte::DESTINATION;
+        for _ in 0..ndest {
+            let id = fte::DEST_ID.within(d).get(out);
+            dests.push(match fte::DEST_TYPE.within(d).get(out) {
+                DEST_TYPE_TIR => Destination::Tir(Tirn(id)),
+                DEST_TYPE_FLOW_TABLE => Destination::Table(Ftn(id)),
+                _ => return Err("flow entry destination of an unknown type"),
+            });
+            d += fte::DEST_LEN;
+        }
+        let counters = (0..ncount)
+            .map(|i| FlowCounterId(Field::new(d + i * fte::DEST_LEN, 31, 0).get(out)))
+            .collect();
+        Ok(FteView {
+            group: Fgn(fte::GROUP_ID.within(c).get(out)),
+            action: fte::ACTION.within(c).get(out),
+            value,
+            dests,
+            counters,
+        })
+    }
+}
+
 /// An installed root entry of the port's steering ([`crate::steering::PortSteering`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct FlowEntry(pub u32);
@@ -406,6 +499,18 @@ pub enum FlowError {
     /// a MAC to a table).
     Unsupported,
     Command(CmdError),
+}
+
+impl core::fmt::Display for FlowError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlowError::TableFull => f.write_str("flow table full"),
+            FlowError::Duplicate(e) => write!(f, "rule exists (root entry {})", e.0),
+            FlowError::NoEntry(_) => f.write_str("no such rule"),
+            FlowError::Unsupported => f.write_str("not supported by the steering"),
+            FlowError::Command(c) => write!(f, "{c}"),
+        }
+    }
 }
 
 impl From<CmdError> for FlowError {
@@ -509,7 +614,7 @@ mod tests {
                 dmac: Some(Mac([0x02, 0x11, 0x22, 0x33, 0x44, 0x55])),
                 ..MatchValue::default()
             },
-            dest: Some(Destination::Tir(Tirn(0x0abc))),
+            dests: &[Destination::Tir(Tirn(0x0abc))],
             counter: None,
         });
         assert_eq!(b.len(), 0x350);
@@ -538,7 +643,7 @@ mod tests {
                 ip_protocol: Some(17),
                 ..MatchValue::default()
             },
-            dest: Some(Destination::Table(Ftn(0x20))),
+            dests: &[Destination::Table(Ftn(0x20))],
             counter: Some(FlowCounterId(0x77)),
         });
         assert_eq!(&b[0x8c..0x94], &[0, 0, 0x00, 0x0a, 0x11, 0, 0x80, 0]);
@@ -559,7 +664,7 @@ mod tests {
             index: 1,
             group: Fgn(9),
             value: MatchValue::default(),
-            dest: None,
+            dests: &[],
             counter: Some(FlowCounterId(5)),
         });
         assert_eq!(&b[0x4c..0x58], &[0, 0, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -573,5 +678,79 @@ mod tests {
         assert_eq!(&b[0..4], &[0x09, 0x38, 0, 0]);
         assert_eq!(&b[0x14..0x18], &[0, 0, 0, 7]);
         assert_eq!(&b[0x20..0x24], &[0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn set_fte_with_several_destinations_golden() {
+        let b = encode(&SetFte {
+            table_type: 0,
+            table: Ftn(7),
+            index: 2,
+            group: Fgn(9),
+            value: MatchValue::default(),
+            dests: &[Destination::Tir(Tirn(5)), Destination::Tir(Tirn(6))],
+            counter: Some(FlowCounterId(3)),
+        });
+        // Two destinations and a counter: 0x340 + 3 * 8.
+        assert_eq!(b.len(), 0x358);
+        // destination_list_size [23:0] of flow_context 0x10 -> 0x50.
+        assert_eq!(&b[0x50..0x58], &[0, 0, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(
+            &b[0x340..0x354],
+            &[
+                0x02, 0, 0, 5, 0, 0, 0, 0, 0x02, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 3
+            ]
+        );
+    }
+
+    #[test]
+    fn query_fte_golden_and_parse() {
+        let q = QueryFte {
+            table_type: 0,
+            table: Ftn(0x21),
+            index: 4,
+        };
+        let b = encode(&q);
+        // query_fte_in: opcode 0x937, table_id 0x14, flow_index 0x20; 0x40 long.
+        assert_eq!(b.len(), 0x40);
+        assert_eq!(&b[0..4], &[0x09, 0x37, 0, 0]);
+        assert_eq!(&b[0x14..0x18], &[0, 0, 0, 0x21]);
+        assert_eq!(&b[0x20..0x24], &[0, 0, 0, 4]);
+        // query_fte_out: flow_context at 0x40 (group_id 0x44, action 0x4c,
+        // destination_list_size 0x50, flow_counter_list_size 0x54), match
+        // value at 0x80 (dmac 0x88, first_vid [11:0] of 0x8c, cvlan_tag bit
+        // 15 of 0x90), destinations at 0x340, then the counters.
+        let mut out = alloc::vec![0u8; q.out_len()];
+        out[0x44..0x48].copy_from_slice(&[0, 0, 0, 9]);
+        out[0x4c..0x50].copy_from_slice(&[0, 0, 0, 0x0c]);
+        out[0x50..0x58].copy_from_slice(&[0, 0, 0, 2, 0, 0, 0, 1]);
+        out[0x88..0x94].copy_from_slice(&[
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x0a, 0, 0, 0x80, 0,
+        ]);
+        out[0x340..0x354].copy_from_slice(&[
+            0x02, 0, 0, 5, 0, 0, 0, 0, 0x01, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 7,
+        ]);
+        let v = q.parse(&out).unwrap();
+        assert_eq!(
+            v,
+            FteView {
+                group: Fgn(9),
+                action: ACTION_FWD_DEST | ACTION_COUNT,
+                value: MatchValue {
+                    dmac: Some(BROADCAST),
+                    vlan: Some(10),
+                    ..MatchValue::default()
+                },
+                dests: alloc::vec![Destination::Tir(Tirn(5)), Destination::Table(Ftn(0x20))],
+                counters: alloc::vec![FlowCounterId(7)],
+            }
+        );
+        // An untrusted answer: too many destinations, or an unknown type.
+        let mut bad = out.clone();
+        bad[0x50..0x54].copy_from_slice(&[0, 0, 0, 33]);
+        assert!(q.parse(&bad).is_err());
+        let mut bad = out.clone();
+        bad[0x340] = 0x07;
+        assert!(q.parse(&bad).is_err());
     }
 }

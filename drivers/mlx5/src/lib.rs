@@ -58,6 +58,18 @@
 //! configurable Toeplitz key ([`rss`]) behind a traffic-type table.
 //! Receive queues are striding (multi-packet) where the part has
 //! `striding_rq`, cyclic elsewhere (`EthConfig::rq_kind`).
+//!
+//! # VNICs
+//!
+//! [`vnic::Nic`]`::new(adapter, resources, NicConfig)` shares one adapter
+//! between several network interfaces: [`vnic::Nic::create`] makes a
+//! [`vnic::Vnic`] (a MAC, given or generated, an optional VLAN, its own
+//! queues, RSS with several) that is a [`cxos_drivers::NetDevice`] of its
+//! own; the adapter's flow tables steer each frame to its VNIC (no
+//! software demux); [`vnic::Vnic::destroy`] removes exactly its rules and
+//! queues. Inspection: [`vnic::Nic::vnics_report`],
+//! [`vnic::Nic::flows_report`] (entries as programmed next to
+//! QUERY_FLOW_TABLE_ENTRY's answer).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -94,6 +106,7 @@ pub mod steering;
 pub mod tir;
 pub mod tis;
 pub mod uar;
+pub mod vnic;
 pub mod vport;
 pub mod wq;
 pub mod wqe;

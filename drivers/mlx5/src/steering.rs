@@ -3,18 +3,27 @@
 //! counters ([`crate::flow_counter`]) and the vport's address lists and
 //! promiscuous flags ([`crate::vport`]).
 //!
-//! Layout (the one the illumos mlxcx driver describes):
-//! - the root table (level 0) has three groups, tried in index order: one
-//!   matching the exact destination MAC (every (MAC, VLAN) rule's MAC
-//!   has one entry there), one matching only the multicast bit of the
-//!   destination MAC (the all-multicast entry), one matching nothing (the
-//!   promiscuous entry);
-//! - a MAC whose only rule is (MAC, no VLAN) forwards straight to its TIR;
-//!   a MAC with VLAN rules forwards to its own VLAN table (level 1): one
-//!   group matching VLAN presence and id (one entry per VLAN rule), one
-//!   matching nothing (the (MAC, no VLAN) rule: untagged frames and VLANs
-//!   no rule claims);
-//! - every entry counts into its own flow counter;
+//! Layout (the one the illumos mlxcx driver describes; levels
+//! [`TAP_LEVEL`] < [`MAC_LEVEL`] < [`VLAN_LEVEL`] < [`TRAFFIC_LEVEL`]):
+//! - while promiscuous VNICs exist, a tap table is the NIC_RX root: one
+//!   catch-all entry forwarding every frame to the MAC table and to each
+//!   promiscuous destination ([`PortSteering::tap_join`]); it is rebuilt
+//!   and the root switched (make before break) when that set changes;
+//! - the MAC table (the root otherwise) has three groups, tried in index
+//!   order: one matching the exact destination MAC (every (MAC, VLAN)
+//!   rule's MAC has one entry there), one matching only the multicast bit
+//!   of the destination MAC (the all-multicast entry), one matching
+//!   nothing (the promiscuous entry of a port without VNICs);
+//! - a MAC whose only rule is (MAC, any VLAN) forwards straight to its
+//!   destinations; a MAC with other rules forwards to its own VLAN table:
+//!   one group matching VLAN presence and id (one entry per
+//!   [`VlanMatch::Id`] rule, and the [`VlanMatch::Untagged`] rule: no tag),
+//!   one matching nothing (the [`VlanMatch::Any`] rule: untagged frames
+//!   and VLANs no other rule claims);
+//! - an entry forwards to one or more destinations (the adapter replicates
+//!   the frame to each: broadcast and multicast shared by several VNICs,
+//!   [`PortSteering::join`] / [`PortSteering::leave`]), and counts into its
+//!   own flow counter;
 //! - the vport's unicast and multicast address lists hold every rule's MAC
 //!   (the e-switch's filter in front of the tables), its promiscuous flags
 //!   follow the promiscuous / all-multicast modes.
@@ -24,19 +33,20 @@
 //! [`PortSteering::remove_rule`]): VNICs (a MAC, an optional VLAN, their
 //! own RQs behind their own TIR) are one rule each. Turning a MAC's direct
 //! entry into a VLAN table replaces its root entry (delete, then set at
-//! the same index): frames for that MAC arriving in between are dropped.
+//! the same index), and a shared entry whose destinations change is
+//! rewritten the same way: frames for it arriving in between are dropped.
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write;
+use core::fmt::{self, Write};
 
 use crate::cmd::Exec;
 use crate::error::CmdError;
 use crate::flow::{
     BROADCAST, CreateFlowGroup, CreateFlowTable, Criteria, DeleteFte, Destination,
-    DestroyFlowGroup, DestroyFlowTable, Fgn, FlowEntry, FlowError, Ftn, MatchValue,
-    SetFlowTableRoot, SetFte, TABLE_TYPE_NIC_RX,
+    DestroyFlowGroup, DestroyFlowTable, Fgn, FlowEntry, FlowError, Ftn, MAX_DESTINATIONS,
+    MatchValue, SetFlowTableRoot, SetFte, TABLE_TYPE_NIC_RX,
 };
 use crate::flow_counter::{
     AllocFlowCounter, FlowCounterId, QueryFlowCounter, Traffic, dealloc_flow_counter,
@@ -45,6 +55,13 @@ use crate::tir::Tirn;
 use crate::vport::{Mac, ModifyNicVportContext, VportChange};
 
 const TT: u8 = TABLE_TYPE_NIC_RX;
+
+/// Table levels: the tap table (promiscuous VNICs, root while it
+/// exists), the MAC table (root otherwise), the per-MAC VLAN tables; the
+/// traffic-type tables of RSS ports are at [`TRAFFIC_LEVEL`].
+pub const TAP_LEVEL: u8 = 0;
+pub const MAC_LEVEL: u8 = 1;
+pub const VLAN_LEVEL: u8 = 2;
 
 /// Table sizes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,10 +81,40 @@ impl Default for SteeringConfig {
     }
 }
 
+/// Which frames for a MAC a rule takes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum VlanMatch {
+    /// Untagged frames and tags no other rule of the MAC claims.
+    Any,
+    /// Only frames without a VLAN tag.
+    Untagged,
+    /// Only frames tagged with this VLAN id.
+    Id(u16),
+}
+
+impl From<Option<u16>> for VlanMatch {
+    fn from(v: Option<u16>) -> Self {
+        match v {
+            None => VlanMatch::Any,
+            Some(id) => VlanMatch::Id(id),
+        }
+    }
+}
+
+impl fmt::Display for VlanMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VlanMatch::Any => f.write_str("any vlan"),
+            VlanMatch::Untagged => f.write_str("untagged"),
+            VlanMatch::Id(v) => write!(f, "vlan {v}"),
+        }
+    }
+}
+
 /// One installed entry: where it forwards and its counter.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 struct Counted {
-    dest: Destination,
+    dests: Vec<Destination>,
     counter: FlowCounterId,
 }
 
@@ -76,10 +123,10 @@ struct VlanTable {
     table: Ftn,
     tagged: Fgn,
     any: Fgn,
-    /// The (MAC, no VLAN) rule, in the last index.
+    /// The [`VlanMatch::Any`] rule, in the last index.
     default: Option<Counted>,
-    /// (VLAN id, rule) per index of the tagged group.
-    vids: Vec<Option<(u16, Counted)>>,
+    /// (Untagged or Id, rule) per index of the tagged group.
+    vids: Vec<Option<(VlanMatch, Counted)>>,
 }
 
 impl VlanTable {
@@ -103,12 +150,46 @@ struct MacSlot {
 }
 
 /// One rule as [`PortSteering::rules`] lists it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Rule {
     pub mac: Mac,
-    pub vlan: Option<u16>,
-    pub dest: Destination,
+    pub vlan: VlanMatch,
+    pub dests: Vec<Destination>,
     pub counter: FlowCounterId,
+}
+
+/// One flow table entry as the driver programmed it
+/// ([`PortSteering::programmed`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Programmed {
+    pub table: Ftn,
+    pub level: u8,
+    pub index: u32,
+    pub group: Fgn,
+    pub value: MatchValue,
+    pub dests: Vec<Destination>,
+    pub counter: Option<FlowCounterId>,
+}
+
+/// One flow table and its groups as the driver created them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TableView {
+    pub table: Ftn,
+    pub level: u8,
+    pub log_size: u8,
+    /// (group, first index, last index, criteria).
+    pub groups: Vec<(Fgn, u32, u32, Criteria)>,
+}
+
+/// Where a rule's entry is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Loc {
+    /// The MAC's root entry forwards straight to the rule's destinations.
+    Direct(usize),
+    /// The default (Any) entry of the MAC's VLAN table.
+    Default(usize),
+    /// Index `k` of the MAC's VLAN table's tagged group.
+    Tagged(usize, usize),
 }
 
 /// The port's steering tables (see the module documentation).
@@ -118,17 +199,49 @@ pub struct PortSteering {
     exact: Fgn,
     mcast: Fgn,
     any: Fgn,
+    log_root: u8,
     log_vlan: u8,
     macs: Vec<Option<MacSlot>>,
     allmulti: Option<Counted>,
     promisc: Option<Counted>,
+    /// The tap table in front of the MAC table while promiscuous VNICs
+    /// exist: one catch-all entry forwarding every frame to the MAC table
+    /// and to each promiscuous VNIC.
+    tap: Option<Tap>,
     /// Vport address lists as last programmed.
     uc: Vec<Mac>,
     mc: Vec<Mac>,
 }
 
+#[derive(Debug)]
+struct Tap {
+    table: Ftn,
+    group: Fgn,
+    counter: FlowCounterId,
+    /// The promiscuous destinations (the MAC table comes first in the
+    /// entry).
+    dests: Vec<Destination>,
+}
+
 fn alloc_counter(ex: &mut impl Exec) -> Result<FlowCounterId, CmdError> {
     ex.exec(&AllocFlowCounter)
+}
+
+fn vlan_value(m: VlanMatch) -> MatchValue {
+    MatchValue {
+        vlan: match m {
+            VlanMatch::Id(v) => Some(v),
+            _ => None,
+        },
+        ..MatchValue::default()
+    }
+}
+
+fn dmac_value(mac: Mac) -> MatchValue {
+    MatchValue {
+        dmac: Some(mac),
+        ..MatchValue::default()
+    }
 }
 
 impl PortSteering {
@@ -139,28 +252,10 @@ impl PortSteering {
         let size = 1u32 << log_root;
         let table = ex.exec(&CreateFlowTable {
             table_type: TT,
-            level: 0,
+            level: MAC_LEVEL,
             log_size: log_root,
         })?;
-        let specs = [
-            (
-                0,
-                size - 3,
-                Criteria {
-                    dmac: true,
-                    ..Criteria::default()
-                },
-            ),
-            (
-                size - 2,
-                size - 2,
-                Criteria {
-                    dmac_mcast: true,
-                    ..Criteria::default()
-                },
-            ),
-            (size - 1, size - 1, Criteria::default()),
-        ];
+        let specs = Self::root_groups(size);
         let mut groups: Vec<Fgn> = Vec::new();
         let mut failed = None;
         for (start, end, criteria) in specs {
@@ -207,13 +302,37 @@ impl PortSteering {
             exact: groups[0],
             mcast: groups[1],
             any: groups[2],
+            log_root,
             log_vlan: cfg.log_vlan.clamp(1, 12),
             macs,
             allmulti: None,
             promisc: None,
+            tap: None,
             uc: Vec::new(),
             mc: Vec::new(),
         })
+    }
+
+    fn root_groups(size: u32) -> [(u32, u32, Criteria); 3] {
+        [
+            (
+                0,
+                size - 3,
+                Criteria {
+                    dmac: true,
+                    ..Criteria::default()
+                },
+            ),
+            (
+                size - 2,
+                size - 2,
+                Criteria {
+                    dmac_mcast: true,
+                    ..Criteria::default()
+                },
+            ),
+            (size - 1, size - 1, Criteria::default()),
+        ]
     }
 
     fn slot_of(&self, mac: Mac) -> Option<usize> {
@@ -222,12 +341,96 @@ impl PortSteering {
             .position(|s| s.as_ref().is_some_and(|s| s.mac == mac))
     }
 
+    /// Where the rule for (`mac`, `m`) is, if it exists.
+    fn locate(&self, mac: Mac, m: VlanMatch) -> Option<Loc> {
+        let slot = self.slot_of(mac)?;
+        let s = self.macs[slot].as_ref()?;
+        match (&s.target, m) {
+            (Target::Direct(_), VlanMatch::Any) => Some(Loc::Direct(slot)),
+            (Target::Direct(_), _) => None,
+            (Target::Vlans(t), VlanMatch::Any) => t.default.as_ref().map(|_| Loc::Default(slot)),
+            (Target::Vlans(t), m) => t
+                .vids
+                .iter()
+                .position(|x| x.as_ref().is_some_and(|(k, _)| *k == m))
+                .map(|k| Loc::Tagged(slot, k)),
+        }
+    }
+
+    fn counted(&self, loc: Loc) -> Option<&Counted> {
+        let slot = match loc {
+            Loc::Direct(s) | Loc::Default(s) | Loc::Tagged(s, _) => s,
+        };
+        match (&self.macs.get(slot)?.as_ref()?.target, loc) {
+            (Target::Direct(c), Loc::Direct(_)) => Some(c),
+            (Target::Vlans(t), Loc::Default(_)) => t.default.as_ref(),
+            (Target::Vlans(t), Loc::Tagged(_, k)) => t.vids.get(k)?.as_ref().map(|(_, c)| c),
+            _ => None,
+        }
+    }
+
+    fn counted_mut(&mut self, loc: Loc) -> Option<&mut Counted> {
+        let slot = match loc {
+            Loc::Direct(s) | Loc::Default(s) | Loc::Tagged(s, _) => s,
+        };
+        match (&mut self.macs.get_mut(slot)?.as_mut()?.target, loc) {
+            (Target::Direct(c), Loc::Direct(_)) => Some(c),
+            (Target::Vlans(t), Loc::Default(_)) => t.default.as_mut(),
+            (Target::Vlans(t), Loc::Tagged(_, k)) => t.vids.get_mut(k)?.as_mut().map(|(_, c)| c),
+            _ => None,
+        }
+    }
+
+    /// The table, index, group and match value of a rule's entry.
+    fn entry_of(&self, loc: Loc) -> Option<(Ftn, u32, Fgn, MatchValue)> {
+        let slot = match loc {
+            Loc::Direct(s) | Loc::Default(s) | Loc::Tagged(s, _) => s,
+        };
+        let s = self.macs.get(slot)?.as_ref()?;
+        match (&s.target, loc) {
+            (Target::Direct(_), Loc::Direct(i)) => {
+                Some((self.table, i as u32, self.exact, dmac_value(s.mac)))
+            }
+            (Target::Vlans(t), Loc::Default(_)) => {
+                Some((t.table, t.vids.len() as u32, t.any, MatchValue::default()))
+            }
+            (Target::Vlans(t), Loc::Tagged(_, k)) => {
+                let (m, _) = t.vids.get(k)?.as_ref()?;
+                Some((t.table, k as u32, t.tagged, vlan_value(*m)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Program a rule's entry again after its destinations changed.
+    fn rewrite(&self, ex: &mut impl Exec, loc: Loc) -> Result<(), FlowError> {
+        let (Some((table, index, group, value)), Some(c)) = (self.entry_of(loc), self.counted(loc))
+        else {
+            return Err(FlowError::NoEntry(FlowEntry(u32::MAX)));
+        };
+        ex.exec(&DeleteFte {
+            table_type: TT,
+            table,
+            index,
+        })?;
+        ex.exec(&SetFte {
+            table_type: TT,
+            table,
+            index,
+            group,
+            value,
+            dests: &c.dests,
+            counter: Some(c.counter),
+        })?;
+        Ok(())
+    }
+
     fn set_root(
         &self,
         ex: &mut impl Exec,
         index: usize,
         mac: Mac,
-        dest: Destination,
+        dests: &[Destination],
         counter: FlowCounterId,
     ) -> Result<(), CmdError> {
         ex.exec(&SetFte {
@@ -235,11 +438,8 @@ impl PortSteering {
             table: self.table,
             index: index as u32,
             group: self.exact,
-            value: MatchValue {
-                dmac: Some(mac),
-                ..MatchValue::default()
-            },
-            dest: Some(dest),
+            value: dmac_value(mac),
+            dests,
             counter: Some(counter),
         })
     }
@@ -255,8 +455,19 @@ impl PortSteering {
         vlan: Option<u16>,
         to: impl Into<Destination>,
     ) -> Result<FlowEntry, FlowError> {
-        let dest: Destination = to.into();
-        if vlan.is_some_and(|v| v > 0xfff) {
+        self.add_match(ex, mac, vlan.into(), to.into())
+    }
+
+    /// A new rule for (`mac`, `m`) to `to`; `Duplicate` if the rule
+    /// exists (see [`PortSteering::join`] for shared rules).
+    pub fn add_match(
+        &mut self,
+        ex: &mut impl Exec,
+        mac: Mac,
+        m: VlanMatch,
+        dest: Destination,
+    ) -> Result<FlowEntry, FlowError> {
+        if matches!(m, VlanMatch::Id(v) if v > 0xfff) {
             return Err(FlowError::Unsupported);
         }
         let slot = match self.slot_of(mac) {
@@ -267,9 +478,12 @@ impl PortSteering {
                 };
                 // The root entry's counter; a direct rule's own.
                 let counter = alloc_counter(ex)?;
-                let target = match vlan {
-                    None => Target::Direct(Counted { dest, counter }),
-                    Some(_) => match self.vlan_table(ex) {
+                let target = match m {
+                    VlanMatch::Any => Target::Direct(Counted {
+                        dests: vec![dest],
+                        counter,
+                    }),
+                    _ => match vlan_table(ex, self.log_vlan) {
                         Ok(t) => Target::Vlans(t),
                         Err(e) => {
                             let _ = ex.exec(&dealloc_flow_counter(counter));
@@ -277,11 +491,11 @@ impl PortSteering {
                         }
                     },
                 };
-                let root_dest = match &target {
-                    Target::Direct(r) => r.dest,
-                    Target::Vlans(t) => Destination::Table(t.table),
+                let root_dests = match &target {
+                    Target::Direct(r) => r.dests.clone(),
+                    Target::Vlans(t) => vec![Destination::Table(t.table)],
                 };
-                if let Err(e) = self.set_root(ex, i, mac, root_dest, counter) {
+                if let Err(e) = self.set_root(ex, i, mac, &root_dests, counter) {
                     let _ = ex.exec(&dealloc_flow_counter(counter));
                     if let Target::Vlans(t) = target {
                         destroy_vlan_table(ex, t);
@@ -293,7 +507,7 @@ impl PortSteering {
                     counter,
                     target,
                 });
-                if vlan.is_none() {
+                if m == VlanMatch::Any {
                     self.sync_lists(ex)?;
                     return Ok(FlowEntry(i as u32));
                 }
@@ -306,12 +520,14 @@ impl PortSteering {
         let Some(s) = self.macs[slot].as_mut() else {
             return Err(FlowError::NoEntry(FlowEntry(slot as u32)));
         };
-        match (&mut s.target, vlan) {
-            (Target::Direct(_), None) => return Err(FlowError::Duplicate(FlowEntry(slot as u32))),
-            (Target::Direct(old), Some(_)) => {
+        match (&mut s.target, m) {
+            (Target::Direct(_), VlanMatch::Any) => {
+                return Err(FlowError::Duplicate(FlowEntry(slot as u32)));
+            }
+            (Target::Direct(old), _) => {
                 // Move the direct rule (and its counter) into a new VLAN
                 // table as its default; the root entry gets a new counter.
-                let old = *old;
+                let old = old.clone();
                 let root_counter = alloc_counter(ex)?;
                 let mut t = match vlan_table(ex, log_vlan) {
                     Ok(t) => t,
@@ -320,7 +536,7 @@ impl PortSteering {
                         return Err(e.into());
                     }
                 };
-                if let Err(e) = set_vlan_entry(ex, &t, None, old) {
+                if let Err(e) = set_vlan_entry(ex, &t, None, &old) {
                     destroy_vlan_table(ex, t);
                     let _ = ex.exec(&dealloc_flow_counter(root_counter));
                     return Err(e.into());
@@ -337,11 +553,8 @@ impl PortSteering {
                     table,
                     index: slot as u32,
                     group: exact,
-                    value: MatchValue {
-                        dmac: Some(mac),
-                        ..MatchValue::default()
-                    },
-                    dest: Some(Destination::Table(t.table)),
+                    value: dmac_value(mac),
+                    dests: &[Destination::Table(t.table)],
                     counter: Some(s.counter),
                 })?;
                 s.target = Target::Vlans(t);
@@ -351,45 +564,95 @@ impl PortSteering {
         let Target::Vlans(t) = &mut s.target else {
             return Err(FlowError::NoEntry(FlowEntry(slot as u32)));
         };
-        match vlan {
-            None => {
+        match m {
+            VlanMatch::Any => {
                 if t.default.is_some() {
                     return Err(FlowError::Duplicate(FlowEntry(slot as u32)));
                 }
                 let r = Counted {
-                    dest,
+                    dests: vec![dest],
                     counter: alloc_counter(ex)?,
                 };
-                if let Err(e) = set_vlan_entry(ex, t, None, r) {
+                if let Err(e) = set_vlan_entry(ex, t, None, &r) {
                     let _ = ex.exec(&dealloc_flow_counter(r.counter));
                     return Err(e.into());
                 }
                 t.default = Some(r);
             }
-            Some(v) => {
-                if t.vids.iter().flatten().any(|(id, _)| *id == v) {
+            m => {
+                if t.vids.iter().flatten().any(|(k, _)| *k == m) {
                     return Err(FlowError::Duplicate(FlowEntry(slot as u32)));
                 }
                 let Some(k) = t.vids.iter().position(|x| x.is_none()) else {
                     return Err(FlowError::TableFull);
                 };
                 let r = Counted {
-                    dest,
+                    dests: vec![dest],
                     counter: alloc_counter(ex)?,
                 };
-                if let Err(e) = set_vlan_entry(ex, t, Some((k, v)), r) {
+                if let Err(e) = set_vlan_entry(ex, t, Some((k, m)), &r) {
                     let _ = ex.exec(&dealloc_flow_counter(r.counter));
                     return Err(e.into());
                 }
-                t.vids[k] = Some((v, r));
+                t.vids[k] = Some((m, r));
             }
         }
         self.sync_lists(ex)?;
         Ok(FlowEntry(slot as u32))
     }
 
-    fn vlan_table(&self, ex: &mut impl Exec) -> Result<VlanTable, CmdError> {
-        vlan_table(ex, self.log_vlan)
+    /// Add `dest` to the destinations of the shared rule (`mac`, `m`),
+    /// creating it if needed (broadcast and multicast addresses several
+    /// VNICs receive). Joining twice is not an error.
+    pub fn join(
+        &mut self,
+        ex: &mut impl Exec,
+        mac: Mac,
+        m: VlanMatch,
+        dest: Destination,
+    ) -> Result<(), FlowError> {
+        let Some(loc) = self.locate(mac, m) else {
+            return self.add_match(ex, mac, m, dest).map(|_| ());
+        };
+        let Some(c) = self.counted_mut(loc) else {
+            return Err(FlowError::NoEntry(FlowEntry(u32::MAX)));
+        };
+        if c.dests.contains(&dest) {
+            return Ok(());
+        }
+        if c.dests.len() >= MAX_DESTINATIONS {
+            return Err(FlowError::TableFull);
+        }
+        c.dests.push(dest);
+        let r = self.rewrite(ex, loc);
+        if r.is_err()
+            && let Some(c) = self.counted_mut(loc)
+        {
+            c.dests.retain(|d| *d != dest);
+        }
+        r
+    }
+
+    /// Take `dest` out of the rule (`mac`, `m`); the rule goes with its
+    /// last destination.
+    pub fn leave(
+        &mut self,
+        ex: &mut impl Exec,
+        mac: Mac,
+        m: VlanMatch,
+        dest: Destination,
+    ) -> Result<(), FlowError> {
+        let missing = FlowError::NoEntry(FlowEntry(u32::MAX));
+        let loc = self.locate(mac, m).ok_or(missing)?;
+        let c = self.counted_mut(loc).ok_or(missing)?;
+        if !c.dests.contains(&dest) {
+            return Err(missing);
+        }
+        if c.dests.len() == 1 {
+            return self.remove_match(ex, mac, m);
+        }
+        c.dests.retain(|d| *d != dest);
+        self.rewrite(ex, loc)
     }
 
     /// Remove the rule for (`mac`, `vlan`); the MAC leaves the tables and
@@ -400,6 +663,16 @@ impl PortSteering {
         mac: Mac,
         vlan: Option<u16>,
     ) -> Result<(), FlowError> {
+        self.remove_match(ex, mac, vlan.into())
+    }
+
+    /// Remove the rule for (`mac`, `m`), whatever its destinations.
+    pub fn remove_match(
+        &mut self,
+        ex: &mut impl Exec,
+        mac: Mac,
+        m: VlanMatch,
+    ) -> Result<(), FlowError> {
         let Some(slot) = self.slot_of(mac) else {
             return Err(FlowError::NoEntry(FlowEntry(u32::MAX)));
         };
@@ -407,24 +680,29 @@ impl PortSteering {
         let Some(s) = self.macs[slot].as_mut() else {
             return Err(FlowError::NoEntry(entry));
         };
-        let last = match (&mut s.target, vlan) {
-            (Target::Direct(_), None) => true,
-            (Target::Direct(_), Some(_)) => return Err(FlowError::NoEntry(entry)),
-            (Target::Vlans(t), None) => {
-                let Some(r) = t.default else {
+        let last = match (&mut s.target, m) {
+            (Target::Direct(_), VlanMatch::Any) => true,
+            (Target::Direct(_), _) => return Err(FlowError::NoEntry(entry)),
+            (Target::Vlans(t), VlanMatch::Any) => {
+                let Some(r) = t.default.as_ref() else {
                     return Err(FlowError::NoEntry(entry));
                 };
+                let counter = r.counter;
                 ex.exec(&DeleteFte {
                     table_type: TT,
                     table: t.table,
                     index: t.vids.len() as u32,
                 })?;
                 t.default = None;
-                let _ = ex.exec(&dealloc_flow_counter(r.counter));
+                let _ = ex.exec(&dealloc_flow_counter(counter));
                 t.is_empty()
             }
-            (Target::Vlans(t), Some(v)) => {
-                let Some(k) = t.vids.iter().position(|x| x.is_some_and(|(id, _)| id == v)) else {
+            (Target::Vlans(t), m) => {
+                let Some(k) = t
+                    .vids
+                    .iter()
+                    .position(|x| x.as_ref().is_some_and(|(id, _)| *id == m))
+                else {
                     return Err(FlowError::NoEntry(entry));
                 };
                 ex.exec(&DeleteFte {
@@ -489,12 +767,23 @@ impl PortSteering {
     }
 
     fn set_vport_promisc(&self, ex: &mut impl Exec) -> Result<(), CmdError> {
-        let p = self.promisc.is_some();
+        let p = self.promisc.is_some() || self.tap.is_some();
         ex.exec(&ModifyNicVportContext(VportChange::Promisc {
             uc: p,
             mc: p || self.allmulti.is_some(),
             all: p,
         }))
+    }
+
+    /// Index, group and match value of the all-multicast (`false`) or
+    /// promiscuous (`true`) entry.
+    fn catch_all_entry(&self, promisc: bool) -> (u32, Fgn, MatchValue) {
+        let size = self.macs.len() as u32 + 2;
+        if promisc {
+            (size - 1, self.any, MatchValue::default())
+        } else {
+            (size - 2, self.mcast, dmac_value(Mac([0x01, 0, 0, 0, 0, 0])))
+        }
     }
 
     /// A catch-all entry at `index` of `group` (the all-multicast or
@@ -505,48 +794,46 @@ impl PortSteering {
         promisc: bool,
         to: Option<Destination>,
     ) -> Result<(), FlowError> {
-        let size = self.macs.len() as u32 + 2;
-        let (index, group, value) = if promisc {
-            (size - 1, self.any, MatchValue::default())
+        let (index, group, value) = self.catch_all_entry(promisc);
+        let cur = if promisc {
+            self.promisc.take()
         } else {
-            (
-                size - 2,
-                self.mcast,
-                MatchValue {
-                    dmac: Some(Mac([0x01, 0, 0, 0, 0, 0])),
-                    ..MatchValue::default()
-                },
-            )
+            self.allmulti.take()
         };
-        let cur = if promisc { self.promisc } else { self.allmulti };
         if let Some(c) = cur {
-            ex.exec(&DeleteFte {
+            if let Err(e) = ex.exec(&DeleteFte {
                 table_type: TT,
                 table: self.table,
                 index,
-            })?;
-            let _ = ex.exec(&dealloc_flow_counter(c.counter));
-            if promisc {
-                self.promisc = None;
-            } else {
-                self.allmulti = None;
+            }) {
+                if promisc {
+                    self.promisc = Some(c);
+                } else {
+                    self.allmulti = Some(c);
+                }
+                return Err(e.into());
             }
+            let _ = ex.exec(&dealloc_flow_counter(c.counter));
         }
         if let Some(dest) = to {
             let counter = alloc_counter(ex)?;
+            let dests = [dest];
             if let Err(e) = ex.exec(&SetFte {
                 table_type: TT,
                 table: self.table,
                 index,
                 group,
                 value,
-                dest: Some(dest),
+                dests: &dests,
                 counter: Some(counter),
             }) {
                 let _ = ex.exec(&dealloc_flow_counter(counter));
                 return Err(e.into());
             }
-            let c = Some(Counted { dest, counter });
+            let c = Some(Counted {
+                dests: dests.to_vec(),
+                counter,
+            });
             if promisc {
                 self.promisc = c;
             } else {
@@ -577,6 +864,129 @@ impl PortSteering {
         self.set_catch_all(ex, false, to)
     }
 
+    /// Build a tap table forwarding to the MAC table and `dests`, make it
+    /// the root, then remove the old tap (make before break: no frame is
+    /// lost while the promiscuous set changes). No destinations: the MAC
+    /// table is the root again.
+    fn set_tap(&mut self, ex: &mut impl Exec, dests: Vec<Destination>) -> Result<(), FlowError> {
+        let old = self.tap.take();
+        let mut new = None;
+        if !dests.is_empty() {
+            let table = ex.exec(&CreateFlowTable {
+                table_type: TT,
+                level: TAP_LEVEL,
+                log_size: 0,
+            });
+            let made = table.and_then(|table| {
+                let group = match ex.exec(&CreateFlowGroup {
+                    table_type: TT,
+                    table,
+                    start: 0,
+                    end: 0,
+                    criteria: Criteria::default(),
+                }) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        let _ = ex.exec(&DestroyFlowTable {
+                            table_type: TT,
+                            table,
+                        });
+                        return Err(e);
+                    }
+                };
+                let tap = Tap {
+                    table,
+                    group,
+                    counter: FlowCounterId(0),
+                    dests,
+                };
+                let r = alloc_counter(ex).and_then(|counter| {
+                    let mut all = vec![Destination::Table(self.table)];
+                    all.extend_from_slice(&tap.dests);
+                    let set = ex.exec(&SetFte {
+                        table_type: TT,
+                        table,
+                        index: 0,
+                        group,
+                        value: MatchValue::default(),
+                        dests: &all,
+                        counter: Some(counter),
+                    });
+                    if set.is_err() {
+                        let _ = ex.exec(&dealloc_flow_counter(counter));
+                    }
+                    set.map(|()| counter)
+                });
+                match r {
+                    Ok(counter) => Ok(Tap { counter, ..tap }),
+                    Err(e) => {
+                        destroy_tap(ex, tap, false);
+                        Err(e)
+                    }
+                }
+            });
+            match made {
+                Ok(t) => new = Some(t),
+                Err(e) => {
+                    self.tap = old;
+                    return Err(e.into());
+                }
+            }
+        }
+        let root = new.as_ref().map_or(self.table, |t| t.table);
+        if let Err(e) = ex.exec(&SetFlowTableRoot {
+            table_type: TT,
+            table: root,
+        }) {
+            if let Some(t) = new {
+                destroy_tap(ex, t, true);
+            }
+            self.tap = old;
+            return Err(e.into());
+        }
+        if let Some(t) = old {
+            destroy_tap(ex, t, true);
+        }
+        self.tap = new;
+        self.set_vport_promisc(ex)?;
+        Ok(())
+    }
+
+    /// A promiscuous destination: every frame the port receives reaches
+    /// it (besides wherever the rules send it). Joining twice is not an
+    /// error.
+    pub fn tap_join(&mut self, ex: &mut impl Exec, dest: Destination) -> Result<(), FlowError> {
+        let mut dests = self.tap.as_ref().map_or(Vec::new(), |t| t.dests.clone());
+        if dests.contains(&dest) {
+            return Ok(());
+        }
+        if dests.len() + 1 >= MAX_DESTINATIONS {
+            return Err(FlowError::TableFull);
+        }
+        dests.push(dest);
+        self.set_tap(ex, dests)
+    }
+
+    pub fn tap_leave(&mut self, ex: &mut impl Exec, dest: Destination) -> Result<(), FlowError> {
+        let mut dests = self.tap.as_ref().map_or(Vec::new(), |t| t.dests.clone());
+        let Some(i) = dests.iter().position(|d| *d == dest) else {
+            return Err(FlowError::NoEntry(FlowEntry(u32::MAX)));
+        };
+        dests.remove(i);
+        self.set_tap(ex, dests)
+    }
+
+    /// The promiscuous destinations.
+    pub fn tapped(&self) -> &[Destination] {
+        self.tap.as_ref().map_or(&[], |t| &t.dests[..])
+    }
+
+    /// The NIC_RX root: the tap table while there is one, else the MAC
+    /// table.
+    pub fn root(&self) -> Ftn {
+        self.tap.as_ref().map_or(self.table, |t| t.table)
+    }
+
     pub fn promisc(&self) -> bool {
         self.promisc.is_some()
     }
@@ -589,20 +999,20 @@ impl PortSteering {
     pub fn rules(&self) -> Vec<Rule> {
         let mut out = Vec::new();
         for s in self.macs.iter().flatten() {
-            let mk = |vlan, c: Counted| Rule {
+            let mk = |vlan, c: &Counted| Rule {
                 mac: s.mac,
                 vlan,
-                dest: c.dest,
+                dests: c.dests.clone(),
                 counter: c.counter,
             };
             match &s.target {
-                Target::Direct(c) => out.push(mk(None, *c)),
+                Target::Direct(c) => out.push(mk(VlanMatch::Any, c)),
                 Target::Vlans(t) => {
-                    if let Some(c) = t.default {
-                        out.push(mk(None, c));
+                    if let Some(c) = &t.default {
+                        out.push(mk(VlanMatch::Any, c));
                     }
                     for (v, c) in t.vids.iter().flatten() {
-                        out.push(mk(Some(*v), *c));
+                        out.push(mk(*v, c));
                     }
                 }
             }
@@ -612,10 +1022,20 @@ impl PortSteering {
 
     /// The flow counter of a rule.
     pub fn counter(&self, mac: Mac, vlan: Option<u16>) -> Option<FlowCounterId> {
-        self.rules()
-            .into_iter()
-            .find(|r| r.mac == mac && r.vlan == vlan)
-            .map(|r| r.counter)
+        self.counter_of(mac, vlan.into())
+    }
+
+    pub fn counter_of(&self, mac: Mac, m: VlanMatch) -> Option<FlowCounterId> {
+        self.locate(mac, m)
+            .and_then(|l| self.counted(l))
+            .map(|c| c.counter)
+    }
+
+    /// The destinations of a rule.
+    pub fn dests_of(&self, mac: Mac, m: VlanMatch) -> Option<&[Destination]> {
+        self.locate(mac, m)
+            .and_then(|l| self.counted(l))
+            .map(|c| &c.dests[..])
     }
 
     /// Frames and bytes a rule steered (a command: not for the packet
@@ -626,8 +1046,17 @@ impl PortSteering {
         mac: Mac,
         vlan: Option<u16>,
     ) -> Result<Traffic, FlowError> {
+        self.traffic_of(ex, mac, vlan.into())
+    }
+
+    pub fn traffic_of(
+        &self,
+        ex: &mut impl Exec,
+        mac: Mac,
+        m: VlanMatch,
+    ) -> Result<Traffic, FlowError> {
         let id = self
-            .counter(mac, vlan)
+            .counter_of(mac, m)
             .ok_or(FlowError::NoEntry(FlowEntry(u32::MAX)))?;
         Ok(ex.exec(&QueryFlowCounter { id, clear: false })?)
     }
@@ -638,8 +1067,12 @@ impl PortSteering {
         ex: &mut impl Exec,
         promisc: bool,
     ) -> Result<Traffic, FlowError> {
-        let c = if promisc { self.promisc } else { self.allmulti };
-        let c = c.ok_or(FlowError::NoEntry(FlowEntry(u32::MAX)))?;
+        let c = if promisc {
+            &self.promisc
+        } else {
+            &self.allmulti
+        };
+        let c = c.as_ref().ok_or(FlowError::NoEntry(FlowEntry(u32::MAX)))?;
         Ok(ex.exec(&QueryFlowCounter {
             id: c.counter,
             clear: false,
@@ -663,6 +1096,135 @@ impl PortSteering {
         self.add_rule(ex, mac, None, dest)
     }
 
+    /// The root table and every VLAN table with their groups.
+    pub fn tables(&self) -> Vec<TableView> {
+        let size = 1u32 << self.log_root;
+        let root = Self::root_groups(size);
+        let mut out = Vec::new();
+        if let Some(t) = &self.tap {
+            out.push(TableView {
+                table: t.table,
+                level: TAP_LEVEL,
+                log_size: 0,
+                groups: vec![(t.group, 0, 0, Criteria::default())],
+            });
+        }
+        out.push(TableView {
+            table: self.table,
+            level: MAC_LEVEL,
+            log_size: self.log_root,
+            groups: [self.exact, self.mcast, self.any]
+                .into_iter()
+                .zip(root)
+                .map(|(g, (s, e, c))| (g, s, e, c))
+                .collect(),
+        });
+        for s in self.macs.iter().flatten() {
+            if let Target::Vlans(t) = &s.target {
+                let n = t.vids.len() as u32;
+                out.push(TableView {
+                    table: t.table,
+                    level: VLAN_LEVEL,
+                    log_size: self.log_vlan,
+                    groups: vec![
+                        (
+                            t.tagged,
+                            0,
+                            n - 1,
+                            Criteria {
+                                vlan: true,
+                                ..Criteria::default()
+                            },
+                        ),
+                        (t.any, n, n, Criteria::default()),
+                    ],
+                });
+            }
+        }
+        out
+    }
+
+    /// Every entry as the driver programmed it, root table first, each
+    /// MAC's VLAN table after its root entry.
+    pub fn programmed(&self) -> Vec<Programmed> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.tap {
+            let mut dests = vec![Destination::Table(self.table)];
+            dests.extend_from_slice(&t.dests);
+            out.push(Programmed {
+                table: t.table,
+                level: TAP_LEVEL,
+                index: 0,
+                group: t.group,
+                value: MatchValue::default(),
+                dests,
+                counter: Some(t.counter),
+            });
+        }
+        for (i, s) in self.macs.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let root = |dests: Vec<Destination>| Programmed {
+                table: self.table,
+                level: MAC_LEVEL,
+                index: i as u32,
+                group: self.exact,
+                value: dmac_value(s.mac),
+                dests,
+                counter: Some(s.counter),
+            };
+            match &s.target {
+                Target::Direct(c) => out.push(root(c.dests.clone())),
+                Target::Vlans(t) => {
+                    out.push(root(vec![Destination::Table(t.table)]));
+                    for (k, v) in t.vids.iter().enumerate() {
+                        if let Some((m, c)) = v {
+                            out.push(Programmed {
+                                table: t.table,
+                                level: VLAN_LEVEL,
+                                index: k as u32,
+                                group: t.tagged,
+                                value: vlan_value(*m),
+                                dests: c.dests.clone(),
+                                counter: Some(c.counter),
+                            });
+                        }
+                    }
+                    if let Some(c) = &t.default {
+                        out.push(Programmed {
+                            table: t.table,
+                            level: VLAN_LEVEL,
+                            index: t.vids.len() as u32,
+                            group: t.any,
+                            value: MatchValue::default(),
+                            dests: c.dests.clone(),
+                            counter: Some(c.counter),
+                        });
+                    }
+                }
+            }
+        }
+        for promisc in [false, true] {
+            let c = if promisc {
+                &self.promisc
+            } else {
+                &self.allmulti
+            };
+            if let Some(c) = c {
+                let (index, group, value) = self.catch_all_entry(promisc);
+                out.push(Programmed {
+                    table: self.table,
+                    level: MAC_LEVEL,
+                    index,
+                    group,
+                    value,
+                    dests: c.dests.clone(),
+                    counter: Some(c.counter),
+                });
+            }
+        }
+        out
+    }
+
     /// Delete everything: entries, VLAN tables, counters, groups, the
     /// root table; the vport lists and promiscuous flags are cleared.
     /// Keeps going past failures and returns the first.
@@ -673,6 +1235,16 @@ impl PortSteering {
                 first = Err(e);
             }
         };
+        if let Some(t) = self.tap.take() {
+            keep(
+                ex.exec(&SetFlowTableRoot {
+                    table_type: TT,
+                    table: self.table,
+                })
+                .map(|_| ()),
+            );
+            destroy_tap(ex, t, true);
+        }
         let size = self.macs.len() as u32 + 2;
         for (i, c) in [
             (size - 2, self.allmulti.take()),
@@ -732,6 +1304,16 @@ impl PortSteering {
             if self.promisc.is_some() { "on" } else { "off" },
             if self.allmulti.is_some() { "on" } else { "off" },
         );
+        if let Some(t) = &self.tap {
+            let _ = writeln!(
+                s,
+                "  tap table {} (root) -> table {}, promiscuous {} (counter {})",
+                t.table.0,
+                self.table.0,
+                DestList(&t.dests),
+                t.counter.0
+            );
+        }
         for (i, m) in self.macs.iter().enumerate() {
             let Some(m) = m else { continue };
             match &m.target {
@@ -739,22 +1321,52 @@ impl PortSteering {
                     let _ = writeln!(
                         s,
                         "  [{i}] dmac {} -> {} (counter {})",
-                        m.mac, r.dest, r.counter.0
+                        m.mac,
+                        DestList(&r.dests),
+                        r.counter.0
                     );
                 }
                 Target::Vlans(t) => {
                     let _ = writeln!(s, "  [{i}] dmac {} -> vlan table {}", m.mac, t.table.0);
                     for (v, r) in t.vids.iter().flatten() {
-                        let _ =
-                            writeln!(s, "      vlan {v} -> {} (counter {})", r.dest, r.counter.0);
+                        let _ = writeln!(
+                            s,
+                            "      {v} -> {} (counter {})",
+                            DestList(&r.dests),
+                            r.counter.0
+                        );
                     }
-                    if let Some(r) = t.default {
-                        let _ = writeln!(s, "      other -> {} (counter {})", r.dest, r.counter.0);
+                    if let Some(r) = &t.default {
+                        let _ = writeln!(
+                            s,
+                            "      other -> {} (counter {})",
+                            DestList(&r.dests),
+                            r.counter.0
+                        );
                     }
                 }
             }
         }
         s
+    }
+}
+
+/// Destinations printed "tir 5, tir 9".
+#[derive(Debug)]
+pub struct DestList<'a>(pub &'a [Destination]);
+
+impl fmt::Display for DestList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("drop");
+        }
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
     }
 }
 
@@ -783,7 +1395,7 @@ pub struct TrafficTable {
 }
 
 /// Level of the traffic-type table (below the VLAN tables).
-pub const TRAFFIC_LEVEL: u8 = 2;
+pub const TRAFFIC_LEVEL: u8 = 3;
 
 impl TrafficTable {
     pub fn create(ex: &mut impl Exec, t: &RssTirs) -> Result<Self, CmdError> {
@@ -862,7 +1474,7 @@ impl TrafficTable {
                         ip_protocol,
                         ..MatchValue::default()
                     },
-                    dest: Some(Destination::Tir(tir)),
+                    dests: &[Destination::Tir(tir)],
                     counter: None,
                 }) {
                     r = Err(e);
@@ -914,13 +1526,34 @@ impl TrafficTable {
     }
 }
 
-/// A MAC's VLAN table (level 1): the tagged group over all but the last
+/// Delete a tap table: its entry (when set) and counter, group, table.
+fn destroy_tap(ex: &mut impl Exec, t: Tap, with_entry: bool) {
+    if with_entry {
+        let _ = ex.exec(&DeleteFte {
+            table_type: TT,
+            table: t.table,
+            index: 0,
+        });
+        let _ = ex.exec(&dealloc_flow_counter(t.counter));
+    }
+    let _ = ex.exec(&DestroyFlowGroup {
+        table_type: TT,
+        table: t.table,
+        group: t.group,
+    });
+    let _ = ex.exec(&DestroyFlowTable {
+        table_type: TT,
+        table: t.table,
+    });
+}
+
+/// A MAC's VLAN table ([`VLAN_LEVEL`]): the tagged group over all but the last
 /// index, the catch-all group in the last.
 fn vlan_table(ex: &mut impl Exec, log: u8) -> Result<VlanTable, CmdError> {
     let size = 1u32 << log;
     let table = ex.exec(&CreateFlowTable {
         table_type: TT,
-        level: 1,
+        level: VLAN_LEVEL,
         log_size: log,
     })?;
     let tagged = match ex.exec(&CreateFlowGroup {
@@ -972,28 +1605,26 @@ fn vlan_table(ex: &mut impl Exec, log: u8) -> Result<VlanTable, CmdError> {
     })
 }
 
-/// Set a VLAN table entry: (`index`, VLAN id) in the tagged group, or the
-/// catch-all (`None`).
+/// Set a VLAN table entry: (`index`, VLAN id or untagged) in the tagged
+/// group (an untagged entry matches cvlan_tag 0, VID 0), or the catch-all
+/// (`None`).
 fn set_vlan_entry(
     ex: &mut impl Exec,
     t: &VlanTable,
-    at: Option<(usize, u16)>,
-    r: Counted,
+    at: Option<(usize, VlanMatch)>,
+    r: &Counted,
 ) -> Result<(), CmdError> {
-    let (index, group, vlan) = match at {
-        Some((k, v)) => (k as u32, t.tagged, Some(v)),
-        None => (t.vids.len() as u32, t.any, None),
+    let (index, group, value) = match at {
+        Some((k, m)) => (k as u32, t.tagged, vlan_value(m)),
+        None => (t.vids.len() as u32, t.any, MatchValue::default()),
     };
     ex.exec(&SetFte {
         table_type: TT,
         table: t.table,
         index,
         group,
-        value: MatchValue {
-            vlan,
-            ..MatchValue::default()
-        },
-        dest: Some(r.dest),
+        value,
+        dests: &r.dests,
         counter: Some(r.counter),
     })
 }
@@ -1011,7 +1642,7 @@ fn destroy_vlan_table(ex: &mut impl Exec, t: VlanTable) {
             let _ = ex.exec(&dealloc_flow_counter(r.counter));
         }
     }
-    if let Some(r) = t.default {
+    if let Some(r) = &t.default {
         let _ = ex.exec(&DeleteFte {
             table_type: TT,
             table: t.table,
@@ -1092,7 +1723,7 @@ mod tests {
             ]
         );
         let vt = ex.inputs(op::CREATE_FLOW_TABLE)[1];
-        assert_eq!(&vt[0x18..0x1c], &[0, 0x01, 0, 0x02], "level 1, log 2");
+        assert_eq!(&vt[0x18..0x1c], &[0, 0x02, 0, 0x02], "level 2, log 2");
         let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
         let root = ftes[ftes.len() - 2];
         // Root entry -> the VLAN table (type 1).
@@ -1144,6 +1775,84 @@ mod tests {
             count(op::DEALLOC_FLOW_COUNTER)
         );
         assert_eq!(count(op::CREATE_FLOW_GROUP), count(op::DESTROY_FLOW_GROUP));
+        assert_eq!(count(op::CREATE_FLOW_TABLE), count(op::DESTROY_FLOW_TABLE));
+        assert_eq!(
+            count(op::SET_FLOW_TABLE_ENTRY),
+            count(op::DELETE_FLOW_TABLE_ENTRY)
+        );
+    }
+
+    #[test]
+    fn shared_rules_join_and_leave_and_untagged_matches_only_untagged() {
+        let mut ex = MockExec::default();
+        let cfg = SteeringConfig {
+            log_root: 3,
+            log_vlan: 2,
+        };
+        let mut st = PortSteering::create(&mut ex, cfg).unwrap();
+        let (t1, t2) = (Destination::Tir(Tirn(21)), Destination::Tir(Tirn(22)));
+        // Untagged: A's VLAN table, an entry in the tagged group whose
+        // value is cvlan_tag 0 / VID 0.
+        st.add_match(&mut ex, A, VlanMatch::Untagged, t1).unwrap();
+        let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
+        let e = ftes[ftes.len() - 1];
+        let tagged_group = ex
+            .log
+            .iter()
+            .filter(|(o, _)| *o == op::CREATE_FLOW_GROUP)
+            .count();
+        assert_eq!(tagged_group, 5, "root 3 + the VLAN table's 2");
+        assert_eq!(&e[0x20..0x24], &[0, 0, 0, 0], "index 0: the tagged group");
+        assert_eq!(&e[0x8c..0x94], &[0; 8], "no tag, VID 0");
+        assert_eq!(
+            st.add_match(&mut ex, A, VlanMatch::Untagged, t2),
+            Err(FlowError::Duplicate(FlowEntry(0)))
+        );
+        // Broadcast shared by two destinations: the second join rewrites
+        // the entry with both.
+        let bcast = VlanMatch::Id(10);
+        st.join(&mut ex, BROADCAST, bcast, t1).unwrap();
+        let n = ex.log.len();
+        st.join(&mut ex, BROADCAST, bcast, t2).unwrap();
+        st.join(&mut ex, BROADCAST, bcast, t2).unwrap();
+        assert_eq!(
+            ex.opcodes()[n..],
+            [op::DELETE_FLOW_TABLE_ENTRY, op::SET_FLOW_TABLE_ENTRY],
+            "joining twice changes nothing"
+        );
+        let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
+        let e = ftes[ftes.len() - 1];
+        assert_eq!(&e[0x50..0x54], &[0, 0, 0, 2]);
+        assert_eq!(
+            &e[0x340..0x350],
+            &[2, 0, 0, 21, 0, 0, 0, 0, 2, 0, 0, 22, 0, 0, 0, 0]
+        );
+        assert_eq!(st.dests_of(BROADCAST, bcast), Some(&[t1, t2][..]));
+        // The programmed view lists every entry once.
+        let p = st.programmed();
+        assert_eq!(p.len(), 4, "A root + untagged, broadcast root + vlan 10");
+        assert!(
+            p.iter()
+                .any(|e| e.level == VLAN_LEVEL && e.dests == [t1, t2])
+        );
+        assert_eq!(st.tables().len(), 3);
+        // Leaving: the entry keeps the other; the last leave removes it
+        // (and the broadcast VLAN table with it).
+        st.leave(&mut ex, BROADCAST, bcast, t1).unwrap();
+        assert_eq!(st.dests_of(BROADCAST, bcast), Some(&[t2][..]));
+        assert!(matches!(
+            st.leave(&mut ex, BROADCAST, bcast, t1),
+            Err(FlowError::NoEntry(_))
+        ));
+        st.leave(&mut ex, BROADCAST, bcast, t2).unwrap();
+        assert_eq!(st.find(BROADCAST), None);
+        st.remove_match(&mut ex, A, VlanMatch::Untagged).unwrap();
+        st.destroy(&mut ex).unwrap();
+        let count = |o: u16| ex.opcodes().iter().filter(|&&x| x == o).count();
+        assert_eq!(
+            count(op::ALLOC_FLOW_COUNTER),
+            count(op::DEALLOC_FLOW_COUNTER)
+        );
         assert_eq!(count(op::CREATE_FLOW_TABLE), count(op::DESTROY_FLOW_TABLE));
         assert_eq!(
             count(op::SET_FLOW_TABLE_ENTRY),

@@ -102,7 +102,11 @@ fn flow_counters_count_what_each_rule_steered() {
         .iter()
         .find(|e| e.counters.contains(&id.0))
         .expect("the port MAC's entry");
-    assert_eq!((mine.table, mine.table_level), (st.table.0, 0));
+    assert_eq!(
+        (mine.table, mine.table_level),
+        (st.table.0, 1),
+        "the MAC table"
+    );
     assert_eq!(mine.action, 0x4 | 0x8, "forward and count");
     assert_eq!(sim.vport_filter().uc, vec![me]);
     assert!(matches!(
@@ -157,14 +161,15 @@ fn mac_vlan_rules_at_run_time_and_unclaimed_frames_dropped_in_the_adapter() {
         assert_eq!((tv.packets, tv.bytes), (1, 80));
         let report = port.rings();
         assert!(report.contains("vlan 100 -> tir"), "{report}");
-        // In the model: the VNIC MAC's VLAN table sits at level 1 and its
-        // entry matches VLAN 100; the MAC is on the vport's list.
+        // In the model: the VNIC MAC's VLAN table sits at level 2 (below
+        // the MAC table at 1) and its entry matches VLAN 100; the MAC is
+        // on the vport's list.
         let levels: Vec<u8> = sim.flow_tables().iter().map(|t| t.level).collect();
-        assert_eq!(levels.iter().filter(|&&l| l == 1).count(), 2, "{levels:?}");
+        assert_eq!(levels.iter().filter(|&&l| l == 2).count(), 2, "{levels:?}");
         assert!(
             sim.flow_entries()
                 .iter()
-                .any(|e| e.table_level == 1 && e.value.cvlan_tag && e.value.first_vid == 100)
+                .any(|e| e.table_level == 2 && e.value.cvlan_tag && e.value.first_vid == 100)
         );
         assert!(sim.vport_filter().uc.contains(&vnic));
         // Removing the VNIC's rule: its frames are dropped again.

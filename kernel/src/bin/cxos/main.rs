@@ -27,6 +27,8 @@ mod selftest;
 mod serial;
 mod shell;
 mod time;
+#[cfg(feature = "net")]
+mod vnics;
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
@@ -126,6 +128,12 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     log::info!(target: "pci", "{n} functions");
     #[cfg(feature = "net")]
     netstack::init(&config.net);
+    #[cfg(feature = "net")]
+    vnics::init(&config.vnic);
+    #[cfg(not(feature = "net"))]
+    for (n, _) in &config.vnic {
+        println!("cmdline: 'vnic.{n}' ignored: built without the network stack");
+    }
     #[cfg(not(feature = "net"))]
     for (i, _) in &config.net {
         println!("cmdline: 'net.{i}' ignored: built without the network stack");

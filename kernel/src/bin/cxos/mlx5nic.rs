@@ -14,8 +14,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::PciAddress;
-use mlx5::eth::{EthConfig, EthPort, Resources};
+use mlx5::eth::Resources;
 use mlx5::port::Speed;
+use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
 use spin::Mutex;
 
@@ -26,38 +27,61 @@ use crate::{interrupts, pcibus, println, runtime, time};
 /// health counter at most every `HealthConfig::poll_interval_ms`).
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
 
-/// The data path of an attached function (the adapter inside).
-pub type Port = EthPort<Adapter<KernelPlatform>>;
+/// An attached adapter.
+pub type Adp = Adapter<KernelPlatform>;
 
-/// What an open port carries: the network stack over it (feature `net`),
-/// or the bare port.
+/// The data path of one interface: a VNIC of the adapter (the port's own
+/// MAC for `net<i>`, others for `vnic<N>`); the adapter steers.
+pub type Port = Vnic<Adp>;
+
+/// What an interface carries: the network stack over its VNIC (feature
+/// `net`), or the bare VNIC.
 #[cfg(feature = "net")]
-type Nic = crate::netstack::Iface;
+pub type Ifc = crate::netstack::Iface;
 #[cfg(not(feature = "net"))]
-type Nic = Port;
+pub type Ifc = Port;
 
 #[cfg(feature = "net")]
-fn port_of(n: &Nic) -> &Port {
+fn port_of(n: &Ifc) -> &Port {
     n.device()
 }
 #[cfg(feature = "net")]
-fn port_of_mut(n: &mut Nic) -> &mut Port {
+fn port_of_mut(n: &mut Ifc) -> &mut Port {
     n.device_mut()
 }
 #[cfg(not(feature = "net"))]
-fn port_of(n: &Nic) -> &Port {
+fn port_of(n: &Ifc) -> &Port {
     n
 }
 #[cfg(not(feature = "net"))]
-fn port_of_mut(n: &mut Nic) -> &mut Port {
+fn port_of_mut(n: &mut Ifc) -> &mut Port {
     n
+}
+
+#[cfg(feature = "net")]
+fn into_port(n: Ifc) -> Port {
+    n.into_device()
+}
+#[cfg(not(feature = "net"))]
+fn into_port(n: Ifc) -> Port {
+    n
+}
+
+/// An adapter with its data path open: the steering (`Nic`), the port's
+/// own interface and the extra VNICs.
+struct Opened {
+    nic: Nic<Adp>,
+    /// `net<i>`: the VNIC with the port's MAC, untagged.
+    main: Ifc,
+    /// `vnic<N>` (only on the first ConnectX function), by number.
+    vnics: Vec<(u32, Ifc)>,
 }
 
 enum State {
     /// Attached, with the port's data path open.
-    Open(Box<Nic>),
+    Open(Box<Opened>),
     /// Attached, but the data path could not be opened.
-    Attached(Box<Adapter<KernelPlatform>>),
+    Attached(Box<Adp>),
     /// Detached, or attach failed: the device is left alone.
     Down(KernelPlatform),
     /// Only while the platform is lent to the driver (inside attach or
@@ -66,18 +90,16 @@ enum State {
 }
 
 impl State {
-    fn adapter(&self) -> Option<&Adapter<KernelPlatform>> {
-        match self {
-            State::Open(n) => Some(port_of(n).control()),
-            State::Attached(a) => Some(a),
-            State::Down(_) | State::Moving => None,
-        }
+    fn is_attached(&self) -> bool {
+        matches!(self, State::Open(_) | State::Attached(_))
     }
 
-    fn adapter_mut(&mut self) -> Option<&mut Adapter<KernelPlatform>> {
+    /// Run `f` on the adapter, if attached. Never call it from inside a
+    /// VNIC call (the `Nic` lock).
+    fn with_adapter<R>(&mut self, f: impl FnOnce(&mut Adp) -> R) -> Option<R> {
         match self {
-            State::Open(n) => Some(port_of_mut(n).control_mut()),
-            State::Attached(a) => Some(a),
+            State::Open(o) => Some(o.nic.with_adapter(f)),
+            State::Attached(a) => Some(f(a)),
             State::Down(_) | State::Moving => None,
         }
     }
@@ -200,10 +222,12 @@ fn attach_slot(slot: &mut Slot) -> bool {
     }
 }
 
-/// Open the data path of a freshly attached adapter (completion EQ 0,
-/// interrupt-driven) and bind its completion vector to [`service_port`].
-/// On failure the adapter stays attached without one.
-fn open_port(addr: PciAddress, index: usize, adapter: Adapter<KernelPlatform>) -> State {
+/// Open the data path of a freshly attached adapter: the port's
+/// steering (`Nic`), the VNIC with the port's own MAC (interface
+/// `net<index>`, interrupt-driven on completion EQ 0) and, on the first
+/// function, the configured VNICs; bind the completion vectors to
+/// [`service_port`]. On failure the adapter stays attached without one.
+fn open_port(addr: PciAddress, index: usize, adapter: Adp) -> State {
     let res = match Resources::of(&adapter) {
         Ok(r) => r,
         Err(e) => {
@@ -215,45 +239,81 @@ fn open_port(addr: PciAddress, index: usize, adapter: Adapter<KernelPlatform>) -
         .comp_eqs()
         .get(res.eq_index)
         .map_or(0, |&(_, entry)| entry);
-    let cfg = EthConfig::default();
-    match EthPort::open(adapter, res, cfg) {
-        Ok(port) => {
-            let platform = port.control().platform();
-            let bound = platform.msix_bind(entry, move || service_port(addr));
-            // Receive queues spread by RSS complete on the other
-            // completion EQs: their vectors wake the stack too.
-            for (_, other) in port.control().comp_eqs() {
-                if other != entry {
-                    platform.msix_bind(other, move || service_port(addr));
-                }
-            }
-            println!(
-                "mlx5 {addr}: port open: mtu {}, {} tx / {} rx buffers, comp eq {} on MSI-X entry {entry}{}",
-                cfg.mtu,
-                1u32 << cfg.log_sq,
-                1u32 << cfg.log_rq,
-                res.eqn.0,
-                if bound { "" } else { " (not bound: polled)" }
-            );
-            open_stack(addr, index, port)
-        }
+    let cfg = NicConfig::default();
+    let nic = match Nic::new(adapter, res, cfg) {
+        Ok(nic) => nic,
         Err(failure) => {
             println!(
                 "mlx5 {addr}: port not opened: {}; attached without a data path",
                 failure.error
             );
-            State::Attached(Box::new(failure.control))
+            return State::Attached(Box::new(failure.control));
         }
+    };
+    let main = match nic.create(VnicSpec {
+        mac: Some(res.mac),
+        ..VnicSpec::default()
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("mlx5 {addr}: port not opened: {e}; attached without a data path");
+            let (adapter, _) = close_nic(nic);
+            return State::Attached(Box::new(adapter));
+        }
+    };
+    let bound = nic.with_adapter(|a| {
+        let platform = a.platform();
+        let bound = platform.msix_bind(entry, move || service_port(addr));
+        // Receive queues spread by RSS complete on the other completion
+        // EQs: their vectors wake the stacks too.
+        for (_, other) in a.comp_eqs() {
+            if other != entry {
+                platform.msix_bind(other, move || service_port(addr));
+            }
+        }
+        bound
+    });
+    println!(
+        "mlx5 {addr}: port open: mtu {}, {} tx / {} rx buffers, comp eq {} on MSI-X entry {entry}{}",
+        cfg.eth.mtu,
+        1u32 << cfg.eth.log_sq,
+        1u32 << cfg.eth.log_rq,
+        res.eqn.0,
+        if bound { "" } else { " (not bound: polled)" }
+    );
+    open_stack(addr, index, nic, main)
+}
+
+/// Take the adapter back from its steering once every VNIC is gone.
+fn close_nic(nic: Nic<Adp>) -> (Adp, mlx5::eth::CloseReport) {
+    match nic.close() {
+        Ok(done) => done,
+        // Every VNIC is destroyed before this is called: a live handle
+        // here is a kernel bug, not device input.
+        Err(_) => panic!("mlx5: steering closed while a VNIC still lives"),
     }
 }
 
-/// Put the network stack (interface `net<index>`) on an opened port.
+/// Put the network stack (interface `net<index>`) on the port's VNIC,
+/// then create the configured VNICs (first function only).
 #[cfg(feature = "net")]
-fn open_stack(addr: PciAddress, index: usize, port: Port) -> State {
-    match crate::netstack::open(index, port) {
-        Ok(net) => State::Open(Box::new(net)),
+fn open_stack(addr: PciAddress, index: usize, nic: Nic<Adp>, main: Port) -> State {
+    match crate::netstack::open(index, main) {
+        Ok(net) => {
+            let vnics = if index == 0 {
+                crate::vnics::create_all(&nic)
+            } else {
+                Vec::new()
+            };
+            State::Open(Box::new(Opened {
+                nic,
+                main: net,
+                vnics,
+            }))
+        }
         Err((port, why)) => {
-            let (adapter, _) = (*port).close();
+            port.destroy();
+            let (adapter, _) = close_nic(nic);
             println!("mlx5 {addr}: net{index} not created: {why}; attached without a data path");
             State::Attached(Box::new(adapter))
         }
@@ -261,11 +321,15 @@ fn open_stack(addr: PciAddress, index: usize, port: Port) -> State {
 }
 
 #[cfg(not(feature = "net"))]
-fn open_stack(_addr: PciAddress, _index: usize, port: Port) -> State {
-    State::Open(Box::new(port))
+fn open_stack(_addr: PciAddress, _index: usize, nic: Nic<Adp>, main: Port) -> State {
+    State::Open(Box::new(Opened {
+        nic,
+        main,
+        vnics: Vec::new(),
+    }))
 }
 
-/// The completion vector fired: the network stack takes the frames.
+/// The completion vector fired: the network stacks take the frames.
 #[cfg(feature = "net")]
 fn service_port(_addr: PciAddress) {
     crate::netstack::poll();
@@ -276,11 +340,13 @@ fn service_port(_addr: PciAddress) {
 /// never starves.
 #[cfg(not(feature = "net"))]
 fn service_port(addr: PciAddress) {
+    use cxos_drivers::NetDevice;
     let mut slots = SLOTS.lock();
     let Some(slot) = slots.iter_mut().find(|s| s.addr == addr) else {
         return;
     };
-    if let State::Open(port) = &mut slot.state {
+    if let State::Open(o) = &mut slot.state {
+        let port = &mut o.main;
         port.poll();
         while port.receive(|_, _| ()).is_some() {
             slot.rx_unclaimed += 1;
@@ -289,55 +355,163 @@ fn service_port(addr: PciAddress) {
     }
 }
 
-/// Run `f` on every interface (open port), with its index.
+/// Run `f` on every interface (`net<i>` of each open port, then the
+/// VNICs).
 #[cfg(feature = "net")]
-pub fn for_each_iface(mut f: impl FnMut(usize, &mut Nic)) {
+pub fn for_each_iface(mut f: impl FnMut(&mut Ifc)) {
     for slot in SLOTS.lock().iter_mut() {
-        if let State::Open(net) = &mut slot.state {
-            f(slot.index, net);
+        if let State::Open(o) = &mut slot.state {
+            f(&mut o.main);
+            for (_, v) in &mut o.vnics {
+                f(v);
+            }
         }
     }
 }
 
-/// Run `f` on interface `index`; `None` if that port is not open.
+/// Run `f` on the interface called `name` (`net<i>`, `vnic<N>`); `None`
+/// if there is none.
 #[cfg(feature = "net")]
-pub fn with_iface<R>(index: usize, f: impl FnOnce(&mut Nic) -> R) -> Option<R> {
+pub fn with_iface<R>(name: &str, f: impl FnOnce(&mut Ifc) -> R) -> Option<R> {
     let mut slots = SLOTS.lock();
-    match &mut slots.get_mut(index)?.state {
-        State::Open(net) => Some(f(net)),
-        _ => None,
+    for slot in slots.iter_mut() {
+        if let State::Open(o) = &mut slot.state {
+            if o.main.name() == name {
+                return Some(f(&mut o.main));
+            }
+            if let Some((_, v)) = o.vnics.iter_mut().find(|(_, v)| v.name() == name) {
+                return Some(f(v));
+            }
+        }
     }
+    None
 }
 
-/// `ifconfig`: each function's interface status, or why it has none.
+/// Create VNIC `n` (`vnic<n>`) on the first function's adapter with the
+/// stack `make` builds on it; its status line, or why not (`None`: no
+/// open adapter to put it on).
+#[cfg(feature = "net")]
+pub fn add_vnic(
+    n: u32,
+    make: impl FnOnce(&Nic<Adp>) -> Result<Ifc, String>,
+) -> Option<Result<String, String>> {
+    let mut slots = SLOTS.lock();
+    let State::Open(o) = &mut slots.first_mut()?.state else {
+        return None;
+    };
+    if o.vnics.iter().any(|(m, _)| *m == n) {
+        return Some(Err(format!("vnic{n} exists")));
+    }
+    Some(make(&o.nic).map(|net| {
+        let line = net.status_line();
+        o.vnics.push((n, net));
+        line
+    }))
+}
+
+/// Destroy VNIC `n`: its apps are aborted, its flow entries removed, its
+/// queues freed. The driver's close report, or `None` if it is not there.
+#[cfg(feature = "net")]
+pub fn remove_vnic(n: u32) -> Option<mlx5::eth::CloseReport> {
+    let mut slots = SLOTS.lock();
+    for slot in slots.iter_mut() {
+        if let State::Open(o) = &mut slot.state
+            && let Some(i) = o.vnics.iter().position(|(m, _)| *m == n)
+        {
+            let (_, mut net) = o.vnics.remove(i);
+            crate::netstack::closing(&mut net);
+            return Some(net.into_device().destroy());
+        }
+    }
+    None
+}
+
+/// `vnics`: one line per interface of every open port: its name, the
+/// driver's line (MAC, VLAN, queues, counters), its addresses and what its
+/// unicast flow rule counted.
+#[cfg(feature = "net")]
+pub fn vnic_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for slot in SLOTS.lock().iter() {
+        let State::Open(o) = &slot.state else {
+            continue;
+        };
+        for net in core::iter::once(&o.main).chain(o.vnics.iter().map(|(_, v)| v)) {
+            let dev = net.device();
+            let report = dev.report_line();
+            // The driver's line starts with its own id (`vnic3`).
+            let rest = report.split_once(' ').map_or("", |(_, r)| r);
+            let v4 = net
+                .ipv4()
+                .map_or_else(|| String::from("none"), |a| format!("{a}"));
+            let dhcp = if matches!(net.config().ipv4, cxos_net::config::Ipv4Config::Dhcp) {
+                " (dhcp)"
+            } else {
+                ""
+            };
+            let flow = match dev.flow_traffic() {
+                Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
+                Err(e) => format!("flow ? ({e})"),
+            };
+            lines.push(format!(
+                "{} {rest} ipv4 {v4}{dhcp} ipv6 {} {flow}",
+                net.name(),
+                net.ipv6_link_local()
+            ));
+        }
+    }
+    lines
+}
+
+/// `ifconfig`: each function's interface status, or why it has none,
+/// then the VNICs' status lines.
 #[cfg(feature = "net")]
 pub fn iface_status() -> Vec<String> {
-    SLOTS
-        .lock()
-        .iter()
-        .map(|s| match &s.state {
-            State::Open(net) => net.status_line(),
-            State::Attached(_) => format!("net{}: {} has no data path", s.index, s.addr),
-            State::Down(_) | State::Moving => format!("net{}: {} not attached", s.index, s.addr),
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for s in SLOTS.lock().iter() {
+        match &s.state {
+            State::Open(o) => {
+                lines.push(o.main.status_line());
+                lines.extend(o.vnics.iter().map(|(_, v)| v.status_line()));
+            }
+            State::Attached(_) => {
+                lines.push(format!("net{}: {} has no data path", s.index, s.addr))
+            }
+            State::Down(_) | State::Moving => {
+                lines.push(format!("net{}: {} not attached", s.index, s.addr))
+            }
+        }
+    }
+    lines
 }
 
-/// Detach an attached slot (closing its data path first); the report
-/// line, or why not.
+/// Detach an attached slot (destroying its VNICs and closing the data
+/// path first); the report line, or why not.
 fn detach_slot(slot: &mut Slot) -> Result<String, String> {
     #[cfg(feature = "net")]
-    if let State::Open(net) = &mut slot.state {
-        crate::netstack::closing(slot.index, net);
+    if let State::Open(o) = &mut slot.state {
+        crate::netstack::closing(&mut o.main);
+        for (_, v) in &mut o.vnics {
+            crate::netstack::closing(v);
+        }
     }
     let (adapter, closed) = match core::mem::replace(&mut slot.state, State::Moving) {
-        State::Open(nic) => {
-            #[cfg(feature = "net")]
-            let port = nic.into_device();
-            #[cfg(not(feature = "net"))]
-            let port = *nic;
-            let (adapter, report) = port.close();
-            (adapter, Some(report))
+        State::Open(o) => {
+            let Opened { nic, main, vnics } = *o;
+            let mut rep = mlx5::eth::CloseReport::default();
+            let mut add = |r: mlx5::eth::CloseReport| {
+                rep.errors += r.errors;
+                if rep.first_error.is_none() {
+                    rep.first_error = r.first_error;
+                }
+            };
+            for (_, v) in vnics {
+                add(into_port(v).destroy());
+            }
+            add(into_port(main).destroy());
+            let (adapter, r) = close_nic(nic);
+            add(r);
+            (adapter, Some(rep))
         }
         State::Attached(a) => (*a, None),
         other => {
@@ -348,7 +522,7 @@ fn detach_slot(slot: &mut Slot) -> Result<String, String> {
     let (platform, report) = adapter.detach();
     platform.set_bus_master(false);
     slot.state = State::Down(platform);
-    let close_errors = closed.map_or(0, |c| c.errors);
+    let close_errors = closed.as_ref().map_or(0, |c| c.errors);
     let mut line = format!(
         "mlx5 {}: detached: {} pages lost, {} errors",
         slot.addr,
@@ -383,21 +557,46 @@ fn service_all() {
 }
 
 fn service_slot(slot: &mut Slot, events_only: bool) {
-    let addr = slot.addr;
-    let Some(adapter) = slot.state.adapter_mut() else {
-        return;
-    };
     if slot.fault_reported {
         return;
     }
+    let Slot {
+        addr,
+        state,
+        fault_reported,
+        link_up_timed,
+        last_error,
+        ..
+    } = slot;
+    let addr = *addr;
+    state.with_adapter(|adapter| {
+        service_adapter(
+            adapter,
+            addr,
+            events_only,
+            fault_reported,
+            link_up_timed,
+            last_error,
+        )
+    });
+}
+
+fn service_adapter(
+    adapter: &mut Adp,
+    addr: PciAddress,
+    events_only: bool,
+    fault_reported: &mut bool,
+    link_up_timed: &mut bool,
+    last_error: &mut Option<String>,
+) {
     if !events_only && let Err(fault) = adapter.poll_health() {
         println!("mlx5 {addr}: FAULT: {fault}; adapter marked failed (detach it)");
-        slot.fault_reported = true;
+        *fault_reported = true;
         return;
     }
     match adapter.poll() {
         Ok(events) => {
-            slot.last_error = None;
+            *last_error = None;
             if events.is_empty() {
                 return;
             }
@@ -416,8 +615,8 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
                 let port = adapter.port();
                 if port.oper_up {
                     println!("mlx5 {addr}: link up {}", Speed(port.speed_mbps));
-                    if !slot.link_up_timed {
-                        slot.link_up_timed = true;
+                    if !*link_up_timed {
+                        *link_up_timed = true;
                         println!(
                             "mlx5 {addr}: link up {} ms after kernel entry",
                             time::now_ns() / 1_000_000
@@ -436,12 +635,12 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
                     }
                     None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
                 }
-                slot.fault_reported = true;
+                *fault_reported = true;
             } else {
                 let text = format!("{e}");
-                if slot.last_error.as_deref() != Some(text.as_str()) {
+                if last_error.as_deref() != Some(text.as_str()) {
                     println!("mlx5 {addr}: event processing: {text}");
-                    slot.last_error = Some(text);
+                    *last_error = Some(text);
                 }
             }
         }
@@ -452,10 +651,12 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
 pub fn phys_lines() -> Vec<String> {
     SLOTS
         .lock()
-        .iter()
-        .map(|s| match s.state.adapter() {
-            Some(a) => a.summary(),
-            None => format!("{} mlx5 detached", s.addr),
+        .iter_mut()
+        .map(|s| {
+            let addr = s.addr;
+            s.state
+                .with_adapter(|a| a.summary())
+                .unwrap_or_else(|| format!("{addr} mlx5 detached"))
         })
         .collect()
 }
@@ -467,6 +668,9 @@ pub enum PortReport {
     Rings,
     /// Packet counters (the Q counter read fresh), faults.
     Stats,
+    /// The flow tables, groups and entries the driver programmed, each
+    /// entry next to what the adapter reports for it.
+    Flows,
 }
 
 /// `rings` / `stats`: for each function (or only `only`), a header line
@@ -483,16 +687,28 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
         found = true;
         let addr = slot.addr;
         let body = match &mut slot.state {
-            State::Open(nic) => match which {
-                PortReport::Rings => port_of(nic).rings(),
+            State::Open(o) => match which {
+                PortReport::Rings => {
+                    let mut text = port_of(&o.main).rings();
+                    for (n, v) in &o.vnics {
+                        text.push_str(&format!("vnic{n}:\n"));
+                        for line in port_of(v).rings().lines() {
+                            text.push_str("  ");
+                            text.push_str(line);
+                            text.push('\n');
+                        }
+                    }
+                    text
+                }
+                PortReport::Flows => o.nic.flows_report(),
                 PortReport::Stats => {
                     let mut text = String::new();
-                    if let Err(e) = port_of_mut(nic).refresh_counters() {
+                    if let Err(e) = port_of_mut(&mut o.main).port_mut().refresh_counters() {
                         text.push_str(&format!("q counter not read: {e}\n"));
                     }
-                    text.push_str(&port_of(nic).stats_report());
+                    text.push_str(&port_of(&o.main).port().stats_report());
                     #[cfg(feature = "net")]
-                    text.push_str(&stack_stats(nic));
+                    text.push_str(&stack_stats(&o.main));
                     #[cfg(not(feature = "net"))]
                     text.push_str(&format!(
                         "unclaimed rx frames (no network stack) {}\n",
@@ -522,7 +738,7 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
 
 /// The stack's side of `stats`: what it took, sent and dropped.
 #[cfg(feature = "net")]
-fn stack_stats(net: &Nic) -> String {
+fn stack_stats(net: &Ifc) -> String {
     let p = net.phy().stats();
     format!(
         "stack: rx {} frames {} bytes, tx {} frames {} bytes, malformed {}, bad checksum {}, \
@@ -544,12 +760,13 @@ fn stack_stats(net: &Nic) -> String {
 /// `phys <pci>`: the driver's full report (capabilities, EQs, pages,
 /// command counters), or why there is none.
 pub fn report(addr: PciAddress) -> Option<Result<String, String>> {
-    let slots = SLOTS.lock();
-    let slot = slots.iter().find(|s| s.addr == addr)?;
-    Some(match slot.state.adapter() {
-        Some(a) => Ok(a.report()),
-        None => Err(format!("mlx5 {addr}: not attached")),
-    })
+    let mut slots = SLOTS.lock();
+    let slot = slots.iter_mut().find(|s| s.addr == addr)?;
+    Some(
+        slot.state
+            .with_adapter(|a| a.report())
+            .ok_or_else(|| format!("mlx5 {addr}: not attached")),
+    )
 }
 
 /// `detach <pci>`.
@@ -566,7 +783,7 @@ pub fn detach_all() -> Vec<String> {
     SLOTS
         .lock()
         .iter_mut()
-        .filter(|s| s.state.adapter().is_some())
+        .filter(|s| s.state.is_attached())
         .map(|s| detach_slot(s).unwrap_or_else(|e| e))
         .collect()
 }
@@ -576,7 +793,7 @@ pub fn detach_all() -> Vec<String> {
 pub fn attach(addr: PciAddress) -> Option<Result<(), String>> {
     let mut slots = SLOTS.lock();
     let slot = slots.iter_mut().find(|s| s.addr == addr)?;
-    if slot.state.adapter().is_some() {
+    if slot.state.is_attached() {
         return Some(Err(format!("mlx5 {addr}: already attached")));
     }
     Some(if attach_slot(slot) {
@@ -590,13 +807,13 @@ pub fn attach(addr: PciAddress) -> Option<Result<(), String>> {
 /// the EQ behind each and how often it fired.
 pub fn irq_lines() -> Vec<String> {
     let mut lines = Vec::new();
-    for s in SLOTS.lock().iter() {
-        let Some(a) = s.state.adapter() else {
+    for s in SLOTS.lock().iter_mut() {
+        let Some((vectors, eq0, comp)) = s
+            .state
+            .with_adapter(|a| (a.platform().msix_vectors(), a.eq0(), a.comp_eqs()))
+        else {
             continue;
         };
-        let vectors = a.platform().msix_vectors();
-        let eq0 = a.eq0();
-        let comp = a.comp_eqs();
         for (entry, &v) in vectors.iter().enumerate() {
             let entry = entry as u16;
             let mut eqs: Vec<String> = Vec::new();
@@ -636,20 +853,26 @@ pub fn selftest() -> Result<Option<&'static str>, String> {
         if let Some(e) = &slot.attach_error {
             return Err(format!("{addr}: attach failed: {e}"));
         }
-        let Some(a) = slot.state.adapter() else {
+        let Some((link_up, pages, eq0, vectors)) = slot.state.with_adapter(|a| {
+            (
+                a.link_up(),
+                a.pages_held(),
+                a.eq0(),
+                a.platform().msix_vectors(),
+            )
+        }) else {
             continue;
         };
-        if !a.link_up() {
+        if !link_up {
             return Err(format!("{addr}: link down after attach"));
         }
         if !matches!(slot.state, State::Open(_)) {
             return Err(format!("{addr}: data path not open"));
         }
-        if a.pages_held() == 0 {
+        if pages == 0 {
             return Err(format!("{addr}: no pages given to the device"));
         }
-        let (_, entry) = a.eq0().ok_or_else(|| format!("{addr}: no EQ0"))?;
-        let vectors = a.platform().msix_vectors();
+        let (_, entry) = eq0.ok_or_else(|| format!("{addr}: no EQ0"))?;
         let vector = *vectors
             .get(usize::from(entry))
             .ok_or_else(|| format!("{addr}: EQ0 entry {entry} has no vector"))?;

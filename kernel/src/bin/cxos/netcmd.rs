@@ -4,7 +4,7 @@
 use alloc::string::String;
 
 use crate::netstack::{self, Owner};
-use crate::println;
+use crate::{println, vnics};
 
 /// Their part of `help`.
 pub const HELP: &str =
@@ -15,7 +15,12 @@ pub const HELP: &str =
   l2recv [n] [-W s]     receive raw test frames
   iperf3 -s | -c <addr> [-R] [-P n] [-t s] [-u -b rate]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard|iperf3 [args]   start a background service (serve: list them)
-  serve stop <id>       stop a background service";
+  serve stop <id>       stop a background service
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>
+  vnic delete <N>       destroy vnic<N> (its flow entries and queues)
+  vnic list             the VNIC definitions
+  vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter
+  (apps take -I vnic<N> like -I net<i>; ifconfig vnic<N> <cfg> reconfigures one)";
 
 /// Run `line` if it is a network command: `Some(Some(id))` when it left
 /// app `id` running in the foreground, `Some(None)` when it is done,
@@ -42,6 +47,26 @@ pub fn execute(line: &str) -> Option<Option<u32>> {
             serve(arg);
             Some(None)
         }
+        "vnic" => {
+            let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+            match sub {
+                "create" => vnics::shell_create(rest.trim()),
+                "delete" => vnics::shell_delete(rest.trim()),
+                "list" if rest.trim().is_empty() => vnics::shell_list(),
+                _ => println!("usage: vnic create <def> | vnic delete <N> | vnic list"),
+            }
+            Some(None)
+        }
+        "vnics" => {
+            let lines = crate::mlx5nic::vnic_lines();
+            if lines.is_empty() {
+                println!("vnics: no interfaces");
+            }
+            for l in lines {
+                println!("{l}");
+            }
+            Some(None)
+        }
         _ => None,
     }
 }
@@ -58,6 +83,20 @@ fn ifconfig(cmd: &str, arg: &str) {
         return;
     }
     let (name, cfg) = arg.split_once(' ').unwrap_or((arg, ""));
+    if let Some(n) = name
+        .strip_prefix("vnic")
+        .and_then(|n| n.parse::<u32>().ok())
+        && !cfg.trim().is_empty()
+    {
+        match cfg.trim().parse::<cxos_net::config::IfConfig>() {
+            Err(e) => println!("{cmd}: {e}"),
+            Ok(c) => match vnics::reconfigure(n, &c) {
+                Some(line) => println!("{line}"),
+                None => println!("{cmd}: no vnic{n}"),
+            },
+        }
+        return;
+    }
     let index = name
         .strip_prefix("net")
         .and_then(|n| n.parse::<usize>().ok());

@@ -53,7 +53,8 @@ pub enum Owner {
 
 struct Running {
     id: u32,
-    iface: usize,
+    /// The interface it runs on (`net0`, `vnic3`).
+    iface: String,
     owner: Owner,
     /// What was started (`ping 10.0.0.1 -c 3`), for `serve`'s list.
     what: String,
@@ -128,17 +129,17 @@ pub fn open(index: usize, port: Port) -> Result<Iface, (Box<Port>, String)> {
     }
 }
 
-/// The interface is about to go (detach): abort its apps, printing their
-/// summaries; the owners see them as failed.
-pub fn closing(index: usize, net: &mut Iface) {
+/// The interface is about to go (detach, `vnic delete`): abort its apps,
+/// printing their summaries; the owners see them as failed.
+pub fn closing(net: &mut Iface) {
     let mut apps = core::mem::take(&mut *APPS_RUNNING.lock());
     let now = now();
     apps.retain_mut(|r| {
-        if r.iface != index {
+        if r.iface != net.name() {
             return true;
         }
         let v = r.app.abort(net, now, &mut Console);
-        println!("{}: stopped: interface net{index} going away", r.what);
+        println!("{}: stopped: interface {} going away", r.what, net.name());
         finish(r, v);
         false
     });
@@ -161,7 +162,7 @@ pub fn poll() {
     let mut earliest = |t: Instant| {
         next = Some(next.map_or(t, |n: Instant| n.min(t)));
     };
-    mlx5nic::for_each_iface(|index, net| {
+    mlx5nic::for_each_iface(|net| {
         let now = now();
         // Bounded: a flood must not starve the rest of the loop; what is
         // left is taken on the next pass, at once.
@@ -180,7 +181,7 @@ pub fn poll() {
         }
         let mut app_progress = false;
         apps.retain_mut(|r| {
-            if r.iface != index {
+            if r.iface != net.name() {
                 return true;
             }
             match r.app.poll(net, now, &mut Console) {
@@ -272,18 +273,24 @@ fn make_app(app: &str, args: &str, net: &mut Iface, now: Instant) -> Result<Boxe
     })
 }
 
-/// Split a leading `-I net<i>` off `args`: (interface index, the rest).
-fn interface_arg(args: &str) -> Result<(usize, &str), String> {
+/// Split a leading `-I net<i>` / `-I vnic<N>` off `args`: (interface
+/// name, the rest).
+fn interface_arg(args: &str) -> Result<(String, &str), String> {
     let Some(rest) = args.strip_prefix("-I ") else {
-        return Ok((0, args));
+        return Ok(("net0".into(), args));
     };
     let rest = rest.trim_start();
     let (name, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let index = name
-        .strip_prefix("net")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("bad interface '{name}' (net0, net1, ...)"))?;
-    Ok((index, rest.trim_start()))
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.parse::<u32>().is_ok())
+    };
+    if !numbered("net") && !numbered("vnic") {
+        return Err(format!(
+            "bad interface '{name}' (net0, net1, ..., vnic0, ...)"
+        ));
+    }
+    Ok((name.into(), rest.trim_start()))
 }
 
 /// Start `app` with `args` (which may begin with `-I net<i>`) for
@@ -291,13 +298,15 @@ fn interface_arg(args: &str) -> Result<(usize, &str), String> {
 pub fn start_app(app: &str, args: &str, owner: Owner) -> Result<u32, String> {
     let (iface, args) = interface_arg(args)?;
     let now = now();
-    let built = mlx5nic::with_iface(iface, |net| make_app(app, args, net, now))
-        .ok_or_else(|| format!("no interface net{iface} (no attached port with that index)"))??;
+    let built =
+        mlx5nic::with_iface(&iface, |net| make_app(app, args, net, now)).ok_or_else(|| {
+            format!("no interface {iface} (no attached port or VNIC with that name)")
+        })??;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let what = if args.is_empty() {
-        format!("{app} on net{iface}")
+        format!("{app} on {iface}")
     } else {
-        format!("{app} {args} on net{iface}")
+        format!("{app} {args} on {iface}")
     };
     APPS_RUNNING.lock().push(Running {
         id,
@@ -330,12 +339,11 @@ pub fn abort(id: u32) -> bool {
         return false;
     };
     let now = now();
-    let v = mlx5nic::with_iface(r.iface, |net| r.app.abort(net, now, &mut Console)).unwrap_or_else(
-        || Verdict {
+    let v = mlx5nic::with_iface(&r.iface, |net| r.app.abort(net, now, &mut Console))
+        .unwrap_or_else(|| Verdict {
             ok: false,
             summary: "interface gone".into(),
-        },
-    );
+        });
     finish(&r, v);
     true
 }
@@ -369,7 +377,7 @@ pub fn status_lines() -> Vec<String> {
 pub fn reconfigure(index: usize, text: &str) -> Result<String, String> {
     let cfg = IfConfig::from_str(text).map_err(|e| format!("{e}"))?;
     set_config(index, cfg);
-    let line = mlx5nic::with_iface(index, |net| {
+    let line = mlx5nic::with_iface(&format!("net{index}"), |net| {
         net.reconfigure(&cfg);
         net.status_line()
     });
@@ -380,7 +388,7 @@ pub fn reconfigure(index: usize, text: &str) -> Result<String, String> {
 /// Whether interface `index` can carry the test: link up and, when an
 /// IPv4 configuration is asked for, an address (DHCP lease).
 pub fn ready(index: usize) -> bool {
-    mlx5nic::with_iface(index, |net| {
+    mlx5nic::with_iface(&format!("net{index}"), |net| {
         use cxos_drivers::NetDevice;
         let wants_v4 = !matches!(net.config().ipv4, cxos_net::config::Ipv4Config::None);
         net.device().link().up && (!wants_v4 || net.ipv4().is_some())

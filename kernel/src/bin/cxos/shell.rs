@@ -120,8 +120,9 @@ const HELP: &str = "commands:
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
   attach <pci>          attach a detached adapter again
-  rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ) and steering
+  rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
   stats [<pci>]         each port's packet counters, drops and faults
+  flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
   uptime                time since boot";
 
 /// The rest of `help`, after the network commands.
@@ -208,11 +209,11 @@ fn execute(line: &str) {
                 }
             }
         },
-        "rings" | "stats" => {
-            let which = if cmd == "rings" {
-                registry::PortReport::Rings
-            } else {
-                registry::PortReport::Stats
+        "rings" | "stats" | "flows" => {
+            let which = match cmd {
+                "rings" => registry::PortReport::Rings,
+                "stats" => registry::PortReport::Stats,
+                _ => registry::PortReport::Flows,
             };
             let only = if arg.is_empty() {
                 Ok(None)

@@ -1,0 +1,182 @@
+//! VNIC receive cost with 1 and with 20 VNICs on the receiving adapter
+//! (issue 10: the adapter steers, so the per-packet cost must not depend
+//! on the number of VNICs).
+//!
+//! Two ConnectX-6 Dx models wired back to back, synchronous mode (the
+//! receiving model steers and writes the frame inside the sender's
+//! doorbell). The sender is a plain port; the receiver a [`Nic`] with 1
+//! or 20 untagged VNICs (polled mode). Each batch is 32 60-byte frames to
+//! one VNIC (the next VNIC each batch); `rx_batch` takes them from that
+//! VNIC. `rx_all` (the `_pollall` figure) polls every VNIC once per
+//! batch, as a main loop that polls every interface would, with the
+//! frames of a batch spread over all VNICs.
+//!
+//! `cargo bench -p mlx5 --bench vnic` prints
+//! `bench: mlx5.vnic_rx_1_ns_per_packet`, `..._20_ns_per_packet`,
+//! `..._20_pollall_ns_per_packet` (time inside the receive functions).
+//! `CXOS_VNIC_BENCH=1|20|all` runs one of them, `CXOS_VNIC_PACKETS` sets
+//! the count. Instructions per packet: callgrind with
+//! `--toggle-collect='vnic::rx_batch'` (or `vnic::rx_all`), see
+//! /work/notes/vnic-bench.md.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cxos_drivers::NetDevice;
+use mlx5::eth::{EthConfig, EthPort, Resources};
+use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+use mlx5::{Adapter, Config};
+use mlx5_sim::Personality;
+use mlx5_sim::harness::{Mode, SimPlatform};
+
+type A = Adapter<SimPlatform>;
+
+const BATCH: usize = 32;
+
+fn polled() -> EthConfig {
+    EthConfig {
+        interrupts: false,
+        ..EthConfig::default()
+    }
+}
+
+fn sender(sim: &SimPlatform) -> EthPort<A> {
+    let a = Adapter::attach(sim.clone(), Config::default())
+        .map_err(|f| f.error)
+        .unwrap();
+    let r = Resources::of(&a).unwrap();
+    EthPort::open(a, r, polled()).map_err(|f| f.error).unwrap()
+}
+
+fn receiver(sim: &SimPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
+    let a = Adapter::attach(sim.clone(), Config::default())
+        .map_err(|f| f.error)
+        .unwrap();
+    let r = Resources::of(&a).unwrap();
+    let cfg = NicConfig {
+        eth: EthConfig {
+            lso_bufs: 0,
+            ..polled()
+        },
+        ..NicConfig::default()
+    };
+    let nic = Nic::new(a, r, cfg).map_err(|f| f.error).unwrap();
+    let vnics = (0..n)
+        .map(|_| nic.create(VnicSpec::default()).unwrap())
+        .collect();
+    (nic, vnics)
+}
+
+/// 32 frames: to `dst` (`None`: spread over `all`).
+#[inline(never)]
+fn tx_batch(a: &mut EthPort<A>, dst: Option<[u8; 6]>, all: &[[u8; 6]], seq: usize) {
+    for k in 0..BATCH {
+        let d = dst.unwrap_or(all[(seq + k) % all.len()]);
+        a.transmit(60, |b| {
+            b[..6].copy_from_slice(&d);
+            b[6..12].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 1]);
+            b[12..14].copy_from_slice(&[0x88, 0xb5]);
+        })
+        .unwrap();
+    }
+    a.flush();
+    a.poll();
+}
+
+/// Every frame one VNIC received; buffers re-posted.
+#[inline(never)]
+fn rx_batch(v: &mut Vnic<A>) -> usize {
+    let mut n = 0;
+    while v.receive(|f, _| black_box(f.len())).is_some() {
+        n += 1;
+    }
+    v.flush();
+    n
+}
+
+/// Poll every VNIC once, taking what each has.
+#[inline(never)]
+fn rx_all(vs: &mut [Vnic<A>]) -> usize {
+    let mut n = 0;
+    for v in vs.iter_mut() {
+        n += rx_batch(v);
+    }
+    n
+}
+
+fn run(n: usize, packets: usize, poll_all: bool) {
+    let (sa, sb) = SimPlatform::pair(
+        Personality::ConnectX6Dx,
+        Personality::ConnectX6Dx,
+        Mode::Synchronous,
+    );
+    let mut a = sender(&sa);
+    let (nic, mut vnics) = receiver(&sb, n);
+    let macs: Vec<[u8; 6]> = vnics.iter().map(|v| v.mac().0).collect();
+    let mut in_rx = Duration::ZERO;
+    let mut got = 0usize;
+    let mut seq = 0usize;
+    let warmup = 100 * BATCH;
+    while got < packets + warmup {
+        let target = seq / BATCH % n;
+        if poll_all {
+            tx_batch(&mut a, None, &macs, seq);
+            let t = Instant::now();
+            let k = rx_all(&mut vnics);
+            if got >= warmup {
+                in_rx += t.elapsed();
+            }
+            got += k;
+        } else {
+            tx_batch(&mut a, Some(macs[target]), &macs, seq);
+            let t = Instant::now();
+            let k = rx_batch(&mut vnics[target]);
+            if got >= warmup {
+                in_rx += t.elapsed();
+            }
+            if k != BATCH {
+                panic!(
+                    "batch {} got {k}: {:?} {:?}",
+                    seq / BATCH,
+                    sb.port_stats(),
+                    vnics[target].port().last_fault()
+                );
+            }
+            got += k;
+        }
+        seq += BATCH;
+    }
+    let name = if poll_all {
+        format!("{n}_pollall")
+    } else {
+        format!("{n}")
+    };
+    println!(
+        "bench: mlx5.vnic_rx_{name}_ns_per_packet: {:.1} ns",
+        in_rx.as_nanos() as f64 / (got - warmup) as f64
+    );
+    for v in vnics {
+        v.destroy();
+    }
+    let (ad, _) = nic.close().unwrap();
+    ad.detach();
+    let (aa, _) = a.close();
+    aa.detach();
+}
+
+fn main() {
+    let packets: usize = std::env::var("CXOS_VNIC_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let which = std::env::var("CXOS_VNIC_BENCH").unwrap_or_default();
+    if which.is_empty() || which == "1" {
+        run(1, packets, false);
+    }
+    if which.is_empty() || which == "20" {
+        run(20, packets, false);
+    }
+    if which.is_empty() || which == "all" {
+        run(20, packets, true);
+    }
+}
