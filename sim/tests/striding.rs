@@ -181,6 +181,35 @@ fn exhausted_wqes_drop_and_count_until_reposted() {
     assert_eq!(mpwrq(&e), (4, 0, false, 141, 9014));
 }
 
+/// A frame that exactly fills the last stride of the buffer region: the
+/// model must not touch (or check) memory past it, not even for a
+/// zero-length second part.
+#[test]
+fn a_frame_ending_at_the_end_of_the_buffers_is_delivered() {
+    let p = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let mut n = Net::open(p.clone());
+    let mut s = open_striding(&mut n);
+    let f = frame(n.mac, [2; 6], 64, 7);
+    let strides = 512 << LOG_WQES;
+    for i in 0..strides {
+        p.inject_rx(&f);
+        let e = n.rx_cq.poll().expect("CQE");
+        assert_eq!(cqe_opcode(&e), 0x2, "frame {i}");
+        let (wqe, stride, filler, used, bytes) = mpwrq(&e);
+        assert_eq!(
+            (wqe as usize, stride as usize, filler, used, bytes),
+            (i / 512, i % 512, false, 1, 64),
+            "frame {i}"
+        );
+    }
+    let mut last = vec![0u8; 64];
+    s.bufs.read_bytes((WQE_BYTES << LOG_WQES) - 64, &mut last);
+    assert_eq!(last, f);
+    post(&mut s, n.up.resd_lkey);
+    assert!(p.sanitizer_violations().is_empty());
+    assert_eq!(p.port_stats().rx_dropped_wqe_error, 0);
+}
+
 #[test]
 fn parts_without_striding_rq_and_bad_geometry_are_refused() {
     for pers in Personality::ALL {
