@@ -7,7 +7,9 @@
 //! they stay claimed and idle until the shell's `attach <pci>`) and
 //! `net.<n>=<config>` (network interface `net<n>`, `n` in 0..8: `dhcp`,
 //! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64]`; the kernel checks
-//! the value itself, see [`Config::net`]). Unknown keys and
+//! the value itself, see [`Config::net`]) and `vnic.<n>=<definition>`
+//! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
+//! by the kernel's VNIC code). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 

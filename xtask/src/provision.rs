@@ -85,9 +85,16 @@ pub const TSHARK: HostPackage = HostPackage {
     probe: Probe::Program("tshark"),
 };
 
+/// The VLAN relay of the VNIC system test (host kernels without 802.1Q
+/// get their VLAN sub-interfaces from it; xtask/src/netns.rs).
+pub const PYTHON3: HostPackage = HostPackage {
+    name: "python3-minimal",
+    probe: Probe::Program("python3"),
+};
+
 /// The peer network of the network system tests and `run`: a namespace
-/// (`ip`), the model's TAP in it, DHCP, and the stock peers.
-pub const NETWORK_TOOLS: &[HostPackage] = &[IPROUTE2, PING, IPERF3, DNSMASQ, TSHARK];
+/// (`ip`), the model's TAP in it, DHCP, the stock peers, and the VLAN relay.
+pub const NETWORK_TOOLS: &[HostPackage] = &[IPROUTE2, PING, IPERF3, DNSMASQ, TSHARK, PYTHON3];
 
 impl HostPackage {
     pub fn is_installed(&self) -> bool {
@@ -286,7 +293,8 @@ mod tests {
                 "iputils-ping",
                 "iperf3",
                 "dnsmasq-base",
-                "tshark"
+                "tshark",
+                "python3-minimal"
             ]
         );
         assert_eq!(DNSMASQ.probe, Probe::Program("dnsmasq"));

@@ -24,8 +24,12 @@ const VNICS: u32 = 20;
 const MAX_CMDLINE: usize = 1024;
 const VLAN_A: u16 = 10;
 const VLAN_B: u16 = 20;
-/// The VNIC with an explicit MAC (the others' are generated).
+/// The VNIC with an explicit MAC (the others' are generated); it also
+/// has [`RSS_QUEUES`] receive queues.
 const GIVEN_MAC: &str = "02:aa:00:00:00:20";
+const RSS_QUEUES: u32 = 2;
+/// A definition the kernel refuses (reported, no VNIC).
+const BAD_DEF: &str = "vlan:4095";
 
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
@@ -64,7 +68,7 @@ fn cmdline(config: &PeerConfig, plans: &[Plan]) -> String {
     for p in plans {
         line.push_str(&format!(" vnic.{}=", p.n));
         if p.n == 0 {
-            line.push_str(&format!("mac:{GIVEN_MAC},"));
+            line.push_str(&format!("mac:{GIVEN_MAC},queues:{RSS_QUEUES},"));
         }
         if let Some(v) = p.vlan {
             line.push_str(&format!("vlan:{v},"));
@@ -73,7 +77,13 @@ fn cmdline(config: &PeerConfig, plans: &[Plan]) -> String {
             Some(a) => line.push_str(&format!("ip:{a}/24")),
             None => line.push_str("ip:dhcp"),
         }
+        if p.n == 4 {
+            // A gateway item after ip: (cxos-net's IfConfig syntax).
+            let gw = config.vlan_ipv4(VLAN_A, 1).unwrap_or_default();
+            line.push_str(&format!(",gw={gw}"));
+        }
     }
+    line.push_str(&format!(" vnic.63={BAD_DEF}"));
     line
 }
 
@@ -126,7 +136,8 @@ fn iperf3_bps(json: &str) -> Result<f64, String> {
 /// half static, half DHCP from the namespace's dnsmasq on the TAP and its
 /// VLAN sub-interfaces) from the command line; every one answers the
 /// namespace's ping; `vnics`, `flows` (driver == adapter for every entry)
-/// and `rings` show them; `ping -I vnic<N>` goes out tagged; two stock
+/// and `rings` show them; `ping -I vnic<N>` goes out tagged; `ifconfig
+/// vnic<N>` gives one a new address; two stock
 /// iperf3 clients at once against `serve iperf3` on two VNICs (untagged
 /// and VLAN 10); `vnic delete` takes one away (it stops answering) and
 /// `vnic create` adds one from the shell; detach loses nothing.
@@ -178,6 +189,10 @@ fn run(
     let mut shell = Shell::start(session)?;
     let booted = started.elapsed();
     let serial = shell.session.serial().to_string();
+    plain_line(
+        &serial,
+        &format!("cmdline: bad value '{BAD_DEF}' for 'vnic.63', using no VNIC"),
+    )?;
     for p in &plans {
         plain_line(&serial, &format!("vnic{} ", p.n))?;
     }
@@ -232,11 +247,25 @@ fn run(
         return Err(format!("vnic1 is on VLAN {VLAN_A}: {tagged}"));
     }
     let given = plain_line(&vnics, "vnic0 ")?;
-    if !given.contains(GIVEN_MAC) {
-        return Err(format!("vnic0 has MAC {GIVEN_MAC}: {given}"));
+    if !given.contains(GIVEN_MAC) || !given.contains(&format!(" queues {RSS_QUEUES} ")) {
+        return Err(format!(
+            "vnic0 has MAC {GIVEN_MAC} and {RSS_QUEUES} queues: {given}"
+        ));
     }
     let flows = shell.ask("flows")?;
-    if flows.contains("MISMATCH") || !flows.contains("hw: ") {
+    // `<n> entries, <n> as programmed, 0 mismatched` (QUERY_FLOW_TABLE_ENTRY
+    // of every entry the driver programmed).
+    let summary = flows
+        .lines()
+        .find(|l| l.contains(" entries, "))
+        .ok_or_else(|| format!("flows has no summary:\n{flows}"))?;
+    let entries = summary.split_whitespace().next().unwrap_or("");
+    if flows.contains("MISMATCH")
+        || !summary.ends_with(&format!(
+            "{entries} entries, {entries} as programmed, 0 mismatched"
+        ))
+        || entries.parse::<u32>().unwrap_or(0) < VNICS
+    {
         return Err(format!("flows: driver and adapter disagree:\n{flows}"));
     }
     let rings = shell.ask("rings")?;
@@ -246,19 +275,17 @@ fn run(
     // cxos's own ping from a tagged VNIC to its VLAN's host side.
     let host_a = config.vlan_ipv4(VLAN_A, 1).unwrap_or_default();
     let answer = shell.ask(&format!("ping -I vnic4 {host_a} -c 2"))?;
-    plain_line(
-        &answer,
-        "2 packets transmitted, 2 received, 0% packet loss",
-    )?;
+    plain_line(&answer, "2 packets transmitted, 2 received, 0% packet loss")?;
 
     // Two stock clients at once against servers on two VNICs.
+    // vnic0 spreads over its 2 receive queues (RSS): 2 streams.
     let (first, second) = (&addrs[0], &addrs[4]);
     for (name, _) in [first, second] {
         let answer = shell.ask(&format!("serve iperf3 -I {name} -s"))?;
         plain_line(&answer, "service ")?;
     }
     let run_a = net
-        .iperf3_client_start(&first.1, &["-t", "3"])
+        .iperf3_client_start(&first.1, &["-t", "3", "-P", "2"])
         .map_err(|e| e.to_string())?;
     let run_b = net
         .iperf3_client_start(&second.1, &["-t", "3"])
@@ -266,6 +293,41 @@ fn run(
     let json_a = run_a.finish().map_err(|e| format!("{}: {e}", first.0))?;
     let json_b = run_b.finish().map_err(|e| format!("{}: {e}", second.0))?;
     let (bps_a, bps_b) = (iperf3_bps(&json_a)?, iperf3_bps(&json_b)?);
+    let services = shell.ask("serve")?;
+    for (name, _) in [first, second] {
+        if !services.contains(&format!("iperf3 -s on {name}")) {
+            return Err(format!("serve does not list {name}'s server:\n{services}"));
+        }
+    }
+    // Both servers print per-second interval lines (the kernel wakes at
+    // the apps' poll_at deadlines): at least one `[  5]   1.0x-2.0x   sec`
+    // line each (a server's boundaries follow its own start).
+    let intervals = shell
+        .session
+        .serial()
+        .lines()
+        .filter(|l| {
+            l.split_once(']')
+                .is_some_and(|(_, r)| r.trim_start().starts_with("1.0") && r.contains(" sec "))
+        })
+        .count();
+    if intervals < 2 {
+        return Err(format!(
+            "{intervals} iperf3 interval lines for the second second from two servers"
+        ));
+    }
+
+    // A new static address for a running VNIC (`ifconfig vnic<N> ...`).
+    let moved = config.vlan_ipv4(VLAN_B, 42).unwrap_or_default();
+    let answer = shell.ask(&format!("ifconfig vnic2 {moved}/24"))?;
+    let status = plain_line(&answer, "vnic2 ")?;
+    if !status.contains(&format!(" {moved}/24")) {
+        return Err(format!("ifconfig vnic2: {status}"));
+    }
+    let bad = ping_all(net, &[("vnic2".into(), moved.clone())])?;
+    if !bad.is_empty() {
+        return Err(format!("after ifconfig vnic2: {}", bad.join("\n")));
+    }
 
     // Delete one: it stops answering; create one from the shell.
     let last = &addrs[(VNICS - 1) as usize];
@@ -285,10 +347,23 @@ fn run(
     plain_line(&answer, &format!("vnic{}: created ", VNICS - 1))?;
     let bad = ping_all(net, &[("new".into(), fresh.clone())])?;
     if !bad.is_empty() {
-        return Err(format!("the VNIC created from the shell: {}", bad.join("\n")));
+        return Err(format!(
+            "the VNIC created from the shell: {}",
+            bad.join("\n")
+        ));
     }
+    // Refused: a (MAC, VLAN) another VNIC has, and a bad definition.
+    let answer = shell.ask(&format!("vnic create mac:{GIVEN_MAC},ip:none"))?;
+    plain_line(&answer, &format!("vnic: vnic{VNICS} not created: "))?;
+    let answer = shell.ask("vnic create vlan:5000")?;
+    plain_line(&answer, "vnic: ")?;
     let list = shell.ask("vnic list")?;
-    if list.lines().filter(|l| l.starts_with("vnic")).count() != VNICS as usize {
+    if list
+        .lines()
+        .filter(|l| l.starts_with("vnic") && l.ends_with(" up"))
+        .count()
+        != VNICS as usize
+    {
         return Err(format!("vnic list:\n{list}"));
     }
 
@@ -329,7 +404,7 @@ mod tests {
         let line = cmdline(&config, &p);
         assert!(line.len() < MAX_CMDLINE, "{}", line.len());
         assert!(line.starts_with(
-            "net.0=10.33.0.2/24 vnic.0=mac:02:aa:00:00:00:20,ip:10.33.0.20/24 vnic.1=vlan:10,ip:dhcp"
+            "net.0=10.33.0.2/24 vnic.0=mac:02:aa:00:00:00:20,queues:2,ip:10.33.0.20/24 vnic.1=vlan:10,ip:dhcp"
         ));
         assert_eq!(
             leased("vnic3: dhcp lease 10.33.0.150/24 gw none from 10.33.0.1 for 120 s").as_deref(),

@@ -74,15 +74,17 @@ pub fn attach(addr: PciAddress) -> Result<(), String> {
 #[cfg(feature = "mlx5")]
 pub use crate::mlx5nic::PortReport;
 
-/// What `rings` and `stats` show (without the mlx5 driver: no adapters).
+/// What `rings`, `stats` and `flows` show (without the mlx5 driver: no
+/// adapters).
 #[cfg(not(feature = "mlx5"))]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PortReport {
     Rings,
     Stats,
+    Flows,
 }
 
-/// `rings` / `stats` for every port (or the one at `only`); `Err` when
+/// `rings` / `stats` / `flows` for every port (or the one at `only`); `Err` when
 /// there is no such adapter.
 pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Result<String, String> {
     #[cfg(feature = "mlx5")]
