@@ -6,38 +6,14 @@
 
 mod common;
 
+use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxError};
-use mlx5::Adapter;
-use mlx5::eth::{EthConfig, EthPort, Resources, RqChoice};
+use mlx5::eth::{EthConfig, RqChoice};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
-type Port = EthPort<Adapter<SimPlatform>>;
-
 const MODES: [Mode; 2] = [Mode::Synchronous, Mode::Threaded];
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
-
-fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
-    let a = match Adapter::attach(sim.clone(), common::config()) {
-        Ok(a) => a,
-        Err(f) => panic!("attach failed: {}", f.error),
-    };
-    let r = Resources::of(&a).expect("resources");
-    match EthPort::open(a, r, cfg) {
-        Ok(p) => p,
-        Err(f) => panic!("open failed: {}", f.error),
-    }
-}
-
-fn close(port: Port, sim: &SimPlatform, dma_before: (usize, usize)) {
-    let (a, rep) = port.close();
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
-}
 
 /// A test frame: dst, src, ethertype, then seq (4 bytes) and a pattern.
 fn fill(b: &mut [u8], dst: [u8; 6], src: [u8; 6], seq: u32) {

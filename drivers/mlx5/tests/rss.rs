@@ -7,36 +7,12 @@
 mod common;
 
 use common::pkt::{self, KINDS, Kind, TCP};
+use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, RxMeta, TxMeta};
-use mlx5::Adapter;
-use mlx5::eth::{EthConfig, EthPort, Resources};
+use mlx5::eth::EthConfig;
 use mlx5::rss::{self, toeplitz};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
-
-type Port = EthPort<Adapter<SimPlatform>>;
-
-fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
-    let a = match Adapter::attach(sim.clone(), common::config()) {
-        Ok(a) => a,
-        Err(f) => panic!("attach failed: {}", f.error),
-    };
-    let r = Resources::of(&a).expect("resources");
-    match EthPort::open(a, r, cfg) {
-        Ok(p) => p,
-        Err(f) => panic!("open failed: {}", f.error),
-    }
-}
-
-fn close(port: Port, sim: &SimPlatform, dma_before: (usize, usize)) {
-    let (a, rep) = port.close();
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
-}
 
 /// Flow `i` of `kind`: addresses and ports vary with `i`.
 fn flow(kind: Kind, dst: [u8; 6], src: [u8; 6], i: u32) -> Vec<u8> {

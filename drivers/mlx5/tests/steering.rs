@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::{Port, close_port as close};
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::Mac;
@@ -12,8 +13,6 @@ use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::flow::FlowError;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
-
-type Port = EthPort<Adapter<SimPlatform>>;
 
 fn open(sim: &SimPlatform) -> Port {
     let a = match Adapter::attach(sim.clone(), common::config()) {
@@ -25,16 +24,6 @@ fn open(sim: &SimPlatform) -> Port {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }
-}
-
-fn close(port: Port, sim: &SimPlatform, dma_before: (usize, usize)) {
-    let (a, rep) = port.close();
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
 }
 
 /// A frame to `dst` (tagged with `vlan` when given) of `len` bytes.

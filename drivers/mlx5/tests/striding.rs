@@ -6,14 +6,13 @@
 
 mod common;
 
+use common::{Port, close_port as close};
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::eth::{EthConfig, EthPort, Resources, RqChoice};
 use mlx5::rq::RqKind;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
-
-type Port = EthPort<Adapter<SimPlatform>>;
 
 fn attach(sim: &SimPlatform) -> (Adapter<SimPlatform>, Resources) {
     let a = match Adapter::attach(sim.clone(), common::config()) {
@@ -30,16 +29,6 @@ fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }
-}
-
-fn close(port: Port, sim: &SimPlatform, dma_before: (usize, usize)) {
-    let (a, rep) = port.close();
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
 }
 
 fn fill(b: &mut [u8], dst: [u8; 6], seq: u32) {

@@ -74,3 +74,31 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The port type every hosted data path test drives.
+pub type Port = mlx5::eth::EthPort<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>;
+
+/// Attach the driver to `sim` and open its port with `cfg`.
+pub fn open_port(sim: &mlx5_sim::harness::SimPlatform, cfg: mlx5::eth::EthConfig) -> Port {
+    let a = match mlx5::Adapter::attach(sim.clone(), config()) {
+        Ok(a) => a,
+        Err(f) => panic!("attach failed: {}", f.error),
+    };
+    let r = mlx5::eth::Resources::of(&a).expect("resources");
+    match mlx5::eth::EthPort::open(a, r, cfg) {
+        Ok(p) => p,
+        Err(f) => panic!("open failed: {}", f.error),
+    }
+}
+
+/// Close the port and detach: no errors, every DMA byte back to
+/// `dma_before`, no sanitizer violation.
+pub fn close_port(port: Port, sim: &mlx5_sim::harness::SimPlatform, dma_before: (usize, usize)) {
+    let (a, rep) = port.close();
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    let v = sim.sanitizer_violations();
+    assert!(v.is_empty(), "sanitizer violations: {v:?}");
+}
