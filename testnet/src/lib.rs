@@ -23,7 +23,7 @@
 mod netns;
 mod tools;
 
-pub use netns::{Capture, Netns, unique_ifname};
+pub use netns::{Capture, DhcpRange, Netns, unique_ifname};
 pub use tools::{Tool, is_root, require_tools};
 
 use std::fmt;

@@ -309,6 +309,18 @@ impl Netns {
         mask: &str,
         lease_secs: u32,
     ) -> Result<u32> {
+        let range = DhcpRange {
+            ifname: ifname.into(),
+            first: first.into(),
+            last: last.into(),
+            mask: mask.into(),
+        };
+        self.start_dnsmasq_ranges(&[range], lease_secs)
+    }
+
+    /// One `dnsmasq` serving several interfaces' ranges (a second instance
+    /// could not bind the DHCP port), as [`Netns::start_dnsmasq`].
+    pub fn start_dnsmasq_ranges(&self, ranges: &[DhcpRange], lease_secs: u32) -> Result<u32> {
         let leases = self.dir.join("dnsmasq.leases");
         let pid = self.dir.join("dnsmasq.pid");
         let mut c = self.command("dnsmasq");
@@ -325,11 +337,19 @@ impl Netns {
             "--log-facility=-",
             "--user=root",
             "--group=root",
+            // No ICMP probe of an address before offering it: with many
+            // clients at once the probes queue up (seconds each).
+            "--no-ping",
         ])
-        .arg(format!("--interface={ifname}"))
-        .arg(format!("--dhcp-range={first},{last},{mask},{lease_secs}"))
         .arg(format!("--dhcp-leasefile={}", leases.display()))
         .arg(format!("--pid-file={}", pid.display()));
+        for r in ranges {
+            c.arg(format!("--interface={}", r.ifname));
+            c.arg(format!(
+                "--dhcp-range={},{},{},{lease_secs}",
+                r.first, r.last, r.mask
+            ));
+        }
         let pid = self.spawn("dnsmasq", c)?;
         self.wait_for_log("dnsmasq", "DHCP, IP range", READY_TIMEOUT)?;
         Ok(pid)
@@ -535,4 +555,13 @@ mod tests {
         assert!(a.starts_with("tap"), "{a}");
         assert!(a.len() <= 15 && b.len() <= 15, "{a} {b}");
     }
+}
+
+/// An IPv4 range dnsmasq leases on one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpRange {
+    pub ifname: String,
+    pub first: String,
+    pub last: String,
+    pub mask: String,
 }

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use cxos_testnet::{Capture, Netns};
+pub use cxos_testnet::{Capture, DhcpRange, Netns};
 
 use crate::sim_device::SimOptions;
 
@@ -185,47 +185,25 @@ impl PeerNetwork {
     /// instance could not bind the DHCP port), leases in the same file as
     /// cxos-testnet's (so [`PeerNetwork::dhcp_leases`] reads them).
     fn start_dnsmasq_vlans(&self, lease: u32) -> Result<(), PeerError> {
-        let dir = self.ns.dir();
-        let mut c = self.ns.command("dnsmasq");
-        c.args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=0",
-            "--bind-interfaces",
-            "--except-interface=lo",
-            "--dhcp-authoritative",
-            "--log-dhcp",
-            "--log-facility=-",
-            "--user=root",
-            "--group=root",
-            // No ICMP probe of an address before offering it: with many
-            // clients at once the probes queue up (seconds each).
-            "--no-ping",
-        ])
-        .arg(format!("--interface={TAP}"))
-        .arg(format!(
-            "--dhcp-range={},{},255.255.255.0,{lease}",
-            self.config.ipv4(100),
-            self.config.ipv4(199)
-        ))
-        .arg(format!(
-            "--dhcp-leasefile={}",
-            dir.join("dnsmasq.leases").display()
-        ))
-        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
-        for (id, [a, b, n]) in &self.config.vlans {
-            c.arg(format!("--interface={}", vlan_ifname(*id)));
-            c.arg(format!(
-                "--dhcp-range={a}.{b}.{n}.100,{a}.{b}.{n}.199,255.255.255.0,{lease}"
-            ));
+        let range = |ifname: String, a: [u8; 3]| DhcpRange {
+            ifname,
+            first: format!("{}.{}.{}.100", a[0], a[1], a[2]),
+            last: format!("{}.{}.{}.199", a[0], a[1], a[2]),
+            mask: "255.255.255.0".into(),
+        };
+        let mut ranges = vec![DhcpRange {
+            ifname: TAP.into(),
+            first: self.config.ipv4(100),
+            last: self.config.ipv4(199),
+            mask: "255.255.255.0".into(),
+        }];
+        for (id, net) in &self.config.vlans {
+            ranges.push(range(vlan_ifname(*id), *net));
         }
-        self.ns.spawn("dnsmasq", c).map_err(failed)?;
         self.ns
-            .wait_for_log("dnsmasq", "DHCP, IP range", Duration::from_secs(10))
-            .map_err(failed)?;
-        Ok(())
+            .start_dnsmasq_ranges(&ranges, lease)
+            .map(|_| ())
+            .map_err(failed)
     }
 
     /// The namespace (run more tools in it with `netns().command(..)`).
