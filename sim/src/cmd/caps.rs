@@ -9,7 +9,7 @@
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::personality::Personality;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -350,7 +350,7 @@ fn own_function(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn query_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_hca_cap(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, QUERY_OUT)?;
     own_function(inp)?;
     let op_mod = crate::bits::be16(inp, 6);
@@ -367,7 +367,7 @@ pub fn query_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
     Ok(())
 }
 
-fn apply_set(dev: &mut Device, inp: &[u8]) -> Result<(), CmdError> {
+fn apply_set(dev: &mut Function, inp: &[u8]) -> Result<(), CmdError> {
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod & 1 != 0 {
         return Err(syn::BAD_OP_MOD);
@@ -388,7 +388,7 @@ fn apply_set(dev: &mut Device, inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn set_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn set_hca_cap(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, CAP_OFFSET + CAP_BYTES, MIN_OUT)?;
     own_function(inp)?;
     if dev.hca.initialized {

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// `MLX5_FLOW_TABLE_TYPE_NIC_RX`.
@@ -452,7 +452,7 @@ fn own_nic_rx(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn nic_rx_cap(dev: &Device, fld: F) -> u64 {
+fn nic_rx_cap(dev: &Function, fld: F) -> u64 {
     let caps = dev
         .caps
         .current(super::caps::cap_type::NIC_FLOW_TABLE)
@@ -478,7 +478,7 @@ mod ftc {
 
 /// The miss table a `flow_table_context` at byte `at` asks for, checked
 /// against the table's `level`.
-fn miss_of(dev: &Device, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>, CmdError> {
+fn miss_of(dev: &Function, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>, CmdError> {
     let c = |fld: F| fld.at(at);
     match get(inp, c(ftc::MISS_ACTION)) {
         0 => {
@@ -500,7 +500,7 @@ fn miss_of(dev: &Device, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>
 }
 
 /// Tables that forward or miss to `id` (entries' destinations, miss ids).
-fn referenced(dev: &Device, id: u32) -> bool {
+fn referenced(dev: &Function, id: u32) -> bool {
     dev.nic.flow.tables.values().any(|t| {
         t.miss == Some(id)
             || t.entries
@@ -510,7 +510,7 @@ fn referenced(dev: &Device, id: u32) -> bool {
 }
 
 /// CREATE_FLOW_TABLE (`create_flow_table_in`: table_type bit 0x80, context at 0x18).
-pub fn create_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create_table(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::FT_CTX + 0x28, MIN_OUT)?;
     reserved(
         inp,
@@ -559,7 +559,7 @@ pub fn create_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 
 /// MODIFY_FLOW_TABLE (`modify_flow_table_in`: modify_field_select bit
 /// 0x70, table_id 0xa8, context at 0x18): the miss action and table only.
-pub fn modify_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn modify_table(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::FT_CTX + 0x28, MIN_OUT)?;
     reserved(
         inp,
@@ -585,7 +585,7 @@ pub fn modify_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 /// forwards or misses to. Destroying the root table leaves the NIC_RX root
 /// unset (every frame then misses), as drivers that never disconnect the
 /// root rely on.
-pub fn destroy_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn destroy_table(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x18, MIN_OUT)?;
     reserved(
         inp,
@@ -609,7 +609,7 @@ pub fn destroy_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 
 /// CREATE_FLOW_GROUP (`create_flow_group_in`: table_id 0xa8, start 0xe0,
 /// end 0x120, match_criteria_enable 0x1f8, criteria at byte 0x40).
-pub fn create_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create_group(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::FG_CRITERIA + MATCH_PARAM, MIN_OUT)?;
     reserved(
         inp,
@@ -669,7 +669,7 @@ pub fn create_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 
 /// DESTROY_FLOW_GROUP (`destroy_flow_group_in`: table_id 0xa8, group_id
 /// 0xc0): refused while the group has entries.
-pub fn destroy_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn destroy_group(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x1c, MIN_OUT)?;
     reserved(
         inp,
@@ -719,7 +719,7 @@ mod fc {
 
 /// Parse and check the flow context of a SET_FLOW_TABLE_ENTRY for table
 /// `level` (the match value is read and checked by the caller).
-fn parse_entry(dev: &Device, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
+fn parse_entry(dev: &Function, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
     let c = |fld: F| fld.at(layout::FTE_CTX);
     super::reserved_in(inp, layout::FTE_CTX, &fc::RESERVED)?;
     super::reserved_in(inp, layout::FTE_CTX, &fc::TAIL)?;
@@ -787,7 +787,7 @@ fn parse_entry(dev: &Device, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
 }
 
 /// Take (`up`) or drop the references an entry holds on TIRs and counters.
-fn account(dev: &mut Device, e: &Entry, up: bool) {
+fn account(dev: &mut Function, e: &Entry, up: bool) {
     for d in &e.dests {
         if let Dest::Tir(t) = d
             && let Some(tir) = dev.nic.tirs.get_mut(*t)
@@ -812,7 +812,7 @@ fn account(dev: &mut Device, e: &Entry, up: bool) {
 
 /// SET_FLOW_TABLE_ENTRY (`set_fte_in`: op_mod 0 create / 1 modify,
 /// table_id 0xa8, flow_index 0x100, flow_context at byte 0x40).
-pub fn set_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn set_entry(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::FTE_DEST, MIN_OUT)?;
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod > 1 {
@@ -882,7 +882,7 @@ pub fn set_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cmd
 }
 
 /// DELETE_FLOW_TABLE_ENTRY (`delete_fte_in`: table_id 0xa8, flow_index 0x100).
-pub fn delete_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn delete_entry(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x24, MIN_OUT)?;
     reserved(
         inp,
@@ -914,7 +914,7 @@ pub fn delete_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 /// QUERY_FLOW_TABLE_ENTRY (`query_fte_in`: table_type 0x80, table_id 0xa8,
 /// flow_index 0x100; `query_fte_out`: flow_context at byte 0x40 with its
 /// destination and counter lists).
-pub fn query_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_entry(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x40, layout::FTE_DEST)?;
     reserved(
         inp,
@@ -963,7 +963,7 @@ pub fn query_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), C
 
 /// SET_FLOW_TABLE_ROOT (`set_flow_table_root_in`: op_mod 0 connect /
 /// 1 disconnect, table_id 0xa8, underlay_qpn 0xc8).
-pub fn set_root(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn set_root(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x20, MIN_OUT)?;
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod > 1 {
@@ -1006,7 +1006,7 @@ pub fn set_root(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 /// ALLOC_FLOW_COUNTER (`alloc_flow_counter_in`: flow_counter_bulk_log_size
 /// bit 0x53, flow_counter_bulk 0x58; out: flow_counter_id at bit 0x40).
 /// One counter per command (bulk allocation is not offered).
-pub fn alloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn alloc_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x13)])?;
     if get(inp, f(0x53, 5)) != 0 || get(inp, f(0x58, 8)) != 0 {
@@ -1026,7 +1026,7 @@ pub fn alloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 
 /// DEALLOC_FLOW_COUNTER (`dealloc_flow_counter_in`: flow_counter_id bit
 /// 0x40): refused while an entry counts into it.
-pub fn dealloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn dealloc_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x60, 0x20)])?;
     let id = get(inp, f(0x40, 0x20)) as u32;
@@ -1043,7 +1043,7 @@ pub fn dealloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(
 /// QUERY_FLOW_COUNTER (`query_flow_counter_in`: clear bit 0xc0,
 /// num_of_counters 0xd0 (0 means one), flow_counter_id 0xe0; out:
 /// `traffic_counter` {packets, octets} per counter from byte 0x10).
-pub fn query_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x20, 0x20)?;
     reserved(inp, &[f(0x40, 0x80), f(0xc1, 0xf)])?;
     let clear = get(inp, f(0xc0, 1)) != 0;
@@ -1075,7 +1075,7 @@ pub fn query_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 /// Forget every table and counter (teardown); TIR use counts go with the TIRs.
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     dev.nic.flow.clear();
 }
 

@@ -4,7 +4,7 @@
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{f, get, put_be16, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// The function's life-cycle state.
@@ -35,7 +35,7 @@ fn own_function(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn enable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn enable(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     own_function(inp)?;
     if dev.hca.enabled {
@@ -45,7 +45,7 @@ pub fn enable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-pub fn disable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn disable(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     own_function(inp)?;
     dev.end_function(true);
@@ -55,7 +55,7 @@ pub fn disable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 /// `query_issi_out`: current_issi at bit 0x50, supported_issi_dw0 at byte 0x6c.
 pub const QUERY_ISSI_OUT: usize = 0x70;
 
-pub fn query_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_issi(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, QUERY_ISSI_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     put_be16(out, 0x0a, dev.hca.issi);
@@ -63,7 +63,7 @@ pub fn query_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
     Ok(())
 }
 
-pub fn set_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn set_issi(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x10), f(0x60, 0x20)])?;
     if dev.hca.initialized {
@@ -78,7 +78,7 @@ pub fn set_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// INIT_HCA (`init_hca_in`): needs every boot and init page the model asked for.
-pub fn init(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn init(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x20)])?;
     if dev.hca.initialized {
@@ -93,7 +93,7 @@ pub fn init(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError
 }
 
 /// TEARDOWN_HCA (`teardown_hca_in`: profile at bit 0x50; out: state at bit 0x7f).
-pub fn teardown(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn teardown(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x10), f(0x60, 0x20)])?;
     let profile = get(inp, f(0x50, 0x10)) as u16;
@@ -111,7 +111,7 @@ pub fn teardown(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 
 /// Destroy every object the function created (TEARDOWN_HCA, DISABLE_HCA,
 /// reset), revoking the driver memory they used.
-pub fn teardown_objects(dev: &mut Device) {
+pub fn teardown_objects(dev: &mut Function) {
     crate::datapath::teardown(dev);
     super::eq::destroy_all(dev);
     dev.uars.clear();
@@ -122,7 +122,7 @@ pub fn teardown_objects(dev: &mut Device) {
 }
 
 /// `set_driver_version_in`: 64 bytes of text at byte 0x10.
-pub fn set_driver_version(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn set_driver_version(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x50, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let raw = &inp[0x10..0x50];
@@ -136,7 +136,7 @@ pub fn set_driver_version(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Resul
 /// block byte 0x20 (208 bytes), psid at block byte 0xf0 (16 bytes).
 pub const QUERY_ADAPTER_OUT: usize = 0x110;
 
-pub fn query_adapter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_adapter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, QUERY_ADAPTER_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let blk = 0x10;

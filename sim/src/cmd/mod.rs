@@ -23,7 +23,7 @@ pub mod vport;
 pub mod wq;
 
 use crate::bits::{all_zero, be16, f};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// Opcodes (`MLX5_CMD_OP_*`, mlx5_ifc.h).
@@ -158,7 +158,7 @@ fn needs(opcode: u16) -> Needs {
 }
 
 /// Execute one delivered command.
-pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn execute(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let opcode = be16(inp, 0);
     // uid (bits 0x10..0x20) is reserved for this model (no user contexts),
     // bits 0x20..0x30 are reserved in every command header.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{f, get, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// The reserved lkey: data segments carrying it use bus addresses directly.
@@ -49,7 +49,7 @@ fn alloc_in(set: &mut BTreeSet<u32>, first: u32, log_max: u64) -> Option<u32> {
 }
 
 /// ALLOC_PD: pd at out bit 0x48.
-pub fn alloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn alloc_pd(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let log_max = dev.caps.general(super::caps::hca_cap::LOG_MAX_PD);
@@ -59,7 +59,7 @@ pub fn alloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// DEALLOC_PD: pd at in bit 0x48.
-pub fn dealloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn dealloc_pd(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let pd = get(inp, f(0x48, 0x18)) as u32;
@@ -73,7 +73,7 @@ pub fn dealloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
 }
 
 /// ALLOC_TRANSPORT_DOMAIN: transport_domain at out bit 0x48.
-pub fn alloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn alloc_td(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let log_max = dev
@@ -85,7 +85,7 @@ pub fn alloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// DEALLOC_TRANSPORT_DOMAIN: transport_domain at in bit 0x48.
-pub fn dealloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn dealloc_td(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let td = get(inp, f(0x48, 0x18)) as u32;

@@ -6,8 +6,8 @@
 
 use super::{MIN_IN, need, reserved};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
-use crate::port::{LOCAL_PORT, MIN_MTU};
+use crate::function::Function;
+use crate::phys_port::{LOCAL_PORT, MIN_MTU};
 use crate::syndrome::{self as syn, CmdError};
 
 /// Register ids (`MLX5_REG_*`, driver.h).
@@ -76,7 +76,7 @@ pub mod pmlp {
 
 const LOCAL_PORT_F: F = f(0x8, 8);
 
-pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn access(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_IN)?;
     reserved(inp, &[f(0x40, 0x10)])?;
     let id = get(inp, f(0x50, 0x10)) as u16;
@@ -111,7 +111,7 @@ pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     }
     let o = &mut out[DATA..DATA + size];
     set(o, LOCAL_PORT_F, LOCAL_PORT as u64);
-    let p = &dev.port;
+    let p = &dev.phys_port;
     match id {
         reg_id::PAOS => {
             set(
@@ -159,33 +159,33 @@ pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-fn write_paos(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_paos(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     if get(data, paos::EE) != 0 {
         let e = get(data, paos::E);
         if e > 2 {
             return Err(syn::REG_VALUE);
         }
-        dev.port.event_enable = e as u8;
+        dev.phys_port.event_enable = e as u8;
     }
     if get(data, paos::ASE) != 0 {
         let admin = get(data, paos::ADMIN_STATUS);
         if admin != paos::UP && admin != paos::DOWN {
             return Err(syn::REG_VALUE);
         }
-        let before = dev.port.oper_up();
-        dev.port.admin_up = admin == paos::UP;
+        let before = dev.phys_port.oper_up();
+        dev.phys_port.admin_up = admin == paos::UP;
         crate::cmd::port_regs::link_changed(dev, before);
     }
     Ok(())
 }
 
-fn write_ptys(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_ptys(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     if get(data, ptys::PROTO_MASK) & ptys::EN == 0 {
         return Err(syn::REG_VALUE);
     }
     let admin = get(data, ptys::ETH_PROTO_ADMIN) as u32;
     let ext_admin = get(data, ptys::EXT_ETH_PROTO_ADMIN) as u32;
-    let p = &mut dev.port;
+    let p = &mut dev.phys_port;
     if admin & !p.eth_proto_cap != 0
         || ext_admin & !p.ext_eth_proto_cap != 0
         || (admin == 0 && ext_admin == 0)
@@ -213,19 +213,19 @@ fn write_ptys(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn write_pmtu(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_pmtu(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     let mtu = get(data, pmtu::ADMIN_MTU) as u16;
-    if !(MIN_MTU..=dev.port.max_mtu).contains(&mtu) {
+    if !(MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu) {
         return Err(syn::PMTU_VALUE);
     }
-    dev.port.admin_mtu = mtu;
+    dev.phys_port.admin_mtu = mtu;
     Ok(())
 }
 
 /// Raise a port-change EQE if the operational state differs from `before`
 /// (`struct mlx5_eqe_port_state`: port number in bits 7:4 of data byte 8).
-pub fn link_changed(dev: &mut Device, before: bool) {
-    let now = dev.port.oper_up();
+pub fn link_changed(dev: &mut Function, before: bool) {
+    let now = dev.phys_port.oper_up();
     if now == before {
         return;
     }

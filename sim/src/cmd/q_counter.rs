@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{f, get, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// `query_q_counter_out` length (0x100 bytes: through reserved_at_6e0).
@@ -40,7 +40,7 @@ impl QCounters {
 
 /// ALLOC_Q_COUNTER: counter_set_id at out bit 0x58. Set 0 is the
 /// function's default set and never handed out.
-pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn alloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let max = dev.caps.general(super::caps::hca_cap::MAX_QP_CNT).min(255) as u8;
@@ -53,7 +53,7 @@ pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
 }
 
 /// DEALLOC_Q_COUNTER: counter_set_id at in bit 0x58.
-pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn dealloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x18), f(0x60, 0x20)])?;
     let id = get(inp, f(0x58, 8)) as u8;
@@ -68,7 +68,7 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 
 /// QUERY_Q_COUNTER (`query_q_counter_in`: other_vport 0x40, clear 0xc0,
 /// aggregate 0xc1, counter_set_id 0xf8; input 0x20 bytes).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, 0x20, QUERY_OUT)?;
     reserved(
         inp,

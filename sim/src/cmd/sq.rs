@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::wq::{self, Wq};
 use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Revoked;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -114,7 +114,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_SQ.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + sqc::WQ;
     need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
@@ -192,7 +192,7 @@ pub fn transition_allowed(from: u8, to: u8) -> bool {
 
 /// MODIFY_SQ: `sq_state` (bit 0x40) must be the current state; the new
 /// state is `ctx.state`. No field is modifiable through modify_bitmask.
-pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn modify(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, layout::CTX + sqc::WQ, MIN_OUT)?;
     reserved(inp, &[f(0x44, 4), f(0x60, 0x20), f(0xc0, 0x40)])?;
     if get(inp, f(0x80, 0x40)) != 0 {
@@ -217,7 +217,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-fn release(dev: &mut Device, sq: &Sq, why: Revoked) {
+fn release(dev: &mut Function, sq: &Sq, why: Revoked) {
     sq.wq.revoke(dev, why);
     if let Some(cq) = dev.nic.cqs.get_mut(sq.cqn) {
         cq.users = cq.users.saturating_sub(1);
@@ -225,7 +225,7 @@ fn release(dev: &mut Device, sq: &Sq, why: Revoked) {
 }
 
 /// DESTROY_SQ (`destroy_sq_in`: sqn at bit 0x48).
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn destroy(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let sqn = get(inp, f(0x48, 0x18)) as u32;
@@ -237,7 +237,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     Ok(())
 }
 
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     let sqs = std::mem::take(&mut dev.nic.sqs.map);
     for sq in sqs.values() {
         release(dev, sq, Revoked::Disabled);
@@ -246,7 +246,7 @@ pub fn destroy_all(dev: &mut Device) {
 }
 
 /// QUERY_SQ (`query_sq_out`: context at 0x20).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + sqc::WQ;
     need(inp, out, MIN_IN, wq_at + wq::wqc::PAS)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;

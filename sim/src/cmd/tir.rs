@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// First TIRN handed out.
@@ -122,7 +122,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_TIR.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, CTX + 0x58, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
     reserved_in(inp, CTX, &tirc::RESERVED)?;
@@ -189,7 +189,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// DESTROY_TIR (`destroy_tir_in`: tirn at bit 0x48): refused while a flow
 /// entry forwards to it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn destroy(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let tirn = get(inp, f(0x48, 0x18)) as u32;
@@ -218,7 +218,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 
 /// The hashing of an indirect TIR: Toeplitz over the outer selector's
 /// fields (inline_rqn, the inner selector and symmetric hashing unused).
-fn indirect(dev: &Device, inp: &[u8]) -> Result<RxHash, CmdError> {
+fn indirect(dev: &Function, inp: &[u8]) -> Result<RxHash, CmdError> {
     if get(inp, ctx(tirc::INLINE_RQN)) != 0 {
         return Err(syn::QUEUE_FEATURE);
     }

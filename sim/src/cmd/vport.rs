@@ -6,7 +6,7 @@
 
 use super::{MIN_IN, MIN_OUT, need, reserved};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::personality::Personality;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -114,7 +114,7 @@ fn own_vport(inp: &[u8]) -> Result<(), CmdError> {
 
 /// QUERY_VPORT_STATE: admin_state at out bit 0x78, state at 0x7c
 /// (0 down, 1 up; admin 2 = follow the uplink).
-pub fn query_state(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_state(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, MIN_OUT)?;
     // op_mod: 0 vNIC vport, 1 e-switch vport, 2 uplink: one and the same port here.
     if crate::bits::be16(inp, 6) > 2 {
@@ -123,7 +123,7 @@ pub fn query_state(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), C
     own_vport(inp)?;
     reserved(inp, &[f(0x60, 0x20)])?;
     set(out, f(0x78, 4), 2);
-    set(out, f(0x7c, 4), dev.port.oper_up() as u64);
+    set(out, f(0x7c, 4), dev.phys_port.oper_up() as u64);
     Ok(())
 }
 
@@ -139,7 +139,7 @@ fn mac_entry(buf: &mut [u8], at: usize, mac: &[u8; 6]) {
 /// QUERY_NIC_VPORT_CONTEXT (`query_nic_vport_context_in`: allowed_list_type
 /// at bit 0x65). List entries are written as far as the output has room;
 /// allowed_list_size always tells the full count.
-pub fn query_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query_context(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MIN_IN, QUERY_OUT)?;
     own_vport(inp)?;
     reserved(inp, &[f(0x60, 5), f(0x68, 0x18)])?;
@@ -197,7 +197,7 @@ pub fn query_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 /// MODIFY_NIC_VPORT_CONTEXT.
-pub fn modify_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn modify_context(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     need(inp, out, MODIFY_IN, MIN_OUT)?;
     own_vport(inp)?;
     reserved(
@@ -217,7 +217,7 @@ pub fn modify_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<()
     let c = |fld: F| fld.at(MODIFY_CTX);
     // Validate everything before changing anything.
     let mtu = get(inp, c(ctx::MTU)) as u16;
-    if get(inp, select::MTU) != 0 && !(crate::port::MIN_MTU..=dev.port.max_mtu).contains(&mtu) {
+    if get(inp, select::MTU) != 0 && !(crate::phys_port::MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu) {
         return Err(syn::VPORT_MTU);
     }
     if get(inp, select::MIN_INLINE) != 0 && get(inp, c(ctx::MIN_WQE_INLINE_MODE)) > 4 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::reserved;
 use crate::bits::{F, be64, f, get, put_be64, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
@@ -89,7 +89,7 @@ impl Wq {
     }
 
     /// Grant the ring pages and the doorbell record.
-    pub fn grant(&self, dev: &mut Device) {
+    pub fn grant(&self, dev: &mut Function) {
         let bytes = 1u64 << (self.log_stride + self.log_size);
         for a in self.pas.iter() {
             dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::WqBuffer);
@@ -97,7 +97,7 @@ impl Wq {
         dev.bus.san.grant(self.dbr, 8, Purpose::DoorbellRecord);
     }
 
-    pub fn revoke(&self, dev: &mut Device, why: Revoked) {
+    pub fn revoke(&self, dev: &mut Function, why: Revoked) {
         for a in self.pas.iter() {
             dev.bus.san.revoke(*a, why);
         }
@@ -142,7 +142,7 @@ impl Wq {
 /// `rq` whether it is a receive queue (which may be striding, on parts
 /// whose `striding_rq` capability says so).
 pub fn parse(
-    dev: &Device,
+    dev: &Function,
     inp: &[u8],
     at: usize,
     strides: std::ops::RangeInclusive<u8>,

@@ -13,7 +13,7 @@
 
 use super::frame::{Headers, L3, L4};
 use crate::cmd::tir::{RxHash, Tir, sel};
-use crate::device::Device;
+use crate::function::Function;
 
 /// Toeplitz hash of `input` under `key` (the key must be at least
 /// `input.len() + 4` bytes: 40 bytes cover 36 bytes of IPv6 4-tuple).
@@ -66,7 +66,7 @@ fn input(f: &[u8], hd: &Headers, h: &RxHash, buf: &mut [u8; 36]) -> (usize, u8) 
 }
 
 /// The RQ a frame steered to `tir` goes to, with the CQE's (hash, type).
-pub fn select(dev: &Device, tir: &Tir, f: &[u8], hd: &Headers) -> Option<(u32, (u32, u8))> {
+pub fn select(dev: &Function, tir: &Tir, f: &[u8], hd: &Headers) -> Option<(u32, (u32, u8))> {
     let Some(h) = &tir.hash else {
         return Some((tir.rqn, (0, 0)));
     };

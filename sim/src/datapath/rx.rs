@@ -26,7 +26,7 @@ use crate::cmd::cq::{self, CQE_SIZE, cqe};
 use crate::cmd::pd::RESERVED_LKEY;
 use crate::cmd::sq::{STATE_ERR, STATE_RDY};
 use crate::cmd::wq::Wq;
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Purpose;
 
 use super::csum;
@@ -39,17 +39,17 @@ const DS: usize = 16;
 const MAX_STRIDE: usize = 64;
 
 /// Take one frame from the wire.
-pub fn receive(dev: &mut Device, f: &[u8]) {
+pub fn receive(dev: &mut Function, f: &[u8]) {
     let stats = &mut dev.nic.wire.stats;
     stats.rx_frames += 1;
     stats.rx_bytes += f.len() as u64;
-    if !dev.port.oper_up() {
+    if !dev.phys_port.oper_up() {
         stats.rx_dropped_link_down += 1;
         return;
     }
     // The MAC accepts frames up to the port's largest MTU plus an Ethernet
     // header and one VLAN tag.
-    if f.len() < ETH_HLEN || f.len() > dev.port.max_mtu as usize + ETH_HLEN + 4 {
+    if f.len() < ETH_HLEN || f.len() > dev.phys_port.max_mtu as usize + ETH_HLEN + 4 {
         stats.rx_dropped_bad_length += 1;
         return;
     }
@@ -103,7 +103,7 @@ pub fn vport_accepts(v: &crate::cmd::vport::Vport, f: &[u8]) -> bool {
 }
 
 /// The receive counter from the RQ's doorbell record (dword 0).
-fn posted(dev: &mut Device, wq: &Wq) -> Option<u16> {
+fn posted(dev: &mut Function, wq: &Wq) -> Option<u16> {
     let mut raw = [0u8; 4];
     dev.bus
         .read(wq.dbr, &mut raw, Purpose::DoorbellRecord)
@@ -111,7 +111,7 @@ fn posted(dev: &mut Device, wq: &Wq) -> Option<u16> {
     Some(u32::from_be_bytes(raw) as u16)
 }
 
-fn read_wqe(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
+fn read_wqe(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
     let off = (index as u64 & (wq.entries() as u64 - 1)) << wq.log_stride;
     match wq.addr(off) {
         Some(a) => dev.bus.read(a, into, Purpose::WqBuffer).is_ok(),
@@ -122,7 +122,7 @@ fn read_wqe(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
 /// RSS result for the CQE: (hash, `rss_hash_type`).
 pub type Hash = (u32, u8);
 
-fn deliver(dev: &mut Device, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
+fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     let Some(rq) = dev.nic.rqs.get(rqn) else {
         dev.nic.wire.stats.rx_dropped_no_steering += 1;
         return;
@@ -200,7 +200,7 @@ fn deliver(dev: &mut Device, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
 
 /// Whether a WQE is posted at `ci` (re-reading the doorbell record into
 /// `pc`); if not, the frame is dropped and counted (out_of_buffer).
-fn wqe_posted(dev: &mut Device, rqn: u32, wq: &Wq, ci: u16, pc: &mut u16, counter_set: u8) -> bool {
+fn wqe_posted(dev: &mut Function, rqn: u32, wq: &Wq, ci: u16, pc: &mut u16, counter_set: u8) -> bool {
     *pc = posted(dev, wq).unwrap_or(*pc);
     if let Some(rq) = dev.nic.rqs.get_mut(rqn) {
         rq.posted = *pc;
@@ -249,7 +249,7 @@ fn striding_cqe(e: &mut [u8; CQE_SIZE], rqn: u32, wqe: u16, stride: u32, bc: u32
 /// addressing `strides x stride` bytes); when they do not fit, a filler
 /// CQE consumes the rest of the WQE and the frame goes to the next one.
 fn deliver_striding(
-    dev: &mut Device,
+    dev: &mut Function,
     c: &RxCtx,
     parts: [&[u8]; 2],
     mut ci: u16,
@@ -326,7 +326,7 @@ fn deliver_striding(
 
 /// A responder error CQE for WQE `ci`; the RQ goes to ERR and (with
 /// flush_in_error_en) its other posted WQEs are flushed.
-fn rx_error(dev: &mut Device, rqn: u32, cqn: u32, ci: u16, syndrome: u8) {
+fn rx_error(dev: &mut Function, rqn: u32, cqn: u32, ci: u16, syndrome: u8) {
     dev.nic.wire.stats.rx_dropped_wqe_error += 1;
     let mut e = [0u8; CQE_SIZE];
     cq::error_entry(&mut e, cqe::OP_RESP_ERR, syndrome, 0, rqn, ci);
@@ -370,7 +370,7 @@ pub fn offload_fields(
 }
 
 /// Copy the frame (`parts`, one after the other) into the WQE's data segments.
-fn scatter(dev: &mut Device, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
+fn scatter(dev: &mut Function, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
     let total = parts[0].len() + parts[1].len();
     let mut done = 0;
     for d in wqe.chunks_exact(DS) {
@@ -416,7 +416,7 @@ fn scatter(dev: &mut Device, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
 
 /// Complete every posted WQE of an RQ in ERR with WR_FLUSH (when the RQ
 /// has `flush_in_error_en`).
-pub fn flush(dev: &mut Device, rqn: u32) {
+pub fn flush(dev: &mut Function, rqn: u32) {
     let Some(rq) = dev.nic.rqs.get(rqn) else {
         return;
     };

@@ -39,7 +39,7 @@ use crate::cmd::cq::{self, CQE_SIZE, cqe};
 use crate::cmd::pd::RESERVED_LKEY;
 use crate::cmd::sq::{LOG_WQEBB, STATE_ERR, STATE_RDY};
 use crate::cmd::wq::Wq;
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Purpose;
 
 use super::{csum, frame};
@@ -57,7 +57,7 @@ const MIN_FRAME: usize = 60;
 const ETH_HLEN: usize = 14;
 
 /// Record a send doorbell; true when the SQ now has work pending.
-pub fn doorbell(dev: &mut Device, page: u32, qpn_ds: u32) -> bool {
+pub fn doorbell(dev: &mut Function, page: u32, qpn_ds: u32) -> bool {
     let sqn = qpn_ds >> 8;
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         log::debug!(target: "mlx5_sim::tx", "send doorbell for unknown SQ {sqn:#x} dropped");
@@ -89,7 +89,7 @@ struct Ctx {
 }
 
 /// Execute the SQ's posted WQEs.
-pub fn process(dev: &mut Device, sqn: u32) {
+pub fn process(dev: &mut Function, sqn: u32) {
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         return;
     };
@@ -110,7 +110,7 @@ pub fn process(dev: &mut Device, sqn: u32) {
         cqn: sq.cqn,
         wq: sq.wq.clone(),
         inline_mode: part.max(sq.min_inline),
-        max_frame: dev.port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
+        max_frame: dev.phys_port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
         max_lso_log: caps.max_lso_cap,
     };
     let mut ci = sq.consumer;
@@ -156,7 +156,7 @@ pub fn process(dev: &mut Device, sqn: u32) {
 }
 
 /// The producer counter from the doorbell record (dword 1).
-fn producer(dev: &mut Device, wq: &Wq) -> Option<u16> {
+fn producer(dev: &mut Function, wq: &Wq) -> Option<u16> {
     let mut raw = [0u8; 4];
     dev.bus
         .read(wq.dbr + 4, &mut raw, Purpose::DoorbellRecord)
@@ -165,7 +165,7 @@ fn producer(dev: &mut Device, wq: &Wq) -> Option<u16> {
 }
 
 /// Read WQEBB `index` of the ring into `into`.
-fn read_wqebb(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
+fn read_wqebb(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
     let off = (index as u64 & (wq.entries() as u64 - 1)) << LOG_WQEBB;
     match wq.addr(off) {
         Some(a) => dev.bus.read(a, into, Purpose::WqBuffer).is_ok(),
@@ -180,7 +180,7 @@ fn wqebbs(ds: usize) -> u16 {
 
 /// Complete every WQE from `ci` to `pc` with WR_FLUSH error CQEs (a WQE
 /// that claims more WQEBBs than are posted ends the range).
-fn flush_range(dev: &mut Device, ctx: &Ctx, ci: &mut u16, pc: u16) {
+fn flush_range(dev: &mut Function, ctx: &Ctx, ci: &mut u16, pc: u16) {
     let mut ctrl = [0u8; WQEBB];
     while *ci != pc {
         if !read_wqebb(dev, &ctx.wq, *ci, &mut ctrl) {
@@ -205,7 +205,7 @@ fn flush_range(dev: &mut Device, ctx: &Ctx, ci: &mut u16, pc: u16) {
 }
 
 /// Flush the SQ's posted WQEs (MODIFY_SQ to ERR).
-pub fn flush(dev: &mut Device, sqn: u32) {
+pub fn flush(dev: &mut Function, sqn: u32) {
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         return;
     };
@@ -235,7 +235,7 @@ pub fn flush(dev: &mut Device, sqn: u32) {
 /// CQE it asks for. Returns its WQEBB count (0: the WQE is not fully posted
 /// yet, nothing done), or that count and the error.
 fn execute(
-    dev: &mut Device,
+    dev: &mut Function,
     ctx: &Ctx,
     ci: u16,
     posted: u16,
@@ -312,7 +312,7 @@ fn execute(
         }
     };
     let len = buf.len();
-    let up = dev.port.oper_up();
+    let up = dev.phys_port.oper_up();
     if let (true, Some(h)) = (lso, h) {
         segment(dev, &buf, &h, eth.mss as usize, up);
         dev.nic.lso_buf = buf;
@@ -351,7 +351,7 @@ fn execute(
     Ok(nbb)
 }
 
-fn give_back(dev: &mut Device, buf: Vec<u8>, lso: bool) {
+fn give_back(dev: &mut Function, buf: Vec<u8>, lso: bool) {
     if lso {
         dev.nic.lso_buf = buf;
     } else {
@@ -415,7 +415,7 @@ impl EthSeg {
 /// The inline header bytes followed by the data segments' bytes, at most
 /// `limit` in all.
 fn gather(
-    dev: &mut Device,
+    dev: &mut Function,
     wqe: &[u8],
     wqe_len: usize,
     eth: &EthSeg,
@@ -475,7 +475,7 @@ const TCP_FIN: u8 = 0x01;
 /// segment) and header checksum, IPv6 payload length, TCP sequence number,
 /// flags (CWR on the first only, PSH and FIN on the last only) and checksum
 /// rewritten per segment.
-fn segment(dev: &mut Device, big: &[u8], h: &frame::Headers, mss: usize, up: bool) {
+fn segment(dev: &mut Function, big: &[u8], h: &frame::Headers, mss: usize, up: bool) {
     let hl = h.l4_off() + h.l4_len;
     let l3 = h.l2_len;
     let tcp = h.l4_off();

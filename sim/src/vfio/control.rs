@@ -192,7 +192,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
         Request::Stats => {
             let (commands, link_up) = {
                 let d = s.dev();
-                (d.commands_executed, d.port.oper_up())
+                (d.commands_executed, d.phys_port.oper_up())
             };
             let c = &s.counters;
             let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -555,7 +555,7 @@ mod tests {
     fn link_and_faults_reach_the_model() {
         let s = Shared::new(Personality::ConnectX4Lx);
         assert_eq!(execute(Request::Link { up: false }, &s), "ok link down\n");
-        assert!(!s.dev().port.oper_up());
+        assert!(!s.dev().phys_port.oper_up());
         assert!(execute(Request::Stats, &s).contains("\nlink down\n"));
         assert_eq!(execute(Request::Link { up: true }, &s), "ok link up\n");
         // initializing stuck shows in the init segment (0x1fc bit 31).

@@ -18,7 +18,7 @@ use crate::faults::{CommandFault, Fault, Faults};
 use crate::init_seg::{self, InitSeg, InitSegEvent};
 use crate::pci_config::{ConfigEvent, PciConfig};
 use crate::personality::Personality;
-use crate::port::Port;
+use crate::phys_port::PhysPort;
 use crate::sanitizer::{Bus, Purpose, Revoked, Violation};
 use crate::syndrome::{delivery, status};
 
@@ -26,7 +26,7 @@ use crate::syndrome::{delivery, status};
 pub const UAR_PAGE_SIZE: usize = 4096;
 
 /// The model of one function.
-pub struct Device {
+pub struct Function {
     pub personality: Personality,
     /// Permanent MAC of the port (kept across teardown and reset).
     pub mac: [u8; 6],
@@ -43,16 +43,16 @@ pub struct Device {
     pub domains: Domains,
     pub q_counters: QCounters,
     pub vport: Vport,
-    pub port: Port,
+    pub phys_port: PhysPort,
     /// Data path objects and the port's wire side.
     pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
 }
 
-impl std::fmt::Debug for Device {
+impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
+        f.debug_struct("Function")
             .field("personality", &self.personality)
             .field("commands_executed", &self.commands_executed)
             .finish_non_exhaustive()
@@ -72,9 +72,9 @@ struct CmdQueue {
     output: Vec<u8>,
 }
 
-impl Device {
-    pub fn new(p: Personality, dma: Arc<dyn DmaSpace>, irq: Arc<dyn Interrupts>) -> Device {
-        Device::with_mac(p, crate::cmd::vport::default_mac(p), dma, irq)
+impl Function {
+    pub fn new(p: Personality, dma: Arc<dyn DmaSpace>, irq: Arc<dyn Interrupts>) -> Function {
+        Function::with_mac(p, crate::cmd::vport::default_mac(p), dma, irq)
     }
 
     pub fn with_mac(
@@ -82,8 +82,8 @@ impl Device {
         mac: [u8; 6],
         dma: Arc<dyn DmaSpace>,
         irq: Arc<dyn Interrupts>,
-    ) -> Device {
-        Device {
+    ) -> Function {
+        Function {
             personality: p,
             mac,
             config: PciConfig::new(p),
@@ -99,7 +99,7 @@ impl Device {
             domains: Domains::default(),
             q_counters: QCounters::default(),
             vport: Vport::new(p, mac),
-            port: Port::new(p),
+            phys_port: PhysPort::new(p),
             nic: crate::datapath::Nic::default(),
             cmdq: CmdQueue {
                 input: Vec::with_capacity(4096),
@@ -163,7 +163,7 @@ impl Device {
     }
 
     /// 32-bit BAR0 write. Returns true when command work is pending (the
-    /// front end then runs [`Device::process`], inline or on its thread).
+    /// front end then runs [`Function::process`], inline or on its thread).
     pub fn bar_write32(&mut self, off: usize, value: u32) -> bool {
         if off < init_seg::reg::END {
             match self.iseg.write(off, value) {
@@ -219,7 +219,7 @@ impl Device {
         true
     }
 
-    /// Whether command or transmit work is waiting for [`Device::process`].
+    /// Whether command or transmit work is waiting for [`Function::process`].
     pub fn has_work(&self) -> bool {
         self.cmdq.pending != 0 || self.nic.has_work()
     }
@@ -364,8 +364,8 @@ impl Device {
 
     /// Carrier up or down; a port-change EQE when the operational state changes.
     pub fn set_link(&mut self, up: bool) {
-        let before = self.port.oper_up();
-        self.port.carrier = up;
+        let before = self.phys_port.oper_up();
+        self.phys_port.carrier = up;
         cmd::port_regs::link_changed(self, before);
     }
 

@@ -6,7 +6,7 @@
 use crate::personality::Personality;
 
 #[derive(Debug, Clone)]
-pub struct Port {
+pub struct PhysPort {
     /// PAOS admin_status: true = up (1), false = down (2).
     pub admin_up: bool,
     /// Something is plugged in and the far end is up (the test's `set_link`).
@@ -30,10 +30,10 @@ pub const LOCAL_PORT: u8 = 1;
 /// Smallest MTU the port accepts.
 pub const MIN_MTU: u16 = 68;
 
-impl Port {
-    pub fn new(p: Personality) -> Port {
+impl PhysPort {
+    pub fn new(p: Personality) -> PhysPort {
         let c = p.caps();
-        Port {
+        PhysPort {
             admin_up: true,
             carrier: true,
             max_mtu: c.max_mtu,
