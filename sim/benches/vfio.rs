@@ -56,6 +56,8 @@ fn main() {
         control: Some(dir.join("control.sock")),
         wire: mlx5_sim::link::LinkSpec::None,
         pcap: None,
+        fw_boot_delay: mlx5_sim::init_seg::DEFAULT_FW_BOOT_DELAY,
+        trace_commands: None,
     };
     let control = dir.join("control.sock");
     let socket = opts.socket.clone();

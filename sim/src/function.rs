@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cmd;
 use crate::cmd::{
@@ -48,6 +49,10 @@ pub struct Function {
     pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
+    /// When the function was last reset (the trace's time base).
+    reset_at: Instant,
+    /// `--trace-commands`: every executed command, one line each.
+    trace: Option<crate::trace::Trace>,
 }
 
 impl std::fmt::Debug for Function {
@@ -107,7 +112,24 @@ impl Function {
                 ..CmdQueue::default()
             },
             commands_executed: 0,
+            reset_at: Instant::now(),
+            trace: None,
         }
+    }
+
+    /// Trace every command from now on (see [`crate::trace`]).
+    pub fn set_trace(&mut self, trace: crate::trace::Trace) {
+        self.trace = Some(trace);
+    }
+
+    /// How long firmware boots after a reset before `initializing` clears.
+    pub fn set_fw_boot_delay(&mut self, delay: Duration) {
+        self.iseg.set_fw_boot_delay(delay);
+    }
+
+    /// Time since the last function reset (or since the model was built).
+    pub fn since_reset(&self) -> Duration {
+        self.reset_at.elapsed()
     }
 
     /// Function reset (FLR): everything the driver built is gone, the
@@ -123,6 +145,10 @@ impl Function {
             ..CmdQueue::default()
         };
         self.iseg.reset();
+        self.reset_at = Instant::now();
+        if let Some(t) = self.trace.as_mut() {
+            t.reset();
+        }
         self.config.reset();
         self.hca = Hca::default();
         self.caps = Caps::new(self.personality);
@@ -170,6 +196,9 @@ impl Function {
                 InitSegEvent::None => {}
                 InitSegEvent::CmdqAddress { addr } => self.set_cmdq(addr),
                 InitSegEvent::Doorbell(bits) => return self.ring(bits),
+                InitSegEvent::NotReady => {
+                    log::debug!(target: "mlx5_sim::cmd", "command queue address written while initializing: dropped");
+                }
             }
             return false;
         }
@@ -197,9 +226,6 @@ impl Function {
         let len = (entry::SIZE << init_seg::LOG_CMDQ_SIZE) as u64;
         self.bus.san.grant(addr, len, Purpose::CmdEntry);
         self.cmdq.addr = Some(addr);
-        if !self.faults.init_stuck {
-            self.iseg.initializing = false;
-        }
     }
 
     fn ring(&mut self, bits: u32) -> bool {
@@ -209,7 +235,7 @@ impl Function {
             (1u32 << (1 << init_seg::LOG_CMDQ_SIZE)) - 1
         };
         let bits = bits & slots & !self.cmdq.stuck;
-        if self.cmdq.addr.is_none() || self.iseg.initializing || bits == 0 {
+        if self.cmdq.addr.is_none() || self.iseg.initializing() || bits == 0 {
             return false;
         }
         if self.eqs.subscriber(crate::cmd::eq::event::CMD).is_some() {
@@ -324,6 +350,18 @@ impl Function {
                 (err.status, err.syndrome)
             }
         };
+        if let Some(trace) = self.trace.as_mut() {
+            trace.command(&crate::trace::Record {
+                opcode,
+                op_mod,
+                inlen: input.len(),
+                outlen: g.outlen,
+                status: st,
+                syndrome: syn,
+                reg: crate::trace::Record::register_of(opcode, input),
+                since_reset: self.reset_at.elapsed(),
+            });
+        }
         output[0] = st;
         output[4..8].copy_from_slice(&syn.to_be_bytes());
         cmd::pages::log_command(self, opcode, op_mod, st);
@@ -351,15 +389,13 @@ impl Function {
         let now = self.iseg.health_counter_running();
         self.faults.inject(f, now);
         if matches!(f, Fault::InitializingStuck) {
-            self.iseg.initializing = true;
+            self.iseg.stuck = true;
         }
     }
 
     pub fn clear_faults(&mut self) {
         self.faults.clear();
-        if self.cmdq.addr.is_some() {
-            self.iseg.initializing = false;
-        }
+        self.iseg.stuck = false;
     }
 
     /// Carrier up or down; a port-change EQE when the operational state changes.

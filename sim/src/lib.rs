@@ -20,9 +20,9 @@ pub mod bits;
 pub mod cmd;
 pub mod cmdif;
 pub mod datapath;
-pub mod function;
 pub mod dma;
 pub mod faults;
+pub mod function;
 pub mod harness;
 pub mod init_seg;
 pub mod link;
@@ -31,6 +31,7 @@ pub mod personality;
 pub mod phys_port;
 pub mod sanitizer;
 pub mod syndrome;
+pub mod trace;
 #[cfg(feature = "vfio")]
 pub mod vfio;
 pub mod wire;

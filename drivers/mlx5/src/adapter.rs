@@ -228,9 +228,10 @@ impl<P: Platform> Adapter<P> {
         }
     }
 
-    fn bring_up(&mut self) -> Result<(), AttachError> {
-        let step = Step::WaitFirmware;
-        init_seg::set_cmdq_addr(&self.dev.p, self.dev.cmdq.addr());
+    /// Waits for firmware to clear `initializing`. `holds_cmdq`: the
+    /// command queue address is written, so a stuck device must be reset
+    /// at unwind to forget it.
+    fn wait_firmware(&mut self, holds_cmdq: bool) -> Result<(), AttachError> {
         let start = self.dev.p.now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
             cmdq::timeout_from_device(
@@ -241,14 +242,23 @@ impl<P: Platform> Adapter<P> {
         while init_seg::initializing(&self.dev.p) {
             let waited = self.dev.p.now_ns().saturating_sub(start);
             if waited >= limit_ms * 1_000_000 {
-                // It holds our command queue address: reset it at unwind.
-                self.fw_stuck = true;
-                return Err(at(step)(Error::FirmwareTimeout {
+                self.fw_stuck = holds_cmdq;
+                return Err(at(Step::WaitFirmware)(Error::FirmwareTimeout {
                     waited_ms: waited / 1_000_000,
                 }));
             }
             self.dev.p.relax();
         }
+        Ok(())
+    }
+
+    fn bring_up(&mut self) -> Result<(), AttachError> {
+        // PRM "HCA Driver Start-up": firmware takes the command queue
+        // address only once `initializing` has cleared after reset, and
+        // clears it again once the command interface is up.
+        self.wait_firmware(false)?;
+        init_seg::set_cmdq_addr(&self.dev.p, self.dev.cmdq.addr());
+        self.wait_firmware(true)?;
         self.fw = init_seg::fw_version(&self.dev.p);
         self.dev.health = Some(HealthMonitor::new(&self.dev.p, self.config.health));
 

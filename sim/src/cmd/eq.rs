@@ -295,7 +295,13 @@ pub fn raise_event(dev: &mut Function, event_type: u8, sub_type: u8, data: &[u8;
 }
 
 /// Write one EQE to EQ `eqn` and signal its vector when armed.
-pub fn write_eqe(dev: &mut Function, eqn: u8, event_type: u8, sub_type: u8, data: &[u8; 28]) -> bool {
+pub fn write_eqe(
+    dev: &mut Function,
+    eqn: u8,
+    event_type: u8,
+    sub_type: u8,
+    data: &[u8; 28],
+) -> bool {
     let Some(eq) = dev.eqs.map.get_mut(&eqn) else {
         return false;
     };

@@ -217,7 +217,9 @@ pub fn modify_context(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<
     let c = |fld: F| fld.at(MODIFY_CTX);
     // Validate everything before changing anything.
     let mtu = get(inp, c(ctx::MTU)) as u16;
-    if get(inp, select::MTU) != 0 && !(crate::phys_port::MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu) {
+    if get(inp, select::MTU) != 0
+        && !(crate::phys_port::MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu)
+    {
         return Err(syn::VPORT_MTU);
     }
     if get(inp, select::MIN_INLINE) != 0 && get(inp, c(ctx::MIN_WQE_INLINE_MODE)) > 4 {

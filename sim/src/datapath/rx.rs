@@ -200,7 +200,14 @@ fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
 
 /// Whether a WQE is posted at `ci` (re-reading the doorbell record into
 /// `pc`); if not, the frame is dropped and counted (out_of_buffer).
-fn wqe_posted(dev: &mut Function, rqn: u32, wq: &Wq, ci: u16, pc: &mut u16, counter_set: u8) -> bool {
+fn wqe_posted(
+    dev: &mut Function,
+    rqn: u32,
+    wq: &Wq,
+    ci: u16,
+    pc: &mut u16,
+    counter_set: u8,
+) -> bool {
     *pc = posted(dev, wq).unwrap_or(*pc);
     if let Some(rq) = dev.nic.rqs.get_mut(rqn) {
         rq.posted = *pc;

@@ -31,8 +31,8 @@ pub use self::mem::{
     CountingAlloc, allocations_total, live_allocations, live_bytes, thread_allocations,
 };
 use self::msix::Msix;
-use crate::function::Function;
 pub use crate::faults::Fault;
+use crate::function::Function;
 use crate::link::{Direction, Link, LinkPort, LinkStats, Pcap};
 use crate::pci_config::{BAR0_SIZE, MSIX_VECTORS};
 use crate::personality::Personality;

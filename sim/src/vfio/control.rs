@@ -560,11 +560,11 @@ mod tests {
         assert_eq!(execute(Request::Link { up: true }, &s), "ok link up\n");
         // initializing stuck shows in the init segment (0x1fc bit 31).
         execute(Request::Fault(Fault::InitializingStuck), &s);
-        assert!(s.dev().faults.init_stuck);
+        assert!(s.dev().iseg.stuck);
         execute(Request::Fault(Fault::HealthSyndrome(9)), &s);
         assert_eq!(s.dev().faults.health_syndrome, 9);
         assert_eq!(execute(Request::ClearFaults, &s), "ok faults cleared\n");
-        assert!(!s.dev().faults.init_stuck);
+        assert!(!s.dev().iseg.stuck);
         assert_eq!(s.dev().faults.health_syndrome, 0);
     }
 

@@ -523,6 +523,26 @@ pub struct Options {
     pub wire: LinkSpec,
     /// Capture of everything on the cable (classic pcap).
     pub pcap: Option<PathBuf>,
+    /// How long firmware boots after each reset (`initializing` set).
+    pub fw_boot_delay: Duration,
+    /// Trace every command ([`crate::trace`]) into this file; `-` is stderr.
+    pub trace_commands: Option<PathBuf>,
+}
+
+impl Options {
+    /// `personality` served on `socket`: no control socket, no cable, the
+    /// model's default firmware boot time, no trace.
+    pub fn new(socket: PathBuf, personality: Personality) -> Options {
+        Options {
+            socket,
+            personality,
+            control: None,
+            wire: LinkSpec::None,
+            pcap: None,
+            fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
+            trace_commands: None,
+        }
+    }
 }
 
 /// Serves one QEMU until it disconnects. The control socket (if any)
@@ -530,6 +550,20 @@ pub struct Options {
 /// vfio-user socket may use both.
 pub fn serve(opts: &Options) -> Result<(), String> {
     let shared = Shared::new(opts.personality);
+    {
+        let mut dev = shared.dev();
+        dev.set_fw_boot_delay(opts.fw_boot_delay);
+        if let Some(path) = &opts.trace_commands {
+            let out: Box<dyn io::Write + Send> = if path.as_os_str() == "-" {
+                Box::new(io::stderr())
+            } else {
+                Box::new(io::BufWriter::new(File::create(path).map_err(|e| {
+                    format!("cannot create the trace {}: {e}", path.display())
+                })?))
+            };
+            dev.set_trace(crate::trace::Trace::new(out));
+        }
+    }
     shared.attach_link(&opts.wire, opts.pcap.as_deref())?;
     let control = match &opts.control {
         Some(path) => Some(super::control::listen(path, shared.clone())?),
@@ -641,6 +675,7 @@ mod tests {
     #[test]
     fn reset_restores_the_power_on_state() {
         let s = Shared::new(Personality::ConnectX4);
+        s.dev().set_fw_boot_delay(Duration::from_secs(3600));
         s.config_write(4, &[0x06]).unwrap();
         // initializing (0x1fc bit 31) is set at power-on.
         let mut init = [0u8; 4];
