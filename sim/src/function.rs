@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::cmd;
 use crate::cmd::{
-    caps::Caps, eq::Eqs, hca::Hca, pages::Pages, pd::Domains, q_counter::QCounters, uar::Uars,
-    vport::Vport,
+    caps::Caps, eq::Eqs, hca::Hca, mkey::Mkeys, pages::Pages, pd::Domains, q_counter::QCounters,
+    uar::Uars, vport::Vport,
 };
 use crate::cmdif::{self, Undeliverable, entry};
 use crate::dma::{DmaSpace, Interrupts};
@@ -42,6 +42,7 @@ pub struct Function {
     pub uars: Uars,
     pub eqs: Eqs,
     pub domains: Domains,
+    pub mkeys: Mkeys,
     pub q_counters: QCounters,
     pub vport: Vport,
     pub phys_port: PhysPort,
@@ -49,6 +50,10 @@ pub struct Function {
     pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
+    /// HOST_ENDIANNESS register `he` (atomic response byte order).
+    pub host_endianness: u8,
+    /// Where PPCNT's counters were last cleared.
+    pub ppcnt_base: crate::cmd::reg::ppcnt::Baseline,
     /// When the function was last reset (the trace's time base).
     reset_at: Instant,
     /// `--trace-commands`: every executed command, one line each.
@@ -102,6 +107,7 @@ impl Function {
             uars: Uars::default(),
             eqs: Eqs::default(),
             domains: Domains::default(),
+            mkeys: Mkeys::default(),
             q_counters: QCounters::default(),
             vport: Vport::new(p, mac),
             phys_port: PhysPort::new(p),
@@ -112,6 +118,8 @@ impl Function {
                 ..CmdQueue::default()
             },
             commands_executed: 0,
+            host_endianness: 0,
+            ppcnt_base: Default::default(),
             reset_at: Instant::now(),
             trace: None,
         }
@@ -351,16 +359,19 @@ impl Function {
             }
         };
         if let Some(trace) = self.trace.as_mut() {
-            trace.command(&crate::trace::Record {
-                opcode,
-                op_mod,
-                inlen: input.len(),
-                outlen: g.outlen,
-                status: st,
-                syndrome: syn,
-                reg: crate::trace::Record::register_of(opcode, input),
-                since_reset: self.reset_at.elapsed(),
-            });
+            trace.command(
+                &crate::trace::Record {
+                    opcode,
+                    op_mod,
+                    inlen: input.len(),
+                    outlen: g.outlen,
+                    status: st,
+                    syndrome: syn,
+                    reg: crate::trace::Record::register_of(opcode, input),
+                    since_reset: self.reset_at.elapsed(),
+                },
+                input,
+            );
         }
         output[0] = st;
         output[4..8].copy_from_slice(&syn.to_be_bytes());
@@ -402,7 +413,7 @@ impl Function {
     pub fn set_link(&mut self, up: bool) {
         let before = self.phys_port.oper_up();
         self.phys_port.carrier = up;
-        cmd::port_regs::link_changed(self, before);
+        cmd::reg::link_changed(self, before);
     }
 
     /// Ask for `n` more pages (> 0) or offer to return some (< 0) with a

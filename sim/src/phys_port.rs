@@ -23,6 +23,8 @@ pub struct PhysPort {
     pub lanes: u8,
     /// PAOS ee/e: event generation requested by the driver.
     pub event_enable: u8,
+    /// PFCC: pause and priority flow control.
+    pub flow_control: crate::cmd::reg::pfcc::FlowControl,
 }
 
 /// Local port number of the function's port.
@@ -46,6 +48,7 @@ impl PhysPort {
             ext_eth_proto_run: c.ext_eth_proto_oper,
             lanes: c.lanes,
             event_enable: 0,
+            flow_control: Default::default(),
         }
     }
 

@@ -70,6 +70,9 @@ impl std::fmt::Display for Record {
     }
 }
 
+/// How much of a failed command's input the trace shows.
+pub const FAILED_INPUT_BYTES: usize = 0x100;
+
 /// Where trace lines go.
 pub struct Trace {
     out: Box<dyn Write + Send>,
@@ -87,10 +90,19 @@ impl Trace {
         Trace { out, seq: 0 }
     }
 
-    /// One executed command. A failing sink loses the line, never the command.
-    pub fn command(&mut self, r: &Record) {
+    /// One executed command; a failed one is followed by a line with the
+    /// first [`FAILED_INPUT_BYTES`] of its input in hex (`  in: 0930...`).
+    /// A failing sink loses the line, never the command.
+    pub fn command(&mut self, r: &Record, input: &[u8]) {
         self.seq += 1;
         let _ = writeln!(self.out, "cmd {} {r}", self.seq);
+        if r.status != 0 {
+            let mut hex = String::with_capacity(2 * FAILED_INPUT_BYTES);
+            for b in input.iter().take(FAILED_INPUT_BYTES) {
+                hex.push_str(&format!("{b:02x}"));
+            }
+            let _ = writeln!(self.out, "  in: {hex}");
+        }
         let _ = self.out.flush();
     }
 
@@ -343,12 +355,13 @@ mod tests {
             since_reset: Duration::ZERO,
         };
         t.reset();
-        t.command(&r);
-        t.command(&r);
+        t.command(&r, &[0x01, 0x04]);
+        t.command(&Record { status: 0x51, ..r }, &[0x01, 0x04]);
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "reset +0.000ms");
         assert!(lines[1].starts_with("cmd 1 +0.000ms ENABLE_HCA(0x104) "));
         assert!(lines[2].starts_with("cmd 2 "));
+        assert_eq!(lines[3], "  in: 0104");
     }
 }

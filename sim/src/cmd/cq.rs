@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
@@ -167,7 +167,6 @@ fn ctx(fld: F) -> F {
 
 /// CREATE_CQ.
 pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x60), f(0x2e1, 0x59f)])?;
     reserved_in(inp, layout::CTX, &cqc::RESERVED)?;
     let unsupported = [
@@ -256,8 +255,7 @@ fn release(dev: &mut Function, cq: &Cq, why: Revoked) {
 }
 
 /// DESTROY_CQ: refused while an SQ or RQ still completes into it.
-pub fn destroy(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let cqn = cqn_of(inp);
     match dev.nic.cqs.map.get(&cqn) {
@@ -281,7 +279,6 @@ pub fn destroy_all(dev: &mut Function) {
 
 /// QUERY_CQ (`query_cq_out`: context at 0x10, pas at 0x110).
 pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, layout::PAS)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(cq) = dev.nic.cqs.map.get(&cqn_of(inp)) else {
         return Err(syn::UNKNOWN_CQ);
@@ -309,8 +306,7 @@ const MODIFY_PERIOD: u64 = 1 << 0;
 const MODIFY_COUNT: u64 = 1 << 1;
 
 /// MODIFY_CQ (op_mod 0: modify moderation; resize is not offered).
-pub fn modify(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x280, 0x60), f(0x2e0, 0x5a0)])?;
     let select = get(inp, f(0x60, 0x20));
     if select & !(MODIFY_PERIOD | MODIFY_COUNT) != 0 {

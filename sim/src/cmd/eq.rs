@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
@@ -140,7 +140,6 @@ fn ctx(fld: F) -> F {
 
 /// CREATE_EQ.
 pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x40), f(0x3c0, 0x4c0)])?;
     reserved_in(inp, layout::CTX, &eqc::RESERVED)?;
     // Only the first 64 event types exist on these parts.
@@ -209,8 +208,7 @@ fn eqn_of(inp: &[u8]) -> Result<u8, CmdError> {
 }
 
 /// DESTROY_EQ: the EQ's pages go back to the driver.
-pub fn destroy(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     let eqn = eqn_of(inp)?;
     if dev.eqs.map.contains_key(&eqn) && dev.nic.cqs.uses_eq(eqn) {
         return Err(syn::EQ_IN_USE);
@@ -236,7 +234,6 @@ pub fn destroy_all(dev: &mut Function) {
 
 /// QUERY_EQ (`query_eq_out`: context at 0x10, bitmask at 0x58, pas at 0x110).
 pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, layout::PAS)?;
     let eqn = eqn_of(inp)?;
     let Some(eq) = dev.eqs.map.get(&eqn) else {
         return Err(syn::UNKNOWN_EQ);

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{be32, be64, f, get, put_be32, put_be64};
 use crate::function::Function;
 use crate::personality::Personality;
@@ -104,7 +104,6 @@ impl Pages {
 
 /// `query_pages_in`: function_id at bit 0x50; out: num_pages (signed) at byte 0x0c.
 pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x41, 0xf), f(0x60, 0x20)])?;
     if get(inp, f(0x40, 1)) != 0 || get(inp, f(0x50, 0x10)) != 0 {
         return Err(syn::BAD_FUNCTION);
@@ -124,7 +123,6 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 /// MANAGE_PAGES (`manage_pages_in`: input_num_entries at byte 0x0c, pas at
 /// 0x10; out: output_num_entries at byte 0x08, pas at 0x10).
 pub fn manage(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x41, 0xf)])?;
     if get(inp, f(0x40, 1)) != 0 || get(inp, f(0x50, 0x10)) != 0 {
         return Err(syn::BAD_FUNCTION);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::sq::{STATE_ERR, STATE_RST, transition_allowed};
 use super::wq::{self, Wq};
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
 use crate::function::Function;
 use crate::sanitizer::Revoked;
@@ -114,7 +114,6 @@ fn counter_set_ok(dev: &Function, id: u8) -> bool {
 /// CREATE_RQ.
 pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + rqc::WQ;
-    need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
     reserved_in(inp, layout::CTX, &rqc::RESERVED)?;
     if get(inp, ctx(rqc::STATE)) != STATE_RST as u64 {
@@ -176,8 +175,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 
 /// MODIFY_RQ: `rq_state` (bit 0x40) must be the current state; new state
 /// from `ctx.state`; vsd and counter_set_id modifiable through the bitmask.
-pub fn modify(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::CTX + rqc::WQ, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x44, 4), f(0x60, 0x20), f(0xc0, 0x40)])?;
     let mask = get(inp, f(0x80, 0x40));
     if mask & !(MODIFY_VSD | MODIFY_COUNTER_SET_ID) != 0 {
@@ -222,8 +220,7 @@ fn release(dev: &mut Function, rq: &Rq, why: Revoked) {
 }
 
 /// DESTROY_RQ (`destroy_rq_in`: rqn at bit 0x48): refused while a TIR points at it.
-pub fn destroy(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let rqn = get(inp, f(0x48, 0x18)) as u32;
     match dev.nic.rqs.map.get(&rqn) {
@@ -247,7 +244,6 @@ pub fn destroy_all(dev: &mut Function) {
 /// QUERY_RQ (`query_rq_out`: context at 0x20).
 pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + rqc::WQ;
-    need(inp, out, MIN_IN, wq_at + wq::wqc::PAS)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(rq) = dev.nic.rqs.map.get(&(get(inp, f(0x48, 0x18)) as u32)) else {
         return Err(syn::UNKNOWN_RQ);

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{f, get, set};
 use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
@@ -45,7 +45,6 @@ impl Uars {
 
 /// `alloc_uar_out`: uar at bit 0x48 (24 bits).
 pub fn alloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     let free = (FIRST_UAR..FIRST_UAR + MAX_UARS).find(|u| !dev.uars.allocated.contains(u));
     let Some(uar) = free else {
@@ -57,8 +56,7 @@ pub fn alloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 }
 
 /// `dealloc_uar_in`: uar at bit 0x48.
-pub fn dealloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x8), f(0x60, 0x20)])?;
     let uar = get(inp, f(0x48, 0x18)) as u32;
     if !dev.uars.allocated.contains(&uar) {

@@ -16,14 +16,14 @@
 //! counter set (`out_of_buffer`) and the port's `rx_dropped_no_wqe`.
 //!
 //! Errors (responder error CQE `MLX5_CQE_RESP_ERR`): LOCAL_PROT (0x04) for a
-//! data segment whose lkey is not the reserved lkey or whose address the
-//! bus refuses; LOCAL_LENGTH (0x01) when the WQE's segments are too small
+//! data segment whose lkey the mkey table refuses (`cmd::mkey`: unknown
+//! key, another protection domain, no local write, outside the key's range)
+//! or whose address the bus refuses; LOCAL_LENGTH (0x01) when the WQE's segments are too small
 //! for the frame. The RQ moves to ERR; with `flush_in_error_en` the rest of
 //! the posted WQEs complete with WR_FLUSH (0x05).
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
-use crate::cmd::pd::RESERVED_LKEY;
 use crate::cmd::sq::{STATE_ERR, STATE_RDY};
 use crate::cmd::wq::Wq;
 use crate::function::Function;
@@ -43,6 +43,10 @@ pub fn receive(dev: &mut Function, f: &[u8]) {
     let stats = &mut dev.nic.wire.stats;
     stats.rx_frames += 1;
     stats.rx_bytes += f.len() as u64;
+    let (mc, bc) = crate::wire::dest_class(f);
+    stats.rx_multicast += mc as u64;
+    stats.rx_broadcast += bc as u64;
+    stats.rx_sizes[crate::wire::size_bucket(f.len())] += 1;
     if !dev.phys_port.oper_up() {
         stats.rx_dropped_link_down += 1;
         return;
@@ -57,6 +61,7 @@ pub fn receive(dev: &mut Function, f: &[u8]) {
         dev.nic.wire.stats.rx_dropped_vport_filter += 1;
         return;
     }
+    dev.vport.counters.count_rx(f);
     let h = frame::parse(f);
     let key = Key::of_frame(f, &h);
     let mut tirs = [0u32; MAX_DEST];
@@ -163,7 +168,7 @@ fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     let stride = 1usize << wq.log_stride;
     let mut wqe = [0u8; MAX_STRIDE];
     let result = if read_wqe(dev, &wq, ci, &mut wqe[..stride]) {
-        scatter(dev, &wqe[..stride], parts)
+        scatter(dev, wq.pd, wq.end_pad, &wqe[..stride], parts)
     } else {
         Err(cqe::SYN_LOCAL_PROT)
     };
@@ -298,9 +303,9 @@ fn deliver_striding(
     let count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64;
     let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
     let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
-    if lkey != RESERVED_LKEY {
+    let Ok(addr) = dev.mkeys.translate(lkey, c.wq.pd, addr, count, true) else {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
-    }
+    };
     if count < (nstrides as u64) << log_sz {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_LENGTH);
     }
@@ -309,7 +314,14 @@ fn deliver_striding(
         && dev
             .bus
             .write(at + parts[0].len() as u64, parts[1], Purpose::Packet)
-            .is_ok();
+            .is_ok()
+        && (!c.wq.end_pad
+            || pad_end(
+                dev,
+                at + len as u64,
+                (need as u64) * stride as u64 - len as u64,
+            )
+            .is_ok());
     if !ok {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
     }
@@ -376,10 +388,44 @@ pub fn offload_fields(
     }
 }
 
-/// Copy the frame (`parts`, one after the other) into the WQE's data segments.
-fn scatter(dev: &mut Function, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
+/// The cache line end padding aligns to (`cache_line_128byte`).
+fn cache_line(dev: &Function) -> u64 {
+    if dev
+        .caps
+        .general(crate::cmd::caps::hca_cap::CACHE_LINE_128BYTE)
+        != 0
+    {
+        128
+    } else {
+        64
+    }
+}
+
+/// End padding: zeros from `end` up to the next cache line boundary, as far
+/// as `room` bytes of the buffer allow.
+fn pad_end(dev: &mut Function, end: u64, room: u64) -> Result<(), u8> {
+    const ZEROS: [u8; 128] = [0; 128];
+    let line = cache_line(dev);
+    let n = (end.next_multiple_of(line) - end).min(room) as usize;
+    if n > 0 && dev.bus.write(end, &ZEROS[..n], Purpose::Packet).is_err() {
+        return Err(cqe::SYN_LOCAL_PROT);
+    }
+    Ok(())
+}
+
+/// Copy the frame (`parts`, one after the other) into the WQE's data
+/// segments; with `end_pad`, pad the last one written.
+fn scatter(
+    dev: &mut Function,
+    pd: u32,
+    end_pad: bool,
+    wqe: &[u8],
+    parts: [&[u8]; 2],
+) -> Result<(), u8> {
     let total = parts[0].len() + parts[1].len();
     let mut done = 0;
+    // (end of the frame's bytes, room left) in the last segment written.
+    let mut last = (0u64, 0u64);
     for d in wqe.chunks_exact(DS) {
         if done == total {
             break;
@@ -390,10 +436,11 @@ fn scatter(dev: &mut Function, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> 
         }
         let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
         let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
-        if lkey != RESERVED_LKEY {
-            return Err(cqe::SYN_LOCAL_PROT);
-        }
         let n = count.min(total - done);
+        let addr = dev
+            .mkeys
+            .translate(lkey, pd, addr, n as u64, true)
+            .map_err(|_| cqe::SYN_LOCAL_PROT)?;
         // The segment's bytes may straddle the two parts.
         let mut written = 0;
         while written < n {
@@ -414,6 +461,10 @@ fn scatter(dev: &mut Function, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> 
             written += k;
         }
         done += n;
+        last = (addr + n as u64, (count - n) as u64);
+    }
+    if done == total && end_pad {
+        pad_end(dev, last.0, last.1)?;
     }
     if done < total {
         return Err(cqe::SYN_LOCAL_LENGTH);
