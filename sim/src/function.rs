@@ -52,6 +52,8 @@ pub struct Function {
     pub commands_executed: u64,
     /// HOST_ENDIANNESS register `he` (atomic response byte order).
     pub host_endianness: u8,
+    /// Objects alive when the function was last torn down.
+    pub left_at_teardown: usize,
     /// Where PPCNT's counters were last cleared.
     pub ppcnt_base: crate::cmd::reg::ppcnt::Baseline,
     /// When the function was last reset (the trace's time base).
@@ -120,8 +122,18 @@ impl Function {
             commands_executed: 0,
             host_endianness: 0,
             ppcnt_base: Default::default(),
+            left_at_teardown: 0,
             reset_at: Instant::now(),
             trace: None,
+        }
+    }
+
+    /// Record how many objects the driver left for teardown to destroy
+    /// (TEARDOWN_HCA, DISABLE_HCA, reset): a driver that cleans up leaves 0.
+    pub fn note_leftovers(&mut self) {
+        let left: usize = self.objects().iter().map(|(_, n)| n).sum();
+        if left > 0 || self.hca.initialized {
+            self.left_at_teardown = left;
         }
     }
 
@@ -165,6 +177,7 @@ impl Function {
     /// DISABLE_HCA (`disable`) or reset: tear down every object and drop
     /// the pages (see [`cmd::pages::release_all`]).
     pub fn end_function(&mut self, disable: bool) {
+        self.note_leftovers();
         cmd::hca::teardown_objects(self);
         cmd::pages::release_all(self, disable);
         self.hca.enabled = false;
@@ -407,6 +420,28 @@ impl Function {
     pub fn clear_faults(&mut self) {
         self.faults.clear();
         self.iseg.stuck = false;
+    }
+
+    /// Every object the driver holds, by kind (`objects` on the control
+    /// socket).
+    pub fn objects(&self) -> [(&'static str, usize); 14] {
+        let (pds, tds) = self.domains.counts();
+        [
+            ("uars", self.uars.count()),
+            ("eqs", self.eqs.count()),
+            ("cqs", self.nic.cqs.count()),
+            ("sqs", self.nic.sqs.count()),
+            ("rqs", self.nic.rqs.count()),
+            ("tises", self.nic.tises.count()),
+            ("tirs", self.nic.tirs.count()),
+            ("rqts", self.nic.rqts.count()),
+            ("flow-tables", self.nic.flow.table_count()),
+            ("flow-counters", self.nic.flow.counter_count()),
+            ("q-counters", self.q_counters.count()),
+            ("mkeys", self.mkeys.len()),
+            ("pds", pds),
+            ("tds", tds),
+        ]
     }
 
     /// Carrier up or down; a port-change EQE when the operational state changes.

@@ -510,6 +510,9 @@ impl Steering {
     pub fn counter(&self, id: u32) -> Option<Counter> {
         self.counters.get(&id).copied()
     }
+    pub fn counter_count(&self) -> usize {
+        self.counters.len()
+    }
 
     /// Steer a frame with `key` of `len` bytes from the root table: the
     /// TIRs it goes to land in `tirs`. Counts into the counters of every

@@ -94,6 +94,7 @@ pub fn teardown(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
     if profile > 1 {
         return Err(syn::TEARDOWN_PROFILE);
     }
+    dev.note_leftovers();
     teardown_objects(dev);
     dev.hca.initialized = false;
     dev.hca.last_teardown_profile = Some(profile);

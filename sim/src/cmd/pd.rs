@@ -32,6 +32,10 @@ impl Domains {
     pub fn has_td(&self, td: u32) -> bool {
         self.tds.contains(&td)
     }
+    /// (protection domains, transport domains) allocated.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.pds.len(), self.tds.len())
+    }
 }
 
 /// Allocate the lowest free number from `first` within a `log_max` limit.

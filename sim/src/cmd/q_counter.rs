@@ -30,6 +30,9 @@ impl QCounters {
     pub fn clear(&mut self) {
         self.sets.clear();
     }
+    pub fn count(&self) -> usize {
+        self.sets.len()
+    }
     pub fn get_mut(&mut self, id: u8) -> Option<&mut QCounterSet> {
         self.sets.get_mut(&id)
     }
