@@ -17,7 +17,8 @@
 //! - `report_dmesg` prints the kernel log, each line `cxos-dmesg <raw
 //!   line>` with its `<level>` prefix, for [`dmesg_problems`];
 //! - `wait_for SECONDS CMD...` retries CMD every 0.2 s; `netdev_of PCI`
-//!   names the interface of a PCI function; `carrier_up IF`.
+//!   names the interface of a PCI function; `carrier_up IF`, `oper_down IF`
+//!   (`carrier` cannot be read while the interface is down).
 //!
 //! The prelude's own variables are named `cxos_*` (dash functions share
 //! the script's globals).
@@ -63,7 +64,7 @@ wait_for() {
 netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n 1; }
 has_netdev() { [ -n "$(netdev_of "$1")" ]; }
 carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
-carrier_down() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 0 ]; }
+oper_down() { [ "$(cat "/sys/class/net/$1/operstate")" = down ]; }
 "#;
 
 /// A running Linux VM.

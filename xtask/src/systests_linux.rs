@@ -27,6 +27,14 @@ pub const PARTS: &[&str] = &["cx4", "cx4lx", "cx5", "cx6", "cx6dx"];
 /// A Linux boot to the script takes ~5 s here; probing five functions and
 /// the checks ~20 s more; the limit covers a loaded machine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(240);
+/// The peer boot: traffic, MTU, ethtool and five rmmod cycles.
+const PEER_TIMEOUT: Duration = Duration::from_secs(420);
+/// The part the peer tests run on (the one `cargo xtask run` models).
+const PEER_PART: &str = "cx5";
+/// The guest's address in the peer network (the host side is `.1`).
+const GUEST: u8 = 2;
+/// rmmod / modprobe cycles.
+const CYCLES: u32 = 5;
 
 pub fn all() -> Vec<SystemTest> {
     let t = |name, timeout, run| SystemTest { name, timeout, run };
@@ -36,6 +44,9 @@ pub fn all() -> Vec<SystemTest> {
         t("linux-probe-cx5", PROBE_TIMEOUT, probe),
         t("linux-probe-cx6", PROBE_TIMEOUT, probe),
         t("linux-probe-cx6dx", PROBE_TIMEOUT, probe),
+        t("linux-peer-traffic", PEER_TIMEOUT, peer_traffic),
+        t("linux-mtu-ethtool", PEER_TIMEOUT, mtu_ethtool),
+        t("linux-rmmod-cycles", PEER_TIMEOUT, rmmod_cycles),
     ]
 }
 
@@ -219,6 +230,436 @@ fn probe(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         linux_vm::value(text, &format!("speed-{part}")).unwrap_or("?")
     );
     Ok(())
+}
+
+// ---- the peer boot: linux-peer-traffic, linux-mtu-ethtool, linux-rmmod-cycles ----
+
+/// What the peer boot left for its three tests.
+#[derive(Debug, Clone)]
+enum PeerRun {
+    /// Not root or tools missing: the tests print this and pass.
+    Skipped(String),
+    Done {
+        text: String,
+        /// Host-side results by the test they belong to: ("traffic" |
+        /// "mtu" | "rmmod", check, result).
+        host: Vec<(&'static str, String, Result<(), String>)>,
+        /// Figures printed by the tests.
+        figures: Vec<String>,
+        /// The model's command trace.
+        trace: String,
+    },
+}
+
+fn peer_run(ctx: &Context) -> Result<PeerRun, String> {
+    static RUN: OnceLock<Result<PeerRun, String>> = OnceLock::new();
+    RUN.get_or_init(|| run_peer(ctx)).clone()
+}
+
+fn peer_script(config: &crate::netns::PeerConfig) -> String {
+    let (g4, g6) = (config.ipv4(GUEST), config.ipv6(u16::from(GUEST)));
+    let (h4, h6) = (config.ipv4(1), config.ipv6(1));
+    format!(
+        r#"
+pci=0000:01:00.0
+modprobe mlx5_core
+check probe wait_for 60 has_netdev $pci
+dev=$(netdev_of $pci)
+ip addr add {g4}/24 dev "$dev"
+ip -6 addr add {g6}/64 dev "$dev" nodad
+check up ip link set "$dev" up
+check carrier wait_for 30 carrier_up "$dev"
+value mac "$(cat /sys/class/net/$dev/address)"
+check ping4 ping -c 3 -W 2 {h4}
+check ping6 ping6 -c 3 -W 2 {h6}
+iperf3 -s -D
+host_sync traffic
+set -- $CXOS_REPLY
+check arp sh -c "ip neigh show {h4} dev $dev | grep -qi 'lladdr $2'"
+check iperf3-client iperf3 -c {h4} -p 5202 -t 2
+check iperf3-client-reverse iperf3 -c {h4} -p 5202 -t 2 -R
+value fw "$(ethtool -i "$dev" | sed -n 's/^firmware-version: //p')"
+check ethtool-i ethtool -i "$dev"
+check ethtool-k ethtool -k "$dev"
+check ethtool-l ethtool -l "$dev"
+check ethtool-g ethtool -g "$dev"
+ethtool -S "$dev" > /tmp/stats-before
+check ping-for-stats ping -c 5 -W 2 {h4}
+ethtool -S "$dev" > /tmp/stats-after
+moved() {{
+    a=$(sed -n "s/^ *$1: //p" /tmp/stats-before); b=$(sed -n "s/^ *$1: //p" /tmp/stats-after)
+    [ -n "$a" ] && [ -n "$b" ] && [ "$b" -ge $((a + 5)) ]
+}}
+for c in rx_packets tx_packets rx_packets_phy tx_packets_phy rx_vport_unicast_packets tx_vport_unicast_packets; do
+    check stats-$c moved $c
+done
+host_sync mtu
+check mtu-9000 ip link set "$dev" mtu 9000
+check jumbo-ping ping -c 3 -W 2 -s 8972 {h4}
+host_sync jumbo
+check down ip link set "$dev" down
+check oper-down wait_for 10 oper_down "$dev"
+check up-again ip link set "$dev" up
+check carrier-again wait_for 30 carrier_up "$dev"
+check ping-after-flap ping -c 3 -W 2 {h4}
+n=0
+while [ $n -lt {CYCLES} ]; do
+    n=$((n + 1))
+    check rmmod-$n rmmod mlx5_core
+    host_sync unloaded $n
+    check modprobe-$n modprobe mlx5_core
+    check probe-$n wait_for 60 has_netdev $pci
+    dev=$(netdev_of $pci)
+    ip addr add {g4}/24 dev "$dev"
+    check up-$n ip link set "$dev" up
+    check carrier-$n wait_for 30 carrier_up "$dev"
+    check traffic-$n ping -c 3 -W 2 {h4}
+done
+report_dmesg
+"#
+    )
+}
+
+/// One host-side check: its name and result, for the test it belongs to.
+type HostCheck = (&'static str, String, Result<(), String>);
+
+fn run_peer(ctx: &Context) -> Result<PeerRun, String> {
+    use crate::netns::{PeerConfig, PeerError, PeerNetwork, TAP};
+    let mut config = PeerConfig::new("linux");
+    config.dhcp_lease_secs = None;
+    let net = match PeerNetwork::create(&config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => return Ok(PeerRun::Skipped(why)),
+        Err(e) => return Err(e.to_string()),
+    };
+    let setup = systests_sim::setup(ctx)?;
+    let guest = guest()?;
+    let log = ctx.ws.logs_dir().join("linux-peer.log");
+    let trace_path = log.with_extension("trace");
+    let mut options = net.sim_options(Some(log.with_extension("pcap")));
+    options.trace = Some(trace_path.clone());
+    let mut sim = start_sim(
+        &setup,
+        PEER_PART,
+        "linux-peer",
+        log.with_extension("sim.log"),
+        options,
+    )?;
+    let mut vm = LinuxVm::boot(
+        &setup.qemu,
+        &guest,
+        &[&sim],
+        &peer_script(&config),
+        &log,
+        PEER_TIMEOUT,
+    )?;
+    let guest4 = config.ipv4(GUEST);
+    let guest6 = config.ipv6(u16::from(GUEST));
+    let mut host: Vec<HostCheck> = Vec::new();
+    let mut figures = Vec::new();
+    let mut record = |group: &'static str, name: &str, r: Result<(), String>| {
+        host.push((group, name.to_string(), r));
+    };
+    loop {
+        let sync = match vm.next_sync() {
+            Ok(s) => s,
+            // The script ran to its end (or died: finish() says which).
+            Err(_) => break,
+        };
+        match sync.first().map(String::as_str) {
+            Some("traffic") => {
+                for (name, addr) in [("host-ping4", &guest4), ("host-ping6", &guest6)] {
+                    let r = net
+                        .ping(addr, 3)
+                        .map_err(|e| e.to_string())
+                        .and_then(|out| {
+                            if out.contains(" 0% packet loss") {
+                                Ok(())
+                            } else {
+                                Err(out)
+                            }
+                        });
+                    record("traffic", name, r);
+                }
+                let mac = linux_vm::value(vm.session.serial(), "mac")
+                    .unwrap_or("")
+                    .to_string();
+                let neigh = net.netns().ip(&["neigh", "show", &guest4, "dev", TAP]);
+                record(
+                    "traffic",
+                    "host-arp",
+                    match neigh {
+                        Ok(n)
+                            if !mac.is_empty()
+                                && n.to_lowercase().contains(&mac.to_lowercase()) =>
+                        {
+                            Ok(())
+                        }
+                        Ok(n) => Err(format!(
+                            "host neighbour of {guest4}: {n:?}, guest MAC {mac:?}"
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    },
+                );
+                for (name, extra) in [
+                    ("host-iperf3-tcp", &["-t", "2"][..]),
+                    ("host-iperf3-tcp-reverse", &["-t", "2", "-R"][..]),
+                    ("host-iperf3-udp", &["-t", "2", "-u", "-b", "10M"][..]),
+                ] {
+                    let r = net
+                        .iperf3_client(&guest4, extra)
+                        .map_err(|e| e.to_string())
+                        .and_then(|json| crate::systests_net::iperf3_summary(&json));
+                    if let Ok((bps, n)) = &r {
+                        figures.push(format!(
+                            "{name}: {:.1} Mbit/s ({n} retransmits/lost)",
+                            bps / 1e6
+                        ));
+                    }
+                    record("traffic", name, r.map(drop));
+                }
+                let server = net.netns().start_iperf3_server(5202).map(drop);
+                record(
+                    "traffic",
+                    "host-iperf3-server",
+                    server.map_err(|e| e.to_string()),
+                );
+                // `ip netns exec` mounts the namespace's own sysfs.
+                let tap_mac = net
+                    .netns()
+                    .run("cat", &[&format!("/sys/class/net/{TAP}/address")])
+                    .unwrap_or_default();
+                vm.reply(&format!("go {}", tap_mac.trim()))?;
+            }
+            Some("mtu") => {
+                let r = net
+                    .netns()
+                    .ip(&["link", "set", TAP, "mtu", "9000"])
+                    .map(drop);
+                record("mtu", "host-mtu-9000", r.map_err(|e| e.to_string()));
+                vm.reply("go")?;
+            }
+            Some("jumbo") => {
+                let r = net
+                    .netns()
+                    .run(
+                        "ping",
+                        &[
+                            "-n", "-c", "3", "-W", "2", "-M", "do", "-s", "8972", &guest4,
+                        ],
+                    )
+                    .map_err(|e| e.to_string())
+                    .and_then(|out| {
+                        if out.contains(" 0% packet loss") {
+                            Ok(())
+                        } else {
+                            Err(out)
+                        }
+                    });
+                record("mtu", "host-jumbo-ping", r);
+                vm.reply("go")?;
+            }
+            Some("unloaded") => {
+                let n = sync.get(1).cloned().unwrap_or_default();
+                let pages = sim.ask_ok("pages");
+                record(
+                    "rmmod",
+                    &format!("model-pages-{n}"),
+                    match pages {
+                        Ok(l) if l.last().map(String::as_str) == Some("ok 0 pages held") => Ok(()),
+                        Ok(l) => Err(format!("after rmmod: {l:?}")),
+                        Err(e) => Err(e),
+                    },
+                );
+                let objects = sim.ask_ok("objects");
+                record(
+                    "rmmod",
+                    &format!("model-objects-{n}"),
+                    match objects {
+                        Ok(l)
+                            if l.last().map(String::as_str) == Some("ok 0 objects")
+                                && l.iter().any(|x| x == "left-at-teardown 0") =>
+                        {
+                            Ok(())
+                        }
+                        Ok(l) => Err(format!("after rmmod: {l:?}")),
+                        Err(e) => Err(e),
+                    },
+                );
+                let san = sim.ask_ok("sanitizer");
+                record(
+                    "rmmod",
+                    &format!("model-sanitizer-{n}"),
+                    match san {
+                        Ok(l) if l.last().map(String::as_str) == Some("ok 0 violations") => Ok(()),
+                        Ok(l) => Err(format!("{l:?}")),
+                        Err(e) => Err(e),
+                    },
+                );
+                vm.reply("go")?;
+            }
+            other => return Err(format!("unexpected sync {other:?}")),
+        }
+    }
+    let text = vm.finish()?;
+    sim.expect_clean_exit()?;
+    drop(net);
+    let trace = std::fs::read_to_string(&trace_path)
+        .map_err(|e| format!("{}: {e}", trace_path.display()))?;
+    Ok(PeerRun::Done {
+        text,
+        host,
+        figures,
+        trace,
+    })
+}
+
+/// Judges one of the peer boot's tests: its guest checks, its host-side
+/// checks, and (each of them) the kernel log and the command trace.
+fn judge_peer(
+    ctx: &Context,
+    test: &SystemTest,
+    group: &str,
+    guest_checks: &[String],
+) -> Result<(), String> {
+    let run = peer_run(ctx)?;
+    let PeerRun::Done {
+        text,
+        host,
+        figures,
+        trace,
+    } = run
+    else {
+        if let PeerRun::Skipped(why) = run {
+            println!("    skipped: {why}");
+        }
+        return Ok(());
+    };
+    let _ = std::fs::write(ctx.log_path(test), &text);
+    let names: Vec<&str> = guest_checks.iter().map(String::as_str).collect();
+    linux_vm::require_checks(&text, &names)?;
+    let bad: Vec<String> = host
+        .iter()
+        .filter(|(g, _, r)| *g == group && r.is_err())
+        .map(|(_, n, r)| format!("{n}: {}", r.clone().unwrap_err()))
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!(
+            "host-side checks failed:
+  {}",
+            bad.join(
+                "
+  "
+            )
+        ));
+    }
+    if !host.iter().any(|(g, _, _)| *g == group) && group != "none" {
+        return Err(format!("no host-side check of {group} ran"));
+    }
+    let dmesg = linux_vm::dmesg_problems(&text);
+    if !dmesg.is_empty() {
+        return Err(format!(
+            "kernel log:
+{}",
+            dmesg.join(
+                "
+"
+            )
+        ));
+    }
+    let failed = failed_commands(&trace);
+    if !failed.is_empty() {
+        return Err(format!(
+            "commands that failed:
+{}",
+            failed.join(
+                "
+"
+            )
+        ));
+    }
+    if group == "traffic" {
+        for f in figures {
+            println!("    ({f})");
+        }
+    }
+    Ok(())
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// `linux-peer-traffic`: against the namespace peer, ping both ways (IPv4
+/// and IPv6), ARP (each side learnt the other's MAC), stock iperf3 TCP
+/// both ways and UDP with Linux's iperf3 as the server, and Linux's iperf3
+/// client against the host's server both ways.
+fn peer_traffic(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let checks = names(&[
+        "probe",
+        "up",
+        "carrier",
+        "ping4",
+        "ping6",
+        "arp",
+        "iperf3-client",
+        "iperf3-client-reverse",
+    ]);
+    judge_peer(ctx, test, "traffic", &checks)
+}
+
+/// `linux-mtu-ethtool`: `ethtool -i` (driver and the model's firmware
+/// version), `-k`, `-l`, `-g` answer, `ethtool -S` counters (software,
+/// port and vport) move with traffic, MTU 9000 with jumbo pings both ways,
+/// and `ip link set down/up` (carrier off and back, traffic after).
+fn mtu_ethtool(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let mut checks = names(&[
+        "ethtool-i",
+        "ethtool-k",
+        "ethtool-l",
+        "ethtool-g",
+        "ping-for-stats",
+        "mtu-9000",
+        "jumbo-ping",
+        "down",
+        "oper-down",
+        "up-again",
+        "carrier-again",
+        "ping-after-flap",
+    ]);
+    for c in [
+        "rx_packets",
+        "tx_packets",
+        "rx_packets_phy",
+        "tx_packets_phy",
+        "rx_vport_unicast_packets",
+        "tx_vport_unicast_packets",
+    ] {
+        checks.push(format!("stats-{c}"));
+    }
+    judge_peer(ctx, test, "mtu", &checks)?;
+    if let Ok(PeerRun::Done { text, .. }) = peer_run(ctx) {
+        let fw = linux_vm::value(&text, "fw").unwrap_or("");
+        // The cx5 personality's firmware and PSID (sim/src/personality.rs).
+        if fw != "16.35.2000 (MT_0000000008)" {
+            return Err(format!("ethtool -i firmware-version {fw:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `linux-rmmod-cycles`: five rmmod / modprobe cycles with traffic after
+/// each; after every rmmod the model holds no page and no object, Linux
+/// left nothing for TEARDOWN_HCA to destroy, and the DMA sanitizer saw no
+/// violation.
+fn rmmod_cycles(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let mut checks = Vec::new();
+    for n in 1..=CYCLES {
+        for c in ["rmmod", "modprobe", "probe", "up", "carrier", "traffic"] {
+            checks.push(format!("{c}-{n}"));
+        }
+    }
+    judge_peer(ctx, test, "rmmod", &checks)
 }
 
 #[cfg(test)]

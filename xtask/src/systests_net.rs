@@ -609,7 +609,7 @@ fn peer_arp_broadcast(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// The receiver's throughput in bits/s from stock iperf3's `--json`
 /// report, with its retransmits (TCP) or lost packets (UDP).
-fn iperf3_summary(json: &str) -> Result<(f64, u64), String> {
+pub(crate) fn iperf3_summary(json: &str) -> Result<(f64, u64), String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("iperf3 JSON: {e}: {json}"))?;
     if let Some(e) = v.get("error") {
