@@ -360,12 +360,8 @@ fn run_peer(ctx: &Context) -> Result<PeerRun, String> {
     let mut record = |group: &'static str, name: &str, r: Result<(), String>| {
         host.push((group, name.to_string(), r));
     };
-    loop {
-        let sync = match vm.next_sync() {
-            Ok(s) => s,
-            // The script ran to its end (or died: finish() says which).
-            Err(_) => break,
-        };
+    // No more syncs: the script ran to its end (or died: finish() says which).
+    while let Ok(sync) = vm.next_sync() {
         match sync.first().map(String::as_str) {
             Some("traffic") => {
                 for (name, addr) in [("host-ping4", &guest4), ("host-ping6", &guest6)] {
