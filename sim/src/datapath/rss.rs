@@ -257,4 +257,76 @@ mod tests {
             assert_eq!(toeplitz(&MS_KEY, &b), tcp, "{src} -> {dst} TCP");
         }
     }
+
+    /// A TCP/IPv4 frame (20-byte IP header, 20-byte TCP header) from
+    /// `src`:`sport` to `dst`:`dport`, or an ESP one (protocol 50, SPI the
+    /// first word after the IP header) when `spi` is given.
+    fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, spi: Option<u32>) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[23] = if spi.is_some() { 50 } else { 6 };
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        match spi {
+            Some(spi) => f[34..38].copy_from_slice(&spi.to_be_bytes()),
+            None => {
+                f[34..36].copy_from_slice(&sport.to_be_bytes());
+                f[36..38].copy_from_slice(&dport.to_be_bytes());
+                f[46] = 0x50;
+            }
+        }
+        f
+    }
+
+    fn hash_of(func: HashFn, fields: u32, f: &[u8]) -> (u32, u8) {
+        let h = RxHash {
+            rqtn: 1,
+            func,
+            key: MS_KEY,
+            ipv6: false,
+            udp: false,
+            fields,
+        };
+        let hd = super::super::frame::parse(f);
+        let mut buf = [0u8; 36];
+        let (n, ty) = input(f, &hd, &h, &mut buf);
+        let v = match func {
+            HashFn::Toeplitz { .. } => toeplitz(&h.key, &buf[..n]),
+            HashFn::InvertedXor8 => inverted_xor8(&buf[..n]),
+        };
+        (v, ty)
+    }
+
+    #[test]
+    fn symmetric_toeplitz_hashes_both_directions_alike() {
+        let all = sel::SRC_IP | sel::DST_IP | sel::L4_SPORT | sel::L4_DPORT;
+        let a = frame([66, 9, 149, 187], [161, 142, 100, 80], 2794, 1766, None);
+        let b = frame([161, 142, 100, 80], [66, 9, 149, 187], 1766, 2794, None);
+        let sym = HashFn::Toeplitz { symmetric: true };
+        let plain = HashFn::Toeplitz { symmetric: false };
+        assert_eq!(hash_of(sym, all, &a), hash_of(sym, all, &b));
+        // Microsoft's vector for a (src 66.9.149.187:2794 -> 161.142.100.80:1766).
+        assert_eq!(hash_of(plain, all, &a).0, 0x51ccc178);
+        assert_ne!(hash_of(plain, all, &a).0, hash_of(plain, all, &b).0);
+        // IPv4 | TCP in rss_hash_type.
+        assert_eq!(hash_of(sym, all, &a).1, 1 << 2 | 1 << 6);
+    }
+
+    #[test]
+    fn inverted_xor8_and_the_ipsec_spi() {
+        let ips = sel::SRC_IP | sel::DST_IP;
+        let f = frame([1, 2, 3, 4], [5, 6, 7, 8], 0, 0, Some(0x1122_3344));
+        // XOR of 1..8 and 0x11, 0x22, 0x33, 0x44, inverted, 8 bits.
+        let x = [1u8, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x22, 0x33, 0x44]
+            .iter()
+            .fold(0u8, |a, b| a ^ b);
+        let (v, ty) = hash_of(HashFn::InvertedXor8, ips | sel::IPSEC_SPI, &f);
+        assert_eq!(v, !x as u32);
+        // IPv4 with the IPsec L4 type (3) in bits 7:6.
+        assert_eq!(ty, 1 << 2 | 3 << 6);
+        // Nothing selected: no input, hash of nothing.
+        assert_eq!(hash_of(HashFn::InvertedXor8, 0, &f).1, 0);
+    }
 }
