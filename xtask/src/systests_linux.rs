@@ -35,6 +35,8 @@ const PEER_PART: &str = "cx5";
 const GUEST: u8 = 2;
 /// rmmod / modprobe cycles.
 const CYCLES: u32 = 5;
+/// Linux and cxos side by side: two boots, pings and four iperf3 runs.
+const MEET_TIMEOUT: Duration = Duration::from_secs(240);
 
 pub fn all() -> Vec<SystemTest> {
     let t = |name, timeout, run| SystemTest { name, timeout, run };
@@ -47,6 +49,7 @@ pub fn all() -> Vec<SystemTest> {
         t("linux-peer-traffic", PEER_TIMEOUT, peer_traffic),
         t("linux-mtu-ethtool", PEER_TIMEOUT, mtu_ethtool),
         t("linux-rmmod-cycles", PEER_TIMEOUT, rmmod_cycles),
+        t("linux-meets-cxos", MEET_TIMEOUT, meets_cxos),
     ]
 }
 
@@ -656,6 +659,148 @@ fn rmmod_cycles(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         }
     }
     judge_peer(ctx, test, "rmmod", &checks)
+}
+
+// ---- linux-meets-cxos ----
+
+/// `linux-meets-cxos`: a Linux VM (ConnectX-6 Dx model) and a cxos VM
+/// (ConnectX-5 model), the two models joined by the unix-socket wire: each
+/// pings the other (IPv4, and IPv6 from Linux), Linux's iperf3 client runs
+/// against cxos's server both ways, cxos's client against Linux's server.
+/// Two independent drivers of the same hardware talking through it.
+fn meets_cxos(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    use crate::systests_attach::{Shell, detach_clean, plain_line};
+    use crate::systests_net::{spawn_vm, start_wired_sim};
+    let setup = systests_sim::setup(ctx)?;
+    let guest = guest()?;
+    let log = ctx.log_path(test);
+    let wire = std::env::temp_dir().join(format!("cxos-{}-meet.sock", std::process::id()));
+    let _ = std::fs::remove_file(&wire);
+    let mut sim_c = start_wired_sim(ctx, &setup, test, "cx5", "cxos", &wire)?;
+    let options = SimOptions {
+        wire: Some(format!("unix:{}", wire.display())),
+        pcap: Some(log.with_extension("linux.pcap")),
+        trace: Some(log.with_extension("linux.trace")),
+        ..SimOptions::default()
+    };
+    let mut sim_l = start_sim(
+        &setup,
+        "cx6dx",
+        &format!("{}-linux", test.name),
+        log.with_extension("sim-linux.log"),
+        options,
+    )?;
+    let (c4, c6) = ("10.0.0.1", "fd00::1");
+    let (l4, l6) = ("10.0.0.2", "fd00::2");
+    let session = spawn_vm(
+        ctx,
+        &setup,
+        test,
+        &sim_c,
+        "cxos",
+        &format!("net.0={c4}/24,ip6={c6}/64"),
+    )?;
+    let mut shell = Shell::start(session)?;
+    plain_line(&shell.ask("serve iperf3")?, "service ")?;
+    let script = format!(
+        r#"
+pci=0000:01:00.0
+modprobe mlx5_core
+check probe wait_for 60 has_netdev $pci
+dev=$(netdev_of $pci)
+ip addr add {l4}/24 dev "$dev"
+ip -6 addr add {l6}/64 dev "$dev" nodad
+check up ip link set "$dev" up
+check carrier wait_for 30 carrier_up "$dev"
+check ping-cxos ping -c 3 -W 2 {c4}
+check ping6-cxos ping6 -c 3 -W 2 {c6}
+check iperf3-to-cxos iperf3 -c {c4} -t 2
+check iperf3-from-cxos iperf3 -c {c4} -t 2 -R
+iperf3 -s -D
+sleep 1
+host_sync serve
+report_dmesg
+"#
+    );
+    let mut vm = LinuxVm::boot(
+        &setup.qemu,
+        &guest,
+        &[&sim_l],
+        &script,
+        &log.with_extension("linux.log"),
+        MEET_TIMEOUT,
+    )?;
+    let sync = vm.next_sync()?;
+    if sync.first().map(String::as_str) != Some("serve") {
+        return Err(format!("unexpected sync {sync:?}"));
+    }
+    let ping = shell.ask(&format!("ping {l4} -c 3"))?;
+    let iperf = shell.ask(&format!("iperf3 -c {l4} -t 2"))?;
+    let linux_sanitizer = sim_l.ask_ok("sanitizer")?;
+    vm.reply("go")?;
+    let text = vm.finish()?;
+    let _ = std::fs::write(&log, &text);
+    linux_vm::require_checks(
+        &text,
+        &[
+            "probe",
+            "up",
+            "carrier",
+            "ping-cxos",
+            "ping6-cxos",
+            "iperf3-to-cxos",
+            "iperf3-from-cxos",
+        ],
+    )?;
+    plain_line(&ping, "3 packets transmitted, 3 received, 0% packet loss")?;
+    if linux_sanitizer.last().map(String::as_str) != Some("ok 0 violations") {
+        return Err(format!("the Linux side's model: {linux_sanitizer:?}"));
+    }
+    if iperf.lines().any(|l| l.starts_with("failed: ")) {
+        return Err(format!(
+            "cxos's iperf3 client against Linux's server:
+{iperf}"
+        ));
+    }
+    let json = plain_line(&iperf, "iperf3-json: ")?;
+    let v: serde_json::Value = serde_json::from_str(json.trim_start_matches("iperf3-json: "))
+        .map_err(|e| format!("{e}: {json}"))?;
+    let bps = v
+        .get("receiver_bits_per_second")
+        .and_then(|b| b.as_f64())
+        .unwrap_or(0.0);
+    if bps <= 0.0 {
+        return Err(format!("cxos -> Linux measured nothing: {json}"));
+    }
+    let dmesg = linux_vm::dmesg_problems(&text);
+    if !dmesg.is_empty() {
+        return Err(format!(
+            "kernel log:
+{}",
+            dmesg.join(
+                "
+"
+            )
+        ));
+    }
+    detach_clean(&mut shell, &sim_c)?;
+    shell.poweroff(&mut sim_c)?;
+    sim_l.expect_clean_exit()?;
+    let trace = std::fs::read_to_string(log.with_extension("linux.trace")).unwrap_or_default();
+    let failed = failed_commands(&trace);
+    if !failed.is_empty() {
+        return Err(format!(
+            "commands that failed:
+{}",
+            failed.join(
+                "
+"
+            )
+        ));
+    }
+    let _ = std::fs::remove_file(&wire);
+    println!("    (cxos client -> Linux server: {:.1} Mbit/s)", bps / 1e6);
+    Ok(())
 }
 
 #[cfg(test)]

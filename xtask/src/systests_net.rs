@@ -295,7 +295,7 @@ const VM_B: (&str, &str) = ("10.0.0.2", "fd00::2");
 const PINGS: u32 = 3;
 
 /// Starts one model of a two-VM test, joined to `wire`.
-fn start_wired_sim(
+pub(crate) fn start_wired_sim(
     ctx: &Context,
     setup: &systests_sim::Setup,
     test: &SystemTest,
@@ -320,7 +320,7 @@ fn start_wired_sim(
 }
 
 /// Boots the kernel on `sim` with `cmdline`; serial log `<test>.<side>.log`.
-fn spawn_vm(
+pub(crate) fn spawn_vm(
     ctx: &Context,
     setup: &systests_sim::Setup,
     test: &SystemTest,
