@@ -27,6 +27,10 @@ pub const PARTS: &[&str] = &["cx4", "cx4lx", "cx5", "cx6", "cx6dx"];
 /// A Linux boot to the script takes ~5 s here; probing five functions and
 /// the checks ~20 s more; the limit covers a loaded machine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long cx6dx's firmware boots in the probe VM: longer than Linux
+/// takes to boot and reach it (~5 s under TCG), so mlx5_core finds
+/// `initializing` set and waits.
+const FW_BOOT_MS: u64 = 9000;
 /// The peer boot: traffic, MTU, ethtool and five rmmod cycles.
 const PEER_TIMEOUT: Duration = Duration::from_secs(420);
 /// The part the peer tests run on (the one `cargo xtask run` models).
@@ -115,6 +119,21 @@ for p in cx4 cx4lx cx5 cx6 cx6dx; do
     value speed-$p "$(cat /sys/class/net/$dev/speed)"
     value driver-$p "$(ethtool -i "$dev" | sed -n 's/^driver: //p')"
 done
+# cx4 and cx4lx share one wire, cx5 and cx6 another: each pair pings
+# across it, the second of the pair in a network namespace of its own.
+pair() {
+    a=$(netdev_of 0000:0$1:00.0); b=$(netdev_of 0000:0$2:00.0); ns=peer$1
+    ip netns add $ns
+    ip link set "$b" netns $ns
+    ip addr add 10.9.$1.1/24 dev "$a"
+    ip -n $ns addr add 10.9.$1.2/24 dev "$b"
+    ip -n $ns link set lo up
+    ip -n $ns link set "$b" up
+    check ping-$3-$4 ping -c 3 -W 2 10.9.$1.2
+    check ping-$4-$3 ip netns exec $ns ping -c 3 -W 2 10.9.$1.1
+}
+pair 1 2 cx4 cx4lx
+pair 3 4 cx5 cx6
 host_sync probed
 report_dmesg
 "#;
@@ -124,9 +143,18 @@ fn run_probe(ctx: &Context) -> Result<ProbeRun, String> {
     let guest = guest()?;
     let log = ctx.ws.logs_dir().join("linux-probe.log");
     let mut sims = Vec::new();
-    for p in PARTS {
+    let wires = [
+        std::env::temp_dir().join(format!("cxos-{}-probe-a.sock", std::process::id())),
+        std::env::temp_dir().join(format!("cxos-{}-probe-b.sock", std::process::id())),
+    ];
+    for (i, p) in PARTS.iter().enumerate() {
         let options = SimOptions {
             trace: Some(log.with_extension(format!("{p}.trace"))),
+            // cx4 + cx4lx on one wire, cx5 + cx6 on another, cx6dx alone.
+            wire: wires.get(i / 2).map(|w| format!("unix:{}", w.display())),
+            // cx6dx's firmware is still booting when Linux gets to it: its
+            // driver must wait for `initializing` to clear.
+            fw_boot_ms: (*p == "cx6dx").then_some(FW_BOOT_MS),
             ..SimOptions::default()
         };
         let sim = start_sim(
@@ -176,13 +204,17 @@ fn run_probe(ctx: &Context) -> Result<ProbeRun, String> {
         let path = log.with_extension(format!("{trace}.trace"));
         *trace = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    for w in &wires {
+        let _ = std::fs::remove_file(w);
+    }
     Ok(ProbeRun { text, parts })
 }
 
 /// `linux-probe-<part>`: mlx5_core probes the part, its netdev appears,
 /// comes up with carrier, reports the model's firmware; no mlx5 error or
 /// warning in dmesg (allow-list: [`linux_vm::DMESG_ALLOWED`]); every
-/// command Linux issued succeeded; no DMA sanitizer violation.
+/// command Linux issued succeeded; no DMA sanitizer violation. The parts
+/// wired in pairs (cx4-cx4lx, cx5-cx6) also ping each other both ways.
 fn probe(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let part = test.name.trim_start_matches("linux-probe-");
     let index = PARTS
@@ -214,6 +246,16 @@ fn probe(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if driver != "mlx5_core" {
         return Err(format!("driver {driver:?}"));
     }
+    let pings: Vec<String> = linux_vm::checks(text)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("ping-") && n.split('-').any(|w| w == part))
+        .map(|(n, _)| n)
+        .collect();
+    if part != "cx6dx" && pings.len() != 2 {
+        return Err(format!("pings of {part}: {pings:?}"));
+    }
+    let names: Vec<&str> = pings.iter().map(String::as_str).collect();
+    linux_vm::require_checks(text, &names)?;
     let pci = format!("0000:0{}:00.0", index + 1);
     let dmesg: Vec<String> = linux_vm::dmesg_problems(text)
         .into_iter()
@@ -227,6 +269,25 @@ fn probe(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("commands that failed:\n{}", failed.join("\n")));
     }
     let commands = trace.lines().filter(|l| l.starts_with("cmd ")).count();
+    if part == "cx6dx" {
+        // The first command came after the firmware boot time.
+        let first = trace
+            .lines()
+            .find(|l| l.starts_with("cmd 1 "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|t| {
+                t.trim_start_matches('+')
+                    .trim_end_matches("ms")
+                    .parse::<f64>()
+                    .ok()
+            })
+            .ok_or("no first command in the trace")?;
+        if first < FW_BOOT_MS as f64 {
+            return Err(format!(
+                "ENABLE_HCA at {first} ms, before firmware finished booting ({FW_BOOT_MS} ms)"
+            ));
+        }
+    }
     println!(
         "    ({part}: {} at {} Mb/s, {commands} commands)",
         linux_vm::value(text, &format!("netdev-{part}")).unwrap_or("?"),
