@@ -3,7 +3,7 @@
 //! through QEMU. Prints (`bench: <name>: <value> <unit>`):
 //! - the trapped BAR0 accesses (REGION_READ / REGION_WRITE messages) and
 //!   config accesses one attach makes (counts, not times: the same under QEMU,
-//!   where each trapped read costs ~30-80 us, FACTS.md);
+//!   where each trapped read costs ~30-80 us, sim/README.md);
 //! - the wall time of one attach and of one detach over the socket;
 //! - the round trip of one trapped 32-bit BAR0 read and write over the
 //!   socket (the floor of what QEMU adds on top).

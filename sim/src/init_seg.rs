@@ -147,7 +147,11 @@ impl InitSeg {
                 ((self.fw.0 as u32) << 24) | ((self.fw.1 as u32 & 0xff) << 16) | self.fw.2 as u32
             }
             reg::HEALTH_SYND_DWORD => (synd as u32) << 16,
-            // Timeouts in ms: command execution 60 s, queue init 10 s.
+            // Timeouts as `default_timeout` fields: to_multiplier [31:29]
+            // (0 ms, 1 s, 2 min, 3 h), to_value [19:0]. The model reports
+            // milliseconds: command execution 60 s, queue init 10 s. Their
+            // presence also says the DTOR register is there (Linux reads it
+            // when cmd_q_init_to is not 0).
             reg::CMD_EXEC_TO => 60_000,
             reg::CMD_Q_INIT_TO => 10_000,
             reg::INTERNAL_TIMER_H => (self.timer_ns() >> 32) as u32,

@@ -70,7 +70,7 @@ impl std::fmt::Display for Verdict {
 }
 
 /// TCG (software emulation) is the default: KVM here is a nested software
-/// hypervisor that fails on ordinary kernel code (FACTS.md).
+/// hypervisor that fails on ordinary kernel code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Accel {
     #[default]

@@ -6,7 +6,7 @@
 //! backports, 10.0 without it) a Debian trixie tree with QEMU from
 //! trixie-backports is bootstrapped once into a cache directory outside the
 //! repository and its binary runs through the tree's own dynamic loader, so
-//! no chroot is needed at run time (FACTS.md, "Virtualization").
+//! no chroot is needed at run time.
 //!
 //! Provisioning is idempotent: a stamp file inside the tree says it is
 //! complete, and an exclusive lock on a file next to it makes concurrent

@@ -4,7 +4,7 @@
 //! reply ends with a line starting `ok` or `error:`).
 //!
 //! Guest RAM must be a shared memfd so QEMU can hand it to the model
-//! (FACTS.md, "vfio-user with QEMU"); the function sits behind a PCIe root
+//! (sim/README.md, "vfio-user with QEMU"); the function sits behind a PCIe root
 //! port, so the guest finds it at 01:00.0.
 
 use std::io::{BufRead, BufReader, Write};
