@@ -51,13 +51,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let opts = Options {
-        socket: dir.join("vfio.sock"),
-        personality: Personality::ConnectX6Dx,
         control: Some(dir.join("control.sock")),
-        wire: mlx5_sim::link::LinkSpec::None,
-        pcap: None,
-        fw_boot_delay: mlx5_sim::init_seg::DEFAULT_FW_BOOT_DELAY,
-        trace_commands: None,
+        ..Options::new(dir.join("vfio.sock"), Personality::ConnectX6Dx)
     };
     let control = dir.join("control.sock");
     let socket = opts.socket.clone();

@@ -43,13 +43,9 @@ fn start_server_booting(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let opts = Options {
-        socket: dir.join("vfio.sock"),
-        personality,
         control: Some(dir.join("control.sock")),
-        wire: mlx5_sim::link::LinkSpec::None,
-        pcap: None,
         fw_boot_delay,
-        trace_commands: None,
+        ..Options::new(dir.join("vfio.sock"), personality)
     };
     let socket = opts.socket.clone();
     let control = dir.join("control.sock");
