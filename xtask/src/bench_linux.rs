@@ -10,7 +10,8 @@
 //!   and from there to the driver's link decision (cxos: its attach reads
 //!   PAOS; Linux: `QUERY_VPORT_STATE` when the interface comes up, right
 //!   after `modprobe`), with the number of commands each driver issued to
-//!   get there;
+//!   get there; and to the end of the whole bring-up (queues and steering
+//!   included: the last command before the driver stays idle for 0.5 s);
 //! - the distinct commands and registers Linux issued (probe, traffic,
 //!   `ethtool`, MTU change, link down/up, rmmod) and how many of them the
 //!   model implements (those that never failed with BAD_OPCODE or an
@@ -32,6 +33,9 @@ use crate::systests_net::iperf3_summary;
 const PART: &str = "cx5";
 const GUEST: u8 = 2;
 const TIMEOUT: Duration = Duration::from_secs(600);
+/// A driver that issued no command for this long has finished bringing
+/// the port up (both guests wait over a second before any traffic).
+const IDLE_MS: f64 = 500.0;
 
 /// One command line of a trace: (ms since reset, opcode name, register).
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +103,18 @@ pub fn bring_up(
     let first = trace.first()?.ms;
     let i = trace.iter().position(is_link)?;
     Some((first, trace[i].ms - first, i + 1))
+}
+
+/// (ms from the first command to the last one before the driver went idle
+/// for `gap_ms`, commands up to it): the whole bring-up, queues and
+/// steering included.
+pub fn until_idle(trace: &[TraceLine], gap_ms: f64) -> Option<(f64, usize)> {
+    let first = trace.first()?.ms;
+    let i = trace
+        .windows(2)
+        .position(|w| w[1].ms - w[0].ms >= gap_ms)
+        .unwrap_or(trace.len() - 1);
+    Some((trace[i].ms - first, i + 1))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -179,6 +195,7 @@ pub fn figures(
     let cxos = parse_trace(&read(&cxos_trace)?);
     let cxos_up = bring_up(&cxos, |l| l.register.as_deref() == Some("PAOS"))
         .ok_or("no PAOS access in cxos's trace")?;
+    let cxos_done = until_idle(&cxos, IDLE_MS).ok_or("empty cxos trace")?;
 
     // Linux.
     let guest = crate::linux_guest::guest().map_err(|e| e.to_string())?;
@@ -232,6 +249,7 @@ check rmmod rmmod mlx5_core
     let linux = parse_trace(&read(&linux_trace)?);
     let linux_up = bring_up(&linux, |l| l.name == "QUERY_VPORT_STATE")
         .ok_or("no QUERY_VPORT_STATE in Linux's trace")?;
+    let linux_done = until_idle(&linux, IDLE_MS).ok_or("empty Linux trace")?;
     let commands: BTreeSet<&str> = linux.iter().map(|l| l.name.as_str()).collect();
     let registers: BTreeSet<&str> = linux.iter().filter_map(|l| l.register.as_deref()).collect();
     let missing: BTreeSet<String> = linux
@@ -274,6 +292,12 @@ check rmmod rmmod mlx5_core
         ),
         figure("cxos-commands-to-link-up", cxos_up.2, "commands"),
         figure(
+            "cxos-first-command-to-idle",
+            format!("{:.1}", cxos_done.0),
+            "ms",
+        ),
+        figure("cxos-commands-to-idle", cxos_done.1, "commands"),
+        figure(
             "linux-reset-to-first-command",
             format!("{:.0}", linux_up.0),
             "ms",
@@ -284,6 +308,12 @@ check rmmod rmmod mlx5_core
             "ms",
         ),
         figure("linux-commands-to-link-up", linux_up.2, "commands"),
+        figure(
+            "linux-first-command-to-idle",
+            format!("{:.1}", linux_done.0),
+            "ms",
+        ),
+        figure("linux-commands-to-idle", linux_done.1, "commands"),
         figure("linux-distinct-commands", commands.len(), "commands"),
         figure("linux-distinct-registers", registers.len(), "registers"),
         figure(
@@ -318,6 +348,8 @@ mod tests {
             bring_up(&t, |l| l.name == "QUERY_VPORT_STATE"),
             Some((5000.0, 4.0, 3))
         );
+        assert_eq!(until_idle(&t, 2.0), Some((1.5, 2)));
+        assert_eq!(until_idle(&t, 10.0), Some((4.0, 3)));
         // A later reset starts the count again.
         let again = format!(
             "{TRACE}reset +0.000ms\ncmd 4 +10.000ms NOP(0x80d) op_mod 0x0 in 16 out 16 status 0x0 syndrome 0x0\n"

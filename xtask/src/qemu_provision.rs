@@ -223,8 +223,8 @@ pub fn once(dir: &Path, stamp: &str, build: impl FnOnce(&Path) -> Result<()>) ->
     if !running_as_root() {
         return Err(XtaskError::msg(format!(
             "{} is not provisioned, and provisioning it (debootstrap, apt in a \
-             chroot) needs root: run `cargo xtask provision` as root once, or set {DIR_VAR} \
-             to a QEMU >= 10.1 tree",
+             chroot) needs root: run `cargo xtask provision --linux-guest` as root once \
+             (QEMU and the Linux guest), or set {DIR_VAR} to a tree with QEMU >= 10.1",
             dir.display()
         )));
     }
