@@ -139,7 +139,7 @@ fn iperf3_runs(net: &PeerNetwork, addr: &str, runs: usize) -> Result<(Vec<f64>, 
             (&["-t", "3"][..], &mut to),
             (&["-t", "3", "-R"][..], &mut from),
         ] {
-            let json = net.iperf3_client(addr, extra).map_err(|e| e.to_string())?;
+            let json = crate::systests_linux::host_iperf3(net, addr, extra)?;
             into.push(iperf3_summary(&json)?.0 / 1e6);
         }
     }

@@ -18,7 +18,11 @@
 //!   line>` with its `<level>` prefix, for [`dmesg_problems`];
 //! - `wait_for SECONDS CMD...` retries CMD every 0.2 s; `netdev_of PCI`
 //!   names the interface of a PCI function; `carrier_up IF`, `oper_down IF`
-//!   (`carrier` cannot be read while the interface is down).
+//!   (`carrier` cannot be read while the interface is down);
+//! - `iperf3_client ARGS...` runs `iperf3 ARGS...`, again (up to 5 times,
+//!   1 s apart) while the server refuses the connection: an iperf3 server
+//!   closes its listening socket after each test and opens it again a
+//!   moment later, so back-to-back clients can find no listener.
 //!
 //! The prelude's own variables are named `cxos_*` (dash functions share
 //! the script's globals).
@@ -65,6 +69,15 @@ netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n 1; }
 has_netdev() { [ -n "$(netdev_of "$1")" ]; }
 carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
 oper_down() { [ "$(cat "/sys/class/net/$1/operstate")" = down ]; }
+iperf3_client() {
+    cxos_n=1
+    while :; do
+        cxos_o=$(iperf3 "$@" 2>&1) && { printf '%s\n' "$cxos_o"; return 0; }
+        case $cxos_o in *"Connection refused"*) ;; *) cxos_n=5 ;; esac
+        [ "$cxos_n" -lt 5 ] || { printf '%s\n' "$cxos_o"; return 1; }
+        cxos_n=$((cxos_n + 1)); sleep 1
+    done
+}
 "#;
 
 /// A running Linux VM.

@@ -340,8 +340,8 @@ iperf3 -s -D
 host_sync traffic
 set -- $CXOS_REPLY
 check arp sh -c "ip neigh show {h4} dev $dev | grep -qi 'lladdr $2'"
-check iperf3-client iperf3 -c {h4} -p 5202 -t 2
-check iperf3-client-reverse iperf3 -c {h4} -p 5202 -t 2 -R
+check iperf3-client iperf3_client -c {h4} -p 5202 -t 2
+check iperf3-client-reverse iperf3_client -c {h4} -p 5202 -t 2 -R
 value fw "$(ethtool -i "$dev" | sed -n 's/^firmware-version: //p')"
 check ethtool-i ethtool -i "$dev"
 check ethtool-k ethtool -k "$dev"
@@ -382,6 +382,29 @@ done
 report_dmesg
 "#
     )
+}
+
+/// Stock iperf3 from the peer namespace to `addr` (its JSON report),
+/// again (up to 5 times, 1 s apart) while the server refuses the
+/// connection: an iperf3 server closes its listening socket after each
+/// test and opens it again a moment later, so back-to-back clients can
+/// find no listener (the guest's `iperf3_client` does the same).
+pub(crate) fn host_iperf3(
+    net: &crate::netns::PeerNetwork,
+    addr: &str,
+    extra: &[&str],
+) -> Result<String, String> {
+    let mut attempt = 1;
+    loop {
+        match net.iperf3_client(addr, extra) {
+            Ok(json) => return Ok(json),
+            Err(e) if attempt < 5 && e.to_string().contains("Connection refused") => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// One host-side check: its name and result, for the test it belongs to.
@@ -466,9 +489,7 @@ fn run_peer(ctx: &Context) -> Result<PeerRun, String> {
                     ("host-iperf3-tcp-reverse", &["-t", "2", "-R"][..]),
                     ("host-iperf3-udp", &["-t", "2", "-u", "-b", "10M"][..]),
                 ] {
-                    let r = net
-                        .iperf3_client(&guest4, extra)
-                        .map_err(|e| e.to_string())
+                    let r = host_iperf3(&net, &guest4, extra)
                         .and_then(|json| crate::systests_net::iperf3_summary(&json));
                     if let Ok((bps, n)) = &r {
                         figures.push(format!(
@@ -775,8 +796,8 @@ check up ip link set "$dev" up
 check carrier wait_for 30 carrier_up "$dev"
 check ping-cxos ping -c 3 -W 2 {c4}
 check ping6-cxos ping6 -c 3 -W 2 {c6}
-check iperf3-to-cxos iperf3 -c {c4} -t 2
-check iperf3-from-cxos iperf3 -c {c4} -t 2 -R
+check iperf3-to-cxos iperf3_client -c {c4} -t 2
+check iperf3-from-cxos iperf3_client -c {c4} -t 2 -R
 iperf3 -s -D
 sleep 1
 host_sync serve
