@@ -233,7 +233,12 @@ fn setup_s5(tables: &Tables) {
 pub fn acpi_s5() {
     let port = S5_PORT.load(Ordering::Relaxed);
     if port != 0 {
-        arch::outw(port, S5_VALUE.load(Ordering::Relaxed));
+        // SAFETY: the FADT names `port` as PM1a_CNT; SLP_TYP from the DSDT
+        // with SLP_EN switches the machine off, as the caller asked.
+        unsafe {
+            x86_64::instructions::port::Port::<u16>::new(port)
+                .write(S5_VALUE.load(Ordering::Relaxed))
+        };
         time::delay_us(100_000);
     }
 }
@@ -242,6 +247,7 @@ pub fn acpi_s5() {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
+    serial::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
         arch::exit(arch::EXIT_FAIL);
