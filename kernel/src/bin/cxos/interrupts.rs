@@ -6,6 +6,10 @@
 //! device interrupts on IST2. Interrupt gates keep IF clear, so handlers
 //! never nest. Device handlers only count, set the vector's pending flag,
 //! bump the wake counter and acknowledge: work runs in the main loop.
+//!
+//! The GDT, TSS and IDT are `x86_64`'s structures; the IDT points at the
+//! build script's stubs, since `x86_64`'s `extern "x86-interrupt"` handlers
+//! need nightly Rust.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};

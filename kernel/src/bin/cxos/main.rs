@@ -35,6 +35,7 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use cxos_boot::{BootError, BootInfo, Memory, PhysMemory, RsdpSource};
 use cxos_kernel::acpi::{self, Tables};
 use cxos_kernel::cmdline;
+use x86_64::instructions::port::Port;
 
 cxos_boot::entry!(kmain);
 
@@ -235,10 +236,7 @@ pub fn acpi_s5() {
     if port != 0 {
         // SAFETY: the FADT names `port` as PM1a_CNT; SLP_TYP from the DSDT
         // with SLP_EN switches the machine off, as the caller asked.
-        unsafe {
-            x86_64::instructions::port::Port::<u16>::new(port)
-                .write(S5_VALUE.load(Ordering::Relaxed))
-        };
+        unsafe { Port::<u16>::new(port).write(S5_VALUE.load(Ordering::Relaxed)) };
         time::delay_us(100_000);
     }
 }
