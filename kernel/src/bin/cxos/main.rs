@@ -35,6 +35,7 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use cxos_boot::{BootError, BootInfo, Memory, PhysMemory, RsdpSource};
 use cxos_kernel::acpi::{self, Tables};
 use cxos_kernel::cmdline;
+use x86_64::instructions::port::Port;
 
 cxos_boot::entry!(kmain);
 
@@ -233,7 +234,9 @@ fn setup_s5(tables: &Tables) {
 pub fn acpi_s5() {
     let port = S5_PORT.load(Ordering::Relaxed);
     if port != 0 {
-        arch::outw(port, S5_VALUE.load(Ordering::Relaxed));
+        // SAFETY: the FADT names `port` as PM1a_CNT; SLP_TYP from the DSDT
+        // with SLP_EN switches the machine off, as the caller asked.
+        unsafe { Port::<u16>::new(port).write(S5_VALUE.load(Ordering::Relaxed)) };
         time::delay_us(100_000);
     }
 }
@@ -242,6 +245,7 @@ pub fn acpi_s5() {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
+    serial::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
         arch::exit(arch::EXIT_FAIL);

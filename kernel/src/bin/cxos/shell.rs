@@ -251,7 +251,7 @@ fn execute(line: &str) {
 /// isa-debug-exit when present (QEMU exits 33), else ACPI S5, else halt.
 pub fn poweroff() -> ! {
     println!("poweroff");
-    arch::outl(0xf4, arch::EXIT_PASS);
+    arch::request_exit(arch::EXIT_PASS);
     crate::acpi_s5();
     println!("poweroff: no way to switch off; halted");
     arch::halt_forever()
@@ -264,11 +264,10 @@ pub fn reboot() -> ! {
     arch::interrupts_disable();
     // Reset Control Register: hard reset (bit 1) requested by a 0 -> 1
     // transition of bit 2.
-    arch::outb(0xcf9, 0x02);
-    arch::outb(0xcf9, 0x06);
+    arch::reset_control_register();
     time::delay_us(100_000);
     // 8042: pulse the CPU reset line.
-    arch::outb(0x64, 0xfe);
+    arch::keyboard_controller_reset();
     time::delay_us(100_000);
     println!("reboot: no reset method worked; halted");
     arch::halt_forever()
