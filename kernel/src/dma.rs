@@ -9,7 +9,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use cxos_drivers::{DmaAddr, DmaRegion, PlatformError};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, PlatformError};
 use spin::Mutex;
 
 use crate::frames::{FRAME_SIZE, FrameAllocator};
@@ -71,6 +71,15 @@ impl DmaPool {
             allocations: self.allocations.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The kernel's DMA allocator is the pool itself (a static).
+impl DmaAlloc for &'static DmaPool {
+    type Region = DmaBuffer;
+
+    fn dma_alloc(&self, size: usize) -> Result<DmaBuffer, PlatformError> {
+        DmaPool::alloc(self, size)
     }
 }
 
