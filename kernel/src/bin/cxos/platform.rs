@@ -5,7 +5,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ptr;
+use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, compiler_fence};
 
 use cxos_drivers::{Clock, PciAddress, Platform, PlatformError};
@@ -13,6 +13,7 @@ use cxos_kernel::dma::DmaPool;
 use cxos_kernel::msi::{self, MsiMessage, MsixLayout};
 use cxos_kernel::pci::{self, CAP_MSI, CAP_MSIX, ConfigSpace};
 use spin::Mutex;
+use volatile::VolatilePtr;
 
 use crate::interrupts::{self, Role};
 use crate::pcibus::{Device, Mmio};
@@ -156,7 +157,8 @@ impl Msix {
 }
 
 /// BAR0 of a claimed function as the driver sees it: big-endian registers
-/// through volatile accesses, and the barriers of the doorbell protocol. A copy per queue: doorbells take no lock.
+/// through `volatile`'s [`VolatilePtr`], and the barriers of the doorbell
+/// protocol. A copy per queue: doorbells take no lock.
 ///
 /// The barriers are compiler fences. On x86-64 the CPU keeps stores to
 /// write-back memory in order and does not let an uncached store (every
@@ -182,14 +184,21 @@ impl Bar0 {
 
     /// The register at `offset` (bounds and alignment checked: a driver bug
     /// panics).
-    fn at<T>(&self, offset: usize) -> *mut T {
+    fn at<T>(&self, offset: usize) -> VolatilePtr<'static, T> {
         let size = size_of::<T>();
         assert!(
             offset.checked_add(size).is_some_and(|e| e <= self.len) && offset.is_multiple_of(size),
             "BAR0 access at {offset:#x} (size {size}) outside BAR of {:#x} bytes or unaligned",
             self.len
         );
-        (self.base as usize + offset) as *mut T
+        // SAFETY: in bounds and aligned (checked above; the mapping is page
+        // aligned), not null (checked in `new`), and mapped uncached for as
+        // long as the kernel runs (BAR mappings are never removed).
+        unsafe {
+            VolatilePtr::new(NonNull::new_unchecked(
+                (self.base as usize + offset) as *mut T,
+            ))
+        }
     }
 }
 
@@ -199,24 +208,19 @@ impl cxos_drivers::Mmio for Bar0 {
     }
 
     fn bar0_read_be32(&self, offset: usize) -> u32 {
-        // SAFETY: in bounds and aligned (checked); mapped uncached for as
-        // long as the kernel runs.
-        u32::from_be(unsafe { ptr::read_volatile(self.at::<u32>(offset)) })
+        u32::from_be(self.at::<u32>(offset).read())
     }
 
     fn bar0_write_be32(&self, offset: usize, value: u32) {
-        // SAFETY: as for the read.
-        unsafe { ptr::write_volatile(self.at::<u32>(offset), value.to_be()) }
+        self.at::<u32>(offset).write(value.to_be());
     }
 
     fn bar0_read_be64(&self, offset: usize) -> u64 {
-        // SAFETY: as for the read.
-        u64::from_be(unsafe { ptr::read_volatile(self.at::<u64>(offset)) })
+        u64::from_be(self.at::<u64>(offset).read())
     }
 
     fn bar0_write_be64(&self, offset: usize, value: u64) {
-        // SAFETY: as for the read.
-        unsafe { ptr::write_volatile(self.at::<u64>(offset), value.to_be()) }
+        self.at::<u64>(offset).write(value.to_be());
     }
 
     #[inline]
