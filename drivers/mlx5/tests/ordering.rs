@@ -1,8 +1,8 @@
 //! The ordering rule of the platform contract (`cxos_drivers::platform`),
-//! checked on what the driver really does: the harness records the
-//! driver's DMA accesses, barriers and BAR accesses in order
-//! (`SimPlatform::record_order`), and the checkers of
-//! `mlx5_sim::harness::order` hold them against the rule. Each check
+//! checked on what the driver really does: the driver under test runs on a
+//! `mlx5_sim::harness::Recording`, which logs its DMA accesses, barriers
+//! and BAR accesses in order, and the checkers of
+//! `mlx5_sim::harness::order` hold the log against the rule. Each check
 //! returns how many events it looked at; every test asserts that number,
 //! so none passes on an empty log.
 
@@ -11,14 +11,17 @@ mod common;
 use std::ops::Range;
 
 use cxos_drivers::{Barrier, Mmio, NetDevice};
-use mlx5::eth::{EthConfig, RqChoice};
+use mlx5::eth::{EthConfig, EthPort, Resources, RqChoice};
 use mlx5::pd::QuerySpecialContexts;
 use mlx5::{Adapter, cq, eq, sq};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::order::{check_doorbells, check_entry_reads, check_records};
-use mlx5_sim::harness::{Mode, OrderLog, SimPlatform, Step};
+use mlx5_sim::harness::{Mode, OrderLog, Recording, SimPlatform, Step};
 
-use common::{Port, close_port, open_port};
+use common::{close_port, open_port};
+
+/// A port whose driver runs on a recording platform.
+type Recorded = EthPort<Adapter<Recording>>;
 
 /// Every entry (CQE, EQE, command entry) is 64 bytes with its ownership
 /// in byte 0x3f.
@@ -40,7 +43,26 @@ fn cfg(interrupts: bool) -> EthConfig {
     }
 }
 
-fn send(a: &mut Port, dst: [u8; 6], n: usize) {
+fn open_recorded(sim: &SimPlatform, cfg: EthConfig) -> (Recording, Recorded) {
+    let r = Recording::new(sim.clone());
+    let a = Adapter::attach(r.clone(), common::config())
+        .map_err(|f| f.error)
+        .unwrap();
+    let res = Resources::of(&a).unwrap();
+    let port = EthPort::open(a, res, cfg).map_err(|f| f.error).unwrap();
+    (r, port)
+}
+
+fn close_recorded(port: Recorded, sim: &SimPlatform, dma_before: (usize, usize)) {
+    let (a, rep) = port.close();
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    assert!(sim.sanitizer_violations().is_empty());
+}
+
+fn send<D: NetDevice>(a: &mut D, dst: [u8; 6], n: usize) {
     for i in 0..n {
         a.transmit(60, |f| {
             f[..6].copy_from_slice(&dst);
@@ -52,7 +74,7 @@ fn send(a: &mut Port, dst: [u8; 6], n: usize) {
     a.flush();
 }
 
-fn drain(b: &mut Port) -> usize {
+fn drain<D: NetDevice>(b: &mut D) -> usize {
     let mut n = 0;
     while b.receive(|_, _| ()).is_some() {
         n += 1;
@@ -61,13 +83,13 @@ fn drain(b: &mut Port) -> usize {
     n
 }
 
-fn take(sim: &SimPlatform) -> Vec<Step> {
-    let OrderLog { steps, dropped } = sim.take_order();
+fn take(r: &Recording) -> Vec<Step> {
+    let OrderLog { steps, dropped } = r.take();
     assert_eq!(dropped, 0, "the recording overflowed");
     steps
 }
 
-fn cq_ring(c: &cq::Cq<SimPlatform>) -> Range<u64> {
+fn cq_ring<P: cxos_drivers::Platform>(c: &cq::Cq<P>) -> Range<u64> {
     c.ring_addr()..c.ring_addr() + (c.entries() * ENTRY) as u64
 }
 
@@ -79,7 +101,7 @@ fn within(r: &Range<u64>) -> impl Fn(&Step) -> bool + '_ {
 fn a_batch_of_transmits_writes_wqes_then_the_record_then_the_doorbell() {
     let (sa, sb) = pair();
     let (da, db) = (sa.dma_in_use(), sb.dma_in_use());
-    let mut a = open_port(&sa, cfg(false));
+    let (ra, mut a) = open_recorded(&sa, cfg(false));
     let mut b = open_port(&sb, cfg(false));
     let sqq = a.sq().unwrap();
     let (ring, dbr) = sqq.ring_addr();
@@ -87,9 +109,9 @@ fn a_batch_of_transmits_writes_wqes_then_the_record_then_the_doorbell() {
     let dbr = dbr..dbr + 8;
     let doorbell = a.resources().uar.bar_offset() + sq::UAR_SEND_DOORBELL;
 
-    sa.record_order();
+    ra.start();
     send(&mut a, b.mac(), 8);
-    let s = take(&sa);
+    let s = take(&ra);
 
     // Eight frames written in place and eight WQEs (and the completion
     // request of the last), then exactly: barrier, record, barrier, BAR.
@@ -117,7 +139,7 @@ fn a_batch_of_transmits_writes_wqes_then_the_record_then_the_doorbell() {
 
     assert_eq!(drain(&mut b), 8);
     a.poll();
-    close_port(a, &sa, da);
+    close_recorded(a, &sa, da);
     close_port(b, &sb, db);
 }
 
@@ -125,7 +147,7 @@ fn a_batch_of_transmits_writes_wqes_then_the_record_then_the_doorbell() {
 fn a_cq_arm_and_an_eq_arm_follow_the_completions_they_give_back() {
     let (sa, sb) = pair();
     let (da, db) = (sa.dma_in_use(), sb.dma_in_use());
-    let mut a = open_port(&sa, cfg(true));
+    let (ra, mut a) = open_recorded(&sa, cfg(true));
     let mut b = open_port(&sb, cfg(false));
     let res = *a.resources();
     let uar = res.uar.bar_offset();
@@ -137,9 +159,9 @@ fn a_cq_arm_and_an_eq_arm_follow_the_completions_they_give_back() {
     // The transmit completions raise an event on the armed CQ's EQ; the
     // poll takes the EQE, re-arms the EQ, takes the CQEs and re-arms the CQ.
     send(&mut a, b.mac(), 4);
-    sa.record_order();
+    ra.start();
     a.poll();
-    let s = take(&sa);
+    let s = take(&ra);
     assert_eq!(a.tx_cq().unwrap().armed, armed + 1, "{s:?}");
 
     let eq_arm = uar + eq::UAR_EQ_ARM;
@@ -179,7 +201,7 @@ fn a_cq_arm_and_an_eq_arm_follow_the_completions_they_give_back() {
     assert!(matches!(s[j - 2], Step::DmaRead { .. }), "{:?}", &s[..j]);
 
     assert_eq!(drain(&mut b), 4);
-    close_port(a, &sa, da);
+    close_recorded(a, &sa, da);
     close_port(b, &sb, db);
 }
 
@@ -190,7 +212,7 @@ fn received_frames_are_read_after_their_cqe_and_reposted_after_a_barrier() {
     let mut a = open_port(&sa, cfg(false));
     // Cyclic: every frame gives its buffer back (a striding WQE would
     // hold all eight).
-    let mut b = open_port(
+    let (rb, mut b) = open_recorded(
         &sb,
         EthConfig {
             rq_kind: RqChoice::Cyclic,
@@ -203,9 +225,9 @@ fn received_frames_are_read_after_their_cqe_and_reposted_after_a_barrier() {
     let rq_dbr = rq_dbr..rq_dbr + 4;
 
     send(&mut a, b.mac(), 8);
-    sb.record_order();
+    rb.start();
     assert_eq!(drain(&mut b), 8);
-    let s = take(&sb);
+    let s = take(&rb);
 
     assert!(check_entry_reads(&s, cq_ring.clone(), ENTRY, OWNER).unwrap() >= 8);
     // Each frame is lent after the read barrier of its CQE.
@@ -234,14 +256,15 @@ fn received_frames_are_read_after_their_cqe_and_reposted_after_a_barrier() {
 
     a.poll();
     close_port(a, &sa, da);
-    close_port(b, &sb, db);
+    close_recorded(b, &sb, db);
 }
 
 #[test]
 fn a_command_hands_its_entry_over_after_a_barrier_and_reads_the_answer_after_one() {
     common::logger();
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
-    let mut a = Adapter::attach(sim.clone(), common::config())
+    let r = Recording::new(sim.clone());
+    let mut a = Adapter::attach(r.clone(), common::config())
         .map_err(|f| f.error)
         .unwrap();
     let page =
@@ -250,9 +273,9 @@ fn a_command_hands_its_entry_over_after_a_barrier_and_reads_the_answer_after_one
     let eq0 = sim.eq_ring(eqn.0).unwrap();
     let eq_arm = a.uar().unwrap().bar_offset() + eq::UAR_EQ_ARM;
 
-    sim.record_order();
+    r.start();
     a.exec(&QuerySpecialContexts).unwrap();
-    let s = take(&sim);
+    let s = take(&r);
 
     let slot = s
         .iter()

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use cxos_drivers::{DmaAddr, DmaRegion};
 
 use super::mem::{HostMem, PAGE};
-use super::order::{Recorder, Step};
 use crate::dma::{DmaFault, DmaSpace};
 
 const BUS_BASE: u64 = 1 << 32;
@@ -35,8 +34,6 @@ pub struct HostDmaSpace {
     freed: Mutex<VecDeque<(u64, u64)>>,
     next: AtomicU64,
     live_bytes: AtomicU64,
-    /// The driver's accesses through `SimDma`, when a test records them.
-    pub(crate) recorder: Recorder,
 }
 
 impl Default for HostDmaSpace {
@@ -46,7 +43,6 @@ impl Default for HostDmaSpace {
             freed: Mutex::new(VecDeque::with_capacity(FREED_KEPT)),
             next: AtomicU64::new(BUS_BASE),
             live_bytes: AtomicU64::new(0),
-            recorder: Recorder::default(),
         }
     }
 }
@@ -150,40 +146,6 @@ impl SimDma {
             self.len
         );
     }
-
-    /// Bounds check, and the access in the order log when one is recorded.
-    #[inline]
-    fn access(&self, off: usize, len: usize, step: fn(u64, usize) -> Step) {
-        self.check(off, len);
-        let rec = &self.space.recorder;
-        if rec.on() {
-            rec.push(step(self.base + off as u64, len));
-        }
-    }
-}
-
-fn write(addr: u64, len: usize) -> Step {
-    Step::DmaWrite { addr, len }
-}
-
-fn read(addr: u64, len: usize) -> Step {
-    Step::DmaRead { addr, len }
-}
-
-fn lend(addr: u64, len: usize) -> Step {
-    Step::Lend {
-        addr,
-        len,
-        write: false,
-    }
-}
-
-fn lend_mut(addr: u64, len: usize) -> Step {
-    Step::Lend {
-        addr,
-        len,
-        write: true,
-    }
 }
 
 impl Drop for SimDma {
@@ -200,55 +162,55 @@ impl DmaRegion for SimDma {
         self.len
     }
     fn read_u8(&self, offset: usize) -> u8 {
-        self.access(offset, 1, read);
+        self.check(offset, 1);
         self.mem.read_u8(offset)
     }
     fn write_u8(&self, offset: usize, value: u8) {
-        self.access(offset, 1, write);
+        self.check(offset, 1);
         self.mem.write_u8(offset, value)
     }
     fn read_be16(&self, offset: usize) -> u16 {
-        self.access(offset, 2, read);
+        self.check(offset, 2);
         u16::from_be(self.mem.load16(offset))
     }
     fn write_be16(&self, offset: usize, value: u16) {
-        self.access(offset, 2, write);
+        self.check(offset, 2);
         self.mem.store16(offset, value.to_be())
     }
     fn read_be32(&self, offset: usize) -> u32 {
-        self.access(offset, 4, read);
+        self.check(offset, 4);
         u32::from_be(self.mem.load32(offset))
     }
     fn write_be32(&self, offset: usize, value: u32) {
-        self.access(offset, 4, write);
+        self.check(offset, 4);
         self.mem.store32(offset, value.to_be())
     }
     fn read_be64(&self, offset: usize) -> u64 {
-        self.access(offset, 8, read);
+        self.check(offset, 8);
         u64::from_be(self.mem.load64(offset))
     }
     fn write_be64(&self, offset: usize, value: u64) {
-        self.access(offset, 8, write);
+        self.check(offset, 8);
         self.mem.store64(offset, value.to_be())
     }
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        self.access(offset, dst.len(), read);
+        self.check(offset, dst.len());
         self.mem.read_bytes(offset, dst)
     }
     fn write_bytes(&self, offset: usize, src: &[u8]) {
-        self.access(offset, src.len(), write);
+        self.check(offset, src.len());
         self.mem.write_bytes(offset, src)
     }
     fn fill(&self, offset: usize, len: usize, byte: u8) {
-        self.access(offset, len, write);
+        self.check(offset, len);
         self.mem.fill(offset, len, byte)
     }
     fn with_bytes<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        self.access(offset, len, lend);
+        self.check(offset, len);
         self.mem.with_bytes(offset, len, f)
     }
     fn with_bytes_mut<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        self.access(offset, len, lend_mut);
+        self.check(offset, len);
         self.mem.with_bytes_mut(offset, len, f)
     }
 }

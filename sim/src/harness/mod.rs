@@ -1,7 +1,7 @@
 //! The in-process harness: one simulated function behind the
 //! `cxos_drivers::platform` traits, for hosted tests of the driver and of
-//! the model. [`SimPlatform::record_order`] records what the driver does
-//! in order, for the checks of [`order`].
+//! the model. [`Recording`] is the same function with what the driver does
+//! recorded in order, for the checks of [`order`].
 //!
 //! Two modes: [`Mode::Synchronous`] runs device work inside the BAR write
 //! that triggers it (deterministic); [`Mode::Threaded`] runs it on a model
@@ -27,16 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{
-    Barrier, Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError,
-};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError};
 
 pub use self::dma::{HostDmaSpace, SimDma};
 pub use self::mem::{
     CountingAlloc, allocations_total, live_allocations, live_bytes, thread_allocations,
 };
 use self::msix::Msix as MsixState;
-pub use self::order::{OrderError, OrderLog, Step};
+pub use self::order::{OrderError, OrderLog, Recording, Step};
 use crate::device::Device;
 pub use crate::faults::Fault;
 use crate::link::{Direction, Link, LinkPort, LinkStats, Pcap};
@@ -399,26 +397,6 @@ impl SimPlatform {
     fn is_msix(off: usize) -> bool {
         (0x2000..0x4000).contains(&off)
     }
-
-    /// Start recording, in order, the driver's DMA accesses (through
-    /// `SimDma`), barriers and BAR accesses (earlier steps are dropped);
-    /// see [`order`] for the checks.
-    pub fn record_order(&self) {
-        self.inner.space.recorder.start();
-    }
-
-    /// Stop recording; what was recorded.
-    pub fn take_order(&self) -> OrderLog {
-        self.inner.space.recorder.stop()
-    }
-
-    #[inline]
-    fn record(&self, step: Step) {
-        let rec = &self.inner.space.recorder;
-        if rec.on() {
-            rec.push(step);
-        }
-    }
 }
 
 fn model_thread(weak: Weak<Shared>, kick: Arc<Kick>) {
@@ -555,7 +533,6 @@ impl Mmio for SimPlatform {
 
     fn bar0_read_be32(&self, offset: usize) -> u32 {
         check_bar(offset, 4);
-        self.record(Step::BarRead { offset });
         if Self::is_msix(offset) {
             return self.inner.msix.bar_read32(offset);
         }
@@ -564,10 +541,6 @@ impl Mmio for SimPlatform {
 
     fn bar0_write_be32(&self, offset: usize, value: u32) {
         check_bar(offset, 4);
-        self.record(Step::BarWrite {
-            offset,
-            value: value as u64,
-        });
         if Self::is_msix(offset) {
             self.inner.msix.bar_write32(offset, value);
             return;
@@ -579,7 +552,6 @@ impl Mmio for SimPlatform {
 
     fn bar0_read_be64(&self, offset: usize) -> u64 {
         check_bar(offset, 8);
-        self.record(Step::BarRead { offset });
         if Self::is_msix(offset) {
             let m = &self.inner.msix;
             return ((m.bar_read32(offset) as u64) << 32) | m.bar_read32(offset + 4) as u64;
@@ -589,7 +561,6 @@ impl Mmio for SimPlatform {
 
     fn bar0_write_be64(&self, offset: usize, value: u64) {
         check_bar(offset, 8);
-        self.record(Step::BarWrite { offset, value });
         if Self::is_msix(offset) {
             self.inner.msix.bar_write32(offset, (value >> 32) as u32);
             self.inner.msix.bar_write32(offset + 4, value as u32);
@@ -600,26 +571,22 @@ impl Mmio for SimPlatform {
         self.after_write(d, work);
     }
 
-    // The barriers are real fences (the model may run on its own thread
-    // and reads the memory with atomics); on x86-64 they cost no
-    // instruction. Out of line so that instruction counts put the
-    // recorder's check on the harness, not on the driver.
-    #[inline(never)]
+    // Real fences (the model may run on its own thread and reads the
+    // memory with atomics); on x86-64 they cost no instruction. Recording
+    // them is `order::Recording`'s job.
+    #[inline]
     fn barrier_before_doorbell_record(&self) {
         fence(Ordering::Release);
-        self.record(Step::Barrier(Barrier::BeforeDoorbellRecord));
     }
 
-    #[inline(never)]
+    #[inline]
     fn barrier_before_mmio_doorbell(&self) {
         fence(Ordering::Release);
-        self.record(Step::Barrier(Barrier::BeforeMmioDoorbell));
     }
 
-    #[inline(never)]
+    #[inline]
     fn barrier_after_ownership_read(&self) {
         fence(Ordering::Acquire);
-        self.record(Step::Barrier(Barrier::AfterOwnershipRead));
     }
 }
 

@@ -1,7 +1,7 @@
-//! What the driver did, in order: a recorder of the driver's DMA-memory
-//! accesses, barriers and BAR accesses through the harness's platform
-//! ([`SimPlatform::record_order`](super::SimPlatform::record_order)), and
-//! checkers of the ordering rule of `cxos_drivers::platform`:
+//! What the driver did, in order: [`Recording`], a harness function whose
+//! driver-side DMA accesses, barriers and BAR accesses are recorded in
+//! order when a test asks ([`Recording::start`] / [`Recording::take`]),
+//! and checkers of the ordering rule of `cxos_drivers::platform`:
 //!
 //! - [`check_records`]: every doorbell-record write comes after a
 //!   [`Barrier::BeforeDoorbellRecord`] that comes after every earlier DMA
@@ -14,30 +14,34 @@
 //!   its ownership comes after the ownership read and a
 //!   [`Barrier::AfterOwnershipRead`] after it.
 //!
-//! Only the driver's side is recorded (the `SimDma` accessors and the
-//! platform's MMIO); the model's own DMA never is. The log is bounded
-//! ([`MAX_STEPS`]); a log that overflowed says so.
+//! A [`Recording`] is a separate platform type wrapping a [`SimPlatform`]
+//! (its regions wrap `SimDma`), so the plain harness pays nothing for it.
+//! Only the driver's side is recorded; the model's own DMA never is. The
+//! log is bounded ([`MAX_STEPS`]); a log that overflowed says so.
 #![deny(unsafe_code)]
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use cxos_drivers::Barrier;
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, Platform, PlatformError};
+
+use super::{SimDma, SimPlatform};
 
 /// Steps kept by one recording; later ones are counted, not kept.
 pub const MAX_STEPS: usize = 1 << 20;
 
-/// One step the driver took through the harness's platform.
+/// One step the driver took through the platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// A `SimDma` write accessor (`write_*`, `write_bytes`, `fill`).
+    /// A DMA write accessor (`write_*`, `write_bytes`, `fill`).
     DmaWrite {
         addr: u64,
         len: usize,
     },
-    /// A `SimDma` read accessor (`read_*`, `read_bytes`).
+    /// A DMA read accessor (`read_*`, `read_bytes`).
     DmaRead {
         addr: u64,
         len: usize,
@@ -90,26 +94,19 @@ pub struct OrderLog {
     pub dropped: u64,
 }
 
-/// The recorder a harness platform and its DMA regions share.
+/// The log a recording platform and its DMA regions share.
 #[derive(Debug, Default)]
-pub(crate) struct Recorder {
+struct Recorder {
     on: AtomicBool,
     log: Mutex<OrderLog>,
 }
 
 impl Recorder {
-    #[inline]
-    pub(crate) fn on(&self) -> bool {
-        self.on.load(Ordering::Relaxed)
-    }
-
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn push(&self, s: Step) {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.on() {
+    fn push(&self, s: Step) {
+        if !self.on.load(Ordering::Relaxed) {
             return;
         }
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if log.steps.len() < MAX_STEPS {
             log.steps.push(s);
         } else {
@@ -117,16 +114,214 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn start(&self) {
+    fn start(&self) {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         *log = OrderLog::default();
         self.on.store(true, Ordering::Relaxed);
     }
 
-    pub(crate) fn stop(&self) -> OrderLog {
+    fn stop(&self) -> OrderLog {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         self.on.store(false, Ordering::Relaxed);
         std::mem::take(&mut *log)
+    }
+}
+
+/// A harness function as a driver platform whose DMA accesses, barriers
+/// and BAR accesses are recorded in order between [`Recording::start`] and
+/// [`Recording::take`]. Config space, MSI-X and the clock are the
+/// [`SimPlatform`]'s, unrecorded. Clones share the log.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    sim: SimPlatform,
+    rec: Arc<Recorder>,
+}
+
+impl Recording {
+    pub fn new(sim: SimPlatform) -> Recording {
+        Recording {
+            sim,
+            rec: Arc::default(),
+        }
+    }
+
+    /// The function underneath (model inspection, fault injection).
+    pub fn sim(&self) -> &SimPlatform {
+        &self.sim
+    }
+
+    /// Start recording (earlier steps are dropped).
+    pub fn start(&self) {
+        self.rec.start();
+    }
+
+    /// Stop recording; what was recorded.
+    pub fn take(&self) -> OrderLog {
+        self.rec.stop()
+    }
+}
+
+impl Platform for Recording {
+    type Dma = Recording;
+    type Mmio = Recording;
+    type Config = SimPlatform;
+    type Msix = SimPlatform;
+    type Clock = SimPlatform;
+    fn dma(&self) -> &Self {
+        self
+    }
+    fn mmio(&self) -> &Self {
+        self
+    }
+    fn config(&self) -> &SimPlatform {
+        &self.sim
+    }
+    fn msix(&self) -> &SimPlatform {
+        &self.sim
+    }
+    fn clock(&self) -> &SimPlatform {
+        &self.sim
+    }
+}
+
+impl DmaAlloc for Recording {
+    type Region = RecordedDma;
+
+    fn dma_alloc(&self, size: usize) -> Result<RecordedDma, PlatformError> {
+        Ok(RecordedDma {
+            dma: self.sim.dma_alloc(size)?,
+            rec: self.rec.clone(),
+        })
+    }
+}
+
+impl Mmio for Recording {
+    fn bar0_len(&self) -> usize {
+        self.sim.bar0_len()
+    }
+    fn bar0_read_be32(&self, offset: usize) -> u32 {
+        self.rec.push(Step::BarRead { offset });
+        self.sim.bar0_read_be32(offset)
+    }
+    fn bar0_write_be32(&self, offset: usize, value: u32) {
+        self.rec.push(Step::BarWrite {
+            offset,
+            value: value as u64,
+        });
+        self.sim.bar0_write_be32(offset, value)
+    }
+    fn bar0_read_be64(&self, offset: usize) -> u64 {
+        self.rec.push(Step::BarRead { offset });
+        self.sim.bar0_read_be64(offset)
+    }
+    fn bar0_write_be64(&self, offset: usize, value: u64) {
+        self.rec.push(Step::BarWrite { offset, value });
+        self.sim.bar0_write_be64(offset, value)
+    }
+    fn barrier_before_doorbell_record(&self) {
+        self.sim.barrier_before_doorbell_record();
+        self.rec.push(Step::Barrier(Barrier::BeforeDoorbellRecord));
+    }
+    fn barrier_before_mmio_doorbell(&self) {
+        self.sim.barrier_before_mmio_doorbell();
+        self.rec.push(Step::Barrier(Barrier::BeforeMmioDoorbell));
+    }
+    fn barrier_after_ownership_read(&self) {
+        self.sim.barrier_after_ownership_read();
+        self.rec.push(Step::Barrier(Barrier::AfterOwnershipRead));
+    }
+}
+
+/// A DMA region of a [`Recording`]: a `SimDma` whose accesses go into the
+/// log.
+#[derive(Debug)]
+pub struct RecordedDma {
+    dma: SimDma,
+    rec: Arc<Recorder>,
+}
+
+impl RecordedDma {
+    fn write(&self, offset: usize, len: usize) {
+        self.rec.push(Step::DmaWrite {
+            addr: self.dma.device_addr().offset(offset).get(),
+            len,
+        });
+    }
+
+    fn read(&self, offset: usize, len: usize) {
+        self.rec.push(Step::DmaRead {
+            addr: self.dma.device_addr().offset(offset).get(),
+            len,
+        });
+    }
+
+    fn lend(&self, offset: usize, len: usize, write: bool) {
+        self.rec.push(Step::Lend {
+            addr: self.dma.device_addr().offset(offset).get(),
+            len,
+            write,
+        });
+    }
+}
+
+impl DmaRegion for RecordedDma {
+    fn device_addr(&self) -> DmaAddr {
+        self.dma.device_addr()
+    }
+    fn len(&self) -> usize {
+        self.dma.len()
+    }
+    fn read_u8(&self, offset: usize) -> u8 {
+        self.read(offset, 1);
+        self.dma.read_u8(offset)
+    }
+    fn write_u8(&self, offset: usize, value: u8) {
+        self.write(offset, 1);
+        self.dma.write_u8(offset, value)
+    }
+    fn read_be16(&self, offset: usize) -> u16 {
+        self.read(offset, 2);
+        self.dma.read_be16(offset)
+    }
+    fn write_be16(&self, offset: usize, value: u16) {
+        self.write(offset, 2);
+        self.dma.write_be16(offset, value)
+    }
+    fn read_be32(&self, offset: usize) -> u32 {
+        self.read(offset, 4);
+        self.dma.read_be32(offset)
+    }
+    fn write_be32(&self, offset: usize, value: u32) {
+        self.write(offset, 4);
+        self.dma.write_be32(offset, value)
+    }
+    fn read_be64(&self, offset: usize) -> u64 {
+        self.read(offset, 8);
+        self.dma.read_be64(offset)
+    }
+    fn write_be64(&self, offset: usize, value: u64) {
+        self.write(offset, 8);
+        self.dma.write_be64(offset, value)
+    }
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        self.read(offset, dst.len());
+        self.dma.read_bytes(offset, dst)
+    }
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        self.write(offset, src.len());
+        self.dma.write_bytes(offset, src)
+    }
+    fn fill(&self, offset: usize, len: usize, byte: u8) {
+        self.write(offset, len);
+        self.dma.fill(offset, len, byte)
+    }
+    fn with_bytes<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.lend(offset, len, false);
+        self.dma.with_bytes(offset, len, f)
+    }
+    fn with_bytes_mut<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.lend(offset, len, true);
+        self.dma.with_bytes_mut(offset, len, f)
     }
 }
 
@@ -415,7 +610,6 @@ mod tests {
     #[test]
     fn the_recorder_is_bounded_and_off_by_default() {
         let rec = Recorder::default();
-        assert!(!rec.on());
         rec.push(REC);
         rec.start();
         for _ in 0..MAX_STEPS + 3 {
@@ -425,5 +619,47 @@ mod tests {
         assert_eq!((log.steps.len(), log.dropped), (MAX_STEPS, 3));
         rec.push(OWN);
         assert_eq!(rec.stop(), OrderLog::default());
+    }
+
+    #[test]
+    fn a_recording_platform_logs_dma_barriers_and_bar_writes_in_order() {
+        use crate::Personality;
+        use crate::harness::Mode;
+        let rp = Recording::new(SimPlatform::new(Personality::ConnectX5, Mode::Synchronous));
+        let d = rp.dma_alloc(64).unwrap();
+        let at = d.device_addr().get();
+        d.write_be32(0, 1);
+        rp.start();
+        d.write_bytes(8, &[1, 2, 3]);
+        d.with_bytes_mut(16, 4, |b| b.fill(7));
+        rp.barrier_before_doorbell_record();
+        d.write_be32(0x20, 5);
+        rp.barrier_before_mmio_doorbell();
+        rp.bar0_write_be32(0x18, 0);
+        assert_eq!(d.read_u8(16), 7);
+        rp.barrier_after_ownership_read();
+        let log = rp.take();
+        d.write_be32(0, 2);
+        assert_eq!(
+            log.steps,
+            [
+                w(at + 8, 3),
+                Step::Lend {
+                    addr: at + 16,
+                    len: 4,
+                    write: true
+                },
+                REC,
+                w(at + 0x20, 4),
+                MMIO,
+                Step::BarWrite {
+                    offset: 0x18,
+                    value: 0
+                },
+                r(at + 16, 1),
+                OWN,
+            ]
+        );
+        assert_eq!(rp.take(), OrderLog::default(), "off after take");
     }
 }
