@@ -190,6 +190,11 @@ impl Mmio {
         self.len
     }
 
+    /// Where the BAR is mapped (its physical address).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
     fn check(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset.checked_add(size).is_some_and(|e| e <= self.len) && offset.is_multiple_of(size),
@@ -207,16 +212,6 @@ impl Mmio {
     pub fn write32(&self, offset: usize, value: u32) {
         // SAFETY: as in `read32`.
         unsafe { ptr::write_volatile(self.check(offset, 4) as *mut u32, value) }
-    }
-
-    pub fn read64(&self, offset: usize) -> u64 {
-        // SAFETY: as in `read32`.
-        unsafe { ptr::read_volatile(self.check(offset, 8) as *const u64) }
-    }
-
-    pub fn write64(&self, offset: usize, value: u64) {
-        // SAFETY: as in `read32`.
-        unsafe { ptr::write_volatile(self.check(offset, 8) as *mut u64, value) }
     }
 }
 
