@@ -21,6 +21,7 @@ mod netcmd;
 mod netstack;
 mod pcibus;
 mod platform;
+mod power;
 mod registry;
 mod runtime;
 mod selftest;
@@ -30,12 +31,11 @@ mod time;
 #[cfg(feature = "net")]
 mod vnics;
 
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::Ordering;
 
 use cxos_boot::{BootError, BootInfo, Memory, PhysMemory, RsdpSource};
 use cxos_kernel::acpi::{self, Tables};
 use cxos_kernel::cmdline;
-use x86_64::instructions::port::Port;
 
 cxos_boot::entry!(kmain);
 
@@ -77,14 +77,16 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     }
 
     let tables = read_acpi(boot);
-    memory::init(boot, &tables.ranges);
+    memory::init_frames(boot, &tables.ranges);
+    memory::grow_heap(|base, len| mmu::map_identity(base, len, mmu::Cache::WriteBack));
+    mmu::map_high_ram(boot);
     let f = memory::frame_stats();
     println!(
         "mem: {} MiB usable, {} frames free",
         f.usable_bytes >> 20,
         f.free
     );
-    setup_s5(&tables);
+    power::setup_s5(&tables);
     interrupts::guard_stacks();
 
     apic::disable_pic();
@@ -174,10 +176,6 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     }
 }
 
-/// PM1a control port and SLP_TYPa for S5, when ACPI provides them.
-static S5_PORT: AtomicU16 = AtomicU16::new(0);
-static S5_VALUE: AtomicU16 = AtomicU16::new(0);
-
 /// Find the ACPI tables: the loader's RSDP, else a BIOS area scan.
 fn read_acpi(boot: &BootInfo) -> Tables {
     let mem = PhysMemory;
@@ -210,35 +208,6 @@ fn read_acpi(boot: &BootInfo) -> Tables {
         log::warn!(target: "acpi", "no MCFG: PCI through the legacy 0xcf8 ports");
     }
     tables
-}
-
-/// Learn how to enter S5 from the DSDT (read after the main heap exists:
-/// DSDTs of real machines run to hundreds of KiB).
-fn setup_s5(tables: &Tables) {
-    let mem = PhysMemory;
-    if let (Some(fadt), Some(dsdt)) = (tables.fadt, tables.fadt.and_then(|f| f.dsdt))
-        && let Some(port) = fadt.pm1a_control_port
-    {
-        match acpi::read_table(&mem, dsdt).map(|t| acpi::find_s5(&t)) {
-            Ok(Some(slp_typ)) => {
-                S5_PORT.store(port, Ordering::Relaxed);
-                S5_VALUE.store((u16::from(slp_typ) << 10) | (1 << 13), Ordering::Relaxed);
-            }
-            Ok(None) => log::debug!(target: "acpi", "no \\_S5 in the DSDT"),
-            Err(e) => log::warn!(target: "acpi", "DSDT: {e}"),
-        }
-    }
-}
-
-/// Enter ACPI S5 (soft off) if the DSDT told how; returns if it did not.
-pub fn acpi_s5() {
-    let port = S5_PORT.load(Ordering::Relaxed);
-    if port != 0 {
-        // SAFETY: the FADT names `port` as PM1a_CNT; SLP_TYP from the DSDT
-        // with SLP_EN switches the machine off, as the caller asked.
-        unsafe { Port::<u16>::new(port).write(S5_VALUE.load(Ordering::Relaxed)) };
-        time::delay_us(100_000);
-    }
 }
 
 #[panic_handler]

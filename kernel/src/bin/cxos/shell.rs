@@ -6,7 +6,7 @@ use alloc::string::String;
 use cxos_kernel::pci;
 
 use crate::{
-    arch, interrupts, logger, memory, pcibus, print, println, registry, runtime, serial, time,
+    interrupts, logger, memory, pcibus, power, print, println, registry, runtime, serial, time,
 };
 
 #[cfg(feature = "net")]
@@ -242,33 +242,8 @@ fn execute(line: &str) {
             Ok(_) => println!("usage: log <target>=<level> | log <level>"),
             Err(e) => println!("log: {e}"),
         },
-        "poweroff" => poweroff(),
-        "reboot" => reboot(),
+        "poweroff" => power::poweroff(),
+        "reboot" => power::reboot(),
         other => println!("unknown command '{other}' (try help)"),
     }
-}
-
-/// isa-debug-exit when present (QEMU exits 33), else ACPI S5, else halt.
-pub fn poweroff() -> ! {
-    println!("poweroff");
-    arch::request_exit(arch::EXIT_PASS);
-    crate::acpi_s5();
-    println!("poweroff: no way to switch off; halted");
-    arch::halt_forever()
-}
-
-/// A real reset: the chipset's reset control register (0xcf9, ICH9 and
-/// PIIX), then the keyboard controller's reset line.
-pub fn reboot() -> ! {
-    println!("reboot");
-    arch::interrupts_disable();
-    // Reset Control Register: hard reset (bit 1) requested by a 0 -> 1
-    // transition of bit 2.
-    arch::reset_control_register();
-    time::delay_us(100_000);
-    // 8042: pulse the CPU reset line.
-    arch::keyboard_controller_reset();
-    time::delay_us(100_000);
-    println!("reboot: no reset method worked; halted");
-    arch::halt_forever()
 }
