@@ -8,6 +8,7 @@ extern crate alloc;
 mod apic;
 mod arch;
 mod console;
+mod drivers;
 mod interrupts;
 mod logger;
 mod mem_builtins;
@@ -19,10 +20,11 @@ mod mmu;
 mod netcmd;
 #[cfg(feature = "net")]
 mod netstack;
+#[cfg(feature = "net")]
+mod nettest;
 mod pcibus;
 mod platform;
 mod power;
-mod registry;
 mod runtime;
 mod selftest;
 mod serial;
@@ -141,16 +143,19 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     for (i, _) in &config.net {
         println!("cmdline: 'net.{i}' ignored: built without the network stack");
     }
-    registry::attach_all(config.attach);
+    // The PCI driver table: one cargo feature per driver.
+    #[cfg(feature = "mlx5")]
+    drivers::register(&mlx5nic::DRIVER);
+    drivers::probe_all(config.attach);
 
     #[cfg(feature = "net")]
     if let Some(apps) = config
         .test
         .as_deref()
-        .and_then(|t| cmdline::test_apps(t, netstack::APPS))
+        .and_then(|t| cmdline::test_apps(t, cxos_kernel::apps::APPS))
     {
         match apps {
-            Ok(apps) => netstack::run_test(&apps),
+            Ok(apps) => nettest::run(&apps),
             Err(e) => {
                 println!("test: {e}");
                 arch::exit(arch::EXIT_FAIL)
