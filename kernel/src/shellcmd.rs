@@ -49,6 +49,17 @@ pub enum Report {
     Flows,
 }
 
+impl Report {
+    /// The shell command that asks for it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Report::Rings => "rings",
+            Report::Stats => "stats",
+            Report::Flows => "flows",
+        }
+    }
+}
+
 /// One command line.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command<'a> {

@@ -5,7 +5,7 @@ use alloc::string::String;
 
 #[cfg(feature = "net")]
 use cxos_kernel::shellcmd;
-use cxos_kernel::shellcmd::{Command, HELP, HELP_TAIL, Report};
+use cxos_kernel::shellcmd::{Command, HELP, HELP_TAIL};
 
 use crate::{
     drivers, interrupts, logger, memory, pcibus, power, print, println, runtime, serial, time,
@@ -186,14 +186,7 @@ fn execute(cmd: Command<'_>) {
         }
         Command::Report(which, only) => match drivers::port_report(which, only) {
             Ok(text) => print!("{text}"),
-            Err(e) => {
-                let cmd = match which {
-                    Report::Rings => "rings",
-                    Report::Stats => "stats",
-                    Report::Flows => "flows",
-                };
-                println!("{cmd}: {e}");
-            }
+            Err(e) => println!("{}: {e}", which.command()),
         },
         Command::Uptime => {
             let ns = time::now_ns();
