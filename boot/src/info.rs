@@ -1,5 +1,7 @@
 //! The boot protocol independent description of the machine.
 
+use heapless::Vec;
+
 /// Memory map entries kept; more are reported through `memory_truncated`.
 pub const MAX_MEMORY_REGIONS: usize = 128;
 /// Command line bytes kept; more are reported through `cmdline_truncated`.
@@ -56,14 +58,6 @@ pub struct MemoryRegion {
     pub kind: MemoryKind,
 }
 
-impl MemoryRegion {
-    const EMPTY: Self = Self {
-        start: 0,
-        len: 0,
-        kind: MemoryKind::Reserved,
-    };
-}
-
 /// Where the ACPI RSDP is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RsdpSource {
@@ -76,21 +70,20 @@ pub enum RsdpSource {
 }
 
 /// What the kernel needs to know from the loader, copied out of the boot
-/// structures so their memory can be reused.
+/// structures so their memory can be reused. It exists before any heap, so
+/// its lists are fixed-capacity `heapless` vectors: the bounds are in the
+/// types, and what does not fit is flagged, never written past.
 #[derive(Clone, Debug)]
 pub struct BootInfo {
     pub protocol: BootProtocol,
-    memory: [MemoryRegion; MAX_MEMORY_REGIONS],
-    memory_len: usize,
+    memory: Vec<MemoryRegion, MAX_MEMORY_REGIONS>,
     /// The loader's map had more entries than [`MAX_MEMORY_REGIONS`].
     pub memory_truncated: bool,
-    cmdline: [u8; MAX_CMDLINE],
-    cmdline_len: usize,
+    cmdline: Vec<u8, MAX_CMDLINE>,
     /// The command line was longer than [`MAX_CMDLINE`] bytes.
     pub cmdline_truncated: bool,
     pub rsdp: RsdpSource,
-    boot_ranges: [(u64, u64); MAX_BOOT_RANGES],
-    boot_ranges_len: usize,
+    boot_ranges: Vec<(u64, u64), MAX_BOOT_RANGES>,
     /// `[start, end)` of the loaded kernel image (text, data, bss).
     pub kernel_image: (u64, u64),
 }
@@ -99,54 +92,84 @@ impl BootInfo {
     pub const fn new(protocol: BootProtocol) -> Self {
         Self {
             protocol,
-            memory: [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS],
-            memory_len: 0,
+            memory: Vec::new(),
             memory_truncated: false,
-            cmdline: [0; MAX_CMDLINE],
-            cmdline_len: 0,
+            cmdline: Vec::new(),
             cmdline_truncated: false,
             rsdp: RsdpSource::None,
-            boot_ranges: [(0, 0); MAX_BOOT_RANGES],
-            boot_ranges_len: 0,
+            boot_ranges: Vec::new(),
             kernel_image: (0, 0),
         }
     }
 
     /// The memory map in the loader's order.
     pub fn memory_map(&self) -> &[MemoryRegion] {
-        &self.memory[..self.memory_len]
+        &self.memory
     }
 
     pub fn push_memory(&mut self, region: MemoryRegion) {
-        if self.memory_len == MAX_MEMORY_REGIONS {
+        if self.memory.push(region).is_err() {
             self.memory_truncated = true;
-        } else {
-            self.memory[self.memory_len] = region;
-            self.memory_len += 1;
         }
     }
 
     /// The command line bytes (not necessarily UTF-8: the kernel checks).
     pub fn cmdline(&self) -> &[u8] {
-        &self.cmdline[..self.cmdline_len]
+        &self.cmdline
     }
 
     pub fn set_cmdline(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(MAX_CMDLINE);
-        self.cmdline[..n].copy_from_slice(&bytes[..n]);
-        self.cmdline_len = n;
+        let kept = &bytes[..bytes.len().min(MAX_CMDLINE)];
+        self.cmdline.clear();
+        // Cannot fail: `kept` is at most the capacity.
+        let _ = self.cmdline.extend_from_slice(kept);
         self.cmdline_truncated = bytes.len() > MAX_CMDLINE;
     }
 
     /// `[start, end)` physical ranges of the loader's structures.
     pub fn boot_ranges(&self) -> &[(u64, u64)] {
-        &self.boot_ranges[..self.boot_ranges_len]
+        &self.boot_ranges
     }
 
+    /// Record a loader structure; past [`MAX_BOOT_RANGES`] ranges are
+    /// dropped (the loaders give at most three).
     pub fn push_boot_range(&mut self, start: u64, end: u64) {
-        if self.boot_ranges_len < MAX_BOOT_RANGES && end > start {
-            self.boot_ranges[self.boot_ranges_len] = (start, end);
-            self.boot_ranges_len += 1;
+        if end > start {
+            let _ = self.boot_ranges.push((start, end));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_stop_at_their_bounds_and_say_so() {
+        let mut info = BootInfo::new(BootProtocol::Pvh);
+        for i in 0..MAX_MEMORY_REGIONS as u64 + 2 {
+            info.push_memory(MemoryRegion {
+                start: i << 20,
+                len: 1 << 20,
+                kind: MemoryKind::Usable,
+            });
+        }
+        assert_eq!(info.memory_map().len(), MAX_MEMORY_REGIONS);
+        assert_eq!(info.memory_map()[127].start, 127 << 20);
+        assert!(info.memory_truncated);
+        for i in 0..MAX_BOOT_RANGES as u64 + 1 {
+            info.push_boot_range(i * 0x1000, i * 0x1000 + 0x100);
+        }
+        info.push_boot_range(0x5000, 0x5000);
+        assert_eq!(info.boot_ranges().len(), MAX_BOOT_RANGES);
+        assert_eq!(info.boot_ranges()[7], (0x7000, 0x7100));
+        info.set_cmdline(b"log=debug");
+        info.set_cmdline(b"test=selftest");
+        assert_eq!(
+            info.cmdline(),
+            b"test=selftest",
+            "a new line replaces the old"
+        );
+        assert!(!info.cmdline_truncated);
     }
 }

@@ -1,9 +1,11 @@
 //! The contract between cxos drivers and whatever they run on.
 //!
-//! A driver reaches hardware only through [`Platform`]: the kernel implements
-//! it over identity-mapped memory and real PCI functions, and the in-process
-//! harness of `mlx5-sim` implements it over host memory wired to the model.
-//! Nothing in here is `unsafe`; nothing in a driver may be.
+//! A driver reaches hardware only through the [`platform`] traits (DMA,
+//! MMIO with the barriers of the doorbell protocol, config space, MSI-X,
+//! clock; bundled per function by [`Platform`]): the kernel implements them
+//! over identity-mapped memory and real PCI functions, and the in-process
+//! harness of `mlx5-sim` implements them over host memory wired to the
+//! model. Nothing in here is `unsafe`; nothing in a driver may be.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -16,4 +18,7 @@ pub use net::{
     TxMeta,
 };
 pub use pci::{PciAddress, PciId};
-pub use platform::{DmaAddr, DmaRegion, Platform, PlatformError};
+pub use platform::{
+    Barrier, Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, Platform, PlatformError,
+    Region,
+};

@@ -2,11 +2,20 @@
 //! sections 5.2.5, 5.2.7, 5.2.8, 5.2.9, 5.2.12; PCI Firmware 3.2 4.1.2 for
 //! MCFG). Every table's checksum is validated; a bad table is skipped with
 //! a note, never trusted.
+//!
+//! Not the `acpi` crate (5.x; 6.x needs nightly): its MADT entry iterator
+//! spins forever on a zero-length entry and underflows on one longer than
+//! the rest of the table (the walk then runs past it), its MADT and MCFG
+//! interpretation (`PlatformInfo`, `PciConfigRegions`) needs the nightly
+//! `allocator_api`, and it reads tables in place through references into
+//! mapped physical memory, where this reader copies checked bytes through
+//! [`Memory`] (which host tests feed).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use bitfield_struct::bitfield;
 use cxos_boot::Memory;
 
 /// Largest table accepted (MADTs of big machines are a few KiB).
@@ -173,8 +182,31 @@ pub struct IoApic {
 pub struct InterruptOverride {
     pub source: u8,
     pub gsi: u32,
-    /// MPS INTI flags: bits 1:0 polarity, 3:2 trigger mode.
-    pub flags: u16,
+    pub flags: MpsIntiFlags,
+}
+
+/// MPS INTI flags of an interrupt source override (ACPI 6.4 table 5.50).
+#[bitfield(u16)]
+#[derive(PartialEq, Eq)]
+pub struct MpsIntiFlags {
+    /// 00b: as the bus (ISA: active high), 01b active high, 11b active low.
+    #[bits(2)]
+    pub polarity: u8,
+    /// 00b: as the bus (ISA: edge), 01b edge, 11b level.
+    #[bits(2)]
+    pub trigger_mode: u8,
+    #[bits(12)]
+    __: u16,
+}
+
+impl MpsIntiFlags {
+    pub const fn active_low(&self) -> bool {
+        self.polarity() == 0b11
+    }
+
+    pub const fn level_triggered(&self) -> bool {
+        self.trigger_mode() == 0b11
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -216,7 +248,7 @@ pub fn parse_madt(t: &[u8]) -> Madt {
             (2, 10..) => m.overrides.push(InterruptOverride {
                 source: e[3],
                 gsi: u32_at(e, 4),
-                flags: u16_at(e, 8),
+                flags: MpsIntiFlags::from_bits(u16_at(e, 8)),
             }),
             (5, 12..) => m.local_apic_address = u64_at(e, 4),
             (9, 16..) => m.local_apics.push(LocalApic {
@@ -529,15 +561,19 @@ pub mod tests {
                 InterruptOverride {
                     source: 0,
                     gsi: 2,
-                    flags: 0
+                    flags: MpsIntiFlags::from_bits(0)
                 },
                 InterruptOverride {
                     source: 9,
                     gsi: 9,
-                    flags: 0xd
+                    flags: MpsIntiFlags::from_bits(0xd)
                 }
             ]
         );
+        // The SCI: active high (01b), level (11b).
+        assert!(madt.overrides[1].flags.level_triggered());
+        assert!(!madt.overrides[1].flags.active_low());
+        assert!(!madt.overrides[0].flags.level_triggered());
         assert_eq!(
             t.mcfg,
             vec![EcamRegion {

@@ -30,12 +30,14 @@ pub struct Config {
     pub attach: bool,
     /// `net.<n>=`: interface index and its configuration text, in command
     /// line order (a later value for the same index replaces an earlier
-    /// one). The text is checked where the network stack is.
-    pub net: Vec<(usize, String)>,
+    /// one, so there is at most one per interface). The text is checked
+    /// where the network stack is.
+    pub net: heapless::Vec<(usize, String), MAX_INTERFACES>,
     /// `vnic.<n>=`: VNIC number and its definition text (`mac:..,vlan:..,
     /// ip:..,queues:..`), in command line order (a later value for the
-    /// same number replaces an earlier one). Checked where the VNICs are.
-    pub vnic: Vec<(u32, String)>,
+    /// same number replaces an earlier one, so there is at most one per
+    /// VNIC). Checked where the VNICs are.
+    pub vnic: heapless::Vec<(u32, String), { MAX_VNICS as usize }>,
 }
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
@@ -50,8 +52,8 @@ impl Default for Config {
             test: None,
             log: LogFilter::default(),
             attach: true,
-            net: Vec::new(),
-            vnic: Vec::new(),
+            net: heapless::Vec::new(),
+            vnic: heapless::Vec::new(),
         }
     }
 }
@@ -207,7 +209,8 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     }),
                     Some(i) => {
                         config.net.retain(|(j, _)| *j != i);
-                        config.net.push((i, value.into()));
+                        // Fits: one entry per index, indices below capacity.
+                        let _ = config.net.push((i, value.into()));
                     }
                 }
             }
@@ -226,7 +229,8 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     }),
                     Some(n) => {
                         config.vnic.retain(|(j, _)| *j != n);
-                        config.vnic.push((n, value.into()));
+                        // Fits: one entry per number, numbers below capacity.
+                        let _ = config.vnic.push((n, value.into()));
                     }
                 }
             }
@@ -347,8 +351,8 @@ mod tests {
         let (c, d) = parse("vnic.0=ip:dhcp vnic.12=vlan:10,ip:10.0.10.2/24 vnic.0=mac:auto");
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(
-            c.vnic,
-            alloc::vec![
+            c.vnic.as_slice(),
+            [
                 (12, String::from("vlan:10,ip:10.0.10.2/24")),
                 (0, String::from("mac:auto"))
             ]
@@ -362,6 +366,25 @@ mod tests {
             d[2].to_string(),
             "cmdline: bad value '' for 'vnic.3', using no VNIC"
         );
+    }
+
+    #[test]
+    fn every_interface_and_vnic_fits_however_often_redefined() {
+        let mut line = String::new();
+        for round in 0..2 {
+            for i in 0..MAX_INTERFACES {
+                line += &alloc::format!(" net.{i}=10.0.{i}.{round}/24");
+            }
+            for n in 0..MAX_VNICS {
+                line += &alloc::format!(" vnic.{n}=ip:10.1.{n}.{round}/24");
+            }
+        }
+        let (c, d) = parse(&line);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.net.len(), MAX_INTERFACES);
+        assert_eq!(c.net(7), Some("10.0.7.1/24"));
+        assert_eq!(c.vnic.len(), MAX_VNICS as usize);
+        assert_eq!(c.vnic[63], (63, String::from("ip:10.1.63.1/24")));
     }
 
     #[test]

@@ -1,16 +1,28 @@
 //! DMA memory: zeroed, page-aligned, physically contiguous regions whose
 //! device address is their physical address (no IOMMU), accessed through
-//! volatile reads and writes because a device may touch them at any time.
+//! `volatile`'s [`VolatilePtr`] because a device may touch them at any
+//! time. Ordering against the device is the caller's business, through the
+//! barriers of `cxos_drivers::Mmio` (volatile accesses are not reordered
+//! with each other by the compiler, but plain ones may be moved across
+//! them, and the CPU orders nothing it is not told to).
+//!
+//! Where `volatile` does not fit: [`DmaRegion::with_bytes`] and
+//! [`DmaRegion::with_bytes_mut`] lend a plain slice (smoltcp's zero-copy
+//! tokens take `&[u8]` / `&mut [u8]`), which the platform contract allows
+//! only while software owns the range; and the copies (`read_bytes`,
+//! `write_bytes`, `fill`) go byte by byte through `VolatilePtr<u8>`
+//! because `volatile`'s slice copies need its `unstable` feature (nightly).
 //!
 //! The pool draws frames from a [`FrameAllocator`] reachable at the same
 //! addresses it hands out (the kernel's identity map; in host tests, host
 //! memory posing as physical memory).
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use cxos_drivers::{DmaAddr, DmaRegion, PlatformError};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, PlatformError};
 use spin::Mutex;
+use volatile::VolatilePtr;
 
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 
@@ -50,6 +62,8 @@ impl DmaPool {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return Err(PlatformError::OutOfDmaMemory { requested: size });
         };
+        // Frame 0 is never usable memory; the accessors rely on it.
+        assert!(addr != 0, "DMA region at address 0");
         // SAFETY: the frames were just taken from the allocator, so nobody
         // else uses them, and they are reachable at their physical address.
         unsafe { ptr::write_bytes(addr as *mut u8, 0, (pages * FRAME_SIZE) as usize) };
@@ -74,6 +88,15 @@ impl DmaPool {
     }
 }
 
+/// The kernel's DMA allocator is the pool itself (a static).
+impl DmaAlloc for &'static DmaPool {
+    type Region = DmaBuffer;
+
+    fn dma_alloc(&self, size: usize) -> Result<DmaBuffer, PlatformError> {
+        DmaPool::alloc(self, size)
+    }
+}
+
 /// One DMA region; dropping it returns its frames to the pool.
 #[derive(Debug)]
 pub struct DmaBuffer {
@@ -94,6 +117,28 @@ impl DmaBuffer {
         );
         (self.addr as usize + offset) as *mut u8
     }
+
+    /// The `T` at `offset` (bounds and alignment checked: a driver bug
+    /// panics), for as long as the buffer is borrowed.
+    fn at<T>(&self, offset: usize) -> VolatilePtr<'_, T> {
+        let p = self.ptr(offset, size_of::<T>()) as *mut T;
+        assert!(p.is_aligned(), "unaligned DMA access at {offset}");
+        // SAFETY: in bounds of the frames this buffer owns and aligned
+        // (checked above), never null (`alloc` refuses address 0), and the
+        // pointer's lifetime is the borrow of the buffer, which keeps the
+        // frames allocated.
+        unsafe { VolatilePtr::new(NonNull::new_unchecked(p)) }
+    }
+
+    /// Each byte of `len` bytes at `offset` (bounds checked once).
+    fn bytes(&self, offset: usize, len: usize) -> impl Iterator<Item = VolatilePtr<'_, u8>> {
+        let p = self.ptr(offset, len);
+        (0..len).map(move |i| {
+            // SAFETY: p + i is inside the range checked by `ptr`, not null
+            // (as in `at`), and lives as long as the borrow of the buffer.
+            unsafe { VolatilePtr::new(NonNull::new_unchecked(p.add(i))) }
+        })
+    }
 }
 
 impl Drop for DmaBuffer {
@@ -110,17 +155,10 @@ impl Drop for DmaBuffer {
 macro_rules! volatile_be {
     ($read:ident, $write:ident, $t:ty) => {
         fn $read(&self, offset: usize) -> $t {
-            let p = self.ptr(offset, size_of::<$t>()) as *const $t;
-            assert!(p.is_aligned(), "unaligned DMA read at {offset}");
-            // SAFETY: in bounds and aligned (checked above); the region is
-            // owned by this buffer; volatile because the device writes it.
-            <$t>::from_be(unsafe { ptr::read_volatile(p) })
+            <$t>::from_be(self.at::<$t>(offset).read())
         }
         fn $write(&self, offset: usize, value: $t) {
-            let p = self.ptr(offset, size_of::<$t>()) as *mut $t;
-            assert!(p.is_aligned(), "unaligned DMA write at {offset}");
-            // SAFETY: as for the read.
-            unsafe { ptr::write_volatile(p, value.to_be()) }
+            self.at::<$t>(offset).write(value.to_be())
         }
     };
 }
@@ -135,13 +173,11 @@ impl DmaRegion for DmaBuffer {
     }
 
     fn read_u8(&self, offset: usize) -> u8 {
-        // SAFETY: in bounds (checked by `ptr`), owned by this buffer.
-        unsafe { ptr::read_volatile(self.ptr(offset, 1)) }
+        self.at::<u8>(offset).read()
     }
 
     fn write_u8(&self, offset: usize, value: u8) {
-        // SAFETY: in bounds (checked by `ptr`), owned by this buffer.
-        unsafe { ptr::write_volatile(self.ptr(offset, 1), value) }
+        self.at::<u8>(offset).write(value)
     }
 
     volatile_be!(read_be16, write_be16, u16);
@@ -149,26 +185,21 @@ impl DmaRegion for DmaBuffer {
     volatile_be!(read_be64, write_be64, u64);
 
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        let p = self.ptr(offset, dst.len());
-        for (i, d) in dst.iter_mut().enumerate() {
-            // SAFETY: p + i is inside the checked range.
-            *d = unsafe { ptr::read_volatile(p.add(i)) };
+        let src = self.bytes(offset, dst.len());
+        for (d, b) in dst.iter_mut().zip(src) {
+            *d = b.read();
         }
     }
 
     fn write_bytes(&self, offset: usize, src: &[u8]) {
-        let p = self.ptr(offset, src.len());
-        for (i, s) in src.iter().enumerate() {
-            // SAFETY: p + i is inside the checked range.
-            unsafe { ptr::write_volatile(p.add(i), *s) };
+        for (s, b) in src.iter().zip(self.bytes(offset, src.len())) {
+            b.write(*s);
         }
     }
 
     fn fill(&self, offset: usize, len: usize, byte: u8) {
-        let p = self.ptr(offset, len);
-        for i in 0..len {
-            // SAFETY: p + i is inside the checked range.
-            unsafe { ptr::write_volatile(p.add(i), byte) };
+        for b in self.bytes(offset, len) {
+            b.write(byte);
         }
     }
 
@@ -274,6 +305,23 @@ mod tests {
         assert_eq!(r.with_bytes(16, 3, |s| s.to_vec()), b"abc");
         r.with_bytes_mut(0, 2, |s| s.copy_from_slice(&[9, 8]));
         assert_eq!(r.read_be16(0), 0x0908);
+    }
+
+    #[test]
+    fn the_pool_is_the_platform_allocator() {
+        let p: &'static DmaPool = pool();
+        let r = DmaAlloc::dma_alloc(&p, 10).unwrap();
+        assert_eq!((r.len(), p.stats().regions), (10, 1));
+        r.write_be16(8, 0xbeef);
+        assert_eq!(r.read_be16(8), 0xbeef);
+    }
+
+    #[test]
+    #[should_panic(expected = "unaligned")]
+    fn unaligned_access_panics() {
+        let p = pool();
+        let r = p.alloc(16).unwrap();
+        r.read_be32(2);
     }
 
     #[test]

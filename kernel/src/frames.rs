@@ -8,6 +8,7 @@
 use core::fmt;
 
 use cxos_boot::{MemoryKind, MemoryRegion};
+use heapless::Vec;
 
 pub const FRAME_SIZE: u64 = 4096;
 /// Free ranges kept; a map fragmented beyond this loses its smallest pieces.
@@ -70,8 +71,8 @@ struct Range {
 
 #[derive(Debug)]
 pub struct FrameAllocator {
-    ranges: [Range; MAX_RANGES],
-    len: usize,
+    /// Sorted by start, disjoint, never touching.
+    ranges: Vec<Range, MAX_RANGES>,
     free_frames: u64,
     total_frames: u64,
     usable_bytes: u64,
@@ -90,8 +91,7 @@ impl Default for FrameAllocator {
 impl FrameAllocator {
     pub const fn empty() -> Self {
         Self {
-            ranges: [Range { start: 0, end: 0 }; MAX_RANGES],
-            len: 0,
+            ranges: Vec::new(),
             free_frames: 0,
             total_frames: 0,
             usable_bytes: 0,
@@ -152,7 +152,7 @@ impl FrameAllocator {
                 report(MapIssue::TooFragmented);
             }
         }
-        a.usable_bytes = a.ranges[..a.len].iter().map(|r| r.end - r.start).sum();
+        a.usable_bytes = a.ranges.iter().map(|r| r.end - r.start).sum();
         let mut fragmented = a.remove(0, LOW_MEMORY_END).is_err();
         for &(s, e) in reserved {
             fragmented |= a
@@ -168,7 +168,7 @@ impl FrameAllocator {
     }
 
     fn count_free(&self) -> u64 {
-        self.ranges[..self.len]
+        self.ranges
             .iter()
             .map(|r| (r.end - r.start) / FRAME_SIZE)
             .sum()
@@ -180,42 +180,35 @@ impl FrameAllocator {
         let mut e = e;
         // Absorb every range that overlaps or touches [s, e).
         let mut i = 0;
-        while i < self.len {
+        while i < self.ranges.len() {
             let r = self.ranges[i];
             if r.start <= e && s <= r.end {
                 s = s.min(r.start);
                 e = e.max(r.end);
-                self.delete(i);
+                self.ranges.remove(i);
             } else {
                 i += 1;
             }
         }
-        if self.len == MAX_RANGES {
-            return Err(());
-        }
-        let pos = self.ranges[..self.len].partition_point(|r| r.start < s);
-        self.ranges.copy_within(pos..self.len, pos + 1);
-        self.ranges[pos] = Range { start: s, end: e };
-        self.len += 1;
-        Ok(())
-    }
-
-    fn delete(&mut self, i: usize) {
-        self.ranges.copy_within(i + 1..self.len, i);
-        self.len -= 1;
+        let pos = self.ranges.partition_point(|r| r.start < s);
+        self.ranges
+            .insert(pos, Range { start: s, end: e })
+            .map_err(drop)
     }
 
     /// Remove `[s, e)` from the free list.
     fn remove(&mut self, s: u64, e: u64) -> Result<(), ()> {
         let mut i = 0;
-        while i < self.len {
+        while i < self.ranges.len() {
             let r = self.ranges[i];
             if r.end <= s || e <= r.start {
                 i += 1;
                 continue;
             }
             match (r.start < s, e < r.end) {
-                (false, false) => self.delete(i),
+                (false, false) => {
+                    self.ranges.remove(i);
+                }
                 (true, false) => {
                     self.ranges[i].end = s;
                     i += 1;
@@ -225,16 +218,16 @@ impl FrameAllocator {
                     i += 1;
                 }
                 (true, true) => {
-                    if self.len == MAX_RANGES {
-                        return Err(());
-                    }
+                    self.ranges
+                        .insert(
+                            i + 1,
+                            Range {
+                                start: e,
+                                end: r.end,
+                            },
+                        )
+                        .map_err(drop)?;
                     self.ranges[i].end = s;
-                    self.ranges.copy_within(i + 1..self.len, i + 2);
-                    self.ranges[i + 1] = Range {
-                        start: e,
-                        end: r.end,
-                    };
-                    self.len += 1;
                     i += 2;
                 }
             }
@@ -255,7 +248,7 @@ impl FrameAllocator {
             return None;
         }
         let bytes = count.checked_mul(FRAME_SIZE)?;
-        let start = self.ranges[..self.len].iter().find_map(|r| {
+        let start = self.ranges.iter().find_map(|r| {
             let s = align_up(r.start.max(min), align);
             let e = s.checked_add(bytes)?;
             (e <= r.end && e <= max).then_some(s)
@@ -272,10 +265,7 @@ impl FrameAllocator {
             return Err(FreeError::Unaligned(start));
         }
         let end = start + count * FRAME_SIZE;
-        if self.ranges[..self.len]
-            .iter()
-            .any(|r| r.start < end && start < r.end)
-        {
+        if self.ranges.iter().any(|r| r.start < end && start < r.end) {
             return Err(FreeError::DoubleFree(start));
         }
         self.insert(start, end)
@@ -304,13 +294,14 @@ impl FrameAllocator {
 
     /// The free ranges, for reports.
     pub fn free_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.ranges[..self.len].iter().map(|r| (r.start, r.end))
+        self.ranges.iter().map(|r| (r.start, r.end))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
 
     fn region(start: u64, len: u64, kind: MemoryKind) -> MemoryRegion {
         MemoryRegion { start, len, kind }

@@ -1,8 +1,50 @@
 //! MSI and MSI-X: message composition and programming of the capability
 //! and of the MSI-X table (PCI Local Bus 3.0 ch. 6.8; Intel SDM vol. 3
 //! 11.11 "Message Signalled Interrupts" for the x86 address/data format).
+//!
+//! The capabilities are `pci_types`' `MsiCapability` and `MsixCapability`
+//! (found by [`pci::capability_at`]); the address and data words are
+//! `bitfield-struct` types.
 
-use crate::pci::ConfigSpace;
+use bitfield_struct::bitfield;
+use pci_types::capability::{MsiCapability, MsixCapability, PciCapability};
+
+use crate::pci::{self, Access, ConfigSpace};
+
+/// The MSI address register on x86 (SDM vol. 3 11.11.1, figure 11-24).
+#[bitfield(u32)]
+pub struct MsiAddress {
+    #[bits(2)]
+    __: u8,
+    /// DM: destination is a logical (1) or physical (0) APIC ID.
+    pub logical_destination: bool,
+    /// RH: redirection hint (lowest priority delivery).
+    pub redirection_hint: bool,
+    #[bits(8)]
+    __: u8,
+    /// Bits 19:12: the destination APIC ID.
+    pub destination: u8,
+    /// Bits 31:20: always 0xfee.
+    #[bits(12, default = 0xfee)]
+    pub fixed: u16,
+}
+
+/// The MSI data register on x86 (SDM vol. 3 11.11.2, figure 11-25).
+#[bitfield(u32)]
+pub struct MsiData {
+    /// Bits 7:0: the interrupt vector.
+    pub vector: u8,
+    /// Bits 10:8: delivery mode (000b fixed).
+    #[bits(3)]
+    pub delivery_mode: u8,
+    #[bits(3)]
+    __: u8,
+    /// Bit 14: level for level-triggered messages (1 assert).
+    pub level_assert: bool,
+    /// Bit 15: trigger mode (0 edge).
+    pub level_triggered: bool,
+    __: u16,
+}
 
 /// Address/data pair a function writes to raise an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,38 +58,54 @@ impl MsiMessage {
     /// address 0xfee0_0000 | dest << 12 (RH = DM = 0), data = vector.
     pub fn fixed(apic_id: u8, vector: u8) -> Self {
         Self {
-            address: 0xfee0_0000 | (u64::from(apic_id) << 12),
-            data: u32::from(vector),
+            address: u64::from(MsiAddress::new().with_destination(apic_id).into_bits()),
+            data: MsiData::new().with_vector(vector).into_bits(),
         }
+    }
+}
+
+fn msi_at(cfg: &dyn ConfigSpace, cap: u16) -> Option<(MsiCapability, Access<'_>)> {
+    match pci::capability_at(cfg, cap)? {
+        (PciCapability::Msi(msi), access) => Some((msi, access)),
+        _ => None,
+    }
+}
+
+fn msix_at(cfg: &dyn ConfigSpace, cap: u16) -> Option<(MsixCapability, Access<'_>)> {
+    match pci::capability_at(cfg, cap)? {
+        (PciCapability::MsiX(msix), access) => Some((msix, access)),
+        _ => None,
     }
 }
 
 /// Program the MSI capability at `cap` with one message and enable it
 /// (multiple message enable = 1 vector; per-vector mask cleared if present).
+/// Nothing happens if `cap` is no longer an MSI capability.
 pub fn msi_enable(cfg: &dyn ConfigSpace, cap: u16, msg: MsiMessage) {
-    let ctrl = cfg.read16(cap + 2);
-    let is64 = ctrl & (1 << 7) != 0;
-    let maskable = ctrl & (1 << 8) != 0;
-    // Disable while changing the message.
-    cfg.write16(cap + 2, ctrl & !1);
-    cfg.write32(cap + 4, msg.address as u32);
-    let (data_off, mask_off) = if is64 {
-        cfg.write32(cap + 8, (msg.address >> 32) as u32);
-        (cap + 12, cap + 16)
-    } else {
-        (cap + 8, cap + 12)
+    let Some((msi, access)) = msi_at(cfg, cap) else {
+        return;
     };
-    cfg.write16(data_off, msg.data as u16);
-    if maskable {
+    // Disable while changing the message.
+    msi.set_enabled(false, &access);
+    msi.set_message_info(msg.address, msg.data, &access);
+    if msi.has_per_vector_masking() {
+        // Mask bits follow the data word: at 0x10 in the 64-bit layout,
+        // 0x0c in the 32-bit one (pci_types reaches only the former).
+        let mask_off = cap + if msi.is_64bit() { 0x10 } else { 0x0c };
         cfg.write32(mask_off, cfg.read32(mask_off) & !1);
     }
-    // MME (bits 6:4) = 0: one vector; enable.
-    cfg.write16(cap + 2, (ctrl & !(7 << 4)) | 1);
+    // Multiple message enable (control bits 6:4) = 0, one vector. Not
+    // pci_types' `set_multiple_message_enable`: it writes bits 6:4 of the
+    // capability's first dword, which are the capability ID's.
+    let ctrl = cfg.read16(cap + 2);
+    cfg.write16(cap + 2, ctrl & !(7 << 4));
+    msi.set_enabled(true, &access);
 }
 
 pub fn msi_disable(cfg: &dyn ConfigSpace, cap: u16) {
-    let ctrl = cfg.read16(cap + 2);
-    cfg.write16(cap + 2, ctrl & !1);
+    if let Some((msi, access)) = msi_at(cfg, cap) {
+        msi.set_enabled(false, &access);
+    }
 }
 
 /// Where an MSI-X function keeps its table and pending bits.
@@ -60,31 +118,41 @@ pub struct MsixLayout {
     pub pba_offset: u32,
 }
 
+/// The table and PBA of the MSI-X capability at `cap`; a layout with no
+/// entries if `cap` is no longer an MSI-X capability.
 pub fn msix_layout(cfg: &dyn ConfigSpace, cap: u16) -> MsixLayout {
-    let table = cfg.read32(cap + 4);
-    let pba = cfg.read32(cap + 8);
-    MsixLayout {
-        table_size: (cfg.read16(cap + 2) & 0x7ff) + 1,
-        table_bar: (table & 7) as u8,
-        table_offset: table & !7,
-        pba_bar: (pba & 7) as u8,
-        pba_offset: pba & !7,
+    match msix_at(cfg, cap) {
+        Some((msix, _)) => MsixLayout {
+            table_size: msix.table_size(),
+            table_bar: msix.table_bar(),
+            table_offset: msix.table_offset(),
+            pba_bar: msix.pba_bar(),
+            pba_offset: msix.pba_offset(),
+        },
+        None => MsixLayout {
+            table_size: 0,
+            table_bar: 0,
+            table_offset: 0,
+            pba_bar: 0,
+            pba_offset: 0,
+        },
     }
 }
 
-const MSIX_ENABLE: u16 = 1 << 15;
-const MSIX_FUNCTION_MASK: u16 = 1 << 14;
-
-/// Set the enable and function-mask bits of the MSI-X capability.
+/// Set the enable and function-mask bits of the MSI-X capability. Masking
+/// goes first and unmasking last, so the function is never enabled and
+/// unmasked on the way to a masked state.
 pub fn msix_control(cfg: &dyn ConfigSpace, cap: u16, enable: bool, function_mask: bool) {
-    let mut ctrl = cfg.read16(cap + 2) & !(MSIX_ENABLE | MSIX_FUNCTION_MASK);
-    if enable {
-        ctrl |= MSIX_ENABLE;
-    }
+    let Some((mut msix, access)) = msix_at(cfg, cap) else {
+        return;
+    };
     if function_mask {
-        ctrl |= MSIX_FUNCTION_MASK;
+        msix.set_function_mask(true, &access);
+        msix.set_enabled(enable, &access);
+    } else {
+        msix.set_enabled(enable, &access);
+        msix.set_function_mask(false, &access);
     }
-    cfg.write16(cap + 2, ctrl);
 }
 
 /// 32-bit memory-mapped registers (the MSI-X table lives in a BAR).
@@ -145,6 +213,36 @@ mod tests {
         );
         assert_eq!(MsiMessage::fixed(3, 0xfe).address, 0xfee0_3000);
         assert_eq!(MsiMessage::fixed(0xff, 0x20).address, 0xfeef_f000);
+        // DM is bit 2, RH bit 3; level-assert bit 14, trigger mode bit 15,
+        // delivery mode 10:8 (lowest priority = 001b).
+        let address = MsiAddress::new()
+            .with_destination(3)
+            .with_logical_destination(true)
+            .with_redirection_hint(true);
+        assert_eq!(address.into_bits(), 0xfee0_300c);
+        let data = MsiData::new()
+            .with_vector(0x41)
+            .with_delivery_mode(1)
+            .with_level_assert(true)
+            .with_level_triggered(true);
+        assert_eq!(data.into_bits(), 0xc141);
+    }
+
+    #[test]
+    fn msi_32bit_maskable_capability() {
+        let cfg = FakeConfig::new(0x1234, 0x11e8, 0);
+        // Control: 32-bit, per-vector masking; mask bits at 0x4c.
+        cfg.set(0x40, 0x05 | (0x0100 << 16));
+        cfg.set(0x4c, 1);
+        msi_enable(&cfg, 0x40, MsiMessage::fixed(2, 0x31));
+        assert_eq!(cfg.get(0x44), 0xfee0_2000);
+        assert_eq!(cfg.get(0x48) & 0xffff, 0x31);
+        assert_eq!(cfg.get(0x4c), 0, "vector 0 unmasked");
+        assert_eq!((cfg.get(0x40) >> 16) & 1, 1, "enabled");
+        // Something other than MSI at the offset is left alone.
+        cfg.set(0x40, 0x01);
+        msi_enable(&cfg, 0x40, MsiMessage::fixed(2, 0x32));
+        assert_eq!(cfg.get(0x48) & 0xffff, 0x31);
     }
 
     #[test]

@@ -5,14 +5,13 @@
 //!
 //! The walk runs over [`TableMemory`] so host tests can check the entries
 //! it writes; the kernel implements it over the identity-mapped tables.
+//! Entry flags are `x86_64`'s [`PageTableFlags`].
 
 use core::fmt;
 
-pub const PRESENT: u64 = 1;
-pub const WRITABLE: u64 = 1 << 1;
-pub const PWT: u64 = 1 << 3;
-pub const PCD: u64 = 1 << 4;
-pub const HUGE: u64 = 1 << 7;
+use x86_64::structures::paging::PageTableFlags as Flags;
+
+/// Physical address bits 51:12 of an entry.
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 pub const TWO_MIB: u64 = 2 << 20;
 /// 52-bit physical addresses at most (architectural limit).
@@ -51,14 +50,27 @@ pub trait TableMemory {
     fn flush(&mut self, addr: u64);
 }
 
+/// The flags of entry `e` (its address bits dropped).
+fn flags(e: u64) -> Flags {
+    Flags::from_bits_truncate(e)
+}
+
+/// An entry pointing at `addr` with `flags`.
+fn entry(addr: u64, flags: Flags) -> u64 {
+    addr | flags.bits()
+}
+
+/// Flags of an entry pointing at a lower-level table.
+const TABLE: Flags = Flags::PRESENT.union(Flags::WRITABLE);
+
 /// The next-level table of entry `index` of `table`, created if absent.
 fn next_table(mem: &mut dyn TableMemory, table: u64, index: usize) -> Result<u64, MapError> {
     let e = mem.read(table, index);
-    if e & PRESENT != 0 {
+    if flags(e).contains(Flags::PRESENT) {
         return Ok(e & ADDR_MASK);
     }
     let t = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-    mem.write(table, index, t | PRESENT | WRITABLE);
+    mem.write(table, index, entry(t, TABLE));
     Ok(t)
 }
 
@@ -76,28 +88,28 @@ pub fn map_identity(
         .checked_add(len)
         .filter(|&e| e <= MAX_PHYS && len > 0)
         .ok_or(MapError::BadRange { start, len })?;
-    let flags = PRESENT
-        | WRITABLE
-        | HUGE
+    let page = Flags::PRESENT
+        | Flags::WRITABLE
+        | Flags::HUGE_PAGE
         | match cache {
-            Cache::WriteBack => 0,
-            Cache::Uncached => PCD | PWT,
+            Cache::WriteBack => Flags::empty(),
+            Cache::Uncached => Flags::NO_CACHE | Flags::WRITE_THROUGH,
         };
     let mut a = start & !(TWO_MIB - 1);
     while a < end {
         let pdpt = next_table(mem, pml4, ((a >> 39) & 511) as usize)?;
         let pdpt_index = ((a >> 30) & 511) as usize;
-        if mem.read(pdpt, pdpt_index) & (PRESENT | HUGE) == PRESENT | HUGE {
+        if flags(mem.read(pdpt, pdpt_index)).contains(Flags::PRESENT | Flags::HUGE_PAGE) {
             a += TWO_MIB;
             continue;
         }
         let pd = next_table(mem, pdpt, pdpt_index)?;
         let pd_index = ((a >> 21) & 511) as usize;
         let old = mem.read(pd, pd_index);
-        let new = a | flags;
+        let new = entry(a, page);
         if old != new {
             mem.write(pd, pd_index, new);
-            if old & PRESENT != 0 {
+            if flags(old).contains(Flags::PRESENT) {
                 mem.flush(a);
             }
         }
@@ -118,33 +130,34 @@ pub fn unmap_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), M
         return Err(bad);
     }
     let pml4e = mem.read(pml4, ((addr >> 39) & 511) as usize);
-    if pml4e & PRESENT == 0 {
+    if !flags(pml4e).contains(Flags::PRESENT) {
         return Ok(());
     }
     let pdpt = pml4e & ADDR_MASK;
     let pdpte = mem.read(pdpt, ((addr >> 30) & 511) as usize);
-    if pdpte & PRESENT == 0 {
+    if !flags(pdpte).contains(Flags::PRESENT) {
         return Ok(());
     }
-    if pdpte & HUGE != 0 {
+    if flags(pdpte).contains(Flags::HUGE_PAGE) {
         return Err(bad);
     }
     let pd = pdpte & ADDR_MASK;
     let pd_index = ((addr >> 21) & 511) as usize;
     let pde = mem.read(pd, pd_index);
-    if pde & PRESENT == 0 {
+    if !flags(pde).contains(Flags::PRESENT) {
         return Ok(());
     }
-    let pt = if pde & HUGE != 0 {
+    let pt = if flags(pde).contains(Flags::HUGE_PAGE) {
         let pt = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
         let base = pde & ADDR_MASK & !(TWO_MIB - 1);
         // 4 KiB entries keep present/writable/PWT/PCD; bit 7 means PAT
         // there, so the huge-page bit is not carried over.
-        let attrs = pde & (PRESENT | WRITABLE | PWT | PCD);
+        let attrs = flags(pde)
+            & (Flags::PRESENT | Flags::WRITABLE | Flags::WRITE_THROUGH | Flags::NO_CACHE);
         for i in 0..512u64 {
-            mem.write(pt, i as usize, (base + i * 0x1000) | attrs);
+            mem.write(pt, i as usize, entry(base + i * 0x1000, attrs));
         }
-        mem.write(pd, pd_index, pt | PRESENT | WRITABLE);
+        mem.write(pd, pd_index, entry(pt, TABLE));
         mem.flush(base);
         pt
     } else {
@@ -159,6 +172,14 @@ pub fn unmap_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), M
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    // Entry bits as the SDM numbers them (vol. 3 tables 4-15..4-20),
+    // written out so the tests do not take them from the code under test.
+    const PRESENT: u64 = 1;
+    const WRITABLE: u64 = 1 << 1;
+    const PWT: u64 = 1 << 3;
+    const PCD: u64 = 1 << 4;
+    const HUGE: u64 = 1 << 7;
 
     /// Tables as a map from physical address to 512 entries.
     #[derive(Debug, Default)]

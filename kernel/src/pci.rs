@@ -1,11 +1,18 @@
 //! PCI configuration space logic over an abstract accessor: header fields,
 //! capability walk, BAR sizing, and the console line of a function.
+//!
+//! `pci_types` reads the header and parses capabilities (MSI and MSI-X in
+//! [`crate::msi`]); the capability walk and BAR sizing stay here because
+//! the device is untrusted input (see [`capabilities`] and [`size_bars`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
 use cxos_drivers::PciAddress;
+use pci_types::capability::PciCapability;
+pub use pci_types::{CommandRegister, HeaderType};
+use pci_types::{ConfigRegionAccess, EndpointHeader, PciHeader};
 
 /// Config space of one function, 32-bit accesses at 4-aligned offsets.
 pub trait ConfigSpace {
@@ -29,19 +36,76 @@ pub trait ConfigSpace {
     }
 }
 
-pub const COMMAND_IO: u16 = 1 << 0;
-pub const COMMAND_MEMORY: u16 = 1 << 1;
-pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
-pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
-
-/// Write the command register without clearing status bits (status is
-/// write-1-to-clear: writing zeros to it leaves it alone).
-pub fn set_command(cfg: &dyn ConfigSpace, command: u16) {
-    cfg.write32(0x04, u32::from(command));
+/// pci_types' config access for one function. The function is fixed by
+/// `cfg`, so pci_types' address argument is not used (it gets [`bound`]).
+pub struct Access<'a> {
+    cfg: &'a dyn ConfigSpace,
+    /// Show pci_types exactly one capability, the one at this offset (see
+    /// [`capability_at`]).
+    only_capability: Option<u16>,
 }
 
-pub fn command(cfg: &dyn ConfigSpace) -> u16 {
-    cfg.read16(0x04)
+/// The address pci_types is given; [`Access`] ignores it.
+fn bound() -> pci_types::PciAddress {
+    pci_types::PciAddress::default()
+}
+
+const STATUS_CAPABILITY_LIST: u32 = 1 << (16 + 4);
+
+impl<'a> Access<'a> {
+    fn new(cfg: &'a dyn ConfigSpace) -> Self {
+        Self {
+            cfg,
+            only_capability: None,
+        }
+    }
+}
+
+impl core::fmt::Debug for Access<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Access")
+            .field("only_capability", &self.only_capability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigRegionAccess for Access<'_> {
+    unsafe fn read(&self, _: pci_types::PciAddress, offset: u16) -> u32 {
+        let v = self.cfg.read32(offset);
+        match self.only_capability {
+            Some(_) if offset == 0x04 => v | STATUS_CAPABILITY_LIST,
+            Some(cap) if offset == 0x34 => (v & !0xff) | u32::from(cap),
+            Some(cap) if offset == cap => v & !0xff00,
+            _ => v,
+        }
+    }
+
+    unsafe fn write(&self, _: pci_types::PciAddress, offset: u16, value: u32) {
+        let value = match self.only_capability {
+            // Hand the device its own next pointer back (read-only on real
+            // hardware, but kept as it was all the same).
+            Some(cap) if offset == cap => (value & !0xff00) | (self.cfg.read32(cap) & 0xff00),
+            _ => value,
+        };
+        self.cfg.write32(offset, value);
+    }
+}
+
+pub const COMMAND_IO: CommandRegister = CommandRegister::IO_ENABLE;
+pub const COMMAND_MEMORY: CommandRegister = CommandRegister::MEMORY_ENABLE;
+pub const COMMAND_BUS_MASTER: CommandRegister = CommandRegister::BUS_MASTER_ENABLE;
+pub const COMMAND_INTX_DISABLE: CommandRegister = CommandRegister::INTERRUPT_DISABLE;
+
+/// Write the command register without clearing status bits (status is
+/// write-1-to-clear: writing zeros to it leaves it alone). pci_types'
+/// `update_command` writes the status half back as it read it, which
+/// clears every status bit that was set.
+pub fn set_command(cfg: &dyn ConfigSpace, command: CommandRegister) {
+    cfg.write32(0x04, u32::from(command.bits()));
+}
+
+pub fn command(cfg: &dyn ConfigSpace) -> CommandRegister {
+    PciHeader::new(bound()).command(Access::new(cfg))
 }
 
 pub const CAP_PM: u8 = 0x01;
@@ -58,32 +122,41 @@ pub struct Header {
     pub device: u16,
     /// Class, subclass, programming interface (24 bits).
     pub class: u32,
-    pub header_type: u8,
+    pub header_type: HeaderType,
     pub multifunction: bool,
 }
 
 /// Read the header; `None` when no function answers (vendor 0xffff).
 pub fn header(cfg: &dyn ConfigSpace) -> Option<Header> {
-    let id = cfg.read32(0);
-    let vendor = id as u16;
+    let access = Access::new(cfg);
+    let h = PciHeader::new(bound());
+    let (vendor, device) = h.id(&access);
     if vendor == 0xffff || vendor == 0 {
         return None;
     }
-    let ht = cfg.read8(0x0e);
+    let (_revision, class, subclass, interface) = h.revision_and_class(&access);
     Some(Header {
         vendor,
-        device: (id >> 16) as u16,
-        class: cfg.read32(0x08) >> 8,
-        header_type: ht & 0x7f,
-        multifunction: ht & 0x80 != 0,
+        device,
+        class: u32::from_be_bytes([0, class, subclass, interface]),
+        header_type: h.header_type(&access),
+        multifunction: h.has_multiple_functions(&access),
     })
 }
 
-/// `(id, offset)` of each capability in list order. The walk is bounded and
-/// ignores pointers into the header, so a looping or corrupt list ends.
+/// `(id, offset)` of each capability in list order. The walk is bounded,
+/// masks the pointers' reserved low bits and stops at pointers into the
+/// header, so a looping or corrupt list ends. pci_types' own walk
+/// (`CapabilityIterator`) does none of that (its `next` loops over null
+/// entries without a bound), and it needs an endpoint header while bridges
+/// have capabilities too: the walk is done here, pci_types parses what it
+/// finds ([`capability_at`]).
 pub fn capabilities(cfg: &dyn ConfigSpace) -> Vec<(u8, u16)> {
     let mut caps = Vec::new();
-    if cfg.read16(0x06) & (1 << 4) == 0 {
+    if !PciHeader::new(bound())
+        .status(Access::new(cfg))
+        .has_capability_list()
+    {
         return caps;
     }
     let mut ptr = u16::from(cfg.read8(0x34)) & 0xfc;
@@ -102,13 +175,35 @@ pub fn find_capability(cfg: &dyn ConfigSpace, id: u8) -> Option<u16> {
         .map(|(_, off)| off)
 }
 
-/// MSI-X table size (entries) from the capability at `cap`.
+/// The capability at `cap` (an offset [`capabilities`] returned) as
+/// pci_types parses it; `None` if it is a null entry or the function is not
+/// an endpoint (pci_types parses capabilities of endpoint headers only).
+/// pci_types sees a list holding this one capability, so its walk ends.
+/// It comes with the access to program it through.
+pub fn capability_at(cfg: &dyn ConfigSpace, cap: u16) -> Option<(PciCapability, Access<'_>)> {
+    if cap < 0x40 {
+        // Inside the header: no capability, whatever the device says.
+        return None;
+    }
+    let access = Access {
+        cfg,
+        only_capability: Some(cap & 0xfc),
+    };
+    let endpoint = EndpointHeader::from_header(PciHeader::new(bound()), &access)?;
+    let found = endpoint.capabilities(&access).next()?;
+    Some((found, access))
+}
+
+/// MSI-X table size (entries) from the capability at `cap`. Read here
+/// rather than through pci_types so it works for bridges too (the console
+/// line of a root port shows it).
 pub fn msix_table_size(cfg: &dyn ConfigSpace, cap: u16) -> u16 {
     (cfg.read16(cap + 2) & 0x7ff) + 1
 }
 
-/// The console line of one function (KERNEL-CONTRACT.md):
-/// `pci BB:DD.F VVVV:DDDD class CCSSPP` then capability words.
+/// The console line of one function, as `lspci` and the boot print it and
+/// xtask's console.rs reads it: `pci BB:DD.F VVVV:DDDD class CCSSPP` then
+/// capability words.
 pub fn describe(addr: PciAddress, h: &Header, cfg: &dyn ConfigSpace) -> String {
     let mut s = String::new();
     let _ = write!(
@@ -151,10 +246,16 @@ pub struct Bar {
 /// Size the six BARs of a type 0 header (two of a bridge), restoring their
 /// values. Decoding is turned off while all-ones are written so the probe
 /// never moves a live BAR onto something else.
-pub fn size_bars(cfg: &dyn ConfigSpace, header_type: u8) -> Vec<Bar> {
+///
+/// pci_types' `EndpointHeader::bar` is not used: it panics on a reserved
+/// memory type and overflows a shift on a BAR whose address bits are all
+/// read-only (both are the device's to choose), sizes a 2 GiB 64-bit BAR as
+/// 0xffff_ffff_8000_0000 (a sign-extended `1i32 << 31`), leaves decoding on
+/// while probing, returns no size for I/O BARs and has no bridge BARs.
+pub fn size_bars(cfg: &dyn ConfigSpace, header_type: HeaderType) -> Vec<Bar> {
     let count = match header_type {
-        0 => 6,
-        1 => 2,
+        HeaderType::Endpoint => 6,
+        HeaderType::PciPciBridge => 2,
         _ => 0,
     };
     let mut bars = Vec::new();
@@ -373,7 +474,7 @@ mod tests {
         cfg.set(0x1c, 0xfe00_0000 | 0xc);
         cfg.set(0x20, 0x1);
         cfg.set(0x04, 0x0007 | (0x0010 << 16));
-        let bars = size_bars(&cfg, 0);
+        let bars = size_bars(&cfg, HeaderType::Endpoint);
         assert_eq!(
             bars,
             vec![
@@ -408,6 +509,71 @@ mod tests {
         assert_eq!(cfg.get(0x04) >> 16, 0x0010, "status bits survive");
         let writes = cfg.writes.borrow();
         assert_eq!(writes[0], (0x04, 0x0004), "memory and I/O decode off first");
+    }
+
+    #[test]
+    fn bars_a_device_chooses_badly_are_sized_without_panic() {
+        let mut cfg = FakeConfig::new(0x15b3, 0x1017, 0x020000);
+        // BAR0 + BAR1: 64-bit, 2 GiB, at 4 GiB. BAR2: the reserved memory
+        // type 01b (taken as 32-bit). BAR3: prefetchable 32-bit with every
+        // address bit read-only (no size: unimplemented).
+        cfg.bar_masks = [0x8000_0000, 0xffff_ffff, 0xffff_f000, 0, 0, 0];
+        cfg.set(0x10, 0x4);
+        cfg.set(0x14, 0x1);
+        cfg.set(0x18, 0xfeb0_0002);
+        cfg.set(0x1c, 0x8);
+        assert_eq!(
+            size_bars(&cfg, HeaderType::Endpoint),
+            vec![
+                Bar {
+                    index: 0,
+                    kind: BarKind::Mem64,
+                    prefetchable: false,
+                    base: 0x1_0000_0000,
+                    size: 0x8000_0000
+                },
+                Bar {
+                    index: 2,
+                    kind: BarKind::Mem32,
+                    prefetchable: false,
+                    base: 0xfeb0_0000,
+                    size: 0x1000
+                },
+            ]
+        );
+        // A bridge has two BARs; other header types none.
+        assert_eq!(size_bars(&cfg, HeaderType::PciPciBridge).len(), 1);
+        assert!(size_bars(&cfg, HeaderType::CardBusBridge).is_empty());
+    }
+
+    #[test]
+    fn capability_at_parses_one_capability() {
+        let cfg = FakeConfig::new(0x8086, 0x10d3, 0x020000);
+        cfg.add_caps(&[(CAP_MSI, 0xd0, 0x0080), (CAP_MSIX, 0xa0, 4)]);
+        cfg.set(0xa4, 3);
+        let Some((PciCapability::MsiX(msix), _)) = capability_at(&cfg, 0xa0) else {
+            panic!("no MSI-X at 0xa0");
+        };
+        assert_eq!((msix.table_size(), msix.table_bar()), (5, 3));
+        let Some((PciCapability::Msi(msi), _)) = capability_at(&cfg, 0xd0) else {
+            panic!("no MSI at 0xd0");
+        };
+        assert!(msi.is_64bit());
+        // pci_types sees only the capability asked for, however the list
+        // runs: here it loops back on itself.
+        cfg.set(0xa0, u32::from(CAP_MSIX) | (0xd0 << 8) | (4 << 16));
+        assert!(matches!(
+            capability_at(&cfg, 0xa0),
+            Some((PciCapability::MsiX(_), _))
+        ));
+        // Nothing inside the header is a capability.
+        assert!(capability_at(&cfg, 0x34).is_none());
+        // A null entry is no capability; nor is anything on a bridge.
+        cfg.set(0x60, 0);
+        assert!(capability_at(&cfg, 0x60).is_none());
+        cfg.set(0x0c, 1 << 16);
+        assert!(capability_at(&cfg, 0xa0).is_none());
+        assert_eq!(header(&cfg).unwrap().header_type, HeaderType::PciPciBridge);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{Clock, DmaAlloc, DmaRegion, Mmio};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cxos_drivers::Platform;
+use cxos_drivers::Mmio;
 use mlx5::{Adapter, Config};
 use mlx5_sim::Personality;
 use mlx5_sim::vfio::client::VfioPlatform;

@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaRegion, Mmio};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{self, CountingAlloc, Mode};
 

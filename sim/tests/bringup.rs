@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::Platform;
+use cxos_drivers::{Clock, ConfigSpace, Mmio, Msix};
 use mlx5_sim::Personality;
 
 #[test]

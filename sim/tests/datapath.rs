@@ -6,7 +6,7 @@ mod common;
 mod dp;
 
 use common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{Clock, DmaRegion, Msix};
 use dp::*;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};

@@ -4,7 +4,7 @@
 mod common;
 mod dp;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaRegion, Mmio};
 use dp::*;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};

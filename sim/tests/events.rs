@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Msix};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::Mode;
 

@@ -160,7 +160,7 @@ fn page_rules() {
     let mut big = Msg::new(MANAGE_PAGES, 1, 0x10 + 8 * 400);
     big.be32(0x0c, 400);
     for i in 0..400 {
-        let pg = cxos_drivers::Platform::dma_alloc(&r.p, 4096).unwrap();
+        let pg = cxos_drivers::DmaAlloc::dma_alloc(&r.p, 4096).unwrap();
         big.be64(
             0x10 + 8 * i,
             cxos_drivers::DmaRegion::device_addr(&pg).get(),
@@ -237,7 +237,7 @@ fn object_rules() {
 fn eq_rules() {
     let mut r = Raw::new(Personality::ConnectX4, Mode::Synchronous);
     let up = r.bring_up();
-    let buf = cxos_drivers::Platform::dma_alloc(&r.p, 4096).unwrap();
+    let buf = cxos_drivers::DmaAlloc::dma_alloc(&r.p, 4096).unwrap();
     let pa = cxos_drivers::DmaRegion::device_addr(&buf).get();
     let eq = |log: u32, uar: u32, vector: u16| {
         let mut m = Msg::new(CREATE_EQ, 0, 0x118);

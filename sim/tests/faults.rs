@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::Platform;
+use cxos_drivers::{Clock, DmaAlloc, Mmio};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Fault, Mode, SimPlatform};
 

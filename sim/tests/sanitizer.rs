@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio};
 use mlx5_sim::dma::DmaFault;
 use mlx5_sim::harness::Mode;
 use mlx5_sim::sanitizer::Purpose;

@@ -9,7 +9,7 @@ mod common;
 mod dp;
 
 use common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion};
 use dp::*;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::inspect::Dest;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use cxos_drivers::Platform;
+use cxos_drivers::{Mmio, Msix};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::Mode;
 

@@ -16,7 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cxos_drivers::Platform;
+use cxos_drivers::Msix;
 use mlx5::{Adapter, Config};
 use mlx5_sim::Personality;
 use mlx5_sim::vfio::client::{BAR0, VfioPlatform};

@@ -11,13 +11,19 @@
 //! batch, as a main loop that polls every interface would, with the
 //! frames of a batch spread over all VNICs.
 //!
+//! Transmit through a VNIC (`vnic_tx_batch`, the `tx` figure): 32 frames
+//! from one of 20 VNICs to a plain port, one doorbell per batch, then the
+//! VNIC's completions.
+//!
 //! `cargo bench -p mlx5 --bench vnic` prints
 //! `bench: mlx5.vnic_rx_1_ns_per_packet`, `..._20_ns_per_packet`,
-//! `..._20_pollall_ns_per_packet` (time inside the receive functions).
-//! `CXOS_VNIC_BENCH=1|20|all` runs one of them, `CXOS_VNIC_PACKETS` sets
+//! `..._20_pollall_ns_per_packet` (time inside the receive functions) and
+//! `bench: mlx5.vnic_tx_ns_per_packet` (time inside `vnic_tx_batch`,
+//! the receiving model's work inside the doorbell included).
+//! `CXOS_VNIC_BENCH=1|20|all|tx` runs one of them, `CXOS_VNIC_PACKETS` sets
 //! the count. Instructions per packet: callgrind with
-//! `--toggle-collect='vnic::rx_batch'` (or `vnic::rx_all`), see
-//! /work/notes/vnic-bench.md.
+//! `--toggle-collect='vnic::rx_batch'` (or `vnic::rx_all`,
+//! `vnic::vnic_tx_batch`); the commands are in BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -104,6 +110,72 @@ fn rx_all(vs: &mut [Vnic<A>]) -> usize {
     n
 }
 
+/// 32 frames from a VNIC to `dst`, one doorbell, then its completions.
+#[inline(never)]
+fn vnic_tx_batch(v: &mut Vnic<A>, dst: [u8; 6]) -> usize {
+    let mut n = 0;
+    for _ in 0..BATCH {
+        let sent = v.transmit(60, |b| {
+            b[..6].copy_from_slice(&dst);
+            b[6..12].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 2]);
+            b[12..14].copy_from_slice(&[0x88, 0xb5]);
+        });
+        if sent.is_ok() {
+            n += 1;
+        }
+    }
+    v.flush();
+    v.poll();
+    n
+}
+
+/// Every frame a plain port received.
+#[inline(never)]
+fn port_rx(p: &mut EthPort<A>) -> usize {
+    let mut n = 0;
+    while p.receive(|f, _| black_box(f.len())).is_some() {
+        n += 1;
+    }
+    p.flush();
+    n
+}
+
+/// VNIC 19 of 20 transmits to a plain port.
+fn run_tx(packets: usize) {
+    let (sa, sb) = SimPlatform::pair(
+        Personality::ConnectX6Dx,
+        Personality::ConnectX6Dx,
+        Mode::Synchronous,
+    );
+    let (nic, mut vnics) = receiver(&sa, 20);
+    let mut b = sender(&sb);
+    let dst = b.mac();
+    let mut in_tx = Duration::ZERO;
+    let mut got = 0usize;
+    let warmup = 100 * BATCH;
+    while got < packets + warmup {
+        let t = Instant::now();
+        let k = vnic_tx_batch(&mut vnics[19], dst);
+        if got >= warmup {
+            in_tx += t.elapsed();
+        }
+        let r = port_rx(&mut b);
+        assert_eq!((k, r), (BATCH, BATCH), "{:?}", sb.port_stats());
+        got += r;
+    }
+    println!(
+        "bench: mlx5.vnic_tx_ns_per_packet: {:.1} ns",
+        in_tx.as_nanos() as f64 / (got - warmup) as f64
+    );
+    for v in vnics {
+        v.destroy();
+    }
+    let (ad, _) = nic.close().unwrap();
+    ad.detach();
+    let (bb, _) = b.close();
+    bb.detach();
+}
+
 fn run(n: usize, packets: usize, poll_all: bool) {
     let (sa, sb) = SimPlatform::pair(
         Personality::ConnectX6Dx,
@@ -178,5 +250,8 @@ fn main() {
     }
     if which.is_empty() || which == "all" {
         run(20, packets, true);
+    }
+    if which.is_empty() || which == "tx" {
+        run_tx(packets);
     }
 }

@@ -8,10 +8,11 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use cxos_drivers::{PciAddress, Platform};
+use cxos_drivers::{Clock, ConfigSpace, Mmio, Msix, PciAddress, Platform, Region};
 
 use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
@@ -19,7 +20,7 @@ use crate::caps::{
 use crate::cmd::Command;
 use crate::cmdq::{self, CmdQueue};
 use crate::device::{Device, PortEvent, Stats, Ticket};
-use crate::eq::{self, CreateEq, Eq, Eqn};
+use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
 use crate::error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
 use crate::hca::{self, QueryIssi};
 use crate::health::{FaultReport, HealthConfig, HealthMonitor};
@@ -116,7 +117,12 @@ pub struct Adapter<P: Platform> {
     caps: Caps,
     uar: Option<Uar>,
     vectors: u16,
-    comp_eqs: Vec<Eq<P::Dma>>,
+    /// Completion EQs, each behind its own lock: data paths (VNICs) share
+    /// them without the adapter.
+    comp_eqs: Vec<Arc<CompEq<P>>>,
+    /// Completion EQs whose destruction failed while another handle was
+    /// still out: kept until detach ends.
+    eq_graveyard: Vec<Arc<CompEq<P>>>,
     pd: Option<Pd>,
     td: Option<Tdn>,
     lkey: Option<Lkey>,
@@ -157,8 +163,8 @@ impl<P: Platform> Adapter<P> {
     /// Bring the function up. On failure everything done so far is undone
     /// and the platform is handed back.
     pub fn attach(p: P, config: Config) -> Result<Self, AttachFailure<P>> {
-        let t0 = p.now_ns();
-        let pci = p.pci_address();
+        let t0 = p.clock().now_ns();
+        let pci = p.config().pci_address();
         let refuse = |p: P, step: Step, error: Error| {
             log::error!(target: "mlx5", "mlx5 {pci}: attach failed at step '{step}': {error}");
             Err(AttachFailure {
@@ -166,8 +172,8 @@ impl<P: Platform> Adapter<P> {
                 platform: p,
             })
         };
-        let vendor = p.config_read16(0x00);
-        let device = p.config_read16(0x02);
+        let vendor = p.config().config_read16(0x00);
+        let device = p.config().config_read16(0x02);
         let Some(part) = Part::from_ids(vendor, device) else {
             return refuse(
                 p,
@@ -175,11 +181,11 @@ impl<P: Platform> Adapter<P> {
                 Unsupported::Device { vendor, device }.into(),
             );
         };
-        if p.bar0_len() < init_seg::LEN {
+        if p.mmio().bar0_len() < init_seg::LEN {
             return refuse(p, Step::Identify, Error::Device("BAR0 too small"));
         }
         // Read-only checks first: a refused device is left untouched.
-        let rev = init_seg::cmdif_rev(&p);
+        let rev = init_seg::cmdif_rev(p.mmio());
         if rev != 5 {
             return refuse(p, Step::Identify, Unsupported::CmdifRev(rev).into());
         }
@@ -188,7 +194,7 @@ impl<P: Platform> Adapter<P> {
             Err(e) => return refuse(p, Step::CommandQueue, e),
         };
         let timeout_ms = config.cmd_timeout_ms.unwrap_or_else(|| {
-            cmdq::timeout_from_device(init_seg::cmd_exec_to(&p), cmdq::DEFAULT_TIMEOUT_MS)
+            cmdq::timeout_from_device(init_seg::cmd_exec_to(p.mmio()), cmdq::DEFAULT_TIMEOUT_MS)
         });
         let mut a = Adapter {
             dev: Device::new(p, cmdq, timeout_ms, config.max_pages),
@@ -200,6 +206,7 @@ impl<P: Platform> Adapter<P> {
             uar: None,
             vectors: 0,
             comp_eqs: Vec::new(),
+            eq_graveyard: Vec::new(),
             pd: None,
             td: None,
             lkey: None,
@@ -211,7 +218,7 @@ impl<P: Platform> Adapter<P> {
         };
         match a.bring_up() {
             Ok(()) => {
-                a.attach_ns = a.dev.p.now_ns().saturating_sub(t0);
+                a.attach_ns = a.dev.p.clock().now_ns().saturating_sub(t0);
                 log::info!(target: "mlx5", "{}", a.info_line());
                 Ok(a)
             }
@@ -232,22 +239,20 @@ impl<P: Platform> Adapter<P> {
     /// command queue address is written, so a stuck device must be reset
     /// at unwind to forget it.
     fn wait_firmware(&mut self, holds_cmdq: bool) -> Result<(), AttachError> {
-        let start = self.dev.p.now_ns();
+        let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
+        let start = clock.now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
-            cmdq::timeout_from_device(
-                init_seg::cmd_q_init_to(&self.dev.p),
-                cmdq::DEFAULT_INIT_TIMEOUT_MS,
-            )
+            cmdq::timeout_from_device(init_seg::cmd_q_init_to(mmio), cmdq::DEFAULT_INIT_TIMEOUT_MS)
         });
-        while init_seg::initializing(&self.dev.p) {
-            let waited = self.dev.p.now_ns().saturating_sub(start);
+        while init_seg::initializing(mmio) {
+            let waited = clock.now_ns().saturating_sub(start);
             if waited >= limit_ms * 1_000_000 {
                 self.fw_stuck = holds_cmdq;
                 return Err(at(Step::WaitFirmware)(Error::FirmwareTimeout {
                     waited_ms: waited / 1_000_000,
                 }));
             }
-            self.dev.p.relax();
+            clock.relax();
         }
         Ok(())
     }
@@ -257,10 +262,11 @@ impl<P: Platform> Adapter<P> {
         // address only once `initializing` has cleared after reset, and
         // clears it again once the command interface is up.
         self.wait_firmware(false)?;
-        init_seg::set_cmdq_addr(&self.dev.p, self.dev.cmdq.addr());
+        init_seg::set_cmdq_addr(self.dev.p.mmio(), self.dev.cmdq.addr());
         self.wait_firmware(true)?;
-        self.fw = init_seg::fw_version(&self.dev.p);
-        self.dev.health = Some(HealthMonitor::new(&self.dev.p, self.config.health));
+        let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
+        self.fw = init_seg::fw_version(mmio);
+        self.dev.health = Some(HealthMonitor::new(mmio, clock, self.config.health));
 
         self.dev
             .exec(&hca::ENABLE_HCA)
@@ -410,7 +416,7 @@ impl<P: Platform> Adapter<P> {
     }
 
     fn enable_msix(&mut self) -> Result<(), Error> {
-        let table = self.dev.p.msix_table_size();
+        let table = self.dev.p.msix().msix_table_size();
         if table == 0 {
             return Err(cxos_drivers::PlatformError::MsixUnsupported.into());
         }
@@ -418,7 +424,7 @@ impl<P: Platform> Adapter<P> {
         let comp = (self.config.comp_eqs as usize)
             .min(max_eqs.saturating_sub(1))
             .min(table as usize - 1);
-        let vectors = self.dev.p.msix_enable(1, 1 + comp as u16)?;
+        let vectors = self.dev.p.msix().msix_enable(1, 1 + comp as u16)?;
         self.undo.push(Undo::MsixDisable);
         if vectors == 0 || vectors > table {
             return Err(Error::Device("MSI-X vector count"));
@@ -440,8 +446,8 @@ impl<P: Platform> Adapter<P> {
         vector: u16,
         log_size: u8,
         events: u64,
-    ) -> Result<Eq<P::Dma>, Error> {
-        let ring = eq::alloc_ring(&self.dev.p, log_size)?;
+    ) -> Result<Eq<P>, Error> {
+        let ring = eq::alloc_ring(self.dev.p.dma(), log_size)?;
         let cmd = CreateEq {
             log_size,
             uar,
@@ -451,8 +457,8 @@ impl<P: Platform> Adapter<P> {
         };
         match self.dev.exec(&cmd) {
             Ok(eqn) => {
-                let eq = Eq::new(eqn, vector, ring, log_size, uar);
-                eq.doorbell(&self.dev.p, true);
+                let eq = Eq::new(eqn, vector, ring, log_size, uar, self.dev.p.mmio().clone());
+                eq.doorbell(true);
                 Ok(eq)
             }
             Err(e) => {
@@ -487,7 +493,7 @@ impl<P: Platform> Adapter<P> {
         };
         for v in vectors {
             let eq = self.create_eq(uar, v, log, 0)?;
-            self.comp_eqs.push(eq);
+            self.comp_eqs.push(Arc::new(CompEq::new(eq)));
         }
         Ok(())
     }
@@ -571,8 +577,14 @@ impl<P: Platform> Adapter<P> {
             );
             report.reset = reset;
         }
-        let Adapter { dev, comp_eqs, .. } = self;
+        let Adapter {
+            dev,
+            comp_eqs,
+            eq_graveyard,
+            ..
+        } = self;
         drop(comp_eqs);
+        drop(eq_graveyard);
         let Device {
             p,
             cmdq,
@@ -586,7 +598,7 @@ impl<P: Platform> Adapter<P> {
             log::warn!(
                 target: "mlx5::pages",
                 "mlx5 {}: {} pages never returned by the device",
-                p.pci_address(),
+                p.config().pci_address(),
                 report.pages_lost
             );
         }
@@ -612,7 +624,10 @@ impl<P: Platform> Adapter<P> {
                 let mut first = Ok(());
                 while let Some(eq) = self.comp_eqs.pop() {
                     if let Err(e) = self.dev.exec(&eq::destroy_eq(eq.eqn)) {
-                        self.dev.graveyard.push(eq.into_ring());
+                        match Arc::try_unwrap(eq) {
+                            Ok(eq) => self.dev.graveyard.push(eq.into_eq().into_ring()),
+                            Err(shared) => self.eq_graveyard.push(shared),
+                        }
                         if first.is_ok() {
                             first = Err(e.into());
                         }
@@ -633,7 +648,7 @@ impl<P: Platform> Adapter<P> {
                 Ok(r?)
             }
             Undo::MsixDisable => {
-                self.dev.p.msix_disable();
+                self.dev.p.msix().msix_disable();
                 self.vectors = 0;
                 Ok(())
             }
@@ -669,7 +684,7 @@ impl<P: Platform> Adapter<P> {
             if empty_rounds > self.config.reclaim_retries {
                 break;
             }
-            self.dev.p.delay_us(1000);
+            self.dev.p.clock().delay_us(1000);
         }
         Ok(())
     }
@@ -727,26 +742,19 @@ impl<P: Platform> Adapter<P> {
     /// Completion EQ `index`: call `f` with the CQN of every completion
     /// event waiting, then re-arm the EQ. Returns the events consumed
     /// (other event types on a completion EQ are counted and skipped).
-    pub fn poll_comp_eq(&mut self, index: usize, mut f: impl FnMut(crate::cq::Cqn)) -> usize {
-        let Some(eq) = self.comp_eqs.get_mut(index) else {
-            return 0;
-        };
-        let mut n = 0;
-        while let Some(e) = eq.pop() {
-            if e.event_type == eq::event::COMPLETION {
-                f(crate::cq::Cqn(e.cqn()));
-            }
-            n += 1;
-        }
-        if n > 0 {
-            eq.doorbell(&self.dev.p, true);
-        }
-        n
+    pub fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(crate::cq::Cqn)) -> usize {
+        self.comp_eqs.get(index).map_or(0, |eq| eq.poll(f))
+    }
+
+    /// Completion EQ `index` as a shared handle (its own lock), for data
+    /// paths that share it without the adapter (VNICs).
+    pub fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<P>>> {
+        self.comp_eqs.get(index).cloned()
     }
 
     /// Keep DMA memory the device may still reference (a queue whose
     /// DESTROY failed) until detach has reset the function.
-    pub fn retire(&mut self, mem: P::Dma) {
+    pub fn retire(&mut self, mem: Region<P>) {
         self.dev.graveyard.push(mem);
     }
 
@@ -762,7 +770,7 @@ impl<P: Platform> Adapter<P> {
         &self.dev.p
     }
     pub fn pci(&self) -> PciAddress {
-        self.dev.p.pci_address()
+        self.dev.p.config().pci_address()
     }
     pub fn part(&self) -> &Part {
         &self.part

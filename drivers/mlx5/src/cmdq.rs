@@ -18,7 +18,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::error::{CmdFailure, Unsupported};
 use crate::init_seg;
@@ -116,12 +116,16 @@ struct Slot<D> {
     signalled: bool,
 }
 
-/// The command queue: the entry page and per-slot mailboxes.
+/// The command queue: the entry page and per-slot mailboxes, with the
+/// allocator the mailboxes come from and the MMIO handle of the command
+/// doorbell.
 #[derive(Debug)]
-pub struct CmdQueue<D: DmaRegion> {
-    page: D,
+pub struct CmdQueue<P: Platform> {
+    page: Region<P>,
     stride: usize,
-    slots: Vec<Slot<D>>,
+    slots: Vec<Slot<Region<P>>>,
+    dma: P::Dma,
+    mmio: P::Mmio,
     next_token: u8,
     /// Completion by EQE (true) or by polling the ownership bit.
     events: bool,
@@ -136,11 +140,11 @@ pub struct Finished {
     pub result: Result<Vec<u8>, CmdFailure>,
 }
 
-impl<D: DmaRegion> CmdQueue<D> {
+impl<P: Platform> CmdQueue<P> {
     /// Read the geometry the device offers and allocate the entry page.
     /// Does not touch the device: [`init_seg::set_cmdq_addr`] does.
-    pub fn new<P: Platform<Dma = D>>(p: &P) -> Result<Self, crate::Error> {
-        let (log_size, log_stride) = init_seg::cmdq_geometry(p);
+    pub fn new(p: &P) -> Result<Self, crate::Error> {
+        let (log_size, log_stride) = init_seg::cmdq_geometry(p.mmio());
         let entries = 1usize << log_size.min(31);
         let stride = 1usize << log_stride.min(31);
         // At most 32 entries (one doorbell bit each), entries at least 64
@@ -152,7 +156,7 @@ impl<D: DmaRegion> CmdQueue<D> {
             }
             .into());
         }
-        let page = p.dma_alloc(4096)?;
+        let page = p.dma().dma_alloc(4096)?;
         let slots = (0..entries)
             .map(|_| Slot {
                 state: SlotState::Free,
@@ -164,6 +168,8 @@ impl<D: DmaRegion> CmdQueue<D> {
             page,
             stride,
             slots,
+            dma: p.dma().clone(),
+            mmio: p.mmio().clone(),
             next_token: 0,
             events: false,
         })
@@ -203,10 +209,10 @@ impl<D: DmaRegion> CmdQueue<D> {
         slot * self.stride
     }
 
-    /// Write `input` into a free slot and hand it to the device.
-    pub fn submit<P: Platform<Dma = D>>(
+    /// Write `input` into a free slot and hand it to the device: mailboxes
+    /// and entry fields, barrier, ownership bit, barrier, doorbell.
+    pub fn submit(
         &mut self,
-        p: &P,
         input: &[u8],
         out_len: usize,
         now_ns: u64,
@@ -235,7 +241,8 @@ impl<D: DmaRegion> CmdQueue<D> {
                 // Drop the old region first: the slot is free, the device
                 // has no pointer into it.
                 self.slots[slot].mailboxes = None;
-                self.slots[slot].mailboxes = Some(p.dma_alloc(need).map_err(CmdFailure::Platform)?);
+                self.slots[slot].mailboxes =
+                    Some(self.dma.dma_alloc(need).map_err(CmdFailure::Platform)?);
             }
         }
         self.next_token = self.next_token.wrapping_add(1).max(1);
@@ -277,7 +284,8 @@ impl<D: DmaRegion> CmdQueue<D> {
 
         let e = self.entry(slot);
         let q = &self.page;
-        q.fill(e, entry::LEN, 0);
+        // Everything but status_own, which is written once, last.
+        q.fill(e, entry::STATUS_OWN, 0);
         q.write_u8(e + entry::TYPE, entry::TYPE_PCIE);
         q.write_be32(e + entry::INLEN, in_len as u32);
         q.write_be64(e + entry::IN_PTR, in_ptr);
@@ -289,6 +297,7 @@ impl<D: DmaRegion> CmdQueue<D> {
         q.write_be32(e + entry::OUTLEN, out_len as u32);
         q.write_u8(e + entry::TOKEN, token);
         // Ownership last: from here on the entry belongs to the device.
+        self.mmio.barrier_before_doorbell_record();
         q.write_u8(e + entry::STATUS_OWN, 1);
         self.slots[slot].state = SlotState::Busy {
             token,
@@ -299,7 +308,7 @@ impl<D: DmaRegion> CmdQueue<D> {
             started_ns: now_ns,
         };
         self.slots[slot].signalled = false;
-        init_seg::ring_cmd_doorbell(p, slot);
+        init_seg::ring_cmd_doorbell(&self.mmio, slot);
         Ok(slot)
     }
 
@@ -367,6 +376,8 @@ impl<D: DmaRegion> CmdQueue<D> {
             };
         }
         self.slots[slot].state = SlotState::Free;
+        // Software's again: the delivery status, token and output after it.
+        self.mmio.barrier_after_ownership_read();
         let result = if status_own >> 1 != 0 {
             Err(CmdFailure::Delivery(status_own >> 1))
         } else if self.page.read_u8(e + entry::TOKEN) != token {
@@ -449,13 +460,7 @@ mod queue_tests {
 
     /// Play the device for one entry: answer `out` (inline part and
     /// mailboxes) with delivery status `ds`.
-    fn complete(
-        p: &MockPlatform,
-        q: &CmdQueue<crate::mock::MockDma>,
-        slot: usize,
-        out: &[u8],
-        ds: u8,
-    ) {
+    fn complete(p: &MockPlatform, q: &CmdQueue<MockPlatform>, slot: usize, out: &[u8], ds: u8) {
         let e = q.addr() + (slot * 64) as u64;
         let entry = p.read(e, 64);
         let n = out.len().min(16);
@@ -480,7 +485,7 @@ mod queue_tests {
             kind: CapType::General,
             mode: CapMode::Current,
         };
-        let slot = q.submit(&p, &encode(&cmd), 0x1010, 0).unwrap();
+        let slot = q.submit(&encode(&cmd), 0x1010, 0).unwrap();
         assert_eq!(slot, 0);
         assert_eq!(p.s.borrow().doorbells, [1]);
         let e = p.read(q.addr(), 64);
@@ -515,9 +520,9 @@ mod queue_tests {
             kind: CapType::General,
             mode: CapMode::Max,
         };
-        let s0 = q.submit(&p, &encode(&big), 0x1010, 0).unwrap();
-        let s1 = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
-        let s2 = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s0 = q.submit(&encode(&big), 0x1010, 0).unwrap();
+        let s1 = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
+        let s2 = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         assert_eq!((s0, s1, s2), (0, 1, 2));
         assert_eq!(p.s.borrow().doorbells, [1, 2, 4]);
         assert_eq!(q.busy(), 3);
@@ -546,16 +551,16 @@ mod queue_tests {
     fn device_tampering_is_an_error_not_a_panic() {
         let p = MockPlatform::new();
         let mut q = CmdQueue::new(&p).unwrap();
-        let s = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         p.write(q.addr() + 0x3c, &[0x77]); // token changed
         complete(&p, &q, s, &[0; 16], 0);
         assert!(matches!(q.finish(s).result, Err(CmdFailure::BadOutput(_))));
         // A completion EQE for idle slots is reported as spurious.
         assert_eq!(q.signal(0x8000_0001), 0x8000_0001);
         // Lost slots are never reused.
-        let s = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         q.abandon(s);
-        let s2 = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s2 = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         assert_ne!(s, s2);
         assert_eq!(q.lost(), 1);
     }
@@ -565,7 +570,7 @@ mod queue_tests {
         let p = MockPlatform::new();
         let mut q = CmdQueue::new(&p).unwrap();
         q.use_events(true);
-        let s = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         // EQE before the entry was handed back: not done yet.
         assert_eq!(q.signal(1 << s), 0);
         assert!(!q.is_done(s, false));
@@ -573,12 +578,12 @@ mod queue_tests {
         assert!(q.is_done(s, false));
         assert!(q.finish(s).result.is_ok());
         // Handed back without an EQE: only a forced poll sees it.
-        let s = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         complete(&p, &q, s, &[0; 16], 0);
         assert!(!q.is_done(s, false));
         assert!(q.is_done(s, true));
         // Collected while the device still owns it: the slot is retired.
-        let s = q.submit(&p, &encode(&hca_enable()), 16, 0).unwrap();
+        let s = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         assert!(matches!(q.finish(s).result, Err(CmdFailure::BadOutput(_))));
         assert_eq!(q.lost(), 1);
     }

@@ -10,7 +10,7 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::eq::Eqn;
@@ -290,15 +290,17 @@ pub const UAR_CQ_ARM: usize = 0x20;
 /// Arm command (`MLX5_CQ_DB_REQ_NOT`): an event for the next completion.
 const ARM_CMD_NEXT: u32 = 0;
 
-/// A CQ's ring, doorbell record and consumer index.
+/// A CQ's ring, doorbell record and consumer index, and what its arm
+/// doorbell needs (an MMIO handle and its UAR's BAR0 offset).
 #[derive(Debug)]
-pub struct Cq<D: DmaRegion> {
+pub struct Cq<P: Platform> {
     pub cqn: Cqn,
     pub eqn: Eqn,
-    ring: Ring<D>,
+    ring: Ring<Region<P>>,
     log_size: u8,
     ci: u32,
     arm_sn: u32,
+    mmio: P::Mmio,
     uar_base: usize,
     /// CQEs consumed so far.
     pub polled: u64,
@@ -308,7 +310,7 @@ pub struct Cq<D: DmaRegion> {
 
 /// Ring memory for a CQ of 2^log_size entries, every entry invalid and
 /// owned by hardware.
-pub fn alloc_ring<P: Platform>(p: &P, log_size: u8) -> Result<Ring<P::Dma>, crate::Error> {
+pub fn alloc_ring<A: DmaAlloc>(p: &A, log_size: u8) -> Result<Ring<A::Region>, crate::Error> {
     let ring = Ring::alloc(p, cqe::LEN << log_size)?;
     for i in 0..1usize << log_size {
         ring.mem
@@ -317,8 +319,15 @@ pub fn alloc_ring<P: Platform>(p: &P, log_size: u8) -> Result<Ring<P::Dma>, crat
     Ok(ring)
 }
 
-impl<D: DmaRegion> Cq<D> {
-    pub fn new(cqn: Cqn, eqn: Eqn, ring: Ring<D>, log_size: u8, uar: Uar) -> Self {
+impl<P: Platform> Cq<P> {
+    pub fn new(
+        cqn: Cqn,
+        eqn: Eqn,
+        ring: Ring<Region<P>>,
+        log_size: u8,
+        uar: Uar,
+        mmio: P::Mmio,
+    ) -> Self {
         Self {
             cqn,
             eqn,
@@ -326,6 +335,7 @@ impl<D: DmaRegion> Cq<D> {
             log_size,
             ci: 0,
             arm_sn: 0,
+            mmio,
             uar_base: uar.bar_offset(),
             polled: 0,
             armed: 0,
@@ -333,7 +343,7 @@ impl<D: DmaRegion> Cq<D> {
     }
 
     /// The CREATE_CQ command for a ring.
-    pub fn create_cmd(ring: &Ring<D>, log_size: u8, uar: Uar, eqn: Eqn) -> CreateCq {
+    pub fn create_cmd(ring: &Ring<Region<P>>, log_size: u8, uar: Uar, eqn: Eqn) -> CreateCq {
         CreateCq {
             log_size,
             uar,
@@ -359,13 +369,15 @@ impl<D: DmaRegion> Cq<D> {
         let off = (self.ci & mask) as usize * cqe::LEN;
         let m = &self.ring.mem;
         // wqe_counter, signature and op_own in one dword: the owner check
-        // comes first (the device writes op_own last), the rest after it.
+        // comes first (the device writes op_own last), the rest only
+        // after the read barrier.
         let last = m.read_be32(off + cqe::WQE_COUNTER);
         let op_own = last as u8;
         let sw = ((self.ci >> self.log_size) & 1) as u8;
         if op_own & 1 != sw || op_own >> 4 == opcode::INVALID {
             return None;
         }
+        self.mmio.barrier_after_ownership_read();
         let opcode = op_own >> 4;
         let hdr = m.read_be32(off + 0x1c);
         let csum = m.read_be32(off + cqe::CHECK_SUM);
@@ -398,20 +410,23 @@ impl<D: DmaRegion> Cq<D> {
         Some(c)
     }
 
-    /// Publish the consumer index in the doorbell record (`set_ci`).
+    /// Publish the consumer index in the doorbell record (`set_ci`): the
+    /// CQEs read so far are the device's again once it lands.
     #[inline]
     pub fn update_ci(&self) {
+        self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(0, self.ci & 0x00ff_ffff);
     }
 
     /// Publish the consumer index and ask for an event on the next
-    /// completion: doorbell record arm word, then the UAR's CQ doorbell
-    /// (`sn << 28 | cmd << 24 | ci` high, CQN low).
-    pub fn arm<P: Platform>(&mut self, p: &P) {
+    /// completion: doorbell record (`set_ci`, then the arm word), then the
+    /// UAR's CQ doorbell (`sn << 28 | cmd << 24 | ci` high, CQN low).
+    pub fn arm(&mut self) {
         self.update_ci();
         let word = ((self.arm_sn & 3) << 28) | (ARM_CMD_NEXT << 24) | (self.ci & 0x00ff_ffff);
         self.ring.write_dbr(1, word);
-        p.bar0_write_be64(
+        self.mmio.barrier_before_mmio_doorbell();
+        self.mmio.bar0_write_be64(
             self.uar_base + UAR_CQ_ARM,
             ((word as u64) << 32) | self.cqn.0 as u64,
         );
@@ -439,7 +454,7 @@ impl<D: DmaRegion> Cq<D> {
     }
 
     /// The ring, for a CQ the device may still reference.
-    pub fn into_ring(self) -> Ring<D> {
+    pub fn into_ring(self) -> Ring<Region<P>> {
         self.ring
     }
 }
@@ -564,7 +579,7 @@ mod tests {
         let p = MockPlatform::new();
         let ring = alloc_ring(&p, 1).unwrap();
         let base = ring.mem.device_addr().get();
-        let mut cq = Cq::new(Cqn(1), Eqn(1), ring, 1, Uar(5));
+        let mut cq = Cq::<MockPlatform>::new(Cqn(1), Eqn(1), ring, 1, Uar(5), p.clone());
         for (i, op_own) in [(0usize, 0x20u8), (1, 0xe0)] {
             let mut raw = [0u8; 64];
             for (j, b) in raw.iter_mut().enumerate() {
@@ -590,7 +605,7 @@ mod tests {
         let base = ring.mem.device_addr().get();
         let dbr = ring.dbr_addr();
         assert!((0..4).all(|i| ring.mem.read_u8(i * 64 + 0x3f) == 0xf1));
-        let mut cq = Cq::new(Cqn(0x42), Eqn(1), ring, 2, Uar(5));
+        let mut cq = Cq::<MockPlatform>::new(Cqn(0x42), Eqn(1), ring, 2, Uar(5), p.clone());
         assert!(cq.pop().is_none(), "fresh ring is hardware-owned");
         for i in 0..4 {
             post(&p, base, i, opcode::REQ, 0, i as u16);
@@ -604,7 +619,7 @@ mod tests {
         cq.update_ci();
         assert_eq!(p.read(dbr, 4), [0, 0, 0, 5]);
         cq.event_seen();
-        cq.arm(&p);
+        cq.arm();
         // Arm word: sn 1 [29:28], cmd 0, ci 5; UAR 5 at BAR0 0x5000 + 0x20:
         // arm word high, CQN low.
         assert_eq!(p.read(dbr + 4, 4), [0x10, 0, 0, 5]);

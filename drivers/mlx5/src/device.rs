@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{Clock, ConfigSpace, DmaRegion, Msix, Platform, Region};
 
 use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
@@ -71,9 +71,9 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Device<P: Platform> {
     pub(crate) p: P,
-    pub(crate) cmdq: CmdQueue<P::Dma>,
-    pub(crate) eq0: Option<Eq<P::Dma>>,
-    pub(crate) pages: PagePool<P::Dma>,
+    pub(crate) cmdq: CmdQueue<P>,
+    pub(crate) eq0: Option<Eq<P>>,
+    pub(crate) pages: PagePool<Region<P>>,
     /// Signed pages asked for by page-request events, not yet served.
     pending_pages: i64,
     in_page_work: bool,
@@ -87,12 +87,12 @@ pub struct Device<P: Platform> {
     pub(crate) timeout_ns: u64,
     pub(crate) stats: Stats,
     /// EQ rings whose destruction failed: kept until detach ends.
-    pub(crate) graveyard: Vec<P::Dma>,
+    pub(crate) graveyard: Vec<Region<P>>,
     last_irq_ns: u64,
 }
 
 impl<P: Platform> Device<P> {
-    pub fn new(p: P, cmdq: CmdQueue<P::Dma>, timeout_ms: u64, max_pages: u32) -> Self {
+    pub fn new(p: P, cmdq: CmdQueue<P>, timeout_ms: u64, max_pages: u32) -> Self {
         Self {
             p,
             cmdq,
@@ -127,13 +127,13 @@ impl<P: Platform> Device<P> {
         }
         let report = FaultReport {
             kind,
-            health: init_seg::health_buffer(&self.p),
-            at_ns: self.p.now_ns(),
+            health: init_seg::health_buffer(self.p.mmio()),
+            at_ns: self.p.clock().now_ns(),
         };
         log::error!(
             target: "mlx5::health",
             "mlx5 {}: FAULT: {}; adapter marked failed",
-            self.p.pci_address(),
+            self.p.config().pci_address(),
             report
         );
         self.fault = Some(report);
@@ -145,11 +145,12 @@ impl<P: Platform> Device<P> {
         if self.fault.is_some() {
             return;
         }
-        if init_seg::health_syndrome(&self.p) != 0 {
+        if init_seg::health_syndrome(self.p.mmio()) != 0 {
             self.fail(FaultKind::Syndrome);
             return;
         }
-        if let Some(kind) = self.health.as_mut().and_then(|h| h.poll(&self.p)) {
+        let (mmio, clock) = (self.p.mmio(), self.p.clock());
+        if let Some(kind) = self.health.as_mut().and_then(|h| h.poll(mmio, clock)) {
             self.fail(kind);
         }
     }
@@ -181,10 +182,8 @@ impl<P: Platform> Device<P> {
             return Err(err(CmdFailure::AdapterFailed));
         }
         let input = encode(cmd);
-        let now = self.p.now_ns();
-        self.cmdq
-            .submit(&self.p, &input, cmd.out_len(), now)
-            .map_err(err)
+        let now = self.p.clock().now_ns();
+        self.cmdq.submit(&input, cmd.out_len(), now).map_err(err)
     }
 
     fn wait_slot<C: Command>(&mut self, cmd: &C, slot: usize) -> Result<C::Output, CmdError> {
@@ -195,7 +194,7 @@ impl<P: Platform> Device<P> {
             op_mod,
             failure,
         };
-        let start = self.p.now_ns();
+        let start = self.p.clock().now_ns();
         let mut last_health = start;
         self.last_irq_ns = start;
         let mut polls = 0u32;
@@ -209,7 +208,7 @@ impl<P: Platform> Device<P> {
                     continue;
                 }
             }
-            let now = self.p.now_ns();
+            let now = self.p.clock().now_ns();
             if now.saturating_sub(last_health) >= HEALTH_PEEK_NS {
                 last_health = now;
                 self.check_health();
@@ -237,7 +236,7 @@ impl<P: Platform> Device<P> {
                 polls += 1;
                 core::hint::spin_loop();
             } else {
-                self.p.relax();
+                self.p.clock().relax();
             }
         };
         let result = self.complete(cmd, finished);
@@ -247,7 +246,7 @@ impl<P: Platform> Device<P> {
     }
 
     fn complete<C: Command>(&mut self, cmd: &C, f: Finished) -> Result<C::Output, CmdError> {
-        let took = self.p.now_ns().saturating_sub(f.started_ns);
+        let took = self.p.clock().now_ns().saturating_sub(f.started_ns);
         self.stats.commands += 1;
         self.stats.total_ns += took;
         self.stats.max_ns = self.stats.max_ns.max(took);
@@ -307,7 +306,7 @@ impl<P: Platform> Device<P> {
             opcode_name(opcode),
             op_mod,
             what,
-            self.p.now_ns().saturating_sub(start) / 1000
+            self.p.clock().now_ns().saturating_sub(start) / 1000
         );
     }
 
@@ -324,8 +323,8 @@ impl<P: Platform> Device<P> {
             return;
         };
         let vector = eq0.vector;
-        let now = self.p.now_ns();
-        let fired = self.p.msix_take_pending(vector);
+        let now = self.p.clock().now_ns();
+        let fired = self.p.msix().msix_take_pending(vector);
         if fired {
             self.stats.interrupts += 1;
             self.last_irq_ns = now;
@@ -342,7 +341,7 @@ impl<P: Platform> Device<P> {
             };
             self.handle_event(e);
         }
-        eq0.doorbell(&self.p, true);
+        eq0.doorbell(true);
         self.eq0 = Some(eq0);
     }
 
@@ -395,7 +394,7 @@ impl<P: Platform> Device<P> {
                 log::warn!(
                     target: "mlx5::eq",
                     "mlx5 {}: event {:#x} sub_type {:#x} data {:02x?}",
-                    self.p.pci_address(),
+                    self.p.config().pci_address(),
                     other,
                     e.sub_type,
                     e.data
@@ -422,7 +421,7 @@ impl<P: Platform> Device<P> {
                 log::error!(
                     target: "mlx5::pages",
                     "mlx5 {}: page request of {} failed: {}",
-                    self.p.pci_address(),
+                    self.p.config().pci_address(),
                     n,
                     e
                 );
@@ -467,7 +466,7 @@ impl<P: Platform> Device<P> {
     }
 
     fn give_pages(&mut self, n: usize) -> Result<(), Error> {
-        let regions = match PagePool::alloc(&self.p, n) {
+        let regions = match PagePool::alloc(self.p.dma(), n) {
             Ok(r) => r,
             Err(e) => {
                 let _ = self.exec(&GivePages {
@@ -505,7 +504,7 @@ impl<P: Platform> Device<P> {
             log::warn!(
                 target: "mlx5::pages",
                 "mlx5 {}: device returned {} pages it was never given",
-                self.p.pci_address(),
+                self.p.config().pci_address(),
                 unknown
             );
         }

@@ -10,9 +10,10 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::cq::Cqn;
 use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 
@@ -179,21 +180,23 @@ impl Eqe {
     }
 }
 
-/// An EQ's ring in host memory and its consumer index.
+/// An EQ's ring in host memory, its consumer index, and what its
+/// doorbell needs (an MMIO handle and its UAR's BAR0 offset).
 #[derive(Debug)]
-pub struct Eq<D: DmaRegion> {
+pub struct Eq<P: Platform> {
     pub eqn: Eqn,
     pub vector: u16,
-    mem: D,
+    mem: Region<P>,
     log_size: u8,
     ci: u32,
+    mmio: P::Mmio,
     /// BAR0 offset of the UAR page holding this EQ's doorbell.
     uar_base: usize,
     pub events_seen: u64,
 }
 
 /// Ring memory for an EQ of 2^log_size entries, owner bits set to 1.
-pub fn alloc_ring<P: Platform>(p: &P, log_size: u8) -> Result<P::Dma, crate::Error> {
+pub fn alloc_ring<A: DmaAlloc>(p: &A, log_size: u8) -> Result<A::Region, crate::Error> {
     let len = eqe::LEN << log_size;
     let mem = p.dma_alloc(len)?;
     for i in 0..1usize << log_size {
@@ -209,14 +212,22 @@ pub fn ring_pages<D: DmaRegion>(mem: &D) -> Vec<u64> {
         .collect()
 }
 
-impl<D: DmaRegion> Eq<D> {
-    pub fn new(eqn: Eqn, vector: u16, mem: D, log_size: u8, uar: Uar) -> Self {
+impl<P: Platform> Eq<P> {
+    pub fn new(
+        eqn: Eqn,
+        vector: u16,
+        mem: Region<P>,
+        log_size: u8,
+        uar: Uar,
+        mmio: P::Mmio,
+    ) -> Self {
         Self {
             eqn,
             vector,
             mem,
             log_size,
             ci: 0,
+            mmio,
             uar_base: uar.bar_offset(),
             events_seen: 0,
         }
@@ -231,14 +242,13 @@ impl<D: DmaRegion> Eq<D> {
     }
 
     /// The next event if software owns it; advances the consumer index.
+    /// The owner byte is read first; the rest only after the read barrier.
     pub fn pop(&mut self) -> Option<Eqe> {
-        let n = self.entries() as u32;
-        let off = (self.ci & (n - 1)) as usize * eqe::LEN;
-        let owner = self.mem.read_u8(off + eqe::OWNER) & 1;
-        let sw = ((self.ci >> self.log_size) & 1) as u8;
-        if owner != sw {
+        if !self.has_event() {
             return None;
         }
+        let off = self.entry_offset();
+        self.mmio.barrier_after_ownership_read();
         let mut data = [0u8; eqe::DATA_LEN];
         self.mem.read_bytes(off + eqe::DATA, &mut data);
         let e = Eqe {
@@ -251,28 +261,153 @@ impl<D: DmaRegion> Eq<D> {
         Some(e)
     }
 
+    fn entry_offset(&self) -> usize {
+        let n = self.entries() as u32;
+        (self.ci & (n - 1)) as usize * eqe::LEN
+    }
+
     /// Whether an event is waiting (without consuming it).
     pub fn has_event(&self) -> bool {
-        let n = self.entries() as u32;
-        let off = (self.ci & (n - 1)) as usize * eqe::LEN;
-        let owner = self.mem.read_u8(off + eqe::OWNER) & 1;
+        let owner = self.mem.read_u8(self.entry_offset() + eqe::OWNER) & 1;
         owner == ((self.ci >> self.log_size) & 1) as u8
     }
 
-    /// Tell the device the consumer index, and re-arm the EQ if `arm`.
-    pub fn doorbell<P: Platform>(&self, p: &P, arm: bool) {
+    /// Tell the device the consumer index, and re-arm the EQ if `arm`:
+    /// the EQEs read so far are the device's again once this lands.
+    pub fn doorbell(&self, arm: bool) {
         let v = ((self.eqn.0 as u32) << 24) | (self.ci & 0x00ff_ffff);
         let off = if arm { UAR_EQ_ARM } else { UAR_EQ_UPDATE_CI };
-        p.bar0_write_be32(self.uar_base + off, v);
+        self.mmio.barrier_before_mmio_doorbell();
+        self.mmio.bar0_write_be32(self.uar_base + off, v);
     }
 
     pub fn dma_bytes(&self) -> usize {
         self.mem.len()
     }
 
+    /// Device address of the first EQE.
+    pub fn ring_addr(&self) -> u64 {
+        self.mem.device_addr().get()
+    }
+
     /// The ring memory, for an EQ the device may still reference.
-    pub fn into_ring(self) -> D {
+    pub fn into_ring(self) -> Region<P> {
         self.mem
+    }
+}
+
+/// A completion EQ shared by the data paths whose CQs report to it (a port,
+/// or several VNICs): the EQ and the completion events taken from it but
+/// not yet claimed, behind the EQ's own small lock, never the adapter's.
+/// With one queue set per CPU, each CPU polls its own EQ and the lock is
+/// never contended.
+pub struct CompEq<P: Platform> {
+    pub eqn: Eqn,
+    pub vector: u16,
+    state: spin::Mutex<CompEqState<P>>,
+}
+
+struct CompEqState<P: Platform> {
+    eq: Eq<P>,
+    /// CQs with an event that their owner has not claimed yet (each once).
+    pending: Vec<Cqn>,
+}
+
+impl<P: Platform> core::fmt::Debug for CompEq<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CompEq(eqn {} vector {})", self.eqn.0, self.vector)
+    }
+}
+
+impl<P: Platform> CompEq<P> {
+    pub fn new(eq: Eq<P>) -> Self {
+        Self {
+            eqn: eq.eqn,
+            vector: eq.vector,
+            state: spin::Mutex::new(CompEqState {
+                eq,
+                pending: Vec::new(),
+            }),
+        }
+    }
+
+    /// Call `f` with the CQN of every completion event waiting (other event
+    /// types are counted and skipped) and of every pending one, then
+    /// re-arm the EQ if it had events. Returns the events consumed.
+    pub fn poll(&self, mut f: impl FnMut(Cqn)) -> usize {
+        let mut s = self.state.lock();
+        for c in s.pending.drain(..) {
+            f(c);
+        }
+        let mut n = 0;
+        while let Some(e) = s.eq.pop() {
+            if e.event_type == event::COMPLETION {
+                f(Cqn(e.cqn()));
+            }
+            n += 1;
+        }
+        if n > 0 {
+            s.eq.doorbell(true);
+        }
+        n
+    }
+
+    /// As [`CompEq::poll`], but only the events of the CQs in `own` reach
+    /// `f`; the others stay pending for their owners. Does not allocate
+    /// once [`CompEq::reserve`] made room for every CQ on the EQ.
+    pub fn poll_claim(&self, own: &[Cqn], mut f: impl FnMut(Cqn)) -> usize {
+        let mut s = self.state.lock();
+        let s = &mut *s;
+        let mut fired = 0;
+        while let Some(e) = s.eq.pop() {
+            if e.event_type == event::COMPLETION {
+                let c = Cqn(e.cqn());
+                if !s.pending.contains(&c) {
+                    s.pending.push(c);
+                }
+            }
+            fired += 1;
+        }
+        if fired > 0 {
+            s.eq.doorbell(true);
+        }
+        let mut n = 0;
+        s.pending.retain(|c| {
+            let mine = own.contains(c);
+            if mine {
+                f(*c);
+                n += 1;
+            }
+            !mine
+        });
+        n
+    }
+
+    /// Room for `cqs` more pending events (a data path joining the EQ).
+    pub fn reserve(&self, cqs: usize) {
+        self.state.lock().pending.reserve(cqs);
+    }
+
+    /// Drop the pending events of CQs that are gone.
+    pub fn forget(&self, cqs: &[Cqn]) {
+        self.state.lock().pending.retain(|c| !cqs.contains(c));
+    }
+
+    pub fn entries(&self) -> usize {
+        self.state.lock().eq.entries()
+    }
+
+    pub fn events_seen(&self) -> u64 {
+        self.state.lock().eq.events_seen
+    }
+
+    /// Device address of the first EQE.
+    pub fn ring_addr(&self) -> u64 {
+        self.state.lock().eq.ring_addr()
+    }
+
+    pub fn into_eq(self) -> Eq<P> {
+        self.state.into_inner().eq
     }
 }
 
@@ -364,7 +499,7 @@ mod ring_tests {
         let base = mem.device_addr().get();
         // Fresh entries are owned by hardware (owner 1 on the first pass).
         assert!((0..4).all(|i| mem.read_u8(i * 64 + eqe::OWNER) == 1));
-        let mut eq = Eq::new(Eqn(9), 0, mem, 2, Uar(5));
+        let mut eq = Eq::<MockPlatform>::new(Eqn(9), 0, mem, 2, Uar(5), p.clone());
         assert!(eq.pop().is_none() && !eq.has_event());
         // First pass: the device writes owner 0.
         for i in 0..4 {
@@ -382,8 +517,8 @@ mod ring_tests {
         assert_eq!(eq.consumer_index(), 5);
         // UAR 5 page at BAR0 + 0x5000: arm at +0x40, update at +0x48,
         // value eqn << 24 | ci.
-        eq.doorbell(&p, true);
-        eq.doorbell(&p, false);
+        eq.doorbell(true);
+        eq.doorbell(false);
         let s = p.s.borrow();
         assert_eq!(&s.bar0[0x5040..0x5044], &[0x09, 0x00, 0x00, 0x05]);
         assert_eq!(&s.bar0[0x5048..0x504c], &[0x09, 0x00, 0x00, 0x05]);

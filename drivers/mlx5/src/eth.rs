@@ -22,18 +22,19 @@
 //! the free stack, receive buffers are posted again; all counted.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
 use cxos_drivers::{
-    DmaRegion, FilterError, L3Proto, L4Proto, LinkState, NetDevice, NetStats, Offloads, Platform,
-    RxMeta, TxError, TxMeta,
+    Clock, DmaAlloc, DmaRegion, FilterError, L3Proto, L4Proto, LinkState, NetDevice, NetStats,
+    Offloads, Platform, Region, RxMeta, TxError, TxMeta,
 };
 
 use crate::adapter::Adapter;
 use crate::cmd::Exec;
 use crate::cq::{self, Cq, Cqe, Cqn};
-use crate::eq::Eqn;
+use crate::eq::{CompEq, Eqn};
 use crate::error::{CmdError, Error};
 use crate::flow::{BROADCAST, Destination, FlowError};
 use crate::flow_counter::Traffic;
@@ -51,17 +52,24 @@ use crate::vport::Mac;
 use crate::wq::QueueState;
 use crate::wqe::InlineMode;
 
-/// What the data path needs from the adapter: commands, the platform (for
-/// DMA memory and doorbells), completion events, and a place for memory
-/// the device may still reference.
+/// What the data path needs from the adapter: commands, the platform's
+/// DMA allocator, MMIO and clock handles (cloned into the queues, so the
+/// packet path reaches none of them through the adapter), completion
+/// events, and a place for memory the device may still reference.
 pub trait Control: Exec {
     type P: Platform;
-    fn platform(&self) -> &Self::P;
+    fn dma(&self) -> &<Self::P as Platform>::Dma;
+    fn mmio(&self) -> &<Self::P as Platform>::Mmio;
+    fn clock(&self) -> &<Self::P as Platform>::Clock;
     /// Pop completion events of completion EQ `index` (calling `f` with
     /// each CQN) and re-arm it.
     fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize;
+    /// Completion EQ `index` as a shared handle (its own lock), for data
+    /// paths that share the adapter and poll their EQs without it (VNICs);
+    /// `None` when there is no such EQ or it cannot be shared.
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<Self::P>>>;
     /// Keep memory whose queue could not be destroyed.
-    fn retire(&mut self, mem: <Self::P as Platform>::Dma);
+    fn retire(&mut self, mem: Region<Self::P>);
     /// Link state as last read from the port registers.
     fn link(&self) -> LinkState;
     /// Completion EQs there are, and the number of the one at `index`
@@ -77,13 +85,22 @@ pub trait Control: Exec {
 
 impl<P: Platform> Control for Adapter<P> {
     type P = P;
-    fn platform(&self) -> &P {
-        Adapter::platform(self)
+    fn dma(&self) -> &P::Dma {
+        self.platform().dma()
+    }
+    fn mmio(&self) -> &P::Mmio {
+        self.platform().mmio()
+    }
+    fn clock(&self) -> &P::Clock {
+        self.platform().clock()
     }
     fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize {
         Adapter::poll_comp_eq(self, index, f)
     }
-    fn retire(&mut self, mem: P::Dma) {
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<P>>> {
+        Adapter::shared_comp_eq(self, index)
+    }
+    fn retire(&mut self, mem: Region<P>) {
         Adapter::retire(self, mem)
     }
     fn comp_eq_count(&self) -> usize {
@@ -104,7 +121,8 @@ impl<P: Platform> Control for Adapter<P> {
     }
 }
 
-type Dma<C> = <<C as Control>::P as Platform>::Dma;
+type Dma<C> = Region<<C as Control>::P>;
+type Plat<C> = <C as Control>::P;
 
 /// What the adapter's bring-up provides to a data path.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -340,15 +358,15 @@ pub struct EthStats {
 /// Everything the data path created, each present once created: open
 /// fills it in order, teardown empties it in reverse (also after a
 /// failed open).
-struct Parts<D: DmaRegion> {
+struct Parts<P: Platform> {
     qc: Option<QCounterId>,
-    tx_cq: Option<Cq<D>>,
+    tx_cq: Option<Cq<P>>,
     tis: Option<Tisn>,
-    sq: Option<Sq<D>>,
-    tx_bufs: Option<D>,
-    lso_bufs: Option<D>,
+    sq: Option<Sq<P>>,
+    tx_bufs: Option<Region<P>>,
+    lso_bufs: Option<Region<P>>,
     /// Receive queues: CQ first, RQ once created.
-    rx: Vec<RxQueue<D>>,
+    rx: Vec<RxQueue<P>>,
     /// Direct TIR to receive queue 0 (everything without RSS; non-IP
     /// traffic with it).
     tir: Option<Tirn>,
@@ -359,7 +377,7 @@ struct Parts<D: DmaRegion> {
     steering: Option<PortSteering>,
 }
 
-impl<D: DmaRegion> Default for Parts<D> {
+impl<P: Platform> Default for Parts<P> {
     fn default() -> Self {
         Self {
             qc: None,
@@ -389,9 +407,9 @@ struct RxGeometry {
 
 /// One receive queue: its CQ, its RQ, and receive buffers recycled since
 /// the last doorbell-record update.
-struct RxQueue<D: DmaRegion> {
-    cq: Cq<D>,
-    rq: Option<Rq<D>>,
+struct RxQueue<P: Platform> {
+    cq: Cq<P>,
+    rq: Option<Rq<P>>,
     uncommitted: usize,
     /// The completion EQ reported this CQ since the last re-arm.
     event: bool,
@@ -409,7 +427,7 @@ pub struct EthPort<C: Control> {
     ctl: C,
     res: Resources,
     cfg: EthConfig,
-    parts: Parts<Dma<C>>,
+    parts: Parts<Plat<C>>,
     tx_buf_size: usize,
     /// Free transmit buffer ids (capacity fixed at open): ids below
     /// `n_tx` are MTU buffers, the rest LSO buffers.
@@ -557,13 +575,13 @@ impl<C: Control> EthPort<C> {
             if !self.eq_indexes.contains(&eq_index) {
                 self.eq_indexes.push(eq_index);
             }
-            let ring = cq::alloc_ring(self.ctl.platform(), log)?;
-            let cmd = Cq::create_cmd(&ring, log, r.uar, eqn);
+            let ring = cq::alloc_ring(self.ctl.dma(), log)?;
+            let cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
-            let cq = Cq::new(cqn, eqn, ring, log, r.uar);
+            let cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
@@ -584,9 +602,9 @@ impl<C: Control> EthPort<C> {
         self.parts.tis = Some(tis);
 
         let n_tx = 1usize << cfg.log_sq;
-        let tx_bufs = self.ctl.platform().dma_alloc(n_tx * self.tx_buf_size)?;
+        let tx_bufs = self.ctl.dma().dma_alloc(n_tx * self.tx_buf_size)?;
         self.parts.tx_bufs = Some(tx_bufs);
-        let ring = Sq::alloc_ring(self.ctl.platform(), cfg.log_sq)?;
+        let ring = Sq::<Plat<C>>::alloc_ring(self.ctl.dma(), cfg.log_sq)?;
         let tx_cqn = self.parts.tx_cq.as_ref().map(|c| c.cqn).unwrap_or(Cqn(0));
         let cmd = CreateSq {
             cqn: tx_cqn,
@@ -609,6 +627,7 @@ impl<C: Control> EthPort<C> {
             r.uar,
             r.inline,
             cfg.cq_every,
+            self.ctl.mmio().clone(),
         ));
         self.ctl.exec(&ModifySq {
             sqn,
@@ -620,7 +639,7 @@ impl<C: Control> EthPort<C> {
         self.n_tx = n_tx as u32;
         if self.lso_max() > 0 {
             let n = cfg.lso_bufs as usize;
-            self.parts.lso_bufs = Some(self.ctl.platform().dma_alloc(n * LSO_BUF_SIZE)?);
+            self.parts.lso_bufs = Some(self.ctl.dma().dma_alloc(n * LSO_BUF_SIZE)?);
             self.lso_free = Vec::with_capacity(n);
             self.lso_free.extend((0..n as u32).rev());
         }
@@ -632,7 +651,7 @@ impl<C: Control> EthPort<C> {
         }
         for i in 0..n_rx {
             let (ring, bufs, buf_size) =
-                Rq::alloc(self.ctl.platform(), geo.log_wqes, geo.buf_size)?;
+                Rq::<Plat<C>>::alloc(self.ctl.dma(), geo.log_wqes, geo.buf_size)?;
             let cmd = CreateRq {
                 cqn: self.parts.rx[i].cq.cqn,
                 pd: r.pd,
@@ -648,7 +667,15 @@ impl<C: Control> EthPort<C> {
                 Err(e) => return Err(self.failed_create(e, [ring.mem, bufs])),
             };
             // Every WQE written and posted before the RQ becomes ready.
-            let mut rq = Rq::new(rqn, ring, bufs, buf_size, geo.log_wqes, r.lkey);
+            let mut rq = Rq::new(
+                rqn,
+                ring,
+                bufs,
+                buf_size,
+                geo.log_wqes,
+                r.lkey,
+                self.ctl.mmio().clone(),
+            );
             if let RqKind::Striding {
                 log_strides,
                 log_stride,
@@ -730,12 +757,11 @@ impl<C: Control> EthPort<C> {
         }
 
         if cfg.interrupts {
-            let p = self.ctl.platform();
             if let Some(cq) = self.parts.tx_cq.as_mut() {
-                cq.arm(p);
+                cq.arm();
             }
             for q in self.parts.rx.iter_mut() {
-                q.cq.arm(p);
+                q.cq.arm();
             }
         }
         Ok(())
@@ -807,7 +833,7 @@ impl<C: Control> EthPort<C> {
             let r = self.ctl.exec(&tis::destroy_tis(t));
             note(&mut rep, r);
         }
-        let mut cqs: Vec<Cq<Dma<C>>> = Vec::new();
+        let mut cqs: Vec<Cq<Plat<C>>> = Vec::new();
         while let Some(q) = self.parts.rx.pop() {
             cqs.push(q.cq);
         }
@@ -855,20 +881,20 @@ impl<C: Control> EthPort<C> {
         self.cfg.mtu + L2_OVERHEAD
     }
 
-    pub fn sq(&self) -> Option<&Sq<Dma<C>>> {
+    pub fn sq(&self) -> Option<&Sq<Plat<C>>> {
         self.parts.sq.as_ref()
     }
 
     /// Receive queue 0's RQ.
-    pub fn rq(&self) -> Option<&Rq<Dma<C>>> {
+    pub fn rq(&self) -> Option<&Rq<Plat<C>>> {
         self.rq_at(0)
     }
 
-    pub fn rq_at(&self, i: usize) -> Option<&Rq<Dma<C>>> {
+    pub fn rq_at(&self, i: usize) -> Option<&Rq<Plat<C>>> {
         self.parts.rx.get(i).and_then(|q| q.rq.as_ref())
     }
 
-    pub fn rx_cq_at(&self, i: usize) -> Option<&Cq<Dma<C>>> {
+    pub fn rx_cq_at(&self, i: usize) -> Option<&Cq<Plat<C>>> {
         self.parts.rx.get(i).map(|q| &q.cq)
     }
 
@@ -939,12 +965,12 @@ impl<C: Control> EthPort<C> {
         }
     }
 
-    pub fn tx_cq(&self) -> Option<&Cq<Dma<C>>> {
+    pub fn tx_cq(&self) -> Option<&Cq<Plat<C>>> {
         self.parts.tx_cq.as_ref()
     }
 
     /// Receive queue 0's CQ.
-    pub fn rx_cq(&self) -> Option<&Cq<Dma<C>>> {
+    pub fn rx_cq(&self) -> Option<&Cq<Plat<C>>> {
         self.rx_cq_at(0)
     }
 
@@ -1079,7 +1105,7 @@ impl<C: Control> EthPort<C> {
         }
         drain(self.parts.tx_cq.as_mut());
         let r = self.cycle_sq(sqn);
-        let at_ns = self.ctl.platform().now_ns();
+        let at_ns = self.ctl.clock().now_ns();
         self.report_fault(QueueFault {
             queue: QueueId::Sq(sqn),
             cause,
@@ -1131,7 +1157,7 @@ impl<C: Control> EthPort<C> {
         let rqn = rq.rqn;
         drain(Some(&mut x.cq));
         let r = self.cycle_rq(q, rqn);
-        let at_ns = self.ctl.platform().now_ns();
+        let at_ns = self.ctl.clock().now_ns();
         self.report_fault(QueueFault {
             queue: QueueId::Rq(rqn),
             cause,
@@ -1166,20 +1192,19 @@ impl<C: Control> EthPort<C> {
                 break;
             }
         }
-        let p = self.ctl.platform();
         if let Some(cq) = self.parts.tx_cq.as_mut() {
             if n > 0 {
                 cq.update_ci();
             }
             if tx_ev {
                 cq.event_seen();
-                cq.arm(p);
+                cq.arm();
             }
         }
         for q in self.parts.rx.iter_mut().filter(|q| q.event) {
             q.event = false;
             q.cq.event_seen();
-            q.cq.arm(p);
+            q.cq.arm();
         }
         n
     }
@@ -1452,9 +1477,8 @@ impl<C: Control> EthPort<C> {
     /// receive side's doorbell records.
     #[inline]
     pub fn flush(&mut self) {
-        let p = self.ctl.platform();
         if let Some(sq) = self.parts.sq.as_mut() {
-            sq.ring_doorbell(p);
+            sq.ring_doorbell();
         }
         for x in self.parts.rx.iter_mut() {
             if x.uncommitted > 0 {
@@ -1619,7 +1643,7 @@ fn give_back(free: &mut Vec<u32>, lso: &mut Vec<u32>, n_tx: u32, id: u32) {
 /// Post a receive queue's recycled buffers (doorbell record) and publish
 /// its CQ's consumer index.
 #[inline]
-fn commit_rx<D: DmaRegion>(x: &mut RxQueue<D>) {
+fn commit_rx<P: Platform>(x: &mut RxQueue<P>) {
     if let Some(rq) = x.rq.as_mut() {
         rq.commit();
     }
@@ -1628,7 +1652,7 @@ fn commit_rx<D: DmaRegion>(x: &mut RxQueue<D>) {
 }
 
 /// Consume every CQE a CQ holds, publishing the consumer index.
-fn drain<D: DmaRegion>(cq: Option<&mut Cq<D>>) {
+fn drain<P: Platform>(cq: Option<&mut Cq<P>>) {
     if let Some(cq) = cq {
         while cq.pop().is_some() {}
         cq.update_ci();

@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use cxos_drivers::Platform;
+use cxos_drivers::{Clock, Mmio};
 
 use crate::init_seg::{self, HealthBuffer, health_syndrome_name};
 
@@ -87,20 +87,20 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    pub fn new<P: Platform>(p: &P, config: HealthConfig) -> Self {
+    pub fn new(mmio: &impl Mmio, clock: &impl Clock, config: HealthConfig) -> Self {
         Self {
             config,
-            last_counter: init_seg::health_counter(p),
+            last_counter: init_seg::health_counter(mmio),
             misses: 0,
-            last_poll_ns: p.now_ns(),
+            last_poll_ns: clock.now_ns(),
             polls: 0,
         }
     }
 
     /// Sample if the interval has elapsed; a fault when the device is
     /// unhealthy.
-    pub fn poll<P: Platform>(&mut self, p: &P) -> Option<FaultKind> {
-        let now = p.now_ns();
+    pub fn poll(&mut self, p: &impl Mmio, clock: &impl Clock) -> Option<FaultKind> {
+        let now = clock.now_ns();
         if now.saturating_sub(self.last_poll_ns) < self.config.poll_interval_ms * 1_000_000 {
             return None;
         }

@@ -1,7 +1,7 @@
 //! Identification: the PCI id table, the part's generation, and the
 //! configurations the driver refuses.
 
-use cxos_drivers::{PciId, Platform};
+use cxos_drivers::{Clock, ConfigSpace, PciId, Platform};
 
 pub const VENDOR_MELLANOX: u16 = 0x15b3;
 
@@ -79,7 +79,7 @@ pub fn probe(vendor: u16, device: u16) -> Option<&'static PciId> {
 
 /// Offset of PCI capability `id` in config space, walking the list with a
 /// bound (the list is device-provided).
-pub fn find_capability<P: Platform>(p: &P, id: u8) -> Option<u16> {
+pub fn find_capability<C: ConfigSpace>(p: &C, id: u8) -> Option<u16> {
     const STATUS_CAP_LIST: u16 = 1 << 4;
     if p.config_read16(0x06) & STATUS_CAP_LIST == 0 {
         return None;
@@ -111,17 +111,18 @@ const FLR_WAIT_US: u64 = 100_000;
 /// command register (bus mastering) is restored afterwards; MSI-X is left
 /// disabled. Returns false when the function cannot do FLR.
 pub fn function_level_reset<P: Platform>(p: &P) -> bool {
-    let Some(cap) = find_capability(p, CAP_PCIE) else {
+    let cfg = p.config();
+    let Some(cap) = find_capability(cfg, CAP_PCIE) else {
         return false;
     };
-    if p.config_read32(cap + 4) & DEVCAP_FLR == 0 {
+    if cfg.config_read32(cap + 4) & DEVCAP_FLR == 0 {
         return false;
     }
-    let command = p.config_read16(0x04);
-    let ctl = p.config_read16(cap + 8);
-    p.config_write16(cap + 8, ctl | DEVCTL_INITIATE_FLR);
-    p.delay_us(FLR_WAIT_US);
-    p.config_write16(0x04, command);
+    let command = cfg.config_read16(0x04);
+    let ctl = cfg.config_read16(cap + 8);
+    cfg.config_write16(cap + 8, ctl | DEVCTL_INITIATE_FLR);
+    p.clock().delay_us(FLR_WAIT_US);
+    cfg.config_write16(0x04, command);
     true
 }
 

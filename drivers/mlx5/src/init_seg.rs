@@ -2,7 +2,7 @@
 //! Segment"; `struct mlx5_init_seg` in device.h, `mlx5_ifc_initial_seg_bits`
 //! and `mlx5_ifc_health_buffer_bits` in mlx5_ifc.h).
 
-use cxos_drivers::Platform;
+use cxos_drivers::Mmio;
 
 use crate::layout::Field;
 
@@ -65,7 +65,7 @@ impl core::fmt::Display for FwVersion {
     }
 }
 
-pub fn fw_version<P: Platform>(p: &P) -> FwVersion {
+pub fn fw_version<M: Mmio>(p: &M) -> FwVersion {
     let rev = p.bar0_read_be32(FW_REV);
     let sub = p.bar0_read_be32(CMDIF_REV_FW_SUB);
     FwVersion {
@@ -75,16 +75,16 @@ pub fn fw_version<P: Platform>(p: &P) -> FwVersion {
     }
 }
 
-pub fn cmdif_rev<P: Platform>(p: &P) -> u16 {
+pub fn cmdif_rev<M: Mmio>(p: &M) -> u16 {
     CMDIF_REV.extract(p.bar0_read_be32(CMDIF_REV_FW_SUB)) as u16
 }
 
-pub fn initializing<P: Platform>(p: &P) -> bool {
+pub fn initializing<M: Mmio>(p: &M) -> bool {
     p.bar0_read_be32(INITIALIZING) & (1 << 31) != 0
 }
 
 /// log2 of the number of command entries and of the entry stride.
-pub fn cmdq_geometry<P: Platform>(p: &P) -> (u8, u8) {
+pub fn cmdq_geometry<M: Mmio>(p: &M) -> (u8, u8) {
     let dw = p.bar0_read_be32(CMDQ_ADDR_L_SZ);
     (
         LOG_CMDQ_SIZE.extract(dw) as u8,
@@ -95,27 +95,32 @@ pub fn cmdq_geometry<P: Platform>(p: &P) -> (u8, u8) {
 /// Program the command queue address: high word first, then the low word
 /// (writing the low word starts firmware initialization). nic_interface 0
 /// (full driver).
-pub fn set_cmdq_addr<P: Platform>(p: &P, addr: u64) {
+pub fn set_cmdq_addr<M: Mmio>(p: &M, addr: u64) {
+    // The (zeroed) entry page is the device's from here on.
+    p.barrier_before_mmio_doorbell();
     p.bar0_write_be32(CMDQ_ADDR_H, (addr >> 32) as u32);
     p.bar0_write_be32(CMDQ_ADDR_L_SZ, addr as u32 & 0xffff_f000);
 }
 
-pub fn ring_cmd_doorbell<P: Platform>(p: &P, slot: usize) {
+/// Ring the command doorbell of `slot`: the entry (ownership bit last)
+/// reaches the device before the BAR write.
+pub fn ring_cmd_doorbell<M: Mmio>(p: &M, slot: usize) {
+    p.barrier_before_mmio_doorbell();
     p.bar0_write_be32(CMD_DBELL, 1 << slot);
 }
 
-pub fn health_counter<P: Platform>(p: &P) -> u32 {
+pub fn health_counter<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(HEALTH_COUNTER) & HEALTH_COUNTER_MASK
 }
 
 /// The command timeout the device advertises, in milliseconds (0: none).
-pub fn cmd_exec_to<P: Platform>(p: &P) -> u32 {
+pub fn cmd_exec_to<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(CMD_EXEC_TO)
 }
 
 /// How long firmware may take to initialize the command queue, in
 /// milliseconds (0: not advertised).
-pub fn cmd_q_init_to<P: Platform>(p: &P) -> u32 {
+pub fn cmd_q_init_to<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(CMD_Q_INIT_TO)
 }
 
@@ -132,11 +137,11 @@ pub struct HealthBuffer {
     pub ext_synd: u16,
 }
 
-pub fn health_syndrome<P: Platform>(p: &P) -> u8 {
+pub fn health_syndrome<M: Mmio>(p: &M) -> u8 {
     HEALTH_SYND.extract(p.bar0_read_be32(HEALTH + HEALTH_SYND_DW)) as u8
 }
 
-pub fn health_buffer<P: Platform>(p: &P) -> HealthBuffer {
+pub fn health_buffer<M: Mmio>(p: &M) -> HealthBuffer {
     let mut assert_var = [0u32; 6];
     for (i, v) in assert_var.iter_mut().enumerate() {
         *v = p.bar0_read_be32(HEALTH + HEALTH_ASSERT_VAR + 4 * i);

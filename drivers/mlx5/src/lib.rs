@@ -1,10 +1,15 @@
 //! Driver for NVIDIA/Mellanox ConnectX-4, 4 Lx, 5, 5 Ex, 6, 6 Dx and 6 Lx
 //! Ethernet adapters ("mlx5"), written from the public PRM.
 //!
-//! The driver reaches the hardware only through [`cxos_drivers::Platform`]
-//! and is generic over it. This crate holds the control plane: the command
-//! interface, firmware pages, capabilities, event queues with MSI-X,
-//! health, and bring-up/teardown ([`Adapter::attach`] /
+//! The driver reaches the hardware only through the platform traits of
+//! [`cxos_drivers::platform`] and is generic over a
+//! [`cxos_drivers::Platform`]. The adapter keeps the bundle for the control
+//! plane; every queue (SQ, RQ, CQ, EQ) owns its ring, its doorbell record,
+//! a clone of the MMIO handle and its UAR offset, and follows the ordering
+//! rule of the contract at each doorbell and each completion read (the
+//! barriers of [`cxos_drivers::Mmio`]). This crate holds the control plane:
+//! the command interface, firmware pages, capabilities, event queues with
+//! MSI-X, health, and bring-up/teardown ([`Adapter::attach`] /
 //! [`Adapter::detach`]).
 //!
 //! Layout: one module per hardware object. Every structure layout is a set

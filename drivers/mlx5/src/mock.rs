@@ -10,7 +10,10 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use cxos_drivers::{DmaAddr, DmaRegion, PciAddress, Platform, PlatformError};
+use cxos_drivers::{
+    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, Platform,
+    PlatformError,
+};
 
 #[derive(Debug, Clone)]
 pub struct MockDma {
@@ -129,8 +132,33 @@ impl MockPlatform {
     }
 }
 
+/// Every part is the mock itself (it is single-threaded: the barriers have
+/// nothing to order).
 impl Platform for MockPlatform {
-    type Dma = MockDma;
+    type Dma = MockPlatform;
+    type Mmio = MockPlatform;
+    type Config = MockPlatform;
+    type Msix = MockPlatform;
+    type Clock = MockPlatform;
+    fn dma(&self) -> &Self {
+        self
+    }
+    fn mmio(&self) -> &Self {
+        self
+    }
+    fn config(&self) -> &Self {
+        self
+    }
+    fn msix(&self) -> &Self {
+        self
+    }
+    fn clock(&self) -> &Self {
+        self
+    }
+}
+
+impl DmaAlloc for MockPlatform {
+    type Region = MockDma;
     fn dma_alloc(&self, size: usize) -> Result<MockDma, PlatformError> {
         let mut s = self.s.borrow_mut();
         let addr = s.next_addr;
@@ -139,6 +167,9 @@ impl Platform for MockPlatform {
         s.regions.insert(addr, Rc::downgrade(&buf));
         Ok(MockDma { addr, buf })
     }
+}
+
+impl Mmio for MockPlatform {
     fn bar0_len(&self) -> usize {
         self.s.borrow().bar0.len()
     }
@@ -160,6 +191,12 @@ impl Platform for MockPlatform {
         self.bar0_write_be32(o, (v >> 32) as u32);
         self.bar0_write_be32(o + 4, v as u32);
     }
+    fn barrier_before_doorbell_record(&self) {}
+    fn barrier_before_mmio_doorbell(&self) {}
+    fn barrier_after_ownership_read(&self) {}
+}
+
+impl ConfigSpace for MockPlatform {
     fn pci_address(&self) -> PciAddress {
         PciAddress::new(0, 1, 0, 0)
     }
@@ -176,6 +213,9 @@ impl Platform for MockPlatform {
         0
     }
     fn config_write32(&self, _o: u16, _v: u32) {}
+}
+
+impl Msix for MockPlatform {
     fn msix_table_size(&self) -> u16 {
         0
     }
@@ -187,6 +227,9 @@ impl Platform for MockPlatform {
         false
     }
     fn msix_set_masked(&self, _v: u16, _m: bool) {}
+}
+
+impl Clock for MockPlatform {
     fn now_ns(&self) -> u64 {
         let s = self.s.borrow();
         s.clock.set(s.clock.get() + 1000);
@@ -298,8 +341,21 @@ impl crate::cmd::Exec for MockCtl {
 
 impl crate::eth::Control for MockCtl {
     type P = MockPlatform;
-    fn platform(&self) -> &MockPlatform {
+    fn dma(&self) -> &MockPlatform {
         &self.p
+    }
+    fn mmio(&self) -> &MockPlatform {
+        &self.p
+    }
+    fn clock(&self) -> &MockPlatform {
+        &self.p
+    }
+    /// Completion events come from `events`: there is no EQ to share.
+    fn shared_comp_eq(
+        &self,
+        _index: usize,
+    ) -> Option<alloc::sync::Arc<crate::eq::CompEq<MockPlatform>>> {
+        None
     }
     fn poll_comp_eq(&mut self, _index: usize, mut f: impl FnMut(crate::cq::Cqn)) -> usize {
         self.eq_polls += 1;

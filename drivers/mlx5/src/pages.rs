@@ -7,7 +7,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion};
 
 use crate::cmd::{Command, op};
 use crate::layout::{Field, Field64};
@@ -151,8 +151,8 @@ impl<D: DmaRegion> PagePool<D> {
     }
 
     /// Allocate up to `n` pages (stops at the first platform refusal).
-    pub fn alloc<P: Platform<Dma = D>>(
-        p: &P,
+    pub fn alloc<A: DmaAlloc<Region = D>>(
+        p: &A,
         n: usize,
     ) -> Result<Vec<D>, cxos_drivers::PlatformError> {
         let mut v = Vec::with_capacity(n);

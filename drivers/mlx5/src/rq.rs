@@ -11,7 +11,7 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::{Cqe, Cqn};
@@ -227,12 +227,14 @@ pub struct RqStats {
     pub wqes_done: u64,
 }
 
-/// The receive ring of one cyclic RQ and its buffers.
+/// The receive ring of one RQ, its buffers, and an MMIO handle for the
+/// barrier before its doorbell record (an RQ has no BAR doorbell).
 #[derive(Debug)]
-pub struct Rq<D: DmaRegion> {
+pub struct Rq<P: Platform> {
     pub rqn: Rqn,
-    ring: Ring<D>,
-    bufs: D,
+    ring: Ring<Region<P>>,
+    bufs: Region<P>,
+    mmio: P::Mmio,
     buf_size: usize,
     log_size: u8,
     /// Counter of the next WQE the device completes.
@@ -249,14 +251,15 @@ pub struct Rq<D: DmaRegion> {
     pub stats: RqStats,
 }
 
-impl<D: DmaRegion> Rq<D> {
+impl<P: Platform> Rq<P> {
     /// Ring of 2^log_size 16-byte WQEs and a pool of as many buffers of
     /// `buf_size` bytes (rounded up to 64).
-    pub fn alloc<P: Platform<Dma = D>>(
-        p: &P,
+    #[allow(clippy::type_complexity)]
+    pub fn alloc<A: DmaAlloc<Region = Region<P>>>(
+        p: &A,
         log_size: u8,
         buf_size: usize,
-    ) -> Result<(Ring<D>, D, usize), crate::Error> {
+    ) -> Result<(Ring<Region<P>>, Region<P>, usize), crate::Error> {
         let buf_size = buf_size.div_ceil(64) * 64;
         let ring = Ring::alloc(p, (DS << log_size).max(64))?;
         let bufs = p.dma_alloc(buf_size << log_size)?;
@@ -266,11 +269,12 @@ impl<D: DmaRegion> Rq<D> {
     /// Write every WQE (buffer i for WQE i) and post them all.
     pub fn new(
         rqn: Rqn,
-        ring: Ring<D>,
-        bufs: D,
+        ring: Ring<Region<P>>,
+        bufs: Region<P>,
         buf_size: usize,
         log_size: u8,
         lkey: Lkey,
+        mmio: P::Mmio,
     ) -> Self {
         let n = 1usize << log_size;
         for i in 0..n {
@@ -285,6 +289,7 @@ impl<D: DmaRegion> Rq<D> {
             rqn,
             ring,
             bufs,
+            mmio,
             buf_size,
             log_size,
             ci: 0,
@@ -449,10 +454,12 @@ impl<D: DmaRegion> Rq<D> {
     }
 
     /// Publish the receive counter: one doorbell-record write per batch,
-    /// none when nothing changed.
+    /// none when nothing changed. The barrier orders the reads of the
+    /// recycled buffers (and, the first time, the WQE writes) before it.
     #[inline]
     pub fn commit(&mut self) {
         if self.published != self.posted {
+            self.mmio.barrier_before_doorbell_record();
             self.ring.write_dbr(0, self.posted as u32);
             self.published = self.posted;
         }
@@ -469,6 +476,7 @@ impl<D: DmaRegion> Rq<D> {
         self.used = 0;
         self.posted = self.entries() as u16;
         self.published = 0;
+        self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(0, 0);
         self.stats.recoveries += 1;
         true
@@ -489,7 +497,7 @@ impl<D: DmaRegion> Rq<D> {
         self.ring.mem.len() + self.bufs.len()
     }
 
-    pub fn into_parts(self) -> (Ring<D>, D) {
+    pub fn into_parts(self) -> (Ring<Region<P>>, Region<P>) {
         (self.ring, self.bufs)
     }
 }
@@ -567,12 +575,12 @@ mod tests {
     #[test]
     fn wqes_point_at_the_pool_and_everything_is_posted_once() {
         let p = MockPlatform::new();
-        let (ring, bufs, bs) = Rq::alloc(&p, 2, 1500).unwrap();
+        let (ring, bufs, bs) = Rq::<MockPlatform>::alloc(&p, 2, 1500).unwrap();
         assert_eq!(bs, 1536);
         let rbase = ring.mem.device_addr().get();
         let dbr = ring.dbr_addr();
         let baddr = bufs.device_addr().get();
-        let rq = Rq::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100));
+        let rq = Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100), p.clone());
         let mut golden = [0u8; 16];
         golden[..8].copy_from_slice(&[0, 0, 0x06, 0x00, 0, 0, 0x01, 0x00]);
         golden[8..].copy_from_slice(&(baddr + 3 * 1536).to_be_bytes());
@@ -584,10 +592,10 @@ mod tests {
     #[test]
     fn receive_recycle_commit_and_device_input_checks() {
         let p = MockPlatform::new();
-        let (ring, bufs, bs) = Rq::alloc(&p, 2, 128).unwrap();
+        let (ring, bufs, bs) = Rq::<MockPlatform>::alloc(&p, 2, 128).unwrap();
         let dbr = ring.dbr_addr();
         let baddr = bufs.device_addr().get();
-        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100));
+        let mut rq = Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 2, Lkey(0x100), p.clone());
         p.write(baddr + 128, &[0xaa, 0xbb, 0xcc]);
         let f0 = rq.complete(&cqe(0, 60)).unwrap();
         let f1 = rq.complete(&cqe(1, 3)).unwrap();
@@ -639,8 +647,8 @@ mod tests {
     #[test]
     fn no_buffer_posted_means_no_completion_accepted() {
         let p = MockPlatform::new();
-        let (ring, bufs, bs) = Rq::alloc(&p, 1, 64).unwrap();
-        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 1, Lkey(1));
+        let (ring, bufs, bs) = Rq::<MockPlatform>::alloc(&p, 1, 64).unwrap();
+        let mut rq = Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 1, Lkey(1), p.clone());
         rq.complete(&cqe(0, 10)).unwrap();
         rq.complete(&cqe(1, 10)).unwrap();
         assert!(rq.complete(&cqe(2, 10)).is_err());
@@ -650,9 +658,10 @@ mod tests {
     fn striding_completions_strides_fillers_and_refusals() {
         let p = MockPlatform::new();
         // 2 WQEs of 2^9 strides of 64 bytes.
-        let (ring, bufs, bs) = Rq::alloc(&p, 1, 512 * 64).unwrap();
+        let (ring, bufs, bs) = Rq::<MockPlatform>::alloc(&p, 1, 512 * 64).unwrap();
         let baddr = bufs.device_addr().get();
-        let mut rq = Rq::new(Rqn(1), ring, bufs, bs, 1, Lkey(1)).striding(9, 6);
+        let mut rq =
+            Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 1, Lkey(1), p.clone()).striding(9, 6);
         // mpwrq byte_cnt: filler [31], strides [30:16], bytes [15:0].
         let c = |wqe: u16, stride: u16, bc: u32| Cqe {
             opcode: crate::cq::opcode::RESP_SEND,

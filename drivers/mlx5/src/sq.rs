@@ -16,7 +16,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::{Cqe, Cqn};
@@ -243,14 +243,16 @@ const MAX_WQE: usize = (2 + (MAX_HEADERS + 4).div_ceil(wqe::DS) + 1) * wqe::DS;
 const _: () = assert!(MAX_WQE <= 4 * WQEBB);
 const MAX_WQE_BUF: usize = MAX_WQE.div_ceil(WQEBB) * WQEBB;
 
-/// The transmit ring of one SQ.
+/// The transmit ring of one SQ, and what its doorbell needs (an MMIO
+/// handle and its UAR's BAR0 offset).
 #[derive(Debug)]
-pub struct Sq<D: DmaRegion> {
+pub struct Sq<P: Platform> {
     pub sqn: Sqn,
-    ring: Ring<D>,
+    ring: Ring<Region<P>>,
     log_size: u8,
     pc: u16,
     cc: u16,
+    mmio: P::Mmio,
     uar_base: usize,
     inline: InlineMode,
     /// Owner cookie of the buffer each WQE sends and the WQE's basic
@@ -270,19 +272,23 @@ pub struct Sq<D: DmaRegion> {
     pub stats: SqStats,
 }
 
-impl<D: DmaRegion> Sq<D> {
+impl<P: Platform> Sq<P> {
     /// A ring of 2^log_size WQEBBs with its doorbell record.
-    pub fn alloc_ring<P: Platform<Dma = D>>(p: &P, log_size: u8) -> Result<Ring<D>, crate::Error> {
+    pub fn alloc_ring<A: DmaAlloc<Region = Region<P>>>(
+        p: &A,
+        log_size: u8,
+    ) -> Result<Ring<Region<P>>, crate::Error> {
         Ring::alloc(p, WQEBB << log_size)
     }
 
     pub fn new(
         sqn: Sqn,
-        ring: Ring<D>,
+        ring: Ring<Region<P>>,
         log_size: u8,
         uar: Uar,
         inline: InlineMode,
         cq_every: u16,
+        mmio: P::Mmio,
     ) -> Self {
         let n = 1usize << log_size;
         Self {
@@ -291,6 +297,7 @@ impl<D: DmaRegion> Sq<D> {
             log_size,
             pc: 0,
             cc: 0,
+            mmio,
             uar_base: uar.bar_offset(),
             inline,
             ids: vec![0; n],
@@ -560,9 +567,11 @@ impl<D: DmaRegion> Sq<D> {
 
     /// Publish every WQE posted since the last call: the last one asks for
     /// a completion, the doorbell record gets the producer counter, then
-    /// one 64-bit write to the UAR's send doorbell. Nothing to do: no MMIO.
+    /// one 64-bit write to the UAR's send doorbell, each step ordered after
+    /// the one before by its barrier (WQEs and frames -> doorbell record ->
+    /// BAR). Nothing to do: no MMIO.
     #[inline]
-    pub fn ring_doorbell<P: Platform>(&mut self, p: &P) {
+    pub fn ring_doorbell(&mut self) {
         if !self.pending {
             return;
         }
@@ -572,8 +581,11 @@ impl<D: DmaRegion> Sq<D> {
                 .write_u8(self.last_off + ctrl::FM_CE_SE, ctrl::CE_CQ_UPDATE);
             self.unsignalled = 0;
         }
+        self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(1, self.pc as u32);
-        p.bar0_write_be64(self.uar_base + UAR_SEND_DOORBELL, self.last_ctrl);
+        self.mmio.barrier_before_mmio_doorbell();
+        self.mmio
+            .bar0_write_be64(self.uar_base + UAR_SEND_DOORBELL, self.last_ctrl);
         self.pending = false;
         self.stats.doorbells += 1;
     }
@@ -632,6 +644,7 @@ impl<D: DmaRegion> Sq<D> {
         self.cc = 0;
         self.pending = false;
         self.unsignalled = 0;
+        self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(1, 0);
         self.stats.recoveries += 1;
         n
@@ -655,7 +668,7 @@ impl<D: DmaRegion> Sq<D> {
         self.ring.mem.len()
     }
 
-    pub fn into_ring(self) -> Ring<D> {
+    pub fn into_ring(self) -> Ring<Region<P>> {
         self.ring
     }
 }
@@ -749,10 +762,11 @@ mod tests {
     #[test]
     fn wqe_golden_with_l2_inline_and_one_doorbell_per_batch() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
         let dbr = ring.dbr_addr();
-        let mut sq = Sq::new(Sqn(0x0abc), ring, 2, Uar(4), InlineMode::L2, 64);
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(0x0abc), ring, 2, Uar(4), InlineMode::L2, 64, p.clone());
         let buf = frame(&p, 100);
         let baddr = buf.device_addr().get();
         sq.post(&buf, 0, 60, Lkey(0x100), 11).unwrap();
@@ -760,8 +774,8 @@ mod tests {
         // Nothing rung yet.
         assert_eq!(p.read(dbr + 4, 4), [0, 0, 0, 0]);
         assert_eq!(&p.s.borrow().bar0[0x4800..0x4808], &[0; 8]);
-        sq.ring_doorbell(&p);
-        sq.ring_doorbell(&p); // empty batch: no MMIO
+        sq.ring_doorbell();
+        sq.ring_doorbell(); // empty batch: no MMIO
         assert_eq!(sq.stats.doorbells, 1);
         let w = p.read(rbase + 64, 64);
         #[rustfmt::skip]
@@ -797,9 +811,10 @@ mod tests {
     #[test]
     fn no_inline_mode_and_completion_every_n() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 3).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 3).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(1), ring, 3, Uar(4), InlineMode::None, 2);
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(1), ring, 3, Uar(4), InlineMode::None, 2, p.clone());
         let buf = frame(&p, 64);
         for i in 0..3 {
             sq.post(&buf, 0, 64, Lkey(7), i).unwrap();
@@ -813,15 +828,15 @@ mod tests {
         assert_eq!(p.read(rbase + 0x0b, 1), [0]);
         assert_eq!(p.read(rbase + 64 + 0x0b, 1), [8]);
         assert_eq!(p.read(rbase + 128 + 0x0b, 1), [0]);
-        sq.ring_doorbell(&p);
+        sq.ring_doorbell();
         assert_eq!(p.read(rbase + 128 + 0x0b, 1), [8], "last of batch");
     }
 
     #[test]
     fn completions_reclaim_in_order_and_bogus_counters_are_refused() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
-        let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1);
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
+        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
         let buf = frame(&p, 60);
         for i in 0..4 {
             sq.post(&buf, 0, 60, Lkey(7), 100 + i).unwrap();
@@ -851,13 +866,14 @@ mod tests {
     #[test]
     fn counters_wrap_at_16_bits() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 1).unwrap();
-        let mut sq = Sq::new(Sqn(1), ring, 1, Uar(4), InlineMode::None, 1);
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 1).unwrap();
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(1), ring, 1, Uar(4), InlineMode::None, 1, p.clone());
         let buf = frame(&p, 60);
         let mut n = 0u32;
         for i in 0..70_000u32 {
             sq.post(&buf, 0, 60, Lkey(7), i).unwrap();
-            sq.ring_doorbell(&p);
+            sq.ring_doorbell();
             let c = Cqe {
                 wqe_counter: sq.producer_counter().wrapping_sub(1),
                 ..Cqe::default()
@@ -874,9 +890,10 @@ mod tests {
     #[test]
     fn injected_bad_lkey_hits_exactly_one_wqe() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1);
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
         let buf = frame(&p, 60);
         sq.inject_bad_lkey();
         sq.post(&buf, 0, 60, Lkey(0x100), 0).unwrap();
@@ -909,7 +926,7 @@ mod tests {
 
     fn post_frame(
         p: &MockPlatform,
-        sq: &mut Sq<crate::mock::MockDma>,
+        sq: &mut Sq<MockPlatform>,
         f: &[u8],
         o: TxOpts,
     ) -> Result<crate::mock::MockDma, TxError> {
@@ -952,9 +969,9 @@ mod tests {
         ];
         for (mode, f, inline, cs) in cases {
             let p = MockPlatform::new();
-            let ring = Sq::alloc_ring(&p, 2).unwrap();
+            let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
             let rbase = ring.mem.device_addr().get();
-            let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), mode, 1);
+            let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), mode, 1, p.clone());
             let b = post_frame(&p, &mut sq, f, csum).unwrap();
             let w = p.read(rbase, 256);
             let ctx = alloc::format!("{mode:?} inline {inline}");
@@ -981,9 +998,9 @@ mod tests {
         }
         // Without the csum request: no flags.
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1);
+        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
         post_frame(&p, &mut sq, &v4tcp, TxOpts::default()).unwrap();
         assert_eq!(p.read(rbase + 0x14, 1), [0]);
     }
@@ -997,18 +1014,19 @@ mod tests {
         };
         // Nothing inline: eth seg insert = type 0x8000 (INSERT_VLAN), TCI.
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1);
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
         post_frame(&p, &mut sq, &f, tag).unwrap();
         assert_eq!(p.read(rbase + 0x1c, 4), [0x80, 0x00, 0x20, 0x64]);
         assert_eq!(p.read(rbase + 7, 1), [3]);
         // L2 inline: 18 bytes = MACs, 0x8100 + TCI, ethertype; the data
         // segment starts at frame byte 14.
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1);
+        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
         let b = post_frame(&p, &mut sq, &f, tag).unwrap();
         let w = p.read(rbase, 64);
         assert_eq!(&w[0x1c..0x1e], &[0, 18]);
@@ -1021,9 +1039,10 @@ mod tests {
     #[test]
     fn lso_wqe_spans_blocks_wraps_the_ring_and_completes_as_one() {
         let p = MockPlatform::new();
-        let ring = Sq::alloc_ring(&p, 2).unwrap();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
         let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::new(Sqn(0x33), ring, 2, Uar(4), InlineMode::None, 1);
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(0x33), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
         let small = frame(&p, 60);
         for i in 0..3 {
             sq.post(&small, 0, 60, Lkey(7), i).unwrap();

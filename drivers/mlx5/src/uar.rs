@@ -3,7 +3,7 @@
 //! page at BAR0 + n * 4 KiB (log_uar_page_sz 0); it holds the EQ, CQ and
 //! send doorbells.
 
-use cxos_drivers::Platform;
+use cxos_drivers::{ConfigSpace, Mmio, Platform};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::layout::Field;
@@ -49,7 +49,7 @@ pub fn dealloc_uar(uar: Uar) -> DeallocUar {
 /// BAR0 pages a UAR must never be: the initialization segment (pages 0-1:
 /// the health counter is at 0x1010) and the pages of the MSI-X table and
 /// PBA when they live in BAR0.
-pub fn reserved_pages<P: Platform>(p: &P) -> [Option<usize>; 4] {
+pub fn reserved_pages<C: ConfigSpace>(p: &C) -> [Option<usize>; 4] {
     let mut pages = [Some(0), Some(1), None, None];
     if let Some(cap) = crate::identify::find_capability(p, 0x11) {
         let table = p.config_read32(cap + 4);
@@ -68,10 +68,10 @@ pub fn reserved_pages<P: Platform>(p: &P) -> [Option<usize>; 4] {
 /// page.
 pub fn validate<P: Platform>(p: &P, uar: Uar) -> Result<Uar, crate::Error> {
     let end = (uar.0 as usize + 1).checked_mul(UAR_PAGE_SIZE);
-    if end.is_none_or(|e| e > p.bar0_len()) {
+    if end.is_none_or(|e| e > p.mmio().bar0_len()) {
         return Err(crate::Error::Device("UAR index beyond BAR0"));
     }
-    if reserved_pages(p).contains(&Some(uar.0 as usize)) {
+    if reserved_pages(p.config()).contains(&Some(uar.0 as usize)) {
         return Err(crate::Error::Device(
             "UAR index overlapping the init segment or MSI-X",
         ));

@@ -5,14 +5,17 @@
 //! frame belongs to.
 //!
 //! - [`Nic`] is a cloneable handle to the shared part of the adapter (the
-//!   command interface, UAR, completion EQs: any [`Control`]), the port's
-//!   steering ([`PortSteering`]) and the VNIC registry: an
-//!   `Arc<spin::Mutex<..>>` inside (Send and Sync when the adapter is, so
-//!   the kernel can keep VNICs in its statics; the packet receive path
-//!   never takes the lock, a transmit doorbell takes it once). Calls do
-//!   not nest: never call into a [`Nic`] or [`Vnic`] from inside
-//!   [`Nic::with_adapter`] / [`Nic::with_steering`] (it would spin
-//!   forever).
+//!   command interface, UAR: any [`Control`]), the port's steering
+//!   ([`PortSteering`]) and the VNIC registry behind one `spin::Mutex`
+//!   (Send and Sync when the adapter is, so the kernel can keep VNICs in
+//!   its statics). Only the control plane takes that lock (commands, flow
+//!   rules, reports, queue recovery): no packet path does. Doorbells go
+//!   through each queue's own MMIO handle, the clock and the DMA allocator
+//!   are cloned handles, the link state is an atomic refreshed after every
+//!   adapter call, and each completion EQ has its own small lock
+//!   ([`CompEq`]). Calls do not nest: never call into a [`Nic`] or
+//!   [`Vnic`] from inside [`Nic::with_adapter`] / [`Nic::with_steering`]
+//!   (it would spin forever).
 //! - [`Vnic`] is one VNIC: an [`EthPort`] of its own (SQ, CQ and TIS, RQs
 //!   and their CQs, Q counter, a TIR, or with several receive queues an RQT,
 //!   indirect TIRs and a traffic-type table) over a [`NicCtl`] (the
@@ -26,9 +29,9 @@
 //!   holds every VNIC MAC.
 //! - A VNIC's receive path touches only its own CQs and RQs: the cost of a
 //!   frame does not depend on how many VNICs there are. In interrupt mode
-//!   a VNIC's `poll` drains the shared completion EQs into the handle's
-//!   pending list and takes only its own CQs' events, leaving the others
-//!   for their VNICs.
+//!   a VNIC's `poll` drains the completion EQs its CQs report to into
+//!   each EQ's pending list (under that EQ's lock) and takes only its own
+//!   CQs' events, leaving the others for their VNICs.
 //! - A promiscuous VNIC ([`NetDevice::set_promiscuous`]) also sees every
 //!   frame the port receives, through a tap table in front of the MAC
 //!   table ([`PortSteering::tap_join`]); the others keep receiving theirs.
@@ -44,15 +47,16 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 use core::str::FromStr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use cxos_drivers::{
-    FilterError, LinkState, NetDevice, NetStats, Offloads, PciAddress, Platform, PlatformError,
-    RxMeta, TxError, TxMeta,
+    FilterError, LinkState, NetDevice, NetStats, Offloads, Platform, Region, RxMeta, TxError,
+    TxMeta,
 };
 
 use crate::cmd::{Command, Exec};
 use crate::cq::Cqn;
-use crate::eq::Eqn;
+use crate::eq::{CompEq, Eqn};
 use crate::error::{CmdError, Error};
 use crate::eth::{CloseReport, Control, EthConfig, EthPort, OpenFailure, Resources};
 use crate::flow::{BROADCAST, Destination, FlowError, FteView, QueryFte, TABLE_TYPE_NIC_RX};
@@ -61,7 +65,7 @@ use crate::steering::{DestList, PortSteering, Programmed, SteeringConfig, VlanMa
 use crate::vport::Mac;
 use spin::Mutex;
 
-type Dma<C> = <<C as Control>::P as Platform>::Dma;
+type Plat<C> = <C as Control>::P;
 
 /// Settings of a [`Nic`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -290,21 +294,79 @@ struct Inner<C: Control> {
     steering: Option<PortSteering>,
     vnics: Vec<Registered>,
     next_id: u32,
-    /// Completion events taken from the EQs but not yet claimed by the
-    /// VNIC whose CQ they are for: (EQ index, CQ).
-    pending: Vec<(usize, Cqn)>,
+}
+
+/// What every handle shares: the control plane behind the lock, and what
+/// the packet paths need outside it.
+struct Shared<C: Control> {
+    inner: Mutex<Inner<C>>,
+    /// The adapter's completion EQs, each with its own lock.
+    eqs: Vec<Arc<CompEq<Plat<C>>>>,
+    dma: <Plat<C> as Platform>::Dma,
+    mmio: <Plat<C> as Platform>::Mmio,
+    clock: <Plat<C> as Platform>::Clock,
+    /// [`Control::link`] as of the last adapter call ([`link_word`]):
+    /// `NetDevice::link` is asked on every poll.
+    link: AtomicU64,
+}
+
+impl<C: Control> Shared<C> {
+    /// Lock the control plane; the link state is refreshed when the guard
+    /// goes (any adapter call may have re-read the port).
+    fn lock(&self) -> ControlGuard<'_, C> {
+        ControlGuard {
+            guard: self.inner.lock(),
+            link: &self.link,
+        }
+    }
+}
+
+struct ControlGuard<'a, C: Control> {
+    guard: spin::MutexGuard<'a, Inner<C>>,
+    link: &'a AtomicU64,
+}
+
+impl<C: Control> core::ops::Deref for ControlGuard<'_, C> {
+    type Target = Inner<C>;
+    fn deref(&self) -> &Inner<C> {
+        &self.guard
+    }
+}
+
+impl<C: Control> core::ops::DerefMut for ControlGuard<'_, C> {
+    fn deref_mut(&mut self) -> &mut Inner<C> {
+        &mut self.guard
+    }
+}
+
+impl<C: Control> Drop for ControlGuard<'_, C> {
+    fn drop(&mut self) {
+        self.link
+            .store(link_word(self.guard.ctl.link()), Ordering::Release);
+    }
+}
+
+fn link_word(l: LinkState) -> u64 {
+    ((l.up as u64) << 32) | l.speed_mbps as u64
+}
+
+fn link_state(w: u64) -> LinkState {
+    LinkState {
+        up: w >> 32 != 0,
+        speed_mbps: w as u32,
+    }
 }
 
 /// The shared part of an adapter with VNICs (see the module
 /// documentation). Clones are handles to the same adapter.
 pub struct Nic<C: Control> {
-    inner: Arc<Mutex<Inner<C>>>,
+    shared: Arc<Shared<C>>,
 }
 
 impl<C: Control> Clone for Nic<C> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -315,104 +377,11 @@ impl<C: Control> fmt::Debug for Nic<C> {
     }
 }
 
-/// The platform of the shared adapter, reached through the handle (every
-/// call locks the adapter for its duration).
-pub struct NicPlatform<C: Control> {
-    inner: Arc<Mutex<Inner<C>>>,
-}
-
-impl<C: Control> fmt::Debug for NicPlatform<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NicPlatform")
-    }
-}
-
-impl<C: Control> Platform for NicPlatform<C> {
-    type Dma = Dma<C>;
-    fn dma_alloc(&self, size: usize) -> Result<Self::Dma, PlatformError> {
-        self.inner.lock().ctl.platform().dma_alloc(size)
-    }
-    fn bar0_len(&self) -> usize {
-        self.inner.lock().ctl.platform().bar0_len()
-    }
-    fn bar0_read_be32(&self, offset: usize) -> u32 {
-        self.inner.lock().ctl.platform().bar0_read_be32(offset)
-    }
-    fn bar0_write_be32(&self, offset: usize, value: u32) {
-        self.inner
-            .lock()
-            .ctl
-            .platform()
-            .bar0_write_be32(offset, value)
-    }
-    fn bar0_read_be64(&self, offset: usize) -> u64 {
-        self.inner.lock().ctl.platform().bar0_read_be64(offset)
-    }
-    fn bar0_write_be64(&self, offset: usize, value: u64) {
-        self.inner
-            .lock()
-            .ctl
-            .platform()
-            .bar0_write_be64(offset, value)
-    }
-    fn pci_address(&self) -> PciAddress {
-        self.inner.lock().ctl.platform().pci_address()
-    }
-    fn config_read16(&self, offset: u16) -> u16 {
-        self.inner.lock().ctl.platform().config_read16(offset)
-    }
-    fn config_write16(&self, offset: u16, value: u16) {
-        self.inner
-            .lock()
-            .ctl
-            .platform()
-            .config_write16(offset, value)
-    }
-    fn config_read32(&self, offset: u16) -> u32 {
-        self.inner.lock().ctl.platform().config_read32(offset)
-    }
-    fn config_write32(&self, offset: u16, value: u32) {
-        self.inner
-            .lock()
-            .ctl
-            .platform()
-            .config_write32(offset, value)
-    }
-    fn msix_table_size(&self) -> u16 {
-        self.inner.lock().ctl.platform().msix_table_size()
-    }
-    fn msix_enable(&self, min: u16, wanted: u16) -> Result<u16, PlatformError> {
-        self.inner.lock().ctl.platform().msix_enable(min, wanted)
-    }
-    fn msix_disable(&self) {
-        self.inner.lock().ctl.platform().msix_disable()
-    }
-    fn msix_take_pending(&self, vector: u16) -> bool {
-        self.inner.lock().ctl.platform().msix_take_pending(vector)
-    }
-    fn msix_set_masked(&self, vector: u16, masked: bool) {
-        self.inner
-            .lock()
-            .ctl
-            .platform()
-            .msix_set_masked(vector, masked)
-    }
-    fn now_ns(&self) -> u64 {
-        self.inner.lock().ctl.platform().now_ns()
-    }
-    fn delay_us(&self, us: u64) {
-        self.inner.lock().ctl.platform().delay_us(us)
-    }
-    fn relax(&self) {
-        self.inner.lock().ctl.platform().relax()
-    }
-}
-
-/// A VNIC's view of the shared adapter: commands, platform, and only its
-/// own CQs' completion events.
+/// A VNIC's view of the shared adapter: commands (under the adapter lock),
+/// the platform handles and completion EQs (without it), and only its own
+/// CQs' completion events.
 pub struct NicCtl<C: Control> {
-    inner: Arc<Mutex<Inner<C>>>,
-    platform: NicPlatform<C>,
+    nic: Arc<Shared<C>>,
     /// The VNIC's CQs (set once its queues exist).
     own: Vec<Cqn>,
 }
@@ -425,47 +394,41 @@ impl<C: Control> fmt::Debug for NicCtl<C> {
 
 impl<C: Control> Exec for NicCtl<C> {
     fn exec<K: Command>(&mut self, cmd: &K) -> Result<K::Output, CmdError> {
-        self.inner.lock().ctl.exec(cmd)
+        self.nic.lock().ctl.exec(cmd)
     }
 }
 
 impl<C: Control> Control for NicCtl<C> {
-    type P = NicPlatform<C>;
-    fn platform(&self) -> &NicPlatform<C> {
-        &self.platform
+    type P = Plat<C>;
+    fn dma(&self) -> &<Plat<C> as Platform>::Dma {
+        &self.nic.dma
     }
-    fn poll_comp_eq(&mut self, index: usize, mut f: impl FnMut(Cqn)) -> usize {
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        let pending = &mut inner.pending;
-        inner.ctl.poll_comp_eq(index, |c| {
-            if !pending.contains(&(index, c)) {
-                pending.push((index, c));
-            }
-        });
-        let own = &self.own;
-        let mut n = 0;
-        pending.retain(|&(i, c)| {
-            let mine = i == index && own.contains(&c);
-            if mine {
-                f(c);
-                n += 1;
-            }
-            !mine
-        });
-        n
+    fn mmio(&self) -> &<Plat<C> as Platform>::Mmio {
+        &self.nic.mmio
     }
-    fn retire(&mut self, mem: Dma<C>) {
-        self.inner.lock().ctl.retire(mem)
+    fn clock(&self) -> &<Plat<C> as Platform>::Clock {
+        &self.nic.clock
+    }
+    fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize {
+        self.nic
+            .eqs
+            .get(index)
+            .map_or(0, |eq| eq.poll_claim(&self.own, f))
+    }
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<Plat<C>>>> {
+        self.nic.eqs.get(index).cloned()
+    }
+    fn retire(&mut self, mem: Region<Plat<C>>) {
+        self.nic.lock().ctl.retire(mem)
     }
     fn link(&self) -> LinkState {
-        self.inner.lock().ctl.link()
+        link_state(self.nic.link.load(Ordering::Acquire))
     }
     fn comp_eq_count(&self) -> usize {
-        self.inner.lock().ctl.comp_eq_count()
+        self.nic.eqs.len()
     }
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
-        self.inner.lock().ctl.comp_eqn(index)
+        self.nic.eqs.get(index).map(|e| e.eqn)
     }
 }
 
@@ -497,6 +460,15 @@ impl<C: Control> Nic<C> {
     /// Take the adapter and create the port's steering (the root table;
     /// nothing is received until a VNIC exists).
     pub fn new(mut ctl: C, res: Resources, cfg: NicConfig) -> Result<Nic<C>, OpenFailure<C>> {
+        let eqs: Vec<_> = (0..ctl.comp_eq_count())
+            .map_while(|i| ctl.shared_comp_eq(i))
+            .collect();
+        if eqs.len() != ctl.comp_eq_count() {
+            return Err(OpenFailure {
+                error: Error::Device("completion EQs that cannot be shared"),
+                control: ctl,
+            });
+        }
         let steering = match PortSteering::create(&mut ctl, cfg.steering) {
             Ok(s) => s,
             Err(e) => {
@@ -506,27 +478,35 @@ impl<C: Control> Nic<C> {
                 });
             }
         };
+        let (dma, mmio, clock) = (ctl.dma().clone(), ctl.mmio().clone(), ctl.clock().clone());
+        let link = AtomicU64::new(link_word(ctl.link()));
         Ok(Nic {
-            inner: Arc::new(Mutex::new(Inner {
-                ctl,
-                res,
-                cfg,
-                steering: Some(steering),
-                vnics: Vec::new(),
-                next_id: 0,
-                pending: Vec::new(),
-            })),
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    ctl,
+                    res,
+                    cfg,
+                    steering: Some(steering),
+                    vnics: Vec::new(),
+                    next_id: 0,
+                }),
+                eqs,
+                dma,
+                mmio,
+                clock,
+                link,
+            }),
         })
     }
 
     /// Run `f` on the adapter (EQ 0 service, health, reports).
     pub fn with_adapter<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
-        f(&mut self.inner.lock().ctl)
+        f(&mut self.shared.lock().ctl)
     }
 
     /// Run `f` on the steering and the adapter (inspection, tests).
     pub fn with_steering<R>(&self, f: impl FnOnce(&mut PortSteering, &mut C) -> R) -> Option<R> {
-        let mut g = self.inner.lock();
+        let mut g = self.shared.lock();
         let inner = &mut *g;
         let st = inner.steering.as_mut()?;
         Some(f(st, &mut inner.ctl))
@@ -534,12 +514,12 @@ impl<C: Control> Nic<C> {
 
     /// The adapter's resources (port MAC, completion EQ, ...).
     pub fn resources(&self) -> Resources {
-        self.inner.lock().res
+        self.shared.lock().res
     }
 
     /// Live VNICs.
     pub fn count(&self) -> usize {
-        self.inner.lock().vnics.len()
+        self.shared.lock().vnics.len()
     }
 
     /// A locally administered unicast MAC no VNIC uses, derived from the
@@ -569,7 +549,7 @@ impl<C: Control> Nic<C> {
             return Err(VnicError::BadQueues(spec.queues));
         }
         let (id, mac, res, cfg) = {
-            let mut g = self.inner.lock();
+            let mut g = self.shared.lock();
             let id = g.next_id;
             let mac = match spec.mac {
                 Some(m) => m,
@@ -595,10 +575,7 @@ impl<C: Control> Nic<C> {
             (VnicId(id), mac, res, cfg)
         };
         let ctl = NicCtl {
-            inner: self.inner.clone(),
-            platform: NicPlatform {
-                inner: self.inner.clone(),
-            },
+            nic: self.shared.clone(),
             own: Vec::new(),
         };
         let mut port = match EthPort::open_queues(ctl, res, cfg) {
@@ -641,12 +618,13 @@ impl<C: Control> Nic<C> {
             cqs,
         };
         {
-            let mut g = self.inner.lock();
-            // Room for one pending event per CQ: the poll path never
-            // allocates.
+            let mut g = self.shared.lock();
+            // Room on every EQ for one pending event per CQ: the poll path
+            // never allocates.
             let total: usize = g.vnics.iter().map(|v| v.cqs.len()).sum::<usize>() + reg.cqs.len();
-            let extra = total.saturating_sub(g.pending.len());
-            g.pending.reserve(extra);
+            for eq in &self.shared.eqs {
+                eq.reserve(total);
+            }
             g.vnics.push(reg);
         }
         log::info!(target: "mlx5::vnic", "mlx5: {id} up: {mac} {} queues {}", vlan_text(spec.vlan), port.rx_queues());
@@ -664,7 +642,7 @@ impl<C: Control> Nic<C> {
 
     /// The VNICs as the registry knows them (no packet counters).
     pub fn list(&self) -> Vec<VnicInfo> {
-        self.inner
+        self.shared
             .lock()
             .vnics
             .iter()
@@ -689,7 +667,7 @@ impl<C: Control> Nic<C> {
     /// command).
     pub fn flow_traffic(&self, id: VnicId) -> Result<Traffic, FlowError> {
         let (mac, vlan) = {
-            let g = self.inner.lock();
+            let g = self.shared.lock();
             let r = g
                 .vnics
                 .iter()
@@ -826,10 +804,13 @@ impl<C: Control> Nic<C> {
     /// Destroy the steering and hand the adapter back; `Err(self)` while
     /// VNICs (or other handles) exist.
     pub fn close(self) -> Result<(C, CloseReport), Nic<C>> {
-        let inner = match Arc::try_unwrap(self.inner) {
-            Ok(i) => i.into_inner(),
-            Err(inner) => return Err(Nic { inner }),
+        let shared = match Arc::try_unwrap(self.shared) {
+            Ok(s) => s,
+            Err(shared) => return Err(Nic { shared }),
         };
+        // The EQ handles go before the adapter's detach destroys the EQs.
+        drop(shared.eqs);
+        let inner = shared.inner.into_inner();
         let mut ctl = inner.ctl;
         let mut rep = CloseReport::default();
         if let Some(st) = inner.steering
@@ -1065,10 +1046,12 @@ impl<C: Control> Vnic<C> {
             note(r);
         }
         {
-            let mut g = nic.inner.lock();
+            let mut g = nic.shared.lock();
             if let Some(i) = g.vnics.iter().position(|v| v.id == id) {
                 let reg = g.vnics.remove(i);
-                g.pending.retain(|(_, c)| !reg.cqs.contains(c));
+                for eq in &nic.shared.eqs {
+                    eq.forget(&reg.cqs);
+                }
             }
         }
         let (_, qrep) = port.close();

@@ -5,7 +5,7 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion};
 
 use crate::layout::{Field, Field64};
 
@@ -83,7 +83,7 @@ pub struct Ring<D: DmaRegion> {
 
 impl<D: DmaRegion> Ring<D> {
     /// Allocate a ring of at least `ring_len` bytes plus the doorbell record.
-    pub fn alloc<P: Platform<Dma = D>>(p: &P, ring_len: usize) -> Result<Self, crate::Error> {
+    pub fn alloc<A: DmaAlloc<Region = D>>(p: &A, ring_len: usize) -> Result<Self, crate::Error> {
         let ring_len = ring_len.max(1).div_ceil(4096) * 4096;
         let mem = p.dma_alloc(ring_len + DBR_LEN)?;
         Ok(Ring { mem, ring_len })
@@ -93,7 +93,9 @@ impl<D: DmaRegion> Ring<D> {
         self.mem.device_addr().offset(self.ring_len).get()
     }
 
-    /// Write dword `i` of the doorbell record.
+    /// Write dword `i` of the doorbell record. The queue that owns the
+    /// ring issues [`cxos_drivers::Mmio::barrier_before_doorbell_record`]
+    /// first.
     pub fn write_dbr(&self, i: usize, value: u32) {
         self.mem.write_be32(self.ring_len + 4 * i, value);
     }

@@ -6,7 +6,8 @@
 //! entries the driver programmed are what the adapter reports
 //! (QUERY_FLOW_TABLE_ENTRY); destroying a VNIC removes exactly its flow
 //! entries and frees its queues (the model's tables back to before);
-//! interrupt mode: one VNIC's poll never takes another's CQ events.
+//! interrupt mode: one VNIC's poll never takes another's CQ events; a
+//! VNIC's link state follows the port.
 
 mod common;
 
@@ -414,6 +415,27 @@ fn one_vnics_poll_never_takes_another_vnics_completion_events() {
     a.flush();
     assert_eq!(a.destroy().errors, 0);
     assert_eq!(b.destroy().errors, 0);
+    close(nic, &sim, before);
+}
+
+#[test]
+fn a_vnics_link_follows_the_port_through_the_adapters_poll() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let before = sim.dma_in_use();
+    let nic = nic(&sim, false);
+    let v = nic.create(VnicSpec::default()).unwrap();
+    assert!(v.link().up);
+    assert!(v.link().speed_mbps > 0);
+    // The VNIC reads the state the adapter last saw (no adapter lock on
+    // its poll): a port change shows once EQ 0 has been served.
+    sim.set_link(false);
+    assert!(v.link().up, "not yet seen by the adapter");
+    nic.with_adapter(|a| a.poll()).unwrap();
+    assert_eq!(v.link(), cxos_drivers::LinkState::default());
+    sim.set_link(true);
+    nic.with_adapter(|a| a.poll()).unwrap();
+    assert!(v.link().up);
+    assert_eq!(v.destroy().errors, 0);
     close(nic, &sim, before);
 }
 

@@ -1,6 +1,6 @@
 //! White-box views of the model for tests (driver tests included): the
 //! flow entries as the model holds them, flow counter values, frames
-//! delivered per RQ, RSS tables and the vport's address filter. Read-only
+//! delivered per RQ, RSS tables, EQ rings and the vport's address filter. Read-only
 //! snapshots taken under the model's lock.
 #![deny(unsafe_code)]
 
@@ -121,6 +121,15 @@ impl SimPlatform {
             .values()
             .map(|r| (r.rqn, r.delivered))
             .collect()
+    }
+
+    /// Bus addresses of EQ `eqn`'s ring as CREATE_EQ gave it (first page
+    /// up to 64 bytes times its entries; the driver allocates one region).
+    pub fn eq_ring(&self, eqn: u8) -> Option<std::ops::Range<u64>> {
+        let d = self.dev();
+        let eq = d.eqs.get(eqn)?;
+        let start = *eq.pas.first()?;
+        Some(start..start + (64u64 << eq.log_size))
     }
 
     /// The RQ list of RQT `rqtn`.

@@ -1,5 +1,7 @@
-//! The in-process harness: one simulated function behind
-//! `cxos_drivers::Platform`, for hosted tests of the driver and of the model.
+//! The in-process harness: one simulated function behind the
+//! `cxos_drivers::platform` traits, for hosted tests of the driver and of
+//! the model. [`Recording`] is the same function with what the driver does
+//! recorded in order, for the checks of [`order`].
 //!
 //! Two modes: [`Mode::Synchronous`] runs device work inside the BAR write
 //! that triggers it (deterministic); [`Mode::Threaded`] runs it on a model
@@ -17,20 +19,22 @@ pub mod dma;
 pub mod inspect;
 pub mod mem;
 pub mod msix;
+pub mod order;
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{PciAddress, Platform, PlatformError};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError};
 
 pub use self::dma::{HostDmaSpace, SimDma};
 pub use self::mem::{
     CountingAlloc, allocations_total, live_allocations, live_bytes, thread_allocations,
 };
-use self::msix::Msix;
+use self::msix::Msix as MsixState;
+pub use self::order::{OrderError, OrderLog, Recording, Step};
 pub use crate::faults::Fault;
 use crate::function::Function;
 use crate::link::{Direction, Link, LinkPort, LinkStats, Pcap};
@@ -83,7 +87,7 @@ struct Shared {
     linked: AtomicBool,
     capturing: AtomicBool,
     space: Arc<HostDmaSpace>,
-    msix: Arc<Msix>,
+    msix: Arc<MsixState>,
     mode: Mode,
     kick: Arc<Kick>,
     start: Instant,
@@ -138,7 +142,7 @@ impl SimPlatform {
 
     pub fn with_config(p: Personality, mode: Mode, config: SimConfig) -> SimPlatform {
         let space = Arc::new(HostDmaSpace::default());
-        let msix = Arc::new(Msix::default());
+        let msix = Arc::new(MsixState::default());
         let dev = Function::with_mac(p, config.mac, space.clone(), msix.clone());
         let kick = Arc::new(Kick::default());
         let inner = Arc::new(Shared {
@@ -488,14 +492,41 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
     }
 }
 
+/// Every part is a clone of the same function (an `Arc` inside): cheap to
+/// clone, and usable from any thread.
 impl Platform for SimPlatform {
-    type Dma = SimDma;
+    type Dma = SimPlatform;
+    type Mmio = SimPlatform;
+    type Config = SimPlatform;
+    type Msix = SimPlatform;
+    type Clock = SimPlatform;
+    fn dma(&self) -> &Self {
+        self
+    }
+    fn mmio(&self) -> &Self {
+        self
+    }
+    fn config(&self) -> &Self {
+        self
+    }
+    fn msix(&self) -> &Self {
+        self
+    }
+    fn clock(&self) -> &Self {
+        self
+    }
+}
+
+impl DmaAlloc for SimPlatform {
+    type Region = SimDma;
 
     fn dma_alloc(&self, size: usize) -> Result<SimDma, PlatformError> {
         SimDma::new(&self.inner.space, size.max(1))
             .ok_or(PlatformError::OutOfDmaMemory { requested: size })
     }
+}
 
+impl Mmio for SimPlatform {
     fn bar0_len(&self) -> usize {
         BAR0_SIZE as usize
     }
@@ -540,6 +571,26 @@ impl Platform for SimPlatform {
         self.after_write(d, work);
     }
 
+    // Real fences (the model may run on its own thread and reads the
+    // memory with atomics); on x86-64 they cost no instruction. Recording
+    // them is `order::Recording`'s job.
+    #[inline]
+    fn barrier_before_doorbell_record(&self) {
+        fence(Ordering::Release);
+    }
+
+    #[inline]
+    fn barrier_before_mmio_doorbell(&self) {
+        fence(Ordering::Release);
+    }
+
+    #[inline]
+    fn barrier_after_ownership_read(&self) {
+        fence(Ordering::Acquire);
+    }
+}
+
+impl ConfigSpace for SimPlatform {
     fn pci_address(&self) -> PciAddress {
         self.inner.pci_address
     }
@@ -559,7 +610,9 @@ impl Platform for SimPlatform {
     fn config_write32(&self, offset: u16, value: u32) {
         self.config_write(offset, 4, value);
     }
+}
 
+impl Msix for SimPlatform {
     fn msix_table_size(&self) -> u16 {
         MSIX_VECTORS
     }
@@ -590,7 +643,9 @@ impl Platform for SimPlatform {
     fn msix_set_masked(&self, vector: u16, masked: bool) {
         self.inner.msix.set_masked(vector, masked);
     }
+}
 
+impl Clock for SimPlatform {
     fn now_ns(&self) -> u64 {
         self.inner.start.elapsed().as_nanos() as u64
     }

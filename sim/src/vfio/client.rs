@@ -8,8 +8,13 @@
 //! No `unsafe`: memory is reached with pread/pwrite on the shared file,
 //! which sees the server's MAP_SHARED writes through the page cache.
 //!
-//! Test support: the `Platform` trait has no error path for MMIO, so a
+//! Test support: the platform traits have no error path for MMIO, so a
 //! broken connection or a refused message panics (fails the test).
+//!
+//! Every part of the platform is the client itself (an `Arc` inside).
+//! The barriers are fences: DMA memory is reached with system calls,
+//! which are ordered already; the fences keep the compiler from moving
+//! accesses across them.
 #![deny(unsafe_code)]
 
 use std::collections::HashMap;
@@ -19,10 +24,14 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{DmaAddr, DmaRegion, PciAddress, Platform, PlatformError};
+use cxos_drivers::{
+    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, Platform,
+    PlatformError,
+};
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
     VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
@@ -267,7 +276,30 @@ impl VfioPlatform {
 }
 
 impl Platform for VfioPlatform {
-    type Dma = Dma;
+    type Dma = VfioPlatform;
+    type Mmio = VfioPlatform;
+    type Config = VfioPlatform;
+    type Msix = VfioPlatform;
+    type Clock = VfioPlatform;
+    fn dma(&self) -> &Self {
+        self
+    }
+    fn mmio(&self) -> &Self {
+        self
+    }
+    fn config(&self) -> &Self {
+        self
+    }
+    fn msix(&self) -> &Self {
+        self
+    }
+    fn clock(&self) -> &Self {
+        self
+    }
+}
+
+impl DmaAlloc for VfioPlatform {
+    type Region = Dma;
 
     fn dma_alloc(&self, size: usize) -> Result<Dma, PlatformError> {
         self.0
@@ -275,6 +307,9 @@ impl Platform for VfioPlatform {
             .alloc(size)
             .ok_or(PlatformError::OutOfDmaMemory { requested: size })
     }
+}
+
+impl Mmio for VfioPlatform {
     fn bar0_len(&self) -> usize {
         32 << 20
     }
@@ -294,6 +329,18 @@ impl Platform for VfioPlatform {
     fn bar0_write_be64(&self, offset: usize, value: u64) {
         self.write(BAR0, offset as u64, &value.to_be_bytes());
     }
+    fn barrier_before_doorbell_record(&self) {
+        fence(Ordering::SeqCst);
+    }
+    fn barrier_before_mmio_doorbell(&self) {
+        fence(Ordering::SeqCst);
+    }
+    fn barrier_after_ownership_read(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+impl ConfigSpace for VfioPlatform {
     fn pci_address(&self) -> PciAddress {
         PciAddress::new(0, 1, 0, 0)
     }
@@ -313,6 +360,9 @@ impl Platform for VfioPlatform {
     fn config_write32(&self, offset: u16, value: u32) {
         self.write(CONFIG, offset as u64, &value.to_le_bytes());
     }
+}
+
+impl Msix for VfioPlatform {
     fn msix_table_size(&self) -> u16 {
         let ctl = self.config_read16(0x9e);
         (ctl & 0x7ff) + 1
@@ -385,6 +435,9 @@ impl Platform for VfioPlatform {
             v.masked = masked;
         }
     }
+}
+
+impl Clock for VfioPlatform {
     fn now_ns(&self) -> u64 {
         self.0.start.elapsed().as_nanos() as u64
     }

@@ -4,7 +4,7 @@
 //! the model's layouts would not pass here unnoticed.
 #![allow(dead_code)]
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{Clock, DmaAlloc, DmaRegion, Mmio};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimDma, SimPlatform};
 use std::time::{Duration, Instant};

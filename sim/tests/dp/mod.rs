@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use crate::common::*;
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Msix};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{SimDma, SimPlatform};
 

@@ -1,12 +1,16 @@
 //! Legacy PIC (remapped, then masked), local APIC (xAPIC, MMIO) with its
 //! timer, and the I/O APIC (Intel SDM vol. 3 ch. 11; 82093AA datasheet).
+//! Register-shaped values are `bitfield-struct` types; MSRs and ports are
+//! `x86_64`'s.
 
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use cxos_kernel::acpi::{InterruptOverride, IoApic};
+use bitfield_struct::bitfield;
+use cxos_kernel::acpi::{InterruptOverride, IoApic, MpsIntiFlags};
+use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::{ApicBase, ApicBaseFlags, Msr};
 
-use crate::arch::{outb, rdmsr, wrmsr};
 use crate::mmu::{self, Cache};
 
 static LAPIC_BASE: AtomicU64 = AtomicU64::new(0xfee0_0000);
@@ -26,26 +30,102 @@ const LAPIC_LVT_ERROR: usize = 0x370;
 const LAPIC_TIMER_INITIAL: usize = 0x380;
 const LAPIC_TIMER_CURRENT: usize = 0x390;
 const LAPIC_TIMER_DIVIDE: usize = 0x3e0;
-const LVT_MASKED: u32 = 1 << 16;
+/// x2APIC register `reg` (its xAPIC offset) is MSR 0x800 + reg / 16.
+const X2APIC_MSR_BASE: u32 = 0x800;
+
+/// A local vector table entry: timer, LINT0/1, error (SDM vol. 3 11.5.1,
+/// figure 11-8).
+#[bitfield(u32)]
+struct Lvt {
+    vector: u8,
+    /// Bits 10:8 (not in the timer's and the error entry).
+    #[bits(3)]
+    delivery_mode: u8,
+    #[bits(1)]
+    __: u8,
+    /// Bit 12, read-only: a delivery is pending.
+    #[bits(1, access = RO)]
+    send_pending: bool,
+    /// Bit 13 (LINT only).
+    active_low: bool,
+    /// Bit 14 (LINT only), read-only.
+    #[bits(1, access = RO)]
+    remote_irr: bool,
+    /// Bit 15 (LINT only).
+    level_triggered: bool,
+    /// Bit 16.
+    masked: bool,
+    /// Bits 18:17 (timer only): 00b one-shot, 01b periodic.
+    #[bits(2)]
+    timer_mode: u8,
+    #[bits(13)]
+    __: u16,
+}
+
+/// Spurious interrupt vector register (SDM vol. 3 11.9, figure 11-23).
+#[bitfield(u32)]
+struct Svr {
+    vector: u8,
+    /// Bit 8: APIC software enable.
+    apic_enabled: bool,
+    #[bits(23)]
+    __: u32,
+}
+
+/// An I/O APIC redirection table entry (82093AA datasheet 3.2.4).
+#[bitfield(u64)]
+struct Redirection {
+    vector: u8,
+    /// Bits 10:8: 000b fixed.
+    #[bits(3)]
+    delivery_mode: u8,
+    /// Bit 11: logical (1) or physical (0) destination.
+    logical_destination: bool,
+    #[bits(1, access = RO)]
+    send_pending: bool,
+    /// Bit 13.
+    active_low: bool,
+    #[bits(1, access = RO)]
+    remote_irr: bool,
+    /// Bit 15.
+    level_triggered: bool,
+    /// Bit 16.
+    masked: bool,
+    #[bits(39)]
+    __: u64,
+    /// Bits 63:56: the destination APIC ID.
+    destination: u8,
+}
 
 /// Remap the 8259 pair to vectors 0x20..0x30 (firmware leaves IRQ0 on
 /// vector 8, the double fault) and mask every line.
 pub fn disable_pic() {
-    outb(0x20, 0x11);
-    outb(0xa0, 0x11);
-    outb(0x21, 0x20);
-    outb(0xa1, 0x28);
-    outb(0x21, 4);
-    outb(0xa1, 2);
-    outb(0x21, 1);
-    outb(0xa1, 1);
-    outb(0x21, 0xff);
-    outb(0xa1, 0xff);
+    let (mut pic1_command, mut pic1_data) = (Port::<u8>::new(0x20), Port::<u8>::new(0x21));
+    let (mut pic2_command, mut pic2_data) = (Port::<u8>::new(0xa0), Port::<u8>::new(0xa1));
+    // SAFETY: the PC's 8259 pair, which nothing else in cxos programs:
+    // ICW1..ICW4 (vector bases 0x20/0x28, cascade on IRQ2, 8086 mode),
+    // then every line masked.
+    unsafe {
+        pic1_command.write(0x11);
+        pic2_command.write(0x11);
+        pic1_data.write(0x20);
+        pic2_data.write(0x28);
+        pic1_data.write(4);
+        pic2_data.write(2);
+        pic1_data.write(1);
+        pic2_data.write(1);
+        pic1_data.write(0xff);
+        pic2_data.write(0xff);
+    }
 }
 
 fn lapic_read(reg: usize) -> u32 {
     if X2APIC.load(Ordering::Relaxed) {
-        return rdmsr(0x800 + (reg >> 4) as u32) as u32;
+        let msr = Msr::new(X2APIC_MSR_BASE + (reg >> 4) as u32);
+        // SAFETY: in x2APIC mode the local APIC registers are these MSRs;
+        // reg is one of the architectural register offsets, whose reads
+        // have no side effects.
+        return unsafe { msr.read() } as u32;
     }
     // SAFETY: the local APIC page is mapped uncached by `init_lapic`; reg is
     // one of the architectural register offsets.
@@ -54,7 +134,10 @@ fn lapic_read(reg: usize) -> u32 {
 
 fn lapic_write(reg: usize, v: u32) {
     if X2APIC.load(Ordering::Relaxed) {
-        wrmsr(0x800 + (reg >> 4) as u32, u64::from(v));
+        let mut msr = Msr::new(X2APIC_MSR_BASE + (reg >> 4) as u32);
+        // SAFETY: as in `lapic_read`; the values written are ones the SDM
+        // allows for the register.
+        unsafe { msr.write(u64::from(v)) };
         return;
     }
     // SAFETY: as in `lapic_read`.
@@ -69,12 +152,12 @@ fn lapic_write(reg: usize, v: u32) {
 /// Enable the local APIC at `madt_base` (or the MSR's base) with the
 /// spurious vector, all local interrupts masked.
 pub fn init_lapic(madt_base: Option<u64>) {
-    let msr = rdmsr(0x1b);
-    let base = madt_base.unwrap_or(msr & 0x000f_ffff_ffff_f000);
-    if msr & (1 << 11) == 0 {
+    let (frame, flags) = ApicBase::read();
+    let base = madt_base.unwrap_or(frame.start_address().as_u64());
+    if !flags.contains(ApicBaseFlags::LAPIC_ENABLE) {
         log::warn!(target: "apic", "local APIC globally disabled in IA32_APIC_BASE");
     }
-    let x2apic = msr & (1 << 10) != 0;
+    let x2apic = flags.contains(ApicBaseFlags::X2APIC_ENABLE);
     X2APIC.store(x2apic, Ordering::Relaxed);
     if !x2apic && let Err(e) = mmu::map_identity(base, 0x1000, Cache::Uncached) {
         panic!("cannot map the local APIC: {e}");
@@ -87,15 +170,16 @@ pub fn init_lapic(madt_base: Option<u64>) {
     }
     BSP_APIC_ID.store(id, Ordering::Relaxed);
     log::debug!(target: "apic", "local APIC id {id} ({})", if x2apic { "x2APIC" } else { "xAPIC" });
+    let masked = Lvt::new().with_masked(true).into_bits();
     lapic_write(LAPIC_TPR, 0);
-    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
-    lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
-    lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
-    lapic_write(LAPIC_LVT_ERROR, LVT_MASKED);
-    lapic_write(
-        LAPIC_SVR,
-        0x100 | u32::from(crate::interrupts::SPURIOUS_VECTOR),
-    );
+    lapic_write(LAPIC_LVT_TIMER, masked);
+    lapic_write(LAPIC_LVT_LINT0, masked);
+    lapic_write(LAPIC_LVT_LINT1, masked);
+    lapic_write(LAPIC_LVT_ERROR, masked);
+    let svr = Svr::new()
+        .with_vector(cxos_kernel::vectors::SPURIOUS)
+        .with_apic_enabled(true);
+    lapic_write(LAPIC_SVR, svr.into_bits());
     lapic_write(LAPIC_EOI, 0);
 }
 
@@ -113,7 +197,7 @@ const TIMER_DIVIDE_16: u32 = 0x3;
 /// Start the timer counting down from `u32::MAX`, masked (calibration).
 pub fn timer_start_free_running() {
     lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
+    lapic_write(LAPIC_LVT_TIMER, Lvt::new().with_masked(true).into_bits());
     lapic_write(LAPIC_TIMER_INITIAL, u32::MAX);
 }
 
@@ -124,7 +208,7 @@ pub fn timer_current() -> u32 {
 /// One-shot interrupt on `vector` after `ticks` (divided) timer ticks.
 pub fn timer_oneshot(vector: u8, ticks: u32) {
     lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_16);
-    lapic_write(LAPIC_LVT_TIMER, u32::from(vector));
+    lapic_write(LAPIC_LVT_TIMER, Lvt::new().with_vector(vector).into_bits());
     lapic_write(LAPIC_TIMER_INITIAL, ticks.max(1));
 }
 
@@ -141,8 +225,10 @@ struct IoApicState {
 }
 
 static IOAPIC: spin::Mutex<Option<IoApicState>> = spin::Mutex::new(None);
-static OVERRIDES: spin::Mutex<alloc::vec::Vec<InterruptOverride>> =
-    spin::Mutex::new(alloc::vec::Vec::new());
+/// The MADT's interrupt source overrides: at most one per ISA IRQ.
+static OVERRIDES: spin::Mutex<heapless::Vec<InterruptOverride, ISA_IRQS>> =
+    spin::Mutex::new(heapless::Vec::new());
+const ISA_IRQS: usize = 16;
 
 fn ioapic_write(base: u64, reg: u32, v: u32) {
     // SAFETY: `base` is the I/O APIC's register window, mapped uncached;
@@ -175,33 +261,47 @@ pub fn init_ioapic(ioapic: Option<IoApic>, overrides: &[InterruptOverride]) {
         panic!("cannot map the I/O APIC: {e}");
     }
     let entries = ((ioapic_read(base, 1) >> 16) & 0xff) + 1;
+    let masked = Redirection::new().with_masked(true).into_bits();
     for i in 0..entries {
-        ioapic_write(base, 0x10 + 2 * i, LVT_MASKED);
-        ioapic_write(base, 0x11 + 2 * i, 0);
+        ioapic_write(base, 0x10 + 2 * i, masked as u32);
+        ioapic_write(base, 0x11 + 2 * i, (masked >> 32) as u32);
     }
     *IOAPIC.lock() = Some(IoApicState {
         base,
         gsi_base,
         entries,
     });
-    *OVERRIDES.lock() = overrides.to_vec();
+    let mut kept = OVERRIDES.lock();
+    kept.clear();
+    for o in overrides {
+        // The first override of an ISA IRQ counts (as the lookup below
+        // always took it); the rest name no ISA IRQ or repeat one.
+        if usize::from(o.source) < ISA_IRQS && !kept.iter().any(|k| k.source == o.source) {
+            // Fits: one per ISA IRQ.
+            let _ = kept.push(*o);
+        }
+    }
 }
 
 /// Route ISA IRQ `irq` to `vector` on the boot CPU, honouring the MADT's
 /// interrupt source overrides (ISA default: edge, active high).
 pub fn route_isa_irq(irq: u8, vector: u8) -> Result<u32, &'static str> {
     let ov = OVERRIDES.lock().iter().find(|o| o.source == irq).copied();
-    let (gsi, flags) = ov.map_or((u32::from(irq), 0), |o| (o.gsi, o.flags));
+    let (gsi, flags) = ov.map_or((u32::from(irq), MpsIntiFlags::new()), |o| (o.gsi, o.flags));
     let guard = IOAPIC.lock();
     let io = guard.as_ref().ok_or("no I/O APIC")?;
     let pin = gsi
         .checked_sub(io.gsi_base)
         .filter(|&p| p < io.entries)
         .ok_or("GSI not on this I/O APIC")?;
-    let active_low = flags & 3 == 3;
-    let level = (flags >> 2) & 3 == 3;
-    let low = u32::from(vector) | (u32::from(active_low) << 13) | (u32::from(level) << 15);
-    ioapic_write(io.base, 0x11 + 2 * pin, u32::from(bsp_apic_id()) << 24);
-    ioapic_write(io.base, 0x10 + 2 * pin, low);
+    let entry = Redirection::new()
+        .with_vector(vector)
+        .with_active_low(flags.active_low())
+        .with_level_triggered(flags.level_triggered())
+        .with_destination(bsp_apic_id())
+        .into_bits();
+    // High half first: the low half unmasks.
+    ioapic_write(io.base, 0x11 + 2 * pin, (entry >> 32) as u32);
+    ioapic_write(io.base, 0x10 + 2 * pin, entry as u32);
     Ok(gsi)
 }

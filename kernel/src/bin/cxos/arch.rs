@@ -1,47 +1,14 @@
-//! x86_64 instructions the kernel uses.
+//! x86_64 instructions the kernel uses. Port I/O, MSRs, control registers,
+//! descriptor tables and `cli`/`sti` come from the `x86_64` crate (port
+//! and MSR accesses are its `unsafe fn`s, used where the device is known);
+//! what it lacks or declares too weakly is here.
 
 use core::arch::asm;
 
-/// Write a byte to an I/O port.
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O has no memory effects visible to Rust; callers pick
-    // ports of devices the kernel owns.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: see `outb`.
-    unsafe {
-        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
-
-pub fn outw(port: u16, value: u16) {
-    // SAFETY: see `outb`.
-    unsafe {
-        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn outl(port: u16, value: u32) {
-    // SAFETY: see `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn inl(port: u16) -> u32 {
-    let v: u32;
-    // SAFETY: see `outb`.
-    unsafe {
-        asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    v
-}
+pub use x86_64::instructions::interrupts::{
+    disable as interrupts_disable, enable as interrupts_enable, without_interrupts,
+};
+use x86_64::instructions::port::Port;
 
 pub fn rdtsc() -> u64 {
     let lo: u32;
@@ -51,87 +18,26 @@ pub fn rdtsc() -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-pub fn rdmsr(msr: u32) -> u64 {
-    let lo: u32;
-    let hi: u32;
-    // SAFETY: callers read architectural MSRs that exist on every x86_64.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-pub fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: callers write architectural MSRs (the x2APIC registers) with
-    // values the SDM allows.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn read_cr2() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
-pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
-/// Flush the TLB entry of the page containing `addr`.
-pub fn invlpg(addr: u64) {
-    // SAFETY: invalidating a TLB entry is always safe.
-    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
-}
-
-pub fn interrupts_enable() {
-    // SAFETY: the IDT is loaded before anything calls this.
-    unsafe { asm!("sti", options(nomem, nostack)) }
-}
-
-pub fn interrupts_disable() {
-    // SAFETY: masking interrupts is always safe.
-    unsafe { asm!("cli", options(nomem, nostack)) }
-}
-
-pub fn interrupts_enabled() -> bool {
-    let flags: u64;
-    // SAFETY: reads RFLAGS through the stack (push/pop balance).
-    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) }
-    flags & (1 << 9) != 0
-}
-
 /// Enable interrupts and halt until the next one, atomically (an interrupt
 /// arriving between the two is taken after `hlt` begins, so it wakes it).
+///
+/// Not `x86_64::instructions::interrupts::enable_and_hlt`: that one is
+/// declared `nomem`, which lets the compiler move memory accesses across
+/// it, while the interrupt handlers that run inside it write the memory
+/// the caller reads next (pending flags, the wake counter).
 pub fn enable_and_halt() {
-    // SAFETY: `sti; hlt` only waits for an interrupt.
-    unsafe { asm!("sti", "hlt", options(nomem, nostack)) }
+    // SAFETY: `sti; hlt` only waits for an interrupt; the IDT is loaded
+    // before anything halts. Not `nomem`: see above.
+    unsafe { asm!("sti", "hlt", options(nostack)) }
 }
 
 /// Halt forever with interrupts off.
 pub fn halt_forever() -> ! {
     loop {
-        // SAFETY: stops the CPU; nothing follows.
-        unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
+        // SAFETY: stops the CPU; nothing follows. Not `nomem` (as in
+        // `enable_and_halt`): everything written before stays written.
+        unsafe { asm!("cli", "hlt", options(nostack)) }
     }
-}
-
-/// Run `f` with interrupts disabled, restoring the previous state.
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let was = interrupts_enabled();
-    if was {
-        interrupts_disable();
-    }
-    let r = f();
-    if was {
-        interrupts_enable();
-    }
-    r
 }
 
 /// QEMU's isa-debug-exit device (iobase 0xf4): QEMU exits with
@@ -139,8 +45,36 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
 pub const EXIT_PASS: u32 = 0x10;
 pub const EXIT_FAIL: u32 = 0x11;
 
+/// Ask QEMU to exit with `code`; returns if the exit device is absent.
+pub fn request_exit(code: u32) {
+    // SAFETY: 0xf4 is QEMU's isa-debug-exit; on machines without it the
+    // write goes nowhere (the port is unassigned on PCs).
+    unsafe { Port::<u32>::new(0xf4).write(code) }
+}
+
 /// Leave QEMU with `code`; halt if the exit device is absent.
 pub fn exit(code: u32) -> ! {
-    outl(0xf4, code);
+    request_exit(code);
     halt_forever()
+}
+
+/// Reset through the chipset's Reset Control Register (0xcf9, ICH9 and
+/// PIIX): hard reset (bit 1) requested by a 0 -> 1 transition of bit 2.
+/// Returns if the machine has none.
+pub fn reset_control_register() {
+    let mut rcr = Port::<u8>::new(0xcf9);
+    // SAFETY: 0xcf9 is the PC chipsets' reset control register; resetting
+    // the machine is what the caller asked for.
+    unsafe {
+        rcr.write(0x02);
+        rcr.write(0x06);
+    }
+}
+
+/// Pulse the CPU reset line through the 8042 keyboard controller.
+/// Returns if the machine has none.
+pub fn keyboard_controller_reset() {
+    // SAFETY: 0x64 is the 8042's command port; 0xfe pulses the reset line,
+    // which is what the caller asked for.
+    unsafe { Port::<u8>::new(0x64).write(0xfe) }
 }

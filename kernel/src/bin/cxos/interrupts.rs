@@ -6,12 +6,23 @@
 //! device interrupts on IST2. Interrupt gates keep IF clear, so handlers
 //! never nest. Device handlers only count, set the vector's pending flag,
 //! bump the wake counter and acknowledge: work runs in the main loop.
+//!
+//! The GDT, TSS and IDT are `x86_64`'s structures; the IDT points at the
+//! build script's stubs, since `x86_64`'s `extern "x86-interrupt"` handlers
+//! need nightly Rust.
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use cxos_kernel::vectors::VectorAllocator;
-use spin::Mutex;
+use spin::{Mutex, Once};
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::control::{Cr2, Cr3};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::{Entry, InterruptDescriptorTable};
+use x86_64::structures::tss::TaskStateSegment;
 
 use crate::{apic, arch, serial};
 
@@ -105,7 +116,7 @@ pub enum Role {
     MsiX,
 }
 
-pub const SPURIOUS_VECTOR: u8 = 0xff;
+pub use cxos_kernel::vectors::SPURIOUS as SPURIOUS_VECTOR;
 
 static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static PENDING: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
@@ -233,6 +244,7 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 
 fn exception(f: &Frame) -> ! {
     let v = f.vector as usize;
+    serial::take_over();
     if REPORTING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nEXCEPTION while reporting an exception\n");
         arch::exit(arch::EXIT_FAIL);
@@ -243,7 +255,7 @@ fn exception(f: &Frame) -> ! {
         v,
         f.error,
         f.rip,
-        arch::read_cr2()
+        Cr2::read_raw()
     );
     crate::println!(
         "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
@@ -278,17 +290,24 @@ fn exception(f: &Frame) -> ! {
         f.cs,
         f.ss,
         f.rflags,
-        arch::read_cr3()
+        cr3()
     );
     arch::exit(arch::EXIT_FAIL)
 }
 
+/// CR3 as the register holds it (table address and flags).
+fn cr3() -> u64 {
+    let (frame, flags) = Cr3::read_raw();
+    frame.start_address().as_u64() | u64::from(flags)
+}
+
 // ---- GDT, TSS, IDT ----
 
-const IST_EXCEPTION: u8 = 1;
-const IST_DEVICE: u8 = 2;
-const IST_DOUBLE_FAULT: u8 = 3;
-const IST_NMI_MC: u8 = 4;
+/// IST stacks by their TSS index (IST n is index n - 1).
+const IST_EXCEPTION: u16 = 0;
+const IST_DEVICE: u16 = 1;
+const IST_DOUBLE_FAULT: u16 = 2;
+const IST_NMI_MC: u16 = 3;
 
 /// An IST stack; its lowest page becomes a guard page (see `guard_stacks`).
 #[repr(C, align(4096))]
@@ -299,61 +318,21 @@ static mut STACK_DEVICE: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_DOUBLE_FAULT: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_NMI_MC: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 
-#[repr(C, packed)]
-struct Tss {
-    reserved0: u32,
-    rsp: [u64; 3],
-    reserved1: u64,
-    ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    iomap_base: u16,
+fn stack_top<const N: usize>(s: *mut Stack<N>) -> VirtAddr {
+    VirtAddr::new(s as u64 + N as u64)
 }
 
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: size_of::<Tss>() as u16,
-};
+static TSS: Once<TaskStateSegment> = Once::new();
 
-/// null, code 0x08, data 0x10, TSS 0x18 (two slots).
-static mut GDT: [u64; 5] = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0, 0];
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    type_attr: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
+struct Selectors {
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
 }
 
-static mut IDT: [Gate; 256] = [Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    type_attr: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-}; 256];
-
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
-}
-
-fn stack_top<const N: usize>(s: *mut Stack<N>) -> u64 {
-    s as u64 + N as u64
-}
+/// null, code 0x08, data 0x10 (as the boot GDT), TSS 0x18 (two slots).
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+static IDT: Once<InterruptDescriptorTable> = Once::new();
 
 unsafe extern "C" {
     static cxos_isr_stubs: u8;
@@ -379,72 +358,94 @@ pub fn guard_stacks() {
     }
 }
 
+/// Point `entry` at the stub of `vector` (build.rs: 16 bytes each, in
+/// vector order) on its IST stack; an interrupt gate, so IF stays clear.
+///
+/// # Safety
+/// The GDT with the kernel code segment is loaded (the gate takes CS), and
+/// the TSS holds the IST stacks.
+unsafe fn gate<F>(entry: &mut Entry<F>, vector: u8) {
+    let stub = VirtAddr::new(&raw const cxos_isr_stubs as u64 + 16 * u64::from(vector));
+    let ist = match vector {
+        8 => IST_DOUBLE_FAULT,
+        2 | 18 => IST_NMI_MC,
+        0..32 => IST_EXCEPTION,
+        _ => IST_DEVICE,
+    };
+    // SAFETY: the stub saves the frame, calls `dispatch` and returns with
+    // iretq, which is right for every vector (it pushes a zero error code
+    // where the CPU pushes none); the IST stacks are the caller's promise.
+    unsafe { entry.set_handler_addr(stub).set_stack_index(ist) };
+}
+
 /// Load the GDT with a TSS and the IDT. Interrupts stay disabled.
 pub fn init() {
-    // SAFETY: runs once on the boot CPU with interrupts off, before any
-    // interrupt can use these tables; the statics live forever.
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        // The TSS is packed: fill a copy of the table, then store it.
+        let mut ist = tss.interrupt_stack_table;
+        ist[usize::from(IST_EXCEPTION)] = stack_top(&raw mut STACK_EXCEPTION);
+        ist[usize::from(IST_DEVICE)] = stack_top(&raw mut STACK_DEVICE);
+        ist[usize::from(IST_DOUBLE_FAULT)] = stack_top(&raw mut STACK_DOUBLE_FAULT);
+        ist[usize::from(IST_NMI_MC)] = stack_top(&raw mut STACK_NMI_MC);
+        tss.interrupt_stack_table = ist;
+        tss
+    });
+    let (gdt, sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { code, data, tss })
+    });
+    gdt.load();
+    // SAFETY: runs once on the boot CPU with interrupts off; the selectors
+    // name the code, data and TSS descriptors of the GDT just loaded, which
+    // lives forever.
     unsafe {
-        let tss = &raw mut TSS;
-        (*tss).ist[usize::from(IST_EXCEPTION) - 1] = stack_top(&raw mut STACK_EXCEPTION);
-        (*tss).ist[usize::from(IST_DEVICE) - 1] = stack_top(&raw mut STACK_DEVICE);
-        (*tss).ist[usize::from(IST_DOUBLE_FAULT) - 1] = stack_top(&raw mut STACK_DOUBLE_FAULT);
-        (*tss).ist[usize::from(IST_NMI_MC) - 1] = stack_top(&raw mut STACK_NMI_MC);
-
-        let base = tss as u64;
-        let limit = (size_of::<Tss>() - 1) as u64;
-        let gdt = &raw mut GDT;
-        // 64-bit available TSS (type 9), present.
-        (*gdt)[3] = (limit & 0xffff)
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40)
-            | (((limit >> 16) & 0xf) << 48)
-            | (((base >> 24) & 0xff) << 56);
-        (*gdt)[4] = base >> 32;
-        let gdtr = DescriptorPointer {
-            limit: (size_of::<[u64; 5]>() - 1) as u16,
-            base: gdt as u64,
-        };
-        asm!(
-            "lgdt [{gdtr}]",
-            "push 0x08",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov {tmp:e}, 0x10",
-            "mov ds, {tmp:e}",
-            "mov es, {tmp:e}",
-            "mov ss, {tmp:e}",
-            "mov {tmp:e}, 0x18",
-            "ltr {tmp:x}",
-            gdtr = in(reg) &raw const gdtr,
-            tmp = out(reg) _,
-        );
-
-        let stubs = &raw const cxos_isr_stubs as u64;
-        let idt = &raw mut IDT;
-        for v in 0..256usize {
-            let addr = stubs + 16 * v as u64;
-            let ist = match v {
-                8 => IST_DOUBLE_FAULT,
-                2 | 18 => IST_NMI_MC,
-                0..32 => IST_EXCEPTION,
-                _ => IST_DEVICE,
-            };
-            (*idt)[v] = Gate {
-                offset_low: addr as u16,
-                selector: 0x08,
-                ist,
-                type_attr: 0x8e,
-                offset_mid: (addr >> 16) as u16,
-                offset_high: (addr >> 32) as u32,
-                reserved: 0,
-            };
-        }
-        let idtr = DescriptorPointer {
-            limit: (size_of::<[Gate; 256]>() - 1) as u16,
-            base: idt as u64,
-        };
-        asm!("lidt [{}]", in(reg) &raw const idtr, options(nostack));
+        CS::set_reg(sel.code);
+        DS::set_reg(sel.data);
+        ES::set_reg(sel.data);
+        SS::set_reg(sel.data);
+        load_tss(sel.tss);
     }
+
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY: the GDT and the TSS with the IST stacks are loaded above.
+        // x86_64 keeps the reserved vectors 15, 22-27 and 31 private: they
+        // stay not present (the CPU never raises them; `int` to one is a
+        // general protection fault, reported as such).
+        unsafe {
+            gate(&mut idt.divide_error, 0);
+            gate(&mut idt.debug, 1);
+            gate(&mut idt.non_maskable_interrupt, 2);
+            gate(&mut idt.breakpoint, 3);
+            gate(&mut idt.overflow, 4);
+            gate(&mut idt.bound_range_exceeded, 5);
+            gate(&mut idt.invalid_opcode, 6);
+            gate(&mut idt.device_not_available, 7);
+            gate(&mut idt.double_fault, 8);
+            gate(&mut idt[9], 9);
+            gate(&mut idt.invalid_tss, 10);
+            gate(&mut idt.segment_not_present, 11);
+            gate(&mut idt.stack_segment_fault, 12);
+            gate(&mut idt.general_protection_fault, 13);
+            gate(&mut idt.page_fault, 14);
+            gate(&mut idt.x87_floating_point, 16);
+            gate(&mut idt.alignment_check, 17);
+            gate(&mut idt.machine_check, 18);
+            gate(&mut idt.simd_floating_point, 19);
+            gate(&mut idt.virtualization, 20);
+            gate(&mut idt.cp_protection_exception, 21);
+            gate(&mut idt.hv_injection_exception, 28);
+            gate(&mut idt.vmm_communication_exception, 29);
+            gate(&mut idt.security_exception, 30);
+            for v in 32..=255u8 {
+                gate(&mut idt[v], v);
+            }
+        }
+        idt
+    });
+    idt.load();
 }

@@ -13,6 +13,7 @@ use cxos_kernel::acpi::EcamRegion;
 use cxos_kernel::msi::Mmio32;
 use cxos_kernel::pci::{self, BarKind, ConfigSpace, Header};
 use spin::Mutex;
+use x86_64::instructions::port::Port;
 
 use crate::arch;
 use crate::mmu::{self, Cache};
@@ -63,6 +64,10 @@ impl Config {
     }
 }
 
+/// PCI configuration mechanism #1: CONFIG_ADDRESS and CONFIG_DATA.
+const CONFIG_ADDRESS: u16 = 0xcf8;
+const CONFIG_DATA: u16 = 0xcfc;
+
 impl ConfigSpace for Config {
     fn read32(&self, offset: u16) -> u32 {
         let offset = offset & 0xffc;
@@ -70,9 +75,11 @@ impl ConfigSpace for Config {
             // SAFETY: the ECAM window was mapped uncached by `init`; offset
             // is inside this function's 4 KiB.
             Some(base) => unsafe { ptr::read_volatile((base + u64::from(offset)) as *const u32) },
-            None if offset < 256 => arch::without_interrupts(|| {
-                arch::outl(0xcf8, self.legacy_address(offset));
-                arch::inl(0xcfc)
+            // SAFETY: mechanism #1 ports, which only this module uses; with
+            // interrupts off nothing comes between the address and the data.
+            None if offset < 256 => arch::without_interrupts(|| unsafe {
+                Port::<u32>::new(CONFIG_ADDRESS).write(self.legacy_address(offset));
+                Port::<u32>::new(CONFIG_DATA).read()
             }),
             None => 0xffff_ffff,
         }
@@ -85,9 +92,10 @@ impl ConfigSpace for Config {
             Some(base) => unsafe {
                 ptr::write_volatile((base + u64::from(offset)) as *mut u32, value)
             },
-            None if offset < 256 => arch::without_interrupts(|| {
-                arch::outl(0xcf8, self.legacy_address(offset));
-                arch::outl(0xcfc, value);
+            // SAFETY: as in `read32`.
+            None if offset < 256 => arch::without_interrupts(|| unsafe {
+                Port::<u32>::new(CONFIG_ADDRESS).write(self.legacy_address(offset));
+                Port::<u32>::new(CONFIG_DATA).write(value);
             }),
             None => {}
         }
@@ -182,6 +190,11 @@ impl Mmio {
         self.len
     }
 
+    /// Where the BAR is mapped (its physical address).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
     fn check(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset.checked_add(size).is_some_and(|e| e <= self.len) && offset.is_multiple_of(size),
@@ -199,16 +212,6 @@ impl Mmio {
     pub fn write32(&self, offset: usize, value: u32) {
         // SAFETY: as in `read32`.
         unsafe { ptr::write_volatile(self.check(offset, 4) as *mut u32, value) }
-    }
-
-    pub fn read64(&self, offset: usize) -> u64 {
-        // SAFETY: as in `read32`.
-        unsafe { ptr::read_volatile(self.check(offset, 8) as *const u64) }
-    }
-
-    pub fn write64(&self, offset: usize, value: u64) {
-        // SAFETY: as in `read32`.
-        unsafe { ptr::write_volatile(self.check(offset, 8) as *mut u64, value) }
     }
 }
 

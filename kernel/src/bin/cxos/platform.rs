@@ -1,14 +1,19 @@
-//! MSI / MSI-X for claimed functions, and `cxos_drivers::Platform` for a
-//! claimed function (what the mlx5 driver will run on).
+//! MSI / MSI-X for claimed functions, and the `cxos_drivers::platform`
+//! traits for a claimed function (what the mlx5 driver runs on): DMA from
+//! the kernel's pool, BAR0 through [`Bar0`], config space and MSI-X on
+//! [`KernelPlatform`], time through [`KernelClock`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
+use core::sync::atomic::{Ordering, compiler_fence};
 
-use cxos_drivers::{PciAddress, Platform, PlatformError};
-use cxos_kernel::dma::DmaBuffer;
+use cxos_drivers::{Clock, PciAddress, Platform, PlatformError};
+use cxos_kernel::dma::DmaPool;
 use cxos_kernel::msi::{self, MsiMessage, MsixLayout};
 use cxos_kernel::pci::{self, CAP_MSI, CAP_MSIX, ConfigSpace};
 use spin::Mutex;
+use volatile::VolatilePtr;
 
 use crate::interrupts::{self, Role};
 use crate::pcibus::{Device, Mmio};
@@ -151,11 +156,116 @@ impl Msix {
     }
 }
 
-/// `cxos_drivers::Platform` over a claimed PCI function.
+/// BAR0 of a claimed function as the driver sees it: big-endian registers
+/// through `volatile`'s [`VolatilePtr`], and the barriers of the doorbell
+/// protocol. A copy per queue: doorbells take no lock.
+///
+/// The barriers are compiler fences. On x86-64 the CPU keeps stores to
+/// write-back memory in order and does not let an uncached store (every
+/// BAR: `pcibus::claim` maps them uncached) pass them, nor loads pass
+/// loads; what is left to prevent is the compiler moving plain or
+/// volatile accesses across the barrier. An `sfence` is needed only after
+/// writes to a write-combining mapping (BlueFlame), which cxos does not
+/// make.
+#[derive(Clone, Copy, Debug)]
+pub struct Bar0 {
+    base: u64,
+    len: usize,
+}
+
+impl Bar0 {
+    fn new(bar: Mmio) -> Self {
+        assert!(bar.base() != 0, "BAR0 mapped at address 0");
+        Self {
+            base: bar.base(),
+            len: bar.len(),
+        }
+    }
+
+    /// The register at `offset` (bounds and alignment checked: a driver bug
+    /// panics).
+    fn at<T>(&self, offset: usize) -> VolatilePtr<'static, T> {
+        let size = size_of::<T>();
+        assert!(
+            offset.checked_add(size).is_some_and(|e| e <= self.len) && offset.is_multiple_of(size),
+            "BAR0 access at {offset:#x} (size {size}) outside BAR of {:#x} bytes or unaligned",
+            self.len
+        );
+        // SAFETY: in bounds and aligned (checked above; the mapping is page
+        // aligned), not null (checked in `new`), and mapped uncached for as
+        // long as the kernel runs (BAR mappings are never removed).
+        unsafe {
+            VolatilePtr::new(NonNull::new_unchecked(
+                (self.base as usize + offset) as *mut T,
+            ))
+        }
+    }
+}
+
+impl cxos_drivers::Mmio for Bar0 {
+    fn bar0_len(&self) -> usize {
+        self.len
+    }
+
+    fn bar0_read_be32(&self, offset: usize) -> u32 {
+        u32::from_be(self.at::<u32>(offset).read())
+    }
+
+    fn bar0_write_be32(&self, offset: usize, value: u32) {
+        self.at::<u32>(offset).write(value.to_be());
+    }
+
+    fn bar0_read_be64(&self, offset: usize) -> u64 {
+        u64::from_be(self.at::<u64>(offset).read())
+    }
+
+    fn bar0_write_be64(&self, offset: usize, value: u64) {
+        self.at::<u64>(offset).write(value.to_be());
+    }
+
+    #[inline]
+    fn barrier_before_doorbell_record(&self) {
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn barrier_before_mmio_doorbell(&self) {
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn barrier_after_ownership_read(&self) {
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// The kernel's clock for drivers.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelClock;
+
+impl Clock for KernelClock {
+    fn now_ns(&self) -> u64 {
+        time::now_ns()
+    }
+
+    fn delay_us(&self, us: u64) {
+        time::delay_us(us);
+    }
+
+    fn relax(&self) {
+        runtime::relax();
+    }
+}
+
+/// A claimed PCI function as a driver's [`Platform`]: DMA from the
+/// kernel's pool, [`Bar0`], config space and MSI-X (this struct),
+/// [`KernelClock`].
 #[derive(Debug)]
 pub struct KernelPlatform {
     dev: Device,
     bar0: Mmio,
+    mmio: Bar0,
+    dma: &'static DmaPool,
     msix: Mutex<Option<Msix>>,
     name: &'static str,
 }
@@ -168,6 +278,8 @@ impl KernelPlatform {
         Ok(Self {
             dev,
             bar0,
+            mmio: Bar0::new(bar0),
+            dma: &memory::DMA,
             msix: Mutex::new(None),
             name,
         })
@@ -210,32 +322,34 @@ impl KernelPlatform {
 }
 
 impl Platform for KernelPlatform {
-    type Dma = DmaBuffer;
+    type Dma = &'static DmaPool;
+    type Mmio = Bar0;
+    type Config = KernelPlatform;
+    type Msix = KernelPlatform;
+    type Clock = KernelClock;
 
-    fn dma_alloc(&self, size: usize) -> Result<DmaBuffer, PlatformError> {
-        memory::DMA.alloc(size)
+    fn dma(&self) -> &&'static DmaPool {
+        &self.dma
     }
 
-    fn bar0_len(&self) -> usize {
-        self.bar0.len()
+    fn mmio(&self) -> &Bar0 {
+        &self.mmio
     }
 
-    fn bar0_read_be32(&self, offset: usize) -> u32 {
-        u32::from_be(self.bar0.read32(offset))
+    fn config(&self) -> &Self {
+        self
     }
 
-    fn bar0_write_be32(&self, offset: usize, value: u32) {
-        self.bar0.write32(offset, value.to_be());
+    fn msix(&self) -> &Self {
+        self
     }
 
-    fn bar0_read_be64(&self, offset: usize) -> u64 {
-        u64::from_be(self.bar0.read64(offset))
+    fn clock(&self) -> &KernelClock {
+        &KernelClock
     }
+}
 
-    fn bar0_write_be64(&self, offset: usize, value: u64) {
-        self.bar0.write64(offset, value.to_be());
-    }
-
+impl cxos_drivers::ConfigSpace for KernelPlatform {
     fn pci_address(&self) -> PciAddress {
         self.dev.addr
     }
@@ -255,7 +369,9 @@ impl Platform for KernelPlatform {
     fn config_write32(&self, offset: u16, value: u32) {
         self.dev.cfg.write32(offset, value);
     }
+}
 
+impl cxos_drivers::Msix for KernelPlatform {
     fn msix_table_size(&self) -> u16 {
         pci::find_capability(&self.dev.cfg, CAP_MSIX)
             .map_or(0, |c| pci::msix_table_size(&self.dev.cfg, c))
@@ -289,17 +405,5 @@ impl Platform for KernelPlatform {
         if let Some(m) = self.msix.lock().as_ref() {
             m.set_masked(vector, masked);
         }
-    }
-
-    fn now_ns(&self) -> u64 {
-        time::now_ns()
-    }
-
-    fn delay_us(&self, us: u64) {
-        time::delay_us(us);
-    }
-
-    fn relax(&self) {
-        runtime::relax();
     }
 }

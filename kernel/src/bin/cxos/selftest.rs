@@ -1,5 +1,7 @@
 //! `test=selftest`: in-kernel tests of the platform, reported one line each
-//! and summed up for the exit code (KERNEL-CONTRACT.md).
+//! (`selftest <name> ... ok|FAILED: <why>|skipped: <why>`, then
+//! `selftest: <P> passed, <F> failed`, the lines xtask's console.rs reads)
+//! and summed up for the exit code.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -7,7 +9,7 @@ use alloc::{format, vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use alloc::sync::Arc;
-use cxos_drivers::{DmaRegion, PciId, Platform};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, DmaRegion, Mmio, Msix, PciId, Platform};
 use cxos_kernel::cmdline;
 use cxos_kernel::frames::FRAME_SIZE;
 
@@ -366,24 +368,27 @@ fn e1000e_msix() -> Result<Outcome, String> {
         "config ids"
     );
     check!(
-        p.bar0_len() == 128 * 1024,
+        p.mmio().bar0_len() == 128 * 1024,
         "BAR0 of {:#x} bytes",
-        p.bar0_len()
+        p.mmio().bar0_len()
     );
     let status = regs.read32(STATUS);
     check!(
-        p.bar0_read_be32(STATUS) == status.swap_bytes(),
+        p.mmio().bar0_read_be32(STATUS) == status.swap_bytes(),
         "big-endian BAR0 view"
     );
-    let buf = p.dma_alloc(3000).map_err(|e| format!("dma_alloc: {e}"))?;
+    let buf = p
+        .dma()
+        .dma_alloc(3000)
+        .map_err(|e| format!("dma_alloc: {e}"))?;
     check!(
         buf.len() == 3000 && buf.device_addr().get() % 4096 == 0,
         "platform DMA region"
     );
     drop(buf);
-    let t = p.now_ns();
-    p.relax();
-    check!(p.now_ns() >= t, "time went backwards");
+    let t = p.clock().now_ns();
+    p.clock().relax();
+    check!(p.clock().now_ns() >= t, "time went backwards");
     regs.write32(IMC, 0xffff_ffff);
     regs.write32(ICR, 0xffff_ffff);
     let table = p.msix_table_size();

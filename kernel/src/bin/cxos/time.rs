@@ -3,6 +3,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use x86_64::instructions::port::Port;
+
 use crate::{apic, arch};
 
 /// ns = (tsc - TSC0) * MULT >> 32
@@ -52,14 +54,18 @@ pub fn calibrate(reference: Reference) {
     let (tsc_ticks, apic_ticks, ref_ns) = arch::without_interrupts(|| match reference {
         Reference::PmTimer(port) => {
             let want = PM_TIMER_HZ * WINDOW_US / 1_000_000;
+            let mut pm_timer = Port::<u32>::new(port);
+            // SAFETY: the FADT names this port as the PM timer, a read-only
+            // counter: reading it has no side effects.
+            let mut read = || unsafe { pm_timer.read() };
             // The counter may be 24 bits: count in 24-bit deltas.
-            let start = arch::inl(port) & 0xff_ffff;
+            let start = read() & 0xff_ffff;
             let a0 = apic::timer_current();
             let s0 = arch::rdtsc();
             let mut elapsed = 0u64;
             let mut spins = 0u64;
             while elapsed < want && spins < 50_000_000 {
-                let now = arch::inl(port) & 0xff_ffff;
+                let now = read() & 0xff_ffff;
                 elapsed = u64::from(now.wrapping_sub(start) & 0xff_ffff);
                 spins += 1;
             }
@@ -75,15 +81,22 @@ pub fn calibrate(reference: Reference) {
             // Channel 0 as a rate generator from 0xffff, read by latching
             // (channel 0's gate is always on; port 0x61 may not exist).
             let want = PIT_HZ * WINDOW_US / 1_000_000;
-            let read = || {
-                arch::outb(0x43, 0x00);
-                let lo = arch::inb(0x40);
-                let hi = arch::inb(0x40);
+            let mut command = Port::<u8>::new(0x43);
+            let mut channel0 = Port::<u8>::new(0x40);
+            // SAFETY: 0x40/0x43 are the PC's 8254 channel 0 and command
+            // port; channel 0 is unused by cxos (its IRQ is masked).
+            let mut read = || unsafe {
+                command.write(0x00);
+                let lo = channel0.read();
+                let hi = channel0.read();
                 u16::from_le_bytes([lo, hi])
             };
-            arch::outb(0x43, 0x34);
-            arch::outb(0x40, 0xff);
-            arch::outb(0x40, 0xff);
+            // SAFETY: as in `read`: mode 2 (rate generator) from 0xffff.
+            unsafe {
+                Port::<u8>::new(0x43).write(0x34);
+                Port::<u8>::new(0x40).write(0xff);
+                Port::<u8>::new(0x40).write(0xff);
+            }
             let start = read();
             let a0 = apic::timer_current();
             let s0 = arch::rdtsc();
