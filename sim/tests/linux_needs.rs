@@ -11,7 +11,7 @@ mod common;
 mod dp;
 
 use common::*;
-use cxos_drivers::DmaRegion;
+use cxos_drivers::{DmaAlloc, DmaRegion};
 use dp::*;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
@@ -249,6 +249,75 @@ fn end_padding_fills_the_last_cache_line_of_a_received_frame() {
     sq.u8(0x50, 0x12);
     assert_eq!(n.raw.fails(&sq, 0x10), (0x03, 0x0003_001d));
     let _ = old;
+}
+
+/// Linux's nonlinear receive WQE (MTU 9000: four fragments): each data
+/// segment's byte_count carries bit 31 (`MLX5_HW_START_PADDING`) over a
+/// 31-bit length, and an unused last segment ends the list (byte_count 0,
+/// the terminate lkey). The frame fills each segment to its length in
+/// turn and nothing beyond (the bit once counted as length, so the whole
+/// frame went into the first buffer and over the memory after it).
+#[test]
+fn receive_segments_take_their_31_bit_length_and_no_byte_more() {
+    const FLAG: u32 = 0x8000_0000;
+    let p = SimPlatform::new_loopback(Personality::ConnectX5, Mode::Synchronous);
+    let mut n = Net::open(p.clone());
+    // Its own RQ: 64-byte WQEs (log_wq_stride 6), one page of ring.
+    let ring = p.dma_alloc(4096).unwrap();
+    let dbr = p.dma_alloc(64).unwrap();
+    let bufs = p.dma_alloc(4 * 4096).unwrap();
+    bufs.fill(0, 4 * 4096, 0xaa);
+    let mut m = n.rq_msg(0, 6);
+    m.be64(0x50 + 0x10, dbr.device_addr().get());
+    m.be64(0x50 + 0xc0, ring.device_addr().get());
+    let rqn = number(&n.raw.ok(&m, 0x10));
+    // Three buffers (a Linux-like head with 0x40 of headroom, then two
+    // more), then the terminator.
+    let base = bufs.device_addr().get();
+    let segs = [(100u32, 0x40u64), (200, 4096), (300, 2 * 4096)];
+    for (i, (len, off)) in segs.iter().enumerate() {
+        ring.write_be32(16 * i, FLAG | len);
+        ring.write_be32(16 * i + 4, n.up.resd_lkey);
+        ring.write_be64(16 * i + 8, base + off);
+    }
+    ring.write_be32(48, 0);
+    ring.write_be32(52, 0x100);
+    ring.write_be64(56, 0);
+    dbr.write_be32(0, 1);
+    n.raw.ok(&Net::modify_msg(MODIFY_RQ, rqn, RST, RDY), 0x10);
+    let mut t = Msg::new(CREATE_TIR, 0, 0x110);
+    t.be32(0x20 + 0x1c, rqn);
+    t.be32(0x20 + 0x24, n.up.td);
+    let tirn = number(&n.raw.ok(&t, 0x10));
+    let e = n.fte(0, n.mac, 1, tirn);
+    n.raw.ok(&e, 0x10);
+    let f = frame(n.mac, n.mac, 450, 9);
+    n.post_tx(&f, true, None);
+    n.ring_tx();
+    let e = n.rx_cq.poll().expect("received");
+    assert_eq!(cqe_syndrome(&e), 0, "{e:x?}");
+    assert_eq!(cqe_byte_cnt(&e), 450);
+    let mut got = vec![0u8; 4 * 4096];
+    bufs.read_bytes(0, &mut got);
+    // 100 + 200 bytes, then the last 150 in the third buffer.
+    let pieces = [
+        (0x40usize, 0usize, 100usize),
+        (4096, 100, 200),
+        (2 * 4096, 300, 150),
+    ];
+    for (at, from, len) in pieces {
+        assert_eq!(
+            &got[at..at + len],
+            &f[from..from + len],
+            "buffer at {at:#x}"
+        );
+    }
+    // Nothing before the head, nothing after the first two buffers, and
+    // the third padded (end padding is off here) no further than its frame.
+    assert!(got[..0x40].iter().all(|b| *b == 0xaa));
+    assert!(got[0x40 + 100..4096].iter().all(|b| *b == 0xaa));
+    assert!(got[4096 + 200..2 * 4096].iter().all(|b| *b == 0xaa));
+    assert!(got[2 * 4096 + 150..].iter().all(|b| *b == 0xaa));
 }
 
 /// modify_tir_in: tirn dword 2, bitmask at 0x10 (self_lb_en bit 0x3b of

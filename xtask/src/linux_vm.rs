@@ -20,9 +20,10 @@
 //!   names the interface of a PCI function; `carrier_up IF`, `oper_down IF`
 //!   (`carrier` cannot be read while the interface is down);
 //! - `iperf3_client ARGS...` runs `iperf3 ARGS...`, again (up to 5 times,
-//!   1 s apart) while the server refuses the connection: an iperf3 server
-//!   closes its listening socket after each test and opens it again a
-//!   moment later, so back-to-back clients can find no listener.
+//!   1 s apart) while it fails before the test starts (no connection, or
+//!   the control connection reset): an iperf3 server closes its listening
+//!   socket after each test and opens it again a moment later, so
+//!   back-to-back clients can find no listener, or be reset.
 //!
 //! The prelude's own variables are named `cxos_*` (dash functions share
 //! the script's globals).
@@ -42,8 +43,10 @@ use crate::sim_device::SimDevice;
 /// Guest RAM of a Linux VM (a shared memfd every model maps).
 pub const MEMORY: &str = "1G";
 
-/// The kernel command line.
-pub const CMDLINE: &str = "console=ttyS0 loglevel=1 panic=-1";
+/// The kernel command line: an oops panics, and a panic reboots at once,
+/// which ends QEMU (`-no-reboot`): a test fails there and then instead of
+/// waiting out its timeout on a wedged guest.
+pub const CMDLINE: &str = "console=ttyS0 loglevel=1 oops=panic panic=-1";
 
 /// Shell functions every script starts with (see the module docs).
 pub const PRELUDE: &str = r#"export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -73,7 +76,7 @@ iperf3_client() {
     cxos_n=1
     while :; do
         cxos_o=$(iperf3 "$@" 2>&1) && { printf '%s\n' "$cxos_o"; return 0; }
-        case $cxos_o in *"Connection refused"*) ;; *) cxos_n=5 ;; esac
+        case $cxos_o in *"unable to connect"*|*"control message"*) ;; *) cxos_n=5 ;; esac
         [ "$cxos_n" -lt 5 ] || { printf '%s\n' "$cxos_o"; return 1; }
         cxos_n=$((cxos_n + 1)); sleep 1
     done
@@ -152,6 +155,12 @@ impl LinuxVm {
     pub fn finish(mut self) -> Result<String, String> {
         self.session.wait_exit()?;
         let text = self.session.serial().to_string();
+        if let Some(oops) = text
+            .lines()
+            .find(|l| l.contains("Oops:") || l.contains("BUG:"))
+        {
+            return Err(format!("the guest kernel crashed: {}", oops.trim()));
+        }
         match text
             .lines()
             .find_map(|l| l.trim().strip_prefix("cxos-guest: script exit "))

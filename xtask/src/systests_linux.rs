@@ -385,10 +385,11 @@ report_dmesg
 }
 
 /// Stock iperf3 from the peer namespace to `addr` (its JSON report),
-/// again (up to 5 times, 1 s apart) while the server refuses the
-/// connection: an iperf3 server closes its listening socket after each
-/// test and opens it again a moment later, so back-to-back clients can
-/// find no listener (the guest's `iperf3_client` does the same).
+/// again (up to 5 times, 1 s apart) while it fails before the test starts
+/// (no connection, or the control connection reset): an iperf3 server
+/// closes its listening socket after each test and opens it again a
+/// moment later, so back-to-back clients can find no listener, or be
+/// reset (the guest's `iperf3_client` does the same).
 pub(crate) fn host_iperf3(
     net: &crate::netns::PeerNetwork,
     addr: &str,
@@ -398,13 +399,30 @@ pub(crate) fn host_iperf3(
     loop {
         match net.iperf3_client(addr, extra) {
             Ok(json) => return Ok(json),
-            Err(e) if attempt < 5 && e.to_string().contains("Connection refused") => {
+            Err(e) if attempt < 5 && before_the_test(&e.to_string()) => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Stock iputils ping's output: every reply back, each carrying the data
+/// sent (iputils compares the echoed pattern byte by byte and prints
+/// "wrong data byte" otherwise: a frame the guest received into the wrong
+/// buffers comes back changed).
+fn clean_ping(out: String) -> Result<(), String> {
+    if out.contains(" 0% packet loss") && !out.contains("wrong data byte") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
+/// Whether an iperf3 client's error is one of the connection phase.
+fn before_the_test(error: &str) -> bool {
+    error.contains("unable to connect") || error.contains("control message")
 }
 
 /// One host-side check: its name and result, for the test it belongs to.
@@ -455,13 +473,7 @@ fn run_peer(ctx: &Context) -> Result<PeerRun, String> {
                     let r = net
                         .ping(addr, 3)
                         .map_err(|e| e.to_string())
-                        .and_then(|out| {
-                            if out.contains(" 0% packet loss") {
-                                Ok(())
-                            } else {
-                                Err(out)
-                            }
-                        });
+                        .and_then(clean_ping);
                     record("traffic", name, r);
                 }
                 let mac = linux_vm::value(vm.session.serial(), "mac")
@@ -530,13 +542,7 @@ fn run_peer(ctx: &Context) -> Result<PeerRun, String> {
                         ],
                     )
                     .map_err(|e| e.to_string())
-                    .and_then(|out| {
-                        if out.contains(" 0% packet loss") {
-                            Ok(())
-                        } else {
-                            Err(out)
-                        }
-                    });
+                    .and_then(clean_ping);
                 record("mtu", "host-jumbo-ping", r);
                 vm.reply("go")?;
             }

@@ -10,6 +10,14 @@
 //! the CQ is armed. With `vsd` clear a customer VLAN tag is stripped into
 //! the CQE.
 //!
+//! A receive data segment (`struct mlx5_wqe_data_seg`: byte_count, lkey,
+//! addr) gives its buffer's length in byte_count bits 30:0 ([`seg_len`]);
+//! bit 31 is a flag, not length (Linux sets it on every receive segment as
+//! `MLX5_HW_START_PADDING`, the bit a send WQE uses for `MLX5_INLINE_SEG`)
+//! and changes nothing in where the frame goes. A segment with length 0
+//! ends the scatter list (Linux pads with byte_count 0 and the terminate
+//! lkey).
+//!
 //! Posted WQEs: the RQ's doorbell record dword 0 holds the receive counter
 //! (16 bits); the model re-reads it only when it has consumed everything it
 //! last saw. No posted WQE: the frame is dropped and counted in the RQ's Q
@@ -37,6 +45,12 @@ const ETH_HLEN: usize = 14;
 const DS: usize = 16;
 /// Largest RQ stride (4 data segments).
 const MAX_STRIDE: usize = 64;
+
+/// The buffer length of a receive data segment: byte_count bits 30:0 (see
+/// the module docs for bit 31).
+fn seg_len(d: &[u8]) -> u32 {
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff
+}
 
 /// Take one frame from the wire.
 pub fn receive(dev: &mut Function, f: &[u8]) {
@@ -300,7 +314,7 @@ fn deliver_striding(
     if !read_wqe(dev, c.wq, ci, &mut d) {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
     }
-    let count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64;
+    let count = seg_len(&d) as u64;
     let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
     let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
     let Ok(addr) = dev.mkeys.translate(lkey, c.wq.pd, addr, count, true) else {
@@ -430,7 +444,7 @@ fn scatter(
         if done == total {
             break;
         }
-        let count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
+        let count = seg_len(d) as usize;
         if count == 0 {
             break;
         }
