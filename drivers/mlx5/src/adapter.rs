@@ -21,7 +21,7 @@ use crate::cmd::Command;
 use crate::cmdq::{self, CmdQueue};
 use crate::device::{Device, PortEvent, Stats, Ticket};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
-use crate::error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
 use crate::hca::{self, QueryIssi};
 use crate::health::{FaultReport, HealthConfig, HealthMonitor};
 use crate::identify::Part;
@@ -182,7 +182,8 @@ impl<P: Platform> Adapter<P> {
             );
         };
         if p.mmio().bar0_len() < init_seg::LEN {
-            return refuse(p, Step::Identify, Error::Device("BAR0 too small"));
+            let len = p.mmio().bar0_len();
+            return refuse(p, Step::Identify, DeviceError::Bar0TooSmall { len }.into());
         }
         // Read-only checks first: a refused device is left untouched.
         let rev = init_seg::cmdif_rev(p.mmio());
@@ -416,7 +417,11 @@ impl<P: Platform> Adapter<P> {
         let vectors = self.dev.p.msix().msix_enable(1, 1 + comp as u16)?;
         self.undo.push(Undo::MsixDisable);
         if vectors == 0 || vectors > table {
-            return Err(Error::Device("MSI-X vector count"));
+            return Err(DeviceError::MsixVectors {
+                granted: vectors,
+                table,
+            }
+            .into());
         }
         self.vectors = vectors;
         Ok(())

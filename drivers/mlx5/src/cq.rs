@@ -14,6 +14,7 @@ use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::eq::Eqn;
+use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 use crate::wq::Ring;
@@ -199,7 +200,7 @@ impl Command for CreateCq {
             Field64::new(IN_PAS + 8 * i).set(inbox, pa);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Cqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Cqn, BadOutput> {
         Ok(Cqn(CQN.get(out)))
     }
 }
@@ -238,7 +239,7 @@ impl Command for QueryCq {
     fn build(&self, inbox: &mut [u8]) {
         CQN.set(inbox, self.0.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<CqInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<CqInfo, BadOutput> {
         let g = |x: Field| x.within(QUERY_OUT_CQC).get(out);
         Ok(CqInfo {
             status: g(cqc::STATUS) as u8,
@@ -280,7 +281,7 @@ impl Command for ModifyCqModeration {
             .within(IN_CQC)
             .set(inbox, self.max_count as u32);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }

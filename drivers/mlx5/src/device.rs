@@ -12,7 +12,7 @@ use cxos_drivers::{Clock, ConfigSpace, DmaRegion, Msix, Platform, Region};
 use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
-use crate::error::{CmdError, CmdFailure, Error};
+use crate::error::{CmdError, CmdFailure, DeviceError, Error};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -447,7 +447,11 @@ impl<P: Platform> Device<P> {
                     failed: true,
                 });
             }
-            return Err(Error::Device("page request beyond the configured limit"));
+            return Err(DeviceError::PageRequest {
+                pages: n,
+                limit: self.max_pages,
+            }
+            .into());
         }
         let mut left = n.unsigned_abs() as usize;
         while left > 0 {

@@ -14,6 +14,7 @@ use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::Cqn;
+use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 
@@ -128,7 +129,7 @@ impl Command for CreateEq {
             Field64::new(CREATE_EQ_IN_PAS + 8 * i).set(inbox, pa);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Eqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Eqn, BadOutput> {
         Ok(Eqn(EQ_NUMBER.get(out) as u8))
     }
 }

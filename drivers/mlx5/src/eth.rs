@@ -35,7 +35,7 @@ use crate::adapter::Adapter;
 use crate::cmd::Exec;
 use crate::cq::{self, Cq, Cqe, Cqn};
 use crate::eq::{CompEq, Eqn};
-use crate::error::{CmdError, Error};
+use crate::error::{BadConfig, CmdError, Error, Missing, Unsupported};
 use crate::flow::{BROADCAST, Destination, FlowError};
 use crate::flow_counter::Traffic;
 use crate::pd::{Lkey, Pd, Tdn};
@@ -176,16 +176,15 @@ impl PortCaps {
 impl Resources {
     /// From an attached adapter (completion EQ 0).
     pub fn of<P: Platform>(a: &Adapter<P>) -> Result<Resources, Error> {
-        let missing = || Error::Device("adapter not fully attached");
-        let (eqn, _) = *a.comp_eqs().first().ok_or_else(missing)?;
+        let (eqn, _) = *a.comp_eqs().first().ok_or(Missing::CompEq)?;
         let inline =
             InlineMode::resolve(a.caps().eth.wqe_inline_mode, a.vport().min_wqe_inline_mode)
-                .map_err(|_| Error::Device("inline mode the driver does not implement yet"))?;
+                .map_err(Unsupported::InlineMode)?;
         Ok(Resources {
-            pd: a.pd().ok_or_else(missing)?,
-            td: a.tdn().ok_or_else(missing)?,
-            uar: a.uar().ok_or_else(missing)?,
-            lkey: a.reserved_lkey().ok_or_else(missing)?,
+            pd: a.pd().ok_or(Missing::Pd)?,
+            td: a.tdn().ok_or(Missing::TransportDomain)?,
+            uar: a.uar().ok_or(Missing::Uar)?,
+            lkey: a.reserved_lkey().ok_or(Missing::ReservedLkey)?,
             eqn,
             eq_index: 0,
             inline,
@@ -539,12 +538,14 @@ impl<C: Control> EthPort<C> {
     fn build(&mut self) -> Result<(), Error> {
         let r = self.res;
         let cfg = self.cfg;
-        if cfg.mtu < 68
-            || cfg.mtu + L2_OVERHEAD > sq::MAX_FRAME
-            || !(1..=15).contains(&cfg.log_sq)
-            || !(1..=15).contains(&cfg.log_rq)
-        {
-            return Err(Error::Device("data path configuration out of range"));
+        if cfg.mtu < 68 || cfg.mtu + L2_OVERHEAD > sq::MAX_FRAME {
+            return Err(BadConfig::Mtu(cfg.mtu).into());
+        }
+        if !(1..=15).contains(&cfg.log_sq) {
+            return Err(BadConfig::LogSq(cfg.log_sq).into());
+        }
+        if !(1..=15).contains(&cfg.log_rq) {
+            return Err(BadConfig::LogRq(cfg.log_rq).into());
         }
         let qc = self.ctl.exec(&AllocQCounter)?;
         self.parts.qc = Some(qc);
@@ -647,7 +648,7 @@ impl<C: Control> EthPort<C> {
         let mut rqns = Vec::with_capacity(n_rx);
         let geo = self.rx_geometry();
         if geo.kind == RqKind::Cyclic && cfg.rq_kind == RqChoice::Striding {
-            return Err(Error::Device("striding RQ asked for on a part without it"));
+            return Err(Unsupported::StridingRq.into());
         }
         for i in 0..n_rx {
             let (ring, bufs, buf_size) =
@@ -747,10 +748,7 @@ impl<C: Control> EthPort<C> {
             for mac in [r.mac, BROADCAST] {
                 if let Err(e) = steering.add_rule(&mut self.ctl, mac, None, to) {
                     let _ = steering.destroy(&mut self.ctl);
-                    return Err(match e {
-                        FlowError::Command(c) => c.into(),
-                        _ => Error::Device("root flow table refused the port MAC"),
-                    });
+                    return Err(e.into());
                 }
             }
             self.parts.steering = Some(steering);
@@ -1259,7 +1257,7 @@ impl<C: Control> EthPort<C> {
             || (meta.vlan.is_some() && !self.vlan_insert())
             || (meta.lso.is_some() && self.lso_max() == 0)
         {
-            return Err(TxError::BadLength(len));
+            return Err(TxError::Unsupported);
         }
         // A tag the device inserts makes the frame on the wire 4 bytes
         // longer: the untagged frame (or each LSO segment) must leave room.
@@ -1314,7 +1312,8 @@ impl<C: Control> EthPort<C> {
                 give_back(&mut self.tx_free, &mut self.lso_free, self.n_tx, id);
                 Err(match e {
                     sq::TxError::Full => TxError::Busy,
-                    sq::TxError::BadLength | sq::TxError::BadLso => TxError::BadLength(len),
+                    sq::TxError::BadLength => TxError::BadLength(len),
+                    sq::TxError::BadLso => TxError::BadLso,
                 })
             }
         }
@@ -1702,26 +1701,16 @@ impl<C: Control> NetDevice for EthPort<C> {
         if mac[0] & 1 == 0 {
             return Err(FilterError::Unsupported);
         }
-        EthPort::add_multicast(self, Mac(mac)).map_err(filter_error)
+        Ok(EthPort::add_multicast(self, Mac(mac))?)
     }
     fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        EthPort::remove_multicast(self, Mac(mac)).map_err(filter_error)
+        Ok(EthPort::remove_multicast(self, Mac(mac))?)
     }
     fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
-        EthPort::set_promisc(self, on).map_err(filter_error)
+        Ok(EthPort::set_promisc(self, on)?)
     }
     fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
-        EthPort::set_allmulti(self, on).map_err(filter_error)
-    }
-}
-
-fn filter_error(e: FlowError) -> FilterError {
-    match e {
-        FlowError::TableFull => FilterError::Full,
-        FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
-            FilterError::Unsupported
-        }
-        FlowError::Command(_) => FilterError::Device,
+        Ok(EthPort::set_allmulti(self, on)?)
     }
 }
 

@@ -8,6 +8,9 @@
 //! These are the commands; [`crate::steering`] builds the port's tables
 //! from them.
 
+use crate::error::BadOutput;
+use cxos_drivers::FilterError;
+
 use crate::cmd::{Command, op};
 use crate::error::CmdError;
 use crate::flow_counter::FlowCounterId;
@@ -185,7 +188,7 @@ impl Command for CreateFlowTable {
         FT_LEVEL.within(FT_CTX).set(inbox, self.level as u32);
         FT_LOG_SIZE.within(FT_CTX).set(inbox, self.log_size as u32);
     }
-    fn parse(&self, out: &[u8]) -> Result<Ftn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Ftn, BadOutput> {
         Ok(Ftn(OUT_ID.get(out)))
     }
 }
@@ -210,7 +213,7 @@ impl<const OPCODE: u16> Command for TableCmd<OPCODE> {
         TABLE_TYPE.set(inbox, self.table_type as u32);
         TABLE_ID.set(inbox, self.table.0);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -263,7 +266,7 @@ impl Command for CreateFlowGroup {
             outer::IP_PROTOCOL.within(m).set(inbox, 0xff);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Fgn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Fgn, BadOutput> {
         Ok(Fgn(OUT_ID.get(out)))
     }
 }
@@ -290,7 +293,7 @@ impl Command for DestroyFlowGroup {
         TABLE_ID.set(inbox, self.table.0);
         fg::GROUP_ID.set(inbox, self.group.0);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -367,7 +370,7 @@ impl Command for SetFte<'_> {
             Field::new(d, 31, 0).set(inbox, ctr.0);
         }
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -394,7 +397,7 @@ impl Command for DeleteFte {
         TABLE_ID.set(inbox, self.table.0);
         FLOW_INDEX.set(inbox, self.index);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -439,12 +442,15 @@ impl Command for QueryFte {
         TABLE_ID.set(inbox, self.table.0);
         FLOW_INDEX.set(inbox, self.index);
     }
-    fn parse(&self, out: &[u8]) -> Result<FteView, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<FteView, BadOutput> {
         let c = QUERY_FTE_CTX;
         let ndest = fte::DESTINATION_LIST_SIZE.within(c).get(out) as usize;
         let ncount = fte::FLOW_COUNTER_LIST_SIZE.within(c).get(out) as usize;
         if ndest > MAX_DESTINATIONS || ncount > MAX_COUNTERS {
-            return Err("flow entry lists more destinations or counters than allowed");
+            return Err(BadOutput::TooManyDestinations {
+                dests: ndest,
+                counters: ncount,
+            });
         }
         let m = c + fte::MATCH_VALUE;
         let hi = outer::DMAC_47_16.within(m).get(out).to_be_bytes();
@@ -465,7 +471,7 @@ impl Command for QueryFte {
             dests.push(match fte::DEST_TYPE.within(d).get(out) {
                 DEST_TYPE_TIR => Destination::Tir(Tirn(id)),
                 DEST_TYPE_FLOW_TABLE => Destination::Table(Ftn(id)),
-                _ => return Err("flow entry destination of an unknown type"),
+                other => return Err(BadOutput::UnknownDestination(other as u8)),
             });
             d += fte::DEST_LEN;
         }
@@ -509,6 +515,28 @@ impl core::fmt::Display for FlowError {
             FlowError::NoEntry(_) => f.write_str("no such rule"),
             FlowError::Unsupported => f.write_str("not supported by the steering"),
             FlowError::Command(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl core::error::Error for FlowError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            FlowError::Command(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// What the network stack learns of a refused filter change.
+impl From<FlowError> for FilterError {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::TableFull => FilterError::Full,
+            FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
+                FilterError::Unsupported
+            }
+            FlowError::Command(_) => FilterError::Device,
         }
     }
 }

@@ -15,6 +15,7 @@ use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::{Cqe, Cqn};
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Lkey, Pd};
 use crate::wq::{QueueState, Ring, WqParams, wqc};
@@ -109,7 +110,7 @@ impl Command for CreateRq {
         f(rqc::COUNTER_SET_ID).set(inbox, self.counter_set_id as u32);
         self.wq().write(inbox, CTX + rqc::WQ);
     }
-    fn parse(&self, out: &[u8]) -> Result<Rqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Rqn, BadOutput> {
         Ok(Rqn(RQN.get(out)))
     }
 }
@@ -136,7 +137,7 @@ impl Command for ModifyRq {
         RQN.set(inbox, self.rqn.0);
         rqc::STATE.within(CTX).set(inbox, self.to.bits());
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -173,7 +174,7 @@ impl Command for QueryRq {
     fn build(&self, inbox: &mut [u8]) {
         RQN.set(inbox, self.0.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<RqInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<RqInfo, BadOutput> {
         let wq = CTX + rqc::WQ;
         Ok(RqInfo {
             state: QueueState::from_bits(rqc::STATE.within(CTX).get(out)),

@@ -20,6 +20,7 @@ use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::{Cqe, Cqn};
+use crate::error::BadOutput;
 use crate::frame::{self, Net, Transport};
 use crate::layout::Field;
 use crate::pd::{Lkey, Pd};
@@ -102,7 +103,7 @@ impl Command for CreateSq {
         f(sqc::TIS_NUM_0).set(inbox, self.tisn.0);
         self.wq().write(inbox, CTX + sqc::WQ);
     }
-    fn parse(&self, out: &[u8]) -> Result<Sqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Sqn, BadOutput> {
         Ok(Sqn(SQN.get(out)))
     }
 }
@@ -129,7 +130,7 @@ impl Command for ModifySq {
         SQN.set(inbox, self.sqn.0);
         sqc::STATE.within(CTX).set(inbox, self.to.bits());
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -165,7 +166,7 @@ impl Command for QuerySq {
     fn build(&self, inbox: &mut [u8]) {
         SQN.set(inbox, self.0.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<SqInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<SqInfo, BadOutput> {
         let wq = CTX + sqc::WQ;
         Ok(SqInfo {
             state: QueueState::from_bits(sqc::STATE.within(CTX).get(out)),

@@ -4,6 +4,7 @@
 //! priority or LAG port).
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Pd, Tdn};
 pub use crate::sq::Tisn;
@@ -44,7 +45,7 @@ impl Command for CreateTis {
         tisc::TRANSPORT_DOMAIN.within(CTX).set(inbox, self.td.0);
         tisc::PD.within(CTX).set(inbox, self.pd.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<Tisn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Tisn, BadOutput> {
         Ok(Tisn(TISN.get(out)))
     }
 }

@@ -57,7 +57,7 @@ use cxos_drivers::{
 use crate::cmd::{Command, Exec};
 use crate::cq::Cqn;
 use crate::eq::{CompEq, Eqn};
-use crate::error::{CmdError, Error};
+use crate::error::{CmdError, Error, Missing};
 use crate::eth::{CloseReport, Control, EthConfig, EthPort, OpenFailure, Resources};
 use crate::flow::{BROADCAST, Destination, FlowError, FteView, QueryFte, TABLE_TYPE_NIC_RX};
 use crate::flow_counter::Traffic;
@@ -465,7 +465,7 @@ impl<C: Control> Nic<C> {
             .collect();
         if eqs.len() != ctl.comp_eq_count() {
             return Err(OpenFailure {
-                error: Error::Device("completion EQs that cannot be shared"),
+                error: Missing::SharedCompEq(eqs.len()).into(),
                 control: ctl,
             });
         }
@@ -587,7 +587,7 @@ impl<C: Control> Nic<C> {
         port.control_mut().own = cqs.clone();
         let Some(dest) = port.destination() else {
             let _ = port.close();
-            return Err(VnicError::Open(Error::Device("VNIC queues without a TIR")));
+            return Err(VnicError::Open(Missing::Tir.into()));
         };
         let m = vlan_match(spec.vlan);
         let installed = self
@@ -1117,7 +1117,7 @@ impl<C: Control> NetDevice for Vnic<C> {
     ) -> Result<R, TxError> {
         if let Some(v) = self.vlan {
             if meta.lso.is_some() {
-                return Err(TxError::BadLength(len));
+                return Err(TxError::Unsupported);
             }
             meta.vlan = Some(v);
         }
@@ -1140,7 +1140,7 @@ impl<C: Control> NetDevice for Vnic<C> {
             .nic
             .with_steering(|st, ctl| st.join(ctl, mac, m, dest))
             .unwrap_or(Err(FlowError::Unsupported));
-        r.map_err(filter_error)?;
+        r?;
         if !self.groups.contains(&mac) {
             self.groups.push(mac);
         }
@@ -1156,7 +1156,7 @@ impl<C: Control> NetDevice for Vnic<C> {
             .nic
             .with_steering(|st, ctl| st.leave(ctl, mac, m, dest))
             .unwrap_or(Err(FlowError::Unsupported));
-        r.map_err(filter_error)?;
+        r?;
         self.groups.remove(i);
         Ok(())
     }
@@ -1178,19 +1178,9 @@ impl<C: Control> NetDevice for Vnic<C> {
                 }
             })
             .unwrap_or(Err(FlowError::Unsupported));
-        r.map_err(filter_error)?;
+        r?;
         self.promisc = on;
         Ok(())
-    }
-}
-
-fn filter_error(e: FlowError) -> FilterError {
-    match e {
-        FlowError::TableFull => FilterError::Full,
-        FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
-            FilterError::Unsupported
-        }
-        FlowError::Command(_) => FilterError::Device,
     }
 }
 
