@@ -18,8 +18,8 @@ use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
 };
 use crate::cmd::Command;
+use crate::cmd_engine::{CmdEngine, PortEvent, Stats, Ticket};
 use crate::cmdq::{self, CmdQueue};
-use crate::device::{Device, PortEvent, Stats, Ticket};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
 use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
 use crate::hca::{self, QueryIssi};
@@ -109,7 +109,7 @@ enum Undo {
 /// One attached ConnectX function.
 #[derive(Debug)]
 pub struct Adapter<P: Platform> {
-    dev: Device<P>,
+    dev: CmdEngine<P>,
     config: Config,
     part: Part,
     fw: FwVersion,
@@ -198,7 +198,7 @@ impl<P: Platform> Adapter<P> {
             cmdq::timeout_from_device(init_seg::cmd_exec_to(p.mmio()), cmdq::DEFAULT_TIMEOUT_MS)
         });
         let mut a = Adapter {
-            dev: Device::new(p, cmdq, timeout_ms, config.max_pages),
+            dev: CmdEngine::new(p, cmdq, timeout_ms, config.max_pages),
             config,
             part,
             fw: FwVersion::default(),
@@ -579,7 +579,7 @@ impl<P: Platform> Adapter<P> {
         } = self;
         drop(comp_eqs);
         drop(eq_graveyard);
-        let Device {
+        let CmdEngine {
             p,
             cmdq,
             eq0,

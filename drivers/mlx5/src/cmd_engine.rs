@@ -1,6 +1,6 @@
 //! The command engine of one function: the command queue, EQ0 (once it
 //! exists), firmware pages and the failed flag. Every command goes through
-//! [`Device::submit`] / [`Device::wait`] (or [`Device::exec`]): traced at
+//! [`CmdEngine::submit`] / [`CmdEngine::wait`] (or [`CmdEngine::exec`]): traced at
 //! log target `mlx5::cmd`, failing fast once the adapter is failed, and
 //! servicing EQ0 (command completions, page requests, port events) while
 //! it waits.
@@ -68,8 +68,10 @@ pub struct Stats {
     pub unknown_pages_returned: u64,
 }
 
+/// The command engine: everything a command needs on its way through the
+/// device (see the module documentation). The [`crate::Adapter`] owns one.
 #[derive(Debug)]
-pub struct Device<P: Platform> {
+pub struct CmdEngine<P: Platform> {
     pub(crate) p: P,
     pub(crate) cmdq: CmdQueue<P>,
     pub(crate) eq0: Option<Eq<P>>,
@@ -91,7 +93,7 @@ pub struct Device<P: Platform> {
     last_irq_ns: u64,
 }
 
-impl<P: Platform> Device<P> {
+impl<P: Platform> CmdEngine<P> {
     pub fn new(p: P, cmdq: CmdQueue<P>, timeout_ms: u64, max_pages: u32) -> Self {
         Self {
             p,
@@ -316,7 +318,7 @@ impl<P: Platform> Device<P> {
         self.drain_eq0(false)
     }
 
-    /// As [`Device::service_eq0`]; `peek` drains whatever is waiting
+    /// As [`CmdEngine::service_eq0`]; `peek` drains whatever is waiting
     /// without needing an interrupt (the owner's poll).
     pub(crate) fn drain_eq0(&mut self, peek: bool) {
         let Some(eq0) = self.eq0.as_ref() else {
