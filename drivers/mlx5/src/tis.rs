@@ -7,7 +7,10 @@ use crate::cmd::{Command, SimpleCmd, op};
 use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Pd, Tdn};
-pub use crate::sq::Tisn;
+
+/// A TIS number (the transport interface an SQ sends through).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Tisn(pub u32);
 
 /// `mlx5_ifc_tisc_bits` (0xa0 bytes).
 pub mod tisc {
