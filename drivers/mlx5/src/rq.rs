@@ -19,7 +19,7 @@ use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Lkey, Pd};
 use crate::wq::{QueueState, Ring, WqParams, wqc};
-use crate::wqe::{DS, data};
+use crate::wqe::{self, DS};
 
 /// An RQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
@@ -281,9 +281,7 @@ impl<P: Platform> Rq<P> {
         for i in 0..n {
             let mut w = [0u8; DS];
             let addr = bufs.device_addr().offset(i * buf_size).get();
-            w[data::BYTE_COUNT..][..4].copy_from_slice(&(buf_size as u32).to_be_bytes());
-            w[data::LKEY..][..4].copy_from_slice(&lkey.0.to_be_bytes());
-            w[data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
+            wqe::write_data(&mut w, buf_size as u32, lkey.0, addr);
             ring.mem.write_bytes(i * DS, &w);
         }
         let mut rq = Self {

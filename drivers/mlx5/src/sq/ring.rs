@@ -23,7 +23,7 @@ use crate::frame::{self, Net, Transport};
 use crate::pd::Lkey;
 use crate::uar::Uar;
 use crate::wq::Ring;
-use crate::wqe::{self, InlineMode, MAX_HEADERS, WQEBB, ctrl, data, eth};
+use crate::wqe::{self, CsFlags, InlineMode, MAX_HEADERS, WQEBB, ctrl};
 
 /// UAR page offset of the send doorbell.
 pub const UAR_SEND_DOORBELL: usize = 0x800;
@@ -254,15 +254,10 @@ impl<P: Platform> Sq<P> {
             g = frame::parse(&hdr[..look]);
         }
         let mut inline = self.inline.required(&g, len);
-        let mut cs = 0u8;
-        if offload {
-            if g.net == Net::Ipv4 {
-                cs |= eth::CS_L3;
-            }
-            if g.transport != Transport::Other {
-                cs |= eth::CS_L4;
-            }
-        }
+        let cs = CsFlags::of(
+            offload && g.net == Net::Ipv4,
+            offload && g.transport != Transport::Other,
+        );
         let opcode = match opts.mss {
             Some(mss) => {
                 let hl = opts.header_len as usize;
@@ -279,8 +274,7 @@ impl<P: Platform> Sq<P> {
             None => ctrl::OPCODE_SEND,
         };
         let inline = inline.min(look);
-        let tagged_inline = opts.vlan.is_some() && inline > 0;
-        let in_wqe = inline + if tagged_inline { frame::VLAN_HLEN } else { 0 };
+        let in_wqe = wqe::inline_len(inline, opts.vlan.is_some());
         let has_data = len > inline;
         let ds = wqe::send_ds(in_wqe, has_data);
         let nbb = (ds * wqe::DS).div_ceil(WQEBB);
@@ -289,51 +283,18 @@ impl<P: Platform> Sq<P> {
             return Err(TxError::Full);
         }
         let mut w = [0u8; MAX_WQE_BUF];
-        let d0 = ((self.pc as u32) << 8) | opcode as u32;
-        let d1 = (self.sqn.0 << 8) | ds as u32;
-        w[ctrl::OPMOD_IDX_OPCODE..][..4].copy_from_slice(&d0.to_be_bytes());
-        w[ctrl::QPN_DS..][..4].copy_from_slice(&d1.to_be_bytes());
-        self.unsignalled += 1;
-        if self.unsignalled >= self.cq_every {
-            w[ctrl::FM_CE_SE] = ctrl::CE_CQ_UPDATE;
-            self.unsignalled = 0;
-        }
-        let e = wqe::DS;
-        w[e + eth::CS_FLAGS] = cs;
-        if let Some(mss) = opts.mss {
-            w[e + eth::MSS..][..2].copy_from_slice(&mss.to_be_bytes());
-        }
-        if in_wqe > 0 {
-            w[e + eth::INLINE_HDR_SZ..][..2].copy_from_slice(&(in_wqe as u16).to_be_bytes());
-            let at = e + eth::INLINE_HDR_START;
-            match opts.vlan {
-                Some(tci) => {
-                    // dst + src, the tag, then the rest of the headers.
-                    let macs = 2 * 6;
-                    w[at..at + macs].copy_from_slice(&hdr[..macs]);
-                    w[at + macs..at + macs + 2]
-                        .copy_from_slice(&frame::ETHERTYPE_VLAN.to_be_bytes());
-                    w[at + macs + 2..at + macs + 4].copy_from_slice(&tci.to_be_bytes());
-                    w[at + macs + 4..at + in_wqe].copy_from_slice(&hdr[macs..inline]);
-                }
-                None => w[at..at + inline].copy_from_slice(&hdr[..inline]),
-            }
-        } else if let Some(tci) = opts.vlan {
-            w[e + eth::INSERT_TYPE..][..2].copy_from_slice(&eth::INSERT_VLAN.to_be_bytes());
-            w[e + eth::INSERT_TCI..][..2].copy_from_slice(&tci.to_be_bytes());
-        }
+        let head = wqe::ctrl_head(self.pc, opcode, self.sqn.0, ds);
+        wqe::write_ctrl(&mut w, head, self.signal_next());
+        wqe::write_eth(&mut w[wqe::DS..], cs, opts.mss, &hdr[..inline], opts.vlan);
         if has_data {
-            let dseg = (ds - 1) * wqe::DS;
-            let mut key = lkey.0;
-            if self.corrupt_next {
-                key ^= 0x00ff_ff00;
-                self.corrupt_next = false;
-            }
             let addr = buf.device_addr().offset(off + inline).get();
-            w[dseg + data::BYTE_COUNT..][..4]
-                .copy_from_slice(&((len - inline) as u32).to_be_bytes());
-            w[dseg + data::LKEY..][..4].copy_from_slice(&key.to_be_bytes());
-            w[dseg + data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
+            let key = self.next_lkey(lkey);
+            wqe::write_data(
+                &mut w[(ds - 1) * wqe::DS..],
+                (len - inline) as u32,
+                key,
+                addr,
+            );
         }
         let mask = self.entries() - 1;
         let idx = self.pc as usize & mask;
@@ -345,18 +306,11 @@ impl<P: Platform> Sq<P> {
                 .mem
                 .write_bytes(slot * WQEBB, &w[k * WQEBB..(k + 1) * WQEBB]);
         }
-        self.ids[idx] = id;
-        self.nbbs[idx] = nbb as u8;
-        self.last_ctrl = ((d0 as u64) << 32) | d1 as u64;
-        self.last_off = idx * WQEBB;
-        self.pc = self.pc.wrapping_add(nbb as u16);
-        self.pending = true;
-        self.stats.packets += 1;
-        self.stats.bytes += len as u64;
+        self.posted(idx, nbb, head, id, len);
         if opts.mss.is_some() {
             self.stats.lso += 1;
         }
-        if cs != 0 {
+        if !cs.is_empty() {
             self.stats.csum += 1;
         }
         if opts.vlan.is_some() {
@@ -382,36 +336,52 @@ impl<P: Platform> Sq<P> {
         }
         let ds = wqe::send_ds(0, true);
         let mut w = [0u8; WQEBB];
-        let d0 = ((self.pc as u32) << 8) | ctrl::OPCODE_SEND as u32;
-        let d1 = (self.sqn.0 << 8) | ds as u32;
-        w[ctrl::OPMOD_IDX_OPCODE..][..4].copy_from_slice(&d0.to_be_bytes());
-        w[ctrl::QPN_DS..][..4].copy_from_slice(&d1.to_be_bytes());
+        let head = wqe::ctrl_head(self.pc, ctrl::OPCODE_SEND, self.sqn.0, ds);
+        wqe::write_ctrl(&mut w, head, self.signal_next());
+        let addr = buf.device_addr().offset(off).get();
+        let key = self.next_lkey(lkey);
+        wqe::write_data(&mut w[(ds - 1) * wqe::DS..], len as u32, key, addr);
+        let idx = self.pc as usize & (self.entries() - 1);
+        self.ring.mem.write_bytes(idx * WQEBB, &w);
+        self.posted(idx, 1, head, id, len);
+        Ok(())
+    }
+
+    /// Whether the next WQE asks for a completion (every `cq_every`).
+    #[inline(always)]
+    fn signal_next(&mut self) -> bool {
         self.unsignalled += 1;
-        if self.unsignalled >= self.cq_every {
-            w[ctrl::FM_CE_SE] = ctrl::CE_CQ_UPDATE;
+        let signalled = self.unsignalled >= self.cq_every;
+        if signalled {
             self.unsignalled = 0;
         }
-        let dseg = (ds - 1) * wqe::DS;
+        signalled
+    }
+
+    /// The lkey of the next data segment (corrupted once after
+    /// [`Sq::inject_bad_lkey`]).
+    #[inline(always)]
+    fn next_lkey(&mut self, lkey: Lkey) -> u32 {
         let mut key = lkey.0;
         if self.corrupt_next {
             key ^= 0x00ff_ff00;
             self.corrupt_next = false;
         }
-        let addr = buf.device_addr().offset(off).get();
-        w[dseg + data::BYTE_COUNT..][..4].copy_from_slice(&(len as u32).to_be_bytes());
-        w[dseg + data::LKEY..][..4].copy_from_slice(&key.to_be_bytes());
-        w[dseg + data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
-        let idx = self.pc as usize & (self.entries() - 1);
-        self.ring.mem.write_bytes(idx * WQEBB, &w);
+        key
+    }
+
+    /// Book a WQE of `nbb` basic blocks written at ring index `idx` with
+    /// control segment `head`, sending `len` bytes of buffer `id`.
+    #[inline(always)]
+    fn posted(&mut self, idx: usize, nbb: usize, head: u64, id: u32, len: usize) {
         self.ids[idx] = id;
-        self.nbbs[idx] = 1;
-        self.last_ctrl = ((d0 as u64) << 32) | d1 as u64;
+        self.nbbs[idx] = nbb as u8;
+        self.last_ctrl = head;
         self.last_off = idx * WQEBB;
-        self.pc = self.pc.wrapping_add(1);
+        self.pc = self.pc.wrapping_add(nbb as u16);
         self.pending = true;
         self.stats.packets += 1;
         self.stats.bytes += len as u64;
-        Ok(())
     }
 
     /// Publish every WQE posted since the last call: the last one asks for
@@ -427,7 +397,7 @@ impl<P: Platform> Sq<P> {
         if self.unsignalled != 0 {
             self.ring
                 .mem
-                .write_u8(self.last_off + ctrl::FM_CE_SE, ctrl::CE_CQ_UPDATE);
+                .write_u8(self.last_off + ctrl::FM_CE_SE, wqe::SIGNALLED);
             self.unsignalled = 0;
         }
         self.mmio.barrier_before_doorbell_record();
