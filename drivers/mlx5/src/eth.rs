@@ -33,7 +33,8 @@ use cxos_drivers::{
 
 use crate::adapter::Adapter;
 use crate::cmd::Exec;
-use crate::cq::{self, Cq, Cqe, Cqn};
+use crate::cq::{self, Cq, Cqn};
+use crate::cqe::{self, Cqe};
 use crate::eq::{CompEq, Eqn};
 use crate::error::{BadConfig, CmdError, Error, Missing, Unsupported};
 use crate::flow::{BROADCAST, Destination, FlowError};
@@ -316,7 +317,7 @@ impl fmt::Display for QueueFault {
             } => write!(
                 f,
                 "error CQE opcode {opcode:#x} syndrome {syndrome:#x} ({}) vendor {vendor_syndrome:#x} wqe {wqe_counter}",
-                cq::syndrome::name(syndrome)
+                cqe::syndrome::name(syndrome)
             )?,
             FaultCause::BadCompletion { wqe_counter } => {
                 write!(f, "completion for WQE {wqe_counter} not in flight")?
@@ -1212,21 +1213,21 @@ impl<C: Control> EthPort<C> {
     fn tx_completion(&mut self, cqe: &Cqe) -> Option<FaultCause> {
         if cqe.is_error() {
             return Some(FaultCause::ErrorCqe {
-                opcode: cqe.opcode,
-                syndrome: cqe.syndrome,
-                vendor_syndrome: cqe.vendor_syndrome,
-                wqe_counter: cqe.wqe_counter,
+                opcode: cqe.opcode(),
+                syndrome: cqe.syndrome(),
+                vendor_syndrome: cqe.vendor_syndrome(),
+                wqe_counter: cqe.wqe_counter(),
             });
         }
-        if cqe.opcode != cq::opcode::REQ {
-            return Some(FaultCause::BadOpcode(cqe.opcode));
+        if cqe.opcode() != cqe::opcode::REQ {
+            return Some(FaultCause::BadOpcode(cqe.opcode()));
         }
         let sq = self.parts.sq.as_mut()?;
         let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
         match sq.complete(cqe, |id| give_back(free, lso, n_tx, id)) {
             Ok(_) => None,
             Err(_) => Some(FaultCause::BadCompletion {
-                wqe_counter: cqe.wqe_counter,
+                wqe_counter: cqe.wqe_counter(),
             }),
         }
     }
@@ -1356,28 +1357,18 @@ impl<C: Control> EthPort<C> {
     #[inline]
     fn rx_meta(&mut self, cqe: &Cqe) -> RxMeta {
         let mut m = RxMeta::default();
-        let ht = cqe.l4_l3_hdr_type;
-        if self.vlan_strip() && ht & 1 != 0 {
-            m.vlan = Some(cqe.vlan_info);
+        if self.vlan_strip() && cqe.has_vlan() {
+            m.vlan = Some(cqe.vlan_tci());
             self.stats.rx_vlan_stripped += 1;
         }
-        m.rss_hash = cqe.rss_hash;
+        m.rss_hash = cqe.rss_hash();
         if !self.res.caps.csum {
             return m;
         }
-        m.l3 = match (ht >> 2) & 3 {
-            1 => L3Proto::Ipv6,
-            2 => L3Proto::Ipv4,
-            _ => L3Proto::Other,
-        };
-        m.l4 = match (ht >> 4) & 7 {
-            1 | 3 | 4 => L4Proto::Tcp,
-            2 => L4Proto::Udp,
-            _ => L4Proto::Other,
-        };
-        let ok = cqe.hds_ip_ext;
-        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && ok & cq::cqe::L3_OK != 0;
-        m.l4_csum_ok = m.l4 != L4Proto::Other && ok & cq::cqe::L4_OK != 0;
+        m.l3 = cqe.l3();
+        m.l4 = cqe.l4();
+        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && cqe.l3_ok();
+        m.l4_csum_ok = m.l4 != L4Proto::Other && cqe.l4_ok();
         m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
         if m.csum_ok {
             self.stats.rx_csum_ok += 1;
@@ -1420,16 +1411,16 @@ impl<C: Control> EthPort<C> {
                 self.recover_rq(
                     q,
                     FaultCause::ErrorCqe {
-                        opcode: cqe.opcode,
-                        syndrome: cqe.syndrome,
-                        vendor_syndrome: cqe.vendor_syndrome,
-                        wqe_counter: cqe.wqe_counter,
+                        opcode: cqe.opcode(),
+                        syndrome: cqe.syndrome(),
+                        vendor_syndrome: cqe.vendor_syndrome(),
+                        wqe_counter: cqe.wqe_counter(),
                     },
                 );
                 return None;
             }
-            if cqe.opcode != cq::opcode::RESP_SEND {
-                self.recover_rq(q, FaultCause::BadOpcode(cqe.opcode));
+            if cqe.opcode() != cqe::opcode::RESP_SEND {
+                self.recover_rq(q, FaultCause::BadOpcode(cqe.opcode()));
                 return None;
             }
             let mut meta = self.rx_meta(&cqe);

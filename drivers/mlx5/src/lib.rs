@@ -86,6 +86,7 @@ pub mod cmd;
 pub mod cmd_engine;
 pub mod cmdq;
 pub mod cq;
+pub mod cqe;
 pub mod eq;
 pub mod error;
 pub mod eth;

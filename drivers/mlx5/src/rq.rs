@@ -14,7 +14,8 @@ use alloc::vec::Vec;
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
-use crate::cq::{Cqe, Cqn};
+use crate::cq::Cqn;
+use crate::cqe::Cqe;
 use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Lkey, Pd};
@@ -346,21 +347,21 @@ impl<P: Platform> Rq<P> {
             return self.complete_striding(cqe, log_strides, log_stride);
         }
         let expected = self.ci;
-        if cqe.wqe_counter != expected || self.posted() == 0 {
+        if cqe.wqe_counter() != expected || self.posted() == 0 {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_counter,
+                counter: cqe.wqe_counter(),
                 expected,
             });
         }
         let slot = expected & ((1u16 << self.log_size) - 1);
         self.ci = self.ci.wrapping_add(1);
         self.outstanding += 1;
-        let len = cqe.byte_cnt as usize;
+        let len = cqe.byte_count() as usize;
         if len == 0 || len > self.buf_size {
             self.stats.errors += 1;
             return Err(RxError::Length {
                 slot,
-                byte_cnt: cqe.byte_cnt,
+                byte_cnt: cqe.byte_count(),
                 releases: 1,
             });
         }
@@ -384,19 +385,19 @@ impl<P: Platform> Rq<P> {
         log_stride: u8,
     ) -> Result<RxFrame, RxError> {
         let nstrides = 1u32 << log_strides;
-        let filler = cqe.byte_cnt & (1 << 31) != 0;
-        let strides = (cqe.byte_cnt >> 16) & 0x7fff;
-        let len = (cqe.byte_cnt & 0xffff) as usize;
+        let filler = cqe.is_filler();
+        let strides = cqe.strides();
+        let len = cqe.stride_bytes() as usize;
         let expected = self.ci;
-        if cqe.wqe_id != expected || self.posted() == 0 {
+        if cqe.wqe_id() != expected || self.posted() == 0 {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_id,
+                counter: cqe.wqe_id(),
                 expected,
             });
         }
-        if cqe.wqe_counter as u32 != self.used || strides == 0 || self.used + strides > nstrides {
+        if cqe.wqe_counter() as u32 != self.used || strides == 0 || self.used + strides > nstrides {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_counter,
+                counter: cqe.wqe_counter(),
                 expected: self.used as u16,
             });
         }
@@ -419,7 +420,7 @@ impl<P: Platform> Rq<P> {
             self.stats.errors += 1;
             return Err(RxError::Length {
                 slot,
-                byte_cnt: cqe.byte_cnt,
+                byte_cnt: cqe.byte_count(),
                 releases,
             });
         }
@@ -563,12 +564,7 @@ mod tests {
     }
 
     fn cqe(counter: u16, len: u32) -> Cqe {
-        Cqe {
-            opcode: crate::cq::opcode::RESP_SEND,
-            wqe_counter: counter,
-            byte_cnt: len,
-            ..Cqe::default()
-        }
+        crate::cqe::build::responder(0, counter, len)
     }
 
     #[test]
@@ -662,13 +658,7 @@ mod tests {
         let mut rq =
             Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 1, Lkey(1), p.clone()).striding(9, 6);
         // mpwrq byte_cnt: filler [31], strides [30:16], bytes [15:0].
-        let c = |wqe: u16, stride: u16, bc: u32| Cqe {
-            opcode: crate::cq::opcode::RESP_SEND,
-            wqe_id: wqe,
-            wqe_counter: stride,
-            byte_cnt: bc,
-            ..Cqe::default()
-        };
+        let c = |wqe: u16, stride: u16, bc: u32| crate::cqe::build::responder(wqe, stride, bc);
         // 100 bytes in 2 strides from stride 0.
         p.write(baddr, &[0xab; 4]);
         let f = rq.complete(&c(0, 0, (2 << 16) | 100)).unwrap();

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use super::Sqn;
-use crate::cq::Cqe;
+use crate::cqe::Cqe;
 use crate::frame::{self, Net, Transport};
 use crate::pd::Lkey;
 use crate::uar::Uar;
@@ -416,11 +416,11 @@ impl<P: Platform> Sq<P> {
     #[inline]
     pub fn complete(&mut self, cqe: &Cqe, mut f: impl FnMut(u32)) -> Result<usize, BadCompletion> {
         let bad = BadCompletion::WqeCounter {
-            counter: cqe.wqe_counter,
+            counter: cqe.wqe_counter(),
             cc: self.cc,
             pc: self.pc,
         };
-        let ahead = cqe.wqe_counter.wrapping_sub(self.cc) as usize;
+        let ahead = cqe.wqe_counter().wrapping_sub(self.cc) as usize;
         if ahead >= self.in_flight() {
             return Err(bad);
         }
@@ -590,10 +590,7 @@ mod tests {
         assert_eq!(sq.post(&buf, 0, 61, Lkey(7), 0), Err(TxError::BadLength));
         assert_eq!(sq.post(&buf, 0, 0, Lkey(7), 0), Err(TxError::BadLength));
         let mut got = Vec::new();
-        let cqe = |c: u16| Cqe {
-            wqe_counter: c,
-            ..Cqe::default()
-        };
+        let cqe = crate::cqe::build::requester;
         assert_eq!(sq.complete(&cqe(1), |id| got.push(id)), Ok(2));
         assert_eq!(got, [100, 101]);
         // A counter beyond what is in flight (device bug): refused, nothing
@@ -619,10 +616,7 @@ mod tests {
         for i in 0..70_000u32 {
             sq.post(&buf, 0, 60, Lkey(7), i).unwrap();
             sq.ring_doorbell();
-            let c = Cqe {
-                wqe_counter: sq.producer_counter().wrapping_sub(1),
-                ..Cqe::default()
-            };
+            let c = crate::cqe::build::requester(sq.producer_counter().wrapping_sub(1));
             sq.complete(&c, |id| {
                 assert_eq!(id, n);
                 n += 1;
@@ -792,10 +786,7 @@ mod tests {
         for i in 0..3 {
             sq.post(&small, 0, 60, Lkey(7), i).unwrap();
         }
-        let c = |n: u16| Cqe {
-            wqe_counter: n,
-            ..Cqe::default()
-        };
+        let c = crate::cqe::build::requester;
         sq.complete(&c(2), |_| ()).unwrap();
         let f = ip_frame(false, false, 3000);
         let lso = TxOpts {
