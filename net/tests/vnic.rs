@@ -24,8 +24,8 @@ use cxos_net::smoltcp::time::{Duration, Instant};
 use cxos_net::smoltcp::wire::{IpAddress, Ipv4Address};
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
-use mlx5::eth::{EthConfig, Resources};
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+use mlx5::{EthConfig, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 

@@ -19,8 +19,8 @@ pub mod off {
     pub const RSS_HASH: usize = 0x0c;
     /// `check_sum` (be16, `[31:16]`), `slid`.
     pub const CHECK_SUM: usize = 0x14;
-    /// `hds_ip_ext` `[31:24]` ([`HdsIpExt`]), `l4_l3_hdr_type` `[23:16]`
-    /// ([`HdrType`]), `vlan_info` `[15:0]`.
+    /// `hds_ip_ext` `[31:24]` ([`super::HdsIpExt`]), `l4_l3_hdr_type` `[23:16]`
+    /// ([`super::HdrType`]), `vlan_info` `[15:0]`.
     pub const HDR: usize = 0x1c;
     /// `byte_cnt` (striding RQs: [`super::MpwrqByteCount`]).
     pub const BYTE_CNT: usize = 0x2c;

@@ -38,18 +38,18 @@
 //!
 //! # The data path
 //!
-//! [`EthPort::open`]`(adapter, Resources::of(&adapter)?, EthConfig)` builds
+//! [`QueueSet::open`]`(adapter, Resources::of(&adapter)?, EthConfig)` builds
 //! the port's queues (one file per object: [`cq`], [`sq`], [`rq`], [`tis`],
 //! [`tir`], [`q_counter`], [`flow`]; WQE segments in [`wqe`], the shared
 //! work queue context in [`wq`]) and owns the adapter from then on
-//! ([`EthPort::control_mut`]; [`EthPort::close`] hands it back). It
+//! ([`QueueSet::control_mut`]; [`QueueSet::close`] hands it back). It
 //! implements [`cxos_drivers::NetDevice`]: `transmit` + `flush` (one
 //! doorbell per batch), `receive` (in place), `poll` (completions, error
 //! recovery, CQ re-arm in interrupt mode; call it when the completion EQ's
 //! vector fired, or in a loop in polled mode). Shell reports:
-//! [`EthPort::rings`], [`EthPort::stats_report`].
+//! [`QueueSet::rings`], [`QueueSet::stats_report`].
 //!
-//! Offloads ([`EthPort::offloads`], [`cxos_drivers::NetDevice::transmit_with`]):
+//! Offloads ([`QueueSet::offloads`], [`cxos_drivers::NetDevice::transmit_with`]):
 //! transmit checksums, VLAN insertion and LSO up to 64 KiB ([`sq`]: the
 //! WQE inlines exactly the headers the part's inline rule asks for,
 //! [`frame`] parses them), receive checksum results, stripped VLAN, RSS
@@ -57,7 +57,7 @@
 //! ([`steering`]: root table by MAC, per-MAC VLAN tables, multicast,
 //! promiscuous and all-multicast entries, a flow counter per entry
 //! ([`flow_counter`]), the vport's address lists) with run-time
-//! (MAC, VLAN) -> TIR rules for VNICs ([`EthPort::steering_mut`]).
+//! (MAC, VLAN) -> TIR rules for VNICs ([`QueueSet::steering_mut`]).
 //! `EthConfig::rss_queues` > 1: one RQ and CQ per queue over the
 //! completion EQs, an RQT ([`rqt`]), indirect TIRs per traffic type with a
 //! configurable Toeplitz key ([`rss`]) behind a traffic-type table.
@@ -85,11 +85,11 @@ pub mod caps;
 pub mod cmd;
 pub mod cmd_engine;
 pub mod cmdq;
+pub mod control;
 pub mod cq;
 pub mod cqe;
 pub mod eq;
 pub mod error;
-pub mod eth;
 pub mod flow;
 pub mod flow_counter;
 pub mod frame;
@@ -104,6 +104,7 @@ pub mod pages;
 pub mod pd;
 pub mod port;
 pub mod q_counter;
+pub mod queue_set;
 pub mod rq;
 pub mod rqt;
 pub mod rss;
@@ -119,11 +120,12 @@ pub mod wqe;
 
 pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
 pub use cmd_engine::{PortEvent, Stats, Ticket};
+pub use control::{Control, DataPathCaps, Resources};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
-pub use eth::{EthConfig, EthPort, QueueFault, Resources};
 pub use health::{FaultKind, FaultReport, HealthConfig};
 pub use identify::{PCI_IDS, Part, probe};
 pub use pd::{Lkey, Pd, Tdn};
+pub use queue_set::{CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice};
 pub use uar::Uar;
 pub use vport::Mac;

@@ -16,7 +16,7 @@
 //!   ([`CompEq`]). Calls do not nest: never call into a [`Nic`] or
 //!   [`Vnic`] from inside [`Nic::with_adapter`] / [`Nic::with_steering`]
 //!   (it would spin forever).
-//! - [`Vnic`] is one VNIC: an [`EthPort`] of its own (SQ, CQ and TIS, RQs
+//! - [`Vnic`] is one VNIC: an [`QueueSet`] of its own (SQ, CQ and TIS, RQs
 //!   and their CQs, Q counter, a TIR, or with several receive queues an RQT,
 //!   indirect TIRs and a traffic-type table) over a [`NicCtl`] (the
 //!   shared adapter seen through the handle), plus its flow rules: its
@@ -55,12 +55,13 @@ use cxos_drivers::{
 };
 
 use crate::cmd::{Command, Exec};
+use crate::control::{Control, Resources};
 use crate::cq::Cqn;
 use crate::eq::{CompEq, Eqn};
 use crate::error::{CmdError, Error, Missing};
-use crate::eth::{CloseReport, Control, EthConfig, EthPort, OpenFailure, Resources};
 use crate::flow::{BROADCAST, Destination, FlowError, FteView, QueryFte, TABLE_TYPE_NIC_RX};
 use crate::flow_counter::Traffic;
+use crate::queue_set::{CloseReport, EthConfig, OpenFailure, QueueSet};
 use crate::steering::{DestList, PortSteering, Programmed, SteeringConfig, VlanMatch};
 use crate::vport::Mac;
 use spin::Mutex;
@@ -578,7 +579,7 @@ impl<C: Control> Nic<C> {
             nic: self.shared.clone(),
             own: Vec::new(),
         };
-        let mut port = match EthPort::open_queues(ctl, res, cfg) {
+        let mut port = match QueueSet::open_queues(ctl, res, cfg) {
             Ok(p) => p,
             Err(f) => return Err(VnicError::Open(f.error)),
         };
@@ -889,7 +890,7 @@ fn vlan_text(vlan: Option<u16>) -> String {
 
 /// One VNIC: its queues and its rules (see the module documentation).
 pub struct Vnic<C: Control> {
-    port: EthPort<NicCtl<C>>,
+    port: QueueSet<NicCtl<C>>,
     nic: Nic<C>,
     id: VnicId,
     mac: Mac,
@@ -936,11 +937,11 @@ impl<C: Control> Vnic<C> {
     }
 
     /// Its data path (rings, queue numbers, counters).
-    pub fn port(&self) -> &EthPort<NicCtl<C>> {
+    pub fn port(&self) -> &QueueSet<NicCtl<C>> {
         &self.port
     }
 
-    pub fn port_mut(&mut self) -> &mut EthPort<NicCtl<C>> {
+    pub fn port_mut(&mut self) -> &mut QueueSet<NicCtl<C>> {
         &mut self.port
     }
 

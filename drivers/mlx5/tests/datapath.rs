@@ -1,5 +1,5 @@
 //! Traffic between two simulated adapters wired back to back, a driver
-//! (EthPort) on each: every frame size both ways, jumbo frames, broadcast,
+//! (QueueSet) on each: every frame size both ways, jumbo frames, broadcast,
 //! steering drops for unknown MACs, receive-buffer exhaustion and
 //! recovery, an injected bad-lkey WQE, in both model modes; no sanitizer
 //! violation anywhere.
@@ -8,7 +8,7 @@ mod common;
 
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxError};
-use mlx5::eth::{EthConfig, RqChoice};
+use mlx5::{EthConfig, RqChoice};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 

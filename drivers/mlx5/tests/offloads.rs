@@ -9,7 +9,7 @@ mod common;
 use common::pkt::{self, KINDS, Kind, TCP};
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{L3Proto, L4Proto, Lso, NetDevice, RxMeta, TxMeta};
-use mlx5::eth::EthConfig;
+use mlx5::EthConfig;
 use mlx5::wqe::InlineMode;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};

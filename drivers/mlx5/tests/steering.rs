@@ -9,8 +9,8 @@ use common::{Port, close_port as close};
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::Mac;
-use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::flow::FlowError;
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -20,7 +20,7 @@ fn open(sim: &SimPlatform) -> Port {
         Err(f) => panic!("attach failed: {}", f.error),
     };
     let r = Resources::of(&a).expect("resources");
-    match EthPort::open(a, r, EthConfig::default()) {
+    match QueueSet::open(a, r, EthConfig::default()) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }

@@ -14,8 +14,8 @@ mod common;
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::Mac;
-use mlx5::eth::{EthConfig, Resources};
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicError, VnicSpec};
+use mlx5::{EthConfig, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 

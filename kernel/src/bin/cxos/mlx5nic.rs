@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::PciAddress;
-use mlx5::eth::Resources;
+use mlx5::Resources;
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
@@ -285,7 +285,7 @@ fn open_port(addr: PciAddress, index: usize, adapter: Adp) -> State {
 }
 
 /// Take the adapter back from its steering once every VNIC is gone.
-fn close_nic(nic: Nic<Adp>) -> (Adp, mlx5::eth::CloseReport) {
+fn close_nic(nic: Nic<Adp>) -> (Adp, mlx5::CloseReport) {
     match nic.close() {
         Ok(done) => done,
         // Every VNIC is destroyed before this is called: a live handle
@@ -412,7 +412,7 @@ pub fn add_vnic(
 /// Destroy VNIC `n`: its apps are aborted, its flow entries removed, its
 /// queues freed. The driver's close report, or `None` if it is not there.
 #[cfg(feature = "net")]
-pub fn remove_vnic(n: u32) -> Option<mlx5::eth::CloseReport> {
+pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
     let mut slots = SLOTS.lock();
     for slot in slots.iter_mut() {
         if let State::Open(o) = &mut slot.state
@@ -498,8 +498,8 @@ fn detach_slot(slot: &mut Slot) -> Result<String, String> {
     let (adapter, closed) = match core::mem::replace(&mut slot.state, State::Moving) {
         State::Open(o) => {
             let Opened { nic, main, vnics } = *o;
-            let mut rep = mlx5::eth::CloseReport::default();
-            let mut add = |r: mlx5::eth::CloseReport| {
+            let mut rep = mlx5::CloseReport::default();
+            let mut add = |r: mlx5::CloseReport| {
                 rep.errors += r.errors;
                 if rep.first_error.is_none() {
                     rep.first_error = r.first_error;
