@@ -488,7 +488,7 @@ impl Command for QueryFte {
     }
 }
 
-/// An installed root entry of the port's steering ([`crate::steering::PortSteering`]).
+/// An installed root entry of the port's steering ([`crate::steering::Steering`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct FlowEntry(pub u32);
 

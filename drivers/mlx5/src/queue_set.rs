@@ -4,7 +4,7 @@
 //! where the part has it, cyclic elsewhere) behind a direct TIR or, with
 //! RSS, an RQT, indirect TIRs per traffic type and a traffic-type flow
 //! table, a Q counter, and (when it owns them) the function's receive
-//! steering tables ([`PortSteering`]: its MAC and broadcast, multicast
+//! steering tables ([`Steering`]: its MAC and broadcast, multicast
 //! addresses, promiscuous / all-multicast modes). A VNIC is a queue set
 //! whose rules live in the shared steering ([`crate::vnic`]); with SMP,
 //! each CPU will get a queue set of its own.
@@ -44,8 +44,9 @@ use crate::flow_counter::Traffic;
 use crate::q_counter::{self, QCounterId, QueryQCounter};
 use crate::rq::{self, Rq};
 use crate::rqt::Rqtn;
+use crate::rss::TrafficTable;
 use crate::sq::Sq;
-use crate::steering::{PortSteering, TrafficTable};
+use crate::steering::Steering;
 use crate::tir::Tirn;
 use crate::tis::Tisn;
 use crate::vport::Mac;
@@ -104,7 +105,7 @@ struct Parts<P: Platform> {
     /// Indirect TIRs, with RSS.
     rss: Vec<Tirn>,
     traffic: Option<TrafficTable>,
-    steering: Option<PortSteering>,
+    steering: Option<Steering>,
 }
 
 impl<P: Platform> Default for Parts<P> {
@@ -266,13 +267,13 @@ impl<C: Control> QueueSet<C> {
         self.parts.tir
     }
 
-    pub fn steering(&self) -> Option<&PortSteering> {
+    pub fn steering(&self) -> Option<&Steering> {
         self.parts.steering.as_ref()
     }
 
     /// The steering the queue set owns, for adding and removing (MAC, VLAN) -> TIR
     /// rules (VNICs), with the adapter to run the commands on.
-    pub fn steering_mut(&mut self) -> (Option<&mut PortSteering>, &mut C) {
+    pub fn steering_mut(&mut self) -> (Option<&mut Steering>, &mut C) {
         (self.parts.steering.as_mut(), &mut self.ctl)
     }
 
@@ -280,7 +281,7 @@ impl<C: Control> QueueSet<C> {
     /// is passed.
     fn with_steering<R>(
         &mut self,
-        f: impl FnOnce(&mut PortSteering, &mut C, Destination) -> Result<R, FlowError>,
+        f: impl FnOnce(&mut Steering, &mut C, Destination) -> Result<R, FlowError>,
     ) -> Result<R, FlowError> {
         let Some(to) = self.destination() else {
             return Err(FlowError::Unsupported);

@@ -6,7 +6,7 @@
 //!
 //! - [`Nic`] is a cloneable handle to the shared part of the adapter (the
 //!   command interface, UAR: any [`Control`]), the port's steering
-//!   ([`PortSteering`]) and the VNIC registry behind one `spin::Mutex`
+//!   ([`Steering`]) and the VNIC registry behind one `spin::Mutex`
 //!   (Send and Sync when the adapter is, so the kernel can keep VNICs in
 //!   its statics). Only the control plane takes that lock (commands, flow
 //!   rules, reports, queue recovery): no packet path does. Doorbells go
@@ -34,7 +34,7 @@
 //!   CQs' events, leaving the others for their VNICs.
 //! - A promiscuous VNIC ([`NetDevice::set_promiscuous`]) also sees every
 //!   frame the port receives, through a tap table in front of the MAC
-//!   table ([`PortSteering::tap_join`]); the others keep receiving theirs.
+//!   table ([`Steering::tap_join`]); the others keep receiving theirs.
 //! - [`Vnic::destroy`] removes exactly the VNIC's flow entries and
 //!   memberships, then its queues. A `Vnic` dropped without `destroy`
 //!   keeps its rules and queues until the adapter is detached.
@@ -62,7 +62,7 @@ use crate::error::{CmdError, Error, Missing};
 use crate::flow::{BROADCAST, Destination, FlowError, FteView, QueryFte, TABLE_TYPE_NIC_RX};
 use crate::flow_counter::Traffic;
 use crate::queue_set::{CloseReport, EthConfig, OpenFailure, QueueSet};
-use crate::steering::{DestList, PortSteering, Programmed, SteeringConfig, VlanMatch};
+use crate::steering::{DestList, Programmed, Steering, SteeringConfig, VlanMatch};
 use crate::vport::Mac;
 use spin::Mutex;
 
@@ -292,7 +292,7 @@ struct Inner<C: Control> {
     ctl: C,
     res: Resources,
     cfg: NicConfig,
-    steering: Option<PortSteering>,
+    steering: Option<Steering>,
     vnics: Vec<Registered>,
     next_id: u32,
 }
@@ -470,7 +470,7 @@ impl<C: Control> Nic<C> {
                 control: ctl,
             });
         }
-        let steering = match PortSteering::create(&mut ctl, cfg.steering) {
+        let steering = match Steering::create(&mut ctl, cfg.steering) {
             Ok(s) => s,
             Err(e) => {
                 return Err(OpenFailure {
@@ -506,7 +506,7 @@ impl<C: Control> Nic<C> {
     }
 
     /// Run `f` on the steering and the adapter (inspection, tests).
-    pub fn with_steering<R>(&self, f: impl FnOnce(&mut PortSteering, &mut C) -> R) -> Option<R> {
+    pub fn with_steering<R>(&self, f: impl FnOnce(&mut Steering, &mut C) -> R) -> Option<R> {
         let mut g = self.shared.lock();
         let inner = &mut *g;
         let st = inner.steering.as_mut()?;

@@ -17,8 +17,9 @@ use crate::flow::{BROADCAST, Destination};
 use crate::q_counter::{self, AllocQCounter};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind};
 use crate::rqt::{self, CreateRqt};
+use crate::rss::{RssTirs, TrafficTable};
 use crate::sq::{self, CreateSq, ModifySq, Sq};
-use crate::steering::{PortSteering, RssTirs, SteeringConfig, TrafficTable};
+use crate::steering::{Steering, SteeringConfig};
 use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic};
 use crate::tis::{self, CreateTis};
 use crate::wq::QueueState;
@@ -300,7 +301,7 @@ impl<C: Control> QueueSet<C> {
                 log_root: cfg.flow_log_size,
                 log_vlan: cfg.vlan_log_size,
             };
-            let mut steering = PortSteering::create(&mut self.ctl, scfg)?;
+            let mut steering = Steering::create(&mut self.ctl, scfg)?;
             for mac in [r.mac, BROADCAST] {
                 if let Err(e) = steering.add_rule(&mut self.ctl, mac, None, to) {
                     let _ = steering.destroy(&mut self.ctl);
