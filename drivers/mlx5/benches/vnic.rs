@@ -211,7 +211,7 @@ fn run(n: usize, packets: usize, poll_all: bool) {
                     "batch {} got {k}: {:?} {:?}",
                     seq / BATCH,
                     sb.port_stats(),
-                    vnics[target].port().last_fault()
+                    vnics[target].queue_set().last_fault()
                 );
             }
             got += k;

@@ -291,8 +291,8 @@ fn destroying_a_vnic_removes_exactly_its_flows_and_frees_its_queues() {
         let mut x = nic.create(spec).unwrap();
         let info = x.info();
         let cqs: Vec<u32> = (0..x.queues())
-            .filter_map(|i| x.port().rx_cq_at(i).map(|c| c.cqn.0))
-            .chain(x.port().tx_cq().map(|c| c.cqn.0))
+            .filter_map(|i| x.queue_set().rx_cq_at(i).map(|c| c.cqn.0))
+            .chain(x.queue_set().tx_cq().map(|c| c.cqn.0))
             .collect();
         // It works while it exists.
         sim.inject_rx(&frame(x.mac().0, x.vlan(), 1));
@@ -392,7 +392,7 @@ fn one_vnics_poll_never_takes_another_vnics_completion_events() {
             ..VnicSpec::default()
         })
         .unwrap();
-    let armed = |v: &Vnic<A>| v.port().rx_cq().unwrap().armed;
+    let armed = |v: &Vnic<A>| v.queue_set().rx_cq().unwrap().armed;
     assert_eq!((armed(&a), armed(&b)), (1, 1));
     // A frame for b: its CQ's event sits in the EQ. a's poll drains the EQ
     // but leaves b's event for b.

@@ -703,10 +703,10 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
                 PortReport::Flows => o.nic.flows_report(),
                 PortReport::Stats => {
                     let mut text = String::new();
-                    if let Err(e) = port_of_mut(&mut o.main).port_mut().refresh_counters() {
+                    if let Err(e) = port_of_mut(&mut o.main).queue_set_mut().refresh_counters() {
                         text.push_str(&format!("q counter not read: {e}\n"));
                     }
-                    text.push_str(&port_of(&o.main).port().stats_report());
+                    text.push_str(&port_of(&o.main).queue_set().stats_report());
                     #[cfg(feature = "net")]
                     text.push_str(&stack_stats(&o.main));
                     #[cfg(not(feature = "net"))]
