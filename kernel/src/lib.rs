@@ -1,7 +1,8 @@
 //! Hardware-independent parts of the cxos kernel, unit-tested on the host:
 //! command line, log filter, frame and DMA allocators, PCI config logic,
-//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables. The
-//! kernel binary (`src/bin/cxos/`) puts them on hardware.
+//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, the
+//! VNIC syntax (feature `mlx5`). The kernel binary (`src/bin/cxos/`) puts
+//! them on hardware.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -15,3 +16,5 @@ pub mod msi;
 pub mod paging;
 pub mod pci;
 pub mod vectors;
+#[cfg(feature = "mlx5")]
+pub mod vnic_spec;

@@ -49,7 +49,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::str::FromStr;
 
 use cxos_drivers::{
     FilterError, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError, TxMeta,
@@ -90,95 +89,9 @@ impl Default for VnicSpec {
     }
 }
 
-/// Why a [`VnicSpec`] did not parse.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum SpecError {
-    BadMac(String),
-    BadVlan(String),
-    BadQueues(String),
-    UnknownKey(String),
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpecError::BadMac(s) => write!(f, "bad MAC address '{s}'"),
-            SpecError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
-            SpecError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
-            SpecError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
-        }
-    }
-}
-
-fn parse_mac(s: &str) -> Option<Mac> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in m.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(Mac(m))
-}
-
-impl FromStr for VnicSpec {
-    type Err = SpecError;
-    /// `mac:02:00:00:00:00:01,vlan:10,queues:2`: each optional, any order
-    /// (`=` works as well as `:` after the key).
-    fn from_str(s: &str) -> Result<Self, SpecError> {
-        let mut spec = VnicSpec::default();
-        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (key, value) = match item.find([':', '=']) {
-                Some(i) => (&item[..i], &item[i + 1..]),
-                None => (item, ""),
-            };
-            match key {
-                "mac" => {
-                    spec.mac = Some(parse_mac(value).ok_or(SpecError::BadMac(value.into()))?);
-                }
-                "vlan" => {
-                    let v: u16 = value
-                        .parse()
-                        .map_err(|_| SpecError::BadVlan(value.into()))?;
-                    if !(1..=4094).contains(&v) {
-                        return Err(SpecError::BadVlan(value.into()));
-                    }
-                    spec.vlan = Some(v);
-                }
-                "queues" => {
-                    let q: u8 = value
-                        .parse()
-                        .map_err(|_| SpecError::BadQueues(value.into()))?;
-                    if !valid_queues(q) {
-                        return Err(SpecError::BadQueues(value.into()));
-                    }
-                    spec.queues = q;
-                }
-                _ => return Err(SpecError::UnknownKey(item.into())),
-            }
-        }
-        Ok(spec)
-    }
-}
-
-impl fmt::Display for VnicSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        if let Some(m) = self.mac {
-            write!(f, "mac:{m}")?;
-            sep = ",";
-        }
-        if let Some(v) = self.vlan {
-            write!(f, "{sep}vlan:{v}")?;
-            sep = ",";
-        }
-        write!(f, "{sep}queues:{}", self.queues)
-    }
-}
-
-fn valid_queues(q: u8) -> bool {
+/// Whether `q` receive queues is a VNIC the driver creates: a power of
+/// two, 1..=64.
+pub fn valid_queues(q: u8) -> bool {
     (1..=64).contains(&q) && q.is_power_of_two()
 }
 
@@ -484,47 +397,5 @@ fn vlan_text(vlan: Option<u16>) -> String {
     match vlan {
         Some(v) => alloc::format!("vlan {v}"),
         None => String::from("untagged"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spec_parses_and_round_trips() {
-        let s: VnicSpec = "mac:02:00:00:00:00:01,vlan:10,queues:2".parse().unwrap();
-        assert_eq!(
-            s,
-            VnicSpec {
-                mac: Some(Mac([2, 0, 0, 0, 0, 1])),
-                vlan: Some(10),
-                queues: 2
-            }
-        );
-        assert_eq!(alloc::format!("{s}").parse::<VnicSpec>().unwrap(), s);
-        assert_eq!("".parse::<VnicSpec>().unwrap(), VnicSpec::default());
-        assert_eq!(
-            "vlan=20".parse::<VnicSpec>().unwrap().vlan,
-            Some(20),
-            "= works too"
-        );
-        for (bad, want) in [
-            ("vlan:0", SpecError::BadVlan("0".into())),
-            ("vlan:4095", SpecError::BadVlan("4095".into())),
-            ("queues:3", SpecError::BadQueues("3".into())),
-            ("queues:128", SpecError::BadQueues("128".into())),
-            (
-                "mac:02:00:00:00:00",
-                SpecError::BadMac("02:00:00:00:00".into()),
-            ),
-            (
-                "mac:02:00:00:00:00:001",
-                SpecError::BadMac("02:00:00:00:00:001".into()),
-            ),
-            ("ip:dhcp", SpecError::UnknownKey("ip:dhcp".into())),
-        ] {
-            assert_eq!(bad.parse::<VnicSpec>(), Err(want), "{bad}");
-        }
     }
 }

@@ -315,7 +315,7 @@ fn destroying_a_vnic_removes_exactly_its_flows_and_frees_its_queues() {
         assert_eq!(rep.errors, 0, "{rep:?}");
         // The model's tables are as before: same tables, same entries
         // (the shared broadcast entry rewritten without it), same vport list.
-        assert_eq!(model_flows(&sim), flows0, "{spec}");
+        assert_eq!(model_flows(&sim), flows0, "{spec:?}");
         assert_eq!(sim.vport_filter().uc, uc0);
         assert_eq!(sim.dma_in_use(), dma0, "its memory freed");
         sim.with_model(|d| {

@@ -65,7 +65,8 @@ impl FromStr for VnicDef {
                 spec_items.push(item);
             }
         }
-        let spec = VnicSpec::from_str(&spec_items.join(",")).map_err(|e| format!("{e}"))?;
+        let spec =
+            cxos_kernel::vnic_spec::parse(&spec_items.join(",")).map_err(|e| format!("{e}"))?;
         let ip = IfConfig::from_str(ip.as_deref().unwrap_or("none")).map_err(|e| format!("{e}"))?;
         Ok(VnicDef { spec, ip })
     }
@@ -76,7 +77,12 @@ impl fmt::Display for VnicDef {
         if self.spec.mac.is_none() {
             f.write_str("mac:auto,")?;
         }
-        write!(f, "{},ip:{}", self.spec, self.ip)
+        write!(
+            f,
+            "{},ip:{}",
+            cxos_kernel::vnic_spec::SpecText(&self.spec),
+            self.ip
+        )
     }
 }
 
