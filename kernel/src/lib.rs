@@ -1,8 +1,8 @@
 //! Hardware-independent parts of the cxos kernel, unit-tested on the host:
 //! command line, log filter, frame and DMA allocators, PCI config logic,
-//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, the
-//! VNIC syntax (feature `mlx5`). The kernel binary (`src/bin/cxos/`) puts
-//! them on hardware.
+//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, and
+//! with feature `mlx5` the text of the driver's reports and the VNIC
+//! syntax. The kernel binary (`src/bin/cxos/`) puts them on hardware.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -12,6 +12,8 @@ pub mod cmdline;
 pub mod dma;
 pub mod frames;
 pub mod logfilter;
+#[cfg(feature = "mlx5")]
+pub mod mlx5_report;
 pub mod msi;
 pub mod paging;
 pub mod pci;

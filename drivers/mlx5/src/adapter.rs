@@ -1,16 +1,14 @@
 //! The adapter: attach (bring-up in PRM order), detach (exact reverse),
-//! polling, health and the text reports the kernel shell prints.
+//! polling, health; what it reports of itself is [`report`].
 //!
 //! Every device object and DMA region acquired during bring-up is recorded
 //! on an undo stack as it is acquired; detach and a failed attach both run
 //! that stack backwards, so a failure at any step frees exactly what was
 //! allocated and leaves the device as it was found.
 
-use alloc::format;
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt::Write;
+use core::fmt;
 
 use cxos_drivers::{Clock, ConfigSpace, Mmio, Msix, PciAddress, Platform, Region};
 
@@ -31,6 +29,10 @@ use crate::pd::{self, AllocPd, AllocTransportDomain, Lkey, Pd, QuerySpecialConte
 use crate::port::{self, AccessRegister, PortInfo, Speed};
 use crate::uar::{self, AllocUar, Uar};
 use crate::vport::{Mac, QueryNicVportContext, VportInfo};
+
+pub mod report;
+
+pub use report::{AdapterInfo, AdapterReport, EqInfo, PagesInfo, PhysSummary};
 
 /// The string SET_DRIVER_VERSION reports.
 pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
@@ -148,6 +150,18 @@ pub fn check_supported(g: &GeneralCaps) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// The link state in the driver's log lines: `link up 100G`, `link down`.
+struct LinkText(bool, u32);
+
+impl fmt::Display for LinkText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LinkText(true, mbps) => write!(f, "link up {}", Speed(mbps)),
+            LinkText(false, _) => f.write_str("link down"),
+        }
+    }
+}
+
 fn at(step: Step) -> impl Fn(Error) -> AttachError {
     move |error| AttachError { step, error }
 }
@@ -220,7 +234,18 @@ impl<P: Platform> Adapter<P> {
         match a.bring_up() {
             Ok(()) => {
                 a.attach_ns = a.dev.p.clock().now_ns().saturating_sub(t0);
-                log::info!(target: "mlx5", "{}", a.info_line());
+                let i = a.info();
+                log::info!(
+                    target: "mlx5",
+                    "mlx5 {}: {} fw {}, {} port{}, MAC {}, {}",
+                    i.pci,
+                    i.part.name(),
+                    i.fw,
+                    i.ports,
+                    if i.ports == 1 { "" } else { "s" },
+                    i.mac,
+                    LinkText(i.link_up, i.speed_mbps)
+                );
                 Ok(a)
             }
             Err(error) => {
@@ -699,7 +724,12 @@ impl<P: Platform> Adapter<P> {
             let was_up = self.port.oper_up;
             self.read_port()?;
             if self.port.oper_up != was_up || events.len() > 1 {
-                log::info!(target: "mlx5", "mlx5 {}: {}", self.pci(), self.link_text());
+                log::info!(
+                    target: "mlx5",
+                    "mlx5 {}: {}",
+                    self.pci(),
+                    LinkText(self.port.oper_up, self.port.speed_mbps)
+                );
             }
         }
         if self.dev.is_failed() {
@@ -830,142 +860,6 @@ impl<P: Platform> Adapter<P> {
     }
     pub fn command_timeout_ms(&self) -> u64 {
         self.dev.timeout_ns / 1_000_000
-    }
-
-    // ----- reports -----
-
-    fn link_text(&self) -> String {
-        if self.port.oper_up {
-            format!("link up {}", Speed(self.port.speed_mbps))
-        } else {
-            String::from("link down")
-        }
-    }
-
-    /// `mlx5 01:00.0: ConnectX-4 Lx fw 14.32.1010, 1 port, MAC ..., link up 25G`
-    pub fn info_line(&self) -> String {
-        let ports = self.caps.general.num_ports.max(1);
-        format!(
-            "mlx5 {}: {} fw {}, {} port{}, MAC {}, {}",
-            self.pci(),
-            self.part.name(),
-            self.fw,
-            ports,
-            if ports == 1 { "" } else { "s" },
-            self.vport.mac,
-            self.link_text()
-        )
-    }
-
-    /// One line for the shell's `phys`: PCI address, part, firmware, MAC,
-    /// link state and speed, MTU, state.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} {} fw {} mac {} {} mtu {} {}",
-            self.pci(),
-            self.part.name(),
-            self.fw,
-            self.vport.mac,
-            self.link_text(),
-            self.port.oper_mtu,
-            if self.is_failed() { "FAILED" } else { "ok" }
-        )
-    }
-
-    /// A multi-line report: capabilities, EQs, pages, command counters.
-    pub fn report(&self) -> String {
-        let mut s = String::new();
-        let g = &self.caps.general;
-        let e = &self.caps.eth;
-        let _ = writeln!(s, "{}", self.summary());
-        let _ = writeln!(
-            s,
-            "  issi {} uar {:?} pd {:?} td {:?} lkey {:?} vectors {}",
-            self.issi,
-            self.uar.map(|u| u.0),
-            self.pd.map(|p| p.0),
-            self.td.map(|t| t.0),
-            self.lkey.map(|l| l.0),
-            self.vectors
-        );
-        let _ = writeln!(
-            s,
-            "  caps: ports {} cqe_version {} log_max_eq {} log_max_cq {} log_max_sq {} log_max_rq {} log_max_tir {} striding_rq {} flow_table {} vport_manager {}",
-            g.num_ports,
-            g.cqe_version,
-            g.log_max_eq,
-            g.log_max_cq,
-            g.log_max_sq,
-            g.log_max_rq,
-            g.log_max_tir,
-            g.striding_rq,
-            g.nic_flow_table,
-            g.vport_group_manager
-        );
-        let _ = writeln!(
-            s,
-            "  eth: csum {} vlan {} lso 2^{} inline_mode {} (vport min {}) rss_tbl {}",
-            e.csum,
-            e.vlan,
-            e.max_lso,
-            e.wqe_inline_mode,
-            self.vport.min_wqe_inline_mode,
-            e.rss_ind_tbl_cap
-        );
-        let _ = writeln!(
-            s,
-            "  port: admin {} oper {} speed {} max_mtu {} module {} width {}",
-            if self.port.admin_up { "up" } else { "down" },
-            if self.port.oper_up { "up" } else { "down" },
-            Speed(self.port.speed_mbps),
-            self.port.max_mtu,
-            self.port.module,
-            self.port.width
-        );
-        if let Some(eq0) = self.dev.eq0.as_ref() {
-            let _ = writeln!(
-                s,
-                "  eq0: eqn {} vector {} entries {} events {}",
-                eq0.eqn.0,
-                eq0.vector,
-                eq0.entries(),
-                eq0.events_seen
-            );
-        }
-        for c in &self.comp_eqs {
-            let _ = writeln!(
-                s,
-                "  comp eq: eqn {} vector {} entries {}",
-                c.eqn.0,
-                c.vector,
-                c.entries()
-            );
-        }
-        let st = &self.dev.stats;
-        let _ = writeln!(
-            s,
-            "  pages: held {} given {} returned {}",
-            self.dev.pages.held(),
-            self.dev.pages.given_total,
-            self.dev.pages.returned_total
-        );
-        let _ = writeln!(
-            s,
-            "  commands: {} failed {} timeouts {} avg {} us max {} us; events {} (cmd {} page {} port {})",
-            st.commands,
-            st.failed,
-            st.timeouts,
-            st.total_ns.checked_div(st.commands).unwrap_or(0) / 1000,
-            st.max_ns / 1000,
-            st.eq0_events,
-            st.cmd_events,
-            st.page_events,
-            st.port_events
-        );
-        if let Some(f) = self.dev.fault {
-            let _ = writeln!(s, "  FAULT: {f}");
-        }
-        s
     }
 }
 

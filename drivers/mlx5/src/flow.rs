@@ -148,15 +148,6 @@ impl From<Ftn> for Destination {
     }
 }
 
-impl core::fmt::Display for Destination {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Destination::Tir(t) => write!(f, "tir {}", t.0),
-            Destination::Table(t) => write!(f, "table {}", t.0),
-        }
-    }
-}
-
 impl Destination {
     fn type_and_id(self) -> (u32, u32) {
         match self {

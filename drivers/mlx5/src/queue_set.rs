@@ -61,6 +61,7 @@ mod tx;
 
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
+pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
 use tx::give_back;
 

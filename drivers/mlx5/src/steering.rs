@@ -45,7 +45,6 @@
 //! entries as programmed).
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::cmd::Exec;
 use crate::error::CmdError;
@@ -65,7 +64,9 @@ mod vlan;
 use tap::{Tap, destroy_tap};
 use vlan::{VlanTable, destroy_vlan_table};
 
-pub use view::{DestList, Programmed, Rule, TableView};
+pub use view::{
+    MacTarget, MacView, Programmed, Rule, RuleView, SteeringReport, TableView, TapView,
+};
 
 const TT: u8 = TABLE_TYPE_NIC_RX;
 
@@ -111,16 +112,6 @@ impl From<Option<u16>> for VlanMatch {
         match v {
             None => VlanMatch::Any,
             Some(id) => VlanMatch::Id(id),
-        }
-    }
-}
-
-impl fmt::Display for VlanMatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            VlanMatch::Any => f.write_str("any vlan"),
-            VlanMatch::Untagged => f.write_str("untagged"),
-            VlanMatch::Id(v) => write!(f, "vlan {v}"),
         }
     }
 }

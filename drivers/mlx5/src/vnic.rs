@@ -38,9 +38,9 @@
 //! - [`Vnic::destroy`] removes exactly the VNIC's flow entries and
 //!   memberships, then its queues. A `Vnic` dropped without `destroy`
 //!   keeps its rules and queues until the adapter is detached.
-//! - Inspection: [`Nic::vnics_report`], [`Vnic::report_line`],
-//!   [`Nic::flows_report`] (every entry as programmed next to what
-//!   QUERY_FLOW_TABLE_ENTRY returns).
+//! - Inspection, as values: [`Nic::list`], [`Vnic::info`], [`Vnic::rings`],
+//!   [`Nic::flows_report`] (the tables, and every entry as programmed next
+//!   to what QUERY_FLOW_TABLE_ENTRY returns).
 //!
 //! Files: this one (what a VNIC is, [`Vnic`] and its packet paths),
 //! `nic` (the shared handle, [`NicCtl`], creating VNICs), `report` (what
@@ -66,7 +66,7 @@ mod nic;
 mod report;
 
 pub use nic::{Nic, NicConfig, NicCtl};
-pub use report::{FlowCheck, VnicInfo};
+pub use report::{FlowCheck, FlowsReport, VnicInfo};
 
 /// What a VNIC is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

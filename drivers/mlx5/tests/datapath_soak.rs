@@ -195,7 +195,7 @@ fn offloads_rss_and_striding_rq_allocate_nothing() {
     for i in 0..8 {
         assert!(
             b.rq_at(i).unwrap().stats.packets > 0,
-            "queue {i}: {}",
+            "queue {i}: {:?}",
             b.rings()
         );
     }

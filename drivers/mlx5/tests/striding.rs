@@ -78,7 +78,7 @@ fn exchange(a: &mut Port, b: &mut Port, lens: &[usize]) {
             idle += 1;
             assert!(
                 idle < 200_000,
-                "stuck at {got}/{}: {}",
+                "stuck at {got}/{}: {:?}",
                 lens.len(),
                 b.rings()
             );

@@ -67,7 +67,22 @@ impl<C: Control> QueueSet<C> {
         };
         match port.build() {
             Ok(()) => {
-                log::info!(target: "mlx5::dp", "mlx5: data path up: {}", port.rings().lines().next().unwrap_or(""));
+                if let Some(q) = port.rings().sq {
+                    log::info!(
+                        target: "mlx5::dp",
+                        "mlx5: data path up: sq {:#x} cq {:#x} eq {} entries {} pc {} cc {} in_flight {} free_bufs {} inline {:?} doorbells {}",
+                        q.sqn.0,
+                        q.cqn.0,
+                        q.eqn.0,
+                        q.entries,
+                        q.pc,
+                        q.cc,
+                        q.in_flight,
+                        q.free_bufs,
+                        q.inline,
+                        q.doorbells
+                    );
+                }
                 Ok(port)
             }
             Err(error) => {
@@ -419,6 +434,7 @@ impl<C: Control> QueueSet<C> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use crate::steering::MacTarget;
 
     #[test]
     fn open_and_close_run_the_prm_sequence_and_free_everything() {
@@ -448,10 +464,14 @@ mod tests {
         // Every receive buffer posted before RDY.
         assert_eq!(port.rq().unwrap().posted(), 8);
         assert_eq!(port.tx_free(), 8);
+        // The steering report: the port MAC's entry forwards to TIR 9.
+        let rings = port.rings();
+        let st = rings.steering.as_ref().unwrap();
         assert!(
-            port.rings().contains("dmac 02:00:00:00:00:0a -> tir 9"),
-            "{}",
-            port.rings()
+            st.macs.iter().any(|m| m.mac == MAC
+                && matches!(&m.target, MacTarget::Direct(r)
+                    if r.dests == [Destination::Tir(crate::tir::Tirn(9))])),
+            "{rings:?}"
         );
         let (ctl, rep) = port.close();
         assert_eq!(rep, CloseReport::default());

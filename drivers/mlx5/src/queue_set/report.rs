@@ -1,119 +1,150 @@
-//! What the shell's `rings` and `stats` show of a queue set.
+//! What a queue set reports of itself, as values: its rings
+//! ([`RingsReport`], the shell's `rings`) and counters
+//! ([`QueueSetStats`], the shell's `stats`). The kernel turns them into
+//! text.
 
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
-use super::QueueSet;
+use super::{EthStats, QueueFault, QueueSet};
 use crate::control::Control;
+use crate::cq::Cqn;
+use crate::eq::Eqn;
+use crate::flow::Ftn;
+use crate::q_counter::QCounterId;
+use crate::rq::{RqStats, Rqn};
+use crate::rqt::Rqtn;
+use crate::sq::{SqStats, Sqn};
+use crate::steering::SteeringReport;
+use crate::tir::Tirn;
+use crate::wqe::InlineMode;
+
+/// The send queue and its CQ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SqRing {
+    pub sqn: Sqn,
+    pub cqn: Cqn,
+    pub eqn: Eqn,
+    pub entries: usize,
+    /// Producer and consumer counters (WQEBBs).
+    pub pc: u16,
+    pub cc: u16,
+    pub in_flight: usize,
+    /// Free transmit buffers.
+    pub free_bufs: usize,
+    pub inline: InlineMode,
+    pub doorbells: u64,
+}
+
+/// One receive queue and its CQ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RqRing {
+    /// Its place among the queue set's receive queues.
+    pub index: usize,
+    pub rqn: Rqn,
+    pub cqn: Cqn,
+    pub eqn: Eqn,
+    pub entries: usize,
+    /// Bytes per WQE buffer.
+    pub buf_size: usize,
+    pub posted: usize,
+    /// The CQ's consumer index.
+    pub cq_ci: u32,
+    pub packets: u64,
+    /// The direct TIR and the Q counter of the queue set.
+    pub tir: Option<Tirn>,
+    pub q_counter: Option<QCounterId>,
+}
+
+/// RSS: the RQT over the receive queues, the indirect TIRs and the
+/// traffic-type table.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RssRing {
+    pub rqt: Rqtn,
+    pub queues: usize,
+    pub tirs: Vec<Tirn>,
+    pub traffic_table: Option<Ftn>,
+}
+
+/// The queue set's rings, and the steering it owns.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RingsReport {
+    pub sq: Option<SqRing>,
+    pub rqs: Vec<RqRing>,
+    pub rss: Option<RssRing>,
+    pub steering: Option<SteeringReport>,
+}
+
+/// The queue set's counters: the SQ's, the receive queues' summed (`None`
+/// without them), its own, and the last fault.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct QueueSetStats {
+    pub tx: Option<SqStats>,
+    pub rx: Option<RqStats>,
+    pub eth: EthStats,
+    pub last_fault: Option<QueueFault>,
+}
 
 impl<C: Control> QueueSet<C> {
-    /// The shell's `rings`: one line per queue.
-    pub fn rings(&self) -> String {
-        let mut s = String::new();
-        if let (Some(q), Some(c)) = (self.parts.sq.as_ref(), self.parts.tx_cq.as_ref()) {
-            let _ = writeln!(
-                s,
-                "sq {:#x} cq {:#x} eq {} entries {} pc {} cc {} in_flight {} free_bufs {} inline {:?} doorbells {}",
-                q.sqn.0,
-                c.cqn.0,
-                c.eqn.0,
-                q.entries(),
-                q.producer_counter(),
-                q.consumer_counter(),
-                q.in_flight(),
-                self.tx_free.len(),
-                q.inline_mode(),
-                q.stats.doorbells
-            );
+    /// The shell's `rings`: every queue, RSS, the steering.
+    pub fn rings(&self) -> RingsReport {
+        let sq = match (self.parts.sq.as_ref(), self.parts.tx_cq.as_ref()) {
+            (Some(q), Some(c)) => Some(SqRing {
+                sqn: q.sqn,
+                cqn: c.cqn,
+                eqn: c.eqn,
+                entries: q.entries(),
+                pc: q.producer_counter(),
+                cc: q.consumer_counter(),
+                in_flight: q.in_flight(),
+                free_bufs: self.tx_free.len(),
+                inline: q.inline_mode(),
+                doorbells: q.stats.doorbells,
+            }),
+            _ => None,
+        };
+        let rqs = self
+            .parts
+            .rx
+            .iter()
+            .enumerate()
+            .filter_map(|(index, x)| {
+                let (q, c) = (x.rq.as_ref()?, &x.cq);
+                Some(RqRing {
+                    index,
+                    rqn: q.rqn,
+                    cqn: c.cqn,
+                    eqn: c.eqn,
+                    entries: q.entries(),
+                    buf_size: q.buf_size(),
+                    posted: q.posted(),
+                    cq_ci: c.consumer_index(),
+                    packets: q.stats.packets,
+                    tir: self.parts.tir,
+                    q_counter: self.parts.qc,
+                })
+            })
+            .collect();
+        let rss = self.parts.rqt.map(|rqt| RssRing {
+            rqt,
+            queues: self.parts.rx.len(),
+            tirs: self.parts.rss.to_vec(),
+            traffic_table: self.parts.traffic.as_ref().map(|t| t.table),
+        });
+        RingsReport {
+            sq,
+            rqs,
+            rss,
+            steering: self.parts.steering.as_ref().map(|s| s.report()),
         }
-        for (i, x) in self.parts.rx.iter().enumerate() {
-            let (Some(q), c) = (x.rq.as_ref(), &x.cq) else {
-                continue;
-            };
-            let _ = writeln!(
-                s,
-                "rq{i} {:#x} cq {:#x} eq {} entries {} buf {} posted {} cq_ci {} packets {} tir {:?} qcounter {:?}",
-                q.rqn.0,
-                c.cqn.0,
-                c.eqn.0,
-                q.entries(),
-                q.buf_size(),
-                q.posted(),
-                c.consumer_index(),
-                q.stats.packets,
-                self.parts.tir.map(|t| t.0),
-                self.parts.qc.map(|q| q.0)
-            );
-        }
-        if let Some(rqt) = self.parts.rqt {
-            let _ = writeln!(
-                s,
-                "rss: rqt {} over {} queues, indirect tirs {:?}, traffic table {:?}",
-                rqt.0,
-                self.parts.rx.len(),
-                self.parts.rss.iter().map(|t| t.0).collect::<Vec<_>>(),
-                self.parts.traffic.as_ref().map(|t| t.table.0)
-            );
-        }
-        if let Some(st) = self.parts.steering.as_ref() {
-            s.push_str(&st.report());
-        }
-        s
     }
 
     /// The shell's `stats`: per-queue counters, Q counter drops, faults.
-    pub fn stats_report(&self) -> String {
-        let mut s = String::new();
-        if let Some(q) = self.parts.sq.as_ref() {
-            let t = q.stats;
-            let _ = writeln!(
-                s,
-                "tx: packets {} bytes {} doorbells {} completions {} busy {} errors {} recoveries {}",
-                t.packets,
-                t.bytes,
-                t.doorbells,
-                t.completions,
-                self.stats.tx_busy,
-                t.errors,
-                t.recoveries
-            );
+    pub fn stats_report(&self) -> QueueSetStats {
+        QueueSetStats {
+            tx: self.parts.sq.as_ref().map(|q| q.stats),
+            rx: (!self.parts.rx.is_empty()).then(|| self.rx_stats()),
+            eth: self.stats,
+            last_fault: self.last_fault,
         }
-        if !self.parts.rx.is_empty() {
-            let r = self.rx_stats();
-            let _ = writeln!(
-                s,
-                "rx: packets {} bytes {} no_buffer_drops {} length_errors {} errors {} recoveries {}",
-                r.packets,
-                r.bytes,
-                self.stats.rx_no_buffer,
-                self.stats.rx_length_errors,
-                r.errors,
-                r.recoveries
-            );
-        }
-        let t = self.parts.sq.as_ref().map(|q| q.stats).unwrap_or_default();
-        let r = self.rx_stats();
-        let _ = writeln!(
-            s,
-            "offloads: tx csum {} vlan {} lso {}; rx csum_ok {} csum_bad {} vlan_stripped {}; striding fillers {} wqes {}",
-            t.csum,
-            t.vlan_insert,
-            t.lso,
-            self.stats.rx_csum_ok,
-            self.stats.rx_csum_bad,
-            self.stats.rx_vlan_stripped,
-            r.fillers,
-            r.wqes_done
-        );
-        let _ = writeln!(
-            s,
-            "faults {} recovered {} not recovered {}",
-            self.stats.faults, self.stats.recoveries, self.stats.failed_recoveries
-        );
-        if let Some(f) = self.last_fault {
-            let _ = writeln!(s, "last fault: {f}");
-        }
-        s
     }
 }

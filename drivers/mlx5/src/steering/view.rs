@@ -2,10 +2,8 @@
 //! table with its groups ([`Steering::tables`]), every entry
 //! ([`Steering::programmed`]), for inspection and the shell.
 
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::{self, Write};
 
 use super::{
     Counted, MAC_LEVEL, Steering, TAP_LEVEL, Target, VLAN_LEVEL, VlanMatch, dmac_value, vlan_value,
@@ -34,6 +32,59 @@ pub struct Programmed {
     pub value: MatchValue,
     pub dests: Vec<Destination>,
     pub counter: Option<FlowCounterId>,
+}
+
+/// What a rule forwards to, and its flow counter.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RuleView {
+    pub dests: Vec<Destination>,
+    pub counter: FlowCounterId,
+}
+
+/// Where a MAC's root entry forwards: straight to its one rule's
+/// destinations, or to its VLAN table (the tagged and untagged rules in
+/// index order, then the rule for every other frame).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum MacTarget {
+    Direct(RuleView),
+    Vlans {
+        table: Ftn,
+        vlans: Vec<(VlanMatch, RuleView)>,
+        other: Option<RuleView>,
+    },
+}
+
+/// One MAC of the MAC table, at `index`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MacView {
+    pub index: usize,
+    pub mac: Mac,
+    pub target: MacTarget,
+}
+
+/// The tap table in front of the MAC table (it forwards to the MAC table
+/// and to the promiscuous destinations of `rule`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TapView {
+    pub table: Ftn,
+    pub rule: RuleView,
+}
+
+/// The steering as [`Steering::report`] shows it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SteeringReport {
+    /// The MAC table and its three groups.
+    pub table: Ftn,
+    pub exact: Fgn,
+    pub multicast: Fgn,
+    pub any: Fgn,
+    /// MACs in the table, and its room for them.
+    pub macs_used: usize,
+    pub macs_max: usize,
+    pub promisc: bool,
+    pub allmulti: bool,
+    pub tap: Option<TapView>,
+    pub macs: Vec<MacView>,
 }
 
 /// One flow table and its groups as the driver created them.
@@ -201,83 +252,55 @@ impl Steering {
         out
     }
 
-    /// The tables as the driver programmed them, for the shell.
-    pub fn report(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "nic_rx root table {} (dmac group {}, multicast {}, any {}) {}/{} MACs, promisc {}, allmulti {}",
-            self.table.0,
-            self.exact.0,
-            self.mcast.0,
-            self.any.0,
-            self.macs.iter().flatten().count(),
-            self.macs.len(),
-            if self.promisc.is_some() { "on" } else { "off" },
-            if self.allmulti.is_some() { "on" } else { "off" },
-        );
-        if let Some(t) = &self.tap {
-            let _ = writeln!(
-                s,
-                "  tap table {} (root) -> table {}, promiscuous {} (counter {})",
-                t.table.0,
-                self.table.0,
-                DestList(&t.dests),
-                t.counter.0
-            );
+    /// The tables as the driver programmed them, for the shell: the MAC
+    /// table, the tap table, each MAC's rules.
+    pub fn report(&self) -> SteeringReport {
+        let counted = |c: &Counted| RuleView {
+            dests: c.dests.clone(),
+            counter: c.counter,
+        };
+        SteeringReport {
+            table: self.table,
+            exact: self.exact,
+            multicast: self.mcast,
+            any: self.any,
+            macs_used: self.macs.iter().flatten().count(),
+            macs_max: self.macs.len(),
+            promisc: self.promisc.is_some(),
+            allmulti: self.allmulti.is_some(),
+            tap: self.tap.as_ref().map(|t| TapView {
+                table: t.table,
+                rule: RuleView {
+                    dests: t.dests.clone(),
+                    counter: t.counter,
+                },
+            }),
+            macs: self
+                .macs
+                .iter()
+                .enumerate()
+                .filter_map(|(index, m)| {
+                    let m = m.as_ref()?;
+                    let target = match &m.target {
+                        Target::Direct(r) => MacTarget::Direct(counted(r)),
+                        Target::Vlans(t) => MacTarget::Vlans {
+                            table: t.table,
+                            vlans: t
+                                .vids
+                                .iter()
+                                .flatten()
+                                .map(|(v, r)| (*v, counted(r)))
+                                .collect(),
+                            other: t.default.as_ref().map(counted),
+                        },
+                    };
+                    Some(MacView {
+                        index,
+                        mac: m.mac,
+                        target,
+                    })
+                })
+                .collect(),
         }
-        for (i, m) in self.macs.iter().enumerate() {
-            let Some(m) = m else { continue };
-            match &m.target {
-                Target::Direct(r) => {
-                    let _ = writeln!(
-                        s,
-                        "  [{i}] dmac {} -> {} (counter {})",
-                        m.mac,
-                        DestList(&r.dests),
-                        r.counter.0
-                    );
-                }
-                Target::Vlans(t) => {
-                    let _ = writeln!(s, "  [{i}] dmac {} -> vlan table {}", m.mac, t.table.0);
-                    for (v, r) in t.vids.iter().flatten() {
-                        let _ = writeln!(
-                            s,
-                            "      {v} -> {} (counter {})",
-                            DestList(&r.dests),
-                            r.counter.0
-                        );
-                    }
-                    if let Some(r) = &t.default {
-                        let _ = writeln!(
-                            s,
-                            "      other -> {} (counter {})",
-                            DestList(&r.dests),
-                            r.counter.0
-                        );
-                    }
-                }
-            }
-        }
-        s
-    }
-}
-
-/// Destinations printed "tir 5, tir 9".
-#[derive(Debug)]
-pub struct DestList<'a>(pub &'a [Destination]);
-
-impl fmt::Display for DestList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("drop");
-        }
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
     }
 }

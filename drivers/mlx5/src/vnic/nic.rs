@@ -20,7 +20,10 @@ use crate::error::{CmdError, Missing};
 use crate::flow::{BROADCAST, Destination, FlowError};
 use crate::flow_counter::Traffic;
 use crate::queue_set::{CloseReport, EthConfig, OpenFailure, QueueSet};
+use crate::rq::Rqn;
+use crate::sq::Sqn;
 use crate::steering::{Steering, SteeringConfig};
+use crate::tir::Tirn;
 use crate::vport::Mac;
 
 type Plat<C> = <C as Control>::P;
@@ -60,9 +63,9 @@ struct Registered {
     vlan: Option<u16>,
     queues: usize,
     dest: Destination,
-    tir: u32,
-    rqns: Vec<u32>,
-    sqn: u32,
+    tir: Option<Tirn>,
+    rqns: Vec<Rqn>,
+    sqn: Option<Sqn>,
     cqs: Vec<Cqn>,
 }
 
@@ -365,11 +368,11 @@ impl<C: Control> Nic<C> {
             vlan: spec.vlan,
             queues: qs.rx_queues(),
             dest,
-            tir: qs.tir().map_or(0, |t| t.0),
+            tir: qs.tir(),
             rqns: (0..qs.rx_queues())
-                .filter_map(|i| qs.rq_at(i).map(|r| r.rqn.0))
+                .filter_map(|i| qs.rq_at(i).map(|r| r.rqn))
                 .collect(),
-            sqn: qs.sq().map_or(0, |s| s.sqn.0),
+            sqn: qs.sq().map(|s| s.sqn),
             cqs,
         };
         {
@@ -430,6 +433,8 @@ impl<C: Control> Nic<C> {
                 rx_bytes: 0,
                 tx_packets: 0,
                 tx_bytes: 0,
+                rx_no_buffer: 0,
+                errors: 0,
             })
             .collect()
     }

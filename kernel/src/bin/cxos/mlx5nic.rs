@@ -183,7 +183,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
     platform.set_bus_master(true);
     match Adapter::attach(platform, Config::default()) {
         Ok(adapter) => {
-            println!("{}", adapter.info_line());
+            println!("{}", cxos_kernel::mlx5_report::info_line(&adapter.info()));
             let attach_ms = adapter.attach_ns() / 1_000_000;
             if adapter.link_up() && !slot.link_up_timed {
                 slot.link_up_timed = true;
@@ -438,7 +438,7 @@ pub fn vnic_lines() -> Vec<String> {
         };
         for net in core::iter::once(&o.main).chain(o.vnics.iter().map(|(_, v)| v)) {
             let dev = net.device();
-            let report = dev.report_line();
+            let report = cxos_kernel::mlx5_report::vnic_line(&dev.info());
             // The driver's line starts with its own id (`vnic3`).
             let rest = report.split_once(' ').map_or("", |(_, r)| r);
             let v4 = net
@@ -655,7 +655,7 @@ pub fn phys_lines() -> Vec<String> {
         .map(|s| {
             let addr = s.addr;
             s.state
-                .with_adapter(|a| a.summary())
+                .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
                 .unwrap_or_else(|| format!("{addr} mlx5 detached"))
         })
         .collect()
@@ -689,10 +689,10 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
         let body = match &mut slot.state {
             State::Open(o) => match which {
                 PortReport::Rings => {
-                    let mut text = port_of(&o.main).rings();
+                    let mut text = cxos_kernel::mlx5_report::rings(&port_of(&o.main).rings());
                     for (n, v) in &o.vnics {
                         text.push_str(&format!("vnic{n}:\n"));
-                        for line in port_of(v).rings().lines() {
+                        for line in cxos_kernel::mlx5_report::rings(&port_of(v).rings()).lines() {
                             text.push_str("  ");
                             text.push_str(line);
                             text.push('\n');
@@ -700,13 +700,15 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
                     }
                     text
                 }
-                PortReport::Flows => o.nic.flows_report(),
+                PortReport::Flows => cxos_kernel::mlx5_report::flows(&o.nic.flows_report()),
                 PortReport::Stats => {
                     let mut text = String::new();
                     if let Err(e) = port_of_mut(&mut o.main).queue_set_mut().refresh_counters() {
                         text.push_str(&format!("q counter not read: {e}\n"));
                     }
-                    text.push_str(&port_of(&o.main).queue_set().stats_report());
+                    text.push_str(&cxos_kernel::mlx5_report::stats(
+                        &port_of(&o.main).queue_set().stats_report(),
+                    ));
                     #[cfg(feature = "net")]
                     text.push_str(&stack_stats(&o.main));
                     #[cfg(not(feature = "net"))]
@@ -764,7 +766,7 @@ pub fn report(addr: PciAddress) -> Option<Result<String, String>> {
     let slot = slots.iter_mut().find(|s| s.addr == addr)?;
     Some(
         slot.state
-            .with_adapter(|a| a.report())
+            .with_adapter(|a| cxos_kernel::mlx5_report::adapter(&a.report()))
             .ok_or_else(|| format!("mlx5 {addr}: not attached")),
     )
 }
