@@ -16,7 +16,7 @@ use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
 };
 use crate::cmd::Command;
-use crate::cmd_engine::{CmdEngine, PortEvent, Stats, Ticket};
+use crate::cmd_engine::{CmdEngine, PortEvents, Stats, Ticket};
 use crate::cmdq::{self, CmdQueue};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
 use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
@@ -713,7 +713,7 @@ impl<P: Platform> Adapter<P> {
     /// Service EQ0 (page requests, port changes, stray completions) and
     /// refresh the port state after a port change. Call from the main loop
     /// (e.g. when vector 0 fired).
-    pub fn poll(&mut self) -> Result<Vec<PortEvent>, Error> {
+    pub fn poll(&mut self) -> Result<PortEvents, Error> {
         if self.dev.is_failed() {
             return Err(Error::AdapterFailed);
         }

@@ -40,6 +40,13 @@ impl<C> Ticket<C> {
     }
 }
 
+/// Port events kept between two [`crate::Adapter::poll`]s: a storm of
+/// events keeps only the latest ones.
+pub const PORT_EVENTS: usize = 64;
+
+/// The port events seen on EQ0, oldest first.
+pub type PortEvents = heapless::Deque<PortEvent, PORT_EVENTS>;
+
 /// Link state change seen on EQ0.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PortEvent {
@@ -82,7 +89,7 @@ pub struct CmdEngine<P: Platform> {
     /// Positive page requests are refused during teardown.
     pub(crate) accept_page_requests: bool,
     pub(crate) max_pages: u32,
-    pub(crate) port_events: Vec<PortEvent>,
+    pub(crate) port_events: PortEvents,
     pub(crate) fault: Option<FaultReport>,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
@@ -104,7 +111,7 @@ impl<P: Platform> CmdEngine<P> {
             in_page_work: false,
             accept_page_requests: true,
             max_pages,
-            port_events: Vec::new(),
+            port_events: PortEvents::new(),
             fault: None,
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
@@ -382,10 +389,10 @@ impl<P: Platform> CmdEngine<P> {
                     other => PortEvent::Other(other),
                 };
                 // Bounded: a storm of events keeps only the latest ones.
-                if self.port_events.len() >= 64 {
-                    self.port_events.remove(0);
+                if self.port_events.is_full() {
+                    self.port_events.pop_front();
                 }
-                self.port_events.push(ev);
+                let _ = self.port_events.push_back(ev);
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;
@@ -518,7 +525,7 @@ impl<P: Platform> CmdEngine<P> {
     }
 
     /// Drain port events seen so far.
-    pub fn take_port_events(&mut self) -> Vec<PortEvent> {
+    pub fn take_port_events(&mut self) -> PortEvents {
         core::mem::take(&mut self.port_events)
     }
 

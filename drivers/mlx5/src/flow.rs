@@ -96,6 +96,17 @@ pub mod fte {
 /// Destinations one entry may list (`log_max_destination` of the NIC_RX
 /// flow table caps is at least 5 on every part the driver knows).
 pub const MAX_DESTINATIONS: usize = 32;
+/// The destinations of one entry as the steering keeps them.
+pub type Dests = heapless::Vec<Destination, MAX_DESTINATIONS>;
+
+/// One destination.
+pub fn one_dest(d: Destination) -> Dests {
+    let mut v = Dests::new();
+    // Room for MAX_DESTINATIONS, at least one.
+    let _ = v.push(d);
+    v
+}
+
 /// Flow counters one entry may list (the driver uses one).
 pub const MAX_COUNTERS: usize = 8;
 const DELETE_FTE_IN_LEN: usize = 0x40;

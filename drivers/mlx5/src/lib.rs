@@ -119,7 +119,7 @@ pub mod wq;
 pub mod wqe;
 
 pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
-pub use cmd_engine::{PortEvent, Stats, Ticket};
+pub use cmd_engine::{PortEvent, PortEvents, Stats, Ticket};
 pub use control::{Control, DataPathCaps, Resources};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};

@@ -44,7 +44,7 @@ use crate::flow_counter::Traffic;
 use crate::q_counter::{self, QCounterId, QueryQCounter};
 use crate::rq::{self, Rq};
 use crate::rqt::Rqtn;
-use crate::rss::TrafficTable;
+use crate::rss::{HASHED_TIRS, TrafficTable};
 use crate::sq::Sq;
 use crate::steering::Steering;
 use crate::tir::Tirn;
@@ -104,7 +104,7 @@ struct Parts<P: Platform> {
     tir: Option<Tirn>,
     rqt: Option<Rqtn>,
     /// Indirect TIRs, with RSS.
-    rss: Vec<Tirn>,
+    rss: heapless::Vec<Tirn, HASHED_TIRS>,
     traffic: Option<TrafficTable>,
     steering: Option<Steering>,
 }
@@ -121,7 +121,7 @@ impl<P: Platform> Default for Parts<P> {
             rx: Vec::new(),
             tir: None,
             rqt: None,
-            rss: Vec::new(),
+            rss: heapless::Vec::new(),
             traffic: None,
             steering: None,
         }

@@ -10,6 +10,7 @@
 //! record is written once per batch ([`Rq::commit`]).
 
 use alloc::vec::Vec;
+use core::fmt;
 
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
@@ -216,6 +217,22 @@ pub enum RxError {
     /// skipped; `releases` WQEs to recycle.
     Filler { releases: u16 },
 }
+
+impl fmt::Display for RxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RxError::WqeCounter { counter, expected } => {
+                write!(f, "completion for WQE {counter}, expected {expected}")
+            }
+            RxError::Length { slot, byte_cnt, .. } => {
+                write!(f, "byte count {byte_cnt} does not fit buffer {slot}")
+            }
+            RxError::Filler { .. } => f.write_str("filler completion"),
+        }
+    }
+}
+
+impl core::error::Error for RxError {}
 
 /// Receive counters.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

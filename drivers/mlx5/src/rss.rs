@@ -80,6 +80,10 @@ pub fn ipv6_input(
     }
 }
 
+/// Indirect TIRs of an RSS queue set: one per hashed traffic type (TCP
+/// and UDP over IPv4 and IPv6, other IPv4, other IPv6).
+pub const HASHED_TIRS: usize = 6;
+
 /// The TIRs of an RSS queue set, one per traffic type: TCP and UDP over IPv4
 /// and IPv6 hash addresses and ports, other IPv4 / IPv6 the addresses
 /// only, everything else goes to one queue.

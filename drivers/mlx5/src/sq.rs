@@ -18,7 +18,7 @@ use crate::wqe::InlineMode;
 pub mod ring;
 
 pub use ring::{
-    BadCompletion, MAX_FRAME, MAX_LSO_FRAME, Sq, SqStats, TxError, TxOpts, UAR_SEND_DOORBELL,
+    BadCompletion, MAX_FRAME, MAX_LSO_FRAME, PostError, Sq, SqStats, TxOpts, UAR_SEND_DOORBELL,
 };
 
 /// An SQ number.

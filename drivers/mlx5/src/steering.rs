@@ -49,8 +49,8 @@ use alloc::vec::Vec;
 use crate::cmd::Exec;
 use crate::error::CmdError;
 use crate::flow::{
-    BROADCAST, CreateFlowGroup, CreateFlowTable, Criteria, DeleteFte, Destination,
-    DestroyFlowGroup, DestroyFlowTable, Fgn, Ftn, MatchValue, SetFlowTableRoot, TABLE_TYPE_NIC_RX,
+    BROADCAST, CreateFlowGroup, CreateFlowTable, Criteria, DeleteFte, DestroyFlowGroup,
+    DestroyFlowTable, Dests, Fgn, Ftn, MatchValue, SetFlowTableRoot, TABLE_TYPE_NIC_RX,
 };
 use crate::flow_counter::{AllocFlowCounter, FlowCounterId, dealloc_flow_counter};
 use crate::vport::{Mac, ModifyNicVportContext, VportChange};
@@ -119,7 +119,7 @@ impl From<Option<u16>> for VlanMatch {
 /// One installed entry: where it forwards and its counter.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Counted {
-    dests: Vec<Destination>,
+    dests: Dests,
     counter: FlowCounterId,
 }
 

@@ -55,6 +55,7 @@ use cxos_drivers::{
 };
 
 use crate::control::Control;
+use crate::eq::Eqn;
 use crate::error::Error;
 use crate::flow::{BROADCAST, Destination, FlowError};
 use crate::flow_counter::Traffic;
@@ -123,6 +124,9 @@ pub enum VnicError {
     Open(Error),
     /// The steering refused its rules (everything undone).
     Flow(FlowError),
+    /// A completion EQ its CQs report to serves
+    /// [`crate::eq::MAX_CLAIMED_CQS`] CQs already (everything undone).
+    EqFull(Eqn),
 }
 
 impl fmt::Display for VnicError {
@@ -137,6 +141,17 @@ impl fmt::Display for VnicError {
             },
             VnicError::Open(e) => write!(f, "queues not created: {e}"),
             VnicError::Flow(e) => write!(f, "flow rules not installed: {e}"),
+            VnicError::EqFull(e) => write!(f, "{}", crate::eq::EqFull(*e)),
+        }
+    }
+}
+
+impl core::error::Error for VnicError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            VnicError::Open(e) => Some(e),
+            VnicError::Flow(e) => Some(e),
+            _ => None,
         }
     }
 }

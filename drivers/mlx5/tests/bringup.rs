@@ -177,6 +177,24 @@ fn page_request_during_a_command() {
     assert_eq!(sim.pages_held(), 0);
 }
 
+/// The port-event queue is bounded (`PORT_EVENTS`): a storm keeps the
+/// latest events, and the link state is still read from the port.
+#[test]
+fn a_storm_of_port_events_keeps_the_latest() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let mut a = attach(&sim);
+    for i in 0..100 {
+        sim.set_link(i % 2 == 1);
+    }
+    let events = a.poll().unwrap();
+    assert_eq!(events.len(), mlx5::cmd_engine::PORT_EVENTS, "{events:?}");
+    assert_eq!(events.back(), Some(&PortEvent::Up));
+    assert_eq!(events.front(), Some(&PortEvent::Down));
+    assert!(a.link_up());
+    assert!(a.poll().unwrap().is_empty());
+    a.detach();
+}
+
 #[test]
 fn port_change_events_update_the_link() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Threaded);

@@ -17,7 +17,7 @@ use crate::flow::{BROADCAST, Destination};
 use crate::q_counter::{self, AllocQCounter};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind};
 use crate::rqt::{self, CreateRqt};
-use crate::rss::{RssTirs, TrafficTable};
+use crate::rss::{HASHED_TIRS, RssTirs, TrafficTable};
 use crate::sq::{self, CreateSq, ModifySq, Sq};
 use crate::steering::{Steering, SteeringConfig};
 use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic};
@@ -274,25 +274,25 @@ impl<C: Control> QueueSet<C> {
         if n_rx > 1 {
             let rqt = self.ctl.exec(&CreateRqt { rqns })?;
             self.parts.rqt = Some(rqt);
-            let mut tirs = [tir; 6];
-            for (k, (ipv6, udp)) in [
+            let mut tirs = [tir; HASHED_TIRS];
+            // (IPv6, UDP / TCP / neither) per indirect TIR, in RssTirs order.
+            let hashed: [(bool, Option<bool>); HASHED_TIRS] = [
                 (false, Some(false)),
                 (false, Some(true)),
                 (true, Some(false)),
                 (true, Some(true)),
                 (false, None),
                 (true, None),
-            ]
-            .into_iter()
-            .enumerate()
-            {
+            ];
+            for (k, (ipv6, udp)) in hashed.into_iter().enumerate() {
                 let t = self.ctl.exec(&CreateTirIndirect {
                     rqt,
                     td: r.td,
                     key: cfg.rss_key,
                     traffic: HashedTraffic { ipv6, udp },
                 })?;
-                self.parts.rss.push(t);
+                // One per hashed traffic type: room for each.
+                let _ = self.parts.rss.push(t);
                 tirs[k] = t;
             }
             let tt = TrafficTable::create(

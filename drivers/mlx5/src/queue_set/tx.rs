@@ -157,9 +157,9 @@ impl<C: Control> QueueSet<C> {
             Err(e) => {
                 give_back(&mut self.tx_free, &mut self.lso_free, self.n_tx, id);
                 Err(match e {
-                    sq::TxError::Full => TxError::Busy,
-                    sq::TxError::BadLength => TxError::BadLength(len),
-                    sq::TxError::BadLso => TxError::BadLso,
+                    sq::PostError::Full => TxError::Busy,
+                    sq::PostError::BadLength => TxError::BadLength(len),
+                    sq::PostError::BadLso => TxError::BadLso,
                 })
             }
         }

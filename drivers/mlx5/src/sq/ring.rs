@@ -14,6 +14,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt;
 
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
@@ -30,7 +31,7 @@ pub const UAR_SEND_DOORBELL: usize = 0x800;
 
 /// Why a frame was not posted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TxError {
+pub enum PostError {
     /// No free WQE: reclaim completions first.
     Full,
     /// Zero length, past the buffer, or longer than the queue takes.
@@ -38,6 +39,18 @@ pub enum TxError {
     /// LSO asked for a frame that is not TCP, has no payload, or MSS 0.
     BadLso,
 }
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PostError::Full => "send queue full",
+            PostError::BadLength => "bad frame length",
+            PostError::BadLso => "frame not segmentable as asked (LSO)",
+        })
+    }
+}
+
+impl core::error::Error for PostError {}
 
 /// Offloads one WQE asks for (the Ethernet segment's fields).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -61,6 +74,19 @@ pub enum BadCompletion {
     /// `wqe_counter` outside the WQEs in flight.
     WqeCounter { counter: u16, cc: u16, pc: u16 },
 }
+
+impl fmt::Display for BadCompletion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BadCompletion::WqeCounter { counter, cc, pc } => write!(
+                f,
+                "completion for WQE {counter} not in flight (cc {cc}, pc {pc})"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for BadCompletion {}
 
 /// Transmit counters.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -203,7 +229,7 @@ impl<P: Platform> Sq<P> {
         len: usize,
         lkey: Lkey,
         id: u32,
-    ) -> Result<(), TxError> {
+    ) -> Result<(), PostError> {
         self.post_with(buf, off, len, lkey, id, TxOpts::default())
     }
 
@@ -221,14 +247,14 @@ impl<P: Platform> Sq<P> {
         lkey: Lkey,
         id: u32,
         opts: TxOpts,
-    ) -> Result<(), TxError> {
+    ) -> Result<(), PostError> {
         let max = if opts.mss.is_some() {
             MAX_LSO_FRAME
         } else {
             MAX_FRAME
         };
         if len == 0 || len > max || off.checked_add(len).is_none_or(|e| e > buf.len()) {
-            return Err(TxError::BadLength);
+            return Err(PostError::BadLength);
         }
         let offload = opts.csum || opts.mss.is_some();
         if !offload && opts.vlan.is_none() && self.inline == InlineMode::None {
@@ -266,7 +292,7 @@ impl<P: Platform> Sq<P> {
                     || len <= g.headers()
                     || (hl != 0 && hl != g.headers())
                 {
-                    return Err(TxError::BadLso);
+                    return Err(PostError::BadLso);
                 }
                 inline = g.headers();
                 ctrl::OPCODE_LSO
@@ -280,7 +306,7 @@ impl<P: Platform> Sq<P> {
         let nbb = (ds * wqe::DS).div_ceil(WQEBB);
         if self.free() < nbb {
             self.stats.full += 1;
-            return Err(TxError::Full);
+            return Err(PostError::Full);
         }
         let mut w = [0u8; MAX_WQE_BUF];
         let head = wqe::ctrl_head(self.pc, opcode, self.sqn.0, ds);
@@ -329,10 +355,10 @@ impl<P: Platform> Sq<P> {
         len: usize,
         lkey: Lkey,
         id: u32,
-    ) -> Result<(), TxError> {
+    ) -> Result<(), PostError> {
         if self.free() == 0 {
             self.stats.full += 1;
-            return Err(TxError::Full);
+            return Err(PostError::Full);
         }
         let ds = wqe::send_ds(0, true);
         let mut w = [0u8; WQEBB];
@@ -586,9 +612,9 @@ mod tests {
         for i in 0..4 {
             sq.post(&buf, 0, 60, Lkey(7), 100 + i).unwrap();
         }
-        assert_eq!(sq.post(&buf, 0, 60, Lkey(7), 0), Err(TxError::Full));
-        assert_eq!(sq.post(&buf, 0, 61, Lkey(7), 0), Err(TxError::BadLength));
-        assert_eq!(sq.post(&buf, 0, 0, Lkey(7), 0), Err(TxError::BadLength));
+        assert_eq!(sq.post(&buf, 0, 60, Lkey(7), 0), Err(PostError::Full));
+        assert_eq!(sq.post(&buf, 0, 61, Lkey(7), 0), Err(PostError::BadLength));
+        assert_eq!(sq.post(&buf, 0, 0, Lkey(7), 0), Err(PostError::BadLength));
         let mut got = Vec::new();
         let cqe = crate::cqe::build::requester;
         assert_eq!(sq.complete(&cqe(1), |id| got.push(id)), Ok(2));
@@ -668,7 +694,7 @@ mod tests {
         sq: &mut Sq<MockPlatform>,
         f: &[u8],
         o: TxOpts,
-    ) -> Result<crate::mock::MockDma, TxError> {
+    ) -> Result<crate::mock::MockDma, PostError> {
         let b = p.dma_alloc(f.len()).unwrap();
         b.write_bytes(0, f);
         sq.post_with(&b, 0, f.len(), Lkey(7), 1, o).map(|()| b)
@@ -818,7 +844,7 @@ mod tests {
         let udp = ip_frame(false, true, 3000);
         assert_eq!(
             post_frame(&p, &mut sq, &udp, lso).err(),
-            Some(TxError::BadLso)
+            Some(PostError::BadLso)
         );
         let bad_hl = TxOpts {
             header_len: 50,
@@ -826,7 +852,7 @@ mod tests {
         };
         assert_eq!(
             post_frame(&p, &mut sq, &f, bad_hl).err(),
-            Some(TxError::BadLso)
+            Some(PostError::BadLso)
         );
         let mss0 = TxOpts {
             mss: Some(0),
@@ -834,7 +860,7 @@ mod tests {
         };
         assert_eq!(
             post_frame(&p, &mut sq, &f, mss0).err(),
-            Some(TxError::BadLso)
+            Some(PostError::BadLso)
         );
         assert_eq!(sq.producer_counter(), 5);
         // Reset hands back each WQE once, whatever its size.

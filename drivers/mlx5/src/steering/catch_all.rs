@@ -6,7 +6,9 @@
 use super::{Counted, Steering, TT, alloc_counter, dmac_value};
 use crate::cmd::Exec;
 use crate::error::CmdError;
-use crate::flow::{DeleteFte, Destination, Fgn, FlowEntry, FlowError, MatchValue, SetFte};
+use crate::flow::{
+    DeleteFte, Destination, Fgn, FlowEntry, FlowError, MatchValue, SetFte, one_dest,
+};
 use crate::flow_counter::{QueryFlowCounter, Traffic, dealloc_flow_counter};
 use crate::vport::{Mac, ModifyNicVportContext, VportChange};
 
@@ -76,7 +78,7 @@ impl Steering {
                 return Err(e.into());
             }
             let c = Some(Counted {
-                dests: dests.to_vec(),
+                dests: one_dest(dest),
                 counter,
             });
             if promisc {

@@ -3,14 +3,12 @@
 //! MAC's VLAN table; shared rules (broadcast, multicast) list several
 //! destinations ([`Steering::join`], [`Steering::leave`]).
 
-use alloc::vec;
-
 use super::vlan::destroy_vlan_table;
 use super::vlan::{set_vlan_entry, vlan_table};
 use super::{Counted, Loc, MacSlot, Steering, TT, Target, VlanMatch, alloc_counter, dmac_value};
 use crate::cmd::Exec;
 use crate::error::CmdError;
-use crate::flow::{DeleteFte, Destination, FlowEntry, FlowError, MAX_DESTINATIONS, SetFte};
+use crate::flow::{DeleteFte, Destination, FlowEntry, FlowError, SetFte, one_dest};
 use crate::flow_counter::{FlowCounterId, QueryFlowCounter, Traffic, dealloc_flow_counter};
 use crate::vport::Mac;
 
@@ -93,7 +91,7 @@ impl Steering {
                 let counter = alloc_counter(ex)?;
                 let target = match m {
                     VlanMatch::Any => Target::Direct(Counted {
-                        dests: vec![dest],
+                        dests: one_dest(dest),
                         counter,
                     }),
                     _ => match vlan_table(ex, self.log_vlan) {
@@ -106,7 +104,7 @@ impl Steering {
                 };
                 let root_dests = match &target {
                     Target::Direct(r) => r.dests.clone(),
-                    Target::Vlans(t) => vec![Destination::Table(t.table)],
+                    Target::Vlans(t) => one_dest(Destination::Table(t.table)),
                 };
                 if let Err(e) = self.set_root(ex, i, mac, &root_dests, counter) {
                     let _ = ex.exec(&dealloc_flow_counter(counter));
@@ -183,7 +181,7 @@ impl Steering {
                     return Err(FlowError::Duplicate(FlowEntry(slot as u32)));
                 }
                 let r = Counted {
-                    dests: vec![dest],
+                    dests: one_dest(dest),
                     counter: alloc_counter(ex)?,
                 };
                 if let Err(e) = set_vlan_entry(ex, t, None, &r) {
@@ -200,7 +198,7 @@ impl Steering {
                     return Err(FlowError::TableFull);
                 };
                 let r = Counted {
-                    dests: vec![dest],
+                    dests: one_dest(dest),
                     counter: alloc_counter(ex)?,
                 };
                 if let Err(e) = set_vlan_entry(ex, t, Some((k, m)), &r) {
@@ -233,10 +231,9 @@ impl Steering {
         if c.dests.contains(&dest) {
             return Ok(());
         }
-        if c.dests.len() >= MAX_DESTINATIONS {
+        if c.dests.push(dest).is_err() {
             return Err(FlowError::TableFull);
         }
-        c.dests.push(dest);
         let r = self.rewrite(ex, loc);
         if r.is_err()
             && let Some(c) = self.counted_mut(loc)

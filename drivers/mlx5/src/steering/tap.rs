@@ -4,13 +4,12 @@
 //! before break) when that set changes.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use super::{Steering, TAP_LEVEL, TT, alloc_counter};
 use crate::cmd::Exec;
 use crate::flow::{
     CreateFlowGroup, CreateFlowTable, Criteria, DeleteFte, Destination, DestroyFlowGroup,
-    DestroyFlowTable, Fgn, FlowEntry, FlowError, Ftn, MAX_DESTINATIONS, MatchValue,
+    DestroyFlowTable, Dests, Fgn, FlowEntry, FlowError, Ftn, MAX_DESTINATIONS, MatchValue,
     SetFlowTableRoot, SetFte,
 };
 use crate::flow_counter::{FlowCounterId, dealloc_flow_counter};
@@ -22,7 +21,7 @@ pub(super) struct Tap {
     pub(super) counter: FlowCounterId,
     /// The promiscuous destinations (the MAC table comes first in the
     /// entry).
-    pub(super) dests: Vec<Destination>,
+    pub(super) dests: Dests,
 }
 
 impl Steering {
@@ -30,7 +29,7 @@ impl Steering {
     /// the root, then remove the old tap (make before break: no frame is
     /// lost while the promiscuous set changes). No destinations: the MAC
     /// table is the root again.
-    fn set_tap(&mut self, ex: &mut impl Exec, dests: Vec<Destination>) -> Result<(), FlowError> {
+    fn set_tap(&mut self, ex: &mut impl Exec, dests: Dests) -> Result<(), FlowError> {
         let old = self.tap.take();
         let mut new = None;
         if !dests.is_empty() {
@@ -118,19 +117,19 @@ impl Steering {
     /// it (besides wherever the rules send it). Joining twice is not an
     /// error.
     pub fn tap_join(&mut self, ex: &mut impl Exec, dest: Destination) -> Result<(), FlowError> {
-        let mut dests = self.tap.as_ref().map_or(Vec::new(), |t| t.dests.clone());
+        let mut dests = self.tap.as_ref().map_or(Dests::new(), |t| t.dests.clone());
         if dests.contains(&dest) {
             return Ok(());
         }
-        if dests.len() + 1 >= MAX_DESTINATIONS {
+        // The entry lists the MAC table first.
+        if dests.len() + 1 >= MAX_DESTINATIONS || dests.push(dest).is_err() {
             return Err(FlowError::TableFull);
         }
-        dests.push(dest);
         self.set_tap(ex, dests)
     }
 
     pub fn tap_leave(&mut self, ex: &mut impl Exec, dest: Destination) -> Result<(), FlowError> {
-        let mut dests = self.tap.as_ref().map_or(Vec::new(), |t| t.dests.clone());
+        let mut dests = self.tap.as_ref().map_or(Dests::new(), |t| t.dests.clone());
         let Some(i) = dests.iter().position(|d| *d == dest) else {
             return Err(FlowError::NoEntry(FlowEntry(u32::MAX)));
         };

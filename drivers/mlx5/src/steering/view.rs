@@ -105,7 +105,7 @@ impl Steering {
             let mk = |vlan, c: &Counted| Rule {
                 mac: s.mac,
                 vlan,
-                dests: c.dests.clone(),
+                dests: c.dests.to_vec(),
                 counter: c.counter,
             };
             match &s.target {
@@ -200,7 +200,7 @@ impl Steering {
                 counter: Some(s.counter),
             };
             match &s.target {
-                Target::Direct(c) => out.push(root(c.dests.clone())),
+                Target::Direct(c) => out.push(root(c.dests.to_vec())),
                 Target::Vlans(t) => {
                     out.push(root(vec![Destination::Table(t.table)]));
                     for (k, v) in t.vids.iter().enumerate() {
@@ -211,7 +211,7 @@ impl Steering {
                                 index: k as u32,
                                 group: t.tagged,
                                 value: vlan_value(*m),
-                                dests: c.dests.clone(),
+                                dests: c.dests.to_vec(),
                                 counter: Some(c.counter),
                             });
                         }
@@ -223,7 +223,7 @@ impl Steering {
                             index: t.vids.len() as u32,
                             group: t.any,
                             value: MatchValue::default(),
-                            dests: c.dests.clone(),
+                            dests: c.dests.to_vec(),
                             counter: Some(c.counter),
                         });
                     }
@@ -244,7 +244,7 @@ impl Steering {
                     index,
                     group,
                     value,
-                    dests: c.dests.clone(),
+                    dests: c.dests.to_vec(),
                     counter: Some(c.counter),
                 });
             }
@@ -256,7 +256,7 @@ impl Steering {
     /// table, the tap table, each MAC's rules.
     pub fn report(&self) -> SteeringReport {
         let counted = |c: &Counted| RuleView {
-            dests: c.dests.clone(),
+            dests: c.dests.to_vec(),
             counter: c.counter,
         };
         SteeringReport {
@@ -271,7 +271,7 @@ impl Steering {
             tap: self.tap.as_ref().map(|t| TapView {
                 table: t.table,
                 rule: RuleView {
-                    dests: t.dests.clone(),
+                    dests: t.dests.to_vec(),
                     counter: t.counter,
                 },
             }),

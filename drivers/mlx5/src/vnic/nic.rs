@@ -15,7 +15,7 @@ use super::{Vnic, VnicError, VnicId, VnicInfo, VnicSpec, valid_queues, vlan_matc
 use crate::cmd::{Command, Exec};
 use crate::control::{Control, Resources};
 use crate::cq::Cqn;
-use crate::eq::{CompEq, Eqn};
+use crate::eq::{CompEq, EqFull, Eqn};
 use crate::error::{CmdError, Missing};
 use crate::flow::{BROADCAST, Destination, FlowError};
 use crate::flow_counter::Traffic;
@@ -340,13 +340,36 @@ impl<C: Control> Nic<C> {
             Ok(p) => p,
             Err(f) => return Err(VnicError::Open(f.error)),
         };
-        let mut cqs: Vec<Cqn> = qs.tx_cq().map(|c| c.cqn).into_iter().collect();
-        cqs.extend((0..qs.rx_queues()).filter_map(|i| qs.rx_cq_at(i).map(|c| c.cqn)));
+        let mut cqs: Vec<(Cqn, Eqn)> = qs.tx_cq().map(|c| (c.cqn, c.eqn)).into_iter().collect();
+        cqs.extend((0..qs.rx_queues()).filter_map(|i| qs.rx_cq_at(i).map(|c| (c.cqn, c.eqn))));
+        let (cqs, eqns): (Vec<Cqn>, Vec<Eqn>) = cqs.into_iter().unzip();
         qs.control_mut().own = cqs.clone();
         let Some(dest) = qs.destination() else {
             let _ = qs.close();
             return Err(VnicError::Open(Missing::Tir.into()));
         };
+        // Each CQ's events are claimed on its EQ before any frame can
+        // reach the VNIC (the flow rules come next).
+        let mut claimed = Ok(());
+        for eq in &self.shared.eqs {
+            let mine: Vec<Cqn> = cqs
+                .iter()
+                .zip(&eqns)
+                .filter(|(_, e)| **e == eq.eqn)
+                .map(|(c, _)| *c)
+                .collect();
+            if let Err(e) = eq.claim(&mine) {
+                claimed = Err(e);
+                break;
+            }
+        }
+        if let Err(EqFull(eqn)) = claimed {
+            for eq in &self.shared.eqs {
+                eq.forget(&cqs);
+            }
+            let _ = qs.close();
+            return Err(VnicError::EqFull(eqn));
+        }
         let m = vlan_match(spec.vlan);
         let installed = self
             .with_steering(|st, ctl| {
@@ -359,6 +382,9 @@ impl<C: Control> Nic<C> {
             })
             .unwrap_or(Err(FlowError::Unsupported));
         if let Err(e) = installed {
+            for eq in &self.shared.eqs {
+                eq.forget(&cqs);
+            }
             let _ = qs.close();
             return Err(VnicError::Flow(e));
         }
@@ -375,16 +401,7 @@ impl<C: Control> Nic<C> {
             sqn: qs.sq().map(|s| s.sqn),
             cqs,
         };
-        {
-            let mut g = self.shared.lock();
-            // Room on every EQ for one pending event per CQ: the poll path
-            // never allocates.
-            let total: usize = g.vnics.iter().map(|v| v.cqs.len()).sum::<usize>() + reg.cqs.len();
-            for eq in &self.shared.eqs {
-                eq.reserve(total);
-            }
-            g.vnics.push(reg);
-        }
+        self.shared.lock().vnics.push(reg);
         log::info!(target: "mlx5::vnic", "mlx5: {id} up: {mac} {} queues {}", vlan_text(spec.vlan), qs.rx_queues());
         Ok(Vnic {
             qs,
