@@ -5,7 +5,7 @@
 //! `fte_match_param_bits` / `fte_match_set_lyr_2_4_bits`,
 //! `dest_format_struct_bits` in mlx5_ifc.h).
 //!
-//! These are the commands; [`crate::steering`] builds the port's tables
+//! These are the commands; [`crate::steering`] builds the function's receive tables
 //! from them.
 
 use crate::error::BadOutput;
@@ -490,7 +490,7 @@ impl Command for QueryFte {
     }
 }
 
-/// An installed root entry of the port's steering ([`crate::steering::Steering`]).
+/// An installed root entry of the function's steering ([`crate::steering::Steering`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct FlowEntry(pub u32);
 

@@ -526,7 +526,7 @@ mod tests {
             assert_eq!(t[0x24] >> 4, 1, "indirect");
             assert_eq!(&t[0x48..0x70], &crate::rss::DEFAULT_KEY);
         }
-        // The traffic-type table is level 3; the port's root entries
+        // The traffic-type table is level 3; the queue set's root entries
         // forward to it (destination type 1).
         let tables = ex.inputs(op::CREATE_FLOW_TABLE);
         assert_eq!(tables[0][0x19], 3);
