@@ -5,8 +5,8 @@
 //! `fte_match_param_bits` / `fte_match_set_lyr_2_4_bits`,
 //! `dest_format_struct_bits` in mlx5_ifc.h).
 //!
-//! These are the commands; [`crate::steering`] builds the function's receive tables
-//! from them.
+//! These are the commands; [`crate::steering`] builds the function's
+//! receive tables from them.
 
 use crate::error::BadOutput;
 use cxos_drivers::FilterError;
