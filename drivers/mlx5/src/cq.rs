@@ -147,6 +147,7 @@ impl Command for QueryCq {
 #[derive(Clone, Copy, Debug)]
 pub struct ModifyCqModeration {
     pub cqn: Cqn,
+    /// `cq_period` is 12 bits: at most 4095.
     pub period_us: u16,
     pub max_count: u16,
 }
