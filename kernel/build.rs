@@ -1,5 +1,13 @@
-//! Link flags for the kernel binary only (FACTS.md: static, non-PIE, own
-//! linker script), and the 256 interrupt entry stubs.
+//! Link flags for the kernel binary only, and the 256 interrupt entry
+//! stubs.
+//!
+//! The kernel is a binary of the host's own Linux target, which the
+//! toolchain links as a dynamic PIE with an ELF interpreter. `-static` is
+//! the flag that matters (no PT_INTERP, no PIE: the loaders map the image
+//! where linker.ld puts it), `-no-pie` says it again to the compiler
+//! driver, `-nostartfiles` drops the C runtime's `_start`. The flags go to
+//! the binary alone (`rustc-link-arg-bins`), never to `[build] rustflags`,
+//! where xtask and the host tests would get them too.
 
 use std::fmt::Write as _;
 

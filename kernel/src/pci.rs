@@ -201,8 +201,9 @@ pub fn msix_table_size(cfg: &dyn ConfigSpace, cap: u16) -> u16 {
     (cfg.read16(cap + 2) & 0x7ff) + 1
 }
 
-/// The console line of one function (KERNEL-CONTRACT.md):
-/// `pci BB:DD.F VVVV:DDDD class CCSSPP` then capability words.
+/// The console line of one function, as `lspci` and the boot print it and
+/// xtask's console.rs reads it: `pci BB:DD.F VVVV:DDDD class CCSSPP` then
+/// capability words.
 pub fn describe(addr: PciAddress, h: &Header, cfg: &dyn ConfigSpace) -> String {
     let mut s = String::new();
     let _ = write!(

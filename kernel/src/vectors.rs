@@ -3,6 +3,8 @@
 
 pub const FIRST: u8 = 0x20;
 pub const LAST: u8 = 0xfe;
+/// The local APIC's spurious-interrupt vector (its SVR), never allocated.
+pub const SPURIOUS: u8 = 0xff;
 
 #[derive(Debug, Default)]
 pub struct VectorAllocator {

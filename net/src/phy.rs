@@ -263,9 +263,9 @@ struct L2Queue {
     capacity: usize,
 }
 
-/// The transmit side: the device and what transmit tokens touch.
+/// The transmit path: the device and what transmit tokens touch.
 #[derive(Debug)]
-struct Port<D: NetDevice> {
+struct TxPath<D: NetDevice> {
     dev: D,
     stats: PhyStats,
     /// Transmits queued since the last flush.
@@ -273,10 +273,10 @@ struct Port<D: NetDevice> {
     /// Where a refused transmit token writes (its frame is dropped).
     scratch: Vec<u8>,
     /// Asked of the device for every frame the stack writes.
-    tx_meta: TxMeta,
+    meta: TxMeta,
 }
 
-impl<D: NetDevice> Port<D> {
+impl<D: NetDevice> TxPath<D> {
     fn sent(&mut self, len: usize) {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += len as u64;
@@ -317,7 +317,7 @@ impl<D: NetDevice> Port<D> {
 /// A smoltcp device over a [`NetDevice`].
 #[derive(Debug)]
 pub struct Phy<D: NetDevice> {
-    port: Port<D>,
+    tx: TxPath<D>,
     caps: DeviceCapabilities,
     /// Rx offload advertised: frames with `csum_ok` are not re-verified.
     rx_offload: bool,
@@ -355,12 +355,12 @@ impl<D: NetDevice> Phy<D> {
         caps.max_transmission_unit = dev.mtu() + ETH_HEADER;
         caps.checksum = checksum;
         Phy {
-            port: Port {
+            tx: TxPath {
                 dev,
                 stats: PhyStats::default(),
                 unflushed: 0,
                 scratch: Vec::new(),
-                tx_meta: TxMeta {
+                meta: TxMeta {
                     csum: tx_csum,
                     ..TxMeta::default()
                 },
@@ -376,19 +376,19 @@ impl<D: NetDevice> Phy<D> {
     }
 
     pub fn device(&self) -> &D {
-        &self.port.dev
+        &self.tx.dev
     }
 
     pub fn device_mut(&mut self) -> &mut D {
-        &mut self.port.dev
+        &mut self.tx.dev
     }
 
     pub fn into_device(self) -> D {
-        self.port.dev
+        self.tx.dev
     }
 
     pub fn stats(&self) -> PhyStats {
-        self.port.stats
+        self.tx.stats
     }
 
     /// What smoltcp is told: Ethernet, MTU = device MTU + 14, checksums as
@@ -410,7 +410,7 @@ impl<D: NetDevice> Phy<D> {
         let mut taken = 0;
         while taken < budget {
             let Phy {
-                port,
+                tx,
                 caps,
                 rx_offload,
                 stash,
@@ -419,7 +419,7 @@ impl<D: NetDevice> Phy<D> {
                 dhcp_ack,
                 ..
             } = self;
-            let Port { dev, stats, .. } = port;
+            let TxPath { dev, stats, .. } = tx;
             let got =
                 dev.receive(
                     |frame, meta| match classify(frame, Trust::of(*rx_offload, &meta)) {
@@ -455,27 +455,27 @@ impl<D: NetDevice> Phy<D> {
     /// Send staged replies while the ring has room.
     fn send_stash(&mut self) {
         while let Some(buf) = self.stash.pop_front() {
-            if !self.port.has_room() {
+            if !self.tx.has_room() {
                 self.stash.push_front(buf);
                 return;
             }
-            let meta = self.port.tx_meta;
+            let meta = self.tx.meta;
             match self
-                .port
+                .tx
                 .dev
                 .transmit_with(buf.len(), meta, |b| b.copy_from_slice(&buf))
             {
                 Ok(()) => {
-                    self.port.sent(buf.len());
+                    self.tx.sent(buf.len());
                     self.spare.push(buf);
                 }
                 Err(TxError::Busy) => {
-                    self.port.refused(TxError::Busy);
+                    self.tx.refused(TxError::Busy);
                     self.stash.push_front(buf);
                     return;
                 }
                 Err(e) => {
-                    self.port.refused(e);
+                    self.tx.refused(e);
                     self.spare.push(buf);
                 }
             }
@@ -486,8 +486,8 @@ impl<D: NetDevice> Phy<D> {
     /// (one doorbell) and re-post consumed receive buffers.
     pub fn flush(&mut self) {
         self.send_stash();
-        self.port.dev.flush();
-        self.port.unflushed = 0;
+        self.tx.dev.flush();
+        self.tx.unflushed = 0;
     }
 
     /// Transmit a raw frame (the L2 test): `f` fills `len` bytes of a
@@ -498,16 +498,16 @@ impl<D: NetDevice> Phy<D> {
         len: usize,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, TxError> {
-        if !self.port.has_room() {
+        if !self.tx.has_room() {
             return Err(TxError::Busy);
         }
-        match self.port.dev.transmit(len, f) {
+        match self.tx.dev.transmit(len, f) {
             Ok(r) => {
-                self.port.sent(len);
+                self.tx.sent(len);
                 Ok(r)
             }
             Err(e) => {
-                self.port.refused(e);
+                self.tx.refused(e);
                 Err(e)
             }
         }
@@ -582,7 +582,7 @@ fn count_other(
 /// Transmit token straight into a driver buffer.
 #[derive(Debug)]
 pub struct PhyTxToken<'a, D: NetDevice> {
-    port: &'a mut Port<D>,
+    tx: &'a mut TxPath<D>,
 }
 
 impl<D: NetDevice> phy::TxToken for PhyTxToken<'_, D> {
@@ -590,25 +590,25 @@ impl<D: NetDevice> phy::TxToken for PhyTxToken<'_, D> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let port = self.port;
+        let tx = self.tx;
         // `f` must run whatever happens: if the device refuses after all,
         // it writes into scratch and the frame is dropped (counted).
         let mut f = Some(f);
-        let meta = port.tx_meta;
-        match port
+        let meta = tx.meta;
+        match tx
             .dev
             .transmit_with(len, meta, |b| f.take().map(|f| f(b)).expect("runs once"))
         {
             Ok(r) => {
-                port.sent(len);
+                tx.sent(len);
                 r
             }
             Err(e) => {
-                port.refused(e);
-                port.scratch.clear();
-                port.scratch.resize(len, 0);
+                tx.refused(e);
+                tx.scratch.clear();
+                tx.scratch.resize(len, 0);
                 let f = f.take().expect("not run on refusal");
-                f(&mut port.scratch)
+                f(&mut tx.scratch)
             }
         }
     }
@@ -714,14 +714,14 @@ impl<D: NetDevice> phy::Device for Phy<D> {
         let rx_offload = self.rx_offload;
         loop {
             let Phy {
-                port,
+                tx,
                 l2,
                 spare,
                 rx_copy,
                 dhcp_ack,
                 ..
             } = self;
-            let Port { dev, stats, .. } = port;
+            let TxPath { dev, stats, .. } = tx;
             let for_stack =
                 dev.receive(
                     |frame, meta| match classify(frame, Trust::of(rx_offload, &meta)) {
@@ -750,19 +750,15 @@ impl<D: NetDevice> phy::Device for Phy<D> {
             FrameRxToken {
                 frame: &self.rx_copy,
             },
-            PhyTxToken {
-                port: &mut self.port,
-            },
+            PhyTxToken { tx: &mut self.tx },
         ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<PhyTxToken<'_, D>> {
-        if !self.port.has_room() {
+        if !self.tx.has_room() {
             return None;
         }
-        Some(PhyTxToken {
-            port: &mut self.port,
-        })
+        Some(PhyTxToken { tx: &mut self.tx })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

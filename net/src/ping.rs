@@ -4,6 +4,7 @@
 //! hop limit can be shown. Requests carry a byte pattern that the replies
 //! must return intact.
 
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -30,13 +31,17 @@ const ICMP_HEADER: usize = 8;
 const HOP_LIMIT: u8 = 64;
 /// Replies buffered in the socket between polls.
 const RX_PACKETS: usize = 32;
+/// Sequence numbers a reply is matched against: the latest 65535 sent
+/// (the 16-bit field wraps).
+const MATCHED: usize = 65535;
 
-/// `ping` arguments: `<addr> [-c count] [-i interval_s] [-W timeout_s] [-s size]`.
+/// `ping` arguments: `<addr> [-c count] [-i interval_s] [-W timeout_s] [-s size]`,
+/// in any order, with iputils' defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PingConfig {
     pub target: IpAddress,
-    /// Requests to send (default 4).
-    pub count: u32,
+    /// Requests to send (default: until stopped, as iputils' ping).
+    pub count: Option<u32>,
     /// Between requests (default 1 s).
     pub interval: Duration,
     /// How long to wait for replies after the last request (default 2 s).
@@ -49,7 +54,7 @@ impl PingConfig {
     pub fn new(target: IpAddress) -> PingConfig {
         PingConfig {
             target,
-            count: 4,
+            count: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(2),
             size: 56,
@@ -123,7 +128,7 @@ impl FromStr for PingConfig {
             match w {
                 "-c" => {
                     let v = value("-c")?;
-                    cfg.count = v.parse().ok().filter(|&n| n > 0).ok_or(bad("-c", v))?;
+                    cfg.count = Some(v.parse().ok().filter(|&n| n > 0).ok_or(bad("-c", v))?);
                 }
                 "-i" => {
                     let v = value("-i")?;
@@ -231,6 +236,18 @@ fn isqrt(v: u128) -> u128 {
     x
 }
 
+/// Where the request a reply with sequence field `seq` answers sits among
+/// `kept` remembered requests, the first of which was request number
+/// `forgotten + 1` (numbers count from 1 and wrap at 65536 on the wire):
+/// the latest one that fits.
+fn sent_slot(forgotten: usize, kept: usize, seq: u16) -> Option<usize> {
+    let first = forgotten + 1;
+    (first..first + kept)
+        .rev()
+        .find(|&k| k % 65536 == usize::from(seq))
+        .map(|k| k - first)
+}
+
 /// Milliseconds with ping's precision (3 significant digits, at least
 /// one decimal below 100 ms).
 #[derive(Clone, Copy, Debug)]
@@ -263,8 +280,11 @@ pub struct Ping {
     transmitted: u32,
     received: u32,
     duplicates: u32,
-    /// Send time of each sequence number, and whether it was answered.
-    sent: Vec<(Instant, bool)>,
+    /// Send time of the latest [`MATCHED`] sequence numbers and whether
+    /// each was answered, oldest first (an endless ping stays bounded).
+    sent: VecDeque<(Instant, bool)>,
+    /// Requests sent before the oldest in `sent`.
+    forgotten: usize,
     next_send: Instant,
     started: Instant,
     last_sent: Instant,
@@ -327,7 +347,8 @@ impl Ping {
             transmitted: 0,
             received: 0,
             duplicates: 0,
-            sent: Vec::new(),
+            sent: VecDeque::new(),
+            forgotten: 0,
             next_send: now,
             started: now,
             last_sent: now,
@@ -453,6 +474,11 @@ impl Ping {
         Some((seq, ttl, intact))
     }
 
+    /// Requests are still to be sent: `-c` not reached, or none given.
+    fn more_to_send(&self) -> bool {
+        self.cfg.count.is_none_or(|c| self.transmitted < c)
+    }
+
     fn header(&self, out: &mut dyn fmt::Write) {
         let t = self.cfg.target;
         let _ = match t {
@@ -548,14 +574,7 @@ impl<D: NetDevice> App<D> for Ping {
             }
         }
         for (seq, ttl, intact) in lines {
-            let i = seq as usize;
-            // Sequence numbers wrap at 65536; only the last 65535 sent
-            // are matched.
-            let Some(slot) = (1..=self.sent.len())
-                .rev()
-                .find(|&k| k % 65536 == i)
-                .map(|k| k - 1)
-            else {
+            let Some(slot) = sent_slot(self.forgotten, self.sent.len(), seq) else {
                 continue;
             };
             let (at, answered) = self.sent[slot];
@@ -585,7 +604,7 @@ impl<D: NetDevice> App<D> for Ping {
             }
         }
         // Requests.
-        if self.transmitted < self.cfg.count && now >= self.next_send {
+        if self.more_to_send() && now >= self.next_send {
             let len = self.packet_len();
             let seq = self.next_seq as u16;
             let mut buf = vec![0u8; len];
@@ -594,14 +613,18 @@ impl<D: NetDevice> App<D> for Ping {
             // an unresolved neighbour) counts as sent and lost, as a
             // request dropped on the wire would.
             let _ = net.sockets.get_mut::<raw::Socket>(h).send_slice(&buf);
-            self.sent.push((now, false));
+            if self.sent.len() == MATCHED {
+                self.sent.pop_front();
+                self.forgotten += 1;
+            }
+            self.sent.push_back((now, false));
             self.transmitted += 1;
             self.next_seq += 1;
             self.last_sent = now;
             self.next_send = now + self.cfg.interval;
         }
-        let all_sent = self.transmitted >= self.cfg.count;
-        let all_back = self.received >= self.cfg.count;
+        let all_sent = !self.more_to_send();
+        let all_back = self.cfg.count.is_some_and(|c| self.received >= c);
         if all_sent && (all_back || now >= self.last_sent + self.cfg.timeout) {
             return AppStatus::Done(self.finish(net, out));
         }
@@ -612,7 +635,7 @@ impl<D: NetDevice> App<D> for Ping {
         if self.done.is_some() {
             return None;
         }
-        if self.transmitted < self.cfg.count {
+        if self.more_to_send() {
             Some(self.next_send)
         } else {
             Some(self.last_sent + self.cfg.timeout)
@@ -633,13 +656,16 @@ mod tests {
     fn arguments_parse_like_ping() {
         let c: PingConfig = "10.0.0.1 -c 3 -i 0.2 -W 1.5 -s 100".parse().unwrap();
         assert_eq!(c.target, IpAddress::v4(10, 0, 0, 1));
-        assert_eq!(c.count, 3);
+        assert_eq!(c.count, Some(3));
         assert_eq!(c.interval, Duration::from_millis(200));
         assert_eq!(c.timeout, Duration::from_millis(1500));
         assert_eq!(c.size, 100);
         let c: PingConfig = "-c 2 fd00::1".parse().unwrap();
         assert_eq!(c.target, IpAddress::Ipv6("fd00::1".parse().unwrap()));
-        assert_eq!((c.count, c.size), (2, 56));
+        assert_eq!((c.count, c.size), (Some(2), 56));
+        // Without -c it runs until stopped, as iputils' ping does.
+        let c: PingConfig = "-s 8 10.0.0.1 -i 0.5".parse().unwrap();
+        assert_eq!((c.count, c.size), (None, 8));
     }
 
     #[test]
@@ -673,6 +699,25 @@ mod tests {
         assert_eq!(
             e("10.0.0.1 10.0.0.2"),
             PingArgError::Extra("10.0.0.2".into())
+        );
+    }
+
+    #[test]
+    fn replies_match_the_latest_request_of_their_sequence_number() {
+        assert_eq!(sent_slot(0, 3, 1), Some(0));
+        assert_eq!(sent_slot(0, 3, 3), Some(2));
+        assert_eq!(sent_slot(0, 3, 4), None);
+        assert_eq!(sent_slot(0, 3, 0), None);
+        // Past the wrap: request 65536 went out as sequence 0.
+        assert_eq!(sent_slot(0, 65535, 0), None);
+        assert_eq!(sent_slot(1, 65535, 0), Some(65534));
+        assert_eq!(sent_slot(1, 65535, 1), None, "request 1 is forgotten");
+        assert_eq!(sent_slot(1, 65535, 2), Some(0));
+        // Long after: 200000 sent, the last 65535 kept.
+        let forgotten = 200_000 - MATCHED;
+        assert_eq!(
+            sent_slot(forgotten, MATCHED, (200_000 % 65536) as u16),
+            Some(MATCHED - 1)
         );
     }
 

@@ -1220,3 +1220,74 @@ fn a_flood_of_connections_stays_bounded() {
     still_serves(&mut p, &mut srv);
     p.close();
 }
+
+/// `-B`: a server bound to one address takes tests there only (a client
+/// of its other address is refused), a client bound to its address
+/// connects from it, and an address the interface does not hold is
+/// refused before anything is opened.
+#[test]
+fn bind_address_server_and_client() {
+    let mut p = Pair::new("10.0.0.1/24,ip6=fd00::1/64", "10.0.0.2/24,ip6=fd00::2/64");
+    let mut out = String::new();
+    let Iperf3Args::Server(cfg) = "-s -B fd00::2".parse().unwrap() else {
+        unreachable!()
+    };
+    let s = Iperf3Server::start(cfg, &mut p.b.net.sockets, &mut out).unwrap();
+    let mut srv = Srv { s, out };
+
+    let o = run_client(&mut p, &mut srv, "-c fd00::2 -B fd00::1 -t 1");
+    let c = o
+        .client
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}\n{}", o.out));
+    assert!(o.server.is_ok(), "{:?}\n{}", o.server, srv.out);
+    assert!(c.received_bytes > 0, "{c:?}");
+    assert!(
+        o.out.contains("[  5] local fd00::1 port ")
+            && o.out.contains(" connected to fd00::2 port 5201\n"),
+        "{}",
+        o.out
+    );
+    assert!(
+        srv.out.contains("Accepted connection from fd00::1, port "),
+        "{}",
+        srv.out
+    );
+
+    // The server's IPv4 address has no listener: refused.
+    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 1".parse().unwrap() else {
+        unreachable!()
+    };
+    let now = p.now;
+    let mut out = String::new();
+    let mut c = Iperf3Client::start(
+        cfg,
+        &mut p.a.net.iface,
+        &mut p.a.net.sockets,
+        now,
+        3,
+        &mut out,
+    );
+    let mut res = None;
+    assert!(until(&mut p, Duration::from_secs(15), |p| {
+        let now = p.now;
+        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
+        {
+            res = Some(r);
+        }
+        res.is_some()
+    }));
+    assert!(matches!(res, Some(Err(Iperf3Error::Connect(_)))), "{res:?}");
+
+    let sockets = socket_count(&p.a.net);
+    let now = p.now;
+    let e = cxos_net::iperf3::from_args(&mut p.a.net, "-c fd00::2 -B 10.0.0.9", now)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e,
+        "iperf3: error - unable to bind to 10.0.0.9: not an address of this interface"
+    );
+    assert_eq!(socket_count(&p.a.net), sockets);
+    p.close();
+}

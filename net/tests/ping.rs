@@ -113,3 +113,33 @@ fn ping_refuses_what_cannot_work() {
     assert!(Ping::new(&mut p.a.net, "10.0.0.2 -s 1472".parse().unwrap(), now).is_ok());
     p.close();
 }
+
+/// Without `-c` ping runs until stopped, as iputils' does: well past any
+/// fixed count, then the interrupt prints the statistics.
+#[test]
+fn ping_without_count_runs_until_aborted() {
+    use cxos_net::app::{App, AppStatus};
+    let mut p = Pair::new(A, B);
+    let now = p.now;
+    let cfg: PingConfig = "-i 0.01 10.0.0.2".parse().unwrap();
+    let mut app = Ping::new(&mut p.a.net, cfg, now).unwrap();
+    let mut out = String::new();
+    let end = p.now + Duration::from_secs(30);
+    while !out.contains("icmp_seq=20 ") {
+        let progress = p.poll();
+        let now = p.now;
+        let status = app.poll(&mut p.a.net, now, &mut out);
+        assert_eq!(status, AppStatus::Running, "{out}");
+        assert!(p.now < end, "{out}");
+        if !progress {
+            let at = App::<common::Port>::poll_at(&app, now);
+            p.idle(at, Duration::from_millis(100));
+        }
+    }
+    let now = p.now;
+    let v = app.abort(&mut p.a.net, now, &mut out);
+    assert!(out.contains("--- 10.0.0.2 ping statistics ---"), "{out}");
+    let sent: u32 = v.summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(sent >= 20, "{v}");
+    p.close();
+}

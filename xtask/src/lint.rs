@@ -1,10 +1,16 @@
-//! `cargo xtask lint`: clippy, rustfmt, and the unsafe audit.
+//! `cargo xtask lint`: clippy, rustfmt, the unsafe audit and the kernel's
+//! module graph.
 //!
 //! The audit enforces the project rule that drivers (drivers/, drivers/mlx5/)
 //! and the network stack (net/) contain no `unsafe` at all: no `unsafe`
 //! token in any of their Rust sources, and `#![forbid(unsafe_code)]` in each
 //! crate's lib.rs so the compiler keeps it that way.
+//!
+//! The module graph check keeps the kernel's modules free of import
+//! cycles (see [`module_cycles`]): dependencies run one way, from the
+//! shell and the main loop down to the drivers and the hardware.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,6 +19,9 @@ use crate::{Result, XtaskError};
 
 /// Directories whose crates must be free of `unsafe` (those that exist are audited).
 pub const SAFE_DIRS: &[&str] = &["drivers", "net", "testnet"];
+
+/// Crate roots whose modules must not import each other in a cycle.
+pub const ACYCLIC_CRATES: &[&str] = &["kernel/src/bin/cxos/main.rs", "kernel/src/lib.rs"];
 
 /// `cargo clippy` arguments of the lint. `--all-features` so feature-gated
 /// code (mlx5-sim's `vfio` front end) is linted too.
@@ -49,6 +58,16 @@ pub fn run(ws: &Workspace) -> Result<u8> {
     }
     if !findings.is_empty() {
         failures.push(format!("unsafe audit: {} finding(s)", findings.len()));
+    }
+    for root in ACYCLIC_CRATES {
+        eprintln!("lint: module graph of {root}");
+        let cycles = crate_cycles(&ws.root.join(root))?;
+        for cycle in &cycles {
+            eprintln!("lint: {root}: import cycle {}", cycle.join(" -> "));
+        }
+        if !cycles.is_empty() {
+            failures.push(format!("{root}: {} import cycle(s)", cycles.len()));
+        }
     }
     if failures.is_empty() {
         eprintln!("lint: ok");
@@ -309,6 +328,360 @@ fn raw_string_start(chars: &[char], i: usize) -> Option<usize> {
     (chars.get(j) == Some(&'"')).then_some(hashes)
 }
 
+/// Reads the crate root `root` and the files of the modules it declares
+/// (`mod x;`: `x.rs` or `x/mod.rs` beside it, with their own submodule
+/// files folded in) and returns the import cycles among them (see
+/// [`module_cycles`]). The root module is named after its file (`main`,
+/// `lib`).
+pub fn crate_cycles(root: &Path) -> Result<Vec<Vec<String>>> {
+    let dir = root
+        .parent()
+        .ok_or_else(|| XtaskError::msg(format!("{}: no directory", root.display())))?;
+    let root_name = root
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root_source = std::fs::read_to_string(root)
+        .map_err(|e| XtaskError::msg(format!("{}: {e}", root.display())))?;
+    let mut modules = Vec::new();
+    for name in declared_modules(&strip_comments_and_literals(&root_source)) {
+        let source = module_text(dir, &name)?;
+        modules.push((name, source));
+    }
+    modules.insert(0, (root_name.clone(), root_source));
+    Ok(module_cycles(&root_name, &modules))
+}
+
+/// The source of module `name` under `dir`, with the files of its own
+/// file submodules appended (they belong to it in the graph).
+fn module_text(dir: &Path, name: &str) -> Result<String> {
+    let flat = dir.join(format!("{name}.rs"));
+    let (file, sub_dir) = if flat.is_file() {
+        (flat, dir.join(name))
+    } else {
+        (dir.join(name).join("mod.rs"), dir.join(name))
+    };
+    let mut source = std::fs::read_to_string(&file)
+        .map_err(|e| XtaskError::msg(format!("{}: {e}", file.display())))?;
+    for sub in declared_modules(&strip_comments_and_literals(&source)) {
+        let text = module_text(&sub_dir, &sub)?;
+        source.push('\n');
+        source.push_str(&text);
+    }
+    Ok(source)
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The identifier starting at `i` (empty if none).
+fn ident_at(chars: &[char], i: usize) -> String {
+    chars[i.min(chars.len())..]
+        .iter()
+        .take_while(|c| is_ident_char(**c))
+        .collect()
+}
+
+fn skip_space(chars: &[char], mut i: usize) -> usize {
+    while chars.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// True if `word` starts at `i` as a whole token.
+fn word_at(chars: &[char], i: usize, word: &str) -> bool {
+    let w: Vec<char> = word.chars().collect();
+    chars.get(i..i + w.len()) == Some(&w[..])
+        && (i == 0 || !is_ident_char(chars[i - 1]))
+        && !chars.get(i + w.len()).is_some_and(|c| is_ident_char(*c))
+}
+
+/// Names of the file modules `code` declares at its top level: `mod x;`
+/// (inline `mod x { .. }` bodies are part of the file).
+fn declared_modules(code: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for i in 0..chars.len() {
+        match chars[i] {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ if depth == 0 && word_at(&chars, i, "mod") => {
+                let at = skip_space(&chars, i + 3);
+                let name = ident_at(&chars, at);
+                if !name.is_empty() && chars.get(skip_space(&chars, at + name.len())) == Some(&';')
+                {
+                    out.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first path segments after `at` (just past `crate::`): one name,
+/// or one per item of a `{a, b::c, d::{e}}` group.
+fn path_heads(chars: &[char], at: usize) -> Vec<String> {
+    let at = skip_space(chars, at);
+    if chars.get(at) != Some(&'{') {
+        let name = ident_at(chars, at);
+        return if name.is_empty() { vec![] } else { vec![name] };
+    }
+    let mut heads = Vec::new();
+    let mut depth = 0usize;
+    let mut expect_head = true;
+    let mut i = at;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '{' => {
+                depth += 1;
+                expect_head = depth == 1;
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => expect_head = true,
+            _ if expect_head && is_ident_char(c) => {
+                let name = ident_at(chars, i);
+                i += name.len();
+                heads.push(name);
+                expect_head = false;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    heads
+}
+
+/// What module `code` (module `me`, the crate root if `is_root`) refers
+/// to: the first segment of every `crate::` / `$crate::` path, of every
+/// file-level `super::` path (in a top-level module that is the crate
+/// root; inside an inline `mod tests { .. }` it is the file itself, not
+/// counted), and in the root, of every bare path starting with one of
+/// `modules` (its children are in scope there without `crate::`).
+fn referenced_names(code: &str, is_root: bool, modules: &BTreeSet<String>) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut out = Vec::new();
+    // One entry per open brace: whether it opened an inline module.
+    let mut braces: Vec<bool> = Vec::new();
+    let mut pending_mod = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' {
+            braces.push(std::mem::take(&mut pending_mod));
+            i += 1;
+            continue;
+        }
+        if c == '}' {
+            braces.pop();
+            i += 1;
+            continue;
+        }
+        if c == ';' {
+            pending_mod = false;
+        }
+        if !is_ident_char(c) || (i > 0 && is_ident_char(chars[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let word = ident_at(&chars, i);
+        let after = skip_space(&chars, i + word.len());
+        let is_path = chars.get(after) == Some(&':') && chars.get(after + 1) == Some(&':');
+        let before = chars[..i].iter().rev().find(|c| !c.is_whitespace());
+        let continues_path = before == Some(&':');
+        if word == "mod" {
+            pending_mod = true;
+        } else if is_path && !continues_path {
+            let in_inline_mod = braces.iter().any(|m| *m);
+            match word.as_str() {
+                "crate" => out.extend(path_heads(&chars, after + 2)),
+                "super" if !is_root && !in_inline_mod => out.extend(path_heads(&chars, after + 2)),
+                w if is_root && modules.contains(w) => out.push(word.clone()),
+                _ => {}
+            }
+        }
+        i += word.len();
+    }
+    out
+}
+
+/// Macros `code` defines with `macro_rules!` (exported ones are reached
+/// as `crate::name!`, which is a reference to the defining module).
+fn defined_macros(code: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut out = Vec::new();
+    for i in 0..chars.len() {
+        if word_at(&chars, i, "macro_rules") && chars.get(i + 11) == Some(&'!') {
+            let name = ident_at(&chars, skip_space(&chars, i + 12));
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The import graph of a crate: `modules` are (name, source) pairs, one
+/// of them the crate root `root`. A reference `crate::x::..` is an edge
+/// to module `x`; `crate::m!` to the module defining macro `m`; any other
+/// `crate::item` to the root (an item defined there). Features are not
+/// evaluated: a `#[cfg]`-gated reference counts.
+pub fn module_graph(
+    root: &str,
+    modules: &[(String, String)],
+) -> BTreeMap<String, BTreeSet<String>> {
+    let names: BTreeSet<String> = modules
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n != root)
+        .collect();
+    let codes: Vec<(String, String)> = modules
+        .iter()
+        .map(|(n, s)| (n.clone(), strip_comments_and_literals(s)))
+        .collect();
+    let mut macros = BTreeMap::new();
+    for (name, code) in &codes {
+        for m in defined_macros(code) {
+            macros.entry(m).or_insert_with(|| name.clone());
+        }
+    }
+    let mut graph = BTreeMap::new();
+    for (name, code) in &codes {
+        let mut targets = BTreeSet::new();
+        for head in referenced_names(code, name == root, &names) {
+            let target = if names.contains(&head) {
+                head
+            } else if let Some(m) = macros.get(&head) {
+                m.clone()
+            } else if head == "self" {
+                continue;
+            } else {
+                root.to_string()
+            };
+            if &target != name {
+                targets.insert(target);
+            }
+        }
+        graph.insert(name.clone(), targets);
+    }
+    graph
+}
+
+/// The import cycles of a crate (see [`module_graph`]): one per tangle
+/// (strongly connected set of modules), as the shortest path from its
+/// first module (by name) back to itself, e.g. `[a, b, c, a]`.
+pub fn module_cycles(root: &str, modules: &[(String, String)]) -> Vec<Vec<String>> {
+    let graph = module_graph(root, modules);
+    let mut cycles = Vec::new();
+    for component in strongly_connected(&graph) {
+        if component.len() < 2 {
+            continue;
+        }
+        let start = component.iter().next().expect("non-empty").clone();
+        // Breadth-first from `start` inside the component, back to it.
+        let mut parent: BTreeMap<String, String> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.clone()]);
+        let mut last = None;
+        'search: while let Some(node) = queue.pop_front() {
+            for next in &graph[&node] {
+                if !component.contains(next) {
+                    continue;
+                }
+                if *next == start {
+                    last = Some(node.clone());
+                    break 'search;
+                }
+                if !parent.contains_key(next) {
+                    parent.insert(next.clone(), node.clone());
+                    queue.push_back(next.clone());
+                }
+            }
+        }
+        let mut path = vec![start.clone()];
+        let mut node = last.expect("a strongly connected set has a cycle");
+        while node != start {
+            path.push(node.clone());
+            node = parent[&node].clone();
+        }
+        path.push(start);
+        path.reverse();
+        cycles.push(path);
+    }
+    cycles
+}
+
+/// Tarjan's strongly connected components of `graph`.
+fn strongly_connected(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    struct State<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        out: Vec<BTreeSet<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        let n = s.index.len();
+        s.index.insert(v, n);
+        s.low.insert(v, n);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        let graph = s.graph;
+        for w in graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !graph.contains_key(w) {
+                continue;
+            }
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let lw = s.low[w];
+                let lv = s.low.get_mut(v).expect("visited");
+                *lv = (*lv).min(lw);
+            } else if s.on_stack.contains(w) {
+                let iw = s.index[w];
+                let lv = s.low.get_mut(v).expect("visited");
+                *lv = (*lv).min(iw);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = BTreeSet::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                component.insert(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            s.out.push(component);
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.out.sort();
+    s.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +746,111 @@ let not_unsafe = unsafe_code + my_unsafe + r#unsafe;
                 "drivers/mlx5/src/lib.rs: missing `#![forbid(unsafe_code)]`".to_string(),
             ]
         );
+    }
+
+    fn modules(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect()
+    }
+
+    /// A small kernel-shaped crate: `main` declares the modules and uses
+    /// them bare; the others import through `crate::`.
+    fn synthetic(registry: &str) -> Vec<(String, String)> {
+        modules(&[
+            (
+                "main",
+                "mod console;\nmod driver;\nmod netstack;\nmod registry;\n\
+                 fn main() { registry::attach_all(); netstack::poll(); }\n\
+                 pub fn power_off() {}\n",
+            ),
+            (
+                "console",
+                "#[macro_export]\nmacro_rules! println { () => { $crate::console::print() } }\n\
+                 pub fn print() {}\n",
+            ),
+            (
+                "driver",
+                "use crate::{println, netstack::{self, Table}};\n\
+                 // crate::registry is only mentioned in a comment\n\
+                 pub fn open() { let _ = \"crate::registry\"; }\n\
+                 #[cfg(test)]\nmod tests { use super::*; }\n",
+            ),
+            ("netstack", "use crate::println;\npub struct Table;\n"),
+            ("registry", registry),
+        ])
+    }
+
+    #[test]
+    fn graph_follows_use_groups_macros_and_root_paths() {
+        let g = module_graph(
+            "main",
+            &synthetic("pub fn attach_all() { crate::driver::open(); }"),
+        );
+        let set =
+            |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| n.to_string()).collect() };
+        assert_eq!(g["main"], set(&["netstack", "registry"]));
+        assert_eq!(g["console"], set(&[]));
+        assert_eq!(g["driver"], set(&["console", "netstack"]));
+        assert_eq!(g["netstack"], set(&["console"]));
+        assert_eq!(g["registry"], set(&["driver"]));
+    }
+
+    #[test]
+    fn one_way_modules_have_no_cycle() {
+        let crate_ = synthetic("pub fn attach_all() { crate::driver::open(); }");
+        assert_eq!(module_cycles("main", &crate_), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn a_cycle_is_reported_with_its_path() {
+        // registry -> driver -> netstack -> registry.
+        let mut crate_ = synthetic("use crate::driver;\npub fn attach_all() { driver::open(); }");
+        crate_[3]
+            .1
+            .push_str("pub fn poll() { crate::registry::attach_all(); }\n");
+        assert_eq!(
+            module_cycles("main", &crate_),
+            vec![vec!["driver", "netstack", "registry", "driver"]]
+        );
+    }
+
+    #[test]
+    fn reaching_back_into_the_root_is_a_cycle() {
+        // main uses registry bare; registry calls an item of main.
+        let crate_ = synthetic("pub fn attach_all() { crate::power_off(); }");
+        assert_eq!(
+            module_cycles("main", &crate_),
+            vec![vec!["main", "registry", "main"]]
+        );
+    }
+
+    #[test]
+    fn file_level_super_is_the_root_but_inline_module_super_is_not() {
+        let crate_ = modules(&[
+            ("lib", "mod a;\nmod b;\n"),
+            ("a", "pub fn f() { super::b::g(); }\n"),
+            (
+                "b",
+                "pub fn g() {}\nmod tests { use super::g; fn t() { super::super::a::f(); } }\n",
+            ),
+        ]);
+        let g = module_graph("lib", &crate_);
+        assert!(g["a"].contains("b"));
+        assert!(g["b"].is_empty(), "{:?}", g["b"]);
+    }
+
+    #[test]
+    fn reads_a_crate_from_disk() {
+        let root = std::env::temp_dir().join(format!("xtask-modgraph-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        std::fs::write(root.join("lib.rs"), "pub mod a;\npub mod net;\n").unwrap();
+        std::fs::write(root.join("a.rs"), "use crate::net::Thing;\n").unwrap();
+        std::fs::write(root.join("net/mod.rs"), "mod inner;\npub struct Thing;\n").unwrap();
+        std::fs::write(root.join("net/inner.rs"), "use crate::a;\n").unwrap();
+        let cycles = crate_cycles(&root.join("lib.rs")).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(cycles, vec![vec!["a", "net", "a"]]);
     }
 }

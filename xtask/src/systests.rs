@@ -579,6 +579,9 @@ mod tests {
             ("l2recv", "net-two-vms"),
             ("l2send", "net-two-vms"),
             ("iperf3", "net-two-vms"),
+            ("flows", "vnic-twenty-peer"),
+            ("vnic", "vnic-twenty-peer"),
+            ("vnics", "vnic-twenty-peer"),
         ];
         for (command, name) in typed_by {
             assert!(

@@ -187,7 +187,10 @@ fn number_after(line: &str, word: &str) -> Option<u64> {
 /// `ping` to an absent host transmits (ARP) through the data path, its
 /// transmit completions raise the completion vector, the summary reports
 /// the loss; Ctrl-C stops an endless ping and the prompt returns; bad
-/// arguments are refused.
+/// arguments are refused. Options go anywhere, as with the stock tools:
+/// `ifconfig net0`, `ip addr show dev net0`, `ping -c 1 -I net0 <addr>`,
+/// `-I <address>`, `serve iperf3` with or without `-s`, `-I` before or
+/// after it, `-B <address>`, `serve echo -p <port>`.
 fn shell_commands(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let (_setup, mut sim, mut shell) = boot(ctx, test, "cx5", "net.0=10.0.0.2/24,ip6=fd00::2/64")?;
     let (_, entry) = port_open_line(shell.session.serial())?;
@@ -208,6 +211,15 @@ fn shell_commands(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     plain_line(&answer, "ifconfig: ")?;
     let answer = shell.ask("ip net0")?;
     plain_line(&answer, "usage: ip ")?;
+    for command in ["ifconfig net0", "ip addr show dev net0", "ip a"] {
+        let answer = shell.ask(command)?;
+        let line = plain_line(&answer, "net0 ")?;
+        if !line.contains("10.0.0.3/24") {
+            return Err(format!("{command}: {line}"));
+        }
+    }
+    let answer = shell.ask("ifconfig net5")?;
+    plain_line(&answer, "ifconfig: no interface net5")?;
 
     let answer = shell.ask("ping 10.0.0.9 -c 2 -W 1")?;
     let summary = plain_line(&answer, "2 packets transmitted, 0 received")?;
@@ -215,6 +227,17 @@ fn shell_commands(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("ping summary: {summary}"));
     }
     plain_line(&answer, "failed: ")?;
+    // Options before the address, -I in the middle or naming an address.
+    for command in [
+        "ping -c 1 -I net0 -W 1 10.0.0.9",
+        "ping 10.0.0.9 -W 1 -c 1 -I 10.0.0.3",
+    ] {
+        let answer = shell.ask(command)?;
+        plain_line(&answer, "1 packets transmitted, 0 received")
+            .map_err(|e| format!("{command}: {e}"))?;
+    }
+    let answer = shell.ask("ping 10.0.0.9 -c 1 -I 10.0.0.99")?;
+    plain_line(&answer, "ping: no interface with address 10.0.0.99")?;
     let stats = shell.ask("stats")?;
     let tx = plain_line(&stats, "  tx: packets ")?;
     if number_after(tx, "packets").unwrap_or(0) == 0 {
@@ -247,12 +270,58 @@ fn shell_commands(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     let answer = shell.ask("serve")?;
     plain_line(&answer, "serve: no services")?;
+    serve_options(&mut shell)?;
     detach_clean(&mut shell, &sim)?;
     let answer = shell.ask("ifconfig")?;
     plain_line(&answer, &format!("net0: {PCI} not attached"))?;
     let answer = shell.ask("ping 10.0.0.9 -c 1")?;
     plain_line(&answer, "ping: no interface net0")?;
     shell.poweroff(&mut sim)
+}
+
+/// `serve` like the stock servers: iperf3 serves with or without `-s`,
+/// `-I` anywhere, `-B` picks the interface holding the address; echo takes
+/// `-p`; each is listed as what runs, and stops.
+fn serve_options(shell: &mut Shell) -> Result<(), String> {
+    let services = [
+        ("serve iperf3 -I net0", "iperf3 -s on net0"),
+        (
+            "serve iperf3 -s -I net0 -p 5202",
+            "iperf3 -s -p 5202 on net0",
+        ),
+        (
+            "serve iperf3 -I net0 -s -p 5203",
+            "iperf3 -s -p 5203 on net0",
+        ),
+        (
+            "serve iperf3 -p 5204 -B 10.0.0.3",
+            "iperf3 -s -p 5204 -B 10.0.0.3 on net0",
+        ),
+        ("serve echo -p 7007 -I net0", "echo -p 7007 on net0"),
+    ];
+    for (command, _) in services {
+        let answer = shell.ask(command)?;
+        plain_line(&answer, "service ").map_err(|e| format!("{command}: {e}"))?;
+    }
+    let answer = shell.ask("serve iperf3 -B 10.0.0.99")?;
+    plain_line(&answer, "serve: no interface with address 10.0.0.99")?;
+    let list = shell.ask("serve")?;
+    let mut ids = Vec::new();
+    for (command, listed) in services {
+        let line = list
+            .lines()
+            .find(|l| l.starts_with("service ") && l.ends_with(&format!(": {listed}")))
+            .ok_or_else(|| format!("`{command}` is not listed as {listed:?}:\n{list}"))?;
+        let id = line["service ".len()..].split(':').next().unwrap_or("");
+        ids.push(id.to_string());
+    }
+    for id in ids {
+        let answer = shell.ask(&format!("serve stop {id}"))?;
+        plain_line(&answer, &format!("service {id} stopped"))?;
+    }
+    let answer = shell.ask("serve")?;
+    plain_line(&answer, "serve: no services")?;
+    Ok(())
 }
 
 /// `test=ping:...` whose host never answers: the verdict line, every

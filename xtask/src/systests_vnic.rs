@@ -277,11 +277,15 @@ fn run(
     let answer = shell.ask(&format!("ping -I vnic4 {host_a} -c 2"))?;
     plain_line(&answer, "2 packets transmitted, 2 received, 0% packet loss")?;
 
-    // Two stock clients at once against servers on two VNICs.
-    // vnic0 spreads over its 2 receive queues (RSS): 2 streams.
+    // Two stock clients at once against servers on two VNICs (`-s`
+    // implied, `-I` before or after it). vnic0 spreads over its 2
+    // receive queues (RSS): 2 streams.
     let (first, second) = (&addrs[0], &addrs[4]);
-    for (name, _) in [first, second] {
-        let answer = shell.ask(&format!("serve iperf3 -I {name} -s"))?;
+    for command in [
+        format!("serve iperf3 -I {}", first.0),
+        format!("serve iperf3 -s -I {}", second.0),
+    ] {
+        let answer = shell.ask(&command)?;
         plain_line(&answer, "service ")?;
     }
     let run_a = net
@@ -323,6 +327,11 @@ fn run(
     let status = plain_line(&answer, "vnic2 ")?;
     if !status.contains(&format!(" {moved}/24")) {
         return Err(format!("ifconfig vnic2: {status}"));
+    }
+    let answer = shell.ask("ifconfig vnic2")?;
+    let shown = plain_line(&answer, "vnic2 ")?;
+    if !shown.contains(&format!(" {moved}/24")) {
+        return Err(format!("ifconfig vnic2 shows: {shown}"));
     }
     let bad = ping_all(net, &[("vnic2".into(), moved.clone())])?;
     if !bad.is_empty() {

@@ -1,5 +1,7 @@
 //! iperf3 command arguments from a string, as the shell and `test=` pass them:
-//! `-s [-p port] [-1]` or `-c addr [-p port] [-R] [-P n] [-t s] [-u] [-b rate] [-l len]`.
+//! `-s [-p port] [-B addr] [-1]` or
+//! `-c addr [-p port] [-B addr] [-R] [-P n] [-t s] [-u] [-b rate] [-l len]`,
+//! options in any order.
 
 use alloc::string::{String, ToString};
 use core::fmt;
@@ -17,6 +19,9 @@ use super::proto::{
 pub struct ClientConfig {
     pub server: IpAddress,
     pub port: u16,
+    /// `-B`: the local address the connections start from (default:
+    /// the interface's, by route).
+    pub bind: Option<IpAddress>,
     pub protocol: Protocol,
     pub reverse: bool,
     pub parallel: u32,
@@ -35,6 +40,7 @@ impl ClientConfig {
         ClientConfig {
             server,
             port: DEFAULT_PORT,
+            bind: None,
             protocol: Protocol::Tcp,
             reverse: false,
             parallel: 1,
@@ -49,6 +55,9 @@ impl ClientConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     pub port: u16,
+    /// `-B`: accept tests only on this local address (default: any of
+    /// the interface's).
+    pub bind: Option<IpAddress>,
     /// `-1`: serve one test, then stop.
     pub one_off: bool,
 }
@@ -57,6 +66,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             port: DEFAULT_PORT,
+            bind: None,
             one_off: false,
         }
     }
@@ -130,6 +140,7 @@ impl FromStr for Iperf3Args {
         let mut server = false;
         let mut client: Option<IpAddress> = None;
         let mut port = DEFAULT_PORT;
+        let mut bind: Option<IpAddress> = None;
         let mut one_off = false;
         let mut reverse = false;
         let mut udp = false;
@@ -162,6 +173,10 @@ impl FromStr for Iperf3Args {
                         .ok()
                         .filter(|&p| p != 0)
                         .ok_or_else(|| bad(w, v))?;
+                }
+                "-B" | "--bind" => {
+                    let v = value(w)?;
+                    bind = Some(v.parse().map_err(|_| bad(w, v))?);
                 }
                 "-R" | "--reverse" => {
                     reverse = true;
@@ -208,7 +223,11 @@ impl FromStr for Iperf3Args {
             (false, None) => Err(ArgsError::NoRole),
             (true, None) => match client_only {
                 Some(o) => Err(ArgsError::ClientOnly(o.to_string())),
-                None => Ok(Iperf3Args::Server(ServerConfig { port, one_off })),
+                None => Ok(Iperf3Args::Server(ServerConfig {
+                    port,
+                    bind,
+                    one_off,
+                })),
             },
             (false, Some(addr)) => {
                 let protocol = if udp { Protocol::Udp } else { Protocol::Tcp };
@@ -222,6 +241,7 @@ impl FromStr for Iperf3Args {
                 Ok(Iperf3Args::Client(ClientConfig {
                     server: addr,
                     port,
+                    bind,
                     protocol,
                     reverse,
                     parallel,
@@ -254,6 +274,11 @@ mod tests {
         want.parallel = 2;
         want.len = 1024;
         want.port = 5202;
+        assert_eq!(a, Iperf3Args::Client(want.clone()));
+        let a: Iperf3Args = "-B 10.0.0.2 -u -l 1K -P 2 -p 5202 -b 2.5M -c 10.0.0.1"
+            .parse()
+            .unwrap();
+        want.bind = Some(IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 2)));
         assert_eq!(a, Iperf3Args::Client(want));
         let Iperf3Args::Client(c) = "-c fd00::1 -u".parse().unwrap() else {
             panic!()
@@ -271,8 +296,25 @@ mod tests {
             "-s -p 6000 -1".parse(),
             Ok(Iperf3Args::Server(ServerConfig {
                 port: 6000,
+                bind: None,
                 one_off: true
             }))
+        );
+        // Options in any order; -B binds the server to one address.
+        assert_eq!(
+            "-B fd00::2 -1 -s".parse(),
+            Ok(Iperf3Args::Server(ServerConfig {
+                port: DEFAULT_PORT,
+                bind: Some("fd00::2".parse().unwrap()),
+                one_off: true
+            }))
+        );
+        assert_eq!(
+            "-s -B host".parse::<Iperf3Args>(),
+            Err(ArgsError::BadValue {
+                option: "-B".into(),
+                value: "host".into()
+            })
         );
         assert_eq!("".parse::<Iperf3Args>(), Err(ArgsError::NoRole));
         assert_eq!(

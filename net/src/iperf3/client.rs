@@ -13,7 +13,7 @@ use core::fmt::Write;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpEndpoint;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use super::args::ClientConfig;
 use super::engine::{Engine, Stream, Transport};
@@ -115,8 +115,13 @@ impl Iperf3Client {
         &self.cfg
     }
 
-    fn local_port(&mut self) -> u16 {
-        49152 + (self.rng.next() % 16384) as u16
+    /// A fresh local endpoint: a dynamic port, on the `-B` address if
+    /// one was given.
+    fn local(&mut self) -> IpListenEndpoint {
+        IpListenEndpoint {
+            addr: self.cfg.bind,
+            port: 49152 + (self.rng.next() % 16384) as u16,
+        }
     }
 
     fn open_tcp(
@@ -129,8 +134,8 @@ impl Iperf3Client {
         let mut s = new_tcp_socket(rx, tx);
         s.set_timeout(Some(Duration::from_secs(30)));
         let remote = IpEndpoint::new(self.cfg.server, self.cfg.port);
-        let port = self.local_port();
-        s.connect(iface.context(), remote, port)
+        let local = self.local();
+        s.connect(iface.context(), remote, local)
             .map_err(|e| Iperf3Error::Socket(e.to_string()))?;
         let h = sockets.add(s);
         self.owned.push(h);
@@ -139,8 +144,8 @@ impl Iperf3Client {
 
     fn open_udp(&mut self, sockets: &mut SocketSet<'static>) -> Result<SocketHandle, Iperf3Error> {
         let mut s = new_udp_socket(512, 1024 * 1024);
-        let port = self.local_port();
-        s.bind(port)
+        let local = self.local();
+        s.bind(local)
             .map_err(|e| Iperf3Error::Socket(e.to_string()))?;
         let h = sockets.add(s);
         self.owned.push(h);

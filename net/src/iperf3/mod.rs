@@ -34,6 +34,7 @@ use cxos_drivers::net::NetDevice;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpAddress;
 
 use crate::app::{App, AppStatus, Verdict};
 use crate::netif::NetIf;
@@ -263,6 +264,8 @@ impl<D: NetDevice> App<D> for Started {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StartError {
     Args(ArgsError),
+    /// `-B` names an address the interface does not have.
+    NotLocal(IpAddress),
     Socket(Iperf3Error),
 }
 
@@ -270,6 +273,10 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Args(e) => write!(f, "{e}"),
+            StartError::NotLocal(a) => write!(
+                f,
+                "iperf3: error - unable to bind to {a}: not an address of this interface"
+            ),
             StartError::Socket(e) => write!(f, "{e}"),
         }
     }
@@ -283,7 +290,17 @@ impl Iperf3App {
         now: Instant,
         out: &mut dyn fmt::Write,
     ) -> Result<Iperf3App, StartError> {
-        match args.parse::<Iperf3Args>().map_err(StartError::Args)? {
+        let args = args.parse::<Iperf3Args>().map_err(StartError::Args)?;
+        let bind = match &args {
+            Iperf3Args::Server(c) => c.bind,
+            Iperf3Args::Client(c) => c.bind,
+        };
+        if let Some(a) = bind
+            && !net.iface.ip_addrs().iter().any(|c| c.address() == a)
+        {
+            return Err(StartError::NotLocal(a));
+        }
+        match args {
             Iperf3Args::Server(cfg) => Iperf3Server::start(cfg, &mut net.sockets, out)
                 .map(Iperf3App::Server)
                 .map_err(StartError::Socket),

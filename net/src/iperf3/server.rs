@@ -13,7 +13,7 @@ use core::fmt::Write;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpEndpoint;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use super::args::ServerConfig;
 use super::engine::{Engine, Stream, Transport};
@@ -141,6 +141,14 @@ impl Iperf3Server {
         &self.cfg
     }
 
+    /// Where it listens: the port, on every address or the `-B` one.
+    fn local(&self) -> IpListenEndpoint {
+        IpListenEndpoint {
+            addr: self.cfg.bind,
+            port: self.cfg.port,
+        }
+    }
+
     /// Tests finished so far (successful or not).
     pub fn tests_finished(&self) -> u32 {
         self.tests
@@ -197,7 +205,7 @@ impl Iperf3Server {
         }
         while self.listeners.len() < LISTENERS {
             let mut s = new_tcp_socket(self.listen_rx, DATA_SOCKET_BUFFER);
-            s.listen(self.cfg.port)
+            s.listen(self.local())
                 .map_err(|e| Iperf3Error::Socket(e.to_string()))?;
             self.listeners.push(sockets.add(s));
         }
@@ -547,7 +555,7 @@ impl Iperf3Server {
                     };
                     if params.protocol == Protocol::Udp {
                         let mut u = new_udp_socket(1024, 2 * 1024 * 1024);
-                        u.bind(self.cfg.port)
+                        u.bind(self.local())
                             .map_err(|e| Iperf3Error::Socket(e.to_string()))?;
                         t.udp = Some(sockets.add(u));
                     }

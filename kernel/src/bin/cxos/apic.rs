@@ -177,7 +177,7 @@ pub fn init_lapic(madt_base: Option<u64>) {
     lapic_write(LAPIC_LVT_LINT1, masked);
     lapic_write(LAPIC_LVT_ERROR, masked);
     let svr = Svr::new()
-        .with_vector(crate::interrupts::SPURIOUS_VECTOR)
+        .with_vector(cxos_kernel::vectors::SPURIOUS)
         .with_apic_enabled(true);
     lapic_write(LAPIC_SVR, svr.into_bits());
     lapic_write(LAPIC_EOI, 0);

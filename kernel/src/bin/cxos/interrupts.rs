@@ -116,7 +116,7 @@ pub enum Role {
     MsiX,
 }
 
-pub const SPURIOUS_VECTOR: u8 = 0xff;
+pub use cxos_kernel::vectors::SPURIOUS as SPURIOUS_VECTOR;
 
 static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static PENDING: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];

@@ -8,6 +8,7 @@ extern crate alloc;
 mod apic;
 mod arch;
 mod console;
+mod drivers;
 mod interrupts;
 mod logger;
 mod mem_builtins;
@@ -19,9 +20,11 @@ mod mmu;
 mod netcmd;
 #[cfg(feature = "net")]
 mod netstack;
+#[cfg(feature = "net")]
+mod nettest;
 mod pcibus;
 mod platform;
-mod registry;
+mod power;
 mod runtime;
 mod selftest;
 mod serial;
@@ -30,12 +33,11 @@ mod time;
 #[cfg(feature = "net")]
 mod vnics;
 
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::Ordering;
 
 use cxos_boot::{BootError, BootInfo, Memory, PhysMemory, RsdpSource};
 use cxos_kernel::acpi::{self, Tables};
 use cxos_kernel::cmdline;
-use x86_64::instructions::port::Port;
 
 cxos_boot::entry!(kmain);
 
@@ -77,14 +79,16 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     }
 
     let tables = read_acpi(boot);
-    memory::init(boot, &tables.ranges);
+    memory::init_frames(boot, &tables.ranges);
+    memory::grow_heap(|base, len| mmu::map_identity(base, len, mmu::Cache::WriteBack));
+    mmu::map_high_ram(boot);
     let f = memory::frame_stats();
     println!(
         "mem: {} MiB usable, {} frames free",
         f.usable_bytes >> 20,
         f.free
     );
-    setup_s5(&tables);
+    power::setup_s5(&tables);
     interrupts::guard_stacks();
 
     apic::disable_pic();
@@ -139,16 +143,19 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     for (i, _) in &config.net {
         println!("cmdline: 'net.{i}' ignored: built without the network stack");
     }
-    registry::attach_all(config.attach);
+    // The PCI driver table: one cargo feature per driver.
+    #[cfg(feature = "mlx5")]
+    drivers::register(&mlx5nic::DRIVER);
+    drivers::probe_all(config.attach);
 
     #[cfg(feature = "net")]
     if let Some(apps) = config
         .test
         .as_deref()
-        .and_then(|t| cmdline::test_apps(t, netstack::APPS))
+        .and_then(|t| cmdline::test_apps(t, cxos_kernel::apps::APPS))
     {
         match apps {
-            Ok(apps) => netstack::run_test(&apps),
+            Ok(apps) => nettest::run(&apps),
             Err(e) => {
                 println!("test: {e}");
                 arch::exit(arch::EXIT_FAIL)
@@ -173,10 +180,6 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         runtime::run_once();
     }
 }
-
-/// PM1a control port and SLP_TYPa for S5, when ACPI provides them.
-static S5_PORT: AtomicU16 = AtomicU16::new(0);
-static S5_VALUE: AtomicU16 = AtomicU16::new(0);
 
 /// Find the ACPI tables: the loader's RSDP, else a BIOS area scan.
 fn read_acpi(boot: &BootInfo) -> Tables {
@@ -210,35 +213,6 @@ fn read_acpi(boot: &BootInfo) -> Tables {
         log::warn!(target: "acpi", "no MCFG: PCI through the legacy 0xcf8 ports");
     }
     tables
-}
-
-/// Learn how to enter S5 from the DSDT (read after the main heap exists:
-/// DSDTs of real machines run to hundreds of KiB).
-fn setup_s5(tables: &Tables) {
-    let mem = PhysMemory;
-    if let (Some(fadt), Some(dsdt)) = (tables.fadt, tables.fadt.and_then(|f| f.dsdt))
-        && let Some(port) = fadt.pm1a_control_port
-    {
-        match acpi::read_table(&mem, dsdt).map(|t| acpi::find_s5(&t)) {
-            Ok(Some(slp_typ)) => {
-                S5_PORT.store(port, Ordering::Relaxed);
-                S5_VALUE.store((u16::from(slp_typ) << 10) | (1 << 13), Ordering::Relaxed);
-            }
-            Ok(None) => log::debug!(target: "acpi", "no \\_S5 in the DSDT"),
-            Err(e) => log::warn!(target: "acpi", "DSDT: {e}"),
-        }
-    }
-}
-
-/// Enter ACPI S5 (soft off) if the DSDT told how; returns if it did not.
-pub fn acpi_s5() {
-    let port = S5_PORT.load(Ordering::Relaxed);
-    if port != 0 {
-        // SAFETY: the FADT names `port` as PM1a_CNT; SLP_TYP from the DSDT
-        // with SLP_EN switches the machine off, as the caller asked.
-        unsafe { Port::<u16>::new(port).write(S5_VALUE.load(Ordering::Relaxed)) };
-        time::delay_us(100_000);
-    }
 }
 
 #[panic_handler]

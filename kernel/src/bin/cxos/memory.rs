@@ -8,13 +8,12 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use cxos_boot::{BootInfo, MemoryKind};
+use cxos_boot::BootInfo;
 use cxos_kernel::dma::{DmaPool, DmaStats};
 use cxos_kernel::frames::{FRAME_SIZE, FrameAllocator};
+use cxos_kernel::paging::MapError;
 use linked_list_allocator::Heap;
 use spin::Mutex;
-
-use crate::mmu::{self, Cache};
 
 pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::empty());
 pub static DMA: DmaPool = DmaPool::new(&FRAMES);
@@ -120,9 +119,9 @@ pub fn init_early_heap() {
 }
 
 /// Build the frame allocator from the boot memory map, reserving the kernel
-/// image, the boot structures and `extra` (ACPI tables), then grow the heap
-/// and map RAM above 4 GiB.
-pub fn init(boot: &BootInfo, extra: &[(u64, u64)]) {
+/// image, the boot structures and `extra` (ACPI tables). The heap grows
+/// next ([`grow_heap`]).
+pub fn init_frames(boot: &BootInfo, extra: &[(u64, u64)]) {
     let mut reserved = alloc::vec::Vec::with_capacity(extra.len() + 8);
     reserved.push(boot.kernel_image);
     reserved.extend_from_slice(boot.boot_ranges());
@@ -137,7 +136,12 @@ pub fn init(boot: &BootInfo, extra: &[(u64, u64)]) {
         log::debug!(target: "mem", "free [{s:#x}, {e:#x})");
     }
     *FRAMES.lock() = frames;
+}
 
+/// Give the heap its main block of frames; `map` identity maps the block
+/// when it lies above the boot tables' 4 GiB (the page tables are the
+/// MMU's, which takes its frames from here).
+pub fn grow_heap(map: impl FnOnce(u64, u64) -> Result<(), MapError>) {
     let mut size = MAIN_HEAP;
     let base = loop {
         if let Some(b) = FRAMES.lock().alloc(size / FRAME_SIZE, 2 << 20) {
@@ -154,7 +158,7 @@ pub fn init(boot: &BootInfo, extra: &[(u64, u64)]) {
         // block is mapped below if it lies above 4 GiB).
         Some(b) => unsafe {
             if b + size > (4 << 30)
-                && let Err(e) = mmu::map_identity(b, size, Cache::WriteBack)
+                && let Err(e) = map(b, size)
             {
                 panic!("cannot map the heap: {e}");
             }
@@ -162,20 +166,6 @@ pub fn init(boot: &BootInfo, extra: &[(u64, u64)]) {
         },
         None => {
             log::error!(target: "mem", "no memory for the main heap; running on the early arena")
-        }
-    }
-
-    for r in boot
-        .memory_map()
-        .iter()
-        .filter(|r| r.kind == MemoryKind::Usable)
-    {
-        let end = r.start.saturating_add(r.len);
-        if end > (4 << 30) {
-            let s = r.start.max(4 << 30);
-            if let Err(e) = mmu::map_identity(s, end - s, Cache::WriteBack) {
-                log::error!(target: "mem", "cannot map RAM at {s:#x}: {e}");
-            }
         }
     }
 }

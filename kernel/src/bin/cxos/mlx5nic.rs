@@ -1,8 +1,15 @@
-//! The mlx5 entry of the driver registry: every ConnectX function the
-//! enumeration found is claimed (BAR0 mapped wherever firmware put it,
-//! memory decoding and bus mastering on), attached from the main loop, and
-//! then serviced from the main loop: EQ0 when its MSI-X vector fired (and
-//! once a second as a fallback), health once a second.
+//! The mlx5 entry of the PCI driver table (feature `mlx5`): every
+//! ConnectX function the enumeration found is claimed (BAR0 mapped
+//! wherever firmware put it, memory decoding and bus mastering on),
+//! attached from the main loop, and then serviced from the main loop: EQ0
+//! when its MSI-X vector fired (and once a second as a fallback), health
+//! once a second.
+//!
+//! An opened port's data path is VNICs: the one with the port's own MAC
+//! and the configured extra ones (first function only). With the network
+//! stack (feature `net`) each is registered in its interface table
+//! (`net<i>`, `vnic<N>`); this module only registers them, takes them back
+//! on detach, and formats the driver's reports for the shell.
 //!
 //! A function whose attach failed, or that the shell detached, stays
 //! claimed with bus mastering off, untouched until `attach <pci>`.
@@ -13,75 +20,125 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use cxos_drivers::PciAddress;
-use mlx5::Resources;
+use cxos_drivers::{PciAddress, PciId};
+use cxos_kernel::shellcmd::Report;
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
+use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
+use crate::drivers::PciDriver;
+use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
-use crate::{interrupts, pcibus, println, runtime, time};
+use crate::{interrupts, println, runtime, time};
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// An attached adapter.
-pub type Adp = Adapter<KernelPlatform>;
+pub type Mlx5Adapter = Adapter<KernelPlatform>;
 
-/// The data path of one interface: a VNIC of the adapter (the port's own
-/// MAC for `net<i>`, others for `vnic<N>`); the adapter steers.
-pub type Port = Vnic<Adp>;
+/// The device under one network interface: a VNIC of the adapter (the
+/// port's own MAC for `net<i>`, others for `vnic<N>`); the adapter steers.
+pub type Mlx5Vnic = Vnic<Mlx5Adapter>;
 
-/// What an interface carries: the network stack over its VNIC (feature
-/// `net`), or the bare VNIC.
-#[cfg(feature = "net")]
-pub type Ifc = crate::netstack::Iface;
-#[cfg(not(feature = "net"))]
-pub type Ifc = Port;
+/// The driver's entry in the PCI driver table.
+#[derive(Debug)]
+pub struct Mlx5Driver;
 
-#[cfg(feature = "net")]
-fn port_of(n: &Ifc) -> &Port {
-    n.device()
-}
-#[cfg(feature = "net")]
-fn port_of_mut(n: &mut Ifc) -> &mut Port {
-    n.device_mut()
-}
-#[cfg(not(feature = "net"))]
-fn port_of(n: &Ifc) -> &Port {
-    n
-}
-#[cfg(not(feature = "net"))]
-fn port_of_mut(n: &mut Ifc) -> &mut Port {
-    n
+pub static DRIVER: Mlx5Driver = Mlx5Driver;
+
+impl PciDriver for Mlx5Driver {
+    fn name(&self) -> &'static str {
+        "mlx5"
+    }
+
+    fn ids(&self) -> &'static [PciId] {
+        mlx5::PCI_IDS
+    }
+
+    fn probe(&self, dev: Device, attach: bool) {
+        probe(dev, attach);
+    }
+
+    fn probed(&self) {
+        if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
+            runtime::periodic(SERVICE_PERIOD_NS, service_all);
+        }
+    }
+
+    fn attach(&self, addr: PciAddress) -> Option<Result<(), String>> {
+        attach(addr)
+    }
+
+    fn detach(&self, addr: PciAddress) -> Option<Result<String, String>> {
+        let mut slots = SLOTS.lock();
+        let slot = slots.iter_mut().find(|s| s.addr == addr)?;
+        Some(detach_slot(slot))
+    }
+
+    fn detach_all(&self) -> Vec<String> {
+        SLOTS
+            .lock()
+            .iter_mut()
+            .filter(|s| s.state.is_attached())
+            .map(|s| detach_slot(s).unwrap_or_else(|e| e))
+            .collect()
+    }
+
+    fn phys_lines(&self) -> Vec<String> {
+        SLOTS
+            .lock()
+            .iter_mut()
+            .map(|s| {
+                let addr = s.addr;
+                s.state
+                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
+                    .unwrap_or_else(|| format!("{addr} mlx5 detached"))
+            })
+            .collect()
+    }
+
+    fn report(&self, addr: PciAddress) -> Option<Result<String, String>> {
+        let mut slots = SLOTS.lock();
+        let slot = slots.iter_mut().find(|s| s.addr == addr)?;
+        Some(
+            slot.state
+                .with_adapter(|a| cxos_kernel::mlx5_report::adapter(&a.report()))
+                .ok_or_else(|| format!("mlx5 {addr}: not attached")),
+        )
+    }
+
+    fn irq_lines(&self) -> Vec<String> {
+        irq_lines()
+    }
+
+    fn port_report(&self, which: Report, only: Option<PciAddress>) -> Option<String> {
+        port_report(which, only)
+    }
 }
 
-#[cfg(feature = "net")]
-fn into_port(n: Ifc) -> Port {
-    n.into_device()
-}
-#[cfg(not(feature = "net"))]
-fn into_port(n: Ifc) -> Port {
-    n
-}
-
-/// An adapter with its data path open: the steering (`Nic`), the port's
-/// own interface and the extra VNICs.
+/// An adapter with its data path open: the port's steering (`Nic`) and
+/// its VNICs.
 struct Opened {
-    nic: Nic<Adp>,
-    /// `net<i>`: the VNIC with the port's MAC, untagged.
-    main: Ifc,
-    /// `vnic<N>` (only on the first ConnectX function), by number.
-    vnics: Vec<(u32, Ifc)>,
+    nic: Nic<Mlx5Adapter>,
+    /// The port's own VNIC (`net<i>`); with the network stack it lives in
+    /// the interface table.
+    #[cfg(not(feature = "net"))]
+    main: Mlx5Vnic,
+    /// The VNICs created on this function (interfaces `vnic<N>`), by
+    /// number.
+    #[cfg(feature = "net")]
+    vnics: Vec<u32>,
 }
 
 enum State {
     /// Attached, with the port's data path open.
     Open(Box<Opened>),
     /// Attached, but the data path could not be opened.
-    Attached(Box<Adp>),
+    Attached(Box<Mlx5Adapter>),
     /// Detached, or attach failed: the device is left alone.
     Down(KernelPlatform),
     /// Only while the platform is lent to the driver (inside attach or
@@ -96,7 +153,7 @@ impl State {
 
     /// Run `f` on the adapter, if attached. Never call it from inside a
     /// VNIC call (the `Nic` lock).
-    fn with_adapter<R>(&mut self, f: impl FnOnce(&mut Adp) -> R) -> Option<R> {
+    fn with_adapter<R>(&mut self, f: impl FnOnce(&mut Mlx5Adapter) -> R) -> Option<R> {
         match self {
             State::Open(o) => Some(o.nic.with_adapter(f)),
             State::Attached(a) => Some(f(a)),
@@ -120,54 +177,52 @@ struct Slot {
     #[cfg_attr(feature = "net", allow(dead_code))]
     rx_unclaimed: u64,
     /// Position among the ConnectX functions: interface `net<index>`.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     index: usize,
+}
+
+#[cfg(feature = "net")]
+impl Slot {
+    /// The name of the port's own interface.
+    fn iface(&self) -> String {
+        format!("net{}", self.index)
+    }
 }
 
 static SLOTS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 static SERVICE_STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Claim every ConnectX function and attach it unless `attach` is off;
-/// start the service timer.
-pub fn attach_all(attach: bool) {
-    while let Some(claimed) = pcibus::claim(mlx5::PCI_IDS, "mlx5") {
-        let dev = match claimed {
-            Ok(dev) => dev,
-            Err(e) => {
-                println!("mlx5 {e}; function left alone");
-                continue;
-            }
-        };
-        let addr = dev.addr;
-        let platform = match KernelPlatform::new(dev, "mlx5") {
-            Ok(p) => p,
-            Err(e) => {
-                println!("mlx5 {e}; function left alone");
-                continue;
-            }
-        };
-        let mut slot = Slot {
-            addr,
-            state: State::Down(platform),
-            fault_reported: false,
-            link_up_timed: false,
-            last_error: None,
-            attach_error: None,
-            rx_unclaimed: 0,
-            index: SLOTS.lock().len(),
-        };
-        if attach {
-            attach_slot(&mut slot);
-        } else {
-            if let State::Down(p) = &slot.state {
-                p.set_bus_master(false);
-            }
-            println!("mlx5 {addr}: not attached (attach=off)");
+/// Take a claimed ConnectX function and attach it unless `attach` is off.
+fn probe(dev: Device, attach: bool) {
+    let addr = dev.addr;
+    let platform = match KernelPlatform::new(dev, "mlx5") {
+        Ok(p) => p,
+        Err(e) => {
+            println!("mlx5 {e}; function left alone");
+            return;
         }
-        SLOTS.lock().push(slot);
+    };
+    let mut slot = Slot {
+        addr,
+        state: State::Down(platform),
+        fault_reported: false,
+        link_up_timed: false,
+        last_error: None,
+        attach_error: None,
+        rx_unclaimed: 0,
+        index: SLOTS.lock().len(),
+    };
+    #[cfg(feature = "net")]
+    crate::netstack::set_down(&slot.iface(), &format!("{addr} not attached"));
+    if attach {
+        attach_slot(&mut slot);
+    } else {
+        if let State::Down(p) = &slot.state {
+            p.set_bus_master(false);
+        }
+        println!("mlx5 {addr}: not attached (attach=off)");
     }
-    if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
-        runtime::periodic(SERVICE_PERIOD_NS, service_all);
-    }
+    SLOTS.lock().push(slot);
 }
 
 /// Run bring-up on a `Down` slot and print the outcome; true if attached.
@@ -206,7 +261,11 @@ fn attach_slot(slot: &mut Slot) -> bool {
             }
             slot.fault_reported = false;
             slot.attach_error = None;
-            slot.state = open_port(addr, slot.index, adapter);
+            slot.state = open_port(slot, adapter);
+            #[cfg(feature = "net")]
+            if matches!(slot.state, State::Attached(_)) {
+                crate::netstack::set_down(&slot.iface(), &format!("{addr} has no data path"));
+            }
             true
         }
         Err(failure) => {
@@ -227,7 +286,8 @@ fn attach_slot(slot: &mut Slot) -> bool {
 /// `net<index>`, interrupt-driven on completion EQ 0) and, on the first
 /// function, the configured VNICs; bind the completion vectors to
 /// [`service_port`]. On failure the adapter stays attached without one.
-fn open_port(addr: PciAddress, index: usize, adapter: Adp) -> State {
+fn open_port(slot: &Slot, adapter: Mlx5Adapter) -> State {
+    let addr = slot.addr;
     let res = match Resources::of(&adapter) {
         Ok(r) => r,
         Err(e) => {
@@ -281,11 +341,11 @@ fn open_port(addr: PciAddress, index: usize, adapter: Adp) -> State {
         res.eqn.0,
         if bound { "" } else { " (not bound: polled)" }
     );
-    open_stack(addr, index, nic, main)
+    open_interfaces(slot, nic, main)
 }
 
 /// Take the adapter back from its steering once every VNIC is gone.
-fn close_nic(nic: Nic<Adp>) -> (Adp, mlx5::CloseReport) {
+fn close_nic(nic: Nic<Mlx5Adapter>) -> (Mlx5Adapter, CloseReport) {
     match nic.close() {
         Ok(done) => done,
         // Every VNIC is destroyed before this is called: a live handle
@@ -294,39 +354,58 @@ fn close_nic(nic: Nic<Adp>) -> (Adp, mlx5::CloseReport) {
     }
 }
 
-/// Put the network stack (interface `net<index>`) on the port's VNIC,
-/// then create the configured VNICs (first function only).
+/// Register the port's VNIC as interface `net<index>` with the network
+/// stack, then create the defined VNICs (first function only).
 #[cfg(feature = "net")]
-fn open_stack(addr: PciAddress, index: usize, nic: Nic<Adp>, main: Port) -> State {
-    match crate::netstack::open(index, main) {
-        Ok(net) => {
-            let vnics = if index == 0 {
-                crate::vnics::create_all(&nic)
-            } else {
-                Vec::new()
-            };
-            State::Open(Box::new(Opened {
-                nic,
-                main: net,
-                vnics,
-            }))
+fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State {
+    let name = slot.iface();
+    match crate::netstack::open(&name, main) {
+        Ok(status) => {
+            println!("{status}");
+            let mut vnics = Vec::new();
+            if slot.index == 0 {
+                for (n, def) in crate::vnics::list() {
+                    match create_vnic(&nic, n, &def) {
+                        Ok(status) => {
+                            println!("{status}");
+                            vnics.push(n);
+                        }
+                        Err(e) => println!("vnic{n}: not created: {e}"),
+                    }
+                }
+            }
+            State::Open(Box::new(Opened { nic, vnics }))
         }
-        Err((port, why)) => {
-            port.destroy();
+        Err((main, why)) => {
+            main.destroy();
             let (adapter, _) = close_nic(nic);
-            println!("mlx5 {addr}: net{index} not created: {why}; attached without a data path");
+            println!(
+                "mlx5 {}: {name} not created: {why}; attached without a data path",
+                slot.addr
+            );
             State::Attached(Box::new(adapter))
         }
     }
 }
 
 #[cfg(not(feature = "net"))]
-fn open_stack(_addr: PciAddress, _index: usize, nic: Nic<Adp>, main: Port) -> State {
-    State::Open(Box::new(Opened {
-        nic,
-        main,
-        vnics: Vec::new(),
-    }))
+fn open_interfaces(_slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State {
+    State::Open(Box::new(Opened { nic, main }))
+}
+
+/// Create VNIC `n` on `nic` and register it as interface `vnic<n>`; its
+/// status line, or why not.
+#[cfg(feature = "net")]
+fn create_vnic(
+    nic: &Nic<Mlx5Adapter>,
+    n: u32,
+    def: &cxos_kernel::vnic_def::VnicDef,
+) -> Result<String, String> {
+    let vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    crate::netstack::open_with(&format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
+        vnic.destroy();
+        why
+    })
 }
 
 /// The completion vector fired: the network stacks take the frames.
@@ -346,81 +425,41 @@ fn service_port(addr: PciAddress) {
         return;
     };
     if let State::Open(o) = &mut slot.state {
-        let port = &mut o.main;
-        port.poll();
-        while port.receive(|_, _| ()).is_some() {
+        let vnic = &mut o.main;
+        vnic.poll();
+        while vnic.receive(|_, _| ()).is_some() {
             slot.rx_unclaimed += 1;
         }
-        port.flush();
+        vnic.flush();
     }
 }
 
-/// Run `f` on every interface (`net<i>` of each open port, then the
-/// VNICs).
+/// `vnic create`: create VNIC `n` on the first function's open adapter;
+/// its status line, or why not (`None`: no open adapter to put it on).
 #[cfg(feature = "net")]
-pub fn for_each_iface(mut f: impl FnMut(&mut Ifc)) {
-    for slot in SLOTS.lock().iter_mut() {
-        if let State::Open(o) = &mut slot.state {
-            f(&mut o.main);
-            for (_, v) in &mut o.vnics {
-                f(v);
-            }
-        }
-    }
-}
-
-/// Run `f` on the interface called `name` (`net<i>`, `vnic<N>`); `None`
-/// if there is none.
-#[cfg(feature = "net")]
-pub fn with_iface<R>(name: &str, f: impl FnOnce(&mut Ifc) -> R) -> Option<R> {
-    let mut slots = SLOTS.lock();
-    for slot in slots.iter_mut() {
-        if let State::Open(o) = &mut slot.state {
-            if o.main.name() == name {
-                return Some(f(&mut o.main));
-            }
-            if let Some((_, v)) = o.vnics.iter_mut().find(|(_, v)| v.name() == name) {
-                return Some(f(v));
-            }
-        }
-    }
-    None
-}
-
-/// Create VNIC `n` (`vnic<n>`) on the first function's adapter with the
-/// stack `make` builds on it; its status line, or why not (`None`: no
-/// open adapter to put it on).
-#[cfg(feature = "net")]
-pub fn add_vnic(
-    n: u32,
-    make: impl FnOnce(&Nic<Adp>) -> Result<Ifc, String>,
-) -> Option<Result<String, String>> {
+pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
     let mut slots = SLOTS.lock();
     let State::Open(o) = &mut slots.first_mut()?.state else {
         return None;
     };
-    if o.vnics.iter().any(|(m, _)| *m == n) {
+    if o.vnics.contains(&n) {
         return Some(Err(format!("vnic{n} exists")));
     }
-    Some(make(&o.nic).map(|net| {
-        let line = net.status_line();
-        o.vnics.push((n, net));
-        line
-    }))
+    Some(create_vnic(&o.nic, n, def).inspect(|_| o.vnics.push(n)))
 }
 
 /// Destroy VNIC `n`: its apps are aborted, its flow entries removed, its
 /// queues freed. The driver's close report, or `None` if it is not there.
 #[cfg(feature = "net")]
-pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
+pub fn remove_vnic(n: u32) -> Option<CloseReport> {
     let mut slots = SLOTS.lock();
     for slot in slots.iter_mut() {
         if let State::Open(o) = &mut slot.state
-            && let Some(i) = o.vnics.iter().position(|(m, _)| *m == n)
+            && let Some(i) = o.vnics.iter().position(|m| *m == n)
         {
-            let (_, mut net) = o.vnics.remove(i);
-            crate::netstack::closing(&mut net);
-            return Some(net.into_device().destroy());
+            o.vnics.remove(i);
+            let vnic = crate::netstack::close::<Mlx5Vnic>(&format!("vnic{n}"), None)?;
+            return Some(vnic.destroy());
         }
     }
     None
@@ -436,87 +475,109 @@ pub fn vnic_lines() -> Vec<String> {
         let State::Open(o) = &slot.state else {
             continue;
         };
-        for net in core::iter::once(&o.main).chain(o.vnics.iter().map(|(_, v)| v)) {
-            let dev = net.device();
-            let report = cxos_kernel::mlx5_report::vnic_line(&dev.info());
-            // The driver's line starts with its own id (`vnic3`).
-            let rest = report.split_once(' ').map_or("", |(_, r)| r);
-            let v4 = net
-                .ipv4()
-                .map_or_else(|| String::from("none"), |a| format!("{a}"));
-            let dhcp = if matches!(net.config().ipv4, cxos_net::config::Ipv4Config::Dhcp) {
-                " (dhcp)"
-            } else {
-                ""
-            };
-            let flow = match dev.flow_traffic() {
-                Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
-                Err(e) => format!("flow ? ({e})"),
-            };
-            lines.push(format!(
-                "{} {rest} ipv4 {v4}{dhcp} ipv6 {} {flow}",
-                net.name(),
-                net.ipv6_link_local()
-            ));
+        let names =
+            core::iter::once(slot.iface()).chain(o.vnics.iter().map(|n| format!("vnic{n}")));
+        for name in names {
+            if let Some(line) =
+                crate::netstack::with_net::<Mlx5Vnic, _>(&name, |net| vnic_line(net))
+            {
+                lines.push(line);
+            }
         }
     }
     lines
 }
 
-/// `ifconfig`: each function's interface status, or why it has none,
-/// then the VNICs' status lines.
 #[cfg(feature = "net")]
-pub fn iface_status() -> Vec<String> {
-    let mut lines = Vec::new();
-    for s in SLOTS.lock().iter() {
-        match &s.state {
-            State::Open(o) => {
-                lines.push(o.main.status_line());
-                lines.extend(o.vnics.iter().map(|(_, v)| v.status_line()));
-            }
-            State::Attached(_) => {
-                lines.push(format!("net{}: {} has no data path", s.index, s.addr))
-            }
-            State::Down(_) | State::Moving => {
-                lines.push(format!("net{}: {} not attached", s.index, s.addr))
-            }
-        }
+fn vnic_line(net: &cxos_net::NetIf<Mlx5Vnic>) -> String {
+    let dev = net.device();
+    let report = cxos_kernel::mlx5_report::vnic_line(&dev.info());
+    // The driver's line starts with its own id (`vnic3`).
+    let rest = report.split_once(' ').map_or("", |(_, r)| r);
+    let v4 = net
+        .ipv4()
+        .map_or_else(|| String::from("none"), |a| format!("{a}"));
+    let dhcp = if matches!(net.config().ipv4, cxos_net::config::Ipv4Config::Dhcp) {
+        " (dhcp)"
+    } else {
+        ""
+    };
+    let flow = match dev.flow_traffic() {
+        Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
+        Err(e) => format!("flow ? ({e})"),
+    };
+    format!(
+        "{} {rest} ipv4 {v4}{dhcp} ipv6 {} {flow}",
+        net.name(),
+        net.ipv6_link_local()
+    )
+}
+
+/// Run `f` on the port's own VNIC of an open slot.
+#[cfg(feature = "net")]
+fn with_port_vnic<R>(slot: &mut Slot, f: impl FnOnce(&mut Mlx5Vnic) -> R) -> Option<R> {
+    crate::netstack::with_net::<Mlx5Vnic, _>(&slot.iface(), |net| f(net.device_mut()))
+}
+
+#[cfg(not(feature = "net"))]
+fn with_port_vnic<R>(slot: &mut Slot, f: impl FnOnce(&mut Mlx5Vnic) -> R) -> Option<R> {
+    match &mut slot.state {
+        State::Open(o) => Some(f(&mut o.main)),
+        _ => None,
     }
-    lines
 }
 
 /// Detach an attached slot (destroying its VNICs and closing the data
 /// path first); the report line, or why not.
 fn detach_slot(slot: &mut Slot) -> Result<String, String> {
-    #[cfg(feature = "net")]
-    if let State::Open(o) = &mut slot.state {
-        crate::netstack::closing(&mut o.main);
-        for (_, v) in &mut o.vnics {
-            crate::netstack::closing(v);
-        }
-    }
+    let addr = slot.addr;
     let (adapter, closed) = match core::mem::replace(&mut slot.state, State::Moving) {
         State::Open(o) => {
-            let Opened { nic, main, vnics } = *o;
-            let mut rep = mlx5::CloseReport::default();
-            let mut add = |r: mlx5::CloseReport| {
+            let mut rep = CloseReport::default();
+            let mut add = |r: CloseReport| {
                 rep.errors += r.errors;
                 if rep.first_error.is_none() {
                     rep.first_error = r.first_error;
                 }
             };
-            for (_, v) in vnics {
-                add(into_port(v).destroy());
+            #[cfg(feature = "net")]
+            let (nic, main) = {
+                let Opened { nic, vnics } = *o;
+                // Out of the interface table first (their apps stop),
+                // then destroyed, VNICs before the port's own.
+                let main = crate::netstack::close::<Mlx5Vnic>(
+                    &slot.iface(),
+                    Some(&format!("{addr} not attached")),
+                );
+                let vnics: Vec<Mlx5Vnic> = vnics
+                    .iter()
+                    .filter_map(|n| crate::netstack::close::<Mlx5Vnic>(&format!("vnic{n}"), None))
+                    .collect();
+                for v in vnics {
+                    add(v.destroy());
+                }
+                (nic, main)
+            };
+            #[cfg(not(feature = "net"))]
+            let (nic, main) = {
+                let Opened { nic, main } = *o;
+                (nic, Some(main))
+            };
+            if let Some(main) = main {
+                add(main.destroy());
             }
-            add(into_port(main).destroy());
             let (adapter, r) = close_nic(nic);
             add(r);
             (adapter, Some(rep))
         }
-        State::Attached(a) => (*a, None),
+        State::Attached(a) => {
+            #[cfg(feature = "net")]
+            crate::netstack::set_down(&slot.iface(), &format!("{addr} not attached"));
+            (*a, None)
+        }
         other => {
             slot.state = other;
-            return Err(format!("mlx5 {}: not attached", slot.addr));
+            return Err(format!("mlx5 {addr}: not attached"));
         }
     };
     let (platform, report) = adapter.detach();
@@ -524,8 +585,7 @@ fn detach_slot(slot: &mut Slot) -> Result<String, String> {
     slot.state = State::Down(platform);
     let close_errors = closed.as_ref().map_or(0, |c| c.errors);
     let mut line = format!(
-        "mlx5 {}: detached: {} pages lost, {} errors",
-        slot.addr,
+        "mlx5 {addr}: detached: {} pages lost, {} errors",
         report.pages_lost,
         report.errors + close_errors
     );
@@ -582,7 +642,7 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
 }
 
 fn service_adapter(
-    adapter: &mut Adp,
+    adapter: &mut Mlx5Adapter,
     addr: PciAddress,
     events_only: bool,
     fault_reported: &mut bool,
@@ -647,36 +707,10 @@ fn service_adapter(
     }
 }
 
-/// `phys`: one line per function (the driver's summary when attached).
-pub fn phys_lines() -> Vec<String> {
-    SLOTS
-        .lock()
-        .iter_mut()
-        .map(|s| {
-            let addr = s.addr;
-            s.state
-                .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
-                .unwrap_or_else(|| format!("{addr} mlx5 detached"))
-        })
-        .collect()
-}
-
-/// What `rings` and `stats` show for one function.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PortReport {
-    /// One line per queue and the steering table.
-    Rings,
-    /// Packet counters (the Q counter read fresh), faults.
-    Stats,
-    /// The flow tables, groups and entries the driver programmed, each
-    /// entry next to what the adapter reports for it.
-    Flows,
-}
-
-/// `rings` / `stats`: for each function (or only `only`), a header line
-/// `port <pci>:` then the driver's lines indented by two spaces, or
-/// `port <pci>: not attached` / `port <pci>: no data path`.
-pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String> {
+/// `rings` / `stats` / `flows`: for each function (or only `only`), a
+/// header line `port <pci>:` then the driver's lines indented by two
+/// spaces, or `port <pci>: not attached` / `port <pci>: no data path`.
+fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
     let mut slots = SLOTS.lock();
     let mut out = String::new();
     let mut found = false;
@@ -686,39 +720,8 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
         }
         found = true;
         let addr = slot.addr;
-        let body = match &mut slot.state {
-            State::Open(o) => match which {
-                PortReport::Rings => {
-                    let mut text = cxos_kernel::mlx5_report::rings(&port_of(&o.main).rings());
-                    for (n, v) in &o.vnics {
-                        text.push_str(&format!("vnic{n}:\n"));
-                        for line in cxos_kernel::mlx5_report::rings(&port_of(v).rings()).lines() {
-                            text.push_str("  ");
-                            text.push_str(line);
-                            text.push('\n');
-                        }
-                    }
-                    text
-                }
-                PortReport::Flows => cxos_kernel::mlx5_report::flows(&o.nic.flows_report()),
-                PortReport::Stats => {
-                    let mut text = String::new();
-                    if let Err(e) = port_of_mut(&mut o.main).queue_set_mut().refresh_counters() {
-                        text.push_str(&format!("q counter not read: {e}\n"));
-                    }
-                    text.push_str(&cxos_kernel::mlx5_report::stats(
-                        &port_of(&o.main).queue_set().stats_report(),
-                    ));
-                    #[cfg(feature = "net")]
-                    text.push_str(&stack_stats(&o.main));
-                    #[cfg(not(feature = "net"))]
-                    text.push_str(&format!(
-                        "unclaimed rx frames (no network stack) {}\n",
-                        slot.rx_unclaimed
-                    ));
-                    text
-                }
-            },
+        match &slot.state {
+            State::Open(_) => {}
             State::Attached(_) => {
                 out.push_str(&format!("port {addr}: no data path\n"));
                 continue;
@@ -727,6 +730,46 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
                 out.push_str(&format!("port {addr}: not attached\n"));
                 continue;
             }
+        }
+        let body = match which {
+            Report::Rings => {
+                let text = with_port_vnic(slot, |v| cxos_kernel::mlx5_report::rings(&v.rings()))
+                    .unwrap_or_default();
+                #[cfg(feature = "net")]
+                let text = text + &vnic_rings(slot);
+                text
+            }
+            Report::Flows => match &slot.state {
+                State::Open(o) => cxos_kernel::mlx5_report::flows(&o.nic.flows_report()),
+                _ => String::new(),
+            },
+            Report::Stats => {
+                #[cfg(not(feature = "net"))]
+                let unclaimed = slot.rx_unclaimed;
+                with_port_vnic(slot, |vnic| {
+                    let mut text = String::new();
+                    if let Err(e) = vnic.queue_set_mut().refresh_counters() {
+                        text.push_str(&format!("q counter not read: {e}\n"));
+                    }
+                    text.push_str(&cxos_kernel::mlx5_report::stats(
+                        &vnic.queue_set().stats_report(),
+                    ));
+                    #[cfg(not(feature = "net"))]
+                    text.push_str(&format!(
+                        "unclaimed rx frames (no network stack) {unclaimed}\n"
+                    ));
+                    text
+                })
+                .unwrap_or_default()
+            }
+        };
+        #[cfg(feature = "net")]
+        let body = if which == Report::Stats {
+            let stack =
+                crate::netstack::with_net::<Mlx5Vnic, _>(&slot.iface(), |net| stack_stats(net));
+            body + &stack.unwrap_or_default()
+        } else {
+            body
         };
         out.push_str(&format!("port {addr}:\n"));
         for line in body.lines() {
@@ -738,9 +781,33 @@ pub fn port_report(which: PortReport, only: Option<PciAddress>) -> Option<String
     found.then_some(out)
 }
 
+/// `rings` of the VNICs of an open slot: `vnic<N>:`, then the driver's
+/// lines indented.
+#[cfg(feature = "net")]
+fn vnic_rings(slot: &Slot) -> String {
+    let mut text = String::new();
+    let State::Open(o) = &slot.state else {
+        return text;
+    };
+    for n in &o.vnics {
+        let Some(rings) = crate::netstack::with_net::<Mlx5Vnic, _>(&format!("vnic{n}"), |net| {
+            cxos_kernel::mlx5_report::rings(&net.device().rings())
+        }) else {
+            continue;
+        };
+        text.push_str(&format!("vnic{n}:\n"));
+        for line in rings.lines() {
+            text.push_str("  ");
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// The stack's side of `stats`: what it took, sent and dropped.
 #[cfg(feature = "net")]
-fn stack_stats(net: &Ifc) -> String {
+fn stack_stats(net: &cxos_net::NetIf<Mlx5Vnic>) -> String {
     let p = net.phy().stats();
     format!(
         "stack: rx {} frames {} bytes, tx {} frames {} bytes, malformed {}, bad checksum {}, \
@@ -759,40 +826,9 @@ fn stack_stats(net: &Ifc) -> String {
     )
 }
 
-/// `phys <pci>`: the driver's full report (capabilities, EQs, pages,
-/// command counters), or why there is none.
-pub fn report(addr: PciAddress) -> Option<Result<String, String>> {
-    let mut slots = SLOTS.lock();
-    let slot = slots.iter_mut().find(|s| s.addr == addr)?;
-    Some(
-        slot.state
-            .with_adapter(|a| cxos_kernel::mlx5_report::adapter(&a.report()))
-            .ok_or_else(|| format!("mlx5 {addr}: not attached")),
-    )
-}
-
-/// `detach <pci>`.
-pub fn detach(addr: PciAddress) -> Option<Result<String, String>> {
-    let mut slots = SLOTS.lock();
-    let slot = slots.iter_mut().find(|s| s.addr == addr)?;
-    Some(detach_slot(slot))
-}
-
-/// Detach every attached function (before the kernel exits); the report
-/// lines.
-#[cfg_attr(not(feature = "net"), allow(dead_code))]
-pub fn detach_all() -> Vec<String> {
-    SLOTS
-        .lock()
-        .iter_mut()
-        .filter(|s| s.state.is_attached())
-        .map(|s| detach_slot(s).unwrap_or_else(|e| e))
-        .collect()
-}
-
 /// `attach <pci>`: bring a detached function up again. The outcome lines
 /// are printed as attach goes.
-pub fn attach(addr: PciAddress) -> Option<Result<(), String>> {
+fn attach(addr: PciAddress) -> Option<Result<(), String>> {
     let mut slots = SLOTS.lock();
     let slot = slots.iter_mut().find(|s| s.addr == addr)?;
     if slot.state.is_attached() {
@@ -807,7 +843,7 @@ pub fn attach(addr: PciAddress) -> Option<Result<(), String>> {
 
 /// `irq`: the MSI-X entries of each attached function, their CPU vectors,
 /// the EQ behind each and how often it fired.
-pub fn irq_lines() -> Vec<String> {
+fn irq_lines() -> Vec<String> {
     let mut lines = Vec::new();
     for s in SLOTS.lock().iter_mut() {
         let Some((vectors, eq0, comp)) = s

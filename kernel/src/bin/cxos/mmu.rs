@@ -2,6 +2,7 @@
 //! which sit in identity-mapped memory (the boot tables in the image, new
 //! ones in frames from below 4 GiB first).
 
+use cxos_boot::{BootInfo, MemoryKind};
 use cxos_kernel::paging::TableMemory;
 pub use cxos_kernel::paging::{Cache, MapError};
 use x86_64::VirtAddr;
@@ -55,4 +56,23 @@ pub fn map_identity(start: u64, len: u64, cache: Cache) -> Result<(), MapError> 
     arch::without_interrupts(|| {
         cxos_kernel::paging::map_identity(&mut LiveTables, pml4, start, len, cache)
     })
+}
+
+/// Identity map the usable RAM above 4 GiB (the boot tables cover the
+/// first 4 GiB), so frames and DMA memory from anywhere are reachable
+/// (after the heap grew: the page tables come from the frame allocator).
+pub fn map_high_ram(boot: &BootInfo) {
+    for r in boot
+        .memory_map()
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+    {
+        let end = r.start.saturating_add(r.len);
+        if end > (4 << 30) {
+            let s = r.start.max(4 << 30);
+            if let Err(e) = map_identity(s, end - s, Cache::WriteBack) {
+                log::error!(target: "mem", "cannot map RAM at {s:#x}: {e}");
+            }
+        }
+    }
 }

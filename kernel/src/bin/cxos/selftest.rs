@@ -1,5 +1,7 @@
 //! `test=selftest`: in-kernel tests of the platform, reported one line each
-//! and summed up for the exit code (KERNEL-CONTRACT.md).
+//! (`selftest <name> ... ok|FAILED: <why>|skipped: <why>`, then
+//! `selftest: <P> passed, <F> failed`, the lines xtask's console.rs reads)
+//! and summed up for the exit code.
 
 use alloc::string::String;
 use alloc::vec::Vec;

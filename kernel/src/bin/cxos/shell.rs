@@ -3,10 +3,12 @@
 
 use alloc::string::String;
 
-use cxos_kernel::pci;
+#[cfg(feature = "net")]
+use cxos_kernel::shellcmd;
+use cxos_kernel::shellcmd::{Command, HELP, HELP_TAIL};
 
 use crate::{
-    arch, interrupts, logger, memory, pcibus, print, println, registry, runtime, serial, time,
+    drivers, interrupts, logger, memory, pcibus, power, print, println, runtime, serial, time,
 };
 
 #[cfg(feature = "net")]
@@ -21,8 +23,8 @@ pub struct Shell {
     after_cr: bool,
     /// The network app running in the foreground: no prompt until it
     /// ends; Ctrl-C aborts it, other input is dropped.
-    #[cfg_attr(not(feature = "net"), allow(dead_code))]
-    foreground: Option<u32>,
+    #[cfg(feature = "net")]
+    foreground: Option<crate::netstack::AppId>,
     /// Ctrl-C was the last byte: a line end right after it belongs to it.
     #[cfg_attr(not(feature = "net"), allow(dead_code))]
     after_interrupt: bool,
@@ -34,6 +36,7 @@ impl Shell {
         let mut shell = Self {
             line: String::new(),
             after_cr: false,
+            #[cfg(feature = "net")]
             foreground: None,
             after_interrupt: false,
         };
@@ -57,16 +60,16 @@ impl Shell {
                 b'\r' | b'\n' => {
                     println!();
                     let line = core::mem::take(&mut self.line);
-                    #[cfg(feature = "net")]
-                    if let Some(id) = netcmd::execute(line.trim()) {
-                        self.foreground = id;
-                        if id.is_some() {
-                            return;
+                    match Command::parse(&line) {
+                        #[cfg(feature = "net")]
+                        Command::Net(cmd) => {
+                            if let Some(id) = netcmd::execute(cmd) {
+                                self.foreground = Some(id);
+                                return;
+                            }
                         }
-                        print!("{PROMPT}");
-                        continue;
+                        cmd => execute(cmd),
                     }
-                    execute(line.trim());
                     print!("{PROMPT}");
                 }
                 0x08 | 0x7f if self.line.pop().is_some() => print!("\x08 \x08"),
@@ -111,38 +114,16 @@ impl Shell {
     }
 }
 
-const HELP: &str = "commands:
-  help                  this list
-  lspci                 PCI functions with capabilities
-  mem                   heap, frame and DMA usage
-  irq                   interrupt vectors and counts (with each adapter's MSI-X)
-  phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
-  phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
-  detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
-  attach <pci>          attach a detached adapter again
-  rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
-  stats [<pci>]         each port's packet counters, drops and faults
-  flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
-  uptime                time since boot";
-
-/// The rest of `help`, after the network commands.
-const HELP_TAIL: &str = "  log <target>=<level>  change a log level (or: log <level>)
-  reboot                reset the machine
-  poweroff              leave";
-
-fn execute(line: &str) {
-    let (cmd, arg) = line
-        .split_once(' ')
-        .map_or((line, ""), |(c, a)| (c, a.trim()));
+fn execute(cmd: Command<'_>) {
     match cmd {
-        "" => {}
-        "help" => {
+        Command::Nothing => {}
+        Command::Help => {
             println!("{HELP}");
             #[cfg(feature = "net")]
-            println!("{}", netcmd::HELP);
+            println!("{}", shellcmd::NET_HELP);
             println!("{HELP_TAIL}");
         }
-        "lspci" => {
+        Command::Lspci => {
             for f in pcibus::functions() {
                 match f.claimed_by {
                     Some(owner) => println!("{} [{owner}]", f.line),
@@ -150,7 +131,7 @@ fn execute(line: &str) {
                 }
             }
         }
-        "mem" => {
+        Command::Mem => {
             let h = memory::heap_stats();
             let f = memory::frame_stats();
             let d = memory::dma_stats();
@@ -169,7 +150,7 @@ fn execute(line: &str) {
                 d.regions, d.bytes, d.allocations, d.failures
             );
         }
-        "irq" => {
+        Command::Irq => {
             for (v, role, owner, count) in interrupts::vector_table() {
                 println!("irq {v:#04x} {role} {owner}: {count}");
             }
@@ -177,19 +158,16 @@ fn execute(line: &str) {
                 "irq spurious: {}",
                 interrupts::count(interrupts::SPURIOUS_VECTOR)
             );
-            for line in registry::irq_lines() {
+            for line in drivers::irq_lines() {
                 println!("{line}");
             }
         }
-        "phys" if !arg.is_empty() => match pci::parse_address(arg) {
-            Err(e) => println!("usage: phys [<pci>] ({e})"),
-            Ok(addr) => match registry::report(addr) {
-                Ok(report) => print!("{report}"),
-                Err(e) => println!("phys: {e}"),
-            },
+        Command::Phys(Some(addr)) => match drivers::report(addr) {
+            Ok(report) => print!("{report}"),
+            Err(e) => println!("phys: {e}"),
         },
-        "phys" => {
-            let lines = registry::phys_lines();
+        Command::Phys(None) => {
+            let lines = drivers::phys_lines();
             if lines.is_empty() {
                 println!("phys: no network adapters");
             }
@@ -197,38 +175,20 @@ fn execute(line: &str) {
                 println!("{line}");
             }
         }
-        "detach" | "attach" => match pci::parse_address(arg) {
-            Err(e) => println!("usage: {cmd} <pci> ({e})"),
-            Ok(addr) if cmd == "detach" => match registry::detach(addr) {
-                Ok(report) => println!("{report}"),
-                Err(e) => println!("detach: {e}"),
-            },
-            Ok(addr) => {
-                if let Err(e) = registry::attach(addr) {
-                    println!("attach: {e}");
-                }
-            }
+        Command::Detach(addr) => match drivers::detach(addr) {
+            Ok(report) => println!("{report}"),
+            Err(e) => println!("detach: {e}"),
         },
-        "rings" | "stats" | "flows" => {
-            let which = match cmd {
-                "rings" => registry::PortReport::Rings,
-                "stats" => registry::PortReport::Stats,
-                _ => registry::PortReport::Flows,
-            };
-            let only = if arg.is_empty() {
-                Ok(None)
-            } else {
-                pci::parse_address(arg).map(Some)
-            };
-            match only {
-                Err(e) => println!("usage: {cmd} [<pci>] ({e})"),
-                Ok(only) => match registry::port_report(which, only) {
-                    Ok(text) => print!("{text}"),
-                    Err(e) => println!("{cmd}: {e}"),
-                },
+        Command::Attach(addr) => {
+            if let Err(e) = drivers::attach(addr) {
+                println!("attach: {e}");
             }
         }
-        "uptime" => {
+        Command::Report(which, only) => match drivers::port_report(which, only) {
+            Ok(text) => print!("{text}"),
+            Err(e) => println!("{}: {e}", which.command()),
+        },
+        Command::Uptime => {
             let ns = time::now_ns();
             println!(
                 "uptime: {}.{:06} s, {} timers",
@@ -237,38 +197,17 @@ fn execute(line: &str) {
                 runtime::active_timers()
             );
         }
-        "log" => match logger::apply(arg) {
+        Command::Log(arg) => match logger::apply(arg) {
             Ok(f) if !arg.is_empty() => println!("log: {f}"),
             Ok(_) => println!("usage: log <target>=<level> | log <level>"),
             Err(e) => println!("log: {e}"),
         },
-        "poweroff" => poweroff(),
-        "reboot" => reboot(),
-        other => println!("unknown command '{other}' (try help)"),
+        Command::Poweroff => power::poweroff(),
+        Command::Reboot => power::reboot(),
+        // Run by `Shell::poll` (`netcmd`), which keeps the foreground app.
+        #[cfg(feature = "net")]
+        Command::Net(_) => {}
+        Command::Refused(line) => println!("{line}"),
+        Command::Unknown(other) => println!("unknown command '{other}' (try help)"),
     }
-}
-
-/// isa-debug-exit when present (QEMU exits 33), else ACPI S5, else halt.
-pub fn poweroff() -> ! {
-    println!("poweroff");
-    arch::request_exit(arch::EXIT_PASS);
-    crate::acpi_s5();
-    println!("poweroff: no way to switch off; halted");
-    arch::halt_forever()
-}
-
-/// A real reset: the chipset's reset control register (0xcf9, ICH9 and
-/// PIIX), then the keyboard controller's reset line.
-pub fn reboot() -> ! {
-    println!("reboot");
-    arch::interrupts_disable();
-    // Reset Control Register: hard reset (bit 1) requested by a 0 -> 1
-    // transition of bit 2.
-    arch::reset_control_register();
-    time::delay_us(100_000);
-    // 8042: pulse the CPU reset line.
-    arch::keyboard_controller_reset();
-    time::delay_us(100_000);
-    println!("reboot: no reset method worked; halted");
-    arch::halt_forever()
 }

@@ -1,0 +1,509 @@
+//! The serial shell's command lines, parsed: what to run, or the line to
+//! print instead (a usage line, a refused argument). The kernel binary
+//! runs the result; everything here is host-tested.
+//!
+//! Commands follow the stock tools they mimic: options in any order, the
+//! same letters and defaults (`ping 10.0.0.1 -c 3 -I vnic2`,
+//! `ifconfig net0`, `ip addr show dev net0`, `serve iperf3 -I vnic2`).
+
+use alloc::format;
+use alloc::string::String;
+
+use cxos_drivers::PciAddress;
+
+use crate::pci;
+
+/// The network commands' own parsing (feature `net`).
+#[cfg(feature = "net")]
+pub use net::{NET_HELP, NetCommand, app_error};
+
+/// What the shell lists for `help`, before the network commands.
+pub const HELP: &str = "commands:
+  help                  this list
+  lspci                 PCI functions with capabilities
+  mem                   heap, frame and DMA usage
+  irq                   interrupt vectors and counts (with each adapter's MSI-X)
+  phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
+  phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
+  detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
+  attach <pci>          attach a detached adapter again
+  rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
+  stats [<pci>]         each port's packet counters, drops and faults
+  flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
+  uptime                time since boot";
+
+/// The rest of `help`, after the network commands.
+pub const HELP_TAIL: &str = "  log <target>=<level>  change a log level (or: log <level>)
+  reboot                reset the machine
+  poweroff              leave";
+
+/// A per-port report of the network drivers (`rings`, `stats`, `flows`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Report {
+    /// One line per queue and the steering table.
+    Rings,
+    /// Packet counters (read fresh), faults, the stack's counters.
+    Stats,
+    /// The flow tables, groups and entries the driver programmed, each
+    /// entry next to what the adapter reports for it.
+    Flows,
+}
+
+impl Report {
+    /// The shell command that asks for it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Report::Rings => "rings",
+            Report::Stats => "stats",
+            Report::Flows => "flows",
+        }
+    }
+}
+
+/// One command line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command<'a> {
+    /// An empty line.
+    Nothing,
+    Help,
+    Lspci,
+    Mem,
+    Irq,
+    Uptime,
+    Poweroff,
+    Reboot,
+    /// `log <filter>` (the filter is checked where it applies).
+    Log(&'a str),
+    /// `phys` or `phys <pci>`.
+    Phys(Option<PciAddress>),
+    Detach(PciAddress),
+    Attach(PciAddress),
+    /// `rings` / `stats` / `flows`, for every port or one.
+    Report(Report, Option<PciAddress>),
+    #[cfg(feature = "net")]
+    Net(NetCommand<'a>),
+    /// Not run: print this line (a usage line, why an argument is wrong).
+    Refused(String),
+    Unknown(&'a str),
+}
+
+/// Split `line` into the command word and its (trimmed) arguments.
+pub fn split(line: &str) -> (&str, &str) {
+    let line = line.trim();
+    line.split_once(' ')
+        .map_or((line, ""), |(c, a)| (c, a.trim()))
+}
+
+impl<'a> Command<'a> {
+    pub fn parse(line: &'a str) -> Command<'a> {
+        let (cmd, arg) = split(line);
+        #[cfg(feature = "net")]
+        if let Some(c) = net::parse(cmd, arg) {
+            return c;
+        }
+        let pci_arg = |usage: &str| pci::parse_address(arg).map_err(|e| format!("{usage} ({e})"));
+        let refused = Command::Refused;
+        match cmd {
+            "" => Command::Nothing,
+            "help" => Command::Help,
+            "lspci" => Command::Lspci,
+            "mem" => Command::Mem,
+            "irq" => Command::Irq,
+            "uptime" => Command::Uptime,
+            "poweroff" => Command::Poweroff,
+            "reboot" => Command::Reboot,
+            "log" => Command::Log(arg),
+            "phys" if arg.is_empty() => Command::Phys(None),
+            "phys" => {
+                pci_arg("usage: phys [<pci>]").map_or_else(refused, |a| Command::Phys(Some(a)))
+            }
+            "detach" => pci_arg("usage: detach <pci>").map_or_else(refused, Command::Detach),
+            "attach" => pci_arg("usage: attach <pci>").map_or_else(refused, Command::Attach),
+            "rings" | "stats" | "flows" => {
+                let report = match cmd {
+                    "rings" => Report::Rings,
+                    "stats" => Report::Stats,
+                    _ => Report::Flows,
+                };
+                if arg.is_empty() {
+                    Command::Report(report, None)
+                } else {
+                    pci_arg(&format!("usage: {cmd} [<pci>]"))
+                        .map_or_else(refused, |a| Command::Report(report, Some(a)))
+                }
+            }
+            other => Command::Unknown(other),
+        }
+    }
+}
+
+#[cfg(feature = "net")]
+mod net {
+    use alloc::format;
+    use alloc::string::String;
+
+    use cxos_net::config::IfConfig;
+
+    use super::Command;
+    use crate::apps::{APPS, AppCommand, is_interface_name};
+    use crate::cmdline::MAX_INTERFACES;
+    use crate::iface::AppId;
+    use crate::vnic_def::VnicDef;
+
+    /// The network commands' part of `help`.
+    pub const NET_HELP: &str =
+        "  ifconfig [<if>]       interfaces: MAC, link, addresses, counters (also: ip [addr|link [show [dev] <if>]])
+  ifconfig <if> <cfg>   set an interface: dhcp | none | 10.0.0.2/24[,gw=10.0.0.1][,ip6=fd00::2/64]
+  ping [-I <if>|<addr>] <addr> [-c N] [-i s] [-W s] [-s bytes]   ICMP echo (IPv4 or IPv6), until Ctrl-C without -c
+  l2send <mac> <n> [-s bytes]   send n raw test frames (ethertype 0x88b5)
+  l2recv [n] [-W s]     receive raw test frames
+  iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
+  serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
+  serve stop <id>       stop a background service
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>
+  vnic delete <N>       destroy vnic<N> (its flow entries and queues)
+  vnic list             the VNIC definitions
+  vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter
+  (<if> is net<i> or vnic<N>; every app takes -I <if> anywhere on its line)";
+
+    /// A network command.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum NetCommand<'a> {
+        /// `ifconfig`, `ip`, `ip addr`, `ip link`: every interface (`cmd`
+        /// names the command for its messages).
+        ShowAll {
+            cmd: &'a str,
+        },
+        /// `ifconfig net0`, `ip addr show dev net0`.
+        Show {
+            cmd: &'a str,
+            name: &'a str,
+        },
+        /// `ifconfig <if> <cfg>` (`ip` too): `name` is `net<i>` (below
+        /// the command line's interface count) or `vnic<N>`.
+        Configure {
+            cmd: &'a str,
+            name: &'a str,
+            cfg: IfConfig,
+        },
+        /// A foreground app (`ping`, `iperf3`, ...).
+        App(AppCommand),
+        /// `serve`: list the services.
+        Services,
+        /// `serve <app> ...`: start one.
+        Serve(AppCommand),
+        /// `serve stop <id>`.
+        ServeStop(AppId),
+        VnicCreate(VnicDef),
+        /// `vnic delete <N>` (or `vnic<N>`).
+        VnicDelete(u32),
+        VnicList,
+        Vnics,
+    }
+
+    /// How the shell prints an app's refusal: `<app>: <why>`, without
+    /// doubling the prefix of messages that name their app already.
+    pub fn app_error(app: &str, e: &str) -> String {
+        let prefix = format!("{app}: ");
+        format!("{app}: {}", e.strip_prefix(prefix.as_str()).unwrap_or(e))
+    }
+
+    fn usage(cmd: &str) -> String {
+        if cmd == "ip" {
+            String::from(
+                "usage: ip [addr|link [show [dev] <if>]] | ip <if> dhcp|none|<addr>/<prefix>[,gw=<addr>][,ip6=<addr>/<prefix>]",
+            )
+        } else {
+            format!(
+                "usage: {cmd} [<if> [dhcp|none|<addr>/<prefix>[,gw=<addr>][,ip6=<addr>/<prefix>]]]"
+            )
+        }
+    }
+
+    /// `Some` for a network command.
+    pub(super) fn parse<'a>(cmd: &'a str, arg: &'a str) -> Option<Command<'a>> {
+        let net = |c| Some(Command::Net(c));
+        let refused = |s: String| Some(Command::Refused(s));
+        match cmd {
+            "ifconfig" | "ip" => Some(ifconfig(cmd, arg)),
+            _ if APPS.contains(&cmd) => match AppCommand::parse(cmd, arg) {
+                Ok(c) => net(NetCommand::App(c)),
+                Err(e) => refused(app_error(cmd, &e)),
+            },
+            "serve" => {
+                let (what, rest) = super::split(arg);
+                match what {
+                    "" => net(NetCommand::Services),
+                    "stop" => match rest.parse::<u32>() {
+                        Ok(id) => net(NetCommand::ServeStop(AppId(id))),
+                        Err(_) => refused("usage: serve stop <id>".into()),
+                    },
+                    _ => match AppCommand::service(what, rest) {
+                        Ok(c) => net(NetCommand::Serve(c)),
+                        Err(e) => refused(format!("serve: {e}")),
+                    },
+                }
+            }
+            "vnic" => {
+                let (sub, rest) = super::split(arg);
+                match sub {
+                    "create" => match rest.parse::<VnicDef>() {
+                        Ok(d) => net(NetCommand::VnicCreate(d)),
+                        Err(e) => refused(format!("vnic: {e}")),
+                    },
+                    "delete" => match rest.strip_prefix("vnic").unwrap_or(rest).parse::<u32>() {
+                        Ok(n) => net(NetCommand::VnicDelete(n)),
+                        Err(_) => refused("usage: vnic delete <N>".into()),
+                    },
+                    "list" if rest.is_empty() => net(NetCommand::VnicList),
+                    _ => refused("usage: vnic create <def> | vnic delete <N> | vnic list".into()),
+                }
+            }
+            "vnics" => net(NetCommand::Vnics),
+            _ => None,
+        }
+    }
+
+    fn ifconfig<'a>(cmd: &'a str, arg: &'a str) -> Command<'a> {
+        let net = Command::Net;
+        if arg.is_empty() {
+            return net(NetCommand::ShowAll { cmd });
+        }
+        let (first, rest) = super::split(arg);
+        if cmd == "ip" && matches!(first, "a" | "addr" | "address" | "l" | "link") {
+            let mut words = rest.split_whitespace().peekable();
+            words.next_if_eq(&"show");
+            words.next_if_eq(&"dev");
+            return match (words.next(), words.next()) {
+                (None, _) => net(NetCommand::ShowAll { cmd }),
+                (Some(name), None) if is_interface_name(name) => {
+                    net(NetCommand::Show { cmd, name })
+                }
+                _ => Command::Refused(usage(cmd)),
+            };
+        }
+        if !is_interface_name(first) {
+            return Command::Refused(usage(cmd));
+        }
+        if rest.is_empty() {
+            // `ifconfig <if>` shows it; `ip <if>` is no ip command.
+            return if cmd == "ifconfig" {
+                net(NetCommand::Show { cmd, name: first })
+            } else {
+                Command::Refused(usage(cmd))
+            };
+        }
+        let index = first.strip_prefix("net").map(|n| n.parse::<usize>());
+        if matches!(index, Some(Ok(i)) if i >= MAX_INTERFACES) {
+            return Command::Refused(usage(cmd));
+        }
+        match rest.parse::<IfConfig>() {
+            Ok(cfg) => net(NetCommand::Configure {
+                cmd,
+                name: first,
+                cfg,
+            }),
+            Err(e) => Command::Refused(format!("{cmd}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(line: &str) -> String {
+        match Command::parse(line) {
+            Command::Refused(s) => s,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn core_commands() {
+        assert_eq!(Command::parse("  "), Command::Nothing);
+        assert_eq!(Command::parse("uptime"), Command::Uptime);
+        assert_eq!(Command::parse("log  pci=trace "), Command::Log("pci=trace"));
+        assert_eq!(
+            Command::parse("frobnicate now"),
+            Command::Unknown("frobnicate")
+        );
+        let a = pci::parse_address("01:00.0").unwrap();
+        assert_eq!(Command::parse("phys"), Command::Phys(None));
+        assert_eq!(Command::parse("phys 01:00.0"), Command::Phys(Some(a)));
+        assert_eq!(Command::parse("detach 01:00.0"), Command::Detach(a));
+        assert_eq!(Command::parse("attach 0000:01:00.0"), Command::Attach(a));
+        assert_eq!(
+            Command::parse("flows"),
+            Command::Report(Report::Flows, None)
+        );
+        assert_eq!(
+            Command::parse("rings 01:00.0"),
+            Command::Report(Report::Rings, Some(a))
+        );
+        assert!(refused("stats 1:0").starts_with("usage: stats [<pci>] ("));
+        assert!(refused("detach").starts_with("usage: detach <pci> ("));
+        assert!(refused("phys x").starts_with("usage: phys [<pci>] ("));
+    }
+
+    #[test]
+    fn help_names_every_command() {
+        let mut help = String::from(HELP);
+        help.push_str(HELP_TAIL);
+        #[cfg(feature = "net")]
+        help.push_str(NET_HELP);
+        for line in [
+            "help", "lspci", "mem", "irq", "phys", "detach", "attach", "rings", "stats", "flows",
+            "uptime", "log", "reboot", "poweroff",
+        ] {
+            assert!(help.contains(&format!("  {line} ")), "{line}");
+            assert!(
+                !matches!(Command::parse(line), Command::Unknown(_)),
+                "{line}"
+            );
+        }
+        #[cfg(feature = "net")]
+        for line in [
+            "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics",
+        ] {
+            assert!(help.contains(&format!("  {line} ")), "{line}");
+            assert!(
+                !matches!(Command::parse(line), Command::Unknown(_)),
+                "{line}"
+            );
+        }
+    }
+
+    #[cfg(feature = "net")]
+    mod net {
+        use super::*;
+        use crate::apps::{AppCommand, Target};
+        use crate::iface::AppId;
+
+        fn net(line: &str) -> NetCommand<'_> {
+            match Command::parse(line) {
+                Command::Net(c) => c,
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn ifconfig_and_ip_like_the_stock_tools() {
+            for line in [
+                "ifconfig",
+                "ip",
+                "ip a",
+                "ip addr",
+                "ip address show",
+                "ip link show",
+            ] {
+                assert!(matches!(net(line), NetCommand::ShowAll { .. }), "{line}");
+            }
+            for line in [
+                "ifconfig net0",
+                "ip addr show net0",
+                "ip addr show dev net0",
+                "ip a dev net0",
+                "ip link show net0",
+            ] {
+                match net(line) {
+                    NetCommand::Show { name, .. } => assert_eq!(name, "net0", "{line}"),
+                    other => panic!("{line}: {other:?}"),
+                }
+            }
+            match net("ifconfig vnic2 10.0.0.3/24,gw=10.0.0.1") {
+                NetCommand::Configure { cmd, name, cfg } => {
+                    assert_eq!((cmd, name), ("ifconfig", "vnic2"));
+                    assert_eq!(cfg, "10.0.0.3/24,gw=10.0.0.1".parse().unwrap());
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(net("ip net1 dhcp"), NetCommand::Configure { .. }));
+            assert!(refused("ip net0").starts_with("usage: ip "));
+            assert!(refused("ip addr show eth0").starts_with("usage: ip "));
+            assert!(refused("ip route").starts_with("usage: ip "));
+            assert!(refused("ifconfig net8 dhcp").starts_with("usage: ifconfig "));
+            assert!(refused("ifconfig eth0").starts_with("usage: ifconfig "));
+            assert!(refused("ifconfig net0 10.0.0.300/24").starts_with("ifconfig: "));
+        }
+
+        #[test]
+        fn apps_take_their_options_anywhere() {
+            let want = AppCommand {
+                app: "ping".into(),
+                target: Target::Name("vnic2".into()),
+                args: "10.0.0.1 -c 3".into(),
+            };
+            for line in [
+                "ping -I vnic2 10.0.0.1 -c 3",
+                "ping 10.0.0.1 -I vnic2 -c 3",
+                "ping 10.0.0.1 -c 3 -I vnic2",
+            ] {
+                assert_eq!(net(line), NetCommand::App(want.clone()), "{line}");
+            }
+            assert_eq!(
+                refused("ping -I eth0 10.0.0.1"),
+                "ping: bad interface 'eth0' (net0, net1, ..., vnic0, ... or an address)"
+            );
+        }
+
+        #[test]
+        fn serve_iperf3_with_or_without_s_and_i_anywhere() {
+            for line in [
+                "serve iperf3",
+                "serve iperf3 -s",
+                "serve iperf3 -I vnic2",
+                "serve iperf3 -s -I vnic2",
+                "serve iperf3 -I vnic2 -s",
+            ] {
+                match net(line) {
+                    NetCommand::Serve(c) => assert_eq!(c.args, "-s", "{line}"),
+                    other => panic!("{line}: {other:?}"),
+                }
+            }
+            match net("serve echo -I vnic1 -p 7007") {
+                NetCommand::Serve(c) => {
+                    assert_eq!(c.describe("vnic1"), "echo -p 7007 on vnic1");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(net("serve"), NetCommand::Services);
+            assert_eq!(net("serve stop 3"), NetCommand::ServeStop(AppId(3)));
+            assert_eq!(refused("serve stop x"), "usage: serve stop <id>");
+            assert_eq!(
+                refused("serve ping 10.0.0.1"),
+                "serve: unknown service 'ping' (echo, discard, iperf3)"
+            );
+        }
+
+        #[test]
+        fn vnic_commands() {
+            assert!(matches!(
+                net("vnic create vlan:10,ip:dhcp"),
+                NetCommand::VnicCreate(_)
+            ));
+            assert_eq!(
+                refused("vnic create vlan:0"),
+                "vnic: bad VLAN id '0' (1..=4094)"
+            );
+            assert_eq!(net("vnic delete 3"), NetCommand::VnicDelete(3));
+            assert_eq!(net("vnic delete vnic3"), NetCommand::VnicDelete(3));
+            assert_eq!(refused("vnic delete"), "usage: vnic delete <N>");
+            assert_eq!(net("vnic list"), NetCommand::VnicList);
+            assert!(refused("vnic list all").starts_with("usage: vnic create"));
+            assert_eq!(net("vnics"), NetCommand::Vnics);
+        }
+
+        #[test]
+        fn app_errors_name_the_app_once() {
+            assert_eq!(
+                app_error("ping", "ping: missing address"),
+                "ping: missing address"
+            );
+            assert_eq!(
+                app_error("l2send", "missing frame count"),
+                "l2send: missing frame count"
+            );
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! VNIC definitions (feature `net`): the one parser of the VNIC syntax of
+//! the command line (`vnic.<N>=...`) and the shell (`vnic create ...`),
+//! producing the driver's [`VnicSpec`] and the interface's [`IfConfig`],
+//! and the table of defined VNICs by number.
+//!
+//! Syntax: items separated by ',' (or spaces), any order, each optional,
+//! `:` or `=` after the key:
+//! `mac:<aa:bb:cc:dd:ee:ff|auto>` (default auto: the driver generates a
+//! locally administered MAC), `vlan:<1..4094>` (default untagged),
+//! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
+//! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
+//! `gw=`, `ip6=`, `gw6=`, `lease=` items.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
+
+use cxos_net::config::{ConfigError, IfConfig};
+use mlx5::vnic::VnicSpec;
+use mlx5::vport::Mac;
+
+use crate::cmdline::MAX_VNICS;
+
+/// One VNIC: what the adapter steers to it, and its stack's addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VnicDef {
+    pub spec: VnicSpec,
+    pub ip: IfConfig,
+}
+
+/// Why a VNIC definition was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VnicDefError {
+    BadMac(String),
+    BadVlan(String),
+    BadQueues(String),
+    UnknownKey(String),
+    IpTwice,
+    /// A `gw=`/`ip6=`/`gw6=`/`lease=` item before any `ip:`.
+    IpItemFirst(String),
+    Ip(ConfigError),
+}
+
+impl fmt::Display for VnicDefError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VnicDefError::BadMac(s) => write!(f, "bad MAC address '{s}'"),
+            VnicDefError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
+            VnicDefError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
+            VnicDefError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
+            VnicDefError::IpTwice => f.write_str("ip given twice"),
+            VnicDefError::IpItemFirst(s) => write!(f, "'{s}' needs ip: before it"),
+            VnicDefError::Ip(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for VnicDefError {}
+
+/// IfConfig keys that continue an `ip:` item (`ip:10.0.0.2/24,gw=10.0.0.1`).
+const IP_KEYS: &[&str] = &["gw=", "ip6=", "gw6=", "lease="];
+
+/// Six hex bytes separated by ':' or '-'.
+fn parse_mac(s: &str) -> Option<Mac> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in m.iter_mut() {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(Mac(m))
+}
+
+impl FromStr for VnicDef {
+    type Err = VnicDefError;
+
+    fn from_str(s: &str) -> Result<Self, VnicDefError> {
+        let mut spec = VnicSpec {
+            mac: None,
+            vlan: None,
+            queues: 1,
+        };
+        let mut ip: Option<String> = None;
+        for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
+            if IP_KEYS.iter().any(|k| item.starts_with(k)) {
+                let Some(cfg) = ip.as_mut() else {
+                    return Err(VnicDefError::IpItemFirst(item.into()));
+                };
+                cfg.push(',');
+                cfg.push_str(item);
+                continue;
+            }
+            let (key, value) = match item.find([':', '=']) {
+                Some(i) => (&item[..i], &item[i + 1..]),
+                None => (item, ""),
+            };
+            match key {
+                "mac" if value == "auto" => spec.mac = None,
+                "mac" => {
+                    spec.mac = Some(parse_mac(value).ok_or(VnicDefError::BadMac(value.into()))?);
+                }
+                "vlan" => {
+                    let v = value
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|v| (1..=4094).contains(v))
+                        .ok_or_else(|| VnicDefError::BadVlan(value.into()))?;
+                    spec.vlan = Some(v);
+                }
+                "queues" => {
+                    let q = value
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|q| (1..=64).contains(q) && q.is_power_of_two())
+                        .ok_or_else(|| VnicDefError::BadQueues(value.into()))?;
+                    spec.queues = q;
+                }
+                "ip" => {
+                    if ip.is_some() {
+                        return Err(VnicDefError::IpTwice);
+                    }
+                    ip = Some(value.to_string());
+                }
+                _ => return Err(VnicDefError::UnknownKey(item.into())),
+            }
+        }
+        let ip = IfConfig::from_str(ip.as_deref().unwrap_or("none")).map_err(VnicDefError::Ip)?;
+        Ok(VnicDef { spec, ip })
+    }
+}
+
+impl fmt::Display for VnicDef {
+    /// The syntax it parses from: `mac:..,vlan:..,queues:..,ip:..`
+    /// (`mac:auto` when the driver picks the MAC, no `vlan` when untagged).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.spec.mac {
+            Some(m) => write!(f, "mac:{m},")?,
+            None => f.write_str("mac:auto,")?,
+        }
+        if let Some(v) = self.spec.vlan {
+            write!(f, "vlan:{v},")?;
+        }
+        write!(f, "queues:{},ip:{}", self.spec.queues, self.ip)
+    }
+}
+
+/// The defined VNICs by number (`vnic<N>`, N below [`MAX_VNICS`]), in
+/// number order. Definitions outlive the adapter: every attach creates
+/// them again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VnicDefs {
+    defs: Vec<(u32, VnicDef)>,
+}
+
+impl VnicDefs {
+    pub const fn new() -> Self {
+        Self { defs: Vec::new() }
+    }
+
+    /// Define (or redefine) VNIC `n`; false if `n` is out of range.
+    pub fn define(&mut self, n: u32, def: VnicDef) -> bool {
+        if n >= MAX_VNICS {
+            return false;
+        }
+        match self.defs.binary_search_by_key(&n, |(m, _)| *m) {
+            Ok(i) => self.defs[i].1 = def,
+            Err(i) => self.defs.insert(i, (n, def)),
+        }
+        true
+    }
+
+    /// Define `def` under the lowest free number; `None` when all are in
+    /// use.
+    pub fn define_next(&mut self, def: VnicDef) -> Option<u32> {
+        let n = (0..MAX_VNICS).find(|n| self.get(*n).is_none())?;
+        self.define(n, def);
+        Some(n)
+    }
+
+    /// Forget VNIC `n`; false if it was not defined.
+    pub fn remove(&mut self, n: u32) -> bool {
+        let before = self.defs.len();
+        self.defs.retain(|(m, _)| *m != n);
+        self.defs.len() != before
+    }
+
+    pub fn get(&self, n: u32) -> Option<&VnicDef> {
+        self.defs.iter().find(|(m, _)| *m == n).map(|(_, d)| d)
+    }
+
+    /// Give VNIC `n` new addresses; false if it is not defined.
+    pub fn set_ip(&mut self, n: u32, ip: IfConfig) -> bool {
+        match self.defs.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, d)) => {
+                d.ip = ip;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every definition, by number.
+    pub fn list(&self) -> Vec<(u32, VnicDef)> {
+        self.defs.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use cxos_net::Ipv4Config;
+
+    fn def(s: &str) -> VnicDef {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn every_setting_parses_in_any_order() {
+        let d = def("ip:10.0.0.2/24,gw=10.0.0.1,queues:2,vlan:10,mac:02:00:00:00:00:01");
+        assert_eq!(
+            d.spec,
+            VnicSpec {
+                mac: Some(Mac([2, 0, 0, 0, 0, 1])),
+                vlan: Some(10),
+                queues: 2
+            }
+        );
+        assert_eq!(d.ip, "10.0.0.2/24,gw=10.0.0.1".parse().unwrap());
+        // Spaces separate too, '=' works after a key, '-' inside a MAC.
+        let d = def("mac=02-00-00-00-00-02 vlan=20 ip=dhcp lease=60");
+        assert_eq!(d.spec.mac, Some(Mac([2, 0, 0, 0, 0, 2])));
+        assert_eq!(d.spec.vlan, Some(20));
+        assert_eq!(d.ip.ipv4, Ipv4Config::Dhcp);
+        assert_eq!(d.ip.max_lease_secs, Some(60));
+    }
+
+    #[test]
+    fn defaults_are_auto_mac_untagged_one_queue_no_address() {
+        for text in ["", "mac:auto", "ip:none"] {
+            let d = def(text);
+            assert_eq!(
+                d.spec,
+                VnicSpec {
+                    mac: None,
+                    vlan: None,
+                    queues: 1
+                },
+                "{text}"
+            );
+            assert_eq!(d.ip, "none".parse().unwrap(), "{text}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "mac:auto,queues:1,ip:none",
+            "mac:02:00:00:00:00:01,vlan:10,queues:4,ip:10.0.10.2/24,gw=10.0.10.1",
+            "mac:auto,vlan:4094,queues:64,ip:dhcp",
+        ] {
+            let d = def(text);
+            assert_eq!(format!("{d}"), text);
+            assert_eq!(def(&format!("{d}")), d);
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors() {
+        let e = |s: &str| s.parse::<VnicDef>().unwrap_err();
+        assert_eq!(e("vlan:0"), VnicDefError::BadVlan("0".into()));
+        assert_eq!(e("vlan:4095"), VnicDefError::BadVlan("4095".into()));
+        assert_eq!(e("vlan"), VnicDefError::BadVlan("".into()));
+        assert_eq!(e("queues:3"), VnicDefError::BadQueues("3".into()));
+        assert_eq!(e("queues:128"), VnicDefError::BadQueues("128".into()));
+        assert_eq!(
+            e("mac:02:00:00:00:00"),
+            VnicDefError::BadMac("02:00:00:00:00".into())
+        );
+        assert_eq!(
+            e("mac:02:00:00:00:00:001"),
+            VnicDefError::BadMac("02:00:00:00:00:001".into())
+        );
+        assert_eq!(e("color:red"), VnicDefError::UnknownKey("color:red".into()));
+        assert_eq!(e("ip:dhcp,ip:none"), VnicDefError::IpTwice);
+        assert_eq!(
+            e("gw=10.0.0.1"),
+            VnicDefError::IpItemFirst("gw=10.0.0.1".into())
+        );
+        assert!(matches!(e("ip:10.0.0.300/24"), VnicDefError::Ip(_)));
+        assert_eq!(
+            format!("{}", e("vlan:0")),
+            "bad VLAN id '0' (1..=4094)",
+            "the console's wording"
+        );
+    }
+
+    #[test]
+    fn the_table_keeps_numbers_in_order_and_fills_the_lowest_free() {
+        let mut t = VnicDefs::new();
+        assert!(t.define(3, def("vlan:3")));
+        assert!(t.define(1, def("vlan:1")));
+        assert!(!t.define(MAX_VNICS, def("")));
+        assert_eq!(t.define_next(def("vlan:7")), Some(0));
+        assert_eq!(t.define_next(def("vlan:8")), Some(2));
+        let numbers: Vec<u32> = t.list().iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [0, 1, 2, 3]);
+        assert!(t.set_ip(1, "dhcp".parse().unwrap()));
+        assert_eq!(t.get(1).unwrap().ip.ipv4, Ipv4Config::Dhcp);
+        assert!(!t.set_ip(9, "dhcp".parse().unwrap()));
+        assert!(t.remove(0));
+        assert!(!t.remove(0));
+        assert_eq!(t.define_next(def("")), Some(0));
+        for _ in 4..MAX_VNICS {
+            assert!(t.define_next(def("")).is_some());
+        }
+        assert_eq!(t.define_next(def("")), None);
+    }
+}
