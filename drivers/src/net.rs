@@ -138,6 +138,11 @@ pub enum TxError {
     BadLength(usize),
     /// The device is failed or down for recovery.
     Down,
+    /// An offload the device does not offer ([`NetDevice::offloads`]).
+    Unsupported,
+    /// LSO asked for a frame it cannot segment: not TCP, no payload after
+    /// its headers, MSS 0, or headers other than `header_len` says.
+    BadLso,
 }
 
 impl fmt::Display for TxError {
@@ -146,9 +151,13 @@ impl fmt::Display for TxError {
             TxError::Busy => f.write_str("transmit ring full"),
             TxError::BadLength(n) => write!(f, "bad frame length {n}"),
             TxError::Down => f.write_str("device down"),
+            TxError::Unsupported => f.write_str("offload not supported by the device"),
+            TxError::BadLso => f.write_str("frame not segmentable as asked (LSO)"),
         }
     }
 }
+
+impl core::error::Error for TxError {}
 
 /// Why a receive filter change did not happen.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -170,6 +179,8 @@ impl fmt::Display for FilterError {
         })
     }
 }
+
+impl core::error::Error for FilterError {}
 
 /// Frame and byte counters as the driver and device see them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -216,7 +227,7 @@ pub trait NetDevice {
     /// VLAN insertion, TCP segmentation; `len` may exceed the MTU only
     /// with `meta.lso`). Ask only for what [`NetDevice::offloads`]
     /// advertises: the default body, for devices with no offloads, sends
-    /// plain frames and refuses any request with `TxError::BadLength`.
+    /// plain frames and refuses any request with `TxError::Unsupported`.
     fn transmit_with<R>(
         &mut self,
         len: usize,
@@ -226,7 +237,7 @@ pub trait NetDevice {
         if meta.is_plain() {
             self.transmit(len, f)
         } else {
-            Err(TxError::BadLength(len))
+            Err(TxError::Unsupported)
         }
     }
 
@@ -320,10 +331,7 @@ mod tests {
             ..TxMeta::default()
         };
         assert!(!csum.is_plain());
-        assert_eq!(
-            d.transmit_with(60, csum, |_| ()),
-            Err(TxError::BadLength(60))
-        );
+        assert_eq!(d.transmit_with(60, csum, |_| ()), Err(TxError::Unsupported));
         let lso = TxMeta {
             lso: Some(Lso {
                 mss: 1460,
@@ -331,10 +339,7 @@ mod tests {
             }),
             ..TxMeta::default()
         };
-        assert_eq!(
-            d.transmit_with(60, lso, |_| ()),
-            Err(TxError::BadLength(60))
-        );
+        assert_eq!(d.transmit_with(60, lso, |_| ()), Err(TxError::Unsupported));
         assert_eq!(d.sent, 1);
         assert_eq!(
             d.add_multicast([0x33, 0x33, 0, 0, 0, 1]),

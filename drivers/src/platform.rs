@@ -133,6 +133,8 @@ impl fmt::Display for PlatformError {
     }
 }
 
+impl core::error::Error for PlatformError {}
+
 /// The three orderings of the doorbell protocol (see the module
 /// documentation), as values: for platforms and test harnesses that record
 /// or report them. Drivers call the [`Mmio`] methods.

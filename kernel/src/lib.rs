@@ -1,9 +1,10 @@
 //! Hardware-independent parts of the cxos kernel, unit-tested on the host:
 //! command line, log filter, frame and DMA allocators, PCI config logic,
 //! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, the
-//! shell's command lines and, with the network stack (feature `net`), the
-//! interface table, the apps' arguments and the VNIC definitions. The
-//! kernel binary (`src/bin/cxos/`) puts them on hardware.
+//! shell's command lines, the text of the mlx5 driver's reports (feature
+//! `mlx5`) and, with the network stack (feature `net`), the interface
+//! table, the apps' arguments and the VNIC definitions. The kernel binary
+//! (`src/bin/cxos/`) puts them on hardware.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -17,6 +18,8 @@ pub mod frames;
 #[cfg(feature = "net")]
 pub mod iface;
 pub mod logfilter;
+#[cfg(feature = "mlx5")]
+pub mod mlx5_report;
 pub mod msi;
 pub mod paging;
 pub mod pci;

@@ -28,7 +28,7 @@ use cxos_net::smoltcp::iface::SocketHandle;
 use cxos_net::smoltcp::socket::tcp;
 use cxos_net::smoltcp::time::Duration;
 use cxos_net::smoltcp::wire::IpAddress;
-use mlx5::eth::EthConfig;
+use mlx5::EthConfig;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::Mode;
 

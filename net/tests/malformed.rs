@@ -11,7 +11,7 @@ use cxos_net::ping::Ping;
 use cxos_net::smoltcp::iface::{Config, Interface, SocketSet};
 use cxos_net::smoltcp::time::{Duration, Instant};
 use cxos_net::smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
-use mlx5::eth::EthConfig;
+use mlx5::EthConfig;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 

@@ -6,7 +6,7 @@ mod common;
 use common::Pair;
 use cxos_net::ping::{Ping, PingConfig};
 use cxos_net::smoltcp::time::Duration;
-use mlx5::eth::EthConfig;
+use mlx5::EthConfig;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::Mode;
 

@@ -24,8 +24,8 @@ use cxos_net::smoltcp::time::{Duration, Instant};
 use cxos_net::smoltcp::wire::{IpAddress, Ipv4Address};
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
-use mlx5::eth::{EthConfig, Resources};
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+use mlx5::{EthConfig, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -395,7 +395,7 @@ fn twenty_vnic_pairs_ping_and_transfer_with_vlan_isolation() {
         let flows = side.nic.flows();
         assert!(
             flows.iter().all(|c| c.matches()),
-            "{}",
+            "{:?}",
             side.nic.flows_report()
         );
     }
@@ -407,7 +407,8 @@ fn twenty_vnic_pairs_ping_and_transfer_with_vlan_isolation() {
     let info = gone.info();
     let entries_before = w.b.sim.flow_entries().len();
     assert_eq!(gone.destroy().errors, 0);
-    let tir = mlx5_sim::harness::inspect::Dest::Tir(info.tir);
+    let (tirn, sqn) = (info.tir.unwrap().0, info.sqn.unwrap().0);
+    let tir = mlx5_sim::harness::inspect::Dest::Tir(tirn);
     let entries = w.b.sim.flow_entries();
     assert!(entries.len() < entries_before);
     assert!(
@@ -416,10 +417,10 @@ fn twenty_vnic_pairs_ping_and_transfer_with_vlan_isolation() {
     );
     assert!(!w.b.sim.vport_filter().uc.contains(&info.mac.0));
     w.b.sim.with_model(|d| {
-        assert!(d.nic.tirs.get(info.tir).is_none());
-        assert!(d.nic.sqs.get(info.sqn).is_none());
+        assert!(d.nic.tirs.get(tirn).is_none());
+        assert!(d.nic.sqs.get(sqn).is_none());
         for r in &info.rqns {
-            assert!(d.nic.rqs.get(*r).is_none());
+            assert!(d.nic.rqs.get(r.0).is_none());
         }
     });
     assert_eq!(w.b.nic.count(), N - 1);

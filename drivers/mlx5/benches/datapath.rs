@@ -30,12 +30,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use cxos_drivers::{NetDevice, TxMeta};
-use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::{Adapter, Config};
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
-type Port = EthPort<Adapter<SimPlatform>>;
+type Port = QueueSet<Adapter<SimPlatform>>;
 
 const BATCH: usize = 32;
 
@@ -54,7 +54,7 @@ fn open_with(sim: &SimPlatform, cfg: EthConfig) -> Port {
         .map_err(|f| f.error)
         .unwrap();
     let r = Resources::of(&a).unwrap();
-    EthPort::open(a, r, cfg).map_err(|f| f.error).unwrap()
+    QueueSet::open(a, r, cfg).map_err(|f| f.error).unwrap()
 }
 
 /// A 64-byte IPv4/TCP frame of flow `flow` (its source port), checksum

@@ -29,9 +29,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use cxos_drivers::NetDevice;
-use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config};
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -46,12 +46,12 @@ fn polled() -> EthConfig {
     }
 }
 
-fn sender(sim: &SimPlatform) -> EthPort<A> {
+fn sender(sim: &SimPlatform) -> QueueSet<A> {
     let a = Adapter::attach(sim.clone(), Config::default())
         .map_err(|f| f.error)
         .unwrap();
     let r = Resources::of(&a).unwrap();
-    EthPort::open(a, r, polled()).map_err(|f| f.error).unwrap()
+    QueueSet::open(a, r, polled()).map_err(|f| f.error).unwrap()
 }
 
 fn receiver(sim: &SimPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
@@ -75,7 +75,7 @@ fn receiver(sim: &SimPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
 
 /// 32 frames: to `dst` (`None`: spread over `all`).
 #[inline(never)]
-fn tx_batch(a: &mut EthPort<A>, dst: Option<[u8; 6]>, all: &[[u8; 6]], seq: usize) {
+fn tx_batch(a: &mut QueueSet<A>, dst: Option<[u8; 6]>, all: &[[u8; 6]], seq: usize) {
     for k in 0..BATCH {
         let d = dst.unwrap_or(all[(seq + k) % all.len()]);
         a.transmit(60, |b| {
@@ -131,7 +131,7 @@ fn vnic_tx_batch(v: &mut Vnic<A>, dst: [u8; 6]) -> usize {
 
 /// Every frame a plain port received.
 #[inline(never)]
-fn port_rx(p: &mut EthPort<A>) -> usize {
+fn port_rx(p: &mut QueueSet<A>) -> usize {
     let mut n = 0;
     while p.receive(|f, _| black_box(f.len())).is_some() {
         n += 1;
@@ -211,7 +211,7 @@ fn run(n: usize, packets: usize, poll_all: bool) {
                     "batch {} got {k}: {:?} {:?}",
                     seq / BATCH,
                     sb.port_stats(),
-                    vnics[target].port().last_fault()
+                    vnics[target].queue_set().last_fault()
                 );
             }
             got += k;

@@ -1,16 +1,15 @@
-//! The adapter: attach (bring-up in PRM order), detach (exact reverse),
-//! polling, health and the text reports the kernel shell prints.
+//! The adapter: attach (bring-up in PRM order, this file), detach (exact
+//! reverse, `teardown`), polling, health, commands; what it reports of
+//! itself is [`report`].
 //!
 //! Every device object and DMA region acquired during bring-up is recorded
 //! on an undo stack as it is acquired; detach and a failed attach both run
 //! that stack backwards, so a failure at any step frees exactly what was
 //! allocated and leaves the device as it was found.
 
-use alloc::format;
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt::Write;
+use core::fmt;
 
 use cxos_drivers::{Clock, ConfigSpace, Mmio, Msix, PciAddress, Platform, Region};
 
@@ -18,19 +17,24 @@ use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
 };
 use crate::cmd::Command;
+use crate::cmd_engine::{CmdEngine, PortEvents, Stats, Ticket};
 use crate::cmdq::{self, CmdQueue};
-use crate::device::{Device, PortEvent, Stats, Ticket};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
-use crate::error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
 use crate::hca::{self, QueryIssi};
 use crate::health::{FaultReport, HealthConfig, HealthMonitor};
 use crate::identify::Part;
 use crate::init_seg::{self, FwVersion};
-use crate::pages::{self, PageKind};
-use crate::pd::{self, AllocPd, AllocTransportDomain, Lkey, Pd, QuerySpecialContexts, Tdn};
+use crate::pages::PageKind;
+use crate::pd::{AllocPd, AllocTransportDomain, Lkey, Pd, QuerySpecialContexts, Tdn};
 use crate::port::{self, AccessRegister, PortInfo, Speed};
 use crate::uar::{self, AllocUar, Uar};
 use crate::vport::{Mac, QueryNicVportContext, VportInfo};
+
+pub mod report;
+mod teardown;
+
+pub use report::{AdapterInfo, AdapterReport, EqInfo, PagesInfo, PhysSummary};
 
 /// The string SET_DRIVER_VERSION reports.
 pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
@@ -109,7 +113,7 @@ enum Undo {
 /// One attached ConnectX function.
 #[derive(Debug)]
 pub struct Adapter<P: Platform> {
-    dev: Device<P>,
+    dev: CmdEngine<P>,
     config: Config,
     part: Part,
     fw: FwVersion,
@@ -148,6 +152,18 @@ pub fn check_supported(g: &GeneralCaps) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// The link state in the driver's log lines: `link up 100G`, `link down`.
+struct LinkText(bool, u32);
+
+impl fmt::Display for LinkText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LinkText(true, mbps) => write!(f, "link up {}", Speed(mbps)),
+            LinkText(false, _) => f.write_str("link down"),
+        }
+    }
+}
+
 fn at(step: Step) -> impl Fn(Error) -> AttachError {
     move |error| AttachError { step, error }
 }
@@ -182,7 +198,8 @@ impl<P: Platform> Adapter<P> {
             );
         };
         if p.mmio().bar0_len() < init_seg::LEN {
-            return refuse(p, Step::Identify, Error::Device("BAR0 too small"));
+            let len = p.mmio().bar0_len();
+            return refuse(p, Step::Identify, DeviceError::Bar0TooSmall { len }.into());
         }
         // Read-only checks first: a refused device is left untouched.
         let rev = init_seg::cmdif_rev(p.mmio());
@@ -197,7 +214,7 @@ impl<P: Platform> Adapter<P> {
             cmdq::timeout_from_device(init_seg::cmd_exec_to(p.mmio()), cmdq::DEFAULT_TIMEOUT_MS)
         });
         let mut a = Adapter {
-            dev: Device::new(p, cmdq, timeout_ms, config.max_pages),
+            dev: CmdEngine::new(p, cmdq, timeout_ms, config.max_pages),
             config,
             part,
             fw: FwVersion::default(),
@@ -219,7 +236,18 @@ impl<P: Platform> Adapter<P> {
         match a.bring_up() {
             Ok(()) => {
                 a.attach_ns = a.dev.p.clock().now_ns().saturating_sub(t0);
-                log::info!(target: "mlx5", "{}", a.info_line());
+                let i = a.info();
+                log::info!(
+                    target: "mlx5",
+                    "mlx5 {}: {} fw {}, {} port{}, MAC {}, {}",
+                    i.pci,
+                    i.part.name(),
+                    i.fw,
+                    i.ports,
+                    if i.ports == 1 { "" } else { "s" },
+                    i.mac,
+                    LinkText(i.link_up, i.speed_mbps)
+                );
                 Ok(a)
             }
             Err(error) => {
@@ -427,7 +455,11 @@ impl<P: Platform> Adapter<P> {
         let vectors = self.dev.p.msix().msix_enable(1, 1 + comp as u16)?;
         self.undo.push(Undo::MsixDisable);
         if vectors == 0 || vectors > table {
-            return Err(Error::Device("MSI-X vector count"));
+            return Err(DeviceError::MsixVectors {
+                granted: vectors,
+                table,
+            }
+            .into());
         }
         self.vectors = vectors;
         Ok(())
@@ -528,173 +560,12 @@ impl<P: Platform> Adapter<P> {
         Ok(())
     }
 
-    /// Detach: undo everything attach did, in reverse, and hand the
-    /// platform back.
-    pub fn detach(self) -> (P, DetachReport) {
-        let pci = self.pci();
-        let (p, report) = self.unwind();
-        log::info!(
-            target: "mlx5",
-            "mlx5 {pci}: detached ({} teardown errors, {} pages lost)",
-            report.errors,
-            report.pages_lost
-        );
-        (p, report)
-    }
-
-    fn unwind(mut self) -> (P, DetachReport) {
-        let mut report = DetachReport::default();
-        self.dev.accept_page_requests = false;
-        while let Some(u) = self.undo.pop() {
-            if let Err(e) = self.run_undo(u) {
-                report.errors += 1;
-                if report.first_error.is_none() {
-                    report.first_error = Some(e);
-                }
-                if !self.dev.is_failed() {
-                    log::warn!(target: "mlx5", "mlx5 {}: teardown {:?}: {}", self.pci(), u, e);
-                }
-            }
-        }
-        // A device that lost a command or failed may still reference our
-        // memory: reset the function before freeing anything.
-        // (Busy slots: tickets never waited for.)
-        if self.dev.cmdq.lost() > 0
-            || self.dev.cmdq.busy() > 0
-            || self.dev.is_failed()
-            || self.fw_stuck
-        {
-            let reset = crate::identify::function_level_reset(&self.dev.p);
-            log::warn!(
-                target: "mlx5",
-                "mlx5 {}: {}",
-                self.pci(),
-                if reset {
-                    "function level reset after lost commands or failure"
-                } else {
-                    "no function level reset available; freeing memory anyway"
-                }
-            );
-            report.reset = reset;
-        }
-        let Adapter {
-            dev,
-            comp_eqs,
-            eq_graveyard,
-            ..
-        } = self;
-        drop(comp_eqs);
-        drop(eq_graveyard);
-        let Device {
-            p,
-            cmdq,
-            eq0,
-            mut pages,
-            graveyard,
-            ..
-        } = dev;
-        report.pages_lost = pages.release_all();
-        if report.pages_lost > 0 {
-            log::warn!(
-                target: "mlx5::pages",
-                "mlx5 {}: {} pages never returned by the device",
-                p.config().pci_address(),
-                report.pages_lost
-            );
-        }
-        drop(eq0);
-        drop(graveyard);
-        drop(cmdq);
-        drop(pages);
-        (p, report)
-    }
-
-    fn run_undo(&mut self, u: Undo) -> Result<(), Error> {
-        match u {
-            Undo::PortAdminDown => self.write_paos(false),
-            Undo::DeallocTd(td) => {
-                self.td = None;
-                Ok(self.dev.exec(&pd::dealloc_transport_domain(td))?)
-            }
-            Undo::DeallocPd(pdn) => {
-                self.pd = None;
-                Ok(self.dev.exec(&pd::dealloc_pd(pdn))?)
-            }
-            Undo::DestroyCompEqs => {
-                let mut first = Ok(());
-                while let Some(eq) = self.comp_eqs.pop() {
-                    if let Err(e) = self.dev.exec(&eq::destroy_eq(eq.eqn)) {
-                        match Arc::try_unwrap(eq) {
-                            Ok(eq) => self.dev.graveyard.push(eq.into_eq().into_ring()),
-                            Err(shared) => self.eq_graveyard.push(shared),
-                        }
-                        if first.is_ok() {
-                            first = Err(e.into());
-                        }
-                    }
-                }
-                first
-            }
-            Undo::DestroyEq0 => {
-                // DESTROY_EQ of the command EQ itself completes by polling.
-                self.dev.cmdq.use_events(false);
-                let Some(eq0) = self.dev.eq0.take() else {
-                    return Ok(());
-                };
-                let r = self.dev.exec(&eq::destroy_eq(eq0.eqn));
-                if r.is_err() {
-                    self.dev.graveyard.push(eq0.into_ring());
-                }
-                Ok(r?)
-            }
-            Undo::MsixDisable => {
-                self.dev.p.msix().msix_disable();
-                self.vectors = 0;
-                Ok(())
-            }
-            Undo::DeallocUar(u) => {
-                self.uar = None;
-                Ok(self.dev.exec(&uar::dealloc_uar(u))?)
-            }
-            Undo::TeardownHca => Ok(self.dev.exec(&hca::TEARDOWN_GRACEFUL)?),
-            Undo::ReclaimPages => self.reclaim_pages(),
-            Undo::DisableHca => Ok(self.dev.exec(&hca::DISABLE_HCA)?),
-        }
-    }
-
-    /// Take every page back, with a bounded number of empty rounds.
-    fn reclaim_pages(&mut self) -> Result<(), Error> {
-        let mut empty_rounds = 0;
-        while self.dev.pages.held() > 0 {
-            let want = self.dev.pages.held().min(pages::BATCH);
-            match self.dev.take_pages(want) {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(Error::Command(CmdError {
-                    failure: CmdFailure::AdapterFailed,
-                    ..
-                })) => return Err(Error::AdapterFailed),
-                Err(e) => {
-                    if empty_rounds >= self.config.reclaim_retries {
-                        return Err(e);
-                    }
-                }
-            }
-            empty_rounds += 1;
-            if empty_rounds > self.config.reclaim_retries {
-                break;
-            }
-            self.dev.p.clock().delay_us(1000);
-        }
-        Ok(())
-    }
-
     // ----- running adapter -----
 
     /// Service EQ0 (page requests, port changes, stray completions) and
     /// refresh the port state after a port change. Call from the main loop
     /// (e.g. when vector 0 fired).
-    pub fn poll(&mut self) -> Result<Vec<PortEvent>, Error> {
+    pub fn poll(&mut self) -> Result<PortEvents, Error> {
         if self.dev.is_failed() {
             return Err(Error::AdapterFailed);
         }
@@ -705,7 +576,12 @@ impl<P: Platform> Adapter<P> {
             let was_up = self.port.oper_up;
             self.read_port()?;
             if self.port.oper_up != was_up || events.len() > 1 {
-                log::info!(target: "mlx5", "mlx5 {}: {}", self.pci(), self.link_text());
+                log::info!(
+                    target: "mlx5",
+                    "mlx5 {}: {}",
+                    self.pci(),
+                    LinkText(self.port.oper_up, self.port.speed_mbps)
+                );
             }
         }
         if self.dev.is_failed() {
@@ -836,142 +712,6 @@ impl<P: Platform> Adapter<P> {
     }
     pub fn command_timeout_ms(&self) -> u64 {
         self.dev.timeout_ns / 1_000_000
-    }
-
-    // ----- reports -----
-
-    fn link_text(&self) -> String {
-        if self.port.oper_up {
-            format!("link up {}", Speed(self.port.speed_mbps))
-        } else {
-            String::from("link down")
-        }
-    }
-
-    /// `mlx5 01:00.0: ConnectX-4 Lx fw 14.32.1010, 1 port, MAC ..., link up 25G`
-    pub fn info_line(&self) -> String {
-        let ports = self.caps.general.num_ports.max(1);
-        format!(
-            "mlx5 {}: {} fw {}, {} port{}, MAC {}, {}",
-            self.pci(),
-            self.part.name(),
-            self.fw,
-            ports,
-            if ports == 1 { "" } else { "s" },
-            self.vport.mac,
-            self.link_text()
-        )
-    }
-
-    /// One line for the shell's `phys`: PCI address, part, firmware, MAC,
-    /// link state and speed, MTU, state.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} {} fw {} mac {} {} mtu {} {}",
-            self.pci(),
-            self.part.name(),
-            self.fw,
-            self.vport.mac,
-            self.link_text(),
-            self.port.oper_mtu,
-            if self.is_failed() { "FAILED" } else { "ok" }
-        )
-    }
-
-    /// A multi-line report: capabilities, EQs, pages, command counters.
-    pub fn report(&self) -> String {
-        let mut s = String::new();
-        let g = &self.caps.general;
-        let e = &self.caps.eth;
-        let _ = writeln!(s, "{}", self.summary());
-        let _ = writeln!(
-            s,
-            "  issi {} uar {:?} pd {:?} td {:?} lkey {:?} vectors {}",
-            self.issi,
-            self.uar.map(|u| u.0),
-            self.pd.map(|p| p.0),
-            self.td.map(|t| t.0),
-            self.lkey.map(|l| l.0),
-            self.vectors
-        );
-        let _ = writeln!(
-            s,
-            "  caps: ports {} cqe_version {} log_max_eq {} log_max_cq {} log_max_sq {} log_max_rq {} log_max_tir {} striding_rq {} flow_table {} vport_manager {}",
-            g.num_ports,
-            g.cqe_version,
-            g.log_max_eq,
-            g.log_max_cq,
-            g.log_max_sq,
-            g.log_max_rq,
-            g.log_max_tir,
-            g.striding_rq,
-            g.nic_flow_table,
-            g.vport_group_manager
-        );
-        let _ = writeln!(
-            s,
-            "  eth: csum {} vlan {} lso 2^{} inline_mode {} (vport min {}) rss_tbl {}",
-            e.csum,
-            e.vlan,
-            e.max_lso,
-            e.wqe_inline_mode,
-            self.vport.min_wqe_inline_mode,
-            e.rss_ind_tbl_cap
-        );
-        let _ = writeln!(
-            s,
-            "  port: admin {} oper {} speed {} max_mtu {} module {} width {}",
-            if self.port.admin_up { "up" } else { "down" },
-            if self.port.oper_up { "up" } else { "down" },
-            Speed(self.port.speed_mbps),
-            self.port.max_mtu,
-            self.port.module,
-            self.port.width
-        );
-        if let Some(eq0) = self.dev.eq0.as_ref() {
-            let _ = writeln!(
-                s,
-                "  eq0: eqn {} vector {} entries {} events {}",
-                eq0.eqn.0,
-                eq0.vector,
-                eq0.entries(),
-                eq0.events_seen
-            );
-        }
-        for c in &self.comp_eqs {
-            let _ = writeln!(
-                s,
-                "  comp eq: eqn {} vector {} entries {}",
-                c.eqn.0,
-                c.vector,
-                c.entries()
-            );
-        }
-        let st = &self.dev.stats;
-        let _ = writeln!(
-            s,
-            "  pages: held {} given {} returned {}",
-            self.dev.pages.held(),
-            self.dev.pages.given_total,
-            self.dev.pages.returned_total
-        );
-        let _ = writeln!(
-            s,
-            "  commands: {} failed {} timeouts {} avg {} us max {} us; events {} (cmd {} page {} port {})",
-            st.commands,
-            st.failed,
-            st.timeouts,
-            st.total_ns.checked_div(st.commands).unwrap_or(0) / 1000,
-            st.max_ns / 1000,
-            st.eq0_events,
-            st.cmd_events,
-            st.page_events,
-            st.port_events
-        );
-        if let Some(f) = self.dev.fault {
-            let _ = writeln!(s, "  FAULT: {f}");
-        }
-        s
     }
 }
 

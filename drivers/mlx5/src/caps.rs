@@ -5,6 +5,7 @@
 use alloc::vec::Vec;
 
 use crate::cmd::{Command, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 
 /// The capability block starts at 0x10 of query_hca_cap_out and
@@ -46,7 +47,7 @@ impl Command for QueryHcaCap {
         CAP_OFFSET + CAP_LEN
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<Vec<u8>, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Vec<u8>, BadOutput> {
         Ok(out[CAP_OFFSET..CAP_OFFSET + CAP_LEN].to_vec())
     }
 }
@@ -74,7 +75,7 @@ impl Command for SetHcaCap<'_> {
         let n = self.caps.len().min(CAP_LEN);
         inbox[CAP_OFFSET..CAP_OFFSET + n].copy_from_slice(&self.caps[..n]);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }

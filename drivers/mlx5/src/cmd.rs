@@ -33,7 +33,7 @@ pub trait Command {
     /// Fill the input after the header; `inbox` is zeroed, `in_len` long.
     fn build(&self, inbox: &mut [u8]);
     /// Read a successful output, `out_len` bytes long.
-    fn parse(&self, outbox: &[u8]) -> Result<Self::Output, &'static str>;
+    fn parse(&self, outbox: &[u8]) -> Result<Self::Output, crate::error::BadOutput>;
 }
 
 /// Something that runs commands: the adapter (and, in unit tests, a
@@ -196,7 +196,7 @@ impl<const OPCODE: u16> Command for SimpleCmd<OPCODE> {
             field.set(inbox, value);
         }
     }
-    fn parse(&self, _outbox: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _outbox: &[u8]) -> Result<(), crate::error::BadOutput> {
         Ok(())
     }
 }

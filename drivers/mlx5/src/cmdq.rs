@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
-use crate::error::{CmdFailure, Unsupported};
+use crate::error::{BadOutput, CmdFailure, Unsupported};
 use crate::init_seg;
 
 /// Command entry (`mlx5_cmd_layout`), 64 bytes.
@@ -222,7 +222,7 @@ impl<P: Platform> CmdQueue<P> {
         let in_len = input.len();
         let out_len = out_len.max(entry::INLINE_LEN);
         if in_len > MAX_MSG_LEN || out_len > MAX_MSG_LEN {
-            return Err(CmdFailure::BadOutput("message too long for the driver"));
+            return Err(CmdFailure::TooLong { in_len, out_len });
         }
         let slot = self
             .slots
@@ -359,7 +359,7 @@ impl<P: Platform> CmdQueue<P> {
                 opcode: 0,
                 op_mod: 0,
                 started_ns: 0,
-                result: Err(CmdFailure::BadOutput("slot not busy")),
+                result: Err(CmdFailure::BadOutput(BadOutput::SlotNotBusy(slot))),
             };
         };
         self.slots[slot].signalled = false;
@@ -372,7 +372,7 @@ impl<P: Platform> CmdQueue<P> {
                 opcode,
                 op_mod,
                 started_ns,
-                result: Err(CmdFailure::BadOutput("entry still owned by the device")),
+                result: Err(CmdFailure::BadOutput(BadOutput::StillOwned)),
             };
         }
         self.slots[slot].state = SlotState::Free;
@@ -380,8 +380,13 @@ impl<P: Platform> CmdQueue<P> {
         self.mmio.barrier_after_ownership_read();
         let result = if status_own >> 1 != 0 {
             Err(CmdFailure::Delivery(status_own >> 1))
-        } else if self.page.read_u8(e + entry::TOKEN) != token {
-            Err(CmdFailure::BadOutput("token changed"))
+        } else if let got = self.page.read_u8(e + entry::TOKEN)
+            && got != token
+        {
+            Err(CmdFailure::BadOutput(BadOutput::TokenChanged {
+                sent: token,
+                got,
+            }))
         } else {
             let mut out = vec![0u8; out_len];
             self.page

@@ -14,6 +14,7 @@ use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::cq::Cqn;
+use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 
@@ -128,7 +129,7 @@ impl Command for CreateEq {
             Field64::new(CREATE_EQ_IN_PAS + 8 * i).set(inbox, pa);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Eqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Eqn, BadOutput> {
         Ok(Eqn(EQ_NUMBER.get(out) as u8))
     }
 }
@@ -296,11 +297,31 @@ impl<P: Platform> Eq<P> {
     }
 }
 
-/// A completion EQ shared by the data paths whose CQs report to it (a port,
-/// or several VNICs): the EQ and the completion events taken from it but
-/// not yet claimed, behind the EQ's own small lock, never the adapter's.
-/// With one queue set per CPU, each CPU polls its own EQ and the lock is
-/// never contended.
+/// CQs whose owners take their events from one completion EQ through
+/// [`CompEq::poll_claim`] (VNICs): the bound of the EQ's pending list.
+pub const MAX_CLAIMED_CQS: usize = 256;
+
+/// A completion EQ already serves [`MAX_CLAIMED_CQS`] claimed CQs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EqFull(pub Eqn);
+
+impl core::fmt::Display for EqFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "completion EQ {} serves {MAX_CLAIMED_CQS} CQs already",
+            self.0.0
+        )
+    }
+}
+
+impl core::error::Error for EqFull {}
+
+/// A completion EQ shared by the data paths whose CQs report to it (a
+/// queue set, or several VNICs): the EQ and the completion events taken
+/// from it but not yet claimed, behind the EQ's own small lock, never the
+/// adapter's. With one queue set per CPU, each CPU polls its own EQ and
+/// the lock is never contended.
 pub struct CompEq<P: Platform> {
     pub eqn: Eqn,
     pub vector: u16,
@@ -309,8 +330,14 @@ pub struct CompEq<P: Platform> {
 
 struct CompEqState<P: Platform> {
     eq: Eq<P>,
-    /// CQs with an event that their owner has not claimed yet (each once).
-    pending: Vec<Cqn>,
+    /// CQs whose owners claim their events ([`CompEq::claim`]).
+    claimed: heapless::Vec<Cqn, MAX_CLAIMED_CQS>,
+    /// Claimed CQs with an event their owner has not taken yet (each
+    /// once).
+    pending: heapless::Vec<Cqn, MAX_CLAIMED_CQS>,
+    /// Completion events for CQs nobody claimed (device input the driver
+    /// does not act on).
+    stray: u64,
 }
 
 impl<P: Platform> core::fmt::Debug for CompEq<P> {
@@ -326,7 +353,9 @@ impl<P: Platform> CompEq<P> {
             vector: eq.vector,
             state: spin::Mutex::new(CompEqState {
                 eq,
-                pending: Vec::new(),
+                claimed: heapless::Vec::new(),
+                pending: heapless::Vec::new(),
+                stray: 0,
             }),
         }
     }
@@ -353,8 +382,8 @@ impl<P: Platform> CompEq<P> {
     }
 
     /// As [`CompEq::poll`], but only the events of the CQs in `own` reach
-    /// `f`; the others stay pending for their owners. Does not allocate
-    /// once [`CompEq::reserve`] made room for every CQ on the EQ.
+    /// `f`; the events of other claimed CQs stay pending for their owners,
+    /// those of CQs nobody claimed are counted and dropped.
     pub fn poll_claim(&self, own: &[Cqn], mut f: impl FnMut(Cqn)) -> usize {
         let mut s = self.state.lock();
         let s = &mut *s;
@@ -362,8 +391,11 @@ impl<P: Platform> CompEq<P> {
         while let Some(e) = s.eq.pop() {
             if e.event_type == event::COMPLETION {
                 let c = Cqn(e.cqn());
-                if !s.pending.contains(&c) {
-                    s.pending.push(c);
+                if !s.claimed.contains(&c) {
+                    s.stray += 1;
+                } else if !s.pending.contains(&c) {
+                    // Cannot fail: pending holds claimed CQs, each once.
+                    let _ = s.pending.push(c);
                 }
             }
             fired += 1;
@@ -383,14 +415,33 @@ impl<P: Platform> CompEq<P> {
         n
     }
 
-    /// Room for `cqs` more pending events (a data path joining the EQ).
-    pub fn reserve(&self, cqs: usize) {
-        self.state.lock().pending.reserve(cqs);
+    /// Take the events of `cqs` (which report to this EQ) for their owner's
+    /// [`CompEq::poll_claim`]: all of them, or none when the EQ would serve
+    /// more than [`MAX_CLAIMED_CQS`].
+    pub fn claim(&self, cqs: &[Cqn]) -> Result<(), EqFull> {
+        let mut s = self.state.lock();
+        let new = cqs.iter().filter(|c| !s.claimed.contains(c)).count();
+        if s.claimed.len() + new > MAX_CLAIMED_CQS {
+            return Err(EqFull(self.eqn));
+        }
+        for &c in cqs {
+            if !s.claimed.contains(&c) {
+                let _ = s.claimed.push(c);
+            }
+        }
+        Ok(())
     }
 
-    /// Drop the pending events of CQs that are gone.
+    /// Drop CQs that are gone: their claim and their pending events.
     pub fn forget(&self, cqs: &[Cqn]) {
-        self.state.lock().pending.retain(|c| !cqs.contains(c));
+        let mut s = self.state.lock();
+        s.claimed.retain(|c| !cqs.contains(c));
+        s.pending.retain(|c| !cqs.contains(c));
+    }
+
+    /// Completion events for CQs nobody claimed, so far.
+    pub fn stray_events(&self) -> u64 {
+        self.state.lock().stray
     }
 
     pub fn entries(&self) -> usize {
@@ -522,6 +573,52 @@ mod ring_tests {
         let s = p.s.borrow();
         assert_eq!(&s.bar0[0x5040..0x5044], &[0x09, 0x00, 0x00, 0x05]);
         assert_eq!(&s.bar0[0x5048..0x504c], &[0x09, 0x00, 0x00, 0x05]);
+    }
+
+    /// A completion EQE (`struct mlx5_eqe_comp`: CQN in the low 24 bits
+    /// of the data's dword 6, EQE byte 0x38), written the way the device
+    /// does.
+    fn post_completion(p: &MockPlatform, ring: u64, idx: usize, cqn: u32) {
+        let at = ring + (idx * eqe::LEN) as u64;
+        p.write(at + 0x38, &cqn.to_be_bytes());
+        post(p, ring, idx, event::COMPLETION, 0);
+    }
+
+    #[test]
+    fn claimed_cqs_are_bounded_and_strays_are_dropped() {
+        let p = MockPlatform::new();
+        let mem = alloc_ring(&p, 3).unwrap();
+        let base = mem.device_addr().get();
+        let eq = CompEq::new(Eq::<MockPlatform>::new(
+            Eqn(4),
+            1,
+            mem,
+            3,
+            Uar(5),
+            p.clone(),
+        ));
+        let all: Vec<Cqn> = (0..MAX_CLAIMED_CQS as u32).map(Cqn).collect();
+        assert_eq!(eq.claim(&all[..200]), Ok(()));
+        // All or nothing: 200 + 57 is one too many.
+        let more: Vec<Cqn> = (200..257).map(Cqn).collect();
+        assert_eq!(eq.claim(&more), Err(EqFull(Eqn(4))));
+        assert_eq!(eq.claim(&all[200..]), Ok(()), "exactly full");
+        assert_eq!(eq.claim(&all[..3]), Ok(()), "claiming twice is not more");
+        eq.forget(&all[..1]);
+        assert_eq!(eq.claim(&[Cqn(1000)]), Ok(()));
+        // Events: CQ 7 twice (pending once), CQ 9, a CQ nobody claimed, and
+        // CQ 0 (forgotten).
+        for (i, c) in [7, 7, 9, 5000, 0].into_iter().enumerate() {
+            post_completion(&p, base, i, c);
+        }
+        let mut got = Vec::new();
+        assert_eq!(eq.poll_claim(&[Cqn(9)], |c| got.push(c)), 1);
+        assert_eq!(got, [Cqn(9)]);
+        assert_eq!(eq.stray_events(), 2);
+        // CQ 7's event waited for its owner.
+        assert_eq!(eq.poll_claim(&[Cqn(7)], |c| got.push(c)), 1);
+        assert_eq!(got, [Cqn(9), Cqn(7)]);
+        assert_eq!(eq.poll_claim(&[Cqn(7)], |c| got.push(c)), 0);
     }
 
     #[test]

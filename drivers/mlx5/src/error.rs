@@ -6,6 +6,7 @@ use core::fmt;
 use cxos_drivers::PlatformError;
 
 use crate::cmd::opcode_name;
+use crate::flow::FlowError;
 
 /// Why one command failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,14 +19,64 @@ pub enum CmdFailure {
     /// (the device may still own it) until the adapter is detached.
     Timeout { waited_ms: u64 },
     /// The output was malformed (a count or index out of range).
-    BadOutput(&'static str),
+    BadOutput(BadOutput),
     /// The adapter was marked failed (health); nothing was sent.
     AdapterFailed,
     /// Every command slot is busy or lost.
     NoFreeSlot,
     /// No DMA memory for the mailboxes.
     Platform(PlatformError),
+    /// Input or output longer than the driver's mailbox chain.
+    TooLong { in_len: usize, out_len: usize },
 }
+
+/// What was wrong with a command's output (its status was 0): values the
+/// driver refuses before using them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BadOutput {
+    /// ALLOC_Q_COUNTER returned counter set 0, which is reserved.
+    ReservedQCounter,
+    /// QUERY_FLOW_TABLE_ENTRY listed more destinations or flow counters
+    /// than an entry may hold.
+    TooManyDestinations { dests: usize, counters: usize },
+    /// QUERY_FLOW_TABLE_ENTRY listed a destination of a type the driver
+    /// does not program (`destination_type`).
+    UnknownDestination(u8),
+    /// MANAGE_PAGES (take) returned more pages than asked for.
+    TooManyPages { asked: usize, returned: usize },
+    /// A command slot collected while no command was in it.
+    SlotNotBusy(usize),
+    /// The entry was still the device's when its completion was collected.
+    StillOwned,
+    /// The entry's token is not the one the command was sent with.
+    TokenChanged { sent: u8, got: u8 },
+}
+
+impl fmt::Display for BadOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ReservedQCounter => f.write_str("Q counter set id 0 (reserved)"),
+            Self::TooManyDestinations { dests, counters } => write!(
+                f,
+                "flow entry lists more destinations or counters than allowed ({dests}, {counters})"
+            ),
+            Self::UnknownDestination(t) => {
+                write!(f, "flow entry destination of an unknown type {t:#x}")
+            }
+            Self::TooManyPages { asked, returned } => write!(
+                f,
+                "MANAGE_PAGES returned more pages than asked ({returned} > {asked})"
+            ),
+            Self::SlotNotBusy(s) => write!(f, "slot {s} not busy"),
+            Self::StillOwned => f.write_str("entry still owned by the device"),
+            Self::TokenChanged { sent, got } => {
+                write!(f, "token changed (sent {sent:#x}, got {got:#x})")
+            }
+        }
+    }
+}
+
+impl core::error::Error for BadOutput {}
 
 /// A failed command: opcode, op_mod and the failure.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,9 +111,26 @@ impl fmt::Display for CmdError {
             CmdFailure::AdapterFailed => write!(f, "adapter failed, not sent"),
             CmdFailure::NoFreeSlot => write!(f, "no free command slot"),
             CmdFailure::Platform(e) => write!(f, "{e}"),
+            CmdFailure::TooLong { in_len, out_len } => write!(
+                f,
+                "message too long for the driver (in {in_len}, out {out_len} bytes)"
+            ),
         }
     }
 }
+
+impl CmdError {
+    /// The command's status and syndrome, when the device executed it and
+    /// answered with an error.
+    pub fn status(&self) -> Option<(u8, u32)> {
+        match self.failure {
+            CmdFailure::Status { status, syndrome } => Some((status, syndrome)),
+            _ => None,
+        }
+    }
+}
+
+impl core::error::Error for CmdError {}
 
 /// Configurations the driver refuses (the device is left as found).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,6 +151,11 @@ pub enum Unsupported {
     MessageTooLong(usize),
     /// A PCI function this driver does not claim.
     Device { vendor: u16, device: u16 },
+    /// A transmit inline mode (`wqe_inline_mode` / vport
+    /// `min_wqe_inline_mode` value) the driver does not implement.
+    InlineMode(u8),
+    /// A striding receive queue asked for on a part without `striding_rq`.
+    StridingRq,
 }
 
 impl fmt::Display for Unsupported {
@@ -104,9 +177,108 @@ impl fmt::Display for Unsupported {
             Self::Device { vendor, device } => {
                 write!(f, "PCI device {vendor:04x}:{device:04x} is not a ConnectX")
             }
+            Self::InlineMode(m) => {
+                write!(f, "inline mode {m} the driver does not implement yet")
+            }
+            Self::StridingRq => f.write_str("striding RQ asked for on a part without it"),
         }
     }
 }
+
+impl core::error::Error for Unsupported {}
+
+/// Values the device (or the platform on its behalf) reported that the
+/// driver refuses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeviceError {
+    /// BAR0 shorter than the initialization segment.
+    Bar0TooSmall { len: usize },
+    /// The platform enabled no MSI-X vector, or more than the table has.
+    MsixVectors { granted: u16, table: u16 },
+    /// ALLOC_UAR returned a page outside BAR0.
+    UarBeyondBar0(u32),
+    /// ALLOC_UAR returned the init segment's or the MSI-X table's page.
+    UarReserved(u32),
+    /// A page request larger than `Config::max_pages`.
+    PageRequest { pages: i64, limit: u32 },
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Bar0TooSmall { len } => write!(f, "BAR0 too small ({len} bytes)"),
+            Self::MsixVectors { granted, table } => {
+                write!(f, "MSI-X vector count {granted} (table {table})")
+            }
+            Self::UarBeyondBar0(u) => write!(f, "UAR index {u} beyond BAR0"),
+            Self::UarReserved(u) => {
+                write!(f, "UAR index {u} overlapping the init segment or MSI-X")
+            }
+            Self::PageRequest { pages, limit } => write!(
+                f,
+                "page request of {pages} beyond the configured limit {limit}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for DeviceError {}
+
+/// What a data path needs from the adapter and did not get.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Missing {
+    /// Not attached far enough: no completion EQ, PD, transport domain,
+    /// UAR or reserved lkey.
+    CompEq,
+    Pd,
+    TransportDomain,
+    Uar,
+    ReservedLkey,
+    /// Completion EQ `index` cannot be shared between data paths.
+    SharedCompEq(usize),
+    /// The queues came up without a TIR to steer to.
+    Tir,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::CompEq => f.write_str("adapter not fully attached (no completion EQ)"),
+            Self::Pd => f.write_str("adapter not fully attached (no PD)"),
+            Self::TransportDomain => {
+                f.write_str("adapter not fully attached (no transport domain)")
+            }
+            Self::Uar => f.write_str("adapter not fully attached (no UAR)"),
+            Self::ReservedLkey => f.write_str("adapter not fully attached (no reserved lkey)"),
+            Self::SharedCompEq(i) => write!(f, "completion EQ {i} cannot be shared"),
+            Self::Tir => f.write_str("queues without a TIR"),
+        }
+    }
+}
+
+impl core::error::Error for Missing {}
+
+/// A data path configuration the driver refuses (nothing was created).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BadConfig {
+    /// IP MTU below 68 or above what one data segment carries.
+    Mtu(usize),
+    /// log2 of the SQ or RQ size outside 1..=15.
+    LogSq(u8),
+    LogRq(u8),
+}
+
+impl fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Mtu(m) => write!(f, "data path configuration out of range (mtu {m})"),
+            Self::LogSq(l) => write!(f, "data path configuration out of range (log_sq {l})"),
+            Self::LogRq(l) => write!(f, "data path configuration out of range (log_rq {l})"),
+        }
+    }
+}
+
+impl core::error::Error for BadConfig {}
 
 /// Everything that can go wrong in the driver.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,7 +291,13 @@ pub enum Error {
     },
     Unsupported(Unsupported),
     /// The device reported a value the driver refuses (out of range).
-    Device(&'static str),
+    Device(DeviceError),
+    /// Something a data path needs is not there.
+    Missing(Missing),
+    /// A data path configuration out of range.
+    Config(BadConfig),
+    /// A flow rule the steering refused.
+    Flow(FlowError),
     /// The adapter is marked failed (health); it must be detached.
     AdapterFailed,
 }
@@ -128,8 +306,36 @@ impl Error {
     /// The command error, when this is one.
     pub fn command(&self) -> Option<&CmdError> {
         match self {
-            Error::Command(c) => Some(c),
+            Error::Command(c) | Error::Flow(FlowError::Command(c)) => Some(c),
             _ => None,
+        }
+    }
+}
+
+impl From<DeviceError> for Error {
+    fn from(e: DeviceError) -> Self {
+        Error::Device(e)
+    }
+}
+
+impl From<Missing> for Error {
+    fn from(e: Missing) -> Self {
+        Error::Missing(e)
+    }
+}
+
+impl From<BadConfig> for Error {
+    fn from(e: BadConfig) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// A flow error that is a failed command stays one.
+impl From<FlowError> for Error {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::Command(c) => Error::Command(c),
+            e => Error::Flow(e),
         }
     }
 }
@@ -162,7 +368,23 @@ impl fmt::Display for Error {
             }
             Error::Unsupported(u) => write!(f, "unsupported: {u}"),
             Error::Device(what) => write!(f, "device reported {what}"),
+            Error::Missing(m) => write!(f, "{m}"),
+            Error::Config(c) => write!(f, "{c}"),
+            Error::Flow(e) => write!(f, "steering: {e}"),
             Error::AdapterFailed => write!(f, "adapter failed"),
+        }
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::Command(c) => Some(c),
+            Error::Platform(p) => Some(p),
+            Error::Unsupported(u) => Some(u),
+            Error::Device(d) => Some(d),
+            Error::Flow(f) => Some(f),
+            _ => None,
         }
     }
 }
@@ -240,6 +462,12 @@ pub struct AttachError {
 impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} failed: {}", self.step, self.error)
+    }
+}
+
+impl core::error::Error for AttachError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

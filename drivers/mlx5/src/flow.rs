@@ -5,8 +5,11 @@
 //! `fte_match_param_bits` / `fte_match_set_lyr_2_4_bits`,
 //! `dest_format_struct_bits` in mlx5_ifc.h).
 //!
-//! These are the commands; [`crate::steering`] builds the port's tables
-//! from them.
+//! These are the commands; [`crate::steering`] builds the function's
+//! receive tables from them.
+
+use crate::error::BadOutput;
+use cxos_drivers::FilterError;
 
 use crate::cmd::{Command, op};
 use crate::error::CmdError;
@@ -93,6 +96,17 @@ pub mod fte {
 /// Destinations one entry may list (`log_max_destination` of the NIC_RX
 /// flow table caps is at least 5 on every part the driver knows).
 pub const MAX_DESTINATIONS: usize = 32;
+/// The destinations of one entry as the steering keeps them.
+pub type Dests = heapless::Vec<Destination, MAX_DESTINATIONS>;
+
+/// One destination.
+pub fn one_dest(d: Destination) -> Dests {
+    let mut v = Dests::new();
+    // Room for MAX_DESTINATIONS, at least one.
+    let _ = v.push(d);
+    v
+}
+
 /// Flow counters one entry may list (the driver uses one).
 pub const MAX_COUNTERS: usize = 8;
 const DELETE_FTE_IN_LEN: usize = 0x40;
@@ -145,15 +159,6 @@ impl From<Ftn> for Destination {
     }
 }
 
-impl core::fmt::Display for Destination {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Destination::Tir(t) => write!(f, "tir {}", t.0),
-            Destination::Table(t) => write!(f, "table {}", t.0),
-        }
-    }
-}
-
 impl Destination {
     fn type_and_id(self) -> (u32, u32) {
         match self {
@@ -185,7 +190,7 @@ impl Command for CreateFlowTable {
         FT_LEVEL.within(FT_CTX).set(inbox, self.level as u32);
         FT_LOG_SIZE.within(FT_CTX).set(inbox, self.log_size as u32);
     }
-    fn parse(&self, out: &[u8]) -> Result<Ftn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Ftn, BadOutput> {
         Ok(Ftn(OUT_ID.get(out)))
     }
 }
@@ -210,7 +215,7 @@ impl<const OPCODE: u16> Command for TableCmd<OPCODE> {
         TABLE_TYPE.set(inbox, self.table_type as u32);
         TABLE_ID.set(inbox, self.table.0);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -263,7 +268,7 @@ impl Command for CreateFlowGroup {
             outer::IP_PROTOCOL.within(m).set(inbox, 0xff);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Fgn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Fgn, BadOutput> {
         Ok(Fgn(OUT_ID.get(out)))
     }
 }
@@ -290,7 +295,7 @@ impl Command for DestroyFlowGroup {
         TABLE_ID.set(inbox, self.table.0);
         fg::GROUP_ID.set(inbox, self.group.0);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -367,7 +372,7 @@ impl Command for SetFte<'_> {
             Field::new(d, 31, 0).set(inbox, ctr.0);
         }
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -394,7 +399,7 @@ impl Command for DeleteFte {
         TABLE_ID.set(inbox, self.table.0);
         FLOW_INDEX.set(inbox, self.index);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -439,12 +444,15 @@ impl Command for QueryFte {
         TABLE_ID.set(inbox, self.table.0);
         FLOW_INDEX.set(inbox, self.index);
     }
-    fn parse(&self, out: &[u8]) -> Result<FteView, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<FteView, BadOutput> {
         let c = QUERY_FTE_CTX;
         let ndest = fte::DESTINATION_LIST_SIZE.within(c).get(out) as usize;
         let ncount = fte::FLOW_COUNTER_LIST_SIZE.within(c).get(out) as usize;
         if ndest > MAX_DESTINATIONS || ncount > MAX_COUNTERS {
-            return Err("flow entry lists more destinations or counters than allowed");
+            return Err(BadOutput::TooManyDestinations {
+                dests: ndest,
+                counters: ncount,
+            });
         }
         let m = c + fte::MATCH_VALUE;
         let hi = outer::DMAC_47_16.within(m).get(out).to_be_bytes();
@@ -465,7 +473,7 @@ impl Command for QueryFte {
             dests.push(match fte::DEST_TYPE.within(d).get(out) {
                 DEST_TYPE_TIR => Destination::Tir(Tirn(id)),
                 DEST_TYPE_FLOW_TABLE => Destination::Table(Ftn(id)),
-                _ => return Err("flow entry destination of an unknown type"),
+                other => return Err(BadOutput::UnknownDestination(other as u8)),
             });
             d += fte::DEST_LEN;
         }
@@ -482,7 +490,7 @@ impl Command for QueryFte {
     }
 }
 
-/// An installed root entry of the port's steering ([`crate::steering::PortSteering`]).
+/// An installed root entry of the function's steering ([`crate::steering::Steering`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct FlowEntry(pub u32);
 
@@ -509,6 +517,28 @@ impl core::fmt::Display for FlowError {
             FlowError::NoEntry(_) => f.write_str("no such rule"),
             FlowError::Unsupported => f.write_str("not supported by the steering"),
             FlowError::Command(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl core::error::Error for FlowError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            FlowError::Command(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// What the network stack learns of a refused filter change.
+impl From<FlowError> for FilterError {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::TableFull => FilterError::Full,
+            FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
+                FilterError::Unsupported
+            }
+            FlowError::Command(_) => FilterError::Device,
         }
     }
 }

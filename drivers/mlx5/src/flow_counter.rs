@@ -5,6 +5,7 @@
 //! its `flow_counter_list`.
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 
 /// A flow counter id.
@@ -36,7 +37,7 @@ impl Command for AllocFlowCounter {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<FlowCounterId, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<FlowCounterId, BadOutput> {
         Ok(FlowCounterId(COUNTER_ID.get(out)))
     }
 }
@@ -75,7 +76,7 @@ impl Command for QueryFlowCounter {
         QUERY_NUM.set(inbox, 1);
         QUERY_ID.set(inbox, self.id.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<Traffic, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Traffic, BadOutput> {
         Ok(Traffic {
             packets: OUT_PACKETS.get(out),
             bytes: OUT_OCTETS.get(out),

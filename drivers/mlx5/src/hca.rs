@@ -3,6 +3,7 @@
 //! (`mlx5_ifc_*_in_bits` / `*_out_bits` of the same names).
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 
 /// enable_hca_in / disable_hca_in: function_id `[15:0]` of dword 0x08 (0:
@@ -38,7 +39,7 @@ impl Command for QueryIssi {
         QUERY_ISSI_OUT_LEN
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<IssiInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<IssiInfo, BadOutput> {
         Ok(IssiInfo {
             current: QUERY_ISSI_OUT_CURRENT.get(out) as u16,
             supported: QUERY_ISSI_OUT_SUPPORTED_DW0.get(out),
@@ -68,7 +69,7 @@ impl Command for InitHca {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -100,7 +101,7 @@ impl Command for SetDriverVersion<'_> {
         let n = s.len().min(DRIVER_VERSION_LEN - 1);
         inbox[DRIVER_VERSION_OFFSET..DRIVER_VERSION_OFFSET + n].copy_from_slice(&s[..n]);
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }

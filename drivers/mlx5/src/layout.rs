@@ -72,9 +72,18 @@ impl Field {
         (read_be32(buf, self.dword) >> self.lo) & self.mask()
     }
 
-    /// Write `value` (truncated to the field width) into `buf`, leaving the
-    /// other bits of the dword alone.
+    /// Write `value` into `buf`, leaving the other bits of the dword
+    /// alone. A value wider than the field is a driver bug: debug builds
+    /// stop on it; release builds cut it to the field (never spilling into
+    /// the neighbours).
     pub fn set(self, buf: &mut [u8], value: u32) {
+        debug_assert!(
+            value <= self.mask(),
+            "{value:#x} does not fit {} bits at dword {:#x} bit {}",
+            self.width,
+            self.dword,
+            self.lo
+        );
         let mask = self.mask() << self.lo;
         let old = read_be32(buf, self.dword);
         let new = (old & !mask) | ((value << self.lo) & mask);
@@ -146,16 +155,26 @@ mod tests {
     }
 
     #[test]
-    fn field_set_preserves_neighbours_and_truncates() {
+    fn field_set_preserves_neighbours() {
         let mut buf = [0xffu8; 8];
         Field::new(4, 11, 8).set(&mut buf, 0x2);
         assert_eq!(buf, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf2, 0xff]);
-        // Too wide a value is cut to the field, never spills over.
+        // The largest value fills the field and nothing else.
         let mut buf = [0u8; 4];
-        Field::new(0, 3, 0).set(&mut buf, 0x1f);
-        assert_eq!(buf, [0, 0, 0, 0x0f]);
+        Field::new(0, 4, 1).set(&mut buf, 0xf);
+        assert_eq!(buf, [0, 0, 0, 0x1e]);
         Field::new(0, 31, 0).set(&mut buf, 0xdead_beef);
         assert_eq!(buf, [0xde, 0xad, 0xbe, 0xef]);
+    }
+
+    /// A value wider than its field is a driver bug, caught in debug
+    /// builds (the tests').
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "does not fit 4 bits")]
+    fn field_set_refuses_a_value_wider_than_the_field() {
+        let mut buf = [0u8; 4];
+        Field::new(0, 3, 0).set(&mut buf, 0x1f);
     }
 
     #[test]

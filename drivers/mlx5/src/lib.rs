@@ -7,22 +7,58 @@
 //! plane; every queue (SQ, RQ, CQ, EQ) owns its ring, its doorbell record,
 //! a clone of the MMIO handle and its UAR offset, and follows the ordering
 //! rule of the contract at each doorbell and each completion read (the
-//! barriers of [`cxos_drivers::Mmio`]). This crate holds the control plane:
-//! the command interface, firmware pages, capabilities, event queues with
-//! MSI-X, health, and bring-up/teardown ([`Adapter::attach`] /
-//! [`Adapter::detach`]).
+//! barriers of [`cxos_drivers::Mmio`]).
 //!
-//! Layout: one module per hardware object. Every structure layout is a set
-//! of [`layout::Field`] constants citing the `mlx5_ifc.h` struct (or
-//! device.h struct) it transcribes.
+//! Words: the *port* is the physical Ethernet port of the PCI function
+//! ([`port`]: PAOS, PTYS, PMTU); a *queue set* ([`QueueSet`]) is one data
+//! path over it (SQ, RQs, CQs, TIS/TIR, a hook into the steering); the
+//! *command engine* ([`cmd_engine`]) runs commands; the *adapter*
+//! ([`Adapter`]) is the attached function.
+//!
+//! Reports are values ([`adapter::report`], [`queue_set::RingsReport`],
+//! [`queue_set::QueueSetStats`], [`steering::SteeringReport`],
+//! [`vnic::FlowsReport`], [`vnic::VnicInfo`]); the kernel turns them into
+//! the shell's text. Errors are typed ([`error`]): a failed command
+//! carries its opcode, op_mod, status and syndrome.
+//!
+//! # Files
+//!
+//! One file per hardware object; every structure layout is a set of
+//! [`layout::Field`] constants (big-endian `[hi:lo]`, as `mlx5_ifc.h` has
+//! them) or, for packed flag bytes, a `bitfield-struct` type, each citing
+//! the `mlx5_ifc.h` (or device.h, qp.h) struct it transcribes.
+//!
+//! - The function: [`identify`] (PCI ids, parts, FLR), [`init_seg`] (the
+//!   initialization segment), [`adapter`] (attach in PRM order; detach in
+//!   `adapter/teardown.rs`; [`adapter::report`]), [`health`], [`caps`],
+//!   [`hca`] (ENABLE/INIT/TEARDOWN_HCA, ISSI), [`pages`] (firmware pages),
+//!   [`uar`], [`pd`] (PD, transport domain, reserved lkey), [`vport`],
+//!   [`port`] (the physical port's registers).
+//! - Commands: [`cmd`] (the typed command trait, opcodes), [`cmdq`] (the
+//!   command queue and its mailboxes), [`cmd_engine`] (submit, wait, EQ0
+//!   service, page requests, port events), [`error`], [`layout`].
+//! - Queues: [`eq`] (EQs, the shared completion EQs), [`cq`] (CQs) and
+//!   [`cqe`] (the one CQE parser), [`sq`] (SQ commands) with `sq/ring.rs`
+//!   (the transmit ring), [`rq`] (RQs, cyclic and striding rings), [`wq`]
+//!   (the shared work queue context), [`wqe`] (WQE segments and their
+//!   writers), [`frame`] (header parsing for inlining and offloads),
+//!   [`tis`], [`tir`], [`rqt`], [`q_counter`].
+//! - Steering: [`flow`] (flow table commands), [`flow_counter`],
+//!   [`steering`] (the function's receive tables; rules, VLAN tables,
+//!   catch-all modes, the tap table and the views in `steering/`),
+//!   [`rss`] (the traffic-type table and the Toeplitz hash).
+//! - Data path: [`control`] (what a queue set needs from the adapter),
+//!   [`queue_set`] (one data path; `queue_set/`: config, open, tx, rx,
+//!   recovery, report), [`vnic`] (VNICs; `vnic/`: the shared handle,
+//!   reports).
 //!
 //! # Using it (the kernel's registry)
 //!
 //! - [`probe`]`(vendor, device)` / [`PCI_IDS`]: whether a function is ours.
 //! - [`Adapter::attach`]`(platform, Config::default())`: bring-up in PRM
 //!   order; on failure an [`AttachFailure`] with the step, the typed error
-//!   and the platform back (everything undone). Logs one info line
-//!   ([`Adapter::info_line`]).
+//!   and the platform back (everything undone). Logs one info line (the
+//!   same as [`Adapter::info`] reports).
 //! - [`Adapter::poll`]: from the main loop (e.g. when MSI-X vector 0
 //!   fired; the driver takes vector 0's pending flag itself): serves page
 //!   requests, port changes (returned), stray completions.
@@ -31,25 +67,23 @@
 //!   A fault marks the adapter failed; every later command fails at once.
 //! - [`Adapter::detach`]: exact reverse; returns the platform and a
 //!   [`DetachReport`]. Attach again works.
-//! - Reports for the shell: [`Adapter::summary`] (one line, `phys`),
+//! - Reports for the shell: [`Adapter::summary`] (`phys`),
 //!   [`Adapter::report`] (caps, EQs, pages, command counters).
 //! - Commands for later layers: [`Adapter::exec`], or [`Adapter::submit`] +
 //!   [`Adapter::wait`] for several in flight.
 //!
 //! # The data path
 //!
-//! [`EthPort::open`]`(adapter, Resources::of(&adapter)?, EthConfig)` builds
-//! the port's queues (one file per object: [`cq`], [`sq`], [`rq`], [`tis`],
-//! [`tir`], [`q_counter`], [`flow`]; WQE segments in [`wqe`], the shared
-//! work queue context in [`wq`]) and owns the adapter from then on
-//! ([`EthPort::control_mut`]; [`EthPort::close`] hands it back). It
-//! implements [`cxos_drivers::NetDevice`]: `transmit` + `flush` (one
-//! doorbell per batch), `receive` (in place), `poll` (completions, error
-//! recovery, CQ re-arm in interrupt mode; call it when the completion EQ's
-//! vector fired, or in a loop in polled mode). Shell reports:
-//! [`EthPort::rings`], [`EthPort::stats_report`].
+//! [`QueueSet::open`]`(adapter, Resources::of(&adapter)?, EthConfig)` builds
+//! a queue set and owns the adapter from then on ([`QueueSet::control_mut`];
+//! [`QueueSet::close`] hands it back). It implements
+//! [`cxos_drivers::NetDevice`]: `transmit` + `flush` (one doorbell per
+//! batch), `receive` (in place), `poll` (completions, error recovery, CQ
+//! re-arm in interrupt mode; call it when the completion EQ's vector
+//! fired, or in a loop in polled mode). Reports: [`QueueSet::rings`],
+//! [`QueueSet::stats_report`].
 //!
-//! Offloads ([`EthPort::offloads`], [`cxos_drivers::NetDevice::transmit_with`]):
+//! Offloads ([`QueueSet::offloads`], [`cxos_drivers::NetDevice::transmit_with`]):
 //! transmit checksums, VLAN insertion and LSO up to 64 KiB ([`sq`]: the
 //! WQE inlines exactly the headers the part's inline rule asks for,
 //! [`frame`] parses them), receive checksum results, stripped VLAN, RSS
@@ -57,7 +91,7 @@
 //! ([`steering`]: root table by MAC, per-MAC VLAN tables, multicast,
 //! promiscuous and all-multicast entries, a flow counter per entry
 //! ([`flow_counter`]), the vport's address lists) with run-time
-//! (MAC, VLAN) -> TIR rules for VNICs ([`EthPort::steering_mut`]).
+//! (MAC, VLAN) -> TIR rules for VNICs ([`QueueSet::steering_mut`]).
 //! `EthConfig::rss_queues` > 1: one RQ and CQ per queue over the
 //! completion EQs, an RQT ([`rqt`]), indirect TIRs per traffic type with a
 //! configurable Toeplitz key ([`rss`]) behind a traffic-type table.
@@ -69,10 +103,10 @@
 //! [`vnic::Nic`]`::new(adapter, resources, NicConfig)` shares one adapter
 //! between several network interfaces: [`vnic::Nic::create`] makes a
 //! [`vnic::Vnic`] (a MAC, given or generated, an optional VLAN, its own
-//! queues, RSS with several) that is a [`cxos_drivers::NetDevice`] of its
-//! own; the adapter's flow tables steer each frame to its VNIC (no
-//! software demux); [`vnic::Vnic::destroy`] removes exactly its rules and
-//! queues. Inspection: [`vnic::Nic::vnics_report`],
+//! queue set, RSS with several queues) that is a
+//! [`cxos_drivers::NetDevice`] of its own; the adapter's flow tables steer
+//! each frame to its VNIC (no software demux); [`vnic::Vnic::destroy`]
+//! removes exactly its rules and queues. Inspection: [`vnic::Nic::list`],
 //! [`vnic::Nic::flows_report`] (entries as programmed next to
 //! QUERY_FLOW_TABLE_ENTRY's answer).
 #![no_std]
@@ -83,12 +117,13 @@ extern crate alloc;
 pub mod adapter;
 pub mod caps;
 pub mod cmd;
+pub mod cmd_engine;
 pub mod cmdq;
+pub mod control;
 pub mod cq;
-pub mod device;
+pub mod cqe;
 pub mod eq;
 pub mod error;
-pub mod eth;
 pub mod flow;
 pub mod flow_counter;
 pub mod frame;
@@ -103,6 +138,7 @@ pub mod pages;
 pub mod pd;
 pub mod port;
 pub mod q_counter;
+pub mod queue_set;
 pub mod rq;
 pub mod rqt;
 pub mod rss;
@@ -117,12 +153,13 @@ pub mod wq;
 pub mod wqe;
 
 pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
-pub use device::{PortEvent, Stats, Ticket};
+pub use cmd_engine::{PortEvent, PortEvents, Stats, Ticket};
+pub use control::{Control, DataPathCaps, Resources};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
-pub use eth::{EthConfig, EthPort, QueueFault, Resources};
 pub use health::{FaultKind, FaultReport, HealthConfig};
 pub use identify::{PCI_IDS, Part, probe};
 pub use pd::{Lkey, Pd, Tdn};
+pub use queue_set::{CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice};
 pub use uar::Uar;
 pub use vport::Mac;

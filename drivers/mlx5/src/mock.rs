@@ -307,7 +307,7 @@ impl MockExec {
 #[global_allocator]
 static ALLOC: mlx5_sim::harness::CountingAlloc = mlx5_sim::harness::CountingAlloc::new();
 
-/// Scripted commands plus the mock platform: a [`crate::eth::Control`].
+/// Scripted commands plus the mock platform: a [`crate::control::Control`].
 #[derive(Debug)]
 pub struct MockCtl {
     pub ex: MockExec,
@@ -339,7 +339,7 @@ impl crate::cmd::Exec for MockCtl {
     }
 }
 
-impl crate::eth::Control for MockCtl {
+impl crate::control::Control for MockCtl {
     type P = MockPlatform;
     fn dma(&self) -> &MockPlatform {
         &self.p

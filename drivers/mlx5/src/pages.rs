@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use cxos_drivers::{DmaAlloc, DmaRegion};
 
 use crate::cmd::{Command, op};
+use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 
 pub const PAGE_SIZE: usize = 4096;
@@ -54,7 +55,7 @@ impl Command for QueryPages {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<i32, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<i32, BadOutput> {
         Ok(QUERY_PAGES_OUT_NUM.get(out) as i32)
     }
 }
@@ -89,7 +90,7 @@ impl Command for GivePages<'_> {
             Field64::new(MANAGE_PAGES_IN_PAS + 8 * i).set(inbox, pa);
         }
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -115,10 +116,13 @@ impl Command for TakePages {
     fn build(&self, inbox: &mut [u8]) {
         MANAGE_PAGES_IN_NUM.set(inbox, self.count as u32);
     }
-    fn parse(&self, out: &[u8]) -> Result<Vec<u64>, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Vec<u64>, BadOutput> {
         let n = MANAGE_PAGES_OUT_NUM.get(out) as usize;
         if n > self.count {
-            return Err("MANAGE_PAGES returned more pages than asked");
+            return Err(BadOutput::TooManyPages {
+                asked: self.count,
+                returned: n,
+            });
         }
         Ok((0..n)
             .map(|i| Field64::new(MANAGE_PAGES_OUT_PAS + 8 * i).get(out))

@@ -5,6 +5,7 @@
 //! mlx5_ifc.h).
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 
 /// A protection domain.
@@ -36,7 +37,7 @@ impl Command for AllocPd {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<Pd, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Pd, BadOutput> {
         Ok(Pd(HANDLE_FIELD.get(out)))
     }
 }
@@ -60,7 +61,7 @@ impl Command for AllocTransportDomain {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<Tdn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Tdn, BadOutput> {
         Ok(Tdn(HANDLE_FIELD.get(out)))
     }
 }
@@ -84,7 +85,7 @@ impl Command for QuerySpecialContexts {
         0x20
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<Lkey, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Lkey, BadOutput> {
         Ok(Lkey(RESD_LKEY.get(out)))
     }
 }

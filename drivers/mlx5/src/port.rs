@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::cmd::{Command, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 
 pub const REG_PMLP: u16 = 0x5002;
@@ -51,7 +52,7 @@ impl Command for AccessRegister<'_> {
         REGISTER_ID.set(inbox, self.reg as u32);
         inbox[DATA..DATA + self.data.len()].copy_from_slice(self.data);
     }
-    fn parse(&self, out: &[u8]) -> Result<Vec<u8>, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Vec<u8>, BadOutput> {
         Ok(out[DATA..].to_vec())
     }
 }

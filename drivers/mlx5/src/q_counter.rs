@@ -4,6 +4,7 @@
 //! frames dropped because no receive WQE was posted.
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 
 /// A Q counter set id.
@@ -34,9 +35,9 @@ impl Command for AllocQCounter {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<QCounterId, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<QCounterId, BadOutput> {
         match COUNTER_SET_ID.get(out) {
-            0 => Err("Q counter set id 0 (reserved)"),
+            0 => Err(BadOutput::ReservedQCounter),
             id => Ok(QCounterId(id as u8)),
         }
     }
@@ -75,7 +76,7 @@ impl Command for QueryQCounter {
         QUERY_CLEAR.set(inbox, self.clear as u32);
         QUERY_COUNTER_SET_ID.set(inbox, self.id.0 as u32);
     }
-    fn parse(&self, out: &[u8]) -> Result<QCounters, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<QCounters, BadOutput> {
         Ok(QCounters {
             out_of_buffer: OUT_OF_BUFFER.get(out),
             out_of_sequence: OUT_OF_SEQUENCE.get(out),

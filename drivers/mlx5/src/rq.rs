@@ -10,15 +10,18 @@
 //! record is written once per batch ([`Rq::commit`]).
 
 use alloc::vec::Vec;
+use core::fmt;
 
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use crate::cmd::{Command, SimpleCmd, op};
-use crate::cq::{Cqe, Cqn};
+use crate::cq::Cqn;
+use crate::cqe::Cqe;
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Lkey, Pd};
 use crate::wq::{QueueState, Ring, WqParams, wqc};
-use crate::wqe::{DS, data};
+use crate::wqe::{self, DS};
 
 /// An RQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
@@ -109,7 +112,7 @@ impl Command for CreateRq {
         f(rqc::COUNTER_SET_ID).set(inbox, self.counter_set_id as u32);
         self.wq().write(inbox, CTX + rqc::WQ);
     }
-    fn parse(&self, out: &[u8]) -> Result<Rqn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Rqn, BadOutput> {
         Ok(Rqn(RQN.get(out)))
     }
 }
@@ -136,7 +139,7 @@ impl Command for ModifyRq {
         RQN.set(inbox, self.rqn.0);
         rqc::STATE.within(CTX).set(inbox, self.to.bits());
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }
@@ -173,7 +176,7 @@ impl Command for QueryRq {
     fn build(&self, inbox: &mut [u8]) {
         RQN.set(inbox, self.0.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<RqInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<RqInfo, BadOutput> {
         let wq = CTX + rqc::WQ;
         Ok(RqInfo {
             state: QueueState::from_bits(rqc::STATE.within(CTX).get(out)),
@@ -214,6 +217,22 @@ pub enum RxError {
     /// skipped; `releases` WQEs to recycle.
     Filler { releases: u16 },
 }
+
+impl fmt::Display for RxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RxError::WqeCounter { counter, expected } => {
+                write!(f, "completion for WQE {counter}, expected {expected}")
+            }
+            RxError::Length { slot, byte_cnt, .. } => {
+                write!(f, "byte count {byte_cnt} does not fit buffer {slot}")
+            }
+            RxError::Filler { .. } => f.write_str("filler completion"),
+        }
+    }
+}
+
+impl core::error::Error for RxError {}
 
 /// Receive counters.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -280,9 +299,7 @@ impl<P: Platform> Rq<P> {
         for i in 0..n {
             let mut w = [0u8; DS];
             let addr = bufs.device_addr().offset(i * buf_size).get();
-            w[data::BYTE_COUNT..][..4].copy_from_slice(&(buf_size as u32).to_be_bytes());
-            w[data::LKEY..][..4].copy_from_slice(&lkey.0.to_be_bytes());
-            w[data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
+            wqe::write_data(&mut w, buf_size as u32, lkey.0, addr);
             ring.mem.write_bytes(i * DS, &w);
         }
         let mut rq = Self {
@@ -347,21 +364,21 @@ impl<P: Platform> Rq<P> {
             return self.complete_striding(cqe, log_strides, log_stride);
         }
         let expected = self.ci;
-        if cqe.wqe_counter != expected || self.posted() == 0 {
+        if cqe.wqe_counter() != expected || self.posted() == 0 {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_counter,
+                counter: cqe.wqe_counter(),
                 expected,
             });
         }
         let slot = expected & ((1u16 << self.log_size) - 1);
         self.ci = self.ci.wrapping_add(1);
         self.outstanding += 1;
-        let len = cqe.byte_cnt as usize;
+        let len = cqe.byte_count() as usize;
         if len == 0 || len > self.buf_size {
             self.stats.errors += 1;
             return Err(RxError::Length {
                 slot,
-                byte_cnt: cqe.byte_cnt,
+                byte_cnt: cqe.byte_count(),
                 releases: 1,
             });
         }
@@ -385,19 +402,19 @@ impl<P: Platform> Rq<P> {
         log_stride: u8,
     ) -> Result<RxFrame, RxError> {
         let nstrides = 1u32 << log_strides;
-        let filler = cqe.byte_cnt & (1 << 31) != 0;
-        let strides = (cqe.byte_cnt >> 16) & 0x7fff;
-        let len = (cqe.byte_cnt & 0xffff) as usize;
+        let filler = cqe.is_filler();
+        let strides = cqe.strides();
+        let len = cqe.stride_bytes() as usize;
         let expected = self.ci;
-        if cqe.wqe_id != expected || self.posted() == 0 {
+        if cqe.wqe_id() != expected || self.posted() == 0 {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_id,
+                counter: cqe.wqe_id(),
                 expected,
             });
         }
-        if cqe.wqe_counter as u32 != self.used || strides == 0 || self.used + strides > nstrides {
+        if cqe.wqe_counter() as u32 != self.used || strides == 0 || self.used + strides > nstrides {
             return Err(RxError::WqeCounter {
-                counter: cqe.wqe_counter,
+                counter: cqe.wqe_counter(),
                 expected: self.used as u16,
             });
         }
@@ -420,7 +437,7 @@ impl<P: Platform> Rq<P> {
             self.stats.errors += 1;
             return Err(RxError::Length {
                 slot,
-                byte_cnt: cqe.byte_cnt,
+                byte_cnt: cqe.byte_count(),
                 releases,
             });
         }
@@ -564,12 +581,7 @@ mod tests {
     }
 
     fn cqe(counter: u16, len: u32) -> Cqe {
-        Cqe {
-            opcode: crate::cq::opcode::RESP_SEND,
-            wqe_counter: counter,
-            byte_cnt: len,
-            ..Cqe::default()
-        }
+        crate::cqe::build::responder(0, counter, len)
     }
 
     #[test]
@@ -663,13 +675,7 @@ mod tests {
         let mut rq =
             Rq::<MockPlatform>::new(Rqn(1), ring, bufs, bs, 1, Lkey(1), p.clone()).striding(9, 6);
         // mpwrq byte_cnt: filler [31], strides [30:16], bytes [15:0].
-        let c = |wqe: u16, stride: u16, bc: u32| Cqe {
-            opcode: crate::cq::opcode::RESP_SEND,
-            wqe_id: wqe,
-            wqe_counter: stride,
-            byte_cnt: bc,
-            ..Cqe::default()
-        };
+        let c = |wqe: u16, stride: u16, bc: u32| crate::cqe::build::responder(wqe, stride, bc);
         // 100 bytes in 2 strides from stride 0.
         p.write(baddr, &[0xab; 4]);
         let f = rq.complete(&c(0, 0, (2 << 16) | 100)).unwrap();

@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::rq::Rqn;
 
@@ -53,7 +54,7 @@ impl Command for CreateRqt {
                 .set(inbox, r.0);
         }
     }
-    fn parse(&self, out: &[u8]) -> Result<Rqtn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Rqtn, BadOutput> {
         Ok(Rqtn(RQTN.get(out)))
     }
 }

@@ -1,7 +1,20 @@
-//! Receive-side scaling: the Toeplitz hash the adapter computes for an
-//! indirect TIR (PRM "Receive Side Scaling"; Microsoft's RSS
-//! specification), so the driver and its tests can predict the queue a
-//! flow lands on: queue = RQT[hash mod table size].
+//! Receive-side scaling (PRM "Receive Side Scaling"): the traffic-type
+//! flow table that sends each kind of traffic to the indirect TIR hashing
+//! it ([`TrafficTable`], over the RQT of [`crate::rqt`] and the TIRs of
+//! [`crate::tir`]), and the Toeplitz hash the adapter computes for an
+//! indirect TIR (Microsoft's RSS specification), so the driver and its
+//! tests can predict the queue a flow lands on: queue = RQT[hash mod
+//! table size].
+
+use crate::cmd::Exec;
+use crate::error::CmdError;
+use crate::flow::{
+    CreateFlowGroup, CreateFlowTable, Criteria, DeleteFte, Destination, DestroyFlowGroup,
+    DestroyFlowTable, Fgn, Ftn, MatchValue, SetFte, TABLE_TYPE_NIC_RX,
+};
+use crate::tir::Tirn;
+
+const TT: u8 = TABLE_TYPE_NIC_RX;
 
 /// The key of Microsoft's RSS verification suite, the default.
 pub const DEFAULT_KEY: [u8; 40] = [
@@ -64,6 +77,167 @@ pub fn ipv6_input(
             36
         }
         None => 32,
+    }
+}
+
+/// Indirect TIRs of an RSS queue set: one per hashed traffic type (TCP
+/// and UDP over IPv4 and IPv6, other IPv4, other IPv6).
+pub const HASHED_TIRS: usize = 6;
+
+/// The TIRs of an RSS queue set, one per traffic type: TCP and UDP over IPv4
+/// and IPv6 hash addresses and ports, other IPv4 / IPv6 the addresses
+/// only, everything else goes to one queue.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RssTirs {
+    pub ipv4_tcp: Tirn,
+    pub ipv4_udp: Tirn,
+    pub ipv6_tcp: Tirn,
+    pub ipv6_udp: Tirn,
+    pub ipv4: Tirn,
+    pub ipv6: Tirn,
+    pub other: Tirn,
+}
+
+/// The traffic-type table of an RSS queue set ([`TRAFFIC_LEVEL`]): every
+/// rule of the queue set forwards here, and it picks the TIR by ethertype
+/// and IP protocol
+/// (groups tried in order: ethertype + protocol, ethertype, anything).
+#[derive(Debug)]
+pub struct TrafficTable {
+    pub table: Ftn,
+    groups: [Fgn; 3],
+    entries: usize,
+}
+
+/// Level of the traffic-type table (below the VLAN tables).
+pub const TRAFFIC_LEVEL: u8 = 3;
+
+impl TrafficTable {
+    pub fn create(ex: &mut impl Exec, t: &RssTirs) -> Result<Self, CmdError> {
+        let table = ex.exec(&CreateFlowTable {
+            table_type: TT,
+            level: TRAFFIC_LEVEL,
+            log_size: 3,
+        })?;
+        let mut me = TrafficTable {
+            table,
+            groups: [Fgn(0); 3],
+            entries: 0,
+        };
+        let specs = [
+            (
+                0,
+                3,
+                Criteria {
+                    ethertype: true,
+                    ip_protocol: true,
+                    ..Criteria::default()
+                },
+            ),
+            (
+                4,
+                5,
+                Criteria {
+                    ethertype: true,
+                    ..Criteria::default()
+                },
+            ),
+            (6, 6, Criteria::default()),
+        ];
+        let mut made = 0;
+        let mut r = Ok(());
+        for (i, (start, end, criteria)) in specs.into_iter().enumerate() {
+            match ex.exec(&CreateFlowGroup {
+                table_type: TT,
+                table,
+                start,
+                end,
+                criteria,
+            }) {
+                Ok(g) => {
+                    me.groups[i] = g;
+                    made += 1;
+                }
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        const V4: u16 = crate::frame::ETHERTYPE_IPV4;
+        const V6: u16 = crate::frame::ETHERTYPE_IPV6;
+        const TCP: u8 = crate::frame::IPPROTO_TCP;
+        const UDP: u8 = crate::frame::IPPROTO_UDP;
+        let entries = [
+            (0, Some(V4), Some(TCP), t.ipv4_tcp),
+            (0, Some(V4), Some(UDP), t.ipv4_udp),
+            (0, Some(V6), Some(TCP), t.ipv6_tcp),
+            (0, Some(V6), Some(UDP), t.ipv6_udp),
+            (1, Some(V4), None, t.ipv4),
+            (1, Some(V6), None, t.ipv6),
+            (2, None, None, t.other),
+        ];
+        if r.is_ok() {
+            for (index, (g, ethertype, ip_protocol, tir)) in entries.into_iter().enumerate() {
+                if let Err(e) = ex.exec(&SetFte {
+                    table_type: TT,
+                    table,
+                    index: index as u32,
+                    group: me.groups[g],
+                    value: MatchValue {
+                        ethertype,
+                        ip_protocol,
+                        ..MatchValue::default()
+                    },
+                    dests: &[Destination::Tir(tir)],
+                    counter: None,
+                }) {
+                    r = Err(e);
+                    break;
+                }
+                me.entries += 1;
+            }
+        }
+        match r {
+            Ok(()) => Ok(me),
+            Err(e) => {
+                let groups = made;
+                let _ = me.destroy_parts(ex, groups);
+                Err(e)
+            }
+        }
+    }
+
+    fn destroy_parts(self, ex: &mut impl Exec, groups: usize) -> Result<(), CmdError> {
+        let mut first = Ok(());
+        let mut keep = |r: Result<(), CmdError>| {
+            if let (Err(e), Ok(())) = (r, &first) {
+                first = Err(e);
+            }
+        };
+        for i in 0..self.entries {
+            keep(ex.exec(&DeleteFte {
+                table_type: TT,
+                table: self.table,
+                index: i as u32,
+            }));
+        }
+        for g in self.groups[..groups].iter().rev() {
+            keep(ex.exec(&DestroyFlowGroup {
+                table_type: TT,
+                table: self.table,
+                group: *g,
+            }));
+        }
+        keep(ex.exec(&DestroyFlowTable {
+            table_type: TT,
+            table: self.table,
+        }));
+        first
+    }
+
+    pub fn destroy(self, ex: &mut impl Exec) -> Result<(), CmdError> {
+        self.destroy_parts(ex, 3)
     }
 }
 

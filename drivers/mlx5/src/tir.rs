@@ -5,6 +5,7 @@
 //! same command with `disp_type` 1 and come with multi-queue receive.
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::Tdn;
 use crate::rq::Rqn;
@@ -87,7 +88,7 @@ impl Command for CreateTirIndirect {
         }
         f(tirc::HASH_FIELDS).set(inbox, sel);
     }
-    fn parse(&self, out: &[u8]) -> Result<Tirn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Tirn, BadOutput> {
         Ok(Tirn(TIRN.get(out)))
     }
 }
@@ -118,7 +119,7 @@ impl Command for CreateTirDirect {
         tirc::INLINE_RQN.within(CTX).set(inbox, self.rqn.0);
         tirc::TRANSPORT_DOMAIN.within(CTX).set(inbox, self.td.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<Tirn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Tirn, BadOutput> {
         Ok(Tirn(TIRN.get(out)))
     }
 }

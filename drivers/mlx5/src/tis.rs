@@ -4,9 +4,13 @@
 //! priority or LAG port).
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::{Pd, Tdn};
-pub use crate::sq::Tisn;
+
+/// A TIS number (the transport interface an SQ sends through).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub struct Tisn(pub u32);
 
 /// `mlx5_ifc_tisc_bits` (0xa0 bytes).
 pub mod tisc {
@@ -44,7 +48,7 @@ impl Command for CreateTis {
         tisc::TRANSPORT_DOMAIN.within(CTX).set(inbox, self.td.0);
         tisc::PD.within(CTX).set(inbox, self.pd.0);
     }
-    fn parse(&self, out: &[u8]) -> Result<Tisn, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Tisn, BadOutput> {
         Ok(Tisn(TISN.get(out)))
     }
 }

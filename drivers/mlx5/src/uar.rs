@@ -6,6 +6,7 @@
 use cxos_drivers::{ConfigSpace, Mmio, Platform};
 
 use crate::cmd::{Command, SimpleCmd, op};
+use crate::error::{BadOutput, DeviceError};
 use crate::layout::Field;
 
 pub const UAR_PAGE_SIZE: usize = 4096;
@@ -35,7 +36,7 @@ impl Command for AllocUar {
         0x10
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<Uar, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<Uar, BadOutput> {
         Ok(Uar(UAR_FIELD.get(out)))
     }
 }
@@ -69,12 +70,10 @@ pub fn reserved_pages<C: ConfigSpace>(p: &C) -> [Option<usize>; 4] {
 pub fn validate<P: Platform>(p: &P, uar: Uar) -> Result<Uar, crate::Error> {
     let end = (uar.0 as usize + 1).checked_mul(UAR_PAGE_SIZE);
     if end.is_none_or(|e| e > p.mmio().bar0_len()) {
-        return Err(crate::Error::Device("UAR index beyond BAR0"));
+        return Err(DeviceError::UarBeyondBar0(uar.0).into());
     }
     if reserved_pages(p.config()).contains(&Some(uar.0 as usize)) {
-        return Err(crate::Error::Device(
-            "UAR index overlapping the init segment or MSI-X",
-        ));
+        return Err(DeviceError::UarReserved(uar.0).into());
     }
     Ok(uar)
 }

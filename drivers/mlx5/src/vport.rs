@@ -5,6 +5,7 @@
 use core::fmt;
 
 use crate::cmd::{Command, op};
+use crate::error::BadOutput;
 
 /// query_nic_vport_context_out: nic_vport_context at 0x10.
 pub const CTX: usize = 0x10;
@@ -66,7 +67,7 @@ impl Command for QueryNicVportContext {
         QUERY_OUT_LEN
     }
     fn build(&self, _inbox: &mut [u8]) {}
-    fn parse(&self, out: &[u8]) -> Result<VportInfo, &'static str> {
+    fn parse(&self, out: &[u8]) -> Result<VportInfo, BadOutput> {
         let hi = ctx::MAC_47_32.within(CTX).get(out) as u16;
         let lo = ctx::MAC_31_0.within(CTX).get(out);
         let mut mac = [0u8; 6];
@@ -153,7 +154,7 @@ impl Command for ModifyNicVportContext<'_> {
             }
         }
     }
-    fn parse(&self, _out: &[u8]) -> Result<(), &'static str> {
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
     }
 }

@@ -8,30 +8,74 @@ pub const WQEBB: usize = 64;
 /// Bytes in a segment (the DS unit of `qpn_ds`).
 pub const DS: usize = 16;
 
+use bitfield_struct::bitfield;
+
 use crate::frame::Geometry;
 
 /// `struct mlx5_wqe_ctrl_seg` (16 bytes).
 pub mod ctrl {
     /// opmod_idx_opcode: opmod `[31:24]`, wqe_index `[23:8]`, opcode `[7:0]`.
     pub const OPMOD_IDX_OPCODE: usize = 0x00;
-    /// qpn_ds: SQN `[31:8]`, DS count `[5:0]`.
+    /// qpn_ds: SQN `[31:8]`, DS count `[5:0]` (`MLX5_WQE_CTRL_DS_MASK`).
     pub const QPN_DS: usize = 0x04;
-    /// fm_ce_se: completion mode CE `[3:2]`.
+    pub const DS_MASK: u32 = 0x3f;
+    /// fm_ce_se ([`super::FmCeSe`]).
     pub const FM_CE_SE: usize = 0x0b;
-    /// `MLX5_WQE_CTRL_CQ_UPDATE`: a CQE for this WQE.
-    pub const CE_CQ_UPDATE: u8 = 2 << 2;
     /// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO`.
     pub const OPCODE_NOP: u8 = 0x00;
     pub const OPCODE_SEND: u8 = 0x0a;
     pub const OPCODE_LSO: u8 = 0x0e;
 }
 
+/// `fm_ce_se`, byte 0x0b of the control segment (`MLX5_WQE_CTRL_*` in
+/// qp.h): solicited event `[1]`, completion mode `[3:2]`, fence mode
+/// `[7:5]`.
+#[bitfield(u8)]
+#[derive(PartialEq, Eq)]
+pub struct FmCeSe {
+    #[bits(1)]
+    __: u8,
+    /// `MLX5_WQE_CTRL_SOLICITED`.
+    pub se: bool,
+    /// Completion mode: [`CE_CQ_UPDATE`] asks for a CQE for this WQE.
+    #[bits(2)]
+    pub ce: u8,
+    #[bits(1)]
+    __: u8,
+    #[bits(3)]
+    pub fm: u8,
+}
+
+/// `ce` of `MLX5_WQE_CTRL_CQ_UPDATE` (`2 << 2`): a CQE for this WQE.
+pub const CE_CQ_UPDATE: u8 = 2;
+/// The `fm_ce_se` byte of a WQE that asks for a completion.
+pub const SIGNALLED: u8 = FmCeSe::new().with_ce(CE_CQ_UPDATE).into_bits();
+
+/// The first 8 bytes of a control segment, as written to the ring and to
+/// the send doorbell: `opmod_idx_opcode` (opmod 0, `wqe_index`, `opcode`)
+/// in the high dword, `qpn_ds` (`sqn`, `ds`) in the low one.
+#[inline(always)]
+pub const fn ctrl_head(wqe_index: u16, opcode: u8, sqn: u32, ds: usize) -> u64 {
+    let opmod_idx_opcode = ((wqe_index as u32) << 8) | opcode as u32;
+    let qpn_ds = (sqn << 8) | (ds as u32 & ctrl::DS_MASK);
+    ((opmod_idx_opcode as u64) << 32) | qpn_ds as u64
+}
+
+/// Write a control segment at the start of `wqe`: `head` ([`ctrl_head`])
+/// and, when `signalled`, a request for a completion. The rest of the
+/// segment stays zero.
+#[inline(always)]
+pub fn write_ctrl(wqe: &mut [u8], head: u64, signalled: bool) {
+    wqe[ctrl::OPMOD_IDX_OPCODE..][..8].copy_from_slice(&head.to_be_bytes());
+    if signalled {
+        wqe[ctrl::FM_CE_SE] = SIGNALLED;
+    }
+}
+
 /// `struct mlx5_wqe_eth_seg` (16 bytes, inline headers continue after it).
 pub mod eth {
-    /// cs_flags: `MLX5_ETH_WQE_L3_CSUM` / `MLX5_ETH_WQE_L4_CSUM`.
+    /// cs_flags ([`super::CsFlags`]).
     pub const CS_FLAGS: usize = 0x04;
-    pub const CS_L3: u8 = 1 << 6;
-    pub const CS_L4: u8 = 1 << 7;
     /// mss (be16, LSO only).
     pub const MSS: usize = 0x06;
     /// inline_hdr.sz (be16) and the first two inline bytes.
@@ -46,11 +90,99 @@ pub mod eth {
     pub const INSERT_TCI: usize = 0x0e;
 }
 
+/// `cs_flags`, byte 0x04 of the Ethernet segment (`MLX5_ETH_WQE_*_CSUM`
+/// in qp.h): which checksums the device fills in.
+#[bitfield(u8)]
+#[derive(PartialEq, Eq)]
+pub struct CsFlags {
+    #[bits(4)]
+    __: u8,
+    /// `MLX5_ETH_WQE_L3_INNER_CSUM` / `_L4_INNER_CSUM` (tunnels).
+    pub l3_inner: bool,
+    pub l4_inner: bool,
+    /// `MLX5_ETH_WQE_L3_CSUM`: the IPv4 header checksum.
+    pub l3: bool,
+    /// `MLX5_ETH_WQE_L4_CSUM`: the TCP/UDP checksum.
+    pub l4: bool,
+}
+
+// The fast path builds and reads these through the plain byte: the
+// generated accessors are not `#[inline]`, and the queue code is
+// instantiated in the caller's crate.
+impl CsFlags {
+    /// The flags of a frame: `l3` for an IPv4 header, `l4` for TCP/UDP.
+    #[inline(always)]
+    pub const fn of(l3: bool, l4: bool) -> CsFlags {
+        CsFlags(((l3 as u8) << Self::L3_OFFSET) | ((l4 as u8) << Self::L4_OFFSET))
+    }
+
+    /// No checksum asked for.
+    #[inline(always)]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Bytes the Ethernet segment inlines for `inline` header bytes: a VLAN
+/// tag the driver inserts goes into the inlined headers.
+#[inline(always)]
+pub const fn inline_len(inline: usize, vlan: bool) -> usize {
+    if vlan && inline > 0 {
+        inline + crate::frame::VLAN_HLEN
+    } else {
+        inline
+    }
+}
+
+/// Write an Ethernet segment at the start of `seg` (the inline headers
+/// continue past its 16 bytes): the checksum flags, the MSS of an LSO
+/// WQE, and `hdr` (the frame's first bytes) inline with the VLAN tag
+/// `vlan` after the MACs; with nothing inline, the tag goes into `insert`
+/// (which shares its bytes with `inline_hdr`). Writes
+/// [`inline_len`]`(hdr.len(), vlan.is_some())` inline bytes.
+#[inline(always)]
+pub fn write_eth(seg: &mut [u8], cs: CsFlags, mss: Option<u16>, hdr: &[u8], vlan: Option<u16>) {
+    seg[eth::CS_FLAGS] = cs.0;
+    if let Some(mss) = mss {
+        seg[eth::MSS..][..2].copy_from_slice(&mss.to_be_bytes());
+    }
+    let inline = hdr.len();
+    let in_wqe = inline_len(inline, vlan.is_some());
+    if in_wqe > 0 {
+        seg[eth::INLINE_HDR_SZ..][..2].copy_from_slice(&(in_wqe as u16).to_be_bytes());
+        let at = eth::INLINE_HDR_START;
+        match vlan {
+            Some(tci) => {
+                // dst + src, the tag, then the rest of the headers.
+                let macs = 2 * 6;
+                seg[at..at + macs].copy_from_slice(&hdr[..macs]);
+                seg[at + macs..at + macs + 2]
+                    .copy_from_slice(&crate::frame::ETHERTYPE_VLAN.to_be_bytes());
+                seg[at + macs + 2..at + macs + 4].copy_from_slice(&tci.to_be_bytes());
+                seg[at + macs + 4..at + in_wqe].copy_from_slice(&hdr[macs..]);
+            }
+            None => seg[at..at + inline].copy_from_slice(hdr),
+        }
+    } else if let Some(tci) = vlan {
+        seg[eth::INSERT_TYPE..][..2].copy_from_slice(&eth::INSERT_VLAN.to_be_bytes());
+        seg[eth::INSERT_TCI..][..2].copy_from_slice(&tci.to_be_bytes());
+    }
+}
+
 /// `struct mlx5_wqe_data_seg` (16 bytes).
 pub mod data {
     pub const BYTE_COUNT: usize = 0x00;
     pub const LKEY: usize = 0x04;
     pub const ADDR: usize = 0x08;
+}
+
+/// Write a data segment at the start of `seg`: `byte_count` bytes at
+/// device address `addr` under `lkey` (send and cyclic receive WQEs).
+#[inline(always)]
+pub fn write_data(seg: &mut [u8], byte_count: u32, lkey: u32, addr: u64) {
+    seg[data::BYTE_COUNT..][..4].copy_from_slice(&byte_count.to_be_bytes());
+    seg[data::LKEY..][..4].copy_from_slice(&lkey.to_be_bytes());
+    seg[data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
 }
 
 /// L2 bytes inlined when the part requires L2 inlining: Ethernet header
@@ -170,6 +302,67 @@ mod tests {
         ] {
             assert_eq!(InlineMode::resolve(1, m.sqc_bits() as u8), Ok(m));
         }
+    }
+
+    /// `MLX5_WQE_CTRL_CQ_UPDATE` (`2 << 2`), `MLX5_WQE_CTRL_SOLICITED`
+    /// (`1 << 1`), `MLX5_ETH_WQE_L3_CSUM` (`1 << 6`) / `_L4_CSUM`
+    /// (`1 << 7`) / `_L3_INNER_CSUM` (`1 << 4`) in qp.h.
+    #[test]
+    fn flag_bytes_where_qp_h_puts_them() {
+        assert_eq!(SIGNALLED, 0x08);
+        assert_eq!(FmCeSe::new().with_se(true).into_bits(), 0x02);
+        assert_eq!(FmCeSe::new().with_fm(7).into_bits(), 0xe0);
+        assert_eq!(CsFlags::new().with_l3(true).into_bits(), 0x40);
+        assert_eq!(CsFlags::new().with_l4(true).into_bits(), 0x80);
+        assert_eq!(CsFlags::new().with_l3_inner(true).into_bits(), 0x10);
+        assert_eq!(
+            CsFlags::from_bits(0xc0),
+            CsFlags::new().with_l3(true).with_l4(true)
+        );
+    }
+
+    #[test]
+    fn segment_writers_golden_bytes() {
+        let mut w = [0u8; 64];
+        // ctrl: wqe_index 0x1234 [23:8] + SEND 0x0a; sqn 0xabcde [31:8] +
+        // ds 4 [5:0]; fm_ce_se at 0x0b.
+        let head = ctrl_head(0x1234, ctrl::OPCODE_SEND, 0xa_bcde, 4);
+        assert_eq!(head, 0x0012_340a_0abc_de04);
+        write_ctrl(&mut w, head, true);
+        #[rustfmt::skip]
+        assert_eq!(
+            w[..16],
+            [0x00, 0x12, 0x34, 0x0a,  0x0a, 0xbc, 0xde, 0x04,  0, 0, 0, 0x08,  0, 0, 0, 0]
+        );
+        // eth seg at 0x10: cs_flags 0x14, mss 0x16, inline_hdr.sz 0x1c,
+        // inline bytes from 0x1e: the MACs, 0x8100 + TCI, the ethertype.
+        let hdr: [u8; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00];
+        let cs = CsFlags::new().with_l3(true).with_l4(true);
+        write_eth(&mut w[DS..], cs, Some(1460), &hdr, Some(0x2064));
+        #[rustfmt::skip]
+        assert_eq!(
+            w[0x10..0x30],
+            [
+                0, 0, 0, 0,  0xc0, 0, 0x05, 0xb4,  0, 0, 0, 0,  0x00, 0x12, 1, 2,
+                3, 4, 5, 6,  7, 8, 9, 10,  11, 12, 0x81, 0x00,  0x20, 0x64, 0x08, 0x00,
+            ]
+        );
+        assert_eq!(inline_len(14, true), 18);
+        // Nothing inline: the tag goes into `insert` (type 0x8000, TCI).
+        let mut e = [0u8; 16];
+        write_eth(&mut e, CsFlags::new(), None, &[], Some(0x0005));
+        assert_eq!(
+            e,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x00, 0x00, 0x05]
+        );
+        // data seg: byte_count 0x00, lkey 0x04, addr 0x08 (all big-endian).
+        let mut d = [0u8; 16];
+        write_data(&mut d, 0x5ea, 0x100, 0x1_2345_6780);
+        #[rustfmt::skip]
+        assert_eq!(
+            d,
+            [0, 0, 0x05, 0xea,  0, 0, 0x01, 0x00,  0, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x80]
+        );
     }
 
     #[test]

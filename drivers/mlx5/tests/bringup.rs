@@ -4,6 +4,7 @@
 
 mod common;
 
+use cxos_drivers::PciAddress;
 use mlx5::caps::{CapMode, CapType, QueryHcaCap};
 use mlx5::pd::QuerySpecialContexts;
 use mlx5::port::{self, AccessRegister};
@@ -54,13 +55,13 @@ fn every_personality_attaches_and_detaches_in_both_modes() {
             // Completions after EQ0 came by event on vector 0.
             assert!(a.stats().cmd_events > 0, "{what}: command EQEs seen");
             assert!(sim.msix_count(0) > 0, "{what}: vector 0 signalled");
-            let line = a.info_line();
-            let prefix = format!("mlx5 01:00.0: {} fw ", pers.name());
-            assert!(line.starts_with(&prefix), "{line}");
-            assert!(
-                line.contains(", 1 port, MAC ") && line.contains("link up "),
-                "{line}"
-            );
+            // The attach line: `mlx5 01:00.0: <part> fw ..., 1 port, MAC ...,
+            // link up <speed>`.
+            let info = a.info();
+            assert_eq!(info.pci, PciAddress::new(0, 1, 0, 0), "{info:?}");
+            assert_eq!(info.part.name(), pers.name(), "{info:?}");
+            assert_eq!((info.ports, info.mac), (1, a.mac()), "{info:?}");
+            assert!(info.link_up && info.speed_mbps > 0, "{info:?}");
             let (_, report) = a.detach();
             assert_eq!(report.errors, 0, "{what}: {:?}", report.first_error);
             assert_eq!(report.pages_lost, 0, "{what}");
@@ -104,22 +105,19 @@ fn reattach_after_detach() {
 fn reports_name_the_adapter() {
     let sim = SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous);
     let a = attach(&sim);
+    // `phys`: `01:00.0 ConnectX-4 Lx fw ... mac <mac> ... ok`.
     let s = a.summary();
-    assert!(s.starts_with("01:00.0 ConnectX-4 Lx fw "), "{s}");
-    assert!(
-        s.contains(&format!("mac {}", a.mac())) && s.ends_with(" ok"),
-        "{s}"
-    );
+    assert_eq!(s.pci, PciAddress::new(0, 1, 0, 0), "{s:?}");
+    assert_eq!(s.part.name(), "ConnectX-4 Lx", "{s:?}");
+    assert_eq!((s.mac, s.failed), (a.mac(), false), "{s:?}");
+    // `phys <pci>`: EQ0, the completion EQs, pages, commands, caps.
     let r = a.report();
-    for want in [
-        "eq0: eqn",
-        "comp eq: eqn",
-        "pages: held",
-        "commands: ",
-        "caps: ports 1",
-    ] {
-        assert!(r.contains(want), "missing {want:?} in\n{r}");
-    }
+    assert_eq!(r.summary, s);
+    assert!(r.eq0.is_some_and(|e| e.entries > 0), "{r:?}");
+    assert!(!r.comp_eqs.is_empty(), "{r:?}");
+    assert_eq!(r.pages.held, a.pages_held(), "{r:?}");
+    assert!(r.commands.commands > 0, "{r:?}");
+    assert_eq!(r.caps.general.num_ports, 1, "{r:?}");
     a.detach();
 }
 
@@ -177,6 +175,24 @@ fn page_request_during_a_command() {
     assert_eq!(a.pages_held(), held + 4);
     a.detach();
     assert_eq!(sim.pages_held(), 0);
+}
+
+/// The port-event queue is bounded (`PORT_EVENTS`): a storm keeps the
+/// latest events, and the link state is still read from the port.
+#[test]
+fn a_storm_of_port_events_keeps_the_latest() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let mut a = attach(&sim);
+    for i in 0..100 {
+        sim.set_link(i % 2 == 1);
+    }
+    let events = a.poll().unwrap();
+    assert_eq!(events.len(), mlx5::cmd_engine::PORT_EVENTS, "{events:?}");
+    assert_eq!(events.back(), Some(&PortEvent::Up));
+    assert_eq!(events.front(), Some(&PortEvent::Down));
+    assert!(a.link_up());
+    assert!(a.poll().unwrap().is_empty());
+    a.detach();
 }
 
 #[test]
@@ -285,7 +301,7 @@ fn port_admin_state_is_restored() {
     let a = Adapter::attach(p, cfg).map_err(|f| f.error).unwrap();
     assert!(!a.port().admin_up, "restored to down at detach, left down");
     assert!(!a.link_up());
-    assert!(a.info_line().ends_with("link down"), "{}", a.info_line());
+    assert!(!a.info().link_up, "{:?}", a.info());
     a.detach();
 }
 

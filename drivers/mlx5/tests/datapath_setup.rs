@@ -7,10 +7,10 @@ mod common;
 
 use mlx5::cmd::{Exec, op};
 use mlx5::error::CmdFailure;
-use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::q_counter::{AllocQCounter, QueryQCounter, dealloc_q_counter};
 use mlx5::wqe::InlineMode;
 use mlx5::{Adapter, Error};
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::faults::Fault;
 use mlx5_sim::harness::{Mode, SimPlatform};
@@ -91,7 +91,7 @@ fn a_failed_open_is_undone_on_the_model() {
             status: 0x05,
             syndrome: 0xc0ffee,
         });
-        let f = EthPort::open(a, r, EthConfig::default()).unwrap_err();
+        let f = QueueSet::open(a, r, EthConfig::default()).unwrap_err();
         match f.error {
             Error::Command(c) => {
                 assert_eq!(c.opcode, op::CREATE_CQ);

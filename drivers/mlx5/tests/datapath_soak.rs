@@ -5,7 +5,7 @@ mod common;
 
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
-use mlx5::eth::{EthConfig, EthPort, Resources};
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{self, CountingAlloc, Mode, SimPlatform};
 
@@ -16,13 +16,13 @@ static ALLOC: CountingAlloc = CountingAlloc::new();
 /// at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-type Port = EthPort<Adapter<SimPlatform>>;
+type Port = QueueSet<Adapter<SimPlatform>>;
 
 fn open(sim: &SimPlatform) -> Port {
     let a =
         Adapter::attach(sim.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
     let r = Resources::of(&a).unwrap();
-    EthPort::open(a, r, EthConfig::default()).unwrap_or_else(|f| panic!("{}", f.error))
+    QueueSet::open(a, r, EthConfig::default()).unwrap_or_else(|f| panic!("{}", f.error))
 }
 
 /// Move `n` 60-byte frames a -> b in batches of 32; returns frames received.
@@ -142,7 +142,7 @@ fn offloads_rss_and_striding_rq_allocate_nothing() {
         let x =
             Adapter::attach(sb.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
         let r = Resources::of(&x).unwrap();
-        EthPort::open(x, r, cfg).unwrap_or_else(|f| panic!("{}", f.error))
+        QueueSet::open(x, r, cfg).unwrap_or_else(|f| panic!("{}", f.error))
     };
     let dst = b.mac();
     let meta = TxMeta {
@@ -195,7 +195,7 @@ fn offloads_rss_and_striding_rq_allocate_nothing() {
     for i in 0..8 {
         assert!(
             b.rq_at(i).unwrap().stats.packets > 0,
-            "queue {i}: {}",
+            "queue {i}: {:?}",
             b.rings()
         );
     }

@@ -11,9 +11,9 @@ mod common;
 use std::ops::Range;
 
 use cxos_drivers::{Barrier, Mmio, NetDevice};
-use mlx5::eth::{EthConfig, EthPort, Resources, RqChoice};
 use mlx5::pd::QuerySpecialContexts;
 use mlx5::{Adapter, cq, eq, sq};
+use mlx5::{EthConfig, QueueSet, Resources, RqChoice};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::order::{check_doorbells, check_entry_reads, check_records};
 use mlx5_sim::harness::{Mode, OrderLog, Recording, SimPlatform, Step};
@@ -21,7 +21,7 @@ use mlx5_sim::harness::{Mode, OrderLog, Recording, SimPlatform, Step};
 use common::{close_port, open_port};
 
 /// A port whose driver runs on a recording platform.
-type Recorded = EthPort<Adapter<Recording>>;
+type Recorded = QueueSet<Adapter<Recording>>;
 
 /// Every entry (CQE, EQE, command entry) is 64 bytes with its ownership
 /// in byte 0x3f.
@@ -49,7 +49,7 @@ fn open_recorded(sim: &SimPlatform, cfg: EthConfig) -> (Recording, Recorded) {
         .map_err(|f| f.error)
         .unwrap();
     let res = Resources::of(&a).unwrap();
-    let port = EthPort::open(a, res, cfg).map_err(|f| f.error).unwrap();
+    let port = QueueSet::open(a, res, cfg).map_err(|f| f.error).unwrap();
     (r, port)
 }
 

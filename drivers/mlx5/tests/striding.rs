@@ -9,8 +9,8 @@ mod common;
 use common::{Port, close_port as close};
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
-use mlx5::eth::{EthConfig, EthPort, Resources, RqChoice};
 use mlx5::rq::RqKind;
+use mlx5::{EthConfig, QueueSet, Resources, RqChoice};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -25,7 +25,7 @@ fn attach(sim: &SimPlatform) -> (Adapter<SimPlatform>, Resources) {
 
 fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
     let (a, r) = attach(sim);
-    match EthPort::open(a, r, cfg) {
+    match QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }
@@ -78,7 +78,7 @@ fn exchange(a: &mut Port, b: &mut Port, lens: &[usize]) {
             idle += 1;
             assert!(
                 idle < 200_000,
-                "stuck at {got}/{}: {}",
+                "stuck at {got}/{}: {:?}",
                 lens.len(),
                 b.rings()
             );
@@ -108,7 +108,7 @@ fn the_kind_is_chosen_from_the_capabilities() {
                 rq_kind: RqChoice::Striding,
                 ..EthConfig::default()
             };
-            let f = EthPort::open(a, r, cfg).unwrap_err();
+            let f = QueueSet::open(a, r, cfg).unwrap_err();
             let (_, rep) = f.control.detach();
             assert_eq!(rep.errors, 0);
             assert_eq!(sim.dma_in_use(), before);

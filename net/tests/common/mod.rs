@@ -14,11 +14,11 @@ use cxos_net::smoltcp::wire::{
 };
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
-use mlx5::eth::{EthConfig, EthPort, Resources};
+use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
-pub type Port = EthPort<Adapter<SimPlatform>>;
+pub type Port = QueueSet<Adapter<SimPlatform>>;
 
 struct StderrLogger;
 
@@ -63,7 +63,7 @@ pub fn open_port(sim: &SimPlatform, cfg: EthConfig) -> Port {
         Err(f) => panic!("attach failed: {}", f.error),
     };
     let r = Resources::of(&a).expect("resources");
-    match EthPort::open(a, r, cfg) {
+    match QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }

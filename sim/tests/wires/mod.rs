@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use cxos_drivers::{Platform, TxError};
-use mlx5::eth::{EthConfig, EthPort, Resources};
 use mlx5::{Adapter, Config};
+use mlx5::{EthConfig, QueueSet, Resources};
 
-pub type Port<P> = EthPort<Adapter<P>>;
+pub type Port<P> = QueueSet<Adapter<P>>;
 
 /// The experimental ethertype of the test frames (IEEE 802 local experimental).
 pub const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
@@ -27,7 +27,7 @@ pub fn open<P: Platform>(p: P) -> Port<P> {
         Err(f) => panic!("attach failed: {}", f.error),
     };
     let r = Resources::of(&a).expect("resources");
-    match EthPort::open(a, r, EthConfig::default()) {
+    match QueueSet::open(a, r, EthConfig::default()) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }

@@ -76,16 +76,16 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// The port type every hosted data path test drives.
-pub type Port = mlx5::eth::EthPort<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>;
+pub type Port = mlx5::QueueSet<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>;
 
 /// Attach the driver to `sim` and open its port with `cfg`.
-pub fn open_port(sim: &mlx5_sim::harness::SimPlatform, cfg: mlx5::eth::EthConfig) -> Port {
+pub fn open_port(sim: &mlx5_sim::harness::SimPlatform, cfg: mlx5::EthConfig) -> Port {
     let a = match mlx5::Adapter::attach(sim.clone(), config()) {
         Ok(a) => a,
         Err(f) => panic!("attach failed: {}", f.error),
     };
-    let r = mlx5::eth::Resources::of(&a).expect("resources");
-    match mlx5::eth::EthPort::open(a, r, cfg) {
+    let r = mlx5::Resources::of(&a).expect("resources");
+    match mlx5::QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }

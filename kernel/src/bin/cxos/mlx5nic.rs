@@ -22,10 +22,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
-use mlx5::eth::{CloseReport, Resources};
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
+use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
 use crate::drivers::PciDriver;
@@ -95,7 +95,7 @@ impl PciDriver for Mlx5Driver {
             .map(|s| {
                 let addr = s.addr;
                 s.state
-                    .with_adapter(|a| a.summary())
+                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
                     .unwrap_or_else(|| format!("{addr} mlx5 detached"))
             })
             .collect()
@@ -106,7 +106,7 @@ impl PciDriver for Mlx5Driver {
         let slot = slots.iter_mut().find(|s| s.addr == addr)?;
         Some(
             slot.state
-                .with_adapter(|a| a.report())
+                .with_adapter(|a| cxos_kernel::mlx5_report::adapter(&a.report()))
                 .ok_or_else(|| format!("mlx5 {addr}: not attached")),
         )
     }
@@ -238,7 +238,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
     platform.set_bus_master(true);
     match Adapter::attach(platform, Config::default()) {
         Ok(adapter) => {
-            println!("{}", adapter.info_line());
+            println!("{}", cxos_kernel::mlx5_report::info_line(&adapter.info()));
             let attach_ms = adapter.attach_ns() / 1_000_000;
             if adapter.link_up() && !slot.link_up_timed {
                 slot.link_up_timed = true;
@@ -491,7 +491,7 @@ pub fn vnic_lines() -> Vec<String> {
 #[cfg(feature = "net")]
 fn vnic_line(net: &cxos_net::NetIf<Mlx5Vnic>) -> String {
     let dev = net.device();
-    let report = dev.report_line();
+    let report = cxos_kernel::mlx5_report::vnic_line(&dev.info());
     // The driver's line starts with its own id (`vnic3`).
     let rest = report.split_once(' ').map_or("", |(_, r)| r);
     let v4 = net
@@ -733,13 +733,14 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
         }
         let body = match which {
             Report::Rings => {
-                let text = with_port_vnic(slot, |v| v.rings()).unwrap_or_default();
+                let text = with_port_vnic(slot, |v| cxos_kernel::mlx5_report::rings(&v.rings()))
+                    .unwrap_or_default();
                 #[cfg(feature = "net")]
                 let text = text + &vnic_rings(slot);
                 text
             }
             Report::Flows => match &slot.state {
-                State::Open(o) => o.nic.flows_report(),
+                State::Open(o) => cxos_kernel::mlx5_report::flows(&o.nic.flows_report()),
                 _ => String::new(),
             },
             Report::Stats => {
@@ -747,10 +748,12 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
                 let unclaimed = slot.rx_unclaimed;
                 with_port_vnic(slot, |vnic| {
                     let mut text = String::new();
-                    if let Err(e) = vnic.port_mut().refresh_counters() {
+                    if let Err(e) = vnic.queue_set_mut().refresh_counters() {
                         text.push_str(&format!("q counter not read: {e}\n"));
                     }
-                    text.push_str(&vnic.port().stats_report());
+                    text.push_str(&cxos_kernel::mlx5_report::stats(
+                        &vnic.queue_set().stats_report(),
+                    ));
                     #[cfg(not(feature = "net"))]
                     text.push_str(&format!(
                         "unclaimed rx frames (no network stack) {unclaimed}\n"
@@ -788,7 +791,7 @@ fn vnic_rings(slot: &Slot) -> String {
     };
     for n in &o.vnics {
         let Some(rings) = crate::netstack::with_net::<Mlx5Vnic, _>(&format!("vnic{n}"), |net| {
-            net.device().rings()
+            cxos_kernel::mlx5_report::rings(&net.device().rings())
         }) else {
             continue;
         };

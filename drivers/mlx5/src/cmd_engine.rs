@@ -1,6 +1,6 @@
 //! The command engine of one function: the command queue, EQ0 (once it
 //! exists), firmware pages and the failed flag. Every command goes through
-//! [`Device::submit`] / [`Device::wait`] (or [`Device::exec`]): traced at
+//! [`CmdEngine::submit`] / [`CmdEngine::wait`] (or [`CmdEngine::exec`]): traced at
 //! log target `mlx5::cmd`, failing fast once the adapter is failed, and
 //! servicing EQ0 (command completions, page requests, port events) while
 //! it waits.
@@ -12,7 +12,7 @@ use cxos_drivers::{Clock, ConfigSpace, DmaRegion, Msix, Platform, Region};
 use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
-use crate::error::{CmdError, CmdFailure, Error};
+use crate::error::{CmdError, CmdFailure, DeviceError, Error};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -39,6 +39,13 @@ impl<C> Ticket<C> {
         self.slot
     }
 }
+
+/// Port events kept between two [`crate::Adapter::poll`]s: a storm of
+/// events keeps only the latest ones.
+pub const PORT_EVENTS: usize = 64;
+
+/// The port events seen on EQ0, oldest first.
+pub type PortEvents = heapless::Deque<PortEvent, PORT_EVENTS>;
 
 /// Link state change seen on EQ0.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -68,8 +75,10 @@ pub struct Stats {
     pub unknown_pages_returned: u64,
 }
 
+/// The command engine: everything a command needs on its way through the
+/// device (see the module documentation). The [`crate::Adapter`] owns one.
 #[derive(Debug)]
-pub struct Device<P: Platform> {
+pub struct CmdEngine<P: Platform> {
     pub(crate) p: P,
     pub(crate) cmdq: CmdQueue<P>,
     pub(crate) eq0: Option<Eq<P>>,
@@ -80,7 +89,7 @@ pub struct Device<P: Platform> {
     /// Positive page requests are refused during teardown.
     pub(crate) accept_page_requests: bool,
     pub(crate) max_pages: u32,
-    pub(crate) port_events: Vec<PortEvent>,
+    pub(crate) port_events: PortEvents,
     pub(crate) fault: Option<FaultReport>,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
@@ -91,7 +100,7 @@ pub struct Device<P: Platform> {
     last_irq_ns: u64,
 }
 
-impl<P: Platform> Device<P> {
+impl<P: Platform> CmdEngine<P> {
     pub fn new(p: P, cmdq: CmdQueue<P>, timeout_ms: u64, max_pages: u32) -> Self {
         Self {
             p,
@@ -102,7 +111,7 @@ impl<P: Platform> Device<P> {
             in_page_work: false,
             accept_page_requests: true,
             max_pages,
-            port_events: Vec::new(),
+            port_events: PortEvents::new(),
             fault: None,
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
@@ -316,7 +325,7 @@ impl<P: Platform> Device<P> {
         self.drain_eq0(false)
     }
 
-    /// As [`Device::service_eq0`]; `peek` drains whatever is waiting
+    /// As [`CmdEngine::service_eq0`]; `peek` drains whatever is waiting
     /// without needing an interrupt (the owner's poll).
     pub(crate) fn drain_eq0(&mut self, peek: bool) {
         let Some(eq0) = self.eq0.as_ref() else {
@@ -380,10 +389,10 @@ impl<P: Platform> Device<P> {
                     other => PortEvent::Other(other),
                 };
                 // Bounded: a storm of events keeps only the latest ones.
-                if self.port_events.len() >= 64 {
-                    self.port_events.remove(0);
+                if self.port_events.is_full() {
+                    self.port_events.pop_front();
                 }
-                self.port_events.push(ev);
+                let _ = self.port_events.push_back(ev);
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;
@@ -447,7 +456,11 @@ impl<P: Platform> Device<P> {
                     failed: true,
                 });
             }
-            return Err(Error::Device("page request beyond the configured limit"));
+            return Err(DeviceError::PageRequest {
+                pages: n,
+                limit: self.max_pages,
+            }
+            .into());
         }
         let mut left = n.unsigned_abs() as usize;
         while left > 0 {
@@ -512,7 +525,7 @@ impl<P: Platform> Device<P> {
     }
 
     /// Drain port events seen so far.
-    pub fn take_port_events(&mut self) -> Vec<PortEvent> {
+    pub fn take_port_events(&mut self) -> PortEvents {
         core::mem::take(&mut self.port_events)
     }
 

@@ -1,0 +1,158 @@
+//! What a queue set needs from the adapter that owns (or shares) the
+//! function: the [`Control`] trait (commands, the platform handles the
+//! queues clone, completion events, a place for memory the device may
+//! still reference, the link state), and the [`Resources`] and
+//! [`DataPathCaps`] bring-up provides.
+
+use alloc::sync::Arc;
+
+use cxos_drivers::{LinkState, Platform, Region};
+
+use crate::adapter::Adapter;
+use crate::cmd::Exec;
+use crate::cq::Cqn;
+use crate::eq::{CompEq, Eqn};
+use crate::error::{Error, Missing, Unsupported};
+use crate::pd::{Lkey, Pd, Tdn};
+use crate::uar::Uar;
+use crate::vport::Mac;
+use crate::wqe::InlineMode;
+
+/// What the data path needs from the adapter: commands, the platform's
+/// DMA allocator, MMIO and clock handles (cloned into the queues, so the
+/// packet path reaches none of them through the adapter), completion
+/// events, and a place for memory the device may still reference.
+pub trait Control: Exec {
+    type P: Platform;
+    fn dma(&self) -> &<Self::P as Platform>::Dma;
+    fn mmio(&self) -> &<Self::P as Platform>::Mmio;
+    fn clock(&self) -> &<Self::P as Platform>::Clock;
+    /// Pop completion events of completion EQ `index` (calling `f` with
+    /// each CQN) and re-arm it.
+    fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize;
+    /// Completion EQ `index` as a shared handle (its own lock), for data
+    /// paths that share the adapter and poll their EQs without it (VNICs);
+    /// `None` when there is no such EQ or it cannot be shared.
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<Self::P>>>;
+    /// Keep memory whose queue could not be destroyed.
+    fn retire(&mut self, mem: Region<Self::P>);
+    /// Link state of the physical port as last read from its registers.
+    fn link(&self) -> LinkState;
+    /// Completion EQs there are, and the number of the one at `index`
+    /// (receive queues spread over them).
+    fn comp_eq_count(&self) -> usize {
+        1
+    }
+    fn comp_eqn(&self, index: usize) -> Option<Eqn> {
+        let _ = index;
+        None
+    }
+}
+
+impl<P: Platform> Control for Adapter<P> {
+    type P = P;
+    fn dma(&self) -> &P::Dma {
+        self.platform().dma()
+    }
+    fn mmio(&self) -> &P::Mmio {
+        self.platform().mmio()
+    }
+    fn clock(&self) -> &P::Clock {
+        self.platform().clock()
+    }
+    fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize {
+        Adapter::poll_comp_eq(self, index, f)
+    }
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<P>>> {
+        Adapter::shared_comp_eq(self, index)
+    }
+    fn retire(&mut self, mem: Region<P>) {
+        Adapter::retire(self, mem)
+    }
+    fn comp_eq_count(&self) -> usize {
+        self.comp_eqs().len()
+    }
+    fn comp_eqn(&self, index: usize) -> Option<Eqn> {
+        self.comp_eqs().get(index).map(|e| e.0)
+    }
+    fn link(&self) -> LinkState {
+        LinkState {
+            up: self.link_up(),
+            speed_mbps: if self.link_up() {
+                self.port().speed_mbps
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// What the adapter's bring-up provides to a data path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Resources {
+    pub pd: Pd,
+    pub td: Tdn,
+    pub uar: Uar,
+    pub lkey: Lkey,
+    /// Completion EQ (number, and index for [`Control::poll_comp_eq`]).
+    pub eqn: Eqn,
+    pub eq_index: usize,
+    pub inline: InlineMode,
+    pub mac: Mac,
+    /// What the part offers the data path.
+    pub caps: DataPathCaps,
+}
+
+/// Data path capabilities of the part (`per_protocol_networking_offload_caps`
+/// and `cmd_hca_cap`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DataPathCaps {
+    /// `csum_cap`: transmit checksum insertion, receive verification.
+    pub csum: bool,
+    /// `vlan_cap`: receive VLAN stripping.
+    pub vlan_strip: bool,
+    /// `wqe_vlan_insert`: the Ethernet segment's `insert`.
+    pub vlan_insert: bool,
+    /// `max_lso_cap`: log2 of the largest LSO message (0: none).
+    pub log_max_lso: u8,
+    /// `striding_rq` and the stride sizes it takes (log2 bytes).
+    pub striding_rq: bool,
+    pub log_min_stride: u8,
+    pub log_max_stride: u8,
+}
+
+impl DataPathCaps {
+    pub fn of(c: &crate::caps::Caps) -> DataPathCaps {
+        let on = c.general.eth_net_offloads;
+        DataPathCaps {
+            csum: on && c.eth.csum,
+            vlan_strip: on && c.eth.vlan,
+            vlan_insert: on && c.eth.wqe_vlan_insert,
+            log_max_lso: if on { c.eth.max_lso } else { 0 },
+            striding_rq: c.general.striding_rq,
+            log_min_stride: c.general.log_min_stride_sz_rq,
+            log_max_stride: c.general.log_max_stride_sz_rq,
+        }
+    }
+}
+
+impl Resources {
+    /// From an attached adapter (completion EQ 0).
+    pub fn of<P: Platform>(a: &Adapter<P>) -> Result<Resources, Error> {
+        let (eqn, _) = *a.comp_eqs().first().ok_or(Missing::CompEq)?;
+        let inline =
+            InlineMode::resolve(a.caps().eth.wqe_inline_mode, a.vport().min_wqe_inline_mode)
+                .map_err(Unsupported::InlineMode)?;
+        Ok(Resources {
+            pd: a.pd().ok_or(Missing::Pd)?,
+            td: a.tdn().ok_or(Missing::TransportDomain)?,
+            uar: a.uar().ok_or(Missing::Uar)?,
+            lkey: a.reserved_lkey().ok_or(Missing::ReservedLkey)?,
+            eqn,
+            eq_index: 0,
+            inline,
+            mac: a.mac(),
+            caps: DataPathCaps::of(a.caps()),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! A queue set's settings ([`EthConfig`]) and the sizes derived from them
+//! and the part's capabilities (buffer and ring sizes, receive queue kind,
+//! queue count).
+
+use super::QueueSet;
+use crate::control::Control;
+use crate::rq::RqKind;
+use crate::sq;
+
+/// Data path settings.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EthConfig {
+    /// IP MTU; receive and transmit buffers hold MTU + 18 bytes.
+    pub mtu: usize,
+    /// log2 of the SQ and transmit buffer count.
+    pub log_sq: u8,
+    /// log2 of the RQ and receive buffer count.
+    pub log_rq: u8,
+    /// A transmit completion is requested every this many WQEs (and at
+    /// the end of every batch).
+    pub cq_every: u16,
+    /// Interrupt-driven (CQs armed, completion EQ consumed) or polled.
+    pub interrupts: bool,
+    /// log2 of the root flow table size (2^n - 2 MACs: the function's,
+    /// broadcast, multicast groups, VNICs).
+    pub flow_log_size: u8,
+    /// log2 of each per-MAC VLAN table's size (2^n - 1 VLANs per MAC).
+    pub vlan_log_size: u8,
+    /// Strip VLAN tags on receive into [`cxos_drivers::RxMeta::vlan`] (when the part
+    /// can); off: tagged frames arrive as they were on the wire.
+    pub vlan_strip: bool,
+    /// 64 KiB transmit buffers for LSO frames (0: no LSO).
+    pub lso_bufs: u8,
+    /// Receive queues (each with its own CQ, spread over the completion
+    /// EQs); more than one spreads flows by RSS (rounded down to a power
+    /// of two).
+    pub rss_queues: u8,
+    /// The Toeplitz key of the RSS TIRs.
+    pub rss_key: [u8; 40],
+    /// Cyclic or striding (multi-packet) receive queues.
+    pub rq_kind: RqChoice,
+}
+
+/// Which receive queue kind [`QueueSet::open`] creates.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum RqChoice {
+    /// Striding where the part has it (`striding_rq`), cyclic elsewhere.
+    #[default]
+    Auto,
+    Cyclic,
+    /// Striding, or the open fails on a part without it.
+    Striding,
+}
+
+impl Default for EthConfig {
+    fn default() -> Self {
+        Self {
+            mtu: 1500,
+            log_sq: 9,
+            log_rq: 9,
+            cq_every: 32,
+            interrupts: true,
+            flow_log_size: 6,
+            vlan_log_size: 4,
+            vlan_strip: false,
+            lso_bufs: 4,
+            rss_queues: 1,
+            rss_key: crate::rss::DEFAULT_KEY,
+            rq_kind: RqChoice::Auto,
+        }
+    }
+}
+
+/// Ethernet header plus one VLAN tag.
+pub const L2_OVERHEAD: usize = 18;
+/// One LSO transmit buffer: the largest LSO frame, 64-byte aligned.
+pub const LSO_BUF_SIZE: usize = sq::MAX_LSO_FRAME.div_ceil(64) * 64;
+/// Header room kept out of the LSO payload limit (any Ethernet + IP + TCP
+/// headers fit).
+pub const LSO_HEADROOM: usize = 256;
+
+/// Receive queue sizes ([`QueueSet::rx_geometry`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct RxGeometry {
+    pub(super) kind: RqKind,
+    pub(super) log_wqes: u8,
+    pub(super) buf_size: usize,
+    pub(super) cq_log: u8,
+}
+
+impl<C: Control> QueueSet<C> {
+    /// The receive queues' kind and sizes. Cyclic: 2^log_rq buffers of
+    /// MTU + 18 bytes, a CQE per buffer. Striding: WQEs of 512 strides of
+    /// 64 bytes (or the part's smallest stride), as many as take about the
+    /// cyclic ring's memory (at least 4), a CQE per stride.
+    pub(super) fn rx_geometry(&self) -> RxGeometry {
+        let cfg = self.cfg;
+        let c = self.res.caps;
+        let frame = cfg.mtu + L2_OVERHEAD;
+        let striding = match cfg.rq_kind {
+            RqChoice::Cyclic => false,
+            RqChoice::Auto | RqChoice::Striding => c.striding_rq,
+        };
+        let log_stride = c.log_min_stride.max(crate::wq::LOG_STRIDE_SZ_BASE);
+        let log_strides = crate::wq::LOG_NUM_STRIDES_BASE;
+        let wqe = 1usize << (log_strides + log_stride);
+        if !striding || frame > wqe || (c.log_max_stride != 0 && log_stride > c.log_max_stride) {
+            return RxGeometry {
+                kind: RqKind::Cyclic,
+                log_wqes: cfg.log_rq,
+                buf_size: frame,
+                cq_log: cfg.log_rq,
+            };
+        }
+        let cyclic_bytes = (frame.div_ceil(64) * 64) << cfg.log_rq;
+        let log_wqes = (cyclic_bytes / wqe).max(4).ilog2() as u8;
+        RxGeometry {
+            kind: RqKind::Striding {
+                log_strides,
+                log_stride,
+            },
+            log_wqes,
+            buf_size: wqe,
+            cq_log: (log_wqes + log_strides).min(22),
+        }
+    }
+
+    /// Receive queues the configuration asks for: a power of two, at
+    /// least one, no more than the RQT may hold.
+    pub(super) fn rx_queue_target(&self) -> usize {
+        let n = (self.cfg.rss_queues.max(1) as usize).min(64);
+        1 << n.ilog2()
+    }
+}

@@ -1,0 +1,491 @@
+//! The shared part of an adapter with VNICs ([`Nic`]): the control plane
+//! behind one lock (commands, the steering, the VNIC registry), the
+//! completion EQs and platform handles the packet paths use without it;
+//! and a VNIC's view of it ([`NicCtl`]).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use cxos_drivers::{LinkState, Platform, Region};
+use spin::Mutex;
+
+use super::{Vnic, VnicError, VnicId, VnicInfo, VnicSpec, valid_queues, vlan_match, vlan_text};
+use crate::cmd::{Command, Exec};
+use crate::control::{Control, Resources};
+use crate::cq::Cqn;
+use crate::eq::{CompEq, EqFull, Eqn};
+use crate::error::{CmdError, Missing};
+use crate::flow::{BROADCAST, Destination, FlowError};
+use crate::flow_counter::Traffic;
+use crate::queue_set::{CloseReport, EthConfig, OpenFailure, QueueSet};
+use crate::rq::Rqn;
+use crate::sq::Sqn;
+use crate::steering::{Steering, SteeringConfig};
+use crate::tir::Tirn;
+use crate::vport::Mac;
+
+type Plat<C> = <C as Control>::P;
+
+/// Settings of a [`Nic`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NicConfig {
+    /// Template of every VNIC's queues (`rss_queues` and `vlan_strip` are
+    /// set per VNIC; `flow_log_size` / `vlan_log_size` are unused: the
+    /// steering comes from `steering`).
+    pub eth: EthConfig,
+    pub steering: SteeringConfig,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        Self {
+            eth: EthConfig {
+                log_sq: 8,
+                log_rq: 8,
+                lso_bufs: 2,
+                ..EthConfig::default()
+            },
+            steering: SteeringConfig {
+                log_root: 8,
+                log_vlan: 4,
+            },
+        }
+    }
+}
+
+/// What the registry knows of one VNIC.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Registered {
+    id: VnicId,
+    mac: Mac,
+    vlan: Option<u16>,
+    queues: usize,
+    dest: Destination,
+    tir: Option<Tirn>,
+    rqns: Vec<Rqn>,
+    sqn: Option<Sqn>,
+    cqs: Vec<Cqn>,
+}
+
+struct Inner<C: Control> {
+    ctl: C,
+    res: Resources,
+    cfg: NicConfig,
+    steering: Option<Steering>,
+    vnics: Vec<Registered>,
+    next_id: u32,
+}
+
+/// What every handle shares: the control plane behind the lock, and what
+/// the packet paths need outside it.
+struct Shared<C: Control> {
+    inner: Mutex<Inner<C>>,
+    /// The adapter's completion EQs, each with its own lock.
+    eqs: Vec<Arc<CompEq<Plat<C>>>>,
+    dma: <Plat<C> as Platform>::Dma,
+    mmio: <Plat<C> as Platform>::Mmio,
+    clock: <Plat<C> as Platform>::Clock,
+    /// [`Control::link`] as of the last adapter call ([`link_word`]):
+    /// `NetDevice::link` is asked on every poll.
+    link: AtomicU64,
+}
+
+impl<C: Control> Shared<C> {
+    /// Lock the control plane; the link state is refreshed when the guard
+    /// goes (any adapter call may have re-read the port).
+    fn lock(&self) -> ControlGuard<'_, C> {
+        ControlGuard {
+            guard: self.inner.lock(),
+            link: &self.link,
+        }
+    }
+}
+
+struct ControlGuard<'a, C: Control> {
+    guard: spin::MutexGuard<'a, Inner<C>>,
+    link: &'a AtomicU64,
+}
+
+impl<C: Control> core::ops::Deref for ControlGuard<'_, C> {
+    type Target = Inner<C>;
+    fn deref(&self) -> &Inner<C> {
+        &self.guard
+    }
+}
+
+impl<C: Control> core::ops::DerefMut for ControlGuard<'_, C> {
+    fn deref_mut(&mut self) -> &mut Inner<C> {
+        &mut self.guard
+    }
+}
+
+impl<C: Control> Drop for ControlGuard<'_, C> {
+    fn drop(&mut self) {
+        self.link
+            .store(link_word(self.guard.ctl.link()), Ordering::Release);
+    }
+}
+
+fn link_word(l: LinkState) -> u64 {
+    ((l.up as u64) << 32) | l.speed_mbps as u64
+}
+
+fn link_state(w: u64) -> LinkState {
+    LinkState {
+        up: w >> 32 != 0,
+        speed_mbps: w as u32,
+    }
+}
+
+/// The shared part of an adapter with VNICs (see the module
+/// documentation). Clones are handles to the same adapter.
+pub struct Nic<C: Control> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C: Control> Clone for Nic<C> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C: Control> fmt::Debug for Nic<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Nic({} vnics)", self.count())
+    }
+}
+
+/// A VNIC's view of the shared adapter: commands (under the adapter lock),
+/// the platform handles and completion EQs (without it), and only its own
+/// CQs' completion events.
+pub struct NicCtl<C: Control> {
+    nic: Arc<Shared<C>>,
+    /// The VNIC's CQs (set once its queues exist).
+    own: Vec<Cqn>,
+}
+
+impl<C: Control> fmt::Debug for NicCtl<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NicCtl({:?})", self.own)
+    }
+}
+
+impl<C: Control> Exec for NicCtl<C> {
+    fn exec<K: Command>(&mut self, cmd: &K) -> Result<K::Output, CmdError> {
+        self.nic.lock().ctl.exec(cmd)
+    }
+}
+
+impl<C: Control> Control for NicCtl<C> {
+    type P = Plat<C>;
+    fn dma(&self) -> &<Plat<C> as Platform>::Dma {
+        &self.nic.dma
+    }
+    fn mmio(&self) -> &<Plat<C> as Platform>::Mmio {
+        &self.nic.mmio
+    }
+    fn clock(&self) -> &<Plat<C> as Platform>::Clock {
+        &self.nic.clock
+    }
+    fn poll_comp_eq(&mut self, index: usize, f: impl FnMut(Cqn)) -> usize {
+        self.nic
+            .eqs
+            .get(index)
+            .map_or(0, |eq| eq.poll_claim(&self.own, f))
+    }
+    fn shared_comp_eq(&self, index: usize) -> Option<Arc<CompEq<Plat<C>>>> {
+        self.nic.eqs.get(index).cloned()
+    }
+    fn retire(&mut self, mem: Region<Plat<C>>) {
+        self.nic.lock().ctl.retire(mem)
+    }
+    fn link(&self) -> LinkState {
+        link_state(self.nic.link.load(Ordering::Acquire))
+    }
+    fn comp_eq_count(&self) -> usize {
+        self.nic.eqs.len()
+    }
+    fn comp_eqn(&self, index: usize) -> Option<Eqn> {
+        self.nic.eqs.get(index).map(|e| e.eqn)
+    }
+}
+
+impl<C: Control> Nic<C> {
+    /// Take the adapter and create the function's steering (the root table;
+    /// nothing is received until a VNIC exists).
+    pub fn new(mut ctl: C, res: Resources, cfg: NicConfig) -> Result<Nic<C>, OpenFailure<C>> {
+        let eqs: Vec<_> = (0..ctl.comp_eq_count())
+            .map_while(|i| ctl.shared_comp_eq(i))
+            .collect();
+        if eqs.len() != ctl.comp_eq_count() {
+            return Err(OpenFailure {
+                error: Missing::SharedCompEq(eqs.len()).into(),
+                control: ctl,
+            });
+        }
+        let steering = match Steering::create(&mut ctl, cfg.steering) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(OpenFailure {
+                    error: e.into(),
+                    control: ctl,
+                });
+            }
+        };
+        let (dma, mmio, clock) = (ctl.dma().clone(), ctl.mmio().clone(), ctl.clock().clone());
+        let link = AtomicU64::new(link_word(ctl.link()));
+        Ok(Nic {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    ctl,
+                    res,
+                    cfg,
+                    steering: Some(steering),
+                    vnics: Vec::new(),
+                    next_id: 0,
+                }),
+                eqs,
+                dma,
+                mmio,
+                clock,
+                link,
+            }),
+        })
+    }
+
+    /// Run `f` on the adapter (EQ 0 service, health, reports).
+    pub fn with_adapter<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.shared.lock().ctl)
+    }
+
+    /// Run `f` on the steering and the adapter (inspection, tests).
+    pub fn with_steering<R>(&self, f: impl FnOnce(&mut Steering, &mut C) -> R) -> Option<R> {
+        let mut g = self.shared.lock();
+        let inner = &mut *g;
+        let st = inner.steering.as_mut()?;
+        Some(f(st, &mut inner.ctl))
+    }
+
+    /// The adapter's resources (port MAC, completion EQ, ...).
+    pub fn resources(&self) -> Resources {
+        self.shared.lock().res
+    }
+
+    /// Live VNICs.
+    pub fn count(&self) -> usize {
+        self.shared.lock().vnics.len()
+    }
+
+    /// A locally administered unicast MAC no VNIC uses, derived from the
+    /// port's MAC (so two adapters generate different ones) and `id`.
+    fn generate_mac(inner: &Inner<C>, id: u32) -> Mac {
+        let p = inner.res.mac.0;
+        let mut n = id;
+        loop {
+            let m = Mac([0x02, p[3], p[4], p[5], (n >> 8) as u8, n as u8 ^ 0x80]);
+            if m != inner.res.mac && !inner.vnics.iter().any(|v| v.mac == m) {
+                return m;
+            }
+            n = n.wrapping_add(1);
+        }
+    }
+
+    /// Create a VNIC: its queues, its flow rules (unicast (MAC, VLAN) and
+    /// broadcast on its VLAN), the vport's unicast list. On failure
+    /// everything created is undone.
+    pub fn create(&self, spec: VnicSpec) -> Result<Vnic<C>, VnicError> {
+        if let Some(v) = spec.vlan
+            && !(1..=4094).contains(&v)
+        {
+            return Err(VnicError::BadVlan(v));
+        }
+        if !valid_queues(spec.queues) {
+            return Err(VnicError::BadQueues(spec.queues));
+        }
+        let (id, mac, res, cfg) = {
+            let mut g = self.shared.lock();
+            let id = g.next_id;
+            let mac = match spec.mac {
+                Some(m) => m,
+                None => Self::generate_mac(&g, id),
+            };
+            if mac.0[0] & 1 != 0 || mac.0 == [0; 6] {
+                return Err(VnicError::BadMac(mac));
+            }
+            if g.vnics.iter().any(|v| v.mac == mac && v.vlan == spec.vlan) {
+                return Err(VnicError::InUse {
+                    mac,
+                    vlan: spec.vlan,
+                });
+            }
+            g.next_id += 1;
+            let mut res = g.res;
+            res.mac = mac;
+            let cfg = EthConfig {
+                rss_queues: spec.queues,
+                vlan_strip: spec.vlan.is_some(),
+                ..g.cfg.eth
+            };
+            (VnicId(id), mac, res, cfg)
+        };
+        let ctl = NicCtl {
+            nic: self.shared.clone(),
+            own: Vec::new(),
+        };
+        let mut qs = match QueueSet::open_queues(ctl, res, cfg) {
+            Ok(p) => p,
+            Err(f) => return Err(VnicError::Open(f.error)),
+        };
+        let mut cqs: Vec<(Cqn, Eqn)> = qs.tx_cq().map(|c| (c.cqn, c.eqn)).into_iter().collect();
+        cqs.extend((0..qs.rx_queues()).filter_map(|i| qs.rx_cq_at(i).map(|c| (c.cqn, c.eqn))));
+        let (cqs, eqns): (Vec<Cqn>, Vec<Eqn>) = cqs.into_iter().unzip();
+        qs.control_mut().own = cqs.clone();
+        let Some(dest) = qs.destination() else {
+            let _ = qs.close();
+            return Err(VnicError::Open(Missing::Tir.into()));
+        };
+        // Each CQ's events are claimed on its EQ before any frame can
+        // reach the VNIC (the flow rules come next).
+        let mut claimed = Ok(());
+        for eq in &self.shared.eqs {
+            let mine: Vec<Cqn> = cqs
+                .iter()
+                .zip(&eqns)
+                .filter(|(_, e)| **e == eq.eqn)
+                .map(|(c, _)| *c)
+                .collect();
+            if let Err(e) = eq.claim(&mine) {
+                claimed = Err(e);
+                break;
+            }
+        }
+        if let Err(EqFull(eqn)) = claimed {
+            for eq in &self.shared.eqs {
+                eq.forget(&cqs);
+            }
+            let _ = qs.close();
+            return Err(VnicError::EqFull(eqn));
+        }
+        let m = vlan_match(spec.vlan);
+        let installed = self
+            .with_steering(|st, ctl| {
+                st.add_match(ctl, mac, m, dest)?;
+                if let Err(e) = st.join(ctl, BROADCAST, m, dest) {
+                    let _ = st.remove_match(ctl, mac, m);
+                    return Err(e);
+                }
+                Ok(())
+            })
+            .unwrap_or(Err(FlowError::Unsupported));
+        if let Err(e) = installed {
+            for eq in &self.shared.eqs {
+                eq.forget(&cqs);
+            }
+            let _ = qs.close();
+            return Err(VnicError::Flow(e));
+        }
+        let reg = Registered {
+            id,
+            mac,
+            vlan: spec.vlan,
+            queues: qs.rx_queues(),
+            dest,
+            tir: qs.tir(),
+            rqns: (0..qs.rx_queues())
+                .filter_map(|i| qs.rq_at(i).map(|r| r.rqn))
+                .collect(),
+            sqn: qs.sq().map(|s| s.sqn),
+            cqs,
+        };
+        self.shared.lock().vnics.push(reg);
+        log::info!(target: "mlx5::vnic", "mlx5: {id} up: {mac} {} queues {}", vlan_text(spec.vlan), qs.rx_queues());
+        Ok(Vnic {
+            qs,
+            nic: self.clone(),
+            id,
+            mac,
+            vlan: spec.vlan,
+            dest,
+            groups: Vec::new(),
+            promisc: false,
+        })
+    }
+
+    /// Frames and bytes the adapter steered to a VNIC's unicast rule (a
+    /// command).
+    pub fn flow_traffic(&self, id: VnicId) -> Result<Traffic, FlowError> {
+        let (mac, vlan) = {
+            let g = self.shared.lock();
+            let r = g
+                .vnics
+                .iter()
+                .find(|v| v.id == id)
+                .ok_or(FlowError::NoEntry(crate::flow::FlowEntry(u32::MAX)))?;
+            (r.mac, r.vlan)
+        };
+        self.with_steering(|st, ctl| st.traffic_of(ctl, mac, vlan_match(vlan)))
+            .unwrap_or(Err(FlowError::Unsupported))
+    }
+
+    /// The VNICs as the registry knows them (no packet counters).
+    pub fn list(&self) -> Vec<VnicInfo> {
+        self.shared
+            .lock()
+            .vnics
+            .iter()
+            .map(|r| VnicInfo {
+                id: r.id,
+                mac: r.mac,
+                vlan: r.vlan,
+                queues: r.queues,
+                rqns: r.rqns.clone(),
+                tir: r.tir,
+                sqn: r.sqn,
+                dest: r.dest,
+                rx_packets: 0,
+                rx_bytes: 0,
+                tx_packets: 0,
+                tx_bytes: 0,
+                rx_no_buffer: 0,
+                errors: 0,
+            })
+            .collect()
+    }
+
+    /// Take a destroyed VNIC out of the registry and its CQs' pending
+    /// events out of the EQs.
+    pub(super) fn unregister(&self, id: VnicId) {
+        let mut g = self.shared.lock();
+        if let Some(i) = g.vnics.iter().position(|v| v.id == id) {
+            let reg = g.vnics.remove(i);
+            for eq in &self.shared.eqs {
+                eq.forget(&reg.cqs);
+            }
+        }
+    }
+
+    /// Destroy the steering and hand the adapter back; `Err(self)` while
+    /// VNICs (or other handles) exist.
+    pub fn close(self) -> Result<(C, CloseReport), Nic<C>> {
+        let shared = match Arc::try_unwrap(self.shared) {
+            Ok(s) => s,
+            Err(shared) => return Err(Nic { shared }),
+        };
+        // The EQ handles go before the adapter's detach destroys the EQs.
+        drop(shared.eqs);
+        let inner = shared.inner.into_inner();
+        let mut ctl = inner.ctl;
+        let mut rep = CloseReport::default();
+        if let Some(st) = inner.steering
+            && let Err(e) = st.destroy(&mut ctl)
+        {
+            rep.errors += 1;
+            rep.first_error = Some(e);
+        }
+        Ok((ctl, rep))
+    }
+}
