@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Only xtask's own figures; skip `cargo bench --workspace`.
     #[arg(long)]
     pub xtask_only: bool,
+    /// Only the figures of cxos against Linux's mlx5_core on the same
+    /// simulated ConnectX-5 (xtask/src/bench_linux.rs; needs root).
+    #[arg(long)]
+    pub linux: bool,
 }
 
 /// One `bench:` figure.
@@ -96,6 +100,23 @@ pub fn table(figures: &[Figure]) -> String {
 pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
     let mut figures = Vec::new();
     let mut ok = true;
+    if args.linux {
+        let elf = kernel::build(ws, Profile::Release)?;
+        match crate::bench_linux::figures(ws, &elf, args.runs.max(1)) {
+            Ok(found) => {
+                for figure in &found {
+                    println!("{figure}");
+                }
+                println!("\n{}", table(&found));
+                return Ok(0);
+            }
+            Err(why) if why.starts_with("skipped: ") => {
+                println!("bench: cxos vs Linux {why}");
+                return Ok(0);
+            }
+            Err(why) => return Err(XtaskError::msg(why)),
+        }
+    }
     if !args.xtask_only {
         let (found, success) = cargo_bench(ws)?;
         figures.extend(found);

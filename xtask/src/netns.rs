@@ -245,6 +245,7 @@ impl PeerNetwork {
             wire: Some(wire),
             pcap,
             netns: Some(self.ns.name().to_string()),
+            ..SimOptions::default()
         }
     }
 

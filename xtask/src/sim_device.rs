@@ -4,7 +4,7 @@
 //! reply ends with a line starting `ok` or `error:`).
 //!
 //! Guest RAM must be a shared memfd so QEMU can hand it to the model
-//! (FACTS.md, "vfio-user with QEMU"); the function sits behind a PCIe root
+//! (sim/README.md, "vfio-user with QEMU"); the function sits behind a PCIe root
 //! port, so the guest finds it at 01:00.0.
 
 use std::io::{BufRead, BufReader, Write};
@@ -76,6 +76,11 @@ pub struct SimOptions {
     pub pcap: Option<PathBuf>,
     /// Run under `ip netns exec NETNS` (needs root).
     pub netns: Option<String>,
+    /// `--trace-commands=FILE`: one line per command the driver issues.
+    pub trace: Option<PathBuf>,
+    /// `--fw-boot-ms`: how long firmware keeps `initializing` set after a
+    /// reset (the model's default when none).
+    pub fw_boot_ms: Option<u64>,
 }
 
 impl SimOptions {
@@ -95,6 +100,14 @@ impl SimOptions {
         }
         if let Some(pcap) = &self.pcap {
             c.arg("--pcap").arg(pcap);
+        }
+        if let Some(trace) = &self.trace {
+            let mut arg = std::ffi::OsString::from("--trace-commands=");
+            arg.push(trace);
+            c.arg(arg);
+        }
+        if let Some(ms) = self.fw_boot_ms {
+            c.args(["--fw-boot-ms", &ms.to_string()]);
         }
         c
     }
@@ -266,21 +279,37 @@ impl Drop for SimDevice {
 
 /// See [`SimDevice::attach_to`]: the machine options for a function served on `socket`.
 fn add_function(machine: &mut Machine, socket: &Path) {
+    add_functions(machine, &[socket]);
+}
+
+/// Several functions, each behind its own PCIe root port (`rp0`, `rp1`,
+/// ...), so the guest finds them at 01:00.0, 02:00.0, ... in this order;
+/// guest RAM is one shared memfd every model maps.
+pub fn add_functions(machine: &mut Machine, sockets: &[&Path]) {
     machine.machine_type = format!("{},memory-backend=mem", machine.machine_type);
     machine.objects.push(format!(
         "memory-backend-memfd,id=mem,size={},share=on",
         machine.memory
     ));
-    machine
-        .devices
-        .push("pcie-root-port,id=rp0,chassis=1".to_string());
-    machine.devices.push(vfio_user_device(socket));
+    for (i, socket) in sockets.iter().enumerate() {
+        machine
+            .devices
+            .push(format!("pcie-root-port,id=rp{i},chassis={}", i + 1));
+        machine.devices.push(vfio_user_device_on(socket, i));
+    }
 }
 
 /// The `-device` value QEMU 10.1+ takes for a vfio-user function (JSON form).
 pub fn vfio_user_device(socket: &Path) -> String {
+    vfio_user_device_on(socket, 0)
+}
+
+/// [`vfio_user_device`] behind root port `rp<port>`.
+pub fn vfio_user_device_on(socket: &Path, port: usize) -> String {
     let path = serde_json::Value::from(socket.to_string_lossy().into_owned());
-    format!(r#"{{"driver":"vfio-user-pci","socket":{{"type":"unix","path":{path}}},"bus":"rp0"}}"#)
+    format!(
+        r#"{{"driver":"vfio-user-pci","socket":{{"type":"unix","path":{path}}},"bus":"rp{port}"}}"#
+    )
 }
 
 /// A `<key> <n>` value from `stats` lines, e.g. `resets 1`, or the number
@@ -365,10 +394,13 @@ mod tests {
             wire: Some("tap:cxt0".into()),
             pcap: Some("/tmp/w.pcap".into()),
             netns: Some("cxos-run-1-0".into()),
+            trace: Some("/tmp/t.txt".into()),
+            fw_boot_ms: Some(300),
         };
         assert_eq!(
             args(&o),
-            "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap"
+            "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap \
+             --trace-commands=/tmp/t.txt --fw-boot-ms 300"
         );
         let o = SimOptions {
             wire: Some("unix:/tmp/x/wire.sock".into()),

@@ -29,7 +29,7 @@ pub struct SystemTest {
 }
 
 const PVH_TIMEOUT: Duration = Duration::from_secs(60);
-/// GRUB under SeaBIOS takes ~1 s, under OVMF ~5 s on an idle machine (FACTS.md).
+/// GRUB under SeaBIOS takes ~1 s, under OVMF ~5 s on an idle machine.
 const BIOS_TIMEOUT: Duration = Duration::from_secs(90);
 const UEFI_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -63,6 +63,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_attach::all());
     tests.extend(crate::systests_net::all());
     tests.extend(crate::systests_vnic::all());
+    tests.extend(crate::systests_linux::all());
     tests
 }
 

@@ -1,13 +1,18 @@
 //! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
 //!
 //! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx
-//! [--wire tap:IFNAME|unix:PATH|none] [--pcap FILE] [--control PATH]`
+//! [--wire tap:IFNAME|unix:PATH|none] [--pcap FILE] [--control PATH]
+//! [--fw-boot-ms MS] [--trace-commands[=FILE]]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
 //! status 0 when it disconnects. The port's cable: a TAP device opened (or
 //! created) in the network namespace the process runs in, a unix-socket
 //! wire to another `mlx5-sim` naming the same PATH (either may start first),
-//! or none; `--pcap` records both directions in a classic pcap file. Log level from `MLX5_SIM_LOG`
-//! (error, warn, info, debug, trace; default warn), on stderr.
+//! or none; `--pcap` records both directions in a classic pcap file.
+//! `--fw-boot-ms` is how long firmware keeps `initializing` set after each
+//! reset; `--trace-commands` writes one line per command (and register
+//! access) to FILE or, without one, to stderr (format: `mlx5_sim::trace`).
+//! Log level from `MLX5_SIM_LOG` (error, warn, info, debug, trace; default
+//! warn), on stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +43,12 @@ struct Cli {
     /// Record every frame on the cable in this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Milliseconds firmware takes to boot after each reset (`initializing`).
+    #[arg(long, default_value_t = mlx5_sim::init_seg::DEFAULT_FW_BOOT_DELAY.as_millis() as u64)]
+    fw_boot_ms: u64,
+    /// Trace every command and register access to FILE (stderr without one).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    trace_commands: Option<PathBuf>,
 }
 
 fn parse_personality(s: &str) -> Result<Personality, String> {
@@ -82,6 +93,8 @@ fn main() -> ExitCode {
         control: cli.control,
         wire: cli.wire,
         pcap: cli.pcap,
+        fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
+        trace_commands: cli.trace_commands,
     };
     match serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,6 +128,21 @@ mod tests {
         assert_eq!(cli.control, Some(PathBuf::from("/run/c.sock")));
         assert_eq!(cli.wire, LinkSpec::None);
         assert_eq!(cli.pcap, None);
+        assert_eq!(cli.fw_boot_ms, 5);
+        assert_eq!(cli.trace_commands, None);
+        let traced = |args: &[&str]| {
+            let mut all = vec!["mlx5-sim", "--socket", "s", "--personality", "cx5"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|c| (c.trace_commands, c.fw_boot_ms))
+        };
+        assert_eq!(
+            traced(&["--trace-commands"]).unwrap(),
+            (Some(PathBuf::from("-")), 5)
+        );
+        assert_eq!(
+            traced(&["--trace-commands=/tmp/t", "--fw-boot-ms", "3000"]).unwrap(),
+            (Some(PathBuf::from("/tmp/t")), 3000)
+        );
         let cli = Cli::try_parse_from([
             "mlx5-sim",
             "--socket",
