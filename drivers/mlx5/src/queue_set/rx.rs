@@ -61,7 +61,11 @@ impl<C: Control> QueueSet<C> {
         q: usize,
         f: &mut Option<F>,
     ) -> Option<R> {
-        loop {
+        // At most one ring's worth of CQEs without a frame (errors,
+        // fillers): a device that keeps writing them cannot hold the
+        // caller here.
+        let limit = self.parts.rx.get(q)?.cq.entries();
+        for _ in 0..limit {
             let cqe = self.parts.rx.get_mut(q)?.cq.pop()?;
             if cqe.is_error() {
                 self.recover_rq(
@@ -83,6 +87,10 @@ impl<C: Control> QueueSet<C> {
             meta.queue = q as u16;
             let x = self.parts.rx.get_mut(q)?;
             let rq = x.rq.as_mut()?;
+            if cqe.qpn() != rq.rqn.0 {
+                self.recover_rq(q, FaultCause::WrongQueue { qpn: cqe.qpn() });
+                return None;
+            }
             let (result, releases) = match rq.complete(&cqe) {
                 Ok(frame) => {
                     let g = f.take()?;
@@ -117,6 +125,7 @@ impl<C: Control> QueueSet<C> {
                 return result;
             }
         }
+        None
     }
 }
 
