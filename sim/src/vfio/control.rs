@@ -14,7 +14,8 @@
 //!   <n>`, `msix <vector> <n>` per vector signalled,
 //!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
-//!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`, and with a
+//!   `resets <n>`, `vfio-clients <n> refused <n>` (clients disconnected
+//!   for breaking the protocol), `set-irqs <n> vectors <n>`, `link up|down`, and with a
 //!   wire `wire tx <n> rx <n> connected yes|no`.
 //! - `wire`: the cable: `wire <tap:IF|unix:PATH|none> connected yes|no
 //!   connects <n> peer-carrier-changes <n>`, `wire tx frames <n> bytes <n> dropped-queue <n>
@@ -242,6 +243,12 @@ pub fn execute(req: Request, s: &Shared) -> String {
             let _ = writeln!(out, "resets {}", n(&c.resets));
             let _ = writeln!(
                 out,
+                "vfio-clients {} refused {}",
+                n(&c.clients),
+                n(&c.clients_refused)
+            );
+            let _ = writeln!(
+                out,
                 "set-irqs {} vectors {}",
                 n(&c.set_irqs),
                 s.irqs.enabled()
@@ -292,7 +299,8 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 + p.rx_dropped_rq_not_ready
                 + p.rx_dropped_link_down
                 + p.rx_dropped_bad_length
-                + p.rx_dropped_wqe_error;
+                + p.rx_dropped_wqe_error
+                + p.rx_dropped_oversize;
             let _ = writeln!(
                 out,
                 "port rx frames {} bytes {} delivered {} dropped {dropped}",
