@@ -180,3 +180,24 @@ fn a_dropped_nic_with_vnics_still_open_goes_down_in_order() {
     assert_eq!(objects(&sim), 0);
     assert_eq!(sim.dma_in_use(), dma_start);
 }
+
+#[test]
+fn an_adapter_whose_device_was_reset_underneath_frees_everything_without_commands() {
+    // A guest reboot or a hypervisor's DEVICE_RESET: the device forgot
+    // the driver (its command queue address is gone), so detach (or a
+    // drop) frees at once instead of waiting out a timeout per command.
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let dma_start = sim.dma_in_use();
+    let a = Adapter::attach(sim.clone(), common::config())
+        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+    sim.function_reset();
+    let commands = a.stats().commands;
+    let t = std::time::Instant::now();
+    let (_, r) = a.detach();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!((r.errors, r.pages_lost, r.reset), (0, 0, false), "{r:?}");
+    assert_eq!(sim.dma_in_use(), dma_start);
+    assert_eq!(sim.pages_held(), 0);
+    assert_clean(&sim, "detached after a reset");
+    let _ = commands;
+}

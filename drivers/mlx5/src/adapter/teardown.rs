@@ -69,6 +69,22 @@ impl<P: Platform> Adapter<P> {
         let mut report = DetachReport::default();
         self.dev.accept_page_requests = false;
         let dropped = self.dropped;
+        let mut forgotten = false;
+        // A device reset underneath the driver (a hypervisor's DEVICE_RESET,
+        // a guest reboot) no longer holds the command queue address, nor
+        // any queue, page or buffer of ours: nothing to destroy, and every
+        // command would only wait out its timeout.
+        if !self.undo.is_empty()
+            && crate::init_seg::cmdq_addr(self.dev.p().mmio()) != self.dev.cmdq.addr()
+        {
+            log::warn!(
+                target: "mlx5",
+                "mlx5 {}: the device was reset underneath the driver: freeing without commands",
+                self.pci()
+            );
+            self.undo.retain(|u| matches!(u, Undo::MsixDisable));
+            forgotten = true;
+        }
         while let Some(u) = self.undo.pop() {
             if let Err(e) = self.run_undo(u) {
                 report.errors += 1;
@@ -106,7 +122,9 @@ impl<P: Platform> Adapter<P> {
         }
         self.comp_eqs.clear();
         self.eq_graveyard.clear();
-        report.pages_lost = self.dev.pages.release_all();
+        // Pages of a device that was reset went with the reset, not lost.
+        let released = self.dev.pages.release_all();
+        report.pages_lost = if forgotten { 0 } else { released };
         if report.pages_lost > 0 {
             log::warn!(
                 target: "mlx5::pages",
