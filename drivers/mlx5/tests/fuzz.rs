@@ -99,6 +99,12 @@ fn cases(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Cases per second, printed for BENCHMARKS.md (never asserted).
+fn rate(n: usize, t: std::time::Instant) -> String {
+    let s = t.elapsed().as_secs_f64();
+    format!("{s:.2} s, {:.0} cases/s", n as f64 / s)
+}
+
 /// `cmd.parse` on random outputs of its length: a value or a typed error.
 fn parse_random<C: Command>(rng: &mut Rng, cmd: &C) -> bool {
     let out = rng.bytes(cmd.out_len());
@@ -115,6 +121,7 @@ fn parse_random<C: Command>(rng: &mut Rng, cmd: &C) -> bool {
 fn parsers_take_random_device_output() {
     let mut rng = Rng(0x5eed_0001);
     let n = cases(4000);
+    let t = std::time::Instant::now();
     let mut refused = 0usize;
     let mut total = 0usize;
     for case in 0..n {
@@ -251,7 +258,10 @@ fn parsers_take_random_device_output() {
         );
         let _ = case;
     }
-    eprintln!("parsers: {n} cases, {total} command outputs ({refused} refused with a typed error)");
+    eprintln!(
+        "parsers: {n} cases, {total} command outputs ({refused} refused with a typed error); {}",
+        rate(n, t)
+    );
     assert!(refused > 0 && refused < total, "both outcomes seen");
 }
 
@@ -595,6 +605,7 @@ impl Platform for Garbage {
 fn attach_against_a_garbage_device_fails_typed_and_gives_all_memory_back() {
     common::logger();
     let n = cases(3000);
+    let t = std::time::Instant::now();
     let mut by_step: BTreeMap<String, usize> = BTreeMap::new();
     let mut attached = 0;
     let mut answered = 0;
@@ -634,7 +645,8 @@ fn attach_against_a_garbage_device_fails_typed_and_gives_all_memory_back() {
         assert_eq!(dev.live_regions(), 0, "case {case}: DMA memory kept");
     }
     eprintln!(
-        "garbage device: {n} cases, {attached} attached, {answered} commands answered; failed at: {by_step:?}"
+        "garbage device: {n} cases, {attached} attached, {answered} commands answered; {}; failed at: {by_step:?}",
+        rate(n, t)
     );
     assert!(by_step.len() >= 5, "the fuzz reached only {by_step:?}");
 }
@@ -643,6 +655,7 @@ fn attach_against_a_garbage_device_fails_typed_and_gives_all_memory_back() {
 fn attach_and_open_against_firmware_that_corrupts_its_outputs() {
     common::logger();
     let n = cases(400);
+    let t = std::time::Instant::now();
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let dma_start = sim.dma_in_use();
     let mut by_step: BTreeMap<String, usize> = BTreeMap::new();
@@ -695,7 +708,8 @@ fn attach_and_open_against_firmware_that_corrupts_its_outputs() {
         sim.clear_faults();
     }
     eprintln!(
-        "corrupting firmware: {n} cases, {attached} attached, {opened} opened a queue set; failed at: {by_step:?}"
+        "corrupting firmware: {n} cases, {attached} attached, {opened} opened a queue set; {}; failed at: {by_step:?}",
+        rate(n, t)
     );
     // The same function, honest again, attaches and detaches cleanly.
     sim.function_reset();
@@ -809,6 +823,7 @@ fn a_hostile_model_leaves_the_driver_working_and_detach_clean() {
     let mut cqs = vec![port.tx_cq().expect("tx cq").cqn.0];
     cqs.extend((0..port.rx_queues()).filter_map(|i| port.rx_cq_at(i).map(|c| c.cqn.0)));
     let mut rng = Rng(0x0bad_d1ce);
+    let t = std::time::Instant::now();
     for _ in 0..n {
         hostile_round(&sim, &mut rng, eq0, comp, &cqs);
         let _ = port.control_mut().poll();
@@ -823,8 +838,9 @@ fn a_hostile_model_leaves_the_driver_working_and_detach_clean() {
     let stats = port.control().stats();
     let eth = port.eth_stats();
     eprintln!(
-        "hostile model: {n} rounds; eq0 events {} (spurious completions {}, page events {}, \
+        "hostile model: {n} rounds, {}; eq0 events {} (spurious completions {}, page events {}, \
          port {}, other {}), pages held {} refused {}, queue faults {} recovered {}",
+        rate(n, t),
         stats.eq0_events,
         stats.spurious_completions,
         stats.page_events,
