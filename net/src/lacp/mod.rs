@@ -178,7 +178,10 @@ impl Lacp {
         };
         let mut port = Port::new(mac, actor, partner_admin);
         port.lacp_enabled = c.mode != Mode::Static;
+        // BEGIN: INITIALIZE and DETACHED's actions (the latter sets NTT,
+        // so an active port speaks as soon as its link is up).
         port.enter_rx_initialize();
+        port.enter_mux(MuxState::Detached, Instant::ZERO);
         self.ports.push(port).map_err(|_| TooManyPorts)?;
         Ok(PortId(index as u8))
     }
@@ -235,7 +238,11 @@ impl Lacp {
             }
             SlowFrame::Pdu(SlowPdu::Lacp(pdu)) => {
                 p.lacpdus_rx += 1;
-                if !pdu.actor.state.is_possible() || !pdu.partner.state.is_possible() {
+                // Only the sender's own state is checked: its view of
+                // us legitimately keeps Collecting/Distributing with
+                // Synchronization cleared (PORT_DISABLED and EXPIRED
+                // clear only that bit, 6.4.12).
+                if !pdu.actor.state.is_possible() {
                     p.bad_pdus += 1;
                     log_bounded(p.bad_pdus, port, &pdu.actor.state);
                 } else if p.link_up && !static_mode {
