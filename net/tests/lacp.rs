@@ -650,3 +650,82 @@ fn hash_keeps_flows_on_one_port_and_spreads_many() {
     sim.set_link(1 - p.0 as usize, false);
     assert_eq!(sim.a.tx_port(&f), None);
 }
+
+#[test]
+fn partner_port_moving_to_another_link_reinitializes_the_old_one() {
+    let mut sim = converge(Rate::Fast);
+    // Link 0 goes down; then b's port 0 (port number 1) is recabled to
+    // a's port 1, and b's port 1 is left unplugged.
+    sim.set_link(0, false);
+    sim.step();
+    let old = sim.a.report(PortId(0)).unwrap();
+    assert_eq!(old.rx_state, RxState::PortDisabled);
+    assert_eq!((old.partner.system.mac, old.partner.port), (mac(2), 1));
+    sim.b.on_link(PortId(1), false, 0);
+    sim.b.on_link(PortId(0), true, SPEED);
+    let mut t = sim.now_ms;
+    for _ in 0..500 {
+        t += TICK_MS;
+        let now = Instant::from_millis(t);
+        for f in sim.a.poll(now) {
+            if f.port.0 == 1 {
+                sim.b.on_rx(PortId(0), f.frame());
+            }
+        }
+        for f in sim.b.poll(now) {
+            if f.port.0 == 0 {
+                sim.a.on_rx(PortId(1), f.frame());
+            }
+        }
+    }
+    // port_moved: the disabled port forgot the partner port it lost.
+    let r = sim.a.report(PortId(0)).unwrap();
+    assert_eq!(r.rx_state, RxState::PortDisabled);
+    assert_eq!(r.partner.system.mac, EthernetAddress([0; 6]));
+    assert!(r.actor.state.defaulted());
+    let r = sim.a.report(PortId(1)).unwrap();
+    assert_eq!((r.partner.system.mac, r.partner.port), (mac(2), 1));
+    assert_eq!(sim.a.distributing_ports().to_vec(), ports(&[1]));
+}
+
+#[test]
+fn hash_reads_ipv6_and_vlan_tagged_frames() {
+    let l3l4 = HashPolicy::parse("L3,L4").unwrap();
+    let v6 = |last: u8, sport: u16| {
+        let mut f = Vec::new();
+        f.extend_from_slice(&mac(0x77).0);
+        f.extend_from_slice(&mac(0x66).0);
+        f.extend_from_slice(&[0x86, 0xdd]);
+        // Version 6, payload length 8 + 4, next header UDP, hop limit 64.
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 12, 17, 64]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&[0x14, 0x51, 0, 12, 0, 0, 1, 2, 3, 4]);
+        f
+    };
+    let spread: std::collections::HashSet<u32> = (0..64u16)
+        .map(|i| l3l4.hash(&v6(2, 40_000 + i)) % 2)
+        .collect();
+    assert_eq!(spread.len(), 2, "64 IPv6 flows on one port");
+    assert_eq!(l3l4.hash(&v6(2, 1)), l3l4.hash(&v6(2, 1)));
+    assert_ne!(
+        (0..16u8)
+            .map(|i| l3l4.hash(&v6(i, 1)))
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
+    // The same IPv4 flow behind an 802.1Q tag: hashed on its headers
+    // (ports differ -> hashes differ), and one VLAN differs from another.
+    let tagged = |vid: u8, sport: u16| {
+        let f = ip_frame([10, 0, 0, 2], [10, 0, 0, 1], 17, sport, 5201, 0);
+        [&f[..12], &[0x81, 0x00, 0x00, vid], &f[12..]].concat()
+    };
+    let l4 = HashPolicy::L4;
+    assert_eq!(l4.hash(&tagged(5, 1)), l4.hash(&tagged(5, 1)));
+    let by_port: std::collections::HashSet<u32> =
+        (0..16u16).map(|p| l4.hash(&tagged(5, p))).collect();
+    assert!(by_port.len() > 1, "the tagged frame's ports were not read");
+    assert_ne!(l4.hash(&tagged(5, 1)), l4.hash(&tagged(6, 1)));
+}
