@@ -729,3 +729,73 @@ fn hash_reads_ipv6_and_vlan_tagged_frames() {
     assert!(by_port.len() > 1, "the tagged frame's ports were not read");
     assert_ne!(l4.hash(&tagged(5, 1)), l4.hash(&tagged(6, 1)));
 }
+
+#[test]
+fn a_caller_sleeping_until_poll_at_sees_the_same_protocol() {
+    // Event-driven: each side is polled only when poll_at says so (or
+    // when a frame arrives), never on a fixed tick.
+    let mut a = lacp(config(1, Mode::Active, Rate::Fast), 0x10);
+    let mut b = lacp(config(2, Mode::Active, Rate::Fast), 0x20);
+    for l in [&mut a, &mut b] {
+        l.on_link(PortId(0), true, SPEED);
+        l.on_link(PortId(1), true, SPEED);
+    }
+    let mut now = Instant::from_millis(0);
+    let mut polls = 0;
+    let mut aggregated_at = None;
+    let mut a_sent = 0;
+    while now < Instant::from_millis(30_000) {
+        polls += 1;
+        assert!(polls < 2_000, "poll_at keeps asking for polls");
+        for f in a.poll(now) {
+            a_sent += 1;
+            b.on_rx(f.port, f.frame());
+        }
+        for f in b.poll(now) {
+            a.on_rx(f.port, f.frame());
+        }
+        if aggregated_at.is_none()
+            && a.distributing_ports().len() == 2
+            && b.distributing_ports().len() == 2
+        {
+            aggregated_at = Some(now.total_millis());
+        }
+        let next = [a.poll_at(), b.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("timers run");
+        now = next.max(now + cxos_net::smoltcp::time::Duration::from_millis(1));
+    }
+    let t = aggregated_at.expect("aggregated");
+    assert!((2_000..=2_010).contains(&t), "aggregated at {t} ms");
+    // About one LACPDU a second per port, plus the handshake.
+    assert!((56..=70).contains(&a_sent), "{a_sent} LACPDUs");
+    // A passive port with a silent partner: EXPIRED (current_while
+    // runs), then DEFAULTED with no timer, and the NTT that DETACHED set
+    // cannot be sent: nothing to wake up for.
+    let mut p = lacp(config(3, Mode::Passive, Rate::Fast), 0x30);
+    p.on_link(PortId(0), true, SPEED);
+    assert!(p.poll(Instant::from_millis(1)).is_empty());
+    assert_eq!(p.poll_at(), Some(Instant::from_millis(3_001)));
+    assert!(p.poll(Instant::from_millis(5_000)).is_empty());
+    assert_eq!(p.poll_at(), None);
+}
+
+#[test]
+fn a_loop_between_two_of_our_ports_never_aggregates() {
+    let mut l = lacp(config(1, Mode::Active, Rate::Fast), 0x10);
+    l.on_link(PortId(0), true, SPEED);
+    l.on_link(PortId(1), true, SPEED);
+    for ms in 0..1_000 {
+        for f in l.poll(Instant::from_millis(ms * TICK_MS)) {
+            let other = PortId(1 - f.port.0);
+            let frame = f.frame().to_vec();
+            assert!(l.on_rx(other, &frame));
+        }
+        assert!(l.distributing_ports().is_empty());
+    }
+    let r = l.report(PortId(0)).unwrap();
+    assert_eq!(r.partner.system.mac, mac(1));
+    assert_eq!(r.selected, Selected::Unselected);
+}

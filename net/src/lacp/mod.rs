@@ -350,7 +350,7 @@ impl Lacp {
             if p.pending_marker.is_some() || p.pending_pdu.is_some() {
                 consider(Some(Instant::ZERO));
             }
-            if p.ntt {
+            if p.ntt && p.can_send() {
                 consider(Some(
                     p.tx_times[0].map_or(Instant::ZERO, |t| t + FAST_PERIODIC),
                 ));

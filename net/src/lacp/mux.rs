@@ -28,8 +28,8 @@ impl Port {
             let selected = self.selected == Selected::Selected;
             let partner_sync = self.partner.state.synchronization();
             let next = match self.mux {
-                MuxState::Detached if self.selected != Selected::Unselected => MuxState::Waiting,
-                MuxState::Waiting if self.selected == Selected::Unselected => MuxState::Detached,
+                MuxState::Detached if selected => MuxState::Waiting,
+                MuxState::Waiting if !selected => MuxState::Detached,
                 MuxState::Waiting if selected && ready => MuxState::Attached,
                 MuxState::Attached if !selected => MuxState::Detached,
                 MuxState::Attached if partner_sync => MuxState::CollectingDistributing,

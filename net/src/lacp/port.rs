@@ -11,16 +11,13 @@ use super::rx::RxState;
 use super::wire::{LacpduRepr, MarkerRepr, PortInfo, PortState};
 
 /// Selected (6.4.8): whether the Selection Logic has picked the
-/// aggregator for this port.
+/// aggregator for this port. The standard's third value, STANDBY (selected
+/// but held back by a limit on an aggregator's members), never arises
+/// here: the one aggregator takes every port that matches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selected {
     Unselected,
     Selected,
-    /// Selected, but the aggregator cannot take the port yet. This
-    /// implementation never holds ports in standby (it has one aggregator
-    /// and no limit on its members); the value is kept so that the Mux
-    /// machine reads as in Figure 6-21.
-    Standby,
 }
 
 /// Counters and state of one port, for `aggr show -L`.

@@ -23,14 +23,17 @@ impl Port {
         }
     }
 
+    /// LACP runs on an operational link and the Periodic machine is not
+    /// in NO_PERIODIC (two passive ends stay silent).
+    pub(super) fn can_send(&self) -> bool {
+        self.lacp_enabled && self.enabled() && self.periodic != PeriodicState::NoPeriodic
+    }
+
     /// The LACPDU to send now, if NTT is set, LACP runs and the rate limit
     /// allows it; clears NTT. A passive port whose partner is passive
     /// too (NO_PERIODIC) stays silent.
     pub(super) fn run_tx(&mut self, now: Instant) -> Option<LacpduRepr> {
-        if !self.ntt || !self.lacp_enabled || !self.enabled() {
-            return None;
-        }
-        if self.periodic == PeriodicState::NoPeriodic || !self.tx_allowed(now) {
+        if !self.ntt || !self.can_send() || !self.tx_allowed(now) {
             return None;
         }
         self.ntt = false;
