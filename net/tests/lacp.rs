@@ -799,3 +799,32 @@ fn a_loop_between_two_of_our_ports_never_aggregates() {
     assert_eq!(r.partner.system.mac, mac(1));
     assert_eq!(r.selected, Selected::Unselected);
 }
+
+#[test]
+fn a_link_of_another_speed_stays_out_of_the_aggregator() {
+    let mut sim = converge(Rate::Fast);
+    // Port 1 renegotiates to 10G on both ends while port 0 stays at 25G.
+    sim.a.on_link(PortId(1), true, 10_000);
+    sim.b.on_link(PortId(1), true, 10_000);
+    for _ in 0..1_000 {
+        sim.step();
+        assert_eq!(sim.a.distributing_ports().to_vec(), ports(&[0]));
+        assert_eq!(sim.b.distributing_ports().to_vec(), ports(&[0]));
+    }
+    let r = sim.a.report(PortId(1)).unwrap();
+    assert_eq!(
+        (r.selected, r.mux_state),
+        (Selected::Unselected, MuxState::Detached)
+    );
+    assert_eq!(r.rx_state, RxState::Current);
+    // Port 0 goes: the aggregator is free, and port 1 takes it after the wait.
+    sim.set_link(0, false);
+    let down = sim.now_ms;
+    let t = sim
+        .run_until(10_000, |s| {
+            s.a.distributing_ports().to_vec() == ports(&[1])
+                && s.b.distributing_ports().to_vec() == ports(&[1])
+        })
+        .expect("port 1 takes over");
+    assert!(t - down >= 2_000, "{} ms", t - down);
+}
