@@ -238,14 +238,19 @@ impl Lacp {
             }
             SlowFrame::Pdu(SlowPdu::Lacp(pdu)) => {
                 p.lacpdus_rx += 1;
-                // Only the sender's own state is checked: its view of
-                // us legitimately keeps Collecting/Distributing with
-                // Synchronization cleared (PORT_DISABLED and EXPIRED
+                // A sender claiming a state its own Mux machine cannot
+                // produce (6.4.15) is counted and logged, and the LACPDU
+                // still used: every decision here reads the partner's
+                // Synchronization bit, which is safe whatever the other
+                // bits say. Only the sender's own state is checked: its
+                // view of us legitimately keeps Collecting/Distributing
+                // with Synchronization cleared (PORT_DISABLED and EXPIRED
                 // clear only that bit, 6.4.12).
                 if !pdu.actor.state.is_possible() {
-                    p.bad_pdus += 1;
-                    log_bounded(p.bad_pdus, port, &pdu.actor.state);
-                } else if p.link_up && !static_mode {
+                    p.impossible_states += 1;
+                    log_bounded(p.impossible_states, port, &pdu.actor.state);
+                }
+                if p.link_up && !static_mode {
                     p.pending_pdu = Some(pdu);
                     self.note_port_moved(port, &pdu.actor);
                 }

@@ -40,9 +40,12 @@ pub struct PortReport {
     pub lacpdus_tx: u64,
     pub markers_rx: u64,
     pub marker_responses_tx: u64,
-    /// Malformed Slow Protocols frames, LACPDUs with impossible states,
-    /// Marker requests dropped because one was already waiting.
+    /// Malformed Slow Protocols frames, Marker requests dropped because
+    /// one was already waiting.
     pub bad_pdus: u64,
+    /// LACPDUs whose sender claimed a state no Mux machine produces
+    /// ([`super::PortState::is_possible`]).
+    pub impossible_states: u64,
     /// Slow Protocols frames of other subtypes (802.3 OAM...).
     pub other_slow_rx: u64,
     pub link_changes: u64,
@@ -83,6 +86,7 @@ pub(super) struct Port {
     pub markers_rx: u64,
     pub marker_responses_tx: u64,
     pub bad_pdus: u64,
+    pub impossible_states: u64,
     pub other_slow_rx: u64,
     pub link_changes: u64,
 }
@@ -114,6 +118,7 @@ impl Port {
             markers_rx: 0,
             marker_responses_tx: 0,
             bad_pdus: 0,
+            impossible_states: 0,
             other_slow_rx: 0,
             link_changes: 0,
         }
@@ -142,6 +147,7 @@ impl Port {
             markers_rx: self.markers_rx,
             marker_responses_tx: self.marker_responses_tx,
             bad_pdus: self.bad_pdus,
+            impossible_states: self.impossible_states,
             other_slow_rx: self.other_slow_rx,
             link_changes: self.link_changes,
         }
