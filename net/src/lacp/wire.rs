@@ -10,6 +10,11 @@
 //! IEEE 802.3 Annex 57A caps a Slow Protocols frame at 128 octets with the
 //! FCS, so a longer payload is [`Error::Oversized`], never "extra TLVs".
 //! Every multi-octet field is big-endian (802.1AX-2014 6.4.2.3 a).
+//!
+//! This is a Version 1 implementation (what Linux bonding, illumos and
+//! common switches send): a Version 2 LACPDU, which carries
+//! 802.1AX-2014's conversation-sensitive TLVs before its Terminator, is
+//! [`Error::Version`].
 
 use bitfield_struct::bitfield;
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol};
