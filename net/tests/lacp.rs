@@ -839,3 +839,35 @@ fn a_link_of_another_speed_stays_out_of_the_aggregator() {
         .expect("port 1 takes over");
     assert!(t - down >= 2_000, "{} ms", t - down);
 }
+
+#[test]
+fn a_link_flapping_from_the_start_does_not_hold_the_other_back() {
+    let mut sim = Sim::new(
+        config(1, Mode::Active, Rate::Fast),
+        config(2, Mode::Active, Rate::Fast),
+    );
+    // Link 0 is up 300 ms, down 200 ms, for ever; link 1 is steady. Each
+    // time link 0 drops it leaves WAITING, so Ready (6.4.8: every waiting
+    // port has waited) becomes true for link 1 then.
+    let mut joined = None;
+    for i in 0..2_000 {
+        if i % 50 == 0 {
+            sim.set_link(0, true);
+        } else if i % 50 == 30 {
+            sim.set_link(0, false);
+        }
+        sim.step();
+        assert!(!sim.a.distributing_ports().contains(&PortId(0)));
+        let both = sim.a.distributing_ports().contains(&PortId(1))
+            && sim.b.distributing_ports().contains(&PortId(1));
+        if both && joined.is_none() {
+            joined = Some(sim.now_ms);
+        }
+        if joined.is_some() {
+            assert!(sim.a.distributing_ports().contains(&PortId(1)));
+        }
+    }
+    let t = joined.expect("link 1 aggregates");
+    // Its own Aggregate_Wait_Time, then at most until link 0 next drops.
+    assert!((2_000..=2_400).contains(&t), "link 1 joined at {t} ms");
+}
