@@ -14,6 +14,20 @@
 //! variables and the shared functions of 6.4.9), one file per state
 //! machine (`rx` 6.4.12, `periodic` 6.4.13, `selection` 6.4.14, `mux`
 //! 6.4.15, `tx` 6.4.16 with the Marker Responder), and [`hash`].
+//!
+//! Where this differs from the standard's full model, and why:
+//! - One aggregator per [`Lacp`] (one actor key), bound to one partner
+//!   System ID and key; ports that match another partner stay
+//!   unselected (`selection`).
+//! - A port whose partner is defaulted (no LACPDU heard) does not select
+//!   the aggregator: with the default partner values it could never
+//!   reach Collecting_Distributing, and it would bind the aggregator to
+//!   nobody.
+//! - A link change (down, up, speed) unselects the port, so a link that
+//!   comes back rejoins through WAITING (Aggregate_Wait_Time).
+//! - The Mux machine is the coupled-control one (Figure 6-21); the
+//!   Churn Detection machines (6.4.17) only report and are not
+//!   implemented; LACPDUs are Version 1 ([`wire`]).
 
 pub mod hash;
 mod mux;
