@@ -402,6 +402,30 @@ fn marker_requests_are_answered_on_the_same_port() {
     );
     let r = sim.a.report(PortId(1)).unwrap();
     assert_eq!((r.markers_rx, r.marker_responses_tx), (1, 1));
+    // A flood: one response a poll (the latest request), the overrun
+    // counted.
+    for id in 0..10 {
+        let m = MarkerRepr {
+            requester_transaction_id: id,
+            ..request
+        };
+        wire::emit_frame(mac(0x21), &SlowPdu::Marker(m), &mut frame);
+        assert!(sim.a.on_rx(PortId(1), &frame));
+    }
+    let out = sim.a.poll(Instant::from_millis(sim.now_ms + 2));
+    let answered: Vec<u32> = out
+        .iter()
+        .filter_map(|f| match wire::parse_frame(f.frame()) {
+            wire::SlowFrame::Pdu(SlowPdu::Marker(m)) => Some(m.requester_transaction_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, vec![9]);
+    let r = sim.a.report(PortId(1)).unwrap();
+    assert_eq!(
+        (r.markers_rx, r.marker_responses_tx, r.bad_pdus),
+        (11, 2, 9)
+    );
     // A Marker Response is only counted.
     wire::emit_frame(mac(0x21), &SlowPdu::Marker(request.response()), &mut frame);
     assert!(sim.a.on_rx(PortId(1), &frame));
