@@ -895,3 +895,41 @@ fn a_link_flapping_from_the_start_does_not_hold_the_other_back() {
     // Its own Aggregate_Wait_Time, then at most until link 0 next drops.
     assert!((2_000..=2_400).contains(&t), "link 1 joined at {t} ms");
 }
+
+#[test]
+fn an_individual_partner_gets_one_link_only() {
+    // b's LACPDUs reach a with Aggregation cleared (Actor_State bit 2,
+    // PDU offset 18): b's links are individual, so a's aggregator takes
+    // one of them and the other waits.
+    let mut sim = Sim::new(
+        config(1, Mode::Active, Rate::Fast),
+        config(2, Mode::Active, Rate::Fast),
+    );
+    for _ in 0..1_000 {
+        sim.now_ms += TICK_MS;
+        let now = sim.now();
+        for f in sim.a.poll(now) {
+            sim.b.on_rx(f.port, f.frame());
+        }
+        for f in sim.b.poll(now) {
+            let mut frame = f.frame().to_vec();
+            frame[14 + 18] &= !0x04;
+            assert!(sim.a.on_rx(f.port, &frame));
+        }
+    }
+    assert_eq!(sim.a.distributing_ports().len(), 1);
+    let selected: Vec<Selected> = (0..2)
+        .map(|i| sim.a.report(PortId(i)).unwrap().selected)
+        .collect();
+    assert_eq!(
+        selected
+            .iter()
+            .filter(|s| **s == Selected::Selected)
+            .count(),
+        1,
+        "{selected:?}"
+    );
+    for i in 0..2 {
+        assert!(!sim.a.report(PortId(i)).unwrap().partner.state.aggregation());
+    }
+}
