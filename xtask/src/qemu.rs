@@ -160,6 +160,11 @@ pub struct Machine {
     /// Files the guest reads through QEMU's firmware config (`-fw_cfg
     /// name=<name>,file=<path>`).
     pub fw_cfg: Vec<(String, PathBuf)>,
+    /// `-netdev` values, in order (backends of the NICs in `devices`).
+    pub netdevs: Vec<String>,
+    /// A QMP socket QEMU listens on (`-qmp unix:PATH,server=on,wait=off`;
+    /// [`crate::qmp`] talks to it).
+    pub qmp: Option<PathBuf>,
 }
 
 impl Machine {
@@ -172,7 +177,23 @@ impl Machine {
             objects: Vec::new(),
             devices: Vec::new(),
             fw_cfg: Vec::new(),
+            netdevs: Vec::new(),
+            qmp: None,
         }
+    }
+
+    /// A virtio-net NIC `id` with MAC `mac` whose backend is QEMU's
+    /// stream socket client on the unix socket `path` (a model's
+    /// `--wire qemu:PATH`; 4-byte big-endian length before each frame).
+    /// QEMU retries the connection every second while nobody listens.
+    pub fn stream_nic(&mut self, id: &str, mac: &str, path: &Path) {
+        let mut netdev = OsString::from(format!(
+            "stream,id={id},server=off,reconnect-ms=1000,addr.type=unix,addr.path="
+        ));
+        netdev.push(escape_comma(path));
+        self.netdevs.push(netdev.to_string_lossy().into_owned());
+        self.devices
+            .push(format!("virtio-net-pci,netdev={id},id={id},mac={mac}"));
     }
 
     pub fn device(mut self, device: impl Into<String>) -> Self {
@@ -226,6 +247,10 @@ impl Machine {
             args.push("-object".into());
             args.push(object.into());
         }
+        for netdev in &self.netdevs {
+            args.push("-netdev".into());
+            args.push(netdev.into());
+        }
         for device in &self.devices {
             args.push("-device".into());
             args.push(device.into());
@@ -234,6 +259,13 @@ impl Machine {
             let mut value = OsString::from(format!("name={name},file="));
             value.push(escape_comma(file));
             args.push("-fw_cfg".into());
+            args.push(value);
+        }
+        if let Some(qmp) = &self.qmp {
+            let mut value = OsString::from("unix:");
+            value.push(escape_comma(qmp));
+            value.push(",server=on,wait=off");
+            args.push("-qmp".into());
             args.push(value);
         }
         args
@@ -425,6 +457,25 @@ mod tests {
         );
         assert!(
             line.ends_with("-fw_cfg name=opt/cxos/script,file=/l/a,,b.sh"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn stream_nics_and_qmp_are_on_the_line() {
+        let mut m = Machine::new(Boot::BiosIso {
+            iso: "a.iso".into(),
+        });
+        m.stream_nic("p0", "52:54:00:19:00:01", Path::new("/w/a,b.sock"));
+        m.qmp = Some("/w/qmp.sock".into());
+        let line = strings(&m.args()).join(" ");
+        assert!(
+            line.ends_with(
+                "-netdev stream,id=p0,server=off,reconnect-ms=1000,addr.type=unix,\
+                 addr.path=/w/a,,b.sock \
+                 -device virtio-net-pci,netdev=p0,id=p0,mac=52:54:00:19:00:01 \
+                 -qmp unix:/w/qmp.sock,server=on,wait=off"
+            ),
             "{line}"
         );
     }
