@@ -69,13 +69,7 @@ const DLOPENED: &[&str] = &["usr/lib/x86_64-linux-gnu/libgcc_s.so.1"];
 /// Modules loaded in the guest (with what they depend on).
 /// virtio and virtio_pci are built into Debian's kernel; virtio_net is a
 /// module (with net_failover and failover).
-pub const MODULES: &[&str] = &[
-    "mlx5_core",
-    "qemu_fw_cfg",
-    "virtio_net",
-    "bonding",
-    "8021q",
-];
+pub const MODULES: &[&str] = &["mlx5_core", "qemu_fw_cfg", "virtio_net", "bonding", "8021q"];
 
 /// kmod's names for itself.
 const KMOD_TOOLS: &[&str] = &["modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"];

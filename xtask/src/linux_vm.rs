@@ -97,12 +97,14 @@ iperf3_client() {
 "#;
 
 /// A NIC of a peer VM: virtio-net `id` (the name `set_link` takes) with
-/// `mac`, connected to the model's `--wire qemu:<wire>`.
+/// `mac`, connected to the model's `--wire qemu:<wire>`, reporting
+/// `speed_mbps` full duplex (what bonding's 802.3ad keys on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamNic {
     pub id: String,
     pub mac: String,
     pub wire: std::path::PathBuf,
+    pub speed_mbps: u32,
 }
 
 /// A running Linux VM.
@@ -159,7 +161,7 @@ impl LinuxVm {
     ) -> Result<LinuxVm, String> {
         LinuxVm::boot_with(qemu, guest, &[], script, log, timeout, |m| {
             for nic in nics {
-                m.stream_nic(&nic.id, &nic.mac, &nic.wire);
+                m.stream_nic(&nic.id, &nic.mac, &nic.wire, nic.speed_mbps);
             }
             m.qmp = Some(qmp.to_path_buf());
         })

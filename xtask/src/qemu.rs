@@ -186,14 +186,18 @@ impl Machine {
     /// stream socket client on the unix socket `path` (a model's
     /// `--wire qemu:PATH`; 4-byte big-endian length before each frame).
     /// QEMU retries the connection every second while nobody listens.
-    pub fn stream_nic(&mut self, id: &str, mac: &str, path: &Path) {
+    /// The NIC reports `speed_mbps` at full duplex: Linux's bonding runs
+    /// LACP only on full-duplex ports, and a virtio-net without them
+    /// reports neither.
+    pub fn stream_nic(&mut self, id: &str, mac: &str, path: &Path, speed_mbps: u32) {
         let mut netdev = OsString::from(format!(
             "stream,id={id},server=off,reconnect-ms=1000,addr.type=unix,addr.path="
         ));
         netdev.push(escape_comma(path));
         self.netdevs.push(netdev.to_string_lossy().into_owned());
-        self.devices
-            .push(format!("virtio-net-pci,netdev={id},id={id},mac={mac}"));
+        self.devices.push(format!(
+            "virtio-net-pci,netdev={id},id={id},mac={mac},speed={speed_mbps},duplex=full"
+        ));
     }
 
     pub fn device(mut self, device: impl Into<String>) -> Self {
@@ -466,15 +470,15 @@ mod tests {
         let mut m = Machine::new(Boot::BiosIso {
             iso: "a.iso".into(),
         });
-        m.stream_nic("p0", "52:54:00:19:00:01", Path::new("/w/a,b.sock"));
+        m.stream_nic("p0", "52:54:00:19:00:01", Path::new("/w/a,b.sock"), 25000);
         m.qmp = Some("/w/qmp.sock".into());
         let line = strings(&m.args()).join(" ");
         assert!(
             line.ends_with(
                 "-netdev stream,id=p0,server=off,reconnect-ms=1000,addr.type=unix,\
                  addr.path=/w/a,,b.sock \
-                 -device virtio-net-pci,netdev=p0,id=p0,mac=52:54:00:19:00:01 \
-                 -qmp unix:/w/qmp.sock,server=on,wait=off"
+                 -device virtio-net-pci,netdev=p0,id=p0,mac=52:54:00:19:00:01,\
+                 speed=25000,duplex=full -qmp unix:/w/qmp.sock,server=on,wait=off"
             ),
             "{line}"
         );

@@ -61,6 +61,8 @@ value nic "$dev"
 ip addr add {PEER4}/24 dev "$dev"
 check up ip link set "$dev" up
 check carrier wait_for 30 carrier_up "$dev"
+# The kernel's own module requests find no /sbin/modprobe here.
+check 8021q modprobe 8021q
 check vlan ip link add link "$dev" name "$dev.{VLAN}" type vlan id {VLAN}
 ip addr add {PEER_VLAN4}/24 dev "$dev.{VLAN}"
 check vlan-up ip link set "$dev.{VLAN}" up
@@ -95,6 +97,7 @@ check bond0-proc test -r /proc/net/bonding/bond0
 check bond0-802.3ad grep -q "IEEE 802.3ad Dynamic link aggregation" /proc/net/bonding/bond0
 check bond0-lacp-fast grep -q "LACP rate: fast" /proc/net/bonding/bond0
 check bond0-slave grep -q "Slave Interface: $dev" /proc/net/bonding/bond0
+check bond0-speed grep -q "Speed: 100000 Mbps" /proc/net/bonding/bond0
 # Fast rate: a LACPDU a second, for the capture.
 sleep 3
 sed 's/^/  bond0| /' /proc/net/bonding/bond0
@@ -109,6 +112,7 @@ const PEER_CHECKS: &[&str] = &[
     "nic",
     "up",
     "carrier",
+    "8021q",
     "vlan",
     "vlan-up",
     "dhcp-server",
@@ -128,6 +132,7 @@ const PEER_CHECKS: &[&str] = &[
     "bond0-802.3ad",
     "bond0-lacp-fast",
     "bond0-slave",
+    "bond0-speed",
 ];
 
 /// `linux-peer-qemu-wire`: a stock QEMU NIC on the model's `qemu:` wire.
@@ -140,7 +145,8 @@ const PEER_CHECKS: &[&str] = &[
 /// the peer's QMP: the peer loses carrier and no frame passes either way;
 /// `set_link on`: carrier and traffic are back both ways. Last, bonding
 /// in 802.3ad mode with fast LACP over the one NIC: `/proc/net/bonding/bond0`
-/// says so, and the peer's LACPDUs are in the model's capture. cxos
+/// says so, and the peer's active, short-timeout LACPDUs are in the
+/// model's capture (cxos has no LACP yet: nobody answers them). cxos
 /// detaches with every page returned. A failure names its step and ends
 /// with the tail of both consoles.
 fn qemu_wire(ctx: &Context, test: &SystemTest) -> Result<(), String> {
@@ -171,25 +177,25 @@ fn at(step: &'static str) -> impl Fn(String) -> String {
     move |e| format!("step `{step}`: {e}")
 }
 
-/// Waits for the peer's next sync and requires it to be `tag`.
+/// Waits for the peer's next sync and requires it to be `tag`, with
+/// every check the peer ran so far passed (the first that failed is the
+/// step to report).
 fn expect_sync(peer: &mut LinuxVm, tag: &'static str) -> Result<(), String> {
     let sync = peer.next_sync().map_err(at(tag))?;
+    let checks = linux_vm::checks(peer.session.serial());
+    if let Some((name, Err(why))) = checks.iter().find(|(_, r)| r.is_err()) {
+        return Err(format!("step `{name}` (in the peer): {why}"));
+    }
     if sync.first().map(String::as_str) != Some(tag) {
         return Err(format!(
-            "step `{tag}`: the peer synced {sync:?}; its checks so far: {:?}",
-            linux_vm::checks(peer.session.serial())
+            "step `{tag}`: the peer synced {sync:?}; its checks so far: {checks:?}"
         ));
     }
     Ok(())
 }
 
 /// cxos pings `to` (`-I if` when given) `count` times: all answered.
-fn cxos_ping(
-    shell: &mut Shell,
-    iface: Option<&str>,
-    to: &str,
-    count: u32,
-) -> Result<(), String> {
+fn cxos_ping(shell: &mut Shell, iface: Option<&str>, to: &str, count: u32) -> Result<(), String> {
     let via = iface.map(|i| format!(" -I {i}")).unwrap_or_default();
     let answer = shell.ask(&format!("ping{via} {to} -c {count}"))?;
     plain_line(
@@ -199,12 +205,7 @@ fn cxos_ping(
     .map(drop)
 }
 
-fn run_qemu_wire(
-    ctx: &Context,
-    test: &SystemTest,
-    log: &Path,
-    dir: &Path,
-) -> Result<(), String> {
+fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let setup = systests_sim::setup(ctx).map_err(at("setup"))?;
     let guest = crate::systests_linux::guest().map_err(at("provision the Linux guest"))?;
@@ -232,6 +233,8 @@ fn run_qemu_wire(
         id: NIC.to_string(),
         mac: PEER_MAC.to_string(),
         wire: wire.clone(),
+        // The cx5 port's speed.
+        speed_mbps: 100_000,
     };
     let mut peer = LinuxVm::boot_peer(
         &setup.qemu,
@@ -243,8 +246,8 @@ fn run_qemu_wire(
         TIMEOUT,
     )
     .map_err(at("boot the Linux peer"))?;
-    let mut qmp =
-        Qmp::connect(&qmp_path, Duration::from_secs(30)).map_err(at("connect to the peer's QMP"))?;
+    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30))
+        .map_err(at("connect to the peer's QMP"))?;
     expect_sync(&mut peer, "ready")?;
     let peer_up = started.elapsed();
 
@@ -256,7 +259,9 @@ fn run_qemu_wire(
         .wait_for_line("net0: dhcp lease ")
         .map_err(at("cxos leases an address from the peer's dnsmasq"))?;
     let leased = leased_address(&line).map_err(at("the lease"))?;
-    let answer = shell.ask("serve iperf3").map_err(at("cxos serves iperf3"))?;
+    let answer = shell
+        .ask("serve iperf3")
+        .map_err(at("cxos serves iperf3"))?;
     plain_line(&answer, "service ").map_err(at("cxos serves iperf3"))?;
     peer.reply(&format!("go {leased}")).map_err(at("ready"))?;
 
@@ -267,8 +272,7 @@ fn run_qemu_wire(
     peer.reply("go").map_err(at("pinged"))?;
 
     expect_sync(&mut peer, "link-off")?;
-    qmp.set_link(NIC, false)
-        .map_err(at("QMP set_link off"))?;
+    qmp.set_link(NIC, false).map_err(at("QMP set_link off"))?;
     peer.reply("go").map_err(at("link-off"))?;
 
     expect_sync(&mut peer, "link-on")?;
@@ -289,18 +293,24 @@ fn run_qemu_wire(
     linux_vm::require_checks(&text, PEER_CHECKS).map_err(at("the peer's checks"))?;
     let splats: Vec<String> = linux_vm::dmesg_problems(&text);
     if !splats.is_empty() {
-        return Err(format!("step `the peer's kernel log`:\n{}", splats.join("\n")));
+        return Err(format!(
+            "step `the peer's kernel log`:\n{}",
+            splats.join("\n")
+        ));
     }
     detach_clean(&mut shell, &sim).map_err(at("cxos detaches"))?;
     shell.poweroff(&mut sim).map_err(at("cxos powers off"))?;
     let capture = std::fs::read(&pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
-    let lacpdus = lacpdus_from(&capture, mac_bytes(PEER_MAC)?).map_err(at("the capture"))?;
+    let lacpdus = fast_lacpdus_from(&capture, mac_bytes(PEER_MAC)?).map_err(at("the capture"))?;
     if lacpdus == 0 {
-        return Err("step `LACPDUs from the peer's bond0 in the capture`: none".into());
+        return Err(format!(
+            "step `fast LACPDUs from the peer's bond0 in the capture`: none in {}",
+            pcap.display()
+        ));
     }
     let iperf = linux_vm::value(&text, "iperf3").unwrap_or("?");
     println!(
-        "    (peer iperf3 -> cxos: {iperf}; cxos leased {leased}; {lacpdus} LACPDUs; \
+        "    (peer iperf3 -> cxos: {iperf}; cxos leased {leased}; {lacpdus} fast LACPDUs; \
          peer ready at {:.1} s, total {:.1} s)",
         peer_up.as_secs_f64(),
         started.elapsed().as_secs_f64()
@@ -353,13 +363,21 @@ fn mac_bytes(mac: &str) -> Result<[u8; 6], String> {
 /// LACP.
 const SLOW_PROTOCOLS: [u8; 2] = [0x88, 0x09];
 const LACP_SUBTYPE: u8 = 1;
+/// Where a LACPDU's Actor_State is in the frame (IEEE 802.1AX-2014
+/// 6.4.2.3): after the Ethernet header (14), subtype and version (2), the
+/// Actor TLV's type and length (2), system priority (2), system (6), key
+/// (2), port priority (2) and port (2).
+const ACTOR_STATE: usize = 32;
+/// Actor_State bits 0 and 1 (6.4.2.3): LACP_Activity (active) and
+/// LACP_Timeout (short: the partner is asked for fast LACPDUs).
+const ACTIVE_SHORT: u8 = 0b11;
 
-/// LACPDUs from `src` in a classic pcap file (pcap-savefile(5): a
-/// 24-byte header starting with magic a1b2c3d4 in the writer's byte
-/// order, then per frame a 16-byte record header whose third word is the
-/// captured length). A truncated last record (the capture's ceiling) ends
-/// the count.
-pub fn lacpdus_from(pcap: &[u8], src: [u8; 6]) -> Result<usize, String> {
+/// Active, short-timeout LACPDUs from `src` in a classic pcap file
+/// (pcap-savefile(5): a 24-byte header starting with magic a1b2c3d4 in
+/// the writer's byte order, then per frame a 16-byte record header whose
+/// third word is the captured length). A truncated last record (the
+/// capture's ceiling) ends the count.
+pub fn fast_lacpdus_from(pcap: &[u8], src: [u8; 6]) -> Result<usize, String> {
     let magic = pcap
         .get(..4)
         .ok_or("not a pcap file: shorter than its header")?;
@@ -384,10 +402,11 @@ pub fn lacpdus_from(pcap: &[u8], src: [u8; 6]) -> Result<usize, String> {
             break;
         };
         // Destination 0..6, source 6..12, EtherType 12..14, subtype 14.
-        if frame.len() > 14
+        if frame.len() > ACTOR_STATE
             && frame[6..12] == src
             && frame[12..14] == SLOW_PROTOCOLS
             && frame[14] == LACP_SUBTYPE
+            && frame[ACTOR_STATE] & ACTIVE_SHORT == ACTIVE_SHORT
         {
             count += 1;
         }
@@ -406,33 +425,43 @@ mod tests {
     }
 
     /// A capture written by hand: the header (magic d4 c3 b2 a1 = a1b2c3d4
-    /// little-endian, version 2.4, snaplen 160, linktype 1), a LACPDU from
-    /// the peer cut to 20 bytes, an ARP frame from the peer, a LACPDU from
-    /// someone else, and a truncated record.
+    /// little-endian, version 2.4, snaplen 160, linktype 1), then LACPDUs
+    /// cut to their first 36 bytes: active + short timeout from the peer
+    /// (Actor_State 0x3f at offset 32), a slow-rate one from the peer
+    /// (0x3d), an ARP frame from the peer, a fast one from someone else, a
+    /// Marker PDU (subtype 2), and a truncated record.
     #[test]
-    fn lacpdus_are_counted_by_source() {
+    fn fast_lacpdus_are_counted_by_source() {
         let mut p = vec![
             0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0, 1, 0, 0, 0,
         ];
         let peer = [0x52, 0x54, 0x00, 0x19, 0x00, 0x01];
         let other = [0x02, 0, 0, 0, 0, 9];
-        let mut record = |src: [u8; 6], ethertype: [u8; 2], subtype: u8| {
-            // ts_sec, ts_usec, incl_len 20, orig_len 124.
-            p.extend([0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 124, 0, 0, 0]);
+        let mut record = |src: [u8; 6], ethertype: [u8; 2], subtype: u8, state: u8| {
+            // ts_sec, ts_usec, incl_len 36, orig_len 124.
+            p.extend([0, 0, 0, 0, 0, 0, 0, 0, 36, 0, 0, 0, 124, 0, 0, 0]);
+            // 0: slow-protocols multicast; 6: source; 12: EtherType.
             p.extend([0x01, 0x80, 0xc2, 0x00, 0x00, 0x02]);
             p.extend(src);
             p.extend(ethertype);
-            p.extend([subtype, 1, 1, 20, 0, 0]);
+            // 14: subtype, version 1; 16: Actor TLV type 1, length 20;
+            // 18: system priority 0xffff; 20: system; 26: key 0x001d;
+            // 28: port priority 0x00ff; 30: port 1; 32: Actor_State.
+            p.extend([subtype, 1, 1, 20, 0xff, 0xff]);
+            p.extend(src);
+            p.extend([0x00, 0x1d, 0x00, 0xff, 0x00, 0x01, state, 0, 0, 0]);
         };
-        record(peer, SLOW_PROTOCOLS, LACP_SUBTYPE);
-        record(peer, [0x08, 0x06], 0);
-        record(other, SLOW_PROTOCOLS, LACP_SUBTYPE);
-        record(peer, SLOW_PROTOCOLS, 2);
+        record(peer, SLOW_PROTOCOLS, LACP_SUBTYPE, 0x3f);
+        record(peer, SLOW_PROTOCOLS, LACP_SUBTYPE, 0x3d);
+        record(peer, [0x08, 0x06], 0, 0x3f);
+        record(other, SLOW_PROTOCOLS, LACP_SUBTYPE, 0x3f);
+        record(peer, SLOW_PROTOCOLS, 2, 0x3f);
         p.extend([0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0, 1, 2]);
-        assert_eq!(lacpdus_from(&p, peer), Ok(1));
-        assert_eq!(lacpdus_from(&p, other), Ok(1));
-        assert!(lacpdus_from(&[0u8; 24], peer).is_err());
-        assert!(lacpdus_from(&[0xd4], peer).is_err());
+        assert_eq!(p[24 + 16 + ACTOR_STATE], 0x3f);
+        assert_eq!(fast_lacpdus_from(&p, peer), Ok(1));
+        assert_eq!(fast_lacpdus_from(&p, other), Ok(1));
+        assert!(fast_lacpdus_from(&[0u8; 24], peer).is_err());
+        assert!(fast_lacpdus_from(&[0xd4], peer).is_err());
     }
 
     #[test]
