@@ -471,13 +471,18 @@ mod tests {
             iso: "a.iso".into(),
         });
         m.stream_nic("p0", "52:54:00:19:00:01", Path::new("/w/a,b.sock"), 25000);
+        m.stream_nic("p1", "52:54:00:19:00:02", Path::new("/w/c.sock"), 25000);
         m.qmp = Some("/w/qmp.sock".into());
         let line = strings(&m.args()).join(" ");
         assert!(
             line.ends_with(
                 "-netdev stream,id=p0,server=off,reconnect-ms=1000,addr.type=unix,\
                  addr.path=/w/a,,b.sock \
+                 -netdev stream,id=p1,server=off,reconnect-ms=1000,addr.type=unix,\
+                 addr.path=/w/c.sock \
                  -device virtio-net-pci,netdev=p0,id=p0,mac=52:54:00:19:00:01,\
+                 speed=25000,duplex=full \
+                 -device virtio-net-pci,netdev=p1,id=p1,mac=52:54:00:19:00:02,\
                  speed=25000,duplex=full -qmp unix:/w/qmp.sock,server=on,wait=off"
             ),
             "{line}"
