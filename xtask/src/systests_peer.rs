@@ -6,7 +6,8 @@
 //! peer's QMP socket ([`crate::qmp`]).
 //!
 //! `linux-peer-qemu-wire`: cxos in QEMU on `mlx5-sim --personality cx5
-//! --wire qemu:PATH`, the Linux peer's virtio-net connected to PATH.
+//! --wire qemu:PATH`, the Linux peer's first virtio-net connected to PATH,
+//! its second to a second model's `qemu:` wire.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,9 +24,14 @@ use crate::systests_sim;
 /// cable pull and bonding: ~40 s on an idle machine; the limit covers 2
 /// cores shared with other runs.
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// The peer's NIC: its QEMU id (what `set_link` names) and MAC.
+/// The peer's NIC on cxos's wire: its QEMU id (what `set_link` names)
+/// and MAC.
 const NIC: &str = "p0";
 const PEER_MAC: &str = "52:54:00:19:00:01";
+/// The peer's second NIC, on a second model's wire that no VM drives (a
+/// capture only: where the aggregation's second port will be).
+const NIC2: &str = "p1";
+const PEER_MAC2: &str = "52:54:00:19:00:02";
 /// The untagged network: the peer's address and its DHCP range.
 const PEER4: &str = "10.19.0.1";
 const DHCP_FIRST: u8 = 50;
@@ -56,11 +62,15 @@ not() {{ ! "$@"; }}
 iperf_to() {{ iperf3_client "$@" > /tmp/iperf3.out 2>&1; s=$?; cat /tmp/iperf3.out; return $s; }}
 check virtio-net modprobe virtio_net
 check nic wait_for 30 netdev_with_mac {PEER_MAC}
+check nic2 wait_for 30 netdev_with_mac {PEER_MAC2}
 dev=$(netdev_with_mac {PEER_MAC})
-value nic "$dev"
+dev2=$(netdev_with_mac {PEER_MAC2})
+value nics "$dev $dev2"
 ip addr add {PEER4}/24 dev "$dev"
 check up ip link set "$dev" up
+check up2 ip link set "$dev2" up
 check carrier wait_for 30 carrier_up "$dev"
+check carrier2 wait_for 30 carrier_up "$dev2"
 # The kernel's own module requests find no /sbin/modprobe here.
 check 8021q modprobe 8021q
 check vlan ip link add link "$dev" name "$dev.{VLAN}" type vlan id {VLAN}
@@ -80,6 +90,7 @@ value iperf3 "$(sed -n 's/.* \([0-9.]* [KMG]bits\/sec\).*receiver$/\1/p' /tmp/ip
 host_sync pinged
 host_sync link-off
 check carrier-off wait_for 10 carrier_down "$dev"
+check carrier2-stays carrier_up "$dev2"
 check no-traffic-while-off not ping -c 2 -W 1 "$cxos"
 host_sync link-on
 check carrier-on wait_for 10 carrier_up "$dev"
@@ -90,13 +101,16 @@ kill "$(cat /tmp/dnsmasq.pid)"
 ip link del "$dev.{VLAN}"
 ip addr flush dev "$dev"
 ip link set "$dev" down
+ip link set "$dev2" down
 check bonding modprobe bonding mode=802.3ad lacp_rate=fast miimon=100
 check bond-enslave ip link set "$dev" master bond0
+check bond-enslave2 ip link set "$dev2" master bond0
 check bond-up ip link set bond0 up
 check bond0-proc test -r /proc/net/bonding/bond0
 check bond0-802.3ad grep -q "IEEE 802.3ad Dynamic link aggregation" /proc/net/bonding/bond0
 check bond0-lacp-fast grep -q "LACP rate: fast" /proc/net/bonding/bond0
-check bond0-slave grep -q "Slave Interface: $dev" /proc/net/bonding/bond0
+check bond0-slave grep -q "Slave Interface: $dev\$" /proc/net/bonding/bond0
+check bond0-slave2 grep -q "Slave Interface: $dev2\$" /proc/net/bonding/bond0
 check bond0-speed grep -q "Speed: 100000 Mbps" /proc/net/bonding/bond0
 # Fast rate: a LACPDU a second, for the capture.
 sleep 3
@@ -110,8 +124,11 @@ report_dmesg
 const PEER_CHECKS: &[&str] = &[
     "virtio-net",
     "nic",
+    "nic2",
     "up",
+    "up2",
     "carrier",
+    "carrier2",
     "8021q",
     "vlan",
     "vlan-up",
@@ -121,17 +138,20 @@ const PEER_CHECKS: &[&str] = &[
     "ping-cxos-vlan",
     "iperf3-to-cxos",
     "carrier-off",
+    "carrier2-stays",
     "no-traffic-while-off",
     "carrier-on",
     "traffic-resumes",
     "ping-cxos-again",
     "bonding",
     "bond-enslave",
+    "bond-enslave2",
     "bond-up",
     "bond0-proc",
     "bond0-802.3ad",
     "bond0-lacp-fast",
     "bond0-slave",
+    "bond0-slave2",
     "bond0-speed",
 ];
 
@@ -144,9 +164,11 @@ const PEER_CHECKS: &[&str] = &[
 /// client runs against cxos's server (`-t 2`). `set_link off` through
 /// the peer's QMP: the peer loses carrier and no frame passes either way;
 /// `set_link on`: carrier and traffic are back both ways. Last, bonding
-/// in 802.3ad mode with fast LACP over the one NIC: `/proc/net/bonding/bond0`
-/// says so, and the peer's active, short-timeout LACPDUs are in the
-/// model's capture (cxos has no LACP yet: nobody answers them). cxos
+/// in 802.3ad mode with fast LACP over both NICs: `/proc/net/bonding/bond0`
+/// says so, and the peer's active, short-timeout LACPDUs are in each
+/// model's capture (cxos has no LACP yet: nobody answers them). The
+/// peer's second NIC is on a second model's wire that no VM drives (a
+/// capture only), and keeps its carrier while the first is unplugged. cxos
 /// detaches with every page returned. A failure names its step and ends
 /// with the tail of both consoles.
 fn qemu_wire(ctx: &Context, test: &SystemTest) -> Result<(), String> {
@@ -212,8 +234,10 @@ fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Re
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let wire = dir.join("wire.sock");
+    let wire2 = dir.join("wire2.sock");
     let qmp_path = dir.join("qmp.sock");
     let pcap = log.with_extension("pcap");
+    let pcap2 = log.with_extension("2.pcap");
     let options = SimOptions {
         wire: Some(format!("qemu:{}", wire.display())),
         ..SimOptions::default()
@@ -227,19 +251,35 @@ fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Re
         &options,
     )
     .map_err(at("start mlx5-sim --wire qemu:"))?;
-    wait_for_socket(&wire, Duration::from_secs(10)).map_err(at("the model listens on the wire"))?;
+    let options2 = SimOptions {
+        wire: Some(format!("qemu:{}", wire2.display())),
+        ..SimOptions::default()
+    }
+    .test_capture(pcap2.clone());
+    let _sim2 = SimDevice::start_with(
+        &setup.sim,
+        "cx5",
+        &format!("{}-2", test.name),
+        &log.with_extension("sim2.log"),
+        &options2,
+    )
+    .map_err(at("start the second mlx5-sim --wire qemu:"))?;
+    for w in [&wire, &wire2] {
+        wait_for_socket(w, Duration::from_secs(10))
+            .map_err(at("the models listen on the wires"))?;
+    }
 
-    let nic = StreamNic {
-        id: NIC.to_string(),
-        mac: PEER_MAC.to_string(),
-        wire: wire.clone(),
+    let nic = |id: &str, mac: &str, wire: &Path| StreamNic {
+        id: id.to_string(),
+        mac: mac.to_string(),
+        wire: wire.to_path_buf(),
         // The cx5 port's speed.
         speed_mbps: 100_000,
     };
     let mut peer = LinuxVm::boot_peer(
         &setup.qemu,
         &guest,
-        &[nic],
+        &[nic(NIC, PEER_MAC, &wire), nic(NIC2, PEER_MAC2, &wire2)],
         &qmp_path,
         &peer_script(),
         &log.with_extension("peer.log"),
@@ -300,14 +340,19 @@ fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Re
     }
     detach_clean(&mut shell, &sim).map_err(at("cxos detaches"))?;
     shell.poweroff(&mut sim).map_err(at("cxos powers off"))?;
-    let capture = std::fs::read(&pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
-    let lacpdus = fast_lacpdus_from(&capture, mac_bytes(PEER_MAC)?).map_err(at("the capture"))?;
-    if lacpdus == 0 {
-        return Err(format!(
-            "step `fast LACPDUs from the peer's bond0 in the capture`: none in {}",
-            pcap.display()
-        ));
+    let mut lacpdus = Vec::new();
+    for (mac, pcap) in [(PEER_MAC, &pcap), (PEER_MAC2, &pcap2)] {
+        let capture = std::fs::read(pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
+        let n = fast_lacpdus_from(&capture, mac_bytes(mac)?).map_err(at("the captures"))?;
+        if n == 0 {
+            return Err(format!(
+                "step `fast LACPDUs from the peer's bond0 in the captures`: none from {mac} in {}",
+                pcap.display()
+            ));
+        }
+        lacpdus.push(n.to_string());
     }
+    let lacpdus = lacpdus.join("+");
     let iperf = linux_vm::value(&text, "iperf3").unwrap_or("?");
     println!(
         "    (peer iperf3 -> cxos: {iperf}; cxos leased {leased}; {lacpdus} fast LACPDUs; \
