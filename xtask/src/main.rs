@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_callgrind;
 mod console;
 mod image;
 mod kernel;

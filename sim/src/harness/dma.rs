@@ -139,6 +139,12 @@ impl SimDma {
         })
     }
 
+    /// The host memory behind the region (the bench platform's volatile
+    /// view of it).
+    pub(crate) fn host_mem(&self) -> Arc<HostMem> {
+        self.mem.clone()
+    }
+
     fn check(&self, off: usize, n: usize) {
         assert!(
             off.checked_add(n).is_some_and(|e| e <= self.len),

@@ -226,6 +226,137 @@ impl HostMem {
     }
 }
 
+/// A window of host memory accessed the way the kernel accesses DMA memory
+/// (`kernel/src/dma.rs`, `DmaBuffer`): each access checks its bounds
+/// against the region's length and its alignment, then is one volatile
+/// load or store; nothing else (no atomics, no fences, no lookup). The
+/// bench platform ([`super::bench`]) gives the driver this view, so what
+/// callgrind counts in the accessors is what they cost in the kernel.
+/// Bulk copies go 8 bytes at a time where aligned, as the kernel's do.
+///
+/// Sound only while the model and the driver take turns on one thread (the
+/// bench platform's contract): volatile accesses are not atomic.
+pub struct VolatileWindow {
+    /// Keeps the memory alive while the window points into it.
+    _mem: std::sync::Arc<HostMem>,
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the window only hands out accesses through `&self` methods whose
+// callers take turns with the model (the bench platform runs both on one
+// thread); the pointer stays valid as long as `mem` lives.
+unsafe impl Send for VolatileWindow {}
+// SAFETY: as above.
+unsafe impl Sync for VolatileWindow {}
+
+impl std::fmt::Debug for VolatileWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VolatileWindow({} bytes)", self.len)
+    }
+}
+
+impl VolatileWindow {
+    /// The first `len` bytes of `mem`.
+    pub fn new(mem: std::sync::Arc<HostMem>, len: usize) -> VolatileWindow {
+        assert!(len <= mem.len(), "window past the end of its memory");
+        let base = mem.ptr;
+        VolatileWindow {
+            _mem: mem,
+            base,
+            len,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `size` bytes at `off`, bounds-checked (a driver bug panics, as the
+    /// platform contract says).
+    #[inline]
+    fn ptr(&self, off: usize, size: usize) -> *mut u8 {
+        assert!(
+            off.checked_add(size).is_some_and(|end| end <= self.len),
+            "DMA access [{off}, +{size}) outside region of {} bytes",
+            self.len
+        );
+        // SAFETY: off + size <= len <= the allocation's size.
+        unsafe { self.base.as_ptr().add(off) }
+    }
+
+    /// The `T` at `off`, bounds- and alignment-checked.
+    #[inline]
+    fn at<T>(&self, off: usize) -> *mut T {
+        let p = self.ptr(off, size_of::<T>()) as *mut T;
+        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        p
+    }
+
+    #[inline]
+    pub fn load<T: Copy>(&self, off: usize) -> T {
+        // SAFETY: in bounds and aligned (checked by `at`); the memory lives
+        // as long as `self._mem`; no concurrent access (type contract).
+        unsafe { self.at::<T>(off).read_volatile() }
+    }
+
+    #[inline]
+    pub fn store<T: Copy>(&self, off: usize, v: T) {
+        // SAFETY: as in `load`.
+        unsafe { self.at::<T>(off).write_volatile(v) }
+    }
+
+    /// Copy out, one volatile load per byte (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        let p = self.ptr(off, dst.len());
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`.
+            *d = unsafe { p.add(i).read_volatile() };
+        }
+    }
+
+    /// Copy in, one volatile store per byte (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn write_bytes(&self, off: usize, src: &[u8]) {
+        let p = self.ptr(off, src.len());
+        for (i, s) in src.iter().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`.
+            unsafe { p.add(i).write_volatile(*s) };
+        }
+    }
+
+    #[inline]
+    pub fn fill(&self, off: usize, len: usize, byte: u8) {
+        let p = self.ptr(off, len);
+        for i in 0..len {
+            // SAFETY: p + i is inside the range checked by `ptr`.
+            unsafe { p.add(i).write_volatile(byte) };
+        }
+    }
+
+    /// A plain slice over a range software owns (platform contract).
+    #[inline]
+    pub fn with_bytes<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let p = self.ptr(off, len);
+        // SAFETY: in bounds; nothing writes the range while `f` runs (the
+        // DmaRegion contract, and the model does not run meanwhile).
+        f(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+
+    #[inline]
+    pub fn with_bytes_mut<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let p = self.ptr(off, len);
+        // SAFETY: in bounds; exclusive use of the range while `f` runs (the
+        // DmaRegion contract, and the model does not run meanwhile).
+        f(unsafe { std::slice::from_raw_parts_mut(p, len) })
+    }
+}
+
 impl Drop for HostMem {
     fn drop(&mut self) {
         // SAFETY: ptr was returned by alloc_zeroed with this very layout and
