@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 
 use cxos_drivers::net::{
-    FilterError, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError, TxMeta,
+    FilterError, L3Proto, L4Proto, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError,
+    TxMeta,
 };
 use cxos_net::app::{App, AppStatus};
 use cxos_net::ping::Ping;
@@ -94,6 +95,25 @@ impl NetDevice for FakeDev {
         self.queued.push((b, meta));
         Ok(r)
     }
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        if !self.link.up {
+            return Err(TxError::Down);
+        }
+        if self.tx_free() == 0 {
+            return Err(TxError::Busy);
+        }
+        let mut b = vec![0u8; len];
+        let (r, meta) = f(&mut b);
+        if meta.csum && !self.offloads.tx_l4_csum {
+            return Err(TxError::Unsupported);
+        }
+        self.queued.push((b, meta));
+        Ok(r)
+    }
     fn flush(&mut self) {
         self.in_flight += self.queued.len();
         self.wire.append(&mut self.queued);
@@ -174,7 +194,14 @@ fn checksum_offload_is_asked_per_frame_and_left_to_the_device() {
         .unwrap();
     let now = Instant::from_millis(10);
     n.poll(now);
-    // ARP first (no checksum in it, still asked: the device ignores it).
+    // ARP first: no checksum in it, none asked.
+    let wire = std::mem::take(&mut n.device_mut().wire);
+    let arp = wire
+        .iter()
+        .find(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Arp)
+        .expect("an ARP request went out");
+    assert!(!arp.1.csum, "ARP asks no checksum");
+    assert_eq!(arp.1.geometry.map(|g| g.headers()), Some(14));
     let mac = n.mac();
     n.device_mut().rx.push_back((
         arp_reply(mac, Ipv4Address::new(10, 0, 0, 2)),
@@ -187,12 +214,20 @@ fn checksum_offload_is_asked_per_frame_and_left_to_the_device() {
         .find(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Ipv4)
         .expect("a SYN went out");
     assert!(syn.1.csum, "checksum offload asked");
+    // With the geometry smoltcp wrote: Ethernet, 20-byte IPv4, TCP with
+    // its options (data offset).
+    let g = syn.1.geometry.expect("geometry given");
+    assert_eq!(
+        (g.l2, g.l3, g.l3_len, g.l4),
+        (14, L3Proto::Ipv4, 20, L4Proto::Tcp)
+    );
     let eth = EthernetFrame::new_unchecked(&syn.0[..]);
     let ip = Ipv4Packet::new_unchecked(eth.payload());
     assert_eq!(ip.checksum(), 0, "IPv4 header checksum left to the device");
     let tcp = TcpPacket::new_unchecked(ip.payload());
     assert!(tcp.syn());
     assert_eq!(tcp.checksum(), 0, "TCP checksum left to the device");
+    assert_eq!(g.l4_len as usize, tcp.header_len() as usize);
 }
 
 #[test]

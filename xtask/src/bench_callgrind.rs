@@ -59,6 +59,7 @@ const fn w(
 
 const DP_PLAIN: Env = &[("CXOS_DP_BENCH", "plain")];
 const DP_OFFLOAD: Env = &[("CXOS_DP_BENCH", "offload")];
+const DP_OFFLOAD_PARSE: Env = &[("CXOS_DP_BENCH", "offload_parse")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -77,6 +78,12 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath::tx_batch_offload",
     ),
     w("rx_offload", "datapath", DP_OFFLOAD, "datapath::rx_batch"),
+    w(
+        "tx_offload_parse",
+        "datapath",
+        DP_OFFLOAD_PARSE,
+        "datapath::tx_batch_offload_parse",
+    ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),
     w("rx_vnic1", "vnic", VNIC_1, "vnic::rx_batch"),

@@ -11,7 +11,8 @@
 //! `bench: mlx5.dp_offload_pps` / `mlx5.dp_offload_ns_per_packet`: 64-byte
 //! IPv4/TCP frames sent with checksum offload and VLAN insertion, received
 //! with VLAN stripping and checksum results (`tx_batch_offload`,
-//! `rx_batch`). Receive cost with RSS (`CXOS_DP_BENCH=rss`):
+//! `rx_batch`; `CXOS_DP_BENCH=offload_parse`: the same frames without
+//! their geometry, `tx_batch_offload_parse`). Receive cost with RSS (`CXOS_DP_BENCH=rss`):
 //! `bench: mlx5.rx_rss1_ns_per_packet` / `mlx5.rx_rss8_ns_per_packet`:
 //! time in `rx_batch` only per frame, 64-byte TCP frames of 256 flows, 1 or
 //! 8 receive queues (`CXOS_DP_BENCH=rss1` / `rss8`: one of them).
@@ -32,7 +33,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{NetDevice, TxMeta};
+use cxos_drivers::{L3Proto, L4Proto, NetDevice, TxGeometry, TxMeta};
 use mlx5::{Adapter, Config};
 use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
@@ -86,9 +87,39 @@ fn tcp64(f: &mut [u8], dst: &[u8; 6], flow: u16) {
 }
 
 /// Queue `BATCH` 64-byte TCP frames with checksum offload and VLAN
-/// insertion, ring one doorbell, reap completions.
+/// insertion, ring one doorbell, reap completions. The frames' geometry
+/// comes with them, as a stack gives it.
 #[inline(never)]
 fn tx_batch_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
+    let meta = TxMeta {
+        csum: true,
+        vlan: Some(100),
+        lso: None,
+        geometry: Some(TxGeometry {
+            l2: 14,
+            l3: L3Proto::Ipv4,
+            l3_len: 20,
+            l4: L4Proto::Tcp,
+            l4_len: 20,
+        }),
+    };
+    let mut n = 0;
+    for _ in 0..BATCH {
+        *seq = seq.wrapping_add(1);
+        let flow = 1024 + (*seq & 0xff);
+        if a.transmit_with(64, meta, |f| tcp64(f, dst, flow)).is_ok() {
+            n += 1;
+        }
+    }
+    a.flush();
+    a.poll();
+    n
+}
+
+/// [`tx_batch_offload`] without the geometry: the driver finds the
+/// headers in the frame itself.
+#[inline(never)]
+fn tx_batch_offload_parse(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
     let meta = TxMeta {
         csum: true,
         vlan: Some(100),
@@ -242,18 +273,17 @@ impl Run {
     }
 }
 
-fn offload_run(packets: usize) {
+fn offload_run(packets: usize, parse: bool) {
     let rx_cfg = EthConfig {
         vlan_strip: true,
         ..polled()
     };
-    let mut r = Run::new(
-        Personality::ConnectX6Dx,
-        polled(),
-        rx_cfg,
-        tx_batch_offload,
-        "tx_batch_offload",
-    );
+    let (tx, name): (TxFn, _) = if parse {
+        (tx_batch_offload_parse, "tx_batch_offload_parse")
+    } else {
+        (tx_batch_offload, "tx_batch_offload")
+    };
+    let mut r = Run::new(Personality::ConnectX6Dx, polled(), rx_cfg, tx, name);
     let ok_before = r.b.eth_stats().rx_csum_ok;
     let m = r.go(packets);
     let s = r.b.eth_stats();
@@ -262,6 +292,10 @@ fn offload_run(packets: usize) {
         "every frame verified"
     );
     let secs = m.all.as_secs_f64();
+    if parse {
+        r.close();
+        return;
+    }
     println!("bench: mlx5.dp_offload_pps: {:.0} pps", m.got as f64 / secs);
     println!(
         "bench: mlx5.dp_offload_ns_per_packet: {:.0} ns",
@@ -318,7 +352,10 @@ fn main() {
     let which = std::env::var("CXOS_DP_BENCH").unwrap_or_default();
     let all = which.is_empty();
     if all || which == "offload" {
-        offload_run(packets);
+        offload_run(packets, false);
+    }
+    if which == "offload_parse" {
+        offload_run(packets, true);
     }
     if all || which == "rss" || which == "rss1" {
         rss_run(packets, 1);

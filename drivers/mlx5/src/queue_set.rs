@@ -461,6 +461,13 @@ impl<C: Control> NetDevice for QueueSet<C> {
     ) -> Result<R, TxError> {
         QueueSet::transmit_with(self, len, meta, f)
     }
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        QueueSet::transmit_then(self, len, f)
+    }
     fn flush(&mut self) {
         QueueSet::flush(self)
     }

@@ -235,16 +235,6 @@ impl InlineMode {
         n.min(len)
     }
 
-    /// Header bytes of a frame this mode needs to look at (the most any
-    /// frame can require).
-    pub fn lookahead(self) -> usize {
-        match self {
-            InlineMode::None => 0,
-            InlineMode::L2 => L2_INLINE,
-            InlineMode::Ip | InlineMode::TcpUdp => MAX_HEADERS,
-        }
-    }
-
     /// The value for the SQ context's `min_wqe_inline_mode`.
     pub fn sqc_bits(self) -> u32 {
         match self {

@@ -8,7 +8,7 @@ mod common;
 
 use common::pkt::{self, KINDS, Kind, TCP};
 use common::{Port, close_port as close, open_port as open};
-use cxos_drivers::{L3Proto, L4Proto, Lso, NetDevice, RxMeta, TxMeta};
+use cxos_drivers::{L3Proto, L4Proto, Lso, NetDevice, RxMeta, TxGeometry, TxMeta};
 use mlx5::EthConfig;
 use mlx5::wqe::InlineMode;
 use mlx5_sim::Personality;
@@ -53,6 +53,17 @@ fn send(
     got
 }
 
+/// The geometry a stack gives for a frame of `kind`.
+fn geometry(kind: Kind) -> TxGeometry {
+    TxGeometry {
+        l2: 14,
+        l3: l3(kind),
+        l3_len: kind.l3_len() as u8,
+        l4: l4(kind),
+        l4_len: kind.l4_len() as u8,
+    }
+}
+
 fn l3(kind: Kind) -> L3Proto {
     if kind.v6 {
         L3Proto::Ipv6
@@ -66,6 +77,92 @@ fn l4(kind: Kind) -> L4Proto {
         L4Proto::Tcp
     } else {
         L4Proto::Udp
+    }
+}
+
+/// What a stack does (net's transmit token): the frame is written, then
+/// the checksums it needs and its geometry are asked for; no header is
+/// read back by the driver. Every part (inline rules of all kinds), with
+/// and without a VLAN tag, frames of every kind and size; a frame that
+/// asks for nothing (ARP) goes out untouched.
+#[test]
+fn checksums_asked_after_writing_with_the_stacks_geometry() {
+    for sender in Personality::ALL {
+        let (sa, sb) = SimPlatform::pair(sender, Personality::ConnectX5, Mode::Synchronous);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let mut a = open(&sa, EthConfig::default());
+        let strip = EthConfig {
+            vlan_strip: true,
+            ..EthConfig::default()
+        };
+        let mut b = open(&sb, strip);
+        let (dst, src) = (b.mac(), a.mac());
+        for (i, kind) in KINDS.into_iter().enumerate() {
+            for (payload, vlan) in [(0, None), (101, Some(7)), (1400, None), (9, Some(0x2064))] {
+                let ctx = format!("{sender:?} {kind:?} payload {payload} vlan {vlan:?}");
+                let f = pkt::build(kind, dst, src, payload, i as u32, false);
+                let meta = TxMeta {
+                    csum: true,
+                    vlan,
+                    geometry: Some(geometry(kind)),
+                    ..TxMeta::default()
+                };
+                a.transmit_then(f.len(), |buf| {
+                    buf.copy_from_slice(&f);
+                    ((), meta)
+                })
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                a.flush();
+                let mut got = Vec::new();
+                assert!(
+                    common::eventually(|| {
+                        a.poll();
+                        while let Some(x) = b.receive(|f, m| (f.to_vec(), m)) {
+                            got.push(x);
+                        }
+                        b.flush();
+                        !got.is_empty()
+                    }),
+                    "{ctx}"
+                );
+                let (rf, m) = &got[0];
+                assert_eq!(pkt::csums_ok(rf, kind), (true, true), "{ctx}");
+                assert!(m.csum_ok, "{ctx}: {m:?}");
+                assert_eq!(m.vlan, vlan, "{ctx}");
+                let mut want = f.clone();
+                pkt::fix_csums(&mut want, kind);
+                assert_eq!(&rf[..want.len()], &want[..], "{ctx}");
+            }
+        }
+        // ARP asks nothing: the bytes go out as written.
+        let mut arp = vec![0u8; 60];
+        arp[..6].copy_from_slice(&dst);
+        arp[6..12].copy_from_slice(&src);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20] = 0xa5;
+        a.transmit_then(arp.len(), |buf| {
+            buf.copy_from_slice(&arp);
+            ((), TxMeta::default())
+        })
+        .unwrap();
+        a.flush();
+        let mut seen = None;
+        assert!(common::eventually(|| {
+            a.poll();
+            if let Some(f) = b.receive(|f, _| f.to_vec()) {
+                seen = Some(f);
+            }
+            b.flush();
+            seen.is_some()
+        }));
+        assert_eq!(&seen.unwrap()[..60], &arp[..], "{sender:?}");
+        assert_eq!(
+            a.sq().unwrap().stats.csum,
+            4 * 4,
+            "{sender:?}: ARP asked none"
+        );
+        close(a, &sa, ba);
+        close(b, &sb, bb);
     }
 }
 
@@ -254,13 +351,14 @@ fn every_personality_inline_rule() {
                 port.transmit_with(f.len(), meta, |b| b.copy_from_slice(&f))
                     .unwrap();
                 // The WQE as the device reads it: inline_hdr.sz (eth
-                // segment 0x0c -> WQE 0x1c) is exactly the L2 header (with
-                // the tag) where the part requires L2, else 0 with the
-                // tag in `insert` (type 0x8000, TCI).
+                // segment 0x0c -> WQE 0x1c) is 18 bytes where the part
+                // requires L2 (a header with room for a tag; with a tag
+                // to insert, the 14-byte header and the tag), else 0 with
+                // the tag in `insert` (type 0x8000, TCI).
                 let w = port.sq().unwrap().wqebb(at);
                 let sz = u16::from_be_bytes([w[0x1c], w[0x1d]]);
                 match (want, meta.vlan) {
-                    (InlineMode::L2, None) => assert_eq!(sz, 14, "{p:?}"),
+                    (InlineMode::L2, None) => assert_eq!(sz, 18, "{p:?}"),
                     (InlineMode::L2, Some(_)) => {
                         assert_eq!(sz, 18, "{p:?}");
                         assert_eq!(&w[0x2a..0x2e], &[0x81, 0x00, 0, 5], "{p:?}");
@@ -383,6 +481,7 @@ fn lso_64k_arrives_as_mss_segments_with_correct_headers() {
                 mss: mss as u16,
                 header_len: kind.headers() as u16,
             }),
+            ..TxMeta::default()
         };
         let got = send(&mut a, &mut b, &f, meta, count);
         assert_eq!(got.len(), count, "{sender:?}");

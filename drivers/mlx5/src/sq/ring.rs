@@ -16,11 +16,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use super::Sqn;
 use crate::cqe::Cqe;
-use crate::frame::{self, Net, Transport};
+use crate::frame::{self, Geometry, Net, Transport};
 use crate::pd::Lkey;
 use crate::uar::Uar;
 use crate::wq::Ring;
@@ -64,8 +64,11 @@ pub struct TxOpts {
     /// checksums).
     pub mss: Option<u16>,
     /// LSO: the header length the caller computed (0: not checked); a
-    /// mismatch with the parsed headers refuses the frame.
+    /// mismatch with the headers refuses the frame.
     pub header_len: u16,
+    /// The frame's headers as the caller knows them (none: parsed from
+    /// the frame when needed).
+    pub geometry: Option<Geometry>,
 }
 
 /// A completion the device reported that cannot be right.
@@ -106,9 +109,6 @@ pub struct SqStats {
 
 /// Largest frame one data segment carries here (jumbo frames included).
 pub const MAX_FRAME: usize = 16 * 1024;
-/// Header bytes read first to find a frame's headers.
-const FIRST_LOOK: usize = 64;
-
 /// Largest LSO frame: Ethernet header with a tag plus the largest IP
 /// packet (the IPv4 total / IPv6 payload length is 16 bits).
 pub const MAX_LSO_FRAME: usize = 18 + 65535;
@@ -218,68 +218,65 @@ impl<P: Platform> Sq<P> {
         self.corrupt_next = true;
     }
 
-    /// Write the WQE sending `len` bytes at `off` of `buf`; `id` comes back
-    /// from [`Sq::complete`] when the device is done with the buffer. Not
+    /// Write the WQE sending `frame`, which lies at device address `addr`
+    /// (a transmit buffer software owns: the frame is read here in place
+    /// for the headers a WQE inlines); `id` comes back from
+    /// [`Sq::complete`] when the device is done with the buffer. Not
     /// visible to the device before [`Sq::ring_doorbell`].
     #[inline]
-    pub fn post<B: DmaRegion>(
+    pub fn post(
         &mut self,
-        buf: &B,
-        off: usize,
-        len: usize,
+        frame: &[u8],
+        addr: DmaAddr,
         lkey: Lkey,
         id: u32,
     ) -> Result<(), PostError> {
-        self.post_with(buf, off, len, lkey, id, TxOpts::default())
+        self.post_with(frame, addr, lkey, id, TxOpts::default())
     }
 
     /// [`Sq::post`] with offloads: checksums, VLAN insertion, LSO. The
-    /// WQE inlines exactly the headers the part's inline rule requires
-    /// (all of them for LSO), with the VLAN tag written into the inlined
-    /// header when there is one (the Ethernet segment's `insert` shares
-    /// its bytes with `inline_hdr`), else inserted by the `insert` field.
+    /// WQE inlines what the part's inline rule requires (all headers for
+    /// LSO; the first [`wqe::L2_INLINE`] bytes when the rule is the L2
+    /// header), with the VLAN tag written into the inlined header when
+    /// there is one (the Ethernet segment's `insert` shares its bytes with
+    /// `inline_hdr`), else inserted by the `insert` field. The headers
+    /// come from `opts.geometry` when the caller knows them, else from
+    /// parsing `frame`, and only when something needs them.
     #[inline]
-    pub fn post_with<B: DmaRegion>(
+    pub fn post_with(
         &mut self,
-        buf: &B,
-        off: usize,
-        len: usize,
+        frame: &[u8],
+        addr: DmaAddr,
         lkey: Lkey,
         id: u32,
         opts: TxOpts,
     ) -> Result<(), PostError> {
+        let len = frame.len();
         let max = if opts.mss.is_some() {
             MAX_LSO_FRAME
         } else {
             MAX_FRAME
         };
-        if len == 0 || len > max || off.checked_add(len).is_none_or(|e| e > buf.len()) {
+        if len == 0 || len > max {
             return Err(PostError::BadLength);
         }
         let offload = opts.csum || opts.mss.is_some();
         if !offload && opts.vlan.is_none() && self.inline == InlineMode::None {
-            return self.post_plain(buf, off, len, lkey, id);
+            return self.post_plain(len, addr, lkey, id);
         }
-        let want = if offload {
-            MAX_HEADERS
+        let needs_headers = offload
+            || matches!(self.inline, InlineMode::Ip | InlineMode::TcpUdp)
+            || (opts.vlan.is_some() && self.inline != InlineMode::None);
+        let g = match (needs_headers, opts.geometry) {
+            (false, _) => Geometry::l2_only(len),
+            (true, Some(g)) => g,
+            (true, None) => frame::parse(frame),
+        };
+        let mut inline = if self.inline == InlineMode::L2 && opts.vlan.is_none() {
+            wqe::L2_INLINE.min(len)
         } else {
-            self.inline.lookahead()
-        }
-        .min(len);
-        // Most frames' headers fit the first 64 bytes; read on only when
-        // they do not.
-        let mut look = want.min(FIRST_LOOK);
-        let mut hdr = [0u8; MAX_HEADERS];
-        if look > 0 {
-            buf.read_bytes(off, &mut hdr[..look]);
-        }
-        let mut g = frame::parse(&hdr[..look]);
-        if look < want && frame::truncated(&hdr[..look], &g) {
-            buf.read_bytes(off + look, &mut hdr[look..want]);
-            look = want;
-            g = frame::parse(&hdr[..look]);
-        }
-        let mut inline = self.inline.required(&g, len);
+            self.inline.required(&g, len)
+        };
         let cs = CsFlags::of(
             offload && g.net == Net::Ipv4,
             offload && g.transport != Transport::Other,
@@ -299,7 +296,8 @@ impl<P: Platform> Sq<P> {
             }
             None => ctrl::OPCODE_SEND,
         };
-        let inline = inline.min(look);
+        // A geometry may claim more than the frame or a WQE holds.
+        let inline = inline.min(len).min(MAX_HEADERS);
         let in_wqe = wqe::inline_len(inline, opts.vlan.is_some());
         let has_data = len > inline;
         let ds = wqe::send_ds(in_wqe, has_data);
@@ -311,15 +309,14 @@ impl<P: Platform> Sq<P> {
         let mut w = [0u8; MAX_WQE_BUF];
         let head = wqe::ctrl_head(self.pc, opcode, self.sqn.0, ds);
         wqe::write_ctrl(&mut w, head, self.signal_next());
-        wqe::write_eth(&mut w[wqe::DS..], cs, opts.mss, &hdr[..inline], opts.vlan);
+        wqe::write_eth(&mut w[wqe::DS..], cs, opts.mss, &frame[..inline], opts.vlan);
         if has_data {
-            let addr = buf.device_addr().offset(off + inline).get();
             let key = self.next_lkey(lkey);
             wqe::write_data(
                 &mut w[(ds - 1) * wqe::DS..],
                 (len - inline) as u32,
                 key,
-                addr,
+                addr.offset(inline).get(),
             );
         }
         let mask = self.entries() - 1;
@@ -348,11 +345,10 @@ impl<P: Platform> Sq<P> {
     /// The common case on parts that need no inlining: control, an empty
     /// Ethernet segment and one data segment in one basic block.
     #[inline]
-    fn post_plain<B: DmaRegion>(
+    fn post_plain(
         &mut self,
-        buf: &B,
-        off: usize,
         len: usize,
+        addr: DmaAddr,
         lkey: Lkey,
         id: u32,
     ) -> Result<(), PostError> {
@@ -364,9 +360,8 @@ impl<P: Platform> Sq<P> {
         let mut w = [0u8; WQEBB];
         let head = wqe::ctrl_head(self.pc, ctrl::OPCODE_SEND, self.sqn.0, ds);
         wqe::write_ctrl(&mut w, head, self.signal_next());
-        let addr = buf.device_addr().offset(off).get();
         let key = self.next_lkey(lkey);
-        wqe::write_data(&mut w[(ds - 1) * wqe::DS..], len as u32, key, addr);
+        wqe::write_data(&mut w[(ds - 1) * wqe::DS..], len as u32, key, addr.get());
         let idx = self.pc as usize & (self.entries() - 1);
         self.ring.mem.write_bytes(idx * WQEBB, &w);
         self.posted(idx, 1, head, id, len);
@@ -530,6 +525,18 @@ mod tests {
         b
     }
 
+    /// Post the first `len` bytes of `buf`, read in place.
+    fn post(
+        sq: &mut Sq<MockPlatform>,
+        buf: &crate::mock::MockDma,
+        len: usize,
+        lkey: Lkey,
+        id: u32,
+    ) -> Result<(), PostError> {
+        let addr = buf.device_addr();
+        buf.with_bytes(0, len, |f| sq.post(f, addr, lkey, id))
+    }
+
     #[test]
     fn wqe_golden_with_l2_inline_and_one_doorbell_per_batch() {
         let p = MockPlatform::new();
@@ -540,8 +547,8 @@ mod tests {
             Sq::<MockPlatform>::new(Sqn(0x0abc), ring, 2, Uar(4), InlineMode::L2, 64, p.clone());
         let buf = frame(&p, 100);
         let baddr = buf.device_addr().get();
-        sq.post(&buf, 0, 60, Lkey(0x100), 11).unwrap();
-        sq.post(&buf, 0, 100, Lkey(0x100), 12).unwrap();
+        post(&mut sq, &buf, 60, Lkey(0x100), 11).unwrap();
+        post(&mut sq, &buf, 100, Lkey(0x100), 12).unwrap();
         // Nothing rung yet.
         assert_eq!(p.read(dbr + 4, 4), [0, 0, 0, 0]);
         assert_eq!(&p.s.borrow().bar0[0x4800..0x4808], &[0; 8]);
@@ -557,16 +564,16 @@ mod tests {
             0x00, 0x0a, 0xbc, 0x04,
             // signature, rsvd, fm_ce_se = CQ_UPDATE (last of batch), imm
             0, 0, 0, 0x08,  0, 0, 0, 0,
-            // eth seg: cs_flags 0, mss 0, metadata 0, inline_hdr.sz 14
-            // (the L2 header exactly: ethertype 0x0c0d is untagged),
+            // eth seg: cs_flags 0, mss 0, metadata 0, inline_hdr.sz 18
+            // (an L2 header with room for a tag, whatever the ethertype),
             // first two header bytes
-            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x0e, 0x00, 0x01,
-            // 12 more inline bytes, padding to the segment's end
-            2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0, 0,
-            // data seg: byte_count 86, lkey 0x100, addr = buffer + 14
-            0x00, 0x00, 0x00, 0x56,  0x00, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x12, 0x00, 0x01,
+            // 16 more inline bytes: the segment's end
+            2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+            // data seg: byte_count 82, lkey 0x100, addr = buffer + 18
+            0x00, 0x00, 0x00, 0x52,  0x00, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
         ];
-        golden[56..64].copy_from_slice(&(baddr + 14).to_be_bytes());
+        golden[56..64].copy_from_slice(&(baddr + 18).to_be_bytes());
         assert_eq!(w, golden);
         // First WQE: not signalled (cq_every 64, not last of batch).
         assert_eq!(p.read(rbase + 0x0b, 1), [0]);
@@ -588,7 +595,7 @@ mod tests {
             Sq::<MockPlatform>::new(Sqn(1), ring, 3, Uar(4), InlineMode::None, 2, p.clone());
         let buf = frame(&p, 64);
         for i in 0..3 {
-            sq.post(&buf, 0, 64, Lkey(7), i).unwrap();
+            post(&mut sq, &buf, 64, Lkey(7), i).unwrap();
         }
         // ds 3: ctrl, eth (inline size 0), data at +0x20.
         let w = p.read(rbase, 64);
@@ -610,11 +617,18 @@ mod tests {
         let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
         let buf = frame(&p, 60);
         for i in 0..4 {
-            sq.post(&buf, 0, 60, Lkey(7), 100 + i).unwrap();
+            post(&mut sq, &buf, 60, Lkey(7), 100 + i).unwrap();
         }
-        assert_eq!(sq.post(&buf, 0, 60, Lkey(7), 0), Err(PostError::Full));
-        assert_eq!(sq.post(&buf, 0, 61, Lkey(7), 0), Err(PostError::BadLength));
-        assert_eq!(sq.post(&buf, 0, 0, Lkey(7), 0), Err(PostError::BadLength));
+        assert_eq!(post(&mut sq, &buf, 60, Lkey(7), 0), Err(PostError::Full));
+        let jumbo = vec![0u8; MAX_FRAME + 1];
+        assert_eq!(
+            sq.post(&jumbo, buf.device_addr(), Lkey(7), 0),
+            Err(PostError::BadLength)
+        );
+        assert_eq!(
+            post(&mut sq, &buf, 0, Lkey(7), 0),
+            Err(PostError::BadLength)
+        );
         let mut got = Vec::new();
         let cqe = crate::cqe::build::requester;
         assert_eq!(sq.complete(&cqe(1), |id| got.push(id)), Ok(2));
@@ -640,7 +654,7 @@ mod tests {
         let buf = frame(&p, 60);
         let mut n = 0u32;
         for i in 0..70_000u32 {
-            sq.post(&buf, 0, 60, Lkey(7), i).unwrap();
+            post(&mut sq, &buf, 60, Lkey(7), i).unwrap();
             sq.ring_doorbell();
             let c = crate::cqe::build::requester(sq.producer_counter().wrapping_sub(1));
             sq.complete(&c, |id| {
@@ -661,8 +675,8 @@ mod tests {
             Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
         let buf = frame(&p, 60);
         sq.inject_bad_lkey();
-        sq.post(&buf, 0, 60, Lkey(0x100), 0).unwrap();
-        sq.post(&buf, 0, 60, Lkey(0x100), 1).unwrap();
+        post(&mut sq, &buf, 60, Lkey(0x100), 0).unwrap();
+        post(&mut sq, &buf, 60, Lkey(0x100), 1).unwrap();
         assert_ne!(p.read(rbase + 0x24, 4), [0, 0, 1, 0]);
         assert_eq!(p.read(rbase + 64 + 0x24, 4), [0, 0, 1, 0]);
     }
@@ -697,7 +711,9 @@ mod tests {
     ) -> Result<crate::mock::MockDma, PostError> {
         let b = p.dma_alloc(f.len()).unwrap();
         b.write_bytes(0, f);
-        sq.post_with(&b, 0, f.len(), Lkey(7), 1, o).map(|()| b)
+        let addr = b.device_addr();
+        b.with_bytes(0, f.len(), |fr| sq.post_with(fr, addr, Lkey(7), 1, o))
+            .map(|()| b)
     }
 
     #[test]
@@ -720,7 +736,9 @@ mod tests {
         long[74 + 12] = 0xf0;
         let cases = [
             (InlineMode::None, &v4tcp, 0, 0xc0),
-            (InlineMode::L2, &v4tcp, 14, 0xc0),
+            // The L2 rule inlines 18 bytes (a header with a tag) whatever
+            // the frame.
+            (InlineMode::L2, &v4tcp, 18, 0xc0),
             (InlineMode::Ip, &v4tcp, 34, 0xc0),
             (InlineMode::TcpUdp, &v4tcp, 54, 0xc0),
             // IPv6: no L3 checksum, L4 (UDP) only.
@@ -771,6 +789,56 @@ mod tests {
     }
 
     #[test]
+    fn the_callers_geometry_is_used_as_given_and_clamped() {
+        let f = ip_frame(false, false, 40);
+        let p = MockPlatform::new();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, 3).unwrap();
+        let rbase = ring.mem.device_addr().get();
+        let mut sq =
+            Sq::<MockPlatform>::new(Sqn(1), ring, 3, Uar(4), InlineMode::TcpUdp, 1, p.clone());
+        // The caller says IPv4 + UDP (8): inline 14 + 20 + 8, L3 and L4
+        // flags; the frame (TCP) is not parsed.
+        let said = Geometry {
+            l2: 14,
+            net: Net::Ipv4,
+            l3: 20,
+            transport: Transport::Udp,
+            l4: 8,
+        };
+        let o = TxOpts {
+            csum: true,
+            geometry: Some(said),
+            ..TxOpts::default()
+        };
+        post_frame(&p, &mut sq, &f, o).unwrap();
+        let w = p.read(rbase, 64);
+        assert_eq!((w[0x14], &w[0x1c..0x1e]), (0xc0, &[0u8, 42][..]));
+        // Lengths past the frame and past any WQE: clamped to the frame.
+        let huge = Geometry {
+            l2: 200,
+            l3: 200,
+            l4: 200,
+            ..said
+        };
+        let o = TxOpts {
+            geometry: Some(huge),
+            ..o
+        };
+        post_frame(&p, &mut sq, &f[..60], o).unwrap();
+        // (The first WQE took two basic blocks.)
+        let w = p.read(rbase + 2 * 64, 64);
+        assert_eq!(&w[0x1c..0x1e], &[0, 60]);
+        // Not IP (the caller's word): no checksum flags.
+        let o = TxOpts {
+            geometry: Some(Geometry::l2_only(f.len())),
+            ..o
+        };
+        post_frame(&p, &mut sq, &f, o).unwrap();
+        let w = p.read(rbase + 4 * 64, 64);
+        assert_eq!((w[0x14], &w[0x1c..0x1e]), (0, &[0u8, 14][..]));
+    }
+
+    #[test]
     fn vlan_insert_by_the_insert_field_or_in_the_inlined_header() {
         let f = ip_frame(false, true, 20);
         let tag = TxOpts {
@@ -810,7 +878,7 @@ mod tests {
             Sq::<MockPlatform>::new(Sqn(0x33), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
         let small = frame(&p, 60);
         for i in 0..3 {
-            sq.post(&small, 0, 60, Lkey(7), i).unwrap();
+            post(&mut sq, &small, 60, Lkey(7), i).unwrap();
         }
         let c = crate::cqe::build::requester;
         sq.complete(&c(2), |_| ()).unwrap();
