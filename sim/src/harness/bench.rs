@@ -261,6 +261,10 @@ impl DmaRegion for BenchDma {
         self.win.store(offset, value.to_be())
     }
     #[inline]
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        self.win.store_be64s(offset, words)
+    }
+    #[inline]
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         self.win.read_bytes(offset, dst)
     }

@@ -199,6 +199,12 @@ impl DmaRegion for SimDma {
         self.check(offset, 8);
         self.mem.store64(offset, value.to_be())
     }
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        self.check(offset, 8 * words.len());
+        for (i, w) in words.iter().enumerate() {
+            self.mem.store64(offset + 8 * i, w.to_be());
+        }
+    }
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len());
         self.mem.read_bytes(offset, dst)

@@ -310,32 +310,82 @@ impl VolatileWindow {
         unsafe { self.at::<T>(off).write_volatile(v) }
     }
 
-    /// Copy out, one volatile load per byte (as the kernel's `DmaBuffer`).
+    /// Big-endian words at `off` (8-aligned), one volatile 8-byte store
+    /// each, the range checked once (as the kernel's `DmaBuffer`).
     #[inline]
-    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
-        let p = self.ptr(off, dst.len());
-        for (i, d) in dst.iter_mut().enumerate() {
-            // SAFETY: p + i is inside the range checked by `ptr`.
-            *d = unsafe { p.add(i).read_volatile() };
+    pub fn store_be64s(&self, off: usize, words: &[u64]) {
+        let p = self.ptr(off, 8 * words.len()) as *mut u64;
+        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`, aligned.
+            unsafe { p.add(i).write_volatile(w.to_be()) };
         }
     }
 
-    /// Copy in, one volatile store per byte (as the kernel's `DmaBuffer`).
+    /// Whether an 8-byte access at `p + i` is aligned and `n - i` bytes
+    /// remain for it.
+    #[inline(always)]
+    fn word_at(p: *mut u8, i: usize, n: usize) -> bool {
+        (p as usize + i).is_multiple_of(8) && n - i >= 8
+    }
+
+    /// Copy out: volatile 8-byte loads where aligned, bytes at the edges
+    /// (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        let p = self.ptr(off, dst.len());
+        let mut i = 0;
+        while i < dst.len() {
+            if Self::word_at(p, i, dst.len()) {
+                // SAFETY: p + i .. p + i + 8 is inside the range checked by
+                // `ptr`, and aligned.
+                let v = unsafe { (p.add(i) as *const u64).read_volatile() };
+                dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                dst[i] = unsafe { p.add(i).read_volatile() };
+                i += 1;
+            }
+        }
+    }
+
+    /// Copy in: volatile 8-byte stores where aligned, bytes at the edges
+    /// (as the kernel's `DmaBuffer`).
     #[inline]
     pub fn write_bytes(&self, off: usize, src: &[u8]) {
         let p = self.ptr(off, src.len());
-        for (i, s) in src.iter().enumerate() {
-            // SAFETY: p + i is inside the range checked by `ptr`.
-            unsafe { p.add(i).write_volatile(*s) };
+        let mut i = 0;
+        while i < src.len() {
+            if Self::word_at(p, i, src.len()) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                // SAFETY: as in `read_bytes`.
+                unsafe { (p.add(i) as *mut u64).write_volatile(u64::from_ne_bytes(w)) };
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                unsafe { p.add(i).write_volatile(src[i]) };
+                i += 1;
+            }
         }
     }
 
     #[inline]
     pub fn fill(&self, off: usize, len: usize, byte: u8) {
         let p = self.ptr(off, len);
-        for i in 0..len {
-            // SAFETY: p + i is inside the range checked by `ptr`.
-            unsafe { p.add(i).write_volatile(byte) };
+        let word = u64::from_ne_bytes([byte; 8]);
+        let mut i = 0;
+        while i < len {
+            if Self::word_at(p, i, len) {
+                // SAFETY: as in `read_bytes`.
+                unsafe { (p.add(i) as *mut u64).write_volatile(word) };
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                unsafe { p.add(i).write_volatile(byte) };
+                i += 1;
+            }
         }
     }
 
