@@ -657,25 +657,28 @@ impl<D: NetDevice> phy::TxToken for PhyTxToken<'_, D> {
         F: FnOnce(&mut [u8]) -> R,
     {
         let tx = self.tx;
-        // `f` must run whatever happens: if the device refuses after all,
-        // it writes into scratch and the frame is dropped (counted).
+        // `f` must run whatever happens: if the device refuses before it
+        // ran, it writes into scratch; either way a refused frame is
+        // dropped (counted).
         let mut f = Some(f);
+        let mut out = None;
         let csum = tx.tx_csum;
-        match tx.dev.transmit_then(len, |b| {
-            let r = f.take().map(|f| f(b)).expect("runs once");
-            (r, tx_meta(b, csum))
-        }) {
-            Ok(r) => {
-                tx.sent(len);
-                r
-            }
-            Err(e) => {
-                tx.refused(e);
+        let sent = tx.dev.transmit_then(len, |b| {
+            out = f.take().map(|f| f(b));
+            ((), tx_meta(b, csum))
+        });
+        match sent {
+            Ok(()) => tx.sent(len),
+            Err(e) => tx.refused(e),
+        }
+        match (out, f.take()) {
+            (Some(r), _) => r,
+            (None, Some(f)) => {
                 tx.scratch.clear();
                 tx.scratch.resize(len, 0);
-                let f = f.take().expect("not run on refusal");
                 f(&mut tx.scratch)
             }
+            (None, None) => unreachable!("the token's closure runs once"),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! buffer and its WQE queued ([`QueueSet::transmit_with`]); completions
 //! hand the buffers back ([`QueueSet::poll`]).
 
-use alloc::vec::Vec;
-
 use cxos_drivers::{DmaRegion, Lso, TxError, TxMeta};
 
 use super::{FaultCause, LSO_BUF_SIZE, Parts, QueueSet};
@@ -70,8 +68,7 @@ impl<C: Control> QueueSet<C> {
             return Some(FaultCause::BadOpcode(cqe.opcode()));
         }
         let sq = self.parts.sq.as_mut()?;
-        let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
-        match sq.complete(cqe, |id| give_back(free, lso, n_tx, id)) {
+        match sq.complete(cqe) {
             Ok(_) => None,
             Err(_) => Some(FaultCause::BadCompletion {
                 wqe_counter: cqe.wqe_counter(),
@@ -188,22 +185,17 @@ impl<C: Control> QueueSet<C> {
         ) else {
             return Err(TxError::Down);
         };
-        let popped = if is_lso {
-            self.lso_free.pop()
-        } else {
-            self.tx_free.pop()
-        };
-        let Some(slot) = popped else {
+        let Some(slot) = sq.reserve(is_lso) else {
             self.stats.tx_busy += 1;
             return Err(TxError::Busy);
         };
-        let (off, id) = if is_lso {
-            (slot as usize * LSO_BUF_SIZE, self.n_tx + slot)
+        let size = if is_lso {
+            LSO_BUF_SIZE
         } else {
-            (slot as usize * self.tx_buf_size, slot)
+            self.tx_buf_size
         };
+        let off = slot.index() * size;
         let addr = bufs.device_addr().offset(off);
-        let lkey = self.res.lkey;
         let caps = self.res.caps;
         let vlan_insert = caps.vlan_insert || self.res.inline != InlineMode::None;
         let (r, posted) = bufs.with_bytes_mut(off, len, |b| {
@@ -229,30 +221,14 @@ impl<C: Control> QueueSet<C> {
                 header_len: meta.lso.map_or(0, |l| l.header_len),
                 geometry: meta.geometry.map(Geometry::from),
             };
-            let posted = sq.post_with(b, addr, lkey, id, opts).map_err(|e| match e {
+            let posted = sq.post_with(slot, b, addr, opts).map_err(|e| match e {
                 sq::PostError::Full => TxError::Busy,
                 sq::PostError::BadLength => TxError::BadLength(len),
                 sq::PostError::BadLso => TxError::BadLso,
             });
             (r, posted)
         });
-        match posted {
-            Ok(()) => Ok(r),
-            Err(e) => {
-                give_back(&mut self.tx_free, &mut self.lso_free, self.n_tx, id);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Return transmit buffer `id` to its free stack.
-#[inline]
-pub(super) fn give_back(free: &mut Vec<u32>, lso: &mut Vec<u32>, n_tx: u32, id: u32) {
-    if id < n_tx {
-        free.push(id);
-    } else {
-        lso.push(id - n_tx);
+        posted.map(|()| r)
     }
 }
 
