@@ -162,8 +162,9 @@ struct Counters {
     /// `sqn << 8`, as `qpn_ds` holds it.
     sqn8: u32,
     lkey: u32,
-    /// Fault injection: the lkey to put back after one WQE.
-    restore_lkey: Option<u32>,
+    /// Fault injection: the lkey to put back once the WQE at the counter
+    /// (the first posted after the injection) is signalled.
+    restore_lkey: Option<(u32, u16)>,
 }
 
 /// A transmit buffer reserved by [`Sq::reserve`]: its index in its pool,
@@ -242,7 +243,7 @@ impl<P: Platform> Sq<P> {
                 mask: (n - 1) as u16,
                 sig_left: cq_every,
                 cq_every,
-                bufs: cfg.bufs.min(n as u16),
+                bufs: prev_power_of_two(cfg.bufs.min(n as u16)),
                 lso: cfg.lso_bufs.min(n as u16),
                 sqn8: sqn.0 << 8,
                 lkey: cfg.lkey.0,
@@ -293,11 +294,15 @@ impl<P: Platform> Sq<P> {
     }
 
     /// Fault injection for tests: the next WQE carries a corrupted lkey,
-    /// which the device answers with a local protection error CQE.
+    /// which the device answers with a local protection error CQE. That
+    /// WQE is made a signalled one, and signalling it puts the lkey back:
+    /// no test branch on the packet path.
     pub fn inject_bad_lkey(&mut self) {
-        if self.c.restore_lkey.is_none() {
-            self.c.restore_lkey = Some(self.c.lkey);
-            self.c.lkey ^= 0x00ff_ff00;
+        let c = &mut self.c;
+        if c.restore_lkey.is_none() {
+            c.restore_lkey = Some((c.lkey, c.pc));
+            c.lkey ^= 0x00ff_ff00;
+            c.sig_left = 1;
         }
     }
 
@@ -315,10 +320,9 @@ impl<P: Platform> Sq<P> {
             self.stats.full += 1;
             return None;
         }
-        Some(Reserved {
-            index: pc % n.max(1),
-            lso,
-        })
+        // The MTU pool is a power of two (a mask, no division).
+        let index = if lso { pc % n } else { pc & (n - 1) };
+        Some(Reserved { index, lso })
     }
 
     /// Write the WQE sending `frame` (plain: no offloads) from the buffer
@@ -347,7 +351,7 @@ impl<P: Platform> Sq<P> {
     /// are one basic block built in registers and stored as 8-byte words
     /// ([`DmaRegion::write_be64s`]); the others are assembled in a
     /// staging buffer first.
-    #[inline]
+    #[inline(always)]
     pub fn post_with(
         &mut self,
         r: Reserved,
@@ -451,6 +455,7 @@ impl<P: Platform> Sq<P> {
     /// a staging buffer by the segment writers, then copied to the ring
     /// block by block (a WQE of several blocks wraps around the ring's
     /// end like the device's fetch does).
+    #[inline(never)]
     fn post_staged(&mut self, frame: &[u8], addr: DmaAddr, opts: TxOpts) -> Result<(), PostError> {
         let len = frame.len();
         let lso = opts.mss.is_some();
@@ -549,9 +554,6 @@ impl<P: Platform> Sq<P> {
         if c.sig_left == 0 {
             self.signal(start, nbb);
         }
-        if let Some(k) = self.c.restore_lkey.take() {
-            self.c.lkey = k;
-        }
         self.stats.packets += 1;
         self.stats.bytes += len as u64;
     }
@@ -562,6 +564,12 @@ impl<P: Platform> Sq<P> {
     fn signal(&mut self, start: u16, nbb: u16) {
         let c = &mut self.c;
         c.sig_left = c.cq_every;
+        if let Some((lkey, from)) = c.restore_lkey
+            && start.wrapping_sub(from) < 0x8000
+        {
+            c.lkey = lkey;
+            c.restore_lkey = None;
+        }
         self.signalled[(start & c.mask) as usize] = Signalled {
             counter: start,
             bufs_end: c.bufs_pc,
@@ -650,6 +658,9 @@ impl<P: Platform> Sq<P> {
         c.rung = 0;
         c.last_start = 0;
         c.sig_left = c.cq_every;
+        if let Some((lkey, _)) = c.restore_lkey.take() {
+            c.lkey = lkey;
+        }
         for s in self.signalled.iter_mut() {
             s.valid = false;
         }
@@ -680,6 +691,11 @@ impl<P: Platform> Sq<P> {
     pub fn into_ring(self) -> Ring<Region<P>> {
         self.ring
     }
+}
+
+/// The largest power of two not above `n` (0 for 0).
+const fn prev_power_of_two(n: u16) -> u16 {
+    if n == 0 { 0 } else { 1 << (15 - n.leading_zeros()) }
 }
 
 /// The L2 rule's 18 inline bytes of one frame as they sit in a WQE from
