@@ -215,6 +215,18 @@ impl DmaRegion for DmaBuffer {
     }
 
     #[inline]
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        let p = self.ptr(offset, 8 * words.len());
+        assert!(
+            (p as usize).is_multiple_of(8),
+            "unaligned DMA access at {offset}"
+        );
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = u64::from_be(self.within::<u64>(p, 8 * i).read());
+        }
+    }
+
+    #[inline]
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         let (p, n) = (self.ptr(offset, dst.len()), dst.len());
         let mut i = 0;
@@ -386,6 +398,9 @@ mod tests {
         r.write_be64s(8, &[0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00]);
         assert_eq!(r.read_u8(8), 0x11);
         assert_eq!(r.read_be64(16), 0x99aa_bbcc_ddee_ff00);
+        let mut words = [0u64; 2];
+        r.read_be64s(8, &mut words);
+        assert_eq!(words, [0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00]);
     }
 
     #[test]

@@ -261,6 +261,10 @@ impl DmaRegion for BenchDma {
         self.win.store(offset, value.to_be())
     }
     #[inline]
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        self.win.load_be64s(offset, words)
+    }
+    #[inline]
     fn write_be64s(&self, offset: usize, words: &[u64]) {
         self.win.store_be64s(offset, words)
     }

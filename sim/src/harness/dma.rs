@@ -199,6 +199,12 @@ impl DmaRegion for SimDma {
         self.check(offset, 8);
         self.mem.store64(offset, value.to_be())
     }
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        self.check(offset, 8 * words.len());
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = u64::from_be(self.mem.load64(offset + 8 * i));
+        }
+    }
     fn write_be64s(&self, offset: usize, words: &[u64]) {
         self.check(offset, 8 * words.len());
         for (i, w) in words.iter().enumerate() {

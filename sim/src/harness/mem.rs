@@ -322,6 +322,19 @@ impl VolatileWindow {
         }
     }
 
+    /// Big-endian words at `off` (8-aligned) into `words`, one volatile
+    /// 8-byte load each, the range checked once (as the kernel's
+    /// `DmaBuffer`).
+    #[inline]
+    pub fn load_be64s(&self, off: usize, words: &mut [u64]) {
+        let p = self.ptr(off, 8 * words.len()) as *const u64;
+        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        for (i, w) in words.iter_mut().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`, aligned.
+            *w = u64::from_be(unsafe { p.add(i).read_volatile() });
+        }
+    }
+
     /// Whether an 8-byte access at `p + i` is aligned and `n - i` bytes
     /// remain for it.
     #[inline(always)]

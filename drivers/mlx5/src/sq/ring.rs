@@ -695,7 +695,11 @@ impl<P: Platform> Sq<P> {
 
 /// The largest power of two not above `n` (0 for 0).
 const fn prev_power_of_two(n: u16) -> u16 {
-    if n == 0 { 0 } else { 1 << (15 - n.leading_zeros()) }
+    if n == 0 {
+        0
+    } else {
+        1 << (15 - n.leading_zeros())
+    }
 }
 
 /// The L2 rule's 18 inline bytes of one frame as they sit in a WQE from
