@@ -114,11 +114,9 @@ impl DmaBuffer {
     /// the platform contract says implementations panic).
     #[inline]
     fn ptr(&self, offset: usize, size: usize) -> *mut u8 {
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len),
-            "DMA access [{offset}, +{size}) outside region of {} bytes",
-            self.len
-        );
+        if !offset.checked_add(size).is_some_and(|end| end <= self.len) {
+            outside(offset, size, self.len);
+        }
         (self.addr as usize + offset) as *mut u8
     }
 
@@ -127,7 +125,9 @@ impl DmaBuffer {
     #[inline]
     fn at<T>(&self, offset: usize) -> VolatilePtr<'_, T> {
         let p = self.ptr(offset, size_of::<T>()) as *mut T;
-        assert!(p.is_aligned(), "unaligned DMA access at {offset}");
+        if !p.is_aligned() {
+            unaligned(offset);
+        }
         // SAFETY: in bounds of the frames this buffer owns and aligned
         // (checked above), never null (`alloc` refuses address 0), and the
         // pointer's lifetime is the borrow of the buffer, which keeps the
@@ -205,10 +205,9 @@ impl DmaRegion for DmaBuffer {
     #[inline]
     fn write_be64s(&self, offset: usize, words: &[u64]) {
         let p = self.ptr(offset, 8 * words.len());
-        assert!(
-            (p as usize).is_multiple_of(8),
-            "unaligned DMA access at {offset}"
-        );
+        if !(p as usize).is_multiple_of(8) {
+            unaligned(offset);
+        }
         for (i, w) in words.iter().enumerate() {
             self.within::<u64>(p, 8 * i).write(w.to_be());
         }
@@ -217,10 +216,9 @@ impl DmaRegion for DmaBuffer {
     #[inline]
     fn read_be64s(&self, offset: usize, words: &mut [u64]) {
         let p = self.ptr(offset, 8 * words.len());
-        assert!(
-            (p as usize).is_multiple_of(8),
-            "unaligned DMA access at {offset}"
-        );
+        if !(p as usize).is_multiple_of(8) {
+            unaligned(offset);
+        }
         for (i, w) in words.iter_mut().enumerate() {
             *w = u64::from_be(self.within::<u64>(p, 8 * i).read());
         }
@@ -291,6 +289,23 @@ impl DmaRegion for DmaBuffer {
         // buffer are not re-entered from `f` for the same range.
         f(unsafe { core::slice::from_raw_parts_mut(p, len) })
     }
+}
+
+/// A driver's access outside its region: a driver bug (the platform
+/// contract panics). Out of line and cold so the checked accessors keep
+/// their arguments in registers.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(off: usize, size: usize, len: usize) -> ! {
+    panic!("DMA access [{off}, +{size}) outside region of {len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn unaligned(off: usize) -> ! {
+    panic!("unaligned DMA access at {off}")
 }
 
 #[cfg(test)]

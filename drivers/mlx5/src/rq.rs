@@ -455,10 +455,11 @@ impl<P: Platform> Rq<P> {
     /// until it is recycled).
     #[inline]
     pub fn with_frame<R>(&self, f: RxFrame, g: impl FnOnce(&[u8]) -> R) -> R {
-        let offset = f.offset.min(self.buf_size);
-        let len = f.len.min(self.buf_size - offset);
+        // [`Rq::complete`] checked the offset and length against the
+        // buffer; the region's own check stays (a driver bug panics).
         let slot = f.slot as usize & (self.entries() - 1);
-        self.bufs.with_bytes(slot * self.buf_size + offset, len, g)
+        self.bufs
+            .with_bytes(slot * self.buf_size + f.offset, f.len, g)
     }
 
     /// Give the oldest `n` handed-out buffers back to the device (posted

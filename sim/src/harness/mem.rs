@@ -280,11 +280,9 @@ impl VolatileWindow {
     /// platform contract says).
     #[inline]
     fn ptr(&self, off: usize, size: usize) -> *mut u8 {
-        assert!(
-            off.checked_add(size).is_some_and(|end| end <= self.len),
-            "DMA access [{off}, +{size}) outside region of {} bytes",
-            self.len
-        );
+        if !off.checked_add(size).is_some_and(|end| end <= self.len) {
+            outside(off, size, self.len);
+        }
         // SAFETY: off + size <= len <= the allocation's size.
         unsafe { self.base.as_ptr().add(off) }
     }
@@ -293,7 +291,9 @@ impl VolatileWindow {
     #[inline]
     fn at<T>(&self, off: usize) -> *mut T {
         let p = self.ptr(off, size_of::<T>()) as *mut T;
-        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        if !p.is_aligned() {
+            unaligned(off);
+        }
         p
     }
 
@@ -315,7 +315,9 @@ impl VolatileWindow {
     #[inline]
     pub fn store_be64s(&self, off: usize, words: &[u64]) {
         let p = self.ptr(off, 8 * words.len()) as *mut u64;
-        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        if !p.is_aligned() {
+            unaligned(off);
+        }
         for (i, w) in words.iter().enumerate() {
             // SAFETY: p + i is inside the range checked by `ptr`, aligned.
             unsafe { p.add(i).write_volatile(w.to_be()) };
@@ -328,7 +330,9 @@ impl VolatileWindow {
     #[inline]
     pub fn load_be64s(&self, off: usize, words: &mut [u64]) {
         let p = self.ptr(off, 8 * words.len()) as *const u64;
-        assert!(p.is_aligned(), "unaligned DMA access at {off}");
+        if !p.is_aligned() {
+            unaligned(off);
+        }
         for (i, w) in words.iter_mut().enumerate() {
             // SAFETY: p + i is inside the range checked by `ptr`, aligned.
             *w = u64::from_be(unsafe { p.add(i).read_volatile() });
@@ -426,6 +430,23 @@ impl Drop for HostMem {
         // is freed once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
+}
+
+/// A driver's access outside its region: a driver bug (the platform
+/// contract panics). Out of line and cold so the checked accessors keep
+/// their arguments in registers.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(off: usize, size: usize, len: usize) -> ! {
+    panic!("DMA access [{off}, +{size}) outside region of {len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn unaligned(off: usize) -> ! {
+    panic!("unaligned DMA access at {off}")
 }
 
 #[cfg(test)]
