@@ -79,7 +79,7 @@ impl<C: Control> QueueSet<C> {
             let x = self.parts.rx.get_mut(q)?;
             let cqe = x.cq.pop()?;
             if cqe.opcode() != cqe::opcode::RESP_SEND {
-                self.refuse_rx(q, &cqe);
+                self.refuse_rx(q, cqe);
                 return None;
             }
             let rq = x.rq.as_mut()?;
@@ -110,7 +110,7 @@ impl<C: Control> QueueSet<C> {
     /// An error CQE or one with an opcode a receive queue never gets:
     /// recover the queue.
     #[cold]
-    fn refuse_rx(&mut self, q: usize, cqe: &Cqe) {
+    fn refuse_rx(&mut self, q: usize, cqe: Cqe) {
         let cause = if cqe.is_error() {
             FaultCause::ErrorCqe {
                 opcode: cqe.opcode(),
