@@ -3,7 +3,7 @@
 //! through QEMU. Prints (`bench: <name>: <value> <unit>`):
 //! - the trapped BAR0 accesses (REGION_READ / REGION_WRITE messages) and
 //!   config accesses one attach makes (counts, not times: the same under QEMU,
-//!   where each trapped read costs ~30-80 us, FACTS.md);
+//!   where each trapped read costs ~30-80 us, sim/README.md);
 //! - the wall time of one attach and of one detach over the socket;
 //! - the round trip of one trapped 32-bit BAR0 read and write over the
 //!   socket (the floor of what QEMU adds on top).
@@ -51,11 +51,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let opts = Options {
-        socket: dir.join("vfio.sock"),
-        personality: Personality::ConnectX6Dx,
         control: Some(dir.join("control.sock")),
-        wire: mlx5_sim::link::LinkSpec::None,
-        pcap: None,
+        ..Options::new(dir.join("vfio.sock"), Personality::ConnectX6Dx)
     };
     let control = dir.join("control.sock");
     let socket = opts.socket.clone();

@@ -145,14 +145,15 @@ pub fn put_be16(buf: &mut [u8], off: usize, v: u16) {
 /// Whether every bit the `reserved` fields cover is zero.
 pub fn all_zero(buf: &[u8], reserved: &[F]) -> bool {
     reserved.iter().all(|r| {
-        if r.width <= 64 && (r.bit % 32 + r.width <= 32 || r.bit % 32 == 0) {
-            get(buf, *r) == 0
-        } else {
-            // Long reserved areas: check byte by byte (they are byte aligned in ifc).
-            let start = r.bit / 8;
-            let end = (r.bit + r.width).div_ceil(8);
-            (start..end).all(|i| buf.get(i).copied().unwrap_or(0) == 0)
-        }
+        // Any width, any alignment: every byte the field touches, masked to
+        // the bits it owns there.
+        let (first, end) = (r.bit, r.bit + r.width);
+        (first / 8..end.div_ceil(8)).all(|i| {
+            let lo = first.max(i * 8) - i * 8;
+            let hi = end.min(i * 8 + 8) - i * 8;
+            let m = ((0xffu16 >> lo) & (0xff00u16 >> hi)) as u8;
+            buf.get(i).copied().unwrap_or(0) & m == 0
+        })
     })
 }
 
@@ -211,5 +212,13 @@ mod tests {
         buf[9] = 0;
         buf[13] = 0x80;
         assert!(!all_zero(&buf, &[f(0x40, 0x40 + 0x20)]));
+        // A field that neither starts nor ends on a byte: bits 0x44..0x6b
+        // (modify_tir_bitmask's reserved bits before self_lb_en at 0x6b).
+        let mut buf = [0u8; 16];
+        buf[0x0d] = 0x10; // bit 0x6b: outside
+        buf[0x08] = 0xf0; // bits 0x40..0x44: outside
+        assert!(all_zero(&buf, &[f(0x44, 0x27)]));
+        buf[0x0d] = 0x20; // bit 0x6a: inside
+        assert!(!all_zero(&buf, &[f(0x44, 0x27)]));
     }
 }

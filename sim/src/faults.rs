@@ -28,7 +28,6 @@ pub struct Faults {
     pub health_syndrome: u8,
     /// Health counter frozen at this value.
     pub health_frozen: Option<u32>,
-    pub init_stuck: bool,
 }
 
 /// What an injected fault does to one command.
@@ -50,7 +49,8 @@ impl Faults {
             Fault::HealthCounterStops => {
                 self.health_frozen.get_or_insert(counter_now);
             }
-            Fault::InitializingStuck => self.init_stuck = true,
+            // Held by the init segment itself (`InitSeg::stuck`).
+            Fault::InitializingStuck => {}
         }
     }
 

@@ -2,7 +2,7 @@
 //! written from the PRM and its public transcriptions (Linux `mlx5_ifc.h`,
 //! `device.h`), and its in-process harness.
 //!
-//! The model ([`device::Device`], the command objects in [`cmd`], the
+//! The model ([`function::Function`], the command objects in [`cmd`], the
 //! transmit and receive engines in [`datapath`] and the port's [`wire`])
 //! knows nothing of its front end: it reaches driver memory through
 //! [`dma::DmaSpace`] (checked by the [`sanitizer`]) and raises MSI-X
@@ -20,17 +20,18 @@ pub mod bits;
 pub mod cmd;
 pub mod cmdif;
 pub mod datapath;
-pub mod device;
 pub mod dma;
 pub mod faults;
+pub mod function;
 pub mod harness;
 pub mod init_seg;
 pub mod link;
 pub mod pci_config;
 pub mod personality;
-pub mod port;
+pub mod phys_port;
 pub mod sanitizer;
 pub mod syndrome;
+pub mod trace;
 #[cfg(feature = "vfio")]
 pub mod vfio;
 pub mod wire;

@@ -3,8 +3,30 @@
 //! Values are the model's choices, made to be plausible for each part and,
 //! above all, to differ where the parts differ so that a driver reading
 //! capabilities (not device ids) is tested on every path: inline mode,
-//! striding RQ, CQE compression, (enhanced) multi-packet send, queue size
-//! limits, port speeds (legacy vs extended PTYS protocols), firmware version.
+//! striding RQ, queue size limits, port speeds (legacy vs extended PTYS
+//! protocols), firmware version.
+//!
+//! What the model advertises, it implements as the PRM says; a feature it
+//! does not implement has its capability read 0, so a driver that reads
+//! capabilities (cxos, Linux's mlx5_core) never turns it on. Off on every
+//! personality, though the real part has it:
+//!
+//! | capability (mlx5_ifc.h) | real parts | why off |
+//! |---|---|---|
+//! | `cmd_hca_cap.cqe_compression` | CX4 Lx and later | compressed (mini) CQEs are not generated |
+//! | `per_protocol_networking_offload_caps.multi_pkt_send_wqe` | CX4 Lx | MPW send WQEs are not parsed |
+//! | `enhanced_multi_pkt_send_wqe` | CX5 and later | enhanced MPW (Linux 6.12 turns TX MPWQE on whenever it is set) |
+//! | `lro_cap`, `lro_*` | all | no large receive offload |
+//! | `scatter_fcs` | all | the FCS is never delivered |
+//! | `tunnel_stateless_*`, `swp*` | CX4 Lx / CX5 and later | no inner-header offloads |
+//! | `umr_ptr_rlky`, `reg_umr_sq`, `umr_extended_translation_offset` | all | no UMR WQEs: Linux then uses the cyclic (legacy) RQ, never the striding one |
+//! | `flow_table_properties_nic_transmit.*` | all | NIC transmit flow tables are not modelled |
+//! | `atomic`, `roce`, `pg` (ODP), `ipoib_*`, `qos`, `dct`, `crypto`, `ipsec_offload`, `tls_*`, `macsec` | part-dependent | not an Ethernet NIC function's data path |
+//! | `pcam_reg` / `mcam_reg` / `qcam_reg` | all | the feature masks of PCAM/MCAM/QCAM are not modelled, so optional port registers stay unused |
+//!
+//! Striding RQ (`striding_rq`, CX5 and later) is on: the receive engine
+//! implements it and cxos uses it. Linux uses a striding RQ only with UMR,
+//! so against this model it runs the cyclic RQ on every part.
 #![deny(unsafe_code)]
 
 /// A ConnectX part.
@@ -49,11 +71,6 @@ pub struct PartCaps {
     /// `nic_vport_context.min_wqe_inline_mode` reported when mode is 1.
     pub vport_min_inline: u8,
     pub striding_rq: bool,
-    /// `cmd_hca_cap.cqe_compression` and its max number.
-    pub cqe_compression: bool,
-    /// `multi_pkt_send_wqe` (2 bits) and `enhanced_multi_pkt_send_wqe`.
-    pub multi_pkt_send_wqe: u8,
-    pub enhanced_multi_pkt_send_wqe: bool,
     pub log_max_eq: u8,
     pub log_max_eq_sz: u8,
     pub log_max_cq: u8,
@@ -168,9 +185,6 @@ impl Personality {
             wqe_inline_mode: 2,
             vport_min_inline: 0,
             striding_rq: true,
-            cqe_compression: true,
-            multi_pkt_send_wqe: 0,
-            enhanced_multi_pkt_send_wqe: true,
             log_max_eq: 7,
             log_max_eq_sz: 22,
             log_max_cq: 24,
@@ -193,13 +207,11 @@ impl Personality {
             init_pages: 48,
         };
         match self {
-            // ConnectX-4: L2 headers must be inlined, no striding RQ, no CQE
-            // compression, no multi-packet send; 100G legacy protocols.
+            // ConnectX-4: L2 headers must be inlined, no striding RQ; 100G
+            // legacy protocols.
             Self::ConnectX4 => PartCaps {
                 wqe_inline_mode: 0,
                 striding_rq: false,
-                cqe_compression: false,
-                enhanced_multi_pkt_send_wqe: false,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,
@@ -220,14 +232,11 @@ impl Personality {
                 ..base
             },
             // ConnectX-4 Lx: inline mode from the vport context (which says
-            // L2), legacy multi-packet send, 10/25/40/50G.
+            // L2), 10/25/40/50G.
             Self::ConnectX4Lx => PartCaps {
                 wqe_inline_mode: 1,
                 vport_min_inline: 1,
                 striding_rq: false,
-                cqe_compression: true,
-                multi_pkt_send_wqe: 1,
-                enhanced_multi_pkt_send_wqe: false,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,
@@ -248,7 +257,7 @@ impl Personality {
                 init_pages: 32,
                 ..base
             },
-            // ConnectX-5: no inline needed, striding RQ, enhanced MPW, 100G.
+            // ConnectX-5: no inline needed, striding RQ, 100G.
             Self::ConnectX5 => PartCaps {
                 eth_proto_cap: e::P10GBASE_CR
                     | e::P25GBASE_CR

@@ -48,6 +48,35 @@ pub struct PortStats {
     pub rx_dropped_vport_filter: u64,
     /// Dropped by a flow table entry whose action is DROP.
     pub rx_dropped_by_rule: u64,
+    /// Of `tx_frames` / `rx_frames`: multicast (group bit set, not
+    /// broadcast) and broadcast destinations.
+    pub tx_multicast: u64,
+    pub tx_broadcast: u64,
+    pub rx_multicast: u64,
+    pub rx_broadcast: u64,
+    /// Arrived frames by length with the FCS the model does not carry
+    /// (RFC 2819 buckets: 64, 65-127, 128-255, 256-511, 512-1023,
+    /// 1024-1518, 1519-2047, 2048-4095, 4096-8191, 8192-10239 octets; runts
+    /// count in the first).
+    pub rx_sizes: [u64; 10],
+    /// Times the operational state went down.
+    pub link_down_events: u64,
+}
+
+/// Destination class of a frame: (multicast, broadcast) by its first bytes.
+pub fn dest_class(frame: &[u8]) -> (bool, bool) {
+    match frame.get(..6) {
+        Some(d) if d == [0xff; 6] => (false, true),
+        Some(d) if d[0] & 1 != 0 => (true, false),
+        _ => (false, false),
+    }
+}
+
+/// RFC 2819 length bucket of a frame of `len` bytes without FCS.
+pub fn size_bucket(len: usize) -> usize {
+    const TOPS: [usize; 9] = [64, 127, 255, 511, 1023, 1518, 2047, 4095, 8191];
+    let with_fcs = len + 4;
+    TOPS.iter().position(|t| with_fcs <= *t).unwrap_or(9)
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +107,9 @@ impl Wire {
         } else {
             self.stats.tx_frames += 1;
             self.stats.tx_bytes += frame.len() as u64;
+            let (mc, bc) = dest_class(&frame);
+            self.stats.tx_multicast += mc as u64;
+            self.stats.tx_broadcast += bc as u64;
             self.out.push(frame);
         }
     }

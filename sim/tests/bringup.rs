@@ -78,9 +78,14 @@ fn function_reset_forgets_everything() {
     );
     let up = raw.bring_up();
     raw.p.msix_enable(1, 1).unwrap();
+    // Firmware takes its time after this reset, so the bit is seen set.
+    raw.p
+        .with_model(|d| d.set_fw_boot_delay(std::time::Duration::from_secs(3600)));
     // FLR through PCIe device control (cap at 0x60, devctl at +8, bit 15).
     raw.p.config_write16(0x68, 0x8000);
     assert_eq!(raw.p.bar0_read_be32(0x1fc) >> 31, 1, "initializing again");
+    raw.p
+        .with_model(|d| d.set_fw_boot_delay(std::time::Duration::ZERO));
     // MSI-X enable (message control bit 15 at 0x9e) is cleared by FLR.
     assert_eq!(raw.p.config_read16(0x9e) & 0x8000, 0);
     assert_eq!(raw.p.pages_held(), 0);

@@ -421,3 +421,103 @@ fn pd_and_td_limits() {
     r.ok(&m, 0x10);
     r.simple(ALLOC_PD, 0);
 }
+
+/// Every command's input and output must hold its mlx5_ifc.h layout
+/// (sizes typed in from the header: `<command>_in` / `_out` bits / 8),
+/// no more: one byte short of either is refused with BAD_INPUT_LEN (0x50,
+/// syndrome 0x0050_0001) or BAD_OUTPUT_LEN (0x51, 0x0051_0001), the exact
+/// size is taken. INIT_HCA and QUERY_SPECIAL_CONTEXTS keep the ConnectX-4
+/// PRM's 16-byte input / output (fields appended later are optional).
+#[test]
+fn lengths_follow_the_ifc_layouts() {
+    const SIZES: &[(u16, usize, usize)] = &[
+        (0x100, 0x10, 0x1010), // query_hca_cap: 16-byte header + 4 KiB capability
+        (0x101, 0x10, 0x110),  // query_adapter_out: 0x880 bits
+        (0x102, 0x10, 0x10),   // init_hca (PRM 16 bytes; ifc 0x20 with sw_owner_id)
+        (0x103, 0x10, 0x10),   // teardown_hca
+        (0x104, 0x10, 0x0c),   // enable_hca_out: 0x60 bits
+        (0x105, 0x10, 0x0c),   // disable_hca_out: 0x60 bits
+        (0x107, 0x10, 0x10),   // query_pages
+        (0x108, 0x10, 0x10),   // manage_pages (+ page list)
+        (0x109, 0x1010, 0x10), // set_hca_cap
+        (0x10a, 0x10, 0x70),   // query_issi_out: supported_issi at 0x20, 80 bytes
+        (0x10b, 0x10, 0x10),   // set_issi
+        (0x10d, 0x50, 0x10),   // set_driver_version_in: 64-byte string at 0x10
+        (0x203, 0x10, 0x10),   // query_special_contexts (PRM 16 bytes)
+        (0x301, 0x110, 0x10),  // create_eq_in: eqc at 0x10, bitmask 0x58, pas 0x110
+        (0x302, 0x10, 0x10),   // destroy_eq
+        (0x303, 0x10, 0x110),  // query_eq_out
+        (0x400, 0x110, 0x10),  // create_cq_in
+        (0x401, 0x10, 0x10),   // destroy_cq
+        (0x402, 0x10, 0x110),  // query_cq_out
+        (0x403, 0x110, 0x10),  // modify_cq_in
+        (0x750, 0x10, 0x10),   // query_vport_state
+        (0x754, 0x10, 0x110),  // query_nic_vport_context_out: context at 0x10
+        (0x755, 0x200, 0x10),  // modify_nic_vport_context_in: context at 0x100
+        (0x771, 0x10, 0x10),   // alloc_q_counter
+        (0x772, 0x10, 0x10),   // dealloc_q_counter
+        (0x773, 0x20, 0x100),  // query_q_counter
+        (0x800, 0x10, 0x10),   // alloc_pd
+        (0x801, 0x10, 0x10),   // dealloc_pd
+        (0x802, 0x10, 0x10),   // alloc_uar
+        (0x803, 0x10, 0x10),   // dealloc_uar
+        (0x805, 0x10, 0x10),   // access_register (+ register data)
+        (0x80d, 0x10, 0x10),   // nop
+        (0x816, 0x10, 0x10),   // alloc_transport_domain
+        (0x817, 0x10, 0x10),   // dealloc_transport_domain
+        (0x900, 0x110, 0x10),  // create_tir_in: tirc at 0x20
+        (0x902, 0x10, 0x10),   // destroy_tir
+        (0x904, 0x110, 0x10),  // create_sq_in: sqc at 0x20, wq at 0x50
+        (0x905, 0x110, 0x10),  // modify_sq_in
+        (0x906, 0x10, 0x10),   // destroy_sq
+        (0x907, 0x10, 0x110),  // query_sq_out
+        (0x908, 0x110, 0x10),  // create_rq_in
+        (0x909, 0x110, 0x10),  // modify_rq_in
+        (0x90a, 0x10, 0x10),   // destroy_rq
+        (0x90b, 0x10, 0x110),  // query_rq_out
+        (0x912, 0xc0, 0x10),   // create_tis_in: tisc at 0x20
+        (0x914, 0x10, 0x10),   // destroy_tis
+        (0x916, 0x110, 0x10),  // create_rqt_in
+        (0x917, 0x110, 0x10),  // modify_rqt_in
+        (0x918, 0x10, 0x10),   // destroy_rqt
+        (0x919, 0x10, 0x110),  // query_rqt_out
+        (0x92f, 0x40, 0x10),   // set_flow_table_root_in
+        (0x930, 0x40, 0x10),   // create_flow_table_in: context at 0x18
+        (0x931, 0x40, 0x10),   // destroy_flow_table_in
+        (0x933, 0x400, 0x10),  // create_flow_group_in: criteria at 0x40
+        (0x934, 0x40, 0x10),   // destroy_flow_group_in
+        (0x936, 0x340, 0x10),  // set_fte_in: flow_context at 0x40
+        (0x937, 0x40, 0x340),  // query_fte_out
+        (0x938, 0x40, 0x10),   // delete_fte_in
+        (0x939, 0x10, 0x10),   // alloc_flow_counter
+        (0x93a, 0x10, 0x10),   // dealloc_flow_counter
+        (0x93b, 0x20, 0x10),   // query_flow_counter (+ traffic_counter each)
+        (0x93c, 0x40, 0x10),   // modify_flow_table_in
+    ];
+    let mut r = raw();
+    let up = r.bring_up();
+    for &(opcode, inlen, outlen) in SIZES {
+        let short_in = r.exec(&Msg::new(opcode, 0, inlen - 1), outlen);
+        assert_eq!(
+            (short_in.status(), short_in.syndrome()),
+            (0x50, 0x0050_0001),
+            "opcode {opcode:#x} with {} input bytes",
+            inlen - 1
+        );
+        let short_out = r.exec(&Msg::new(opcode, 0, inlen), outlen - 1);
+        assert_eq!(
+            (short_out.status(), short_out.syndrome()),
+            (0x51, 0x0051_0001),
+            "opcode {opcode:#x} with {} output bytes",
+            outlen - 1
+        );
+    }
+    // The exact sizes are taken: ENABLE_HCA with Linux's 12-byte output
+    // is refused only because the function is already enabled.
+    assert_eq!(
+        r.fails(&Msg::new(0x104, 0, 0x10), 0x0c),
+        (0x04, 0x0004_0004)
+    );
+    assert_eq!(r.ok(&Msg::new(0x80d, 0, 0x10), 0x10).len(), 0x10);
+    r.tear_down(up);
+}

@@ -87,6 +87,9 @@ fn initializing_stuck() {
     cxos_drivers::DmaRegion::write_u8(&q, 0x3f, 1);
     p.bar0_write_be32(0x18, 1);
     assert_eq!(p.commands_executed(), 0);
+    // Long past the firmware boot time, the bit stays set.
+    p.delay_us(20_000);
+    assert_eq!(p.bar0_read_be32(0x1fc) >> 31, 1);
     p.clear_faults();
     assert_eq!(p.bar0_read_be32(0x1fc) >> 31, 0);
 }

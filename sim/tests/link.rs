@@ -53,9 +53,11 @@ fn two_adapters_on_a_unix_wire_exchange_frames_in_both_modes() {
         assert_eq!((la.tx_frames, la.rx_frames), (40, 25), "{la:?}");
         // Pulling b's cable takes a's link down too, and back up.
         sb.set_link(false);
-        eventually("a's link down", || !sa.with_model(|d| d.port.oper_up()));
+        eventually("a's link down", || {
+            !sa.with_model(|d| d.phys_port.oper_up())
+        });
         sb.set_link(true);
-        eventually("a's link up", || sa.with_model(|d| d.port.oper_up()));
+        eventually("a's link up", || sa.with_model(|d| d.phys_port.oper_up()));
         assert_eq!(sb.port_stats().rx_delivered, 40);
         // The capture has both directions, in the libpcap format.
         assert_eq!(sa.stop_capture(), Some(65));

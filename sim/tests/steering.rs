@@ -337,7 +337,9 @@ fn tables_at_levels_with_vlan_and_protocol_groups_counters_drop_and_miss() {
     m.be32(0x1c, 3);
     m.be32(0x24, 3);
     m.u8(0x3f, 1);
-    m.u8(0x40 + 0x0e, 0x10); // first_cfi: not modelled
+    // fte_match_param.misc_parameters (bytes 0x40..0x80 of the criteria):
+    // source_sqn at byte 0x44 is not modelled.
+    m.u8(0x40 + 0x44, 0x01);
     assert_eq!(n.raw.fails(&m, 0x10), (BAD_PARAM, 0x0003_0026));
     let mut m = Msg::new(ALLOC_FLOW_COUNTER, 0, 0x10);
     m.u8(0x0b, 4); // flow_counter_bulk
@@ -637,7 +639,7 @@ fn rss_puts_each_flow_on_the_rq_its_toeplitz_hash_picks() {
     let mut m = Msg::new(CREATE_TIR, 0, 0x110);
     m.u8(0x24, 0x10);
     m.be32(0x40, rqtn);
-    m.be32(0x44, 0x1000_0000 | n.up.td); // inverted xor8
+    m.be32(0x44, 0x3000_0000 | n.up.td); // rx_hash_fn 3: not defined
     assert_eq!(n.raw.fails(&m, 0x10), (BAD_PARAM, 0x0003_0022));
     assert!(p.sanitizer_violations().is_empty());
 }

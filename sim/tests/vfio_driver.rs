@@ -30,15 +30,22 @@ struct Served {
 }
 
 fn start_server(name: &str, personality: Personality) -> (Served, VfioPlatform) {
+    start_server_booting(name, personality, mlx5_sim::init_seg::DEFAULT_FW_BOOT_DELAY)
+}
+
+/// [`start_server`] whose firmware takes `fw_boot_delay` after each reset.
+fn start_server_booting(
+    name: &str,
+    personality: Personality,
+    fw_boot_delay: Duration,
+) -> (Served, VfioPlatform) {
     let dir = std::env::temp_dir().join(format!("mlx5-sim-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let opts = Options {
-        socket: dir.join("vfio.sock"),
-        personality,
         control: Some(dir.join("control.sock")),
-        wire: mlx5_sim::link::LinkSpec::None,
-        pcap: None,
+        fw_boot_delay,
+        ..Options::new(dir.join("vfio.sock"), personality)
     };
     let socket = opts.socket.clone();
     let control = dir.join("control.sock");
@@ -156,7 +163,14 @@ fn the_driver_attaches_and_detaches_over_vfio_user_on_every_personality() {
 
 #[test]
 fn a_device_reset_message_resets_the_model() {
-    let (served, platform) = start_server("reset", Personality::ConnectX6Dx);
+    // Firmware boots for long enough after the reset that the guest's next
+    // driver sees `initializing` set and must wait before writing the
+    // command queue address (PRM start-up).
+    let (served, platform) = start_server_booting(
+        "reset",
+        Personality::ConnectX6Dx,
+        Duration::from_millis(500),
+    );
     let a = Adapter::attach(platform.clone(), config()).unwrap_or_else(|f| panic!("{}", f.error));
     assert!(a.pages_held() > 0);
     assert_eq!(served.stat("resets", ""), 0);

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// this (empty: all).
     #[arg(long, value_name = "FILTER", num_args = 0..=1, default_missing_value = "")]
     pub callgrind: Option<String>,
+    /// Only the figures of cxos against Linux's mlx5_core on the same
+    /// simulated ConnectX-5 (xtask/src/bench_linux.rs; needs root).
+    #[arg(long)]
+    pub linux: bool,
 }
 
 /// One `bench:` figure.
@@ -107,6 +111,23 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
         figures.extend(crate::bench_callgrind::figures(ws, filter)?);
         println!("\n{}", table(&figures));
         return Ok(0);
+    }
+    if args.linux {
+        let elf = kernel::build(ws, Profile::Release)?;
+        match crate::bench_linux::figures(ws, &elf, args.runs.max(1)) {
+            Ok(found) => {
+                for figure in &found {
+                    println!("{figure}");
+                }
+                println!("\n{}", table(&found));
+                return Ok(0);
+            }
+            Err(why) if why.starts_with("skipped: ") => {
+                println!("bench: cxos vs Linux {why}");
+                return Ok(0);
+            }
+            Err(why) => return Err(XtaskError::msg(why)),
+        }
     }
     if !args.xtask_only {
         let (found, success) = cargo_bench(ws)?;

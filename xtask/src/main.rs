@@ -6,10 +6,14 @@
 
 mod bench;
 mod bench_callgrind;
+mod bench_linux;
 mod console;
+mod cpio;
 mod image;
 mod kernel;
 mod lint;
+mod linux_guest;
+mod linux_vm;
 mod mainjob;
 mod netns;
 mod provision;
@@ -20,6 +24,7 @@ mod session;
 mod sim_device;
 mod systests;
 mod systests_attach;
+mod systests_linux;
 mod systests_net;
 mod systests_sim;
 mod systests_vnic;
@@ -95,7 +100,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Make sure a QEMU with vfio-user-pci exists (provisions QEMU >= 10.1 from Debian
     /// trixie-backports into a cache dir once if needed); print its version and invocation.
-    Provision,
+    Provision {
+        /// Also the Linux guest of the `linux-*` tests (Debian trixie's kernel
+        /// and tools in a small initramfs); print its files.
+        #[arg(long)]
+        linux_guest: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,7 +145,19 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Test(args) => test::run(&ws, &args),
         Command::Lint => lint::run(&ws),
         Command::Bench(args) => bench::run(&ws, &args),
-        Command::Provision => qemu_provision::run_provision(),
+        Command::Provision { linux_guest } => {
+            let code = qemu_provision::run_provision()?;
+            if linux_guest {
+                let g = linux_guest::guest()?;
+                println!(
+                    "linux {} {} {}",
+                    g.release,
+                    g.kernel.display(),
+                    g.initramfs.display()
+                );
+            }
+            Ok(code)
+        }
     }
 }
 

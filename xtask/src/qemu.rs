@@ -70,7 +70,7 @@ impl std::fmt::Display for Verdict {
 }
 
 /// TCG (software emulation) is the default: KVM here is a nested software
-/// hypervisor that fails on ordinary kernel code (FACTS.md).
+/// hypervisor that fails on ordinary kernel code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Accel {
     #[default]
@@ -130,6 +130,13 @@ pub enum Boot {
     Pvh { kernel: PathBuf, cmdline: String },
     /// SeaBIOS boots GRUB from the ISO (the command line is in its grub.cfg).
     BiosIso { iso: PathBuf },
+    /// A Linux kernel image with an initramfs (the Linux guest of
+    /// [`crate::linux_vm`]).
+    Linux {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        cmdline: String,
+    },
     /// OVMF boots GRUB from the ISO; `vars` is a private, writable copy of the variable store.
     UefiIso {
         iso: PathBuf,
@@ -150,6 +157,9 @@ pub struct Machine {
     pub objects: Vec<String>,
     /// Extra `-device` values, in order (e.g. `e1000e`, `edu`).
     pub devices: Vec<String>,
+    /// Files the guest reads through QEMU's firmware config (`-fw_cfg
+    /// name=<name>,file=<path>`).
+    pub fw_cfg: Vec<(String, PathBuf)>,
 }
 
 impl Machine {
@@ -161,6 +171,7 @@ impl Machine {
             memory: "512M".to_string(),
             objects: Vec::new(),
             devices: Vec::new(),
+            fw_cfg: Vec::new(),
         }
     }
 
@@ -190,6 +201,18 @@ impl Machine {
                 args.push("-append".into());
                 args.push(cmdline.into());
             }
+            Boot::Linux {
+                kernel,
+                initrd,
+                cmdline,
+            } => {
+                args.push("-kernel".into());
+                args.push(kernel.into());
+                args.push("-initrd".into());
+                args.push(initrd.into());
+                args.push("-append".into());
+                args.push(cmdline.into());
+            }
             Boot::BiosIso { iso } => args.extend(cdrom(iso)),
             Boot::UefiIso { iso, ovmf, vars } => {
                 args.push("-drive".into());
@@ -206,6 +229,12 @@ impl Machine {
         for device in &self.devices {
             args.push("-device".into());
             args.push(device.into());
+        }
+        for (name, file) in &self.fw_cfg {
+            let mut value = OsString::from(format!("name={name},file="));
+            value.push(escape_comma(file));
+            args.push("-fw_cfg".into());
+            args.push(value);
         }
         args
     }
@@ -378,6 +407,26 @@ mod tests {
         assert!(args.windows(2).any(|w| w[0] == "-machine" && w[1] == "pc"));
         assert!(args.windows(2).any(|w| w[0] == "-m" && w[1] == "5G"));
         assert!(!args.contains(&"q35".to_string()));
+    }
+
+    #[test]
+    fn linux_machine_loads_kernel_initrd_and_fw_cfg_files() {
+        let mut m = Machine::new(Boot::Linux {
+            kernel: "/g/vmlinuz".into(),
+            initrd: "/g/initramfs.cpio".into(),
+            cmdline: "console=ttyS0".into(),
+        });
+        m.fw_cfg
+            .push(("opt/cxos/script".into(), "/l/a,b.sh".into()));
+        let line = strings(&m.args()).join(" ");
+        assert!(
+            line.contains("-kernel /g/vmlinuz -initrd /g/initramfs.cpio -append console=ttyS0"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("-fw_cfg name=opt/cxos/script,file=/l/a,,b.sh"),
+            "{line}"
+        );
     }
 
     #[test]

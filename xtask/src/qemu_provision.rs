@@ -6,7 +6,7 @@
 //! backports, 10.0 without it) a Debian trixie tree with QEMU from
 //! trixie-backports is bootstrapped once into a cache directory outside the
 //! repository and its binary runs through the tree's own dynamic loader, so
-//! no chroot is needed at run time (FACTS.md, "Virtualization").
+//! no chroot is needed at run time.
 //!
 //! Provisioning is idempotent: a stamp file inside the tree says it is
 //! complete, and an exclusive lock on a file next to it makes concurrent
@@ -174,11 +174,37 @@ pub fn vfio_user_qemu() -> Result<Qemu> {
     provision_tree(&dir)
 }
 
+/// The Debian trixie tree QEMU runs from (the shared root one, else
+/// ours), provisioned now if needed. Other provisioning steps (the Linux
+/// guest, [`crate::linux_guest`]) install their packages into it.
+pub fn debian_tree() -> Result<PathBuf> {
+    let dir = cache_dir();
+    let shared = Path::new(ROOT_CACHE_DIR);
+    if std::env::var_os(DIR_VAR).is_none()
+        && !dir.join(STAMP).is_file()
+        && shared.join(STAMP).is_file()
+    {
+        return Ok(shared.to_path_buf());
+    }
+    provision_tree(&dir)?;
+    Ok(dir)
+}
+
 /// Makes sure `dir` holds a complete tree; returns how to run its QEMU.
 pub fn provision_tree(dir: &Path) -> Result<Qemu> {
     let qemu = tree_qemu(dir);
-    if dir.join(STAMP).is_file() {
-        return Ok(qemu);
+    once(dir, STAMP, bootstrap)?;
+    Ok(qemu)
+}
+
+/// Builds `dir` once: under an exclusive lock on `<dir>.lock` (concurrent
+/// runs wait for each other), `build` fills `<dir>.partial`, which is then
+/// renamed to `dir` and gets `stamp` (written last) — so a half-built
+/// directory (an interrupted run) is never mistaken for a usable one.
+/// Needs root. Nothing happens if `dir` already has its stamp.
+pub fn once(dir: &Path, stamp: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if dir.join(stamp).is_file() {
+        return Ok(());
     }
     let parent = dir
         .parent()
@@ -191,27 +217,17 @@ pub fn provision_tree(dir: &Path) -> Result<Qemu> {
     lock.lock()
         .map_err(|e| XtaskError::msg(format!("cannot lock {}: {e}", lock_path.display())))?;
     // Another run may have finished while we waited for the lock.
-    if dir.join(STAMP).is_file() {
-        return Ok(qemu);
+    if dir.join(stamp).is_file() {
+        return Ok(());
     }
     if !running_as_root() {
         return Err(XtaskError::msg(format!(
-            "no QEMU with {VFIO_USER_DEVICE} (QEMU >= 10.1) found, and provisioning one into {} \
-             needs root (debootstrap). Install QEMU >= 10.1 with {VFIO_USER_DEVICE}, or run \
-             `cargo xtask provision` as root once (set {DIR_VAR} to choose the directory)",
+            "{} is not provisioned, and provisioning it (debootstrap, apt in a \
+             chroot) needs root: run `cargo xtask provision --linux-guest` as root once \
+             (QEMU and the Linux guest), or set {DIR_VAR} to a tree with QEMU >= 10.1",
             dir.display()
         )));
     }
-    provision::ensure(&[DEBOOTSTRAP]).map_err(|e| {
-        XtaskError::msg(format!("provisioning QEMU >= 10.1 needs debootstrap: {e}"))
-    })?;
-    let started = Instant::now();
-    eprintln!(
-        "xtask: provisioning QEMU from Debian {BACKPORTS} into {} (once; ~30-100 s, ~350 MB)",
-        dir.display()
-    );
-    // Build next to the final place and rename at the end, so a half-built
-    // tree (an interrupted run) is never mistaken for a usable one.
     let work = with_suffix(dir, ".partial");
     for stale in [&work, &dir.to_path_buf()] {
         if stale.exists() {
@@ -219,6 +235,31 @@ pub fn provision_tree(dir: &Path) -> Result<Qemu> {
                 .map_err(|e| XtaskError::msg(format!("cannot remove {}: {e}", stale.display())))?;
         }
     }
+    std::fs::create_dir_all(&work)?;
+    build(&work)?;
+    std::fs::rename(&work, dir).map_err(|e| {
+        XtaskError::msg(format!(
+            "cannot rename {} to {}: {e}",
+            work.display(),
+            dir.display()
+        ))
+    })?;
+    std::fs::write(dir.join(stamp), "provisioned by cargo xtask\n")?;
+    drop(lock);
+    Ok(())
+}
+
+/// debootstrap a trixie tree into `work` and install QEMU from
+/// trixie-backports in it.
+fn bootstrap(work: &Path) -> Result<()> {
+    provision::ensure(&[DEBOOTSTRAP]).map_err(|e| {
+        XtaskError::msg(format!("provisioning QEMU >= 10.1 needs debootstrap: {e}"))
+    })?;
+    let started = Instant::now();
+    eprintln!(
+        "xtask: provisioning QEMU from Debian {BACKPORTS} into {} (once; ~30-100 s, ~350 MB)",
+        work.display()
+    );
     run(Command::new(debootstrap()).args([
         "--variant=minbase".as_ref(),
         SUITE.as_ref(),
@@ -231,7 +272,7 @@ pub fn provision_tree(dir: &Path) -> Result<Qemu> {
     )?;
     let in_tree = |args: &[&str]| {
         let mut c = Command::new("chroot");
-        c.arg(&work)
+        c.arg(work)
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("LC_ALL", "C");
@@ -249,28 +290,19 @@ pub fn provision_tree(dir: &Path) -> Result<Qemu> {
         "qemu-system-x86",
     ]))?;
     run(&mut in_tree(&["apt-get", "clean"]))?;
-    let candidate = tree_qemu(&work);
+    let candidate = tree_qemu(work);
     if !knows_vfio_user(&candidate) {
         return Err(XtaskError::msg(format!(
             "the QEMU installed into {} does not list {VFIO_USER_DEVICE}",
             work.display()
         )));
     }
-    std::fs::rename(&work, dir).map_err(|e| {
-        XtaskError::msg(format!(
-            "cannot rename {} to {}: {e}",
-            work.display(),
-            dir.display()
-        ))
-    })?;
-    std::fs::write(dir.join(STAMP), version(&qemu).unwrap_or_default())?;
     eprintln!(
         "xtask: provisioned {} in {:.1} s",
-        version(&qemu).unwrap_or_else(|| "QEMU".into()),
+        version(&candidate).unwrap_or_else(|| "QEMU".into()),
         started.elapsed().as_secs_f64()
     );
-    drop(lock);
-    Ok(qemu)
+    Ok(())
 }
 
 fn debootstrap() -> PathBuf {
@@ -283,7 +315,8 @@ fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn run(command: &mut Command) -> Result<()> {
+/// Runs `command`, failing on a non-zero exit.
+pub fn run(command: &mut Command) -> Result<()> {
     let shown = crate::session::describe(command);
     let status = command
         .stdin(Stdio::null())

@@ -137,6 +137,7 @@ impl RunArgs {
             wire: self.wire.clone(),
             pcap: self.pcap.clone(),
             netns: None,
+            ..SimOptions::default()
         }
     }
 
@@ -543,6 +544,7 @@ mod tests {
                 wire: Some("tap:cxt0".into()),
                 pcap: Some("/tmp/w.pcap".into()),
                 netns: None,
+                ..SimOptions::default()
             }
         );
         for good in ["none", "unix:/tmp/x.sock", "tap:a23456789012345"] {

@@ -4,7 +4,7 @@
 //! reply ends with a line starting `ok` or `error:`).
 //!
 //! Guest RAM must be a shared memfd so QEMU can hand it to the model
-//! (FACTS.md, "vfio-user with QEMU"); the function sits behind a PCIe root
+//! (sim/README.md, "vfio-user with QEMU"); the function sits behind a PCIe root
 //! port, so the guest finds it at 01:00.0.
 
 use std::io::{BufRead, BufReader, Write};
@@ -74,11 +74,38 @@ pub struct SimOptions {
     pub wire: Option<String>,
     /// `--pcap FILE`: every frame on the wire, both directions.
     pub pcap: Option<PathBuf>,
+    /// `--snaplen N`: bytes of each frame the capture keeps (whole frames
+    /// when none).
+    pub snaplen: Option<u32>,
+    /// `--pcap-max-mb MB`: where the capture stops (no ceiling when none).
+    pub pcap_max_mb: Option<u64>,
     /// Run under `ip netns exec NETNS` (needs root).
     pub netns: Option<String>,
+    /// `--trace-commands=FILE`: one line per command the driver issues.
+    pub trace: Option<PathBuf>,
+    /// `--fw-boot-ms`: how long firmware keeps `initializing` set after a
+    /// reset (the model's default when none).
+    pub fw_boot_ms: Option<u64>,
 }
 
+/// Bytes of each frame a test's capture keeps: Ethernet, two VLAN tags,
+/// IPv6 with a TCP header and options fit (the payload of bulk traffic
+/// is the test's own pattern and not worth gigabytes of disk).
+pub const TEST_SNAPLEN: u32 = 160;
+/// Where a test's capture stops (the start of a run is what a post-mortem
+/// reads; a gigabit of iperf3 would otherwise fill the disk).
+pub const TEST_PCAP_MAX_MB: u64 = 48;
+
 impl SimOptions {
+    /// A capture into `path` bounded the way tests need: headers, and at
+    /// most [`TEST_PCAP_MAX_MB`].
+    pub fn test_capture(mut self, path: PathBuf) -> SimOptions {
+        self.pcap = Some(path);
+        self.snaplen = Some(TEST_SNAPLEN);
+        self.pcap_max_mb = Some(TEST_PCAP_MAX_MB);
+        self
+    }
+
     /// The program and arguments that start `sim` this way (before
     /// `--socket` and the rest).
     fn command(&self, sim: &Path) -> Command {
@@ -95,6 +122,20 @@ impl SimOptions {
         }
         if let Some(pcap) = &self.pcap {
             c.arg("--pcap").arg(pcap);
+            if let Some(n) = self.snaplen {
+                c.args(["--snaplen", &n.to_string()]);
+            }
+            if let Some(mb) = self.pcap_max_mb {
+                c.args(["--pcap-max-mb", &mb.to_string()]);
+            }
+        }
+        if let Some(trace) = &self.trace {
+            let mut arg = std::ffi::OsString::from("--trace-commands=");
+            arg.push(trace);
+            c.arg(arg);
+        }
+        if let Some(ms) = self.fw_boot_ms {
+            c.args(["--fw-boot-ms", &ms.to_string()]);
         }
         c
     }
@@ -266,21 +307,37 @@ impl Drop for SimDevice {
 
 /// See [`SimDevice::attach_to`]: the machine options for a function served on `socket`.
 fn add_function(machine: &mut Machine, socket: &Path) {
+    add_functions(machine, &[socket]);
+}
+
+/// Several functions, each behind its own PCIe root port (`rp0`, `rp1`,
+/// ...), so the guest finds them at 01:00.0, 02:00.0, ... in this order;
+/// guest RAM is one shared memfd every model maps.
+pub fn add_functions(machine: &mut Machine, sockets: &[&Path]) {
     machine.machine_type = format!("{},memory-backend=mem", machine.machine_type);
     machine.objects.push(format!(
         "memory-backend-memfd,id=mem,size={},share=on",
         machine.memory
     ));
-    machine
-        .devices
-        .push("pcie-root-port,id=rp0,chassis=1".to_string());
-    machine.devices.push(vfio_user_device(socket));
+    for (i, socket) in sockets.iter().enumerate() {
+        machine
+            .devices
+            .push(format!("pcie-root-port,id=rp{i},chassis={}", i + 1));
+        machine.devices.push(vfio_user_device_on(socket, i));
+    }
 }
 
 /// The `-device` value QEMU 10.1+ takes for a vfio-user function (JSON form).
 pub fn vfio_user_device(socket: &Path) -> String {
+    vfio_user_device_on(socket, 0)
+}
+
+/// [`vfio_user_device`] behind root port `rp<port>`.
+pub fn vfio_user_device_on(socket: &Path, port: usize) -> String {
     let path = serde_json::Value::from(socket.to_string_lossy().into_owned());
-    format!(r#"{{"driver":"vfio-user-pci","socket":{{"type":"unix","path":{path}}},"bus":"rp0"}}"#)
+    format!(
+        r#"{{"driver":"vfio-user-pci","socket":{{"type":"unix","path":{path}}},"bus":"rp{port}"}}"#
+    )
 }
 
 /// A `<key> <n>` value from `stats` lines, e.g. `resets 1`, or the number
@@ -365,10 +422,19 @@ mod tests {
             wire: Some("tap:cxt0".into()),
             pcap: Some("/tmp/w.pcap".into()),
             netns: Some("cxos-run-1-0".into()),
+            trace: Some("/tmp/t.txt".into()),
+            fw_boot_ms: Some(300),
+            ..SimOptions::default()
         };
         assert_eq!(
             args(&o),
-            "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap"
+            "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap \
+             --trace-commands=/tmp/t.txt --fw-boot-ms 300"
+        );
+        let o = SimOptions::default().test_capture("/tmp/c.pcap".into());
+        assert_eq!(
+            args(&o),
+            "/b/mlx5-sim --pcap /tmp/c.pcap --snaplen 160 --pcap-max-mb 48"
         );
         let o = SimOptions {
             wire: Some("unix:/tmp/x/wire.sock".into()),

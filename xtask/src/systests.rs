@@ -1,5 +1,6 @@
 //! The system tests: the real kernel image in QEMU, checked through its
-//! serial console and exit status against notes/KERNEL-CONTRACT.md.
+//! serial console and exit status (the line formats are parsed in
+//! `console.rs`; the exit codes are the kernel's `isa-debug-exit` codes).
 //!
 //! Each test boots its own QEMU with a hard timeout; its serial output goes
 //! to `<target>/xtask/logs/<name>.log`.
@@ -29,7 +30,7 @@ pub struct SystemTest {
 }
 
 const PVH_TIMEOUT: Duration = Duration::from_secs(60);
-/// GRUB under SeaBIOS takes ~1 s, under OVMF ~5 s on an idle machine (FACTS.md).
+/// GRUB under SeaBIOS takes ~1 s, under OVMF ~5 s on an idle machine.
 const BIOS_TIMEOUT: Duration = Duration::from_secs(90);
 const UEFI_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -63,6 +64,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_attach::all());
     tests.extend(crate::systests_net::all());
     tests.extend(crate::systests_vnic::all());
+    tests.extend(crate::systests_linux::all());
     tests
 }
 

@@ -24,7 +24,7 @@ use crate::systests_sim::{self, PROMPT, Setup, expect_reply, spawn_qemu, start_s
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Ten detach/attach cycles plus the boot.
 const CYCLES_TIMEOUT: Duration = Duration::from_secs(90);
-/// GRUB under OVMF takes ~5 s on an idle machine (FACTS.md).
+/// GRUB under OVMF takes ~5 s on an idle machine.
 const UEFI_TIMEOUT: Duration = Duration::from_secs(120);
 /// The ISO boots to the shell and logs where the BARs are.
 const ISO_CMDLINE: &str = "log=pci=debug";

@@ -364,7 +364,7 @@ const VM_B: (&str, &str) = ("10.0.0.2", "fd00::2");
 const PINGS: u32 = 3;
 
 /// Starts one model of a two-VM test, joined to `wire`.
-fn start_wired_sim(
+pub(crate) fn start_wired_sim(
     ctx: &Context,
     setup: &systests_sim::Setup,
     test: &SystemTest,
@@ -375,10 +375,10 @@ fn start_wired_sim(
     let log = ctx.log_path(test).with_extension(format!("sim-{side}.log"));
     let options = SimOptions {
         wire: Some(format!("unix:{}", wire.display())),
-        // Everything on the wire, for a post-mortem.
-        pcap: Some(ctx.log_path(test).with_extension(format!("{side}.pcap"))),
         ..SimOptions::default()
-    };
+    }
+    // The wire's headers, for a post-mortem.
+    .test_capture(ctx.log_path(test).with_extension(format!("{side}.pcap")));
     SimDevice::start_with(
         &setup.sim,
         personality,
@@ -389,7 +389,7 @@ fn start_wired_sim(
 }
 
 /// Boots the kernel on `sim` with `cmdline`; serial log `<test>.<side>.log`.
-fn spawn_vm(
+pub(crate) fn spawn_vm(
     ctx: &Context,
     setup: &systests_sim::Setup,
     test: &SystemTest,
@@ -678,7 +678,7 @@ fn peer_arp_broadcast(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// The receiver's throughput in bits/s from stock iperf3's `--json`
 /// report, with its retransmits (TCP) or lost packets (UDP).
-fn iperf3_summary(json: &str) -> Result<(f64, u64), String> {
+pub(crate) fn iperf3_summary(json: &str) -> Result<(f64, u64), String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("iperf3 JSON: {e}: {json}"))?;
     if let Some(e) = v.get("error") {

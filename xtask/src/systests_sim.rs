@@ -24,7 +24,7 @@ use crate::workspace::Workspace;
 
 /// One boot of the kernel is ~0.3 s here; the limit covers a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// Guest RAM: a shared memfd so QEMU can hand it to the model (FACTS.md).
+/// Guest RAM: a shared memfd so QEMU can hand it to the model (sim/README.md).
 pub(crate) const RAM: &str = "512M";
 pub(crate) const PROMPT: &str = "cxos> ";
 

@@ -263,10 +263,11 @@ impl<P: Platform> Adapter<P> {
         }
     }
 
-    fn bring_up(&mut self) -> Result<(), AttachError> {
-        let step = Step::WaitFirmware;
+    /// Waits for firmware to clear `initializing`. `holds_cmdq`: the
+    /// command queue address is written, so a stuck device must be reset
+    /// at unwind to forget it.
+    fn wait_firmware(&mut self, holds_cmdq: bool) -> Result<(), AttachError> {
         let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
-        init_seg::set_cmdq_addr(mmio, self.dev.cmdq.addr());
         let start = clock.now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
             cmdq::timeout_from_device(init_seg::cmd_q_init_to(mmio), cmdq::DEFAULT_INIT_TIMEOUT_MS)
@@ -274,14 +275,24 @@ impl<P: Platform> Adapter<P> {
         while init_seg::initializing(mmio) {
             let waited = clock.now_ns().saturating_sub(start);
             if waited >= limit_ms * 1_000_000 {
-                // It holds our command queue address: reset it at unwind.
-                self.fw_stuck = true;
-                return Err(at(step)(Error::FirmwareTimeout {
+                self.fw_stuck = holds_cmdq;
+                return Err(at(Step::WaitFirmware)(Error::FirmwareTimeout {
                     waited_ms: waited / 1_000_000,
                 }));
             }
             clock.relax();
         }
+        Ok(())
+    }
+
+    fn bring_up(&mut self) -> Result<(), AttachError> {
+        // PRM "HCA Driver Start-up": firmware takes the command queue
+        // address only once `initializing` has cleared after reset, and
+        // clears it again once the command interface is up.
+        self.wait_firmware(false)?;
+        init_seg::set_cmdq_addr(self.dev.p.mmio(), self.dev.cmdq.addr());
+        self.wait_firmware(true)?;
+        let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
         self.fw = init_seg::fw_version(mmio);
         self.dev.health = Some(HealthMonitor::new(mmio, clock, self.config.health));
 

@@ -7,9 +7,9 @@
 //! (`flow_table_nic_cap`). op_mod = type << 1 | (0 max, 1 current).
 #![deny(unsafe_code)]
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::personality::Personality;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -125,16 +125,31 @@ pub mod ft {
     pub const LOG_MAX_DESTINATION: F = f(0x98, 8);
     pub const LOG_MAX_FLOW: F = f(0xb8, 8);
     /// `ft_field_support` (`flow_table_fields_supported`) at bit 0x100:
-    /// outer_dmac, outer_smac, outer_ether_type, outer_ip_version,
-    /// outer_first_prio (4), outer_first_vid (6), outer_ip_protocol (0xf):
-    /// what the model's flow groups match on (`cmd::flow`).
-    pub const FIELDS_DMAC: F = f(0x100, 1);
-    pub const FIELDS_SMAC: F = f(0x101, 1);
-    pub const FIELDS_ETHER_TYPE: F = f(0x102, 1);
-    pub const FIELDS_IP_VERSION: F = f(0x103, 1);
-    pub const FIELDS_FIRST_PRIO: F = f(0x104, 1);
-    pub const FIELDS_FIRST_VID: F = f(0x106, 1);
-    pub const FIELDS_IP_PROTOCOL: F = f(0x10f, 1);
+    /// the outer fields the model's flow groups match on (`cmd::flow`):
+    /// dmac, smac, ether_type, ip_version, first_prio / cfi / vid,
+    /// ipv4_ttl, sip, dip, frag, ip_protocol, ip_ecn, ip_dscp, UDP and TCP
+    /// ports, tcp_flags (bits 0..7 and 0xc..0x16 of the set).
+    pub const FIELDS: [F; 19] = [
+        f(0x100, 1),
+        f(0x101, 1),
+        f(0x102, 1),
+        f(0x103, 1),
+        f(0x104, 1),
+        f(0x105, 1),
+        f(0x106, 1),
+        f(0x107, 1),
+        f(0x10c, 1),
+        f(0x10d, 1),
+        f(0x10e, 1),
+        f(0x10f, 1),
+        f(0x110, 1),
+        f(0x111, 1),
+        f(0x112, 1),
+        f(0x113, 1),
+        f(0x114, 1),
+        f(0x115, 1),
+        f(0x116, 1),
+    ];
 }
 
 /// Max and current capability areas of one function.
@@ -271,16 +286,6 @@ fn general(p: Personality) -> Vec<u8> {
     s(&mut b, hca_cap::DEVICE_FREQUENCY_MHZ, 1000);
     s(&mut b, hca_cap::DEVICE_FREQUENCY_KHZ, 1_000_000);
     s(&mut b, hca_cap::NUM_OF_UARS_PER_PAGE, 1);
-    if c.cqe_compression {
-        s(&mut b, hca_cap::CQE_COMPRESSION, 1);
-        s(
-            &mut b,
-            hca_cap::MINI_CQE_RESP_STRIDE_INDEX,
-            c.striding_rq as u64,
-        );
-        s(&mut b, hca_cap::CQE_COMPRESSION_TIMEOUT, 0x10);
-        s(&mut b, hca_cap::CQE_COMPRESSION_MAX_NUM, 64);
-    }
     b
 }
 
@@ -289,26 +294,18 @@ fn ethernet(p: Personality) -> Vec<u8> {
     let mut b = vec![0u8; CAP_BYTES];
     set(&mut b, eth::CSUM_CAP, 1);
     set(&mut b, eth::VLAN_CAP, 1);
-    set(&mut b, eth::LRO_CAP, 1);
     set(&mut b, eth::WQE_VLAN_INSERT, 1);
     set(&mut b, eth::SELF_LB_EN_MODIFIABLE, 1);
     set(&mut b, eth::MAX_LSO_CAP, c.max_lso_cap as u64);
-    set(&mut b, eth::MULTI_PKT_SEND_WQE, c.multi_pkt_send_wqe as u64);
     set(&mut b, eth::WQE_INLINE_MODE, c.wqe_inline_mode as u64);
     set(&mut b, eth::RSS_IND_TBL_CAP, c.rss_ind_tbl_cap as u64);
-    set(&mut b, eth::SCATTER_FCS, 1);
-    set(
-        &mut b,
-        eth::ENHANCED_MULTI_PKT_SEND_WQE,
-        c.enhanced_multi_pkt_send_wqe as u64,
-    );
-    set(&mut b, eth::LRO_MIN_MSS_SIZE, 1460);
     b
 }
 
 fn flow_table(_p: Personality) -> Vec<u8> {
     let mut b = vec![0u8; CAP_BYTES];
-    for base in [ft::RX, ft::TX] {
+    // NIC receive only: transmit flow tables are not modelled.
+    for base in [ft::RX] {
         let at = |fld: F| F {
             bit: fld.bit + base,
             width: fld.width,
@@ -320,20 +317,15 @@ fn flow_table(_p: Personality) -> Vec<u8> {
         set(&mut b, at(ft::IDENTIFIED_MISS_TABLE_MODE), 1);
         set(&mut b, at(ft::FLOW_TABLE_MODIFY), 1);
         set(&mut b, at(ft::LOG_MAX_FT_SIZE), 16);
-        set(&mut b, at(ft::MAX_FT_LEVEL), 16);
+        // Real parts report enough levels for Linux's NIC receive
+        // namespace tree, whose last (anchor) table sits at level 66 in
+        // 6.12; 128 leaves room as a later tree grows.
+        set(&mut b, at(ft::MAX_FT_LEVEL), 128);
         set(&mut b, at(ft::LOG_MAX_FT_NUM), 8);
         set(&mut b, at(ft::LOG_MAX_FLOW_COUNTER), 16);
         set(&mut b, at(ft::LOG_MAX_DESTINATION), 5);
         set(&mut b, at(ft::LOG_MAX_FLOW), 16);
-        for fld in [
-            ft::FIELDS_DMAC,
-            ft::FIELDS_SMAC,
-            ft::FIELDS_ETHER_TYPE,
-            ft::FIELDS_IP_VERSION,
-            ft::FIELDS_FIRST_PRIO,
-            ft::FIELDS_FIRST_VID,
-            ft::FIELDS_IP_PROTOCOL,
-        ] {
+        for fld in ft::FIELDS {
             set(&mut b, at(fld), 1);
         }
     }
@@ -350,8 +342,7 @@ fn own_function(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn query_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, QUERY_OUT)?;
+pub fn query_hca_cap(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     own_function(inp)?;
     let op_mod = crate::bits::be16(inp, 6);
     let t = op_mod >> 1;
@@ -367,7 +358,7 @@ pub fn query_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
     Ok(())
 }
 
-fn apply_set(dev: &mut Device, inp: &[u8]) -> Result<(), CmdError> {
+fn apply_set(dev: &mut Function, inp: &[u8]) -> Result<(), CmdError> {
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod & 1 != 0 {
         return Err(syn::BAD_OP_MOD);
@@ -388,8 +379,7 @@ fn apply_set(dev: &mut Device, inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn set_hca_cap(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, CAP_OFFSET + CAP_BYTES, MIN_OUT)?;
+pub fn set_hca_cap(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     own_function(inp)?;
     if dev.hca.initialized {
         return Err(syn::ALREADY_INITIALIZED);
@@ -440,7 +430,9 @@ mod tests {
         // log_max_ft_size bits 0x22..0x28 (byte 4 low 6 bits); max_ft_level byte 7.
         assert_eq!(ft[0x40] & 0x80, 0x80);
         assert_eq!(ft[0x44] & 0x3f, 16);
-        assert_eq!(ft[0x47], 16);
+        assert_eq!(ft[0x47], 128);
+        // flow_table_properties_nic_transmit at bit 0xa00: not modelled, 0.
+        assert_eq!(ft[0x140] & 0x80, 0);
         assert_eq!(caps.max(5), None);
     }
 }

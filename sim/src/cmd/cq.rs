@@ -18,9 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
@@ -166,8 +166,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_CQ.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x60), f(0x2e1, 0x59f)])?;
     reserved_in(inp, layout::CTX, &cqc::RESERVED)?;
     let unsupported = [
@@ -248,7 +247,7 @@ fn cqn_of(inp: &[u8]) -> u32 {
     get(inp, f(0x48, 0x18)) as u32
 }
 
-fn release(dev: &mut Device, cq: &Cq, why: Revoked) {
+fn release(dev: &mut Function, cq: &Cq, why: Revoked) {
     for a in &cq.pas {
         dev.bus.san.revoke(*a, why);
     }
@@ -256,8 +255,7 @@ fn release(dev: &mut Device, cq: &Cq, why: Revoked) {
 }
 
 /// DESTROY_CQ: refused while an SQ or RQ still completes into it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let cqn = cqn_of(inp);
     match dev.nic.cqs.map.get(&cqn) {
@@ -272,7 +270,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 }
 
 /// Destroy every CQ (teardown).
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     let cqs = std::mem::take(&mut dev.nic.cqs.map);
     for cq in cqs.values() {
         release(dev, cq, Revoked::Disabled);
@@ -280,8 +278,7 @@ pub fn destroy_all(dev: &mut Device) {
 }
 
 /// QUERY_CQ (`query_cq_out`: context at 0x10, pas at 0x110).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, layout::PAS)?;
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(cq) = dev.nic.cqs.map.get(&cqn_of(inp)) else {
         return Err(syn::UNKNOWN_CQ);
@@ -309,8 +306,7 @@ const MODIFY_PERIOD: u64 = 1 << 0;
 const MODIFY_COUNT: u64 = 1 << 1;
 
 /// MODIFY_CQ (op_mod 0: modify moderation; resize is not offered).
-pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x280, 0x60), f(0x2e0, 0x5a0)])?;
     let select = get(inp, f(0x60, 0x20));
     if select & !(MODIFY_PERIOD | MODIFY_COUNT) != 0 {
@@ -330,7 +326,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// The arm doorbell (UAR +0x20, 64-bit): `hi` = sn << 28 | cmd << 24 | ci,
 /// `cqn` the low dword. Both commands (next / solicited) arm.
-pub fn arm_doorbell(dev: &mut Device, page: u32, hi: u32, cqn: u32) {
+pub fn arm_doorbell(dev: &mut Function, page: u32, hi: u32, cqn: u32) {
     let ci = hi & COUNTER_MASK;
     let Some(cq) = dev.nic.cqs.map.get_mut(&(cqn & COUNTER_MASK)) else {
         log::debug!(target: "mlx5_sim::cq", "arm doorbell for unknown CQ {cqn:#x} dropped");
@@ -350,7 +346,7 @@ pub fn arm_doorbell(dev: &mut Device, page: u32, hi: u32, cqn: u32) {
     }
 }
 
-fn completion_event(dev: &mut Device, eqn: u8, cqn: u32) {
+fn completion_event(dev: &mut Function, eqn: u8, cqn: u32) {
     // `struct mlx5_eqe_comp`: cqn in the last dword of the 28-byte data.
     let mut data = [0u8; 28];
     data[24..28].copy_from_slice(&cqn.to_be_bytes());
@@ -360,7 +356,7 @@ fn completion_event(dev: &mut Device, eqn: u8, cqn: u32) {
 /// Write `entry` (its opcode already in `op_own` bits 7:4) as the next CQE
 /// of CQ `cqn`, setting the owner bit. Returns false when the CQE could not
 /// be written (unknown CQ, overflow, CQ in error, DMA failure).
-pub fn post(dev: &mut Device, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
+pub fn post(dev: &mut Function, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
     let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
         return false;
     };

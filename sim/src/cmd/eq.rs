@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
@@ -139,8 +139,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_EQ.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::PAS, MIN_OUT)?;
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40), f(0x280, 0x40), f(0x3c0, 0x4c0)])?;
     reserved_in(inp, layout::CTX, &eqc::RESERVED)?;
     // Only the first 64 event types exist on these parts.
@@ -209,8 +208,7 @@ fn eqn_of(inp: &[u8]) -> Result<u8, CmdError> {
 }
 
 /// DESTROY_EQ: the EQ's pages go back to the driver.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     let eqn = eqn_of(inp)?;
     if dev.eqs.map.contains_key(&eqn) && dev.nic.cqs.uses_eq(eqn) {
         return Err(syn::EQ_IN_USE);
@@ -225,7 +223,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 }
 
 /// Destroy every EQ (teardown); their pages are revoked as taken back.
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     let eqs = std::mem::take(&mut dev.eqs.map);
     for eq in eqs.into_values() {
         for a in eq.pas {
@@ -235,8 +233,7 @@ pub fn destroy_all(dev: &mut Device) {
 }
 
 /// QUERY_EQ (`query_eq_out`: context at 0x10, bitmask at 0x58, pas at 0x110).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, layout::PAS)?;
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let eqn = eqn_of(inp)?;
     let Some(eq) = dev.eqs.map.get(&eqn) else {
         return Err(syn::UNKNOWN_EQ);
@@ -260,7 +257,7 @@ pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
 
 /// Arm (`arm`) or update-consumer-index doorbell written to UAR `page`:
 /// be32 eqn << 24 | consumer index.
-pub fn doorbell(dev: &mut Device, page: u32, value: u32, arm: bool) {
+pub fn doorbell(dev: &mut Function, page: u32, value: u32, arm: bool) {
     let eqn = (value >> 24) as u8;
     let ci = value & COUNTER_MASK;
     let Some(eq) = dev.eqs.map.get_mut(&eqn) else {
@@ -287,7 +284,7 @@ pub fn doorbell(dev: &mut Device, page: u32, value: u32, arm: bool) {
 /// Write an event of `event_type` to the EQ subscribed to it (if any).
 /// `data` is the 28-byte event data at EQE offset 0x20. Returns whether an
 /// EQE was written.
-pub fn raise_event(dev: &mut Device, event_type: u8, sub_type: u8, data: &[u8; 28]) -> bool {
+pub fn raise_event(dev: &mut Function, event_type: u8, sub_type: u8, data: &[u8; 28]) -> bool {
     let Some(eqn) = dev.eqs.subscriber(event_type) else {
         return false;
     };
@@ -295,7 +292,13 @@ pub fn raise_event(dev: &mut Device, event_type: u8, sub_type: u8, data: &[u8; 2
 }
 
 /// Write one EQE to EQ `eqn` and signal its vector when armed.
-pub fn write_eqe(dev: &mut Device, eqn: u8, event_type: u8, sub_type: u8, data: &[u8; 28]) -> bool {
+pub fn write_eqe(
+    dev: &mut Function,
+    eqn: u8,
+    event_type: u8,
+    sub_type: u8,
+    data: &[u8; 28],
+) -> bool {
     let Some(eq) = dev.eqs.map.get_mut(&eqn) else {
         return false;
     };

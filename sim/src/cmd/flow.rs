@@ -10,10 +10,12 @@
 //!
 //! What is modelled: NIC_RX tables (type 0) of the function's own vport, at
 //! levels 0..=max_ft_level; a table's miss goes to its miss table
-//! (`table_miss_action` 1) or drops the frame (0). Groups match on the
-//! outer headers' smac, dmac, ethertype, first_prio, first_vid, cvlan_tag,
-//! svlan_tag, ip_protocol and ip_version (anything else in the criteria is
-//! refused); each group finds its entry by a hash of the masked key, so the
+//! (`table_miss_action` 1) or drops the frame (0). Groups match on any
+//! field of the outer headers' `fte_match_set_lyr_2_4` but `l4_type` and
+//! `ipv4_ihl` (MACs, ethertype, VLAN, IP version / protocol / DSCP / ECN /
+//! TTL / fragment, addresses, TCP and UDP ports, TCP flags); criteria in
+//! the misc, inner or later parameter sets are refused. Each group finds
+//! its entry by a hash of the masked key, so the
 //! cost does not grow with the number of entries. Groups are tried in order
 //! of their first index. Entry actions: FWD_DEST (to TIRs, replicated to
 //! each, and / or to deeper tables), DROP, each optionally with COUNT into
@@ -22,9 +24,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// `MLX5_FLOW_TABLE_TYPE_NIC_RX`.
@@ -68,7 +70,8 @@ pub mod layout {
     pub const FTE_DEST: usize = FTE_CTX + 0x300;
 }
 
-/// `fte_match_set_lyr_2_4` fields the model matches on (bit offsets).
+/// `fte_match_set_lyr_2_4` fields (bit offsets): every outer L2-L4 field
+/// the model matches on.
 pub mod lyr {
     use crate::bits::{F, f};
     pub const SMAC_47_16: F = f(0x0, 0x20);
@@ -77,23 +80,47 @@ pub mod lyr {
     pub const DMAC_47_16: F = f(0x40, 0x20);
     pub const DMAC_15_0: F = f(0x60, 0x10);
     pub const FIRST_PRIO: F = f(0x70, 3);
+    pub const FIRST_CFI: F = f(0x73, 1);
     pub const FIRST_VID: F = f(0x74, 0xc);
     pub const IP_PROTOCOL: F = f(0x80, 8);
+    pub const IP_DSCP: F = f(0x88, 6);
+    pub const IP_ECN: F = f(0x8e, 2);
     pub const CVLAN_TAG: F = f(0x90, 1);
     pub const SVLAN_TAG: F = f(0x91, 1);
+    pub const FRAG: F = f(0x92, 1);
     pub const IP_VERSION: F = f(0x93, 4);
-    pub const ALL: [F; 11] = [
+    pub const TCP_FLAGS: F = f(0x97, 9);
+    pub const TCP_SPORT: F = f(0xa0, 0x10);
+    pub const TCP_DPORT: F = f(0xb0, 0x10);
+    pub const TTL_HOPLIMIT: F = f(0xd8, 8);
+    pub const UDP_SPORT: F = f(0xe0, 0x10);
+    pub const UDP_DPORT: F = f(0xf0, 0x10);
+    /// `src_ipv4_src_ipv6` / `dst_ipv4_dst_ipv6`: 128 bits, an IPv4
+    /// address in the last 32.
+    pub const SRC_IP: usize = 0x20;
+    pub const DST_IP: usize = 0x30;
+    pub const ALL: [F; 21] = [
         SMAC_47_16,
         SMAC_15_0,
         ETHERTYPE,
         DMAC_47_16,
         DMAC_15_0,
         FIRST_PRIO,
+        FIRST_CFI,
         FIRST_VID,
         IP_PROTOCOL,
+        IP_DSCP,
+        IP_ECN,
         CVLAN_TAG,
         SVLAN_TAG,
+        FRAG,
         IP_VERSION,
+        TCP_FLAGS,
+        TCP_SPORT,
+        TCP_DPORT,
+        TTL_HOPLIMIT,
+        UDP_SPORT,
+        UDP_DPORT,
     ];
 }
 
@@ -105,31 +132,64 @@ const TABLE_TYPE: F = f(0x80, 8);
 const TABLE_ID: F = f(0xa8, 0x18);
 
 /// The match key of a frame, or a group's mask, or an entry's value: the
-/// modelled `fte_match_set_lyr_2_4` fields.
+/// `fte_match_set_lyr_2_4` fields of the outer headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Key {
     pub dmac: u64,
     pub smac: u64,
     pub ethertype: u16,
     pub first_prio: u8,
+    pub first_cfi: bool,
     pub first_vid: u16,
     pub cvlan_tag: bool,
     pub svlan_tag: bool,
     pub ip_protocol: u8,
     pub ip_version: u8,
+    pub ip_dscp: u8,
+    pub ip_ecn: u8,
+    pub frag: bool,
+    pub ttl_hoplimit: u8,
+    pub tcp_flags: u16,
+    pub tcp_sport: u16,
+    pub tcp_dport: u16,
+    pub udp_sport: u16,
+    pub udp_dport: u16,
+    /// IPv6 address, or an IPv4 address in the low 32 bits.
+    pub src_ip: u128,
+    pub dst_ip: u128,
 }
 
-/// Hashes the fields packed into three words (one hasher step each).
+/// Hashes the fields packed into eight words (one hasher step each).
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.dmac | (self.ethertype as u64) << 48);
-        state.write_u64(self.smac | (self.first_vid as u64) << 48 | (self.first_prio as u64) << 60);
+        state.write_u64(
+            self.smac
+                | (self.first_vid as u64) << 48
+                | (self.first_prio as u64) << 60
+                | (self.first_cfi as u64) << 63,
+        );
         state.write_u64(
             self.ip_protocol as u64
                 | (self.ip_version as u64) << 8
                 | (self.cvlan_tag as u64) << 16
-                | (self.svlan_tag as u64) << 17,
+                | (self.svlan_tag as u64) << 17
+                | (self.frag as u64) << 18
+                | (self.ip_dscp as u64) << 24
+                | (self.ip_ecn as u64) << 30
+                | (self.ttl_hoplimit as u64) << 32
+                | (self.tcp_flags as u64) << 40,
         );
+        state.write_u64(
+            self.tcp_sport as u64
+                | (self.tcp_dport as u64) << 16
+                | (self.udp_sport as u64) << 32
+                | (self.udp_dport as u64) << 48,
+        );
+        state.write_u64(self.src_ip as u64);
+        state.write_u64((self.src_ip >> 64) as u64);
+        state.write_u64(self.dst_ip as u64);
+        state.write_u64((self.dst_ip >> 64) as u64);
     }
 }
 
@@ -140,27 +200,58 @@ impl Key {
             smac: self.smac & m.smac,
             ethertype: self.ethertype & m.ethertype,
             first_prio: self.first_prio & m.first_prio,
+            first_cfi: self.first_cfi & m.first_cfi,
             first_vid: self.first_vid & m.first_vid,
             cvlan_tag: self.cvlan_tag & m.cvlan_tag,
             svlan_tag: self.svlan_tag & m.svlan_tag,
             ip_protocol: self.ip_protocol & m.ip_protocol,
             ip_version: self.ip_version & m.ip_version,
+            ip_dscp: self.ip_dscp & m.ip_dscp,
+            ip_ecn: self.ip_ecn & m.ip_ecn,
+            frag: self.frag & m.frag,
+            ttl_hoplimit: self.ttl_hoplimit & m.ttl_hoplimit,
+            tcp_flags: self.tcp_flags & m.tcp_flags,
+            tcp_sport: self.tcp_sport & m.tcp_sport,
+            tcp_dport: self.tcp_dport & m.tcp_dport,
+            udp_sport: self.udp_sport & m.udp_sport,
+            udp_dport: self.udp_dport & m.udp_dport,
+            src_ip: self.src_ip & m.src_ip,
+            dst_ip: self.dst_ip & m.dst_ip,
         }
     }
 
     /// Read from an `fte_match_set_lyr_2_4` at byte `at` of `b`.
     pub fn read(b: &[u8], at: usize) -> Key {
         let g = |fld: F| get(b, fld.at(at));
+        let ip = |off: usize| {
+            let mut w = [0u8; 16];
+            if let Some(src) = b.get(at + off..at + off + 16) {
+                w.copy_from_slice(src);
+            }
+            u128::from_be_bytes(w)
+        };
         Key {
             dmac: (g(lyr::DMAC_47_16) << 16) | g(lyr::DMAC_15_0),
             smac: (g(lyr::SMAC_47_16) << 16) | g(lyr::SMAC_15_0),
             ethertype: g(lyr::ETHERTYPE) as u16,
             first_prio: g(lyr::FIRST_PRIO) as u8,
+            first_cfi: g(lyr::FIRST_CFI) != 0,
             first_vid: g(lyr::FIRST_VID) as u16,
             cvlan_tag: g(lyr::CVLAN_TAG) != 0,
             svlan_tag: g(lyr::SVLAN_TAG) != 0,
             ip_protocol: g(lyr::IP_PROTOCOL) as u8,
             ip_version: g(lyr::IP_VERSION) as u8,
+            ip_dscp: g(lyr::IP_DSCP) as u8,
+            ip_ecn: g(lyr::IP_ECN) as u8,
+            frag: g(lyr::FRAG) != 0,
+            ttl_hoplimit: g(lyr::TTL_HOPLIMIT) as u8,
+            tcp_flags: g(lyr::TCP_FLAGS) as u16,
+            tcp_sport: g(lyr::TCP_SPORT) as u16,
+            tcp_dport: g(lyr::TCP_DPORT) as u16,
+            udp_sport: g(lyr::UDP_SPORT) as u16,
+            udp_dport: g(lyr::UDP_DPORT) as u16,
+            src_ip: ip(lyr::SRC_IP),
+            dst_ip: ip(lyr::DST_IP),
         }
     }
 
@@ -173,50 +264,107 @@ impl Key {
         s(lyr::SMAC_15_0, self.smac & 0xffff);
         s(lyr::ETHERTYPE, self.ethertype as u64);
         s(lyr::FIRST_PRIO, self.first_prio as u64);
+        s(lyr::FIRST_CFI, self.first_cfi as u64);
         s(lyr::FIRST_VID, self.first_vid as u64);
         s(lyr::CVLAN_TAG, self.cvlan_tag as u64);
         s(lyr::SVLAN_TAG, self.svlan_tag as u64);
         s(lyr::IP_PROTOCOL, self.ip_protocol as u64);
         s(lyr::IP_VERSION, self.ip_version as u64);
+        s(lyr::IP_DSCP, self.ip_dscp as u64);
+        s(lyr::IP_ECN, self.ip_ecn as u64);
+        s(lyr::FRAG, self.frag as u64);
+        s(lyr::TTL_HOPLIMIT, self.ttl_hoplimit as u64);
+        s(lyr::TCP_FLAGS, self.tcp_flags as u64);
+        s(lyr::TCP_SPORT, self.tcp_sport as u64);
+        s(lyr::TCP_DPORT, self.tcp_dport as u64);
+        s(lyr::UDP_SPORT, self.udp_sport as u64);
+        s(lyr::UDP_DPORT, self.udp_dport as u64);
+        for (off, v) in [(lyr::SRC_IP, self.src_ip), (lyr::DST_IP, self.dst_ip)] {
+            if let Some(dst) = b.get_mut(at + off..at + off + 16) {
+                dst.copy_from_slice(&v.to_be_bytes());
+            }
+        }
     }
 
     /// The key of a received frame (headers parsed by the receive engine).
     pub fn of_frame(f: &[u8], h: &crate::datapath::frame::Headers) -> Key {
-        use crate::datapath::frame::L3;
+        use crate::datapath::frame::{L3, L4};
         let mac = |at: usize| match f.get(at..at + 6) {
             Some(m) => u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]),
             None => 0,
         };
-        let (cvlan, svlan, prio, vid) = match h.vlan {
+        let (cvlan, svlan, prio, cfi, vid) = match h.vlan {
             Some((tpid, tci)) => (
                 tpid == 0x8100,
                 tpid == 0x88a8,
                 (tci >> 13) as u8,
+                tci & 0x1000 != 0,
                 tci & 0xfff,
             ),
-            None => (false, false, 0, 0),
+            None => (false, false, 0, false, 0),
         };
-        let (ip_version, ip_protocol) = match h.l3 {
-            L3::Ipv4 => (4, h.ip_proto),
-            L3::Ipv6 => (6, h.ip_proto),
-            L3::None => (0, 0),
+        let l3 = h.l2_len;
+        let byte = |at: usize| f.get(at).copied().unwrap_or(0);
+        let addr = |at: usize, len: usize| {
+            let mut w = [0u8; 16];
+            if let Some(src) = f.get(at..at + len) {
+                w[16 - len..].copy_from_slice(src);
+            }
+            u128::from_be_bytes(w)
         };
-        Key {
+        let mut k = Key {
             dmac: mac(0),
             smac: mac(6),
             ethertype: h.ethertype,
             first_prio: prio,
+            first_cfi: cfi,
             first_vid: vid,
             cvlan_tag: cvlan,
             svlan_tag: svlan,
-            ip_protocol,
-            ip_version,
+            ..Key::default()
+        };
+        let tos = match h.l3 {
+            L3::Ipv4 => {
+                k.ip_version = 4;
+                k.ttl_hoplimit = byte(l3 + 8);
+                k.src_ip = addr(l3 + 12, 4);
+                k.dst_ip = addr(l3 + 16, 4);
+                byte(l3 + 1)
+            }
+            L3::Ipv6 => {
+                k.ip_version = 6;
+                k.ttl_hoplimit = byte(l3 + 7);
+                k.src_ip = addr(l3 + 8, 16);
+                k.dst_ip = addr(l3 + 24, 16);
+                (byte(l3) << 4) | (byte(l3 + 1) >> 4)
+            }
+            L3::None => return k,
+        };
+        k.ip_protocol = h.ip_proto;
+        k.ip_dscp = tos >> 2;
+        k.ip_ecn = tos & 3;
+        k.frag = h.frag;
+        let l4 = h.l4_off();
+        let port = |at: usize| u16::from_be_bytes([byte(at), byte(at + 1)]);
+        match h.l4 {
+            L4::Tcp => {
+                k.tcp_sport = port(l4);
+                k.tcp_dport = port(l4 + 2);
+                k.tcp_flags = u16::from_be_bytes([byte(l4 + 12), byte(l4 + 13)]) & 0x1ff;
+            }
+            L4::Udp => {
+                k.udp_sport = port(l4);
+                k.udp_dport = port(l4 + 2);
+            }
+            L4::None => {}
         }
+        k
     }
 }
 
 /// Whether the `fte_match_param` at byte `at` has bits outside the
-/// modelled outer fields.
+/// modelled outer fields (misc, inner and the later parameter sets;
+/// `l4_type`, `ipv4_ihl` and the reserved bits of the outer set).
 fn has_unmodelled_bits(b: &[u8], at: usize) -> bool {
     let mut outer = [0u8; 0x40];
     if let Some(src) = b.get(at..at + 0x40) {
@@ -225,6 +373,7 @@ fn has_unmodelled_bits(b: &[u8], at: usize) -> bool {
     for fld in lyr::ALL {
         set(&mut outer, fld, 0);
     }
+    outer[lyr::SRC_IP..lyr::SRC_IP + 32].fill(0);
     outer.iter().any(|x| *x != 0)
         || b.get(at + 0x40..at + MATCH_PARAM)
             .is_none_or(|rest| rest.iter().any(|x| *x != 0))
@@ -361,6 +510,9 @@ impl Steering {
     pub fn counter(&self, id: u32) -> Option<Counter> {
         self.counters.get(&id).copied()
     }
+    pub fn counter_count(&self) -> usize {
+        self.counters.len()
+    }
 
     /// Steer a frame with `key` of `len` bytes from the root table: the
     /// TIRs it goes to land in `tirs`. Counts into the counters of every
@@ -452,7 +604,7 @@ fn own_nic_rx(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn nic_rx_cap(dev: &Device, fld: F) -> u64 {
+fn nic_rx_cap(dev: &Function, fld: F) -> u64 {
     let caps = dev
         .caps
         .current(super::caps::cap_type::NIC_FLOW_TABLE)
@@ -478,7 +630,7 @@ mod ftc {
 
 /// The miss table a `flow_table_context` at byte `at` asks for, checked
 /// against the table's `level`.
-fn miss_of(dev: &Device, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>, CmdError> {
+fn miss_of(dev: &Function, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>, CmdError> {
     let c = |fld: F| fld.at(at);
     match get(inp, c(ftc::MISS_ACTION)) {
         0 => {
@@ -500,7 +652,7 @@ fn miss_of(dev: &Device, inp: &[u8], at: usize, level: u8) -> Result<Option<u32>
 }
 
 /// Tables that forward or miss to `id` (entries' destinations, miss ids).
-fn referenced(dev: &Device, id: u32) -> bool {
+fn referenced(dev: &Function, id: u32) -> bool {
     dev.nic.flow.tables.values().any(|t| {
         t.miss == Some(id)
             || t.entries
@@ -510,8 +662,7 @@ fn referenced(dev: &Device, id: u32) -> bool {
 }
 
 /// CREATE_FLOW_TABLE (`create_flow_table_in`: table_type bit 0x80, context at 0x18).
-pub fn create_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::FT_CTX + 0x28, MIN_OUT)?;
+pub fn create_table(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[f(0x41, 0xf), f(0x60, 0x20), f(0x88, 0x18), f(0xa0, 0x20)],
@@ -559,8 +710,7 @@ pub fn create_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 
 /// MODIFY_FLOW_TABLE (`modify_flow_table_in`: modify_field_select bit
 /// 0x70, table_id 0xa8, context at 0x18): the miss action and table only.
-pub fn modify_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::FT_CTX + 0x28, MIN_OUT)?;
+pub fn modify_table(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[f(0x41, 0xf), f(0x60, 0x10), f(0x88, 0x18), f(0xa0, 8)],
@@ -585,8 +735,7 @@ pub fn modify_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 /// forwards or misses to. Destroying the root table leaves the NIC_RX root
 /// unset (every frame then misses), as drivers that never disconnect the
 /// root rely on.
-pub fn destroy_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x18, MIN_OUT)?;
+pub fn destroy_table(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[f(0x41, 0xf), f(0x60, 0x20), f(0x88, 0x18), f(0xa0, 8)],
@@ -609,8 +758,7 @@ pub fn destroy_table(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 
 /// CREATE_FLOW_GROUP (`create_flow_group_in`: table_id 0xa8, start 0xe0,
 /// end 0x120, match_criteria_enable 0x1f8, criteria at byte 0x40).
-pub fn create_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::FG_CRITERIA + MATCH_PARAM, MIN_OUT)?;
+pub fn create_group(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[
@@ -669,8 +817,7 @@ pub fn create_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 
 /// DESTROY_FLOW_GROUP (`destroy_flow_group_in`: table_id 0xa8, group_id
 /// 0xc0): refused while the group has entries.
-pub fn destroy_group(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x1c, MIN_OUT)?;
+pub fn destroy_group(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[f(0x41, 0xf), f(0x60, 0x20), f(0x88, 0x18), f(0xa0, 8)],
@@ -719,7 +866,7 @@ mod fc {
 
 /// Parse and check the flow context of a SET_FLOW_TABLE_ENTRY for table
 /// `level` (the match value is read and checked by the caller).
-fn parse_entry(dev: &Device, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
+fn parse_entry(dev: &Function, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
     let c = |fld: F| fld.at(layout::FTE_CTX);
     super::reserved_in(inp, layout::FTE_CTX, &fc::RESERVED)?;
     super::reserved_in(inp, layout::FTE_CTX, &fc::TAIL)?;
@@ -787,7 +934,7 @@ fn parse_entry(dev: &Device, inp: &[u8], level: u8) -> Result<Entry, CmdError> {
 }
 
 /// Take (`up`) or drop the references an entry holds on TIRs and counters.
-fn account(dev: &mut Device, e: &Entry, up: bool) {
+fn account(dev: &mut Function, e: &Entry, up: bool) {
     for d in &e.dests {
         if let Dest::Tir(t) = d
             && let Some(tir) = dev.nic.tirs.get_mut(*t)
@@ -812,8 +959,7 @@ fn account(dev: &mut Device, e: &Entry, up: bool) {
 
 /// SET_FLOW_TABLE_ENTRY (`set_fte_in`: op_mod 0 create / 1 modify,
 /// table_id 0xa8, flow_index 0x100, flow_context at byte 0x40).
-pub fn set_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::FTE_DEST, MIN_OUT)?;
+pub fn set_entry(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod > 1 {
         return Err(syn::BAD_OP_MOD);
@@ -882,8 +1028,7 @@ pub fn set_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cmd
 }
 
 /// DELETE_FLOW_TABLE_ENTRY (`delete_fte_in`: table_id 0xa8, flow_index 0x100).
-pub fn delete_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x24, MIN_OUT)?;
+pub fn delete_entry(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[
@@ -914,8 +1059,7 @@ pub fn delete_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), 
 /// QUERY_FLOW_TABLE_ENTRY (`query_fte_in`: table_type 0x80, table_id 0xa8,
 /// flow_index 0x100; `query_fte_out`: flow_context at byte 0x40 with its
 /// destination and counter lists).
-pub fn query_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x40, layout::FTE_DEST)?;
+pub fn query_entry(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[
@@ -963,8 +1107,7 @@ pub fn query_entry(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), C
 
 /// SET_FLOW_TABLE_ROOT (`set_flow_table_root_in`: op_mod 0 connect /
 /// 1 disconnect, table_id 0xa8, underlay_qpn 0xc8).
-pub fn set_root(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x20, MIN_OUT)?;
+pub fn set_root(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     let op_mod = crate::bits::be16(inp, 6);
     if op_mod > 1 {
         return Err(syn::BAD_OP_MOD);
@@ -1006,8 +1149,7 @@ pub fn set_root(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 /// ALLOC_FLOW_COUNTER (`alloc_flow_counter_in`: flow_counter_bulk_log_size
 /// bit 0x53, flow_counter_bulk 0x58; out: flow_counter_id at bit 0x40).
 /// One counter per command (bulk allocation is not offered).
-pub fn alloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn alloc_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x13)])?;
     if get(inp, f(0x53, 5)) != 0 || get(inp, f(0x58, 8)) != 0 {
         return Err(syn::FLOW_COUNTER_BULK);
@@ -1026,8 +1168,7 @@ pub fn alloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 
 /// DEALLOC_FLOW_COUNTER (`dealloc_flow_counter_in`: flow_counter_id bit
 /// 0x40): refused while an entry counts into it.
-pub fn dealloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc_counter(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x60, 0x20)])?;
     let id = get(inp, f(0x40, 0x20)) as u32;
     match dev.nic.flow.counters.get(&id) {
@@ -1043,8 +1184,7 @@ pub fn dealloc_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(
 /// QUERY_FLOW_COUNTER (`query_flow_counter_in`: clear bit 0xc0,
 /// num_of_counters 0xd0 (0 means one), flow_counter_id 0xe0; out:
 /// `traffic_counter` {packets, octets} per counter from byte 0x10).
-pub fn query_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x20, 0x20)?;
+pub fn query_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x80), f(0xc1, 0xf)])?;
     let clear = get(inp, f(0xc0, 1)) != 0;
     let n = (get(inp, f(0xd0, 0x10)) as u32).max(1);
@@ -1075,7 +1215,7 @@ pub fn query_counter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 /// Forget every table and counter (teardown); TIR use counts go with the TIRs.
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     dev.nic.flow.clear();
 }
 
@@ -1112,12 +1252,31 @@ mod tests {
             &[m.as_slice(), &[0u8; 0x1c0]].concat(),
             0
         ));
-        // first_cfi (bit 0x73: byte 0x0e, 0x10) is not modelled.
+        // first_cfi (bit 0x73: byte 0x0e, 0x10), tcp_dport (bytes
+        // 0x16..0x18), ttl_hoplimit (byte 0x1b), udp_sport (bytes
+        // 0x1c..0x1e) and the addresses (bytes 0x20..0x40, IPv4 in the
+        // last four of each) are matched too.
         m[0x0e] |= 0x10;
-        assert!(has_unmodelled_bits(
-            &[m.as_slice(), &[0u8; 0x1c0]].concat(),
-            0
-        ));
+        m[0x16..0x18].copy_from_slice(&[0x01, 0xbb]);
+        m[0x1b] = 64;
+        m[0x1c..0x1e].copy_from_slice(&[0x00, 0x35]);
+        m[0x2c..0x30].copy_from_slice(&[10, 0, 0, 1]);
+        m[0x30..0x40].copy_from_slice(&[0xfd; 16]);
+        let k = Key::read(&m, 0);
+        assert!(k.first_cfi);
+        assert_eq!((k.tcp_dport, k.ttl_hoplimit, k.udp_sport), (443, 64, 53));
+        assert_eq!(k.src_ip, 0x0a00_0001);
+        assert_eq!(k.dst_ip, u128::from_be_bytes([0xfd; 16]));
+        let full = [m.as_slice(), &[0u8; 0x1c0]].concat();
+        assert!(!has_unmodelled_bits(&full, 0));
+        // l4_type (bits 0xc0..0xc2: byte 0x18, 0xc0) is not modelled, nor is
+        // anything past the outer set (misc_parameters from byte 0x40).
+        let mut l4_type = full.clone();
+        l4_type[0x18] = 0x40;
+        assert!(has_unmodelled_bits(&l4_type, 0));
+        let mut misc = full;
+        misc[0x40] = 1;
+        assert!(has_unmodelled_bits(&misc, 0));
     }
 
     /// `set_fte_in`: flow_context at bit 0x200; in it match_value at bit

@@ -2,9 +2,9 @@
 //! SET_DRIVER_VERSION, QUERY_ADAPTER, NOP.
 #![deny(unsafe_code)]
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{f, get, put_be16, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// The function's life-cycle state.
@@ -35,8 +35,7 @@ fn own_function(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn enable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn enable(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     own_function(inp)?;
     if dev.hca.enabled {
         return Err(syn::ALREADY_ENABLED);
@@ -45,8 +44,7 @@ pub fn enable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-pub fn disable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn disable(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     own_function(inp)?;
     dev.end_function(true);
     Ok(())
@@ -55,16 +53,14 @@ pub fn disable(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 /// `query_issi_out`: current_issi at bit 0x50, supported_issi_dw0 at byte 0x6c.
 pub const QUERY_ISSI_OUT: usize = 0x70;
 
-pub fn query_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, QUERY_ISSI_OUT)?;
+pub fn query_issi(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     put_be16(out, 0x0a, dev.hca.issi);
     put_be32(out, 0x6c, SUPPORTED_ISSI);
     Ok(())
 }
 
-pub fn set_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn set_issi(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x10), f(0x60, 0x20)])?;
     if dev.hca.initialized {
         return Err(syn::ALREADY_INITIALIZED);
@@ -78,8 +74,7 @@ pub fn set_issi(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// INIT_HCA (`init_hca_in`): needs every boot and init page the model asked for.
-pub fn init(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn init(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x20)])?;
     if dev.hca.initialized {
         return Err(syn::ALREADY_INITIALIZED);
@@ -93,13 +88,13 @@ pub fn init(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError
 }
 
 /// TEARDOWN_HCA (`teardown_hca_in`: profile at bit 0x50; out: state at bit 0x7f).
-pub fn teardown(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn teardown(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x10), f(0x60, 0x20)])?;
     let profile = get(inp, f(0x50, 0x10)) as u16;
     if profile > 1 {
         return Err(syn::TEARDOWN_PROFILE);
     }
+    dev.note_leftovers();
     teardown_objects(dev);
     dev.hca.initialized = false;
     dev.hca.last_teardown_profile = Some(profile);
@@ -111,10 +106,11 @@ pub fn teardown(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 
 /// Destroy every object the function created (TEARDOWN_HCA, DISABLE_HCA,
 /// reset), revoking the driver memory they used.
-pub fn teardown_objects(dev: &mut Device) {
+pub fn teardown_objects(dev: &mut Function) {
     crate::datapath::teardown(dev);
     super::eq::destroy_all(dev);
     dev.uars.clear();
+    dev.mkeys.clear();
     dev.domains.clear();
     dev.q_counters.clear();
     dev.vport = super::vport::Vport::new(dev.personality, dev.mac);
@@ -122,8 +118,7 @@ pub fn teardown_objects(dev: &mut Device) {
 }
 
 /// `set_driver_version_in`: 64 bytes of text at byte 0x10.
-pub fn set_driver_version(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x50, MIN_OUT)?;
+pub fn set_driver_version(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let raw = &inp[0x10..0x50];
     let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
@@ -136,8 +131,7 @@ pub fn set_driver_version(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Resul
 /// block byte 0x20 (208 bytes), psid at block byte 0xf0 (16 bytes).
 pub const QUERY_ADAPTER_OUT: usize = 0x110;
 
-pub fn query_adapter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, QUERY_ADAPTER_OUT)?;
+pub fn query_adapter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let blk = 0x10;
     // Mellanox OUI 00:02:c9.
@@ -153,8 +147,7 @@ pub fn query_adapter(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 /// NOP (`nop_in`: reserved 0x40..0x80).
-pub fn nop(inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn nop(inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     Ok(())
 }

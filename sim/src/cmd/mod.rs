@@ -9,10 +9,11 @@ pub mod cq;
 pub mod eq;
 pub mod flow;
 pub mod hca;
+pub mod mkey;
 pub mod pages;
 pub mod pd;
-pub mod port_regs;
 pub mod q_counter;
+pub mod reg;
 pub mod rq;
 pub mod rqt;
 pub mod sq;
@@ -23,7 +24,7 @@ pub mod vport;
 pub mod wq;
 
 use crate::bits::{all_zero, be16, f};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// Opcodes (`MLX5_CMD_OP_*`, mlx5_ifc.h).
@@ -40,6 +41,9 @@ pub mod op {
     pub const QUERY_ISSI: u16 = 0x10a;
     pub const SET_ISSI: u16 = 0x10b;
     pub const SET_DRIVER_VERSION: u16 = 0x10d;
+    pub const CREATE_MKEY: u16 = 0x200;
+    pub const QUERY_MKEY: u16 = 0x201;
+    pub const DESTROY_MKEY: u16 = 0x202;
     pub const QUERY_SPECIAL_CONTEXTS: u16 = 0x203;
     pub const CREATE_EQ: u16 = 0x301;
     pub const DESTROY_EQ: u16 = 0x302;
@@ -50,6 +54,7 @@ pub mod op {
     pub const MODIFY_CQ: u16 = 0x403;
     pub const QUERY_VPORT_STATE: u16 = 0x750;
     pub const QUERY_NIC_VPORT_CONTEXT: u16 = 0x754;
+    pub const QUERY_VPORT_COUNTER: u16 = 0x770;
     pub const MODIFY_NIC_VPORT_CONTEXT: u16 = 0x755;
     pub const ALLOC_Q_COUNTER: u16 = 0x771;
     pub const DEALLOC_Q_COUNTER: u16 = 0x772;
@@ -63,6 +68,7 @@ pub mod op {
     pub const ALLOC_TRANSPORT_DOMAIN: u16 = 0x816;
     pub const DEALLOC_TRANSPORT_DOMAIN: u16 = 0x817;
     pub const CREATE_TIR: u16 = 0x900;
+    pub const MODIFY_TIR: u16 = 0x901;
     pub const DESTROY_TIR: u16 = 0x902;
     pub const CREATE_SQ: u16 = 0x904;
     pub const MODIFY_SQ: u16 = 0x905;
@@ -158,14 +164,15 @@ fn needs(opcode: u16) -> Needs {
 }
 
 /// Execute one delivered command.
-pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn execute(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let opcode = be16(inp, 0);
     // uid (bits 0x10..0x20) is reserved for this model (no user contexts),
     // bits 0x20..0x30 are reserved in every command header.
     reserved(inp, &[f(0x10, 0x10), f(0x20, 0x10)])?;
-    if !known(opcode) {
+    let Some((inlen, outlen)) = layout(opcode) else {
         return Err(syn::UNKNOWN_OPCODE);
-    }
+    };
+    need(inp, out, inlen, outlen)?;
     // Commands without op_mod semantics take 0 only.
     if !has_op_mod(opcode) && be16(inp, 6) != 0 {
         return Err(syn::BAD_OP_MOD);
@@ -201,13 +208,17 @@ pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
         op::ALLOC_TRANSPORT_DOMAIN => pd::alloc_td(dev, inp, out),
         op::DEALLOC_TRANSPORT_DOMAIN => pd::dealloc_td(dev, inp, out),
         op::QUERY_SPECIAL_CONTEXTS => pd::query_special_contexts(inp, out),
+        op::CREATE_MKEY => mkey::create(dev, inp, out),
+        op::DESTROY_MKEY => mkey::destroy(dev, inp, out),
+        op::QUERY_MKEY => mkey::query(dev, inp, out),
         op::ALLOC_Q_COUNTER => q_counter::alloc(dev, inp, out),
         op::DEALLOC_Q_COUNTER => q_counter::dealloc(dev, inp, out),
         op::QUERY_Q_COUNTER => q_counter::query(dev, inp, out),
         op::QUERY_VPORT_STATE => vport::query_state(dev, inp, out),
+        op::QUERY_VPORT_COUNTER => vport::query_counter(dev, inp, out),
         op::QUERY_NIC_VPORT_CONTEXT => vport::query_context(dev, inp, out),
         op::MODIFY_NIC_VPORT_CONTEXT => vport::modify_context(dev, inp, out),
-        op::ACCESS_REG => port_regs::access(dev, inp, out),
+        op::ACCESS_REG => reg::access(dev, inp, out),
         op::CREATE_CQ => cq::create(dev, inp, out),
         op::DESTROY_CQ => cq::destroy(dev, inp, out),
         op::QUERY_CQ => cq::query(dev, inp, out),
@@ -223,6 +234,7 @@ pub fn execute(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
         op::CREATE_TIS => tis::create(dev, inp, out),
         op::DESTROY_TIS => tis::destroy(dev, inp, out),
         op::CREATE_TIR => tir::create(dev, inp, out),
+        op::MODIFY_TIR => tir::modify(dev, inp, out),
         op::DESTROY_TIR => tir::destroy(dev, inp, out),
         op::CREATE_FLOW_TABLE => flow::create_table(dev, inp, out),
         op::DESTROY_FLOW_TABLE => flow::destroy_table(dev, inp, out),
@@ -259,71 +271,75 @@ fn has_op_mod(opcode: u16) -> bool {
     )
 }
 
-fn known(opcode: u16) -> bool {
+/// Input and output sizes of each command the model executes: the size of
+/// its `<command>_in` / `<command>_out` layout in mlx5_ifc.h, without the
+/// variable part a command may carry (page lists, mailbox data, register
+/// data: the handler checks those against the counts in the input). A
+/// shorter input or output is refused with BAD_INPUT_LEN / BAD_OUTPUT_LEN,
+/// as firmware does; a longer one is accepted. `None`: not implemented.
+pub fn layout(opcode: u16) -> Option<(usize, usize)> {
     use op::*;
-    matches!(
-        opcode,
-        QUERY_HCA_CAP
-            | QUERY_ADAPTER
-            | INIT_HCA
-            | TEARDOWN_HCA
-            | ENABLE_HCA
-            | DISABLE_HCA
-            | QUERY_PAGES
-            | MANAGE_PAGES
-            | SET_HCA_CAP
-            | QUERY_ISSI
-            | SET_ISSI
-            | SET_DRIVER_VERSION
-            | QUERY_SPECIAL_CONTEXTS
-            | CREATE_EQ
-            | DESTROY_EQ
-            | QUERY_EQ
-            | QUERY_VPORT_STATE
-            | QUERY_NIC_VPORT_CONTEXT
-            | MODIFY_NIC_VPORT_CONTEXT
-            | ALLOC_Q_COUNTER
-            | DEALLOC_Q_COUNTER
-            | QUERY_Q_COUNTER
-            | ALLOC_PD
-            | DEALLOC_PD
-            | ALLOC_UAR
-            | DEALLOC_UAR
-            | ACCESS_REG
-            | NOP
-            | ALLOC_TRANSPORT_DOMAIN
-            | DEALLOC_TRANSPORT_DOMAIN
-            | CREATE_CQ
-            | DESTROY_CQ
-            | QUERY_CQ
-            | MODIFY_CQ
-            | CREATE_SQ
-            | MODIFY_SQ
-            | DESTROY_SQ
-            | QUERY_SQ
-            | CREATE_RQ
-            | MODIFY_RQ
-            | DESTROY_RQ
-            | QUERY_RQ
-            | CREATE_TIS
-            | DESTROY_TIS
-            | CREATE_TIR
-            | DESTROY_TIR
-            | SET_FLOW_TABLE_ROOT
-            | CREATE_FLOW_TABLE
-            | DESTROY_FLOW_TABLE
-            | CREATE_FLOW_GROUP
-            | DESTROY_FLOW_GROUP
-            | SET_FLOW_TABLE_ENTRY
-            | DELETE_FLOW_TABLE_ENTRY
-            | QUERY_FLOW_TABLE_ENTRY
-            | CREATE_RQT
-            | MODIFY_RQT
-            | DESTROY_RQT
-            | QUERY_RQT
-            | MODIFY_FLOW_TABLE
-            | ALLOC_FLOW_COUNTER
-            | DEALLOC_FLOW_COUNTER
-            | QUERY_FLOW_COUNTER
-    )
+    Some(match opcode {
+        QUERY_HCA_CAP => (0x10, 0x1010),
+        QUERY_ADAPTER => (0x10, 0x110),
+        // init_hca_in is 0x20 bytes since sw_vhca_id / sw_owner_id were
+        // appended for later parts; firmware takes the ConnectX-4 PRM's 16
+        // bytes (drivers written to it, OpenBSD's mcx and illumos' mlxcx,
+        // send 16) with those fields zero.
+        INIT_HCA => (0x10, 0x10),
+        TEARDOWN_HCA => (0x10, 0x10),
+        // enable_hca_out / disable_hca_out: status, syndrome and one
+        // reserved dword (12 bytes).
+        ENABLE_HCA | DISABLE_HCA => (0x10, 0x0c),
+        QUERY_PAGES | MANAGE_PAGES => (0x10, 0x10),
+        SET_HCA_CAP => (0x1010, 0x10),
+        QUERY_ISSI => (0x10, 0x70),
+        SET_ISSI => (0x10, 0x10),
+        SET_DRIVER_VERSION => (0x50, 0x10),
+        // query_special_contexts_out grew from the PRM's 16 bytes (resd_lkey
+        // at 0x0c) to 32 when null_mkey and later keys were appended;
+        // drivers written to the PRM (OpenBSD's mcx) read 16.
+        QUERY_SPECIAL_CONTEXTS => (0x10, 0x10),
+        // create_mkey_in: mkc at 0x10, translations from 0x110.
+        CREATE_MKEY => (0x110, 0x10),
+        DESTROY_MKEY => (0x10, 0x10),
+        QUERY_MKEY => (0x10, 0x130),
+        CREATE_EQ => (0x110, 0x10),
+        DESTROY_EQ => (0x10, 0x10),
+        QUERY_EQ => (0x10, 0x110),
+        CREATE_CQ | MODIFY_CQ => (0x110, 0x10),
+        DESTROY_CQ => (0x10, 0x10),
+        QUERY_CQ => (0x10, 0x110),
+        QUERY_VPORT_STATE => (0x10, 0x10),
+        QUERY_VPORT_COUNTER => (0x20, 0x210),
+        QUERY_NIC_VPORT_CONTEXT => (0x10, 0x110),
+        MODIFY_NIC_VPORT_CONTEXT => (0x200, 0x10),
+        ALLOC_Q_COUNTER | DEALLOC_Q_COUNTER => (0x10, 0x10),
+        QUERY_Q_COUNTER => (0x20, 0x100),
+        ALLOC_PD | DEALLOC_PD | ALLOC_UAR | DEALLOC_UAR => (0x10, 0x10),
+        // access_register_in/out: 16 bytes before the register data.
+        ACCESS_REG => (0x10, 0x10),
+        NOP => (0x10, 0x10),
+        ALLOC_TRANSPORT_DOMAIN | DEALLOC_TRANSPORT_DOMAIN => (0x10, 0x10),
+        CREATE_TIR | MODIFY_TIR => (0x110, 0x10),
+        DESTROY_TIR => (0x10, 0x10),
+        CREATE_SQ | MODIFY_SQ | CREATE_RQ | MODIFY_RQ => (0x110, 0x10),
+        DESTROY_SQ | DESTROY_RQ => (0x10, 0x10),
+        QUERY_SQ | QUERY_RQ => (0x10, 0x110),
+        CREATE_TIS => (0xc0, 0x10),
+        DESTROY_TIS => (0x10, 0x10),
+        SET_FLOW_TABLE_ROOT | CREATE_FLOW_TABLE | DESTROY_FLOW_TABLE => (0x40, 0x10),
+        MODIFY_FLOW_TABLE | DESTROY_FLOW_GROUP | DELETE_FLOW_TABLE_ENTRY => (0x40, 0x10),
+        CREATE_FLOW_GROUP => (0x400, 0x10),
+        SET_FLOW_TABLE_ENTRY => (0x340, 0x10),
+        QUERY_FLOW_TABLE_ENTRY => (0x40, 0x340),
+        CREATE_RQT | MODIFY_RQT => (0x110, 0x10),
+        DESTROY_RQT => (0x10, 0x10),
+        QUERY_RQT => (0x10, 0x110),
+        ALLOC_FLOW_COUNTER | DEALLOC_FLOW_COUNTER => (0x10, 0x10),
+        // query_flow_counter_out: 16 bytes, then one traffic_counter per
+        // counter asked for (the handler checks those).
+        QUERY_FLOW_COUNTER => (0x20, 0x10),
+        _ => return None,
+    })
 }

@@ -9,9 +9,9 @@
 
 use std::collections::HashSet;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{be32, be64, f, get, put_be32, put_be64};
-use crate::device::Device;
+use crate::function::Function;
 use crate::personality::Personality;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
@@ -103,8 +103,7 @@ impl Pages {
 }
 
 /// `query_pages_in`: function_id at bit 0x50; out: num_pages (signed) at byte 0x0c.
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x41, 0xf), f(0x60, 0x20)])?;
     if get(inp, f(0x40, 1)) != 0 || get(inp, f(0x50, 0x10)) != 0 {
         return Err(syn::BAD_FUNCTION);
@@ -123,8 +122,7 @@ pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
 
 /// MANAGE_PAGES (`manage_pages_in`: input_num_entries at byte 0x0c, pas at
 /// 0x10; out: output_num_entries at byte 0x08, pas at 0x10).
-pub fn manage(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn manage(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x41, 0xf)])?;
     if get(inp, f(0x40, 1)) != 0 || get(inp, f(0x50, 0x10)) != 0 {
         return Err(syn::BAD_FUNCTION);
@@ -145,7 +143,7 @@ pub fn manage(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     }
 }
 
-fn give(dev: &mut Device, inp: &[u8], n: usize) -> Result<(), CmdError> {
+fn give(dev: &mut Function, inp: &[u8], n: usize) -> Result<(), CmdError> {
     if n == 0 {
         return Err(syn::PAGES_UNEXPECTED);
     }
@@ -192,7 +190,7 @@ fn give(dev: &mut Device, inp: &[u8], n: usize) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn take(dev: &mut Device, out: &mut [u8], n: usize) -> Result<(), CmdError> {
+fn take(dev: &mut Function, out: &mut [u8], n: usize) -> Result<(), CmdError> {
     if out.len() < 0x10 + 8 * n {
         return Err(syn::BAD_OUTPUT_LENGTH);
     }
@@ -212,7 +210,7 @@ fn take(dev: &mut Device, out: &mut [u8], n: usize) -> Result<(), CmdError> {
 /// The model wants `num_pages` more (positive) or wants to return some
 /// (negative): adjust the target and raise a page-request EQE (type 0x0b:
 /// func_id be16 at data+2, num_pages be32 at data+4).
-pub fn request(dev: &mut Device, num_pages: i32) {
+pub fn request(dev: &mut Function, num_pages: i32) {
     if !dev.pages.initialized {
         return;
     }
@@ -225,7 +223,7 @@ pub fn request(dev: &mut Device, num_pages: i32) {
 
 /// Append one record (opcode, op_mod, status, sequence) to the command log
 /// kept in the held pages.
-pub fn log_command(dev: &mut Device, opcode: u16, op_mod: u16, status: u8) {
+pub fn log_command(dev: &mut Function, opcode: u16, op_mod: u16, status: u8) {
     let held = dev.pages.held.len() as u64;
     if held == 0 {
         return;
@@ -248,7 +246,7 @@ pub fn log_command(dev: &mut Device, opcode: u16, op_mod: u16, status: u8) {
 /// back first get the model's final write of its context; the pages were
 /// revoked by DISABLE_HCA, so the sanitizer reports each such access. A
 /// function reset just forgets them.
-pub fn release_all(dev: &mut Device, disable: bool) {
+pub fn release_all(dev: &mut Function, disable: bool) {
     dev.bus.san.revoke_all(Purpose::Page, Revoked::Disabled);
     let held = std::mem::take(&mut dev.pages.held);
     if disable {

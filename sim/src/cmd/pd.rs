@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{f, get, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// The reserved lkey: data segments carrying it use bus addresses directly.
@@ -32,6 +32,10 @@ impl Domains {
     pub fn has_td(&self, td: u32) -> bool {
         self.tds.contains(&td)
     }
+    /// (protection domains, transport domains) allocated.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.pds.len(), self.tds.len())
+    }
 }
 
 /// Allocate the lowest free number from `first` within a `log_max` limit.
@@ -49,8 +53,7 @@ fn alloc_in(set: &mut BTreeSet<u32>, first: u32, log_max: u64) -> Option<u32> {
 }
 
 /// ALLOC_PD: pd at out bit 0x48.
-pub fn alloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn alloc_pd(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let log_max = dev.caps.general(super::caps::hca_cap::LOG_MAX_PD);
     let pd = alloc_in(&mut dev.domains.pds, 1, log_max).ok_or(syn::NO_PD)?;
@@ -59,11 +62,10 @@ pub fn alloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// DEALLOC_PD: pd at in bit 0x48.
-pub fn dealloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc_pd(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let pd = get(inp, f(0x48, 0x18)) as u32;
-    if dev.domains.pds.contains(&pd) && dev.nic.uses_pd(pd) {
+    if dev.domains.pds.contains(&pd) && (dev.nic.uses_pd(pd) || dev.mkeys.uses_pd(pd)) {
         return Err(syn::PD_IN_USE);
     }
     if !dev.domains.pds.remove(&pd) {
@@ -73,8 +75,7 @@ pub fn dealloc_pd(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
 }
 
 /// ALLOC_TRANSPORT_DOMAIN: transport_domain at out bit 0x48.
-pub fn alloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn alloc_td(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let log_max = dev
         .caps
@@ -85,8 +86,7 @@ pub fn alloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
 }
 
 /// DEALLOC_TRANSPORT_DOMAIN: transport_domain at in bit 0x48.
-pub fn dealloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc_td(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let td = get(inp, f(0x48, 0x18)) as u32;
     if dev.domains.tds.contains(&td) && dev.nic.uses_td(td) {
@@ -100,7 +100,6 @@ pub fn dealloc_td(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), Cm
 
 /// QUERY_SPECIAL_CONTEXTS: resd_lkey at out byte 0x0c.
 pub fn query_special_contexts(inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0x40)])?;
     // dump_fill_mkey (0x08) and null_mkey (0x10) are not offered: zero.
     put_be32(out, 0x0c, RESERVED_LKEY);

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{f, get, put_be32, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// `query_q_counter_out` length (0x100 bytes: through reserved_at_6e0).
@@ -30,6 +30,9 @@ impl QCounters {
     pub fn clear(&mut self) {
         self.sets.clear();
     }
+    pub fn count(&self) -> usize {
+        self.sets.len()
+    }
     pub fn get_mut(&mut self, id: u8) -> Option<&mut QCounterSet> {
         self.sets.get_mut(&id)
     }
@@ -40,8 +43,7 @@ impl QCounters {
 
 /// ALLOC_Q_COUNTER: counter_set_id at out bit 0x58. Set 0 is the
 /// function's default set and never handed out.
-pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn alloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let max = dev.caps.general(super::caps::hca_cap::MAX_QP_CNT).min(255) as u8;
     let Some(id) = (1..=max).find(|i| !dev.q_counters.sets.contains_key(i)) else {
@@ -53,8 +55,7 @@ pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
 }
 
 /// DEALLOC_Q_COUNTER: counter_set_id at in bit 0x58.
-pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x18), f(0x60, 0x20)])?;
     let id = get(inp, f(0x58, 8)) as u8;
     if dev.q_counters.sets.contains_key(&id) && dev.nic.uses_q_counter(id) {
@@ -68,8 +69,7 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 
 /// QUERY_Q_COUNTER (`query_q_counter_in`: other_vport 0x40, clear 0xc0,
 /// aggregate 0xc1, counter_set_id 0xf8; input 0x20 bytes).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, 0x20, QUERY_OUT)?;
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(
         inp,
         &[f(0x41, 0xf), f(0x60, 0x60), f(0xc2, 0x1e), f(0xe0, 0x18)],

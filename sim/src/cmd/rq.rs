@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use super::sq::{STATE_ERR, STATE_RST, transition_allowed};
 use super::wq::{self, Wq};
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Revoked;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -106,15 +106,14 @@ fn ctx(fld: F) -> F {
     fld.at(layout::CTX)
 }
 
-fn counter_set_ok(dev: &Device, id: u8) -> bool {
+fn counter_set_ok(dev: &Function, id: u8) -> bool {
     // Set 0 is the function's default set: always valid, counted nowhere.
     id == 0 || dev.q_counters.contains(id)
 }
 
 /// CREATE_RQ.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + rqc::WQ;
-    need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
     reserved_in(inp, layout::CTX, &rqc::RESERVED)?;
     if get(inp, ctx(rqc::STATE)) != STATE_RST as u64 {
@@ -176,8 +175,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// MODIFY_RQ: `rq_state` (bit 0x40) must be the current state; new state
 /// from `ctx.state`; vsd and counter_set_id modifiable through the bitmask.
-pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::CTX + rqc::WQ, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x44, 4), f(0x60, 0x20), f(0xc0, 0x40)])?;
     let mask = get(inp, f(0x80, 0x40));
     if mask & !(MODIFY_VSD | MODIFY_COUNTER_SET_ID) != 0 {
@@ -214,7 +212,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-fn release(dev: &mut Device, rq: &Rq, why: Revoked) {
+fn release(dev: &mut Function, rq: &Rq, why: Revoked) {
     rq.wq.revoke(dev, why);
     if let Some(cq) = dev.nic.cqs.get_mut(rq.cqn) {
         cq.users = cq.users.saturating_sub(1);
@@ -222,8 +220,7 @@ fn release(dev: &mut Device, rq: &Rq, why: Revoked) {
 }
 
 /// DESTROY_RQ (`destroy_rq_in`: rqn at bit 0x48): refused while a TIR points at it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let rqn = get(inp, f(0x48, 0x18)) as u32;
     match dev.nic.rqs.map.get(&rqn) {
@@ -237,7 +234,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     Ok(())
 }
 
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     let rqs = std::mem::take(&mut dev.nic.rqs.map);
     for rq in rqs.values() {
         release(dev, rq, Revoked::Disabled);
@@ -245,9 +242,8 @@ pub fn destroy_all(dev: &mut Device) {
 }
 
 /// QUERY_RQ (`query_rq_out`: context at 0x20).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + rqc::WQ;
-    need(inp, out, MIN_IN, wq_at + wq::wqc::PAS)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(rq) = dev.nic.rqs.map.get(&(get(inp, f(0x48, 0x18)) as u32)) else {
         return Err(syn::UNKNOWN_RQ);

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// First RQTN handed out.
@@ -72,7 +72,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// Parse and check a context: (max size, RQ list).
-fn parse(dev: &Device, inp: &[u8], max_size: Option<u16>) -> Result<(u16, Vec<u32>), CmdError> {
+fn parse(dev: &Function, inp: &[u8], max_size: Option<u16>) -> Result<(u16, Vec<u32>), CmdError> {
     reserved_in(inp, CTX, &rqtc::RESERVED)?;
     reserved(inp, &[ctx(rqtc::TAIL)])?;
     // list_q_type 0 = RQs; rq_vhca_id_format: other functions' RQs.
@@ -111,8 +111,7 @@ fn parse(dev: &Device, inp: &[u8], max_size: Option<u16>) -> Result<(u16, Vec<u3
 }
 
 /// CREATE_RQT.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, CTX + rqtc::LIST, MIN_OUT)?;
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0xc0)])?;
     let (max_size, rqns) = parse(dev, inp, None)?;
     let max = 1u64 << dev.caps.general(super::caps::hca_cap::LOG_MAX_RQT).min(24);
@@ -138,8 +137,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// MODIFY_RQT (`modify_rqt_in`: rqtn 0x48, bitmask 0x80..0xc0): a new RQ
 /// list (up to the table's max size), taking effect for the next frame.
-pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, CTX + rqtc::LIST, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20), f(0xc0, 0x40)])?;
     if get(inp, f(0x80, 0x40)) != MODIFY_RQN_LIST {
         return Err(syn::RQT_MODIFY_FIELD);
@@ -157,8 +155,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// DESTROY_RQT (`destroy_rqt_in`: rqtn at bit 0x48): refused while an
 /// indirect TIR uses it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let rqtn = get(inp, f(0x48, 0x18)) as u32;
     match dev.nic.rqts.map.get(&rqtn) {
@@ -173,8 +170,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 
 /// QUERY_RQT (`query_rqt_in`: rqtn at bit 0x48; out: context at 0x20 and
 /// the RQ list as far as the output has room).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, CTX + rqtc::LIST)?;
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(t) = dev.nic.rqts.map.get(&(get(inp, f(0x48, 0x18)) as u32)) else {
         return Err(syn::UNKNOWN_RQT);

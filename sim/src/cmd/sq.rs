@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::wq::{self, Wq};
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Revoked;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -74,7 +74,8 @@ pub struct Sq {
     pub sqn: u32,
     pub state: u8,
     pub cqn: u32,
-    pub tisn: u32,
+    /// The SQ's TIS (none: it can post NOPs only).
+    pub tisn: Option<u32>,
     pub user_index: u32,
     pub flush_in_error: bool,
     /// `min_wqe_inline_mode` of the context (`MLX5_INLINE_MODE_*`).
@@ -102,7 +103,7 @@ impl Sqs {
         self.map.values().any(|s| s.wq.uar == uar)
     }
     pub fn uses_tis(&self, tisn: u32) -> bool {
-        self.map.values().any(|s| s.tisn == tisn)
+        self.map.values().any(|s| s.tisn == Some(tisn))
     }
     pub fn count(&self) -> usize {
         self.map.len()
@@ -114,9 +115,8 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_SQ.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + sqc::WQ;
-    need(inp, out, wq_at + wq::wqc::PAS, MIN_OUT)?;
     reserved(inp, &[f(0x40, 0xc0)])?;
     reserved_in(inp, layout::CTX, &sqc::RESERVED)?;
     if get(inp, ctx(sqc::STATE)) != STATE_RST as u64 {
@@ -135,13 +135,20 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     if unsupported.iter().any(|u| get(inp, ctx(*u)) != 0) {
         return Err(syn::QUEUE_FEATURE);
     }
-    if get(inp, ctx(sqc::TIS_LST_SZ)) != 1 {
-        return Err(syn::TIS_LIST);
-    }
-    let tisn = get(inp, ctx(sqc::TIS_NUM_0)) as u32;
-    if dev.nic.tises.get(tisn).is_none() {
-        return Err(syn::UNKNOWN_TIS);
-    }
+    // log_max_tis_per_sq is 0: at most one TIS. An SQ without one (Linux's
+    // ICOSQ) posts only NOPs: its SENDs fail (`datapath::tx`).
+    let tisn = match get(inp, ctx(sqc::TIS_LST_SZ)) {
+        0 if get(inp, ctx(sqc::TIS_NUM_0)) != 0 => return Err(syn::TIS_LIST),
+        0 => None,
+        1 => {
+            let tisn = get(inp, ctx(sqc::TIS_NUM_0)) as u32;
+            if dev.nic.tises.get(tisn).is_none() {
+                return Err(syn::UNKNOWN_TIS);
+            }
+            Some(tisn)
+        }
+        _ => return Err(syn::TIS_LIST),
+    };
     let cqn = get(inp, ctx(sqc::CQN)) as u32;
     if dev.nic.cqs.get(cqn).is_none() {
         return Err(syn::UNKNOWN_CQ);
@@ -192,8 +199,7 @@ pub fn transition_allowed(from: u8, to: u8) -> bool {
 
 /// MODIFY_SQ: `sq_state` (bit 0x40) must be the current state; the new
 /// state is `ctx.state`. No field is modifiable through modify_bitmask.
-pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, layout::CTX + sqc::WQ, MIN_OUT)?;
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x44, 4), f(0x60, 0x20), f(0xc0, 0x40)])?;
     if get(inp, f(0x80, 0x40)) != 0 {
         return Err(syn::QUEUE_MODIFY_FIELD);
@@ -217,7 +223,7 @@ pub fn modify(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-fn release(dev: &mut Device, sq: &Sq, why: Revoked) {
+fn release(dev: &mut Function, sq: &Sq, why: Revoked) {
     sq.wq.revoke(dev, why);
     if let Some(cq) = dev.nic.cqs.get_mut(sq.cqn) {
         cq.users = cq.users.saturating_sub(1);
@@ -225,8 +231,7 @@ fn release(dev: &mut Device, sq: &Sq, why: Revoked) {
 }
 
 /// DESTROY_SQ (`destroy_sq_in`: sqn at bit 0x48).
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let sqn = get(inp, f(0x48, 0x18)) as u32;
     let Some(sq) = dev.nic.sqs.map.remove(&sqn) else {
@@ -237,7 +242,7 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     Ok(())
 }
 
-pub fn destroy_all(dev: &mut Device) {
+pub fn destroy_all(dev: &mut Function) {
     let sqs = std::mem::take(&mut dev.nic.sqs.map);
     for sq in sqs.values() {
         release(dev, sq, Revoked::Disabled);
@@ -246,9 +251,8 @@ pub fn destroy_all(dev: &mut Device) {
 }
 
 /// QUERY_SQ (`query_sq_out`: context at 0x20).
-pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     let wq_at = layout::CTX + sqc::WQ;
-    need(inp, out, MIN_IN, wq_at + wq::wqc::PAS)?;
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let Some(sq) = dev.nic.sqs.map.get(&(get(inp, f(0x48, 0x18)) as u32)) else {
         return Err(syn::UNKNOWN_SQ);
@@ -258,8 +262,8 @@ pub fn query(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
     set(out, ctx(sqc::STATE), sq.state as u64);
     set(out, ctx(sqc::USER_INDEX), sq.user_index as u64);
     set(out, ctx(sqc::CQN), sq.cqn as u64);
-    set(out, ctx(sqc::TIS_LST_SZ), 1);
-    set(out, ctx(sqc::TIS_NUM_0), sq.tisn as u64);
+    set(out, ctx(sqc::TIS_LST_SZ), sq.tisn.is_some() as u64);
+    set(out, ctx(sqc::TIS_NUM_0), sq.tisn.unwrap_or(0) as u64);
     sq.wq.write(out, wq_at, sq.consumer as u32);
     Ok(())
 }

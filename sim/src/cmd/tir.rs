@@ -1,16 +1,19 @@
-//! Transport interface receive: CREATE/DESTROY_TIR (`create_tir_in`,
-//! `tirc`, `rx_hash_field_select`, `destroy_tir_in`, mlx5_ifc.h). Direct
-//! TIRs (disp_type 0) send every frame to `inline_rqn`; indirect TIRs
-//! (disp_type 1) hash it with Toeplitz (`rx_hash_fn` 2) over the outer
-//! fields their selector names, with their key, and take the RQ from their
-//! RQT ([`crate::datapath::rss`]).
+//! Transport interface receive: CREATE/MODIFY/DESTROY_TIR (`create_tir_in`,
+//! `modify_tir_in`, `modify_tir_bitmask`, `tirc`, `rx_hash_field_select`,
+//! `destroy_tir_in`, mlx5_ifc.h). Direct TIRs (disp_type 0) send every
+//! frame to `inline_rqn`; indirect TIRs (disp_type 1) hash it over the
+//! outer fields their selector names (source / destination address, ports,
+//! IPsec SPI) with Toeplitz (`rx_hash_fn` 2, optionally symmetric) or
+//! inverted XOR8 (1), and take the RQ from their RQT
+//! ([`crate::datapath::rss`]). Not offered: LRO (`lro_cap` reads 0), TLS,
+//! tunneled offloads (hashing on inner headers).
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// First TIRN handed out.
@@ -18,7 +21,9 @@ pub const FIRST_TIRN: u32 = 0x4000;
 /// `MLX5_TIRC_DISP_TYPE_DIRECT` / `_INDIRECT`.
 pub const DISP_DIRECT: u64 = 0;
 pub const DISP_INDIRECT: u64 = 1;
-/// `MLX5_RX_HASH_FN_TOEPLITZ`.
+/// `MLX5_RX_HASH_FN_NONE` / `_INVERTED_XOR8` / `_TOEPLITZ`.
+pub const HASH_NONE: u64 = 0;
+pub const HASH_INVERTED_XOR8: u64 = 1;
 pub const HASH_TOEPLITZ: u64 = 2;
 /// `rx_hash_field_select.selected_fields` bits (`MLX5_HASH_FIELD_SEL_*`).
 pub mod sel {
@@ -26,6 +31,7 @@ pub mod sel {
     pub const DST_IP: u32 = 1 << 1;
     pub const L4_SPORT: u32 = 1 << 2;
     pub const L4_DPORT: u32 = 1 << 3;
+    pub const IPSEC_SPI: u32 = 1 << 4;
 }
 
 /// `tirc` fields (bit offsets inside the context).
@@ -68,10 +74,20 @@ pub mod tirc {
 /// `create_tir_in`: context at byte 0x20 (0xf0 bytes).
 pub const CTX: usize = 0x20;
 
+/// The hash function of an indirect TIR (`rx_hash_fn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashFn {
+    /// Toeplitz with the TIR's key; `symmetric`: `rx_hash_symmetric`.
+    Toeplitz { symmetric: bool },
+    /// The XOR of the selected bytes, inverted (an 8-bit hash).
+    InvertedXor8,
+}
+
 /// An indirect TIR's hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxHash {
     pub rqtn: u32,
+    pub func: HashFn,
     pub key: [u8; 40],
     /// Selector: IPv6 (else IPv4), UDP (else TCP), `sel::*` fields.
     pub ipv6: bool,
@@ -121,18 +137,23 @@ fn ctx(fld: F) -> F {
     fld.at(CTX)
 }
 
-/// CREATE_TIR.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, CTX + 0x58, MIN_OUT)?;
-    reserved(inp, &[f(0x40, 0xc0)])?;
-    reserved_in(inp, CTX, &tirc::RESERVED)?;
-    reserved(inp, &[f(0x2c0, 0x4c0).at(CTX)])?;
+/// TLS, LRO and tunneled offloads: not offered (their capabilities read 0).
+fn unoffered(inp: &[u8]) -> Result<(), CmdError> {
     if get(inp, ctx(tirc::TLS_EN)) != 0
         || get(inp, ctx(tirc::LRO)) != 0
         || get(inp, ctx(tirc::TUNNELED_OFFLOAD)) != 0
     {
         return Err(syn::QUEUE_FEATURE);
     }
+    Ok(())
+}
+
+/// CREATE_TIR.
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    reserved(inp, &[f(0x40, 0xc0)])?;
+    reserved_in(inp, CTX, &tirc::RESERVED)?;
+    reserved(inp, &[f(0x2c0, 0x4c0).at(CTX)])?;
+    unoffered(inp)?;
     let td = get(inp, ctx(tirc::TRANSPORT_DOMAIN)) as u32;
     if !dev.domains.has_td(td) {
         return Err(syn::UNKNOWN_TD);
@@ -189,8 +210,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 
 /// DESTROY_TIR (`destroy_tir_in`: tirn at bit 0x48): refused while a flow
 /// entry forwards to it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let tirn = get(inp, f(0x48, 0x18)) as u32;
     match dev.nic.tirs.map.get(&tirn) {
@@ -216,39 +236,103 @@ pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     Ok(())
 }
 
-/// The hashing of an indirect TIR: Toeplitz over the outer selector's
-/// fields (inline_rqn, the inner selector and symmetric hashing unused).
-fn indirect(dev: &Device, inp: &[u8]) -> Result<RxHash, CmdError> {
+/// The hashing of an indirect TIR (inline_rqn unused); `rqtn` is the RQT
+/// it takes the RQ from.
+fn indirect(dev: &Function, inp: &[u8]) -> Result<RxHash, CmdError> {
     if get(inp, ctx(tirc::INLINE_RQN)) != 0 {
         return Err(syn::QUEUE_FEATURE);
     }
-    if get(inp, ctx(tirc::RX_HASH_FN)) != HASH_TOEPLITZ {
-        return Err(syn::TIR_DISP_TYPE);
-    }
-    let fields = get(inp, ctx(tirc::OUTER_FIELDS)) as u32;
-    let all = sel::SRC_IP | sel::DST_IP | sel::L4_SPORT | sel::L4_DPORT;
-    let ports = sel::L4_SPORT | sel::L4_DPORT;
-    if get(inp, ctx(tirc::HASH_SYMMETRIC)) != 0
-        || get(inp, ctx(tirc::INNER_SELECTOR)) != 0
-        || fields & !all != 0
-        || (fields & ports != 0 && fields & (sel::SRC_IP | sel::DST_IP) == 0)
-    {
-        return Err(syn::TIR_HASH_FIELDS);
-    }
     let rqtn = get(inp, ctx(tirc::INDIRECT_TABLE)) as u32;
+    let h = hashing(inp, rqtn)?;
     if dev.nic.rqts.get(rqtn).is_none() {
         return Err(syn::UNKNOWN_RQT);
+    }
+    Ok(h)
+}
+
+/// The hash function, key and outer field selection of a `tirc` (create,
+/// or modify with the `hash` bit): Toeplitz (optionally symmetric) or
+/// inverted XOR8 over source / destination address, L4 ports and the IPsec
+/// SPI. Ports need an address; the SPI excludes ports; hashing on inner
+/// headers needs tunneled offloads (not offered).
+fn hashing(inp: &[u8], rqtn: u32) -> Result<RxHash, CmdError> {
+    let symmetric = get(inp, ctx(tirc::HASH_SYMMETRIC)) != 0;
+    let func = match get(inp, ctx(tirc::RX_HASH_FN)) {
+        HASH_TOEPLITZ => HashFn::Toeplitz { symmetric },
+        HASH_INVERTED_XOR8 if !symmetric => HashFn::InvertedXor8,
+        _ => return Err(syn::TIR_DISP_TYPE),
+    };
+    let fields = get(inp, ctx(tirc::OUTER_FIELDS)) as u32;
+    let ips = sel::SRC_IP | sel::DST_IP;
+    let ports = sel::L4_SPORT | sel::L4_DPORT;
+    if get(inp, ctx(tirc::INNER_SELECTOR)) != 0
+        || fields & !(ips | ports | sel::IPSEC_SPI) != 0
+        || (fields & ports != 0 && fields & ips == 0)
+        || (fields & sel::IPSEC_SPI != 0 && fields & ports != 0)
+    {
+        return Err(syn::TIR_HASH_FIELDS);
     }
     let mut key = [0u8; 40];
     let at = CTX + tirc::TOEPLITZ_KEY;
     key.copy_from_slice(&inp[at..at + 40]);
     Ok(RxHash {
         rqtn,
+        func,
         key,
         ipv6: get(inp, ctx(tirc::OUTER_L3_V6)) != 0,
         udp: get(inp, ctx(tirc::OUTER_L4_UDP)) != 0,
         fields,
     })
+}
+
+/// `modify_tir_in`: tirn at bit 0x48, `modify_tir_bitmask` at 0x80
+/// (self_lb_en 0xbb, hash 0xbd, packet_merge 0xbf), context at byte 0x20.
+mod modify_bits {
+    use crate::bits::{F, f};
+    pub const SELF_LB_EN: F = f(0xbb, 1);
+    pub const HASH: F = f(0xbd, 1);
+    pub const PACKET_MERGE: F = f(0xbf, 1);
+    pub const RESERVED: [F; 6] = [
+        f(0x40, 8),
+        f(0x60, 0x20),
+        f(0x80, 0x3b),
+        f(0xbc, 1),
+        f(0xbe, 1),
+        f(0xc0, 0x40),
+    ];
+}
+
+/// MODIFY_TIR: the self-loopback block, the hashing of an indirect TIR
+/// (function, key, fields; its RQT stays) and packet merge (LRO: only "off"
+/// is accepted, it is not offered). Fields the bitmask does not name are
+/// ignored, as drivers send the whole context.
+pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
+    reserved(inp, &modify_bits::RESERVED)?;
+    let tirn = get(inp, f(0x48, 0x18)) as u32;
+    let Some(tir) = dev.nic.tirs.map.get(&tirn).copied() else {
+        return Err(syn::UNKNOWN_TIR);
+    };
+    let lb = get(inp, modify_bits::SELF_LB_EN) != 0;
+    let hash = get(inp, modify_bits::HASH) != 0;
+    let merge = get(inp, modify_bits::PACKET_MERGE) != 0;
+    if !(lb || hash || merge) {
+        return Err(syn::TIR_MODIFY_FIELD);
+    }
+    if merge && get(inp, ctx(tirc::LRO)) != 0 {
+        return Err(syn::QUEUE_FEATURE);
+    }
+    let new_hash = match (hash, tir.hash) {
+        (false, h) => h,
+        (true, None) => return Err(syn::TIR_MODIFY_FIELD),
+        (true, Some(h)) => Some(hashing(inp, h.rqtn)?),
+    };
+    if let Some(t) = dev.nic.tirs.map.get_mut(&tirn) {
+        t.hash = new_hash;
+        if lb {
+            t.self_lb_block = get(inp, ctx(tirc::SELF_LB_BLOCK)) as u8;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

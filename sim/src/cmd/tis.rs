@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{MIN_IN, MIN_OUT, need, reserved, reserved_in};
+use super::{reserved, reserved_in};
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// First TISN handed out.
@@ -71,8 +71,7 @@ fn ctx(fld: F) -> F {
 }
 
 /// CREATE_TIS.
-pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, CTX + 0x30, MIN_OUT)?;
+pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0xc0)])?;
     reserved_in(inp, CTX, &tisc::RESERVED)?;
     reserved(inp, &[f(0x180, 0x380).at(CTX)])?;
@@ -102,8 +101,7 @@ pub fn create(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
 }
 
 /// DESTROY_TIS (`destroy_tis_in`: tisn at bit 0x48): refused while an SQ uses it.
-pub fn destroy(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x60, 0x20)])?;
     let tisn = get(inp, f(0x48, 0x18)) as u32;
     if !dev.nic.tises.map.contains_key(&tisn) {

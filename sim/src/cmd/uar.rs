@@ -8,9 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::syndrome::{self as syn, CmdError};
 
 /// First UAR index handed out (BAR0 offset 0x10000).
@@ -44,8 +44,7 @@ impl Uars {
 }
 
 /// `alloc_uar_out`: uar at bit 0x48 (24 bits).
-pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn alloc(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x40)])?;
     let free = (FIRST_UAR..FIRST_UAR + MAX_UARS).find(|u| !dev.uars.allocated.contains(u));
     let Some(uar) = free else {
@@ -57,8 +56,7 @@ pub fn alloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErro
 }
 
 /// `dealloc_uar_in`: uar at bit 0x48.
-pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn dealloc(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 0x8), f(0x60, 0x20)])?;
     let uar = get(inp, f(0x48, 0x18)) as u32;
     if !dev.uars.allocated.contains(&uar) {
@@ -75,7 +73,7 @@ pub fn dealloc(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
 /// not allocated UARs, or to offsets the model does not decode, are dropped
 /// as hardware drops them. True when the write left transmit work pending
 /// (data path doorbells: [`crate::datapath::doorbell32`]).
-pub fn doorbell32(dev: &mut Device, page: u32, within: usize, value: u32) -> bool {
+pub fn doorbell32(dev: &mut Function, page: u32, within: usize, value: u32) -> bool {
     if !dev.uars.contains(page) {
         log::debug!(target: "mlx5_sim::uar", "write {value:#x} to unallocated UAR page {page} +{within:#x} dropped");
         return false;

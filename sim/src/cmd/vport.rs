@@ -4,9 +4,9 @@
 //! `nic_vport_context`, `mac_address_layout` in mlx5_ifc.h).
 #![deny(unsafe_code)]
 
-use super::{MIN_IN, MIN_OUT, need, reserved};
+use super::reserved;
 use crate::bits::{F, f, get, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::personality::Personality;
 use crate::syndrome::{self as syn, CmdError};
 
@@ -75,6 +75,53 @@ pub struct Vport {
     pub uc: Vec<[u8; 6]>,
     pub mc: Vec<[u8; 6]>,
     pub vlans: Vec<u16>,
+    /// What QUERY_VPORT_COUNTER reports.
+    pub counters: VportCounters,
+}
+
+/// `traffic_counter`: packets and octets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub octets: u64,
+}
+
+impl Traffic {
+    fn count(&mut self, len: usize) {
+        self.packets += 1;
+        self.octets += len as u64;
+    }
+}
+
+/// The vport's traffic by destination class (`vport_counter` layout of
+/// `query_vport_counter_out`): frames the vport sent (whether or not the
+/// link carried them) and frames it accepted from the port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VportCounters {
+    pub rx_unicast: Traffic,
+    pub rx_multicast: Traffic,
+    pub rx_broadcast: Traffic,
+    pub tx_unicast: Traffic,
+    pub tx_multicast: Traffic,
+    pub tx_broadcast: Traffic,
+}
+
+impl VportCounters {
+    pub fn count_rx(&mut self, frame: &[u8]) {
+        match crate::wire::dest_class(frame) {
+            (_, true) => self.rx_broadcast.count(frame.len()),
+            (true, _) => self.rx_multicast.count(frame.len()),
+            _ => self.rx_unicast.count(frame.len()),
+        }
+    }
+
+    pub fn count_tx(&mut self, frame: &[u8]) {
+        match crate::wire::dest_class(frame) {
+            (_, true) => self.tx_broadcast.count(frame.len()),
+            (true, _) => self.tx_multicast.count(frame.len()),
+            _ => self.tx_unicast.count(frame.len()),
+        }
+    }
 }
 
 /// The default permanent MAC of a part: Mellanox OUI 0c:42:a1, one
@@ -100,6 +147,7 @@ impl Vport {
             uc: Vec::new(),
             mc: Vec::new(),
             vlans: Vec::new(),
+            counters: VportCounters::default(),
         }
     }
 }
@@ -114,8 +162,7 @@ fn own_vport(inp: &[u8]) -> Result<(), CmdError> {
 
 /// QUERY_VPORT_STATE: admin_state at out bit 0x78, state at 0x7c
 /// (0 down, 1 up; admin 2 = follow the uplink).
-pub fn query_state(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_OUT)?;
+pub fn query_state(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     // op_mod: 0 vNIC vport, 1 e-switch vport, 2 uplink: one and the same port here.
     if crate::bits::be16(inp, 6) > 2 {
         return Err(syn::BAD_OP_MOD);
@@ -123,7 +170,37 @@ pub fn query_state(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), C
     own_vport(inp)?;
     reserved(inp, &[f(0x60, 0x20)])?;
     set(out, f(0x78, 4), 2);
-    set(out, f(0x7c, 4), dev.port.oper_up() as u64);
+    set(out, f(0x7c, 4), dev.phys_port.oper_up() as u64);
+    Ok(())
+}
+
+/// QUERY_VPORT_COUNTER (`query_vport_counter_in`: other_vport bit 0x40,
+/// port_num 0x4c, vport_number 0x50, clear 0xc0; out: `vport_counter` at
+/// byte 0x10, one `traffic_counter` {packets, octets} per class:
+/// received_errors 0x10, transmit_errors 0x20, received_eth_broadcast
+/// 0x70, transmitted_eth_broadcast 0x80, received_eth_unicast 0x90,
+/// transmitted_eth_unicast 0xa0, received_eth_multicast 0xb0,
+/// transmitted_eth_multicast 0xc0). The InfiniBand classes read 0.
+pub fn query_counter(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
+    reserved(inp, &[f(0x41, 0xb), f(0x60, 0x60), f(0xc1, 0x3f)])?;
+    if get(inp, f(0x40, 1)) != 0 || get(inp, f(0x50, 0x10)) != 0 || get(inp, f(0x4c, 4)) > 1 {
+        return Err(syn::BAD_FUNCTION);
+    }
+    let c = dev.vport.counters;
+    for (at, t) in [
+        (0x70, c.rx_broadcast),
+        (0x80, c.tx_broadcast),
+        (0x90, c.rx_unicast),
+        (0xa0, c.tx_unicast),
+        (0xb0, c.rx_multicast),
+        (0xc0, c.tx_multicast),
+    ] {
+        crate::bits::put_be64(out, at, t.packets);
+        crate::bits::put_be64(out, at + 8, t.octets);
+    }
+    if get(inp, f(0xc0, 1)) != 0 {
+        dev.vport.counters = VportCounters::default();
+    }
     Ok(())
 }
 
@@ -139,8 +216,7 @@ fn mac_entry(buf: &mut [u8], at: usize, mac: &[u8; 6]) {
 /// QUERY_NIC_VPORT_CONTEXT (`query_nic_vport_context_in`: allowed_list_type
 /// at bit 0x65). List entries are written as far as the output has room;
 /// allowed_list_size always tells the full count.
-pub fn query_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, QUERY_OUT)?;
+pub fn query_context(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
     own_vport(inp)?;
     reserved(inp, &[f(0x60, 5), f(0x68, 0x18)])?;
     let lt = get(inp, f(0x65, 3)) as u8;
@@ -197,8 +273,7 @@ pub fn query_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 /// MODIFY_NIC_VPORT_CONTEXT.
-pub fn modify_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MODIFY_IN, MIN_OUT)?;
+pub fn modify_context(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     own_vport(inp)?;
     reserved(
         inp,
@@ -217,7 +292,9 @@ pub fn modify_context(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<()
     let c = |fld: F| fld.at(MODIFY_CTX);
     // Validate everything before changing anything.
     let mtu = get(inp, c(ctx::MTU)) as u16;
-    if get(inp, select::MTU) != 0 && !(crate::port::MIN_MTU..=dev.port.max_mtu).contains(&mtu) {
+    if get(inp, select::MTU) != 0
+        && !(crate::phys_port::MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu)
+    {
         return Err(syn::VPORT_MTU);
     }
     if get(inp, select::MIN_INLINE) != 0 && get(inp, c(ctx::MIN_WQE_INLINE_MODE)) > 4 {

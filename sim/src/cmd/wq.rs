@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use super::reserved;
 use crate::bits::{F, be64, f, get, put_be64, set};
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
 const PAGE: u64 = 4096;
+/// `MLX5_WQ_END_PAD_MODE_NONE` / `_ALIGN`: an RQ may pad each received
+/// frame's last buffer up to the end of a cache line.
+pub const END_PAD_NONE: u64 = 0;
+pub const END_PAD_ALIGN: u64 = 1;
 /// `MLX5_WQ_TYPE_CYCLIC`, `MLX5_WQ_TYPE_CYCLIC_STRIDING_RQ`.
 pub const TYPE_CYCLIC: u64 = 0x1;
 pub const TYPE_CYCLIC_STRIDING: u64 = 0x3;
@@ -25,8 +29,9 @@ pub const LOG_STRIDE_SZ_BASE: u8 = 6;
 pub mod wqc {
     use crate::bits::{F, f};
     pub const WQ_TYPE: F = f(0x0, 4);
-    /// wq_signature, end_padding_mode, cd_slave.
-    pub const FEATURES: F = f(0x4, 4);
+    pub const WQ_SIGNATURE: F = f(0x4, 1);
+    pub const END_PADDING_MODE: F = f(0x5, 2);
+    pub const CD_SLAVE: F = f(0x7, 1);
     /// hds_skip_first_sge, log2_hds_buf_size.
     pub const HDS: F = f(0x20, 4);
     pub const PAGE_OFFSET: F = f(0x2b, 5);
@@ -71,6 +76,10 @@ pub struct Wq {
     pub pas: Arc<[u64]>,
     /// Striding RQ: (log2 strides per WQE, log2 stride bytes).
     pub striding: Option<(u8, u8)>,
+    /// RQ end padding (`end_padding_mode` ALIGN): the receive engine fills
+    /// a frame's last buffer up to the next cache line (64 bytes, or 128
+    /// with `cache_line_128byte`) where the buffer has room.
+    pub end_pad: bool,
 }
 
 impl Wq {
@@ -89,7 +98,7 @@ impl Wq {
     }
 
     /// Grant the ring pages and the doorbell record.
-    pub fn grant(&self, dev: &mut Device) {
+    pub fn grant(&self, dev: &mut Function) {
         let bytes = 1u64 << (self.log_stride + self.log_size);
         for a in self.pas.iter() {
             dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::WqBuffer);
@@ -97,7 +106,7 @@ impl Wq {
         dev.bus.san.grant(self.dbr, 8, Purpose::DoorbellRecord);
     }
 
-    pub fn revoke(&self, dev: &mut Device, why: Revoked) {
+    pub fn revoke(&self, dev: &mut Function, why: Revoked) {
         for a in self.pas.iter() {
             dev.bus.san.revoke(*a, why);
         }
@@ -107,6 +116,9 @@ impl Wq {
     /// Write the context back (QUERY_SQ / QUERY_RQ) at byte `at` of `out`.
     pub fn write(&self, out: &mut [u8], at: usize, hw_counter: u32) {
         let w = |fld: F| fld.at(at);
+        if self.end_pad {
+            set(out, w(wqc::END_PADDING_MODE), END_PAD_ALIGN);
+        }
         match self.striding {
             None => set(out, w(wqc::WQ_TYPE), TYPE_CYCLIC),
             Some((n, sz)) => {
@@ -142,7 +154,7 @@ impl Wq {
 /// `rq` whether it is a receive queue (which may be striding, on parts
 /// whose `striding_rq` capability says so).
 pub fn parse(
-    dev: &Device,
+    dev: &Function,
     inp: &[u8],
     at: usize,
     strides: std::ops::RangeInclusive<u8>,
@@ -154,8 +166,11 @@ pub fn parse(
     reserved(inp, &[f(0x200, 0x400).at(at)])?;
     let wq_type = get(inp, w(wqc::WQ_TYPE));
     let rq = !need_uar;
+    let end_pad = get(inp, w(wqc::END_PADDING_MODE));
     if !(wq_type == TYPE_CYCLIC || (rq && wq_type == TYPE_CYCLIC_STRIDING))
-        || get(inp, w(wqc::FEATURES)) != 0
+        || get(inp, w(wqc::WQ_SIGNATURE)) != 0
+        || get(inp, w(wqc::CD_SLAVE)) != 0
+        || !(end_pad == END_PAD_NONE || (rq && end_pad == END_PAD_ALIGN))
         || get(inp, w(wqc::HDS)) != 0
     {
         return Err(syn::WQ_TYPE);
@@ -201,8 +216,11 @@ pub fn parse(
     {
         return Err(syn::WQ_GEOMETRY);
     }
+    // PD 0 is the function's own domain, never handed out by ALLOC_PD:
+    // firmware takes queues on it (Linux's drop RQ, which never gets a
+    // buffer), and only the reserved lkey reaches memory through it.
     let pd = get(inp, w(wqc::PD)) as u32;
-    if !dev.domains.has_pd(pd) {
+    if pd != 0 && !dev.domains.has_pd(pd) {
         return Err(syn::UNKNOWN_PD);
     }
     let uar = get(inp, w(wqc::UAR_PAGE)) as u32;
@@ -232,6 +250,7 @@ pub fn parse(
         lwm: get(inp, w(wqc::LWM)) as u16,
         pas: pas.into(),
         striding,
+        end_pad: end_pad == END_PAD_ALIGN,
     })
 }
 

@@ -15,7 +15,7 @@ pub mod rx;
 pub mod tx;
 
 use crate::cmd::{cq::Cqs, flow::Steering, rq::Rqs, rqt::Rqts, sq::Sqs, tir::Tirs, tis::Tises};
-use crate::device::Device;
+use crate::function::Function;
 use crate::wire::Wire;
 
 /// Queues, steering and the port's wire side.
@@ -77,7 +77,7 @@ pub mod uar_offset {
 
 /// A data path doorbell write into UAR `page`; true when transmit work is
 /// pending for [`run`]. Unknown offsets are not the data path's.
-pub fn doorbell32(dev: &mut Device, page: u32, within: usize, value: u32) -> Option<bool> {
+pub fn doorbell32(dev: &mut Function, page: u32, within: usize, value: u32) -> Option<bool> {
     use uar_offset::*;
     match within {
         CQ_ARM => {
@@ -111,7 +111,7 @@ pub fn doorbell32(dev: &mut Device, page: u32, within: usize, value: u32) -> Opt
 }
 
 /// Run pending transmit work.
-pub fn run(dev: &mut Device) {
+pub fn run(dev: &mut Function) {
     while !dev.nic.tx_pending.is_empty() {
         let sqn = dev.nic.tx_pending.remove(0);
         tx::process(dev, sqn);
@@ -119,7 +119,7 @@ pub fn run(dev: &mut Device) {
 }
 
 /// Tear down every data path object (DISABLE_HCA, TEARDOWN_HCA, reset).
-pub fn teardown(dev: &mut Device) {
+pub fn teardown(dev: &mut Function) {
     crate::cmd::flow::destroy_all(dev);
     dev.nic.tirs.clear();
     dev.nic.rqts.clear();

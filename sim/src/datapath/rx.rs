@@ -10,23 +10,31 @@
 //! the CQ is armed. With `vsd` clear a customer VLAN tag is stripped into
 //! the CQE.
 //!
+//! A receive data segment (`struct mlx5_wqe_data_seg`: byte_count, lkey,
+//! addr) gives its buffer's length in byte_count bits 30:0 ([`seg_len`]);
+//! bit 31 is a flag, not length (Linux sets it on every receive segment as
+//! `MLX5_HW_START_PADDING`, the bit a send WQE uses for `MLX5_INLINE_SEG`)
+//! and changes nothing in where the frame goes. A segment with length 0
+//! ends the scatter list (Linux pads with byte_count 0 and the terminate
+//! lkey).
+//!
 //! Posted WQEs: the RQ's doorbell record dword 0 holds the receive counter
 //! (16 bits); the model re-reads it only when it has consumed everything it
 //! last saw. No posted WQE: the frame is dropped and counted in the RQ's Q
 //! counter set (`out_of_buffer`) and the port's `rx_dropped_no_wqe`.
 //!
 //! Errors (responder error CQE `MLX5_CQE_RESP_ERR`): LOCAL_PROT (0x04) for a
-//! data segment whose lkey is not the reserved lkey or whose address the
-//! bus refuses; LOCAL_LENGTH (0x01) when the WQE's segments are too small
+//! data segment whose lkey the mkey table refuses (`cmd::mkey`: unknown
+//! key, another protection domain, no local write, outside the key's range)
+//! or whose address the bus refuses; LOCAL_LENGTH (0x01) when the WQE's segments are too small
 //! for the frame. The RQ moves to ERR; with `flush_in_error_en` the rest of
 //! the posted WQEs complete with WR_FLUSH (0x05).
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
-use crate::cmd::pd::RESERVED_LKEY;
 use crate::cmd::sq::{STATE_ERR, STATE_RDY};
 use crate::cmd::wq::Wq;
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Purpose;
 
 use super::csum;
@@ -38,18 +46,28 @@ const DS: usize = 16;
 /// Largest RQ stride (4 data segments).
 const MAX_STRIDE: usize = 64;
 
+/// The buffer length of a receive data segment: byte_count bits 30:0 (see
+/// the module docs for bit 31).
+fn seg_len(d: &[u8]) -> u32 {
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff
+}
+
 /// Take one frame from the wire.
-pub fn receive(dev: &mut Device, f: &[u8]) {
+pub fn receive(dev: &mut Function, f: &[u8]) {
     let stats = &mut dev.nic.wire.stats;
     stats.rx_frames += 1;
     stats.rx_bytes += f.len() as u64;
-    if !dev.port.oper_up() {
+    let (mc, bc) = crate::wire::dest_class(f);
+    stats.rx_multicast += mc as u64;
+    stats.rx_broadcast += bc as u64;
+    stats.rx_sizes[crate::wire::size_bucket(f.len())] += 1;
+    if !dev.phys_port.oper_up() {
         stats.rx_dropped_link_down += 1;
         return;
     }
     // The MAC accepts frames up to the port's largest MTU plus an Ethernet
     // header and one VLAN tag.
-    if f.len() < ETH_HLEN || f.len() > dev.port.max_mtu as usize + ETH_HLEN + 4 {
+    if f.len() < ETH_HLEN || f.len() > dev.phys_port.max_mtu as usize + ETH_HLEN + 4 {
         stats.rx_dropped_bad_length += 1;
         return;
     }
@@ -57,6 +75,7 @@ pub fn receive(dev: &mut Device, f: &[u8]) {
         dev.nic.wire.stats.rx_dropped_vport_filter += 1;
         return;
     }
+    dev.vport.counters.count_rx(f);
     let h = frame::parse(f);
     let key = Key::of_frame(f, &h);
     let mut tirs = [0u32; MAX_DEST];
@@ -103,7 +122,7 @@ pub fn vport_accepts(v: &crate::cmd::vport::Vport, f: &[u8]) -> bool {
 }
 
 /// The receive counter from the RQ's doorbell record (dword 0).
-fn posted(dev: &mut Device, wq: &Wq) -> Option<u16> {
+fn posted(dev: &mut Function, wq: &Wq) -> Option<u16> {
     let mut raw = [0u8; 4];
     dev.bus
         .read(wq.dbr, &mut raw, Purpose::DoorbellRecord)
@@ -111,7 +130,7 @@ fn posted(dev: &mut Device, wq: &Wq) -> Option<u16> {
     Some(u32::from_be_bytes(raw) as u16)
 }
 
-fn read_wqe(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
+fn read_wqe(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
     let off = (index as u64 & (wq.entries() as u64 - 1)) << wq.log_stride;
     match wq.addr(off) {
         Some(a) => dev.bus.read(a, into, Purpose::WqBuffer).is_ok(),
@@ -122,7 +141,7 @@ fn read_wqe(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
 /// RSS result for the CQE: (hash, `rss_hash_type`).
 pub type Hash = (u32, u8);
 
-fn deliver(dev: &mut Device, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
+fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     let Some(rq) = dev.nic.rqs.get(rqn) else {
         dev.nic.wire.stats.rx_dropped_no_steering += 1;
         return;
@@ -163,7 +182,7 @@ fn deliver(dev: &mut Device, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     let stride = 1usize << wq.log_stride;
     let mut wqe = [0u8; MAX_STRIDE];
     let result = if read_wqe(dev, &wq, ci, &mut wqe[..stride]) {
-        scatter(dev, &wqe[..stride], parts)
+        scatter(dev, wq.pd, wq.end_pad, &wqe[..stride], parts)
     } else {
         Err(cqe::SYN_LOCAL_PROT)
     };
@@ -200,7 +219,14 @@ fn deliver(dev: &mut Device, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
 
 /// Whether a WQE is posted at `ci` (re-reading the doorbell record into
 /// `pc`); if not, the frame is dropped and counted (out_of_buffer).
-fn wqe_posted(dev: &mut Device, rqn: u32, wq: &Wq, ci: u16, pc: &mut u16, counter_set: u8) -> bool {
+fn wqe_posted(
+    dev: &mut Function,
+    rqn: u32,
+    wq: &Wq,
+    ci: u16,
+    pc: &mut u16,
+    counter_set: u8,
+) -> bool {
     *pc = posted(dev, wq).unwrap_or(*pc);
     if let Some(rq) = dev.nic.rqs.get_mut(rqn) {
         rq.posted = *pc;
@@ -249,7 +275,7 @@ fn striding_cqe(e: &mut [u8; CQE_SIZE], rqn: u32, wqe: u16, stride: u32, bc: u32
 /// addressing `strides x stride` bytes); when they do not fit, a filler
 /// CQE consumes the rest of the WQE and the frame goes to the next one.
 fn deliver_striding(
-    dev: &mut Device,
+    dev: &mut Function,
     c: &RxCtx,
     parts: [&[u8]; 2],
     mut ci: u16,
@@ -288,12 +314,12 @@ fn deliver_striding(
     if !read_wqe(dev, c.wq, ci, &mut d) {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
     }
-    let count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64;
+    let count = seg_len(&d) as u64;
     let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
     let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
-    if lkey != RESERVED_LKEY {
+    let Ok(addr) = dev.mkeys.translate(lkey, c.wq.pd, addr, count, true) else {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
-    }
+    };
     if count < (nstrides as u64) << log_sz {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_LENGTH);
     }
@@ -302,7 +328,14 @@ fn deliver_striding(
         && dev
             .bus
             .write(at + parts[0].len() as u64, parts[1], Purpose::Packet)
-            .is_ok();
+            .is_ok()
+        && (!c.wq.end_pad
+            || pad_end(
+                dev,
+                at + len as u64,
+                (need as u64) * stride as u64 - len as u64,
+            )
+            .is_ok());
     if !ok {
         return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_PROT);
     }
@@ -326,7 +359,7 @@ fn deliver_striding(
 
 /// A responder error CQE for WQE `ci`; the RQ goes to ERR and (with
 /// flush_in_error_en) its other posted WQEs are flushed.
-fn rx_error(dev: &mut Device, rqn: u32, cqn: u32, ci: u16, syndrome: u8) {
+fn rx_error(dev: &mut Function, rqn: u32, cqn: u32, ci: u16, syndrome: u8) {
     dev.nic.wire.stats.rx_dropped_wqe_error += 1;
     let mut e = [0u8; CQE_SIZE];
     cq::error_entry(&mut e, cqe::OP_RESP_ERR, syndrome, 0, rqn, ci);
@@ -369,24 +402,59 @@ pub fn offload_fields(
     }
 }
 
-/// Copy the frame (`parts`, one after the other) into the WQE's data segments.
-fn scatter(dev: &mut Device, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
+/// The cache line end padding aligns to (`cache_line_128byte`).
+fn cache_line(dev: &Function) -> u64 {
+    if dev
+        .caps
+        .general(crate::cmd::caps::hca_cap::CACHE_LINE_128BYTE)
+        != 0
+    {
+        128
+    } else {
+        64
+    }
+}
+
+/// End padding: zeros from `end` up to the next cache line boundary, as far
+/// as `room` bytes of the buffer allow.
+fn pad_end(dev: &mut Function, end: u64, room: u64) -> Result<(), u8> {
+    const ZEROS: [u8; 128] = [0; 128];
+    let line = cache_line(dev);
+    let n = (end.next_multiple_of(line) - end).min(room) as usize;
+    if n > 0 && dev.bus.write(end, &ZEROS[..n], Purpose::Packet).is_err() {
+        return Err(cqe::SYN_LOCAL_PROT);
+    }
+    Ok(())
+}
+
+/// Copy the frame (`parts`, one after the other) into the WQE's data
+/// segments; with `end_pad`, pad the last one written.
+fn scatter(
+    dev: &mut Function,
+    pd: u32,
+    end_pad: bool,
+    wqe: &[u8],
+    parts: [&[u8]; 2],
+) -> Result<(), u8> {
     let total = parts[0].len() + parts[1].len();
     let mut done = 0;
+    // (end of the frame's bytes, room left) in the last segment written.
+    let mut last = (0u64, 0u64);
     for d in wqe.chunks_exact(DS) {
         if done == total {
             break;
         }
-        let count = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
+        let count = seg_len(d) as usize;
         if count == 0 {
             break;
         }
         let lkey = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
         let addr = u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]);
-        if lkey != RESERVED_LKEY {
-            return Err(cqe::SYN_LOCAL_PROT);
-        }
         let n = count.min(total - done);
+        let addr = dev
+            .mkeys
+            .translate(lkey, pd, addr, n as u64, true)
+            .map_err(|_| cqe::SYN_LOCAL_PROT)?;
         // The segment's bytes may straddle the two parts.
         let mut written = 0;
         while written < n {
@@ -407,6 +475,10 @@ fn scatter(dev: &mut Device, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
             written += k;
         }
         done += n;
+        last = (addr + n as u64, (count - n) as u64);
+    }
+    if done == total && end_pad {
+        pad_end(dev, last.0, last.1)?;
     }
     if done < total {
         return Err(cqe::SYN_LOCAL_LENGTH);
@@ -416,7 +488,7 @@ fn scatter(dev: &mut Device, wqe: &[u8], parts: [&[u8]; 2]) -> Result<(), u8> {
 
 /// Complete every posted WQE of an RQ in ERR with WR_FLUSH (when the RQ
 /// has `flush_in_error_en`).
-pub fn flush(dev: &mut Device, rqn: u32) {
+pub fn flush(dev: &mut Function, rqn: u32) {
     let Some(rq) = dev.nic.rqs.get(rqn) else {
         return;
     };

@@ -25,26 +25,32 @@
 //! `MLX5_CQE_SYNDROME_*`: LOCAL_LENGTH (0x01) for a data segment of 0
 //! bytes, inline bytes beyond the WQE or a frame outside 14..=MTU+18 bytes
 //! (an LSO payload beyond 2^max_lso_cap); LOCAL_QP_OP (0x02) for an opcode
-//! other than SEND / LSO, a wrong wqe_index or qpn, inline data segments,
+//! other than NOP / SEND / LSO, a SEND or LSO on an SQ without a TIS, a
+//! wrong wqe_index or qpn, inline data segments,
 //! an MSS without LSO or LSO without one, LSO of anything but TCP or
 //! without all headers inline, LSO with a VLAN insert, tunnel (software
 //! parser / inner checksum) offloads, or fewer inline header bytes than
-//! the inline rule requires; LOCAL_PROT (0x04) for an lkey other
-//! than the reserved lkey or a data address the bus refuses (the sanitizer
-//! records it). The SQ moves to ERR; with `flush_in_error_en` every further
-//! posted WQE completes with WR_FLUSH (0x05).
+//! the inline rule requires; LOCAL_PROT (0x04) for an lkey the mkey
+//! table refuses (`cmd::mkey`: unknown key, another protection domain, no
+//! local read, outside the key's range) or a data address the bus refuses
+//! (the sanitizer records it). The SQ moves to ERR; with
+//! `flush_in_error_en` every further posted WQE completes with WR_FLUSH
+//! (0x05).
+//!
+//! A NOP (opcode 0x00) sends nothing and completes like any WQE: drivers
+//! post them to pad the ring's end or to ask for a completion.
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
-use crate::cmd::pd::RESERVED_LKEY;
 use crate::cmd::sq::{LOG_WQEBB, STATE_ERR, STATE_RDY};
 use crate::cmd::wq::Wq;
-use crate::device::Device;
+use crate::function::Function;
 use crate::sanitizer::Purpose;
 
 use super::{csum, frame};
 
-/// `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO` (device.h).
+/// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO` (device.h).
+pub const OPCODE_NOP: u8 = 0x00;
 pub const OPCODE_SEND: u8 = 0x0a;
 pub const OPCODE_LSO: u8 = 0x0e;
 const WQEBB: usize = 1 << LOG_WQEBB;
@@ -57,7 +63,7 @@ const MIN_FRAME: usize = 60;
 const ETH_HLEN: usize = 14;
 
 /// Record a send doorbell; true when the SQ now has work pending.
-pub fn doorbell(dev: &mut Device, page: u32, qpn_ds: u32) -> bool {
+pub fn doorbell(dev: &mut Function, page: u32, qpn_ds: u32) -> bool {
     let sqn = qpn_ds >> 8;
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         log::debug!(target: "mlx5_sim::tx", "send doorbell for unknown SQ {sqn:#x} dropped");
@@ -86,10 +92,12 @@ struct Ctx {
     max_frame: usize,
     /// log2 of the largest LSO payload (`max_lso_cap`).
     max_lso_log: u8,
+    /// The SQ has a TIS: it may send frames (else NOPs only).
+    has_tis: bool,
 }
 
 /// Execute the SQ's posted WQEs.
-pub fn process(dev: &mut Device, sqn: u32) {
+pub fn process(dev: &mut Function, sqn: u32) {
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         return;
     };
@@ -110,8 +118,9 @@ pub fn process(dev: &mut Device, sqn: u32) {
         cqn: sq.cqn,
         wq: sq.wq.clone(),
         inline_mode: part.max(sq.min_inline),
-        max_frame: dev.port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
+        max_frame: dev.phys_port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
         max_lso_log: caps.max_lso_cap,
+        has_tis: sq.tisn.is_some(),
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -156,7 +165,7 @@ pub fn process(dev: &mut Device, sqn: u32) {
 }
 
 /// The producer counter from the doorbell record (dword 1).
-fn producer(dev: &mut Device, wq: &Wq) -> Option<u16> {
+fn producer(dev: &mut Function, wq: &Wq) -> Option<u16> {
     let mut raw = [0u8; 4];
     dev.bus
         .read(wq.dbr + 4, &mut raw, Purpose::DoorbellRecord)
@@ -165,7 +174,7 @@ fn producer(dev: &mut Device, wq: &Wq) -> Option<u16> {
 }
 
 /// Read WQEBB `index` of the ring into `into`.
-fn read_wqebb(dev: &mut Device, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
+fn read_wqebb(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
     let off = (index as u64 & (wq.entries() as u64 - 1)) << LOG_WQEBB;
     match wq.addr(off) {
         Some(a) => dev.bus.read(a, into, Purpose::WqBuffer).is_ok(),
@@ -180,7 +189,7 @@ fn wqebbs(ds: usize) -> u16 {
 
 /// Complete every WQE from `ci` to `pc` with WR_FLUSH error CQEs (a WQE
 /// that claims more WQEBBs than are posted ends the range).
-fn flush_range(dev: &mut Device, ctx: &Ctx, ci: &mut u16, pc: u16) {
+fn flush_range(dev: &mut Function, ctx: &Ctx, ci: &mut u16, pc: u16) {
     let mut ctrl = [0u8; WQEBB];
     while *ci != pc {
         if !read_wqebb(dev, &ctx.wq, *ci, &mut ctrl) {
@@ -205,7 +214,7 @@ fn flush_range(dev: &mut Device, ctx: &Ctx, ci: &mut u16, pc: u16) {
 }
 
 /// Flush the SQ's posted WQEs (MODIFY_SQ to ERR).
-pub fn flush(dev: &mut Device, sqn: u32) {
+pub fn flush(dev: &mut Function, sqn: u32) {
     let Some(sq) = dev.nic.sqs.get(sqn) else {
         return;
     };
@@ -219,6 +228,7 @@ pub fn flush(dev: &mut Device, sqn: u32) {
         inline_mode: 0,
         max_frame: 0,
         max_lso_log: 0,
+        has_tis: false,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -235,7 +245,7 @@ pub fn flush(dev: &mut Device, sqn: u32) {
 /// CQE it asks for. Returns its WQEBB count (0: the WQE is not fully posted
 /// yet, nothing done), or that count and the error.
 fn execute(
-    dev: &mut Device,
+    dev: &mut Function,
     ctx: &Ctx,
     ci: u16,
     posted: u16,
@@ -261,8 +271,16 @@ fn execute(
     let wqe_index = u16::from_be_bytes([wqe[1], wqe[2]]);
     let qpn = u32::from_be_bytes([0, wqe[4], wqe[5], wqe[6]]);
     let lso = opcode == OPCODE_LSO;
-    if !(opcode == OPCODE_SEND || lso) || wqe[0] != 0 || wqe_index != ci || qpn != ctx.sqn || ds < 2
-    {
+    if wqe[0] != 0 || wqe_index != ci || qpn != ctx.sqn || ds == 0 {
+        return fail(cqe::SYN_LOCAL_QP_OP);
+    }
+    // A NOP sends nothing (drivers post them to pad the ring's end or to
+    // ask for a completion); it may carry segments, which are not read.
+    if opcode == OPCODE_NOP {
+        complete(dev, ctx, wqe, ci, 0);
+        return Ok(nbb);
+    }
+    if !(opcode == OPCODE_SEND || lso) || ds < 2 || !ctx.has_tis {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
     let eth = EthSeg::parse(&wqe[DS..2 * DS]);
@@ -293,7 +311,7 @@ fn execute(
     };
     // Headers are parsed only when a rule or an offload needs them.
     let parse = ctx.inline_mode != 0 || lso || eth.cs_flags != 0;
-    let result = gather(dev, wqe, wqe_len, &eth, &mut buf, limit).and_then(|()| {
+    let result = gather(dev, ctx.wq.pd, wqe, wqe_len, &eth, &mut buf, limit).and_then(|()| {
         if !parse {
             return Ok(None);
         }
@@ -312,7 +330,7 @@ fn execute(
         }
     };
     let len = buf.len();
-    let up = dev.port.oper_up();
+    let up = dev.phys_port.oper_up();
     if let (true, Some(h)) = (lso, h) {
         segment(dev, &buf, &h, eth.mss as usize, up);
         dev.nic.lso_buf = buf;
@@ -335,23 +353,29 @@ fn execute(
         if buf.len() < MIN_FRAME {
             buf.resize(MIN_FRAME, 0);
         }
+        dev.vport.counters.count_tx(&buf);
         dev.nic.wire.send(buf, up);
     }
-    // fm_ce_se bits 3:2: 2 = CQE always, 3 = CQE and event (qp.h
-    // MLX5_WQE_CTRL_CQ_UPDATE / _AND_EQE); 0 = only on error.
-    if (wqe[11] >> 2) & 3 >= 2 {
-        let mut e = [0u8; CQE_SIZE];
-        e[cqe::BYTE_CNT..cqe::BYTE_CNT + 4].copy_from_slice(&(len as u32).to_be_bytes());
-        e[cqe::QPN..cqe::QPN + 4]
-            .copy_from_slice(&(((opcode as u32) << 24) | ctx.sqn).to_be_bytes());
-        e[cqe::WQE_COUNTER..cqe::WQE_COUNTER + 2].copy_from_slice(&ci.to_be_bytes());
-        e[cqe::OP_OWN] = cqe::OP_REQ << 4;
-        cq::post(dev, ctx.cqn, &mut e);
-    }
+    complete(dev, ctx, wqe, ci, len);
     Ok(nbb)
 }
 
-fn give_back(dev: &mut Device, buf: Vec<u8>, lso: bool) {
+/// The requester CQE of WQE `ci` if its control segment asks for one:
+/// fm_ce_se bits 3:2 (qp.h `MLX5_WQE_CTRL_CQ_UPDATE` / `_AND_EQE`): 2 = CQE
+/// always, 3 = CQE and event; 0 = only on error.
+fn complete(dev: &mut Function, ctx: &Ctx, wqe: &[u8], ci: u16, len: usize) {
+    if (wqe[11] >> 2) & 3 < 2 {
+        return;
+    }
+    let mut e = [0u8; CQE_SIZE];
+    e[cqe::BYTE_CNT..cqe::BYTE_CNT + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    e[cqe::QPN..cqe::QPN + 4].copy_from_slice(&(((wqe[3] as u32) << 24) | ctx.sqn).to_be_bytes());
+    e[cqe::WQE_COUNTER..cqe::WQE_COUNTER + 2].copy_from_slice(&ci.to_be_bytes());
+    e[cqe::OP_OWN] = cqe::OP_REQ << 4;
+    cq::post(dev, ctx.cqn, &mut e);
+}
+
+fn give_back(dev: &mut Function, buf: Vec<u8>, lso: bool) {
     if lso {
         dev.nic.lso_buf = buf;
     } else {
@@ -415,7 +439,8 @@ impl EthSeg {
 /// The inline header bytes followed by the data segments' bytes, at most
 /// `limit` in all.
 fn gather(
-    dev: &mut Device,
+    dev: &mut Function,
+    pd: u32,
     wqe: &[u8],
     wqe_len: usize,
     eth: &EthSeg,
@@ -434,12 +459,13 @@ fn gather(
         if raw_count & INLINE_SEG != 0 {
             return Err(cqe::SYN_LOCAL_QP_OP);
         }
-        if lkey != RESERVED_LKEY {
-            return Err(cqe::SYN_LOCAL_PROT);
-        }
         if raw_count == 0 || buf.len() + raw_count as usize > limit {
             return Err(cqe::SYN_LOCAL_LENGTH);
         }
+        let addr = dev
+            .mkeys
+            .translate(lkey, pd, addr, raw_count as u64, false)
+            .map_err(|_| cqe::SYN_LOCAL_PROT)?;
         let start = buf.len();
         buf.resize(start + raw_count as usize, 0);
         if dev
@@ -475,7 +501,7 @@ const TCP_FIN: u8 = 0x01;
 /// segment) and header checksum, IPv6 payload length, TCP sequence number,
 /// flags (CWR on the first only, PSH and FIN on the last only) and checksum
 /// rewritten per segment.
-fn segment(dev: &mut Device, big: &[u8], h: &frame::Headers, mss: usize, up: bool) {
+fn segment(dev: &mut Function, big: &[u8], h: &frame::Headers, mss: usize, up: bool) {
     let hl = h.l4_off() + h.l4_len;
     let l3 = h.l2_len;
     let tcp = h.l4_off();
@@ -516,6 +542,7 @@ fn segment(dev: &mut Device, big: &[u8], h: &frame::Headers, mss: usize, up: boo
         if f.len() < MIN_FRAME {
             f.resize(MIN_FRAME, 0);
         }
+        dev.vport.counters.count_tx(&f);
         dev.nic.wire.send(f, up);
     }
     dev.nic.wire.stats.tx_lso_sends += 1;

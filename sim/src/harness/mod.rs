@@ -37,8 +37,8 @@ pub use self::mem::{
 };
 use self::msix::Msix as MsixState;
 pub use self::order::{OrderError, OrderLog, Recording, Step};
-use crate::device::Device;
 pub use crate::faults::Fault;
+use crate::function::Function;
 use crate::link::{Direction, Link, LinkPort, LinkStats, Pcap};
 use crate::pci_config::{BAR0_SIZE, MSIX_VECTORS};
 use crate::personality::Personality;
@@ -72,7 +72,7 @@ impl Kick {
 const TX_LOG_MAX: usize = 4096;
 
 struct Shared {
-    dev: Mutex<Device>,
+    dev: Mutex<Function>,
     /// The port at the other end of the cable (itself for loopback); none:
     /// transmitted frames go to `tx_log`.
     peer: Mutex<Option<Weak<Shared>>>,
@@ -145,7 +145,7 @@ impl SimPlatform {
     pub fn with_config(p: Personality, mode: Mode, config: SimConfig) -> SimPlatform {
         let space = Arc::new(HostDmaSpace::default());
         let msix = Arc::new(MsixState::default());
-        let dev = Device::with_mac(p, config.mac, space.clone(), msix.clone());
+        let dev = Function::with_mac(p, config.mac, space.clone(), msix.clone());
         let kick = Arc::new(Kick::default());
         let inner = Arc::new(Shared {
             dev: Mutex::new(dev),
@@ -293,7 +293,7 @@ impl SimPlatform {
         lock(&self.inner.tx_log).drain(..).collect()
     }
 
-    fn dev(&self) -> MutexGuard<'_, Device> {
+    fn dev(&self) -> MutexGuard<'_, Function> {
         // A panic while holding the lock is a model bug already reported by
         // the panicking test; keep going with the state as it is.
         self.inner.dev.lock().unwrap_or_else(|e| e.into_inner())
@@ -301,7 +301,7 @@ impl SimPlatform {
 
     /// Run `f` on the model (white-box inspection in tests). The model is
     /// locked meanwhile: `f` must not call back into this platform.
-    pub fn with_model<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
+    pub fn with_model<R>(&self, f: impl FnOnce(&mut Function) -> R) -> R {
         f(&mut self.dev())
     }
 
@@ -367,7 +367,7 @@ impl SimPlatform {
         self.inner.msix.disable();
     }
 
-    fn after_write(&self, mut d: MutexGuard<'_, Device>, work: bool) {
+    fn after_write(&self, mut d: MutexGuard<'_, Function>, work: bool) {
         if !work {
             return;
         }
@@ -449,7 +449,7 @@ fn capture_rx(shared: &Shared, frame: &[u8]) {
 /// port or the tx log, never holding both devices' locks: take the outbox,
 /// release the sender, deliver (under the receiver's lock for a peer),
 /// then give the buffers back to the sender's pool.
-fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Device>) {
+fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
     while d.nic.wire.has_outgoing() {
         let mut batch = std::mem::take(&mut *lock(&shared.batch));
         d.nic.wire.take_outgoing(&mut batch);

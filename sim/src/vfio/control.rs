@@ -10,7 +10,8 @@
 //!   port-change event through the model when the operational state changes;
 //!   a TAP wire's interface shows NO-CARRIER while down, a unix wire's other
 //!   model goes down and up with it).
-//! - `stats`: `commands <n>`, `msix <vector> <n>` per vector signalled,
+//! - `stats`: `firmware <major.minor.subminor> psid <psid>`, `commands
+//!   <n>`, `msix <vector> <n>` per vector signalled,
 //!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
 //!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`, and with a
@@ -22,6 +23,11 @@
 //!   dropped-outbox-full <n>`, `port rx frames <n> bytes <n> delivered <n>
 //!   dropped <n>`, and `pcap <file> records <n> lost <n>` when capturing.
 //! - `pages`: `ok <n> pages held`.
+//! - `objects`: one line `<kind> <n>` per kind of object the driver holds
+//!   (uars, eqs, cqs, sqs, rqs, tises, tirs, rqts, flow-tables,
+//!   flow-counters, q-counters, mkeys, pds, tds), `left-at-teardown <n>`
+//!   (objects still alive at the last TEARDOWN_HCA / DISABLE_HCA: what a
+//!   driver failed to destroy), then `ok <n> objects`.
 //! - `pages request <n>`: a page-request event asking for `n` more pages
 //!   (`n` > 0) or offering `-n` back (`n` < 0); ignored before INIT_HCA.
 //! - `sanitizer`: one line per violation, then `ok <n> violations`.
@@ -58,6 +64,7 @@ pub enum Request {
     Stats,
     Wire,
     Pages,
+    Objects,
     /// A page-request event: the model asks for `n` more pages (> 0) or
     /// offers `-n` back (< 0); ignored before INIT_HCA.
     RequestPages(i32),
@@ -76,6 +83,7 @@ stats
 wire
 pages
 pages request <n>
+objects
 sanitizer
 inject <hex bytes of one Ethernet frame>
 fault no-completion <opcode>
@@ -140,6 +148,7 @@ pub fn parse(line: &str) -> Result<Request, String> {
             Some(other) => return Err(format!("unexpected '{other}' (try help)")),
         },
         "sanitizer" => Request::Sanitizer,
+        "objects" => Request::Objects,
         "inject" => Request::Inject(hex_frame(words.next())?),
         "link" => match words.next() {
             Some("up") => Request::Link { up: true },
@@ -190,12 +199,14 @@ pub fn execute(req: Request, s: &Shared) -> String {
             let _ = writeln!(out, "ok requested {n} pages");
         }
         Request::Stats => {
-            let (commands, link_up) = {
+            let (commands, link_up, p) = {
                 let d = s.dev();
-                (d.commands_executed, d.port.oper_up())
+                (d.commands_executed, d.phys_port.oper_up(), d.personality)
             };
             let c = &s.counters;
             let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let (major, minor, sub) = p.fw_version();
+            let _ = writeln!(out, "firmware {major}.{minor}.{sub} psid {}", p.psid());
             let _ = writeln!(out, "commands {commands}");
             for v in 0..MSIX_VECTORS {
                 let count = s.irqs.signalled(v);
@@ -291,6 +302,16 @@ pub fn execute(req: Request, s: &Shared) -> String {
         Request::Pages => {
             let _ = writeln!(out, "ok {} pages held", s.dev().pages.held());
         }
+        Request::Objects => {
+            let d = s.dev();
+            let objects = d.objects();
+            for (kind, n) in objects {
+                let _ = writeln!(out, "{kind} {n}");
+            }
+            let _ = writeln!(out, "left-at-teardown {}", d.left_at_teardown);
+            let total: usize = objects.iter().map(|(_, n)| n).sum();
+            let _ = writeln!(out, "ok {total} objects");
+        }
         Request::Sanitizer => {
             let violations = s.dev().violations();
             for v in &violations {
@@ -383,6 +404,7 @@ mod tests {
         assert_eq!(parse("pages request 16"), Ok(Request::RequestPages(16)));
         assert_eq!(parse("pages request -8"), Ok(Request::RequestPages(-8)));
         assert_eq!(parse("sanitizer"), Ok(Request::Sanitizer));
+        assert_eq!(parse("objects"), Ok(Request::Objects));
         assert_eq!(
             parse("inject ffffffffffff02000000000188b5"),
             Ok(Request::Inject(vec![
@@ -516,7 +538,10 @@ mod tests {
         assert!(help.contains("fault no-completion <opcode>"));
         assert_eq!(last_line(&help), "ok");
         let stats = execute(Request::Stats, &s);
-        assert!(stats.starts_with("commands 0\n"), "{stats}");
+        assert!(
+            stats.starts_with("firmware 20.39.1002 psid MT_0000000223\ncommands 0\n"),
+            "{stats}"
+        );
         assert!(
             stats.contains("\nmmio reads 0 writes 0 dropped 0\n"),
             "{stats}"
@@ -552,19 +577,30 @@ mod tests {
     }
 
     #[test]
+    fn objects_lists_every_kind_and_the_teardown_leftovers() {
+        let s = Shared::new(Personality::ConnectX5);
+        let reply = execute(Request::Objects, &s);
+        let lines: Vec<&str> = reply.lines().collect();
+        assert_eq!(lines.len(), 16, "{reply}");
+        assert_eq!(lines[0], "uars 0");
+        assert_eq!(lines[14], "left-at-teardown 0");
+        assert_eq!(lines[15], "ok 0 objects");
+    }
+
+    #[test]
     fn link_and_faults_reach_the_model() {
         let s = Shared::new(Personality::ConnectX4Lx);
         assert_eq!(execute(Request::Link { up: false }, &s), "ok link down\n");
-        assert!(!s.dev().port.oper_up());
+        assert!(!s.dev().phys_port.oper_up());
         assert!(execute(Request::Stats, &s).contains("\nlink down\n"));
         assert_eq!(execute(Request::Link { up: true }, &s), "ok link up\n");
         // initializing stuck shows in the init segment (0x1fc bit 31).
         execute(Request::Fault(Fault::InitializingStuck), &s);
-        assert!(s.dev().faults.init_stuck);
+        assert!(s.dev().iseg.stuck);
         execute(Request::Fault(Fault::HealthSyndrome(9)), &s);
         assert_eq!(s.dev().faults.health_syndrome, 9);
         assert_eq!(execute(Request::ClearFaults, &s), "ok faults cleared\n");
-        assert!(!s.dev().faults.init_stuck);
+        assert!(!s.dev().iseg.stuck);
         assert_eq!(s.dev().faults.health_syndrome, 0);
     }
 

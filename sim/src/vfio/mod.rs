@@ -1,6 +1,6 @@
 //! The vfio-user front end of the model: QEMU (>= 10.1, `-device
 //! vfio-user-pci`) presents the model to a guest as a PCI function with
-//! BAR0, MSI-X and DMA into guest memory (FACTS.md, "vfio-user with QEMU").
+//! BAR0, MSI-X and DMA into guest memory (sim/README.md, "vfio-user with QEMU").
 //!
 //! - [`server`]: the vfio-user server (regions, reset, the model thread).
 //! - [`guest_mem`]: guest memory mapped from the memfds of DMA_MAP, the

@@ -10,7 +10,7 @@
 //! `run` returns and the process ends.
 //!
 //! Regions: BAR0 is 32 MiB, read/write, trapped (no mmap: doorbells trap,
-//! FACTS.md "vfio-user with QEMU"); config space 4 KiB; the other BARs, the
+//! sim/README.md "vfio-user with QEMU"); config space 4 KiB; the other BARs, the
 //! ROM and VGA are absent. BAR0 registers are big-endian on the bus: a
 //! 32-bit register value `v` at offset `o` is the bytes `v.to_be_bytes()`.
 #![deny(unsafe_code)]
@@ -37,8 +37,8 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, Serv
 
 use super::guest_mem::{Access, GuestMemory};
 use super::irq::EventfdIrqs;
-use crate::device::Device;
-use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap};
+use crate::function::Function;
+use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap, PcapLimits};
 use crate::pci_config::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
 use crate::personality::Personality;
 
@@ -76,7 +76,7 @@ struct Kick {
 /// Everything the three threads share.
 #[derive(Debug)]
 pub struct Shared {
-    dev: Mutex<Device>,
+    dev: Mutex<Function>,
     pub mem: Arc<GuestMemory>,
     pub irqs: Arc<EventfdIrqs>,
     pub counters: Counters,
@@ -92,7 +92,7 @@ impl Shared {
         let mem = Arc::new(GuestMemory::default());
         let irqs = Arc::new(EventfdIrqs::default());
         Arc::new(Shared {
-            dev: Mutex::new(Device::new(p, mem.clone(), irqs.clone())),
+            dev: Mutex::new(Function::new(p, mem.clone(), irqs.clone())),
             mem,
             irqs,
             counters: Counters::default(),
@@ -108,9 +108,10 @@ impl Shared {
         self: &Arc<Self>,
         spec: &LinkSpec,
         pcap: Option<&Path>,
+        limits: PcapLimits,
     ) -> Result<(), String> {
         if let Some(path) = pcap {
-            let p = Pcap::create(path)
+            let p = Pcap::create_with(path, limits)
                 .map_err(|e| format!("cannot create the capture {}: {e}", path.display()))?;
             *lock(&self.pcap) = Some((path.to_path_buf(), Arc::new(p)));
         }
@@ -173,7 +174,7 @@ impl Shared {
         let oper_up = {
             let mut d = self.dev();
             d.set_link(up);
-            d.port.oper_up()
+            d.phys_port.oper_up()
         };
         if let Some(link) = lock(&self.link).as_ref() {
             link.set_carrier(up);
@@ -189,7 +190,7 @@ impl Shared {
 
     /// Hands what the port transmitted to the capture and the link, without
     /// holding the model's lock meanwhile; the buffers go back to its pool.
-    fn carry_frames<'a>(&'a self, mut d: MutexGuard<'a, Device>, batch: &mut Vec<Vec<u8>>) {
+    fn carry_frames<'a>(&'a self, mut d: MutexGuard<'a, Function>, batch: &mut Vec<Vec<u8>>) {
         while d.nic.wire.has_outgoing() {
             d.nic.wire.take_outgoing(batch);
             drop(d);
@@ -206,7 +207,7 @@ impl Shared {
 
     /// The model, locked. A panic on another thread while it held the lock
     /// is a model bug already reported; the state is used as it is.
-    pub fn dev(&self) -> MutexGuard<'_, Device> {
+    pub fn dev(&self) -> MutexGuard<'_, Function> {
         self.dev.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -523,6 +524,29 @@ pub struct Options {
     pub wire: LinkSpec,
     /// Capture of everything on the cable (classic pcap).
     pub pcap: Option<PathBuf>,
+    /// How much of it the capture keeps.
+    pub pcap_limits: PcapLimits,
+    /// How long firmware boots after each reset (`initializing` set).
+    pub fw_boot_delay: Duration,
+    /// Trace every command ([`crate::trace`]) into this file; `-` is stderr.
+    pub trace_commands: Option<PathBuf>,
+}
+
+impl Options {
+    /// `personality` served on `socket`: no control socket, no cable, the
+    /// model's default firmware boot time, no trace.
+    pub fn new(socket: PathBuf, personality: Personality) -> Options {
+        Options {
+            socket,
+            personality,
+            control: None,
+            wire: LinkSpec::None,
+            pcap: None,
+            pcap_limits: PcapLimits::default(),
+            fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
+            trace_commands: None,
+        }
+    }
 }
 
 /// Serves one QEMU until it disconnects. The control socket (if any)
@@ -530,7 +554,21 @@ pub struct Options {
 /// vfio-user socket may use both.
 pub fn serve(opts: &Options) -> Result<(), String> {
     let shared = Shared::new(opts.personality);
-    shared.attach_link(&opts.wire, opts.pcap.as_deref())?;
+    {
+        let mut dev = shared.dev();
+        dev.set_fw_boot_delay(opts.fw_boot_delay);
+        if let Some(path) = &opts.trace_commands {
+            let out: Box<dyn io::Write + Send> = if path.as_os_str() == "-" {
+                Box::new(io::stderr())
+            } else {
+                Box::new(io::BufWriter::new(File::create(path).map_err(|e| {
+                    format!("cannot create the trace {}: {e}", path.display())
+                })?))
+            };
+            dev.set_trace(crate::trace::Trace::new(out));
+        }
+    }
+    shared.attach_link(&opts.wire, opts.pcap.as_deref(), opts.pcap_limits)?;
     let control = match &opts.control {
         Some(path) => Some(super::control::listen(path, shared.clone())?),
         None => None,
@@ -641,6 +679,7 @@ mod tests {
     #[test]
     fn reset_restores_the_power_on_state() {
         let s = Shared::new(Personality::ConnectX4);
+        s.dev().set_fw_boot_delay(Duration::from_secs(3600));
         s.config_write(4, &[0x06]).unwrap();
         // initializing (0x1fc bit 31) is set at power-on.
         let mut init = [0u8; 4];

@@ -121,6 +121,19 @@ pub struct Raw {
 const BLOCK_STRIDE: usize = 1024;
 const BLOCK_DATA: usize = 512;
 
+/// Polls `initializing` (init segment 0x1fc bit 31) until firmware clears
+/// it; the model's firmware boots in a few milliseconds.
+pub fn wait_initialized(p: &SimPlatform) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while p.bar0_read_be32(0x1fc) >> 31 != 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "initializing never clears"
+        );
+        std::thread::yield_now();
+    }
+}
+
 impl Raw {
     pub fn new(pers: Personality, mode: Mode) -> Raw {
         let p = SimPlatform::new(pers, mode);
@@ -130,12 +143,14 @@ impl Raw {
     pub fn on(p: SimPlatform) -> Raw {
         // init segment (device.h struct mlx5_init_seg): cmdif_rev @0x004 [31:16].
         assert_eq!(p.bar0_read_be32(0x004) >> 16, 5);
-        assert_eq!(p.bar0_read_be32(0x1fc) >> 31, 1, "initializing after reset");
+        // PRM start-up: wait for initializing (0x1fc bit 31) to clear, write
+        // the command queue address (0x010 high, 0x014 low), wait again.
+        wait_initialized(&p);
         let cmdq = p.dma_alloc(4096).unwrap();
         let a = cmdq.device_addr().get();
         p.bar0_write_be32(0x010, (a >> 32) as u32);
         p.bar0_write_be32(0x014, a as u32);
-        assert_eq!(p.bar0_read_be32(0x1fc) >> 31, 0, "initializing clears");
+        wait_initialized(&p);
         Raw {
             p,
             cmdq,

@@ -6,7 +6,7 @@
 use crate::personality::Personality;
 
 #[derive(Debug, Clone)]
-pub struct Port {
+pub struct PhysPort {
     /// PAOS admin_status: true = up (1), false = down (2).
     pub admin_up: bool,
     /// Something is plugged in and the far end is up (the test's `set_link`).
@@ -23,6 +23,8 @@ pub struct Port {
     pub lanes: u8,
     /// PAOS ee/e: event generation requested by the driver.
     pub event_enable: u8,
+    /// PFCC: pause and priority flow control.
+    pub flow_control: crate::cmd::reg::pfcc::FlowControl,
 }
 
 /// Local port number of the function's port.
@@ -30,10 +32,10 @@ pub const LOCAL_PORT: u8 = 1;
 /// Smallest MTU the port accepts.
 pub const MIN_MTU: u16 = 68;
 
-impl Port {
-    pub fn new(p: Personality) -> Port {
+impl PhysPort {
+    pub fn new(p: Personality) -> PhysPort {
         let c = p.caps();
-        Port {
+        PhysPort {
             admin_up: true,
             carrier: true,
             max_mtu: c.max_mtu,
@@ -46,6 +48,7 @@ impl Port {
             ext_eth_proto_run: c.ext_eth_proto_oper,
             lanes: c.lanes,
             event_enable: 0,
+            flow_control: Default::default(),
         }
     }
 

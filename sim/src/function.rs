@@ -6,11 +6,12 @@
 #![deny(unsafe_code)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cmd;
 use crate::cmd::{
-    caps::Caps, eq::Eqs, hca::Hca, pages::Pages, pd::Domains, q_counter::QCounters, uar::Uars,
-    vport::Vport,
+    caps::Caps, eq::Eqs, hca::Hca, mkey::Mkeys, pages::Pages, pd::Domains, q_counter::QCounters,
+    uar::Uars, vport::Vport,
 };
 use crate::cmdif::{self, Undeliverable, entry};
 use crate::dma::{DmaSpace, Interrupts};
@@ -18,7 +19,7 @@ use crate::faults::{CommandFault, Fault, Faults};
 use crate::init_seg::{self, InitSeg, InitSegEvent};
 use crate::pci_config::{ConfigEvent, PciConfig};
 use crate::personality::Personality;
-use crate::port::Port;
+use crate::phys_port::PhysPort;
 use crate::sanitizer::{Bus, Purpose, Revoked, Violation};
 use crate::syndrome::{delivery, status};
 
@@ -26,7 +27,7 @@ use crate::syndrome::{delivery, status};
 pub const UAR_PAGE_SIZE: usize = 4096;
 
 /// The model of one function.
-pub struct Device {
+pub struct Function {
     pub personality: Personality,
     /// Permanent MAC of the port (kept across teardown and reset).
     pub mac: [u8; 6],
@@ -41,18 +42,29 @@ pub struct Device {
     pub uars: Uars,
     pub eqs: Eqs,
     pub domains: Domains,
+    pub mkeys: Mkeys,
     pub q_counters: QCounters,
     pub vport: Vport,
-    pub port: Port,
+    pub phys_port: PhysPort,
     /// Data path objects and the port's wire side.
     pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
+    /// HOST_ENDIANNESS register `he` (atomic response byte order).
+    pub host_endianness: u8,
+    /// Objects alive when the function was last torn down.
+    pub left_at_teardown: usize,
+    /// Where PPCNT's counters were last cleared.
+    pub ppcnt_base: crate::cmd::reg::ppcnt::Baseline,
+    /// When the function was last reset (the trace's time base).
+    reset_at: Instant,
+    /// `--trace-commands`: every executed command, one line each.
+    trace: Option<crate::trace::Trace>,
 }
 
-impl std::fmt::Debug for Device {
+impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
+        f.debug_struct("Function")
             .field("personality", &self.personality)
             .field("commands_executed", &self.commands_executed)
             .finish_non_exhaustive()
@@ -72,9 +84,9 @@ struct CmdQueue {
     output: Vec<u8>,
 }
 
-impl Device {
-    pub fn new(p: Personality, dma: Arc<dyn DmaSpace>, irq: Arc<dyn Interrupts>) -> Device {
-        Device::with_mac(p, crate::cmd::vport::default_mac(p), dma, irq)
+impl Function {
+    pub fn new(p: Personality, dma: Arc<dyn DmaSpace>, irq: Arc<dyn Interrupts>) -> Function {
+        Function::with_mac(p, crate::cmd::vport::default_mac(p), dma, irq)
     }
 
     pub fn with_mac(
@@ -82,8 +94,8 @@ impl Device {
         mac: [u8; 6],
         dma: Arc<dyn DmaSpace>,
         irq: Arc<dyn Interrupts>,
-    ) -> Device {
-        Device {
+    ) -> Function {
+        Function {
             personality: p,
             mac,
             config: PciConfig::new(p),
@@ -97,9 +109,10 @@ impl Device {
             uars: Uars::default(),
             eqs: Eqs::default(),
             domains: Domains::default(),
+            mkeys: Mkeys::default(),
             q_counters: QCounters::default(),
             vport: Vport::new(p, mac),
-            port: Port::new(p),
+            phys_port: PhysPort::new(p),
             nic: crate::datapath::Nic::default(),
             cmdq: CmdQueue {
                 input: Vec::with_capacity(4096),
@@ -107,7 +120,36 @@ impl Device {
                 ..CmdQueue::default()
             },
             commands_executed: 0,
+            host_endianness: 0,
+            ppcnt_base: Default::default(),
+            left_at_teardown: 0,
+            reset_at: Instant::now(),
+            trace: None,
         }
+    }
+
+    /// Record how many objects the driver left for teardown to destroy
+    /// (TEARDOWN_HCA, DISABLE_HCA, reset): a driver that cleans up leaves 0.
+    pub fn note_leftovers(&mut self) {
+        let left: usize = self.objects().iter().map(|(_, n)| n).sum();
+        if left > 0 || self.hca.initialized {
+            self.left_at_teardown = left;
+        }
+    }
+
+    /// Trace every command from now on (see [`crate::trace`]).
+    pub fn set_trace(&mut self, trace: crate::trace::Trace) {
+        self.trace = Some(trace);
+    }
+
+    /// How long firmware boots after a reset before `initializing` clears.
+    pub fn set_fw_boot_delay(&mut self, delay: Duration) {
+        self.iseg.set_fw_boot_delay(delay);
+    }
+
+    /// Time since the last function reset (or since the model was built).
+    pub fn since_reset(&self) -> Duration {
+        self.reset_at.elapsed()
     }
 
     /// Function reset (FLR): everything the driver built is gone, the
@@ -123,6 +165,10 @@ impl Device {
             ..CmdQueue::default()
         };
         self.iseg.reset();
+        self.reset_at = Instant::now();
+        if let Some(t) = self.trace.as_mut() {
+            t.reset();
+        }
         self.config.reset();
         self.hca = Hca::default();
         self.caps = Caps::new(self.personality);
@@ -131,6 +177,7 @@ impl Device {
     /// DISABLE_HCA (`disable`) or reset: tear down every object and drop
     /// the pages (see [`cmd::pages::release_all`]).
     pub fn end_function(&mut self, disable: bool) {
+        self.note_leftovers();
         cmd::hca::teardown_objects(self);
         cmd::pages::release_all(self, disable);
         self.hca.enabled = false;
@@ -163,13 +210,16 @@ impl Device {
     }
 
     /// 32-bit BAR0 write. Returns true when command work is pending (the
-    /// front end then runs [`Device::process`], inline or on its thread).
+    /// front end then runs [`Function::process`], inline or on its thread).
     pub fn bar_write32(&mut self, off: usize, value: u32) -> bool {
         if off < init_seg::reg::END {
             match self.iseg.write(off, value) {
                 InitSegEvent::None => {}
                 InitSegEvent::CmdqAddress { addr } => self.set_cmdq(addr),
                 InitSegEvent::Doorbell(bits) => return self.ring(bits),
+                InitSegEvent::NotReady => {
+                    log::debug!(target: "mlx5_sim::cmd", "command queue address written while initializing: dropped");
+                }
             }
             return false;
         }
@@ -197,9 +247,6 @@ impl Device {
         let len = (entry::SIZE << init_seg::LOG_CMDQ_SIZE) as u64;
         self.bus.san.grant(addr, len, Purpose::CmdEntry);
         self.cmdq.addr = Some(addr);
-        if !self.faults.init_stuck {
-            self.iseg.initializing = false;
-        }
     }
 
     fn ring(&mut self, bits: u32) -> bool {
@@ -209,7 +256,7 @@ impl Device {
             (1u32 << (1 << init_seg::LOG_CMDQ_SIZE)) - 1
         };
         let bits = bits & slots & !self.cmdq.stuck;
-        if self.cmdq.addr.is_none() || self.iseg.initializing || bits == 0 {
+        if self.cmdq.addr.is_none() || self.iseg.initializing() || bits == 0 {
             return false;
         }
         if self.eqs.subscriber(crate::cmd::eq::event::CMD).is_some() {
@@ -219,7 +266,7 @@ impl Device {
         true
     }
 
-    /// Whether command or transmit work is waiting for [`Device::process`].
+    /// Whether command or transmit work is waiting for [`Function::process`].
     pub fn has_work(&self) -> bool {
         self.cmdq.pending != 0 || self.nic.has_work()
     }
@@ -324,6 +371,21 @@ impl Device {
                 (err.status, err.syndrome)
             }
         };
+        if let Some(trace) = self.trace.as_mut() {
+            trace.command(
+                &crate::trace::Record {
+                    opcode,
+                    op_mod,
+                    inlen: input.len(),
+                    outlen: g.outlen,
+                    status: st,
+                    syndrome: syn,
+                    reg: crate::trace::Record::register_of(opcode, input),
+                    since_reset: self.reset_at.elapsed(),
+                },
+                input,
+            );
+        }
         output[0] = st;
         output[4..8].copy_from_slice(&syn.to_be_bytes());
         cmd::pages::log_command(self, opcode, op_mod, st);
@@ -351,22 +413,42 @@ impl Device {
         let now = self.iseg.health_counter_running();
         self.faults.inject(f, now);
         if matches!(f, Fault::InitializingStuck) {
-            self.iseg.initializing = true;
+            self.iseg.stuck = true;
         }
     }
 
     pub fn clear_faults(&mut self) {
         self.faults.clear();
-        if self.cmdq.addr.is_some() {
-            self.iseg.initializing = false;
-        }
+        self.iseg.stuck = false;
+    }
+
+    /// Every object the driver holds, by kind (`objects` on the control
+    /// socket).
+    pub fn objects(&self) -> [(&'static str, usize); 14] {
+        let (pds, tds) = self.domains.counts();
+        [
+            ("uars", self.uars.count()),
+            ("eqs", self.eqs.count()),
+            ("cqs", self.nic.cqs.count()),
+            ("sqs", self.nic.sqs.count()),
+            ("rqs", self.nic.rqs.count()),
+            ("tises", self.nic.tises.count()),
+            ("tirs", self.nic.tirs.count()),
+            ("rqts", self.nic.rqts.count()),
+            ("flow-tables", self.nic.flow.table_count()),
+            ("flow-counters", self.nic.flow.counter_count()),
+            ("q-counters", self.q_counters.count()),
+            ("mkeys", self.mkeys.len()),
+            ("pds", pds),
+            ("tds", tds),
+        ]
     }
 
     /// Carrier up or down; a port-change EQE when the operational state changes.
     pub fn set_link(&mut self, up: bool) {
-        let before = self.port.oper_up();
-        self.port.carrier = up;
-        cmd::port_regs::link_changed(self, before);
+        let before = self.phys_port.oper_up();
+        self.phys_port.carrier = up;
+        cmd::reg::link_changed(self, before);
     }
 
     /// Ask for `n` more pages (> 0) or offer to return some (< 0) with a

@@ -1,30 +1,14 @@
-//! ACCESS_REGISTER (`access_register_in/out`, mlx5_ifc.h) for the port
-//! registers PAOS (0x5006, `paos_reg`), PTYS (0x5004, `ptys_reg`), PMTU
-//! (0x5003, `pmtu_reg`) and PMLP (0x5002, `pmlp_reg`). op_mod 1 reads, 0
-//! writes; register data at byte 0x10 of input and output.
+//! The physical port's registers: PAOS (0x5006, `paos_reg`: admin and
+//! operational state, event generation), PTYS (0x5004, `ptys_reg`:
+//! protocols), PMTU (0x5003, `pmtu_reg`) and PMLP (0x5002, `pmlp_reg`:
+//! lanes). Port-change events when the operational state changes.
 #![deny(unsafe_code)]
 
-use super::{MIN_IN, need, reserved};
-use crate::bits::{F, f, get, set};
-use crate::device::Device;
-use crate::port::{LOCAL_PORT, MIN_MTU};
+use super::reg_id;
+use crate::bits::{f, get, set};
+use crate::function::Function;
+use crate::phys_port::{LOCAL_PORT, MIN_MTU};
 use crate::syndrome::{self as syn, CmdError};
-
-/// Register ids (`MLX5_REG_*`, driver.h).
-pub mod reg_id {
-    pub const PMLP: u16 = 0x5002;
-    pub const PMTU: u16 = 0x5003;
-    pub const PTYS: u16 = 0x5004;
-    pub const PAOS: u16 = 0x5006;
-}
-
-/// ACCESS_REGISTER op_mod.
-pub mod access {
-    pub const WRITE: u16 = 0;
-    pub const READ: u16 = 1;
-}
-
-const DATA: usize = 0x10;
 
 /// `paos_reg` (16 bytes).
 pub mod paos {
@@ -74,34 +58,56 @@ pub mod pmlp {
     pub const WIDTH: F = f(0x18, 8);
 }
 
-const LOCAL_PORT_F: F = f(0x8, 8);
+/// `register_host_endianness` (16 bytes): he at bit 0, the byte order of
+/// atomic responses (RDMA only; kept, no effect on Ethernet).
+pub mod host_endianness {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x10;
+    pub const HE: F = f(0x0, 1);
+}
 
-pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdError> {
-    need(inp, out, MIN_IN, MIN_IN)?;
-    reserved(inp, &[f(0x40, 0x10)])?;
-    let id = get(inp, f(0x50, 0x10)) as u16;
-    let size = match id {
-        reg_id::PAOS => paos::SIZE,
-        reg_id::PTYS => ptys::SIZE,
-        reg_id::PMTU => pmtu::SIZE,
-        reg_id::PMLP => pmlp::SIZE,
-        _ => return Err(syn::REG_ID),
-    };
-    let op_mod = crate::bits::be16(inp, 6);
-    if op_mod != access::READ && op_mod != access::WRITE {
-        return Err(syn::BAD_OP_MOD);
+/// `dtor_reg` (64 bytes): the firmware's default timeouts, each a
+/// `default_timeout` (to_multiplier [31:29]: 0 ms, 1 s, 2 min, 3 h;
+/// to_value [19:0]). Read-only.
+pub mod dtor {
+    use crate::bits::{F, f};
+    pub const SIZE: usize = 0x40;
+    /// (field bit offset, multiplier, value) of every timeout the model
+    /// reports: PCIe toggle 2 s, health poll 2 s, full crdump 60 s, fw reset
+    /// 60 s, flush on error 2 s, PCI sync update 5 s, teardown 3 s, FSM
+    /// reactivate 5 s, reclaim pages 5 s, reclaim VF pages 120 s, reset
+    /// unload 300 s.
+    pub const TIMEOUTS: &[(usize, u64, u64)] = &[
+        (0x20, 1, 2),
+        (0xa0, 1, 2),
+        (0xc0, 1, 60),
+        (0xe0, 1, 60),
+        (0x100, 1, 2),
+        (0x120, 1, 5),
+        (0x140, 1, 3),
+        (0x160, 1, 5),
+        (0x180, 1, 5),
+        (0x1a0, 1, 120),
+        (0x1c0, 1, 300),
+    ];
+    pub const fn multiplier(at: usize) -> F {
+        f(at, 3)
     }
-    if inp.len() < DATA + size {
-        return Err(syn::REG_LENGTH);
+    pub const fn value(at: usize) -> F {
+        f(at + 0xc, 0x14)
     }
-    if out.len() < DATA + size {
-        return Err(syn::BAD_OUTPUT_LENGTH);
-    }
-    let data = &inp[DATA..DATA + size];
-    if get(data, LOCAL_PORT_F) != LOCAL_PORT as u64 {
-        return Err(syn::REG_PORT);
-    }
-    if op_mod == access::WRITE {
+}
+
+/// Read or write one port register; `o` is the register's output data
+/// (local_port already set).
+pub fn access(
+    dev: &mut Function,
+    id: u16,
+    write: bool,
+    data: &[u8],
+    o: &mut [u8],
+) -> Result<(), CmdError> {
+    if write {
         match id {
             reg_id::PAOS => write_paos(dev, data)?,
             reg_id::PTYS => write_ptys(dev, data)?,
@@ -109,9 +115,7 @@ pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
             _ => return Err(syn::REG_VALUE),
         }
     }
-    let o = &mut out[DATA..DATA + size];
-    set(o, LOCAL_PORT_F, LOCAL_PORT as u64);
-    let p = &dev.port;
+    let p = &dev.phys_port;
     match id {
         reg_id::PAOS => {
             set(
@@ -159,33 +163,33 @@ pub fn access(dev: &mut Device, inp: &[u8], out: &mut [u8]) -> Result<(), CmdErr
     Ok(())
 }
 
-fn write_paos(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_paos(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     if get(data, paos::EE) != 0 {
         let e = get(data, paos::E);
         if e > 2 {
             return Err(syn::REG_VALUE);
         }
-        dev.port.event_enable = e as u8;
+        dev.phys_port.event_enable = e as u8;
     }
     if get(data, paos::ASE) != 0 {
         let admin = get(data, paos::ADMIN_STATUS);
         if admin != paos::UP && admin != paos::DOWN {
             return Err(syn::REG_VALUE);
         }
-        let before = dev.port.oper_up();
-        dev.port.admin_up = admin == paos::UP;
-        crate::cmd::port_regs::link_changed(dev, before);
+        let before = dev.phys_port.oper_up();
+        dev.phys_port.admin_up = admin == paos::UP;
+        link_changed(dev, before);
     }
     Ok(())
 }
 
-fn write_ptys(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_ptys(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     if get(data, ptys::PROTO_MASK) & ptys::EN == 0 {
         return Err(syn::REG_VALUE);
     }
     let admin = get(data, ptys::ETH_PROTO_ADMIN) as u32;
     let ext_admin = get(data, ptys::EXT_ETH_PROTO_ADMIN) as u32;
-    let p = &mut dev.port;
+    let p = &mut dev.phys_port;
     if admin & !p.eth_proto_cap != 0
         || ext_admin & !p.ext_eth_proto_cap != 0
         || (admin == 0 && ext_admin == 0)
@@ -213,42 +217,45 @@ fn write_ptys(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn write_pmtu(dev: &mut Device, data: &[u8]) -> Result<(), CmdError> {
+fn write_pmtu(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     let mtu = get(data, pmtu::ADMIN_MTU) as u16;
-    if !(MIN_MTU..=dev.port.max_mtu).contains(&mtu) {
+    if !(MIN_MTU..=dev.phys_port.max_mtu).contains(&mtu) {
         return Err(syn::PMTU_VALUE);
     }
-    dev.port.admin_mtu = mtu;
+    dev.phys_port.admin_mtu = mtu;
     Ok(())
 }
 
 /// Raise a port-change EQE if the operational state differs from `before`
 /// (`struct mlx5_eqe_port_state`: port number in bits 7:4 of data byte 8).
-pub fn link_changed(dev: &mut Device, before: bool) {
-    let now = dev.port.oper_up();
+pub fn link_changed(dev: &mut Function, before: bool) {
+    let now = dev.phys_port.oper_up();
     if now == before {
         return;
+    }
+    if !now {
+        dev.nic.wire.stats.link_down_events += 1;
     }
     let mut data = [0u8; 28];
     data[8] = LOCAL_PORT << 4;
     let sub = if now {
-        super::eq::port_sub::ACTIVE
+        crate::cmd::eq::port_sub::ACTIVE
     } else {
-        super::eq::port_sub::DOWN
+        crate::cmd::eq::port_sub::DOWN
     };
-    super::eq::raise_event(dev, super::eq::event::PORT_CHANGE, sub, &data);
+    crate::cmd::eq::raise_event(dev, crate::cmd::eq::event::PORT_CHANGE, sub, &data);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::footprint;
+    use crate::bits::{F, footprint};
 
     /// `paos_reg`, `ptys_reg`, `pmtu_reg`, `pmlp_reg`, by hand.
     #[test]
     fn register_fields_land_where_ifc_puts_them() {
         let golden: &[(F, &[(usize, u8)])] = &[
-            (LOCAL_PORT_F, &[(0x01, 0xff)]),
+            (super::super::LOCAL_PORT_F, &[(0x01, 0xff)]),
             (paos::ADMIN_STATUS, &[(0x02, 0x0f)]),
             (paos::OPER_STATUS, &[(0x03, 0x0f)]),
             (paos::ASE, &[(0x04, 0x80)]),
