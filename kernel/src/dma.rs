@@ -114,7 +114,7 @@ impl DmaBuffer {
     /// the platform contract says implementations panic).
     #[inline]
     fn ptr(&self, offset: usize, size: usize) -> *mut u8 {
-        if !offset.checked_add(size).is_some_and(|end| end <= self.len) {
+        if offset.checked_add(size).is_none_or(|end| end > self.len) {
             outside(offset, size, self.len);
         }
         (self.addr as usize + offset) as *mut u8

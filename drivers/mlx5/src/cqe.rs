@@ -173,7 +173,7 @@ impl Cqe {
     pub fn from_words(tail: u32, w: &[u64; WORDS], qpn: impl FnOnce() -> u32) -> Cqe {
         const fn dword(w: &[u64; WORDS], off: usize) -> u32 {
             let word = w[off / 8];
-            if off % 8 == 0 {
+            if off.is_multiple_of(8) {
                 (word >> 32) as u32
             } else {
                 word as u32

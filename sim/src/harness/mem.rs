@@ -280,7 +280,7 @@ impl VolatileWindow {
     /// platform contract says).
     #[inline]
     fn ptr(&self, off: usize, size: usize) -> *mut u8 {
-        if !off.checked_add(size).is_some_and(|end| end <= self.len) {
+        if off.checked_add(size).is_none_or(|end| end > self.len) {
             outside(off, size, self.len);
         }
         // SAFETY: off + size <= len <= the allocation's size.
