@@ -446,9 +446,9 @@ impl Function {
 
     /// Carrier up or down; a port-change EQE when the operational state changes.
     pub fn set_link(&mut self, up: bool) {
-        let before = self.phys_port.oper_up();
-        self.phys_port.carrier = up;
-        cmd::reg::link_changed(self, before);
+        let before = self.phys_port.view();
+        self.phys_port.far_end_up = up;
+        cmd::reg::link_update(self, before);
     }
 
     /// Ask for `n` more pages (> 0) or offer to return some (< 0) with a

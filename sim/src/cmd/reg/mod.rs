@@ -25,7 +25,7 @@ use crate::function::Function;
 use crate::phys_port::LOCAL_PORT;
 use crate::syndrome::{self as syn, CmdError};
 
-pub use port::link_changed;
+pub use port::link_update;
 
 /// Register ids (`MLX5_REG_*`, driver.h).
 pub mod reg_id {
