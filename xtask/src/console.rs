@@ -1,5 +1,5 @@
-//! Reading the kernel's serial console: the line formats of
-//! notes/KERNEL-CONTRACT.md, parsed so tests can check them.
+//! Reading the kernel's serial console: the line formats the kernel prints
+//! (selftest results, PCI listing, panics), parsed so tests can check them.
 
 /// Outcome of one in-kernel selftest line.
 #[derive(Debug, Clone, PartialEq, Eq)]

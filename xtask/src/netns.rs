@@ -234,18 +234,22 @@ impl PeerNetwork {
 
     /// How to start `mlx5-sim` in this namespace wired to its TAP
     /// (with `crate::sim_device::SimDevice::start_with` or
-    /// `crate::run::run_sim_with`), capturing into `pcap` if given.
+    /// `crate::run::run_sim_with`), capturing into `pcap` if given (headers
+    /// only and bounded: [`SimOptions::test_capture`]).
     pub fn sim_options(&self, pcap: Option<PathBuf>) -> SimOptions {
         let wire = if self.config.vlans.is_empty() {
             format!("tap:{TAP}")
         } else {
             format!("unix:{}", self.wire_path().display())
         };
-        SimOptions {
+        let options = SimOptions {
             wire: Some(wire),
-            pcap,
             netns: Some(self.ns.name().to_string()),
             ..SimOptions::default()
+        };
+        match pcap {
+            Some(path) => options.test_capture(path),
+            None => options,
         }
     }
 
@@ -583,6 +587,7 @@ mod tests {
         );
         let o = net.sim_options(Some("/tmp/x.pcap".into()));
         assert_eq!(o.wire.as_deref(), Some("tap:cxsim0"));
+        assert_eq!(o.snaplen, Some(crate::sim_device::TEST_SNAPLEN));
         assert_eq!(o.netns.as_deref(), Some(net.netns().name()));
         assert_eq!(net.leased_ip("52:54:00:00:00:01"), None);
         assert_eq!(net.config().tag, "xtask-peer");

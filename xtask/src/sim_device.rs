@@ -74,6 +74,11 @@ pub struct SimOptions {
     pub wire: Option<String>,
     /// `--pcap FILE`: every frame on the wire, both directions.
     pub pcap: Option<PathBuf>,
+    /// `--snaplen N`: bytes of each frame the capture keeps (whole frames
+    /// when none).
+    pub snaplen: Option<u32>,
+    /// `--pcap-max-mb MB`: where the capture stops (no ceiling when none).
+    pub pcap_max_mb: Option<u64>,
     /// Run under `ip netns exec NETNS` (needs root).
     pub netns: Option<String>,
     /// `--trace-commands=FILE`: one line per command the driver issues.
@@ -83,7 +88,24 @@ pub struct SimOptions {
     pub fw_boot_ms: Option<u64>,
 }
 
+/// Bytes of each frame a test's capture keeps: Ethernet, two VLAN tags,
+/// IPv6 with a TCP header and options fit (the payload of bulk traffic
+/// is the test's own pattern and not worth gigabytes of disk).
+pub const TEST_SNAPLEN: u32 = 160;
+/// Where a test's capture stops (the start of a run is what a post-mortem
+/// reads; a gigabit of iperf3 would otherwise fill the disk).
+pub const TEST_PCAP_MAX_MB: u64 = 48;
+
 impl SimOptions {
+    /// A capture into `path` bounded the way tests need: headers, and at
+    /// most [`TEST_PCAP_MAX_MB`].
+    pub fn test_capture(mut self, path: PathBuf) -> SimOptions {
+        self.pcap = Some(path);
+        self.snaplen = Some(TEST_SNAPLEN);
+        self.pcap_max_mb = Some(TEST_PCAP_MAX_MB);
+        self
+    }
+
     /// The program and arguments that start `sim` this way (before
     /// `--socket` and the rest).
     fn command(&self, sim: &Path) -> Command {
@@ -100,6 +122,12 @@ impl SimOptions {
         }
         if let Some(pcap) = &self.pcap {
             c.arg("--pcap").arg(pcap);
+            if let Some(n) = self.snaplen {
+                c.args(["--snaplen", &n.to_string()]);
+            }
+            if let Some(mb) = self.pcap_max_mb {
+                c.args(["--pcap-max-mb", &mb.to_string()]);
+            }
         }
         if let Some(trace) = &self.trace {
             let mut arg = std::ffi::OsString::from("--trace-commands=");
@@ -396,11 +424,17 @@ mod tests {
             netns: Some("cxos-run-1-0".into()),
             trace: Some("/tmp/t.txt".into()),
             fw_boot_ms: Some(300),
+            ..SimOptions::default()
         };
         assert_eq!(
             args(&o),
             "ip netns exec cxos-run-1-0 /b/mlx5-sim --wire tap:cxt0 --pcap /tmp/w.pcap \
              --trace-commands=/tmp/t.txt --fw-boot-ms 300"
+        );
+        let o = SimOptions::default().test_capture("/tmp/c.pcap".into());
+        assert_eq!(
+            args(&o),
+            "/b/mlx5-sim --pcap /tmp/c.pcap --snaplen 160 --pcap-max-mb 48"
         );
         let o = SimOptions {
             wire: Some("unix:/tmp/x/wire.sock".into()),

@@ -1,5 +1,6 @@
 //! The system tests: the real kernel image in QEMU, checked through its
-//! serial console and exit status against notes/KERNEL-CONTRACT.md.
+//! serial console and exit status (the line formats are parsed in
+//! `console.rs`; the exit codes are the kernel's `isa-debug-exit` codes).
 //!
 //! Each test boots its own QEMU with a hard timeout; its serial output goes
 //! to `<target>/xtask/logs/<name>.log`.

@@ -767,10 +767,10 @@ fn meets_cxos(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let mut sim_c = start_wired_sim(ctx, &setup, test, "cx5", "cxos", &wire)?;
     let options = SimOptions {
         wire: Some(format!("unix:{}", wire.display())),
-        pcap: Some(log.with_extension("linux.pcap")),
         trace: Some(log.with_extension("linux.trace")),
         ..SimOptions::default()
-    };
+    }
+    .test_capture(log.with_extension("linux.pcap"));
     let mut sim_l = start_sim(
         &setup,
         "cx6dx",

@@ -375,10 +375,10 @@ pub(crate) fn start_wired_sim(
     let log = ctx.log_path(test).with_extension(format!("sim-{side}.log"));
     let options = SimOptions {
         wire: Some(format!("unix:{}", wire.display())),
-        // Everything on the wire, for a post-mortem.
-        pcap: Some(ctx.log_path(test).with_extension(format!("{side}.pcap"))),
         ..SimOptions::default()
-    };
+    }
+    // The wire's headers, for a post-mortem.
+    .test_capture(ctx.log_path(test).with_extension(format!("{side}.pcap")));
     SimDevice::start_with(
         &setup.sim,
         personality,

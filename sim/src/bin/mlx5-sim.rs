@@ -1,19 +1,22 @@
 //! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
 //!
 //! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx
-//! [--wire tap:IFNAME|unix:PATH|none] [--pcap FILE] [--control PATH]
-//! [--fw-boot-ms MS] [--trace-commands[=FILE]]`
+//! [--wire tap:IFNAME|unix:PATH|none] [--pcap FILE [--snaplen N]
+//! [--pcap-max-mb MB]] [--control PATH] [--fw-boot-ms MS]
+//! [--trace-commands[=FILE]]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
 //! status 0 when it disconnects. The port's cable: a TAP device opened (or
 //! created) in the network namespace the process runs in, a unix-socket
 //! wire to another `mlx5-sim` naming the same PATH (either may start first),
-//! or none; `--pcap` records both directions in a classic pcap file.
+//! or none; `--pcap` records both directions in a classic pcap file,
+//! `--snaplen` bytes of each frame (tcpdump's `-s`), up to `--pcap-max-mb`.
 //! `--fw-boot-ms` is how long firmware keeps `initializing` set after each
 //! reset; `--trace-commands` writes one line per command (and register
 //! access) to FILE or, without one, to stderr (format: `mlx5_sim::trace`).
 //! Log level from `MLX5_SIM_LOG` (error, warn, info, debug, trace; default
 //! warn), on stderr.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,6 +46,13 @@ struct Cli {
     /// Record every frame on the cable in this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Bytes of each frame the capture keeps (tcpdump's -s; 0: 65535).
+    #[arg(long, default_value_t = mlx5_sim::link::pcap::SNAPLEN)]
+    snaplen: u32,
+    /// Stop the capture at this many megabytes (10^6); later frames are
+    /// counted as lost (the control socket's `stats` shows how many).
+    #[arg(long, value_name = "MB")]
+    pcap_max_mb: Option<u64>,
     /// Milliseconds firmware takes to boot after each reset (`initializing`).
     #[arg(long, default_value_t = mlx5_sim::init_seg::DEFAULT_FW_BOOT_DELAY.as_millis() as u64)]
     fw_boot_ms: u64,
@@ -66,7 +76,10 @@ impl log::Log for StderrLog {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!(
+            // Not eprintln!: it panics (and the model aborts) when stderr
+            // cannot be written, e.g. a log file on a full disk.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "mlx5-sim: {} {}: {}",
                 record.level(),
                 record.target(),
@@ -93,13 +106,17 @@ fn main() -> ExitCode {
         control: cli.control,
         wire: cli.wire,
         pcap: cli.pcap,
+        pcap_limits: mlx5_sim::link::PcapLimits {
+            snaplen: cli.snaplen,
+            max_bytes: cli.pcap_max_mb.map(|mb| mb.saturating_mul(1_000_000)),
+        },
         fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
         trace_commands: cli.trace_commands,
     };
     match serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mlx5-sim: {e}");
+            let _ = writeln!(std::io::stderr().lock(), "mlx5-sim: {e}");
             ExitCode::FAILURE
         }
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-pub use pcap::{Direction, Pcap};
+pub use pcap::{Direction, Limits as PcapLimits, Pcap};
 #[cfg(feature = "tap")]
 pub use tap::TapDevice;
 pub use unix::UnixWire;

@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAGIC: u32 = 0xa1b2_c3d4;
 const VERSION_MAJOR: u16 = 2;
 const VERSION_MINOR: u16 = 4;
-/// Most bytes of one frame kept; longer frames are cut (orig_len keeps the
-/// real length). 64 KiB covers every frame the model carries.
+/// Most bytes of one frame kept by default; longer frames are cut (orig_len
+/// keeps the real length). 64 KiB covers every frame the model carries.
 pub const SNAPLEN: u32 = 65_535;
 /// LINKTYPE_ETHERNET: frames start with the destination MAC.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -33,6 +33,36 @@ pub enum Direction {
     In,
 }
 
+/// How much a capture keeps: tcpdump's `-s snaplen` and a ceiling on the
+/// file (a bulk-traffic test at a gigabit would otherwise write gigabytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes kept of each frame (1..=[`SNAPLEN`]; 0 means [`SNAPLEN`], as
+    /// tcpdump's `-s 0`).
+    pub snaplen: u32,
+    /// The file stops growing at this many bytes; later frames are counted
+    /// as lost. `None`: no ceiling.
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            snaplen: SNAPLEN,
+            max_bytes: None,
+        }
+    }
+}
+
+impl Limits {
+    fn snaplen(&self) -> u32 {
+        match self.snaplen {
+            0 => SNAPLEN,
+            n => n.min(SNAPLEN),
+        }
+    }
+}
+
 /// An open capture file. Shared by the threads that see frames.
 #[derive(Debug)]
 pub struct Pcap {
@@ -42,29 +72,45 @@ pub struct Pcap {
 #[derive(Debug)]
 struct Sink {
     w: BufWriter<File>,
+    snaplen: u32,
+    /// Bytes left before the ceiling (`u64::MAX` without one).
+    room: u64,
     records: u64,
-    /// A write failed: further records are dropped (counted), the model goes on.
+    /// A write failed or the ceiling was reached: further records are
+    /// dropped (counted), the model goes on.
     failed: bool,
     lost: u64,
 }
 
-/// The global header (24 bytes, our byte order).
+/// The global header (24 bytes, our byte order) of a capture with the
+/// default snap length.
 pub fn global_header() -> [u8; 24] {
+    global_header_with(SNAPLEN)
+}
+
+/// The global header of a capture keeping `snaplen` bytes of each frame.
+pub fn global_header_with(snaplen: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(&MAGIC.to_ne_bytes());
     h[4..6].copy_from_slice(&VERSION_MAJOR.to_ne_bytes());
     h[6..8].copy_from_slice(&VERSION_MINOR.to_ne_bytes());
     // thiszone (8..12) and sigfigs (12..16) are 0.
-    h[16..20].copy_from_slice(&SNAPLEN.to_ne_bytes());
+    h[16..20].copy_from_slice(&snaplen.to_ne_bytes());
     h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_ne_bytes());
     h
 }
 
-/// The record header of a frame of `len` bytes seen at `at`.
+/// The record header of a frame of `len` bytes seen at `at` (default snap
+/// length).
 pub fn record_header(at: SystemTime, len: usize) -> [u8; 16] {
+    record_header_with(at, len, SNAPLEN)
+}
+
+/// The record header of a frame of `len` bytes cut to `snaplen`.
+pub fn record_header_with(at: SystemTime, len: usize, snaplen: u32) -> [u8; 16] {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let orig = u32::try_from(len).unwrap_or(u32::MAX);
-    let incl = orig.min(SNAPLEN);
+    let incl = orig.min(snaplen);
     let mut h = [0u8; 16];
     h[0..4].copy_from_slice(&(since.as_secs() as u32).to_ne_bytes());
     h[4..8].copy_from_slice(&since.subsec_micros().to_ne_bytes());
@@ -74,14 +120,26 @@ pub fn record_header(at: SystemTime, len: usize) -> [u8; 16] {
 }
 
 impl Pcap {
-    /// Creates (truncates) `path` and writes the global header.
+    /// Creates (truncates) `path` and writes the global header; whole
+    /// frames, no ceiling.
     pub fn create(path: &Path) -> io::Result<Pcap> {
+        Pcap::create_with(path, Limits::default())
+    }
+
+    /// Creates (truncates) `path` keeping what `limits` allows.
+    pub fn create_with(path: &Path, limits: Limits) -> io::Result<Pcap> {
+        let snaplen = limits.snaplen();
         let mut w = BufWriter::with_capacity(64 << 10, File::create(path)?);
-        w.write_all(&global_header())?;
+        let head = global_header_with(snaplen);
+        w.write_all(&head)?;
         w.flush()?;
         Ok(Pcap {
             out: Mutex::new(Sink {
                 w,
+                snaplen,
+                room: limits
+                    .max_bytes
+                    .map_or(u64::MAX, |m| m.saturating_sub(head.len() as u64)),
                 records: 0,
                 failed: false,
                 lost: 0,
@@ -103,10 +161,18 @@ impl Pcap {
             return;
         }
         let mut result = Ok(());
-        for f in frames {
+        for (i, f) in frames.iter().enumerate() {
             let f = f.as_ref();
-            let head = record_header(now, f.len());
-            let keep = f.len().min(SNAPLEN as usize);
+            let head = record_header_with(now, f.len(), s.snaplen);
+            let keep = f.len().min(s.snaplen as usize);
+            let size = (head.len() + keep) as u64;
+            if size > s.room {
+                log::warn!(target: "mlx5_sim::pcap", "capture full after {} records", s.records);
+                s.failed = true;
+                s.lost += (frames.len() - i) as u64;
+                break;
+            }
+            s.room -= size;
             result =
                 s.w.write_all(&head)
                     .and_then(|()| s.w.write_all(&f[..keep]));
@@ -235,5 +301,46 @@ mod tests {
         assert!(parse(&[0u8; 24]).is_err());
         assert!(parse(&[0u8; 3]).is_err());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn snaplen_cuts_frames_and_the_ceiling_stops_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("mlx5-sim-pcap-lim-{}.pcap", std::process::id()));
+        // 24 header bytes + two records of 16 + 64: room for exactly two.
+        let p = Pcap::create_with(
+            &path,
+            Limits {
+                snaplen: 64,
+                max_bytes: Some(24 + 2 * (16 + 64)),
+            },
+        )
+        .unwrap();
+        p.record_all(&[vec![7u8; 1514], vec![8u8; 60]], Direction::Out);
+        p.record(&[9u8; 1514], Direction::In);
+        p.record(&[9u8; 60], Direction::In);
+        let bytes = std::fs::read(&path).unwrap();
+        // The global header's snaplen field (offset 16) says 64.
+        assert_eq!(
+            u32::from_ne_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
+            64
+        );
+        let (_, recs) = parse(&bytes).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].data, vec![7u8; 64]);
+        assert_eq!(recs[0].orig_len, 1514);
+        assert_eq!(recs[1].data, vec![8u8; 60]);
+        assert_eq!(bytes.len(), 24 + 16 + 64 + 16 + 60);
+        assert_eq!((p.records(), p.lost()), (2, 2));
+        std::fs::remove_file(&path).unwrap();
+        // snaplen 0 is the default, as tcpdump's -s 0.
+        assert_eq!(
+            Limits {
+                snaplen: 0,
+                max_bytes: None
+            }
+            .snaplen(),
+            SNAPLEN
+        );
     }
 }

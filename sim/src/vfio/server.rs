@@ -38,7 +38,7 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, Serv
 use super::guest_mem::{Access, GuestMemory};
 use super::irq::EventfdIrqs;
 use crate::function::Function;
-use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap};
+use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap, PcapLimits};
 use crate::pci_config::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
 use crate::personality::Personality;
 
@@ -108,9 +108,10 @@ impl Shared {
         self: &Arc<Self>,
         spec: &LinkSpec,
         pcap: Option<&Path>,
+        limits: PcapLimits,
     ) -> Result<(), String> {
         if let Some(path) = pcap {
-            let p = Pcap::create(path)
+            let p = Pcap::create_with(path, limits)
                 .map_err(|e| format!("cannot create the capture {}: {e}", path.display()))?;
             *lock(&self.pcap) = Some((path.to_path_buf(), Arc::new(p)));
         }
@@ -523,6 +524,8 @@ pub struct Options {
     pub wire: LinkSpec,
     /// Capture of everything on the cable (classic pcap).
     pub pcap: Option<PathBuf>,
+    /// How much of it the capture keeps.
+    pub pcap_limits: PcapLimits,
     /// How long firmware boots after each reset (`initializing` set).
     pub fw_boot_delay: Duration,
     /// Trace every command ([`crate::trace`]) into this file; `-` is stderr.
@@ -539,6 +542,7 @@ impl Options {
             control: None,
             wire: LinkSpec::None,
             pcap: None,
+            pcap_limits: PcapLimits::default(),
             fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
             trace_commands: None,
         }
@@ -564,7 +568,7 @@ pub fn serve(opts: &Options) -> Result<(), String> {
             dev.set_trace(crate::trace::Trace::new(out));
         }
     }
-    shared.attach_link(&opts.wire, opts.pcap.as_deref())?;
+    shared.attach_link(&opts.wire, opts.pcap.as_deref(), opts.pcap_limits)?;
     let control = match &opts.control {
         Some(path) => Some(super::control::listen(path, shared.clone())?),
         None => None,

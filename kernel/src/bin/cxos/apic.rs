@@ -3,7 +3,6 @@
 //! Register-shaped values are `bitfield-struct` types; MSRs and ports are
 //! `x86_64`'s.
 
-use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bitfield_struct::bitfield;
@@ -11,6 +10,7 @@ use cxos_kernel::acpi::{InterruptOverride, IoApic, MpsIntiFlags};
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::{ApicBase, ApicBaseFlags, Msr};
 
+use crate::mmio;
 use crate::mmu::{self, Cache};
 
 static LAPIC_BASE: AtomicU64 = AtomicU64::new(0xfee0_0000);
@@ -129,7 +129,7 @@ fn lapic_read(reg: usize) -> u32 {
     }
     // SAFETY: the local APIC page is mapped uncached by `init_lapic`; reg is
     // one of the architectural register offsets.
-    unsafe { ptr::read_volatile((LAPIC_BASE.load(Ordering::Relaxed) as usize + reg) as *const u32) }
+    unsafe { mmio::reg32(LAPIC_BASE.load(Ordering::Relaxed) + reg as u64) }.read()
 }
 
 fn lapic_write(reg: usize, v: u32) {
@@ -141,12 +141,7 @@ fn lapic_write(reg: usize, v: u32) {
         return;
     }
     // SAFETY: as in `lapic_read`.
-    unsafe {
-        ptr::write_volatile(
-            (LAPIC_BASE.load(Ordering::Relaxed) as usize + reg) as *mut u32,
-            v,
-        )
-    }
+    unsafe { mmio::reg32(LAPIC_BASE.load(Ordering::Relaxed) + reg as u64) }.write(v)
 }
 
 /// Enable the local APIC at `madt_base` (or the MSR's base) with the
@@ -234,16 +229,16 @@ fn ioapic_write(base: u64, reg: u32, v: u32) {
     // SAFETY: `base` is the I/O APIC's register window, mapped uncached;
     // IOREGSEL at +0 selects the register written through IOWIN at +0x10.
     unsafe {
-        ptr::write_volatile(base as *mut u32, reg);
-        ptr::write_volatile((base + 0x10) as *mut u32, v);
+        mmio::reg32(base).write(reg);
+        mmio::reg32(base + 0x10).write(v);
     }
 }
 
 fn ioapic_read(base: u64, reg: u32) -> u32 {
     // SAFETY: as in `ioapic_write`.
     unsafe {
-        ptr::write_volatile(base as *mut u32, reg);
-        ptr::read_volatile((base + 0x10) as *const u32)
+        mmio::reg32(base).write(reg);
+        mmio::reg32(base + 0x10).read()
     }
 }
 

@@ -15,6 +15,7 @@ mod mem_builtins;
 mod memory;
 #[cfg(feature = "mlx5")]
 mod mlx5nic;
+mod mmio;
 mod mmu;
 #[cfg(feature = "net")]
 mod netcmd;

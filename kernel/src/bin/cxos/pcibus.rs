@@ -6,7 +6,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ptr;
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::acpi::EcamRegion;
@@ -16,6 +15,7 @@ use spin::Mutex;
 use x86_64::instructions::port::Port;
 
 use crate::arch;
+use crate::mmio;
 use crate::mmu::{self, Cache};
 
 #[derive(Clone, Debug)]
@@ -74,7 +74,7 @@ impl ConfigSpace for Config {
         match self.ecam {
             // SAFETY: the ECAM window was mapped uncached by `init`; offset
             // is inside this function's 4 KiB.
-            Some(base) => unsafe { ptr::read_volatile((base + u64::from(offset)) as *const u32) },
+            Some(base) => unsafe { mmio::reg32(base + u64::from(offset)) }.read(),
             // SAFETY: mechanism #1 ports, which only this module uses; with
             // interrupts off nothing comes between the address and the data.
             None if offset < 256 => arch::without_interrupts(|| unsafe {
@@ -89,9 +89,7 @@ impl ConfigSpace for Config {
         let offset = offset & 0xffc;
         match self.ecam {
             // SAFETY: as in `read32`.
-            Some(base) => unsafe {
-                ptr::write_volatile((base + u64::from(offset)) as *mut u32, value)
-            },
+            Some(base) => unsafe { mmio::reg32(base + u64::from(offset)) }.write(value),
             // SAFETY: as in `read32`.
             None if offset < 256 => arch::without_interrupts(|| unsafe {
                 Port::<u32>::new(CONFIG_ADDRESS).write(self.legacy_address(offset));
@@ -206,12 +204,12 @@ impl Mmio {
 
     pub fn read32(&self, offset: usize) -> u32 {
         // SAFETY: in bounds and aligned (checked); mapped uncached by claim.
-        unsafe { ptr::read_volatile(self.check(offset, 4) as *const u32) }
+        unsafe { mmio::reg32(self.check(offset, 4) as u64) }.read()
     }
 
     pub fn write32(&self, offset: usize, value: u32) {
         // SAFETY: as in `read32`.
-        unsafe { ptr::write_volatile(self.check(offset, 4) as *mut u32, value) }
+        unsafe { mmio::reg32(self.check(offset, 4) as u64) }.write(value)
     }
 }
 
