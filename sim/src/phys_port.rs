@@ -87,6 +87,8 @@ pub struct PhysPort {
     /// PMAOS e: 0 no module events, 1 events, 2 the next one only.
     pub module_events: u8,
     pub beacon: Beacon,
+    /// The last `beacon_duration` written (MLCR reads it back while on).
+    pub beacon_duration: u16,
 }
 
 /// Local port number of the function's port.
@@ -132,6 +134,7 @@ impl PhysPort {
             module_enabled: true,
             module_events: 1,
             beacon: Beacon::Off,
+            beacon_duration: 0,
         }
     }
 

@@ -142,6 +142,7 @@ pub mod queue_set;
 pub mod rq;
 pub mod rqt;
 pub mod rss;
+pub mod sff;
 pub mod sq;
 pub mod steering;
 pub mod tir;

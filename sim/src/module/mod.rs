@@ -199,6 +199,30 @@ impl ModuleKind {
     }
 }
 
+/// What the cage holds at start (`mlx5-sim --module`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModuleChoice {
+    /// The module a card of the part ships with ([`ModuleKind::default_for`]).
+    #[default]
+    Default,
+    /// `none`: an empty cage.
+    Empty,
+    Kind(ModuleKind),
+}
+
+impl std::str::FromStr for ModuleChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ModuleChoice, String> {
+        if s == "none" {
+            return Ok(ModuleChoice::Empty);
+        }
+        ModuleKind::from_name(s)
+            .map(ModuleChoice::Kind)
+            .ok_or_else(|| format!("unknown module '{s}' (none, {})", ModuleKind::names()))
+    }
+}
+
 /// Why an EEPROM read failed: MCIA `status` values (PRM "MCIA - Management
 /// Cable Info Access Register").
 pub mod mcia_status {
