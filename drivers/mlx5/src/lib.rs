@@ -134,6 +134,7 @@ pub mod init_seg;
 pub mod layout;
 #[cfg(test)]
 mod mock;
+pub mod module;
 pub mod pages;
 pub mod pd;
 pub mod port;

@@ -239,7 +239,13 @@ fn need(b: &[u8], page: u8, n: usize) -> Result<(), SffError> {
 fn ascii(b: &[u8]) -> String {
     let s: String = b
         .iter()
-        .map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' })
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '?'
+            }
+        })
         .collect();
     String::from(s.trim_end())
 }
@@ -270,7 +276,11 @@ fn extended_media(code: u8) -> Option<&'static str> {
 /// The module's page 00h (A0h on SFP: bytes 0-255; QSFP: lower page and
 /// upper page 00h), and A2h (SFP with diagnostics) or page 03h (paged
 /// QSFP, as bytes 128-255) when read.
-pub fn decode(low: &[u8], a2: Option<&[u8]>, page3: Option<&[u8]>) -> Result<Transceiver, SffError> {
+pub fn decode(
+    low: &[u8],
+    a2: Option<&[u8]>,
+    page3: Option<&[u8]>,
+) -> Result<Transceiver, SffError> {
     need(low, 0, 1)?;
     let id = Identifier::of(low[0]).ok_or(SffError::UnknownIdentifier(low[0]))?;
     if id.is_sfp() {
@@ -516,7 +526,10 @@ mod tests {
         let b = dac_100g();
         let t = decode(&b, None, None).unwrap();
         assert_eq!(t.identifier, Identifier::Qsfp28);
-        assert_eq!((t.vendor.as_str(), t.pn.as_str()), ("Mellanox", "MCP1600-C001"));
+        assert_eq!(
+            (t.vendor.as_str(), t.pn.as_str()),
+            ("Mellanox", "MCP1600-C001")
+        );
         assert_eq!((t.rev.as_str(), t.sn.as_str()), ("A2", "MT1822VS08719"));
         assert_eq!(t.media, "100GBASE-CR4");
         assert_eq!(t.nominal_mbd, 25_750);
@@ -541,16 +554,31 @@ mod tests {
         b[70] = 0;
         assert!(matches!(
             decode(&b, None, None),
-            Err(SffError::BadChecksum { field: "CC_EXT", offset: 95, .. })
+            Err(SffError::BadChecksum {
+                field: "CC_EXT",
+                offset: 95,
+                ..
+            })
         ));
-        assert_eq!(decode(&[0x18], None, None), Err(SffError::UnknownIdentifier(0x18)));
+        assert_eq!(
+            decode(&[0x18], None, None),
+            Err(SffError::UnknownIdentifier(0x18))
+        );
         assert_eq!(
             decode(&COPPER_1G[..50], None, None),
-            Err(SffError::Truncated { page: 0, len: 50, need: 96 })
+            Err(SffError::Truncated {
+                page: 0,
+                len: 50,
+                need: 96
+            })
         );
         assert_eq!(
             decode(&[], None, None),
-            Err(SffError::Truncated { page: 0, len: 0, need: 1 })
+            Err(SffError::Truncated {
+                page: 0,
+                len: 0,
+                need: 1
+            })
         );
         let q = dac_100g();
         assert!(matches!(
@@ -562,7 +590,11 @@ mod tests {
         q[2] = 0;
         assert_eq!(
             decode(&q, None, Some(&[0u8; 10])),
-            Err(SffError::Truncated { page: 3, len: 10, need: 72 })
+            Err(SffError::Truncated {
+                page: 3,
+                len: 10,
+                need: 72
+            })
         );
         // Diagnostics announced (byte 92 bit 6) with a short A2h.
         let mut b = COPPER_1G;
@@ -583,7 +615,11 @@ mod tests {
                 *v = x as u8;
             }
             b[0] = [0x03, 0x0d, 0x11, 0x0c][(x % 4) as usize];
-            let _ = decode(&b[..(x as usize % 257)], Some(&b[..(x >> 8) as usize % 257]), Some(&b));
+            let _ = decode(
+                &b[..(x as usize % 257)],
+                Some(&b[..(x >> 8) as usize % 257]),
+                Some(&b),
+            );
         }
     }
 }

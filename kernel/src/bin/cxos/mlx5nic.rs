@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
+use mlx5::module::ModuleState;
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
@@ -666,6 +667,14 @@ fn service_adapter(
                     PortEvent::Other(sub) => {
                         println!("mlx5 {addr}: port event subtype {sub:#x}");
                     }
+                    PortEvent::Module(ModuleState::Plugged) => match adapter.transceiver() {
+                        Ok(t) => println!(
+                            "mlx5 {addr}: module plugged: {} {} ({})",
+                            t.vendor, t.pn, t.media
+                        ),
+                        Err(e) => println!("mlx5 {addr}: module plugged: unreadable ({e})"),
+                    },
+                    PortEvent::Module(state) => println!("mlx5 {addr}: module {state}"),
                 }
             }
             if events
