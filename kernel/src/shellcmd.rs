@@ -30,6 +30,9 @@ pub const HELP: &str = "commands:
   rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
   stats [<pci>]         each port's packet counters, drops and faults
   flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
+  traninfo [-x] [<pci>] each port's transceiver: identifier, vendor, PN, SN, media, diagnostics (-x: EEPROM hex dump)
+  led <pci> on|off|beacon [s]   the port's identification LED (beacon: blink s seconds, default 15)
+  speed <pci> auto|<rate>       advertise every speed, or force one (1G, 10G, 25G, 40G, 50G, 100G, 200G or Mb/s)
   uptime                time since boot";
 
 /// The rest of `help`, after the network commands.
@@ -60,6 +63,92 @@ impl Report {
     }
 }
 
+/// The identification LED as `led` asks for it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LedArg {
+    Off,
+    On,
+    Beacon(u16),
+}
+
+/// What `speed` asks for: every speed, or one (Mb/s).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SpeedArg {
+    Auto,
+    Mbps(u32),
+}
+
+/// A port management command (answered by the adapter's driver).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PortCommand {
+    /// `traninfo [-x] [<pci>]`.
+    Traninfo { hex: bool, only: Option<PciAddress> },
+    Led(PciAddress, LedArg),
+    Speed(PciAddress, SpeedArg),
+}
+
+/// The `led` beacon's default duration (seconds), as `dlled` blinks.
+pub const BEACON_DEFAULT_S: u16 = 15;
+
+/// A rate: `25G`, `100M`, `1g`, or a plain number of Mb/s.
+pub fn parse_rate(s: &str) -> Option<u32> {
+    let (num, mul) = match s.as_bytes().last()? {
+        b'G' | b'g' => (&s[..s.len() - 1], 1000),
+        b'M' | b'm' => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    num.parse::<u32>().ok()?.checked_mul(mul).filter(|v| *v > 0)
+}
+
+fn parse_port(cmd: &str, arg: &str) -> Result<PortCommand, String> {
+    let mut pci = None;
+    let mut rest = alloc::vec::Vec::new();
+    let mut hex = false;
+    for w in arg.split_whitespace() {
+        if cmd == "traninfo" && w == "-x" {
+            hex = true;
+        } else if w.contains(':') {
+            if pci.is_some() {
+                return Err(format!("{cmd}: more than one PCI address"));
+            }
+            pci = Some(pci::parse_address(w).map_err(|e| format!("{cmd}: {e}"))?);
+        } else {
+            rest.push(w);
+        }
+    }
+    match cmd {
+        "traninfo" => match rest.first() {
+            None => Ok(PortCommand::Traninfo { hex, only: pci }),
+            Some(w) => Err(format!("traninfo: unexpected '{w}' (usage: traninfo [-x] [<pci>])")),
+        },
+        "led" => {
+            let usage = "usage: led <pci> on|off|beacon [seconds]";
+            let addr = pci.ok_or(usage)?;
+            let led = match rest.as_slice() {
+                ["on"] => LedArg::On,
+                ["off"] => LedArg::Off,
+                ["beacon"] => LedArg::Beacon(BEACON_DEFAULT_S),
+                ["beacon", s] => match s.parse::<u16>() {
+                    Ok(n) if (1..0xffff).contains(&n) => LedArg::Beacon(n),
+                    _ => return Err(format!("led: bad seconds '{s}' (1 to 65534)")),
+                },
+                _ => return Err(usage.into()),
+            };
+            Ok(PortCommand::Led(addr, led))
+        }
+        _ => {
+            let usage = "usage: speed <pci> auto|<rate> (e.g. 10G)";
+            let addr = pci.ok_or(usage)?;
+            let s = match rest.as_slice() {
+                ["auto"] => SpeedArg::Auto,
+                [r] => SpeedArg::Mbps(parse_rate(r).ok_or_else(|| format!("speed: bad rate '{r}'"))?),
+                _ => return Err(usage.into()),
+            };
+            Ok(PortCommand::Speed(addr, s))
+        }
+    }
+}
+
 /// One command line.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command<'a> {
@@ -80,6 +169,8 @@ pub enum Command<'a> {
     Attach(PciAddress),
     /// `rings` / `stats` / `flows`, for every port or one.
     Report(Report, Option<PciAddress>),
+    /// `traninfo`, `led`, `speed`.
+    Port(PortCommand),
     #[cfg(feature = "net")]
     Net(NetCommand<'a>),
     /// Not run: print this line (a usage line, why an argument is wrong).
@@ -131,6 +222,9 @@ impl<'a> Command<'a> {
                     pci_arg(&format!("usage: {cmd} [<pci>]"))
                         .map_or_else(refused, |a| Command::Report(report, Some(a)))
                 }
+            }
+            "traninfo" | "led" | "speed" => {
+                parse_port(cmd, arg).map_or_else(refused, Command::Port)
             }
             other => Command::Unknown(other),
         }
@@ -317,6 +411,43 @@ mod tests {
             Command::Refused(s) => s,
             other => panic!("{line}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn port_commands_take_options_in_any_order() {
+        let a = pci::parse_address("01:00.0").unwrap();
+        let t = |hex, only| Command::Port(PortCommand::Traninfo { hex, only });
+        assert_eq!(Command::parse("traninfo"), t(false, None));
+        assert_eq!(Command::parse("traninfo -x 01:00.0"), t(true, Some(a)));
+        assert_eq!(Command::parse("traninfo 01:00.0 -x"), t(true, Some(a)));
+        assert_eq!(
+            Command::parse("led 01:00.0 beacon 30"),
+            Command::Port(PortCommand::Led(a, LedArg::Beacon(30)))
+        );
+        assert_eq!(
+            Command::parse("led beacon 01:00.0"),
+            Command::Port(PortCommand::Led(a, LedArg::Beacon(BEACON_DEFAULT_S)))
+        );
+        assert_eq!(
+            Command::parse("led off 01:00.0"),
+            Command::Port(PortCommand::Led(a, LedArg::Off))
+        );
+        assert_eq!(
+            Command::parse("speed 01:00.0 10G"),
+            Command::Port(PortCommand::Speed(a, SpeedArg::Mbps(10_000)))
+        );
+        assert_eq!(
+            Command::parse("speed auto 01:00.0"),
+            Command::Port(PortCommand::Speed(a, SpeedArg::Auto))
+        );
+        assert_eq!(parse_rate("100M"), Some(100));
+        assert_eq!(parse_rate("25000"), Some(25_000));
+        assert_eq!(parse_rate("0G"), None);
+        assert_eq!(refused("led on"), "usage: led <pci> on|off|beacon [seconds]");
+        assert_eq!(refused("led 01:00.0 beacon 0"), "led: bad seconds '0' (1 to 65534)");
+        assert_eq!(refused("speed 01:00.0 fast"), "speed: bad rate 'fast'");
+        assert!(refused("traninfo -v").starts_with("traninfo: unexpected '-v'"));
+        assert!(HELP.contains("traninfo [-x] [<pci>]"));
     }
 
     #[test]

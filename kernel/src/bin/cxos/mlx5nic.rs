@@ -22,7 +22,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
-use mlx5::module::ModuleState;
+use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
+use mlx5::module::{Led, ModuleState, SpeedSetting};
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
@@ -96,7 +97,10 @@ impl PciDriver for Mlx5Driver {
             .map(|s| {
                 let addr = s.addr;
                 s.state
-                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
+                    .with_adapter(|a| {
+                        let line = cxos_kernel::mlx5_report::phys_line(&a.summary());
+                        format!("{line}, module {}", module_summary(a))
+                    })
                     .unwrap_or_else(|| format!("{addr} mlx5 detached"))
             })
             .collect()
@@ -118,6 +122,91 @@ impl PciDriver for Mlx5Driver {
 
     fn port_report(&self, which: Report, only: Option<PciAddress>) -> Option<String> {
         port_report(which, only)
+    }
+
+    fn port_command(&self, cmd: PortCommand) -> Option<Result<String, String>> {
+        port_command(cmd)
+    }
+}
+
+/// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
+/// (1000BASE-T)`, `unplugged`, or why it cannot be read.
+fn module_summary(a: &mut Mlx5Adapter) -> String {
+    match a.module_state() {
+        Ok(ModuleState::Plugged) => match a.transceiver() {
+            Ok(t) => format!("{} {} ({})", t.vendor, t.pn, t.media),
+            Err(e) => format!("unreadable ({e})"),
+        },
+        Ok(s) => format!("{s}"),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// `traninfo`, `led`, `speed` on this driver's functions.
+fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
+    let mut slots = SLOTS.lock();
+    let not_attached = |addr: PciAddress| format!("mlx5 {addr}: not attached");
+    match cmd {
+        PortCommand::Traninfo { hex, only } => {
+            let mut text = String::new();
+            let mut any = false;
+            for s in slots.iter_mut().filter(|s| only.is_none_or(|a| a == s.addr)) {
+                any = true;
+                let addr = s.addr;
+                let t = s
+                    .state
+                    .with_adapter(|a| {
+                        let state = a.module_state();
+                        let image = match state {
+                            Ok(ModuleState::Unplugged) => None,
+                            _ => Some(a.read_module()),
+                        };
+                        cxos_kernel::traninfo::traninfo(addr, state, image, hex)
+                    })
+                    .unwrap_or_else(|| format!("{}\n", not_attached(addr)));
+                text.push_str(&t);
+            }
+            any.then_some(Ok(text))
+        }
+        PortCommand::Led(addr, l) => {
+            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            let led = match l {
+                LedArg::Off => Led::Off,
+                LedArg::On => Led::On,
+                LedArg::Beacon(n) => Led::Beacon(n),
+            };
+            Some(
+                s.state
+                    .with_adapter(|a| {
+                        a.set_led(led)?;
+                        a.led()
+                    })
+                    .ok_or_else(|| not_attached(addr))
+                    .and_then(|r| r.map_err(|e| format!("{e}")))
+                    .map(|(duration, remain)| match duration {
+                        0 => format!("mlx5 {addr}: led off\n"),
+                        0xffff => format!("mlx5 {addr}: led on\n"),
+                        _ => format!("mlx5 {addr}: led beacon {remain}s\n"),
+                    }),
+            )
+        }
+        PortCommand::Speed(addr, sp) => {
+            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            let setting = match sp {
+                SpeedArg::Auto => SpeedSetting::Auto,
+                SpeedArg::Mbps(m) => SpeedSetting::Forced(m),
+            };
+            Some(
+                s.state
+                    .with_adapter(|a| a.set_speed(setting))
+                    .ok_or_else(|| not_attached(addr))
+                    .and_then(|r| r.map_err(|e| format!("{e}")))
+                    .map(|()| match sp {
+                        SpeedArg::Auto => format!("mlx5 {addr}: advertising every speed\n"),
+                        SpeedArg::Mbps(m) => format!("mlx5 {addr}: advertising {} only\n", Speed(m)),
+                    }),
+            )
+        }
     }
 }
 
