@@ -25,6 +25,7 @@ mod systests;
 mod systests_attach;
 mod systests_linux;
 mod systests_net;
+mod systests_port;
 mod systests_sim;
 mod systests_vnic;
 mod test;

@@ -861,6 +861,32 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
                 .unwrap_or_default()
             }
         };
+        // The MAC's own IEEE 802.3 counters (PPCNT), read fresh.
+        let body = if which == Report::Stats {
+            let ppcnt = slot
+                .state
+                .with_adapter(|a| a.port_counters())
+                .map(|r| match r {
+                    Ok(c) => format!(
+                        "802.3: rx frames {} octets {} multicast {} broadcast {} too-long {} fcs-errors {}\n802.3: tx frames {} octets {} multicast {} broadcast {}\n",
+                        c.frames_rx,
+                        c.octets_rx,
+                        c.multicast_rx,
+                        c.broadcast_rx,
+                        c.too_long,
+                        c.fcs_errors,
+                        c.frames_tx,
+                        c.octets_tx,
+                        c.multicast_tx,
+                        c.broadcast_tx
+                    ),
+                    Err(e) => format!("802.3: not read: {e}\n"),
+                })
+                .unwrap_or_default();
+            body + &ppcnt
+        } else {
+            body
+        };
         #[cfg(feature = "net")]
         let body = if which == Report::Stats {
             let stack =
