@@ -82,7 +82,10 @@ pub enum SpeedArg {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PortCommand {
     /// `traninfo [-x] [<pci>]`.
-    Traninfo { hex: bool, only: Option<PciAddress> },
+    Traninfo {
+        hex: bool,
+        only: Option<PciAddress>,
+    },
     Led(PciAddress, LedArg),
     Speed(PciAddress, SpeedArg),
 }
@@ -119,7 +122,9 @@ fn parse_port(cmd: &str, arg: &str) -> Result<PortCommand, String> {
     match cmd {
         "traninfo" => match rest.first() {
             None => Ok(PortCommand::Traninfo { hex, only: pci }),
-            Some(w) => Err(format!("traninfo: unexpected '{w}' (usage: traninfo [-x] [<pci>])")),
+            Some(w) => Err(format!(
+                "traninfo: unexpected '{w}' (usage: traninfo [-x] [<pci>])"
+            )),
         },
         "led" => {
             let usage = "usage: led <pci> on|off|beacon [seconds]";
@@ -141,7 +146,9 @@ fn parse_port(cmd: &str, arg: &str) -> Result<PortCommand, String> {
             let addr = pci.ok_or(usage)?;
             let s = match rest.as_slice() {
                 ["auto"] => SpeedArg::Auto,
-                [r] => SpeedArg::Mbps(parse_rate(r).ok_or_else(|| format!("speed: bad rate '{r}'"))?),
+                [r] => {
+                    SpeedArg::Mbps(parse_rate(r).ok_or_else(|| format!("speed: bad rate '{r}'"))?)
+                }
                 _ => return Err(usage.into()),
             };
             Ok(PortCommand::Speed(addr, s))
@@ -443,8 +450,14 @@ mod tests {
         assert_eq!(parse_rate("100M"), Some(100));
         assert_eq!(parse_rate("25000"), Some(25_000));
         assert_eq!(parse_rate("0G"), None);
-        assert_eq!(refused("led on"), "usage: led <pci> on|off|beacon [seconds]");
-        assert_eq!(refused("led 01:00.0 beacon 0"), "led: bad seconds '0' (1 to 65534)");
+        assert_eq!(
+            refused("led on"),
+            "usage: led <pci> on|off|beacon [seconds]"
+        );
+        assert_eq!(
+            refused("led 01:00.0 beacon 0"),
+            "led: bad seconds '0' (1 to 65534)"
+        );
         assert_eq!(refused("speed 01:00.0 fast"), "speed: bad rate 'fast'");
         assert!(refused("traninfo -v").starts_with("traninfo: unexpected '-v'"));
         assert!(HELP.contains("traninfo [-x] [<pci>]"));

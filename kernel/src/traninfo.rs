@@ -78,7 +78,11 @@ fn fields(out: &mut String, t: &Transceiver) {
     f("date code", t.date.clone());
     f(
         "connector",
-        format!("{} ({:#04x})", sff::connector_name(t.connector), t.connector),
+        format!(
+            "{} ({:#04x})",
+            sff::connector_name(t.connector),
+            t.connector
+        ),
     );
     f("media", String::from(t.media));
     f("nominal rate", format!("{} MBd", t.nominal_mbd));
@@ -122,7 +126,13 @@ fn diagnostics(out: &mut String, d: &Diagnostics) {
         d.temp_thresholds.map(temp),
     );
     line(out, "vcc", "V", vcc(d.vcc), d.vcc_thresholds.map(vcc));
-    line(out, "tx bias", "mA", bias(d.tx_bias), d.bias_thresholds.map(bias));
+    line(
+        out,
+        "tx bias",
+        "mA",
+        bias(d.tx_bias),
+        d.bias_thresholds.map(bias),
+    );
     line(
         out,
         "tx power",
@@ -169,7 +179,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            traninfo(addr(), Ok(ModuleState::Plugged), Some(Ok(img.clone())), false),
+            traninfo(
+                addr(),
+                Ok(ModuleState::Plugged),
+                Some(Ok(img.clone())),
+                false
+            ),
             "01:00.0 module: plugged\n  undecodable: unknown identifier 0x18 (SFF-8024)\n"
         );
         let hex = traninfo(addr(), Ok(ModuleState::Plugged), Some(Ok(img)), true);

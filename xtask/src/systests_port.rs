@@ -70,7 +70,8 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         expect_reply(&peer.sim.ask_ok("module remove")?, "ok removed, link down")?;
         peer.shell
             .wait_for_line(&format!("mlx5 {PCI}: module unplugged"))?;
-        peer.shell.wait_for_line(&format!("mlx5 {PCI}: link down"))?;
+        peer.shell
+            .wait_for_line(&format!("mlx5 {PCI}: link down"))?;
         let t = Instant::now();
         // An SFP+ DAC through the QSA: 10G.
         expect_reply(
@@ -80,7 +81,8 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         peer.shell.wait_for_line(&format!(
             "mlx5 {PCI}: module plugged: Mellanox MC3309130-001 (10GBASE-CR)"
         ))?;
-        peer.shell.wait_for_line(&format!("mlx5 {PCI}: link up 10G"))?;
+        peer.shell
+            .wait_for_line(&format!("mlx5 {PCI}: link up 10G"))?;
         Ok(t.elapsed())
     })();
     let report = run.finish().map_err(|e| e.to_string());
@@ -109,7 +111,8 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     peer.shell.wait_for_line(&format!(
         "mlx5 {PCI}: module plugged: FINISAR CORP. FCLF8522P2BTL (1000BASE-T)"
     ))?;
-    peer.shell.wait_for_line(&format!("mlx5 {PCI}: link up 1G"))?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: link up 1G"))?;
     figures.push(format!(
         "module insert -> console link up 1G: {} ms",
         t.elapsed().as_millis()
@@ -139,7 +142,10 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         &format!("mlx5 {PCI}: led beacon "),
     )?;
     let led = peer.sim.ask_ok("led")?;
-    if !matches!(led.last().map(String::as_str), Some("ok led beacon 30s" | "ok led beacon 29s")) {
+    if !matches!(
+        led.last().map(String::as_str),
+        Some("ok led beacon 30s" | "ok led beacon 29s")
+    ) {
         return Err(format!("model LED after beacon 30: {led:?}"));
     }
     peer.shell.ask(&format!("led on {PCI}"))?;

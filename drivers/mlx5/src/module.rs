@@ -265,7 +265,17 @@ pub enum PortError {
         asked_mbps: u32,
         supported: Vec<u32>,
     },
+    /// An IP MTU outside 68..=`max` (the port's largest frame less
+    /// [`PORT_MTU_OVERHEAD`]).
+    Mtu {
+        asked: usize,
+        max: usize,
+    },
 }
+
+/// What the port MTU (PMTU) adds to the IP MTU: the Ethernet header, one
+/// VLAN tag and the FCS (14 + 4 + 4), as Linux programs it.
+pub const PORT_MTU_OVERHEAD: usize = 22;
 
 impl From<Error> for PortError {
     fn from(e: Error) -> Self {
@@ -307,6 +317,9 @@ impl fmt::Display for PortError {
                     write!(f, " {}", crate::port::Speed(*s))?;
                 }
                 Ok(())
+            }
+            PortError::Mtu { asked, max } => {
+                write!(f, "MTU {asked} out of range: this port takes 68 to {max}")
             }
         }
     }

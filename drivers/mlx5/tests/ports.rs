@@ -193,3 +193,29 @@ fn led_and_speeds() {
     assert_eq!(c.too_long - before.too_long, 1);
     a.detach();
 }
+
+#[test]
+fn the_port_mtu_is_the_ip_mtu_plus_22_and_the_mac_enforces_it() {
+    let sim = SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous);
+    let mut a = attach(&sim);
+    assert_eq!(a.set_port_mtu(9000).unwrap(), 9022);
+    assert_eq!(sim.with_model(|d| d.phys_port.admin_mtu), 9022);
+    assert_eq!(a.set_port_mtu(1500).unwrap(), 1522);
+    // A 2000-byte frame stops at the MAC (counted), not in a receive queue.
+    let before = a.port_counters().unwrap().too_long;
+    sim.with_model(|d| d.receive(&[0x02; 2000]));
+    assert_eq!(a.port_counters().unwrap().too_long, before + 1);
+    let max = usize::from(a.port().max_mtu) - 22;
+    assert_eq!(
+        a.set_port_mtu(max + 1),
+        Err(PortError::Mtu {
+            asked: max + 1,
+            max
+        })
+    );
+    assert_eq!(
+        a.set_port_mtu(67).unwrap_err().to_string(),
+        format!("MTU 67 out of range: this port takes 68 to {max}")
+    );
+    a.detach();
+}

@@ -167,6 +167,22 @@ impl<P: Platform> Adapter<P> {
         Ok(())
     }
 
+    /// Program the port MTU (PMTU) for IP MTU `ip_mtu`: the MAC then
+    /// drops (and counts) longer frames before they reach a receive
+    /// queue. Returns the operational port MTU.
+    pub fn set_port_mtu(&mut self, ip_mtu: usize) -> Result<u16, PortError> {
+        let max = usize::from(self.port.max_mtu).saturating_sub(module::PORT_MTU_OVERHEAD);
+        if !(68..=max).contains(&ip_mtu) {
+            return Err(PortError::Mtu { asked: ip_mtu, max });
+        }
+        let mut d = [0u8; port::pmtu::LEN];
+        port::pmtu::LOCAL_PORT.set(&mut d, port::LOCAL_PORT);
+        port::pmtu::ADMIN_MTU.set(&mut d, (ip_mtu + module::PORT_MTU_OVERHEAD) as u32);
+        self.register(port::REG_PMTU, true, &d)?;
+        self.refresh_port()?;
+        Ok(self.port.oper_mtu)
+    }
+
     /// The port's IEEE 802.3 counters (PPCNT group 0).
     pub fn port_counters(&mut self) -> Result<Ieee8023, PortError> {
         let mut d = alloc::vec![0u8; module::ppcnt::LEN];

@@ -140,10 +140,15 @@ pub fn port_command(cmd: PortCommand) -> Result<String, String> {
     }
     match (found, cmd) {
         (true, _) => Ok(text),
-        (false, PortCommand::Traninfo { only: None, .. }) => Err(String::from("no network adapters")),
-        (false, PortCommand::Traninfo { only: Some(a), .. } | PortCommand::Led(a, _) | PortCommand::Speed(a, _)) => {
-            Err(format!("no adapter at {a}"))
+        (false, PortCommand::Traninfo { only: None, .. }) => {
+            Err(String::from("no network adapters"))
         }
+        (
+            false,
+            PortCommand::Traninfo { only: Some(a), .. }
+            | PortCommand::Led(a, _)
+            | PortCommand::Speed(a, _),
+        ) => Err(format!("no adapter at {a}")),
     }
 }
 

@@ -150,7 +150,10 @@ fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
         PortCommand::Traninfo { hex, only } => {
             let mut text = String::new();
             let mut any = false;
-            for s in slots.iter_mut().filter(|s| only.is_none_or(|a| a == s.addr)) {
+            for s in slots
+                .iter_mut()
+                .filter(|s| only.is_none_or(|a| a == s.addr))
+            {
                 any = true;
                 let addr = s.addr;
                 let t = s
@@ -203,7 +206,9 @@ fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
                     .and_then(|r| r.map_err(|e| format!("{e}")))
                     .map(|()| match sp {
                         SpeedArg::Auto => format!("mlx5 {addr}: advertising every speed\n"),
-                        SpeedArg::Mbps(m) => format!("mlx5 {addr}: advertising {} only\n", Speed(m)),
+                        SpeedArg::Mbps(m) => {
+                            format!("mlx5 {addr}: advertising {} only\n", Speed(m))
+                        }
                     }),
             )
         }
@@ -376,7 +381,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
 /// `net<index>`, interrupt-driven on completion EQ 0) and, on the first
 /// function, the configured VNICs; bind the completion vectors to
 /// [`service_port`]. On failure the adapter stays attached without one.
-fn open_port(slot: &Slot, adapter: Mlx5Adapter) -> State {
+fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     let addr = slot.addr;
     let res = match Resources::of(&adapter) {
         Ok(r) => r,
@@ -390,6 +395,11 @@ fn open_port(slot: &Slot, adapter: Mlx5Adapter) -> State {
         .get(res.eq_index)
         .map_or(0, |&(_, entry)| entry);
     let cfg = NicConfig::default();
+    // The MAC drops frames longer than the data path's MTU (PMTU) rather
+    // than let them overflow a receive buffer.
+    if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
+        println!("mlx5 {addr}: port MTU not set: {e}");
+    }
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => nic,
         Err(failure) => {
