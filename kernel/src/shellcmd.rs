@@ -258,6 +258,8 @@ mod net {
   ping [-I <if>|<addr>] <addr> [-c N] [-i s] [-W s] [-s bytes]   ICMP echo (IPv4 or IPv6), until Ctrl-C without -c
   l2send <mac> <n> [-s bytes]   send n raw test frames (ethertype 0x88b5)
   l2recv [n] [-W s]     receive raw test frames
+  snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
+  promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
@@ -300,6 +302,11 @@ mod net {
         VnicDelete(u32),
         VnicList,
         Vnics,
+        /// `promisc <if> on|off`.
+        Promisc {
+            name: &'a str,
+            on: bool,
+        },
     }
 
     /// How the shell prints an app's refusal: `<app>: <why>`, without
@@ -361,6 +368,20 @@ mod net {
                 }
             }
             "vnics" => net(NetCommand::Vnics),
+            "promisc" => {
+                let usage = || refused("usage: promisc <if> on|off".into());
+                let mut words = arg.split_whitespace();
+                let (Some(a), Some(b), None) = (words.next(), words.next(), words.next()) else {
+                    return usage();
+                };
+                // Either order: `promisc net0 on`, `promisc on net0`.
+                let (name, state) = if is_interface_name(a) { (a, b) } else { (b, a) };
+                match (is_interface_name(name), state) {
+                    (true, "on") => net(NetCommand::Promisc { name, on: true }),
+                    (true, "off") => net(NetCommand::Promisc { name, on: false }),
+                    _ => usage(),
+                }
+            }
             _ => None,
         }
     }
@@ -508,7 +529,8 @@ mod tests {
         }
         #[cfg(feature = "net")]
         for line in [
-            "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics",
+            "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
+            "promisc",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(
@@ -636,6 +658,22 @@ mod tests {
             assert_eq!(net("vnic list"), NetCommand::VnicList);
             assert!(refused("vnic list all").starts_with("usage: vnic create"));
             assert_eq!(net("vnics"), NetCommand::Vnics);
+            assert_eq!(
+                net("promisc net0 on"),
+                NetCommand::Promisc {
+                    name: "net0",
+                    on: true
+                }
+            );
+            assert_eq!(
+                net("promisc off vnic2"),
+                NetCommand::Promisc {
+                    name: "vnic2",
+                    on: false
+                }
+            );
+            assert_eq!(refused("promisc net0"), "usage: promisc <if> on|off");
+            assert_eq!(refused("promisc eth0 on"), "usage: promisc <if> on|off");
         }
 
         #[test]

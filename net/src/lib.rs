@@ -14,6 +14,7 @@ pub mod l2;
 pub mod netif;
 pub mod phy;
 pub mod ping;
+pub mod snoop;
 pub mod tcp_service;
 
 pub use config::{ConfigError, IfConfig, Ipv4Config};

@@ -6,7 +6,8 @@
 //! shows the module's vendor, part and serial number as the model's image
 //! has them (sim/src/module/inventory.rs); `led` states read back through
 //! the model's control socket; the PPCNT 802.3 counters `stats` shows move
-//! with traffic, between the model's own counts.
+//! with traffic, between the model's own counts; `snoop` sees the frames
+//! the namespace sends to a foreign MAC only while `promisc net0 on`.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,78 @@ fn model_rx(sim: &crate::sim_device::SimDevice) -> Result<u64, String> {
         .find(|l| l.starts_with("port rx frames "))
         .ok_or_else(|| format!("no port rx line in {lines:?}"))?;
     number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// A MAC no one has: the namespace sends to it through a static
+/// neighbour entry.
+const FOREIGN_MAC: &str = "02:00:00:00:be:ef";
+
+/// `snoop` in the foreground while the namespace pings an address bound
+/// to [`FOREIGN_MAC`]; Ctrl-C ends it. Its output.
+fn snoop_foreign_pings(
+    peer: &mut crate::systests_net::Peer,
+    foreign: &str,
+) -> Result<String, String> {
+    let shell = &mut peer.shell;
+    shell.session.send_line("snoop")?;
+    std::thread::sleep(Duration::from_millis(300));
+    // The pings get no answer: only the frames matter.
+    let _ = peer.net.ping(foreign, 3);
+    std::thread::sleep(Duration::from_millis(500));
+    shell.session.send_line("\u{3}")?;
+    let end = shell
+        .session
+        .expect_from(shell.ready, crate::systests_sim::PROMPT)?;
+    let out = shell.session.serial()[shell.ready..end].to_string();
+    shell.ready = end;
+    plain_line(&out, "^C")?;
+    Ok(out)
+}
+
+/// `promisc` and `snoop`: frames the namespace sends to a foreign MAC are
+/// seen only while net0 is promiscuous.
+fn promisc_snoop(peer: &mut crate::systests_net::Peer, config: &PeerConfig) -> Result<(), String> {
+    let foreign = config.ipv4(9);
+    peer.net
+        .netns()
+        .ip(&[
+            "neigh",
+            "replace",
+            &foreign,
+            "lladdr",
+            FOREIGN_MAC,
+            "dev",
+            crate::netns::TAP,
+        ])
+        .map_err(|e| e.to_string())?;
+    let to_foreign = format!("> {FOREIGN_MAC}, length ");
+    let off = snoop_foreign_pings(peer, &foreign)?;
+    if off.contains(&to_foreign) {
+        return Err(format!("snoop saw foreign frames without promisc:\n{off}"));
+    }
+    plain_line(&peer.shell.ask("promisc net0 on")?, "net0: promiscuous on")?;
+    let on = snoop_foreign_pings(peer, &foreign)?;
+    let echo = format!(
+        "{to_foreign}98: IPv4 {} > {foreign}: ICMP echo request, id ",
+        peer.net.host_ip()
+    );
+    let seen = on.lines().filter(|l| l.contains(&echo)).count();
+    if seen < 3 {
+        return Err(format!(
+            "snoop with promisc on saw {seen} of the 3 echo requests to {FOREIGN_MAC}:\n{on}"
+        ));
+    }
+    if !on
+        .lines()
+        .any(|l| l.ends_with(" dropped") && l.contains(" frames captured, "))
+    {
+        return Err(format!("no snoop summary line:\n{on}"));
+    }
+    plain_line(
+        &peer.shell.ask("promisc off net0")?,
+        "net0: promiscuous off",
+    )?;
+    Ok(())
 }
 
 fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
@@ -172,6 +245,7 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "802.3 rx frames {before} -> {now} after 3 pings; the model counted {low}..{high}"
         ));
     }
+    promisc_snoop(&mut peer, &config)?;
     peer_finish(peer)?;
     for f in figures {
         println!("    ({f})");

@@ -44,6 +44,9 @@ fn main() {
         println!("bench: mlx5.eeprom_read.{}: {us:.1} us", kind.name());
         println!("bench: mlx5.eeprom_read.{}.mcia: {n} commands", kind.name());
         let (us, _) = read_us(Mode::Threaded, kind);
-        println!("bench: mlx5.eeprom_read_threaded.{}: {us:.1} us", kind.name());
+        println!(
+            "bench: mlx5.eeprom_read_threaded.{}: {us:.1} us",
+            kind.name()
+        );
     }
 }

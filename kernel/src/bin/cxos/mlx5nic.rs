@@ -129,6 +129,18 @@ impl PciDriver for Mlx5Driver {
     }
 }
 
+/// `promisc <if> on|off` on an mlx5 interface (`None`: no such
+/// interface of this driver).
+#[cfg(feature = "net")]
+pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
+    use cxos_drivers::NetDevice;
+    crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
+        net.device_mut()
+            .set_promiscuous(on)
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
 /// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
 /// (1000BASE-T)`, `unplugged`, or why it cannot be read.
 fn module_summary(a: &mut Mlx5Adapter) -> String {
