@@ -246,6 +246,15 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     promisc_snoop(&mut peer, &config)?;
+    // A module reporting an error: the console names it, the link drops.
+    expect_reply(
+        &peer.sim.ask_ok("module error high-temperature")?,
+        "ok error high-temperature, link down",
+    )?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: module error: high temperature"))?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: link down"))?;
     peer_finish(peer)?;
     for f in figures {
         println!("    ({f})");

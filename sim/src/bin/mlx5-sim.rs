@@ -155,6 +155,26 @@ mod tests {
         assert_eq!(cli.pcap, None);
         assert_eq!(cli.fw_boot_ms, 5);
         assert_eq!(cli.trace_commands, None);
+        assert_eq!(cli.module, None);
+        let module = |m: &str| {
+            Cli::try_parse_from([
+                "mlx5-sim",
+                "--socket",
+                "s",
+                "--personality",
+                "cx5",
+                "--module",
+                m,
+            ])
+            .map(|c| c.module)
+        };
+        use mlx5_sim::module::{ModuleChoice, ModuleKind};
+        assert_eq!(module("none").unwrap(), Some(ModuleChoice::Empty));
+        assert_eq!(
+            module("1g-copper").unwrap(),
+            Some(ModuleChoice::Kind(ModuleKind::Copper1g))
+        );
+        assert!(module("400g").is_err());
         let traced = |args: &[&str]| {
             let mut all = vec!["mlx5-sim", "--socket", "s", "--personality", "cx5"];
             all.extend_from_slice(args);
