@@ -3,12 +3,10 @@
 //!
 //! Each request is one line; each reply is zero or more lines of data and
 //! then one final line that starts with `ok` or `error: `, so a client reads
-//! until such a line. Requests:
+//! until such a line. Requests that concern a port take its number right
+//! after the verb, default 0 (the model has one port, 0). Requests:
 //!
 //! - `help`: the list below.
-//! Requests that concern a port take its number right after the verb,
-//! default 0 (the model has one port, 0).
-//!
 //! - `link [<port>] down` / `link [<port>] up`: the port's carrier goes away / comes back (a
 //!   port-change event through the model when the operational state changes;
 //!   a TAP wire's interface shows NO-CARRIER while down, a unix wire's other
@@ -255,14 +253,14 @@ pub fn parse(line: &str) -> Result<Request, String> {
                 }
             }
         }
-        "link" => match {
+        "link" => {
             port(&mut words, 1)?;
-            words.next()
-        } {
-            Some("up") => Request::Link { up: true },
-            Some("down") => Request::Link { up: false },
-            _ => return Err("usage: link [<port>] down|up".into()),
-        },
+            match words.next() {
+                Some("up") => Request::Link { up: true },
+                Some("down") => Request::Link { up: false },
+                _ => return Err("usage: link [<port>] down|up".into()),
+            }
+        }
         "fault" => match words.next() {
             Some("no-completion") => Request::Fault(Fault::CommandNoCompletion {
                 opcode: number(words.next(), "opcode")?,

@@ -76,11 +76,10 @@ impl<P: Platform> Adapter<P> {
         let (mut a2, mut page3) = (None, None);
         // Further pages only where the identifier says what they are.
         match crate::sff::Identifier::of(low[0]) {
-            Some(id) if id.is_sfp() => {
-                if low[92] & 0x40 != 0 {
-                    a2 = Some(self.module_bytes(mcia::I2C_HIGH, 0, 0, 256, &mut commands)?);
-                }
+            Some(id) if id.is_sfp() && low[92] & 0x40 != 0 => {
+                a2 = Some(self.module_bytes(mcia::I2C_HIGH, 0, 0, 256, &mut commands)?);
             }
+            Some(id) if id.is_sfp() => {}
             Some(_) if low[2] & 0x04 == 0 => {
                 page3 = Some(self.module_bytes(mcia::I2C_LOW, 3, 128, 128, &mut commands)?);
             }
