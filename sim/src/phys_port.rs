@@ -97,9 +97,6 @@ pub const LOCAL_PORT: u8 = 1;
 pub const MODULE: u8 = 0;
 /// Smallest MTU the port accepts.
 pub const MIN_MTU: u16 = 68;
-/// The port MTU firmware starts with: a 1500-byte IP MTU with the
-/// Ethernet header, one VLAN tag and the FCS (what drivers program).
-pub const DEFAULT_MTU: u16 = 1522;
 
 /// What the link looks like: operational state and the running protocol
 /// (legacy, extended); a port-change event is due when it changes.
@@ -121,7 +118,9 @@ impl PhysPort {
             admin_up: true,
             far_end_up: true,
             max_mtu: c.max_mtu,
-            admin_mtu: DEFAULT_MTU,
+            // Until a driver programs PMTU the MAC takes the largest frame
+            // the port can (drivers set it at open: Linux, cxos).
+            admin_mtu: c.max_mtu,
             eth_proto_cap: c.eth_proto_cap,
             ext_eth_proto_cap: c.ext_eth_proto_cap,
             eth_proto_admin: c.eth_proto_cap,

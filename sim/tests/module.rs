@@ -248,8 +248,11 @@ fn the_mac_drops_frames_above_the_port_mtu_and_counts_them() {
         // a_frame_too_long_errors, at counter_set byte 8 + 12 * 8.
         be64(&r.ok(&m, D + 0x100), D + 8 + 12 * 8)
     };
-    // PMTU 1522 (firmware's default): a 1518-byte frame (FCS not on the
-    // model's wire) fits, 1519 does not.
+    // PMTU 1522 (IP MTU 1500): a 1518-byte frame (FCS not on the model's
+    // wire) fits, 1519 does not.
+    let mut m = Msg::new(ACCESS_REG, 0, D + 0x10);
+    m.be16(0x0a, 0x5003).u8(D + 1, 1).be16(D + 8, 1522);
+    r.ok(&m, D + 0x10);
     let mut frame = vec![0u8; 1519];
     frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
     r.p.with_model(|d| {

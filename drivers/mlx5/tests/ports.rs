@@ -182,6 +182,7 @@ fn led_and_speeds() {
         "100G not supported; this port runs 1G 10G 25G 40G 50G"
     );
     // The 802.3 counters (PPCNT) count what the MAC saw.
+    a.set_port_mtu(1500).unwrap();
     let before = a.port_counters().unwrap();
     sim.with_model(|d| {
         d.receive(&[0xff; 60]);
@@ -198,6 +199,8 @@ fn led_and_speeds() {
 fn the_port_mtu_is_the_ip_mtu_plus_22_and_the_mac_enforces_it() {
     let sim = SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous);
     let mut a = attach(&sim);
+    // Until PMTU is written the MAC takes the port's largest frame.
+    assert_eq!(a.port().oper_mtu, a.port().max_mtu);
     assert_eq!(a.set_port_mtu(9000).unwrap(), 9022);
     assert_eq!(sim.with_model(|d| d.phys_port.admin_mtu), 9022);
     assert_eq!(a.set_port_mtu(1500).unwrap(), 1522);
