@@ -11,6 +11,7 @@ pub use smoltcp;
 pub mod app;
 pub mod config;
 pub mod l2;
+pub mod lacp;
 pub mod netif;
 pub mod phy;
 pub mod ping;

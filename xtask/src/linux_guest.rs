@@ -2,19 +2,23 @@
 //! (`linux-image-amd64`, Linux 6.12, with its own mlx5_core) and a small
 //! initramfs that holds only what the tests run: busybox (static), dash as
 //! `/bin/sh`, iproute2's `ip`, `iperf3`, `ethtool`, kmod, `lspci`,
-//! `dnsmasq` (for a peer VM), the shared libraries they load, and the
-//! kernel modules mlx5_core, bonding, 8021q and qemu_fw_cfg with their
-//! dependencies.
+//! `dnsmasq` and busybox's `udhcpd` (DHCP servers for a peer VM), the
+//! shared libraries they load, and the kernel modules mlx5_core,
+//! virtio_net (a peer VM's NICs), bonding, 8021q and qemu_fw_cfg with
+//! their dependencies.
 //!
 //! Provisioned once, like QEMU ([`crate::qemu_provision`]), from the same
 //! Debian trixie tree: the packages are installed into the tree with its
 //! own apt, the kernel package is downloaded and unpacked there (its
 //! modules indexed with the tree's `depmod`), and the files the guest needs
 //! are copied into an uncompressed newc cpio ([`crate::cpio`]). The result
-//! lives next to the QEMU tree (`/var/cache/cxos/linux-guest` for root;
-//! `$CXOS_LINUX_GUEST_DIR` overrides): `vmlinuz`, `initramfs.cpio`,
-//! `release` (the kernel release) and a stamp written last. Concurrent
-//! runs wait on a lock file; a half-built directory is never used.
+//! lives next to the QEMU tree (`/var/cache/cxos/linux-guest-<content>`
+//! for root, where `<content>` is a fingerprint of what goes in, so a
+//! change to the lists below provisions a new guest instead of using a
+//! stale one; `$CXOS_LINUX_GUEST_DIR` overrides): `vmlinuz`,
+//! `initramfs.cpio`, `release` (the kernel release) and a stamp written
+//! last. Concurrent runs wait on a lock file; a half-built directory is
+//! never used.
 //!
 //! A test hands the guest a shell script through QEMU's firmware config
 //! (`-fw_cfg name=opt/cxos/script,file=...`, see [`crate::linux_vm`]); the
@@ -63,7 +67,9 @@ const PROGRAMS: &[&str] = &[
 const DLOPENED: &[&str] = &["usr/lib/x86_64-linux-gnu/libgcc_s.so.1"];
 
 /// Modules loaded in the guest (with what they depend on).
-pub const MODULES: &[&str] = &["mlx5_core", "qemu_fw_cfg", "bonding", "8021q"];
+/// virtio and virtio_pci are built into Debian's kernel; virtio_net is a
+/// module (with net_failover and failover).
+pub const MODULES: &[&str] = &["mlx5_core", "qemu_fw_cfg", "virtio_net", "bonding", "8021q"];
 
 /// kmod's names for itself.
 const KMOD_TOOLS: &[&str] = &["modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"];
@@ -130,15 +136,33 @@ impl LinuxGuest {
     }
 }
 
-/// `$CXOS_LINUX_GUEST_DIR`, else `linux-guest` next to the QEMU tree.
+/// `$CXOS_LINUX_GUEST_DIR`, else `linux-guest-<content>` next to the
+/// QEMU tree.
 pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(DIR_VAR).filter(|v| !v.is_empty()) {
         return dir.into();
     }
+    let name = format!("linux-guest-{}", content_fingerprint());
     let qemu = crate::qemu_provision::cache_dir();
     qemu.parent()
-        .map(|p| p.join("linux-guest"))
-        .unwrap_or_else(|| PathBuf::from("/var/cache/cxos/linux-guest"))
+        .map(|p| p.join(&name))
+        .unwrap_or_else(|| Path::new("/var/cache/cxos").join(&name))
+}
+
+/// A fingerprint (FNV-1a, 32 bits in hex) of everything that decides the
+/// guest's contents: packages, programs, modules and `/init`. A cached
+/// guest built from other lists lives in another directory and is left
+/// alone (a run of an older tree may still be using it).
+pub fn content_fingerprint() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let lists = [PACKAGES, PROGRAMS, DLOPENED, MODULES, KMOD_TOOLS, &[INIT]];
+    for item in lists.iter().flat_map(|l| l.iter()) {
+        for b in item.bytes().chain([0]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff))
 }
 
 /// The guest, provisioned now if this is the first time (needs root).
@@ -210,7 +234,8 @@ fn build(tree: &Path, work: &Path) -> Result<()> {
     let release = kpkg.trim_start_matches("linux-image-").to_string();
     // The kernel package is unpacked in the tree's /tmp (the tree's dpkg
     // and depmod run on it), then removed.
-    let scratch_in_tree = "/tmp/cxos-linux-guest";
+    // Named by content: guests of two trees may be built at once.
+    let scratch_in_tree = format!("/tmp/cxos-linux-guest-{}", content_fingerprint());
     let scratch = tree.join(scratch_in_tree.trim_start_matches('/'));
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
@@ -489,6 +514,17 @@ mod tests {
             vec!["usr/lib/x86_64-linux-gnu/libc.so.6".to_string()]
         );
         assert!(parse_loader_list("\tlibc.so.6 => /usr/lib/libc.so.6 (0x1)\n", tree).is_err());
+    }
+
+    #[test]
+    fn the_cache_is_named_by_its_content() {
+        let f = content_fingerprint();
+        assert_eq!(f.len(), 8);
+        assert!(f.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(f, content_fingerprint());
+        if std::env::var_os(DIR_VAR).is_none() {
+            assert!(cache_dir().ends_with(format!("linux-guest-{f}")));
+        }
     }
 
     #[test]

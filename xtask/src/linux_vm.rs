@@ -1,7 +1,11 @@
 //! A Linux VM for the system tests: the guest of [`crate::linux_guest`]
 //! booted in the vfio-user QEMU (TCG) with one or more `mlx5-sim`
 //! functions attached (01:00.0, 02:00.0, ...), running a shell script the
-//! test writes.
+//! test writes. Or a *peer* VM ([`LinuxVm::boot_peer`]): no model
+//! function, instead virtio-net NICs whose backends are models' port
+//! wires (`mlx5-sim --wire qemu:PATH`; QEMU's `-netdev stream` connects
+//! to PATH), and a QMP socket through which the test pulls a NIC's cable
+//! (`set_link`, [`crate::qmp`]).
 //!
 //! The script gets [`PRELUDE`] first, shell functions that speak a line
 //! protocol on the serial console:
@@ -17,8 +21,10 @@
 //! - `report_dmesg` prints the kernel log, each line `cxos-dmesg <raw
 //!   line>` with its `<level>` prefix, for [`dmesg_problems`];
 //! - `wait_for SECONDS CMD...` retries CMD every 0.2 s; `netdev_of PCI`
-//!   names the interface of a PCI function; `carrier_up IF`, `oper_down IF`
-//!   (`carrier` cannot be read while the interface is down);
+//!   names the interface of a PCI function, `netdev_with_mac MAC` the one
+//!   with that address (a peer VM's virtio-net NICs); `carrier_up IF`,
+//!   `carrier_down IF`, `oper_down IF` (`carrier` cannot be read while the
+//!   interface is down);
 //! - `iperf3_client ARGS...` runs `iperf3 ARGS...`, again (up to 5 times,
 //!   1 s apart) while it fails before the test starts (no connection, or
 //!   the control connection reset): an iperf3 server closes its listening
@@ -70,7 +76,14 @@ wait_for() {
 }
 netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n 1; }
 has_netdev() { [ -n "$(netdev_of "$1")" ]; }
+netdev_with_mac() {
+    for cxos_d in /sys/class/net/*; do
+        [ "$(cat "$cxos_d/address" 2>/dev/null)" = "$1" ] && { echo "${cxos_d##*/}"; return 0; }
+    done
+    return 1
+}
 carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
+carrier_down() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 0 ]; }
 oper_down() { [ "$(cat "/sys/class/net/$1/operstate")" = down ]; }
 iperf3_client() {
     cxos_n=1
@@ -82,6 +95,17 @@ iperf3_client() {
     done
 }
 "#;
+
+/// A NIC of a peer VM: virtio-net `id` (the name `set_link` takes) with
+/// `mac`, connected to the model's `--wire qemu:<wire>`, reporting
+/// `speed_mbps` full duplex (what bonding's 802.3ad keys on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamNic {
+    pub id: String,
+    pub mac: String,
+    pub wire: std::path::PathBuf,
+    pub speed_mbps: u32,
+}
 
 /// A running Linux VM.
 #[derive(Debug)]
@@ -119,13 +143,48 @@ impl LinuxVm {
         log: &Path,
         timeout: Duration,
     ) -> Result<LinuxVm, String> {
+        LinuxVm::boot_with(qemu, guest, sims, script, log, timeout, |_| {})
+    }
+
+    /// A peer VM: no model function, a virtio-net NIC on each of `nics`
+    /// (their backends the models' `qemu:` wires), QMP on `qmp` for
+    /// [`crate::qmp::Qmp::set_link`]. The script finds a NIC by its MAC
+    /// (`netdev_with_mac`).
+    pub fn boot_peer(
+        qemu: &Qemu,
+        guest: &LinuxGuest,
+        nics: &[StreamNic],
+        qmp: &Path,
+        script: &str,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<LinuxVm, String> {
+        LinuxVm::boot_with(qemu, guest, &[], script, log, timeout, |m| {
+            for nic in nics {
+                m.stream_nic(&nic.id, &nic.mac, &nic.wire, nic.speed_mbps);
+            }
+            m.qmp = Some(qmp.to_path_buf());
+        })
+    }
+
+    /// [`LinuxVm::boot`] with `customize` adding to the machine.
+    pub fn boot_with(
+        qemu: &Qemu,
+        guest: &LinuxGuest,
+        sims: &[&SimDevice],
+        script: &str,
+        log: &Path,
+        timeout: Duration,
+        customize: impl FnOnce(&mut Machine),
+    ) -> Result<LinuxVm, String> {
         let path = log.with_extension("sh");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         std::fs::write(&path, format!("{PRELUDE}{script}"))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let m = machine(guest, &path, sims);
+        let mut m = machine(guest, &path, sims);
+        customize(&mut m);
         let mut command = crate::qemu_provision::command_of(qemu);
         command.args(m.args());
         let session = Session::spawn(command, log, timeout).map_err(|e| e.to_string())?;

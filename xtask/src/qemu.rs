@@ -160,6 +160,11 @@ pub struct Machine {
     /// Files the guest reads through QEMU's firmware config (`-fw_cfg
     /// name=<name>,file=<path>`).
     pub fw_cfg: Vec<(String, PathBuf)>,
+    /// `-netdev` values, in order (backends of the NICs in `devices`).
+    pub netdevs: Vec<String>,
+    /// A QMP socket QEMU listens on (`-qmp unix:PATH,server=on,wait=off`;
+    /// [`crate::qmp`] talks to it).
+    pub qmp: Option<PathBuf>,
 }
 
 impl Machine {
@@ -172,7 +177,27 @@ impl Machine {
             objects: Vec::new(),
             devices: Vec::new(),
             fw_cfg: Vec::new(),
+            netdevs: Vec::new(),
+            qmp: None,
         }
+    }
+
+    /// A virtio-net NIC `id` with MAC `mac` whose backend is QEMU's
+    /// stream socket client on the unix socket `path` (a model's
+    /// `--wire qemu:PATH`; 4-byte big-endian length before each frame).
+    /// QEMU retries the connection every second while nobody listens.
+    /// The NIC reports `speed_mbps` at full duplex: Linux's bonding runs
+    /// LACP only on full-duplex ports, and a virtio-net without them
+    /// reports neither.
+    pub fn stream_nic(&mut self, id: &str, mac: &str, path: &Path, speed_mbps: u32) {
+        let mut netdev = OsString::from(format!(
+            "stream,id={id},server=off,reconnect-ms=1000,addr.type=unix,addr.path="
+        ));
+        netdev.push(escape_comma(path));
+        self.netdevs.push(netdev.to_string_lossy().into_owned());
+        self.devices.push(format!(
+            "virtio-net-pci,netdev={id},id={id},mac={mac},speed={speed_mbps},duplex=full"
+        ));
     }
 
     pub fn device(mut self, device: impl Into<String>) -> Self {
@@ -226,6 +251,10 @@ impl Machine {
             args.push("-object".into());
             args.push(object.into());
         }
+        for netdev in &self.netdevs {
+            args.push("-netdev".into());
+            args.push(netdev.into());
+        }
         for device in &self.devices {
             args.push("-device".into());
             args.push(device.into());
@@ -234,6 +263,13 @@ impl Machine {
             let mut value = OsString::from(format!("name={name},file="));
             value.push(escape_comma(file));
             args.push("-fw_cfg".into());
+            args.push(value);
+        }
+        if let Some(qmp) = &self.qmp {
+            let mut value = OsString::from("unix:");
+            value.push(escape_comma(qmp));
+            value.push(",server=on,wait=off");
+            args.push("-qmp".into());
             args.push(value);
         }
         args
@@ -425,6 +461,30 @@ mod tests {
         );
         assert!(
             line.ends_with("-fw_cfg name=opt/cxos/script,file=/l/a,,b.sh"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn stream_nics_and_qmp_are_on_the_line() {
+        let mut m = Machine::new(Boot::BiosIso {
+            iso: "a.iso".into(),
+        });
+        m.stream_nic("p0", "52:54:00:19:00:01", Path::new("/w/a,b.sock"), 25000);
+        m.stream_nic("p1", "52:54:00:19:00:02", Path::new("/w/c.sock"), 25000);
+        m.qmp = Some("/w/qmp.sock".into());
+        let line = strings(&m.args()).join(" ");
+        assert!(
+            line.ends_with(
+                "-netdev stream,id=p0,server=off,reconnect-ms=1000,addr.type=unix,\
+                 addr.path=/w/a,,b.sock \
+                 -netdev stream,id=p1,server=off,reconnect-ms=1000,addr.type=unix,\
+                 addr.path=/w/c.sock \
+                 -device virtio-net-pci,netdev=p0,id=p0,mac=52:54:00:19:00:01,\
+                 speed=25000,duplex=full \
+                 -device virtio-net-pci,netdev=p1,id=p1,mac=52:54:00:19:00:02,\
+                 speed=25000,duplex=full -qmp unix:/w/qmp.sock,server=on,wait=off"
+            ),
             "{line}"
         );
     }

@@ -59,7 +59,7 @@ pub fn all() -> Vec<SystemTest> {
 }
 
 /// The guest, provisioned once per run.
-fn guest() -> Result<LinuxGuest, String> {
+pub(crate) fn guest() -> Result<LinuxGuest, String> {
     static GUEST: OnceLock<Result<LinuxGuest, String>> = OnceLock::new();
     GUEST
         .get_or_init(|| linux_guest::guest().map_err(|e| e.to_string()))

@@ -2,7 +2,8 @@
 //! frames beyond the process (the vfio-user server, and hosted tests that
 //! talk to stock tools).
 //!
-//! - [`LinkSpec`]: `none`, `tap:IFNAME` (feature `tap`) or `unix:PATH`,
+//! - [`LinkSpec`]: `none`, `tap:IFNAME` (feature `tap`), `unix:PATH` (to
+//!   another model) or `qemu:PATH` (a stock QEMU NIC connects: [`qemu`]),
 //!   parsed from the command line; [`LinkSpec::open`] makes a [`Link`].
 //! - [`LinkPort`]: a running link. Frames the port transmits are queued
 //!   with [`LinkPort::send_batch`] (never blocks: a full queue drops and
@@ -14,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod pcap;
+pub mod qemu;
 #[cfg(feature = "tap")]
 #[allow(unsafe_code)]
 pub mod tap;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub use pcap::{Direction, Limits as PcapLimits, Pcap};
+pub use qemu::QemuWire;
 #[cfg(feature = "tap")]
 pub use tap::TapDevice;
 pub use unix::UnixWire;
@@ -34,12 +37,14 @@ pub use unix::UnixWire;
 /// Frames waiting for the writer thread; more are dropped and counted.
 pub const QUEUE_MAX: usize = 2048;
 
-/// A link as named on a command line: `none`, `tap:IFNAME`, `unix:PATH`.
+/// A link as named on a command line: `none`, `tap:IFNAME`, `unix:PATH`,
+/// `qemu:PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkSpec {
     None,
     Tap(String),
     Unix(PathBuf),
+    Qemu(PathBuf),
 }
 
 impl std::str::FromStr for LinkSpec {
@@ -59,8 +64,10 @@ impl std::str::FromStr for LinkSpec {
             }
             Some(("unix", path)) if !path.is_empty() => Ok(LinkSpec::Unix(PathBuf::from(path))),
             Some(("unix", _)) => Err("unix: needs a socket path".into()),
+            Some(("qemu", path)) if !path.is_empty() => Ok(LinkSpec::Qemu(PathBuf::from(path))),
+            Some(("qemu", _)) => Err("qemu: needs a socket path".into()),
             _ => Err(format!(
-                "'{s}' is not a wire (tap:IFNAME, unix:PATH or none)"
+                "'{s}' is not a wire (tap:IFNAME, unix:PATH, qemu:PATH or none)"
             )),
         }
     }
@@ -72,13 +79,15 @@ impl std::fmt::Display for LinkSpec {
             LinkSpec::None => f.write_str("none"),
             LinkSpec::Tap(name) => write!(f, "tap:{name}"),
             LinkSpec::Unix(path) => write!(f, "unix:{}", path.display()),
+            LinkSpec::Qemu(path) => write!(f, "qemu:{}", path.display()),
         }
     }
 }
 
 impl LinkSpec {
-    /// Opens the link (the TAP is opened or created now; the unix wire
-    /// connects later, on its own thread).
+    /// Opens the link (the TAP is opened or created now, the QEMU wire's
+    /// socket listens now; the unix wire connects later, on its own
+    /// thread).
     pub fn open(&self) -> io::Result<Link> {
         match self {
             LinkSpec::None => Ok(Link::None),
@@ -90,6 +99,9 @@ impl LinkSpec {
                 "built without the `tap` feature",
             )),
             LinkSpec::Unix(path) => Ok(Link::Unix(UnixWire { path: path.clone() })),
+            LinkSpec::Qemu(path) => Ok(Link::Qemu(qemu::QemuListener::bind(&QemuWire {
+                path: path.clone(),
+            })?)),
         }
     }
 }
@@ -102,6 +114,8 @@ pub enum Link {
     #[cfg(feature = "tap")]
     Tap(TapDevice),
     Unix(UnixWire),
+    /// Listening for QEMU's stream netdev.
+    Qemu(qemu::QemuListener),
 }
 
 impl Link {
@@ -111,6 +125,7 @@ impl Link {
             #[cfg(feature = "tap")]
             Link::Tap(t) => format!("tap:{}", t.name()),
             Link::Unix(w) => format!("unix:{}", w.path.display()),
+            Link::Qemu(l) => format!("qemu:{}", l.path().display()),
         }
     }
 }
@@ -130,9 +145,10 @@ pub struct LinkStats {
     /// Frames read from the link and delivered to the port.
     pub rx_frames: u64,
     pub rx_bytes: u64,
-    /// Unix wire: connections made (the first and every reconnection).
+    /// Unix or QEMU wire: connections made (the first and every
+    /// reconnection).
     pub connects: u64,
-    /// Unix wire: a peer is connected now (always true for a TAP).
+    /// Unix or QEMU wire: a peer is connected now (always true for a TAP).
     pub connected: bool,
     /// Unix wire: carrier changes the peer announced (its cable pulled or
     /// plugged back).
@@ -172,7 +188,7 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     counters: Counters,
-    /// Unix wire: the stream the writer writes to, while connected.
+    /// Unix or QEMU wire: the stream the writer writes to, while connected.
     stream: Mutex<Option<Arc<std::os::unix::net::UnixStream>>>,
     /// Unix wire: a carrier record to send (0 none, 1 down, 2 up).
     carrier_out: AtomicU8,
@@ -274,44 +290,24 @@ impl LinkPort {
             }
             Link::Unix(wire) => {
                 let s = shared.clone();
-                port.threads.push(spawn(
-                    "unix tx",
-                    Box::new(move || {
-                        let mut buf = Vec::with_capacity(4 + unix::FRAME_MAX);
-                        let stream = || lock(&s.stream).clone();
-                        let put = |f: &[u8]| {
-                            if f.is_empty() || f.len() > unix::FRAME_MAX {
-                                // The peer would take it for garbage and hang up.
-                                return Err(Some(io::Error::new(
-                                    io::ErrorKind::InvalidInput,
-                                    format!("a {}-byte frame does not fit the wire", f.len()),
-                                )));
-                            }
-                            match stream() {
-                                Some(st) => {
-                                    unix::write_frame_with(&*st, &mut buf, f).map_err(|e| {
-                                        // A partial frame breaks the stream's framing: end it.
-                                        let _ = st.shutdown(std::net::Shutdown::Both);
-                                        Some(e)
-                                    })
-                                }
-                                None => Err(None),
-                            }
-                        };
-                        let carrier = |up: bool| {
-                            if let Some(st) = stream()
-                                && unix::write_carrier(&*st, up).is_err()
-                            {
-                                let _ = st.shutdown(std::net::Shutdown::Both);
-                            }
-                        };
-                        writer(&s, put, carrier)
-                    }),
-                )?);
+                port.threads
+                    .push(spawn("unix tx", Box::new(move || stream_writer(&s, true)))?);
                 let s = shared.clone();
                 port.threads.push(spawn(
                     "unix rx",
                     Box::new(move || unix_reader(&s, &wire, deliver, on_carrier)),
+                )?);
+            }
+            Link::Qemu(listener) => {
+                let s = shared.clone();
+                port.threads.push(spawn(
+                    "qemu tx",
+                    Box::new(move || stream_writer(&s, false)),
+                )?);
+                let s = shared.clone();
+                port.threads.push(spawn(
+                    "qemu rx",
+                    Box::new(move || qemu_reader(&s, &listener, deliver)),
                 )?);
             }
         }
@@ -319,7 +315,8 @@ impl LinkPort {
     }
 
     /// The port's carrier went up or down: a TAP shows it (NO-CARRIER on
-    /// the interface while down); the other links carry no carrier.
+    /// the interface while down), a unix wire tells its peer; `none` and
+    /// the QEMU wire carry no carrier.
     pub fn set_carrier(&self, up: bool) {
         self.shared.local_down.store(!up, Ordering::Release);
         self.shared.announce(up);
@@ -458,6 +455,42 @@ fn writer(
     }
 }
 
+/// The writer thread of a stream link (unix or QEMU wire): frames as a
+/// length and the bytes, to whichever peer is connected; `carrier_records`:
+/// the unix wire's carrier records (QEMU's protocol has none).
+fn stream_writer(s: &Shared, carrier_records: bool) {
+    let mut buf = Vec::with_capacity(4 + unix::FRAME_MAX);
+    let stream = || lock(&s.stream).clone();
+    let put = |f: &[u8]| {
+        if f.is_empty() || f.len() > unix::FRAME_MAX {
+            // The peer would take it for garbage and hang up.
+            return Err(Some(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a {}-byte frame does not fit the wire", f.len()),
+            )));
+        }
+        match stream() {
+            Some(st) => unix::write_frame_with(&*st, &mut buf, f).map_err(|e| {
+                // A partial frame breaks the stream's framing: end it.
+                let _ = st.shutdown(std::net::Shutdown::Both);
+                Some(e)
+            }),
+            None => Err(None),
+        }
+    };
+    let carrier = |up: bool| {
+        if !carrier_records {
+            return;
+        }
+        if let Some(st) = stream()
+            && unix::write_carrier(&*st, up).is_err()
+        {
+            let _ = st.shutdown(std::net::Shutdown::Both);
+        }
+    };
+    writer(s, put, carrier)
+}
+
 fn count_rx(s: &Shared, len: usize) {
     s.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
     s.counters.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -536,6 +569,40 @@ fn unix_reader(s: &Shared, wire: &UnixWire, mut deliver: Deliver, mut on_carrier
     }
 }
 
+/// The QEMU wire's reader: one peer at a time, the next accepted when it
+/// leaves or breaks the framing.
+fn qemu_reader(s: &Shared, listener: &qemu::QemuListener, mut deliver: Deliver) {
+    let path = listener.path().display().to_string();
+    let mut reader = unix::FrameReader::without_carrier();
+    while let Some(stream) = listener.accept(&s.stop) {
+        let stream = Arc::new(stream);
+        *lock(&s.stream) = Some(stream.clone());
+        s.counters.connects.fetch_add(1, Ordering::Relaxed);
+        s.counters.connected.store(true, Ordering::Relaxed);
+        log::info!(target: "mlx5_sim::wire", "qemu wire {path}: peer connected");
+        reader.reset();
+        let why = loop {
+            if s.stop.load(Ordering::Acquire) {
+                break "stopping".to_string();
+            }
+            match reader.read(&*stream) {
+                Ok(unix::Read1::Frame(n)) => {
+                    count_rx(s, n);
+                    deliver(reader.frame(n));
+                }
+                // Never produced without carrier records.
+                Ok(unix::Read1::Carrier(_)) | Ok(unix::Read1::Pending) => {}
+                Ok(unix::Read1::Closed) => break "peer left".to_string(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        s.counters.connected.store(false, Ordering::Relaxed);
+        *lock(&s.stream) = None;
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        log::info!(target: "mlx5_sim::wire", "qemu wire {path}: disconnected ({why})");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,10 +620,23 @@ mod tests {
             "unix:/run/a b.sock".parse::<LinkSpec>(),
             Ok(LinkSpec::Unix("/run/a b.sock".into()))
         );
-        for bad in ["", "tap:", "unix:", "udp:1.2.3.4", "None", "tap"] {
+        assert_eq!(
+            "qemu:/run/q.sock".parse::<LinkSpec>(),
+            Ok(LinkSpec::Qemu("/run/q.sock".into()))
+        );
+        for bad in [
+            "",
+            "tap:",
+            "unix:",
+            "qemu:",
+            "udp:1.2.3.4",
+            "None",
+            "tap",
+            "qemu",
+        ] {
             assert!(bad.parse::<LinkSpec>().is_err(), "{bad:?}");
         }
-        for s in ["none", "tap:cx0", "unix:/x/y"] {
+        for s in ["none", "tap:cx0", "unix:/x/y", "qemu:/x/q"] {
             assert_eq!(s.parse::<LinkSpec>().unwrap().to_string(), s);
         }
     }
@@ -671,6 +751,81 @@ mod tests {
         assert_eq!(rb.recv_timeout(t), Ok(false));
         assert!(ra.try_recv().is_err(), "nothing echoed back");
         drop((a, b));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A peer speaking QEMU's stream netdev protocol (what `-netdev
+    /// stream,server=off,addr.type=unix,addr.path=PATH` does): frames both
+    /// ways, a peer that breaks the framing is dropped, and a QEMU that
+    /// reconnects is served again.
+    #[test]
+    fn a_qemu_peer_exchanges_frames_and_reconnects() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-lq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.sock");
+        let spec: LinkSpec = format!("qemu:{}", path.display()).parse().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let port = LinkPort::start(
+            spec.open().unwrap(),
+            Box::new(move |f| {
+                let _ = tx.send(f.to_vec());
+            }),
+        )
+        .unwrap();
+        assert_eq!(port.describe(), format!("qemu:{}", path.display()));
+        let t = Duration::from_secs(20);
+        // What QEMU sends for a frame: its length, big-endian, then it.
+        let qemu_frame = |f: &[u8]| [&(f.len() as u32).to_be_bytes()[..], f].concat();
+        for round in 0..2u8 {
+            let mut qemu = UnixStream::connect(&path).unwrap();
+            wait_for("the connection", || port.stats().connected);
+            qemu.write_all(&qemu_frame(&[round; 60])).unwrap();
+            // Split across writes, as a stream may deliver it.
+            let big = qemu_frame(&[0xee; 1514]);
+            qemu.write_all(&big[..3]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            qemu.write_all(&big[3..]).unwrap();
+            assert_eq!(rx.recv_timeout(t).unwrap(), vec![round; 60]);
+            assert_eq!(rx.recv_timeout(t).unwrap(), vec![0xee; 1514]);
+            port.send_batch(&[vec![0xbb; 64]]);
+            let mut got = vec![0u8; 4 + 64];
+            qemu.set_read_timeout(Some(t)).unwrap();
+            qemu.read_exact(&mut got).unwrap();
+            assert_eq!(got, qemu_frame(&[0xbb; 64]));
+            // QEMU goes away (the VM exits or its netdev reconnects).
+            drop(qemu);
+            wait_for("the disconnection", || !port.stats().connected);
+        }
+        assert_eq!(port.stats().connects, 2);
+        // A peer announcing a frame longer than the wire carries is cut off
+        // before anything reaches the port; the next one is served.
+        let mut bad = UnixStream::connect(&path).unwrap();
+        bad.write_all(&(unix::FRAME_MAX as u32 + 1).to_be_bytes())
+            .unwrap();
+        bad.write_all(&[0; 64]).unwrap();
+        let mut sink = Vec::new();
+        bad.set_read_timeout(Some(t)).unwrap();
+        // The model hung up: end of stream, or a reset (our bytes unread).
+        match bad.read_to_end(&mut sink) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("{other:?}"),
+        }
+        let mut qemu = UnixStream::connect(&path).unwrap();
+        qemu.write_all(&qemu_frame(&[3; 70])).unwrap();
+        assert_eq!(rx.recv_timeout(t).unwrap(), vec![3; 70]);
+        assert!(rx.try_recv().is_err());
+        wait_for("counters", || {
+            let st = port.stats();
+            (st.rx_frames, st.tx_frames, st.connects) == (5, 2, 4)
+        });
+        drop(qemu);
+        drop(port);
+        // The socket goes with the port.
+        assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -221,6 +221,9 @@ pub fn write_frame(w: impl Write, frame: &[u8]) -> io::Result<()> {
 pub struct FrameReader {
     buf: Vec<u8>,
     have: usize,
+    /// Bit 31 of a word marks a carrier record (this wire's protocol);
+    /// without, it is part of the length (QEMU's stream netdev).
+    carrier_records: bool,
 }
 
 /// What one [`FrameReader::read`] found.
@@ -241,11 +244,21 @@ impl Default for FrameReader {
         FrameReader {
             buf: vec![0; 4 + FRAME_MAX],
             have: 0,
+            carrier_records: true,
         }
     }
 }
 
 impl FrameReader {
+    /// A reader of length-prefixed frames only (QEMU's stream netdev:
+    /// `super::qemu`), where no word is a carrier record.
+    pub fn without_carrier() -> FrameReader {
+        FrameReader {
+            carrier_records: false,
+            ..FrameReader::default()
+        }
+    }
+
     /// Reads until a frame is whole, the read times out, or the peer closes;
     /// a bad length is an `InvalidData` error.
     pub fn read(&mut self, mut r: impl Read) -> io::Result<Read1> {
@@ -254,7 +267,7 @@ impl FrameReader {
                 4
             } else {
                 let word = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-                if word & CARRIER != 0 {
+                if self.carrier_records && word & CARRIER != 0 {
                     if word & !CARRIER > 1 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
