@@ -15,7 +15,7 @@ pub mod platform;
 
 pub use net::{
     FilterError, L3Proto, L4Proto, LinkState, Lso, NetDevice, NetStats, Offloads, RxMeta, TxError,
-    TxMeta,
+    TxGeometry, TxMeta,
 };
 pub use pci::{PciAddress, PciId};
 pub use platform::{

@@ -105,6 +105,30 @@ pub struct Lso {
     pub header_len: u16,
 }
 
+/// Where a transmitted frame's headers end, as the stack that wrote it
+/// knows (it built them): the device inlines and offloads from this
+/// instead of parsing the frame again. Lengths in bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TxGeometry {
+    /// Ethernet header: 14, or 18 with an 802.1Q tag written in.
+    pub l2: u8,
+    /// Network layer, and its header length (IPv4 with options: the IHL
+    /// in bytes; IPv6: 40; `Other`: 0).
+    pub l3: L3Proto,
+    pub l3_len: u8,
+    /// Transport layer, and its header length (TCP: the data offset in
+    /// bytes; UDP: 8; `Other`: 0).
+    pub l4: L4Proto,
+    pub l4_len: u8,
+}
+
+impl TxGeometry {
+    /// Every header byte: where the payload starts.
+    pub fn headers(&self) -> usize {
+        self.l2 as usize + self.l3_len as usize + self.l4_len as usize
+    }
+}
+
 /// Per-frame transmit requests ([`NetDevice::transmit_with`]). The
 /// default asks for nothing: the frame goes out as written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -120,6 +144,12 @@ pub struct TxMeta {
     /// Segment this (IPv4 or IPv6 TCP, up to `lso_max` payload bytes)
     /// frame into MSS-sized ones. Needs `lso_max` > 0; implies `csum`.
     pub lso: Option<Lso>,
+    /// The frame's headers, when the caller knows them (a stack always
+    /// does): the device then reads no header back to find them. Without
+    /// it a device that needs them (checksums, inlining, LSO) parses the
+    /// frame. It must describe the frame as written (a wrong geometry
+    /// makes wrong checksums or a refused frame, never a fault).
+    pub geometry: Option<TxGeometry>,
 }
 
 impl TxMeta {
@@ -241,6 +271,23 @@ pub trait NetDevice {
         }
     }
 
+    /// [`NetDevice::transmit_with`] for a caller that knows what to ask
+    /// only once the frame is written (a stack's transmit token: smoltcp
+    /// writes the frame, then its headers say which checksums it needs
+    /// and where they are): `f` writes the frame and returns its result
+    /// and the requests. LSO cannot be asked this way (its buffer is
+    /// chosen before the frame is written); a request the device does not
+    /// offer, or an LSO one, drops the frame with the error. The default
+    /// body, for devices with no offloads (whose callers ask for nothing),
+    /// sends the frame as written.
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        self.transmit(len, |b| f(b).0)
+    }
+
     /// Make queued transmits visible (one doorbell) and re-post consumed
     /// receive buffers (one doorbell-record update).
     fn flush(&mut self);
@@ -341,6 +388,21 @@ mod tests {
         };
         assert_eq!(d.transmit_with(60, lso, |_| ()), Err(TxError::Unsupported));
         assert_eq!(d.sent, 1);
+        // Asked after the frame is written: a device that offers nothing
+        // sends it as written.
+        assert_eq!(
+            d.transmit_then(60, |b| (b.len(), TxMeta::default())),
+            Ok(60)
+        );
+        assert_eq!(d.sent, 2);
+        let g = TxGeometry {
+            l2: 14,
+            l3: L3Proto::Ipv4,
+            l3_len: 20,
+            l4: L4Proto::Tcp,
+            l4_len: 32,
+        };
+        assert_eq!(g.headers(), 66);
         assert_eq!(
             d.add_multicast([0x33, 0x33, 0, 0, 0, 1]),
             Err(FilterError::Unsupported)

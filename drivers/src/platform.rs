@@ -169,6 +169,28 @@ pub trait DmaRegion: fmt::Debug {
     fn read_be64(&self, offset: usize) -> u64;
     fn write_be64(&self, offset: usize, value: u64);
 
+    /// Store `words` at `offset` (8-aligned) as big-endian 64-bit values,
+    /// in order, each one untorn 8-byte store: how a driver writes a
+    /// structure it built in registers (a WQE) without a byte copy. The
+    /// default stores them one [`DmaRegion::write_be64`] at a time;
+    /// platforms check the range once.
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        for (i, w) in words.iter().enumerate() {
+            self.write_be64(offset + 8 * i, *w);
+        }
+    }
+
+    /// Load `words.len()` big-endian 64-bit values at `offset` (8-aligned),
+    /// in order, each one untorn 8-byte load: how a driver reads a
+    /// structure (a CQE, after its ownership check and the read barrier)
+    /// into registers. The default loads them one [`DmaRegion::read_be64`]
+    /// at a time; platforms check the range once.
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self.read_be64(offset + 8 * i);
+        }
+    }
+
     /// Copy `dst.len()` bytes starting at `offset` out of the region.
     fn read_bytes(&self, offset: usize, dst: &mut [u8]);
     /// Copy `src` into the region at `offset`.

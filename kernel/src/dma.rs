@@ -10,8 +10,11 @@
 //! [`DmaRegion::with_bytes_mut`] lend a plain slice (smoltcp's zero-copy
 //! tokens take `&[u8]` / `&mut [u8]`), which the platform contract allows
 //! only while software owns the range; and the copies (`read_bytes`,
-//! `write_bytes`, `fill`) go byte by byte through `VolatilePtr<u8>`
+//! `write_bytes`, `fill`, `write_be64s`) go 8 bytes at a time (bytes at
+//! unaligned edges) through `VolatilePtr<u64>` / `VolatilePtr<u8>`
 //! because `volatile`'s slice copies need its `unstable` feature (nightly).
+//! The accessors are `#[inline]`: the driver is instantiated in the kernel
+//! binary and calls them per packet.
 //!
 //! The pool draws frames from a [`FrameAllocator`] reachable at the same
 //! addresses it hands out (the kernel's identity map; in host tests, host
@@ -109,20 +112,22 @@ pub struct DmaBuffer {
 impl DmaBuffer {
     /// Bounds check of a driver-chosen offset (a driver bug if it fails:
     /// the platform contract says implementations panic).
+    #[inline]
     fn ptr(&self, offset: usize, size: usize) -> *mut u8 {
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len),
-            "DMA access [{offset}, +{size}) outside region of {} bytes",
-            self.len
-        );
+        if offset.checked_add(size).is_none_or(|end| end > self.len) {
+            outside(offset, size, self.len);
+        }
         (self.addr as usize + offset) as *mut u8
     }
 
     /// The `T` at `offset` (bounds and alignment checked: a driver bug
     /// panics), for as long as the buffer is borrowed.
+    #[inline]
     fn at<T>(&self, offset: usize) -> VolatilePtr<'_, T> {
         let p = self.ptr(offset, size_of::<T>()) as *mut T;
-        assert!(p.is_aligned(), "unaligned DMA access at {offset}");
+        if !p.is_aligned() {
+            unaligned(offset);
+        }
         // SAFETY: in bounds of the frames this buffer owns and aligned
         // (checked above), never null (`alloc` refuses address 0), and the
         // pointer's lifetime is the borrow of the buffer, which keeps the
@@ -130,14 +135,14 @@ impl DmaBuffer {
         unsafe { VolatilePtr::new(NonNull::new_unchecked(p)) }
     }
 
-    /// Each byte of `len` bytes at `offset` (bounds checked once).
-    fn bytes(&self, offset: usize, len: usize) -> impl Iterator<Item = VolatilePtr<'_, u8>> {
-        let p = self.ptr(offset, len);
-        (0..len).map(move |i| {
-            // SAFETY: p + i is inside the range checked by `ptr`, not null
-            // (as in `at`), and lives as long as the borrow of the buffer.
-            unsafe { VolatilePtr::new(NonNull::new_unchecked(p.add(i))) }
-        })
+    /// The volatile `T` at byte `i` of a range `p` checked by [`Self::ptr`]
+    /// (`i + size_of::<T>()` within it, aligned).
+    #[inline]
+    fn within<T>(&self, p: *mut u8, i: usize) -> VolatilePtr<'_, T> {
+        // SAFETY: the caller keeps p + i .. p + i + size_of::<T>() inside
+        // the range `ptr` checked and aligned for T; not null (as in `at`);
+        // lives as long as the borrow of the buffer.
+        unsafe { VolatilePtr::new(NonNull::new_unchecked(p.add(i) as *mut T)) }
     }
 }
 
@@ -154,28 +159,41 @@ impl Drop for DmaBuffer {
 
 macro_rules! volatile_be {
     ($read:ident, $write:ident, $t:ty) => {
+        #[inline]
         fn $read(&self, offset: usize) -> $t {
             <$t>::from_be(self.at::<$t>(offset).read())
         }
+        #[inline]
         fn $write(&self, offset: usize, value: $t) {
             self.at::<$t>(offset).write(value.to_be())
         }
     };
 }
 
+/// Whether an 8-byte access at `p + i` is aligned and `n - i` bytes remain
+/// for it.
+#[inline(always)]
+fn word_at(p: *mut u8, i: usize, n: usize) -> bool {
+    (p as usize + i).is_multiple_of(8) && n - i >= 8
+}
+
 impl DmaRegion for DmaBuffer {
+    #[inline]
     fn device_addr(&self) -> DmaAddr {
         DmaAddr(self.addr)
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     fn read_u8(&self, offset: usize) -> u8 {
         self.at::<u8>(offset).read()
     }
 
+    #[inline]
     fn write_u8(&self, offset: usize, value: u8) {
         self.at::<u8>(offset).write(value)
     }
@@ -184,25 +202,78 @@ impl DmaRegion for DmaBuffer {
     volatile_be!(read_be32, write_be32, u32);
     volatile_be!(read_be64, write_be64, u64);
 
+    #[inline]
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        let p = self.ptr(offset, 8 * words.len());
+        if !(p as usize).is_multiple_of(8) {
+            unaligned(offset);
+        }
+        for (i, w) in words.iter().enumerate() {
+            self.within::<u64>(p, 8 * i).write(w.to_be());
+        }
+    }
+
+    #[inline]
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        let p = self.ptr(offset, 8 * words.len());
+        if !(p as usize).is_multiple_of(8) {
+            unaligned(offset);
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = u64::from_be(self.within::<u64>(p, 8 * i).read());
+        }
+    }
+
+    #[inline]
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        let src = self.bytes(offset, dst.len());
-        for (d, b) in dst.iter_mut().zip(src) {
-            *d = b.read();
+        let (p, n) = (self.ptr(offset, dst.len()), dst.len());
+        let mut i = 0;
+        while i < n {
+            if word_at(p, i, n) {
+                let v = self.within::<u64>(p, i).read();
+                dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
+                i += 8;
+            } else {
+                dst[i] = self.within::<u8>(p, i).read();
+                i += 1;
+            }
         }
     }
 
+    #[inline]
     fn write_bytes(&self, offset: usize, src: &[u8]) {
-        for (s, b) in src.iter().zip(self.bytes(offset, src.len())) {
-            b.write(*s);
+        let (p, n) = (self.ptr(offset, src.len()), src.len());
+        let mut i = 0;
+        while i < n {
+            if word_at(p, i, n) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                self.within::<u64>(p, i).write(u64::from_ne_bytes(w));
+                i += 8;
+            } else {
+                self.within::<u8>(p, i).write(src[i]);
+                i += 1;
+            }
         }
     }
 
+    #[inline]
     fn fill(&self, offset: usize, len: usize, byte: u8) {
-        for b in self.bytes(offset, len) {
-            b.write(byte);
+        let p = self.ptr(offset, len);
+        let word = u64::from_ne_bytes([byte; 8]);
+        let mut i = 0;
+        while i < len {
+            if word_at(p, i, len) {
+                self.within::<u64>(p, i).write(word);
+                i += 8;
+            } else {
+                self.within::<u8>(p, i).write(byte);
+                i += 1;
+            }
         }
     }
 
+    #[inline]
     fn with_bytes<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         let p = self.ptr(offset, len);
         // SAFETY: in bounds; the trait's contract is that the device does
@@ -210,6 +281,7 @@ impl DmaRegion for DmaBuffer {
         f(unsafe { core::slice::from_raw_parts(p, len) })
     }
 
+    #[inline]
     fn with_bytes_mut<R>(&self, offset: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let p = self.ptr(offset, len);
         // SAFETY: in bounds; the device neither reads nor writes the range
@@ -217,6 +289,23 @@ impl DmaRegion for DmaBuffer {
         // buffer are not re-entered from `f` for the same range.
         f(unsafe { core::slice::from_raw_parts_mut(p, len) })
     }
+}
+
+/// A driver's access outside its region: a driver bug (the platform
+/// contract panics). Out of line and cold so the checked accessors keep
+/// their arguments in registers.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(off: usize, size: usize, len: usize) -> ! {
+    panic!("DMA access [{off}, +{size}) outside region of {len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn unaligned(off: usize) -> ! {
+    panic!("unaligned DMA access at {off}")
 }
 
 #[cfg(test)]
@@ -305,6 +394,36 @@ mod tests {
         assert_eq!(r.with_bytes(16, 3, |s| s.to_vec()), b"abc");
         r.with_bytes_mut(0, 2, |s| s.copy_from_slice(&[9, 8]));
         assert_eq!(r.read_be16(0), 0x0908);
+    }
+
+    #[test]
+    fn wide_copies_agree_byte_for_byte() {
+        let p = pool();
+        let r = p.alloc(64).unwrap();
+        // Unaligned edges and whole words in one copy.
+        let src: Vec<u8> = (0..29u8).collect();
+        r.write_bytes(3, &src);
+        let mut back = [0u8; 29];
+        r.read_bytes(3, &mut back);
+        assert_eq!(&back[..], &src[..]);
+        assert_eq!(r.read_u8(3 + 13), 13);
+        assert_eq!(r.read_u8(2), 0);
+        r.fill(1, 40, 0x5a);
+        assert!((1..41).all(|i| r.read_u8(i) == 0x5a) && r.read_u8(41) == 0);
+        r.write_be64s(8, &[0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00]);
+        assert_eq!(r.read_u8(8), 0x11);
+        assert_eq!(r.read_be64(16), 0x99aa_bbcc_ddee_ff00);
+        let mut words = [0u64; 2];
+        r.read_be64s(8, &mut words);
+        assert_eq!(words, [0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00]);
+    }
+
+    #[test]
+    #[should_panic(expected = "unaligned")]
+    fn unaligned_words_panic() {
+        let p = pool();
+        let r = p.alloc(64).unwrap();
+        r.write_be64s(4, &[1]);
     }
 
     #[test]

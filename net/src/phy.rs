@@ -19,7 +19,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use cxos_drivers::net::{NetDevice, RxMeta, TxError, TxMeta};
+use cxos_drivers::net::{L3Proto, L4Proto, NetDevice, RxMeta, TxError, TxGeometry, TxMeta};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -272,8 +272,8 @@ struct TxPath<D: NetDevice> {
     unflushed: usize,
     /// Where a refused transmit token writes (its frame is dropped).
     scratch: Vec<u8>,
-    /// Asked of the device for every frame the stack writes.
-    meta: TxMeta,
+    /// The device fills the checksums smoltcp leaves out ([`tx_meta`]).
+    tx_csum: bool,
 }
 
 impl<D: NetDevice> TxPath<D> {
@@ -365,10 +365,7 @@ impl<D: NetDevice> Phy<D> {
                 stats: PhyStats::default(),
                 unflushed: 0,
                 scratch: Vec::new(),
-                meta: TxMeta {
-                    csum: tx_csum,
-                    ..TxMeta::default()
-                },
+                tx_csum,
             },
             caps,
             rx_offload: off.rx_csum,
@@ -468,12 +465,11 @@ impl<D: NetDevice> Phy<D> {
                 self.stash.push_front(buf);
                 return;
             }
-            let meta = self.tx.meta;
-            match self
-                .tx
-                .dev
-                .transmit_with(buf.len(), meta, |b| b.copy_from_slice(&buf))
-            {
+            let csum = self.tx.tx_csum;
+            match self.tx.dev.transmit_then(buf.len(), |b| {
+                b.copy_from_slice(&buf);
+                ((), tx_meta(b, csum))
+            }) {
                 Ok(()) => {
                     self.tx.sent(buf.len());
                     self.spare.push(buf);
@@ -629,6 +625,76 @@ fn count_other(
     }
 }
 
+/// What the device is asked for a frame smoltcp (or a staged reply) just
+/// wrote: its geometry, read from the headers it wrote (an Ethernet
+/// header, then IPv4 with its IHL or IPv6's fixed header, then TCP with
+/// its data offset or UDP), and, when the device fills checksums
+/// (`csum`), the checksums only where the frame has them: the IPv4 header
+/// checksum and the TCP/UDP checksum. ARP and ICMPv6 frames ask nothing
+/// (smoltcp fills ICMP checksums itself).
+pub fn tx_meta(frame: &[u8], csum: bool) -> TxMeta {
+    let geometry = tx_geometry(frame);
+    let needs = geometry.l3 == L3Proto::Ipv4 || geometry.l4 != L4Proto::Other;
+    TxMeta {
+        csum: csum && needs,
+        geometry: Some(geometry),
+        ..TxMeta::default()
+    }
+}
+
+/// The header lengths of a frame as written (see [`tx_meta`]); whatever
+/// does not parse ends the geometry there.
+pub fn tx_geometry(f: &[u8]) -> TxGeometry {
+    let mut g = TxGeometry {
+        l2: ETH_HEADER.min(f.len()) as u8,
+        ..TxGeometry::default()
+    };
+    if f.len() < ETH_HEADER {
+        return g;
+    }
+    let at = ETH_HEADER;
+    let proto = match u16::from_be_bytes([f[12], f[13]]) {
+        0x0800 => {
+            let Some(&vihl) = f.get(at) else { return g };
+            let ihl = (vihl & 0x0f) as usize * 4;
+            if vihl >> 4 != 4 || ihl < 20 || f.len() < at + ihl {
+                return g;
+            }
+            g.l3 = L3Proto::Ipv4;
+            g.l3_len = ihl as u8;
+            // A fragment past the first has no transport header.
+            if u16::from_be_bytes([f[at + 6], f[at + 7]]) & 0x1fff != 0 {
+                return g;
+            }
+            f[at + 9]
+        }
+        0x86dd if f.len() >= at + 40 && f[at] >> 4 == 6 => {
+            g.l3 = L3Proto::Ipv6;
+            g.l3_len = 40;
+            f[at + 6]
+        }
+        _ => return g,
+    };
+    let l4 = at + g.l3_len as usize;
+    match proto {
+        6 => {
+            if let Some(&off) = f.get(l4 + 12) {
+                let doff = (off >> 4) as usize * 4;
+                if doff >= 20 && f.len() >= l4 + doff {
+                    g.l4 = L4Proto::Tcp;
+                    g.l4_len = doff as u8;
+                }
+            }
+        }
+        17 if f.len() >= l4 + 8 => {
+            g.l4 = L4Proto::Udp;
+            g.l4_len = 8;
+        }
+        _ => {}
+    }
+    g
+}
+
 /// Transmit token straight into a driver buffer.
 #[derive(Debug)]
 pub struct PhyTxToken<'a, D: NetDevice> {
@@ -641,25 +707,28 @@ impl<D: NetDevice> phy::TxToken for PhyTxToken<'_, D> {
         F: FnOnce(&mut [u8]) -> R,
     {
         let tx = self.tx;
-        // `f` must run whatever happens: if the device refuses after all,
-        // it writes into scratch and the frame is dropped (counted).
+        // `f` must run whatever happens: if the device refuses before it
+        // ran, it writes into scratch; either way a refused frame is
+        // dropped (counted).
         let mut f = Some(f);
-        let meta = tx.meta;
-        match tx
-            .dev
-            .transmit_with(len, meta, |b| f.take().map(|f| f(b)).expect("runs once"))
-        {
-            Ok(r) => {
-                tx.sent(len);
-                r
-            }
-            Err(e) => {
-                tx.refused(e);
+        let mut out = None;
+        let csum = tx.tx_csum;
+        let sent = tx.dev.transmit_then(len, |b| {
+            out = f.take().map(|f| f(b));
+            ((), tx_meta(b, csum))
+        });
+        match sent {
+            Ok(()) => tx.sent(len),
+            Err(e) => tx.refused(e),
+        }
+        match (out, f.take()) {
+            (Some(r), _) => r,
+            (None, Some(f)) => {
                 tx.scratch.clear();
                 tx.scratch.resize(len, 0);
-                let f = f.take().expect("not run on refusal");
                 f(&mut tx.scratch)
             }
+            (None, None) => unreachable!("the token's closure runs once"),
         }
     }
 }
@@ -815,5 +884,77 @@ impl<D: NetDevice> phy::Device for Phy<D> {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.caps.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    /// An Ethernet frame of `ethertype` with `l3` after the header.
+    fn eth(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(l3);
+        f
+    }
+
+    #[test]
+    fn tx_meta_asks_only_for_the_checksums_a_frame_has() {
+        // ARP (0x0806): nothing to checksum, geometry stops at L2.
+        let arp = eth(0x0806, &[0u8; 28]);
+        let m = tx_meta(&arp, true);
+        assert!(!m.csum);
+        assert_eq!(m.geometry.unwrap().headers(), 14);
+        // IPv4 (version/IHL 0x46: 24 bytes) ICMP (protocol 1 at +9): the
+        // header checksum only.
+        let mut icmp = vec![0u8; 24 + 8];
+        icmp[0] = 0x46;
+        icmp[9] = 1;
+        let m = tx_meta(&eth(0x0800, &icmp), true);
+        let g = m.geometry.unwrap();
+        assert!(m.csum);
+        assert_eq!(
+            (g.l3, g.l3_len, g.l4, g.l4_len),
+            (L3Proto::Ipv4, 24, L4Proto::Other, 0)
+        );
+        // IPv4 TCP, data offset 8 (32 bytes) at TCP +12.
+        let mut tcp = vec![0u8; 20 + 32 + 10];
+        tcp[0] = 0x45;
+        tcp[9] = 6;
+        tcp[20 + 12] = 0x80;
+        let m = tx_meta(&eth(0x0800, &tcp), true);
+        let g = m.geometry.unwrap();
+        assert_eq!((g.l4, g.l4_len, g.headers()), (L4Proto::Tcp, 32, 66));
+        // Without the offload nothing is asked, the geometry still given.
+        assert!(!tx_meta(&eth(0x0800, &tcp), false).csum);
+        // A later fragment (offset 0x0010 at +6): no transport header.
+        let mut frag = tcp.clone();
+        frag[6..8].copy_from_slice(&[0x00, 0x10]);
+        assert_eq!(
+            tx_meta(&eth(0x0800, &frag), true).geometry.unwrap().l4,
+            L4Proto::Other
+        );
+        // IPv6 (0x60) UDP (next header 17 at +6): the UDP checksum.
+        let mut udp = vec![0u8; 40 + 8 + 4];
+        udp[0] = 0x60;
+        udp[6] = 17;
+        let m = tx_meta(&eth(0x86dd, &udp), true);
+        let g = m.geometry.unwrap();
+        assert!(m.csum);
+        assert_eq!(
+            (g.l3, g.l3_len, g.l4, g.l4_len),
+            (L3Proto::Ipv6, 40, L4Proto::Udp, 8)
+        );
+        // ICMPv6 (58): smoltcp fills it; nothing asked.
+        udp[6] = 58;
+        assert!(!tx_meta(&eth(0x86dd, &udp), true).csum);
+        // Truncated headers: never a panic, nothing past what parses.
+        let full = eth(0x0800, &tcp);
+        for n in 0..full.len() {
+            let g = tx_geometry(&full[..n]);
+            assert!(g.headers() <= n.max(14), "{n}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 
 use cxos_drivers::net::{
-    FilterError, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError, TxMeta,
+    FilterError, L3Proto, L4Proto, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError,
+    TxMeta,
 };
 use cxos_net::app::{App, AppStatus};
 use cxos_net::ping::Ping;
@@ -29,6 +30,9 @@ struct FakeDev {
     ring: usize,
     in_flight: usize,
     multicast: Vec<[u8; 6]>,
+    /// Refuse every `transmit_then` with this error after the frame was
+    /// written (as a driver does when the written frame's WQE does not fit).
+    refuse_after_write: Option<TxError>,
 }
 
 impl FakeDev {
@@ -91,6 +95,28 @@ impl NetDevice for FakeDev {
         }
         let mut b = vec![0u8; len];
         let r = f(&mut b);
+        self.queued.push((b, meta));
+        Ok(r)
+    }
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        if !self.link.up {
+            return Err(TxError::Down);
+        }
+        if self.tx_free() == 0 {
+            return Err(TxError::Busy);
+        }
+        let mut b = vec![0u8; len];
+        let (r, meta) = f(&mut b);
+        if let Some(e) = self.refuse_after_write {
+            return Err(e);
+        }
+        if meta.csum && !self.offloads.tx_l4_csum {
+            return Err(TxError::Unsupported);
+        }
         self.queued.push((b, meta));
         Ok(r)
     }
@@ -174,7 +200,14 @@ fn checksum_offload_is_asked_per_frame_and_left_to_the_device() {
         .unwrap();
     let now = Instant::from_millis(10);
     n.poll(now);
-    // ARP first (no checksum in it, still asked: the device ignores it).
+    // ARP first: no checksum in it, none asked.
+    let wire = std::mem::take(&mut n.device_mut().wire);
+    let arp = wire
+        .iter()
+        .find(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Arp)
+        .expect("an ARP request went out");
+    assert!(!arp.1.csum, "ARP asks no checksum");
+    assert_eq!(arp.1.geometry.map(|g| g.headers()), Some(14));
     let mac = n.mac();
     n.device_mut().rx.push_back((
         arp_reply(mac, Ipv4Address::new(10, 0, 0, 2)),
@@ -187,12 +220,20 @@ fn checksum_offload_is_asked_per_frame_and_left_to_the_device() {
         .find(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Ipv4)
         .expect("a SYN went out");
     assert!(syn.1.csum, "checksum offload asked");
+    // With the geometry smoltcp wrote: Ethernet, 20-byte IPv4, TCP with
+    // its options (data offset).
+    let g = syn.1.geometry.expect("geometry given");
+    assert_eq!(
+        (g.l2, g.l3, g.l3_len, g.l4),
+        (14, L3Proto::Ipv4, 20, L4Proto::Tcp)
+    );
     let eth = EthernetFrame::new_unchecked(&syn.0[..]);
     let ip = Ipv4Packet::new_unchecked(eth.payload());
     assert_eq!(ip.checksum(), 0, "IPv4 header checksum left to the device");
     let tcp = TcpPacket::new_unchecked(ip.payload());
     assert!(tcp.syn());
     assert_eq!(tcp.checksum(), 0, "TCP checksum left to the device");
+    assert_eq!(g.l4_len as usize, tcp.header_len() as usize);
 }
 
 #[test]
@@ -238,6 +279,36 @@ fn a_full_ring_is_counted_and_stashed_replies_go_out_later() {
     assert_eq!(eth.dst_addr(), EthernetAddress(PEER_MAC));
     assert_eq!(eth.src_addr(), EthernetAddress(mac));
     assert!(!wire[0].1.csum, "no offload asked of a device without it");
+}
+
+#[test]
+fn a_frame_refused_after_it_was_written_is_dropped_and_counted() {
+    let mut n = net(FakeDev::new());
+    let now = Instant::from_millis(10);
+    n.device_mut().refuse_after_write = Some(TxError::Busy);
+    let mut ping = Ping::new(&mut n, "10.0.0.1 -c 3 -W 1".parse().unwrap(), now).unwrap();
+    let mut out = String::new();
+    let mut t = now;
+    for _ in 0..5 {
+        n.poll(t);
+        let _ = ping.poll(&mut n, t, &mut out);
+        t += Duration::from_millis(10);
+    }
+    // What smoltcp wrote was refused: counted, nothing sent, no panic
+    // (the token's closure ran once, inside the device).
+    assert!(n.stats().phy.tx_busy > 0, "{:?}", n.stats().phy);
+    assert!(n.device_mut().wire.is_empty() && n.device_mut().queued.is_empty());
+    n.device_mut().refuse_after_write = None;
+    for _ in 0..300 {
+        n.poll(t);
+        let _ = ping.poll(&mut n, t, &mut out);
+        n.device_mut().flush();
+        if !n.device_mut().wire.is_empty() {
+            return;
+        }
+        t += Duration::from_millis(10);
+    }
+    panic!("nothing sent once the device takes frames again");
 }
 
 #[test]

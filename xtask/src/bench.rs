@@ -1,5 +1,7 @@
-//! `cargo xtask bench`: the workspace's bench targets plus xtask's own
-//! figures (PVH boot time under TCG, kernel size), printed as one table.
+//! `cargo xtask bench`: the workspace's bench targets, the driver's
+//! instructions per packet under callgrind (`bench_callgrind`), plus
+//! xtask's own figures (PVH boot time under TCG, kernel size), printed as
+//! one table. `--callgrind [FILTER]` runs only the callgrind figures.
 //!
 //! Bench targets are `harness = false` binaries that print lines
 //! `bench: <name>: <value> <unit>`; xtask prints its own figures the same way.
@@ -24,6 +26,11 @@ pub struct BenchArgs {
     /// Only xtask's own figures; skip `cargo bench --workspace`.
     #[arg(long)]
     pub xtask_only: bool,
+    /// Only the callgrind instruction counts of the driver's packet paths
+    /// (xtask/src/bench_callgrind.rs), for the figures whose name contains
+    /// this (empty: all).
+    #[arg(long, value_name = "FILTER", num_args = 0..=1, default_missing_value = "")]
+    pub callgrind: Option<String>,
     /// Only the figures of cxos against Linux's mlx5_core on the same
     /// simulated ConnectX-5 (xtask/src/bench_linux.rs; needs root).
     #[arg(long)]
@@ -100,6 +107,11 @@ pub fn table(figures: &[Figure]) -> String {
 pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
     let mut figures = Vec::new();
     let mut ok = true;
+    if let Some(filter) = &args.callgrind {
+        figures.extend(crate::bench_callgrind::figures(ws, filter)?);
+        println!("\n{}", table(&figures));
+        return Ok(0);
+    }
     if args.linux {
         let elf = kernel::build(ws, Profile::Release)?;
         match crate::bench_linux::figures(ws, &elf, args.runs.max(1)) {
@@ -121,6 +133,7 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
         let (found, success) = cargo_bench(ws)?;
         figures.extend(found);
         ok &= success;
+        figures.extend(crate::bench_callgrind::figures(ws, "")?);
     }
     let elf = kernel::build(ws, Profile::Release)?;
     let bytes = std::fs::read(&elf)?;

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_callgrind;
 mod bench_linux;
 mod console;
 mod cpio;

@@ -744,9 +744,9 @@ fn peer_iperf3(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "cxos's client against stock iperf3 -s failed:\n{answer}"
         ));
     }
-    let json_line = plain_line(&answer, "iperf3-json: ")?;
-    let v: serde_json::Value = serde_json::from_str(json_line.trim_start_matches("iperf3-json: "))
-        .map_err(|e| format!("cxos's iperf3-json line: {e}: {json_line}"))?;
+    // The answer may also hold the lines cxos's own server printed for the
+    // host's earlier runs: the client's line is the one with its role.
+    let (json_line, v) = client_json(&answer)?;
     let bps = v
         .get("receiver_bits_per_second")
         .and_then(|b| b.as_f64())
@@ -894,9 +894,37 @@ fn main_job(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
 }
 
+/// The `iperf3-json:` line of cxos's iperf3 client in a console answer
+/// (lines of its server's earlier tests skipped), and its parsed object.
+fn client_json(answer: &str) -> Result<(&str, serde_json::Value), String> {
+    let mut seen = Vec::new();
+    for line in answer.lines().filter(|l| l.starts_with("iperf3-json: ")) {
+        let v: serde_json::Value = serde_json::from_str(line.trim_start_matches("iperf3-json: "))
+            .map_err(|e| format!("cxos's iperf3-json line: {e}: {line}"))?;
+        if v.get("role").and_then(|r| r.as_str()) == Some("client") {
+            return Ok((line, v));
+        }
+        seen.push(line);
+    }
+    Err(format!(
+        "no iperf3-json line of the client in:\n{answer}\n(other iperf3-json lines: {seen:?})"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_line_is_found_past_the_servers_lines() {
+        let answer = "iperf3-json: {\"role\":\"server\",\"receiver_bits_per_second\":1.0}\n\
+                      iperf3: done\n\
+                      iperf3-json: {\"role\":\"client\",\"receiver_bits_per_second\":2.0}\n";
+        let (_, v) = client_json(answer).unwrap();
+        assert_eq!(v["receiver_bits_per_second"].as_f64(), Some(2.0));
+        assert!(client_json("iperf3-json: {\"role\":\"server\"}").is_err());
+        assert!(client_json("iperf3-json: {").is_err());
+    }
 
     #[test]
     fn port_open_line_is_read() {

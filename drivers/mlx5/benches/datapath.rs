@@ -11,50 +11,61 @@
 //! `bench: mlx5.dp_offload_pps` / `mlx5.dp_offload_ns_per_packet`: 64-byte
 //! IPv4/TCP frames sent with checksum offload and VLAN insertion, received
 //! with VLAN stripping and checksum results (`tx_batch_offload`,
-//! `rx_batch`). Receive cost with RSS (`CXOS_DP_BENCH=rss`):
+//! `rx_batch`; `CXOS_DP_BENCH=offload_parse`: the same frames without
+//! their geometry, `tx_batch_offload_parse`). Receive cost with RSS (`CXOS_DP_BENCH=rss`):
 //! `bench: mlx5.rx_rss1_ns_per_packet` / `mlx5.rx_rss8_ns_per_packet`:
-//! time in `rx_batch` only (the synchronous model works inside the
-//! sender's doorbell, so this is the driver's receive path, harness DMA
-//! accessors included) per frame, 64-byte TCP frames of 256 flows, 1 or 8
-//! receive queues (`CXOS_DP_BENCH=rss1` / `rss8`: one of them).
+//! time in `rx_batch` only per frame, 64-byte TCP frames of 256 flows, 1 or
+//! 8 receive queues (`CXOS_DP_BENCH=rss1` / `rss8`: one of them).
 //!
-//! Instruction counts per packet (driver code only) come from callgrind:
-//! `CXOS_DP_PACKETS=64000 valgrind --tool=callgrind
-//! --toggle-collect='datapath::tx_batch' --toggle-collect='datapath::rx_batch'
-//! <bench binary>` then `callgrind_annotate --inclusive=yes`: the inclusive
-//! cost of `tx_batch` (resp. `rx_batch`) minus that of the model under
-//! `SimPlatform::bar0_write_be64` (the synchronous model runs inside the
-//! doorbell write), divided by the packets.
+//! The ports run on the bench platform (`mlx5_sim::harness::BenchPlatform`):
+//! DMA and MMIO accessors as the kernel's (volatile accesses), BAR writes
+//! posted and delivered to the model by `pump` between the measured
+//! functions. So the measured functions (`tx_batch*`, `rx_batch`, all
+//! `#[inline(never)]`) run the driver and its accessors and nothing of
+//! the model, and their inclusive instruction count is the figure:
+//! `CXOS_DP_BENCH=plain valgrind --tool=callgrind
+//! --toggle-collect='datapath::tx_batch' <bench binary>` collects exactly
+//! `tx_batch`; the run ends with lines `toggle: datapath::tx_batch: <n>
+//! packets` giving the packets that went through each measured function
+//! (warm-up included), the divisor. `cargo xtask bench` runs these
+//! (xtask/src/bench_callgrind.rs).
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use cxos_drivers::{NetDevice, TxMeta};
+use cxos_drivers::{L3Proto, L4Proto, NetDevice, TxGeometry, TxMeta};
 use mlx5::{Adapter, Config};
 use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
-use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::harness::BenchPlatform;
 
-type Port = QueueSet<Adapter<SimPlatform>>;
+type Port = QueueSet<Adapter<BenchPlatform>>;
 
 const BATCH: usize = 32;
+/// Batches run before the clock starts (counted in the `toggle:` lines).
+const WARMUP_BATCHES: usize = 100;
 
-fn open(sim: &SimPlatform) -> Port {
-    open_with(
-        sim,
-        EthConfig {
-            interrupts: false,
-            ..EthConfig::default()
-        },
-    )
+fn polled() -> EthConfig {
+    EthConfig {
+        interrupts: false,
+        ..EthConfig::default()
+    }
 }
 
-fn open_with(sim: &SimPlatform, cfg: EthConfig) -> Port {
+fn open_with(sim: &BenchPlatform, cfg: EthConfig) -> Port {
     let a = Adapter::attach(sim.clone(), Config::default())
         .map_err(|f| f.error)
         .unwrap();
     let r = Resources::of(&a).unwrap();
-    QueueSet::open(a, r, cfg).map_err(|f| f.error).unwrap()
+    let p = QueueSet::open(a, r, cfg).map_err(|f| f.error).unwrap();
+    sim.post_writes(true);
+    p
+}
+
+fn close(p: Port, sim: &BenchPlatform) {
+    sim.post_writes(false);
+    let (a, _) = p.close();
+    a.detach();
 }
 
 /// A 64-byte IPv4/TCP frame of flow `flow` (its source port), checksum
@@ -76,9 +87,39 @@ fn tcp64(f: &mut [u8], dst: &[u8; 6], flow: u16) {
 }
 
 /// Queue `BATCH` 64-byte TCP frames with checksum offload and VLAN
-/// insertion, ring one doorbell, reap completions.
+/// insertion, ring one doorbell, reap completions. The frames' geometry
+/// comes with them, as a stack gives it.
 #[inline(never)]
 fn tx_batch_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
+    let meta = TxMeta {
+        csum: true,
+        vlan: Some(100),
+        lso: None,
+        geometry: Some(TxGeometry {
+            l2: 14,
+            l3: L3Proto::Ipv4,
+            l3_len: 20,
+            l4: L4Proto::Tcp,
+            l4_len: 20,
+        }),
+    };
+    let mut n = 0;
+    for _ in 0..BATCH {
+        *seq = seq.wrapping_add(1);
+        let flow = 1024 + (*seq & 0xff);
+        if a.transmit_with(64, meta, |f| tcp64(f, dst, flow)).is_ok() {
+            n += 1;
+        }
+    }
+    a.flush();
+    a.poll();
+    n
+}
+
+/// [`tx_batch_offload`] without the geometry: the driver finds the
+/// headers in the frame itself.
+#[inline(never)]
+fn tx_batch_offload_parse(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
     let meta = TxMeta {
         csum: true,
         vlan: Some(100),
@@ -113,91 +154,9 @@ fn tx_batch_flows(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
     n
 }
 
-fn offload_run(packets: usize) {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX6Dx,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
-    let mut a = open(&sa);
-    let mut b = open_with(
-        &sb,
-        EthConfig {
-            interrupts: false,
-            vlan_strip: true,
-            ..EthConfig::default()
-        },
-    );
-    let dst = b.mac();
-    let mut seq = 0;
-    for _ in 0..100 {
-        tx_batch_offload(&mut a, &dst, &mut seq);
-        rx_batch(&mut b);
-    }
-    let ok_before = b.eth_stats().rx_csum_ok;
-    let t = Instant::now();
-    let mut got = 0;
-    while got < packets {
-        tx_batch_offload(&mut a, &dst, &mut seq);
-        got += rx_batch(&mut b);
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let s = b.eth_stats();
-    assert_eq!(s.rx_csum_ok - ok_before, got as u64, "every frame verified");
-    println!("bench: mlx5.dp_offload_pps: {:.0} pps", got as f64 / secs);
-    println!(
-        "bench: mlx5.dp_offload_ns_per_packet: {:.0} ns",
-        secs * 1e9 / got as f64
-    );
-    let (a, _) = a.close();
-    let (b, _) = b.close();
-    a.detach();
-    b.detach();
-}
-
-fn rss_run(packets: usize, queues: u8) {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX6Dx,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
-    let mut a = open(&sa);
-    let mut b = open_with(
-        &sb,
-        EthConfig {
-            interrupts: false,
-            rss_queues: queues,
-            ..EthConfig::default()
-        },
-    );
-    assert_eq!(b.rx_queues(), queues as usize);
-    let dst = b.mac();
-    let mut seq = 0;
-    for _ in 0..100 {
-        tx_batch_flows(&mut a, &dst, &mut seq);
-        rx_batch(&mut b);
-    }
-    let mut rx_time = std::time::Duration::ZERO;
-    let mut got = 0;
-    while got < packets {
-        tx_batch_flows(&mut a, &dst, &mut seq);
-        let t = Instant::now();
-        got += rx_batch(&mut b);
-        rx_time += t.elapsed();
-    }
-    println!(
-        "bench: mlx5.rx_rss{queues}_ns_per_packet: {:.1} ns",
-        rx_time.as_secs_f64() * 1e9 / got as f64
-    );
-    let (a, _) = a.close();
-    let (b, _) = b.close();
-    a.detach();
-    b.detach();
-}
-
 /// Queue `BATCH` 64-byte frames and ring one doorbell; reap completions.
 #[inline(never)]
-fn tx_batch(a: &mut Port, dst: &[u8; 6]) -> usize {
+fn tx_batch(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
     let mut n = 0;
     for _ in 0..BATCH {
         if a.transmit(64, |f| {
@@ -226,51 +185,185 @@ fn rx_batch(b: &mut Port) -> usize {
     n
 }
 
+type TxFn = fn(&mut Port, &[u8; 6], &mut u16) -> usize;
+
+/// One measured run: sender `a` (transmit with `tx`, the function named
+/// `tx_name`) to receiver `b` (`rx_batch`).
+struct Run {
+    a: Port,
+    b: Port,
+    sa: BenchPlatform,
+    sb: BenchPlatform,
+    tx: TxFn,
+    tx_name: &'static str,
+}
+
+/// What a run measured.
+struct Measured {
+    sent: usize,
+    got: usize,
+    /// Wall time of the whole loop, and inside `rx_batch` only.
+    all: Duration,
+    rx: Duration,
+}
+
+impl Run {
+    fn new(
+        part: Personality,
+        tx_cfg: EthConfig,
+        rx_cfg: EthConfig,
+        tx: TxFn,
+        tx_name: &'static str,
+    ) -> Run {
+        let (sa, sb) = BenchPlatform::pair(part, part);
+        let a = open_with(&sa, tx_cfg);
+        let b = open_with(&sb, rx_cfg);
+        Run {
+            a,
+            b,
+            sa,
+            sb,
+            tx,
+            tx_name,
+        }
+    }
+
+    /// Warm up, then move `packets` frames; prints the toggle lines.
+    fn go(&mut self, packets: usize) -> Measured {
+        let dst = self.b.mac();
+        let mut seq = 0u16;
+        let (mut sent, mut got) = (0, 0);
+        let mut one = |r: &mut Run, rx_time: &mut Duration| {
+            let k = (r.tx)(&mut r.a, &dst, &mut seq);
+            r.sa.pump();
+            let t = Instant::now();
+            let n = rx_batch(&mut r.b);
+            *rx_time += t.elapsed();
+            r.sb.pump();
+            (k, n)
+        };
+        let mut ignore = Duration::ZERO;
+        for _ in 0..WARMUP_BATCHES {
+            let (k, n) = one(self, &mut ignore);
+            sent += k;
+            got += n;
+        }
+        let (warm_sent, warm_got) = (sent, got);
+        let mut rx = Duration::ZERO;
+        let t = Instant::now();
+        while got - warm_got < packets {
+            let (k, n) = one(self, &mut rx);
+            sent += k;
+            got += n;
+        }
+        let all = t.elapsed();
+        println!("toggle: datapath::{}: {sent} packets", self.tx_name);
+        println!("toggle: datapath::rx_batch: {got} packets");
+        Measured {
+            sent: sent - warm_sent,
+            got: got - warm_got,
+            all,
+            rx,
+        }
+    }
+
+    fn close(self) {
+        close(self.a, &self.sa);
+        close(self.b, &self.sb);
+    }
+}
+
+fn offload_run(packets: usize, parse: bool) {
+    let rx_cfg = EthConfig {
+        vlan_strip: true,
+        ..polled()
+    };
+    let (tx, name): (TxFn, _) = if parse {
+        (tx_batch_offload_parse, "tx_batch_offload_parse")
+    } else {
+        (tx_batch_offload, "tx_batch_offload")
+    };
+    let mut r = Run::new(Personality::ConnectX6Dx, polled(), rx_cfg, tx, name);
+    let ok_before = r.b.eth_stats().rx_csum_ok;
+    let m = r.go(packets);
+    let s = r.b.eth_stats();
+    assert!(
+        s.rx_csum_ok - ok_before >= m.got as u64,
+        "every frame verified"
+    );
+    let secs = m.all.as_secs_f64();
+    if parse {
+        r.close();
+        return;
+    }
+    println!("bench: mlx5.dp_offload_pps: {:.0} pps", m.got as f64 / secs);
+    println!(
+        "bench: mlx5.dp_offload_ns_per_packet: {:.0} ns",
+        secs * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
+fn rss_run(packets: usize, queues: u8) {
+    let rx_cfg = EthConfig {
+        rss_queues: queues,
+        ..polled()
+    };
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        polled(),
+        rx_cfg,
+        tx_batch_flows,
+        "tx_batch_flows",
+    );
+    assert_eq!(r.b.rx_queues(), queues as usize);
+    let m = r.go(packets);
+    println!(
+        "bench: mlx5.rx_rss{queues}_ns_per_packet: {:.1} ns",
+        m.rx.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
+fn plain_run(packets: usize) {
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        polled(),
+        polled(),
+        tx_batch,
+        "tx_batch",
+    );
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    let secs = m.all.as_secs_f64();
+    println!("bench: mlx5.dp_pps: {:.0} pps", m.got as f64 / secs);
+    println!(
+        "bench: mlx5.dp_ns_per_packet: {:.0} ns",
+        secs * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
 fn main() {
     let packets: usize = std::env::var("CXOS_DP_PACKETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
     let which = std::env::var("CXOS_DP_BENCH").unwrap_or_default();
-    if which.is_empty() || which == "offload" {
-        offload_run(packets);
+    let all = which.is_empty();
+    if all || which == "offload" {
+        offload_run(packets, false);
     }
-    if which.is_empty() || which == "rss" || which == "rss1" {
+    if which == "offload_parse" {
+        offload_run(packets, true);
+    }
+    if all || which == "rss" || which == "rss1" {
         rss_run(packets, 1);
     }
-    if which.is_empty() || which == "rss" || which == "rss8" {
+    if all || which == "rss" || which == "rss8" {
         rss_run(packets, 8);
     }
-    if !which.is_empty() && which != "plain" {
-        return;
+    if all || which == "plain" {
+        plain_run(packets);
     }
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX6Dx,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
-    let mut a = open(&sa);
-    let mut b = open(&sb);
-    let dst = b.mac();
-    // Warm up.
-    for _ in 0..100 {
-        tx_batch(&mut a, &dst);
-        rx_batch(&mut b);
-    }
-    let t = Instant::now();
-    let mut got = 0;
-    while got < packets {
-        tx_batch(&mut a, &dst);
-        got += rx_batch(&mut b);
-    }
-    let secs = t.elapsed().as_secs_f64();
-    println!("bench: mlx5.dp_pps: {:.0} pps", got as f64 / secs);
-    println!(
-        "bench: mlx5.dp_ns_per_packet: {:.0} ns",
-        secs * 1e9 / got as f64
-    );
-    let (a, _) = a.close();
-    let (b, _) = b.close();
-    a.detach();
-    b.detach();
 }

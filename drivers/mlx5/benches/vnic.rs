@@ -21,9 +21,17 @@
 //! `bench: mlx5.vnic_tx_ns_per_packet` (time inside `vnic_tx_batch`,
 //! the receiving model's work inside the doorbell included).
 //! `CXOS_VNIC_BENCH=1|20|all|tx` runs one of them, `CXOS_VNIC_PACKETS` sets
-//! the count. Instructions per packet: callgrind with
+//! the count.
+//!
+//! Both adapters run on the bench platform
+//! (`mlx5_sim::harness::BenchPlatform`: kernel-like accessors, BAR writes
+//! posted and delivered to the model by `pump` between the measured
+//! functions), so the measured functions contain no model work.
+//! Instructions per packet: callgrind with
 //! `--toggle-collect='vnic::rx_batch'` (or `vnic::rx_all`,
-//! `vnic::vnic_tx_batch`); the commands are in BENCHMARKS.md.
+//! `vnic::vnic_tx_batch`) divided by the packets of the function's
+//! `toggle:` line (printed at the end, warm-up included); `cargo xtask
+//! bench` runs them (xtask/src/bench_callgrind.rs).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -33,9 +41,9 @@ use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config};
 use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
-use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::harness::BenchPlatform;
 
-type A = Adapter<SimPlatform>;
+type A = Adapter<BenchPlatform>;
 
 const BATCH: usize = 32;
 
@@ -46,7 +54,7 @@ fn polled() -> EthConfig {
     }
 }
 
-fn sender(sim: &SimPlatform) -> QueueSet<A> {
+fn sender(sim: &BenchPlatform) -> QueueSet<A> {
     let a = Adapter::attach(sim.clone(), Config::default())
         .map_err(|f| f.error)
         .unwrap();
@@ -54,7 +62,7 @@ fn sender(sim: &SimPlatform) -> QueueSet<A> {
     QueueSet::open(a, r, polled()).map_err(|f| f.error).unwrap()
 }
 
-fn receiver(sim: &SimPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
+fn receiver(sim: &BenchPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
     let a = Adapter::attach(sim.clone(), Config::default())
         .map_err(|f| f.error)
         .unwrap();
@@ -142,13 +150,11 @@ fn port_rx(p: &mut QueueSet<A>) -> usize {
 
 /// VNIC 19 of 20 transmits to a plain port.
 fn run_tx(packets: usize) {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX6Dx,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
+    let (sa, sb) = BenchPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX6Dx);
     let (nic, mut vnics) = receiver(&sa, 20);
     let mut b = sender(&sb);
+    sa.post_writes(true);
+    sb.post_writes(true);
     let dst = b.mac();
     let mut in_tx = Duration::ZERO;
     let mut got = 0usize;
@@ -159,10 +165,15 @@ fn run_tx(packets: usize) {
         if got >= warmup {
             in_tx += t.elapsed();
         }
+        sa.pump();
         let r = port_rx(&mut b);
-        assert_eq!((k, r), (BATCH, BATCH), "{:?}", sb.port_stats());
+        sb.pump();
+        assert_eq!((k, r), (BATCH, BATCH), "{:?}", sb.sim().port_stats());
         got += r;
     }
+    println!("toggle: vnic::vnic_tx_batch: {got} packets");
+    sa.post_writes(false);
+    sb.post_writes(false);
     println!(
         "bench: mlx5.vnic_tx_ns_per_packet: {:.1} ns",
         in_tx.as_nanos() as f64 / (got - warmup) as f64
@@ -177,14 +188,12 @@ fn run_tx(packets: usize) {
 }
 
 fn run(n: usize, packets: usize, poll_all: bool) {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX6Dx,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
+    let (sa, sb) = BenchPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX6Dx);
     let mut a = sender(&sa);
     let (nic, mut vnics) = receiver(&sb, n);
     let macs: Vec<[u8; 6]> = vnics.iter().map(|v| v.mac().0).collect();
+    sa.post_writes(true);
+    sb.post_writes(true);
     let mut in_rx = Duration::ZERO;
     let mut got = 0usize;
     let mut seq = 0usize;
@@ -193,24 +202,28 @@ fn run(n: usize, packets: usize, poll_all: bool) {
         let target = seq / BATCH % n;
         if poll_all {
             tx_batch(&mut a, None, &macs, seq);
+            sa.pump();
             let t = Instant::now();
             let k = rx_all(&mut vnics);
             if got >= warmup {
                 in_rx += t.elapsed();
             }
+            sb.pump();
             got += k;
         } else {
             tx_batch(&mut a, Some(macs[target]), &macs, seq);
+            sa.pump();
             let t = Instant::now();
             let k = rx_batch(&mut vnics[target]);
             if got >= warmup {
                 in_rx += t.elapsed();
             }
+            sb.pump();
             if k != BATCH {
                 panic!(
                     "batch {} got {k}: {:?} {:?}",
                     seq / BATCH,
-                    sb.port_stats(),
+                    sb.sim().port_stats(),
                     vnics[target].queue_set().last_fault()
                 );
             }
@@ -218,6 +231,10 @@ fn run(n: usize, packets: usize, poll_all: bool) {
         }
         seq += BATCH;
     }
+    let function = if poll_all { "rx_all" } else { "rx_batch" };
+    println!("toggle: vnic::{function}: {got} packets");
+    sa.post_writes(false);
+    sb.post_writes(false);
     let name = if poll_all {
         format!("{n}_pollall")
     } else {

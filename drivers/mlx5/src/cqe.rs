@@ -38,6 +38,9 @@ pub mod off {
 
 /// Bytes in a CQE (`cqe_sz` 0).
 pub const LEN: usize = 0x40;
+/// The 64-bit words [`Cqe::from_words`] takes: everything before
+/// [`off::QPN`] (the last word, QPN and the owner dword, is read apart).
+pub const WORDS: usize = off::QPN / 8;
 /// `op_own` of a fresh entry: invalid opcode 0xf, owner 1.
 pub const INITIAL_OP_OWN: u8 = 0xf1;
 
@@ -132,7 +135,8 @@ pub struct MpwrqByteCount {
 }
 
 /// One completion, copied out of the ring: the dwords the driver uses, in
-/// CPU byte order. [`Cqe::read`] reads them (the owner dword first), the
+/// CPU byte order. [`Cqe::from_words`] takes them from the entry's words
+/// (read after the owner dword), the
 /// accessors name the fields.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Cqe {
@@ -158,33 +162,52 @@ pub struct Cqe {
 // `#[inline]` shifts over the dwords, with the layouts named by the
 // bitfield types' `*_OFFSET` constants.
 impl Cqe {
-    /// Read an entry whose [`off::TAIL`] dword (`tail`, holding `op_own`)
-    /// the caller already read and found software-owned; `be32` reads the
-    /// big-endian dword at a byte offset of the entry. The syndromes are
-    /// read for error CQEs only, `wqe_id` for responder CQEs only.
+    /// An entry whose [`off::TAIL`] dword (`tail`, holding `op_own`) the
+    /// caller already read and found software-owned, from its first seven
+    /// big-endian 64-bit words `w` (bytes 0x00..0x38, loaded after the read
+    /// barrier: a word at offset 8k holds the dword at 8k in its high half
+    /// and the one at 8k + 4 in its low half). The syndromes and the QPN
+    /// (`qpn` reads the dword at [`off::QPN`]) are kept for error CQEs
+    /// only, `wqe_id` for responder CQEs only.
     #[inline(always)]
-    pub fn read(tail: u32, be32: impl Fn(usize) -> u32) -> Cqe {
+    pub fn from_words(tail: u32, w: &[u64; WORDS], qpn: impl FnOnce() -> u32) -> Cqe {
+        const fn dword(w: &[u64; WORDS], off: usize) -> u32 {
+            let word = w[off / 8];
+            if off.is_multiple_of(8) {
+                (word >> 32) as u32
+            } else {
+                word as u32
+            }
+        }
         let opcode = (tail as u8) >> OpOwn::OPCODE_OFFSET;
         Cqe {
             tail,
-            hdr: be32(off::HDR),
-            csum: be32(off::CHECK_SUM),
-            rss_hash: be32(off::RSS_HASH),
-            byte_cnt: be32(off::BYTE_CNT),
-            qpn: be32(off::QPN),
+            hdr: dword(w, off::HDR),
+            csum: dword(w, off::CHECK_SUM),
+            rss_hash: dword(w, off::RSS_HASH),
+            byte_cnt: dword(w, off::BYTE_CNT),
+            qpn: if is_error(opcode) { qpn() } else { 0 },
             wqe_id: if opcode == opcode::RESP_SEND {
-                be32(off::WQE_ID)
+                dword(w, off::WQE_ID)
             } else {
                 0
             },
-            err: if is_error(opcode) { be32(off::ERR) } else { 0 },
+            err: if is_error(opcode) {
+                dword(w, off::ERR)
+            } else {
+                0
+            },
         }
     }
 
     /// Parse the 64 bytes of a CQE.
     pub fn parse(b: &[u8; LEN]) -> Cqe {
         let be32 = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        Cqe::read(be32(off::TAIL), be32)
+        let mut w = [0u64; WORDS];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = ((be32(8 * i) as u64) << 32) | be32(8 * i + 4) as u64;
+        }
+        Cqe::from_words(be32(off::TAIL), &w, || be32(off::QPN))
     }
 
     /// `op_own`.
@@ -403,7 +426,8 @@ mod tests {
         assert!(c.op_own().owner());
         assert_eq!(c.op_own().opcode(), opcode::RESP_SEND);
         assert_eq!(c.byte_count(), 1514);
-        assert_eq!(c.qpn(), 0x11);
+        // The QPN is kept for error CQEs only.
+        assert_eq!(c.qpn(), 0);
         assert_eq!(c.wqe_counter(), 0x0102);
         assert_eq!(c.wqe_id(), 7);
         assert_eq!(c.rss_hash(), 0xdead_beef);
@@ -468,12 +492,19 @@ mod tests {
 
     #[test]
     fn fields_only_their_opcode_has_read_as_zero() {
-        // A requester CQE's bytes 0x00..0x04 and 0x34..0x38 are not
-        // wqe_id / syndromes.
+        // A requester CQE's bytes 0x00..0x04, 0x34..0x38 and 0x38..0x3c
+        // are not wqe_id / syndromes / a QPN the driver looks at.
         let mut raw = [0xffu8; 64];
         raw[0x3f] = 0x00;
         let c = Cqe::parse(&raw);
         assert_eq!((c.wqe_id(), c.syndrome(), c.vendor_syndrome()), (0, 0, 0));
+        assert_eq!(c.qpn(), 0);
+        // Each word's two dwords land in their fields (high half first).
+        raw[0x3f] = 0x20;
+        raw[0x2c..0x30].copy_from_slice(&[0, 0, 0x01, 0x02]);
+        raw[0x28..0x2c].copy_from_slice(&[0xaa; 4]);
+        let c = Cqe::parse(&raw);
+        assert_eq!((c.byte_count(), c.wqe_id()), (0x0102, 0xffff));
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The header geometry the transmit path needs from a frame the stack
 //! wrote: how many bytes to inline (the part's inline rule, PRM "Send WQE
 //! Format": L2 / L3 / L4 headers), which checksums the Ethernet segment
-//! asks for, and where an LSO frame's payload starts. The bytes come from
-//! the stack, not the device, but are still read defensively: anything
-//! that does not parse is "not IP" and only its L2 header counts.
+//! asks for, and where an LSO frame's payload starts. A caller that knows
+//! it passes it ([`cxos_drivers::TxGeometry`], converted here); otherwise
+//! [`parse`] finds it in the frame, read in place. The bytes come from the
+//! stack, not the device, but are still read defensively: anything that
+//! does not parse is "not IP" and only its L2 header counts.
+
+use cxos_drivers::{L3Proto, L4Proto, TxGeometry};
 
 /// Ethernet header.
 pub const ETH_HLEN: usize = 14;
@@ -47,6 +51,42 @@ impl Geometry {
     /// Every header byte: where an LSO frame's payload starts.
     pub fn headers(&self) -> usize {
         self.l2 + self.l3 + self.l4
+    }
+
+    /// A frame of `len` bytes taken as an untagged Ethernet frame and
+    /// nothing more (where nothing needs its headers).
+    #[inline]
+    pub fn l2_only(len: usize) -> Geometry {
+        Geometry {
+            l2: ETH_HLEN.min(len),
+            net: Net::Other,
+            l3: 0,
+            transport: Transport::Other,
+            l4: 0,
+        }
+    }
+}
+
+impl From<TxGeometry> for Geometry {
+    /// What the stack says; lengths are trusted only as far as the
+    /// transmit path clamps them (to the frame and to [`crate::wqe::MAX_HEADERS`]).
+    #[inline]
+    fn from(t: TxGeometry) -> Geometry {
+        Geometry {
+            l2: t.l2 as usize,
+            net: match t.l3 {
+                L3Proto::Ipv4 => Net::Ipv4,
+                L3Proto::Ipv6 => Net::Ipv6,
+                L3Proto::Other => Net::Other,
+            },
+            l3: t.l3_len as usize,
+            transport: match t.l4 {
+                L4Proto::Tcp => Transport::Tcp,
+                L4Proto::Udp => Transport::Udp,
+                L4Proto::Other => Transport::Other,
+            },
+            l4: t.l4_len as usize,
+        }
     }
 }
 
@@ -119,29 +159,6 @@ pub fn parse(f: &[u8]) -> Geometry {
     g
 }
 
-/// Whether headers parsed from the first `h.len()` bytes of a longer
-/// frame may continue past them: an IP ethertype without a complete IP
-/// header, or a TCP/UDP protocol without a complete L4 header.
-pub fn truncated(h: &[u8], g: &Geometry) -> bool {
-    let Some(mut et) = be16(h, 12) else {
-        return true;
-    };
-    if et == ETHERTYPE_VLAN || et == ETHERTYPE_QINQ {
-        match be16(h, 16) {
-            Some(inner) => et = inner,
-            None => return true,
-        }
-    }
-    match g.net {
-        Net::Other => et == ETHERTYPE_IPV4 || et == ETHERTYPE_IPV6,
-        Net::Ipv4 | Net::Ipv6 if g.transport == Transport::Other => {
-            let at = g.l2 + if g.net == Net::Ipv4 { 9 } else { 6 };
-            matches!(h.get(at), Some(&IPPROTO_TCP) | Some(&IPPROTO_UDP))
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,29 +204,21 @@ mod tests {
     }
 
     #[test]
-    fn truncation_is_noticed() {
-        // IPv4 with 40 bytes of options (IHL 15) and TCP with options:
-        // 64 bytes hold neither completely.
-        let mut f = vec![0u8; 14 + 60 + 60 + 4];
-        f[12] = 0x08;
-        f[14] = 0x4f;
-        f[14 + 9] = IPPROTO_TCP;
-        f[74 + 12] = 0xf0;
-        let g = parse(&f[..64]);
-        assert!(truncated(&f[..64], &g));
-        let g = parse(&f[..80]);
-        assert_eq!(g.net, Net::Ipv4);
-        assert!(truncated(&f[..80], &g), "TCP header cut");
-        let g = parse(&f);
-        assert!(!truncated(&f, &g));
-        assert_eq!(g.headers(), 134);
-        // Not IP, or ICMP: nothing more to read.
-        let mut e = f.clone();
-        e[12] = 0x88;
-        assert!(!truncated(&e[..64], &parse(&e[..64])));
-        e[12] = 0x08;
-        e[14] = 0x45;
-        e[14 + 9] = 1;
-        assert!(!truncated(&e[..64], &parse(&e[..64])));
+    fn the_stacks_geometry_converts_field_by_field() {
+        let t = TxGeometry {
+            l2: 18,
+            l3: L3Proto::Ipv6,
+            l3_len: 40,
+            l4: L4Proto::Udp,
+            l4_len: 8,
+        };
+        let g = Geometry::from(t);
+        assert_eq!(
+            (g.l2, g.net, g.l3, g.transport, g.l4),
+            (18, Net::Ipv6, 40, Transport::Udp, 8)
+        );
+        assert_eq!(g.headers(), t.headers());
+        assert_eq!(Geometry::l2_only(9).l2, 9);
+        assert_eq!(Geometry::l2_only(60).headers(), 14);
     }
 }

@@ -17,11 +17,12 @@
 //! faults), `report` (what `rings` and `stats` show).
 //!
 //! Fast path ([`QueueSet::transmit`], [`QueueSet::transmit_with`], [`QueueSet::receive`],
-//! [`QueueSet::poll`], [`QueueSet::flush`]): no heap allocation (the free
-//! transmit buffer stack is allocated at open with its full capacity), no
-//! lock, and MMIO only for the one send doorbell per batch and CQ re-arms
-//! (once per poll that saw an event, in interrupt mode). Interrupt-driven
-//! and polled mode run the same code; only the EQ / arm step differs.
+//! [`QueueSet::poll`], [`QueueSet::flush`]): no heap allocation (transmit
+//! buffers are used in order and come back in order, counted by the SQ),
+//! no lock, and MMIO only for the one send doorbell per batch and CQ
+//! re-arms (once per poll that saw an event, in interrupt mode).
+//! Interrupt-driven and polled mode run the same code; only the EQ / arm
+//! step differs.
 //!
 //! Errors: an error CQE (or a completion the driver refuses) produces a
 //! [`QueueFault`] report on the console (log target `mlx5::dp`), the queue
@@ -63,7 +64,6 @@ pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
-use tx::give_back;
 
 type Dma<C> = Region<<C as Control>::P>;
 type Plat<C> = <C as Control>::P;
@@ -153,11 +153,6 @@ pub struct QueueSet<C: Control> {
     cfg: EthConfig,
     parts: Parts<Plat<C>>,
     tx_buf_size: usize,
-    /// Free transmit buffer ids (capacity fixed at open): ids below
-    /// `n_tx` are MTU buffers, the rest LSO buffers.
-    tx_free: Vec<u32>,
-    lso_free: Vec<u32>,
-    n_tx: u32,
     /// Receive queue to look at first (round robin).
     rx_next: usize,
     /// Completion EQ indexes the queue set's CQs use (interrupt mode).
@@ -395,7 +390,7 @@ impl<C: Control> QueueSet<C> {
     }
 
     pub fn tx_free(&self) -> usize {
-        self.tx_free.len()
+        self.parts.sq.as_ref().map_or(0, |q| q.free_buffers())
     }
 
     /// Counters as [`NetDevice::stats`] reports them.
@@ -460,6 +455,13 @@ impl<C: Control> NetDevice for QueueSet<C> {
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, TxError> {
         QueueSet::transmit_with(self, len, meta, f)
+    }
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        QueueSet::transmit_then(self, len, f)
     }
     fn flush(&mut self) {
         QueueSet::flush(self)

@@ -265,6 +265,12 @@ pub struct Rq<P: Platform> {
     /// Frames handed out and not yet recycled.
     outstanding: u16,
     kind: RqKind,
+    /// Striding RQ: strides per WQE (0: cyclic) and log2 of the stride
+    /// size, kept apart from `kind` for the packet path.
+    nstrides: u32,
+    stride_shift: u32,
+    /// Entries - 1.
+    mask: u16,
     /// Striding RQ: strides of the current WQE used.
     used: u32,
     pub stats: RqStats,
@@ -314,6 +320,9 @@ impl<P: Platform> Rq<P> {
             published: 0,
             outstanding: 0,
             kind: RqKind::Cyclic,
+            nstrides: 0,
+            stride_shift: 0,
+            mask: (n - 1) as u16,
             used: 0,
             stats: RqStats::default(),
         };
@@ -328,6 +337,8 @@ impl<P: Platform> Rq<P> {
             log_strides,
             log_stride,
         };
+        self.nstrides = 1 << log_strides;
+        self.stride_shift = log_stride as u32;
         self
     }
 
@@ -356,12 +367,8 @@ impl<P: Platform> Rq<P> {
     /// the current WQE) holds a frame.
     #[inline]
     pub fn complete(&mut self, cqe: &Cqe) -> Result<RxFrame, RxError> {
-        if let RqKind::Striding {
-            log_strides,
-            log_stride,
-        } = self.kind
-        {
-            return self.complete_striding(cqe, log_strides, log_stride);
+        if self.nstrides != 0 {
+            return self.complete_striding(cqe);
         }
         let expected = self.ci;
         if cqe.wqe_counter() != expected || self.posted() == 0 {
@@ -370,7 +377,7 @@ impl<P: Platform> Rq<P> {
                 expected,
             });
         }
-        let slot = expected & ((1u16 << self.log_size) - 1);
+        let slot = expected & self.mask;
         self.ci = self.ci.wrapping_add(1);
         self.outstanding += 1;
         let len = cqe.byte_count() as usize;
@@ -395,13 +402,9 @@ impl<P: Platform> Rq<P> {
     /// `mpwrq_cqe_bc` (device.h): byte_cnt = filler `[31]`, consumed
     /// strides `[30:16]`, bytes `[15:0]`; `wqe_id` names the WQE and
     /// `wqe_counter` the first stride.
-    fn complete_striding(
-        &mut self,
-        cqe: &Cqe,
-        log_strides: u8,
-        log_stride: u8,
-    ) -> Result<RxFrame, RxError> {
-        let nstrides = 1u32 << log_strides;
+    #[inline(always)]
+    fn complete_striding(&mut self, cqe: &Cqe) -> Result<RxFrame, RxError> {
+        let (nstrides, log_stride) = (self.nstrides, self.stride_shift);
         let filler = cqe.is_filler();
         let strides = cqe.strides();
         let len = cqe.stride_bytes() as usize;
@@ -418,7 +421,7 @@ impl<P: Platform> Rq<P> {
                 expected: self.used as u16,
             });
         }
-        let slot = expected & ((1u16 << self.log_size) - 1);
+        let slot = expected & self.mask;
         let offset = (self.used as usize) << log_stride;
         self.used += strides;
         let mut releases = 0;
@@ -455,10 +458,11 @@ impl<P: Platform> Rq<P> {
     /// until it is recycled).
     #[inline]
     pub fn with_frame<R>(&self, f: RxFrame, g: impl FnOnce(&[u8]) -> R) -> R {
-        let offset = f.offset.min(self.buf_size);
-        let len = f.len.min(self.buf_size - offset);
-        let slot = f.slot as usize & (self.entries() - 1);
-        self.bufs.with_bytes(slot * self.buf_size + offset, len, g)
+        // [`Rq::complete`] checked the offset and length against the
+        // buffer; the region's own check stays (a driver bug panics).
+        let slot = (f.slot & self.mask) as usize;
+        self.bufs
+            .with_bytes(slot * self.buf_size + f.offset, f.len, g)
     }
 
     /// Give the oldest `n` handed-out buffers back to the device (posted

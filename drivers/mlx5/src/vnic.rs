@@ -341,6 +341,17 @@ impl<C: Control> NetDevice for Vnic<C> {
         self.qs.transmit_with(len, meta, f)
     }
     #[inline]
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        match self.vlan {
+            Some(v) => self.qs.transmit_then_tagged(len, v, f),
+            None => self.qs.transmit_then(len, f),
+        }
+    }
+    #[inline]
     fn flush(&mut self) {
         self.qs.flush()
     }

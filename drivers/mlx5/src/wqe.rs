@@ -61,6 +61,45 @@ pub const fn ctrl_head(wqe_index: u16, opcode: u8, sqn: u32, ds: usize) -> u64 {
     ((opmod_idx_opcode as u64) << 32) | qpn_ds as u64
 }
 
+/// The second 8 bytes of a control segment (signature, reserved,
+/// `fm_ce_se`, immediate), as a big-endian word: a completion asked or not.
+#[inline(always)]
+pub const fn ctrl_flags_word(signalled: bool) -> u64 {
+    // fm_ce_se is byte 0x0b: bits 39..32 of the word at 0x08.
+    (signalled as u64 * SIGNALLED as u64) << 32
+}
+
+/// The first 8 bytes of an Ethernet segment as a big-endian word:
+/// `cs_flags` (byte 4) and `mss` (bytes 6..8).
+#[inline(always)]
+pub const fn eth_flags_word(cs: CsFlags, mss: u16) -> u64 {
+    ((cs.0 as u64) << 24) | mss as u64
+}
+
+/// The second 8 bytes of an Ethernet segment with nothing inline and tag
+/// `tci` to insert: `insert` type `MLX5_ETH_WQE_INSERT_VLAN` and the TCI
+/// (bytes 12..16, sharing them with `inline_hdr`).
+#[inline(always)]
+pub const fn eth_insert_word(tci: u16) -> u64 {
+    ((eth::INSERT_VLAN as u64) << 16) | tci as u64
+}
+
+/// The first 8 bytes of a data segment as a big-endian word: `byte_count`
+/// and `lkey` (the address is the second word).
+#[inline(always)]
+pub const fn data_word(byte_count: u32, lkey: u32) -> u64 {
+    ((byte_count as u64) << 32) | lkey as u64
+}
+
+/// [`ctrl_head`] with the SQN already shifted into place (`sqn << 8`, as
+/// a queue keeps it).
+#[inline(always)]
+pub const fn ctrl_head_of(wqe_index: u16, opcode: u8, sqn8: u32, ds: usize) -> u64 {
+    let opmod_idx_opcode = ((wqe_index as u32) << 8) | opcode as u32;
+    let qpn_ds = sqn8 | (ds as u32 & ctrl::DS_MASK);
+    ((opmod_idx_opcode as u64) << 32) | qpn_ds as u64
+}
+
 /// Write a control segment at the start of `wqe`: `head` ([`ctrl_head`])
 /// and, when `signalled`, a request for a completion. The rest of the
 /// segment stays zero.
@@ -235,16 +274,6 @@ impl InlineMode {
         n.min(len)
     }
 
-    /// Header bytes of a frame this mode needs to look at (the most any
-    /// frame can require).
-    pub fn lookahead(self) -> usize {
-        match self {
-            InlineMode::None => 0,
-            InlineMode::L2 => L2_INLINE,
-            InlineMode::Ip | InlineMode::TcpUdp => MAX_HEADERS,
-        }
-    }
-
     /// The value for the SQ context's `min_wqe_inline_mode`.
     pub fn sqc_bits(self) -> u32 {
         match self {
@@ -362,6 +391,29 @@ mod tests {
         assert_eq!(
             d,
             [0, 0, 0x05, 0xea,  0, 0, 0x01, 0x00,  0, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x80]
+        );
+    }
+
+    /// The words of a WQE built in registers are the bytes the segment
+    /// writers produce (golden bytes above), stored big-endian.
+    #[test]
+    fn segment_words_golden_bytes() {
+        let be = |w: u64| w.to_be_bytes();
+        // fm_ce_se 0x08 at byte 0x0b of the control segment (3 of word 1).
+        assert_eq!(be(ctrl_flags_word(true)), [0, 0, 0, 0x08, 0, 0, 0, 0]);
+        assert_eq!(ctrl_flags_word(false), 0);
+        // cs_flags at eth 0x04, mss 1460 at 0x06.
+        let cs = CsFlags::new().with_l3(true).with_l4(true);
+        assert_eq!(
+            be(eth_flags_word(cs, 1460)),
+            [0, 0, 0, 0, 0xc0, 0, 0x05, 0xb4]
+        );
+        // insert at eth 0x0c: type 0x8000, TCI 0x0005.
+        assert_eq!(be(eth_insert_word(5)), [0, 0, 0, 0, 0x80, 0x00, 0x00, 0x05]);
+        // byte_count 0x5ea, lkey 0x100.
+        assert_eq!(
+            be(data_word(0x5ea, 0x100)),
+            [0, 0, 0x05, 0xea, 0, 0, 0x01, 0x00]
         );
     }
 

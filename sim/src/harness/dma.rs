@@ -139,6 +139,12 @@ impl SimDma {
         })
     }
 
+    /// The host memory behind the region (the bench platform's volatile
+    /// view of it).
+    pub(crate) fn host_mem(&self) -> Arc<HostMem> {
+        self.mem.clone()
+    }
+
     fn check(&self, off: usize, n: usize) {
         assert!(
             off.checked_add(n).is_some_and(|e| e <= self.len),
@@ -192,6 +198,18 @@ impl DmaRegion for SimDma {
     fn write_be64(&self, offset: usize, value: u64) {
         self.check(offset, 8);
         self.mem.store64(offset, value.to_be())
+    }
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        self.check(offset, 8 * words.len());
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = u64::from_be(self.mem.load64(offset + 8 * i));
+        }
+    }
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        self.check(offset, 8 * words.len());
+        for (i, w) in words.iter().enumerate() {
+            self.mem.store64(offset + 8 * i, w.to_be());
+        }
     }
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len());

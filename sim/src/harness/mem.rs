@@ -226,12 +226,227 @@ impl HostMem {
     }
 }
 
+/// A window of host memory accessed the way the kernel accesses DMA memory
+/// (`kernel/src/dma.rs`, `DmaBuffer`): each access checks its bounds
+/// against the region's length and its alignment, then is one volatile
+/// load or store; nothing else (no atomics, no fences, no lookup). The
+/// bench platform ([`super::bench`]) gives the driver this view, so what
+/// callgrind counts in the accessors is what they cost in the kernel.
+/// Bulk copies go 8 bytes at a time where aligned, as the kernel's do.
+///
+/// Sound only while the model and the driver take turns on one thread (the
+/// bench platform's contract): volatile accesses are not atomic.
+pub struct VolatileWindow {
+    /// Keeps the memory alive while the window points into it.
+    _mem: std::sync::Arc<HostMem>,
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the window only hands out accesses through `&self` methods whose
+// callers take turns with the model (the bench platform runs both on one
+// thread); the pointer stays valid as long as `mem` lives.
+unsafe impl Send for VolatileWindow {}
+// SAFETY: as above.
+unsafe impl Sync for VolatileWindow {}
+
+impl std::fmt::Debug for VolatileWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VolatileWindow({} bytes)", self.len)
+    }
+}
+
+impl VolatileWindow {
+    /// The first `len` bytes of `mem`.
+    pub fn new(mem: std::sync::Arc<HostMem>, len: usize) -> VolatileWindow {
+        assert!(len <= mem.len(), "window past the end of its memory");
+        let base = mem.ptr;
+        VolatileWindow {
+            _mem: mem,
+            base,
+            len,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `size` bytes at `off`, bounds-checked (a driver bug panics, as the
+    /// platform contract says).
+    #[inline]
+    fn ptr(&self, off: usize, size: usize) -> *mut u8 {
+        if off.checked_add(size).is_none_or(|end| end > self.len) {
+            outside(off, size, self.len);
+        }
+        // SAFETY: off + size <= len <= the allocation's size.
+        unsafe { self.base.as_ptr().add(off) }
+    }
+
+    /// The `T` at `off`, bounds- and alignment-checked.
+    #[inline]
+    fn at<T>(&self, off: usize) -> *mut T {
+        let p = self.ptr(off, size_of::<T>()) as *mut T;
+        if !p.is_aligned() {
+            unaligned(off);
+        }
+        p
+    }
+
+    #[inline]
+    pub fn load<T: Copy>(&self, off: usize) -> T {
+        // SAFETY: in bounds and aligned (checked by `at`); the memory lives
+        // as long as `self._mem`; no concurrent access (type contract).
+        unsafe { self.at::<T>(off).read_volatile() }
+    }
+
+    #[inline]
+    pub fn store<T: Copy>(&self, off: usize, v: T) {
+        // SAFETY: as in `load`.
+        unsafe { self.at::<T>(off).write_volatile(v) }
+    }
+
+    /// Big-endian words at `off` (8-aligned), one volatile 8-byte store
+    /// each, the range checked once (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn store_be64s(&self, off: usize, words: &[u64]) {
+        let p = self.ptr(off, 8 * words.len()) as *mut u64;
+        if !p.is_aligned() {
+            unaligned(off);
+        }
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`, aligned.
+            unsafe { p.add(i).write_volatile(w.to_be()) };
+        }
+    }
+
+    /// Big-endian words at `off` (8-aligned) into `words`, one volatile
+    /// 8-byte load each, the range checked once (as the kernel's
+    /// `DmaBuffer`).
+    #[inline]
+    pub fn load_be64s(&self, off: usize, words: &mut [u64]) {
+        let p = self.ptr(off, 8 * words.len()) as *const u64;
+        if !p.is_aligned() {
+            unaligned(off);
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            // SAFETY: p + i is inside the range checked by `ptr`, aligned.
+            *w = u64::from_be(unsafe { p.add(i).read_volatile() });
+        }
+    }
+
+    /// Whether an 8-byte access at `p + i` is aligned and `n - i` bytes
+    /// remain for it.
+    #[inline(always)]
+    fn word_at(p: *mut u8, i: usize, n: usize) -> bool {
+        (p as usize + i).is_multiple_of(8) && n - i >= 8
+    }
+
+    /// Copy out: volatile 8-byte loads where aligned, bytes at the edges
+    /// (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        let p = self.ptr(off, dst.len());
+        let mut i = 0;
+        while i < dst.len() {
+            if Self::word_at(p, i, dst.len()) {
+                // SAFETY: p + i .. p + i + 8 is inside the range checked by
+                // `ptr`, and aligned.
+                let v = unsafe { (p.add(i) as *const u64).read_volatile() };
+                dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                dst[i] = unsafe { p.add(i).read_volatile() };
+                i += 1;
+            }
+        }
+    }
+
+    /// Copy in: volatile 8-byte stores where aligned, bytes at the edges
+    /// (as the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn write_bytes(&self, off: usize, src: &[u8]) {
+        let p = self.ptr(off, src.len());
+        let mut i = 0;
+        while i < src.len() {
+            if Self::word_at(p, i, src.len()) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                // SAFETY: as in `read_bytes`.
+                unsafe { (p.add(i) as *mut u64).write_volatile(u64::from_ne_bytes(w)) };
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                unsafe { p.add(i).write_volatile(src[i]) };
+                i += 1;
+            }
+        }
+    }
+
+    #[inline]
+    pub fn fill(&self, off: usize, len: usize, byte: u8) {
+        let p = self.ptr(off, len);
+        let word = u64::from_ne_bytes([byte; 8]);
+        let mut i = 0;
+        while i < len {
+            if Self::word_at(p, i, len) {
+                // SAFETY: as in `read_bytes`.
+                unsafe { (p.add(i) as *mut u64).write_volatile(word) };
+                i += 8;
+            } else {
+                // SAFETY: p + i is inside the range checked by `ptr`.
+                unsafe { p.add(i).write_volatile(byte) };
+                i += 1;
+            }
+        }
+    }
+
+    /// A plain slice over a range software owns (platform contract).
+    #[inline]
+    pub fn with_bytes<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let p = self.ptr(off, len);
+        // SAFETY: in bounds; nothing writes the range while `f` runs (the
+        // DmaRegion contract, and the model does not run meanwhile).
+        f(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+
+    #[inline]
+    pub fn with_bytes_mut<R>(&self, off: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let p = self.ptr(off, len);
+        // SAFETY: in bounds; exclusive use of the range while `f` runs (the
+        // DmaRegion contract, and the model does not run meanwhile).
+        f(unsafe { std::slice::from_raw_parts_mut(p, len) })
+    }
+}
+
 impl Drop for HostMem {
     fn drop(&mut self) {
         // SAFETY: ptr was returned by alloc_zeroed with this very layout and
         // is freed once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
+}
+
+/// A driver's access outside its region: a driver bug (the platform
+/// contract panics). Out of line and cold so the checked accessors keep
+/// their arguments in registers.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside(off: usize, size: usize, len: usize) -> ! {
+    panic!("DMA access [{off}, +{size}) outside region of {len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn unaligned(off: usize) -> ! {
+    panic!("unaligned DMA access at {off}")
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! records everything the port sends and receives in a pcap file.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod dma;
 pub mod inspect;
 pub mod mem;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError};
 
+pub use self::bench::{BenchDma, BenchPlatform};
 pub use self::dma::{HostDmaSpace, SimDma};
 pub use self::mem::{
     CountingAlloc, allocations_total, live_allocations, live_bytes, thread_allocations,

@@ -303,6 +303,14 @@ impl DmaRegion for RecordedDma {
         self.write(offset, 8);
         self.dma.write_be64(offset, value)
     }
+    fn read_be64s(&self, offset: usize, words: &mut [u64]) {
+        self.read(offset, 8 * words.len());
+        self.dma.read_be64s(offset, words)
+    }
+    fn write_be64s(&self, offset: usize, words: &[u64]) {
+        self.write(offset, 8 * words.len());
+        self.dma.write_be64s(offset, words)
+    }
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         self.read(offset, dst.len());
         self.dma.read_bytes(offset, dst)

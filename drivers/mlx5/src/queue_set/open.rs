@@ -18,7 +18,7 @@ use crate::q_counter::{self, AllocQCounter};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind};
 use crate::rqt::{self, CreateRqt};
 use crate::rss::{HASHED_TIRS, RssTirs, TrafficTable};
-use crate::sq::{self, CreateSq, ModifySq, Sq};
+use crate::sq::{self, CreateSq, ModifySq, Sq, SqConfig};
 use crate::steering::{Steering, SteeringConfig};
 use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic};
 use crate::tis::{self, CreateTis};
@@ -56,9 +56,6 @@ impl<C: Control> QueueSet<C> {
             cfg,
             parts: Parts::default(),
             tx_buf_size: frame.div_ceil(64) * 64,
-            tx_free: Vec::new(),
-            lso_free: Vec::new(),
-            n_tx: 0,
             rx_next: 0,
             eq_indexes: Vec::new(),
             stats: EthStats::default(),
@@ -193,13 +190,19 @@ impl<C: Control> QueueSet<C> {
             Ok(s) => s,
             Err(e) => return Err(self.failed_create(e, [ring.mem])),
         };
+        let lso_bufs = if self.lso_max() > 0 { cfg.lso_bufs } else { 0 };
         self.parts.sq = Some(Sq::new(
             sqn,
             ring,
             cfg.log_sq,
-            r.uar,
-            r.inline,
-            cfg.cq_every,
+            SqConfig {
+                uar: r.uar,
+                inline: r.inline,
+                cq_every: cfg.cq_every,
+                lkey: r.lkey,
+                bufs: n_tx as u16,
+                lso_bufs: lso_bufs as u16,
+            },
             self.ctl.mmio().clone(),
         ));
         self.ctl.exec(&ModifySq {
@@ -207,14 +210,9 @@ impl<C: Control> QueueSet<C> {
             from: QueueState::Rst,
             to: QueueState::Rdy,
         })?;
-        self.tx_free = Vec::with_capacity(n_tx);
-        self.tx_free.extend((0..n_tx as u32).rev());
-        self.n_tx = n_tx as u32;
-        if self.lso_max() > 0 {
-            let n = cfg.lso_bufs as usize;
+        if lso_bufs > 0 {
+            let n = lso_bufs as usize;
             self.parts.lso_bufs = Some(self.ctl.dma().dma_alloc(n * LSO_BUF_SIZE)?);
-            self.lso_free = Vec::with_capacity(n);
-            self.lso_free.extend((0..n as u32).rev());
         }
 
         let mut rqns = Vec::with_capacity(n_rx);
@@ -397,8 +395,6 @@ impl<C: Control> QueueSet<C> {
                 self.ctl.retire(b);
             }
         }
-        self.tx_free.clear();
-        self.lso_free.clear();
         if let Some(t) = self.parts.tis.take() {
             let r = self.ctl.exec(&tis::destroy_tis(t));
             note(&mut rep, r);

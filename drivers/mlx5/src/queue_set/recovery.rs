@@ -8,7 +8,7 @@ use core::fmt;
 
 use cxos_drivers::{Clock, Platform};
 
-use super::{QueueSet, give_back};
+use super::QueueSet;
 use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe;
@@ -112,13 +112,7 @@ impl<C: Control> QueueSet<C> {
         }
         // Flushed completions of the old ring are meaningless now.
         drain(self.parts.tx_cq.as_mut());
-        let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
-        let returned = self
-            .parts
-            .sq
-            .as_mut()
-            .map(|sq| sq.reset(|id| give_back(free, lso, n_tx, id)))
-            .unwrap_or(0);
+        let returned = self.parts.sq.as_mut().map(|sq| sq.reset()).unwrap_or(0);
         self.ctl.exec(&ModifySq {
             sqn,
             from: QueueState::Rst,

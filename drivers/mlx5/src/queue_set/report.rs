@@ -96,7 +96,7 @@ impl<C: Control> QueueSet<C> {
                 pc: q.producer_counter(),
                 cc: q.consumer_counter(),
                 in_flight: q.in_flight(),
-                free_bufs: self.tx_free.len(),
+                free_bufs: q.free_buffers(),
                 inline: q.inline_mode(),
                 doorbells: q.stats.doorbells,
             }),

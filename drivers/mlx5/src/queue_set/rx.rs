@@ -7,7 +7,7 @@ use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 use super::{FaultCause, QueueSet, RxQueue};
 use crate::control::Control;
 use crate::cqe::{self, Cqe};
-use crate::rq::RxError;
+use crate::rq::{RxError, RxFrame};
 
 impl<C: Control> QueueSet<C> {
     #[inline]
@@ -40,60 +40,60 @@ impl<C: Control> QueueSet<C> {
     #[inline]
     pub fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
         let n = self.parts.rx.len();
-        let mut f = Some(f);
-        for k in 0..n {
-            let q = if n == 1 { 0 } else { (self.rx_next + k) % n };
-            if let Some(r) = self.receive_on(q, &mut f) {
-                if n > 1 {
-                    self.rx_next = (q + 1) % n;
-                }
-                return Some(r);
+        let (q, frame, meta) = if n == 1 {
+            let (frame, meta) = self.next_frame(0)?;
+            (0, frame, meta)
+        } else {
+            self.next_frame_round_robin(n)?
+        };
+        let r = {
+            let rq = self.parts.rx.get(q)?.rq.as_ref()?;
+            rq.with_frame(frame, |b| f(b, meta))
+        };
+        self.release(q, frame.releases);
+        Some(r)
+    }
+
+    /// The next frame of the receive queues after the last one that had
+    /// one, and its queue.
+    #[inline]
+    fn next_frame_round_robin(&mut self, n: usize) -> Option<(usize, RxFrame, RxMeta)> {
+        let mut q = self.rx_next.min(n - 1);
+        for _ in 0..n {
+            if let Some((frame, meta)) = self.next_frame(q) {
+                self.rx_next = if q + 1 == n { 0 } else { q + 1 };
+                return Some((q, frame, meta));
             }
-            f.as_ref()?;
+            q = if q + 1 == n { 0 } else { q + 1 };
         }
         None
     }
 
-    /// The next frame of receive queue `q`, if it has one.
-    #[inline]
-    fn receive_on<R, F: FnOnce(&[u8], RxMeta) -> R>(
-        &mut self,
-        q: usize,
-        f: &mut Option<F>,
-    ) -> Option<R> {
+    /// The next frame of receive queue `q`, if it has one: completions
+    /// that carry none (fillers, bad lengths) are consumed and their
+    /// buffers released on the way; an error or a completion the driver
+    /// refuses recovers the queue.
+    #[inline(always)]
+    fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
         loop {
-            let cqe = self.parts.rx.get_mut(q)?.cq.pop()?;
-            if cqe.is_error() {
-                self.recover_rq(
-                    q,
-                    FaultCause::ErrorCqe {
-                        opcode: cqe.opcode(),
-                        syndrome: cqe.syndrome(),
-                        vendor_syndrome: cqe.vendor_syndrome(),
-                        wqe_counter: cqe.wqe_counter(),
-                    },
-                );
-                return None;
-            }
-            if cqe.opcode() != cqe::opcode::RESP_SEND {
-                self.recover_rq(q, FaultCause::BadOpcode(cqe.opcode()));
-                return None;
-            }
-            let mut meta = self.rx_meta(&cqe);
-            meta.queue = q as u16;
             let x = self.parts.rx.get_mut(q)?;
+            let cqe = x.cq.pop()?;
+            if cqe.opcode() != cqe::opcode::RESP_SEND {
+                self.refuse_rx(q, cqe);
+                return None;
+            }
             let rq = x.rq.as_mut()?;
-            let (result, releases) = match rq.complete(&cqe) {
+            match rq.complete(&cqe) {
                 Ok(frame) => {
-                    let g = f.take()?;
-                    let r = rq.with_frame(frame, |b| g(b, meta));
-                    (Some(r), frame.releases)
+                    let mut meta = self.rx_meta(&cqe);
+                    meta.queue = q as u16;
+                    return Some((frame, meta));
                 }
                 Err(RxError::Length { releases, .. }) => {
                     self.stats.rx_length_errors += 1;
-                    (None, releases)
+                    self.release(q, releases);
                 }
-                Err(RxError::Filler { releases }) => (None, releases),
+                Err(RxError::Filler { releases }) => self.release(q, releases),
                 Err(RxError::WqeCounter { counter, .. }) => {
                     self.recover_rq(
                         q,
@@ -103,18 +103,41 @@ impl<C: Control> QueueSet<C> {
                     );
                     return None;
                 }
-            };
-            if releases > 0
-                && let Some(rq) = x.rq.as_mut()
-            {
-                rq.recycle(releases as usize);
-                x.uncommitted += releases as usize;
-                if x.uncommitted >= rq.entries() / 4 {
-                    commit_rx(x);
-                }
             }
-            if result.is_some() {
-                return result;
+        }
+    }
+
+    /// An error CQE or one with an opcode a receive queue never gets:
+    /// recover the queue.
+    #[cold]
+    fn refuse_rx(&mut self, q: usize, cqe: Cqe) {
+        let cause = if cqe.is_error() {
+            FaultCause::ErrorCqe {
+                opcode: cqe.opcode(),
+                syndrome: cqe.syndrome(),
+                vendor_syndrome: cqe.vendor_syndrome(),
+                wqe_counter: cqe.wqe_counter(),
+            }
+        } else {
+            FaultCause::BadOpcode(cqe.opcode())
+        };
+        self.recover_rq(q, cause);
+    }
+
+    /// Give `releases` consumed WQEs of queue `q` back (posted at the next
+    /// commit: a quarter ring, or [`QueueSet::flush`]).
+    #[inline]
+    fn release(&mut self, q: usize, releases: u16) {
+        if releases == 0 {
+            return;
+        }
+        if let Some(x) = self.parts.rx.get_mut(q)
+            && let Some(rq) = x.rq.as_mut()
+        {
+            rq.recycle(releases as usize);
+            x.uncommitted += releases as usize;
+            if x.uncommitted >= rq.entries() / 4 {
+                commit_rx(x);
             }
         }
     }

@@ -2,14 +2,14 @@
 //! buffer and its WQE queued ([`QueueSet::transmit_with`]); completions
 //! hand the buffers back ([`QueueSet::poll`]).
 
-use alloc::vec::Vec;
+use cxos_drivers::{DmaRegion, Lso, TxError, TxMeta};
 
-use cxos_drivers::{DmaRegion, TxError, TxMeta};
-
-use super::{FaultCause, LSO_BUF_SIZE, QueueSet};
+use super::{FaultCause, LSO_BUF_SIZE, Parts, QueueSet};
 use crate::control::Control;
 use crate::cqe::{self, Cqe};
+use crate::frame::{Geometry, VLAN_HLEN};
 use crate::sq::{self, TxOpts};
+use crate::wqe::InlineMode;
 
 impl<C: Control> QueueSet<C> {
     /// Reap transmit completions (and, in interrupt mode, the completion
@@ -68,8 +68,7 @@ impl<C: Control> QueueSet<C> {
             return Some(FaultCause::BadOpcode(cqe.opcode()));
         }
         let sq = self.parts.sq.as_mut()?;
-        let (free, lso, n_tx) = (&mut self.tx_free, &mut self.lso_free, self.n_tx);
-        match sq.complete(cqe, |id| give_back(free, lso, n_tx, id)) {
+        match sq.complete(cqe) {
             Ok(_) => None,
             Err(_) => Some(FaultCause::BadCompletion {
                 wqe_counter: cqe.wqe_counter(),
@@ -98,81 +97,138 @@ impl<C: Control> QueueSet<C> {
         meta: TxMeta,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, TxError> {
-        let caps = self.res.caps;
-        if (meta.csum && !caps.csum)
+        self.check_offloads(&meta)?;
+        self.send(len, meta.lso, meta.vlan, |b| (f(b), meta))
+    }
+
+    /// [`cxos_drivers::NetDevice::transmit_then`]: the requests come with
+    /// the written frame (no LSO).
+    #[inline]
+    pub fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        self.send(len, None, None, f)
+    }
+
+    /// [`QueueSet::transmit_then`] with VLAN tag `tag` inserted whatever
+    /// the frame asks (a VNIC's own VLAN).
+    #[inline]
+    pub fn transmit_then_tagged<R>(
+        &mut self,
+        len: usize,
+        tag: u16,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        if !self.vlan_insert() {
+            return Err(TxError::Unsupported);
+        }
+        self.send(len, None, Some(tag), f)
+    }
+
+    /// Whether the queue set offers what `meta` asks.
+    #[inline]
+    fn check_offloads(&self, meta: &TxMeta) -> Result<(), TxError> {
+        if (meta.csum && !self.res.caps.csum)
             || (meta.vlan.is_some() && !self.vlan_insert())
             || (meta.lso.is_some() && self.lso_max() == 0)
         {
             return Err(TxError::Unsupported);
         }
+        Ok(())
+    }
+
+    /// Take a transmit buffer (an LSO one with `lso`), let `f` write the
+    /// frame and say what it asks, and queue its WQE; the headers the WQE
+    /// needs are read from the frame in place. `tag`: the VLAN tag known
+    /// before the frame is written (it replaces what `f` asks).
+    #[inline]
+    fn send<R>(
+        &mut self,
+        len: usize,
+        lso: Option<Lso>,
+        tag: Option<u16>,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        let tagged = tag.is_some();
         // A tag the device inserts makes the frame on the wire 4 bytes
         // longer: the untagged frame (or each LSO segment) must leave room.
-        let tag = if meta.vlan.is_some() { 4 } else { 0 };
-        let max = match meta.lso {
+        let room = if tagged { VLAN_HLEN } else { 0 };
+        let max = match lso {
             Some(l) => {
-                if l.mss as usize + l.header_len as usize + tag > self.max_frame() {
+                if l.mss as usize + l.header_len as usize + room > self.max_frame() {
                     return Err(TxError::BadLength(len));
                 }
                 (l.header_len as usize + self.lso_max()).min(sq::MAX_LSO_FRAME)
             }
-            None => self.max_frame() - tag,
+            None => self.max_frame() - room,
         };
         if len == 0 || len > max {
             return Err(TxError::BadLength(len));
         }
-        let lso = meta.lso.is_some();
+        let is_lso = lso.is_some();
+        let max_frame = self.max_frame();
+        let Parts {
+            sq,
+            tx_bufs,
+            lso_bufs,
+            ..
+        } = &mut self.parts;
         let (Some(sq), Some(bufs)) = (
-            self.parts.sq.as_mut(),
-            if lso {
-                self.parts.lso_bufs.as_ref()
+            sq.as_mut(),
+            if is_lso {
+                lso_bufs.as_ref()
             } else {
-                self.parts.tx_bufs.as_ref()
+                tx_bufs.as_ref()
             },
         ) else {
             return Err(TxError::Down);
         };
-        let popped = if lso {
-            self.lso_free.pop()
-        } else {
-            self.tx_free.pop()
-        };
-        let Some(slot) = popped else {
+        let Some(slot) = sq.reserve(is_lso) else {
             self.stats.tx_busy += 1;
             return Err(TxError::Busy);
         };
-        let (off, id) = if lso {
-            (slot as usize * LSO_BUF_SIZE, self.n_tx + slot)
+        let size = if is_lso {
+            LSO_BUF_SIZE
         } else {
-            (slot as usize * self.tx_buf_size, slot)
+            self.tx_buf_size
         };
-        let r = bufs.with_bytes_mut(off, len, f);
-        let opts = TxOpts {
-            csum: meta.csum,
-            vlan: meta.vlan,
-            mss: meta.lso.map(|l| l.mss),
-            header_len: meta.lso.map_or(0, |l| l.header_len),
-        };
-        match sq.post_with(bufs, off, len, self.res.lkey, id, opts) {
-            Ok(()) => Ok(r),
-            Err(e) => {
-                give_back(&mut self.tx_free, &mut self.lso_free, self.n_tx, id);
-                Err(match e {
-                    sq::PostError::Full => TxError::Busy,
-                    sq::PostError::BadLength => TxError::BadLength(len),
-                    sq::PostError::BadLso => TxError::BadLso,
-                })
+        let off = slot.index() * size;
+        let addr = bufs.device_addr().offset(off);
+        let caps = self.res.caps;
+        let vlan_insert = caps.vlan_insert || self.res.inline != InlineMode::None;
+        let (r, posted) = bufs.with_bytes_mut(off, len, |b| {
+            let (r, mut meta) = f(b);
+            if tag.is_some() {
+                meta.vlan = tag;
             }
-        }
-    }
-}
-
-/// Return transmit buffer `id` to its free stack.
-#[inline]
-pub(super) fn give_back(free: &mut Vec<u32>, lso: &mut Vec<u32>, n_tx: u32, id: u32) {
-    if id < n_tx {
-        free.push(id);
-    } else {
-        lso.push(id - n_tx);
+            // Asked only now (transmit_then): what the device offers, and
+            // room for the tag.
+            if (meta.csum && !caps.csum)
+                || (meta.vlan.is_some() && !vlan_insert)
+                || meta.lso.is_some() != is_lso
+            {
+                return (r, Err(TxError::Unsupported));
+            }
+            if meta.vlan.is_some() && !tagged && len + VLAN_HLEN > max_frame {
+                return (r, Err(TxError::BadLength(len)));
+            }
+            let opts = TxOpts {
+                csum: meta.csum,
+                vlan: meta.vlan,
+                mss: meta.lso.map(|l| l.mss),
+                header_len: meta.lso.map_or(0, |l| l.header_len),
+                geometry: meta.geometry.map(Geometry::from),
+            };
+            let posted = sq.post_with(slot, b, addr, opts).map_err(|e| match e {
+                sq::PostError::Full => TxError::Busy,
+                sq::PostError::BadLength => TxError::BadLength(len),
+                sq::PostError::BadLso => TxError::BadLso,
+            });
+            (r, posted)
+        });
+        posted.map(|()| r)
     }
 }
 

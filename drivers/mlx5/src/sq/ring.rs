@@ -16,11 +16,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
 use super::Sqn;
 use crate::cqe::Cqe;
-use crate::frame::{self, Net, Transport};
+use crate::frame::{self, Geometry, Net, Transport};
 use crate::pd::Lkey;
 use crate::uar::Uar;
 use crate::wq::Ring;
@@ -64,8 +64,11 @@ pub struct TxOpts {
     /// checksums).
     pub mss: Option<u16>,
     /// LSO: the header length the caller computed (0: not checked); a
-    /// mismatch with the parsed headers refuses the frame.
+    /// mismatch with the headers refuses the frame.
     pub header_len: u16,
+    /// The frame's headers as the caller knows them (none: parsed from
+    /// the frame when needed).
+    pub geometry: Option<Geometry>,
 }
 
 /// A completion the device reported that cannot be right.
@@ -106,9 +109,6 @@ pub struct SqStats {
 
 /// Largest frame one data segment carries here (jumbo frames included).
 pub const MAX_FRAME: usize = 16 * 1024;
-/// Header bytes read first to find a frame's headers.
-const FIRST_LOOK: usize = 64;
-
 /// Largest LSO frame: Ethernet header with a tag plus the largest IP
 /// packet (the IPv4 total / IPv6 payload length is 16 bits).
 pub const MAX_LSO_FRAME: usize = 18 + 65535;
@@ -118,33 +118,105 @@ const MAX_WQE: usize = (2 + (MAX_HEADERS + 4).div_ceil(wqe::DS) + 1) * wqe::DS;
 const _: () = assert!(MAX_WQE <= 4 * WQEBB);
 const MAX_WQE_BUF: usize = MAX_WQE.div_ceil(WQEBB) * WQEBB;
 
-/// The transmit ring of one SQ, and what its doorbell needs (an MMIO
-/// handle and its UAR's BAR0 offset).
+/// What a signalled WQE completes, kept at its first basic block until
+/// its CQE arrives: where it ends and where the buffer counters stand
+/// after it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct Signalled {
+    /// `wqe_index` of the WQE; `valid` false once consumed or reset.
+    counter: u16,
+    bufs_end: u16,
+    lso_end: u16,
+    nbb: u8,
+    valid: bool,
+}
+
+/// The counters of the packet path, together in one cache line: the
+/// producer and consumer counters of the ring (basic blocks) and of the
+/// two transmit buffer FIFOs, the completion countdown, and what every
+/// WQE repeats (SQN, lkey).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    pc: u16,
+    cc: u16,
+    mask: u16,
+    /// `pc` at the last doorbell: WQEs past it are not published yet.
+    rung: u16,
+    /// First basic block of the newest WQE.
+    last_start: u16,
+    /// The first 8 bytes of the newest WQE's control segment: what the
+    /// send doorbell writes (kept, not read back from the ring).
+    last_head: u64,
+    /// WQEs until the next one that asks for a completion.
+    sig_left: u16,
+    cq_every: u16,
+    /// MTU buffers: taken in order (`bufs_pc`), given back in order
+    /// (`bufs_cc`) when the WQEs that sent them complete.
+    bufs_pc: u16,
+    bufs_cc: u16,
+    bufs: u16,
+    lso_pc: u16,
+    lso_cc: u16,
+    lso: u16,
+    /// `sqn << 8`, as `qpn_ds` holds it.
+    sqn8: u32,
+    lkey: u32,
+    /// Fault injection: the lkey to put back once the WQE at the counter
+    /// (the first posted after the injection) is signalled.
+    restore_lkey: Option<(u32, u16)>,
+}
+
+/// A transmit buffer reserved by [`Sq::reserve`]: its index in its pool,
+/// and the promise that the ring has room for a one-block WQE (the
+/// written-wide ones; a larger WQE checks its own room and may still be
+/// refused as [`PostError::Full`]). Consumed by [`Sq::post_with`];
+/// dropping it unused reserves nothing.
+#[derive(Debug)]
+#[must_use]
+pub struct Reserved {
+    index: u16,
+    lso: bool,
+}
+
+impl Reserved {
+    /// Index of the buffer in its pool (MTU or LSO buffers).
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+
+    pub fn is_lso(&self) -> bool {
+        self.lso
+    }
+}
+
+/// The transmit ring of one SQ, the bookkeeping of its transmit buffers
+/// (which the owner keeps: two pools, used in order), and what its
+/// doorbell needs (an MMIO handle and its UAR's BAR0 offset).
 #[derive(Debug)]
 pub struct Sq<P: Platform> {
     pub sqn: Sqn,
+    c: Counters,
     ring: Ring<Region<P>>,
-    log_size: u8,
-    pc: u16,
-    cc: u16,
+    signalled: Vec<Signalled>,
     mmio: P::Mmio,
     uar_base: usize,
     inline: InlineMode,
-    /// Owner cookie of the buffer each WQE sends and the WQE's basic
-    /// block count, at the WQE's first block.
-    ids: Vec<u32>,
-    nbbs: Vec<u8>,
-    /// WQEs since the last one that asks for a completion.
-    unsignalled: u16,
-    cq_every: u16,
-    /// First 8 bytes of the newest control segment and its ring offset.
-    last_ctrl: u64,
-    last_off: usize,
-    /// WQEs written since the last doorbell.
-    pending: bool,
-    /// Fault injection: corrupt the lkey of the next WQE.
-    corrupt_next: bool,
     pub stats: SqStats,
+}
+
+/// How an [`Sq`] is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct SqConfig {
+    pub uar: Uar,
+    pub inline: InlineMode,
+    /// A completion every this many WQEs (and at every doorbell).
+    pub cq_every: u16,
+    pub lkey: Lkey,
+    /// Buffers in the MTU pool and the LSO pool (each at most the ring's
+    /// entries; the MTU pool a power of two).
+    pub bufs: u16,
+    pub lso_bufs: u16,
 }
 
 impl<P: Platform> Sq<P> {
@@ -160,52 +232,61 @@ impl<P: Platform> Sq<P> {
         sqn: Sqn,
         ring: Ring<Region<P>>,
         log_size: u8,
-        uar: Uar,
-        inline: InlineMode,
-        cq_every: u16,
+        cfg: SqConfig,
         mmio: P::Mmio,
     ) -> Self {
         let n = 1usize << log_size;
+        let cq_every = cfg.cq_every.clamp(1, n as u16);
         Self {
             sqn,
+            c: Counters {
+                mask: (n - 1) as u16,
+                sig_left: cq_every,
+                cq_every,
+                bufs: prev_power_of_two(cfg.bufs.min(n as u16)),
+                lso: cfg.lso_bufs.min(n as u16),
+                sqn8: sqn.0 << 8,
+                lkey: cfg.lkey.0,
+                ..Counters::default()
+            },
             ring,
-            log_size,
-            pc: 0,
-            cc: 0,
+            signalled: vec![Signalled::default(); n],
             mmio,
-            uar_base: uar.bar_offset(),
-            inline,
-            ids: vec![0; n],
-            nbbs: vec![1; n],
-            unsignalled: 0,
-            cq_every: cq_every.clamp(1, (n as u16).max(1)),
-            last_ctrl: 0,
-            last_off: 0,
-            pending: false,
-            corrupt_next: false,
+            uar_base: cfg.uar.bar_offset(),
+            inline: cfg.inline,
             stats: SqStats::default(),
         }
     }
 
     pub fn entries(&self) -> usize {
-        1 << self.log_size
+        self.c.mask as usize + 1
     }
 
-    /// WQEs posted and not yet completed.
+    /// Basic blocks posted and not yet completed.
     pub fn in_flight(&self) -> usize {
-        self.pc.wrapping_sub(self.cc) as usize
+        self.c.pc.wrapping_sub(self.c.cc) as usize
     }
 
+    /// Free basic blocks.
     pub fn free(&self) -> usize {
         self.entries() - self.in_flight()
     }
 
+    /// Free buffers of the MTU pool and of the LSO pool.
+    pub fn free_buffers(&self) -> usize {
+        (self.c.bufs - self.c.bufs_pc.wrapping_sub(self.c.bufs_cc)) as usize
+    }
+
+    pub fn free_lso_buffers(&self) -> usize {
+        (self.c.lso - self.c.lso_pc.wrapping_sub(self.c.lso_cc)) as usize
+    }
+
     pub fn producer_counter(&self) -> u16 {
-        self.pc
+        self.c.pc
     }
 
     pub fn consumer_counter(&self) -> u16 {
-        self.cc
+        self.c.cc
     }
 
     pub fn inline_mode(&self) -> InlineMode {
@@ -213,73 +294,189 @@ impl<P: Platform> Sq<P> {
     }
 
     /// Fault injection for tests: the next WQE carries a corrupted lkey,
-    /// which the device answers with a local protection error CQE.
+    /// which the device answers with a local protection error CQE. That
+    /// WQE is made a signalled one, and signalling it puts the lkey back:
+    /// no test branch on the packet path.
     pub fn inject_bad_lkey(&mut self) {
-        self.corrupt_next = true;
+        let c = &mut self.c;
+        if c.restore_lkey.is_none() {
+            c.restore_lkey = Some((c.lkey, c.pc));
+            c.lkey ^= 0x00ff_ff00;
+            c.sig_left = 1;
+        }
     }
 
-    /// Write the WQE sending `len` bytes at `off` of `buf`; `id` comes back
-    /// from [`Sq::complete`] when the device is done with the buffer. Not
-    /// visible to the device before [`Sq::ring_doorbell`].
-    #[inline]
-    pub fn post<B: DmaRegion>(
-        &mut self,
-        buf: &B,
-        off: usize,
-        len: usize,
-        lkey: Lkey,
-        id: u32,
-    ) -> Result<(), PostError> {
-        self.post_with(buf, off, len, lkey, id, TxOpts::default())
+    /// The next buffer of the MTU pool (`lso`: of the LSO pool), if one is
+    /// free and the ring has room for one basic block.
+    #[inline(always)]
+    pub fn reserve(&mut self, lso: bool) -> Option<Reserved> {
+        let c = &self.c;
+        let (pc, cc, n) = if lso {
+            (c.lso_pc, c.lso_cc, c.lso)
+        } else {
+            (c.bufs_pc, c.bufs_cc, c.bufs)
+        };
+        if pc.wrapping_sub(cc) >= n || c.pc.wrapping_sub(c.cc) > c.mask {
+            self.stats.full += 1;
+            return None;
+        }
+        // The MTU pool is a power of two (a mask, no division).
+        let index = if lso { pc % n } else { pc & (n - 1) };
+        Some(Reserved { index, lso })
     }
 
-    /// [`Sq::post`] with offloads: checksums, VLAN insertion, LSO. The
-    /// WQE inlines exactly the headers the part's inline rule requires
-    /// (all of them for LSO), with the VLAN tag written into the inlined
-    /// header when there is one (the Ethernet segment's `insert` shares
-    /// its bytes with `inline_hdr`), else inserted by the `insert` field.
+    /// Write the WQE sending `frame` (plain: no offloads) from the buffer
+    /// `r` reserved; see [`Sq::post_with`].
     #[inline]
-    pub fn post_with<B: DmaRegion>(
+    pub fn post(&mut self, r: Reserved, frame: &[u8], addr: DmaAddr) -> Result<(), PostError> {
+        self.post_with(r, frame, addr, TxOpts::default())
+    }
+
+    /// Write the WQE sending `frame`, which lies at device address `addr`
+    /// in the buffer `r` reserved (software owns it: the frame is read
+    /// here in place for the headers a WQE inlines), with offloads:
+    /// checksums, VLAN insertion, LSO (an LSO buffer's frame). Not visible
+    /// to the device before [`Sq::ring_doorbell`]; the buffer comes back
+    /// when a completion covers the WQE.
+    ///
+    /// The WQE inlines what the part's inline rule requires (all headers
+    /// for LSO; the first [`wqe::L2_INLINE`] bytes when the rule is the L2
+    /// header), with the VLAN tag written into the inlined header when
+    /// there is one (the Ethernet segment's `insert` shares its bytes with
+    /// `inline_hdr`), else inserted by the `insert` field. The headers
+    /// come from `opts.geometry` when the caller knows them, else from
+    /// parsing `frame`, and only when something needs them.
+    ///
+    /// The common WQEs (no inlining, or the L2 rule's 18 bytes; no LSO)
+    /// are one basic block built in registers and stored as 8-byte words
+    /// ([`DmaRegion::write_be64s`]); the others are assembled in a
+    /// staging buffer first.
+    #[inline(always)]
+    pub fn post_with(
         &mut self,
-        buf: &B,
-        off: usize,
-        len: usize,
-        lkey: Lkey,
-        id: u32,
+        r: Reserved,
+        frame: &[u8],
+        addr: DmaAddr,
         opts: TxOpts,
     ) -> Result<(), PostError> {
-        let max = if opts.mss.is_some() {
-            MAX_LSO_FRAME
-        } else {
-            MAX_FRAME
-        };
-        if len == 0 || len > max || off.checked_add(len).is_none_or(|e| e > buf.len()) {
+        let len = frame.len();
+        if opts.mss.is_some() || r.lso {
+            if opts.mss.is_none() || !r.lso {
+                return Err(PostError::BadLso);
+            }
+            return self.post_staged(frame, addr, opts);
+        }
+        if len == 0 || len > MAX_FRAME {
             return Err(PostError::BadLength);
         }
-        let offload = opts.csum || opts.mss.is_some();
-        if !offload && opts.vlan.is_none() && self.inline == InlineMode::None {
-            return self.post_plain(buf, off, len, lkey, id);
-        }
-        let want = if offload {
-            MAX_HEADERS
+        let cs = if opts.csum {
+            let g = match opts.geometry {
+                Some(g) => g,
+                None => frame::parse(frame),
+            };
+            CsFlags::of(g.net == Net::Ipv4, g.transport != Transport::Other)
         } else {
-            self.inline.lookahead()
+            CsFlags::of(false, false)
+        };
+        match self.inline {
+            InlineMode::None => self.post_bare(len, addr, cs, opts.vlan),
+            InlineMode::L2 => match inline_l2(frame, opts.vlan) {
+                Some(h) => self.post_l2(len, addr, cs, opts.vlan, h),
+                None => return self.post_staged(frame, addr, opts),
+            },
+            InlineMode::Ip | InlineMode::TcpUdp => return self.post_staged(frame, addr, opts),
         }
-        .min(len);
-        // Most frames' headers fit the first 64 bytes; read on only when
-        // they do not.
-        let mut look = want.min(FIRST_LOOK);
-        let mut hdr = [0u8; MAX_HEADERS];
-        if look > 0 {
-            buf.read_bytes(off, &mut hdr[..look]);
+        Ok(())
+    }
+
+    /// A WQE with nothing inline: control, Ethernet segment (checksum
+    /// flags, the tag in `insert`), one data segment; 48 bytes of one
+    /// basic block.
+    #[inline(always)]
+    fn post_bare(&mut self, len: usize, addr: DmaAddr, cs: CsFlags, vlan: Option<u16>) {
+        let c = &self.c;
+        let head = wqe::ctrl_head_of(c.pc, ctrl::OPCODE_SEND, c.sqn8, wqe::send_ds(0, true));
+        let insert = match vlan {
+            Some(tci) => wqe::eth_insert_word(tci),
+            None => 0,
+        };
+        let signalled = self.c.sig_left == 1;
+        let w = [
+            head,
+            wqe::ctrl_flags_word(signalled),
+            wqe::eth_flags_word(cs, 0),
+            insert,
+            wqe::data_word(len as u32, self.c.lkey),
+            addr.get(),
+        ];
+        let at = (self.c.pc & self.c.mask) as usize * WQEBB;
+        self.ring.mem.write_be64s(at, &w);
+        self.posted(head, 1, len, false);
+        self.count_offloads(cs, vlan.is_some());
+    }
+
+    /// A WQE with the L2 rule's 18 inline bytes `h` (the frame's first 18,
+    /// or its first 14 with the tag after the MACs): control, Ethernet
+    /// segment with the inline bytes running into the next 16, one data
+    /// segment for the rest; one full basic block.
+    #[inline(always)]
+    fn post_l2(&mut self, len: usize, addr: DmaAddr, cs: CsFlags, vlan: Option<u16>, h: InlineL2) {
+        let c = &self.c;
+        let ds = wqe::send_ds(wqe::L2_INLINE, true);
+        let head = wqe::ctrl_head_of(c.pc, ctrl::OPCODE_SEND, c.sqn8, ds);
+        let signalled = c.sig_left == 1;
+        let w = [
+            head,
+            wqe::ctrl_flags_word(signalled),
+            wqe::eth_flags_word(cs, 0),
+            h.words[0],
+            h.words[1],
+            h.words[2],
+            wqe::data_word((len - h.consumed) as u32, c.lkey),
+            addr.offset(h.consumed).get(),
+        ];
+        let at = (c.pc & c.mask) as usize * WQEBB;
+        self.ring.mem.write_be64s(at, &w);
+        self.posted(head, 1, len, false);
+        self.count_offloads(cs, vlan.is_some());
+    }
+
+    #[inline(always)]
+    fn count_offloads(&mut self, cs: CsFlags, vlan: bool) {
+        if !cs.is_empty() {
+            self.stats.csum += 1;
         }
-        let mut g = frame::parse(&hdr[..look]);
-        if look < want && frame::truncated(&hdr[..look], &g) {
-            buf.read_bytes(off + look, &mut hdr[look..want]);
-            look = want;
-            g = frame::parse(&hdr[..look]);
+        if vlan {
+            self.stats.vlan_insert += 1;
         }
-        let mut inline = self.inline.required(&g, len);
+    }
+
+    /// Every other WQE (LSO, inline rules past L2, short frames): built in
+    /// a staging buffer by the segment writers, then copied to the ring
+    /// block by block (a WQE of several blocks wraps around the ring's
+    /// end like the device's fetch does).
+    #[inline(never)]
+    fn post_staged(&mut self, frame: &[u8], addr: DmaAddr, opts: TxOpts) -> Result<(), PostError> {
+        let len = frame.len();
+        let lso = opts.mss.is_some();
+        let max = if lso { MAX_LSO_FRAME } else { MAX_FRAME };
+        if len == 0 || len > max {
+            return Err(PostError::BadLength);
+        }
+        let offload = opts.csum || lso;
+        let needs_headers = offload
+            || matches!(self.inline, InlineMode::Ip | InlineMode::TcpUdp)
+            || (opts.vlan.is_some() && self.inline != InlineMode::None);
+        let g = match (needs_headers, opts.geometry) {
+            (false, _) => Geometry::l2_only(len),
+            (true, Some(g)) => g,
+            (true, None) => frame::parse(frame),
+        };
+        let mut inline = if self.inline == InlineMode::L2 && opts.vlan.is_none() {
+            wqe::L2_INLINE.min(len)
+        } else {
+            self.inline.required(&g, len)
+        };
         let cs = CsFlags::of(
             offload && g.net == Net::Ipv4,
             offload && g.transport != Transport::Other,
@@ -299,196 +496,174 @@ impl<P: Platform> Sq<P> {
             }
             None => ctrl::OPCODE_SEND,
         };
-        let inline = inline.min(look);
+        // A geometry may claim more than the frame or a WQE holds.
+        let inline = inline.min(len).min(MAX_HEADERS);
         let in_wqe = wqe::inline_len(inline, opts.vlan.is_some());
         let has_data = len > inline;
         let ds = wqe::send_ds(in_wqe, has_data);
         let nbb = (ds * wqe::DS).div_ceil(WQEBB);
-        if self.free() < nbb {
+        if nbb > self.free() {
             self.stats.full += 1;
             return Err(PostError::Full);
         }
         let mut w = [0u8; MAX_WQE_BUF];
-        let head = wqe::ctrl_head(self.pc, opcode, self.sqn.0, ds);
-        wqe::write_ctrl(&mut w, head, self.signal_next());
-        wqe::write_eth(&mut w[wqe::DS..], cs, opts.mss, &hdr[..inline], opts.vlan);
+        let head = wqe::ctrl_head_of(self.c.pc, opcode, self.c.sqn8, ds);
+        wqe::write_ctrl(&mut w, head, self.c.sig_left == 1);
+        wqe::write_eth(&mut w[wqe::DS..], cs, opts.mss, &frame[..inline], opts.vlan);
         if has_data {
-            let addr = buf.device_addr().offset(off + inline).get();
-            let key = self.next_lkey(lkey);
             wqe::write_data(
                 &mut w[(ds - 1) * wqe::DS..],
                 (len - inline) as u32,
-                key,
-                addr,
+                self.c.lkey,
+                addr.offset(inline).get(),
             );
         }
-        let mask = self.entries() - 1;
-        let idx = self.pc as usize & mask;
-        // A WQE of several basic blocks wraps around the ring's end like
-        // the device's WQE fetch does.
+        let mask = self.c.mask as usize;
+        let idx = self.c.pc as usize & mask;
         for k in 0..nbb {
             let slot = (idx + k) & mask;
             self.ring
                 .mem
                 .write_bytes(slot * WQEBB, &w[k * WQEBB..(k + 1) * WQEBB]);
         }
-        self.posted(idx, nbb, head, id, len);
-        if opts.mss.is_some() {
+        self.posted(head, nbb as u16, len, lso);
+        if lso {
             self.stats.lso += 1;
         }
-        if !cs.is_empty() {
-            self.stats.csum += 1;
-        }
-        if opts.vlan.is_some() {
-            self.stats.vlan_insert += 1;
-        }
+        self.count_offloads(cs, opts.vlan.is_some());
         Ok(())
     }
 
-    /// The common case on parts that need no inlining: control, an empty
-    /// Ethernet segment and one data segment in one basic block.
-    #[inline]
-    fn post_plain<B: DmaRegion>(
-        &mut self,
-        buf: &B,
-        off: usize,
-        len: usize,
-        lkey: Lkey,
-        id: u32,
-    ) -> Result<(), PostError> {
-        if self.free() == 0 {
-            self.stats.full += 1;
-            return Err(PostError::Full);
-        }
-        let ds = wqe::send_ds(0, true);
-        let mut w = [0u8; WQEBB];
-        let head = wqe::ctrl_head(self.pc, ctrl::OPCODE_SEND, self.sqn.0, ds);
-        wqe::write_ctrl(&mut w, head, self.signal_next());
-        let addr = buf.device_addr().offset(off).get();
-        let key = self.next_lkey(lkey);
-        wqe::write_data(&mut w[(ds - 1) * wqe::DS..], len as u32, key, addr);
-        let idx = self.pc as usize & (self.entries() - 1);
-        self.ring.mem.write_bytes(idx * WQEBB, &w);
-        self.posted(idx, 1, head, id, len);
-        Ok(())
-    }
-
-    /// Whether the next WQE asks for a completion (every `cq_every`).
+    /// Book a WQE of `nbb` basic blocks at `pc` (control segment head
+    /// `head`) sending `len` bytes from
+    /// the next buffer of its pool; a signalled one is remembered for its
+    /// completion.
     #[inline(always)]
-    fn signal_next(&mut self) -> bool {
-        self.unsignalled += 1;
-        let signalled = self.unsignalled >= self.cq_every;
-        if signalled {
-            self.unsignalled = 0;
+    fn posted(&mut self, head: u64, nbb: u16, len: usize, lso: bool) {
+        let c = &mut self.c;
+        let start = c.pc;
+        c.last_start = start;
+        c.last_head = head;
+        c.pc = start.wrapping_add(nbb);
+        if lso {
+            c.lso_pc = c.lso_pc.wrapping_add(1);
+        } else {
+            c.bufs_pc = c.bufs_pc.wrapping_add(1);
         }
-        signalled
-    }
-
-    /// The lkey of the next data segment (corrupted once after
-    /// [`Sq::inject_bad_lkey`]).
-    #[inline(always)]
-    fn next_lkey(&mut self, lkey: Lkey) -> u32 {
-        let mut key = lkey.0;
-        if self.corrupt_next {
-            key ^= 0x00ff_ff00;
-            self.corrupt_next = false;
+        c.sig_left -= 1;
+        if c.sig_left == 0 {
+            self.signal(start, nbb);
         }
-        key
-    }
-
-    /// Book a WQE of `nbb` basic blocks written at ring index `idx` with
-    /// control segment `head`, sending `len` bytes of buffer `id`.
-    #[inline(always)]
-    fn posted(&mut self, idx: usize, nbb: usize, head: u64, id: u32, len: usize) {
-        self.ids[idx] = id;
-        self.nbbs[idx] = nbb as u8;
-        self.last_ctrl = head;
-        self.last_off = idx * WQEBB;
-        self.pc = self.pc.wrapping_add(nbb as u16);
-        self.pending = true;
         self.stats.packets += 1;
         self.stats.bytes += len as u64;
     }
 
+    /// The WQE at `start` (`nbb` blocks, the newest) asks for a completion:
+    /// remember what it completes and restart the countdown.
+    #[cold]
+    fn signal(&mut self, start: u16, nbb: u16) {
+        let c = &mut self.c;
+        c.sig_left = c.cq_every;
+        if let Some((lkey, from)) = c.restore_lkey
+            && start.wrapping_sub(from) < 0x8000
+        {
+            c.lkey = lkey;
+            c.restore_lkey = None;
+        }
+        self.signalled[(start & c.mask) as usize] = Signalled {
+            counter: start,
+            bufs_end: c.bufs_pc,
+            lso_end: c.lso_pc,
+            nbb: nbb as u8,
+            valid: true,
+        };
+    }
+
     /// Publish every WQE posted since the last call: the last one asks for
-    /// a completion, the doorbell record gets the producer counter, then
-    /// one 64-bit write to the UAR's send doorbell, each step ordered after
-    /// the one before by its barrier (WQEs and frames -> doorbell record ->
-    /// BAR). Nothing to do: no MMIO.
+    /// a completion (if it did not already), the doorbell record gets the
+    /// producer counter, then one 64-bit write to the UAR's send doorbell
+    /// (the first 8 bytes of the last control segment), each step ordered
+    /// after the one before by its barrier (WQEs and frames -> doorbell
+    /// record -> BAR). Nothing to do: no MMIO.
     #[inline]
     pub fn ring_doorbell(&mut self) {
-        if !self.pending {
+        let c = self.c;
+        if c.pc == c.rung {
             return;
         }
-        if self.unsignalled != 0 {
-            self.ring
-                .mem
-                .write_u8(self.last_off + ctrl::FM_CE_SE, wqe::SIGNALLED);
-            self.unsignalled = 0;
+        let at = (c.last_start & c.mask) as usize * WQEBB;
+        if c.sig_left != c.cq_every {
+            self.ring.mem.write_u8(at + ctrl::FM_CE_SE, wqe::SIGNALLED);
+            self.signal(c.last_start, c.pc.wrapping_sub(c.last_start));
         }
+        let head = c.last_head;
         self.mmio.barrier_before_doorbell_record();
-        self.ring.write_dbr(1, self.pc as u32);
+        self.ring.write_dbr(1, c.pc as u32);
         self.mmio.barrier_before_mmio_doorbell();
         self.mmio
-            .bar0_write_be64(self.uar_base + UAR_SEND_DOORBELL, self.last_ctrl);
-        self.pending = false;
+            .bar0_write_be64(self.uar_base + UAR_SEND_DOORBELL, head);
+        self.c.rung = c.pc;
         self.stats.doorbells += 1;
     }
 
-    /// A requester CQE: every WQE up to and including the one starting at
-    /// `wqe_counter` is done; `f` gets the owner cookie of each. Returns
-    /// how many WQEs completed. A counter that is not the start of a WQE
-    /// in flight is refused and nothing is reclaimed.
+    /// A requester CQE: every WQE up to and including the signalled one
+    /// starting at `wqe_counter` is done, and every buffer they sent is
+    /// free again. Returns how many buffers came back. A counter that is
+    /// not a signalled WQE in flight (or whose bookkeeping does not fit
+    /// what is in flight) is refused and nothing is reclaimed.
     #[inline]
-    pub fn complete(&mut self, cqe: &Cqe, mut f: impl FnMut(u32)) -> Result<usize, BadCompletion> {
+    pub fn complete(&mut self, cqe: &Cqe) -> Result<usize, BadCompletion> {
+        let counter = cqe.wqe_counter();
+        let c = &mut self.c;
         let bad = BadCompletion::WqeCounter {
-            counter: cqe.wqe_counter(),
-            cc: self.cc,
-            pc: self.pc,
+            counter,
+            cc: c.cc,
+            pc: c.pc,
         };
-        let ahead = cqe.wqe_counter().wrapping_sub(self.cc) as usize;
-        if ahead >= self.in_flight() {
+        let slot = (counter & c.mask) as usize;
+        let Some(s) = self.signalled.get(slot).copied() else {
+            return Err(bad);
+        };
+        let ahead = counter.wrapping_sub(c.cc);
+        let end = ahead as u32 + s.nbb as u32;
+        let bufs = s.bufs_end.wrapping_sub(c.bufs_cc);
+        let lso = s.lso_end.wrapping_sub(c.lso_cc);
+        if !s.valid
+            || s.counter != counter
+            || end > c.pc.wrapping_sub(c.cc) as u32
+            || bufs > c.bufs_pc.wrapping_sub(c.bufs_cc)
+            || lso > c.lso_pc.wrapping_sub(c.lso_cc)
+        {
             return Err(bad);
         }
-        let mask = self.entries() - 1;
-        let mut n = 0;
-        let mut at = 0usize;
-        loop {
-            n += 1;
-            if at == ahead {
-                break;
-            }
-            at += self.nbbs[(self.cc as usize + at) & mask].max(1) as usize;
-            if at > ahead {
-                return Err(bad);
-            }
-        }
-        for _ in 0..n {
-            let idx = self.cc as usize & mask;
-            f(self.ids[idx]);
-            self.cc = self.cc.wrapping_add(self.nbbs[idx].max(1) as u16);
-        }
+        c.cc = c.cc.wrapping_add(end as u16);
+        c.bufs_cc = s.bufs_end;
+        c.lso_cc = s.lso_end;
+        self.signalled[slot].valid = false;
         self.stats.completions += 1;
-        Ok(n)
+        Ok(bufs as usize + lso as usize)
     }
 
-    /// After the SQ went ERR -> RST: hand back every buffer still in flight
-    /// (`f` gets each cookie) and start the ring over at counter 0, as the
-    /// device does after reset.
-    pub fn reset(&mut self, mut f: impl FnMut(u32)) -> usize {
-        let mask = self.entries() - 1;
-        let mut n = 0;
-        while self.cc != self.pc {
-            let idx = self.cc as usize & mask;
-            f(self.ids[idx]);
-            n += 1;
-            let step = (self.nbbs[idx].max(1) as u16).min(self.pc.wrapping_sub(self.cc));
-            self.cc = self.cc.wrapping_add(step);
+    /// After the SQ went ERR -> RST: every buffer in flight is free again
+    /// and the ring starts over at counter 0, as the device does after
+    /// reset. Returns how many buffers came back.
+    pub fn reset(&mut self) -> usize {
+        let c = &mut self.c;
+        let n =
+            c.bufs_pc.wrapping_sub(c.bufs_cc) as usize + c.lso_pc.wrapping_sub(c.lso_cc) as usize;
+        c.bufs_cc = c.bufs_pc;
+        c.lso_cc = c.lso_pc;
+        c.pc = 0;
+        c.cc = 0;
+        c.rung = 0;
+        c.last_start = 0;
+        c.sig_left = c.cq_every;
+        if let Some((lkey, _)) = c.restore_lkey.take() {
+            c.lkey = lkey;
         }
-        self.pc = 0;
-        self.cc = 0;
-        self.pending = false;
-        self.unsignalled = 0;
+        for s in self.signalled.iter_mut() {
+            s.valid = false;
+        }
         self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(1, 0);
         self.stats.recoveries += 1;
@@ -499,7 +674,7 @@ impl<P: Platform> Sq<P> {
     /// tests: what the device will read).
     pub fn wqebb(&self, index: u16) -> [u8; WQEBB] {
         let mut w = [0u8; WQEBB];
-        let slot = index as usize & (self.entries() - 1);
+        let slot = (index & self.c.mask) as usize;
         self.ring.mem.read_bytes(slot * WQEBB, &mut w);
         w
     }
@@ -518,30 +693,133 @@ impl<P: Platform> Sq<P> {
     }
 }
 
+/// The largest power of two not above `n` (0 for 0).
+const fn prev_power_of_two(n: u16) -> u16 {
+    if n == 0 {
+        0
+    } else {
+        1 << (15 - n.leading_zeros())
+    }
+}
+
+/// The L2 rule's 18 inline bytes of one frame as they sit in a WQE from
+/// `inline_hdr.sz` on (three 8-byte words: the size and the first two
+/// bytes, then sixteen more), and how many frame bytes they consumed.
+#[derive(Clone, Copy, Debug)]
+struct InlineL2 {
+    words: [u64; 3],
+    consumed: usize,
+}
+
+/// The inline words of `frame` under the L2 rule: its first 18 bytes, or
+/// with a tag to insert its MACs, the tag and its ethertype (14 bytes of
+/// the frame). `None` when the frame is too short to leave a data segment
+/// or already tagged while a tag is asked (the staging path does those).
+#[inline(always)]
+fn inline_l2(frame: &[u8], vlan: Option<u16>) -> Option<InlineL2> {
+    let h: &[u8; wqe::L2_INLINE] = frame.get(..wqe::L2_INLINE)?.try_into().ok()?;
+    let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]) as u64;
+    let be64 = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    let size = (wqe::L2_INLINE as u64) << 16;
+    match vlan {
+        None if frame.len() > wqe::L2_INLINE => Some(InlineL2 {
+            words: [size | be16(0), be64(2), be64(10)],
+            consumed: wqe::L2_INLINE,
+        }),
+        Some(tci) => {
+            let et = be16(12) as u16;
+            if et == frame::ETHERTYPE_VLAN || et == frame::ETHERTYPE_QINQ {
+                return None;
+            }
+            Some(InlineL2 {
+                words: [
+                    size | be16(0),
+                    be64(2),
+                    (be16(10) << 48)
+                        | ((frame::ETHERTYPE_VLAN as u64) << 32)
+                        | ((tci as u64) << 16)
+                        | be16(12),
+                ],
+                consumed: frame::ETH_HLEN,
+            })
+        }
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::MockPlatform;
+    use crate::mock::{MockDma, MockPlatform};
 
-    fn frame(p: &MockPlatform, len: usize) -> crate::mock::MockDma {
+    /// An SQ of 2^log entries on a fresh mock; the ring's device address
+    /// and its doorbell record's.
+    fn new_sq(
+        log: u8,
+        inline: InlineMode,
+        cq_every: u16,
+    ) -> (MockPlatform, Sq<MockPlatform>, u64, u64) {
+        let p = MockPlatform::new();
+        let ring = Sq::<MockPlatform>::alloc_ring(&p, log).unwrap();
+        let (rbase, dbr) = (ring.mem.device_addr().get(), ring.dbr_addr());
+        let cfg = SqConfig {
+            uar: Uar(4),
+            inline,
+            cq_every,
+            lkey: Lkey(0x100),
+            bufs: 1 << log,
+            lso_bufs: 2,
+        };
+        let q = Sq::<MockPlatform>::new(Sqn(0x0abc), ring, log, cfg, p.clone());
+        (p, q, rbase, dbr)
+    }
+
+    fn frame(p: &MockPlatform, len: usize) -> MockDma {
         let b = p.dma_alloc(len.max(1)).unwrap();
         let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
         b.write_bytes(0, &bytes);
         b
     }
 
+    /// Reserve a buffer and post the first `len` bytes of `buf`, read in
+    /// place.
+    fn post(sq: &mut Sq<MockPlatform>, buf: &MockDma, len: usize) -> Result<(), PostError> {
+        let r = sq.reserve(false).ok_or(PostError::Full)?;
+        let addr = buf.device_addr();
+        buf.with_bytes(0, len, |f| sq.post(r, f, addr))
+    }
+
+    /// Post frame `f` from a fresh buffer with `o` (an LSO buffer when `o`
+    /// asks LSO).
+    fn post_frame(
+        p: &MockPlatform,
+        sq: &mut Sq<MockPlatform>,
+        f: &[u8],
+        o: TxOpts,
+    ) -> Result<MockDma, PostError> {
+        let b = p.dma_alloc(f.len()).unwrap();
+        b.write_bytes(0, f);
+        let addr = b.device_addr();
+        let r = sq.reserve(o.mss.is_some()).ok_or(PostError::Full)?;
+        b.with_bytes(0, f.len(), |fr| sq.post_with(r, fr, addr, o))
+            .map(|()| b)
+    }
+
+    fn cqe(counter: u16) -> Cqe {
+        crate::cqe::build::requester(counter)
+    }
+
     #[test]
     fn wqe_golden_with_l2_inline_and_one_doorbell_per_batch() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let dbr = ring.dbr_addr();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(0x0abc), ring, 2, Uar(4), InlineMode::L2, 64, p.clone());
+        let (p, mut sq, rbase, dbr) = new_sq(3, InlineMode::L2, 64);
         let buf = frame(&p, 100);
         let baddr = buf.device_addr().get();
-        sq.post(&buf, 0, 60, Lkey(0x100), 11).unwrap();
-        sq.post(&buf, 0, 100, Lkey(0x100), 12).unwrap();
+        post(&mut sq, &buf, 60).unwrap();
+        post(&mut sq, &buf, 100).unwrap();
         // Nothing rung yet.
         assert_eq!(p.read(dbr + 4, 4), [0, 0, 0, 0]);
         assert_eq!(&p.s.borrow().bar0[0x4800..0x4808], &[0; 8]);
@@ -557,18 +835,19 @@ mod tests {
             0x00, 0x0a, 0xbc, 0x04,
             // signature, rsvd, fm_ce_se = CQ_UPDATE (last of batch), imm
             0, 0, 0, 0x08,  0, 0, 0, 0,
-            // eth seg: cs_flags 0, mss 0, metadata 0, inline_hdr.sz 14
-            // (the L2 header exactly: ethertype 0x0c0d is untagged),
+            // eth seg: cs_flags 0, mss 0, metadata 0, inline_hdr.sz 18
+            // (an L2 header with room for a tag, whatever the ethertype),
             // first two header bytes
-            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x0e, 0x00, 0x01,
-            // 12 more inline bytes, padding to the segment's end
-            2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 0, 0, 0,
-            // data seg: byte_count 86, lkey 0x100, addr = buffer + 14
-            0x00, 0x00, 0x00, 0x56,  0x00, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0x00, 0x12, 0x00, 0x01,
+            // 16 more inline bytes: the segment's end
+            2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+            // data seg: byte_count 82, lkey 0x100, addr = buffer + 18
+            0x00, 0x00, 0x00, 0x52,  0x00, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
         ];
-        golden[56..64].copy_from_slice(&(baddr + 14).to_be_bytes());
+        golden[56..64].copy_from_slice(&(baddr + 18).to_be_bytes());
         assert_eq!(w, golden);
-        // First WQE: not signalled (cq_every 64, not last of batch).
+        // First WQE: not signalled (cq_every 8 after clamping, not last of
+        // the batch).
         assert_eq!(p.read(rbase + 0x0b, 1), [0]);
         // Doorbell record dword 1 = pc 2; UAR 4 + 0x800 = ctrl bytes 0..8 of
         // the last WQE.
@@ -580,23 +859,24 @@ mod tests {
     }
 
     #[test]
-    fn no_inline_mode_and_completion_every_n() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 3).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(1), ring, 3, Uar(4), InlineMode::None, 2, p.clone());
+    fn no_inline_wqe_golden_and_completion_every_n() {
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::None, 2);
         let buf = frame(&p, 64);
-        for i in 0..3 {
-            sq.post(&buf, 0, 64, Lkey(7), i).unwrap();
+        for _ in 0..3 {
+            post(&mut sq, &buf, 64).unwrap();
         }
-        // ds 3: ctrl, eth (inline size 0), data at +0x20.
-        let w = p.read(rbase, 64);
-        assert_eq!(w[7], 3);
-        assert_eq!(&w[0x1c..0x1e], &[0, 0]);
-        assert_eq!(&w[0x20..0x28], &[0, 0, 0, 64, 0, 0, 0, 7]);
+        #[rustfmt::skip]
+        let mut golden = [
+            // ctrl: wqe_index 0, SEND; sqn 0xabc, ds 3; not signalled
+            0x00, 0x00, 0x00, 0x0a,  0x00, 0x0a, 0xbc, 0x03,  0, 0, 0, 0,  0, 0, 0, 0,
+            // eth seg: nothing inline, no flags
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
+            // data seg: byte_count 64, lkey 0x100, the buffer's address
+            0, 0, 0, 0x40,  0, 0, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        golden[40..48].copy_from_slice(&buf.device_addr().get().to_be_bytes());
+        assert_eq!(p.read(rbase, 48), golden);
         // CE on the 2nd WQE (every 2), not the 1st or the 3rd (yet).
-        assert_eq!(p.read(rbase + 0x0b, 1), [0]);
         assert_eq!(p.read(rbase + 64 + 0x0b, 1), [8]);
         assert_eq!(p.read(rbase + 128 + 0x0b, 1), [0]);
         sq.ring_doorbell();
@@ -604,75 +884,109 @@ mod tests {
     }
 
     #[test]
-    fn completions_reclaim_in_order_and_bogus_counters_are_refused() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
+    fn completions_free_buffers_in_order_and_bogus_counters_are_refused() {
+        let (p, mut sq, _, _) = new_sq(3, InlineMode::L2, 1);
         let buf = frame(&p, 60);
-        for i in 0..4 {
-            sq.post(&buf, 0, 60, Lkey(7), 100 + i).unwrap();
+        // One-block WQEs: all 8 blocks (and buffers) in flight.
+        for _ in 0..8 {
+            post(&mut sq, &buf, 60).unwrap();
         }
-        assert_eq!(sq.post(&buf, 0, 60, Lkey(7), 0), Err(PostError::Full));
-        assert_eq!(sq.post(&buf, 0, 61, Lkey(7), 0), Err(PostError::BadLength));
-        assert_eq!(sq.post(&buf, 0, 0, Lkey(7), 0), Err(PostError::BadLength));
-        let mut got = Vec::new();
-        let cqe = crate::cqe::build::requester;
-        assert_eq!(sq.complete(&cqe(1), |id| got.push(id)), Ok(2));
-        assert_eq!(got, [100, 101]);
-        // A counter beyond what is in flight (device bug): refused, nothing
-        // reclaimed.
-        assert!(sq.complete(&cqe(9), |id| got.push(id)).is_err());
-        assert!(sq.complete(&cqe(1), |id| got.push(id)).is_err(), "old");
-        assert_eq!(sq.in_flight(), 2);
+        assert!(sq.reserve(false).is_none());
+        assert_eq!(sq.stats.full, 1);
+        let jumbo = vec![0u8; MAX_FRAME + 1];
+        let r = sq.reserve(false);
+        assert!(r.is_none(), "still full");
+        sq.complete(&cqe(0)).unwrap();
+        let r = sq.reserve(false).unwrap();
+        assert_eq!(
+            sq.post(r, &jumbo, buf.device_addr()),
+            Err(PostError::BadLength)
+        );
+        assert_eq!(post(&mut sq, &buf, 0), Err(PostError::BadLength));
+        assert_eq!(sq.free_buffers(), 1);
+        assert_eq!(sq.complete(&cqe(2)), Ok(2));
+        assert_eq!(sq.free_buffers(), 3);
+        // A counter beyond what is in flight, an old one, one already
+        // completed: refused, nothing reclaimed.
+        assert!(sq.complete(&cqe(9)).is_err());
+        assert!(sq.complete(&cqe(1)).is_err(), "old");
+        assert!(sq.complete(&cqe(2)).is_err(), "again");
+        assert_eq!(sq.in_flight(), 5);
+        // A two-block WQE (a tag inserted into an already tagged frame's
+        // inlined header) checks its own room: 3 free blocks, then 1.
+        let mut tagged: Vec<u8> = (0..60u8).collect();
+        tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+        let tag = TxOpts {
+            vlan: Some(7),
+            ..TxOpts::default()
+        };
+        post_frame(&p, &mut sq, &tagged, tag).unwrap();
+        assert_eq!(sq.free(), 1);
+        assert_eq!(
+            post_frame(&p, &mut sq, &tagged, tag).err(),
+            Some(PostError::Full)
+        );
+        assert_eq!((sq.in_flight(), sq.free_buffers()), (7, 2), "nothing taken");
         // Reset hands back the rest and restarts at 0.
-        let n = sq.reset(|id| got.push(id));
-        assert_eq!(n, 2);
-        assert_eq!(got, [100, 101, 102, 103]);
+        assert_eq!(sq.reset(), 6);
+        assert_eq!(sq.free_buffers(), 8);
         assert_eq!((sq.producer_counter(), sq.in_flight()), (0, 0));
+        assert!(sq.complete(&cqe(5)).is_err(), "nothing in flight");
+    }
+
+    #[test]
+    fn selective_completions_reclaim_everything_up_to_the_counter() {
+        let (p, mut sq, rbase, _) = new_sq(4, InlineMode::None, 4);
+        let buf = frame(&p, 60);
+        for _ in 0..10 {
+            post(&mut sq, &buf, 60).unwrap();
+        }
+        sq.ring_doorbell();
+        // Signalled: 3, 7 (every 4) and 9 (the last of the batch).
+        let ce: Vec<u8> = (0..10)
+            .map(|i| p.read(rbase + i * 64 + 0x0b, 1)[0])
+            .collect();
+        assert_eq!(ce, [0, 0, 0, 8, 0, 0, 0, 8, 0, 8]);
+        // An unsignalled WQE has nothing to complete.
+        assert!(sq.complete(&cqe(5)).is_err());
+        assert_eq!(sq.complete(&cqe(3)), Ok(4));
+        assert_eq!(sq.complete(&cqe(7)), Ok(4));
+        assert_eq!(sq.complete(&cqe(9)), Ok(2));
+        assert_eq!((sq.in_flight(), sq.free_buffers()), (0, 16));
+        assert_eq!(sq.stats.completions, 3);
     }
 
     #[test]
     fn counters_wrap_at_16_bits() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 1).unwrap();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(1), ring, 1, Uar(4), InlineMode::None, 1, p.clone());
+        let (p, mut sq, _, _) = new_sq(2, InlineMode::None, 1);
         let buf = frame(&p, 60);
-        let mut n = 0u32;
-        for i in 0..70_000u32 {
-            sq.post(&buf, 0, 60, Lkey(7), i).unwrap();
+        for _ in 0..70_000u32 {
+            post(&mut sq, &buf, 60).unwrap();
             sq.ring_doorbell();
-            let c = crate::cqe::build::requester(sq.producer_counter().wrapping_sub(1));
-            sq.complete(&c, |id| {
-                assert_eq!(id, n);
-                n += 1;
-            })
-            .unwrap();
+            let c = sq.producer_counter().wrapping_sub(1);
+            assert_eq!(sq.complete(&cqe(c)), Ok(1));
         }
-        assert_eq!(n, 70_000);
+        assert_eq!(sq.stats.packets, 70_000);
+        assert_eq!(sq.free_buffers(), 4);
     }
 
     #[test]
     fn injected_bad_lkey_hits_exactly_one_wqe() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::None, 1);
         let buf = frame(&p, 60);
         sq.inject_bad_lkey();
-        sq.post(&buf, 0, 60, Lkey(0x100), 0).unwrap();
-        sq.post(&buf, 0, 60, Lkey(0x100), 1).unwrap();
+        post(&mut sq, &buf, 60).unwrap();
+        post(&mut sq, &buf, 60).unwrap();
         assert_ne!(p.read(rbase + 0x24, 4), [0, 0, 1, 0]);
         assert_eq!(p.read(rbase + 64 + 0x24, 4), [0, 0, 1, 0]);
     }
 
     /// Ethernet + IPv4 (20) + TCP (20) or UDP (8), `payload` bytes, each
     /// byte its index (headers overwritten).
-    fn ip_frame(v6: bool, udp: bool, payload: usize) -> alloc::vec::Vec<u8> {
+    fn ip_frame(v6: bool, udp: bool, payload: usize) -> Vec<u8> {
         let l3 = if v6 { 40 } else { 20 };
         let l4 = if udp { 8 } else { 20 };
-        let mut f: alloc::vec::Vec<u8> = (0..14 + l3 + l4 + payload).map(|i| i as u8).collect();
+        let mut f: Vec<u8> = (0..14 + l3 + l4 + payload).map(|i| i as u8).collect();
         f[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
         let proto = if udp { 17 } else { 6 };
         if v6 {
@@ -689,17 +1003,6 @@ mod tests {
         f
     }
 
-    fn post_frame(
-        p: &MockPlatform,
-        sq: &mut Sq<MockPlatform>,
-        f: &[u8],
-        o: TxOpts,
-    ) -> Result<crate::mock::MockDma, PostError> {
-        let b = p.dma_alloc(f.len()).unwrap();
-        b.write_bytes(0, f);
-        sq.post_with(&b, 0, f.len(), Lkey(7), 1, o).map(|()| b)
-    }
-
     #[test]
     fn checksum_flags_and_the_exact_inline_amount_of_every_mode() {
         let csum = TxOpts {
@@ -712,7 +1015,7 @@ mod tests {
         let mut l2only = v4tcp.clone();
         l2only[12..14].copy_from_slice(&[0x88, 0xb5]);
         // IHL 15 (60-byte IPv4 header), TCP data offset 15 (60 bytes).
-        let mut long: alloc::vec::Vec<u8> = (0..14 + 60 + 60 + 30).map(|i| i as u8).collect();
+        let mut long: Vec<u8> = (0..14 + 60 + 60 + 30).map(|i| i as u8).collect();
         long[12..14].copy_from_slice(&[0x08, 0x00]);
         long[14] = 0x4f;
         long[14 + 6..14 + 8].copy_from_slice(&[0x40, 0]);
@@ -720,7 +1023,9 @@ mod tests {
         long[74 + 12] = 0xf0;
         let cases = [
             (InlineMode::None, &v4tcp, 0, 0xc0),
-            (InlineMode::L2, &v4tcp, 14, 0xc0),
+            // The L2 rule inlines 18 bytes (a header with a tag) whatever
+            // the frame.
+            (InlineMode::L2, &v4tcp, 18, 0xc0),
             (InlineMode::Ip, &v4tcp, 34, 0xc0),
             (InlineMode::TcpUdp, &v4tcp, 54, 0xc0),
             // IPv6: no L3 checksum, L4 (UDP) only.
@@ -733,10 +1038,7 @@ mod tests {
             (InlineMode::Ip, &long, 74, 0xc0),
         ];
         for (mode, f, inline, cs) in cases {
-            let p = MockPlatform::new();
-            let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-            let rbase = ring.mem.device_addr().get();
-            let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), mode, 1, p.clone());
+            let (p, mut sq, rbase, _) = new_sq(3, mode, 1);
             let b = post_frame(&p, &mut sq, f, csum).unwrap();
             let w = p.read(rbase, 256);
             let ctx = alloc::format!("{mode:?} inline {inline}");
@@ -762,12 +1064,55 @@ mod tests {
             );
         }
         // Without the csum request: no flags.
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::L2, 1);
         post_frame(&p, &mut sq, &v4tcp, TxOpts::default()).unwrap();
         assert_eq!(p.read(rbase + 0x14, 1), [0]);
+    }
+
+    #[test]
+    fn the_callers_geometry_is_used_as_given_and_clamped() {
+        let f = ip_frame(false, false, 40);
+        let (p, mut sq, rbase, _) = new_sq(4, InlineMode::TcpUdp, 1);
+        // The caller says IPv4 + UDP (8): inline 14 + 20 + 8, L3 and L4
+        // flags; the frame (TCP) is not parsed.
+        let said = Geometry {
+            l2: 14,
+            net: Net::Ipv4,
+            l3: 20,
+            transport: Transport::Udp,
+            l4: 8,
+        };
+        let o = TxOpts {
+            csum: true,
+            geometry: Some(said),
+            ..TxOpts::default()
+        };
+        post_frame(&p, &mut sq, &f, o).unwrap();
+        let w = p.read(rbase, 64);
+        assert_eq!((w[0x14], &w[0x1c..0x1e]), (0xc0, &[0u8, 42][..]));
+        // Lengths past the frame and past any WQE: clamped to the frame.
+        let huge = Geometry {
+            l2: 200,
+            l3: 200,
+            l4: 200,
+            ..said
+        };
+        let o = TxOpts {
+            geometry: Some(huge),
+            ..o
+        };
+        post_frame(&p, &mut sq, &f[..60], o).unwrap();
+        // (The first WQE took two basic blocks.)
+        let w = p.read(rbase + 2 * 64, 64);
+        assert_eq!(&w[0x1c..0x1e], &[0, 60]);
+        // Not IP (the caller's word): no checksum flags.
+        let o = TxOpts {
+            geometry: Some(Geometry::l2_only(f.len())),
+            ..o
+        };
+        post_frame(&p, &mut sq, &f, o).unwrap();
+        let w = p.read(rbase + 4 * 64, 64);
+        assert_eq!((w[0x14], &w[0x1c..0x1e]), (0, &[0u8, 14][..]));
     }
 
     #[test]
@@ -778,20 +1123,13 @@ mod tests {
             ..TxOpts::default()
         };
         // Nothing inline: eth seg insert = type 0x8000 (INSERT_VLAN), TCI.
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::None, 1);
         post_frame(&p, &mut sq, &f, tag).unwrap();
         assert_eq!(p.read(rbase + 0x1c, 4), [0x80, 0x00, 0x20, 0x64]);
         assert_eq!(p.read(rbase + 7, 1), [3]);
         // L2 inline: 18 bytes = MACs, 0x8100 + TCI, ethertype; the data
         // segment starts at frame byte 14.
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq = Sq::<MockPlatform>::new(Sqn(1), ring, 2, Uar(4), InlineMode::L2, 1, p.clone());
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::L2, 1);
         let b = post_frame(&p, &mut sq, &f, tag).unwrap();
         let w = p.read(rbase, 64);
         assert_eq!(&w[0x1c..0x1e], &[0, 18]);
@@ -799,21 +1137,29 @@ mod tests {
         assert_eq!(&w[0x2a..0x30], &[0x81, 0x00, 0x20, 0x64, 0x08, 0x00]);
         assert_eq!(&w[0x30..0x34], &((f.len() - 14) as u32).to_be_bytes());
         assert_eq!(&w[0x38..0x40], &(b.device_addr().get() + 14).to_be_bytes());
+        // A frame already tagged, with a tag to insert: the staged path
+        // inlines its whole L2 header (18) plus the new tag.
+        let mut tagged = f.clone();
+        tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+        tagged[16..18].copy_from_slice(&[0x08, 0x00]);
+        post_frame(&p, &mut sq, &tagged, tag).unwrap();
+        let w = p.read(rbase + 64, 64);
+        assert_eq!(&w[0x1c..0x1e], &[0, 22]);
+        assert_eq!(&w[0x2a..0x2e], &[0x81, 0x00, 0x20, 0x64]);
     }
 
     #[test]
     fn lso_wqe_spans_blocks_wraps_the_ring_and_completes_as_one() {
-        let p = MockPlatform::new();
-        let ring = Sq::<MockPlatform>::alloc_ring(&p, 2).unwrap();
-        let rbase = ring.mem.device_addr().get();
-        let mut sq =
-            Sq::<MockPlatform>::new(Sqn(0x33), ring, 2, Uar(4), InlineMode::None, 1, p.clone());
+        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::None, 1);
         let small = frame(&p, 60);
-        for i in 0..3 {
-            sq.post(&small, 0, 60, Lkey(7), i).unwrap();
+        for _ in 0..3 {
+            post(&mut sq, &small, 60).unwrap();
         }
-        let c = crate::cqe::build::requester;
-        sq.complete(&c(2), |_| ()).unwrap();
+        sq.complete(&cqe(2)).unwrap();
+        for _ in 0..4 {
+            post(&mut sq, &small, 60).unwrap();
+        }
+        sq.complete(&cqe(6)).unwrap();
         let f = ip_frame(false, false, 3000);
         let lso = TxOpts {
             mss: Some(1000),
@@ -821,11 +1167,12 @@ mod tests {
             ..TxOpts::default()
         };
         let b = post_frame(&p, &mut sq, &f, lso).unwrap();
+        assert_eq!(sq.free_lso_buffers(), 1);
         // 54 header bytes inline: ds = 2 + ceil(52 / 16) + 1 = 7, two
-        // WQEBBs: index 3 and (wrapped) 0.
-        assert_eq!(sq.producer_counter(), 5);
-        let w = p.read(rbase + 3 * 64, 64);
-        assert_eq!(&w[0..8], &[0x00, 0x00, 0x03, 0x0e, 0x00, 0x00, 0x33, 0x07]);
+        // WQEBBs: index 7 and (wrapped) 0.
+        assert_eq!(sq.producer_counter(), 9);
+        let w = p.read(rbase + 7 * 64, 64);
+        assert_eq!(&w[0..8], &[0x00, 0x00, 0x07, 0x0e, 0x00, 0x0a, 0xbc, 0x07]);
         // cs_flags L3|L4, mss 1000 (0x03e8), inline_hdr.sz 54 (0x36).
         assert_eq!(&w[0x14..0x18], &[0xc0, 0x00, 0x03, 0xe8]);
         assert_eq!(&w[0x1c..0x1e], &[0x00, 0x36]);
@@ -836,11 +1183,11 @@ mod tests {
         assert_eq!(&w2[0x20..0x24], &3000u32.to_be_bytes());
         assert_eq!(&w2[0x28..0x30], &(b.device_addr().get() + 54).to_be_bytes());
         // A counter inside the LSO WQE is not a WQE: refused.
-        assert!(sq.complete(&c(4), |_| ()).is_err());
-        let mut got = alloc::vec::Vec::new();
-        assert_eq!(sq.complete(&c(3), |id| got.push(id)), Ok(1));
-        assert_eq!((got, sq.in_flight()), (alloc::vec![1], 0));
-        // Not TCP, wrong header length, MSS 0: refused, nothing posted.
+        assert!(sq.complete(&cqe(8)).is_err());
+        assert_eq!(sq.complete(&cqe(7)), Ok(1));
+        assert_eq!((sq.in_flight(), sq.free_lso_buffers()), (0, 2));
+        // Not TCP, wrong header length, MSS 0, LSO from an MTU buffer:
+        // refused, nothing posted.
         let udp = ip_frame(false, true, 3000);
         assert_eq!(
             post_frame(&p, &mut sq, &udp, lso).err(),
@@ -862,10 +1209,20 @@ mod tests {
             post_frame(&p, &mut sq, &f, mss0).err(),
             Some(PostError::BadLso)
         );
-        assert_eq!(sq.producer_counter(), 5);
-        // Reset hands back each WQE once, whatever its size.
+        let r = sq.reserve(false).unwrap();
+        assert_eq!(
+            sq.post_with(r, &f, b.device_addr(), lso),
+            Err(PostError::BadLso)
+        );
+        assert_eq!(sq.producer_counter(), 9);
+        // Both pools run out on their own.
         post_frame(&p, &mut sq, &f, lso).unwrap();
+        post_frame(&p, &mut sq, &f, lso).unwrap();
+        assert!(sq.reserve(true).is_none());
+        assert!(sq.reserve(false).is_some());
+        // Reset hands back each buffer once, whatever its WQE's size.
         post_frame(&p, &mut sq, &f[..60], TxOpts::default()).unwrap();
-        assert_eq!(sq.reset(|_| ()), 2);
+        assert_eq!(sq.reset(), 3);
+        assert_eq!((sq.free_buffers(), sq.free_lso_buffers()), (8, 2));
     }
 }
