@@ -21,10 +21,12 @@ use cxos_net::app::App;
 use cxos_net::smoltcp::time::Instant;
 use cxos_net::smoltcp::wire::IpAddress;
 use cxos_net::tcp_service::{DISCARD_PORT, ECHO_PORT, TcpService, TcpServiceKind};
-use cxos_net::{iperf3, l2, ping};
+use cxos_net::{iperf3, l2, ping, snoop};
 
 /// The apps `test=<app>:<args>` and the shell can run.
-pub const APPS: &[&str] = &["ping", "l2send", "l2recv", "iperf3", "echo", "discard"];
+pub const APPS: &[&str] = &[
+    "ping", "l2send", "l2recv", "iperf3", "echo", "discard", "snoop",
+];
 
 /// The apps `serve` runs in the background.
 pub const SERVICES: &[&str] = &["echo", "discard", "iperf3"];
@@ -175,6 +177,7 @@ impl AppCommand {
                 Box::new(l2::L2Send::new(net, parse(args)?, run).map_err(|e| format!("{e}"))?)
             }
             "l2recv" => Box::new(l2::L2Recv::new(net, parse(args)?, now)),
+            "snoop" => Box::new(snoop::Snoop::new(net, parse(args)?)),
             "iperf3" => iperf3::from_args(net, args, now)?,
             "echo" => service(net, TcpServiceKind::Echo, service_port(args, ECHO_PORT)?)?,
             "discard" => service(

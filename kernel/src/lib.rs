@@ -24,6 +24,8 @@ pub mod msi;
 pub mod paging;
 pub mod pci;
 pub mod shellcmd;
+#[cfg(feature = "mlx5")]
+pub mod traninfo;
 pub mod vectors;
 #[cfg(feature = "net")]
 pub mod vnic_def;

@@ -30,6 +30,9 @@ pub const HELP: &str = "commands:
   rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
   stats [<pci>]         each port's packet counters, drops and faults
   flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
+  traninfo [-x] [<pci>] each port's transceiver: identifier, vendor, PN, SN, media, diagnostics (-x: EEPROM hex dump)
+  led <pci> on|off|beacon [s]   the port's identification LED (beacon: blink s seconds, default 15)
+  speed <pci> auto|<rate>       advertise every speed, or force one (1G, 10G, 25G, 40G, 50G, 100G, 200G or Mb/s)
   uptime                time since boot";
 
 /// The rest of `help`, after the network commands.
@@ -60,6 +63,99 @@ impl Report {
     }
 }
 
+/// The identification LED as `led` asks for it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LedArg {
+    Off,
+    On,
+    Beacon(u16),
+}
+
+/// What `speed` asks for: every speed, or one (Mb/s).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SpeedArg {
+    Auto,
+    Mbps(u32),
+}
+
+/// A port management command (answered by the adapter's driver).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PortCommand {
+    /// `traninfo [-x] [<pci>]`.
+    Traninfo {
+        hex: bool,
+        only: Option<PciAddress>,
+    },
+    Led(PciAddress, LedArg),
+    Speed(PciAddress, SpeedArg),
+}
+
+/// The `led` beacon's default duration (seconds), as `dlled` blinks.
+pub const BEACON_DEFAULT_S: u16 = 15;
+
+/// A rate: `25G`, `100M`, `1g`, or a plain number of Mb/s.
+pub fn parse_rate(s: &str) -> Option<u32> {
+    let (num, mul) = match s.as_bytes().last()? {
+        b'G' | b'g' => (&s[..s.len() - 1], 1000),
+        b'M' | b'm' => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    num.parse::<u32>().ok()?.checked_mul(mul).filter(|v| *v > 0)
+}
+
+fn parse_port(cmd: &str, arg: &str) -> Result<PortCommand, String> {
+    let mut pci = None;
+    let mut rest = alloc::vec::Vec::new();
+    let mut hex = false;
+    for w in arg.split_whitespace() {
+        if cmd == "traninfo" && w == "-x" {
+            hex = true;
+        } else if w.contains(':') {
+            if pci.is_some() {
+                return Err(format!("{cmd}: more than one PCI address"));
+            }
+            pci = Some(pci::parse_address(w).map_err(|e| format!("{cmd}: {e}"))?);
+        } else {
+            rest.push(w);
+        }
+    }
+    match cmd {
+        "traninfo" => match rest.first() {
+            None => Ok(PortCommand::Traninfo { hex, only: pci }),
+            Some(w) => Err(format!(
+                "traninfo: unexpected '{w}' (usage: traninfo [-x] [<pci>])"
+            )),
+        },
+        "led" => {
+            let usage = "usage: led <pci> on|off|beacon [seconds]";
+            let addr = pci.ok_or(usage)?;
+            let led = match rest.as_slice() {
+                ["on"] => LedArg::On,
+                ["off"] => LedArg::Off,
+                ["beacon"] => LedArg::Beacon(BEACON_DEFAULT_S),
+                ["beacon", s] => match s.parse::<u16>() {
+                    Ok(n) if (1..0xffff).contains(&n) => LedArg::Beacon(n),
+                    _ => return Err(format!("led: bad seconds '{s}' (1 to 65534)")),
+                },
+                _ => return Err(usage.into()),
+            };
+            Ok(PortCommand::Led(addr, led))
+        }
+        _ => {
+            let usage = "usage: speed <pci> auto|<rate> (e.g. 10G)";
+            let addr = pci.ok_or(usage)?;
+            let s = match rest.as_slice() {
+                ["auto"] => SpeedArg::Auto,
+                [r] => {
+                    SpeedArg::Mbps(parse_rate(r).ok_or_else(|| format!("speed: bad rate '{r}'"))?)
+                }
+                _ => return Err(usage.into()),
+            };
+            Ok(PortCommand::Speed(addr, s))
+        }
+    }
+}
+
 /// One command line.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command<'a> {
@@ -80,6 +176,8 @@ pub enum Command<'a> {
     Attach(PciAddress),
     /// `rings` / `stats` / `flows`, for every port or one.
     Report(Report, Option<PciAddress>),
+    /// `traninfo`, `led`, `speed`.
+    Port(PortCommand),
     #[cfg(feature = "net")]
     Net(NetCommand<'a>),
     /// Not run: print this line (a usage line, why an argument is wrong).
@@ -132,6 +230,9 @@ impl<'a> Command<'a> {
                         .map_or_else(refused, |a| Command::Report(report, Some(a)))
                 }
             }
+            "traninfo" | "led" | "speed" => {
+                parse_port(cmd, arg).map_or_else(refused, Command::Port)
+            }
             other => Command::Unknown(other),
         }
     }
@@ -157,6 +258,8 @@ mod net {
   ping [-I <if>|<addr>] <addr> [-c N] [-i s] [-W s] [-s bytes]   ICMP echo (IPv4 or IPv6), until Ctrl-C without -c
   l2send <mac> <n> [-s bytes]   send n raw test frames (ethertype 0x88b5)
   l2recv [n] [-W s]     receive raw test frames
+  snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
+  promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
@@ -199,6 +302,11 @@ mod net {
         VnicDelete(u32),
         VnicList,
         Vnics,
+        /// `promisc <if> on|off`.
+        Promisc {
+            name: &'a str,
+            on: bool,
+        },
     }
 
     /// How the shell prints an app's refusal: `<app>: <why>`, without
@@ -260,6 +368,20 @@ mod net {
                 }
             }
             "vnics" => net(NetCommand::Vnics),
+            "promisc" => {
+                let usage = || refused("usage: promisc <if> on|off".into());
+                let mut words = arg.split_whitespace();
+                let (Some(a), Some(b), None) = (words.next(), words.next(), words.next()) else {
+                    return usage();
+                };
+                // Either order: `promisc net0 on`, `promisc on net0`.
+                let (name, state) = if is_interface_name(a) { (a, b) } else { (b, a) };
+                match (is_interface_name(name), state) {
+                    (true, "on") => net(NetCommand::Promisc { name, on: true }),
+                    (true, "off") => net(NetCommand::Promisc { name, on: false }),
+                    _ => usage(),
+                }
+            }
             _ => None,
         }
     }
@@ -320,6 +442,49 @@ mod tests {
     }
 
     #[test]
+    fn port_commands_take_options_in_any_order() {
+        let a = pci::parse_address("01:00.0").unwrap();
+        let t = |hex, only| Command::Port(PortCommand::Traninfo { hex, only });
+        assert_eq!(Command::parse("traninfo"), t(false, None));
+        assert_eq!(Command::parse("traninfo -x 01:00.0"), t(true, Some(a)));
+        assert_eq!(Command::parse("traninfo 01:00.0 -x"), t(true, Some(a)));
+        assert_eq!(
+            Command::parse("led 01:00.0 beacon 30"),
+            Command::Port(PortCommand::Led(a, LedArg::Beacon(30)))
+        );
+        assert_eq!(
+            Command::parse("led beacon 01:00.0"),
+            Command::Port(PortCommand::Led(a, LedArg::Beacon(BEACON_DEFAULT_S)))
+        );
+        assert_eq!(
+            Command::parse("led off 01:00.0"),
+            Command::Port(PortCommand::Led(a, LedArg::Off))
+        );
+        assert_eq!(
+            Command::parse("speed 01:00.0 10G"),
+            Command::Port(PortCommand::Speed(a, SpeedArg::Mbps(10_000)))
+        );
+        assert_eq!(
+            Command::parse("speed auto 01:00.0"),
+            Command::Port(PortCommand::Speed(a, SpeedArg::Auto))
+        );
+        assert_eq!(parse_rate("100M"), Some(100));
+        assert_eq!(parse_rate("25000"), Some(25_000));
+        assert_eq!(parse_rate("0G"), None);
+        assert_eq!(
+            refused("led on"),
+            "usage: led <pci> on|off|beacon [seconds]"
+        );
+        assert_eq!(
+            refused("led 01:00.0 beacon 0"),
+            "led: bad seconds '0' (1 to 65534)"
+        );
+        assert_eq!(refused("speed 01:00.0 fast"), "speed: bad rate 'fast'");
+        assert!(refused("traninfo -v").starts_with("traninfo: unexpected '-v'"));
+        assert!(HELP.contains("traninfo [-x] [<pci>]"));
+    }
+
+    #[test]
     fn core_commands() {
         assert_eq!(Command::parse("  "), Command::Nothing);
         assert_eq!(Command::parse("uptime"), Command::Uptime);
@@ -364,7 +529,8 @@ mod tests {
         }
         #[cfg(feature = "net")]
         for line in [
-            "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics",
+            "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
+            "promisc",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(
@@ -492,6 +658,22 @@ mod tests {
             assert_eq!(net("vnic list"), NetCommand::VnicList);
             assert!(refused("vnic list all").starts_with("usage: vnic create"));
             assert_eq!(net("vnics"), NetCommand::Vnics);
+            assert_eq!(
+                net("promisc net0 on"),
+                NetCommand::Promisc {
+                    name: "net0",
+                    on: true
+                }
+            );
+            assert_eq!(
+                net("promisc off vnic2"),
+                NetCommand::Promisc {
+                    name: "vnic2",
+                    on: false
+                }
+            );
+            assert_eq!(refused("promisc net0"), "usage: promisc <if> on|off");
+            assert_eq!(refused("promisc eth0 on"), "usage: promisc <if> on|off");
         }
 
         #[test]

@@ -15,6 +15,7 @@ pub mod lacp;
 pub mod netif;
 pub mod phy;
 pub mod ping;
+pub mod snoop;
 pub mod tcp_service;
 
 pub use config::{ConfigError, IfConfig, Ipv4Config};

@@ -329,6 +329,11 @@ pub struct Phy<D: NetDevice> {
     /// The copy made by the plain `phy::Device::receive`.
     rx_copy: Vec<u8>,
     l2: Option<L2Queue>,
+    /// Copies of every received frame for a capture (`snoop`), taken
+    /// before the frame is classified; bounded.
+    snoop: Option<L2Queue>,
+    /// Frames the capture queue had no room for.
+    snoop_dropped: u64,
     dhcp_ack: Option<DhcpAckSeen>,
 }
 
@@ -368,6 +373,8 @@ impl<D: NetDevice> Phy<D> {
             spare: Vec::new(),
             rx_copy: Vec::new(),
             l2: None,
+            snoop: None,
+            snoop_dropped: 0,
             dhcp_ack: None,
         }
     }
@@ -414,29 +421,31 @@ impl<D: NetDevice> Phy<D> {
                 spare,
                 l2,
                 dhcp_ack,
+                snoop,
+                snoop_dropped,
                 ..
             } = self;
             let TxPath { dev, stats, .. } = tx;
-            let got =
-                dev.receive(
-                    |frame, meta| match classify(frame, Trust::of(*rx_offload, &meta)) {
-                        FrameClass::Stack { dhcp_client } => {
-                            stats.rx_frames += 1;
-                            stats.rx_bytes += frame.len() as u64;
-                            if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
-                                *dhcp_ack = Some(ack);
-                            }
-                            let mut one = OneFrame {
-                                frame: Some(frame),
-                                caps,
-                                stash,
-                                spare,
-                            };
-                            iface.poll_ingress_single(now, &mut one, sockets);
+            let got = dev.receive(|frame, meta| {
+                capture(snoop, snoop_dropped, spare, frame);
+                match classify(frame, Trust::of(*rx_offload, &meta)) {
+                    FrameClass::Stack { dhcp_client } => {
+                        stats.rx_frames += 1;
+                        stats.rx_bytes += frame.len() as u64;
+                        if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
+                            *dhcp_ack = Some(ack);
                         }
-                        class => count_other(stats, l2, spare, class, frame),
-                    },
-                );
+                        let mut one = OneFrame {
+                            frame: Some(frame),
+                            caps,
+                            stash,
+                            spare,
+                        };
+                        iface.poll_ingress_single(now, &mut one, sockets);
+                    }
+                    class => count_other(stats, l2, spare, class, frame),
+                }
+            });
             if got.is_none() {
                 break;
             }
@@ -538,6 +547,32 @@ impl<D: NetDevice> Phy<D> {
         Some(r)
     }
 
+    /// Start copying every received frame into a capture queue of at
+    /// most `capacity` frames (more are counted as dropped).
+    pub fn snoop_open(&mut self, capacity: usize) {
+        self.snoop = Some(L2Queue {
+            frames: VecDeque::new(),
+            capacity: capacity.max(1),
+        });
+        self.snoop_dropped = 0;
+    }
+
+    /// Stop capturing; the frames the queue had no room for.
+    pub fn snoop_close(&mut self) -> u64 {
+        if let Some(q) = self.snoop.take() {
+            self.spare.extend(q.frames);
+        }
+        self.snoop_dropped
+    }
+
+    /// The oldest captured frame.
+    pub fn snoop_next<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let frame = self.snoop.as_mut()?.frames.pop_front()?;
+        let r = f(&frame);
+        self.spare.push(frame);
+        Some(r)
+    }
+
     /// Replies staged while the ring was full, not sent yet.
     pub fn has_pending(&self) -> bool {
         !self.stash.is_empty()
@@ -547,6 +582,21 @@ impl<D: NetDevice> Phy<D> {
     pub fn take_dhcp_ack(&mut self) -> Option<DhcpAckSeen> {
         self.dhcp_ack.take()
     }
+}
+
+/// Copy `frame` into the capture queue, if one is open.
+fn capture(snoop: &mut Option<L2Queue>, dropped: &mut u64, spare: &mut Vec<Vec<u8>>, frame: &[u8]) {
+    let Some(q) = snoop else {
+        return;
+    };
+    if q.frames.len() >= q.capacity {
+        *dropped += 1;
+        return;
+    }
+    let mut buf = spare.pop().unwrap_or_default();
+    buf.clear();
+    buf.extend_from_slice(frame);
+    q.frames.push_back(buf);
 }
 
 /// Count a frame that does not go to smoltcp; queue L2 test frames.
@@ -788,28 +838,30 @@ impl<D: NetDevice> phy::Device for Phy<D> {
                 spare,
                 rx_copy,
                 dhcp_ack,
+                snoop,
+                snoop_dropped,
                 ..
             } = self;
             let TxPath { dev, stats, .. } = tx;
-            let for_stack =
-                dev.receive(
-                    |frame, meta| match classify(frame, Trust::of(rx_offload, &meta)) {
-                        FrameClass::Stack { dhcp_client } => {
-                            stats.rx_frames += 1;
-                            stats.rx_bytes += frame.len() as u64;
-                            if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
-                                *dhcp_ack = Some(ack);
-                            }
-                            rx_copy.clear();
-                            rx_copy.extend_from_slice(frame);
-                            true
+            let for_stack = dev.receive(|frame, meta| {
+                capture(snoop, snoop_dropped, spare, frame);
+                match classify(frame, Trust::of(rx_offload, &meta)) {
+                    FrameClass::Stack { dhcp_client } => {
+                        stats.rx_frames += 1;
+                        stats.rx_bytes += frame.len() as u64;
+                        if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
+                            *dhcp_ack = Some(ack);
                         }
-                        class => {
-                            count_other(stats, l2, spare, class, frame);
-                            false
-                        }
-                    },
-                )?;
+                        rx_copy.clear();
+                        rx_copy.extend_from_slice(frame);
+                        true
+                    }
+                    class => {
+                        count_other(stats, l2, spare, class, frame);
+                        false
+                    }
+                }
+            })?;
             if for_stack {
                 break;
             }

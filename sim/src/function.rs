@@ -50,6 +50,8 @@ pub struct Function {
     pub nic: crate::datapath::Nic,
     cmdq: CmdQueue,
     pub commands_executed: u64,
+    /// MCIA accesses served (the EEPROM-read figure counts them).
+    pub module_reads: u64,
     /// HOST_ENDIANNESS register `he` (atomic response byte order).
     pub host_endianness: u8,
     /// Objects alive when the function was last torn down.
@@ -120,6 +122,7 @@ impl Function {
                 ..CmdQueue::default()
             },
             commands_executed: 0,
+            module_reads: 0,
             host_endianness: 0,
             ppcnt_base: Default::default(),
             left_at_teardown: 0,
@@ -449,9 +452,49 @@ impl Function {
 
     /// Carrier up or down; a port-change EQE when the operational state changes.
     pub fn set_link(&mut self, up: bool) {
-        let before = self.phys_port.oper_up();
-        self.phys_port.carrier = up;
-        cmd::reg::link_changed(self, before);
+        let before = self.phys_port.view();
+        self.phys_port.far_end_up = up;
+        cmd::reg::link_update(self, before);
+    }
+
+    /// Take the module out of the cage: a PORT_MODULE event (unplugged)
+    /// and the link goes down. Whether there was one.
+    pub fn remove_module(&mut self) -> bool {
+        let before = self.phys_port.view();
+        if self.phys_port.module.take().is_none() {
+            return false;
+        }
+        cmd::reg::module::module_event(self);
+        cmd::reg::link_update(self, before);
+        true
+    }
+
+    /// Plug `kind` into the empty cage: a PORT_MODULE event (plugged) and
+    /// the link comes up at the fastest shared protocol. The reason when
+    /// the cage is taken or the module cannot work there.
+    pub fn insert_module(&mut self, kind: crate::module::ModuleKind) -> Result<(), String> {
+        if let Some(m) = &self.phys_port.module {
+            return Err(format!("the cage holds {}: remove it first", m.describe()));
+        }
+        kind.fits(self.phys_port.cage, self.phys_port.caps())?;
+        let before = self.phys_port.view();
+        self.phys_port.module = Some(crate::module::Plugged::of(kind));
+        cmd::reg::module::module_event(self);
+        cmd::reg::link_update(self, before);
+        Ok(())
+    }
+
+    /// Put the module in error `error_type` (`port_module_event_error_type`):
+    /// a PORT_MODULE event (plugged, error) and the link goes down.
+    pub fn module_error(&mut self, error_type: u8) -> Result<(), String> {
+        let before = self.phys_port.view();
+        let Some(m) = self.phys_port.module.as_mut() else {
+            return Err("no module in the cage".into());
+        };
+        m.error = Some(error_type);
+        cmd::reg::module::module_event(self);
+        cmd::reg::link_update(self, before);
+        Ok(())
     }
 
     /// Ask for `n` more pages (> 0) or offer to return some (< 0) with a

@@ -26,6 +26,7 @@ pub mod function;
 pub mod harness;
 pub mod init_seg;
 pub mod link;
+pub mod module;
 pub mod pci_config;
 pub mod personality;
 pub mod phys_port;

@@ -41,6 +41,7 @@ pub enum Personality {
 
 /// PTYS legacy `eth_proto` bits (`enum mlx5e_link_mode`, port.h).
 pub mod eth_proto {
+    pub const P1000BASE_T: u32 = 1 << 25;
     pub const P10GBASE_CR: u32 = 1 << 12;
     pub const P10GBASE_SR: u32 = 1 << 13;
     pub const P40GBASE_CR4: u32 = 1 << 6;
@@ -54,12 +55,38 @@ pub mod eth_proto {
 
 /// PTYS extended `ext_eth_proto` bits (`enum mlx5e_ext_link_mode`, port.h).
 pub mod ext_eth_proto {
+    pub const P1000BASE_X_SGMII: u32 = 1 << 1;
     pub const P10GBASE_XFI: u32 = 1 << 4;
+    pub const P40GBASE_XLAUI_4: u32 = 1 << 5;
     pub const P25GAUI_1: u32 = 1 << 6;
     pub const P50GAUI_1: u32 = 1 << 8;
     pub const CAUI_4_100G: u32 = 1 << 9;
     pub const P100GAUI_2: u32 = 1 << 10;
     pub const P200GAUI_4: u32 = 1 << 12;
+}
+
+/// Speed in Mb/s of PTYS protocol bit `bit` (`enum mlx5e_link_mode`, or
+/// `enum mlx5e_ext_link_mode` when `ext`); 0 for bits the model never
+/// sets.
+pub fn proto_speed(ext: bool, bit: u32) -> u32 {
+    match (ext, bit) {
+        (false, 25) | (true, 1) => 1_000,
+        (false, 12 | 13) | (true, 4) => 10_000,
+        (false, 27 | 29) | (true, 6) => 25_000,
+        (false, 6 | 15) | (true, 5) => 40_000,
+        (false, 30) | (true, 8) => 50_000,
+        (false, 20 | 21) | (true, 9 | 10) => 100_000,
+        (true, 12) => 200_000,
+        _ => 0,
+    }
+}
+
+/// The fastest protocol of `mask` (one bit), 0 when empty.
+pub fn fastest(ext: bool, mask: u32) -> u32 {
+    (0..32)
+        .filter(|b| mask & (1 << b) != 0)
+        .max_by_key(|b| (proto_speed(ext, *b), *b))
+        .map_or(0, |b| 1 << b)
 }
 
 /// Capability values of one part (the "max" set; "current" starts equal).
@@ -88,9 +115,6 @@ pub struct PartCaps {
     pub eth_proto_cap: u32,
     /// Extended PTYS protocols (0 before ConnectX-6).
     pub ext_eth_proto_cap: u32,
-    /// Protocol the link runs at (legacy or extended bit, as above).
-    pub eth_proto_oper: u32,
-    pub ext_eth_proto_oper: u32,
     /// Lanes of the port (PMLP width).
     pub lanes: u8,
     /// Pages asked for by QUERY_PAGES boot / init, and later regular ones.
@@ -200,8 +224,6 @@ impl Personality {
             max_mtu: 9978,
             eth_proto_cap: 0,
             ext_eth_proto_cap: 0,
-            eth_proto_oper: 0,
-            ext_eth_proto_oper: 0,
             lanes: 4,
             boot_pages: 16,
             init_pages: 48,
@@ -220,13 +242,13 @@ impl Personality {
                 max_qp_cnt: 255,
                 max_lso_cap: 16,
                 rss_ind_tbl_cap: 8,
-                eth_proto_cap: e::P10GBASE_CR
+                eth_proto_cap: e::P1000BASE_T
+                    | e::P10GBASE_CR
                     | e::P10GBASE_SR
                     | e::P40GBASE_CR4
                     | e::P40GBASE_SR4
                     | e::P100GBASE_CR4
                     | e::P100GBASE_SR4,
-                eth_proto_oper: e::P100GBASE_CR4,
                 boot_pages: 12,
                 init_pages: 40,
                 ..base
@@ -245,13 +267,13 @@ impl Personality {
                 max_qp_cnt: 255,
                 max_lso_cap: 16,
                 rss_ind_tbl_cap: 8,
-                eth_proto_cap: e::P10GBASE_CR
+                eth_proto_cap: e::P1000BASE_T
+                    | e::P10GBASE_CR
                     | e::P10GBASE_SR
                     | e::P25GBASE_CR
                     | e::P25GBASE_SR
                     | e::P40GBASE_CR4
                     | e::P50GBASE_CR2,
-                eth_proto_oper: e::P25GBASE_CR,
                 lanes: 1,
                 boot_pages: 10,
                 init_pages: 32,
@@ -259,13 +281,14 @@ impl Personality {
             },
             // ConnectX-5: no inline needed, striding RQ, 100G.
             Self::ConnectX5 => PartCaps {
-                eth_proto_cap: e::P10GBASE_CR
+                eth_proto_cap: e::P1000BASE_T
+                    | e::P10GBASE_CR
+                    | e::P10GBASE_SR
                     | e::P25GBASE_CR
                     | e::P40GBASE_CR4
                     | e::P50GBASE_CR2
                     | e::P100GBASE_CR4
                     | e::P100GBASE_SR4,
-                eth_proto_oper: e::P100GBASE_CR4,
                 log_max_wq_sz: 16,
                 ..base
             },
@@ -277,13 +300,14 @@ impl Personality {
                 log_max_sq: 23,
                 max_qp_cnt: 1023,
                 eth_proto_cap: e::P100GBASE_CR4,
-                ext_eth_proto_cap: x::P25GAUI_1
+                ext_eth_proto_cap: x::P1000BASE_X_SGMII
+                    | x::P10GBASE_XFI
+                    | x::P40GBASE_XLAUI_4
+                    | x::P25GAUI_1
                     | x::P50GAUI_1
                     | x::CAUI_4_100G
                     | x::P100GAUI_2
                     | x::P200GAUI_4,
-                eth_proto_oper: 0,
-                ext_eth_proto_oper: x::P200GAUI_4,
                 boot_pages: 20,
                 init_pages: 64,
                 ..base
@@ -296,13 +320,13 @@ impl Personality {
                 log_max_wq_sz: 17,
                 max_qp_cnt: 1023,
                 eth_proto_cap: e::P25GBASE_CR | e::P100GBASE_CR4,
-                ext_eth_proto_cap: x::P10GBASE_XFI
+                ext_eth_proto_cap: x::P1000BASE_X_SGMII
+                    | x::P10GBASE_XFI
+                    | x::P40GBASE_XLAUI_4
                     | x::P25GAUI_1
                     | x::P50GAUI_1
                     | x::CAUI_4_100G
                     | x::P100GAUI_2,
-                eth_proto_oper: 0,
-                ext_eth_proto_oper: x::P100GAUI_2,
                 lanes: 2,
                 boot_pages: 18,
                 init_pages: 56,

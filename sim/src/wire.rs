@@ -38,6 +38,9 @@ pub struct PortStats {
     pub rx_dropped_link_down: u64,
     /// Shorter than an Ethernet header or longer than the port's maximum.
     pub rx_dropped_bad_length: u64,
+    /// Frames longer than the PMTU operational MTU (FCS included): the
+    /// MAC drops them (PPCNT a_frame_too_long_errors).
+    pub rx_dropped_too_long: u64,
     /// The receive WQE could not take the frame (error CQE written).
     pub rx_dropped_wqe_error: u64,
     /// Longer than the buffers of the receive WQE it was steered to:

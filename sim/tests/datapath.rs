@@ -44,6 +44,13 @@ fn pair_carries_every_size_and_jumbo_both_ways_in_both_modes() {
         assert_ne!(pa.mac(), pb.mac());
         let mut a = Net::open(pa.clone());
         let mut b = Net::open(pb.clone());
+        // The MACs take jumbo frames once PMTU says so (pmtu_reg admin_mtu
+        // at data byte 8: 9000 + Ethernet header, VLAN tag and FCS).
+        for n in [&mut a, &mut b] {
+            let mut m = Msg::new(ACCESS_REG, 0, 0x20);
+            m.be16(0x0a, 0x5003).u8(0x11, 1).be16(0x18, 9022);
+            n.raw.ok(&m, 0x20);
+        }
         let mut frames: Vec<Vec<u8>> = (60..=1514)
             .map(|len| frame(b.mac, a.mac, len, len as u8))
             .collect();

@@ -52,6 +52,7 @@ pub fn all() -> Vec<SystemTest> {
         t("linux-probe-cx6dx", PROBE_TIMEOUT, probe),
         t("linux-peer-traffic", PEER_TIMEOUT, peer_traffic),
         t("linux-mtu-ethtool", PEER_TIMEOUT, mtu_ethtool),
+        t("linux-ethtool-m", PEER_TIMEOUT, ethtool_m),
         t("linux-rmmod-cycles", PEER_TIMEOUT, rmmod_cycles),
         t("linux-meets-cxos", MEET_TIMEOUT, meets_cxos),
     ]
@@ -347,6 +348,9 @@ check ethtool-i ethtool -i "$dev"
 check ethtool-k ethtool -k "$dev"
 check ethtool-l ethtool -l "$dev"
 check ethtool-g ethtool -g "$dev"
+check ethtool-m ethtool -m "$dev"
+value module-pn "$(ethtool -m "$dev" | sed -n 's/^[[:space:]]*Vendor PN[[:space:]]*: //p')"
+value module-sn "$(ethtool -m "$dev" | sed -n 's/^[[:space:]]*Vendor SN[[:space:]]*: //p')"
 ethtool -S "$dev" > /tmp/stats-before
 check ping-for-stats ping -c 5 -W 2 {h4}
 ethtool -S "$dev" > /tmp/stats-after
@@ -730,6 +734,22 @@ fn mtu_ethtool(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // The cx5 personality's firmware and PSID (sim/src/personality.rs).
         if fw != "16.35.2000 (MT_0000000008)" {
             return Err(format!("ethtool -i firmware-version {fw:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `linux-ethtool-m`: Linux's `ethtool -m` reads the module through the
+/// model's MCIA and its SFF-8636 decoder finds the part and serial number
+/// of the cx5's 100G DAC (sim/src/module/inventory.rs `dac_100g`): an
+/// independent check of the images and of MCIA.
+fn ethtool_m(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    judge_peer(ctx, test, "mtu", &names(&["ethtool-m"]))?;
+    if let Ok(PeerRun::Done { text, .. }) = peer_run(ctx) {
+        let pn = linux_vm::value(&text, "module-pn").unwrap_or("");
+        let sn = linux_vm::value(&text, "module-sn").unwrap_or("");
+        if (pn, sn) != ("MCP1600-C001", "MT1822VS08719") {
+            return Err(format!("ethtool -m: vendor PN {pn:?}, SN {sn:?}"));
         }
     }
     Ok(())

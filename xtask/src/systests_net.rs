@@ -176,7 +176,7 @@ fn port_rings_stats(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 }
 
 /// The number after `word` in `line` (`tx: packets 12 bytes ...`).
-fn number_after(line: &str, word: &str) -> Option<u64> {
+pub(crate) fn number_after(line: &str, word: &str) -> Option<u64> {
     let mut words = line.split_whitespace();
     words.by_ref().find(|w| *w == word)?;
     words.next()?.parse().ok()
@@ -516,20 +516,20 @@ fn two_vms_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 // ---- issue 9: the peer network (a namespace with the model's TAP) ----
 
 /// cxos's static addresses in the peer network (the host side is `.1`).
-const PEER_GUEST: u8 = 2;
+pub(crate) const PEER_GUEST: u8 = 2;
 
 /// cxos at its prompt with the model wired into a fresh peer network;
 /// `None` (after printing the visible skip line) where that cannot be
 /// had (not root).
-struct Peer {
-    net: PeerNetwork,
-    sim: SimDevice,
-    shell: Shell,
+pub(crate) struct Peer {
+    pub(crate) net: PeerNetwork,
+    pub(crate) sim: SimDevice,
+    pub(crate) shell: Shell,
     /// cxos's MAC, lowercase.
-    mac: String,
+    pub(crate) mac: String,
 }
 
-fn peer_boot(
+pub(crate) fn peer_boot(
     ctx: &Context,
     test: &SystemTest,
     dhcp: bool,
@@ -571,7 +571,7 @@ fn peer_boot(
 
 /// The static command line of the peer tests: `.2/24` with the host as
 /// gateway, and `::2/64`.
-fn static_cmdline(config: &PeerConfig) -> String {
+pub(crate) fn static_cmdline(config: &PeerConfig) -> String {
     format!(
         "net.0={}/24,gw={},ip6={}/64",
         config.ipv4(PEER_GUEST),
@@ -588,7 +588,7 @@ fn rx_packets(shell: &mut Shell) -> Result<u64, String> {
 }
 
 /// Powers cxos off and checks the model: nothing held, no violation.
-fn peer_finish(mut peer: Peer) -> Result<(), String> {
+pub(crate) fn peer_finish(mut peer: Peer) -> Result<(), String> {
     detach_clean(&mut peer.shell, &peer.sim)?;
     peer.shell.poweroff(&mut peer.sim)?;
     drop(peer.net);

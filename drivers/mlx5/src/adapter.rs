@@ -31,6 +31,7 @@ use crate::port::{self, AccessRegister, PortInfo, Speed};
 use crate::uar::{self, AllocUar, Uar};
 use crate::vport::{Mac, QueryNicVportContext, VportInfo};
 
+mod ports;
 pub mod report;
 mod teardown;
 
@@ -601,9 +602,12 @@ impl<P: Platform> Adapter<P> {
         self.dev.service_page_requests();
         let events = self.dev.take_port_events();
         if !events.is_empty() {
-            let was_up = self.port.oper_up;
+            let (was_up, was_speed) = (self.port.oper_up, self.port.speed_mbps);
             self.read_port()?;
-            if self.port.oper_up != was_up || events.len() > 1 {
+            if self.port.oper_up != was_up
+                || (self.port.oper_up && self.port.speed_mbps != was_speed)
+                || events.len() > 1
+            {
                 log::info!(
                     target: "mlx5",
                     "mlx5 {}: {}",

@@ -53,6 +53,8 @@ pub enum PortEvent {
     Down,
     Up,
     Other(u8),
+    /// A PORT_MODULE event: the cage's new state.
+    Module(crate::module::ModuleState),
 }
 
 /// Command and event counters.
@@ -443,6 +445,15 @@ impl<P: Platform> CmdEngine<P> {
                     self.port_events.pop_front();
                 }
                 let _ = self.port_events.push_back(ev);
+            }
+            event::PORT_MODULE => {
+                self.stats.port_events += 1;
+                if self.port_events.is_full() {
+                    self.port_events.pop_front();
+                }
+                let _ = self
+                    .port_events
+                    .push_back(PortEvent::Module(crate::module::module_event(&e.data)));
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;

@@ -134,6 +134,7 @@ pub mod init_seg;
 pub mod layout;
 #[cfg(test)]
 mod mock;
+pub mod module;
 pub mod pages;
 pub mod pd;
 pub mod port;
@@ -142,6 +143,7 @@ pub mod queue_set;
 pub mod rq;
 pub mod rqt;
 pub mod rss;
+pub mod sff;
 pub mod sq;
 pub mod steering;
 pub mod tir;

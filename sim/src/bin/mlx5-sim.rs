@@ -3,7 +3,7 @@
 //! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx
 //! [--wire tap:IFNAME|unix:PATH|qemu:PATH|none] [--pcap FILE [--snaplen N]
 //! [--pcap-max-mb MB]] [--control PATH] [--fw-boot-ms MS]
-//! [--trace-commands[=FILE]]`
+//! [--trace-commands[=FILE]] [--module KIND|none]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
 //! status 0 when it disconnects. The port's cable: a TAP device opened (or
 //! created) in the network namespace the process runs in, a unix-socket
@@ -14,6 +14,9 @@
 //! `--fw-boot-ms` is how long firmware keeps `initializing` set after each
 //! reset; `--trace-commands` writes one line per command (and register
 //! access) to FILE or, without one, to stderr (format: `mlx5_sim::trace`).
+//! `--module` plugs another transceiver than the part's own (`10g-dac`,
+//! `10g-sr`, `25g-dac`, `1g-copper`, `40g-qsfp`, `100g-sr4`, `100g-dac`,
+//! `200g-dac`; `none`: an empty cage).
 //! Log level from `MLX5_SIM_LOG` (error, warn, info, debug, trace; default
 //! warn), on stderr.
 
@@ -60,6 +63,10 @@ struct Cli {
     /// Trace every command and register access to FILE (stderr without one).
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
     trace_commands: Option<PathBuf>,
+    /// The transceiver in the cage at start (none: empty; default: the
+    /// part's own, e.g. a 25G DAC on cx4lx).
+    #[arg(long, value_name = "KIND")]
+    module: Option<mlx5_sim::module::ModuleChoice>,
 }
 
 fn parse_personality(s: &str) -> Result<Personality, String> {
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
         },
         fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
         trace_commands: cli.trace_commands,
+        module: cli.module.unwrap_or_default(),
     };
     match serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,6 +156,26 @@ mod tests {
         assert_eq!(cli.pcap, None);
         assert_eq!(cli.fw_boot_ms, 5);
         assert_eq!(cli.trace_commands, None);
+        assert_eq!(cli.module, None);
+        let module = |m: &str| {
+            Cli::try_parse_from([
+                "mlx5-sim",
+                "--socket",
+                "s",
+                "--personality",
+                "cx5",
+                "--module",
+                m,
+            ])
+            .map(|c| c.module)
+        };
+        use mlx5_sim::module::{ModuleChoice, ModuleKind};
+        assert_eq!(module("none").unwrap(), Some(ModuleChoice::Empty));
+        assert_eq!(
+            module("1g-copper").unwrap(),
+            Some(ModuleChoice::Kind(ModuleKind::Copper1g))
+        );
+        assert!(module("400g").is_err());
         let traced = |args: &[&str]| {
             let mut all = vec!["mlx5-sim", "--socket", "s", "--personality", "cx5"];
             all.extend_from_slice(args);

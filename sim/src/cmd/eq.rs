@@ -29,6 +29,7 @@ pub mod event {
     pub const PORT_CHANGE: u8 = 0x09;
     pub const CMD: u8 = 0x0a;
     pub const PAGE_REQUEST: u8 = 0x0b;
+    pub const PORT_MODULE: u8 = 0x16;
 }
 
 /// Port change sub types (`MLX5_PORT_CHANGE_SUBTYPE_*`).

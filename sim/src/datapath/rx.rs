@@ -51,6 +51,7 @@ use super::frame::{self, Headers};
 use crate::cmd::flow::{Key, MAX_DEST, Verdict};
 
 const ETH_HLEN: usize = 14;
+const ETH_FCS_LEN: usize = 4;
 const DS: usize = 16;
 /// Largest RQ stride (4 data segments).
 const MAX_STRIDE: usize = 64;
@@ -78,6 +79,11 @@ pub fn receive(dev: &mut Function, f: &[u8]) {
     // header and one VLAN tag.
     if f.len() < ETH_HLEN || f.len() > dev.phys_port.max_mtu as usize + ETH_HLEN + 4 {
         stats.rx_dropped_bad_length += 1;
+        return;
+    }
+    // PMTU's MTU counts the FCS, which frames here come without.
+    if f.len() + ETH_FCS_LEN > dev.phys_port.admin_mtu as usize {
+        stats.rx_dropped_too_long += 1;
         return;
     }
     if !vport_accepts(&dev.vport, f) {

@@ -3,10 +3,11 @@
 //!
 //! Each request is one line; each reply is zero or more lines of data and
 //! then one final line that starts with `ok` or `error: `, so a client reads
-//! until such a line. Requests:
+//! until such a line. Requests that concern a port take its number right
+//! after the verb, default 0 (the model has one port, 0). Requests:
 //!
 //! - `help`: the list below.
-//! - `link down` / `link up`: the port's carrier goes away / comes back (a
+//! - `link [<port>] down` / `link [<port>] up`: the port's carrier goes away / comes back (a
 //!   port-change event through the model when the operational state changes;
 //!   a TAP wire's interface shows NO-CARRIER while down, a unix wire's other
 //!   model goes down and up with it).
@@ -32,7 +33,20 @@
 //! - `pages request <n>`: a page-request event asking for `n` more pages
 //!   (`n` > 0) or offering `-n` back (`n` < 0); ignored before INIT_HCA.
 //! - `sanitizer`: one line per violation, then `ok <n> violations`.
-//! - `inject <hex>`: the frame (hex digits, no separators) arrives at the
+//! - `module [<port>]`: what the cage holds (`module <port> <cage> empty`
+//!   or `module <port> <cage> <kind> (<what>) <state>`), then the link.
+//! - `module [<port>] remove`: the module leaves the cage (PORT_MODULE
+//!   unplugged, the link goes down, the wire's other end sees no carrier).
+//! - `module [<port>] insert <kind>`: kinds `10g-dac`, `10g-sr`, `25g-dac`,
+//!   `1g-copper`, `40g-qsfp`, `100g-sr4`, `100g-dac`, `200g-dac`; one that
+//!   cannot work in the cage is refused with the reason.
+//! - `module [<port>] error <type>`: the module reports error `type`
+//!   (`power-budget`, `long-range`, `bus-stuck`, `bad-eeprom`,
+//!   `part-number`, `unknown-identifier`, `high-temperature`, `bad-cable`,
+//!   `power-slot`); the link goes down until the module is replaced.
+//! - `led [<port>]`: `ok led off`, `ok led on`, or `ok led beacon <s>s`
+//!   (seconds left) as MLCR last set it.
+//! - `inject [<port>] <hex>`: the frame (hex digits, no separators) arrives at the
 //!   port as if from the wire (captured like one); `ok injected <n> bytes`.
 //! - `fault no-completion <opcode>`: the next command with this opcode never completes.
 //! - `fault status <opcode> <status> <syndrome>`: the next one fails with these.
@@ -66,6 +80,10 @@ pub enum Request {
     Link {
         up: bool,
     },
+    /// `module`: what is plugged.
+    ModuleShow,
+    Module(ModuleRequest),
+    Led,
     Stats,
     Wire,
     Pages,
@@ -80,17 +98,30 @@ pub enum Request {
     ClearFaults,
 }
 
+/// What `module remove|insert|error` asks of the cage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleRequest {
+    Remove,
+    Insert(crate::module::ModuleKind),
+    Error(u8),
+}
+
 /// What `help` prints.
 pub const HELP: &str = "\
 help
-link down|up
+link [<port>] down|up
+module [<port>]
+module [<port>] remove
+module [<port>] insert 10g-dac|10g-sr|25g-dac|1g-copper|40g-qsfp|100g-sr4|100g-dac|200g-dac
+module [<port>] error power-budget|long-range|bus-stuck|bad-eeprom|part-number|unknown-identifier|high-temperature|bad-cable|power-slot
+led [<port>]
 stats
 wire
 pages
 pages request <n>
 objects
 sanitizer
-inject <hex bytes of one Ethernet frame>
+inject [<port>] <hex bytes of one Ethernet frame>
 fault no-completion <opcode>
 fault status <opcode> <status> <syndrome>
 fault health <syndrome>
@@ -137,9 +168,32 @@ fn hex_frame(word: Option<&str>) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// Ports the model has: one, port 0.
+const PORTS: usize = 1;
+
+/// The optional port number right after a verb: consumed when the next
+/// word is a decimal number and `more` words follow it.
+fn port<'a>(
+    words: &mut std::iter::Peekable<impl Iterator<Item = &'a str> + Clone>,
+    more: usize,
+) -> Result<(), String> {
+    let Some(w) = words.peek().copied() else {
+        return Ok(());
+    };
+    if !w.bytes().all(|b| b.is_ascii_digit()) || words.clone().count() <= more {
+        return Ok(());
+    }
+    let n: usize = w.parse().map_err(|_| format!("bad port '{w}'"))?;
+    if n >= PORTS {
+        return Err(format!("no port {n}: the model has port 0 only"));
+    }
+    words.next();
+    Ok(())
+}
+
 /// Parses one request line (surrounding blanks ignored).
 pub fn parse(line: &str) -> Result<Request, String> {
-    let mut words = line.split_whitespace();
+    let mut words = line.split_whitespace().peekable();
     let Some(verb) = words.next() else {
         return Err("empty request (try help)".into());
     };
@@ -154,12 +208,64 @@ pub fn parse(line: &str) -> Result<Request, String> {
         },
         "sanitizer" => Request::Sanitizer,
         "objects" => Request::Objects,
-        "inject" => Request::Inject(hex_frame(words.next())?),
-        "link" => match words.next() {
-            Some("up") => Request::Link { up: true },
-            Some("down") => Request::Link { up: false },
-            _ => return Err("usage: link down|up".into()),
-        },
+        "inject" => {
+            port(&mut words, 1)?;
+            Request::Inject(hex_frame(words.next())?)
+        }
+        "led" => {
+            port(&mut words, 0)?;
+            Request::Led
+        }
+        "module" => {
+            port(&mut words, 0)?;
+            match words.next() {
+                None => Request::ModuleShow,
+                Some("remove") => Request::Module(ModuleRequest::Remove),
+                Some("insert") => {
+                    let kind = words.next().ok_or_else(|| {
+                        format!(
+                            "usage: module insert <kind> ({})",
+                            crate::module::ModuleKind::names()
+                        )
+                    })?;
+                    Request::Module(ModuleRequest::Insert(
+                        crate::module::ModuleKind::from_name(kind).ok_or_else(|| {
+                            format!(
+                                "unknown module '{kind}' (one of {})",
+                                crate::module::ModuleKind::names()
+                            )
+                        })?,
+                    ))
+                }
+                Some("error") => {
+                    let names = || crate::module::ERROR_TYPES.map(|(n, _)| n).join(", ");
+                    let t = words
+                        .next()
+                        .ok_or_else(|| format!("usage: module error <type> ({})", names()))?;
+                    let v = crate::module::ERROR_TYPES
+                        .iter()
+                        .find(|(n, _)| *n == t)
+                        .map(|(_, v)| *v)
+                        .ok_or_else(|| {
+                            format!("unknown module error '{t}' (one of {})", names())
+                        })?;
+                    Request::Module(ModuleRequest::Error(v))
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "unexpected '{other}': module [<port>] remove|insert <kind>|error <type>"
+                    ));
+                }
+            }
+        }
+        "link" => {
+            port(&mut words, 1)?;
+            match words.next() {
+                Some("up") => Request::Link { up: true },
+                Some("down") => Request::Link { up: false },
+                _ => return Err("usage: link [<port>] down|up".into()),
+            }
+        }
         "fault" => match words.next() {
             Some("no-completion") => Request::Fault(Fault::CommandNoCompletion {
                 opcode: number(words.next(), "opcode")?,
@@ -198,6 +304,46 @@ pub fn execute(req: Request, s: &Shared) -> String {
         Request::Link { up } => {
             let state = if s.set_link(up) { "up" } else { "down" };
             let _ = writeln!(out, "ok link {state}");
+        }
+        Request::ModuleShow => {
+            let d = s.dev();
+            let p = &d.phys_port;
+            let what = match &p.module {
+                None => String::from("empty"),
+                Some(m) => {
+                    let state = match p.module_oper() {
+                        crate::module::oper::PLUGGED_ENABLED => "enabled",
+                        crate::module::oper::PLUGGED_DISABLED => "disabled",
+                        crate::module::oper::PLUGGED_ERROR => "error",
+                        _ => "initializing",
+                    };
+                    format!("{} {state}", m.describe())
+                }
+            };
+            let _ = writeln!(out, "module 0 {} {what}", p.cage.name());
+            if p.oper_up() {
+                let _ = writeln!(out, "ok link up {}G", p.speed_mbps() as f64 / 1000.0);
+            } else {
+                out.push_str("ok link down\n");
+            }
+        }
+        Request::Module(m) => match s.module(&m) {
+            Ok(r) => {
+                let _ = writeln!(out, "ok {r}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+            }
+        },
+        Request::Led => {
+            let b = s.dev().phys_port.beacon.now();
+            match b {
+                crate::phys_port::Beacon::Off => out.push_str("ok led off\n"),
+                crate::phys_port::Beacon::On => out.push_str("ok led on\n"),
+                crate::phys_port::Beacon::Until(_) => {
+                    let _ = writeln!(out, "ok led beacon {}s", b.remain());
+                }
+            }
         }
         Request::RequestPages(n) => {
             s.dev().request_pages(n);
@@ -299,6 +445,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 + p.rx_dropped_rq_not_ready
                 + p.rx_dropped_link_down
                 + p.rx_dropped_bad_length
+                + p.rx_dropped_too_long
                 + p.rx_dropped_wqe_error
                 + p.rx_dropped_oversize;
             let _ = writeln!(
@@ -508,8 +655,8 @@ mod tests {
         for (line, why) in [
             ("", "empty request"),
             ("frob", "unknown request 'frob'"),
-            ("link sideways", "usage: link down|up"),
-            ("link", "usage: link down|up"),
+            ("link sideways", "usage: link [<port>] down|up"),
+            ("link", "usage: link [<port>] down|up"),
             ("stats now", "unexpected 'now'"),
             ("wire up", "unexpected 'up'"),
             ("pages give", "unexpected 'give'"),
@@ -667,6 +814,72 @@ mod tests {
         assert_eq!(execute(Request::ClearFaults, &s), "ok faults cleared\n");
         assert!(!s.dev().iseg.stuck);
         assert_eq!(s.dev().faults.health_syndrome, 0);
+    }
+
+    #[test]
+    fn module_and_led_requests_take_an_optional_port() {
+        use crate::module::ModuleKind;
+        assert_eq!(parse("module"), Ok(Request::ModuleShow));
+        assert_eq!(parse("module 0"), Ok(Request::ModuleShow));
+        assert_eq!(
+            parse("module remove"),
+            Ok(Request::Module(ModuleRequest::Remove))
+        );
+        assert_eq!(
+            parse("module 0 insert 1g-copper"),
+            Ok(Request::Module(ModuleRequest::Insert(ModuleKind::Copper1g)))
+        );
+        assert_eq!(
+            parse("module error bus-stuck"),
+            Ok(Request::Module(ModuleRequest::Error(2)))
+        );
+        assert_eq!(parse("link 0 down"), Ok(Request::Link { up: false }));
+        assert_eq!(parse("led 0"), Ok(Request::Led));
+        assert_eq!(parse("inject 0 00"), Ok(Request::Inject(vec![0])));
+        assert_eq!(parse("inject 00"), Ok(Request::Inject(vec![0])));
+        assert_eq!(
+            parse("module 1 remove"),
+            Err("no port 1: the model has port 0 only".into())
+        );
+        assert!(
+            parse("module insert 400g")
+                .unwrap_err()
+                .contains("10g-dac, 10g-sr")
+        );
+        assert!(parse("module error hot").unwrap_err().contains("bus-stuck"));
+        assert!(HELP.contains("module [<port>] insert") && HELP.contains("led [<port>]"));
+    }
+
+    #[test]
+    fn module_requests_reach_the_cage_and_the_link() {
+        let s = Shared::new(Personality::ConnectX4Lx);
+        let show = |s: &Shared| execute(Request::ModuleShow, s);
+        assert_eq!(
+            show(&s),
+            "module 0 SFP28 25g-dac (25G SFP28 passive copper (25GBASE-CR)) enabled\nok link up 25G\n"
+        );
+        let run = |s: &Shared, l: &str| execute(parse(l).unwrap(), s);
+        assert_eq!(run(&s, "module remove"), "ok removed, link down\n");
+        assert_eq!(run(&s, "module remove"), "error: the cage is empty\n");
+        assert_eq!(show(&s), "module 0 SFP28 empty\nok link down\n");
+        assert_eq!(
+            run(&s, "module insert 100g-dac"),
+            "error: 100g-dac is a QSFP module: it does not fit the SFP28 cage\n"
+        );
+        assert_eq!(
+            run(&s, "module insert 1g-copper"),
+            "ok inserted 1g-copper, link up 1G\n"
+        );
+        assert_eq!(
+            run(&s, "module error high-temperature"),
+            "ok error high-temperature, link down\n"
+        );
+        assert!(show(&s).contains("error high-temperature error\n"));
+        assert_eq!(run(&s, "led"), "ok led off\n");
+        s.dev().phys_port.beacon = crate::phys_port::Beacon::from_duration(90);
+        assert!(run(&s, "led").starts_with("ok led beacon "));
+        s.dev().phys_port.beacon = crate::phys_port::Beacon::On;
+        assert_eq!(run(&s, "led"), "ok led on\n");
     }
 
     #[test]

@@ -36,6 +36,7 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion};
 
+use super::control::ModuleRequest;
 use super::guest_mem::{Access, GuestMemory};
 use super::irq::EventfdIrqs;
 use super::protocol;
@@ -186,6 +187,45 @@ impl Shared {
             link.set_carrier(up);
         }
         oper_up
+    }
+
+    /// A module request on the cage: the model's port (PORT_MODULE and
+    /// port-change events) and the wire's other end, which sees the cable
+    /// go with the module (a TAP shows NO-CARRIER). The reply line.
+    pub fn module(&self, req: &ModuleRequest) -> Result<String, String> {
+        let (reply, cable) = {
+            let mut d = self.dev();
+            let reply = match req {
+                ModuleRequest::Remove => {
+                    if !d.remove_module() {
+                        return Err("the cage is empty".into());
+                    }
+                    String::from("removed")
+                }
+                ModuleRequest::Insert(kind) => {
+                    d.insert_module(*kind)?;
+                    format!("inserted {}", kind.name())
+                }
+                ModuleRequest::Error(t) => {
+                    d.module_error(*t)?;
+                    format!("error {}", crate::module::error_name(*t))
+                }
+            };
+            let p = &d.phys_port;
+            let link = if p.oper_up() {
+                format!("link up {}G", p.speed_mbps() as f64 / 1000.0)
+            } else {
+                String::from("link down")
+            };
+            (
+                format!("{reply}, {link}"),
+                p.cable_present() && p.far_end_up,
+            )
+        };
+        if let Some(link) = lock(&self.link).as_ref() {
+            link.set_carrier(cable);
+        }
+        Ok(reply)
     }
 
     /// Unplugs the wire (its threads end).
@@ -536,6 +576,8 @@ pub struct Options {
     pub fw_boot_delay: Duration,
     /// Trace every command ([`crate::trace`]) into this file; `-` is stderr.
     pub trace_commands: Option<PathBuf>,
+    /// What the cage holds at start.
+    pub module: crate::module::ModuleChoice,
 }
 
 impl Options {
@@ -551,6 +593,7 @@ impl Options {
             pcap_limits: PcapLimits::default(),
             fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
             trace_commands: None,
+            module: crate::module::ModuleChoice::Default,
         }
     }
 }
@@ -563,6 +606,17 @@ pub fn serve(opts: &Options) -> Result<(), String> {
     {
         let mut dev = shared.dev();
         dev.set_fw_boot_delay(opts.fw_boot_delay);
+        match opts.module {
+            crate::module::ModuleChoice::Default => {}
+            crate::module::ModuleChoice::Empty => {
+                dev.remove_module();
+            }
+            crate::module::ModuleChoice::Kind(k) => {
+                dev.remove_module();
+                dev.insert_module(k)
+                    .map_err(|e| format!("--module {}: {e}", k.name()))?;
+            }
+        }
         if let Some(path) = &opts.trace_commands {
             let out: Box<dyn io::Write + Send> = if path.as_os_str() == "-" {
                 Box::new(io::stderr())

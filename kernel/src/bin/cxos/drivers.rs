@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use cxos_drivers::{PciAddress, PciId};
-use cxos_kernel::shellcmd::Report;
+use cxos_kernel::shellcmd::{PortCommand, Report};
 use spin::Mutex;
 
 use crate::pcibus::{self, Device};
@@ -46,6 +46,9 @@ pub trait PciDriver: Sync {
     /// `rings` / `stats` / `flows` of its ports (or of the one at
     /// `only`): the text, `None` if it has no such function.
     fn port_report(&self, which: Report, only: Option<PciAddress>) -> Option<String>;
+    /// `traninfo` / `led` / `speed`: the text, or why not; `None` if it
+    /// has no such function (for `traninfo` without an address: no port).
+    fn port_command(&self, cmd: PortCommand) -> Option<Result<String, String>>;
 }
 
 /// More than the kernel has drivers.
@@ -122,6 +125,31 @@ pub fn detach_all() -> Vec<String> {
 /// Attach the driver of a detached `addr` again (progress is printed).
 pub fn attach(addr: PciAddress) -> Result<(), String> {
     at(addr, |d| d.attach(addr))
+}
+
+/// `traninfo` / `led` / `speed`: every driver's answer (`traninfo` of
+/// every port), or "no adapter".
+pub fn port_command(cmd: PortCommand) -> Result<String, String> {
+    let mut text = String::new();
+    let mut found = false;
+    for d in drivers() {
+        if let Some(r) = d.port_command(cmd) {
+            found = true;
+            text.push_str(&r?);
+        }
+    }
+    match (found, cmd) {
+        (true, _) => Ok(text),
+        (false, PortCommand::Traninfo { only: None, .. }) => {
+            Err(String::from("no network adapters"))
+        }
+        (
+            false,
+            PortCommand::Traninfo { only: Some(a), .. }
+            | PortCommand::Led(a, _)
+            | PortCommand::Speed(a, _),
+        ) => Err(format!("no adapter at {a}")),
+    }
 }
 
 /// `rings` / `stats` / `flows` for every port (or the one at `only`);

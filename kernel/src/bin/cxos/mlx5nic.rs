@@ -22,6 +22,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
+use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
+use mlx5::module::{Led, ModuleState, SpeedSetting};
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
@@ -95,7 +97,10 @@ impl PciDriver for Mlx5Driver {
             .map(|s| {
                 let addr = s.addr;
                 s.state
-                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()))
+                    .with_adapter(|a| {
+                        let line = cxos_kernel::mlx5_report::phys_line(&a.summary());
+                        format!("{line}, module {}", module_summary(a))
+                    })
                     .unwrap_or_else(|| format!("{addr} mlx5 detached"))
             })
             .collect()
@@ -117,6 +122,108 @@ impl PciDriver for Mlx5Driver {
 
     fn port_report(&self, which: Report, only: Option<PciAddress>) -> Option<String> {
         port_report(which, only)
+    }
+
+    fn port_command(&self, cmd: PortCommand) -> Option<Result<String, String>> {
+        port_command(cmd)
+    }
+}
+
+/// `promisc <if> on|off` on an mlx5 interface (`None`: no such
+/// interface of this driver).
+#[cfg(feature = "net")]
+pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
+    use cxos_drivers::NetDevice;
+    crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
+        net.device_mut()
+            .set_promiscuous(on)
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
+/// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
+/// (1000BASE-T)`, `unplugged`, or why it cannot be read.
+fn module_summary(a: &mut Mlx5Adapter) -> String {
+    match a.module_state() {
+        Ok(ModuleState::Plugged) => match a.transceiver() {
+            Ok(t) => format!("{} {} ({})", t.vendor, t.pn, t.media),
+            Err(e) => format!("unreadable ({e})"),
+        },
+        Ok(s) => format!("{s}"),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// `traninfo`, `led`, `speed` on this driver's functions.
+fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
+    let mut slots = SLOTS.lock();
+    let not_attached = |addr: PciAddress| format!("mlx5 {addr}: not attached");
+    match cmd {
+        PortCommand::Traninfo { hex, only } => {
+            let mut text = String::new();
+            let mut any = false;
+            for s in slots
+                .iter_mut()
+                .filter(|s| only.is_none_or(|a| a == s.addr))
+            {
+                any = true;
+                let addr = s.addr;
+                let t = s
+                    .state
+                    .with_adapter(|a| {
+                        let state = a.module_state();
+                        let image = match state {
+                            Ok(ModuleState::Unplugged) => None,
+                            _ => Some(a.read_module()),
+                        };
+                        cxos_kernel::traninfo::traninfo(addr, state, image, hex)
+                    })
+                    .unwrap_or_else(|| format!("{}\n", not_attached(addr)));
+                text.push_str(&t);
+            }
+            any.then_some(Ok(text))
+        }
+        PortCommand::Led(addr, l) => {
+            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            let led = match l {
+                LedArg::Off => Led::Off,
+                LedArg::On => Led::On,
+                LedArg::Beacon(n) => Led::Beacon(n),
+            };
+            Some(
+                s.state
+                    .with_adapter(|a| {
+                        a.set_led(led)?;
+                        a.led()
+                    })
+                    .ok_or_else(|| not_attached(addr))
+                    .and_then(|r| r.map_err(|e| format!("{e}")))
+                    .map(|(duration, remain)| match duration {
+                        0 => format!("mlx5 {addr}: led off\n"),
+                        0xffff => format!("mlx5 {addr}: led on\n"),
+                        _ => format!("mlx5 {addr}: led beacon {remain}s\n"),
+                    }),
+            )
+        }
+        PortCommand::Speed(addr, sp) => {
+            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            let setting = match sp {
+                SpeedArg::Auto => SpeedSetting::Auto,
+                SpeedArg::Mbps(m) => SpeedSetting::Forced(m),
+            };
+            Some(
+                s.state
+                    .with_adapter(|a| a.set_speed(setting))
+                    .ok_or_else(|| not_attached(addr))
+                    .and_then(|r| r.map_err(|e| format!("{e}")))
+                    .map(|()| match sp {
+                        SpeedArg::Auto => format!("mlx5 {addr}: advertising every speed\n"),
+                        SpeedArg::Mbps(m) => {
+                            format!("mlx5 {addr}: advertising {} only\n", Speed(m))
+                        }
+                    }),
+            )
+        }
     }
 }
 
@@ -296,7 +403,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
 /// `net<index>`, interrupt-driven on completion EQ 0) and, on the first
 /// function, the configured VNICs; bind the completion vectors to
 /// [`service_port`]. On failure the adapter stays attached without one.
-fn open_port(slot: &Slot, adapter: Mlx5Adapter) -> State {
+fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     let addr = slot.addr;
     let res = match Resources::of(&adapter) {
         Ok(r) => r,
@@ -310,6 +417,11 @@ fn open_port(slot: &Slot, adapter: Mlx5Adapter) -> State {
         .get(res.eq_index)
         .map_or(0, |&(_, entry)| entry);
     let cfg = NicConfig::default();
+    // The MAC drops frames longer than the data path's MTU (PMTU) rather
+    // than let them overflow a receive buffer.
+    if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
+        println!("mlx5 {addr}: port MTU not set: {e}");
+    }
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => nic,
         Err(failure) => {
@@ -676,6 +788,14 @@ fn service_adapter(
                     PortEvent::Other(sub) => {
                         println!("mlx5 {addr}: port event subtype {sub:#x}");
                     }
+                    PortEvent::Module(ModuleState::Plugged) => match adapter.transceiver() {
+                        Ok(t) => println!(
+                            "mlx5 {addr}: module plugged: {} {} ({})",
+                            t.vendor, t.pn, t.media
+                        ),
+                        Err(e) => println!("mlx5 {addr}: module plugged: unreadable ({e})"),
+                    },
+                    PortEvent::Module(state) => println!("mlx5 {addr}: module {state}"),
                 }
             }
             if events
@@ -772,6 +892,32 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
                 })
                 .unwrap_or_default()
             }
+        };
+        // The MAC's own IEEE 802.3 counters (PPCNT), read fresh.
+        let body = if which == Report::Stats {
+            let ppcnt = slot
+                .state
+                .with_adapter(|a| a.port_counters())
+                .map(|r| match r {
+                    Ok(c) => format!(
+                        "802.3: rx frames {} octets {} multicast {} broadcast {} too-long {} fcs-errors {}\n802.3: tx frames {} octets {} multicast {} broadcast {}\n",
+                        c.frames_rx,
+                        c.octets_rx,
+                        c.multicast_rx,
+                        c.broadcast_rx,
+                        c.too_long,
+                        c.fcs_errors,
+                        c.frames_tx,
+                        c.octets_tx,
+                        c.multicast_tx,
+                        c.broadcast_tx
+                    ),
+                    Err(e) => format!("802.3: not read: {e}\n"),
+                })
+                .unwrap_or_default();
+            body + &ppcnt
+        } else {
+            body
         };
         #[cfg(feature = "net")]
         let body = if which == Report::Stats {

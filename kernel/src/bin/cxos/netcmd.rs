@@ -110,6 +110,11 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 println!("{name} {def} {state}");
             }
         }
+        NetCommand::Promisc { name, on } => match mlx5nic::set_promisc(name, on) {
+            Some(Ok(())) => println!("{name}: promiscuous {}", if on { "on" } else { "off" }),
+            Some(Err(e)) => println!("promisc: {name}: {e}"),
+            None => println!("promisc: no interface {name}"),
+        },
         NetCommand::Vnics => {
             let lines = mlx5nic::vnic_lines();
             if lines.is_empty() {

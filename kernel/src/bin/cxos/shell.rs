@@ -188,6 +188,17 @@ fn execute(cmd: Command<'_>) {
             Ok(text) => print!("{text}"),
             Err(e) => println!("{}: {e}", which.command()),
         },
+        Command::Port(cmd) => match drivers::port_command(cmd) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                let name = match cmd {
+                    cxos_kernel::shellcmd::PortCommand::Traninfo { .. } => "traninfo",
+                    cxos_kernel::shellcmd::PortCommand::Led(..) => "led",
+                    cxos_kernel::shellcmd::PortCommand::Speed(..) => "speed",
+                };
+                println!("{name}: {e}");
+            }
+        },
         Command::Uptime => {
             let ns = time::now_ns();
             println!(

@@ -4,6 +4,8 @@
 //! [`layout`]; each lives in its own file:
 //!
 //! - [`port`]: PAOS, PTYS, PMTU, PMLP (the physical port's state);
+//! - [`module`]: PMAOS, MCIA (the transceiver module and its EEPROM);
+//! - [`mlcr`]: MLCR (the identification LED);
 //! - [`ppcnt`]: PPCNT (port counters);
 //! - [`pfcc`]: PFCC (pause and priority flow control);
 //! - [`dtor`]: DTOR (firmware default timeouts);
@@ -15,6 +17,8 @@
 
 pub mod dtor;
 pub mod host_endianness;
+pub mod mlcr;
+pub mod module;
 pub mod pfcc;
 pub mod port;
 pub mod ppcnt;
@@ -25,7 +29,7 @@ use crate::function::Function;
 use crate::phys_port::LOCAL_PORT;
 use crate::syndrome::{self as syn, CmdError};
 
-pub use port::link_changed;
+pub use port::link_update;
 
 /// Register ids (`MLX5_REG_*`, driver.h).
 pub mod reg_id {
@@ -35,6 +39,9 @@ pub mod reg_id {
     pub const PAOS: u16 = 0x5006;
     pub const PFCC: u16 = 0x5007;
     pub const PPCNT: u16 = 0x5008;
+    pub const PMAOS: u16 = 0x5012;
+    pub const MCIA: u16 = 0x9014;
+    pub const MLCR: u16 = 0x902b;
     pub const HOST_ENDIANNESS: u16 = 0x7004;
     pub const DTOR: u16 = 0xc00e;
 }
@@ -60,6 +67,10 @@ pub fn layout(id: u16) -> Option<(usize, bool)> {
         reg_id::PMLP => (port::pmlp::SIZE, true),
         reg_id::PPCNT => (ppcnt::SIZE, true),
         reg_id::PFCC => (pfcc::SIZE, true),
+        reg_id::MLCR => (mlcr::SIZE, true),
+        // The module registers name the cage, not the port.
+        reg_id::PMAOS => (module::pmaos::SIZE, false),
+        reg_id::MCIA => (module::mcia::SIZE, false),
         reg_id::HOST_ENDIANNESS => (host_endianness::SIZE, false),
         reg_id::DTOR => (dtor::SIZE, false),
         _ => return None,
@@ -98,6 +109,9 @@ pub fn access(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         }
         reg_id::PPCNT => ppcnt::access(dev, write, data, o),
         reg_id::PFCC => pfcc::access(dev, write, data, o),
+        reg_id::MLCR => mlcr::access(dev, write, data, o),
+        reg_id::PMAOS => module::access_pmaos(dev, write, data, o),
+        reg_id::MCIA => module::access_mcia(dev, write, data, o),
         reg_id::HOST_ENDIANNESS => host_endianness::access(dev, write, data, o),
         reg_id::DTOR if write => Err(syn::REG_VALUE),
         reg_id::DTOR => {

@@ -1,13 +1,14 @@
 //! The physical port's registers: PAOS (0x5006, `paos_reg`: admin and
 //! operational state, event generation), PTYS (0x5004, `ptys_reg`:
 //! protocols), PMTU (0x5003, `pmtu_reg`) and PMLP (0x5002, `pmlp_reg`:
-//! lanes). Port-change events when the operational state changes.
+//! lanes). Port-change events when the operational state or the speed
+//! changes ([`link_update`]).
 #![deny(unsafe_code)]
 
 use super::reg_id;
 use crate::bits::{f, get, set};
 use crate::function::Function;
-use crate::phys_port::{LOCAL_PORT, MIN_MTU};
+use crate::phys_port::{LOCAL_PORT, LinkView, MIN_MTU, MODULE};
 use crate::syndrome::{self as syn, CmdError};
 
 /// `paos_reg` (16 bytes).
@@ -28,6 +29,7 @@ pub mod ptys {
     use crate::bits::{F, f};
     pub const SIZE: usize = 0x40;
     pub const PROTO_MASK: F = f(0x1d, 3);
+    pub const AN_STATUS: F = f(0x20, 4);
     pub const EXT_ETH_PROTO_CAPABILITY: F = f(0x40, 0x20);
     pub const ETH_PROTO_CAPABILITY: F = f(0x60, 0x20);
     pub const EXT_ETH_PROTO_ADMIN: F = f(0xa0, 0x20);
@@ -37,8 +39,10 @@ pub mod ptys {
     pub const CONNECTOR_TYPE: F = f(0x17c, 4);
     /// `MLX5_PTYS_EN`.
     pub const EN: u64 = 1 << 2;
-    /// `MLX5E_PORT_DA` (direct attach copper).
-    pub const CONNECTOR_DA: u64 = 7;
+    /// `MLX5E_PORT_NONE`: no module.
+    pub const CONNECTOR_NONE: u64 = 1;
+    /// `MLX5_AN_COMPLETE`.
+    pub const AN_COMPLETE: u64 = 1;
 }
 
 /// `pmtu_reg` (16 bytes).
@@ -143,9 +147,17 @@ pub fn access(
             set(o, ptys::ETH_PROTO_CAPABILITY, p.eth_proto_cap as u64);
             set(o, ptys::EXT_ETH_PROTO_ADMIN, p.ext_eth_proto_admin as u64);
             set(o, ptys::ETH_PROTO_ADMIN, p.eth_proto_admin as u64);
-            set(o, ptys::EXT_ETH_PROTO_OPER, p.ext_eth_proto_oper() as u64);
-            set(o, ptys::ETH_PROTO_OPER, p.eth_proto_oper() as u64);
-            set(o, ptys::CONNECTOR_TYPE, ptys::CONNECTOR_DA);
+            let v = p.view();
+            set(o, ptys::EXT_ETH_PROTO_OPER, v.ext as u64);
+            set(o, ptys::ETH_PROTO_OPER, v.legacy as u64);
+            if v.up {
+                set(o, ptys::AN_STATUS, ptys::AN_COMPLETE);
+            }
+            let connector = p
+                .module
+                .as_ref()
+                .map_or(ptys::CONNECTOR_NONE, |m| m.connector_type as u64);
+            set(o, ptys::CONNECTOR_TYPE, connector);
         }
         reg_id::PMTU => {
             set(o, pmtu::MAX_MTU, p.max_mtu as u64);
@@ -155,7 +167,7 @@ pub fn access(
         _ => {
             set(o, pmlp::WIDTH, p.lanes as u64);
             for lane in 0..p.lanes as usize {
-                let map = ((lane as u64) << 16) | ((lane as u64) << 8);
+                let map = ((lane as u64) << 16) | ((lane as u64) << 8) | MODULE as u64;
                 set(o, f(0x20 * (lane + 1), 0x20), map);
             }
         }
@@ -176,9 +188,9 @@ fn write_paos(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
         if admin != paos::UP && admin != paos::DOWN {
             return Err(syn::REG_VALUE);
         }
-        let before = dev.phys_port.oper_up();
+        let before = dev.phys_port.view();
         dev.phys_port.admin_up = admin == paos::UP;
-        link_changed(dev, before);
+        link_update(dev, before);
     }
     Ok(())
 }
@@ -189,31 +201,20 @@ fn write_ptys(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     }
     let admin = get(data, ptys::ETH_PROTO_ADMIN) as u32;
     let ext_admin = get(data, ptys::EXT_ETH_PROTO_ADMIN) as u32;
-    let p = &mut dev.phys_port;
+    let p = &dev.phys_port;
     if admin & !p.eth_proto_cap != 0
         || ext_admin & !p.ext_eth_proto_cap != 0
         || (admin == 0 && ext_admin == 0)
     {
         return Err(syn::REG_VALUE);
     }
+    let before = p.view();
+    let p = &mut dev.phys_port;
     p.eth_proto_admin = admin;
     p.ext_eth_proto_admin = ext_admin;
-    // The link runs at the fastest protocol still allowed (highest bit of the
-    // extended set first, as the parts that have it prefer it).
-    let top = |m: u32| {
-        if m == 0 {
-            0
-        } else {
-            1 << (31 - m.leading_zeros())
-        }
-    };
-    if ext_admin != 0 {
-        p.ext_eth_proto_run = top(ext_admin);
-        p.eth_proto_run = 0;
-    } else {
-        p.eth_proto_run = top(admin);
-        p.ext_eth_proto_run = 0;
-    }
+    // The link retrains at the fastest protocol the admin set, the
+    // capability and the module share (none: it stays down).
+    link_update(dev, before);
     Ok(())
 }
 
@@ -226,24 +227,34 @@ fn write_pmtu(dev: &mut Function, data: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Raise a port-change EQE if the operational state differs from `before`
-/// (`struct mlx5_eqe_port_state`: port number in bits 7:4 of data byte 8).
-pub fn link_changed(dev: &mut Function, before: bool) {
-    let now = dev.phys_port.oper_up();
+/// Raise the port-change EQEs (`struct mlx5_eqe_port_state`: port number
+/// in bits 7:4 of data byte 8) that take the link from `before` to what it
+/// is now: down (sub_type 1) when it went down or retrained at another
+/// speed, active (4) when it came up or retrained.
+pub fn link_update(dev: &mut Function, before: LinkView) {
+    let now = dev.phys_port.view();
     if now == before {
         return;
     }
-    if !now {
-        dev.nic.wire.stats.link_down_events += 1;
-    }
     let mut data = [0u8; 28];
     data[8] = LOCAL_PORT << 4;
-    let sub = if now {
-        crate::cmd::eq::port_sub::ACTIVE
-    } else {
-        crate::cmd::eq::port_sub::DOWN
-    };
-    crate::cmd::eq::raise_event(dev, crate::cmd::eq::event::PORT_CHANGE, sub, &data);
+    if before.up {
+        dev.nic.wire.stats.link_down_events += 1;
+        crate::cmd::eq::raise_event(
+            dev,
+            crate::cmd::eq::event::PORT_CHANGE,
+            crate::cmd::eq::port_sub::DOWN,
+            &data,
+        );
+    }
+    if now.up {
+        crate::cmd::eq::raise_event(
+            dev,
+            crate::cmd::eq::event::PORT_CHANGE,
+            crate::cmd::eq::port_sub::ACTIVE,
+            &data,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +273,8 @@ mod tests {
             (paos::EE, &[(0x04, 0x40)]),
             (paos::E, &[(0x07, 0x03)]),
             (ptys::PROTO_MASK, &[(0x03, 0x07)]),
+            (ptys::AN_STATUS, &[(0x04, 0xf0)]),
+            (ptys::CONNECTOR_TYPE, &[(0x2f, 0x0f)]),
             (pmtu::MAX_MTU, &[(0x04, 0xff), (0x05, 0xff)]),
             (pmtu::ADMIN_MTU, &[(0x08, 0xff), (0x09, 0xff)]),
             (pmtu::OPER_MTU, &[(0x0c, 0xff), (0x0d, 0xff)]),

@@ -90,12 +90,15 @@ pub fn access(dev: &mut Function, write: bool, data: &[u8], o: &mut [u8]) -> Res
     let rx_bc = d(now.rx_broadcast, base.rx_broadcast);
     let rx_dropped = d(now.rx_dropped_no_wqe, base.rx_dropped_no_wqe)
         + d(now.rx_dropped_link_down, base.rx_dropped_link_down)
-        + d(now.rx_dropped_bad_length, base.rx_dropped_bad_length);
+        + d(now.rx_dropped_bad_length, base.rx_dropped_bad_length)
+        + d(now.rx_dropped_too_long, base.rx_dropped_too_long);
+    let too_long = d(now.rx_dropped_too_long, base.rx_dropped_too_long);
     match group {
         grp::IEEE_802_3 => {
             // a_frames_transmitted_ok, a_frames_received_ok, (FCS and
             // alignment errors), a_octets_transmitted_ok, _received_ok,
-            // multicast / broadcast xmitted, multicast / broadcast received.
+            // multicast / broadcast xmitted, multicast / broadcast received,
+            // (length errors), a_frame_too_long_errors.
             for (i, v) in [
                 (0, tx_frames),
                 (1, rx_frames),
@@ -105,6 +108,7 @@ pub fn access(dev: &mut Function, write: bool, data: &[u8], o: &mut [u8]) -> Res
                 (7, tx_bc),
                 (8, rx_mc),
                 (9, rx_bc),
+                (12, too_long),
             ] {
                 put(o, i, v);
             }

@@ -1,0 +1,263 @@
+//! Issue 16's system test: port management in one boot, walking the
+//! seed sequence with the model on a namespace peer. Stock iperf3 runs
+//! from the namespace while the module is pulled (the console reports the
+//! module unplugged and the link down) and a 10G DAC goes in (link up 10G,
+//! the run completes); then a 1000BASE-T module (link up 1G); `traninfo`
+//! shows the module's vendor, part and serial number as the model's image
+//! has them (sim/src/module/inventory.rs); `led` states read back through
+//! the model's control socket; the PPCNT 802.3 counters `stats` shows move
+//! with traffic, between the model's own counts; `snoop` sees the frames
+//! the namespace sends to a foreign MAC only while `promisc net0 on`.
+
+use std::time::{Duration, Instant};
+
+use crate::netns::PeerConfig;
+use crate::systests::{Context, SystemTest};
+use crate::systests_attach::plain_line;
+use crate::systests_net::{PEER_GUEST, number_after, peer_boot, peer_finish, static_cmdline};
+use crate::systests_sim::expect_reply;
+
+const PCI: &str = "01:00.0";
+
+pub fn all() -> Vec<SystemTest> {
+    vec![SystemTest {
+        name: "port-module-led-counters",
+        timeout: Duration::from_secs(120),
+        run: module_sequence,
+    }]
+}
+
+/// `stats`' `802.3: rx frames <n>`.
+fn ppcnt_rx(shell: &mut crate::systests_attach::Shell) -> Result<u64, String> {
+    let stats = shell.ask("stats")?;
+    let line = stats
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("802.3: rx frames "))
+        .ok_or_else(|| format!("no 802.3 rx line in:\n{stats}"))?;
+    number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// The model's `wire` line `port rx frames <n>`.
+fn model_rx(sim: &crate::sim_device::SimDevice) -> Result<u64, String> {
+    let lines = sim.ask_ok("wire")?;
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("port rx frames "))
+        .ok_or_else(|| format!("no port rx line in {lines:?}"))?;
+    number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// A MAC no one has: the namespace sends to it through a static
+/// neighbour entry.
+const FOREIGN_MAC: &str = "02:00:00:00:be:ef";
+
+/// `snoop` in the foreground while the namespace pings an address bound
+/// to [`FOREIGN_MAC`]; Ctrl-C ends it. Its output.
+fn snoop_foreign_pings(
+    peer: &mut crate::systests_net::Peer,
+    foreign: &str,
+) -> Result<String, String> {
+    let shell = &mut peer.shell;
+    shell.session.send_line("snoop")?;
+    std::thread::sleep(Duration::from_millis(300));
+    // The pings get no answer: only the frames matter.
+    let _ = peer.net.ping(foreign, 3);
+    std::thread::sleep(Duration::from_millis(500));
+    shell.session.send_line("\u{3}")?;
+    let end = shell
+        .session
+        .expect_from(shell.ready, crate::systests_sim::PROMPT)?;
+    let out = shell.session.serial()[shell.ready..end].to_string();
+    shell.ready = end;
+    plain_line(&out, "^C")?;
+    Ok(out)
+}
+
+/// `promisc` and `snoop`: frames the namespace sends to a foreign MAC are
+/// seen only while net0 is promiscuous.
+fn promisc_snoop(peer: &mut crate::systests_net::Peer, config: &PeerConfig) -> Result<(), String> {
+    let foreign = config.ipv4(9);
+    peer.net
+        .netns()
+        .ip(&[
+            "neigh",
+            "replace",
+            &foreign,
+            "lladdr",
+            FOREIGN_MAC,
+            "dev",
+            crate::netns::TAP,
+        ])
+        .map_err(|e| e.to_string())?;
+    let to_foreign = format!("> {FOREIGN_MAC}, length ");
+    let off = snoop_foreign_pings(peer, &foreign)?;
+    if off.contains(&to_foreign) {
+        return Err(format!("snoop saw foreign frames without promisc:\n{off}"));
+    }
+    plain_line(&peer.shell.ask("promisc net0 on")?, "net0: promiscuous on")?;
+    let on = snoop_foreign_pings(peer, &foreign)?;
+    let echo = format!(
+        "{to_foreign}98: IPv4 {} > {foreign}: ICMP echo request, id ",
+        peer.net.host_ip()
+    );
+    let seen = on.lines().filter(|l| l.contains(&echo)).count();
+    if seen < 3 {
+        return Err(format!(
+            "snoop with promisc on saw {seen} of the 3 echo requests to {FOREIGN_MAC}:\n{on}"
+        ));
+    }
+    if !on
+        .lines()
+        .any(|l| l.ends_with(" dropped") && l.contains(" frames captured, "))
+    {
+        return Err(format!("no snoop summary line:\n{on}"));
+    }
+    plain_line(
+        &peer.shell.ask("promisc off net0")?,
+        "net0: promiscuous off",
+    )?;
+    Ok(())
+}
+
+fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let config = PeerConfig::new("systest");
+    let Some(mut peer) = peer_boot(ctx, test, false, &static_cmdline(&config))? else {
+        return Ok(());
+    };
+    let guest = config.ipv4(PEER_GUEST);
+    plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
+    // cx5: a QSFP28 cage with a 100G DAC.
+    let phys = peer.shell.ask("phys")?;
+    plain_line(&phys, PCI)?;
+    if !phys.contains("module Mellanox MCP1600-C001 (100GBASE-CR4)") {
+        return Err(format!("phys does not show the 100G DAC:\n{phys}"));
+    }
+    let mut figures = Vec::new();
+    let run = peer
+        .net
+        .iperf3_client_start(&guest, &["-t", "6"])
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let swap = (|| -> Result<Duration, String> {
+        expect_reply(&peer.sim.ask_ok("module remove")?, "ok removed, link down")?;
+        peer.shell
+            .wait_for_line(&format!("mlx5 {PCI}: module unplugged"))?;
+        peer.shell
+            .wait_for_line(&format!("mlx5 {PCI}: link down"))?;
+        let t = Instant::now();
+        // An SFP+ DAC through the QSA: 10G.
+        expect_reply(
+            &peer.sim.ask_ok("module insert 10g-dac")?,
+            "ok inserted 10g-dac, link up 10G",
+        )?;
+        peer.shell.wait_for_line(&format!(
+            "mlx5 {PCI}: module plugged: Mellanox MC3309130-001 (10GBASE-CR)"
+        ))?;
+        peer.shell
+            .wait_for_line(&format!("mlx5 {PCI}: link up 10G"))?;
+        Ok(t.elapsed())
+    })();
+    let report = run.finish().map_err(|e| e.to_string());
+    let up_after = swap?;
+    let (bps, _) = crate::systests_net::iperf3_summary(&report?)?;
+    figures.push(format!(
+        "module insert -> console link up 10G: {} ms; iperf3 through the swap {:.1} Mbit/s",
+        up_after.as_millis(),
+        bps / 1e6
+    ));
+    // Traffic flows again at 10G.
+    let out = peer.net.ping(&guest, 2).map_err(|e| e.to_string())?;
+    if !out.contains("2 received") {
+        return Err(format!("no traffic after the 10G DAC went in:\n{out}"));
+    }
+    peer.shell.ask("uptime")?;
+    // A 1000BASE-T module: 1G.
+    expect_reply(&peer.sim.ask_ok("module remove")?, "ok removed, link down")?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: module unplugged"))?;
+    let t = Instant::now();
+    expect_reply(
+        &peer.sim.ask_ok("module insert 1g-copper")?,
+        "ok inserted 1g-copper, link up 1G",
+    )?;
+    peer.shell.wait_for_line(&format!(
+        "mlx5 {PCI}: module plugged: FINISAR CORP. FCLF8522P2BTL (1000BASE-T)"
+    ))?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: link up 1G"))?;
+    figures.push(format!(
+        "module insert -> console link up 1G: {} ms",
+        t.elapsed().as_millis()
+    ));
+    // traninfo: the fields of sim/src/module/inventory.rs copper_1g().
+    let info = peer.shell.ask(&format!("traninfo {PCI}"))?;
+    for want in [
+        "  vendor          FINISAR CORP.",
+        "  vendor oui      00:90:65",
+        "  part number     FCLF8522P2BTL",
+        "  serial number   PUQ3LQ5",
+        "  date code       190318",
+        "  media           1000BASE-T",
+        "  connector       RJ45 (0x22)",
+    ] {
+        plain_line(&info, want)?;
+    }
+    let hex = peer.shell.ask(&format!("traninfo -x {PCI}"))?;
+    plain_line(&hex, "  0000: 03 04 22 ")?;
+    let phys = peer.shell.ask("phys")?;
+    if !phys.contains("module FINISAR CORP. FCLF8522P2BTL (1000BASE-T)") {
+        return Err(format!("phys does not show the 1G module:\n{phys}"));
+    }
+    // LED states, as the model has them.
+    plain_line(
+        &peer.shell.ask(&format!("led {PCI} beacon 30"))?,
+        &format!("mlx5 {PCI}: led beacon "),
+    )?;
+    let led = peer.sim.ask_ok("led")?;
+    if !matches!(
+        led.last().map(String::as_str),
+        Some("ok led beacon 30s" | "ok led beacon 29s")
+    ) {
+        return Err(format!("model LED after beacon 30: {led:?}"));
+    }
+    peer.shell.ask(&format!("led on {PCI}"))?;
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led on")?;
+    peer.shell.ask(&format!("led {PCI} off"))?;
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led off")?;
+    // A speed the port does not run is refused with the ones it does.
+    plain_line(
+        &peer.shell.ask(&format!("speed {PCI} 400G"))?,
+        "speed: 400G not supported; this port runs 1G 10G 25G 40G 50G 100G",
+    )?;
+    // The MAC's 802.3 counters move with traffic and sit between the
+    // model's counts read before and after.
+    let before = ppcnt_rx(&mut peer.shell)?;
+    let out = peer.net.ping(&guest, 3).map_err(|e| e.to_string())?;
+    if !out.contains("3 received") {
+        return Err(format!("ping at 1G:\n{out}"));
+    }
+    let low = model_rx(&peer.sim)?;
+    let now = ppcnt_rx(&mut peer.shell)?;
+    let high = model_rx(&peer.sim)?;
+    if now < before + 3 || now < low || now > high {
+        return Err(format!(
+            "802.3 rx frames {before} -> {now} after 3 pings; the model counted {low}..{high}"
+        ));
+    }
+    promisc_snoop(&mut peer, &config)?;
+    // A module reporting an error: the console names it, the link drops.
+    expect_reply(
+        &peer.sim.ask_ok("module error high-temperature")?,
+        "ok error high-temperature, link down",
+    )?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: module error: high temperature"))?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: link down"))?;
+    peer_finish(peer)?;
+    for f in figures {
+        println!("    ({f})");
+    }
+    Ok(())
+}
