@@ -192,13 +192,13 @@ impl Report {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" — ");
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "{:<12} {:<8} {:>6.1} s  {detail}",
                 r.check.name(),
                 word,
                 r.secs
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         out
     }
@@ -306,8 +306,8 @@ impl Suite<'_> {
             Check::Attach => self.attach(figures),
             Check::Transceiver => self.transceiver(figures),
             Check::ModuleSwap => self.module_swap(figures),
-            Check::Led => self.led(),
-            Check::L2 => self.l2(),
+            Check::Led => self.led(figures),
+            Check::L2 => self.l2(figures),
             Check::Ip => self.ip(figures),
             Check::Iperf3 => self.iperf3(figures),
             Check::Promisc => {
@@ -410,7 +410,7 @@ impl Suite<'_> {
 
     /// `led beacon`, then `led off`: the model's LED follows; on hardware
     /// the person says what they see.
-    fn led(&mut self) -> Result<(), String> {
+    fn led(&mut self, figures: &mut Vec<String>) -> Result<(), String> {
         let pci = self.pci.clone();
         plain_line(
             &self.shell.ask(&format!("led {pci} beacon 30"))?,
@@ -419,8 +419,11 @@ impl Suite<'_> {
         match &self.hands {
             Hands::Model(sim) => {
                 let led = sim.ask_ok("led")?;
-                if !led.last().is_some_and(|l| l.starts_with("ok led beacon ")) {
-                    return Err(format!("model LED after beacon: {led:?}"));
+                match led.last() {
+                    Some(l) if l.starts_with("ok led beacon ") => {
+                        figures.push(format!("model: {}", &l[3..]));
+                    }
+                    _ => return Err(format!("model LED after beacon: {led:?}")),
                 }
             }
             _ => {
@@ -428,6 +431,7 @@ impl Suite<'_> {
                 if !a.eq_ignore_ascii_case("y") {
                     return Err(format!("the LED does not blink (answer {a:?})"));
                 }
+                figures.push("blinking, seen by the operator".into());
             }
         }
         self.shell.ask(&format!("led {pci} off"))?;
@@ -446,7 +450,7 @@ impl Suite<'_> {
 
     /// cxos's `l2send` to the peer (counted by a raw socket there) and the
     /// peer's frames to cxos's `l2recv`.
-    fn l2(&mut self) -> Result<(), String> {
+    fn l2(&mut self, figures: &mut Vec<String>) -> Result<(), String> {
         let ns = self.peer.ns;
         let script = ns.dir().join("l2peer.py");
         std::fs::write(&script, L2_PEER).map_err(|e| e.to_string())?;
@@ -496,6 +500,7 @@ impl Suite<'_> {
             &format!("l2recv: received {L2_FRAMES} of {L2_FRAMES} frames from "),
         )
         .map_err(|e| format!("{e} (peer: {send})"))?;
+        figures.push(format!("{L2_FRAMES} frames each way, none lost"));
         Ok(())
     }
 

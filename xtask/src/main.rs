@@ -1,7 +1,8 @@
 //! `cargo xtask`: builds, boots and tests cxos.
 //!
-//! Subcommands: `build`, `image`, `run`, `test`, `lint`, `bench`, `provision`. Exit codes:
-//! 0 success, 1 the kernel (or a test) failed, 2 anything else went wrong.
+//! Subcommands: `build`, `image`, `run`, `test`, `lint`, `bench`,
+//! `acceptance`, `provision`. Exit codes: 0 success, 1 the kernel (or a
+//! test, or an acceptance check) failed, 2 anything else went wrong.
 #![forbid(unsafe_code)]
 
 mod acceptance;
