@@ -258,6 +258,8 @@ struct PeerSide<'a> {
     ns: &'a Netns,
     ifname: String,
     config: &'a PeerConfig,
+    /// Why the peer has no VLAN 10 (the tagged VNIC's check fails with it).
+    no_vlan: Option<String>,
 }
 
 /// The VLAN of the tagged VNIC, and its subnet.
@@ -547,6 +549,9 @@ impl Suite<'_> {
 
     /// Two untagged VNICs and one on VLAN 10, each pinged from the peer.
     fn vnics(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.peer.no_vlan {
+            return Err(format!("the peer has no VLAN {VLAN}: {why}"));
+        }
         let c = self.peer.config;
         let vlan_ip = c.vlan_ipv4(VLAN, 30).ok_or("the peer has no VLAN subnet")?;
         let defs = [
@@ -669,6 +674,7 @@ pub fn run_model(ctx: &Context, test: &SystemTest) -> Result<Option<Report>, Str
         ns: net.netns(),
         ifname: crate::netns::TAP.to_string(),
         config: &config,
+        no_vlan: None,
     };
     let results = run_suite(session, peer, Hands::Model(&sim))?;
     if passed(&results, Check::Detach) {
@@ -693,23 +699,16 @@ fn run_suite<'a>(
     let mut shell = match shell {
         Ok(shell) => shell,
         Err(why) => {
-            return Ok(vec![CheckResult {
-                check: Check::Attach,
-                outcome: Outcome::Fail(format!("no shell prompt: {why}")),
-                figures: Vec::new(),
-                secs: boot_secs,
-            }]);
+            return Ok(not_booted(format!("no shell prompt: {why}"), boot_secs));
         }
     };
     let boot_text = shell.session.serial().to_string();
     let Some(pci) = attached_pci(&boot_text) else {
         let _ = shell.ask("log");
-        return Ok(vec![CheckResult {
-            check: Check::Attach,
-            outcome: Outcome::Fail("no mlx5 function attached at boot".into()),
-            figures: Vec::new(),
-            secs: boot_secs,
-        }]);
+        return Ok(not_booted(
+            "no mlx5 function attached at boot".into(),
+            boot_secs,
+        ));
     };
     let mut suite = Suite {
         shell,
@@ -737,6 +736,23 @@ fn run_suite<'a>(
     Ok(results)
 }
 
+/// Attach failed with `why`; every other check skipped for it.
+fn not_booted(why: String, secs: f64) -> Vec<CheckResult> {
+    Check::ALL
+        .into_iter()
+        .map(|check| CheckResult {
+            check,
+            outcome: if check == Check::Attach {
+                Outcome::Fail(why.clone())
+            } else {
+                Outcome::Skipped("no adapter at a shell (see attach)".into())
+            },
+            figures: Vec::new(),
+            secs: if check == Check::Attach { secs } else { 0.0 },
+        })
+        .collect()
+}
+
 fn passed(results: &[CheckResult], check: Check) -> bool {
     results
         .iter()
@@ -745,7 +761,17 @@ fn passed(results: &[CheckResult], check: Check) -> bool {
 
 /// The hardware run: the adapter by vfio-pci, `peer_if` in a namespace.
 fn run_hardware(ctx: &Context, pci: &str, peer_if: &str, log: &Path) -> Result<Report, String> {
-    cxos_testnet::require_tools(&["ip", "ping", "iperf3", "python3"]).map_err(|s| s.reason)?;
+    if !cxos_testnet::is_root() {
+        return Err("the peer namespace and vfio need root".into());
+    }
+    cxos_testnet::require_tools(&["ip", "ping", "iperf3"]).map_err(|s| s.reason)?;
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("the peer's raw-frame tool needs python3".into());
+    }
     let mut config = PeerConfig::new("accept");
     config.dhcp_lease_secs = None;
     config.vlans = vec![(VLAN, VLAN_SUBNET)];
@@ -762,14 +788,16 @@ fn run_hardware(ctx: &Context, pci: &str, peer_if: &str, log: &Path) -> Result<R
     } else {
         vlan_if
     };
-    ns.ip(&[
-        "link", "add", "link", peer_if, "name", &vlan_if, "type", "vlan", "id", "10",
-    ])
-    .map_err(|e| e.to_string())?;
+    // Where the host lacks 802.1Q only the VNIC check suffers.
     let [a, b, c] = VLAN_SUBNET;
-    ns.add_addr(&vlan_if, &format!("{a}.{b}.{c}.1/24"))
-        .map_err(|e| e.to_string())?;
-    ns.link_up(&vlan_if).map_err(|e| e.to_string())?;
+    let no_vlan = ns
+        .ip(&[
+            "link", "add", "link", peer_if, "name", &vlan_if, "type", "vlan", "id", "10",
+        ])
+        .and_then(|_| ns.add_addr(&vlan_if, &format!("{a}.{b}.{c}.1/24")))
+        .and_then(|()| ns.link_up(&vlan_if))
+        .err()
+        .map(|e| e.to_string());
 
     let mut machine = Machine::new(Boot::Pvh {
         kernel: ctx.kernel.clone(),
@@ -790,6 +818,7 @@ fn run_hardware(ctx: &Context, pci: &str, peer_if: &str, log: &Path) -> Result<R
         ns: &ns,
         ifname: peer_if.to_string(),
         config: &config,
+        no_vlan,
     };
     let results = run_suite(session, peer, hands)?;
     Ok(Report {
@@ -964,6 +993,18 @@ mod tests {
         assert!(lines[0].starts_with("attach       pass"), "{table}");
         assert!(lines[1].contains("skipped") && lines[1].ends_with("needs someone"));
         assert!(lines[2].contains("FAIL") && lines[2].contains("iperf3 | broke — peer"));
+    }
+
+    #[test]
+    fn a_failed_boot_fails_attach_and_skips_the_rest() {
+        let results = not_booted("no shell prompt".into(), 2.0);
+        assert_eq!(results.len(), Check::ALL.len());
+        assert_eq!(results[0].outcome, Outcome::Fail("no shell prompt".into()));
+        assert!(
+            results[1..]
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::Skipped(_)))
+        );
     }
 
     #[test]
