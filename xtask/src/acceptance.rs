@@ -522,6 +522,9 @@ impl Suite<'_> {
         for addr in [c.ipv4(1), c.ipv6(1)] {
             let answer = self.shell.ask(&format!("ping {addr} -c 3"))?;
             plain_line(&answer, want).map_err(|e| format!("cxos ping {addr}: {e}"))?;
+            if let Some(rtt) = answer.lines().find(|l| l.starts_with("rtt ")) {
+                figures.push(format!("cxos -> {addr}: {rtt}"));
+            }
         }
         Ok(())
     }
