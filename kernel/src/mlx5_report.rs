@@ -123,14 +123,14 @@ pub fn adapter(r: &AdapterReport) -> String {
     for c in &r.comp_eqs {
         let _ = writeln!(
             s,
-            "  comp eq: eqn {} vector {} entries {}",
-            c.eqn.0, c.vector, c.entries
+            "  comp eq: eqn {} vector {} entries {} events {} stray {}",
+            c.eqn.0, c.vector, c.entries, c.events, c.stray
         );
     }
     let _ = writeln!(
         s,
-        "  pages: held {} given {} returned {}",
-        r.pages.held, r.pages.given, r.pages.returned
+        "  pages: held {} given {} returned {} cap {} refused {}",
+        r.pages.held, r.pages.given, r.pages.returned, r.pages.cap, r.pages.refused
     );
     let c = &r.commands;
     let _ = writeln!(
@@ -617,25 +617,30 @@ mod tests {
                 vector: 0,
                 entries: 128,
                 events: 42,
+                stray: 0,
             }),
             comp_eqs: vec![
                 EqInfo {
                     eqn: Eqn(8),
                     vector: 1,
                     entries: 1024,
-                    events: 0,
+                    events: 5,
+                    stray: 2,
                 },
                 EqInfo {
                     eqn: Eqn(9),
                     vector: 2,
                     entries: 1024,
                     events: 0,
+                    stray: 0,
                 },
             ],
             pages: PagesInfo {
                 held: 4096,
                 given: 4100,
                 returned: 4,
+                cap: 65536,
+                refused: 70,
             },
             commands: Stats {
                 commands: 30,
@@ -658,9 +663,9 @@ mod tests {
   eth: csum true vlan true lso 2^16 inline_mode 1 (vport min 1) rss_tbl 11
   port: admin up oper down speed 100M max_mtu 9216 module 3 width 4
   eq0: eqn 7 vector 0 entries 128 events 42
-  comp eq: eqn 8 vector 1 entries 1024
-  comp eq: eqn 9 vector 2 entries 1024
-  pages: held 4096 given 4100 returned 4
+  comp eq: eqn 8 vector 1 entries 1024 events 5 stray 2
+  comp eq: eqn 9 vector 2 entries 1024 events 0 stray 0
+  pages: held 4096 given 4100 returned 4 cap 65536 refused 70
   commands: 30 failed 1 timeouts 0 avg 100 us max 900 us; events 31 (cmd 25 page 2 port 1)
 ";
         assert_eq!(adapter(&r), want);

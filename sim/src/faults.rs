@@ -18,6 +18,11 @@ pub enum Fault {
     HealthCounterStops,
     /// `initializing` (init segment 0x1fc bit 31) never clears.
     InitializingStuck,
+    /// Firmware with a bug: every successful command's output (past the
+    /// status and syndrome) has each byte replaced by a random one with
+    /// probability `per_mille` / 1000, from a generator seeded with `seed`
+    /// (the same run every time). The model's own state is unaffected.
+    CorruptOutputs { seed: u64, per_mille: u16 },
 }
 
 /// Armed faults; one-shot command faults are consumed when they fire.
@@ -28,6 +33,9 @@ pub struct Faults {
     pub health_syndrome: u8,
     /// Health counter frozen at this value.
     pub health_frozen: Option<u32>,
+    /// Output corruption ([`Fault::CorruptOutputs`]): generator state and
+    /// rate.
+    pub corrupt: Option<(u64, u16)>,
 }
 
 /// What an injected fault does to one command.
@@ -51,6 +59,7 @@ impl Faults {
             }
             // Held by the init segment itself (`InitSeg::stuck`).
             Fault::InitializingStuck => {}
+            Fault::CorruptOutputs { seed, per_mille } => self.corrupt = Some((seed, per_mille)),
         }
     }
 
@@ -72,6 +81,24 @@ impl Faults {
                 status, syndrome, ..
             } => Some(CommandFault::Status { status, syndrome }),
             _ => None,
+        }
+    }
+
+    /// Corrupt `out` as [`Fault::CorruptOutputs`] says, if armed.
+    pub fn corrupt_output(&mut self, out: &mut [u8]) {
+        let Some((state, per_mille)) = self.corrupt.as_mut() else {
+            return;
+        };
+        for b in out {
+            // splitmix64
+            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            if (z % 1000) < u64::from(*per_mille) {
+                *b = (z >> 32) as u8;
+            }
         }
     }
 

@@ -389,6 +389,9 @@ impl Function {
                 input,
             );
         }
+        if st == status::OK && output.len() > 8 {
+            self.faults.corrupt_output(&mut output[8..]);
+        }
         output[0] = st;
         output[4..8].copy_from_slice(&syn.to_be_bytes());
         cmd::pages::log_command(self, opcode, op_mod, st);

@@ -177,6 +177,8 @@ fn a_device_reset_message_resets_the_model() {
     // The guest reboots without detaching: QEMU sends DEVICE_RESET, and
     // the rebooted guest's driver starts from scratch.
     platform.reset_device().unwrap();
+    // The old driver goes (dropped, it sees the device no longer knows
+    // it, and frees its memory without a command).
     drop(a);
     assert_eq!(served.stat("resets", ""), 1);
     assert_eq!(

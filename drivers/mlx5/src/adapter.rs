@@ -40,6 +40,12 @@ pub use report::{AdapterInfo, AdapterReport, EqInfo, PagesInfo, PhysSummary};
 /// The string SET_DRIVER_VERSION reports.
 pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
 
+/// [`Config::max_total_pages`] by default: 256 MiB. An Ethernet function
+/// asks for a few hundred pages at init (the parts the model imitates ask
+/// for 42 to 84); this leaves room for firmware that asks for much more
+/// without letting a device take the machine's memory.
+pub const DEFAULT_MAX_TOTAL_PAGES: u32 = 1 << 16;
+
 /// Attach-time settings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Config {
@@ -55,6 +61,10 @@ pub struct Config {
     pub comp_eq_log_size: u8,
     /// Largest page count the driver gives in one request.
     pub max_pages: u32,
+    /// Most pages the device may hold at once: beyond it requests are
+    /// refused (MANAGE_PAGES "allocation fail"), counted and logged, and the
+    /// adapter keeps working. A platform with little memory sets it lower.
+    pub max_total_pages: u32,
     /// MANAGE_PAGES take rounds that may return nothing before detach
     /// gives up on the remaining pages.
     pub reclaim_retries: u32,
@@ -72,6 +82,7 @@ impl Default for Config {
             eq0_log_size: 7,
             comp_eq_log_size: 10,
             max_pages: 1 << 18,
+            max_total_pages: DEFAULT_MAX_TOTAL_PAGES,
             reclaim_retries: 10,
             port_admin_up: true,
         }
@@ -136,6 +147,9 @@ pub struct Adapter<P: Platform> {
     undo: Vec<Undo>,
     attach_ns: u64,
     fw_stuck: bool,
+    /// Dropped without detach: teardown errors then mean queues the device
+    /// still has, and a function level reset follows.
+    dropped: bool,
 }
 
 /// The configurations the driver refuses: not Ethernet, CQE version other
@@ -215,7 +229,13 @@ impl<P: Platform> Adapter<P> {
             cmdq::timeout_from_device(init_seg::cmd_exec_to(p.mmio()), cmdq::DEFAULT_TIMEOUT_MS)
         });
         let mut a = Adapter {
-            dev: CmdEngine::new(p, cmdq, timeout_ms, config.max_pages),
+            dev: CmdEngine::new(
+                p,
+                cmdq,
+                timeout_ms,
+                config.max_pages,
+                config.max_total_pages,
+            ),
             config,
             part,
             fw: FwVersion::default(),
@@ -233,10 +253,11 @@ impl<P: Platform> Adapter<P> {
             undo: Vec::new(),
             attach_ns: 0,
             fw_stuck: false,
+            dropped: false,
         };
         match a.bring_up() {
             Ok(()) => {
-                a.attach_ns = a.dev.p.clock().now_ns().saturating_sub(t0);
+                a.attach_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
                 let i = a.info();
                 log::info!(
                     target: "mlx5",
@@ -268,7 +289,7 @@ impl<P: Platform> Adapter<P> {
     /// command queue address is written, so a stuck device must be reset
     /// at unwind to forget it.
     fn wait_firmware(&mut self, holds_cmdq: bool) -> Result<(), AttachError> {
-        let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
+        let (mmio, clock) = (self.dev.p().mmio(), self.dev.p().clock());
         let start = clock.now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
             cmdq::timeout_from_device(init_seg::cmd_q_init_to(mmio), cmdq::DEFAULT_INIT_TIMEOUT_MS)
@@ -291,9 +312,9 @@ impl<P: Platform> Adapter<P> {
         // address only once `initializing` has cleared after reset, and
         // clears it again once the command interface is up.
         self.wait_firmware(false)?;
-        init_seg::set_cmdq_addr(self.dev.p.mmio(), self.dev.cmdq.addr());
+        init_seg::set_cmdq_addr(self.dev.p().mmio(), self.dev.cmdq.addr());
         self.wait_firmware(true)?;
-        let (mmio, clock) = (self.dev.p.mmio(), self.dev.p.clock());
+        let (mmio, clock) = (self.dev.p().mmio(), self.dev.p().clock());
         self.fw = init_seg::fw_version(mmio);
         self.dev.health = Some(HealthMonitor::new(mmio, clock, self.config.health));
 
@@ -338,7 +359,7 @@ impl<P: Platform> Adapter<P> {
 
         let uar = self.dev.exec(&AllocUar).map_err(cmd_at(Step::AllocUar))?;
         self.undo.push(Undo::DeallocUar(uar));
-        uar::validate(&self.dev.p, uar).map_err(at(Step::AllocUar))?;
+        uar::validate(self.dev.p(), uar).map_err(at(Step::AllocUar))?;
         self.uar = Some(uar);
 
         self.enable_msix().map_err(at(Step::Msix))?;
@@ -445,7 +466,7 @@ impl<P: Platform> Adapter<P> {
     }
 
     fn enable_msix(&mut self) -> Result<(), Error> {
-        let table = self.dev.p.msix().msix_table_size();
+        let table = self.dev.p().msix().msix_table_size();
         if table == 0 {
             return Err(cxos_drivers::PlatformError::MsixUnsupported.into());
         }
@@ -453,7 +474,7 @@ impl<P: Platform> Adapter<P> {
         let comp = (self.config.comp_eqs as usize)
             .min(max_eqs.saturating_sub(1))
             .min(table as usize - 1);
-        let vectors = self.dev.p.msix().msix_enable(1, 1 + comp as u16)?;
+        let vectors = self.dev.p().msix().msix_enable(1, 1 + comp as u16)?;
         self.undo.push(Undo::MsixDisable);
         if vectors == 0 || vectors > table {
             return Err(DeviceError::MsixVectors {
@@ -480,7 +501,7 @@ impl<P: Platform> Adapter<P> {
         log_size: u8,
         events: u64,
     ) -> Result<Eq<P>, Error> {
-        let ring = eq::alloc_ring(self.dev.p.dma(), log_size)?;
+        let ring = eq::alloc_ring(self.dev.p().dma(), log_size)?;
         let cmd = CreateEq {
             log_size,
             uar,
@@ -490,7 +511,14 @@ impl<P: Platform> Adapter<P> {
         };
         match self.dev.exec(&cmd) {
             Ok(eqn) => {
-                let eq = Eq::new(eqn, vector, ring, log_size, uar, self.dev.p.mmio().clone());
+                let eq = Eq::new(
+                    eqn,
+                    vector,
+                    ring,
+                    log_size,
+                    uar,
+                    self.dev.p().mmio().clone(),
+                );
                 eq.doorbell(true);
                 Ok(eq)
             }
@@ -647,10 +675,10 @@ impl<P: Platform> Adapter<P> {
     // ----- accessors -----
 
     pub fn platform(&self) -> &P {
-        &self.dev.p
+        self.dev.p()
     }
     pub fn pci(&self) -> PciAddress {
-        self.dev.p.config().pci_address()
+        self.dev.p().config().pci_address()
     }
     pub fn part(&self) -> &Part {
         &self.part

@@ -73,15 +73,29 @@ pub struct Stats {
     pub spurious_completions: u64,
     pub recovered_completions: u64,
     pub interrupts: u64,
+    /// Pages asked for and not given: during teardown, or beyond
+    /// `Config::max_total_pages`.
     pub pages_refused: u64,
+    /// Page requests refused (in part or whole) for the total cap.
+    pub page_cap_refusals: u64,
     pub unknown_pages_returned: u64,
+    /// Page-request rounds cut short because the device kept asking while
+    /// the driver served it ([`MAX_PAGE_ROUNDS`]).
+    pub page_rounds_cut: u64,
 }
+
+/// Rounds of page requests one [`CmdEngine::service_page_requests`] serves
+/// (each round may see new requests arrive): a device asking without end
+/// cannot keep the caller in the loop; the rest waits for the next call.
+pub const MAX_PAGE_ROUNDS: u32 = 8;
 
 /// The command engine: everything a command needs on its way through the
 /// device (see the module documentation). The [`crate::Adapter`] owns one.
 #[derive(Debug)]
 pub struct CmdEngine<P: Platform> {
-    pub(crate) p: P,
+    /// The platform, from attach until detach hands it back (the only
+    /// time it is taken: [`CmdEngine::take_platform`]).
+    plat: Option<P>,
     pub(crate) cmdq: CmdQueue<P>,
     pub(crate) eq0: Option<Eq<P>>,
     pub(crate) pages: PagePool<Region<P>>,
@@ -91,6 +105,8 @@ pub struct CmdEngine<P: Platform> {
     /// Positive page requests are refused during teardown.
     pub(crate) accept_page_requests: bool,
     pub(crate) max_pages: u32,
+    /// Most pages the device may hold at once (`Config::max_total_pages`).
+    pub(crate) max_total_pages: u32,
     pub(crate) port_events: PortEvents,
     pub(crate) fault: Option<FaultReport>,
     /// Health counter sampling, once firmware is up.
@@ -103,9 +119,15 @@ pub struct CmdEngine<P: Platform> {
 }
 
 impl<P: Platform> CmdEngine<P> {
-    pub fn new(p: P, cmdq: CmdQueue<P>, timeout_ms: u64, max_pages: u32) -> Self {
+    pub fn new(
+        p: P,
+        cmdq: CmdQueue<P>,
+        timeout_ms: u64,
+        max_pages: u32,
+        max_total_pages: u32,
+    ) -> Self {
         Self {
-            p,
+            plat: Some(p),
             cmdq,
             eq0: None,
             pages: PagePool::default(),
@@ -113,6 +135,7 @@ impl<P: Platform> CmdEngine<P> {
             in_page_work: false,
             accept_page_requests: true,
             max_pages,
+            max_total_pages,
             port_events: PortEvents::new(),
             fault: None,
             health: None,
@@ -123,8 +146,31 @@ impl<P: Platform> CmdEngine<P> {
         }
     }
 
+    /// The platform. Present for the engine's whole life: only
+    /// [`CmdEngine::take_platform`] takes it, as the adapter's detach
+    /// consumes the adapter.
+    #[inline]
     pub fn platform(&self) -> &P {
-        &self.p
+        match &self.plat {
+            Some(p) => p,
+            None => {
+                unreachable!("the platform is taken only by detach, which consumes the adapter")
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn p(&self) -> &P {
+        self.platform()
+    }
+
+    pub(crate) fn has_platform(&self) -> bool {
+        self.plat.is_some()
+    }
+
+    /// Hand the platform back (detach, after everything is torn down).
+    pub(crate) fn take_platform(&mut self) -> Option<P> {
+        self.plat.take()
     }
 
     pub fn is_failed(&self) -> bool {
@@ -138,13 +184,13 @@ impl<P: Platform> CmdEngine<P> {
         }
         let report = FaultReport {
             kind,
-            health: init_seg::health_buffer(self.p.mmio()),
-            at_ns: self.p.clock().now_ns(),
+            health: init_seg::health_buffer(self.p().mmio()),
+            at_ns: self.p().clock().now_ns(),
         };
         log::error!(
             target: "mlx5::health",
             "mlx5 {}: FAULT: {}; adapter marked failed",
-            self.p.config().pci_address(),
+            self.p().config().pci_address(),
             report
         );
         self.fault = Some(report);
@@ -156,12 +202,16 @@ impl<P: Platform> CmdEngine<P> {
         if self.fault.is_some() {
             return;
         }
-        if init_seg::health_syndrome(self.p.mmio()) != 0 {
+        if init_seg::health_syndrome(self.p().mmio()) != 0 {
             self.fail(FaultKind::Syndrome);
             return;
         }
-        let (mmio, clock) = (self.p.mmio(), self.p.clock());
-        if let Some(kind) = self.health.as_mut().and_then(|h| h.poll(mmio, clock)) {
+        let mut health = self.health.take();
+        let kind = health
+            .as_mut()
+            .and_then(|h| h.poll(self.p().mmio(), self.p().clock()));
+        self.health = health;
+        if let Some(kind) = kind {
             self.fail(kind);
         }
     }
@@ -193,7 +243,7 @@ impl<P: Platform> CmdEngine<P> {
             return Err(err(CmdFailure::AdapterFailed));
         }
         let input = encode(cmd);
-        let now = self.p.clock().now_ns();
+        let now = self.p().clock().now_ns();
         self.cmdq.submit(&input, cmd.out_len(), now).map_err(err)
     }
 
@@ -205,7 +255,7 @@ impl<P: Platform> CmdEngine<P> {
             op_mod,
             failure,
         };
-        let start = self.p.clock().now_ns();
+        let start = self.p().clock().now_ns();
         let mut last_health = start;
         self.last_irq_ns = start;
         let mut polls = 0u32;
@@ -219,7 +269,7 @@ impl<P: Platform> CmdEngine<P> {
                     continue;
                 }
             }
-            let now = self.p.clock().now_ns();
+            let now = self.p().clock().now_ns();
             if now.saturating_sub(last_health) >= HEALTH_PEEK_NS {
                 last_health = now;
                 self.check_health();
@@ -247,7 +297,7 @@ impl<P: Platform> CmdEngine<P> {
                 polls += 1;
                 core::hint::spin_loop();
             } else {
-                self.p.clock().relax();
+                self.p().clock().relax();
             }
         };
         let result = self.complete(cmd, finished);
@@ -257,7 +307,7 @@ impl<P: Platform> CmdEngine<P> {
     }
 
     fn complete<C: Command>(&mut self, cmd: &C, f: Finished) -> Result<C::Output, CmdError> {
-        let took = self.p.clock().now_ns().saturating_sub(f.started_ns);
+        let took = self.p().clock().now_ns().saturating_sub(f.started_ns);
         self.stats.commands += 1;
         self.stats.total_ns += took;
         self.stats.max_ns = self.stats.max_ns.max(took);
@@ -317,7 +367,7 @@ impl<P: Platform> CmdEngine<P> {
             opcode_name(opcode),
             op_mod,
             what,
-            self.p.clock().now_ns().saturating_sub(start) / 1000
+            self.p().clock().now_ns().saturating_sub(start) / 1000
         );
     }
 
@@ -334,8 +384,8 @@ impl<P: Platform> CmdEngine<P> {
             return;
         };
         let vector = eq0.vector;
-        let now = self.p.clock().now_ns();
-        let fired = self.p.msix().msix_take_pending(vector);
+        let now = self.p().clock().now_ns();
+        let fired = self.p().msix().msix_take_pending(vector);
         if fired {
             self.stats.interrupts += 1;
             self.last_irq_ns = now;
@@ -414,7 +464,7 @@ impl<P: Platform> CmdEngine<P> {
                 log::warn!(
                     target: "mlx5::eq",
                     "mlx5 {}: event {:#x} sub_type {:#x} data {:02x?}",
-                    self.p.config().pci_address(),
+                    self.p().config().pci_address(),
                     other,
                     e.sub_type,
                     e.data
@@ -429,7 +479,13 @@ impl<P: Platform> CmdEngine<P> {
             return;
         }
         self.in_page_work = true;
+        let mut rounds = 0;
         while self.pending_pages != 0 && self.fault.is_none() {
+            if rounds == MAX_PAGE_ROUNDS {
+                self.stats.page_rounds_cut += 1;
+                break;
+            }
+            rounds += 1;
             let n = self.pending_pages;
             self.pending_pages = 0;
             if n > 0 && !self.accept_page_requests {
@@ -441,7 +497,7 @@ impl<P: Platform> CmdEngine<P> {
                 log::error!(
                     target: "mlx5::pages",
                     "mlx5 {}: page request of {} failed: {}",
-                    self.p.config().pci_address(),
+                    self.p().config().pci_address(),
                     n,
                     e
                 );
@@ -474,6 +530,14 @@ impl<P: Platform> CmdEngine<P> {
             .into());
         }
         let mut left = n.unsigned_abs() as usize;
+        let mut refused = 0;
+        if n > 0 {
+            let room = (self.max_total_pages as usize).saturating_sub(self.pages.held());
+            if left > room {
+                refused = left - room;
+                left = room;
+            }
+        }
         while left > 0 {
             let batch = left.min(pages::BATCH);
             if n > 0 {
@@ -486,11 +550,36 @@ impl<P: Platform> CmdEngine<P> {
             }
             left -= batch;
         }
+        if refused > 0 {
+            // Beyond the total cap: the device hears no (it stops asking
+            // for these), the driver records it and keeps working.
+            self.stats.page_cap_refusals += 1;
+            self.stats.pages_refused += refused as u64;
+            log::warn!(
+                target: "mlx5::pages",
+                "mlx5 {}: mlx5.pages.cap: {} of {} pages asked refused (holding {}, cap {})",
+                self.p().config().pci_address(),
+                refused,
+                n,
+                self.pages.held(),
+                self.max_total_pages
+            );
+            let _ = self.exec(&GivePages {
+                pages: &[],
+                failed: true,
+            });
+            return Err(DeviceError::PageCap {
+                asked: n,
+                held: self.pages.held(),
+                cap: self.max_total_pages,
+            }
+            .into());
+        }
         Ok(())
     }
 
     fn give_pages(&mut self, n: usize) -> Result<(), Error> {
-        let regions = match PagePool::alloc(self.p.dma(), n) {
+        let regions = match PagePool::alloc(self.p().dma(), n) {
             Ok(r) => r,
             Err(e) => {
                 let _ = self.exec(&GivePages {
@@ -528,7 +617,7 @@ impl<P: Platform> CmdEngine<P> {
             log::warn!(
                 target: "mlx5::pages",
                 "mlx5 {}: device returned {} pages it was never given",
-                self.p.config().pci_address(),
+                self.p().config().pci_address(),
                 unknown
             );
         }

@@ -271,7 +271,7 @@ impl<P: Platform> Cq<P> {
         }
         self.mmio.barrier_after_ownership_read();
         // The entry up to the QPN in seven 8-byte loads, the range
-        // checked once; the QPN only for an error CQE.
+        // checked once; then the QPN (checked against the queue).
         let mut w = [0u64; cqe::WORDS];
         m.read_be64s(base, &mut w);
         let c = Cqe::from_words(tail, &w, || m.read_be32(base + cqe::off::QPN));

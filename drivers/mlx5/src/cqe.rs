@@ -166,9 +166,10 @@ impl Cqe {
     /// caller already read and found software-owned, from its first seven
     /// big-endian 64-bit words `w` (bytes 0x00..0x38, loaded after the read
     /// barrier: a word at offset 8k holds the dword at 8k in its high half
-    /// and the one at 8k + 4 in its low half). The syndromes and the QPN
-    /// (`qpn` reads the dword at [`off::QPN`]) are kept for error CQEs
-    /// only, `wqe_id` for responder CQEs only.
+    /// and the one at 8k + 4 in its low half) and the QPN (`qpn` reads the
+    /// dword at [`off::QPN`]: every CQE's, as the data path checks it
+    /// against the queue the CQ serves). The syndromes are kept for error
+    /// CQEs only, `wqe_id` for responder CQEs only.
     #[inline(always)]
     pub fn from_words(tail: u32, w: &[u64; WORDS], qpn: impl FnOnce() -> u32) -> Cqe {
         const fn dword(w: &[u64; WORDS], off: usize) -> u32 {
@@ -186,7 +187,7 @@ impl Cqe {
             csum: dword(w, off::CHECK_SUM),
             rss_hash: dword(w, off::RSS_HASH),
             byte_cnt: dword(w, off::BYTE_CNT),
-            qpn: if is_error(opcode) { qpn() } else { 0 },
+            qpn: qpn(),
             wqe_id: if opcode == opcode::RESP_SEND {
                 dword(w, off::WQE_ID)
             } else {
@@ -426,8 +427,7 @@ mod tests {
         assert!(c.op_own().owner());
         assert_eq!(c.op_own().opcode(), opcode::RESP_SEND);
         assert_eq!(c.byte_count(), 1514);
-        // The QPN is kept for error CQEs only.
-        assert_eq!(c.qpn(), 0);
+        assert_eq!(c.qpn(), 0x11);
         assert_eq!(c.wqe_counter(), 0x0102);
         assert_eq!(c.wqe_id(), 7);
         assert_eq!(c.rss_hash(), 0xdead_beef);
@@ -492,13 +492,13 @@ mod tests {
 
     #[test]
     fn fields_only_their_opcode_has_read_as_zero() {
-        // A requester CQE's bytes 0x00..0x04, 0x34..0x38 and 0x38..0x3c
-        // are not wqe_id / syndromes / a QPN the driver looks at.
+        // A requester CQE's bytes 0x00..0x04 and 0x34..0x38 are not
+        // wqe_id / syndromes the driver looks at; its QPN [23:0] is.
         let mut raw = [0xffu8; 64];
         raw[0x3f] = 0x00;
         let c = Cqe::parse(&raw);
         assert_eq!((c.wqe_id(), c.syndrome(), c.vendor_syndrome()), (0, 0, 0));
-        assert_eq!(c.qpn(), 0);
+        assert_eq!(c.qpn(), 0x00ff_ffff);
         // Each word's two dwords land in their fields (high half first).
         raw[0x3f] = 0x20;
         raw[0x2c..0x30].copy_from_slice(&[0, 0, 0x01, 0x02]);

@@ -336,7 +336,7 @@ struct CompEqState<P: Platform> {
     /// once).
     pending: heapless::Vec<Cqn, MAX_CLAIMED_CQS>,
     /// Completion events for CQs nobody claimed (device input the driver
-    /// does not act on).
+    /// does not act on), counted and dropped.
     stray: u64,
 }
 
@@ -360,18 +360,30 @@ impl<P: Platform> CompEq<P> {
         }
     }
 
-    /// Call `f` with the CQN of every completion event waiting (other event
-    /// types are counted and skipped) and of every pending one, then
-    /// re-arm the EQ if it had events. Returns the events consumed.
+    /// Call `f` with the CQN of every completion event waiting for a
+    /// claimed CQ ([`CompEq::claim`]; events naming another CQ and other
+    /// event types are counted and dropped) and of every pending one, then
+    /// re-arm the EQ if it had events. At most one ring's worth of events
+    /// per call: a device that keeps writing cannot hold the caller here.
+    /// Returns the events consumed.
     pub fn poll(&self, mut f: impl FnMut(Cqn)) -> usize {
         let mut s = self.state.lock();
+        let s = &mut *s;
         for c in s.pending.drain(..) {
             f(c);
         }
         let mut n = 0;
-        while let Some(e) = s.eq.pop() {
+        for _ in 0..s.eq.entries() {
+            let Some(e) = s.eq.pop() else {
+                break;
+            };
             if e.event_type == event::COMPLETION {
-                f(Cqn(e.cqn()));
+                let c = Cqn(e.cqn());
+                if s.claimed.contains(&c) {
+                    f(c);
+                } else {
+                    s.stray += 1;
+                }
             }
             n += 1;
         }
@@ -388,7 +400,11 @@ impl<P: Platform> CompEq<P> {
         let mut s = self.state.lock();
         let s = &mut *s;
         let mut fired = 0;
-        while let Some(e) = s.eq.pop() {
+        // Bounded as in [`CompEq::poll`].
+        for _ in 0..s.eq.entries() {
+            let Some(e) = s.eq.pop() else {
+                break;
+            };
             if e.event_type == event::COMPLETION {
                 let c = Cqn(e.cqn());
                 if !s.claimed.contains(&c) {
@@ -619,6 +635,41 @@ mod ring_tests {
         assert_eq!(eq.poll_claim(&[Cqn(7)], |c| got.push(c)), 1);
         assert_eq!(got, [Cqn(9), Cqn(7)]);
         assert_eq!(eq.poll_claim(&[Cqn(7)], |c| got.push(c)), 0);
+    }
+
+    #[test]
+    fn an_owning_poll_takes_claimed_cqs_only_and_one_ring_per_call() {
+        let p = MockPlatform::new();
+        let mem = alloc_ring(&p, 3).unwrap();
+        let base = mem.device_addr().get();
+        let eq = CompEq::new(Eq::<MockPlatform>::new(
+            Eqn(4),
+            1,
+            mem,
+            3,
+            Uar(5),
+            p.clone(),
+        ));
+        assert_eq!(eq.claim(&[Cqn(3)]), Ok(()));
+        // A full ring (8 entries) of completions: CQ 3 and CQ 9 nobody
+        // claimed, alternating.
+        for i in 0..8 {
+            post_completion(&p, base, i, if i % 2 == 0 { 3 } else { 9 });
+        }
+        let mut got = Vec::new();
+        assert_eq!(eq.poll(|c| got.push(c)), 8);
+        assert_eq!(got, [Cqn(3); 4]);
+        assert_eq!(eq.stray_events(), 4);
+        // The device writes the next pass (owner 1) over the whole ring
+        // again: one call still takes one ring's worth and returns.
+        for i in 0..8 {
+            let at = base + (i * eqe::LEN) as u64;
+            p.write(at + 0x38, &3u32.to_be_bytes());
+            post(&p, base, i, event::COMPLETION, 1);
+        }
+        assert_eq!(eq.poll(|c| got.push(c)), 8);
+        assert_eq!(eq.poll(|c| got.push(c)), 0);
+        assert_eq!(got.len(), 12);
     }
 
     #[test]

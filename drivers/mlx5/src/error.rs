@@ -201,6 +201,9 @@ pub enum DeviceError {
     UarReserved(u32),
     /// A page request larger than `Config::max_pages`.
     PageRequest { pages: i64, limit: u32 },
+    /// Pages asked for beyond `Config::max_total_pages` (what fitted was
+    /// given, the rest refused).
+    PageCap { asked: i64, held: usize, cap: u32 },
 }
 
 impl fmt::Display for DeviceError {
@@ -217,6 +220,10 @@ impl fmt::Display for DeviceError {
             Self::PageRequest { pages, limit } => write!(
                 f,
                 "page request of {pages} beyond the configured limit {limit}"
+            ),
+            Self::PageCap { asked, held, cap } => write!(
+                f,
+                "page request of {asked} refused beyond the cap of {cap} pages ({held} held)"
             ),
         }
     }
@@ -238,6 +245,8 @@ pub enum Missing {
     SharedCompEq(usize),
     /// The queues came up without a TIR to steer to.
     Tir,
+    /// A completion EQ serves [`crate::eq::MAX_CLAIMED_CQS`] CQs already.
+    CompEqRoom(crate::eq::Eqn),
 }
 
 impl fmt::Display for Missing {
@@ -252,6 +261,7 @@ impl fmt::Display for Missing {
             Self::ReservedLkey => f.write_str("adapter not fully attached (no reserved lkey)"),
             Self::SharedCompEq(i) => write!(f, "completion EQ {i} cannot be shared"),
             Self::Tir => f.write_str("queues without a TIR"),
+            Self::CompEqRoom(e) => write!(f, "{}", crate::eq::EqFull(e)),
         }
     }
 }

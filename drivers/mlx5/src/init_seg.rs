@@ -92,6 +92,12 @@ pub fn cmdq_geometry<M: Mmio>(p: &M) -> (u8, u8) {
     )
 }
 
+/// The command queue address the device holds (0 after a reset).
+pub fn cmdq_addr<M: Mmio>(p: &M) -> u64 {
+    ((p.bar0_read_be32(CMDQ_ADDR_H) as u64) << 32)
+        | (p.bar0_read_be32(CMDQ_ADDR_L_SZ) & 0xffff_f000) as u64
+}
+
 /// Program the command queue address: high word first, then the low word
 /// (writing the low word starts firmware initialization). nic_interface 0
 /// (full driver).

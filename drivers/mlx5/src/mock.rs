@@ -83,6 +83,9 @@ pub struct MockState {
     pub clock: Cell<u64>,
     /// PCI vendor and device id in config space.
     pub config_ids: (u16, u16),
+    /// The queue (SQN or RQN) each CQ ring serves, by the ring's device
+    /// address, as [`MockCtl`] saw them created: what a CQE's `qpn` names.
+    pub cq_qpn: BTreeMap<u64, u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +319,8 @@ pub struct MockCtl {
     pub events: Vec<crate::cq::Cqn>,
     pub eq_polls: u32,
     pub retired: usize,
+    /// (CQN, ring address) of every CQ created.
+    cq_rings: Vec<(u32, u64)>,
 }
 
 impl MockCtl {
@@ -326,6 +331,7 @@ impl MockCtl {
             events: Vec::new(),
             eq_polls: 0,
             retired: 0,
+            cq_rings: Vec::new(),
         }
     }
 }
@@ -335,7 +341,30 @@ impl crate::cmd::Exec for MockCtl {
         &mut self,
         cmd: &C,
     ) -> Result<C::Output, crate::error::CmdError> {
-        self.ex.exec(cmd)
+        use crate::cmd::op;
+        let out = self.ex.exec(cmd)?;
+        // Which queue each CQ serves: CREATE_CQ's first page (pas at
+        // 0x110) by its CQN, then CREATE_SQ / CREATE_RQ name the CQN in
+        // their context (ctx at 0x20, cqn [23:0] of ctx dword 0x08).
+        if let Some((_, input)) = self.ex.log.last() {
+            let be =
+                |o: usize| u32::from_be_bytes([input[o], input[o + 1], input[o + 2], input[o + 3]]);
+            let id = self.ex.next_id;
+            match C::OPCODE {
+                op::CREATE_CQ => {
+                    let ring = ((be(0x110) as u64) << 32) | be(0x114) as u64;
+                    self.cq_rings.push((id, ring));
+                }
+                op::CREATE_SQ | op::CREATE_RQ => {
+                    let cqn = be(0x28) & 0x00ff_ffff;
+                    if let Some(&(_, ring)) = self.cq_rings.iter().find(|(c, _)| *c == cqn) {
+                        self.p.s.borrow_mut().cq_qpn.insert(ring, id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 }
 

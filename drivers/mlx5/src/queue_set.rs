@@ -148,6 +148,9 @@ pub struct CloseReport {
 /// A set of queues with its TIR/TIS and steering hook: one Ethernet data
 /// path (see the module documentation).
 pub struct QueueSet<C: Control> {
+    /// First field, so it is dropped first: a queue set dropped with its
+    /// adapter (not closed) has the adapter detach itself (its queues
+    /// destroyed by the device) before `parts` frees their memory.
     ctl: C,
     res: Resources,
     cfg: EthConfig,
@@ -556,7 +559,8 @@ pub(crate) mod testing {
         op::SET_FLOW_TABLE_ENTRY,
     ];
 
-    /// The device side of the mock: write a CQE, body first, op_own last.
+    /// The device side of the mock: write a CQE, body first, op_own last;
+    /// `qpn` (0x38) names the queue the CQ serves.
     pub fn write_cqe(
         p: &MockPlatform,
         ring: u64,
@@ -566,6 +570,8 @@ pub(crate) mod testing {
         bytes: u32,
     ) {
         let at = ring + (idx * 64) as u64;
+        let qpn = p.s.borrow().cq_qpn.get(&ring).copied().unwrap_or(0);
+        p.write(at + 0x38, &qpn.to_be_bytes());
         p.write(at + 0x2c, &bytes.to_be_bytes());
         p.write(at + 0x3c, &counter.to_be_bytes());
         p.write(at + 0x3f, &[op_own]);
@@ -611,6 +617,42 @@ mod tests {
         polled.poll();
         assert_eq!(polled.control().eq_polls, 0);
         assert_eq!(polled.tx_cq().unwrap().armed, 0);
+    }
+
+    #[test]
+    fn a_cqe_naming_another_queue_is_a_fault_on_both_paths() {
+        let mut port = QueueSet::open(MockCtl::new(), res(), cfg(false)).unwrap();
+        let p = port.control().p.clone();
+        let sqn = port.sq().unwrap().sqn.0;
+        let rqn = port.rq().unwrap().rqn.0;
+        // Receive: a good frame, then one whose qpn (0x38) names the SQ.
+        let rxcq = port.rx_cq().unwrap().ring_addr();
+        write_cqe(&p, rxcq, 0, 0x20, 0, 60);
+        assert_eq!(port.receive(|b, _| b.len()), Some(60));
+        write_cqe(&p, rxcq, 1, 0x20, 1, 60);
+        p.write(rxcq + 64 + 0x38, &sqn.to_be_bytes());
+        assert!(port.receive(|_, _| ()).is_none());
+        let f = port.last_fault().unwrap();
+        assert_eq!(f.cause, FaultCause::WrongQueue { qpn: sqn });
+        assert_eq!(f.queue, QueueId::Rq(port.rq().unwrap().rqn));
+        assert!(f.recovered);
+        // Transmit: a completion of a WQE in flight naming the RQ.
+        port.transmit(60, |b| b[0] = 1).unwrap();
+        port.flush();
+        let txcq = port.tx_cq().unwrap().ring_addr();
+        write_cqe(&p, txcq, 0, 0x00, 0, 0);
+        p.write(txcq + 0x38, &rqn.to_be_bytes());
+        port.poll();
+        let f = port.last_fault().unwrap();
+        assert_eq!(f.cause, FaultCause::WrongQueue { qpn: rqn });
+        assert_eq!(f.returned, 1, "the buffer in flight came back");
+        assert_eq!(port.tx_free(), 8);
+        assert_eq!(port.eth_stats().faults, 2);
+        assert!(
+            alloc::format!("{f}").contains(&alloc::format!("CQE for queue {rqn:#x}")),
+            "{f}"
+        );
+        let _ = port.close();
     }
 
     #[test]

@@ -36,8 +36,9 @@
 //!   frame the port receives, through a tap table in front of the MAC
 //!   table ([`crate::steering::Steering::tap_join`]); the others keep receiving theirs.
 //! - [`Vnic::destroy`] removes exactly the VNIC's flow entries and
-//!   memberships, then its queues. A `Vnic` dropped without `destroy`
-//!   keeps its rules and queues until the adapter is detached.
+//!   memberships, then its queues. A `Vnic` dropped without `destroy` is
+//!   destroyed the same way before its memory goes (the device never
+//!   writes into freed buffers).
 //! - Inspection, as values: [`Nic::list`], [`Vnic::info`], [`Vnic::rings`],
 //!   [`Nic::flows_report`] (the tables, and every entry as programmed next
 //!   to what QUERY_FLOW_TABLE_ENTRY returns).
@@ -168,6 +169,8 @@ pub struct Vnic<C: Control> {
     groups: Vec<Mac>,
     /// Whether it sees every frame the port receives.
     promisc: bool,
+    /// Its rules and queues are gone ([`Vnic::destroy`], or dropped).
+    destroyed: bool,
 }
 
 impl<C: Control> fmt::Debug for Vnic<C> {
@@ -233,19 +236,22 @@ impl<C: Control> Vnic<C> {
 
     /// Remove exactly its flow entries (unicast rule, its place in the
     /// broadcast and multicast entries), then destroy its queues.
-    pub fn destroy(self) -> CloseReport {
-        let Vnic {
-            qs,
-            nic,
-            id,
-            mac,
-            vlan,
-            dest,
-            groups,
-            promisc,
-        } = self;
-        let m = vlan_match(vlan);
+    pub fn destroy(mut self) -> CloseReport {
+        self.tear_down()
+    }
+
+    /// What [`Vnic::destroy`] does, once (a dropped VNIC is destroyed the
+    /// same way; afterwards its queues are empty).
+    fn tear_down(&mut self) -> CloseReport {
         let mut rep = CloseReport::default();
+        if self.destroyed {
+            return rep;
+        }
+        self.destroyed = true;
+        let (id, mac, vlan, dest, promisc) =
+            (self.id, self.mac, self.vlan, self.dest, self.promisc);
+        let groups = core::mem::take(&mut self.groups);
+        let m = vlan_match(vlan);
         let mut note = |r: Result<(), FlowError>| {
             if let Err(e) = r {
                 rep.errors += 1;
@@ -254,7 +260,8 @@ impl<C: Control> Vnic<C> {
                 }
             }
         };
-        let results = nic
+        let results = self
+            .nic
             .with_steering(|st, ctl| {
                 let mut out = Vec::new();
                 if promisc {
@@ -270,14 +277,27 @@ impl<C: Control> Vnic<C> {
         for r in results {
             note(r);
         }
-        nic.unregister(id);
-        let (_, qrep) = qs.close();
+        self.nic.unregister(id);
+        let qrep = self.qs.teardown();
         rep.errors += qrep.errors;
         if rep.first_error.is_none() {
             rep.first_error = qrep.first_error;
         }
         log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) destroyed, {} errors", vlan_text(vlan), rep.errors);
         rep
+    }
+}
+
+/// A VNIC dropped without [`Vnic::destroy`] is destroyed all the same: its
+/// rules go first (no frame is steered to it any more), then its queues,
+/// and only then is its memory freed, so the device never writes into
+/// buffers that went back to the platform.
+impl<C: Control> Drop for Vnic<C> {
+    fn drop(&mut self) {
+        if !self.destroyed {
+            log::warn!(target: "mlx5::vnic", "mlx5: {} dropped without destroy: destroying", self.id);
+            let _ = self.tear_down();
+        }
     }
 }
 

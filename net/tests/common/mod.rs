@@ -170,12 +170,35 @@ impl Pair {
         .min()
     }
 
+    /// Threaded model: both model threads are done with what the drivers
+    /// asked of them — no doorbell unprocessed, no frame waiting in an
+    /// outbox or between the two ports.
+    fn settled(&self) -> bool {
+        let busy = |s: &SimPlatform| s.with_model(|f| f.has_work() || f.nic.wire.has_outgoing());
+        if busy(&self.a.sim) || busy(&self.b.sim) {
+            return false;
+        }
+        let (pa, pb) = (self.a.sim.port_stats(), self.b.sim.port_stats());
+        pa.tx_frames == pb.rx_frames && pb.tx_frames == pa.rx_frames
+    }
+
     /// Nothing happened: move the clock to the next deadline (at least
     /// 1 ms, at most `max_jump`). In threaded mode frames may still be in
-    /// flight on the model thread: give it a moment first.
+    /// flight on the model threads: wait (real time) until they settle
+    /// first. A fixed pause was not enough on a loaded machine: the fake
+    /// clock ran ahead of a descheduled model thread, and a ping reply
+    /// still on its way counted as lost.
     pub fn idle(&mut self, extra: Option<Instant>, max_jump: Duration) {
         if self.mode == Mode::Threaded {
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            let start = std::time::Instant::now();
+            while !self.settled() && start.elapsed() < std::time::Duration::from_secs(10) {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            // What arrived meanwhile is taken at the current time, not
+            // after the jump.
+            if self.poll() {
+                return;
+            }
         }
         let to = self
             .next_deadline(extra)

@@ -35,6 +35,12 @@ pub const FRAME_MAX: usize = 16 * 1024;
 pub const CARRIER: u32 = 0x8000_0000;
 /// How often blocking waits look at the stop flag.
 const TICK: Duration = Duration::from_millis(50);
+/// How long each end waits for the other's hello. Generous: the listener
+/// accepts only every [`TICK`], and a loaded machine may not run its
+/// thread for a while. An end that gave up too early (it was 1 s) went on
+/// to connect again while the listener took the abandoned connection for
+/// the peer: a spurious reconnection, and the frames sent on it lost.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The path both ends name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,11 +184,11 @@ impl Drop for Connector {
     }
 }
 
-/// Sends our hello and checks the peer's (within a second).
+/// Sends our hello and checks the peer's (within [`HANDSHAKE`]).
 fn handshake(s: &UnixStream) -> io::Result<()> {
     s.set_nonblocking(false)?;
-    s.set_write_timeout(Some(Duration::from_secs(1)))?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    s.set_write_timeout(Some(HANDSHAKE))?;
+    s.set_read_timeout(Some(HANDSHAKE))?;
     (&*s).write_all(&HELLO)?;
     let mut got = [0u8; 8];
     (&*s).read_exact(&mut got)?;

@@ -15,7 +15,8 @@
 //!   <n>`, `msix <vector> <n>` per vector signalled,
 //!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
-//!   `resets <n>`, `set-irqs <n> vectors <n>`, `link up|down`, and with a
+//!   `resets <n>`, `vfio-clients <n> refused <n>` (clients disconnected
+//!   for breaking the protocol), `set-irqs <n> vectors <n>`, `link up|down`, and with a
 //!   wire `wire tx <n> rx <n> connected yes|no`.
 //! - `wire`: the cable: `wire <tap:IF|unix:PATH|none> connected yes|no
 //!   connects <n> peer-carrier-changes <n>`, `wire tx frames <n> bytes <n> dropped-queue <n>
@@ -55,14 +56,18 @@
 //! - `fault clear`: every fault disarmed.
 //!
 //! Numbers are decimal or `0x` hexadecimal.
+//!
+//! Clients are untrusted: a line longer than [`MAX_LINE`] or not UTF-8
+//! gets an `error:` line and the connection closed; at most [`MAX_CLIENTS`]
+//! are served at once (one more gets an `error:` line and is closed).
 #![deny(unsafe_code)]
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::server::Shared;
 use crate::faults::Fault;
@@ -384,6 +389,12 @@ pub fn execute(req: Request, s: &Shared) -> String {
             let _ = writeln!(out, "resets {}", n(&c.resets));
             let _ = writeln!(
                 out,
+                "vfio-clients {} refused {}",
+                n(&c.clients),
+                n(&c.clients_refused)
+            );
+            let _ = writeln!(
+                out,
                 "set-irqs {} vectors {}",
                 n(&c.set_irqs),
                 s.irqs.enabled()
@@ -435,7 +446,8 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 + p.rx_dropped_link_down
                 + p.rx_dropped_bad_length
                 + p.rx_dropped_too_long
-                + p.rx_dropped_wqe_error;
+                + p.rx_dropped_wqe_error
+                + p.rx_dropped_oversize;
             let _ = writeln!(
                 out,
                 "port rx frames {} bytes {} delivered {} dropped {dropped}",
@@ -486,19 +498,49 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// Answers every line of one connection until the client closes it.
+/// Longest request line: `inject` and the hex digits of the largest frame,
+/// with room for blanks. A longer line is refused and its connection
+/// closed (the reader never holds more than this of one client's input).
+pub const MAX_LINE: usize = 16 + 2 * crate::link::unix::FRAME_MAX;
+
+/// Clients served at once; one more is told so and disconnected.
+pub const MAX_CLIENTS: usize = 8;
+
+/// Answers every line of one connection until the client closes it, sends
+/// a line longer than [`MAX_LINE`] or a line that is not UTF-8.
 fn serve_client(stream: UnixStream, s: &Shared) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // At most MAX_LINE + 1 bytes: a longer line is known to be too
+        // long without reading the rest of it.
+        match (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > MAX_LINE {
+            let _ = writer.write_all(
+                format!("error: request longer than {MAX_LINE} bytes; closing\n").as_bytes(),
+            );
+            return;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            let _ = writer.write_all(b"error: request is not UTF-8; closing\n");
             return;
         };
         if line.trim().is_empty() {
             continue;
         }
-        let reply = match parse(&line) {
+        let reply = match parse(line) {
             Ok(req) => execute(req, s),
             Err(why) => format!("error: {why}\n"),
         };
@@ -514,19 +556,42 @@ pub struct Control {
     _listener_thread: std::thread::JoinHandle<()>,
 }
 
-/// Binds `path` and answers clients, each on its own thread.
+/// One client slot of [`MAX_CLIENTS`], given back when its thread ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Binds `path` and answers clients, each on its own thread, at most
+/// [`MAX_CLIENTS`] at once.
 pub fn listen(path: &Path, s: Arc<Shared>) -> Result<Control, String> {
     let listener = super::server::listen_at(path)
         .map_err(|e| format!("cannot bind the control socket {}: {e}", path.display()))?;
+    let clients = Arc::new(AtomicUsize::new(0));
     let thread = std::thread::Builder::new()
         .name("mlx5-sim control".into())
         .spawn(move || {
             for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
+                let Ok(mut stream) = stream else { continue };
+                if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                    clients.fetch_sub(1, Ordering::AcqRel);
+                    let _ = stream.write_all(
+                        format!("error: {MAX_CLIENTS} control clients already; closing\n")
+                            .as_bytes(),
+                    );
+                    continue;
+                }
+                let slot = Slot(clients.clone());
                 let s = s.clone();
                 let _ = std::thread::Builder::new()
                     .name("mlx5-sim control client".into())
-                    .spawn(move || serve_client(stream, &s));
+                    .spawn(move || {
+                        let _slot = slot;
+                        serve_client(stream, &s)
+                    });
             }
         })
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
@@ -834,6 +899,63 @@ mod tests {
             "error: unknown request 'bogus' (try help)"
         );
         assert_eq!(lines.next().unwrap().unwrap(), "ok 0 violations");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_lines_and_too_many_clients_are_refused_and_the_socket_keeps_serving() {
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-ctl-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let _ = std::fs::remove_file(&path);
+        let s = Shared::new(Personality::ConnectX5);
+        let _control = listen(&path, s).unwrap();
+        let reply = |stream: UnixStream| {
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line).unwrap();
+            line
+        };
+        // A line without end: refused once MAX_LINE bytes are read.
+        let mut long = UnixStream::connect(&path).unwrap();
+        let _ = long.write_all(&vec![b'x'; MAX_LINE + 100]);
+        assert_eq!(
+            reply(long),
+            format!("error: request longer than {MAX_LINE} bytes; closing\n")
+        );
+        // Not UTF-8.
+        let mut bad = UnixStream::connect(&path).unwrap();
+        bad.write_all(b"pa\xffges\n").unwrap();
+        assert_eq!(reply(bad), "error: request is not UTF-8; closing\n");
+        // MAX_CLIENTS held open (each answered once, so each is served):
+        // one more is turned away.
+        let held: Vec<_> = (0..MAX_CLIENTS)
+            .map(|_| {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.write_all(b"pages\n").unwrap();
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                assert_eq!(line, "ok 0 pages held\n");
+                c
+            })
+            .collect();
+        let extra = UnixStream::connect(&path).unwrap();
+        assert_eq!(
+            reply(extra),
+            format!("error: {MAX_CLIENTS} control clients already; closing\n")
+        );
+        // Once they leave, a new client is served.
+        drop(held);
+        let ok = (0..200).any(|_| {
+            let mut c = UnixStream::connect(&path).unwrap();
+            c.write_all(b"pages\n").unwrap();
+            if reply(c) == "ok 0 pages held\n" {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        });
+        assert!(ok, "served again after the others left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

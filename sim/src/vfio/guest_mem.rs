@@ -12,7 +12,8 @@
 //! read-only ranges, and accesses where nothing is mapped fail with a
 //! [`DmaFault`], which the model's sanitizer records.
 //!
-//! The only `unsafe` of the vfio-user front end is here: mmap/munmap and the
+//! With `fds.rs` (recvmsg), the only `unsafe` of the vfio-user front end is
+//! here: mmap/munmap and the
 //! atomic accesses to the mapped memory.
 #![allow(unsafe_code)]
 
@@ -40,6 +41,10 @@ pub enum MapError {
     Mmap(i32),
     /// DMA_UNMAP of a range that is not exactly one mapped range.
     NotMapped,
+    /// The file is shorter than offset + size (a mapping past its end
+    /// would raise SIGBUS at the first access there), or cannot be
+    /// measured.
+    ShortFile { len: u64, end: u64 },
 }
 
 impl std::fmt::Display for MapError {
@@ -49,6 +54,12 @@ impl std::fmt::Display for MapError {
             Self::Overlaps => f.write_str("range overlaps a mapped range"),
             Self::Mmap(errno) => write!(f, "mmap failed (errno {errno})"),
             Self::NotMapped => f.write_str("no mapping with this address and size"),
+            Self::ShortFile { len, end } => {
+                write!(
+                    f,
+                    "the file holds {len:#x} bytes, the mapping ends at {end:#x}"
+                )
+            }
         }
     }
 }
@@ -69,6 +80,18 @@ unsafe impl Sync for Mmap {}
 
 impl Mmap {
     fn new(file: &File, offset: u64, len: usize, writable: bool) -> Result<Mmap, MapError> {
+        // Memory past the end of the file raises SIGBUS when touched:
+        // map only what the file holds. (QEMU's memfds are sealed against
+        // shrinking; a client that shrinks an unsealed file later is the
+        // one thing this cannot catch.)
+        let end = offset.checked_add(len as u64).ok_or(MapError::BadRange)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| MapError::Mmap(e.raw_os_error().unwrap_or(0)))?
+            .len();
+        if file_len < end {
+            return Err(MapError::ShortFile { len: file_len, end });
+        }
         let offset = libc::off_t::try_from(offset).map_err(|_| MapError::BadRange)?;
         let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
         // SAFETY: a fresh shared mapping chosen by the kernel (null hint);
@@ -438,6 +461,21 @@ mod tests {
             mem.map(0x8000, 0x1000, Some(&file), 0x123, RW),
             Err(MapError::Mmap(_))
         ));
+        // Past the end of the file (SIGBUS at the first access if mapped).
+        assert_eq!(
+            mem.map(0x8000, 0x2000, Some(&file), 0x1000, RW),
+            Err(MapError::ShortFile {
+                len: 0x2000,
+                end: 0x3000
+            })
+        );
+        assert_eq!(
+            mem.map(0x8000, 0x1000, Some(&memfd(0)), 0, RW),
+            Err(MapError::ShortFile {
+                len: 0,
+                end: 0x1000
+            })
+        );
         assert_eq!(mem.unmap(0x1000, 0x800), Err(MapError::NotMapped));
         mem.unmap(0x1000, 0x1000).unwrap();
         let mut b = [0u8; 4];

@@ -1,13 +1,15 @@
 //! The vfio-user server: one model function served to one QEMU client.
 //!
-//! Threads: the vfio-user loop (the `vfio_user` crate's `Server::run`)
-//! answers every message at once: BAR and config accesses go straight to the
+//! Threads: the vfio-user loop ([`protocol::serve_connection`], which
+//! reads and checks every message itself) answers every message at once: BAR and config accesses go straight to the
 //! model under its lock, and a doorbell only kicks the model thread, which
 //! runs the command processing and then carries the frames the port
 //! transmitted to the link ([`crate::link`]: TAP, unix wire or none), whose
 //! own threads write them and put arriving frames into the model's receive
-//! path. The control socket has its own thread. When QEMU disconnects,
-//! `run` returns and the process ends.
+//! path. The control socket has its own thread. When QEMU disconnects the
+//! process ends; a client that breaks the protocol (or leaves before
+//! VERSION) is disconnected, everything it set up is forgotten (DMA maps,
+//! interrupts, a function reset) and the next client is served.
 //!
 //! Regions: BAR0 is 32 MiB, read/write, trapped (no mmap: doorbells trap,
 //! sim/README.md "vfio-user with QEMU"); config space 4 KiB; the other BARs, the
@@ -17,7 +19,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,11 +34,12 @@ use vfio_bindings::bindings::vfio::{
     VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
     vfio_region_info,
 };
-use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
+use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion};
 
 use super::control::ModuleRequest;
 use super::guest_mem::{Access, GuestMemory};
 use super::irq::EventfdIrqs;
+use super::protocol;
 use crate::function::Function;
 use crate::link::{Direction, LinkPort, LinkSpec, LinkStats, Pcap, PcapLimits};
 use crate::pci_config::{BAR0_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
@@ -64,6 +66,10 @@ pub struct Counters {
     pub bar_odd: AtomicU64,
     pub resets: AtomicU64,
     pub set_irqs: AtomicU64,
+    /// vfio-user clients accepted, and those disconnected for breaking
+    /// the protocol ([`protocol`]).
+    pub clients: AtomicU64,
+    pub clients_refused: AtomicU64,
 }
 
 /// Wakes the model thread.
@@ -640,7 +646,6 @@ pub fn serve(opts: &Options) -> Result<(), String> {
 fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
     let listener =
         listen_at(socket).map_err(|e| format!("cannot serve on {}: {e}", socket.display()))?;
-    let server = Server::from_owned_fd(OwnedFd::from(listener), true, irqs(), regions());
     let model = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -652,9 +657,36 @@ fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
     let mut backend = Backend {
         shared: shared.clone(),
     };
-    let result = server
-        .run(&mut backend)
-        .map_err(|e| format!("vfio-user connection failed: {e}"));
+    let (regions, irqs) = (regions(), irqs());
+    let result = loop {
+        let mut stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) => break Err(format!("vfio-user accept failed: {e}")),
+        };
+        shared.counters.clients.fetch_add(1, Ordering::Relaxed);
+        let end = protocol::serve_connection(&mut stream, &mut backend, &regions, &irqs);
+        drop(stream);
+        match end {
+            // QEMU went away: the model goes with it.
+            protocol::End::Closed { negotiated: true } => break Ok(()),
+            protocol::End::Io(e) => break Err(format!("vfio-user connection failed: {e}")),
+            // A client that broke the protocol, or left before VERSION:
+            // forget what it set up and wait for the next one.
+            protocol::End::Refused(why) => {
+                shared
+                    .counters
+                    .clients_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!(target: "mlx5_sim::vfio", "client disconnected: {why}; waiting for the next");
+            }
+            protocol::End::Closed { negotiated: false } => {
+                log::warn!(target: "mlx5_sim::vfio", "client left before VERSION; waiting for the next");
+            }
+        }
+        shared.mem.unmap_all();
+        shared.irqs.clear();
+        shared.reset();
+    };
     log::info!(target: "mlx5_sim::vfio", "client disconnected");
     shared.stop();
     let _ = model.join();

@@ -48,21 +48,26 @@ pub struct PhysSummary {
     pub failed: bool,
 }
 
-/// An EQ: its number, MSI-X vector, size and (EQ0) the events it took.
+/// An EQ: its number, MSI-X vector, size, the events it took and (a
+/// completion EQ) those naming a CQ no data path claimed, dropped.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct EqInfo {
     pub eqn: Eqn,
     pub vector: u16,
     pub entries: usize,
     pub events: u64,
+    pub stray: u64,
 }
 
-/// Firmware pages: held now, given and returned since attach.
+/// Firmware pages: held now, given and returned since attach, the total
+/// cap and the pages refused (beyond the cap or during teardown).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct PagesInfo {
     pub held: usize,
     pub given: u64,
     pub returned: u64,
+    pub cap: u32,
+    pub refused: u64,
 }
 
 /// Everything `phys <pci>` shows of an adapter.
@@ -133,6 +138,7 @@ impl<P: Platform> Adapter<P> {
                 vector: e.vector,
                 entries: e.entries(),
                 events: e.events_seen,
+                stray: 0,
             }),
             comp_eqs: self
                 .comp_eqs
@@ -141,13 +147,16 @@ impl<P: Platform> Adapter<P> {
                     eqn: c.eqn,
                     vector: c.vector,
                     entries: c.entries(),
-                    events: 0,
+                    events: c.events_seen(),
+                    stray: c.stray_events(),
                 })
                 .collect(),
             pages: PagesInfo {
                 held: self.dev.pages.held(),
                 given: self.dev.pages.given_total,
                 returned: self.dev.pages.returned_total,
+                cap: self.dev.max_total_pages,
+                refused: self.dev.stats.pages_refused,
             },
             commands: self.dev.stats,
             fault: self.dev.fault,

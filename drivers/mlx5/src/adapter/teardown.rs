@@ -4,16 +4,39 @@
 
 use alloc::sync::Arc;
 
-use cxos_drivers::{Clock, ConfigSpace, Msix, Platform};
+use cxos_drivers::{Clock, Msix, Platform};
 
 use super::{Adapter, DetachReport, Undo};
-use crate::cmd_engine::CmdEngine;
 use crate::eq;
 use crate::error::{CmdError, CmdFailure, Error};
 use crate::hca;
 use crate::pages;
 use crate::pd;
 use crate::uar;
+
+/// An adapter dropped without [`Adapter::detach`] is detached all the
+/// same (its report only logged): the device must not keep writing into
+/// pages, rings and buffers that go back to the platform. Data paths still
+/// open on it lose their queues with it (TEARDOWN_HCA or a function level
+/// reset) before their memory is freed, so a [`crate::QueueSet`] owning its
+/// adapter may be dropped too (the adapter is its first field).
+impl<P: Platform> Drop for Adapter<P> {
+    fn drop(&mut self) {
+        if self.dev.has_platform() {
+            self.dropped = true;
+            let pci = self.pci();
+            log::warn!(target: "mlx5", "mlx5 {pci}: adapter dropped without detach: detaching");
+            let r = self.tear_down();
+            log::info!(
+                target: "mlx5",
+                "mlx5 {pci}: detached on drop ({} teardown errors, {} pages lost, reset {})",
+                r.errors,
+                r.pages_lost,
+                r.reset
+            );
+        }
+    }
+}
 
 impl<P: Platform> Adapter<P> {
     /// Detach: undo everything attach did, in reverse, and hand the
@@ -31,8 +54,37 @@ impl<P: Platform> Adapter<P> {
     }
 
     pub(super) fn unwind(mut self) -> (P, DetachReport) {
+        let report = self.tear_down();
+        match self.dev.take_platform() {
+            Some(p) => (p, report),
+            None => unreachable!("only detach takes the platform"),
+        }
+    }
+
+    /// Everything detach does but handing the platform back: the undo
+    /// stack backwards, a function level reset when the device may still
+    /// hold driver memory, then every page, ring and mailbox freed. Runs
+    /// once: afterwards the undo stack is empty and the memory gone.
+    fn tear_down(&mut self) -> DetachReport {
         let mut report = DetachReport::default();
         self.dev.accept_page_requests = false;
+        let dropped = self.dropped;
+        let mut forgotten = false;
+        // A device reset underneath the driver (a hypervisor's DEVICE_RESET,
+        // a guest reboot) no longer holds the command queue address, nor
+        // any queue, page or buffer of ours: nothing to destroy, and every
+        // command would only wait out its timeout.
+        if !self.undo.is_empty()
+            && crate::init_seg::cmdq_addr(self.dev.p().mmio()) != self.dev.cmdq.addr()
+        {
+            log::warn!(
+                target: "mlx5",
+                "mlx5 {}: the device was reset underneath the driver: freeing without commands",
+                self.pci()
+            );
+            self.undo.retain(|u| matches!(u, Undo::MsixDisable));
+            forgotten = true;
+        }
         while let Some(u) = self.undo.pop() {
             if let Err(e) = self.run_undo(u) {
                 report.errors += 1;
@@ -45,14 +97,17 @@ impl<P: Platform> Adapter<P> {
             }
         }
         // A device that lost a command or failed may still reference our
-        // memory: reset the function before freeing anything.
+        // memory: reset the function before freeing anything. So may one
+        // whose teardown failed while the adapter was dropped with data
+        // paths still open (their queues go with the reset).
         // (Busy slots: tickets never waited for.)
         if self.dev.cmdq.lost() > 0
             || self.dev.cmdq.busy() > 0
             || self.dev.is_failed()
             || self.fw_stuck
+            || (dropped && report.errors > 0)
         {
-            let reset = crate::identify::function_level_reset(&self.dev.p);
+            let reset = crate::identify::function_level_reset(self.dev.p());
             log::warn!(
                 target: "mlx5",
                 "mlx5 {}: {}",
@@ -65,36 +120,22 @@ impl<P: Platform> Adapter<P> {
             );
             report.reset = reset;
         }
-        let Adapter {
-            dev,
-            comp_eqs,
-            eq_graveyard,
-            ..
-        } = self;
-        drop(comp_eqs);
-        drop(eq_graveyard);
-        let CmdEngine {
-            p,
-            cmdq,
-            eq0,
-            mut pages,
-            graveyard,
-            ..
-        } = dev;
-        report.pages_lost = pages.release_all();
+        self.comp_eqs.clear();
+        self.eq_graveyard.clear();
+        // Pages of a device that was reset went with the reset, not lost.
+        let released = self.dev.pages.release_all();
+        report.pages_lost = if forgotten { 0 } else { released };
         if report.pages_lost > 0 {
             log::warn!(
                 target: "mlx5::pages",
                 "mlx5 {}: {} pages never returned by the device",
-                p.config().pci_address(),
+                self.pci(),
                 report.pages_lost
             );
         }
-        drop(eq0);
-        drop(graveyard);
-        drop(cmdq);
-        drop(pages);
-        (p, report)
+        self.dev.eq0 = None;
+        self.dev.graveyard.clear();
+        report
     }
 
     fn run_undo(&mut self, u: Undo) -> Result<(), Error> {
@@ -136,7 +177,7 @@ impl<P: Platform> Adapter<P> {
                 Ok(r?)
             }
             Undo::MsixDisable => {
-                self.dev.p.msix().msix_disable();
+                self.dev.p().msix().msix_disable();
                 self.vectors = 0;
                 Ok(())
             }
@@ -172,7 +213,7 @@ impl<P: Platform> Adapter<P> {
             if empty_rounds > self.config.reclaim_retries {
                 break;
             }
-            self.dev.p.clock().delay_us(1000);
+            self.dev.p().clock().delay_us(1000);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::control::{Control, Resources};
 use crate::cq::{self, Cq, Cqn};
-use crate::error::{BadConfig, CmdError, Error, Unsupported};
+use crate::error::{BadConfig, CmdError, Error, Missing, Unsupported};
 use crate::flow::{BROADCAST, Destination};
 use crate::q_counter::{self, AllocQCounter};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind};
@@ -62,7 +62,8 @@ impl<C: Control> QueueSet<C> {
             last_fault: None,
             own_steering,
         };
-        match port.build() {
+        let built = port.build().and_then(|()| port.claim_cqs());
+        match built {
             Ok(()) => {
                 if let Some(q) = port.rings().sq {
                     log::info!(
@@ -335,10 +336,48 @@ impl<C: Control> QueueSet<C> {
         Ok(())
     }
 
+    /// The queue set's CQs, each with the completion EQ it reports to.
+    fn cqs_by_eq(&self) -> Vec<(Cqn, crate::eq::Eqn)> {
+        let mut v: Vec<_> = self.parts.tx_cq.iter().map(|c| (c.cqn, c.eqn)).collect();
+        v.extend(self.parts.rx.iter().map(|q| (q.cq.cqn, q.cq.eqn)));
+        v
+    }
+
+    /// A queue set that owns the adapter claims its CQs' events on the
+    /// shared completion EQs, so events naming any other CQ are counted
+    /// and dropped there (a VNIC's are claimed by [`crate::vnic::Nic`]).
+    fn claim_cqs(&mut self) -> Result<(), Error> {
+        if !self.own_steering {
+            return Ok(());
+        }
+        let cqs = self.cqs_by_eq();
+        for &idx in &self.eq_indexes {
+            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
+                continue;
+            };
+            let mine: Vec<Cqn> = cqs
+                .iter()
+                .filter(|(_, e)| *e == eq.eqn)
+                .map(|(c, _)| *c)
+                .collect();
+            eq.claim(&mine)
+                .map_err(|full| Missing::CompEqRoom(full.0))?;
+        }
+        Ok(())
+    }
+
     /// Undo whatever exists, in reverse order of creation. Memory of a
     /// queue whose DESTROY failed is retired, not freed.
-    fn teardown(&mut self) -> CloseReport {
+    pub(crate) fn teardown(&mut self) -> CloseReport {
         let mut rep = CloseReport::default();
+        if self.own_steering {
+            let cqs: Vec<Cqn> = self.cqs_by_eq().into_iter().map(|(c, _)| c).collect();
+            for &idx in &self.eq_indexes {
+                if let Some(eq) = self.ctl.shared_comp_eq(idx) {
+                    eq.forget(&cqs);
+                }
+            }
+        }
         fn note(rep: &mut CloseReport, r: Result<(), CmdError>) -> bool {
             match r {
                 Ok(()) => true,

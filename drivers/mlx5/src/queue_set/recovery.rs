@@ -38,6 +38,8 @@ pub enum FaultCause {
     BadCompletion { wqe_counter: u16 },
     /// A CQE opcode the queue does not expect.
     BadOpcode(u8),
+    /// A CQE naming another queue (`qpn`) than the one its CQ serves.
+    WrongQueue { qpn: u32 },
 }
 
 /// One data-path fault, as printed on the console.
@@ -73,6 +75,7 @@ impl fmt::Display for QueueFault {
                 write!(f, "completion for WQE {wqe_counter} not in flight")?
             }
             FaultCause::BadOpcode(op) => write!(f, "unexpected CQE opcode {op:#x}")?,
+            FaultCause::WrongQueue { qpn } => write!(f, "CQE for queue {qpn:#x}")?,
         }
         write!(
             f,
@@ -193,10 +196,16 @@ impl<C: Control> QueueSet<C> {
     }
 }
 
-/// Consume every CQE a CQ holds, publishing the consumer index.
+/// Consume the CQEs a CQ holds (at most one ring's worth: a device that
+/// keeps writing cannot hold the caller here), publishing the consumer
+/// index.
 pub(super) fn drain<P: Platform>(cq: Option<&mut Cq<P>>) {
     if let Some(cq) = cq {
-        while cq.pop().is_some() {}
+        for _ in 0..cq.entries() {
+            if cq.pop().is_none() {
+                break;
+            }
+        }
         cq.update_ci();
     }
 }

@@ -75,7 +75,10 @@ impl<C: Control> QueueSet<C> {
     /// refuses recovers the queue.
     #[inline(always)]
     fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
-        loop {
+        // At most one ring's worth of completions without a frame: a
+        // device that keeps writing them cannot hold the caller here.
+        let limit = self.parts.rx.get(q)?.cq.entries();
+        for _ in 0..limit {
             let x = self.parts.rx.get_mut(q)?;
             let cqe = x.cq.pop()?;
             if cqe.opcode() != cqe::opcode::RESP_SEND {
@@ -83,6 +86,12 @@ impl<C: Control> QueueSet<C> {
                 return None;
             }
             let rq = x.rq.as_mut()?;
+            // A completion naming another queue than the one its CQ
+            // serves: the device is confused, recover.
+            if cqe.qpn() != rq.rqn.0 {
+                self.recover_rq(q, FaultCause::WrongQueue { qpn: cqe.qpn() });
+                return None;
+            }
             match rq.complete(&cqe) {
                 Ok(frame) => {
                     let mut meta = self.rx_meta(&cqe);
@@ -105,6 +114,7 @@ impl<C: Control> QueueSet<C> {
                 }
             }
         }
+        None
     }
 
     /// An error CQE or one with an opcode a receive queue never gets:

@@ -29,7 +29,12 @@ impl<C: Control> QueueSet<C> {
             }
         }
         let mut n = 0;
-        while let Some(cqe) = self.parts.tx_cq.as_mut().and_then(|c| c.pop()) {
+        // At most one ring's worth: a device that keeps writing CQEs
+        // cannot hold the caller here.
+        let limit = self.parts.tx_cq.as_ref().map_or(0, |c| c.entries());
+        while n < limit
+            && let Some(cqe) = self.parts.tx_cq.as_mut().and_then(|c| c.pop())
+        {
             n += 1;
             if let Some(cause) = self.tx_completion(&cqe) {
                 self.recover_sq(cause);
@@ -68,6 +73,9 @@ impl<C: Control> QueueSet<C> {
             return Some(FaultCause::BadOpcode(cqe.opcode()));
         }
         let sq = self.parts.sq.as_mut()?;
+        if cqe.qpn() != sq.sqn.0 {
+            return Some(FaultCause::WrongQueue { qpn: cqe.qpn() });
+        }
         match sq.complete(cqe) {
             Ok(_) => None,
             Err(_) => Some(FaultCause::BadCompletion {

@@ -412,6 +412,7 @@ impl<C: Control> Nic<C> {
             dest,
             groups: Vec::new(),
             promisc: false,
+            destroyed: false,
         })
     }
 

@@ -332,6 +332,16 @@ fn probe(dev: Device, attach: bool) {
     SLOTS.lock().push(slot);
 }
 
+/// The driver's settings: firmware may hold at most a quarter of the
+/// machine's memory (the driver refuses page requests beyond it).
+fn attach_config() -> Config {
+    let quarter = crate::memory::frame_stats().usable_bytes / 4 / mlx5::pages::PAGE_SIZE as u64;
+    Config {
+        max_total_pages: (quarter as u32).min(mlx5::adapter::DEFAULT_MAX_TOTAL_PAGES),
+        ..Config::default()
+    }
+}
+
 /// Run bring-up on a `Down` slot and print the outcome; true if attached.
 fn attach_slot(slot: &mut Slot) -> bool {
     let platform = match core::mem::replace(&mut slot.state, State::Moving) {
@@ -343,7 +353,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
     };
     let addr = slot.addr;
     platform.set_bus_master(true);
-    match Adapter::attach(platform, Config::default()) {
+    match Adapter::attach(platform, attach_config()) {
         Ok(adapter) => {
             println!("{}", cxos_kernel::mlx5_report::info_line(&adapter.info()));
             let attach_ms = adapter.attach_ns() / 1_000_000;
