@@ -141,6 +141,89 @@ pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
     })
 }
 
+/// `mtu <if> <n>` on an mlx5 interface (`None`: no such interface of
+/// this driver). `net<i>` sets the port's MTU: PMTU (+22) and the
+/// receive buffers of every interface on the port (raised before PMTU
+/// goes up, shrunk after it comes down, so no frame the MAC lets through
+/// overflows a buffer); a VNIC takes at most the port's MTU.
+#[cfg(feature = "net")]
+pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
+    use cxos_drivers::NetDevice;
+    use crate::netstack::with_net;
+    let overhead = mlx5::module::PORT_MTU_OVERHEAD;
+    let (max, port_mtu, old) = with_net::<Mlx5Vnic, _>(name, |net| {
+        let v = net.device();
+        let (max, admin) = v.nic().with_adapter(|a| (a.port().max_mtu, a.port().admin_mtu));
+        let max = usize::from(max).saturating_sub(overhead);
+        let limit = (mlx5::sq::MAX_FRAME - mlx5::queue_set::L2_OVERHEAD).min(max);
+        (limit, usize::from(admin).saturating_sub(overhead), v.mtu())
+    })?;
+    if !(68..=max).contains(&mtu) {
+        return Some(Err(format!("MTU {mtu} out of range: this port takes 68 to {max}")));
+    }
+    let resize = |iface: &str, m: usize, rx: usize| {
+        with_net::<Mlx5Vnic, _>(iface, |net| {
+            net.device_mut()
+                .queue_set_mut()
+                .set_mtu(m, rx)
+                .map_err(|e| format!("{iface}: {e}"))
+        })
+        .unwrap_or(Ok(()))
+    };
+    if !name.starts_with("net") {
+        if mtu > port_mtu {
+            return Some(Err(format!(
+                "MTU {mtu} above the port's {port_mtu} (raise the port's first: mtu net<i> <n>)"
+            )));
+        }
+        return Some(resize(name, mtu, port_mtu).map(|()| format!("{name}: mtu {old} -> {mtu}")));
+    }
+    let vnics: Vec<String> = {
+        let slots = SLOTS.lock();
+        slots
+            .iter()
+            .find(|s| s.iface() == name)
+            .and_then(|s| match &s.state {
+                State::Open(o) => Some(o.vnics.iter().map(|n| format!("vnic{n}")).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let pmtu = || {
+        with_net::<Mlx5Vnic, _>(name, |net| {
+            net.device().nic().with_adapter(|a| a.set_port_mtu(mtu))
+        })
+        .unwrap_or(Ok(0))
+        .map_err(|e| format!("{e}"))
+    };
+    let raise = mtu > port_mtu;
+    let mut oper = 0;
+    if !raise {
+        oper = match pmtu() {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+    }
+    let resized = (|| {
+        resize(name, mtu, mtu)?;
+        for v in &vnics {
+            let m = with_net::<Mlx5Vnic, _>(v, |net| net.device().mtu()).unwrap_or(mtu);
+            resize(v, m.min(mtu), mtu)?;
+        }
+        Ok::<(), String>(())
+    })();
+    if let Err(e) = resized {
+        return Some(Err(e));
+    }
+    if raise {
+        oper = match pmtu() {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+    }
+    Some(Ok(format!("{name}: mtu {old} -> {mtu} (port MTU {oper})")))
+}
+
 /// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
 /// (1000BASE-T)`, `unplugged`, or why it cannot be read.
 fn module_summary(a: &mut Mlx5Adapter) -> String {
