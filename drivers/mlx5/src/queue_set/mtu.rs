@@ -52,7 +52,11 @@ impl<C: Control> QueueSet<C> {
         let frame = rx_mtu + L2_OVERHEAD;
         let rx_size = frame.div_ceil(64) * 64;
         // Everything allocated first.
-        let n_tx = self.parts.sq.as_ref().map_or(0, |_| 1usize << self.cfg.log_sq);
+        let n_tx = self
+            .parts
+            .sq
+            .as_ref()
+            .map_or(0, |_| 1usize << self.cfg.log_sq);
         let new_tx = if n_tx > 0 && tx_size != self.tx_buf_size {
             Some(self.ctl.dma().dma_alloc(n_tx * tx_size)?)
         } else {

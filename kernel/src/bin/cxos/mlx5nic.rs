@@ -148,18 +148,22 @@ pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
 /// overflows a buffer); a VNIC takes at most the port's MTU.
 #[cfg(feature = "net")]
 pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
-    use cxos_drivers::NetDevice;
     use crate::netstack::with_net;
+    use cxos_drivers::NetDevice;
     let overhead = mlx5::module::PORT_MTU_OVERHEAD;
     let (max, port_mtu, old) = with_net::<Mlx5Vnic, _>(name, |net| {
         let v = net.device();
-        let (max, admin) = v.nic().with_adapter(|a| (a.port().max_mtu, a.port().admin_mtu));
+        let (max, admin) = v
+            .nic()
+            .with_adapter(|a| (a.port().max_mtu, a.port().admin_mtu));
         let max = usize::from(max).saturating_sub(overhead);
         let limit = (mlx5::sq::MAX_FRAME - mlx5::queue_set::L2_OVERHEAD).min(max);
         (limit, usize::from(admin).saturating_sub(overhead), v.mtu())
     })?;
     if !(68..=max).contains(&mtu) {
-        return Some(Err(format!("MTU {mtu} out of range: this port takes 68 to {max}")));
+        return Some(Err(format!(
+            "MTU {mtu} out of range: this port takes 68 to {max}"
+        )));
     }
     let resize = |iface: &str, m: usize, rx: usize| {
         with_net::<Mlx5Vnic, _>(iface, |net| {
