@@ -160,16 +160,15 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
         let limit = (mlx5::sq::MAX_FRAME - mlx5::queue_set::L2_OVERHEAD).min(max);
         (limit, usize::from(admin).saturating_sub(overhead), v.mtu())
     })?;
-    if !(68..=max).contains(&mtu) {
+    // The interface always has an IPv6 link-local address: 1280 at least.
+    if !(1280..=max).contains(&mtu) {
         return Some(Err(format!(
-            "MTU {mtu} out of range: this port takes 68 to {max}"
+            "MTU {mtu} out of range: this port takes 1280 to {max}"
         )));
     }
     let resize = |iface: &str, m: usize, rx: usize| {
         with_net::<Mlx5Vnic, _>(iface, |net| {
-            net.device_mut()
-                .queue_set_mut()
-                .set_mtu(m, rx)
+            net.change_mtu(crate::netstack::now(), |d| d.queue_set_mut().set_mtu(m, rx))
                 .map_err(|e| format!("{iface}: {e}"))
         })
         .unwrap_or(Ok(()))
