@@ -492,11 +492,24 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
         .comp_eqs()
         .get(res.eq_index)
         .map_or(0, |&(_, entry)| entry);
-    let cfg = NicConfig::default();
+    #[allow(unused_mut)]
+    let mut cfg = NicConfig::default();
+    // `net.<i>=...,mtu=N` on the command line.
+    #[cfg(feature = "net")]
+    if let Some(m) = crate::netstack::config_for(&slot.iface()).mtu {
+        cfg.eth.mtu = usize::from(m);
+    }
     // The MAC drops frames longer than the data path's MTU (PMTU) rather
     // than let them overflow a receive buffer.
     if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
-        println!("mlx5 {addr}: port MTU not set: {e}");
+        println!(
+            "mlx5 {addr}: port MTU {} not set: {e}; using 1500",
+            cfg.eth.mtu
+        );
+        cfg.eth.mtu = 1500;
+        if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
+            println!("mlx5 {addr}: port MTU not set: {e}");
+        }
     }
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => nic,
