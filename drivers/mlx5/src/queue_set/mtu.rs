@@ -7,9 +7,10 @@
 //!   few polls are dropped by cycling the SQ RDY -> RST -> RDY.
 //! - Receive, cyclic RQ: each RQ goes RDY -> RST, its WQEs are rewritten
 //!   to new buffers of MTU + 18 and it goes back to RDY (same RQN, so the
-//!   TIR/RQT need no change). The ring keeps its WQE count: at the
-//!   default 2^9 WQEs a 9000-byte MTU takes 512 x 9024 B = 4.6 MB of
-//!   receive buffers per queue (and as much for transmit).
+//!   TIR/RQT need no change). The ring keeps its WQE count: with the
+//!   kernel's rings of 2^8 WQEs a 9000-byte MTU takes 256 x 9024 B =
+//!   2.3 MB of receive buffers per queue, as much for transmit (README.md
+//!   gives the budget for 20 VNICs).
 //! - Receive, striding RQ: a WQE's strides take any frame up to the WQE
 //!   size (at least 32 KiB, above [`crate::sq::MAX_FRAME`]): nothing to
 //!   resize, no extra memory.
