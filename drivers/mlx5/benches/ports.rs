@@ -57,7 +57,11 @@ fn mtu_change_us(p: Personality) -> (f64, u64) {
     let mut times = Vec::new();
     let mut commands = 0;
     for i in 0..100 {
-        let (mtu, up) = if i % 2 == 0 { (9000, true) } else { (1500, false) };
+        let (mtu, up) = if i % 2 == 0 {
+            (9000, true)
+        } else {
+            (1500, false)
+        };
         let before = q.control().stats().commands;
         let t = Instant::now();
         // PMTU goes up after the buffers grow, down before they shrink.

@@ -612,7 +612,30 @@ fn create_vnic(
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    let vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    let mut vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    // Receive buffers for the port's MTU (which `mtu net<i>` may have
+    // raised since the port opened): every frame PMTU lets through fits.
+    // The VNIC's own MTU (`ip:...,mtu=N`) is at most the port's.
+    let port_mtu = nic.with_adapter(|a| {
+        usize::from(a.port().admin_mtu).saturating_sub(mlx5::module::PORT_MTU_OVERHEAD)
+    });
+    let own = vnic.queue_set().config().mtu;
+    // PMTU unread or unset: the VNIC's own size.
+    let port_mtu = if port_mtu >= 68 { port_mtu } else { own };
+    let mtu = def.ip.mtu.map_or(own.min(port_mtu), usize::from);
+    let sized = if mtu > port_mtu {
+        Err(format!(
+            "MTU {mtu} above the port's {port_mtu} (raise the port's first: mtu net<i> <n>)"
+        ))
+    } else {
+        vnic.queue_set_mut()
+            .set_mtu(mtu, port_mtu.max(own))
+            .map_err(|e| format!("{e}"))
+    };
+    if let Err(e) = sized {
+        vnic.destroy();
+        return Err(e);
+    }
     crate::netstack::open_with(&format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why
