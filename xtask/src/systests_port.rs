@@ -147,6 +147,34 @@ fn mtu_jumbo(peer: &mut crate::systests_net::Peer, guest: &str) -> Result<String
             "a 9100-byte frame at PMTU 9022: too-long {before} -> {after}, no faults: {clean}"
         ));
     }
+    // A VNIC's MTU: at most the port's, at creation and at run time.
+    plain_line(
+        &peer.shell.ask("vnic create mac:auto,ip:none,mtu=9100")?,
+        "vnic: vnic",
+    )
+    .and_then(|l| {
+        l.contains("MTU 9100 above the port's 9000")
+            .then_some(())
+            .ok_or_else(|| format!("not the port's limit: {l}"))
+    })?;
+    let created = peer.shell.ask("vnic create mac:auto,ip:none,mtu=4000")?;
+    let name = created
+        .lines()
+        .find_map(|l| l.split_once(": created ").map(|(n, _)| n.to_string()))
+        .ok_or_else(|| format!("no VNIC created:\n{created}"))?;
+    plain_line(
+        &peer.shell.ask(&format!("mtu {name} 9100"))?,
+        &format!("mtu: {name}: MTU 9100 above the port's 9000"),
+    )?;
+    plain_line(
+        &peer.shell.ask(&format!("mtu {name} 8000"))?,
+        &format!("{name}: mtu 4000 -> 8000"),
+    )?;
+    let shown = peer.shell.ask(&format!("ifconfig {name}"))?;
+    if !shown.contains(" mtu 8000 ") {
+        return Err(format!("ifconfig {name} after mtu 8000:\n{shown}"));
+    }
+    peer.shell.ask(&format!("vnic delete {name}"))?;
     Ok(format!(
         "mtu net0 1500 -> 9000 at run time: {} ms (shell round trip); iperf3 at MTU 9000 {:.1} Mbit/s, {avg} B/frame",
         change.as_millis(),
