@@ -518,7 +518,7 @@ impl<P: Platform> Rq<P> {
         let n = self.entries();
         if self.outstanding != 0
             || self.kind != RqKind::Cyclic
-            || buf_size % 64 != 0
+            || !buf_size.is_multiple_of(64)
             || bufs.len() < n * buf_size
         {
             return Err(bufs);
