@@ -1,9 +1,11 @@
 //! `cargo xtask`: builds, boots and tests cxos.
 //!
-//! Subcommands: `build`, `image`, `run`, `test`, `lint`, `bench`, `provision`. Exit codes:
-//! 0 success, 1 the kernel (or a test) failed, 2 anything else went wrong.
+//! Subcommands: `build`, `image`, `run`, `test`, `lint`, `bench`,
+//! `acceptance`, `provision`. Exit codes: 0 success, 1 the kernel (or a
+//! test, or an acceptance check) failed, 2 anything else went wrong.
 #![forbid(unsafe_code)]
 
+mod acceptance;
 mod bench;
 mod bench_callgrind;
 mod bench_linux;
@@ -101,6 +103,9 @@ enum Command {
     Lint,
     /// Run the workspace benchmarks and xtask's own figures.
     Bench(bench::BenchArgs),
+    /// The acceptance checks as one suite against the model or a real
+    /// adapter; writes <target>/xtask/acceptance/report.md.
+    Acceptance(acceptance::AcceptanceArgs),
     /// Make sure a QEMU with vfio-user-pci exists (provisions QEMU >= 10.1 from Debian
     /// trixie-backports into a cache dir once if needed); print its version and invocation.
     Provision {
@@ -148,6 +153,7 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Test(args) => test::run(&ws, &args),
         Command::Lint => lint::run(&ws),
         Command::Bench(args) => bench::run(&ws, &args),
+        Command::Acceptance(args) => acceptance::run(&ws, &args),
         Command::Provision { linux_guest } => {
             let code = qemu_provision::run_provision()?;
             if linux_guest {

@@ -189,14 +189,14 @@ const FOREIGN_MAC: &str = "02:00:00:00:be:ef";
 /// `snoop` in the foreground while the namespace pings an address bound
 /// to [`FOREIGN_MAC`]; Ctrl-C ends it. Its output.
 fn snoop_foreign_pings(
-    peer: &mut crate::systests_net::Peer,
+    shell: &mut crate::systests_attach::Shell,
+    ns: &crate::netns::Netns,
     foreign: &str,
 ) -> Result<String, String> {
-    let shell = &mut peer.shell;
     shell.session.send_line("snoop")?;
     std::thread::sleep(Duration::from_millis(300));
     // The pings get no answer: only the frames matter.
-    let _ = peer.net.ping(foreign, 3);
+    let _ = ns.ping(foreign, 3);
     std::thread::sleep(Duration::from_millis(500));
     shell.session.send_line("\u{3}")?;
     let end = shell
@@ -208,33 +208,35 @@ fn snoop_foreign_pings(
     Ok(out)
 }
 
-/// `promisc` and `snoop`: frames the namespace sends to a foreign MAC are
-/// seen only while net0 is promiscuous.
-fn promisc_snoop(peer: &mut crate::systests_net::Peer, config: &PeerConfig) -> Result<(), String> {
+/// `promisc` and `snoop`: frames the namespace `ns` sends out of `ifname`
+/// (its address `host_ip`) to a foreign MAC are seen only while net0 is
+/// promiscuous (also the acceptance suite's check).
+pub(crate) fn promisc_snoop(
+    shell: &mut crate::systests_attach::Shell,
+    ns: &crate::netns::Netns,
+    ifname: &str,
+    host_ip: &str,
+    config: &PeerConfig,
+) -> Result<(), String> {
     let foreign = config.ipv4(9);
-    peer.net
-        .netns()
-        .ip(&[
-            "neigh",
-            "replace",
-            &foreign,
-            "lladdr",
-            FOREIGN_MAC,
-            "dev",
-            crate::netns::TAP,
-        ])
-        .map_err(|e| e.to_string())?;
+    ns.ip(&[
+        "neigh",
+        "replace",
+        &foreign,
+        "lladdr",
+        FOREIGN_MAC,
+        "dev",
+        ifname,
+    ])
+    .map_err(|e| e.to_string())?;
     let to_foreign = format!("> {FOREIGN_MAC}, length ");
-    let off = snoop_foreign_pings(peer, &foreign)?;
+    let off = snoop_foreign_pings(shell, ns, &foreign)?;
     if off.contains(&to_foreign) {
         return Err(format!("snoop saw foreign frames without promisc:\n{off}"));
     }
-    plain_line(&peer.shell.ask("promisc net0 on")?, "net0: promiscuous on")?;
-    let on = snoop_foreign_pings(peer, &foreign)?;
-    let echo = format!(
-        "{to_foreign}98: IPv4 {} > {foreign}: ICMP echo request, id ",
-        peer.net.host_ip()
-    );
+    plain_line(&shell.ask("promisc net0 on")?, "net0: promiscuous on")?;
+    let on = snoop_foreign_pings(shell, ns, &foreign)?;
+    let echo = format!("{to_foreign}98: IPv4 {host_ip} > {foreign}: ICMP echo request, id ");
     let seen = on.lines().filter(|l| l.contains(&echo)).count();
     if seen < 3 {
         return Err(format!(
@@ -247,10 +249,7 @@ fn promisc_snoop(peer: &mut crate::systests_net::Peer, config: &PeerConfig) -> R
     {
         return Err(format!("no snoop summary line:\n{on}"));
     }
-    plain_line(
-        &peer.shell.ask("promisc off net0")?,
-        "net0: promiscuous off",
-    )?;
+    plain_line(&shell.ask("promisc off net0")?, "net0: promiscuous off")?;
     Ok(())
 }
 
@@ -380,7 +379,14 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     figures.push(mtu_jumbo(&mut peer, &guest)?);
-    promisc_snoop(&mut peer, &config)?;
+    let host_ip = peer.net.host_ip();
+    promisc_snoop(
+        &mut peer.shell,
+        peer.net.netns(),
+        crate::netns::TAP,
+        &host_ip,
+        &config,
+    )?;
     // A module reporting an error: the console names it, the link drops.
     expect_reply(
         &peer.sim.ask_ok("module error high-temperature")?,

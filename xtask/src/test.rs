@@ -139,7 +139,7 @@ fn run_system_tests(ctx: &Context, tests: &[SystemTest], tally: &mut Tally) {
 }
 
 /// Builds the kernel and makes sure every package the system tests use is there.
-fn prepare(ws: &Workspace) -> Result<Context> {
+pub(crate) fn prepare(ws: &Workspace) -> Result<Context> {
     let mut packages = vec![provision::QEMU, provision::OVMF];
     packages.extend_from_slice(provision::IMAGE_TOOLS);
     provision::ensure(&packages)?;
