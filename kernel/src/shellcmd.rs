@@ -260,6 +260,7 @@ mod net {
   l2recv [n] [-W s]     receive raw test frames
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
+  mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
@@ -306,6 +307,11 @@ mod net {
         Promisc {
             name: &'a str,
             on: bool,
+        },
+        /// `mtu <if> <n>`.
+        Mtu {
+            name: &'a str,
+            mtu: usize,
         },
     }
 
@@ -379,6 +385,17 @@ mod net {
                 match (is_interface_name(name), state) {
                     (true, "on") => net(NetCommand::Promisc { name, on: true }),
                     (true, "off") => net(NetCommand::Promisc { name, on: false }),
+                    _ => usage(),
+                }
+            }
+            "mtu" => {
+                let usage = || refused("usage: mtu <if> <n>".into());
+                let mut words = arg.split_whitespace();
+                let (Some(name), Some(n), None) = (words.next(), words.next(), words.next()) else {
+                    return usage();
+                };
+                match (is_interface_name(name), n.parse::<usize>()) {
+                    (true, Ok(mtu)) => net(NetCommand::Mtu { name, mtu }),
                     _ => usage(),
                 }
             }
@@ -530,7 +547,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc",
+            "promisc", "mtu",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(
@@ -674,6 +691,23 @@ mod tests {
             );
             assert_eq!(refused("promisc net0"), "usage: promisc <if> on|off");
             assert_eq!(refused("promisc eth0 on"), "usage: promisc <if> on|off");
+            assert_eq!(
+                net("mtu net0 9000"),
+                NetCommand::Mtu {
+                    name: "net0",
+                    mtu: 9000
+                }
+            );
+            assert_eq!(
+                net("mtu vnic2 1400"),
+                NetCommand::Mtu {
+                    name: "vnic2",
+                    mtu: 1400
+                }
+            );
+            assert_eq!(refused("mtu net0"), "usage: mtu <if> <n>");
+            assert_eq!(refused("mtu net0 big"), "usage: mtu <if> <n>");
+            assert_eq!(refused("mtu 9000 net0"), "usage: mtu <if> <n>");
         }
 
         #[test]

@@ -9,7 +9,8 @@
 //! locally administered MAC), `vlan:<1..4094>` (default untagged),
 //! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
-//! `gw=`, `ip6=`, `gw6=`, `lease=` items.
+//! `gw=`, `ip6=`, `gw6=`, `lease=`, `mtu=` items (`mtu=N`: the VNIC's IP
+//! MTU, at most its port's).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -85,7 +86,15 @@ impl FromStr for VnicDef {
             queues: 1,
         };
         let mut ip: Option<String> = None;
+        // `mtu=` may come anywhere; cxos-net's parser checks it.
+        let mut mtu: Option<&str> = None;
         for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
+            if item.starts_with("mtu=") {
+                if mtu.replace(item).is_some() {
+                    return Err(VnicDefError::Ip(ConfigError::Duplicate("mtu")));
+                }
+                continue;
+            }
             if IP_KEYS.iter().any(|k| item.starts_with(k)) {
                 let Some(cfg) = ip.as_mut() else {
                     return Err(VnicDefError::IpItemFirst(item.into()));
@@ -128,7 +137,12 @@ impl FromStr for VnicDef {
                 _ => return Err(VnicDefError::UnknownKey(item.into())),
             }
         }
-        let ip = IfConfig::from_str(ip.as_deref().unwrap_or("none")).map_err(VnicDefError::Ip)?;
+        let mut ip = ip.unwrap_or_else(|| "none".into());
+        if let Some(m) = mtu {
+            ip.push(',');
+            ip.push_str(m);
+        }
+        let ip = IfConfig::from_str(&ip).map_err(VnicDefError::Ip)?;
         Ok(VnicDef { spec, ip })
     }
 }
@@ -231,6 +245,8 @@ mod tests {
             }
         );
         assert_eq!(d.ip, "10.0.0.2/24,gw=10.0.0.1".parse().unwrap());
+        assert_eq!(def("mac:auto,ip:dhcp,mtu=9000").ip.mtu, Some(9000));
+        assert_eq!(def("mtu=1400,vlan:5").ip.mtu, Some(1400));
         // Spaces separate too, '=' works after a key, '-' inside a MAC.
         let d = def("mac=02-00-00-00-00-02 vlan=20 ip=dhcp lease=60");
         assert_eq!(d.spec.mac, Some(Mac([2, 0, 0, 0, 0, 2])));

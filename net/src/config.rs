@@ -7,7 +7,9 @@
 //! with prefix length) and `gw6` (IPv6 default gateway). The IPv4 part may
 //! be empty (`,ip6=fd00::2/64`), meaning `none`. With `dhcp`, `lease=N`
 //! caps the lease the client uses at N seconds (renewal at half of it;
-//! for tests against servers with long minimum leases). The IPv6
+//! for tests against servers with long minimum leases). `mtu=N` sets the
+//! interface's IP MTU when its device opens (1280..=9216: IPv6's minimum
+//! to the stack's limit; the device may allow less). The IPv6
 //! link-local address (from the MAC) is always configured.
 
 use alloc::string::{String, ToString};
@@ -39,6 +41,8 @@ pub struct IfConfig {
     pub gateway6: Option<Ipv6Address>,
     /// DHCP only: use at most this many seconds of any lease.
     pub max_lease_secs: Option<u32>,
+    /// IP MTU the device opens with (its default otherwise).
+    pub mtu: Option<u16>,
 }
 
 /// Why a configuration string was rejected.
@@ -67,6 +71,8 @@ pub enum ConfigError {
     BadLease(String),
     /// `lease=` without `dhcp`.
     LeaseWithoutDhcp,
+    /// `mtu=` is not a number in 1280..=9216.
+    BadMtu(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -80,7 +86,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadGateway(s) => write!(f, "'{s}' is not a gateway address"),
             ConfigError::NotUnicast(s) => write!(f, "{s} is not a unicast address"),
             ConfigError::UnknownKey(s) => {
-                write!(f, "unknown item '{s}' (expected gw=, ip6=, gw6= or lease=)")
+                write!(
+                    f,
+                    "unknown item '{s}' (expected gw=, ip6=, gw6=, lease= or mtu=)"
+                )
             }
             ConfigError::Duplicate(k) => write!(f, "'{k}=' given twice"),
             ConfigError::GatewayWithoutAddress => {
@@ -91,6 +100,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::BadLease(s) => write!(f, "'{s}' is not a lease time in seconds"),
             ConfigError::LeaseWithoutDhcp => f.write_str("lease= needs dhcp"),
+            ConfigError::BadMtu(s) => write!(f, "'{s}' is not an MTU in 1280..=9216"),
         }
     }
 }
@@ -190,6 +200,18 @@ impl FromStr for IfConfig {
                             .ok_or_else(|| ConfigError::BadLease(value.to_string()))?,
                     );
                 }
+                "mtu" => {
+                    if cfg.mtu.is_some() {
+                        return Err(ConfigError::Duplicate("mtu"));
+                    }
+                    cfg.mtu = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|m| (1280..=9216).contains(m))
+                            .ok_or_else(|| ConfigError::BadMtu(value.to_string()))?,
+                    );
+                }
                 _ => return Err(ConfigError::UnknownKey(item.to_string())),
             }
         }
@@ -243,6 +265,9 @@ impl fmt::Display for IfConfig {
         }
         if let Some(g) = self.gateway6 {
             write!(f, ",gw6={g}")?;
+        }
+        if let Some(m) = self.mtu {
+            write!(f, ",mtu={m}")?;
         }
         Ok(())
     }
@@ -353,10 +378,12 @@ mod tests {
             e("10.0.0.2/24,gw=10.0.0.1,gw=10.0.0.3"),
             ConfigError::Duplicate("gw")
         );
-        assert_eq!(
-            e("dhcp,mtu=9000"),
-            ConfigError::UnknownKey("mtu=9000".into())
-        );
+        assert_eq!(e("dhcp,mtu=80000"), ConfigError::BadMtu("80000".into()));
+        assert_eq!(e("dhcp,mtu=1279"), ConfigError::BadMtu("1279".into()));
+        assert_eq!(e("dhcp,mtu=9000,mtu=1500"), ConfigError::Duplicate("mtu"));
+        let c: IfConfig = "dhcp,mtu=9000".parse().unwrap();
+        assert_eq!((c.ipv4, c.mtu), (Ipv4Config::Dhcp, Some(9000)));
+        assert_eq!(format!("{c}"), "dhcp,mtu=9000");
         assert_eq!(e("dhcp,fast"), ConfigError::UnknownKey("fast".into()));
         assert_eq!(e("dhcp,lease=0"), ConfigError::BadLease("0".into()));
         assert_eq!(e("dhcp,lease=x"), ConfigError::BadLease("x".into()));

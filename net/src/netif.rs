@@ -587,6 +587,34 @@ impl<D: NetDevice> NetIf<D> {
         self.phy.device_mut()
     }
 
+    /// Change the device's MTU with `f`; the stack's MTU follows.
+    /// smoltcp reads the device capabilities only when its interface is
+    /// made, so a changed MTU makes a new one with the same addresses and
+    /// routes (sockets, DHCP lease and multicast filters are kept; the
+    /// neighbour cache starts empty).
+    pub fn change_mtu<R>(&mut self, now: Instant, f: impl FnOnce(&mut D) -> R) -> R {
+        let old = self.phy.device().mtu();
+        let r = f(self.phy.device_mut());
+        if self.phy.device().mtu() == old {
+            return r;
+        }
+        self.phy.refresh_mtu();
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(self.mac)));
+        config.random_seed = seed(self.mac, now);
+        let mut iface = Interface::new(config, &mut self.phy, now);
+        let addrs: Vec<IpCidr> = self.iface.ip_addrs().to_vec();
+        iface.update_ip_addrs(|a| {
+            for c in addrs {
+                let _ = a.push(c);
+            }
+        });
+        let mut routes = heapless::Vec::new();
+        self.iface.routes_mut().update(|r| routes = r.clone());
+        iface.routes_mut().update(|r| *r = routes);
+        self.iface = iface;
+        r
+    }
+
     pub fn into_device(self) -> D {
         self.phy.into_device()
     }

@@ -387,6 +387,12 @@ impl<D: NetDevice> Phy<D> {
         &mut self.tx.dev
     }
 
+    /// After the device's MTU changed at run time: smoltcp's
+    /// `max_transmission_unit` follows (device MTU + 14).
+    pub fn refresh_mtu(&mut self) {
+        self.caps.max_transmission_unit = self.tx.dev.mtu() + ETH_HEADER;
+    }
+
     pub fn into_device(self) -> D {
         self.tx.dev
     }

@@ -365,3 +365,14 @@ fn the_device_is_told_which_multicast_groups_ipv6_needs() {
         vec![[0x33, 0x33, 0, 0, 0, 1], [0x33, 0x33, 0xff, 0, 0, 0x0b]]
     );
 }
+
+#[test]
+fn the_stack_mtu_follows_a_runtime_change_of_the_device() {
+    let mut n = net(FakeDev::new());
+    assert_eq!(n.phy().capabilities().max_transmission_unit, 1514);
+    let addrs = n.iface.ip_addrs().to_vec();
+    n.change_mtu(Instant::from_millis(5), |d| d.mtu = 9000);
+    assert_eq!(n.iface.ip_addrs(), &addrs[..], "addresses kept");
+    assert_eq!(n.phy().capabilities().max_transmission_unit, 9014);
+    assert_eq!(n.phy().capabilities().ip_mtu(), 9000);
+}

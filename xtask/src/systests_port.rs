@@ -7,7 +7,10 @@
 //! has them (sim/src/module/inventory.rs); `led` states read back through
 //! the model's control socket; the PPCNT 802.3 counters `stats` shows move
 //! with traffic, between the model's own counts; `snoop` sees the frames
-//! the namespace sends to a foreign MAC only while `promisc net0 on`.
+//! the namespace sends to a foreign MAC only while `promisc net0 on`;
+//! `mtu net0 9000` at run time, then stock `ping -M do -s 8972` and
+//! iperf3 with jumbo frames from the namespace, and a frame above the
+//! port MTU injected on the wire counted as too long with no queue fault.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,137 @@ fn model_rx(sim: &crate::sim_device::SimDevice) -> Result<u64, String> {
         .find(|l| l.starts_with("port rx frames "))
         .ok_or_else(|| format!("no port rx line in {lines:?}"))?;
     number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// `stats`' `802.3: ... too-long <n>` and whether every `faults <n>` line
+/// says 0.
+fn too_long_and_faults(shell: &mut crate::systests_attach::Shell) -> Result<(u64, bool), String> {
+    let stats = shell.ask("stats")?;
+    let line = stats
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("802.3: rx frames "))
+        .ok_or_else(|| format!("no 802.3 rx line in:\n{stats}"))?;
+    let n = number_after(line, "too-long").ok_or_else(|| format!("not understood: {line}"))?;
+    let faults: Vec<&str> = stats
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("faults "))
+        .collect();
+    let clean = !faults.is_empty() && faults.iter().all(|l| l.starts_with("faults 0 "));
+    Ok((n, clean))
+}
+
+/// The model's `wire` line `port rx frames <n> bytes <b>`.
+fn model_rx_bytes(sim: &crate::sim_device::SimDevice) -> Result<(u64, u64), String> {
+    let lines = sim.ask_ok("wire")?;
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("port rx frames "))
+        .ok_or_else(|| format!("no port rx line in {lines:?}"))?;
+    match (number_after(line, "frames"), number_after(line, "bytes")) {
+        (Some(f), Some(b)) => Ok((f, b)),
+        _ => Err(format!("not understood: {line}")),
+    }
+}
+
+/// Runtime MTU: a size above the part's limit is refused with the limit
+/// named; `mtu net0 9000`; the TAP goes to 9000 too; stock `ping -M do -s
+/// 8972` (9000-byte IP packets, no fragmentation) and a short iperf3
+/// whose frames average jumbo size on the model's wire; a 9100-byte frame
+/// injected on the wire is dropped by the MAC (PMTU 9022) as too long,
+/// with no queue fault. The figure line.
+fn mtu_jumbo(peer: &mut crate::systests_net::Peer, guest: &str) -> Result<String, String> {
+    plain_line(
+        &peer.shell.ask("mtu net0 20000")?,
+        "mtu: net0: MTU 20000 out of range: this port takes 1280 to ",
+    )?;
+    let t = Instant::now();
+    plain_line(
+        &peer.shell.ask("mtu net0 9000")?,
+        "net0: mtu 1500 -> 9000 (port MTU 9022)",
+    )?;
+    let change = t.elapsed();
+    peer.net
+        .netns()
+        .ip(&["link", "set", crate::netns::TAP, "mtu", "9000"])
+        .map_err(|e| e.to_string())?;
+    // smoltcp's new interface starts with an empty neighbour cache: the
+    // reply to a first packet waits for ARP (and smoltcp drops it).
+    let _ = peer.net.ping(guest, 1);
+    let out = peer
+        .net
+        .netns()
+        .run(
+            "ping",
+            &["-n", "-c", "3", "-W", "2", "-M", "do", "-s", "8972", guest],
+        )
+        .map_err(|e| e.to_string())?;
+    if !out.contains(" 0% packet loss") || !out.contains("8980 bytes from") {
+        return Err(format!("jumbo ping:\n{out}"));
+    }
+    let (f0, b0) = model_rx_bytes(&peer.sim)?;
+    let json = peer
+        .net
+        .iperf3_client(guest, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    let (bps, _) = crate::systests_net::iperf3_summary(&json)?;
+    let (f1, b1) = model_rx_bytes(&peer.sim)?;
+    let avg = (b1 - b0) / (f1 - f0).max(1);
+    if avg < 4000 {
+        return Err(format!(
+            "iperf3 at MTU 9000: {} frames of {avg} bytes on average reached the port",
+            f1 - f0
+        ));
+    }
+    let (before, _) = too_long_and_faults(&mut peer.shell)?;
+    let mut frame = vec![0xffu8; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x88, 0xb5]);
+    frame.resize(9100, 0x5a);
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    expect_reply(
+        &peer.sim.ask_ok(&format!("inject {hex}"))?,
+        "ok injected 9100 bytes",
+    )?;
+    let (after, clean) = too_long_and_faults(&mut peer.shell)?;
+    if after != before + 1 || !clean {
+        return Err(format!(
+            "a 9100-byte frame at PMTU 9022: too-long {before} -> {after}, no faults: {clean}"
+        ));
+    }
+    // A VNIC's MTU: at most the port's, at creation and at run time.
+    plain_line(
+        &peer.shell.ask("vnic create mac:auto,ip:none,mtu=9100")?,
+        "vnic: vnic",
+    )
+    .and_then(|l| {
+        l.contains("MTU 9100 above the port's 9000")
+            .then_some(())
+            .ok_or_else(|| format!("not the port's limit: {l}"))
+    })?;
+    let created = peer.shell.ask("vnic create mac:auto,ip:none,mtu=4000")?;
+    let name = created
+        .lines()
+        .find_map(|l| l.split_once(": created ").map(|(n, _)| n.to_string()))
+        .ok_or_else(|| format!("no VNIC created:\n{created}"))?;
+    plain_line(
+        &peer.shell.ask(&format!("mtu {name} 9100"))?,
+        &format!("mtu: {name}: MTU 9100 above the port's 9000"),
+    )?;
+    plain_line(
+        &peer.shell.ask(&format!("mtu {name} 8000"))?,
+        &format!("{name}: mtu 4000 -> 8000"),
+    )?;
+    let shown = peer.shell.ask(&format!("ifconfig {name}"))?;
+    if !shown.contains(" mtu 8000 ") {
+        return Err(format!("ifconfig {name} after mtu 8000:\n{shown}"));
+    }
+    peer.shell.ask(&format!("vnic delete {name}"))?;
+    Ok(format!(
+        "mtu net0 1500 -> 9000 at run time: {} ms (shell round trip); iperf3 at MTU 9000 {:.1} Mbit/s, {avg} B/frame",
+        change.as_millis(),
+        bps / 1e6
+    ))
 }
 
 /// A MAC no one has: the namespace sends to it through a static
@@ -244,6 +378,7 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "802.3 rx frames {before} -> {now} after 3 pings; the model counted {low}..{high}"
         ));
     }
+    figures.push(mtu_jumbo(&mut peer, &guest)?);
     let host_ip = peer.net.host_ip();
     promisc_snoop(
         &mut peer.shell,

@@ -54,6 +54,7 @@ use crate::vport::Mac;
 use crate::wqe::InlineMode;
 
 mod config;
+mod mtu;
 mod open;
 mod recovery;
 mod report;

@@ -503,6 +503,42 @@ impl<P: Platform> Rq<P> {
         true
     }
 
+    /// Runtime MTU change, with the RQ in RST and nothing handed out: new
+    /// data buffers of `buf_size` bytes (64-byte multiple) for a cyclic
+    /// RQ, every WQE rewritten to point at them and posted again (at the
+    /// next [`Rq::commit`], after RST -> RDY). Returns the old buffers,
+    /// which the device no longer owns; `Err` gives `bufs` back untouched
+    /// (frames handed out, or a striding RQ, whose strides take any frame).
+    pub fn rebuffer(
+        &mut self,
+        bufs: Region<P>,
+        buf_size: usize,
+        lkey: Lkey,
+    ) -> Result<Region<P>, Region<P>> {
+        let n = self.entries();
+        if self.outstanding != 0
+            || self.kind != RqKind::Cyclic
+            || !buf_size.is_multiple_of(64)
+            || bufs.len() < n * buf_size
+        {
+            return Err(bufs);
+        }
+        for i in 0..n {
+            let mut w = [0u8; DS];
+            let addr = bufs.device_addr().offset(i * buf_size).get();
+            wqe::write_data(&mut w, buf_size as u32, lkey.0, addr);
+            self.ring.mem.write_bytes(i * DS, &w);
+        }
+        self.buf_size = buf_size;
+        self.ci = 0;
+        self.used = 0;
+        self.posted = n as u16;
+        self.published = 0;
+        self.mmio.barrier_before_doorbell_record();
+        self.ring.write_dbr(0, 0);
+        Ok(core::mem::replace(&mut self.bufs, bufs))
+    }
+
     /// Device address of the buffer of `slot`.
     pub fn buf_addr(&self, slot: u16) -> u64 {
         let slot = slot as usize & (self.entries() - 1);

@@ -141,6 +141,92 @@ pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
     })
 }
 
+/// `mtu <if> <n>` on an mlx5 interface (`None`: no such interface of
+/// this driver). `net<i>` sets the port's MTU: PMTU (+22) and the
+/// receive buffers of every interface on the port (raised before PMTU
+/// goes up, shrunk after it comes down, so no frame the MAC lets through
+/// overflows a buffer); a VNIC takes at most the port's MTU.
+#[cfg(feature = "net")]
+pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
+    use crate::netstack::with_net;
+    use cxos_drivers::NetDevice;
+    let overhead = mlx5::module::PORT_MTU_OVERHEAD;
+    let (max, port_mtu, old) = with_net::<Mlx5Vnic, _>(name, |net| {
+        let v = net.device();
+        let (max, admin) = v
+            .nic()
+            .with_adapter(|a| (a.port().max_mtu, a.port().admin_mtu));
+        let max = usize::from(max).saturating_sub(overhead);
+        let limit = (mlx5::sq::MAX_FRAME - mlx5::queue_set::L2_OVERHEAD).min(max);
+        (limit, usize::from(admin).saturating_sub(overhead), v.mtu())
+    })?;
+    // The interface always has an IPv6 link-local address: 1280 at least.
+    if !(1280..=max).contains(&mtu) {
+        return Some(Err(format!(
+            "MTU {mtu} out of range: this port takes 1280 to {max}"
+        )));
+    }
+    let resize = |iface: &str, m: usize, rx: usize| {
+        with_net::<Mlx5Vnic, _>(iface, |net| {
+            net.change_mtu(crate::netstack::now(), |d| d.queue_set_mut().set_mtu(m, rx))
+                .map_err(|e| format!("{iface}: {e}"))
+        })
+        .unwrap_or(Ok(()))
+    };
+    if !name.starts_with("net") {
+        if mtu > port_mtu {
+            return Some(Err(format!(
+                "MTU {mtu} above the port's {port_mtu} (raise the port's first: mtu net<i> <n>)"
+            )));
+        }
+        return Some(resize(name, mtu, port_mtu).map(|()| format!("{name}: mtu {old} -> {mtu}")));
+    }
+    let vnics: Vec<String> = {
+        let slots = SLOTS.lock();
+        slots
+            .iter()
+            .find(|s| s.iface() == name)
+            .and_then(|s| match &s.state {
+                State::Open(o) => Some(o.vnics.iter().map(|n| format!("vnic{n}")).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let pmtu = || {
+        with_net::<Mlx5Vnic, _>(name, |net| {
+            net.device().nic().with_adapter(|a| a.set_port_mtu(mtu))
+        })
+        .unwrap_or(Ok(0))
+        .map_err(|e| format!("{e}"))
+    };
+    let raise = mtu > port_mtu;
+    let mut oper = 0;
+    if !raise {
+        oper = match pmtu() {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+    }
+    let resized = (|| {
+        resize(name, mtu, mtu)?;
+        for v in &vnics {
+            let m = with_net::<Mlx5Vnic, _>(v, |net| net.device().mtu()).unwrap_or(mtu);
+            resize(v, m.min(mtu), mtu)?;
+        }
+        Ok::<(), String>(())
+    })();
+    if let Err(e) = resized {
+        return Some(Err(e));
+    }
+    if raise {
+        oper = match pmtu() {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+    }
+    Some(Ok(format!("{name}: mtu {old} -> {mtu} (port MTU {oper})")))
+}
+
 /// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
 /// (1000BASE-T)`, `unplugged`, or why it cannot be read.
 fn module_summary(a: &mut Mlx5Adapter) -> String {
@@ -416,11 +502,24 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
         .comp_eqs()
         .get(res.eq_index)
         .map_or(0, |&(_, entry)| entry);
-    let cfg = NicConfig::default();
+    #[allow(unused_mut)]
+    let mut cfg = NicConfig::default();
+    // `net.<i>=...,mtu=N` on the command line.
+    #[cfg(feature = "net")]
+    if let Some(m) = crate::netstack::config_for(&slot.iface()).mtu {
+        cfg.eth.mtu = usize::from(m);
+    }
     // The MAC drops frames longer than the data path's MTU (PMTU) rather
     // than let them overflow a receive buffer.
     if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
-        println!("mlx5 {addr}: port MTU not set: {e}");
+        println!(
+            "mlx5 {addr}: port MTU {} not set: {e}; using 1500",
+            cfg.eth.mtu
+        );
+        cfg.eth.mtu = 1500;
+        if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
+            println!("mlx5 {addr}: port MTU not set: {e}");
+        }
     }
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => nic,
@@ -523,7 +622,30 @@ fn create_vnic(
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    let vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    let mut vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    // Receive buffers for the port's MTU (which `mtu net<i>` may have
+    // raised since the port opened): every frame PMTU lets through fits.
+    // The VNIC's own MTU (`ip:...,mtu=N`) is at most the port's.
+    let port_mtu = nic.with_adapter(|a| {
+        usize::from(a.port().admin_mtu).saturating_sub(mlx5::module::PORT_MTU_OVERHEAD)
+    });
+    let own = vnic.queue_set().config().mtu;
+    // PMTU unread or unset: the VNIC's own size.
+    let port_mtu = if port_mtu >= 68 { port_mtu } else { own };
+    let mtu = def.ip.mtu.map_or(own.min(port_mtu), usize::from);
+    let sized = if mtu > port_mtu {
+        Err(format!(
+            "MTU {mtu} above the port's {port_mtu} (raise the port's first: mtu net<i> <n>)"
+        ))
+    } else {
+        vnic.queue_set_mut()
+            .set_mtu(mtu, port_mtu.max(own))
+            .map_err(|e| format!("{e}"))
+    };
+    if let Err(e) = sized {
+        vnic.destroy();
+        return Err(e);
+    }
     crate::netstack::open_with(&format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why

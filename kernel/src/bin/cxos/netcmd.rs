@@ -115,6 +115,11 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
             Some(Err(e)) => println!("promisc: {name}: {e}"),
             None => println!("promisc: no interface {name}"),
         },
+        NetCommand::Mtu { name, mtu } => match mlx5nic::set_mtu(name, mtu) {
+            Some(Ok(line)) => println!("{line}"),
+            Some(Err(e)) => println!("mtu: {name}: {e}"),
+            None => println!("mtu: no interface {name}"),
+        },
         NetCommand::Vnics => {
             let lines = mlx5nic::vnic_lines();
             if lines.is_empty() {
