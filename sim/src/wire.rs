@@ -43,10 +43,6 @@ pub struct PortStats {
     pub rx_dropped_too_long: u64,
     /// The receive WQE could not take the frame (error CQE written).
     pub rx_dropped_wqe_error: u64,
-    /// Longer than the buffers of the receive WQE it was steered to:
-    /// dropped, the WQE kept for the next frame, the RQ still ready
-    /// (`datapath::rx`).
-    pub rx_dropped_oversize: u64,
     /// LSO WQEs executed (their segments count in `tx_frames`).
     pub tx_lso_sends: u64,
     /// Not accepted by the vport's address filter (unicast not its own

@@ -344,22 +344,14 @@ fn rx_bad_lkey_is_a_responder_error_and_the_rest_is_flushed() {
 }
 
 #[test]
-fn a_frame_longer_than_the_rx_buffer_is_a_counted_drop_and_the_wqe_waits() {
-    // The wire is untrusted: no frame may move an RQ to ERR (sim/src/
-    // datapath/rx.rs, "Oversize frames").
+fn rx_buffer_too_small_is_a_local_length_error() {
     let p = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let mut n = Net::open(p.clone());
     let lkey = n.up.resd_lkey;
     n.post_rx(0, lkey, None, 64);
     p.inject_rx(&frame(n.mac, [2; 6], 100, 0));
-    assert!(n.rx_cq.poll().is_none(), "no CQE, no error");
-    assert_eq!(p.port_stats().rx_dropped_oversize, 1);
-    assert_eq!(p.port_stats().rx_dropped_wqe_error, 0);
-    // The same WQE takes the next frame that fits.
-    p.inject_rx(&frame(n.mac, [2; 6], 60, 1));
     let e = n.rx_cq.poll().unwrap();
-    // MLX5_CQE_RESP_SEND (2), byte_cnt 60.
-    assert_eq!((cqe_opcode(&e), cqe_byte_cnt(&e)), (0x2, 60));
+    assert_eq!((cqe_opcode(&e), cqe_syndrome(&e)), (0xe, 0x01));
 }
 
 #[test]

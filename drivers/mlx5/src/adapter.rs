@@ -46,6 +46,9 @@ pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION")
 /// without letting a device take the machine's memory.
 pub const DEFAULT_MAX_TOTAL_PAGES: u32 = 1 << 16;
 
+/// The IP MTU the port is brought to at attach (and `EthConfig`'s default).
+pub const DEFAULT_IP_MTU: usize = 1500;
+
 /// Attach-time settings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Config {
@@ -391,6 +394,7 @@ impl<P: Platform> Adapter<P> {
             .map_err(cmd_at(Step::Vport))?;
 
         self.read_port().map_err(at(Step::PortRegisters))?;
+        self.default_port_mtu().map_err(at(Step::PortRegisters))?;
         if self.config.port_admin_up && !self.port.admin_up {
             self.write_paos(true).map_err(at(Step::PortUp))?;
             self.undo.push(Undo::PortAdminDown);
@@ -576,6 +580,30 @@ impl<P: Platform> Adapter<P> {
         info.apply_pmtu(&self.read_register(port::REG_PMTU)?);
         info.apply_pmlp(&self.read_register(port::REG_PMLP)?);
         self.port = info;
+        Ok(())
+    }
+
+    /// Bring the port MTU (PMTU) to the Ethernet default, IP MTU 1500,
+    /// unless it is there already. Firmware may leave it at the port's
+    /// largest; a frame longer than a receive WQE's buffers is a
+    /// LOCAL_LENGTH error that moves the RQ to ERR, so until a user asks
+    /// for jumbo frames (`set_port_mtu`), the MAC drops what a default
+    /// queue set could not take, whoever opens it.
+    fn default_port_mtu(&mut self) -> Result<(), Error> {
+        let mtu = (DEFAULT_IP_MTU + crate::module::PORT_MTU_OVERHEAD) as u16;
+        if self.port.admin_mtu == mtu || self.port.max_mtu < mtu {
+            return Ok(());
+        }
+        let mut d = [0u8; port::pmtu::LEN];
+        port::pmtu::LOCAL_PORT.set(&mut d, port::LOCAL_PORT);
+        port::pmtu::ADMIN_MTU.set(&mut d, u32::from(mtu));
+        self.dev.exec(&AccessRegister {
+            reg: port::REG_PMTU,
+            write: true,
+            data: &d,
+        })?;
+        let now = self.read_register(port::REG_PMTU)?;
+        self.port.apply_pmtu(&now);
         Ok(())
     }
 

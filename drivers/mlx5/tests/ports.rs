@@ -199,8 +199,11 @@ fn led_and_speeds() {
 fn the_port_mtu_is_the_ip_mtu_plus_22_and_the_mac_enforces_it() {
     let sim = SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous);
     let mut a = attach(&sim);
-    // Until PMTU is written the MAC takes the port's largest frame.
-    assert_eq!(a.port().oper_mtu, a.port().max_mtu);
+    // Firmware left the MAC at the port's largest frame; attach brought it
+    // to the Ethernet default (IP MTU 1500 + 22).
+    assert!(a.port().max_mtu > 1522);
+    assert_eq!(a.port().oper_mtu, 1522);
+    assert_eq!(sim.with_model(|d| d.phys_port.admin_mtu), 1522);
     assert_eq!(a.set_port_mtu(9000).unwrap(), 9022);
     assert_eq!(sim.with_model(|d| d.phys_port.admin_mtu), 9022);
     assert_eq!(a.set_port_mtu(1500).unwrap(), 1522);

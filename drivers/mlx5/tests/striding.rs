@@ -24,7 +24,8 @@ fn attach(sim: &SimPlatform) -> (Adapter<SimPlatform>, Resources) {
 }
 
 fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
-    let (a, r) = attach(sim);
+    let (mut a, r) = attach(sim);
+    common::port_mtu_for(&mut a, &cfg);
     match QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),

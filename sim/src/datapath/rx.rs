@@ -26,18 +26,9 @@
 //! Errors (responder error CQE `MLX5_CQE_RESP_ERR`): LOCAL_PROT (0x04) for a
 //! data segment whose lkey the mkey table refuses (`cmd::mkey`: unknown
 //! key, another protection domain, no local write, outside the key's range)
-//! or whose address the bus refuses; LOCAL_LENGTH (0x01) when a striding
-//! WQE's segment is smaller than its strides. The RQ moves to ERR; with
-//! `flush_in_error_en` the rest of the posted WQEs complete with WR_FLUSH
-//! (0x05).
-//!
-//! Oversize frames: the wire is untrusted input, and no frame may move a
-//! queue to ERR. A ConnectX drops frames above the port MTU (PMTU) in its
-//! MAC, before any queue sees them; the model does the same at the queue,
-//! whatever MTU was programmed: a frame longer than the buffers of the WQE
-//! it would go into (a cyclic WQE's segments together, a striding WQE's
-//! strides) is dropped and counted (`rx_dropped_oversize`), and the WQE
-//! waits for the next frame.
+//! or whose address the bus refuses; LOCAL_LENGTH (0x01) when the WQE's segments are too small
+//! for the frame. The RQ moves to ERR; with `flush_in_error_en` the rest of
+//! the posted WQEs complete with WR_FLUSH (0x05).
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
@@ -197,10 +188,6 @@ fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     let stride = 1usize << wq.log_stride;
     let mut wqe = [0u8; MAX_STRIDE];
     let result = if read_wqe(dev, &wq, ci, &mut wqe[..stride]) {
-        if capacity(&wqe[..stride]) < (parts[0].len() + parts[1].len()) as u64 {
-            dev.nic.wire.stats.rx_dropped_oversize += 1;
-            return;
-        }
         scatter(dev, wq.pd, wq.end_pad, &wqe[..stride], parts)
     } else {
         Err(cqe::SYN_LOCAL_PROT)
@@ -307,9 +294,7 @@ fn deliver_striding(
     let need = len.div_ceil(stride).max(1) as u32;
     let mut used = dev.nic.rqs.get(c.rqn).map_or(0, |r| r.strides_used);
     if need > nstrides {
-        // Longer than a whole WQE (module docs, "Oversize frames").
-        dev.nic.wire.stats.rx_dropped_oversize += 1;
-        return;
+        return rx_error(dev, c.rqn, c.cqn, ci, cqe::SYN_LOCAL_LENGTH);
     }
     if used + need > nstrides {
         let mut e = [0u8; CQE_SIZE];
@@ -446,15 +431,6 @@ fn pad_end(dev: &mut Function, end: u64, room: u64) -> Result<(), u8> {
         return Err(cqe::SYN_LOCAL_PROT);
     }
     Ok(())
-}
-
-/// Bytes a cyclic receive WQE's data segments hold together (up to the
-/// first segment of length 0, which ends the list).
-fn capacity(wqe: &[u8]) -> u64 {
-    wqe.chunks_exact(DS)
-        .map(|d| seg_len(d) as u64)
-        .take_while(|&n| n != 0)
-        .sum()
 }
 
 /// Copy the frame (`parts`, one after the other) into the WQE's data

@@ -446,8 +446,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 + p.rx_dropped_link_down
                 + p.rx_dropped_bad_length
                 + p.rx_dropped_too_long
-                + p.rx_dropped_wqe_error
-                + p.rx_dropped_oversize;
+                + p.rx_dropped_wqe_error;
             let _ = writeln!(
                 out,
                 "port rx frames {} bytes {} delivered {} dropped {dropped}",

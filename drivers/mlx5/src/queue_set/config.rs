@@ -55,7 +55,7 @@ pub enum RqChoice {
 impl Default for EthConfig {
     fn default() -> Self {
         Self {
-            mtu: 1500,
+            mtu: crate::adapter::DEFAULT_IP_MTU,
             log_sq: 9,
             log_rq: 9,
             cq_every: 32,

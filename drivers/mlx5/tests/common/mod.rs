@@ -80,14 +80,24 @@ pub type Port = mlx5::QueueSet<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>;
 
 /// Attach the driver to `sim` and open its port with `cfg`.
 pub fn open_port(sim: &mlx5_sim::harness::SimPlatform, cfg: mlx5::EthConfig) -> Port {
-    let a = match mlx5::Adapter::attach(sim.clone(), config()) {
+    let mut a = match mlx5::Adapter::attach(sim.clone(), config()) {
         Ok(a) => a,
         Err(f) => panic!("attach failed: {}", f.error),
     };
+    port_mtu_for(&mut a, &cfg);
     let r = mlx5::Resources::of(&a).expect("resources");
     match mlx5::QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
+    }
+}
+
+/// Raise the port MTU (PMTU) for `cfg`'s MTU, as a user of the driver
+/// does before opening jumbo queues: attach leaves the port at the
+/// Ethernet default, so the MAC drops longer frames.
+pub fn port_mtu_for(a: &mut mlx5::Adapter<mlx5_sim::harness::SimPlatform>, cfg: &mlx5::EthConfig) {
+    if cfg.mtu > 1500 {
+        a.set_port_mtu(cfg.mtu).expect("port MTU");
     }
 }
 
