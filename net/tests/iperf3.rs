@@ -1291,3 +1291,52 @@ fn bind_address_server_and_client() {
     assert_eq!(socket_count(&p.a.net), sockets);
     p.close();
 }
+
+#[test]
+fn time_zero_runs_until_stopped_and_the_server_goes_on() {
+    let mut p = Pair::new(A, B);
+    let mut srv = Srv::new(&mut p);
+    let Iperf3Args::Client(cfg) = "-t 0 -b 5M -c 10.0.0.2".parse().unwrap() else {
+        panic!()
+    };
+    let mut out = String::new();
+    let now = p.now;
+    let mut c = Iperf3Client::start(
+        cfg,
+        &mut p.a.net.iface,
+        &mut p.a.net.sockets,
+        now,
+        now.total_micros() as u64,
+        &mut out,
+    );
+    // Past iperf3's default 10 s and then some: still sending.
+    let end = p.now + Duration::from_secs(25);
+    while p.now < end {
+        let progress = p.poll();
+        let now = p.now;
+        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
+        {
+            panic!("-t 0 ended by itself: {r:?}\n{out}");
+        }
+        assert!(srv.poll(&mut p).is_none(), "{}", srv.out);
+        let at = [c.poll_at(now), srv.s.poll_at(now)]
+            .into_iter()
+            .flatten()
+            .min();
+        tick(&mut p, progress, at);
+    }
+    assert!(
+        out.contains("[  5]  20.00-21.00"),
+        "interval lines go on:\n{out}"
+    );
+    // Stopped as iperf3 is by ^C: the server is told and serves the next.
+    c.stop(&mut p.a.net.sockets);
+    let _ = p.poll();
+    let _ = c.abort(&mut p.a.net.sockets, &mut out);
+    assert!(until(&mut p, Duration::from_secs(30), |p| srv
+        .poll(p)
+        .is_some()));
+    let o = run_client(&mut p, &mut srv, "-c 10.0.0.2 -t 1");
+    assert!(o.client.is_ok(), "{}", o.out);
+    p.close();
+}

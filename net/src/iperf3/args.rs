@@ -1,7 +1,7 @@
 //! iperf3 command arguments from a string, as the shell and `test=` pass them:
 //! `-s [-p port] [-B addr] [-1]` or
 //! `-c addr [-p port] [-B addr] [-R] [-P n] [-t s] [-u] [-b rate] [-l len]`,
-//! options in any order.
+//! options in any order; `-t 0` runs until stopped, as iperf3.
 
 use alloc::string::{String, ToString};
 use core::fmt;
@@ -25,7 +25,7 @@ pub struct ClientConfig {
     pub protocol: Protocol,
     pub reverse: bool,
     pub parallel: u32,
-    /// Test length in seconds.
+    /// Test length in seconds; 0 runs until stopped (iperf3's `-t 0`).
     pub time: u32,
     /// Target bits per second per stream; 0 = unlimited (default for TCP;
     /// UDP defaults to 1 Mbit/s like iperf3).
@@ -200,7 +200,7 @@ impl FromStr for Iperf3Args {
                     time = v
                         .parse()
                         .ok()
-                        .filter(|n| (1..=MAX_TIME).contains(n))
+                        .filter(|n| *n <= MAX_TIME)
                         .ok_or_else(|| bad(w, v))?;
                     client_only = Some(w);
                 }
@@ -284,6 +284,12 @@ mod tests {
             panic!()
         };
         assert_eq!((c.bandwidth, c.len), (1_000_000, 1448));
+        // -t 0: until stopped, as iperf3; beyond a day refused, as iperf3.
+        let Iperf3Args::Client(c) = "-t 0 -c 10.0.0.1".parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.time, 0);
+        assert!("-c 10.0.0.1 -t 86401".parse::<Iperf3Args>().is_err());
     }
 
     #[test]

@@ -161,9 +161,10 @@ impl Iperf3Client {
                 if let Some(e) = &self.engine
                     && e.end.is_none()
                 {
-                    at = at
-                        .min(e.next_report_at())
-                        .min(e.start + secs(self.cfg.time));
+                    at = at.min(e.next_report_at());
+                    if let Some(end) = end_at(self.cfg.time, e.start) {
+                        at = at.min(end);
+                    }
                     if let Some(s) = e.next_send_at(now) {
                         at = at.min(s);
                     }
@@ -333,7 +334,9 @@ impl Iperf3Client {
             }
             engine.pump(sockets, now);
             engine.report(now, out);
-            if engine.end.is_none() && now >= engine.start + secs(self.cfg.time) {
+            if engine.end.is_none()
+                && end_at(self.cfg.time, engine.start).is_some_and(|end| now >= end)
+            {
                 engine.finish(now, out);
                 self.pending.push(State::TestEnd.byte());
                 flush(sockets, ctl, &mut self.pending);
@@ -584,6 +587,12 @@ impl Iperf3Client {
             self.ready.push(st);
         }
     }
+}
+
+/// When a test of `time` seconds that started at `start` ends; `-t 0`:
+/// never (it runs until stopped).
+fn end_at(time: u32, start: Instant) -> Option<Instant> {
+    (time != 0).then(|| start + secs(time))
 }
 
 fn secs(s: u32) -> Duration {
