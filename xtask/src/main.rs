@@ -25,6 +25,7 @@ mod qmp;
 mod run;
 mod session;
 mod sim_device;
+mod soak;
 mod systests;
 mod systests_attach;
 mod systests_linux;
@@ -106,6 +107,9 @@ enum Command {
     /// The acceptance checks as one suite against the model or a real
     /// adapter; writes <target>/xtask/acceptance/report.md.
     Acceptance(acceptance::AcceptanceArgs),
+    /// cxos on the model under stock iperf3 both ways for N minutes,
+    /// sampling memory every minute; checks nothing leaked at detach.
+    Soak(soak::SoakArgs),
     /// Make sure a QEMU with vfio-user-pci exists (provisions QEMU >= 10.1 from Debian
     /// trixie-backports into a cache dir once if needed); print its version and invocation.
     Provision {
@@ -154,6 +158,7 @@ fn dispatch(command: Command) -> Result<u8> {
         Command::Lint => lint::run(&ws),
         Command::Bench(args) => bench::run(&ws, &args),
         Command::Acceptance(args) => acceptance::run(&ws, &args),
+        Command::Soak(args) => soak::run(&ws, &args),
         Command::Provision { linux_guest } => {
             let code = qemu_provision::run_provision()?;
             if linux_guest {

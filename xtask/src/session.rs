@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -31,6 +31,10 @@ pub struct Session {
     serial: String,
     stderr: String,
     log: File,
+    log_path: PathBuf,
+    /// Bytes written to `log`; past `log_cap` it is rotated.
+    log_written: u64,
+    log_cap: u64,
     deadline: Instant,
     timeout: Duration,
     status: Option<ExitStatus>,
@@ -67,6 +71,9 @@ impl Session {
             serial: String::new(),
             stderr: String::new(),
             log,
+            log_path: log_path.to_path_buf(),
+            log_written: 0,
+            log_cap: u64::MAX,
             deadline: Instant::now() + timeout,
             timeout,
             status: None,
@@ -81,6 +88,40 @@ impl Session {
     /// The serial output so far, with carriage returns removed.
     pub fn serial(&self) -> &str {
         &self.serial
+    }
+
+    /// Caps the log file: past `bytes` it is renamed `<log>.1` (replacing
+    /// the previous one) and a new log started, so at most twice `bytes`
+    /// stay on disk however long QEMU runs.
+    pub fn cap_log(&mut self, bytes: u64) {
+        self.log_cap = bytes;
+    }
+
+    fn write_log(&mut self, bytes: &[u8]) {
+        if self.log_written >= self.log_cap {
+            let mut old = self.log_path.clone().into_os_string();
+            old.push(".1");
+            if std::fs::rename(&self.log_path, &old).is_ok()
+                && let Ok(log) = File::create(&self.log_path)
+            {
+                self.log = log;
+                self.log_written = 0;
+            }
+        }
+        let _ = self.log.write_all(bytes);
+        let _ = self.log.flush();
+        self.log_written += bytes.len() as u64;
+    }
+
+    /// Forgets the serial output before byte `offset` (it stays in the log
+    /// file); offsets taken earlier shift down by `offset`. For runs long
+    /// enough that keeping every line in memory would grow without bound.
+    pub fn discard_before(&mut self, offset: usize) {
+        let mut at = offset.min(self.serial.len());
+        while !self.serial.is_char_boundary(at) {
+            at -= 1;
+        }
+        self.serial.drain(..at);
     }
 
     /// Waits until the serial output from byte `from` on contains `needle`;
@@ -141,8 +182,7 @@ impl Session {
         }
         match self.chunks.recv_timeout(self.deadline - now) {
             Ok(Chunk::Serial(bytes)) => {
-                let _ = self.log.write_all(&bytes);
-                let _ = self.log.flush();
+                self.write_log(&bytes);
                 self.serial
                     .push_str(&String::from_utf8_lossy(&bytes).replace('\r', ""));
                 true
@@ -319,6 +359,39 @@ mod tests {
                 .contains("--- qemu stderr ---\nbye")
         );
         std::fs::remove_file(log).unwrap();
+    }
+
+    #[test]
+    fn discarding_keeps_the_rest_of_the_output() {
+        let log = log_path("discard");
+        let mut s =
+            Session::spawn(sh("echo aaa; echo bbb"), &log, Duration::from_secs(10)).unwrap();
+        s.wait_exit().unwrap();
+        s.discard_before(4);
+        assert_eq!(s.serial(), "bbb\n");
+        s.discard_before(100);
+        assert_eq!(s.serial(), "");
+    }
+
+    #[test]
+    fn a_capped_log_is_rotated() {
+        let log = log_path("cap");
+        let mut s = Session::spawn(
+            sh("echo aaaa; sleep 0.2; echo bbbb"),
+            &log,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        s.cap_log(1);
+        s.wait_exit().unwrap();
+        drop(s);
+        let mut old = log.clone().into_os_string();
+        old.push(".1");
+        assert!(std::fs::read_to_string(&old).unwrap().contains("aaaa"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("bbbb") && !text.contains("aaaa"));
+        std::fs::remove_file(log).unwrap();
+        std::fs::remove_file(old).unwrap();
     }
 
     #[test]
