@@ -13,6 +13,7 @@ use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
 use crate::error::{CmdError, CmdFailure, DeviceError, Error};
+use crate::fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -109,6 +110,8 @@ pub struct CmdEngine<P: Platform> {
     pub(crate) max_total_pages: u32,
     pub(crate) port_events: PortEvents,
     pub(crate) fault: Option<FaultReport>,
+    /// Every fault record of the function ([`crate::fault`]).
+    pub(crate) faults: FaultLog,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
     pub(crate) timeout_ns: u64,
@@ -138,6 +141,7 @@ impl<P: Platform> CmdEngine<P> {
             max_total_pages,
             port_events: PortEvents::new(),
             fault: None,
+            faults: FaultLog::default(),
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
             stats: Stats::default(),
@@ -187,13 +191,36 @@ impl<P: Platform> CmdEngine<P> {
             health: init_seg::health_buffer(self.p().mmio()),
             at_ns: self.p().clock().now_ns(),
         };
-        log::error!(
-            target: "mlx5::health",
-            "mlx5 {}: FAULT: {}; adapter marked failed",
-            self.p().config().pci_address(),
-            report
-        );
+        log::debug!(target: "mlx5::health", "{report}");
+        let h = &report.health;
+        let mut r = FaultRecord::new(FaultClass::Health, FaultObject::Function, report.at_ns)
+            .syndromes(h.synd.into(), h.ext_synd.into());
+        r = match kind {
+            FaultKind::Syndrome => r,
+            FaultKind::CounterStuck { counter, .. } => r.detail("counter", counter.into()),
+            FaultKind::InternalErrorEvent => r.detail("event", event::INTERNAL_ERROR.into()),
+        };
+        // Commands fail fast from here on; the owner's function reset
+        // (escalation) brings the function back.
+        self.record_fault(r.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
         self.fault = Some(report);
+    }
+
+    /// Number `r`, keep it in the fault log, count it and print it (one
+    /// console line, log target [`crate::fault::LOG_TARGET`]).
+    pub fn record_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
+        r.pci = self.p().config().pci_address();
+        let r = self.faults.push(r);
+        log::error!(target: crate::fault::LOG_TARGET, "{r}");
+        r
+    }
+
+    pub fn fault_log(&self) -> &FaultLog {
+        &self.faults
+    }
+
+    pub fn fault_log_mut(&mut self) -> &mut FaultLog {
+        &mut self.faults
     }
 
     /// Look at the health syndrome now, and sample the health counter if
@@ -291,6 +318,11 @@ impl<P: Platform> CmdEngine<P> {
                 self.stats.timeouts += 1;
                 let waited_ms = now.saturating_sub(start) / 1_000_000;
                 self.trace_failure(opcode, op_mod, start, "timeout");
+                self.record_fault(
+                    FaultRecord::new(FaultClass::CmdTimeout, FaultObject::Command(opcode), now)
+                        .detail("waited_ms", waited_ms)
+                        .action(FaultAction::None, FaultOutcome::Reported),
+                );
                 return Err(err(CmdFailure::Timeout { waited_ms }));
             }
             if polls < SPIN_POLLS {
@@ -451,9 +483,22 @@ impl<P: Platform> CmdEngine<P> {
                 if self.port_events.is_full() {
                     self.port_events.pop_front();
                 }
-                let _ = self
-                    .port_events
-                    .push_back(PortEvent::Module(crate::module::module_event(&e.data)));
+                let state = crate::module::module_event(&e.data);
+                if let crate::module::ModuleState::Error(t) = state {
+                    // `port_module_event` module at byte 1.
+                    let module = e.data.get(1).copied().unwrap_or(0);
+                    let now = self.p().clock().now_ns();
+                    self.record_fault(
+                        FaultRecord::new(
+                            FaultClass::ModuleError,
+                            FaultObject::Port(module.saturating_add(1)),
+                            now,
+                        )
+                        .syndromes(t.into(), 0)
+                        .action(FaultAction::None, FaultOutcome::Reported),
+                    );
+                }
+                let _ = self.port_events.push_back(PortEvent::Module(state));
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;

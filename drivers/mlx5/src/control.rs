@@ -13,6 +13,7 @@ use crate::cmd::Exec;
 use crate::cq::Cqn;
 use crate::eq::{CompEq, Eqn};
 use crate::error::{Error, Missing, Unsupported};
+use crate::fault::{FaultObject, FaultRecord, Verdict};
 use crate::pd::{Lkey, Pd, Tdn};
 use crate::uar::Uar;
 use crate::vport::Mac;
@@ -38,6 +39,11 @@ pub trait Control: Exec {
     fn retire(&mut self, mem: Region<Self::P>);
     /// Link state of the physical port as last read from its registers.
     fn link(&self) -> LinkState;
+    /// Keep, count and print a fault record in the adapter's log
+    /// ([`crate::fault`]); returns it as kept.
+    fn record_fault(&mut self, r: FaultRecord) -> FaultRecord;
+    /// The adapter's recovery policy for `object` now.
+    fn fault_verdict(&mut self, object: FaultObject) -> Verdict;
     /// Completion EQs there are, and the number of the one at `index`
     /// (receive queues spread over them).
     fn comp_eq_count(&self) -> usize {
@@ -68,6 +74,12 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn retire(&mut self, mem: Region<P>) {
         Adapter::retire(self, mem)
+    }
+    fn record_fault(&mut self, r: FaultRecord) -> FaultRecord {
+        Adapter::record_fault(self, r)
+    }
+    fn fault_verdict(&mut self, object: FaultObject) -> Verdict {
+        Adapter::fault_verdict(self, object)
     }
     fn comp_eq_count(&self) -> usize {
         self.comp_eqs().len()

@@ -321,6 +321,8 @@ pub struct MockCtl {
     pub retired: usize,
     /// (CQN, ring address) of every CQ created.
     cq_rings: Vec<(u32, u64)>,
+    /// Fault records the queue sets made.
+    pub faults: crate::fault::FaultLog,
 }
 
 impl MockCtl {
@@ -328,6 +330,7 @@ impl MockCtl {
         Self {
             ex: MockExec::default(),
             p: MockPlatform::new(),
+            faults: crate::fault::FaultLog::default(),
             events: Vec::new(),
             eq_polls: 0,
             retired: 0,
@@ -402,5 +405,12 @@ impl crate::control::Control for MockCtl {
             up: true,
             speed_mbps: 100_000,
         }
+    }
+    fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.faults.push(r)
+    }
+    fn fault_verdict(&mut self, object: crate::fault::FaultObject) -> crate::fault::Verdict {
+        let now = cxos_drivers::Clock::now_ns(&self.p);
+        self.faults.verdict(object, now)
     }
 }

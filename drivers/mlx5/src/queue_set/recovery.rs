@@ -13,6 +13,7 @@ use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe;
 use crate::error::CmdError;
+use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
 use crate::rq::{ModifyRq, QueryRq, Rqn};
 use crate::sq::{ModifySq, QuerySq, Sqn};
 use crate::wq::QueueState;
@@ -90,9 +91,44 @@ impl fmt::Display for QueueFault {
     }
 }
 
+impl QueueFault {
+    /// The fault record ([`crate::fault`]) of this queue fault.
+    pub fn record(&self) -> FaultRecord {
+        let (class, object) = match self.queue {
+            QueueId::Sq(s) => (FaultClass::SqErr, FaultObject::Sq(s.0)),
+            QueueId::Rq(r) => (FaultClass::RqErr, FaultObject::Rq(r.0)),
+        };
+        let mut r = FaultRecord::new(class, object, self.at_ns);
+        r = match self.cause {
+            FaultCause::ErrorCqe {
+                syndrome,
+                vendor_syndrome,
+                wqe_counter,
+                ..
+            } => r
+                .syndromes(syndrome.into(), vendor_syndrome.into())
+                .wqe_counter(wqe_counter),
+            FaultCause::BadCompletion { wqe_counter } => r.wqe_counter(wqe_counter),
+            FaultCause::BadOpcode(op) => r.detail("cqe_opcode", op.into()),
+            FaultCause::WrongQueue { qpn } => r.detail("qpn", qpn.into()),
+        };
+        if r.detail.is_none() {
+            r = r.detail("returned", self.returned as u64);
+        }
+        r.action(
+            FaultAction::QueueReset,
+            if self.recovered {
+                FaultOutcome::Recovered
+            } else {
+                FaultOutcome::Escalate
+            },
+        )
+    }
+}
+
 impl<C: Control> QueueSet<C> {
     pub(super) fn report_fault(&mut self, fault: QueueFault) {
-        log::error!(target: "mlx5::dp", "mlx5: FAULT: {fault}");
+        self.ctl.record_fault(fault.record());
         self.stats.faults += 1;
         if fault.recovered {
             self.stats.recoveries += 1;

@@ -206,6 +206,12 @@ impl<C: Control> Control for NicCtl<C> {
     fn link(&self) -> LinkState {
         link_state(self.nic.link.load(Ordering::Acquire))
     }
+    fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.nic.lock().ctl.record_fault(r)
+    }
+    fn fault_verdict(&mut self, object: crate::fault::FaultObject) -> crate::fault::Verdict {
+        self.nic.lock().ctl.fault_verdict(object)
+    }
     fn comp_eq_count(&self) -> usize {
         self.nic.eqs.len()
     }

@@ -894,7 +894,8 @@ fn service_adapter(
     last_error: &mut Option<String>,
 ) {
     if !events_only && let Err(fault) = adapter.poll_health() {
-        println!("mlx5 {addr}: FAULT: {fault}; adapter marked failed (detach it)");
+        // The FAULT record is on the console already.
+        println!("mlx5 {addr}: adapter failed: {fault} (detach it)");
         *fault_reported = true;
         return;
     }
@@ -942,9 +943,7 @@ fn service_adapter(
         Err(e) => {
             if adapter.is_failed() {
                 match adapter.fault() {
-                    Some(f) => {
-                        println!("mlx5 {addr}: FAULT: {f}; adapter marked failed (detach it)")
-                    }
+                    Some(f) => println!("mlx5 {addr}: adapter failed: {f} (detach it)"),
                     None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
                 }
                 *fault_reported = true;
