@@ -157,8 +157,12 @@ impl Function {
 
     /// Function reset (FLR): everything the driver built is gone, the
     /// command queue address is forgotten and `initializing` is set again.
+    /// Firmware restarts: an injected health syndrome or stopped health
+    /// counter is gone with it (armed command faults stay: they are the
+    /// test's, not the function's).
     pub fn reset(&mut self) {
         self.end_function(false);
+        self.faults.clear_health();
         self.bus
             .san
             .revoke_all(Purpose::CmdEntry, Revoked::Disabled);

@@ -19,6 +19,7 @@
 use cxos_drivers::{Clock, Msix, Platform};
 
 use super::{Adapter, AttachFailure};
+use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
 use crate::health::FaultKind;
 use crate::module::{Led, PortError, SpeedSetting};
 
@@ -153,10 +154,28 @@ impl<P: Platform> Adapter<P> {
     /// was done. This adapter is left an empty, failed shell (see the
     /// module documentation); drop it once nothing refers to it.
     pub fn reset_function(&mut self) -> Result<(Adapter<P>, ResetReport), ResetError<P>> {
+        // What asked for the reset: the record that escalated (a queue's,
+        // or the health record `fail` made), else the health fault.
+        let now = self.clock_now();
+        let trigger = self.dev.fault_log_mut().take_escalation().unwrap_or_else(|| {
+            let r = FaultRecord::new(FaultClass::Health, FaultObject::Function, now);
+            match self.dev.fault {
+                Some(f) => r.syndromes(f.health.synd.into(), f.health.ext_synd.into()),
+                None => r,
+            }
+        });
         // Every command through this adapter fails fast from here on.
         if !self.dev.is_failed() {
             self.dev.fail(FaultKind::Escalated);
         }
+        let give_up = |a: &mut Self, e: ResetError<P>, detail: (&'static str, u64)| {
+            a.record_fault(
+                trigger
+                    .detail(detail.0, detail.1)
+                    .action(FaultAction::MarkFailed, FaultOutcome::Failed),
+            );
+            Err(e)
+        };
         if !self.dev.has_platform() {
             return Err(ResetError::NoFlr);
         }
@@ -164,16 +183,17 @@ impl<P: Platform> Adapter<P> {
         let policy = self.config.reset;
         let recent = self.resets.recent(t0, policy.window_ms);
         if recent >= policy.max_resets {
-            return Err(ResetError::Limit {
+            let e = ResetError::Limit {
                 resets: recent,
                 window_ms: policy.window_ms,
-            });
+            };
+            return give_up(self, e, ("resets", recent.into()));
         }
         // The platform's MSI-X state follows the function's (FLR clears
         // the enable bit): the new adapter enables it again.
         self.dev.p().msix().msix_disable();
         if !crate::identify::function_level_reset(self.dev.p()) {
-            return Err(ResetError::NoFlr);
+            return give_up(self, ResetError::NoFlr, ("flr", 0));
         }
         // The device forgot everything: nothing to undo, no page to take
         // back. What the data path above still holds is freed as it goes.
@@ -193,10 +213,20 @@ impl<P: Platform> Adapter<P> {
         match Adapter::attach(p, self.config) {
             Ok(mut a) => {
                 a.resets = history;
-                let took_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
+                // The function's fault history goes on (the per-object
+                // recovery history named objects that are gone).
+                let mut log = core::mem::take(self.dev.fault_log_mut());
+                log.forget_all();
+                *a.dev.fault_log_mut() = log;
                 if let Err(e) = a.replay(&self.configured) {
                     log::warn!(target: "mlx5", "mlx5 {}: after the reset: {e}", a.pci());
                 }
+                let took_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
+                a.record_fault(
+                    trigger
+                        .detail("reset_ms", took_ns / 1_000_000)
+                        .action(FaultAction::FunctionReset, FaultOutcome::Recovered),
+                );
                 Ok((
                     a,
                     ResetReport {
@@ -206,7 +236,10 @@ impl<P: Platform> Adapter<P> {
                     },
                 ))
             }
-            Err(f) => Err(ResetError::Attach(f)),
+            Err(f) => {
+                let step = f.error.step as u64;
+                give_up(self, ResetError::Attach(f), ("attach_step", step))
+            }
         }
     }
 
