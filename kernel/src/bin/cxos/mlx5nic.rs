@@ -30,6 +30,8 @@ use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
+mod reset;
+
 use crate::drivers::PciDriver;
 use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
@@ -452,16 +454,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
             } else {
                 println!("mlx5 {addr}: attached in {attach_ms} ms");
             }
-            // EQ0 (command completions, page requests, port events).
-            let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
-            if !adapter
-                .platform()
-                .msix_bind(entry, move || service(addr, true))
-            {
-                println!(
-                    "mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second"
-                );
-            }
+            bind_eq0(&adapter, addr);
             slot.fault_reported = false;
             slot.attach_error = None;
             slot.state = open_port(slot, adapter);
@@ -481,6 +474,18 @@ fn attach_slot(slot: &mut Slot) -> bool {
             slot.state = State::Down(failure.platform);
             false
         }
+    }
+}
+
+/// Bind EQ0's vector (command completions, page requests, port events)
+/// to [`service`].
+fn bind_eq0(adapter: &Mlx5Adapter, addr: PciAddress) {
+    let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
+    if !adapter
+        .platform()
+        .msix_bind(entry, move || service(addr, true))
+    {
+        println!("mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second");
     }
 }
 
@@ -867,36 +872,31 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
     let Slot {
         addr,
         state,
-        fault_reported,
         link_up_timed,
         last_error,
         ..
     } = slot;
     let addr = *addr;
     state.with_adapter(|adapter| {
-        service_adapter(
-            adapter,
-            addr,
-            events_only,
-            fault_reported,
-            link_up_timed,
-            last_error,
-        )
+        service_adapter(adapter, addr, events_only, link_up_timed, last_error)
     });
+    // A failed function (its FAULT record printed) or an escalated queue
+    // fault: reset the function and restore what was configured.
+    if !slot.fault_reported && reset::wanted(slot) {
+        reset::recover(slot);
+    }
 }
 
 fn service_adapter(
     adapter: &mut Mlx5Adapter,
     addr: PciAddress,
     events_only: bool,
-    fault_reported: &mut bool,
     link_up_timed: &mut bool,
     last_error: &mut Option<String>,
 ) {
-    if !events_only && let Err(fault) = adapter.poll_health() {
-        // The FAULT record is on the console already.
-        println!("mlx5 {addr}: adapter failed: {fault} (detach it)");
-        *fault_reported = true;
+    // A health fault (its FAULT record on the console already): the
+    // caller resets the function.
+    if !events_only && adapter.poll_health().is_err() {
         return;
     }
     match adapter.poll() {
@@ -942,11 +942,7 @@ fn service_adapter(
         }
         Err(e) => {
             if adapter.is_failed() {
-                match adapter.fault() {
-                    Some(f) => println!("mlx5 {addr}: adapter failed: {f} (detach it)"),
-                    None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
-                }
-                *fault_reported = true;
+                // The caller resets the function.
             } else {
                 let text = format!("{e}");
                 if last_error.as_deref() != Some(text.as_str()) {
