@@ -32,6 +32,7 @@ mod systests_linux;
 mod systests_net;
 mod systests_peer;
 mod systests_port;
+mod systests_reset;
 mod systests_sim;
 mod systests_vnic;
 mod test;

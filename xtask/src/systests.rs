@@ -65,6 +65,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_net::all());
     tests.extend(crate::systests_vnic::all());
     tests.extend(crate::systests_port::all());
+    tests.extend(crate::systests_reset::all());
     tests.extend(crate::acceptance::all());
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
