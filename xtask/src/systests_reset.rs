@@ -54,7 +54,11 @@ fn until_answered(
     }
 }
 
+/// Stock `ping -c 3`, every one answered, after one whose answer may
+/// wait for cxos's ARP request for the host (smoltcp drops the packet
+/// that needed it).
 fn pings_all(net: &crate::netns::PeerNetwork, addr: &str) -> Result<(), String> {
+    let _ = net.ping(addr, 1);
     let out = net.ping(addr, 3).map_err(|e| e.to_string())?;
     if !out.contains("3 packets transmitted, 3 received, 0% packet loss") {
         return Err(format!("stock ping {addr}:\n{out}"));
@@ -76,8 +80,12 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     pings_all(&peer.net, &vnic)?;
 
     // 1. A health syndrome: recorded, reset, restored; time to traffic.
+    // Detection (the once-a-second health poll), reset, bring-up,
+    // restore, then the first ping answered.
     let t0 = Instant::now();
     peer.sim.ask_ok("fault health 0x8")?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
     let resumed = until_answered(&peer.net, &guest, t0)?;
     let escalated = peer.shell.wait_for_line(&format!(
         "FAULT mlx5.health {PCI} function syndrome=0x8 "
@@ -134,9 +142,11 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let stats = peer.shell.ask("stats")?;
     let waited = t1.elapsed();
     plain_line(&stats, "  q counter not read: ")?;
-    peer.shell.wait_for_line(&format!(
-        "FAULT mlx5.cmd.timeout {PCI} opcode=0x773 waited_ms="
-    ))?;
+    // Printed as it happens: inside the answer.
+    plain_line(
+        &stats,
+        &format!("FAULT mlx5.cmd.timeout {PCI} opcode=0x773 waited_ms="),
+    )?;
     if waited > Duration::from_secs(40) {
         return Err(format!("stats took {waited:?} with a lost command"));
     }
