@@ -443,7 +443,9 @@ fn failure_and_fault(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     shell.wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
     let phys = shell.ask("phys")?;
     if phys.contains(" FAILED") {
-        return Err(format!("phys shows the adapter failed after its reset:\n{phys}"));
+        return Err(format!(
+            "phys shows the adapter failed after its reset:\n{phys}"
+        ));
     }
     detach_clean(&mut shell, &sim)?;
     shell.poweroff(&mut sim)

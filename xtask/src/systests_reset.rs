@@ -87,9 +87,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     peer.shell
         .wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
     let resumed = until_answered(&peer.net, &guest, t0)?;
-    let escalated = peer.shell.wait_for_line(&format!(
-        "FAULT mlx5.health {PCI} function syndrome=0x8 "
-    ))?;
+    let escalated = peer
+        .shell
+        .wait_for_line(&format!("FAULT mlx5.health {PCI} function syndrome=0x8 "))?;
     if !escalated.ends_with("action=function-reset outcome=escalate") {
         return Err(format!("fault line: {escalated}"));
     }
@@ -124,7 +124,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(2));
     peer.sim.ask_ok("fault health 0x1")?;
-    let json = run.finish().map_err(|e| format!("iperf3 through the reset: {e}"))?;
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 through the reset: {e}"))?;
     let (bps, retransmits) = iperf3_summary(&json)?;
     peer.shell.wait_for_line(&format!(
         "FAULT mlx5.health {PCI} function syndrome=0x1 vendor_syndrome=0x0 reset_ms="
@@ -153,7 +155,10 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let t2 = Instant::now();
     peer.shell.ask("ifconfig")?;
     if t2.elapsed() > Duration::from_secs(5) {
-        return Err(format!("the shell took {:?} after the timeout", t2.elapsed()));
+        return Err(format!(
+            "the shell took {:?} after the timeout",
+            t2.elapsed()
+        ));
     }
     pings_all(&peer.net, &guest)?;
     peer_finish(peer)?;

@@ -95,7 +95,11 @@ fn check_traffic(sim: &SimPlatform, vnics: &mut [Vnic<A>], seq: u16) {
     let group = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x7b];
     let mut got = who_gets(sim, vnics, &frame(group, None, seq));
     got.sort();
-    assert_eq!(got, vec![0, 2], "multicast: its member and the promiscuous one");
+    assert_eq!(
+        got,
+        vec![0, 2],
+        "multicast: its member and the promiscuous one"
+    );
     sim.take_tx();
     for v in vnics.iter_mut() {
         v.transmit(64, |b| {
@@ -197,7 +201,10 @@ fn health_faults_reset_the_function_and_restore_everything() {
         nic.with_adapter(|a| {
             assert!(!a.is_failed());
             assert_eq!(a.poll_health(), Ok(()));
-            assert_eq!(a.port().admin_mtu as usize, 4000 + mlx5::module::PORT_MTU_OVERHEAD);
+            assert_eq!(
+                a.port().admin_mtu as usize,
+                4000 + mlx5::module::PORT_MTU_OVERHEAD
+            );
             assert_eq!(a.configured().led, Some(Led::Beacon(30)));
             assert_eq!(a.configured().speed, Some(SpeedSetting::Forced(100_000)));
             assert_eq!(a.led().unwrap().0, 30);
@@ -305,5 +312,39 @@ fn a_lost_command_times_out_bounded_and_is_recorded() {
     a.port_counters().unwrap();
     let (_, rep) = a.detach();
     assert!(rep.reset, "a lost command means a reset at detach");
+    assert!(sim.sanitizer_violations().is_empty());
+}
+
+#[test]
+fn an_escalated_queue_fault_resets_the_function_under_its_record() {
+    use mlx5::fault::{FaultObject, FaultRecord};
+    let sim = SimPlatform::new(Personality::ConnectX6Dx, Mode::Synchronous);
+    let before = sim.dma_in_use();
+    let mut a =
+        Adapter::attach(sim.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
+    // What a queue's reporter records when its recovery repeats too often.
+    a.record_fault(
+        FaultRecord::new(FaultClass::SqErr, FaultObject::Sq(0x10), 0)
+            .syndromes(0x4, 0x32)
+            .action(FaultAction::PortReset, FaultOutcome::Escalate),
+    );
+    assert!(a.faults().escalation_pending());
+    assert!(!a.is_failed());
+    let (new, _) = a.reset_function().unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.is_failed(), "the shell fails every command");
+    let last = *new.faults().last().unwrap();
+    assert_eq!(last.class, FaultClass::SqErr);
+    assert_eq!(last.object, FaultObject::Sq(0x10));
+    assert_eq!(
+        (last.action, last.outcome),
+        (FaultAction::FunctionReset, FaultOutcome::Recovered)
+    );
+    assert!(!new.faults().escalation_pending());
+    assert_eq!(new.faults().count(FaultClass::SqErr), 2);
+    drop(a);
+    let (_, rep) = new.detach();
+    assert_eq!((rep.errors, rep.pages_lost), (0, 0));
+    assert_eq!(sim.pages_held(), 0);
+    assert_eq!(sim.dma_in_use(), before);
     assert!(sim.sanitizer_violations().is_empty());
 }

@@ -157,13 +157,17 @@ impl<P: Platform> Adapter<P> {
         // What asked for the reset: the record that escalated (a queue's,
         // or the health record `fail` made), else the health fault.
         let now = self.clock_now();
-        let trigger = self.dev.fault_log_mut().take_escalation().unwrap_or_else(|| {
-            let r = FaultRecord::new(FaultClass::Health, FaultObject::Function, now);
-            match self.dev.fault {
-                Some(f) => r.syndromes(f.health.synd.into(), f.health.ext_synd.into()),
-                None => r,
-            }
-        });
+        let trigger = self
+            .dev
+            .fault_log_mut()
+            .take_escalation()
+            .unwrap_or_else(|| {
+                let r = FaultRecord::new(FaultClass::Health, FaultObject::Function, now);
+                match self.dev.fault {
+                    Some(f) => r.syndromes(f.health.synd.into(), f.health.ext_synd.into()),
+                    None => r,
+                }
+            });
         // Every command through this adapter fails fast from here on.
         if !self.dev.is_failed() {
             self.dev.fail(FaultKind::Escalated);

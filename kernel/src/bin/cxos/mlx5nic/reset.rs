@@ -12,15 +12,15 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use mlx5::Resources;
 use mlx5::adapter::ResetError;
 use mlx5::restore::{self, VnicState};
 use mlx5::vnic::{Nic, NicConfig};
-use mlx5::Resources;
 
-#[cfg(not(feature = "net"))]
-use super::close_nic;
 #[cfg(feature = "net")]
 use super::Mlx5Vnic;
+#[cfg(not(feature = "net"))]
+use super::close_nic;
 use super::{Mlx5Adapter, Opened, Slot, State, bind_eq0, service_port};
 use crate::{println, time};
 
@@ -247,7 +247,10 @@ fn drop_old(slot: &mut Slot) {
     {
         let Opened { nic, vnics } = *o;
         for n in vnics {
-            drop(crate::netstack::close::<Mlx5Vnic>(&format!("vnic{n}"), None));
+            drop(crate::netstack::close::<Mlx5Vnic>(
+                &format!("vnic{n}"),
+                None,
+            ));
         }
         drop(crate::netstack::close::<Mlx5Vnic>(
             &slot.iface(),
