@@ -96,7 +96,7 @@ pub enum ResetError<P> {
     /// The function cannot do FLR; the adapter stays failed.
     NoFlr,
     /// The reset was done, bring-up failed: the platform is handed back.
-    Attach(AttachFailure<P>),
+    Attach(alloc::boxed::Box<AttachFailure<P>>),
 }
 
 impl<P> core::fmt::Display for ResetError<P> {
@@ -242,7 +242,11 @@ impl<P: Platform> Adapter<P> {
             }
             Err(f) => {
                 let step = f.error.step as u64;
-                give_up(self, ResetError::Attach(f), ("attach_step", step))
+                give_up(
+                    self,
+                    ResetError::Attach(alloc::boxed::Box::new(f)),
+                    ("attach_step", step),
+                )
             }
         }
     }

@@ -46,6 +46,7 @@ pub(super) fn recover(slot: &mut Slot) {
     let (adapter, report) = match result {
         Ok(r) => r,
         Err(ResetError::Attach(f)) => {
+            let f = *f;
             println!(
                 "mlx5 {addr}: function reset: bring-up failed at step '{}': {}; device left alone",
                 f.error.step, f.error.error
