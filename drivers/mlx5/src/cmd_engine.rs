@@ -13,7 +13,10 @@ use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
 use crate::error::{CmdError, CmdFailure, DeviceError, Error};
-use crate::fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
+use crate::fault::{
+    FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord, QUEUE_EVENTS,
+    QueueEvent,
+};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -112,6 +115,10 @@ pub struct CmdEngine<P: Platform> {
     pub(crate) fault: Option<FaultReport>,
     /// Every fault record of the function ([`crate::fault`]).
     pub(crate) faults: FaultLog,
+    /// Queue error events from EQ0 the queue sets have not taken yet.
+    pub(crate) queue_events: heapless::Deque<QueueEvent, QUEUE_EVENTS>,
+    /// Queue events dropped because nobody took them in time.
+    pub queue_events_dropped: u64,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
     pub(crate) timeout_ns: u64,
@@ -142,6 +149,8 @@ impl<P: Platform> CmdEngine<P> {
             port_events: PortEvents::new(),
             fault: None,
             faults: FaultLog::default(),
+            queue_events: heapless::Deque::new(),
+            queue_events_dropped: 0,
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
             stats: Stats::default(),
@@ -213,6 +222,29 @@ impl<P: Platform> CmdEngine<P> {
         let r = self.faults.push(r);
         log::error!(target: crate::fault::LOG_TARGET, "{r}");
         r
+    }
+
+    /// Take the queue events whose object `mine` accepts (EQ0 drained
+    /// first), up to `max`; the others stay for their owners.
+    pub fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
+        self.drain_eq0(true);
+        let mut out = heapless::Vec::new();
+        let n = self.queue_events.len();
+        for _ in 0..n {
+            let Some(e) = self.queue_events.pop_front() else {
+                break;
+            };
+            if out.len() < max && mine(e.object()) {
+                let _ = out.push(e);
+            } else {
+                let _ = self.queue_events.push_back(e);
+            }
+        }
+        out
     }
 
     pub fn fault_log(&self) -> &FaultLog {
@@ -499,6 +531,28 @@ impl<P: Platform> CmdEngine<P> {
                     );
                 }
                 let _ = self.port_events.push_back(PortEvent::Module(state));
+            }
+            event::CQ_ERROR
+            | event::WQ_CATASTROPHIC
+            | event::WQ_INVALID_REQUEST
+            | event::WQ_ACCESS_ERROR => {
+                self.stats.other_events += 1;
+                match QueueEvent::parse(e.event_type, &e.data) {
+                    Some(q) => {
+                        log::debug!(target: "mlx5::eq", "queue event {q:?}");
+                        if self.queue_events.is_full() {
+                            self.queue_events.pop_front();
+                            self.queue_events_dropped += 1;
+                        }
+                        let _ = self.queue_events.push_back(q);
+                    }
+                    None => log::warn!(
+                        target: "mlx5::eq",
+                        "event {:#x} naming no queue of ours: {:02x?}",
+                        e.event_type,
+                        e.data
+                    ),
+                }
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;
