@@ -293,10 +293,16 @@ impl fmt::Display for FaultRecord {
 /// (`struct mlx5_eqe_qp_srq`: type at data 20, queue number at 24).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum QueueEvent {
-    CqError { cqn: u32, syndrome: u8 },
+    CqError {
+        cqn: u32,
+        syndrome: u8,
+    },
     /// `event`: WQ_CATASTROPHIC (0x05), WQ_INVALID_REQUEST (0x10),
     /// WQ_ACCESS_ERROR (0x11).
-    Wq { event: u8, object: FaultObject },
+    Wq {
+        event: u8,
+        object: FaultObject,
+    },
 }
 
 /// `MLX5_EVENT_QUEUE_TYPE_RQ` / `_SQ` (device.h).
