@@ -26,7 +26,7 @@
 //!   moved to RST (the transmit-timeout case).
 //!
 //! Queue numbers default to the first completion-path object in use: the
-//! lowest-numbered SQ / RQ in RDY, the CQ of that RQ, the EQ of that CQ
+//! lowest-numbered SQ / RQ in RDY, the CQ of that SQ, the EQ of that CQ
 //! (never the command EQ, which no CQ uses).
 #![deny(unsafe_code)]
 
@@ -213,13 +213,13 @@ fn first_rq(dev: &Function) -> Option<u32> {
 }
 
 fn first_cq(dev: &Function) -> Option<u32> {
-    first_rq(dev)
-        .and_then(|r| dev.nic.rqs.get(r))
-        .map(|r| r.cqn)
+    first_sq(dev)
+        .and_then(|s| dev.nic.sqs.get(s))
+        .map(|s| s.cqn)
         .or_else(|| {
-            first_sq(dev)
-                .and_then(|s| dev.nic.sqs.get(s))
-                .map(|s| s.cqn)
+            first_rq(dev)
+                .and_then(|r| dev.nic.rqs.get(r))
+                .map(|r| r.cqn)
         })
 }
 

@@ -164,8 +164,9 @@ impl Command for QueryEq {
         0x10
     }
     fn out_len(&self) -> usize {
-        // Header and eqc; the bitmask and the page list are not read.
-        CREATE_EQ_IN_EQC + eqc::LEN
+        // Up to the page list (`query_eq_out` puts it at 0x110 as
+        // `create_eq_in` does); only the eqc is read.
+        CREATE_EQ_IN_PAS
     }
     fn build(&self, inbox: &mut [u8]) {
         EQ_NUMBER.set(inbox, self.0.0 as u32);
