@@ -27,8 +27,12 @@ const HEALTH_PEEK_NS: u64 = 1_000_000;
 /// (most commands complete within a few microseconds).
 const SPIN_POLLS: u32 = 64;
 /// In event mode, how long without an interrupt before EQ0 is peeked
-/// directly (lost-interrupt recovery).
+/// directly (lost-interrupt recovery; counted in
+/// `Stats::eq0_lost_interrupts`).
 const EQ_PEEK_NS: u64 = 2_000_000;
+/// An event left waiting this long without an interrupt is an EQ stall:
+/// recorded (`mlx5.eq.stall`, action `eq-poll`) as well as polled.
+const EQ0_STALL_NS: u64 = 100_000_000;
 
 /// A command in flight.
 #[derive(Debug)]
@@ -77,6 +81,8 @@ pub struct Stats {
     pub spurious_completions: u64,
     pub recovered_completions: u64,
     pub interrupts: u64,
+    /// EQ0 drained without its interrupt while a command waited.
+    pub eq0_lost_interrupts: u64,
     /// Pages asked for and not given: during teardown, or beyond
     /// `Config::max_total_pages`.
     pub pages_refused: u64,
@@ -455,6 +461,20 @@ impl<P: Platform> CmdEngine<P> {
             self.last_irq_ns = now;
         } else if (!peek && now.saturating_sub(self.last_irq_ns) < EQ_PEEK_NS) || !eq0.has_event() {
             return;
+        }
+        if !fired && !peek {
+            self.stats.eq0_lost_interrupts += 1;
+            let waited = now.saturating_sub(self.last_irq_ns);
+            if waited >= EQ0_STALL_NS {
+                let eqn = eq0.eqn.0;
+                self.record_fault(
+                    FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.into()), now)
+                        .detail("waited_ms", waited / 1_000_000)
+                        .action(FaultAction::EqPoll, FaultOutcome::Recovered),
+                );
+                // One record per stall: the next one counts from here.
+                self.last_irq_ns = now;
+            }
         }
         let Some(mut eq0) = self.eq0.take() else {
             return;

@@ -869,6 +869,14 @@ mod tests {
         );
         assert!(parse("module error hot").unwrap_err().contains("bus-stuck"));
         assert!(HELP.contains("module [<port>] insert") && HELP.contains("led [<port>]"));
+        assert!(HELP.contains("fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]"));
+        assert_eq!(
+            parse("fault eq-stall eqn=3"),
+            Ok(Request::QueueFault(
+                crate::queue_faults::QueueFault::EqStall { eqn: Some(3) }
+            ))
+        );
+        assert!(parse("fault sq-stall sqn=x").unwrap_err().contains("bad sqn"));
     }
 
     #[test]

@@ -372,9 +372,8 @@ impl<C: Control> QueueSet<C> {
         for &idx in &self.eq_indexes {
             if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn == eqn) {
                 eq.forget(&[old_cqn]);
-                if self.own_steering {
-                    let _ = eq.claim(&[cqn]);
-                }
+                // Room: the old CQ's claim was just given up.
+                let _ = eq.claim(&[cqn]);
             }
         }
         self.ctl.cq_replaced(old_cqn, cqn);
