@@ -13,7 +13,10 @@ use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
 use crate::error::{CmdError, CmdFailure, DeviceError, Error};
-use crate::fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
+use crate::fault::{
+    FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord, QUEUE_EVENTS,
+    QueueEvent,
+};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -24,8 +27,12 @@ const HEALTH_PEEK_NS: u64 = 1_000_000;
 /// (most commands complete within a few microseconds).
 const SPIN_POLLS: u32 = 64;
 /// In event mode, how long without an interrupt before EQ0 is peeked
-/// directly (lost-interrupt recovery).
+/// directly (lost-interrupt recovery; counted in
+/// `Stats::eq0_lost_interrupts`).
 const EQ_PEEK_NS: u64 = 2_000_000;
+/// An event left waiting this long without an interrupt is an EQ stall:
+/// recorded (`mlx5.eq.stall`, action `eq-poll`) as well as polled.
+const EQ0_STALL_NS: u64 = 100_000_000;
 
 /// A command in flight.
 #[derive(Debug)]
@@ -74,6 +81,8 @@ pub struct Stats {
     pub spurious_completions: u64,
     pub recovered_completions: u64,
     pub interrupts: u64,
+    /// EQ0 drained without its interrupt while a command waited.
+    pub eq0_lost_interrupts: u64,
     /// Pages asked for and not given: during teardown, or beyond
     /// `Config::max_total_pages`.
     pub pages_refused: u64,
@@ -112,6 +121,10 @@ pub struct CmdEngine<P: Platform> {
     pub(crate) fault: Option<FaultReport>,
     /// Every fault record of the function ([`crate::fault`]).
     pub(crate) faults: FaultLog,
+    /// Queue error events from EQ0 the queue sets have not taken yet.
+    pub(crate) queue_events: heapless::Deque<QueueEvent, QUEUE_EVENTS>,
+    /// Queue events dropped because nobody took them in time.
+    pub queue_events_dropped: u64,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
     pub(crate) timeout_ns: u64,
@@ -142,6 +155,8 @@ impl<P: Platform> CmdEngine<P> {
             port_events: PortEvents::new(),
             fault: None,
             faults: FaultLog::default(),
+            queue_events: heapless::Deque::new(),
+            queue_events_dropped: 0,
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
             stats: Stats::default(),
@@ -222,6 +237,29 @@ impl<P: Platform> CmdEngine<P> {
         let r = self.faults.push(r);
         log::error!(target: crate::fault::LOG_TARGET, "{r}");
         r
+    }
+
+    /// Take the queue events whose object `mine` accepts (EQ0 drained
+    /// first), up to `max`; the others stay for their owners.
+    pub fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
+        self.drain_eq0(true);
+        let mut out = heapless::Vec::new();
+        let n = self.queue_events.len();
+        for _ in 0..n {
+            let Some(e) = self.queue_events.pop_front() else {
+                break;
+            };
+            if out.len() < max && mine(e.object()) {
+                let _ = out.push(e);
+            } else {
+                let _ = self.queue_events.push_back(e);
+            }
+        }
+        out
     }
 
     pub fn fault_log(&self) -> &FaultLog {
@@ -433,6 +471,20 @@ impl<P: Platform> CmdEngine<P> {
         } else if (!peek && now.saturating_sub(self.last_irq_ns) < EQ_PEEK_NS) || !eq0.has_event() {
             return;
         }
+        if !fired && !peek {
+            self.stats.eq0_lost_interrupts += 1;
+            let waited = now.saturating_sub(self.last_irq_ns);
+            if waited >= EQ0_STALL_NS {
+                let eqn = eq0.eqn.0;
+                self.record_fault(
+                    FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.into()), now)
+                        .detail("waited_ms", waited / 1_000_000)
+                        .action(FaultAction::EqPoll, FaultOutcome::Recovered),
+                );
+                // One record per stall: the next one counts from here.
+                self.last_irq_ns = now;
+            }
+        }
         let Some(mut eq0) = self.eq0.take() else {
             return;
         };
@@ -508,6 +560,28 @@ impl<P: Platform> CmdEngine<P> {
                     );
                 }
                 let _ = self.port_events.push_back(PortEvent::Module(state));
+            }
+            event::CQ_ERROR
+            | event::WQ_CATASTROPHIC
+            | event::WQ_INVALID_REQUEST
+            | event::WQ_ACCESS_ERROR => {
+                self.stats.other_events += 1;
+                match QueueEvent::parse(e.event_type, &e.data) {
+                    Some(q) => {
+                        log::debug!(target: "mlx5::eq", "queue event {q:?}");
+                        if self.queue_events.is_full() {
+                            self.queue_events.pop_front();
+                            self.queue_events_dropped += 1;
+                        }
+                        let _ = self.queue_events.push_back(q);
+                    }
+                    None => log::warn!(
+                        target: "mlx5::eq",
+                        "event {:#x} naming no queue of ours: {:02x?}",
+                        e.event_type,
+                        e.data
+                    ),
+                }
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;

@@ -288,6 +288,70 @@ impl fmt::Display for FaultRecord {
     }
 }
 
+/// An asynchronous event naming a queue (EQ0): CQ error (`struct
+/// mlx5_eqe_cq_err`: cqn at data 0, syndrome at 11) or a work queue error
+/// (`struct mlx5_eqe_qp_srq`: type at data 20, queue number at 24).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum QueueEvent {
+    CqError {
+        cqn: u32,
+        syndrome: u8,
+    },
+    /// `event`: WQ_CATASTROPHIC (0x05), WQ_INVALID_REQUEST (0x10),
+    /// WQ_ACCESS_ERROR (0x11).
+    Wq {
+        event: u8,
+        object: FaultObject,
+    },
+}
+
+/// `MLX5_EVENT_QUEUE_TYPE_RQ` / `_SQ` (device.h).
+const QUEUE_TYPE_RQ: u8 = 1;
+const QUEUE_TYPE_SQ: u8 = 2;
+
+/// Queue events kept between two looks by the queue sets (oldest
+/// dropped first).
+pub const QUEUE_EVENTS: usize = 64;
+
+impl QueueEvent {
+    /// The event of `event_type` with `data` (the EQE's 28 data bytes),
+    /// if it names a queue the driver could own.
+    pub fn parse(event_type: u8, data: &[u8]) -> Option<QueueEvent> {
+        let be24 = |o: usize| -> Option<u32> {
+            let b = data.get(o..o + 4)?;
+            Some(u32::from_be_bytes([0, b[1], b[2], b[3]]))
+        };
+        match event_type {
+            crate::eq::event::CQ_ERROR => Some(QueueEvent::CqError {
+                cqn: be24(0)?,
+                syndrome: *data.get(11)?,
+            }),
+            crate::eq::event::WQ_CATASTROPHIC
+            | crate::eq::event::WQ_INVALID_REQUEST
+            | crate::eq::event::WQ_ACCESS_ERROR => {
+                let n = be24(24)?;
+                let object = match *data.get(20)? {
+                    QUEUE_TYPE_RQ => FaultObject::Rq(n),
+                    QUEUE_TYPE_SQ => FaultObject::Sq(n),
+                    _ => return None,
+                };
+                Some(QueueEvent::Wq {
+                    event: event_type,
+                    object,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn object(&self) -> FaultObject {
+        match *self {
+            QueueEvent::CqError { cqn, .. } => FaultObject::Cq(cqn),
+            QueueEvent::Wq { object, .. } => object,
+        }
+    }
+}
+
 /// Grace and escalation policy (devlink health's `grace_period`, plus a
 /// bound on repeats).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -564,6 +628,36 @@ mod tests {
         assert_eq!(log.verdict(o, 20_000 * ms), Verdict::Recover);
         log.forget(o);
         assert_eq!(log.verdict(o, 20_001 * ms), Verdict::Recover);
+    }
+
+    #[test]
+    fn queue_events_from_hand_written_data() {
+        // mlx5_eqe_cq_err: cqn 0x000411 at 0..4, syndrome 1 at 11.
+        let mut d = [0u8; 28];
+        d[1..4].copy_from_slice(&[0, 0x04, 0x11]);
+        d[11] = 1;
+        assert_eq!(
+            QueueEvent::parse(0x04, &d),
+            Some(QueueEvent::CqError {
+                cqn: 0x411,
+                syndrome: 1
+            })
+        );
+        // mlx5_eqe_qp_srq: type SQ (2) at 20, sqn 0x000009 at 24..28.
+        let mut d = [0u8; 28];
+        d[20] = 2;
+        d[27] = 9;
+        let e = QueueEvent::parse(0x05, &d).unwrap();
+        assert_eq!(e.object(), FaultObject::Sq(9));
+        d[20] = 1;
+        assert_eq!(
+            QueueEvent::parse(0x11, &d).unwrap().object(),
+            FaultObject::Rq(9)
+        );
+        d[20] = 0;
+        assert_eq!(QueueEvent::parse(0x05, &d), None, "a QP: not ours");
+        assert_eq!(QueueEvent::parse(0x09, &d), None);
+        assert_eq!(QueueEvent::parse(0x04, &d[..8]), None, "short");
     }
 
     #[test]

@@ -165,6 +165,9 @@ pub use fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, Fa
 pub use health::{FaultKind, FaultReport, HealthConfig};
 pub use identify::{PCI_IDS, Part, probe};
 pub use pd::{Lkey, Pd, Tdn};
-pub use queue_set::{CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice};
+pub use queue_set::{
+    CHECK_INTERVAL_MS, CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice,
+    TX_TIMEOUT_MS,
+};
 pub use uar::Uar;
 pub use vport::Mac;

@@ -4,7 +4,9 @@
 use cxos_drivers::Platform;
 
 use super::Adapter;
-use crate::fault::{FaultLog, FaultObject, FaultPolicy, FaultRecord, Verdict};
+use crate::fault::{
+    FaultLog, FaultObject, FaultPolicy, FaultRecord, QUEUE_EVENTS, QueueEvent, Verdict,
+};
 
 impl<P: Platform> Adapter<P> {
     /// The fault log: counts per class and the last records.
@@ -31,6 +33,16 @@ impl<P: Platform> Adapter<P> {
 
     pub fn set_fault_policy(&mut self, policy: FaultPolicy) {
         self.dev.fault_log_mut().policy = policy;
+    }
+
+    /// Queue error events (CQ error, WQ errors) naming objects `mine`
+    /// accepts.
+    pub fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
+        self.dev.take_queue_events(mine, max)
     }
 
     /// The latest record that asked for escalation (function reset),

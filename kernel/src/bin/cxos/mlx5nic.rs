@@ -39,6 +39,8 @@ use crate::{interrupts, println, runtime, time};
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
+pub mod faults;
+
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// An attached adapter.
@@ -70,6 +72,7 @@ impl PciDriver for Mlx5Driver {
     fn probed(&self) {
         if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
             runtime::periodic(SERVICE_PERIOD_NS, service_all);
+            runtime::periodic(faults::CHECK_PERIOD_NS, faults::check_all);
         }
     }
 
