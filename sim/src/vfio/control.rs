@@ -876,7 +876,11 @@ mod tests {
                 crate::queue_faults::QueueFault::EqStall { eqn: Some(3) }
             ))
         );
-        assert!(parse("fault sq-stall sqn=x").unwrap_err().contains("bad sqn"));
+        assert!(
+            parse("fault sq-stall sqn=x")
+                .unwrap_err()
+                .contains("bad sqn")
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub(super) struct Watch {
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
+    /// Receive CQs whose overrun was escalated: recorded once.
+    escalated_cqs: heapless::Vec<Cqn, 8>,
     pub checks: u64,
 }
 
@@ -196,7 +198,7 @@ impl<C: Control> QueueSet<C> {
             };
             self.ctl.record_fault(
                 FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eq.eqn.0.into()), now)
-                    .syndromes(info.status.into(), info.consumer_counter)
+                    .detail("device_ci", info.consumer_counter.into())
                     .detail("ci", ci.into())
                     .action(action, outcome),
             );
@@ -226,7 +228,13 @@ impl<C: Control> QueueSet<C> {
             if let Ok(info) = self.ctl.exec(&QueryCq(cqn))
                 && info.status != 0
             {
-                self.recover_cq(cqn, info.status.into(), "query");
+                // Its event may have arrived since the events were taken.
+                self.check_queue_events();
+                let still = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
+                    || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
+                if still {
+                    self.recover_cq(cqn, info.status.into(), "query");
+                }
             }
         }
     }
@@ -246,6 +254,10 @@ impl<C: Control> QueueSet<C> {
         };
         let is_tx = self.parts.tx_cq.as_ref().is_some_and(|c| c.cqn == cqn);
         if !is_tx {
+            if self.watch.escalated_cqs.contains(&cqn) {
+                return;
+            }
+            let _ = self.watch.escalated_cqs.push(cqn);
             self.ctl
                 .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
             self.stats.faults += 1;
