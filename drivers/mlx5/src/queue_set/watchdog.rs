@@ -19,7 +19,8 @@ use crate::eq::QueryEq;
 use crate::fault::{
     FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, QueueEvent, Verdict,
 };
-use crate::sq::{self, CreateSq, ModifySq, Sq, SqConfig};
+use crate::rq::{QueryRq, Rqn};
+use crate::sq::{self, CreateSq, ModifySq, QuerySq, Sq, SqConfig, Sqn};
 use crate::wq::QueueState;
 
 /// Least time between two checks (the owner may call more often).
@@ -124,6 +125,19 @@ impl<C: Control> QueueSet<C> {
                 }
                 QueueEvent::Wq { event, object } => {
                     let cause = FaultCause::AsyncEvent { event };
+                    if self.already_ready(object) {
+                        // The queue's flush completions arrived before the
+                        // event and its recovery already ran: record the
+                        // event with that outcome.
+                        let now = self.ctl.clock().now_ns();
+                        self.ctl.record_fault(
+                            FaultRecord::new(FaultClass::WqCatastrophic, object, now)
+                                .detail("event", event.into())
+                                .detail("reset_on_cqe", 1)
+                                .action(FaultAction::QueueReset, FaultOutcome::Recovered),
+                        );
+                        continue;
+                    }
                     match object {
                         FaultObject::Sq(_) => self.recover_sq(cause),
                         FaultObject::Rq(n) => {
@@ -136,6 +150,27 @@ impl<C: Control> QueueSet<C> {
                 }
             }
         }
+    }
+
+    /// Whether the queue `object` names is RDY on the device (and not
+    /// waiting for a deferred recovery).
+    fn already_ready(&mut self, object: FaultObject) -> bool {
+        let state = match object {
+            FaultObject::Sq(n) => {
+                if self.watch.is_deferred(QueueId::Sq(Sqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QuerySq(Sqn(n))).ok().and_then(|i| i.state)
+            }
+            FaultObject::Rq(n) => {
+                if self.watch.is_deferred(QueueId::Rq(Rqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QueryRq(Rqn(n))).ok().and_then(|i| i.state)
+            }
+            _ => None,
+        };
+        state == Some(QueueState::Rdy)
     }
 
     fn rx_index_of(&self, rqn: u32) -> Option<usize> {
