@@ -25,6 +25,9 @@ use crate::wq::QueueState;
 
 /// Least time between two checks (the owner may call more often).
 pub const CHECK_INTERVAL_MS: u64 = 100;
+/// Least time between two rounds of QUERY_EQ / QUERY_CQ (commands: kept
+/// rarer than the command-free checks).
+pub const QUERY_INTERVAL_MS: u64 = 1_000;
 /// WQEs outstanding with no completion for this long: transmit timeout.
 pub const TX_TIMEOUT_MS: u64 = 1_000;
 /// Deferred recoveries kept (more are dropped: the queue stays in error
@@ -47,6 +50,7 @@ struct Deferred {
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     last_ns: u64,
+    last_query_ns: u64,
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
@@ -75,8 +79,9 @@ impl Watch {
 impl<C: Control> QueueSet<C> {
     /// Periodic fault checks (module documentation). Call it from the
     /// owner's loop every few tens of milliseconds; it does its work at
-    /// most every [`CHECK_INTERVAL_MS`], with a few commands (QUERY_EQ per
-    /// completion EQ, QUERY_CQ per CQ), never on the packet path.
+    /// most every [`CHECK_INTERVAL_MS`] (QUERY_EQ per completion EQ and
+    /// QUERY_CQ per CQ at most every [`QUERY_INTERVAL_MS`]), never on the
+    /// packet path.
     pub fn check(&mut self) {
         let now = self.ctl.clock().now_ns();
         if now.saturating_sub(self.watch.last_ns) < CHECK_INTERVAL_MS * 1_000_000 {
@@ -86,8 +91,11 @@ impl<C: Control> QueueSet<C> {
         self.watch.checks += 1;
         self.check_queue_events();
         self.run_deferred(now);
-        self.check_eqs();
-        self.check_cqs();
+        if now.saturating_sub(self.watch.last_query_ns) >= QUERY_INTERVAL_MS * 1_000_000 {
+            self.watch.last_query_ns = now;
+            self.check_eqs();
+            self.check_cqs();
+        }
         self.check_tx_timeout(now);
     }
 
