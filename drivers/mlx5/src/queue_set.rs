@@ -53,6 +53,7 @@ use crate::tis::Tisn;
 use crate::vport::Mac;
 use crate::wqe::InlineMode;
 
+mod burst;
 mod config;
 mod mtu;
 mod open;
@@ -61,6 +62,7 @@ mod report;
 mod rx;
 mod tx;
 
+pub use burst::RxInfo;
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};

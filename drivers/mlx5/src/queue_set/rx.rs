@@ -12,20 +12,10 @@ use crate::rq::{RxError, RxFrame};
 impl<C: Control> QueueSet<C> {
     #[inline]
     fn rx_meta(&mut self, cqe: &Cqe) -> RxMeta {
-        let mut m = RxMeta::default();
-        if self.vlan_strip() && cqe.has_vlan() {
-            m.vlan = Some(cqe.vlan_tci());
+        let m = super::burst::meta_of(cqe, self.vlan_strip(), self.res.caps.csum);
+        if m.vlan.is_some() {
             self.stats.rx_vlan_stripped += 1;
         }
-        m.rss_hash = cqe.rss_hash();
-        if !self.res.caps.csum {
-            return m;
-        }
-        m.l3 = cqe.l3();
-        m.l4 = cqe.l4();
-        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && cqe.l3_ok();
-        m.l4_csum_ok = m.l4 != L4Proto::Other && cqe.l4_ok();
-        m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
         if m.csum_ok {
             self.stats.rx_csum_ok += 1;
         } else if m.l4 != L4Proto::Other || (m.l3 == L3Proto::Ipv4 && !m.l3_csum_ok) {
@@ -74,7 +64,7 @@ impl<C: Control> QueueSet<C> {
     /// buffers released on the way; an error or a completion the driver
     /// refuses recovers the queue.
     #[inline(always)]
-    fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
+    pub(super) fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
         // At most one ring's worth of completions without a frame: a
         // device that keeps writing them cannot hold the caller here.
         let limit = self.parts.rx.get(q)?.cq.entries();
@@ -137,7 +127,7 @@ impl<C: Control> QueueSet<C> {
     /// Give `releases` consumed WQEs of queue `q` back (posted at the next
     /// commit: a quarter ring, or [`QueueSet::flush`]).
     #[inline]
-    fn release(&mut self, q: usize, releases: u16) {
+    pub(super) fn release(&mut self, q: usize, releases: u16) {
         if releases == 0 {
             return;
         }
