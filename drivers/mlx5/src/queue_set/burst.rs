@@ -54,10 +54,10 @@ impl<P: Platform> RxInfo<'_, P> {
     }
 }
 
-/// The [`RxMeta`] of a responder CQE: the stripped tag with `vlan_strip`,
+/// The [`RxMeta`] of a responder CQE (as `QueueSet::rx_meta` decodes it, without its counters): the stripped tag with `vlan_strip`,
 /// the RSS hash, the checksum results when the device checks (`csum`).
 #[inline(always)]
-pub(super) fn meta_of(cqe: &Cqe, vlan_strip: bool, csum: bool) -> RxMeta {
+fn meta_of(cqe: &Cqe, vlan_strip: bool, csum: bool) -> RxMeta {
     let mut m = RxMeta::default();
     if vlan_strip && cqe.has_vlan() {
         m.vlan = Some(cqe.vlan_tci());

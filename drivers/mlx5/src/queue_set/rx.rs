@@ -12,10 +12,20 @@ use crate::rq::{RxError, RxFrame};
 impl<C: Control> QueueSet<C> {
     #[inline]
     fn rx_meta(&mut self, cqe: &Cqe) -> RxMeta {
-        let m = super::burst::meta_of(cqe, self.vlan_strip(), self.res.caps.csum);
-        if m.vlan.is_some() {
+        let mut m = RxMeta::default();
+        if self.vlan_strip() && cqe.has_vlan() {
+            m.vlan = Some(cqe.vlan_tci());
             self.stats.rx_vlan_stripped += 1;
         }
+        m.rss_hash = cqe.rss_hash();
+        if !self.res.caps.csum {
+            return m;
+        }
+        m.l3 = cqe.l3();
+        m.l4 = cqe.l4();
+        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && cqe.l3_ok();
+        m.l4_csum_ok = m.l4 != L4Proto::Other && cqe.l4_ok();
+        m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
         if m.csum_ok {
             self.stats.rx_csum_ok += 1;
         } else if m.l4 != L4Proto::Other || (m.l3 == L3Proto::Ipv4 && !m.l3_csum_ok) {
