@@ -64,6 +64,22 @@ impl<P: Platform> CqView<'_, P> {
         Some(CqeTail(w[0]))
     }
 
+    /// The byte count and the first dword (a striding RQ's `wqe_id`) of
+    /// the entry at `ci`, after [`CqView::owned_tail`] found it
+    /// software-owned: one range check, two plain loads.
+    #[inline(always)]
+    pub fn byte_cnt_and_wqe_id(&self, ci: u32) -> (u32, u16) {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        self.mem.with_bytes(base, cqe::off::QPN, |e| {
+            let be32 = |o: usize| {
+                e.get(o..o + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_be_bytes)
+            };
+            (be32(cqe::off::BYTE_CNT), be32(cqe::off::WQE_ID) as u16)
+        })
+    }
+
     /// [`Cq::word`].
     #[inline(always)]
     pub fn word(&self, ci: u32, off: usize) -> u64 {

@@ -213,7 +213,6 @@ impl<C: Control> QueueSet<C> {
             let view = cq.view();
             let rqn = rq.rqn.0;
             let mut cur = rq.cursor();
-            let striding = cur.is_striding();
             let start = cq.ci();
             let mut ci = start;
             let (mut releases, mut bytes) = (0u32, 0u64);
@@ -227,12 +226,7 @@ impl<C: Control> QueueSet<C> {
                         stopped = true;
                         break;
                     }
-                    let byte_cnt = view.word(ci, cqe::off::BYTE_CNT & !7) as u32;
-                    let wqe_id = if striding {
-                        (view.word(ci, cqe::off::WQE_ID) >> 32) as u16
-                    } else {
-                        0
-                    };
+                    let (byte_cnt, wqe_id) = view.byte_cnt_and_wqe_id(ci);
                     let Some((taken, done)) = cur.take(wqe_id, t.wqe_counter(), byte_cnt) else {
                         stopped = true;
                         break;
