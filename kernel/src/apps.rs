@@ -181,7 +181,7 @@ impl AppCommand {
             "pktgen" => {
                 Box::new(pktgen::PktGen::new(net, parse(args)?).map_err(|e| format!("{e}"))?)
             }
-            "pktsink" => Box::new(pktgen::PktSink::new(parse(args)?, now)),
+            "pktsink" => Box::new(pktgen::PktSink::new(net, parse(args)?, now)),
             "iperf3" => iperf3::from_args(net, args, now)?,
             "echo" => service(net, TcpServiceKind::Echo, service_port(args, ECHO_PORT)?)?,
             "discard" => service(

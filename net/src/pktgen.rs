@@ -14,8 +14,8 @@
 //! of `batch` (default 32), to `mac` (default broadcast).
 //!
 //! `pktsink [-c count] [-t seconds]`: takes every frame the interface
-//! receives (before the stack sees it) until `count` frames arrived or
-//! `seconds` passed (default 10).
+//! receives (the stack sees none meanwhile: [`NetIf::set_rx_bypass`])
+//! until `count` frames arrived or `seconds` passed (default 10).
 
 use alloc::string::String;
 use core::fmt::{self, Write};
@@ -291,7 +291,10 @@ pub struct PktSink {
 }
 
 impl PktSink {
-    pub fn new(cfg: PktSinkConfig, now: Instant) -> PktSink {
+    /// Start taking every frame `net` receives (the stack gets none until
+    /// the sink is done).
+    pub fn new<D: NetDevice>(net: &mut NetIf<D>, cfg: PktSinkConfig, now: Instant) -> PktSink {
+        net.set_rx_bypass(true);
         PktSink {
             cfg,
             got: 0,
@@ -354,6 +357,7 @@ impl<D: NetDevice> App<D> for PktSink {
         }
         let counted = self.cfg.count != 0 && self.got >= self.cfg.count;
         if counted || now - self.started >= self.cfg.time {
+            net.set_rx_bypass(false);
             return AppStatus::Done(self.finish(true, "", out));
         }
         AppStatus::Running
@@ -363,7 +367,8 @@ impl<D: NetDevice> App<D> for PktSink {
         self.done.is_none().then_some(now)
     }
 
-    fn abort(&mut self, _net: &mut NetIf<D>, _now: Instant, out: &mut dyn Write) -> Verdict {
+    fn abort(&mut self, net: &mut NetIf<D>, _now: Instant, out: &mut dyn Write) -> Verdict {
+        net.set_rx_bypass(false);
         self.finish(false, " (interrupted)", out)
     }
 }

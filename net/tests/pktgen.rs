@@ -23,7 +23,7 @@ fn run(p: &mut Pair, gen_args: &str, sink_args: &str) -> (String, String) {
     let g: PktGenConfig = format!("{gen_args} --dst {mac_b}").parse().unwrap();
     let s: PktSinkConfig = sink_args.parse().unwrap();
     let now = p.now;
-    let mut sink = PktSink::new(s, now);
+    let mut sink = PktSink::new(&mut p.b.net, s, now);
     let mut pktgen = PktGen::new(&p.a.net, g).unwrap();
     let mut out = String::new();
     let (mut gv, mut sv) = (None, None);
@@ -79,8 +79,10 @@ fn every_generated_frame_reaches_the_sink() {
         got,
         "every frame through the burst path"
     );
-    // Below the stack: nothing reached smoltcp as unsupported.
+    // Below the stack: nothing reached smoltcp as unsupported, and the
+    // stack has its frames again after the sink.
     assert_eq!(p.b.net.stats().phy.rx_unsupported, 0);
+    assert!(!p.b.net.rx_bypass());
     p.close();
 }
 
