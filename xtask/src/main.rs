@@ -28,6 +28,7 @@ mod sim_device;
 mod soak;
 mod systests;
 mod systests_attach;
+mod systests_fast;
 mod systests_linux;
 mod systests_net;
 mod systests_peer;
