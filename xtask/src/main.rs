@@ -9,6 +9,7 @@ mod acceptance;
 mod bench;
 mod bench_callgrind;
 mod bench_linux;
+mod bench_pktgen;
 mod console;
 mod cpio;
 mod image;
