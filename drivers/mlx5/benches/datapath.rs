@@ -189,17 +189,15 @@ fn rx_batch(b: &mut Port) -> usize {
 /// `transmit_burst` (completions reaped first, one doorbell).
 #[inline(never)]
 fn tx_burst(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
-    let n = a
-        .transmit_burst(BATCH, TxMeta::default(), |_, f| {
-            if let Some(h) = f.get_mut(..14) {
-                h[0..6].copy_from_slice(dst);
-                h[12] = 0x88;
-                h[13] = 0xb5;
-            }
-            64
-        })
-        .unwrap_or(0);
-    n
+    a.transmit_burst(BATCH, TxMeta::default(), |_, f| {
+        if let Some(h) = f.get_mut(..14) {
+            h[0..6].copy_from_slice(dst);
+            h[12] = 0x88;
+            h[13] = 0xb5;
+        }
+        64
+    })
+    .unwrap_or(0)
 }
 
 /// [`tx_batch_offload`] through the batch API: the offloads and the
@@ -218,20 +216,18 @@ fn tx_burst_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
             l4_len: 20,
         }),
     };
-    let n = a
-        .transmit_burst(BATCH, meta, |_, f| {
-            *seq = seq.wrapping_add(1);
-            let flow = 1024 + (*seq & 0xff);
-            match f.get_mut(..64) {
-                Some(f) => {
-                    tcp64(f, dst, flow);
-                    64
-                }
-                None => 0,
+    a.transmit_burst(BATCH, meta, |_, f| {
+        *seq = seq.wrapping_add(1);
+        let flow = 1024 + (*seq & 0xff);
+        match f.get_mut(..64) {
+            Some(f) => {
+                tcp64(f, dst, flow);
+                64
             }
-        })
-        .unwrap_or(0);
-    n
+            None => 0,
+        }
+    })
+    .unwrap_or(0)
 }
 
 /// The batch API: every received frame handed out by `receive_burst`
