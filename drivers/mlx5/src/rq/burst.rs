@@ -54,18 +54,6 @@ impl<P: Platform> Rq<P> {
         self.bufs.with_bytes(0, len, g)
     }
 
-    /// Take the frame of a responder CQE (`wqe_id` from its first dword,
-    /// `counter` its `wqe_counter`, `byte_cnt` its byte count) if it is
-    /// the common case: `None` consumes nothing. Returns the frame and
-    /// whether it used up its WQE (one WQE to recycle).
-    #[inline(always)]
-    pub fn take(&mut self, wqe_id: u16, counter: u16, byte_cnt: u32) -> Option<(Taken, bool)> {
-        let mut c = self.cursor();
-        let r = c.take(wqe_id, counter, byte_cnt);
-        self.set_cursor(c);
-        r
-    }
-
     /// Read a frame a burst took, in place.
     #[inline(always)]
     pub fn with_taken<R>(&self, t: Taken, g: impl FnOnce(&[u8]) -> R) -> R {
@@ -81,6 +69,11 @@ impl<P: Platform> Rq<P> {
 }
 
 /// An RQ's position and geometry as a burst loop keeps them ([`Rq::cursor`]).
+///
+/// [`RxCursor::take`] takes the frame of a responder CQE (`wqe_id` from
+/// its first dword, `counter` its `wqe_counter`, `byte_cnt` its byte
+/// count) if it is the common case: `None` consumes nothing. It returns
+/// the frame and whether it used up its WQE (one WQE to recycle).
 #[derive(Clone, Copy, Debug)]
 pub struct RxCursor {
     ci: u16,
@@ -95,7 +88,6 @@ pub struct RxCursor {
 }
 
 impl RxCursor {
-    /// See [`Rq::take`].
     #[inline(always)]
     pub fn take(&mut self, wqe_id: u16, counter: u16, byte_cnt: u32) -> Option<(Taken, bool)> {
         let ci = self.ci;
