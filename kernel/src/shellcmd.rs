@@ -266,6 +266,8 @@ mod net {
   ping [-I <if>|<addr>] <addr> [-c N] [-i s] [-W s] [-s bytes]   ICMP echo (IPv4 or IPv6), until Ctrl-C without -c
   l2send <mac> <n> [-s bytes]   send n raw test frames (ethertype 0x88b5)
   l2recv [n] [-W s]     receive raw test frames
+  pktgen [-I <if>] [-s bytes] [-c n] [-t s] [-b batch] [--dst mac]   transmit frames as fast as the device takes them; pps, Gbit/s
+  pktsink [-I <if>] [-c n] [-t s]   receive and drop every frame below the stack; pps, Gbit/s
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
@@ -558,7 +560,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc", "mtu",
+            "promisc", "mtu", "pktgen", "pktsink",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(

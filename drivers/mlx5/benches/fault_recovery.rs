@@ -134,7 +134,8 @@ fn main() {
         let mut us = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             std::thread::sleep(Duration::from_millis(600));
-            while turn(&mut a, &mut b) > 0 {}
+            // Traffic flowing before the fault.
+            while turn(&mut a, &mut b) == 0 {}
             let before = recovered_records(if on_a { &a } else { &b });
             let sim = if on_a { &sa } else { &sb };
             let t0 = Instant::now();

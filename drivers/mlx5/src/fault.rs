@@ -218,6 +218,9 @@ pub struct FaultRecord {
     /// One more detail that matters to the class (`returned=` buffers,
     /// `pending=` WQEs, `ci=` counter, `event=` type ...).
     pub detail: Option<(&'static str, u64)>,
+    /// A second detail ([`FaultRecord::detail`] fills this one when the
+    /// first is taken).
+    pub detail2: Option<(&'static str, u64)>,
     pub action: FaultAction,
     pub outcome: FaultOutcome,
     pub at_ns: u64,
@@ -234,6 +237,7 @@ impl FaultRecord {
             vendor_syndrome: None,
             wqe_counter: None,
             detail: None,
+            detail2: None,
             action: FaultAction::None,
             outcome: FaultOutcome::Reported,
             at_ns,
@@ -251,8 +255,14 @@ impl FaultRecord {
         self
     }
 
+    /// Add a `key=value` detail (two at most; a third replaces the
+    /// second).
     pub fn detail(mut self, key: &'static str, value: u64) -> Self {
-        self.detail = Some((key, value));
+        if self.detail.is_none() {
+            self.detail = Some((key, value));
+        } else {
+            self.detail2 = Some((key, value));
+        }
         self
     }
 
@@ -276,7 +286,7 @@ impl fmt::Display for FaultRecord {
         if let Some(c) = self.wqe_counter {
             write!(f, " wqe_counter={c}")?;
         }
-        if let Some((k, v)) = self.detail {
+        for (k, v) in self.detail.iter().chain(self.detail2.iter()) {
             write!(f, " {k}={v}")?;
         }
         write!(

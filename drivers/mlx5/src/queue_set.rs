@@ -53,6 +53,7 @@ use crate::tis::Tisn;
 use crate::vport::Mac;
 use crate::wqe::InlineMode;
 
+mod burst;
 mod config;
 mod mtu;
 mod open;
@@ -62,6 +63,7 @@ mod rx;
 mod tx;
 mod watchdog;
 
+pub use burst::RxInfo;
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
@@ -465,6 +467,27 @@ impl<C: Control> NetDevice for QueueSet<C> {
     }
     fn flush(&mut self) {
         QueueSet::flush(self)
+    }
+    fn transmit_burst(
+        &mut self,
+        n: usize,
+        len: usize,
+        meta: TxMeta,
+        mut write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TxError> {
+        if len == 0 || len > self.max_frame() {
+            return Err(TxError::BadLength(len));
+        }
+        QueueSet::transmit_burst(self, n, meta, |i, b| match b.get_mut(..len) {
+            Some(f) => {
+                write(i, f);
+                len
+            }
+            None => 0,
+        })
+    }
+    fn receive_burst(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        QueueSet::receive_burst(self, max, |b, _| f(b))
     }
     fn stats(&self) -> NetStats {
         self.net_stats()

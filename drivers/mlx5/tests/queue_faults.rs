@@ -124,6 +124,7 @@ fn run(interrupts: bool, on_a: bool, q: QueueFault, class: FaultClass, action: F
         "{armed}: {r}"
     );
     let line = format!("{r}");
+    println!("{line}");
     assert!(
         line.starts_with(&format!("FAULT {} ", class.name()))
             && line.ends_with("outcome=recovered"),

@@ -135,9 +135,7 @@ impl QueueFault {
                 wqe_counter,
             } => r.wqe_counter(wqe_counter).detail("pending", pending.into()),
         };
-        if r.detail.is_none() {
-            r = r.detail("returned", self.returned as u64);
-        }
+        r = r.detail("returned", self.returned as u64);
         r.action(
             FaultAction::QueueReset,
             if self.recovered {

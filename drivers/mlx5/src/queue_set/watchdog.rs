@@ -19,11 +19,15 @@ use crate::eq::QueryEq;
 use crate::fault::{
     FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, QueueEvent, Verdict,
 };
-use crate::sq::{self, CreateSq, ModifySq, Sq, SqConfig};
+use crate::rq::{QueryRq, Rqn};
+use crate::sq::{self, CreateSq, ModifySq, QuerySq, Sq, SqConfig, Sqn};
 use crate::wq::QueueState;
 
 /// Least time between two checks (the owner may call more often).
 pub const CHECK_INTERVAL_MS: u64 = 100;
+/// Least time between two rounds of QUERY_EQ / QUERY_CQ (commands: kept
+/// rarer than the command-free checks).
+pub const QUERY_INTERVAL_MS: u64 = 1_000;
 /// WQEs outstanding with no completion for this long: transmit timeout.
 pub const TX_TIMEOUT_MS: u64 = 1_000;
 /// Deferred recoveries kept (more are dropped: the queue stays in error
@@ -46,9 +50,12 @@ struct Deferred {
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     last_ns: u64,
+    last_query_ns: u64,
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
+    /// Receive CQs whose overrun was escalated: recorded once.
+    escalated_cqs: heapless::Vec<Cqn, 8>,
     pub checks: u64,
 }
 
@@ -72,8 +79,9 @@ impl Watch {
 impl<C: Control> QueueSet<C> {
     /// Periodic fault checks (module documentation). Call it from the
     /// owner's loop every few tens of milliseconds; it does its work at
-    /// most every [`CHECK_INTERVAL_MS`], with a few commands (QUERY_EQ per
-    /// completion EQ, QUERY_CQ per CQ), never on the packet path.
+    /// most every [`CHECK_INTERVAL_MS`] (QUERY_EQ per completion EQ and
+    /// QUERY_CQ per CQ at most every [`QUERY_INTERVAL_MS`]), never on the
+    /// packet path.
     pub fn check(&mut self) {
         let now = self.ctl.clock().now_ns();
         if now.saturating_sub(self.watch.last_ns) < CHECK_INTERVAL_MS * 1_000_000 {
@@ -83,8 +91,11 @@ impl<C: Control> QueueSet<C> {
         self.watch.checks += 1;
         self.check_queue_events();
         self.run_deferred(now);
-        self.check_eqs();
-        self.check_cqs();
+        if now.saturating_sub(self.watch.last_query_ns) >= QUERY_INTERVAL_MS * 1_000_000 {
+            self.watch.last_query_ns = now;
+            self.check_eqs();
+            self.check_cqs();
+        }
         self.check_tx_timeout(now);
     }
 
@@ -122,6 +133,19 @@ impl<C: Control> QueueSet<C> {
                 }
                 QueueEvent::Wq { event, object } => {
                     let cause = FaultCause::AsyncEvent { event };
+                    if self.already_ready(object) {
+                        // The queue's flush completions arrived before the
+                        // event and its recovery already ran: record the
+                        // event with that outcome.
+                        let now = self.ctl.clock().now_ns();
+                        self.ctl.record_fault(
+                            FaultRecord::new(FaultClass::WqCatastrophic, object, now)
+                                .detail("event", event.into())
+                                .detail("reset_on_cqe", 1)
+                                .action(FaultAction::QueueReset, FaultOutcome::Recovered),
+                        );
+                        continue;
+                    }
                     match object {
                         FaultObject::Sq(_) => self.recover_sq(cause),
                         FaultObject::Rq(n) => {
@@ -134,6 +158,27 @@ impl<C: Control> QueueSet<C> {
                 }
             }
         }
+    }
+
+    /// Whether the queue `object` names is RDY on the device (and not
+    /// waiting for a deferred recovery).
+    fn already_ready(&mut self, object: FaultObject) -> bool {
+        let state = match object {
+            FaultObject::Sq(n) => {
+                if self.watch.is_deferred(QueueId::Sq(Sqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QuerySq(Sqn(n))).ok().and_then(|i| i.state)
+            }
+            FaultObject::Rq(n) => {
+                if self.watch.is_deferred(QueueId::Rq(Rqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QueryRq(Rqn(n))).ok().and_then(|i| i.state)
+            }
+            _ => None,
+        };
+        state == Some(QueueState::Rdy)
     }
 
     fn rx_index_of(&self, rqn: u32) -> Option<usize> {
@@ -196,7 +241,7 @@ impl<C: Control> QueueSet<C> {
             };
             self.ctl.record_fault(
                 FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eq.eqn.0.into()), now)
-                    .syndromes(info.status.into(), info.consumer_counter)
+                    .detail("device_ci", info.consumer_counter.into())
                     .detail("ci", ci.into())
                     .action(action, outcome),
             );
@@ -226,7 +271,13 @@ impl<C: Control> QueueSet<C> {
             if let Ok(info) = self.ctl.exec(&QueryCq(cqn))
                 && info.status != 0
             {
-                self.recover_cq(cqn, info.status.into(), "query");
+                // Its event may have arrived since the events were taken.
+                self.check_queue_events();
+                let still = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
+                    || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
+                if still {
+                    self.recover_cq(cqn, info.status.into(), "query");
+                }
             }
         }
     }
@@ -246,6 +297,10 @@ impl<C: Control> QueueSet<C> {
         };
         let is_tx = self.parts.tx_cq.as_ref().is_some_and(|c| c.cqn == cqn);
         if !is_tx {
+            if self.watch.escalated_cqs.contains(&cqn) {
+                return;
+            }
+            let _ = self.watch.escalated_cqs.push(cqn);
             self.ctl
                 .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
             self.stats.faults += 1;

@@ -26,6 +26,9 @@ use crate::uar::Uar;
 use crate::wq::Ring;
 use crate::wqe::{self, CsFlags, InlineMode, MAX_HEADERS, WQEBB, ctrl};
 
+mod burst;
+pub use burst::Burst;
+
 /// UAR page offset of the send doorbell.
 pub const UAR_SEND_DOORBELL: usize = 0x800;
 
@@ -591,7 +594,12 @@ impl<P: Platform> Sq<P> {
     /// what is in flight) is refused and nothing is reclaimed.
     #[inline]
     pub fn complete(&mut self, cqe: &Cqe) -> Result<usize, BadCompletion> {
-        let counter = cqe.wqe_counter();
+        self.complete_at(cqe.wqe_counter())
+    }
+
+    /// [`Sq::complete`] for the requester CQE with `wqe_counter` `counter`.
+    #[inline(always)]
+    pub fn complete_at(&mut self, counter: u16) -> Result<usize, BadCompletion> {
         let c = &mut self.c;
         let bad = BadCompletion::WqeCounter {
             counter,
