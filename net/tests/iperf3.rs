@@ -970,12 +970,20 @@ fn server_speaks_the_protocol_byte_for_byte() {
         assert!(st[k].is_number(), "{k} in {j}");
     }
     ctl.send(&mut p, &[16]); // IPERF_DONE
+    // The next client connects at once: its connection is established
+    // (by the stack) before the server polls, in the same batch as
+    // IPERF_DONE. It is the next test, not refused as busy.
+    let next = Raw::connect(&mut p);
     let r = server_result(&mut p, &mut srv, Duration::from_secs(5)).unwrap();
     assert_eq!((r.sent_bytes, r.received_bytes), (sent as u64, sent as u64));
     assert_eq!(r.retransmits, 0, "unknown (-1) counts as none");
     assert!((r.sender_seconds - 1.0001).abs() < 1e-9, "{r:?}");
+    next.send(&mut p, COOKIE);
+    assert_eq!(recv_n(&mut p, &mut srv, &next, 1), [9]); // PARAM_EXCHANGE
+    assert!(!srv.out.contains("refusing"), "{}", srv.out);
     ctl.remove(&mut p);
     data.remove(&mut p);
+    next.remove(&mut p);
     p.close();
 }
 

@@ -112,6 +112,9 @@ pub struct Iperf3Server {
     tests: u32,
     last: Option<Result<Iperf3Report, Iperf3Error>>,
     stopped: bool,
+    /// A test started after the poll's step (see [`Iperf3Server::poll`]):
+    /// the next poll is due at once.
+    started_late: bool,
 }
 
 impl Iperf3Server {
@@ -131,6 +134,7 @@ impl Iperf3Server {
             tests: 0,
             last: None,
             stopped: false,
+            started_late: false,
         };
         s.top_up(sockets)?;
         s.banner(out);
@@ -214,6 +218,9 @@ impl Iperf3Server {
 
     /// When the server next needs a poll without network input.
     pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        if self.started_late {
+            return Some(now);
+        }
         let mut at: Option<Instant> = self
             .lingering
             .iter()
@@ -298,7 +305,9 @@ impl Iperf3Server {
             };
         }
         self.reap(sockets, now);
-        self.accept(sockets, now, out);
+        self.started_late = false;
+        let mut busy = Vec::new();
+        self.accept(sockets, now, &mut busy);
         let mut finished = None;
         if let Some(mut t) = self.test.take() {
             match self.step(&mut t, sockets, now, out) {
@@ -308,6 +317,21 @@ impl Iperf3Server {
                 }
                 Err(e) => finished = Some(self.end_test(t, Err(e), sockets, now, out)),
             }
+        }
+        // The last client's IPERF_DONE and the next client's SYN can arrive
+        // in one batch of frames (a client started right after the last one
+        // exited, the stack polled late): the test that just ended frees
+        // the server for the first of them rather than refusing it as busy.
+        if !busy.is_empty() && self.test.is_none() && !(finished.is_some() && self.cfg.one_off) {
+            self.listeners.append(&mut busy);
+            self.accept(sockets, now, &mut busy);
+            self.started_late = self.test.is_some();
+        }
+        for h in busy {
+            if let Some(ep) = sockets.get::<tcp::Socket>(h).remote_endpoint() {
+                let _ = writeln!(out, "iperf3: refusing {ep}: a test is running");
+            }
+            self.refusing.push((h, now + STEP_TIMEOUT));
         }
         if finished.is_some() && self.cfg.one_off {
             for h in self
@@ -360,8 +384,13 @@ impl Iperf3Server {
 
     /// Takes connections off the listeners: the first becomes a test's
     /// control connection, data connections join the test in CREATE_STREAMS,
-    /// anything else is refused.
-    fn accept(&mut self, sockets: &mut SocketSet<'static>, now: Instant, out: &mut dyn Write) {
+    /// anything else goes to `busy` (refused unless the test ends now).
+    fn accept(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        now: Instant,
+        busy: &mut Vec<SocketHandle>,
+    ) {
         let mut i = 0;
         while i < self.listeners.len() {
             let h = self.listeners[i];
@@ -407,12 +436,7 @@ impl Iperf3Server {
                         cookie: Vec::new(),
                     });
                 }
-                Some(_) => {
-                    if let Some(ep) = sockets.get::<tcp::Socket>(h).remote_endpoint() {
-                        let _ = writeln!(out, "iperf3: refusing {ep}: a test is running");
-                    }
-                    self.refusing.push((h, now + STEP_TIMEOUT));
-                }
+                Some(_) => busy.push(h),
             }
         }
     }
