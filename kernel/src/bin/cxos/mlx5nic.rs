@@ -35,6 +35,9 @@ use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
 use crate::{interrupts, println, runtime, time};
 
+#[cfg(feature = "net")]
+pub mod members;
+
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
@@ -77,13 +80,20 @@ impl PciDriver for Mlx5Driver {
 
     fn detach(&self, addr: PciAddress) -> Option<Result<String, String>> {
         let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        if let Some(i) = slots.iter().position(|s| s.addr == addr) {
+            let index = slots[i].index;
+            members::release_port(&mut slots, index);
+        }
         let slot = slots.iter_mut().find(|s| s.addr == addr)?;
         Some(detach_slot(slot))
     }
 
     fn detach_all(&self) -> Vec<String> {
-        SLOTS
-            .lock()
+        let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        members::release_all(&mut slots);
+        slots
             .iter_mut()
             .filter(|s| s.state.is_attached())
             .map(|s| detach_slot(s).unwrap_or_else(|e| e))

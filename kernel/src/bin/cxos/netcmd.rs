@@ -96,6 +96,29 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 None => println!("vnic: no vnic{n}"),
             }
         }
+        NetCommand::AggrCreate { name, def } => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::create(n, &def) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {name} not created: {e}"),
+            }
+        }
+        NetCommand::AggrDelete(name) => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::delete(n) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {e}"),
+            }
+        }
+        NetCommand::AggrShow { long } => {
+            let lines = mlx5nic::members::show(long);
+            if lines.is_empty() {
+                println!("aggr: no aggregations");
+            }
+            for l in lines {
+                println!("{l}");
+            }
+        }
         NetCommand::VnicList => {
             let defs = vnics::list();
             if defs.is_empty() {
