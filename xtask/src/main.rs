@@ -27,6 +27,7 @@ mod session;
 mod sim_device;
 mod soak;
 mod systests;
+mod systests_aggr;
 mod systests_attach;
 mod systests_linux;
 mod systests_net;
