@@ -264,7 +264,7 @@ mod net {
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
-  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>
   vnic delete <N>       destroy vnic<N> (its flow entries and queues)
   vnic list             the VNIC definitions
   vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter

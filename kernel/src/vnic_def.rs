@@ -8,6 +8,7 @@
 //! `mac:<aa:bb:cc:dd:ee:ff|auto>` (default auto: the driver generates a
 //! locally administered MAC), `vlan:<1..4094>` (default untagged),
 //! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
+//! `over:net<i>` (the port it is on, default net0: the first function),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
 //! `gw=`, `ip6=`, `gw6=`, `lease=`, `mtu=` items (`mtu=N`: the VNIC's IP
 //! MTU, at most its port's).
@@ -28,6 +29,8 @@ use crate::cmdline::MAX_VNICS;
 pub struct VnicDef {
     pub spec: VnicSpec,
     pub ip: IfConfig,
+    /// The port it is on: `net<over>` (`over:net1`; default the first).
+    pub over: u8,
 }
 
 /// Why a VNIC definition was refused.
@@ -36,6 +39,7 @@ pub enum VnicDefError {
     BadMac(String),
     BadVlan(String),
     BadQueues(String),
+    BadOver(String),
     UnknownKey(String),
     IpTwice,
     /// A `gw=`/`ip6=`/`gw6=`/`lease=` item before any `ip:`.
@@ -49,6 +53,7 @@ impl fmt::Display for VnicDefError {
             VnicDefError::BadMac(s) => write!(f, "bad MAC address '{s}'"),
             VnicDefError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
             VnicDefError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
+            VnicDefError::BadOver(s) => write!(f, "bad port '{s}' (net0 .. net7)"),
             VnicDefError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
             VnicDefError::IpTwice => f.write_str("ip given twice"),
             VnicDefError::IpItemFirst(s) => write!(f, "'{s}' needs ip: before it"),
@@ -86,6 +91,7 @@ impl FromStr for VnicDef {
             queues: 1,
         };
         let mut ip: Option<String> = None;
+        let mut over = 0u8;
         // `mtu=` may come anywhere; cxos-net's parser checks it.
         let mut mtu: Option<&str> = None;
         for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
@@ -128,6 +134,14 @@ impl FromStr for VnicDef {
                         .ok_or_else(|| VnicDefError::BadQueues(value.into()))?;
                     spec.queues = q;
                 }
+                "over" => {
+                    over = value
+                        .strip_prefix("net")
+                        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|n| n.parse::<u8>().ok())
+                        .filter(|&n| usize::from(n) < crate::cmdline::MAX_INTERFACES)
+                        .ok_or_else(|| VnicDefError::BadOver(value.into()))?;
+                }
                 "ip" => {
                     if ip.is_some() {
                         return Err(VnicDefError::IpTwice);
@@ -143,7 +157,7 @@ impl FromStr for VnicDef {
             ip.push_str(m);
         }
         let ip = IfConfig::from_str(&ip).map_err(VnicDefError::Ip)?;
-        Ok(VnicDef { spec, ip })
+        Ok(VnicDef { spec, ip, over })
     }
 }
 
@@ -151,6 +165,9 @@ impl fmt::Display for VnicDef {
     /// The syntax it parses from: `mac:..,vlan:..,queues:..,ip:..`
     /// (`mac:auto` when the driver picks the MAC, no `vlan` when untagged).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.over != 0 {
+            write!(f, "over:net{},", self.over)?;
+        }
         match self.spec.mac {
             Some(m) => write!(f, "mac:{m},")?,
             None => f.write_str("mac:auto,")?,
@@ -231,6 +248,25 @@ mod tests {
 
     fn def(s: &str) -> VnicDef {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_vnic_names_its_port_with_over() {
+        assert_eq!(def("ip:dhcp").over, 0);
+        let d = def("over:net1,vlan:10,ip:10.0.10.2/24");
+        assert_eq!((d.over, d.spec.vlan), (1, Some(10)));
+        assert_eq!(
+            format!("{d}"),
+            format!("over:net1,mac:auto,vlan:10,queues:1,ip:{}", d.ip)
+        );
+        assert_eq!(def(&format!("{d}")), d);
+        for bad in ["over:eth1", "over:net", "over:net8", "over:net1x"] {
+            assert_eq!(
+                bad.parse::<VnicDef>(),
+                Err(VnicDefError::BadOver(bad["over:".len()..].into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! net0 out of cxos's aggregation at once (PORT_CHANGE) and out of
 //! Linux's by LACP timeout (a virtio-net keeps its carrier); iperf3
 //! completes with no interval of zero throughput longer than 3 s; `link
-//! 0 up` and net0 rejoins on both ends. Fast LACPDUs from both ends are
+//! 0 up` and net0 rejoins on both ends. Then the Linux side takes a
+//! member down (its NIC's cable, QMP `set_link`): cxos, whose port keeps
+//! its link, takes net1 out by LACP timeout, and back when it returns.
+//! Fast LACPDUs from both ends are
 //! in each wire's capture (bounded: [`SimOptions::test_capture`]). cxos
 //! detaches both functions with every page back.
 
@@ -23,6 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::linux_vm::{self, LinuxVm, StreamNic};
+use crate::qmp::Qmp;
 use crate::session::tail;
 use crate::sim_device::{SecondPort, SimDevice, SimOptions};
 use crate::systests::{Context, SystemTest};
@@ -255,16 +259,19 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         wire: wire.to_path_buf(),
         speed_mbps: 100_000,
     };
+    let qmp_path = dir.join("qmp.sock");
     let mut peer = LinuxVm::boot_peer(
         &setup.qemu,
         &guest,
         &[nic("p0", PEER_MAC, &wire0), nic("p1", PEER_MAC2, &wire1)],
-        &dir.join("qmp.sock"),
+        &qmp_path,
         &peer_script(),
         &log.with_extension("peer.log"),
         TIMEOUT,
     )
     .map_err(at("boot the Linux peer"))?;
+    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30))
+        .map_err(at("connect to the peer's QMP"))?;
     expect_sync(&mut peer, "ready")?;
 
     let cmdline = format!("aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24");
@@ -350,6 +357,26 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     let rejoin = rejoin_started.elapsed();
     peer.reply("go").map_err(at("failover"))?;
     expect_sync(&mut peer, "rejoined")?;
+    // The Linux side takes a member down (its NIC's cable, through QMP):
+    // cxos's net1 keeps its link and must notice by LACP timeout (3 s).
+    qmp.set_link("p1", false)
+        .map_err(at("QMP set_link p1 off"))?;
+    let cut = Instant::now();
+    wait_show(&mut shell, Duration::from_secs(8), |show| {
+        matches!(
+            (member(show, "net0"), member(show, "net1")),
+            (Ok((true, _, _)), Ok((false, _, _)))
+        )
+    })
+    .map_err(at("cxos times net1 out when Linux's member goes"))?;
+    let timed_out = cut.elapsed();
+    let answer = shell
+        .ask(&format!("ping -I aggr0 {PEER4} -c 3"))
+        .map_err(at("ping over net0 alone"))?;
+    plain_line(&answer, "3 packets transmitted, 3 received").map_err(at("ping over net0 alone"))?;
+    qmp.set_link("p1", true).map_err(at("QMP set_link p1 on"))?;
+    wait_show(&mut shell, Duration::from_secs(30), both_distributing)
+        .map_err(at("net1 rejoins after Linux's member returns"))?;
     peer.reply("go").map_err(at("rejoined"))?;
 
     let text = peer.finish().map_err(at("the peer's script ends"))?;
@@ -407,10 +434,11 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         }
     }
     println!(
-        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; LACPDUs {}; total {:.1} s)",
+        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s, net1 timed out {:.1} s after Linux's member went; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; LACPDUs {}; total {:.1} s)",
         converged.as_secs_f64(),
         left.as_secs_f64(),
         rejoin.as_secs_f64(),
+        timed_out.as_secs_f64(),
         linux_vm::value(&text, "iperf3-to").unwrap_or("?"),
         linux_vm::value(&text, "iperf3-from").unwrap_or("?"),
         linux_vm::value(&text, "zero-run").unwrap_or("?"),

@@ -594,8 +594,11 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
         Ok(status) => {
             println!("{status}");
             let mut vnics = Vec::new();
-            if slot.index == 0 {
-                for (n, def) in crate::vnics::list() {
+            {
+                for (n, def) in crate::vnics::list()
+                    .into_iter()
+                    .filter(|(_, d)| usize::from(d.over) == slot.index)
+                {
                     match create_vnic(&nic, n, &def) {
                         Ok(status) => {
                             println!("{status}");
@@ -693,7 +696,10 @@ fn service_port(addr: PciAddress) {
 #[cfg(feature = "net")]
 pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
     let mut slots = SLOTS.lock();
-    let State::Open(o) = &mut slots.first_mut()?.state else {
+    let slot = slots
+        .iter_mut()
+        .find(|s| s.index == usize::from(def.over))?;
+    let State::Open(o) = &mut slot.state else {
         return None;
     };
     if o.vnics.contains(&n) {

@@ -82,7 +82,10 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                     vnics::undefine(n);
                     println!("vnic: vnic{n} not created: {e}");
                 }
-                None => println!("vnic{n}: defined {def}; created when net0's adapter opens"),
+                None => println!(
+                    "vnic{n}: defined {def}; created when net{}'s adapter opens",
+                    def.over
+                ),
             }
         }
         NetCommand::VnicDelete(n) => {
