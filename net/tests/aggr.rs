@@ -385,3 +385,96 @@ fn members_steer_the_aggregations_mac_and_the_slow_protocols_group() {
     assert!(ok, "{out}");
     w.close();
 }
+
+/// A Slow Protocols frame from `src` carrying `pdu` bytes after the
+/// header (zero-padded to the minimum frame).
+fn slow_frame(src: [u8; 6], pdu: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(SLOW_PROTOCOLS_MAC);
+    f.extend(src);
+    f.extend([0x88, 0x09]);
+    f.extend(pdu);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+#[test]
+fn bad_lacpdus_and_an_impostor_partner_are_counted_and_the_aggregation_keeps_serving() {
+    use cxos_net::lacp::wire::{self, LacpduRepr, PortInfo, PortState, SlowPdu, SystemId};
+    let mut w = World::new(HashPolicy::L4);
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    let stranger = [0x02, 0x00, 0x00, 0x00, 0x0e, 0x01];
+    // Truncated, bad version, bad TLV length, an oversize frame, a
+    // Marker with a bad length, an unknown subtype: counted, never fatal.
+    let bad: Vec<Vec<u8>> = vec![
+        slow_frame(stranger, &[0x01, 0x01, 0x01]),
+        slow_frame(stranger, &[0x01, 0x07, 0x01, 0x14]),
+        slow_frame(stranger, &[0x01, 0x01, 0x01, 0x99]),
+        slow_frame(stranger, &[0x01; 1400]),
+        slow_frame(stranger, &[0x02, 0x01, 0x01, 0x03]),
+        slow_frame(stranger, &[0x0a, 0x01]),
+    ];
+    for f in &bad {
+        w.a.sims[0].inject_rx(f);
+        w.a.sims[1].inject_rx(f);
+        w.step(None);
+    }
+    let r0 = w.a.aggr().report(0).unwrap().lacp.unwrap();
+    let r1 = w.a.aggr().report(1).unwrap().lacp.unwrap();
+    assert!(r0.bad_pdus >= 4 && r1.bad_pdus >= 4, "{r0:?}");
+    assert!(r0.other_slow_rx >= 1);
+    assert!(w.all_distributing(), "bad frames changed nothing");
+    let (ok, out) = w.ping(false, 2);
+    assert!(ok, "{out}");
+
+    // An impostor on port 1: another system claims to be its partner
+    // (in sync, collecting, distributing). Port 1 leaves a's aggregation
+    // (its partner is not the aggregator's); port 0 keeps serving.
+    let mut pdu = [0u8; wire::FRAME_LEN];
+    let state = PortState::new()
+        .with_lacp_activity(true)
+        .with_lacp_timeout(true)
+        .with_aggregation(true)
+        .with_synchronization(true)
+        .with_collecting(true)
+        .with_distributing(true);
+    let actor = PortInfo {
+        system: SystemId {
+            priority: 0x8000,
+            mac: EthernetAddress(stranger),
+        },
+        key: 7,
+        port_priority: 0x8000,
+        port: 9,
+        state,
+    };
+    let partner = w.a.aggr().report(1).unwrap().lacp.unwrap().actor;
+    wire::emit_frame(
+        EthernetAddress(stranger),
+        &SlowPdu::Lacp(LacpduRepr {
+            actor,
+            partner,
+            collector_max_delay: 0,
+        }),
+        &mut pdu,
+    );
+    w.a.sims[1].inject_rx(&pdu);
+    // a alone (b has not answered yet): the first poll takes the frame,
+    // the second runs the machines.
+    let now = w.now();
+    w.a.net().poll(now);
+    w.a.net().poll(now);
+    let r = w.a.aggr().report(1).unwrap().lacp.unwrap();
+    assert_eq!(r.partner.system.mac, EthernetAddress(stranger));
+    assert!(
+        !w.a.distributing(1),
+        "port 1 left on a partner change: {r:?}"
+    );
+    assert!(w.a.distributing(0));
+    let (ok, out) = w.ping(false, 2);
+    assert!(ok, "port 0 keeps serving: {out}");
+    // The real partner's LACPDUs (b answers a's, which name the
+    // stranger as partner) bring port 1 back.
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    w.close();
+}
