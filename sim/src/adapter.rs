@@ -39,7 +39,7 @@ impl Identity {
     /// `nic_vport_context.port_guid`: the board's GUID with the port in
     /// its low byte.
     pub fn port_guid(&self) -> u64 {
-        self.system_image_guid | u64::from(self.port) + 1
+        self.system_image_guid | (u64::from(self.port) + 1)
     }
 }
 

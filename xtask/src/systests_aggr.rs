@@ -280,7 +280,15 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     let booted = Instant::now();
     let mut shell = Shell::start(session).map_err(at("cxos's shell"))?;
     let answer = shell.ask("ifconfig aggr0").map_err(at("ifconfig aggr0"))?;
-    plain_line(&answer, "aggr0").map_err(at("aggr0 is an interface"))?;
+    plain_line(&answer, &format!("aggr0 {CXOS_MAC} "))
+        .map_err(at("aggr0 is an interface with the first port's MAC"))?;
+    for port in ["net0", "net1"] {
+        let answer = shell
+            .ask(&format!("ifconfig {port}"))
+            .map_err(at("ifconfig"))?;
+        plain_line(&answer, &format!("{port}: member of aggr0"))
+            .map_err(at("a member's own interface is gone"))?;
+    }
     let answer = shell
         .ask("serve iperf3 -I aggr0")
         .map_err(at("cxos serves iperf3"))?;
@@ -393,6 +401,13 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     // Delete, detach both functions: every page back.
     let answer = shell.ask("aggr delete aggr0").map_err(at("aggr delete"))?;
     plain_line(&answer, "aggr0: deleted, 0 errors").map_err(at("aggr delete"))?;
+    for (port, mac) in [("net0", CXOS_MAC), ("net1", CXOS_MAC2)] {
+        let answer = shell
+            .ask(&format!("ifconfig {port}"))
+            .map_err(at("ifconfig"))?;
+        plain_line(&answer, &format!("{port} {mac} "))
+            .map_err(at("the members get their own interfaces back"))?;
+    }
     for pci in ["01:00.0", "02:00.0"] {
         let answer = shell.ask(&format!("detach {pci}")).map_err(at("detach"))?;
         plain_line(
