@@ -27,7 +27,9 @@
 //! collecting, LACP's own frames never reach the stack.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use core::time::Duration as CoreDuration;
 
 use cxos_drivers::{
@@ -36,7 +38,7 @@ use cxos_drivers::{
 use smoltcp::time::Instant;
 use smoltcp::wire::EthernetAddress;
 
-use crate::lacp::{self, Lacp, PortId, PortReport};
+use crate::lacp::{self, HashPolicy, Lacp, PortId, PortReport};
 
 /// The Slow Protocols multicast address (IEEE 802.3 annex 57A).
 pub const SLOW_PROTOCOLS_MAC: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];
@@ -99,10 +101,49 @@ impl core::fmt::Display for AggrError {
     }
 }
 
+/// What an aggregation's clients (VNICs on it, [`AggrVnic`]) read of its
+/// state after each of its polls: which members carry transmit, which
+/// deliver what they receive, and the hash policy. Bit `i` is member `i`.
+#[derive(Debug)]
+pub struct AggrState {
+    distributing: AtomicU8,
+    collecting: AtomicU8,
+    /// Sum of the distributing members' speeds (Mb/s).
+    speed_mbps: AtomicU32,
+    policy: HashPolicy,
+}
+
+impl AggrState {
+    fn mask(a: &AtomicU8) -> u8 {
+        a.load(Ordering::Acquire)
+    }
+
+    /// The member (index) that carries `frame`: the policy's hash over the
+    /// distributing members in member order, as [`Lacp::tx_port`] picks.
+    pub fn member_for(&self, frame: &[u8]) -> Option<usize> {
+        let mask = Self::mask(&self.distributing);
+        let n = mask.count_ones() as usize;
+        if n == 0 {
+            return None;
+        }
+        let k = self.policy.hash(frame) as usize % n;
+        (0..8).filter(|i| mask & (1 << i) != 0).nth(k)
+    }
+
+    pub fn is_collecting(&self, member: usize) -> bool {
+        member < 8 && Self::mask(&self.collecting) & (1 << member) != 0
+    }
+
+    pub fn is_distributing(&self, member: usize) -> bool {
+        member < 8 && Self::mask(&self.distributing) & (1 << member) != 0
+    }
+}
+
 /// A link aggregation over member devices of type `D`.
 pub struct Aggr<D: NetDevice> {
     members: Vec<Member<D>>,
     lacp: Lacp,
+    state: Arc<AggrState>,
     mac: [u8; 6],
     clock: Clock,
     /// The member the next receive starts at (members take turns).
@@ -160,9 +201,16 @@ impl<D: NetDevice> Aggr<D> {
                 counters: MemberCounters::default(),
             });
         }
+        let state = Arc::new(AggrState {
+            distributing: AtomicU8::new(0),
+            collecting: AtomicU8::new(0),
+            speed_mbps: AtomicU32::new(0),
+            policy: config.policy,
+        });
         let mut aggr = Aggr {
             members: list,
             lacp,
+            state,
             mac,
             clock,
             rx_next: 0,
@@ -172,9 +220,16 @@ impl<D: NetDevice> Aggr<D> {
         Ok(aggr)
     }
 
+    /// What VNICs on this aggregation follow ([`AggrVnic`]).
+    pub fn state(&self) -> Arc<AggrState> {
+        self.state.clone()
+    }
+
     /// The members back (the aggregation deleted): they leave the Slow
-    /// Protocols group.
+    /// Protocols group; VNICs on it see their link go down.
     pub fn into_members(self) -> Vec<D> {
+        self.state.distributing.store(0, Ordering::Release);
+        self.state.collecting.store(0, Ordering::Release);
         let static_mode = self.lacp.config().mode == lacp::Mode::Static;
         self.members
             .into_iter()
@@ -224,7 +279,22 @@ impl<D: NetDevice> Aggr<D> {
             }
         }
         let now = (self.clock)();
-        for frame in self.lacp.poll(now) {
+        let sent = self.lacp.poll(now);
+        let (mut dist, mut coll, mut speed) = (0u8, 0u8, 0u32);
+        let ports = self.lacp.distributing_ports();
+        for (i, m) in self.members.iter().enumerate() {
+            if ports.contains(&m.id) {
+                dist |= 1 << i;
+                speed = speed.saturating_add(m.link.speed_mbps);
+            }
+            if self.lacp.is_collecting(m.id) {
+                coll |= 1 << i;
+            }
+        }
+        self.state.distributing.store(dist, Ordering::Release);
+        self.state.collecting.store(coll, Ordering::Release);
+        self.state.speed_mbps.store(speed, Ordering::Release);
+        for frame in sent {
             let Some(m) = self.members.iter_mut().find(|m| m.id == frame.port) else {
                 continue;
             };
@@ -457,5 +527,228 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
         let at = self.lacp.poll_at()?;
         let us = at.total_micros() - (self.clock)().total_micros();
         Some(CoreDuration::from_micros(us.max(0) as u64))
+    }
+}
+
+/// A VNIC on an aggregation: one device per member (the same MAC and VLAN
+/// on every member's steering) and its own stack above; it follows the
+/// aggregation's [`AggrState`]: transmit hashed onto the distributing
+/// members (staged like the aggregation's own, see the module docs),
+/// receive delivered from the collecting ones. The aggregation's LACP
+/// runs in [`Aggr`]; a VNIC only reads its outcome.
+pub struct AggrVnic<D: NetDevice> {
+    members: Vec<D>,
+    state: Arc<AggrState>,
+    rx_next: usize,
+    stage: Vec<u8>,
+}
+
+impl<D: NetDevice> core::fmt::Debug for AggrVnic<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AggrVnic")
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: NetDevice> AggrVnic<D> {
+    /// A VNIC over `members` (in the aggregation's member order, each with
+    /// the VNIC's MAC) following `state`.
+    pub fn new(members: Vec<D>, state: Arc<AggrState>) -> Result<AggrVnic<D>, (Vec<D>, AggrError)> {
+        if members.is_empty() || members.len() > lacp::MAX_PORTS {
+            let n = members.len();
+            return Err((members, AggrError::Members(n)));
+        }
+        let mac = members[0].mac();
+        if members.iter().any(|d| d.mac() != mac) {
+            return Err((members, AggrError::MacMismatch));
+        }
+        Ok(AggrVnic {
+            members,
+            state,
+            rx_next: 0,
+            stage: Vec::new(),
+        })
+    }
+
+    pub fn into_members(self) -> Vec<D> {
+        self.members
+    }
+
+    pub fn member(&self, i: usize) -> Option<&D> {
+        self.members.get(i)
+    }
+
+    fn send_staged<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        let max = self.mtu() + 64 + self.offloads().lso_max as usize;
+        if len == 0 || len > max {
+            return Err(TxError::BadLength(len));
+        }
+        if self.stage.len() < len {
+            self.stage.resize(len, 0);
+        }
+        let (r, meta) = f(&mut self.stage[..len]);
+        let frame = &self.stage[..len];
+        let i = self
+            .state
+            .member_for(frame)
+            .filter(|&i| i < self.members.len())
+            .ok_or(TxError::Down)?;
+        self.members[i].transmit_with(len, meta, |b| b.copy_from_slice(frame))?;
+        Ok(r)
+    }
+}
+
+impl<D: NetDevice> NetDevice for AggrVnic<D> {
+    fn mac(&self) -> [u8; 6] {
+        self.members[0].mac()
+    }
+
+    fn mtu(&self) -> usize {
+        self.members.iter().map(|m| m.mtu()).min().unwrap_or(1500)
+    }
+
+    fn link(&self) -> LinkState {
+        let up = (0..self.members.len()).any(|i| self.state.is_distributing(i));
+        LinkState {
+            up,
+            speed_mbps: if up {
+                self.state.speed_mbps.load(Ordering::Acquire)
+            } else {
+                0
+            },
+        }
+    }
+
+    fn offloads(&self) -> Offloads {
+        let mut it = self.members.iter().map(|m| m.offloads());
+        let Some(first) = it.next() else {
+            return Offloads::default();
+        };
+        it.fold(first, |a, b| Offloads {
+            tx_ipv4_csum: a.tx_ipv4_csum && b.tx_ipv4_csum,
+            tx_l4_csum: a.tx_l4_csum && b.tx_l4_csum,
+            rx_csum: a.rx_csum && b.rx_csum,
+            lso_max: a.lso_max.min(b.lso_max),
+            vlan_insert: a.vlan_insert && b.vlan_insert,
+            vlan_strip: a.vlan_strip && b.vlan_strip,
+        })
+    }
+
+    fn poll(&mut self) -> usize {
+        self.members.iter_mut().map(|m| m.poll()).sum()
+    }
+
+    fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+        let count = self.members.len();
+        let mut f = Some(f);
+        let mut skipped = 0;
+        for k in 0..count {
+            let i = (self.rx_next + k) % count;
+            let collecting = self.state.is_collecting(i);
+            loop {
+                let got = self.members[i].receive(|frame, meta| {
+                    if !collecting {
+                        return Rx::Skipped;
+                    }
+                    match f.take() {
+                        Some(f) => Rx::Client(f(frame, meta)),
+                        None => Rx::Skipped,
+                    }
+                });
+                match got {
+                    None => break,
+                    Some(Rx::Client(r)) => {
+                        self.rx_next = (i + 1) % count;
+                        return Some(r);
+                    }
+                    Some(Rx::Skipped) => {
+                        skipped += 1;
+                        if skipped >= RX_SKIP_BUDGET {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn tx_free(&self) -> usize {
+        (0..self.members.len())
+            .filter(|&i| self.state.is_distributing(i))
+            .map(|i| self.members[i].tx_free())
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
+        self.send_staged(len, |b| (f(b), TxMeta::default()))
+    }
+
+    fn transmit_with<R>(
+        &mut self,
+        len: usize,
+        meta: TxMeta,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        self.send_staged(len, |b| (f(b), meta))
+    }
+
+    fn transmit_then<R>(
+        &mut self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
+    ) -> Result<R, TxError> {
+        self.send_staged(len, f)
+    }
+
+    fn flush(&mut self) {
+        for m in self.members.iter_mut() {
+            m.flush();
+        }
+    }
+
+    fn stats(&self) -> NetStats {
+        let mut s = NetStats::default();
+        for m in &self.members {
+            let t = m.stats();
+            s.tx_packets += t.tx_packets;
+            s.tx_bytes += t.tx_bytes;
+            s.rx_packets += t.rx_packets;
+            s.rx_bytes += t.rx_bytes;
+            s.rx_no_buffer += t.rx_no_buffer;
+            s.errors += t.errors;
+            s.recoveries += t.recoveries;
+        }
+        s
+    }
+
+    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.add_multicast(mac))
+    }
+
+    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.remove_multicast(mac))
+    }
+
+    fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.set_promiscuous(on))
+    }
+
+    fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.set_all_multicast(on))
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use cxos_drivers::NetDevice;
-use cxos_net::aggr::{Aggr, SLOW_PROTOCOLS_MAC};
+use cxos_net::aggr::{Aggr, AggrVnic, SLOW_PROTOCOLS_MAC};
 use cxos_net::app::{App, AppStatus};
 use cxos_net::lacp::{self, HashPolicy, Mode as LacpMode, Rate};
 use cxos_net::ping::{Ping, PingConfig};
@@ -30,6 +30,7 @@ use mlx5_sim::harness::{Mode, SimPlatform};
 
 type Dev = Vnic<Adapter<SimPlatform>>;
 type AggrNet = NetIf<Aggr<Dev>>;
+type VnicNet = NetIf<AggrVnic<Dev>>;
 
 const MAC_A: [u8; 6] = [0x0c, 0x42, 0xa1, 0x19, 0x0a, 0x10];
 const MAC_B: [u8; 6] = [0x0c, 0x42, 0xa1, 0x19, 0x0b, 0x10];
@@ -149,6 +150,9 @@ struct World {
     a: Side,
     b: Side,
     clock: Arc<AtomicI64>,
+    /// VNICs on a's and b's aggregations, in pairs (same index: same
+    /// network).
+    vnics: Vec<(VnicNet, VnicNet)>,
 }
 
 impl World {
@@ -162,6 +166,7 @@ impl World {
             a: Side::new(a, "10.19.0.1/24", &clock, policy),
             b: Side::new(b, "10.19.0.2/24", &clock, policy),
             clock,
+            vnics: Vec::new(),
         }
     }
 
@@ -177,7 +182,12 @@ impl World {
         let now = self.now();
         let a = self.a.net().poll(now);
         let b = self.b.net().poll(now);
-        a || b
+        let mut v = false;
+        for (x, y) in self.vnics.iter_mut() {
+            v |= x.poll(now);
+            v |= y.poll(now);
+        }
+        a || b || v
     }
 
     /// Poll until idle, then move the clock to the next deadline (1 ms to
@@ -188,15 +198,20 @@ impl World {
             rounds += 1;
         }
         let now = self.now();
-        let next = [
+        let mut deadlines = vec![
             self.a.net().poll_delay(now).map(|d| now + d),
             self.b.net().poll_delay(now).map(|d| now + d),
             extra,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + Duration::from_millis(100));
+        ];
+        for (x, y) in self.vnics.iter_mut() {
+            deadlines.push(x.poll_delay(now).map(|d| now + d));
+            deadlines.push(y.poll_delay(now).map(|d| now + d));
+        }
+        let next = deadlines
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_millis(100));
         let next = next
             .max(now + Duration::from_millis(1))
             .min(now + Duration::from_millis(100));
@@ -264,7 +279,64 @@ impl World {
         net.phy_mut().flush();
     }
 
-    fn close(self) {
+    /// A VNIC on both aggregations (a: `.1`, b: `.2` in `net`), tagged
+    /// `vlan` or not; one MAC per side on both of its members.
+    fn add_vnic(&mut self, vlan: Option<u16>, net: u8) {
+        let now = self.now();
+        let make = |side: &Side, host: u8| {
+            let first = side.nics[0]
+                .create(VnicSpec {
+                    vlan,
+                    ..VnicSpec::default()
+                })
+                .expect("VNIC on port 0");
+            let mac = first.mac();
+            let second = side.nics[1]
+                .create(VnicSpec {
+                    mac: Some(mac),
+                    vlan,
+                    ..VnicSpec::default()
+                })
+                .expect("VNIC on port 1");
+            let dev = AggrVnic::new(vec![first, second], side.aggr().state())
+                .unwrap_or_else(|(_, e)| panic!("{e}"));
+            let cfg: IfConfig = format!("10.{net}.0.{host}/24").parse().unwrap();
+            NetIf::new("vnic", dev, &cfg, now).unwrap_or_else(|e| panic!("{}", e.error))
+        };
+        let x = make(&self.a, 1);
+        let y = make(&self.b, 2);
+        self.vnics.push((x, y));
+    }
+
+    /// VNIC pair `i`: a's pings b's.
+    fn ping_vnic(&mut self, i: usize, net: u8) -> (bool, String) {
+        let cfg: PingConfig = format!("10.{net}.0.2 -c 3 -i 0.2 -W 1").parse().unwrap();
+        let now = self.now();
+        let mut app = Ping::new(&mut self.vnics[i].0, cfg, now).unwrap();
+        let mut out = String::new();
+        let end = now + Duration::from_secs(60);
+        loop {
+            self.step(App::<AggrVnic<Dev>>::poll_at(&app, self.now()));
+            let now = self.now();
+            if let AppStatus::Done(v) = app.poll(&mut self.vnics[i].0, now, &mut out) {
+                return (v.ok, out);
+            }
+            assert!(self.now() < end, "ping did not finish:\n{out}");
+        }
+    }
+
+    fn close(mut self) {
+        for (x, y) in self.vnics.drain(..) {
+            for m in x
+                .into_device()
+                .into_members()
+                .into_iter()
+                .chain(y.into_device().into_members())
+            {
+                let rep = m.destroy();
+                assert_eq!(rep.errors, 0, "{rep:?}");
+            }
+        }
         self.a.close();
         self.b.close();
     }
@@ -475,6 +547,40 @@ fn bad_lacpdus_and_an_impostor_partner_are_counted_and_the_aggregation_keeps_ser
     assert!(ok, "port 0 keeps serving: {out}");
     // The real partner's LACPDUs (b answers a's, which name the
     // stranger as partner) bring port 1 back.
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    w.close();
+}
+
+#[test]
+fn vnics_on_the_aggregations_follow_its_members() {
+    let mut w = World::new(HashPolicy::L4);
+    w.add_vnic(None, 30);
+    w.add_vnic(Some(10), 31);
+    w.add_vnic(Some(20), 32);
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    assert!(w.vnics[0].0.device().link().up);
+    for (i, net) in [(0, 30), (1, 31), (2, 32)] {
+        let (ok, out) = w.ping_vnic(i, net);
+        assert!(ok, "VNIC {i}: {out}");
+    }
+    // Tagged VNICs' frames carry their VLAN on the wire; each VNIC's MAC
+    // is on both of a's functions.
+    for s in &w.a.sims {
+        let macs: Vec<u64> = s.flow_entries().iter().map(|e| e.value.dmac).collect();
+        for (x, _) in &w.vnics {
+            let m = x.mac();
+            let m = u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]);
+            assert!(macs.contains(&m), "VNIC MAC steered on every member");
+        }
+    }
+    // Port 0 pulled on a's side: the VNICs follow the aggregation.
+    w.a.sims[0].set_link(false);
+    assert!(w.run_until(Duration::from_secs(5), |w| !w.b.distributing(0)));
+    for (i, net) in [(0, 30), (1, 31), (2, 32)] {
+        let (ok, out) = w.ping_vnic(i, net);
+        assert!(ok, "VNIC {i} over port 1 alone: {out}");
+    }
+    w.a.sims[0].set_link(true);
     assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
     w.close();
 }
