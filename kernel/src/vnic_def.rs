@@ -8,7 +8,8 @@
 //! `mac:<aa:bb:cc:dd:ee:ff|auto>` (default auto: the driver generates a
 //! locally administered MAC), `vlan:<1..4094>` (default untagged),
 //! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
-//! `over:net<i>` (the port it is on, default net0: the first function),
+//! `over:net<i>` (the port it is on, default net0: the first function) or
+//! `over:aggr<n>` (a VNIC on every member of that aggregation),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
 //! `gw=`, `ip6=`, `gw6=`, `lease=`, `mtu=` items (`mtu=N`: the VNIC's IP
 //! MTU, at most its port's).
@@ -29,8 +30,24 @@ use crate::cmdline::MAX_VNICS;
 pub struct VnicDef {
     pub spec: VnicSpec,
     pub ip: IfConfig,
-    /// The port it is on: `net<over>` (`over:net1`; default the first).
-    pub over: u8,
+    /// What it is on: a port (`over:net1`; default the first) or an
+    /// aggregation (`over:aggr0`).
+    pub over: Over,
+}
+
+/// Where a VNIC lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    /// Port `net<i>`.
+    Port(u8),
+    /// Aggregation `aggr<n>`: a VNIC on every member.
+    Aggr(u8),
+}
+
+impl Default for Over {
+    fn default() -> Self {
+        Over::Port(0)
+    }
 }
 
 /// Why a VNIC definition was refused.
@@ -53,7 +70,7 @@ impl fmt::Display for VnicDefError {
             VnicDefError::BadMac(s) => write!(f, "bad MAC address '{s}'"),
             VnicDefError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
             VnicDefError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
-            VnicDefError::BadOver(s) => write!(f, "bad port '{s}' (net0 .. net7)"),
+            VnicDefError::BadOver(s) => write!(f, "bad port '{s}' (net0 .. net7, aggr0 .. aggr3)"),
             VnicDefError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
             VnicDefError::IpTwice => f.write_str("ip given twice"),
             VnicDefError::IpItemFirst(s) => write!(f, "'{s}' needs ip: before it"),
@@ -91,7 +108,7 @@ impl FromStr for VnicDef {
             queues: 1,
         };
         let mut ip: Option<String> = None;
-        let mut over = 0u8;
+        let mut over = Over::default();
         // `mtu=` may come anywhere; cxos-net's parser checks it.
         let mut mtu: Option<&str> = None;
         for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
@@ -135,11 +152,18 @@ impl FromStr for VnicDef {
                     spec.queues = q;
                 }
                 "over" => {
-                    over = value
-                        .strip_prefix("net")
-                        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|n| n.parse::<u8>().ok())
-                        .filter(|&n| usize::from(n) < crate::cmdline::MAX_INTERFACES)
+                    let number = |prefix: &str, max: usize| {
+                        value
+                            .strip_prefix(prefix)
+                            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|n| n.parse::<u8>().ok())
+                            .filter(|&n| usize::from(n) < max)
+                    };
+                    over = number("net", crate::cmdline::MAX_INTERFACES)
+                        .map(Over::Port)
+                        .or_else(|| {
+                            number("aggr", crate::cmdline::MAX_AGGRS as usize).map(Over::Aggr)
+                        })
                         .ok_or_else(|| VnicDefError::BadOver(value.into()))?;
                 }
                 "ip" => {
@@ -165,8 +189,10 @@ impl fmt::Display for VnicDef {
     /// The syntax it parses from: `mac:..,vlan:..,queues:..,ip:..`
     /// (`mac:auto` when the driver picks the MAC, no `vlan` when untagged).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.over != 0 {
-            write!(f, "over:net{},", self.over)?;
+        match self.over {
+            Over::Port(0) => {}
+            Over::Port(i) => write!(f, "over:net{i},")?,
+            Over::Aggr(n) => write!(f, "over:aggr{n},")?,
         }
         match self.spec.mac {
             Some(m) => write!(f, "mac:{m},")?,
@@ -252,15 +278,24 @@ mod tests {
 
     #[test]
     fn a_vnic_names_its_port_with_over() {
-        assert_eq!(def("ip:dhcp").over, 0);
+        assert_eq!(def("ip:dhcp").over, Over::Port(0));
+        let a = def("vlan:19,over:aggr0");
+        assert_eq!(a.over, Over::Aggr(0));
+        assert_eq!(def(&format!("{a}")), a);
         let d = def("over:net1,vlan:10,ip:10.0.10.2/24");
-        assert_eq!((d.over, d.spec.vlan), (1, Some(10)));
+        assert_eq!((d.over, d.spec.vlan), (Over::Port(1), Some(10)));
         assert_eq!(
             format!("{d}"),
             format!("over:net1,mac:auto,vlan:10,queues:1,ip:{}", d.ip)
         );
         assert_eq!(def(&format!("{d}")), d);
-        for bad in ["over:eth1", "over:net", "over:net8", "over:net1x"] {
+        for bad in [
+            "over:eth1",
+            "over:net",
+            "over:net8",
+            "over:net1x",
+            "over:aggr4",
+        ] {
             assert_eq!(
                 bad.parse::<VnicDef>(),
                 Err(VnicDefError::BadOver(bad["over:".len()..].into())),

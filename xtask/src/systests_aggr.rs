@@ -9,7 +9,8 @@
 //! Collecting_Distributing on both links: the peer's
 //! `/proc/net/bonding/bond0` has cxos's system MAC as partner and both
 //! slaves in the active aggregator, cxos's `aggr show -L` has Linux's),
-//! ping both ways over aggr0, iperf3 with `-P 4` rate-limited by `-b` in
+//! ping both ways over aggr0 and over a VNIC on aggr0 tagged with VLAN 19
+//! (`vnic.1=over:aggr0,vlan:19,...`; bond0.19 on the peer), iperf3 with `-P 4` rate-limited by `-b` in
 //! both directions (`-R`) with both members carrying frames each way,
 //! then failover: during a peer iperf3, the model's `link 0 down` takes
 //! net0 out of cxos's aggregation at once (PORT_CHANGE) and out of
@@ -44,6 +45,10 @@ const CXOS_MAC: &str = "0c:42:a1:5e:00:12";
 const CXOS_MAC2: &str = "0c:42:a1:5e:00:13";
 const PEER4: &str = "10.19.0.1";
 const CXOS4: &str = "10.19.0.2";
+/// The tagged network: bond0.19 on the peer, a VNIC on aggr0 in cxos.
+const VLAN: u16 = 19;
+const PEER_VLAN4: &str = "10.19.1.1";
+const CXOS_VLAN4: &str = "10.19.1.2";
 /// iperf3's rate per stream: both VMs and the model share 2 cores, and
 /// LACP's 1 s timers must keep running.
 const RATE: &str = "5M";
@@ -88,11 +93,17 @@ check bond-enslave2 ip link set "$dev2" master bond0
 ip addr add {PEER4}/24 dev bond0
 check bond-up ip link set bond0 up
 check iperf3-server iperf3 -s -D
+# A tagged network on bond0, where a VNIC on cxos's aggr0 lives.
+check 8021q modprobe 8021q
+check vlan ip link add link bond0 name bond0.{VLAN} type vlan id {VLAN}
+ip addr add {PEER_VLAN4}/24 dev bond0.{VLAN}
+check vlan-up ip link set bond0.{VLAN} up
 host_sync ready
 check lacp-partner wait_for 40 partner_is_cxos
 check lacp-both-slaves wait_for 20 both_in_active
 sed 's/^/  bond0| /' /proc/net/bonding/bond0
 check ping-cxos ping -c 3 -W 2 {CXOS4}
+check ping-cxos-vnic ping -c 3 -W 2 {CXOS_VLAN4}
 host_sync lacp
 check iperf3-to-cxos iperf_to -c {CXOS4} -t 3 -P 4 -b {RATE}
 value iperf3-to "$(sed -n 's/.*SUM.* \([0-9.]* [KMG]bits\/sec\).*receiver$/\1/p' /tmp/iperf3.out)"
@@ -129,7 +140,11 @@ const PEER_CHECKS: &[&str] = &[
     "iperf3-server",
     "lacp-partner",
     "lacp-both-slaves",
+    "8021q",
+    "vlan",
+    "vlan-up",
     "ping-cxos",
+    "ping-cxos-vnic",
     "iperf3-to-cxos",
     "iperf3-from-cxos",
     "iperf3-through-failover",
@@ -274,7 +289,10 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         .map_err(at("connect to the peer's QMP"))?;
     expect_sync(&mut peer, "ready")?;
 
-    let cmdline = format!("aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24");
+    let cmdline = format!(
+        "aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24 \
+         vnic.1=over:aggr0,vlan:{VLAN},ip:{CXOS_VLAN4}/24"
+    );
     let session = crate::systests_net::spawn_vm(ctx, &setup, test, &sim, "cxos", &cmdline)
         .map_err(at("boot cxos"))?;
     let booted = Instant::now();
@@ -318,6 +336,11 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         .map_err(at("cxos pings the peer"))?;
     plain_line(&answer, "3 packets transmitted, 3 received")
         .map_err(at("cxos pings the peer over aggr0"))?;
+    let answer = shell
+        .ask(&format!("ping -I vnic1 {PEER_VLAN4} -c 3"))
+        .map_err(at("cxos's VNIC on aggr0 pings the peer's VLAN"))?;
+    plain_line(&answer, "3 packets transmitted, 3 received")
+        .map_err(at("cxos's VNIC on aggr0 pings the peer's VLAN"))?;
     let before = shell.ask("aggr show").map_err(at("aggr show"))?;
     peer.reply("go").map_err(at("lacp"))?;
 

@@ -37,6 +37,8 @@ use crate::{interrupts, println, runtime, time};
 
 #[cfg(feature = "net")]
 pub mod members;
+#[cfg(feature = "net")]
+use cxos_kernel::vnic_def::Over;
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
@@ -597,7 +599,7 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
             {
                 for (n, def) in crate::vnics::list()
                     .into_iter()
-                    .filter(|(_, d)| usize::from(d.over) == slot.index)
+                    .filter(|(_, d)| d.over == Over::Port(slot.index as u8))
                 {
                     match create_vnic(&nic, n, &def) {
                         Ok(status) => {
@@ -691,14 +693,17 @@ fn service_port(addr: PciAddress) {
     }
 }
 
-/// `vnic create`: create VNIC `n` on the first function's open adapter;
-/// its status line, or why not (`None`: no open adapter to put it on).
+/// `vnic create`: create VNIC `n` on the open adapter of the port it is
+/// over (or on every member of the aggregation it is over); its status
+/// line, or why not (`None`: nothing open to put it on).
 #[cfg(feature = "net")]
 pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
+    let port = match def.over {
+        Over::Port(i) => usize::from(i),
+        Over::Aggr(a) => return members::add_vnic(n, a, def),
+    };
     let mut slots = SLOTS.lock();
-    let slot = slots
-        .iter_mut()
-        .find(|s| s.index == usize::from(def.over))?;
+    let slot = slots.iter_mut().find(|s| s.index == port)?;
     let State::Open(o) = &mut slot.state else {
         return None;
     };
@@ -722,7 +727,8 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
             return Some(vnic.destroy());
         }
     }
-    None
+    drop(slots);
+    members::remove_vnic(n)
 }
 
 /// `vnics`: one line per interface of every open port: its name, the

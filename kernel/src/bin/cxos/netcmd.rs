@@ -82,10 +82,7 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                     vnics::undefine(n);
                     println!("vnic: vnic{n} not created: {e}");
                 }
-                None => println!(
-                    "vnic{n}: defined {def}; created when net{}'s adapter opens",
-                    def.over
-                ),
+                None => println!("vnic{n}: defined {def}; created when what it is over opens"),
             }
         }
         NetCommand::VnicDelete(n) => {

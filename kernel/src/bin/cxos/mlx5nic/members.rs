@@ -12,8 +12,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use alloc::sync::Arc;
+
 use cxos_kernel::aggr_def::{AggrDef, aggr_name};
-use cxos_net::aggr::Aggr;
+use cxos_kernel::vnic_def::{Over, VnicDef};
+use cxos_net::aggr::{Aggr, AggrState, AggrVnic};
 use cxos_net::lacp;
 use cxos_net::smoltcp::wire::EthernetAddress;
 use mlx5::Resources;
@@ -25,11 +28,16 @@ use crate::{netstack, println};
 
 /// The aggregation's device.
 pub type AggrDev = Aggr<Mlx5Vnic>;
+/// The device of a VNIC on an aggregation (`vnic.<N>=over:aggr<n>,...`).
+pub type AggrVnicDev = AggrVnic<Mlx5Vnic>;
 
-/// A live aggregation: its number and definition.
+/// A live aggregation: its number, definition, what its VNICs follow and
+/// the VNICs on it.
 struct Live {
     n: u32,
     def: AggrDef,
+    state: Arc<AggrState>,
+    vnics: Vec<u32>,
 }
 
 static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
@@ -53,16 +61,96 @@ fn port_mac(slots: &mut [Slot], index: usize) -> Option<[u8; 6]> {
 
 /// A VNIC with `mac` on port `net<index>`.
 fn create_on(slots: &mut [Slot], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic, String> {
+    create_spec(
+        slots,
+        index,
+        VnicSpec {
+            mac: Some(mlx5::Mac(mac)),
+            ..VnicSpec::default()
+        },
+    )
+}
+
+/// A VNIC as `spec` says on port `net<index>`.
+fn create_spec(slots: &mut [Slot], index: usize, spec: VnicSpec) -> Result<Mlx5Vnic, String> {
     let slot = open_slot(slots, index).ok_or_else(|| format!("net{index} is not open"))?;
     let State::Open(o) = &mut slot.state else {
         return Err(format!("net{index} is not open"));
     };
-    o.nic
-        .create(VnicSpec {
-            mac: Some(mlx5::Mac(mac)),
-            ..VnicSpec::default()
-        })
-        .map_err(|e| format!("net{index}: {e}"))
+    o.nic.create(spec).map_err(|e| format!("net{index}: {e}"))
+}
+
+/// VNIC `n` on every member port of an aggregation (one MAC: the first
+/// port's choice when `def` lets the driver pick), registered as
+/// interface `vnic<n>`; its status line, or why not.
+fn create_vnic_on(
+    slots: &mut [Slot],
+    ports: &[usize],
+    state: Arc<AggrState>,
+    n: u32,
+    def: &VnicDef,
+) -> Result<String, String> {
+    let mut members: Vec<Mlx5Vnic> = Vec::new();
+    let mut mac = def.spec.mac;
+    for &i in ports {
+        match create_spec(slots, i, VnicSpec { mac, ..def.spec }) {
+            Ok(v) => {
+                mac = Some(v.mac());
+                members.push(v);
+            }
+            Err(e) => {
+                for v in members {
+                    v.destroy();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let dev = AggrVnic::new(members, state).map_err(|(devs, e)| {
+        for v in devs {
+            v.destroy();
+        }
+        format!("{e}")
+    })?;
+    netstack::open_with(&format!("vnic{n}"), dev, &def.ip).map_err(|(dev, why)| {
+        for v in dev.into_members() {
+            v.destroy();
+        }
+        why
+    })
+}
+
+/// `vnic create over:aggr<a> ...`: VNIC `n` on aggregation `a` (`None`: no
+/// such aggregation).
+pub fn add_vnic(n: u32, a: u8, def: &VnicDef) -> Option<Result<String, String>> {
+    let mut slots = SLOTS.lock();
+    let mut live = LIVE.lock();
+    let l = live.iter_mut().find(|l| l.n == u32::from(a))?;
+    if l.vnics.contains(&n) {
+        return Some(Err(format!("vnic{n} exists")));
+    }
+    let r = create_vnic_on(&mut slots, &l.def.ports, l.state.clone(), n, def);
+    if r.is_ok() {
+        l.vnics.push(n);
+    }
+    Some(r)
+}
+
+/// Destroy VNIC `n` if it is on an aggregation.
+pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
+    let mut live = LIVE.lock();
+    let l = live.iter_mut().find(|l| l.vnics.contains(&n))?;
+    l.vnics.retain(|m| *m != n);
+    let dev = netstack::close::<AggrVnicDev>(&format!("vnic{n}"), None)?;
+    let mut rep = mlx5::CloseReport::default();
+    for v in dev.into_members() {
+        let r = v.destroy();
+        rep.errors += r.errors;
+        if rep.first_error.is_none() {
+            rep.first_error = r.first_error;
+        }
+    }
+    Some(rep)
 }
 
 /// Port `net<index>` gets its own interface back (its port VNIC).
@@ -144,18 +232,35 @@ fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, St
             reopen_port(slots, j);
         }
     };
-    let aggr = match Aggr::new(members, config, Box::new(netstack::now)) {
+    let aggr: AggrDev = match Aggr::new(members, config, Box::new(netstack::now)) {
         Ok(a) => a,
         Err((devs, e)) => {
             undo(slots, devs);
             return Err(format!("{e}"));
         }
     };
+    let state = aggr.state();
     match netstack::open_with(&name, aggr, &def.ip) {
         Ok(line) => {
+            // The VNICs defined on it.
+            let mut vnics = Vec::new();
+            for (vn, d) in crate::vnics::list() {
+                if d.over != Over::Aggr(n as u8) {
+                    continue;
+                }
+                match create_vnic_on(slots, &def.ports, state.clone(), vn, &d) {
+                    Ok(l) => {
+                        println!("{l}");
+                        vnics.push(vn);
+                    }
+                    Err(e) => println!("vnic{vn}: not created: {e}"),
+                }
+            }
             live.push(Live {
                 n,
                 def: def.clone(),
+                state,
+                vnics,
             });
             Ok(line)
         }
@@ -174,15 +279,24 @@ pub fn delete(n: u32) -> Result<String, String> {
 
 fn delete_locked(slots: &mut [Slot], n: u32) -> Result<String, String> {
     let name = aggr_name(n);
-    let def = {
+    let (def, vnics) = {
         let mut live = LIVE.lock();
         let i = live
             .iter()
             .position(|l| l.n == n)
             .ok_or_else(|| format!("no {name}"))?;
-        live.remove(i).def
+        let l = live.remove(i);
+        (l.def, l.vnics)
     };
     let mut errors = 0;
+    // Its VNICs first (they stay defined: created again with it).
+    for vn in vnics {
+        if let Some(dev) = netstack::close::<AggrVnicDev>(&format!("vnic{vn}"), None) {
+            for v in dev.into_members() {
+                errors += v.destroy().errors;
+            }
+        }
+    }
     if let Some(aggr) = netstack::close::<AggrDev>(&name, None) {
         for m in aggr.into_members() {
             errors += m.destroy().errors;
