@@ -31,6 +31,8 @@ pub struct Function {
     pub personality: Personality,
     /// Permanent MAC of the port (kept across teardown and reset).
     pub mac: [u8; 6],
+    /// The board this function's port is on (shared with its siblings).
+    pub identity: crate::adapter::Identity,
     pub config: PciConfig,
     pub iseg: InitSeg,
     pub bus: Bus,
@@ -100,6 +102,7 @@ impl Function {
         Function {
             personality: p,
             mac,
+            identity: crate::adapter::Identity::new(p, 0, 1),
             config: PciConfig::new(p),
             iseg: InitSeg::new(p.fw_version()),
             bus: Bus::new(dma),

@@ -37,6 +37,11 @@ use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
 use crate::{interrupts, println, runtime, time};
 
+#[cfg(feature = "net")]
+pub mod members;
+#[cfg(feature = "net")]
+use cxos_kernel::vnic_def::Over;
+
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
 pub mod faults;
@@ -82,13 +87,20 @@ impl PciDriver for Mlx5Driver {
 
     fn detach(&self, addr: PciAddress) -> Option<Result<String, String>> {
         let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        if let Some(i) = slots.iter().position(|s| s.addr == addr) {
+            let index = slots[i].index;
+            members::release_port(&mut slots, index);
+        }
         let slot = slots.iter_mut().find(|s| s.addr == addr)?;
         Some(detach_slot(slot))
     }
 
     fn detach_all(&self) -> Vec<String> {
-        SLOTS
-            .lock()
+        let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        members::release_all(&mut slots);
+        slots
             .iter_mut()
             .filter(|s| s.state.is_attached())
             .map(|s| detach_slot(s).unwrap_or_else(|e| e))
@@ -592,8 +604,11 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
         Ok(status) => {
             println!("{status}");
             let mut vnics = Vec::new();
-            if slot.index == 0 {
-                for (n, def) in crate::vnics::list() {
+            {
+                for (n, def) in crate::vnics::list()
+                    .into_iter()
+                    .filter(|(_, d)| d.over == Over::Port(slot.index as u8))
+                {
                     match create_vnic(&nic, n, &def) {
                         Ok(status) => {
                             println!("{status}");
@@ -686,12 +701,18 @@ fn service_port(addr: PciAddress) {
     }
 }
 
-/// `vnic create`: create VNIC `n` on the first function's open adapter;
-/// its status line, or why not (`None`: no open adapter to put it on).
+/// `vnic create`: create VNIC `n` on the open adapter of the port it is
+/// over (or on every member of the aggregation it is over); its status
+/// line, or why not (`None`: nothing open to put it on).
 #[cfg(feature = "net")]
 pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
+    let port = match def.over {
+        Over::Port(i) => usize::from(i),
+        Over::Aggr(a) => return members::add_vnic(n, a, def),
+    };
     let mut slots = SLOTS.lock();
-    let State::Open(o) = &mut slots.first_mut()?.state else {
+    let slot = slots.iter_mut().find(|s| s.index == port)?;
+    let State::Open(o) = &mut slot.state else {
         return None;
     };
     if o.vnics.contains(&n) {
@@ -714,7 +735,8 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
             return Some(vnic.destroy());
         }
     }
-    None
+    drop(slots);
+    members::remove_vnic(n)
 }
 
 /// `vnics`: one line per interface of every open port: its name, the
