@@ -6,7 +6,9 @@
 //! shows the module's vendor, part and serial number as the model's image
 //! has them (sim/src/module/inventory.rs); `led` states read back through
 //! the model's control socket; the PPCNT 802.3 counters `stats` shows move
-//! with traffic, between the model's own counts; `snoop` sees the frames
+//! with traffic, between the model's own counts, and agree with the
+//! namespace TAP's own counts (frames exactly, octets within FCS and
+//! padding); `snoop` sees the frames
 //! the namespace sends to a foreign MAC only while `promisc net0 on`;
 //! `mtu net0 9000` at run time, then stock `ping -M do -s 8972` and
 //! iperf3 with jumbo frames from the namespace, and a frame above the
@@ -39,6 +41,107 @@ fn ppcnt_rx(shell: &mut crate::systests_attach::Shell) -> Result<u64, String> {
         .find(|l| l.starts_with("802.3: rx frames "))
         .ok_or_else(|| format!("no 802.3 rx line in:\n{stats}"))?;
     number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// `stats`' 802.3 lines: (rx frames, rx octets, tx frames, tx octets).
+fn ppcnt_both(shell: &mut crate::systests_attach::Shell) -> Result<[u64; 4], String> {
+    let stats = shell.ask("stats")?;
+    let mut out = [0; 4];
+    for (dir, at) in [("rx", 0), ("tx", 2)] {
+        let line = stats
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(&format!("802.3: {dir} frames ")))
+            .ok_or_else(|| format!("no 802.3 {dir} line in:\n{stats}"))?;
+        match (number_after(line, "frames"), number_after(line, "octets")) {
+            (Some(f), Some(o)) => (out[at], out[at + 1]) = (f, o),
+            _ => return Err(format!("not understood: {line}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The namespace TAP's own counters (the peer's view of the wire, as
+/// `ip -s link` shows them): (tx packets, tx bytes, rx packets, rx bytes).
+/// The TAP's tx is what the namespace sent towards cxos.
+fn tap_counts(ns: &crate::netns::Netns) -> Result<[u64; 4], String> {
+    let mut out = [0; 4];
+    for (i, f) in ["tx_packets", "tx_bytes", "rx_packets", "rx_bytes"]
+        .iter()
+        .enumerate()
+    {
+        let path = format!("/sys/class/net/{}/statistics/{f}", crate::netns::TAP);
+        let v = ns.run("cat", &[&path]).map_err(|e| e.to_string())?;
+        out[i] = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{path}: not a number: {v}"))?;
+    }
+    Ok(out)
+}
+
+/// PPCNT and the TAP read at a quiet moment: the TAP's counters the same
+/// before and after the shell's `stats`, so no frame crossed the wire
+/// while PPCNT was read.
+fn quiet_sample(
+    peer: &mut crate::systests_net::Peer,
+) -> Result<([u64; 4], [u64; 4]), String> {
+    for _ in 0..10 {
+        let tap = tap_counts(peer.net.netns())?;
+        let ppcnt = ppcnt_both(&mut peer.shell)?;
+        if tap_counts(peer.net.netns())? == tap {
+            return Ok((ppcnt, tap));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Err("the wire never went quiet for a PPCNT read".into())
+}
+
+/// PPCNT against the peer's own counts, over 20 pings from the namespace.
+/// Frames: equal both ways. The TAP counts where the namespace's kernel
+/// hands a frame to the model (tx) or takes one from it (rx), the MAC
+/// where the frame enters or leaves the port; between the two the only
+/// frames one side has counted and the other not are those in flight in
+/// the model's wire, and at two quiet samples there are none (the link
+/// stays up, so the model drops nothing between them). Octets: the MAC
+/// counts a frame as it is on the wire, with its 4-byte FCS and padded to
+/// the 64-byte minimum; the TAP counts the bytes the stack handed over,
+/// without either. So PPCNT's octets are the TAP's plus at most 22 per
+/// frame (4 of FCS and up to 18 of padding for the shortest frame the
+/// stack sends, a 42-byte ARP) and at least the TAP's.
+fn ppcnt_agrees_with_the_peer(
+    peer: &mut crate::systests_net::Peer,
+    guest: &str,
+) -> Result<String, String> {
+    let (p0, t0) = quiet_sample(peer)?;
+    let out = peer
+        .net
+        .netns()
+        .run("ping", &["-c", "20", "-i", "0.1", guest])
+        .map_err(|e| e.to_string())?;
+    if !out.contains("20 received") {
+        return Err(format!("20 pings:\n{out}"));
+    }
+    let (p1, t1) = quiet_sample(peer)?;
+    let d = |a: [u64; 4], b: [u64; 4], i: usize| b[i].wrapping_sub(a[i]);
+    let (rx, rx_oct, tx, tx_oct) = (d(p0, p1, 0), d(p0, p1, 1), d(p0, p1, 2), d(p0, p1, 3));
+    let (ns_tx, ns_tx_b, ns_rx, ns_rx_b) = (d(t0, t1, 0), d(t0, t1, 1), d(t0, t1, 2), d(t0, t1, 3));
+    let what = format!(
+        "PPCNT rx {rx} frames {rx_oct} octets, tx {tx} frames {tx_oct} octets; \
+         the namespace's TAP sent {ns_tx} frames {ns_tx_b} bytes, received {ns_rx} frames \
+         {ns_rx_b} bytes"
+    );
+    let octets_ok = |oct: u64, bytes: u64, frames: u64| bytes <= oct && oct <= bytes + 22 * frames;
+    if rx < 20
+        || tx < 20
+        || rx != ns_tx
+        || tx != ns_rx
+        || !octets_ok(rx_oct, ns_tx_b, rx)
+        || !octets_ok(tx_oct, ns_rx_b, tx)
+    {
+        return Err(format!("802.3 counters disagree with the peer: {what}"));
+    }
+    Ok(what)
 }
 
 /// The model's `wire` line `port rx frames <n>`.
@@ -378,6 +481,7 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "802.3 rx frames {before} -> {now} after 3 pings; the model counted {low}..{high}"
         ));
     }
+    figures.push(ppcnt_agrees_with_the_peer(&mut peer, &guest)?);
     figures.push(mtu_jumbo(&mut peer, &guest)?);
     let host_ip = peer.net.host_ip();
     promisc_snoop(
