@@ -104,7 +104,8 @@ pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
                 items.speed = Some(match v {
                     "auto" => SpeedArg::Auto,
                     r => SpeedArg::Mbps(
-                        parse_rate(r).ok_or_else(|| alloc::format!("'{r}' is not auto or a rate"))?,
+                        parse_rate(r)
+                            .ok_or_else(|| alloc::format!("'{r}' is not auto or a rate"))?,
                     ),
                 });
             }
@@ -121,9 +122,7 @@ pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
                         _ => return Err(alloc::format!("'{n}' is not a beacon time in seconds")),
                     },
                     _ => {
-                        return Err(alloc::format!(
-                            "'{v}' is not on, off or beacon[:<seconds>]"
-                        ));
+                        return Err(alloc::format!("'{v}' is not on, off or beacon[:<seconds>]"));
                     }
                 });
             }
@@ -327,13 +326,19 @@ mod tests {
         assert_eq!((p.speed, p.led), (Some(SpeedArg::Auto), Some(LedArg::On)));
         let (p, rest) = port_items("none,led=beacon").unwrap();
         assert_eq!(rest, "none");
-        assert_eq!(p.led, Some(LedArg::Beacon(crate::shellcmd::BEACON_DEFAULT_S)));
+        assert_eq!(
+            p.led,
+            Some(LedArg::Beacon(crate::shellcmd::BEACON_DEFAULT_S))
+        );
         let (p, rest) = port_items("dhcp").unwrap();
         assert!(p.is_empty());
         assert_eq!(rest, "dhcp");
         for (bad, why) in [
             ("dhcp,speed=fast", "'fast' is not auto or a rate"),
-            ("dhcp,led=blink", "'blink' is not on, off or beacon[:<seconds>]"),
+            (
+                "dhcp,led=blink",
+                "'blink' is not on, off or beacon[:<seconds>]",
+            ),
             ("dhcp,led=beacon:0", "'0' is not a beacon time in seconds"),
             ("dhcp,speed=1G,speed=10G", "'speed=' given twice"),
             ("dhcp,led=on,led=off", "'led=' given twice"),

@@ -622,7 +622,9 @@ mod tests {
             }
             // The port's settings in the command line's form.
             match net("ifconfig net0 dhcp,mtu=9000,speed=25G,led=off") {
-                NetCommand::Configure { name, cfg, port, .. } => {
+                NetCommand::Configure {
+                    name, cfg, port, ..
+                } => {
                     assert_eq!(name, "net0");
                     assert_eq!(cfg, "dhcp,mtu=9000".parse().unwrap());
                     assert_eq!(port.speed, Some(SpeedArg::Mbps(25_000)));

@@ -150,11 +150,21 @@ fn bad_eeproms_are_typed_errors_and_readable_lines() {
         a.read_module().unwrap_err()
     };
     assert!(
-        matches!(e, PortError::Mcia { page: 3, offset: 128, .. }),
+        matches!(
+            e,
+            PortError::Mcia {
+                page: 3,
+                offset: 128,
+                ..
+            }
+        ),
         "{e}"
     );
     let line = show(&mut a);
-    assert!(line.contains("unreadable: MCIA status") && line.contains("page 3 byte 128"), "{line}");
+    assert!(
+        line.contains("unreadable: MCIA status") && line.contains("page 3 byte 128"),
+        "{line}"
+    );
     let (_, rep) = a.detach();
     assert_eq!(rep.errors, 0, "{rep:?}");
 }

@@ -431,7 +431,9 @@ fn a_runtime_mtu_change_keeps_the_arp_neighbours() {
     let mac = n.mac();
     let mut t = Instant::from_millis(10);
     // The peer resolves us: smoltcp answers and learns the peer's MAC.
-    n.device_mut().rx.push_back((arp_request(), RxMeta::default()));
+    n.device_mut()
+        .rx
+        .push_back((arp_request(), RxMeta::default()));
     n.poll(t);
     assert_eq!(n.device_mut().wire.len(), 1, "the ARP reply");
     n.device_mut().wire.clear();

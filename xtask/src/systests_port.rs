@@ -83,9 +83,7 @@ fn tap_counts(ns: &crate::netns::Netns) -> Result<[u64; 4], String> {
 /// PPCNT and the TAP read at a quiet moment: the TAP's counters the same
 /// before and after the shell's `stats`, so no frame crossed the wire
 /// while PPCNT was read.
-fn quiet_sample(
-    peer: &mut crate::systests_net::Peer,
-) -> Result<([u64; 4], [u64; 4]), String> {
+fn quiet_sample(peer: &mut crate::systests_net::Peer) -> Result<([u64; 4], [u64; 4]), String> {
     for _ in 0..10 {
         let tap = tap_counts(peer.net.netns())?;
         let ppcnt = ppcnt_both(&mut peer.shell)?;

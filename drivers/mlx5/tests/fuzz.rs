@@ -26,10 +26,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
-use cxos_drivers::{
-    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, Platform,
-    PlatformError,
-};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, PlatformError};
 use mlx5::caps::{CapMode, CapType, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap};
 use mlx5::cmd::Command;
 use mlx5::cq::{Cqn, QueryCq};
@@ -305,11 +302,9 @@ struct GarbageState {
 #[derive(Clone, Debug)]
 struct Garbage(Rc<RefCell<GarbageState>>);
 
-#[derive(Clone, Debug)]
-struct GarbageDma {
-    addr: u64,
-    buf: Rc<RefCell<Vec<u8>>>,
-}
+/// DMA regions: heap memory the garbage device writes through weak
+/// handles.
+type GarbageDma = cxos_drivers::VecDma;
 
 const BAR0_LEN: usize = 0x10000;
 
@@ -433,59 +428,6 @@ impl Garbage {
     }
 }
 
-impl DmaRegion for GarbageDma {
-    fn device_addr(&self) -> DmaAddr {
-        DmaAddr(self.addr)
-    }
-    fn len(&self) -> usize {
-        self.buf.borrow().len()
-    }
-    fn read_u8(&self, o: usize) -> u8 {
-        self.buf.borrow()[o]
-    }
-    fn write_u8(&self, o: usize, v: u8) {
-        self.buf.borrow_mut()[o] = v;
-    }
-    fn read_be16(&self, o: usize) -> u16 {
-        let b = self.buf.borrow();
-        u16::from_be_bytes([b[o], b[o + 1]])
-    }
-    fn write_be16(&self, o: usize, v: u16) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_be32(&self, o: usize) -> u32 {
-        let mut b = [0u8; 4];
-        self.read_bytes(o, &mut b);
-        u32::from_be_bytes(b)
-    }
-    fn write_be32(&self, o: usize, v: u32) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_be64(&self, o: usize) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_bytes(o, &mut b);
-        u64::from_be_bytes(b)
-    }
-    fn write_be64(&self, o: usize, v: u64) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_bytes(&self, o: usize, dst: &mut [u8]) {
-        dst.copy_from_slice(&self.buf.borrow()[o..o + dst.len()]);
-    }
-    fn write_bytes(&self, o: usize, src: &[u8]) {
-        self.buf.borrow_mut()[o..o + src.len()].copy_from_slice(src);
-    }
-    fn fill(&self, o: usize, len: usize, byte: u8) {
-        self.buf.borrow_mut()[o..o + len].fill(byte);
-    }
-    fn with_bytes<R>(&self, o: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        f(&self.buf.borrow()[o..o + len])
-    }
-    fn with_bytes_mut<R>(&self, o: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        f(&mut self.buf.borrow_mut()[o..o + len])
-    }
-}
-
 impl DmaAlloc for Garbage {
     type Region = GarbageDma;
     fn dma_alloc(&self, size: usize) -> Result<GarbageDma, PlatformError> {
@@ -495,9 +437,9 @@ impl DmaAlloc for Garbage {
         }
         let addr = s.next_addr;
         s.next_addr += (size as u64).next_multiple_of(4096) + 4096;
-        let buf = Rc::new(RefCell::new(vec![0u8; size]));
-        s.regions.insert(addr, Rc::downgrade(&buf));
-        Ok(GarbageDma { addr, buf })
+        let dma = GarbageDma::new(addr, size);
+        s.regions.insert(addr, Rc::downgrade(dma.bytes()));
+        Ok(dma)
     }
 }
 
@@ -578,28 +520,7 @@ impl Clock for Garbage {
     fn relax(&self) {}
 }
 
-impl Platform for Garbage {
-    type Dma = Garbage;
-    type Mmio = Garbage;
-    type Config = Garbage;
-    type Msix = Garbage;
-    type Clock = Garbage;
-    fn dma(&self) -> &Garbage {
-        self
-    }
-    fn mmio(&self) -> &Garbage {
-        self
-    }
-    fn config(&self) -> &Garbage {
-        self
-    }
-    fn msix(&self) -> &Garbage {
-        self
-    }
-    fn clock(&self) -> &Garbage {
-        self
-    }
-}
+cxos_drivers::platform_of_one!(Garbage);
 
 #[test]
 fn attach_against_a_garbage_device_fails_typed_and_gives_all_memory_back() {
@@ -922,7 +843,7 @@ fn a_fatal_event_marks_the_adapter_failed_and_detach_still_frees_everything() {
 /// 64-94), A2h CC_DMI (95 over 0-94); SFF-8636 CC_BASE (191 over
 /// 128-190), CC_EXT (223 over 192-222).
 fn fix_check_codes(low: &mut [u8], a2: Option<&mut [u8]>) {
-    let mut fix = |b: &mut [u8], from: usize, at: usize| {
+    let fix = |b: &mut [u8], from: usize, at: usize| {
         if b.len() > at {
             b[at] = mlx5::sff::check_code(&b[from..at]);
         }
@@ -1047,7 +968,9 @@ fn transceiver_reads_take_random_mcia_replies_and_eeprom_bytes() {
         match a.read_module() {
             Ok(img) => {
                 read += 1;
-                let _ = img.decode().map_err(|e| assert!(!format!("{e}").is_empty()));
+                let _ = img
+                    .decode()
+                    .map_err(|e| assert!(!format!("{e}").is_empty()));
             }
             Err(e) => {
                 refused += 1;
@@ -1060,7 +983,8 @@ fn transceiver_reads_take_random_mcia_replies_and_eeprom_bytes() {
         sim.with_model(|d| {
             d.pull_module_at_read = None;
             if d.phys_port.module.is_none() {
-                d.insert_module(mlx5_sim::module::ModuleKind::Dac100g).unwrap();
+                d.insert_module(mlx5_sim::module::ModuleKind::Dac100g)
+                    .unwrap();
             }
         });
         let _ = a.poll();
@@ -1075,7 +999,8 @@ fn transceiver_reads_take_random_mcia_replies_and_eeprom_bytes() {
     // Honest again: the module reads and decodes, detach is clean.
     sim.with_model(|d| {
         d.remove_module();
-        d.insert_module(mlx5_sim::module::ModuleKind::Dac100g).unwrap();
+        d.insert_module(mlx5_sim::module::ModuleKind::Dac100g)
+            .unwrap();
     });
     let _ = a.poll();
     a.transceiver().expect("an honest module decodes");

@@ -98,7 +98,11 @@ fn a_thousand_vnic_create_delete_cycles_leave_heap_dma_and_model_flat() {
     let (heap1, allocs1) = (live_bytes(), live_allocations());
     eprintln!("heap: {heap0} bytes in {allocs0} allocations before, {heap1} in {allocs1} after");
     assert_eq!(sim.dma_in_use(), dma0, "DMA after {CYCLES} cycles");
-    assert_eq!(objects(&sim), objects0, "model objects after {CYCLES} cycles");
+    assert_eq!(
+        objects(&sim),
+        objects0,
+        "model objects after {CYCLES} cycles"
+    );
     // Flat: one leaked allocation per cycle would show as +1000. The
     // model's B-tree maps keyed by ever-growing object numbers may hold a
     // node more or less from one moment to the next: a few allocations

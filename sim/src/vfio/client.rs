@@ -275,28 +275,7 @@ impl VfioPlatform {
     }
 }
 
-impl Platform for VfioPlatform {
-    type Dma = VfioPlatform;
-    type Mmio = VfioPlatform;
-    type Config = VfioPlatform;
-    type Msix = VfioPlatform;
-    type Clock = VfioPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &Self {
-        self
-    }
-    fn msix(&self) -> &Self {
-        self
-    }
-    fn clock(&self) -> &Self {
-        self
-    }
-}
+cxos_drivers::platform_of_one!(VfioPlatform);
 
 impl DmaAlloc for VfioPlatform {
     type Region = Dma;
