@@ -354,11 +354,49 @@ pub(crate) fn promisc_snoop(
     Ok(())
 }
 
+/// The command-line form at run time: `ifconfig net0 <its addresses>,
+/// mtu=1500,speed=auto,led=off` applies the MTU and the port settings as
+/// `mtu`, `speed` and `led` do, and the interface keeps its neighbours:
+/// the namespace's first ping after the change is answered (cxos does
+/// not lose its reply to a new ARP exchange). The namespace's own ARP
+/// entry is made fresh first, so that it pings without asking again.
+fn ifconfig_port_settings(
+    peer: &mut crate::systests_net::Peer,
+    guest: &str,
+    config: &PeerConfig,
+) -> Result<(), String> {
+    let ping_once = |ns: &crate::netns::Netns| -> Result<(), String> {
+        match ns.run("ping", &["-c", "1", "-W", "3", guest]) {
+            Ok(out) if out.contains("1 received") => Ok(()),
+            Ok(out) => Err(out),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let ns = peer.net.netns();
+    ns.run("ip", &["neigh", "flush", "dev", crate::netns::TAP])
+        .map_err(|e| e.to_string())?;
+    ping_once(ns).map_err(|e| format!("ping before the change: {e}"))?;
+    let addrs = static_cmdline(config);
+    let addrs = addrs.strip_prefix("net.0=").unwrap_or(&addrs);
+    let reply = peer.shell.ask(&format!(
+        "ifconfig net0 {addrs},mtu=1500,speed=auto,led=off"
+    ))?;
+    plain_line(&reply, "net0: mtu 9000 -> 1500 (port MTU 1522)")?;
+    plain_line(&reply, &format!("mlx5 {PCI}: advertising every speed"))?;
+    plain_line(&reply, &format!("mlx5 {PCI}: led off"))?;
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led off")?;
+    ping_once(peer.net.netns())
+        .map_err(|e| format!("the first ping after ifconfig ...,mtu=1500 was not answered: {e}"))
+}
+
 fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let config = PeerConfig::new("systest");
-    let Some(mut peer) = peer_boot(ctx, test, false, &static_cmdline(&config))? else {
+    // The port settings' command-line form: the LED on from the start.
+    let cmdline = format!("{},speed=auto,led=on", static_cmdline(&config));
+    let Some(mut peer) = peer_boot(ctx, test, false, &cmdline)? else {
         return Ok(());
     };
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led on")?;
     let guest = config.ipv4(PEER_GUEST);
     plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
     // cx5: a QSFP28 cage with a 100G DAC.
@@ -481,6 +519,7 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     figures.push(ppcnt_agrees_with_the_peer(&mut peer, &guest)?);
     figures.push(mtu_jumbo(&mut peer, &guest)?);
+    ifconfig_port_settings(&mut peer, &guest, &config)?;
     let host_ip = peer.net.host_ip();
     promisc_snoop(
         &mut peer.shell,

@@ -4,6 +4,7 @@
 
 use cxos_kernel::cmdline::MAX_VNICS;
 use cxos_kernel::shellcmd::{NetCommand, app_error};
+use cxos_net::config::IfConfig;
 
 use crate::netstack::{self, AppId, Owner};
 use crate::{mlx5nic, print, println, vnics};
@@ -45,7 +46,22 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 }
             } else {
                 netstack::set_port_items(name, port);
-                let line = netstack::reconfigure(name, &cfg).unwrap_or_else(|| {
+                // Addresses as they are (only `mtu=`, `speed=`, `led=`
+                // new): the interface keeps its state, neighbours and
+                // DHCP lease included.
+                let unchanged = netstack::status_line(name).is_some()
+                    && IfConfig { mtu: None, ..cfg }
+                        == IfConfig {
+                            mtu: None,
+                            ..netstack::config_for(name)
+                        };
+                let line = if unchanged {
+                    netstack::set_config(name, &cfg);
+                    netstack::status_line(name)
+                } else {
+                    netstack::reconfigure(name, &cfg)
+                }
+                .unwrap_or_else(|| {
                     alloc::format!("{name}: not attached; {cfg} used when it opens")
                 });
                 println!("{line}");

@@ -225,6 +225,12 @@ pub fn reconfigure(name: &str, cfg: &IfConfig) -> Option<String> {
     line
 }
 
+/// Remember `cfg` for interface `name` (its next open) without touching
+/// the running interface: for a change of its MTU or port settings only.
+pub fn set_config(name: &str, cfg: &IfConfig) {
+    INTERFACES.lock().set_config(name, *cfg);
+}
+
 /// Give a running interface `name` the addresses of `cfg` now, without
 /// remembering them for a later open (the VNICs keep theirs in their
 /// definition); its status line, or `None` if it is not running.
