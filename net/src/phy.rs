@@ -354,8 +354,11 @@ const ARP_LIFETIME: Duration = Duration::from_secs(60);
 /// aimed at one of its addresses.
 #[derive(Debug, Default)]
 struct ArpMemory {
-    seen: heapless::Vec<([u8; 4], [u8; 6], [u8; 4], Instant), ARP_MEMORY>,
+    seen: heapless::Vec<ArpSeen, ARP_MEMORY>,
 }
+
+/// Sender IPv4 and MAC, target IPv4, when.
+type ArpSeen = ([u8; 4], [u8; 6], [u8; 4], Instant);
 
 impl ArpMemory {
     fn note(&mut self, frame: &[u8], now: Instant) {

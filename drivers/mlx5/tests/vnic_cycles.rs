@@ -58,7 +58,7 @@ fn a_thousand_vnic_create_delete_cycles_leave_heap_dma_and_model_flat() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let dma_start = sim.dma_in_use();
     let nic = nic(&sim);
-    let mut cycle = |i: usize| {
+    let cycle = |i: usize| {
         let spec = VnicSpec {
             // Alternate tagged and untagged, one and two queues: both the
             // flow-table paths and the RSS path are exercised.
