@@ -245,22 +245,7 @@ fn a_full_ring_is_counted_and_stashed_replies_go_out_later() {
     n.device_mut().ring = 0;
     // An ARP request for us arrives: the reply is made while the frame is
     // lent, staged, and cannot be sent yet.
-    let req = {
-        let repr = ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr: EthernetAddress(PEER_MAC),
-            source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
-            target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: Ipv4Address::new(10, 0, 0, 2),
-        };
-        let mut f = vec![0u8; 14 + repr.buffer_len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_dst_addr(EthernetAddress::BROADCAST);
-        eth.set_src_addr(EthernetAddress(PEER_MAC));
-        eth.set_ethertype(EthernetProtocol::Arp);
-        repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-        f
-    };
+    let req = arp_request();
     n.device_mut().rx.push_back((req, RxMeta::default()));
     n.poll(now);
     assert!(n.device().wire.is_empty());

@@ -6,34 +6,15 @@
 mod common;
 
 use cxos_drivers::NetDevice;
-use mlx5::vnic::{Nic, NicConfig, VnicSpec};
-use mlx5::{Adapter, EthConfig, Mac, Resources};
+use mlx5::Mac;
+use mlx5::vnic::VnicSpec;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{CountingAlloc, Mode, SimPlatform, live_allocations, live_bytes};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
 
-type A = Adapter<SimPlatform>;
-
 const CYCLES: usize = 1000;
-
-fn nic(sim: &SimPlatform) -> Nic<A> {
-    let a = Adapter::attach(sim.clone(), common::config())
-        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-    let r = Resources::of(&a).expect("resources");
-    // Small rings: what a cycle costs is commands, not ring memory.
-    let cfg = NicConfig {
-        eth: EthConfig {
-            log_sq: 4,
-            log_rq: 4,
-            lso_bufs: 0,
-            ..EthConfig::default()
-        },
-        ..NicConfig::default()
-    };
-    Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error))
-}
 
 fn frame(dst: Mac, seq: u16) -> Vec<u8> {
     let mut f = vec![0u8; 64];
@@ -57,7 +38,7 @@ fn objects(sim: &SimPlatform) -> Vec<(String, usize)> {
 fn a_thousand_vnic_create_delete_cycles_leave_heap_dma_and_model_flat() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let dma_start = sim.dma_in_use();
-    let nic = nic(&sim);
+    let nic = common::nic(&sim, true);
     let cycle = |i: usize| {
         let spec = VnicSpec {
             // Alternate tagged and untagged, one and two queues: both the

@@ -173,3 +173,25 @@ pub fn exchange(window: usize, a: &mut Port, b: &mut Port, lens: &[usize]) {
         }
     }
 }
+
+/// An attached adapter with its port's steering open (`Nic`): small rings
+/// (32 entries), no LSO buffers; what the VNIC tests build on.
+pub fn nic(
+    sim: &mlx5_sim::harness::SimPlatform,
+    interrupts: bool,
+) -> mlx5::vnic::Nic<mlx5::Adapter<mlx5_sim::harness::SimPlatform>> {
+    let a = mlx5::Adapter::attach(sim.clone(), config())
+        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+    let r = mlx5::Resources::of(&a).expect("resources");
+    let cfg = mlx5::vnic::NicConfig {
+        eth: mlx5::EthConfig {
+            log_sq: 5,
+            log_rq: 5,
+            lso_bufs: 0,
+            interrupts,
+            ..mlx5::EthConfig::default()
+        },
+        ..mlx5::vnic::NicConfig::default()
+    };
+    mlx5::vnic::Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error))
+}
