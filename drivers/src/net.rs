@@ -292,6 +292,45 @@ pub trait NetDevice {
     /// receive buffers (one doorbell-record update).
     fn flush(&mut self);
 
+    /// Send up to `n` frames of `len` bytes, each written by `write(i,
+    /// frame)`, with `meta`'s offloads (no LSO), and make them visible:
+    /// one call, one doorbell where the device batches. Returns the frames
+    /// queued (fewer when the ring is full; reap with
+    /// [`NetDevice::poll`]). The default body transmits them one by one.
+    fn transmit_burst(
+        &mut self,
+        n: usize,
+        len: usize,
+        meta: TxMeta,
+        mut write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TxError> {
+        let mut sent = 0;
+        while sent < n {
+            match self.transmit_with(len, meta, |b| write(sent, b)) {
+                Ok(()) => sent += 1,
+                Err(TxError::Busy) => break,
+                Err(e) => {
+                    self.flush();
+                    return Err(e);
+                }
+            }
+        }
+        self.flush();
+        Ok(sent)
+    }
+
+    /// Hand every received frame (at most `max`) to `f` in place, below
+    /// any stack, and re-post their buffers; returns how many. The
+    /// default body receives them one by one.
+    fn receive_burst(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let mut got = 0;
+        while got < max && self.receive(|b, _| f(b)).is_some() {
+            got += 1;
+        }
+        self.flush();
+        got
+    }
+
     fn stats(&self) -> NetStats;
 
     /// Also receive frames sent to multicast address `mac` (IPv6

@@ -21,11 +21,11 @@ use cxos_net::app::App;
 use cxos_net::smoltcp::time::Instant;
 use cxos_net::smoltcp::wire::IpAddress;
 use cxos_net::tcp_service::{DISCARD_PORT, ECHO_PORT, TcpService, TcpServiceKind};
-use cxos_net::{iperf3, l2, ping, snoop};
+use cxos_net::{iperf3, l2, ping, pktgen, snoop};
 
 /// The apps `test=<app>:<args>` and the shell can run.
 pub const APPS: &[&str] = &[
-    "ping", "l2send", "l2recv", "iperf3", "echo", "discard", "snoop",
+    "ping", "l2send", "l2recv", "iperf3", "echo", "discard", "snoop", "pktgen", "pktsink",
 ];
 
 /// The apps `serve` runs in the background.
@@ -178,6 +178,10 @@ impl AppCommand {
             }
             "l2recv" => Box::new(l2::L2Recv::new(net, parse(args)?, now)),
             "snoop" => Box::new(snoop::Snoop::new(net, parse(args)?)),
+            "pktgen" => {
+                Box::new(pktgen::PktGen::new(net, parse(args)?).map_err(|e| format!("{e}"))?)
+            }
+            "pktsink" => Box::new(pktgen::PktSink::new(net, parse(args)?, now)),
             "iperf3" => iperf3::from_args(net, args, now)?,
             "echo" => service(net, TcpServiceKind::Echo, service_port(args, ECHO_PORT)?)?,
             "discard" => service(

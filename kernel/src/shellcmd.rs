@@ -29,6 +29,7 @@ pub const HELP: &str = "commands:
   attach <pci>          attach a detached adapter again
   rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
   stats [<pci>]         each port's packet counters, drops and faults
+  faults [-v]           each adapter's fault records: counts per class, the last ones (-v: all)
   flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
   traninfo [-x] [<pci>] each port's transceiver: identifier, vendor, PN, SN, media, diagnostics (-x: EEPROM hex dump)
   led <pci> on|off|beacon [s]   the port's identification LED (beacon: blink s seconds, default 15)
@@ -178,6 +179,8 @@ pub enum Command<'a> {
     Report(Report, Option<PciAddress>),
     /// `traninfo`, `led`, `speed`.
     Port(PortCommand),
+    /// `faults [-v]`.
+    Faults(bool),
     #[cfg(feature = "net")]
     Net(NetCommand<'a>),
     /// Not run: print this line (a usage line, why an argument is wrong).
@@ -230,6 +233,11 @@ impl<'a> Command<'a> {
                         .map_or_else(refused, |a| Command::Report(report, Some(a)))
                 }
             }
+            "faults" => match arg {
+                "" => Command::Faults(false),
+                "-v" => Command::Faults(true),
+                _ => Command::Refused("usage: faults [-v]".into()),
+            },
             "traninfo" | "led" | "speed" => {
                 parse_port(cmd, arg).map_or_else(refused, Command::Port)
             }
@@ -258,6 +266,8 @@ mod net {
   ping [-I <if>|<addr>] <addr> [-c N] [-i s] [-W s] [-s bytes]   ICMP echo (IPv4 or IPv6), until Ctrl-C without -c
   l2send <mac> <n> [-s bytes]   send n raw test frames (ethertype 0x88b5)
   l2recv [n] [-W s]     receive raw test frames
+  pktgen [-I <if>] [-s bytes] [-c n] [-t s] [-b batch] [--dst mac]   transmit frames as fast as the device takes them; pps, Gbit/s
+  pktsink [-I <if>] [-c n] [-t s]   receive and drop every frame below the stack; pps, Gbit/s
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
@@ -538,6 +548,9 @@ mod tests {
         );
         assert!(refused("stats 1:0").starts_with("usage: stats [<pci>] ("));
         assert!(refused("detach").starts_with("usage: detach <pci> ("));
+        assert_eq!(Command::parse("faults"), Command::Faults(false));
+        assert_eq!(Command::parse("faults -v"), Command::Faults(true));
+        assert_eq!(refused("faults -x"), "usage: faults [-v]");
         assert!(refused("phys x").starts_with("usage: phys [<pci>] ("));
     }
 
@@ -560,7 +573,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc", "mtu",
+            "promisc", "mtu", "pktgen", "pktsink",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(

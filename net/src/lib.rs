@@ -15,6 +15,7 @@ pub mod lacp;
 pub mod netif;
 pub mod phy;
 pub mod ping;
+pub mod pktgen;
 pub mod snoop;
 pub mod tcp_service;
 

@@ -194,6 +194,9 @@ pub struct NetIf<D: NetDevice> {
     next_port: u16,
     /// Multicast MACs installed in the device.
     mcast: Vec<[u8; 6]>,
+    /// A receiver below the stack (pktsink) takes every frame: the
+    /// stack's ingress is skipped while set.
+    rx_bypass: bool,
 }
 
 impl<D: NetDevice> NetIf<D> {
@@ -232,6 +235,7 @@ impl<D: NetDevice> NetIf<D> {
             events: VecDeque::new(),
             link_up,
             mcast: Vec::new(),
+            rx_bypass: false,
             next_port: EPHEMERAL_FIRST + (config_port_offset(mac, now) % 8192),
         };
         me.reconfigure(cfg);
@@ -345,9 +349,12 @@ impl<D: NetDevice> NetIf<D> {
         let dev = self.phy.device_mut();
         let reaped = dev.poll();
         self.iface.poll_maintenance(now);
-        let taken = self
-            .phy
-            .ingress(now, &mut self.iface, &mut self.sockets, INGRESS_BUDGET);
+        let taken = if self.rx_bypass {
+            0
+        } else {
+            self.phy
+                .ingress(now, &mut self.iface, &mut self.sockets, INGRESS_BUDGET)
+        };
         let mut sent = false;
         for _ in 0..EGRESS_ROUNDS {
             match self
@@ -581,6 +588,16 @@ impl<D: NetDevice> NetIf<D> {
 
     pub fn device(&self) -> &D {
         self.phy.device()
+    }
+
+    /// Leave every received frame to a receiver below the stack
+    /// ([`crate::pktgen::PktSink`]) while `on`.
+    pub fn set_rx_bypass(&mut self, on: bool) {
+        self.rx_bypass = on;
+    }
+
+    pub fn rx_bypass(&self) -> bool {
+        self.rx_bypass
     }
 
     pub fn device_mut(&mut self) -> &mut D {

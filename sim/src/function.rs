@@ -162,8 +162,12 @@ impl Function {
 
     /// Function reset (FLR): everything the driver built is gone, the
     /// command queue address is forgotten and `initializing` is set again.
+    /// Firmware restarts: an injected health syndrome or stopped health
+    /// counter is gone with it (armed command faults stay: they are the
+    /// test's, not the function's).
     pub fn reset(&mut self) {
         self.end_function(false);
+        self.faults.clear_health();
         self.bus
             .san
             .revoke_all(Purpose::CmdEntry, Revoked::Disabled);
@@ -421,6 +425,12 @@ impl Function {
     // ---- test and control API ----
 
     pub fn inject(&mut self, f: Fault) {
+        if let Fault::Queue(q) = f {
+            if let Err(e) = crate::queue_faults::inject(self, q) {
+                log::warn!(target: "mlx5_sim::faults", "{e}");
+            }
+            return;
+        }
         let now = self.iseg.health_counter_running();
         self.faults.inject(f, now);
         if matches!(f, Fault::InitializingStuck) {

@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// simulated ConnectX-5 (xtask/src/bench_linux.rs; needs root).
     #[arg(long)]
     pub linux: bool,
+    /// cxos's pktgen against Linux's on the same model (needs root).
+    #[arg(long)]
+    pub pktgen: bool,
 }
 
 /// One `bench:` figure.
@@ -111,6 +114,23 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
         figures.extend(crate::bench_callgrind::figures(ws, filter)?);
         println!("\n{}", table(&figures));
         return Ok(0);
+    }
+    if args.pktgen {
+        let elf = kernel::build(ws, Profile::Release)?;
+        match crate::bench_pktgen::figures(ws, &elf) {
+            Ok(found) => {
+                for figure in &found {
+                    println!("{figure}");
+                }
+                println!("\n{}", table(&found));
+                return Ok(0);
+            }
+            Err(why) if why.starts_with("skipped: ") => {
+                println!("bench: pktgen cxos vs Linux {why}");
+                return Ok(0);
+            }
+            Err(why) => return Err(XtaskError::msg(why)),
+        }
     }
     if args.linux {
         let elf = kernel::build(ws, Profile::Release)?;

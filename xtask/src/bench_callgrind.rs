@@ -60,6 +60,8 @@ const fn w(
 const DP_PLAIN: Env = &[("CXOS_DP_BENCH", "plain")];
 const DP_OFFLOAD: Env = &[("CXOS_DP_BENCH", "offload")];
 const DP_OFFLOAD_PARSE: Env = &[("CXOS_DP_BENCH", "offload_parse")];
+const DP_BURST: Env = &[("CXOS_DP_BENCH", "burst")];
+const DP_BURST_OFFLOAD: Env = &[("CXOS_DP_BENCH", "burst_offload")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -83,6 +85,20 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath",
         DP_OFFLOAD_PARSE,
         "datapath::tx_batch_offload_parse",
+    ),
+    w("tx_burst", "datapath", DP_BURST, "datapath::tx_burst"),
+    w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),
+    w(
+        "tx_burst_offload",
+        "datapath",
+        DP_BURST_OFFLOAD,
+        "datapath::tx_burst_offload",
+    ),
+    w(
+        "rx_burst_meta",
+        "datapath",
+        DP_BURST_OFFLOAD,
+        "datapath::rx_burst_meta",
     ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),

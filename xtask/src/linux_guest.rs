@@ -4,8 +4,8 @@
 //! `/bin/sh`, iproute2's `ip`, `iperf3`, `ethtool`, kmod, `lspci`,
 //! `dnsmasq` and busybox's `udhcpd` (DHCP servers for a peer VM), the
 //! shared libraries they load, and the kernel modules mlx5_core,
-//! virtio_net (a peer VM's NICs), bonding, 8021q and qemu_fw_cfg with
-//! their dependencies.
+//! virtio_net (a peer VM's NICs), bonding, 8021q, pktgen and qemu_fw_cfg
+//! with their dependencies.
 //!
 //! Provisioned once, like QEMU ([`crate::qemu_provision`]), from the same
 //! Debian trixie tree: the packages are installed into the tree with its
@@ -69,7 +69,14 @@ const DLOPENED: &[&str] = &["usr/lib/x86_64-linux-gnu/libgcc_s.so.1"];
 /// Modules loaded in the guest (with what they depend on).
 /// virtio and virtio_pci are built into Debian's kernel; virtio_net is a
 /// module (with net_failover and failover).
-pub const MODULES: &[&str] = &["mlx5_core", "qemu_fw_cfg", "virtio_net", "bonding", "8021q"];
+pub const MODULES: &[&str] = &[
+    "mlx5_core",
+    "qemu_fw_cfg",
+    "virtio_net",
+    "bonding",
+    "8021q",
+    "pktgen",
+];
 
 /// kmod's names for itself.
 const KMOD_TOOLS: &[&str] = &["modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"];

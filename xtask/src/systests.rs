@@ -63,12 +63,15 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_sim::all());
     tests.extend(crate::systests_attach::all());
     tests.extend(crate::systests_net::all());
+    tests.extend(crate::systests_fast::all());
     tests.extend(crate::systests_vnic::all());
     tests.extend(crate::systests_port::all());
+    tests.extend(crate::systests_reset::all());
     tests.extend(crate::acceptance::all());
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
     tests.extend(crate::soak::all());
+    tests.extend(crate::systests_faults::all());
     tests
 }
 
@@ -585,6 +588,8 @@ mod tests {
             ("l2recv", "net-two-vms"),
             ("l2send", "net-two-vms"),
             ("iperf3", "net-two-vms"),
+            ("pktgen", "fast-pktgen-pktsink"),
+            ("pktsink", "fast-pktgen-pktsink"),
             ("flows", "vnic-twenty-peer"),
             ("vnic", "vnic-twenty-peer"),
             ("vnics", "vnic-twenty-peer"),

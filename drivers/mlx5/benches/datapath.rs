@@ -185,7 +185,70 @@ fn rx_batch(b: &mut Port) -> usize {
     n
 }
 
+/// The batch API: `BATCH` 64-byte frames posted by one
+/// `transmit_burst` (completions reaped first, one doorbell).
+#[inline(never)]
+fn tx_burst(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
+    a.transmit_burst(BATCH, TxMeta::default(), |_, f| {
+        if let Some(h) = f.get_mut(..14) {
+            h[0..6].copy_from_slice(dst);
+            h[12] = 0x88;
+            h[13] = 0xb5;
+        }
+        64
+    })
+    .unwrap_or(0)
+}
+
+/// [`tx_batch_offload`] through the batch API: the offloads and the
+/// geometry given once for the burst.
+#[inline(never)]
+fn tx_burst_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
+    let meta = TxMeta {
+        csum: true,
+        vlan: Some(100),
+        lso: None,
+        geometry: Some(TxGeometry {
+            l2: 14,
+            l3: L3Proto::Ipv4,
+            l3_len: 20,
+            l4: L4Proto::Tcp,
+            l4_len: 20,
+        }),
+    };
+    a.transmit_burst(BATCH, meta, |_, f| {
+        *seq = seq.wrapping_add(1);
+        let flow = 1024 + (*seq & 0xff);
+        match f.get_mut(..64) {
+            Some(f) => {
+                tcp64(f, dst, flow);
+                64
+            }
+            None => 0,
+        }
+    })
+    .unwrap_or(0)
+}
+
+/// The batch API: every received frame handed out by `receive_burst`
+/// (its length only; no per-frame information asked).
+#[inline(never)]
+fn rx_burst(b: &mut Port) -> usize {
+    b.receive_burst(usize::MAX, |f, _| {
+        black_box(f.len());
+    })
+}
+
+/// [`rx_burst`] asking each frame's checksum results and tag.
+#[inline(never)]
+fn rx_burst_meta(b: &mut Port) -> usize {
+    b.receive_burst(usize::MAX, |f, i| {
+        black_box((f.len(), i.meta()));
+    })
+}
+
 type TxFn = fn(&mut Port, &[u8; 6], &mut u16) -> usize;
+type RxFn = fn(&mut Port) -> usize;
 
 /// One measured run: sender `a` (transmit with `tx`, the function named
 /// `tx_name`) to receiver `b` (`rx_batch`).
@@ -196,6 +259,8 @@ struct Run {
     sb: BenchPlatform,
     tx: TxFn,
     tx_name: &'static str,
+    rx: RxFn,
+    rx_name: &'static str,
 }
 
 /// What a run measured.
@@ -225,7 +290,16 @@ impl Run {
             sb,
             tx,
             tx_name,
+            rx: rx_batch,
+            rx_name: "rx_batch",
         }
+    }
+
+    /// Receive with `rx` (the function named `rx_name`).
+    fn receiving(mut self, rx: RxFn, rx_name: &'static str) -> Run {
+        self.rx = rx;
+        self.rx_name = rx_name;
+        self
     }
 
     /// Warm up, then move `packets` frames; prints the toggle lines.
@@ -237,7 +311,7 @@ impl Run {
             let k = (r.tx)(&mut r.a, &dst, &mut seq);
             r.sa.pump();
             let t = Instant::now();
-            let n = rx_batch(&mut r.b);
+            let n = (r.rx)(&mut r.b);
             *rx_time += t.elapsed();
             r.sb.pump();
             (k, n)
@@ -258,7 +332,7 @@ impl Run {
         }
         let all = t.elapsed();
         println!("toggle: datapath::{}: {sent} packets", self.tx_name);
-        println!("toggle: datapath::rx_batch: {got} packets");
+        println!("toggle: datapath::{}: {got} packets", self.rx_name);
         Measured {
             sent: sent - warm_sent,
             got: got - warm_got,
@@ -344,6 +418,42 @@ fn plain_run(packets: usize) {
     r.close();
 }
 
+/// The batch API both ways (`CXOS_DP_BENCH=burst`: plain frames;
+/// `burst_offload`: checksum + VLAN insert sent, tag stripped and the
+/// per-frame information asked on receive).
+fn burst_run(packets: usize, offload: bool) {
+    let rx_cfg = EthConfig {
+        vlan_strip: offload,
+        ..polled()
+    };
+    let r = if offload {
+        Run::new(
+            Personality::ConnectX6Dx,
+            polled(),
+            rx_cfg,
+            tx_burst_offload,
+            "tx_burst_offload",
+        )
+        .receiving(rx_burst_meta, "rx_burst_meta")
+    } else {
+        Run::new(
+            Personality::ConnectX6Dx,
+            polled(),
+            rx_cfg,
+            tx_burst,
+            "tx_burst",
+        )
+        .receiving(rx_burst, "rx_burst")
+    };
+    let mut r = r;
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    let secs = m.all.as_secs_f64();
+    let name = if offload { "burst_offload" } else { "burst" };
+    println!("bench: mlx5.dp_{name}_pps: {:.0} pps", m.got as f64 / secs);
+    r.close();
+}
+
 fn main() {
     let packets: usize = std::env::var("CXOS_DP_PACKETS")
         .ok()
@@ -365,5 +475,11 @@ fn main() {
     }
     if all || which == "plain" {
         plain_run(packets);
+    }
+    if all || which == "burst" {
+        burst_run(packets, false);
+    }
+    if all || which == "burst_offload" {
+        burst_run(packets, true);
     }
 }

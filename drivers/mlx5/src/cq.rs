@@ -19,6 +19,9 @@ use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 use crate::wq::Ring;
 
+mod burst;
+pub use burst::CqeTail;
+
 /// A CQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub struct Cqn(pub u32);

@@ -53,6 +53,7 @@ use crate::tis::Tisn;
 use crate::vport::Mac;
 use crate::wqe::InlineMode;
 
+mod burst;
 mod config;
 mod mtu;
 mod open;
@@ -60,11 +61,14 @@ mod recovery;
 mod report;
 mod rx;
 mod tx;
+mod watchdog;
 
+pub use burst::RxInfo;
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
+pub use watchdog::{CHECK_INTERVAL_MS, TX_TIMEOUT_MS};
 
 type Dma<C> = Region<<C as Control>::P>;
 type Plat<C> = <C as Control>::P;
@@ -163,6 +167,8 @@ pub struct QueueSet<C: Control> {
     eq_indexes: Vec<usize>,
     stats: EthStats,
     last_fault: Option<QueueFault>,
+    /// Periodic fault checks and deferred recoveries ([`QueueSet::check`]).
+    watch: watchdog::Watch,
     /// Whether the queue set creates (and owns) the adapter's steering; a
     /// VNIC's does not: its rules live in the shared steering of
     /// [`crate::vnic::Nic`].
@@ -328,14 +334,6 @@ impl<C: Control> QueueSet<C> {
         self.last_fault
     }
 
-    /// Fault injection for tests: the next transmitted WQE carries a bad
-    /// lkey (the device answers with an error CQE).
-    pub fn inject_bad_lkey(&mut self) {
-        if let Some(sq) = self.parts.sq.as_mut() {
-            sq.inject_bad_lkey();
-        }
-    }
-
     /// Read the Q counter (a command: not for the packet path).
     pub fn refresh_counters(&mut self) -> Result<q_counter::QCounters, CmdError> {
         let Some(id) = self.parts.qc else {
@@ -469,6 +467,27 @@ impl<C: Control> NetDevice for QueueSet<C> {
     }
     fn flush(&mut self) {
         QueueSet::flush(self)
+    }
+    fn transmit_burst(
+        &mut self,
+        n: usize,
+        len: usize,
+        meta: TxMeta,
+        mut write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TxError> {
+        if len == 0 || len > self.max_frame() {
+            return Err(TxError::BadLength(len));
+        }
+        QueueSet::transmit_burst(self, n, meta, |i, b| match b.get_mut(..len) {
+            Some(f) => {
+                write(i, f);
+                len
+            }
+            None => 0,
+        })
+    }
+    fn receive_burst(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        QueueSet::receive_burst(self, max, |b, _| f(b))
     }
     fn stats(&self) -> NetStats {
         self.net_stats()

@@ -23,6 +23,9 @@ use crate::pd::{Lkey, Pd};
 use crate::wq::{QueueState, Ring, WqParams, wqc};
 use crate::wqe::{self, DS};
 
+mod burst;
+pub use burst::{RxCursor, Taken};
+
 /// An RQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub struct Rqn(pub u32);

@@ -381,14 +381,7 @@ pub fn post(dev: &mut Function, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
         };
         cq.consumer = u32::from_be_bytes(raw) & COUNTER_MASK;
         if cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK >= nent {
-            cq.status = STATUS_OVERFLOW;
-            cq.overruns += 1;
-            log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
-            let mut data = [0u8; 28];
-            // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
-            data[0..4].copy_from_slice(&cqn.to_be_bytes());
-            data[11] = CQ_ERROR_OVERRUN;
-            super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
+            overrun(dev, cqn);
             return false;
         }
     }
@@ -424,6 +417,22 @@ pub fn post(dev: &mut Function, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
         completion_event(dev, eqn, cqn);
     }
     true
+}
+
+/// CQ `cqn` overruns: status CQ_OVERFLOW (it writes no more CQEs) and a
+/// CQ error event with the "CQ overrun" syndrome.
+pub fn overrun(dev: &mut Function, cqn: u32) {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return;
+    };
+    cq.status = STATUS_OVERFLOW;
+    cq.overruns += 1;
+    log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
+    let mut data = [0u8; 28];
+    // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
+    data[0..4].copy_from_slice(&cqn.to_be_bytes());
+    data[11] = CQ_ERROR_OVERRUN;
+    super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
 }
 
 /// Fill `entry` as an error CQE (`struct mlx5_err_cqe`).

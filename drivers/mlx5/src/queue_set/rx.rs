@@ -74,7 +74,7 @@ impl<C: Control> QueueSet<C> {
     /// buffers released on the way; an error or a completion the driver
     /// refuses recovers the queue.
     #[inline(always)]
-    fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
+    pub(super) fn next_frame(&mut self, q: usize) -> Option<(RxFrame, RxMeta)> {
         // At most one ring's worth of completions without a frame: a
         // device that keeps writing them cannot hold the caller here.
         let limit = self.parts.rx.get(q)?.cq.entries();
@@ -137,7 +137,7 @@ impl<C: Control> QueueSet<C> {
     /// Give `releases` consumed WQEs of queue `q` back (posted at the next
     /// commit: a quarter ring, or [`QueueSet::flush`]).
     #[inline]
-    fn release(&mut self, q: usize, releases: u16) {
+    pub(super) fn release(&mut self, q: usize, releases: u16) {
         if releases == 0 {
             return;
         }

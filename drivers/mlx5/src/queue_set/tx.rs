@@ -137,7 +137,7 @@ impl<C: Control> QueueSet<C> {
 
     /// Whether the queue set offers what `meta` asks.
     #[inline]
-    fn check_offloads(&self, meta: &TxMeta) -> Result<(), TxError> {
+    pub(super) fn check_offloads(&self, meta: &TxMeta) -> Result<(), TxError> {
         if (meta.csum && !self.res.caps.csum)
             || (meta.vlan.is_some() && !self.vlan_insert())
             || (meta.lso.is_some() && self.lso_max() == 0)

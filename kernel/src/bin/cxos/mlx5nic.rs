@@ -30,6 +30,8 @@ use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
+mod reset;
+
 use crate::drivers::PciDriver;
 use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
@@ -37,6 +39,8 @@ use crate::{interrupts, print, println, runtime, time};
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
+pub mod faults;
+
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// An attached adapter.
@@ -68,6 +72,7 @@ impl PciDriver for Mlx5Driver {
     fn probed(&self) {
         if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
             runtime::periodic(SERVICE_PERIOD_NS, service_all);
+            runtime::periodic(faults::CHECK_PERIOD_NS, faults::check_all);
         }
     }
 
@@ -491,16 +496,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
             } else {
                 println!("mlx5 {addr}: attached in {attach_ms} ms");
             }
-            // EQ0 (command completions, page requests, port events).
-            let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
-            if !adapter
-                .platform()
-                .msix_bind(entry, move || service(addr, true))
-            {
-                println!(
-                    "mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second"
-                );
-            }
+            bind_eq0(&adapter, addr);
             slot.fault_reported = false;
             slot.attach_error = None;
             slot.state = open_port(slot, adapter);
@@ -520,6 +516,18 @@ fn attach_slot(slot: &mut Slot) -> bool {
             slot.state = State::Down(failure.platform);
             false
         }
+    }
+}
+
+/// Bind EQ0's vector (command completions, page requests, port events)
+/// to [`service`].
+fn bind_eq0(adapter: &Mlx5Adapter, addr: PciAddress) {
+    let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
+    if !adapter
+        .platform()
+        .msix_bind(entry, move || service(addr, true))
+    {
+        println!("mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second");
     }
 }
 
@@ -919,35 +927,31 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
     let Slot {
         addr,
         state,
-        fault_reported,
         link_up_timed,
         last_error,
         ..
     } = slot;
     let addr = *addr;
     state.with_adapter(|adapter| {
-        service_adapter(
-            adapter,
-            addr,
-            events_only,
-            fault_reported,
-            link_up_timed,
-            last_error,
-        )
+        service_adapter(adapter, addr, events_only, link_up_timed, last_error)
     });
+    // A failed function (its FAULT record printed) or an escalated queue
+    // fault: reset the function and restore what was configured.
+    if !slot.fault_reported && reset::wanted(slot) {
+        reset::recover(slot);
+    }
 }
 
 fn service_adapter(
     adapter: &mut Mlx5Adapter,
     addr: PciAddress,
     events_only: bool,
-    fault_reported: &mut bool,
     link_up_timed: &mut bool,
     last_error: &mut Option<String>,
 ) {
-    if !events_only && let Err(fault) = adapter.poll_health() {
-        println!("mlx5 {addr}: FAULT: {fault}; adapter marked failed (detach it)");
-        *fault_reported = true;
+    // A health fault (its FAULT record on the console already): the
+    // caller resets the function.
+    if !events_only && adapter.poll_health().is_err() {
         return;
     }
     match adapter.poll() {
@@ -993,13 +997,7 @@ fn service_adapter(
         }
         Err(e) => {
             if adapter.is_failed() {
-                match adapter.fault() {
-                    Some(f) => {
-                        println!("mlx5 {addr}: FAULT: {f}; adapter marked failed (detach it)")
-                    }
-                    None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
-                }
-                *fault_reported = true;
+                // The caller resets the function.
             } else {
                 let text = format!("{e}");
                 if last_error.as_deref() != Some(text.as_str()) {

@@ -1,0 +1,159 @@
+//! The CQ as a receive burst reads it: the owner word of the entry at a
+//! consumer index the caller keeps in a register, the few other words the
+//! common completion needs, and one consumer-index update per burst
+//! (`struct mlx5_cqe64` in device.h; offsets in [`crate::cqe::off`]).
+//! Anything but the common case is left in the ring for [`Cq::pop`].
+
+use cxos_drivers::{DmaRegion, Mmio, Platform, Region};
+
+use super::Cq;
+use crate::cqe;
+
+/// The last 8 bytes of a CQE ([`cqe::off::QPN`]): `sop_drop_qpn` in the
+/// high half, `wqe_counter` `[31:16]`, `signature`, `op_own` `[7:0]` in
+/// the low half. One load: the owner byte and the QPN come together.
+#[derive(Clone, Copy, Debug)]
+pub struct CqeTail(pub u64);
+
+impl CqeTail {
+    #[inline(always)]
+    pub fn qpn(self) -> u32 {
+        (self.0 >> 32) as u32 & 0x00ff_ffff
+    }
+
+    #[inline(always)]
+    pub fn wqe_counter(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+
+    /// `op_own` `[7:4]` ([`crate::cqe::OpOwn`]).
+    #[inline(always)]
+    pub fn opcode(self) -> u8 {
+        (self.0 as u8) >> 4
+    }
+}
+
+/// A CQ as a burst loop reads it: the ring and its geometry in locals
+/// (see [`Cq::view`]).
+pub struct CqView<'a, P: Platform> {
+    mem: &'a Region<P>,
+    mmio: &'a P::Mmio,
+    mask: u32,
+    log_size: u32,
+}
+
+impl<P: Platform> core::fmt::Debug for CqView<'_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CqView")
+            .field("mask", &self.mask)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Platform> CqView<'_, P> {
+    /// [`Cq::owned_tail`].
+    #[inline(always)]
+    pub fn owned_tail(&self, ci: u32) -> Option<CqeTail> {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        let mut w = [0u64; 1];
+        self.mem.read_be64s(base + cqe::off::QPN, &mut w);
+        if !cqe::software_owns(w[0] as u32, ci >> self.log_size) {
+            return None;
+        }
+        self.mmio.barrier_after_ownership_read();
+        Some(CqeTail(w[0]))
+    }
+
+    /// The byte count and the first dword (a striding RQ's `wqe_id`) of
+    /// the entry at `ci`, after [`CqView::owned_tail`] found it
+    /// software-owned: one range check, two plain loads.
+    #[inline(always)]
+    pub fn byte_cnt_and_wqe_id(&self, ci: u32) -> (u32, u16) {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        self.mem.with_bytes(base, cqe::off::QPN, |e| {
+            let be32 = |o: usize| {
+                e.get(o..o + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_be_bytes)
+            };
+            (be32(cqe::off::BYTE_CNT), be32(cqe::off::WQE_ID) as u16)
+        })
+    }
+
+    /// [`Cq::word`].
+    #[inline(always)]
+    pub fn word(&self, ci: u32, off: usize) -> u64 {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        let mut w = [0u64; 1];
+        self.mem.read_be64s(base + off, &mut w);
+        w[0]
+    }
+}
+
+impl<P: Platform> Cq<P> {
+    /// The ring for a burst loop: its geometry copied out of `self`, so
+    /// the loop keeps it in registers.
+    #[inline(always)]
+    pub fn view(&self) -> CqView<'_, P> {
+        CqView {
+            mem: &self.ring.mem,
+            mmio: &self.mmio,
+            mask: self.mask,
+            log_size: self.log_size as u32,
+        }
+    }
+
+    /// The consumer index (the next entry to read).
+    #[inline(always)]
+    pub fn ci(&self) -> u32 {
+        self.ci
+    }
+
+    /// The tail word of the entry at consumer index `ci` if software owns
+    /// it (owner bit of `ci`'s pass, a valid opcode), read before every
+    /// other word of the entry: the read barrier follows it.
+    #[inline(always)]
+    pub fn owned_tail(&self, ci: u32) -> Option<CqeTail> {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        let mut w = [0u64; 1];
+        self.ring.mem.read_be64s(base + cqe::off::QPN, &mut w);
+        if !cqe::software_owns(w[0] as u32, ci >> self.log_size) {
+            return None;
+        }
+        self.mmio.barrier_after_ownership_read();
+        Some(CqeTail(w[0]))
+    }
+
+    /// The 8-byte word at `off` (8-aligned) of the entry at `ci`, after
+    /// [`Cq::owned_tail`] found it software-owned.
+    #[inline(always)]
+    pub fn word(&self, ci: u32, off: usize) -> u64 {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        let mut w = [0u64; 1];
+        self.ring.mem.read_be64s(base + off, &mut w);
+        w[0]
+    }
+
+    /// `n` entries read by a burst are consumed (the doorbell record at
+    /// the next [`Cq::update_ci`]).
+    #[inline(always)]
+    pub fn consume(&mut self, n: u32) {
+        self.ci = self.ci.wrapping_add(n);
+        self.polled += n as u64;
+    }
+}
+
+impl<P: Platform> Cq<P> {
+    /// The whole entry at `ci` as [`Cq::pop`] reads it, without consuming
+    /// it (software owns it: a burst found it so and has not published
+    /// the consumer index past it).
+    #[inline]
+    pub fn entry(&self, ci: u32) -> crate::cqe::Cqe {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        let m = &self.ring.mem;
+        let tail = m.read_be32(base + cqe::off::TAIL);
+        let mut w = [0u64; cqe::WORDS];
+        m.read_be64s(base, &mut w);
+        crate::cqe::Cqe::from_words(tail, &w, || m.read_be32(base + cqe::off::QPN))
+    }
+}
