@@ -297,11 +297,14 @@ mod net {
             name: &'a str,
         },
         /// `ifconfig <if> <cfg>` (`ip` too): `name` is `net<i>` (below
-        /// the command line's interface count) or `vnic<N>`.
+        /// the command line's interface count) or `vnic<N>`; `port`:
+        /// the `speed=`/`led=` items (`net<i>` only), applied with the
+        /// MTU (`mtu=`) as `speed`, `led` and `mtu` apply them.
         Configure {
             cmd: &'a str,
             name: &'a str,
             cfg: IfConfig,
+            port: crate::cmdline::PortItems,
         },
         /// A foreground app (`ping`, `iperf3`, ...).
         App(AppCommand),
@@ -484,11 +487,21 @@ mod net {
         if matches!(index, Some(Ok(i)) if i >= MAX_INTERFACES) {
             return Command::Refused(usage(cmd));
         }
+        let (port, rest) = match crate::cmdline::port_items(rest) {
+            Ok(r) => r,
+            Err(e) => return Command::Refused(format!("{cmd}: {e}")),
+        };
+        if !port.is_empty() && index.is_none() {
+            return Command::Refused(format!(
+                "{cmd}: speed= and led= set a port: give them to its interface net<i>"
+            ));
+        }
         match rest.parse::<IfConfig>() {
             Ok(cfg) => net(NetCommand::Configure {
                 cmd,
                 name: first,
                 cfg,
+                port,
             }),
             Err(e) => Command::Refused(format!("{cmd}: {e}")),
         }
@@ -646,12 +659,38 @@ mod tests {
                 }
             }
             match net("ifconfig vnic2 10.0.0.3/24,gw=10.0.0.1") {
-                NetCommand::Configure { cmd, name, cfg } => {
+                NetCommand::Configure {
+                    cmd,
+                    name,
+                    cfg,
+                    port,
+                } => {
                     assert_eq!((cmd, name), ("ifconfig", "vnic2"));
                     assert_eq!(cfg, "10.0.0.3/24,gw=10.0.0.1".parse().unwrap());
+                    assert!(port.is_empty());
                 }
                 other => panic!("{other:?}"),
             }
+            // The port's settings in the command line's form.
+            match net("ifconfig net0 dhcp,mtu=9000,speed=25G,led=off") {
+                NetCommand::Configure {
+                    name, cfg, port, ..
+                } => {
+                    assert_eq!(name, "net0");
+                    assert_eq!(cfg, "dhcp,mtu=9000".parse().unwrap());
+                    assert_eq!(port.speed, Some(SpeedArg::Mbps(25_000)));
+                    assert_eq!(port.led, Some(LedArg::Off));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                refused("ifconfig vnic2 dhcp,speed=10G"),
+                "ifconfig: speed= and led= set a port: give them to its interface net<i>"
+            );
+            assert_eq!(
+                refused("ifconfig net0 dhcp,led=bright"),
+                "ifconfig: 'bright' is not on, off or beacon[:<seconds>]"
+            );
             assert!(matches!(net("ip net1 dhcp"), NetCommand::Configure { .. }));
             assert!(refused("ip net0").starts_with("usage: ip "));
             assert!(refused("ip addr show eth0").starts_with("usage: ip "));

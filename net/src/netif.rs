@@ -632,6 +632,9 @@ impl<D: NetDevice> NetIf<D> {
         let mut routes = heapless::Vec::new();
         self.iface.routes_mut().update(|r| routes = r.clone());
         iface.routes_mut().update(|r| *r = routes);
+        // smoltcp keeps its neighbour cache inside the Interface: without
+        // this the first reply to every peer would be lost to ARP.
+        self.phy.replay_arp(now, &mut iface, &mut self.sockets);
         self.iface = iface;
         r
     }

@@ -54,6 +54,10 @@ pub struct Function {
     pub commands_executed: u64,
     /// MCIA accesses served (the EEPROM-read figure counts them).
     pub module_reads: u64,
+    /// A hand on the cage: when `module_reads` reaches this count (after
+    /// that read is answered), the module is pulled (as `remove_module`),
+    /// so a test can take it out between two MCIA reads of one EEPROM read.
+    pub pull_module_at_read: Option<u64>,
     /// HOST_ENDIANNESS register `he` (atomic response byte order).
     pub host_endianness: u8,
     /// Objects alive when the function was last torn down.
@@ -126,6 +130,7 @@ impl Function {
             },
             commands_executed: 0,
             module_reads: 0,
+            pull_module_at_read: None,
             host_endianness: 0,
             ppcnt_base: Default::default(),
             left_at_teardown: 0,

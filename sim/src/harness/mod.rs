@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, PlatformError};
 
 pub use self::bench::{BenchDma, BenchPlatform};
 pub use self::dma::{HostDmaSpace, SimDma};
@@ -536,30 +536,9 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
     }
 }
 
-/// Every part is a clone of the same function (an `Arc` inside): cheap to
-/// clone, and usable from any thread.
-impl Platform for SimPlatform {
-    type Dma = SimPlatform;
-    type Mmio = SimPlatform;
-    type Config = SimPlatform;
-    type Msix = SimPlatform;
-    type Clock = SimPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &Self {
-        self
-    }
-    fn msix(&self) -> &Self {
-        self
-    }
-    fn clock(&self) -> &Self {
-        self
-    }
-}
+// Every part is a clone of the same function (an `Arc` inside): cheap to
+// clone, and usable from any thread.
+cxos_drivers::platform_of_one!(SimPlatform);
 
 impl DmaAlloc for SimPlatform {
     type Region = SimDma;
