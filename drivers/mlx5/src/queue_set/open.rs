@@ -20,7 +20,7 @@ use crate::rqt::{self, CreateRqt};
 use crate::rss::{HASHED_TIRS, RssTirs, TrafficTable};
 use crate::sq::{self, CreateSq, ModifySq, Sq, SqConfig};
 use crate::steering::{Steering, SteeringConfig};
-use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic};
+use crate::tir::{self, CreateTirIndirect, CreateTirSingle, HashedTraffic};
 use crate::tis::{self, CreateTis};
 use crate::wq::QueueState;
 
@@ -265,8 +265,12 @@ impl<C: Control> QueueSet<C> {
             rqns.push(rqn);
         }
 
-        let tir = self.ctl.exec(&CreateTirDirect {
-            rqn: rqns[0],
+        let tir_rqt = self.ctl.exec(&CreateRqt {
+            rqns: alloc::vec![rqns[0]],
+        })?;
+        self.parts.tir_rqt = Some(tir_rqt);
+        let tir = self.ctl.exec(&CreateTirSingle {
+            rqt: tir_rqt,
             td: r.td,
         })?;
         self.parts.tir = Some(tir);
@@ -405,7 +409,10 @@ impl<C: Control> QueueSet<C> {
             let r = self.ctl.exec(&tir::destroy_tir(t));
             note(&mut rep, r);
         }
-        if let Some(t) = self.parts.rqt.take() {
+        for t in [self.parts.rqt.take(), self.parts.tir_rqt.take()]
+            .into_iter()
+            .flatten()
+        {
             let r = self.ctl.exec(&rqt::destroy_rqt(t));
             note(&mut rep, r);
         }
