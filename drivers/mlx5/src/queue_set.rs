@@ -562,7 +562,7 @@ pub(crate) mod testing {
         }
     }
 
-    pub const OPEN_SEQUENCE: [u16; 19] = [
+    pub const OPEN_SEQUENCE: [u16; 20] = [
         op::ALLOC_Q_COUNTER,
         op::CREATE_CQ,
         op::CREATE_CQ,
@@ -571,6 +571,7 @@ pub(crate) mod testing {
         op::MODIFY_SQ,
         op::CREATE_RQ,
         op::MODIFY_RQ,
+        op::CREATE_RQT,
         op::CREATE_TIR,
         op::CREATE_FLOW_TABLE,
         op::CREATE_FLOW_GROUP,
