@@ -9,7 +9,8 @@
 //! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64]`; the kernel checks
 //! the value itself, see [`Config::net`]) and `vnic.<n>=<definition>`
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
-//! by the kernel's VNIC code). Unknown keys and
+//! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
+//! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -38,7 +39,14 @@ pub struct Config {
     /// same number replaces an earlier one, so there is at most one per
     /// VNIC). Checked where the VNICs are.
     pub vnic: heapless::Vec<(u32, String), { MAX_VNICS as usize }>,
+    /// `aggr.<n>=`: link aggregation `aggr<n>` (`n` in 0..4) and its
+    /// definition text (`ports:net0+net1,lacp:..,policy:..,timer:..,ip:..`),
+    /// checked where the aggregations are.
+    pub aggr: heapless::Vec<(u32, String), { MAX_AGGRS as usize }>,
 }
+
+/// Aggregation numbers `aggr.<n>=` can name (0..4).
+pub const MAX_AGGRS: u32 = 4;
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
 pub const MAX_VNICS: u32 = 64;
@@ -54,6 +62,7 @@ impl Default for Config {
             attach: true,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
+            aggr: heapless::Vec::new(),
         }
     }
 }
@@ -234,6 +243,20 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     }
                 }
             }
+            _ if key.starts_with("aggr.") => {
+                match key["aggr.".len()..]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n < MAX_AGGRS)
+                {
+                    None => diags.push(Diagnostic::UnknownKey(key.into())),
+                    Some(n) => {
+                        config.aggr.retain(|(j, _)| *j != n);
+                        // Fits: one entry per number, numbers below capacity.
+                        let _ = config.aggr.push((n, value.into()));
+                    }
+                }
+            }
             _ => diags.push(Diagnostic::UnknownKey(key.into())),
         }
     }
@@ -344,6 +367,23 @@ mod tests {
             "cmdline: bad value '' for 'net.0', using none"
         );
         assert_eq!(d[3].to_string(), "cmdline: unknown key 'net' ignored");
+    }
+
+    #[test]
+    fn aggr_keys_name_aggregations() {
+        let (c, d) =
+            parse("aggr.0=ports:net0+net1,ip:10.0.0.2/24,gw=10.0.0.1 aggr.4=x aggr.1=a aggr.1=b");
+        assert_eq!(
+            c.aggr.as_slice(),
+            [
+                (
+                    0,
+                    String::from("ports:net0+net1,ip:10.0.0.2/24,gw=10.0.0.1")
+                ),
+                (1, String::from("b"))
+            ]
+        );
+        assert_eq!(d, [Diagnostic::UnknownKey("aggr.4".into())]);
     }
 
     #[test]

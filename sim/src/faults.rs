@@ -73,6 +73,13 @@ impl Faults {
         *self = Faults::default();
     }
 
+    /// A function reset restarts firmware: the health buffer is clean and
+    /// the counter runs again.
+    pub fn clear_health(&mut self) {
+        self.health_syndrome = 0;
+        self.health_frozen = None;
+    }
+
     /// Take the first armed fault for `opcode`, if any.
     pub fn take_command(&mut self, opcode: u16) -> Option<CommandFault> {
         let pos = self.pending.iter().position(|f| match f {

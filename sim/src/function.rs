@@ -31,6 +31,8 @@ pub struct Function {
     pub personality: Personality,
     /// Permanent MAC of the port (kept across teardown and reset).
     pub mac: [u8; 6],
+    /// The board this function's port is on (shared with its siblings).
+    pub identity: crate::adapter::Identity,
     pub config: PciConfig,
     pub iseg: InitSeg,
     pub bus: Bus,
@@ -100,6 +102,7 @@ impl Function {
         Function {
             personality: p,
             mac,
+            identity: crate::adapter::Identity::new(p, 0, 1),
             config: PciConfig::new(p),
             iseg: InitSeg::new(p.fw_version()),
             bus: Bus::new(dma),
@@ -157,8 +160,12 @@ impl Function {
 
     /// Function reset (FLR): everything the driver built is gone, the
     /// command queue address is forgotten and `initializing` is set again.
+    /// Firmware restarts: an injected health syndrome or stopped health
+    /// counter is gone with it (armed command faults stay: they are the
+    /// test's, not the function's).
     pub fn reset(&mut self) {
         self.end_function(false);
+        self.faults.clear_health();
         self.bus
             .san
             .revoke_all(Purpose::CmdEntry, Revoked::Disabled);

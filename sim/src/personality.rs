@@ -180,6 +180,13 @@ impl Personality {
         }
     }
 
+    /// Ports a board of this part comes with at most: every modelled
+    /// part ships in a 2-port form (e.g. MCX4121A, MCX516A, MCX623106A),
+    /// one PCI function per port (`mlx5-sim --ports 2`).
+    pub fn max_ports(self) -> u8 {
+        2
+    }
+
     /// PCI subsystem device id (the model's choice, one per part).
     pub fn subsystem_id(self) -> u16 {
         match self {

@@ -66,9 +66,11 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_fast::all());
     tests.extend(crate::systests_vnic::all());
     tests.extend(crate::systests_port::all());
+    tests.extend(crate::systests_reset::all());
     tests.extend(crate::acceptance::all());
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
+    tests.extend(crate::systests_aggr::all());
     tests.extend(crate::soak::all());
     tests.extend(crate::systests_faults::all());
     tests

@@ -34,9 +34,11 @@ use crate::vport::{Mac, QueryNicVportContext, VportInfo};
 mod faults;
 mod ports;
 pub mod report;
+pub mod reset;
 mod teardown;
 
 pub use report::{AdapterInfo, AdapterReport, EqInfo, PagesInfo, PhysSummary};
+pub use reset::{Configured, ResetError, ResetHistory, ResetPolicy, ResetReport};
 
 /// The string SET_DRIVER_VERSION reports.
 pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
@@ -74,6 +76,8 @@ pub struct Config {
     pub reclaim_retries: u32,
     /// Set the port administratively up at attach (and back at detach).
     pub port_admin_up: bool,
+    /// Function resets allowed before a failing function is given up.
+    pub reset: ResetPolicy,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             max_total_pages: DEFAULT_MAX_TOTAL_PAGES,
             reclaim_retries: 10,
             port_admin_up: true,
+            reset: ResetPolicy::default(),
         }
     }
 }
@@ -154,6 +159,12 @@ pub struct Adapter<P: Platform> {
     /// Dropped without detach: teardown errors then mean queues the device
     /// still has, and a function level reset follows.
     dropped: bool,
+    /// Kept apart from the platform: a shell left by a function reset
+    /// ([`Adapter::reset_function`]) has none.
+    pci: PciAddress,
+    /// What the user set (replayed after a function reset).
+    configured: Configured,
+    resets: ResetHistory,
 }
 
 /// The configurations the driver refuses: not Ethernet, CQE version other
@@ -230,7 +241,11 @@ impl<P: Platform> Adapter<P> {
             Err(e) => return refuse(p, Step::CommandQueue, e),
         };
         let timeout_ms = config.cmd_timeout_ms.unwrap_or_else(|| {
-            cmdq::timeout_from_device(init_seg::cmd_exec_to(p.mmio()), cmdq::DEFAULT_TIMEOUT_MS)
+            cmdq::timeout_from_device(
+                init_seg::cmd_exec_to(p.mmio()),
+                cmdq::DEFAULT_TIMEOUT_MS,
+                cmdq::MAX_TIMEOUT_MS,
+            )
         });
         let mut a = Adapter {
             dev: CmdEngine::new(
@@ -258,6 +273,9 @@ impl<P: Platform> Adapter<P> {
             attach_ns: 0,
             fw_stuck: false,
             dropped: false,
+            pci,
+            configured: Configured::default(),
+            resets: ResetHistory::default(),
         };
         match a.bring_up() {
             Ok(()) => {
@@ -296,7 +314,11 @@ impl<P: Platform> Adapter<P> {
         let (mmio, clock) = (self.dev.p().mmio(), self.dev.p().clock());
         let start = clock.now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
-            cmdq::timeout_from_device(init_seg::cmd_q_init_to(mmio), cmdq::DEFAULT_INIT_TIMEOUT_MS)
+            cmdq::timeout_from_device(
+                init_seg::cmd_q_init_to(mmio),
+                cmdq::DEFAULT_INIT_TIMEOUT_MS,
+                cmdq::MAX_INIT_TIMEOUT_MS,
+            )
         });
         while init_seg::initializing(mmio) {
             let waited = clock.now_ns().saturating_sub(start);
@@ -707,7 +729,7 @@ impl<P: Platform> Adapter<P> {
         self.dev.p()
     }
     pub fn pci(&self) -> PciAddress {
-        self.dev.p().config().pci_address()
+        self.pci
     }
     pub fn part(&self) -> &Part {
         &self.part

@@ -208,6 +208,11 @@ impl<P: Platform> CmdEngine<P> {
         let mut r = FaultRecord::new(FaultClass::Health, FaultObject::Function, report.at_ns)
             .syndromes(h.synd.into(), h.ext_synd.into());
         r = match kind {
+            // The queue-level record that escalated is in the log already.
+            FaultKind::Escalated => {
+                self.fault = Some(report);
+                return;
+            }
             FaultKind::Syndrome => r,
             FaultKind::CounterStuck { counter, .. } => r.detail("counter", counter.into()),
             FaultKind::InternalErrorEvent => r.detail("event", event::INTERNAL_ERROR.into()),
@@ -221,7 +226,11 @@ impl<P: Platform> CmdEngine<P> {
     /// Number `r`, keep it in the fault log, count it and print it (one
     /// console line, log target [`crate::fault::LOG_TARGET`]).
     pub fn record_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
-        r.pci = self.p().config().pci_address();
+        // A shell left by a function reset has no platform: its records
+        // carry the address they were made with.
+        if let Some(p) = self.plat.as_ref() {
+            r.pci = p.config().pci_address();
+        }
         let r = self.faults.push(r);
         log::error!(target: crate::fault::LOG_TARGET, "{r}");
         r

@@ -8,12 +8,15 @@
 //! command-completion EQE, and each slot is checked and collected on its
 //! own, so completions in any order work.
 //!
-//! Timeouts: the init segment has `cmd_exec_to` and `cmd_q_init_to` dwords
-//! (device.h; absent from mlx5_ifc.h's `initial_seg`, never read by
-//! Linux, whose command timeout is a fixed 60 s and firmware-init timeout
-//! 120 s). A nonzero value there is taken as milliseconds, clamped to
-//! [`MIN_TIMEOUT_MS`, `MAX_TIMEOUT_MS`]; zero means Linux's values. The
-//! attach configuration may override both.
+//! Timeouts: the init segment's `cmd_exec_to` and `cmd_q_init_to` dwords
+//! (`struct mlx5_init_seg` in device.h) hold a `default_timeout` each
+//! (mlx5_ifc.h `mlx5_ifc_default_timeout_bits`, the DTOR register's field
+//! format): to_multiplier `[31:29]` (0 milliseconds, 1 seconds, 2
+//! minutes, 3 hours) and to_value `[19:0]`. Zero means not advertised
+//! (Linux's 60 s and 120 s then). A device may advertise hours; the
+//! driver caps what it accepts ([`MAX_TIMEOUT_MS`],
+//! [`MAX_INIT_TIMEOUT_MS`]) so one lost command cannot hold the caller
+//! for long. The attach configuration may override both.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -70,7 +73,13 @@ const _: () = assert!(block::LEN <= block::STRIDE);
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_INIT_TIMEOUT_MS: u64 = 120_000;
 pub const MIN_TIMEOUT_MS: u64 = 100;
-pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// Longest a command may take before it counts as lost: beyond what any
+/// command the driver issues takes on hardware (the slowest, TEARDOWN_HCA
+/// and page reclaim, take a few seconds), short enough that a device
+/// losing commands stalls its adapter's control plane only briefly.
+pub const MAX_TIMEOUT_MS: u64 = 15_000;
+/// Longest firmware initialization accepted (Linux's default).
+pub const MAX_INIT_TIMEOUT_MS: u64 = 120_000;
 /// Longest input or output the driver sends or accepts.
 pub const MAX_MSG_LEN: usize = entry::INLINE_LEN + 64 * block::DATA_LEN;
 
@@ -83,13 +92,25 @@ pub const fn blocks_for(len: usize) -> usize {
     }
 }
 
+/// A `default_timeout` value (see the module documentation) in
+/// milliseconds; 0 when not advertised.
+pub fn default_timeout_ms(value: u32) -> u64 {
+    let unit_ms: u64 = match value >> 29 & 0x3 {
+        0 => 1,
+        1 => 1_000,
+        2 => 60_000,
+        _ => 3_600_000,
+    };
+    u64::from(value & 0xf_ffff) * unit_ms
+}
+
 /// A timeout from an init segment value (`cmd_exec_to`, `cmd_q_init_to`),
-/// or `default` when the device advertises none.
-pub fn timeout_from_device(value_ms: u32, default: u64) -> u64 {
-    if value_ms == 0 {
-        default
-    } else {
-        (value_ms as u64).clamp(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS)
+/// or `default` when the device advertises none; within
+/// [`MIN_TIMEOUT_MS`]..=`max`.
+pub fn timeout_from_device(value: u32, default: u64, max: u64) -> u64 {
+    match default_timeout_ms(value) {
+        0 => default.min(max),
+        ms => ms.clamp(MIN_TIMEOUT_MS, max),
     }
 }
 
@@ -449,10 +470,27 @@ mod tests {
 
     #[test]
     fn timeouts_from_device() {
-        assert_eq!(timeout_from_device(0, 7), 7);
-        assert_eq!(timeout_from_device(5, 7), MIN_TIMEOUT_MS);
-        assert_eq!(timeout_from_device(2000, 7), 2000);
-        assert_eq!(timeout_from_device(u32::MAX, 7), MAX_TIMEOUT_MS);
+        // default_timeout: to_multiplier [31:29], to_value [19:0].
+        assert_eq!(default_timeout_ms(0x0000_07d0), 2_000); // 2000 ms
+        assert_eq!(default_timeout_ms(0x2000_0005), 5_000); // 5 s
+        assert_eq!(default_timeout_ms(0x4000_0002), 120_000); // 2 min
+        assert_eq!(default_timeout_ms(0x6000_0001), 3_600_000); // 1 h
+        // Bits [28:20] are reserved: ignored.
+        assert_eq!(default_timeout_ms(0x1ff0_0003), 3);
+        assert_eq!(timeout_from_device(0, 7, MAX_TIMEOUT_MS), 7);
+        assert_eq!(timeout_from_device(0, 60_000, 20_000), 20_000);
+        assert_eq!(timeout_from_device(5, 7, MAX_TIMEOUT_MS), MIN_TIMEOUT_MS);
+        assert_eq!(timeout_from_device(2000, 7, MAX_TIMEOUT_MS), 2000);
+        assert_eq!(timeout_from_device(0x2000_0005, 7, MAX_TIMEOUT_MS), 5_000);
+        // Hours advertised: capped.
+        assert_eq!(
+            timeout_from_device(0x6000_0010, 7, MAX_TIMEOUT_MS),
+            MAX_TIMEOUT_MS
+        );
+        assert_eq!(
+            timeout_from_device(u32::MAX, 7, MAX_INIT_TIMEOUT_MS),
+            MAX_INIT_TIMEOUT_MS
+        );
     }
 }
 

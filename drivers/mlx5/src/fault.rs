@@ -480,6 +480,11 @@ impl FaultLog {
         self.escalation.take()
     }
 
+    /// Whether a record asked for escalation that nobody took yet.
+    pub fn escalation_pending(&self) -> bool {
+        self.escalation.is_some()
+    }
+
     /// May `object` be recovered at `now_ns`? Counts the recovery when
     /// the answer is [`Verdict::Recover`].
     pub fn verdict(&mut self, object: FaultObject, now_ns: u64) -> Verdict {

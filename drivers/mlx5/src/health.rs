@@ -40,6 +40,8 @@ pub enum FaultKind {
     CounterStuck { counter: u32, misses: u32 },
     /// The device raised an internal error event (EQE type 0x08).
     InternalErrorEvent,
+    /// A queue-level recovery escalated to a function reset.
+    Escalated,
 }
 
 /// A fault report: what happened plus the health buffer at that moment.
@@ -58,6 +60,7 @@ impl fmt::Display for FaultReport {
                 write!(f, "health counter stuck at {counter:#x} for {misses} polls")?
             }
             FaultKind::InternalErrorEvent => write!(f, "internal error event")?,
+            FaultKind::Escalated => write!(f, "recovery escalated to a function reset")?,
         }
         let h = &self.health;
         write!(

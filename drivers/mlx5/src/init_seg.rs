@@ -38,7 +38,7 @@ pub const HEALTH_SYND_DW: usize = 0x3c;
 pub const HEALTH_SYND: Field = Field::new(0x3c, 23, 16);
 pub const HEALTH_EXT_SYND: Field = Field::new(0x3c, 15, 0);
 pub const HEALTH_IRISC: Field = Field::new(0x3c, 31, 24);
-/// cmd_exec_to and cmd_q_init_to (device.h only; see [`crate::cmdq`] for
+/// cmd_exec_to and cmd_q_init_to (`default_timeout` values; see [`crate::cmdq`] for
 /// how they are used).
 pub const CMD_EXEC_TO: usize = 0xff8;
 pub const CMD_Q_INIT_TO: usize = 0xffc;
@@ -119,13 +119,14 @@ pub fn health_counter<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(HEALTH_COUNTER) & HEALTH_COUNTER_MASK
 }
 
-/// The command timeout the device advertises, in milliseconds (0: none).
+/// The command timeout the device advertises, a `default_timeout`
+/// (see [`crate::cmdq::default_timeout_ms`]; 0: none).
 pub fn cmd_exec_to<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(CMD_EXEC_TO)
 }
 
-/// How long firmware may take to initialize the command queue, in
-/// milliseconds (0: not advertised).
+/// How long firmware may take to initialize the command queue, a
+/// `default_timeout` (0: not advertised).
 pub fn cmd_q_init_to<M: Mmio>(p: &M) -> u32 {
     p.bar0_read_be32(CMD_Q_INIT_TO)
 }

@@ -141,6 +141,7 @@ pub mod pd;
 pub mod port;
 pub mod q_counter;
 pub mod queue_set;
+pub mod restore;
 pub mod rq;
 pub mod rqt;
 pub mod rss;

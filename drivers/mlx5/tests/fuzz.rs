@@ -254,7 +254,7 @@ fn parsers_take_random_device_output() {
             init_seg::health_syndrome(&bar),
             init_seg::health_syndrome_name(init_seg::health_syndrome(&bar)),
             format!("{:?}", init_seg::health_buffer(&bar)),
-            mlx5::cmdq::timeout_from_device(init_seg::cmd_exec_to(&bar), 60_000),
+            mlx5::cmdq::timeout_from_device(init_seg::cmd_exec_to(&bar), 60_000, 15_000),
         );
         let _ = case;
     }

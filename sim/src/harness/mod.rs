@@ -190,6 +190,42 @@ impl SimPlatform {
         (pa, pb)
     }
 
+    /// A board with `ports` ports of part `p` (at most
+    /// [`Personality::max_ports`]): one function per port at
+    /// `bus`:00.<port>, sharing firmware, serial and system image GUID,
+    /// each with its own MAC (consecutive from `mac`), vport, queues,
+    /// steering, counters and cable; no port is cabled ([`SimPlatform::cable`]).
+    pub fn adapter(
+        p: Personality,
+        mode: Mode,
+        ports: u8,
+        bus: u8,
+        mac: [u8; 6],
+    ) -> Vec<SimPlatform> {
+        let ports = ports.clamp(1, p.max_ports());
+        (0..ports)
+            .map(|port| {
+                let s = SimPlatform::with_config(
+                    p,
+                    mode,
+                    SimConfig {
+                        pci_address: PciAddress::new(0, bus, 0, port),
+                        mac: crate::adapter::port_mac(mac, port),
+                    },
+                );
+                s.with_model(|f| f.identity = crate::adapter::Identity::new(p, port, ports));
+                s
+            })
+            .collect()
+    }
+
+    /// Cables port `a` to port `b` (of the same or another board): what
+    /// one transmits arrives at the other.
+    pub fn cable(a: &SimPlatform, b: &SimPlatform) {
+        *lock(&a.inner.peer) = Some(Arc::downgrade(&b.inner));
+        *lock(&b.inner.peer) = Some(Arc::downgrade(&a.inner));
+    }
+
     /// One adapter whose port is looped back to itself.
     pub fn new_loopback(p: Personality, mode: Mode) -> SimPlatform {
         let s = SimPlatform::new(p, mode);

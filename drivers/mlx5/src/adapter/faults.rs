@@ -16,12 +16,17 @@ impl<P: Platform> Adapter<P> {
 
     /// Keep, count and print a fault record; returns it numbered and
     /// with the function's address.
-    pub fn record_fault(&mut self, r: FaultRecord) -> FaultRecord {
+    pub fn record_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
+        r.pci = self.pci;
         self.dev.record_fault(r)
     }
 
     /// May `object` be recovered now (grace period, escalation)?
     pub fn fault_verdict(&mut self, object: FaultObject) -> Verdict {
+        // The failed shell a function reset leaves recovers nothing.
+        if !self.dev.has_platform() {
+            return Verdict::Escalate;
+        }
         let now = cxos_drivers::Clock::now_ns(self.platform().clock());
         self.dev.fault_log_mut().verdict(object, now)
     }

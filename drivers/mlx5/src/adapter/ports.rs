@@ -105,6 +105,7 @@ impl<P: Platform> Adapter<P> {
             true,
             &module::mlcr_write(port::LOCAL_PORT, led.duration()),
         )?;
+        self.configured.led = Some(led);
         Ok(())
     }
 
@@ -162,6 +163,7 @@ impl<P: Platform> Adapter<P> {
             ptys::ETH_PROTO_ADMIN.set(&mut d, admin);
         }
         self.register(port::REG_PTYS, true, &d)?;
+        self.configured.speed = Some(s);
         self.refresh_port()?;
         Ok(())
     }
@@ -178,6 +180,7 @@ impl<P: Platform> Adapter<P> {
         port::pmtu::LOCAL_PORT.set(&mut d, port::LOCAL_PORT);
         port::pmtu::ADMIN_MTU.set(&mut d, (ip_mtu + module::PORT_MTU_OVERHEAD) as u32);
         self.register(port::REG_PMTU, true, &d)?;
+        self.configured.port_mtu = Some(ip_mtu);
         self.refresh_port()?;
         Ok(self.port.oper_mtu)
     }

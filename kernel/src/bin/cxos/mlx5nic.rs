@@ -30,10 +30,17 @@ use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
+mod reset;
+
 use crate::drivers::PciDriver;
 use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
 use crate::{interrupts, println, runtime, time};
+
+#[cfg(feature = "net")]
+pub mod members;
+#[cfg(feature = "net")]
+use cxos_kernel::vnic_def::Over;
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
@@ -80,13 +87,20 @@ impl PciDriver for Mlx5Driver {
 
     fn detach(&self, addr: PciAddress) -> Option<Result<String, String>> {
         let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        if let Some(i) = slots.iter().position(|s| s.addr == addr) {
+            let index = slots[i].index;
+            members::release_port(&mut slots, index);
+        }
         let slot = slots.iter_mut().find(|s| s.addr == addr)?;
         Some(detach_slot(slot))
     }
 
     fn detach_all(&self) -> Vec<String> {
-        SLOTS
-            .lock()
+        let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        members::release_all(&mut slots);
+        slots
             .iter_mut()
             .filter(|s| s.state.is_attached())
             .map(|s| detach_slot(s).unwrap_or_else(|e| e))
@@ -455,16 +469,7 @@ fn attach_slot(slot: &mut Slot) -> bool {
             } else {
                 println!("mlx5 {addr}: attached in {attach_ms} ms");
             }
-            // EQ0 (command completions, page requests, port events).
-            let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
-            if !adapter
-                .platform()
-                .msix_bind(entry, move || service(addr, true))
-            {
-                println!(
-                    "mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second"
-                );
-            }
+            bind_eq0(&adapter, addr);
             slot.fault_reported = false;
             slot.attach_error = None;
             slot.state = open_port(slot, adapter);
@@ -484,6 +489,18 @@ fn attach_slot(slot: &mut Slot) -> bool {
             slot.state = State::Down(failure.platform);
             false
         }
+    }
+}
+
+/// Bind EQ0's vector (command completions, page requests, port events)
+/// to [`service`].
+fn bind_eq0(adapter: &Mlx5Adapter, addr: PciAddress) {
+    let entry = adapter.eq0().map_or(0, |(_, entry)| entry);
+    if !adapter
+        .platform()
+        .msix_bind(entry, move || service(addr, true))
+    {
+        println!("mlx5 {addr}: MSI-X entry {entry} not bound; events are polled once a second");
     }
 }
 
@@ -587,8 +604,11 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
         Ok(status) => {
             println!("{status}");
             let mut vnics = Vec::new();
-            if slot.index == 0 {
-                for (n, def) in crate::vnics::list() {
+            {
+                for (n, def) in crate::vnics::list()
+                    .into_iter()
+                    .filter(|(_, d)| d.over == Over::Port(slot.index as u8))
+                {
                     match create_vnic(&nic, n, &def) {
                         Ok(status) => {
                             println!("{status}");
@@ -681,12 +701,18 @@ fn service_port(addr: PciAddress) {
     }
 }
 
-/// `vnic create`: create VNIC `n` on the first function's open adapter;
-/// its status line, or why not (`None`: no open adapter to put it on).
+/// `vnic create`: create VNIC `n` on the open adapter of the port it is
+/// over (or on every member of the aggregation it is over); its status
+/// line, or why not (`None`: nothing open to put it on).
 #[cfg(feature = "net")]
 pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
+    let port = match def.over {
+        Over::Port(i) => usize::from(i),
+        Over::Aggr(a) => return members::add_vnic(n, a, def),
+    };
     let mut slots = SLOTS.lock();
-    let State::Open(o) = &mut slots.first_mut()?.state else {
+    let slot = slots.iter_mut().find(|s| s.index == port)?;
+    let State::Open(o) = &mut slot.state else {
         return None;
     };
     if o.vnics.contains(&n) {
@@ -709,7 +735,8 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
             return Some(vnic.destroy());
         }
     }
-    None
+    drop(slots);
+    members::remove_vnic(n)
 }
 
 /// `vnics`: one line per interface of every open port: its name, the
@@ -870,36 +897,31 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
     let Slot {
         addr,
         state,
-        fault_reported,
         link_up_timed,
         last_error,
         ..
     } = slot;
     let addr = *addr;
     state.with_adapter(|adapter| {
-        service_adapter(
-            adapter,
-            addr,
-            events_only,
-            fault_reported,
-            link_up_timed,
-            last_error,
-        )
+        service_adapter(adapter, addr, events_only, link_up_timed, last_error)
     });
+    // A failed function (its FAULT record printed) or an escalated queue
+    // fault: reset the function and restore what was configured.
+    if !slot.fault_reported && reset::wanted(slot) {
+        reset::recover(slot);
+    }
 }
 
 fn service_adapter(
     adapter: &mut Mlx5Adapter,
     addr: PciAddress,
     events_only: bool,
-    fault_reported: &mut bool,
     link_up_timed: &mut bool,
     last_error: &mut Option<String>,
 ) {
-    if !events_only && let Err(fault) = adapter.poll_health() {
-        // The FAULT record is on the console already.
-        println!("mlx5 {addr}: adapter failed: {fault} (detach it)");
-        *fault_reported = true;
+    // A health fault (its FAULT record on the console already): the
+    // caller resets the function.
+    if !events_only && adapter.poll_health().is_err() {
         return;
     }
     match adapter.poll() {
@@ -945,11 +967,7 @@ fn service_adapter(
         }
         Err(e) => {
             if adapter.is_failed() {
-                match adapter.fault() {
-                    Some(f) => println!("mlx5 {addr}: adapter failed: {f} (detach it)"),
-                    None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
-                }
-                *fault_reported = true;
+                // The caller resets the function.
             } else {
                 let text = format!("{e}");
                 if last_error.as_deref() != Some(text.as_str()) {

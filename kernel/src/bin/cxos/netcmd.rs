@@ -82,7 +82,7 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                     vnics::undefine(n);
                     println!("vnic: vnic{n} not created: {e}");
                 }
-                None => println!("vnic{n}: defined {def}; created when net0's adapter opens"),
+                None => println!("vnic{n}: defined {def}; created when what it is over opens"),
             }
         }
         NetCommand::VnicDelete(n) => {
@@ -94,6 +94,29 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 },
                 None if defined => println!("vnic{n}: deleted (was not created)"),
                 None => println!("vnic: no vnic{n}"),
+            }
+        }
+        NetCommand::AggrCreate { name, def } => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::create(n, &def) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {name} not created: {e}"),
+            }
+        }
+        NetCommand::AggrDelete(name) => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::delete(n) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {e}"),
+            }
+        }
+        NetCommand::AggrShow { long } => {
+            let lines = mlx5nic::members::show(long);
+            if lines.is_empty() {
+                println!("aggr: no aggregations");
+            }
+            for l in lines {
+                println!("{l}");
             }
         }
         NetCommand::VnicList => {

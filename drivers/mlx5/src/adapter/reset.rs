@@ -1,0 +1,293 @@
+//! Function reset recovery: firmware reported a fatal condition (a health
+//! syndrome, a health counter that stopped, an internal error event) or a
+//! queue-level recovery escalated. The function is reset (PCIe function
+//! level reset through config space: what the PRM's "HCA Driver
+//! Start-up" expects before the command queue address is written again,
+//! and what the model implements), brought up again from scratch by
+//! [`Adapter::attach`], and what the user configured on the function
+//! ([`Configured`], recorded by the setters as they succeed) is replayed
+//! on the new adapter. The old adapter is left an empty shell: marked
+//! failed (every command through it fails fast, without touching the
+//! device), without its platform, holding only memory the reset made
+//! safe to free. The data path above it (steering, VNICs) is rebuilt by
+//! its owner ([`crate::restore`]).
+//!
+//! A device that keeps failing is not reset in a loop: [`ResetPolicy`]
+//! allows `max_resets` within `window_ms`; beyond that the function stays
+//! failed.
+
+use cxos_drivers::{Clock, Msix, Platform};
+
+use super::{Adapter, AttachFailure};
+use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
+use crate::health::FaultKind;
+use crate::module::{Led, PortError, SpeedSetting};
+
+/// What the user set on the function through the adapter, replayed after
+/// a function reset: the port MTU (PMTU, as an IP MTU), the
+/// identification LED, the advertised speeds. `None`: never set (the
+/// attach defaults are right).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Configured {
+    pub port_mtu: Option<usize>,
+    pub led: Option<Led>,
+    pub speed: Option<SpeedSetting>,
+}
+
+/// How many function resets a window allows before the function is given
+/// up (Linux's fw_fatal reporter refuses to recover again within its
+/// grace period; a device that fails again right after each reset would
+/// otherwise keep the driver resetting it forever).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ResetPolicy {
+    pub max_resets: u32,
+    pub window_ms: u64,
+}
+
+impl Default for ResetPolicy {
+    fn default() -> Self {
+        Self {
+            max_resets: 3,
+            window_ms: 60_000,
+        }
+    }
+}
+
+/// Most resets remembered (the policy never needs more).
+const HISTORY: usize = 8;
+
+/// When the last function resets happened (ns), oldest first; handed from
+/// each adapter to the one that replaces it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ResetHistory {
+    at_ns: [u64; HISTORY],
+    len: usize,
+    /// Every reset since the first attach.
+    pub total: u64,
+}
+
+impl ResetHistory {
+    fn push(&mut self, now_ns: u64) {
+        if self.len == HISTORY {
+            self.at_ns.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.at_ns[self.len] = now_ns;
+        self.len += 1;
+        self.total += 1;
+    }
+
+    /// Resets within `window_ms` before `now_ns`.
+    pub fn recent(&self, now_ns: u64, window_ms: u64) -> u32 {
+        let since = now_ns.saturating_sub(window_ms.saturating_mul(1_000_000));
+        self.at_ns[..self.len]
+            .iter()
+            .filter(|t| **t >= since)
+            .count() as u32
+    }
+}
+
+/// Why a function reset did not produce a working adapter.
+#[derive(Debug)]
+pub enum ResetError<P> {
+    /// [`ResetPolicy`]: too many resets in the window; the adapter stays
+    /// failed (and keeps its platform).
+    Limit { resets: u32, window_ms: u64 },
+    /// The function cannot do FLR; the adapter stays failed.
+    NoFlr,
+    /// The reset was done, bring-up failed: the platform is handed back.
+    Attach(alloc::boxed::Box<AttachFailure<P>>),
+}
+
+impl<P> core::fmt::Display for ResetError<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ResetError::Limit { resets, window_ms } => write!(
+                f,
+                "{resets} function resets within {} s: giving up",
+                window_ms / 1000
+            ),
+            ResetError::NoFlr => f.write_str("the function cannot do a function level reset"),
+            ResetError::Attach(a) => write!(f, "bring-up after the reset failed: {}", a.error),
+        }
+    }
+}
+
+/// What a successful function reset did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ResetReport {
+    /// Pages the old function held: gone with the reset (freed, not lost).
+    pub pages_released: usize,
+    /// From the reset to the new adapter attached, in nanoseconds.
+    pub took_ns: u64,
+    /// Resets within the policy's window, this one included.
+    pub recent: u32,
+}
+
+impl<P: Platform> Adapter<P> {
+    /// What the user configured through this adapter (see [`Configured`]).
+    pub fn configured(&self) -> Configured {
+        self.configured
+    }
+
+    /// Function resets so far (this function, since its first attach).
+    pub fn reset_history(&self) -> ResetHistory {
+        self.resets
+    }
+
+    /// Whether [`Adapter::reset_function`] would go ahead now.
+    pub fn reset_allowed(&self) -> bool {
+        let now = self.clock_now();
+        self.resets.recent(now, self.config.reset.window_ms) < self.config.reset.max_resets
+    }
+
+    fn clock_now(&self) -> u64 {
+        if self.dev.has_platform() {
+            self.dev.p().clock().now_ns()
+        } else {
+            0
+        }
+    }
+
+    /// Reset the function and bring it up again; returns the new adapter
+    /// (with this one's configuration, [`Configured`] replayed) and what
+    /// was done. This adapter is left an empty, failed shell (see the
+    /// module documentation); drop it once nothing refers to it.
+    pub fn reset_function(&mut self) -> Result<(Adapter<P>, ResetReport), ResetError<P>> {
+        // What asked for the reset: the record that escalated (a queue's,
+        // or the health record `fail` made), else the health fault.
+        let now = self.clock_now();
+        let trigger = self
+            .dev
+            .fault_log_mut()
+            .take_escalation()
+            .unwrap_or_else(|| {
+                let r = FaultRecord::new(FaultClass::Health, FaultObject::Function, now);
+                match self.dev.fault {
+                    Some(f) => r.syndromes(f.health.synd.into(), f.health.ext_synd.into()),
+                    None => r,
+                }
+            });
+        // Every command through this adapter fails fast from here on.
+        if !self.dev.is_failed() {
+            self.dev.fail(FaultKind::Escalated);
+        }
+        let give_up = |a: &mut Self, e: ResetError<P>, detail: (&'static str, u64)| {
+            a.record_fault(
+                trigger
+                    .detail(detail.0, detail.1)
+                    .action(FaultAction::MarkFailed, FaultOutcome::Failed),
+            );
+            Err(e)
+        };
+        if !self.dev.has_platform() {
+            return Err(ResetError::NoFlr);
+        }
+        let t0 = self.dev.p().clock().now_ns();
+        let policy = self.config.reset;
+        let recent = self.resets.recent(t0, policy.window_ms);
+        if recent >= policy.max_resets {
+            let e = ResetError::Limit {
+                resets: recent,
+                window_ms: policy.window_ms,
+            };
+            return give_up(self, e, ("resets", recent.into()));
+        }
+        // The platform's MSI-X state follows the function's (FLR clears
+        // the enable bit): the new adapter enables it again.
+        self.dev.p().msix().msix_disable();
+        if !crate::identify::function_level_reset(self.dev.p()) {
+            return give_up(self, ResetError::NoFlr, ("flr", 0));
+        }
+        // The device forgot everything: nothing to undo, no page to take
+        // back. What the data path above still holds is freed as it goes.
+        self.undo.clear();
+        self.fw_stuck = false;
+        let pages_released = self.dev.pages.release_all();
+        self.dev.eq0 = None;
+        self.dev.graveyard.clear();
+        self.comp_eqs.clear();
+        self.eq_graveyard.clear();
+        self.vectors = 0;
+        let Some(p) = self.dev.take_platform() else {
+            return Err(ResetError::NoFlr);
+        };
+        let mut history = self.resets;
+        history.push(t0);
+        match Adapter::attach(p, self.config) {
+            Ok(mut a) => {
+                a.resets = history;
+                // The function's fault history goes on (the per-object
+                // recovery history named objects that are gone).
+                let mut log = core::mem::take(self.dev.fault_log_mut());
+                log.forget_all();
+                *a.dev.fault_log_mut() = log;
+                if let Err(e) = a.replay(&self.configured) {
+                    log::warn!(target: "mlx5", "mlx5 {}: after the reset: {e}", a.pci());
+                }
+                let took_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
+                a.record_fault(
+                    trigger
+                        .detail("reset_ms", took_ns / 1_000_000)
+                        .action(FaultAction::FunctionReset, FaultOutcome::Recovered),
+                );
+                Ok((
+                    a,
+                    ResetReport {
+                        pages_released,
+                        took_ns,
+                        recent: recent + 1,
+                    },
+                ))
+            }
+            Err(f) => {
+                let step = f.error.step as u64;
+                give_up(
+                    self,
+                    ResetError::Attach(alloc::boxed::Box::new(f)),
+                    ("attach_step", step),
+                )
+            }
+        }
+    }
+
+    /// Set what `c` records (each setting that is there), recording it
+    /// again on this adapter.
+    pub fn replay(&mut self, c: &Configured) -> Result<(), PortError> {
+        let mut first = Ok(());
+        if let Some(m) = c.port_mtu
+            && let Err(e) = self.set_port_mtu(m)
+        {
+            first = first.and(Err(e));
+        }
+        if let Some(s) = c.speed
+            && let Err(e) = self.set_speed(s)
+        {
+            first = first.and(Err(e));
+        }
+        if let Some(l) = c.led
+            && let Err(e) = self.set_led(l)
+        {
+            first = first.and(Err(e));
+        }
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_counts_the_window_and_keeps_the_total() {
+        let mut h = ResetHistory::default();
+        let s = 1_000_000_000u64;
+        for i in 0..10 {
+            h.push(i * 10 * s);
+        }
+        assert_eq!(h.total, 10);
+        // Resets at 20..90 s remembered; at 90 s, a 25 s window holds 70, 80, 90.
+        assert_eq!(h.recent(90 * s, 25_000), 3);
+        assert_eq!(h.recent(1000 * s, 60_000), 0);
+    }
+}

@@ -1,0 +1,173 @@
+//! Issue 17's function reset and command timeout, in one boot against the
+//! model wired to a peer namespace: a health syndrome injected through the
+//! control socket is recorded (`FAULT mlx5.health ... outcome=escalate`),
+//! the function is reset and restored (`... action=function-reset
+//! outcome=recovered`); the interface keeps its address and MTU and the
+//! VNIC its own (stock ping reaches both), a second fault during stock
+//! iperf3 and the run completes; a lost counter query (`stats`) is
+//! recorded as `FAULT mlx5.cmd.timeout`, bounded, and the shell answers
+//! after it. Detach then leaves the model with no page and no violation.
+
+use std::time::{Duration, Instant};
+
+use crate::netns::PeerConfig;
+use crate::systests::{Context, SystemTest};
+use crate::systests_attach::plain_line;
+use crate::systests_net::{PEER_GUEST, iperf3_summary, peer_boot, peer_finish, static_cmdline};
+
+const PCI: &str = "01:00.0";
+const TIMEOUT: Duration = Duration::from_secs(240);
+/// The VNIC's host number in the peer subnet.
+const VNIC_HOST: u8 = 30;
+/// The MTU the user set before the faults (restored by the reset).
+const MTU: u32 = 3000;
+/// How long traffic may take to come back after a fault.
+const RESUME_LIMIT: Duration = Duration::from_secs(20);
+
+pub fn all() -> Vec<SystemTest> {
+    vec![SystemTest {
+        name: "fault-function-reset",
+        timeout: TIMEOUT,
+        run: function_reset,
+    }]
+}
+
+/// Stock `ping -c 1 -W 1` from the namespace until one answer; how long
+/// it took.
+fn until_answered(
+    net: &crate::netns::PeerNetwork,
+    addr: &str,
+    since: Instant,
+) -> Result<Duration, String> {
+    loop {
+        if let Ok(out) = net.ping(addr, 1)
+            && out.contains(" 1 received")
+        {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() > RESUME_LIMIT {
+            return Err(format!(
+                "{addr} did not answer within {} s of the fault",
+                RESUME_LIMIT.as_secs()
+            ));
+        }
+    }
+}
+
+/// Stock `ping -c 3`, every one answered, after one whose answer may
+/// wait for cxos's ARP request for the host (smoltcp drops the packet
+/// that needed it).
+fn pings_all(net: &crate::netns::PeerNetwork, addr: &str) -> Result<(), String> {
+    let _ = net.ping(addr, 1);
+    let out = net.ping(addr, 3).map_err(|e| e.to_string())?;
+    if !out.contains("3 packets transmitted, 3 received, 0% packet loss") {
+        return Err(format!("stock ping {addr}:\n{out}"));
+    }
+    Ok(())
+}
+
+fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let config = PeerConfig::new("systest");
+    let guest = config.ipv4(PEER_GUEST);
+    let vnic = config.ipv4(VNIC_HOST);
+    let cmdline = format!("{} vnic.0=ip:{vnic}/24", static_cmdline(&config));
+    let Some(mut peer) = peer_boot(ctx, test, false, &cmdline)? else {
+        return Ok(());
+    };
+    let answer = peer.shell.ask(&format!("mtu net0 {MTU}"))?;
+    plain_line(&answer, &format!("net0: mtu 1500 -> {MTU}"))?;
+    pings_all(&peer.net, &guest)?;
+    pings_all(&peer.net, &vnic)?;
+
+    // 1. A health syndrome: recorded, reset, restored; time to traffic.
+    // Detection (the once-a-second health poll), reset, bring-up,
+    // restore, then the first ping answered.
+    let t0 = Instant::now();
+    peer.sim.ask_ok("fault health 0x8")?;
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
+    let resumed = until_answered(&peer.net, &guest, t0)?;
+    let escalated = peer
+        .shell
+        .wait_for_line(&format!("FAULT mlx5.health {PCI} function syndrome=0x8 "))?;
+    if !escalated.ends_with("action=function-reset outcome=escalate") {
+        return Err(format!("fault line: {escalated}"));
+    }
+    let recovered = peer.shell.wait_for_line(&format!(
+        "FAULT mlx5.health {PCI} function syndrome=0x8 vendor_syndrome=0x0 reset_ms="
+    ))?;
+    if !recovered.ends_with("action=function-reset outcome=recovered") {
+        return Err(format!("recovery line: {recovered}"));
+    }
+    let done = peer
+        .shell
+        .wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
+    if !done.contains(", 2 interfaces restored") {
+        return Err(format!("restore line: {done}"));
+    }
+    // The interface kept its address and MTU, the VNIC its own.
+    let ifconfig = peer.shell.ask("ifconfig")?;
+    let net0 = plain_line(&ifconfig, "net0")?;
+    if !net0.contains(&guest) || !ifconfig.contains(&format!("mtu {MTU}")) {
+        return Err(format!("net0 after the reset:\n{ifconfig}"));
+    }
+    pings_all(&peer.net, &vnic)?;
+    let vnics = peer.shell.ask("vnics")?;
+    plain_line(&vnics, "vnic0 ")?;
+
+    // 2. Again, while stock iperf3 runs against cxos: the run completes.
+    let answer = peer.shell.ask("serve iperf3")?;
+    plain_line(&answer, "service ")?;
+    let run = peer
+        .net
+        .iperf3_client_start(&guest, &["-t", "8"])
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(2));
+    peer.sim.ask_ok("fault health 0x1")?;
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 through the reset: {e}"))?;
+    let (bps, retransmits) = iperf3_summary(&json)?;
+    peer.shell.wait_for_line(&format!(
+        "FAULT mlx5.health {PCI} function syndrome=0x1 vendor_syndrome=0x0 reset_ms="
+    ))?;
+    // Traffic after the reset too.
+    let json = peer
+        .net
+        .iperf3_client(&guest, &["-t", "2"])
+        .map_err(|e| format!("iperf3 after the reset: {e}"))?;
+    let (after_bps, _) = iperf3_summary(&json)?;
+
+    // 3. A lost counter query: bounded, recorded, the shell answers.
+    peer.sim.ask_ok("fault no-completion 0x773")?;
+    let t1 = Instant::now();
+    let stats = peer.shell.ask("stats")?;
+    let waited = t1.elapsed();
+    plain_line(&stats, "  q counter not read: ")?;
+    // Printed as it happens: inside the answer.
+    plain_line(
+        &stats,
+        &format!("FAULT mlx5.cmd.timeout {PCI} opcode=0x773 waited_ms="),
+    )?;
+    if waited > Duration::from_secs(40) {
+        return Err(format!("stats took {waited:?} with a lost command"));
+    }
+    let t2 = Instant::now();
+    peer.shell.ask("ifconfig")?;
+    if t2.elapsed() > Duration::from_secs(5) {
+        return Err(format!(
+            "the shell took {:?} after the timeout",
+            t2.elapsed()
+        ));
+    }
+    pings_all(&peer.net, &guest)?;
+    peer_finish(peer)?;
+    println!(
+        "    (health fault -> ping answered: {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms)",
+        resumed.as_millis(),
+        bps / 1e6,
+        after_bps / 1e6,
+        waited.as_millis()
+    );
+    Ok(())
+}
