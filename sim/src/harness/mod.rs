@@ -213,6 +213,14 @@ impl SimPlatform {
         self.dev().receive(frame);
     }
 
+    /// Frames that arrive together (one burst: CQE compression applies).
+    pub fn inject_rx_burst(&self, frames: &[&[u8]]) {
+        for f in frames {
+            capture_rx(&self.inner, f);
+        }
+        self.dev().receive_burst(frames.iter().copied());
+    }
+
     /// Joins the port to `link` (replacing an earlier link): frames the
     /// port transmits go to the link, frames from the link arrive at the
     /// port (put in by the link's reader thread). Works in both modes.

@@ -25,6 +25,9 @@ pub struct RxInfo<'a, P: Platform> {
     queue: u16,
     vlan_strip: bool,
     csum: bool,
+    /// The per-frame path's decoding (its CQE may be a compressed
+    /// session's, not in the ring).
+    meta: Option<RxMeta>,
 }
 
 impl<P: Platform> core::fmt::Debug for RxInfo<'_, P> {
@@ -48,6 +51,9 @@ impl<P: Platform> RxInfo<'_, P> {
     /// path ([`QueueSet::receive`]).
     #[inline]
     pub fn meta(&self) -> RxMeta {
+        if let Some(m) = self.meta {
+            return m;
+        }
         let mut m = meta_of(&self.cq.entry(self.ci), self.vlan_strip, self.csum);
         m.queue = self.queue;
         m
@@ -219,10 +225,15 @@ impl<C: Control> QueueSet<C> {
             let mut stopped = false;
             rq.with_buffers(|all| {
                 while got < max {
+                    // A compressed session is read by the per-frame path.
+                    if cq.in_session() {
+                        stopped = true;
+                        break;
+                    }
                     let Some(t) = view.owned_tail(ci) else {
                         break;
                     };
-                    if t.opcode() != cqe::opcode::RESP_SEND || t.qpn() != rqn {
+                    if t.opcode() != cqe::opcode::RESP_SEND || t.qpn() != rqn || t.is_title() {
                         stopped = true;
                         break;
                     }
@@ -243,6 +254,7 @@ impl<C: Control> QueueSet<C> {
                         queue: q as u16,
                         vlan_strip,
                         csum,
+                        meta: None,
                     };
                     f(frame, &info);
                     ci = ci.wrapping_add(1);
@@ -261,7 +273,7 @@ impl<C: Control> QueueSet<C> {
             }
             // The per-frame path takes the completion the loop left (and
             // whatever follows up to the next frame).
-            let Some((frame, _)) = self.next_frame(q) else {
+            let Some((frame, meta)) = self.next_frame(q) else {
                 return got;
             };
             if let Some(x) = self.parts.rx.get(q)
@@ -273,6 +285,7 @@ impl<C: Control> QueueSet<C> {
                     queue: q as u16,
                     vlan_strip,
                     csum,
+                    meta: Some(meta),
                 };
                 rq.with_frame(frame, |b| f(b, &info));
                 got += 1;
