@@ -480,10 +480,9 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
                     if let Some(pcap) = capturing(&p) {
                         pcap.record_all(&batch, Direction::In);
                     }
-                    let mut pd = lock(&p.dev);
-                    for f in &batch {
-                        pd.receive(f);
-                    }
+                    // Sent back to back: one burst for the receiver (its
+                    // compressing CQs write sessions).
+                    lock(&p.dev).receive_burst(batch.iter().map(|f| &f[..]));
                 }
                 None => {
                     let mut log = lock(&shared.tx_log);

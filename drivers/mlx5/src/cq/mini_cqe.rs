@@ -15,7 +15,7 @@
 //! Every slot of the session is made invalid (`op_own` 0xf1, as the ring
 //! starts) once read, so none can look software-owned on the next pass.
 
-use cxos_drivers::{DmaRegion, Platform};
+use cxos_drivers::{DmaRegion, Mmio, Platform};
 
 use super::Cq;
 use crate::cqe::{self, Cqe};
@@ -66,6 +66,23 @@ impl<P: Platform> Cq<P> {
         self.session.striding = striding;
     }
 
+    /// Whether a session is being read or begins at the consumer index
+    /// (its title software-owned: then it is begun).
+    #[inline(always)]
+    pub fn session_ready(&mut self) -> bool {
+        if self.in_session() {
+            return true;
+        }
+        let base = (self.ci & self.mask) as usize * cqe::LEN;
+        let tail = self.ring.mem.read_be32(base + cqe::off::TAIL);
+        if !cqe::software_owns(tail, self.ci >> self.log_size) || !is_title(tail as u8) {
+            return false;
+        }
+        self.mmio.barrier_after_ownership_read();
+        self.start_session(tail);
+        true
+    }
+
     /// Begin the session whose title (software-owned, read barrier done)
     /// is at the consumer index.
     pub(super) fn start_session(&mut self, tail: u32) {
@@ -85,7 +102,7 @@ impl<P: Platform> Cq<P> {
     }
 
     /// The next completion of the session (`in_session`), consumed.
-    pub(super) fn next_in_session(&mut self) -> Cqe {
+    pub fn next_in_session(&mut self) -> Cqe {
         let i = self.session.index;
         if i % ARRAY == 0 {
             // Array 0 follows the title; array k >= 1 is in the slot of

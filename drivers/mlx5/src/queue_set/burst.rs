@@ -10,7 +10,7 @@
 
 use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta, TxError, TxMeta};
 
-use super::{Parts, Plat, QueueSet};
+use super::{FaultCause, Parts, Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe::{self, Cqe};
@@ -28,6 +28,8 @@ pub struct RxInfo<'a, P: Platform> {
     /// The per-frame path's decoding (its CQE may be a compressed
     /// session's, not in the ring).
     meta: Option<RxMeta>,
+    /// A compressed session's completion (not in the ring).
+    cqe: Option<Cqe>,
 }
 
 impl<P: Platform> core::fmt::Debug for RxInfo<'_, P> {
@@ -54,7 +56,8 @@ impl<P: Platform> RxInfo<'_, P> {
         if let Some(m) = self.meta {
             return m;
         }
-        let mut m = meta_of(&self.cq.entry(self.ci), self.vlan_strip, self.csum);
+        let c = self.cqe.unwrap_or_else(|| self.cq.entry(self.ci));
+        let mut m = meta_of(&c, self.vlan_strip, self.csum);
         m.queue = self.queue;
         m
     }
@@ -215,6 +218,19 @@ impl<C: Control> QueueSet<C> {
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
+            if x.cq.session_ready() {
+                let (n, releases, bad) = session_burst(q as u16, &mut x.cq, rq, max - got, vlan_strip, csum, f);
+                got += n;
+                self.release(q, releases);
+                if let Some(wqe_counter) = bad {
+                    self.recover_rq(q, FaultCause::BadCompletion { wqe_counter });
+                    return got;
+                }
+                if got == max {
+                    return got;
+                }
+                continue;
+            }
             let cq = &x.cq;
             let view = cq.view();
             let rqn = rq.rqn.0;
@@ -222,7 +238,7 @@ impl<C: Control> QueueSet<C> {
             let start = cq.ci();
             let mut ci = start;
             let (mut releases, mut bytes) = (0u32, 0u64);
-            let mut stopped = false;
+            let (mut stopped, mut title) = (false, false);
             rq.with_buffers(|all| {
                 while got < max {
                     // A compressed session is read by the per-frame path.
@@ -233,7 +249,11 @@ impl<C: Control> QueueSet<C> {
                     let Some(t) = view.owned_tail(ci) else {
                         break;
                     };
-                    if t.opcode() != cqe::opcode::RESP_SEND || t.qpn() != rqn || t.is_title() {
+                    if t.is_title() {
+                        title = true;
+                        break;
+                    }
+                    if t.opcode() != cqe::opcode::RESP_SEND || t.qpn() != rqn {
                         stopped = true;
                         break;
                     }
@@ -255,6 +275,7 @@ impl<C: Control> QueueSet<C> {
                         vlan_strip,
                         csum,
                         meta: None,
+                        cqe: None,
                     };
                     f(frame, &info);
                     ci = ci.wrapping_add(1);
@@ -268,6 +289,9 @@ impl<C: Control> QueueSet<C> {
             rq.count(n as u64, bytes);
             x.cq.consume(n);
             self.release(q, releases as u16);
+            if title && got < max {
+                continue;
+            }
             if !stopped || got == max {
                 return got;
             }
@@ -286,6 +310,7 @@ impl<C: Control> QueueSet<C> {
                     vlan_strip,
                     csum,
                     meta: Some(meta),
+                    cqe: None,
                 };
                 rq.with_frame(frame, |b| f(b, &info));
                 got += 1;
@@ -294,4 +319,54 @@ impl<C: Control> QueueSet<C> {
         }
         got
     }
+}
+
+/// Up to `max` completions of the compressed session the CQ is reading
+/// ([`crate::cq::mini_cqe`]), each decoded from the title and its
+/// mini-CQE, handed to `f` like the tight loop's: (frames, buffer
+/// releases, the `wqe_counter` of a completion the queue refused).
+#[inline(always)]
+fn session_burst<P: Platform, F>(
+    queue: u16,
+    cq: &mut Cq<P>,
+    rq: &mut crate::rq::Rq<P>,
+    max: usize,
+    vlan_strip: bool,
+    csum: bool,
+    f: &mut F,
+) -> (usize, u16, Option<u16>)
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let mut cur = rq.cursor();
+    let (mut got, mut releases, mut bytes) = (0usize, 0u32, 0u64);
+    let mut bad = None;
+    rq.with_buffers(|all| {
+        while got < max && cq.in_session() {
+            let c = cq.next_in_session();
+            let frame = cur
+                .take(c.wqe_id(), c.wqe_counter(), c.byte_count())
+                .and_then(|(t, done)| Some((all.get(t.offset..t.offset + t.len)?, done)));
+            let Some((frame, done)) = frame else {
+                bad = Some(c.wqe_counter());
+                break;
+            };
+            let info = RxInfo {
+                cq,
+                ci: 0,
+                queue,
+                vlan_strip,
+                csum,
+                meta: None,
+                cqe: Some(c),
+            };
+            f(frame, &info);
+            got += 1;
+            releases += done as u32;
+            bytes += frame.len() as u64;
+        }
+    });
+    rq.set_cursor(cur);
+    rq.count(got as u64, bytes);
+    (got, releases as u16, bad)
 }
