@@ -103,6 +103,38 @@ impl<P: Platform> Cq<P> {
 
     /// The next completion of the session (`in_session`), consumed.
     pub fn next_in_session(&mut self) -> Cqe {
+        let first = self.session.index == 0;
+        let (mini, counter) = self.next_mini();
+        self.session_cqe(mini, counter, first)
+    }
+
+    /// Completion of the session from its mini-CQE word and counter
+    /// ([`Cq::next_mini`]; `first`: the session's first).
+    #[inline]
+    pub fn session_cqe(&self, mini: u64, counter: u16, first: bool) -> Cqe {
+        match &self.session.title {
+            Some(t) => t.decompressed(mini, counter, first),
+            None => Cqe::default(),
+        }
+    }
+
+    /// The next completion is the session's first.
+    #[inline(always)]
+    pub fn session_first(&self) -> bool {
+        self.session.index == 0
+    }
+
+    /// The title's `wqe_id` (a striding RQ's WQE: the whole session's).
+    #[inline(always)]
+    pub fn session_wqe_id(&self) -> u16 {
+        self.session.title.as_ref().map_or(0, |t| t.wqe_id())
+    }
+
+    /// The next completion of the session (`in_session`) as its mini-CQE
+    /// word (`byte_cnt` in the low half) and `wqe_counter`, consumed: the
+    /// array read once per eight, the slot made invalid.
+    #[inline(always)]
+    pub fn next_mini(&mut self) -> (u64, u16) {
         let i = self.session.index;
         if i % ARRAY == 0 {
             // Array 0 follows the title; array k >= 1 is in the slot of
@@ -111,18 +143,15 @@ impl<P: Platform> Cq<P> {
             let base = (at & self.mask) as usize * cqe::LEN;
             self.ring.mem.read_be64s(base, &mut self.session.minis);
         }
-        let mini = self.session.minis[(i % ARRAY) as usize];
         let s = &mut self.session;
-        let c = match &s.title {
-            Some(t) => t.decompressed(mini, s.counter, i == 0),
-            None => Cqe::default(),
-        };
+        let mini = s.minis[(i % ARRAY) as usize];
+        let counter = s.counter;
         s.counter = if s.striding {
-            s.counter.wrapping_add(c.strides() as u16)
+            counter.wrapping_add(((mini as u32) >> 16) as u16 & 0x7fff)
         } else {
-            s.counter.wrapping_add(1)
+            counter.wrapping_add(1)
         };
-        s.index += 1;
+        s.index = i + 1;
         s.left -= 1;
         s.compressed += 1;
         let slot = (self.ci & self.mask) as usize * cqe::LEN;
@@ -131,6 +160,6 @@ impl<P: Platform> Cq<P> {
             .write_u8(slot + cqe::off::OP_OWN, cqe::INITIAL_OP_OWN);
         self.ci = self.ci.wrapping_add(1);
         self.polled += 1;
-        c
+        (mini, counter)
     }
 }

@@ -28,8 +28,9 @@ pub struct RxInfo<'a, P: Platform> {
     /// The per-frame path's decoding (its CQE may be a compressed
     /// session's, not in the ring).
     meta: Option<RxMeta>,
-    /// A compressed session's completion (not in the ring).
-    cqe: Option<Cqe>,
+    /// A compressed session's completion (not in the ring): its
+    /// mini-CQE word, `wqe_counter`, and whether it is the session's first.
+    mini: Option<(u64, u16, bool)>,
 }
 
 impl<P: Platform> core::fmt::Debug for RxInfo<'_, P> {
@@ -56,7 +57,10 @@ impl<P: Platform> RxInfo<'_, P> {
         if let Some(m) = self.meta {
             return m;
         }
-        let c = self.cqe.unwrap_or_else(|| self.cq.entry(self.ci));
+        let c = match self.mini {
+            Some((mini, counter, first)) => self.cq.session_cqe(mini, counter, first),
+            None => self.cq.entry(self.ci),
+        };
         let mut m = meta_of(&c, self.vlan_strip, self.csum);
         m.queue = self.queue;
         m
@@ -275,7 +279,7 @@ impl<C: Control> QueueSet<C> {
                         vlan_strip,
                         csum,
                         meta: None,
-                        cqe: None,
+                        mini: None,
                     };
                     f(frame, &info);
                     ci = ci.wrapping_add(1);
@@ -310,7 +314,7 @@ impl<C: Control> QueueSet<C> {
                     vlan_strip,
                     csum,
                     meta: Some(meta),
-                    cqe: None,
+                    mini: None,
                 };
                 rq.with_frame(frame, |b| f(b, &info));
                 got += 1;
@@ -341,14 +345,16 @@ where
     let mut cur = rq.cursor();
     let (mut got, mut releases, mut bytes) = (0usize, 0u32, 0u64);
     let mut bad = None;
+    let wqe_id = cq.session_wqe_id();
     rq.with_buffers(|all| {
         while got < max && cq.in_session() {
-            let c = cq.next_in_session();
+            let first = cq.session_first();
+            let (mini, counter) = cq.next_mini();
             let frame = cur
-                .take(c.wqe_id(), c.wqe_counter(), c.byte_count())
+                .take(wqe_id, counter, mini as u32)
                 .and_then(|(t, done)| Some((all.get(t.offset..t.offset + t.len)?, done)));
             let Some((frame, done)) = frame else {
-                bad = Some(c.wqe_counter());
+                bad = Some(counter);
                 break;
             };
             let info = RxInfo {
@@ -358,7 +364,7 @@ where
                 vlan_strip,
                 csum,
                 meta: None,
-                cqe: Some(c),
+                mini: Some((mini, counter, first)),
             };
             f(frame, &info);
             got += 1;
