@@ -89,7 +89,12 @@ pub const WORKLOADS: &[Workload] = &[
     ),
     w("tx_burst", "datapath", DP_BURST, "datapath::tx_burst"),
     w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),
-    w("rx_burst_comp", "datapath", DP_BURST_COMP, "datapath::rx_burst"),
+    w(
+        "rx_burst_comp",
+        "datapath",
+        DP_BURST_COMP,
+        "datapath::rx_burst",
+    ),
     w(
         "tx_burst_offload",
         "datapath",

@@ -58,7 +58,9 @@ fn bursts_in(sim: &SimPlatform, b: &mut Port, lens: &[usize], bursts: &[usize]) 
     while sent < lens.len() {
         let n = bursts[k % bursts.len()].min(lens.len() - sent);
         k += 1;
-        let frames: Vec<Vec<u8>> = (sent..sent + n).map(|s| frame(dst, lens[s], s as u32)).collect();
+        let frames: Vec<Vec<u8>> = (sent..sent + n)
+            .map(|s| frame(dst, lens[s], s as u32))
+            .collect();
         let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
         sim.inject_rx_burst(&refs);
         sent += n;
@@ -113,7 +115,10 @@ fn every_part_both_modes_both_rq_kinds() {
                     }
                     let (sessions, compressed) = b.rx_cq().unwrap().compression_stats();
                     if compress && part != Personality::ConnectX4 {
-                        assert!(sessions > 20 && compressed > 400, "{ctx}: {sessions} sessions, {compressed} CQEs");
+                        assert!(
+                            sessions > 20 && compressed > 400,
+                            "{ctx}: {sessions} sessions, {compressed} CQEs"
+                        );
                     } else {
                         assert_eq!((sessions, compressed), (0, 0), "{ctx}");
                     }
@@ -139,13 +144,18 @@ fn session_broken_by_an_error_cqe() {
         };
         // The port takes jumbo frames, the queues' buffers do not: a
         // 3000-byte frame completes with a LOCAL_LENGTH error CQE.
-        let mut a = mlx5::Adapter::attach(sim.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
+        let mut a = mlx5::Adapter::attach(sim.clone(), common::config())
+            .unwrap_or_else(|f| panic!("{}", f.error));
         a.set_port_mtu(9000).expect("port MTU");
         let r = mlx5::Resources::of(&a).expect("resources");
         let mut b = mlx5::QueueSet::open(a, r, cfg).unwrap_or_else(|f| panic!("{}", f.error));
         let dst = b.mac();
         let lens = [100usize, 200, 300, 400, 3000, 500, 600];
-        let frames: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| frame(dst, l, i as u32)).collect();
+        let frames: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| frame(dst, l, i as u32))
+            .collect();
         let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
         sim.inject_rx_burst(&refs);
         let mut got = Vec::new();
@@ -164,5 +174,54 @@ fn session_broken_by_an_error_cqe() {
         assert_eq!(got2, (0..20).collect::<Vec<u32>>(), "{mode:?}");
         assert_eq!(b.rx_cq().unwrap().compression_stats().0, 2, "{mode:?}");
         close(b, &sim, before);
+    }
+}
+
+/// Frames sent by a second adapter with `transmit_burst` arrive back to
+/// back (the model delivers a doorbell's frames as one burst): sessions
+/// on the receiver, every frame in order.
+#[test]
+fn sessions_from_a_transmitting_peer() {
+    use cxos_drivers::TxMeta;
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        let (sa, sb) = SimPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX5, mode);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let mut a = open(&sa, EthConfig::default());
+        let mut b = open(
+            &sb,
+            EthConfig {
+                cqe_compression: true,
+                ..EthConfig::default()
+            },
+        );
+        let (dst, src) = (b.mac(), a.mac());
+        let lens: Vec<usize> = (0..500).map(|i| 60 + (i * 53) % 1455).collect();
+        let (mut sent, mut got) = (0usize, Vec::new());
+        let mut idle = 0;
+        while got.len() < lens.len() {
+            let n = 32.min(lens.len() - sent).min(64 - (sent - got.len()));
+            sent += a
+                .transmit_burst(n, TxMeta::default(), |i, buf| {
+                    let f = frame(dst, lens[sent + i], (sent + i) as u32);
+                    buf[..f.len()].copy_from_slice(&f);
+                    buf[6..12].copy_from_slice(&src);
+                    f.len()
+                })
+                .unwrap();
+            let before = got.len();
+            b.receive_burst(usize::MAX, |f, _| got.push(check(f, &lens)));
+            if got.len() == before {
+                idle += 1;
+                assert!(idle < 100_000, "{mode:?}: stuck at {} of {sent}", got.len());
+            }
+        }
+        assert_eq!(got, (0..lens.len() as u32).collect::<Vec<_>>(), "{mode:?}");
+        assert!(b.rx_cq().unwrap().compression_stats().1 > 0, "{mode:?}");
+        while a.tx_free() < a.sq().unwrap().entries() {
+            a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
+            a.poll();
+        }
+        close(a, &sa, ba);
+        close(b, &sb, bb);
     }
 }

@@ -169,7 +169,10 @@ impl Cqs {
     }
     /// CQs holding CQEs for a session.
     pub fn with_session(&self) -> impl Iterator<Item = u32> + '_ {
-        self.map.values().filter(|c| !c.session.is_empty()).map(|c| c.cqn)
+        self.map
+            .values()
+            .filter(|c| !c.session.is_empty())
+            .map(|c| c.cqn)
     }
 }
 
@@ -423,9 +426,7 @@ pub fn reserve(dev: &mut Function, cqn: u32, n: u32) -> Option<u32> {
         // Looks full: fetch the consumer counter the driver last published.
         let dbr = cq.dbr;
         let mut raw = [0u8; 4];
-        dev.bus
-            .read(dbr, &mut raw, Purpose::DoorbellRecord)
-            .ok()?;
+        dev.bus.read(dbr, &mut raw, Purpose::DoorbellRecord).ok()?;
         let cq = dev.nic.cqs.map.get_mut(&cqn)?;
         cq.consumer = u32::from_be_bytes(raw) & COUNTER_MASK;
         if (cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK) + n > nent {
@@ -449,7 +450,13 @@ pub fn reserve(dev: &mut Function, cqn: u32, n: u32) -> Option<u32> {
 /// Write `entry` into the slot of producer counter `at`; with `owned`, set
 /// its owner bit and write `op_own` last (the driver never sees a valid
 /// owner bit over a stale body).
-pub fn write_slot(dev: &mut Function, cqn: u32, at: u32, entry: &[u8; CQE_SIZE], owned: bool) -> bool {
+pub fn write_slot(
+    dev: &mut Function,
+    cqn: u32,
+    at: u32,
+    entry: &[u8; CQE_SIZE],
+    owned: bool,
+) -> bool {
     let Some(cq) = dev.nic.cqs.map.get(&cqn) else {
         return false;
     };

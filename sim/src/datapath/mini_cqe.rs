@@ -74,7 +74,13 @@ fn compressible(e: &[u8; CQE_SIZE]) -> bool {
 }
 
 /// Whether `e` may follow `last` in the session titled `title`.
-fn joins(title: &[u8; CQE_SIZE], last: &[u8; CQE_SIZE], e: &[u8; CQE_SIZE], fmt: u8, striding: bool) -> bool {
+fn joins(
+    title: &[u8; CQE_SIZE],
+    last: &[u8; CQE_SIZE],
+    e: &[u8; CQE_SIZE],
+    fmt: u8,
+    striding: bool,
+) -> bool {
     // Fields the mini-CQE carries, and the counter, may differ; with the
     // checksum format the hash is the title's for the first frame only.
     let differ = |o: usize| {
@@ -82,10 +88,14 @@ fn joins(title: &[u8; CQE_SIZE], last: &[u8; CQE_SIZE], e: &[u8; CQE_SIZE], fmt:
             || (cqe::WQE_COUNTER..cqe::WQE_COUNTER + 2).contains(&o)
             || match fmt {
                 RES_HASH => (cqe::RSS_HASH..RSS_HASH_TYPE).contains(&o),
-                _ => (cqe::RSS_HASH..=RSS_HASH_TYPE).contains(&o) || (cqe::CHECK_SUM..CHECK_SUM_END).contains(&o),
+                _ => {
+                    (cqe::RSS_HASH..=RSS_HASH_TYPE).contains(&o)
+                        || (cqe::CHECK_SUM..CHECK_SUM_END).contains(&o)
+                }
             }
     };
-    (0..CQE_SIZE).all(|o| differ(o) || title[o] == e[o]) && wqe_counter(e) == next_counter(last, striding)
+    (0..CQE_SIZE).all(|o| differ(o) || title[o] == e[o])
+        && wqe_counter(e) == next_counter(last, striding)
 }
 
 /// The mini-CQE of `e` (`struct mlx5_mini_cqe8`).
@@ -111,7 +121,11 @@ pub fn hold(dev: &mut Function, cqn: u32, e: &[u8; CQE_SIZE]) -> Option<bool> {
         return None;
     }
     let rqn = be32(e, cqe::QPN) & 0xff_ffff;
-    let striding = dev.nic.rqs.get(rqn).is_some_and(|r| r.wq.striding.is_some());
+    let striding = dev
+        .nic
+        .rqs
+        .get(rqn)
+        .is_some_and(|r| r.wq.striding.is_some());
     let cq = dev.nic.cqs.get(cqn)?;
     let max = MAX_SESSION.min(1 << cq.log_size);
     let fits = match (cq.session.first(), cq.session.last()) {
@@ -194,7 +208,10 @@ mod tests {
         e[0x14..0x16].copy_from_slice(&[0x12, 0x34]);
         e[0x2c..0x30].copy_from_slice(&[0, 0, 0x05, 0xea]);
         assert_eq!(mini(&e, RES_CSUM), [0x12, 0x34, 0, 0, 0, 0, 0x05, 0xea]);
-        assert_eq!(mini(&e, RES_HASH), [0xde, 0xad, 0xbe, 0xef, 0, 0, 0x05, 0xea]);
+        assert_eq!(
+            mini(&e, RES_HASH),
+            [0xde, 0xad, 0xbe, 0xef, 0, 0, 0x05, 0xea]
+        );
     }
 
     #[test]

@@ -139,7 +139,11 @@ impl<P: Platform> Cq<P> {
         if i % ARRAY == 0 {
             // Array 0 follows the title; array k >= 1 is in the slot of
             // completion 8k.
-            let at = if i == 0 { self.ci.wrapping_add(1) } else { self.ci };
+            let at = if i == 0 {
+                self.ci.wrapping_add(1)
+            } else {
+                self.ci
+            };
             let base = (at & self.mask) as usize * cqe::LEN;
             self.ring.mem.read_be64s(base, &mut self.session.minis);
         }

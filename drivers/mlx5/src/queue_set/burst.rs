@@ -223,7 +223,8 @@ impl<C: Control> QueueSet<C> {
                 return got;
             };
             if x.cq.session_ready() {
-                let (n, releases, bad) = session_burst(q as u16, &mut x.cq, rq, max - got, vlan_strip, csum, f);
+                let (n, releases, bad) =
+                    session_burst(q as u16, &mut x.cq, rq, max - got, vlan_strip, csum, f);
                 got += n;
                 self.release(q, releases);
                 if let Some(wqe_counter) = bad {
