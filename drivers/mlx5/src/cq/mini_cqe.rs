@@ -136,7 +136,7 @@ impl<P: Platform> Cq<P> {
     #[inline(always)]
     pub fn next_mini(&mut self) -> (u64, u16) {
         let i = self.session.index;
-        if i % ARRAY == 0 {
+        if i.is_multiple_of(ARRAY) {
             // Array 0 follows the title; array k >= 1 is in the slot of
             // completion 8k.
             let at = if i == 0 {
