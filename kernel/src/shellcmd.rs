@@ -29,6 +29,7 @@ pub const HELP: &str = "commands:
   attach <pci>          attach a detached adapter again
   rings [<pci>]         each port's queues (SQ, RQ, CQs, EQ), its VNICs' queues too
   stats [<pci>]         each port's packet counters, drops and faults
+  faults [-v]           each adapter's fault records: counts per class, the last ones (-v: all)
   flows [<pci>]         each port's flow tables, groups and entries as programmed, and as the adapter reports them
   traninfo [-x] [<pci>] each port's transceiver: identifier, vendor, PN, SN, media, diagnostics (-x: EEPROM hex dump)
   led <pci> on|off|beacon [s]   the port's identification LED (beacon: blink s seconds, default 15)
@@ -178,6 +179,8 @@ pub enum Command<'a> {
     Report(Report, Option<PciAddress>),
     /// `traninfo`, `led`, `speed`.
     Port(PortCommand),
+    /// `faults [-v]`.
+    Faults(bool),
     #[cfg(feature = "net")]
     Net(NetCommand<'a>),
     /// Not run: print this line (a usage line, why an argument is wrong).
@@ -230,6 +233,11 @@ impl<'a> Command<'a> {
                         .map_or_else(refused, |a| Command::Report(report, Some(a)))
                 }
             }
+            "faults" => match arg {
+                "" => Command::Faults(false),
+                "-v" => Command::Faults(true),
+                _ => Command::Refused("usage: faults [-v]".into()),
+            },
             "traninfo" | "led" | "speed" => {
                 parse_port(cmd, arg).map_or_else(refused, Command::Port)
             }
@@ -527,6 +535,9 @@ mod tests {
         );
         assert!(refused("stats 1:0").starts_with("usage: stats [<pci>] ("));
         assert!(refused("detach").starts_with("usage: detach <pci> ("));
+        assert_eq!(Command::parse("faults"), Command::Faults(false));
+        assert_eq!(Command::parse("faults -v"), Command::Faults(true));
+        assert_eq!(refused("faults -x"), "usage: faults [-v]");
         assert!(refused("phys x").starts_with("usage: phys [<pci>] ("));
     }
 

@@ -23,6 +23,8 @@ pub enum Fault {
     /// probability `per_mille` / 1000, from a generator seeded with `seed`
     /// (the same run every time). The model's own state is unaffected.
     CorruptOutputs { seed: u64, per_mille: u16 },
+    /// A data-path fault ([`crate::queue_faults`]).
+    Queue(crate::queue_faults::QueueFault),
 }
 
 /// Armed faults; one-shot command faults are consumed when they fire.
@@ -36,6 +38,8 @@ pub struct Faults {
     /// Output corruption ([`Fault::CorruptOutputs`]): generator state and
     /// rate.
     pub corrupt: Option<(u64, u16)>,
+    /// Data-path faults ([`crate::queue_faults`]).
+    pub queues: crate::queue_faults::QueueFaults,
 }
 
 /// What an injected fault does to one command.
@@ -60,6 +64,8 @@ impl Faults {
             // Held by the init segment itself (`InitSeg::stuck`).
             Fault::InitializingStuck => {}
             Fault::CorruptOutputs { seed, per_mille } => self.corrupt = Some((seed, per_mille)),
+            // Armed against the device's queues: `Function::inject`.
+            Fault::Queue(_) => {}
         }
     }
 

@@ -428,6 +428,12 @@ impl Function {
     // ---- test and control API ----
 
     pub fn inject(&mut self, f: Fault) {
+        if let Fault::Queue(q) = f {
+            if let Err(e) = crate::queue_faults::inject(self, q) {
+                log::warn!(target: "mlx5_sim::faults", "{e}");
+            }
+            return;
+        }
         let now = self.iseg.health_counter_running();
         self.faults.inject(f, now);
         if matches!(f, Fault::InitializingStuck) {

@@ -30,6 +30,7 @@ pub mod module;
 pub mod pci_config;
 pub mod personality;
 pub mod phys_port;
+pub mod queue_faults;
 pub mod sanitizer;
 pub mod syndrome;
 pub mod trace;

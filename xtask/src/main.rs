@@ -30,6 +30,7 @@ mod soak;
 mod systests;
 mod systests_attach;
 mod systests_fast;
+mod systests_faults;
 mod systests_linux;
 mod systests_net;
 mod systests_peer;

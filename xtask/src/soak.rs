@@ -6,7 +6,8 @@
 //! machine keeps up and a run that a fault broke is followed by a fresh
 //! one). With `--faults`, a random recoverable event from the model's
 //! control socket every few seconds (link flap, a firmware page request
-//! and its return, an oversize frame on the wire), each followed by a
+//! and its return, an oversize frame on the wire, or one of the data-path
+//! fault classes of `systests_faults::QUEUE_FAULTS`), each followed by a
 //! check that traffic still arrives.
 //!
 //! Every minute (and at start and end) it samples the kernel's heap,
@@ -222,7 +223,15 @@ impl Rng {
 
 /// Injects one recoverable event; its name.
 fn inject_fault(sim: &SimDevice, mac: &str, rng: &mut Rng) -> Result<&'static str, String> {
-    match rng.next() % 3 {
+    let queue = crate::systests_faults::QUEUE_FAULTS;
+    let pick = rng.next() % (3 + queue.len() as u64);
+    if let Some((request, _)) = pick.checked_sub(3).map(|i| queue[i as usize]) {
+        // A queue fault (issue 17): refused only when no queue is in use
+        // (e.g. the SQ still in its grace period), which is no failure.
+        sim.ask(request)?;
+        return Ok(request);
+    }
+    match pick {
         0 => {
             expect_reply(&sim.ask_ok("link down")?, "ok link down")?;
             std::thread::sleep(Duration::from_millis(500));

@@ -428,8 +428,8 @@ fn failure_and_fault(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
     // A health syndrome: the once-a-second health poll reports it.
     sim.ask_ok("fault health 0x8")?;
-    let fault = shell.wait_for_line(&format!("mlx5 {PCI}: FAULT: "))?;
-    if !fault.contains("adapter marked failed") {
+    let fault = shell.wait_for_line(&format!("FAULT mlx5.health {PCI} function syndrome=0x8 "))?;
+    if !fault.ends_with("action=function-reset outcome=escalate") {
         return Err(format!("fault line: {fault}"));
     }
     let phys = shell.ask("phys")?;

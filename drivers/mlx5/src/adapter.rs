@@ -31,6 +31,7 @@ use crate::port::{self, AccessRegister, PortInfo, Speed};
 use crate::uar::{self, AllocUar, Uar};
 use crate::vport::{Mac, QueryNicVportContext, VportInfo};
 
+mod faults;
 mod ports;
 pub mod report;
 mod teardown;

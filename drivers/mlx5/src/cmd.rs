@@ -59,6 +59,7 @@ pub mod op {
     pub const QUERY_SPECIAL_CONTEXTS: u16 = 0x203;
     pub const CREATE_EQ: u16 = 0x301;
     pub const DESTROY_EQ: u16 = 0x302;
+    pub const QUERY_EQ: u16 = 0x303;
     pub const QUERY_NIC_VPORT_CONTEXT: u16 = 0x754;
     pub const MODIFY_NIC_VPORT_CONTEXT: u16 = 0x755;
     pub const ALLOC_PD: u16 = 0x800;
@@ -119,6 +120,7 @@ pub fn opcode_name(opcode: u16) -> &'static str {
         op::QUERY_SPECIAL_CONTEXTS => "QUERY_SPECIAL_CONTEXTS",
         op::CREATE_EQ => "CREATE_EQ",
         op::DESTROY_EQ => "DESTROY_EQ",
+        op::QUERY_EQ => "QUERY_EQ",
         op::QUERY_NIC_VPORT_CONTEXT => "QUERY_NIC_VPORT_CONTEXT",
         op::MODIFY_NIC_VPORT_CONTEXT => "MODIFY_NIC_VPORT_CONTEXT",
         op::ALLOC_PD => "ALLOC_PD",

@@ -13,6 +13,10 @@ use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
 use crate::error::{CmdError, CmdFailure, DeviceError, Error};
+use crate::fault::{
+    FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord, QUEUE_EVENTS,
+    QueueEvent,
+};
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
@@ -23,7 +27,8 @@ const HEALTH_PEEK_NS: u64 = 1_000_000;
 /// (most commands complete within a few microseconds).
 const SPIN_POLLS: u32 = 64;
 /// In event mode, how long without an interrupt before EQ0 is peeked
-/// directly (lost-interrupt recovery).
+/// directly (counted in `Stats::eq0_lost_interrupts`; EQ stalls proper
+/// are found by the queue sets' QUERY_EQ check).
 const EQ_PEEK_NS: u64 = 2_000_000;
 
 /// A command in flight.
@@ -73,6 +78,8 @@ pub struct Stats {
     pub spurious_completions: u64,
     pub recovered_completions: u64,
     pub interrupts: u64,
+    /// EQ0 drained without its interrupt while a command waited.
+    pub eq0_lost_interrupts: u64,
     /// Pages asked for and not given: during teardown, or beyond
     /// `Config::max_total_pages`.
     pub pages_refused: u64,
@@ -109,6 +116,12 @@ pub struct CmdEngine<P: Platform> {
     pub(crate) max_total_pages: u32,
     pub(crate) port_events: PortEvents,
     pub(crate) fault: Option<FaultReport>,
+    /// Every fault record of the function ([`crate::fault`]).
+    pub(crate) faults: FaultLog,
+    /// Queue error events from EQ0 the queue sets have not taken yet.
+    pub(crate) queue_events: heapless::Deque<QueueEvent, QUEUE_EVENTS>,
+    /// Queue events dropped because nobody took them in time.
+    pub queue_events_dropped: u64,
     /// Health counter sampling, once firmware is up.
     pub(crate) health: Option<HealthMonitor>,
     pub(crate) timeout_ns: u64,
@@ -138,6 +151,9 @@ impl<P: Platform> CmdEngine<P> {
             max_total_pages,
             port_events: PortEvents::new(),
             fault: None,
+            faults: FaultLog::default(),
+            queue_events: heapless::Deque::new(),
+            queue_events_dropped: 0,
             health: None,
             timeout_ns: timeout_ms * 1_000_000,
             stats: Stats::default(),
@@ -187,13 +203,59 @@ impl<P: Platform> CmdEngine<P> {
             health: init_seg::health_buffer(self.p().mmio()),
             at_ns: self.p().clock().now_ns(),
         };
-        log::error!(
-            target: "mlx5::health",
-            "mlx5 {}: FAULT: {}; adapter marked failed",
-            self.p().config().pci_address(),
-            report
-        );
+        log::debug!(target: "mlx5::health", "{report}");
+        let h = &report.health;
+        let mut r = FaultRecord::new(FaultClass::Health, FaultObject::Function, report.at_ns)
+            .syndromes(h.synd.into(), h.ext_synd.into());
+        r = match kind {
+            FaultKind::Syndrome => r,
+            FaultKind::CounterStuck { counter, .. } => r.detail("counter", counter.into()),
+            FaultKind::InternalErrorEvent => r.detail("event", event::INTERNAL_ERROR.into()),
+        };
+        // Commands fail fast from here on; the owner's function reset
+        // (escalation) brings the function back.
+        self.record_fault(r.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
         self.fault = Some(report);
+    }
+
+    /// Number `r`, keep it in the fault log, count it and print it (one
+    /// console line, log target [`crate::fault::LOG_TARGET`]).
+    pub fn record_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
+        r.pci = self.p().config().pci_address();
+        let r = self.faults.push(r);
+        log::error!(target: crate::fault::LOG_TARGET, "{r}");
+        r
+    }
+
+    /// Take the queue events whose object `mine` accepts (EQ0 drained
+    /// first), up to `max`; the others stay for their owners.
+    pub fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
+        self.drain_eq0(true);
+        let mut out = heapless::Vec::new();
+        let n = self.queue_events.len();
+        for _ in 0..n {
+            let Some(e) = self.queue_events.pop_front() else {
+                break;
+            };
+            if out.len() < max && mine(e.object()) {
+                let _ = out.push(e);
+            } else {
+                let _ = self.queue_events.push_back(e);
+            }
+        }
+        out
+    }
+
+    pub fn fault_log(&self) -> &FaultLog {
+        &self.faults
+    }
+
+    pub fn fault_log_mut(&mut self) -> &mut FaultLog {
+        &mut self.faults
     }
 
     /// Look at the health syndrome now, and sample the health counter if
@@ -291,6 +353,11 @@ impl<P: Platform> CmdEngine<P> {
                 self.stats.timeouts += 1;
                 let waited_ms = now.saturating_sub(start) / 1_000_000;
                 self.trace_failure(opcode, op_mod, start, "timeout");
+                self.record_fault(
+                    FaultRecord::new(FaultClass::CmdTimeout, FaultObject::Command(opcode), now)
+                        .detail("waited_ms", waited_ms)
+                        .action(FaultAction::None, FaultOutcome::Reported),
+                );
                 return Err(err(CmdFailure::Timeout { waited_ms }));
             }
             if polls < SPIN_POLLS {
@@ -392,6 +459,11 @@ impl<P: Platform> CmdEngine<P> {
         } else if (!peek && now.saturating_sub(self.last_irq_ns) < EQ_PEEK_NS) || !eq0.has_event() {
             return;
         }
+        if !fired && !peek {
+            // Not a fault record: the owner's loop takes vector 0's flag
+            // too, so a waiting command often finds its EQE this way.
+            self.stats.eq0_lost_interrupts += 1;
+        }
         let Some(mut eq0) = self.eq0.take() else {
             return;
         };
@@ -451,9 +523,44 @@ impl<P: Platform> CmdEngine<P> {
                 if self.port_events.is_full() {
                     self.port_events.pop_front();
                 }
-                let _ = self
-                    .port_events
-                    .push_back(PortEvent::Module(crate::module::module_event(&e.data)));
+                let state = crate::module::module_event(&e.data);
+                if let crate::module::ModuleState::Error(t) = state {
+                    // `port_module_event` module at byte 1.
+                    let module = e.data.get(1).copied().unwrap_or(0);
+                    let now = self.p().clock().now_ns();
+                    self.record_fault(
+                        FaultRecord::new(
+                            FaultClass::ModuleError,
+                            FaultObject::Port(module.saturating_add(1)),
+                            now,
+                        )
+                        .syndromes(t.into(), 0)
+                        .action(FaultAction::None, FaultOutcome::Reported),
+                    );
+                }
+                let _ = self.port_events.push_back(PortEvent::Module(state));
+            }
+            event::CQ_ERROR
+            | event::WQ_CATASTROPHIC
+            | event::WQ_INVALID_REQUEST
+            | event::WQ_ACCESS_ERROR => {
+                self.stats.other_events += 1;
+                match QueueEvent::parse(e.event_type, &e.data) {
+                    Some(q) => {
+                        log::debug!(target: "mlx5::eq", "queue event {q:?}");
+                        if self.queue_events.is_full() {
+                            self.queue_events.pop_front();
+                            self.queue_events_dropped += 1;
+                        }
+                        let _ = self.queue_events.push_back(q);
+                    }
+                    None => log::warn!(
+                        target: "mlx5::eq",
+                        "event {:#x} naming no queue of ours: {:02x?}",
+                        e.event_type,
+                        e.data
+                    ),
+                }
             }
             event::INTERNAL_ERROR => {
                 self.stats.other_events += 1;

@@ -13,6 +13,7 @@ use crate::cmd::Exec;
 use crate::cq::Cqn;
 use crate::eq::{CompEq, Eqn};
 use crate::error::{Error, Missing, Unsupported};
+use crate::fault::{FaultObject, FaultRecord, QUEUE_EVENTS, QueueEvent, Verdict};
 use crate::pd::{Lkey, Pd, Tdn};
 use crate::uar::Uar;
 use crate::vport::Mac;
@@ -38,6 +39,23 @@ pub trait Control: Exec {
     fn retire(&mut self, mem: Region<Self::P>);
     /// Link state of the physical port as last read from its registers.
     fn link(&self) -> LinkState;
+    /// Keep, count and print a fault record in the adapter's log
+    /// ([`crate::fault`]); returns it as kept.
+    fn record_fault(&mut self, r: FaultRecord) -> FaultRecord;
+    /// The adapter's recovery policy for `object` now.
+    fn fault_verdict(&mut self, object: FaultObject) -> Verdict;
+    /// Queue error events from EQ0 naming objects `mine` accepts (at most
+    /// `max`).
+    fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS>;
+    /// A queue set replaced CQ `old` by `new` (CQ recovery): events of
+    /// `new` are the caller's from now on.
+    fn cq_replaced(&mut self, old: Cqn, new: Cqn) {
+        let _ = (old, new);
+    }
     /// Completion EQs there are, and the number of the one at `index`
     /// (receive queues spread over them).
     fn comp_eq_count(&self) -> usize {
@@ -68,6 +86,19 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn retire(&mut self, mem: Region<P>) {
         Adapter::retire(self, mem)
+    }
+    fn record_fault(&mut self, r: FaultRecord) -> FaultRecord {
+        Adapter::record_fault(self, r)
+    }
+    fn fault_verdict(&mut self, object: FaultObject) -> Verdict {
+        Adapter::fault_verdict(self, object)
+    }
+    fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
+        Adapter::take_queue_events(self, mine, max)
     }
     fn comp_eq_count(&self) -> usize {
         self.comp_eqs().len()

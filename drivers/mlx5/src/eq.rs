@@ -140,6 +140,48 @@ pub fn destroy_eq(eqn: Eqn) -> DestroyEq {
     DestroyEq::new(0, Some((EQ_NUMBER, eqn.0 as u32)))
 }
 
+/// What QUERY_EQ reports (`query_eq_out`: the `eqc` at 0x10).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct EqInfo {
+    pub status: u8,
+    /// `st`: 0x9 armed, 0xa fired.
+    pub st: u8,
+    pub consumer_counter: u32,
+    pub producer_counter: u32,
+}
+
+/// `eqc.st` of an armed EQ (`MLX5_EQ_STATE_ARMED`).
+pub const EQ_ST_ARMED: u8 = 0x9;
+
+/// QUERY_EQ (`query_eq_in`: eq_number at 0x08 [7:0], as DESTROY_EQ).
+#[derive(Clone, Copy, Debug)]
+pub struct QueryEq(pub Eqn);
+
+impl Command for QueryEq {
+    type Output = EqInfo;
+    const OPCODE: u16 = op::QUERY_EQ;
+    fn in_len(&self) -> usize {
+        0x10
+    }
+    fn out_len(&self) -> usize {
+        // Up to the page list (`query_eq_out` puts it at 0x110 as
+        // `create_eq_in` does); only the eqc is read.
+        CREATE_EQ_IN_PAS
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        EQ_NUMBER.set(inbox, self.0.0 as u32);
+    }
+    fn parse(&self, out: &[u8]) -> Result<EqInfo, BadOutput> {
+        let g = |x: Field| x.within(CREATE_EQ_IN_EQC).get(out);
+        Ok(EqInfo {
+            status: g(eqc::STATUS) as u8,
+            st: g(eqc::ST) as u8,
+            consumer_counter: g(eqc::CONSUMER_COUNTER),
+            producer_counter: g(eqc::PRODUCER_COUNTER),
+        })
+    }
+}
+
 /// One event, copied out of the ring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Eqe {
@@ -453,6 +495,18 @@ impl<P: Platform> CompEq<P> {
         let mut s = self.state.lock();
         s.claimed.retain(|c| !cqs.contains(c));
         s.pending.retain(|c| !cqs.contains(c));
+    }
+
+    /// The consumer counter the driver holds, and whether an event waits
+    /// in the ring (for the stall check).
+    pub fn consumer_state(&self) -> (u32, bool) {
+        let s = self.state.lock();
+        (s.eq.consumer_index() & 0x00ff_ffff, s.eq.has_event())
+    }
+
+    /// Write the consumer counter again and arm (EQ stall recovery).
+    pub fn rearm(&self) {
+        self.state.lock().eq.doorbell(true);
     }
 
     /// Completion events for CQs nobody claimed, so far.

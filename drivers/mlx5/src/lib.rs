@@ -124,6 +124,7 @@ pub mod cq;
 pub mod cqe;
 pub mod eq;
 pub mod error;
+pub mod fault;
 pub mod flow;
 pub mod flow_counter;
 pub mod frame;
@@ -159,9 +160,13 @@ pub use cmd_engine::{PortEvent, PortEvents, Stats, Ticket};
 pub use control::{Control, DataPathCaps, Resources};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};
+pub use fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
 pub use health::{FaultKind, FaultReport, HealthConfig};
 pub use identify::{PCI_IDS, Part, probe};
 pub use pd::{Lkey, Pd, Tdn};
-pub use queue_set::{CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice};
+pub use queue_set::{
+    CHECK_INTERVAL_MS, CloseReport, EthConfig, OpenFailure, QueueFault, QueueSet, RqChoice,
+    TX_TIMEOUT_MS,
+};
 pub use uar::Uar;
 pub use vport::Mac;

@@ -321,6 +321,10 @@ pub struct MockCtl {
     pub retired: usize,
     /// (CQN, ring address) of every CQ created.
     cq_rings: Vec<(u32, u64)>,
+    /// Fault records the queue sets made.
+    pub faults: crate::fault::FaultLog,
+    /// Queue events the next `take_queue_events` hands out.
+    pub queue_events: Vec<crate::fault::QueueEvent>,
 }
 
 impl MockCtl {
@@ -328,6 +332,8 @@ impl MockCtl {
         Self {
             ex: MockExec::default(),
             p: MockPlatform::new(),
+            faults: crate::fault::FaultLog::default(),
+            queue_events: Vec::new(),
             events: Vec::new(),
             eq_polls: 0,
             retired: 0,
@@ -402,5 +408,28 @@ impl crate::control::Control for MockCtl {
             up: true,
             speed_mbps: 100_000,
         }
+    }
+    fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.faults.push(r)
+    }
+    fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(crate::fault::FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<crate::fault::QueueEvent, { crate::fault::QUEUE_EVENTS }> {
+        let mut out = heapless::Vec::new();
+        self.queue_events.retain(|e| {
+            if out.len() < max && mine(e.object()) {
+                let _ = out.push(*e);
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+    fn fault_verdict(&mut self, object: crate::fault::FaultObject) -> crate::fault::Verdict {
+        let now = cxos_drivers::Clock::now_ns(&self.p);
+        self.faults.verdict(object, now)
     }
 }

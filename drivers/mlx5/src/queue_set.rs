@@ -61,12 +61,14 @@ mod recovery;
 mod report;
 mod rx;
 mod tx;
+mod watchdog;
 
 pub use burst::RxInfo;
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
+pub use watchdog::{CHECK_INTERVAL_MS, TX_TIMEOUT_MS};
 
 type Dma<C> = Region<<C as Control>::P>;
 type Plat<C> = <C as Control>::P;
@@ -165,6 +167,8 @@ pub struct QueueSet<C: Control> {
     eq_indexes: Vec<usize>,
     stats: EthStats,
     last_fault: Option<QueueFault>,
+    /// Periodic fault checks and deferred recoveries ([`QueueSet::check`]).
+    watch: watchdog::Watch,
     /// Whether the queue set creates (and owns) the adapter's steering; a
     /// VNIC's does not: its rules live in the shared steering of
     /// [`crate::vnic::Nic`].
@@ -328,14 +332,6 @@ impl<C: Control> QueueSet<C> {
 
     pub fn last_fault(&self) -> Option<QueueFault> {
         self.last_fault
-    }
-
-    /// Fault injection for tests: the next transmitted WQE carries a bad
-    /// lkey (the device answers with an error CQE).
-    pub fn inject_bad_lkey(&mut self) {
-        if let Some(sq) = self.parts.sq.as_mut() {
-            sq.inject_bad_lkey();
-        }
     }
 
     /// Read the Q counter (a command: not for the packet path).

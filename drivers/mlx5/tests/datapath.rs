@@ -307,7 +307,13 @@ fn bad_lkey_wqe_error_cqe_fault_report_recovery_nothing_leaked() {
         let dst = b.mac();
         let src = a.mac();
         let entries = a.sq().unwrap().entries();
-        a.inject_bad_lkey();
+        // The model treats the next WQE's lkey as invalid.
+        sa.inject_queue(mlx5_sim::queue_faults::QueueFault::SqBad {
+            what: mlx5_sim::queue_faults::BadWqe::Lkey,
+            sqn: None,
+            count: 1,
+        })
+        .unwrap();
         for seq in 0..4u32 {
             a.transmit(128, |buf| fill(buf, dst, src, seq)).unwrap();
         }

@@ -430,14 +430,11 @@ pub fn reserve(dev: &mut Function, cqn: u32, n: u32) -> Option<u32> {
         let cq = dev.nic.cqs.map.get_mut(&cqn)?;
         cq.consumer = u32::from_be_bytes(raw) & COUNTER_MASK;
         if (cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK) + n > nent {
-            cq.status = STATUS_OVERFLOW;
-            cq.overruns += n as u64;
-            log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
-            let mut data = [0u8; 28];
-            // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
-            data[0..4].copy_from_slice(&cqn.to_be_bytes());
-            data[11] = CQ_ERROR_OVERRUN;
-            super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
+            overrun(dev, cqn);
+            // A session of `n` CQEs is lost whole.
+            if let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) {
+                cq.overruns += n as u64 - 1;
+            }
             return None;
         }
     }
@@ -490,6 +487,22 @@ pub fn completed(dev: &mut Function, cqn: u32) {
         let eqn = cq.eqn;
         completion_event(dev, eqn, cqn);
     }
+}
+
+/// CQ `cqn` overruns: status CQ_OVERFLOW (it writes no more CQEs) and a
+/// CQ error event with the "CQ overrun" syndrome.
+pub fn overrun(dev: &mut Function, cqn: u32) {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return;
+    };
+    cq.status = STATUS_OVERFLOW;
+    cq.overruns += 1;
+    log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
+    let mut data = [0u8; 28];
+    // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
+    data[0..4].copy_from_slice(&cqn.to_be_bytes());
+    data[11] = CQ_ERROR_OVERRUN;
+    super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
 }
 
 /// Fill `entry` as an error CQE (`struct mlx5_err_cqe`).

@@ -217,6 +217,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
     let Some(eq) = dev.eqs.map.remove(&eqn) else {
         return Err(syn::UNKNOWN_EQ);
     };
+    dev.faults.queues.eq_gone(eqn);
     for a in eq.pas {
         dev.bus.san.revoke(a, Revoked::TakenBack);
     }
@@ -247,7 +248,8 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     set(out, ctx(eqc::LOG_EQ_SIZE), eq.log_size as u64);
     set(out, ctx(eqc::UAR_PAGE), eq.uar as u64);
     set(out, ctx(eqc::INTR), eq.intr as u64);
-    set(out, ctx(eqc::CONSUMER_COUNTER), eq.consumer as u64);
+    let consumer = dev.faults.queues.eq_stalled(eqn).unwrap_or(eq.consumer);
+    set(out, ctx(eqc::CONSUMER_COUNTER), consumer as u64);
     set(out, ctx(eqc::PRODUCER_COUNTER), eq.producer as u64);
     put_be64(out, layout::EVENT_BITMASK, eq.mask);
     for (i, a) in eq.pas.iter().enumerate() {
@@ -270,6 +272,7 @@ pub fn doorbell(dev: &mut Function, page: u32, value: u32, arm: bool) {
         return;
     }
     eq.consumer = ci;
+    dev.faults.queues.eq_doorbell(eqn);
     if arm {
         if eq.producer != ci {
             // Unconsumed EQEs: fire at once, stay disarmed.
@@ -300,6 +303,10 @@ pub fn write_eqe(
     sub_type: u8,
     data: &[u8; 28],
 ) -> bool {
+    if dev.faults.queues.eq_stalled(eqn).is_some() {
+        dev.faults.queues.dropped_events += 1;
+        return false;
+    }
     let Some(eq) = dev.eqs.map.get_mut(&eqn) else {
         return false;
     };

@@ -216,6 +216,7 @@ pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cmd
     sq.state = next;
     if next == STATE_RST {
         sq.consumer = 0;
+        dev.faults.queues.sq_reset(sqn);
     }
     if next == STATE_ERR && cur != STATE_ERR {
         crate::datapath::tx::flush(dev, sqn);

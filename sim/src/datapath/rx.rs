@@ -187,7 +187,10 @@ fn deliver(dev: &mut Function, rqn: u32, f: &[u8], h: &Headers, hash: Hash) {
     }
     let stride = 1usize << wq.log_stride;
     let mut wqe = [0u8; MAX_STRIDE];
-    let result = if read_wqe(dev, &wq, ci, &mut wqe[..stride]) {
+    let result = if let Some(s) = dev.faults.queues.take_rq_wqe(rqn) {
+        // An injected bad lkey / address: refused before any write.
+        Err(s)
+    } else if read_wqe(dev, &wq, ci, &mut wqe[..stride]) {
         scatter(dev, wq.pd, wq.end_pad, &wqe[..stride], parts)
     } else {
         Err(cqe::SYN_LOCAL_PROT)
@@ -315,6 +318,9 @@ fn deliver_striding(
         if ci == pc && !wqe_posted(dev, c.rqn, c.wq, ci, &mut pc, c.counter_set) {
             return;
         }
+    }
+    if let Some(s) = dev.faults.queues.take_rq_wqe(c.rqn) {
+        return rx_error(dev, c.rqn, c.cqn, ci, s);
     }
     let mut d = [0u8; DS];
     if !read_wqe(dev, c.wq, ci, &mut d) {

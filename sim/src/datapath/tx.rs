@@ -105,6 +105,9 @@ pub fn process(dev: &mut Function, sqn: u32) {
     if state != STATE_RDY && !(state == STATE_ERR && sq.flush_in_error) {
         return;
     }
+    if dev.faults.queues.sq_stalled(sqn) {
+        return;
+    }
     let caps = dev.personality.caps();
     // The part's rule (`wqe_inline_mode`: 0 L2, 1 the vport context's
     // min_wqe_inline_mode, 2 none), or the SQ's own promise if stricter.
@@ -291,6 +294,10 @@ fn execute(
     }
     if lso && eth.vlan.is_some() {
         return fail(cqe::SYN_LOCAL_QP_OP);
+    }
+    // An injected bad lkey / address: refused before any memory is read.
+    if let Some(s) = dev.faults.queues.take_sq_wqe(ctx.sqn) {
+        return fail(s);
     }
     let ihs = eth.ihs;
     let wqe_len = ds * DS;

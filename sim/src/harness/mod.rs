@@ -335,6 +335,12 @@ impl SimPlatform {
         self.dev().violations()
     }
 
+    /// Arm a data-path fault ([`crate::queue_faults`]); what was armed
+    /// (with the queue chosen) or why not.
+    pub fn inject_queue(&self, q: crate::queue_faults::QueueFault) -> Result<String, String> {
+        crate::queue_faults::inject(&mut self.dev(), q)
+    }
+
     pub fn inject(&self, f: Fault) {
         self.dev().inject(f);
     }

@@ -53,6 +53,9 @@
 //! - `fault health <syndrome>`: health syndrome set, health counter stops.
 //! - `fault health-counter-stops`: the health counter stops.
 //! - `fault initializing-stuck`: `initializing` never clears.
+//! - `fault sq-bad-lkey|sq-bad-addr|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|wq-catastrophic|sq-stall ...`:
+//!   data-path faults (`queue_faults`: arguments, defaults, what the model
+//!   does); `ok armed <kind> <queue>=<n> ...` names the queue chosen.
 //! - `fault clear`: every fault disarmed.
 //!
 //! Numbers are decimal or `0x` hexadecimal.
@@ -95,6 +98,8 @@ pub enum Request {
     /// A frame arrives at the port as if from the wire.
     Inject(Vec<u8>),
     Fault(Fault),
+    /// A data-path fault ([`crate::queue_faults`]).
+    QueueFault(crate::queue_faults::QueueFault),
     ClearFaults,
 }
 
@@ -127,6 +132,12 @@ fault status <opcode> <status> <syndrome>
 fault health <syndrome>
 fault health-counter-stops
 fault initializing-stuck
+fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]
+fault rq-bad-lkey|rq-bad-addr [rqn=<n>] [count=<n>]
+fault eq-stall [eqn=<n>]
+fault cq-overflow [cqn=<n>]
+fault wq-catastrophic [sqn=<n>|rqn=<n>]
+fault sq-stall [sqn=<n>]
 fault clear";
 
 /// A decimal or `0x` hexadecimal number that fits `T`.
@@ -281,6 +292,9 @@ pub fn parse(line: &str) -> Result<Request, String> {
             Some("health-counter-stops") => Request::Fault(Fault::HealthCounterStops),
             Some("initializing-stuck") => Request::Fault(Fault::InitializingStuck),
             Some("clear") => Request::ClearFaults,
+            Some(k) if let Some(q) = crate::queue_faults::parse(k, &mut words) => {
+                Request::QueueFault(q?)
+            }
             Some(other) => return Err(format!("unknown fault '{other}' (try help)")),
             None => return Err("usage: fault <kind> ... (try help)".into()),
         },
@@ -485,6 +499,14 @@ pub fn execute(req: Request, s: &Shared) -> String {
             s.dev().inject(f);
             let _ = writeln!(out, "ok armed {f:?}");
         }
+        Request::QueueFault(q) => match crate::queue_faults::inject(&mut s.dev(), q) {
+            Ok(what) => {
+                let _ = writeln!(out, "ok armed {what}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+            }
+        },
         Request::ClearFaults => {
             s.dev().clear_faults();
             out.push_str("ok faults cleared\n");
@@ -847,6 +869,18 @@ mod tests {
         );
         assert!(parse("module error hot").unwrap_err().contains("bus-stuck"));
         assert!(HELP.contains("module [<port>] insert") && HELP.contains("led [<port>]"));
+        assert!(HELP.contains("fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]"));
+        assert_eq!(
+            parse("fault eq-stall eqn=3"),
+            Ok(Request::QueueFault(
+                crate::queue_faults::QueueFault::EqStall { eqn: Some(3) }
+            ))
+        );
+        assert!(
+            parse("fault sq-stall sqn=x")
+                .unwrap_err()
+                .contains("bad sqn")
+        );
     }
 
     #[test]

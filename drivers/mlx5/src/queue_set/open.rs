@@ -60,6 +60,7 @@ impl<C: Control> QueueSet<C> {
             eq_indexes: Vec::new(),
             stats: EthStats::default(),
             last_fault: None,
+            watch: Default::default(),
             own_steering,
         };
         let built = port.build().and_then(|()| port.claim_cqs());

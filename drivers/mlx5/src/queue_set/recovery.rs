@@ -13,6 +13,7 @@ use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe;
 use crate::error::CmdError;
+use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, Verdict};
 use crate::rq::{ModifyRq, QueryRq, Rqn};
 use crate::sq::{ModifySq, QuerySq, Sqn};
 use crate::wq::QueueState;
@@ -40,6 +41,11 @@ pub enum FaultCause {
     BadOpcode(u8),
     /// A CQE naming another queue (`qpn`) than the one its CQ serves.
     WrongQueue { qpn: u32 },
+    /// An asynchronous work queue error event (WQ catastrophic 0x05,
+    /// invalid request 0x10, access error 0x11) naming the queue.
+    AsyncEvent { event: u8 },
+    /// WQEs outstanding and no completion for the transmit timeout.
+    TxTimeout { pending: u16, wqe_counter: u16 },
 }
 
 /// One data-path fault, as printed on the console.
@@ -76,6 +82,14 @@ impl fmt::Display for QueueFault {
             }
             FaultCause::BadOpcode(op) => write!(f, "unexpected CQE opcode {op:#x}")?,
             FaultCause::WrongQueue { qpn } => write!(f, "CQE for queue {qpn:#x}")?,
+            FaultCause::AsyncEvent { event } => write!(f, "work queue error event {event:#x}")?,
+            FaultCause::TxTimeout {
+                pending,
+                wqe_counter,
+            } => write!(
+                f,
+                "transmit timeout: {pending} WQEs pending at {wqe_counter}"
+            )?,
         }
         write!(
             f,
@@ -90,21 +104,88 @@ impl fmt::Display for QueueFault {
     }
 }
 
+impl QueueFault {
+    /// The fault record ([`crate::fault`]) of this queue fault.
+    pub fn record(&self) -> FaultRecord {
+        let (mut class, object) = match self.queue {
+            QueueId::Sq(s) => (FaultClass::SqErr, FaultObject::Sq(s.0)),
+            QueueId::Rq(r) => (FaultClass::RqErr, FaultObject::Rq(r.0)),
+        };
+        match self.cause {
+            FaultCause::AsyncEvent { .. } => class = FaultClass::WqCatastrophic,
+            FaultCause::TxTimeout { .. } => class = FaultClass::TxTimeout,
+            _ => {}
+        }
+        let mut r = FaultRecord::new(class, object, self.at_ns);
+        r = match self.cause {
+            FaultCause::ErrorCqe {
+                syndrome,
+                vendor_syndrome,
+                wqe_counter,
+                ..
+            } => r
+                .syndromes(syndrome.into(), vendor_syndrome.into())
+                .wqe_counter(wqe_counter),
+            FaultCause::BadCompletion { wqe_counter } => r.wqe_counter(wqe_counter),
+            FaultCause::BadOpcode(op) => r.detail("cqe_opcode", op.into()),
+            FaultCause::WrongQueue { qpn } => r.detail("qpn", qpn.into()),
+            FaultCause::AsyncEvent { event } => r.detail("event", event.into()),
+            FaultCause::TxTimeout {
+                pending,
+                wqe_counter,
+            } => r.wqe_counter(wqe_counter).detail("pending", pending.into()),
+        };
+        r = r.detail("returned", self.returned as u64);
+        r.action(
+            FaultAction::QueueReset,
+            if self.recovered {
+                FaultOutcome::Recovered
+            } else {
+                FaultOutcome::Escalate
+            },
+        )
+    }
+}
+
+/// Why a queue could not be cycled back to RDY.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum CycleError {
+    Cmd(CmdError),
+    /// Receive frames are still handed out: their slots cannot be
+    /// posted again yet.
+    FramesOut,
+}
+
+impl From<CmdError> for CycleError {
+    fn from(e: CmdError) -> Self {
+        CycleError::Cmd(e)
+    }
+}
+
 impl<C: Control> QueueSet<C> {
-    pub(super) fn report_fault(&mut self, fault: QueueFault) {
-        log::error!(target: "mlx5::dp", "mlx5: FAULT: {fault}");
+    /// Record a queue fault (console line, adapter log) with what was
+    /// done, count it, keep it as the last fault.
+    #[cold]
+    pub(super) fn report_fault(
+        &mut self,
+        fault: QueueFault,
+        action: FaultAction,
+        outcome: FaultOutcome,
+    ) {
+        self.ctl
+            .record_fault(fault.record().action(action, outcome));
         self.stats.faults += 1;
-        if fault.recovered {
-            self.stats.recoveries += 1;
-        } else {
-            self.stats.failed_recoveries += 1;
+        match outcome {
+            FaultOutcome::Recovered => self.stats.recoveries += 1,
+            FaultOutcome::Failed | FaultOutcome::Escalate => self.stats.failed_recoveries += 1,
+            FaultOutcome::Deferred | FaultOutcome::Reported => {}
         }
         self.last_fault = Some(fault);
     }
 
     /// Move a queue from whatever state the device reports to RST, run
     /// `reset` on the driver side, then back to RDY.
-    fn cycle_sq(&mut self, sqn: Sqn) -> Result<usize, CmdError> {
+    pub(super) fn cycle_sq(&mut self, sqn: Sqn) -> Result<usize, CycleError> {
         let state = self.ctl.exec(&QuerySq(sqn))?.state;
         if let Some(from) = state.filter(|s| *s != QueueState::Rst) {
             self.ctl.exec(&ModifySq {
@@ -124,26 +205,59 @@ impl<C: Control> QueueSet<C> {
         Ok(returned)
     }
 
+    /// Recover the SQ after `cause`, as the policy allows: now, after the
+    /// grace period (the periodic check), or by escalation.
     pub(super) fn recover_sq(&mut self, cause: FaultCause) {
         let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) else {
             return;
         };
+        drain(self.parts.tx_cq.as_mut());
+        if self.watch.is_deferred(QueueId::Sq(sqn)) {
+            // Recorded once already; the periodic check recovers it.
+            return;
+        }
         if let Some(sq) = self.parts.sq.as_mut() {
             sq.stats.errors += 1;
         }
-        drain(self.parts.tx_cq.as_mut());
-        let r = self.cycle_sq(sqn);
         let at_ns = self.ctl.clock().now_ns();
-        self.report_fault(QueueFault {
+        let fault = |returned, recovered| QueueFault {
             queue: QueueId::Sq(sqn),
             cause,
             at_ns,
-            returned: *r.as_ref().unwrap_or(&0),
-            recovered: r.is_ok(),
-        });
+            returned,
+            recovered,
+        };
+        match self.ctl.fault_verdict(FaultObject::Sq(sqn.0)) {
+            Verdict::Recover => match self.cycle_sq(sqn) {
+                Ok(n) => self.report_fault(
+                    fault(n, true),
+                    FaultAction::QueueReset,
+                    FaultOutcome::Recovered,
+                ),
+                Err(_) => self.escalate(fault(0, false)),
+            },
+            Verdict::Defer { until_ns } => {
+                self.watch.defer(QueueId::Sq(sqn), 0, cause, until_ns);
+                self.report_fault(
+                    fault(0, false),
+                    FaultAction::Deferred,
+                    FaultOutcome::Deferred,
+                );
+            }
+            Verdict::Escalate => self.escalate(fault(0, false)),
+        }
     }
 
-    fn cycle_rq(&mut self, q: usize, rqn: Rqn) -> Result<usize, CmdError> {
+    pub(super) fn cycle_rq(&mut self, q: usize, rqn: Rqn) -> Result<usize, CycleError> {
+        if self
+            .parts
+            .rx
+            .get(q)
+            .and_then(|x| x.rq.as_ref())
+            .is_some_and(|rq| rq.outstanding() != 0)
+        {
+            return Err(CycleError::FramesOut);
+        }
         let state = self.ctl.exec(&QueryRq(rqn))?.state;
         if let Some(from) = state.filter(|s| *s != QueueState::Rst) {
             self.ctl.exec(&ModifyRq {
@@ -156,8 +270,11 @@ impl<C: Control> QueueSet<C> {
         if let Some(x) = self.parts.rx.get_mut(q) {
             drain(Some(&mut x.cq));
             if let Some(rq) = x.rq.as_mut() {
+                if !rq.reset() {
+                    // Checked above; a frame handed out since cannot be.
+                    return Err(CycleError::FramesOut);
+                }
                 reposted = rq.entries();
-                rq.reset();
             }
         }
         self.ctl.exec(&ModifyRq {
@@ -174,25 +291,94 @@ impl<C: Control> QueueSet<C> {
         Ok(reposted)
     }
 
+    /// Recover receive queue `q` after `cause` (as [`QueueSet::recover_sq`];
+    /// while frames are handed out the recovery waits for them).
     pub(super) fn recover_rq(&mut self, q: usize, cause: FaultCause) {
         let Some(x) = self.parts.rx.get_mut(q) else {
             return;
         };
-        let Some(rq) = x.rq.as_mut() else {
+        let Some(rqn) = x.rq.as_ref().map(|r| r.rqn) else {
             return;
         };
-        rq.stats.errors += 1;
-        let rqn = rq.rqn;
         drain(Some(&mut x.cq));
-        let r = self.cycle_rq(q, rqn);
+        if self.watch.is_deferred(QueueId::Rq(rqn)) {
+            return;
+        }
+        if let Some(rq) = x.rq.as_mut() {
+            rq.stats.errors += 1;
+        }
         let at_ns = self.ctl.clock().now_ns();
-        self.report_fault(QueueFault {
+        let fault = |returned, recovered| QueueFault {
             queue: QueueId::Rq(rqn),
             cause,
             at_ns,
-            returned: *r.as_ref().unwrap_or(&0),
-            recovered: r.is_ok(),
-        });
+            returned,
+            recovered,
+        };
+        let frames_out = x.rq.as_ref().is_some_and(|r| r.outstanding() != 0);
+        if frames_out {
+            self.watch.defer(QueueId::Rq(rqn), q, cause, at_ns);
+            self.report_fault(
+                fault(0, false),
+                FaultAction::Deferred,
+                FaultOutcome::Deferred,
+            );
+            return;
+        }
+        match self.ctl.fault_verdict(FaultObject::Rq(rqn.0)) {
+            Verdict::Recover => match self.cycle_rq(q, rqn) {
+                Ok(n) => self.report_fault(
+                    fault(n, true),
+                    FaultAction::QueueReset,
+                    FaultOutcome::Recovered,
+                ),
+                Err(_) => self.escalate(fault(0, false)),
+            },
+            Verdict::Defer { until_ns } => {
+                self.watch.defer(QueueId::Rq(rqn), q, cause, until_ns);
+                self.report_fault(
+                    fault(0, false),
+                    FaultAction::Deferred,
+                    FaultOutcome::Deferred,
+                );
+            }
+            Verdict::Escalate => self.escalate(fault(0, false)),
+        }
+    }
+
+    /// Queue recovery failed or repeats too often: reset every queue of
+    /// the queue set (port level) if the policy allows, else ask for a
+    /// function reset (the record's `escalate` outcome, taken by the
+    /// adapter's owner).
+    pub(super) fn escalate(&mut self, mut fault: QueueFault) {
+        if self.ctl.fault_verdict(FaultObject::Port(1)) == Verdict::Recover {
+            let mut returned = 0;
+            let mut ok = true;
+            if let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) {
+                match self.cycle_sq(sqn) {
+                    Ok(n) => returned += n,
+                    Err(_) => ok = false,
+                }
+            }
+            for q in 0..self.parts.rx.len() {
+                if let Some(rqn) = self.rq_at(q).map(|r| r.rqn) {
+                    match self.cycle_rq(q, rqn) {
+                        Ok(n) => returned += n,
+                        Err(_) => ok = false,
+                    }
+                }
+            }
+            fault.returned = returned;
+            fault.recovered = ok;
+            let outcome = if ok {
+                FaultOutcome::Recovered
+            } else {
+                FaultOutcome::Escalate
+            };
+            self.report_fault(fault, FaultAction::PortReset, outcome);
+        } else {
+            self.report_fault(fault, FaultAction::FunctionReset, FaultOutcome::Escalate);
+        }
     }
 }
 
@@ -223,18 +409,10 @@ mod tests {
             .push((op::QUERY_SQ, 0x20, vec![0x00, 0x30, 0, 0]));
         let mut port = QueueSet::open(ctl, res(), cfg(false)).unwrap();
         let p = port.control().p.clone();
-        port.inject_bad_lkey();
         for _ in 0..5 {
             port.transmit(100, |b| b.fill(7)).unwrap();
         }
         port.flush();
-        let (ring, _) = port.sq().unwrap().ring_addr();
-        assert_ne!(
-            p.read(ring + 0x34, 4),
-            [0, 0, 1, 0],
-            "first WQE's lkey corrupted"
-        );
-        assert_eq!(p.read(ring + 64 + 0x34, 4), [0, 0, 1, 0]);
         // The device: WQE 0 fails (local protection), the rest flushed.
         let cq = port.tx_cq().unwrap().ring_addr();
         error_cqe(&p, cq, 0, 0xd, 0x04, 0);

@@ -165,9 +165,6 @@ struct Counters {
     /// `sqn << 8`, as `qpn_ds` holds it.
     sqn8: u32,
     lkey: u32,
-    /// Fault injection: the lkey to put back once the WQE at the counter
-    /// (the first posted after the injection) is signalled.
-    restore_lkey: Option<(u32, u16)>,
 }
 
 /// A transmit buffer reserved by [`Sq::reserve`]: its index in its pool,
@@ -294,19 +291,6 @@ impl<P: Platform> Sq<P> {
 
     pub fn inline_mode(&self) -> InlineMode {
         self.inline
-    }
-
-    /// Fault injection for tests: the next WQE carries a corrupted lkey,
-    /// which the device answers with a local protection error CQE. That
-    /// WQE is made a signalled one, and signalling it puts the lkey back:
-    /// no test branch on the packet path.
-    pub fn inject_bad_lkey(&mut self) {
-        let c = &mut self.c;
-        if c.restore_lkey.is_none() {
-            c.restore_lkey = Some((c.lkey, c.pc));
-            c.lkey ^= 0x00ff_ff00;
-            c.sig_left = 1;
-        }
     }
 
     /// The next buffer of the MTU pool (`lso`: of the LSO pool), if one is
@@ -567,12 +551,6 @@ impl<P: Platform> Sq<P> {
     fn signal(&mut self, start: u16, nbb: u16) {
         let c = &mut self.c;
         c.sig_left = c.cq_every;
-        if let Some((lkey, from)) = c.restore_lkey
-            && start.wrapping_sub(from) < 0x8000
-        {
-            c.lkey = lkey;
-            c.restore_lkey = None;
-        }
         self.signalled[(start & c.mask) as usize] = Signalled {
             counter: start,
             bufs_end: c.bufs_pc,
@@ -666,9 +644,6 @@ impl<P: Platform> Sq<P> {
         c.rung = 0;
         c.last_start = 0;
         c.sig_left = c.cq_every;
-        if let Some((lkey, _)) = c.restore_lkey.take() {
-            c.lkey = lkey;
-        }
         for s in self.signalled.iter_mut() {
             s.valid = false;
         }
@@ -976,17 +951,6 @@ mod tests {
         }
         assert_eq!(sq.stats.packets, 70_000);
         assert_eq!(sq.free_buffers(), 4);
-    }
-
-    #[test]
-    fn injected_bad_lkey_hits_exactly_one_wqe() {
-        let (p, mut sq, rbase, _) = new_sq(3, InlineMode::None, 1);
-        let buf = frame(&p, 60);
-        sq.inject_bad_lkey();
-        post(&mut sq, &buf, 60).unwrap();
-        post(&mut sq, &buf, 60).unwrap();
-        assert_ne!(p.read(rbase + 0x24, 4), [0, 0, 1, 0]);
-        assert_eq!(p.read(rbase + 64 + 0x24, 4), [0, 0, 1, 0]);
     }
 
     /// Ethernet + IPv4 (20) + TCP (20) or UDP (8), `payload` bytes, each

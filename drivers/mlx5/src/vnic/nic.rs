@@ -206,6 +206,24 @@ impl<C: Control> Control for NicCtl<C> {
     fn link(&self) -> LinkState {
         link_state(self.nic.link.load(Ordering::Acquire))
     }
+    fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.nic.lock().ctl.record_fault(r)
+    }
+    fn fault_verdict(&mut self, object: crate::fault::FaultObject) -> crate::fault::Verdict {
+        self.nic.lock().ctl.fault_verdict(object)
+    }
+    fn take_queue_events(
+        &mut self,
+        mine: &dyn Fn(crate::fault::FaultObject) -> bool,
+        max: usize,
+    ) -> heapless::Vec<crate::fault::QueueEvent, { crate::fault::QUEUE_EVENTS }> {
+        self.nic.lock().ctl.take_queue_events(mine, max)
+    }
+    fn cq_replaced(&mut self, old: Cqn, new: Cqn) {
+        for c in self.own.iter_mut().filter(|c| **c == old) {
+            *c = new;
+        }
+    }
     fn comp_eq_count(&self) -> usize {
         self.nic.eqs.len()
     }

@@ -22,6 +22,11 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        if record.target() == mlx5::fault::LOG_TARGET {
+            // Fault records are console lines of their own form.
+            crate::println!("{}", record.args());
+            return;
+        }
         let ns = time::now_ns();
         crate::println!(
             "[{:5}.{:06}] {} {}: {}",

@@ -37,6 +37,8 @@ use crate::{interrupts, println, runtime, time};
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
+pub mod faults;
+
 const SERVICE_PERIOD_NS: u64 = 1_000_000_000;
 
 /// An attached adapter.
@@ -68,6 +70,7 @@ impl PciDriver for Mlx5Driver {
     fn probed(&self) {
         if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
             runtime::periodic(SERVICE_PERIOD_NS, service_all);
+            runtime::periodic(faults::CHECK_PERIOD_NS, faults::check_all);
         }
     }
 
@@ -894,7 +897,8 @@ fn service_adapter(
     last_error: &mut Option<String>,
 ) {
     if !events_only && let Err(fault) = adapter.poll_health() {
-        println!("mlx5 {addr}: FAULT: {fault}; adapter marked failed (detach it)");
+        // The FAULT record is on the console already.
+        println!("mlx5 {addr}: adapter failed: {fault} (detach it)");
         *fault_reported = true;
         return;
     }
@@ -942,9 +946,7 @@ fn service_adapter(
         Err(e) => {
             if adapter.is_failed() {
                 match adapter.fault() {
-                    Some(f) => {
-                        println!("mlx5 {addr}: FAULT: {f}; adapter marked failed (detach it)")
-                    }
+                    Some(f) => println!("mlx5 {addr}: adapter failed: {f} (detach it)"),
                     None => println!("mlx5 {addr}: adapter failed: {e} (detach it)"),
                 }
                 *fault_reported = true;

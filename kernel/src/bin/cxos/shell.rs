@@ -199,6 +199,14 @@ fn execute(cmd: Command<'_>) {
                 println!("{name}: {e}");
             }
         },
+        Command::Faults(verbose) => {
+            #[cfg(feature = "mlx5")]
+            for l in crate::mlx5nic::faults::lines(verbose) {
+                println!("{l}");
+            }
+            #[cfg(not(feature = "mlx5"))]
+            let _ = verbose;
+        }
         Command::Uptime => {
             let ns = time::now_ns();
             println!(

@@ -1,0 +1,500 @@
+//! Periodic fault checks of a queue set ([`QueueSet::check`]), off the
+//! packet path: queue error events from EQ0 (CQ error, WQ errors),
+//! recoveries deferred by the grace period, EQ stalls (QUERY_EQ's
+//! consumer counter against the driver's, as illumos' `mlxcx_eq_check`
+//! does), CQ overruns whose event was lost (QUERY_CQ status), and the
+//! transmit timeout (WQEs outstanding, no completion: poll the EQ first
+//! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
+//! recover the SQ). Every finding is a fault record ([`crate::fault`]).
+
+use alloc::vec::Vec;
+
+use cxos_drivers::Clock;
+
+use super::QueueSet;
+use super::recovery::{FaultCause, QueueFault, QueueId};
+use crate::control::Control;
+use crate::cq::{self, Cq, Cqn, QueryCq};
+use crate::eq::QueryEq;
+use crate::fault::{
+    FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, QueueEvent, Verdict,
+};
+use crate::rq::{QueryRq, Rqn};
+use crate::sq::{self, CreateSq, ModifySq, QuerySq, Sq, SqConfig, Sqn};
+use crate::wq::QueueState;
+
+/// Least time between two checks (the owner may call more often).
+pub const CHECK_INTERVAL_MS: u64 = 100;
+/// Least time between two rounds of QUERY_EQ / QUERY_CQ (commands: kept
+/// rarer than the command-free checks).
+pub const QUERY_INTERVAL_MS: u64 = 1_000;
+/// WQEs outstanding with no completion for this long: transmit timeout.
+pub const TX_TIMEOUT_MS: u64 = 1_000;
+/// Deferred recoveries kept (more are dropped: the queue stays in error
+/// until its next fault, and the escalation path takes it).
+const DEFERRED: usize = 16;
+/// Queue events taken per check.
+const EVENTS_PER_CHECK: usize = 16;
+
+/// A recovery postponed to `until_ns`.
+#[derive(Clone, Copy, Debug)]
+struct Deferred {
+    queue: QueueId,
+    /// Receive queue index (RQs).
+    q: usize,
+    cause: FaultCause,
+    until_ns: u64,
+}
+
+/// State of the periodic checks.
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    last_ns: u64,
+    last_query_ns: u64,
+    deferred: heapless::Vec<Deferred, DEFERRED>,
+    /// SQ consumer counter at the last check and when it last moved.
+    tx_seen: Option<(u16, u64)>,
+    /// Receive CQs whose overrun was escalated: recorded once.
+    escalated_cqs: heapless::Vec<Cqn, 8>,
+    pub checks: u64,
+}
+
+impl Watch {
+    pub(super) fn is_deferred(&self, queue: QueueId) -> bool {
+        self.deferred.iter().any(|d| d.queue == queue)
+    }
+
+    pub(super) fn defer(&mut self, queue: QueueId, q: usize, cause: FaultCause, until_ns: u64) {
+        if !self.is_deferred(queue) {
+            let _ = self.deferred.push(Deferred {
+                queue,
+                q,
+                cause,
+                until_ns,
+            });
+        }
+    }
+}
+
+impl<C: Control> QueueSet<C> {
+    /// Periodic fault checks (module documentation). Call it from the
+    /// owner's loop every few tens of milliseconds; it does its work at
+    /// most every [`CHECK_INTERVAL_MS`] (QUERY_EQ per completion EQ and
+    /// QUERY_CQ per CQ at most every [`QUERY_INTERVAL_MS`]), never on the
+    /// packet path.
+    pub fn check(&mut self) {
+        let now = self.ctl.clock().now_ns();
+        if now.saturating_sub(self.watch.last_ns) < CHECK_INTERVAL_MS * 1_000_000 {
+            return;
+        }
+        self.watch.last_ns = now;
+        self.watch.checks += 1;
+        self.check_queue_events();
+        self.run_deferred(now);
+        if now.saturating_sub(self.watch.last_query_ns) >= QUERY_INTERVAL_MS * 1_000_000 {
+            self.watch.last_query_ns = now;
+            self.check_eqs();
+            self.check_cqs();
+        }
+        self.check_tx_timeout(now);
+    }
+
+    /// Checks run so far.
+    pub fn checks(&self) -> u64 {
+        self.watch.checks
+    }
+
+    fn my_objects(&self) -> Vec<FaultObject> {
+        let mut v = Vec::with_capacity(2 + 2 * self.parts.rx.len());
+        if let Some(sq) = self.parts.sq.as_ref() {
+            v.push(FaultObject::Sq(sq.sqn.0));
+        }
+        if let Some(cq) = self.parts.tx_cq.as_ref() {
+            v.push(FaultObject::Cq(cq.cqn.0));
+        }
+        for x in &self.parts.rx {
+            v.push(FaultObject::Cq(x.cq.cqn.0));
+            if let Some(rq) = x.rq.as_ref() {
+                v.push(FaultObject::Rq(rq.rqn.0));
+            }
+        }
+        v
+    }
+
+    fn check_queue_events(&mut self) {
+        let mine = self.my_objects();
+        let events = self
+            .ctl
+            .take_queue_events(&|o| mine.contains(&o), EVENTS_PER_CHECK);
+        for e in events {
+            match e {
+                QueueEvent::CqError { cqn, syndrome } => {
+                    self.recover_cq(Cqn(cqn), syndrome.into(), "event")
+                }
+                QueueEvent::Wq { event, object } => {
+                    let cause = FaultCause::AsyncEvent { event };
+                    if self.already_ready(object) {
+                        // The queue's flush completions arrived before the
+                        // event and its recovery already ran: record the
+                        // event with that outcome.
+                        let now = self.ctl.clock().now_ns();
+                        self.ctl.record_fault(
+                            FaultRecord::new(FaultClass::WqCatastrophic, object, now)
+                                .detail("event", event.into())
+                                .detail("reset_on_cqe", 1)
+                                .action(FaultAction::QueueReset, FaultOutcome::Recovered),
+                        );
+                        continue;
+                    }
+                    match object {
+                        FaultObject::Sq(_) => self.recover_sq(cause),
+                        FaultObject::Rq(n) => {
+                            if let Some(q) = self.rx_index_of(n) {
+                                self.recover_rq(q, cause);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the queue `object` names is RDY on the device (and not
+    /// waiting for a deferred recovery).
+    fn already_ready(&mut self, object: FaultObject) -> bool {
+        let state = match object {
+            FaultObject::Sq(n) => {
+                if self.watch.is_deferred(QueueId::Sq(Sqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QuerySq(Sqn(n))).ok().and_then(|i| i.state)
+            }
+            FaultObject::Rq(n) => {
+                if self.watch.is_deferred(QueueId::Rq(Rqn(n))) {
+                    return false;
+                }
+                self.ctl.exec(&QueryRq(Rqn(n))).ok().and_then(|i| i.state)
+            }
+            _ => None,
+        };
+        state == Some(QueueState::Rdy)
+    }
+
+    fn rx_index_of(&self, rqn: u32) -> Option<usize> {
+        self.parts
+            .rx
+            .iter()
+            .position(|x| x.rq.as_ref().is_some_and(|r| r.rqn.0 == rqn))
+    }
+
+    fn run_deferred(&mut self, now: u64) {
+        let due: Vec<Deferred> = self
+            .watch
+            .deferred
+            .iter()
+            .filter(|d| d.until_ns <= now)
+            .copied()
+            .collect();
+        self.watch.deferred.retain(|d| d.until_ns > now);
+        for d in due {
+            match d.queue {
+                QueueId::Sq(_) => self.recover_sq(d.cause),
+                QueueId::Rq(_) => self.recover_rq(d.q, d.cause),
+            }
+        }
+    }
+
+    /// QUERY_EQ each completion EQ the queue set uses: a consumer counter
+    /// other than the one the driver holds means the EQ lost track (a bad
+    /// arm): re-arm it with the right one, then re-arm the queue set's CQs
+    /// (their events may be lost) and poll.
+    fn check_eqs(&mut self) {
+        for i in 0..self.eq_indexes.len() {
+            let idx = self.eq_indexes[i];
+            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
+                continue;
+            };
+            let Ok(info) = self.ctl.exec(&QueryEq(eq.eqn)) else {
+                continue;
+            };
+            let (ci, _) = eq.consumer_state();
+            if info.consumer_counter == ci && info.status == 0 {
+                continue;
+            }
+            eq.rearm();
+            self.rearm_cqs(eq.eqn);
+            let fixed = self
+                .ctl
+                .exec(&QueryEq(eq.eqn))
+                .is_ok_and(|q| q.consumer_counter == ci && q.status == 0);
+            let now = self.ctl.clock().now_ns();
+            let outcome = if fixed {
+                FaultOutcome::Recovered
+            } else {
+                FaultOutcome::Escalate
+            };
+            let action = if fixed {
+                FaultAction::EqRearm
+            } else {
+                FaultAction::FunctionReset
+            };
+            self.ctl.record_fault(
+                FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eq.eqn.0.into()), now)
+                    .detail("device_ci", info.consumer_counter.into())
+                    .detail("ci", ci.into())
+                    .action(action, outcome),
+            );
+            self.poll();
+        }
+    }
+
+    /// Arm every CQ of the queue set reporting to `eqn` (interrupt mode):
+    /// a CQ with completions beyond its consumer index fires at once.
+    fn rearm_cqs(&mut self, eqn: crate::eq::Eqn) {
+        if !self.cfg.interrupts {
+            return;
+        }
+        if let Some(cq) = self.parts.tx_cq.as_mut().filter(|c| c.eqn == eqn) {
+            cq.arm();
+        }
+        for x in self.parts.rx.iter_mut().filter(|x| x.cq.eqn == eqn) {
+            x.cq.arm();
+        }
+    }
+
+    /// QUERY_CQ each CQ: an overrun whose CQ error event was lost.
+    fn check_cqs(&mut self) {
+        let mut cqs: Vec<Cqn> = self.parts.tx_cq.iter().map(|c| c.cqn).collect();
+        cqs.extend(self.parts.rx.iter().map(|x| x.cq.cqn));
+        for cqn in cqs {
+            if let Ok(info) = self.ctl.exec(&QueryCq(cqn))
+                && info.status != 0
+            {
+                // Its event may have arrived since the events were taken.
+                self.check_queue_events();
+                let still = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
+                    || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
+                if still {
+                    self.recover_cq(cqn, info.status.into(), "query");
+                }
+            }
+        }
+    }
+
+    /// A CQ overran (event or QUERY_CQ): record, then recreate it with
+    /// its queue. The transmit CQ and SQ are recreated here; a receive
+    /// CQ's RQ is named by the TIR and RQT, so that escalates to the
+    /// function reset.
+    fn recover_cq(&mut self, cqn: Cqn, syndrome: u32, how: &'static str) {
+        let now = self.ctl.clock().now_ns();
+        let rec = FaultRecord::new(FaultClass::CqOverflow, FaultObject::Cq(cqn.0), now)
+            .syndromes(syndrome, 0);
+        let rec = if how == "query" {
+            rec.detail("lost_event", 1)
+        } else {
+            rec
+        };
+        let is_tx = self.parts.tx_cq.as_ref().is_some_and(|c| c.cqn == cqn);
+        if !is_tx {
+            if self.watch.escalated_cqs.contains(&cqn) {
+                return;
+            }
+            let _ = self.watch.escalated_cqs.push(cqn);
+            self.ctl
+                .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
+            self.stats.faults += 1;
+            self.stats.failed_recoveries += 1;
+            return;
+        }
+        match self.ctl.fault_verdict(FaultObject::Cq(cqn.0)) {
+            Verdict::Recover => {}
+            Verdict::Defer { .. } => {
+                // The periodic QUERY_CQ finds it again after the grace
+                // period.
+                self.ctl
+                    .record_fault(rec.action(FaultAction::Deferred, FaultOutcome::Deferred));
+                self.stats.faults += 1;
+                return;
+            }
+            Verdict::Escalate => {
+                self.ctl
+                    .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
+                self.stats.faults += 1;
+                self.stats.failed_recoveries += 1;
+                return;
+            }
+        }
+        self.stats.faults += 1;
+        match self.recreate_tx_cq() {
+            Ok((new, returned)) => {
+                self.stats.recoveries += 1;
+                self.ctl.record_fault(
+                    rec.detail("returned", returned as u64)
+                        .action(FaultAction::CqRecreate, FaultOutcome::Recovered),
+                );
+                log::info!(target: "mlx5::dp", "tx CQ {:#x} recreated as {:#x}", cqn.0, new.0);
+            }
+            Err(e) => {
+                self.stats.failed_recoveries += 1;
+                log::error!(target: "mlx5::dp", "tx CQ {:#x} recreate failed: {e}", cqn.0);
+                self.ctl
+                    .record_fault(rec.action(FaultAction::CqRecreate, FaultOutcome::Escalate));
+            }
+        }
+    }
+
+    /// Destroy the SQ and its CQ, create both again (same SQ ring, a new
+    /// CQ ring), SQ to RDY. Every transmit buffer in flight is free again.
+    fn recreate_tx_cq(&mut self) -> Result<(Cqn, usize), crate::Error> {
+        let (Some(old_cq), Some(mut old_sq), Some(tis)) = (
+            self.parts.tx_cq.take(),
+            self.parts.sq.take(),
+            self.parts.tis,
+        ) else {
+            return Err(crate::error::Missing::CompEq.into());
+        };
+        if let Err(e) = self.ctl.exec(&sq::destroy_sq(old_sq.sqn)) {
+            self.parts.tx_cq = Some(old_cq);
+            self.parts.sq = Some(old_sq);
+            return Err(e.into());
+        }
+        let returned = old_sq.reset();
+        let sq_ring = old_sq.into_ring();
+        let (old_cqn, eqn) = (old_cq.cqn, old_cq.eqn);
+        if self.ctl.exec(&cq::destroy_cq(old_cqn)).is_err() {
+            // The device may still write into it.
+            self.ctl.retire(old_cq.into_ring().mem);
+        }
+        let (r, cfg) = (self.res, self.cfg);
+        let ring = match cq::alloc_ring(self.ctl.dma(), cfg.log_sq) {
+            Ok(x) => x,
+            Err(e) => {
+                self.ctl.retire(sq_ring.mem);
+                return Err(e);
+            }
+        };
+        let cqn = match self.ctl.exec(&Cq::<super::Plat<C>>::create_cmd(
+            &ring, cfg.log_sq, r.uar, eqn,
+        )) {
+            Ok(c) => c,
+            Err(e) => {
+                self.ctl.retire(ring.mem);
+                self.ctl.retire(sq_ring.mem);
+                return Err(e.into());
+            }
+        };
+        let mut new_cq = Cq::new(cqn, eqn, ring, cfg.log_sq, r.uar, self.ctl.mmio().clone());
+        let created = self.ctl.exec(&CreateSq {
+            cqn,
+            tisn: tis,
+            pd: r.pd,
+            uar: r.uar,
+            dbr_addr: sq_ring.dbr_addr(),
+            log_size: cfg.log_sq,
+            inline: r.inline,
+            pages: sq_ring.pages(),
+        });
+        let sqn = match created {
+            Ok(s) => s,
+            Err(e) => {
+                self.ctl.retire(sq_ring.mem);
+                self.parts.tx_cq = Some(new_cq);
+                return Err(e.into());
+            }
+        };
+        let lso_bufs = if self.lso_max() > 0 { cfg.lso_bufs } else { 0 };
+        let sq = Sq::new(
+            sqn,
+            sq_ring,
+            cfg.log_sq,
+            SqConfig {
+                uar: r.uar,
+                inline: r.inline,
+                cq_every: cfg.cq_every,
+                lkey: r.lkey,
+                bufs: 1u16 << cfg.log_sq,
+                lso_bufs: lso_bufs as u16,
+            },
+            self.ctl.mmio().clone(),
+        );
+        self.ctl.exec(&ModifySq {
+            sqn,
+            from: QueueState::Rst,
+            to: QueueState::Rdy,
+        })?;
+        // Events of the new CQ are this queue set's.
+        for &idx in &self.eq_indexes {
+            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn == eqn) {
+                eq.forget(&[old_cqn]);
+                // Room: the old CQ's claim was just given up.
+                let _ = eq.claim(&[cqn]);
+            }
+        }
+        self.ctl.cq_replaced(old_cqn, cqn);
+        if self.cfg.interrupts {
+            new_cq.arm();
+        }
+        self.parts.tx_cq = Some(new_cq);
+        self.parts.sq = Some(sq);
+        self.watch.tx_seen = None;
+        Ok((cqn, returned))
+    }
+
+    /// WQEs outstanding and the SQ's consumer counter still for
+    /// [`TX_TIMEOUT_MS`]: poll first (a lost interrupt), then recover the
+    /// SQ.
+    fn check_tx_timeout(&mut self, now: u64) {
+        let Some(sq) = self.parts.sq.as_ref() else {
+            return;
+        };
+        let (cc, pending) = (sq.consumer_counter(), sq.in_flight());
+        if pending == 0 {
+            self.watch.tx_seen = None;
+            return;
+        }
+        let since = match self.watch.tx_seen {
+            Some((c, t)) if c == cc => t,
+            _ => {
+                self.watch.tx_seen = Some((cc, now));
+                return;
+            }
+        };
+        if now.saturating_sub(since) < TX_TIMEOUT_MS * 1_000_000 {
+            return;
+        }
+        self.watch.tx_seen = None;
+        let sqn = sq.sqn;
+        let cause = FaultCause::TxTimeout {
+            pending: pending as u16,
+            wqe_counter: cc,
+        };
+        // A lost interrupt: the completions are there, only unread.
+        let found = self.poll_tx_cq_now();
+        let fault = QueueFault {
+            queue: QueueId::Sq(sqn),
+            cause,
+            at_ns: now,
+            returned: found,
+            recovered: found > 0,
+        };
+        if found > 0 {
+            self.report_fault(fault, FaultAction::EqPoll, FaultOutcome::Recovered);
+            return;
+        }
+        self.recover_sq(cause);
+    }
+
+    /// Reap the transmit CQ without waiting for an event; re-arm it.
+    fn poll_tx_cq_now(&mut self) -> usize {
+        let before = self.parts.sq.as_ref().map_or(0, |s| s.in_flight());
+        self.poll();
+        if let Some(cq) = self.parts.tx_cq.as_mut()
+            && self.cfg.interrupts
+        {
+            cq.arm();
+        }
+        let after = self.parts.sq.as_ref().map_or(0, |s| s.in_flight());
+        before.saturating_sub(after)
+    }
+}

@@ -1,0 +1,89 @@
+//! Fault management in the kernel: the periodic queue checks of every
+//! open port and VNIC ([`check_all`], from a timer: the driver's
+//! `QueueSet::check`, never on the packet path), and the shell's
+//! `faults [-v]` (each adapter's fault counts per class and its last
+//! records; `-v`: every class, every record kept). The `FAULT ...`
+//! console lines themselves come from the driver's log target
+//! `mlx5::fault` (printed bare by the logger).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use mlx5::fault::{FAULT_RING, FaultClass};
+
+use super::{SLOTS, State};
+
+/// How often the queue checks run (the driver does its work at most
+/// every `mlx5::CHECK_INTERVAL_MS` anyway).
+pub const CHECK_PERIOD_NS: u64 = mlx5::CHECK_INTERVAL_MS * 1_000_000;
+
+/// Records `faults` shows without `-v`.
+const LAST: usize = 8;
+
+/// Run the periodic fault checks of every open port and its VNICs.
+pub fn check_all() {
+    let mut slots = SLOTS.lock();
+    for slot in slots.iter_mut() {
+        if !matches!(slot.state, State::Open(_)) {
+            continue;
+        }
+        super::with_port_vnic(slot, |v| v.queue_set_mut().check());
+        #[cfg(feature = "net")]
+        if let State::Open(o) = &slot.state {
+            for n in o.vnics.clone() {
+                crate::netstack::with_net::<super::Mlx5Vnic, _>(&format!("vnic{n}"), |net| {
+                    net.device_mut().queue_set_mut().check()
+                });
+            }
+        }
+    }
+}
+
+/// `faults [-v]`: per adapter, the counts per class and the last records.
+pub fn lines(verbose: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for slot in SLOTS.lock().iter_mut() {
+        let addr = slot.addr;
+        let Some(text) = slot.state.with_adapter(|a| {
+            let log = a.faults();
+            let mut v = Vec::new();
+            v.push(format!(
+                "{addr} faults {} (kept {} of {FAULT_RING}, {} dropped)",
+                log.total(),
+                log.records().count(),
+                log.dropped
+            ));
+            for c in FaultClass::ALL {
+                let n = log.count(c);
+                if verbose || n > 0 {
+                    v.push(format!("  {:<22} {n}", c.name()));
+                }
+            }
+            let kept: Vec<_> = log.records().collect();
+            let skip = if verbose {
+                0
+            } else {
+                kept.len().saturating_sub(LAST)
+            };
+            for r in &kept[skip..] {
+                let ns = r.at_ns;
+                v.push(format!(
+                    "  [{:5}.{:06}] #{} {r}",
+                    ns / 1_000_000_000,
+                    (ns / 1000) % 1_000_000,
+                    r.seq
+                ));
+            }
+            v
+        }) else {
+            out.push(format!("{addr} not attached"));
+            continue;
+        };
+        out.extend(text);
+    }
+    if out.is_empty() {
+        out.push(String::from("no adapters"));
+    }
+    out
+}

@@ -1,0 +1,457 @@
+//! Data-path fault injection: queues, CQs and EQs misbehaving as hardware
+//! does when a driver hands it bad work, or when it loses track of an
+//! EQ's consumer counter (control socket `fault sq-bad-lkey ...`, the
+//! harness's [`crate::harness::Harness::inject_queue`]).
+//!
+//! - `sq-bad-lkey` / `sq-bad-addr` / `rq-bad-lkey` / `rq-bad-addr`: the
+//!   queue's next `count` WQEs that carry data are treated as naming an
+//!   lkey the mkey table does not hold / an address outside the key's
+//!   range. The model refuses the access before touching memory (so the
+//!   sanitizer records nothing) and answers as for any refused access:
+//!   an error CQE with syndrome LOCAL_PROT (0x04; PRM "Completion Queue
+//!   Error": a memory access outside the key's rights or range), the
+//!   queue goes to ERR and flushes the rest (WR_FLUSH 0x05).
+//! - `cq-overflow`: the CQ overruns as if its consumer counter had not
+//!   moved: status CQ_OVERFLOW and a CQ error event with the "CQ overrun"
+//!   syndrome (`cmd::cq::overrun`); it writes nothing more until
+//!   destroyed.
+//! - `wq-catastrophic`: the SQ or RQ goes to ERR and a WQ catastrophic
+//!   error event (type 0x05, `struct mlx5_eqe_qp_srq`: type at data byte
+//!   20, queue number at 24) names it.
+//! - `eq-stall`: the EQ's consumer counter is wrong (as after an arm
+//!   doorbell carrying a bad one): it writes no EQEs and signals no
+//!   interrupts (events are dropped and counted), and QUERY_EQ shows the
+//!   wrong counter, until a doorbell writes a consumer counter again.
+//! - `sq-stall`: the SQ stops being processed, without error, until it is
+//!   moved to RST (the transmit-timeout case).
+//!
+//! Queue numbers default to the first completion-path object in use: the
+//! lowest-numbered SQ / RQ in RDY, the CQ of that SQ, the EQ of that CQ
+//! (never the command EQ, which no CQ uses).
+#![deny(unsafe_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cmd::cq::{self as cqmod, cqe};
+use crate::cmd::sq::{STATE_ERR, STATE_RDY};
+use crate::function::Function;
+
+/// What the next WQEs of a queue are treated as carrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadWqe {
+    Lkey,
+    Addr,
+}
+
+/// A data-path fault, as the control socket names it; `None` queue
+/// numbers take the default (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueFault {
+    SqBad {
+        what: BadWqe,
+        sqn: Option<u32>,
+        count: u32,
+    },
+    RqBad {
+        what: BadWqe,
+        rqn: Option<u32>,
+        count: u32,
+    },
+    EqStall {
+        eqn: Option<u8>,
+    },
+    CqOverflow {
+        cqn: Option<u32>,
+    },
+    WqCatastrophic {
+        sqn: Option<u32>,
+        rqn: Option<u32>,
+    },
+    SqStall {
+        sqn: Option<u32>,
+    },
+}
+
+/// Most WQEs one injection may spoil.
+pub const MAX_COUNT: u32 = 1 << 16;
+
+/// `struct mlx5_eqe_qp_srq` `type`: `MLX5_EVENT_QUEUE_TYPE_RQ` /
+/// `_SQ` (device.h).
+const QUEUE_TYPE_RQ: u8 = 1;
+const QUEUE_TYPE_SQ: u8 = 2;
+/// `MLX5_EVENT_TYPE_WQ_CATAS_ERROR`.
+const EVENT_WQ_CATASTROPHIC: u8 = 0x05;
+
+/// Armed data-path faults.
+#[derive(Debug, Default)]
+pub struct QueueFaults {
+    sq_bad: BTreeMap<u32, (BadWqe, u32)>,
+    rq_bad: BTreeMap<u32, (BadWqe, u32)>,
+    stalled_sqs: BTreeSet<u32>,
+    /// Stalled EQs and the wrong consumer counter QUERY_EQ shows.
+    stalled_eqs: BTreeMap<u8, u32>,
+    /// Events an EQ stall dropped.
+    pub dropped_events: u64,
+    /// WQEs refused by an injected fault.
+    pub refused_wqes: u64,
+}
+
+fn num(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// Parse `<kind> [key=value ...]` (the words after `fault`); `None` when
+/// `kind` is not one of these faults.
+pub fn parse<'a>(
+    kind: &str,
+    words: impl Iterator<Item = &'a str>,
+) -> Option<Result<QueueFault, String>> {
+    let keys: &[&str] = match kind {
+        "sq-bad-lkey" | "sq-bad-addr" => &["sqn", "count"],
+        "rq-bad-lkey" | "rq-bad-addr" => &["rqn", "count"],
+        "eq-stall" => &["eqn"],
+        "cq-overflow" => &["cqn"],
+        "wq-catastrophic" => &["sqn", "rqn"],
+        "sq-stall" => &["sqn"],
+        _ => return None,
+    };
+    Some(parse_args(kind, keys, words))
+}
+
+fn parse_args<'a>(
+    kind: &str,
+    keys: &[&str],
+    words: impl Iterator<Item = &'a str>,
+) -> Result<QueueFault, String> {
+    let mut vals: [Option<u64>; 2] = [None, None];
+    for w in words {
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| format!("unexpected '{w}' (want {})", keys.join("=<n> ")))?;
+        let i = keys
+            .iter()
+            .position(|x| *x == k)
+            .ok_or_else(|| format!("unknown key '{k}' for {kind}"))?;
+        if vals[i].is_some() {
+            return Err(format!("{k} given twice"));
+        }
+        vals[i] = Some(num(v).ok_or_else(|| format!("bad {k} '{v}'"))?);
+    }
+    let q = |v: Option<u64>, k: &str| -> Result<Option<u32>, String> {
+        match v {
+            Some(n) if n > 0xff_ffff => Err(format!("bad {k} '{n:#x}' (24 bits)")),
+            Some(n) => Ok(Some(n as u32)),
+            None => Ok(None),
+        }
+    };
+    let count = || -> Result<u32, String> {
+        match vals[1] {
+            None => Ok(1),
+            Some(n) if n >= 1 && n <= u64::from(MAX_COUNT) => Ok(n as u32),
+            Some(n) => Err(format!("bad count '{n}' (1..={MAX_COUNT})")),
+        }
+    };
+    let what = if kind.ends_with("lkey") {
+        BadWqe::Lkey
+    } else {
+        BadWqe::Addr
+    };
+    Ok(match kind {
+        "sq-bad-lkey" | "sq-bad-addr" => QueueFault::SqBad {
+            what,
+            sqn: q(vals[0], "sqn")?,
+            count: count()?,
+        },
+        "rq-bad-lkey" | "rq-bad-addr" => QueueFault::RqBad {
+            what,
+            rqn: q(vals[0], "rqn")?,
+            count: count()?,
+        },
+        "eq-stall" => QueueFault::EqStall {
+            eqn: match vals[0] {
+                Some(n) if n > 0xff => return Err(format!("bad eqn '{n:#x}'")),
+                n => n.map(|n| n as u8),
+            },
+        },
+        "cq-overflow" => QueueFault::CqOverflow {
+            cqn: q(vals[0], "cqn")?,
+        },
+        "wq-catastrophic" => {
+            if vals[0].is_some() && vals[1].is_some() {
+                return Err("sqn= or rqn=, not both".into());
+            }
+            QueueFault::WqCatastrophic {
+                sqn: q(vals[0], "sqn")?,
+                rqn: q(vals[1], "rqn")?,
+            }
+        }
+        _ => QueueFault::SqStall {
+            sqn: q(vals[0], "sqn")?,
+        },
+    })
+}
+
+fn first_sq(dev: &Function) -> Option<u32> {
+    dev.nic
+        .sqs
+        .map
+        .values()
+        .find(|s| s.state == STATE_RDY)
+        .map(|s| s.sqn)
+}
+
+fn first_rq(dev: &Function) -> Option<u32> {
+    dev.nic
+        .rqs
+        .map
+        .values()
+        .find(|r| r.state == STATE_RDY)
+        .map(|r| r.rqn)
+}
+
+fn first_cq(dev: &Function) -> Option<u32> {
+    first_sq(dev)
+        .and_then(|s| dev.nic.sqs.get(s))
+        .map(|s| s.cqn)
+        .or_else(|| {
+            first_rq(dev)
+                .and_then(|r| dev.nic.rqs.get(r))
+                .map(|r| r.cqn)
+        })
+}
+
+/// Arm `f`; returns what was armed (`sq-bad-lkey sqn=0x8 count=1`) or
+/// why not.
+pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
+    let no = |what: &str| format!("no {what} in use");
+    match f {
+        QueueFault::SqBad { what, sqn, count } => {
+            let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
+            if dev.nic.sqs.get(sqn).is_none() {
+                return Err(format!("no SQ {sqn:#x}"));
+            }
+            dev.faults.queues.sq_bad.insert(sqn, (what, count));
+            Ok(format!("sq-bad-{} sqn={sqn:#x} count={count}", name(what)))
+        }
+        QueueFault::RqBad { what, rqn, count } => {
+            let rqn = rqn.or_else(|| first_rq(dev)).ok_or_else(|| no("RQ"))?;
+            if dev.nic.rqs.get(rqn).is_none() {
+                return Err(format!("no RQ {rqn:#x}"));
+            }
+            dev.faults.queues.rq_bad.insert(rqn, (what, count));
+            Ok(format!("rq-bad-{} rqn={rqn:#x} count={count}", name(what)))
+        }
+        QueueFault::EqStall { eqn } => {
+            let eqn = match eqn {
+                Some(e) => e,
+                None => first_cq(dev)
+                    .and_then(|c| dev.nic.cqs.get(c))
+                    .map(|c| c.eqn)
+                    .ok_or_else(|| no("completion EQ"))?,
+            };
+            let eq = dev.eqs.get(eqn).ok_or_else(|| format!("no EQ {eqn}"))?;
+            // The counter a bad arm doorbell left: half the counter space
+            // away from the real one.
+            let wrong = (eq.consumer ^ 0x80_0000) & 0xff_ffff;
+            dev.faults.queues.stalled_eqs.insert(eqn, wrong);
+            Ok(format!("eq-stall eqn={eqn:#x}"))
+        }
+        QueueFault::CqOverflow { cqn } => {
+            let cqn = cqn.or_else(|| first_cq(dev)).ok_or_else(|| no("CQ"))?;
+            if dev.nic.cqs.get(cqn).is_none() {
+                return Err(format!("no CQ {cqn:#x}"));
+            }
+            cqmod::overrun(dev, cqn);
+            Ok(format!("cq-overflow cqn={cqn:#x}"))
+        }
+        QueueFault::WqCatastrophic { sqn, rqn } => {
+            let (ty, n) = match (sqn, rqn) {
+                (None, Some(r)) => {
+                    let rq = dev
+                        .nic
+                        .rqs
+                        .map
+                        .get_mut(&r)
+                        .ok_or_else(|| format!("no RQ {r:#x}"))?;
+                    rq.state = STATE_ERR;
+                    (QUEUE_TYPE_RQ, r)
+                }
+                (s, _) => {
+                    let s = s.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
+                    let sq = dev
+                        .nic
+                        .sqs
+                        .map
+                        .get_mut(&s)
+                        .ok_or_else(|| format!("no SQ {s:#x}"))?;
+                    sq.state = STATE_ERR;
+                    (QUEUE_TYPE_SQ, s)
+                }
+            };
+            let mut data = [0u8; 28];
+            data[20] = ty;
+            data[24..28].copy_from_slice(&n.to_be_bytes());
+            crate::cmd::eq::raise_event(dev, EVENT_WQ_CATASTROPHIC, 0, &data);
+            let what = if ty == QUEUE_TYPE_SQ { "sqn" } else { "rqn" };
+            Ok(format!("wq-catastrophic {what}={n:#x}"))
+        }
+        QueueFault::SqStall { sqn } => {
+            let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
+            if dev.nic.sqs.get(sqn).is_none() {
+                return Err(format!("no SQ {sqn:#x}"));
+            }
+            dev.faults.queues.stalled_sqs.insert(sqn);
+            Ok(format!("sq-stall sqn={sqn:#x}"))
+        }
+    }
+}
+
+fn name(w: BadWqe) -> &'static str {
+    match w {
+        BadWqe::Lkey => "lkey",
+        BadWqe::Addr => "addr",
+    }
+}
+
+impl QueueFaults {
+    fn take(map: &mut BTreeMap<u32, (BadWqe, u32)>, n: u32) -> Option<u8> {
+        let e = map.get_mut(&n)?;
+        e.1 -= 1;
+        if e.1 == 0 {
+            map.remove(&n);
+        }
+        Some(cqe::SYN_LOCAL_PROT)
+    }
+
+    /// The syndrome for SQ `sqn`'s next data WQE, when a fault spoils it.
+    pub fn take_sq_wqe(&mut self, sqn: u32) -> Option<u8> {
+        if self.sq_bad.is_empty() {
+            return None;
+        }
+        let s = Self::take(&mut self.sq_bad, sqn);
+        self.refused_wqes += s.is_some() as u64;
+        s
+    }
+
+    /// As [`QueueFaults::take_sq_wqe`] for RQ `rqn`.
+    pub fn take_rq_wqe(&mut self, rqn: u32) -> Option<u8> {
+        if self.rq_bad.is_empty() {
+            return None;
+        }
+        let s = Self::take(&mut self.rq_bad, rqn);
+        self.refused_wqes += s.is_some() as u64;
+        s
+    }
+
+    pub fn sq_stalled(&self, sqn: u32) -> bool {
+        !self.stalled_sqs.is_empty() && self.stalled_sqs.contains(&sqn)
+    }
+
+    /// SQ `sqn` went to RST (or away): a stall ends, spoiled WQEs too.
+    pub fn sq_reset(&mut self, sqn: u32) {
+        self.stalled_sqs.remove(&sqn);
+    }
+
+    /// The wrong consumer counter of a stalled EQ.
+    pub fn eq_stalled(&self, eqn: u8) -> Option<u32> {
+        if self.stalled_eqs.is_empty() {
+            return None;
+        }
+        self.stalled_eqs.get(&eqn).copied()
+    }
+
+    /// A doorbell wrote EQ `eqn`'s consumer counter: a stall ends.
+    pub fn eq_doorbell(&mut self, eqn: u8) {
+        if !self.stalled_eqs.is_empty() {
+            self.stalled_eqs.remove(&eqn);
+        }
+    }
+
+    /// EQ `eqn` was destroyed.
+    pub fn eq_gone(&mut self, eqn: u8) {
+        self.stalled_eqs.remove(&eqn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Option<Result<QueueFault, String>> {
+        let mut w = line.split_whitespace();
+        let k = w.next().unwrap();
+        parse(k, w)
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(
+            p("sq-bad-lkey"),
+            Some(Ok(QueueFault::SqBad {
+                what: BadWqe::Lkey,
+                sqn: None,
+                count: 1
+            }))
+        );
+        assert_eq!(
+            p("rq-bad-addr count=3 rqn=0x9"),
+            Some(Ok(QueueFault::RqBad {
+                what: BadWqe::Addr,
+                rqn: Some(9),
+                count: 3
+            }))
+        );
+        assert_eq!(
+            p("eq-stall eqn=5"),
+            Some(Ok(QueueFault::EqStall { eqn: Some(5) }))
+        );
+        assert_eq!(
+            p("cq-overflow"),
+            Some(Ok(QueueFault::CqOverflow { cqn: None }))
+        );
+        assert_eq!(
+            p("wq-catastrophic rqn=2"),
+            Some(Ok(QueueFault::WqCatastrophic {
+                sqn: None,
+                rqn: Some(2)
+            }))
+        );
+        assert_eq!(
+            p("sq-stall sqn=1"),
+            Some(Ok(QueueFault::SqStall { sqn: Some(1) }))
+        );
+        assert_eq!(p("health 8"), None);
+    }
+
+    #[test]
+    fn refuses_bad_arguments() {
+        for (line, why) in [
+            ("sq-bad-lkey rqn=1", "unknown key 'rqn'"),
+            ("sq-bad-lkey count=0", "bad count"),
+            ("sq-bad-lkey count=70000", "bad count"),
+            ("sq-bad-lkey sqn=0x1000000", "24 bits"),
+            ("sq-bad-lkey sqn=1 sqn=2", "twice"),
+            ("sq-bad-lkey 5", "unexpected '5'"),
+            ("eq-stall eqn=256", "bad eqn"),
+            ("eq-stall eqn=x", "bad eqn 'x'"),
+            ("wq-catastrophic sqn=1 rqn=1", "not both"),
+        ] {
+            let e = p(line).unwrap().unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn wqe_faults_count_down() {
+        let mut q = QueueFaults::default();
+        q.sq_bad.insert(8, (BadWqe::Lkey, 2));
+        assert_eq!(q.take_sq_wqe(9), None);
+        assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
+        assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
+        assert_eq!(q.take_sq_wqe(8), None);
+        assert_eq!(q.refused_wqes, 2);
+    }
+}

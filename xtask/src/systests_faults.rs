@@ -1,0 +1,99 @@
+//! System test of issue 17's queue faults: cxos in QEMU on the model,
+//! wired to the namespace peer, `serve iperf3`; one boot walks through
+//! every data-path fault class. For each: stock iperf3 from the namespace
+//! starts, the fault is injected through the model's control socket
+//! (`fault <kind>`), the console shows its `FAULT <class> ...` line with
+//! `outcome=recovered`, and iperf3 completes with traffic after the
+//! fault. At the end `faults` counts every class, detach reports 0 pages
+//! lost and the model's sanitizer nothing.
+
+use std::time::Duration;
+
+use crate::netns::PeerConfig;
+use crate::systests::{Context, SystemTest};
+use crate::systests_attach::{detach_clean, plain_line};
+use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
+
+/// The model's fault requests of the data-path classes, and the class
+/// each is recorded as (the soak draws from this list too).
+pub const QUEUE_FAULTS: &[(&str, &str)] = &[
+    ("fault sq-bad-lkey", "mlx5.sq.err"),
+    ("fault sq-bad-addr", "mlx5.sq.err"),
+    ("fault rq-bad-lkey", "mlx5.rq.err"),
+    ("fault rq-bad-addr", "mlx5.rq.err"),
+    ("fault cq-overflow", "mlx5.cq.overflow"),
+    ("fault wq-catastrophic", "mlx5.wq.catastrophic"),
+    ("fault eq-stall", "mlx5.eq.stall"),
+    ("fault sq-stall", "mlx5.tx.timeout"),
+];
+
+/// One iperf3 run around each fault (seconds, and a rate TCG keeps up with).
+const IPERF3_SECONDS: &str = "4";
+const IPERF3_RATE: &str = "10M";
+
+pub fn all() -> Vec<SystemTest> {
+    vec![SystemTest {
+        name: "queue-faults",
+        timeout: Duration::from_secs(180),
+        run: queue_faults,
+    }]
+}
+
+fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let config = PeerConfig::new("systest");
+    let Some(peer) = peer_boot(ctx, test, false, &static_cmdline(&config))? else {
+        return Ok(());
+    };
+    let Peer {
+        net,
+        mut sim,
+        mut shell,
+        ..
+    } = peer;
+    let guest = config.ipv4(PEER_GUEST);
+    plain_line(&shell.ask("serve iperf3")?, "service ")?;
+    for (request, class) in QUEUE_FAULTS {
+        let run = net
+            .iperf3_client_start(&guest, &["-t", IPERF3_SECONDS, "-b", IPERF3_RATE])
+            .map_err(|e| format!("iperf3 before {request}: {e}"))?;
+        std::thread::sleep(Duration::from_millis(1500));
+        // Earlier FAULT lines are behind the prompt of this answer.
+        shell.ask("uptime")?;
+        let armed = sim.ask_ok(request)?;
+        println!("    {request}: {}", armed.join(" "));
+        let line = shell.wait_for_line(&format!("FAULT {class} "))?;
+        println!("    {line}");
+        if !line.ends_with("outcome=recovered") {
+            return Err(format!("{request}: not recovered: {line}"));
+        }
+        let json = run
+            .finish()
+            .map_err(|e| format!("iperf3 across {request}: {e}"))?;
+        let bytes = serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+            .unwrap_or(0);
+        if bytes == 0 {
+            return Err(format!("iperf3 across {request}: nothing received"));
+        }
+        // Past the grace period before the next fault on the same queue.
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let faults = shell.ask("faults")?;
+    for (_, class) in QUEUE_FAULTS {
+        let want = QUEUE_FAULTS.iter().filter(|(_, c)| c == class).count() as u64;
+        let l = plain_line(&faults, &format!("  {class} "))?;
+        let n: u64 = l
+            .split_whitespace()
+            .last()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        if n < want {
+            return Err(format!("`faults` counts {n} of {want} {class}:\n{faults}"));
+        }
+    }
+    detach_clean(&mut shell, &sim)?;
+    shell.poweroff(&mut sim)?;
+    drop(net);
+    Ok(())
+}
