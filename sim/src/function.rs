@@ -297,6 +297,18 @@ impl Function {
         crate::datapath::rx::receive(self, frame);
     }
 
+    /// Frames that arrive together: a CQ created with `cqe_comp_en` writes
+    /// their CQEs as compressed sessions when the burst ends
+    /// (`crate::datapath::mini_cqe`).
+    pub fn receive_burst<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>) {
+        self.nic.cqs.batching = true;
+        for f in frames {
+            crate::datapath::rx::receive(self, f);
+        }
+        self.nic.cqs.batching = false;
+        crate::datapath::mini_cqe::flush_all(self);
+    }
+
     fn process_commands(&mut self) {
         let mut completed_eqe = 0u32;
         while self.cmdq.pending != 0 {

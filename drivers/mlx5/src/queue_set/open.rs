@@ -148,12 +148,17 @@ impl<C: Control> QueueSet<C> {
                 self.eq_indexes.push(eq_index);
             }
             let ring = cq::alloc_ring(self.ctl.dma(), log)?;
-            let cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
+            let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
+            let compress = rx && cfg.cqe_compression && self.res.caps.cqe_compression;
+            if compress {
+                cmd.compression = Some(crate::cq::mini_cqe::RES_CSUM);
+            }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
-            let cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
+            let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
+            cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
