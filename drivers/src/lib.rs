@@ -9,9 +9,12 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod net;
 pub mod pci;
 pub mod platform;
+pub mod vec_dma;
 
 pub use net::{
     FilterError, L3Proto, L4Proto, LinkState, Lso, NetDevice, NetStats, Offloads, RxMeta, TxError,
@@ -22,3 +25,4 @@ pub use platform::{
     Barrier, Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, Platform, PlatformError,
     Region,
 };
+pub use vec_dma::VecDma;

@@ -359,6 +359,13 @@ pub trait NetDevice {
         let _ = on;
         Err(FilterError::Unsupported)
     }
+
+    /// A device with timers of its own (a link aggregation's LACP
+    /// machines): poll it again within this time even if no frame or
+    /// interrupt comes. None: no timer.
+    fn poll_within(&self) -> Option<core::time::Duration> {
+        None
+    }
 }
 
 #[cfg(test)]

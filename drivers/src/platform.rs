@@ -309,5 +309,36 @@ pub trait Platform: fmt::Debug {
     fn clock(&self) -> &Self::Clock;
 }
 
+/// `impl Platform for $t` where one object is every part (each accessor
+/// returns `self`): a function reached through one cheap handle, as the
+/// test platforms and the vfio-user client are.
+#[macro_export]
+macro_rules! platform_of_one {
+    ($t:ty) => {
+        impl $crate::Platform for $t {
+            type Dma = $t;
+            type Mmio = $t;
+            type Config = $t;
+            type Msix = $t;
+            type Clock = $t;
+            fn dma(&self) -> &Self {
+                self
+            }
+            fn mmio(&self) -> &Self {
+                self
+            }
+            fn config(&self) -> &Self {
+                self
+            }
+            fn msix(&self) -> &Self {
+                self
+            }
+            fn clock(&self) -> &Self {
+                self
+            }
+        }
+    };
+}
+
 /// The DMA region type of a platform.
 pub type Region<P> = <<P as Platform>::Dma as DmaAlloc>::Region;

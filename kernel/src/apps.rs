@@ -65,7 +65,7 @@ pub fn is_interface_name(name: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             && name[prefix.len()..].parse::<u32>().is_ok()
     };
-    numbered("net") || numbered("vnic")
+    numbered("net") || numbered("vnic") || numbered("aggr")
 }
 
 /// One app to start: which, on which interface, with what arguments

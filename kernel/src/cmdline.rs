@@ -6,10 +6,12 @@
 //! (whether drivers attach the adapters they claim at boot; with `off`
 //! they stay claimed and idle until the shell's `attach <pci>`) and
 //! `net.<n>=<config>` (network interface `net<n>`, `n` in 0..8: `dhcp`,
-//! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64]`; the kernel checks
-//! the value itself, see [`Config::net`]) and `vnic.<n>=<definition>`
+//! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64][,mtu=N]`; the kernel
+//! checks the value itself, see [`Config::net`]; the port under it takes
+//! `speed=` and `led=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
-//! by the kernel's VNIC code). Unknown keys and
+//! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
+//! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -38,7 +40,14 @@ pub struct Config {
     /// same number replaces an earlier one, so there is at most one per
     /// VNIC). Checked where the VNICs are.
     pub vnic: heapless::Vec<(u32, String), { MAX_VNICS as usize }>,
+    /// `aggr.<n>=`: link aggregation `aggr<n>` (`n` in 0..4) and its
+    /// definition text (`ports:net0+net1,lacp:..,policy:..,timer:..,ip:..`),
+    /// checked where the aggregations are.
+    pub aggr: heapless::Vec<(u32, String), { MAX_AGGRS as usize }>,
 }
+
+/// Aggregation numbers `aggr.<n>=` can name (0..4).
+pub const MAX_AGGRS: u32 = 4;
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
 pub const MAX_VNICS: u32 = 64;
@@ -54,6 +63,7 @@ impl Default for Config {
             attach: true,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
+            aggr: heapless::Vec::new(),
         }
     }
 }
@@ -66,6 +76,74 @@ impl Config {
             .find(|(i, _)| *i == index)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The settings of the port under a `net.<n>` interface that its
+/// configuration text may carry besides its addresses: the command-line
+/// (and `ifconfig`) form of the shell's `speed <pci> ...` and `led <pci>
+/// ...`, as `mtu=N` is of `mtu <if> <n>`. E.g.
+/// `net.0=dhcp,mtu=9000,speed=10G,led=beacon:30`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortItems {
+    /// `speed=auto|<rate>` (rates as `speed` takes them: `10G`, `1000`).
+    pub speed: Option<crate::shellcmd::SpeedArg>,
+    /// `led=on|off|beacon[:<seconds>]`.
+    pub led: Option<crate::shellcmd::LedArg>,
+}
+
+impl PortItems {
+    pub fn is_empty(&self) -> bool {
+        self.speed.is_none() && self.led.is_none()
+    }
+}
+
+/// Take the `speed=` and `led=` items out of an interface configuration
+/// text (anywhere after its first, address item): them, and the rest for
+/// cxos-net's `IfConfig`. `Err` names the bad item.
+pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
+    use crate::shellcmd::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
+    let mut items = PortItems::default();
+    let mut rest = String::new();
+    for (i, item) in text.split(',').map(str::trim).enumerate() {
+        match item.split_once('=') {
+            Some(("speed", v)) if i > 0 => {
+                if items.speed.is_some() {
+                    return Err("'speed=' given twice".into());
+                }
+                items.speed = Some(match v {
+                    "auto" => SpeedArg::Auto,
+                    r => SpeedArg::Mbps(
+                        parse_rate(r)
+                            .ok_or_else(|| alloc::format!("'{r}' is not auto or a rate"))?,
+                    ),
+                });
+            }
+            Some(("led", v)) if i > 0 => {
+                if items.led.is_some() {
+                    return Err("'led=' given twice".into());
+                }
+                items.led = Some(match v.split_once(':') {
+                    None if v == "on" => LedArg::On,
+                    None if v == "off" => LedArg::Off,
+                    None if v == "beacon" => LedArg::Beacon(BEACON_DEFAULT_S),
+                    Some(("beacon", n)) => match n.parse::<u16>() {
+                        Ok(n) if (1..0xffff).contains(&n) => LedArg::Beacon(n),
+                        _ => return Err(alloc::format!("'{n}' is not a beacon time in seconds")),
+                    },
+                    _ => {
+                        return Err(alloc::format!("'{v}' is not on, off or beacon[:<seconds>]"));
+                    }
+                });
+            }
+            _ => {
+                if i > 0 {
+                    rest.push(',');
+                }
+                rest.push_str(item);
+            }
+        }
+    }
+    Ok((items, rest))
 }
 
 /// One network app of `test=`: its name and its argument line.
@@ -234,6 +312,20 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     }
                 }
             }
+            _ if key.starts_with("aggr.") => {
+                match key["aggr.".len()..]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n < MAX_AGGRS)
+                {
+                    None => diags.push(Diagnostic::UnknownKey(key.into())),
+                    Some(n) => {
+                        config.aggr.retain(|(j, _)| *j != n);
+                        // Fits: one entry per number, numbers below capacity.
+                        let _ = config.aggr.push((n, value.into()));
+                    }
+                }
+            }
             _ => diags.push(Diagnostic::UnknownKey(key.into())),
         }
     }
@@ -243,7 +335,42 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shellcmd::{LedArg, SpeedArg};
     use log::LevelFilter;
+
+    #[test]
+    fn port_items_come_out_of_an_interface_configuration() {
+        let (p, rest) = port_items("dhcp,mtu=9000,speed=10G,led=beacon:30").unwrap();
+        assert_eq!(rest, "dhcp,mtu=9000");
+        assert_eq!(p.speed, Some(SpeedArg::Mbps(10_000)));
+        assert_eq!(p.led, Some(LedArg::Beacon(30)));
+        let (p, rest) = port_items("10.0.0.2/24,led=on,gw=10.0.0.1,speed=auto").unwrap();
+        assert_eq!(rest, "10.0.0.2/24,gw=10.0.0.1");
+        assert_eq!((p.speed, p.led), (Some(SpeedArg::Auto), Some(LedArg::On)));
+        let (p, rest) = port_items("none,led=beacon").unwrap();
+        assert_eq!(rest, "none");
+        assert_eq!(
+            p.led,
+            Some(LedArg::Beacon(crate::shellcmd::BEACON_DEFAULT_S))
+        );
+        let (p, rest) = port_items("dhcp").unwrap();
+        assert!(p.is_empty());
+        assert_eq!(rest, "dhcp");
+        for (bad, why) in [
+            ("dhcp,speed=fast", "'fast' is not auto or a rate"),
+            (
+                "dhcp,led=blink",
+                "'blink' is not on, off or beacon[:<seconds>]",
+            ),
+            ("dhcp,led=beacon:0", "'0' is not a beacon time in seconds"),
+            ("dhcp,speed=1G,speed=10G", "'speed=' given twice"),
+            ("dhcp,led=on,led=off", "'led=' given twice"),
+        ] {
+            assert_eq!(port_items(bad).unwrap_err(), why, "{bad}");
+        }
+        // The first item is the address part, never a port item.
+        assert_eq!(port_items("speed=10G").unwrap().1, "speed=10G");
+    }
 
     #[test]
     fn known_keys() {
@@ -344,6 +471,23 @@ mod tests {
             "cmdline: bad value '' for 'net.0', using none"
         );
         assert_eq!(d[3].to_string(), "cmdline: unknown key 'net' ignored");
+    }
+
+    #[test]
+    fn aggr_keys_name_aggregations() {
+        let (c, d) =
+            parse("aggr.0=ports:net0+net1,ip:10.0.0.2/24,gw=10.0.0.1 aggr.4=x aggr.1=a aggr.1=b");
+        assert_eq!(
+            c.aggr.as_slice(),
+            [
+                (
+                    0,
+                    String::from("ports:net0+net1,ip:10.0.0.2/24,gw=10.0.0.1")
+                ),
+                (1, String::from("b"))
+            ]
+        );
+        assert_eq!(d, [Diagnostic::UnknownKey("aggr.4".into())]);
     }
 
     #[test]

@@ -11,6 +11,8 @@ extern crate alloc;
 
 pub mod acpi;
 #[cfg(feature = "net")]
+pub mod aggr_def;
+#[cfg(feature = "net")]
 pub mod apps;
 pub mod cmdline;
 pub mod dma;

@@ -274,11 +274,14 @@ mod net {
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
-  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>
   vnic delete <N>       destroy vnic<N> (its flow entries and queues)
   vnic list             the VNIC definitions
   vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter
-  (<if> is net<i> or vnic<N>; every app takes -I <if> anywhere on its line)";
+  aggr create <name> <if> <if> [lacp active|passive|off] [policy L2|L3|L4] [timer fast|slow]   link aggregation (IEEE 802.1AX)
+  aggr delete <name>    the members get their own interfaces back
+  aggr show [-L]        aggregations and members (-L: LACP state, partner, LACPDUs)
+  (<if> is net<i>, vnic<N> or aggr<N>; every app takes -I <if> anywhere on its line)";
 
     /// A network command.
     #[derive(Clone, Debug, PartialEq)]
@@ -294,11 +297,14 @@ mod net {
             name: &'a str,
         },
         /// `ifconfig <if> <cfg>` (`ip` too): `name` is `net<i>` (below
-        /// the command line's interface count) or `vnic<N>`.
+        /// the command line's interface count) or `vnic<N>`; `port`:
+        /// the `speed=`/`led=` items (`net<i>` only), applied with the
+        /// MTU (`mtu=`) as `speed`, `led` and `mtu` apply them.
         Configure {
             cmd: &'a str,
             name: &'a str,
             cfg: IfConfig,
+            port: crate::cmdline::PortItems,
         },
         /// A foreground app (`ping`, `iperf3`, ...).
         App(AppCommand),
@@ -313,6 +319,17 @@ mod net {
         VnicDelete(u32),
         VnicList,
         Vnics,
+        /// `aggr create <name> <if> <if> ...`.
+        AggrCreate {
+            name: &'a str,
+            def: crate::aggr_def::AggrDef,
+        },
+        /// `aggr delete <name>`.
+        AggrDelete(&'a str),
+        /// `aggr show [-L]`.
+        AggrShow {
+            long: bool,
+        },
         /// `promisc <if> on|off`.
         Promisc {
             name: &'a str,
@@ -384,6 +401,7 @@ mod net {
                 }
             }
             "vnics" => net(NetCommand::Vnics),
+            "aggr" => aggr(arg),
             "promisc" => {
                 let usage = || refused("usage: promisc <if> on|off".into());
                 let mut words = arg.split_whitespace();
@@ -411,6 +429,29 @@ mod net {
             }
             _ => None,
         }
+    }
+
+    /// `aggr create|delete|show`.
+    fn aggr(arg: &str) -> Option<Command<'_>> {
+        use crate::aggr_def::{AggrDef, aggr_number};
+        let (sub, rest) = super::split(arg);
+        let (name, more) = super::split(rest);
+        let c = match sub {
+            "create" if aggr_number(name).is_some() => match AggrDef::from_words(more) {
+                Ok(def) => Command::Net(NetCommand::AggrCreate { name, def }),
+                Err(e) => Command::Refused(format!("aggr: {e}")),
+            },
+            "create" => Command::Refused("aggr: the name is aggr0 .. aggr3".into()),
+            "delete" if aggr_number(name).is_some() && more.is_empty() => {
+                Command::Net(NetCommand::AggrDelete(name))
+            }
+            "show" | "" if rest.is_empty() => Command::Net(NetCommand::AggrShow { long: false }),
+            "show" if rest == "-L" => Command::Net(NetCommand::AggrShow { long: true }),
+            _ => Command::Refused(
+                "usage: aggr create <name> <if> <if> [lacp active|passive|off] [policy L2|L3|L4] [timer fast|slow] | aggr delete <name> | aggr show [-L]".into(),
+            ),
+        };
+        Some(c)
     }
 
     fn ifconfig<'a>(cmd: &'a str, arg: &'a str) -> Command<'a> {
@@ -446,11 +487,21 @@ mod net {
         if matches!(index, Some(Ok(i)) if i >= MAX_INTERFACES) {
             return Command::Refused(usage(cmd));
         }
+        let (port, rest) = match crate::cmdline::port_items(rest) {
+            Ok(r) => r,
+            Err(e) => return Command::Refused(format!("{cmd}: {e}")),
+        };
+        if !port.is_empty() && index.is_none() {
+            return Command::Refused(format!(
+                "{cmd}: speed= and led= set a port: give them to its interface net<i>"
+            ));
+        }
         match rest.parse::<IfConfig>() {
             Ok(cfg) => net(NetCommand::Configure {
                 cmd,
                 name: first,
                 cfg,
+                port,
             }),
             Err(e) => Command::Refused(format!("{cmd}: {e}")),
         }
@@ -560,7 +611,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc", "mtu", "pktgen", "pktsink",
+            "promisc", "mtu", "pktgen", "pktsink", "aggr",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(
@@ -608,12 +659,38 @@ mod tests {
                 }
             }
             match net("ifconfig vnic2 10.0.0.3/24,gw=10.0.0.1") {
-                NetCommand::Configure { cmd, name, cfg } => {
+                NetCommand::Configure {
+                    cmd,
+                    name,
+                    cfg,
+                    port,
+                } => {
                     assert_eq!((cmd, name), ("ifconfig", "vnic2"));
                     assert_eq!(cfg, "10.0.0.3/24,gw=10.0.0.1".parse().unwrap());
+                    assert!(port.is_empty());
                 }
                 other => panic!("{other:?}"),
             }
+            // The port's settings in the command line's form.
+            match net("ifconfig net0 dhcp,mtu=9000,speed=25G,led=off") {
+                NetCommand::Configure {
+                    name, cfg, port, ..
+                } => {
+                    assert_eq!(name, "net0");
+                    assert_eq!(cfg, "dhcp,mtu=9000".parse().unwrap());
+                    assert_eq!(port.speed, Some(SpeedArg::Mbps(25_000)));
+                    assert_eq!(port.led, Some(LedArg::Off));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                refused("ifconfig vnic2 dhcp,speed=10G"),
+                "ifconfig: speed= and led= set a port: give them to its interface net<i>"
+            );
+            assert_eq!(
+                refused("ifconfig net0 dhcp,led=bright"),
+                "ifconfig: 'bright' is not on, off or beacon[:<seconds>]"
+            );
             assert!(matches!(net("ip net1 dhcp"), NetCommand::Configure { .. }));
             assert!(refused("ip net0").starts_with("usage: ip "));
             assert!(refused("ip addr show eth0").starts_with("usage: ip "));
@@ -721,6 +798,38 @@ mod tests {
             assert_eq!(refused("mtu net0"), "usage: mtu <if> <n>");
             assert_eq!(refused("mtu net0 big"), "usage: mtu <if> <n>");
             assert_eq!(refused("mtu 9000 net0"), "usage: mtu <if> <n>");
+        }
+
+        #[test]
+        fn aggr_commands_like_dladm() {
+            use crate::aggr_def::AggrDef;
+            match net("aggr create aggr0 net0 net1 lacp passive policy L3 timer slow") {
+                NetCommand::AggrCreate { name, def } => {
+                    assert_eq!(name, "aggr0");
+                    assert_eq!(
+                        def,
+                        AggrDef::from_words("net0 net1 timer slow policy l3 lacp passive").unwrap()
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(net("aggr delete aggr0"), NetCommand::AggrDelete("aggr0"));
+            assert_eq!(net("aggr show"), NetCommand::AggrShow { long: false });
+            assert_eq!(net("aggr"), NetCommand::AggrShow { long: false });
+            assert_eq!(net("aggr show -L"), NetCommand::AggrShow { long: true });
+            let refused = |l: &str| match Command::parse(l) {
+                Command::Refused(why) => why,
+                other => panic!("{l}: {other:?}"),
+            };
+            assert!(refused("aggr create bond0 net0 net1").contains("aggr0 .. aggr3"));
+            assert!(refused("aggr create aggr0 net0").starts_with("aggr: bad ports"));
+            assert!(refused("aggr delete").starts_with("usage: aggr"));
+            assert!(refused("aggr show -x").starts_with("usage: aggr"));
+            // The aggregation is an interface like any other.
+            match net("ping -I aggr0 10.0.0.1 -c 1") {
+                NetCommand::App(a) => assert_eq!(a.target, Target::Name("aggr0".into())),
+                other => panic!("{other:?}"),
+            }
         }
 
         #[test]

@@ -8,6 +8,8 @@
 //! `mac:<aa:bb:cc:dd:ee:ff|auto>` (default auto: the driver generates a
 //! locally administered MAC), `vlan:<1..4094>` (default untagged),
 //! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
+//! `over:net<i>` (the port it is on, default net0: the first function) or
+//! `over:aggr<n>` (a VNIC on every member of that aggregation),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
 //! `gw=`, `ip6=`, `gw6=`, `lease=`, `mtu=` items (`mtu=N`: the VNIC's IP
 //! MTU, at most its port's).
@@ -28,6 +30,24 @@ use crate::cmdline::MAX_VNICS;
 pub struct VnicDef {
     pub spec: VnicSpec,
     pub ip: IfConfig,
+    /// What it is on: a port (`over:net1`; default the first) or an
+    /// aggregation (`over:aggr0`).
+    pub over: Over,
+}
+
+/// Where a VNIC lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    /// Port `net<i>`.
+    Port(u8),
+    /// Aggregation `aggr<n>`: a VNIC on every member.
+    Aggr(u8),
+}
+
+impl Default for Over {
+    fn default() -> Self {
+        Over::Port(0)
+    }
 }
 
 /// Why a VNIC definition was refused.
@@ -36,6 +56,7 @@ pub enum VnicDefError {
     BadMac(String),
     BadVlan(String),
     BadQueues(String),
+    BadOver(String),
     UnknownKey(String),
     IpTwice,
     /// A `gw=`/`ip6=`/`gw6=`/`lease=` item before any `ip:`.
@@ -49,6 +70,7 @@ impl fmt::Display for VnicDefError {
             VnicDefError::BadMac(s) => write!(f, "bad MAC address '{s}'"),
             VnicDefError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
             VnicDefError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
+            VnicDefError::BadOver(s) => write!(f, "bad port '{s}' (net0 .. net7, aggr0 .. aggr3)"),
             VnicDefError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
             VnicDefError::IpTwice => f.write_str("ip given twice"),
             VnicDefError::IpItemFirst(s) => write!(f, "'{s}' needs ip: before it"),
@@ -86,6 +108,7 @@ impl FromStr for VnicDef {
             queues: 1,
         };
         let mut ip: Option<String> = None;
+        let mut over = Over::default();
         // `mtu=` may come anywhere; cxos-net's parser checks it.
         let mut mtu: Option<&str> = None;
         for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
@@ -128,6 +151,21 @@ impl FromStr for VnicDef {
                         .ok_or_else(|| VnicDefError::BadQueues(value.into()))?;
                     spec.queues = q;
                 }
+                "over" => {
+                    let number = |prefix: &str, max: usize| {
+                        value
+                            .strip_prefix(prefix)
+                            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|n| n.parse::<u8>().ok())
+                            .filter(|&n| usize::from(n) < max)
+                    };
+                    over = number("net", crate::cmdline::MAX_INTERFACES)
+                        .map(Over::Port)
+                        .or_else(|| {
+                            number("aggr", crate::cmdline::MAX_AGGRS as usize).map(Over::Aggr)
+                        })
+                        .ok_or_else(|| VnicDefError::BadOver(value.into()))?;
+                }
                 "ip" => {
                     if ip.is_some() {
                         return Err(VnicDefError::IpTwice);
@@ -143,7 +181,7 @@ impl FromStr for VnicDef {
             ip.push_str(m);
         }
         let ip = IfConfig::from_str(&ip).map_err(VnicDefError::Ip)?;
-        Ok(VnicDef { spec, ip })
+        Ok(VnicDef { spec, ip, over })
     }
 }
 
@@ -151,6 +189,11 @@ impl fmt::Display for VnicDef {
     /// The syntax it parses from: `mac:..,vlan:..,queues:..,ip:..`
     /// (`mac:auto` when the driver picks the MAC, no `vlan` when untagged).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.over {
+            Over::Port(0) => {}
+            Over::Port(i) => write!(f, "over:net{i},")?,
+            Over::Aggr(n) => write!(f, "over:aggr{n},")?,
+        }
         match self.spec.mac {
             Some(m) => write!(f, "mac:{m},")?,
             None => f.write_str("mac:auto,")?,
@@ -231,6 +274,34 @@ mod tests {
 
     fn def(s: &str) -> VnicDef {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_vnic_names_its_port_with_over() {
+        assert_eq!(def("ip:dhcp").over, Over::Port(0));
+        let a = def("vlan:19,over:aggr0");
+        assert_eq!(a.over, Over::Aggr(0));
+        assert_eq!(def(&format!("{a}")), a);
+        let d = def("over:net1,vlan:10,ip:10.0.10.2/24");
+        assert_eq!((d.over, d.spec.vlan), (Over::Port(1), Some(10)));
+        assert_eq!(
+            format!("{d}"),
+            format!("over:net1,mac:auto,vlan:10,queues:1,ip:{}", d.ip)
+        );
+        assert_eq!(def(&format!("{d}")), d);
+        for bad in [
+            "over:eth1",
+            "over:net",
+            "over:net8",
+            "over:net1x",
+            "over:aggr4",
+        ] {
+            assert_eq!(
+                bad.parse::<VnicDef>(),
+                Err(VnicDefError::BadOver(bad["over:".len()..].into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

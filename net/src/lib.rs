@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub use smoltcp;
 
+pub mod aggr;
 pub mod app;
 pub mod config;
 pub mod l2;

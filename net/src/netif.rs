@@ -373,7 +373,11 @@ impl<D: NetDevice> NetIf<D> {
     /// How long the caller may sleep (or wait for an interrupt) before the
     /// next poll; None: nothing is timed, wait for an interrupt.
     pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
-        let d = self.iface.poll_delay(now, &self.sockets);
+        let mut d = self.iface.poll_delay(now, &self.sockets);
+        if let Some(own) = self.phy.device().poll_within() {
+            let own = Duration::from_micros(own.as_micros().min(u128::from(u64::MAX)) as u64);
+            d = Some(d.map_or(own, |d| d.min(own)));
+        }
         if self.phy.has_pending() {
             // Replies wait for ring room: retry soon even if no transmit
             // completion interrupt comes.
@@ -628,6 +632,9 @@ impl<D: NetDevice> NetIf<D> {
         let mut routes = heapless::Vec::new();
         self.iface.routes_mut().update(|r| routes = r.clone());
         iface.routes_mut().update(|r| *r = routes);
+        // smoltcp keeps its neighbour cache inside the Interface: without
+        // this the first reply to every peer would be lost to ARP.
+        self.phy.replay_arp(now, &mut iface, &mut self.sockets);
         self.iface = iface;
         r
     }

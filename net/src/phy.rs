@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use cxos_drivers::net::{L3Proto, L4Proto, NetDevice, RxMeta, TxError, TxGeometry, TxMeta};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress,
     EthernetFrame, EthernetProtocol, Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol,
@@ -335,6 +335,76 @@ pub struct Phy<D: NetDevice> {
     /// Frames the capture queue had no room for.
     snoop_dropped: u64,
     dhcp_ack: Option<DhcpAckSeen>,
+    /// The IPv4 neighbours smoltcp learned from ARP, remembered so that a
+    /// rebuilt `Interface` (a runtime MTU change) starts with them.
+    arp_seen: ArpMemory,
+}
+
+/// How many ARP bindings [`ArpMemory`] keeps (smoltcp's own cache holds
+/// more; these are the most recent).
+const ARP_MEMORY: usize = 16;
+
+/// smoltcp's neighbour entry lifetime: a binding older than this would
+/// have expired in the cache it came from, so it is not replayed.
+const ARP_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The most recent ARP bindings received (sender IPv4 and MAC, the
+/// target address it was aimed at, when): what smoltcp's neighbour cache
+/// learns from ARP, since it fills its cache from every request or reply
+/// aimed at one of its addresses.
+#[derive(Debug, Default)]
+struct ArpMemory {
+    seen: heapless::Vec<ArpSeen, ARP_MEMORY>,
+}
+
+/// Sender IPv4 and MAC, target IPv4, when.
+type ArpSeen = ([u8; 4], [u8; 6], [u8; 4], Instant);
+
+impl ArpMemory {
+    fn note(&mut self, frame: &[u8], now: Instant) {
+        let Ok(arp) = ArpPacket::new_checked(frame.get(ETH_HEADER..).unwrap_or(&[])) else {
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_protocol_addr: tpa,
+            ..
+        }) = ArpRepr::parse(&arp)
+        else {
+            return;
+        };
+        let (spa, tpa) = (spa.octets(), tpa.octets());
+        self.seen.retain(|(ip, ..)| *ip != spa);
+        if self.seen.is_full() {
+            self.seen.remove(0);
+        }
+        let _ = self.seen.push((spa, sha.0, tpa, now));
+    }
+
+    /// Each remembered binding as an ARP reply to `mac`, for a new
+    /// `Interface` to learn from as it learned from the original.
+    fn replies(&self, mac: [u8; 6], now: Instant) -> impl Iterator<Item = [u8; 42]> + '_ {
+        self.seen
+            .iter()
+            .filter(move |(.., at)| now < *at + ARP_LIFETIME)
+            .map(move |(spa, sha, tpa, _)| {
+                let repr = ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Reply,
+                    source_hardware_addr: EthernetAddress(*sha),
+                    source_protocol_addr: Ipv4Address::from(*spa),
+                    target_hardware_addr: EthernetAddress(mac),
+                    target_protocol_addr: Ipv4Address::from(*tpa),
+                };
+                let mut f = [0u8; 42];
+                let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+                eth.set_dst_addr(EthernetAddress(mac));
+                eth.set_src_addr(EthernetAddress(*sha));
+                eth.set_ethertype(EthernetProtocol::Arp);
+                repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+                f
+            })
+    }
 }
 
 impl<D: NetDevice> Phy<D> {
@@ -376,6 +446,30 @@ impl<D: NetDevice> Phy<D> {
             snoop: None,
             snoop_dropped: 0,
             dhcp_ack: None,
+            arp_seen: ArpMemory::default(),
+        }
+    }
+
+    /// Teach `iface` (new, e.g. rebuilt for another MTU) the ARP bindings
+    /// the one before it learned, so its first reply to a known peer does
+    /// not wait for (and lose its packet to) a new ARP exchange.
+    pub fn replay_arp(&mut self, now: Instant, iface: &mut Interface, sockets: &mut SocketSet<'_>) {
+        let mac = self.tx.dev.mac();
+        let Phy {
+            caps,
+            stash,
+            spare,
+            arp_seen,
+            ..
+        } = self;
+        for f in arp_seen.replies(mac, now) {
+            let mut one = OneFrame {
+                frame: Some(&f),
+                caps,
+                stash,
+                spare,
+            };
+            iface.poll_ingress_single(now, &mut one, sockets);
         }
     }
 
@@ -429,6 +523,7 @@ impl<D: NetDevice> Phy<D> {
                 dhcp_ack,
                 snoop,
                 snoop_dropped,
+                arp_seen,
                 ..
             } = self;
             let TxPath { dev, stats, .. } = tx;
@@ -440,6 +535,9 @@ impl<D: NetDevice> Phy<D> {
                         stats.rx_bytes += frame.len() as u64;
                         if dhcp_client && let Some(ack) = parse_dhcp_ack(frame) {
                             *dhcp_ack = Some(ack);
+                        }
+                        if frame.get(12..14) == Some(&[0x08, 0x06]) {
+                            arp_seen.note(frame, now);
                         }
                         let mut one = OneFrame {
                             frame: Some(frame),

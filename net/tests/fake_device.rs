@@ -245,22 +245,7 @@ fn a_full_ring_is_counted_and_stashed_replies_go_out_later() {
     n.device_mut().ring = 0;
     // An ARP request for us arrives: the reply is made while the frame is
     // lent, staged, and cannot be sent yet.
-    let req = {
-        let repr = ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr: EthernetAddress(PEER_MAC),
-            source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
-            target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: Ipv4Address::new(10, 0, 0, 2),
-        };
-        let mut f = vec![0u8; 14 + repr.buffer_len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_dst_addr(EthernetAddress::BROADCAST);
-        eth.set_src_addr(EthernetAddress(PEER_MAC));
-        eth.set_ethertype(EthernetProtocol::Arp);
-        repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-        f
-    };
+    let req = arp_request();
     n.device_mut().rx.push_back((req, RxMeta::default()));
     n.poll(now);
     assert!(n.device().wire.is_empty());
@@ -375,4 +360,96 @@ fn the_stack_mtu_follows_a_runtime_change_of_the_device() {
     assert_eq!(n.iface.ip_addrs(), &addrs[..], "addresses kept");
     assert_eq!(n.phy().capabilities().max_transmission_unit, 9014);
     assert_eq!(n.phy().capabilities().ip_mtu(), 9000);
+}
+
+/// An ARP request from the peer (10.0.0.1) for 10.0.0.2.
+fn arp_request() -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(PEER_MAC),
+        source_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: Ipv4Address::new(10, 0, 0, 2),
+    };
+    let mut f = vec![0u8; 14 + repr.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(EthernetAddress::BROADCAST);
+    eth.set_src_addr(EthernetAddress(PEER_MAC));
+    eth.set_ethertype(EthernetProtocol::Arp);
+    repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    f
+}
+
+/// An ICMP echo request from the peer to 10.0.0.2 (`to`), checksums
+/// right.
+fn echo_request(to: [u8; 6], seq_no: u16) -> Vec<u8> {
+    use cxos_net::smoltcp::phy::ChecksumCapabilities;
+    use cxos_net::smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
+    let data = [0x5a; 32];
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident: 7,
+        seq_no,
+        data: &data,
+    };
+    let ip = Ipv4Repr {
+        src_addr: Ipv4Address::new(10, 0, 0, 1),
+        dst_addr: Ipv4Address::new(10, 0, 0, 2),
+        next_header: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut f = vec![0u8; 14 + ip.buffer_len() + icmp.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(EthernetAddress(to));
+    eth.set_src_addr(EthernetAddress(PEER_MAC));
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let caps = ChecksumCapabilities::default();
+    let mut p = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut p, &caps);
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(p.payload_mut()), &caps);
+    f
+}
+
+#[test]
+fn a_runtime_mtu_change_keeps_the_arp_neighbours() {
+    let mut n = net(FakeDev::new());
+    let mac = n.mac();
+    let mut t = Instant::from_millis(10);
+    // The peer resolves us: smoltcp answers and learns the peer's MAC.
+    n.device_mut()
+        .rx
+        .push_back((arp_request(), RxMeta::default()));
+    n.poll(t);
+    assert_eq!(n.device_mut().wire.len(), 1, "the ARP reply");
+    n.device_mut().wire.clear();
+    for (i, mtu) in [9000, 1500].into_iter().enumerate() {
+        t += Duration::from_millis(100);
+        n.change_mtu(t, |d| d.mtu = mtu);
+        assert_eq!(n.phy().capabilities().ip_mtu(), mtu);
+        // The peer pings: the first reply goes out at once, no ARP
+        // request before it (smoltcp would drop the reply for one).
+        n.device_mut()
+            .rx
+            .push_back((echo_request(mac, i as u16), RxMeta::default()));
+        n.poll(t);
+        let wire = std::mem::take(&mut n.device_mut().wire);
+        assert_eq!(wire.len(), 1, "MTU {mtu}: {wire:?}");
+        let eth = EthernetFrame::new_unchecked(&wire[0].0[..]);
+        assert_eq!(eth.ethertype(), EthernetProtocol::Ipv4, "MTU {mtu}");
+        assert_eq!(eth.dst_addr(), EthernetAddress(PEER_MAC));
+    }
+    // A binding older than smoltcp's entry lifetime (60 s) is not
+    // replayed: the stack resolves the peer again, as it would have.
+    t += Duration::from_secs(61);
+    n.change_mtu(t, |d| d.mtu = 9000);
+    n.device_mut()
+        .rx
+        .push_back((echo_request(mac, 9), RxMeta::default()));
+    n.poll(t);
+    let wire = std::mem::take(&mut n.device_mut().wire);
+    assert!(
+        wire.iter()
+            .all(|(f, _)| EthernetFrame::new_unchecked(&f[..]).ethertype() == EthernetProtocol::Arp),
+        "{wire:?}"
+    );
 }

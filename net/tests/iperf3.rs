@@ -50,21 +50,51 @@ struct Outcome {
 
 /// Runs `iperf3 <args>` on stack a against the server on b until both ends
 /// are done.
-fn run_client(p: &mut Pair, srv: &mut Srv, args: &str) -> Outcome {
+/// A client on `p.a` started with `args` (its seed from the clock).
+fn start_client(p: &mut Pair, args: &str, out: &mut String) -> Iperf3Client {
     let Iperf3Args::Client(cfg) = args.parse().unwrap() else {
         panic!("not a client: {args}")
     };
-    let mut out = String::new();
     let now = p.now;
     let seed = now.total_micros() as u64;
-    let mut c = Iperf3Client::start(
+    Iperf3Client::start(
         cfg,
         &mut p.a.net.iface,
         &mut p.a.net.sockets,
         now,
         seed,
-        &mut out,
-    );
+        out,
+    )
+}
+
+/// What ended in one [`step`]: the client's result, the server's.
+type Ended = (
+    Option<Result<Iperf3Report, Iperf3Error>>,
+    Option<Result<Iperf3Report, Iperf3Error>>,
+);
+
+/// One round: the pair, the client (until it is done) and the server
+/// polled once, the clock moved on to the next thing due.
+fn step(p: &mut Pair, srv: &mut Srv, c: &mut Iperf3Client, done: bool, out: &mut String) -> Ended {
+    let progress = p.poll();
+    let now = p.now;
+    let mut client = None;
+    if !done && let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, out)
+    {
+        client = Some(r);
+    }
+    let server = srv.poll(p);
+    let at = [c.poll_at(now), srv.s.poll_at(now)]
+        .into_iter()
+        .flatten()
+        .min();
+    tick(p, progress, at);
+    (client, server)
+}
+
+fn run_client(p: &mut Pair, srv: &mut Srv, args: &str) -> Outcome {
+    let mut out = String::new();
+    let mut c = start_client(p, args, &mut out);
     let mut client = None;
     let mut server = None;
     let end = p.now + Duration::from_secs(60);
@@ -74,22 +104,9 @@ fn run_client(p: &mut Pair, srv: &mut Srv, args: &str) -> Outcome {
             "test did not finish\nclient:\n{out}\nserver:\n{}",
             srv.out
         );
-        let progress = p.poll();
-        let now = p.now;
-        if client.is_none()
-            && let ClientPoll::Done(r) =
-                c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
-            client = Some(r);
-        }
-        if let Some(r) = srv.poll(p) {
-            server = Some(r);
-        }
-        let at = [c.poll_at(now), srv.s.poll_at(now)]
-            .into_iter()
-            .flatten()
-            .min();
-        tick(p, progress, at);
+        let (c_end, s_end) = step(p, srv, &mut c, client.is_some(), &mut out);
+        client = client.or(c_end);
+        server = server.or(s_end);
     }
     Outcome {
         client: client.unwrap(),
@@ -1304,34 +1321,16 @@ fn bind_address_server_and_client() {
 fn time_zero_runs_until_stopped_and_the_server_goes_on() {
     let mut p = Pair::new(A, B);
     let mut srv = Srv::new(&mut p);
-    let Iperf3Args::Client(cfg) = "-t 0 -b 5M -c 10.0.0.2".parse().unwrap() else {
-        panic!()
-    };
     let mut out = String::new();
-    let now = p.now;
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        now.total_micros() as u64,
-        &mut out,
-    );
+    let mut c = start_client(&mut p, "-t 0 -b 5M -c 10.0.0.2", &mut out);
     // Past iperf3's default 10 s and then some: still sending.
     let end = p.now + Duration::from_secs(25);
     while p.now < end {
-        let progress = p.poll();
-        let now = p.now;
-        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
+        let (client, server) = step(&mut p, &mut srv, &mut c, false, &mut out);
+        if let Some(r) = client {
             panic!("-t 0 ended by itself: {r:?}\n{out}");
         }
-        assert!(srv.poll(&mut p).is_none(), "{}", srv.out);
-        let at = [c.poll_at(now), srv.s.poll_at(now)]
-            .into_iter()
-            .flatten()
-            .min();
-        tick(&mut p, progress, at);
+        assert!(server.is_none(), "{}", srv.out);
     }
     assert!(
         out.contains("[  5]  20.00-21.00"),

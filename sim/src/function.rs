@@ -31,6 +31,8 @@ pub struct Function {
     pub personality: Personality,
     /// Permanent MAC of the port (kept across teardown and reset).
     pub mac: [u8; 6],
+    /// The board this function's port is on (shared with its siblings).
+    pub identity: crate::adapter::Identity,
     pub config: PciConfig,
     pub iseg: InitSeg,
     pub bus: Bus,
@@ -52,6 +54,10 @@ pub struct Function {
     pub commands_executed: u64,
     /// MCIA accesses served (the EEPROM-read figure counts them).
     pub module_reads: u64,
+    /// A hand on the cage: when `module_reads` reaches this count (after
+    /// that read is answered), the module is pulled (as `remove_module`),
+    /// so a test can take it out between two MCIA reads of one EEPROM read.
+    pub pull_module_at_read: Option<u64>,
     /// HOST_ENDIANNESS register `he` (atomic response byte order).
     pub host_endianness: u8,
     /// Objects alive when the function was last torn down.
@@ -100,6 +106,7 @@ impl Function {
         Function {
             personality: p,
             mac,
+            identity: crate::adapter::Identity::new(p, 0, 1),
             config: PciConfig::new(p),
             iseg: InitSeg::new(p.fw_version()),
             bus: Bus::new(dma),
@@ -123,6 +130,7 @@ impl Function {
             },
             commands_executed: 0,
             module_reads: 0,
+            pull_module_at_read: None,
             host_endianness: 0,
             ppcnt_base: Default::default(),
             left_at_teardown: 0,
@@ -287,6 +295,18 @@ impl Function {
     /// A frame arrives at the port from the wire.
     pub fn receive(&mut self, frame: &[u8]) {
         crate::datapath::rx::receive(self, frame);
+    }
+
+    /// Frames that arrive together: a CQ created with `cqe_comp_en` writes
+    /// their CQEs as compressed sessions when the burst ends
+    /// (`crate::datapath::mini_cqe`).
+    pub fn receive_burst<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>) {
+        self.nic.cqs.batching = true;
+        for f in frames {
+            crate::datapath::rx::receive(self, f);
+        }
+        self.nic.cqs.batching = false;
+        crate::datapath::mini_cqe::flush_all(self);
     }
 
     fn process_commands(&mut self) {

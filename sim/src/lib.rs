@@ -16,6 +16,7 @@
 //! allocator), `vfio::guest_mem` (guest memory mapped by fd) and
 //! `link::tap` (the TAP device, feature `tap`).
 
+pub mod adapter;
 pub mod bits;
 pub mod cmd;
 pub mod cmdif;

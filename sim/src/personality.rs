@@ -13,7 +13,6 @@
 //!
 //! | capability (mlx5_ifc.h) | real parts | why off |
 //! |---|---|---|
-//! | `cmd_hca_cap.cqe_compression` | CX4 Lx and later | compressed (mini) CQEs are not generated |
 //! | `per_protocol_networking_offload_caps.multi_pkt_send_wqe` | CX4 Lx | MPW send WQEs are not parsed |
 //! | `enhanced_multi_pkt_send_wqe` | CX5 and later | enhanced MPW (Linux 6.12 turns TX MPWQE on whenever it is set) |
 //! | `lro_cap`, `lro_*` | all | no large receive offload |
@@ -23,6 +22,10 @@
 //! | `flow_table_properties_nic_transmit.*` | all | NIC transmit flow tables are not modelled |
 //! | `atomic`, `roce`, `pg` (ODP), `ipoib_*`, `qos`, `dct`, `crypto`, `ipsec_offload`, `tls_*`, `macsec` | part-dependent | not an Ethernet NIC function's data path |
 //! | `pcam_reg` / `mcam_reg` / `qcam_reg` | all | the feature masks of PCAM/MCAM/QCAM are not modelled, so optional port registers stay unused |
+//!
+//! CQE compression (`cqe_compression`, CX4 Lx and later) is on: the
+//! model builds compressed sessions from the responder CQEs of a burst
+//! of received frames (`crate::datapath::mini_cqe`).
 //!
 //! Striding RQ (`striding_rq`, CX5 and later) is on: the receive engine
 //! implements it and cxos uses it. Linux uses a striding RQ only with UMR,
@@ -98,6 +101,8 @@ pub struct PartCaps {
     /// `nic_vport_context.min_wqe_inline_mode` reported when mode is 1.
     pub vport_min_inline: u8,
     pub striding_rq: bool,
+    /// `cmd_hca_cap.cqe_compression` (CX4 Lx and later).
+    pub cqe_compression: bool,
     pub log_max_eq: u8,
     pub log_max_eq_sz: u8,
     pub log_max_cq: u8,
@@ -180,6 +185,13 @@ impl Personality {
         }
     }
 
+    /// Ports a board of this part comes with at most: every modelled
+    /// part ships in a 2-port form (e.g. MCX4121A, MCX516A, MCX623106A),
+    /// one PCI function per port (`mlx5-sim --ports 2`).
+    pub fn max_ports(self) -> u8 {
+        2
+    }
+
     /// PCI subsystem device id (the model's choice, one per part).
     pub fn subsystem_id(self) -> u16 {
         match self {
@@ -209,6 +221,7 @@ impl Personality {
             wqe_inline_mode: 2,
             vport_min_inline: 0,
             striding_rq: true,
+            cqe_compression: true,
             log_max_eq: 7,
             log_max_eq_sz: 22,
             log_max_cq: 24,
@@ -234,6 +247,7 @@ impl Personality {
             Self::ConnectX4 => PartCaps {
                 wqe_inline_mode: 0,
                 striding_rq: false,
+                cqe_compression: false,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,

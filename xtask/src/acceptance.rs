@@ -13,7 +13,7 @@
 //! hardware without a terminal those checks are skipped with a reason.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, IsTerminal, Write as _};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -134,14 +134,49 @@ impl Hands<'_> {
 
 /// Asks the person at the terminal; the trimmed answer.
 fn prompt(question: &str) -> Result<String, String> {
-    print!("\n>>> {question} ");
-    let _ = std::io::stdout().flush();
+    ask(
+        question,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout(),
+    )
+}
+
+/// `question` on `out`, the answer from `input` (a line, trimmed; empty
+/// at end of input).
+fn ask(
+    question: &str,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn Write,
+) -> Result<String, String> {
+    write!(out, "\n>>> {question} ")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot ask: {e}"))?;
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
+    input
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the answer: {e}"))?;
     Ok(line.trim().to_string())
+}
+
+/// Whether a person's answer to a `[y/n]` question is yes.
+fn confirms(answer: &str) -> bool {
+    answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
+}
+
+/// Who does the hand steps: the model's control socket, or on hardware
+/// the person at this terminal, or nobody when stdin is not one.
+fn hands_kind(hardware: bool, stdin_is_terminal: bool) -> HandsKind {
+    match (hardware, stdin_is_terminal) {
+        (false, _) => HandsKind::Model,
+        (true, true) => HandsKind::Terminal,
+        (true, false) => HandsKind::Nobody,
+    }
+}
+
+/// The adapter and peer interface of a hardware run (`None`: the model).
+/// clap makes each option require the other.
+fn hardware_target(args: &AcceptanceArgs) -> Option<(&str, &str)> {
+    args.passthrough.as_deref().zip(args.peer_if.as_deref())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,7 +465,7 @@ impl Suite<'_> {
             }
             _ => {
                 let a = prompt(&format!("Is the LED of {pci} blinking? [y/n]"))?;
-                if !a.eq_ignore_ascii_case("y") {
+                if !confirms(&a) {
                     return Err(format!("the LED does not blink (answer {a:?})"));
                 }
                 figures.push("blinking, seen by the operator".into());
@@ -441,7 +476,7 @@ impl Suite<'_> {
             Hands::Model(sim) => expect_reply(&sim.ask_ok("led")?, "ok led off"),
             _ => {
                 let a = prompt(&format!("Has the LED of {pci} stopped blinking? [y/n]"))?;
-                if a.eq_ignore_ascii_case("y") {
+                if confirms(&a) {
                     Ok(())
                 } else {
                     Err(format!("the LED still blinks (answer {a:?})"))
@@ -812,10 +847,9 @@ fn run_hardware(ctx: &Context, pci: &str, peer_if: &str, log: &Path) -> Result<R
     // A person may take their time over the hand steps.
     let session =
         Session::spawn(command, log, Duration::from_secs(1800)).map_err(|e| e.to_string())?;
-    let hands = if std::io::stdin().is_terminal() {
-        Hands::Terminal
-    } else {
-        Hands::Nobody
+    let hands = match hands_kind(true, std::io::stdin().is_terminal()) {
+        HandsKind::Terminal => Hands::Terminal,
+        _ => Hands::Nobody,
     };
     let peer = PeerSide {
         ns: &ns,
@@ -886,9 +920,9 @@ pub fn run(ws: &crate::workspace::Workspace, args: &AcceptanceArgs) -> crate::Re
         timeout: Duration::from_secs(300),
         run: acceptance_model,
     };
-    let report = match (&args.passthrough, &args.peer_if) {
-        (Some(pci), Some(peer_if)) => run_hardware(&ctx, pci, peer_if, &ctx.log_path(&test)),
-        _ => run_model(&ctx, &test).and_then(|r| {
+    let report = match hardware_target(args) {
+        Some((pci, peer_if)) => run_hardware(&ctx, pci, peer_if, &ctx.log_path(&test)),
+        None => run_model(&ctx, &test).and_then(|r| {
             r.ok_or_else(|| "the model's peer network cannot exist here (see above)".into())
         }),
     }
@@ -1021,6 +1055,52 @@ mod tests {
     }
 
     #[test]
+    fn hardware_hands_are_the_terminal_or_nobody_and_nobody_skips_the_hand_steps() {
+        assert_eq!(hands_kind(false, false), HandsKind::Model);
+        assert_eq!(hands_kind(false, true), HandsKind::Model);
+        assert_eq!(hands_kind(true, true), HandsKind::Terminal);
+        assert_eq!(hands_kind(true, false), HandsKind::Nobody);
+        // Run by CI (no terminal) against hardware: only the hand steps
+        // are skipped; the model and a person run every check.
+        let skipped = |h| {
+            Check::ALL
+                .into_iter()
+                .filter(|c| skip_reason(*c, h).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            skipped(hands_kind(true, false)),
+            [Check::ModuleSwap, Check::Led]
+        );
+        assert!(skipped(hands_kind(true, true)).is_empty());
+        assert!(skipped(hands_kind(false, false)).is_empty());
+    }
+
+    #[test]
+    fn a_person_is_asked_on_the_terminal_and_answers_there() {
+        let mut out = Vec::new();
+        let a = ask(
+            "Is the LED of 01:00.0 blinking? [y/n]",
+            &mut std::io::Cursor::new(b"  Y \nnext\n".to_vec()),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(a, "Y");
+        assert!(confirms(&a) && confirms("yes") && !confirms("n") && !confirms(""));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\n>>> Is the LED of 01:00.0 blinking? [y/n] "
+        );
+        // Input closed (Ctrl-D): an empty answer, which is no.
+        let a = ask(
+            "Insert it again.",
+            &mut std::io::Cursor::new(Vec::new()),
+            &mut Vec::new(),
+        );
+        assert_eq!(a.as_deref(), Ok(""));
+    }
+
+    #[test]
     fn arguments_need_each_other() {
         use clap::Parser;
         #[derive(Parser)]
@@ -1028,9 +1108,12 @@ mod tests {
             #[command(flatten)]
             a: AcceptanceArgs,
         }
-        let c = Cli::try_parse_from(["x", "--passthrough", "0000:af:00.0", "--peer-if", "eth1"])
+        let c = Cli::try_parse_from(["x", "--peer-if", "eth1", "--passthrough", "0000:af:00.0"])
             .unwrap();
         assert_eq!(c.a.passthrough.as_deref(), Some("0000:af:00.0"));
+        assert_eq!(hardware_target(&c.a), Some(("0000:af:00.0", "eth1")));
+        let model = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(hardware_target(&model.a), None);
         assert!(Cli::try_parse_from(["x", "--passthrough", "0000:af:00.0"]).is_err());
         assert!(Cli::try_parse_from(["x", "--peer-if", "eth1"]).is_err());
         assert!(Cli::try_parse_from(["x", "--passthrough", "zz", "--peer-if", "e"]).is_err());

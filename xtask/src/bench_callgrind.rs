@@ -62,6 +62,7 @@ const DP_OFFLOAD: Env = &[("CXOS_DP_BENCH", "offload")];
 const DP_OFFLOAD_PARSE: Env = &[("CXOS_DP_BENCH", "offload_parse")];
 const DP_BURST: Env = &[("CXOS_DP_BENCH", "burst")];
 const DP_BURST_OFFLOAD: Env = &[("CXOS_DP_BENCH", "burst_offload")];
+const DP_BURST_COMP: Env = &[("CXOS_DP_BENCH", "burst_comp")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -88,6 +89,12 @@ pub const WORKLOADS: &[Workload] = &[
     ),
     w("tx_burst", "datapath", DP_BURST, "datapath::tx_burst"),
     w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),
+    w(
+        "rx_burst_comp",
+        "datapath",
+        DP_BURST_COMP,
+        "datapath::rx_burst",
+    ),
     w(
         "tx_burst_offload",
         "datapath",

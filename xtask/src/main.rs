@@ -28,6 +28,7 @@ mod session;
 mod sim_device;
 mod soak;
 mod systests;
+mod systests_aggr;
 mod systests_attach;
 mod systests_fast;
 mod systests_faults;

@@ -86,6 +86,17 @@ pub struct SimOptions {
     /// `--fw-boot-ms`: how long firmware keeps `initializing` set after a
     /// reset (the model's default when none).
     pub fw_boot_ms: Option<u64>,
+    /// `--ports 2`: the board's second port (its own PCI function and
+    /// vfio-user socket) with this cable and capture.
+    pub second_port: Option<SecondPort>,
+}
+
+/// The second port of a `--ports 2` board: its `--wire` and `--pcap`
+/// (bounded like the first's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecondPort {
+    pub wire: Option<String>,
+    pub pcap: Option<PathBuf>,
 }
 
 /// Bytes of each frame a test's capture keeps: Ethernet, two VLAN tags,
@@ -117,11 +128,18 @@ impl SimOptions {
             }
             None => Command::new(sim),
         };
-        if let Some(wire) = &self.wire {
+        let second = self.second_port.as_ref();
+        if self.wire.is_some() || second.is_some_and(|p| p.wire.is_some()) {
+            c.args(["--wire", self.wire.as_deref().unwrap_or("none")]);
+        }
+        if let Some(wire) = second.and_then(|p| p.wire.as_deref()) {
             c.args(["--wire", wire]);
         }
         if let Some(pcap) = &self.pcap {
             c.arg("--pcap").arg(pcap);
+            if let Some(pcap) = second.and_then(|p| p.pcap.as_ref()) {
+                c.arg("--pcap").arg(pcap);
+            }
             if let Some(n) = self.snaplen {
                 c.args(["--snaplen", &n.to_string()]);
             }
@@ -149,6 +167,8 @@ pub struct SimDevice {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub control: PathBuf,
+    /// The second port's function (`--ports 2`).
+    pub socket2: Option<PathBuf>,
 }
 
 impl SimDevice {
@@ -179,16 +199,21 @@ impl SimDevice {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let socket = dir.join("vfio.sock");
         let control = dir.join("control.sock");
+        let socket2 = options.second_port.as_ref().map(|_| dir.join("vfio1.sock"));
         if let Some(parent) = log_path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         let log = std::fs::File::create(log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let child = options
-            .command(sim)
-            .arg("--socket")
-            .arg(&socket)
+        let mut command = options.command(sim);
+        if let Some(s2) = &socket2 {
+            command.args(["--ports", "2", "--socket"]).arg(&socket);
+            command.arg("--socket").arg(s2);
+        } else {
+            command.arg("--socket").arg(&socket);
+        }
+        let child = command
             .args(["--personality", personality])
             .arg("--control")
             .arg(&control)
@@ -203,9 +228,10 @@ impl SimDevice {
             dir,
             socket,
             control,
+            socket2,
         };
         let deadline = Instant::now() + SIM_GRACE;
-        while !dev.socket.exists() {
+        while !dev.socket.exists() || dev.socket2.as_ref().is_some_and(|s| !s.exists()) {
             if let Ok(Some(status)) = dev.child.try_wait() {
                 return Err(format!("mlx5-sim exited at start ({status})"));
             }
@@ -230,7 +256,11 @@ impl SimDevice {
     /// memfd (QEMU hands it to the model with DMA_MAP), a PCIe root port,
     /// and the vfio-user device behind it (so it appears at 01:00.0).
     pub fn attach_to(&self, machine: &mut Machine) {
-        add_function(machine, &self.socket);
+        match &self.socket2 {
+            // A 2-port board: port 0 at 01:00.0, port 1 at 02:00.0.
+            Some(s2) => add_functions(machine, &[&self.socket, s2]),
+            None => add_function(machine, &self.socket),
+        }
     }
 
     /// Sends one control request; returns the reply lines (the final

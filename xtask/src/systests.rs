@@ -70,6 +70,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::acceptance::all());
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
+    tests.extend(crate::systests_aggr::all());
     tests.extend(crate::soak::all());
     tests.extend(crate::systests_faults::all());
     tests

@@ -6,7 +6,9 @@
 //! shows the module's vendor, part and serial number as the model's image
 //! has them (sim/src/module/inventory.rs); `led` states read back through
 //! the model's control socket; the PPCNT 802.3 counters `stats` shows move
-//! with traffic, between the model's own counts; `snoop` sees the frames
+//! with traffic, between the model's own counts, and agree with the
+//! namespace TAP's own counts (frames exactly, octets within FCS and
+//! padding); `snoop` sees the frames
 //! the namespace sends to a foreign MAC only while `promisc net0 on`;
 //! `mtu net0 9000` at run time, then stock `ping -M do -s 8972` and
 //! iperf3 with jumbo frames from the namespace, and a frame above the
@@ -39,6 +41,105 @@ fn ppcnt_rx(shell: &mut crate::systests_attach::Shell) -> Result<u64, String> {
         .find(|l| l.starts_with("802.3: rx frames "))
         .ok_or_else(|| format!("no 802.3 rx line in:\n{stats}"))?;
     number_after(line, "frames").ok_or_else(|| format!("not understood: {line}"))
+}
+
+/// `stats`' 802.3 lines: (rx frames, rx octets, tx frames, tx octets).
+fn ppcnt_both(shell: &mut crate::systests_attach::Shell) -> Result<[u64; 4], String> {
+    let stats = shell.ask("stats")?;
+    let mut out = [0; 4];
+    for (dir, at) in [("rx", 0), ("tx", 2)] {
+        let line = stats
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(&format!("802.3: {dir} frames ")))
+            .ok_or_else(|| format!("no 802.3 {dir} line in:\n{stats}"))?;
+        match (number_after(line, "frames"), number_after(line, "octets")) {
+            (Some(f), Some(o)) => (out[at], out[at + 1]) = (f, o),
+            _ => return Err(format!("not understood: {line}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The namespace TAP's own counters (the peer's view of the wire, as
+/// `ip -s link` shows them): (tx packets, tx bytes, rx packets, rx bytes).
+/// The TAP's tx is what the namespace sent towards cxos.
+fn tap_counts(ns: &crate::netns::Netns) -> Result<[u64; 4], String> {
+    let mut out = [0; 4];
+    for (i, f) in ["tx_packets", "tx_bytes", "rx_packets", "rx_bytes"]
+        .iter()
+        .enumerate()
+    {
+        let path = format!("/sys/class/net/{}/statistics/{f}", crate::netns::TAP);
+        let v = ns.run("cat", &[&path]).map_err(|e| e.to_string())?;
+        out[i] = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{path}: not a number: {v}"))?;
+    }
+    Ok(out)
+}
+
+/// PPCNT and the TAP read at a quiet moment: the TAP's counters the same
+/// before and after the shell's `stats`, so no frame crossed the wire
+/// while PPCNT was read.
+fn quiet_sample(peer: &mut crate::systests_net::Peer) -> Result<([u64; 4], [u64; 4]), String> {
+    for _ in 0..10 {
+        let tap = tap_counts(peer.net.netns())?;
+        let ppcnt = ppcnt_both(&mut peer.shell)?;
+        if tap_counts(peer.net.netns())? == tap {
+            return Ok((ppcnt, tap));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Err("the wire never went quiet for a PPCNT read".into())
+}
+
+/// PPCNT against the peer's own counts, over 20 pings from the namespace.
+/// Frames: equal both ways. The TAP counts where the namespace's kernel
+/// hands a frame to the model (tx) or takes one from it (rx), the MAC
+/// where the frame enters or leaves the port; between the two the only
+/// frames one side has counted and the other not are those in flight in
+/// the model's wire, and at two quiet samples there are none (the link
+/// stays up, so the model drops nothing between them). Octets: the MAC
+/// counts a frame as it is on the wire, with its 4-byte FCS and padded to
+/// the 64-byte minimum; the TAP counts the bytes the stack handed over,
+/// without either. So PPCNT's octets are the TAP's plus at most 22 per
+/// frame (4 of FCS and up to 18 of padding for the shortest frame the
+/// stack sends, a 42-byte ARP) and at least the TAP's.
+fn ppcnt_agrees_with_the_peer(
+    peer: &mut crate::systests_net::Peer,
+    guest: &str,
+) -> Result<String, String> {
+    let (p0, t0) = quiet_sample(peer)?;
+    let out = peer
+        .net
+        .netns()
+        .run("ping", &["-c", "20", "-i", "0.1", guest])
+        .map_err(|e| e.to_string())?;
+    if !out.contains("20 received") {
+        return Err(format!("20 pings:\n{out}"));
+    }
+    let (p1, t1) = quiet_sample(peer)?;
+    let d = |a: [u64; 4], b: [u64; 4], i: usize| b[i].wrapping_sub(a[i]);
+    let (rx, rx_oct, tx, tx_oct) = (d(p0, p1, 0), d(p0, p1, 1), d(p0, p1, 2), d(p0, p1, 3));
+    let (ns_tx, ns_tx_b, ns_rx, ns_rx_b) = (d(t0, t1, 0), d(t0, t1, 1), d(t0, t1, 2), d(t0, t1, 3));
+    let what = format!(
+        "PPCNT rx {rx} frames {rx_oct} octets, tx {tx} frames {tx_oct} octets; \
+         the namespace's TAP sent {ns_tx} frames {ns_tx_b} bytes, received {ns_rx} frames \
+         {ns_rx_b} bytes"
+    );
+    let octets_ok = |oct: u64, bytes: u64, frames: u64| bytes <= oct && oct <= bytes + 22 * frames;
+    if rx < 20
+        || tx < 20
+        || rx != ns_tx
+        || tx != ns_rx
+        || !octets_ok(rx_oct, ns_tx_b, rx)
+        || !octets_ok(tx_oct, ns_rx_b, tx)
+    {
+        return Err(format!("802.3 counters disagree with the peer: {what}"));
+    }
+    Ok(what)
 }
 
 /// The model's `wire` line `port rx frames <n>`.
@@ -253,11 +354,49 @@ pub(crate) fn promisc_snoop(
     Ok(())
 }
 
+/// The command-line form at run time: `ifconfig net0 <its addresses>,
+/// mtu=1500,speed=auto,led=off` applies the MTU and the port settings as
+/// `mtu`, `speed` and `led` do, and the interface keeps its neighbours:
+/// the namespace's first ping after the change is answered (cxos does
+/// not lose its reply to a new ARP exchange). The namespace's own ARP
+/// entry is made fresh first, so that it pings without asking again.
+fn ifconfig_port_settings(
+    peer: &mut crate::systests_net::Peer,
+    guest: &str,
+    config: &PeerConfig,
+) -> Result<(), String> {
+    let ping_once = |ns: &crate::netns::Netns| -> Result<(), String> {
+        match ns.run("ping", &["-c", "1", "-W", "3", guest]) {
+            Ok(out) if out.contains("1 received") => Ok(()),
+            Ok(out) => Err(out),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let ns = peer.net.netns();
+    ns.run("ip", &["neigh", "flush", "dev", crate::netns::TAP])
+        .map_err(|e| e.to_string())?;
+    ping_once(ns).map_err(|e| format!("ping before the change: {e}"))?;
+    let addrs = static_cmdline(config);
+    let addrs = addrs.strip_prefix("net.0=").unwrap_or(&addrs);
+    let reply = peer.shell.ask(&format!(
+        "ifconfig net0 {addrs},mtu=1500,speed=auto,led=off"
+    ))?;
+    plain_line(&reply, "net0: mtu 9000 -> 1500 (port MTU 1522)")?;
+    plain_line(&reply, &format!("mlx5 {PCI}: advertising every speed"))?;
+    plain_line(&reply, &format!("mlx5 {PCI}: led off"))?;
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led off")?;
+    ping_once(peer.net.netns())
+        .map_err(|e| format!("the first ping after ifconfig ...,mtu=1500 was not answered: {e}"))
+}
+
 fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let config = PeerConfig::new("systest");
-    let Some(mut peer) = peer_boot(ctx, test, false, &static_cmdline(&config))? else {
+    // The port settings' command-line form: the LED on from the start.
+    let cmdline = format!("{},speed=auto,led=on", static_cmdline(&config));
+    let Some(mut peer) = peer_boot(ctx, test, false, &cmdline)? else {
         return Ok(());
     };
+    expect_reply(&peer.sim.ask_ok("led")?, "ok led on")?;
     let guest = config.ipv4(PEER_GUEST);
     plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
     // cx5: a QSFP28 cage with a 100G DAC.
@@ -378,7 +517,9 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "802.3 rx frames {before} -> {now} after 3 pings; the model counted {low}..{high}"
         ));
     }
+    figures.push(ppcnt_agrees_with_the_peer(&mut peer, &guest)?);
     figures.push(mtu_jumbo(&mut peer, &guest)?);
+    ifconfig_port_settings(&mut peer, &guest, &config)?;
     let host_ip = peer.net.host_ip();
     promisc_snoop(
         &mut peer.shell,

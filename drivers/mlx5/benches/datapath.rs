@@ -422,8 +422,16 @@ fn plain_run(packets: usize) {
 /// `burst_offload`: checksum + VLAN insert sent, tag stripped and the
 /// per-frame information asked on receive).
 fn burst_run(packets: usize, offload: bool) {
+    burst_run_with(packets, offload, false);
+}
+
+/// [`burst_run`] with `compress`: the receive CQ writes compressed CQE
+/// sessions (`CXOS_DP_BENCH=burst_comp`: figure `rx_burst` of
+/// `cg_rx_burst_comp`).
+fn burst_run_with(packets: usize, offload: bool, compress: bool) {
     let rx_cfg = EthConfig {
         vlan_strip: offload,
+        cqe_compression: compress,
         ..polled()
     };
     let r = if offload {
@@ -449,7 +457,11 @@ fn burst_run(packets: usize, offload: bool) {
     let m = r.go(packets);
     assert_eq!(m.sent, m.got, "every frame arrives");
     let secs = m.all.as_secs_f64();
-    let name = if offload { "burst_offload" } else { "burst" };
+    let name = match (offload, compress) {
+        (true, _) => "burst_offload",
+        (false, true) => "burst_comp",
+        (false, false) => "burst",
+    };
     println!("bench: mlx5.dp_{name}_pps: {:.0} pps", m.got as f64 / secs);
     r.close();
 }
@@ -481,5 +493,8 @@ fn main() {
     }
     if all || which == "burst_offload" {
         burst_run(packets, true);
+    }
+    if all || which == "burst_comp" {
+        burst_run_with(packets, false, true);
     }
 }

@@ -100,6 +100,7 @@ pub mod op {
     pub const DEALLOC_FLOW_COUNTER: u16 = 0x93a;
     pub const QUERY_FLOW_COUNTER: u16 = 0x93b;
     pub const CREATE_RQT: u16 = 0x916;
+    pub const MODIFY_RQT: u16 = 0x917;
     pub const DESTROY_RQT: u16 = 0x918;
 }
 
@@ -161,6 +162,7 @@ pub fn opcode_name(opcode: u16) -> &'static str {
         op::DEALLOC_FLOW_COUNTER => "DEALLOC_FLOW_COUNTER",
         op::QUERY_FLOW_COUNTER => "QUERY_FLOW_COUNTER",
         op::CREATE_RQT => "CREATE_RQT",
+        op::MODIFY_RQT => "MODIFY_RQT",
         op::DESTROY_RQT => "DESTROY_RQT",
         _ => "UNKNOWN_COMMAND",
     }

@@ -150,6 +150,8 @@ pub struct DataPathCaps {
     pub striding_rq: bool,
     pub log_min_stride: u8,
     pub log_max_stride: u8,
+    /// `cqe_compression`: receive CQs may write compressed sessions.
+    pub cqe_compression: bool,
 }
 
 impl DataPathCaps {
@@ -163,6 +165,7 @@ impl DataPathCaps {
             striding_rq: c.general.striding_rq,
             log_min_stride: c.general.log_min_stride_sz_rq,
             log_max_stride: c.general.log_max_stride_sz_rq,
+            cqe_compression: c.general.cqe_compression,
         }
     }
 }

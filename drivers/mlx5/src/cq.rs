@@ -20,6 +20,7 @@ use crate::uar::Uar;
 use crate::wq::Ring;
 
 mod burst;
+pub mod mini_cqe;
 pub use burst::CqeTail;
 
 /// A CQ number.
@@ -32,7 +33,11 @@ pub mod cqc {
     pub const STATUS: Field = Field::new(0x00, 31, 28);
     /// cqe_sz: 0 = 64 bytes.
     pub const CQE_SZ: Field = Field::new(0x00, 23, 21);
-    pub const OI: Field = Field::new(0x00, 16, 16);
+    /// oi (bit 0xe).
+    pub const OI: Field = Field::new(0x00, 17, 17);
+    /// cqe_comp_en (bit 0x11) and mini_cqe_res_format (bits 0x12..0x14).
+    pub const CQE_COMP_EN: Field = Field::new(0x00, 14, 14);
+    pub const MINI_CQE_RES_FORMAT: Field = Field::new(0x00, 13, 12);
     pub const LOG_CQ_SIZE: Field = Field::new(0x0c, 28, 24);
     pub const UAR_PAGE: Field = Field::new(0x0c, 23, 0);
     pub const CQ_PERIOD: Field = Field::new(0x10, 27, 16);
@@ -69,6 +74,8 @@ pub struct CreateCq {
     pub eqn: Eqn,
     pub dbr_addr: u64,
     pub pages: Vec<u64>,
+    /// `mini_cqe_res_format` of a compressing CQ (`cqe_comp_en` set).
+    pub compression: Option<u8>,
 }
 
 impl Command for CreateCq {
@@ -87,6 +94,10 @@ impl Command for CreateCq {
         f(cqc::UAR_PAGE).set(inbox, self.uar.0);
         f(cqc::C_EQN).set(inbox, self.eqn.0 as u32);
         f(cqc::LOG_PAGE_SIZE).set(inbox, 0);
+        if let Some(fmt) = self.compression {
+            f(cqc::CQE_COMP_EN).set(inbox, 1);
+            f(cqc::MINI_CQE_RES_FORMAT).set(inbox, fmt as u32);
+        }
         cqc::DBR_ADDR.within(IN_CQC).set(inbox, self.dbr_addr);
         for (i, &pa) in self.pages.iter().enumerate() {
             Field64::new(IN_PAS + 8 * i).set(inbox, pa);
@@ -202,6 +213,8 @@ pub struct Cq<P: Platform> {
     pub polled: u64,
     /// Times armed.
     pub armed: u64,
+    /// The compressed session being read ([`mini_cqe`]).
+    session: mini_cqe::Session,
 }
 
 /// Ring memory for a CQ of 2^log_size entries, every entry invalid and
@@ -236,6 +249,7 @@ impl<P: Platform> Cq<P> {
             uar_base: uar.bar_offset(),
             polled: 0,
             armed: 0,
+            session: mini_cqe::Session::default(),
         }
     }
 
@@ -247,6 +261,7 @@ impl<P: Platform> Cq<P> {
             eqn,
             dbr_addr: ring.dbr_addr(),
             pages: ring.pages(),
+            compression: None,
         }
     }
 
@@ -262,6 +277,9 @@ impl<P: Platform> Cq<P> {
     /// index (call [`Cq::update_ci`] once per batch).
     #[inline(always)]
     pub fn pop(&mut self) -> Option<Cqe> {
+        if self.in_session() {
+            return Some(self.next_in_session());
+        }
         let mask = self.mask;
         let base = (self.ci & mask) as usize * cqe::LEN;
         let m = &self.ring.mem;
@@ -273,6 +291,10 @@ impl<P: Platform> Cq<P> {
             return None;
         }
         self.mmio.barrier_after_ownership_read();
+        if mini_cqe::is_title(tail as u8) {
+            self.start_session(tail);
+            return Some(self.next_in_session());
+        }
         // The entry up to the QPN in seven 8-byte loads, the range
         // checked once; then the QPN (checked against the queue).
         let mut w = [0u64; cqe::WORDS];
@@ -348,6 +370,7 @@ mod tests {
             eqn: Eqn(7),
             dbr_addr: 0x0000_0001_0000_4000,
             pages: vec![0x0000_0001_0000_0000, 0x0000_0001_0000_1000],
+            compression: None,
         };
         let b = encode(&cmd);
         assert_eq!(b.len(), 0x110 + 16);

@@ -211,6 +211,24 @@ impl Cqe {
         Cqe::from_words(be32(off::TAIL), &w, || be32(off::QPN))
     }
 
+    /// Completion of a compressed session titled `self`
+    /// ([`crate::cq::mini_cqe`]): the title with the mini-CQE's byte count
+    /// and checksum (`struct mlx5_mini_cqe8` with `mini_cqe_res_format`
+    /// 1: `check_sum` `[63:48]`, `byte_cnt` `[31:0]` of the big-endian
+    /// word), `wqe_counter` `counter`, the cqe_format bits cleared; the
+    /// RSS hash only for the session's `first` completion.
+    #[inline]
+    pub fn decompressed(&self, mini: u64, counter: u16, first: bool) -> Cqe {
+        Cqe {
+            tail: (counter as u32) << 16 | (self.tail & 0xfff3),
+            csum: ((mini >> 48) as u32) << 16 | (self.csum & 0xffff),
+            rss_hash: if first { self.rss_hash } else { 0 },
+            byte_cnt: mini as u32,
+            err: 0,
+            ..*self
+        }
+    }
+
     /// `op_own`.
     #[inline]
     pub fn op_own(&self) -> OpOwn {

@@ -10,69 +10,11 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use cxos_drivers::{
-    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, Platform,
-    PlatformError,
-};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, PlatformError};
 
-#[derive(Debug, Clone)]
-pub struct MockDma {
-    addr: u64,
-    buf: Rc<RefCell<Vec<u8>>>,
-}
-
-impl DmaRegion for MockDma {
-    fn device_addr(&self) -> DmaAddr {
-        DmaAddr(self.addr)
-    }
-    fn len(&self) -> usize {
-        self.buf.borrow().len()
-    }
-    fn read_u8(&self, o: usize) -> u8 {
-        self.buf.borrow()[o]
-    }
-    fn write_u8(&self, o: usize, v: u8) {
-        self.buf.borrow_mut()[o] = v;
-    }
-    fn read_be16(&self, o: usize) -> u16 {
-        let b = self.buf.borrow();
-        u16::from_be_bytes([b[o], b[o + 1]])
-    }
-    fn write_be16(&self, o: usize, v: u16) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_be32(&self, o: usize) -> u32 {
-        let mut b = [0u8; 4];
-        self.read_bytes(o, &mut b);
-        u32::from_be_bytes(b)
-    }
-    fn write_be32(&self, o: usize, v: u32) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_be64(&self, o: usize) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_bytes(o, &mut b);
-        u64::from_be_bytes(b)
-    }
-    fn write_be64(&self, o: usize, v: u64) {
-        self.write_bytes(o, &v.to_be_bytes())
-    }
-    fn read_bytes(&self, o: usize, dst: &mut [u8]) {
-        dst.copy_from_slice(&self.buf.borrow()[o..o + dst.len()]);
-    }
-    fn write_bytes(&self, o: usize, src: &[u8]) {
-        self.buf.borrow_mut()[o..o + src.len()].copy_from_slice(src);
-    }
-    fn fill(&self, o: usize, len: usize, byte: u8) {
-        self.buf.borrow_mut()[o..o + len].fill(byte);
-    }
-    fn with_bytes<R>(&self, o: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        f(&self.buf.borrow()[o..o + len])
-    }
-    fn with_bytes_mut<R>(&self, o: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        f(&mut self.buf.borrow_mut()[o..o + len])
-    }
-}
+/// DMA regions are plain heap memory the test reads and writes as the
+/// device.
+pub use cxos_drivers::VecDma as MockDma;
 
 #[derive(Debug, Default)]
 pub struct MockState {
@@ -135,30 +77,9 @@ impl MockPlatform {
     }
 }
 
-/// Every part is the mock itself (it is single-threaded: the barriers have
-/// nothing to order).
-impl Platform for MockPlatform {
-    type Dma = MockPlatform;
-    type Mmio = MockPlatform;
-    type Config = MockPlatform;
-    type Msix = MockPlatform;
-    type Clock = MockPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &Self {
-        self
-    }
-    fn msix(&self) -> &Self {
-        self
-    }
-    fn clock(&self) -> &Self {
-        self
-    }
-}
+// Every part is the mock itself (it is single-threaded: the barriers have
+// nothing to order).
+cxos_drivers::platform_of_one!(MockPlatform);
 
 impl DmaAlloc for MockPlatform {
     type Region = MockDma;
@@ -166,9 +87,9 @@ impl DmaAlloc for MockPlatform {
         let mut s = self.s.borrow_mut();
         let addr = s.next_addr;
         s.next_addr += (size as u64).div_ceil(4096) * 4096 + 4096;
-        let buf = Rc::new(RefCell::new(vec![0u8; size]));
-        s.regions.insert(addr, Rc::downgrade(&buf));
-        Ok(MockDma { addr, buf })
+        let dma = MockDma::new(addr, size);
+        s.regions.insert(addr, Rc::downgrade(dma.bytes()));
+        Ok(dma)
     }
 }
 

@@ -60,6 +60,7 @@ mod open;
 mod recovery;
 mod report;
 mod rx;
+mod rx_recreate;
 mod tx;
 mod watchdog;
 
@@ -107,6 +108,9 @@ struct Parts<P: Platform> {
     /// Direct TIR to receive queue 0 (everything without RSS; non-IP
     /// traffic with it).
     tir: Option<Tirn>,
+    /// The one-entry RQT behind `tir` (so a recreated receive queue 0 can
+    /// be put in its place with MODIFY_RQT).
+    tir_rqt: Option<Rqtn>,
     rqt: Option<Rqtn>,
     /// Indirect TIRs, with RSS.
     rss: heapless::Vec<Tirn, HASHED_TIRS>,
@@ -125,6 +129,7 @@ impl<P: Platform> Default for Parts<P> {
             lso_bufs: None,
             rx: Vec::new(),
             tir: None,
+            tir_rqt: None,
             rqt: None,
             rss: heapless::Vec::new(),
             traffic: None,
@@ -557,7 +562,7 @@ pub(crate) mod testing {
         }
     }
 
-    pub const OPEN_SEQUENCE: [u16; 19] = [
+    pub const OPEN_SEQUENCE: [u16; 20] = [
         op::ALLOC_Q_COUNTER,
         op::CREATE_CQ,
         op::CREATE_CQ,
@@ -566,6 +571,7 @@ pub(crate) mod testing {
         op::MODIFY_SQ,
         op::CREATE_RQ,
         op::MODIFY_RQ,
+        op::CREATE_RQT,
         op::CREATE_TIR,
         op::CREATE_FLOW_TABLE,
         op::CREATE_FLOW_GROUP,

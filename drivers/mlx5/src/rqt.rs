@@ -59,6 +59,44 @@ impl Command for CreateRqt {
     }
 }
 
+/// modify_rqt_in: bitmask (`rqt_bitmask_bits`) at 0x10, rqn_list `[0]` of
+/// its second dword (0x14).
+pub const MODIFY_BITMASK_RQN_LIST: Field = Field::new(0x14, 0, 0);
+
+/// MODIFY_RQT: replace the table's RQ list (a recreated RQ takes the place
+/// of the one it replaces, the TIRs that hash over the table unchanged).
+#[derive(Clone, Debug)]
+pub struct ModifyRqt {
+    pub rqt: Rqtn,
+    pub rqns: Vec<Rqn>,
+}
+
+impl Command for ModifyRqt {
+    type Output = ();
+    const OPCODE: u16 = op::MODIFY_RQT;
+    fn in_len(&self) -> usize {
+        CTX + rqtc::LIST + 4 * self.rqns.len()
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        RQTN.set(inbox, self.rqt.0);
+        MODIFY_BITMASK_RQN_LIST.set(inbox, 1);
+        let n = self.rqns.len() as u32;
+        rqtc::MAX_SIZE.within(CTX).set(inbox, n);
+        rqtc::ACTUAL_SIZE.within(CTX).set(inbox, n);
+        for (i, r) in self.rqns.iter().enumerate() {
+            rqtc::RQ_NUM
+                .within(CTX + rqtc::LIST + 4 * i)
+                .set(inbox, r.0);
+        }
+    }
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
+        Ok(())
+    }
+}
+
 pub type DestroyRqt = SimpleCmd<{ op::DESTROY_RQT }>;
 
 pub fn destroy_rqt(rqt: Rqtn) -> DestroyRqt {
@@ -93,5 +131,21 @@ mod tests {
             encode(&destroy_rqt(Rqtn(7)))[..12],
             [0x09, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]
         );
+    }
+
+    #[test]
+    fn modify_golden() {
+        let b = encode(&ModifyRqt {
+            rqt: Rqtn(0x05),
+            rqns: alloc::vec![Rqn(0x44)],
+        });
+        assert_eq!(b.len(), 0x114);
+        // opcode 0x917; rqtn [23:0] at 0x08; bitmask rqn_list bit 0 of 0x14.
+        assert_eq!(&b[0..4], &[0x09, 0x17, 0, 0]);
+        assert_eq!(&b[0x08..0x0c], &[0, 0, 0, 0x05]);
+        assert_eq!(&b[0x10..0x18], &[0, 0, 0, 0, 0, 0, 0, 1]);
+        // rqtc at 0x20: max / actual size 1, list entry at 0x110.
+        assert_eq!(&b[0x34..0x3c], &[0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(&b[0x110..0x114], &[0, 0, 0, 0x44]);
     }
 }

@@ -124,6 +124,37 @@ impl Command for CreateTirDirect {
     }
 }
 
+/// CREATE_TIR dispatching everything to the single RQ of `rqt`: indirect,
+/// Toeplitz over no fields (hash 0, entry 0). Unlike a direct TIR (whose
+/// inline_rqn MODIFY_TIR cannot change), its RQ can be replaced with
+/// MODIFY_RQT when the RQ is recreated.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateTirSingle {
+    pub rqt: crate::rqt::Rqtn,
+    pub td: Tdn,
+}
+
+impl Command for CreateTirSingle {
+    type Output = Tirn;
+    const OPCODE: u16 = op::CREATE_TIR;
+    fn in_len(&self) -> usize {
+        CTX + tirc::LEN
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        let f = |x: Field| x.within(CTX);
+        f(tirc::DISP_TYPE).set(inbox, 1);
+        f(tirc::INDIRECT_TABLE).set(inbox, self.rqt.0);
+        f(tirc::RX_HASH_FN).set(inbox, HASH_FN_TOEPLITZ);
+        f(tirc::TRANSPORT_DOMAIN).set(inbox, self.td.0);
+    }
+    fn parse(&self, out: &[u8]) -> Result<Tirn, BadOutput> {
+        Ok(Tirn(TIRN.get(out)))
+    }
+}
+
 pub type DestroyTir = SimpleCmd<{ op::DESTROY_TIR }>;
 
 pub fn destroy_tir(tirn: Tirn) -> DestroyTir {
@@ -134,6 +165,24 @@ pub fn destroy_tir(tirn: Tirn) -> DestroyTir {
 mod tests {
     use super::*;
     use crate::cmd::encode;
+
+    #[test]
+    fn single_golden() {
+        let b = encode(&CreateTirSingle {
+            rqt: crate::rqt::Rqtn(0x0203),
+            td: Tdn(0x0c),
+        });
+        assert_eq!(b.len(), 0x110);
+        assert_eq!(&b[0..4], &[0x09, 0x00, 0, 0]);
+        // tirc 0x04 disp_type [31:28] = 1 indirect -> 0x24.
+        assert_eq!(&b[0x24..0x28], &[0x10, 0, 0, 0]);
+        // tirc 0x20 indirect_table [23:0] -> 0x40.
+        assert_eq!(&b[0x40..0x44], &[0, 0, 0x02, 0x03]);
+        // tirc 0x24 rx_hash_fn [31:28] = 2 Toeplitz, transport_domain -> 0x44.
+        assert_eq!(&b[0x44..0x48], &[0x20, 0, 0, 0x0c]);
+        // tirc 0x50 hash field selector: no fields -> 0x70.
+        assert_eq!(&b[0x70..0x74], &[0, 0, 0, 0]);
+    }
 
     #[test]
     fn golden() {

@@ -8,28 +8,10 @@
 mod common;
 
 use cxos_drivers::NetDevice;
-use mlx5::vnic::{Nic, NicConfig, VnicSpec};
-use mlx5::{Adapter, EthConfig, Mac, Resources};
+use mlx5::vnic::VnicSpec;
+use mlx5::{Adapter, EthConfig, Mac};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
-
-type A = Adapter<SimPlatform>;
-
-fn nic(sim: &SimPlatform) -> Nic<A> {
-    let a = Adapter::attach(sim.clone(), common::config())
-        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-    let r = Resources::of(&a).expect("resources");
-    let cfg = NicConfig {
-        eth: EthConfig {
-            log_sq: 5,
-            log_rq: 5,
-            lso_bufs: 0,
-            ..EthConfig::default()
-        },
-        ..NicConfig::default()
-    };
-    Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error))
-}
 
 /// An Ethernet frame of `len` bytes to `dst`.
 fn frame(dst: Mac, len: usize, seq: u8) -> Vec<u8> {
@@ -54,7 +36,7 @@ fn a_dropped_vnic_is_destroyed_before_its_memory_goes() {
     for mode in [Mode::Synchronous, Mode::Threaded] {
         let sim = SimPlatform::new(Personality::ConnectX5, mode);
         let dma_start = sim.dma_in_use();
-        let nic = nic(&sim);
+        let nic = common::nic(&sim, true);
         let objects_before = objects(&sim);
         let dma_before = sim.dma_in_use();
         let keep = nic.create(VnicSpec::default()).expect("vnic");
@@ -160,7 +142,7 @@ fn a_dropped_adapter_detaches_itself() {
 fn a_dropped_nic_with_vnics_still_open_goes_down_in_order() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Threaded);
     let dma_start = sim.dma_in_use();
-    let nic = nic(&sim);
+    let nic = common::nic(&sim, true);
     let vnics: Vec<_> = (0..3)
         .map(|_| nic.create(VnicSpec::default()).expect("vnic"))
         .collect();

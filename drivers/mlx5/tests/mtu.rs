@@ -7,63 +7,12 @@
 
 mod common;
 
-use common::{Port, close_port, open_port};
+use common::{Port, close_port, fill, open_port};
 use cxos_drivers::NetDevice;
 use mlx5::EthConfig;
 use mlx5::rq::RqKind;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
-
-fn fill(b: &mut [u8], dst: [u8; 6], seq: u32) {
-    b[0..6].copy_from_slice(&dst);
-    b[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
-    b[12..14].copy_from_slice(&[0x88, 0xb5]);
-    b[14..18].copy_from_slice(&seq.to_be_bytes());
-    for (i, x) in b[18..].iter_mut().enumerate() {
-        *x = (i as u32).wrapping_mul(13) as u8 ^ seq as u8;
-    }
-}
-
-/// Send every length in `lens` from a to b, windowed; check every frame
-/// b receives, in order and intact.
-fn exchange(a: &mut Port, b: &mut Port, lens: &[usize]) {
-    let dst = b.mac();
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut idle = 0u32;
-    while got < lens.len() {
-        let mut progress = false;
-        while sent < lens.len() && sent - got < 16 {
-            let seq = sent as u32;
-            if a.transmit(lens[sent], |f| fill(f, dst, seq)).is_err() {
-                break;
-            }
-            sent += 1;
-            progress = true;
-        }
-        a.flush();
-        a.poll();
-        b.poll();
-        while let Some(()) = b.receive(|f, _| {
-            let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
-            assert_eq!(seq as usize, got, "in order");
-            assert_eq!(f.len(), lens[got].max(60), "frame {got} length");
-            let mut want = vec![0u8; lens[got]];
-            fill(&mut want, dst, seq);
-            assert_eq!(&f[..want.len()], &want[..], "frame {got} bytes");
-        }) {
-            got += 1;
-            progress = true;
-        }
-        b.flush();
-        if progress {
-            idle = 0;
-        } else {
-            idle += 1;
-            assert!(idle < 200_000, "stuck at {got}/{}", lens.len());
-            std::thread::yield_now();
-        }
-    }
-}
 
 /// Poll both sides until the model has nothing more to deliver;
 /// frames received are dropped.
@@ -102,8 +51,8 @@ fn mtu_changes_under_traffic_on_cyclic_and_striding_parts() {
     }
     let before = (a.rq().unwrap().rqn, a.sq().unwrap().sqn, a.rings());
     let lens = [60usize, 1514, 700, 1514];
-    exchange(&mut a, &mut b, &lens.repeat(8));
-    exchange(&mut b, &mut a, &lens.repeat(8));
+    common::exchange(16, &mut a, &mut b, &lens.repeat(8));
+    common::exchange(16, &mut b, &mut a, &lens.repeat(8));
 
     // Frames in flight both ways while both sides change MTU.
     let (ma, mb) = (a.mac(), b.mac());
@@ -138,8 +87,8 @@ fn mtu_changes_under_traffic_on_cyclic_and_striding_parts() {
 
     // Jumbo frames both ways, every byte checked.
     let jumbo = [9018usize, 60, 4000, 9000, 1514, 8191];
-    exchange(&mut a, &mut b, &jumbo.repeat(20));
-    exchange(&mut b, &mut a, &jumbo.repeat(20));
+    common::exchange(16, &mut a, &mut b, &jumbo.repeat(20));
+    common::exchange(16, &mut b, &mut a, &jumbo.repeat(20));
     // The same queues and the same steering after the change.
     let after = (a.rq().unwrap().rqn, a.sq().unwrap().sqn, a.rings());
     assert_eq!((before.0, before.1), (after.0, after.1));
@@ -155,8 +104,8 @@ fn mtu_changes_under_traffic_on_cyclic_and_striding_parts() {
     }
     assert_eq!(a.rq().unwrap().buf_size(), 1536);
     assert!(a.transmit(1600, |_| ()).is_err());
-    exchange(&mut a, &mut b, &lens.repeat(8));
-    exchange(&mut b, &mut a, &lens.repeat(8));
+    common::exchange(16, &mut a, &mut b, &lens.repeat(8));
+    common::exchange(16, &mut b, &mut a, &lens.repeat(8));
     for p in [&a, &b] {
         assert_eq!(p.rx_stats().errors, 0);
         assert!(p.last_fault().is_none());

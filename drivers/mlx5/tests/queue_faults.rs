@@ -111,7 +111,10 @@ fn wait_record(p: &mut Pair, on_a: bool, class: FaultClass) -> FaultRecord {
 /// Traffic flows, the fault is recorded and recovered, traffic flows
 /// again, nothing is lost.
 fn run(interrupts: bool, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) {
-    let mut p = pair(interrupts);
+    run_on(pair(interrupts), on_a, q, class, action);
+}
+
+fn run_on(mut p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) {
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
     let armed = sim.inject_queue(q).expect("armed");
@@ -195,6 +198,23 @@ fn cq_overflow_recreates_the_cq_and_its_sq() {
             interrupts,
             true,
             QueueFault::CqOverflow { cqn: None },
+            FaultClass::CqOverflow,
+            FaultAction::CqRecreate,
+        );
+    }
+}
+
+/// The receiving side's CQ overruns: a new CQ and RQ, put in the old
+/// RQ's place in the RQT behind the dispatch TIR; frames arrive again.
+#[test]
+fn rx_cq_overflow_recreates_the_cq_and_its_rq() {
+    for interrupts in MODES {
+        let p = pair(interrupts);
+        let cqn = p.b.rx_cq().unwrap().cqn.0;
+        run_on(
+            p,
+            false,
+            QueueFault::CqOverflow { cqn: Some(cqn) },
             FaultClass::CqOverflow,
             FaultAction::CqRecreate,
         );
@@ -331,4 +351,131 @@ fn a_fault_storm_is_deferred_then_recovered() {
         "{last}"
     );
     drop_pair(p);
+}
+
+/// An IPv4/UDP frame to `dst` from source port `sport` (RSS spreads them
+/// over a VNIC's receive queues).
+fn udp_frame(dst: [u8; 6], sport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    // IPv4 header (20 bytes at 14): version/IHL, total length 46, TTL,
+    // protocol 17, 10.0.0.1 -> 10.0.0.2 (checksum left 0: RSS ignores it).
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&46u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    // UDP header at 34: ports, length 26.
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&26u16.to_be_bytes());
+    f
+}
+
+/// A VNIC queue set (its own dispatch TIR and RSS RQT): each receive
+/// CQ overruns in turn and is recreated with a new RQ in the old one's
+/// place; every frame sent to the VNIC (non-IP to queue 0, UDP spread
+/// over both) arrives afterwards.
+#[test]
+fn rx_cq_overflow_on_a_vnic_queue_set() {
+    use mlx5::fault::FaultObject;
+    use mlx5::vnic::{Nic, NicConfig, VnicSpec};
+    use mlx5::{Adapter, Resources};
+    for interrupts in MODES {
+        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+        let before = sim.dma_in_use();
+        let a = Adapter::attach(sim.clone(), common::config())
+            .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+        let r = Resources::of(&a).expect("resources");
+        let cfg = NicConfig {
+            eth: EthConfig {
+                log_sq: 5,
+                log_rq: 5,
+                lso_bufs: 0,
+                interrupts,
+                ..EthConfig::default()
+            },
+            ..NicConfig::default()
+        };
+        let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+        let mut v = nic
+            .create(VnicSpec {
+                queues: 2,
+                ..VnicSpec::default()
+            })
+            .unwrap();
+        let mac = v.mac().0;
+        let deliver = |v: &mut mlx5::vnic::Vnic<Adapter<SimPlatform>>, tag: u16| {
+            let mut sent = 0;
+            for s in 0..16u16 {
+                sim.inject_rx(&udp_frame(mac, 1000 + tag * 16 + s));
+                let mut raw = udp_frame(mac, 0);
+                raw[12..14].copy_from_slice(&ETHERTYPE);
+                sim.inject_rx(&raw);
+                sent += 2;
+            }
+            let mut got = 0;
+            let start = Instant::now();
+            while got < sent && start.elapsed() < Duration::from_secs(5) {
+                v.poll();
+                while v.receive(|_, _| ()).is_some() {
+                    got += 1;
+                }
+                v.flush();
+            }
+            (sent, got)
+        };
+        let (sent, got) = deliver(&mut v, 0);
+        assert_eq!(got, sent, "before the fault");
+        for q in 0..2 {
+            let cqn = v.queue_set().rx_cq_at(q).unwrap().cqn.0;
+            let old_rqn = v.queue_set().rq_at(q).unwrap().rqn;
+            sim.inject_queue(QueueFault::CqOverflow { cqn: Some(cqn) })
+                .expect("armed");
+            let start = Instant::now();
+            let rec = loop {
+                v.poll();
+                v.queue_set_mut().check();
+                let found = nic.with_adapter(|a| {
+                    let _ = a.poll();
+                    a.faults()
+                        .records()
+                        .rev()
+                        .find(|r| {
+                            r.class == FaultClass::CqOverflow && r.object == FaultObject::Cq(cqn)
+                        })
+                        .copied()
+                });
+                if let Some(r) = found {
+                    break r;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no record for CQ {cqn:#x}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            println!("{rec}");
+            assert_eq!(
+                (rec.action, rec.outcome),
+                (FaultAction::CqRecreate, FaultOutcome::Recovered),
+                "{rec}"
+            );
+            assert_ne!(v.queue_set().rx_cq_at(q).unwrap().cqn.0, cqn);
+            assert_ne!(v.queue_set().rq_at(q).unwrap().rqn, old_rqn);
+            let (sent, got) = deliver(&mut v, 1 + q as u16);
+            assert_eq!(got, sent, "queue {q} recreated: every frame arrives");
+        }
+        assert_eq!(v.destroy().errors, 0);
+        let (a, rep) = nic.close().expect("no VNIC left");
+        assert_eq!(rep.errors, 0, "{rep:?}");
+        let (_, drep) = a.detach();
+        assert_eq!(drep.errors, 0, "{drep:?}");
+        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
+        let viol = sim.sanitizer_violations();
+        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+    }
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use common::{Port, close_port as close};
-use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::rq::RqKind;
 use mlx5::{EthConfig, QueueSet, Resources, RqChoice};
@@ -29,62 +28,6 @@ fn open(sim: &SimPlatform, cfg: EthConfig) -> Port {
     match QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
-    }
-}
-
-fn fill(b: &mut [u8], dst: [u8; 6], seq: u32) {
-    b[0..6].copy_from_slice(&dst);
-    b[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
-    b[12..14].copy_from_slice(&[0x88, 0xb5]);
-    b[14..18].copy_from_slice(&seq.to_be_bytes());
-    for (i, x) in b[18..].iter_mut().enumerate() {
-        *x = (i as u32).wrapping_mul(13) as u8 ^ seq as u8;
-    }
-}
-
-/// Send every length in `lens` from a to b, windowed so nothing is
-/// dropped; check each frame b receives.
-fn exchange(a: &mut Port, b: &mut Port, lens: &[usize]) {
-    let dst = b.mac();
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut idle = 0u32;
-    while got < lens.len() {
-        let mut progress = false;
-        while sent < lens.len() && sent - got < 64 {
-            let seq = sent as u32;
-            if a.transmit(lens[sent], |f| fill(f, dst, seq)).is_err() {
-                break;
-            }
-            sent += 1;
-            progress = true;
-        }
-        a.flush();
-        a.poll();
-        b.poll();
-        while let Some(()) = b.receive(|f, _| {
-            let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
-            assert_eq!(seq as usize, got, "in order");
-            assert_eq!(f.len(), lens[got].max(60), "frame {got} length");
-            let mut want = vec![0u8; lens[got]];
-            fill(&mut want, dst, seq);
-            assert_eq!(&f[..want.len()], &want[..], "frame {got} bytes");
-        }) {
-            got += 1;
-            progress = true;
-        }
-        b.flush();
-        if progress {
-            idle = 0;
-        } else {
-            idle += 1;
-            assert!(
-                idle < 200_000,
-                "stuck at {got}/{}: {:?}",
-                lens.len(),
-                b.rings()
-            );
-            std::thread::yield_now();
-        }
     }
 }
 
@@ -147,7 +90,7 @@ fn mixed_frame_sizes_pack_into_strides_with_fillers() {
             .cycle()
             .take(rounds * pattern.len())
             .collect();
-        exchange(&mut a, &mut b, &lens);
+        common::exchange(64, &mut a, &mut b, &lens);
         let s = b.rx_stats();
         assert_eq!(s.packets, lens.len() as u64);
         assert!(
@@ -188,7 +131,7 @@ fn jumbo_frames_take_many_strides() {
         .cycle()
         .take(300)
         .collect();
-    exchange(&mut a, &mut b, &lens);
+    common::exchange(64, &mut a, &mut b, &lens);
     assert_eq!(b.rx_stats().packets, 300);
     close(a, &sa, ba);
     close(b, &sb, bb);

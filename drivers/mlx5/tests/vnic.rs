@@ -14,34 +14,11 @@ mod common;
 use cxos_drivers::NetDevice;
 use mlx5::Adapter;
 use mlx5::Mac;
-use mlx5::vnic::{Nic, NicConfig, Vnic, VnicError, VnicSpec};
-use mlx5::{EthConfig, Resources};
+use mlx5::vnic::{Nic, Vnic, VnicError, VnicSpec};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
 type A = Adapter<SimPlatform>;
-
-fn nic(sim: &SimPlatform, interrupts: bool) -> Nic<A> {
-    let a = match Adapter::attach(sim.clone(), common::config()) {
-        Ok(a) => a,
-        Err(f) => panic!("attach failed: {}", f.error),
-    };
-    let r = Resources::of(&a).expect("resources");
-    let cfg = NicConfig {
-        eth: EthConfig {
-            log_sq: 5,
-            log_rq: 5,
-            lso_bufs: 0,
-            interrupts,
-            ..EthConfig::default()
-        },
-        ..NicConfig::default()
-    };
-    match Nic::new(a, r, cfg) {
-        Ok(n) => n,
-        Err(f) => panic!("Nic::new failed: {}", f.error),
-    }
-}
 
 fn close(nic: Nic<A>, sim: &SimPlatform, dma_before: (usize, usize)) {
     let (a, rep) = nic.close().expect("no VNIC left");
@@ -147,7 +124,7 @@ fn twenty_vnics_each_frame_steered_by_the_adapter() {
     for p in [Personality::ConnectX5, Personality::ConnectX4Lx] {
         let sim = SimPlatform::new(p, Mode::Synchronous);
         let before = sim.dma_in_use();
-        let nic = nic(&sim, false);
+        let nic = common::nic(&sim, false);
         let mut vnics: Vec<Vnic<A>> = layout()
             .into_iter()
             .map(|s| nic.create(s).expect("create"))
@@ -275,7 +252,7 @@ fn twenty_vnics_each_frame_steered_by_the_adapter() {
 fn destroying_a_vnic_removes_exactly_its_flows_and_frees_its_queues() {
     let sim = SimPlatform::new(Personality::ConnectX6Dx, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let nic = nic(&sim, false);
+    let nic = common::nic(&sim, false);
     let mut vnics: Vec<Vnic<A>> = layout()
         .into_iter()
         .take(10)
@@ -394,7 +371,7 @@ fn the_handles_can_live_in_a_kernel_static() {
 fn one_vnics_poll_never_takes_another_vnics_completion_events() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let nic = nic(&sim, true);
+    let nic = common::nic(&sim, true);
     let mut a = nic.create(VnicSpec::default()).unwrap();
     let mut b = nic
         .create(VnicSpec {
@@ -432,7 +409,7 @@ fn one_vnics_poll_never_takes_another_vnics_completion_events() {
 fn a_vnics_link_follows_the_port_through_the_adapters_poll() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let nic = nic(&sim, false);
+    let nic = common::nic(&sim, false);
     let v = nic.create(VnicSpec::default()).unwrap();
     assert!(v.link().up);
     assert!(v.link().speed_mbps > 0);
@@ -465,7 +442,7 @@ fn deliveries(sim: &SimPlatform, vnics: &mut [Vnic<A>], f: &[u8]) -> Vec<(usize,
 fn a_promiscuous_vnic_sees_everything_while_the_others_keep_theirs() {
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let nic = nic(&sim, false);
+    let nic = common::nic(&sim, false);
     // 0..=3 untagged, 4 and 5 on VLAN 10; 6 the promiscuous one.
     let mut vnics: Vec<Vnic<A>> = layout()
         .into_iter()

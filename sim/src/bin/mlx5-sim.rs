@@ -1,6 +1,6 @@
 //! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
 //!
-//! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx
+//! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx [--ports 2]
 //! [--wire tap:IFNAME|unix:PATH|qemu:PATH|none] [--pcap FILE [--snaplen N]
 //! [--pcap-max-mb MB]] [--control PATH] [--fw-boot-ms MS]
 //! [--trace-commands[=FILE]] [--module KIND|none]`
@@ -17,6 +17,11 @@
 //! `--module` plugs another transceiver than the part's own (`10g-dac`,
 //! `10g-sr`, `25g-dac`, `1g-copper`, `40g-qsfp`, `100g-sr4`, `100g-dac`,
 //! `200g-dac`; `none`: an empty cage).
+//! `--ports 2` models a 2-port board: two PCI functions (one vfio-user
+//! socket each: `--socket` twice, in port order) sharing firmware, PSID,
+//! serial and system image GUID, each with its own MAC, vport, queues,
+//! steering, counters, cable and capture (`--wire` / `--pcap` once per
+//! port, in port order); the process exits when both clients are gone.
 //! Log level from `MLX5_SIM_LOG` (error, warn, info, debug, trace; default
 //! warn), on stderr.
 
@@ -27,7 +32,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlx5_sim::Personality;
 use mlx5_sim::link::LinkSpec;
-use mlx5_sim::vfio::{Options, serve};
+use mlx5_sim::vfio::{Options, PortOptions, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,21 +40,27 @@ use mlx5_sim::vfio::{Options, serve};
     about = "A software ConnectX adapter served over vfio-user"
 )]
 struct Cli {
-    /// The vfio-user socket to create and serve (it must not exist).
-    #[arg(long)]
-    socket: PathBuf,
+    /// Ports on the board, each its own PCI function (1 or 2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    ports: u8,
+    /// The vfio-user socket to create and serve (it must not exist); once
+    /// per port, in port order.
+    #[arg(long, required = true)]
+    socket: Vec<PathBuf>,
     /// Which part to model.
     #[arg(long, value_parser = parse_personality)]
     personality: Personality,
     /// A unix socket for live control (`help` lists its requests).
     #[arg(long)]
     control: Option<PathBuf>,
-    /// The port's cable: tap:IFNAME, unix:PATH, qemu:PATH or none.
-    #[arg(long, default_value = "none")]
-    wire: LinkSpec,
-    /// Record every frame on the cable in this pcap file.
+    /// The port's cable: tap:IFNAME, unix:PATH, qemu:PATH or none; once
+    /// per port, in port order (ports not named: none).
     #[arg(long)]
-    pcap: Option<PathBuf>,
+    wire: Vec<LinkSpec>,
+    /// Record every frame on the cable in this pcap file; once per port,
+    /// in port order (ports not named: no capture).
+    #[arg(long)]
+    pcap: Vec<PathBuf>,
     /// Bytes of each frame the capture keeps (tcpdump's -s; 0: 65535).
     #[arg(long, default_value_t = mlx5_sim::link::pcap::SNAPLEN)]
     snaplen: u32,
@@ -108,19 +119,12 @@ fn main() -> ExitCode {
     if log::set_logger(&StderrLog).is_ok() {
         log::set_max_level(level);
     }
-    let opts = Options {
-        socket: cli.socket,
-        personality: cli.personality,
-        control: cli.control,
-        wire: cli.wire,
-        pcap: cli.pcap,
-        pcap_limits: mlx5_sim::link::PcapLimits {
-            snaplen: cli.snaplen,
-            max_bytes: cli.pcap_max_mb.map(|mb| mb.saturating_mul(1_000_000)),
-        },
-        fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
-        trace_commands: cli.trace_commands,
-        module: cli.module.unwrap_or_default(),
+    let opts = match options(cli) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr().lock(), "mlx5-sim: {e}");
+            return ExitCode::from(2);
+        }
     };
     match serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +133,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server's options: one socket per port, at most one wire and one
+/// capture per port.
+fn options(cli: Cli) -> Result<Options, String> {
+    let ports = usize::from(cli.ports);
+    if cli.socket.len() != ports {
+        return Err(format!(
+            "--ports {ports} needs {ports} --socket (given {})",
+            cli.socket.len()
+        ));
+    }
+    if cli.wire.len() > ports || cli.pcap.len() > ports {
+        return Err(format!("at most {ports} --wire and {ports} --pcap"));
+    }
+    let wire = |i: usize| cli.wire.get(i).cloned().unwrap_or(LinkSpec::None);
+    let pcap = |i: usize| cli.pcap.get(i).cloned();
+    let more_ports = (1..ports)
+        .map(|i| PortOptions {
+            socket: cli.socket[i].clone(),
+            wire: wire(i),
+            pcap: pcap(i),
+        })
+        .collect();
+    Ok(Options {
+        socket: cli.socket[0].clone(),
+        personality: cli.personality,
+        control: cli.control,
+        wire: wire(0),
+        pcap: pcap(0),
+        pcap_limits: mlx5_sim::link::PcapLimits {
+            snaplen: cli.snaplen,
+            max_bytes: cli.pcap_max_mb.map(|mb| mb.saturating_mul(1_000_000)),
+        },
+        fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
+        trace_commands: cli.trace_commands,
+        module: cli.module.unwrap_or_default(),
+        more_ports,
+    })
 }
 
 #[cfg(test)]
@@ -150,10 +193,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.personality, Personality::ConnectX6Dx);
-        assert_eq!(cli.socket, PathBuf::from("/run/a.sock"));
+        assert_eq!(cli.socket, vec![PathBuf::from("/run/a.sock")]);
         assert_eq!(cli.control, Some(PathBuf::from("/run/c.sock")));
-        assert_eq!(cli.wire, LinkSpec::None);
-        assert_eq!(cli.pcap, None);
+        assert!(cli.wire.is_empty());
+        assert!(cli.pcap.is_empty());
+        assert_eq!(cli.ports, 1);
         assert_eq!(cli.fw_boot_ms, 5);
         assert_eq!(cli.trace_commands, None);
         assert_eq!(cli.module, None);
@@ -201,8 +245,8 @@ mod tests {
             "/tmp/x.pcap",
         ])
         .unwrap();
-        assert_eq!(cli.wire, LinkSpec::Unix("/run/w.sock".into()));
-        assert_eq!(cli.pcap, Some(PathBuf::from("/tmp/x.pcap")));
+        assert_eq!(cli.wire, vec![LinkSpec::Unix("/run/w.sock".into())]);
+        assert_eq!(cli.pcap, vec![PathBuf::from("/tmp/x.pcap")]);
         let tap = |w: &str| {
             Cli::try_parse_from([
                 "mlx5-sim",
@@ -215,7 +259,7 @@ mod tests {
             ])
             .map(|c| c.wire)
         };
-        assert_eq!(tap("tap:cx0").unwrap(), LinkSpec::Tap("cx0".into()));
+        assert_eq!(tap("tap:cx0").unwrap(), vec![LinkSpec::Tap("cx0".into())]);
         for bad in ["tap:", "tap:much-too-long-name", "udp:x", "unix:"] {
             assert!(tap(bad).is_err(), "{bad}");
         }
@@ -226,5 +270,39 @@ mod tests {
             Cli::try_parse_from(["mlx5-sim", "--socket", "s", "--personality", "cx7"]).is_err()
         );
         assert!(Cli::try_parse_from(["mlx5-sim", "--personality", "cx5"]).is_err());
+    }
+
+    #[test]
+    fn two_ports_take_a_socket_wire_and_capture_each() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["mlx5-sim", "--personality", "cx4lx"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(options)
+        };
+        let o = parse(&[
+            "--ports", "2", "--socket", "a", "--socket", "b", "--wire", "qemu:w0", "--wire",
+            "qemu:w1", "--pcap", "p0", "--pcap", "p1",
+        ])
+        .unwrap();
+        assert_eq!(o.socket, PathBuf::from("a"));
+        assert_eq!(o.wire, LinkSpec::Qemu("w0".into()));
+        assert_eq!(o.pcap, Some(PathBuf::from("p0")));
+        assert_eq!(o.more_ports.len(), 1);
+        assert_eq!(o.more_ports[0].socket, PathBuf::from("b"));
+        assert_eq!(o.more_ports[0].wire, LinkSpec::Qemu("w1".into()));
+        assert_eq!(o.more_ports[0].pcap, Some(PathBuf::from("p1")));
+        // The second port without a wire or capture.
+        let o = parse(&[
+            "--ports", "2", "--socket", "a", "--socket", "b", "--wire", "qemu:w0",
+        ])
+        .unwrap();
+        assert_eq!(o.more_ports[0].wire, LinkSpec::None);
+        assert_eq!(o.more_ports[0].pcap, None);
+        assert!(parse(&["--ports", "2", "--socket", "a"]).is_err());
+        assert!(parse(&["--socket", "a", "--socket", "b"]).is_err());
+        assert!(parse(&["--socket", "a", "--wire", "none", "--wire", "none"]).is_err());
+        assert!(parse(&["--ports", "3", "--socket", "a"]).is_err());
     }
 }

@@ -244,6 +244,17 @@ fn general(p: Personality) -> Vec<u8> {
     s(&mut b, hca_cap::MAX_TC, 8);
     s(&mut b, hca_cap::CQE_VERSION, 1);
     s(&mut b, hca_cap::STRIDING_RQ, c.striding_rq as u64);
+    s(&mut b, hca_cap::CQE_COMPRESSION, c.cqe_compression as u64);
+    if c.cqe_compression {
+        // Sessions close at the end of a burst, never by a timer; the
+        // timeout (units of 1 us) is reported as the PRM's default.
+        s(&mut b, hca_cap::CQE_COMPRESSION_TIMEOUT, 0x60);
+        s(
+            &mut b,
+            hca_cap::CQE_COMPRESSION_MAX_NUM,
+            crate::datapath::mini_cqe::MAX_SESSION as u64,
+        );
+    }
     // Command signatures not supported: cmdif_checksum stays 0.
     s(&mut b, hca_cap::CMDIF_CHECKSUM, 0);
     s(&mut b, hca_cap::ETH_NET_OFFLOADS, 1);

@@ -45,8 +45,8 @@ pub mod cqc {
     pub const SCQE_BREAK: F = f(0xd, 1);
     pub const OI: F = f(0xe, 1);
     pub const CQ_PERIOD_MODE: F = f(0xf, 2);
-    /// cqe_comp_en, mini_cqe_res_format.
-    pub const COMPRESSION: F = f(0x11, 3);
+    pub const CQE_COMP_EN: F = f(0x11, 1);
+    pub const MINI_CQE_RES_FORMAT: F = f(0x12, 2);
     pub const ST: F = f(0x14, 4);
     pub const COMPRESSION_LAYOUT: F = f(0x1e, 2);
     pub const PAGE_OFFSET: F = f(0x54, 6);
@@ -136,11 +136,19 @@ pub struct Cq {
     pub users: u32,
     /// CQEs not written because the CQ was full or in error.
     pub overruns: u64,
+    /// `mini_cqe_res_format` when created with `cqe_comp_en`.
+    pub compression: Option<u8>,
+    /// CQEs held for a compressed session (`crate::datapath::mini_cqe`;
+    /// capacity reserved at creation, at most `MAX_SESSION`).
+    pub session: Vec<[u8; CQE_SIZE]>,
 }
 
 #[derive(Debug, Default)]
 pub struct Cqs {
     map: BTreeMap<u32, Cq>,
+    /// A burst of received frames is being delivered: compressing CQs
+    /// hold their CQEs until it ends.
+    pub batching: bool,
 }
 
 impl Cqs {
@@ -159,6 +167,13 @@ impl Cqs {
     pub fn count(&self) -> usize {
         self.map.len()
     }
+    /// CQs holding CQEs for a session.
+    pub fn with_session(&self) -> impl Iterator<Item = u32> + '_ {
+        self.map
+            .values()
+            .filter(|c| !c.session.is_empty())
+            .map(|c| c.cqn)
+    }
 }
 
 fn ctx(fld: F) -> F {
@@ -174,12 +189,26 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         cqc::CQE_SZ,
         cqc::CC,
         cqc::SCQE_BREAK,
-        cqc::COMPRESSION,
         cqc::COMPRESSION_LAYOUT,
     ];
     if unsupported.iter().any(|u| get(inp, ctx(*u)) != 0) || get(inp, f(0x2e0, 1)) != 0 {
         return Err(syn::CQ_FEATURE);
     }
+    // Compression needs the capability; the formats offered are the RSS
+    // hash and the checksum (no stride index: `mini_cqe_resp_stride_index` 0).
+    let compression = if get(inp, ctx(cqc::CQE_COMP_EN)) != 0 {
+        let fmt = get(inp, ctx(cqc::MINI_CQE_RES_FORMAT)) as u8;
+        if dev.caps.general(super::caps::hca_cap::CQE_COMPRESSION) == 0
+            || fmt > crate::datapath::mini_cqe::RES_CSUM
+        {
+            return Err(syn::CQ_FEATURE);
+        }
+        Some(fmt)
+    } else if get(inp, ctx(cqc::MINI_CQE_RES_FORMAT)) != 0 {
+        return Err(syn::CQ_FEATURE);
+    } else {
+        None
+    };
     let log_size = get(inp, ctx(cqc::LOG_CQ_SIZE)) as u8;
     if log_size as u64 > dev.caps.general(super::caps::hca_cap::LOG_MAX_CQ_SZ) {
         return Err(syn::CQ_SIZE);
@@ -235,6 +264,12 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         max_count: get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16,
         users: 0,
         overruns: 0,
+        compression,
+        session: Vec::with_capacity(if compression.is_some() {
+            crate::datapath::mini_cqe::MAX_SESSION
+        } else {
+            0
+        }),
     };
     dev.nic.cqs.map.insert(cqn, cq);
     // create_cq_out: cqn at bit 0x48.
@@ -354,69 +389,104 @@ fn completion_event(dev: &mut Function, eqn: u8, cqn: u32) {
 }
 
 /// Write `entry` (its opcode already in `op_own` bits 7:4) as the next CQE
-/// of CQ `cqn`, setting the owner bit. Returns false when the CQE could not
-/// be written (unknown CQ, overflow, CQ in error, DMA failure).
+/// of CQ `cqn`, setting the owner bit (or hold it for a compressed
+/// session, `crate::datapath::mini_cqe`). Returns false when the CQE could
+/// not be written (unknown CQ, overflow, CQ in error, DMA failure).
 pub fn post(dev: &mut Function, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
-    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+    if let Some(done) = crate::datapath::mini_cqe::hold(dev, cqn, entry) {
+        return done;
+    }
+    post_now(dev, cqn, entry)
+}
+
+/// [`post`] without compression.
+pub fn post_now(dev: &mut Function, cqn: u32, entry: &mut [u8; CQE_SIZE]) -> bool {
+    let Some(at) = reserve(dev, cqn, 1) else {
         return false;
     };
+    if write_slot(dev, cqn, at, entry, true) {
+        completed(dev, cqn);
+        true
+    } else {
+        false
+    }
+}
+
+/// Take `n` entries of CQ `cqn` (producer counter advanced), returning
+/// the producer counter of the first; `None` when the CQ is unknown, in
+/// error, or overruns (PRM "CQ overrun", see the module docs).
+pub fn reserve(dev: &mut Function, cqn: u32, n: u32) -> Option<u32> {
+    let cq = dev.nic.cqs.map.get_mut(&cqn)?;
     if cq.status != 0 {
-        cq.overruns += 1;
-        return false;
+        cq.overruns += n as u64;
+        return None;
     }
     let nent = 1u32 << cq.log_size;
-    if cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK >= nent && !cq.oi {
+    if (cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK) + n > nent && !cq.oi {
         // Looks full: fetch the consumer counter the driver last published.
         let dbr = cq.dbr;
         let mut raw = [0u8; 4];
-        if dev
-            .bus
-            .read(dbr, &mut raw, Purpose::DoorbellRecord)
-            .is_err()
-        {
-            return false;
-        }
-        let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
-            return false;
-        };
+        dev.bus.read(dbr, &mut raw, Purpose::DoorbellRecord).ok()?;
+        let cq = dev.nic.cqs.map.get_mut(&cqn)?;
         cq.consumer = u32::from_be_bytes(raw) & COUNTER_MASK;
-        if cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK >= nent {
+        if (cq.producer.wrapping_sub(cq.consumer) & COUNTER_MASK) + n > nent {
             overrun(dev, cqn);
-            return false;
+            // A session of `n` CQEs is lost whole.
+            if let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) {
+                cq.overruns += n as u64 - 1;
+            }
+            return None;
         }
     }
-    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+    let cq = dev.nic.cqs.map.get_mut(&cqn)?;
+    let at = cq.producer;
+    cq.producer = (cq.producer + n) & COUNTER_MASK;
+    Some(at)
+}
+
+/// Write `entry` into the slot of producer counter `at`; with `owned`, set
+/// its owner bit and write `op_own` last (the driver never sees a valid
+/// owner bit over a stale body).
+pub fn write_slot(
+    dev: &mut Function,
+    cqn: u32,
+    at: u32,
+    entry: &[u8; CQE_SIZE],
+    owned: bool,
+) -> bool {
+    let Some(cq) = dev.nic.cqs.map.get(&cqn) else {
         return false;
     };
-    let index = (cq.producer & (nent - 1)) as u64;
-    let byte = index * CQE_SIZE as u64;
+    let nent = 1u32 << cq.log_size;
+    let byte = (at & (nent - 1)) as u64 * CQE_SIZE as u64;
     let Some(page) = cq.pas.get((byte / PAGE) as usize).copied() else {
         return false;
     };
     let addr = page + byte % PAGE;
-    let owner = ((cq.producer >> cq.log_size) & 1) as u8;
-    cq.producer = (cq.producer + 1) & COUNTER_MASK;
-    let fire = cq.armed;
-    cq.armed = false;
-    let eqn = cq.eqn;
-    entry[cqe::OP_OWN] = (entry[cqe::OP_OWN] & 0xf0) | owner;
-    // Body first, op_own last: the driver never sees a valid owner bit
-    // over a stale body.
-    if dev
-        .bus
-        .write(addr, &entry[..CQE_SIZE - 1], Purpose::CqBuffer)
-        .is_err()
-        || dev
-            .bus
-            .write(addr + 0x3f, &entry[CQE_SIZE - 1..], Purpose::CqBuffer)
-            .is_err()
-    {
-        return false;
+    if !owned {
+        return dev.bus.write(addr, entry, Purpose::CqBuffer).is_ok();
     }
-    if fire {
+    let owner = ((at >> cq.log_size) & 1) as u8;
+    let op_own = (entry[cqe::OP_OWN] & 0xfe) | owner;
+    dev.bus
+        .write(addr, &entry[..CQE_SIZE - 1], Purpose::CqBuffer)
+        .is_ok()
+        && dev
+            .bus
+            .write(addr + 0x3f, &[op_own], Purpose::CqBuffer)
+            .is_ok()
+}
+
+/// CQEs were written: an armed CQ fires its completion event and disarms.
+pub fn completed(dev: &mut Function, cqn: u32) {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return;
+    };
+    if cq.armed {
+        cq.armed = false;
+        let eqn = cq.eqn;
         completion_event(dev, eqn, cqn);
     }
-    true
 }
 
 /// CQ `cqn` overruns: status CQ_OVERFLOW (it writes no more CQEs) and a

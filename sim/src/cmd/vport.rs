@@ -18,6 +18,9 @@ pub mod ctx {
     pub const DISABLE_UC_LOCAL_LB: F = f(0x1e, 1);
     pub const ARM_CHANGE_EVENT: F = f(0x20, 1);
     pub const MTU: F = f(0x130, 0x10);
+    pub const SYSTEM_IMAGE_GUID: F = f(0x140, 0x40);
+    pub const PORT_GUID: F = f(0x180, 0x40);
+    pub const NODE_GUID: F = f(0x1c0, 0x40);
     pub const PROMISC_UC: F = f(0x780, 1);
     pub const PROMISC_MC: F = f(0x781, 1);
     pub const PROMISC_ALL: F = f(0x782, 1);
@@ -235,6 +238,11 @@ pub fn query_context(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(
     );
     set(out, c(ctx::ARM_CHANGE_EVENT), v.arm_change_event as u64);
     set(out, c(ctx::MTU), v.mtu as u64);
+    // One board: every port reports its GUIDs (node = the board's).
+    let id = &dev.identity;
+    set(out, c(ctx::SYSTEM_IMAGE_GUID), id.system_image_guid);
+    set(out, c(ctx::NODE_GUID), id.system_image_guid);
+    set(out, c(ctx::PORT_GUID), id.port_guid());
     set(out, c(ctx::PROMISC_UC), v.promisc_uc as u64);
     set(out, c(ctx::PROMISC_MC), v.promisc_mc as u64);
     set(out, c(ctx::PROMISC_ALL), v.promisc_all as u64);

@@ -10,6 +10,7 @@
 
 pub mod csum;
 pub mod frame;
+pub mod mini_cqe;
 pub mod rss;
 pub mod rx;
 pub mod tx;

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, Platform, PlatformError};
+use cxos_drivers::{Clock, ConfigSpace, DmaAlloc, Mmio, Msix, PciAddress, PlatformError};
 
 pub use self::bench::{BenchDma, BenchPlatform};
 pub use self::dma::{HostDmaSpace, SimDma};
@@ -190,6 +190,42 @@ impl SimPlatform {
         (pa, pb)
     }
 
+    /// A board with `ports` ports of part `p` (at most
+    /// [`Personality::max_ports`]): one function per port at
+    /// `bus`:00.<port>, sharing firmware, serial and system image GUID,
+    /// each with its own MAC (consecutive from `mac`), vport, queues,
+    /// steering, counters and cable; no port is cabled ([`SimPlatform::cable`]).
+    pub fn adapter(
+        p: Personality,
+        mode: Mode,
+        ports: u8,
+        bus: u8,
+        mac: [u8; 6],
+    ) -> Vec<SimPlatform> {
+        let ports = ports.clamp(1, p.max_ports());
+        (0..ports)
+            .map(|port| {
+                let s = SimPlatform::with_config(
+                    p,
+                    mode,
+                    SimConfig {
+                        pci_address: PciAddress::new(0, bus, 0, port),
+                        mac: crate::adapter::port_mac(mac, port),
+                    },
+                );
+                s.with_model(|f| f.identity = crate::adapter::Identity::new(p, port, ports));
+                s
+            })
+            .collect()
+    }
+
+    /// Cables port `a` to port `b` (of the same or another board): what
+    /// one transmits arrives at the other.
+    pub fn cable(a: &SimPlatform, b: &SimPlatform) {
+        *lock(&a.inner.peer) = Some(Arc::downgrade(&b.inner));
+        *lock(&b.inner.peer) = Some(Arc::downgrade(&a.inner));
+    }
+
     /// One adapter whose port is looped back to itself.
     pub fn new_loopback(p: Personality, mode: Mode) -> SimPlatform {
         let s = SimPlatform::new(p, mode);
@@ -211,6 +247,14 @@ impl SimPlatform {
     pub fn inject_rx(&self, frame: &[u8]) {
         capture_rx(&self.inner, frame);
         self.dev().receive(frame);
+    }
+
+    /// Frames that arrive together (one burst: CQE compression applies).
+    pub fn inject_rx_burst(&self, frames: &[&[u8]]) {
+        for f in frames {
+            capture_rx(&self.inner, f);
+        }
+        self.dev().receive_burst(frames.iter().copied());
     }
 
     /// Joins the port to `link` (replacing an earlier link): frames the
@@ -478,10 +522,9 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
                     if let Some(pcap) = capturing(&p) {
                         pcap.record_all(&batch, Direction::In);
                     }
-                    let mut pd = lock(&p.dev);
-                    for f in &batch {
-                        pd.receive(f);
-                    }
+                    // Sent back to back: one burst for the receiver (its
+                    // compressing CQs write sessions).
+                    lock(&p.dev).receive_burst(batch.iter().map(|f| &f[..]));
                 }
                 None => {
                     let mut log = lock(&shared.tx_log);
@@ -500,30 +543,9 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
     }
 }
 
-/// Every part is a clone of the same function (an `Arc` inside): cheap to
-/// clone, and usable from any thread.
-impl Platform for SimPlatform {
-    type Dma = SimPlatform;
-    type Mmio = SimPlatform;
-    type Config = SimPlatform;
-    type Msix = SimPlatform;
-    type Clock = SimPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &Self {
-        self
-    }
-    fn msix(&self) -> &Self {
-        self
-    }
-    fn clock(&self) -> &Self {
-        self
-    }
-}
+// Every part is a clone of the same function (an `Arc` inside): cheap to
+// clone, and usable from any thread.
+cxos_drivers::platform_of_one!(SimPlatform);
 
 impl DmaAlloc for SimPlatform {
     type Region = SimDma;

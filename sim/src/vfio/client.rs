@@ -29,8 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cxos_drivers::{
-    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, Platform,
-    PlatformError,
+    Clock, ConfigSpace, DmaAddr, DmaAlloc, DmaRegion, Mmio, Msix, PciAddress, PlatformError,
 };
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
@@ -275,28 +274,7 @@ impl VfioPlatform {
     }
 }
 
-impl Platform for VfioPlatform {
-    type Dma = VfioPlatform;
-    type Mmio = VfioPlatform;
-    type Config = VfioPlatform;
-    type Msix = VfioPlatform;
-    type Clock = VfioPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &Self {
-        self
-    }
-    fn msix(&self) -> &Self {
-        self
-    }
-    fn clock(&self) -> &Self {
-        self
-    }
-}
+cxos_drivers::platform_of_one!(VfioPlatform);
 
 impl DmaAlloc for VfioPlatform {
     type Region = Dma;

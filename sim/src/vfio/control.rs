@@ -4,9 +4,13 @@
 //! Each request is one line; each reply is zero or more lines of data and
 //! then one final line that starts with `ok` or `error: `, so a client reads
 //! until such a line. Requests that concern a port take its number right
-//! after the verb, default 0 (the model has one port, 0). Requests:
+//! after the verb, default 0 (`mlx5-sim --ports 2` has ports 0 and 1: `link
+//! 1 down`, `module 1`, `fault 1 health 5`, `stats 1`). Requests:
 //!
 //! - `help`: the list below.
+//! - `adapter`: the board (`adapter <part> firmware <v> psid <psid> serial
+//!   <s> system-image-guid <hex> ports <n>`), then per port `port <i> mac
+//!   <mac> port-guid <hex> link up|down`.
 //! - `link [<port>] down` / `link [<port>] up`: the port's carrier goes away / comes back (a
 //!   port-change event through the model when the operational state changes;
 //!   a TAP wire's interface shows NO-CARRIER while down, a unix wire's other
@@ -80,6 +84,8 @@ use crate::pci_config::MSIX_VECTORS;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Help,
+    /// `adapter`: the board and its ports.
+    Adapter,
     Link {
         up: bool,
     },
@@ -114,6 +120,7 @@ pub enum ModuleRequest {
 /// What `help` prints.
 pub const HELP: &str = "\
 help
+adapter
 link [<port>] down|up
 module [<port>]
 module [<port>] remove
@@ -179,36 +186,50 @@ fn hex_frame(word: Option<&str>) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// Ports the model has: one, port 0.
-const PORTS: usize = 1;
-
-/// The optional port number right after a verb: consumed when the next
-/// word is a decimal number and `more` words follow it.
+/// The optional port number right after a verb (every verb takes one):
+/// consumed when the next word is a decimal number and at least `more`
+/// words follow it; `ports` is how many the model has.
 fn port<'a>(
     words: &mut std::iter::Peekable<impl Iterator<Item = &'a str> + Clone>,
     more: usize,
-) -> Result<(), String> {
+    ports: usize,
+) -> Result<usize, String> {
     let Some(w) = words.peek().copied() else {
-        return Ok(());
+        return Ok(0);
     };
     if !w.bytes().all(|b| b.is_ascii_digit()) || words.clone().count() <= more {
-        return Ok(());
+        return Ok(0);
     }
     let n: usize = w.parse().map_err(|_| format!("bad port '{w}'"))?;
-    if n >= PORTS {
-        return Err(format!("no port {n}: the model has port 0 only"));
+    if n >= ports {
+        return Err(match ports {
+            1 => format!("no port {n}: the model has port 0 only"),
+            _ => format!("no port {n}: the model has ports 0-{}", ports - 1),
+        });
     }
     words.next();
-    Ok(())
+    Ok(n)
 }
 
-/// Parses one request line (surrounding blanks ignored).
+/// Parses one request line (surrounding blanks ignored) for a one-port
+/// model.
 pub fn parse(line: &str) -> Result<Request, String> {
+    parse_on(line, 1).map(|(_, req)| req)
+}
+
+/// Parses one request line for a model with `ports` ports: the port it
+/// names (0 when it names none) and the request.
+pub fn parse_on(line: &str, ports: usize) -> Result<(usize, Request), String> {
     let mut words = line.split_whitespace().peekable();
     let Some(verb) = words.next() else {
         return Err("empty request (try help)".into());
     };
+    // Verbs that need a word after the port: `link 1 down`, `inject 1 <hex>`,
+    // `fault 1 <kind>`; the others may end at it (`module 1`, `stats 1`).
+    let more = usize::from(matches!(verb, "link" | "inject" | "fault"));
+    let at = port(&mut words, more, ports)?;
     let req = match verb {
+        "adapter" => Request::Adapter,
         "help" => Request::Help,
         "stats" => Request::Stats,
         "wire" => Request::Wire,
@@ -219,64 +240,50 @@ pub fn parse(line: &str) -> Result<Request, String> {
         },
         "sanitizer" => Request::Sanitizer,
         "objects" => Request::Objects,
-        "inject" => {
-            port(&mut words, 1)?;
-            Request::Inject(hex_frame(words.next())?)
-        }
-        "led" => {
-            port(&mut words, 0)?;
-            Request::Led
-        }
-        "module" => {
-            port(&mut words, 0)?;
-            match words.next() {
-                None => Request::ModuleShow,
-                Some("remove") => Request::Module(ModuleRequest::Remove),
-                Some("insert") => {
-                    let kind = words.next().ok_or_else(|| {
+        "inject" => Request::Inject(hex_frame(words.next())?),
+        "led" => Request::Led,
+        "module" => match words.next() {
+            None => Request::ModuleShow,
+            Some("remove") => Request::Module(ModuleRequest::Remove),
+            Some("insert") => {
+                let kind = words.next().ok_or_else(|| {
+                    format!(
+                        "usage: module insert <kind> ({})",
+                        crate::module::ModuleKind::names()
+                    )
+                })?;
+                Request::Module(ModuleRequest::Insert(
+                    crate::module::ModuleKind::from_name(kind).ok_or_else(|| {
                         format!(
-                            "usage: module insert <kind> ({})",
+                            "unknown module '{kind}' (one of {})",
                             crate::module::ModuleKind::names()
                         )
-                    })?;
-                    Request::Module(ModuleRequest::Insert(
-                        crate::module::ModuleKind::from_name(kind).ok_or_else(|| {
-                            format!(
-                                "unknown module '{kind}' (one of {})",
-                                crate::module::ModuleKind::names()
-                            )
-                        })?,
-                    ))
-                }
-                Some("error") => {
-                    let names = || crate::module::ERROR_TYPES.map(|(n, _)| n).join(", ");
-                    let t = words
-                        .next()
-                        .ok_or_else(|| format!("usage: module error <type> ({})", names()))?;
-                    let v = crate::module::ERROR_TYPES
-                        .iter()
-                        .find(|(n, _)| *n == t)
-                        .map(|(_, v)| *v)
-                        .ok_or_else(|| {
-                            format!("unknown module error '{t}' (one of {})", names())
-                        })?;
-                    Request::Module(ModuleRequest::Error(v))
-                }
-                Some(other) => {
-                    return Err(format!(
-                        "unexpected '{other}': module [<port>] remove|insert <kind>|error <type>"
-                    ));
-                }
+                    })?,
+                ))
             }
-        }
-        "link" => {
-            port(&mut words, 1)?;
-            match words.next() {
-                Some("up") => Request::Link { up: true },
-                Some("down") => Request::Link { up: false },
-                _ => return Err("usage: link [<port>] down|up".into()),
+            Some("error") => {
+                let names = || crate::module::ERROR_TYPES.map(|(n, _)| n).join(", ");
+                let t = words
+                    .next()
+                    .ok_or_else(|| format!("usage: module error <type> ({})", names()))?;
+                let v = crate::module::ERROR_TYPES
+                    .iter()
+                    .find(|(n, _)| *n == t)
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| format!("unknown module error '{t}' (one of {})", names()))?;
+                Request::Module(ModuleRequest::Error(v))
             }
-        }
+            Some(other) => {
+                return Err(format!(
+                    "unexpected '{other}': module [<port>] remove|insert <kind>|error <type>"
+                ));
+            }
+        },
+        "link" => match words.next() {
+            Some("up") => Request::Link { up: true },
+            Some("down") => Request::Link { up: false },
+            _ => return Err("usage: link [<port>] down|up".into()),
+        },
         "fault" => match words.next() {
             Some("no-completion") => Request::Fault(Fault::CommandNoCompletion {
                 opcode: number(words.next(), "opcode")?,
@@ -302,7 +309,7 @@ pub fn parse(line: &str) -> Result<Request, String> {
     };
     match words.next() {
         Some(extra) => Err(format!("unexpected '{extra}'")),
-        None => Ok(req),
+        None => Ok((at, req)),
     }
 }
 
@@ -315,6 +322,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
             out.push_str(HELP);
             out.push_str("\nok\n");
         }
+        Request::Adapter => adapter(&[s], &mut out),
         Request::Link { up } => {
             let state = if s.set_link(up) { "up" } else { "down" };
             let _ = writeln!(out, "ok link {state}");
@@ -334,7 +342,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                     format!("{} {state}", m.describe())
                 }
             };
-            let _ = writeln!(out, "module 0 {} {what}", p.cage.name());
+            let _ = writeln!(out, "module {} {} {what}", d.identity.port, p.cage.name());
             if p.oper_up() {
                 let _ = writeln!(out, "ok link up {}G", p.speed_mbps() as f64 / 1000.0);
             } else {
@@ -515,6 +523,61 @@ pub fn execute(req: Request, s: &Shared) -> String {
     out
 }
 
+/// Carries out `req` on port `at` of a model whose ports are `ports`.
+pub fn execute_on(req: Request, at: usize, ports: &[Arc<Shared>]) -> String {
+    match (req, ports.get(at)) {
+        (Request::Adapter, _) => {
+            let mut out = String::new();
+            let all: Vec<&Shared> = ports.iter().map(|p| &**p).collect();
+            adapter(&all, &mut out);
+            out
+        }
+        (req, Some(s)) => execute(req, s),
+        (_, None) => format!("error: no port {at}\n"),
+    }
+}
+
+/// `adapter`: `adapter <part> firmware <v> psid <psid> serial <s>
+/// system-image-guid <hex> ports <n>`, then `port <i> mac <mac>
+/// port-guid <hex> link up|down` each.
+fn adapter(ports: &[&Shared], out: &mut String) {
+    let Some(first) = ports.first() else {
+        out.push_str("error: no ports\n");
+        return;
+    };
+    {
+        let d = first.dev();
+        let (major, minor, sub) = d.personality.fw_version();
+        let _ = writeln!(
+            out,
+            "adapter {} firmware {major}.{minor}.{sub} psid {} serial {} system-image-guid {:016x} ports {}",
+            d.personality.short_name(),
+            d.personality.psid(),
+            d.identity.serial,
+            d.identity.system_image_guid,
+            ports.len()
+        );
+    }
+    for s in ports {
+        let d = s.dev();
+        let m = d.mac;
+        let _ = writeln!(
+            out,
+            "port {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} port-guid {:016x} link {}",
+            d.identity.port,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[4],
+            m[5],
+            d.identity.port_guid(),
+            if d.phys_port.oper_up() { "up" } else { "down" }
+        );
+    }
+    let _ = writeln!(out, "ok {} ports", ports.len());
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
@@ -529,7 +592,7 @@ pub const MAX_CLIENTS: usize = 8;
 
 /// Answers every line of one connection until the client closes it, sends
 /// a line longer than [`MAX_LINE`] or a line that is not UTF-8.
-fn serve_client(stream: UnixStream, s: &Shared) {
+fn serve_client(stream: UnixStream, ports: &[Arc<Shared>]) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -561,8 +624,8 @@ fn serve_client(stream: UnixStream, s: &Shared) {
         if line.trim().is_empty() {
             continue;
         }
-        let reply = match parse(line) {
-            Ok(req) => execute(req, s),
+        let reply = match parse_on(line, ports.len()) {
+            Ok((at, req)) => execute_on(req, at, ports),
             Err(why) => format!("error: {why}\n"),
         };
         if writer.write_all(reply.as_bytes()).is_err() {
@@ -589,6 +652,12 @@ impl Drop for Slot {
 /// Binds `path` and answers clients, each on its own thread, at most
 /// [`MAX_CLIENTS`] at once.
 pub fn listen(path: &Path, s: Arc<Shared>) -> Result<Control, String> {
+    listen_ports(path, vec![s])
+}
+
+/// [`listen`] for a model with several ports (requests name them).
+pub fn listen_ports(path: &Path, ports: Vec<Arc<Shared>>) -> Result<Control, String> {
+    let ports: Arc<[Arc<Shared>]> = ports.into();
     let listener = super::server::listen_at(path)
         .map_err(|e| format!("cannot bind the control socket {}: {e}", path.display()))?;
     let clients = Arc::new(AtomicUsize::new(0));
@@ -606,12 +675,12 @@ pub fn listen(path: &Path, s: Arc<Shared>) -> Result<Control, String> {
                     continue;
                 }
                 let slot = Slot(clients.clone());
-                let s = s.clone();
+                let ports = ports.clone();
                 let _ = std::thread::Builder::new()
                     .name("mlx5-sim control client".into())
                     .spawn(move || {
                         let _slot = slot;
-                        serve_client(stream, &s)
+                        serve_client(stream, &ports)
                     });
             }
         })
@@ -881,6 +950,59 @@ mod tests {
                 .unwrap_err()
                 .contains("bad sqn")
         );
+    }
+
+    #[test]
+    fn two_port_requests_name_their_port() {
+        let p = Personality::ConnectX4Lx;
+        let ports: Vec<Arc<Shared>> = (0..2)
+            .map(|i| Shared::new_port(p, crate::adapter::Identity::new(p, i, 2)))
+            .collect();
+        assert_eq!(
+            parse_on("link 1 down", 2),
+            Ok((1, Request::Link { up: false }))
+        );
+        assert_eq!(
+            parse_on("link down", 2),
+            Ok((0, Request::Link { up: false }))
+        );
+        assert_eq!(parse_on("module 1", 2), Ok((1, Request::ModuleShow)));
+        assert_eq!(
+            parse_on("fault 1 health 5", 2),
+            Ok((1, Request::Fault(Fault::HealthSyndrome(5))))
+        );
+        assert_eq!(parse_on("stats 1", 2), Ok((1, Request::Stats)));
+        assert_eq!(
+            parse_on("link 2 down", 2),
+            Err("no port 2: the model has ports 0-1".into())
+        );
+        let run = |l: &str| {
+            let (at, req) = parse_on(l, 2).unwrap();
+            execute_on(req, at, &ports)
+        };
+        assert_eq!(run("link 1 down"), "ok link down\n");
+        assert!(ports[0].dev().phys_port.oper_up());
+        assert!(!ports[1].dev().phys_port.oper_up());
+        assert!(run("module 1").starts_with("module 1 "));
+        assert!(run("module").starts_with("module 0 "));
+        let adapter = run("adapter");
+        let lines: Vec<&str> = adapter.lines().collect();
+        let guid = format!("{:016x}", ports[0].dev().identity.system_image_guid);
+        assert!(
+            lines[0].starts_with("adapter cx4lx firmware 14.32.1010 psid MT_2420110034 serial ")
+                && lines[0].ends_with(&format!("system-image-guid {guid} ports 2")),
+            "{adapter}"
+        );
+        assert!(
+            lines[1].starts_with("port 0 mac 0c:42:a1:5e:00:11 ") && lines[1].ends_with(" link up")
+        );
+        assert!(
+            lines[2].starts_with("port 1 mac 0c:42:a1:5e:00:12 ")
+                && lines[2].ends_with(" link down")
+        );
+        assert_eq!(lines[3], "ok 2 ports");
+        run("link 1 up");
+        assert!(ports[1].dev().phys_port.oper_up());
     }
 
     #[test]

@@ -21,4 +21,4 @@ pub mod irq;
 pub mod protocol;
 pub mod server;
 
-pub use server::{Options, serve};
+pub use server::{Options, PortOptions, serve};

@@ -96,10 +96,19 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(p: Personality) -> Arc<Shared> {
+        Shared::new_port(p, crate::adapter::Identity::new(p, 0, 1))
+    }
+
+    /// The function of port `identity.port` of a board (its MAC follows
+    /// the first port's).
+    pub fn new_port(p: Personality, identity: crate::adapter::Identity) -> Arc<Shared> {
         let mem = Arc::new(GuestMemory::default());
         let irqs = Arc::new(EventfdIrqs::default());
+        let mac = crate::adapter::port_mac(crate::cmd::vport::default_mac(p), identity.port);
+        let mut dev = Function::with_mac(p, mac, mem.clone(), irqs.clone());
+        dev.identity = identity;
         Arc::new(Shared {
-            dev: Mutex::new(Function::new(p, mem.clone(), irqs.clone())),
+            dev: Mutex::new(dev),
             mem,
             irqs,
             counters: Counters::default(),
@@ -578,6 +587,17 @@ pub struct Options {
     pub trace_commands: Option<PathBuf>,
     /// What the cage holds at start.
     pub module: crate::module::ModuleChoice,
+    /// Ports after the first on the same board (`--ports 2`): each its
+    /// own PCI function, served on its own socket.
+    pub more_ports: Vec<PortOptions>,
+}
+
+/// One more port's function: its vfio-user socket, cable and capture.
+#[derive(Debug, Clone)]
+pub struct PortOptions {
+    pub socket: PathBuf,
+    pub wire: LinkSpec,
+    pub pcap: Option<PathBuf>,
 }
 
 impl Options {
@@ -594,53 +614,98 @@ impl Options {
             fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
             trace_commands: None,
             module: crate::module::ModuleChoice::Default,
+            more_ports: Vec::new(),
         }
     }
 }
 
-/// Serves one QEMU until it disconnects. The control socket (if any)
-/// exists before the vfio-user socket does, so a launcher that waits for the
-/// vfio-user socket may use both.
+/// Serves one QEMU until it disconnects (with several ports: until every
+/// port's client did). The control socket (if any) exists before the
+/// vfio-user sockets do, so a launcher that waits for them may use it.
 pub fn serve(opts: &Options) -> Result<(), String> {
-    let shared = Shared::new(opts.personality);
-    {
-        let mut dev = shared.dev();
-        dev.set_fw_boot_delay(opts.fw_boot_delay);
-        match opts.module {
-            crate::module::ModuleChoice::Default => {}
-            crate::module::ModuleChoice::Empty => {
-                dev.remove_module();
-            }
-            crate::module::ModuleChoice::Kind(k) => {
-                dev.remove_module();
-                dev.insert_module(k)
-                    .map_err(|e| format!("--module {}: {e}", k.name()))?;
-            }
-        }
-        if let Some(path) = &opts.trace_commands {
-            let out: Box<dyn io::Write + Send> = if path.as_os_str() == "-" {
-                Box::new(io::stderr())
-            } else {
-                Box::new(io::BufWriter::new(File::create(path).map_err(|e| {
-                    format!("cannot create the trace {}: {e}", path.display())
-                })?))
-            };
-            dev.set_trace(crate::trace::Trace::new(out));
-        }
+    let ports = 1 + opts.more_ports.len();
+    let ports_u8 = u8::try_from(ports).map_err(|_| String::from("too many ports"))?;
+    if ports_u8 > opts.personality.max_ports() {
+        return Err(format!(
+            "{} comes with at most {} ports",
+            opts.personality.short_name(),
+            opts.personality.max_ports()
+        ));
     }
-    shared.attach_link(&opts.wire, opts.pcap.as_deref(), opts.pcap_limits)?;
+    let mut shared = Vec::with_capacity(ports);
+    for port in 0..ports_u8 {
+        let s = Shared::new_port(
+            opts.personality,
+            crate::adapter::Identity::new(opts.personality, port, ports_u8),
+        );
+        configure(&s, opts, port == 0)?;
+        shared.push(s);
+    }
+    shared[0].attach_link(&opts.wire, opts.pcap.as_deref(), opts.pcap_limits)?;
+    for (s, more) in shared[1..].iter().zip(&opts.more_ports) {
+        s.attach_link(&more.wire, more.pcap.as_deref(), opts.pcap_limits)?;
+    }
     let control = match &opts.control {
-        Some(path) => Some(super::control::listen(path, shared.clone())?),
+        Some(path) => Some(super::control::listen_ports(path, shared.clone())?),
         None => None,
     };
-    let result = serve_with(&opts.socket, &shared);
-    shared.stop();
-    shared.detach_link();
+    let sockets: Vec<&Path> = std::iter::once(opts.socket.as_path())
+        .chain(opts.more_ports.iter().map(|m| m.socket.as_path()))
+        .collect();
+    let result = std::thread::scope(|scope| {
+        let served: Vec<_> = shared
+            .iter()
+            .zip(&sockets)
+            .skip(1)
+            .map(|(s, socket)| scope.spawn(move || serve_with(socket, s)))
+            .collect();
+        let mut result = serve_with(sockets[0], &shared[0]);
+        for h in served {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(String::from("a port's server panicked")));
+            result = result.and(r);
+        }
+        result
+    });
+    for s in &shared {
+        s.stop();
+        s.detach_link();
+    }
     if let Some(path) = &opts.control {
         let _ = std::fs::remove_file(path);
     }
     drop(control);
     result
+}
+
+/// A port's start state as the options say: boot delay, module, trace
+/// (the first port's commands only: one trace file).
+fn configure(shared: &Shared, opts: &Options, first: bool) -> Result<(), String> {
+    let mut dev = shared.dev();
+    dev.set_fw_boot_delay(opts.fw_boot_delay);
+    match opts.module {
+        crate::module::ModuleChoice::Default => {}
+        crate::module::ModuleChoice::Empty => {
+            dev.remove_module();
+        }
+        crate::module::ModuleChoice::Kind(k) => {
+            dev.remove_module();
+            dev.insert_module(k)
+                .map_err(|e| format!("--module {}: {e}", k.name()))?;
+        }
+    }
+    if let Some(path) = opts.trace_commands.as_ref().filter(|_| first) {
+        let out: Box<dyn io::Write + Send> = if path.as_os_str() == "-" {
+            Box::new(io::stderr())
+        } else {
+            Box::new(io::BufWriter::new(File::create(path).map_err(|e| {
+                format!("cannot create the trace {}: {e}", path.display())
+            })?))
+        };
+        dev.set_trace(crate::trace::Trace::new(out));
+    }
+    Ok(())
 }
 
 fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {

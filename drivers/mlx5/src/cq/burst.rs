@@ -26,6 +26,12 @@ impl CqeTail {
         (self.0 >> 16) as u16
     }
 
+    /// The title of a compressed session ([`super::mini_cqe`]).
+    #[inline(always)]
+    pub fn is_title(self) -> bool {
+        super::mini_cqe::is_title(self.0 as u8)
+    }
+
     /// `op_own` `[7:4]` ([`crate::cqe::OpOwn`]).
     #[inline(always)]
     pub fn opcode(self) -> u8 {

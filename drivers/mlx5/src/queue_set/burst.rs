@@ -10,7 +10,7 @@
 
 use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta, TxError, TxMeta};
 
-use super::{Parts, Plat, QueueSet};
+use super::{FaultCause, Parts, Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe::{self, Cqe};
@@ -25,6 +25,12 @@ pub struct RxInfo<'a, P: Platform> {
     queue: u16,
     vlan_strip: bool,
     csum: bool,
+    /// The per-frame path's decoding (its CQE may be a compressed
+    /// session's, not in the ring).
+    meta: Option<RxMeta>,
+    /// A compressed session's completion (not in the ring): its
+    /// mini-CQE word, `wqe_counter`, and whether it is the session's first.
+    mini: Option<(u64, u16, bool)>,
 }
 
 impl<P: Platform> core::fmt::Debug for RxInfo<'_, P> {
@@ -48,7 +54,14 @@ impl<P: Platform> RxInfo<'_, P> {
     /// path ([`QueueSet::receive`]).
     #[inline]
     pub fn meta(&self) -> RxMeta {
-        let mut m = meta_of(&self.cq.entry(self.ci), self.vlan_strip, self.csum);
+        if let Some(m) = self.meta {
+            return m;
+        }
+        let c = match self.mini {
+            Some((mini, counter, first)) => self.cq.session_cqe(mini, counter, first),
+            None => self.cq.entry(self.ci),
+        };
+        let mut m = meta_of(&c, self.vlan_strip, self.csum);
         m.queue = self.queue;
         m
     }
@@ -209,6 +222,20 @@ impl<C: Control> QueueSet<C> {
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
+            if x.cq.session_ready() {
+                let (n, releases, bad) =
+                    session_burst(q as u16, &mut x.cq, rq, max - got, vlan_strip, csum, f);
+                got += n;
+                self.release(q, releases);
+                if let Some(wqe_counter) = bad {
+                    self.recover_rq(q, FaultCause::BadCompletion { wqe_counter });
+                    return got;
+                }
+                if got == max {
+                    return got;
+                }
+                continue;
+            }
             let cq = &x.cq;
             let view = cq.view();
             let rqn = rq.rqn.0;
@@ -216,12 +243,21 @@ impl<C: Control> QueueSet<C> {
             let start = cq.ci();
             let mut ci = start;
             let (mut releases, mut bytes) = (0u32, 0u64);
-            let mut stopped = false;
+            let (mut stopped, mut title) = (false, false);
             rq.with_buffers(|all| {
                 while got < max {
+                    // A compressed session is read by the per-frame path.
+                    if cq.in_session() {
+                        stopped = true;
+                        break;
+                    }
                     let Some(t) = view.owned_tail(ci) else {
                         break;
                     };
+                    if t.is_title() {
+                        title = true;
+                        break;
+                    }
                     if t.opcode() != cqe::opcode::RESP_SEND || t.qpn() != rqn {
                         stopped = true;
                         break;
@@ -243,6 +279,8 @@ impl<C: Control> QueueSet<C> {
                         queue: q as u16,
                         vlan_strip,
                         csum,
+                        meta: None,
+                        mini: None,
                     };
                     f(frame, &info);
                     ci = ci.wrapping_add(1);
@@ -256,12 +294,15 @@ impl<C: Control> QueueSet<C> {
             rq.count(n as u64, bytes);
             x.cq.consume(n);
             self.release(q, releases as u16);
+            if title && got < max {
+                continue;
+            }
             if !stopped || got == max {
                 return got;
             }
             // The per-frame path takes the completion the loop left (and
             // whatever follows up to the next frame).
-            let Some((frame, _)) = self.next_frame(q) else {
+            let Some((frame, meta)) = self.next_frame(q) else {
                 return got;
             };
             if let Some(x) = self.parts.rx.get(q)
@@ -273,6 +314,8 @@ impl<C: Control> QueueSet<C> {
                     queue: q as u16,
                     vlan_strip,
                     csum,
+                    meta: Some(meta),
+                    mini: None,
                 };
                 rq.with_frame(frame, |b| f(b, &info));
                 got += 1;
@@ -281,4 +324,56 @@ impl<C: Control> QueueSet<C> {
         }
         got
     }
+}
+
+/// Up to `max` completions of the compressed session the CQ is reading
+/// ([`crate::cq::mini_cqe`]), each decoded from the title and its
+/// mini-CQE, handed to `f` like the tight loop's: (frames, buffer
+/// releases, the `wqe_counter` of a completion the queue refused).
+#[inline(always)]
+fn session_burst<P: Platform, F>(
+    queue: u16,
+    cq: &mut Cq<P>,
+    rq: &mut crate::rq::Rq<P>,
+    max: usize,
+    vlan_strip: bool,
+    csum: bool,
+    f: &mut F,
+) -> (usize, u16, Option<u16>)
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let mut cur = rq.cursor();
+    let (mut got, mut releases, mut bytes) = (0usize, 0u32, 0u64);
+    let mut bad = None;
+    let wqe_id = cq.session_wqe_id();
+    rq.with_buffers(|all| {
+        while got < max && cq.in_session() {
+            let first = cq.session_first();
+            let (mini, counter) = cq.next_mini();
+            let frame = cur
+                .take(wqe_id, counter, mini as u32)
+                .and_then(|(t, done)| Some((all.get(t.offset..t.offset + t.len)?, done)));
+            let Some((frame, done)) = frame else {
+                bad = Some(counter);
+                break;
+            };
+            let info = RxInfo {
+                cq,
+                ci: 0,
+                queue,
+                vlan_strip,
+                csum,
+                meta: None,
+                mini: Some((mini, counter, first)),
+            };
+            f(frame, &info);
+            got += 1;
+            releases += done as u32;
+            bytes += frame.len() as u64;
+        }
+    });
+    rq.set_cursor(cur);
+    rq.count(got as u64, bytes);
+    (got, releases as u16, bad)
 }

@@ -39,6 +39,9 @@ pub struct EthConfig {
     pub rss_key: [u8; 40],
     /// Cyclic or striding (multi-packet) receive queues.
     pub rq_kind: RqChoice,
+    /// Receive CQs write compressed CQE sessions (mini-CQE arrays with
+    /// the checksum) where the part can (`cqe_compression`).
+    pub cqe_compression: bool,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -67,6 +70,7 @@ impl Default for EthConfig {
             rss_queues: 1,
             rss_key: crate::rss::DEFAULT_KEY,
             rq_kind: RqChoice::Auto,
+            cqe_compression: false,
         }
     }
 }

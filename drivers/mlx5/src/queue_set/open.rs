@@ -20,7 +20,7 @@ use crate::rqt::{self, CreateRqt};
 use crate::rss::{HASHED_TIRS, RssTirs, TrafficTable};
 use crate::sq::{self, CreateSq, ModifySq, Sq, SqConfig};
 use crate::steering::{Steering, SteeringConfig};
-use crate::tir::{self, CreateTirDirect, CreateTirIndirect, HashedTraffic};
+use crate::tir::{self, CreateTirIndirect, CreateTirSingle, HashedTraffic};
 use crate::tis::{self, CreateTis};
 use crate::wq::QueueState;
 
@@ -148,12 +148,17 @@ impl<C: Control> QueueSet<C> {
                 self.eq_indexes.push(eq_index);
             }
             let ring = cq::alloc_ring(self.ctl.dma(), log)?;
-            let cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
+            let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
+            let compress = rx && cfg.cqe_compression && self.res.caps.cqe_compression;
+            if compress {
+                cmd.compression = Some(crate::cq::mini_cqe::RES_CSUM);
+            }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
-            let cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
+            let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
+            cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
@@ -265,8 +270,12 @@ impl<C: Control> QueueSet<C> {
             rqns.push(rqn);
         }
 
-        let tir = self.ctl.exec(&CreateTirDirect {
-            rqn: rqns[0],
+        let tir_rqt = self.ctl.exec(&CreateRqt {
+            rqns: alloc::vec![rqns[0]],
+        })?;
+        self.parts.tir_rqt = Some(tir_rqt);
+        let tir = self.ctl.exec(&CreateTirSingle {
+            rqt: tir_rqt,
             td: r.td,
         })?;
         self.parts.tir = Some(tir);
@@ -405,7 +414,10 @@ impl<C: Control> QueueSet<C> {
             let r = self.ctl.exec(&tir::destroy_tir(t));
             note(&mut rep, r);
         }
-        if let Some(t) = self.parts.rqt.take() {
+        for t in [self.parts.rqt.take(), self.parts.tir_rqt.take()]
+            .into_iter()
+            .flatten()
+        {
             let r = self.ctl.exec(&rqt::destroy_rqt(t));
             note(&mut rep, r);
         }
@@ -483,13 +495,13 @@ mod tests {
         let sq_in = ex.inputs(op::CREATE_SQ)[0];
         assert_eq!(&sq_in[0x28..0x2c], &[0, 0, 0, 2]);
         assert_eq!(&sq_in[0x4c..0x50], &[0, 0, 0, 4]);
-        // Both flow entries forward to the TIR (id 9) and count: the port
+        // Both flow entries forward to the TIR (id 10, after its RQT 9) and count: the port
         // MAC, then broadcast.
         let ftes = ex.inputs(op::SET_FLOW_TABLE_ENTRY);
         assert_eq!(&ftes[0][0x88..0x8e], &MAC.0);
         assert_eq!(&ftes[1][0x88..0x8e], &[0xff; 6]);
         for f in &ftes {
-            assert_eq!(&f[0x340..0x344], &[0x02, 0, 0, 9]);
+            assert_eq!(&f[0x340..0x344], &[0x02, 0, 0, 10]);
             assert_eq!(&f[0x4c..0x50], &[0, 0, 0, 0x0c]);
         }
         // The vport's unicast list gets the port MAC (the multicast list
@@ -500,13 +512,13 @@ mod tests {
         // Every receive buffer posted before RDY.
         assert_eq!(port.rq().unwrap().posted(), 8);
         assert_eq!(port.tx_free(), 8);
-        // The steering report: the port MAC's entry forwards to TIR 9.
+        // The steering report: the port MAC's entry forwards to TIR 10.
         let rings = port.rings();
         let st = rings.steering.as_ref().unwrap();
         assert!(
             st.macs.iter().any(|m| m.mac == MAC
                 && matches!(&m.target, MacTarget::Direct(r)
-                    if r.dests == [Destination::Tir(crate::tir::Tirn(9))])),
+                    if r.dests == [Destination::Tir(crate::tir::Tirn(10))])),
             "{rings:?}"
         );
         let (ctl, rep) = port.close();
@@ -525,6 +537,7 @@ mod tests {
                 op::DESTROY_FLOW_TABLE,
                 op::MODIFY_NIC_VPORT_CONTEXT,
                 op::DESTROY_TIR,
+                op::DESTROY_RQT,
                 op::DESTROY_RQ,
                 op::DESTROY_SQ,
                 op::DESTROY_TIS,
@@ -548,14 +561,16 @@ mod tests {
         assert_eq!(ex.inputs(op::CREATE_RQ).len(), 4);
         // CQs: the SQ's and one per receive queue.
         assert_eq!(ex.inputs(op::CREATE_CQ).len(), 5);
-        // The RQT lists the four RQs in queue order (rq_num list at 0x110).
-        let rqt = ex.inputs(op::CREATE_RQT)[0];
+        // The RSS RQT (after queue 0's one-entry table) lists the four RQs
+        // in queue order (rq_num list at 0x110).
+        assert_eq!(ex.inputs(op::CREATE_RQT)[0][0x38..0x3c], [0, 0, 0, 1]);
+        let rqt = ex.inputs(op::CREATE_RQT)[1];
         assert_eq!(&rqt[0x38..0x3c], &[0, 0, 0, 4]);
         for i in 0..4 {
             let rqn = port.rq_at(i).unwrap().rqn.0;
             assert_eq!(&rqt[0x110 + 4 * i..0x114 + 4 * i], &rqn.to_be_bytes());
         }
-        // One direct and six indirect TIRs with the configured key.
+        // The dispatch TIR and six hashing TIRs with the configured key.
         let tirs = ex.inputs(op::CREATE_TIR);
         assert_eq!(tirs.len(), 7);
         for t in &tirs[1..] {

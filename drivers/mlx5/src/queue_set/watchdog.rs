@@ -54,8 +54,6 @@ pub(super) struct Watch {
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
-    /// Receive CQs whose overrun was escalated: recorded once.
-    escalated_cqs: heapless::Vec<Cqn, 8>,
     pub checks: u64,
 }
 
@@ -283,9 +281,9 @@ impl<C: Control> QueueSet<C> {
     }
 
     /// A CQ overran (event or QUERY_CQ): record, then recreate it with
-    /// its queue. The transmit CQ and SQ are recreated here; a receive
-    /// CQ's RQ is named by the TIR and RQT, so that escalates to the
-    /// function reset.
+    /// its queue (the transmit CQ with the SQ; a receive CQ with its RQ,
+    /// which takes the old RQ's place in the RQTs the TIRs dispatch
+    /// through).
     fn recover_cq(&mut self, cqn: Cqn, syndrome: u32, how: &'static str) {
         let now = self.ctl.clock().now_ns();
         let rec = FaultRecord::new(FaultClass::CqOverflow, FaultObject::Cq(cqn.0), now)
@@ -296,15 +294,18 @@ impl<C: Control> QueueSet<C> {
             rec
         };
         let is_tx = self.parts.tx_cq.as_ref().is_some_and(|c| c.cqn == cqn);
-        if !is_tx {
-            if self.watch.escalated_cqs.contains(&cqn) {
-                return;
-            }
-            let _ = self.watch.escalated_cqs.push(cqn);
-            self.ctl
-                .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
-            self.stats.faults += 1;
-            self.stats.failed_recoveries += 1;
+        let rx = self.parts.rx.iter().position(|x| x.cq.cqn == cqn);
+        if !is_tx && rx.is_none() {
+            return;
+        }
+        if let Some(q) = rx
+            && self.parts.rx[q]
+                .rq
+                .as_ref()
+                .is_some_and(|r| r.outstanding() != 0)
+        {
+            // Frames still handed out own slots of the ring: the periodic
+            // QUERY_CQ finds the overrun again once they are back.
             return;
         }
         match self.ctl.fault_verdict(FaultObject::Cq(cqn.0)) {
@@ -326,18 +327,22 @@ impl<C: Control> QueueSet<C> {
             }
         }
         self.stats.faults += 1;
-        match self.recreate_tx_cq() {
+        let recreated = match rx {
+            Some(q) => self.recreate_rx_cq(q),
+            None => self.recreate_tx_cq(),
+        };
+        match recreated {
             Ok((new, returned)) => {
                 self.stats.recoveries += 1;
                 self.ctl.record_fault(
                     rec.detail("returned", returned as u64)
                         .action(FaultAction::CqRecreate, FaultOutcome::Recovered),
                 );
-                log::info!(target: "mlx5::dp", "tx CQ {:#x} recreated as {:#x}", cqn.0, new.0);
+                log::info!(target: "mlx5::dp", "CQ {:#x} recreated as {:#x}", cqn.0, new.0);
             }
             Err(e) => {
                 self.stats.failed_recoveries += 1;
-                log::error!(target: "mlx5::dp", "tx CQ {:#x} recreate failed: {e}", cqn.0);
+                log::error!(target: "mlx5::dp", "CQ {:#x} recreate failed: {e}", cqn.0);
                 self.ctl
                     .record_fault(rec.action(FaultAction::CqRecreate, FaultOutcome::Escalate));
             }

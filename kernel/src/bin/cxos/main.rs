@@ -148,6 +148,8 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     #[cfg(feature = "mlx5")]
     drivers::register(&mlx5nic::DRIVER);
     drivers::probe_all(config.attach);
+    #[cfg(feature = "net")]
+    mlx5nic::members::init(&config.aggr);
 
     #[cfg(feature = "net")]
     if let Some(apps) = config

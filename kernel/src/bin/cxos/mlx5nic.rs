@@ -35,7 +35,12 @@ mod reset;
 use crate::drivers::PciDriver;
 use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
-use crate::{interrupts, println, runtime, time};
+use crate::{interrupts, print, println, runtime, time};
+
+#[cfg(feature = "net")]
+pub mod members;
+#[cfg(feature = "net")]
+use cxos_kernel::vnic_def::Over;
 
 /// Health and fallback event polling period (the driver samples the
 /// health counter at most every `HealthConfig::poll_interval_ms`).
@@ -82,13 +87,20 @@ impl PciDriver for Mlx5Driver {
 
     fn detach(&self, addr: PciAddress) -> Option<Result<String, String>> {
         let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        if let Some(i) = slots.iter().position(|s| s.addr == addr) {
+            let index = slots[i].index;
+            members::release_port(&mut slots, index);
+        }
         let slot = slots.iter_mut().find(|s| s.addr == addr)?;
         Some(detach_slot(slot))
     }
 
     fn detach_all(&self) -> Vec<String> {
-        SLOTS
-            .lock()
+        let mut slots = SLOTS.lock();
+        #[cfg(feature = "net")]
+        members::release_all(&mut slots);
+        slots
             .iter_mut()
             .filter(|s| s.state.is_attached())
             .map(|s| detach_slot(s).unwrap_or_else(|e| e))
@@ -276,46 +288,85 @@ fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
         }
         PortCommand::Led(addr, l) => {
             let s = slots.iter_mut().find(|s| s.addr == addr)?;
-            let led = match l {
-                LedArg::Off => Led::Off,
-                LedArg::On => Led::On,
-                LedArg::Beacon(n) => Led::Beacon(n),
-            };
             Some(
                 s.state
-                    .with_adapter(|a| {
-                        a.set_led(led)?;
-                        a.led()
-                    })
+                    .with_adapter(|a| set_led(a, addr, l))
                     .ok_or_else(|| not_attached(addr))
-                    .and_then(|r| r.map_err(|e| format!("{e}")))
-                    .map(|(duration, remain)| match duration {
-                        0 => format!("mlx5 {addr}: led off\n"),
-                        0xffff => format!("mlx5 {addr}: led on\n"),
-                        _ => format!("mlx5 {addr}: led beacon {remain}s\n"),
-                    }),
+                    .and_then(|r| r),
             )
         }
         PortCommand::Speed(addr, sp) => {
             let s = slots.iter_mut().find(|s| s.addr == addr)?;
-            let setting = match sp {
-                SpeedArg::Auto => SpeedSetting::Auto,
-                SpeedArg::Mbps(m) => SpeedSetting::Forced(m),
-            };
             Some(
                 s.state
-                    .with_adapter(|a| a.set_speed(setting))
+                    .with_adapter(|a| set_speed(a, addr, sp))
                     .ok_or_else(|| not_attached(addr))
-                    .and_then(|r| r.map_err(|e| format!("{e}")))
-                    .map(|()| match sp {
-                        SpeedArg::Auto => format!("mlx5 {addr}: advertising every speed\n"),
-                        SpeedArg::Mbps(m) => {
-                            format!("mlx5 {addr}: advertising {} only\n", Speed(m))
-                        }
-                    }),
+                    .and_then(|r| r),
             )
         }
     }
+}
+
+/// `led`: set the LED, read it back; the shell's line.
+fn set_led(a: &mut Mlx5Adapter, addr: PciAddress, l: LedArg) -> Result<String, String> {
+    let led = match l {
+        LedArg::Off => Led::Off,
+        LedArg::On => Led::On,
+        LedArg::Beacon(n) => Led::Beacon(n),
+    };
+    a.set_led(led)
+        .and_then(|()| a.led())
+        .map_err(|e| format!("{e}"))
+        .map(|(duration, remain)| match duration {
+            0 => format!("mlx5 {addr}: led off\n"),
+            0xffff => format!("mlx5 {addr}: led on\n"),
+            _ => format!("mlx5 {addr}: led beacon {remain}s\n"),
+        })
+}
+
+/// `speed`: advertise every speed or one; the shell's line.
+fn set_speed(a: &mut Mlx5Adapter, addr: PciAddress, sp: SpeedArg) -> Result<String, String> {
+    let setting = match sp {
+        SpeedArg::Auto => SpeedSetting::Auto,
+        SpeedArg::Mbps(m) => SpeedSetting::Forced(m),
+    };
+    a.set_speed(setting)
+        .map_err(|e| format!("{e}"))
+        .map(|()| match sp {
+            SpeedArg::Auto => format!("mlx5 {addr}: advertising every speed\n"),
+            SpeedArg::Mbps(m) => format!("mlx5 {addr}: advertising {} only\n", Speed(m)),
+        })
+}
+
+/// The `speed=`/`led=` items of a `net<i>` configuration on its adapter,
+/// as `speed` and `led` apply them: one line (or why not) per item.
+#[cfg(feature = "net")]
+fn apply_port_items(
+    a: &mut Mlx5Adapter,
+    addr: PciAddress,
+    items: cxos_kernel::cmdline::PortItems,
+) -> Vec<Result<String, String>> {
+    let mut out = Vec::new();
+    if let Some(sp) = items.speed {
+        out.push(set_speed(a, addr, sp).map_err(|e| format!("speed: {e}")));
+    }
+    if let Some(l) = items.led {
+        out.push(set_led(a, addr, l).map_err(|e| format!("led: {e}")));
+    }
+    out
+}
+
+/// [`apply_port_items`] on the adapter under interface `name`; `None`
+/// when no attached adapter has that interface.
+#[cfg(feature = "net")]
+pub fn port_items(
+    name: &str,
+    items: cxos_kernel::cmdline::PortItems,
+) -> Option<Vec<Result<String, String>>> {
+    let mut slots = SLOTS.lock();
+    let s = slots.iter_mut().find(|s| s.iface() == name)?;
+    let addr = s.addr;
+    s.state.with_adapter(|a| apply_port_items(a, addr, items))
 }
 
 /// An adapter with its data path open: the port's steering (`Nic`) and
@@ -529,6 +580,19 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
             println!("mlx5 {addr}: port MTU not set: {e}");
         }
     }
+    // `net.<i>=...,speed=..,led=..` on the command line (or an earlier
+    // `ifconfig`).
+    #[cfg(feature = "net")]
+    for r in apply_port_items(
+        &mut adapter,
+        addr,
+        crate::netstack::port_items_for(&slot.iface()),
+    ) {
+        match r {
+            Ok(line) => print!("{line}"),
+            Err(e) => println!("mlx5 {addr}: {e}"),
+        }
+    }
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => nic,
         Err(failure) => {
@@ -592,8 +656,11 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
         Ok(status) => {
             println!("{status}");
             let mut vnics = Vec::new();
-            if slot.index == 0 {
-                for (n, def) in crate::vnics::list() {
+            {
+                for (n, def) in crate::vnics::list()
+                    .into_iter()
+                    .filter(|(_, d)| d.over == Over::Port(slot.index as u8))
+                {
                     match create_vnic(&nic, n, &def) {
                         Ok(status) => {
                             println!("{status}");
@@ -686,12 +753,18 @@ fn service_port(addr: PciAddress) {
     }
 }
 
-/// `vnic create`: create VNIC `n` on the first function's open adapter;
-/// its status line, or why not (`None`: no open adapter to put it on).
+/// `vnic create`: create VNIC `n` on the open adapter of the port it is
+/// over (or on every member of the aggregation it is over); its status
+/// line, or why not (`None`: nothing open to put it on).
 #[cfg(feature = "net")]
 pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<String, String>> {
+    let port = match def.over {
+        Over::Port(i) => usize::from(i),
+        Over::Aggr(a) => return members::add_vnic(n, a, def),
+    };
     let mut slots = SLOTS.lock();
-    let State::Open(o) = &mut slots.first_mut()?.state else {
+    let slot = slots.iter_mut().find(|s| s.index == port)?;
+    let State::Open(o) = &mut slot.state else {
         return None;
     };
     if o.vnics.contains(&n) {
@@ -714,7 +787,8 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
             return Some(vnic.destroy());
         }
     }
-    None
+    drop(slots);
+    members::remove_vnic(n)
 }
 
 /// `vnics`: one line per interface of every open port: its name, the

@@ -4,9 +4,10 @@
 
 use cxos_kernel::cmdline::MAX_VNICS;
 use cxos_kernel::shellcmd::{NetCommand, app_error};
+use cxos_net::config::IfConfig;
 
 use crate::netstack::{self, AppId, Owner};
-use crate::{mlx5nic, println, vnics};
+use crate::{mlx5nic, print, println, vnics};
 
 /// Run `cmd`: `Some(id)` when it left app `id` running in the foreground.
 pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
@@ -24,7 +25,12 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
             Some(line) => println!("{line}"),
             None => println!("{cmd}: no interface {name}"),
         },
-        NetCommand::Configure { cmd, name, cfg } => {
+        NetCommand::Configure {
+            cmd,
+            name,
+            cfg,
+            port,
+        } => {
             if let Some(n) = name
                 .strip_prefix("vnic")
                 .and_then(|n| n.parse::<u32>().ok())
@@ -36,12 +42,45 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                     println!("{line}");
                 } else {
                     println!("{cmd}: no {name}");
+                    return None;
                 }
             } else {
-                let line = netstack::reconfigure(name, &cfg).unwrap_or_else(|| {
+                netstack::set_port_items(name, port);
+                // Addresses as they are (only `mtu=`, `speed=`, `led=`
+                // new): the interface keeps its state, neighbours and
+                // DHCP lease included.
+                let unchanged = netstack::status_line(name).is_some()
+                    && IfConfig { mtu: None, ..cfg }
+                        == IfConfig {
+                            mtu: None,
+                            ..netstack::config_for(name)
+                        };
+                let line = if unchanged {
+                    netstack::set_config(name, &cfg);
+                    netstack::status_line(name)
+                } else {
+                    netstack::reconfigure(name, &cfg)
+                }
+                .unwrap_or_else(|| {
                     alloc::format!("{name}: not attached; {cfg} used when it opens")
                 });
                 println!("{line}");
+                // The port's settings, now, as `speed` and `led` do.
+                for r in mlx5nic::port_items(name, port).unwrap_or_default() {
+                    match r {
+                        Ok(line) => print!("{line}"),
+                        Err(e) => println!("{cmd}: {e}"),
+                    }
+                }
+            }
+            // `mtu=` applies at run time too, as `mtu <if> <n>` does (a
+            // device that is not open takes it when it opens).
+            if let Some(mtu) = cfg.mtu {
+                match mlx5nic::set_mtu(name, usize::from(mtu)) {
+                    Some(Ok(line)) => println!("{line}"),
+                    Some(Err(e)) => println!("{cmd}: {name}: {e}"),
+                    None => {}
+                }
             }
         }
         NetCommand::App(app) => match netstack::start_app(&app, Owner::Shell) {
@@ -82,7 +121,7 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                     vnics::undefine(n);
                     println!("vnic: vnic{n} not created: {e}");
                 }
-                None => println!("vnic{n}: defined {def}; created when net0's adapter opens"),
+                None => println!("vnic{n}: defined {def}; created when what it is over opens"),
             }
         }
         NetCommand::VnicDelete(n) => {
@@ -94,6 +133,29 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 },
                 None if defined => println!("vnic{n}: deleted (was not created)"),
                 None => println!("vnic: no vnic{n}"),
+            }
+        }
+        NetCommand::AggrCreate { name, def } => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::create(n, &def) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {name} not created: {e}"),
+            }
+        }
+        NetCommand::AggrDelete(name) => {
+            let n = cxos_kernel::aggr_def::aggr_number(name).unwrap_or(0);
+            match mlx5nic::members::delete(n) {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("aggr: {e}"),
+            }
+        }
+        NetCommand::AggrShow { long } => {
+            let lines = mlx5nic::members::show(long);
+            if lines.is_empty() {
+                println!("aggr: no aggregations");
+            }
+            for l in lines {
+                println!("{l}");
             }
         }
         NetCommand::VnicList => {

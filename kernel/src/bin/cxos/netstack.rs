@@ -21,6 +21,7 @@ use core::str::FromStr;
 
 use cxos_drivers::NetDevice;
 use cxos_kernel::apps::AppCommand;
+use cxos_kernel::cmdline::{PortItems, port_items};
 pub use cxos_kernel::iface::{AppId, Owner};
 use cxos_kernel::iface::{Interface, Interfaces, NetInterface, Taken};
 use cxos_net::NetIf;
@@ -32,6 +33,32 @@ use spin::Mutex;
 use crate::{print, println, runtime, time};
 
 static INTERFACES: Mutex<Interfaces> = Mutex::new(Interfaces::new());
+
+/// The `speed=`/`led=` items given for `net<i>` (command line or
+/// `ifconfig`), applied when its port opens.
+static PORT_ITEMS: Mutex<Vec<(String, PortItems)>> = Mutex::new(Vec::new());
+
+/// The port settings interface `name` opens with (none unless set).
+pub fn port_items_for(name: &str) -> PortItems {
+    PORT_ITEMS
+        .lock()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or_else(PortItems::default, |(_, p)| *p)
+}
+
+/// Remember `items` for interface `name`'s next open (merged: an item
+/// not given keeps its earlier value).
+pub fn set_port_items(name: &str, items: PortItems) {
+    let mut all = PORT_ITEMS.lock();
+    match all.iter_mut().find(|(n, _)| n == name) {
+        Some((_, p)) => {
+            p.speed = items.speed.or(p.speed);
+            p.led = items.led.or(p.led);
+        }
+        None => all.push((name.into(), items)),
+    }
+}
 
 /// The stacks' clock: the kernel's monotonic time.
 pub fn now() -> Instant {
@@ -52,10 +79,17 @@ impl fmt::Write for Console {
 /// diagnostic for a bad one) and start polling from the main loop.
 pub fn init(net: &[(usize, String)]) {
     for (index, text) in net {
-        match IfConfig::from_str(text) {
-            Ok(cfg) => INTERFACES
-                .lock()
-                .set_config(&alloc::format!("net{index}"), cfg),
+        let name = alloc::format!("net{index}");
+        let parsed = port_items(text).and_then(|(items, rest)| {
+            IfConfig::from_str(&rest)
+                .map(|cfg| (items, cfg))
+                .map_err(|e| alloc::format!("{e}"))
+        });
+        match parsed {
+            Ok((items, cfg)) => {
+                set_port_items(&name, items);
+                INTERFACES.lock().set_config(&name, cfg);
+            }
             Err(e) => {
                 println!("cmdline: bad value '{text}' for 'net.{index}', using none");
                 println!("cmdline: ({e})");
@@ -189,6 +223,12 @@ pub fn reconfigure(name: &str, cfg: &IfConfig) -> Option<String> {
     drop(table);
     runtime::wake_at(0);
     line
+}
+
+/// Remember `cfg` for interface `name` (its next open) without touching
+/// the running interface: for a change of its MTU or port settings only.
+pub fn set_config(name: &str, cfg: &IfConfig) {
+    INTERFACES.lock().set_config(name, *cfg);
 }
 
 /// Give a running interface `name` the addresses of `cfg` now, without

@@ -1,5 +1,5 @@
-//! The VNIC definitions (feature `net`): extra interfaces `vnic<N>` on the
-//! first ConnectX function, each a MAC (given or generated), optionally on
+//! The VNIC definitions (feature `net`): extra interfaces `vnic<N>` on a
+//! ConnectX function (`over:net<i>`, default the first), each a MAC (given or generated), optionally on
 //! a VLAN, with its own receive queue(s) and its own network stack (own
 //! addresses, static or DHCP). The adapter steers frames to them (the
 //! driver's `mlx5::vnic`); nothing is demultiplexed in software.

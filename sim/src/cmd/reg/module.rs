@@ -144,6 +144,10 @@ pub fn access_mcia(
         set(o, mcia::STATUS, s as u64);
     }
     dev.module_reads += 1;
+    if dev.pull_module_at_read == Some(dev.module_reads) {
+        dev.pull_module_at_read = None;
+        dev.remove_module();
+    }
     Ok(())
 }
 
