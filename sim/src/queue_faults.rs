@@ -21,7 +21,10 @@
 //! - `eq-stall`: the EQ's consumer counter is wrong (as after an arm
 //!   doorbell carrying a bad one): it writes no EQEs and signals no
 //!   interrupts (events are dropped and counted), and QUERY_EQ shows the
-//!   wrong counter, until a doorbell writes a consumer counter again.
+//!   wrong counter, until a doorbell writes a consumer counter again. EQEs
+//!   written before the injection stay in the ring; the doorbell that
+//!   consumes the last of them is taken as the bad arm (the stall holds),
+//!   so whether it takes effect does not depend on timing.
 //! - `sq-stall`: the SQ stops being processed, without error, until it is
 //!   moved to RST (the transmit-timeout case).
 //!
@@ -88,8 +91,11 @@ pub struct QueueFaults {
     sq_bad: BTreeMap<u32, (BadWqe, u32)>,
     rq_bad: BTreeMap<u32, (BadWqe, u32)>,
     stalled_sqs: BTreeSet<u32>,
-    /// Stalled EQs and the wrong consumer counter QUERY_EQ shows.
-    stalled_eqs: BTreeMap<u8, u32>,
+    /// Stalled EQs: the wrong consumer counter QUERY_EQ shows, and the
+    /// producer counter the driver's doorbells must reach before one is
+    /// taken as the bad arm (events already written when the stall was
+    /// injected; `None` once reached or when there were none).
+    stalled_eqs: BTreeMap<u8, (u32, Option<u32>)>,
     /// Events an EQ stall dropped.
     pub dropped_events: u64,
     /// WQEs refused by an injected fault.
@@ -256,7 +262,12 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             // The counter a bad arm doorbell left: half the counter space
             // away from the real one.
             let wrong = (eq.consumer ^ 0x80_0000) & 0xff_ffff;
-            dev.faults.queues.stalled_eqs.insert(eqn, wrong);
+            // EQEs the device wrote before the stall are still in the ring:
+            // the driver consumes them and rings the doorbell, and that
+            // doorbell is the arm that carries the wrong counter (otherwise
+            // it would heal the stall at once, by chance of timing).
+            let leftover = (eq.producer != eq.consumer).then_some(eq.producer);
+            dev.faults.queues.stalled_eqs.insert(eqn, (wrong, leftover));
             Ok(format!("eq-stall eqn={eqn:#x}"))
         }
         QueueFault::CqOverflow { cqn } => {
@@ -360,13 +371,28 @@ impl QueueFaults {
         if self.stalled_eqs.is_empty() {
             return None;
         }
-        self.stalled_eqs.get(&eqn).copied()
+        self.stalled_eqs.get(&eqn).map(|s| s.0)
     }
 
-    /// A doorbell wrote EQ `eqn`'s consumer counter: a stall ends.
-    pub fn eq_doorbell(&mut self, eqn: u8) {
-        if !self.stalled_eqs.is_empty() {
-            self.stalled_eqs.remove(&eqn);
+    /// A doorbell wrote EQ `eqn`'s consumer counter `ci`: a stall ends,
+    /// unless the doorbell only consumes the events written before the
+    /// stall (up to the bad arm). Returns whether the EQ is still stalled.
+    pub fn eq_doorbell(&mut self, eqn: u8, ci: u32) -> bool {
+        if self.stalled_eqs.is_empty() {
+            return false;
+        }
+        match self.stalled_eqs.get_mut(&eqn) {
+            Some((_, until @ Some(_))) => {
+                if *until == Some(ci) {
+                    *until = None;
+                }
+                true
+            }
+            Some((_, None)) => {
+                self.stalled_eqs.remove(&eqn);
+                false
+            }
+            None => false,
         }
     }
 
@@ -379,6 +405,24 @@ impl QueueFaults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eq_stall_holds_through_the_doorbells_that_consume_earlier_events() {
+        // Events up to producer 12 were in the ring when the stall was
+        // injected: doorbells up to 12 keep it, the one after heals it.
+        let mut q = QueueFaults::default();
+        q.stalled_eqs.insert(3, (0x80_0005, Some(12)));
+        assert!(q.eq_doorbell(3, 9));
+        assert!(q.eq_doorbell(3, 12));
+        assert_eq!(q.eq_stalled(3), Some(0x80_0005));
+        assert!(!q.eq_doorbell(4, 1), "another EQ");
+        assert!(!q.eq_doorbell(3, 12), "the next doorbell heals it");
+        assert_eq!(q.eq_stalled(3), None);
+        // No earlier events: the first doorbell heals it.
+        q.stalled_eqs.insert(3, (0x80_0000, None));
+        assert!(!q.eq_doorbell(3, 0));
+        assert_eq!(q.eq_stalled(3), None);
+    }
 
     fn p(line: &str) -> Option<Result<QueueFault, String>> {
         let mut w = line.split_whitespace();

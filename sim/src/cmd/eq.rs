@@ -272,7 +272,10 @@ pub fn doorbell(dev: &mut Function, page: u32, value: u32, arm: bool) {
         return;
     }
     eq.consumer = ci;
-    dev.faults.queues.eq_doorbell(eqn);
+    if dev.faults.queues.eq_doorbell(eqn, ci) {
+        // Stalled: the device does not take this arm.
+        return;
+    }
     if arm {
         if eq.producer != ci {
             // Unconsumed EQEs: fire at once, stay disarmed.
