@@ -24,7 +24,9 @@
 //!   wrong counter, until a doorbell writes a consumer counter again. EQEs
 //!   written before the injection stay in the ring; the doorbell that
 //!   consumes the last of them is taken as the bad arm (the stall holds),
-//!   so whether it takes effect does not depend on timing.
+//!   so whether it takes effect does not depend on timing. `eq-stall
+//!   sticky`: no doorbell heals it (the EQ's context is broken); only
+//!   destroying the EQ ends it, so the driver must recreate the EQ.
 //! - `sq-stall`: the SQ stops being processed, without error, until it is
 //!   moved to RST (the transmit-timeout case).
 //!
@@ -62,6 +64,8 @@ pub enum QueueFault {
     },
     EqStall {
         eqn: Option<u8>,
+        /// Survives doorbells: only DESTROY_EQ ends it.
+        sticky: bool,
     },
     CqOverflow {
         cqn: Option<u32>,
@@ -96,6 +100,8 @@ pub struct QueueFaults {
     /// taken as the bad arm (events already written when the stall was
     /// injected; `None` once reached or when there were none).
     stalled_eqs: BTreeMap<u8, (u32, Option<u32>)>,
+    /// Stalled EQs no doorbell heals.
+    sticky_eqs: BTreeSet<u8>,
     /// Events an EQ stall dropped.
     pub dropped_events: u64,
     /// WQEs refused by an injected fault.
@@ -115,6 +121,23 @@ pub fn parse<'a>(
     kind: &str,
     words: impl Iterator<Item = &'a str>,
 ) -> Option<Result<QueueFault, String>> {
+    if kind == "eq-stall" {
+        // `sticky` is a bare word; the rest are key=value.
+        let mut sticky = false;
+        let rest: Vec<&str> = words
+            .filter(|w| {
+                let s = *w == "sticky";
+                sticky |= s;
+                !s
+            })
+            .collect();
+        return Some(
+            parse_args(kind, &["eqn"], rest.into_iter()).map(|f| match f {
+                QueueFault::EqStall { eqn, .. } => QueueFault::EqStall { eqn, sticky },
+                other => other,
+            }),
+        );
+    }
     let keys: &[&str] = match kind {
         "sq-bad-lkey" | "sq-bad-addr" => &["sqn", "count"],
         "rq-bad-lkey" | "rq-bad-addr" => &["rqn", "count"],
@@ -181,6 +204,7 @@ fn parse_args<'a>(
                 Some(n) if n > 0xff => return Err(format!("bad eqn '{n:#x}'")),
                 n => n.map(|n| n as u8),
             },
+            sticky: false,
         },
         "cq-overflow" => QueueFault::CqOverflow {
             cqn: q(vals[0], "cqn")?,
@@ -250,7 +274,7 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             dev.faults.queues.rq_bad.insert(rqn, (what, count));
             Ok(format!("rq-bad-{} rqn={rqn:#x} count={count}", name(what)))
         }
-        QueueFault::EqStall { eqn } => {
+        QueueFault::EqStall { eqn, sticky } => {
             let eqn = match eqn {
                 Some(e) => e,
                 None => first_cq(dev)
@@ -268,6 +292,10 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             // it would heal the stall at once, by chance of timing).
             let leftover = (eq.producer != eq.consumer).then_some(eq.producer);
             dev.faults.queues.stalled_eqs.insert(eqn, (wrong, leftover));
+            if sticky {
+                dev.faults.queues.sticky_eqs.insert(eqn);
+                return Ok(format!("eq-stall eqn={eqn:#x} sticky"));
+            }
             Ok(format!("eq-stall eqn={eqn:#x}"))
         }
         QueueFault::CqOverflow { cqn } => {
@@ -381,6 +409,9 @@ impl QueueFaults {
         if self.stalled_eqs.is_empty() {
             return false;
         }
+        if self.sticky_eqs.contains(&eqn) {
+            return true;
+        }
         match self.stalled_eqs.get_mut(&eqn) {
             Some((_, until @ Some(_))) => {
                 if *until == Some(ci) {
@@ -399,6 +430,7 @@ impl QueueFaults {
     /// EQ `eqn` was destroyed.
     pub fn eq_gone(&mut self, eqn: u8) {
         self.stalled_eqs.remove(&eqn);
+        self.sticky_eqs.remove(&eqn);
     }
 }
 
@@ -422,6 +454,15 @@ mod tests {
         q.stalled_eqs.insert(3, (0x80_0000, None));
         assert!(!q.eq_doorbell(3, 0));
         assert_eq!(q.eq_stalled(3), None);
+        // Sticky: no doorbell heals it, destroying the EQ does.
+        q.stalled_eqs.insert(3, (0x80_0000, None));
+        q.sticky_eqs.insert(3);
+        assert!(q.eq_doorbell(3, 0));
+        assert!(q.eq_doorbell(3, 0x80_0000));
+        assert_eq!(q.eq_stalled(3), Some(0x80_0000));
+        q.eq_gone(3);
+        assert_eq!(q.eq_stalled(3), None);
+        assert!(!q.eq_doorbell(3, 0));
     }
 
     fn p(line: &str) -> Option<Result<QueueFault, String>> {
@@ -450,7 +491,17 @@ mod tests {
         );
         assert_eq!(
             p("eq-stall eqn=5"),
-            Some(Ok(QueueFault::EqStall { eqn: Some(5) }))
+            Some(Ok(QueueFault::EqStall {
+                eqn: Some(5),
+                sticky: false
+            }))
+        );
+        assert_eq!(
+            p("eq-stall sticky eqn=5"),
+            Some(Ok(QueueFault::EqStall {
+                eqn: Some(5),
+                sticky: true
+            }))
         );
         assert_eq!(
             p("cq-overflow"),

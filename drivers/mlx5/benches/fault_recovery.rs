@@ -119,7 +119,10 @@ fn main() {
                 rqn: None,
             },
         ),
-        ("eq_stall", true, QueueFault::EqStall { eqn: None }),
+        ("eq_stall", true, QueueFault::EqStall {
+                eqn: None,
+                sticky: false,
+            }),
         ("tx_timeout", true, QueueFault::SqStall { sqn: None }),
     ];
     let (sa, sb) = SimPlatform::pair(

@@ -775,7 +775,7 @@ impl<P: Platform> Adapter<P> {
     }
     /// Completion EQs: (EQ number, MSI-X vector).
     pub fn comp_eqs(&self) -> Vec<(Eqn, u16)> {
-        self.comp_eqs.iter().map(|e| (e.eqn, e.vector)).collect()
+        self.comp_eqs.iter().map(|e| (e.eqn(), e.vector)).collect()
     }
     pub fn pages_held(&self) -> usize {
         self.dev.pages.held()

@@ -55,6 +55,7 @@ use crate::wqe::InlineMode;
 
 mod burst;
 mod config;
+mod eq_recreate;
 mod mtu;
 mod open;
 mod recovery;

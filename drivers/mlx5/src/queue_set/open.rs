@@ -107,6 +107,10 @@ impl<C: Control> QueueSet<C> {
     }
 
     fn build(&mut self) -> Result<(), Error> {
+        // The EQ may have been recreated (a stall) since `res` was taken.
+        if let Some(eqn) = self.ctl.comp_eqn(self.res.eq_index) {
+            self.res.eqn = eqn;
+        }
         let r = self.res;
         let cfg = self.cfg;
         if cfg.mtu < 68 || cfg.mtu + L2_OVERHEAD > sq::MAX_FRAME {
@@ -367,7 +371,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mine: Vec<Cqn> = cqs
                 .iter()
-                .filter(|(_, e)| *e == eq.eqn)
+                .filter(|(_, e)| *e == eq.eqn())
                 .map(|(c, _)| *c)
                 .collect();
             eq.claim(&mine)

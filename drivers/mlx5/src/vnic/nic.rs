@@ -228,7 +228,7 @@ impl<C: Control> Control for NicCtl<C> {
         self.nic.eqs.len()
     }
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
-        self.nic.eqs.get(index).map(|e| e.eqn)
+        self.nic.eqs.get(index).map(|e| e.eqn())
     }
 }
 
@@ -373,7 +373,7 @@ impl<C: Control> Nic<C> {
             let mine: Vec<Cqn> = cqs
                 .iter()
                 .zip(&eqns)
-                .filter(|(_, e)| **e == eq.eqn)
+                .filter(|(_, e)| **e == eq.eqn())
                 .map(|(c, _)| *c)
                 .collect();
             if let Err(e) = eq.claim(&mine) {
