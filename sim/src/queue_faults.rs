@@ -14,7 +14,7 @@
 //! - `cq-overflow`: the CQ overruns as if its consumer counter had not
 //!   moved: status CQ_OVERFLOW and a CQ error event with the "CQ overrun"
 //!   syndrome (`cmd::cq::overrun`); it writes nothing more until
-//!   destroyed.
+//!   destroyed. `cq-overflow rx`: the CQ of the first RQ in use.
 //! - `wq-catastrophic`: the SQ or RQ goes to ERR and a WQ catastrophic
 //!   error event (type 0x05, `struct mlx5_eqe_qp_srq`: type at data byte
 //!   20, queue number at 24) names it.
@@ -70,6 +70,8 @@ pub enum QueueFault {
     CqOverflow {
         cqn: Option<u32>,
     },
+    /// `cq-overflow rx`: the receive CQ of the first RQ in use.
+    RxCqOverflow,
     WqCatastrophic {
         sqn: Option<u32>,
         rqn: Option<u32>,
@@ -121,6 +123,17 @@ pub fn parse<'a>(
     kind: &str,
     words: impl Iterator<Item = &'a str>,
 ) -> Option<Result<QueueFault, String>> {
+    if kind == "cq-overflow" {
+        let mut words = words.peekable();
+        if words.peek() == Some(&"rx") {
+            words.next();
+            return Some(match words.next() {
+                None => Ok(QueueFault::RxCqOverflow),
+                Some(w) => Err(format!("unexpected '{w}' after rx")),
+            });
+        }
+        return Some(parse_args(kind, &["cqn"], words));
+    }
     if kind == "eq-stall" {
         // `sticky` is a bare word; the rest are key=value.
         let mut sticky = false;
@@ -297,6 +310,13 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
                 return Ok(format!("eq-stall eqn={eqn:#x} sticky"));
             }
             Ok(format!("eq-stall eqn={eqn:#x}"))
+        }
+        QueueFault::RxCqOverflow => {
+            let cqn = first_rq(dev)
+                .and_then(|r| dev.nic.rqs.get(r))
+                .map(|r| r.cqn)
+                .ok_or_else(|| no("RQ"))?;
+            inject(dev, QueueFault::CqOverflow { cqn: Some(cqn) })
         }
         QueueFault::CqOverflow { cqn } => {
             let cqn = cqn.or_else(|| first_cq(dev)).ok_or_else(|| no("CQ"))?;
@@ -507,6 +527,8 @@ mod tests {
             p("cq-overflow"),
             Some(Ok(QueueFault::CqOverflow { cqn: None }))
         );
+        assert_eq!(p("cq-overflow rx"), Some(Ok(QueueFault::RxCqOverflow)));
+        assert!(p("cq-overflow rx 5").unwrap().is_err());
         assert_eq!(
             p("wq-catastrophic rqn=2"),
             Some(Ok(QueueFault::WqCatastrophic {

@@ -6,7 +6,8 @@
 //! VNIC its own (stock ping reaches both), a second fault during stock
 //! iperf3 and the run completes; a lost counter query (`stats`) is
 //! recorded as `FAULT mlx5.cmd.timeout`, bounded, and the shell answers
-//! after it. Detach then leaves the model with no page and no violation.
+//! after it. The internal error event (`fault internal-error`) takes the
+//! same reset. Detach then leaves the model with no page and no violation.
 
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,21 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let vnics = peer.shell.ask("vnics")?;
     plain_line(&vnics, "vnic0 ")?;
 
+    // 1b. The PRM's internal error event (EQ0): the same function reset.
+    let t = Instant::now();
+    peer.sim.ask_ok("fault internal-error")?;
+    // Details print in decimal: event=8 (the health buffer is clean).
+    let head = format!("FAULT mlx5.health {PCI} function syndrome=0x0 vendor_syndrome=0x0 event=8");
+    let line = peer.shell.wait_for_line(&format!("{head} action="))?;
+    if !line.ends_with("action=function-reset outcome=escalate") {
+        return Err(format!("internal error line: {line}"));
+    }
+    let line = peer.shell.wait_for_line(&format!("{head} reset_ms="))?;
+    if !line.ends_with("action=function-reset outcome=recovered") {
+        return Err(format!("internal error recovery: {line}"));
+    }
+    let internal = until_answered(&peer.net, &guest, t)?;
+
     // 2. Again, while stock iperf3 runs against cxos: the run completes.
     let answer = peer.shell.ask("serve iperf3")?;
     plain_line(&answer, "service ")?;
@@ -163,8 +179,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     pings_all(&peer.net, &guest)?;
     peer_finish(peer)?;
     println!(
-        "    (health fault -> ping answered: {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms)",
+        "    (health fault -> ping answered: {} ms; internal error event -> {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms)",
         resumed.as_millis(),
+        internal.as_millis(),
         bps / 1e6,
         after_bps / 1e6,
         waited.as_millis()

@@ -145,7 +145,7 @@ fault internal-error
 fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]
 fault rq-bad-lkey|rq-bad-addr [rqn=<n>] [count=<n>]
 fault eq-stall [eqn=<n>] [sticky]
-fault cq-overflow [cqn=<n>]
+fault cq-overflow [cqn=<n>|rx]
 fault wq-catastrophic [sqn=<n>|rqn=<n>]
 fault sq-stall [sqn=<n>]
 fault clear";
