@@ -321,7 +321,7 @@ impl<P: Platform> Cq<P> {
             return None;
         }
         self.mmio.barrier_after_ownership_read();
-        if mini_cqe::is_title(tail as u8) {
+        if self.session.enabled && mini_cqe::is_title(tail as u8) {
             self.start_session(tail);
             return Some(self.next_in_session());
         }

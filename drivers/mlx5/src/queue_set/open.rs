@@ -163,6 +163,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
             cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
+            cq.set_compressing(compress);
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
