@@ -232,11 +232,12 @@ impl<C: Control> QueueSet<C> {
                 .is_ok_and(|q| q.consumer_counter == ci && q.status == 0);
             let now = self.ctl.clock().now_ns();
             let rec = FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
-                .detail("device_ci", info.consumer_counter.into())
-                .detail("ci", ci.into());
+                .detail("device_ci", info.consumer_counter.into());
             if fixed {
-                self.ctl
-                    .record_fault(rec.action(FaultAction::EqRearm, FaultOutcome::Recovered));
+                self.ctl.record_fault(
+                    rec.detail("ci", ci.into())
+                        .action(FaultAction::EqRearm, FaultOutcome::Recovered),
+                );
                 self.poll();
                 continue;
             }
