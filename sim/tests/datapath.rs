@@ -564,7 +564,11 @@ fn query_and_modify_cq_and_resources_in_use() {
     m.be32(0x08, n.rx_cq.cqn);
     m.be32(0x0c, 1 << 3);
     m.be32(0x24, 0x77);
-    assert_eq!(n.raw.fails(&m, 0x10), (BAD_RESOURCE, 0x0005_0002), "no EQ 0x77");
+    assert_eq!(
+        n.raw.fails(&m, 0x10),
+        (BAD_RESOURCE, 0x0005_0002),
+        "no EQ 0x77"
+    );
     let (eq2, _eq2_buf) = n.raw.create_eq(n.up.uar, COMP_VECTOR, 0, 7);
     m.be32(0x24, eq2 as u32);
     n.raw.ok(&m, 0x10);

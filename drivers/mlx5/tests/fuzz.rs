@@ -275,7 +275,7 @@ impl Mmio for RandomBar {
     }
     fn bar0_write_be32(&self, _o: usize, _v: u32) {}
     fn bar0_read_be64(&self, o: usize) -> u64 {
-        ((self.bar0_read_be32(o) as u64) << 32) | self.bar0_read_be32(o + 4) as u64
+        cxos_drivers::soft_mmio::read_be64_split(|o| self.bar0_read_be32(o), o)
     }
     fn bar0_write_be64(&self, _o: usize, _v: u64) {}
     fn barrier_before_doorbell_record(&self) {}
@@ -458,11 +458,10 @@ impl Mmio for Garbage {
         }
     }
     fn bar0_read_be64(&self, o: usize) -> u64 {
-        ((self.bar0_read_be32(o) as u64) << 32) | self.bar0_read_be32(o + 4) as u64
+        cxos_drivers::soft_mmio::read_be64_split(|o| self.bar0_read_be32(o), o)
     }
     fn bar0_write_be64(&self, o: usize, v: u64) {
-        self.bar0_write_be32(o, (v >> 32) as u32);
-        self.bar0_write_be32(o + 4, v as u32);
+        cxos_drivers::soft_mmio::write_be64_split(|o, v| self.bar0_write_be32(o, v), o, v)
     }
     fn barrier_before_doorbell_record(&self) {}
     fn barrier_before_mmio_doorbell(&self) {}
@@ -839,7 +838,8 @@ fn a_hostile_model_leaves_the_driver_working_and_detach_clean() {
 fn a_title_on_a_cq_without_compression_is_no_session() {
     let sim = SimPlatform::new_loopback(Personality::ConnectX5, Mode::Synchronous);
     let dma_start = sim.dma_in_use();
-    let a = Adapter::attach(sim.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
+    let a =
+        Adapter::attach(sim.clone(), common::config()).unwrap_or_else(|f| panic!("{}", f.error));
     let r = mlx5::Resources::of(&a).expect("resources");
     let mut port = mlx5::QueueSet::open(a, r, EthConfig::default())
         .unwrap_or_else(|f| panic!("open: {}", f.error));
@@ -861,10 +861,7 @@ fn a_title_on_a_cq_without_compression_is_no_session() {
         })
     };
     assert!(loop_one(&mut port));
-    let cqs = [
-        port.tx_cq().unwrap().cqn.0,
-        port.rx_cq_at(0).unwrap().cqn.0,
-    ];
+    let cqs = [port.tx_cq().unwrap().cqn.0, port.rx_cq_at(0).unwrap().cqn.0];
     for cqn in cqs {
         let mut e = [0u8; 64];
         // byte_cnt (0x2c): a session of 200; op_own (0x3f): opcode REQ /

@@ -119,7 +119,13 @@ fn run_on(p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAc
 }
 
 /// [`run_on`] without closing the ports.
-fn run_kept(mut p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) -> Pair {
+fn run_kept(
+    mut p: Pair,
+    on_a: bool,
+    q: QueueFault,
+    class: FaultClass,
+    action: FaultAction,
+) -> Pair {
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
     let armed = sim.inject_queue(q).expect("armed");
