@@ -803,7 +803,7 @@ fn a_hostile_model_leaves_the_driver_working_and_detach_clean() {
                 return true;
             }
             port.flush();
-            if tries % 50 == 0 && port.transmit(100, frame).is_ok() {
+            if tries.is_multiple_of(50) && port.transmit(100, frame).is_ok() {
                 port.flush();
             }
             tries += 1;
