@@ -40,17 +40,8 @@ impl<C: Control> QueueSet<C> {
             .shared_comp_eq(idx)
             .ok_or(RecreateError::Failed(Missing::CompEq.into()))?;
         let old = shared.eqn();
-        let mine: Vec<Cqn> =
-            self.cqs_on(old)
-                .into_iter()
-                .chain(shared.claimed())
-                .fold(Vec::new(), |mut v, c| {
-                    if !v.contains(&c) {
-                        v.push(c);
-                    }
-                    v
-                });
-        if mine.iter().any(|c| !self.cqs_on(old).contains(c)) {
+        let mine = self.cqs_on(old);
+        if shared.claimed().iter().any(|c| !mine.contains(c)) {
             return Err(RecreateError::Shared);
         }
         let (log_size, uar, vector) = shared.geometry();
