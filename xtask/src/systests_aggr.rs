@@ -122,16 +122,17 @@ impl PlannedVnic {
     }
 }
 
-/// 20 VNICs: the networks in turn (VLAN 19, untagged, VLAN 29, VLAN 19,
-/// ...), even numbers leased, odd ones static at `10.19.<net>.<10 + n>`.
+/// 20 VNICs, `vnic0` to `vnic19` (`vnic create` takes the first free
+/// number): the networks in turn (VLAN 19, untagged, VLAN 29, VLAN 19,
+/// ...), odd numbers leased, even ones static at `10.19.<net>.<10 + n>`.
 fn vnic_plan() -> Vec<PlannedVnic> {
-    (1..=VNICS)
+    (0..VNICS)
         .map(|n| {
-            let net = [1, 0, 2][(n as usize - 1) % 3];
+            let net = [1, 0, 2][n as usize % 3];
             PlannedVnic {
                 n,
                 net,
-                ip: (n % 2 == 1).then(|| format!("10.19.{net}.{}", 10 + n)),
+                ip: (n % 2 == 0).then(|| format!("10.19.{net}.{}", 10 + n)),
             }
         })
         .collect()
@@ -407,7 +408,7 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     let plan = vnic_plan();
     let mut cmdline =
         format!("aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24");
-    for v in plan.iter().filter(|v| v.n <= CMDLINE_VNICS) {
+    for v in plan.iter().filter(|v| v.n < CMDLINE_VNICS) {
         cmdline.push_str(&format!(" vnic.{}={}", v.n, v.def()));
     }
     let session = crate::systests_net::spawn_vm(ctx, &setup, test, &sim, "cxos", &cmdline)
@@ -426,7 +427,7 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     }
     // The rest of the VNICs, from the shell (numbered in order: the first
     // free number).
-    for v in plan.iter().filter(|v| v.n > CMDLINE_VNICS) {
+    for v in plan.iter().filter(|v| v.n >= CMDLINE_VNICS) {
         let answer = shell
             .ask(&format!("vnic create {}", v.def()))
             .map_err(at("vnic create over:aggr0"))?;
@@ -852,14 +853,14 @@ mod tests {
             assert!(on.clone().any(|v| v.ip.is_none()), "{net}");
             assert!(on.clone().any(|v| v.ip.is_some()), "{net}");
         }
-        assert_eq!(plan[0].def(), "over:aggr0,vlan:19,ip:10.19.1.11/24");
+        assert_eq!(plan[0].def(), "over:aggr0,vlan:19,ip:10.19.1.10/24");
         assert_eq!(plan[1].def(), "over:aggr0,ip:dhcp");
-        assert_eq!(plan[2].def(), "over:aggr0,vlan:29,ip:10.19.2.13/24");
+        assert_eq!(plan[2].def(), "over:aggr0,vlan:29,ip:10.19.2.12/24");
         assert_eq!(plan[2].peer(), "10.19.2.1");
         // The command line stays well inside the kernel's 1024 bytes.
         let defs: usize = plan
             .iter()
-            .filter(|v| v.n <= CMDLINE_VNICS)
+            .filter(|v| v.n < CMDLINE_VNICS)
             .map(|v| v.def().len() + 10)
             .sum();
         assert!(defs < 400, "{defs}");
@@ -869,15 +870,15 @@ mod tests {
     fn vnic_lines_give_the_addresses() {
         let plan = &vnic_plan()[..3];
         let list = "net0: member of aggr0\n\
-            vnic1 0c:42:a1:5e:00:12 vlan 19 queues 1 rx 1 pkts 60 B tx 1 pkts 60 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.1.11/24 ipv6 fe80::1 flow 1 pkts 60 B\n\
-            vnic2 02:00:00:00:00:02 untagged queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.0.100/24 (dhcp) ipv6 fe80::2 flow 0 pkts 0 B\n\
-            vnic3 02:00:00:00:00:03 vlan 29 queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.2.13/24 ipv6 fe80::3 flow 0 pkts 0 B\n";
+            vnic0 0c:42:a1:5e:00:12 vlan 19 queues 1 rx 1 pkts 60 B tx 1 pkts 60 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.1.10/24 ipv6 fe80::1 flow 1 pkts 60 B\n\
+            vnic1 02:00:00:00:00:02 untagged queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.0.100/24 (dhcp) ipv6 fe80::2 flow 0 pkts 0 B\n\
+            vnic2 02:00:00:00:00:03 vlan 29 queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.2.12/24 ipv6 fe80::3 flow 0 pkts 0 B\n";
         assert_eq!(
             vnic_addresses(list, plan),
             Ok(vec![
-                "10.19.1.11".into(),
+                "10.19.1.10".into(),
                 "10.19.0.100".into(),
-                "10.19.2.13".into()
+                "10.19.2.12".into()
             ])
         );
         // No lease yet, a lease outside the range, the wrong VLAN.
