@@ -579,6 +579,10 @@ impl<D: NetDevice> AggrVnic<D> {
         self.members.get(i)
     }
 
+    pub fn member_mut(&mut self, i: usize) -> Option<&mut D> {
+        self.members.get_mut(i)
+    }
+
     fn send_staged<R>(
         &mut self,
         len: usize,

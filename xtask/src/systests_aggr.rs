@@ -586,8 +586,10 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
             ));
         }
         if fault_line.is_none() {
+            // Printed on its own, possibly right after a prompt.
             fault_line = shell.session.serial()[from..]
                 .lines()
+                .map(|l| l.trim_start_matches(systests_sim::PROMPT).trim_end())
                 .find(|l| l.starts_with(&format!("FAULT {FAULT_CLASS} ")))
                 .map(str::to_string);
         }

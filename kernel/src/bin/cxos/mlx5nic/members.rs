@@ -349,6 +349,34 @@ pub fn init(defs: &[(u32, String)]) {
     }
 }
 
+/// The periodic queue checks ([`super::faults::check_all`]) of every
+/// aggregation's members and of the VNICs on aggregations: their port
+/// interfaces are closed while they are members, so the ports' own checks
+/// do not reach them.
+pub(super) fn check_all() {
+    let live: Vec<(u32, Vec<u32>)> = LIVE.lock().iter().map(|l| (l.n, l.vnics.clone())).collect();
+    for (n, vnics) in live {
+        netstack::with_net::<AggrDev, _>(&aggr_name(n), |net| {
+            let aggr = net.device_mut();
+            for i in 0..aggr.member_count() {
+                if let Some(m) = aggr.member_mut(i) {
+                    m.queue_set_mut().check();
+                }
+            }
+        });
+        for vn in vnics {
+            netstack::with_net::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
+                let dev = net.device_mut();
+                let mut i = 0;
+                while let Some(m) = dev.member_mut(i) {
+                    m.queue_set_mut().check();
+                    i += 1;
+                }
+            });
+        }
+    }
+}
+
 /// `vnics`' lines for the VNICs on aggregations: the driver's line of
 /// the first member (MAC, VLAN, queues) with counters summed over every
 /// member, which aggregation and ports it is over, its addresses and its
