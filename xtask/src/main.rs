@@ -19,6 +19,7 @@ mod linux_guest;
 mod linux_vm;
 mod mainjob;
 mod netns;
+mod pcap_flows;
 mod provision;
 mod qemu;
 mod qemu_provision;

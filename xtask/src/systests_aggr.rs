@@ -43,6 +43,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::linux_vm;
+use crate::pcap_flows;
 use crate::sim_device::{SecondPort, SimDevice, SimOptions};
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::{Shell, plain_line};
@@ -544,6 +545,10 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     expect_sync(&mut peer, "failover1")?;
     std::thread::sleep(Duration::from_secs(3));
     sim.ask_ok("link 1 down").map_err(at("link 1 down"))?;
+    // The captures' clock.
+    let cut1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     wait_show(&mut shell, Duration::from_secs(2), |show| {
         matches!(
             (member(show, "net0"), member(show, "net1")),
@@ -722,12 +727,13 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
             lacpdus.push(n.to_string());
         }
     }
+    let failover = pcap_failover(&pcap1, &pcap0, cut1).map_err(at("the captures"))?;
     let value = |name| linux_vm::value(&text, name).unwrap_or("?");
     let gap = value("stream-gap1")
         .parse::<f64>()
         .map_or_else(|_| "?".to_string(), |n| format!("{:.1}", n * 0.5));
     println!(
-        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s, net1 timed out {:.1} s after Linux's member went; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; link 1 down under iperf3 -R: longest stream gap {gap} s, sum's zero run {} x 0.5 s; unlimited -P 4 to cxos: aggr0 {}, one port {}; {fault_line}; LACPDUs {}; total {:.1} s)",
+        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s, net1 timed out {:.1} s after Linux's member went; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; link 1 down under iperf3 -R: longest stream gap {gap} s, sum's zero run {} x 0.5 s, from the captures {failover}; unlimited -P 4 to cxos: aggr0 {}, one port {}; {fault_line}; LACPDUs {}; total {:.1} s)",
         converged.as_secs_f64(),
         left.as_secs_f64(),
         rejoin.as_secs_f64(),
@@ -742,6 +748,40 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The failover figure from the captures (`pcap_flows`): per direction,
+/// the longest time from a flow's last frame on the failed port's wire
+/// before `cut` to its first on the other's, over the flows that moved.
+fn pcap_failover(failed: &Path, other: &Path, cut: f64) -> Result<String, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (failed, other) = (read(failed)?, read(other)?);
+    let mut out = Vec::new();
+    for (who, mac) in [("cxos->peer", CXOS_MAC), ("peer->cxos", PEER_MAC)] {
+        let mac = mac_bytes(mac)?;
+        let moved = pcap_flows::moved_flows(
+            &pcap_flows::tcp_frames(&failed, mac)?,
+            &pcap_flows::tcp_frames(&other, mac)?,
+            cut,
+            1.0,
+        );
+        let back: Vec<f64> = moved.values().flatten().copied().collect();
+        let lost = moved.len() - back.len();
+        let worst = back.iter().copied().reduce(f64::max);
+        out.push(match worst {
+            Some(w) => format!(
+                "{who} {w:.2} s ({} flows moved{})",
+                moved.len(),
+                if lost > 0 {
+                    format!(", {lost} not seen again")
+                } else {
+                    String::new()
+                }
+            ),
+            None => format!("{who} - ({} flows moved, none seen again)", moved.len()),
+        });
+    }
+    Ok(out.join(", "))
 }
 
 /// Polls `vnics` until every planned VNIC is listed over aggr0 with its
