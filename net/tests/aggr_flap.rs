@@ -351,7 +351,7 @@ fn flap(w: &mut World, rng: &mut XorShift, rounds: usize, to_c: &mut bool) -> u6
     let mut changes = 0;
     for _ in 0..rounds {
         let r = rng.next();
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             *to_c = !*to_c;
             if r & 0x100 != 0 {
                 // A cable moved live: same link, another partner.
@@ -369,7 +369,7 @@ fn flap(w: &mut World, rng: &mut XorShift, rounds: usize, to_c: &mut bool) -> u6
         for _ in 0..1 + (r >> 16) % 4 {
             w.step();
         }
-        if (r >> 24) % 10 == 0 {
+        if (r >> 24).is_multiple_of(10) {
             // The link holds for 3 s: A0 rejoins B (both ends waited
             // Aggregate_Wait_Time), and never joins C, whose system
             // and key differ from the aggregator's partner's.
