@@ -30,6 +30,7 @@ mod sim_device;
 mod soak;
 mod systests;
 mod systests_aggr;
+mod systests_aggr_pair;
 mod systests_attach;
 mod systests_fast;
 mod systests_faults;
