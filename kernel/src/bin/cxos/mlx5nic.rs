@@ -728,10 +728,16 @@ fn create_vnic(
     })
 }
 
-/// The completion vector fired: the network stacks take the frames.
+/// The completion vector fired: the network stacks take the frames
+/// (inside a cooperative command wait, only if the interface table is
+/// free).
 #[cfg(feature = "net")]
 fn service_port(_addr: PciAddress) {
-    crate::netstack::poll();
+    if cmdwait::waiting() {
+        crate::netstack::poll_if_free();
+    } else {
+        crate::netstack::poll();
+    }
 }
 
 /// The completion vector fired: reap completions; without a network
