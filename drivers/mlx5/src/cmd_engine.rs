@@ -1,9 +1,14 @@
 //! The command engine of one function: the command queue, EQ0 (once it
 //! exists), firmware pages and the failed flag. Every command goes through
-//! [`CmdEngine::submit`] / [`CmdEngine::wait`] (or [`CmdEngine::exec`]): traced at
-//! log target `mlx5::cmd`, failing fast once the adapter is failed, and
-//! servicing EQ0 (command completions, page requests, port events) while
-//! it waits.
+//! [`CmdEngine::submit`], then [`CmdEngine::poll`] (one look, never
+//! blocking: pending, or done with the validated output or a typed
+//! [`CmdError`], a timeout included) or [`CmdEngine::wait`] (polls until
+//! done, yielding the CPU through the platform's `relax`); [`CmdEngine::exec`]
+//! is submit + wait. Traced at log target `mlx5::cmd`, failing fast once
+//! the adapter is failed, and servicing EQ0 (command completions, page
+//! requests, port events) at every look. A caller that must not block
+//! (the kernel's shell, whose wait lets the rest of the kernel run) polls
+//! between its own work: `vnic::Nic::exec_with`.
 
 use alloc::vec::Vec;
 

@@ -85,12 +85,15 @@ enum StatsSource {
 }
 
 /// `stats` (with the network stack): per function, the port VNIC's
-/// counters (its Q counter read cooperatively), the MAC's 802.3 counters
-/// and the stack's. Same text as the other reports of `port_report`.
+/// counters, the MAC's 802.3 counters (both read cooperatively:
+/// QUERY_Q_COUNTER, PPCNT) and the stack's. Same text as the other
+/// reports of `port_report`.
 #[cfg(feature = "net")]
 pub(super) fn stats(only: Option<PciAddress>) -> Option<String> {
     use super::Mlx5Vnic;
     use crate::netstack::with_net;
+    use mlx5::module::{Ieee8023, PortError, REG_PPCNT, ppcnt};
+    use mlx5::port::AccessRegister;
     use mlx5::q_counter::QueryQCounter;
 
     let sources: Vec<StatsSource> = {
@@ -140,7 +143,17 @@ pub(super) fn stats(only: Option<PciAddress>) -> Option<String> {
         }) {
             body.push_str(&text);
         }
-        body.push_str(&super::ppcnt_text(nic.with_adapter(|a| a.port_counters())));
+        // The MAC's own IEEE 802.3 counters (PPCNT), read fresh.
+        let req = ppcnt::ieee_802_3_request();
+        let read = AccessRegister {
+            reg: REG_PPCNT,
+            write: false,
+            data: &req,
+        };
+        let ppcnt = exec(&nic, read)
+            .map(|d| Ieee8023::parse(&d))
+            .map_err(PortError::from);
+        body.push_str(&super::ppcnt_text(ppcnt));
         body.push_str(
             &with_net::<Mlx5Vnic, _>(&iface, |net| super::stack_stats(net)).unwrap_or_default(),
         );
