@@ -17,7 +17,7 @@ use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
 };
 use crate::cmd::Command;
-use crate::cmd_engine::{CmdEngine, PortEvents, Stats, Ticket};
+use crate::cmd_engine::{CmdEngine, CmdPoll, PortEvents, Stats, Ticket};
 use crate::cmdq::{self, CmdQueue};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
 use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
@@ -696,6 +696,13 @@ impl<P: Platform> Adapter<P> {
     /// Wait for a submitted command (any order).
     pub fn wait<C: Command>(&mut self, t: Ticket<C>) -> Result<C::Output, CmdError> {
         self.dev.wait(t)
+    }
+
+    /// Look at a submitted command once without blocking (any order):
+    /// still pending, or done with its output or typed error (a timeout
+    /// once the command timeout passed).
+    pub fn poll_command<C: Command>(&mut self, t: Ticket<C>) -> CmdPoll<C> {
+        self.dev.poll(t)
     }
 
     /// Completion EQ `index`: call `f` with the CQN of every completion

@@ -226,6 +226,15 @@ pub fn wait_until(timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The background part of one pass of the main loop, for code that waits
+/// inside a poller (a shell command whose device command is out): expired
+/// timers and the work of vectors that fired. The pollers are not run
+/// (the caller is one of them); the caller polls what it needs itself.
+pub fn run_background() {
+    run_timers();
+    run_vector_work();
+}
+
 /// Wait for the next interrupt, at most 1 ms (the platform's `relax`).
 pub fn relax() {
     let seen = WAKES.load(Ordering::Acquire);
