@@ -232,6 +232,12 @@ impl<C: Control> Control for NicCtl<C> {
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
         self.nic.eqs.get(index).map(|e| e.eqn())
     }
+    fn start<K: Command>(&mut self, cmd: K) -> crate::control::Started<K> {
+        self.nic.lock().ctl.start(cmd)
+    }
+    fn collect<K: Command>(&mut self, t: crate::Ticket<K>) -> CmdPoll<K> {
+        self.nic.lock().ctl.collect(t)
+    }
 }
 
 impl<C: Control> Nic<C> {
