@@ -47,6 +47,8 @@ pub const TX_TIMEOUT_MS: u64 = 1_000;
 const DEFERRED: usize = 16;
 /// Queue events taken per check.
 const EVENTS_PER_CHECK: usize = 16;
+/// An EQ's consumer counter is 24 bits (`eqc.consumer_counter`).
+const CI_MASK: u32 = 0x00ff_ffff;
 
 /// A recovery postponed to `until_ns`.
 #[derive(Clone, Copy, Debug)]
@@ -69,13 +71,20 @@ enum Probe {
 /// The periodic query with the device.
 #[derive(Debug)]
 enum Outstanding {
-    Eq { idx: usize, t: Ticket<QueryEq> },
+    /// `ci`: the driver's consumer counter when it went out.
+    Eq {
+        idx: usize,
+        ci: u32,
+        t: Ticket<QueryEq>,
+    },
     Cq(Ticket<QueryCq>),
 }
 
 /// A periodic query's answer.
 enum Answer {
-    Eq(usize, Eqn, Result<EqInfo, CmdError>),
+    /// The EQ's index, number, the driver's consumer counter when the
+    /// query went out, the answer.
+    Eq(usize, Eqn, u32, Result<EqInfo, CmdError>),
     Cq(Cqn, Result<CqInfo, CmdError>),
 }
 
@@ -159,14 +168,14 @@ impl<C: Control> QueueSet<C> {
                 },
             };
             let answer = match out {
-                Outstanding::Eq { idx, t } => {
+                Outstanding::Eq { idx, ci, t } => {
                     let eqn = t.command().0;
                     match self.ctl.collect(t) {
                         CmdPoll::Pending(t) => {
-                            self.watch.out = Some(Outstanding::Eq { idx, t });
+                            self.watch.out = Some(Outstanding::Eq { idx, ci, t });
                             return;
                         }
-                        CmdPoll::Done(r) => Answer::Eq(idx, eqn, r),
+                        CmdPoll::Done(r) => Answer::Eq(idx, eqn, ci, r),
                     }
                 }
                 Outstanding::Cq(t) => {
@@ -194,9 +203,10 @@ impl<C: Control> QueueSet<C> {
                         continue;
                     };
                     let eqn = eq.eqn();
+                    let (ci, _) = eq.consumer_state();
                     match self.ctl.start(QueryEq(eqn)) {
-                        Started::Out(t) => return Some(Outstanding::Eq { idx, t }),
-                        Started::Done(r) => self.handle(Answer::Eq(idx, eqn, r)),
+                        Started::Out(t) => return Some(Outstanding::Eq { idx, ci, t }),
+                        Started::Done(r) => self.handle(Answer::Eq(idx, eqn, ci, r)),
                     }
                 }
                 Probe::Cq(cqn) => {
@@ -218,11 +228,11 @@ impl<C: Control> QueueSet<C> {
 
     fn handle(&mut self, answer: Answer) {
         match answer {
-            Answer::Eq(idx, eqn, Ok(info)) => self.check_eq(idx, eqn, info),
+            Answer::Eq(idx, eqn, ci, Ok(info)) => self.check_eq(idx, eqn, ci, info),
             Answer::Cq(cqn, Ok(info)) => self.check_cq(cqn, info),
             // A failed query (its timeout is recorded by the command
             // engine): the next period asks again.
-            Answer::Eq(_, _, Err(_)) | Answer::Cq(_, Err(_)) => {}
+            Answer::Eq(_, _, _, Err(_)) | Answer::Cq(_, Err(_)) => {}
         }
     }
 
@@ -358,14 +368,18 @@ impl<C: Control> QueueSet<C> {
     /// (a bad arm): re-arm it with the right one, then re-arm the queue
     /// set's CQs (their events may be lost) and poll. An EQ that does not
     /// take the arm is recreated ([`super::eq_recreate`]); only when that
-    /// fails is the function reset.
-    fn check_eq(&mut self, idx: usize, eqn: Eqn, info: EqInfo) {
+    /// fails is the function reset. The device answered at some point
+    /// between the query going out (the driver's counter then: `ci_out`)
+    /// and now, and events were taken meanwhile: any counter in between
+    /// is in step.
+    fn check_eq(&mut self, idx: usize, eqn: Eqn, ci_out: u32, info: EqInfo) {
         let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn() == eqn) else {
             // Recreated since the query started.
             return;
         };
         let (ci, _) = eq.consumer_state();
-        if info.consumer_counter == ci && info.status == 0 {
+        let since_out = |c: u32| c.wrapping_sub(ci_out) & CI_MASK;
+        if info.status == 0 && since_out(info.consumer_counter) <= since_out(ci) {
             return;
         }
         eq.rearm();
