@@ -248,8 +248,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("stats took {waited:?} with a lost command"));
     }
     // Step 3's QUERY_EQ timed out during the wait (it went out first).
-    peer.shell
-        .wait_for_line(&format!("FAULT mlx5.cmd.timeout {PCI} opcode=0x303 waited_ms="))?;
+    peer.shell.wait_for_line(&format!(
+        "FAULT mlx5.cmd.timeout {PCI} opcode=0x303 waited_ms="
+    ))?;
     let t2 = Instant::now();
     peer.shell.ask("ifconfig")?;
     if t2.elapsed() > Duration::from_secs(5) {

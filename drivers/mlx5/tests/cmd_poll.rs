@@ -213,7 +213,11 @@ fn reports_with_idle_work() {
     let e = failed[0].hw.as_ref().unwrap_err();
     assert_eq!(e.opcode, op::QUERY_FLOW_TABLE_ENTRY);
     assert!(matches!(e.failure, CmdFailure::Timeout { .. }), "{e}");
-    assert_eq!(nic.flows_report_with(|| {}), report, "the next queries work");
+    assert_eq!(
+        nic.flows_report_with(|| {}),
+        report,
+        "the next queries work"
+    );
 
     let rep = v.destroy();
     assert_eq!(rep.errors, 0, "{rep:?}");

@@ -25,7 +25,7 @@ use super::eq_recreate::RecreateError;
 use super::recovery::{FaultCause, QueueFault, QueueId};
 use crate::cmd_engine::{CmdPoll, Ticket};
 use crate::control::{Control, Started};
-use crate::cq::{self, Cq, Cqn, CqInfo, QueryCq};
+use crate::cq::{self, Cq, CqInfo, Cqn, QueryCq};
 use crate::eq::{EqInfo, Eqn, QueryEq};
 use crate::error::CmdError;
 use crate::fault::{

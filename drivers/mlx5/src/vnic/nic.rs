@@ -450,11 +450,7 @@ impl<C: Control> Nic<C> {
 
     /// [`Nic::flow_traffic`], the counter query run with
     /// [`Nic::exec_with`] (`idle` between two looks, the lock let go).
-    pub fn flow_traffic_with(
-        &self,
-        id: VnicId,
-        idle: impl FnMut(),
-    ) -> Result<Traffic, FlowError> {
+    pub fn flow_traffic_with(&self, id: VnicId, idle: impl FnMut()) -> Result<Traffic, FlowError> {
         let (mac, vlan) = {
             let g = self.shared.lock();
             let r = g

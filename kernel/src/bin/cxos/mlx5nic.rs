@@ -813,7 +813,11 @@ pub fn vnic_lines() -> Vec<String> {
             core::iter::once(slot.iface()).chain(o.vnics.iter().map(|n| format!("vnic{n}")));
         for name in names {
             if let Some(x) = crate::netstack::with_net::<Mlx5Vnic, _>(&name, |net| {
-                (vnic_line(net), net.device().nic().clone(), net.device().id())
+                (
+                    vnic_line(net),
+                    net.device().nic().clone(),
+                    net.device().id(),
+                )
             }) {
                 found.push(x);
             }
