@@ -62,6 +62,10 @@ pub struct MemberCounters {
     pub rx_not_collecting: u64,
     /// LACP frames that could not be sent (no room on the member).
     pub lacp_tx_dropped: u64,
+    /// Slow Protocols frames (LACPDUs, Markers) sent and received: not in
+    /// the client counters above.
+    pub lacp_tx_frames: u64,
+    pub lacp_rx_frames: u64,
 }
 
 struct Member<D> {
@@ -304,6 +308,7 @@ impl<D: NetDevice> Aggr<D> {
                 .transmit(bytes.len(), |b| b.copy_from_slice(bytes))
                 .is_ok();
             if sent {
+                m.counters.lacp_tx_frames += 1;
                 m.dev.flush();
             } else {
                 m.counters.lacp_tx_dropped += 1;
@@ -414,6 +419,7 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
                 let (id, lacp, counters) = (m.id, &mut self.lacp, &mut m.counters);
                 let got = m.dev.receive(|frame, meta| {
                     if lacp.on_rx(id, frame) {
+                        counters.lacp_rx_frames += 1;
                         return Rx::Skipped;
                     }
                     if !lacp.is_collecting(id) {

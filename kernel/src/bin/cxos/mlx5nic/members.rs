@@ -482,7 +482,7 @@ pub fn show(long: bool) -> Vec<String> {
                 let Some(r) = aggr.report(k) else { continue };
                 let c = r.counters;
                 lines.push(format!(
-                    "  net{i}: link {}, {}, tx {} frames {} bytes, rx {} frames {} bytes",
+                    "  net{i}: link {}, {}, tx {} frames {} bytes, rx {} frames {} bytes, lacp tx {} rx {}",
                     if r.link.up { "up" } else { "down" },
                     if r.distributing {
                         "collecting-distributing"
@@ -492,7 +492,9 @@ pub fn show(long: bool) -> Vec<String> {
                     c.tx_frames,
                     c.tx_bytes,
                     c.rx_frames,
-                    c.rx_bytes
+                    c.rx_bytes,
+                    c.lacp_tx_frames,
+                    c.lacp_rx_frames
                 ));
                 if let (true, Some(l)) = (long, r.lacp) {
                     lines.push(format!(
