@@ -596,17 +596,28 @@ fn lacp_frames_are_counted_apart_from_the_clients_traffic() {
             // Every LACPDU the machines made went out (no Markers here);
             // every one received was a Slow Protocols frame.
             assert_eq!(r.counters.lacp_tx_frames, l.lacpdus_tx, "{r:?}");
-            assert_eq!(r.counters.lacp_rx_frames, l.lacpdus_rx + l.bad_pdus, "{r:?}");
+            assert_eq!(
+                r.counters.lacp_rx_frames,
+                l.lacpdus_rx + l.bad_pdus,
+                "{r:?}"
+            );
             assert!(r.counters.lacp_rx_frames > 0, "{r:?}");
             // No client traffic yet: the client counters stay at zero.
-            assert_eq!((r.counters.tx_frames, r.counters.rx_frames), (0, 0), "{r:?}");
+            assert_eq!(
+                (r.counters.tx_frames, r.counters.rx_frames),
+                (0, 0),
+                "{r:?}"
+            );
         }
     }
     // Fast periodic rate: an LACPDU a second, none of them client traffic.
     let before = w.a.aggr().report(0).unwrap().counters;
     w.run_until(Duration::from_secs(3), |_| false);
     let after = w.a.aggr().report(0).unwrap().counters;
-    assert!(after.lacp_tx_frames >= before.lacp_tx_frames + 2, "{after:?}");
+    assert!(
+        after.lacp_tx_frames >= before.lacp_tx_frames + 2,
+        "{after:?}"
+    );
     assert_eq!(after.tx_frames, 0, "{after:?}");
     let (ok, out) = w.ping(false, 3);
     assert!(ok, "{out}");

@@ -446,8 +446,14 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
         None => format!("flow {flow_pkts} pkts {flow_bytes} B"),
         Some(e) => format!("flow ? ({e})"),
     };
+    // The aggregation's link: up while any member distributes.
+    let link = if cxos_drivers::NetDevice::link(dev).up {
+        "up"
+    } else {
+        "down"
+    };
     format!(
-        "{} {rest} over {aggr} ({over}) ipv4 {v4}{dhcp} ipv6 {} {flow}",
+        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {} {flow}",
         net.name(),
         net.ipv6_link_local()
     )
