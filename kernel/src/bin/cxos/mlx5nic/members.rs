@@ -459,7 +459,8 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
     )
 }
 
-/// `aggr show [-L]`: one line per aggregation, one per member and one
+/// `aggr show [-L]`: one line per aggregation, one per member (client
+/// traffic, then the Slow Protocols frames it sent and received) and one
 /// naming the VNICs on it (when there are any); `-L`
 /// adds each member's LACP state (actor and partner system, key, port
 /// and state bits, selected, mux state, LACPDUs in and out).
