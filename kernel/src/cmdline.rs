@@ -46,8 +46,7 @@ pub struct Config {
     pub aggr: heapless::Vec<(u32, String), { MAX_AGGRS as usize }>,
 }
 
-/// Aggregation numbers `aggr.<n>=` can name (0..4).
-pub const MAX_AGGRS: u32 = 4;
+pub use crate::aggr_def::MAX_AGGRS;
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
 pub const MAX_VNICS: u32 = 64;
@@ -86,9 +85,9 @@ impl Config {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortItems {
     /// `speed=auto|<rate>` (rates as `speed` takes them: `10G`, `1000`).
-    pub speed: Option<crate::shellcmd::SpeedArg>,
+    pub speed: Option<crate::portarg::SpeedArg>,
     /// `led=on|off|beacon[:<seconds>]`.
-    pub led: Option<crate::shellcmd::LedArg>,
+    pub led: Option<crate::portarg::LedArg>,
 }
 
 impl PortItems {
@@ -101,7 +100,7 @@ impl PortItems {
 /// text (anywhere after its first, address item): them, and the rest for
 /// cxos-net's `IfConfig`. `Err` names the bad item.
 pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
-    use crate::shellcmd::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
+    use crate::portarg::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
     let mut items = PortItems::default();
     let mut rest = String::new();
     for (i, item) in text.split(',').map(str::trim).enumerate() {
@@ -335,7 +334,7 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shellcmd::{LedArg, SpeedArg};
+    use crate::portarg::{LedArg, SpeedArg};
     use log::LevelFilter;
 
     #[test]
@@ -351,7 +350,7 @@ mod tests {
         assert_eq!(rest, "none");
         assert_eq!(
             p.led,
-            Some(LedArg::Beacon(crate::shellcmd::BEACON_DEFAULT_S))
+            Some(LedArg::Beacon(crate::portarg::BEACON_DEFAULT_S))
         );
         let (p, rest) = port_items("dhcp").unwrap();
         assert!(p.is_empty());

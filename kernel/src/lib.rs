@@ -25,6 +25,7 @@ pub mod mlx5_report;
 pub mod msi;
 pub mod paging;
 pub mod pci;
+pub mod portarg;
 pub mod shellcmd;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;

@@ -87,6 +87,16 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<u8> {
                 }
             });
         tally.record("lint", "unsafe-audit", audit);
+        let graph = lint::import_cycles(&ws.root)
+            .map_err(|e| e.to_string())
+            .and_then(|cycles| {
+                if cycles.is_empty() {
+                    Ok(())
+                } else {
+                    Err(cycles.join("\n"))
+                }
+            });
+        tally.record("lint", "use-graph", graph);
     }
 
     let tests = systests::select(args.filter.as_deref());
