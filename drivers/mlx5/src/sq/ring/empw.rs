@@ -5,8 +5,11 @@
 //! when it is no longer than the queue's inline limit (an inline data
 //! segment; the buffer is free again at once, the frame being in the
 //! WQE). A session ends at [`wqe::empw::SESSION_DS`] segments, at the
-//! ring's free room or the burst's end; its control segment is written
-//! last, once its segment count is known. Used on parts with
+//! ring's free room or its end (a session is one plain run of the ring,
+//! never wrapping), at the end of the run of free buffers or of the
+//! burst; its control segment is written last, once its segment count is
+//! known. The frames' loop has no bounds check of its own: the session's
+//! segments and its buffers are two slices zipped. Used on parts with
 //! `enhanced_multi_pkt_send_wqe` and no inline-header rule, for bursts
 //! whose offloads are the same for every frame.
 
@@ -51,7 +54,7 @@ impl<P: Platform> Sq<P> {
             c, ring, signalled, ..
         } = self;
         let mask = c.mask;
-        let ds_mask = (mask as usize + 1) * (wqe::WQEBB / DS) - 1;
+        let per_bb = wqe::WQEBB / DS;
         let bufs_len = (c.bufs as usize * buf_size).min(bufs.len());
         let base = bufs.device_addr().get();
         let bufs_mask = c.bufs.wrapping_sub(1);
@@ -63,64 +66,100 @@ impl<P: Platform> Sq<P> {
         // A length out of range (or a view the pool cannot give) ends the
         // burst; running out of ring or buffers makes it `full`.
         let mut bad = false;
-        let mut stop = false;
         ring.mem.with_bytes_mut(0, ring.mem.len(), |ring| {
             bufs.with_bytes_mut(0, bufs_len, |all| {
                 let (segs, _) = ring.as_chunks_mut::<DS>();
-                while sent < n && !stop && !bad {
+                let mut bufs_pc = c.bufs_pc;
+                while sent < n && !bad {
+                    // A session never runs past the ring's end (the next
+                    // one starts at block 0), so it is one plain slice.
+                    let start = c.pc;
+                    let slot = (start & mask) as usize;
                     let free_blocks = (mask as usize + 1) - c.pc.wrapping_sub(c.cc) as usize;
-                    let room = (free_blocks * (wqe::WQEBB / DS)).min(empw::SESSION_DS);
-                    // Control, Ethernet, one frame.
-                    if room < 3 {
+                    let to_end = mask as usize + 1 - slot;
+                    let room = (free_blocks.min(to_end) * per_bb).min(empw::SESSION_DS);
+                    // Likewise the run of buffers it sends from.
+                    let first = (bufs_pc & bufs_mask) as usize;
+                    let free_bufs = c.bufs.wrapping_sub(bufs_pc.wrapping_sub(c.bufs_cc)) as usize;
+                    let k = (n - sent)
+                        .min(free_bufs)
+                        .min(c.bufs as usize - first)
+                        .min(room.saturating_sub(2));
+                    if k == 0 {
                         break;
                     }
-                    let start = c.pc;
-                    let at = (start & mask) as usize * (wqe::WQEBB / DS);
-                    let mut ds = 2;
-                    while sent < n && ds < room {
-                        if c.bufs_pc.wrapping_sub(c.bufs_cc) >= c.bufs {
-                            stop = true;
-                            break;
-                        }
-                        let off = (c.bufs_pc & bufs_mask) as usize * buf_size;
-                        let Some(b) = all.get_mut(off..off + buf_size) else {
-                            bad = true;
-                            break;
-                        };
-                        let len = write(sent, b);
-                        if len.wrapping_sub(1) >= max {
-                            bad = true;
-                            break;
-                        }
-                        let inline = len <= inline_max && ds + empw::inline_ds(len) <= room;
-                        if inline {
-                            if !put_inline(segs, at + ds, ds_mask, &b[..len]) {
+                    let Some(session) = segs.get_mut(slot * per_bb..slot * per_bb + room) else {
+                        bad = true;
+                        break;
+                    };
+                    let Some(run) = all.get_mut(first * buf_size..(first + k) * buf_size) else {
+                        bad = true;
+                        break;
+                    };
+                    let (hdr, frames) = session.split_at_mut(2);
+                    let mut addr = base + (first * buf_size) as u64;
+                    let (used, ds) = if inline_max == 0 {
+                        // One data segment per frame, buffers in order.
+                        let mut m = 0;
+                        for (b, s) in run.chunks_exact_mut(buf_size).zip(frames.iter_mut()) {
+                            let len = write(sent, b);
+                            if len.wrapping_sub(1) >= max {
                                 bad = true;
                                 break;
                             }
-                            ds += empw::inline_ds(len);
-                        } else {
-                            let Some(s) = segs.get_mut((at + ds) & ds_mask) else {
+                            put(s, wqe::data_word(len as u32, lkey), addr);
+                            addr += buf_size as u64;
+                            sent += 1;
+                            m += 1;
+                            bytes += len as u64;
+                        }
+                        (m, m)
+                    } else {
+                        // Inline frames leave their buffer for the next.
+                        let (mut used, mut ds) = (0, 0);
+                        while sent < n && ds < frames.len() && used < k {
+                            let Some(b) = run.get_mut(used * buf_size..(used + 1) * buf_size)
+                            else {
                                 bad = true;
                                 break;
                             };
-                            put(s, wqe::data_word(len as u32, lkey), base + off as u64);
-                            ds += 1;
-                            c.bufs_pc = c.bufs_pc.wrapping_add(1);
+                            let len = write(sent, b);
+                            if len.wrapping_sub(1) >= max {
+                                bad = true;
+                                break;
+                            }
+                            let need = empw::inline_ds(len);
+                            if len <= inline_max && ds + need <= frames.len() {
+                                if !put_inline(&mut frames[ds..ds + need], &b[..len]) {
+                                    bad = true;
+                                    break;
+                                }
+                                ds += need;
+                            } else {
+                                let Some(s) = frames.get_mut(ds) else {
+                                    bad = true;
+                                    break;
+                                };
+                                put(s, wqe::data_word(len as u32, lkey), addr);
+                                addr += buf_size as u64;
+                                ds += 1;
+                                used += 1;
+                            }
+                            sent += 1;
+                            bytes += len as u64;
                         }
-                        sent += 1;
-                        bytes += len as u64;
-                    }
-                    if ds == 2 {
+                        (used, ds)
+                    };
+                    if ds == 0 {
                         break;
                     }
+                    let ds = ds + 2;
+                    bufs_pc = bufs_pc.wrapping_add(used as u16);
                     let head = wqe::ctrl_head_of(start, ctrl::OPCODE_ENHANCED_MPSW, sqn8, ds);
                     let signal = c.sig_left == 1;
-                    let nbb = ds.div_ceil(wqe::WQEBB / DS) as u16;
-                    if let Some(s) = segs.get_mut(at & ds_mask) {
-                        put(s, head, wqe::ctrl_flags_word(signal));
-                    }
-                    if let Some(e) = segs.get_mut((at + 1) & ds_mask) {
+                    let nbb = ds.div_ceil(per_bb) as u16;
+                    if let [ctl, e] = hdr {
+                        put(ctl, head, wqe::ctrl_flags_word(signal));
                         put(e, eth[0], eth[1]);
                     }
                     c.last_start = start;
@@ -128,10 +167,10 @@ impl<P: Platform> Sq<P> {
                     c.pc = start.wrapping_add(nbb);
                     if signal {
                         c.sig_left = c.cq_every;
-                        if let Some(slot) = signalled.get_mut((start & mask) as usize) {
+                        if let Some(slot) = signalled.get_mut(slot) {
                             *slot = Signalled {
                                 counter: start,
-                                bufs_end: c.bufs_pc,
+                                bufs_end: bufs_pc,
                                 lso_end: c.lso_pc,
                                 nbb: nbb as u8,
                                 valid: true,
@@ -141,6 +180,7 @@ impl<P: Platform> Sq<P> {
                         c.sig_left -= 1;
                     }
                 }
+                c.bufs_pc = bufs_pc;
             })
         });
         self.stats.packets += sent as u64;
@@ -167,24 +207,24 @@ fn put(s: &mut [u8; DS], a: u64, b: u64) {
     w[1] = b.to_be_bytes();
 }
 
-/// An inline data segment at segment `at` (wrapping at the ring's end):
-/// `byte_count` with [`empw::INLINE`], the frame, zeros to the segment's
-/// end.
+/// An inline data segment filling `segs`: `byte_count` with
+/// [`empw::INLINE`], the frame, zeros to the last segment's end.
 #[inline(always)]
-fn put_inline(segs: &mut [[u8; DS]], at: usize, mask: usize, frame: &[u8]) -> bool {
-    let Some(first) = segs.get_mut(at & mask) else {
+fn put_inline(segs: &mut [[u8; DS]], frame: &[u8]) -> bool {
+    let Some((first, rest)) = segs.split_first_mut() else {
         return false;
     };
     let head = frame.len().min(DS - 4);
     first[..4].copy_from_slice(&(frame.len() as u32 | empw::INLINE).to_be_bytes());
     first[4..4 + head].copy_from_slice(&frame[..head]);
     first[4 + head..].fill(0);
-    for (k, chunk) in frame[head..].chunks(DS).enumerate() {
-        let Some(s) = segs.get_mut((at + 1 + k) & mask) else {
+    let mut chunks = frame[head..].chunks(DS);
+    for s in rest.iter_mut() {
+        let Some(chunk) = chunks.next() else {
             return false;
         };
         s[..chunk.len()].copy_from_slice(chunk);
         s[chunk.len()..].fill(0);
     }
-    true
+    chunks.next().is_none()
 }
