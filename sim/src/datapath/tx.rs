@@ -25,7 +25,8 @@
 //! `MLX5_CQE_SYNDROME_*`: LOCAL_LENGTH (0x01) for a data segment of 0
 //! bytes, inline bytes beyond the WQE or a frame outside 14..=MTU+18 bytes
 //! (an LSO payload beyond 2^max_lso_cap); LOCAL_QP_OP (0x02) for an opcode
-//! other than NOP / SEND / LSO, a SEND or LSO on an SQ without a TIS, a
+//! other than NOP / SEND / LSO (and ENHANCED_MPSW where the part has it),
+//! a SEND or LSO on an SQ without a TIS, a
 //! wrong wqe_index or qpn, inline data segments,
 //! an MSS without LSO or LSO without one, LSO of anything but TCP or
 //! without all headers inline, LSO with a VLAN insert, tunnel (software

@@ -11,6 +11,8 @@
 //! batch's last control segment). A completion is requested every
 //! `cq_every` WQEs and on the last WQE of each batch, so every buffer comes
 //! back; a requester CQE with `wqe_counter` c completes every WQE up to c.
+//! On parts with enhanced multi-packet send, a burst ([`Sq::post_burst`])
+//! is one WQE per session of many frames instead ([`empw`]).
 
 use alloc::vec;
 use alloc::vec::Vec;
