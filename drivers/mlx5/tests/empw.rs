@@ -98,7 +98,13 @@ fn reap(a: &mut Port) {
 fn sessions_on_every_part_with_them_and_the_fallback_elsewhere() {
     // Mixed sizes, every fifth frame small enough to go inline.
     let lens: Vec<usize> = (0..600)
-        .map(|i| if i % 5 == 0 { 60 + i % 41 } else { 60 + (i * 37) % 1455 })
+        .map(|i| {
+            if i % 5 == 0 {
+                60 + i % 41
+            } else {
+                60 + (i * 37) % 1455
+            }
+        })
         .collect();
     for part in PARTS {
         for empw in [None, Some(0), Some(100)] {
@@ -126,7 +132,10 @@ fn sessions_on_every_part_with_them_and_the_fallback_elsewhere() {
                 let sessions = sa.port_stats().tx_empw_sessions;
                 if on {
                     // Bursts of 24 frames: a session or two each.
-                    assert!(sessions > 0 && sessions < lens.len() as u64 / 4, "{ctx}: {sessions}");
+                    assert!(
+                        sessions > 0 && sessions < lens.len() as u64 / 4,
+                        "{ctx}: {sessions}"
+                    );
                     assert!(s.completions <= sessions, "{ctx}");
                 } else {
                     assert_eq!(sessions, 0, "{ctx}");

@@ -58,7 +58,10 @@ impl<P: Platform> Sq<P> {
         let bufs_len = (c.bufs as usize * buf_size).min(bufs.len());
         let base = bufs.device_addr().get();
         let bufs_mask = c.bufs.wrapping_sub(1);
-        let eth = [wqe::eth_flags_word(cs, 0), vlan.map_or(0, wqe::eth_insert_word)];
+        let eth = [
+            wqe::eth_flags_word(cs, 0),
+            vlan.map_or(0, wqe::eth_insert_word),
+        ];
         let inline_max = inline_max.min(MAX_INLINE);
         let (lkey, sqn8) = (c.lkey, c.sqn8);
         let mut sent = 0;
