@@ -96,7 +96,8 @@ fn sessions_of_pointed_and_inline_frames_go_out_in_order_across_the_ring_end() {
         let dst = [2, 0, 0, 0, 0, 9];
         let mut expect = Vec::new();
         let mut sessions = 0;
-        // 128-block ring: sessions of up to 11 blocks wrap it many times.
+        // 128-block ring, 5-block sessions (18 segments): the one at block
+        // 125 runs across the ring's end; 60 of them wrap it twice.
         for round in 0..60u8 {
             let lens = [14usize, 60, 64, 200, 1514, 100, 33];
             let frames: Vec<Vec<u8>> = lens
