@@ -214,6 +214,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         ));
