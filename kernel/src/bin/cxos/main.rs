@@ -30,6 +30,7 @@ mod runtime;
 mod selftest;
 mod serial;
 mod shell;
+mod smp;
 mod time;
 #[cfg(feature = "net")]
 mod vnics;
@@ -46,6 +47,7 @@ cxos_boot::entry!(kmain);
 const COM1_IRQ: u8 = 4;
 
 fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
+    smp::init_bsp();
     time::start();
     serial::init();
     let boot = match boot {
@@ -125,6 +127,8 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         time::apic_timer_hz() / 1000,
         reference
     );
+
+    smp::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
 
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();
@@ -222,6 +226,7 @@ fn read_acpi(boot: &BootInfo) -> Tables {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
+    smp::stop_others();
     serial::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
@@ -231,5 +236,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(l) => println!("PANIC at {}:{}: {}", l.file(), l.line(), info.message()),
         None => println!("PANIC at <unknown>: {}", info.message()),
     }
+    smp::print_states();
     arch::exit(arch::EXIT_FAIL)
 }
