@@ -26,6 +26,7 @@ pub mod msi;
 pub mod paging;
 pub mod pci;
 pub mod shellcmd;
+pub mod smpcmd;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
 pub mod vectors;

@@ -244,6 +244,12 @@ pub fn msix_set_masked(bar: &dyn Mmio32, table_offset: usize, index: u16, masked
     );
 }
 
+/// Whether entry `index` is masked.
+pub fn msix_masked(bar: &dyn Mmio32, table_offset: usize, index: u16) -> bool {
+    let e = table_offset + usize::from(index) * ENTRY_SIZE + 12;
+    bar.read32(e) & VECTOR_CONTROL_MASK != 0
+}
+
 /// Whether the pending bit of `index` is set in the PBA at `pba_offset`.
 pub fn msix_pending(bar: &dyn Mmio32, pba_offset: usize, index: u16) -> bool {
     let word = bar.read32(pba_offset + usize::from(index / 32) * 4);
@@ -417,8 +423,10 @@ mod tests {
         }
         msix_write_entry(&bar, 0, 2, MsiMessage::fixed(0, 0x45));
         assert_eq!(&bar.0.borrow()[8..12], &[0xfee0_0000, 0, 0x45, 1]);
+        assert!(msix_masked(&bar, 0, 2));
         msix_set_masked(&bar, 0, 2, false);
         assert_eq!(bar.0.borrow()[11], 0);
+        assert!(!msix_masked(&bar, 0, 2));
         msix_set_masked(&bar, 0, 2, true);
         assert_eq!(bar.0.borrow()[11], 1);
         bar.0.borrow_mut()[0x2000 / 4] = 1 << 2;

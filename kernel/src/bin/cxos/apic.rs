@@ -250,7 +250,6 @@ pub struct Icr {
     __: u16,
 }
 
-pub const DELIVERY_FIXED: u8 = 0;
 pub const DELIVERY_NMI: u8 = 4;
 pub const DELIVERY_INIT: u8 = 5;
 pub const DELIVERY_STARTUP: u8 = 6;

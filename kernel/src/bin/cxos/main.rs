@@ -8,6 +8,7 @@ extern crate alloc;
 mod apic;
 mod arch;
 mod console;
+mod cpuscmd;
 mod drivers;
 mod interrupts;
 mod logger;
