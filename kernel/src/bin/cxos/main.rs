@@ -173,6 +173,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     match config.test.as_deref() {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),
+        Some("smp-panic") => smp::panic_test(),
         Some("pagefault") => selftest::pagefault_test(),
         Some("stackoverflow") => selftest::stack_overflow_test(),
         Some(other) => {

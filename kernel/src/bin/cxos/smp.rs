@@ -224,6 +224,8 @@ static WAKE_VECTOR: AtomicU8 = AtomicU8::new(0);
 static PING_VECTOR: AtomicU8 = AtomicU8::new(0);
 /// Set before a panic's NMIs go out: an NMI then means "stop".
 static STOPPING: AtomicBool = AtomicBool::new(false);
+/// `test=smp-panic`: the next ping panics the CPU it reaches.
+static PANIC_ON_PING: AtomicBool = AtomicBool::new(false);
 /// CPUs started (the boot CPU included).
 static COUNT: AtomicU32 = AtomicU32::new(1);
 
@@ -272,6 +274,9 @@ pub fn on_local_vector(vector: u8) -> bool {
         return true;
     }
     if vector == PING_VECTOR.load(Ordering::Relaxed) {
+        if PANIC_ON_PING.load(Ordering::Acquire) {
+            panic!("test panic on CPU {} (smp-panic)", current());
+        }
         CPUS[current()].pings.fetch_add(1, Ordering::AcqRel);
         wake(0);
         return true;
@@ -351,6 +356,18 @@ pub fn ping(cpu: usize) -> Result<u64, &'static str> {
     });
     back.then(|| time::now_ns() - t0)
         .ok_or("no answer within 1 s")
+}
+
+/// `test=smp-panic`: panic on the last CPU (an AP when there is one);
+/// the panic report must show every other CPU stopped.
+pub fn panic_test() -> ! {
+    let last = count() - 1;
+    if last == 0 {
+        panic!("test panic on CPU 0 (smp-panic, one CPU)");
+    }
+    PANIC_ON_PING.store(true, Ordering::Release);
+    let _ = ping(last);
+    panic!("CPU {last} did not panic on its ping");
 }
 
 /// Start the APs of `madt` (at most `limit` CPUs in all, the boot CPU
