@@ -75,10 +75,7 @@ mod tests {
         );
         assert_eq!(
             parse_irq_route("49 cpu 0"),
-            Ok(IrqRoute {
-                vector: 49,
-                cpu: 0
-            })
+            Ok(IrqRoute { vector: 49, cpu: 0 })
         );
         assert_eq!(
             parse_irq_route("0x131 cpu 1"),

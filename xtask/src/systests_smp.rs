@@ -41,7 +41,13 @@ fn cpu_lines(text: &str) -> Vec<(usize, u32, String, u64)> {
             (w.next()? == "apic").then_some(())?;
             let apic = w.next()?.parse().ok()?;
             let state = w.next()?.strip_suffix(':')?.to_string();
-            let timer = rest.split_once("timer ")?.1.split(',').next()?.parse().ok()?;
+            let timer = rest
+                .split_once("timer ")?
+                .1
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
             Some((index, apic, state, timer))
         })
         .collect()

@@ -45,7 +45,12 @@ pub fn per_cpu_counts(vector: u8) -> String {
     let mut s = String::new();
     if smp::count() > 1 {
         for c in smp::cpus() {
-            let _ = write!(s, " cpu{}={}", c.index, interrupts::count_on(c.index, vector));
+            let _ = write!(
+                s,
+                " cpu{}={}",
+                c.index,
+                interrupts::count_on(c.index, vector)
+            );
         }
     }
     s
