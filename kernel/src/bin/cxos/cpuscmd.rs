@@ -8,25 +8,30 @@ use core::fmt::Write;
 
 use cxos_kernel::smpcmd::{CpusCommand, IrqRoute};
 
-use crate::{interrupts, platform, println, smp};
+use crate::{interrupts, platform, println, runtime, smp, smpboot};
 
 pub fn cpus(cmd: CpusCommand) {
     match cmd {
         CpusCommand::List => {
             for c in smp::cpus() {
+                let timer = if c.index == 0 {
+                    runtime::timer_vector()
+                } else {
+                    smp::timer_vector()
+                };
                 println!(
                     "cpu {} apic {} {}: {} interrupts, timer {}, idle {}.{}%",
                     c.index,
                     c.apic_id,
                     c.state.name(),
                     interrupts::total_on(c.index),
-                    interrupts::count_on(c.index, c.timer_vector),
+                    interrupts::count_on(c.index, timer),
                     c.idle_permille / 10,
                     c.idle_permille % 10
                 );
             }
         }
-        CpusCommand::Ping(n) => match smp::ping(n) {
+        CpusCommand::Ping(n) => match smpboot::ping(n) {
             Ok(ns) => println!("cpus: ping cpu {n}: round trip {} us", ns.div_ceil(1000)),
             Err(e) => println!("cpus: ping cpu {n}: {e}"),
         },

@@ -258,9 +258,19 @@ extern "C" fn dispatch(frame: &mut Frame) {
         // Spurious interrupts are not acknowledged (SDM 11.9).
         return;
     }
-    if smp::on_local_vector(vector) {
-        apic::eoi();
-        return;
+    match smp::on_local_vector(vector) {
+        smp::Local::No => {}
+        smp::Local::Handled => {
+            apic::eoi();
+            return;
+        }
+        smp::Local::Wake => {
+            // The boot CPU's main loop wakes on any interrupt; its wake
+            // counter tells it work may be pending.
+            WAKES.fetch_add(1, Ordering::Release);
+            apic::eoi();
+            return;
+        }
     }
     if ROLES[usize::from(vector)].load(Ordering::Acquire) == Role::Serial as u8 + 1 {
         serial::on_interrupt();

@@ -32,6 +32,7 @@ mod selftest;
 mod serial;
 mod shell;
 mod smp;
+mod smpboot;
 mod time;
 #[cfg(feature = "net")]
 mod vnics;
@@ -129,7 +130,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         reference
     );
 
-    smp::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
+    smpboot::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
 
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();
@@ -173,7 +174,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     match config.test.as_deref() {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),
-        Some("smp-panic") => smp::panic_test(),
+        Some("smp-panic") => smpboot::panic_test(),
         Some("pagefault") => selftest::pagefault_test(),
         Some("stackoverflow") => selftest::stack_overflow_test(),
         Some(other) => {
