@@ -264,6 +264,9 @@ fn start_one(index: usize, apic_id: u32) -> bool {
     if cpu.state() == CpuState::Online {
         return true;
     }
+    // INIT again: an AP that starts late must not run the trampoline with
+    // the next AP's stack.
+    apic::send_ipi(apic_id, Icr::new().with_delivery_mode(apic::DELIVERY_INIT));
     cpu.set_state(CpuState::Failed);
     println!(
         "smp: CPU with APIC id {apic_id} did not come up within {START_TIMEOUT_MS} ms; skipped"
