@@ -71,6 +71,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
     tests.extend(crate::systests_aggr::all());
+    tests.extend(crate::systests_aggr_pair::all());
     tests.extend(crate::soak::all());
     tests.extend(crate::systests_faults::all());
     tests.extend(crate::systests_smp::all());

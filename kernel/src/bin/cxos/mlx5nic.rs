@@ -811,6 +811,7 @@ pub fn vnic_lines() -> Vec<String> {
             }
         }
     }
+    lines.extend(members::vnic_lines());
     lines
 }
 

@@ -38,6 +38,9 @@ pub fn check_all() {
             }
         }
     }
+    drop(slots);
+    #[cfg(feature = "net")]
+    super::members::check_all();
 }
 
 /// `faults [-v]`: per adapter, the counts per class and the last records.
