@@ -27,6 +27,7 @@ pub mod paging;
 pub mod pci;
 pub mod portarg;
 pub mod shellcmd;
+pub mod smpcmd;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
 pub mod vectors;

@@ -22,7 +22,9 @@ pub const HELP: &str = "commands:
   help                  this list
   lspci                 PCI functions with capabilities
   mem                   heap, frame and DMA usage
-  irq                   interrupt vectors and counts (with each adapter's MSI-X)
+  irq                   interrupt vectors and counts, per CPU (with each adapter's MSI-X)
+  irq <vector> cpu <n>  deliver an MSI-X vector to CPU n
+  cpus [ping <n>]       CPUs: state, APIC id, interrupts, idle %; an IPI round trip to CPU n
   phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
@@ -140,6 +142,9 @@ pub enum Command<'a> {
     Lspci,
     Mem,
     Irq,
+    /// `irq <vector> cpu <n>`.
+    IrqRoute(crate::smpcmd::IrqRoute),
+    Cpus(crate::smpcmd::CpusCommand),
     Uptime,
     Poweroff,
     Reboot,
@@ -183,7 +188,9 @@ impl<'a> Command<'a> {
             "help" => Command::Help,
             "lspci" => Command::Lspci,
             "mem" => Command::Mem,
-            "irq" => Command::Irq,
+            "irq" if arg.is_empty() => Command::Irq,
+            "irq" => crate::smpcmd::parse_irq_route(arg).map_or_else(refused, Command::IrqRoute),
+            "cpus" => crate::smpcmd::parse_cpus(arg).map_or_else(refused, Command::Cpus),
             "uptime" => Command::Uptime,
             "poweroff" => Command::Poweroff,
             "reboot" => Command::Reboot,

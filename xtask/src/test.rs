@@ -23,6 +23,10 @@ pub struct TestArgs {
     /// Run only the system tests whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Give every system test's QEMU this many CPUs (`-smp N`; on demand,
+    /// not in CI).
+    #[arg(long)]
+    pub smp: Option<u16>,
 }
 
 /// The host tests; `--all-features` so feature-gated code (mlx5-sim's `vfio`
@@ -99,6 +103,9 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<u8> {
         tally.record("lint", "use-graph", graph);
     }
 
+    if let Some(n) = args.smp {
+        crate::qemu::set_smp_override(n);
+    }
     let tests = systests::select(args.filter.as_deref());
     systests::validate(&tests)?;
     if tests.is_empty() {
