@@ -42,6 +42,11 @@ pub struct EthConfig {
     /// Receive CQs write compressed CQE sessions (mini-CQE arrays with
     /// the checksum) where the part can (`cqe_compression`).
     pub cqe_compression: bool,
+    /// Transmit bursts as enhanced multi-packet send sessions where the
+    /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule),
+    /// inlining frames up to this many bytes (at most
+    /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
+    pub empw: Option<u16>,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -71,6 +76,7 @@ impl Default for EthConfig {
             rss_key: crate::rss::DEFAULT_KEY,
             rq_kind: RqChoice::Auto,
             cqe_compression: false,
+            empw: Some(0),
         }
     }
 }
@@ -127,6 +133,12 @@ impl<C: Control> QueueSet<C> {
             buf_size: wqe,
             cq_log: (log_wqes + log_strides).min(22),
         }
+    }
+
+    /// What the SQ's [`sq::SqConfig::empw`] gets: the option where the
+    /// part has the capability.
+    pub(super) fn sq_empw(&self) -> Option<u16> {
+        self.cfg.empw.filter(|_| self.res.caps.empw)
     }
 
     /// Receive queues the configuration asks for: a power of two, at

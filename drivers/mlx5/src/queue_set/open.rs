@@ -107,6 +107,10 @@ impl<C: Control> QueueSet<C> {
     }
 
     fn build(&mut self) -> Result<(), Error> {
+        // The EQ may have been recreated (a stall) since `res` was taken.
+        if let Some(eqn) = self.ctl.comp_eqn(self.res.eq_index) {
+            self.res.eqn = eqn;
+        }
         let r = self.res;
         let cfg = self.cfg;
         if cfg.mtu < 68 || cfg.mtu + L2_OVERHEAD > sq::MAX_FRAME {
@@ -159,6 +163,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
             cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
+            cq.set_compressing(compress);
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
@@ -209,6 +214,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         ));
@@ -367,7 +373,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mine: Vec<Cqn> = cqs
                 .iter()
-                .filter(|(_, e)| *e == eq.eqn)
+                .filter(|(_, e)| *e == eq.eqn())
                 .map(|(c, _)| *c)
                 .collect();
             eq.claim(&mine)

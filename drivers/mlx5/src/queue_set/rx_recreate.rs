@@ -135,7 +135,7 @@ impl<C: Control> QueueSet<C> {
             self.ctl.retire(old_cq.into_ring().mem);
         }
         for &idx in &self.eq_indexes {
-            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn == eqn) {
+            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn() == eqn) {
                 eq.forget(&[old_cqn]);
                 // Room: the old CQ's claim was just given up.
                 let _ = eq.claim(&[cqn]);
