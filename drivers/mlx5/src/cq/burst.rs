@@ -98,7 +98,8 @@ impl<P: Platform> CqView<'_, P> {
     /// invalid opcode, a title, an error or another queue's completion
     /// all differ); the read barrier follows when any was found. The
     /// entry that stopped the run (if owned) is the caller's to look at.
-    /// The tails are read [`SCAN`] at a time, one accessor call each.
+    /// The tails are read [`SCAN`] at a time, one accessor call each (one
+    /// at a time before the bound or the ring's end).
     #[inline(always)]
     pub fn common_run(&self, ci: u32, n: u32, opcode: u8, qpn: u32) -> (u32, RunEnd) {
         let slot = ci & self.mask;
@@ -107,32 +108,45 @@ impl<P: Platform> CqView<'_, P> {
             | ((opcode as u64) << 4)
             | ((ci >> self.log_size) & 1) as u64;
         let base = slot as usize * cqe::LEN + cqe::off::QPN;
+        let pass = ci >> self.log_size;
+        let stop = |w: u64| {
+            if cqe::software_owns(w as u32, pass) {
+                RunEnd::Other(CqeTail(w))
+            } else {
+                RunEnd::Empty
+            }
+        };
         let mut k = 0;
         let mut end = RunEnd::Limit;
+        // Whole chunks: a fixed count of loads (unrolled), the compares
+        // folded into one branch (vectorized) for the usual case.
         let mut tails = [0u64; SCAN];
-        'scan: while k < n {
-            let m = ((n - k) as usize).min(SCAN);
-            let tails = &mut tails[..m];
+        'scan: while k + SCAN as u32 <= n {
             self.mem
-                .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, tails);
-            // A whole chunk of common completions (the usual case) is
-            // one branch: the compares are folded (and vectorized).
+                .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, &mut tails);
             if tails
                 .iter()
                 .fold(0, |acc, &w| acc | ((w ^ expect) & COMMON_MASK))
                 == 0
             {
-                k += m as u32;
+                k += SCAN as u32;
                 continue;
             }
             for &w in tails.iter() {
                 if (w ^ expect) & COMMON_MASK != 0 {
-                    end = if cqe::software_owns(w as u32, ci >> self.log_size) {
-                        RunEnd::Other(CqeTail(w))
-                    } else {
-                        RunEnd::Empty
-                    };
+                    end = stop(w);
                     break 'scan;
+                }
+                k += 1;
+            }
+        }
+        // Fewer than a chunk before the bound or the ring's end.
+        if matches!(end, RunEnd::Limit) {
+            while k < n {
+                let w = self.mem.read_be64(base + k as usize * cqe::LEN);
+                if (w ^ expect) & COMMON_MASK != 0 {
+                    end = stop(w);
+                    break;
                 }
                 k += 1;
             }
