@@ -42,6 +42,33 @@ pub struct Session {
     pub compressed: u64,
 }
 
+/// Completions of a session [`Cq::take_minis`] consumed: mini-CQE words
+/// `from..from + n` of [`Cq::minis`] (`byte_cnt` in the low half), the
+/// first's `wqe_counter`, whether it is the session's first.
+#[derive(Clone, Copy, Debug)]
+pub struct Minis {
+    pub from: usize,
+    pub n: usize,
+    pub first: bool,
+    pub counter: u16,
+    /// The CQ's RQ is striding (how `wqe_counter` continues: see
+    /// [`Minis::next_counter`]).
+    pub striding: bool,
+}
+
+impl Minis {
+    /// The `wqe_counter` after the completion of mini-CQE word `w` whose
+    /// counter is `counter`.
+    #[inline(always)]
+    pub fn next_counter(&self, counter: u16, w: u64) -> u16 {
+        if self.striding {
+            counter.wrapping_add(((w as u32) >> 16) as u16 & 0x7fff)
+        } else {
+            counter.wrapping_add(1)
+        }
+    }
+}
+
 /// Whether an owned entry's `op_own` (low byte of its tail) is a title.
 #[inline(always)]
 pub fn is_title(op_own: u8) -> bool {
@@ -128,6 +155,79 @@ impl<P: Platform> Cq<P> {
     #[inline(always)]
     pub fn session_wqe_id(&self) -> u16 {
         self.session.title.as_ref().map_or(0, |t| t.wqe_id())
+    }
+
+    /// Up to `max` (at least one) next completions of the session
+    /// (`in_session`), all of one mini-CQE array, consumed together: the
+    /// array read once (one wide load per eight completions), the slots
+    /// made invalid through one plain view of them (two at the ring's
+    /// end). The caller continues `wqe_counter` from [`Minis::counter`]
+    /// and gives the one after the last back ([`Cq::set_session_counter`]).
+    #[inline(always)]
+    pub fn take_minis(&mut self, max: usize) -> Minis {
+        let i = self.session.index;
+        if i.is_multiple_of(ARRAY) {
+            let at = if i == 0 {
+                self.ci.wrapping_add(1)
+            } else {
+                self.ci
+            };
+            let base = (at & self.mask) as usize * cqe::LEN;
+            self.ring.mem.read_be64s(base, &mut self.session.minis);
+        }
+        let from = (i % ARRAY) as usize;
+        let n = (ARRAY as usize - from)
+            .min(self.session.left as usize)
+            .min(max.max(1));
+        let s = &mut self.session;
+        let m = Minis {
+            from,
+            n,
+            first: i == 0,
+            counter: s.counter,
+            striding: s.striding,
+        };
+        s.index = i + n as u32;
+        s.left -= n as u32;
+        s.compressed += n as u64;
+        self.invalidate(self.ci, n as u32);
+        self.ci = self.ci.wrapping_add(n as u32);
+        self.polled += n as u64;
+        m
+    }
+
+    /// The words of the mini-CQE array [`Cq::take_minis`] read last.
+    #[inline(always)]
+    pub fn minis(&self, m: &Minis) -> &[u64] {
+        self.session.minis.get(m.from..m.from + m.n).unwrap_or(&[])
+    }
+
+    /// The `wqe_counter` of the session's next completion, after
+    /// [`Cq::take_minis`].
+    #[inline(always)]
+    pub fn set_session_counter(&mut self, counter: u16) {
+        self.session.counter = counter;
+    }
+
+    /// Make the `n` slots from `ci` invalid (`op_own` 0xf1): software
+    /// owns them until the consumer index is published.
+    #[inline(always)]
+    fn invalidate(&self, ci: u32, n: u32) {
+        let slot = ci & self.mask;
+        let first = n.min(self.mask + 1 - slot);
+        let mark = |at: u32, k: u32| {
+            self.ring
+                .mem
+                .with_bytes_mut(at as usize * cqe::LEN, k as usize * cqe::LEN, |b| {
+                    for e in b.as_chunks_mut::<{ cqe::LEN }>().0 {
+                        e[cqe::off::OP_OWN] = cqe::INITIAL_OP_OWN;
+                    }
+                })
+        };
+        mark(slot, first);
+        if first < n {
+            mark(0, n - first);
+        }
     }
 
     /// The next completion of the session (`in_session`) as its mini-CQE

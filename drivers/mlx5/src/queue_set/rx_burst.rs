@@ -303,9 +303,9 @@ where
 }
 
 /// Up to `max` completions of the compressed session the CQ is reading
-/// ([`crate::cq::mini_cqe`]), each decoded from the title and its
-/// mini-CQE, handed to `f` like a run's: (frames, buffer releases, the
-/// `wqe_counter` of a completion the queue refused).
+/// ([`crate::cq::mini_cqe`]), a mini-CQE array at a time, each decoded
+/// from the title and its mini-CQE, handed to `f` like a run's: (frames,
+/// buffer releases, the `wqe_counter` of a completion the queue refused).
 #[inline(always)]
 fn session_burst<P: Platform, F>(
     ctx: Ctx,
@@ -317,37 +317,54 @@ fn session_burst<P: Platform, F>(
 where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
-    let mut cur = rq.cursor();
-    let (mut got, mut releases, mut bytes) = (0usize, 0u32, 0u64);
-    let mut bad = None;
+    let cur = rq.cursor();
+    let outstanding = cur.outstanding();
     let wqe_id = cq.session_wqe_id();
-    rq.with_buffers(|all| {
+    // The cursor and the counts move into the buffers' closure and come
+    // back out, so the loop keeps them in registers.
+    let (cur, got, bytes, bad) = rq.with_buffers(move |all| {
+        let mut cur = cur;
+        let (mut got, mut bytes) = (0usize, 0u64);
         while got < max && cq.in_session() {
-            let first = cq.session_first();
-            let (mini, counter) = cq.next_mini();
-            let frame = cur
-                .take(wqe_id, counter, mini as u32)
-                .and_then(|(t, done)| Some((all.get(t.offset..t.offset + t.len)?, done)));
-            let Some((frame, done)) = frame else {
-                bad = Some(counter);
-                break;
-            };
-            let info = RxInfo {
-                cq,
-                ci: 0,
-                queue: ctx.queue,
-                vlan_strip: ctx.vlan_strip,
-                csum: ctx.csum,
-                meta: None,
-                mini: Some((mini, counter, first)),
-            };
-            f(frame, &info);
-            got += 1;
-            releases += done as u32;
-            bytes += frame.len() as u64;
+            let m = cq.take_minis(max - got);
+            let mut counter = m.counter;
+            // The title says where the session starts; the rest follows.
+            let mut failed = m.first && !cur.expects(wqe_id, counter);
+            for (j, &w) in cq.minis(&m).iter().enumerate() {
+                if failed {
+                    break;
+                }
+                let Some((t, step)) = cur.take_next(w as u32) else {
+                    failed = true;
+                    break;
+                };
+                let Some(frame) = all.get(t.offset..t.offset + t.len) else {
+                    failed = true;
+                    break;
+                };
+                let info = RxInfo {
+                    cq: &*cq,
+                    ci: 0,
+                    queue: ctx.queue,
+                    vlan_strip: ctx.vlan_strip,
+                    csum: ctx.csum,
+                    meta: None,
+                    mini: Some((w, counter, m.first && j == 0)),
+                };
+                f(frame, &info);
+                got += 1;
+                bytes += frame.len() as u64;
+                counter = counter.wrapping_add(step);
+            }
+            cq.set_session_counter(counter);
+            if failed {
+                return (cur, got, bytes, Some(counter));
+            }
         }
+        (cur, got, bytes, None)
     });
     rq.set_cursor(cur);
     rq.count(got as u64, bytes);
-    (got, releases as u16, bad)
+    let releases = cur.outstanding().wrapping_sub(outstanding);
+    (got, releases, bad)
 }

@@ -166,6 +166,55 @@ impl RxCursor {
         Some((Taken { offset, len }, done))
     }
 
+    /// Whether the next completion must say `wqe_id` and `counter`
+    /// (a compressed session's title: the completions after it continue
+    /// from there, see [`RxCursor::take_next`]).
+    #[inline(always)]
+    pub fn expects(&self, wqe_id: u16, counter: u16) -> bool {
+        if self.nstrides == 0 {
+            counter == self.ci
+        } else {
+            ((wqe_id as u32) << 16) | counter as u32 == self.key
+        }
+    }
+
+    /// [`RxCursor::take`] for the completions of a compressed session
+    /// after its first ([`RxCursor::expects`]): their `wqe_id` and
+    /// `wqe_counter` are the ones the cursor expects by construction, so
+    /// only the byte count is checked. Also gives the completion's step
+    /// of `wqe_counter` (its strides, or 1 on a cyclic RQ).
+    #[inline(always)]
+    pub fn take_next(&mut self, byte_cnt: u32) -> Option<(Taken, u16)> {
+        if self.nstrides == 0 {
+            let ci = self.ci;
+            let len = byte_cnt as usize;
+            if self.posted == ci || len.wrapping_sub(1) >= self.buf_size {
+                return None;
+            }
+            self.ci = ci.wrapping_add(1);
+            self.outstanding += 1;
+            let offset = (ci & self.mask) as usize * self.buf_size;
+            return Some((Taken { offset, len }, 1));
+        }
+        let strides = byte_cnt >> 16;
+        let len = (byte_cnt & 0xffff) as usize;
+        let size = (strides as usize) << self.shift;
+        if strides.wrapping_sub(1) >= self.left || len.wrapping_sub(1) >= size {
+            return None;
+        }
+        let offset = self.pos;
+        self.pos += size;
+        self.key += strides;
+        self.left -= strides;
+        if self.left == 0 {
+            self.ci = self.ci.wrapping_add(1);
+            self.outstanding += 1;
+            self.wqes_done += 1;
+            self.enter(0);
+        }
+        Some((Taken { offset, len }, strides as u16))
+    }
+
     #[inline(always)]
     pub fn is_striding(&self) -> bool {
         self.nstrides != 0
