@@ -51,22 +51,6 @@ pub struct Minis {
     pub n: usize,
     pub first: bool,
     pub counter: u16,
-    /// The CQ's RQ is striding (how `wqe_counter` continues: see
-    /// [`Minis::next_counter`]).
-    pub striding: bool,
-}
-
-impl Minis {
-    /// The `wqe_counter` after the completion of mini-CQE word `w` whose
-    /// counter is `counter`.
-    #[inline(always)]
-    pub fn next_counter(&self, counter: u16, w: u64) -> u16 {
-        if self.striding {
-            counter.wrapping_add(((w as u32) >> 16) as u16 & 0x7fff)
-        } else {
-            counter.wrapping_add(1)
-        }
-    }
 }
 
 /// Whether an owned entry's `op_own` (low byte of its tail) is a title.
@@ -159,10 +143,11 @@ impl<P: Platform> Cq<P> {
 
     /// Up to `max` (at least one) next completions of the session
     /// (`in_session`), all of one mini-CQE array, consumed together: the
-    /// array read once (one wide load per eight completions), the slots
-    /// made invalid through one plain view of them (two at the ring's
-    /// end). The caller continues `wqe_counter` from [`Minis::counter`]
-    /// and gives the one after the last back ([`Cq::set_session_counter`]).
+    /// array read once (one wide load per eight completions). The caller
+    /// continues `wqe_counter` from [`Minis::counter`], gives the one
+    /// after the last back ([`Cq::set_session_counter`]) and makes the
+    /// consumed slots invalid ([`Cq::invalidate`]) before the consumer
+    /// index is published.
     #[inline(always)]
     pub fn take_minis(&mut self, max: usize) -> Minis {
         let i = self.session.index;
@@ -185,12 +170,10 @@ impl<P: Platform> Cq<P> {
             n,
             first: i == 0,
             counter: s.counter,
-            striding: s.striding,
         };
         s.index = i + n as u32;
         s.left -= n as u32;
         s.compressed += n as u64;
-        self.invalidate(self.ci, n as u32);
         self.ci = self.ci.wrapping_add(n as u32);
         self.polled += n as u64;
         m
@@ -209,10 +192,12 @@ impl<P: Platform> Cq<P> {
         self.session.counter = counter;
     }
 
-    /// Make the `n` slots from `ci` invalid (`op_own` 0xf1): software
-    /// owns them until the consumer index is published.
+    /// Make the `n` slots from `ci` invalid (`op_own` 0xf1) through one
+    /// plain view of them (two at the ring's end): software owns them
+    /// until the consumer index is published, and every mini-CQE array
+    /// among them was read (an array's last byte is a slot's `op_own`).
     #[inline(always)]
-    fn invalidate(&self, ci: u32, n: u32) {
+    pub fn invalidate(&self, ci: u32, n: u32) {
         let slot = ci & self.mask;
         let first = n.min(self.mask + 1 - slot);
         let mark = |at: u32, k: u32| {

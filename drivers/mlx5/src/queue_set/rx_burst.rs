@@ -320,17 +320,19 @@ where
     let cur = rq.cursor();
     let outstanding = cur.outstanding();
     let wqe_id = cq.session_wqe_id();
+    let start = cq.ci();
     // The cursor and the counts move into the buffers' closure and come
     // back out, so the loop keeps them in registers.
+    let c = &mut *cq;
     let (cur, got, bytes, bad) = rq.with_buffers(move |all| {
         let mut cur = cur;
         let (mut got, mut bytes) = (0usize, 0u64);
-        while got < max && cq.in_session() {
-            let m = cq.take_minis(max - got);
+        while got < max && c.in_session() {
+            let m = c.take_minis(max - got);
             let mut counter = m.counter;
             // The title says where the session starts; the rest follows.
             let mut failed = m.first && !cur.expects(wqe_id, counter);
-            for (j, &w) in cq.minis(&m).iter().enumerate() {
+            for (j, &w) in c.minis(&m).iter().enumerate() {
                 if failed {
                     break;
                 }
@@ -343,7 +345,7 @@ where
                     break;
                 };
                 let info = RxInfo {
-                    cq: &*cq,
+                    cq: &*c,
                     ci: 0,
                     queue: ctx.queue,
                     vlan_strip: ctx.vlan_strip,
@@ -356,13 +358,14 @@ where
                 bytes += frame.len() as u64;
                 counter = counter.wrapping_add(step);
             }
-            cq.set_session_counter(counter);
+            c.set_session_counter(counter);
             if failed {
                 return (cur, got, bytes, Some(counter));
             }
         }
         (cur, got, bytes, None)
     });
+    cq.invalidate(start, cq.ci().wrapping_sub(start));
     rq.set_cursor(cur);
     rq.count(got as u64, bytes);
     let releases = cur.outstanding().wrapping_sub(outstanding);

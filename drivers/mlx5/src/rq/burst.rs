@@ -154,7 +154,7 @@ impl RxCursor {
         }
         let offset = self.pos;
         self.pos += size;
-        self.key += strides;
+        self.key = self.key.wrapping_add(strides);
         self.left -= strides;
         let done = self.left == 0;
         if done {
@@ -204,7 +204,7 @@ impl RxCursor {
         }
         let offset = self.pos;
         self.pos += size;
-        self.key += strides;
+        self.key = self.key.wrapping_add(strides);
         self.left -= strides;
         if self.left == 0 {
             self.ci = self.ci.wrapping_add(1);
