@@ -7,8 +7,9 @@
 //! 8-byte entries: the result word, then `byte_cnt`) is in slot `t + 1`
 //! for `k = 0` and `t + 8k` after, the other slots are not written by
 //! the device. Completion `i` is the title with the mini-CQE's byte count
-//! and result (the checksum with `mini_cqe_res_format` 1; past the first
-//! completion the RSS hash is not known) and a `wqe_counter` that
+//! and result (the checksum with `mini_cqe_res_format` 1, past the first
+//! completion the RSS hash not known; the RSS hash with format 0, the
+//! checksum the title's) and a `wqe_counter` that
 //! continues the title's: + 1 per completion on a cyclic RQ, + the
 //! strides the completion before consumed on a striding RQ.
 //!
@@ -20,7 +21,9 @@ use cxos_drivers::{DmaRegion, Mmio, Platform};
 use super::Cq;
 use crate::cqe::{self, Cqe};
 
-/// `mini_cqe_res_format` the driver asks: the checksum (`MLX5_CQE_FORMAT_CSUM`).
+/// `mini_cqe_res_format`: the RSS hash (`MLX5_CQE_FORMAT_HASH`, every
+/// part with `cqe_compression`) or the checksum (`MLX5_CQE_FORMAT_CSUM`).
+pub const RES_HASH: u8 = 0;
 pub const RES_CSUM: u8 = 1;
 /// `MLX5_COMPRESSED` in `op_own` bits 3:2.
 pub const FORMAT_COMPRESSED: u8 = 3;
@@ -32,6 +35,8 @@ pub const ARRAY: u32 = 8;
 pub struct Session {
     /// The CQ's RQ is striding (how `wqe_counter` continues).
     pub striding: bool,
+    /// The CQ's `mini_cqe_res_format` is [`RES_HASH`] (else [`RES_CSUM`]).
+    pub hash: bool,
     title: Option<Cqe>,
     left: u32,
     index: u32,
@@ -70,6 +75,11 @@ impl<P: Platform> Cq<P> {
     /// The session's counters: (sessions, completions read from them).
     pub fn compression_stats(&self) -> (u64, u64) {
         (self.session.sessions, self.session.compressed)
+    }
+
+    /// The CQ's `mini_cqe_res_format` (set at open).
+    pub fn set_mini_format(&mut self, format: u8) {
+        self.session.hash = format == RES_HASH;
     }
 
     /// The RQ completing here is striding (set at open).
@@ -124,7 +134,7 @@ impl<P: Platform> Cq<P> {
     #[inline]
     pub fn session_cqe(&self, mini: u64, counter: u16, first: bool) -> Cqe {
         match &self.session.title {
-            Some(t) => t.decompressed(mini, counter, first),
+            Some(t) => t.decompressed(mini, counter, first, self.session.hash),
             None => Cqe::default(),
         }
     }

@@ -150,8 +150,13 @@ impl<C: Control> QueueSet<C> {
             let ring = cq::alloc_ring(self.ctl.dma(), log)?;
             let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
             let compress = rx && cfg.cqe_compression && self.res.caps.cqe_compression;
+            let format = if cfg.cqe_compression_hash {
+                crate::cq::mini_cqe::RES_HASH
+            } else {
+                crate::cq::mini_cqe::RES_CSUM
+            };
             if compress {
-                cmd.compression = Some(crate::cq::mini_cqe::RES_CSUM);
+                cmd.compression = Some(format);
             }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
@@ -159,6 +164,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
             cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
+            cq.set_mini_format(format);
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
