@@ -283,10 +283,7 @@ fn hash_format_gives_every_frame_its_hash() {
         let dst = b.mac();
         let mut got: Vec<(u16, usize, u32)> = Vec::new();
         for chunk in flows.chunks(16) {
-            let frames: Vec<Vec<u8>> = chunk
-                .iter()
-                .map(|&f| udp(dst, 200, f))
-                .collect();
+            let frames: Vec<Vec<u8>> = chunk.iter().map(|&f| udp(dst, 200, f)).collect();
             let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
             sim.inject_rx_burst(&refs);
             let want = got.len() + chunk.len();
@@ -315,7 +312,10 @@ fn hash_format_gives_every_frame_its_hash() {
         let (plain, none) = run(mode, false, false);
         assert_eq!(none, 0, "{mode:?}");
         assert!(plain.iter().all(|&(_, _, h)| h != 0), "{mode:?}");
-        assert!(plain.iter().any(|&(q, _, _)| q == 1), "{mode:?}: both queues");
+        assert!(
+            plain.iter().any(|&(q, _, _)| q == 1),
+            "{mode:?}: both queues"
+        );
         let (hashed, n) = run(mode, true, true);
         assert!(n > 150, "{mode:?}: {n} frames from sessions");
         assert_eq!(hashed, plain, "{mode:?}: hash format");
@@ -326,5 +326,66 @@ fn hash_format_gives_every_frame_its_hash() {
         let same: Vec<(u16, usize)> = csum.iter().map(|&(q, l, _)| (q, l)).collect();
         let want: Vec<(u16, usize)> = plain.iter().map(|&(q, l, _)| (q, l)).collect();
         assert_eq!(same, want, "{mode:?}: checksum format, queues and lengths");
+    }
+}
+
+/// A queue fault in the middle of a compressed session: part of the
+/// session read, the receive CQ overruns (`Harness::inject_queue`, as the
+/// control socket's `fault cq-overflow`), the driver recreates the CQ and
+/// its RQ, compressing as before; the frames of the broken session are
+/// lost, the next bursts arrive as sessions, whole and in order.
+#[test]
+fn recovery_in_the_middle_of_a_session() {
+    use mlx5::fault::{FaultClass, FaultOutcome};
+    use mlx5_sim::queue_faults::QueueFault;
+    for interrupts in [false, true] {
+        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+        let before = sim.dma_in_use();
+        let cfg = EthConfig {
+            log_rq: 5,
+            interrupts,
+            cqe_compression: true,
+            ..EthConfig::default()
+        };
+        let mut b = open(&sim, cfg);
+        let dst = b.mac();
+        let lens: Vec<usize> = (0..20).map(|i| 64 + i * 10).collect();
+        let frames: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| frame(dst, l, i as u32))
+            .collect();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        sim.inject_rx_burst(&refs);
+        let mut got = Vec::new();
+        b.receive_burst(5, |f, _| got.push(check(f, &lens)));
+        b.flush();
+        assert_eq!(got, [0, 1, 2, 3, 4], "{interrupts}");
+        assert_eq!(b.rx_cq().unwrap().compression_stats(), (1, 5));
+        let old = b.rx_cq().unwrap().cqn.0;
+        sim.inject_queue(QueueFault::CqOverflow { cqn: Some(old) })
+            .expect("armed");
+        assert!(
+            common::eventually(|| {
+                b.poll();
+                b.check();
+                b.control().faults().records().any(|r| {
+                    r.class == FaultClass::CqOverflow && r.outcome == FaultOutcome::Recovered
+                })
+            }),
+            "{interrupts}: the overrun is recovered"
+        );
+        let cq = b.rx_cq().unwrap();
+        assert_ne!(cq.cqn.0, old, "{interrupts}: a new CQ");
+        assert_eq!(cq.compression_stats(), (0, 0));
+        let lens2: Vec<usize> = (0..40).map(|i| 64 + i * 30).collect();
+        let got2 = bursts_in(&sim, &mut b, &lens2, &[20]);
+        assert_eq!(got2, (0..40).collect::<Vec<u32>>(), "{interrupts}");
+        let (sessions, compressed) = b.rx_cq().unwrap().compression_stats();
+        assert!(
+            sessions >= 2 && compressed >= 30,
+            "{interrupts}: the new CQ compresses: {sessions} sessions, {compressed} CQEs"
+        );
+        close(b, &sim, before);
     }
 }
