@@ -478,6 +478,25 @@ impl<C: Control> QueueSet<C> {
     }
 }
 
+/// The `mini_cqe_res_format` a receive CQ asks (`cqe_comp_en`), if it
+/// compresses: the option on and the part able.
+pub(super) fn rx_compression(cfg: &EthConfig, capable: bool) -> Option<u8> {
+    (cfg.cqe_compression && capable).then_some(if cfg.cqe_compression_hash {
+        cq::mini_cqe::RES_HASH
+    } else {
+        cq::mini_cqe::RES_CSUM
+    })
+}
+
+impl<C: Control> QueueSet<C> {
+    /// Tell a receive CQ how its sessions' completions continue and what
+    /// their mini-CQEs carry (at open and when it is recreated).
+    pub(super) fn set_rx_cq_format(&self, cq: &mut Cq<Plat<C>>) {
+        cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
+        cq.set_mini_format(rx_compression(&self.cfg, true).unwrap_or(cq::mini_cqe::RES_CSUM));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -630,24 +649,5 @@ mod tests {
             }
             assert_eq!(f.control.p.live_regions(), 0, "failing {failing:#x}");
         }
-    }
-}
-
-/// The `mini_cqe_res_format` a receive CQ asks (`cqe_comp_en`), if it
-/// compresses: the option on and the part able.
-pub(super) fn rx_compression(cfg: &EthConfig, capable: bool) -> Option<u8> {
-    (cfg.cqe_compression && capable).then_some(if cfg.cqe_compression_hash {
-        cq::mini_cqe::RES_HASH
-    } else {
-        cq::mini_cqe::RES_CSUM
-    })
-}
-
-impl<C: Control> QueueSet<C> {
-    /// Tell a receive CQ how its sessions' completions continue and what
-    /// their mini-CQEs carry (at open and when it is recreated).
-    pub(super) fn set_rx_cq_format(&self, cq: &mut Cq<Plat<C>>) {
-        cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
-        cq.set_mini_format(rx_compression(&self.cfg, true).unwrap_or(cq::mini_cqe::RES_CSUM));
     }
 }
