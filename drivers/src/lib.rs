@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod net;
 pub mod pci;
 pub mod platform;
+pub mod soft_mmio;
 pub mod vec_dma;
 
 pub use net::{

@@ -26,6 +26,8 @@
 //! turn; a member's client frames are delivered only while it is
 //! collecting, LACP's own frames never reach the stack.
 
+mod members;
+
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -39,14 +41,10 @@ use smoltcp::time::Instant;
 use smoltcp::wire::EthernetAddress;
 
 use crate::lacp::{self, HashPolicy, Lacp, PortId, PortReport};
+use members::{Members, forward_to_members};
 
 /// The Slow Protocols multicast address (IEEE 802.3 annex 57A).
 pub const SLOW_PROTOCOLS_MAC: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];
-
-/// Frames LACP keeps (or a non-collecting member drops) in one
-/// [`NetDevice::receive`] call before it gives up for this call: bounded
-/// work whatever the wire sends.
-const RX_SKIP_BUDGET: usize = 64;
 
 /// The clock the LACP machines run on (the stack's).
 pub type Clock = Box<dyn Fn() -> Instant + Send>;
@@ -64,9 +62,10 @@ pub struct MemberCounters {
     pub lacp_tx_dropped: u64,
 }
 
-struct Member<D> {
-    dev: D,
-    id: PortId,
+/// What the aggregation keeps per member besides its device. Member `i`
+/// is LACP's port `PortId(i)`.
+#[derive(Default)]
+struct MemberState {
     link: LinkState,
     counters: MemberCounters,
 }
@@ -141,14 +140,12 @@ impl AggrState {
 
 /// A link aggregation over member devices of type `D`.
 pub struct Aggr<D: NetDevice> {
-    members: Vec<Member<D>>,
+    members: Members<D>,
+    state_of: Vec<MemberState>,
     lacp: Lacp,
     state: Arc<AggrState>,
     mac: [u8; 6],
     clock: Clock,
-    /// The member the next receive starts at (members take turns).
-    rx_next: usize,
-    stage: Vec<u8>,
 }
 
 impl<D: NetDevice> core::fmt::Debug for Aggr<D> {
@@ -158,6 +155,11 @@ impl<D: NetDevice> core::fmt::Debug for Aggr<D> {
             .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
+}
+
+fn port(i: usize) -> PortId {
+    // Members are at most lacp::MAX_PORTS.
+    PortId(i as u8)
 }
 
 impl<D: NetDevice> Aggr<D> {
@@ -180,7 +182,6 @@ impl<D: NetDevice> Aggr<D> {
             return Err(back(members, AggrError::MacMismatch));
         }
         let mut lacp = Lacp::new(config);
-        let mut list = Vec::with_capacity(members.len());
         let mut members = members;
         for (d, _) in members.iter_mut() {
             if config.mode != lacp::Mode::Static
@@ -189,17 +190,14 @@ impl<D: NetDevice> Aggr<D> {
                 return Err(back(members, AggrError::Filter(e)));
             }
         }
+        let mut devs = Vec::with_capacity(members.len());
+        let mut state_of = Vec::with_capacity(members.len());
         for (dev, port_mac) in members {
-            // MAX_PORTS was checked above: never too many.
-            let id = lacp
-                .add_port(EthernetAddress(port_mac))
-                .unwrap_or(PortId(0));
-            list.push(Member {
-                dev,
-                id,
-                link: LinkState::default(),
-                counters: MemberCounters::default(),
-            });
+            // MAX_PORTS was checked above: never too many, and port
+            // numbers follow member order.
+            let _ = lacp.add_port(EthernetAddress(port_mac));
+            devs.push(dev);
+            state_of.push(MemberState::default());
         }
         let state = Arc::new(AggrState {
             distributing: AtomicU8::new(0),
@@ -208,13 +206,12 @@ impl<D: NetDevice> Aggr<D> {
             policy: config.policy,
         });
         let mut aggr = Aggr {
-            members: list,
+            members: Members::new(devs),
+            state_of,
             lacp,
             state,
             mac,
             clock,
-            rx_next: 0,
-            stage: Vec::new(),
         };
         aggr.run_lacp();
         Ok(aggr)
@@ -231,15 +228,13 @@ impl<D: NetDevice> Aggr<D> {
         self.state.distributing.store(0, Ordering::Release);
         self.state.collecting.store(0, Ordering::Release);
         let static_mode = self.lacp.config().mode == lacp::Mode::Static;
-        self.members
-            .into_iter()
-            .map(|mut m| {
-                if !static_mode {
-                    let _ = m.dev.remove_multicast(SLOW_PROTOCOLS_MAC);
-                }
-                m.dev
-            })
-            .collect()
+        let mut devs = self.members.into_inner();
+        if !static_mode {
+            for d in devs.iter_mut() {
+                let _ = d.remove_multicast(SLOW_PROTOCOLS_MAC);
+            }
+        }
+        devs
     }
 
     pub fn lacp(&self) -> &Lacp {
@@ -251,43 +246,48 @@ impl<D: NetDevice> Aggr<D> {
     }
 
     pub fn member(&self, i: usize) -> Option<&D> {
-        self.members.get(i).map(|m| &m.dev)
+        self.members.get(i)
     }
 
     pub fn member_mut(&mut self, i: usize) -> Option<&mut D> {
-        self.members.get_mut(i).map(|m| &mut m.dev)
+        self.members.get_mut(i)
     }
 
     /// Member `i`'s link, LACP state and counters.
     pub fn report(&self, i: usize) -> Option<MemberReport> {
-        let m = self.members.get(i)?;
+        let m = self.state_of.get(i)?;
         Some(MemberReport {
             link: m.link,
-            distributing: self.lacp.distributing_ports().contains(&m.id),
+            distributing: self.lacp.distributing_ports().contains(&port(i)),
             counters: m.counters,
-            lacp: self.lacp.report(m.id),
+            lacp: self.lacp.report(port(i)),
         })
     }
 
     /// Members' links into LACP, LACP's machines run, its frames sent.
     fn run_lacp(&mut self) {
-        for m in self.members.iter_mut() {
-            let link = m.dev.link();
+        for (i, (dev, m)) in self
+            .members
+            .iter()
+            .zip(self.state_of.iter_mut())
+            .enumerate()
+        {
+            let link = dev.link();
             if link != m.link {
                 m.link = link;
-                self.lacp.on_link(m.id, link.up, link.speed_mbps);
+                self.lacp.on_link(port(i), link.up, link.speed_mbps);
             }
         }
         let now = (self.clock)();
         let sent = self.lacp.poll(now);
         let (mut dist, mut coll, mut speed) = (0u8, 0u8, 0u32);
         let ports = self.lacp.distributing_ports();
-        for (i, m) in self.members.iter().enumerate() {
-            if ports.contains(&m.id) {
+        for (i, m) in self.state_of.iter().enumerate() {
+            if ports.contains(&port(i)) {
                 dist |= 1 << i;
                 speed = speed.saturating_add(m.link.speed_mbps);
             }
-            if self.lacp.is_collecting(m.id) {
+            if self.lacp.is_collecting(port(i)) {
                 coll |= 1 << i;
             }
         }
@@ -295,62 +295,38 @@ impl<D: NetDevice> Aggr<D> {
         self.state.collecting.store(coll, Ordering::Release);
         self.state.speed_mbps.store(speed, Ordering::Release);
         for frame in sent {
-            let Some(m) = self.members.iter_mut().find(|m| m.id == frame.port) else {
+            let i = usize::from(frame.port.0);
+            let (Some(dev), Some(m)) = (self.members.get_mut(i), self.state_of.get_mut(i)) else {
                 continue;
             };
             let bytes = frame.frame();
-            let sent = m
-                .dev
+            if dev
                 .transmit(bytes.len(), |b| b.copy_from_slice(bytes))
-                .is_ok();
-            if sent {
-                m.dev.flush();
+                .is_ok()
+            {
+                dev.flush();
             } else {
                 m.counters.lacp_tx_dropped += 1;
             }
         }
     }
 
-    /// The member that carries `frame` (hash policy over the distributing
-    /// members).
-    fn member_for(&self, frame: &[u8]) -> Option<usize> {
-        let port = self.lacp.tx_port(frame)?;
-        self.members.iter().position(|m| m.id == port)
-    }
-
-    /// Stages `len` bytes written by `f`, then sends them on the member
-    /// the hash picks, with `meta` (asked for before or after writing).
+    /// Sends on the member the hash policy picks among the distributing
+    /// ones.
     fn send_staged<R>(
         &mut self,
         len: usize,
         f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
     ) -> Result<R, TxError> {
-        // Frame and headers of the largest LSO frame, at most.
-        let max = self.mtu() + 64 + self.offloads().lso_max as usize;
-        if len == 0 || len > max {
-            return Err(TxError::BadLength(len));
-        }
-        if self.stage.len() < len {
-            self.stage.resize(len, 0);
-        }
-        let (r, meta) = f(&mut self.stage[..len]);
-        let frame = &self.stage[..len];
-        let Some(i) = self.member_for(frame) else {
-            return Err(TxError::Down);
-        };
-        let m = &mut self.members[i];
-        m.dev
-            .transmit_with(len, meta, |b| b.copy_from_slice(frame))?;
+        let lacp = &self.lacp;
+        let (r, i) = self.members.send_staged(len, f, |frame| {
+            lacp.tx_port(frame).map(|p| usize::from(p.0))
+        })?;
+        let m = &mut self.state_of[i];
         m.counters.tx_frames += 1;
         m.counters.tx_bytes += len as u64;
         Ok(r)
     }
-}
-
-/// What one member's receive call found.
-enum Rx<R> {
-    Client(R),
-    Skipped,
 }
 
 impl<D: NetDevice> NetDevice for Aggr<D> {
@@ -358,22 +334,15 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
         self.mac
     }
 
-    fn mtu(&self) -> usize {
-        self.members
-            .iter()
-            .map(|m| m.dev.mtu())
-            .min()
-            .unwrap_or(1500)
-    }
-
     /// Up while any member distributes; the speed is the sum of theirs.
     fn link(&self) -> LinkState {
         let ports = self.lacp.distributing_ports();
         let speed = self
-            .members
+            .state_of
             .iter()
-            .filter(|m| ports.contains(&m.id))
-            .map(|m| m.link.speed_mbps)
+            .enumerate()
+            .filter(|(i, _)| ports.contains(&port(*i)))
+            .map(|(_, m)| m.link.speed_mbps)
             .fold(0u32, u32::saturating_add);
         LinkState {
             up: !ports.is_empty(),
@@ -381,146 +350,36 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
         }
     }
 
-    /// What every member offers.
-    fn offloads(&self) -> Offloads {
-        let mut it = self.members.iter().map(|m| m.dev.offloads());
-        let Some(first) = it.next() else {
-            return Offloads::default();
-        };
-        it.fold(first, |a, b| Offloads {
-            tx_ipv4_csum: a.tx_ipv4_csum && b.tx_ipv4_csum,
-            tx_l4_csum: a.tx_l4_csum && b.tx_l4_csum,
-            rx_csum: a.rx_csum && b.rx_csum,
-            lso_max: a.lso_max.min(b.lso_max),
-            vlan_insert: a.vlan_insert && b.vlan_insert,
-            vlan_strip: a.vlan_strip && b.vlan_strip,
-        })
-    }
-
     fn poll(&mut self) -> usize {
-        let n: usize = self.members.iter_mut().map(|m| m.dev.poll()).sum();
+        let n = self.members.poll();
         self.run_lacp();
         n
     }
 
+    /// Client frames of collecting members; LACP keeps its own frames.
     fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
-        let count = self.members.len();
-        let mut f = Some(f);
-        let mut skipped = 0;
-        for k in 0..count {
-            let i = (self.rx_next + k) % count;
-            loop {
-                let m = &mut self.members[i];
-                let (id, lacp, counters) = (m.id, &mut self.lacp, &mut m.counters);
-                let got = m.dev.receive(|frame, meta| {
-                    if lacp.on_rx(id, frame) {
-                        return Rx::Skipped;
-                    }
-                    if !lacp.is_collecting(id) {
-                        counters.rx_not_collecting += 1;
-                        return Rx::Skipped;
-                    }
-                    counters.rx_frames += 1;
-                    counters.rx_bytes += frame.len() as u64;
-                    match f.take() {
-                        Some(f) => Rx::Client(f(frame, meta)),
-                        None => Rx::Skipped,
-                    }
-                });
-                match got {
-                    None => break,
-                    Some(Rx::Client(r)) => {
-                        self.rx_next = (i + 1) % count;
-                        return Some(r);
-                    }
-                    Some(Rx::Skipped) => {
-                        skipped += 1;
-                        if skipped >= RX_SKIP_BUDGET {
-                            return None;
-                        }
-                    }
-                }
+        let (lacp, state_of) = (&mut self.lacp, &mut self.state_of);
+        self.members.receive(f, |i, frame| {
+            let id = port(i);
+            if lacp.on_rx(id, frame) {
+                return false;
             }
-        }
-        None
+            let Some(m) = state_of.get_mut(i) else {
+                return false;
+            };
+            if !lacp.is_collecting(id) {
+                m.counters.rx_not_collecting += 1;
+                return false;
+            }
+            m.counters.rx_frames += 1;
+            m.counters.rx_bytes += frame.len() as u64;
+            true
+        })
     }
 
-    /// Room for one more frame on every distributing member (the hash may
-    /// pick any of them).
     fn tx_free(&self) -> usize {
         let ports = self.lacp.distributing_ports();
-        self.members
-            .iter()
-            .filter(|m| ports.contains(&m.id))
-            .map(|m| m.dev.tx_free())
-            .min()
-            .unwrap_or(0)
-    }
-
-    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
-        self.send_staged(len, |b| (f(b), TxMeta::default()))
-    }
-
-    fn transmit_with<R>(
-        &mut self,
-        len: usize,
-        meta: TxMeta,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, TxError> {
-        self.send_staged(len, |b| (f(b), meta))
-    }
-
-    fn transmit_then<R>(
-        &mut self,
-        len: usize,
-        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
-    ) -> Result<R, TxError> {
-        self.send_staged(len, f)
-    }
-
-    fn flush(&mut self) {
-        for m in self.members.iter_mut() {
-            m.dev.flush();
-        }
-    }
-
-    fn stats(&self) -> NetStats {
-        let mut s = NetStats::default();
-        for m in &self.members {
-            let t = m.dev.stats();
-            s.tx_packets += t.tx_packets;
-            s.tx_bytes += t.tx_bytes;
-            s.rx_packets += t.rx_packets;
-            s.rx_bytes += t.rx_bytes;
-            s.rx_no_buffer += t.rx_no_buffer;
-            s.errors += t.errors;
-            s.recoveries += t.recoveries;
-        }
-        s
-    }
-
-    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.dev.add_multicast(mac))
-    }
-
-    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.dev.remove_multicast(mac))
-    }
-
-    fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.dev.set_promiscuous(on))
-    }
-
-    fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.dev.set_all_multicast(on))
+        self.members.tx_free(|i| ports.contains(&port(i)))
     }
 
     fn poll_within(&self) -> Option<CoreDuration> {
@@ -528,6 +387,8 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
         let us = at.total_micros() - (self.clock)().total_micros();
         Some(CoreDuration::from_micros(us.max(0) as u64))
     }
+
+    forward_to_members!();
 }
 
 /// A VNIC on an aggregation: one device per member (the same MAC and VLAN
@@ -537,10 +398,8 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
 /// receive delivered from the collecting ones. The aggregation's LACP
 /// runs in [`Aggr`]; a VNIC only reads its outcome.
 pub struct AggrVnic<D: NetDevice> {
-    members: Vec<D>,
+    members: Members<D>,
     state: Arc<AggrState>,
-    rx_next: usize,
-    stage: Vec<u8>,
 }
 
 impl<D: NetDevice> core::fmt::Debug for AggrVnic<D> {
@@ -564,19 +423,21 @@ impl<D: NetDevice> AggrVnic<D> {
             return Err((members, AggrError::MacMismatch));
         }
         Ok(AggrVnic {
-            members,
+            members: Members::new(members),
             state,
-            rx_next: 0,
-            stage: Vec::new(),
         })
     }
 
     pub fn into_members(self) -> Vec<D> {
-        self.members
+        self.members.into_inner()
     }
 
     pub fn member(&self, i: usize) -> Option<&D> {
         self.members.get(i)
+    }
+
+    pub fn member_mut(&mut self, i: usize) -> Option<&mut D> {
+        self.members.get_mut(i)
     }
 
     fn send_staged<R>(
@@ -584,32 +445,18 @@ impl<D: NetDevice> AggrVnic<D> {
         len: usize,
         f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
     ) -> Result<R, TxError> {
-        let max = self.mtu() + 64 + self.offloads().lso_max as usize;
-        if len == 0 || len > max {
-            return Err(TxError::BadLength(len));
-        }
-        if self.stage.len() < len {
-            self.stage.resize(len, 0);
-        }
-        let (r, meta) = f(&mut self.stage[..len]);
-        let frame = &self.stage[..len];
-        let i = self
-            .state
-            .member_for(frame)
-            .filter(|&i| i < self.members.len())
-            .ok_or(TxError::Down)?;
-        self.members[i].transmit_with(len, meta, |b| b.copy_from_slice(frame))?;
+        let state = &self.state;
+        let (r, _) = self
+            .members
+            .send_staged(len, f, |frame| state.member_for(frame))?;
         Ok(r)
     }
 }
 
 impl<D: NetDevice> NetDevice for AggrVnic<D> {
     fn mac(&self) -> [u8; 6] {
-        self.members[0].mac()
-    }
-
-    fn mtu(&self) -> usize {
-        self.members.iter().map(|m| m.mtu()).min().unwrap_or(1500)
+        // new() refuses an empty member list.
+        self.members.get(0).map_or([0; 6], |d| d.mac())
     }
 
     fn link(&self) -> LinkState {
@@ -624,131 +471,18 @@ impl<D: NetDevice> NetDevice for AggrVnic<D> {
         }
     }
 
-    fn offloads(&self) -> Offloads {
-        let mut it = self.members.iter().map(|m| m.offloads());
-        let Some(first) = it.next() else {
-            return Offloads::default();
-        };
-        it.fold(first, |a, b| Offloads {
-            tx_ipv4_csum: a.tx_ipv4_csum && b.tx_ipv4_csum,
-            tx_l4_csum: a.tx_l4_csum && b.tx_l4_csum,
-            rx_csum: a.rx_csum && b.rx_csum,
-            lso_max: a.lso_max.min(b.lso_max),
-            vlan_insert: a.vlan_insert && b.vlan_insert,
-            vlan_strip: a.vlan_strip && b.vlan_strip,
-        })
-    }
-
     fn poll(&mut self) -> usize {
-        self.members.iter_mut().map(|m| m.poll()).sum()
+        self.members.poll()
     }
 
     fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
-        let count = self.members.len();
-        let mut f = Some(f);
-        let mut skipped = 0;
-        for k in 0..count {
-            let i = (self.rx_next + k) % count;
-            let collecting = self.state.is_collecting(i);
-            loop {
-                let got = self.members[i].receive(|frame, meta| {
-                    if !collecting {
-                        return Rx::Skipped;
-                    }
-                    match f.take() {
-                        Some(f) => Rx::Client(f(frame, meta)),
-                        None => Rx::Skipped,
-                    }
-                });
-                match got {
-                    None => break,
-                    Some(Rx::Client(r)) => {
-                        self.rx_next = (i + 1) % count;
-                        return Some(r);
-                    }
-                    Some(Rx::Skipped) => {
-                        skipped += 1;
-                        if skipped >= RX_SKIP_BUDGET {
-                            return None;
-                        }
-                    }
-                }
-            }
-        }
-        None
+        let state = &self.state;
+        self.members.receive(f, |i, _| state.is_collecting(i))
     }
 
     fn tx_free(&self) -> usize {
-        (0..self.members.len())
-            .filter(|&i| self.state.is_distributing(i))
-            .map(|i| self.members[i].tx_free())
-            .min()
-            .unwrap_or(0)
+        self.members.tx_free(|i| self.state.is_distributing(i))
     }
 
-    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
-        self.send_staged(len, |b| (f(b), TxMeta::default()))
-    }
-
-    fn transmit_with<R>(
-        &mut self,
-        len: usize,
-        meta: TxMeta,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, TxError> {
-        self.send_staged(len, |b| (f(b), meta))
-    }
-
-    fn transmit_then<R>(
-        &mut self,
-        len: usize,
-        f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
-    ) -> Result<R, TxError> {
-        self.send_staged(len, f)
-    }
-
-    fn flush(&mut self) {
-        for m in self.members.iter_mut() {
-            m.flush();
-        }
-    }
-
-    fn stats(&self) -> NetStats {
-        let mut s = NetStats::default();
-        for m in &self.members {
-            let t = m.stats();
-            s.tx_packets += t.tx_packets;
-            s.tx_bytes += t.tx_bytes;
-            s.rx_packets += t.rx_packets;
-            s.rx_bytes += t.rx_bytes;
-            s.rx_no_buffer += t.rx_no_buffer;
-            s.errors += t.errors;
-            s.recoveries += t.recoveries;
-        }
-        s
-    }
-
-    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.add_multicast(mac))
-    }
-
-    fn remove_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.remove_multicast(mac))
-    }
-
-    fn set_promiscuous(&mut self, on: bool) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.set_promiscuous(on))
-    }
-
-    fn set_all_multicast(&mut self, on: bool) -> Result<(), FilterError> {
-        self.members
-            .iter_mut()
-            .try_for_each(|m| m.set_all_multicast(on))
-    }
+    forward_to_members!();
 }

@@ -933,3 +933,53 @@ fn an_individual_partner_gets_one_link_only() {
         assert!(!sim.a.report(PortId(i)).unwrap().partner.state.aggregation());
     }
 }
+
+/// `frame` with byte `at` set to `v`.
+fn with(mut frame: Vec<u8>, at: usize, v: u8) -> Vec<u8> {
+    frame[at] = v;
+    frame
+}
+
+#[test]
+fn each_hash_policy_reads_only_its_headers_and_spreads_flows() {
+    // Offsets in ip_frame's frames: source MAC 6..12, source IPv4
+    // address 26..30, source port 34..36.
+    const SRC_MAC: usize = 11;
+    const SRC_IP: usize = 29;
+    const SRC_PORT: usize = 35;
+    let base = || ip_frame([10, 0, 0, 9], [10, 0, 0, 1], 17, 40_000, 5201, 0);
+    for (policy, own, others) in [
+        (HashPolicy::L2, SRC_MAC, [SRC_IP, SRC_PORT]),
+        (HashPolicy::L3, SRC_IP, [SRC_MAC, SRC_PORT]),
+        (HashPolicy::L4, SRC_PORT, [SRC_MAC, SRC_IP]),
+    ] {
+        // 256 flows differing in the policy's own header: spread over 2
+        // and over 4 ports, each flow on one port whatever its payload.
+        let mut two = [0usize; 2];
+        let mut four = [0usize; 4];
+        for v in 0..=255u8 {
+            let f = with(base(), own, v);
+            let h = policy.hash(&f);
+            for n in 0..4u8 {
+                let mut g = f.clone();
+                *g.last_mut().unwrap() = n;
+                assert_eq!(policy.hash(&g), h, "{policy:?}: payload moved a flow");
+            }
+            two[h as usize % 2] += 1;
+            four[h as usize % 4] += 1;
+        }
+        assert!(two.iter().all(|&c| c >= 100), "{policy:?}: {two:?}");
+        assert!(four.iter().all(|&c| c >= 40), "{policy:?}: {four:?}");
+        // Headers the policy does not name do not move a flow.
+        let h = policy.hash(&base());
+        for at in others {
+            for v in 0..=255u8 {
+                assert_eq!(
+                    policy.hash(&with(base(), at, v)),
+                    h,
+                    "{policy:?} read byte {at}"
+                );
+            }
+        }
+    }
+}

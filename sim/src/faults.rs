@@ -18,6 +18,10 @@ pub enum Fault {
     HealthCounterStops,
     /// `initializing` (init segment 0x1fc bit 31) never clears.
     InitializingStuck,
+    /// An internal error event (`MLX5_EVENT_TYPE_INTERNAL_ERROR` 0x08, no
+    /// data) on the EQ subscribed to it, as firmware reports a fault it
+    /// cannot recover from; written once, nothing else changes.
+    InternalError,
     /// Firmware with a bug: every successful command's output (past the
     /// status and syndrome) has each byte replaced by a random one with
     /// probability `per_mille` / 1000, from a generator seeded with `seed`
@@ -63,6 +67,8 @@ impl Faults {
             }
             // Held by the init segment itself (`InitSeg::stuck`).
             Fault::InitializingStuck => {}
+            // Written as an event: `Function::inject`.
+            Fault::InternalError => {}
             Fault::CorruptOutputs { seed, per_mille } => self.corrupt = Some((seed, per_mille)),
             // Armed against the device's queues: `Function::inject`.
             Fault::Queue(_) => {}

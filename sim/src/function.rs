@@ -446,6 +446,13 @@ impl Function {
             }
             return;
         }
+        if f == Fault::InternalError {
+            // No data (device.h's event has none).
+            if !cmd::eq::raise_event(self, cmd::eq::event::INTERNAL_ERROR, 0, &[0; 28]) {
+                log::warn!(target: "mlx5_sim::faults", "internal error: no EQ takes the event");
+            }
+            return;
+        }
         let now = self.iseg.health_counter_running();
         self.faults.inject(f, now);
         if matches!(f, Fault::InitializingStuck) {

@@ -14,7 +14,7 @@
 //! - `cq-overflow`: the CQ overruns as if its consumer counter had not
 //!   moved: status CQ_OVERFLOW and a CQ error event with the "CQ overrun"
 //!   syndrome (`cmd::cq::overrun`); it writes nothing more until
-//!   destroyed.
+//!   destroyed. `cq-overflow rx`: the CQ of the first RQ in use.
 //! - `wq-catastrophic`: the SQ or RQ goes to ERR and a WQ catastrophic
 //!   error event (type 0x05, `struct mlx5_eqe_qp_srq`: type at data byte
 //!   20, queue number at 24) names it.
@@ -24,7 +24,9 @@
 //!   wrong counter, until a doorbell writes a consumer counter again. EQEs
 //!   written before the injection stay in the ring; the doorbell that
 //!   consumes the last of them is taken as the bad arm (the stall holds),
-//!   so whether it takes effect does not depend on timing.
+//!   so whether it takes effect does not depend on timing. `eq-stall
+//!   sticky`: no doorbell heals it (the EQ's context is broken); only
+//!   destroying the EQ ends it, so the driver must recreate the EQ.
 //! - `sq-stall`: the SQ stops being processed, without error, until it is
 //!   moved to RST (the transmit-timeout case).
 //!
@@ -62,10 +64,14 @@ pub enum QueueFault {
     },
     EqStall {
         eqn: Option<u8>,
+        /// Survives doorbells: only DESTROY_EQ ends it.
+        sticky: bool,
     },
     CqOverflow {
         cqn: Option<u32>,
     },
+    /// `cq-overflow rx`: the receive CQ of the first RQ in use.
+    RxCqOverflow,
     WqCatastrophic {
         sqn: Option<u32>,
         rqn: Option<u32>,
@@ -96,6 +102,8 @@ pub struct QueueFaults {
     /// taken as the bad arm (events already written when the stall was
     /// injected; `None` once reached or when there were none).
     stalled_eqs: BTreeMap<u8, (u32, Option<u32>)>,
+    /// Stalled EQs no doorbell heals.
+    sticky_eqs: BTreeSet<u8>,
     /// Events an EQ stall dropped.
     pub dropped_events: u64,
     /// WQEs refused by an injected fault.
@@ -115,6 +123,34 @@ pub fn parse<'a>(
     kind: &str,
     words: impl Iterator<Item = &'a str>,
 ) -> Option<Result<QueueFault, String>> {
+    if kind == "cq-overflow" {
+        let mut words = words.peekable();
+        if words.peek() == Some(&"rx") {
+            words.next();
+            return Some(match words.next() {
+                None => Ok(QueueFault::RxCqOverflow),
+                Some(w) => Err(format!("unexpected '{w}' after rx")),
+            });
+        }
+        return Some(parse_args(kind, &["cqn"], words));
+    }
+    if kind == "eq-stall" {
+        // `sticky` is a bare word; the rest are key=value.
+        let mut sticky = false;
+        let rest: Vec<&str> = words
+            .filter(|w| {
+                let s = *w == "sticky";
+                sticky |= s;
+                !s
+            })
+            .collect();
+        return Some(
+            parse_args(kind, &["eqn"], rest.into_iter()).map(|f| match f {
+                QueueFault::EqStall { eqn, .. } => QueueFault::EqStall { eqn, sticky },
+                other => other,
+            }),
+        );
+    }
     let keys: &[&str] = match kind {
         "sq-bad-lkey" | "sq-bad-addr" => &["sqn", "count"],
         "rq-bad-lkey" | "rq-bad-addr" => &["rqn", "count"],
@@ -181,6 +217,7 @@ fn parse_args<'a>(
                 Some(n) if n > 0xff => return Err(format!("bad eqn '{n:#x}'")),
                 n => n.map(|n| n as u8),
             },
+            sticky: false,
         },
         "cq-overflow" => QueueFault::CqOverflow {
             cqn: q(vals[0], "cqn")?,
@@ -250,7 +287,7 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             dev.faults.queues.rq_bad.insert(rqn, (what, count));
             Ok(format!("rq-bad-{} rqn={rqn:#x} count={count}", name(what)))
         }
-        QueueFault::EqStall { eqn } => {
+        QueueFault::EqStall { eqn, sticky } => {
             let eqn = match eqn {
                 Some(e) => e,
                 None => first_cq(dev)
@@ -268,7 +305,18 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             // it would heal the stall at once, by chance of timing).
             let leftover = (eq.producer != eq.consumer).then_some(eq.producer);
             dev.faults.queues.stalled_eqs.insert(eqn, (wrong, leftover));
+            if sticky {
+                dev.faults.queues.sticky_eqs.insert(eqn);
+                return Ok(format!("eq-stall eqn={eqn:#x} sticky"));
+            }
             Ok(format!("eq-stall eqn={eqn:#x}"))
+        }
+        QueueFault::RxCqOverflow => {
+            let cqn = first_rq(dev)
+                .and_then(|r| dev.nic.rqs.get(r))
+                .map(|r| r.cqn)
+                .ok_or_else(|| no("RQ"))?;
+            inject(dev, QueueFault::CqOverflow { cqn: Some(cqn) })
         }
         QueueFault::CqOverflow { cqn } => {
             let cqn = cqn.or_else(|| first_cq(dev)).ok_or_else(|| no("CQ"))?;
@@ -381,6 +429,9 @@ impl QueueFaults {
         if self.stalled_eqs.is_empty() {
             return false;
         }
+        if self.sticky_eqs.contains(&eqn) {
+            return true;
+        }
         match self.stalled_eqs.get_mut(&eqn) {
             Some((_, until @ Some(_))) => {
                 if *until == Some(ci) {
@@ -399,6 +450,7 @@ impl QueueFaults {
     /// EQ `eqn` was destroyed.
     pub fn eq_gone(&mut self, eqn: u8) {
         self.stalled_eqs.remove(&eqn);
+        self.sticky_eqs.remove(&eqn);
     }
 }
 
@@ -422,6 +474,15 @@ mod tests {
         q.stalled_eqs.insert(3, (0x80_0000, None));
         assert!(!q.eq_doorbell(3, 0));
         assert_eq!(q.eq_stalled(3), None);
+        // Sticky: no doorbell heals it, destroying the EQ does.
+        q.stalled_eqs.insert(3, (0x80_0000, None));
+        q.sticky_eqs.insert(3);
+        assert!(q.eq_doorbell(3, 0));
+        assert!(q.eq_doorbell(3, 0x80_0000));
+        assert_eq!(q.eq_stalled(3), Some(0x80_0000));
+        q.eq_gone(3);
+        assert_eq!(q.eq_stalled(3), None);
+        assert!(!q.eq_doorbell(3, 0));
     }
 
     fn p(line: &str) -> Option<Result<QueueFault, String>> {
@@ -450,12 +511,24 @@ mod tests {
         );
         assert_eq!(
             p("eq-stall eqn=5"),
-            Some(Ok(QueueFault::EqStall { eqn: Some(5) }))
+            Some(Ok(QueueFault::EqStall {
+                eqn: Some(5),
+                sticky: false
+            }))
+        );
+        assert_eq!(
+            p("eq-stall sticky eqn=5"),
+            Some(Ok(QueueFault::EqStall {
+                eqn: Some(5),
+                sticky: true
+            }))
         );
         assert_eq!(
             p("cq-overflow"),
             Some(Ok(QueueFault::CqOverflow { cqn: None }))
         );
+        assert_eq!(p("cq-overflow rx"), Some(Ok(QueueFault::RxCqOverflow)));
+        assert!(p("cq-overflow rx 5").unwrap().is_err());
         assert_eq!(
             p("wq-catastrophic rqn=2"),
             Some(Ok(QueueFault::WqCatastrophic {

@@ -102,7 +102,7 @@ syndromes! {
     FLOW_INDEX = BAD_PARAM, 0x0003_0027, "SET_FLOW_TABLE_ENTRY flow_index outside its group";
     FLOW_ACTION = BAD_PARAM, 0x0003_0028, "SET_FLOW_TABLE_ENTRY action other than FWD_DEST (1..32 TIR / deeper-table destinations) or DROP (none), optionally with COUNT (1..8 counters)";
     FLOW_MATCH_VALUE = BAD_PARAM, 0x0003_0029, "SET_FLOW_TABLE_ENTRY match value with bits outside the group's criteria, or a value another entry of the group has";
-    CQ_MODIFY_FIELD = BAD_PARAM, 0x0003_002a, "MODIFY_CQ field_select bits other than period / count";
+    CQ_MODIFY_FIELD = BAD_PARAM, 0x0003_002a, "MODIFY_CQ field_select bits other than period / count / c_eqn";
     QUEUE_MODIFY_FIELD = BAD_PARAM, 0x0003_002b, "MODIFY_SQ/RQ modify_bitmask names a field that cannot be modified";
     FLOW_COUNTER_BULK = BAD_PARAM, 0x0003_002c, "ALLOC_FLOW_COUNTER bulk allocation (not offered: one counter per command)";
     RQT_SIZE = BAD_PARAM, 0x0003_002d, "CREATE/MODIFY_RQT rqt_actual_size 0 or above rqt_max_size, rqt_max_size above 1 << log_max_rqt_size, or a list type other than RQs";

@@ -557,6 +557,33 @@ fn query_and_modify_cq_and_resources_in_use() {
         (BAD_PARAM, 0x0003_002a),
         "resize / other fields"
     );
+    // Field select bit 3: c_eqn (cqc dword 0x14 -> 0x24). An EQ that does
+    // not exist is refused; a second EQ takes the CQ, QUERY_CQ shows it,
+    // and the old EQ can go once no CQ reports to it.
+    let mut m = Msg::new(MODIFY_CQ, 0, 0x110);
+    m.be32(0x08, n.rx_cq.cqn);
+    m.be32(0x0c, 1 << 3);
+    m.be32(0x24, 0x77);
+    assert_eq!(
+        n.raw.fails(&m, 0x10),
+        (BAD_RESOURCE, 0x0005_0002),
+        "no EQ 0x77"
+    );
+    let (eq2, _eq2_buf) = n.raw.create_eq(n.up.uar, COMP_VECTOR, 0, 7);
+    m.be32(0x24, eq2 as u32);
+    n.raw.ok(&m, 0x10);
+    let out = n.raw.ok(&q, 0x110 + 8 * 4);
+    assert_eq!(be32(&out, 0x10 + 0x14), eq2 as u32, "c_eqn moved");
+    assert_eq!(
+        be32(&out, 0x10 + 0x10),
+        (0x010 << 16) | 0x20,
+        "moderation untouched"
+    );
+    m.be32(0x24, n.comp_eq as u32);
+    n.raw.ok(&m, 0x10);
+    let mut d = Msg::new(DESTROY_EQ, 0, 0x10);
+    d.u8(0x0b, eq2);
+    n.raw.ok(&d, 0x10);
     // Objects in use cannot go.
     let mut m = Msg::new(DESTROY_EQ, 0, 0x10);
     m.u8(0x0b, n.comp_eq);

@@ -71,8 +71,10 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_linux::all());
     tests.extend(crate::systests_peer::all());
     tests.extend(crate::systests_aggr::all());
+    tests.extend(crate::systests_aggr_pair::all());
     tests.extend(crate::soak::all());
     tests.extend(crate::systests_faults::all());
+    tests.extend(crate::systests_smp::all());
     tests
 }
 
@@ -573,6 +575,7 @@ mod tests {
             ("lspci", "shell-lspci"),
             ("mem", "shell-mem"),
             ("irq", "shell-irq"),
+            ("cpus", "smp-cpus"),
             ("uptime", "shell-uptime"),
             ("log", "shell-log"),
             ("poweroff", "shell-poweroff"),

@@ -1,43 +1,61 @@
 //! Link aggregation against Linux's bonding driver (issue 19):
 //! `aggr-linux-lacp`: cxos in QEMU on `mlx5-sim --ports 2` (one cx5
 //! board, two functions, each port on its own `qemu:` wire), the Linux
-//! peer VM ([`LinuxVm::boot_peer`]) with two virtio-net NICs on those
+//! peer VM ([`systests_peer::boot_peer`]) with two virtio-net NICs on those
 //! wires enslaved to bond0 (`mode=802.3ad lacp_rate=fast`, layer3+4
-//! hash). cxos boots with `aggr.0=ports:net0+net1,...`.
+//! hash), VLAN interfaces bond0.19 and bond0.29, and dnsmasq serving a
+//! DHCP range on each of the three networks. cxos boots with
+//! `aggr.0=ports:net0+net1,...` and the first VNICs on it.
 //!
 //! One pair of VMs walks through, in order: negotiation (both ends
 //! Collecting_Distributing on both links: the peer's
 //! `/proc/net/bonding/bond0` has cxos's system MAC as partner and both
 //! slaves in the active aggregator, cxos's `aggr show -L` has Linux's),
-//! ping both ways over aggr0 and over a VNIC on aggr0 tagged with VLAN 19
-//! (`vnic.1=over:aggr0,vlan:19,...`; bond0.19 on the peer), iperf3 with `-P 4` rate-limited by `-b` in
-//! both directions (`-R`) with both members carrying frames each way,
-//! then failover: during a peer iperf3, the model's `link 0 down` takes
-//! net0 out of cxos's aggregation at once (PORT_CHANGE) and out of
-//! Linux's by LACP timeout (a virtio-net keeps its carrier); iperf3
+//! ping both ways over aggr0, iperf3 with `-P 4` rate-limited by `-b` in
+//! both directions (`-R`) with both members carrying frames each way and
+//! once unlimited (the aggregation's figure); 20 VNICs on aggr0
+//! ([`vnic_plan`]: untagged and on VLANs 19 and 29, half static, half
+//! leased from the peer's dnsmasq; 6 from the command line, 14 by `vnic
+//! create`), each pinged from the peer and pinging the peer, their leases
+//! in dnsmasq's lease file, `vnics` listing them over aggr0 and `aggr show`
+//! naming them; then failover: during a peer iperf3, the model's `link 0
+//! down` takes net0 out of cxos's aggregation at once (PORT_CHANGE) and
+//! out of Linux's by LACP timeout (a virtio-net keeps its carrier); iperf3
 //! completes with no interval of zero throughput longer than 3 s; `link
-//! 0 up` and net0 rejoins on both ends. Then the Linux side takes a
-//! member down (its NIC's cable, QMP `set_link`): cxos, whose port keeps
-//! its link, takes net1 out by LACP timeout, and back when it returns.
-//! Fast LACPDUs from both ends are
-//! in each wire's capture (bounded: [`SimOptions::test_capture`]). cxos
-//! detaches both functions with every page back.
+//! 0 up` and net0 rejoins on both ends. The same for `link 1 down` during
+//! an iperf3 from cxos (`-R`, so the peer's intervals are the receiver's:
+//! the longest run of empty 0.5 s intervals of any stream is the failover
+//! time), then, with port 1 still down and timed out on Linux too, an
+//! unlimited iperf3 over the one port left (the single-port figure), and
+//! `link 1 up`. A queue fault on port 1's function under traffic (the
+//! model's `fault 1 sq-bad-lkey`): the driver recovers the queue (`FAULT
+//! mlx5.sq.err ... outcome=recovered`) and net1 stays Collecting_Distributing
+//! on both ends throughout. Then the Linux side takes a member down (its
+//! NIC's cable, QMP `set_link`): cxos, whose port keeps its link, takes
+//! net1 out by LACP timeout, and back when it returns. `aggr delete`
+//! gives the members their interfaces back; `aggr create` makes the
+//! aggregation and its 20 VNICs again, and with it negotiated, cxos
+//! detaches both functions: every page back, no object left at teardown,
+//! no sanitizer violation. Fast LACPDUs from both ends are in each wire's
+//! capture (bounded: [`SimOptions::test_capture`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::linux_vm::{self, LinuxVm, StreamNic};
-use crate::qmp::Qmp;
-use crate::session::tail;
+use crate::linux_vm;
+use crate::pcap_flows;
 use crate::sim_device::{SecondPort, SimDevice, SimOptions};
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::{Shell, plain_line};
-use crate::systests_peer::fast_lacpdus_from;
+use crate::systests_peer::{
+    self, at, boot_peer, expect_sync, fast_lacpdus_from, finish_peer, mac_bytes,
+};
 use crate::systests_sim;
 
-/// Two boots, LACP negotiation, four short iperf3 runs and a failover
-/// under TCG: ~90 s on an idle machine; the limit covers 2 shared cores.
-const TIMEOUT: Duration = Duration::from_secs(360);
+/// Two boots, LACP negotiation, 20 VNICs, eight short iperf3 runs, three
+/// failovers, a queue fault and a detach under TCG: ~3 min on an idle
+/// machine; the limit covers 2 shared cores.
+const TIMEOUT: Duration = Duration::from_secs(600);
 const PEER_MAC: &str = "52:54:00:19:00:01";
 const PEER_MAC2: &str = "52:54:00:19:00:02";
 /// The cx5 board's port MACs (mlx5-sim: consecutive from the part's).
@@ -45,13 +63,23 @@ const CXOS_MAC: &str = "0c:42:a1:5e:00:12";
 const CXOS_MAC2: &str = "0c:42:a1:5e:00:13";
 const PEER4: &str = "10.19.0.1";
 const CXOS4: &str = "10.19.0.2";
-/// The tagged network: bond0.19 on the peer, a VNIC on aggr0 in cxos.
-const VLAN: u16 = 19;
-const PEER_VLAN4: &str = "10.19.1.1";
-const CXOS_VLAN4: &str = "10.19.1.2";
+/// The tagged networks: bond0.<vid> on the peer, VNICs on aggr0 in cxos;
+/// network `k` (0 untagged, then these in order) is 10.19.k.0/24, the
+/// peer is .1 on each.
+const VLANS: [u16; 2] = [19, 29];
+/// The peer's DHCP range on every network (host part).
+const DHCP_FIRST: u8 = 100;
+const DHCP_LAST: u8 = 149;
+/// VNICs on aggr0, and how many of them (the first) the command line
+/// defines; the rest are made with `vnic create`.
+const VNICS: u32 = 20;
+const CMDLINE_VNICS: u32 = 6;
 /// iperf3's rate per stream: both VMs and the model share 2 cores, and
 /// LACP's 1 s timers must keep running.
 const RATE: &str = "5M";
+/// The queue fault on port 1's function, and the class cxos records.
+const FAULT: &str = "fault 1 sq-bad-lkey";
+const FAULT_CLASS: &str = "mlx5.sq.err";
 
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
@@ -61,14 +89,88 @@ pub fn all() -> Vec<SystemTest> {
     }]
 }
 
-/// The peer's script; it syncs at `ready` (bond0 up, iperf3 server
-/// running), `lacp` (the host checks cxos's side), `traffic` (the host
-/// reads per-member counters), `failover` (the host pulls port 0 a few
-/// seconds into the peer's iperf3 and plugs it back) and `rejoined`.
+/// One VNIC of the plan: `vnic<n>` on network `net` (0 untagged, else
+/// VLAN `VLANS[net - 1]`), with a static address or a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PlannedVnic {
+    n: u32,
+    net: usize,
+    /// `None`: DHCP.
+    ip: Option<String>,
+}
+
+impl PlannedVnic {
+    fn vlan(&self) -> Option<u16> {
+        self.net.checked_sub(1).map(|i| VLANS[i])
+    }
+
+    /// The definition, in `vnic.<n>=` / `vnic create` form.
+    fn def(&self) -> String {
+        let vlan = self
+            .vlan()
+            .map(|v| format!(",vlan:{v}"))
+            .unwrap_or_default();
+        let ip = self
+            .ip
+            .as_ref()
+            .map_or_else(|| "dhcp".to_string(), |a| format!("{a}/24"));
+        format!("over:aggr0{vlan},ip:{ip}")
+    }
+
+    /// The peer's address on this VNIC's network.
+    fn peer(&self) -> String {
+        format!("10.19.{}.1", self.net)
+    }
+}
+
+/// 20 VNICs, `vnic0` to `vnic19` (`vnic create` takes the first free
+/// number): the networks in turn (VLAN 19, untagged, VLAN 29, VLAN 19,
+/// ...), odd numbers leased, even ones static at `10.19.<net>.<10 + n>`.
+fn vnic_plan() -> Vec<PlannedVnic> {
+    (0..VNICS)
+        .map(|n| {
+            let net = [1, 0, 2][n as usize % 3];
+            PlannedVnic {
+                n,
+                net,
+                ip: (n % 2 == 0).then(|| format!("10.19.{net}.{}", 10 + n)),
+            }
+        })
+        .collect()
+}
+
+/// The peer's script; it syncs at `ready` (bond0, VLANs, dnsmasq, iperf3
+/// server), `lacp` (the host checks cxos's side), `traffic` (the host
+/// reads per-member counters), `vnics` (the host answers with every
+/// VNIC's address, `S:` static or `D:` leased), `vnics-pinged` (cxos pings
+/// from each), `failover0` / `failover1` (the host pulls a port a few
+/// seconds into the iperf3; port 1 stays out until `single`), `fault`
+/// (the host injects the queue fault) and `rejoined`.
 fn peer_script() -> String {
+    let mut vlans = String::new();
+    let mut ranges = String::new();
+    for (k, vid) in VLANS.iter().enumerate() {
+        let net = k + 1;
+        vlans.push_str(&format!(
+            "check vlan{vid} ip link add link bond0 name bond0.{vid} type vlan id {vid}\n\
+             ip addr add 10.19.{net}.1/24 dev bond0.{vid}\n\
+             check vlan{vid}-up ip link set bond0.{vid} up\n"
+        ));
+    }
+    for net in 0..=VLANS.len() {
+        ranges.push_str(&format!(
+            " --dhcp-range=10.19.{net}.{DHCP_FIRST},10.19.{net}.{DHCP_LAST},255.255.255.0,10m"
+        ));
+    }
+    let interfaces: String = VLANS
+        .iter()
+        .map(|v| format!(" --interface=bond0.{v}"))
+        .collect();
     format!(
         r#"
+not() {{ ! "$@"; }}
 iperf_to() {{ iperf3_client "$@" > /tmp/iperf3.out 2>&1; s=$?; cat /tmp/iperf3.out; return $s; }}
+iperf_rate() {{ sed -n 's/.*SUM.* \([0-9.]* [KMG]bits\/sec\).*receiver$/\1/p' /tmp/iperf3.out; }}
 agg_id() {{ sed -n '/Active Aggregator Info/,/^$/s/.*Aggregator ID: //p' /proc/net/bonding/bond0 | head -n 1; }}
 both_in_active() {{
     a=$(agg_id); [ -n "$a" ] || return 1
@@ -78,9 +180,31 @@ both_in_active() {{
     [ "$(grep -c 'port state: 63$' /proc/net/bonding/bond0)" -ge 4 ]
 }}
 partner_is_cxos() {{ grep -q "Partner Mac Address: {CXOS_MAC}" /proc/net/bonding/bond0; }}
-# Longest run of 1 s intervals at zero throughput in an iperf3 report.
+# Longest run of intervals at zero throughput in an iperf3 report: of
+# the sum (`zero_run`), of any one stream (`stream_zero_run`).
 zero_run() {{
     awk '/SUM/ && /sec/ && !/sender|receiver/ {{ if ($6 + 0 == 0) {{ r++; if (r > m) m = r }} else r = 0 }} END {{ print m + 0 }}' "$1"
+}}
+stream_zero_run() {{
+    awk '/^\[ *[0-9]+\]/ && /sec/ && !/sender|receiver/ {{
+        id = $0; sub(/\].*/, "", id); sub(/^\[ */, "", id)
+        r = -1; for (i = 2; i <= NF; i++) if ($i ~ /bits\/sec$/) r = $(i - 1)
+        if (r < 0) next
+        if (r + 0 == 0) {{ z[id]++; if (z[id] > m) m = z[id] }} else z[id] = 0
+    }} END {{ print m + 0 }}' "$1"
+}}
+# Every `S:addr` / `D:addr` answers a ping; every `D:` one is leased.
+ping_all() {{
+    bad=""
+    for w in "$@"; do ping -c 1 -W 2 "${{w#?:}}" > /dev/null 2>&1 || bad="$bad ${{w#?:}}"; done
+    [ -z "$bad" ] || {{ echo "no answer from$bad"; return 1; }}
+}}
+leased_all() {{
+    n=0
+    for w in "$@"; do
+        case $w in D:*) n=$((n + 1)); grep -q " ${{w#D:}} " /tmp/leases || {{ echo "no lease for ${{w#D:}}"; cat /tmp/leases; return 1; }} ;; esac
+    done
+    [ "$n" -gt 0 ]
 }}
 check virtio-net modprobe virtio_net
 check nic wait_for 30 netdev_with_mac {PEER_MAC}
@@ -93,26 +217,31 @@ check bond-enslave2 ip link set "$dev2" master bond0
 ip addr add {PEER4}/24 dev bond0
 check bond-up ip link set bond0 up
 check iperf3-server iperf3 -s -D
-# A tagged network on bond0, where a VNIC on cxos's aggr0 lives.
+# Tagged networks on bond0, where VNICs on cxos's aggr0 live.
 check 8021q modprobe 8021q
-check vlan ip link add link bond0 name bond0.{VLAN} type vlan id {VLAN}
-ip addr add {PEER_VLAN4}/24 dev bond0.{VLAN}
-check vlan-up ip link set bond0.{VLAN} up
+{vlans}check dhcp-server dnsmasq --conf-file=/dev/null --port=0 --user=root --group=root     --interface=bond0{interfaces} --bind-interfaces --dhcp-leasefile=/tmp/leases     --pid-file=/tmp/dnsmasq.pid{ranges}
 host_sync ready
 check lacp-partner wait_for 40 partner_is_cxos
 check lacp-both-slaves wait_for 20 both_in_active
 sed 's/^/  bond0| /' /proc/net/bonding/bond0
 check ping-cxos ping -c 3 -W 2 {CXOS4}
-check ping-cxos-vnic ping -c 3 -W 2 {CXOS_VLAN4}
 host_sync lacp
 check iperf3-to-cxos iperf_to -c {CXOS4} -t 3 -P 4 -b {RATE}
-value iperf3-to "$(sed -n 's/.*SUM.* \([0-9.]* [KMG]bits\/sec\).*receiver$/\1/p' /tmp/iperf3.out)"
+value iperf3-to "$(iperf_rate)"
 check iperf3-from-cxos iperf_to -c {CXOS4} -t 3 -P 4 -b {RATE} -R
-value iperf3-from "$(sed -n 's/.*SUM.* \([0-9.]* [KMG]bits\/sec\).*receiver$/\1/p' /tmp/iperf3.out)"
+value iperf3-from "$(iperf_rate)"
+check iperf3-aggr iperf_to -c {CXOS4} -t 3 -P 4
+value iperf3-aggr "$(iperf_rate)"
 host_sync traffic
+host_sync vnics
+set -- $CXOS_REPLY
+shift
+check vnic-leases leased_all "$@"
+check ping-vnics ping_all "$@"
+host_sync vnics-pinged
 iperf3_client -c {CXOS4} -t 14 -i 1 -P 4 -b {RATE} > /tmp/failover.out 2>&1 &
 ipid=$!
-host_sync failover
+host_sync failover0
 # `check` runs its command in a subshell, which cannot wait for our job.
 wait $ipid
 ipst=$?
@@ -121,9 +250,35 @@ sed 's/^/  iperf3| /' /tmp/failover.out
 value zero-run "$(zero_run /tmp/failover.out)"
 check no-long-stall test "$(zero_run /tmp/failover.out)" -le 3
 check rejoined-linux wait_for 20 both_in_active
-sed 's/^/  bond0| /' /proc/net/bonding/bond0
 check ping-after-rejoin ping -c 3 -W 2 {CXOS4}
+iperf3_client -c {CXOS4} -R -t 12 -i 0.5 -P 4 -b {RATE} > /tmp/failover1.out 2>&1 &
+ipid=$!
+host_sync failover1
+wait $ipid
+ipst=$?
+check iperf3-through-failover1 test $ipst -eq 0
+sed 's/^/  iperf3| /' /tmp/failover1.out
+value stream-gap1 "$(stream_zero_run /tmp/failover1.out)"
+value zero-run1 "$(zero_run /tmp/failover1.out)"
+# Every stream is back well within the run (6 s of the 12 s after the
+# cut at 3 s).
+check failover1-recovers test "$(stream_zero_run /tmp/failover1.out)" -le 12
+check linux-times-out-port1 wait_for 10 not both_in_active
+check iperf3-single iperf_to -c {CXOS4} -t 3 -P 4
+value iperf3-single "$(iperf_rate)"
+host_sync single
+check rejoined-linux1 wait_for 20 both_in_active
+iperf3_client -c {CXOS4} -t 8 -i 1 -P 4 -b {RATE} > /tmp/fault.out 2>&1 &
+ipid=$!
+host_sync fault
+wait $ipid
+ipst=$?
+check iperf3-through-fault test $ipst -eq 0
+sed 's/^/  iperf3| /' /tmp/fault.out
+check fault-keeps-both both_in_active
+sed 's/^/  bond0| /' /proc/net/bonding/bond0
 host_sync rejoined
+kill "$(cat /tmp/dnsmasq.pid)"
 report_dmesg
 "#
     )
@@ -138,58 +293,35 @@ const PEER_CHECKS: &[&str] = &[
     "bond-enslave2",
     "bond-up",
     "iperf3-server",
+    "8021q",
+    "vlan19",
+    "vlan19-up",
+    "vlan29",
+    "vlan29-up",
+    "dhcp-server",
     "lacp-partner",
     "lacp-both-slaves",
-    "8021q",
-    "vlan",
-    "vlan-up",
     "ping-cxos",
-    "ping-cxos-vnic",
     "iperf3-to-cxos",
     "iperf3-from-cxos",
+    "iperf3-aggr",
+    "vnic-leases",
+    "ping-vnics",
     "iperf3-through-failover",
     "no-long-stall",
     "rejoined-linux",
     "ping-after-rejoin",
+    "iperf3-through-failover1",
+    "failover1-recovers",
+    "linux-times-out-port1",
+    "iperf3-single",
+    "rejoined-linux1",
+    "iperf3-through-fault",
+    "fault-keeps-both",
 ];
 
 fn aggr_linux(ctx: &Context, test: &SystemTest) -> Result<(), String> {
-    let log = ctx.log_path(test);
-    let consoles = [
-        ("Linux peer", log.with_extension("peer.log")),
-        ("cxos", log.with_extension("cxos.log")),
-    ];
-    let dir = std::env::temp_dir().join(format!("cxos-{}-aggr", std::process::id()));
-    let result = run(ctx, test, &log, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result.map_err(|e| {
-        let mut out = e;
-        for (who, path) in &consoles {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            out.push_str(&format!(
-                "\n--- {who} console ({}), last lines ---\n{}",
-                path.display(),
-                tail(&text, 20)
-            ));
-        }
-        out
-    })
-}
-
-fn at(step: &'static str) -> impl Fn(String) -> String {
-    move |e| format!("step `{step}`: {e}")
-}
-
-fn expect_sync(peer: &mut LinuxVm, tag: &'static str) -> Result<(), String> {
-    let sync = peer.next_sync().map_err(at(tag))?;
-    let checks = linux_vm::checks(peer.session.serial());
-    if let Some((name, Err(why))) = checks.iter().find(|(_, r)| r.is_err()) {
-        return Err(format!("step `{name}` (in the peer): {why}"));
-    }
-    if sync.first().map(String::as_str) != Some(tag) {
-        return Err(format!("step `{tag}`: the peer synced {sync:?}"));
-    }
-    Ok(())
+    systests_peer::with_peer_dir(ctx, test, "aggr", 20, |log, dir| run(ctx, test, log, dir))
 }
 
 /// One member's line of `aggr show`: (distributing, tx frames, rx frames).
@@ -241,9 +373,6 @@ fn both_distributing(show: &str) -> bool {
 fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let setup = systests_sim::setup(ctx).map_err(at("setup"))?;
-    let guest = crate::systests_linux::guest().map_err(at("provision the Linux guest"))?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (wire0, wire1) = (dir.join("wire0.sock"), dir.join("wire1.sock"));
     let (pcap0, pcap1) = (log.with_extension("0.pcap"), log.with_extension("1.pcap"));
     let options = SimOptions {
@@ -267,32 +396,22 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     if board.len() != 4 || !board[1].contains(CXOS_MAC) || !board[2].contains(CXOS_MAC2) {
         return Err(format!("step `the model's board`: {board:?}"));
     }
-
-    let nic = |id: &str, mac: &str, wire: &Path| StreamNic {
-        id: id.to_string(),
-        mac: mac.to_string(),
-        wire: wire.to_path_buf(),
-        speed_mbps: 100_000,
-    };
-    let qmp_path = dir.join("qmp.sock");
-    let mut peer = LinuxVm::boot_peer(
-        &setup.qemu,
-        &guest,
-        &[nic("p0", PEER_MAC, &wire0), nic("p1", PEER_MAC2, &wire1)],
-        &qmp_path,
+    let (mut peer, mut qmp) = boot_peer(
+        &setup,
+        &[("p0", PEER_MAC, &wire0), ("p1", PEER_MAC2, &wire1)],
         &peer_script(),
-        &log.with_extension("peer.log"),
+        log,
+        dir,
         TIMEOUT,
-    )
-    .map_err(at("boot the Linux peer"))?;
-    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30))
-        .map_err(at("connect to the peer's QMP"))?;
+    )?;
     expect_sync(&mut peer, "ready")?;
 
-    let cmdline = format!(
-        "aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24 \
-         vnic.1=over:aggr0,vlan:{VLAN},ip:{CXOS_VLAN4}/24"
-    );
+    let plan = vnic_plan();
+    let mut cmdline =
+        format!("aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{CXOS4}/24");
+    for v in plan.iter().filter(|v| v.n < CMDLINE_VNICS) {
+        cmdline.push_str(&format!(" vnic.{}={}", v.n, v.def()));
+    }
     let session = crate::systests_net::spawn_vm(ctx, &setup, test, &sim, "cxos", &cmdline)
         .map_err(at("boot cxos"))?;
     let booted = Instant::now();
@@ -306,6 +425,15 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
             .map_err(at("ifconfig"))?;
         plain_line(&answer, &format!("{port}: member of aggr0"))
             .map_err(at("a member's own interface is gone"))?;
+    }
+    // The rest of the VNICs, from the shell (numbered in order: the first
+    // free number).
+    for v in plan.iter().filter(|v| v.n >= CMDLINE_VNICS) {
+        let answer = shell
+            .ask(&format!("vnic create {}", v.def()))
+            .map_err(at("vnic create over:aggr0"))?;
+        plain_line(&answer, &format!("vnic{}: created ", v.n))
+            .map_err(at("vnic create over:aggr0"))?;
     }
     let answer = shell
         .ask("serve iperf3 -I aggr0")
@@ -336,11 +464,6 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         .map_err(at("cxos pings the peer"))?;
     plain_line(&answer, "3 packets transmitted, 3 received")
         .map_err(at("cxos pings the peer over aggr0"))?;
-    let answer = shell
-        .ask(&format!("ping -I vnic1 {PEER_VLAN4} -c 3"))
-        .map_err(at("cxos's VNIC on aggr0 pings the peer's VLAN"))?;
-    plain_line(&answer, "3 packets transmitted, 3 received")
-        .map_err(at("cxos's VNIC on aggr0 pings the peer's VLAN"))?;
     let before = shell.ask("aggr show").map_err(at("aggr show"))?;
     peer.reply("go").map_err(at("lacp"))?;
 
@@ -358,8 +481,37 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     }
     peer.reply("go").map_err(at("traffic"))?;
 
-    // Failover during the peer's iperf3.
-    expect_sync(&mut peer, "failover")?;
+    // 20 VNICs: every lease taken (cxos's side), the peer pings each and
+    // finds the leases in its file, each pings the peer.
+    expect_sync(&mut peer, "vnics")?;
+    let addrs = wait_vnics(&mut shell, &plan, Duration::from_secs(60))
+        .map_err(at("every VNIC on aggr0 has its address"))?;
+    let words: Vec<String> = plan
+        .iter()
+        .zip(&addrs)
+        .map(|(v, a)| format!("{}:{a}", if v.ip.is_some() { 'S' } else { 'D' }))
+        .collect();
+    peer.reply(&format!("go {}", words.join(" ")))
+        .map_err(at("vnics"))?;
+    expect_sync(&mut peer, "vnics-pinged")?;
+    for v in &plan {
+        let answer = shell
+            .ask(&format!("ping -I vnic{} {} -c 1", v.n, v.peer()))
+            .map_err(at("each VNIC pings the peer"))?;
+        plain_line(&answer, "1 packets transmitted, 1 received")
+            .map_err(at("each VNIC pings the peer"))?;
+    }
+    let show = shell.ask("aggr show").map_err(at("aggr show"))?;
+    let names: Vec<String> = plan.iter().map(|v| format!("vnic{}", v.n)).collect();
+    plain_line(&show, &format!("  vnics: {}", names.join(" ")))
+        .map_err(at("aggr show names the VNICs on aggr0"))?;
+    if !both_distributing(&show) {
+        return Err(format!("step `aggr show: per-member state`:\n{show}"));
+    }
+    peer.reply("go").map_err(at("vnics-pinged"))?;
+
+    // Failover of port 0 during the peer's iperf3.
+    expect_sync(&mut peer, "failover0")?;
     std::thread::sleep(Duration::from_secs(3));
     sim.ask_ok("link 0 down").map_err(at("link 0 down"))?;
     // At once: the port-change event, then the aggregation's next poll.
@@ -386,10 +538,92 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     wait_show(&mut shell, Duration::from_secs(30), both_distributing)
         .map_err(at("net0 rejoins on cxos"))?;
     let rejoin = rejoin_started.elapsed();
-    peer.reply("go").map_err(at("failover"))?;
-    expect_sync(&mut peer, "rejoined")?;
+    peer.reply("go").map_err(at("failover0"))?;
+
+    // Failover of port 1 during an iperf3 from cxos; port 1 stays out
+    // for the single-port figure.
+    expect_sync(&mut peer, "failover1")?;
+    std::thread::sleep(Duration::from_secs(3));
+    sim.ask_ok("link 1 down").map_err(at("link 1 down"))?;
+    // The captures' clock.
+    let cut1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    wait_show(&mut shell, Duration::from_secs(2), |show| {
+        matches!(
+            (member(show, "net0"), member(show, "net1")),
+            (Ok((true, _, _)), Ok((false, _, _)))
+        )
+    })
+    .map_err(at("net1 leaves at once on link down"))?;
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, tx_a, _) = member(&shell.ask("aggr show")?, "net0")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, tx_b, _) = member(&shell.ask("aggr show")?, "net0")?;
+    if tx_b <= tx_a {
+        return Err(format!(
+            "step `traffic continues over net0`: tx {tx_a} -> {tx_b}"
+        ));
+    }
+    peer.reply("go").map_err(at("failover1"))?;
+    expect_sync(&mut peer, "single")?;
+    sim.ask_ok("link 1 up").map_err(at("link 1 up"))?;
+    wait_show(&mut shell, Duration::from_secs(30), both_distributing)
+        .map_err(at("net1 rejoins on cxos"))?;
+    peer.reply("go").map_err(at("single"))?;
+
+    // A queue fault on port 1's function under traffic: recovered, and
+    // net1 never leaves the aggregation (polled through one LACP short
+    // timeout and more after the fault).
+    expect_sync(&mut peer, "fault")?;
+    std::thread::sleep(Duration::from_millis(1500));
+    // Earlier console lines are behind the prompt of this answer.
+    shell.ask("uptime").map_err(at("uptime"))?;
+    let from = shell.ready;
+    let armed = sim.ask_ok(FAULT).map_err(at("the queue fault"))?;
+    let injected = Instant::now();
+    let mut fault_line = None;
+    while fault_line.is_none() || injected.elapsed() < Duration::from_secs(4) {
+        let show = shell.ask("aggr show").map_err(at("aggr show"))?;
+        if !both_distributing(&show) {
+            return Err(format!(
+                "step `net1 stays in the aggregation through the queue fault` ({armed:?}):\n{show}"
+            ));
+        }
+        if fault_line.is_none() {
+            // Printed on its own, possibly right after a prompt.
+            fault_line = shell.session.serial()[from..]
+                .lines()
+                .map(|l| l.trim_start_matches(systests_sim::PROMPT).trim_end())
+                .find(|l| l.starts_with(&format!("FAULT {FAULT_CLASS} ")))
+                .map(str::to_string);
+        }
+        if fault_line.is_none() && injected.elapsed() > Duration::from_secs(20) {
+            return Err(format!(
+                "step `the queue fault is recorded`: no FAULT {FAULT_CLASS} line 20 s after {armed:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let fault_line = fault_line.unwrap_or_default();
+    if !fault_line.ends_with("outcome=recovered") {
+        return Err(format!("step `the queue recovers`: {fault_line}"));
+    }
+    let long = shell.ask("aggr show -L").map_err(at("aggr show -L"))?;
+    let actors = long
+        .lines()
+        .filter(|l| l.trim().starts_with("actor: ") && l.contains("collecting,distributing"))
+        .count();
+    if actors != 2 {
+        return Err(format!(
+            "step `both actors Collecting_Distributing after the fault`:\n{long}"
+        ));
+    }
+    peer.reply("go").map_err(at("fault"))?;
+
     // The Linux side takes a member down (its NIC's cable, through QMP):
     // cxos's net1 keeps its link and must notice by LACP timeout (3 s).
+    expect_sync(&mut peer, "rejoined")?;
     qmp.set_link("p1", false)
         .map_err(at("QMP set_link p1 off"))?;
     let cut = Instant::now();
@@ -408,20 +642,9 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     qmp.set_link("p1", true).map_err(at("QMP set_link p1 on"))?;
     wait_show(&mut shell, Duration::from_secs(30), both_distributing)
         .map_err(at("net1 rejoins after Linux's member returns"))?;
-    peer.reply("go").map_err(at("rejoined"))?;
 
-    let text = peer.finish().map_err(at("the peer's script ends"))?;
-    let _ = std::fs::write(log, &text);
-    linux_vm::require_checks(&text, PEER_CHECKS).map_err(at("the peer's checks"))?;
-    let splats = linux_vm::dmesg_problems(&text);
-    if !splats.is_empty() {
-        return Err(format!(
-            "step `the peer's kernel log`:\n{}",
-            splats.join("\n")
-        ));
-    }
-
-    // Delete, detach both functions: every page back.
+    // Delete (the members get their interfaces back), create again (its
+    // VNICs with it), and detach both functions with it negotiated.
     let answer = shell.ask("aggr delete aggr0").map_err(at("aggr delete"))?;
     plain_line(&answer, "aggr0: deleted, 0 errors").map_err(at("aggr delete"))?;
     for (port, mac) in [("net0", CXOS_MAC), ("net1", CXOS_MAC2)] {
@@ -431,8 +654,34 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         plain_line(&answer, &format!("{port} {mac} "))
             .map_err(at("the members get their own interfaces back"))?;
     }
+    let answer = shell
+        .ask("aggr create aggr0 net0 net1 lacp active policy L4 timer fast")
+        .map_err(at("aggr create"))?;
+    let remade = plan
+        .iter()
+        .filter(|v| {
+            answer
+                .lines()
+                .any(|l| l.starts_with(&format!("vnic{} ", v.n)))
+        })
+        .count();
+    if remade != plan.len() {
+        return Err(format!(
+            "step `aggr create makes its {} VNICs again`: {remade}\n{answer}",
+            plan.len()
+        ));
+    }
+    wait_show(&mut shell, Duration::from_secs(30), both_distributing)
+        .map_err(at("the new aggr0 negotiates"))?;
+    let answer = shell.ask("detach 01:00.0").map_err(at("detach"))?;
+    plain_line(&answer, "aggr0: deleted, 0 errors (member net0 detached)")
+        .map_err(at("detach with the aggregation up"))?;
     for pci in ["01:00.0", "02:00.0"] {
-        let answer = shell.ask(&format!("detach {pci}")).map_err(at("detach"))?;
+        let answer = if pci == "01:00.0" {
+            answer.clone()
+        } else {
+            shell.ask(&format!("detach {pci}")).map_err(at("detach"))?
+        };
         plain_line(
             &answer,
             &format!("mlx5 {pci}: detached: 0 pages lost, 0 errors"),
@@ -444,14 +693,21 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         let san = sim
             .ask_ok(&format!("sanitizer {port}"))
             .map_err(at("sanitizer"))?;
+        let objects = sim
+            .ask_ok(&format!("objects {port}"))
+            .map_err(at("objects"))?;
         if pages.last().map(String::as_str) != Some("ok 0 pages held")
             || san.last().map(String::as_str) != Some("ok 0 violations")
+            || objects.last().map(String::as_str) != Some("ok 0 objects")
+            || !objects.iter().any(|l| l == "left-at-teardown 0")
         {
             return Err(format!(
-                "step `model clean on port {port}`: {pages:?} {san:?}"
+                "step `model clean on port {port}`: {pages:?} {san:?} {objects:?}"
             ));
         }
     }
+    peer.reply("go").map_err(at("rejoined"))?;
+    let text = finish_peer(peer, log, PEER_CHECKS)?;
     shell.poweroff(&mut sim).map_err(at("cxos powers off"))?;
 
     let mut lacpdus = Vec::new();
@@ -461,7 +717,7 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     ] {
         let capture = std::fs::read(pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
         for mac in from {
-            let n = fast_lacpdus_from(&capture, mac_bytes(mac)).map_err(at("the captures"))?;
+            let n = fast_lacpdus_from(&capture, mac_bytes(mac)?).map_err(at("the captures"))?;
             if n == 0 {
                 return Err(format!(
                     "step `fast LACPDUs in the captures`: none from {mac} in {}",
@@ -471,27 +727,121 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
             lacpdus.push(n.to_string());
         }
     }
+    let failover = pcap_failover(&pcap1, &pcap0, cut1).map_err(at("the captures"))?;
+    let value = |name| linux_vm::value(&text, name).unwrap_or("?");
+    let gap = value("stream-gap1")
+        .parse::<f64>()
+        .map_or_else(|_| "?".to_string(), |n| format!("{:.1}", n * 0.5));
     println!(
-        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s, net1 timed out {:.1} s after Linux's member went; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; LACPDUs {}; total {:.1} s)",
+        "    (LACP converged {:.1} s after cxos booted, net0 out {:.1} s after link down, rejoin {:.1} s, net1 timed out {:.1} s after Linux's member went; peer iperf3 -P 4 -b {RATE}: to cxos {}, from cxos {}; longest zero run {} s; link 1 down under iperf3 -R: longest stream gap {gap} s, sum's zero run {} x 0.5 s, from the captures {failover}; unlimited -P 4 to cxos: aggr0 {}, one port {}; {fault_line}; LACPDUs {}; total {:.1} s)",
         converged.as_secs_f64(),
         left.as_secs_f64(),
         rejoin.as_secs_f64(),
         timed_out.as_secs_f64(),
-        linux_vm::value(&text, "iperf3-to").unwrap_or("?"),
-        linux_vm::value(&text, "iperf3-from").unwrap_or("?"),
-        linux_vm::value(&text, "zero-run").unwrap_or("?"),
+        value("iperf3-to"),
+        value("iperf3-from"),
+        value("zero-run"),
+        value("zero-run1"),
+        value("iperf3-aggr"),
+        value("iperf3-single"),
         lacpdus.join("+"),
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-fn mac_bytes(mac: &str) -> [u8; 6] {
-    let mut out = [0u8; 6];
-    for (o, p) in out.iter_mut().zip(mac.split(':')) {
-        *o = u8::from_str_radix(p, 16).unwrap_or(0);
+/// The failover figure from the captures (`pcap_flows`): per direction,
+/// the longest time from a flow's last frame on the failed port's wire
+/// before `cut` to its first on the other's, over the flows that moved.
+fn pcap_failover(failed: &Path, other: &Path, cut: f64) -> Result<String, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (failed, other) = (read(failed)?, read(other)?);
+    let mut out = Vec::new();
+    for (who, mac) in [("cxos->peer", CXOS_MAC), ("peer->cxos", PEER_MAC)] {
+        let mac = mac_bytes(mac)?;
+        let moved = pcap_flows::moved_flows(
+            &pcap_flows::tcp_frames(&failed, mac)?,
+            &pcap_flows::tcp_frames(&other, mac)?,
+            cut,
+            1.0,
+        );
+        let back: Vec<f64> = moved.values().flatten().copied().collect();
+        let lost = moved.len() - back.len();
+        let worst = back.iter().copied().reduce(f64::max);
+        out.push(match worst {
+            Some(w) => format!(
+                "{who} {w:.2} s ({} flows moved{})",
+                moved.len(),
+                if lost > 0 {
+                    format!(", {lost} not seen again")
+                } else {
+                    String::new()
+                }
+            ),
+            None => format!("{who} - ({} flows moved, none seen again)", moved.len()),
+        });
     }
-    out
+    Ok(out.join(", "))
+}
+
+/// Polls `vnics` until every planned VNIC is listed over aggr0 with its
+/// VLAN and an address (its static one, or a lease in the peer's range
+/// marked `(dhcp)`); the addresses in plan order.
+fn wait_vnics(
+    shell: &mut Shell,
+    plan: &[PlannedVnic],
+    wait: Duration,
+) -> Result<Vec<String>, String> {
+    let until = Instant::now() + wait;
+    loop {
+        let list = shell.ask("vnics")?;
+        match vnic_addresses(&list, plan) {
+            Ok(addrs) => return Ok(addrs),
+            Err(e) if Instant::now() >= until => {
+                return Err(format!("not within {} s: {e}\n{list}", wait.as_secs()));
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Each planned VNIC's line of `vnics` (`vnic<n> <mac> vlan <id>|untagged
+/// ... over aggr0 (net0+net1) ipv4 <a>/24[ (dhcp)] ...`): its address.
+fn vnic_addresses(list: &str, plan: &[PlannedVnic]) -> Result<Vec<String>, String> {
+    plan.iter()
+        .map(|v| {
+            let name = format!("vnic{} ", v.n);
+            let line = list
+                .lines()
+                .find(|l| l.starts_with(&name))
+                .ok_or_else(|| format!("no vnic{}", v.n))?;
+            let vlan = v
+                .vlan()
+                .map_or_else(|| " untagged ".to_string(), |id| format!(" vlan {id} "));
+            if !line.contains(&vlan) || !line.contains(" over aggr0 (net0+net1) ") {
+                return Err(format!("vnic{} is not{vlan}over aggr0: {line}", v.n));
+            }
+            let addr = line
+                .split(" ipv4 ")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .filter(|a| *a != "none" && !a.is_empty())
+                .ok_or_else(|| format!("vnic{} has no address yet", v.n))?;
+            let dhcp = line.contains(" (dhcp) ");
+            match &v.ip {
+                Some(ip) if ip == addr && !dhcp => Ok(addr.to_string()),
+                None if dhcp && in_range(addr, v.net) => Ok(addr.to_string()),
+                _ => Err(format!("vnic{}: unexpected address: {line}", v.n)),
+            }
+        })
+        .collect()
+}
+
+/// `addr` is in the peer's DHCP range on network `net`.
+fn in_range(addr: &str, net: usize) -> bool {
+    addr.strip_prefix(&format!("10.19.{net}."))
+        .and_then(|h| h.parse::<u8>().ok())
+        .is_some_and(|h| (DHCP_FIRST..=DHCP_LAST).contains(&h))
 }
 
 #[cfg(test)]
@@ -509,7 +859,18 @@ mod tests {
         for c in PEER_CHECKS {
             assert!(script.contains(&format!("check {c} ")), "{c}");
         }
-        for tag in ["ready", "lacp", "traffic", "failover", "rejoined"] {
+        for tag in [
+            "ready",
+            "lacp",
+            "traffic",
+            "vnics",
+            "vnics-pinged",
+            "failover0",
+            "failover1",
+            "single",
+            "fault",
+            "rejoined",
+        ] {
             assert!(script.contains(&format!("host_sync {tag}\n")), "{tag}");
         }
         assert!(script.contains("mode=802.3ad lacp_rate=fast"));
@@ -522,6 +883,56 @@ mod tests {
         assert_eq!(member(show, "net1"), Ok((false, 0, 3)));
         assert!(member(show, "net2").is_err());
         assert!(!both_distributing(show));
-        assert_eq!(mac_bytes(CXOS_MAC), [0x0c, 0x42, 0xa1, 0x5e, 0x00, 0x12]);
+    }
+
+    #[test]
+    fn the_plan_has_20_vnics_half_leased_on_three_networks() {
+        let plan = vnic_plan();
+        assert_eq!(plan.len(), 20);
+        assert_eq!(plan.iter().filter(|v| v.ip.is_none()).count(), 10);
+        for net in 0..=VLANS.len() {
+            let on = plan.iter().filter(|v| v.net == net);
+            assert!(on.clone().any(|v| v.ip.is_none()), "{net}");
+            assert!(on.clone().any(|v| v.ip.is_some()), "{net}");
+        }
+        assert_eq!(plan[0].def(), "over:aggr0,vlan:19,ip:10.19.1.10/24");
+        assert_eq!(plan[1].def(), "over:aggr0,ip:dhcp");
+        assert_eq!(plan[2].def(), "over:aggr0,vlan:29,ip:10.19.2.12/24");
+        assert_eq!(plan[2].peer(), "10.19.2.1");
+        // The command line stays well inside the kernel's 1024 bytes.
+        let defs: usize = plan
+            .iter()
+            .filter(|v| v.n < CMDLINE_VNICS)
+            .map(|v| v.def().len() + 10)
+            .sum();
+        assert!(defs < 400, "{defs}");
+    }
+
+    #[test]
+    fn vnic_lines_give_the_addresses() {
+        let plan = &vnic_plan()[..3];
+        let list = "net0: member of aggr0\n\
+            vnic0 0c:42:a1:5e:00:12 vlan 19 queues 1 rx 1 pkts 60 B tx 1 pkts 60 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.1.10/24 ipv6 fe80::1 flow 1 pkts 60 B\n\
+            vnic1 02:00:00:00:00:02 untagged queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.0.100/24 (dhcp) ipv6 fe80::2 flow 0 pkts 0 B\n\
+            vnic2 02:00:00:00:00:03 vlan 29 queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.2.12/24 ipv6 fe80::3 flow 0 pkts 0 B\n";
+        assert_eq!(
+            vnic_addresses(list, plan),
+            Ok(vec![
+                "10.19.1.10".into(),
+                "10.19.0.100".into(),
+                "10.19.2.12".into()
+            ])
+        );
+        // No lease yet, a lease outside the range, the wrong VLAN.
+        let pending = list.replace("10.19.0.100/24 (dhcp)", "none (dhcp)");
+        assert!(vnic_addresses(&pending, plan).is_err());
+        let outside = list.replace("10.19.0.100/24", "10.19.0.99/24");
+        assert!(vnic_addresses(&outside, plan).is_err());
+        let tagged = list.replace("vlan 29", "vlan 19");
+        assert!(vnic_addresses(&tagged, plan).is_err());
+        assert!(vnic_addresses(list, &vnic_plan()[..4]).is_err());
+        assert!(in_range("10.19.2.149", 2));
+        assert!(!in_range("10.19.2.150", 2));
+        assert!(!in_range("10.19.1.120", 2));
     }
 }

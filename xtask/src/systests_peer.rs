@@ -172,13 +172,32 @@ const PEER_CHECKS: &[&str] = &[
 /// detaches with every page returned. A failure names its step and ends
 /// with the tail of both consoles.
 fn qemu_wire(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    with_peer_dir(ctx, test, "peerq", 15, |log, dir| {
+        run_qemu_wire(ctx, test, log, dir)
+    })
+}
+
+/// Runs `body` with the test's log path and a scratch directory
+/// `<tmp>/cxos-<pid>-<tag>` (for wire and QMP sockets; removed after). A
+/// failure ends with the last `lines` lines of the peer's console
+/// (`<log>.peer.log`) and of cxos's (`<log>.cxos.log`).
+pub(crate) fn with_peer_dir(
+    ctx: &Context,
+    test: &SystemTest,
+    tag: &str,
+    lines: usize,
+    body: impl FnOnce(&Path, &Path) -> Result<(), String>,
+) -> Result<(), String> {
     let log = ctx.log_path(test);
     let consoles = [
         ("Linux peer", log.with_extension("peer.log")),
         ("cxos", log.with_extension("cxos.log")),
     ];
-    let dir = std::env::temp_dir().join(format!("cxos-{}-peerq", std::process::id()));
-    let result = run_qemu_wire(ctx, test, &log, &dir);
+    let dir = std::env::temp_dir().join(format!("cxos-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| body(&log, &dir));
     let _ = std::fs::remove_dir_all(&dir);
     result.map_err(|e| {
         let mut out = e;
@@ -187,7 +206,7 @@ fn qemu_wire(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             out.push_str(&format!(
                 "\n--- {who} console ({}), last lines ---\n{}",
                 path.display(),
-                tail(&text, 15)
+                tail(&text, lines)
             ));
         }
         out
@@ -195,14 +214,14 @@ fn qemu_wire(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 }
 
 /// Names the step a failure happened in.
-fn at(step: &'static str) -> impl Fn(String) -> String {
+pub(crate) fn at(step: &'static str) -> impl Fn(String) -> String {
     move |e| format!("step `{step}`: {e}")
 }
 
 /// Waits for the peer's next sync and requires it to be `tag`, with
 /// every check the peer ran so far passed (the first that failed is the
 /// step to report).
-fn expect_sync(peer: &mut LinuxVm, tag: &'static str) -> Result<(), String> {
+pub(crate) fn expect_sync(peer: &mut LinuxVm, tag: &'static str) -> Result<(), String> {
     let sync = peer.next_sync().map_err(at(tag))?;
     let checks = linux_vm::checks(peer.session.serial());
     if let Some((name, Err(why))) = checks.iter().find(|(_, r)| r.is_err()) {
@@ -214,6 +233,66 @@ fn expect_sync(peer: &mut LinuxVm, tag: &'static str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Boots the Linux peer ([`LinuxVm::boot_peer`]) with a virtio-net NIC
+/// per `(QEMU id, MAC, model wire)` of `nics` (reporting the cx5 port's
+/// 100 Gb/s, what bonding keys on), running `script`, its console in
+/// `<log>.peer.log`; connects to its QMP socket in `dir`. Waits first for
+/// the wires' sockets (the models bind them at start).
+pub(crate) fn boot_peer(
+    setup: &systests_sim::Setup,
+    nics: &[(&str, &str, &Path)],
+    script: &str,
+    log: &Path,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<(LinuxVm, Qmp), String> {
+    let guest = crate::systests_linux::guest().map_err(at("provision the Linux guest"))?;
+    for (_, _, wire) in nics {
+        wait_for_socket(wire, Duration::from_secs(10))
+            .map_err(at("the models listen on the wires"))?;
+    }
+    let nics: Vec<StreamNic> = nics
+        .iter()
+        .map(|(id, mac, wire)| StreamNic {
+            id: id.to_string(),
+            mac: mac.to_string(),
+            wire: wire.to_path_buf(),
+            speed_mbps: 100_000,
+        })
+        .collect();
+    let qmp_path = dir.join("qmp.sock");
+    let peer = LinuxVm::boot_peer(
+        &setup.qemu,
+        &guest,
+        &nics,
+        &qmp_path,
+        script,
+        &log.with_extension("peer.log"),
+        timeout,
+    )
+    .map_err(at("boot the Linux peer"))?;
+    let qmp = Qmp::connect(&qmp_path, Duration::from_secs(30))
+        .map_err(at("connect to the peer's QMP"))?;
+    Ok((peer, qmp))
+}
+
+/// Waits for the peer's script to end; writes its console to `log`,
+/// requires every one of `checks` passed and no kernel splat. Its serial
+/// output.
+pub(crate) fn finish_peer(peer: LinuxVm, log: &Path, checks: &[&str]) -> Result<String, String> {
+    let text = peer.finish().map_err(at("the peer's script ends"))?;
+    let _ = std::fs::write(log, &text);
+    linux_vm::require_checks(&text, checks).map_err(at("the peer's checks"))?;
+    let splats = linux_vm::dmesg_problems(&text);
+    if !splats.is_empty() {
+        return Err(format!(
+            "step `the peer's kernel log`:\n{}",
+            splats.join("\n")
+        ));
+    }
+    Ok(text)
 }
 
 /// cxos pings `to` (`-I if` when given) `count` times: all answered.
@@ -230,12 +309,8 @@ fn cxos_ping(shell: &mut Shell, iface: Option<&str>, to: &str, count: u32) -> Re
 fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let setup = systests_sim::setup(ctx).map_err(at("setup"))?;
-    let guest = crate::systests_linux::guest().map_err(at("provision the Linux guest"))?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let wire = dir.join("wire.sock");
     let wire2 = dir.join("wire2.sock");
-    let qmp_path = dir.join("qmp.sock");
     let pcap = log.with_extension("pcap");
     let pcap2 = log.with_extension("2.pcap");
     let options = SimOptions {
@@ -264,30 +339,14 @@ fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Re
         &options2,
     )
     .map_err(at("start the second mlx5-sim --wire qemu:"))?;
-    for w in [&wire, &wire2] {
-        wait_for_socket(w, Duration::from_secs(10))
-            .map_err(at("the models listen on the wires"))?;
-    }
-
-    let nic = |id: &str, mac: &str, wire: &Path| StreamNic {
-        id: id.to_string(),
-        mac: mac.to_string(),
-        wire: wire.to_path_buf(),
-        // The cx5 port's speed.
-        speed_mbps: 100_000,
-    };
-    let mut peer = LinuxVm::boot_peer(
-        &setup.qemu,
-        &guest,
-        &[nic(NIC, PEER_MAC, &wire), nic(NIC2, PEER_MAC2, &wire2)],
-        &qmp_path,
+    let (mut peer, mut qmp) = boot_peer(
+        &setup,
+        &[(NIC, PEER_MAC, &wire), (NIC2, PEER_MAC2, &wire2)],
         &peer_script(),
-        &log.with_extension("peer.log"),
+        log,
+        dir,
         TIMEOUT,
-    )
-    .map_err(at("boot the Linux peer"))?;
-    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30))
-        .map_err(at("connect to the peer's QMP"))?;
+    )?;
     expect_sync(&mut peer, "ready")?;
     let peer_up = started.elapsed();
 
@@ -328,16 +387,7 @@ fn run_qemu_wire(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Re
     cxos_ping(&mut shell, None, PEER4, 3).map_err(at("cxos pings the peer after set_link on"))?;
     peer.reply("go").map_err(at("resumed"))?;
 
-    let text = peer.finish().map_err(at("the peer's script ends"))?;
-    let _ = std::fs::write(log, &text);
-    linux_vm::require_checks(&text, PEER_CHECKS).map_err(at("the peer's checks"))?;
-    let splats: Vec<String> = linux_vm::dmesg_problems(&text);
-    if !splats.is_empty() {
-        return Err(format!(
-            "step `the peer's kernel log`:\n{}",
-            splats.join("\n")
-        ));
-    }
+    let text = finish_peer(peer, log, PEER_CHECKS)?;
     detach_clean(&mut shell, &sim).map_err(at("cxos detaches"))?;
     shell.poweroff(&mut sim).map_err(at("cxos powers off"))?;
     let mut lacpdus = Vec::new();
@@ -392,7 +442,7 @@ fn leased_address(line: &str) -> Result<String, String> {
     Ok(addr.to_string())
 }
 
-fn mac_bytes(mac: &str) -> Result<[u8; 6], String> {
+pub(crate) fn mac_bytes(mac: &str) -> Result<[u8; 6], String> {
     let mut out = [0u8; 6];
     let parts: Vec<&str> = mac.split(':').collect();
     if parts.len() != 6 {

@@ -6,7 +6,10 @@
 //! VNIC its own (stock ping reaches both), a second fault during stock
 //! iperf3 and the run completes; a lost counter query (`stats`) is
 //! recorded as `FAULT mlx5.cmd.timeout`, bounded, and the shell answers
-//! after it. Detach then leaves the model with no page and no violation.
+//! after it, while the network stack kept answering stock ping during the
+//! wait (the wait is cooperative). The internal error event (`fault
+//! internal-error`) takes the same reset. Detach then leaves the model with
+//! no page and no violation.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,16 @@ const VNIC_HOST: u8 = 30;
 const MTU: u32 = 3000;
 /// How long traffic may take to come back after a fault.
 const RESUME_LIMIT: Duration = Duration::from_secs(20);
+
+/// Stock ping's requests (every 200 ms) while `stats` waits on a lost
+/// command: 10 s, inside the command timeout (15 s).
+const LOST_PINGS: u32 = 50;
+/// Replies counted only this far inside the wait (the command goes out
+/// after the shell read the line; the backlog of a blocked kernel is
+/// answered just before the shell's answer).
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
+/// Replies the wait must let through: a blocked kernel answers none.
+const MIN_REPLIES_DURING_WAIT: usize = 5;
 
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
@@ -52,6 +65,21 @@ fn until_answered(
             ));
         }
     }
+}
+
+/// Replies in stock `ping -D` output (`[<epoch s>.<us>] 64 bytes from
+/// ...`) received between `from` and `to`.
+fn replies_between(out: &str, from: std::time::SystemTime, to: std::time::SystemTime) -> usize {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let (from, to) = (secs(from), secs(to));
+    out.lines()
+        .filter(|l| l.contains(" bytes from "))
+        .filter_map(|l| l.strip_prefix('[')?.split_once(']')?.0.parse::<f64>().ok())
+        .filter(|t| (from..=to).contains(t))
+        .count()
 }
 
 /// Stock `ping -c 3`, every one answered, after one whose answer may
@@ -115,6 +143,21 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let vnics = peer.shell.ask("vnics")?;
     plain_line(&vnics, "vnic0 ")?;
 
+    // 1b. The PRM's internal error event (EQ0): the same function reset.
+    let t = Instant::now();
+    peer.sim.ask_ok("fault internal-error")?;
+    // Details print in decimal: event=8 (the health buffer is clean).
+    let head = format!("FAULT mlx5.health {PCI} function syndrome=0x0 vendor_syndrome=0x0 event=8");
+    let line = peer.shell.wait_for_line(&format!("{head} action="))?;
+    if !line.ends_with("action=function-reset outcome=escalate") {
+        return Err(format!("internal error line: {line}"));
+    }
+    let line = peer.shell.wait_for_line(&format!("{head} reset_ms="))?;
+    if !line.ends_with("action=function-reset outcome=recovered") {
+        return Err(format!("internal error recovery: {line}"));
+    }
+    let internal = until_answered(&peer.net, &guest, t)?;
+
     // 2. Again, while stock iperf3 runs against cxos: the run completes.
     let answer = peer.shell.ask("serve iperf3")?;
     plain_line(&answer, "service ")?;
@@ -138,11 +181,37 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         .map_err(|e| format!("iperf3 after the reset: {e}"))?;
     let (after_bps, _) = iperf3_summary(&json)?;
 
-    // 3. A lost counter query: bounded, recorded, the shell answers.
+    // 3. A lost counter query: bounded, recorded, the shell answers; the
+    // wait is cooperative: the stack answers the namespace's stock ping
+    // meanwhile (a blocking wait answers none until the timeout).
     peer.sim.ask_ok("fault no-completion 0x773")?;
+    let mut ping = peer.net.netns().command("ping");
+    ping.args([
+        "-n",
+        "-D",
+        "-i",
+        "0.2",
+        "-c",
+        &LOST_PINGS.to_string(),
+        &guest,
+    ]);
+    let pinger = std::thread::spawn(move || ping.output());
+    let asked = std::time::SystemTime::now();
     let t1 = Instant::now();
     let stats = peer.shell.ask("stats")?;
     let waited = t1.elapsed();
+    let answered = std::time::SystemTime::now();
+    let out = pinger
+        .join()
+        .map_err(|_| "the ping thread panicked".to_string())?
+        .map_err(|e| format!("stock ping: {e}"))?;
+    let out = String::from_utf8_lossy(&out.stdout);
+    let during = replies_between(&out, asked + WAIT_MARGIN, answered - WAIT_MARGIN);
+    if during < MIN_REPLIES_DURING_WAIT {
+        return Err(format!(
+            "{during} ping replies while `stats` waited {waited:?} on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
+        ));
+    }
     plain_line(&stats, "  q counter not read: ")?;
     // Printed as it happens: inside the answer.
     plain_line(
@@ -163,8 +232,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     pings_all(&peer.net, &guest)?;
     peer_finish(peer)?;
     println!(
-        "    (health fault -> ping answered: {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms)",
+        "    (health fault -> ping answered: {} ms; internal error event -> {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms, {during} ping replies meanwhile)",
         resumed.as_millis(),
+        internal.as_millis(),
         bps / 1e6,
         after_bps / 1e6,
         waited.as_millis()

@@ -73,7 +73,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let kinds: [(&str, bool, QueueFault); 8] = [
+    let kinds: [(&str, bool, QueueFault); 10] = [
         (
             "sq_bad_lkey",
             true,
@@ -119,7 +119,25 @@ fn main() {
                 rqn: None,
             },
         ),
-        ("eq_stall", true, QueueFault::EqStall { eqn: None }),
+        (
+            "eq_stall",
+            true,
+            QueueFault::EqStall {
+                eqn: None,
+                sticky: false,
+            },
+        ),
+        // No re-arm heals it: the EQ is recreated, its CQs moved.
+        (
+            "eq_stall_sticky",
+            true,
+            QueueFault::EqStall {
+                eqn: None,
+                sticky: true,
+            },
+        ),
+        // The receiving side's CQ: CQ and RQ recreated.
+        ("rx_cq_overflow", false, QueueFault::RxCqOverflow),
         ("tx_timeout", true, QueueFault::SqStall { sqn: None }),
     ];
     let (sa, sb) = SimPlatform::pair(

@@ -17,7 +17,7 @@ use crate::caps::{
     self, CapMode, CapType, Caps, EthCaps, FlowCaps, GeneralCaps, QueryHcaCap, SetHcaCap,
 };
 use crate::cmd::Command;
-use crate::cmd_engine::{CmdEngine, PortEvents, Stats, Ticket};
+use crate::cmd_engine::{CmdEngine, CmdPoll, PortEvents, Stats, Ticket};
 use crate::cmdq::{self, CmdQueue};
 use crate::eq::{self, CompEq, CreateEq, Eq, Eqn};
 use crate::error::{AttachError, CmdError, CmdFailure, DeviceError, Error, Step, Unsupported};
@@ -698,6 +698,13 @@ impl<P: Platform> Adapter<P> {
         self.dev.wait(t)
     }
 
+    /// Look at a submitted command once without blocking (any order):
+    /// still pending, or done with its output or typed error (a timeout
+    /// once the command timeout passed).
+    pub fn poll_command<C: Command>(&mut self, t: Ticket<C>) -> CmdPoll<C> {
+        self.dev.poll(t)
+    }
+
     /// Completion EQ `index`: call `f` with the CQN of every completion
     /// event waiting, then re-arm the EQ. Returns the events consumed
     /// (other event types on a completion EQ are counted and skipped).
@@ -775,7 +782,7 @@ impl<P: Platform> Adapter<P> {
     }
     /// Completion EQs: (EQ number, MSI-X vector).
     pub fn comp_eqs(&self) -> Vec<(Eqn, u16)> {
-        self.comp_eqs.iter().map(|e| (e.eqn, e.vector)).collect()
+        self.comp_eqs.iter().map(|e| (e.eqn(), e.vector)).collect()
     }
     pub fn pages_held(&self) -> usize {
         self.dev.pages.held()

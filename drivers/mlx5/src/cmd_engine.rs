@@ -1,9 +1,14 @@
 //! The command engine of one function: the command queue, EQ0 (once it
 //! exists), firmware pages and the failed flag. Every command goes through
-//! [`CmdEngine::submit`] / [`CmdEngine::wait`] (or [`CmdEngine::exec`]): traced at
-//! log target `mlx5::cmd`, failing fast once the adapter is failed, and
-//! servicing EQ0 (command completions, page requests, port events) while
-//! it waits.
+//! [`CmdEngine::submit`], then [`CmdEngine::poll`] (one look, never
+//! blocking: pending, or done with the validated output or a typed
+//! [`CmdError`], a timeout included) or [`CmdEngine::wait`] (polls until
+//! done, yielding the CPU through the platform's `relax`); [`CmdEngine::exec`]
+//! is submit + wait. Traced at log target `mlx5::cmd`, failing fast once
+//! the adapter is failed, and servicing EQ0 (command completions, page
+//! requests, port events) at every look. A caller that must not block
+//! (the kernel's shell, whose wait lets the rest of the kernel run) polls
+//! between its own work: `vnic::Nic::exec_with`.
 
 use alloc::vec::Vec;
 
@@ -31,18 +36,36 @@ const SPIN_POLLS: u32 = 64;
 /// are found by the queue sets' QUERY_EQ check).
 const EQ_PEEK_NS: u64 = 2_000_000;
 
-/// A command in flight.
+/// A command in flight: [`CmdEngine::poll`] it until it is done, or
+/// [`CmdEngine::wait`] for it.
 #[derive(Debug)]
-#[must_use = "a submitted command must be waited for"]
+#[must_use = "a submitted command must be polled or waited for"]
 pub struct Ticket<C> {
     slot: usize,
     cmd: C,
+    /// When it was submitted (its timeout runs from here).
+    start_ns: u64,
+    /// When the health syndrome was last read for it.
+    health_ns: u64,
+    /// Polls so far (the blocking wait spins this many before relaxing).
+    polls: u32,
 }
 
 impl<C> Ticket<C> {
     pub fn slot(&self) -> usize {
         self.slot
     }
+}
+
+/// What [`CmdEngine::poll`] found.
+#[derive(Debug)]
+#[must_use = "a pending command must be polled again"]
+pub enum CmdPoll<C: Command> {
+    /// Still with the device (not timed out): poll the ticket again.
+    Pending(Ticket<C>),
+    /// Finished: the validated output, or why not (status and syndrome,
+    /// timeout, failed adapter, bad output).
+    Done(Result<C::Output, CmdError>),
 }
 
 /// Port events kept between two [`crate::Adapter::poll`]s: a storm of
@@ -287,21 +310,78 @@ impl<P: Platform> CmdEngine<P> {
         }
     }
 
-    /// Run one command to completion.
+    /// Run one command to completion: [`CmdEngine::submit`], then
+    /// [`CmdEngine::wait`] (bring-up and other callers that may block).
     pub fn exec<C: Command>(&mut self, cmd: &C) -> Result<C::Output, CmdError> {
         let slot = self.submit_slot(cmd)?;
-        self.wait_slot(cmd, slot)
+        let now = self.p().clock().now_ns();
+        self.last_irq_ns = now;
+        let mut t = Ticket {
+            slot,
+            cmd,
+            start_ns: now,
+            health_ns: now,
+            polls: 0,
+        };
+        loop {
+            match self.poll_slot::<C, _>(&mut t) {
+                Some(r) => return r,
+                None => self.relax(&mut t),
+            }
+        }
     }
 
-    /// Start a command; several may be in flight (one per slot).
+    /// Start a command; several may be in flight (one per slot). Poll it
+    /// with [`CmdEngine::poll`] or wait with [`CmdEngine::wait`].
     pub fn submit<C: Command>(&mut self, cmd: C) -> Result<Ticket<C>, CmdError> {
         let slot = self.submit_slot(&cmd)?;
-        Ok(Ticket { slot, cmd })
+        let now = self.p().clock().now_ns();
+        self.last_irq_ns = now;
+        Ok(Ticket {
+            slot,
+            cmd,
+            start_ns: now,
+            health_ns: now,
+            polls: 0,
+        })
     }
 
-    /// Wait for a submitted command, in any order.
-    pub fn wait<C: Command>(&mut self, t: Ticket<C>) -> Result<C::Output, CmdError> {
-        self.wait_slot(&t.cmd, t.slot)
+    /// Look at a submitted command once, without blocking: EQ0 is
+    /// serviced (event mode), health peeked at, the timeout checked.
+    /// Commands may finish in any order.
+    pub fn poll<C: Command>(&mut self, mut t: Ticket<C>) -> CmdPoll<C> {
+        if !self.has_platform() {
+            // The shell a function reset left: its queue is gone.
+            return CmdPoll::Done(Err(CmdError {
+                opcode: C::OPCODE,
+                op_mod: t.cmd.op_mod(),
+                failure: CmdFailure::AdapterFailed,
+            }));
+        }
+        match self.poll_slot::<C, C>(&mut t) {
+            Some(r) => CmdPoll::Done(r),
+            None => CmdPoll::Pending(t),
+        }
+    }
+
+    /// Wait for a submitted command, in any order (polls it, spinning a
+    /// little, then yielding the CPU through the platform's `relax`).
+    pub fn wait<C: Command>(&mut self, mut t: Ticket<C>) -> Result<C::Output, CmdError> {
+        loop {
+            match self.poll_slot::<C, C>(&mut t) {
+                Some(r) => return r,
+                None => self.relax(&mut t),
+            }
+        }
+    }
+
+    fn relax<C>(&self, t: &mut Ticket<C>) {
+        if t.polls < SPIN_POLLS {
+            t.polls += 1;
+            core::hint::spin_loop();
+        } else {
+            self.p().clock().relax();
+        }
     }
 
     fn submit_slot<C: Command>(&mut self, cmd: &C) -> Result<usize, CmdError> {
@@ -318,7 +398,14 @@ impl<P: Platform> CmdEngine<P> {
         self.cmdq.submit(&input, cmd.out_len(), now).map_err(err)
     }
 
-    fn wait_slot<C: Command>(&mut self, cmd: &C, slot: usize) -> Result<C::Output, CmdError> {
+    /// One look at `t`'s slot: `None` while it is still the device's and
+    /// within its timeout.
+    fn poll_slot<C: Command, K: core::borrow::Borrow<C>>(
+        &mut self,
+        t: &mut Ticket<K>,
+    ) -> Option<Result<C::Output, CmdError>> {
+        let cmd: &C = t.cmd.borrow();
+        let slot = t.slot;
         let opcode = C::OPCODE;
         let op_mod = cmd.op_mod();
         let err = |failure| CmdError {
@@ -326,37 +413,36 @@ impl<P: Platform> CmdEngine<P> {
             op_mod,
             failure,
         };
-        let start = self.p().clock().now_ns();
-        let mut last_health = start;
-        self.last_irq_ns = start;
-        let mut polls = 0u32;
-        let finished = loop {
+        let start = t.start_ns;
+        let mut finished = None;
+        if self.cmdq.is_done(slot, false) {
+            finished = Some(self.cmdq.finish(slot));
+        } else if self.cmdq.uses_events() {
+            self.service_eq0();
             if self.cmdq.is_done(slot, false) {
-                break self.cmdq.finish(slot);
+                finished = Some(self.cmdq.finish(slot));
             }
-            if self.cmdq.uses_events() {
-                self.service_eq0();
-                if self.cmdq.is_done(slot, false) {
-                    continue;
-                }
-            }
+        }
+        if finished.is_none() {
             let now = self.p().clock().now_ns();
-            if now.saturating_sub(last_health) >= HEALTH_PEEK_NS {
-                last_health = now;
+            if now.saturating_sub(t.health_ns) >= HEALTH_PEEK_NS {
+                t.health_ns = now;
                 self.check_health();
             }
             if self.fault.is_some() {
                 self.cmdq.abandon(slot);
                 self.stats.failed += 1;
                 self.trace_failure(opcode, op_mod, start, "adapter failed while waiting");
-                return Err(err(CmdFailure::AdapterFailed));
+                return Some(Err(err(CmdFailure::AdapterFailed)));
             }
-            if now.saturating_sub(start) >= self.timeout_ns {
-                // A completion whose EQE went missing still counts.
-                if self.cmdq.is_done(slot, true) {
-                    self.stats.recovered_completions += 1;
-                    break self.cmdq.finish(slot);
-                }
+            if now.saturating_sub(start) < self.timeout_ns {
+                return None;
+            }
+            // A completion whose EQE went missing still counts.
+            if self.cmdq.is_done(slot, true) {
+                self.stats.recovered_completions += 1;
+                finished = Some(self.cmdq.finish(slot));
+            } else {
                 self.cmdq.abandon(slot);
                 self.stats.failed += 1;
                 self.stats.timeouts += 1;
@@ -367,19 +453,14 @@ impl<P: Platform> CmdEngine<P> {
                         .detail("waited_ms", waited_ms)
                         .action(FaultAction::None, FaultOutcome::Reported),
                 );
-                return Err(err(CmdFailure::Timeout { waited_ms }));
+                return Some(Err(err(CmdFailure::Timeout { waited_ms })));
             }
-            if polls < SPIN_POLLS {
-                polls += 1;
-                core::hint::spin_loop();
-            } else {
-                self.p().clock().relax();
-            }
-        };
+        }
+        let finished = finished?;
         let result = self.complete(cmd, finished);
         // Page requests that arrived while this command ran.
         self.service_page_requests();
-        result
+        Some(result)
     }
 
     fn complete<C: Command>(&mut self, cmd: &C, f: Finished) -> Result<C::Output, CmdError> {

@@ -57,10 +57,13 @@ pub const IN_PAS: usize = 0x110;
 /// cqn `[23:0]` of dword 0x08 in create_cq_out, destroy/query/modify_cq_in.
 pub const CQN: Field = Field::new(0x08, 23, 0);
 /// modify_cq_in: modify_field_select at 0x0c (`MLX5_CQ_MODIFY_PERIOD` bit 0,
-/// `MLX5_CQ_MODIFY_COUNT` bit 1).
+/// `MLX5_CQ_MODIFY_COUNT` bit 1; PRM "MODIFY_CQ" field select bit 3
+/// `c_eqn`, the bit cq.h's enum skips between `_OVERRUN` 2 and
+/// `_PERIOD_MODE` 4).
 pub const MODIFY_FIELD_SELECT: Field = Field::new(0x0c, 31, 0);
 pub const MODIFY_PERIOD: u32 = 1 << 0;
 pub const MODIFY_COUNT: u32 = 1 << 1;
+pub const MODIFY_EQN: u32 = 1 << 3;
 /// query_cq_out: cqc at 0x10.
 pub const QUERY_OUT_CQC: usize = 0x10;
 
@@ -190,6 +193,33 @@ impl Command for ModifyCqModeration {
     }
 }
 
+/// MODIFY_CQ (op_mod 0) with field select `c_eqn`: the CQ reports to EQ
+/// `eqn` from now on (EQ recreation moves the CQs of a stalled EQ).
+#[derive(Clone, Copy, Debug)]
+pub struct ModifyCqEqn {
+    pub cqn: Cqn,
+    pub eqn: Eqn,
+}
+
+impl Command for ModifyCqEqn {
+    type Output = ();
+    const OPCODE: u16 = op::MODIFY_CQ;
+    fn in_len(&self) -> usize {
+        IN_PAS
+    }
+    fn out_len(&self) -> usize {
+        0x10
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        CQN.set(inbox, self.cqn.0);
+        MODIFY_FIELD_SELECT.set(inbox, MODIFY_EQN);
+        cqc::C_EQN.within(IN_CQC).set(inbox, self.eqn.0 as u32);
+    }
+    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
+        Ok(())
+    }
+}
+
 /// UAR page offset of the CQ arm doorbell.
 pub const UAR_CQ_ARM: usize = 0x20;
 /// Arm command (`MLX5_CQ_DB_REQ_NOT`): an event for the next completion.
@@ -291,7 +321,7 @@ impl<P: Platform> Cq<P> {
             return None;
         }
         self.mmio.barrier_after_ownership_read();
-        if mini_cqe::is_title(tail as u8) {
+        if self.session.enabled && mini_cqe::is_title(tail as u8) {
             self.start_session(tail);
             return Some(self.next_in_session());
         }
@@ -413,6 +443,16 @@ mod tests {
         assert_eq!(&b[0..4], &[0x04, 0x03, 0, 0]);
         assert_eq!(&b[0x08..0x10], &[0, 0, 0, 5, 0, 0, 0, 3]);
         assert_eq!(&b[0x20..0x24], &[0x00, 0x10, 0x00, 0x40]);
+        // The EQ change: field select bit 3 (0x08) at 0x0c, c_eqn (cqc
+        // dword 0x14 -> input 0x24), nothing else in the context.
+        let b = encode(&ModifyCqEqn {
+            cqn: Cqn(0x81),
+            eqn: Eqn(7),
+        });
+        assert_eq!(&b[0..4], &[0x04, 0x03, 0, 0]);
+        assert_eq!(&b[0x08..0x10], &[0, 0, 0, 0x81, 0, 0, 0, 0x08]);
+        assert_eq!(&b[0x24..0x28], &[0, 0, 0, 7]);
+        assert!(b[0x10..0x24].iter().chain(&b[0x28..]).all(|x| *x == 0));
         // query_cq_out: cqc at 0x10; status [31:28] of cqc 0x00, log_cq_size
         // at cqc 0x0c, consumer_counter cqc 0x28 -> 0x38, producer 0x3c.
         let mut out = vec![0u8; IN_PAS];

@@ -9,6 +9,7 @@
 //! owner 1 so nothing is valid before the device writes.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use cxos_drivers::{DmaAlloc, DmaRegion, Mmio, Platform, Region};
 
@@ -233,6 +234,7 @@ pub struct Eq<P: Platform> {
     log_size: u8,
     ci: u32,
     mmio: P::Mmio,
+    uar: Uar,
     /// BAR0 offset of the UAR page holding this EQ's doorbell.
     uar_base: usize,
     pub events_seen: u64,
@@ -271,6 +273,7 @@ impl<P: Platform> Eq<P> {
             log_size,
             ci: 0,
             mmio,
+            uar,
             uar_base: uar.bar_offset(),
             events_seen: 0,
         }
@@ -278,6 +281,15 @@ impl<P: Platform> Eq<P> {
 
     pub fn entries(&self) -> usize {
         1 << self.log_size
+    }
+
+    pub fn log_size(&self) -> u8 {
+        self.log_size
+    }
+
+    /// The UAR page of this EQ's doorbell.
+    pub fn uar(&self) -> Uar {
+        self.uar
     }
 
     pub fn consumer_index(&self) -> u32 {
@@ -365,7 +377,9 @@ impl core::error::Error for EqFull {}
 /// adapter's. With one queue set per CPU, each CPU polls its own EQ and
 /// the lock is never contended.
 pub struct CompEq<P: Platform> {
-    pub eqn: Eqn,
+    /// The EQ's number, which changes when the EQ is recreated
+    /// ([`CompEq::replace`]).
+    eqn: AtomicU8,
     pub vector: u16,
     state: spin::Mutex<CompEqState<P>>,
 }
@@ -384,14 +398,14 @@ struct CompEqState<P: Platform> {
 
 impl<P: Platform> core::fmt::Debug for CompEq<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "CompEq(eqn {} vector {})", self.eqn.0, self.vector)
+        write!(f, "CompEq(eqn {} vector {})", self.eqn().0, self.vector)
     }
 }
 
 impl<P: Platform> CompEq<P> {
     pub fn new(eq: Eq<P>) -> Self {
         Self {
-            eqn: eq.eqn,
+            eqn: AtomicU8::new(eq.eqn.0),
             vector: eq.vector,
             state: spin::Mutex::new(CompEqState {
                 eq,
@@ -480,7 +494,7 @@ impl<P: Platform> CompEq<P> {
         let mut s = self.state.lock();
         let new = cqs.iter().filter(|c| !s.claimed.contains(c)).count();
         if s.claimed.len() + new > MAX_CLAIMED_CQS {
-            return Err(EqFull(self.eqn));
+            return Err(EqFull(self.eqn()));
         }
         for &c in cqs {
             if !s.claimed.contains(&c) {
@@ -507,6 +521,30 @@ impl<P: Platform> CompEq<P> {
     /// Write the consumer counter again and arm (EQ stall recovery).
     pub fn rearm(&self) {
         self.state.lock().eq.doorbell(true);
+    }
+
+    pub fn eqn(&self) -> Eqn {
+        Eqn(self.eqn.load(Ordering::Acquire))
+    }
+
+    /// Size, UAR and vector of the EQ, to create its replacement.
+    pub fn geometry(&self) -> (u8, Uar, u16) {
+        let s = self.state.lock();
+        (s.eq.log_size(), s.eq.uar(), s.eq.vector)
+    }
+
+    /// The CQs claimed on this EQ ([`CompEq::claim`]).
+    pub fn claimed(&self) -> Vec<Cqn> {
+        self.state.lock().claimed.iter().copied().collect()
+    }
+
+    /// Put `new` (a fresh EQ on the same vector, which the CQs now report
+    /// to) in place of the EQ; returns the old one for DESTROY_EQ. Claims
+    /// and pending events stay.
+    pub fn replace(&self, new: Eq<P>) -> Eq<P> {
+        let mut s = self.state.lock();
+        self.eqn.store(new.eqn.0, Ordering::Release);
+        core::mem::replace(&mut s.eq, new)
     }
 
     /// Completion events for CQs nobody claimed, so far.

@@ -70,7 +70,9 @@
 //! - Reports for the shell: [`Adapter::summary`] (`phys`),
 //!   [`Adapter::report`] (caps, EQs, pages, command counters).
 //! - Commands for later layers: [`Adapter::exec`], or [`Adapter::submit`] +
-//!   [`Adapter::wait`] for several in flight.
+//!   [`Adapter::wait`] for several in flight, or [`Adapter::submit`] +
+//!   [`Adapter::poll_command`] to wait without blocking (what
+//!   [`vnic::Nic::exec_with`] does between its `idle` calls).
 //!
 //! # The data path
 //!
@@ -157,7 +159,7 @@ pub mod wq;
 pub mod wqe;
 
 pub use adapter::{Adapter, AttachFailure, Config, DetachReport};
-pub use cmd_engine::{PortEvent, PortEvents, Stats, Ticket};
+pub use cmd_engine::{CmdPoll, PortEvent, PortEvents, Stats, Ticket};
 pub use control::{Control, DataPathCaps, Resources};
 pub use eq::Eqn;
 pub use error::{AttachError, CmdError, CmdFailure, Error, Step, Unsupported};

@@ -109,11 +109,10 @@ impl Mmio for MockPlatform {
         s.bar0[o..o + 4].copy_from_slice(&v.to_be_bytes());
     }
     fn bar0_read_be64(&self, o: usize) -> u64 {
-        ((self.bar0_read_be32(o) as u64) << 32) | self.bar0_read_be32(o + 4) as u64
+        cxos_drivers::soft_mmio::read_be64_split(|o| self.bar0_read_be32(o), o)
     }
     fn bar0_write_be64(&self, o: usize, v: u64) {
-        self.bar0_write_be32(o, (v >> 32) as u32);
-        self.bar0_write_be32(o + 4, v as u32);
+        cxos_drivers::soft_mmio::write_be64_split(|o, v| self.bar0_write_be32(o, v), o, v)
     }
     fn barrier_before_doorbell_record(&self) {}
     fn barrier_before_mmio_doorbell(&self) {}

@@ -68,6 +68,15 @@ pub mod ppcnt {
     pub const GRP: Field = Field::new(0x00, 5, 0);
     pub const SET: usize = 0x08;
     pub const GRP_IEEE_802_3: u32 = 0x00;
+
+    /// The ACCESS_REGISTER read request for the IEEE 802.3 group of the
+    /// port (`local_port` 1), [`LEN`] bytes.
+    pub fn ieee_802_3_request() -> alloc::vec::Vec<u8> {
+        let mut d = alloc::vec![0u8; LEN];
+        LOCAL_PORT.set(&mut d, crate::port::LOCAL_PORT);
+        GRP.set(&mut d, GRP_IEEE_802_3);
+        d
+    }
 }
 
 const _: () = assert!(pmaos::E.end() <= pmaos::LEN);

@@ -55,6 +55,7 @@ use crate::wqe::InlineMode;
 
 mod burst;
 mod config;
+mod eq_recreate;
 mod mtu;
 mod open;
 mod recovery;
@@ -346,8 +347,21 @@ impl<C: Control> QueueSet<C> {
             return Ok(q_counter::QCounters::default());
         };
         let q = self.ctl.exec(&QueryQCounter { id, clear: false })?;
-        self.stats.rx_no_buffer = q.out_of_buffer as u64;
+        self.apply_counters(&q);
         Ok(q)
+    }
+
+    /// The Q counter [`QueueSet::refresh_counters`] reads (`None`: none).
+    pub fn q_counter(&self) -> Option<QCounterId> {
+        self.parts.qc
+    }
+
+    /// Take what a QUERY_Q_COUNTER of [`QueueSet::q_counter`] issued
+    /// elsewhere returned (a caller that does not block on the command,
+    /// e.g. through `Nic::exec_with`), as [`QueueSet::refresh_counters`]
+    /// does.
+    pub fn apply_counters(&mut self, q: &q_counter::QCounters) {
+        self.stats.rx_no_buffer = q.out_of_buffer as u64;
     }
 
     /// Largest LSO payload the queue set sends (0: no LSO).

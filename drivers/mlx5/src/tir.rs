@@ -1,14 +1,15 @@
 //! Transport interface receive (PRM "TIR"; `mlx5_ifc_tirc_bits`,
 //! `create_tir_in/out`, `destroy_tir_in` in mlx5_ifc.h). Flow table
-//! entries forward to a TIR; a direct TIR delivers to one RQ
-//! (`inline_rqn`). Indirect TIRs (RQT + Toeplitz hash, for RSS) are the
-//! same command with `disp_type` 1 and come with multi-queue receive.
+//! entries forward to a TIR. Every TIR the driver makes is indirect
+//! (`disp_type` 1: an RQT and a Toeplitz hash): over the traffic's fields
+//! for RSS ([`CreateTirIndirect`]), or over none for one RQ
+//! ([`CreateTirSingle`]), whose RQ MODIFY_RQT can replace (a direct TIR's
+//! `inline_rqn` cannot be changed).
 
 use crate::cmd::{Command, SimpleCmd, op};
 use crate::error::BadOutput;
 use crate::layout::Field;
 use crate::pd::Tdn;
-use crate::rq::Rqn;
 
 /// A TIR number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
@@ -73,11 +74,8 @@ impl Command for CreateTirIndirect {
         0x10
     }
     fn build(&self, inbox: &mut [u8]) {
+        build_indirect(inbox, self.rqt, self.td);
         let f = |x: Field| x.within(CTX);
-        f(tirc::DISP_TYPE).set(inbox, 1);
-        f(tirc::INDIRECT_TABLE).set(inbox, self.rqt.0);
-        f(tirc::RX_HASH_FN).set(inbox, HASH_FN_TOEPLITZ);
-        f(tirc::TRANSPORT_DOMAIN).set(inbox, self.td.0);
         let k = CTX + tirc::TOEPLITZ_KEY;
         inbox[k..k + 40].copy_from_slice(&self.key);
         f(tirc::HASH_L3).set(inbox, self.traffic.ipv6 as u32);
@@ -98,30 +96,14 @@ pub const CTX: usize = 0x20;
 /// tirn `[23:0]` of dword 0x08 in create_tir_out and destroy_tir_in.
 pub const TIRN: Field = Field::new(0x08, 23, 0);
 
-/// CREATE_TIR, direct dispatch to one RQ.
-#[derive(Clone, Copy, Debug)]
-pub struct CreateTirDirect {
-    pub rqn: Rqn,
-    pub td: Tdn,
-}
-
-impl Command for CreateTirDirect {
-    type Output = Tirn;
-    const OPCODE: u16 = op::CREATE_TIR;
-    fn in_len(&self) -> usize {
-        CTX + tirc::LEN
-    }
-    fn out_len(&self) -> usize {
-        0x10
-    }
-    fn build(&self, inbox: &mut [u8]) {
-        tirc::DISP_TYPE.within(CTX).set(inbox, 0);
-        tirc::INLINE_RQN.within(CTX).set(inbox, self.rqn.0);
-        tirc::TRANSPORT_DOMAIN.within(CTX).set(inbox, self.td.0);
-    }
-    fn parse(&self, out: &[u8]) -> Result<Tirn, BadOutput> {
-        Ok(Tirn(TIRN.get(out)))
-    }
+/// The part of `tirc` every indirect TIR has: `disp_type` 1, the RQT,
+/// Toeplitz, the transport domain (the hash fields stay 0: none).
+fn build_indirect(inbox: &mut [u8], rqt: crate::rqt::Rqtn, td: Tdn) {
+    let f = |x: Field| x.within(CTX);
+    f(tirc::DISP_TYPE).set(inbox, 1);
+    f(tirc::INDIRECT_TABLE).set(inbox, rqt.0);
+    f(tirc::RX_HASH_FN).set(inbox, HASH_FN_TOEPLITZ);
+    f(tirc::TRANSPORT_DOMAIN).set(inbox, td.0);
 }
 
 /// CREATE_TIR dispatching everything to the single RQ of `rqt`: indirect,
@@ -144,11 +126,7 @@ impl Command for CreateTirSingle {
         0x10
     }
     fn build(&self, inbox: &mut [u8]) {
-        let f = |x: Field| x.within(CTX);
-        f(tirc::DISP_TYPE).set(inbox, 1);
-        f(tirc::INDIRECT_TABLE).set(inbox, self.rqt.0);
-        f(tirc::RX_HASH_FN).set(inbox, HASH_FN_TOEPLITZ);
-        f(tirc::TRANSPORT_DOMAIN).set(inbox, self.td.0);
+        build_indirect(inbox, self.rqt, self.td);
     }
     fn parse(&self, out: &[u8]) -> Result<Tirn, BadOutput> {
         Ok(Tirn(TIRN.get(out)))
@@ -180,34 +158,20 @@ mod tests {
         assert_eq!(&b[0x40..0x44], &[0, 0, 0x02, 0x03]);
         // tirc 0x24 rx_hash_fn [31:28] = 2 Toeplitz, transport_domain -> 0x44.
         assert_eq!(&b[0x44..0x48], &[0x20, 0, 0, 0x0c]);
-        // tirc 0x50 hash field selector: no fields -> 0x70.
+        // tirc 0x50 hash field selector: no fields -> 0x70; no key.
         assert_eq!(&b[0x70..0x74], &[0, 0, 0, 0]);
-    }
-
-    #[test]
-    fn golden() {
-        let b = encode(&CreateTirDirect {
-            rqn: Rqn(0x0a0b),
-            td: Tdn(0x0c),
-        });
-        assert_eq!(b.len(), 0x110);
-        assert_eq!(&b[0..4], &[0x09, 0x00, 0, 0]);
-        // tirc 0x04 disp_type [31:28] = 0 direct -> 0x24.
-        assert_eq!(&b[0x24..0x28], &[0, 0, 0, 0]);
-        // tirc 0x1c inline_rqn -> 0x3c.
-        assert_eq!(&b[0x3c..0x40], &[0, 0, 0x0a, 0x0b]);
-        // tirc 0x24 transport_domain [23:0] -> 0x44.
-        assert_eq!(&b[0x44..0x48], &[0, 0, 0, 0x0c]);
+        assert!(b[0x48..0x70].iter().all(|x| *x == 0));
         // create_tir_out: tirn [23:0] at 0x08 (icm_address_39_32 above it).
         let out = [0, 0, 0, 0, 0, 0, 0, 0, 0xee, 0, 0, 0x21, 0, 0, 0, 0];
         assert_eq!(
-            CreateTirDirect {
-                rqn: Rqn(0),
+            CreateTirSingle {
+                rqt: crate::rqt::Rqtn(0),
                 td: Tdn(0)
             }
             .parse(&out),
             Ok(Tirn(0x21))
         );
+        // destroy_tir_in: opcode 0x902, tirn at 0x08.
         assert_eq!(
             encode(&destroy_tir(Tirn(0x21)))[..12],
             [0x09, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x21]

@@ -237,12 +237,22 @@ impl<C: Control> Vnic<C> {
     /// Remove exactly its flow entries (unicast rule, its place in the
     /// broadcast and multicast entries), then destroy its queues.
     pub fn destroy(mut self) -> CloseReport {
-        self.tear_down()
+        self.tear_down(Ending::Destroy)
+    }
+
+    /// Let go of a VNIC whose function was reset under it (its adapter is
+    /// the failed shell the reset left): its objects went with the reset,
+    /// so the destroy commands fail at once on the shell and nothing
+    /// reaches the device; its memory is freed and it leaves the registry.
+    /// Logs that, not the failed commands as errors. The report still
+    /// counts them.
+    pub fn release_after_reset(mut self) -> CloseReport {
+        self.tear_down(Ending::FunctionReset)
     }
 
     /// What [`Vnic::destroy`] does, once (a dropped VNIC is destroyed the
     /// same way; afterwards its queues are empty).
-    fn tear_down(&mut self) -> CloseReport {
+    fn tear_down(&mut self, ending: Ending) -> CloseReport {
         let mut rep = CloseReport::default();
         if self.destroyed {
             return rep;
@@ -283,9 +293,24 @@ impl<C: Control> Vnic<C> {
         if rep.first_error.is_none() {
             rep.first_error = qrep.first_error;
         }
-        log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) destroyed, {} errors", vlan_text(vlan), rep.errors);
+        match ending {
+            Ending::Destroy => {
+                log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) destroyed, {} errors", vlan_text(vlan), rep.errors)
+            }
+            Ending::FunctionReset => {
+                log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) released: its objects went with the function reset", vlan_text(vlan))
+            }
+        }
         rep
     }
+}
+
+/// Why a VNIC's rules and queues go ([`Vnic::destroy`],
+/// [`Vnic::release_after_reset`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ending {
+    Destroy,
+    FunctionReset,
 }
 
 /// A VNIC dropped without [`Vnic::destroy`] is destroyed all the same: its
@@ -296,7 +321,7 @@ impl<C: Control> Drop for Vnic<C> {
     fn drop(&mut self) {
         if !self.destroyed {
             log::warn!(target: "mlx5::vnic", "mlx5: {} dropped without destroy: destroying", self.id);
-            let _ = self.tear_down();
+            let _ = self.tear_down(Ending::Destroy);
         }
     }
 }

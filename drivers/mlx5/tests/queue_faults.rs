@@ -114,7 +114,18 @@ fn run(interrupts: bool, on_a: bool, q: QueueFault, class: FaultClass, action: F
     run_on(pair(interrupts), on_a, q, class, action);
 }
 
-fn run_on(mut p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) {
+fn run_on(p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) {
+    drop_pair(run_kept(p, on_a, q, class, action));
+}
+
+/// [`run_on`] without closing the ports.
+fn run_kept(
+    mut p: Pair,
+    on_a: bool,
+    q: QueueFault,
+    class: FaultClass,
+    action: FaultAction,
+) -> Pair {
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
     let armed = sim.inject_queue(q).expect("armed");
@@ -138,15 +149,7 @@ fn run_on(mut p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: Fau
     assert!(traffic(&mut p, 16) >= 16, "{armed}: traffic after recovery");
     let entries = p.a.sq().unwrap().entries();
     assert_eq!(p.a.tx_free(), entries, "every transmit buffer back");
-    let Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-    } = p;
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
+    p
 }
 
 const MODES: [bool; 2] = [false, true];
@@ -268,11 +271,74 @@ fn eq_stall_is_found_and_rearmed() {
         run(
             interrupts,
             true,
-            QueueFault::EqStall { eqn: None },
+            QueueFault::EqStall {
+                eqn: None,
+                sticky: false,
+            },
             FaultClass::EqStall,
             FaultAction::EqRearm,
         );
     }
+}
+
+/// A stall no arm heals (the EQ's context is broken): the EQ is
+/// destroyed and created again on the same vector, its CQs moved to it
+/// (MODIFY_CQ c_eqn); on the sending side and on the receiving side.
+#[test]
+fn a_sticky_eq_stall_recreates_the_eq() {
+    for interrupts in MODES {
+        for on_a in [true, false] {
+            let p = pair(interrupts);
+            let port = if on_a { &p.a } else { &p.b };
+            let old = port.rx_cq().unwrap().eqn;
+            let vector = port.control().comp_eqs()[0].1;
+            let q = QueueFault::EqStall {
+                eqn: None,
+                sticky: true,
+            };
+            let mut p = run_kept(p, on_a, q, FaultClass::EqStall, FaultAction::EqRecreate);
+            let port = if on_a { &p.a } else { &p.b };
+            let (new, new_vector) = port.control().comp_eqs()[0];
+            assert_ne!(new, old, "a new EQ");
+            assert_eq!(new_vector, vector, "on the same vector");
+            assert_eq!(port.rx_cq().unwrap().eqn, new);
+            assert_eq!(port.tx_cq().unwrap().eqn, new);
+            let sim = if on_a { &p.sa } else { &p.sb };
+            sim.with_model(|d| {
+                assert!(d.eqs.get(old.0).is_none(), "the old EQ is gone");
+                assert!(!d.nic.cqs.uses_eq(old.0));
+            });
+            assert!(traffic(&mut p, 16) >= 16, "traffic on the new EQ");
+            drop_pair(p);
+        }
+    }
+}
+
+/// The EQ cannot be created again (CREATE_EQ fails): the record asks for
+/// the function reset.
+#[test]
+fn an_eq_that_cannot_be_recreated_escalates() {
+    let mut p = pair(false);
+    assert!(traffic(&mut p, 8) >= 8);
+    p.sa.inject_queue(QueueFault::EqStall {
+        eqn: None,
+        sticky: true,
+    })
+    .unwrap();
+    p.sa.inject(mlx5_sim::Fault::CommandStatus {
+        opcode: 0x301,
+        status: 0x05,
+        syndrome: 0x1234,
+    });
+    let r = wait_record(&mut p, true, FaultClass::EqStall);
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqRecreate, FaultOutcome::Escalate),
+        "{r}"
+    );
+    assert!(p.a.control().faults().escalation_pending());
+    p.sa.clear_faults();
+    drop_pair(p);
 }
 
 #[test]

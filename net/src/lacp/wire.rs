@@ -697,6 +697,111 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
+    /// The Marker Response to [`MARKER_FRAME`], written by hand from
+    /// 802.1AX-2014 Figure 6-24 and 6.5.4.2 (the requester's fields
+    /// returned unchanged), sent from 02:00:00:00:00:0c.
+    #[rustfmt::skip]
+    const MARKER_RESPONSE_FRAME: [u8; FRAME_LEN] = [
+        // Ethernet: destination, source, EtherType 0x8809.
+        0x01, 0x80, 0xc2, 0x00, 0x00, 0x02,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x0c,
+        0x88, 0x09,
+        // PDU offset 0: Subtype Marker, 1: Version 1.
+        0x02, 0x01,
+        // 2: TLV_type Marker Response, 3: Marker_Response_Length 16.
+        0x02, 0x10,
+        // 4..6 Requester_Port 3, 6..12 Requester_System.
+        0x00, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+        // 12..16 Requester_Transaction_ID, 16..18 Pad.
+        0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
+        // 18: TLV_type Terminator, 19: Terminator_Length 0.
+        0x00, 0x00,
+        // 20..110 Reserved (90).
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn marker_response_matches_golden_frame() {
+        let SlowFrame::Pdu(SlowPdu::Marker(request)) = parse_frame(&MARKER_FRAME) else {
+            panic!("the golden Marker does not parse");
+        };
+        let mut buf = [0x55u8; FRAME_LEN];
+        let src = EthernetAddress([0x02, 0, 0, 0, 0, 0x0c]);
+        emit_frame(src, &SlowPdu::Marker(request.response()), &mut buf);
+        assert_eq!(buf, MARKER_RESPONSE_FRAME);
+        assert_eq!(
+            parse_frame(&MARKER_RESPONSE_FRAME),
+            SlowFrame::Pdu(SlowPdu::Marker(MarkerRepr {
+                kind: MarkerKind::Response,
+                ..request
+            }))
+        );
+    }
+
+    #[test]
+    fn malformed_markers_are_typed_errors_and_never_panic() {
+        let marker = &MARKER_FRAME[14..];
+        assert_eq!(
+            MarkerPacket::new_checked(&marker[..PDU_LEN - 1]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            MarkerPacket::new_checked(&marker[..20]).unwrap_err(),
+            Error::Truncated
+        );
+        let mut long = [0u8; PDU_LEN + 1];
+        long[..PDU_LEN].copy_from_slice(marker);
+        assert_eq!(
+            MarkerPacket::new_checked(&long[..]).unwrap_err(),
+            Error::Oversized
+        );
+        for (offset, value, want) in [
+            (0usize, 0x01u8, Error::Subtype(1)),
+            (1, 0x02, Error::Version(2)),
+            (
+                18,
+                0x01,
+                Error::TlvType {
+                    offset: 18,
+                    found: 1,
+                },
+            ),
+        ] {
+            let mut bad = [0u8; PDU_LEN];
+            bad.copy_from_slice(marker);
+            bad[offset] = value;
+            assert_eq!(MarkerPacket::new_checked(&bad[..]).unwrap_err(), want);
+        }
+        // Every length of frame, and every octet of the PDU set to a few
+        // values: a typed answer, and whatever parses emits back the
+        // same PDU (Pad and the Reserved tail aside, ignored on receipt).
+        for len in 0..MARKER_FRAME.len() + 8 {
+            let mut frame = MARKER_FRAME.to_vec();
+            frame.resize(len, 0xee);
+            let parsed = parse_frame(&frame);
+            assert_eq!(
+                matches!(parsed, SlowFrame::Pdu(_)),
+                len == FRAME_LEN,
+                "{len}"
+            );
+        }
+        for offset in 14..FRAME_LEN {
+            for value in [0x00, 0x01, 0x02, 0x10, 0x7f, 0xff] {
+                let mut frame = MARKER_FRAME;
+                frame[offset] = value;
+                if let SlowFrame::Pdu(pdu) = parse_frame(&frame) {
+                    let mut again = [0u8; FRAME_LEN];
+                    emit_frame(EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]), &pdu, &mut again);
+                    // PDU octets 0..16 and the Terminator (18..20).
+                    assert_eq!(again[..30], frame[..30], "offset {offset}");
+                    assert_eq!(again[32..34], frame[32..34], "offset {offset}");
+                }
+            }
+        }
+    }
+
     fn golden_lacpdu() -> LacpduRepr {
         LacpduRepr {
             actor: PortInfo {

@@ -336,20 +336,32 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     Ok(())
 }
 
-/// `modify_field_select` bits of MODIFY_CQ (`MLX5_CQ_MODIFY_PERIOD`, `_COUNT`).
+/// `modify_field_select` bits of MODIFY_CQ (`MLX5_CQ_MODIFY_PERIOD`, `_COUNT`;
+/// PRM "MODIFY_CQ": bit 3 `c_eqn`, the bit cq.h's enum skips).
 const MODIFY_PERIOD: u64 = 1 << 0;
 const MODIFY_COUNT: u64 = 1 << 1;
+const MODIFY_EQN: u64 = 1 << 3;
 
-/// MODIFY_CQ (op_mod 0: modify moderation; resize is not offered).
+/// MODIFY_CQ (op_mod 0: moderation, and the EQ the CQ reports to; resize
+/// is not offered). The new EQ must exist; the CQ's armed state and its
+/// CQEs stay, its next event goes to the new EQ.
 pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), CmdError> {
     reserved(inp, &[f(0x40, 8), f(0x280, 0x60), f(0x2e0, 0x5a0)])?;
     let select = get(inp, f(0x60, 0x20));
-    if select & !(MODIFY_PERIOD | MODIFY_COUNT) != 0 {
+    if select & !(MODIFY_PERIOD | MODIFY_COUNT | MODIFY_EQN) != 0 {
         return Err(syn::CQ_MODIFY_FIELD);
     }
+    let eqn = get(inp, ctx(cqc::C_EQN));
+    let eq_known = eqn <= 0xff && dev.eqs.get(eqn as u8).is_some();
     let Some(cq) = dev.nic.cqs.map.get_mut(&cqn_of(inp)) else {
         return Err(syn::UNKNOWN_CQ);
     };
+    if select & MODIFY_EQN != 0 {
+        if !eq_known {
+            return Err(syn::UNKNOWN_EQ);
+        }
+        cq.eqn = eqn as u8;
+    }
     if select & MODIFY_PERIOD != 0 {
         cq.period = get(inp, ctx(cqc::CQ_PERIOD)) as u16;
     }

@@ -57,6 +57,8 @@
 //! - `fault health <syndrome>`: health syndrome set, health counter stops.
 //! - `fault health-counter-stops`: the health counter stops.
 //! - `fault initializing-stuck`: `initializing` never clears.
+//! - `fault internal-error`: an internal error event (type 0x08) on the
+//!   EQ subscribed to it (the driver's answer is a function reset).
 //! - `fault sq-bad-lkey|sq-bad-addr|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|wq-catastrophic|sq-stall ...`:
 //!   data-path faults (`queue_faults`: arguments, defaults, what the model
 //!   does); `ok armed <kind> <queue>=<n> ...` names the queue chosen.
@@ -139,10 +141,11 @@ fault status <opcode> <status> <syndrome>
 fault health <syndrome>
 fault health-counter-stops
 fault initializing-stuck
+fault internal-error
 fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]
 fault rq-bad-lkey|rq-bad-addr [rqn=<n>] [count=<n>]
-fault eq-stall [eqn=<n>]
-fault cq-overflow [cqn=<n>]
+fault eq-stall [eqn=<n>] [sticky]
+fault cq-overflow [cqn=<n>|rx]
 fault wq-catastrophic [sqn=<n>|rqn=<n>]
 fault sq-stall [sqn=<n>]
 fault clear";
@@ -298,6 +301,7 @@ pub fn parse_on(line: &str, ports: usize) -> Result<(usize, Request), String> {
             }
             Some("health-counter-stops") => Request::Fault(Fault::HealthCounterStops),
             Some("initializing-stuck") => Request::Fault(Fault::InitializingStuck),
+            Some("internal-error") => Request::Fault(Fault::InternalError),
             Some("clear") => Request::ClearFaults,
             Some(k) if let Some(q) = crate::queue_faults::parse(k, &mut words) => {
                 Request::QueueFault(q?)
@@ -734,6 +738,10 @@ mod tests {
             Ok(Request::Fault(Fault::HealthCounterStops))
         );
         assert_eq!(
+            parse("fault internal-error"),
+            Ok(Request::Fault(Fault::InternalError))
+        );
+        assert_eq!(
             parse("fault initializing-stuck"),
             Ok(Request::Fault(Fault::InitializingStuck))
         );
@@ -942,7 +950,10 @@ mod tests {
         assert_eq!(
             parse("fault eq-stall eqn=3"),
             Ok(Request::QueueFault(
-                crate::queue_faults::QueueFault::EqStall { eqn: Some(3) }
+                crate::queue_faults::QueueFault::EqStall {
+                    eqn: Some(3),
+                    sticky: false
+                }
             ))
         );
         assert!(

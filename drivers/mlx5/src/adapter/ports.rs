@@ -187,9 +187,7 @@ impl<P: Platform> Adapter<P> {
 
     /// The port's IEEE 802.3 counters (PPCNT group 0).
     pub fn port_counters(&mut self) -> Result<Ieee8023, PortError> {
-        let mut d = alloc::vec![0u8; module::ppcnt::LEN];
-        module::ppcnt::LOCAL_PORT.set(&mut d, port::LOCAL_PORT);
-        module::ppcnt::GRP.set(&mut d, module::ppcnt::GRP_IEEE_802_3);
+        let d = module::ppcnt::ieee_802_3_request();
         let d = self.register(module::REG_PPCNT, false, &d)?;
         Ok(Ieee8023::parse(&d))
     }

@@ -144,7 +144,7 @@ impl<P: Platform> Adapter<P> {
                 .comp_eqs
                 .iter()
                 .map(|c| EqInfo {
-                    eqn: c.eqn,
+                    eqn: c.eqn(),
                     vector: c.vector,
                     entries: c.entries(),
                     events: c.events_seen(),

@@ -152,7 +152,7 @@ impl<P: Platform> Adapter<P> {
             Undo::DestroyCompEqs => {
                 let mut first = Ok(());
                 while let Some(eq) = self.comp_eqs.pop() {
-                    if let Err(e) = self.dev.exec(&eq::destroy_eq(eq.eqn)) {
+                    if let Err(e) = self.dev.exec(&eq::destroy_eq(eq.eqn())) {
                         match Arc::try_unwrap(eq) {
                             Ok(eq) => self.dev.graveyard.push(eq.into_eq().into_ring()),
                             Err(shared) => self.eq_graveyard.push(shared),

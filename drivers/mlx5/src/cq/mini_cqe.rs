@@ -37,6 +37,10 @@ pub struct Session {
     pub striding: bool,
     /// The CQ's `mini_cqe_res_format` is [`RES_HASH`] (else [`RES_CSUM`]).
     pub hash: bool,
+    /// The CQ was created with `cqe_comp_en`: only then is a title one
+    /// (on any other CQ the entry is an ordinary CQE in a format the
+    /// queue refuses, never a count of slots to skip).
+    pub enabled: bool,
     title: Option<Cqe>,
     left: u32,
     index: u32,
@@ -87,6 +91,17 @@ impl<P: Platform> Cq<P> {
         self.session.striding = striding;
     }
 
+    /// Whether the CQ was created compressing.
+    #[inline(always)]
+    pub fn compressing(&self) -> bool {
+        self.session.enabled
+    }
+
+    /// The CQ was created compressing (`cqe_comp_en`; set at open).
+    pub fn set_compressing(&mut self, compressing: bool) {
+        self.session.enabled = compressing;
+    }
+
     /// Whether a session is being read or begins at the consumer index
     /// (its title software-owned: then it is begun).
     #[inline(always)]
@@ -96,7 +111,10 @@ impl<P: Platform> Cq<P> {
         }
         let base = (self.ci & self.mask) as usize * cqe::LEN;
         let tail = self.ring.mem.read_be32(base + cqe::off::TAIL);
-        if !cqe::software_owns(tail, self.ci >> self.log_size) || !is_title(tail as u8) {
+        if !self.session.enabled
+            || !cqe::software_owns(tail, self.ci >> self.log_size)
+            || !is_title(tail as u8)
+        {
             return false;
         }
         self.mmio.barrier_after_ownership_read();

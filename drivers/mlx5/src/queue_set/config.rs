@@ -47,6 +47,11 @@ pub struct EthConfig {
     /// (`mini_cqe_res_format` 0) instead of its checksum (1); every
     /// frame's checksum results are then the session's title's.
     pub cqe_compression_hash: bool,
+    /// Transmit bursts as enhanced multi-packet send sessions where the
+    /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule),
+    /// inlining frames up to this many bytes (at most
+    /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
+    pub empw: Option<u16>,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -77,6 +82,7 @@ impl Default for EthConfig {
             rq_kind: RqChoice::Auto,
             cqe_compression: false,
             cqe_compression_hash: false,
+            empw: Some(0),
         }
     }
 }
@@ -133,6 +139,12 @@ impl<C: Control> QueueSet<C> {
             buf_size: wqe,
             cq_log: (log_wqes + log_strides).min(22),
         }
+    }
+
+    /// What the SQ's [`sq::SqConfig::empw`] gets: the option where the
+    /// part has the capability.
+    pub(super) fn sq_empw(&self) -> Option<u16> {
+        self.cfg.empw.filter(|_| self.res.caps.empw)
     }
 
     /// Receive queues the configuration asks for: a power of two, at

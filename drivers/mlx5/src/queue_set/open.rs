@@ -107,6 +107,10 @@ impl<C: Control> QueueSet<C> {
     }
 
     fn build(&mut self) -> Result<(), Error> {
+        // The EQ may have been recreated (a stall) since `res` was taken.
+        if let Some(eqn) = self.ctl.comp_eqn(self.res.eq_index) {
+            self.res.eqn = eqn;
+        }
         let r = self.res;
         let cfg = self.cfg;
         if cfg.mtu < 68 || cfg.mtu + L2_OVERHEAD > sq::MAX_FRAME {
@@ -157,7 +161,7 @@ impl<C: Control> QueueSet<C> {
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
             let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
-            self.set_rx_cq_format(&mut cq);
+            self.set_cq_format(&mut cq, rx);
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
@@ -208,6 +212,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         ));
@@ -366,7 +371,7 @@ impl<C: Control> QueueSet<C> {
             };
             let mine: Vec<Cqn> = cqs
                 .iter()
-                .filter(|(_, e)| *e == eq.eqn)
+                .filter(|(_, e)| *e == eq.eqn())
                 .map(|(c, _)| *c)
                 .collect();
             eq.claim(&mine)
@@ -489,11 +494,14 @@ pub(super) fn rx_compression(cfg: &EthConfig, capable: bool) -> Option<u8> {
 }
 
 impl<C: Control> QueueSet<C> {
-    /// Tell a receive CQ how its sessions' completions continue and what
+    /// Tell a CQ whether it compresses (a receive CQ with the option, on
+    /// a part able), how its sessions' completions continue and what
     /// their mini-CQEs carry (at open and when it is recreated).
-    pub(super) fn set_rx_cq_format(&self, cq: &mut Cq<Plat<C>>) {
+    pub(super) fn set_cq_format(&self, cq: &mut Cq<Plat<C>>, rx: bool) {
+        let format = rx_compression(&self.cfg, self.res.caps.cqe_compression).filter(|_| rx);
+        cq.set_compressing(format.is_some());
         cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
-        cq.set_mini_format(rx_compression(&self.cfg, true).unwrap_or(cq::mini_cqe::RES_CSUM));
+        cq.set_mini_format(format.unwrap_or(cq::mini_cqe::RES_CSUM));
     }
 }
 

@@ -181,6 +181,7 @@ impl<C: Control> QueueSet<C> {
                 }
                 continue;
             }
+            let compressing = x.cq.compressing();
             let cq = &x.cq;
             let view = cq.view();
             let start = cq.ci();
@@ -203,7 +204,9 @@ impl<C: Control> QueueSet<C> {
                 match end {
                     RunEnd::Limit => continue,
                     RunEnd::Empty => return got,
-                    RunEnd::Other(t) if t.is_title() => {
+                    // A title only on a compressing CQ; elsewhere the
+                    // per-frame path refuses the entry.
+                    RunEnd::Other(t) if t.is_title() && compressing => {
                         if let Some(x) = self.parts.rx.get_mut(q) {
                             x.cq.session_ready();
                         }

@@ -43,7 +43,7 @@ impl<C: Control> QueueSet<C> {
             }
         };
         let mut new_cq = Cq::new(cqn, eqn, ring, geo.cq_log, r.uar, self.ctl.mmio().clone());
-        self.set_rx_cq_format(&mut new_cq);
+        self.set_cq_format(&mut new_cq, true);
         let undo_cq = |s: &mut Self, c: Cq<Plat<C>>| {
             if s.ctl.exec(&cq::destroy_cq(c.cqn)).is_err() {
                 s.ctl.retire(c.into_ring().mem);
@@ -136,7 +136,7 @@ impl<C: Control> QueueSet<C> {
             self.ctl.retire(old_cq.into_ring().mem);
         }
         for &idx in &self.eq_indexes {
-            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn == eqn) {
+            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn() == eqn) {
                 eq.forget(&[old_cqn]);
                 // Room: the old CQ's claim was just given up.
                 let _ = eq.claim(&[cqn]);

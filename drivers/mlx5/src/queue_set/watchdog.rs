@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use cxos_drivers::Clock;
 
 use super::QueueSet;
+use super::eq_recreate::RecreateError;
 use super::recovery::{FaultCause, QueueFault, QueueId};
 use crate::control::Control;
 use crate::cq::{self, Cq, Cqn, QueryCq};
@@ -206,14 +207,17 @@ impl<C: Control> QueueSet<C> {
     /// QUERY_EQ each completion EQ the queue set uses: a consumer counter
     /// other than the one the driver holds means the EQ lost track (a bad
     /// arm): re-arm it with the right one, then re-arm the queue set's CQs
-    /// (their events may be lost) and poll.
+    /// (their events may be lost) and poll. An EQ that does not take the
+    /// arm is recreated ([`super::eq_recreate`]); only when that fails is
+    /// the function reset.
     fn check_eqs(&mut self) {
         for i in 0..self.eq_indexes.len() {
             let idx = self.eq_indexes[i];
             let Some(eq) = self.ctl.shared_comp_eq(idx) else {
                 continue;
             };
-            let Ok(info) = self.ctl.exec(&QueryEq(eq.eqn)) else {
+            let eqn = eq.eqn();
+            let Ok(info) = self.ctl.exec(&QueryEq(eqn)) else {
                 continue;
             };
             let (ci, _) = eq.consumer_state();
@@ -221,28 +225,43 @@ impl<C: Control> QueueSet<C> {
                 continue;
             }
             eq.rearm();
-            self.rearm_cqs(eq.eqn);
+            self.rearm_cqs(eqn);
             let fixed = self
                 .ctl
-                .exec(&QueryEq(eq.eqn))
+                .exec(&QueryEq(eqn))
                 .is_ok_and(|q| q.consumer_counter == ci && q.status == 0);
             let now = self.ctl.clock().now_ns();
-            let outcome = if fixed {
-                FaultOutcome::Recovered
-            } else {
-                FaultOutcome::Escalate
-            };
-            let action = if fixed {
-                FaultAction::EqRearm
-            } else {
-                FaultAction::FunctionReset
-            };
-            self.ctl.record_fault(
-                FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eq.eqn.0.into()), now)
-                    .detail("device_ci", info.consumer_counter.into())
-                    .detail("ci", ci.into())
-                    .action(action, outcome),
-            );
+            let rec = FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
+                .detail("device_ci", info.consumer_counter.into());
+            if fixed {
+                self.ctl.record_fault(
+                    rec.detail("ci", ci.into())
+                        .action(FaultAction::EqRearm, FaultOutcome::Recovered),
+                );
+                self.poll();
+                continue;
+            }
+            match self.recreate_eq(idx) {
+                Ok(new) => {
+                    self.rearm_cqs(new);
+                    self.ctl.record_fault(
+                        rec.detail("new_eqn", new.0.into())
+                            .action(FaultAction::EqRecreate, FaultOutcome::Recovered),
+                    );
+                    log::info!(target: "mlx5::dp", "EQ {} recreated as {}", eqn.0, new.0);
+                }
+                Err(e) => {
+                    let rec = match e {
+                        RecreateError::Shared => rec.detail("shared", 1),
+                        RecreateError::Failed(err) => {
+                            log::error!(target: "mlx5::dp", "EQ {} recreate failed: {err}", eqn.0);
+                            rec
+                        }
+                    };
+                    self.ctl
+                        .record_fault(rec.action(FaultAction::EqRecreate, FaultOutcome::Escalate));
+                }
+            }
             self.poll();
         }
     }
@@ -420,6 +439,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: 1u16 << cfg.log_sq,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         );
@@ -430,7 +450,7 @@ impl<C: Control> QueueSet<C> {
         })?;
         // Events of the new CQ are this queue set's.
         for &idx in &self.eq_indexes {
-            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn == eqn) {
+            if let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn() == eqn) {
                 eq.forget(&[old_cqn]);
                 // Room: the old CQ's claim was just given up.
                 let _ = eq.claim(&[cqn]);

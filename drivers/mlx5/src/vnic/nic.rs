@@ -12,7 +12,9 @@ use cxos_drivers::{LinkState, Platform, Region};
 use spin::Mutex;
 
 use super::{Vnic, VnicError, VnicId, VnicInfo, VnicSpec, valid_queues, vlan_match, vlan_text};
+use crate::adapter::Adapter;
 use crate::cmd::{Command, Exec};
+use crate::cmd_engine::CmdPoll;
 use crate::control::{Control, Resources};
 use crate::cq::Cqn;
 use crate::eq::{CompEq, EqFull, Eqn};
@@ -228,7 +230,7 @@ impl<C: Control> Control for NicCtl<C> {
         self.nic.eqs.len()
     }
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
-        self.nic.eqs.get(index).map(|e| e.eqn)
+        self.nic.eqs.get(index).map(|e| e.eqn())
     }
 }
 
@@ -373,7 +375,7 @@ impl<C: Control> Nic<C> {
             let mine: Vec<Cqn> = cqs
                 .iter()
                 .zip(&eqns)
-                .filter(|(_, e)| **e == eq.eqn)
+                .filter(|(_, e)| **e == eq.eqn())
                 .map(|(c, _)| *c)
                 .collect();
             if let Err(e) = eq.claim(&mine) {
@@ -506,5 +508,30 @@ impl<C: Control> Nic<C> {
             rep.first_error = Some(e);
         }
         Ok((ctl, rep))
+    }
+}
+
+impl<P: Platform> Nic<Adapter<P>> {
+    /// Run `cmd` without holding the control-plane lock while the device
+    /// has it: submitted under the lock, then looked at under it
+    /// ([`Adapter::poll_command`]), with `idle` called between two looks
+    /// with the lock released (the caller's other work: timers, interrupt
+    /// work, network stacks; and a short sleep). The outcome is
+    /// [`Adapter::exec`]'s, timeout included. `idle` may use this `Nic`
+    /// (other commands, reports), but must not replace the adapter under
+    /// it (a function reset) while the command is out.
+    pub fn exec_with<K: Command>(
+        &self,
+        cmd: K,
+        mut idle: impl FnMut(),
+    ) -> Result<K::Output, CmdError> {
+        let mut t = self.with_adapter(|a| a.submit(cmd))?;
+        loop {
+            match self.with_adapter(|a| a.poll_command(t)) {
+                CmdPoll::Done(r) => return r,
+                CmdPoll::Pending(next) => t = next,
+            }
+            idle();
+        }
     }
 }

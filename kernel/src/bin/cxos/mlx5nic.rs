@@ -30,6 +30,7 @@ use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
 
+mod cmdwait;
 mod reset;
 
 use crate::drivers::PciDriver;
@@ -727,10 +728,16 @@ fn create_vnic(
     })
 }
 
-/// The completion vector fired: the network stacks take the frames.
+/// The completion vector fired: the network stacks take the frames
+/// (inside a cooperative command wait, only if the interface table is
+/// free).
 #[cfg(feature = "net")]
 fn service_port(_addr: PciAddress) {
-    crate::netstack::poll();
+    if cmdwait::waiting() {
+        crate::netstack::poll_if_free();
+    } else {
+        crate::netstack::poll();
+    }
 }
 
 /// The completion vector fired: reap completions; without a network
@@ -811,6 +818,7 @@ pub fn vnic_lines() -> Vec<String> {
             }
         }
     }
+    lines.extend(members::vnic_lines());
     lines
 }
 
@@ -930,14 +938,19 @@ fn detach_slot(slot: &mut Slot) -> Result<String, String> {
 /// Work for one adapter from the main loop: EQ0 (page requests, port
 /// events) and, from the timer, health.
 fn service(addr: PciAddress, events_only: bool) {
-    let mut slots = SLOTS.lock();
+    let Some(mut slots) = cmdwait::slots_for_background() else {
+        return;
+    };
     if let Some(slot) = slots.iter_mut().find(|s| s.addr == addr) {
         service_slot(slot, events_only);
     }
 }
 
 fn service_all() {
-    for slot in SLOTS.lock().iter_mut() {
+    let Some(mut slots) = cmdwait::slots_for_background() else {
+        return;
+    };
+    for slot in slots.iter_mut() {
         service_slot(slot, false);
     }
 }
@@ -958,8 +971,10 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
         service_adapter(adapter, addr, events_only, link_up_timed, last_error)
     });
     // A failed function (its FAULT record printed) or an escalated queue
-    // fault: reset the function and restore what was configured.
-    if !slot.fault_reported && reset::wanted(slot) {
+    // fault: reset the function and restore what was configured. Not
+    // while a shell command's device command is out on this adapter: the
+    // next round, once it is back.
+    if !slot.fault_reported && !cmdwait::waiting() && reset::wanted(slot) {
         reset::recover(slot);
     }
 }
@@ -1035,6 +1050,11 @@ fn service_adapter(
 /// header line `port <pci>:` then the driver's lines indented by two
 /// spaces, or `port <pci>: not attached` / `port <pci>: no data path`.
 fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
+    // The counter queries wait cooperatively, without the slot table.
+    #[cfg(feature = "net")]
+    if which == Report::Stats {
+        return cmdwait::stats(only);
+    }
     let mut slots = SLOTS.lock();
     let mut out = String::new();
     let mut found = false;
@@ -1092,22 +1112,7 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
             let ppcnt = slot
                 .state
                 .with_adapter(|a| a.port_counters())
-                .map(|r| match r {
-                    Ok(c) => format!(
-                        "802.3: rx frames {} octets {} multicast {} broadcast {} too-long {} fcs-errors {}\n802.3: tx frames {} octets {} multicast {} broadcast {}\n",
-                        c.frames_rx,
-                        c.octets_rx,
-                        c.multicast_rx,
-                        c.broadcast_rx,
-                        c.too_long,
-                        c.fcs_errors,
-                        c.frames_tx,
-                        c.octets_tx,
-                        c.multicast_tx,
-                        c.broadcast_tx
-                    ),
-                    Err(e) => format!("802.3: not read: {e}\n"),
-                })
+                .map(ppcnt_text)
                 .unwrap_or_default();
             body + &ppcnt
         } else {
@@ -1129,6 +1134,26 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
         }
     }
     found.then_some(out)
+}
+
+/// The MAC's own IEEE 802.3 counters (PPCNT) as `stats` shows them.
+fn ppcnt_text(r: Result<mlx5::module::Ieee8023, mlx5::module::PortError>) -> String {
+    match r {
+        Ok(c) => format!(
+            "802.3: rx frames {} octets {} multicast {} broadcast {} too-long {} fcs-errors {}\n802.3: tx frames {} octets {} multicast {} broadcast {}\n",
+            c.frames_rx,
+            c.octets_rx,
+            c.multicast_rx,
+            c.broadcast_rx,
+            c.too_long,
+            c.fcs_errors,
+            c.frames_tx,
+            c.octets_tx,
+            c.multicast_tx,
+            c.broadcast_tx
+        ),
+        Err(e) => format!("802.3: not read: {e}\n"),
+    }
 }
 
 /// `rings` of the VNICs of an open slot: `vnic<N>:`, then the driver's

@@ -167,6 +167,21 @@ pub fn with_net<D: NetDevice + Send + 'static, R>(
 /// back at the earliest deadline any of them has.
 pub fn poll() {
     let next = INTERFACES.lock().poll(now(), &mut Console);
+    wake_for(next);
+}
+
+/// [`poll`], unless the interface table is in use (a caller waiting
+/// inside a call that holds it): then nothing this round.
+pub fn poll_if_free() {
+    let Some(mut table) = INTERFACES.try_lock() else {
+        return;
+    };
+    let next = table.poll(now(), &mut Console);
+    drop(table);
+    wake_for(next);
+}
+
+fn wake_for(next: Option<Instant>) {
     if let Some(t) = next {
         let ns = (t.total_micros().max(0) as u64).saturating_mul(1000);
         runtime::wake_at(ns);

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
 use crate::interrupts::{self, Role, WAKES};
-use crate::{apic, arch, time};
+use crate::{apic, arch, smp, time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerId(u64);
@@ -176,7 +176,11 @@ pub fn halt_until(seen: u64, deadline: Option<u64>) {
         }
         None => apic::timer_stop(),
     }
-    arch::enable_and_halt();
+    smp::halt_idle();
+}
+
+pub fn timer_vector() -> u8 {
+    TIMER_VECTOR.load(Ordering::Relaxed)
 }
 
 static LAST_WAKE: AtomicU64 = AtomicU64::new(0);
@@ -224,6 +228,15 @@ pub fn wait_until(timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
         }
         halt_until(seen, Some(deadline));
     }
+}
+
+/// The background part of one pass of the main loop, for code that waits
+/// inside a poller (a shell command whose device command is out): expired
+/// timers and the work of vectors that fired. The pollers are not run
+/// (the caller is one of them); the caller polls what it needs itself.
+pub fn run_background() {
+    run_timers();
+    run_vector_work();
 }
 
 /// Wait for the next interrupt, at most 1 ms (the platform's `relax`).

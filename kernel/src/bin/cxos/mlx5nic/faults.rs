@@ -23,7 +23,9 @@ const LAST: usize = 8;
 
 /// Run the periodic fault checks of every open port and its VNICs.
 pub fn check_all() {
-    let mut slots = SLOTS.lock();
+    let Some(mut slots) = super::cmdwait::slots_for_background() else {
+        return;
+    };
     for slot in slots.iter_mut() {
         if !matches!(slot.state, State::Open(_)) {
             continue;
@@ -38,6 +40,9 @@ pub fn check_all() {
             }
         }
     }
+    drop(slots);
+    #[cfg(feature = "net")]
+    super::members::check_all();
 }
 
 /// `faults [-v]`: per adapter, the counts per class and the last records.

@@ -349,13 +349,122 @@ pub fn init(defs: &[(u32, String)]) {
     }
 }
 
-/// `aggr show [-L]`: one line per aggregation and one per member; `-L`
+/// The periodic queue checks ([`super::faults::check_all`]) of every
+/// aggregation's members and of the VNICs on aggregations: their port
+/// interfaces are closed while they are members, so the ports' own checks
+/// do not reach them.
+pub(super) fn check_all() {
+    let live: Vec<(u32, Vec<u32>)> = LIVE.lock().iter().map(|l| (l.n, l.vnics.clone())).collect();
+    for (n, vnics) in live {
+        netstack::with_net::<AggrDev, _>(&aggr_name(n), |net| {
+            let aggr = net.device_mut();
+            for i in 0..aggr.member_count() {
+                if let Some(m) = aggr.member_mut(i) {
+                    m.queue_set_mut().check();
+                }
+            }
+        });
+        for vn in vnics {
+            netstack::with_net::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
+                let dev = net.device_mut();
+                let mut i = 0;
+                while let Some(m) = dev.member_mut(i) {
+                    m.queue_set_mut().check();
+                    i += 1;
+                }
+            });
+        }
+    }
+}
+
+/// `vnics`' lines for the VNICs on aggregations: the driver's line of
+/// the first member (MAC, VLAN, queues) with counters summed over every
+/// member, which aggregation and ports it is over, its addresses and its
+/// flow rules' traffic on all members.
+pub fn vnic_lines() -> Vec<String> {
+    let live: Vec<(u32, Vec<usize>, Vec<u32>)> = LIVE
+        .lock()
+        .iter()
+        .map(|l| (l.n, l.def.ports.clone(), l.vnics.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (n, ports, vnics) in live {
+        let over = ports
+            .iter()
+            .map(|i| format!("net{i}"))
+            .collect::<Vec<_>>()
+            .join("+");
+        for vn in vnics {
+            let name = format!("vnic{vn}");
+            if let Some(line) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
+                aggr_vnic_line(net, &aggr_name(n), &over)
+            }) {
+                out.push(line);
+            }
+        }
+    }
+    out
+}
+
+fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) -> String {
+    let dev = net.device();
+    let Some(first) = dev.member(0) else {
+        return format!("{} over {aggr}: no members", net.name());
+    };
+    let mut info = first.info();
+    let (mut flow_pkts, mut flow_bytes, mut flow_err) = (0, 0, None);
+    for m in (1..).map_while(|i| dev.member(i)) {
+        let i = m.info();
+        info.rx_packets += i.rx_packets;
+        info.rx_bytes += i.rx_bytes;
+        info.tx_packets += i.tx_packets;
+        info.tx_bytes += i.tx_bytes;
+        info.rx_no_buffer += i.rx_no_buffer;
+        info.errors += i.errors;
+    }
+    for m in (0..).map_while(|i| dev.member(i)) {
+        match m.flow_traffic() {
+            Ok(t) => {
+                flow_pkts += t.packets;
+                flow_bytes += t.bytes;
+            }
+            Err(e) => flow_err = Some(format!("{e}")),
+        }
+    }
+    let report = cxos_kernel::mlx5_report::vnic_line(&info);
+    // The driver's line starts with the first member's own id.
+    let rest = report.split_once(' ').map_or("", |(_, r)| r);
+    let v4 = net
+        .ipv4()
+        .map_or_else(|| String::from("none"), |a| format!("{a}"));
+    let dhcp = if matches!(net.config().ipv4, cxos_net::config::Ipv4Config::Dhcp) {
+        " (dhcp)"
+    } else {
+        ""
+    };
+    let flow = match flow_err {
+        None => format!("flow {flow_pkts} pkts {flow_bytes} B"),
+        Some(e) => format!("flow ? ({e})"),
+    };
+    format!(
+        "{} {rest} over {aggr} ({over}) ipv4 {v4}{dhcp} ipv6 {} {flow}",
+        net.name(),
+        net.ipv6_link_local()
+    )
+}
+
+/// `aggr show [-L]`: one line per aggregation, one per member and one
+/// naming the VNICs on it (when there are any); `-L`
 /// adds each member's LACP state (actor and partner system, key, port
 /// and state bits, selected, mux state, LACPDUs in and out).
 pub fn show(long: bool) -> Vec<String> {
-    let live: Vec<(u32, AggrDef)> = LIVE.lock().iter().map(|l| (l.n, l.def.clone())).collect();
+    let live: Vec<(u32, AggrDef, Vec<u32>)> = LIVE
+        .lock()
+        .iter()
+        .map(|l| (l.n, l.def.clone(), l.vnics.clone()))
+        .collect();
     let mut out = Vec::new();
-    for (n, def) in live {
+    for (n, def, vnics) in live {
         let name = aggr_name(n);
         let lines = netstack::with_net::<AggrDev, _>(&name, |net| {
             let aggr = net.device();
@@ -412,6 +521,10 @@ pub fn show(long: bool) -> Vec<String> {
                         l.bad_pdus
                     ));
                 }
+            }
+            if !vnics.is_empty() {
+                let names: Vec<String> = vnics.iter().map(|v| format!("vnic{v}")).collect();
+                lines.push(format!("  vnics: {}", names.join(" ")));
             }
             lines
         })

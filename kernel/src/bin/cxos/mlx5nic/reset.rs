@@ -122,8 +122,9 @@ fn snapshot(slot: &mut Slot) -> Vec<(String, VnicState)> {
 }
 
 /// The port's steering on the new adapter, then each interface's VNIC
-/// replayed and swapped in; the old VNICs and steering go (their commands
-/// fail fast on the failed shell). Restored and lost interfaces.
+/// replayed and swapped in; the old VNICs and steering go (their objects
+/// went with the reset: their commands fail fast on the failed shell).
+/// Restored and lost interfaces.
 fn reopen(
     slot: &mut Slot,
     old: Opened,
@@ -176,7 +177,7 @@ fn reopen(
                 #[cfg(feature = "net")]
                 {
                     let swapped = crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
-                        drop(core::mem::replace(net.device_mut(), v));
+                        core::mem::replace(net.device_mut(), v).release_after_reset();
                     });
                     if swapped.is_some()
                         && let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok())
@@ -186,7 +187,9 @@ fn reopen(
                 }
                 #[cfg(not(feature = "net"))]
                 {
-                    drop(old_main.take());
+                    if let Some(m) = old_main.take() {
+                        m.release_after_reset();
+                    }
                     main = Some(v);
                 }
             }
@@ -194,15 +197,19 @@ fn reopen(
                 lost += 1;
                 println!("mlx5 {addr}: function reset: {name} not restored: {e}");
                 #[cfg(feature = "net")]
-                drop(crate::netstack::close::<Mlx5Vnic>(
+                if let Some(v) = crate::netstack::close::<Mlx5Vnic>(
                     name,
                     Some(&format!("{addr}: not restored after a function reset")),
-                ));
+                ) {
+                    v.release_after_reset();
+                }
             }
         }
     }
     #[cfg(not(feature = "net"))]
-    drop(old_main);
+    if let Some(m) = old_main {
+        m.release_after_reset();
+    }
     drop_nic(old_nic);
     #[cfg(feature = "net")]
     {
@@ -247,22 +254,19 @@ fn drop_old(slot: &mut Slot) {
     #[cfg(feature = "net")]
     {
         let Opened { nic, vnics } = *o;
-        for n in vnics {
-            drop(crate::netstack::close::<Mlx5Vnic>(
-                &format!("vnic{n}"),
-                None,
-            ));
+        let names = vnics.iter().map(|n| (format!("vnic{n}"), None));
+        let port = (slot.iface(), Some(format!("{} failed", slot.addr)));
+        for (name, why) in names.chain([port]) {
+            if let Some(v) = crate::netstack::close::<Mlx5Vnic>(&name, why.as_deref()) {
+                v.release_after_reset();
+            }
         }
-        drop(crate::netstack::close::<Mlx5Vnic>(
-            &slot.iface(),
-            Some(&format!("{} failed", slot.addr)),
-        ));
         drop_nic(nic);
     }
     #[cfg(not(feature = "net"))]
     {
         let Opened { nic, main } = *o;
-        drop(main);
+        main.release_after_reset();
         drop_nic(nic);
     }
 }

@@ -1,0 +1,168 @@
+//! Control commands that wait cooperatively: a shell command's device
+//! command is submitted under the adapter's lock, then the lock is let go
+//! while the device has it ([`mlx5::vnic::Nic::exec_with`]); meanwhile the
+//! rest of the kernel runs: expired timers, the work of vectors that fired
+//! (EQ0, the completion vectors that wake the network stacks) and the
+//! network stacks' polling. A lost command (the command timeout, up to
+//! `mlx5::cmdq::MAX_TIMEOUT_MS`) then costs the shell's answer, not the
+//! kernel's.
+//!
+//! Rules that keep this sound on one CPU: the waiting caller holds neither
+//! the slot table nor the interface table (it works on a cloned `Nic`);
+//! while a wait is in progress the background work skips a function reset
+//! (it would replace the adapter the command is out on) and takes the slot
+//! table only if it is free; a control command issued from inside the
+//! background work (a timer) waits without running it again.
+
+#[cfg(feature = "net")]
+use alloc::format;
+#[cfg(feature = "net")]
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(feature = "net")]
+use cxos_drivers::PciAddress;
+use mlx5::cmd::Command;
+use mlx5::error::CmdError;
+use mlx5::vnic::Nic;
+use spin::MutexGuard;
+
+#[cfg(feature = "net")]
+use super::State;
+use super::{Mlx5Adapter, SLOTS, Slot};
+use crate::runtime;
+
+/// A cooperative wait is in progress.
+static WAITING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a cooperative wait is in progress (background work runs inside
+/// it).
+pub(super) fn waiting() -> bool {
+    WAITING.load(Ordering::Acquire)
+}
+
+/// The slot table for background work (timers, vector work): `None` when
+/// a cooperative wait is in progress and the table is taken (skip this
+/// round rather than spin on a lock this CPU holds).
+pub(super) fn slots_for_background() -> Option<MutexGuard<'static, Vec<Slot>>> {
+    if waiting() {
+        SLOTS.try_lock()
+    } else {
+        Some(SLOTS.lock())
+    }
+}
+
+/// Run `cmd` on `nic`'s adapter, the rest of the kernel running while the
+/// device has it (see the module documentation). Nested (from inside the
+/// background work of another wait) it only waits.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub(super) fn exec<K: Command>(nic: &Nic<Mlx5Adapter>, cmd: K) -> Result<K::Output, CmdError> {
+    if WAITING.swap(true, Ordering::AcqRel) {
+        return nic.exec_with(cmd, runtime::relax);
+    }
+    let r = nic.exec_with(cmd, || {
+        runtime::run_background();
+        #[cfg(feature = "net")]
+        crate::netstack::poll_if_free();
+        runtime::relax();
+    });
+    WAITING.store(false, Ordering::Release);
+    r
+}
+
+/// What `stats` needs of one slot, taken out of the slot table so the
+/// table is not held while commands wait.
+#[cfg(feature = "net")]
+enum StatsSource {
+    Open {
+        addr: PciAddress,
+        iface: String,
+        nic: Nic<Mlx5Adapter>,
+    },
+    /// The `port <pci>: ...` line instead.
+    Line(String),
+}
+
+/// `stats` (with the network stack): per function, the port VNIC's
+/// counters, the MAC's 802.3 counters (both read cooperatively:
+/// QUERY_Q_COUNTER, PPCNT) and the stack's. Same text as the other
+/// reports of `port_report`.
+#[cfg(feature = "net")]
+pub(super) fn stats(only: Option<PciAddress>) -> Option<String> {
+    use super::Mlx5Vnic;
+    use crate::netstack::with_net;
+    use mlx5::module::{Ieee8023, PortError, REG_PPCNT, ppcnt};
+    use mlx5::port::AccessRegister;
+    use mlx5::q_counter::QueryQCounter;
+
+    let sources: Vec<StatsSource> = {
+        let slots = SLOTS.lock();
+        slots
+            .iter()
+            .filter(|s| only.is_none_or(|a| a == s.addr))
+            .map(|s| match &s.state {
+                State::Open(o) => StatsSource::Open {
+                    addr: s.addr,
+                    iface: s.iface(),
+                    nic: o.nic.clone(),
+                },
+                State::Attached(_) => StatsSource::Line(format!("port {}: no data path\n", s.addr)),
+                State::Down(_) | State::Moving => {
+                    StatsSource::Line(format!("port {}: not attached\n", s.addr))
+                }
+            })
+            .collect()
+    };
+    if sources.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for src in sources {
+        let (addr, iface, nic) = match src {
+            StatsSource::Line(l) => {
+                out.push_str(&l);
+                continue;
+            }
+            StatsSource::Open { addr, iface, nic } => (addr, iface, nic),
+        };
+        let mut body = String::new();
+        let qc = with_net::<Mlx5Vnic, _>(&iface, |net| net.device().queue_set().q_counter());
+        if let Some(Some(id)) = qc {
+            match exec(&nic, QueryQCounter { id, clear: false }) {
+                Ok(q) => {
+                    with_net::<Mlx5Vnic, _>(&iface, |net| {
+                        net.device_mut().queue_set_mut().apply_counters(&q)
+                    });
+                }
+                Err(e) => body.push_str(&format!("q counter not read: {e}\n")),
+            }
+        }
+        if let Some(text) = with_net::<Mlx5Vnic, _>(&iface, |net| {
+            cxos_kernel::mlx5_report::stats(&net.device().queue_set().stats_report())
+        }) {
+            body.push_str(&text);
+        }
+        // The MAC's own IEEE 802.3 counters (PPCNT), read fresh.
+        let req = ppcnt::ieee_802_3_request();
+        let read = AccessRegister {
+            reg: REG_PPCNT,
+            write: false,
+            data: &req,
+        };
+        let ppcnt = exec(&nic, read)
+            .map(|d| Ieee8023::parse(&d))
+            .map_err(PortError::from);
+        body.push_str(&super::ppcnt_text(ppcnt));
+        body.push_str(
+            &with_net::<Mlx5Vnic, _>(&iface, |net| super::stack_stats(net)).unwrap_or_default(),
+        );
+        out.push_str(&format!("port {addr}:\n"));
+        for line in body.lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
