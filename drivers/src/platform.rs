@@ -194,6 +194,17 @@ pub trait DmaRegion: fmt::Debug {
         }
     }
 
+    /// Load the big-endian 64-bit word at `offset + i * stride` (both
+    /// 8-aligned) into `words[i]`, each one untorn 8-byte load: how a
+    /// driver reads one field of many ring entries (the owner words of a
+    /// run of CQEs). The default loads them one [`DmaRegion::read_be64`] at
+    /// a time; platforms check the range once.
+    fn read_be64s_strided(&self, offset: usize, stride: usize, words: &mut [u64]) {
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self.read_be64(offset + stride * i);
+        }
+    }
+
     /// Copy `dst.len()` bytes starting at `offset` out of the region.
     fn read_bytes(&self, offset: usize, dst: &mut [u8]);
     /// Copy `src` into the region at `offset`.

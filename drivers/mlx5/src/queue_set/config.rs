@@ -40,8 +40,13 @@ pub struct EthConfig {
     /// Cyclic or striding (multi-packet) receive queues.
     pub rq_kind: RqChoice,
     /// Receive CQs write compressed CQE sessions (mini-CQE arrays with
-    /// the checksum) where the part can (`cqe_compression`).
+    /// the checksum, or the hash: `cqe_compression_hash`) where the part
+    /// can (`cqe_compression`).
     pub cqe_compression: bool,
+    /// With `cqe_compression`: the mini-CQEs carry each frame's RSS hash
+    /// (`mini_cqe_res_format` 0) instead of its checksum (1); every
+    /// frame's checksum results are then the session's title's.
+    pub cqe_compression_hash: bool,
     /// Transmit bursts as enhanced multi-packet send sessions where the
     /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule),
     /// inlining frames up to this many bytes (at most
@@ -76,6 +81,7 @@ impl Default for EthConfig {
             rss_key: crate::rss::DEFAULT_KEY,
             rq_kind: RqChoice::Auto,
             cqe_compression: false,
+            cqe_compression_hash: false,
             empw: Some(0),
         }
     }
