@@ -111,6 +111,8 @@ pub enum PlatformError {
     MsixUnsupported,
     /// Fewer interrupt vectors are free than the minimum asked for.
     NoVectors { requested: u16, available: u16 },
+    /// No such CPU online, or the platform cannot deliver to it.
+    NoSuchCpu { cpu: u16 },
 }
 
 impl fmt::Display for PlatformError {
@@ -120,6 +122,7 @@ impl fmt::Display for PlatformError {
                 write!(f, "out of DMA memory ({requested} bytes requested)")
             }
             Self::MsixUnsupported => write!(f, "MSI-X unsupported"),
+            Self::NoSuchCpu { cpu } => write!(f, "cannot deliver interrupts to CPU {cpu}"),
             Self::NoVectors {
                 requested,
                 available,
@@ -188,6 +191,17 @@ pub trait DmaRegion: fmt::Debug {
     fn read_be64s(&self, offset: usize, words: &mut [u64]) {
         for (i, w) in words.iter_mut().enumerate() {
             *w = self.read_be64(offset + 8 * i);
+        }
+    }
+
+    /// Load the big-endian 64-bit word at `offset + i * stride` (both
+    /// 8-aligned) into `words[i]`, each one untorn 8-byte load: how a
+    /// driver reads one field of many ring entries (the owner words of a
+    /// run of CQEs). The default loads them one [`DmaRegion::read_be64`] at
+    /// a time; platforms check the range once.
+    fn read_be64s_strided(&self, offset: usize, stride: usize, words: &mut [u64]) {
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self.read_be64(offset + stride * i);
         }
     }
 
@@ -277,6 +291,17 @@ pub trait Msix: fmt::Debug {
     fn msix_take_pending(&self, vector: u16) -> bool;
     /// Mask or unmask one vector in the function's MSI-X table.
     fn msix_set_masked(&self, vector: u16, masked: bool);
+    /// Deliver `vector` to CPU `cpu` (0, the boot CPU, is where
+    /// `msix_enable` points every vector). A platform with one CPU has
+    /// only 0.
+    fn msix_set_cpu(&self, vector: u16, cpu: u16) -> Result<(), PlatformError> {
+        let _ = vector;
+        if cpu == 0 {
+            Ok(())
+        } else {
+            Err(PlatformError::NoSuchCpu { cpu })
+        }
+    }
 }
 
 /// Time. Cheap to clone; reading it takes no lock.

@@ -13,7 +13,8 @@ use core::str::FromStr;
 use cxos_net::config::{ConfigError, IfConfig};
 use cxos_net::lacp::{HashPolicy, Mode, Rate};
 
-pub use crate::cmdline::MAX_AGGRS;
+/// Aggregation numbers `aggr.<n>=` can name (0..4).
+pub const MAX_AGGRS: u32 = 4;
 
 /// One aggregation: its member ports (`net<i>` indices), LACP mode and
 /// timer, hash policy and the interface's addresses.

@@ -11,7 +11,8 @@
 //! `speed=` and `led=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
 //! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
-//! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`). Unknown keys and
+//! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`) and `smp=<n>`
+//! (use at most `n` CPUs, the boot CPU included). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -30,6 +31,8 @@ pub struct Config {
     pub log: LogFilter,
     /// `attach=`: attach drivers at boot (default on).
     pub attach: bool,
+    /// `smp=`: the most CPUs to use, at least 1 (default: all).
+    pub smp: Option<u16>,
     /// `net.<n>=`: interface index and its configuration text, in command
     /// line order (a later value for the same index replaces an earlier
     /// one, so there is at most one per interface). The text is checked
@@ -46,8 +49,7 @@ pub struct Config {
     pub aggr: heapless::Vec<(u32, String), { MAX_AGGRS as usize }>,
 }
 
-/// Aggregation numbers `aggr.<n>=` can name (0..4).
-pub const MAX_AGGRS: u32 = 4;
+pub use crate::aggr_def::MAX_AGGRS;
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
 pub const MAX_VNICS: u32 = 64;
@@ -61,6 +63,7 @@ impl Default for Config {
             test: None,
             log: LogFilter::default(),
             attach: true,
+            smp: None,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
             aggr: heapless::Vec::new(),
@@ -86,9 +89,9 @@ impl Config {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortItems {
     /// `speed=auto|<rate>` (rates as `speed` takes them: `10G`, `1000`).
-    pub speed: Option<crate::shellcmd::SpeedArg>,
+    pub speed: Option<crate::portarg::SpeedArg>,
     /// `led=on|off|beacon[:<seconds>]`.
-    pub led: Option<crate::shellcmd::LedArg>,
+    pub led: Option<crate::portarg::LedArg>,
 }
 
 impl PortItems {
@@ -101,7 +104,7 @@ impl PortItems {
 /// text (anywhere after its first, address item): them, and the rest for
 /// cxos-net's `IfConfig`. `Err` names the bad item.
 pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
-    use crate::shellcmd::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
+    use crate::portarg::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
     let mut items = PortItems::default();
     let mut rest = String::new();
     for (i, item) in text.split(',').map(str::trim).enumerate() {
@@ -272,6 +275,17 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: "on or off is expected".into(),
                 }),
             },
+            "smp" => match value.parse::<u16>() {
+                Ok(n) if n >= 1 => config.smp = Some(n),
+                _ => diags.push(Diagnostic::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    default: config
+                        .smp
+                        .map_or_else(|| "all CPUs".into(), |n| alloc::format!("{n}")),
+                    why: "a number of CPUs from 1 is expected".into(),
+                }),
+            },
             _ if key.starts_with("net.") => {
                 let index = key["net.".len()..]
                     .parse::<usize>()
@@ -335,7 +349,7 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shellcmd::{LedArg, SpeedArg};
+    use crate::portarg::{LedArg, SpeedArg};
     use log::LevelFilter;
 
     #[test]
@@ -351,7 +365,7 @@ mod tests {
         assert_eq!(rest, "none");
         assert_eq!(
             p.led,
-            Some(LedArg::Beacon(crate::shellcmd::BEACON_DEFAULT_S))
+            Some(LedArg::Beacon(crate::portarg::BEACON_DEFAULT_S))
         );
         let (p, rest) = port_items("dhcp").unwrap();
         assert!(p.is_empty());
@@ -436,6 +450,24 @@ mod tests {
         let (c, d) = parse("/boot/cxos test=selftest");
         assert!(d.is_empty());
         assert_eq!(c.test.as_deref(), Some("selftest"));
+    }
+
+    #[test]
+    fn smp_limits_cpus() {
+        assert_eq!(parse("").0.smp, None);
+        assert_eq!(parse("smp=2").0.smp, Some(2));
+        let (c, d) = parse("smp=3 smp=0");
+        assert_eq!(c.smp, Some(3));
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value '0' for 'smp', using 3"
+        );
+        let (c, d) = parse("smp=many");
+        assert_eq!(c.smp, None);
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value 'many' for 'smp', using all CPUs"
+        );
     }
 
     #[test]

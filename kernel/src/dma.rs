@@ -225,6 +225,21 @@ impl DmaRegion for DmaBuffer {
     }
 
     #[inline]
+    fn read_be64s_strided(&self, offset: usize, stride: usize, words: &mut [u64]) {
+        let Some(last) = words.len().checked_sub(1) else {
+            return;
+        };
+        let span = stride.checked_mul(last).and_then(|s| s.checked_add(8));
+        let p = self.ptr(offset, span.unwrap_or(usize::MAX));
+        if !(p as usize | stride).is_multiple_of(8) {
+            unaligned(offset);
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = u64::from_be(self.within::<u64>(p, stride * i).read());
+        }
+    }
+
+    #[inline]
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         let (p, n) = (self.ptr(offset, dst.len()), dst.len());
         let mut i = 0;

@@ -25,7 +25,9 @@ pub mod mlx5_report;
 pub mod msi;
 pub mod paging;
 pub mod pci;
+pub mod portarg;
 pub mod shellcmd;
+pub mod smpcmd;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
 pub mod vectors;

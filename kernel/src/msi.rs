@@ -20,9 +20,14 @@ pub struct MsiAddress {
     pub logical_destination: bool,
     /// RH: redirection hint (lowest priority delivery).
     pub redirection_hint: bool,
-    #[bits(8)]
+    #[bits(1)]
     __: u8,
-    /// Bits 19:12: the destination APIC ID.
+    /// Bits 11:5: the extended destination ID, APIC ID bits 14:8, where
+    /// the platform's interrupt remapping (or hypervisor) decodes it;
+    /// otherwise reserved 0.
+    #[bits(7)]
+    pub extended_destination: u8,
+    /// Bits 19:12: the destination APIC ID (bits 7:0 of it).
     pub destination: u8,
     /// Bits 31:20: always 0xfee.
     #[bits(12, default = 0xfee)]
@@ -61,6 +66,56 @@ impl MsiMessage {
             address: u64::from(MsiAddress::new().with_destination(apic_id).into_bits()),
             data: MsiData::new().with_vector(vector).into_bits(),
         }
+    }
+}
+
+/// Why a message cannot reach a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiError {
+    /// The APIC ID does not fit the 8-bit destination field, and the
+    /// platform decodes no extended destination ID (it needs interrupt
+    /// remapping, e.g. QEMU's IOMMU with `eim=on`).
+    DestinationTooLarge { apic_id: u32, max: u32 },
+}
+
+impl core::fmt::Display for MsiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::DestinationTooLarge { apic_id, max } => write!(
+                f,
+                "APIC id {apic_id} is above {max}, the highest an MSI can address here"
+            ),
+        }
+    }
+}
+
+/// The highest APIC ID the 8-bit destination field reaches.
+pub const MAX_DESTINATION: u32 = 0xff;
+/// The highest with the 7-bit extended destination ID (bits 14:8 in
+/// address bits 11:5).
+pub const MAX_EXTENDED_DESTINATION: u32 = 0x7fff;
+
+impl MsiMessage {
+    /// Fixed delivery of `vector` to physical APIC ID `apic_id`: IDs up to
+    /// 255 in the destination field; above that, with `extended` (the
+    /// platform decodes the extended destination ID), bits 14:8 in address
+    /// bits 11:5, else refused.
+    pub fn to_apic(apic_id: u32, vector: u8, extended: bool) -> Result<Self, MsiError> {
+        let max = if extended {
+            MAX_EXTENDED_DESTINATION
+        } else {
+            MAX_DESTINATION
+        };
+        if apic_id > max {
+            return Err(MsiError::DestinationTooLarge { apic_id, max });
+        }
+        let address = MsiAddress::new()
+            .with_destination(apic_id as u8)
+            .with_extended_destination((apic_id >> 8) as u8);
+        Ok(Self {
+            address: u64::from(address.into_bits()),
+            data: MsiData::new().with_vector(vector).into_bits(),
+        })
     }
 }
 
@@ -189,6 +244,12 @@ pub fn msix_set_masked(bar: &dyn Mmio32, table_offset: usize, index: u16, masked
     );
 }
 
+/// Whether entry `index` is masked.
+pub fn msix_masked(bar: &dyn Mmio32, table_offset: usize, index: u16) -> bool {
+    let e = table_offset + usize::from(index) * ENTRY_SIZE + 12;
+    bar.read32(e) & VECTOR_CONTROL_MASK != 0
+}
+
 /// Whether the pending bit of `index` is set in the PBA at `pba_offset`.
 pub fn msix_pending(bar: &dyn Mmio32, pba_offset: usize, index: u16) -> bool {
     let word = bar.read32(pba_offset + usize::from(index / 32) * 4);
@@ -226,6 +287,53 @@ mod tests {
             .with_level_assert(true)
             .with_level_triggered(true);
         assert_eq!(data.into_bits(), 0xc141);
+    }
+
+    #[test]
+    fn destination_encoding() {
+        // Up to 255: destination in address bits 19:12, 11:5 stay 0.
+        assert_eq!(
+            MsiMessage::to_apic(1, 0x40, false),
+            Ok(MsiMessage {
+                address: 0xfee0_1000,
+                data: 0x40
+            })
+        );
+        assert_eq!(
+            MsiMessage::to_apic(0xff, 0x40, true).map(|m| m.address),
+            Ok(0xfeef_f000)
+        );
+        // 0x1a3 = bits 14:8 0x01 in address bits 11:5 (0x020), bits 7:0
+        // 0xa3 in 19:12 (0xa3000).
+        assert_eq!(
+            MsiMessage::to_apic(0x1a3, 0x41, true).map(|m| m.address),
+            Ok(0xfeea_3020)
+        );
+        // 0x7fff: 0x7f << 5 = 0xfe0, 0xff << 12.
+        assert_eq!(
+            MsiMessage::to_apic(0x7fff, 0x41, true).map(|m| m.address),
+            Ok(0xfeef_ffe0)
+        );
+        assert_eq!(
+            MsiMessage::to_apic(256, 0x41, false),
+            Err(MsiError::DestinationTooLarge {
+                apic_id: 256,
+                max: 255
+            })
+        );
+        assert_eq!(
+            MsiMessage::to_apic(0x8000, 0x41, true),
+            Err(MsiError::DestinationTooLarge {
+                apic_id: 0x8000,
+                max: 0x7fff
+            })
+        );
+        assert_eq!(
+            MsiMessage::to_apic(300, 0x41, false)
+                .unwrap_err()
+                .to_string(),
+            "APIC id 300 is above 255, the highest an MSI can address here"
+        );
     }
 
     #[test]
@@ -315,8 +423,10 @@ mod tests {
         }
         msix_write_entry(&bar, 0, 2, MsiMessage::fixed(0, 0x45));
         assert_eq!(&bar.0.borrow()[8..12], &[0xfee0_0000, 0, 0x45, 1]);
+        assert!(msix_masked(&bar, 0, 2));
         msix_set_masked(&bar, 0, 2, false);
         assert_eq!(bar.0.borrow()[11], 0);
+        assert!(!msix_masked(&bar, 0, 2));
         msix_set_masked(&bar, 0, 2, true);
         assert_eq!(bar.0.borrow()[11], 1);
         bar.0.borrow_mut()[0x2000 / 4] = 1 << 2;

@@ -22,7 +22,9 @@ pub const HELP: &str = "commands:
   help                  this list
   lspci                 PCI functions with capabilities
   mem                   heap, frame and DMA usage
-  irq                   interrupt vectors and counts (with each adapter's MSI-X)
+  irq                   interrupt vectors and counts, per CPU (with each adapter's MSI-X)
+  irq <vector> cpu <n>  deliver an MSI-X vector to CPU n
+  cpus [ping <n>]       CPUs: state, APIC id, interrupts, idle %; an IPI round trip to CPU n
   phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
@@ -64,20 +66,7 @@ impl Report {
     }
 }
 
-/// The identification LED as `led` asks for it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum LedArg {
-    Off,
-    On,
-    Beacon(u16),
-}
-
-/// What `speed` asks for: every speed, or one (Mb/s).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SpeedArg {
-    Auto,
-    Mbps(u32),
-}
+pub use crate::portarg::{BEACON_DEFAULT_S, LedArg, SpeedArg, parse_rate};
 
 /// A port management command (answered by the adapter's driver).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -89,19 +78,6 @@ pub enum PortCommand {
     },
     Led(PciAddress, LedArg),
     Speed(PciAddress, SpeedArg),
-}
-
-/// The `led` beacon's default duration (seconds), as `dlled` blinks.
-pub const BEACON_DEFAULT_S: u16 = 15;
-
-/// A rate: `25G`, `100M`, `1g`, or a plain number of Mb/s.
-pub fn parse_rate(s: &str) -> Option<u32> {
-    let (num, mul) = match s.as_bytes().last()? {
-        b'G' | b'g' => (&s[..s.len() - 1], 1000),
-        b'M' | b'm' => (&s[..s.len() - 1], 1),
-        _ => (s, 1),
-    };
-    num.parse::<u32>().ok()?.checked_mul(mul).filter(|v| *v > 0)
 }
 
 fn parse_port(cmd: &str, arg: &str) -> Result<PortCommand, String> {
@@ -166,6 +142,9 @@ pub enum Command<'a> {
     Lspci,
     Mem,
     Irq,
+    /// `irq <vector> cpu <n>`.
+    IrqRoute(crate::smpcmd::IrqRoute),
+    Cpus(crate::smpcmd::CpusCommand),
     Uptime,
     Poweroff,
     Reboot,
@@ -209,7 +188,9 @@ impl<'a> Command<'a> {
             "help" => Command::Help,
             "lspci" => Command::Lspci,
             "mem" => Command::Mem,
-            "irq" => Command::Irq,
+            "irq" if arg.is_empty() => Command::Irq,
+            "irq" => crate::smpcmd::parse_irq_route(arg).map_or_else(refused, Command::IrqRoute),
+            "cpus" => crate::smpcmd::parse_cpus(arg).map_or_else(refused, Command::Cpus),
             "uptime" => Command::Uptime,
             "poweroff" => Command::Poweroff,
             "reboot" => Command::Reboot,

@@ -162,7 +162,7 @@ impl FromStr for VnicDef {
                     over = number("net", crate::cmdline::MAX_INTERFACES)
                         .map(Over::Port)
                         .or_else(|| {
-                            number("aggr", crate::cmdline::MAX_AGGRS as usize).map(Over::Aggr)
+                            number("aggr", crate::aggr_def::MAX_AGGRS as usize).map(Over::Aggr)
                         })
                         .ok_or_else(|| VnicDefError::BadOver(value.into()))?;
                 }

@@ -60,6 +60,10 @@ pub struct MemberCounters {
     pub rx_not_collecting: u64,
     /// LACP frames that could not be sent (no room on the member).
     pub lacp_tx_dropped: u64,
+    /// Slow Protocols frames (LACPDUs, Markers) sent and received: not in
+    /// the client counters above.
+    pub lacp_tx_frames: u64,
+    pub lacp_rx_frames: u64,
 }
 
 /// What the aggregation keeps per member besides its device. Member `i`
@@ -304,6 +308,7 @@ impl<D: NetDevice> Aggr<D> {
                 .transmit(bytes.len(), |b| b.copy_from_slice(bytes))
                 .is_ok()
             {
+                m.counters.lacp_tx_frames += 1;
                 dev.flush();
             } else {
                 m.counters.lacp_tx_dropped += 1;
@@ -362,6 +367,9 @@ impl<D: NetDevice> NetDevice for Aggr<D> {
         self.members.receive(f, |i, frame| {
             let id = port(i);
             if lacp.on_rx(id, frame) {
+                if let Some(m) = state_of.get_mut(i) {
+                    m.counters.lacp_rx_frames += 1;
+                }
                 return false;
             }
             let Some(m) = state_of.get_mut(i) else {

@@ -584,3 +584,54 @@ fn vnics_on_the_aggregations_follow_its_members() {
     assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
     w.close();
 }
+
+#[test]
+fn lacp_frames_are_counted_apart_from_the_clients_traffic() {
+    let mut w = World::new(HashPolicy::L4);
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    for side in [&w.a, &w.b] {
+        for i in 0..2 {
+            let r = side.aggr().report(i).unwrap();
+            let l = r.lacp.unwrap();
+            // Every LACPDU the machines made went out (no Markers here);
+            // every one received was a Slow Protocols frame.
+            assert_eq!(r.counters.lacp_tx_frames, l.lacpdus_tx, "{r:?}");
+            assert_eq!(
+                r.counters.lacp_rx_frames,
+                l.lacpdus_rx + l.bad_pdus,
+                "{r:?}"
+            );
+            assert!(r.counters.lacp_rx_frames > 0, "{r:?}");
+            // No client traffic yet: the client counters stay at zero.
+            assert_eq!(
+                (r.counters.tx_frames, r.counters.rx_frames),
+                (0, 0),
+                "{r:?}"
+            );
+        }
+    }
+    // Fast periodic rate: an LACPDU a second, none of them client traffic.
+    let before = w.a.aggr().report(0).unwrap().counters;
+    w.run_until(Duration::from_secs(3), |_| false);
+    let after = w.a.aggr().report(0).unwrap().counters;
+    assert!(
+        after.lacp_tx_frames >= before.lacp_tx_frames + 2,
+        "{after:?}"
+    );
+    assert_eq!(after.tx_frames, 0, "{after:?}");
+    let (ok, out) = w.ping(false, 3);
+    assert!(ok, "{out}");
+    w.close();
+}
+
+#[test]
+fn a_vnic_created_on_an_aggregation_that_is_up_is_up() {
+    let mut w = World::new(HashPolicy::L4);
+    assert!(w.run_until(Duration::from_secs(10), World::all_distributing));
+    w.add_vnic(Some(10), 33);
+    let vnic = &w.vnics[0].0;
+    assert_eq!(vnic.device().link(), w.a.aggr().link());
+    let line = vnic.status_line();
+    assert!(line.contains(" link up 50000Mb/s "), "{line}");
+    w.close();
+}

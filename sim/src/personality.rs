@@ -14,7 +14,6 @@
 //! | capability (mlx5_ifc.h) | real parts | why off |
 //! |---|---|---|
 //! | `per_protocol_networking_offload_caps.multi_pkt_send_wqe` | CX4 Lx | MPW send WQEs are not parsed |
-//! | `enhanced_multi_pkt_send_wqe` | CX5 and later | enhanced MPW (Linux 6.12 turns TX MPWQE on whenever it is set) |
 //! | `lro_cap`, `lro_*` | all | no large receive offload |
 //! | `scatter_fcs` | all | the FCS is never delivered |
 //! | `tunnel_stateless_*`, `swp*` | CX4 Lx / CX5 and later | no inner-header offloads |
@@ -22,6 +21,11 @@
 //! | `flow_table_properties_nic_transmit.*` | all | NIC transmit flow tables are not modelled |
 //! | `atomic`, `roce`, `pg` (ODP), `ipoib_*`, `qos`, `dct`, `crypto`, `ipsec_offload`, `tls_*`, `macsec` | part-dependent | not an Ethernet NIC function's data path |
 //! | `pcam_reg` / `mcam_reg` / `qcam_reg` | all | the feature masks of PCAM/MCAM/QCAM are not modelled, so optional port registers stay unused |
+//!
+//! Enhanced multi-packet send (`enhanced_multi_pkt_send_wqe`, CX5 and
+//! later) is on: the transmit engine executes ENHANCED_MPSW WQEs
+//! (`crate::datapath::empw`). Linux 6.12 sends its TX MPWQE sessions
+//! whenever the bit is set; cxos uses it for transmit bursts.
 //!
 //! CQE compression (`cqe_compression`, CX4 Lx and later) is on: the
 //! model builds compressed sessions from the responder CQEs of a burst
@@ -103,6 +107,9 @@ pub struct PartCaps {
     pub striding_rq: bool,
     /// `cmd_hca_cap.cqe_compression` (CX4 Lx and later).
     pub cqe_compression: bool,
+    /// `per_protocol_networking_offload_caps.enhanced_multi_pkt_send_wqe`
+    /// (CX5 and later).
+    pub enhanced_mpw: bool,
     pub log_max_eq: u8,
     pub log_max_eq_sz: u8,
     pub log_max_cq: u8,
@@ -222,6 +229,7 @@ impl Personality {
             vport_min_inline: 0,
             striding_rq: true,
             cqe_compression: true,
+            enhanced_mpw: true,
             log_max_eq: 7,
             log_max_eq_sz: 22,
             log_max_cq: 24,
@@ -248,6 +256,7 @@ impl Personality {
                 wqe_inline_mode: 0,
                 striding_rq: false,
                 cqe_compression: false,
+                enhanced_mpw: false,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,
@@ -273,6 +282,7 @@ impl Personality {
                 wqe_inline_mode: 1,
                 vport_min_inline: 1,
                 striding_rq: false,
+                enhanced_mpw: false,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,

@@ -45,6 +45,8 @@ pub struct PortStats {
     pub rx_dropped_wqe_error: u64,
     /// LSO WQEs executed (their segments count in `tx_frames`).
     pub tx_lso_sends: u64,
+    /// ENHANCED_MPSW WQEs executed (each a session of frames).
+    pub tx_empw_sessions: u64,
     /// Not accepted by the vport's address filter (unicast not its own
     /// nor in its list without promisc_uc, multicast not in its list without
     /// promisc_mc).

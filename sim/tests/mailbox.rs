@@ -119,14 +119,14 @@ fn capability_areas_need_nine_block_outputs() {
     }
     assert_eq!(
         modes,
-        // Enhanced MPW reads 0 on every part (not modelled:
-        // sim/src/personality.rs); CQE compression 1 from ConnectX-4 Lx on.
+        // Enhanced MPW from ConnectX-5 on (sim/src/datapath/empw.rs);
+        // CQE compression 1 from ConnectX-4 Lx on.
         [
             (0, false, false, false),
             (1, false, false, true),
-            (2, false, true, true),
-            (2, false, true, true),
-            (2, false, true, true),
+            (2, true, true, true),
+            (2, true, true, true),
+            (2, true, true, true),
         ]
     );
 }

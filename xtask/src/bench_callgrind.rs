@@ -63,6 +63,12 @@ const DP_OFFLOAD_PARSE: Env = &[("CXOS_DP_BENCH", "offload_parse")];
 const DP_BURST: Env = &[("CXOS_DP_BENCH", "burst")];
 const DP_BURST_OFFLOAD: Env = &[("CXOS_DP_BENCH", "burst_offload")];
 const DP_BURST_COMP: Env = &[("CXOS_DP_BENCH", "burst_comp")];
+const DP_BURST_WQE: Env = &[("CXOS_DP_BENCH", "burst"), ("CXOS_DP_TX_EMPW", "off")];
+const DP_BURST_INLINE: Env = &[("CXOS_DP_BENCH", "burst"), ("CXOS_DP_TX_EMPW", "inline")];
+const DP_BURST_OFFLOAD_WQE: Env = &[
+    ("CXOS_DP_BENCH", "burst_offload"),
+    ("CXOS_DP_TX_EMPW", "off"),
+];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -88,6 +94,18 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath::tx_batch_offload_parse",
     ),
     w("tx_burst", "datapath", DP_BURST, "datapath::tx_burst"),
+    w(
+        "tx_burst_wqe",
+        "datapath",
+        DP_BURST_WQE,
+        "datapath::tx_burst",
+    ),
+    w(
+        "tx_burst_inline",
+        "datapath",
+        DP_BURST_INLINE,
+        "datapath::tx_burst",
+    ),
     w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),
     w(
         "rx_burst_comp",
@@ -99,6 +117,12 @@ pub const WORKLOADS: &[Workload] = &[
         "tx_burst_offload",
         "datapath",
         DP_BURST_OFFLOAD,
+        "datapath::tx_burst_offload",
+    ),
+    w(
+        "tx_burst_offload_wqe",
+        "datapath",
+        DP_BURST_OFFLOAD_WQE,
         "datapath::tx_burst_offload",
     ),
     w(

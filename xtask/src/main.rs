@@ -40,6 +40,7 @@ mod systests_peer;
 mod systests_port;
 mod systests_reset;
 mod systests_sim;
+mod systests_smp;
 mod systests_vnic;
 mod test;
 mod workspace;

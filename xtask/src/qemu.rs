@@ -69,6 +69,13 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// `cargo xtask test --smp N`: every machine gets `-smp N`.
+static SMP_OVERRIDE: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+pub fn set_smp_override(cpus: u16) {
+    let _ = SMP_OVERRIDE.set(cpus);
+}
+
 /// TCG (software emulation) is the default: KVM here is a nested software
 /// hypervisor that fails on ordinary kernel code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -219,6 +226,9 @@ impl Machine {
         push(&["-m", &self.memory, "-cpu", "max", "-display", "none"]);
         push(&["-serial", "stdio", "-no-reboot"]);
         push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if let Some(n) = SMP_OVERRIDE.get() {
+            push(&["-smp", &n.to_string()]);
+        }
         match &self.boot {
             Boot::Pvh { kernel, cmdline } => {
                 args.push("-kernel".into());

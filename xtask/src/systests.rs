@@ -74,6 +74,7 @@ pub fn all() -> Vec<SystemTest> {
     tests.extend(crate::systests_aggr_pair::all());
     tests.extend(crate::soak::all());
     tests.extend(crate::systests_faults::all());
+    tests.extend(crate::systests_smp::all());
     tests
 }
 
@@ -574,6 +575,7 @@ mod tests {
             ("lspci", "shell-lspci"),
             ("mem", "shell-mem"),
             ("irq", "shell-irq"),
+            ("cpus", "smp-cpus"),
             ("uptime", "shell-uptime"),
             ("log", "shell-log"),
             ("poweroff", "shell-poweroff"),

@@ -426,15 +426,6 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         plain_line(&answer, &format!("{port}: member of aggr0"))
             .map_err(at("a member's own interface is gone"))?;
     }
-    // The rest of the VNICs, from the shell (numbered in order: the first
-    // free number).
-    for v in plan.iter().filter(|v| v.n >= CMDLINE_VNICS) {
-        let answer = shell
-            .ask(&format!("vnic create {}", v.def()))
-            .map_err(at("vnic create over:aggr0"))?;
-        plain_line(&answer, &format!("vnic{}: created ", v.n))
-            .map_err(at("vnic create over:aggr0"))?;
-    }
     let answer = shell
         .ask("serve iperf3 -I aggr0")
         .map_err(at("cxos serves iperf3"))?;
@@ -445,6 +436,24 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     wait_show(&mut shell, Duration::from_secs(40), both_distributing)
         .map_err(at("cxos: both members Collecting_Distributing"))?;
     let converged = booted.elapsed();
+    // The rest of the VNICs, from the shell (numbered in order: the first
+    // free number), on the aggregation that is up: up from the start.
+    for v in plan.iter().filter(|v| v.n >= CMDLINE_VNICS) {
+        let answer = shell
+            .ask(&format!("vnic create {}", v.def()))
+            .map_err(at("vnic create over:aggr0"))?;
+        plain_line(&answer, &format!("vnic{}: created ", v.n))
+            .map_err(at("vnic create over:aggr0"))?;
+        let status = answer
+            .lines()
+            .find(|l| l.starts_with(&format!("vnic{} ", v.n)))
+            .unwrap_or("");
+        if !status.contains(" link up ") {
+            return Err(format!(
+                "step `a VNIC made on aggr0 while it is up is up`:\n{answer}"
+            ));
+        }
+    }
     expect_sync(&mut peer, "lacp")?;
     let long = shell.ask("aggr show -L").map_err(at("aggr show -L"))?;
     let partners = long
@@ -508,6 +517,7 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     if !both_distributing(&show) {
         return Err(format!("step `aggr show: per-member state`:\n{show}"));
     }
+    check_flows(&mut shell, &plan)?;
     peer.reply("go").map_err(at("vnics-pinged"))?;
 
     // Failover of port 0 during the peer's iperf3.
@@ -784,6 +794,37 @@ fn pcap_failover(failed: &Path, other: &Path, cut: f64) -> Result<String, String
     Ok(out.join(", "))
 }
 
+/// `flows` of each member port: the aggregation's MAC and every VNIC's
+/// MAC and VLAN steered on both, as programmed and as the adapter reports.
+fn check_flows(shell: &mut Shell, plan: &[PlannedVnic]) -> Result<(), String> {
+    let list = shell.ask("vnics")?;
+    let mut want = vec![format!("dmac {CXOS_MAC}")];
+    for v in plan {
+        let mac = list
+            .lines()
+            .find(|l| l.starts_with(&format!("vnic{} ", v.n)))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .ok_or_else(|| format!("step `flows`: no vnic{} in:\n{list}", v.n))?;
+        want.push(format!("dmac {mac}"));
+    }
+    want.extend(VLANS.iter().map(|id| format!(" vlan {id} ")));
+    for pci in ["01:00.0", "02:00.0"] {
+        let flows = shell.ask(&format!("flows {pci}"))?;
+        let missing: Vec<&String> = want.iter().filter(|w| !flows.contains(*w)).collect();
+        let summary = flows
+            .lines()
+            .find(|l| l.contains(" entries, "))
+            .unwrap_or("");
+        if !missing.is_empty() || flows.contains("MISMATCH") || !summary.ends_with(" 0 mismatched")
+        {
+            return Err(format!(
+                "step `flows on both ports`: {pci} lacks {missing:?}:\n{flows}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Polls `vnics` until every planned VNIC is listed over aggr0 with its
 /// VLAN and an address (its static one, or a lease in the peer's range
 /// marked `(dhcp)`); the addresses in plan order.
@@ -806,7 +847,8 @@ fn wait_vnics(
 }
 
 /// Each planned VNIC's line of `vnics` (`vnic<n> <mac> vlan <id>|untagged
-/// ... over aggr0 (net0+net1) ipv4 <a>/24[ (dhcp)] ...`): its address.
+/// ... over aggr0 (net0+net1) link up ipv4 <a>/24[ (dhcp)] ...`): its
+/// address.
 fn vnic_addresses(list: &str, plan: &[PlannedVnic]) -> Result<Vec<String>, String> {
     plan.iter()
         .map(|v| {
@@ -818,8 +860,8 @@ fn vnic_addresses(list: &str, plan: &[PlannedVnic]) -> Result<Vec<String>, Strin
             let vlan = v
                 .vlan()
                 .map_or_else(|| " untagged ".to_string(), |id| format!(" vlan {id} "));
-            if !line.contains(&vlan) || !line.contains(" over aggr0 (net0+net1) ") {
-                return Err(format!("vnic{} is not{vlan}over aggr0: {line}", v.n));
+            if !line.contains(&vlan) || !line.contains(" over aggr0 (net0+net1) link up ") {
+                return Err(format!("vnic{} is not{vlan}over aggr0, up: {line}", v.n));
             }
             let addr = line
                 .split(" ipv4 ")
@@ -912,9 +954,9 @@ mod tests {
     fn vnic_lines_give_the_addresses() {
         let plan = &vnic_plan()[..3];
         let list = "net0: member of aggr0\n\
-            vnic0 0c:42:a1:5e:00:12 vlan 19 queues 1 rx 1 pkts 60 B tx 1 pkts 60 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.1.10/24 ipv6 fe80::1 flow 1 pkts 60 B\n\
-            vnic1 02:00:00:00:00:02 untagged queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.0.100/24 (dhcp) ipv6 fe80::2 flow 0 pkts 0 B\n\
-            vnic2 02:00:00:00:00:03 vlan 29 queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) ipv4 10.19.2.12/24 ipv6 fe80::3 flow 0 pkts 0 B\n";
+            vnic0 0c:42:a1:5e:00:12 vlan 19 queues 1 rx 1 pkts 60 B tx 1 pkts 60 B no-buffer 0 errors 0 over aggr0 (net0+net1) link up ipv4 10.19.1.10/24 ipv6 fe80::1 flow 1 pkts 60 B\n\
+            vnic1 02:00:00:00:00:02 untagged queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) link up ipv4 10.19.0.100/24 (dhcp) ipv6 fe80::2 flow 0 pkts 0 B\n\
+            vnic2 02:00:00:00:00:03 vlan 29 queues 1 rx 0 pkts 0 B tx 0 pkts 0 B no-buffer 0 errors 0 over aggr0 (net0+net1) link up ipv4 10.19.2.12/24 ipv6 fe80::3 flow 0 pkts 0 B\n";
         assert_eq!(
             vnic_addresses(list, plan),
             Ok(vec![
@@ -930,6 +972,8 @@ mod tests {
         assert!(vnic_addresses(&outside, plan).is_err());
         let tagged = list.replace("vlan 29", "vlan 19");
         assert!(vnic_addresses(&tagged, plan).is_err());
+        let down = list.replacen(" link up ", " link down ", 1);
+        assert!(vnic_addresses(&down, plan).is_err());
         assert!(vnic_addresses(list, &vnic_plan()[..4]).is_err());
         assert!(in_range("10.19.2.149", 2));
         assert!(!in_range("10.19.2.150", 2));

@@ -23,6 +23,10 @@ pub struct TestArgs {
     /// Run only the system tests whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Give every system test's QEMU this many CPUs (`-smp N`; on demand,
+    /// not in CI).
+    #[arg(long)]
+    pub smp: Option<u16>,
 }
 
 /// The host tests; `--all-features` so feature-gated code (mlx5-sim's `vfio`
@@ -87,8 +91,21 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<u8> {
                 }
             });
         tally.record("lint", "unsafe-audit", audit);
+        let graph = lint::import_cycles(&ws.root)
+            .map_err(|e| e.to_string())
+            .and_then(|cycles| {
+                if cycles.is_empty() {
+                    Ok(())
+                } else {
+                    Err(cycles.join("\n"))
+                }
+            });
+        tally.record("lint", "use-graph", graph);
     }
 
+    if let Some(n) = args.smp {
+        crate::qemu::set_smp_override(n);
+    }
     let tests = systests::select(args.filter.as_deref());
     systests::validate(&tests)?;
     if tests.is_empty() {

@@ -434,10 +434,20 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
         cqe_compression: compress,
         ..polled()
     };
+    // `CXOS_DP_TX_EMPW`: `off` one WQE per frame, `inline` eMPW
+    // sessions with the frames inline; else eMPW sessions of pointers.
+    let tx_cfg = EthConfig {
+        empw: match std::env::var("CXOS_DP_TX_EMPW").as_deref() {
+            Ok("off") => None,
+            Ok("inline") => Some(64),
+            _ => Some(0),
+        },
+        ..polled()
+    };
     let r = if offload {
         Run::new(
             Personality::ConnectX6Dx,
-            polled(),
+            tx_cfg,
             rx_cfg,
             tx_burst_offload,
             "tx_burst_offload",
@@ -446,7 +456,7 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
     } else {
         Run::new(
             Personality::ConnectX6Dx,
-            polled(),
+            tx_cfg,
             rx_cfg,
             tx_burst,
             "tx_burst",

@@ -189,6 +189,8 @@ pub struct DataPathCaps {
     pub log_max_stride: u8,
     /// `cqe_compression`: receive CQs may write compressed sessions.
     pub cqe_compression: bool,
+    /// `enhanced_multi_pkt_send_wqe`: ENHANCED_MPSW send WQEs.
+    pub empw: bool,
 }
 
 impl DataPathCaps {
@@ -203,6 +205,7 @@ impl DataPathCaps {
             log_min_stride: c.general.log_min_stride_sz_rq,
             log_max_stride: c.general.log_max_stride_sz_rq,
             cqe_compression: c.general.cqe_compression,
+            empw: c.eth.enhanced_multi_pkt_send_wqe,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::wq::Ring;
 
 mod burst;
 pub mod mini_cqe;
-pub use burst::CqeTail;
+pub use burst::{CqeTail, RunEnd};
 
 /// A CQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]

@@ -213,16 +213,25 @@ impl Cqe {
 
     /// Completion of a compressed session titled `self`
     /// ([`crate::cq::mini_cqe`]): the title with the mini-CQE's byte count
-    /// and checksum (`struct mlx5_mini_cqe8` with `mini_cqe_res_format`
-    /// 1: `check_sum` `[63:48]`, `byte_cnt` `[31:0]` of the big-endian
-    /// word), `wqe_counter` `counter`, the cqe_format bits cleared; the
-    /// RSS hash only for the session's `first` completion.
+    /// and result (`struct mlx5_mini_cqe8`; `byte_cnt` `[31:0]` of the
+    /// big-endian word; with `mini_cqe_res_format` 1 `check_sum`
+    /// `[63:48]`, the RSS hash only for the session's `first` completion;
+    /// with format 0 (`hash`) `rx_hash_result` `[63:32]`, the checksum
+    /// the title's), `wqe_counter` `counter`, the cqe_format bits cleared.
     #[inline]
-    pub fn decompressed(&self, mini: u64, counter: u16, first: bool) -> Cqe {
+    pub fn decompressed(&self, mini: u64, counter: u16, first: bool, hash: bool) -> Cqe {
+        let (csum, rss_hash) = if hash {
+            (self.csum, (mini >> 32) as u32)
+        } else {
+            (
+                ((mini >> 48) as u32) << 16 | (self.csum & 0xffff),
+                if first { self.rss_hash } else { 0 },
+            )
+        };
         Cqe {
             tail: (counter as u32) << 16 | (self.tail & 0xfff3),
-            csum: ((mini >> 48) as u32) << 16 | (self.csum & 0xffff),
-            rss_hash: if first { self.rss_hash } else { 0 },
+            csum,
+            rss_hash,
             byte_cnt: mini as u32,
             err: 0,
             ..*self

@@ -61,15 +61,16 @@ mod open;
 mod recovery;
 mod report;
 mod rx;
+mod rx_burst;
 mod rx_recreate;
 mod tx;
 mod watchdog;
 
-pub use burst::RxInfo;
 pub use config::{EthConfig, L2_OVERHEAD, LSO_BUF_SIZE, LSO_HEADROOM, RqChoice};
 pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
+pub use rx_burst::RxInfo;
 pub use watchdog::{CHECK_INTERVAL_MS, TX_TIMEOUT_MS};
 
 type Dma<C> = Region<<C as Control>::P>;

@@ -18,8 +18,8 @@ use crate::wqe::InlineMode;
 pub mod ring;
 
 pub use ring::{
-    BadCompletion, Burst, MAX_FRAME, MAX_LSO_FRAME, PostError, Reserved, Sq, SqConfig, SqStats,
-    TxOpts, UAR_SEND_DOORBELL,
+    BadCompletion, Burst, EMPW_MAX_INLINE, MAX_FRAME, MAX_LSO_FRAME, PostError, Reserved, Sq,
+    SqConfig, SqStats, TxOpts, UAR_SEND_DOORBELL,
 };
 
 /// An SQ number.

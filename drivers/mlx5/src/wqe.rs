@@ -25,6 +25,9 @@ pub mod ctrl {
     pub const OPCODE_NOP: u8 = 0x00;
     pub const OPCODE_SEND: u8 = 0x0a;
     pub const OPCODE_LSO: u8 = 0x0e;
+    /// `MLX5_OPCODE_ENHANCED_MPSW` (device.h): an enhanced multi-packet
+    /// send session ([`super::empw`]).
+    pub const OPCODE_ENHANCED_MPSW: u8 = 0x29;
 }
 
 /// `fm_ce_se`, byte 0x0b of the control segment (`MLX5_WQE_CTRL_*` in
@@ -224,6 +227,31 @@ pub fn write_data(seg: &mut [u8], byte_count: u32, lkey: u32, addr: u64) {
     seg[data::ADDR..][..8].copy_from_slice(&addr.to_be_bytes());
 }
 
+/// Enhanced multi-packet send (PRM "Enhanced Multi-Packet Send WQE"):
+/// control segment ([`ctrl::OPCODE_ENHANCED_MPSW`]), one Ethernet segment
+/// for the whole session (checksum flags, VLAN insert; no inline headers,
+/// no MSS), then per frame either a data segment ([`data_word`] and the
+/// address) or an inline data segment (`struct mlx5_wqe_inline_seg`:
+/// `byte_count` with [`empw::INLINE`] set, the frame from byte 4, padded
+/// to the next 16 bytes).
+pub mod empw {
+    /// `MLX5_INLINE_SEG`: bit 31 of an inline segment's `byte_count`.
+    pub const INLINE: u32 = 0x8000_0000;
+    /// Segments a WQE holds (`qpn_ds`'s six bits).
+    pub const MAX_DS: usize = 63;
+    /// Segments the driver puts in one session: 15 basic blocks, so a
+    /// full session is cache-line sized and fits `max_wqe_sz_sq` (1 KiB:
+    /// 16 blocks) of every part with the capability.
+    pub const SESSION_DS: usize = 60;
+
+    /// Segments an inline frame of `len` bytes takes (4 bytes of
+    /// `byte_count`, then the frame).
+    #[inline(always)]
+    pub const fn inline_ds(len: usize) -> usize {
+        (4 + len).div_ceil(super::DS)
+    }
+}
+
 /// L2 bytes inlined when the part requires L2 inlining: Ethernet header
 /// plus room for one VLAN tag (the minimum the PRM asks for L2 mode).
 pub const L2_INLINE: usize = 18;
@@ -300,6 +328,22 @@ pub const fn send_ds(inline: usize, has_data: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empw_words_golden() {
+        // Control segment of an eMPW session at wqe_index 0x0102, SQN
+        // 0x345, 34 segments: opmod 0, index 0x0102, opcode 0x29;
+        // qpn_ds 0x000345 << 8 | 34 (0x22).
+        let h = ctrl_head(0x0102, ctrl::OPCODE_ENHANCED_MPSW, 0x345, 34);
+        assert_eq!(
+            h.to_be_bytes(),
+            [0x00, 0x01, 0x02, 0x29, 0x00, 0x03, 0x45, 0x22]
+        );
+        // An inline segment of 64 bytes: byte_count 0x80000040, 68 bytes
+        // in 5 segments; 60 bytes in 4.
+        assert_eq!((64 | empw::INLINE).to_be_bytes(), [0x80, 0, 0, 0x40]);
+        assert_eq!((empw::inline_ds(64), empw::inline_ds(60)), (5, 4));
+    }
 
     #[test]
     fn inline_mode_resolution() {

@@ -10,6 +10,8 @@
 //! capability (ConnectX-4) and the option off give plain CQEs. A session
 //! broken by an error CQE (a frame too long for a cyclic buffer) is read
 //! up to the error, the queue recovers, and the next session arrives.
+//! The RSS-hash mini-CQE format (`EthConfig::cqe_compression_hash`) gives
+//! every frame its hash and queue, as without compression.
 
 mod common;
 
@@ -223,5 +225,167 @@ fn sessions_from_a_transmitting_peer() {
         }
         close(a, &sa, ba);
         close(b, &sb, bb);
+    }
+}
+
+/// A UDP/IPv4 frame of flow `flow` (its source port), `len` bytes, to
+/// `dst`. The first payload word makes up for the port, so every frame
+/// of a length has the same ones'-complement sum (the CQE's `check_sum`):
+/// frames of different flows (different hashes) may then join one
+/// session of the hash format, whose mini-CQEs do not carry the sum.
+fn udp(dst: [u8; 6], len: usize, flow: u16) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    b[0..6].copy_from_slice(&dst);
+    b[6..12].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 1]);
+    b[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip_len = (len - 14) as u16;
+    // IPv4 header at 14: version 4, IHL 5, total length, TTL 64, UDP,
+    // 10.0.0.1 -> 10.0.0.2; its checksum at 24.
+    b[14] = 0x45;
+    b[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    b[22] = 64;
+    b[23] = 17;
+    b[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    b[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    let sum: u32 = b[14..34]
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    b[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    // UDP at 34: ports, length, no checksum (0, allowed over IPv4).
+    b[34..36].copy_from_slice(&(1000 + flow).to_be_bytes());
+    b[36..38].copy_from_slice(&7u16.to_be_bytes());
+    b[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    b[42..44].copy_from_slice(&(0x8000 - flow).to_be_bytes());
+    b
+}
+
+/// The RSS-hash mini-CQE format (`cqe_compression_hash`): every frame of
+/// a session has its own hash and queue, as without compression; with
+/// the checksum format only a session's first frame has its hash.
+#[test]
+fn hash_format_gives_every_frame_its_hash() {
+    // Five flows in turn, bursts of sixteen: a queue's session holds
+    // frames of several flows.
+    let flows: Vec<u16> = (0..240u16).map(|i| i % 5).collect();
+    let run = |mode: Mode, compress: bool, hash: bool| {
+        let sim = SimPlatform::new(Personality::ConnectX6Dx, mode);
+        let before = sim.dma_in_use();
+        let cfg = EthConfig {
+            rss_queues: 2,
+            cqe_compression: compress,
+            cqe_compression_hash: hash,
+            ..EthConfig::default()
+        };
+        let mut b = open(&sim, cfg);
+        let dst = b.mac();
+        let mut got: Vec<(u16, usize, u32)> = Vec::new();
+        for chunk in flows.chunks(16) {
+            let frames: Vec<Vec<u8>> = chunk.iter().map(|&f| udp(dst, 200, f)).collect();
+            let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+            sim.inject_rx_burst(&refs);
+            let want = got.len() + chunk.len();
+            let mut idle = 0;
+            while got.len() < want {
+                let n = b.receive_burst(usize::MAX, |f, i| {
+                    let m = i.meta();
+                    assert_eq!(m.queue, i.queue());
+                    got.push((m.queue, f.len(), m.rss_hash));
+                });
+                b.flush();
+                if n == 0 {
+                    idle += 1;
+                    assert!(idle < 10_000, "stuck at {} of {want}", got.len());
+                }
+            }
+        }
+        let compressed: u64 = (0..b.rx_queues())
+            .map(|q| b.rx_cq_at(q).unwrap().compression_stats().1)
+            .sum();
+        assert_eq!(b.net_stats().errors, 0);
+        close(b, &sim, before);
+        (got, compressed)
+    };
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        let (plain, none) = run(mode, false, false);
+        assert_eq!(none, 0, "{mode:?}");
+        assert!(plain.iter().all(|&(_, _, h)| h != 0), "{mode:?}");
+        assert!(
+            plain.iter().any(|&(q, _, _)| q == 1),
+            "{mode:?}: both queues"
+        );
+        let (hashed, n) = run(mode, true, true);
+        assert!(n > 150, "{mode:?}: {n} frames from sessions");
+        assert_eq!(hashed, plain, "{mode:?}: hash format");
+        let (csum, n) = run(mode, true, false);
+        assert!(n > 150, "{mode:?}: {n} frames from sessions");
+        let unhashed = csum.iter().filter(|&&(_, _, h)| h == 0).count();
+        assert!(unhashed > 100, "{mode:?}: {unhashed} frames without hash");
+        let same: Vec<(u16, usize)> = csum.iter().map(|&(q, l, _)| (q, l)).collect();
+        let want: Vec<(u16, usize)> = plain.iter().map(|&(q, l, _)| (q, l)).collect();
+        assert_eq!(same, want, "{mode:?}: checksum format, queues and lengths");
+    }
+}
+
+/// A queue fault in the middle of a compressed session: part of the
+/// session read, the receive CQ overruns (`Harness::inject_queue`, as the
+/// control socket's `fault cq-overflow`), the driver recreates the CQ and
+/// its RQ, compressing as before; the frames of the broken session are
+/// lost, the next bursts arrive as sessions, whole and in order.
+#[test]
+fn recovery_in_the_middle_of_a_session() {
+    use mlx5::fault::{FaultClass, FaultOutcome};
+    use mlx5_sim::queue_faults::QueueFault;
+    for interrupts in [false, true] {
+        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+        let before = sim.dma_in_use();
+        let cfg = EthConfig {
+            log_rq: 5,
+            interrupts,
+            cqe_compression: true,
+            ..EthConfig::default()
+        };
+        let mut b = open(&sim, cfg);
+        let dst = b.mac();
+        let lens: Vec<usize> = (0..20).map(|i| 64 + i * 10).collect();
+        let frames: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| frame(dst, l, i as u32))
+            .collect();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        sim.inject_rx_burst(&refs);
+        let mut got = Vec::new();
+        b.receive_burst(5, |f, _| got.push(check(f, &lens)));
+        b.flush();
+        assert_eq!(got, [0, 1, 2, 3, 4], "{interrupts}");
+        assert_eq!(b.rx_cq().unwrap().compression_stats(), (1, 5));
+        let old = b.rx_cq().unwrap().cqn.0;
+        sim.inject_queue(QueueFault::CqOverflow { cqn: Some(old) })
+            .expect("armed");
+        assert!(
+            common::eventually(|| {
+                b.poll();
+                b.check();
+                b.control().faults().records().any(|r| {
+                    r.class == FaultClass::CqOverflow && r.outcome == FaultOutcome::Recovered
+                })
+            }),
+            "{interrupts}: the overrun is recovered"
+        );
+        let cq = b.rx_cq().unwrap();
+        assert_ne!(cq.cqn.0, old, "{interrupts}: a new CQ");
+        assert_eq!(cq.compression_stats(), (0, 0));
+        let lens2: Vec<usize> = (0..40).map(|i| 64 + i * 30).collect();
+        let got2 = bursts_in(&sim, &mut b, &lens2, &[20]);
+        assert_eq!(got2, (0..40).collect::<Vec<u32>>(), "{interrupts}");
+        let (sessions, compressed) = b.rx_cq().unwrap().compression_stats();
+        assert!(
+            sessions >= 2 && compressed >= 30,
+            "{interrupts}: the new CQ compresses: {sessions} sessions, {compressed} CQEs"
+        );
+        close(b, &sim, before);
     }
 }

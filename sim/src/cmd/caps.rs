@@ -310,6 +310,11 @@ fn ethernet(p: Personality) -> Vec<u8> {
     set(&mut b, eth::MAX_LSO_CAP, c.max_lso_cap as u64);
     set(&mut b, eth::WQE_INLINE_MODE, c.wqe_inline_mode as u64);
     set(&mut b, eth::RSS_IND_TBL_CAP, c.rss_ind_tbl_cap as u64);
+    set(
+        &mut b,
+        eth::ENHANCED_MULTI_PKT_SEND_WQE,
+        c.enhanced_mpw as u64,
+    );
     b
 }
 

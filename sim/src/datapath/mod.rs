@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod csum;
+pub mod empw;
 pub mod frame;
 pub mod mini_cqe;
 pub mod rss;

@@ -25,7 +25,8 @@
 //! `MLX5_CQE_SYNDROME_*`: LOCAL_LENGTH (0x01) for a data segment of 0
 //! bytes, inline bytes beyond the WQE or a frame outside 14..=MTU+18 bytes
 //! (an LSO payload beyond 2^max_lso_cap); LOCAL_QP_OP (0x02) for an opcode
-//! other than NOP / SEND / LSO, a SEND or LSO on an SQ without a TIS, a
+//! other than NOP / SEND / LSO (and ENHANCED_MPSW where the part has it),
+//! a SEND or LSO on an SQ without a TIS, a
 //! wrong wqe_index or qpn, inline data segments,
 //! an MSS without LSO or LSO without one, LSO of anything but TCP or
 //! without all headers inline, LSO with a VLAN insert, tunnel (software
@@ -39,6 +40,9 @@
 //!
 //! A NOP (opcode 0x00) sends nothing and completes like any WQE: drivers
 //! post them to pad the ring's end or to ask for a completion.
+//!
+//! An ENHANCED_MPSW WQE (opcode 0x29, parts with
+//! `enhanced_multi_pkt_send_wqe`) sends many frames: [`super::empw`].
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
@@ -53,14 +57,16 @@ use super::{csum, frame};
 pub const OPCODE_NOP: u8 = 0x00;
 pub const OPCODE_SEND: u8 = 0x0a;
 pub const OPCODE_LSO: u8 = 0x0e;
+/// `MLX5_OPCODE_ENHANCED_MPSW` (device.h).
+pub const OPCODE_ENHANCED_MPSW: u8 = 0x29;
 const WQEBB: usize = 1 << LOG_WQEBB;
-const DS: usize = 16;
+pub(super) const DS: usize = 16;
 /// A WQE has at most 63 segments (ds is 6 bits).
 const MAX_WQE: usize = 64 * DS;
 /// `MLX5_INLINE_SEG`: data segment carrying inline data.
-const INLINE_SEG: u32 = 0x8000_0000;
-const MIN_FRAME: usize = 60;
-const ETH_HLEN: usize = 14;
+pub(super) const INLINE_SEG: u32 = 0x8000_0000;
+pub(super) const MIN_FRAME: usize = 60;
+pub(super) const ETH_HLEN: usize = 14;
 
 /// Record a send doorbell; true when the SQ now has work pending.
 pub fn doorbell(dev: &mut Function, page: u32, qpn_ds: u32) -> bool {
@@ -83,17 +89,19 @@ pub fn doorbell(dev: &mut Function, page: u32, qpn_ds: u32) -> bool {
 struct WqeError(u8);
 
 /// The SQ's fixed parameters, copied out so the engine can borrow the device.
-struct Ctx {
+pub(super) struct Ctx {
     sqn: u32,
     cqn: u32,
-    wq: Wq,
+    pub(super) wq: Wq,
     /// Inline mode the part requires (`MLX5_INLINE_MODE_*`).
-    inline_mode: u8,
-    max_frame: usize,
+    pub(super) inline_mode: u8,
+    pub(super) max_frame: usize,
     /// log2 of the largest LSO payload (`max_lso_cap`).
     max_lso_log: u8,
     /// The SQ has a TIS: it may send frames (else NOPs only).
     has_tis: bool,
+    /// The part executes ENHANCED_MPSW WQEs.
+    empw: bool,
 }
 
 /// Execute the SQ's posted WQEs.
@@ -124,6 +132,7 @@ pub fn process(dev: &mut Function, sqn: u32) {
         max_frame: dev.phys_port.max_mtu as usize + ETH_HLEN + VLAN_HLEN,
         max_lso_log: caps.max_lso_cap,
         has_tis: sq.tisn.is_some(),
+        empw: caps.enhanced_mpw,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -232,6 +241,7 @@ pub fn flush(dev: &mut Function, sqn: u32) {
         max_frame: 0,
         max_lso_log: 0,
         has_tis: false,
+        empw: false,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -283,10 +293,23 @@ fn execute(
         complete(dev, ctx, wqe, ci, 0);
         return Ok(nbb);
     }
-    if !(opcode == OPCODE_SEND || lso) || ds < 2 || !ctx.has_tis {
+    let empw = opcode == OPCODE_ENHANCED_MPSW && ctx.empw;
+    if !(opcode == OPCODE_SEND || lso || empw) || ds < 2 || !ctx.has_tis {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
     let eth = EthSeg::parse(&wqe[DS..2 * DS]);
+    if empw {
+        if let Some(s) = dev.faults.queues.take_sq_wqe(ctx.sqn) {
+            return fail(s);
+        }
+        return match super::empw::send(dev, ctx, &wqe[..ds * DS], &eth) {
+            Ok(bytes) => {
+                complete(dev, ctx, wqe, ci, bytes);
+                Ok(nbb)
+            }
+            Err(s) => fail(s),
+        };
+    }
     // Software parser offsets, inner (tunnel) checksums: not offered; MSS
     // belongs to LSO and LSO needs one.
     if eth.swp != 0 || eth.cs_flags & !(CS_L3 | CS_L4) != 0 || lso != (eth.mss != 0) {
@@ -396,19 +419,19 @@ pub const CS_L4: u8 = 1 << 7;
 /// `insert.type` bits (qp.h `MLX5_ETH_WQE_INSERT_VLAN`, `MLX5_ETH_WQE_SVLAN`).
 pub const INSERT_VLAN: u16 = 1 << 15;
 pub const INSERT_SVLAN: u16 = 1 << 0;
-const VLAN_HLEN: usize = 4;
+pub(super) const VLAN_HLEN: usize = 4;
 
 /// The Ethernet segment (`struct mlx5_wqe_eth_seg`): swp offsets 0..4,
 /// cs_flags 4, swp_flags 5, mss 6..8, flow_table_metadata 8..12, then
 /// either inline_hdr (sz 12..14, bytes from 14) or insert (type 12..14 with
 /// bit 15 set, vlan_tci 14..16).
-struct EthSeg {
-    swp: u64,
-    cs_flags: u8,
-    mss: u16,
-    ihs: usize,
+pub(super) struct EthSeg {
+    pub(super) swp: u64,
+    pub(super) cs_flags: u8,
+    pub(super) mss: u16,
+    pub(super) ihs: usize,
     /// (TPID, TCI) to insert after the MAC addresses.
-    vlan: Option<(u16, u16)>,
+    pub(super) vlan: Option<(u16, u16)>,
 }
 
 impl EthSeg {
@@ -490,7 +513,7 @@ fn gather(
 }
 
 /// Insert a VLAN tag after the MAC addresses.
-fn insert_vlan(buf: &mut Vec<u8>, tpid: u16, tci: u16) {
+pub(super) fn insert_vlan(buf: &mut Vec<u8>, tpid: u16, tci: u16) {
     let len = buf.len();
     buf.resize(len + VLAN_HLEN, 0);
     buf.copy_within(12..len, 12 + VLAN_HLEN);

@@ -269,6 +269,10 @@ impl DmaRegion for BenchDma {
         self.win.store_be64s(offset, words)
     }
     #[inline]
+    fn read_be64s_strided(&self, offset: usize, stride: usize, words: &mut [u64]) {
+        self.win.load_be64s_strided(offset, stride, words)
+    }
+    #[inline]
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         self.win.read_bytes(offset, dst)
     }

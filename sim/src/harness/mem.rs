@@ -339,6 +339,26 @@ impl VolatileWindow {
         }
     }
 
+    /// Big-endian words at `off + i * stride` (both 8-aligned) into
+    /// `words`, one volatile 8-byte load each, the range checked once (as
+    /// the kernel's `DmaBuffer`).
+    #[inline]
+    pub fn load_be64s_strided(&self, off: usize, stride: usize, words: &mut [u64]) {
+        let Some(last) = words.len().checked_sub(1) else {
+            return;
+        };
+        let span = stride.checked_mul(last).and_then(|s| s.checked_add(8));
+        let p = self.ptr(off, span.unwrap_or(usize::MAX));
+        if !(p as usize | stride).is_multiple_of(8) {
+            unaligned(off);
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            // SAFETY: p + stride * i + 8 <= p + span, inside the range
+            // checked by `ptr`; aligned (p and stride are).
+            *w = u64::from_be(unsafe { (p.add(stride * i) as *const u64).read_volatile() });
+        }
+    }
+
     /// Whether an 8-byte access at `p + i` is aligned and `n - i` bytes
     /// remain for it.
     #[inline(always)]

@@ -39,6 +39,26 @@ impl CqeTail {
     }
 }
 
+/// The bits of a tail word ([`CqeTail`]) the common completion fixes:
+/// the QPN `[55:32]`, and of `op_own` the opcode `[7:4]`, `cqe_format`
+/// `[3:2]` and the owner bit `[0]` (not `se` `[1]`).
+const COMMON_MASK: u64 = (0x00ff_ffff << 32) | 0xfd;
+
+/// Tail words [`CqView::common_run`] reads with one accessor call.
+const SCAN: usize = 8;
+
+/// Where [`CqView::common_run`] stopped.
+#[derive(Clone, Copy, Debug)]
+pub enum RunEnd {
+    /// At the bound asked or the ring's end: there may be more.
+    Limit,
+    /// At an entry the device still owns.
+    Empty,
+    /// At a software-owned entry that is not the common completion (its
+    /// tail word; read nothing else of it before the read barrier).
+    Other(CqeTail),
+}
+
 /// A CQ as a burst loop reads it: the ring and its geometry in locals
 /// (see [`Cq::view`]).
 pub struct CqView<'a, P: Platform> {
@@ -68,6 +88,83 @@ impl<P: Platform> CqView<'_, P> {
         }
         self.mmio.barrier_after_ownership_read();
         Some(CqeTail(w[0]))
+    }
+
+    /// How many entries from `ci` (at most `n`, none past the ring's
+    /// end) are the common completion: software-owned, opcode `opcode`,
+    /// not a compressed session's title, of queue `qpn`. One 8-byte load
+    /// of each entry's tail word and one masked compare against what the
+    /// pass expects (the owner bit, the opcode, format 0, the QPN: an
+    /// invalid opcode, a title, an error or another queue's completion
+    /// all differ); the read barrier follows when any was found. The
+    /// entry that stopped the run (if owned) is the caller's to look at.
+    /// The tails are read [`SCAN`] at a time, one accessor call each (one
+    /// at a time before the bound or the ring's end).
+    #[inline(always)]
+    pub fn common_run(&self, ci: u32, n: u32, opcode: u8, qpn: u32) -> (u32, RunEnd) {
+        let slot = ci & self.mask;
+        let n = n.min(self.mask + 1 - slot);
+        let expect = ((qpn as u64 & 0x00ff_ffff) << 32)
+            | ((opcode as u64) << 4)
+            | ((ci >> self.log_size) & 1) as u64;
+        let base = slot as usize * cqe::LEN + cqe::off::QPN;
+        let pass = ci >> self.log_size;
+        let stop = |w: u64| {
+            if cqe::software_owns(w as u32, pass) {
+                RunEnd::Other(CqeTail(w))
+            } else {
+                RunEnd::Empty
+            }
+        };
+        let mut k = 0;
+        let mut end = RunEnd::Limit;
+        // Whole chunks: a fixed count of loads (unrolled), the compares
+        // folded into one branch (vectorized) for the usual case.
+        let mut tails = [0u64; SCAN];
+        'scan: while k + SCAN as u32 <= n {
+            self.mem
+                .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, &mut tails);
+            if tails
+                .iter()
+                .fold(0, |acc, &w| acc | ((w ^ expect) & COMMON_MASK))
+                == 0
+            {
+                k += SCAN as u32;
+                continue;
+            }
+            for &w in tails.iter() {
+                if (w ^ expect) & COMMON_MASK != 0 {
+                    end = stop(w);
+                    break 'scan;
+                }
+                k += 1;
+            }
+        }
+        // Fewer than a chunk before the bound or the ring's end.
+        if matches!(end, RunEnd::Limit) {
+            while k < n {
+                let w = self.mem.read_be64(base + k as usize * cqe::LEN);
+                if (w ^ expect) & COMMON_MASK != 0 {
+                    end = stop(w);
+                    break;
+                }
+                k += 1;
+            }
+        }
+        if k != 0 {
+            self.mmio.barrier_after_ownership_read();
+        }
+        (k, end)
+    }
+
+    /// Run `g` over a plain view of the `n` entries from `ci` (software
+    /// owns them: [`CqView::common_run`] found them so, and the consumer
+    /// index is not published past them while `g` runs), as whole CQEs.
+    #[inline(always)]
+    pub fn with_entries<R>(&self, ci: u32, n: u32, g: impl FnOnce(&[[u8; cqe::LEN]]) -> R) -> R {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        self.mem
+            .with_bytes(base, n as usize * cqe::LEN, |b| g(b.as_chunks().0))
     }
 
     /// The byte count and the first dword (a striding RQ's `wqe_id`) of

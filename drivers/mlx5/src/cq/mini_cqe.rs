@@ -7,8 +7,9 @@
 //! 8-byte entries: the result word, then `byte_cnt`) is in slot `t + 1`
 //! for `k = 0` and `t + 8k` after, the other slots are not written by
 //! the device. Completion `i` is the title with the mini-CQE's byte count
-//! and result (the checksum with `mini_cqe_res_format` 1; past the first
-//! completion the RSS hash is not known) and a `wqe_counter` that
+//! and result (the checksum with `mini_cqe_res_format` 1, past the first
+//! completion the RSS hash not known; the RSS hash with format 0, the
+//! checksum the title's) and a `wqe_counter` that
 //! continues the title's: + 1 per completion on a cyclic RQ, + the
 //! strides the completion before consumed on a striding RQ.
 //!
@@ -20,7 +21,9 @@ use cxos_drivers::{DmaRegion, Mmio, Platform};
 use super::Cq;
 use crate::cqe::{self, Cqe};
 
-/// `mini_cqe_res_format` the driver asks: the checksum (`MLX5_CQE_FORMAT_CSUM`).
+/// `mini_cqe_res_format`: the RSS hash (`MLX5_CQE_FORMAT_HASH`, every
+/// part with `cqe_compression`) or the checksum (`MLX5_CQE_FORMAT_CSUM`).
+pub const RES_HASH: u8 = 0;
 pub const RES_CSUM: u8 = 1;
 /// `MLX5_COMPRESSED` in `op_own` bits 3:2.
 pub const FORMAT_COMPRESSED: u8 = 3;
@@ -32,6 +35,8 @@ pub const ARRAY: u32 = 8;
 pub struct Session {
     /// The CQ's RQ is striding (how `wqe_counter` continues).
     pub striding: bool,
+    /// The CQ's `mini_cqe_res_format` is [`RES_HASH`] (else [`RES_CSUM`]).
+    pub hash: bool,
     /// The CQ was created with `cqe_comp_en`: only then is a title one
     /// (on any other CQ the entry is an ordinary CQE in a format the
     /// queue refuses, never a count of slots to skip).
@@ -44,6 +49,17 @@ pub struct Session {
     /// Sessions and completions read from them.
     pub sessions: u64,
     pub compressed: u64,
+}
+
+/// Completions of a session [`Cq::take_minis`] consumed: mini-CQE words
+/// `from..from + n` of [`Cq::minis`] (`byte_cnt` in the low half), the
+/// first's `wqe_counter`, whether it is the session's first.
+#[derive(Clone, Copy, Debug)]
+pub struct Minis {
+    pub from: usize,
+    pub n: usize,
+    pub first: bool,
+    pub counter: u16,
 }
 
 /// Whether an owned entry's `op_own` (low byte of its tail) is a title.
@@ -65,9 +81,20 @@ impl<P: Platform> Cq<P> {
         (self.session.sessions, self.session.compressed)
     }
 
+    /// The CQ's `mini_cqe_res_format` (set at open).
+    pub fn set_mini_format(&mut self, format: u8) {
+        self.session.hash = format == RES_HASH;
+    }
+
     /// The RQ completing here is striding (set at open).
     pub fn set_striding(&mut self, striding: bool) {
         self.session.striding = striding;
+    }
+
+    /// Whether the CQ was created compressing.
+    #[inline(always)]
+    pub fn compressing(&self) -> bool {
+        self.session.enabled
     }
 
     /// The CQ was created compressing (`cqe_comp_en`; set at open).
@@ -125,7 +152,7 @@ impl<P: Platform> Cq<P> {
     #[inline]
     pub fn session_cqe(&self, mini: u64, counter: u16, first: bool) -> Cqe {
         match &self.session.title {
-            Some(t) => t.decompressed(mini, counter, first),
+            Some(t) => t.decompressed(mini, counter, first, self.session.hash),
             None => Cqe::default(),
         }
     }
@@ -140,6 +167,80 @@ impl<P: Platform> Cq<P> {
     #[inline(always)]
     pub fn session_wqe_id(&self) -> u16 {
         self.session.title.as_ref().map_or(0, |t| t.wqe_id())
+    }
+
+    /// Up to `max` (at least one) next completions of the session
+    /// (`in_session`), all of one mini-CQE array, consumed together: the
+    /// array read once (one wide load per eight completions). The caller
+    /// continues `wqe_counter` from [`Minis::counter`], gives the one
+    /// after the last back ([`Cq::set_session_counter`]) and makes the
+    /// consumed slots invalid ([`Cq::invalidate`]) before the consumer
+    /// index is published.
+    #[inline(always)]
+    pub fn take_minis(&mut self, max: usize) -> Minis {
+        let i = self.session.index;
+        if i.is_multiple_of(ARRAY) {
+            let at = if i == 0 {
+                self.ci.wrapping_add(1)
+            } else {
+                self.ci
+            };
+            let base = (at & self.mask) as usize * cqe::LEN;
+            self.ring.mem.read_be64s(base, &mut self.session.minis);
+        }
+        let from = (i % ARRAY) as usize;
+        let n = (ARRAY as usize - from)
+            .min(self.session.left as usize)
+            .min(max.max(1));
+        let s = &mut self.session;
+        let m = Minis {
+            from,
+            n,
+            first: i == 0,
+            counter: s.counter,
+        };
+        s.index = i + n as u32;
+        s.left -= n as u32;
+        s.compressed += n as u64;
+        self.ci = self.ci.wrapping_add(n as u32);
+        self.polled += n as u64;
+        m
+    }
+
+    /// The words of the mini-CQE array [`Cq::take_minis`] read last.
+    #[inline(always)]
+    pub fn minis(&self, m: &Minis) -> &[u64] {
+        self.session.minis.get(m.from..m.from + m.n).unwrap_or(&[])
+    }
+
+    /// The `wqe_counter` of the session's next completion, after
+    /// [`Cq::take_minis`].
+    #[inline(always)]
+    pub fn set_session_counter(&mut self, counter: u16) {
+        self.session.counter = counter;
+    }
+
+    /// Make the `n` slots from `ci` invalid (`op_own` 0xf1) through one
+    /// plain view of them (two at the ring's end): software owns them
+    /// until the consumer index is published, and every mini-CQE array
+    /// among them was read (an array's last byte is a slot's `op_own`).
+    #[inline(always)]
+    pub fn invalidate(&self, ci: u32, n: u32) {
+        let slot = ci & self.mask;
+        let first = n.min(self.mask + 1 - slot);
+        let mark = |at: u32, k: u32| {
+            self.ring
+                .mem
+                .with_bytes_mut(at as usize * cqe::LEN, k as usize * cqe::LEN, |b| {
+                    for e in b.as_chunks_mut::<{ cqe::LEN }>().0 {
+                        e[cqe::off::OP_OWN] = cqe::INITIAL_OP_OWN;
+                    }
+                })
+        };
+        mark(slot, first);
+        if first < n {
+            mark(0, n - first);
+        }
     }
 
     /// The next completion of the session (`in_session`) as its mini-CQE

@@ -40,8 +40,18 @@ pub struct EthConfig {
     /// Cyclic or striding (multi-packet) receive queues.
     pub rq_kind: RqChoice,
     /// Receive CQs write compressed CQE sessions (mini-CQE arrays with
-    /// the checksum) where the part can (`cqe_compression`).
+    /// the checksum, or the hash: `cqe_compression_hash`) where the part
+    /// can (`cqe_compression`).
     pub cqe_compression: bool,
+    /// With `cqe_compression`: the mini-CQEs carry each frame's RSS hash
+    /// (`mini_cqe_res_format` 0) instead of its checksum (1); every
+    /// frame's checksum results are then the session's title's.
+    pub cqe_compression_hash: bool,
+    /// Transmit bursts as enhanced multi-packet send sessions where the
+    /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule),
+    /// inlining frames up to this many bytes (at most
+    /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
+    pub empw: Option<u16>,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -71,6 +81,8 @@ impl Default for EthConfig {
             rss_key: crate::rss::DEFAULT_KEY,
             rq_kind: RqChoice::Auto,
             cqe_compression: false,
+            cqe_compression_hash: false,
+            empw: Some(0),
         }
     }
 }
@@ -127,6 +139,12 @@ impl<C: Control> QueueSet<C> {
             buf_size: wqe,
             cq_log: (log_wqes + log_strides).min(22),
         }
+    }
+
+    /// What the SQ's [`sq::SqConfig::empw`] gets: the option where the
+    /// part has the capability.
+    pub(super) fn sq_empw(&self) -> Option<u16> {
+        self.cfg.empw.filter(|_| self.res.caps.empw)
     }
 
     /// Receive queues the configuration asks for: a power of two, at

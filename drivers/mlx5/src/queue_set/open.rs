@@ -153,17 +153,15 @@ impl<C: Control> QueueSet<C> {
             }
             let ring = cq::alloc_ring(self.ctl.dma(), log)?;
             let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
-            let compress = rx && cfg.cqe_compression && self.res.caps.cqe_compression;
-            if compress {
-                cmd.compression = Some(crate::cq::mini_cqe::RES_CSUM);
+            if rx {
+                cmd.compression = rx_compression(&cfg, self.res.caps.cqe_compression);
             }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
                 Err(e) => return Err(self.failed_create(e, [ring.mem])),
             };
             let mut cq = Cq::new(cqn, eqn, ring, log, r.uar, self.ctl.mmio().clone());
-            cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
-            cq.set_compressing(compress);
+            self.set_cq_format(&mut cq, rx);
             if rx {
                 self.parts.rx.push(RxQueue {
                     cq,
@@ -214,6 +212,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         ));
@@ -482,6 +481,28 @@ impl<C: Control> QueueSet<C> {
             log::warn!(target: "mlx5::dp", "mlx5: data path closed with {} errors", rep.errors);
         }
         (self.ctl, rep)
+    }
+}
+
+/// The `mini_cqe_res_format` a receive CQ asks (`cqe_comp_en`), if it
+/// compresses: the option on and the part able.
+pub(super) fn rx_compression(cfg: &EthConfig, capable: bool) -> Option<u8> {
+    (cfg.cqe_compression && capable).then_some(if cfg.cqe_compression_hash {
+        cq::mini_cqe::RES_HASH
+    } else {
+        cq::mini_cqe::RES_CSUM
+    })
+}
+
+impl<C: Control> QueueSet<C> {
+    /// Tell a CQ whether it compresses (a receive CQ with the option, on
+    /// a part able), how its sessions' completions continue and what
+    /// their mini-CQEs carry (at open and when it is recreated).
+    pub(super) fn set_cq_format(&self, cq: &mut Cq<Plat<C>>, rx: bool) {
+        let format = rx_compression(&self.cfg, self.res.caps.cqe_compression).filter(|_| rx);
+        cq.set_compressing(format.is_some());
+        cq.set_striding(!matches!(self.rx_geometry().kind, RqKind::Cyclic));
+        cq.set_mini_format(format.unwrap_or(cq::mini_cqe::RES_CSUM));
     }
 }
 

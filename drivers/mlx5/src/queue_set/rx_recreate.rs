@@ -32,10 +32,10 @@ impl<C: Control> QueueSet<C> {
         let (r, geo) = (self.res, self.rx_geometry());
 
         let ring = cq::alloc_ring(self.ctl.dma(), geo.cq_log)?;
-        let cqn = match self
-            .ctl
-            .exec(&Cq::<Plat<C>>::create_cmd(&ring, geo.cq_log, r.uar, eqn))
-        {
+        let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, geo.cq_log, r.uar, eqn);
+        // As at open: a recreated CQ compresses as the first did.
+        cmd.compression = super::open::rx_compression(&self.cfg, r.caps.cqe_compression);
+        let cqn = match self.ctl.exec(&cmd) {
             Ok(c) => c,
             Err(e) => {
                 self.ctl.retire(ring.mem);
@@ -43,6 +43,7 @@ impl<C: Control> QueueSet<C> {
             }
         };
         let mut new_cq = Cq::new(cqn, eqn, ring, geo.cq_log, r.uar, self.ctl.mmio().clone());
+        self.set_cq_format(&mut new_cq, true);
         let undo_cq = |s: &mut Self, c: Cq<Plat<C>>| {
             if s.ctl.exec(&cq::destroy_cq(c.cqn)).is_err() {
                 s.ctl.retire(c.into_ring().mem);

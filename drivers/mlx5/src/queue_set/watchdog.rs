@@ -591,6 +591,7 @@ impl<C: Control> QueueSet<C> {
                 lkey: r.lkey,
                 bufs: 1u16 << cfg.log_sq,
                 lso_bufs: lso_bufs as u16,
+                empw: self.sq_empw(),
             },
             self.ctl.mmio().clone(),
         );

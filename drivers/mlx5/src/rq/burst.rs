@@ -25,23 +25,29 @@ impl<P: Platform> Rq<P> {
     /// loop keeps in registers; [`Rq::set_cursor`] writes it back.
     #[inline(always)]
     pub fn cursor(&self) -> RxCursor {
-        RxCursor {
+        let mut c = RxCursor {
             ci: self.ci,
             posted: self.posted,
             outstanding: self.outstanding,
-            used: self.used,
+            key: 0,
+            left: 0,
+            pos: 0,
             nstrides: self.nstrides,
             shift: self.stride_shift,
             mask: self.mask,
             buf_size: self.buf_size,
             wqes_done: 0,
-        }
+        };
+        c.enter(self.used);
+        c
     }
 
     #[inline(always)]
     pub fn set_cursor(&mut self, c: RxCursor) {
         self.ci = c.ci;
-        self.used = c.used;
+        if c.nstrides != 0 {
+            self.used = c.key & 0xffff;
+        }
         self.outstanding = c.outstanding;
         self.stats.wqes_done += c.wqes_done;
     }
@@ -73,13 +79,22 @@ impl<P: Platform> Rq<P> {
 /// [`RxCursor::take`] takes the frame of a responder CQE (`wqe_id` from
 /// its first dword, `counter` its `wqe_counter`, `byte_cnt` its byte
 /// count) if it is the common case: `None` consumes nothing. It returns
-/// the frame and whether it used up its WQE (one WQE to recycle).
+/// the frame and whether it used up its WQE (one WQE to recycle). On a
+/// striding RQ the cursor keeps what the next completion must say
+/// (`key`: its `wqe_id` and first stride), the strides left in the WQE
+/// (none when the WQE is not posted) and where the next stride starts,
+/// so a frame costs a few compares and adds.
 #[derive(Clone, Copy, Debug)]
 pub struct RxCursor {
     ci: u16,
     posted: u16,
     outstanding: u16,
-    used: u32,
+    /// Striding: `wqe_id << 16 | wqe_counter` of the next completion.
+    key: u32,
+    /// Striding: strides left in WQE `ci` (0 if it is not posted).
+    left: u32,
+    /// Striding: byte offset of the next stride in the buffer region.
+    pos: usize,
     nstrides: u32,
     shift: u32,
     mask: u16,
@@ -88,58 +103,127 @@ pub struct RxCursor {
 }
 
 impl RxCursor {
+    /// Striding: stand at stride `used` of WQE `ci`.
+    #[inline(always)]
+    fn enter(&mut self, used: u32) {
+        if self.nstrides == 0 {
+            return;
+        }
+        self.key = ((self.ci as u32) << 16) | used;
+        self.left = if self.posted == self.ci {
+            0
+        } else {
+            self.nstrides.saturating_sub(used)
+        };
+        self.pos = (self.ci & self.mask) as usize * self.buf_size + ((used as usize) << self.shift);
+    }
+
     #[inline(always)]
     pub fn take(&mut self, wqe_id: u16, counter: u16, byte_cnt: u32) -> Option<(Taken, bool)> {
-        let ci = self.ci;
-        if self.posted == ci {
-            return None;
-        }
-        let slot = (ci & self.mask) as usize;
+        self.take_key(((wqe_id as u32) << 16) | counter as u32, byte_cnt)
+    }
+
+    /// [`RxCursor::take`] with `wqe_id` and `counter` as one word
+    /// (`wqe_id << 16 | counter`).
+    #[inline(always)]
+    pub fn take_key(&mut self, key: u32, byte_cnt: u32) -> Option<(Taken, bool)> {
         if self.nstrides == 0 {
+            let ci = self.ci;
             let len = byte_cnt as usize;
-            if counter != ci || len.wrapping_sub(1) >= self.buf_size {
+            if self.posted == ci || key as u16 != ci || len.wrapping_sub(1) >= self.buf_size {
                 return None;
             }
             self.ci = ci.wrapping_add(1);
             self.outstanding += 1;
             return Some((
                 Taken {
-                    offset: slot * self.buf_size,
+                    offset: (ci & self.mask) as usize * self.buf_size,
                     len,
                 },
                 true,
             ));
         }
-        // `mpwrq_cqe_bc`: filler [31], strides [30:16], bytes [15:0]; a
-        // filler or zero strides falls to `complete`.
-        let strides = (byte_cnt >> 16) & 0x7fff;
+        // `mpwrq_cqe_bc`: filler [31], strides [30:16], bytes [15:0]. With
+        // the filler bit kept, `strides - 1 < left` refuses a filler, zero
+        // strides and more than the WQE has left in one compare.
+        let strides = byte_cnt >> 16;
         let len = (byte_cnt & 0xffff) as usize;
-        let used = self.used;
-        let end = used + strides;
-        if wqe_id != ci
-            || (byte_cnt as i32) < 0
-            || counter as u32 != used
-            || strides.wrapping_sub(1) >= self.nstrides
-            || end > self.nstrides
-            || len.wrapping_sub(1) >= (strides as usize) << self.shift
-        {
+        let size = (strides as usize) << self.shift;
+        if key != self.key || strides.wrapping_sub(1) >= self.left || len.wrapping_sub(1) >= size {
             return None;
         }
-        let offset = slot * self.buf_size + ((used as usize) << self.shift);
-        let done = end == self.nstrides;
+        let offset = self.pos;
+        self.pos += size;
+        self.key = self.key.wrapping_add(strides);
+        self.left -= strides;
+        let done = self.left == 0;
         if done {
-            self.ci = ci.wrapping_add(1);
-            self.used = 0;
+            self.ci = self.ci.wrapping_add(1);
             self.outstanding += 1;
             self.wqes_done += 1;
-        } else {
-            self.used = end;
+            self.enter(0);
         }
         Some((Taken { offset, len }, done))
+    }
+
+    /// Whether the next completion must say `wqe_id` and `counter`
+    /// (a compressed session's title: the completions after it continue
+    /// from there, see [`RxCursor::take_next`]).
+    #[inline(always)]
+    pub fn expects(&self, wqe_id: u16, counter: u16) -> bool {
+        if self.nstrides == 0 {
+            counter == self.ci
+        } else {
+            ((wqe_id as u32) << 16) | counter as u32 == self.key
+        }
+    }
+
+    /// [`RxCursor::take`] for the completions of a compressed session
+    /// after its first ([`RxCursor::expects`]): their `wqe_id` and
+    /// `wqe_counter` are the ones the cursor expects by construction, so
+    /// only the byte count is checked. Also gives the completion's step
+    /// of `wqe_counter` (its strides, or 1 on a cyclic RQ).
+    #[inline(always)]
+    pub fn take_next(&mut self, byte_cnt: u32) -> Option<(Taken, u16)> {
+        if self.nstrides == 0 {
+            let ci = self.ci;
+            let len = byte_cnt as usize;
+            if self.posted == ci || len.wrapping_sub(1) >= self.buf_size {
+                return None;
+            }
+            self.ci = ci.wrapping_add(1);
+            self.outstanding += 1;
+            let offset = (ci & self.mask) as usize * self.buf_size;
+            return Some((Taken { offset, len }, 1));
+        }
+        let strides = byte_cnt >> 16;
+        let len = (byte_cnt & 0xffff) as usize;
+        let size = (strides as usize) << self.shift;
+        if strides.wrapping_sub(1) >= self.left || len.wrapping_sub(1) >= size {
+            return None;
+        }
+        let offset = self.pos;
+        self.pos += size;
+        self.key = self.key.wrapping_add(strides);
+        self.left -= strides;
+        if self.left == 0 {
+            self.ci = self.ci.wrapping_add(1);
+            self.outstanding += 1;
+            self.wqes_done += 1;
+            self.enter(0);
+        }
+        Some((Taken { offset, len }, strides as u16))
     }
 
     #[inline(always)]
     pub fn is_striding(&self) -> bool {
         self.nstrides != 0
+    }
+
+    /// Buffers handed out and not yet recycled (one more for each WQE a
+    /// frame used up).
+    #[inline(always)]
+    pub fn outstanding(&self) -> u16 {
+        self.outstanding
     }
 }

@@ -11,6 +11,8 @@
 //! batch's last control segment). A completion is requested every
 //! `cq_every` WQEs and on the last WQE of each batch, so every buffer comes
 //! back; a requester CQE with `wqe_counter` c completes every WQE up to c.
+//! On parts with enhanced multi-packet send, a burst ([`Sq::post_burst`])
+//! is one WQE per session of many frames instead ([`empw`]).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -27,7 +29,9 @@ use crate::wq::Ring;
 use crate::wqe::{self, CsFlags, InlineMode, MAX_HEADERS, WQEBB, ctrl};
 
 mod burst;
+mod empw;
 pub use burst::Burst;
+pub use empw::MAX_INLINE as EMPW_MAX_INLINE;
 
 /// UAR page offset of the send doorbell.
 pub const UAR_SEND_DOORBELL: usize = 0x800;
@@ -202,6 +206,8 @@ pub struct Sq<P: Platform> {
     mmio: P::Mmio,
     uar_base: usize,
     inline: InlineMode,
+    /// Bursts as eMPW sessions, inlining frames up to this long.
+    empw: Option<usize>,
     pub stats: SqStats,
 }
 
@@ -217,6 +223,11 @@ pub struct SqConfig {
     /// entries; the MTU pool a power of two).
     pub bufs: u16,
     pub lso_bufs: u16,
+    /// Post bursts as enhanced multi-packet send sessions, inlining the
+    /// frames up to this many bytes (the part must have
+    /// `enhanced_multi_pkt_send_wqe`; ignored unless `inline` is
+    /// [`InlineMode::None`]).
+    pub empw: Option<u16>,
 }
 
 impl<P: Platform> Sq<P> {
@@ -254,6 +265,10 @@ impl<P: Platform> Sq<P> {
             mmio,
             uar_base: cfg.uar.bar_offset(),
             inline: cfg.inline,
+            empw: cfg
+                .empw
+                .filter(|_| cfg.inline == InlineMode::None)
+                .map(usize::from),
             stats: SqStats::default(),
         }
     }
@@ -756,6 +771,7 @@ mod tests {
             lkey: Lkey(0x100),
             bufs: 1 << log,
             lso_bufs: 2,
+            empw: None,
         };
         let q = Sq::<MockPlatform>::new(Sqn(0x0abc), ring, log, cfg, p.clone());
         (p, q, rbase, dbr)

@@ -10,18 +10,21 @@ use cxos_kernel::acpi::{InterruptOverride, IoApic, MpsIntiFlags};
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::{ApicBase, ApicBaseFlags, Msr};
 
-use crate::mmio;
 use crate::mmu::{self, Cache};
+use crate::{arch, mmio};
 
 static LAPIC_BASE: AtomicU64 = AtomicU64::new(0xfee0_0000);
 static BSP_APIC_ID: AtomicU32 = AtomicU32::new(0);
-/// Firmware left the local APIC in x2APIC mode: registers are MSRs
-/// 0x800 + offset / 16 (SDM 11.12.1), the MMIO page does not decode.
+/// The local APICs run in x2APIC mode (firmware left them so, or the CPU
+/// has it and `init_lapic` switched): registers are MSRs 0x800 + offset /
+/// 16 (SDM 11.12.1), the MMIO page does not decode.
 static X2APIC: AtomicBool = AtomicBool::new(false);
 
 const LAPIC_ID: usize = 0x20;
 const LAPIC_TPR: usize = 0x80;
 const LAPIC_EOI: usize = 0xb0;
+const LAPIC_ICR_LOW: usize = 0x300;
+const LAPIC_ICR_HIGH: usize = 0x310;
 const LAPIC_SVR: usize = 0xf0;
 const LAPIC_LVT_TIMER: usize = 0x320;
 const LAPIC_LVT_LINT0: usize = 0x350;
@@ -152,19 +155,47 @@ pub fn init_lapic(madt_base: Option<u64>) {
     if !flags.contains(ApicBaseFlags::LAPIC_ENABLE) {
         log::warn!(target: "apic", "local APIC globally disabled in IA32_APIC_BASE");
     }
-    let x2apic = flags.contains(ApicBaseFlags::X2APIC_ENABLE);
+    // CPUID.01H:ECX bit 21: x2APIC supported (SDM 11.12.1); switched on
+    // from xAPIC by setting EXTD with EN still set.
+    let has_x2apic = core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0;
+    let x2apic = flags.contains(ApicBaseFlags::X2APIC_ENABLE) || has_x2apic;
     X2APIC.store(x2apic, Ordering::Relaxed);
     if !x2apic && let Err(e) = mmu::map_identity(base, 0x1000, Cache::Uncached) {
         panic!("cannot map the local APIC: {e}");
     }
     LAPIC_BASE.store(base, Ordering::Relaxed);
-    let id = lapic_read(LAPIC_ID);
-    let id = if x2apic { id } else { id >> 24 };
+    let id = init_local();
     if id > 0xff {
         log::warn!(target: "apic", "boot CPU APIC id {id:#x} does not fit MSI/I/O APIC destinations");
     }
     BSP_APIC_ID.store(id, Ordering::Relaxed);
     log::debug!(target: "apic", "local APIC id {id} ({})", if x2apic { "x2APIC" } else { "xAPIC" });
+}
+
+/// Set up this CPU's local APIC (every CPU: x2APIC mode is per CPU) in the
+/// mode `init_lapic` chose, all local interrupts masked, the spurious
+/// vector set; its APIC id.
+pub fn init_local() -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        let (frame, flags) = ApicBase::read();
+        if !flags.contains(ApicBaseFlags::X2APIC_ENABLE) {
+            // SAFETY: CPUID reported x2APIC; EXTD with EN set is the
+            // architectural xAPIC -> x2APIC transition (SDM 11.12.5), and
+            // every register access after this goes through the MSRs.
+            unsafe {
+                ApicBase::write(
+                    frame,
+                    flags | ApicBaseFlags::LAPIC_ENABLE | ApicBaseFlags::X2APIC_ENABLE,
+                )
+            };
+        }
+    }
+    let id = lapic_read(LAPIC_ID);
+    let id = if X2APIC.load(Ordering::Relaxed) {
+        id
+    } else {
+        id >> 24
+    };
     let masked = Lvt::new().with_masked(true).into_bits();
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_LVT_TIMER, masked);
@@ -176,10 +207,86 @@ pub fn init_lapic(madt_base: Option<u64>) {
         .with_apic_enabled(true);
     lapic_write(LAPIC_SVR, svr.into_bits());
     lapic_write(LAPIC_EOI, 0);
+    id
 }
 
 pub fn bsp_apic_id() -> u8 {
     BSP_APIC_ID.load(Ordering::Relaxed) as u8
+}
+
+pub fn bsp_apic_id_full() -> u32 {
+    BSP_APIC_ID.load(Ordering::Relaxed)
+}
+
+pub fn x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+/// The interrupt command register's low half (SDM vol. 3 11.6.1, figure
+/// 11-12); in x2APIC mode the destination is the MSR's high 32 bits.
+#[bitfield(u32)]
+pub struct Icr {
+    pub vector: u8,
+    /// Bits 10:8: 000b fixed, 100b NMI, 101b INIT, 110b start-up.
+    #[bits(3)]
+    pub delivery_mode: u8,
+    /// Bit 11: logical destination.
+    pub logical: bool,
+    /// Bit 12 (xAPIC only): the previous IPI is not yet sent.
+    #[bits(1, access = RO)]
+    pub send_pending: bool,
+    #[bits(1)]
+    __: u8,
+    /// Bit 14: level assert (1 for everything but INIT de-assert).
+    pub assert: bool,
+    /// Bit 15.
+    pub level_triggered: bool,
+    #[bits(2)]
+    __: u8,
+    /// Bits 19:18: 00b the destination field, 11b all excluding self.
+    #[bits(2)]
+    pub shorthand: u8,
+    #[bits(12)]
+    __: u16,
+}
+
+pub const DELIVERY_NMI: u8 = 4;
+pub const DELIVERY_INIT: u8 = 5;
+pub const DELIVERY_STARTUP: u8 = 6;
+
+/// Send an IPI to `apic_id`; returns once the local APIC accepted it.
+pub fn send_ipi(apic_id: u32, icr: Icr) {
+    let icr = icr.with_assert(true);
+    arch::without_interrupts(|| {
+        if X2APIC.load(Ordering::Relaxed) {
+            let mut msr = Msr::new(X2APIC_MSR_BASE + (LAPIC_ICR_LOW >> 4) as u32);
+            // SAFETY: the x2APIC ICR (MSR 0x830): one 64-bit write sends
+            // the IPI, destination in bits 63:32 (SDM 11.12.9).
+            unsafe { msr.write((u64::from(apic_id) << 32) | u64::from(icr.into_bits())) };
+            return;
+        }
+        // The high half first: writing the low half sends (SDM 11.6.1).
+        lapic_write(LAPIC_ICR_HIGH, (apic_id & 0xff) << 24);
+        lapic_write(LAPIC_ICR_LOW, icr.into_bits());
+        let mut spins = 0u32;
+        while Icr::from_bits(lapic_read(LAPIC_ICR_LOW)).send_pending() && spins < 1_000_000 {
+            core::hint::spin_loop();
+            spins += 1;
+        }
+    })
+}
+
+/// Periodic interrupt on `vector` every `ticks` (divided) timer ticks.
+pub fn timer_periodic(vector: u8, ticks: u32) {
+    lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_16);
+    lapic_write(
+        LAPIC_LVT_TIMER,
+        Lvt::new()
+            .with_vector(vector)
+            .with_timer_mode(1)
+            .into_bits(),
+    );
+    lapic_write(LAPIC_TIMER_INITIAL, ticks.max(1));
 }
 
 pub fn eoi() {

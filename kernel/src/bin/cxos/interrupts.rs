@@ -24,7 +24,7 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector
 use x86_64::structures::idt::{Entry, InterruptDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::{apic, arch, serial};
+use crate::{apic, arch, serial, smp};
 
 global_asm!(include_str!(concat!(env!("OUT_DIR"), "/isr_stubs.s")));
 
@@ -114,11 +114,15 @@ pub enum Role {
     Serial,
     Msi,
     MsiX,
+    /// Inter-processor interrupts (`smp`).
+    Ipi,
 }
 
 pub use cxos_kernel::vectors::SPURIOUS as SPURIOUS_VECTOR;
 
-static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// Per CPU, per vector.
+static COUNTS: [[AtomicU64; 256]; smp::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 256] }; smp::MAX_CPUS];
 static PENDING: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
 /// Role per vector: 0 = free, else `Role as u8 + 1`.
 static ROLES: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
@@ -165,8 +169,26 @@ pub fn take_pending(vector: u8) -> bool {
     PENDING[usize::from(vector)].swap(false, Ordering::AcqRel)
 }
 
+/// Interrupts on `vector`, all CPUs.
 pub fn count(vector: u8) -> u64 {
-    COUNTS[usize::from(vector)].load(Ordering::Relaxed)
+    COUNTS
+        .iter()
+        .map(|c| c[usize::from(vector)].load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Interrupts on `vector` taken by CPU `cpu`.
+pub fn count_on(cpu: usize, vector: u8) -> u64 {
+    COUNTS
+        .get(cpu)
+        .map_or(0, |c| c[usize::from(vector)].load(Ordering::Relaxed))
+}
+
+/// Interrupts of any vector taken by CPU `cpu`.
+pub fn total_on(cpu: usize) -> u64 {
+    COUNTS
+        .get(cpu)
+        .map_or(0, |c| c.iter().map(|n| n.load(Ordering::Relaxed)).sum())
 }
 
 /// `(vector, role name, owner, count)` of every assigned vector.
@@ -179,6 +201,7 @@ pub fn vector_table() -> alloc::vec::Vec<(u8, &'static str, &'static str, u64)> 
                 2 => "serial",
                 3 => "msi",
                 4 => "msi-x",
+                5 => "ipi",
                 _ => return None,
             };
             Some((v, role, o.names[usize::from(v)], count(v)))
@@ -223,13 +246,31 @@ const EXCEPTION_NAMES: [&str; 32] = [
 
 extern "C" fn dispatch(frame: &mut Frame) {
     let vector = frame.vector as u8;
+    if vector == 2 && smp::stopping() {
+        smp::on_stop(frame.rip, frame.rsp, frame.rflags);
+    }
     if vector < 32 {
         exception(frame);
     }
-    COUNTS[usize::from(vector)].fetch_add(1, Ordering::Relaxed);
+    let cpu = smp::current();
+    COUNTS[cpu][usize::from(vector)].fetch_add(1, Ordering::Relaxed);
     if vector == SPURIOUS_VECTOR {
         // Spurious interrupts are not acknowledged (SDM 11.9).
         return;
+    }
+    match smp::on_local_vector(vector) {
+        smp::Local::No => {}
+        smp::Local::Handled => {
+            apic::eoi();
+            return;
+        }
+        smp::Local::Wake => {
+            // The boot CPU's main loop wakes on any interrupt; its wake
+            // counter tells it work may be pending.
+            WAKES.fetch_add(1, Ordering::Release);
+            apic::eoi();
+            return;
+        }
     }
     if ROLES[usize::from(vector)].load(Ordering::Acquire) == Role::Serial as u8 + 1 {
         serial::on_interrupt();
@@ -237,6 +278,10 @@ extern "C" fn dispatch(frame: &mut Frame) {
     PENDING[usize::from(vector)].store(true, Ordering::Release);
     WAKES.fetch_add(1, Ordering::Release);
     apic::eoi();
+    if cpu != 0 {
+        // The work runs in the boot CPU's main loop.
+        smp::wake(0);
+    }
 }
 
 /// Set while an exception is reported: a fault in the report exits at once.
@@ -244,6 +289,7 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 
 fn exception(f: &Frame) -> ! {
     let v = f.vector as usize;
+    smp::stop_others();
     serial::take_over();
     if REPORTING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nEXCEPTION while reporting an exception\n");
@@ -292,6 +338,7 @@ fn exception(f: &Frame) -> ! {
         f.rflags,
         cr3()
     );
+    smp::print_states();
     arch::exit(arch::EXIT_FAIL)
 }
 
@@ -317,6 +364,46 @@ static mut STACK_EXCEPTION: Stack<{ 64 * 1024 }> = Stack([0; 64 * 1024]);
 static mut STACK_DEVICE: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_DOUBLE_FAULT: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_NMI_MC: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
+
+/// An AP's GDT, TSS and IST stacks (from the heap, never freed).
+struct ApTables {
+    gdt: GlobalDescriptorTable,
+    tss: TaskStateSegment,
+}
+
+const AP_IST_STACK: usize = 32 * 1024;
+
+/// Load a GDT and TSS of this AP's own (IST stacks from the heap) and the
+/// shared IDT. Interrupts stay disabled.
+pub fn init_ap() {
+    let mut tss = TaskStateSegment::new();
+    let mut ist = tss.interrupt_stack_table;
+    for slot in [IST_EXCEPTION, IST_DEVICE, IST_DOUBLE_FAULT, IST_NMI_MC] {
+        let stack = alloc::boxed::Box::leak(alloc::vec![0u8; AP_IST_STACK].into_boxed_slice());
+        ist[usize::from(slot)] =
+            VirtAddr::new((stack.as_ptr() as u64 + AP_IST_STACK as u64) & !0xf);
+    }
+    tss.interrupt_stack_table = ist;
+    let t: &'static mut ApTables = alloc::boxed::Box::leak(alloc::boxed::Box::new(ApTables {
+        gdt: GlobalDescriptorTable::new(),
+        tss,
+    }));
+    let code = t.gdt.append(Descriptor::kernel_code_segment());
+    let data = t.gdt.append(Descriptor::kernel_data_segment());
+    let tss_sel = t.gdt.append(Descriptor::tss_segment(&t.tss));
+    let t: &'static ApTables = t;
+    t.gdt.load();
+    // SAFETY: this AP, interrupts off; the selectors name the descriptors
+    // of the GDT just loaded, which (like its TSS) lives forever.
+    unsafe {
+        CS::set_reg(code);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        SS::set_reg(data);
+        load_tss(tss_sel);
+    }
+    IDT.get().expect("the boot CPU loaded the IDT first").load();
+}
 
 fn stack_top<const N: usize>(s: *mut Stack<N>) -> VirtAddr {
     VirtAddr::new(s as u64 + N as u64)

@@ -8,6 +8,7 @@ extern crate alloc;
 mod apic;
 mod arch;
 mod console;
+mod cpuscmd;
 mod drivers;
 mod interrupts;
 mod logger;
@@ -30,6 +31,8 @@ mod runtime;
 mod selftest;
 mod serial;
 mod shell;
+mod smp;
+mod smpboot;
 mod time;
 #[cfg(feature = "net")]
 mod vnics;
@@ -46,6 +49,7 @@ cxos_boot::entry!(kmain);
 const COM1_IRQ: u8 = 4;
 
 fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
+    smp::init_bsp();
     time::start();
     serial::init();
     let boot = match boot {
@@ -126,6 +130,8 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         reference
     );
 
+    smpboot::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
+
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();
     for f in pcibus::functions() {
@@ -168,6 +174,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
     match config.test.as_deref() {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),
+        Some("smp-panic") => smpboot::panic_test(),
         Some("pagefault") => selftest::pagefault_test(),
         Some("stackoverflow") => selftest::stack_overflow_test(),
         Some(other) => {
@@ -222,6 +229,7 @@ fn read_acpi(boot: &BootInfo) -> Tables {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
+    smp::stop_others();
     serial::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
@@ -231,5 +239,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(l) => println!("PANIC at {}:{}: {}", l.file(), l.line(), info.message()),
         None => println!("PANIC at <unknown>: {}", info.message()),
     }
+    smp::print_states();
     arch::exit(arch::EXIT_FAIL)
 }

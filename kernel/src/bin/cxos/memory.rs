@@ -15,6 +15,8 @@ use cxos_kernel::paging::MapError;
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
+use crate::arch;
+
 pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::empty());
 pub static DMA: DmaPool = DmaPool::new(&FRAMES);
 
@@ -51,10 +53,23 @@ pub static HEAP: KernelHeap = KernelHeap {
     failures: AtomicU64::new(0),
 };
 
-// SAFETY: alloc/dealloc go through the heaps' lock; blocks are handed back
-// to the heap that owns their address.
+// SAFETY: alloc/dealloc go through the heaps' lock (a spin lock: every
+// CPU allocates), taken with interrupts off so that an interrupt arriving
+// on the CPU holding it cannot deadlock on it; blocks are handed back to
+// the heap that owns their address.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        arch::without_interrupts(|| self.alloc_locked(layout))
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's GlobalAlloc contract, passed on.
+        arch::without_interrupts(|| unsafe { self.dealloc_locked(ptr, layout) })
+    }
+}
+
+impl KernelHeap {
+    fn alloc_locked(&self, layout: Layout) -> *mut u8 {
         let mut h = self.heaps.lock();
         let block = h
             .main
@@ -73,7 +88,9 @@ unsafe impl GlobalAlloc for KernelHeap {
         }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+    /// # Safety
+    /// `ptr` came from `alloc` with `layout` (GlobalAlloc's contract).
+    unsafe fn dealloc_locked(&self, ptr: *mut u8, layout: Layout) {
         let mut h = self.heaps.lock();
         let a = ptr as usize;
         let in_early = a >= h.early.bottom() as usize && a < h.early.top() as usize;

@@ -22,7 +22,9 @@ impl TableMemory for LiveTables {
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
         // SAFETY: as in `read`; entries are written with interrupts off
-        // (see `map_identity`), one CPU.
+        // (see `map_identity`) by the boot CPU only. Mappings are only
+        // added once the APs run (guard pages are made before they
+        // start), so no other CPU's TLB holds an entry this invalidates.
         unsafe { ((table + index as u64 * 8) as *mut u64).write_volatile(value) }
     }
 

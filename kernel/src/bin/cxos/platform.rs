@@ -17,7 +17,7 @@ use volatile::VolatilePtr;
 
 use crate::interrupts::{self, Role};
 use crate::pcibus::{Device, Mmio};
-use crate::{apic, memory, runtime, time};
+use crate::{apic, memory, runtime, smp, time};
 
 /// Enable MSI with one vector on `dev`; returns the vector.
 pub fn msi_enable(dev: &Device, name: &'static str) -> Result<u8, String> {
@@ -34,6 +34,37 @@ pub fn msi_disable(dev: &Device, vector: u8) {
         msi::msi_disable(&dev.cfg, cap);
     }
     interrupts::free_vectors(vector, 1);
+}
+
+/// An MSI-X table by the CPU vectors it sends, for [`route_vector`].
+struct Routable {
+    first: u8,
+    count: u16,
+    table: Mmio,
+    table_offset: usize,
+}
+
+static ROUTABLE: Mutex<Vec<Routable>> = Mutex::new(Vec::new());
+
+/// Deliver MSI-X vector `vector` to CPU `cpu`: its table entry gets that
+/// CPU's APIC id (masked while rewritten, its mask state kept). IDs above
+/// 255 are refused: cxos sets up no interrupt remapping, so no extended
+/// destination ID is decoded.
+pub fn route_vector(vector: u8, cpu: usize) -> Result<(), String> {
+    let apic_id = smp::apic_id(cpu).ok_or_else(|| alloc::format!("no CPU {cpu} online"))?;
+    let msg = MsiMessage::to_apic(apic_id, vector, false).map_err(|e| alloc::format!("{e}"))?;
+    let tables = ROUTABLE.lock();
+    let t = tables
+        .iter()
+        .find(|t| vector >= t.first && u16::from(vector - t.first) < t.count)
+        .ok_or_else(|| alloc::format!("vector {vector:#04x} is no adapter's MSI-X vector"))?;
+    let index = u16::from(vector - t.first);
+    let masked = msi::msix_masked(&t.table, t.table_offset, index);
+    msi::msix_write_entry(&t.table, t.table_offset, index, msg);
+    if !masked {
+        msi::msix_set_masked(&t.table, t.table_offset, index, false);
+    }
+    Ok(())
 }
 
 /// MSI-X vectors bound on one function: entry i -> `first + i`.
@@ -98,6 +129,12 @@ impl Msix {
             msi::msix_set_masked(&table, layout.table_offset as usize, i, false);
         }
         msi::msix_control(&dev.cfg, cap, true, false);
+        ROUTABLE.lock().push(Routable {
+            first,
+            count: n,
+            table,
+            table_offset: layout.table_offset as usize,
+        });
         Ok(Self {
             cap,
             layout,
@@ -149,6 +186,7 @@ impl Msix {
             msi::msix_set_masked(&self.table, self.layout.table_offset as usize, i, true);
         }
         msi::msix_control(&dev.cfg, self.cap, false, false);
+        ROUTABLE.lock().retain(|t| t.first != self.first);
         for i in 0..self.count {
             runtime::unbind_vector(self.first + i as u8);
         }
@@ -405,5 +443,15 @@ impl cxos_drivers::Msix for KernelPlatform {
         if let Some(m) = self.msix.lock().as_ref() {
             m.set_masked(vector, masked);
         }
+    }
+
+    fn msix_set_cpu(&self, vector: u16, cpu: u16) -> Result<(), PlatformError> {
+        let v = self
+            .msix
+            .lock()
+            .as_ref()
+            .and_then(|m| m.vector(vector))
+            .ok_or(PlatformError::MsixUnsupported)?;
+        route_vector(v, usize::from(cpu)).map_err(|_| PlatformError::NoSuchCpu { cpu })
     }
 }

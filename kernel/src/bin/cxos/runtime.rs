@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
 use crate::interrupts::{self, Role, WAKES};
-use crate::{apic, arch, time};
+use crate::{apic, arch, smp, time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerId(u64);
@@ -176,7 +176,11 @@ pub fn halt_until(seen: u64, deadline: Option<u64>) {
         }
         None => apic::timer_stop(),
     }
-    arch::enable_and_halt();
+    smp::halt_idle();
+}
+
+pub fn timer_vector() -> u8 {
+    TIMER_VECTOR.load(Ordering::Relaxed)
 }
 
 static LAST_WAKE: AtomicU64 = AtomicU64::new(0);

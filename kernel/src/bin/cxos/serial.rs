@@ -151,9 +151,10 @@ pub fn read_byte() -> Option<u8> {
 /// released instead of waited for forever.
 pub fn take_over() {
     if SERIAL.com1.is_locked() {
-        // SAFETY: the holder was interrupted by the fault being reported
-        // and is never resumed (one CPU; the report exits), so nothing else
-        // uses the UART once it is unlocked.
+        // SAFETY: the holder was interrupted by the fault being reported,
+        // or runs on another CPU that `smp::stop_others` stopped first; it
+        // is never resumed (the report exits), so nothing else uses the
+        // UART once it is unlocked.
         unsafe { SERIAL.com1.force_unlock() };
     }
 }

@@ -8,7 +8,8 @@ use cxos_kernel::shellcmd;
 use cxos_kernel::shellcmd::{Command, HELP, HELP_TAIL};
 
 use crate::{
-    drivers, interrupts, logger, memory, pcibus, power, print, println, runtime, serial, time,
+    cpuscmd, drivers, interrupts, logger, memory, pcibus, power, print, println, runtime, serial,
+    time,
 };
 
 #[cfg(feature = "net")]
@@ -152,7 +153,8 @@ fn execute(cmd: Command<'_>) {
         }
         Command::Irq => {
             for (v, role, owner, count) in interrupts::vector_table() {
-                println!("irq {v:#04x} {role} {owner}: {count}");
+                let per_cpu = cpuscmd::per_cpu_counts(v);
+                println!("irq {v:#04x} {role} {owner}{per_cpu}: {count}");
             }
             println!(
                 "irq spurious: {}",
@@ -207,6 +209,8 @@ fn execute(cmd: Command<'_>) {
             #[cfg(not(feature = "mlx5"))]
             let _ = verbose;
         }
+        Command::IrqRoute(r) => cpuscmd::irq_route(r),
+        Command::Cpus(c) => cpuscmd::cpus(c),
         Command::Uptime => {
             let ns = time::now_ns();
             println!(

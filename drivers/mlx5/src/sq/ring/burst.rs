@@ -70,6 +70,9 @@ impl<P: Platform> Sq<P> {
             (true, Some(g)) => Some(cs_of(&g)),
             (true, None) => None,
         };
+        if let (Some(inline_max), Some(cs)) = (self.empw, fixed_cs) {
+            return self.post_empw(bufs, buf_size, max, n, cs, opts.vlan, inline_max, write);
+        }
         let inline = self.inline;
         let one_block = matches!(inline, InlineMode::None | InlineMode::L2);
         let ds = if inline == InlineMode::L2 {

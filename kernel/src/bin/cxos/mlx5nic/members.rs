@@ -446,14 +446,21 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
         None => format!("flow {flow_pkts} pkts {flow_bytes} B"),
         Some(e) => format!("flow ? ({e})"),
     };
+    // The aggregation's link: up while any member distributes.
+    let link = if cxos_drivers::NetDevice::link(dev).up {
+        "up"
+    } else {
+        "down"
+    };
     format!(
-        "{} {rest} over {aggr} ({over}) ipv4 {v4}{dhcp} ipv6 {} {flow}",
+        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {} {flow}",
         net.name(),
         net.ipv6_link_local()
     )
 }
 
-/// `aggr show [-L]`: one line per aggregation, one per member and one
+/// `aggr show [-L]`: one line per aggregation, one per member (client
+/// traffic, then the Slow Protocols frames it sent and received) and one
 /// naming the VNICs on it (when there are any); `-L`
 /// adds each member's LACP state (actor and partner system, key, port
 /// and state bits, selected, mux state, LACPDUs in and out).
@@ -482,7 +489,7 @@ pub fn show(long: bool) -> Vec<String> {
                 let Some(r) = aggr.report(k) else { continue };
                 let c = r.counters;
                 lines.push(format!(
-                    "  net{i}: link {}, {}, tx {} frames {} bytes, rx {} frames {} bytes",
+                    "  net{i}: link {}, {}, tx {} frames {} bytes, rx {} frames {} bytes, lacp tx {} rx {}",
                     if r.link.up { "up" } else { "down" },
                     if r.distributing {
                         "collecting-distributing"
@@ -492,7 +499,9 @@ pub fn show(long: bool) -> Vec<String> {
                     c.tx_frames,
                     c.tx_bytes,
                     c.rx_frames,
-                    c.rx_bytes
+                    c.rx_bytes,
+                    c.lacp_tx_frames,
+                    c.lacp_rx_frames
                 ));
                 if let (true, Some(l)) = (long, r.lacp) {
                     lines.push(format!(
