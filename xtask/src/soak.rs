@@ -288,9 +288,15 @@ fn soak(ctx: &Context, test: &SystemTest, length: Duration, faults: bool) -> Res
     let stop = AtomicBool::new(false);
     let (to_cxos, from_cxos, runs_failed) =
         (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
+    // CXOS_SOAK_SEED replays a run's fault sequence (its first line).
+    let seed = std::env::var("CXOS_SOAK_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
         | 1;
     println!("soak: fault seed {seed:#x}");
     let mut rng = Rng(seed);
@@ -341,6 +347,8 @@ fn soak(ctx: &Context, test: &SystemTest, length: Duration, faults: bool) -> Res
                     } else {
                         println!("soak: traffic did not resume after {what}");
                     }
+                    // DMA after each fault: names the one that kept memory.
+                    track.add(sample(&mut shell, &sim, t0.elapsed(), what)?);
                     next_fault = t0.elapsed() + FAULT_EVERY;
                 }
                 std::thread::sleep(Duration::from_millis(250));

@@ -721,6 +721,7 @@ impl<P: Platform> Adapter<P> {
     /// Keep DMA memory the device may still reference (a queue whose
     /// DESTROY failed) until detach has reset the function.
     pub fn retire(&mut self, mem: Region<P>) {
+        log::warn!(target: "mlx5", "mlx5 {}: {} bytes of DMA memory kept until detach (the device may still use them)", self.pci, cxos_drivers::DmaRegion::len(&mem));
         self.dev.graveyard.push(mem);
     }
 

@@ -2,8 +2,10 @@
 //! mlx5_cmd_layout` and `struct mlx5_cmd_prot_block` in device.h).
 //!
 //! One 4 KiB page holds up to 32 command entries; each slot owns a
-//! mailbox region (grown on demand, kept until detach) that holds the
-//! input chain followed by the output chain. Several slots may be in
+//! mailbox region that holds the input chain followed by the output
+//! chain: slot 0's is grown on demand and kept until detach, the other
+//! slots' (used only while commands overlap) are freed once collected,
+//! an abandoned slot's kept (the device may still write it). Several slots may be in
 //! flight; completion is noticed by polling the ownership bit or by the
 //! command-completion EQE, and each slot is checked and collected on its
 //! own, so completions in any order work.
@@ -424,6 +426,12 @@ impl<P: Platform> CmdQueue<P> {
             }
             Ok(out)
         };
+        // Slots past the first are used only while commands overlap (a
+        // periodic query out while the shell asks): their mailboxes go
+        // back once read, so overlap leaves DMA use where it was.
+        if slot != 0 {
+            self.slots[slot].mailboxes = None;
+        }
         Finished {
             opcode,
             op_mod,
@@ -588,6 +596,27 @@ mod queue_tests {
         assert_eq!(p.live_regions(), 2);
         drop(q);
         assert_eq!(p.live_regions(), 0);
+    }
+
+    #[test]
+    fn an_overlapping_slots_mailboxes_go_back_once_collected() {
+        let p = MockPlatform::new();
+        let mut q = CmdQueue::new(&p).unwrap();
+        let big = QueryHcaCap {
+            kind: CapType::General,
+            mode: CapMode::Max,
+        };
+        let s0 = q.submit(&encode(&big), 0x1010, 0).unwrap();
+        let s1 = q.submit(&encode(&big), 0x1010, 0).unwrap();
+        assert_eq!((s0, s1), (0, 1));
+        // Entry page plus both slots' mailboxes.
+        assert_eq!(p.live_regions(), 3);
+        complete(&p, &q, 1, &[0; 0x1010], 0);
+        assert!(q.finish(1).result.is_ok());
+        assert_eq!(p.live_regions(), 2, "slot 1's mailboxes freed");
+        complete(&p, &q, 0, &[0; 0x1010], 0);
+        assert!(q.finish(0).result.is_ok());
+        assert_eq!(p.live_regions(), 2, "slot 0's kept for the next command");
     }
 
     #[test]

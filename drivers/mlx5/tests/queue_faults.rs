@@ -128,6 +128,7 @@ fn run_kept(
 ) -> Pair {
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
+    let dma_before = sim.dma_in_use();
     let armed = sim.inject_queue(q).expect("armed");
     // Frames that meet the fault (and those flushed behind them) are lost.
     traffic(&mut p, 4);
@@ -149,6 +150,13 @@ fn run_kept(
     assert!(traffic(&mut p, 16) >= 16, "{armed}: traffic after recovery");
     let entries = p.a.sq().unwrap().entries();
     assert_eq!(p.a.tx_free(), entries, "every transmit buffer back");
+    // Recovery gives back what it replaced: nothing held until detach.
+    let sim = if on_a { &p.sa } else { &p.sb };
+    assert_eq!(
+        sim.dma_in_use(),
+        dma_before,
+        "{armed}: DMA memory after recovery"
+    );
     p
 }
 
