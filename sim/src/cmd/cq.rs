@@ -149,6 +149,8 @@ pub struct Cq {
     pub last_event: Option<Instant>,
     /// The armed CQ holds unsignalled CQEs: its event is due at this time.
     pub due: Option<Instant>,
+    /// Completion events raised (the moderation tests count them).
+    pub events: u64,
     /// SQs and RQs bound to this CQ.
     pub users: u32,
     /// CQEs not written because the CQ was full or in error.
@@ -299,6 +301,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         armed_at: 0,
         last_event: None,
         due: None,
+        events: 0,
         users: 0,
         overruns: 0,
         compression,
@@ -511,6 +514,7 @@ fn completion_event(dev: &mut Function, eqn: u8, cqn: u32) {
 fn completion_event_at(dev: &mut Function, eqn: u8, cqn: u32, now: Instant) {
     if let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) {
         cq.last_event = Some(now);
+        cq.events += 1;
     }
     // `struct mlx5_eqe_comp`: cqn in the last dword of the 28-byte data.
     let mut data = [0u8; 28];
