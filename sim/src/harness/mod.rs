@@ -425,6 +425,11 @@ impl SimPlatform {
 
     fn after_write(&self, mut d: MutexGuard<'_, Function>, work: bool) {
         if !work {
+            if self.inner.mode == Mode::Synchronous {
+                // No model thread: any write (a doorbell) lets the model
+                // time its CQ moderation periods.
+                d.cq_timers();
+            }
             return;
         }
         match self.inner.mode {
