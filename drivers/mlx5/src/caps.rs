@@ -376,6 +376,16 @@ mod tests {
         // 0x74: log_max_stride_sz_rq [28:24] = 13, log_min [20:16] = 6.
         c[0x74..0x78].copy_from_slice(&[0x0d, 0x06, 0x00, 0x00]);
         let g = GeneralCaps::parse(&c);
+        assert!(!g.cq_moderation && !g.cq_period_start_from_cqe);
+        // 0x44: cq_moderation (bit 0x222) [29] = byte 0x44 0x20;
+        // cq_period_start_from_cqe (bit 0x22b) [20] = byte 0x45 0x10.
+        let mut m = c.clone();
+        m[0x44] = 0x20;
+        assert!(GeneralCaps::parse(&m).cq_moderation);
+        m[0x44] = 0;
+        m[0x45] = 0x10;
+        assert!(GeneralCaps::parse(&m).cq_period_start_from_cqe);
+        assert!(!GeneralCaps::parse(&m).cq_moderation);
         assert!(g.vport_group_manager && g.nic_flow_table && !g.pcam_reg);
         assert_eq!((g.port_type, g.num_ports, g.cqe_version), (1, 1, 1));
         assert!(g.striding_rq && g.eth_net_offloads && g.driver_version);
