@@ -1,7 +1,8 @@
 //! CQ event moderation in the model, driven by the raw client (tests/dp)
 //! in synchronous mode, where nothing runs the model between the test's
 //! own steps: the period from the CQ's last event (`cq_period_mode` 0,
-//! START_FROM_EQE) set by MODIFY_CQ, and CREATE_CQ's checks of
+//! START_FROM_EQE) set by MODIFY_CQ, a period dropped when the driver
+//! consumed everything and re-armed, and CREATE_CQ's checks of
 //! `cq_period_mode` and the moderation fields against `cq_moderation` /
 //! `cq_period_start_from_cqe`. The driver's tests
 //! (drivers/mlx5/tests/cq_moderation.rs) cover START_FROM_CQE, counts and
@@ -41,6 +42,17 @@ fn period_from_the_last_event() {
     let src = [2, 0, 0, 0, 0, 1];
 
     // No event yet: the period runs from the first CQE.
+    p.inject_rx(&frame(n.mac, src, 80, 0));
+    assert_eq!(events(&p, cqn), 0, "held for the period");
+    // The driver takes the CQE and re-arms with nothing left unsignalled:
+    // the period ends without an event.
+    n.rx_cq.poll().expect("the CQE");
+    n.repost_rx();
+    n.rx_cq.arm(&p);
+    std::thread::sleep(Duration::from_micros(u64::from(PERIOD_US) + 1000));
+    assert!(!p.msix_take_pending(COMP_VECTOR), "nothing to signal");
+    assert_eq!(events(&p, cqn), 0);
+
     p.inject_rx(&frame(n.mac, src, 80, 1));
     assert_eq!(events(&p, cqn), 0, "held for the period");
     std::thread::sleep(Duration::from_micros(u64::from(PERIOD_US) + 1000));

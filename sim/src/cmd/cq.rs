@@ -458,17 +458,20 @@ pub fn arm_doorbell(dev: &mut Function, page: u32, hi: u32, cqn: u32) {
         return;
     }
     cq.consumer = ci;
+    let cqn = cq.cqn;
     if cq.producer != ci {
-        cq.armed = false;
-        let (eqn, cqn) = (cq.eqn, cq.cqn);
-        completion_event(dev, eqn, cqn);
+        fire(dev, cqn, Instant::now());
     } else {
+        // Every CQE consumed: nothing is left for a running period.
         cq.armed = true;
         cq.armed_at = ci;
+        if cq.due.take().is_some() {
+            dev.nic.cqs.timed.remove(&cqn);
+        }
     }
 }
 
-/// Raise the event of armed CQ `cqn` (disarming it, ending its period).
+/// Raise the event of CQ `cqn` (disarming it, ending its period).
 fn fire(dev: &mut Function, cqn: u32, now: Instant) {
     let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
         return;
@@ -488,27 +491,22 @@ pub fn tick(dev: &mut Function, now: Instant) {
     if dev.nic.cqs.timed.is_empty() {
         return;
     }
-    let due: Vec<u32> = dev
-        .nic
-        .cqs
-        .timed
-        .iter()
-        .copied()
-        .filter(|n| {
-            dev.nic
-                .cqs
-                .map
-                .get(n)
-                .is_none_or(|c| c.due.is_none_or(|d| d <= now))
-        })
-        .collect();
+    let cqs = &mut dev.nic.cqs;
+    let mut due = Vec::new();
+    cqs.timed.retain(|n| match cqs.map.get_mut(n) {
+        Some(c) if c.due.is_some_and(|d| d > now) => true,
+        Some(c) => {
+            // Run out: an armed CQ fires; a disarmed one has nothing to do.
+            if c.due.take().is_some() && c.armed {
+                due.push(*n);
+            }
+            false
+        }
+        None => false,
+    });
     for cqn in due {
         fire(dev, cqn, now);
     }
-}
-
-fn completion_event(dev: &mut Function, eqn: u8, cqn: u32) {
-    completion_event_at(dev, eqn, cqn, Instant::now());
 }
 
 fn completion_event_at(dev: &mut Function, eqn: u8, cqn: u32, now: Instant) {
