@@ -4,7 +4,9 @@
 //! the function is reset and restored (`... action=function-reset
 //! outcome=recovered`); the interface keeps its address and MTU and the
 //! VNIC its own (stock ping reaches both), a second fault during stock
-//! iperf3 and the run completes; a lost counter query (`stats`) is
+//! iperf3 and the run completes; a lost periodic query (the queue checks'
+//! QUERY_EQ) holds neither the shell nor the stack and its timeout is
+//! recorded; a lost counter query (`stats`) is
 //! recorded as `FAULT mlx5.cmd.timeout`, bounded, and the shell answers
 //! after it, while the network stack kept answering stock ping during the
 //! wait (the wait is cooperative). The internal error event (`fault
@@ -36,6 +38,12 @@ const LOST_PINGS: u32 = 50;
 const WAIT_MARGIN: Duration = Duration::from_secs(2);
 /// Replies the wait must let through: a blocked kernel answers none.
 const MIN_REPLIES_DURING_WAIT: usize = 5;
+/// After a periodic query is made to be lost, until the next one (every
+/// second) is surely out.
+const QUERY_OUT: Duration = Duration::from_secs(3);
+/// The shell's answer while a periodic query is lost (a kernel blocked on
+/// it answers after the command timeout, 15 s).
+const SHELL_LIMIT: Duration = Duration::from_secs(5);
 
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
@@ -181,7 +189,25 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         .map_err(|e| format!("iperf3 after the reset: {e}"))?;
     let (after_bps, _) = iperf3_summary(&json)?;
 
-    // 3. A lost counter query: bounded, recorded, the shell answers; the
+    // 3. A lost periodic query (the queue checks' QUERY_EQ): started on
+    // one round, collected on a later one, so while it is lost (up to the
+    // command timeout) the shell answers and so does the stack; its
+    // timeout is recorded (below, during step 4's wait).
+    peer.sim.ask_ok("fault no-completion 0x303")?;
+    // The checks query every second: the next QUERY_EQ is out by now.
+    std::thread::sleep(QUERY_OUT);
+    let t0 = Instant::now();
+    let faults = peer.shell.ask("faults")?;
+    let faults_took = t0.elapsed();
+    plain_line(&faults, &format!("{PCI} faults "))?;
+    if faults_took > SHELL_LIMIT {
+        return Err(format!(
+            "`faults` took {faults_took:?} while a periodic query was lost"
+        ));
+    }
+    pings_all(&peer.net, &guest)?;
+
+    // 4. A lost counter query: bounded, recorded, the shell answers; the
     // wait is cooperative: the stack answers the namespace's stock ping
     // meanwhile (a blocking wait answers none until the timeout).
     peer.sim.ask_ok("fault no-completion 0x773")?;
@@ -221,6 +247,12 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if waited > Duration::from_secs(40) {
         return Err(format!("stats took {waited:?} with a lost command"));
     }
+    // Step 3's QUERY_EQ timed out by now (it went out first).
+    let log = peer.shell.ask("faults -v")?;
+    let lost_query = format!("FAULT mlx5.cmd.timeout {PCI} opcode=0x303 waited_ms=");
+    if !log.contains(&lost_query) {
+        return Err(format!("no {lost_query:?} record in:\n{log}"));
+    }
     let t2 = Instant::now();
     peer.shell.ask("ifconfig")?;
     if t2.elapsed() > Duration::from_secs(5) {
@@ -232,11 +264,12 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     pings_all(&peer.net, &guest)?;
     peer_finish(peer)?;
     println!(
-        "    (health fault -> ping answered: {} ms; internal error event -> {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost command: stats answered in {} ms, {during} ping replies meanwhile)",
+        "    (health fault -> ping answered: {} ms; internal error event -> {} ms; {done}; iperf3 through a reset {:.1} Mbit/s, {retransmits} retransmits, after {:.1} Mbit/s; lost periodic query: faults answered in {} ms; lost command: stats answered in {} ms, {during} ping replies meanwhile)",
         resumed.as_millis(),
         internal.as_millis(),
         bps / 1e6,
         after_bps / 1e6,
+        faults_took.as_millis(),
         waited.as_millis()
     );
     Ok(())

@@ -55,6 +55,10 @@ impl<C> Ticket<C> {
     pub fn slot(&self) -> usize {
         self.slot
     }
+    /// The command it carries.
+    pub fn command(&self) -> &C {
+        &self.cmd
+    }
 }
 
 /// What [`CmdEngine::poll`] found.

@@ -9,9 +9,11 @@ use alloc::sync::Arc;
 use cxos_drivers::{LinkState, Platform, Region};
 
 use crate::adapter::Adapter;
-use crate::cmd::Exec;
+use crate::cmd::{Command, Exec};
+use crate::cmd_engine::{CmdPoll, Ticket};
 use crate::cq::Cqn;
 use crate::eq::{CompEq, Eqn};
+use crate::error::{CmdError, CmdFailure};
 use crate::error::{Error, Missing, Unsupported};
 use crate::fault::{FaultObject, FaultRecord, QUEUE_EVENTS, QueueEvent, Verdict};
 use crate::pd::{Lkey, Pd, Tdn};
@@ -65,6 +67,32 @@ pub trait Control: Exec {
         let _ = index;
         None
     }
+    /// Start `cmd` without waiting for it (the periodic checks: a lost
+    /// command must not hold their caller). A control that only runs
+    /// commands to completion answers at once.
+    fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
+        Started::Done(self.exec(&cmd))
+    }
+    /// Look once at a command [`Control::start`] left with the device
+    /// (pending until done or timed out).
+    fn collect<K: Command>(&mut self, t: Ticket<K>) -> CmdPoll<K> {
+        // Only a control whose `start` hands out tickets gets here.
+        CmdPoll::Done(Err(CmdError {
+            opcode: K::OPCODE,
+            op_mod: t.command().op_mod(),
+            failure: CmdFailure::AdapterFailed,
+        }))
+    }
+}
+
+/// What [`Control::start`] did with a command.
+#[derive(Debug)]
+#[must_use = "a started command must be collected"]
+pub enum Started<K: Command> {
+    /// With the device: [`Control::collect`] it on a later round.
+    Out(Ticket<K>),
+    /// Finished already (or refused): its outcome.
+    Done(Result<K::Output, CmdError>),
 }
 
 impl<P: Platform> Control for Adapter<P> {
@@ -105,6 +133,15 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
         self.comp_eqs().get(index).map(|e| e.0)
+    }
+    fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
+        match self.submit(cmd) {
+            Ok(t) => Started::Out(t),
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+    fn collect<K: Command>(&mut self, t: Ticket<K>) -> CmdPoll<K> {
+        self.poll_command(t)
     }
     fn link(&self) -> LinkState {
         LinkState {

@@ -164,3 +164,64 @@ fn exec_with_runs_idle_work_unlocked() {
     let (_, r) = a.detach();
     assert!(r.reset);
 }
+
+/// The shell's reports that query the device, run with `exec_with`
+/// (`Nic::flow_traffic_with`, `Nic::flows_report_with`): the same answers
+/// as the blocking ones; a lost query lets the idle work run until its
+/// typed timeout, and only that query fails.
+#[test]
+fn reports_with_idle_work() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let a = Adapter::attach(sim.clone(), common::short_timeouts())
+        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+    let r = mlx5::Resources::of(&a).expect("resources");
+    let nic = mlx5::vnic::Nic::new(a, r, mlx5::vnic::NicConfig::default())
+        .unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let v = nic.create(mlx5::vnic::VnicSpec::default()).expect("vnic");
+    let report = nic.flows_report_with(|| {});
+    assert!(!report.checks.is_empty());
+    assert_eq!(report, nic.flows_report());
+    assert!(report.checks.iter().all(|c| c.matches()), "{report:?}");
+    let t = nic.flow_traffic_with(v.id(), || {}).expect("counter");
+    assert_eq!(t, v.flow_traffic().expect("counter"));
+
+    sim.inject(Fault::CommandNoCompletion {
+        opcode: op::QUERY_FLOW_COUNTER,
+    });
+    let mut idle = 0;
+    let e = nic
+        .flow_traffic_with(v.id(), || {
+            idle += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        })
+        .expect_err("lost");
+    assert!(idle > 0);
+    assert!(format!("{e}").contains("QUERY_FLOW_COUNTER"), "{e}");
+
+    sim.inject(Fault::CommandNoCompletion {
+        opcode: op::QUERY_FLOW_TABLE_ENTRY,
+    });
+    let mut idle = 0;
+    let lost = nic.flows_report_with(|| {
+        idle += 1;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    });
+    assert!(idle > 0);
+    assert_eq!(lost.checks.len(), report.checks.len());
+    let failed: Vec<_> = lost.checks.iter().filter(|c| c.hw.is_err()).collect();
+    assert_eq!(failed.len(), 1, "{lost:?}");
+    let e = failed[0].hw.as_ref().unwrap_err();
+    assert_eq!(e.opcode, op::QUERY_FLOW_TABLE_ENTRY);
+    assert!(matches!(e.failure, CmdFailure::Timeout { .. }), "{e}");
+    assert_eq!(
+        nic.flows_report_with(|| {}),
+        report,
+        "the next queries work"
+    );
+
+    let rep = v.destroy();
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (a, _) = nic.close().expect("no VNICs");
+    let (_, r) = a.detach();
+    assert!(r.reset, "lost commands: function reset at detach");
+}

@@ -341,6 +341,77 @@ fn an_eq_that_cannot_be_recreated_escalates() {
     drop_pair(p);
 }
 
+/// A periodic QUERY_EQ the device never answers: the check that started
+/// it returns with it still out (had it waited, the timeout would be
+/// recorded already), traffic flows while it is lost, its timeout is
+/// recorded as `mlx5.cmd.timeout` with the opcode, and the next period's
+/// QUERY_EQ works again (it finds an EQ stall and re-arms).
+#[test]
+fn a_lost_periodic_query_does_not_hold_the_checks() {
+    for interrupts in MODES {
+        common::logger();
+        let (sa, sb) = SimPlatform::pair(
+            Personality::ConnectX4Lx,
+            Personality::ConnectX5,
+            Mode::Synchronous,
+        );
+        let before = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            interrupts,
+            ..EthConfig::default()
+        };
+        // The synchronous model answers a live command inside its doorbell
+        // write: only the lost one can meet the short timeout.
+        let a = {
+            let a = mlx5::Adapter::attach(sa.clone(), common::short_timeouts())
+                .map_err(|f| f.error)
+                .expect("attach");
+            let r = mlx5::Resources::of(&a).expect("resources");
+            mlx5::QueueSet::open(a, r, cfg)
+                .map_err(|f| f.error)
+                .expect("open")
+        };
+        let b = open(&sb, cfg);
+        let mut p = Pair {
+            sa,
+            sb,
+            a,
+            b,
+            before,
+        };
+        assert!(traffic(&mut p, 8) >= 8, "before the loss");
+        p.sa.inject(mlx5_sim::Fault::CommandNoCompletion {
+            opcode: mlx5::cmd::op::QUERY_EQ,
+        });
+        let start = Instant::now();
+        while !p.a.query_outstanding() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no QUERY_EQ");
+            tick(&mut p);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            p.a.control().faults().count(FaultClass::CmdTimeout),
+            0,
+            "the check returned with its query out"
+        );
+        assert!(traffic(&mut p, 16) >= 16, "traffic while the query is lost");
+        let r = wait_record(&mut p, true, FaultClass::CmdTimeout);
+        assert_eq!(
+            r.object,
+            mlx5::FaultObject::Command(mlx5::cmd::op::QUERY_EQ),
+            "{r}"
+        );
+        p.sa.clear_faults();
+        let q = QueueFault::EqStall {
+            eqn: None,
+            sticky: false,
+        };
+        let p = run_kept(p, true, q, FaultClass::EqStall, FaultAction::EqRearm);
+        assert!(!p.a.query_outstanding());
+        drop_pair(p);
+    }
+}
+
 #[test]
 fn sq_stall_is_a_tx_timeout_and_the_sq_recovers() {
     for interrupts in MODES {

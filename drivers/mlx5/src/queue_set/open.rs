@@ -385,6 +385,7 @@ impl<C: Control> QueueSet<C> {
     /// queue whose DESTROY failed is retired, not freed.
     pub(crate) fn teardown(&mut self) -> CloseReport {
         let mut rep = CloseReport::default();
+        self.finish_queries();
         if self.own_steering {
             let cqs: Vec<Cqn> = self.cqs_by_eq().into_iter().map(|(c, _)| c).collect();
             for &idx in &self.eq_indexes {

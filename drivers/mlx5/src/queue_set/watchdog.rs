@@ -6,6 +6,15 @@
 //! transmit timeout (WQEs outstanding, no completion: poll the EQ first
 //! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
 //! recover the SQ). Every finding is a fault record ([`crate::fault`]).
+//!
+//! The periodic queries never wait for the device: each is started on one
+//! call and collected on a later one ([`Control::start`] /
+//! [`Control::collect`]), one at a time, so a lost command costs its
+//! check (the command timeout records `mlx5.cmd.timeout`; the next period
+//! starts over), not the caller's loop. What a query finds is then
+//! handled as before, with commands run to completion: the recoveries
+//! (re-arm and re-query, recreate an EQ or a CQ, reset a queue) only run
+//! after a real fault and each command is bounded by the command timeout.
 
 use alloc::vec::Vec;
 
@@ -14,9 +23,11 @@ use cxos_drivers::Clock;
 use super::QueueSet;
 use super::eq_recreate::RecreateError;
 use super::recovery::{FaultCause, QueueFault, QueueId};
-use crate::control::Control;
-use crate::cq::{self, Cq, Cqn, QueryCq};
-use crate::eq::QueryEq;
+use crate::cmd_engine::{CmdPoll, Ticket};
+use crate::control::{Control, Started};
+use crate::cq::{self, Cq, CqInfo, Cqn, QueryCq};
+use crate::eq::{EqInfo, Eqn, QueryEq};
+use crate::error::CmdError;
 use crate::fault::{
     FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, QueueEvent, Verdict,
 };
@@ -36,6 +47,8 @@ pub const TX_TIMEOUT_MS: u64 = 1_000;
 const DEFERRED: usize = 16;
 /// Queue events taken per check.
 const EVENTS_PER_CHECK: usize = 16;
+/// An EQ's consumer counter is 24 bits (`eqc.consumer_counter`).
+const CI_MASK: u32 = 0x00ff_ffff;
 
 /// A recovery postponed to `until_ns`.
 #[derive(Clone, Copy, Debug)]
@@ -47,11 +60,42 @@ struct Deferred {
     until_ns: u64,
 }
 
+/// A periodic query still to run this period.
+#[derive(Clone, Copy, Debug)]
+enum Probe {
+    /// QUERY_EQ of the completion EQ at this index.
+    Eq(usize),
+    Cq(Cqn),
+}
+
+/// The periodic query with the device.
+#[derive(Debug)]
+enum Outstanding {
+    /// `ci`: the driver's consumer counter when it went out.
+    Eq {
+        idx: usize,
+        ci: u32,
+        t: Ticket<QueryEq>,
+    },
+    Cq(Ticket<QueryCq>),
+}
+
+/// A periodic query's answer.
+enum Answer {
+    /// The EQ's index, number, the driver's consumer counter when the
+    /// query went out, the answer.
+    Eq(usize, Eqn, u32, Result<EqInfo, CmdError>),
+    Cq(Cqn, Result<CqInfo, CmdError>),
+}
+
 /// State of the periodic checks.
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     last_ns: u64,
     last_query_ns: u64,
+    /// Queries left this period, next last.
+    probes: Vec<Probe>,
+    out: Option<Outstanding>,
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
@@ -90,12 +134,127 @@ impl<C: Control> QueueSet<C> {
         self.watch.checks += 1;
         self.check_queue_events();
         self.run_deferred(now);
-        if now.saturating_sub(self.watch.last_query_ns) >= QUERY_INTERVAL_MS * 1_000_000 {
+        // A period whose queries are not all answered yet (one is lost
+        // until the command timeout) is not started again.
+        if now.saturating_sub(self.watch.last_query_ns) >= QUERY_INTERVAL_MS * 1_000_000
+            && self.watch.probes.is_empty()
+            && self.watch.out.is_none()
+        {
             self.watch.last_query_ns = now;
-            self.check_eqs();
-            self.check_cqs();
+            let mut probes: Vec<Probe> = self.eq_indexes.iter().map(|&i| Probe::Eq(i)).collect();
+            probes.extend(self.parts.tx_cq.iter().map(|c| Probe::Cq(c.cqn)));
+            probes.extend(self.parts.rx.iter().map(|x| Probe::Cq(x.cq.cqn)));
+            probes.reverse();
+            self.watch.probes = probes;
         }
+        self.run_queries();
         self.check_tx_timeout(now);
+    }
+
+    /// Whether a periodic query is with the device.
+    pub fn query_outstanding(&self) -> bool {
+        self.watch.out.is_some()
+    }
+
+    /// Collect the outstanding query if it is done, handle its answer and
+    /// start the next; stop at the first one still with the device.
+    fn run_queries(&mut self) {
+        loop {
+            let out = match self.watch.out.take() {
+                Some(o) => o,
+                None => match self.start_next() {
+                    Some(o) => o,
+                    None => return,
+                },
+            };
+            let answer = match out {
+                Outstanding::Eq { idx, ci, t } => {
+                    let eqn = t.command().0;
+                    match self.ctl.collect(t) {
+                        CmdPoll::Pending(t) => {
+                            self.watch.out = Some(Outstanding::Eq { idx, ci, t });
+                            return;
+                        }
+                        CmdPoll::Done(r) => Answer::Eq(idx, eqn, ci, r),
+                    }
+                }
+                Outstanding::Cq(t) => {
+                    let cqn = t.command().0;
+                    match self.ctl.collect(t) {
+                        CmdPoll::Pending(t) => {
+                            self.watch.out = Some(Outstanding::Cq(t));
+                            return;
+                        }
+                        CmdPoll::Done(r) => Answer::Cq(cqn, r),
+                    }
+                }
+            };
+            self.handle(answer);
+        }
+    }
+
+    /// Start the next query of the period (answers that come at once are
+    /// handled here); `None` when the period's queries are all done.
+    fn start_next(&mut self) -> Option<Outstanding> {
+        while let Some(p) = self.watch.probes.pop() {
+            match p {
+                Probe::Eq(idx) => {
+                    let Some(eq) = self.ctl.shared_comp_eq(idx) else {
+                        continue;
+                    };
+                    let eqn = eq.eqn();
+                    let (ci, _) = eq.consumer_state();
+                    match self.ctl.start(QueryEq(eqn)) {
+                        Started::Out(t) => return Some(Outstanding::Eq { idx, ci, t }),
+                        Started::Done(r) => self.handle(Answer::Eq(idx, eqn, ci, r)),
+                    }
+                }
+                Probe::Cq(cqn) => {
+                    // Gone since the period started (recovered meanwhile).
+                    let mine = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
+                        || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
+                    if !mine {
+                        continue;
+                    }
+                    match self.ctl.start(QueryCq(cqn)) {
+                        Started::Out(t) => return Some(Outstanding::Cq(t)),
+                        Started::Done(r) => self.handle(Answer::Cq(cqn, r)),
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn handle(&mut self, answer: Answer) {
+        match answer {
+            Answer::Eq(idx, eqn, ci, Ok(info)) => self.check_eq(idx, eqn, ci, info),
+            Answer::Cq(cqn, Ok(info)) => self.check_cq(cqn, info),
+            // A failed query (its timeout is recorded by the command
+            // engine): the next period asks again.
+            Answer::Eq(_, _, _, Err(_)) | Answer::Cq(_, Err(_)) => {}
+        }
+    }
+
+    /// Wait for the outstanding query (closing: its command slot must be
+    /// given back); bounded by the command timeout.
+    pub(super) fn finish_queries(&mut self) {
+        self.watch.probes.clear();
+        match self.watch.out.take() {
+            Some(Outstanding::Eq { mut t, .. }) => {
+                while let CmdPoll::Pending(next) = self.ctl.collect(t) {
+                    t = next;
+                    self.ctl.clock().relax();
+                }
+            }
+            Some(Outstanding::Cq(mut t)) => {
+                while let CmdPoll::Pending(next) = self.ctl.collect(t) {
+                    t = next;
+                    self.ctl.clock().relax();
+                }
+            }
+            None => {}
+        }
     }
 
     /// Checks run so far.
@@ -204,66 +363,64 @@ impl<C: Control> QueueSet<C> {
         }
     }
 
-    /// QUERY_EQ each completion EQ the queue set uses: a consumer counter
-    /// other than the one the driver holds means the EQ lost track (a bad
-    /// arm): re-arm it with the right one, then re-arm the queue set's CQs
-    /// (their events may be lost) and poll. An EQ that does not take the
-    /// arm is recreated ([`super::eq_recreate`]); only when that fails is
-    /// the function reset.
-    fn check_eqs(&mut self) {
-        for i in 0..self.eq_indexes.len() {
-            let idx = self.eq_indexes[i];
-            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
-                continue;
-            };
-            let eqn = eq.eqn();
-            let Ok(info) = self.ctl.exec(&QueryEq(eqn)) else {
-                continue;
-            };
-            let (ci, _) = eq.consumer_state();
-            if info.consumer_counter == ci && info.status == 0 {
-                continue;
-            }
-            eq.rearm();
-            self.rearm_cqs(eqn);
-            let fixed = self
-                .ctl
-                .exec(&QueryEq(eqn))
-                .is_ok_and(|q| q.consumer_counter == ci && q.status == 0);
-            let now = self.ctl.clock().now_ns();
-            let rec = FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
-                .detail("device_ci", info.consumer_counter.into());
-            if fixed {
-                self.ctl.record_fault(
-                    rec.detail("ci", ci.into())
-                        .action(FaultAction::EqRearm, FaultOutcome::Recovered),
-                );
-                self.poll();
-                continue;
-            }
-            match self.recreate_eq(idx) {
-                Ok(new) => {
-                    self.rearm_cqs(new);
-                    self.ctl.record_fault(
-                        rec.detail("new_eqn", new.0.into())
-                            .action(FaultAction::EqRecreate, FaultOutcome::Recovered),
-                    );
-                    log::info!(target: "mlx5::dp", "EQ {} recreated as {}", eqn.0, new.0);
-                }
-                Err(e) => {
-                    let rec = match e {
-                        RecreateError::Shared => rec.detail("shared", 1),
-                        RecreateError::Failed(err) => {
-                            log::error!(target: "mlx5::dp", "EQ {} recreate failed: {err}", eqn.0);
-                            rec
-                        }
-                    };
-                    self.ctl
-                        .record_fault(rec.action(FaultAction::EqRecreate, FaultOutcome::Escalate));
-                }
-            }
-            self.poll();
+    /// QUERY_EQ's answer for the completion EQ at `idx`: a consumer
+    /// counter other than the one the driver holds means the EQ lost track
+    /// (a bad arm): re-arm it with the right one, then re-arm the queue
+    /// set's CQs (their events may be lost) and poll. An EQ that does not
+    /// take the arm is recreated ([`super::eq_recreate`]); only when that
+    /// fails is the function reset. The device answered at some point
+    /// between the query going out (the driver's counter then: `ci_out`)
+    /// and now, and events were taken meanwhile: any counter in between
+    /// is in step.
+    fn check_eq(&mut self, idx: usize, eqn: Eqn, ci_out: u32, info: EqInfo) {
+        let Some(eq) = self.ctl.shared_comp_eq(idx).filter(|e| e.eqn() == eqn) else {
+            // Recreated since the query started.
+            return;
+        };
+        let (ci, _) = eq.consumer_state();
+        let since_out = |c: u32| c.wrapping_sub(ci_out) & CI_MASK;
+        if info.status == 0 && since_out(info.consumer_counter) <= since_out(ci) {
+            return;
         }
+        eq.rearm();
+        self.rearm_cqs(eqn);
+        let fixed = self
+            .ctl
+            .exec(&QueryEq(eqn))
+            .is_ok_and(|q| q.consumer_counter == ci && q.status == 0);
+        let now = self.ctl.clock().now_ns();
+        let rec = FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
+            .detail("device_ci", info.consumer_counter.into());
+        if fixed {
+            self.ctl.record_fault(
+                rec.detail("ci", ci.into())
+                    .action(FaultAction::EqRearm, FaultOutcome::Recovered),
+            );
+            self.poll();
+            return;
+        }
+        match self.recreate_eq(idx) {
+            Ok(new) => {
+                self.rearm_cqs(new);
+                self.ctl.record_fault(
+                    rec.detail("new_eqn", new.0.into())
+                        .action(FaultAction::EqRecreate, FaultOutcome::Recovered),
+                );
+                log::info!(target: "mlx5::dp", "EQ {} recreated as {}", eqn.0, new.0);
+            }
+            Err(e) => {
+                let rec = match e {
+                    RecreateError::Shared => rec.detail("shared", 1),
+                    RecreateError::Failed(err) => {
+                        log::error!(target: "mlx5::dp", "EQ {} recreate failed: {err}", eqn.0);
+                        rec
+                    }
+                };
+                self.ctl
+                    .record_fault(rec.action(FaultAction::EqRecreate, FaultOutcome::Escalate));
+            }
+        }
+        self.poll();
     }
 
     /// Arm every CQ of the queue set reporting to `eqn` (interrupt mode):
@@ -280,22 +437,17 @@ impl<C: Control> QueueSet<C> {
         }
     }
 
-    /// QUERY_CQ each CQ: an overrun whose CQ error event was lost.
-    fn check_cqs(&mut self) {
-        let mut cqs: Vec<Cqn> = self.parts.tx_cq.iter().map(|c| c.cqn).collect();
-        cqs.extend(self.parts.rx.iter().map(|x| x.cq.cqn));
-        for cqn in cqs {
-            if let Ok(info) = self.ctl.exec(&QueryCq(cqn))
-                && info.status != 0
-            {
-                // Its event may have arrived since the events were taken.
-                self.check_queue_events();
-                let still = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
-                    || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
-                if still {
-                    self.recover_cq(cqn, info.status.into(), "query");
-                }
-            }
+    /// QUERY_CQ's answer: an overrun whose CQ error event was lost.
+    fn check_cq(&mut self, cqn: Cqn, info: CqInfo) {
+        if info.status == 0 {
+            return;
+        }
+        // Its event may have arrived since the events were taken.
+        self.check_queue_events();
+        let still = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
+            || self.parts.rx.iter().any(|x| x.cq.cqn == cqn);
+        if still {
+            self.recover_cq(cqn, info.status.into(), "query");
         }
     }
 

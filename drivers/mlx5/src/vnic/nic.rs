@@ -8,11 +8,10 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use cxos_drivers::{LinkState, Platform, Region};
+use cxos_drivers::{Clock, LinkState, Platform, Region};
 use spin::Mutex;
 
 use super::{Vnic, VnicError, VnicId, VnicInfo, VnicSpec, valid_queues, vlan_match, vlan_text};
-use crate::adapter::Adapter;
 use crate::cmd::{Command, Exec};
 use crate::cmd_engine::CmdPoll;
 use crate::control::{Control, Resources};
@@ -232,6 +231,12 @@ impl<C: Control> Control for NicCtl<C> {
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
         self.nic.eqs.get(index).map(|e| e.eqn())
     }
+    fn start<K: Command>(&mut self, cmd: K) -> crate::control::Started<K> {
+        self.nic.lock().ctl.start(cmd)
+    }
+    fn collect<K: Command>(&mut self, t: crate::Ticket<K>) -> CmdPoll<K> {
+        self.nic.lock().ctl.collect(t)
+    }
 }
 
 impl<C: Control> Nic<C> {
@@ -439,6 +444,13 @@ impl<C: Control> Nic<C> {
     /// Frames and bytes the adapter steered to a VNIC's unicast rule (a
     /// command).
     pub fn flow_traffic(&self, id: VnicId) -> Result<Traffic, FlowError> {
+        let clock = self.shared.clock.clone();
+        self.flow_traffic_with(id, || clock.relax())
+    }
+
+    /// [`Nic::flow_traffic`], the counter query run with
+    /// [`Nic::exec_with`] (`idle` between two looks, the lock let go).
+    pub fn flow_traffic_with(&self, id: VnicId, idle: impl FnMut()) -> Result<Traffic, FlowError> {
         let (mac, vlan) = {
             let g = self.shared.lock();
             let r = g
@@ -448,8 +460,17 @@ impl<C: Control> Nic<C> {
                 .ok_or(FlowError::NoEntry(crate::flow::FlowEntry(u32::MAX)))?;
             (r.mac, r.vlan)
         };
-        self.with_steering(|st, ctl| st.traffic_of(ctl, mac, vlan_match(vlan)))
-            .unwrap_or(Err(FlowError::Unsupported))
+        let counter = self
+            .with_steering(|st, _| st.counter_of(mac, vlan_match(vlan)))
+            .ok_or(FlowError::Unsupported)?
+            .ok_or(FlowError::NoEntry(crate::flow::FlowEntry(u32::MAX)))?;
+        Ok(self.exec_with(
+            crate::flow_counter::QueryFlowCounter {
+                id: counter,
+                clear: false,
+            },
+            idle,
+        )?)
     }
 
     /// The VNICs as the registry knows them (no packet counters).
@@ -511,13 +532,13 @@ impl<C: Control> Nic<C> {
     }
 }
 
-impl<P: Platform> Nic<Adapter<P>> {
+impl<C: Control> Nic<C> {
     /// Run `cmd` without holding the control-plane lock while the device
-    /// has it: submitted under the lock, then looked at under it
-    /// ([`Adapter::poll_command`]), with `idle` called between two looks
+    /// has it: submitted under the lock ([`Control::start`]), then looked
+    /// at under it ([`Control::collect`]), with `idle` called between two looks
     /// with the lock released (the caller's other work: timers, interrupt
     /// work, network stacks; and a short sleep). The outcome is
-    /// [`Adapter::exec`]'s, timeout included. `idle` may use this `Nic`
+    /// [`crate::Adapter::exec`]'s, timeout included. `idle` may use this `Nic`
     /// (other commands, reports), but must not replace the adapter under
     /// it (a function reset) while the command is out.
     pub fn exec_with<K: Command>(
@@ -525,9 +546,12 @@ impl<P: Platform> Nic<Adapter<P>> {
         cmd: K,
         mut idle: impl FnMut(),
     ) -> Result<K::Output, CmdError> {
-        let mut t = self.with_adapter(|a| a.submit(cmd))?;
+        let mut t = match self.with_adapter(|a| a.start(cmd)) {
+            crate::control::Started::Out(t) => t,
+            crate::control::Started::Done(r) => return r,
+        };
         loop {
-            match self.with_adapter(|a| a.poll_command(t)) {
+            match self.with_adapter(|a| a.collect(t)) {
                 CmdPoll::Done(r) => return r,
                 CmdPoll::Pending(next) => t = next,
             }

@@ -72,6 +72,15 @@ pub struct FlowsReport {
     pub checks: Vec<FlowCheck>,
 }
 
+/// QUERY_FLOW_TABLE_ENTRY of a programmed entry.
+fn query_fte(p: &Programmed) -> QueryFte {
+    QueryFte {
+        table_type: TABLE_TYPE_NIC_RX,
+        table: p.table,
+        index: p.index,
+    }
+}
+
 impl<C: Control> Nic<C> {
     /// Every entry of the root and VLAN tables as the driver programmed
     /// it, with what QUERY_FLOW_TABLE_ENTRY returns for it.
@@ -80,16 +89,28 @@ impl<C: Control> Nic<C> {
             st.programmed()
                 .into_iter()
                 .map(|p| {
-                    let hw = ctl.exec(&QueryFte {
-                        table_type: TABLE_TYPE_NIC_RX,
-                        table: p.table,
-                        index: p.index,
-                    });
+                    let hw = ctl.exec(&query_fte(&p));
                     FlowCheck { programmed: p, hw }
                 })
                 .collect()
         })
         .unwrap_or_default()
+    }
+
+    /// [`Nic::flows_report`], each QUERY_FLOW_TABLE_ENTRY run with
+    /// [`Nic::exec_with`] (`idle` between two looks, the lock let go).
+    pub fn flows_report_with(&self, mut idle: impl FnMut()) -> FlowsReport {
+        let (tables, programmed) = self
+            .with_steering(|st, _| (st.tables(), st.programmed()))
+            .unwrap_or_default();
+        let checks = programmed
+            .into_iter()
+            .map(|p| {
+                let hw = self.exec_with(query_fte(&p), &mut idle);
+                FlowCheck { programmed: p, hw }
+            })
+            .collect();
+        FlowsReport { tables, checks }
     }
 
     /// The shell's `flows`: the tables and groups, and each entry as

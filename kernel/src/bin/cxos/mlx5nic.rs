@@ -800,10 +800,11 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
 
 /// `vnics`: one line per interface of every open port: its name, the
 /// driver's line (MAC, VLAN, queues, counters), its addresses and what its
-/// unicast flow rule counted.
+/// unicast flow rule counted (read cooperatively, with neither the slot
+/// table nor the interface table held: [`cmdwait::run`]).
 #[cfg(feature = "net")]
 pub fn vnic_lines() -> Vec<String> {
-    let mut lines = Vec::new();
+    let mut found = Vec::new();
     for slot in SLOTS.lock().iter() {
         let State::Open(o) = &slot.state else {
             continue;
@@ -811,17 +812,32 @@ pub fn vnic_lines() -> Vec<String> {
         let names =
             core::iter::once(slot.iface()).chain(o.vnics.iter().map(|n| format!("vnic{n}")));
         for name in names {
-            if let Some(line) =
-                crate::netstack::with_net::<Mlx5Vnic, _>(&name, |net| vnic_line(net))
-            {
-                lines.push(line);
+            if let Some(x) = crate::netstack::with_net::<Mlx5Vnic, _>(&name, |net| {
+                (
+                    vnic_line(net),
+                    net.device().nic().clone(),
+                    net.device().id(),
+                )
+            }) {
+                found.push(x);
             }
         }
     }
+    let mut lines: Vec<String> = found
+        .into_iter()
+        .map(|(line, nic, id)| {
+            let flow = match cmdwait::run(|idle| nic.flow_traffic_with(id, idle)) {
+                Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
+                Err(e) => format!("flow ? ({e})"),
+            };
+            format!("{line} {flow}")
+        })
+        .collect();
     lines.extend(members::vnic_lines());
     lines
 }
 
+/// [`vnic_lines`]' line of one interface, without its flow counter.
 #[cfg(feature = "net")]
 fn vnic_line(net: &cxos_net::NetIf<Mlx5Vnic>) -> String {
     let dev = net.device();
@@ -836,12 +852,8 @@ fn vnic_line(net: &cxos_net::NetIf<Mlx5Vnic>) -> String {
     } else {
         ""
     };
-    let flow = match dev.flow_traffic() {
-        Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
-        Err(e) => format!("flow ? ({e})"),
-    };
     format!(
-        "{} {rest} ipv4 {v4}{dhcp} ipv6 {} {flow}",
+        "{} {rest} ipv4 {v4}{dhcp} ipv6 {}",
         net.name(),
         net.ipv6_link_local()
     )
@@ -1055,6 +1067,9 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
     if which == Report::Stats {
         return cmdwait::stats(only);
     }
+    if which == Report::Flows {
+        return cmdwait::flows(only);
+    }
     let mut slots = SLOTS.lock();
     let mut out = String::new();
     let mut found = false;
@@ -1083,10 +1098,8 @@ fn port_report(which: Report, only: Option<PciAddress>) -> Option<String> {
                 let text = text + &vnic_rings(slot);
                 text
             }
-            Report::Flows => match &slot.state {
-                State::Open(o) => cxos_kernel::mlx5_report::flows(&o.nic.flows_report()),
-                _ => String::new(),
-            },
+            // Answered by `cmdwait::flows` above.
+            Report::Flows => String::new(),
             Report::Stats => {
                 #[cfg(not(feature = "net"))]
                 let unclaimed = slot.rx_unclaimed;

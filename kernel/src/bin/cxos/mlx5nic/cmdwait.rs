@@ -14,23 +14,18 @@
 //! table only if it is free; a control command issued from inside the
 //! background work (a timer) waits without running it again.
 
-#[cfg(feature = "net")]
 use alloc::format;
-#[cfg(feature = "net")]
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-#[cfg(feature = "net")]
 use cxos_drivers::PciAddress;
 use mlx5::cmd::Command;
 use mlx5::error::CmdError;
 use mlx5::vnic::Nic;
 use spin::MutexGuard;
 
-#[cfg(feature = "net")]
-use super::State;
-use super::{Mlx5Adapter, SLOTS, Slot};
+use super::{Mlx5Adapter, SLOTS, Slot, State};
 use crate::runtime;
 
 /// A cooperative wait is in progress.
@@ -53,15 +48,16 @@ pub(super) fn slots_for_background() -> Option<MutexGuard<'static, Vec<Slot>>> {
     }
 }
 
-/// Run `cmd` on `nic`'s adapter, the rest of the kernel running while the
-/// device has it (see the module documentation). Nested (from inside the
-/// background work of another wait) it only waits.
-#[cfg_attr(not(feature = "net"), allow(dead_code))]
-pub(super) fn exec<K: Command>(nic: &Nic<Mlx5Adapter>, cmd: K) -> Result<K::Output, CmdError> {
+/// Run `f` with the cooperative idle work (see the module documentation)
+/// to call between two looks at a command; `f` hands it to
+/// [`Nic::exec_with`] or one of the `Nic`'s `*_with` reports. Nested
+/// (from inside the background work of another wait) the idle work only
+/// relaxes.
+pub(super) fn run<R>(f: impl FnOnce(&mut dyn FnMut()) -> R) -> R {
     if WAITING.swap(true, Ordering::AcqRel) {
-        return nic.exec_with(cmd, runtime::relax);
+        return f(&mut runtime::relax);
     }
-    let r = nic.exec_with(cmd, || {
+    let r = f(&mut || {
         runtime::run_background();
         #[cfg(feature = "net")]
         crate::netstack::poll_if_free();
@@ -69,6 +65,54 @@ pub(super) fn exec<K: Command>(nic: &Nic<Mlx5Adapter>, cmd: K) -> Result<K::Outp
     });
     WAITING.store(false, Ordering::Release);
     r
+}
+
+/// Run `cmd` on `nic`'s adapter, the rest of the kernel running while the
+/// device has it ([`run`]).
+#[cfg(feature = "net")]
+pub(super) fn exec<K: Command>(nic: &Nic<Mlx5Adapter>, cmd: K) -> Result<K::Output, CmdError> {
+    run(|idle| nic.exec_with(cmd, idle))
+}
+
+/// `flows`: per function, the flow tables and every entry as programmed
+/// next to what QUERY_FLOW_TABLE_ENTRY returns (the queries run
+/// cooperatively, the slot table not held). Same text as the other
+/// reports of `port_report`.
+pub(super) fn flows(only: Option<PciAddress>) -> Option<String> {
+    let sources: Vec<(PciAddress, Result<Nic<Mlx5Adapter>, &str>)> = SLOTS
+        .lock()
+        .iter()
+        .filter(|s| only.is_none_or(|a| a == s.addr))
+        .map(|s| {
+            let nic = match &s.state {
+                State::Open(o) => Ok(o.nic.clone()),
+                State::Attached(_) => Err("no data path"),
+                State::Down(_) | State::Moving => Err("not attached"),
+            };
+            (s.addr, nic)
+        })
+        .collect();
+    if sources.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (addr, nic) in sources {
+        let nic = match nic {
+            Ok(n) => n,
+            Err(why) => {
+                out.push_str(&format!("port {addr}: {why}\n"));
+                continue;
+            }
+        };
+        let report = run(|idle| nic.flows_report_with(idle));
+        out.push_str(&format!("port {addr}:\n"));
+        for line in cxos_kernel::mlx5_report::flows(&report).lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Some(out)
 }
 
 /// What `stats` needs of one slot, taken out of the slot table so the
