@@ -290,6 +290,25 @@ impl Function {
     pub fn process(&mut self) {
         self.process_commands();
         crate::datapath::run(self);
+        self.cq_timers();
+    }
+
+    /// Raise the completion events whose CQ moderation period has run out
+    /// (the model's loops call it each iteration).
+    pub fn cq_timers(&mut self) {
+        crate::cmd::cq::tick(self, Instant::now());
+    }
+
+    /// When the next CQ moderation period runs out: the model's loop
+    /// sleeps no longer than that.
+    pub fn next_cq_timer(&self) -> Option<Instant> {
+        self.nic.cqs.next_due()
+    }
+
+    /// A CQ moderation period started since the last call (on a thread
+    /// other than the model's: receive): the model's loop must be woken.
+    pub fn take_new_cq_timer(&mut self) -> bool {
+        self.nic.cqs.take_new_timer()
     }
 
     /// A frame arrives at the port from the wire.

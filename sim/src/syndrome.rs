@@ -86,7 +86,7 @@ syndromes! {
     PAGES_UNEXPECTED = BAD_PARAM, 0x0003_0017, "MANAGE_PAGES give with a page count of 0";
     REG_LENGTH = BAD_PARAM, 0x0003_0018, "ACCESS_REGISTER input too short for the register";
     CQ_SIZE = BAD_PARAM, 0x0003_0019, "CREATE_CQ log_cq_size above log_max_cq_sz";
-    CQ_FEATURE = BAD_PARAM, 0x0003_001a, "CREATE_CQ asks for what the model does not offer: cqe_sz other than 64 bytes, collapsed CQ, compression, umem, apu";
+    CQ_FEATURE = BAD_PARAM, 0x0003_001a, "CREATE_CQ asks for what the model does not offer: cqe_sz other than 64 bytes, collapsed CQ, compression, umem, apu, moderation or a cq_period_mode the part lacks";
     QUEUE_PAGE_GEOMETRY = BAD_PARAM, 0x0003_001b, "CQ/SQ/RQ log_page_size / log_wq_pg_sz or page_offset other than 4 KiB pages at offset 0";
     DBR_MISALIGNED = BAD_PARAM, 0x0003_001c, "doorbell record address not 8-byte aligned or zero";
     WQ_TYPE = BAD_PARAM, 0x0003_001d, "wq_type other than cyclic (or striding on an RQ), or a wq feature the model does not offer (signature, cd_slave, end padding on an SQ, umem, hairpin, header-data split)";

@@ -98,6 +98,9 @@ pub mod general {
     pub const STRIDING_RQ: Field = Field::new(0x40, 30, 30);
     pub const CMDIF_CHECKSUM: Field = Field::new(0x40, 15, 14);
     pub const ETH_NET_OFFLOADS: Field = Field::new(0x40, 3, 3);
+    /// cq_moderation (bit 0x222) and cq_period_start_from_cqe (bit 0x22b).
+    pub const CQ_MODERATION: Field = Field::new(0x44, 29, 29);
+    pub const CQ_PERIOD_START_FROM_CQE: Field = Field::new(0x44, 20, 20);
     pub const UAR_4K: Field = Field::new(0x48, 31, 31);
     pub const UAR_SZ: Field = Field::new(0x48, 21, 16);
     pub const LOG_PG_SZ: Field = Field::new(0x48, 7, 0);
@@ -195,6 +198,8 @@ pub struct GeneralCaps {
     pub log_max_current_mc_list: u8,
     pub log_uar_page_sz: u16,
     pub cqe_compression: bool,
+    pub cq_moderation: bool,
+    pub cq_period_start_from_cqe: bool,
 }
 
 impl GeneralCaps {
@@ -238,6 +243,8 @@ impl GeneralCaps {
             log_max_current_mc_list: g(LOG_MAX_CURRENT_MC_LIST) as u8,
             log_uar_page_sz: g(LOG_UAR_PAGE_SZ) as u16,
             cqe_compression: g(CQE_COMPRESSION) != 0,
+            cq_moderation: g(CQ_MODERATION) != 0,
+            cq_period_start_from_cqe: g(CQ_PERIOD_START_FROM_CQE) != 0,
         }
     }
 
@@ -369,6 +376,16 @@ mod tests {
         // 0x74: log_max_stride_sz_rq [28:24] = 13, log_min [20:16] = 6.
         c[0x74..0x78].copy_from_slice(&[0x0d, 0x06, 0x00, 0x00]);
         let g = GeneralCaps::parse(&c);
+        assert!(!g.cq_moderation && !g.cq_period_start_from_cqe);
+        // 0x44: cq_moderation (bit 0x222) [29] = byte 0x44 0x20;
+        // cq_period_start_from_cqe (bit 0x22b) [20] = byte 0x45 0x10.
+        let mut m = c.clone();
+        m[0x44] = 0x20;
+        assert!(GeneralCaps::parse(&m).cq_moderation);
+        m[0x44] = 0;
+        m[0x45] = 0x10;
+        assert!(GeneralCaps::parse(&m).cq_period_start_from_cqe);
+        assert!(!GeneralCaps::parse(&m).cq_moderation);
         assert!(g.vport_group_manager && g.nic_flow_table && !g.pcam_reg);
         assert_eq!((g.port_type, g.num_ports, g.cqe_version), (1, 1, 1));
         assert!(g.striding_rq && g.eth_net_offloads && g.driver_version);

@@ -191,6 +191,10 @@ pub struct DataPathCaps {
     pub cqe_compression: bool,
     /// `enhanced_multi_pkt_send_wqe`: ENHANCED_MPSW send WQEs.
     pub empw: bool,
+    /// `cq_moderation`: CQs take `cq_period`/`cq_max_count`.
+    pub cq_moderation: bool,
+    /// `cq_period_start_from_cqe`: the period may run from the first CQE.
+    pub cq_period_from_cqe: bool,
 }
 
 impl DataPathCaps {
@@ -206,6 +210,8 @@ impl DataPathCaps {
             log_max_stride: c.general.log_max_stride_sz_rq,
             cqe_compression: c.general.cqe_compression,
             empw: c.eth.enhanced_multi_pkt_send_wqe,
+            cq_moderation: c.general.cq_moderation,
+            cq_period_from_cqe: c.general.cq_period_start_from_cqe,
         }
     }
 }

@@ -40,6 +40,8 @@ pub mod cqc {
     pub const MINI_CQE_RES_FORMAT: Field = Field::new(0x00, 13, 12);
     pub const LOG_CQ_SIZE: Field = Field::new(0x0c, 28, 24);
     pub const UAR_PAGE: Field = Field::new(0x0c, 23, 0);
+    /// cq_period_mode (bits 0xf..0x11): `enum mlx5_cq_period_mode`.
+    pub const CQ_PERIOD_MODE: Field = Field::new(0x00, 16, 15);
     pub const CQ_PERIOD: Field = Field::new(0x10, 27, 16);
     pub const CQ_MAX_COUNT: Field = Field::new(0x10, 15, 0);
     pub const C_EQN: Field = Field::new(0x14, 31, 0);
@@ -79,7 +81,26 @@ pub struct CreateCq {
     pub pages: Vec<u64>,
     /// `mini_cqe_res_format` of a compressing CQ (`cqe_comp_en` set).
     pub compression: Option<u8>,
+    /// Event moderation: `cq_period` (µs, at most [`MAX_CQ_PERIOD`]),
+    /// `cq_max_count`, and whether the period runs from the first CQE
+    /// (`MLX5_CQ_PERIOD_MODE_START_FROM_CQE`) or from the last event.
+    pub moderation: Option<Moderation>,
 }
+
+/// CQ event moderation (PRM "Completion Event Moderation"; cqc `cq_period`,
+/// `cq_max_count`, `cq_period_mode`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Moderation {
+    pub period_us: u16,
+    pub max_count: u16,
+    pub from_cqe: bool,
+}
+
+/// `cq_period` is 12 bits.
+pub const MAX_CQ_PERIOD: u16 = 0xfff;
+/// `enum mlx5_cq_period_mode`.
+pub const PERIOD_MODE_FROM_EQE: u32 = 0;
+pub const PERIOD_MODE_FROM_CQE: u32 = 1;
 
 impl Command for CreateCq {
     type Output = Cqn;
@@ -100,6 +121,16 @@ impl Command for CreateCq {
         if let Some(fmt) = self.compression {
             f(cqc::CQE_COMP_EN).set(inbox, 1);
             f(cqc::MINI_CQE_RES_FORMAT).set(inbox, fmt as u32);
+        }
+        if let Some(m) = self.moderation {
+            let mode = if m.from_cqe {
+                PERIOD_MODE_FROM_CQE
+            } else {
+                PERIOD_MODE_FROM_EQE
+            };
+            f(cqc::CQ_PERIOD_MODE).set(inbox, mode);
+            f(cqc::CQ_PERIOD).set(inbox, u32::from(m.period_us.min(MAX_CQ_PERIOD)));
+            f(cqc::CQ_MAX_COUNT).set(inbox, u32::from(m.max_count));
         }
         cqc::DBR_ADDR.within(IN_CQC).set(inbox, self.dbr_addr);
         for (i, &pa) in self.pages.iter().enumerate() {
@@ -292,6 +323,7 @@ impl<P: Platform> Cq<P> {
             dbr_addr: ring.dbr_addr(),
             pages: ring.pages(),
             compression: None,
+            moderation: None,
         }
     }
 
@@ -401,6 +433,7 @@ mod tests {
             dbr_addr: 0x0000_0001_0000_4000,
             pages: vec![0x0000_0001_0000_0000, 0x0000_0001_0000_1000],
             compression: None,
+            moderation: None,
         };
         let b = encode(&cmd);
         assert_eq!(b.len(), 0x110 + 16);
@@ -421,6 +454,41 @@ mod tests {
             &b[0x110..0x120],
             &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0]
         );
+    }
+
+    /// Moderation in CREATE_CQ: cq_period_mode (cqc bits 0xf..0x11, dword 0
+    /// [16:15]) = 1 START_FROM_CQE -> inbox byte 0x12 = 0x80; cqc 0x10 ->
+    /// inbox 0x20: cq_period [27:16] = 50, cq_max_count [15:0] = 8.
+    #[test]
+    fn create_cq_moderation_golden_bytes() {
+        let cmd = CreateCq {
+            log_size: 10,
+            uar: Uar(3),
+            eqn: Eqn(7),
+            dbr_addr: 0x4000,
+            pages: vec![0x1000],
+            compression: None,
+            moderation: Some(Moderation {
+                period_us: 50,
+                max_count: 8,
+                from_cqe: true,
+            }),
+        };
+        let b = encode(&cmd);
+        assert_eq!(&b[0x10..0x14], &[0x00, 0x00, 0x80, 0x00]);
+        assert_eq!(&b[0x20..0x24], &[0x00, 0x32, 0x00, 0x08]);
+        // A period beyond 12 bits is clamped to 4095 (0xfff), never spilling.
+        let long = CreateCq {
+            moderation: Some(Moderation {
+                period_us: 0xffff,
+                max_count: 1,
+                from_cqe: false,
+            }),
+            ..cmd
+        };
+        let b = encode(&long);
+        assert_eq!(&b[0x10..0x14], &[0, 0, 0, 0]);
+        assert_eq!(&b[0x20..0x24], &[0x0f, 0xff, 0x00, 0x01]);
     }
 
     #[test]

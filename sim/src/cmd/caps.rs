@@ -52,6 +52,7 @@ pub mod hca_cap {
     pub const CMDIF_CHECKSUM: F = f(0x210, 2);
     pub const ETH_NET_OFFLOADS: F = f(0x21c, 1);
     pub const CQ_MODERATION: F = f(0x222, 1);
+    pub const CQ_PERIOD_START_FROM_CQE: F = f(0x22b, 1);
     pub const UAR_4K: F = f(0x240, 1);
     pub const UAR_SZ: F = f(0x24a, 6);
     pub const LOG_PG_SZ: F = f(0x258, 8);
@@ -259,6 +260,10 @@ fn general(p: Personality) -> Vec<u8> {
     s(&mut b, hca_cap::CMDIF_CHECKSUM, 0);
     s(&mut b, hca_cap::ETH_NET_OFFLOADS, 1);
     s(&mut b, hca_cap::CQ_MODERATION, 1);
+    // Every part times the period from the first CQE as well as from the
+    // last event (`cq_period_mode`); switching it by MODIFY_CQ
+    // (`cq_period_mode_modify`) is not offered.
+    s(&mut b, hca_cap::CQ_PERIOD_START_FROM_CQE, 1);
     s(&mut b, hca_cap::UAR_4K, 1);
     s(&mut b, hca_cap::UAR_SZ, 0);
     s(&mut b, hca_cap::LOG_PG_SZ, 12);
@@ -428,6 +433,8 @@ mod tests {
             (hca_cap::LOG_MAX_CURRENT_UC_LIST, &[(0x7f, 0x1f)]),
             (hca_cap::LOG_UAR_PAGE_SZ, &[(0x92, 0xff), (0x93, 0xff)]),
             (hca_cap::CQE_COMPRESSION, &[(0xb7, 0x01)]),
+            (hca_cap::CQ_MODERATION, &[(0x44, 0x20)]),
+            (hca_cap::CQ_PERIOD_START_FROM_CQE, &[(0x45, 0x10)]),
             (eth::WQE_INLINE_MODE, &[(0x02, 0x30)]),
             (eth::MULTI_PKT_SEND_WQE, &[(0x02, 0xc0)]),
             (eth::ENHANCED_MULTI_PKT_SEND_WQE, &[(0x03, 0x20)]),

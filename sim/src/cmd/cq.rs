@@ -13,10 +13,16 @@
 //! more CQEs until destroyed. With `oi` set it overwrites.
 //! Events: an armed CQ writes a completion EQE (type 0x00, CQN at EQE
 //! 0x38) to its EQ on its next CQE and disarms; arming while CQEs beyond
-//! the arm's consumer index exist fires at once.
+//! the arm's consumer index exist fires at once. With moderation
+//! (`cq_period`/`cq_max_count`, PRM "Completion Event Moderation") the
+//! armed CQ's event waits for `cq_max_count` CQEs since arming or for
+//! `cq_period` µs from its first CQE (`cq_period_mode` START_FROM_CQE) or
+//! from its last event (START_FROM_EQE); [`tick`] raises the events whose
+//! period ran out.
 #![deny(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use super::{reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
@@ -130,8 +136,21 @@ pub struct Cq {
     pub armed: bool,
     pub oi: bool,
     pub status: u8,
+    /// Moderation (PRM "Completion Event Moderation"): `cq_period` in
+    /// microseconds, `cq_max_count` CQEs; both 0: every armed CQE fires.
     pub period: u16,
     pub max_count: u16,
+    /// `cq_period_mode`: the period runs from the first CQE since arming
+    /// (`START_FROM_CQE`) rather than from the CQ's last event.
+    pub period_from_cqe: bool,
+    /// Producer counter when the CQ was armed (moderation counts from it).
+    pub armed_at: u32,
+    /// When the CQ last raised its event (`START_FROM_EQE`'s origin).
+    pub last_event: Option<Instant>,
+    /// The armed CQ holds unsignalled CQEs: its event is due at this time.
+    pub due: Option<Instant>,
+    /// Completion events raised (the moderation tests count them).
+    pub events: u64,
     /// SQs and RQs bound to this CQ.
     pub users: u32,
     /// CQEs not written because the CQ was full or in error.
@@ -149,6 +168,11 @@ pub struct Cqs {
     /// A burst of received frames is being delivered: compressing CQs
     /// hold their CQEs until it ends.
     pub batching: bool,
+    /// CQs whose moderation period is running (`Cq::due`).
+    timed: BTreeSet<u32>,
+    /// A period started since [`Cqs::take_new_timer`]: a model loop
+    /// asleep must wake to time it.
+    new_timer: bool,
 }
 
 impl Cqs {
@@ -166,6 +190,16 @@ impl Cqs {
     }
     pub fn count(&self) -> usize {
         self.map.len()
+    }
+    /// The earliest moderation deadline: the model's loop wakes by then.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.timed
+            .iter()
+            .filter_map(|n| self.map.get(n).and_then(|c| c.due))
+            .min()
+    }
+    pub fn take_new_timer(&mut self) -> bool {
+        std::mem::take(&mut self.new_timer)
     }
     /// CQs holding CQEs for a session.
     pub fn with_session(&self) -> impl Iterator<Item = u32> + '_ {
@@ -209,6 +243,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
     } else {
         None
     };
+    let (period, max_count, period_from_cqe) = moderation(dev, inp)?;
     let log_size = get(inp, ctx(cqc::LOG_CQ_SIZE)) as u8;
     if log_size as u64 > dev.caps.general(super::caps::hca_cap::LOG_MAX_CQ_SZ) {
         return Err(syn::CQ_SIZE);
@@ -260,8 +295,13 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         armed: false,
         oi: get(inp, ctx(cqc::OI)) != 0,
         status: 0,
-        period: get(inp, ctx(cqc::CQ_PERIOD)) as u16,
-        max_count: get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16,
+        period,
+        max_count,
+        period_from_cqe,
+        armed_at: 0,
+        last_event: None,
+        due: None,
+        events: 0,
         users: 0,
         overruns: 0,
         compression,
@@ -276,6 +316,30 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
     set(out, f(0x48, 0x18), cqn as u64);
     Ok(())
 }
+
+/// The cqc's moderation fields, checked against `cq_moderation` and
+/// `cq_period_start_from_cqe` (a part without them takes only 0/0 and
+/// `START_FROM_EQE`).
+fn moderation(dev: &Function, inp: &[u8]) -> Result<(u16, u16, bool), CmdError> {
+    use super::caps::hca_cap;
+    let period = get(inp, ctx(cqc::CQ_PERIOD)) as u16;
+    let max_count = get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16;
+    let mode = get(inp, ctx(cqc::CQ_PERIOD_MODE));
+    if (period != 0 || max_count != 0) && dev.caps.general(hca_cap::CQ_MODERATION) == 0 {
+        return Err(syn::CQ_FEATURE);
+    }
+    match mode {
+        PERIOD_FROM_EQE => Ok((period, max_count, false)),
+        PERIOD_FROM_CQE if dev.caps.general(hca_cap::CQ_PERIOD_START_FROM_CQE) != 0 => {
+            Ok((period, max_count, true))
+        }
+        _ => Err(syn::CQ_FEATURE),
+    }
+}
+
+/// `enum mlx5_cq_period_mode`.
+const PERIOD_FROM_EQE: u64 = 0;
+const PERIOD_FROM_CQE: u64 = 1;
 
 /// destroy_cq_in / query_cq_in / modify_cq_in: cqn at bit 0x48.
 fn cqn_of(inp: &[u8]) -> u32 {
@@ -298,6 +362,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
         Some(cq) if cq.users != 0 => return Err(syn::CQ_IN_USE),
         Some(_) => {}
     }
+    dev.nic.cqs.timed.remove(&cqn);
     if let Some(cq) = dev.nic.cqs.map.remove(&cqn) {
         release(dev, &cq, Revoked::TakenBack);
     }
@@ -307,6 +372,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
 /// Destroy every CQ (teardown).
 pub fn destroy_all(dev: &mut Function) {
     let cqs = std::mem::take(&mut dev.nic.cqs.map);
+    dev.nic.cqs.timed.clear();
     for cq in cqs.values() {
         release(dev, cq, Revoked::Disabled);
     }
@@ -320,6 +386,7 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     };
     set(out, ctx(cqc::STATUS), cq.status as u64);
     set(out, ctx(cqc::OI), cq.oi as u64);
+    set(out, ctx(cqc::CQ_PERIOD_MODE), cq.period_from_cqe as u64);
     // st: `MLX5_CQC_ST_NOTIFICATION_REQUEST_ARMED` 0x9 / `MLX5_CQC_ST_FIRED` 0xa.
     set(out, ctx(cqc::ST), if cq.armed { 0x9 } else { 0xa });
     set(out, ctx(cqc::LOG_CQ_SIZE), cq.log_size as u64);
@@ -368,6 +435,13 @@ pub fn modify(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cmd
     if select & MODIFY_COUNT != 0 {
         cq.max_count = get(inp, ctx(cqc::CQ_MAX_COUNT)) as u16;
     }
+    // A running period restarts under the new values: the held CQEs are
+    // judged again now.
+    let cqn = cq.cqn;
+    if select & (MODIFY_PERIOD | MODIFY_COUNT) != 0 && cq.due.take().is_some() {
+        dev.nic.cqs.timed.remove(&cqn);
+        completed(dev, cqn);
+    }
     Ok(())
 }
 
@@ -384,16 +458,62 @@ pub fn arm_doorbell(dev: &mut Function, page: u32, hi: u32, cqn: u32) {
         return;
     }
     cq.consumer = ci;
+    let cqn = cq.cqn;
     if cq.producer != ci {
-        cq.armed = false;
-        let (eqn, cqn) = (cq.eqn, cq.cqn);
-        completion_event(dev, eqn, cqn);
+        fire(dev, cqn, Instant::now());
     } else {
+        // Every CQE consumed: nothing is left for a running period.
         cq.armed = true;
+        cq.armed_at = ci;
+        if cq.due.take().is_some() {
+            dev.nic.cqs.timed.remove(&cqn);
+        }
     }
 }
 
-fn completion_event(dev: &mut Function, eqn: u8, cqn: u32) {
+/// Raise the event of CQ `cqn` (disarming it, ending its period).
+fn fire(dev: &mut Function, cqn: u32, now: Instant) {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return;
+    };
+    cq.armed = false;
+    cq.due = None;
+    let eqn = cq.eqn;
+    dev.nic.cqs.timed.remove(&cqn);
+    completion_event_at(dev, eqn, cqn, now);
+}
+
+/// Moderation periods that have run out at `now` raise their events
+/// (called by the model's loop each iteration, and by the in-process
+/// harness when the driver looks for interrupts). Work is bounded by the
+/// number of CQs with a running period.
+pub fn tick(dev: &mut Function, now: Instant) {
+    if dev.nic.cqs.timed.is_empty() {
+        return;
+    }
+    let cqs = &mut dev.nic.cqs;
+    let mut due = Vec::new();
+    cqs.timed.retain(|n| match cqs.map.get_mut(n) {
+        Some(c) if c.due.is_some_and(|d| d > now) => true,
+        Some(c) => {
+            // Run out: an armed CQ fires; a disarmed one has nothing to do.
+            if c.due.take().is_some() && c.armed {
+                due.push(*n);
+            }
+            false
+        }
+        None => false,
+    });
+    for cqn in due {
+        fire(dev, cqn, now);
+    }
+}
+
+fn completion_event_at(dev: &mut Function, eqn: u8, cqn: u32, now: Instant) {
+    if let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) {
+        cq.last_event = Some(now);
+        cq.events += 1;
+    }
     // `struct mlx5_eqe_comp`: cqn in the last dword of the 28-byte data.
     let mut data = [0u8; 28];
     data[24..28].copy_from_slice(&cqn.to_be_bytes());
@@ -489,16 +609,44 @@ pub fn write_slot(
             .is_ok()
 }
 
-/// CQEs were written: an armed CQ fires its completion event and disarms.
+/// CQEs were written: an armed CQ fires its completion event and disarms
+/// -- at once without moderation; with it, once `cq_max_count` CQEs have
+/// been written since arming or `cq_period` µs have passed (checked
+/// here and by [`tick`]).
 pub fn completed(dev: &mut Function, cqn: u32) {
     let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
         return;
     };
-    if cq.armed {
-        cq.armed = false;
-        let eqn = cq.eqn;
-        completion_event(dev, eqn, cqn);
+    if !cq.armed {
+        return;
     }
+    let now = Instant::now();
+    if cq.period == 0 && cq.max_count == 0 {
+        return fire(dev, cqn, now);
+    }
+    let held = cq.producer.wrapping_sub(cq.armed_at) & COUNTER_MASK;
+    if cq.max_count != 0 && held >= u32::from(cq.max_count) {
+        return fire(dev, cqn, now);
+    }
+    if cq.period == 0 {
+        // Count only: the event waits for the count.
+        return;
+    }
+    let due = match cq.due {
+        Some(d) => d,
+        None => {
+            let from = match cq.last_event {
+                Some(t) if !cq.period_from_cqe => t,
+                _ => now,
+            };
+            from + Duration::from_micros(u64::from(cq.period))
+        }
+    };
+    if due <= now {
+        return fire(dev, cqn, now);
+    }
+    cq.due = Some(due);
+    dev.nic.cqs.new_timer |= dev.nic.cqs.timed.insert(cqn);
 }
 
 /// CQ `cqn` overruns: status CQ_OVERFLOW (it writes no more CQEs) and a

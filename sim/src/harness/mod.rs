@@ -246,7 +246,9 @@ impl SimPlatform {
     /// A frame arrives at this port from the wire.
     pub fn inject_rx(&self, frame: &[u8]) {
         capture_rx(&self.inner, frame);
-        self.dev().receive(frame);
+        let mut d = self.dev();
+        d.receive(frame);
+        wake_for_timer(&self.inner, d);
     }
 
     /// Frames that arrive together (one burst: CQE compression applies).
@@ -254,7 +256,9 @@ impl SimPlatform {
         for f in frames {
             capture_rx(&self.inner, f);
         }
-        self.dev().receive_burst(frames.iter().copied());
+        let mut d = self.dev();
+        d.receive_burst(frames.iter().copied());
+        wake_for_timer(&self.inner, d);
     }
 
     /// Joins the port to `link` (replacing an earlier link): frames the
@@ -270,7 +274,9 @@ impl SimPlatform {
             Box::new(move |frame| {
                 if let Some(shared) = weak.upgrade() {
                     capture_rx(&shared, frame);
-                    lock(&shared.dev).receive(frame);
+                    let mut d = lock(&shared.dev);
+                    d.receive(frame);
+                    wake_for_timer(&shared, d);
                 }
             }),
             // The peer's cable pulled is ours too (not echoed back).
@@ -419,6 +425,11 @@ impl SimPlatform {
 
     fn after_write(&self, mut d: MutexGuard<'_, Function>, work: bool) {
         if !work {
+            if self.inner.mode == Mode::Synchronous {
+                // No model thread: any write (a doorbell) lets the model
+                // time its CQ moderation periods.
+                d.cq_timers();
+            }
             return;
         }
         match self.inner.mode {
@@ -452,13 +463,22 @@ impl SimPlatform {
 }
 
 fn model_thread(weak: Weak<Shared>, kick: Arc<Kick>) {
+    // A CQ moderation period running: wake when it runs out.
+    let mut timer: Option<Instant> = None;
     loop {
         {
             let mut flag = kick.flag.lock().unwrap_or_else(|e| e.into_inner());
             while !*flag && !kick.stop.load(Ordering::Acquire) {
+                let now = Instant::now();
+                if timer.is_some_and(|t| t <= now) {
+                    break;
+                }
+                let wait = timer.map_or(Duration::from_millis(50), |t| {
+                    (t - now).min(Duration::from_millis(50))
+                });
                 flag = kick
                     .cv
-                    .wait_timeout(flag, Duration::from_millis(50))
+                    .wait_timeout(flag, wait)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
@@ -473,8 +493,20 @@ fn model_thread(weak: Weak<Shared>, kick: Arc<Kick>) {
         let mut d = shared.dev.lock().unwrap_or_else(|e| e.into_inner());
         if d.has_work() {
             d.process();
+        } else {
+            d.cq_timers();
         }
+        timer = d.next_cq_timer();
         carry_frames(&shared, d);
+    }
+}
+
+/// Frames arrived outside the model thread: a CQ moderation period they
+/// started needs the (sleeping) model thread to time it.
+fn wake_for_timer(shared: &Shared, mut d: MutexGuard<'_, Function>) {
+    if d.take_new_cq_timer() {
+        drop(d);
+        shared.kick.kick();
     }
 }
 
@@ -524,7 +556,9 @@ fn carry_frames<'a>(shared: &'a Shared, mut d: MutexGuard<'a, Function>) {
                     }
                     // Sent back to back: one burst for the receiver (its
                     // compressing CQs write sessions).
-                    lock(&p.dev).receive_burst(batch.iter().map(|f| &f[..]));
+                    let mut pd = lock(&p.dev);
+                    pd.receive_burst(batch.iter().map(|f| &f[..]));
+                    wake_for_timer(&p, pd);
                 }
                 None => {
                     let mut log = lock(&shared.tx_log);
@@ -667,6 +701,11 @@ impl Msix for SimPlatform {
     }
 
     fn msix_take_pending(&self, vector: u16) -> bool {
+        if self.inner.mode == Mode::Synchronous {
+            // No model thread: moderation periods are checked whenever
+            // the driver looks for an interrupt.
+            self.dev().cq_timers();
+        }
         self.inner.msix.take_pending(vector)
     }
 

@@ -23,7 +23,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE,
@@ -161,7 +161,13 @@ impl Shared {
         if let Some(p) = self.capturing() {
             p.record(frame, Direction::In);
         }
-        self.dev().receive(frame);
+        let mut d = self.dev();
+        d.receive(frame);
+        // A CQ moderation period started: the sleeping model loop times it.
+        if d.take_new_cq_timer() {
+            drop(d);
+            self.kick();
+        }
     }
 
     fn capturing(&self) -> Option<Arc<Pcap>> {
@@ -280,14 +286,23 @@ impl Shared {
     /// doorbell asked for it, then carries the transmitted frames.
     fn model_loop(&self) {
         let mut batch = Vec::with_capacity(256);
+        // A CQ moderation period running: wake when it runs out.
+        let mut timer: Option<Instant> = None;
         loop {
             {
                 let mut pending = self.kick.pending.lock().unwrap_or_else(|e| e.into_inner());
                 while !*pending && !self.kick.stop.load(Ordering::Acquire) {
+                    let now = Instant::now();
+                    if timer.is_some_and(|t| t <= now) {
+                        break;
+                    }
+                    let wait = timer.map_or(Duration::from_millis(100), |t| {
+                        (t - now).min(Duration::from_millis(100))
+                    });
                     pending = self
                         .kick
                         .cv
-                        .wait_timeout(pending, Duration::from_millis(100))
+                        .wait_timeout(pending, wait)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
@@ -299,7 +314,10 @@ impl Shared {
             let mut d = self.dev();
             if d.has_work() {
                 d.process();
+            } else {
+                d.cq_timers();
             }
+            timer = d.next_cq_timer();
             // With no link (unit tests) the outbox keeps its old bound.
             if lock(&self.link).is_some() {
                 self.carry_frames(d, &mut batch);

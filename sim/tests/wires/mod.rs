@@ -17,6 +17,10 @@ pub const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub fn open<P: Platform>(p: P) -> Port<P> {
+    open_with(p, EthConfig::default())
+}
+
+pub fn open_with<P: Platform>(p: P, eth: EthConfig) -> Port<P> {
     let cfg = Config {
         cmd_timeout_ms: Some(5_000),
         fw_init_timeout_ms: Some(5_000),
@@ -27,7 +31,7 @@ pub fn open<P: Platform>(p: P) -> Port<P> {
         Err(f) => panic!("attach failed: {}", f.error),
     };
     let r = Resources::of(&a).expect("resources");
-    match QueueSet::open(a, r, EthConfig::default()) {
+    match QueueSet::open(a, r, eth) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
     }

@@ -52,6 +52,11 @@ pub struct EthConfig {
     /// inlining frames up to this many bytes (at most
     /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
     pub empw: Option<u16>,
+    /// Receive CQ event moderation `(cq_period µs, cq_max_count)` where
+    /// the part can (`cq_moderation`; elsewhere the option is ignored, as
+    /// `cqe_compression` is): an event after that many CQEs or that long
+    /// after the first unsignalled one. `None`: an event per armed CQE.
+    pub cq_moderation: Option<(u16, u16)>,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -83,6 +88,7 @@ impl Default for EthConfig {
             cqe_compression: false,
             cqe_compression_hash: false,
             empw: Some(0),
+            cq_moderation: None,
         }
     }
 }

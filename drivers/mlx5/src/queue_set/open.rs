@@ -155,6 +155,7 @@ impl<C: Control> QueueSet<C> {
             let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, log, r.uar, eqn);
             if rx {
                 cmd.compression = rx_compression(&cfg, self.res.caps.cqe_compression);
+                cmd.moderation = rx_moderation(&cfg, &self.res.caps);
             }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
@@ -491,6 +492,25 @@ pub(super) fn rx_compression(cfg: &EthConfig, capable: bool) -> Option<u8> {
         cq::mini_cqe::RES_HASH
     } else {
         cq::mini_cqe::RES_CSUM
+    })
+}
+
+/// The event moderation a receive CQ asks: the option set and the part
+/// able (`cq_moderation`); the period from the first CQE where the part
+/// offers it (`cq_period_start_from_cqe`), else from the last event.
+pub(super) fn rx_moderation(
+    cfg: &EthConfig,
+    caps: &crate::control::DataPathCaps,
+) -> Option<cq::Moderation> {
+    let (period_us, max_count) = cfg.cq_moderation?;
+    if !caps.cq_moderation {
+        log::warn!(target: "mlx5::dp", "mlx5: no cq_moderation capability: an event per completion");
+        return None;
+    }
+    Some(cq::Moderation {
+        period_us: period_us.min(cq::MAX_CQ_PERIOD),
+        max_count,
+        from_cqe: caps.cq_period_from_cqe,
     })
 }
 

@@ -35,6 +35,7 @@ impl<C: Control> QueueSet<C> {
         let mut cmd = Cq::<Plat<C>>::create_cmd(&ring, geo.cq_log, r.uar, eqn);
         // As at open: a recreated CQ compresses as the first did.
         cmd.compression = super::open::rx_compression(&self.cfg, r.caps.cqe_compression);
+        cmd.moderation = super::open::rx_moderation(&self.cfg, &r.caps);
         let cqn = match self.ctl.exec(&cmd) {
             Ok(c) => c,
             Err(e) => {
