@@ -306,7 +306,8 @@ impl<'a> StrideWindow<'a> {
         let strides = byte_cnt >> 16;
         let len = (byte_cnt & 0xffff) as usize;
         let size = (strides as usize) << self.shift;
-        if len.wrapping_sub(1) >= size {
+        // The bytes must fit the strides (`..len` below) and be some.
+        if len == 0 {
             return None;
         }
         let (used, rest) = self.rest.split_at_checked(size)?;
