@@ -89,13 +89,6 @@ impl<P: Platform> Cq<P> {
         (self.session.sessions, self.session.compressed)
     }
 
-    /// Go on counting from `old`'s session counters (a CQ recreated in
-    /// its place).
-    pub fn continue_compression_stats(&mut self, old: &Cq<P>) {
-        self.session.sessions = old.session.sessions;
-        self.session.compressed = old.session.compressed;
-    }
-
     /// The CQ's `mini_cqe_res_format` (set at open).
     pub fn set_mini_format(&mut self, format: u8) {
         self.session.hash = format == RES_HASH;

@@ -180,7 +180,6 @@ impl<C: Control> QueueSet<C> {
             new_rq.stats = old.stats;
             new_rq.stats.recoveries += 1;
         }
-        new_cq.continue_compression_stats(&x.cq);
         let old_rq = x.rq.replace(new_rq);
         let old_cq = core::mem::replace(&mut x.cq, {
             if self.cfg.interrupts {
