@@ -175,6 +175,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),
         Some("smp-panic") => smpboot::panic_test(),
+        Some("smp-overflow") => smpboot::overflow_test(),
         Some("pagefault") => selftest::pagefault_test(),
         Some("stackoverflow") => selftest::stack_overflow_test(),
         Some(other) => {
