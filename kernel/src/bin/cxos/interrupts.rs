@@ -299,7 +299,7 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 fn exception(f: &Frame) -> ! {
     let v = f.vector as usize;
     smp::stop_others();
-    serial::take_over();
+    crate::console::take_over();
     if REPORTING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nEXCEPTION while reporting an exception\n");
         arch::exit(arch::EXIT_FAIL);

@@ -231,7 +231,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
     smp::stop_others();
-    serial::take_over();
+    crate::console::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
         arch::exit(arch::EXIT_FAIL);
