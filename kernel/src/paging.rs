@@ -370,7 +370,10 @@ mod tests {
         map_identity(&mut t, root, 0x4000_0000, TWO_MIB, Cache::WriteBack).unwrap();
         // Inside a whole 2 MiB page: already mapped, nothing written.
         map_4k(&mut t, root, 0x4010_3000).unwrap();
-        assert_eq!(t.entry(root, 0x4000_0000), 0x4000_0000 | PRESENT | WRITABLE | HUGE);
+        assert_eq!(
+            t.entry(root, 0x4000_0000),
+            0x4000_0000 | PRESENT | WRITABLE | HUGE
+        );
         unmap_4k(&mut t, root, 0x4010_3000).unwrap();
         t.flushed.clear();
         map_4k(&mut t, root, 0x4010_3000).unwrap();

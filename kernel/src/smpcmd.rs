@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(parse_cpus("ping"), Err(CPUS_USAGE.into()));
         assert_eq!(parse_cpus("ping 1 2 3"), Err(CPUS_USAGE.into()));
         assert_eq!(parse_cpus("tlb 1"), Ok(CpusCommand::Tlb(1)));
-        assert_eq!(parse_cpus("tlb -1"), Err("cpus: bad CPU number '-1'".into()));
+        assert_eq!(
+            parse_cpus("tlb -1"),
+            Err("cpus: bad CPU number '-1'".into())
+        );
         assert_eq!(parse_cpus("tlb"), Err(CPUS_USAGE.into()));
     }
 

@@ -277,9 +277,7 @@ mod tests {
         drop(ipis);
         for w in workers {
             let seen = w.join().unwrap();
-            let want: Vec<Invalidate> = (0..ROUNDS)
-                .map(|r| Invalidate::Page(r * 0x1000))
-                .collect();
+            let want: Vec<Invalidate> = (0..ROUNDS).map(|r| Invalidate::Page(r * 0x1000)).collect();
             assert_eq!(seen, want);
         }
     }

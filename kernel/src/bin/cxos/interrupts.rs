@@ -318,7 +318,9 @@ fn exception(f: &Frame) -> ! {
         // A fault in a guard page is a stack overflow (a double fault's
         // CR2 is the page fault's that caused it, if any).
         if let Some((cpu, stack)) = guard_owner(cr2) {
-            crate::println!("stack overflow: cr2 is in the guard page below cpu {cpu}'s {stack} stack");
+            crate::println!(
+                "stack overflow: cr2 is in the guard page below cpu {cpu}'s {stack} stack"
+            );
         }
     }
     crate::println!(
@@ -398,8 +400,7 @@ const PAGE: u64 = 4096;
 const STACK_NAMES: [&str; 5] = ["kernel", "exception", "device", "double-fault", "nmi"];
 /// The guard page of each CPU's stacks (0: none), `cpu * 5 + slot`:
 /// slot 0 the kernel stack, 1 + n IST stack n.
-static GUARDS: [AtomicU64; smp::MAX_CPUS * 5] =
-    [const { AtomicU64::new(0) }; smp::MAX_CPUS * 5];
+static GUARDS: [AtomicU64; smp::MAX_CPUS * 5] = [const { AtomicU64::new(0) }; smp::MAX_CPUS * 5];
 /// Each AP's IST stack tops, made by [`prepare_ap`] for [`init_ap`].
 static AP_IST_TOPS: [[AtomicU64; 4]; smp::MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; 4] }; smp::MAX_CPUS];

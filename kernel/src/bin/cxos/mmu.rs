@@ -11,9 +11,9 @@
 
 use cxos_boot::{BootInfo, MemoryKind};
 use cxos_kernel::paging::TableMemory;
+pub use cxos_kernel::paging::{Cache, MapError};
 use cxos_kernel::tlb::FlushBatch;
 use spin::{Mutex, MutexGuard, Once};
-pub use cxos_kernel::paging::{Cache, MapError};
 use x86_64::VirtAddr;
 use x86_64::instructions::tlb;
 use x86_64::registers::control::Cr3;

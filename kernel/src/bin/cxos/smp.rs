@@ -412,8 +412,7 @@ pub fn run_on(cpu: usize, f: fn(), timeout_ns: u64) -> Result<(), &'static str> 
     }
     let c = &CPUS[cpu];
     let before = c.calls.load(Ordering::Acquire);
-    if c
-        .call
+    if c.call
         .compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {

@@ -218,7 +218,9 @@ pub fn tlb_test(cpu: usize) -> Result<u64, String> {
         TLB_PAGE.store(addr, Ordering::Release);
         let seen = tlb_read_on(cpu)?;
         if seen != BEFORE {
-            return Err(format!("cpu {cpu} read {seen:#x} at {addr:#x} before the unmap"));
+            return Err(format!(
+                "cpu {cpu} read {seen:#x} at {addr:#x} before the unmap"
+            ));
         }
         let served = smp::shootdowns_served(cpu);
         mmu::guard_page(addr).map_err(|e| e.to_string())?;
@@ -236,7 +238,9 @@ pub fn tlb_test(cpu: usize) -> Result<u64, String> {
         unsafe { page.cast::<u64>().write_volatile(AFTER) };
         let seen = tlb_read_on(cpu)?;
         if seen != AFTER {
-            return Err(format!("cpu {cpu} read {seen:#x} at {addr:#x} after the remap"));
+            return Err(format!(
+                "cpu {cpu} read {seen:#x} at {addr:#x} after the remap"
+            ));
         }
         Ok(served)
     })();
