@@ -1,13 +1,9 @@
 //! Issue 21's system tests (SMP), on the provisioned QEMU (x2APIC under
 //! TCG needs a recent one): `-smp 4` brings every application processor
 //! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
-//! `smp=N` limits the CPUs and a panic on an AP stops every CPU, a TLB
-//! shootdown is observed on two APs (`cpus tlb`), an AP's stack overflow
-//! hits its guard page and is reported; `-smp 2` with the model attached:
-//! MSI-X vectors routed to CPU 1 arrive on CPU 1 while ping works both
-//! ways, then the representative subset of the system tests in the same
-//! boot (iperf3 both ways, two VNICs, traffic on a VNIC and the port at
-//! once, a send queue fault recovered under traffic, a clean detach).
+//! `smp=N` limits the CPUs and a panic on an AP stops every CPU; `-smp 2`
+//! with the model attached: MSI-X vectors routed to CPU 1 arrive on CPU 1
+//! while ping works both ways.
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +27,11 @@ pub fn all() -> Vec<SystemTest> {
         timeout: TIMEOUT,
         run,
     };
-    vec![t("smp-cpus", cpus), t("smp-msix-ping", msix_ping)]
+    vec![
+        t("smp-cpus", cpus),
+        t("smp-msix-ping", msix_ping),
+        t("smp-subset", subset),
+    ]
 }
 
 /// One `cpu <i> apic <id> <state>: <n> interrupts, timer <t>, idle <x>%`
@@ -86,6 +86,119 @@ fn boot(
         cmdline: cmdline.to_string(),
     });
     systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", cpus], false)
+}
+
+/// The representative subset of the system tests in one `-smp 2` boot
+/// with the model and a namespace peer: the adapter attaches, ping both
+/// ways, stock iperf3 TCP both ways, two VNICs answer ping and one
+/// carries iperf3 at the same time as the port, a send queue fault
+/// (`sq-bad-lkey`) is recovered while traffic runs, and detach leaves
+/// nothing held in the model.
+fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let net = match PeerNetwork::create(&config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("    skipped: {why}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let vnics: Vec<(String, String)> = (1..=2)
+        .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
+        .collect();
+    let mut cmdline = static_cmdline(&config);
+    for (n, (_, addr)) in vnics.iter().enumerate() {
+        cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
+    }
+    let setup = systests_sim::setup(ctx)?;
+    let log = ctx.log_path(test).with_extension("sim.log");
+    let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+    let machine = systests_sim::machine(ctx, &sim, &cmdline);
+    let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
+    let mut peer = Peer {
+        net,
+        sim,
+        shell: Shell::start(session)?,
+        mac: String::new(),
+    };
+    if cpu_lines(&peer.shell.ask("cpus")?).len() != 2 {
+        return Err("`cpus` does not list two CPUs".into());
+    }
+    let phys = peer.shell.ask("phys")?;
+    plain_line(&phys, "01:00.0 ")?;
+    let guest = config.ipv4(PEER_GUEST);
+    let want = format!("{PINGS} packets transmitted, {PINGS} received, 0% packet loss");
+    let out = peer.net.ping(&guest, PINGS).map_err(|e| e.to_string())?;
+    if !out.contains(&want) {
+        return Err(format!("stock ping {guest}:\n{out}"));
+    }
+    let host = peer.net.host_ip();
+    plain_line(&peer.shell.ask(&format!("ping {host} -c {PINGS}"))?, &want)?;
+    traffic(&mut peer, &guest, &vnics)?;
+    // Detach: nothing held by the model, no violation.
+    peer_finish(peer)
+}
+
+fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(), String> {
+    for (name, addr) in vnics {
+        let out = peer.net.ping(addr, PINGS).map_err(|e| e.to_string())?;
+        if !out.contains(&format!("{PINGS} received, 0% packet loss")) {
+            return Err(format!("{name} {addr} does not answer ping:\n{out}"));
+        }
+    }
+    plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
+    plain_line(
+        &peer.shell.ask(&format!("serve iperf3 -I {}", vnics[0].0))?,
+        "service ",
+    )?;
+    for (what, extra) in [
+        ("host -> cxos TCP", &["-t", "2"][..]),
+        ("cxos -> host TCP (-R)", &["-t", "2", "-R"][..]),
+    ] {
+        let json = peer
+            .net
+            .iperf3_client(guest, extra)
+            .map_err(|e| format!("{what}: {e}"))?;
+        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("{what}: {e}"))?;
+        println!("    ({what} on 2 CPUs: {:.1} Mbit/s)", bps / 1e6);
+    }
+    let port = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    let vnic = peer
+        .net
+        .iperf3_client_start(&vnics[0].1, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    for (name, run) in [("net0", port), (vnics[0].0.as_str(), vnic)] {
+        let json = run.finish().map_err(|e| format!("{name}: {e}"))?;
+        iperf3_summary(&json).map_err(|e| format!("{name} (at once): {e}"))?;
+    }
+
+    let run = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "4", "-b", "10M"])
+        .map_err(|e| format!("iperf3 before the fault: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    peer.shell.ask("uptime")?;
+    peer.sim.ask_ok("fault sq-bad-lkey")?;
+    let line = peer.shell.wait_for_line("FAULT mlx5.sq.err ")?;
+    if !line.ends_with("outcome=recovered") {
+        return Err(format!("sq-bad-lkey on 2 CPUs: not recovered: {line}"));
+    }
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 across the fault: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 across the fault: nothing received".into());
+    }
+    Ok(())
 }
 
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
@@ -250,14 +363,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    let vnics: Vec<(String, String)> = (1..=2)
-        .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
-        .collect();
-    let mut cmdline = static_cmdline(&config);
-    for (n, (_, addr)) in vnics.iter().enumerate() {
-        cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
-    }
-    let machine = systests_sim::machine(ctx, &sim, &cmdline);
+    let machine = systests_sim::machine(ctx, &sim, &static_cmdline(&config));
     let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
     let shell = Shell::start(session)?;
     let mut peer = Peer {
@@ -324,73 +430,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "no MSI-X interrupt arrived on CPU 1 during the pings:\n{text}"
         ));
     }
-    smp_subset(&mut peer, &guest, &vnics)?;
-    // Detach: nothing held by the model, no violation.
     peer_finish(peer)
-}
-
-/// The representative subset of the system tests on two CPUs (interrupts
-/// still on CPU 1): TCP both ways with stock iperf3, both VNICs answer
-/// ping and carry iperf3 at the same time as the port, and a send queue
-/// fault is recovered while traffic runs.
-fn smp_subset(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(), String> {
-    for (name, addr) in vnics {
-        let out = peer.net.ping(addr, PINGS).map_err(|e| e.to_string())?;
-        if !out.contains(&format!("{PINGS} received, 0% packet loss")) {
-            return Err(format!("{name} {addr} does not answer ping:\n{out}"));
-        }
-    }
-    plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
-    plain_line(
-        &peer.shell.ask(&format!("serve iperf3 -I {}", vnics[0].0))?,
-        "service ",
-    )?;
-    for (what, extra) in [
-        ("host -> cxos TCP", &["-t", "2"][..]),
-        ("cxos -> host TCP (-R)", &["-t", "2", "-R"][..]),
-    ] {
-        let json = peer
-            .net
-            .iperf3_client(guest, extra)
-            .map_err(|e| format!("{what}: {e}"))?;
-        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("{what}: {e}"))?;
-        println!("    ({what} on 2 CPUs: {:.1} Mbit/s)", bps / 1e6);
-    }
-    let port = peer
-        .net
-        .iperf3_client_start(guest, &["-t", "2"])
-        .map_err(|e| e.to_string())?;
-    let vnic = peer
-        .net
-        .iperf3_client_start(&vnics[0].1, &["-t", "2"])
-        .map_err(|e| e.to_string())?;
-    for (name, run) in [("net0", port), (vnics[0].0.as_str(), vnic)] {
-        let json = run.finish().map_err(|e| format!("{name}: {e}"))?;
-        iperf3_summary(&json).map_err(|e| format!("{name} (at once): {e}"))?;
-    }
-
-    let run = peer
-        .net
-        .iperf3_client_start(guest, &["-t", "4", "-b", "10M"])
-        .map_err(|e| format!("iperf3 before the fault: {e}"))?;
-    std::thread::sleep(Duration::from_millis(1500));
-    peer.shell.ask("uptime")?;
-    peer.sim.ask_ok("fault sq-bad-lkey")?;
-    let line = peer.shell.wait_for_line("FAULT mlx5.sq.err ")?;
-    if !line.ends_with("outcome=recovered") {
-        return Err(format!("sq-bad-lkey on 2 CPUs: not recovered: {line}"));
-    }
-    let json = run
-        .finish()
-        .map_err(|e| format!("iperf3 across the fault: {e}"))?;
-    let bytes = serde_json::from_str::<serde_json::Value>(&json)
-        .ok()
-        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
-        .unwrap_or(0);
-    if bytes == 0 {
-        return Err("iperf3 across the fault: nothing received".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

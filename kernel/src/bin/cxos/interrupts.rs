@@ -392,8 +392,6 @@ struct ApTables {
 }
 
 const AP_IST_STACK: usize = 32 * 1024;
-/// Kernel stack of an AP (its idle loop and the Rust it runs).
-const AP_STACK: usize = 64 * 1024;
 const PAGE: u64 = 4096;
 
 /// The stacks a guard page sits below, by their slot in [`GUARDS`].
@@ -432,11 +430,11 @@ fn guarded_stack(cpu: usize, slot: usize, size: usize) -> Option<u64> {
     Some(base + PAGE + size as u64)
 }
 
-/// On the boot CPU, before AP `cpu` starts: its kernel stack and IST
-/// stacks, each with a guard page below, so an overflow is a page fault
+/// On the boot CPU, before AP `cpu` starts: its kernel stack (`size`
+/// bytes) and IST stacks, each with a guard page below, so an overflow is a page fault
 /// reported with the CPU and stack named rather than silent corruption
 /// of the heap. The kernel stack's top, or `None` (the AP is skipped).
-pub fn prepare_ap(cpu: usize) -> Option<u64> {
+pub fn prepare_ap(cpu: usize, size: usize) -> Option<u64> {
     if cpu == 0 || cpu >= smp::MAX_CPUS {
         return None;
     }
@@ -447,7 +445,7 @@ pub fn prepare_ap(cpu: usize) -> Option<u64> {
     }
     // A CPU index given up on before keeps its IST stacks; the kernel
     // stack is new (the late AP may still be on the old one).
-    guarded_stack(cpu, 0, AP_STACK)
+    guarded_stack(cpu, 0, size)
 }
 
 /// Load a GDT and TSS of this AP's own (IST stacks from [`prepare_ap`])

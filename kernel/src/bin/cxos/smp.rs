@@ -193,8 +193,15 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire) as usize
 }
 
-/// `hlt` until the next interrupt, counted as this CPU's idle time.
+/// `hlt` until the next interrupt, counted as this CPU's idle time
+/// (called with interrupts off; returns with them on). An AP with a
+/// [`run_on`] call pending runs it instead: its wake IPI may have come
+/// before interrupts were turned off.
 pub fn halt_idle() {
+    if run_call() {
+        arch::interrupts_enable();
+        return;
+    }
     let t0 = time::now_ns();
     arch::enable_and_halt();
     CPUS[current()]
@@ -429,12 +436,13 @@ pub fn run_on(cpu: usize, f: fn(), timeout_ns: u64) -> Result<(), &'static str> 
     Ok(())
 }
 
-/// The AP's side of [`run_on`], from its idle loop.
-pub fn run_call() {
+/// The AP's side of [`run_on`], from its idle loop ([`halt_idle`]), on
+/// its kernel stack; whether there was a call.
+fn run_call() -> bool {
     let c = &CPUS[current()];
     let f = c.call.load(Ordering::Acquire);
     if f == 0 {
-        return;
+        return false;
     }
     // SAFETY: `run_on` stored a `fn()` as usize there; function pointers
     // and usize have the same size on x86_64.
@@ -442,6 +450,7 @@ pub fn run_call() {
     f();
     c.call.store(0, Ordering::Release);
     c.calls.fetch_add(1, Ordering::AcqRel);
+    true
 }
 
 // ---- probing memory ----

@@ -48,6 +48,8 @@ const TRAMPOLINE_GDT: [u64; 4] = [
     0x00af_9a00_0000_ffff,
 ];
 
+/// Kernel stack of an AP (its idle loop and the Rust it runs).
+const AP_STACK: usize = 64 * 1024;
 /// How long an AP has to report itself online after the second SIPI.
 const START_TIMEOUT_MS: u64 = 2000;
 // The trampoline: 16-bit real mode at TRAMPOLINE (CS = TRAMPOLINE >> 4,
@@ -338,7 +340,7 @@ fn install_trampoline(cr3: u64) {
 /// AP to report itself online.
 fn start_one(index: usize, apic_id: u32) -> bool {
     let cpu = &CPUS[index];
-    let Some(top) = interrupts::prepare_ap(index) else {
+    let Some(top) = interrupts::prepare_ap(index, AP_STACK) else {
         println!("smp: no stacks for CPU {index} (APIC id {apic_id}); skipped");
         return false;
     };
@@ -399,9 +401,6 @@ extern "C" fn ap_main(index: u64) -> ! {
     cpu.set_state(CpuState::Online);
     loop {
         arch::interrupts_disable();
-        // A wake IPI for a call that arrives after this check ends the
-        // `hlt` at once (`sti; hlt` takes it).
-        smp::run_call();
         smp::halt_idle();
     }
 }
