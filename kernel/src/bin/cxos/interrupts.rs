@@ -424,6 +424,9 @@ fn guarded_stack(cpu: usize, slot: usize, size: usize) -> Option<u64> {
     }
     if let Err(e) = crate::mmu::guard_page(base) {
         log::error!(target: "smp", "no guard page below cpu {cpu}'s {} stack: {e}", STACK_NAMES[slot]);
+        // SAFETY: allocated above with `layout`, still mapped (the guard
+        // was not made), used by nobody.
+        unsafe { alloc::alloc::dealloc(base as *mut u8, layout) };
         return None;
     }
     GUARDS[cpu * 5 + slot].store(base, Ordering::Relaxed);
@@ -431,15 +434,16 @@ fn guarded_stack(cpu: usize, slot: usize, size: usize) -> Option<u64> {
 }
 
 /// On the boot CPU, before AP `cpu` starts: its kernel stack (`size`
-/// bytes) and IST stacks, each with a guard page below, so an overflow is a page fault
-/// reported with the CPU and stack named rather than silent corruption
-/// of the heap. The kernel stack's top, or `None` (the AP is skipped).
+/// bytes) and IST stacks, each with a guard page below, so an overflow
+/// is a page fault reported with the CPU and stack named rather than
+/// silent corruption of the heap. The kernel stack's top, or `None` (the
+/// AP is skipped).
 pub fn prepare_ap(cpu: usize, size: usize) -> Option<u64> {
     if cpu == 0 || cpu >= smp::MAX_CPUS {
         return None;
     }
-    if AP_IST_TOPS[cpu][0].load(Ordering::Relaxed) == 0 {
-        for (n, top) in AP_IST_TOPS[cpu].iter().enumerate() {
+    for (n, top) in AP_IST_TOPS[cpu].iter().enumerate() {
+        if top.load(Ordering::Relaxed) == 0 {
             top.store(guarded_stack(cpu, 1 + n, AP_IST_STACK)?, Ordering::Relaxed);
         }
     }

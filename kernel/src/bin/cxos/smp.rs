@@ -375,17 +375,15 @@ pub fn shootdowns_served(cpu: usize) -> u64 {
 pub fn shootdown(batch: &FlushBatch) {
     let vector = TLB_VECTOR.load(Ordering::Relaxed);
     let me = current();
-    let online = || {
-        CPUS.iter()
-            .enumerate()
-            .filter(move |(i, c)| *i != me && c.state() == CpuState::Online)
-            .map(|(i, _)| i)
-    };
-    if vector == 0 || batch.is_empty() || online().next().is_none() {
+    let online = |i: usize| i != me && CPUS[i].state() == CpuState::Online;
+    // The CPUs online now: one that comes up later loads the changed
+    // tables afresh; one that stops (a panic elsewhere) is not waited for.
+    let targets: Vec<usize> = (0..MAX_CPUS).filter(|&i| online(i)).collect();
+    if vector == 0 || batch.is_empty() || targets.is_empty() {
         return;
     }
     let generation = SHOOTDOWN.publish(batch);
-    for cpu in online() {
+    for &cpu in &targets {
         apic::send_ipi(
             CPUS[cpu].apic_id.load(Ordering::Relaxed),
             Icr::new().with_vector(vector),
@@ -393,7 +391,7 @@ pub fn shootdown(batch: &FlushBatch) {
     }
     let deadline = time::now_ns() + SHOOTDOWN_TIMEOUT_NS;
     loop {
-        let missing = SHOOTDOWN.unacked(generation, online());
+        let missing = SHOOTDOWN.unacked(generation, targets.iter().copied().filter(|&i| online(i)));
         if missing == 0 {
             return;
         }
@@ -431,6 +429,9 @@ pub fn run_on(cpu: usize, f: fn(), timeout_ns: u64) -> Result<(), &'static str> 
         if time::now_ns() > deadline {
             return Err("the call did not finish in time");
         }
+        // The caller may have interrupts off: answer a shootdown the
+        // call itself (or anyone) may be waiting for.
+        serve_shootdown();
         core::hint::spin_loop();
     }
     Ok(())
