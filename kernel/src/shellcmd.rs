@@ -25,6 +25,7 @@ pub const HELP: &str = "commands:
   irq                   interrupt vectors and counts, per CPU (with each adapter's MSI-X)
   irq <vector> cpu <n>  deliver an MSI-X vector to CPU n
   cpus [ping <n>]       CPUs: state, APIC id, interrupts, idle %; an IPI round trip to CPU n
+  cpus tlb <n>          unmap a page CPU n has cached: it must fault (TLB shootdown)
   phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)

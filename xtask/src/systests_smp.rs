@@ -12,10 +12,10 @@ use crate::qemu::{Boot, Machine, Verdict};
 use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest, expect_verdict};
 use crate::systests_attach::{Shell, plain_line};
-use crate::systests_net::{PEER_GUEST, Peer, peer_finish, static_cmdline};
+use crate::systests_net::{PEER_GUEST, Peer, iperf3_summary, peer_finish, static_cmdline};
 use crate::systests_sim;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the APs get to take their first timer interrupt (they tick
 /// every 10 ms; this only bounds a hang).
 const TICK_WAIT: Duration = Duration::from_secs(20);
@@ -27,7 +27,11 @@ pub fn all() -> Vec<SystemTest> {
         timeout: TIMEOUT,
         run,
     };
-    vec![t("smp-cpus", cpus), t("smp-msix-ping", msix_ping)]
+    vec![
+        t("smp-cpus", cpus),
+        t("smp-msix-ping", msix_ping),
+        t("smp-subset", subset),
+    ]
 }
 
 /// One `cpu <i> apic <id> <state>: <n> interrupts, timer <t>, idle <x>%`
@@ -84,6 +88,119 @@ fn boot(
     systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", cpus], false)
 }
 
+/// The representative subset of the system tests in one `-smp 2` boot
+/// with the model and a namespace peer: the adapter attaches, ping both
+/// ways, stock iperf3 TCP both ways, two VNICs answer ping and one
+/// carries iperf3 at the same time as the port, a send queue fault
+/// (`sq-bad-lkey`) is recovered while traffic runs, and detach leaves
+/// nothing held in the model.
+fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let net = match PeerNetwork::create(&config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("    skipped: {why}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let vnics: Vec<(String, String)> = (1..=2)
+        .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
+        .collect();
+    let mut cmdline = static_cmdline(&config);
+    for (n, (_, addr)) in vnics.iter().enumerate() {
+        cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
+    }
+    let setup = systests_sim::setup(ctx)?;
+    let log = ctx.log_path(test).with_extension("sim.log");
+    let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+    let machine = systests_sim::machine(ctx, &sim, &cmdline);
+    let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
+    let mut peer = Peer {
+        net,
+        sim,
+        shell: Shell::start(session)?,
+        mac: String::new(),
+    };
+    if cpu_lines(&peer.shell.ask("cpus")?).len() != 2 {
+        return Err("`cpus` does not list two CPUs".into());
+    }
+    let phys = peer.shell.ask("phys")?;
+    plain_line(&phys, "01:00.0 ")?;
+    let guest = config.ipv4(PEER_GUEST);
+    let want = format!("{PINGS} packets transmitted, {PINGS} received, 0% packet loss");
+    let out = peer.net.ping(&guest, PINGS).map_err(|e| e.to_string())?;
+    if !out.contains(&want) {
+        return Err(format!("stock ping {guest}:\n{out}"));
+    }
+    let host = peer.net.host_ip();
+    plain_line(&peer.shell.ask(&format!("ping {host} -c {PINGS}"))?, &want)?;
+    traffic(&mut peer, &guest, &vnics)?;
+    // Detach: nothing held by the model, no violation.
+    peer_finish(peer)
+}
+
+fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(), String> {
+    for (name, addr) in vnics {
+        let out = peer.net.ping(addr, PINGS).map_err(|e| e.to_string())?;
+        if !out.contains(&format!("{PINGS} received, 0% packet loss")) {
+            return Err(format!("{name} {addr} does not answer ping:\n{out}"));
+        }
+    }
+    plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
+    plain_line(
+        &peer.shell.ask(&format!("serve iperf3 -I {}", vnics[0].0))?,
+        "service ",
+    )?;
+    for (what, extra) in [
+        ("host -> cxos TCP", &["-t", "2"][..]),
+        ("cxos -> host TCP (-R)", &["-t", "2", "-R"][..]),
+    ] {
+        let json = peer
+            .net
+            .iperf3_client(guest, extra)
+            .map_err(|e| format!("{what}: {e}"))?;
+        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("{what}: {e}"))?;
+        println!("    ({what} on 2 CPUs: {:.1} Mbit/s)", bps / 1e6);
+    }
+    let port = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    let vnic = peer
+        .net
+        .iperf3_client_start(&vnics[0].1, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    for (name, run) in [("net0", port), (vnics[0].0.as_str(), vnic)] {
+        let json = run.finish().map_err(|e| format!("{name}: {e}"))?;
+        iperf3_summary(&json).map_err(|e| format!("{name} (at once): {e}"))?;
+    }
+
+    let run = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "4", "-b", "10M"])
+        .map_err(|e| format!("iperf3 before the fault: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    peer.shell.ask("uptime")?;
+    peer.sim.ask_ok("fault sq-bad-lkey")?;
+    let line = peer.shell.wait_for_line("FAULT mlx5.sq.err ")?;
+    if !line.ends_with("outcome=recovered") {
+        return Err(format!("sq-bad-lkey on 2 CPUs: not recovered: {line}"));
+    }
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 across the fault: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 across the fault: nothing received".into());
+    }
+    Ok(())
+}
+
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
 /// timers fire, ping IPIs come back from CPUs 1 and 3, `irq` counts per
 /// CPU. Then `-smp 4 smp=2 test=smp-panic`: two CPUs started, the panic on
@@ -130,6 +247,24 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     let answer = shell.ask("cpus ping 0")?;
     plain_line(&answer, "cpus: ping cpu 0: that is this CPU")?;
+    // TLB shootdown: each AP caches a page's translation, the boot CPU
+    // unmaps it, the AP's next read faults (a stale entry would still
+    // reach it), the page mapped back shows its new contents.
+    for cpu in [1, 3] {
+        let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
+        let line = plain_line(
+            &answer,
+            &format!(
+                "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
+            ),
+        )?;
+        let served = line
+            .rsplit_once('(')
+            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+        if served.is_none_or(|n| n == 0) {
+            return Err(format!("cpu {cpu} served no shootdown: {line}"));
+        }
+    }
     let answer = shell.ask("irq")?;
     let irqs = irq_lines(&answer);
     let timer = irqs
@@ -139,13 +274,11 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if timer.2[1..].contains(&0) {
         return Err(format!("an AP took no timer interrupt:\n{answer}"));
     }
-    let pings: u64 = irqs
-        .iter()
-        .filter(|(_, role, _)| role == "ipi")
-        .map(|(.., c)| c.get(1).copied().unwrap_or(0) + c.get(3).copied().unwrap_or(0))
-        .sum();
-    if pings < 2 {
-        return Err(format!("CPUs 1 and 3 show no ping IPI:\n{answer}"));
+    for owner in ["ipi-ping", "ipi-tlb"] {
+        let counts = owner_counts(&answer, owner);
+        if counts.len() != 4 || counts[1] == 0 || counts[3] == 0 {
+            return Err(format!("CPUs 1 and 3 show no {owner} interrupt:\n{answer}"));
+        }
     }
     shell.session.send_line("poweroff")?;
     expect_verdict(
@@ -171,7 +304,45 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if text.contains("cpu 2 apic") {
         return Err(format!("a CPU beyond smp=2 is listed:\n{text}"));
     }
+    expect_verdict(Verdict::from_status(status), Verdict::Fail)?;
+
+    // An AP's kernel stack overflows into the guard page below it: the
+    // page fault is reported with the CPU and the stack named, and the
+    // other CPU is stopped.
+    let mut session = boot(ctx, test, "test=smp-overflow", "2")?;
+    let status = session.wait_exit()?;
+    let text = session.serial();
+    for line in [
+        "smp-overflow: CPU 1 recurses on its kernel stack",
+        "stack overflow: cr2 is in the guard page below cpu 1's kernel stack",
+        "cpu 0 apic 0: stopped rip=",
+        "cpu 1 apic 1: this CPU",
+    ] {
+        if !text.contains(line) {
+            return Err(format!("smp-overflow output lacks {line:?}:\n{text}"));
+        }
+    }
+    let fault = text
+        .lines()
+        .find(|l| l.starts_with("EXCEPTION page-fault (vector 14) error="))
+        .ok_or_else(|| format!("no page-fault report:\n{text}"))?;
+    if !fault.ends_with(" cpu=1") {
+        return Err(format!("the page fault is not reported on cpu 1: {fault}"));
+    }
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
+}
+
+/// The per-CPU counts of the `irq` line of the vector owned by `owner`.
+fn owner_counts(text: &str, owner: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| Some(l.strip_prefix("irq ")?.rsplit_once(": ")?.0))
+        .find(|head| head.split_whitespace().nth(2) == Some(owner))
+        .map(|head| {
+            head.split_whitespace()
+                .filter_map(|w| w.strip_prefix("cpu")?.split_once('=')?.1.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `-smp 2` with the model and a namespace peer: the adapter attaches,
