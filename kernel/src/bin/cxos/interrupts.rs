@@ -133,6 +133,11 @@ pub static WAKES: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp
 /// work); the interrupt may be delivered elsewhere (`irq <v> cpu <n>`).
 static WORK_CPU: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
 
+/// The CPU that runs `vector`'s work.
+pub fn work_cpu(vector: u8) -> usize {
+    usize::from(WORK_CPU[usize::from(vector)].load(Ordering::Acquire))
+}
+
 /// Run `vector`'s work on CPU `cpu` from now on.
 pub fn set_work_cpu(vector: u8, cpu: usize) {
     WORK_CPU[usize::from(vector)].store(cpu.min(smp::MAX_CPUS - 1) as u8, Ordering::Release);

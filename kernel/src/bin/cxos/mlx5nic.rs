@@ -1295,8 +1295,14 @@ fn irq_lines() -> Vec<String> {
             if let Some((eqn, _)) = eq0.filter(|&(_, ev)| ev == entry) {
                 eqs.push(format!("eq0 {}", eqn.0));
             }
-            for (eqn, _) in comp.iter().filter(|&&(_, ev)| ev == entry) {
-                eqs.push(format!("comp eq {}", eqn.0));
+            for (i, (eqn, _)) in comp.iter().enumerate().filter(|(_, (_, ev))| *ev == entry) {
+                if crate::smp::count() > 1 {
+                    // One queue set per CPU: the CPU its work runs on.
+                    let cpu = interrupts::work_cpu(v);
+                    eqs.push(format!("comp eq {} queue set {i} cpu {cpu}", eqn.0));
+                } else {
+                    eqs.push(format!("comp eq {}", eqn.0));
+                }
             }
             let what = if eqs.is_empty() {
                 String::from("unused")
