@@ -364,6 +364,18 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
             ));
         }
     }
+    // From the shell: pinned with `cpu <n>`, refused for a CPU not online.
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 7")?;
+    plain_line(&answer, "vnic: vnic2 not created: no CPU 7 online")?;
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 1")?;
+    plain_line(&answer, "vnic2: created mac:auto,vlan:77,queues:1,ip:none,cpu:1")?;
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, "vnic2 ")?;
+    if !line.ends_with(" cpu 1") {
+        return Err(format!("vnic2 is not owned by CPU 1:\n{vnics}"));
+    }
+    let answer = peer.shell.ask("vnic delete 2")?;
+    plain_line(&answer, "vnic2: deleted, 0 errors")?;
     println!(
         "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
         rates[0], rates[1]
