@@ -289,7 +289,11 @@ fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
             let mut w = qs.split_whitespace();
             let set = w.next()?.parse().ok()?;
             (w.next()? == "cpu").then_some(())?;
-            let cpu = w.next()?.trim_end_matches(&[')', ':', ','][..]).parse().ok()?;
+            let cpu = w
+                .next()?
+                .trim_end_matches(&[')', ':', ','][..])
+                .parse()
+                .ok()?;
             Some((vector.to_string(), set, cpu))
         })
         .collect()
@@ -368,7 +372,10 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     let answer = peer.shell.ask("vnic create vlan:77 cpu 7")?;
     plain_line(&answer, "vnic: vnic2 not created: no CPU 7 online")?;
     let answer = peer.shell.ask("vnic create vlan:77 cpu 1")?;
-    plain_line(&answer, "vnic2: created mac:auto,vlan:77,queues:1,ip:none,cpu:1")?;
+    plain_line(
+        &answer,
+        "vnic2: created mac:auto,vlan:77,queues:1,ip:none,cpu:1",
+    )?;
     let vnics = peer.shell.ask("vnics")?;
     let line = plain_line(&vnics, "vnic2 ")?;
     if !line.ends_with(" cpu 1") {

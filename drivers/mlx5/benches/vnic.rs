@@ -136,7 +136,13 @@ fn run_queue_sets(sets: usize, packets: usize) {
             in_rx += t.elapsed();
         }
         sb.pump();
-        assert_eq!(k, BATCH, "batch {}: {:?}", seq / BATCH, sb.sim().port_stats());
+        assert_eq!(
+            k,
+            BATCH,
+            "batch {}: {:?}",
+            seq / BATCH,
+            sb.sim().port_stats()
+        );
         got += k;
         seq += BATCH;
     }

@@ -637,7 +637,11 @@ const MAX_PORTS: usize = cxos_kernel::cmdline::MAX_INTERFACES;
 /// The CPU queue set `set` belongs to: set i to CPU i mod the online CPUs.
 fn queue_set_cpu(set: usize) -> usize {
     let cpu = set % crate::smp::count().max(1);
-    if crate::smp::apic_id(cpu).is_some() { cpu } else { 0 }
+    if crate::smp::apic_id(cpu).is_some() {
+        cpu
+    } else {
+        0
+    }
 }
 
 /// One queue set per CPU: completion EQ i's vector is delivered to, and

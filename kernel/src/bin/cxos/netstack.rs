@@ -325,7 +325,10 @@ pub fn stop_service(id: AppId) -> bool {
 
 /// `ifconfig`: one status line per interface.
 pub fn status_lines() -> Vec<String> {
-    tables().iter().flat_map(|t| t.lock().status_lines()).collect()
+    tables()
+        .iter()
+        .flat_map(|t| t.lock().status_lines())
+        .collect()
 }
 
 /// `ifconfig <name>`.
