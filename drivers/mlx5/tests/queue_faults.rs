@@ -27,6 +27,11 @@ struct Pair {
 }
 
 fn pair(interrupts: bool) -> Pair {
+    pair_with(interrupts, open)
+}
+
+/// A pair whose port a is opened by `open_a`.
+fn pair_with(interrupts: bool, open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port) -> Pair {
     common::logger();
     let (sa, sb) = SimPlatform::pair(
         Personality::ConnectX4Lx,
@@ -38,7 +43,7 @@ fn pair(interrupts: bool) -> Pair {
         interrupts,
         ..EthConfig::default()
     };
-    let a = open(&sa, cfg);
+    let a = open_a(&sa, cfg);
     let b = open(&sb, cfg);
     Pair {
         sa,
@@ -357,20 +362,9 @@ fn an_eq_that_cannot_be_recreated_escalates() {
 #[test]
 fn a_lost_periodic_query_does_not_hold_the_checks() {
     for interrupts in MODES {
-        common::logger();
-        let (sa, sb) = SimPlatform::pair(
-            Personality::ConnectX4Lx,
-            Personality::ConnectX5,
-            Mode::Synchronous,
-        );
-        let before = (sa.dma_in_use(), sb.dma_in_use());
-        let cfg = EthConfig {
-            interrupts,
-            ..EthConfig::default()
-        };
         // The synchronous model answers a live command inside its doorbell
         // write: only the lost one can meet the short timeout.
-        let a = {
+        let mut p = pair_with(interrupts, |sa, cfg| {
             let a = mlx5::Adapter::attach(sa.clone(), common::short_timeouts())
                 .map_err(|f| f.error)
                 .expect("attach");
@@ -378,15 +372,7 @@ fn a_lost_periodic_query_does_not_hold_the_checks() {
             mlx5::QueueSet::open(a, r, cfg)
                 .map_err(|f| f.error)
                 .expect("open")
-        };
-        let b = open(&sb, cfg);
-        let mut p = Pair {
-            sa,
-            sb,
-            a,
-            b,
-            before,
-        };
+        });
         assert!(traffic(&mut p, 8) >= 8, "before the loss");
         p.sa.inject(mlx5_sim::Fault::CommandNoCompletion {
             opcode: mlx5::cmd::op::QUERY_EQ,
