@@ -10,8 +10,15 @@
 //! - on the boot CPU only: the software timers, the boxed pollers of
 //!   [`on_wake`] (the shell), the console;
 //! - on every CPU: the plain-function pollers of [`on_wake_every_cpu`] (the
-//!   network stack, which polls the calling CPU's own interfaces), read
-//!   from a short list copied out under its lock (written once at boot).
+//!   network stack, which polls the calling CPU's own interfaces), one
+//!   copy of the list per CPU (written at boot, then read by its CPU
+//!   only).
+//!
+//! So a CPU's pass over its work takes only its own locks; nothing on a
+//! packet path contends with another CPU's packet path. What stays
+//! shared: the console (a line printed by an app), the interrupt counters
+//! (per CPU too, read by `irq`), and the control plane's locks (the
+//! adapter's, a table reached by the shell).
 //!
 //! Another CPU asks for work with [`wake_at_on`]: it lowers that CPU's poll
 //! deadline (an atomic) and sends it the wake IPI.
@@ -41,9 +48,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static TIMER_VECTOR: AtomicU8 = AtomicU8::new(0);
 /// Work the boot CPU runs whenever an interrupt woke its loop.
 static POLLERS: Mutex<Vec<Box<dyn FnMut() + Send>>> = Mutex::new(Vec::new());
-/// Work every CPU runs whenever an interrupt woke its loop.
+/// Work every CPU runs whenever an interrupt woke its loop: per CPU, a
+/// copy of the same list.
 const MAX_EVERY_CPU: usize = 4;
-static EVERY_CPU: Mutex<heapless::Vec<fn(), MAX_EVERY_CPU>> = Mutex::new(heapless::Vec::new());
+static EVERY_CPU: [Mutex<heapless::Vec<fn(), MAX_EVERY_CPU>>; MAX_CPUS] =
+    [const { Mutex::new(heapless::Vec::new()) }; MAX_CPUS];
 /// Handlers bound to one vector, run from the loop of the CPU the vector
 /// is bound to when it fired.
 type VectorWork = (u8, Box<dyn FnMut() + Send>);
@@ -107,10 +116,11 @@ pub fn on_wake(f: impl FnMut() + Send + 'static) {
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub fn on_wake_every_cpu(f: fn()) {
     // A handful of subsystems register at boot: more is a kernel bug.
-    EVERY_CPU
-        .lock()
-        .push(f)
-        .expect("more per-CPU pollers than MAX_EVERY_CPU");
+    for list in &EVERY_CPU {
+        list.lock()
+            .push(f)
+            .expect("more per-CPU pollers than MAX_EVERY_CPU");
+    }
 }
 
 /// Run this CPU's pollers (see [`on_wake`]) no later than `deadline_ns`,
@@ -286,7 +296,7 @@ pub fn run_once() {
     let due = POLL_DEADLINE[cpu].load(Ordering::Acquire) <= time::now_ns();
     if woken || due {
         POLL_DEADLINE[cpu].store(u64::MAX, Ordering::Release);
-        let every = EVERY_CPU.lock().clone();
+        let every = EVERY_CPU[cpu].lock().clone();
         for p in &every {
             p();
         }
