@@ -133,14 +133,26 @@ pub static WAKES: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp
 /// work); the interrupt may be delivered elsewhere (`irq <v> cpu <n>`).
 static WORK_CPU: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
 
-/// The CPU that runs `vector`'s work.
-pub fn work_cpu(vector: u8) -> usize {
-    usize::from(WORK_CPU[usize::from(vector)].load(Ordering::Acquire))
+/// [`WORK_CPU`] of a vector whose work was unbound: none (its interrupt,
+/// if one still comes, wakes the boot CPU).
+const UNBOUND: u8 = u8::MAX;
+
+/// The CPU that runs `vector`'s work (`None`: its work was unbound).
+pub fn work_cpu(vector: u8) -> Option<usize> {
+    match WORK_CPU[usize::from(vector)].load(Ordering::Acquire) {
+        UNBOUND => None,
+        c => Some(usize::from(c)),
+    }
 }
 
 /// Run `vector`'s work on CPU `cpu` from now on.
 pub fn set_work_cpu(vector: u8, cpu: usize) {
     WORK_CPU[usize::from(vector)].store(cpu.min(smp::MAX_CPUS - 1) as u8, Ordering::Release);
+}
+
+/// `vector` has no work any more.
+pub fn clear_work_cpu(vector: u8) {
+    WORK_CPU[usize::from(vector)].store(UNBOUND, Ordering::Release);
 }
 
 struct Owners {
@@ -290,7 +302,7 @@ extern "C" fn dispatch(frame: &mut Frame) {
         serial::on_interrupt();
     }
     PENDING[usize::from(vector)].store(true, Ordering::Release);
-    let work = usize::from(WORK_CPU[usize::from(vector)].load(Ordering::Acquire));
+    let work = work_cpu(vector).unwrap_or(0);
     WAKES[work].fetch_add(1, Ordering::Release);
     apic::eoi();
     if cpu != work {

@@ -1302,7 +1302,7 @@ fn irq_lines() -> Vec<String> {
             for (i, (eqn, _)) in comp.iter().enumerate().filter(|(_, (_, ev))| *ev == entry) {
                 if crate::smp::count() > 1 {
                     // One queue set per CPU: the CPU its work runs on.
-                    let cpu = interrupts::work_cpu(v);
+                    let cpu = interrupts::work_cpu(v).unwrap_or(0);
                     eqs.push(format!("comp eq {} queue set {i} cpu {cpu}", eqn.0));
                 } else {
                     eqs.push(format!("comp eq {}", eqn.0));

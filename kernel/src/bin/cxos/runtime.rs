@@ -163,10 +163,10 @@ pub fn bind_vector_on(cpu: usize, vector: u8, f: impl FnMut() + Send + 'static) 
 }
 
 pub fn unbind_vector(vector: u8) {
+    interrupts::clear_work_cpu(vector);
     for list in &VECTOR_WORK {
         list.lock().retain(|(v, _)| *v != vector);
     }
-    interrupts::set_work_cpu(vector, 0);
 }
 
 /// Run the handlers of every vector bound to this CPU that fired; true if
@@ -182,6 +182,9 @@ fn run_vector_work() -> bool {
         }
     }
     let mut slot = VECTOR_WORK[cpu].lock();
+    // Work unbound or moved to another CPU meanwhile (by another CPU,
+    // while this list was out) goes.
+    work.retain(|(v, _)| interrupts::work_cpu(*v) == Some(cpu));
     work.append(&mut slot);
     *slot = work;
     ran
