@@ -134,6 +134,7 @@ fn run_kept(
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
     let dma_before = sim.dma_in_use();
+    let counted = (p.a.net_stats(), p.b.net_stats());
     let armed = sim.inject_queue(q).expect("armed");
     // Frames that meet the fault (and those flushed behind them) are lost.
     traffic(&mut p, 4);
@@ -153,6 +154,17 @@ fn run_kept(
     let port = if on_a { &p.a } else { &p.b };
     assert!(port.control().faults().count(class) >= 1);
     assert!(traffic(&mut p, 16) >= 16, "{armed}: traffic after recovery");
+    // A recovery that replaces a queue keeps its counters: a reader that
+    // waits for them to grow (the soak's `stats`) sees traffic resume.
+    let (a, b) = (p.a.net_stats(), p.b.net_stats());
+    assert!(
+        a.tx_packets >= counted.0.tx_packets + 16 && b.rx_packets >= counted.1.rx_packets + 16,
+        "{armed}: counters after recovery: a tx {} -> {}, b rx {} -> {}",
+        counted.0.tx_packets,
+        a.tx_packets,
+        counted.1.rx_packets,
+        b.rx_packets
+    );
     let entries = p.a.sq().unwrap().entries();
     assert_eq!(p.a.tx_free(), entries, "every transmit buffer back");
     // Recovery gives back what it replaced: nothing held until detach.
