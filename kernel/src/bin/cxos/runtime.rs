@@ -51,7 +51,8 @@ static POLLERS: Mutex<Vec<Box<dyn FnMut() + Send>>> = Mutex::new(Vec::new());
 /// Work every CPU runs whenever an interrupt woke its loop: per CPU, a
 /// copy of the same list.
 const MAX_EVERY_CPU: usize = 4;
-static EVERY_CPU: [Mutex<heapless::Vec<fn(), MAX_EVERY_CPU>>; MAX_CPUS] =
+type EveryCpu = heapless::Vec<fn(), MAX_EVERY_CPU>;
+static EVERY_CPU: [Mutex<EveryCpu>; MAX_CPUS] =
     [const { Mutex::new(heapless::Vec::new()) }; MAX_CPUS];
 /// Handlers bound to one vector, run from the loop of the CPU the vector
 /// is bound to when it fired.
