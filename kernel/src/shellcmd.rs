@@ -254,9 +254,9 @@ mod net {
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
-  serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
+  serve echo|discard [-p port] | serve iperf3|pktgen|pktsink [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
-  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>,cpu:<n>
   vnic delete <N>       destroy vnic<N> (its flow entries and queues)
   vnic list             the VNIC definitions
   vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter
@@ -727,7 +727,7 @@ mod tests {
             assert_eq!(refused("serve stop x"), "usage: serve stop <id>");
             assert_eq!(
                 refused("serve ping 10.0.0.1"),
-                "serve: unknown service 'ping' (echo, discard, iperf3)"
+                "serve: unknown service 'ping' (echo, discard, iperf3, pktgen, pktsink)"
             );
         }
 

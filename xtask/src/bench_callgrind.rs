@@ -75,6 +75,8 @@ const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
 const VNIC_20: Env = &[("CXOS_VNIC_BENCH", "20")];
 const VNIC_ALL: Env = &[("CXOS_VNIC_BENCH", "all")];
 const VNIC_TX: Env = &[("CXOS_VNIC_BENCH", "tx")];
+const VNIC_QS1: Env = &[("CXOS_VNIC_BENCH", "qs1")];
+const VNIC_QS4: Env = &[("CXOS_VNIC_BENCH", "qs4")];
 
 /// Every workload, in the order BENCHMARKS.md lists them.
 pub const WORKLOADS: &[Workload] = &[
@@ -137,6 +139,8 @@ pub const WORKLOADS: &[Workload] = &[
     w("rx_vnic20", "vnic", VNIC_20, "vnic::rx_batch"),
     w("rx_vnic20_all", "vnic", VNIC_ALL, "vnic::rx_all"),
     w("tx_vnic", "vnic", VNIC_TX, "vnic::vnic_tx_batch"),
+    w("rx_qs1", "vnic", VNIC_QS1, "vnic::qs_batch"),
+    w("rx_qs4", "vnic", VNIC_QS4, "vnic::qs_batch"),
 ];
 
 /// Runs the workloads whose figure name contains `filter` (all when

@@ -10,6 +10,7 @@ mod bench;
 mod bench_callgrind;
 mod bench_linux;
 mod bench_pktgen;
+mod bench_pktgen_smp;
 mod console;
 mod cpio;
 mod image;

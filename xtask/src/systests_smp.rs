@@ -2,8 +2,12 @@
 //! TCG needs a recent one): `-smp 4` brings every application processor
 //! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
 //! `smp=N` limits the CPUs and a panic on an AP stops every CPU; `-smp 2`
-//! with the model attached: MSI-X vectors routed to CPU 1 arrive on CPU 1
-//! while ping works both ways.
+//! with the model attached: one queue set per CPU (completion EQ i's
+//! vector on CPU i), two VNICs owned by the two CPUs (one pinned with
+//! `cpu:1`, one placed round-robin) each serve a stock iperf3 client at
+//! the same time while each queue set's vector counts on its own CPU only;
+//! then MSI-X vectors routed to CPU 1 arrive on CPU 1 while ping works
+//! both ways.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,10 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// every 10 ms; this only bounds a hang).
 const TICK_WAIT: Duration = Duration::from_secs(20);
 const PINGS: u32 = 3;
+/// The VNICs' addresses (`.n` of the namespace's subnet).
+const VNIC_ADDRS: [u8; 2] = [60, 61];
+/// Seconds each iperf3 client runs.
+const IPERF_SECS: &str = "2";
 
 pub fn all() -> Vec<SystemTest> {
     let t = |name, run| SystemTest {
@@ -363,7 +371,14 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    let machine = systests_sim::machine(ctx, &sim, &static_cmdline(&config));
+    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2).
+    let cmdline = format!(
+        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24",
+        static_cmdline(&config),
+        config.ipv4(VNIC_ADDRS[0]),
+        config.ipv4(VNIC_ADDRS[1])
+    );
+    let machine = systests_sim::machine(ctx, &sim, &cmdline);
     let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
     let shell = Shell::start(session)?;
     let mut peer = Peer {
@@ -376,6 +391,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if cpu_lines(&answer).len() != 2 {
         return Err(format!("`cpus` does not list two CPUs:\n{answer}"));
     }
+    queue_sets(&mut peer, &config)?;
     let answer = peer.shell.ask("irq")?;
     let msix: Vec<String> = irq_lines(&answer)
         .into_iter()
@@ -433,6 +449,118 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     peer_finish(peer)
 }
 
+/// `msix <pci> entry <e> vector <v> (comp eq <n> queue set <i> cpu <c>): <count>`
+/// lines: (vector, queue set, CPU).
+fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("msix ")?;
+            let vector = rest.split(" vector ").nth(1)?.split_whitespace().next()?;
+            let (_, qs) = rest.split_once(" queue set ")?;
+            let mut w = qs.split_whitespace();
+            let set = w.next()?.parse().ok()?;
+            (w.next()? == "cpu").then_some(())?;
+            let cpu = w
+                .next()?
+                .trim_end_matches(&[')', ':', ','][..])
+                .parse()
+                .ok()?;
+            Some((vector.to_string(), set, cpu))
+        })
+        .collect()
+}
+
+/// One queue set per CPU: `vnics` shows vnic0 on CPU 1 (pinned) and
+/// vnic1 on CPU 0 (round-robin); both serve a stock iperf3 client at the
+/// same time; queue sets 0 and 1 have their vectors on CPUs 0 and 1, each
+/// counted there during the runs and never on the other CPU.
+fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
+    let vnics = peer.shell.ask("vnics")?;
+    for (name, cpu) in [("net0", 0), ("vnic0", 1), ("vnic1", 0)] {
+        let line = plain_line(&vnics, &format!("{name} "))?;
+        if !line.ends_with(&format!(" cpu {cpu}")) {
+            return Err(format!("{name} is not owned by CPU {cpu}:\n{vnics}"));
+        }
+    }
+    let irq = peer.shell.ask("irq")?;
+    let sets = queue_set_vectors(&irq);
+    for (set, cpu) in [(0, 0), (1, 1)] {
+        if !sets.iter().any(|(_, s, c)| *s == set && *c == cpu) {
+            return Err(format!("queue set {set} is not on CPU {cpu}:\n{irq}"));
+        }
+    }
+    let counts = |text: &str| -> Vec<(String, Vec<u64>)> {
+        irq_lines(text)
+            .into_iter()
+            .filter(|(v, ..)| sets.iter().any(|(x, ..)| x == v))
+            .map(|(v, _, c)| (v, c))
+            .collect()
+    };
+    let before = counts(&irq);
+    for name in ["vnic0", "vnic1"] {
+        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let runs = VNIC_ADDRS
+        .iter()
+        .map(|n| {
+            peer.net
+                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rates = Vec::new();
+    for (run, n) in runs.into_iter().zip(VNIC_ADDRS) {
+        let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
+        let (bps, _) = crate::systests_net::iperf3_summary(&json)?;
+        if bps <= 0.0 {
+            return Err(format!("iperf3 to .{n} moved nothing:\n{json}"));
+        }
+        rates.push(bps / 1e6);
+    }
+    let text = peer.shell.ask("irq")?;
+    let after = counts(&text);
+    for ((v, b), (_, a)) in before.iter().zip(&after) {
+        let Some((_, set, cpu)) = sets.iter().find(|(x, ..)| x == v) else {
+            continue;
+        };
+        if a.len() != 2 || b.len() != 2 {
+            return Err(format!("no per-CPU columns for {v}:\n{text}"));
+        }
+        let other = 1 - cpu.min(&1);
+        if a[other] != b[other] {
+            return Err(format!(
+                "queue set {set}'s vector {v} interrupted CPU {other}, not only its CPU {cpu}:\n{text}"
+            ));
+        }
+        if *set < 2 && a[*cpu] == b[*cpu] {
+            return Err(format!(
+                "queue set {set}'s vector {v} did not fire on CPU {cpu} during the iperf3 runs:\n{text}"
+            ));
+        }
+    }
+    // From the shell: pinned with `cpu <n>`, refused for a CPU not online.
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 7")?;
+    plain_line(&answer, "vnic: vnic2 not created: no CPU 7 online")?;
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 1")?;
+    plain_line(
+        &answer,
+        "vnic2: created mac:auto,vlan:77,queues:1,ip:none,cpu:1",
+    )?;
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, "vnic2 ")?;
+    if !line.ends_with(" cpu 1") {
+        return Err(format!("vnic2 is not owned by CPU 1:\n{vnics}"));
+    }
+    let answer = peer.shell.ask("vnic delete 2")?;
+    plain_line(&answer, "vnic2: deleted, 0 errors")?;
+    println!(
+        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
+        rates[0], rates[1]
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +576,9 @@ mod tests {
                 (1, 1, "online".to_string(), 355)
             ]
         );
+        let text = "msix 01:00.0 entry 2 vector 0x31 (comp eq 8 queue set 1 cpu 1): 40\n\
+                    msix 01:00.0 entry 0 vector 0x2f (eq0 7): 3\n";
+        assert_eq!(queue_set_vectors(text), [("0x31".to_string(), 1, 1)]);
         let text = "irq 0x22 timer cpu-timer cpu0=0 cpu1=653: 653\nirq spurious: 0\n";
         assert_eq!(
             irq_lines(text),

@@ -271,6 +271,13 @@ impl<C: Control> QueueSet<C> {
         self.parts.tx_cq.as_ref()
     }
 
+    /// The completion EQs (indexes for `Control::poll_comp_eq`) its CQs
+    /// report to, its own queue set's first: whoever polls this queue set
+    /// must be woken by their vectors.
+    pub fn eq_indexes(&self) -> &[usize] {
+        &self.eq_indexes
+    }
+
     /// Receive queue 0's CQ.
     pub fn rx_cq(&self) -> Option<&Cq<Plat<C>>> {
         self.rx_cq_at(0)

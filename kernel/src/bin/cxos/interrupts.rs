@@ -126,8 +126,34 @@ static COUNTS: [[AtomicU64; 256]; smp::MAX_CPUS] =
 static PENDING: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
 /// Role per vector: 0 = free, else `Role as u8 + 1`.
 static ROLES: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
-/// Bumped by every device interrupt: the main loop's wake-up signal.
-pub static WAKES: AtomicU64 = AtomicU64::new(0);
+/// Per CPU, bumped by every device interrupt whose work runs there (and
+/// by the wake IPI): that CPU's main loop's wake-up signal.
+pub static WAKES: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp::MAX_CPUS];
+/// Per vector, the CPU whose main loop runs its work (`runtime`'s vector
+/// work); the interrupt may be delivered elsewhere (`irq <v> cpu <n>`).
+static WORK_CPU: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
+
+/// [`WORK_CPU`] of a vector whose work was unbound: none (its interrupt,
+/// if one still comes, wakes the boot CPU).
+const UNBOUND: u8 = u8::MAX;
+
+/// The CPU that runs `vector`'s work (`None`: its work was unbound).
+pub fn work_cpu(vector: u8) -> Option<usize> {
+    match WORK_CPU[usize::from(vector)].load(Ordering::Acquire) {
+        UNBOUND => None,
+        c => Some(usize::from(c)),
+    }
+}
+
+/// Run `vector`'s work on CPU `cpu` from now on.
+pub fn set_work_cpu(vector: u8, cpu: usize) {
+    WORK_CPU[usize::from(vector)].store(cpu.min(smp::MAX_CPUS - 1) as u8, Ordering::Release);
+}
+
+/// `vector` has no work any more.
+pub fn clear_work_cpu(vector: u8) {
+    WORK_CPU[usize::from(vector)].store(UNBOUND, Ordering::Release);
+}
 
 struct Owners {
     alloc: VectorAllocator,
@@ -274,9 +300,9 @@ extern "C" fn dispatch(frame: &mut Frame) {
             return;
         }
         smp::Local::Wake => {
-            // The boot CPU's main loop wakes on any interrupt; its wake
-            // counter tells it work may be pending.
-            WAKES.fetch_add(1, Ordering::Release);
+            // The main loop wakes on any interrupt; its wake counter
+            // tells it work may be pending.
+            WAKES[cpu].fetch_add(1, Ordering::Release);
             apic::eoi();
             return;
         }
@@ -285,11 +311,12 @@ extern "C" fn dispatch(frame: &mut Frame) {
         serial::on_interrupt();
     }
     PENDING[usize::from(vector)].store(true, Ordering::Release);
-    WAKES.fetch_add(1, Ordering::Release);
+    let work = work_cpu(vector).unwrap_or(0);
+    WAKES[work].fetch_add(1, Ordering::Release);
     apic::eoi();
-    if cpu != 0 {
-        // The work runs in the boot CPU's main loop.
-        smp::wake(0);
+    if cpu != work {
+        // The work runs in another CPU's main loop.
+        smp::wake(work);
     }
 }
 

@@ -336,6 +336,26 @@ impl KernelPlatform {
             .is_some_and(|m| m.bind(index, handler))
     }
 
+    /// [`KernelPlatform::msix_bind`], the vector delivered to CPU `cpu`
+    /// and its work run there (CPU 0 if `cpu` cannot take it).
+    #[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
+    pub fn msix_bind_on(
+        &self,
+        index: u16,
+        cpu: usize,
+        handler: impl FnMut() + Send + 'static,
+    ) -> bool {
+        let Some(v) = self.msix.lock().as_ref().and_then(|m| m.vector(index)) else {
+            return false;
+        };
+        let cpu = match u16::try_from(cpu) {
+            Ok(c) if cxos_drivers::Msix::msix_set_cpu(self, index, c).is_ok() => cpu,
+            _ => 0,
+        };
+        runtime::bind_vector_on(cpu, v, handler);
+        true
+    }
+
     /// Bus mastering on or off (off while no driver is attached, so a
     /// detached function cannot reach memory).
     #[cfg_attr(not(feature = "mlx5"), allow(dead_code))]

@@ -3,9 +3,10 @@
 //! the application processors (APs); this module is what the interrupt
 //! dispatcher calls, so it does not depend on it.
 //!
-//! An AP runs its own local APIC timer and an idle `hlt` loop; device
-//! interrupts routed to it set the vector's pending flag and wake the boot
-//! CPU, whose main loop runs the work (console and shell stay there too).
+//! An AP runs its own local APIC timer and its own main loop
+//! (`runtime::run_once`): a device interrupt sets the vector's pending flag
+//! and wakes the CPU its work is bound to (`interrupts::set_work_cpu`),
+//! which may be another one; console and shell stay on the boot CPU.
 
 use alloc::vec::Vec;
 use core::arch::asm;

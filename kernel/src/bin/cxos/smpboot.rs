@@ -48,8 +48,9 @@ const TRAMPOLINE_GDT: [u64; 4] = [
     0x00af_9a00_0000_ffff,
 ];
 
-/// Kernel stack of an AP (its idle loop and the Rust it runs).
-const AP_STACK: usize = 64 * 1024;
+/// Kernel stack of an AP (its main loop, the network stacks and apps it
+/// owns: as large as the boot CPU's).
+const AP_STACK: usize = 256 * 1024;
 /// How long an AP has to report itself online after the second SIPI.
 const START_TIMEOUT_MS: u64 = 2000;
 // The trampoline: 16-bit real mode at TRAMPOLINE (CS = TRAMPOLINE >> 4,
@@ -399,8 +400,9 @@ extern "C" fn ap_main(index: u64) -> ! {
         ticks.clamp(1, u128::from(u32::MAX)) as u32,
     );
     cpu.set_state(CpuState::Online);
+    // Its own main loop: the work of the vectors bound to it and the
+    // network interfaces it owns (`runtime`, `netstack`).
     loop {
-        arch::interrupts_disable();
-        smp::halt_idle();
+        crate::runtime::run_once();
     }
 }
