@@ -64,6 +64,17 @@ impl Nic {
     }
 }
 
+/// The fast path techniques the model saw used, for the control socket's
+/// `stats`: `fastpath empw-sessions <n> compressed-sessions <n>
+/// moderated-events <n>`.
+pub fn fast_path_line(nic: &Nic) -> String {
+    let p = &nic.wire.stats;
+    format!(
+        "fastpath empw-sessions {} compressed-sessions {} moderated-events {}",
+        p.tx_empw_sessions, p.rx_compressed_sessions, p.cq_moderated_events
+    )
+}
+
 /// UAR page offsets of the data path doorbells (PRM "UAR Page Layout").
 pub mod uar_offset {
     /// CQ arm doorbell, 64-bit: sn << 28 | cmd << 24 | ci, then the CQN.

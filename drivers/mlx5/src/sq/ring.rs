@@ -308,6 +308,32 @@ impl<P: Platform> Sq<P> {
         self.inline
     }
 
+    /// A completion is requested every this many WQEs.
+    pub fn cq_every(&self) -> u16 {
+        self.c.cq_every
+    }
+
+    /// Request a completion every `n` WQEs from now on (clamped to the
+    /// ring). What is posted and not yet published is published first, so
+    /// the countdown restarts on a WQE boundary with every buffer covered
+    /// by a signalled WQE.
+    pub fn set_cq_every(&mut self, n: u16) {
+        self.ring_doorbell();
+        let n = n.clamp(1, self.entries() as u16);
+        self.c.cq_every = n;
+        self.c.sig_left = n;
+    }
+
+    /// Post bursts as eMPW sessions inlining frames up to `inline` bytes
+    /// (`None`: one WQE per frame); as [`SqConfig::empw`], only where no
+    /// inline-header rule holds. Sessions never outlive a burst, so this
+    /// takes effect with the next one.
+    pub fn set_empw(&mut self, inline: Option<u16>) {
+        self.empw = inline
+            .filter(|_| self.inline == InlineMode::None)
+            .map(usize::from);
+    }
+
     /// The next buffer of the MTU pool (`lso`: of the LSO pool), if one is
     /// free and the ring has room for one basic block.
     #[inline(always)]
