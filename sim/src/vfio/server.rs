@@ -162,12 +162,14 @@ impl Shared {
             p.record(frame, Direction::In);
         }
         let mut d = self.dev();
-        d.receive(frame);
-        // A CQ moderation period started: the sleeping model loop times it.
-        if d.take_new_cq_timer() {
-            drop(d);
-            self.kick();
-        }
+        // Held for a compressed session until the model thread runs: the
+        // frames this reader delivers before then join it.
+        d.receive_held(frame);
+        let _ = d.take_new_cq_timer();
+        drop(d);
+        // The model thread ends the burst, and times a CQ moderation
+        // period that started.
+        self.kick();
     }
 
     fn capturing(&self) -> Option<Arc<Pcap>> {
@@ -312,6 +314,7 @@ impl Shared {
                 return;
             }
             let mut d = self.dev();
+            d.end_burst();
             if d.has_work() {
                 d.process();
             } else {
