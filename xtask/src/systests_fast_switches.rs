@@ -77,7 +77,7 @@ fn set(peer: &mut Peer, on: bool) -> Result<(), String> {
         ),
     ] {
         let answer = peer.shell.ask(&cmd)?;
-        if answer.lines().any(|l| l.starts_with("ethtool")) {
+        if answer.lines().any(|l| l.starts_with("ethtool: ")) {
             return Err(format!("{cmd}:\n{answer}"));
         }
     }
