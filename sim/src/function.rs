@@ -333,9 +333,11 @@ impl Function {
     /// [`Function::end_burst`] (the vfio-user server's model thread ends
     /// the burst when it next runs, so the frames a reader delivered in
     /// the meantime share a session).
-    pub fn receive_held(&mut self, frame: &[u8]) {
+    /// True when CQEs are held (the burst must be ended).
+    pub fn receive_held(&mut self, frame: &[u8]) -> bool {
         self.nic.cqs.batching = true;
         crate::datapath::rx::receive(self, frame);
+        self.nic.cqs.with_session().next().is_some()
     }
 
     /// End a burst [`Function::receive_held`] began: held CQEs are written.

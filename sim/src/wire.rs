@@ -52,6 +52,10 @@ pub struct PortStats {
     /// Completion events of CQs with moderation (`cq_period` or
     /// `cq_max_count` set): each stands for one or more CQEs.
     pub cq_moderated_events: u64,
+    /// BlueFlame writes that matched the WQE in memory, and that did not
+    /// (also sanitizer violations).
+    pub tx_bf_doorbells: u64,
+    pub tx_bf_mismatches: u64,
     /// Not accepted by the vport's address filter (unicast not its own
     /// nor in its list without promisc_uc, multicast not in its list without
     /// promisc_mc).

@@ -127,6 +127,8 @@ fn each_technique_on_and_off_at_run_time() {
             can_moderate: true,
             can_compress: true,
             can_empw: true,
+            blueflame: false,
+            can_blueflame: true,
         }
     );
 

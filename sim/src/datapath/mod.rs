@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod csum;
+pub mod blueflame;
 pub mod empw;
 pub mod frame;
 pub mod mini_cqe;
@@ -38,6 +39,8 @@ pub struct Nic {
     cq_arm_hi: Vec<(u32, u32)>,
     /// A large send gathered before segmentation (kept: no allocation per send).
     pub lso_buf: Vec<u8>,
+    /// BlueFlame buffers being written.
+    pub bf: blueflame::BlueFlame,
 }
 
 impl Nic {
@@ -66,12 +69,16 @@ impl Nic {
 
 /// The fast path techniques the model saw used, for the control socket's
 /// `stats`: `fastpath empw-sessions <n> compressed-sessions <n>
-/// moderated-events <n>`.
+/// moderated-events <n> bf-doorbells <n> bf-mismatches <n>`.
 pub fn fast_path_line(nic: &Nic) -> String {
     let p = &nic.wire.stats;
     format!(
-        "fastpath empw-sessions {} compressed-sessions {} moderated-events {}",
-        p.tx_empw_sessions, p.rx_compressed_sessions, p.cq_moderated_events
+        "fastpath empw-sessions {} compressed-sessions {} moderated-events {} bf-doorbells {} bf-mismatches {}",
+        p.tx_empw_sessions,
+        p.rx_compressed_sessions,
+        p.cq_moderated_events,
+        p.tx_bf_doorbells,
+        p.tx_bf_mismatches
     )
 }
 
@@ -115,10 +122,10 @@ pub fn doorbell32(dev: &mut Function, page: u32, within: usize, value: u32) -> O
             }
             Some(false)
         }
-        // The high dword (opmod_idx_opcode) tells the model nothing the
-        // doorbell record does not.
-        SEND_DB0 | SEND_DB1 => Some(false),
-        SEND_DB0_LOW | SEND_DB1_LOW => Some(tx::doorbell(dev, page, value)),
+        // The control segment's first 8 bytes, alone (the doorbell: the
+        // high dword tells the model nothing the doorbell record does
+        // not) or the start of a BlueFlame write of the WQE's first 64.
+        w if blueflame::is_bf(w) => Some(blueflame::write(dev, page, w, value)),
         _ => None,
     }
 }

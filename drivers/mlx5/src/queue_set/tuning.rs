@@ -6,6 +6,7 @@
 //!   nothing on the device;
 //! - enhanced multi-packet send (`empw`): how the next burst is written,
 //!   nothing on the device (a session never outlives its burst);
+//! - BlueFlame doorbells (`blueflame`): how the next doorbell is written;
 //! - receive CQ event moderation (`cq_moderation`): MODIFY_CQ with
 //!   `cq_period` and `cq_max_count` on every receive CQ (PRM "MODIFY_CQ";
 //!   0 and 0 is an event per armed CQE again);
@@ -34,11 +35,15 @@ pub struct Tuning {
     pub cqe_compression: bool,
     /// Bursts go out as eMPW sessions.
     pub empw: bool,
+    /// Small batches ring with BlueFlame writes.
+    pub blueflame: bool,
     /// The part's `cq_moderation`, `cqe_compression`,
     /// `enhanced_multi_pkt_send_wqe`.
     pub can_moderate: bool,
     pub can_compress: bool,
     pub can_empw: bool,
+    /// The part's `bf`.
+    pub can_blueflame: bool,
 }
 
 impl<C: Control> QueueSet<C> {
@@ -50,9 +55,11 @@ impl<C: Control> QueueSet<C> {
             cq_moderation: self.cfg.cq_moderation.filter(|_| caps.cq_moderation),
             cqe_compression: self.cfg.cqe_compression && caps.cqe_compression,
             empw: self.parts.sq.as_ref().is_some_and(|s| s.empw().is_some()),
+            blueflame: self.parts.sq.as_ref().is_some_and(|s| s.blueflame()),
             can_moderate: caps.cq_moderation,
             can_compress: caps.cqe_compression,
             can_empw: caps.empw,
+            can_blueflame: caps.bf_size != 0,
         }
     }
 
@@ -80,6 +87,20 @@ impl<C: Control> QueueSet<C> {
         let empw = self.sq_empw();
         if let Some(sq) = self.parts.sq.as_mut() {
             sq.set_empw(empw);
+        }
+        Ok(())
+    }
+
+    /// BlueFlame doorbells for small batches on or off from the next
+    /// doorbell on.
+    pub fn set_blueflame(&mut self, on: bool) -> Result<(), Error> {
+        if on && self.res.caps.bf_size == 0 {
+            return Err(Unsupported::Capability("bf").into());
+        }
+        self.cfg.blueflame = on;
+        let bf = self.sq_bf();
+        if let Some(sq) = self.parts.sq.as_mut() {
+            sq.set_blueflame(bf);
         }
         Ok(())
     }
