@@ -10,7 +10,9 @@
 //! - `ethtool --show-priv-flags <if>`, `ethtool --set-priv-flags <if>
 //!   <flag> on|off ...`: Linux mlx5's private flags `rx_cqe_compress`
 //!   (CQE compression on the receive CQs) and `skb_tx_mpwqe` (enhanced
-//!   multi-packet send WQEs), spelled as Linux spells them.
+//!   multi-packet send WQEs), spelled as Linux spells them, and cxos's own
+//!   `tx_blueflame` (BlueFlame doorbells for small batches; Linux has no
+//!   such switch).
 //!
 //! On the command line the same words are `net.<i>=` items after the
 //! address: `net.0=dhcp,rx-usecs=8,rx-frames=32,tx-frames=16,rx_cqe_compress=on,skb_tx_mpwqe=off`
@@ -34,10 +36,13 @@ pub struct Tune {
     pub rx_cqe_compress: Option<bool>,
     /// Private flag `skb_tx_mpwqe`.
     pub skb_tx_mpwqe: Option<bool>,
+    /// Private flag `tx_blueflame` (cxos's own: Linux's mlx5 has no
+    /// switch for BlueFlame doorbells).
+    pub tx_blueflame: Option<bool>,
 }
 
 /// The private flags, in `--show-priv-flags` order.
-pub const PRIV_FLAGS: [&str; 2] = ["rx_cqe_compress", "skb_tx_mpwqe"];
+pub const PRIV_FLAGS: [&str; 3] = ["rx_cqe_compress", "skb_tx_mpwqe", "tx_blueflame"];
 
 /// The coalescing parameters `-C` takes.
 const COALESCE: [&str; 3] = ["rx-usecs", "rx-frames", "tx-frames"];
@@ -54,6 +59,7 @@ impl Tune {
         self.tx_frames = other.tx_frames.or(self.tx_frames);
         self.rx_cqe_compress = other.rx_cqe_compress.or(self.rx_cqe_compress);
         self.skb_tx_mpwqe = other.skb_tx_mpwqe.or(self.skb_tx_mpwqe);
+        self.tx_blueflame = other.tx_blueflame.or(self.tx_blueflame);
     }
 
     /// Whether `key` is one of the settings (a coalescing parameter or a
@@ -80,6 +86,7 @@ impl Tune {
             "tx-frames" => self.tx_frames = number(1)?,
             "rx_cqe_compress" => self.rx_cqe_compress = flag()?,
             "skb_tx_mpwqe" => self.skb_tx_mpwqe = flag()?,
+            "tx_blueflame" => self.tx_blueflame = flag()?,
             _ => return Err(format!("unknown setting '{key}'")),
         }
         Ok(())
@@ -111,7 +118,7 @@ impl<'a> Ethtool<'a> {
     }
 }
 
-pub const USAGE: &str = "usage: ethtool -c|--show-priv-flags <if> | ethtool -C <if> [rx-usecs N] [rx-frames N] [tx-frames N] | ethtool --set-priv-flags <if> rx_cqe_compress|skb_tx_mpwqe on|off ...";
+pub const USAGE: &str = "usage: ethtool -c|--show-priv-flags <if> | ethtool -C <if> [rx-usecs N] [rx-frames N] [tx-frames N] | ethtool --set-priv-flags <if> rx_cqe_compress|skb_tx_mpwqe|tx_blueflame on|off ...";
 
 /// Parse `ethtool`'s arguments (`is_if` tells an interface name).
 pub fn parse<'a>(arg: &'a str, is_if: impl Fn(&str) -> bool) -> Result<Ethtool<'a>, String> {
@@ -156,8 +163,9 @@ pub struct Shown {
     pub rx_usecs: u16,
     pub rx_frames: u16,
     pub tx_frames: u16,
-    /// `rx_cqe_compress`, `skb_tx_mpwqe` ([`PRIV_FLAGS`] order).
-    pub flags: [bool; 2],
+    /// `rx_cqe_compress`, `skb_tx_mpwqe`, `tx_blueflame` ([`PRIV_FLAGS`]
+    /// order).
+    pub flags: [bool; 3],
 }
 
 /// `ethtool -c`'s answer (the lines stock ethtool prints for the
@@ -241,7 +249,7 @@ mod tests {
         );
         assert_eq!(
             parse("--set-priv-flags net0 rx_striding_rq on", is_if),
-            Err("ethtool: unknown private flag 'rx_striding_rq' (rx_cqe_compress, skb_tx_mpwqe)".into())
+            Err("ethtool: unknown private flag 'rx_striding_rq' (rx_cqe_compress, skb_tx_mpwqe, tx_blueflame)".into())
         );
         assert_eq!(
             parse("--set-priv-flags net0 skb_tx_mpwqe yes", is_if),
@@ -256,7 +264,7 @@ mod tests {
             rx_usecs: 8,
             rx_frames: 32,
             tx_frames: 16,
-            flags: [true, false],
+            flags: [true, false, true],
         };
         assert_eq!(
             coalesce_text("net0", &s),
@@ -264,7 +272,7 @@ mod tests {
         );
         assert_eq!(
             priv_flags_text("net0", &s),
-            "Private flags for net0:\nrx_cqe_compress: on\nskb_tx_mpwqe   : off\n"
+            "Private flags for net0:\nrx_cqe_compress: on\nskb_tx_mpwqe   : off\ntx_blueflame   : on\n"
         );
     }
 

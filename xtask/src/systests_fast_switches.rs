@@ -2,13 +2,16 @@
 //! ConnectX-5 model in the peer network (the model's TAP in a namespace
 //! of the test's own), booted with `net.0=...,tx-frames=8,skb_tx_mpwqe=off`
 //! (`ethtool -c` and `--show-priv-flags` show the command line's
-//! settings). Then CQE compression, CQ moderation and eMPW are turned on
-//! together with `ethtool --set-priv-flags` / `ethtool -C`, off again, and
-//! on once more; in each setting stock ping and iperf3 run both ways
-//! (plus a counted `pktgen`, the path that sends bursts), and the model's
-//! control socket (`stats`: `fastpath empw-sessions .. compressed-sessions
-//! .. moderated-events ..`) says whether each technique was used: all
-//! three counters grow while on, none while off.
+//! settings). Then CQE compression, CQ moderation, eMPW and BlueFlame
+//! doorbells are turned on together with `ethtool --set-priv-flags` /
+//! `ethtool -C`, off again, and on once more; in each setting stock ping
+//! and iperf3 run both ways (plus a counted `pktgen`, the path that sends
+//! bursts), and the model's control socket (`stats`: `fastpath
+//! empw-sessions .. compressed-sessions .. moderated-events ..
+//! bf-doorbells .. bf-mismatches ..`) says whether each technique was
+//! used: the four counters grow while on, none while off, and no
+//! BlueFlame write ever differs from its WQE in memory (nor any sanitizer
+//! violation).
 
 use crate::netns::PeerConfig;
 use crate::systests::{Context, SystemTest};
@@ -17,8 +20,9 @@ use crate::systests_net::{PEER_GUEST, Peer, iperf3_summary, peer_boot, peer_fini
 use crate::systests_sim::expect_reply;
 
 /// The model's fast path counters: eMPW sessions, compressed CQE
-/// sessions, moderated completion events.
-fn fastpath(peer: &Peer) -> Result<[u64; 3], String> {
+/// sessions, moderated completion events, BlueFlame writes that matched
+/// the WQE in memory and that did not.
+fn fastpath(peer: &Peer) -> Result<[u64; 5], String> {
     let lines = peer.sim.ask_ok("stats")?;
     let line = lines
         .iter()
@@ -36,6 +40,8 @@ fn fastpath(peer: &Peer) -> Result<[u64; 3], String> {
         at("empw-sessions")?,
         at("compressed-sessions")?,
         at("moderated-events")?,
+        at("bf-doorbells")?,
+        at("bf-mismatches")?,
     ])
 }
 
@@ -69,7 +75,9 @@ fn traffic(peer: &mut Peer, config: &PeerConfig, figures: &mut Vec<String>) -> R
 fn set(peer: &mut Peer, on: bool) -> Result<(), String> {
     let word = if on { "on" } else { "off" };
     for cmd in [
-        format!("ethtool --set-priv-flags net0 rx_cqe_compress {word} skb_tx_mpwqe {word}"),
+        format!(
+            "ethtool --set-priv-flags net0 rx_cqe_compress {word} skb_tx_mpwqe {word} tx_blueflame {word}"
+        ),
         format!(
             "ethtool -C net0 rx-usecs {} rx-frames {}",
             if on { 16 } else { 0 },
@@ -85,6 +93,7 @@ fn set(peer: &mut Peer, on: bool) -> Result<(), String> {
     plain_line(&flags, "Private flags for net0:")?;
     plain_line(&flags, &format!("rx_cqe_compress: {word}"))?;
     plain_line(&flags, &format!("skb_tx_mpwqe   : {word}"))?;
+    plain_line(&flags, &format!("tx_blueflame   : {word}"))?;
     let c = peer.shell.ask("ethtool -c net0")?;
     plain_line(&c, "Coalesce parameters for net0:")?;
     plain_line(&c, &format!("rx-usecs: {}", if on { 16 } else { 0 }))?;
@@ -119,7 +128,15 @@ pub fn switches(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         traffic(&mut peer, &config, &mut f)?;
         let after = fastpath(&peer)?;
         let used: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-        let names = ["eMPW sessions", "compressed CQE sessions", "moderated events"];
+        if used[4] != 0 {
+            return Err(format!("{} BlueFlame writes unlike their WQE", used[4]));
+        }
+        let names = [
+            "eMPW sessions",
+            "compressed CQE sessions",
+            "moderated events",
+            "BlueFlame doorbells",
+        ];
         for (n, what) in used.iter().zip(names) {
             if on && *n == 0 {
                 return Err(format!("techniques on, but the model saw no {what}"));
@@ -129,11 +146,12 @@ pub fn switches(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             }
         }
         figures.push(format!(
-            "{}: {} eMPW sessions, {} compressed sessions, {} moderated events; {}",
+            "{}: {} eMPW sessions, {} compressed sessions, {} moderated events, {} BlueFlame doorbells (0 mismatches); {}",
             if on { "on" } else { "off" },
             used[0],
             used[1],
             used[2],
+            used[3],
             f.join(", ")
         ));
     }

@@ -1,7 +1,7 @@
 //! `ethtool` on mlx5 interfaces (feature `net`; the words are
 //! [`cxos_kernel::ethtool`]'s): the queue set's run-time switches
 //! (`mlx5::QueueSet::set_cq_moderation`, `set_cq_every`,
-//! `set_cqe_compression`, `set_empw`) and what is in force
+//! `set_cqe_compression`, `set_empw`, `set_blueflame`) and what is in force
 //! (`mlx5::QueueSet::tuning`); the same settings from `net.<i>=` items
 //! when the port opens ([`eth_config`]).
 
@@ -56,6 +56,10 @@ pub fn apply<C: Control>(qs: &mut QueueSet<C>, t: &Tune) -> Result<(), String> {
     if let Some(on) = t.skb_tx_mpwqe {
         qs.set_empw(on).map_err(|e| format!("skb_tx_mpwqe: {e}"))?;
     }
+    if let Some(on) = t.tx_blueflame {
+        qs.set_blueflame(on)
+            .map_err(|e| format!("tx_blueflame: {e}"))?;
+    }
     Ok(())
 }
 
@@ -80,6 +84,9 @@ pub fn eth_config(cfg: &mut EthConfig, t: &Tune) {
             (true, None) => Some(0),
         };
     }
+    if let Some(on) = t.tx_blueflame {
+        cfg.blueflame = on;
+    }
 }
 
 fn shown(t: Tuning) -> Shown {
@@ -88,6 +95,6 @@ fn shown(t: Tuning) -> Shown {
         rx_usecs,
         rx_frames,
         tx_frames: t.cq_every,
-        flags: [t.cqe_compression, t.empw],
+        flags: [t.cqe_compression, t.empw, t.blueflame],
     }
 }
