@@ -78,7 +78,9 @@ impl Tune {
         };
         let number = |min: u16| match value.parse::<u16>() {
             Ok(n) if n >= min => Ok(Some(n)),
-            _ => Err(format!("{key}: '{value}' is not a number from {min} to 65535")),
+            _ => Err(format!(
+                "{key}: '{value}' is not a number from {min} to 65535"
+            )),
         };
         match key {
             "rx-usecs" => self.rx_usecs = number(0)?,
@@ -131,7 +133,7 @@ pub fn parse<'a>(arg: &'a str, is_if: impl Fn(&str) -> bool) -> Result<Ethtool<'
     }
     let rest: alloc::vec::Vec<&str> = words.collect();
     let pairs = |allowed: &[&str]| -> Result<Tune, String> {
-        if rest.is_empty() || rest.len() % 2 != 0 {
+        if rest.is_empty() || !rest.len().is_multiple_of(2) {
             return Err(USAGE.into());
         }
         let mut t = Tune::default();
@@ -139,7 +141,11 @@ pub fn parse<'a>(arg: &'a str, is_if: impl Fn(&str) -> bool) -> Result<Ethtool<'
             if !allowed.contains(&p[0]) {
                 return Err(format!(
                     "ethtool: unknown {} '{}' ({})",
-                    if allowed == PRIV_FLAGS { "private flag" } else { "parameter" },
+                    if allowed == PRIV_FLAGS {
+                        "private flag"
+                    } else {
+                        "parameter"
+                    },
                     p[0],
                     allowed.join(", ")
                 ));
@@ -225,7 +231,10 @@ mod tests {
             Ok(Ethtool::Coalesce("net0", want))
         );
         assert_eq!(
-            parse("--set-priv-flags net0 rx_cqe_compress on skb_tx_mpwqe off", is_if),
+            parse(
+                "--set-priv-flags net0 rx_cqe_compress on skb_tx_mpwqe off",
+                is_if
+            ),
             Ok(Ethtool::SetPrivFlags(
                 "net0",
                 Tune {
@@ -236,7 +245,10 @@ mod tests {
             ))
         );
         assert_eq!(parse("-c", is_if), Err(USAGE.into()));
-        assert_eq!(parse("-c eth0", is_if), Err("ethtool: bad interface 'eth0'".into()));
+        assert_eq!(
+            parse("-c eth0", is_if),
+            Err("ethtool: bad interface 'eth0'".into())
+        );
         assert_eq!(parse("-C net0", is_if), Err(USAGE.into()));
         assert_eq!(parse("-C net0 rx-usecs", is_if), Err(USAGE.into()));
         assert_eq!(

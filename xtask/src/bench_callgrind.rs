@@ -134,7 +134,12 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath::rx_burst_meta",
     ),
     w("tx_single", "datapath", DP_SINGLE, "datapath::tx_single"),
-    w("tx_single_bf", "datapath", DP_SINGLE_BF, "datapath::tx_single"),
+    w(
+        "tx_single_bf",
+        "datapath",
+        DP_SINGLE_BF,
+        "datapath::tx_single",
+    ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),
     w("rx_vnic1", "vnic", VNIC_1, "vnic::rx_batch"),

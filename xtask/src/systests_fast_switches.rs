@@ -16,7 +16,9 @@
 use crate::netns::PeerConfig;
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::plain_line;
-use crate::systests_net::{PEER_GUEST, Peer, iperf3_summary, peer_boot, peer_finish, static_cmdline};
+use crate::systests_net::{
+    PEER_GUEST, Peer, iperf3_summary, peer_boot, peer_finish, static_cmdline,
+};
 use crate::systests_sim::expect_reply;
 
 /// The model's fast path counters: eMPW sessions, compressed CQE
@@ -115,7 +117,9 @@ pub fn switches(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let flags = peer.shell.ask("ethtool --show-priv-flags net0")?;
     plain_line(&flags, "skb_tx_mpwqe   : off")?;
     plain_line(&flags, "rx_cqe_compress: off")?;
-    let answer = peer.shell.ask("ethtool --set-priv-flags net0 rx_striding_rq on")?;
+    let answer = peer
+        .shell
+        .ask("ethtool --set-priv-flags net0 rx_striding_rq on")?;
     plain_line(&answer, "ethtool: unknown private flag 'rx_striding_rq'")?;
     let answer = peer.shell.ask("serve iperf3")?;
     plain_line(&answer, "service ")?;

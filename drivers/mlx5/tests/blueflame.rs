@@ -26,7 +26,12 @@ const PARTS: [Personality; 5] = [
 ];
 
 fn bf_counts(sim: &SimPlatform) -> (u64, u64) {
-    sim.with_model(|f| (f.nic.wire.stats.tx_bf_doorbells, f.nic.wire.stats.tx_bf_mismatches))
+    sim.with_model(|f| {
+        (
+            f.nic.wire.stats.tx_bf_doorbells,
+            f.nic.wire.stats.tx_bf_mismatches,
+        )
+    })
 }
 
 /// Send `lens` in batches of `batch` (one doorbell each: `transmit_with`
@@ -41,9 +46,10 @@ fn send(sim: &SimPlatform, a: &mut Port, lens: &[usize], batch: usize) {
         let k = batch.min(lens.len() - sent);
         for i in 0..k {
             let len = lens[sent];
-            if a
-                .transmit_with(len, TxMeta::default(), |b| common::fill(b, dst, sent as u32))
-                .is_err()
+            if a.transmit_with(len, TxMeta::default(), |b| {
+                common::fill(b, dst, sent as u32)
+            })
+            .is_err()
             {
                 break;
             }

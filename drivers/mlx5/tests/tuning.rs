@@ -12,9 +12,9 @@ mod common;
 
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxMeta};
+use mlx5::EthConfig;
 use mlx5::cq::QueryCq;
 use mlx5::error::{Error, Unsupported};
-use mlx5::EthConfig;
 use mlx5::queue_set::Tuning;
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
@@ -52,7 +52,11 @@ fn send(sim: &SimPlatform, a: &mut Port, n: usize) {
         assert!(idle < 10_000, "stuck at {} of {n}", got.len());
     }
     for (i, f) in got.iter().enumerate() {
-        assert_eq!(f.as_slice(), frame(dst, 100, i as u32).as_slice(), "frame {i}");
+        assert_eq!(
+            f.as_slice(),
+            frame(dst, 100, i as u32).as_slice(),
+            "frame {i}"
+        );
     }
     for _ in 0..1000 {
         if a.tx_free() == a.sq().unwrap().entries() {
@@ -68,7 +72,9 @@ fn send(sim: &SimPlatform, a: &mut Port, n: usize) {
 fn receive(sim: &SimPlatform, b: &mut Port, bursts: usize) {
     let dst = b.mac();
     for k in 0..bursts {
-        let frames: Vec<Vec<u8>> = (0..16).map(|i| frame(dst, 128, (k * 16 + i) as u32)).collect();
+        let frames: Vec<Vec<u8>> = (0..16)
+            .map(|i| frame(dst, 128, (k * 16 + i) as u32))
+            .collect();
         let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
         sim.inject_rx_burst(&refs);
         let mut got = 0;
@@ -210,7 +216,9 @@ fn a_part_without_the_capability_refuses_and_keeps_the_fallback() {
     );
     assert_eq!(
         p.set_cqe_compression(true),
-        Err(Error::Unsupported(Unsupported::Capability("cqe_compression")))
+        Err(Error::Unsupported(Unsupported::Capability(
+            "cqe_compression"
+        )))
     );
     // Off is always fine, and the traffic goes on.
     p.set_empw(false).unwrap();

@@ -110,11 +110,7 @@ fn check(dev: &mut Function, page: u32, bytes: &[u8; BF_WRITE]) {
     let wq = sq.wq.clone();
     let mut mem = [0u8; BF_WRITE];
     let addr = tx::wqebb_addr(&wq, index);
-    let read = addr.is_some_and(|a| {
-        dev.bus
-            .read(a, &mut mem[..len], Purpose::WqBuffer)
-            .is_ok()
-    });
+    let read = addr.is_some_and(|a| dev.bus.read(a, &mut mem[..len], Purpose::WqBuffer).is_ok());
     let stats = &mut dev.nic.wire.stats;
     if read && mem[..len] == bytes[..len] {
         stats.tx_bf_doorbells += 1;

@@ -8,8 +8,8 @@
 //! shared `Arc`s), one doorbell-record read per doorbell or per empty RQ.
 #![deny(unsafe_code)]
 
-pub mod csum;
 pub mod blueflame;
+pub mod csum;
 pub mod empw;
 pub mod frame;
 pub mod mini_cqe;

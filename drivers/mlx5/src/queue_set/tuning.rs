@@ -51,7 +51,11 @@ impl<C: Control> QueueSet<C> {
     pub fn tuning(&self) -> Tuning {
         let caps = &self.res.caps;
         Tuning {
-            cq_every: self.parts.sq.as_ref().map_or(self.cfg.cq_every, |s| s.cq_every()),
+            cq_every: self
+                .parts
+                .sq
+                .as_ref()
+                .map_or(self.cfg.cq_every, |s| s.cq_every()),
             cq_moderation: self.cfg.cq_moderation.filter(|_| caps.cq_moderation),
             cqe_compression: self.cfg.cqe_compression && caps.cqe_compression,
             empw: self.parts.sq.as_ref().is_some_and(|s| s.empw().is_some()),
@@ -143,5 +147,4 @@ impl<C: Control> QueueSet<C> {
         log::info!(target: "mlx5::dp", "mlx5: cqe compression {}", if on { "on" } else { "off" });
         Ok(())
     }
-
 }

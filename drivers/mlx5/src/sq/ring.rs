@@ -343,7 +343,11 @@ impl<P: Platform> Sq<P> {
     /// BlueFlame doorbells with buffers of `size` bytes (0: off; the part's
     /// [`crate::control::DataPathCaps::bf_size`]); from the next doorbell on.
     pub fn set_blueflame(&mut self, size: u16) {
-        self.bf = if usize::from(size) >= WQEBB { usize::from(size) } else { 0 };
+        self.bf = if usize::from(size) >= WQEBB {
+            usize::from(size)
+        } else {
+            0
+        };
         self.bf_offset = 0;
     }
 

@@ -573,7 +573,10 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     }
     // `net.<i>=...,rx-usecs=..,skb_tx_mpwqe=..` (ethtool's settings).
     #[cfg(feature = "net")]
-    ethtool::eth_config(&mut cfg.eth, &crate::netstack::port_items_for(&slot.iface()).tune);
+    ethtool::eth_config(
+        &mut cfg.eth,
+        &crate::netstack::port_items_for(&slot.iface()).tune,
+    );
     // The MAC drops frames longer than the data path's MTU (PMTU) rather
     // than let them overflow a receive buffer.
     if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
