@@ -20,7 +20,7 @@
 
 use super::QueueSet;
 use crate::control::Control;
-use crate::cq::{self, ModifyCqModeration};
+use crate::cq::{self, ModifyCq};
 use crate::error::{Error, Unsupported};
 
 /// The techniques in force on a queue set and which the part has
@@ -119,11 +119,11 @@ impl<C: Control> QueueSet<C> {
         let (period_us, max_count) = m.unwrap_or((0, 0));
         for i in 0..self.parts.rx.len() {
             let cqn = self.parts.rx[i].cq.cqn;
-            self.ctl.exec(&ModifyCqModeration {
+            self.ctl.exec(&ModifyCq::moderation(
                 cqn,
-                period_us: period_us.min(cq::MAX_CQ_PERIOD),
+                period_us.min(cq::MAX_CQ_PERIOD),
                 max_count,
-            })?;
+            ))?;
         }
         self.cfg.cq_moderation = m;
         Ok(())
