@@ -28,8 +28,9 @@ pub const APPS: &[&str] = &[
     "ping", "l2send", "l2recv", "iperf3", "echo", "discard", "snoop", "pktgen", "pktsink",
 ];
 
-/// The apps `serve` runs in the background.
-pub const SERVICES: &[&str] = &["echo", "discard", "iperf3"];
+/// The apps `serve` runs in the background (`pktgen`/`pktsink` too, so
+/// several run at once, one per VNIC and so one per CPU).
+pub const SERVICES: &[&str] = &["echo", "discard", "iperf3", "pktgen", "pktsink"];
 
 /// The interface an app runs on when the arguments name none.
 pub const DEFAULT_INTERFACE: &str = "net0";
@@ -297,7 +298,7 @@ mod tests {
         assert_eq!(c.describe("net0"), "echo on net0");
         assert_eq!(
             AppCommand::service("ping", "10.0.0.1").unwrap_err(),
-            "unknown service 'ping' (echo, discard, iperf3)"
+            "unknown service 'ping' (echo, discard, iperf3, pktgen, pktsink)"
         );
     }
 

@@ -319,12 +319,18 @@ impl fmt::Debug for Interfaces {
 
 impl Interfaces {
     pub const fn new() -> Self {
+        Self::numbered_from(1)
+    }
+
+    /// A table whose apps are numbered from `first` (one table per CPU,
+    /// each its own range, so an app id names its table).
+    pub const fn numbered_from(first: u32) -> Self {
         Self {
             entries: Vec::new(),
             running: Vec::new(),
             finished: Vec::new(),
             configs: Vec::new(),
-            next_id: 1,
+            next_id: first,
         }
     }
 

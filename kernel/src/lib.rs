@@ -1,6 +1,7 @@
 //! Hardware-independent parts of the cxos kernel, unit-tested on the host:
 //! command line, log filter, frame and DMA allocators, PCI config logic,
-//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, the
+//! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, TLB
+//! shootdown bookkeeping, the
 //! shell's command lines, the text of the mlx5 driver's reports (feature
 //! `mlx5`) and, with the network stack (feature `net`), the interface
 //! table, the apps' arguments and the VNIC definitions. The kernel binary
@@ -16,6 +17,7 @@ pub mod aggr_def;
 pub mod apps;
 pub mod cmdline;
 pub mod dma;
+pub mod ethtool;
 pub mod frames;
 #[cfg(feature = "net")]
 pub mod iface;
@@ -28,6 +30,7 @@ pub mod pci;
 pub mod portarg;
 pub mod shellcmd;
 pub mod smpcmd;
+pub mod tlb;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
 pub mod vectors;

@@ -109,8 +109,11 @@ pub fn map_identity(
         let new = entry(a, page);
         if old != new {
             mem.write(pd, pd_index, new);
-            if flags(old).contains(Flags::PRESENT) {
+            if flags(old).contains(Flags::PRESENT | Flags::HUGE_PAGE) {
                 mem.flush(a);
+            } else if flags(old).contains(Flags::PRESENT) {
+                // It was split into 4 KiB pages: any of them may be cached.
+                (0..512).for_each(|i| mem.flush(a + i * 0x1000));
             }
         }
         a += TWO_MIB;
@@ -165,6 +168,49 @@ pub fn unmap_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), M
     };
     mem.write(pt, ((addr >> 12) & 511) as usize, 0);
     mem.flush(addr);
+    Ok(())
+}
+
+/// Map the 4 KiB page at `addr` again (identity, write-back), undoing
+/// [`unmap_4k`]; the 2 MiB page around it must already be split (a page
+/// inside a 2 MiB mapping is mapped already: nothing to do). The TLB
+/// shootdown test unmaps and maps back a page another CPU has cached.
+pub fn map_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), MapError> {
+    let bad = MapError::BadRange {
+        start: addr,
+        len: 0x1000,
+    };
+    if !addr.is_multiple_of(0x1000) || addr >= MAX_PHYS {
+        return Err(bad);
+    }
+    let pml4e = mem.read(pml4, ((addr >> 39) & 511) as usize);
+    if !flags(pml4e).contains(Flags::PRESENT) {
+        return Err(bad);
+    }
+    let pdpte = mem.read(pml4e & ADDR_MASK, ((addr >> 30) & 511) as usize);
+    if !flags(pdpte).contains(Flags::PRESENT) {
+        return Err(bad);
+    }
+    if flags(pdpte).contains(Flags::HUGE_PAGE) {
+        return Ok(());
+    }
+    let pde = mem.read(pdpte & ADDR_MASK, ((addr >> 21) & 511) as usize);
+    if !flags(pde).contains(Flags::PRESENT) {
+        return Err(bad);
+    }
+    if flags(pde).contains(Flags::HUGE_PAGE) {
+        return Ok(());
+    }
+    let pt = pde & ADDR_MASK;
+    let index = ((addr >> 12) & 511) as usize;
+    let new = entry(addr, Flags::PRESENT | Flags::WRITABLE);
+    let old = mem.read(pt, index);
+    if old != new {
+        mem.write(pt, index, new);
+        if flags(old).contains(Flags::PRESENT) {
+            mem.flush(addr);
+        }
+    }
     Ok(())
 }
 
@@ -311,6 +357,32 @@ mod tests {
         // Unmapped or unaligned addresses.
         unmap_4k(&mut t, root, 0x80_0000_0000).unwrap();
         assert!(unmap_4k(&mut t, root, 0x4010_3001).is_err());
+        // Mapping the 2 MiB whole again drops every 4 KiB translation.
+        t.flushed.clear();
+        map_identity(&mut t, root, 0x4000_0000, TWO_MIB, Cache::Uncached).unwrap();
+        assert_eq!(t.flushed.len(), 512);
+        assert_eq!(t.flushed[511], 0x401f_f000);
+    }
+
+    #[test]
+    fn map_4k_undoes_a_guard_page() {
+        let (mut t, root) = FakeTables::new(16);
+        map_identity(&mut t, root, 0x4000_0000, TWO_MIB, Cache::WriteBack).unwrap();
+        // Inside a whole 2 MiB page: already mapped, nothing written.
+        map_4k(&mut t, root, 0x4010_3000).unwrap();
+        assert_eq!(
+            t.entry(root, 0x4000_0000),
+            0x4000_0000 | PRESENT | WRITABLE | HUGE
+        );
+        unmap_4k(&mut t, root, 0x4010_3000).unwrap();
+        t.flushed.clear();
+        map_4k(&mut t, root, 0x4010_3000).unwrap();
+        let pt = t.tables[&(t.entry(root, 0x4000_0000) & ADDR_MASK)].clone();
+        assert_eq!(pt[0x103], 0x4010_3000 | PRESENT | WRITABLE);
+        assert!(t.flushed.is_empty(), "a not-present entry needs no flush");
+        // Nothing mapped there at all, or unaligned.
+        assert!(map_4k(&mut t, root, 0x80_0000_0000).is_err());
+        assert!(map_4k(&mut t, root, 0x4010_3008).is_err());
     }
 
     #[test]

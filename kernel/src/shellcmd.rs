@@ -25,6 +25,7 @@ pub const HELP: &str = "commands:
   irq                   interrupt vectors and counts, per CPU (with each adapter's MSI-X)
   irq <vector> cpu <n>  deliver an MSI-X vector to CPU n
   cpus [ping <n>]       CPUs: state, APIC id, interrupts, idle %; an IPI round trip to CPU n
+  cpus tlb <n>          unmap a page CPU n has cached: it must fault (TLB shootdown)
   phys                  network adapters: PCI address, part, firmware, MAC, link, MTU
   phys <pci>            one adapter in detail: capabilities, EQs, pages, commands
   detach <pci>          detach the driver from an adapter (e.g. detach 01:00.0)
@@ -252,10 +253,12 @@ mod net {
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
+  ethtool -c|-C <if> [rx-usecs N] [rx-frames N] [tx-frames N]   CQ moderation, completion interval
+  ethtool --show-priv-flags|--set-priv-flags <if> [rx_cqe_compress|skb_tx_mpwqe|tx_blueflame on|off]   CQE compression, eMPW, BlueFlame
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
-  serve echo|discard [-p port] | serve iperf3 [args]   start a background service (serve: list them)
+  serve echo|discard [-p port] | serve iperf3|pktgen|pktsink [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
-  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>
+  vnic create <def>     new VNIC vnic<N>: mac:<mac|auto>,vlan:<id>,ip:<dhcp|none|a.b.c.d/nn>[,gw=..],queues:<n>,over:net<i>,cpu:<n>
   vnic delete <N>       destroy vnic<N> (its flow entries and queues)
   vnic list             the VNIC definitions
   vnics                 every interface's VNIC: MAC, VLAN, queues, addresses, counters, flow counter
@@ -321,6 +324,8 @@ mod net {
             name: &'a str,
             mtu: usize,
         },
+        /// `ethtool ...` ([`crate::ethtool`]).
+        Ethtool(crate::ethtool::Ethtool<'a>),
     }
 
     /// How the shell prints an app's refusal: `<app>: <why>`, without
@@ -382,6 +387,10 @@ mod net {
                 }
             }
             "vnics" => net(NetCommand::Vnics),
+            "ethtool" => match crate::ethtool::parse(arg, is_interface_name) {
+                Ok(e) => net(NetCommand::Ethtool(e)),
+                Err(e) => refused(e),
+            },
             "aggr" => aggr(arg),
             "promisc" => {
                 let usage = || refused("usage: promisc <if> on|off".into());
@@ -592,7 +601,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc", "mtu", "pktgen", "pktsink", "aggr",
+            "promisc", "mtu", "pktgen", "pktsink", "aggr", "ethtool",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(
@@ -726,7 +735,7 @@ mod tests {
             assert_eq!(refused("serve stop x"), "usage: serve stop <id>");
             assert_eq!(
                 refused("serve ping 10.0.0.1"),
-                "serve: unknown service 'ping' (echo, discard, iperf3)"
+                "serve: unknown service 'ping' (echo, discard, iperf3, pktgen, pktsink)"
             );
         }
 

@@ -1,28 +1,36 @@
 //! The shell's CPU commands, parsed: `cpus` (list), `cpus ping <n>` (an
-//! IPI round trip to CPU n), and `irq <vector> cpu <n>` (deliver an MSI-X
+//! IPI round trip to CPU n), `cpus tlb <n>` (a TLB shootdown observed on
+//! CPU n), and `irq <vector> cpu <n>` (deliver an MSI-X
 //! vector to CPU n, as Linux's `/proc/irq/N/smp_affinity_list` does).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// `cpus [ping <n>]`.
+/// `cpus [ping <n> | tlb <n>]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpusCommand {
     List,
     Ping(usize),
+    Tlb(usize),
 }
 
-pub const CPUS_USAGE: &str = "usage: cpus [ping <cpu>]";
+pub const CPUS_USAGE: &str = "usage: cpus [ping <cpu> | tlb <cpu>]";
 pub const IRQ_USAGE: &str = "usage: irq [<vector> cpu <cpu>]";
 
 pub fn parse_cpus(arg: &str) -> Result<CpusCommand, String> {
     let words: Vec<&str> = arg.split_whitespace().collect();
     match words.as_slice() {
         [] => Ok(CpusCommand::List),
-        ["ping", n] => n
-            .parse()
-            .map(CpusCommand::Ping)
-            .map_err(|_| alloc::format!("cpus: bad CPU number '{n}'")),
+        [what @ ("ping" | "tlb"), n] => {
+            let cpu = n
+                .parse()
+                .map_err(|_| alloc::format!("cpus: bad CPU number '{n}'"))?;
+            Ok(if *what == "ping" {
+                CpusCommand::Ping(cpu)
+            } else {
+                CpusCommand::Tlb(cpu)
+            })
+        }
         _ => Err(CPUS_USAGE.into()),
     }
 }
@@ -62,6 +70,12 @@ mod tests {
         assert_eq!(parse_cpus("ping x"), Err("cpus: bad CPU number 'x'".into()));
         assert_eq!(parse_cpus("ping"), Err(CPUS_USAGE.into()));
         assert_eq!(parse_cpus("ping 1 2 3"), Err(CPUS_USAGE.into()));
+        assert_eq!(parse_cpus("tlb 1"), Ok(CpusCommand::Tlb(1)));
+        assert_eq!(
+            parse_cpus("tlb -1"),
+            Err("cpus: bad CPU number '-1'".into())
+        );
+        assert_eq!(parse_cpus("tlb"), Err(CPUS_USAGE.into()));
     }
 
     #[test]

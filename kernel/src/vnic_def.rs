@@ -12,7 +12,9 @@
 //! `over:aggr<n>` (a VNIC on every member of that aggregation),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's
 //! `gw=`, `ip6=`, `gw6=`, `lease=`, `mtu=` items (`mtu=N`: the VNIC's IP
-//! MTU, at most its port's).
+//! MTU, at most its port's), `cpu:<n>` (the CPU that owns it: polls its
+//! queues, runs its stack and apps; default round-robin; `cpu <n>` with a
+//! space works too, as the shell's `vnic create ... cpu 1`).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -25,6 +27,9 @@ use mlx5::vport::Mac;
 
 use crate::cmdline::MAX_VNICS;
 
+/// The highest CPU a VNIC can name (the kernel starts at most 16).
+pub const MAX_CPU: u8 = 15;
+
 /// One VNIC: what the adapter steers to it, and its stack's addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VnicDef {
@@ -33,6 +38,8 @@ pub struct VnicDef {
     /// What it is on: a port (`over:net1`; default the first) or an
     /// aggregation (`over:aggr0`).
     pub over: Over,
+    /// The CPU that owns it (`None`: round-robin).
+    pub cpu: Option<u8>,
 }
 
 /// Where a VNIC lives.
@@ -57,6 +64,7 @@ pub enum VnicDefError {
     BadVlan(String),
     BadQueues(String),
     BadOver(String),
+    BadCpu(String),
     UnknownKey(String),
     IpTwice,
     /// A `gw=`/`ip6=`/`gw6=`/`lease=` item before any `ip:`.
@@ -71,6 +79,9 @@ impl fmt::Display for VnicDefError {
             VnicDefError::BadVlan(s) => write!(f, "bad VLAN id '{s}' (1..=4094)"),
             VnicDefError::BadQueues(s) => write!(f, "bad queue count '{s}' (1, 2, 4 .. 64)"),
             VnicDefError::BadOver(s) => write!(f, "bad port '{s}' (net0 .. net7, aggr0 .. aggr3)"),
+            VnicDefError::BadCpu(s) => {
+                write!(f, "bad CPU '{s}' (0 .. {MAX_CPU})")
+            }
             VnicDefError::UnknownKey(s) => write!(f, "unknown VNIC setting '{s}'"),
             VnicDefError::IpTwice => f.write_str("ip given twice"),
             VnicDefError::IpItemFirst(s) => write!(f, "'{s}' needs ip: before it"),
@@ -109,9 +120,11 @@ impl FromStr for VnicDef {
         };
         let mut ip: Option<String> = None;
         let mut over = Over::default();
+        let mut cpu = None;
         // `mtu=` may come anywhere; cxos-net's parser checks it.
         let mut mtu: Option<&str> = None;
-        for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
+        let mut items = s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty());
+        while let Some(item) = items.next() {
             if item.starts_with("mtu=") {
                 if mtu.replace(item).is_some() {
                     return Err(VnicDefError::Ip(ConfigError::Duplicate("mtu")));
@@ -166,6 +179,20 @@ impl FromStr for VnicDef {
                         })
                         .ok_or_else(|| VnicDefError::BadOver(value.into()))?;
                 }
+                "cpu" => {
+                    // `cpu 1`: the value is the next word.
+                    let value = if value.is_empty() && item == "cpu" {
+                        items.next().unwrap_or("")
+                    } else {
+                        value
+                    };
+                    let c = value
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|c| *c <= MAX_CPU)
+                        .ok_or_else(|| VnicDefError::BadCpu(value.into()))?;
+                    cpu = Some(c);
+                }
                 "ip" => {
                     if ip.is_some() {
                         return Err(VnicDefError::IpTwice);
@@ -181,7 +208,12 @@ impl FromStr for VnicDef {
             ip.push_str(m);
         }
         let ip = IfConfig::from_str(&ip).map_err(VnicDefError::Ip)?;
-        Ok(VnicDef { spec, ip, over })
+        Ok(VnicDef {
+            spec,
+            ip,
+            over,
+            cpu,
+        })
     }
 }
 
@@ -201,7 +233,11 @@ impl fmt::Display for VnicDef {
         if let Some(v) = self.spec.vlan {
             write!(f, "vlan:{v},")?;
         }
-        write!(f, "queues:{},ip:{}", self.spec.queues, self.ip)
+        write!(f, "queues:{},ip:{}", self.spec.queues, self.ip)?;
+        if let Some(c) = self.cpu {
+            write!(f, ",cpu:{c}")?;
+        }
+        Ok(())
     }
 }
 
@@ -341,6 +377,23 @@ mod tests {
             );
             assert_eq!(d.ip, "none".parse().unwrap(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_vnic_is_pinned_to_a_cpu_with_cpu() {
+        assert_eq!(def("ip:dhcp").cpu, None);
+        assert_eq!(def("vlan:5,cpu:1").cpu, Some(1));
+        assert_eq!(def("cpu=2,vlan:5").cpu, Some(2));
+        // The shell's spelling: `vnic create vlan:5 cpu 1`.
+        let d = def("vlan:5 cpu 1 ip:dhcp");
+        assert_eq!((d.cpu, d.spec.vlan), (Some(1), Some(5)));
+        assert_eq!(d.ip.ipv4, Ipv4Config::Dhcp);
+        assert_eq!(format!("{d}"), "mac:auto,vlan:5,queues:1,ip:dhcp,cpu:1");
+        assert_eq!(def(&format!("{d}")), d);
+        let e = |s: &str| s.parse::<VnicDef>().unwrap_err();
+        assert_eq!(e("cpu"), VnicDefError::BadCpu("".into()));
+        assert_eq!(e("cpu:x"), VnicDefError::BadCpu("x".into()));
+        assert_eq!(e("cpu 300"), VnicDefError::BadCpu("300".into()));
     }
 
     #[test]

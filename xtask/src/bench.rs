@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// cxos's pktgen against Linux's on the same model (needs root).
     #[arg(long)]
     pub pktgen: bool,
+    /// cxos's pktgen with 1 and with 2 CPUs (xtask/src/bench_pktgen_smp.rs).
+    #[arg(long)]
+    pub pktgen_smp: bool,
 }
 
 /// One `bench:` figure.
@@ -113,6 +116,18 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
     if let Some(filter) = &args.callgrind {
         figures.extend(crate::bench_callgrind::figures(ws, filter)?);
         println!("\n{}", table(&figures));
+        return Ok(0);
+    }
+    if args.pktgen_smp {
+        let elf = kernel::build(ws, Profile::Release)?;
+        let found = match crate::bench_pktgen_smp::figures(ws, &elf) {
+            Err(why) if why.starts_with("skipped: ") => {
+                println!("bench: pktgen 1 vs 2 CPUs {why}");
+                return Ok(0);
+            }
+            r => r.map_err(XtaskError::msg)?,
+        };
+        println!("\n{}", table(&found));
         return Ok(0);
     }
     if args.pktgen {

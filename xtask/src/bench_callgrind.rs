@@ -69,12 +69,16 @@ const DP_BURST_OFFLOAD_WQE: Env = &[
     ("CXOS_DP_BENCH", "burst_offload"),
     ("CXOS_DP_TX_EMPW", "off"),
 ];
+const DP_SINGLE: Env = &[("CXOS_DP_BENCH", "single")];
+const DP_SINGLE_BF: Env = &[("CXOS_DP_BENCH", "single"), ("CXOS_DP_TX_BF", "on")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
 const VNIC_20: Env = &[("CXOS_VNIC_BENCH", "20")];
 const VNIC_ALL: Env = &[("CXOS_VNIC_BENCH", "all")];
 const VNIC_TX: Env = &[("CXOS_VNIC_BENCH", "tx")];
+const VNIC_QS1: Env = &[("CXOS_VNIC_BENCH", "qs1")];
+const VNIC_QS4: Env = &[("CXOS_VNIC_BENCH", "qs4")];
 
 /// Every workload, in the order BENCHMARKS.md lists them.
 pub const WORKLOADS: &[Workload] = &[
@@ -131,12 +135,21 @@ pub const WORKLOADS: &[Workload] = &[
         DP_BURST_OFFLOAD,
         "datapath::rx_burst_meta",
     ),
+    w("tx_single", "datapath", DP_SINGLE, "datapath::tx_single"),
+    w(
+        "tx_single_bf",
+        "datapath",
+        DP_SINGLE_BF,
+        "datapath::tx_single",
+    ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),
     w("rx_vnic1", "vnic", VNIC_1, "vnic::rx_batch"),
     w("rx_vnic20", "vnic", VNIC_20, "vnic::rx_batch"),
     w("rx_vnic20_all", "vnic", VNIC_ALL, "vnic::rx_all"),
     w("tx_vnic", "vnic", VNIC_TX, "vnic::vnic_tx_batch"),
+    w("rx_qs1", "vnic", VNIC_QS1, "vnic::qs_batch"),
+    w("rx_qs4", "vnic", VNIC_QS4, "vnic::qs_batch"),
 ];
 
 /// Runs the workloads whose figure name contains `filter` (all when

@@ -2,8 +2,12 @@
 //! TCG needs a recent one): `-smp 4` brings every application processor
 //! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
 //! `smp=N` limits the CPUs and a panic on an AP stops every CPU; `-smp 2`
-//! with the model attached: MSI-X vectors routed to CPU 1 arrive on CPU 1
-//! while ping works both ways.
+//! with the model attached: one queue set per CPU (completion EQ i's
+//! vector on CPU i), two VNICs owned by the two CPUs (one pinned with
+//! `cpu:1`, one placed round-robin) each serve a stock iperf3 client at
+//! the same time while each queue set's vector counts on its own CPU only;
+//! then MSI-X vectors routed to CPU 1 arrive on CPU 1 while ping works
+//! both ways.
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +16,18 @@ use crate::qemu::{Boot, Machine, Verdict};
 use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest, expect_verdict};
 use crate::systests_attach::{Shell, plain_line};
-use crate::systests_net::{PEER_GUEST, Peer, peer_finish, static_cmdline};
+use crate::systests_net::{PEER_GUEST, Peer, iperf3_summary, peer_finish, static_cmdline};
 use crate::systests_sim;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the APs get to take their first timer interrupt (they tick
 /// every 10 ms; this only bounds a hang).
 const TICK_WAIT: Duration = Duration::from_secs(20);
 const PINGS: u32 = 3;
+/// The VNICs' addresses (`.n` of the namespace's subnet).
+const VNIC_ADDRS: [u8; 2] = [60, 61];
+/// Seconds each iperf3 client runs.
+const IPERF_SECS: &str = "2";
 
 pub fn all() -> Vec<SystemTest> {
     let t = |name, run| SystemTest {
@@ -27,7 +35,11 @@ pub fn all() -> Vec<SystemTest> {
         timeout: TIMEOUT,
         run,
     };
-    vec![t("smp-cpus", cpus), t("smp-msix-ping", msix_ping)]
+    vec![
+        t("smp-cpus", cpus),
+        t("smp-msix-ping", msix_ping),
+        t("smp-subset", subset),
+    ]
 }
 
 /// One `cpu <i> apic <id> <state>: <n> interrupts, timer <t>, idle <x>%`
@@ -84,6 +96,119 @@ fn boot(
     systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", cpus], false)
 }
 
+/// The representative subset of the system tests in one `-smp 2` boot
+/// with the model and a namespace peer: the adapter attaches, ping both
+/// ways, stock iperf3 TCP both ways, two VNICs answer ping and one
+/// carries iperf3 at the same time as the port, a send queue fault
+/// (`sq-bad-lkey`) is recovered while traffic runs, and detach leaves
+/// nothing held in the model.
+fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let net = match PeerNetwork::create(&config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("    skipped: {why}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let vnics: Vec<(String, String)> = (1..=2)
+        .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
+        .collect();
+    let mut cmdline = static_cmdline(&config);
+    for (n, (_, addr)) in vnics.iter().enumerate() {
+        cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
+    }
+    let setup = systests_sim::setup(ctx)?;
+    let log = ctx.log_path(test).with_extension("sim.log");
+    let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+    let machine = systests_sim::machine(ctx, &sim, &cmdline);
+    let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
+    let mut peer = Peer {
+        net,
+        sim,
+        shell: Shell::start(session)?,
+        mac: String::new(),
+    };
+    if cpu_lines(&peer.shell.ask("cpus")?).len() != 2 {
+        return Err("`cpus` does not list two CPUs".into());
+    }
+    let phys = peer.shell.ask("phys")?;
+    plain_line(&phys, "01:00.0 ")?;
+    let guest = config.ipv4(PEER_GUEST);
+    let want = format!("{PINGS} packets transmitted, {PINGS} received, 0% packet loss");
+    let out = peer.net.ping(&guest, PINGS).map_err(|e| e.to_string())?;
+    if !out.contains(&want) {
+        return Err(format!("stock ping {guest}:\n{out}"));
+    }
+    let host = peer.net.host_ip();
+    plain_line(&peer.shell.ask(&format!("ping {host} -c {PINGS}"))?, &want)?;
+    traffic(&mut peer, &guest, &vnics)?;
+    // Detach: nothing held by the model, no violation.
+    peer_finish(peer)
+}
+
+fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(), String> {
+    for (name, addr) in vnics {
+        let out = peer.net.ping(addr, PINGS).map_err(|e| e.to_string())?;
+        if !out.contains(&format!("{PINGS} received, 0% packet loss")) {
+            return Err(format!("{name} {addr} does not answer ping:\n{out}"));
+        }
+    }
+    plain_line(&peer.shell.ask("serve iperf3")?, "service ")?;
+    plain_line(
+        &peer.shell.ask(&format!("serve iperf3 -I {}", vnics[0].0))?,
+        "service ",
+    )?;
+    for (what, extra) in [
+        ("host -> cxos TCP", &["-t", "2"][..]),
+        ("cxos -> host TCP (-R)", &["-t", "2", "-R"][..]),
+    ] {
+        let json = peer
+            .net
+            .iperf3_client(guest, extra)
+            .map_err(|e| format!("{what}: {e}"))?;
+        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("{what}: {e}"))?;
+        println!("    ({what} on 2 CPUs: {:.1} Mbit/s)", bps / 1e6);
+    }
+    let port = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    let vnic = peer
+        .net
+        .iperf3_client_start(&vnics[0].1, &["-t", "2"])
+        .map_err(|e| e.to_string())?;
+    for (name, run) in [("net0", port), (vnics[0].0.as_str(), vnic)] {
+        let json = run.finish().map_err(|e| format!("{name}: {e}"))?;
+        iperf3_summary(&json).map_err(|e| format!("{name} (at once): {e}"))?;
+    }
+
+    let run = peer
+        .net
+        .iperf3_client_start(guest, &["-t", "4", "-b", "10M"])
+        .map_err(|e| format!("iperf3 before the fault: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    peer.shell.ask("uptime")?;
+    peer.sim.ask_ok("fault sq-bad-lkey")?;
+    let line = peer.shell.wait_for_line("FAULT mlx5.sq.err ")?;
+    if !line.ends_with("outcome=recovered") {
+        return Err(format!("sq-bad-lkey on 2 CPUs: not recovered: {line}"));
+    }
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 across the fault: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 across the fault: nothing received".into());
+    }
+    Ok(())
+}
+
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
 /// timers fire, ping IPIs come back from CPUs 1 and 3, `irq` counts per
 /// CPU. Then `-smp 4 smp=2 test=smp-panic`: two CPUs started, the panic on
@@ -130,6 +255,24 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     let answer = shell.ask("cpus ping 0")?;
     plain_line(&answer, "cpus: ping cpu 0: that is this CPU")?;
+    // TLB shootdown: each AP caches a page's translation, the boot CPU
+    // unmaps it, the AP's next read faults (a stale entry would still
+    // reach it), the page mapped back shows its new contents.
+    for cpu in [1, 3] {
+        let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
+        let line = plain_line(
+            &answer,
+            &format!(
+                "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
+            ),
+        )?;
+        let served = line
+            .rsplit_once('(')
+            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+        if served.is_none_or(|n| n == 0) {
+            return Err(format!("cpu {cpu} served no shootdown: {line}"));
+        }
+    }
     let answer = shell.ask("irq")?;
     let irqs = irq_lines(&answer);
     let timer = irqs
@@ -139,13 +282,11 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if timer.2[1..].contains(&0) {
         return Err(format!("an AP took no timer interrupt:\n{answer}"));
     }
-    let pings: u64 = irqs
-        .iter()
-        .filter(|(_, role, _)| role == "ipi")
-        .map(|(.., c)| c.get(1).copied().unwrap_or(0) + c.get(3).copied().unwrap_or(0))
-        .sum();
-    if pings < 2 {
-        return Err(format!("CPUs 1 and 3 show no ping IPI:\n{answer}"));
+    for owner in ["ipi-ping", "ipi-tlb"] {
+        let counts = owner_counts(&answer, owner);
+        if counts.len() != 4 || counts[1] == 0 || counts[3] == 0 {
+            return Err(format!("CPUs 1 and 3 show no {owner} interrupt:\n{answer}"));
+        }
     }
     shell.session.send_line("poweroff")?;
     expect_verdict(
@@ -171,7 +312,45 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if text.contains("cpu 2 apic") {
         return Err(format!("a CPU beyond smp=2 is listed:\n{text}"));
     }
+    expect_verdict(Verdict::from_status(status), Verdict::Fail)?;
+
+    // An AP's kernel stack overflows into the guard page below it: the
+    // page fault is reported with the CPU and the stack named, and the
+    // other CPU is stopped.
+    let mut session = boot(ctx, test, "test=smp-overflow", "2")?;
+    let status = session.wait_exit()?;
+    let text = session.serial();
+    for line in [
+        "smp-overflow: CPU 1 recurses on its kernel stack",
+        "stack overflow: cr2 is in the guard page below cpu 1's kernel stack",
+        "cpu 0 apic 0: stopped rip=",
+        "cpu 1 apic 1: this CPU",
+    ] {
+        if !text.contains(line) {
+            return Err(format!("smp-overflow output lacks {line:?}:\n{text}"));
+        }
+    }
+    let fault = text
+        .lines()
+        .find(|l| l.starts_with("EXCEPTION page-fault (vector 14) error="))
+        .ok_or_else(|| format!("no page-fault report:\n{text}"))?;
+    if !fault.ends_with(" cpu=1") {
+        return Err(format!("the page fault is not reported on cpu 1: {fault}"));
+    }
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
+}
+
+/// The per-CPU counts of the `irq` line of the vector owned by `owner`.
+fn owner_counts(text: &str, owner: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| Some(l.strip_prefix("irq ")?.rsplit_once(": ")?.0))
+        .find(|head| head.split_whitespace().nth(2) == Some(owner))
+        .map(|head| {
+            head.split_whitespace()
+                .filter_map(|w| w.strip_prefix("cpu")?.split_once('=')?.1.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `-smp 2` with the model and a namespace peer: the adapter attaches,
@@ -192,7 +371,14 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    let machine = systests_sim::machine(ctx, &sim, &static_cmdline(&config));
+    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2).
+    let cmdline = format!(
+        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24",
+        static_cmdline(&config),
+        config.ipv4(VNIC_ADDRS[0]),
+        config.ipv4(VNIC_ADDRS[1])
+    );
+    let machine = systests_sim::machine(ctx, &sim, &cmdline);
     let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "2"], false)?;
     let shell = Shell::start(session)?;
     let mut peer = Peer {
@@ -205,6 +391,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if cpu_lines(&answer).len() != 2 {
         return Err(format!("`cpus` does not list two CPUs:\n{answer}"));
     }
+    queue_sets(&mut peer, &config)?;
     let answer = peer.shell.ask("irq")?;
     let msix: Vec<String> = irq_lines(&answer)
         .into_iter()
@@ -262,6 +449,118 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     peer_finish(peer)
 }
 
+/// `msix <pci> entry <e> vector <v> (comp eq <n> queue set <i> cpu <c>): <count>`
+/// lines: (vector, queue set, CPU).
+fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("msix ")?;
+            let vector = rest.split(" vector ").nth(1)?.split_whitespace().next()?;
+            let (_, qs) = rest.split_once(" queue set ")?;
+            let mut w = qs.split_whitespace();
+            let set = w.next()?.parse().ok()?;
+            (w.next()? == "cpu").then_some(())?;
+            let cpu = w
+                .next()?
+                .trim_end_matches(&[')', ':', ','][..])
+                .parse()
+                .ok()?;
+            Some((vector.to_string(), set, cpu))
+        })
+        .collect()
+}
+
+/// One queue set per CPU: `vnics` shows vnic0 on CPU 1 (pinned) and
+/// vnic1 on CPU 0 (round-robin); both serve a stock iperf3 client at the
+/// same time; queue sets 0 and 1 have their vectors on CPUs 0 and 1, each
+/// counted there during the runs and never on the other CPU.
+fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
+    let vnics = peer.shell.ask("vnics")?;
+    for (name, cpu) in [("net0", 0), ("vnic0", 1), ("vnic1", 0)] {
+        let line = plain_line(&vnics, &format!("{name} "))?;
+        if !line.ends_with(&format!(" cpu {cpu}")) {
+            return Err(format!("{name} is not owned by CPU {cpu}:\n{vnics}"));
+        }
+    }
+    let irq = peer.shell.ask("irq")?;
+    let sets = queue_set_vectors(&irq);
+    for (set, cpu) in [(0, 0), (1, 1)] {
+        if !sets.iter().any(|(_, s, c)| *s == set && *c == cpu) {
+            return Err(format!("queue set {set} is not on CPU {cpu}:\n{irq}"));
+        }
+    }
+    let counts = |text: &str| -> Vec<(String, Vec<u64>)> {
+        irq_lines(text)
+            .into_iter()
+            .filter(|(v, ..)| sets.iter().any(|(x, ..)| x == v))
+            .map(|(v, _, c)| (v, c))
+            .collect()
+    };
+    let before = counts(&irq);
+    for name in ["vnic0", "vnic1"] {
+        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let runs = VNIC_ADDRS
+        .iter()
+        .map(|n| {
+            peer.net
+                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rates = Vec::new();
+    for (run, n) in runs.into_iter().zip(VNIC_ADDRS) {
+        let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
+        let (bps, _) = crate::systests_net::iperf3_summary(&json)?;
+        if bps <= 0.0 {
+            return Err(format!("iperf3 to .{n} moved nothing:\n{json}"));
+        }
+        rates.push(bps / 1e6);
+    }
+    let text = peer.shell.ask("irq")?;
+    let after = counts(&text);
+    for ((v, b), (_, a)) in before.iter().zip(&after) {
+        let Some((_, set, cpu)) = sets.iter().find(|(x, ..)| x == v) else {
+            continue;
+        };
+        if a.len() != 2 || b.len() != 2 {
+            return Err(format!("no per-CPU columns for {v}:\n{text}"));
+        }
+        let other = 1 - cpu.min(&1);
+        if a[other] != b[other] {
+            return Err(format!(
+                "queue set {set}'s vector {v} interrupted CPU {other}, not only its CPU {cpu}:\n{text}"
+            ));
+        }
+        if *set < 2 && a[*cpu] == b[*cpu] {
+            return Err(format!(
+                "queue set {set}'s vector {v} did not fire on CPU {cpu} during the iperf3 runs:\n{text}"
+            ));
+        }
+    }
+    // From the shell: pinned with `cpu <n>`, refused for a CPU not online.
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 7")?;
+    plain_line(&answer, "vnic: vnic2 not created: no CPU 7 online")?;
+    let answer = peer.shell.ask("vnic create vlan:77 cpu 1")?;
+    plain_line(
+        &answer,
+        "vnic2: created mac:auto,vlan:77,queues:1,ip:none,cpu:1",
+    )?;
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, "vnic2 ")?;
+    if !line.ends_with(" cpu 1") {
+        return Err(format!("vnic2 is not owned by CPU 1:\n{vnics}"));
+    }
+    let answer = peer.shell.ask("vnic delete 2")?;
+    plain_line(&answer, "vnic2: deleted, 0 errors")?;
+    println!(
+        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
+        rates[0], rates[1]
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +576,9 @@ mod tests {
                 (1, 1, "online".to_string(), 355)
             ]
         );
+        let text = "msix 01:00.0 entry 2 vector 0x31 (comp eq 8 queue set 1 cpu 1): 40\n\
+                    msix 01:00.0 entry 0 vector 0x2f (eq0 7): 3\n";
+        assert_eq!(queue_set_vectors(text), [("0x31".to_string(), 1, 1)]);
         let text = "irq 0x22 timer cpu-timer cpu0=0 cpu1=653: 653\nirq spurious: 0\n";
         assert_eq!(
             irq_lines(text),

@@ -23,8 +23,8 @@ pub struct TestArgs {
     /// Run only the system tests whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,
-    /// Give every system test's QEMU this many CPUs (`-smp N`; on demand,
-    /// not in CI).
+    /// Give every system test's cxos machine this many CPUs (`-smp N`; on
+    /// demand, not in CI; Linux guests keep their own).
     #[arg(long)]
     pub smp: Option<u16>,
 }

@@ -23,6 +23,14 @@
 //! `CXOS_VNIC_BENCH=1|20|all|tx` runs one of them, `CXOS_VNIC_PACKETS` sets
 //! the count.
 //!
+//! Queue sets (issue 21, the `qs1`/`qs4` figures): 1 or 4 VNICs in
+//! interrupt mode, VNIC i on queue set i (its own completion EQ, as one
+//! CPU each would have), each batch to the next VNIC; `qs_batch` is what
+//! that VNIC's CPU does when its vector fires: poll (drain its EQ, take
+//! its CQ's event, re-arm), receive every frame, re-post. The cost per
+//! packet must not rise with the number of queue sets.
+//! `CXOS_VNIC_BENCH=qs1|qs4` (`bench: mlx5.vnic_rx_qs<N>_ns_per_packet`).
+//!
 //! Both adapters run on the bench platform
 //! (`mlx5_sim::harness::BenchPlatform`: kernel-like accessors, BAR writes
 //! posted and delivered to the model by `pump` between the measured
@@ -63,6 +71,11 @@ fn sender(sim: &BenchPlatform) -> QueueSet<A> {
 }
 
 fn receiver(sim: &BenchPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
+    receiver_on(sim, n, false)
+}
+
+/// `n` VNICs; with `queue_sets`, in interrupt mode, VNIC i on queue set i.
+fn receiver_on(sim: &BenchPlatform, n: usize, queue_sets: bool) -> (Nic<A>, Vec<Vnic<A>>) {
     let a = Adapter::attach(sim.clone(), Config::default())
         .map_err(|f| f.error)
         .unwrap();
@@ -70,15 +83,83 @@ fn receiver(sim: &BenchPlatform, n: usize) -> (Nic<A>, Vec<Vnic<A>>) {
     let cfg = NicConfig {
         eth: EthConfig {
             lso_bufs: 0,
+            interrupts: queue_sets,
             ..polled()
         },
         ..NicConfig::default()
     };
     let nic = Nic::new(a, r, cfg).map_err(|f| f.error).unwrap();
+    if queue_sets {
+        assert!(nic.queue_sets() >= n, "{} queue sets", nic.queue_sets());
+    }
     let vnics = (0..n)
-        .map(|_| nic.create(VnicSpec::default()).unwrap())
+        .map(|i| {
+            let set = if queue_sets { i } else { 0 };
+            nic.create_on(VnicSpec::default(), set).unwrap()
+        })
         .collect();
     (nic, vnics)
+}
+
+/// A VNIC's CPU after its queue set's vector fired: poll (its EQ, its
+/// CQ's event, re-arm), every frame, buffers re-posted.
+#[inline(never)]
+fn qs_batch(v: &mut Vnic<A>) -> usize {
+    v.poll();
+    let mut n = 0;
+    while v.receive(|f, _| black_box(f.len())).is_some() {
+        n += 1;
+    }
+    v.flush();
+    n
+}
+
+/// Batches to the VNICs of `sets` queue sets in turn, each taken by
+/// [`qs_batch`].
+fn run_queue_sets(sets: usize, packets: usize) {
+    let (sa, sb) = BenchPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX6Dx);
+    let mut a = sender(&sa);
+    let (nic, mut vnics) = receiver_on(&sb, sets, true);
+    let macs: Vec<[u8; 6]> = vnics.iter().map(|v| v.mac().0).collect();
+    sa.post_writes(true);
+    sb.post_writes(true);
+    let mut in_rx = Duration::ZERO;
+    let (mut got, mut seq) = (0usize, 0usize);
+    let warmup = 100 * BATCH;
+    while got < packets + warmup {
+        let target = seq / BATCH % sets;
+        tx_batch(&mut a, Some(macs[target]), &macs, seq);
+        sa.pump();
+        let t = Instant::now();
+        let k = qs_batch(&mut vnics[target]);
+        if got >= warmup {
+            in_rx += t.elapsed();
+        }
+        sb.pump();
+        assert_eq!(
+            k,
+            BATCH,
+            "batch {}: {:?}",
+            seq / BATCH,
+            sb.sim().port_stats()
+        );
+        got += k;
+        seq += BATCH;
+    }
+    println!("toggle: vnic::qs_batch: {got} packets");
+    sa.post_writes(false);
+    sb.post_writes(false);
+    println!(
+        "bench: mlx5.vnic_rx_qs{sets}_ns_per_packet: {:.1} ns",
+        in_rx.as_nanos() as f64 / (got - warmup) as f64
+    );
+    for v in vnics {
+        v.destroy();
+    }
+    let (ad, _) = nic.close().unwrap();
+    ad.detach();
+    let (aa, _) = a.close();
+    aa.detach();
 }
 
 /// 32 frames: to `dst` (`None`: spread over `all`).
@@ -270,5 +351,10 @@ fn main() {
     }
     if which.is_empty() || which == "tx" {
         run_tx(packets);
+    }
+    for sets in [1, 4] {
+        if which.is_empty() || which == format!("qs{sets}") {
+            run_queue_sets(sets, packets);
+        }
     }
 }

@@ -63,6 +63,7 @@ mod report;
 mod rx;
 mod rx_burst;
 mod rx_recreate;
+mod tuning;
 mod tx;
 mod watchdog;
 
@@ -71,6 +72,7 @@ pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
 pub use rx_burst::RxInfo;
+pub use tuning::Tuning;
 pub use watchdog::{CHECK_INTERVAL_MS, TX_TIMEOUT_MS};
 
 type Dma<C> = Region<<C as Control>::P>;
@@ -269,6 +271,13 @@ impl<C: Control> QueueSet<C> {
 
     pub fn tx_cq(&self) -> Option<&Cq<Plat<C>>> {
         self.parts.tx_cq.as_ref()
+    }
+
+    /// The completion EQs (indexes for `Control::poll_comp_eq`) its CQs
+    /// report to, its own queue set's first: whoever polls this queue set
+    /// must be woken by their vectors.
+    pub fn eq_indexes(&self) -> &[usize] {
+        &self.eq_indexes
     }
 
     /// Receive queue 0's CQ.

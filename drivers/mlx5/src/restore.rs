@@ -24,6 +24,9 @@ pub struct VnicState {
     pub mtu: usize,
     pub groups: Vec<Mac>,
     pub promisc: bool,
+    /// The queue set it was on ([`Nic::create_on`]): the CPU polling it
+    /// keeps its interrupts.
+    pub queue_set: usize,
 }
 
 impl VnicState {
@@ -37,6 +40,7 @@ impl VnicState {
             mtu: NetDevice::mtu(v),
             groups: v.multicast().to_vec(),
             promisc: v.promiscuous(),
+            queue_set: v.queue_set().eq_indexes().first().copied().unwrap_or(0),
         }
     }
 }
@@ -66,7 +70,9 @@ pub fn replay<C: Control>(
     s: &VnicState,
     port_mtu: usize,
 ) -> Result<Vnic<C>, RestoreError> {
-    let mut v = nic.create(s.spec).map_err(RestoreError::Vnic)?;
+    let mut v = nic
+        .create_on(s.spec, s.queue_set)
+        .map_err(RestoreError::Vnic)?;
     let own = v.queue_set().config().mtu;
     let rx = port_mtu.max(s.mtu);
     if s.mtu != own || rx != own {

@@ -126,7 +126,7 @@ impl<C: Control> QueueSet<C> {
         self.parts.qc = Some(qc);
 
         // As many CQEs as WQEs: a CQ never overflows. Receive queue i
-        // completes on completion EQ i mod the EQ count.
+        // completes on completion EQ (queue set + i) mod the EQ count.
         let n_rx = self.rx_queue_target();
         let n_eqs = self.ctl.comp_eq_count().max(1);
         self.parts.rx = Vec::with_capacity(n_rx);
@@ -140,7 +140,7 @@ impl<C: Control> QueueSet<C> {
                 cfg.log_sq
             };
             let (eq_index, eqn) = if rx && n_rx > 1 {
-                let k = (i - 1) % n_eqs;
+                let k = (r.eq_index + i - 1) % n_eqs;
                 match self.ctl.comp_eqn(k) {
                     Some(e) => (k, e),
                     None => (r.eq_index, r.eqn),
@@ -214,6 +214,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),
         ));

@@ -321,8 +321,26 @@ impl<C: Control> Nic<C> {
 
     /// Create a VNIC: its queues, its flow rules (unicast (MAC, VLAN) and
     /// broadcast on its VLAN), the vport's unicast list. On failure
-    /// everything created is undone.
+    /// everything created is undone. Its CQs report to queue set 0
+    /// ([`Nic::create_on`]).
     pub fn create(&self, spec: VnicSpec) -> Result<Vnic<C>, VnicError> {
+        self.create_on(spec, 0)
+    }
+
+    /// How many queue sets VNICs can be spread over: one per completion
+    /// EQ (each EQ has its own MSI-X vector, which the platform can bind
+    /// to its own CPU).
+    pub fn queue_sets(&self) -> usize {
+        self.shared.eqs.len().max(1)
+    }
+
+    /// [`Nic::create`] on queue set `set` (taken modulo
+    /// [`Nic::queue_sets`]): the send CQ and the first receive CQ report to
+    /// completion EQ `set`, further RSS receive queues to the EQs after it
+    /// (a VNIC polled by one CPU binds `set` to that CPU's EQ and asks for
+    /// one receive queue, or accepts that its RSS queues wake other EQs'
+    /// vectors).
+    pub fn create_on(&self, spec: VnicSpec, set: usize) -> Result<Vnic<C>, VnicError> {
         if let Some(v) = spec.vlan
             && !(1..=4094).contains(&v)
         {
@@ -350,6 +368,10 @@ impl<C: Control> Nic<C> {
             g.next_id += 1;
             let mut res = g.res;
             res.mac = mac;
+            if let Some(eq) = self.shared.eqs.get(set % self.shared.eqs.len().max(1)) {
+                res.eq_index = set % self.shared.eqs.len();
+                res.eqn = eq.eqn();
+            }
             let cfg = EthConfig {
                 rss_queues: spec.queues,
                 vlan_strip: spec.vlan.is_some(),

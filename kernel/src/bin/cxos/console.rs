@@ -2,6 +2,8 @@
 
 use core::fmt::{self, Write};
 
+use spin::Mutex;
+
 use crate::{arch, serial};
 
 struct Serial;
@@ -13,12 +15,29 @@ impl Write for Serial {
     }
 }
 
-/// Print with interrupts masked so an interrupt never splits a line (there
-/// is one CPU and interrupt handlers never print).
+/// Whole prints: a line one CPU formats piece by piece is not split by
+/// another CPU's (COM1's own lock is taken per piece).
+static LINE: Mutex<()> = Mutex::new(());
+
+/// Print under [`LINE`] with interrupts masked, so that its holder is
+/// never held up by an interrupt while other CPUs spin for it.
 pub fn print(args: fmt::Arguments<'_>) {
     arch::without_interrupts(|| {
+        let _line = LINE.lock();
         let _ = Serial.write_fmt(args);
     });
+}
+
+/// For the panic and exception reports, which end in `arch::exit`: a
+/// holder of the console that never runs again (interrupted by the fault,
+/// or stopped by `smp::stop_others`) must not block the report.
+pub fn take_over() {
+    serial::take_over();
+    if LINE.is_locked() {
+        // SAFETY: as `serial::take_over`: the holder is never resumed, so
+        // the report is the only user of the console from now on.
+        unsafe { LINE.force_unlock() };
+    }
 }
 
 #[macro_export]

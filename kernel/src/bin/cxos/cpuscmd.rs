@@ -1,5 +1,6 @@
 //! The shell's CPU commands: `cpus` (state, APIC id, interrupts, idle
-//! time per CPU), `cpus ping <n>` (an IPI round trip) and
+//! time per CPU), `cpus ping <n>` (an IPI round trip), `cpus tlb <n>` (a
+//! TLB shootdown observed on CPU n) and
 //! `irq <vector> cpu <n>` (MSI-X delivery to a CPU); the per-CPU columns
 //! of `irq`.
 
@@ -34,6 +35,12 @@ pub fn cpus(cmd: CpusCommand) {
         CpusCommand::Ping(n) => match smpboot::ping(n) {
             Ok(ns) => println!("cpus: ping cpu {n}: round trip {} us", ns.div_ceil(1000)),
             Err(e) => println!("cpus: ping cpu {n}: {e}"),
+        },
+        CpusCommand::Tlb(n) => match smpboot::tlb_test(n) {
+            Ok(served) => println!(
+                "cpus: tlb cpu {n}: read, faulted after the unmap, read the new contents after the remap ({served} shootdowns served)"
+            ),
+            Err(e) => println!("cpus: tlb cpu {n}: {e}"),
         },
     }
 }

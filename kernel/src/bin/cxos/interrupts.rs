@@ -126,8 +126,34 @@ static COUNTS: [[AtomicU64; 256]; smp::MAX_CPUS] =
 static PENDING: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
 /// Role per vector: 0 = free, else `Role as u8 + 1`.
 static ROLES: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
-/// Bumped by every device interrupt: the main loop's wake-up signal.
-pub static WAKES: AtomicU64 = AtomicU64::new(0);
+/// Per CPU, bumped by every device interrupt whose work runs there (and
+/// by the wake IPI): that CPU's main loop's wake-up signal.
+pub static WAKES: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp::MAX_CPUS];
+/// Per vector, the CPU whose main loop runs its work (`runtime`'s vector
+/// work); the interrupt may be delivered elsewhere (`irq <v> cpu <n>`).
+static WORK_CPU: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
+
+/// [`WORK_CPU`] of a vector whose work was unbound: none (its interrupt,
+/// if one still comes, wakes the boot CPU).
+const UNBOUND: u8 = u8::MAX;
+
+/// The CPU that runs `vector`'s work (`None`: its work was unbound).
+pub fn work_cpu(vector: u8) -> Option<usize> {
+    match WORK_CPU[usize::from(vector)].load(Ordering::Acquire) {
+        UNBOUND => None,
+        c => Some(usize::from(c)),
+    }
+}
+
+/// Run `vector`'s work on CPU `cpu` from now on.
+pub fn set_work_cpu(vector: u8, cpu: usize) {
+    WORK_CPU[usize::from(vector)].store(cpu.min(smp::MAX_CPUS - 1) as u8, Ordering::Release);
+}
+
+/// `vector` has no work any more.
+pub fn clear_work_cpu(vector: u8) {
+    WORK_CPU[usize::from(vector)].store(UNBOUND, Ordering::Release);
+}
 
 struct Owners {
     alloc: VectorAllocator,
@@ -249,6 +275,15 @@ extern "C" fn dispatch(frame: &mut Frame) {
     if vector == 2 && smp::stopping() {
         smp::on_stop(frame.rip, frame.rsp, frame.rflags);
     }
+    if vector == 14
+        && let Some(fixup) = smp::probe_fault()
+    {
+        // `smp::probe_read` touched a page that is not mapped: resume
+        // after the read, telling it so.
+        frame.rip = fixup;
+        frame.rcx = 1;
+        return;
+    }
     if vector < 32 {
         exception(frame);
     }
@@ -265,9 +300,9 @@ extern "C" fn dispatch(frame: &mut Frame) {
             return;
         }
         smp::Local::Wake => {
-            // The boot CPU's main loop wakes on any interrupt; its wake
-            // counter tells it work may be pending.
-            WAKES.fetch_add(1, Ordering::Release);
+            // The main loop wakes on any interrupt; its wake counter
+            // tells it work may be pending.
+            WAKES[cpu].fetch_add(1, Ordering::Release);
             apic::eoi();
             return;
         }
@@ -276,11 +311,12 @@ extern "C" fn dispatch(frame: &mut Frame) {
         serial::on_interrupt();
     }
     PENDING[usize::from(vector)].store(true, Ordering::Release);
-    WAKES.fetch_add(1, Ordering::Release);
+    let work = work_cpu(vector).unwrap_or(0);
+    WAKES[work].fetch_add(1, Ordering::Release);
     apic::eoi();
-    if cpu != 0 {
-        // The work runs in the boot CPU's main loop.
-        smp::wake(0);
+    if cpu != work {
+        // The work runs in another CPU's main loop.
+        smp::wake(work);
     }
 }
 
@@ -290,19 +326,30 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 fn exception(f: &Frame) -> ! {
     let v = f.vector as usize;
     smp::stop_others();
-    serial::take_over();
+    crate::console::take_over();
     if REPORTING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nEXCEPTION while reporting an exception\n");
         arch::exit(arch::EXIT_FAIL);
     }
+    let cr2 = Cr2::read_raw();
     crate::println!(
-        "\nEXCEPTION {} (vector {}) error={:#x} rip={:#x} cr2={:#x}",
+        "\nEXCEPTION {} (vector {}) error={:#x} rip={:#x} cr2={:#x} cpu={}",
         EXCEPTION_NAMES[v],
         v,
         f.error,
         f.rip,
-        Cr2::read_raw()
+        cr2,
+        smp::current()
     );
+    if v == 14 || v == 8 {
+        // A fault in a guard page is a stack overflow (a double fault's
+        // CR2 is the page fault's that caused it, if any).
+        if let Some((cpu, stack)) = guard_owner(cr2) {
+            crate::println!(
+                "stack overflow: cr2 is in the guard page below cpu {cpu}'s {stack} stack"
+            );
+        }
+    }
     crate::println!(
         "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
         f.rax,
@@ -365,23 +412,82 @@ static mut STACK_DEVICE: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_DOUBLE_FAULT: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 static mut STACK_NMI_MC: Stack<{ 32 * 1024 }> = Stack([0; 32 * 1024]);
 
-/// An AP's GDT, TSS and IST stacks (from the heap, never freed).
+/// An AP's GDT and TSS (from the heap, never freed).
 struct ApTables {
     gdt: GlobalDescriptorTable,
     tss: TaskStateSegment,
 }
 
 const AP_IST_STACK: usize = 32 * 1024;
+const PAGE: u64 = 4096;
 
-/// Load a GDT and TSS of this AP's own (IST stacks from the heap) and the
-/// shared IDT. Interrupts stay disabled.
+/// The stacks a guard page sits below, by their slot in [`GUARDS`].
+const STACK_NAMES: [&str; 5] = ["kernel", "exception", "device", "double-fault", "nmi"];
+/// The guard page of each CPU's stacks (0: none), `cpu * 5 + slot`:
+/// slot 0 the kernel stack, 1 + n IST stack n.
+static GUARDS: [AtomicU64; smp::MAX_CPUS * 5] = [const { AtomicU64::new(0) }; smp::MAX_CPUS * 5];
+/// Each AP's IST stack tops, made by [`prepare_ap`] for [`init_ap`].
+static AP_IST_TOPS: [[AtomicU64; 4]; smp::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 4] }; smp::MAX_CPUS];
+
+/// The CPU and stack whose guard page holds `addr`.
+fn guard_owner(addr: u64) -> Option<(usize, &'static str)> {
+    let page = addr & !(PAGE - 1);
+    GUARDS
+        .iter()
+        .position(|g| page != 0 && g.load(Ordering::Relaxed) == page)
+        .map(|i| (i / 5, STACK_NAMES[i % 5]))
+}
+
+/// A stack of `size` bytes from the heap with a guard page below it
+/// (never freed); its top, or `None` without memory or a guard.
+fn guarded_stack(cpu: usize, slot: usize, size: usize) -> Option<u64> {
+    let layout = core::alloc::Layout::from_size_align(size + PAGE as usize, PAGE as usize).ok()?;
+    // SAFETY: a non-zero size; the block is never freed (a CPU's stack
+    // lives as long as the kernel).
+    let base = unsafe { alloc::alloc::alloc_zeroed(layout) } as u64;
+    if base == 0 {
+        return None;
+    }
+    if let Err(e) = crate::mmu::guard_page(base) {
+        log::error!(target: "smp", "no guard page below cpu {cpu}'s {} stack: {e}", STACK_NAMES[slot]);
+        // SAFETY: allocated above with `layout`, still mapped (the guard
+        // was not made), used by nobody.
+        unsafe { alloc::alloc::dealloc(base as *mut u8, layout) };
+        return None;
+    }
+    GUARDS[cpu * 5 + slot].store(base, Ordering::Relaxed);
+    Some(base + PAGE + size as u64)
+}
+
+/// On the boot CPU, before AP `cpu` starts: its kernel stack (`size`
+/// bytes) and IST stacks, each with a guard page below, so an overflow
+/// is a page fault reported with the CPU and stack named rather than
+/// silent corruption of the heap. The kernel stack's top, or `None` (the
+/// AP is skipped).
+pub fn prepare_ap(cpu: usize, size: usize) -> Option<u64> {
+    if cpu == 0 || cpu >= smp::MAX_CPUS {
+        return None;
+    }
+    for (n, top) in AP_IST_TOPS[cpu].iter().enumerate() {
+        if top.load(Ordering::Relaxed) == 0 {
+            top.store(guarded_stack(cpu, 1 + n, AP_IST_STACK)?, Ordering::Relaxed);
+        }
+    }
+    // A CPU index given up on before keeps its IST stacks; the kernel
+    // stack is new (the late AP may still be on the old one).
+    guarded_stack(cpu, 0, size)
+}
+
+/// Load a GDT and TSS of this AP's own (IST stacks from [`prepare_ap`])
+/// and the shared IDT. Interrupts stay disabled.
 pub fn init_ap() {
+    let cpu = smp::current();
     let mut tss = TaskStateSegment::new();
     let mut ist = tss.interrupt_stack_table;
     for slot in [IST_EXCEPTION, IST_DEVICE, IST_DOUBLE_FAULT, IST_NMI_MC] {
-        let stack = alloc::boxed::Box::leak(alloc::vec![0u8; AP_IST_STACK].into_boxed_slice());
         ist[usize::from(slot)] =
-            VirtAddr::new((stack.as_ptr() as u64 + AP_IST_STACK as u64) & !0xf);
+            VirtAddr::new(AP_IST_TOPS[cpu][usize::from(slot)].load(Ordering::Relaxed));
     }
     tss.interrupt_stack_table = ist;
     let t: &'static mut ApTables = alloc::boxed::Box::leak(alloc::boxed::Box::new(ApTables {
@@ -438,9 +544,10 @@ pub fn guard_stacks() {
         &raw const STACK_DOUBLE_FAULT as u64,
         &raw const STACK_NMI_MC as u64,
     ];
-    for b in bottoms {
-        if let Err(e) = crate::mmu::guard_page(b) {
-            log::warn!(target: "mem", "no guard page below the stack at {b:#x}: {e}");
+    for (slot, b) in bottoms.into_iter().enumerate() {
+        match crate::mmu::guard_page(b) {
+            Ok(()) => GUARDS[slot].store(b, Ordering::Relaxed),
+            Err(e) => log::warn!(target: "mem", "no guard page below the stack at {b:#x}: {e}"),
         }
     }
 }

@@ -175,6 +175,7 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         Some("selftest") => selftest::run(),
         Some("panic") => selftest::panic_test(),
         Some("smp-panic") => smpboot::panic_test(),
+        Some("smp-overflow") => smpboot::overflow_test(),
         Some("pagefault") => selftest::pagefault_test(),
         Some("stackoverflow") => selftest::stack_overflow_test(),
         Some(other) => {
@@ -230,7 +231,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     arch::interrupts_disable();
     smp::stop_others();
-    serial::take_over();
+    crate::console::take_over();
     if PANICKING.swap(true, Ordering::AcqRel) {
         serial::write_bytes(b"\nPANIC while panicking\n");
         arch::exit(arch::EXIT_FAIL);

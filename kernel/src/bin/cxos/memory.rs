@@ -117,10 +117,14 @@ pub struct HeapStats {
 }
 
 pub fn heap_stats() -> HeapStats {
-    let h = HEAP.heaps.lock();
+    // Like every use of the heaps' lock: interrupts off while it is held.
+    let size = arch::without_interrupts(|| {
+        let h = HEAP.heaps.lock();
+        (h.early.size() + h.main.size()) as u64
+    });
     HeapStats {
         used: HEAP.used.load(Ordering::Relaxed),
-        size: (h.early.size() + h.main.size()) as u64,
+        size,
         allocations: HEAP.allocations.load(Ordering::Relaxed),
         failures: HEAP.failures.load(Ordering::Relaxed),
     }

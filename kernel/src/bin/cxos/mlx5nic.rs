@@ -18,7 +18,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
@@ -38,6 +38,8 @@ use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
 use crate::{interrupts, print, println, runtime, time};
 
+#[cfg(feature = "net")]
+pub mod ethtool;
 #[cfg(feature = "net")]
 pub mod members;
 #[cfg(feature = "net")]
@@ -569,6 +571,12 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     if let Some(m) = crate::netstack::config_for(&slot.iface()).mtu {
         cfg.eth.mtu = usize::from(m);
     }
+    // `net.<i>=...,rx-usecs=..,skb_tx_mpwqe=..` (ethtool's settings).
+    #[cfg(feature = "net")]
+    ethtool::eth_config(
+        &mut cfg.eth,
+        &crate::netstack::port_items_for(&slot.iface()).tune,
+    );
     // The MAC drops frames longer than the data path's MTU (PMTU) rather
     // than let them overflow a receive buffer.
     if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {
@@ -615,18 +623,7 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
             return State::Attached(Box::new(adapter));
         }
     };
-    let bound = nic.with_adapter(|a| {
-        let platform = a.platform();
-        let bound = platform.msix_bind(entry, move || service_port(addr));
-        // Receive queues spread by RSS complete on the other completion
-        // EQs: their vectors wake the stacks too.
-        for (_, other) in a.comp_eqs() {
-            if other != entry {
-                platform.msix_bind(other, move || service_port(addr));
-            }
-        }
-        bound
-    });
+    let bound = nic.with_adapter(|a| bind_comp_vectors(a, slot.index, addr));
     println!(
         "mlx5 {addr}: port open: mtu {}, {} tx / {} rx buffers, comp eq {} on MSI-X entry {entry}{}",
         cfg.eth.mtu,
@@ -636,6 +633,53 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
         if bound { "" } else { " (not bound: polled)" }
     );
     open_interfaces(slot, nic, main)
+}
+
+/// Per port, per completion EQ (queue set): the CPUs polling a VNIC with
+/// a CQ on it, which its vector's work wakes (bit c: CPU c).
+static EQ_CPUS: [[AtomicU32; MAX_QUEUE_SETS]; MAX_PORTS] =
+    [const { [const { AtomicU32::new(0) }; MAX_QUEUE_SETS] }; MAX_PORTS];
+const MAX_QUEUE_SETS: usize = 16;
+const MAX_PORTS: usize = cxos_kernel::cmdline::MAX_INTERFACES;
+
+/// The CPU queue set `set` belongs to: set i to CPU i mod the online CPUs.
+fn queue_set_cpu(set: usize) -> usize {
+    let cpu = set % crate::smp::count().max(1);
+    if crate::smp::apic_id(cpu).is_some() {
+        cpu
+    } else {
+        0
+    }
+}
+
+/// One queue set per CPU: completion EQ i's vector is delivered to, and
+/// its work run on, [`queue_set_cpu`]`(i)` (the platform's target-CPU
+/// binding); whether EQ 0's vector was bound.
+pub(crate) fn bind_comp_vectors(a: &Mlx5Adapter, port: usize, addr: PciAddress) -> bool {
+    let platform = a.platform();
+    let mut bound = true;
+    for (i, (_, entry)) in a.comp_eqs().into_iter().enumerate() {
+        let cpu = queue_set_cpu(i);
+        if let Some(m) = EQ_CPUS.get(port).and_then(|p| p.get(i)) {
+            m.store(1 << cpu, Ordering::Release);
+        }
+        let ok = platform.msix_bind_on(entry, cpu, move || service_port(addr, port, i));
+        if i == 0 {
+            bound = ok;
+        }
+    }
+    bound
+}
+
+/// CPU `cpu` polls a VNIC whose CQs report to EQs `eqs` of port `port`:
+/// their vectors wake it.
+#[cfg(feature = "net")]
+fn note_poller(port: usize, eqs: &[usize], cpu: usize) {
+    for &e in eqs {
+        if let Some(m) = EQ_CPUS.get(port).and_then(|p| p.get(e)) {
+            m.fetch_or(1 << cpu, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Take the adapter back from its steering once every VNIC is gone.
@@ -662,7 +706,7 @@ fn open_interfaces(slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State 
                     .into_iter()
                     .filter(|(_, d)| d.over == Over::Port(slot.index as u8))
                 {
-                    match create_vnic(&nic, n, &def) {
+                    match create_vnic(&nic, slot.index, n, &def) {
                         Ok(status) => {
                             println!("{status}");
                             vnics.push(n);
@@ -695,10 +739,21 @@ fn open_interfaces(_slot: &Slot, nic: Nic<Mlx5Adapter>, main: Mlx5Vnic) -> State
 #[cfg(feature = "net")]
 fn create_vnic(
     nic: &Nic<Mlx5Adapter>,
+    port: usize,
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    let mut vnic = nic.create(def.spec).map_err(|e| format!("{e}"))?;
+    // Its owner: the CPU asked for, or round-robin from CPU 1 (the port's
+    // own interface is on CPU 0).
+    let cpus = crate::smp::count().max(1);
+    let cpu = match def.cpu {
+        Some(c) if crate::smp::apic_id(usize::from(c)).is_some() => usize::from(c),
+        Some(c) => return Err(format!("no CPU {c} online")),
+        None => (n as usize + 1) % cpus,
+    };
+    // Its queue set is its CPU's: the CPU's EQ, whose vector goes to it.
+    let mut vnic = nic.create_on(def.spec, cpu).map_err(|e| format!("{e}"))?;
+    note_poller(port, vnic.queue_set().eq_indexes(), cpu);
     // Receive buffers for the port's MTU (which `mtu net<i>` may have
     // raised since the port opened): every frame PMTU lets through fits.
     // The VNIC's own MTU (`ip:...,mtu=N`) is at most the port's.
@@ -722,29 +777,33 @@ fn create_vnic(
         vnic.destroy();
         return Err(e);
     }
-    crate::netstack::open_with(&format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
+    crate::netstack::open_on(cpu, &format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why
     })
 }
 
-/// The completion vector fired: the network stacks take the frames
-/// (inside a cooperative command wait, only if the interface table is
-/// free).
+/// Completion EQ `eq` of port `port` fired (on the CPU its work is bound
+/// to): this CPU's stacks take their frames, and any other CPU polling a
+/// VNIC with a CQ on that EQ is woken to take its own.
 #[cfg(feature = "net")]
-fn service_port(_addr: PciAddress) {
-    if cmdwait::waiting() {
-        crate::netstack::poll_if_free();
-    } else {
-        crate::netstack::poll();
+fn service_port(_addr: PciAddress, port: usize, eq: usize) {
+    let me = crate::smp::current();
+    let mask = EQ_CPUS
+        .get(port)
+        .and_then(|p| p.get(eq))
+        .map_or(0, |m| m.load(Ordering::Acquire));
+    for cpu in (0..crate::smp::count()).filter(|&c| c != me && mask & (1 << c) != 0) {
+        crate::runtime::wake_at_on(cpu, 0);
     }
+    crate::netstack::poll();
 }
 
 /// The completion vector fired: reap completions; without a network
 /// stack received frames are counted and dropped, so the receive ring
 /// never starves.
 #[cfg(not(feature = "net"))]
-fn service_port(addr: PciAddress) {
+fn service_port(addr: PciAddress, _port: usize, _eq: usize) {
     use cxos_drivers::NetDevice;
     let mut slots = SLOTS.lock();
     let Some(slot) = slots.iter_mut().find(|s| s.addr == addr) else {
@@ -777,7 +836,7 @@ pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<S
     if o.vnics.contains(&n) {
         return Some(Err(format!("vnic{n} exists")));
     }
-    Some(create_vnic(&o.nic, n, def).inspect(|_| o.vnics.push(n)))
+    Some(create_vnic(&o.nic, port, n, def).inspect(|_| o.vnics.push(n)))
 }
 
 /// Destroy VNIC `n`: its apps are aborted, its flow entries removed, its
@@ -812,11 +871,13 @@ pub fn vnic_lines() -> Vec<String> {
         let names =
             core::iter::once(slot.iface()).chain(o.vnics.iter().map(|n| format!("vnic{n}")));
         for name in names {
+            let cpu = crate::netstack::owner_cpu(&name).unwrap_or(0);
             if let Some(x) = crate::netstack::with_net::<Mlx5Vnic, _>(&name, |net| {
                 (
                     vnic_line(net),
                     net.device().nic().clone(),
                     net.device().id(),
+                    cpu,
                 )
             }) {
                 found.push(x);
@@ -825,12 +886,12 @@ pub fn vnic_lines() -> Vec<String> {
     }
     let mut lines: Vec<String> = found
         .into_iter()
-        .map(|(line, nic, id)| {
+        .map(|(line, nic, id, cpu)| {
             let flow = match cmdwait::run(|idle| nic.flow_traffic_with(id, idle)) {
                 Ok(t) => format!("flow {} pkts {} B", t.packets, t.bytes),
                 Err(e) => format!("flow ? ({e})"),
             };
-            format!("{line} {flow}")
+            format!("{line} {flow} cpu {cpu}")
         })
         .collect();
     lines.extend(members::vnic_lines());
@@ -1246,8 +1307,14 @@ fn irq_lines() -> Vec<String> {
             if let Some((eqn, _)) = eq0.filter(|&(_, ev)| ev == entry) {
                 eqs.push(format!("eq0 {}", eqn.0));
             }
-            for (eqn, _) in comp.iter().filter(|&&(_, ev)| ev == entry) {
-                eqs.push(format!("comp eq {}", eqn.0));
+            for (i, (eqn, _)) in comp.iter().enumerate().filter(|(_, (_, ev))| *ev == entry) {
+                if crate::smp::count() > 1 {
+                    // One queue set per CPU: the CPU its work runs on.
+                    let cpu = interrupts::work_cpu(v).unwrap_or(0);
+                    eqs.push(format!("comp eq {} queue set {i} cpu {cpu}", eqn.0));
+                } else {
+                    eqs.push(format!("comp eq {}", eqn.0));
+                }
             }
             let what = if eqs.is_empty() {
                 String::from("unused")

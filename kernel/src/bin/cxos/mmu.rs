@@ -1,17 +1,80 @@
 //! The kernel's page tables: [`cxos_kernel::paging`] over the live tables,
 //! which sit in identity-mapped memory (the boot tables in the image, new
 //! ones in frames from below 4 GiB first).
+//!
+//! Every change runs under one lock with interrupts off. A change to an
+//! entry that was present (a re-flagged 2 MiB page, a split, a guard page)
+//! is flushed from this CPU's TLB at once and, when the APs run, from
+//! every other CPU's by a TLB shootdown (`smp::shootdown`, registered
+//! here by `smpboot` so that this module does not depend on the APIC)
+//! before the lock is released.
 
 use cxos_boot::{BootInfo, MemoryKind};
 use cxos_kernel::paging::TableMemory;
 pub use cxos_kernel::paging::{Cache, MapError};
+use cxos_kernel::tlb::FlushBatch;
+use spin::{Mutex, MutexGuard, Once};
 use x86_64::VirtAddr;
 use x86_64::instructions::tlb;
 use x86_64::registers::control::Cr3;
 
 use crate::{arch, memory};
 
-struct LiveTables;
+/// The translations one change flushed, for the other CPUs.
+struct LiveTables {
+    batch: FlushBatch,
+}
+
+/// Serialises page-table changes (and so the shootdowns).
+static TABLES: Mutex<()> = Mutex::new(());
+
+/// The other CPUs' side of a change (see the module comment).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote {
+    /// Make the other CPUs drop `batch`'s translations and wait for them.
+    pub shootdown: fn(&FlushBatch),
+    /// Carry out this CPU's pending shootdown request.
+    pub serve: fn(),
+}
+
+static REMOTE: Once<Remote> = Once::new();
+
+/// Called before the first AP starts.
+pub fn set_remote(remote: Remote) {
+    REMOTE.call_once(|| remote);
+}
+
+/// Run one change of the live tables: under the lock, interrupts off, the
+/// other CPUs' TLBs shot down before it returns.
+fn change<R>(f: impl FnOnce(&mut LiveTables, u64) -> R) -> R {
+    arch::without_interrupts(|| {
+        let _guard = lock();
+        let mut tables = LiveTables {
+            batch: FlushBatch::new(),
+        };
+        let r = f(&mut tables, pml4());
+        if !tables.batch.is_empty()
+            && let Some(remote) = REMOTE.get()
+        {
+            (remote.shootdown)(&tables.batch);
+        }
+        r
+    })
+}
+
+/// Take the lock; while another CPU holds it, answer its shootdown
+/// requests (it waits for this CPU with the lock held).
+fn lock() -> MutexGuard<'static, ()> {
+    loop {
+        if let Some(g) = TABLES.try_lock() {
+            return g;
+        }
+        if let Some(remote) = REMOTE.get() {
+            (remote.serve)();
+        }
+        core::hint::spin_loop();
+    }
+}
 
 impl TableMemory for LiveTables {
     fn read(&self, table: u64, index: usize) -> u64 {
@@ -21,10 +84,10 @@ impl TableMemory for LiveTables {
     }
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
-        // SAFETY: as in `read`; entries are written with interrupts off
-        // (see `map_identity`) by the boot CPU only. Mappings are only
-        // added once the APs run (guard pages are made before they
-        // start), so no other CPU's TLB holds an entry this invalidates.
+        // SAFETY: as in `read`; entries are written under `TABLES` with
+        // interrupts off (`change`), and a changed entry that was present
+        // is flushed here and on the other CPUs before the lock is
+        // released (`flush`, `change`).
         unsafe { ((table + index as u64 * 8) as *mut u64).write_volatile(value) }
     }
 
@@ -36,6 +99,7 @@ impl TableMemory for LiveTables {
         // Identity map: the linear address is the physical one, in the
         // canonical form 4-level paging gives it.
         tlb::flush(VirtAddr::new_truncate(addr));
+        self.batch.add(addr);
     }
 }
 
@@ -47,17 +111,18 @@ fn pml4() -> u64 {
 /// Make the page at `addr` a guard page (not present), so running off the
 /// end of a stack faults instead of overwriting its neighbours.
 pub fn guard_page(addr: u64) -> Result<(), MapError> {
-    let pml4 = pml4();
-    arch::without_interrupts(|| cxos_kernel::paging::unmap_4k(&mut LiveTables, pml4, addr))
+    change(|t, pml4| cxos_kernel::paging::unmap_4k(t, pml4, addr))
+}
+
+/// Map the 4 KiB page at `addr` again after [`guard_page`].
+pub fn unguard_page(addr: u64) -> Result<(), MapError> {
+    change(|t, pml4| cxos_kernel::paging::map_4k(t, pml4, addr))
 }
 
 /// Identity map `[start, start + len)` (2 MiB granularity) in the live
 /// page tables.
 pub fn map_identity(start: u64, len: u64, cache: Cache) -> Result<(), MapError> {
-    let pml4 = pml4();
-    arch::without_interrupts(|| {
-        cxos_kernel::paging::map_identity(&mut LiveTables, pml4, start, len, cache)
-    })
+    change(|t, pml4| cxos_kernel::paging::map_identity(t, pml4, start, len, cache))
 }
 
 /// Identity map the usable RAM above 4 GiB (the boot tables cover the

@@ -4,10 +4,22 @@
 //! here (`net<i>` on an opened port, `vnic<N>`); the shell and `test=`
 //! find them here, by name or address.
 //!
-//! Everything runs from the main loop: [`poll`] runs after every
+//! Everything runs from the main loops: [`poll`] runs after every
 //! interrupt (a port's completion vector, the serial line, timers) and at
 //! the earliest time the stacks or apps asked for (smoltcp's poll delay,
 //! an app's timer), through [`runtime::wake_at`]; nothing spins.
+//!
+//! SMP: each CPU has its own interface table ([`TABLES`]) and polls only
+//! that one: an interface (its device, its smoltcp stack, its sockets and
+//! apps) is owned by one CPU ([`open_on`]; the VNIC of `vnic.<N>=...,cpu=1`
+//! on CPU 1). A table's lock is taken by its own CPU's poll and by the
+//! control plane (shell, drivers, timers on the boot CPU) reaching that
+//! interface; a CPU's poll never waits for it (`try_lock`: busy, it comes
+//! back in a millisecond), so no packet path waits on a lock another CPU's
+//! packet path holds. App ids are numbered per table
+//! ([`APP_IDS_PER_CPU`]), so an id names its table. Table 0 (the boot
+//! CPU's) also keeps the configurations interfaces start with and the
+//! down entries of interfaces not running.
 //!
 //! An app is either the foreground app of the shell or of the command
 //! line's `test=` (one at a time; Ctrl-C aborts the shell's), or a
@@ -30,9 +42,61 @@ use cxos_net::config::IfConfig;
 use cxos_net::smoltcp::time::Instant;
 use spin::Mutex;
 
+use crate::smp::{self, MAX_CPUS};
 use crate::{print, println, runtime, time};
 
-static INTERFACES: Mutex<Interfaces> = Mutex::new(Interfaces::new());
+/// App ids of CPU c's table start at `c * APP_IDS_PER_CPU + 1`.
+const APP_IDS_PER_CPU: u32 = 100_000;
+
+/// Per CPU, the interfaces it owns.
+static TABLES: [Mutex<Interfaces>; MAX_CPUS] = [
+    table(0),
+    table(1),
+    table(2),
+    table(3),
+    table(4),
+    table(5),
+    table(6),
+    table(7),
+    table(8),
+    table(9),
+    table(10),
+    table(11),
+    table(12),
+    table(13),
+    table(14),
+    table(15),
+];
+
+const fn table(cpu: u32) -> Mutex<Interfaces> {
+    Mutex::new(Interfaces::numbered_from(cpu * APP_IDS_PER_CPU + 1))
+}
+
+/// The boot CPU's table (configurations, down entries).
+static INTERFACES: &Mutex<Interfaces> = &TABLES[0];
+
+/// The tables of the CPUs that may own interfaces.
+fn tables() -> &'static [Mutex<Interfaces>] {
+    &TABLES[..smp::count().clamp(1, MAX_CPUS)]
+}
+
+/// The CPU whose table lists interface `name` (running or down).
+pub fn owner_cpu(name: &str) -> Option<usize> {
+    tables()
+        .iter()
+        .position(|t| t.lock().status_line(name).is_some())
+}
+
+/// The table of the CPU that owns interface `name` (table 0 if none).
+fn table_of(name: &str) -> &'static Mutex<Interfaces> {
+    &TABLES[owner_cpu(name).unwrap_or(0)]
+}
+
+/// The table app `id` runs in.
+fn table_of_app(id: AppId) -> &'static Mutex<Interfaces> {
+    let cpu = (id.0.saturating_sub(1) / APP_IDS_PER_CPU) as usize;
+    &TABLES[cpu.min(MAX_CPUS - 1)]
+}
 
 /// The `speed=`/`led=` items given for `net<i>` (command line or
 /// `ifconfig`), applied when its port opens.
@@ -55,6 +119,7 @@ pub fn set_port_items(name: &str, items: PortItems) {
         Some((_, p)) => {
             p.speed = items.speed.or(p.speed);
             p.led = items.led.or(p.led);
+            p.tune.merge(&items.tune);
         }
         None => all.push((name.into(), items)),
     }
@@ -96,7 +161,7 @@ pub fn init(net: &[(usize, String)]) {
             }
         }
     }
-    runtime::on_wake(poll);
+    runtime::on_wake_every_cpu(poll);
 }
 
 /// The configuration interface `name` starts with (`none` unless set).
@@ -117,11 +182,37 @@ pub fn open_with<D: NetDevice + Send + 'static>(
     dev: D,
     cfg: &IfConfig,
 ) -> Result<String, (D, String)> {
+    open_on(0, name, dev, cfg)
+}
+
+/// [`open_with`], the interface owned by CPU `cpu`: only that CPU polls
+/// it and runs its apps.
+pub fn open_on<D: NetDevice + Send + 'static>(
+    cpu: usize,
+    name: &str,
+    dev: D,
+    cfg: &IfConfig,
+) -> Result<String, (D, String)> {
     let net =
         NetIf::new(name, dev, cfg, now()).map_err(|e| (e.device, alloc::format!("{}", e.error)))?;
     let line = net.status_line();
-    match INTERFACES.lock().add(Box::new(NetInterface::new(net))) {
-        Ok(()) => Ok(line),
+    let cpu = if cpu < tables().len() { cpu } else { 0 };
+    // One entry per name over all tables: a running one elsewhere refuses
+    // it, a down one elsewhere makes way.
+    for (i, t) in tables().iter().enumerate() {
+        if i != cpu {
+            let mut t = t.lock();
+            if t.get_mut(name).is_some() {
+                return Err((net.into_device(), alloc::format!("{name} exists")));
+            }
+            let _ = t.remove(name, now(), &mut Console);
+        }
+    }
+    match TABLES[cpu].lock().add(Box::new(NetInterface::new(net))) {
+        Ok(()) => {
+            runtime::wake_at_on(cpu, 0);
+            Ok(line)
+        }
         Err(Taken(iface)) => Err((device_of::<D>(iface), alloc::format!("{name} exists"))),
     }
 }
@@ -141,7 +232,7 @@ fn device_of<D: NetDevice + Send + 'static>(iface: Box<dyn Interface>) -> D {
 /// `why`, `ifconfig` keeps listing it as `<name>: <why>`. Its device, if
 /// it was running.
 pub fn close<D: NetDevice + Send + 'static>(name: &str, why: Option<&str>) -> Option<D> {
-    let mut table = INTERFACES.lock();
+    let mut table = table_of(name).lock();
     let iface = match why {
         Some(why) => table.set_down(name, why, now(), &mut Console),
         None => table.remove(name, now(), &mut Console),
@@ -151,7 +242,9 @@ pub fn close<D: NetDevice + Send + 'static>(name: &str, why: Option<&str>) -> Op
 
 /// List `name` as `<name>: <why>` (a port without a data path).
 pub fn set_down(name: &str, why: &str) {
-    INTERFACES.lock().set_down(name, why, now(), &mut Console);
+    table_of(name)
+        .lock()
+        .set_down(name, why, now(), &mut Console);
 }
 
 /// Run `f` on the stack of interface `name` if it runs over a `D` (the
@@ -160,25 +253,30 @@ pub fn with_net<D: NetDevice + Send + 'static, R>(
     name: &str,
     f: impl FnOnce(&mut NetIf<D>) -> R,
 ) -> Option<R> {
-    INTERFACES.lock().net_mut::<D>(name).map(f)
+    table_of(name).lock().net_mut::<D>(name).map(f)
 }
 
-/// Poll every interface and the apps on it; ask the main loop to come
-/// back at the earliest deadline any of them has.
+/// How soon a CPU whose table was busy looks again.
+const BUSY_RETRY_NS: u64 = 1_000_000;
+
+/// Poll every interface this CPU owns and the apps on them; ask its main
+/// loop to come back at the earliest deadline any of them has. The table
+/// held elsewhere (the shell or a driver reaching one of its interfaces):
+/// nothing this round, again shortly.
 pub fn poll() {
-    let next = INTERFACES.lock().poll(now(), &mut Console);
-    wake_for(next);
-}
-
-/// [`poll`], unless the interface table is in use (a caller waiting
-/// inside a call that holds it): then nothing this round.
-pub fn poll_if_free() {
-    let Some(mut table) = INTERFACES.try_lock() else {
+    let Some(mut table) = TABLES[smp::current()].try_lock() else {
+        runtime::wake_at(time::now_ns().saturating_add(BUSY_RETRY_NS));
         return;
     };
     let next = table.poll(now(), &mut Console);
     drop(table);
     wake_for(next);
+}
+
+/// [`poll`] from inside a cooperative wait (a caller holding this CPU's
+/// table leaves it alone).
+pub fn poll_if_free() {
+    poll();
 }
 
 fn wake_for(next: Option<Instant>) {
@@ -192,52 +290,58 @@ fn wake_for(next: Option<Instant>) {
 pub fn start_app(cmd: &AppCommand, owner: Owner) -> Result<AppId, String> {
     // The run number tells one l2send run's frames from another's.
     let run = (time::now_ns() / 1000) as u32;
-    let id = INTERFACES.lock().start(cmd, owner, now(), run)?;
+    // It runs on the CPU that owns its interface.
+    let cpu = tables()
+        .iter()
+        .position(|t| t.lock().resolve(&cmd.target).is_ok())
+        .unwrap_or(0);
+    let id = TABLES[cpu].lock().start(cmd, owner, now(), run)?;
     // First poll now rather than at the next interrupt.
-    runtime::wake_at(0);
+    runtime::wake_at_on(cpu, 0);
     Ok(id)
 }
 
 /// The verdict of app `id` once it finished.
 pub fn take_result(id: AppId) -> Option<Verdict> {
-    INTERFACES.lock().take_result(id)
+    table_of_app(id).lock().take_result(id)
 }
 
 /// Abort app `id` (Ctrl-C): its summary is printed and its verdict
 /// recorded (as for a finished one). False if it is not running.
 pub fn abort(id: AppId) -> bool {
-    INTERFACES.lock().abort(id, now(), &mut Console)
+    table_of_app(id).lock().abort(id, now(), &mut Console)
 }
 
 /// `serve`: the background services, one line each.
 pub fn services() -> Vec<String> {
-    INTERFACES.lock().services()
+    tables().iter().flat_map(|t| t.lock().services()).collect()
 }
 
 /// `serve stop <id>`.
 pub fn stop_service(id: AppId) -> bool {
-    INTERFACES.lock().stop_service(id, now(), &mut Console)
+    table_of_app(id)
+        .lock()
+        .stop_service(id, now(), &mut Console)
 }
 
 /// `ifconfig`: one status line per interface.
 pub fn status_lines() -> Vec<String> {
-    INTERFACES.lock().status_lines()
+    tables()
+        .iter()
+        .flat_map(|t| t.lock().status_lines())
+        .collect()
 }
 
 /// `ifconfig <name>`.
 pub fn status_line(name: &str) -> Option<String> {
-    INTERFACES.lock().status_line(name)
+    tables().iter().find_map(|t| t.lock().status_line(name))
 }
 
 /// Give interface `name` the addresses of `cfg` now (its status line) and
 /// whenever it opens again; `None` if it is not running.
 pub fn reconfigure(name: &str, cfg: &IfConfig) -> Option<String> {
-    let mut table = INTERFACES.lock();
-    table.set_config(name, *cfg);
-    let line = table.reconfigure(name, cfg);
-    drop(table);
-    runtime::wake_at(0);
-    line
+    INTERFACES.lock().set_config(name, *cfg);
+    reconfigure_now(name, cfg)
 }
 
 /// Remember `cfg` for interface `name` (its next open) without touching
@@ -250,13 +354,14 @@ pub fn set_config(name: &str, cfg: &IfConfig) {
 /// remembering them for a later open (the VNICs keep theirs in their
 /// definition); its status line, or `None` if it is not running.
 pub fn reconfigure_now(name: &str, cfg: &IfConfig) -> Option<String> {
-    let line = INTERFACES.lock().reconfigure(name, cfg);
-    runtime::wake_at(0);
+    let cpu = owner_cpu(name).unwrap_or(0);
+    let line = TABLES[cpu].lock().reconfigure(name, cfg);
+    runtime::wake_at_on(cpu, 0);
     line
 }
 
 /// Whether interface `name` can carry a test: link up and, when an IPv4
 /// configuration is asked for, an address (DHCP lease).
 pub fn ready(name: &str) -> bool {
-    INTERFACES.lock().ready(name)
+    tables().iter().any(|t| t.lock().ready(name))
 }

@@ -67,6 +67,8 @@ impl Config {
 /// PCI configuration mechanism #1: CONFIG_ADDRESS and CONFIG_DATA.
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
+/// One address-data pair at a time across CPUs.
+static LEGACY: Mutex<()> = Mutex::new(());
 
 impl ConfigSpace for Config {
     fn read32(&self, offset: u16) -> u32 {
@@ -76,8 +78,10 @@ impl ConfigSpace for Config {
             // is inside this function's 4 KiB.
             Some(base) => unsafe { mmio::reg32(base + u64::from(offset)) }.read(),
             // SAFETY: mechanism #1 ports, which only this module uses; with
-            // interrupts off nothing comes between the address and the data.
+            // interrupts off and `LEGACY` held nothing comes between the
+            // address and the data, on this CPU or another.
             None if offset < 256 => arch::without_interrupts(|| unsafe {
+                let _pair = LEGACY.lock();
                 Port::<u32>::new(CONFIG_ADDRESS).write(self.legacy_address(offset));
                 Port::<u32>::new(CONFIG_DATA).read()
             }),
@@ -92,6 +96,7 @@ impl ConfigSpace for Config {
             Some(base) => unsafe { mmio::reg32(base + u64::from(offset)) }.write(value),
             // SAFETY: as in `read32`.
             None if offset < 256 => arch::without_interrupts(|| unsafe {
+                let _pair = LEGACY.lock();
                 Port::<u32>::new(CONFIG_ADDRESS).write(self.legacy_address(offset));
                 Port::<u32>::new(CONFIG_DATA).write(value);
             }),

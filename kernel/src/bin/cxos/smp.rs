@@ -3,13 +3,16 @@
 //! the application processors (APs); this module is what the interrupt
 //! dispatcher calls, so it does not depend on it.
 //!
-//! An AP runs its own local APIC timer and an idle `hlt` loop; device
-//! interrupts routed to it set the vector's pending flag and wake the boot
-//! CPU, whose main loop runs the work (console and shell stay there too).
+//! An AP runs its own local APIC timer and its own main loop
+//! (`runtime::run_once`): a device interrupt sets the vector's pending flag
+//! and wakes the CPU its work is bound to (`interrupts::set_work_cpu`),
+//! which may be another one; console and shell stay on the boot CPU.
 
 use alloc::vec::Vec;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use cxos_kernel::tlb::{FlushBatch, Invalidate, Shootdown};
 
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
@@ -73,6 +76,12 @@ pub struct PerCpu {
     stop_rip: AtomicU64,
     stop_rsp: AtomicU64,
     stop_rflags: AtomicU64,
+    /// A function for this AP to run on its own kernel stack (`run_on`;
+    /// 0: none), and how many it ran.
+    call: AtomicUsize,
+    calls: AtomicU64,
+    /// `probe_read`: where a page fault resumes (0: a fault is fatal).
+    probe_fixup: AtomicU64,
 }
 
 impl PerCpu {
@@ -87,6 +96,9 @@ impl PerCpu {
             stop_rip: AtomicU64::new(0),
             stop_rsp: AtomicU64::new(0),
             stop_rflags: AtomicU64::new(0),
+            call: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            probe_fixup: AtomicU64::new(0),
         }
     }
 
@@ -113,6 +125,13 @@ pub static CPUS: [PerCpu; MAX_CPUS] = {
 static TIMER_VECTOR: AtomicU8 = AtomicU8::new(0);
 static WAKE_VECTOR: AtomicU8 = AtomicU8::new(0);
 static PING_VECTOR: AtomicU8 = AtomicU8::new(0);
+static TLB_VECTOR: AtomicU8 = AtomicU8::new(0);
+/// The TLB shootdown in progress (`shootdown`).
+static SHOOTDOWN: Shootdown<MAX_CPUS> = Shootdown::new();
+/// How long a shootdown waits for the other CPUs' acknowledgements; only
+/// bounds a CPU that stopped answering (its TLB is then flushed whole by
+/// the next request it serves).
+const SHOOTDOWN_TIMEOUT_NS: u64 = 2_000_000_000;
 /// Set before a panic's NMIs go out: an NMI then means "stop".
 static STOPPING: AtomicBool = AtomicBool::new(false);
 /// `test=smp-panic`: the next ping panics the CPU it reaches.
@@ -121,10 +140,11 @@ pub static PANIC_ON_PING: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicU32 = AtomicU32::new(1);
 
 /// The vectors `smpboot` allocated for the APs' timer and the IPIs.
-pub fn set_vectors(timer: u8, wake: u8, ping: u8) {
+pub fn set_vectors(timer: u8, wake: u8, ping: u8, tlb: u8) {
     TIMER_VECTOR.store(timer, Ordering::Relaxed);
     WAKE_VECTOR.store(wake, Ordering::Relaxed);
     PING_VECTOR.store(ping, Ordering::Relaxed);
+    TLB_VECTOR.store(tlb, Ordering::Relaxed);
 }
 
 pub fn timer_vector() -> u8 {
@@ -174,8 +194,15 @@ pub fn count() -> usize {
     COUNT.load(Ordering::Acquire) as usize
 }
 
-/// `hlt` until the next interrupt, counted as this CPU's idle time.
+/// `hlt` until the next interrupt, counted as this CPU's idle time
+/// (called with interrupts off; returns with them on). An AP with a
+/// [`run_on`] call pending runs it instead: its wake IPI may have come
+/// before interrupts were turned off.
 pub fn halt_idle() {
+    if run_call() {
+        arch::interrupts_enable();
+        return;
+    }
     let t0 = time::now_ns();
     arch::enable_and_halt();
     CPUS[current()]
@@ -193,6 +220,10 @@ pub fn on_local_vector(vector: u8) -> Local {
     }
     if vector == WAKE_VECTOR.load(Ordering::Relaxed) {
         return Local::Wake;
+    }
+    if vector == TLB_VECTOR.load(Ordering::Relaxed) {
+        serve_shootdown();
+        return Local::Handled;
     }
     if vector == PING_VECTOR.load(Ordering::Relaxed) {
         if PANIC_ON_PING.load(Ordering::Acquire) {
@@ -317,4 +348,148 @@ pub fn print_states() {
             println!("cpu {i} apic {id}: {} (did not stop)", state.name());
         }
     }
+}
+
+// ---- TLB shootdown ----
+
+/// Carry out this CPU's pending shootdown request, if any: from the IPI,
+/// and from `mmu`'s lock spin (a CPU waiting for the page-table lock with
+/// interrupts off must still answer the CPU that holds it).
+pub fn serve_shootdown() {
+    SHOOTDOWN.serve(current(), |i| match i {
+        Invalidate::Page(a) => x86_64::instructions::tlb::flush(VirtAddr::new_truncate(a)),
+        // No global pages are mapped (the boot tables and `paging` never
+        // set G), so reloading CR3 drops every translation.
+        Invalidate::All => x86_64::instructions::tlb::flush_all(),
+    });
+}
+
+/// Shootdowns this CPU served.
+pub fn shootdowns_served(cpu: usize) -> u64 {
+    SHOOTDOWN.served(cpu)
+}
+
+/// After a page-table change (the caller holds `mmu`'s lock and has
+/// flushed its own TLB): make every other online CPU drop the changed
+/// translations, and wait until each did. A CPU that does not answer in
+/// time is reported; it flushes everything on its next request.
+pub fn shootdown(batch: &FlushBatch) {
+    let vector = TLB_VECTOR.load(Ordering::Relaxed);
+    let me = current();
+    let online = |i: usize| i != me && CPUS[i].state() == CpuState::Online;
+    // The CPUs online now: one that comes up later loads the changed
+    // tables afresh; one that stops (a panic elsewhere) is not waited for.
+    let targets: Vec<usize> = (0..MAX_CPUS).filter(|&i| online(i)).collect();
+    if vector == 0 || batch.is_empty() || targets.is_empty() {
+        return;
+    }
+    let generation = SHOOTDOWN.publish(batch);
+    for &cpu in &targets {
+        apic::send_ipi(
+            CPUS[cpu].apic_id.load(Ordering::Relaxed),
+            Icr::new().with_vector(vector),
+        );
+    }
+    let deadline = time::now_ns() + SHOOTDOWN_TIMEOUT_NS;
+    loop {
+        let missing = SHOOTDOWN.unacked(generation, targets.iter().copied().filter(|&i| online(i)));
+        if missing == 0 {
+            return;
+        }
+        if time::now_ns() > deadline {
+            log::error!(target: "smp", "TLB shootdown {generation}: CPUs {missing:#b} (bit mask) did not acknowledge within {} ms", SHOOTDOWN_TIMEOUT_NS / 1_000_000);
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+// ---- running code on an AP ----
+
+/// Run `f` on AP `cpu`, on its own kernel stack (its idle loop picks it
+/// up after the wake IPI), and wait up to `timeout_ns` for it to finish.
+/// For the tests of the TLB shootdown and the AP stack guard pages.
+pub fn run_on(cpu: usize, f: fn(), timeout_ns: u64) -> Result<(), &'static str> {
+    if cpu == current() || cpu == 0 {
+        return Err("not an AP other than this CPU");
+    }
+    if apic_id(cpu).is_none() {
+        return Err("no such CPU online");
+    }
+    let c = &CPUS[cpu];
+    let before = c.calls.load(Ordering::Acquire);
+    if c.call
+        .compare_exchange(0, f as usize, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err("that CPU is busy with another call");
+    }
+    wake(cpu);
+    let deadline = time::now_ns() + timeout_ns;
+    while c.calls.load(Ordering::Acquire) == before {
+        if time::now_ns() > deadline {
+            return Err("the call did not finish in time");
+        }
+        // The caller may have interrupts off: answer a shootdown the
+        // call itself (or anyone) may be waiting for.
+        serve_shootdown();
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// The AP's side of [`run_on`], from its idle loop ([`halt_idle`]), on
+/// its kernel stack; whether there was a call.
+fn run_call() -> bool {
+    let c = &CPUS[current()];
+    let f = c.call.load(Ordering::Acquire);
+    if f == 0 {
+        return false;
+    }
+    // SAFETY: `run_on` stored a `fn()` as usize there; function pointers
+    // and usize have the same size on x86_64.
+    let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(f) };
+    f();
+    c.call.store(0, Ordering::Release);
+    c.calls.fetch_add(1, Ordering::AcqRel);
+    true
+}
+
+// ---- probing memory ----
+
+/// Read the u64 at `addr`; `None` if that page faults (the page-fault
+/// handler resumes after the read, see [`probe_fault`]). Lets a test
+/// check that a CPU no longer reaches an unmapped page without ending
+/// the kernel.
+pub fn probe_read(addr: u64) -> Option<u64> {
+    let value: u64;
+    let faulted: u64;
+    // SAFETY: the read either succeeds or page-faults; on a fault the
+    // handler sees the fixup address in this CPU's `PerCpu` (through the
+    // GS base) and resumes at label 2 with rcx = 1, clobbering nothing
+    // else. The fixup is cleared on both paths before returning.
+    unsafe {
+        asm!(
+            "lea rsi, [rip + 2f]",
+            "mov qword ptr gs:[{fixup}], rsi",
+            "mov rax, [rdx]",
+            "2:",
+            "mov qword ptr gs:[{fixup}], 0",
+            fixup = const core::mem::offset_of!(PerCpu, probe_fixup),
+            in("rdx") addr,
+            out("rax") value,
+            inout("rcx") 0u64 => faulted,
+            out("rsi") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    (faulted == 0).then_some(value)
+}
+
+/// From the page-fault handler: where to resume if this CPU is inside
+/// [`probe_read`] (the handler sets rcx to 1 and rip to it).
+pub fn probe_fault() -> Option<u64> {
+    let c = &CPUS[current()];
+    let fixup = c.probe_fixup.swap(0, Ordering::AcqRel);
+    (fixup != 0).then_some(fixup)
 }

@@ -5,10 +5,11 @@
 //! local APIC timer and idles in `hlt`. Also the IPI round trip of
 //! `cpus ping` and `test=smp-panic`.
 
-use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::arch::global_asm;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use cxos_kernel::acpi::Madt;
 use x86_64::VirtAddr;
@@ -18,7 +19,7 @@ use x86_64::registers::model_specific::{Efer, GsBase};
 use crate::apic::{self, Icr};
 use crate::interrupts::{self, Role};
 use crate::smp::{CPUS, CpuState, MAX_CPUS, PerCpu, current};
-use crate::{arch, println, smp, time};
+use crate::{arch, mmu, println, smp, time};
 
 /// The APs' timer period.
 const TICK_NS: u64 = 10_000_000;
@@ -47,8 +48,9 @@ const TRAMPOLINE_GDT: [u64; 4] = [
     0x00af_9a00_0000_ffff,
 ];
 
-/// Kernel stack of an AP (its idle loop and the Rust it runs).
-const AP_STACK: usize = 64 * 1024;
+/// Kernel stack of an AP (its main loop, the network stacks and apps it
+/// owns: as large as the boot CPU's).
+const AP_STACK: usize = 256 * 1024;
 /// How long an AP has to report itself online after the second SIPI.
 const START_TIMEOUT_MS: u64 = 2000;
 // The trampoline: 16-bit real mode at TRAMPOLINE (CS = TRAMPOLINE >> 4,
@@ -156,6 +158,104 @@ pub fn panic_test() -> ! {
     panic!("CPU {last} did not panic on its ping");
 }
 
+/// `test=smp-overflow`: the last CPU (an AP when there is one) recurses
+/// on its kernel stack until it runs into the guard page below it; the
+/// page fault's report names the CPU and the stack.
+pub fn overflow_test() -> ! {
+    fn recurse(depth: u64) -> u64 {
+        let frame = core::hint::black_box([depth; 64]);
+        if core::hint::black_box(depth) == u64::MAX {
+            return 0;
+        }
+        recurse(depth + 1) + frame[depth as usize % 64]
+    }
+    fn overflow() {
+        core::hint::black_box(recurse(0));
+    }
+    let last = smp::count() - 1;
+    if last == 0 {
+        panic!("smp-overflow needs an AP (one CPU online)");
+    }
+    println!("smp-overflow: CPU {last} recurses on its kernel stack");
+    let r = smp::run_on(last, overflow, 5_000_000_000);
+    panic!("CPU {last} did not fault on its stack's guard page: {r:?}");
+}
+
+/// The page `cpus tlb` unmaps, and what the AP read there
+/// ([`TLB_FAULTED`]: the read faulted).
+static TLB_PAGE: AtomicU64 = AtomicU64::new(0);
+static TLB_SEEN: AtomicU64 = AtomicU64::new(0);
+const TLB_FAULTED: u64 = u64::MAX;
+const TLB_CALL_NS: u64 = 2_000_000_000;
+
+fn tlb_touch() {
+    let seen = smp::probe_read(TLB_PAGE.load(Ordering::Acquire)).unwrap_or(TLB_FAULTED);
+    TLB_SEEN.store(seen, Ordering::Release);
+}
+
+/// What CPU `cpu` reads at the test page now.
+fn tlb_read_on(cpu: usize) -> Result<u64, String> {
+    TLB_SEEN.store(0, Ordering::Release);
+    smp::run_on(cpu, tlb_touch, TLB_CALL_NS).map_err(String::from)?;
+    Ok(TLB_SEEN.load(Ordering::Acquire))
+}
+
+/// `cpus tlb <n>`: the TLB shootdown, observed. CPU `cpu` reads a page
+/// (caching its translation), the boot CPU unmaps it, `cpu` reads again
+/// and must fault (without the shootdown its stale TLB entry would still
+/// reach the page), the page is mapped back with new contents and `cpu`
+/// must see them. The shootdowns `cpu` served meanwhile.
+pub fn tlb_test(cpu: usize) -> Result<u64, String> {
+    let layout = core::alloc::Layout::from_size_align(4096, 4096).map_err(|e| e.to_string())?;
+    // SAFETY: a non-zero size; freed below with the same layout.
+    let page = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if page.is_null() {
+        return Err("no memory for the test page".into());
+    }
+    let addr = page as u64;
+    let result = (|| {
+        const BEFORE: u64 = 0x7e57_0000_0000_0001;
+        const AFTER: u64 = 0x7e57_0000_0000_0002;
+        // SAFETY: `page` is this function's own 4 KiB block, mapped.
+        unsafe { page.cast::<u64>().write_volatile(BEFORE) };
+        TLB_PAGE.store(addr, Ordering::Release);
+        let seen = tlb_read_on(cpu)?;
+        if seen != BEFORE {
+            return Err(format!(
+                "cpu {cpu} read {seen:#x} at {addr:#x} before the unmap"
+            ));
+        }
+        let served = smp::shootdowns_served(cpu);
+        mmu::guard_page(addr).map_err(|e| e.to_string())?;
+        let seen = tlb_read_on(cpu);
+        let remap = mmu::unguard_page(addr);
+        let seen = seen?;
+        remap.map_err(|e| format!("cannot map {addr:#x} back: {e}"))?;
+        if seen != TLB_FAULTED {
+            return Err(format!(
+                "cpu {cpu} still read {seen:#x} at {addr:#x} after the unmap (stale TLB entry)"
+            ));
+        }
+        let served = smp::shootdowns_served(cpu) - served;
+        // SAFETY: as above; mapped again.
+        unsafe { page.cast::<u64>().write_volatile(AFTER) };
+        let seen = tlb_read_on(cpu)?;
+        if seen != AFTER {
+            return Err(format!(
+                "cpu {cpu} read {seen:#x} at {addr:#x} after the remap"
+            ));
+        }
+        Ok(served)
+    })();
+    // A page that could not be mapped back is leaked rather than handed
+    // out unmapped.
+    if mmu::unguard_page(addr).is_ok() {
+        // SAFETY: allocated above with `layout`, and mapped.
+        unsafe { alloc::alloc::dealloc(page, layout) };
+    }
+    result
+}
+
 /// Start the APs of `madt` (at most `limit` CPUs in all, the boot CPU
 /// included); each one that does not come up in time is reported and
 /// skipped.
@@ -166,12 +266,17 @@ pub fn start_aps(madt: &Madt, limit: usize) {
         interrupts::alloc_vectors(1, 1, Role::Timer, "cpu-timer"),
         interrupts::alloc_vectors(1, 1, Role::Ipi, "ipi-wake"),
         interrupts::alloc_vectors(1, 1, Role::Ipi, "ipi-ping"),
+        interrupts::alloc_vectors(1, 1, Role::Ipi, "ipi-tlb"),
     );
-    let (Some(t), Some(w), Some(p)) = vectors else {
+    let (Some(t), Some(w), Some(p), Some(tlb)) = vectors else {
         log::error!(target: "smp", "no vectors for the per-CPU timer and IPIs; one CPU");
         return;
     };
-    smp::set_vectors(t, w, p);
+    smp::set_vectors(t, w, p, tlb);
+    mmu::set_remote(mmu::Remote {
+        shootdown: smp::shootdown,
+        serve: smp::serve_shootdown,
+    });
     let others: Vec<u32> = madt
         .local_apics
         .iter()
@@ -236,8 +341,10 @@ fn install_trampoline(cr3: u64) {
 /// AP to report itself online.
 fn start_one(index: usize, apic_id: u32) -> bool {
     let cpu = &CPUS[index];
-    let stack = Box::leak(alloc::vec![0u8; AP_STACK].into_boxed_slice());
-    let top = (stack.as_ptr() as u64 + AP_STACK as u64) & !0xf;
+    let Some(top) = interrupts::prepare_ap(index, AP_STACK) else {
+        println!("smp: no stacks for CPU {index} (APIC id {apic_id}); skipped");
+        return false;
+    };
     cpu.apic_id.store(apic_id, Ordering::Relaxed);
     cpu.set_state(CpuState::Starting);
     // SAFETY: the parameter block in the trampoline's page (see
@@ -293,8 +400,9 @@ extern "C" fn ap_main(index: u64) -> ! {
         ticks.clamp(1, u128::from(u32::MAX)) as u32,
     );
     cpu.set_state(CpuState::Online);
+    // Its own main loop: the work of the vectors bound to it and the
+    // network interfaces it owns (`runtime`, `netstack`).
     loop {
-        arch::interrupts_disable();
-        smp::halt_idle();
+        crate::runtime::run_once();
     }
 }

@@ -21,7 +21,7 @@ use mlx5::vnic::{Nic, NicConfig};
 use super::Mlx5Vnic;
 #[cfg(not(feature = "net"))]
 use super::close_nic;
-use super::{Mlx5Adapter, Opened, Slot, State, bind_eq0, service_port};
+use super::{Mlx5Adapter, Opened, Slot, State, bind_eq0};
 use crate::{println, time};
 
 /// Whether the slot's adapter asks for a function reset.
@@ -147,12 +147,8 @@ fn reopen(
         }
     };
     // The completion vectors wake the stacks, as at attach.
-    nic.with_adapter(|a| {
-        let platform = a.platform();
-        for (_, e) in a.comp_eqs() {
-            platform.msix_bind(e, move || service_port(addr));
-        }
-    });
+    let port = slot.index;
+    nic.with_adapter(|a| super::bind_comp_vectors(a, port, addr));
     let port_mtu = nic.with_adapter(|a| {
         usize::from(a.port().admin_mtu).saturating_sub(mlx5::module::PORT_MTU_OVERHEAD)
     });
