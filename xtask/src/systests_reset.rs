@@ -77,7 +77,7 @@ fn until_answered(
 
 /// Replies in stock `ping -D` output (`[<epoch s>.<us>] 64 bytes from
 /// ...`) received between `from` and `to`.
-fn replies_between(out: &str, from: std::time::SystemTime, to: std::time::SystemTime) -> usize {
+pub(crate) fn replies_between(out: &str, from: std::time::SystemTime, to: std::time::SystemTime) -> usize {
     let secs = |t: std::time::SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
