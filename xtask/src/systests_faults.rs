@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use crate::netns::{PeerConfig, PeerNetwork};
-use crate::systests_attach::Shell;
 use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest};
+use crate::systests_attach::Shell;
 use crate::systests_attach::{detach_clean, plain_line};
 use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
 
@@ -137,7 +137,15 @@ fn lost_port_command(
     use crate::systests_reset::replies_between;
     sim.ask_ok("fault no-completion 0x805")?;
     let mut ping = net.netns().command("ping");
-    ping.args(["-n", "-D", "-i", "0.2", "-c", &LOST_PINGS.to_string(), guest]);
+    ping.args([
+        "-n",
+        "-D",
+        "-i",
+        "0.2",
+        "-c",
+        &LOST_PINGS.to_string(),
+        guest,
+    ]);
     let pinger = std::thread::spawn(move || ping.output());
     let asked = std::time::SystemTime::now();
     let t = std::time::Instant::now();
@@ -163,7 +171,10 @@ fn lost_port_command(
     if !state.contains("ACCESS_REGISTER") || !state.contains("no completion after") {
         return Err(format!("no typed timeout in {state:?}:\n{traninfo}"));
     }
-    plain_line(&traninfo, "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x805 waited_ms=")?;
+    plain_line(
+        &traninfo,
+        "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x805 waited_ms=",
+    )?;
     // The sequence went on after the lost access: the module was read.
     plain_line(&traninfo, "  vendor")?;
     let again = shell.ask("traninfo")?;

@@ -77,7 +77,10 @@ fn assert_recorded(nic: &Nic<A>, opcode: u16) {
         .with_adapter(|a| a.faults().records().last().copied())
         .expect("a fault record");
     assert_eq!(rec.class, FaultClass::CmdTimeout);
-    assert!(format!("{rec}").contains(&format!("opcode={opcode:#x}")), "{rec}");
+    assert!(
+        format!("{rec}").contains(&format!("opcode={opcode:#x}")),
+        "{rec}"
+    );
 }
 
 fn close(nic: Nic<A>, sim: &SimPlatform) {
@@ -219,7 +222,11 @@ fn lost_mtu_command_leaves_other_queues_running() {
     assert!(one_frame(&sim, &mut v2.lock().unwrap(), 2));
     nic.set_idle(Box::new(|| ()));
     v1.destroy();
-    let v2 = Arc::try_unwrap(v2).ok().expect("one handle").into_inner().unwrap();
+    let v2 = Arc::try_unwrap(v2)
+        .ok()
+        .expect("one handle")
+        .into_inner()
+        .unwrap();
     v2.destroy();
     close(nic, &sim);
 }
@@ -257,7 +264,11 @@ fn lost_vnic_create_command_leaves_the_adapter_usable() {
     assert!(one_frame(&sim, &mut v, 1));
     assert!(nic.flows_report().checks.iter().all(|c| c.matches()));
     v.destroy();
-    let v2 = Arc::try_unwrap(v2).ok().expect("one handle").into_inner().unwrap();
+    let v2 = Arc::try_unwrap(v2)
+        .ok()
+        .expect("one handle")
+        .into_inner()
+        .unwrap();
     v2.destroy();
     close(nic, &sim);
 }

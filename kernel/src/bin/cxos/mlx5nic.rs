@@ -155,8 +155,7 @@ pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
     // The steering change waits cooperatively, the interface lent out of
     // the table.
     lent(name, |net| {
-        cmdwait::run(|_| net.device_mut().set_promiscuous(on))
-            .map_err(|e| format!("{e:?}"))
+        cmdwait::run(|_| net.device_mut().set_promiscuous(on)).map_err(|e| format!("{e:?}"))
     })
 }
 
@@ -235,7 +234,9 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
     // PMTU and the port state read after, cooperatively.
     let pmtu = || {
         nic.as_ref()
-            .map_or(Ok(0), |nic| cmdwait::run(|idle| nic.set_port_mtu_with(mtu, idle)))
+            .map_or(Ok(0), |nic| {
+                cmdwait::run(|idle| nic.set_port_mtu_with(mtu, idle))
+            })
             .map_err(|e| format!("{e}"))
     };
     let raise = mtu > port_mtu;
@@ -890,7 +891,11 @@ pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<S
     let created = cmdwait::run(|_| create_vnic(&nic, n, def));
     if created.is_ok() {
         let mut slots = SLOTS.lock();
-        match slots.iter_mut().find(|s| s.index == port).map(|s| &mut s.state) {
+        match slots
+            .iter_mut()
+            .find(|s| s.index == port)
+            .map(|s| &mut s.state)
+        {
             Some(State::Open(o)) if !o.vnics.contains(&n) => o.vnics.push(n),
             _ => {
                 // Its port went while it was made (not from the shell, which
