@@ -223,8 +223,7 @@ fn lost_mtu_command_leaves_other_queues_running() {
     nic.set_idle(Box::new(|| ()));
     v1.destroy();
     let v2 = Arc::try_unwrap(v2)
-        .ok()
-        .expect("one handle")
+        .unwrap_or_else(|_| panic!("one handle"))
         .into_inner()
         .unwrap();
     v2.destroy();
@@ -265,8 +264,7 @@ fn lost_vnic_create_command_leaves_the_adapter_usable() {
     assert!(nic.flows_report().checks.iter().all(|c| c.matches()));
     v.destroy();
     let v2 = Arc::try_unwrap(v2)
-        .ok()
-        .expect("one handle")
+        .unwrap_or_else(|_| panic!("one handle"))
         .into_inner()
         .unwrap();
     v2.destroy();
