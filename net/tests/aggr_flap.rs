@@ -9,156 +9,36 @@
 //! distributing member, and one flow stays on one member while the set
 //! of distributing members is unchanged; memory stays flat. Afterwards
 //! A0 rejoins B as soon as its cable is back for good. A Marker sent to
-//! an aggregation is answered on the member it came in on.
+//! an aggregation is answered on the member it came in on. The plant,
+//! clock and frames are `common/plant.rs`, shared with `aggr_flap_both.rs`.
 //!
 //! One test in this file: it counts the heap bytes the process holds
 //! (`CountingAlloc`), which another test running alongside would disturb.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+mod common;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cxos_drivers::{FilterError, LinkState, NetDevice, NetStats, Offloads, RxMeta, TxError};
-use cxos_net::aggr::{Aggr, SLOW_PROTOCOLS_MAC};
+use common::plant::{
+    A0, A1, B0, B1, Clock, MAC_A, MAC_B, Plant, PlantDev, Stepped, XorShift, aggr,
+    all_distributing, check_member, udp_frame,
+};
+use cxos_drivers::NetDevice;
+use cxos_net::aggr::Aggr;
 use cxos_net::lacp::wire::{self, FRAME_LEN, MarkerKind, MarkerRepr, SlowFrame, SlowPdu};
-use cxos_net::lacp::{Config, HashPolicy, Mode, Rate};
-use cxos_net::smoltcp::time::Instant;
 use cxos_net::smoltcp::wire::EthernetAddress;
 use mlx5_sim::harness::{CountingAlloc, live_bytes};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
 
-const TICK_MS: i64 = 10;
-/// Frames a device's receive queue holds; more are dropped (a ring).
-const RX_RING: usize = 64;
-
-/// Marker PDUs kept per device.
-const MARKER_LOG: usize = 4;
-
-const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0];
-const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0];
 const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 0x0c, 0];
-const A0: usize = 0;
-const A1: usize = 1;
-const B0: usize = 2;
-const B1: usize = 3;
 const C0: usize = 4;
-
-/// Devices, and cables between pairs of them.
-#[derive(Default)]
-struct Plant {
-    rx: Vec<VecDeque<Vec<u8>>>,
-    /// Client (non-Slow-Protocols) frames each device sent.
-    client_tx: Vec<u64>,
-    /// The last Marker PDUs each device sent.
-    markers_tx: Vec<VecDeque<Vec<u8>>>,
-    cables: Vec<([usize; 2], bool)>,
-}
-
-impl Plant {
-    fn peer(&self, dev: usize) -> Option<usize> {
-        self.cables.iter().find_map(|&(ends, up)| match ends {
-            [a, b] if up && a == dev => Some(b),
-            [a, b] if up && b == dev => Some(a),
-            _ => None,
-        })
-    }
-}
-
-struct PlantDev {
-    plant: Arc<Mutex<Plant>>,
-    id: usize,
-    mac: [u8; 6],
-    queued: Vec<Vec<u8>>,
-}
-
-impl NetDevice for PlantDev {
-    fn mac(&self) -> [u8; 6] {
-        self.mac
-    }
-
-    fn mtu(&self) -> usize {
-        1500
-    }
-
-    fn link(&self) -> LinkState {
-        let up = self.plant.lock().unwrap().peer(self.id).is_some();
-        LinkState {
-            up,
-            speed_mbps: if up { 25_000 } else { 0 },
-        }
-    }
-
-    fn offloads(&self) -> Offloads {
-        Offloads::default()
-    }
-
-    fn poll(&mut self) -> usize {
-        0
-    }
-
-    fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
-        let frame = self.plant.lock().unwrap().rx[self.id].pop_front()?;
-        Some(f(&frame, RxMeta::default()))
-    }
-
-    fn tx_free(&self) -> usize {
-        RX_RING - self.queued.len()
-    }
-
-    fn transmit<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TxError> {
-        if len == 0 || len > 1514 {
-            return Err(TxError::BadLength(len));
-        }
-        if self.queued.len() >= RX_RING {
-            return Err(TxError::Busy);
-        }
-        let mut frame = vec![0; len];
-        let r = f(&mut frame);
-        self.queued.push(frame);
-        Ok(r)
-    }
-
-    fn flush(&mut self) {
-        let mut plant = self.plant.lock().unwrap();
-        let peer = plant.peer(self.id);
-        for frame in self.queued.drain(..) {
-            // Slow Protocols, subtype Marker (802.1AX-2014 6.5.3.2).
-            if frame[12..15] == [0x88, 0x09, 0x02] {
-                let log = &mut plant.markers_tx[self.id];
-                if log.len() == MARKER_LOG {
-                    log.pop_front();
-                }
-                log.push_back(frame.clone());
-            } else if frame[12..14] != [0x88, 0x09] {
-                plant.client_tx[self.id] += 1;
-            }
-            if let Some(p) = peer
-                && plant.rx[p].len() < RX_RING
-            {
-                plant.rx[p].push_back(frame);
-            }
-        }
-    }
-
-    fn stats(&self) -> NetStats {
-        NetStats::default()
-    }
-
-    fn add_multicast(&mut self, mac: [u8; 6]) -> Result<(), FilterError> {
-        assert_eq!(mac, SLOW_PROTOCOLS_MAC);
-        Ok(())
-    }
-
-    fn remove_multicast(&mut self, _mac: [u8; 6]) -> Result<(), FilterError> {
-        Ok(())
-    }
-}
 
 struct World {
     plant: Arc<Mutex<Plant>>,
-    clock: Arc<AtomicI64>,
+    clock: Clock,
     a: Aggr<PlantDev>,
     b: Aggr<PlantDev>,
     c: Aggr<PlantDev>,
@@ -166,68 +46,13 @@ struct World {
     flows: HashMap<(u8, u16), usize>,
 }
 
-fn aggr(
-    plant: &Arc<Mutex<Plant>>,
-    clock: &Arc<AtomicI64>,
-    mac: [u8; 6],
-    key: u16,
-    ids: &[usize],
-) -> Aggr<PlantDev> {
-    let mut config = Config::new(EthernetAddress(mac));
-    config.key = key;
-    config.mode = Mode::Active;
-    config.rate = Rate::Fast;
-    config.policy = HashPolicy::L4;
-    let members = ids
-        .iter()
-        .enumerate()
-        .map(|(k, &id)| {
-            let dev = PlantDev {
-                plant: plant.clone(),
-                id,
-                mac,
-                queued: Vec::new(),
-            };
-            let mut port_mac = mac;
-            port_mac[5] = 1 + k as u8;
-            (dev, port_mac)
-        })
-        .collect();
-    let clock = clock.clone();
-    Aggr::new(
-        members,
-        config,
-        Box::new(move || Instant::from_millis(clock.load(Ordering::Relaxed))),
-    )
-    .unwrap_or_else(|(_, e)| panic!("Aggr::new: {e}"))
-}
-
-/// An Ethernet + IPv4 + UDP frame of flow `flow`, written by hand.
-fn udp_frame(flow: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&MAC_B);
-    f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&[0x08, 0x00]);
-    // IPv4: version/IHL, TOS, total length 28 + 18, id, flags/offset,
-    // TTL, protocol 17, checksum (unchecked here), addresses.
-    f.extend_from_slice(&[0x45, 0, 0, 46, 0, 1, 0, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-    f.extend_from_slice(&(40_000 + flow).to_be_bytes());
-    f.extend_from_slice(&5201u16.to_be_bytes());
-    f.extend_from_slice(&[0, 26, 0, 0]);
-    f.extend_from_slice(&[0x5a; 18]);
-    f
-}
-
 impl World {
     fn new() -> World {
-        let plant = Arc::new(Mutex::new(Plant {
-            rx: vec![VecDeque::with_capacity(RX_RING); 5],
-            client_tx: vec![0; 5],
-            markers_tx: vec![VecDeque::with_capacity(MARKER_LOG); 5],
-            cables: vec![([A0, B0], true), ([A1, B1], true), ([A0, C0], false)],
-        }));
-        let clock = Arc::new(AtomicI64::new(0));
+        let plant = Plant::new(
+            5,
+            vec![([A0, B0], true), ([A1, B1], true), ([A0, C0], false)],
+        );
+        let clock = Clock::default();
         World {
             a: aggr(&plant, &clock, MAC_A, 1, &[A0, A1]),
             b: aggr(&plant, &clock, MAC_B, 1, &[B0, B1]),
@@ -245,43 +70,8 @@ impl World {
         plant.cables[2].1 = up && to_c;
     }
 
-    /// Whether member `i` of `aggr` distributes, and if so that it does
-    /// with the partner `partner` in sync and its link up.
-    fn check_member(aggr: &Aggr<PlantDev>, i: usize, partner: [u8; 6]) -> bool {
-        let r = aggr.report(i).unwrap();
-        let l = r.lacp.unwrap();
-        assert_eq!(r.distributing, l.distributing && l.link_up);
-        if r.distributing {
-            assert!(r.link.up, "member {i} distributes with its link down");
-            assert_eq!(
-                l.partner.system.mac.0, partner,
-                "member {i} distributes with another partner"
-            );
-            assert!(
-                l.partner.state.synchronization() && l.actor.state.synchronization(),
-                "member {i} distributes out of sync: {l:?}"
-            );
-        }
-        r.distributing
-    }
-
-    fn step(&mut self) {
-        self.clock.fetch_add(TICK_MS, Ordering::Relaxed);
-        for x in [&mut self.a, &mut self.b, &mut self.c] {
-            x.poll();
-            while x.receive(|f, _| f.len()).is_some() {}
-        }
-        let a0 = Self::check_member(&self.a, 0, MAC_B);
-        let a1 = Self::check_member(&self.a, 1, MAC_B);
-        Self::check_member(&self.b, 0, MAC_A);
-        Self::check_member(&self.b, 1, MAC_A);
-        // C's only partner is A0, which stays with B: never.
-        assert!(!Self::check_member(&self.c, 0, MAC_A));
-        // A member that lost its link left in this poll.
-        if self.plant.lock().unwrap().peer(A0).is_none() {
-            assert!(!a0);
-        }
-        self.send_flows(u8::from(a0) | u8::from(a1) << 1);
+    fn all_distributing(&self) -> bool {
+        all_distributing(&self.a, &self.b)
     }
 
     /// One frame of each of 16 flows from A: each on a distributing
@@ -313,32 +103,26 @@ impl World {
             assert_eq!(first, member, "flow {flow} moved with the same members");
         }
     }
-
-    fn run_until(&mut self, limit_ms: i64, mut done: impl FnMut(&World) -> bool) -> bool {
-        for _ in 0..limit_ms / TICK_MS {
-            self.step();
-            if done(self) {
-                return true;
-            }
-        }
-        false
-    }
-
-    fn all_distributing(&self) -> bool {
-        (0..2).all(|i| self.a.report(i).unwrap().distributing)
-            && (0..2).all(|i| self.b.report(i).unwrap().distributing)
-    }
 }
 
-/// A deterministic byte source.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+impl Stepped for World {
+    fn step(&mut self) {
+        self.clock.tick();
+        for x in [&mut self.a, &mut self.b, &mut self.c] {
+            x.poll();
+            while x.receive(|f, _| f.len()).is_some() {}
+        }
+        let a0 = check_member(&self.a, 0, MAC_B);
+        let a1 = check_member(&self.a, 1, MAC_B);
+        check_member(&self.b, 0, MAC_A);
+        check_member(&self.b, 1, MAC_A);
+        // C's only partner is A0, which stays with B: never.
+        assert!(!check_member(&self.c, 0, MAC_A));
+        // A member that lost its link left in this poll.
+        if self.plant.lock().unwrap().peer(A0).is_none() {
+            assert!(!a0);
+        }
+        self.send_flows(u8::from(a0) | u8::from(a1) << 1);
     }
 }
 

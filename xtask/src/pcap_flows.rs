@@ -4,7 +4,7 @@
 //! first frame on the other. Frames are read from classic pcap files
 //! (pcap-savefile(5)) as the model writes them ([`crate::sim_device::SimOptions::test_capture`]:
 //! cut to 160 bytes, which keeps Ethernet, a VLAN tag and the IPv4 and
-//! TCP headers).
+//! TCP headers); [`records`] is the pcap reader the system tests share.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +12,20 @@ use std::collections::BTreeMap;
 /// port.
 pub type Flow = ([u8; 4], u16, [u8; 4], u16);
 
-/// A frame's capture time (seconds since the epoch) and its flow, for
-/// the TCP-over-IPv4 frames sent by `src` (a MAC) in `pcap`.
-pub fn tcp_frames(pcap: &[u8], src: [u8; 6]) -> Result<Vec<(f64, Flow)>, String> {
+/// One record of a classic pcap file: capture time (seconds and
+/// microseconds since the epoch) and the captured bytes.
+pub struct Record<'a> {
+    pub sec: u32,
+    pub usec: u32,
+    pub frame: &'a [u8],
+}
+
+/// The records of a classic microsecond pcap file (pcap-savefile(5)): a
+/// 24-byte header starting with magic a1b2c3d4 in the writer's byte
+/// order, then per frame a 16-byte record header (ts_sec, ts_usec,
+/// incl_len, orig_len) and the frame. A truncated last record (the
+/// capture's ceiling) ends them.
+pub fn records(pcap: &[u8]) -> Result<impl Iterator<Item = Record<'_>>, String> {
     let magic = pcap
         .get(..4)
         .ok_or("not a pcap file: shorter than its header")?;
@@ -23,7 +34,7 @@ pub fn tcp_frames(pcap: &[u8], src: [u8; 6]) -> Result<Vec<(f64, Flow)>, String>
         [0xa1, 0xb2, 0xc3, 0xd4] => false,
         _ => return Err(format!("not a microsecond pcap file: magic {magic:02x?}")),
     };
-    let word = |at: usize| -> Option<u32> {
+    let word = move |at: usize| -> Option<u32> {
         let b: [u8; 4] = pcap.get(at..at + 4)?.try_into().ok()?;
         Some(if le {
             u32::from_le_bytes(b)
@@ -31,23 +42,26 @@ pub fn tcp_frames(pcap: &[u8], src: [u8; 6]) -> Result<Vec<(f64, Flow)>, String>
             u32::from_be_bytes(b)
         })
     };
-    let mut out = Vec::new();
-    // The 24-byte file header, then records: ts_sec, ts_usec, incl_len,
-    // orig_len, the frame. A truncated last record (the ceiling) ends it.
     let mut at = 24;
-    while let (Some(sec), Some(usec), Some(caplen)) = (word(at), word(at + 4), word(at + 8)) {
+    Ok(std::iter::from_fn(move || {
+        let (sec, usec, caplen) = (word(at)?, word(at + 4)?, word(at + 8)?);
         let start = at + 16;
-        let Some(frame) = pcap.get(start..start + caplen as usize) else {
-            break;
-        };
-        if frame.get(6..12) == Some(&src[..])
-            && let Some(flow) = tcp_flow(frame)
-        {
-            out.push((f64::from(sec) + f64::from(usec) / 1e6, flow));
-        }
+        let frame = pcap.get(start..start + caplen as usize)?;
         at = start + caplen as usize;
-    }
-    Ok(out)
+        Some(Record { sec, usec, frame })
+    }))
+}
+
+/// A frame's capture time (seconds since the epoch) and its flow, for
+/// the TCP-over-IPv4 frames sent by `src` (a MAC) in `pcap`.
+pub fn tcp_frames(pcap: &[u8], src: [u8; 6]) -> Result<Vec<(f64, Flow)>, String> {
+    Ok(records(pcap)?
+        .filter(|r| r.frame.get(6..12) == Some(&src[..]))
+        .filter_map(|r| {
+            let flow = tcp_flow(r.frame)?;
+            Some((f64::from(r.sec) + f64::from(r.usec) / 1e6, flow))
+        })
+        .collect())
 }
 
 /// The flow of an Ethernet frame carrying TCP over IPv4, tagged or not.

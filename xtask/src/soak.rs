@@ -254,17 +254,20 @@ fn inject_fault(sim: &SimDevice, mac: &str, rng: &mut Rng) -> Result<&'static st
     }
 }
 
-/// Waits until the port receives packets again.
-fn traffic_resumes(shell: &mut Shell) -> Result<bool, String> {
+/// Waits until the port receives packets again: `None`, or the received
+/// counter before and at the end of the wait.
+fn traffic_resumes(shell: &mut Shell) -> Result<Option<(u64, u64)>, String> {
     let before = rx_packets(shell)?;
     let deadline = Instant::now() + RECOVERY;
+    let mut last = before;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
-        if rx_packets(shell)? > before {
-            return Ok(true);
+        last = rx_packets(shell)?;
+        if last > before {
+            return Ok(None);
         }
     }
-    Ok(false)
+    Ok(Some((before, last)))
 }
 
 /// The soak itself; an error names every failed check (after the summary).
@@ -342,10 +345,13 @@ fn soak(ctx: &Context, test: &SystemTest, length: Duration, faults: bool) -> Res
                 if faults && now >= next_fault {
                     let what = inject_fault(&sim, &mac, &mut rng)?;
                     injected += 1;
-                    if traffic_resumes(&mut shell)? {
-                        recovered += 1;
-                    } else {
-                        println!("soak: traffic did not resume after {what}");
+                    match traffic_resumes(&mut shell)? {
+                        None => recovered += 1,
+                        Some((before, last)) => println!(
+                            "soak: traffic did not resume after {what} \
+                             (rx packets {before} -> {last} in {} s)",
+                            RECOVERY.as_secs()
+                        ),
                     }
                     // DMA after each fault: names the one that kept memory.
                     track.add(sample(&mut shell, &sim, t0.elapsed(), what)?);
@@ -421,6 +427,8 @@ fn soak(ctx: &Context, test: &SystemTest, length: Duration, faults: bool) -> Res
         runs_failed.into_inner()
     );
     println!("  faults              {injected} injected, {recovered} recovered");
+    // Repeated here: a failure excerpt may not reach back to the first line.
+    println!("  fault seed          {seed:#x} (CXOS_SOAK_SEED replays it)");
     shell.poweroff(&mut sim)?;
     drop(net);
     if failures.is_empty() {
@@ -430,7 +438,12 @@ fn soak(ctx: &Context, test: &SystemTest, length: Duration, faults: bool) -> Res
         for f in &failures {
             println!("  FAILED: {f}");
         }
-        Err(failures.join("; "))
+        let replay = if faults {
+            format!(" (CXOS_SOAK_SEED={seed:#x})")
+        } else {
+            String::new()
+        };
+        Err(failures.join("; ") + &replay)
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::linux_vm::{self, LinuxVm, StreamNic};
+use crate::pcap_flows;
 use crate::qmp::Qmp;
 use crate::session::tail;
 use crate::sim_device::{SimDevice, SimOptions};
@@ -468,46 +469,19 @@ const ACTOR_STATE: usize = 32;
 const ACTIVE_SHORT: u8 = 0b11;
 
 /// Active, short-timeout LACPDUs from `src` in a classic pcap file
-/// (pcap-savefile(5): a 24-byte header starting with magic a1b2c3d4 in
-/// the writer's byte order, then per frame a 16-byte record header whose
-/// third word is the captured length). A truncated last record (the
-/// capture's ceiling) ends the count.
+/// ([`pcap_flows::records`]).
 pub fn fast_lacpdus_from(pcap: &[u8], src: [u8; 6]) -> Result<usize, String> {
-    let magic = pcap
-        .get(..4)
-        .ok_or("not a pcap file: shorter than its header")?;
-    let le = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] => false,
-        _ => return Err(format!("not a microsecond pcap file: magic {magic:02x?}")),
-    };
-    let word = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = pcap.get(at..at + 4)?.try_into().ok()?;
-        Some(if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
+    // Destination 0..6, source 6..12, EtherType 12..14, subtype 14.
+    Ok(pcap_flows::records(pcap)?
+        .filter(|r| {
+            let frame = r.frame;
+            frame.len() > ACTOR_STATE
+                && frame[6..12] == src
+                && frame[12..14] == SLOW_PROTOCOLS
+                && frame[14] == LACP_SUBTYPE
+                && frame[ACTOR_STATE] & ACTIVE_SHORT == ACTIVE_SHORT
         })
-    };
-    let mut at = 24;
-    let mut count = 0;
-    while let Some(caplen) = word(at + 8) {
-        let start = at + 16;
-        let Some(frame) = pcap.get(start..start + caplen as usize) else {
-            break;
-        };
-        // Destination 0..6, source 6..12, EtherType 12..14, subtype 14.
-        if frame.len() > ACTOR_STATE
-            && frame[6..12] == src
-            && frame[12..14] == SLOW_PROTOCOLS
-            && frame[14] == LACP_SUBTYPE
-            && frame[ACTOR_STATE] & ACTIVE_SHORT == ACTIVE_SHORT
-        {
-            count += 1;
-        }
-        at = start + caplen as usize;
-    }
-    Ok(count)
+        .count())
 }
 
 #[cfg(test)]

@@ -527,6 +527,15 @@ mod queue_tests {
         p.write(e + 0x3f, &[ds << 1]);
     }
 
+    /// QUERY_HCA_CAP, general, maximum: a 16-byte input whose 0x1010-byte
+    /// output takes eight output mailboxes.
+    fn big_query() -> Vec<u8> {
+        encode(&QueryHcaCap {
+            kind: CapType::General,
+            mode: CapMode::Max,
+        })
+    }
+
     #[test]
     fn entry_and_mailbox_golden_bytes() {
         let p = MockPlatform::new();
@@ -567,11 +576,7 @@ mod queue_tests {
     fn slots_complete_out_of_order() {
         let p = MockPlatform::new();
         let mut q = CmdQueue::new(&p).unwrap();
-        let big = QueryHcaCap {
-            kind: CapType::General,
-            mode: CapMode::Max,
-        };
-        let s0 = q.submit(&encode(&big), 0x1010, 0).unwrap();
+        let s0 = q.submit(&big_query(), 0x1010, 0).unwrap();
         let s1 = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         let s2 = q.submit(&encode(&hca_enable()), 16, 0).unwrap();
         assert_eq!((s0, s1, s2), (0, 1, 2));
@@ -602,12 +607,8 @@ mod queue_tests {
     fn an_overlapping_slots_mailboxes_go_back_once_collected() {
         let p = MockPlatform::new();
         let mut q = CmdQueue::new(&p).unwrap();
-        let big = QueryHcaCap {
-            kind: CapType::General,
-            mode: CapMode::Max,
-        };
-        let s0 = q.submit(&encode(&big), 0x1010, 0).unwrap();
-        let s1 = q.submit(&encode(&big), 0x1010, 0).unwrap();
+        let s0 = q.submit(&big_query(), 0x1010, 0).unwrap();
+        let s1 = q.submit(&big_query(), 0x1010, 0).unwrap();
         assert_eq!((s0, s1), (0, 1));
         // Entry page plus both slots' mailboxes.
         assert_eq!(p.live_regions(), 3);

@@ -190,17 +190,41 @@ impl Command for QueryCq {
     }
 }
 
-/// MODIFY_CQ (op_mod 0): interrupt moderation, period in microseconds and
-/// completion count.
+/// MODIFY_CQ (op_mod 0; `modify_cq_in`): the cqc fields given, each
+/// named in `modify_field_select` ([`MODIFY_FIELD_SELECT`]).
 #[derive(Clone, Copy, Debug)]
-pub struct ModifyCqModeration {
+pub struct ModifyCq {
     pub cqn: Cqn,
-    /// `cq_period` is 12 bits: at most 4095.
-    pub period_us: u16,
-    pub max_count: u16,
+    /// Interrupt moderation `(cq_period µs, cq_max_count)`: field select
+    /// [`MODIFY_PERIOD`] | [`MODIFY_COUNT`]. `cq_period` is 12 bits: at
+    /// most 4095.
+    pub moderation: Option<(u16, u16)>,
+    /// `c_eqn`, the EQ the CQ reports to from now on (EQ recreation moves
+    /// the CQs of a stalled EQ): field select [`MODIFY_EQN`].
+    pub eqn: Option<Eqn>,
 }
 
-impl Command for ModifyCqModeration {
+impl ModifyCq {
+    /// Moderation only.
+    pub fn moderation(cqn: Cqn, period_us: u16, max_count: u16) -> ModifyCq {
+        ModifyCq {
+            cqn,
+            moderation: Some((period_us, max_count)),
+            eqn: None,
+        }
+    }
+
+    /// The EQ only.
+    pub fn eqn(cqn: Cqn, eqn: Eqn) -> ModifyCq {
+        ModifyCq {
+            cqn,
+            moderation: None,
+            eqn: Some(eqn),
+        }
+    }
+}
+
+impl Command for ModifyCq {
     type Output = ();
     const OPCODE: u16 = op::MODIFY_CQ;
     fn in_len(&self) -> usize {
@@ -210,41 +234,19 @@ impl Command for ModifyCqModeration {
         0x10
     }
     fn build(&self, inbox: &mut [u8]) {
+        let f = |x: Field| x.within(IN_CQC);
+        let mut select = 0;
         CQN.set(inbox, self.cqn.0);
-        MODIFY_FIELD_SELECT.set(inbox, MODIFY_PERIOD | MODIFY_COUNT);
-        cqc::CQ_PERIOD
-            .within(IN_CQC)
-            .set(inbox, self.period_us as u32);
-        cqc::CQ_MAX_COUNT
-            .within(IN_CQC)
-            .set(inbox, self.max_count as u32);
-    }
-    fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
-        Ok(())
-    }
-}
-
-/// MODIFY_CQ (op_mod 0) with field select `c_eqn`: the CQ reports to EQ
-/// `eqn` from now on (EQ recreation moves the CQs of a stalled EQ).
-#[derive(Clone, Copy, Debug)]
-pub struct ModifyCqEqn {
-    pub cqn: Cqn,
-    pub eqn: Eqn,
-}
-
-impl Command for ModifyCqEqn {
-    type Output = ();
-    const OPCODE: u16 = op::MODIFY_CQ;
-    fn in_len(&self) -> usize {
-        IN_PAS
-    }
-    fn out_len(&self) -> usize {
-        0x10
-    }
-    fn build(&self, inbox: &mut [u8]) {
-        CQN.set(inbox, self.cqn.0);
-        MODIFY_FIELD_SELECT.set(inbox, MODIFY_EQN);
-        cqc::C_EQN.within(IN_CQC).set(inbox, self.eqn.0 as u32);
+        if let Some((period_us, max_count)) = self.moderation {
+            select |= MODIFY_PERIOD | MODIFY_COUNT;
+            f(cqc::CQ_PERIOD).set(inbox, period_us as u32);
+            f(cqc::CQ_MAX_COUNT).set(inbox, max_count as u32);
+        }
+        if let Some(eqn) = self.eqn {
+            select |= MODIFY_EQN;
+            f(cqc::C_EQN).set(inbox, eqn.0 as u32);
+        }
+        MODIFY_FIELD_SELECT.set(inbox, select);
     }
     fn parse(&self, _out: &[u8]) -> Result<(), BadOutput> {
         Ok(())
@@ -502,25 +504,28 @@ mod tests {
         );
         // modify_cq_in: opcode 0x403, cqn 0x08, field select 0x0c = 3,
         // cqc at 0x10: cq_period [27:16] / cq_max_count [15:0] of cqc 0x10
-        // -> 0x20.
-        let b = encode(&ModifyCqModeration {
-            cqn: Cqn(5),
-            period_us: 0x10,
-            max_count: 0x40,
-        });
+        // -> 0x20, nothing else in the context.
+        let b = encode(&ModifyCq::moderation(Cqn(5), 0x10, 0x40));
         assert_eq!(&b[0..4], &[0x04, 0x03, 0, 0]);
         assert_eq!(&b[0x08..0x10], &[0, 0, 0, 5, 0, 0, 0, 3]);
         assert_eq!(&b[0x20..0x24], &[0x00, 0x10, 0x00, 0x40]);
+        assert!(b[0x10..0x20].iter().chain(&b[0x24..]).all(|x| *x == 0));
         // The EQ change: field select bit 3 (0x08) at 0x0c, c_eqn (cqc
         // dword 0x14 -> input 0x24), nothing else in the context.
-        let b = encode(&ModifyCqEqn {
-            cqn: Cqn(0x81),
-            eqn: Eqn(7),
-        });
+        let b = encode(&ModifyCq::eqn(Cqn(0x81), Eqn(7)));
         assert_eq!(&b[0..4], &[0x04, 0x03, 0, 0]);
         assert_eq!(&b[0x08..0x10], &[0, 0, 0, 0x81, 0, 0, 0, 0x08]);
         assert_eq!(&b[0x24..0x28], &[0, 0, 0, 7]);
         assert!(b[0x10..0x24].iter().chain(&b[0x28..]).all(|x| *x == 0));
+        // Both at once: field select 0x0b (bits 0, 1, 3), cqc 0x10 -> 0x20
+        // period 0x20 / count 0x08, cqc 0x14 -> 0x24 c_eqn 2.
+        let b = encode(&ModifyCq {
+            cqn: Cqn(3),
+            moderation: Some((0x20, 0x08)),
+            eqn: Some(Eqn(2)),
+        });
+        assert_eq!(&b[0x08..0x10], &[0, 0, 0, 3, 0, 0, 0, 0x0b]);
+        assert_eq!(&b[0x20..0x28], &[0x00, 0x20, 0x00, 0x08, 0, 0, 0, 2]);
         // query_cq_out: cqc at 0x10; status [31:28] of cqc 0x00, log_cq_size
         // at cqc 0x0c, consumer_counter cqc 0x28 -> 0x38, producer 0x3c.
         let mut out = vec![0u8; IN_PAS];

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Port, close_port as close, eventually, open_port as open};
 use cxos_drivers::NetDevice;
 use mlx5::EthConfig;
-use mlx5::cq::{Cqn, ModifyCqModeration, QueryCq};
+use mlx5::cq::{Cqn, ModifyCq, QueryCq};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -165,11 +165,7 @@ fn modify_cq_changes_moderation_at_run_time() {
         assert_eq!(one_by_one(&sim, &mut b, BURST).0, BURST as u64, "{mode:?}");
         let set = |b: &mut Port, period_us, max_count| {
             b.control_mut()
-                .exec(&ModifyCqModeration {
-                    cqn,
-                    period_us,
-                    max_count,
-                })
+                .exec(&ModifyCq::moderation(cqn, period_us, max_count))
                 .expect("MODIFY_CQ");
         };
         set(&mut b, 0, 4);

@@ -42,6 +42,14 @@ fn frame(dst: [u8; 6], len: usize, seq: u32) -> Vec<u8> {
     b
 }
 
+/// Frames `seqs` (frame s of `lens[s]` bytes) to `dst`, delivered to
+/// `sim` as one burst.
+fn inject(sim: &SimPlatform, dst: [u8; 6], lens: &[usize], seqs: std::ops::Range<usize>) {
+    let frames: Vec<Vec<u8>> = seqs.map(|s| frame(dst, lens[s], s as u32)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    sim.inject_rx_burst(&refs);
+}
+
 fn check(f: &[u8], lens: &[usize]) -> u32 {
     let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
     assert_eq!(f.len(), lens[seq as usize], "frame {seq} length");
@@ -60,11 +68,7 @@ fn bursts_in(sim: &SimPlatform, b: &mut Port, lens: &[usize], bursts: &[usize]) 
     while sent < lens.len() {
         let n = bursts[k % bursts.len()].min(lens.len() - sent);
         k += 1;
-        let frames: Vec<Vec<u8>> = (sent..sent + n)
-            .map(|s| frame(dst, lens[s], s as u32))
-            .collect();
-        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-        sim.inject_rx_burst(&refs);
+        inject(sim, dst, lens, sent..sent + n);
         sent += n;
         let mut idle = 0;
         while got.len() < sent {
@@ -153,13 +157,7 @@ fn session_broken_by_an_error_cqe() {
         let mut b = mlx5::QueueSet::open(a, r, cfg).unwrap_or_else(|f| panic!("{}", f.error));
         let dst = b.mac();
         let lens = [100usize, 200, 300, 400, 3000, 500, 600];
-        let frames: Vec<Vec<u8>> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| frame(dst, l, i as u32))
-            .collect();
-        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-        sim.inject_rx_burst(&refs);
+        inject(&sim, dst, &lens, 0..lens.len());
         let mut got = Vec::new();
         for _ in 0..4 {
             b.receive_burst(usize::MAX, |f, _| got.push(check(f, &lens)));
@@ -350,13 +348,7 @@ fn recovery_in_the_middle_of_a_session() {
         let mut b = open(&sim, cfg);
         let dst = b.mac();
         let lens: Vec<usize> = (0..20).map(|i| 64 + i * 10).collect();
-        let frames: Vec<Vec<u8>> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| frame(dst, l, i as u32))
-            .collect();
-        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-        sim.inject_rx_burst(&refs);
+        inject(&sim, dst, &lens, 0..lens.len());
         let mut got = Vec::new();
         b.receive_burst(5, |f, _| got.push(check(f, &lens)));
         b.flush();

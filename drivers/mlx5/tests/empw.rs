@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::burst::{PARTS, fill, reap, send_bursts};
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxMeta};
 use mlx5::EthConfig;
@@ -20,78 +21,8 @@ use mlx5_sim::queue_faults::{BadWqe, QueueFault};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
 
-const PARTS: [Personality; 5] = [
-    Personality::ConnectX4,
-    Personality::ConnectX4Lx,
-    Personality::ConnectX5,
-    Personality::ConnectX6,
-    Personality::ConnectX6Dx,
-];
-
 fn has_empw(p: Personality) -> bool {
     !matches!(p, Personality::ConnectX4 | Personality::ConnectX4Lx)
-}
-
-/// Frame `seq`: dst, src, ethertype 0x88b5, seq, a pattern of it.
-fn fill(b: &mut [u8], dst: [u8; 6], src: [u8; 6], seq: u32) {
-    b[0..6].copy_from_slice(&dst);
-    b[6..12].copy_from_slice(&src);
-    b[12..14].copy_from_slice(&[0x88, 0xb5]);
-    b[14..18].copy_from_slice(&seq.to_be_bytes());
-    for (i, x) in b[18..].iter_mut().enumerate() {
-        *x = (i as u32 ^ seq.wrapping_mul(7)) as u8;
-    }
-}
-
-/// Send `lens` in bursts of up to `burst`, receive until all arrived;
-/// returns the frames received (seq, len), checking their bytes.
-fn send_all(a: &mut Port, b: &mut Port, lens: &[usize], burst: usize) -> Vec<(u32, usize)> {
-    let (dst, src) = (b.mac(), a.mac());
-    let window = b.rq().unwrap().entries() / 2;
-    let (mut sent, mut got) = (0usize, Vec::new());
-    let mut idle = 0u32;
-    while got.len() < lens.len() {
-        let n = burst
-            .min(lens.len() - sent)
-            .min(window - (sent - got.len()));
-        let posted = a
-            .transmit_burst(n, TxMeta::default(), |i, buf| {
-                let len = lens[sent + i];
-                fill(&mut buf[..len], dst, src, (sent + i) as u32);
-                len
-            })
-            .unwrap();
-        sent += posted;
-        let before = got.len();
-        b.receive_burst(usize::MAX, |f, _| {
-            let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
-            assert_eq!(f.len(), lens[seq as usize], "frame {seq} length");
-            for (i, x) in f[18..].iter().enumerate() {
-                assert_eq!(*x, (i as u32 ^ seq.wrapping_mul(7)) as u8, "frame {seq}");
-            }
-            got.push((seq, f.len()));
-        });
-        if posted == 0 && got.len() == before {
-            idle += 1;
-            assert!(idle < 100_000, "stuck at {sent} sent, {}", got.len());
-        } else {
-            idle = 0;
-        }
-    }
-    reap(a);
-    got
-}
-
-/// Reap every outstanding completion.
-fn reap(a: &mut Port) {
-    for _ in 0..1000 {
-        if a.tx_free() == a.sq().unwrap().entries() {
-            return;
-        }
-        a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
-        a.poll();
-    }
-    panic!("buffers not back: {} free", a.tx_free());
 }
 
 #[test]
@@ -122,7 +53,7 @@ fn sessions_on_every_part_with_them_and_the_fallback_elsewhere() {
                 let ctx = format!("{part:?} empw {empw:?} cq_every {cq_every}");
                 let on = empw.is_some() && has_empw(part);
                 assert_eq!(a.sq().unwrap().empw().is_some(), on, "{ctx}");
-                let got = send_all(&mut a, &mut b, &lens, 24);
+                let got = send_bursts(&mut a, &mut b, &lens, 24);
                 for (i, (seq, len)) in got.iter().enumerate() {
                     assert_eq!((*seq as usize, *len), (i, lens[i]), "{ctx}: in order");
                 }
@@ -168,7 +99,7 @@ fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
         let mut a = open(&sa, cfg);
         let mut b = open(&sb, cfg);
         let lens = vec![64usize; 48];
-        send_all(&mut a, &mut b, &lens, 16);
+        send_bursts(&mut a, &mut b, &lens, 16);
         let sqn = a.sq().unwrap().sqn.0;
         sa.inject_queue(QueueFault::SqBad {
             what: BadWqe::Lkey,
@@ -193,7 +124,7 @@ fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
         b.receive_burst(usize::MAX, |_, _| lost += 1);
         assert_eq!(lost, 0, "the broken session sent nothing");
         // Sessions go on after the recovery.
-        let got = send_all(&mut a, &mut b, &lens, 16);
+        let got = send_bursts(&mut a, &mut b, &lens, 16);
         assert_eq!(got.len(), lens.len());
         assert!(sa.port_stats().tx_empw_sessions >= 6);
         close(a, &sa, ba);

@@ -27,6 +27,11 @@ struct Pair {
 }
 
 fn pair(interrupts: bool) -> Pair {
+    pair_with(interrupts, open)
+}
+
+/// A pair whose port a is opened by `open_a`.
+fn pair_with(interrupts: bool, open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port) -> Pair {
     common::logger();
     let (sa, sb) = SimPlatform::pair(
         Personality::ConnectX4Lx,
@@ -38,7 +43,7 @@ fn pair(interrupts: bool) -> Pair {
         interrupts,
         ..EthConfig::default()
     };
-    let a = open(&sa, cfg);
+    let a = open_a(&sa, cfg);
     let b = open(&sb, cfg);
     Pair {
         sa,
@@ -129,6 +134,7 @@ fn run_kept(
     assert!(traffic(&mut p, 8) >= 8, "before the fault");
     let sim = if on_a { &p.sa } else { &p.sb };
     let dma_before = sim.dma_in_use();
+    let counted = (p.a.net_stats(), p.b.net_stats());
     let armed = sim.inject_queue(q).expect("armed");
     // Frames that meet the fault (and those flushed behind them) are lost.
     traffic(&mut p, 4);
@@ -148,6 +154,17 @@ fn run_kept(
     let port = if on_a { &p.a } else { &p.b };
     assert!(port.control().faults().count(class) >= 1);
     assert!(traffic(&mut p, 16) >= 16, "{armed}: traffic after recovery");
+    // A recovery that replaces a queue keeps its counters: a reader that
+    // waits for them to grow (the soak's `stats`) sees traffic resume.
+    let (a, b) = (p.a.net_stats(), p.b.net_stats());
+    assert!(
+        a.tx_packets >= counted.0.tx_packets + 16 && b.rx_packets >= counted.1.rx_packets + 16,
+        "{armed}: counters after recovery: a tx {} -> {}, b rx {} -> {}",
+        counted.0.tx_packets,
+        a.tx_packets,
+        counted.1.rx_packets,
+        b.rx_packets
+    );
     let entries = p.a.sq().unwrap().entries();
     assert_eq!(p.a.tx_free(), entries, "every transmit buffer back");
     // Recovery gives back what it replaced: nothing held until detach.
@@ -357,20 +374,9 @@ fn an_eq_that_cannot_be_recreated_escalates() {
 #[test]
 fn a_lost_periodic_query_does_not_hold_the_checks() {
     for interrupts in MODES {
-        common::logger();
-        let (sa, sb) = SimPlatform::pair(
-            Personality::ConnectX4Lx,
-            Personality::ConnectX5,
-            Mode::Synchronous,
-        );
-        let before = (sa.dma_in_use(), sb.dma_in_use());
-        let cfg = EthConfig {
-            interrupts,
-            ..EthConfig::default()
-        };
         // The synchronous model answers a live command inside its doorbell
         // write: only the lost one can meet the short timeout.
-        let a = {
+        let mut p = pair_with(interrupts, |sa, cfg| {
             let a = mlx5::Adapter::attach(sa.clone(), common::short_timeouts())
                 .map_err(|f| f.error)
                 .expect("attach");
@@ -378,15 +384,7 @@ fn a_lost_periodic_query_does_not_hold_the_checks() {
             mlx5::QueueSet::open(a, r, cfg)
                 .map_err(|f| f.error)
                 .expect("open")
-        };
-        let b = open(&sb, cfg);
-        let mut p = Pair {
-            sa,
-            sb,
-            a,
-            b,
-            before,
-        };
+        });
         assert!(traffic(&mut p, 8) >= 8, "before the loss");
         p.sa.inject(mlx5_sim::Fault::CommandNoCompletion {
             opcode: mlx5::cmd::op::QUERY_EQ,

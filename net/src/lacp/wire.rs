@@ -672,55 +672,45 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
-    /// A Marker Information PDU frame written by hand from 802.1AX-2014
-    /// Figure 6-24: requester port 3, system 02:00:00:00:00:01,
-    /// transaction id 0x01020304.
+    /// A Marker PDU frame written by hand from 802.1AX-2014 Figure 6-24,
+    /// sent from 02:00:00:00:00:`src` with TLV_type `tlv` (1 Marker
+    /// Information, 2 Marker Response): requester port 3, system
+    /// 02:00:00:00:00:01, transaction id 0x01020304 (a response returns
+    /// the requester's fields unchanged, 6.5.4.2).
     #[rustfmt::skip]
-    const MARKER_FRAME: [u8; FRAME_LEN] = [
-        // Ethernet: destination, source, EtherType 0x8809.
-        0x01, 0x80, 0xc2, 0x00, 0x00, 0x02,
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x0b,
-        0x88, 0x09,
-        // PDU offset 0: Subtype Marker, 1: Version 1.
-        0x02, 0x01,
-        // 2: TLV_type Marker Information, 3: Marker_Information_Length 16.
-        0x01, 0x10,
-        // 4..6 Requester_Port, 6..12 Requester_System.
-        0x00, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
-        // 12..16 Requester_Transaction_ID, 16..18 Pad.
-        0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
-        // 18: TLV_type Terminator, 19: Terminator_Length 0.
-        0x00, 0x00,
-        // 20..110 Reserved (90).
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
+    const fn marker_frame(src: u8, tlv: u8) -> [u8; FRAME_LEN] {
+        let head: [u8; 34] = [
+            // Ethernet: destination, source, EtherType 0x8809.
+            0x01, 0x80, 0xc2, 0x00, 0x00, 0x02,
+            0x02, 0x00, 0x00, 0x00, 0x00, src,
+            0x88, 0x09,
+            // PDU offset 0: Subtype Marker, 1: Version 1.
+            0x02, 0x01,
+            // 2: TLV_type, 3: Marker_Information/Response_Length 16.
+            tlv, 0x10,
+            // 4..6 Requester_Port, 6..12 Requester_System.
+            0x00, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+            // 12..16 Requester_Transaction_ID, 16..18 Pad.
+            0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
+            // 18: TLV_type Terminator, 19: Terminator_Length 0.
+            0x00, 0x00,
+        ];
+        // 20..110 Reserved (90): zero.
+        let mut frame = [0u8; FRAME_LEN];
+        let mut i = 0;
+        while i < head.len() {
+            frame[i] = head[i];
+            i += 1;
+        }
+        frame
+    }
 
-    /// The Marker Response to [`MARKER_FRAME`], written by hand from
-    /// 802.1AX-2014 Figure 6-24 and 6.5.4.2 (the requester's fields
-    /// returned unchanged), sent from 02:00:00:00:00:0c.
-    #[rustfmt::skip]
-    const MARKER_RESPONSE_FRAME: [u8; FRAME_LEN] = [
-        // Ethernet: destination, source, EtherType 0x8809.
-        0x01, 0x80, 0xc2, 0x00, 0x00, 0x02,
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x0c,
-        0x88, 0x09,
-        // PDU offset 0: Subtype Marker, 1: Version 1.
-        0x02, 0x01,
-        // 2: TLV_type Marker Response, 3: Marker_Response_Length 16.
-        0x02, 0x10,
-        // 4..6 Requester_Port 3, 6..12 Requester_System.
-        0x00, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
-        // 12..16 Requester_Transaction_ID, 16..18 Pad.
-        0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
-        // 18: TLV_type Terminator, 19: Terminator_Length 0.
-        0x00, 0x00,
-        // 20..110 Reserved (90).
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
+    /// A Marker Information PDU from 02:00:00:00:00:0b.
+    const MARKER_FRAME: [u8; FRAME_LEN] = marker_frame(0x0b, 0x01);
+
+    /// The Marker Response to [`MARKER_FRAME`], sent from
+    /// 02:00:00:00:00:0c.
+    const MARKER_RESPONSE_FRAME: [u8; FRAME_LEN] = marker_frame(0x0c, 0x02);
 
     #[test]
     fn marker_response_matches_golden_frame() {

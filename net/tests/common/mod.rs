@@ -3,6 +3,8 @@
 //! thread with a fake clock; a small DHCP server; app drivers.
 #![allow(dead_code)]
 
+pub mod plant;
+
 use std::sync::Once;
 
 use cxos_net::app::{App, AppStatus, Verdict};

@@ -3,7 +3,7 @@
 //!
 //! Order (PRM "Event Queues": DESTROY_EQ is refused while a CQ reports to
 //! the EQ): CREATE_EQ on the same MSI-X vector, MODIFY_CQ with field select
-//! `c_eqn` for each CQ of the old EQ ([`crate::cq::ModifyCqEqn`]), the new
+//! `c_eqn` for each CQ of the old EQ ([`crate::cq::ModifyCq::eqn`]), the new
 //! EQ in the old one's place in the shared [`crate::eq::CompEq`] (claims
 //! and pending events stay), DESTROY_EQ of the old one, then every CQ
 //! armed again so completions written during the stall raise events.
@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use super::QueueSet;
 use crate::control::Control;
-use crate::cq::{Cqn, ModifyCqEqn};
+use crate::cq::{Cqn, ModifyCq};
 use crate::eq::{self, CreateEq, Eq, Eqn};
 use crate::error::Missing;
 
@@ -63,10 +63,10 @@ impl<C: Control> QueueSet<C> {
         let new_eq = Eq::new(new, vector, ring, log_size, uar, self.ctl.mmio().clone());
         let mut moved = Vec::with_capacity(mine.len());
         for &cqn in &mine {
-            if let Err(e) = self.ctl.exec(&ModifyCqEqn { cqn, eqn: new }) {
+            if let Err(e) = self.ctl.exec(&ModifyCq::eqn(cqn, new)) {
                 // Back where they were; the new EQ goes.
                 for &c in &moved {
-                    let _ = self.ctl.exec(&ModifyCqEqn { cqn: c, eqn: old });
+                    let _ = self.ctl.exec(&ModifyCq::eqn(c, old));
                 }
                 if self.ctl.exec(&eq::destroy_eq(new)).is_ok() {
                     drop(new_eq);

@@ -114,6 +114,12 @@ impl<C: Control> QueueSet<C> {
 
         // Nothing dispatches to the old RQ any more.
         let x = &mut self.parts.rx[q];
+        // The queue's counters go on from the old RQ's: a reader waiting
+        // for them to grow must see the frames the new one receives.
+        if let Some(old) = x.rq.as_ref() {
+            new_rq.stats = old.stats;
+            new_rq.stats.recoveries += 1;
+        }
         let old_rq = x.rq.replace(new_rq);
         let old_cq = core::mem::replace(&mut x.cq, {
             if self.cfg.interrupts {

@@ -536,6 +536,8 @@ impl<C: Control> QueueSet<C> {
             return Err(e.into());
         }
         let returned = old_sq.reset();
+        // The new SQ's counters go on from the old one's.
+        let counted = old_sq.stats;
         let sq_ring = old_sq.into_ring();
         let (old_cqn, eqn) = (old_cq.cqn, old_cq.eqn);
         if self.ctl.exec(&cq::destroy_cq(old_cqn)).is_err() {
@@ -580,7 +582,7 @@ impl<C: Control> QueueSet<C> {
             }
         };
         let lso_bufs = if self.lso_max() > 0 { cfg.lso_bufs } else { 0 };
-        let sq = Sq::new(
+        let mut sq = Sq::new(
             sqn,
             sq_ring,
             cfg.log_sq,
@@ -595,6 +597,7 @@ impl<C: Control> QueueSet<C> {
             },
             self.ctl.mmio().clone(),
         );
+        sq.stats = counted;
         self.ctl.exec(&ModifySq {
             sqn,
             from: QueueState::Rst,

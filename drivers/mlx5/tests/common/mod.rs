@@ -2,6 +2,7 @@
 //! `MLX5_LOG=debug` etc.) and configurations with short timeouts.
 #![allow(dead_code)]
 
+pub mod burst;
 pub mod pkt;
 
 use std::sync::Once;
