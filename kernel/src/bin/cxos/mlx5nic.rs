@@ -109,17 +109,27 @@ impl PciDriver for Mlx5Driver {
     }
 
     fn phys_lines(&self) -> Vec<String> {
-        SLOTS
+        // The summaries under the slot table (no command); the module's
+        // state and memory read after, cooperatively where the port is
+        // open (`on_port`).
+        let summaries: Vec<(PciAddress, Option<String>)> = SLOTS
             .lock()
             .iter_mut()
             .map(|s| {
-                let addr = s.addr;
-                s.state
-                    .with_adapter(|a| {
-                        let line = cxos_kernel::mlx5_report::phys_line(&a.summary());
-                        format!("{line}, module {}", module_summary(a))
-                    })
-                    .unwrap_or_else(|| format!("{addr} mlx5 detached"))
+                let line = s
+                    .state
+                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()));
+                (s.addr, line)
+            })
+            .collect();
+        summaries
+            .into_iter()
+            .map(|(addr, line)| match line {
+                Some(line) => match on_port(addr, module_summary) {
+                    Some(m) => format!("{line}, module {m}"),
+                    None => format!("{addr} mlx5 detached"),
+                },
+                None => format!("{addr} mlx5 detached"),
             })
             .collect()
     }
@@ -269,9 +279,12 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
 
 /// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
 /// (1000BASE-T)`, `unplugged`, or why it cannot be read.
-fn module_summary(a: &mut Mlx5Adapter) -> String {
+fn module_summary(a: &mut dyn PortOps) -> String {
     match a.module_state() {
-        Ok(ModuleState::Plugged) => match a.transceiver() {
+        Ok(ModuleState::Plugged) => match a
+            .read_module()
+            .and_then(|m| m.decode().map_err(PortError::Sff))
+        {
             Ok(t) => format!("{} {} ({})", t.vendor, t.pn, t.media),
             Err(e) => format!("unreadable ({e})"),
         },
