@@ -259,13 +259,19 @@ enum Entry {
         name: String,
         why: String,
     },
+    /// Lent to its driver for a change that waits on the device
+    /// ([`Interfaces::lend`]): not polled, its status line as it was.
+    Lent {
+        name: String,
+        line: String,
+    },
 }
 
 impl Entry {
     fn name(&self) -> &str {
         match self {
             Entry::Up(i) => i.name(),
-            Entry::Down { name, .. } => name,
+            Entry::Down { name, .. } | Entry::Lent { name, .. } => name,
         }
     }
 }
@@ -342,7 +348,7 @@ impl Interfaces {
     /// name; a running one of that name refuses it.
     pub fn add(&mut self, iface: Box<dyn Interface>) -> Result<(), Taken> {
         match self.position(iface.name()) {
-            Some(i) if matches!(self.entries[i], Entry::Up(_)) => Err(Taken(iface)),
+            Some(i) if !matches!(self.entries[i], Entry::Down { .. }) => Err(Taken(iface)),
             Some(i) => {
                 self.entries[i] = Entry::Up(iface);
                 Ok(())
@@ -364,9 +370,12 @@ impl Interfaces {
         out: &mut dyn fmt::Write,
     ) -> Option<Box<dyn Interface>> {
         let i = self.position(name)?;
+        if matches!(self.entries[i], Entry::Lent { .. }) {
+            return None;
+        }
         let iface = match self.entries.remove(i) {
             Entry::Up(iface) => iface,
-            Entry::Down { .. } => return None,
+            Entry::Down { .. } | Entry::Lent { .. } => return None,
         };
         Some(self.closing(iface, now, out))
     }
@@ -389,9 +398,13 @@ impl Interfaces {
             self.entries.push(down);
             return None;
         };
+        if matches!(self.entries[i], Entry::Lent { .. }) {
+            // Its driver has it: it comes back with `give_back`.
+            return None;
+        }
         match core::mem::replace(&mut self.entries[i], down) {
             Entry::Up(iface) => Some(self.closing(iface, now, out)),
-            Entry::Down { .. } => None,
+            Entry::Down { .. } | Entry::Lent { .. } => None,
         }
     }
 
@@ -451,7 +464,7 @@ impl Interfaces {
         let up = || {
             self.entries.iter().filter_map(|e| match e {
                 Entry::Up(i) => Some(i),
-                Entry::Down { .. } => None,
+                Entry::Down { .. } | Entry::Lent { .. } => None,
             })
         };
         match target {
@@ -572,6 +585,51 @@ impl Interfaces {
         match e {
             Entry::Up(i) => i.status_line(),
             Entry::Down { name, why } => format!("{name}: {why}"),
+            Entry::Lent { line, .. } => line.clone(),
+        }
+    }
+
+    /// Lend running interface `name` to its driver for a change that
+    /// waits on the device (an MTU change, promiscuous mode), so the table
+    /// need not stay locked meanwhile: the interface keeps its place and
+    /// status line, is not polled (its apps pause), cannot be removed or
+    /// set down, and comes back with [`Interfaces::give_back`]. `None` if
+    /// it is not running (or lent already).
+    pub fn lend(&mut self, name: &str) -> Option<Box<dyn Interface>> {
+        let i = self
+            .entries
+            .iter()
+            .position(|e| matches!(e, Entry::Up(x) if x.name() == name))?;
+        let line = Self::line(&self.entries[i]);
+        let lent = Entry::Lent {
+            name: name.into(),
+            line,
+        };
+        match core::mem::replace(&mut self.entries[i], lent) {
+            Entry::Up(iface) => Some(iface),
+            other => {
+                self.entries[i] = other;
+                None
+            }
+        }
+    }
+
+    /// Whether interface `name` is lent out ([`Interfaces::lend`]).
+    pub fn is_lent(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, Entry::Lent { name: n, .. } if n == name))
+    }
+
+    /// Put a lent interface back in its place.
+    pub fn give_back(&mut self, iface: Box<dyn Interface>) {
+        match self
+            .entries
+            .iter()
+            .position(|e| matches!(e, Entry::Lent { name, .. } if name == iface.name()))
+        {
+            Some(i) => self.entries[i] = Entry::Up(iface),
+            None => self.entries.push(Entry::Up(iface)),
         }
     }
 

@@ -4,13 +4,20 @@
 //! starts, the fault is injected through the model's control socket
 //! (`fault <kind>`), the console shows its `FAULT <class> ...` line with
 //! `outcome=recovered`, and iperf3 completes with traffic after the
-//! fault. At the end `faults` counts every class, detach reports 0 pages
-//! lost and the model's sanitizer nothing.
+//! fault. Then a lost command inside a multi-command port sequence:
+//! `traninfo` with its first ACCESS_REGISTER dropped by the model waits
+//! (up to the command timeout) without freezing the kernel: stock ping
+//! from the namespace is answered meanwhile; the answer carries the typed
+//! error line and the `FAULT mlx5.cmd.timeout` record, and the module is
+//! read after it. At the end `faults` counts every class, detach reports
+//! 0 pages lost and the model's sanitizer nothing.
 
 use std::time::Duration;
 
-use crate::netns::PeerConfig;
+use crate::netns::{PeerConfig, PeerNetwork};
+use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest};
+use crate::systests_attach::Shell;
 use crate::systests_attach::{detach_clean, plain_line};
 use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
 
@@ -85,7 +92,9 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // Past the grace period before the next fault on the same queue.
         std::thread::sleep(Duration::from_millis(600));
     }
+    lost_port_command(&net, &mut shell, &mut sim, &guest)?;
     let faults = shell.ask("faults")?;
+    plain_line(&faults, "  mlx5.cmd.timeout ")?;
     for (_, class) in QUEUE_FAULTS {
         let want = QUEUE_FAULTS.iter().filter(|(_, c)| c == class).count() as u64;
         let l = plain_line(&faults, &format!("  {class} "))?;
@@ -101,5 +110,74 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     detach_clean(&mut shell, &sim)?;
     shell.poweroff(&mut sim)?;
     drop(net);
+    Ok(())
+}
+
+/// Stock ping's requests (every 200 ms) while `traninfo` waits on its lost
+/// command: 10 s, inside the command timeout (15 s).
+const LOST_PINGS: u32 = 50;
+/// Replies counted only this far inside the wait (the command goes out
+/// after the shell read the line; a blocked kernel answers its backlog
+/// just before the shell's answer).
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
+/// Replies the wait must let through: a kernel blocked on the command
+/// answers none.
+const MIN_REPLIES_DURING_WAIT: usize = 5;
+
+/// `traninfo` with its first register access (PMAOS) dropped: the stack
+/// answers stock ping during the wait, the answer names the typed timeout
+/// and carries its `FAULT mlx5.cmd.timeout` line, the module is still
+/// read (the adapter is usable).
+fn lost_port_command(
+    net: &PeerNetwork,
+    shell: &mut Shell,
+    sim: &mut SimDevice,
+    guest: &str,
+) -> Result<(), String> {
+    use crate::systests_reset::replies_between;
+    sim.ask_ok("fault no-completion 0x805")?;
+    let mut ping = net.netns().command("ping");
+    ping.args([
+        "-n",
+        "-D",
+        "-i",
+        "0.2",
+        "-c",
+        &LOST_PINGS.to_string(),
+        guest,
+    ]);
+    let pinger = std::thread::spawn(move || ping.output());
+    let asked = std::time::SystemTime::now();
+    let t = std::time::Instant::now();
+    let traninfo = shell.ask("traninfo")?;
+    let waited = t.elapsed();
+    let answered = std::time::SystemTime::now();
+    let out = pinger
+        .join()
+        .map_err(|_| "the ping thread panicked".to_string())?
+        .map_err(|e| format!("stock ping: {e}"))?;
+    let out = String::from_utf8_lossy(&out.stdout);
+    let during = replies_between(&out, asked + WAIT_MARGIN, answered - WAIT_MARGIN);
+    println!(
+        "    lost ACCESS_REGISTER: traninfo answered in {} ms, {during} ping replies meanwhile",
+        waited.as_millis()
+    );
+    if during < MIN_REPLIES_DURING_WAIT {
+        return Err(format!(
+            "{during} ping replies while traninfo waited {waited:?} on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
+        ));
+    }
+    let state = plain_line(&traninfo, "01:00.0 module: ")?;
+    if !state.contains("ACCESS_REGISTER") || !state.contains("no completion after") {
+        return Err(format!("no typed timeout in {state:?}:\n{traninfo}"));
+    }
+    plain_line(
+        &traninfo,
+        "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x805 waited_ms=",
+    )?;
+    // The sequence went on after the lost access: the module was read.
+    plain_line(&traninfo, "  vendor")?;
+    let again = shell.ask("traninfo")?;
+    plain_line(&again, "01:00.0 module: plugged")?;
     Ok(())
 }

@@ -77,7 +77,11 @@ fn until_answered(
 
 /// Replies in stock `ping -D` output (`[<epoch s>.<us>] 64 bytes from
 /// ...`) received between `from` and `to`.
-fn replies_between(out: &str, from: std::time::SystemTime, to: std::time::SystemTime) -> usize {
+pub(crate) fn replies_between(
+    out: &str,
+    from: std::time::SystemTime,
+    to: std::time::SystemTime,
+) -> usize {
     let secs = |t: std::time::SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
@@ -164,6 +168,13 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if !line.ends_with("action=function-reset outcome=recovered") {
         return Err(format!("internal error recovery: {line}"));
     }
+    // The driver's record ends the reset and bring-up; the interfaces are
+    // restored after it. A ping sent between the two finds no steering
+    // rule on the new function and costs its whole 1 s wait (what made
+    // this figure twice the health fault's): ping once they are back, as
+    // step 1 does.
+    peer.shell
+        .wait_for_line(&format!("mlx5 {PCI}: function reset: up again in "))?;
     let internal = until_answered(&peer.net, &guest, t)?;
 
     // 2. Again, while stock iperf3 runs against cxos: the run completes.

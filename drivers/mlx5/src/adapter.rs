@@ -32,7 +32,7 @@ use crate::uar::{self, AllocUar, Uar};
 use crate::vport::{Mac, QueryNicVportContext, VportInfo};
 
 mod faults;
-mod ports;
+pub(crate) mod ports;
 pub mod report;
 pub mod reset;
 mod teardown;
@@ -597,12 +597,7 @@ impl<P: Platform> Adapter<P> {
     }
 
     fn read_port(&mut self) -> Result<(), Error> {
-        let mut info = PortInfo::default();
-        info.apply_paos(&self.read_register(port::REG_PAOS)?);
-        info.apply_ptys(&self.read_register(port::REG_PTYS)?);
-        info.apply_pmtu(&self.read_register(port::REG_PMTU)?);
-        info.apply_pmlp(&self.read_register(port::REG_PMLP)?);
-        self.port = info;
+        self.port = ports::read_port(self)?;
         Ok(())
     }
 

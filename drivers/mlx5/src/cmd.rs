@@ -36,6 +36,28 @@ pub trait Command {
     fn parse(&self, outbox: &[u8]) -> Result<Self::Output, crate::error::BadOutput>;
 }
 
+/// A command lent out: what a cooperative [`Exec`] hands to a ticket
+/// (which owns its command) without copying the command.
+impl<T: Command> Command for &T {
+    type Output = T::Output;
+    const OPCODE: u16 = T::OPCODE;
+    fn op_mod(&self) -> u16 {
+        (**self).op_mod()
+    }
+    fn in_len(&self) -> usize {
+        (**self).in_len()
+    }
+    fn out_len(&self) -> usize {
+        (**self).out_len()
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        (**self).build(inbox)
+    }
+    fn parse(&self, outbox: &[u8]) -> Result<Self::Output, crate::error::BadOutput> {
+        (**self).parse(outbox)
+    }
+}
+
 /// Something that runs commands: the adapter (and, in unit tests, a
 /// scripted executor). Objects that only need commands (flow tables, queue
 /// state changes) take this instead of the whole adapter.

@@ -506,6 +506,10 @@ pub enum FlowError {
     /// Not something this steering does (a VLAN id over 4095, forwarding
     /// a MAC to a table).
     Unsupported,
+    /// Another steering change is waiting for the device (a change waits
+    /// with the steering taken out of the shared adapter; see
+    /// `crate::vnic::Nic`).
+    Busy,
     Command(CmdError),
 }
 
@@ -516,6 +520,7 @@ impl core::fmt::Display for FlowError {
             FlowError::Duplicate(e) => write!(f, "rule exists (root entry {})", e.0),
             FlowError::NoEntry(_) => f.write_str("no such rule"),
             FlowError::Unsupported => f.write_str("not supported by the steering"),
+            FlowError::Busy => f.write_str("busy: another steering change waits for the device"),
             FlowError::Command(c) => write!(f, "{c}"),
         }
     }
@@ -538,7 +543,7 @@ impl From<FlowError> for FilterError {
             FlowError::Unsupported | FlowError::NoEntry(_) | FlowError::Duplicate(_) => {
                 FilterError::Unsupported
             }
-            FlowError::Command(_) => FilterError::Device,
+            FlowError::Command(_) | FlowError::Busy => FilterError::Device,
         }
     }
 }

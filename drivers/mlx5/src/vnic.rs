@@ -65,9 +65,10 @@ use crate::steering::VlanMatch;
 use crate::vport::Mac;
 
 mod nic;
+mod ports;
 mod report;
 
-pub use nic::{Nic, NicConfig, NicCtl};
+pub use nic::{CoopExec, IdleWork, Nic, NicConfig, NicCtl};
 pub use report::{FlowCheck, FlowsReport, VnicInfo};
 
 /// What a VNIC is.
@@ -272,7 +273,7 @@ impl<C: Control> Vnic<C> {
         };
         let results = self
             .nic
-            .with_steering(|st, ctl| {
+            .with_steering_coop(|st, ctl| {
                 let mut out = Vec::new();
                 if promisc {
                     out.push(st.tap_leave(ctl, dest));
@@ -281,9 +282,9 @@ impl<C: Control> Vnic<C> {
                     out.push(st.leave(ctl, g, m, dest));
                 }
                 out.push(st.remove_match(ctl, mac, m));
-                out
+                Ok(out)
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|e| alloc::vec![Err(e)]);
         for r in results {
             note(r);
         }
@@ -425,8 +426,7 @@ impl<C: Control> NetDevice for Vnic<C> {
         let (m, dest) = (self.vlan_match(), self.dest);
         let r = self
             .nic
-            .with_steering(|st, ctl| st.join(ctl, mac, m, dest))
-            .unwrap_or(Err(FlowError::Unsupported));
+            .with_steering_coop(|st, ctl| st.join(ctl, mac, m, dest));
         r?;
         if !self.groups.contains(&mac) {
             self.groups.push(mac);
@@ -441,8 +441,7 @@ impl<C: Control> NetDevice for Vnic<C> {
         let (m, dest) = (self.vlan_match(), self.dest);
         let r = self
             .nic
-            .with_steering(|st, ctl| st.leave(ctl, mac, m, dest))
-            .unwrap_or(Err(FlowError::Unsupported));
+            .with_steering_coop(|st, ctl| st.leave(ctl, mac, m, dest));
         r?;
         self.groups.remove(i);
         Ok(())
@@ -455,16 +454,13 @@ impl<C: Control> NetDevice for Vnic<C> {
             return Ok(());
         }
         let dest = self.dest;
-        let r = self
-            .nic
-            .with_steering(|st, ctl| {
-                if on {
-                    st.tap_join(ctl, dest)
-                } else {
-                    st.tap_leave(ctl, dest)
-                }
-            })
-            .unwrap_or(Err(FlowError::Unsupported));
+        let r = self.nic.with_steering_coop(|st, ctl| {
+            if on {
+                st.tap_join(ctl, dest)
+            } else {
+                st.tap_leave(ctl, dest)
+            }
+        });
         r?;
         self.promisc = on;
         Ok(())

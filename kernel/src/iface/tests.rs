@@ -326,3 +326,43 @@ fn events_print_as_the_console_always_did() {
     );
     assert_eq!(event_line("vnic1", &NetEvent::LinkDown), "vnic1: link down");
 }
+
+/// A lent interface keeps its place and status line, is neither polled
+/// nor removable meanwhile (the other one keeps answering: a ping from it
+/// to the lent one gets no reply until it is given back), and comes back
+/// as it was.
+#[test]
+fn a_lent_interface_keeps_its_place_and_returns() {
+    let mut t = pair();
+    let mut out = String::new();
+    let line = t.status_line("vnic3").unwrap();
+    let lent = t.lend("vnic3").expect("running");
+    assert!(t.is_lent("vnic3"));
+    assert!(t.lend("vnic3").is_none(), "lent once");
+    assert_eq!(t.status_line("vnic3").unwrap(), line);
+    assert!(t.remove("vnic3", Instant::ZERO, &mut out).is_none());
+    assert!(
+        t.set_down("vnic3", "gone", Instant::ZERO, &mut out)
+            .is_none()
+    );
+    assert!(t.add(interface("vnic3", wire().0, "10.0.0.9/24")).is_err());
+    assert!(t.resolve(&Target::Name("vnic3".into())).is_err());
+    // net0 still polls: its ping to the lent interface goes unanswered.
+    let id = t
+        .start(&ping("10.0.0.2 -c 1 -W 1"), Owner::Shell, Instant::ZERO, 1)
+        .unwrap();
+    assert!(
+        !run(&mut t, id, &mut out, Duration::from_secs(3)).ok,
+        "{out}"
+    );
+    t.give_back(lent);
+    assert!(!t.is_lent("vnic3"));
+    assert_eq!(t.status_line("vnic3").unwrap(), line);
+    let id = t
+        .start(&ping("10.0.0.2 -c 1 -W 1"), Owner::Shell, Instant::ZERO, 2)
+        .unwrap();
+    assert!(
+        run(&mut t, id, &mut out, Duration::from_secs(3)).ok,
+        "{out}"
+    );
+}

@@ -75,6 +75,9 @@ struct Inner<C: Control> {
     res: Resources,
     cfg: NicConfig,
     steering: Option<Steering>,
+    /// The steering is out with a change waiting for the device
+    /// ([`Nic::with_steering_coop`]).
+    steering_out: bool,
     vnics: Vec<Registered>,
     next_id: u32,
 }
@@ -91,6 +94,38 @@ struct Shared<C: Control> {
     /// [`Control::link`] as of the last adapter call ([`link_word`]):
     /// `NetDevice::link` is asked on every poll.
     link: AtomicU64,
+    /// The owner's work between two looks at a command a VNIC's queues,
+    /// the steering or a port sequence wait for ([`Nic::set_idle`]);
+    /// taken out while it runs, so a command it issues waits with only
+    /// the clock's `relax`.
+    idle: Mutex<Option<IdleWork>>,
+}
+
+/// What [`Nic::set_idle`] takes.
+pub type IdleWork = alloc::boxed::Box<dyn FnMut() + Send>;
+
+impl<C: Control> Shared<C> {
+    /// Between two looks at a command (the control-plane lock free): the
+    /// owner's idle work, or, without one or nested inside it, the
+    /// clock's `relax`.
+    fn idle(&self) {
+        let work = self.idle.lock().take();
+        match work {
+            Some(mut f) => {
+                f();
+                let mut slot = self.idle.lock();
+                if slot.is_none() {
+                    *slot = Some(f);
+                }
+            }
+            None => self.clock.relax(),
+        }
+    }
+
+    /// [`Nic::exec_with`] with the owner's idle work.
+    fn exec_coop<K: Command>(&self, cmd: &K) -> Result<K::Output, CmdError> {
+        exec_with(self, cmd, || self.idle())
+    }
 }
 
 impl<C: Control> Shared<C> {
@@ -175,9 +210,71 @@ impl<C: Control> fmt::Debug for NicCtl<C> {
     }
 }
 
+/// A VNIC's commands (queue changes, recovery, MTU) wait cooperatively:
+/// the control-plane lock is let go while the device has one and the
+/// owner's idle work runs ([`Nic::set_idle`]).
 impl<C: Control> Exec for NicCtl<C> {
     fn exec<K: Command>(&mut self, cmd: &K) -> Result<K::Output, CmdError> {
-        self.nic.lock().ctl.exec(cmd)
+        self.nic.exec_coop(cmd)
+    }
+}
+
+/// Commands run through a [`Nic`] with the control-plane lock taken only
+/// to submit and to look (never while the device has the command), and
+/// `idle` called between two looks: what the port sequences run over
+/// (`Nic::read_module_with` and the others).
+pub struct CoopExec<'a, C: Control, F: FnMut()> {
+    nic: &'a Nic<C>,
+    idle: F,
+}
+
+impl<C: Control, F: FnMut()> fmt::Debug for CoopExec<'_, C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CoopExec({:?})", self.nic)
+    }
+}
+
+impl<'a, C: Control, F: FnMut()> CoopExec<'a, C, F> {
+    pub fn new(nic: &'a Nic<C>, idle: F) -> Self {
+        Self { nic, idle }
+    }
+}
+
+impl<C: Control, F: FnMut()> Exec for CoopExec<'_, C, F> {
+    fn exec<K: Command>(&mut self, cmd: &K) -> Result<K::Output, CmdError> {
+        exec_with(&self.nic.shared, cmd, &mut self.idle)
+    }
+}
+
+/// Commands through the shared adapter with the owner's idle work
+/// ([`Nic::with_steering_coop`]).
+pub(crate) struct SharedExec<'a, C: Control>(&'a Shared<C>);
+
+impl<C: Control> Exec for SharedExec<'_, C> {
+    fn exec<K: Command>(&mut self, cmd: &K) -> Result<K::Output, CmdError> {
+        self.0.exec_coop(cmd)
+    }
+}
+
+/// Submit `cmd` under the lock, look at it under the lock, `idle` between
+/// two looks with the lock free.
+fn exec_with<C: Control, K: Command>(
+    shared: &Shared<C>,
+    cmd: K,
+    mut idle: impl FnMut(),
+) -> Result<K::Output, CmdError> {
+    let started = shared.lock().ctl.start(cmd);
+    let mut t = match started {
+        crate::control::Started::Out(t) => t,
+        crate::control::Started::Done(r) => return r,
+    };
+    loop {
+        let polled = shared.lock().ctl.collect(t);
+        match polled {
+            CmdPoll::Done(r) => return r,
+            CmdPoll::Pending(next) => t = next,
+        }
+        idle();
     }
 }
 
@@ -270,6 +367,7 @@ impl<C: Control> Nic<C> {
                     res,
                     cfg,
                     steering: Some(steering),
+                    steering_out: false,
                     vnics: Vec::new(),
                     next_id: 0,
                 }),
@@ -278,6 +376,7 @@ impl<C: Control> Nic<C> {
                 mmio,
                 clock,
                 link,
+                idle: Mutex::new(None),
             }),
         })
     }
@@ -293,6 +392,32 @@ impl<C: Control> Nic<C> {
         let inner = &mut *g;
         let st = inner.steering.as_mut()?;
         Some(f(st, &mut inner.ctl))
+    }
+
+    /// Run `f` on the steering with its commands waiting cooperatively
+    /// (the idle work of [`Nic::set_idle`] between two looks): the
+    /// steering is taken out of the control plane for the change, so no
+    /// lock is held while the device has a command. Another steering
+    /// change meanwhile (from the idle work) is refused with
+    /// [`FlowError::Busy`]; inspection sees no steering.
+    pub(crate) fn with_steering_coop<R>(
+        &self,
+        f: impl FnOnce(&mut Steering, &mut SharedExec<'_, C>) -> Result<R, FlowError>,
+    ) -> Result<R, FlowError> {
+        let mut st = {
+            let mut g = self.shared.lock();
+            if g.steering_out {
+                return Err(FlowError::Busy);
+            }
+            let st = g.steering.take().ok_or(FlowError::Unsupported)?;
+            g.steering_out = true;
+            st
+        };
+        let r = f(&mut st, &mut SharedExec(&self.shared));
+        let mut g = self.shared.lock();
+        g.steering = Some(st);
+        g.steering_out = false;
+        r
     }
 
     /// The adapter's resources (port MAC, completion EQ, ...).
@@ -418,16 +543,14 @@ impl<C: Control> Nic<C> {
             return Err(VnicError::EqFull(eqn));
         }
         let m = vlan_match(spec.vlan);
-        let installed = self
-            .with_steering(|st, ctl| {
-                st.add_match(ctl, mac, m, dest)?;
-                if let Err(e) = st.join(ctl, BROADCAST, m, dest) {
-                    let _ = st.remove_match(ctl, mac, m);
-                    return Err(e);
-                }
-                Ok(())
-            })
-            .unwrap_or(Err(FlowError::Unsupported));
+        let installed = self.with_steering_coop(|st, ctl| {
+            st.add_match(ctl, mac, m, dest)?;
+            if let Err(e) = st.join(ctl, BROADCAST, m, dest) {
+                let _ = st.remove_match(ctl, mac, m);
+                return Err(e);
+            }
+            Ok(())
+        });
         if let Err(e) = installed {
             for eq in &self.shared.eqs {
                 eq.forget(&cqs);
@@ -563,21 +686,22 @@ impl<C: Control> Nic<C> {
     /// [`crate::Adapter::exec`]'s, timeout included. `idle` may use this `Nic`
     /// (other commands, reports), but must not replace the adapter under
     /// it (a function reset) while the command is out.
-    pub fn exec_with<K: Command>(
-        &self,
-        cmd: K,
-        mut idle: impl FnMut(),
-    ) -> Result<K::Output, CmdError> {
-        let mut t = match self.with_adapter(|a| a.start(cmd)) {
-            crate::control::Started::Out(t) => t,
-            crate::control::Started::Done(r) => return r,
-        };
-        loop {
-            match self.with_adapter(|a| a.collect(t)) {
-                CmdPoll::Done(r) => return r,
-                CmdPoll::Pending(next) => t = next,
-            }
-            idle();
-        }
+    pub fn exec_with<K: Command>(&self, cmd: K, idle: impl FnMut()) -> Result<K::Output, CmdError> {
+        exec_with(&self.shared, cmd, idle)
+    }
+
+    /// Set the work to run between two looks at a command the VNICs'
+    /// queues, the steering or a port sequence wait for (the lock free):
+    /// the owner's timers, interrupt work and other devices. Without it
+    /// (or while it runs) waiting is the clock's `relax`. It may use this
+    /// `Nic`, but must not replace the adapter under it (a function reset).
+    pub fn set_idle(&self, work: IdleWork) {
+        *self.shared.idle.lock() = Some(work);
+    }
+
+    /// Run `cmd` as [`Nic::exec_with`] with the idle work of
+    /// [`Nic::set_idle`].
+    pub fn exec_coop<K: Command>(&self, cmd: K) -> Result<K::Output, CmdError> {
+        exec_with(&self.shared, cmd, || self.shared.idle())
     }
 }

@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use cxos_drivers::{PciAddress, PciId};
 use cxos_kernel::shellcmd::Report;
 use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
-use mlx5::module::{Led, ModuleState, SpeedSetting};
+use mlx5::module::{Led, ModuleState, PortError, SpeedSetting};
 use mlx5::port::Speed;
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
 use mlx5::{Adapter, Config, PortEvent};
@@ -111,17 +111,27 @@ impl PciDriver for Mlx5Driver {
     }
 
     fn phys_lines(&self) -> Vec<String> {
-        SLOTS
+        // The summaries under the slot table (no command); the module's
+        // state and memory read after, cooperatively where the port is
+        // open (`on_port`).
+        let summaries: Vec<(PciAddress, Option<String>)> = SLOTS
             .lock()
             .iter_mut()
             .map(|s| {
-                let addr = s.addr;
-                s.state
-                    .with_adapter(|a| {
-                        let line = cxos_kernel::mlx5_report::phys_line(&a.summary());
-                        format!("{line}, module {}", module_summary(a))
-                    })
-                    .unwrap_or_else(|| format!("{addr} mlx5 detached"))
+                let line = s
+                    .state
+                    .with_adapter(|a| cxos_kernel::mlx5_report::phys_line(&a.summary()));
+                (s.addr, line)
+            })
+            .collect();
+        summaries
+            .into_iter()
+            .map(|(addr, line)| match line {
+                Some(line) => match on_port(addr, module_summary) {
+                    Some(m) => format!("{line}, module {m}"),
+                    None => format!("{addr} mlx5 detached"),
+                },
+                None => format!("{addr} mlx5 detached"),
             })
             .collect()
     }
@@ -154,11 +164,28 @@ impl PciDriver for Mlx5Driver {
 #[cfg(feature = "net")]
 pub fn set_promisc(name: &str, on: bool) -> Option<Result<(), String>> {
     use cxos_drivers::NetDevice;
-    crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
-        net.device_mut()
-            .set_promiscuous(on)
-            .map_err(|e| format!("{e:?}"))
+    // The steering change waits cooperatively, the interface lent out of
+    // the table.
+    lent(name, |net| {
+        cmdwait::run(|_| net.device_mut().set_promiscuous(on)).map_err(|e| format!("{e:?}"))
     })
+}
+
+/// Run `f` on interface `name` lent out of the interface table
+/// (`netstack::with_net_lent`); `None`: no such interface; lent already:
+/// `busy`.
+#[cfg(feature = "net")]
+fn lent<R>(
+    name: &str,
+    f: impl FnOnce(&mut cxos_net::NetIf<Mlx5Vnic>) -> Result<R, String>,
+) -> Option<Result<R, String>> {
+    match crate::netstack::with_net_lent::<Mlx5Vnic, _>(name, f) {
+        Ok(r) => Some(r),
+        Err(true) => Some(Err(format!(
+            "{name}: busy (another change on it waits for the device)"
+        ))),
+        Err(false) => None,
+    }
 }
 
 /// `mtu <if> <n>` on an mlx5 interface (`None`: no such interface of
@@ -186,9 +213,12 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
             "MTU {mtu} out of range: this port takes 1280 to {max}"
         )));
     }
+    // Each interface's queues change with it lent out of the table, the
+    // commands waiting cooperatively (the other interfaces keep running).
     let resize = |iface: &str, m: usize, rx: usize| {
-        with_net::<Mlx5Vnic, _>(iface, |net| {
-            net.change_mtu(crate::netstack::now(), |d| d.queue_set_mut().set_mtu(m, rx))
+        lent(iface, |net| {
+            let now = crate::netstack::now();
+            cmdwait::run(|_| net.change_mtu(now, |d| d.queue_set_mut().set_mtu(m, rx)))
                 .map_err(|e| format!("{iface}: {e}"))
         })
         .unwrap_or(Ok(()))
@@ -212,12 +242,14 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
             })
             .unwrap_or_default()
     };
+    let nic = with_net::<Mlx5Vnic, _>(name, |net| net.device().nic().clone());
+    // PMTU and the port state read after, cooperatively.
     let pmtu = || {
-        with_net::<Mlx5Vnic, _>(name, |net| {
-            net.device().nic().with_adapter(|a| a.set_port_mtu(mtu))
-        })
-        .unwrap_or(Ok(0))
-        .map_err(|e| format!("{e}"))
+        nic.as_ref()
+            .map_or(Ok(0), |nic| {
+                cmdwait::run(|idle| nic.set_port_mtu_with(mtu, idle))
+            })
+            .map_err(|e| format!("{e}"))
     };
     let raise = mtu > port_mtu;
     let mut oper = 0;
@@ -249,9 +281,12 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
 
 /// What the cage holds, for `phys`: `FINISAR CORP. FCLF8522P2BTL
 /// (1000BASE-T)`, `unplugged`, or why it cannot be read.
-fn module_summary(a: &mut Mlx5Adapter) -> String {
+fn module_summary(a: &mut dyn PortOps) -> String {
     match a.module_state() {
-        Ok(ModuleState::Plugged) => match a.transceiver() {
+        Ok(ModuleState::Plugged) => match a
+            .read_module()
+            .and_then(|m| m.decode().map_err(PortError::Sff))
+        {
             Ok(t) => format!("{} {} ({})", t.vendor, t.pn, t.media),
             Err(e) => format!("unreadable ({e})"),
         },
@@ -260,49 +295,132 @@ fn module_summary(a: &mut Mlx5Adapter) -> String {
     }
 }
 
+/// Where a port command runs: an open port through its `Nic`, the
+/// commands waiting cooperatively ([`cmdwait::run`], the slot table not
+/// held); an adapter without a data path under the slot table as before.
+enum PortTarget {
+    Nic(Nic<Mlx5Adapter>),
+    Held,
+    NotAttached,
+}
+
+/// The target of the port command on `addr` (the slot table is let go
+/// before any command goes out).
+fn port_target(slots: &[Slot], addr: PciAddress) -> PortTarget {
+    match slots.iter().find(|s| s.addr == addr).map(|s| &s.state) {
+        Some(State::Open(o)) => PortTarget::Nic(o.nic.clone()),
+        Some(State::Attached(_)) => PortTarget::Held,
+        _ => PortTarget::NotAttached,
+    }
+}
+
+/// The port sequences a port command runs, on an adapter held or through
+/// a `Nic` with the idle work.
+trait PortOps {
+    fn module_state(&mut self) -> Result<ModuleState, PortError>;
+    fn read_module(&mut self) -> Result<mlx5::module::ModuleImage, PortError>;
+    fn set_led(&mut self, led: Led) -> Result<(), PortError>;
+    fn led(&mut self) -> Result<(u16, u16), PortError>;
+    fn set_speed(&mut self, s: SpeedSetting) -> Result<(), PortError>;
+}
+
+impl PortOps for Mlx5Adapter {
+    fn module_state(&mut self) -> Result<ModuleState, PortError> {
+        Mlx5Adapter::module_state(self)
+    }
+    fn read_module(&mut self) -> Result<mlx5::module::ModuleImage, PortError> {
+        Mlx5Adapter::read_module(self)
+    }
+    fn set_led(&mut self, led: Led) -> Result<(), PortError> {
+        Mlx5Adapter::set_led(self, led)
+    }
+    fn led(&mut self) -> Result<(u16, u16), PortError> {
+        Mlx5Adapter::led(self)
+    }
+    fn set_speed(&mut self, s: SpeedSetting) -> Result<(), PortError> {
+        Mlx5Adapter::set_speed(self, s)
+    }
+}
+
+/// A `Nic` and the idle work of a [`cmdwait::run`] scope.
+struct CoopPort<'a> {
+    nic: &'a Nic<Mlx5Adapter>,
+    idle: &'a mut dyn FnMut(),
+}
+
+impl PortOps for CoopPort<'_> {
+    fn module_state(&mut self) -> Result<ModuleState, PortError> {
+        self.nic.module_state_with(&mut *self.idle)
+    }
+    fn read_module(&mut self) -> Result<mlx5::module::ModuleImage, PortError> {
+        self.nic.read_module_with(&mut *self.idle)
+    }
+    fn set_led(&mut self, led: Led) -> Result<(), PortError> {
+        self.nic.set_led_with(led, &mut *self.idle)
+    }
+    fn led(&mut self) -> Result<(u16, u16), PortError> {
+        self.nic.led_with(&mut *self.idle)
+    }
+    fn set_speed(&mut self, s: SpeedSetting) -> Result<(), PortError> {
+        self.nic.set_speed_with(s, &mut *self.idle)
+    }
+}
+
+/// Run `f` on the port of `addr`: through its `Nic`, cooperatively, or on
+/// the adapter under the slot table; `None` if it is not attached.
+fn on_port<R>(addr: PciAddress, f: impl FnOnce(&mut dyn PortOps) -> R) -> Option<R> {
+    let target = port_target(&SLOTS.lock(), addr);
+    match target {
+        PortTarget::Nic(nic) => Some(cmdwait::run(|idle| f(&mut CoopPort { nic: &nic, idle }))),
+        PortTarget::Held => SLOTS
+            .lock()
+            .iter_mut()
+            .find(|s| s.addr == addr)?
+            .state
+            .with_adapter(|a| f(a)),
+        PortTarget::NotAttached => None,
+    }
+}
+
 /// `traninfo`, `led`, `speed` on this driver's functions.
 fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
-    let mut slots = SLOTS.lock();
     let not_attached = |addr: PciAddress| format!("mlx5 {addr}: not attached");
+    let addrs: Vec<PciAddress> = SLOTS.lock().iter().map(|s| s.addr).collect();
     match cmd {
         PortCommand::Traninfo { hex, only } => {
             let mut text = String::new();
             let mut any = false;
-            for s in slots
-                .iter_mut()
-                .filter(|s| only.is_none_or(|a| a == s.addr))
-            {
+            for addr in addrs.into_iter().filter(|a| only.is_none_or(|o| o == *a)) {
                 any = true;
-                let addr = s.addr;
-                let t = s
-                    .state
-                    .with_adapter(|a| {
-                        let state = a.module_state();
-                        let image = match state {
-                            Ok(ModuleState::Unplugged) => None,
-                            _ => Some(a.read_module()),
-                        };
-                        cxos_kernel::traninfo::traninfo(addr, state, image, hex)
-                    })
-                    .unwrap_or_else(|| format!("{}\n", not_attached(addr)));
+                let t = on_port(addr, |p| {
+                    let state = p.module_state();
+                    let image = match state {
+                        Ok(ModuleState::Unplugged) => None,
+                        _ => Some(p.read_module()),
+                    };
+                    cxos_kernel::traninfo::traninfo(addr, state, image, hex)
+                })
+                .unwrap_or_else(|| format!("{}\n", not_attached(addr)));
                 text.push_str(&t);
             }
             any.then_some(Ok(text))
         }
         PortCommand::Led(addr, l) => {
-            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            if !addrs.contains(&addr) {
+                return None;
+            }
             Some(
-                s.state
-                    .with_adapter(|a| set_led(a, addr, l))
+                on_port(addr, |p| set_led(p, addr, l))
                     .ok_or_else(|| not_attached(addr))
                     .and_then(|r| r),
             )
         }
         PortCommand::Speed(addr, sp) => {
-            let s = slots.iter_mut().find(|s| s.addr == addr)?;
+            if !addrs.contains(&addr) {
+                return None;
+            }
             Some(
-                s.state
-                    .with_adapter(|a| set_speed(a, addr, sp))
+                on_port(addr, |p| set_speed(p, addr, sp))
                     .ok_or_else(|| not_attached(addr))
                     .and_then(|r| r),
             )
@@ -311,7 +429,7 @@ fn port_command(cmd: PortCommand) -> Option<Result<String, String>> {
 }
 
 /// `led`: set the LED, read it back; the shell's line.
-fn set_led(a: &mut Mlx5Adapter, addr: PciAddress, l: LedArg) -> Result<String, String> {
+fn set_led(a: &mut dyn PortOps, addr: PciAddress, l: LedArg) -> Result<String, String> {
     let led = match l {
         LedArg::Off => Led::Off,
         LedArg::On => Led::On,
@@ -328,7 +446,7 @@ fn set_led(a: &mut Mlx5Adapter, addr: PciAddress, l: LedArg) -> Result<String, S
 }
 
 /// `speed`: advertise every speed or one; the shell's line.
-fn set_speed(a: &mut Mlx5Adapter, addr: PciAddress, sp: SpeedArg) -> Result<String, String> {
+fn set_speed(a: &mut dyn PortOps, addr: PciAddress, sp: SpeedArg) -> Result<String, String> {
     let setting = match sp {
         SpeedArg::Auto => SpeedSetting::Auto,
         SpeedArg::Mbps(m) => SpeedSetting::Forced(m),
@@ -345,7 +463,7 @@ fn set_speed(a: &mut Mlx5Adapter, addr: PciAddress, sp: SpeedArg) -> Result<Stri
 /// as `speed` and `led` apply them: one line (or why not) per item.
 #[cfg(feature = "net")]
 fn apply_port_items(
-    a: &mut Mlx5Adapter,
+    a: &mut dyn PortOps,
     addr: PciAddress,
     items: cxos_kernel::cmdline::PortItems,
 ) -> Vec<Result<String, String>> {
@@ -366,10 +484,8 @@ pub fn port_items(
     name: &str,
     items: cxos_kernel::cmdline::PortItems,
 ) -> Option<Vec<Result<String, String>>> {
-    let mut slots = SLOTS.lock();
-    let s = slots.iter_mut().find(|s| s.iface() == name)?;
-    let addr = s.addr;
-    s.state.with_adapter(|a| apply_port_items(a, addr, items))
+    let addr = SLOTS.lock().iter().find(|s| s.iface() == name)?.addr;
+    on_port(addr, |p| apply_port_items(p, addr, items))
 }
 
 /// An adapter with its data path open: the port's steering (`Nic`) and
@@ -603,7 +719,10 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
         }
     }
     let nic = match Nic::new(adapter, res, cfg) {
-        Ok(nic) => nic,
+        Ok(nic) => {
+            nic.set_idle(cmdwait::idle_work());
+            nic
+        }
         Err(failure) => {
             println!(
                 "mlx5 {addr}: port not opened: {}; attached without a data path",
@@ -828,15 +947,40 @@ pub fn add_vnic(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Option<Result<S
         Over::Port(i) => usize::from(i),
         Over::Aggr(a) => return members::add_vnic(n, a, def),
     };
-    let mut slots = SLOTS.lock();
-    let slot = slots.iter_mut().find(|s| s.index == port)?;
-    let State::Open(o) = &mut slot.state else {
-        return None;
+    // The slot table is let go while the VNIC's commands wait
+    // (cooperatively: `cmdwait::run`).
+    let nic = {
+        let slots = SLOTS.lock();
+        let slot = slots.iter().find(|s| s.index == port)?;
+        let State::Open(o) = &slot.state else {
+            return None;
+        };
+        if o.vnics.contains(&n) {
+            return Some(Err(format!("vnic{n} exists")));
+        }
+        o.nic.clone()
     };
-    if o.vnics.contains(&n) {
-        return Some(Err(format!("vnic{n} exists")));
+    let created = cmdwait::run(|_| create_vnic(&nic, port, n, def));
+    if created.is_ok() {
+        let mut slots = SLOTS.lock();
+        match slots
+            .iter_mut()
+            .find(|s| s.index == port)
+            .map(|s| &mut s.state)
+        {
+            Some(State::Open(o)) if !o.vnics.contains(&n) => o.vnics.push(n),
+            _ => {
+                // Its port went while it was made (not from the shell, which
+                // waited): take it back.
+                drop(slots);
+                if let Some(v) = crate::netstack::close::<Mlx5Vnic>(&format!("vnic{n}"), None) {
+                    cmdwait::run(|_| v.destroy());
+                }
+                return Some(Err(format!("vnic{n}: its port went meanwhile")));
+            }
+        }
     }
-    Some(create_vnic(&o.nic, port, n, def).inspect(|_| o.vnics.push(n)))
+    Some(created)
 }
 
 /// Destroy VNIC `n`: its apps are aborted, its flow entries removed, its
@@ -850,7 +994,9 @@ pub fn remove_vnic(n: u32) -> Option<CloseReport> {
         {
             o.vnics.remove(i);
             let vnic = crate::netstack::close::<Mlx5Vnic>(&format!("vnic{n}"), None)?;
-            return Some(vnic.destroy());
+            drop(slots);
+            // Its rules and queues go cooperatively, the tables free.
+            return Some(cmdwait::run(|_| vnic.destroy()));
         }
     }
     drop(slots);

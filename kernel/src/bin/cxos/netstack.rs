@@ -256,6 +256,34 @@ pub fn with_net<D: NetDevice + Send + 'static, R>(
     table_of(name).lock().net_mut::<D>(name).map(f)
 }
 
+/// Run `f` on the stack of interface `name` (if it runs over a `D`) with
+/// the interface lent out of the table ([`Interfaces::lend`]), so the
+/// table is free while `f` waits on the device: the other interfaces keep
+/// being polled, this one (and its apps) waits for `f`. `Err(true)`: it is
+/// lent already (another change on it is in progress); `Err(false)`: no
+/// such interface of this device type.
+pub fn with_net_lent<D: NetDevice + Send + 'static, R>(
+    name: &str,
+    f: impl FnOnce(&mut NetIf<D>) -> R,
+) -> Result<R, bool> {
+    let mut iface = {
+        let mut table = table_of(name).lock();
+        if table.is_lent(name) {
+            return Err(true);
+        }
+        if table.net_mut::<D>(name).is_none() {
+            return Err(false);
+        }
+        table.lend(name).ok_or(false)?
+    };
+    let r = iface
+        .as_any_mut()
+        .downcast_mut::<NetInterface<D>>()
+        .map(|n| f(n.net_mut()));
+    table_of(name).lock().give_back(iface);
+    r.ok_or(false)
+}
+
 /// How soon a CPU whose table was busy looks again.
 const BUSY_RETRY_NS: u64 = 1_000_000;
 

@@ -7,12 +7,23 @@
 //! `mlx5::cmdq::MAX_TIMEOUT_MS`) then costs the shell's answer, not the
 //! kernel's.
 //!
-//! Rules that keep this sound on one CPU: the waiting caller holds neither
-//! the slot table nor the interface table (it works on a cloned `Nic`);
-//! while a wait is in progress the background work skips a function reset
-//! (it would replace the adapter the command is out on) and takes the slot
-//! table only if it is free; a control command issued from inside the
-//! background work (a timer) waits without running it again.
+//! The same idle work runs inside the driver's multi-command sequences
+//! that wait through a `Nic` (port sequences: `traninfo`, `led`, `speed`,
+//! PMTU; a VNIC's queue and steering changes: `mtu`, `promisc`, VNIC and
+//! aggregation create/delete, queue recovery): every `Nic` gets [`idle`]
+//! as its idle work ([`idle_work`]), which runs the rest of the kernel
+//! only inside a [`run`] scope and otherwise only relaxes (a sequence
+//! started from a timer, or from the network stacks' polling, waits as
+//! before: its caller holds the tables the background work needs).
+//!
+//! Rules that keep this sound on one CPU: the caller of [`run`] holds
+//! neither the slot table nor the interface table (it works on a cloned
+//! `Nic`, or an interface lent out of the table:
+//! `netstack::with_net_lent`); while a wait is in progress the background
+//! work skips a function reset (it would replace the adapter the command
+//! is out on) and takes the slot table only if it is free; a control
+//! command issued from inside the background work (a timer) waits without
+//! running it again.
 
 use alloc::format;
 use alloc::string::String;
@@ -30,6 +41,9 @@ use crate::runtime;
 
 /// A cooperative wait is in progress.
 static WAITING: AtomicBool = AtomicBool::new(false);
+/// The background work of a wait is running now (a wait inside it only
+/// relaxes).
+static IN_IDLE: AtomicBool = AtomicBool::new(false);
 
 /// Whether a cooperative wait is in progress (background work runs inside
 /// it).
@@ -50,21 +64,35 @@ pub(super) fn slots_for_background() -> Option<MutexGuard<'static, Vec<Slot>>> {
 
 /// Run `f` with the cooperative idle work (see the module documentation)
 /// to call between two looks at a command; `f` hands it to
-/// [`Nic::exec_with`] or one of the `Nic`'s `*_with` reports. Nested
-/// (from inside the background work of another wait) the idle work only
-/// relaxes.
+/// [`Nic::exec_with`] or one of the `Nic`'s `*_with` calls, and the
+/// `Nic`s' own idle work ([`idle_work`]) does the same while `f` runs.
+/// The caller holds neither the slot table nor the interface table.
 pub(super) fn run<R>(f: impl FnOnce(&mut dyn FnMut()) -> R) -> R {
     if WAITING.swap(true, Ordering::AcqRel) {
-        return f(&mut runtime::relax);
+        return f(&mut idle);
     }
-    let r = f(&mut || {
+    let r = f(&mut idle);
+    WAITING.store(false, Ordering::Release);
+    r
+}
+
+/// Between two looks at a command: inside a [`run`] scope (and not
+/// inside its background work already) the rest of the kernel runs:
+/// expired timers, vector work, the network stacks; then, and everywhere
+/// else, a short sleep.
+pub(super) fn idle() {
+    if waiting() && !IN_IDLE.swap(true, Ordering::AcqRel) {
         runtime::run_background();
         #[cfg(feature = "net")]
         crate::netstack::poll_if_free();
-        runtime::relax();
-    });
-    WAITING.store(false, Ordering::Release);
-    r
+        IN_IDLE.store(false, Ordering::Release);
+    }
+    runtime::relax();
+}
+
+/// [`idle`] as a `Nic`'s idle work (`Nic::set_idle`).
+pub(super) fn idle_work() -> mlx5::vnic::IdleWork {
+    alloc::boxed::Box::new(idle)
 }
 
 /// Run `cmd` on `nic`'s adapter, the rest of the kernel running while the

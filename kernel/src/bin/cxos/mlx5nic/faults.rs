@@ -40,6 +40,15 @@ pub fn check_all() {
             }
         }
     }
+    // A check that took an internal error event off EQ0 (the queue checks
+    // drain it) failed the function: reset it now, not at the next
+    // service round up to a second later. Not while a command of a
+    // cooperative wait is out.
+    for slot in slots.iter_mut() {
+        if !slot.fault_reported && !super::cmdwait::waiting() && super::reset::wanted(slot) {
+            super::reset::recover(slot);
+        }
+    }
     drop(slots);
     #[cfg(feature = "net")]
     super::members::check_all();

@@ -140,7 +140,10 @@ fn reopen(
         }
     };
     let nic = match Nic::new(adapter, res, NicConfig::default()) {
-        Ok(n) => n,
+        Ok(n) => {
+            n.set_idle(super::cmdwait::idle_work());
+            n
+        }
         Err(f) => {
             println!("mlx5 {addr}: function reset: port not opened: {}", f.error);
             return give_up_data_path(slot, old, f.control, states.len());
