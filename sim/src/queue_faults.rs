@@ -409,9 +409,29 @@ impl QueueFaults {
         !self.stalled_sqs.is_empty() && self.stalled_sqs.contains(&sqn)
     }
 
-    /// SQ `sqn` went to RST (or away): a stall ends, spoiled WQEs too.
+    /// SQ `sqn` went to RST: a stall ends (WQEs still to spoil stay
+    /// armed: `count` spans the queue's recoveries).
     pub fn sq_reset(&mut self, sqn: u32) {
         self.stalled_sqs.remove(&sqn);
+    }
+
+    /// SQ `sqn` was destroyed: nothing armed against it outlives it (a
+    /// new SQ may get the same number).
+    pub fn sq_gone(&mut self, sqn: u32) {
+        self.stalled_sqs.remove(&sqn);
+        self.sq_bad.remove(&sqn);
+    }
+
+    /// RQ `rqn` was destroyed (as [`QueueFaults::sq_gone`]).
+    pub fn rq_gone(&mut self, rqn: u32) {
+        self.rq_bad.remove(&rqn);
+    }
+
+    /// Every SQ and RQ destroyed at once (DISABLE_HCA, function reset).
+    pub fn queues_gone(&mut self) {
+        self.stalled_sqs.clear();
+        self.sq_bad.clear();
+        self.rq_bad.clear();
     }
 
     /// The wrong consumer counter of a stalled EQ.
@@ -570,5 +590,28 @@ mod tests {
         assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
         assert_eq!(q.take_sq_wqe(8), None);
         assert_eq!(q.refused_wqes, 2);
+    }
+
+    #[test]
+    fn nothing_armed_outlives_its_queue() {
+        let mut q = QueueFaults::default();
+        q.sq_bad.insert(8, (BadWqe::Lkey, 2));
+        q.rq_bad.insert(9, (BadWqe::Addr, 2));
+        q.stalled_sqs.insert(8);
+        // A reset to RST keeps the spoiled WQEs, ends the stall.
+        q.sq_reset(8);
+        assert!(!q.sq_stalled(8));
+        assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
+        q.stalled_sqs.insert(8);
+        q.sq_gone(8);
+        q.rq_gone(9);
+        assert_eq!((q.take_sq_wqe(8), q.take_rq_wqe(9)), (None, None));
+        assert!(!q.sq_stalled(8));
+        q.sq_bad.insert(8, (BadWqe::Lkey, 1));
+        q.rq_bad.insert(9, (BadWqe::Lkey, 1));
+        q.stalled_sqs.insert(8);
+        q.queues_gone();
+        assert_eq!((q.take_sq_wqe(8), q.take_rq_wqe(9)), (None, None));
+        assert!(!q.sq_stalled(8));
     }
 }

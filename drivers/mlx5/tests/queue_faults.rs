@@ -622,3 +622,62 @@ fn rx_cq_overflow_on_a_vnic_queue_set() {
         assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
     }
 }
+
+/// A fault armed against a queue goes with it: closed and opened again
+/// on the same adapters, the new SQ and RQ get the old numbers (the model
+/// hands out the lowest free one) and carry traffic without a fault.
+#[test]
+fn an_armed_fault_does_not_outlive_its_queue() {
+    let mut p = pair(false);
+    assert!(traffic(&mut p, 4) >= 4);
+    let (sqn, rqn) = (p.a.sq().unwrap().sqn.0, p.b.rq().unwrap().rqn.0);
+    for what in [BadWqe::Lkey, BadWqe::Addr] {
+        p.sa.inject_queue(QueueFault::SqBad {
+            what,
+            sqn: Some(sqn),
+            count: 4,
+        })
+        .unwrap();
+        p.sb.inject_queue(QueueFault::RqBad {
+            what,
+            rqn: Some(rqn),
+            count: 4,
+        })
+        .unwrap();
+    }
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = p;
+    let reopen = |port: Port| {
+        let cfg = *port.config();
+        let (adapter, rep) = port.close();
+        assert_eq!(rep.errors, 0, "{rep:?}");
+        let r = mlx5::Resources::of(&adapter).expect("resources");
+        mlx5::QueueSet::open(adapter, r, cfg).unwrap_or_else(|f| panic!("open: {}", f.error))
+    };
+    let (a, b) = (reopen(a), reopen(b));
+    let mut p = Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    };
+    assert_eq!(p.a.sq().unwrap().sqn.0, sqn, "the SQ number is reused");
+    assert_eq!(p.b.rq().unwrap().rqn.0, rqn, "the RQ number is reused");
+    assert!(traffic(&mut p, 16) >= 16);
+    for (side, port) in [("a", &p.a), ("b", &p.b)] {
+        let f = port.control().faults();
+        assert_eq!(
+            (f.count(FaultClass::SqErr), f.count(FaultClass::RqErr)),
+            (0, 0),
+            "{side}: {:?}",
+            f.records().collect::<Vec<_>>()
+        );
+    }
+    drop_pair(p);
+}
