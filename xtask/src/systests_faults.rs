@@ -29,6 +29,10 @@ pub const QUEUE_FAULTS: &[(&str, &str)] = &[
     ("fault sq-stall", "mlx5.tx.timeout"),
 ];
 
+/// Faults this test injects after [`QUEUE_FAULTS`]; a request ending in
+/// `rqn=` gets the number of the interface's first receive queue.
+const EXTRA_FAULTS: &[(&str, &str)] = &[("fault wq-catastrophic rqn=", "mlx5.wq.catastrophic")];
+
 /// One iperf3 run around each fault (seconds, and a rate TCG keeps up with).
 const IPERF3_SECONDS: &str = "4";
 const IPERF3_RATE: &str = "10M";
@@ -54,7 +58,21 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     } = peer;
     let guest = config.ipv4(PEER_GUEST);
     plain_line(&shell.ask("serve iperf3")?, "service ")?;
-    for (request, class) in QUEUE_FAULTS {
+    // The soak's list, then faults naming a queue the model does not pick
+    // by default.
+    let mut requests: Vec<(&str, &str)> = QUEUE_FAULTS.to_vec();
+    requests.extend(EXTRA_FAULTS);
+    for (request, class) in &requests {
+        // `rqn=`: the receive queue in use now (recoveries replace it).
+        let request = if request.ends_with("rqn=") {
+            let rings = shell.ask("rings")?;
+            let rq = plain_line(&rings, "rq0 ")?;
+            let rqn = rq.split_whitespace().nth(1).unwrap_or_default();
+            format!("{request}{rqn}")
+        } else {
+            request.to_string()
+        };
+        let request = &request;
         let run = net
             .iperf3_client_start(&guest, &["-t", IPERF3_SECONDS, "-b", IPERF3_RATE])
             .map_err(|e| format!("iperf3 before {request}: {e}"))?;
@@ -86,8 +104,8 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(600));
     }
     let faults = shell.ask("faults")?;
-    for (_, class) in QUEUE_FAULTS {
-        let want = QUEUE_FAULTS.iter().filter(|(_, c)| c == class).count() as u64;
+    for (_, class) in &requests {
+        let want = requests.iter().filter(|(_, c)| c == class).count() as u64;
         let l = plain_line(&faults, &format!("  {class} "))?;
         let n: u64 = l
             .split_whitespace()
