@@ -66,8 +66,12 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // `rqn=`: the receive queue in use now (recoveries replace it).
         let request = if request.ends_with("rqn=") {
             let rings = shell.ask("rings")?;
-            let rq = plain_line(&rings, "rq0 ")?;
-            let rqn = rq.split_whitespace().nth(1).unwrap_or_default();
+            // `  rq0 0x2001 cq ...` under the port's heading.
+            let rqn = rings
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix("rq0 "))
+                .and_then(|l| l.split_whitespace().next())
+                .ok_or_else(|| format!("no rq0 line in:\n{rings}"))?;
             format!("{request}{rqn}")
         } else {
             request.to_string()

@@ -942,3 +942,109 @@ fn a_queue_fault_leaves_the_healthy_queues_alone() {
         assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
     }
 }
+
+/// The escalation chain under a tight policy (one recovery per object in
+/// the window, no grace period), driven by real SQ faults: the first is
+/// a queue reset; the second a port-level reset (the SQ and the RQ
+/// cycled); the third asks for the function reset, after which a queue
+/// set on the new function carries traffic.
+#[test]
+fn repeated_sq_faults_escalate_queue_then_port_then_function() {
+    use mlx5::fault::FaultPolicy;
+    let mut p = pair(false);
+    p.a.control_mut().set_fault_policy(FaultPolicy {
+        grace_ms: 0,
+        max_recoveries: 1,
+        window_ms: 600_000,
+    });
+    assert!(traffic(&mut p, 8) >= 8);
+    let sqn = p.a.sq().unwrap().sqn.0;
+    let rq_recoveries = |p: &Pair| p.a.rq().unwrap().stats.recoveries;
+    let sq_records = |p: &Pair| -> Vec<FaultRecord> {
+        p.a.control()
+            .faults()
+            .records()
+            .filter(|r| r.class == FaultClass::SqErr)
+            .copied()
+            .collect()
+    };
+    let want = [
+        (FaultAction::QueueReset, FaultOutcome::Recovered),
+        (FaultAction::PortReset, FaultOutcome::Recovered),
+        (FaultAction::FunctionReset, FaultOutcome::Escalate),
+    ];
+    for (i, step) in want.iter().enumerate() {
+        assert!(!p.a.control().faults().escalation_pending());
+        let rq_before = rq_recoveries(&p);
+        p.sa.inject_queue(QueueFault::SqBad {
+            what: BadWqe::Lkey,
+            sqn: Some(sqn),
+            count: 1,
+        })
+        .unwrap();
+        // One frame at a time until the record is there (no longer: the
+        // SQ left in error would time out as well).
+        let (dst, src) = (p.b.mac(), p.a.mac());
+        let start = Instant::now();
+        while sq_records(&p).len() == i {
+            let _ = p.a.transmit(64, |b| {
+                b[0..6].copy_from_slice(&dst);
+                b[6..12].copy_from_slice(&src);
+                b[12..14].copy_from_slice(&ETHERTYPE);
+            });
+            p.a.flush();
+            tick(&mut p);
+            while p.b.receive(|_, _| ()).is_some() {}
+            assert!(start.elapsed() < Duration::from_secs(10), "step {i}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let recs = sq_records(&p);
+        let r = recs[i];
+        println!("{r}");
+        assert_eq!(r.object, mlx5::FaultObject::Sq(sqn), "{r}");
+        assert_eq!((r.action, r.outcome), *step, "{recs:?}");
+        // A port-level reset cycles the receive queue too.
+        let rq_cycled = rq_recoveries(&p) - rq_before;
+        assert_eq!(rq_cycled, u64::from(i == 1), "step {i}: RQ recoveries");
+        if i < 2 {
+            assert!(traffic(&mut p, 8) >= 8, "traffic after step {i}");
+        }
+    }
+    assert!(p.a.control().faults().escalation_pending());
+    // The owner's part (the kernel's reset): close, reset the function,
+    // open again on the new adapter.
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = p;
+    let cfg = *a.config();
+    let (mut old, rep) = a.close();
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (new, _) = old.reset_function().unwrap_or_else(|e| panic!("{e}"));
+    drop(old);
+    let last = *new.faults().last().unwrap();
+    assert_eq!(
+        (last.class, last.action, last.outcome),
+        (
+            FaultClass::SqErr,
+            FaultAction::FunctionReset,
+            FaultOutcome::Recovered
+        ),
+        "{last}"
+    );
+    assert!(!new.faults().escalation_pending());
+    let r = mlx5::Resources::of(&new).expect("resources");
+    let a = mlx5::QueueSet::open(new, r, cfg).unwrap_or_else(|f| panic!("open: {}", f.error));
+    let mut p = Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    };
+    assert!(traffic(&mut p, 8) >= 8, "traffic after the function reset");
+    drop_pair(p);
+}
