@@ -9,15 +9,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
+use cxos_drivers::PciAddress;
 use mlx5::adapter::{AdapterInfo, AdapterReport, PhysSummary};
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
-use mlx5::{FaultKind, FaultReport};
-use cxos_drivers::PciAddress;
 use mlx5::flow::{Criteria, Destination, Fgn, MatchValue};
 use mlx5::port::Speed;
 use mlx5::queue_set::{QueueSetStats, RingsReport};
 use mlx5::steering::{MacTarget, RuleView, SteeringReport, VlanMatch};
 use mlx5::vnic::{FlowsReport, VnicInfo};
+use mlx5::{FaultKind, FaultReport};
 
 /// `link up 100G` / `link down`.
 struct Link(bool, u32);

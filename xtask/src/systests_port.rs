@@ -547,7 +547,9 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let faults = peer.shell.ask("faults")?;
     let count = plain_line(&faults, "  mlx5.module.error ")?;
     if count.split_whitespace().last() != Some("1") {
-        return Err(format!("`faults` does not count one module error:\n{faults}"));
+        return Err(format!(
+            "`faults` does not count one module error:\n{faults}"
+        ));
     }
     peer_finish(peer)?;
     for f in figures {

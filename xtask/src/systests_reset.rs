@@ -195,7 +195,8 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     // poll after its misses, the same function reset.
     let t = Instant::now();
     peer.sim.ask_ok("fault health-counter-stops")?;
-    let head = format!("FAULT mlx5.health {PCI} function syndrome=0x0 vendor_syndrome=0x0 counter=");
+    let head =
+        format!("FAULT mlx5.health {PCI} function syndrome=0x0 vendor_syndrome=0x0 counter=");
     let line = peer.shell.wait_for_line(&head)?;
     if !line.ends_with("action=function-reset outcome=escalate") {
         return Err(format!("stopped counter line: {line}"));
@@ -216,7 +217,9 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let faults = peer.shell.ask("faults")?;
     let health = plain_line(&faults, "  mlx5.health ")?;
     if health.split_whitespace().last() != Some("8") {
-        return Err(format!("`faults` does not count 8 mlx5.health records:\n{faults}"));
+        return Err(format!(
+            "`faults` does not count 8 mlx5.health records:\n{faults}"
+        ));
     }
 
     // 3. A lost periodic query (the queue checks' QUERY_EQ): started on

@@ -948,7 +948,9 @@ mod tests {
         assert!(parse("module error hot").unwrap_err().contains("bus-stuck"));
         assert!(HELP.contains("module [<port>] insert") && HELP.contains("led [<port>]"));
         assert!(HELP.contains("fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode [sqn=<n>] [count=<n>]"));
-        assert!(HELP.contains("fault wq-catastrophic|wq-invalid-request|wq-access-error [sqn=<n>|rqn=<n>]"));
+        assert!(HELP.contains(
+            "fault wq-catastrophic|wq-invalid-request|wq-access-error [sqn=<n>|rqn=<n>]"
+        ));
         assert_eq!(
             parse("fault eq-stall eqn=3"),
             Ok(Request::QueueFault(
