@@ -4,8 +4,9 @@
 //! starts, the fault is injected through the model's control socket
 //! (`fault <kind>`), the console shows its `FAULT <class> ...` line with
 //! `outcome=recovered`, and iperf3 completes with traffic after the
-//! fault. At the end `faults` counts every class, detach reports 0 pages
-//! lost and the model's sanitizer nothing.
+//! fault. Then the health counter stops: recorded, the function reset
+//! and restored, iperf3 runs again. At the end `faults` counts every
+//! class, detach reports 0 pages lost and the model's sanitizer nothing.
 
 use std::time::Duration;
 
@@ -107,7 +108,45 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // Past the grace period before the next fault on the same queue.
         std::thread::sleep(Duration::from_millis(600));
     }
+    // The health counter stops (syndrome clean): the health poll finds
+    // it after its misses, the function is reset and restored, traffic
+    // flows again.
+    sim.ask_ok("fault health-counter-stops")?;
+    let head = "FAULT mlx5.health 01:00.0 function syndrome=0x0 vendor_syndrome=0x0 counter=";
+    let line = shell.wait_for_line(head)?;
+    println!("    {line}");
+    if !line.ends_with("action=function-reset outcome=escalate") {
+        return Err(format!("stopped health counter: {line}"));
+    }
+    let counter = line
+        .split_whitespace()
+        .find(|w| w.starts_with("counter="))
+        .unwrap_or_default();
+    let line = shell.wait_for_line(&format!(
+        "FAULT mlx5.health 01:00.0 function syndrome=0x0 vendor_syndrome=0x0 {counter} reset_ms="
+    ))?;
+    println!("    {line}");
+    if !line.ends_with("action=function-reset outcome=recovered") {
+        return Err(format!("stopped health counter recovery: {line}"));
+    }
+    shell.wait_for_line("mlx5 01:00.0: function reset: up again in ")?;
+    let json = net
+        .iperf3_client(&guest, &["-t", "2", "-b", IPERF3_RATE])
+        .map_err(|e| format!("iperf3 after the function reset: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 after the function reset: nothing received".into());
+    }
     let faults = shell.ask("faults")?;
+    let health = plain_line(&faults, "  mlx5.health ")?;
+    if health.split_whitespace().last() != Some("2") {
+        return Err(format!(
+            "`faults` does not count the 2 mlx5.health records:\n{faults}"
+        ));
+    }
     for (_, class) in &requests {
         let want = requests.iter().filter(|(_, c)| c == class).count() as u64;
         let l = plain_line(&faults, &format!("  {class} "))?;
