@@ -22,6 +22,7 @@ use crate::wq::Ring;
 mod burst;
 pub mod mini_cqe;
 pub use burst::{CqeTail, RunEnd};
+pub use mini_cqe::Head;
 
 /// A CQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]

@@ -120,19 +120,26 @@ impl<P: Platform> CqView<'_, P> {
         let mut end = RunEnd::Limit;
         // Whole chunks: a fixed count of loads (unrolled), the compares
         // folded into one branch (vectorized) for the usual case.
+        // The compare is made on the words as loaded (byte-swapped back:
+        // the swaps cancel the accessor's), against the expectation and
+        // mask swapped once per run.
+        let (expect_raw, mask_raw) = (expect.swap_bytes(), COMMON_MASK.swap_bytes());
         let mut tails = [0u64; SCAN];
         'scan: while k + SCAN as u32 <= n {
             self.mem
                 .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, &mut tails);
-            if tails
-                .iter()
-                .fold(0, |acc, &w| acc | ((w ^ expect) & COMMON_MASK))
-                == 0
+            if tails.iter().fold(0, |acc, &w| {
+                acc | ((w.swap_bytes() ^ expect_raw) & mask_raw)
+            }) == 0
             {
                 k += SCAN as u32;
                 continue;
             }
-            for &w in tails.iter() {
+            // The chunk holds the run's end: its entries again one at a
+            // time (the chunk's words are not kept, so the compare above
+            // needs no swaps).
+            for _ in 0..SCAN {
+                let w = self.mem.read_be64(base + k as usize * cqe::LEN);
                 if (w ^ expect) & COMMON_MASK != 0 {
                     end = stop(w);
                     break 'scan;

@@ -62,6 +62,14 @@ pub struct Minis {
     pub counter: u16,
 }
 
+/// What [`Cq::title_first`] found at the consumer index.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Head {
+    Empty,
+    Session,
+    Other,
+}
+
 /// Whether an owned entry's `op_own` (low byte of its tail) is a title.
 #[inline(always)]
 pub fn is_title(op_own: u8) -> bool {
@@ -120,6 +128,33 @@ impl<P: Platform> Cq<P> {
         self.mmio.barrier_after_ownership_read();
         self.start_session(tail);
         true
+    }
+
+    /// What is at the consumer index of a compressing CQ, read alone (one
+    /// load of its tail word): nothing yet, a title (then its session is
+    /// begun), or something else. Kept out of line: the burst loop of a
+    /// CQ that does not compress keeps its registers.
+    #[inline(never)]
+    pub fn title_first(&mut self) -> Head {
+        match self.owned_tail(self.ci) {
+            None => Head::Empty,
+            Some(t) if t.is_title() => {
+                self.begin_session(t);
+                Head::Session
+            }
+            Some(_) => Head::Other,
+        }
+    }
+
+    /// Begin the session whose title is at the consumer index, its tail
+    /// word `t` read by [`Cq::owned_tail`] (software-owned, the read
+    /// barrier done) and a title ([`super::burst::CqeTail::is_title`]);
+    /// only on a compressing CQ.
+    #[inline(always)]
+    pub fn begin_session(&mut self, t: super::burst::CqeTail) {
+        if self.session.enabled && !self.in_session() {
+            self.start_session(t.0 as u32);
+        }
     }
 
     /// Begin the session whose title (software-owned, read barrier done)

@@ -15,7 +15,7 @@ use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 
 use super::{FaultCause, Plat, QueueSet};
 use crate::control::Control;
-use crate::cq::{Cq, RunEnd};
+use crate::cq::{Cq, Head, RunEnd};
 use crate::cqe::{self, Cqe};
 use crate::rq::RxCursor;
 
@@ -182,6 +182,16 @@ impl<C: Control> QueueSet<C> {
                 continue;
             }
             let compressing = x.cq.compressing();
+            if compressing {
+                // Sessions come one after another: the entry at the
+                // consumer index alone first (one load), so a title or
+                // an empty ring costs no chunk of the run scan.
+                match x.cq.title_first() {
+                    Head::Empty => return got,
+                    Head::Session => continue,
+                    Head::Other => {}
+                }
+            }
             let cq = &x.cq;
             let view = cq.view();
             let start = cq.ci();
@@ -261,6 +271,52 @@ where
     let (mut n, mut bytes) = (0u32, 0u64);
     // Every WQE a frame used up is one more handed out: the releases.
     let outstanding = cur.outstanding();
+    if cur.is_striding() {
+        let mut w = cur.window(all);
+        for c in cqes {
+            let bc = u32::from_be_bytes([
+                c[cqe::off::BYTE_CNT],
+                c[cqe::off::BYTE_CNT + 1],
+                c[cqe::off::BYTE_CNT + 2],
+                c[cqe::off::BYTE_CNT + 3],
+            ]);
+            let key = u32::from_be_bytes([
+                c[cqe::off::WQE_ID + 2],
+                c[cqe::off::WQE_ID + 3],
+                c[cqe::off::TAIL],
+                c[cqe::off::TAIL + 1],
+            ]);
+            if key != w.key() {
+                break;
+            }
+            let Some((frame, _)) = w.take(bc) else {
+                break;
+            };
+            let info = RxInfo {
+                cq,
+                ci: start.wrapping_add(n),
+                queue: ctx.queue,
+                vlan_strip: ctx.vlan_strip,
+                csum: ctx.csum,
+                meta: None,
+                mini: None,
+            };
+            f(frame, &info);
+            n += 1;
+            bytes += frame.len() as u64;
+            if w.is_empty() {
+                cur.settle(&w);
+                w = cur.window(all);
+            }
+        }
+        cur.settle(&w);
+        return Took {
+            releases: cur.outstanding().wrapping_sub(outstanding) as u32,
+            cur,
+            n,
+            bytes,
+        };
+    }
     for c in cqes {
         let bc = u32::from_be_bytes([
             c[cqe::off::BYTE_CNT],
@@ -328,6 +384,9 @@ where
     // back out, so the loop keeps them in registers.
     let c = &mut *cq;
     let (cur, got, bytes, bad) = rq.with_buffers(move |all| {
+        if cur.is_striding() {
+            return striding_session(ctx, c, cur, wqe_id, all, max, f);
+        }
         let mut cur = cur;
         let (mut got, mut bytes) = (0usize, 0u64);
         while got < max && c.in_session() {
@@ -373,4 +432,65 @@ where
     rq.count(got as u64, bytes);
     let releases = cur.outstanding().wrapping_sub(outstanding);
     (got, releases, bad)
+}
+
+/// [`session_burst`]'s loop on a striding RQ: the WQE's strides kept as
+/// one window ([`RxCursor::window`]) across the session's arrays, so a
+/// frame is its mini-CQE's byte count checked against the window and
+/// taken off it.
+#[inline(always)]
+fn striding_session<P: Platform, F>(
+    ctx: Ctx,
+    c: &mut Cq<P>,
+    mut cur: RxCursor,
+    wqe_id: u16,
+    all: &[u8],
+    max: usize,
+    f: &mut F,
+) -> (RxCursor, usize, u64, Option<u16>)
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let (mut got, mut bytes) = (0usize, 0u64);
+    let mut win = cur.window(all);
+    while got < max && c.in_session() {
+        let m = c.take_minis(max - got);
+        let mut counter = m.counter;
+        // The title says where the session starts; the completions after
+        // it follow by construction: only their byte counts are checked.
+        let mut failed = m.first && win.key() != ((wqe_id as u32) << 16 | counter as u32);
+        for (j, &w) in c.minis(&m).iter().enumerate() {
+            if failed {
+                break;
+            }
+            let Some((frame, strides)) = win.take(w as u32) else {
+                failed = true;
+                break;
+            };
+            let info = RxInfo {
+                cq: &*c,
+                ci: 0,
+                queue: ctx.queue,
+                vlan_strip: ctx.vlan_strip,
+                csum: ctx.csum,
+                meta: None,
+                mini: Some((w, counter, m.first && j == 0)),
+            };
+            f(frame, &info);
+            got += 1;
+            bytes += frame.len() as u64;
+            counter = counter.wrapping_add(strides as u16);
+            if win.is_empty() {
+                cur.settle(&win);
+                win = cur.window(all);
+            }
+        }
+        c.set_session_counter(counter);
+        if failed {
+            cur.settle(&win);
+            return (cur, got, bytes, Some(counter));
+        }
+    }
+    cur.settle(&win);
+    (cur, got, bytes, None)
 }

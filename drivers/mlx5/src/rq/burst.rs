@@ -215,6 +215,45 @@ impl RxCursor {
         Some((Taken { offset, len }, strides as u16))
     }
 
+    /// Striding: the strides left in the current WQE, as the part of the
+    /// receive buffers `all` they cover (empty when the WQE is not
+    /// posted). A burst loop takes frames off its front
+    /// ([`StrideWindow::take`]): the window's own bounds are then the
+    /// checks that a completion's strides are left in the WQE and that
+    /// its frame lies in the buffers, one compare for both.
+    #[inline(always)]
+    pub fn window<'a>(&self, all: &'a [u8]) -> StrideWindow<'a> {
+        let end = self.pos + ((self.left as usize) << self.shift);
+        let rest = all.get(self.pos..end).unwrap_or(&[]);
+        StrideWindow {
+            rest,
+            full: rest.len(),
+            key: self.key,
+            shift: self.shift,
+        }
+    }
+
+    /// Striding: take back a window this cursor gave ([`RxCursor::window`])
+    /// after its loop took frames off it: `w.rest` strides are left in
+    /// the WQE. When none are, the WQE is used up (one more to recycle)
+    /// and the cursor stands at the next one; the caller asks a new window.
+    #[inline(always)]
+    pub fn settle(&mut self, w: &StrideWindow<'_>) {
+        if w.rest.len() == w.full {
+            return;
+        }
+        let left = (w.rest.len() >> self.shift) as u32;
+        self.pos += ((self.left - left) as usize) << self.shift;
+        self.left = left;
+        self.key = w.key;
+        if left == 0 {
+            self.ci = self.ci.wrapping_add(1);
+            self.outstanding += 1;
+            self.wqes_done += 1;
+            self.enter(0);
+        }
+    }
+
     #[inline(always)]
     pub fn is_striding(&self) -> bool {
         self.nstrides != 0
@@ -225,5 +264,56 @@ impl RxCursor {
     #[inline(always)]
     pub fn outstanding(&self) -> u16 {
         self.outstanding
+    }
+}
+
+/// The strides left in a striding RQ's current WQE as a burst loop keeps
+/// them: the part of the receive buffers they cover and what the next
+/// completion must say (`wqe_id << 16 | wqe_counter`). See
+/// [`RxCursor::window`].
+#[derive(Clone, Copy, Debug)]
+pub struct StrideWindow<'a> {
+    rest: &'a [u8],
+    /// `rest`'s length when the cursor gave it.
+    full: usize,
+    key: u32,
+    shift: u32,
+}
+
+impl<'a> StrideWindow<'a> {
+    /// `wqe_id << 16 | wqe_counter` the next completion must say.
+    #[inline(always)]
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+
+    /// Whether the WQE's strides are used up (or it is not posted).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The frame of a completion whose byte count (`mpwrq_cqe_bc`:
+    /// filler `[31]`, strides `[30:16]`, bytes `[15:0]`) is `byte_cnt`,
+    /// taken off the window's front with the strides it used (the
+    /// completion's `wqe_id` and `wqe_counter` checked by the caller
+    /// against [`StrideWindow::key`]). `None`, taking nothing: zero
+    /// strides or bytes, more bytes than the strides hold, more strides
+    /// than the WQE has left, or the filler bit (then the strides exceed
+    /// any WQE). Also gives the strides used.
+    #[inline(always)]
+    pub fn take(&mut self, byte_cnt: u32) -> Option<(&'a [u8], u32)> {
+        let strides = byte_cnt >> 16;
+        let len = (byte_cnt & 0xffff) as usize;
+        let size = (strides as usize) << self.shift;
+        // The bytes must fit the strides (`..len` below) and be some.
+        if len == 0 {
+            return None;
+        }
+        let (used, rest) = self.rest.split_at_checked(size)?;
+        let frame = used.get(..len)?;
+        self.rest = rest;
+        self.key = self.key.wrapping_add(strides);
+        Some((frame, strides))
     }
 }
