@@ -9,12 +9,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
+use cxos_drivers::PciAddress;
 use mlx5::adapter::{AdapterInfo, AdapterReport, PhysSummary};
+use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
 use mlx5::flow::{Criteria, Destination, Fgn, MatchValue};
 use mlx5::port::Speed;
 use mlx5::queue_set::{QueueSetStats, RingsReport};
 use mlx5::steering::{MacTarget, RuleView, SteeringReport, VlanMatch};
 use mlx5::vnic::{FlowsReport, VnicInfo};
+use mlx5::{FaultKind, FaultReport};
 
 /// `link up 100G` / `link down`.
 struct Link(bool, u32);
@@ -147,9 +150,26 @@ pub fn adapter(r: &AdapterReport) -> String {
         c.port_events
     );
     if let Some(f) = r.fault {
-        let _ = writeln!(s, "  FAULT: {f}");
+        let _ = writeln!(s, "  {}", failed_record(r.summary.pci, &f));
     }
     s
+}
+
+/// The fault that left the adapter failed, as a fault record reads on
+/// the console (`FAULT mlx5.health <pci> function ...`): failed until
+/// its function reset brings it back.
+fn failed_record(pci: PciAddress, f: &FaultReport) -> FaultRecord {
+    let mut r = FaultRecord::new(FaultClass::Health, FaultObject::Function, f.at_ns)
+        .syndromes(f.health.synd.into(), f.health.ext_synd.into());
+    r.pci = pci;
+    r = match f.kind {
+        FaultKind::Syndrome | FaultKind::Escalated => r,
+        FaultKind::CounterStuck { counter, misses } => r
+            .detail("counter", counter.into())
+            .detail("misses", misses.into()),
+        FaultKind::InternalErrorEvent => r.detail("event", mlx5::eq::event::INTERNAL_ERROR.into()),
+    };
+    r.action(FaultAction::MarkFailed, FaultOutcome::Failed)
 }
 
 /// `rings`: one line per queue, the RSS objects, then the steering the
@@ -682,6 +702,28 @@ mod tests {
             adapter(&idle)
         );
         assert!(!adapter(&idle).contains("eq0:"));
+        // Failed: the fault in the console's record form, last.
+        let mut health = mlx5::init_seg::HealthBuffer::default();
+        (health.synd, health.ext_synd) = (0x8, 0x12);
+        let failed = AdapterReport {
+            fault: Some(FaultReport {
+                kind: FaultKind::CounterStuck {
+                    counter: 0x1234,
+                    misses: 3,
+                },
+                health,
+                at_ns: 5,
+            }),
+            ..idle
+        };
+        let text = adapter(&failed);
+        assert!(
+            text.ends_with(
+                "\n  FAULT mlx5.health 01:00.0 function syndrome=0x8 vendor_syndrome=0x12 counter=4660 misses=3 action=mark-failed outcome=failed\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("FAULT:"), "{text}");
     }
 
     fn rule(dests: Vec<Destination>, counter: u32) -> RuleView {

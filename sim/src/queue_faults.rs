@@ -11,13 +11,20 @@
 //!   an error CQE with syndrome LOCAL_PROT (0x04; PRM "Completion Queue
 //!   Error": a memory access outside the key's rights or range), the
 //!   queue goes to ERR and flushes the rest (WR_FLUSH 0x05).
+//! - `sq-bad-opcode`: the SQ's next `count` WQEs are read as carrying an
+//!   opcode no Ethernet SQ takes (0xff); the model answers as for any such
+//!   opcode: LOCAL_QP_OP (0x02), the SQ goes to ERR.
 //! - `cq-overflow`: the CQ overruns as if its consumer counter had not
 //!   moved: status CQ_OVERFLOW and a CQ error event with the "CQ overrun"
 //!   syndrome (`cmd::cq::overrun`); it writes nothing more until
 //!   destroyed. `cq-overflow rx`: the CQ of the first RQ in use.
+//!   `cq-overflow-lost-event`: the same overrun, its event lost (only
+//!   QUERY_CQ shows it).
 //! - `wq-catastrophic`: the SQ or RQ goes to ERR and a WQ catastrophic
 //!   error event (type 0x05, `struct mlx5_eqe_qp_srq`: type at data byte
-//!   20, queue number at 24) names it.
+//!   20, queue number at 24) names it. `wq-invalid-request` and
+//!   `wq-access-error`: the same with the WQ invalid request (0x10) and
+//!   WQ access error (0x11) events.
 //! - `eq-stall`: the EQ's consumer counter is wrong (as after an arm
 //!   doorbell carrying a bad one): it writes no EQEs and signals no
 //!   interrupts (events are dropped and counted), and QUERY_EQ shows the
@@ -46,7 +53,13 @@ use crate::function::Function;
 pub enum BadWqe {
     Lkey,
     Addr,
+    /// An opcode the queue does not take (SQ only).
+    Opcode,
 }
+
+/// The opcode a `sq-bad-opcode` WQE is read with: reserved in every
+/// `MLX5_OPCODE_*` list (qp.h), so refused as any unknown opcode is.
+pub const BAD_OPCODE: u8 = 0xff;
 
 /// A data-path fault, as the control socket names it; `None` queue
 /// numbers take the default (module docs).
@@ -70,9 +83,20 @@ pub enum QueueFault {
     CqOverflow {
         cqn: Option<u32>,
     },
+    /// `cq-overflow-lost-event`: the overrun without its event.
+    CqOverflowLostEvent {
+        cqn: Option<u32>,
+    },
     /// `cq-overflow rx`: the receive CQ of the first RQ in use.
     RxCqOverflow,
     WqCatastrophic {
+        sqn: Option<u32>,
+        rqn: Option<u32>,
+    },
+    /// WQ invalid request (0x10) or WQ access error (0x11) event: `event`
+    /// is one of [`EVENT_WQ_INVALID_REQUEST`], [`EVENT_WQ_ACCESS_ERROR`].
+    WqError {
+        event: u8,
         sqn: Option<u32>,
         rqn: Option<u32>,
     },
@@ -88,8 +112,11 @@ pub const MAX_COUNT: u32 = 1 << 16;
 /// `_SQ` (device.h).
 const QUEUE_TYPE_RQ: u8 = 1;
 const QUEUE_TYPE_SQ: u8 = 2;
-/// `MLX5_EVENT_TYPE_WQ_CATAS_ERROR`.
+/// `MLX5_EVENT_TYPE_WQ_CATAS_ERROR`, `_WQ_INVAL_REQ_ERROR`,
+/// `_WQ_ACCESS_ERROR`.
 const EVENT_WQ_CATASTROPHIC: u8 = 0x05;
+pub const EVENT_WQ_INVALID_REQUEST: u8 = 0x10;
+pub const EVENT_WQ_ACCESS_ERROR: u8 = 0x11;
 
 /// Armed data-path faults.
 #[derive(Debug, Default)]
@@ -152,11 +179,11 @@ pub fn parse<'a>(
         );
     }
     let keys: &[&str] = match kind {
-        "sq-bad-lkey" | "sq-bad-addr" => &["sqn", "count"],
+        "sq-bad-lkey" | "sq-bad-addr" | "sq-bad-opcode" => &["sqn", "count"],
         "rq-bad-lkey" | "rq-bad-addr" => &["rqn", "count"],
         "eq-stall" => &["eqn"],
-        "cq-overflow" => &["cqn"],
-        "wq-catastrophic" => &["sqn", "rqn"],
+        "cq-overflow" | "cq-overflow-lost-event" => &["cqn"],
+        "wq-catastrophic" | "wq-invalid-request" | "wq-access-error" => &["sqn", "rqn"],
         "sq-stall" => &["sqn"],
         _ => return None,
     };
@@ -198,11 +225,13 @@ fn parse_args<'a>(
     };
     let what = if kind.ends_with("lkey") {
         BadWqe::Lkey
+    } else if kind.ends_with("opcode") {
+        BadWqe::Opcode
     } else {
         BadWqe::Addr
     };
     Ok(match kind {
-        "sq-bad-lkey" | "sq-bad-addr" => QueueFault::SqBad {
+        "sq-bad-lkey" | "sq-bad-addr" | "sq-bad-opcode" => QueueFault::SqBad {
             what,
             sqn: q(vals[0], "sqn")?,
             count: count()?,
@@ -222,13 +251,26 @@ fn parse_args<'a>(
         "cq-overflow" => QueueFault::CqOverflow {
             cqn: q(vals[0], "cqn")?,
         },
-        "wq-catastrophic" => {
+        "cq-overflow-lost-event" => QueueFault::CqOverflowLostEvent {
+            cqn: q(vals[0], "cqn")?,
+        },
+        "wq-catastrophic" | "wq-invalid-request" | "wq-access-error" => {
             if vals[0].is_some() && vals[1].is_some() {
                 return Err("sqn= or rqn=, not both".into());
             }
-            QueueFault::WqCatastrophic {
-                sqn: q(vals[0], "sqn")?,
-                rqn: q(vals[1], "rqn")?,
+            let (sqn, rqn) = (q(vals[0], "sqn")?, q(vals[1], "rqn")?);
+            match kind {
+                "wq-catastrophic" => QueueFault::WqCatastrophic { sqn, rqn },
+                "wq-invalid-request" => QueueFault::WqError {
+                    event: EVENT_WQ_INVALID_REQUEST,
+                    sqn,
+                    rqn,
+                },
+                _ => QueueFault::WqError {
+                    event: EVENT_WQ_ACCESS_ERROR,
+                    sqn,
+                    rqn,
+                },
             }
         }
         _ => QueueFault::SqStall {
@@ -326,37 +368,15 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             cqmod::overrun(dev, cqn);
             Ok(format!("cq-overflow cqn={cqn:#x}"))
         }
-        QueueFault::WqCatastrophic { sqn, rqn } => {
-            let (ty, n) = match (sqn, rqn) {
-                (None, Some(r)) => {
-                    let rq = dev
-                        .nic
-                        .rqs
-                        .map
-                        .get_mut(&r)
-                        .ok_or_else(|| format!("no RQ {r:#x}"))?;
-                    rq.state = STATE_ERR;
-                    (QUEUE_TYPE_RQ, r)
-                }
-                (s, _) => {
-                    let s = s.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
-                    let sq = dev
-                        .nic
-                        .sqs
-                        .map
-                        .get_mut(&s)
-                        .ok_or_else(|| format!("no SQ {s:#x}"))?;
-                    sq.state = STATE_ERR;
-                    (QUEUE_TYPE_SQ, s)
-                }
-            };
-            let mut data = [0u8; 28];
-            data[20] = ty;
-            data[24..28].copy_from_slice(&n.to_be_bytes());
-            crate::cmd::eq::raise_event(dev, EVENT_WQ_CATASTROPHIC, 0, &data);
-            let what = if ty == QUEUE_TYPE_SQ { "sqn" } else { "rqn" };
-            Ok(format!("wq-catastrophic {what}={n:#x}"))
+        QueueFault::CqOverflowLostEvent { cqn } => {
+            let cqn = cqn.or_else(|| first_cq(dev)).ok_or_else(|| no("CQ"))?;
+            if !cqmod::overrun_state(dev, cqn) {
+                return Err(format!("no CQ {cqn:#x}"));
+            }
+            Ok(format!("cq-overflow-lost-event cqn={cqn:#x}"))
         }
+        QueueFault::WqCatastrophic { sqn, rqn } => wq_event(dev, EVENT_WQ_CATASTROPHIC, sqn, rqn),
+        QueueFault::WqError { event, sqn, rqn } => wq_event(dev, event, sqn, rqn),
         QueueFault::SqStall { sqn } => {
             let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
             if dev.nic.sqs.get(sqn).is_none() {
@@ -368,16 +388,67 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
     }
 }
 
+/// The SQ or RQ goes to ERR and the work queue error event `event`
+/// (`struct mlx5_eqe_qp_srq`) names it; defaults to the first SQ in use.
+fn wq_event(
+    dev: &mut Function,
+    event: u8,
+    sqn: Option<u32>,
+    rqn: Option<u32>,
+) -> Result<String, String> {
+    let no = |what: &str| format!("no {what} in use");
+    let (ty, n) = match (sqn, rqn) {
+        (None, Some(r)) => {
+            let rq = dev
+                .nic
+                .rqs
+                .map
+                .get_mut(&r)
+                .ok_or_else(|| format!("no RQ {r:#x}"))?;
+            rq.state = STATE_ERR;
+            (QUEUE_TYPE_RQ, r)
+        }
+        (s, _) => {
+            let s = s.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
+            let sq = dev
+                .nic
+                .sqs
+                .map
+                .get_mut(&s)
+                .ok_or_else(|| format!("no SQ {s:#x}"))?;
+            sq.state = STATE_ERR;
+            (QUEUE_TYPE_SQ, s)
+        }
+    };
+    let mut data = [0u8; 28];
+    data[20] = ty;
+    data[24..28].copy_from_slice(&n.to_be_bytes());
+    crate::cmd::eq::raise_event(dev, event, 0, &data);
+    let what = if ty == QUEUE_TYPE_SQ { "sqn" } else { "rqn" };
+    let kind = match event {
+        EVENT_WQ_INVALID_REQUEST => "wq-invalid-request",
+        EVENT_WQ_ACCESS_ERROR => "wq-access-error",
+        _ => "wq-catastrophic",
+    };
+    Ok(format!("{kind} {what}={n:#x}"))
+}
+
 fn name(w: BadWqe) -> &'static str {
     match w {
         BadWqe::Lkey => "lkey",
         BadWqe::Addr => "addr",
+        BadWqe::Opcode => "opcode",
     }
 }
 
 impl QueueFaults {
-    fn take(map: &mut BTreeMap<u32, (BadWqe, u32)>, n: u32) -> Option<u8> {
+    /// Spend one spoiled WQE of queue `n` if its fault is `opcode`'s kind
+    /// (a bad opcode, or a bad lkey / address).
+    fn take(map: &mut BTreeMap<u32, (BadWqe, u32)>, n: u32, opcode: bool) -> Option<u8> {
         let e = map.get_mut(&n)?;
+        if (e.0 == BadWqe::Opcode) != opcode {
+            return None;
+        }
         e.1 -= 1;
         if e.1 == 0 {
             map.remove(&n);
@@ -390,9 +461,19 @@ impl QueueFaults {
         if self.sq_bad.is_empty() {
             return None;
         }
-        let s = Self::take(&mut self.sq_bad, sqn);
+        let s = Self::take(&mut self.sq_bad, sqn, false);
         self.refused_wqes += s.is_some() as u64;
         s
+    }
+
+    /// The opcode SQ `sqn`'s next WQE is read with: `opcode`, or
+    /// [`BAD_OPCODE`] when `sq-bad-opcode` spoils it.
+    pub fn sq_opcode(&mut self, sqn: u32, opcode: u8) -> u8 {
+        if self.sq_bad.is_empty() || Self::take(&mut self.sq_bad, sqn, true).is_none() {
+            return opcode;
+        }
+        self.refused_wqes += 1;
+        BAD_OPCODE
     }
 
     /// As [`QueueFaults::take_sq_wqe`] for RQ `rqn`.
@@ -400,7 +481,7 @@ impl QueueFaults {
         if self.rq_bad.is_empty() {
             return None;
         }
-        let s = Self::take(&mut self.rq_bad, rqn);
+        let s = Self::take(&mut self.rq_bad, rqn, false);
         self.refused_wqes += s.is_some() as u64;
         s
     }
@@ -409,9 +490,29 @@ impl QueueFaults {
         !self.stalled_sqs.is_empty() && self.stalled_sqs.contains(&sqn)
     }
 
-    /// SQ `sqn` went to RST (or away): a stall ends, spoiled WQEs too.
+    /// SQ `sqn` went to RST: a stall ends (WQEs still to spoil stay
+    /// armed: `count` spans the queue's recoveries).
     pub fn sq_reset(&mut self, sqn: u32) {
         self.stalled_sqs.remove(&sqn);
+    }
+
+    /// SQ `sqn` was destroyed: nothing armed against it outlives it (a
+    /// new SQ may get the same number).
+    pub fn sq_gone(&mut self, sqn: u32) {
+        self.stalled_sqs.remove(&sqn);
+        self.sq_bad.remove(&sqn);
+    }
+
+    /// RQ `rqn` was destroyed (as [`QueueFaults::sq_gone`]).
+    pub fn rq_gone(&mut self, rqn: u32) {
+        self.rq_bad.remove(&rqn);
+    }
+
+    /// Every SQ and RQ destroyed at once (DISABLE_HCA, function reset).
+    pub fn queues_gone(&mut self) {
+        self.stalled_sqs.clear();
+        self.sq_bad.clear();
+        self.rq_bad.clear();
     }
 
     /// The wrong consumer counter of a stalled EQ.
@@ -540,6 +641,35 @@ mod tests {
             p("sq-stall sqn=1"),
             Some(Ok(QueueFault::SqStall { sqn: Some(1) }))
         );
+        assert_eq!(
+            p("sq-bad-opcode count=2"),
+            Some(Ok(QueueFault::SqBad {
+                what: BadWqe::Opcode,
+                sqn: None,
+                count: 2
+            }))
+        );
+        assert_eq!(
+            p("wq-invalid-request sqn=3"),
+            Some(Ok(QueueFault::WqError {
+                event: 0x10,
+                sqn: Some(3),
+                rqn: None
+            }))
+        );
+        assert_eq!(
+            p("wq-access-error rqn=4"),
+            Some(Ok(QueueFault::WqError {
+                event: 0x11,
+                sqn: None,
+                rqn: Some(4)
+            }))
+        );
+        assert_eq!(p("rq-bad-opcode"), None);
+        assert_eq!(
+            p("cq-overflow-lost-event cqn=7"),
+            Some(Ok(QueueFault::CqOverflowLostEvent { cqn: Some(7) }))
+        );
         assert_eq!(p("health 8"), None);
     }
 
@@ -570,5 +700,34 @@ mod tests {
         assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
         assert_eq!(q.take_sq_wqe(8), None);
         assert_eq!(q.refused_wqes, 2);
+        // A bad opcode is spent by the opcode read only.
+        q.sq_bad.insert(8, (BadWqe::Opcode, 1));
+        assert_eq!(q.take_sq_wqe(8), None);
+        assert_eq!(q.sq_opcode(8, 0x0a), BAD_OPCODE);
+        assert_eq!(q.sq_opcode(8, 0x0a), 0x0a);
+        assert_eq!(q.refused_wqes, 3);
+    }
+
+    #[test]
+    fn nothing_armed_outlives_its_queue() {
+        let mut q = QueueFaults::default();
+        q.sq_bad.insert(8, (BadWqe::Lkey, 2));
+        q.rq_bad.insert(9, (BadWqe::Addr, 2));
+        q.stalled_sqs.insert(8);
+        // A reset to RST keeps the spoiled WQEs, ends the stall.
+        q.sq_reset(8);
+        assert!(!q.sq_stalled(8));
+        assert_eq!(q.take_sq_wqe(8), Some(cqe::SYN_LOCAL_PROT));
+        q.stalled_sqs.insert(8);
+        q.sq_gone(8);
+        q.rq_gone(9);
+        assert_eq!((q.take_sq_wqe(8), q.take_rq_wqe(9)), (None, None));
+        assert!(!q.sq_stalled(8));
+        q.sq_bad.insert(8, (BadWqe::Lkey, 1));
+        q.rq_bad.insert(9, (BadWqe::Lkey, 1));
+        q.stalled_sqs.insert(8);
+        q.queues_gone();
+        assert_eq!((q.take_sq_wqe(8), q.take_rq_wqe(9)), (None, None));
+        assert!(!q.sq_stalled(8));
     }
 }

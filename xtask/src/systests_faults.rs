@@ -9,8 +9,9 @@
 //! (up to the command timeout) without freezing the kernel: stock ping
 //! from the namespace is answered meanwhile; the answer carries the typed
 //! error line and the `FAULT mlx5.cmd.timeout` record, and the module is
-//! read after it. At the end `faults` counts every class, detach reports
-//! 0 pages lost and the model's sanitizer nothing.
+//! read after it. Then the health counter stops: recorded, the function
+//! reset and restored, iperf3 runs again. At the end `faults` counts every
+//! class, detach reports 0 pages lost and the model's sanitizer nothing.
 
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub const QUEUE_FAULTS: &[(&str, &str)] = &[
     ("fault eq-stall sticky", "mlx5.eq.stall"),
     ("fault sq-stall", "mlx5.tx.timeout"),
 ];
+
+/// Faults this test injects after [`QUEUE_FAULTS`]; a request ending in
+/// `rqn=` gets the number of the interface's first receive queue.
+const EXTRA_FAULTS: &[(&str, &str)] = &[("fault wq-catastrophic rqn=", "mlx5.wq.catastrophic")];
 
 /// One iperf3 run around each fault (seconds, and a rate TCG keeps up with).
 const IPERF3_SECONDS: &str = "4";
@@ -61,7 +66,25 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     } = peer;
     let guest = config.ipv4(PEER_GUEST);
     plain_line(&shell.ask("serve iperf3")?, "service ")?;
-    for (request, class) in QUEUE_FAULTS {
+    // The soak's list, then faults naming a queue the model does not pick
+    // by default.
+    let mut requests: Vec<(&str, &str)> = QUEUE_FAULTS.to_vec();
+    requests.extend(EXTRA_FAULTS);
+    for (request, class) in &requests {
+        // `rqn=`: the receive queue in use now (recoveries replace it).
+        let request = if request.ends_with("rqn=") {
+            let rings = shell.ask("rings")?;
+            // `  rq0 0x2001 cq ...` under the port's heading.
+            let rqn = rings
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix("rq0 "))
+                .and_then(|l| l.split_whitespace().next())
+                .ok_or_else(|| format!("no rq0 line in:\n{rings}"))?;
+            format!("{request}{rqn}")
+        } else {
+            request.to_string()
+        };
+        let request = &request;
         let run = net
             .iperf3_client_start(&guest, &["-t", IPERF3_SECONDS, "-b", IPERF3_RATE])
             .map_err(|e| format!("iperf3 before {request}: {e}"))?;
@@ -93,10 +116,48 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(600));
     }
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
+    // The health counter stops (syndrome clean): the health poll finds
+    // it after its misses, the function is reset and restored, traffic
+    // flows again.
+    sim.ask_ok("fault health-counter-stops")?;
+    let head = "FAULT mlx5.health 01:00.0 function syndrome=0x0 vendor_syndrome=0x0 counter=";
+    let line = shell.wait_for_line(head)?;
+    println!("    {line}");
+    if !line.ends_with("action=function-reset outcome=escalate") {
+        return Err(format!("stopped health counter: {line}"));
+    }
+    let counter = line
+        .split_whitespace()
+        .find(|w| w.starts_with("counter="))
+        .unwrap_or_default();
+    let line = shell.wait_for_line(&format!(
+        "FAULT mlx5.health 01:00.0 function syndrome=0x0 vendor_syndrome=0x0 {counter} reset_ms="
+    ))?;
+    println!("    {line}");
+    if !line.ends_with("action=function-reset outcome=recovered") {
+        return Err(format!("stopped health counter recovery: {line}"));
+    }
+    shell.wait_for_line("mlx5 01:00.0: function reset: up again in ")?;
+    let json = net
+        .iperf3_client(&guest, &["-t", "2", "-b", IPERF3_RATE])
+        .map_err(|e| format!("iperf3 after the function reset: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 after the function reset: nothing received".into());
+    }
     let faults = shell.ask("faults")?;
     plain_line(&faults, "  mlx5.cmd.timeout ")?;
-    for (_, class) in QUEUE_FAULTS {
-        let want = QUEUE_FAULTS.iter().filter(|(_, c)| c == class).count() as u64;
+    let health = plain_line(&faults, "  mlx5.health ")?;
+    if health.split_whitespace().last() != Some("2") {
+        return Err(format!(
+            "`faults` does not count the 2 mlx5.health records:\n{faults}"
+        ));
+    }
+    for (_, class) in &requests {
+        let want = requests.iter().filter(|(_, c)| c == class).count() as u64;
         let l = plain_line(&faults, &format!("  {class} "))?;
         let n: u64 = l
             .split_whitespace()

@@ -537,6 +537,20 @@ fn module_sequence(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         .wait_for_line(&format!("mlx5 {PCI}: module error: high temperature"))?;
     peer.shell
         .wait_for_line(&format!("mlx5 {PCI}: link down"))?;
+    // ... recorded as a fault of port 1, and counted once.
+    let line = peer
+        .shell
+        .wait_for_line(&format!("FAULT mlx5.module.error {PCI} port=1 syndrome="))?;
+    if !line.ends_with(" action=none outcome=reported") {
+        return Err(format!("module error record: {line}"));
+    }
+    let faults = peer.shell.ask("faults")?;
+    let count = plain_line(&faults, "  mlx5.module.error ")?;
+    if count.split_whitespace().last() != Some("1") {
+        return Err(format!(
+            "`faults` does not count one module error:\n{faults}"
+        ));
+    }
     peer_finish(peer)?;
     for f in figures {
         println!("    ({f})");

@@ -10,8 +10,9 @@
 //! recorded as `FAULT mlx5.cmd.timeout`, bounded, and the shell answers
 //! after it, while the network stack kept answering stock ping during the
 //! wait (the wait is cooperative). The internal error event (`fault
-//! internal-error`) takes the same reset. Detach then leaves the model with
-//! no page and no violation.
+//! internal-error`) takes the same reset, and `faults` counts every
+//! `mlx5.health` record. Detach then leaves the model with no page and no
+//! violation.
 
 use std::time::{Duration, Instant};
 
@@ -199,6 +200,17 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         .iperf3_client(&guest, &["-t", "2"])
         .map_err(|e| format!("iperf3 after the reset: {e}"))?;
     let (after_bps, _) = iperf3_summary(&json)?;
+
+    // Three faults so far, each recorded as it escalated and as it
+    // recovered (a fourth would be one reset too many for the policy:
+    // queue-faults takes the stopped health counter).
+    let faults = peer.shell.ask("faults")?;
+    let health = plain_line(&faults, "  mlx5.health ")?;
+    if health.split_whitespace().last() != Some("6") {
+        return Err(format!(
+            "`faults` does not count 6 mlx5.health records:\n{faults}"
+        ));
+    }
 
     // 3. A lost periodic query (the queue checks' QUERY_EQ): started on
     // one round, collected on a later one, so while it is lost (up to the

@@ -112,6 +112,10 @@ pub enum FaultObject {
     Port(u8),
     /// A command, by opcode.
     Command(u16),
+    /// A queue set (the port's or a VNIC's) as a whole, by the TIS its
+    /// send queue uses (else its direct TIR): what a port-level reset
+    /// recovers, so the policy counts those per queue set.
+    QueueSet(u32),
 }
 
 impl fmt::Display for FaultObject {
@@ -124,6 +128,7 @@ impl fmt::Display for FaultObject {
             FaultObject::Function => f.write_str("function"),
             FaultObject::Port(p) => write!(f, "port={p}"),
             FaultObject::Command(op) => write!(f, "opcode={op:#x}"),
+            FaultObject::QueueSet(n) => write!(f, "queue_set={n:#x}"),
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use mlx5::module::{Led, ModuleState, PortError, SpeedSetting};
 use mlx5::sff::{Identifier, Reach};
-use mlx5::{Adapter, PortEvent};
+use mlx5::{Adapter, FaultAction, FaultClass, FaultObject, FaultOutcome, PortEvent};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 use mlx5_sim::module::ModuleKind;
@@ -68,6 +68,19 @@ fn module_events_follow_the_cage_and_the_speed_follows_the_module() {
     assert_eq!(
         ev,
         [PortEvent::Module(ModuleState::Error(6)), PortEvent::Down]
+    );
+    // ... and is a fault record: port 1, the error type as syndrome.
+    assert_eq!(a.faults().count(FaultClass::ModuleError), 1);
+    let r = *a.faults().last().unwrap();
+    assert_eq!(
+        (r.class, r.object, r.syndrome, r.action, r.outcome),
+        (
+            FaultClass::ModuleError,
+            FaultObject::Port(1),
+            Some(6),
+            FaultAction::None,
+            FaultOutcome::Reported
+        )
     );
     a.detach();
 }

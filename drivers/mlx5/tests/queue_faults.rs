@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxError};
-use mlx5::fault::{FaultAction, FaultClass, FaultOutcome, FaultRecord};
+use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
 use mlx5::{EthConfig, TX_TIMEOUT_MS};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
@@ -278,6 +278,110 @@ fn wq_catastrophic_on_sq_and_rq() {
     }
 }
 
+/// The last record of `class` on port a or b.
+fn last_record(p: &Pair, on_a: bool, class: FaultClass) -> FaultRecord {
+    let port = if on_a { &p.a } else { &p.b };
+    port.control()
+        .faults()
+        .records()
+        .rev()
+        .find(|r| r.class == class)
+        .copied()
+        .expect("a record")
+}
+
+/// A WQE whose opcode no SQ takes: the model answers it as any such
+/// WQE, LOCAL_QP_OP (0x02); the SQ is reset like for any error CQE.
+#[test]
+fn sq_bad_opcode_is_a_local_qp_op_error() {
+    for interrupts in MODES {
+        let q = QueueFault::SqBad {
+            what: BadWqe::Opcode,
+            sqn: None,
+            count: 1,
+        };
+        let p = run_kept(
+            pair(interrupts),
+            true,
+            q,
+            FaultClass::SqErr,
+            FaultAction::QueueReset,
+        );
+        let r = last_record(&p, true, FaultClass::SqErr);
+        assert_eq!(r.syndrome, Some(0x02), "{r}");
+        drop_pair(p);
+    }
+}
+
+/// The WQ invalid request (0x10) and WQ access error (0x11) events, on
+/// an SQ and on an RQ: recorded with the event type, the queue reset.
+#[test]
+fn wq_invalid_request_and_access_error_on_sq_and_rq() {
+    for interrupts in MODES {
+        for event in [0x10u8, 0x11] {
+            let p = run_kept(
+                pair(interrupts),
+                true,
+                QueueFault::WqError {
+                    event,
+                    sqn: None,
+                    rqn: None,
+                },
+                FaultClass::WqCatastrophic,
+                FaultAction::QueueReset,
+            );
+            let r = last_record(&p, true, FaultClass::WqCatastrophic);
+            assert_eq!(r.object, FaultObject::Sq(p.a.sq().unwrap().sqn.0), "{r}");
+            assert_eq!(r.detail, Some(("event", event.into())), "{r}");
+            drop_pair(p);
+            let p = pair(interrupts);
+            let rqn = p.b.rq().unwrap().rqn.0;
+            let p = run_kept(
+                p,
+                false,
+                QueueFault::WqError {
+                    event,
+                    sqn: None,
+                    rqn: Some(rqn),
+                },
+                FaultClass::WqCatastrophic,
+                FaultAction::QueueReset,
+            );
+            let r = last_record(&p, false, FaultClass::WqCatastrophic);
+            assert_eq!(r.object, FaultObject::Rq(rqn), "{r}");
+            assert_eq!(r.detail, Some(("event", event.into())), "{r}");
+            drop_pair(p);
+        }
+    }
+}
+
+/// A CQ overrun whose CQ error event is lost: the periodic QUERY_CQ
+/// finds it (`lost_event=1`) and the CQ is recreated.
+#[test]
+fn a_cq_overrun_without_its_event_is_found_by_query_cq() {
+    for interrupts in MODES {
+        for on_a in [true, false] {
+            let p = pair(interrupts);
+            let cqn = if on_a {
+                p.a.tx_cq().unwrap().cqn.0
+            } else {
+                p.b.rx_cq().unwrap().cqn.0
+            };
+            let p = run_kept(
+                p,
+                on_a,
+                QueueFault::CqOverflowLostEvent { cqn: Some(cqn) },
+                FaultClass::CqOverflow,
+                FaultAction::CqRecreate,
+            );
+            let r = last_record(&p, on_a, FaultClass::CqOverflow);
+            assert_eq!(r.object, FaultObject::Cq(cqn), "{r}");
+            assert_eq!(r.detail, Some(("lost_event", 1)), "{r}");
+            drop_pair(p);
+        }
+    }
+}
+
 fn drop_pair(p: Pair) {
     let Pair {
         sa,
@@ -524,7 +628,6 @@ fn udp_frame(dst: [u8; 6], sport: u16) -> Vec<u8> {
 /// over both) arrives afterwards.
 #[test]
 fn rx_cq_overflow_on_a_vnic_queue_set() {
-    use mlx5::fault::FaultObject;
     use mlx5::vnic::{Nic, NicConfig, VnicSpec};
     use mlx5::{Adapter, Resources};
     for interrupts in MODES {
@@ -621,4 +724,327 @@ fn rx_cq_overflow_on_a_vnic_queue_set() {
         let viol = sim.sanitizer_violations();
         assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
     }
+}
+
+/// A fault armed against a queue goes with it: closed and opened again
+/// on the same adapters, the new SQ and RQ get the old numbers (the model
+/// hands out the lowest free one) and carry traffic without a fault.
+#[test]
+fn an_armed_fault_does_not_outlive_its_queue() {
+    let mut p = pair(false);
+    assert!(traffic(&mut p, 4) >= 4);
+    let (sqn, rqn) = (p.a.sq().unwrap().sqn.0, p.b.rq().unwrap().rqn.0);
+    for what in [BadWqe::Lkey, BadWqe::Addr] {
+        p.sa.inject_queue(QueueFault::SqBad {
+            what,
+            sqn: Some(sqn),
+            count: 4,
+        })
+        .unwrap();
+        p.sb.inject_queue(QueueFault::RqBad {
+            what,
+            rqn: Some(rqn),
+            count: 4,
+        })
+        .unwrap();
+    }
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = p;
+    let reopen = |port: Port| {
+        let cfg = *port.config();
+        let (adapter, rep) = port.close();
+        assert_eq!(rep.errors, 0, "{rep:?}");
+        let r = mlx5::Resources::of(&adapter).expect("resources");
+        mlx5::QueueSet::open(adapter, r, cfg).unwrap_or_else(|f| panic!("open: {}", f.error))
+    };
+    let (a, b) = (reopen(a), reopen(b));
+    let mut p = Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    };
+    assert_eq!(p.a.sq().unwrap().sqn.0, sqn, "the SQ number is reused");
+    assert_eq!(p.b.rq().unwrap().rqn.0, rqn, "the RQ number is reused");
+    assert!(traffic(&mut p, 16) >= 16);
+    for (side, port) in [("a", &p.a), ("b", &p.b)] {
+        let f = port.control().faults();
+        assert_eq!(
+            (f.count(FaultClass::SqErr), f.count(FaultClass::RqErr)),
+            (0, 0),
+            "{side}: {:?}",
+            f.records().collect::<Vec<_>>()
+        );
+    }
+    drop_pair(p);
+}
+
+/// A fault on one queue of a VNIC resets that queue only: the other
+/// receive queue and the send queue keep their numbers, recover nothing
+/// and go on carrying frames (an RQ fault, then an SQ fault).
+#[test]
+fn a_queue_fault_leaves_the_healthy_queues_alone() {
+    use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+    use mlx5::{Adapter, Resources};
+    type V = Vnic<Adapter<SimPlatform>>;
+    for interrupts in MODES {
+        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+        let before = sim.dma_in_use();
+        let a = Adapter::attach(sim.clone(), common::config())
+            .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+        let r = Resources::of(&a).expect("resources");
+        let cfg = NicConfig {
+            eth: EthConfig {
+                log_sq: 5,
+                log_rq: 5,
+                lso_bufs: 0,
+                interrupts,
+                ..EthConfig::default()
+            },
+            ..NicConfig::default()
+        };
+        let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+        let mut v = nic
+            .create(VnicSpec {
+                queues: 2,
+                ..VnicSpec::default()
+            })
+            .unwrap();
+        let mac = v.mac().0;
+        // 16 UDP flows (RSS spreads them over both queues) and 16 non-IP
+        // frames (queue 0); how many arrived.
+        let deliver = |v: &mut V, tag: u16| {
+            for s in 0..16u16 {
+                sim.inject_rx(&udp_frame(mac, 1000 + tag * 16 + s));
+                let mut raw = udp_frame(mac, 0);
+                raw[12..14].copy_from_slice(&ETHERTYPE);
+                sim.inject_rx(&raw);
+            }
+            let mut got = 0;
+            let start = Instant::now();
+            while got < 32 && start.elapsed() < Duration::from_secs(2) {
+                v.poll();
+                v.queue_set_mut().check();
+                while v.receive(|_, _| ()).is_some() {
+                    got += 1;
+                }
+                v.flush();
+            }
+            got
+        };
+        let state = |v: &V| {
+            let qs = v.queue_set();
+            let (r0, r1) = (qs.rq_at(0).unwrap(), qs.rq_at(1).unwrap());
+            let sq = qs.sq().unwrap();
+            (
+                (r0.rqn, r1.rqn, sq.sqn),
+                (
+                    r0.stats.recoveries,
+                    r1.stats.recoveries,
+                    sq.stats.recoveries,
+                ),
+                r1.stats.packets,
+            )
+        };
+        let record = |class: FaultClass, object: FaultObject| {
+            nic.with_adapter(|a| {
+                let _ = a.poll();
+                a.faults()
+                    .records()
+                    .rev()
+                    .find(|r| r.class == class && r.object == object)
+                    .copied()
+            })
+        };
+        assert_eq!(deliver(&mut v, 0), 32, "before the faults");
+        let (queues, recoveries, packets1) = state(&v);
+        assert_eq!(recoveries, (0, 0, 0));
+
+        // RQ 0 refuses its next receive WQE.
+        sim.inject_queue(QueueFault::RqBad {
+            what: BadWqe::Lkey,
+            rqn: Some(queues.0.0),
+            count: 1,
+        })
+        .expect("armed");
+        let mut tag = 1;
+        let start = Instant::now();
+        let rec = loop {
+            deliver(&mut v, tag);
+            tag += 1;
+            if let Some(r) = record(FaultClass::RqErr, FaultObject::Rq(queues.0.0)) {
+                break r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no RQ record");
+        };
+        assert_eq!(
+            (rec.action, rec.outcome),
+            (FaultAction::QueueReset, FaultOutcome::Recovered),
+            "{rec}"
+        );
+        assert_eq!(deliver(&mut v, tag), 32, "after the RQ fault");
+        let (now, recoveries, packets) = state(&v);
+        assert_eq!(now, queues, "no queue replaced");
+        assert_eq!(recoveries, (1, 0, 0), "only RQ 0 was reset");
+        assert!(packets > packets1, "RQ 1 carried frames throughout");
+
+        // The send queue refuses its next WQE: the RQs are left alone.
+        sim.inject_queue(QueueFault::SqBad {
+            what: BadWqe::Lkey,
+            sqn: Some(queues.2.0),
+            count: 1,
+        })
+        .expect("armed");
+        let start = Instant::now();
+        let rec = loop {
+            let _ = v.transmit(64, |b| {
+                b[0..6].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 1]);
+                b[6..12].copy_from_slice(&mac);
+                b[12..14].copy_from_slice(&ETHERTYPE);
+            });
+            v.flush();
+            v.poll();
+            v.queue_set_mut().check();
+            if let Some(r) = record(FaultClass::SqErr, FaultObject::Sq(queues.2.0)) {
+                break r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no SQ record");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(
+            (rec.action, rec.outcome),
+            (FaultAction::QueueReset, FaultOutcome::Recovered),
+            "{rec}"
+        );
+        let (now, recoveries, packets1) = state(&v);
+        assert_eq!(now, queues, "no queue replaced");
+        assert_eq!(recoveries, (1, 0, 1), "only the SQ was reset");
+        assert_eq!(deliver(&mut v, tag + 1), 32, "after the SQ fault");
+        assert!(state(&v).2 > packets1, "RQ 1 carries frames");
+        let entries = v.queue_set().sq().unwrap().entries();
+        let start = Instant::now();
+        while v.queue_set().tx_free() != entries && start.elapsed() < Duration::from_secs(2) {
+            v.poll();
+        }
+        assert_eq!(v.destroy().errors, 0);
+        let (a, rep) = nic.close().expect("no VNIC left");
+        assert_eq!(rep.errors, 0, "{rep:?}");
+        let (_, drep) = a.detach();
+        assert_eq!(drep.errors, 0, "{drep:?}");
+        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
+        let viol = sim.sanitizer_violations();
+        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+    }
+}
+
+/// The escalation chain under a tight policy (one recovery per object in
+/// the window, no grace period), driven by real SQ faults: the first is
+/// a queue reset; the second a port-level reset (the SQ and the RQ
+/// cycled); the third asks for the function reset, after which a queue
+/// set on the new function carries traffic.
+#[test]
+fn repeated_sq_faults_escalate_queue_then_port_then_function() {
+    use mlx5::fault::FaultPolicy;
+    let mut p = pair(false);
+    p.a.control_mut().set_fault_policy(FaultPolicy {
+        grace_ms: 0,
+        max_recoveries: 1,
+        window_ms: 600_000,
+    });
+    assert!(traffic(&mut p, 8) >= 8);
+    let sqn = p.a.sq().unwrap().sqn.0;
+    let rq_recoveries = |p: &Pair| p.a.rq().unwrap().stats.recoveries;
+    let sq_records = |p: &Pair| -> Vec<FaultRecord> {
+        p.a.control()
+            .faults()
+            .records()
+            .filter(|r| r.class == FaultClass::SqErr)
+            .copied()
+            .collect()
+    };
+    let want = [
+        (FaultAction::QueueReset, FaultOutcome::Recovered),
+        (FaultAction::PortReset, FaultOutcome::Recovered),
+        (FaultAction::FunctionReset, FaultOutcome::Escalate),
+    ];
+    for (i, step) in want.iter().enumerate() {
+        assert!(!p.a.control().faults().escalation_pending());
+        let rq_before = rq_recoveries(&p);
+        p.sa.inject_queue(QueueFault::SqBad {
+            what: BadWqe::Lkey,
+            sqn: Some(sqn),
+            count: 1,
+        })
+        .unwrap();
+        // One frame at a time until the record is there (no longer: the
+        // SQ left in error would time out as well).
+        let (dst, src) = (p.b.mac(), p.a.mac());
+        let start = Instant::now();
+        while sq_records(&p).len() == i {
+            let _ = p.a.transmit(64, |b| {
+                b[0..6].copy_from_slice(&dst);
+                b[6..12].copy_from_slice(&src);
+                b[12..14].copy_from_slice(&ETHERTYPE);
+            });
+            p.a.flush();
+            tick(&mut p);
+            while p.b.receive(|_, _| ()).is_some() {}
+            assert!(start.elapsed() < Duration::from_secs(10), "step {i}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let recs = sq_records(&p);
+        let r = recs[i];
+        println!("{r}");
+        assert_eq!(r.object, mlx5::FaultObject::Sq(sqn), "{r}");
+        assert_eq!((r.action, r.outcome), *step, "{recs:?}");
+        // A port-level reset cycles the receive queue too.
+        let rq_cycled = rq_recoveries(&p) - rq_before;
+        assert_eq!(rq_cycled, u64::from(i == 1), "step {i}: RQ recoveries");
+        if i < 2 {
+            assert!(traffic(&mut p, 8) >= 8, "traffic after step {i}");
+        }
+    }
+    assert!(p.a.control().faults().escalation_pending());
+    // The owner's part (the kernel's reset): close, reset the function,
+    // open again on the new adapter.
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = p;
+    let cfg = *a.config();
+    let (mut old, rep) = a.close();
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (new, _) = old.reset_function().unwrap_or_else(|e| panic!("{e}"));
+    drop(old);
+    let last = *new.faults().last().unwrap();
+    assert_eq!(
+        (last.class, last.action, last.outcome),
+        (
+            FaultClass::SqErr,
+            FaultAction::FunctionReset,
+            FaultOutcome::Recovered
+        ),
+        "{last}"
+    );
+    assert!(!new.faults().escalation_pending());
+    let r = mlx5::Resources::of(&new).expect("resources");
+    let a = mlx5::QueueSet::open(new, r, cfg).unwrap_or_else(|f| panic!("open: {}", f.error));
+    let mut p = Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    };
+    assert!(traffic(&mut p, 8) >= 8, "traffic after the function reset");
+    drop_pair(p);
 }

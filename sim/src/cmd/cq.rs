@@ -656,17 +656,26 @@ pub fn completed(dev: &mut Function, cqn: u32) {
 /// CQ `cqn` overruns: status CQ_OVERFLOW (it writes no more CQEs) and a
 /// CQ error event with the "CQ overrun" syndrome.
 pub fn overrun(dev: &mut Function, cqn: u32) {
-    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+    if !overrun_state(dev, cqn) {
         return;
-    };
-    cq.status = STATUS_OVERFLOW;
-    cq.overruns += 1;
-    log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
+    }
     let mut data = [0u8; 28];
     // `struct mlx5_eqe_cq_err`: cqn, 7 reserved bytes, syndrome.
     data[0..4].copy_from_slice(&cqn.to_be_bytes());
     data[11] = CQ_ERROR_OVERRUN;
     super::eq::raise_event(dev, super::eq::event::CQ_ERROR, 0, &data);
+}
+
+/// CQ `cqn` in the overflow state (QUERY_CQ shows it) without its event
+/// (as when the event is lost); false when there is no such CQ.
+pub fn overrun_state(dev: &mut Function, cqn: u32) -> bool {
+    let Some(cq) = dev.nic.cqs.map.get_mut(&cqn) else {
+        return false;
+    };
+    cq.status = STATUS_OVERFLOW;
+    cq.overruns += 1;
+    log::warn!(target: "mlx5_sim::cq", "CQ {cqn:#x} overrun");
+    true
 }
 
 /// Fill `entry` as an error CQE (`struct mlx5_err_cqe`).

@@ -231,6 +231,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
     if let Some(rq) = dev.nic.rqs.map.remove(&rqn) {
         release(dev, &rq, Revoked::TakenBack);
     }
+    dev.faults.queues.rq_gone(rqn);
     Ok(())
 }
 
@@ -239,6 +240,7 @@ pub fn destroy_all(dev: &mut Function) {
     for rq in rqs.values() {
         release(dev, rq, Revoked::Disabled);
     }
+    dev.faults.queues.queues_gone();
 }
 
 /// QUERY_RQ (`query_rq_out`: context at 0x20).

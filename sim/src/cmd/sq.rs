@@ -240,6 +240,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
     };
     release(dev, &sq, Revoked::TakenBack);
     dev.nic.tx_pending.retain(|n| *n != sqn);
+    dev.faults.queues.sq_gone(sqn);
     Ok(())
 }
 
@@ -249,6 +250,7 @@ pub fn destroy_all(dev: &mut Function) {
         release(dev, sq, Revoked::Disabled);
     }
     dev.nic.tx_pending.clear();
+    dev.faults.queues.queues_gone();
 }
 
 /// QUERY_SQ (`query_sq_out`: context at 0x20).

@@ -284,7 +284,9 @@ fn execute(
             return fail(cqe::SYN_LOCAL_PROT);
         }
     }
-    let opcode = wqe[3];
+    // `sq-bad-opcode` (queue_faults): the opcode read as one no SQ takes,
+    // then refused below as any such opcode is.
+    let opcode = dev.faults.queues.sq_opcode(ctx.sqn, wqe[3]);
     let wqe_index = u16::from_be_bytes([wqe[1], wqe[2]]);
     let qpn = u32::from_be_bytes([0, wqe[4], wqe[5], wqe[6]]);
     let lso = opcode == OPCODE_LSO;

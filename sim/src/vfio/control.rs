@@ -59,7 +59,7 @@
 //! - `fault initializing-stuck`: `initializing` never clears.
 //! - `fault internal-error`: an internal error event (type 0x08) on the
 //!   EQ subscribed to it (the driver's answer is a function reset).
-//! - `fault sq-bad-lkey|sq-bad-addr|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|wq-catastrophic|sq-stall ...`:
+//! - `fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|cq-overflow-lost-event|wq-catastrophic|wq-invalid-request|wq-access-error|sq-stall ...`:
 //!   data-path faults (`queue_faults`: arguments, defaults, what the model
 //!   does); `ok armed <kind> <queue>=<n> ...` names the queue chosen.
 //! - `fault clear`: every fault disarmed.
@@ -142,11 +142,12 @@ fault health <syndrome>
 fault health-counter-stops
 fault initializing-stuck
 fault internal-error
-fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]
+fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode [sqn=<n>] [count=<n>]
 fault rq-bad-lkey|rq-bad-addr [rqn=<n>] [count=<n>]
 fault eq-stall [eqn=<n>] [sticky]
 fault cq-overflow [cqn=<n>|rx]
-fault wq-catastrophic [sqn=<n>|rqn=<n>]
+fault cq-overflow-lost-event [cqn=<n>]
+fault wq-catastrophic|wq-invalid-request|wq-access-error [sqn=<n>|rqn=<n>]
 fault sq-stall [sqn=<n>]
 fault clear";
 
@@ -947,7 +948,10 @@ mod tests {
         );
         assert!(parse("module error hot").unwrap_err().contains("bus-stuck"));
         assert!(HELP.contains("module [<port>] insert") && HELP.contains("led [<port>]"));
-        assert!(HELP.contains("fault sq-bad-lkey|sq-bad-addr [sqn=<n>] [count=<n>]"));
+        assert!(HELP.contains("fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode [sqn=<n>] [count=<n>]"));
+        assert!(HELP.contains(
+            "fault wq-catastrophic|wq-invalid-request|wq-access-error [sqn=<n>|rqn=<n>]"
+        ));
         assert_eq!(
             parse("fault eq-stall eqn=3"),
             Ok(Request::QueueFault(

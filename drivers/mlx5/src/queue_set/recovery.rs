@@ -349,9 +349,16 @@ impl<C: Control> QueueSet<C> {
     /// Queue recovery failed or repeats too often: reset every queue of
     /// the queue set (port level) if the policy allows, else ask for a
     /// function reset (the record's `escalate` outcome, taken by the
-    /// adapter's owner).
+    /// adapter's owner). The policy counts port-level resets per queue
+    /// set: the port's and each VNIC's are their own.
     pub(super) fn escalate(&mut self, mut fault: QueueFault) {
-        if self.ctl.fault_verdict(FaultObject::Port(1)) == Verdict::Recover {
+        let set = self
+            .parts
+            .tis
+            .map(|t| t.0)
+            .or(self.parts.tir.map(|t| t.0))
+            .unwrap_or(0);
+        if self.ctl.fault_verdict(FaultObject::QueueSet(set)) == Verdict::Recover {
             let mut returned = 0;
             let mut ok = true;
             if let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) {
