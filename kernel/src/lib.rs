@@ -30,6 +30,7 @@ pub mod portarg;
 pub mod shellcmd;
 pub mod smpcmd;
 pub mod tlb;
+pub mod tsccal;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
 pub mod vectors;
