@@ -11,7 +11,7 @@
 
 /// One reference read: the TSC just before and just after it, and the APIC
 /// timer's current count read inside the same bracket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
     pub tsc_before: u64,
     pub tsc_after: u64,
@@ -32,7 +32,7 @@ impl Sample {
 }
 
 /// One calibration window: two bracketed reference reads `ref_ns` apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     pub start: Sample,
     pub end: Sample,
@@ -41,7 +41,8 @@ pub struct Window {
 }
 
 impl Window {
-    fn tsc_ticks(&self) -> u64 {
+    /// TSC ticks between the midpoints of the two brackets.
+    pub fn tsc_ticks(&self) -> u64 {
         self.end.mid().saturating_sub(self.start.mid())
     }
 
@@ -50,7 +51,7 @@ impl Window {
         self.start.width() + self.end.width()
     }
 
-    fn apic_ticks(&self) -> u64 {
+    pub fn apic_ticks(&self) -> u64 {
         u64::from(self.start.apic.wrapping_sub(self.end.apic))
     }
 
