@@ -30,9 +30,9 @@ pub mod portarg;
 pub mod shellcmd;
 pub mod smpcmd;
 pub mod tlb;
-pub mod tsccal;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
+pub mod tsccal;
 pub mod vectors;
 #[cfg(feature = "net")]
 pub mod vnic_def;
