@@ -249,6 +249,17 @@ pub trait Mmio: Clone + fmt::Debug {
     fn bar0_read_be64(&self, offset: usize) -> u64;
     /// 64-bit write at `offset` (8-aligned), one access: doorbells need it.
     fn bar0_write_be64(&self, offset: usize, value: u64);
+    /// A BlueFlame write (PRM "BlueFlame"): the 64 bytes `words` (eight
+    /// big-endian words: a WQE's first basic block) into the BlueFlame
+    /// buffer at `offset` (64-aligned), in order, with the widest stores
+    /// the platform has (through a write-combining mapping where it has
+    /// one, its buffers flushed before this returns). The default: eight
+    /// 64-bit writes.
+    fn bar0_write_bf(&self, offset: usize, words: &[u64; 8]) {
+        for (i, w) in words.iter().enumerate() {
+            self.bar0_write_be64(offset + 8 * i, *w);
+        }
+    }
 
     /// Every DMA-memory access before this (WQE and data writes, plain
     /// slices included; reads of consumed entries and buffers) is visible

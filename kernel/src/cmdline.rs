@@ -92,11 +92,14 @@ pub struct PortItems {
     pub speed: Option<crate::portarg::SpeedArg>,
     /// `led=on|off|beacon[:<seconds>]`.
     pub led: Option<crate::portarg::LedArg>,
+    /// The fast path's settings in `ethtool`'s words (`rx-usecs=8`,
+    /// `rx_cqe_compress=on`, ...: [`crate::ethtool`]).
+    pub tune: crate::ethtool::Tune,
 }
 
 impl PortItems {
     pub fn is_empty(&self) -> bool {
-        self.speed.is_none() && self.led.is_none()
+        self.speed.is_none() && self.led.is_none() && self.tune.is_empty()
     }
 }
 
@@ -109,6 +112,9 @@ pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
     let mut rest = String::new();
     for (i, item) in text.split(',').map(str::trim).enumerate() {
         match item.split_once('=') {
+            Some((k, v)) if i > 0 && crate::ethtool::Tune::is_key(k) => {
+                items.tune.set(k, v)?;
+            }
             Some(("speed", v)) if i > 0 => {
                 if items.speed.is_some() {
                     return Err("'speed=' given twice".into());
@@ -356,6 +362,13 @@ mod tests {
     fn port_items_come_out_of_an_interface_configuration() {
         let (p, rest) = port_items("dhcp,mtu=9000,speed=10G,led=beacon:30").unwrap();
         assert_eq!(rest, "dhcp,mtu=9000");
+        let (t, rest) = port_items("dhcp,rx-usecs=8,rx-frames=32,skb_tx_mpwqe=off").unwrap();
+        assert_eq!(rest, "dhcp");
+        assert_eq!(
+            (t.tune.rx_usecs, t.tune.rx_frames, t.tune.skb_tx_mpwqe),
+            (Some(8), Some(32), Some(false))
+        );
+        assert!(port_items("dhcp,rx_cqe_compress=maybe").is_err());
         assert_eq!(p.speed, Some(SpeedArg::Mbps(10_000)));
         assert_eq!(p.led, Some(LedArg::Beacon(30)));
         let (p, rest) = port_items("10.0.0.2/24,led=on,gw=10.0.0.1,speed=auto").unwrap();

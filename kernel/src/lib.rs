@@ -17,6 +17,7 @@ pub mod aggr_def;
 pub mod apps;
 pub mod cmdline;
 pub mod dma;
+pub mod ethtool;
 pub mod frames;
 #[cfg(feature = "net")]
 pub mod iface;

@@ -253,6 +253,8 @@ mod net {
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
+  ethtool -c|-C <if> [rx-usecs N] [rx-frames N] [tx-frames N]   CQ moderation, completion interval
+  ethtool --show-priv-flags|--set-priv-flags <if> [rx_cqe_compress|skb_tx_mpwqe|tx_blueflame on|off]   CQE compression, eMPW, BlueFlame
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3|pktgen|pktsink [args]   start a background service (serve: list them)
   serve stop <id>       stop a background service
@@ -322,6 +324,8 @@ mod net {
             name: &'a str,
             mtu: usize,
         },
+        /// `ethtool ...` ([`crate::ethtool`]).
+        Ethtool(crate::ethtool::Ethtool<'a>),
     }
 
     /// How the shell prints an app's refusal: `<app>: <why>`, without
@@ -383,6 +387,10 @@ mod net {
                 }
             }
             "vnics" => net(NetCommand::Vnics),
+            "ethtool" => match crate::ethtool::parse(arg, is_interface_name) {
+                Ok(e) => net(NetCommand::Ethtool(e)),
+                Err(e) => refused(e),
+            },
             "aggr" => aggr(arg),
             "promisc" => {
                 let usage = || refused("usage: promisc <if> on|off".into());
@@ -593,7 +601,7 @@ mod tests {
         #[cfg(feature = "net")]
         for line in [
             "ifconfig", "ping", "l2send", "l2recv", "iperf3", "serve", "vnic", "vnics", "snoop",
-            "promisc", "mtu", "pktgen", "pktsink", "aggr",
+            "promisc", "mtu", "pktgen", "pktsink", "aggr", "ethtool",
         ] {
             assert!(help.contains(&format!("  {line} ")), "{line}");
             assert!(

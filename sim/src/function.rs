@@ -328,6 +328,26 @@ impl Function {
         crate::datapath::mini_cqe::flush_all(self);
     }
 
+    /// A frame from a wire that may have more behind it: as in
+    /// [`Function::receive_burst`], compressing CQs hold its CQE until
+    /// [`Function::end_burst`] (the vfio-user server's model thread ends
+    /// the burst when it next runs, so the frames a reader delivered in
+    /// the meantime share a session).
+    /// True when CQEs are held (the burst must be ended).
+    pub fn receive_held(&mut self, frame: &[u8]) -> bool {
+        self.nic.cqs.batching = true;
+        crate::datapath::rx::receive(self, frame);
+        self.nic.cqs.with_session().next().is_some()
+    }
+
+    /// End a burst [`Function::receive_held`] began: held CQEs are written.
+    pub fn end_burst(&mut self) {
+        if self.nic.cqs.batching {
+            self.nic.cqs.batching = false;
+            crate::datapath::mini_cqe::flush_all(self);
+        }
+    }
+
     fn process_commands(&mut self) {
         let mut completed_eqe = 0u32;
         while self.cmdq.pending != 0 {

@@ -66,6 +66,9 @@ pub enum ViolationKind {
     AfterTakeBack,
     /// The region was handed over before DISABLE_HCA.
     AfterDisable,
+    /// A BlueFlame write that is not the WQE in the ring it names
+    /// (`crate::datapath::blueflame`; `addr`/`len`: the WQE compared).
+    BlueFlameMismatch,
 }
 
 /// One access the device should not have made (or could not make).
@@ -92,6 +95,13 @@ impl fmt::Display for Violation {
             ViolationKind::Ungranted => "outside every region handed over for this use",
             ViolationKind::AfterTakeBack => "to a region the driver already took back",
             ViolationKind::AfterDisable => "to a region handed over before DISABLE_HCA",
+            ViolationKind::BlueFlameMismatch => {
+                return write!(
+                    f,
+                    "BlueFlame write differs from the WQE in memory ({} bytes at {:#x})",
+                    self.len, self.addr
+                );
+            }
         };
         write!(
             f,

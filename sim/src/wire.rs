@@ -47,6 +47,15 @@ pub struct PortStats {
     pub tx_lso_sends: u64,
     /// ENHANCED_MPSW WQEs executed (each a session of frames).
     pub tx_empw_sessions: u64,
+    /// Compressed CQE sessions written (a title and mini-CQE arrays).
+    pub rx_compressed_sessions: u64,
+    /// Completion events of CQs with moderation (`cq_period` or
+    /// `cq_max_count` set): each stands for one or more CQEs.
+    pub cq_moderated_events: u64,
+    /// BlueFlame writes that matched the WQE in memory, and that did not
+    /// (also sanitizer violations).
+    pub tx_bf_doorbells: u64,
+    pub tx_bf_mismatches: u64,
     /// Not accepted by the vport's address filter (unicast not its own
     /// nor in its list without promisc_uc, multicast not in its list without
     /// promisc_mc).

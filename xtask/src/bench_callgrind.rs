@@ -69,6 +69,8 @@ const DP_BURST_OFFLOAD_WQE: Env = &[
     ("CXOS_DP_BENCH", "burst_offload"),
     ("CXOS_DP_TX_EMPW", "off"),
 ];
+const DP_SINGLE: Env = &[("CXOS_DP_BENCH", "single")];
+const DP_SINGLE_BF: Env = &[("CXOS_DP_BENCH", "single"), ("CXOS_DP_TX_BF", "on")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -132,6 +134,13 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath",
         DP_BURST_OFFLOAD,
         "datapath::rx_burst_meta",
+    ),
+    w("tx_single", "datapath", DP_SINGLE, "datapath::tx_single"),
+    w(
+        "tx_single_bf",
+        "datapath",
+        DP_SINGLE_BF,
+        "datapath::tx_single",
     ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),

@@ -34,6 +34,7 @@ mod systests_aggr;
 mod systests_aggr_pair;
 mod systests_attach;
 mod systests_fast;
+mod systests_fast_switches;
 mod systests_faults;
 mod systests_linux;
 mod systests_net;

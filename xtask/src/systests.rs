@@ -594,6 +594,7 @@ mod tests {
             ("iperf3", "net-two-vms"),
             ("pktgen", "fast-pktgen-pktsink"),
             ("pktsink", "fast-pktgen-pktsink"),
+            ("ethtool", "fast-switches"),
             ("flows", "vnic-twenty-peer"),
             ("vnic", "vnic-twenty-peer"),
             ("vnics", "vnic-twenty-peer"),

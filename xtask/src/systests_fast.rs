@@ -19,11 +19,18 @@ const GEN_FRAMES: u64 = 20_000;
 const SINK_FRAMES: u64 = 200;
 
 pub fn all() -> Vec<SystemTest> {
-    vec![SystemTest {
-        name: "fast-pktgen-pktsink",
-        timeout: TIMEOUT,
-        run: pktgen_pktsink,
-    }]
+    vec![
+        SystemTest {
+            name: "fast-pktgen-pktsink",
+            timeout: TIMEOUT,
+            run: pktgen_pktsink,
+        },
+        SystemTest {
+            name: "fast-switches",
+            timeout: Duration::from_secs(240),
+            run: crate::systests_fast_switches::switches,
+        },
+    ]
 }
 
 /// `tx: packets <n>` of the shell's `stats`.

@@ -174,6 +174,27 @@ fn tx_batch(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
     n
 }
 
+/// 32 frames, each rung on its own (a doorbell per frame: the latency
+/// case BlueFlame is for).
+#[inline(never)]
+fn tx_single(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
+    let mut n = 0;
+    for _ in 0..BATCH {
+        if a.transmit(64, |f| {
+            f[0..6].copy_from_slice(dst);
+            f[12] = 0x88;
+            f[13] = 0xb5;
+        })
+        .is_ok()
+        {
+            n += 1;
+        }
+        a.flush();
+    }
+    a.poll();
+    n
+}
+
 /// Take every received frame, re-post the buffers.
 #[inline(never)]
 fn rx_batch(b: &mut Port) -> usize {
@@ -418,6 +439,33 @@ fn plain_run(packets: usize) {
     r.close();
 }
 
+/// A doorbell per frame (`CXOS_DP_BENCH=single`), plain 8-byte doorbells
+/// or, with `CXOS_DP_TX_BF=on`, BlueFlame writes of each WQE's first
+/// block (`EthConfig::blueflame`).
+fn single_run(packets: usize) {
+    let bf = std::env::var("CXOS_DP_TX_BF").as_deref() == Ok("on");
+    let tx_cfg = EthConfig {
+        blueflame: bf,
+        ..polled()
+    };
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        tx_cfg,
+        polled(),
+        tx_single,
+        "tx_single",
+    );
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    assert_eq!(r.a.sq().unwrap().stats.bf_doorbells > 0, bf);
+    println!(
+        "bench: mlx5.dp_single{}_ns_per_packet: {:.0} ns",
+        if bf { "_bf" } else { "" },
+        m.all.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
 /// The batch API both ways (`CXOS_DP_BENCH=burst`: plain frames;
 /// `burst_offload`: checksum + VLAN insert sent, tag stripped and the
 /// per-frame information asked on receive).
@@ -506,5 +554,8 @@ fn main() {
     }
     if all || which == "burst_comp" {
         burst_run_with(packets, false, true);
+    }
+    if which == "single" {
+        single_run(packets);
     }
 }

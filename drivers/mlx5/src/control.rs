@@ -195,6 +195,9 @@ pub struct DataPathCaps {
     pub cq_moderation: bool,
     /// `cq_period_start_from_cqe`: the period may run from the first CQE.
     pub cq_period_from_cqe: bool,
+    /// One BlueFlame buffer's size (`bf`: half of the `1 <<
+    /// log_bf_reg_size` register; 0 without BlueFlame).
+    pub bf_size: u16,
 }
 
 impl DataPathCaps {
@@ -212,6 +215,11 @@ impl DataPathCaps {
             empw: c.eth.enhanced_multi_pkt_send_wqe,
             cq_moderation: c.general.cq_moderation,
             cq_period_from_cqe: c.general.cq_period_start_from_cqe,
+            bf_size: if c.general.bf {
+                ((1u32 << c.general.log_bf_reg_size.min(15)) / 2) as u16
+            } else {
+                0
+            },
         }
     }
 }

@@ -156,6 +156,9 @@ pub enum Unsupported {
     InlineMode(u8),
     /// A striding receive queue asked for on a part without `striding_rq`.
     StridingRq,
+    /// A fast path technique switched on where the part lacks the
+    /// capability (named as `cmd_hca_cap` / `per_protocol_networking_offload_caps` spell it).
+    Capability(&'static str),
 }
 
 impl fmt::Display for Unsupported {
@@ -181,6 +184,7 @@ impl fmt::Display for Unsupported {
                 write!(f, "inline mode {m} the driver does not implement yet")
             }
             Self::StridingRq => f.write_str("striding RQ asked for on a part without it"),
+            Self::Capability(c) => write!(f, "the part lacks capability {c}"),
         }
     }
 }

@@ -63,6 +63,7 @@ mod report;
 mod rx;
 mod rx_burst;
 mod rx_recreate;
+mod tuning;
 mod tx;
 mod watchdog;
 
@@ -71,6 +72,7 @@ pub use recovery::{FaultCause, QueueFault, QueueId};
 pub use report::{QueueSetStats, RingsReport, RqRing, RssRing, SqRing};
 use rx::commit_rx;
 pub use rx_burst::RxInfo;
+pub use tuning::Tuning;
 pub use watchdog::{CHECK_INTERVAL_MS, TX_TIMEOUT_MS};
 
 type Dma<C> = Region<<C as Control>::P>;

@@ -385,6 +385,20 @@ impl<C: Control> NetDevice for Vnic<C> {
         }
         self.qs.transmit_with(len, meta, f)
     }
+    /// The queue set's burst (eMPW sessions where the part has them),
+    /// with the VNIC's tag.
+    fn transmit_burst(
+        &mut self,
+        n: usize,
+        len: usize,
+        mut meta: TxMeta,
+        write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TxError> {
+        if let Some(v) = self.vlan {
+            meta.vlan = Some(v);
+        }
+        NetDevice::transmit_burst(&mut self.qs, n, len, meta, write)
+    }
     #[inline]
     fn transmit_then<R>(
         &mut self,

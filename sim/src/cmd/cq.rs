@@ -479,7 +479,11 @@ fn fire(dev: &mut Function, cqn: u32, now: Instant) {
     cq.armed = false;
     cq.due = None;
     let eqn = cq.eqn;
+    let moderated = cq.period != 0 || cq.max_count != 0;
     dev.nic.cqs.timed.remove(&cqn);
+    if moderated {
+        dev.nic.wire.stats.cq_moderated_events += 1;
+    }
     completion_event_at(dev, eqn, cqn, now);
 }
 

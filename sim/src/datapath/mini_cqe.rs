@@ -185,6 +185,7 @@ fn write_session(dev: &mut Function, cqn: u32, held: &[[u8; CQE_SIZE]], fmt: u8,
     title[cqe::BYTE_CNT..cqe::BYTE_CNT + 4].copy_from_slice(&(n as u32).to_be_bytes());
     title[cqe::OP_OWN] = (title[cqe::OP_OWN] & 0xf0) | FORMAT_COMPRESSED << 2;
     if cq::write_slot(dev, cqn, t, &title, true) {
+        dev.nic.wire.stats.rx_compressed_sessions += 1;
         cq::completed(dev, cqn);
     }
 }

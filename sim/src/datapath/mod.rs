@@ -8,6 +8,7 @@
 //! shared `Arc`s), one doorbell-record read per doorbell or per empty RQ.
 #![deny(unsafe_code)]
 
+pub mod blueflame;
 pub mod csum;
 pub mod empw;
 pub mod frame;
@@ -38,6 +39,8 @@ pub struct Nic {
     cq_arm_hi: Vec<(u32, u32)>,
     /// A large send gathered before segmentation (kept: no allocation per send).
     pub lso_buf: Vec<u8>,
+    /// BlueFlame buffers being written.
+    pub bf: blueflame::BlueFlame,
 }
 
 impl Nic {
@@ -62,6 +65,21 @@ impl Nic {
     pub fn has_work(&self) -> bool {
         !self.tx_pending.is_empty()
     }
+}
+
+/// The fast path techniques the model saw used, for the control socket's
+/// `stats`: `fastpath empw-sessions <n> compressed-sessions <n>
+/// moderated-events <n> bf-doorbells <n> bf-mismatches <n>`.
+pub fn fast_path_line(nic: &Nic) -> String {
+    let p = &nic.wire.stats;
+    format!(
+        "fastpath empw-sessions {} compressed-sessions {} moderated-events {} bf-doorbells {} bf-mismatches {}",
+        p.tx_empw_sessions,
+        p.rx_compressed_sessions,
+        p.cq_moderated_events,
+        p.tx_bf_doorbells,
+        p.tx_bf_mismatches
+    )
 }
 
 /// UAR page offsets of the data path doorbells (PRM "UAR Page Layout").
@@ -104,10 +122,10 @@ pub fn doorbell32(dev: &mut Function, page: u32, within: usize, value: u32) -> O
             }
             Some(false)
         }
-        // The high dword (opmod_idx_opcode) tells the model nothing the
-        // doorbell record does not.
-        SEND_DB0 | SEND_DB1 => Some(false),
-        SEND_DB0_LOW | SEND_DB1_LOW => Some(tx::doorbell(dev, page, value)),
+        // The control segment's first 8 bytes, alone (the doorbell: the
+        // high dword tells the model nothing the doorbell record does
+        // not) or the start of a BlueFlame write of the WQE's first 64.
+        w if blueflame::is_bf(w) => Some(blueflame::write(dev, page, w, value)),
         _ => None,
     }
 }

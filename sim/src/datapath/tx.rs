@@ -187,11 +187,15 @@ fn producer(dev: &mut Function, wq: &Wq) -> Option<u16> {
 
 /// Read WQEBB `index` of the ring into `into`.
 fn read_wqebb(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
-    let off = (index as u64 & (wq.entries() as u64 - 1)) << LOG_WQEBB;
-    match wq.addr(off) {
+    match wqebb_addr(wq, index) {
         Some(a) => dev.bus.read(a, into, Purpose::WqBuffer).is_ok(),
         None => false,
     }
+}
+
+/// Guest address of WQEBB `index` of the ring.
+pub(super) fn wqebb_addr(wq: &Wq, index: u16) -> Option<u64> {
+    wq.addr((index as u64 & (wq.entries() as u64 - 1)) << LOG_WQEBB)
 }
 
 /// WQEBBs a WQE with `ds` segments occupies (at least one).

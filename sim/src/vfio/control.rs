@@ -426,6 +426,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 s.irqs.enabled()
             );
             let _ = writeln!(out, "link {}", if link_up { "up" } else { "down" });
+            let _ = writeln!(out, "{}", crate::datapath::fast_path_line(&s.dev().nic));
             if let Some((_, w)) = s.link_stats() {
                 let _ = writeln!(
                     out,

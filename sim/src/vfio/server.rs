@@ -162,10 +162,14 @@ impl Shared {
             p.record(frame, Direction::In);
         }
         let mut d = self.dev();
-        d.receive(frame);
-        // A CQ moderation period started: the sleeping model loop times it.
-        if d.take_new_cq_timer() {
-            drop(d);
+        // Held for a compressed session until the model thread runs: the
+        // frames this reader delivers before then join it.
+        let held = d.receive_held(frame);
+        let timer = d.take_new_cq_timer();
+        drop(d);
+        // The model thread ends the burst, and times a CQ moderation
+        // period that started.
+        if held || timer {
             self.kick();
         }
     }
@@ -312,6 +316,7 @@ impl Shared {
                 return;
             }
             let mut d = self.dev();
+            d.end_burst();
             if d.has_work() {
                 d.process();
             } else {
@@ -358,6 +363,17 @@ impl Shared {
             [a, b, c, d, e, f, g, h] if off.is_multiple_of(8) => self
                 .dev()
                 .bar_write64(off as usize, u64::from_be_bytes([a, b, c, d, e, f, g, h])),
+            // Wider stores (a BlueFlame write through write-combining):
+            // dword by dword, in order.
+            _ if off.is_multiple_of(4) && data.len().is_multiple_of(4) && data.len() <= 64 => {
+                let mut d = self.dev();
+                let mut work = false;
+                for (i, w) in data.chunks_exact(4).enumerate() {
+                    let v = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                    work |= d.bar_write32(off as usize + 4 * i, v);
+                }
+                work
+            }
             _ => {
                 self.counters.bar_odd.fetch_add(1, Ordering::Relaxed);
                 log::warn!(target: "mlx5_sim::vfio", "BAR0 write of {} bytes at {off:#x} dropped", data.len());

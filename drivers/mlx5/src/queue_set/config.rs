@@ -57,6 +57,9 @@ pub struct EthConfig {
     /// `cqe_compression` is): an event after that many CQEs or that long
     /// after the first unsignalled one. `None`: an event per armed CQE.
     pub cq_moderation: Option<(u16, u16)>,
+    /// BlueFlame doorbells for small batches where the part has `bf`
+    /// ([`sq::SqConfig::bf`]).
+    pub blueflame: bool,
 }
 
 /// Which receive queue kind [`QueueSet::open`] creates.
@@ -89,6 +92,7 @@ impl Default for EthConfig {
             cqe_compression_hash: false,
             empw: Some(0),
             cq_moderation: None,
+            blueflame: false,
         }
     }
 }
@@ -151,6 +155,17 @@ impl<C: Control> QueueSet<C> {
     /// part has the capability.
     pub(super) fn sq_empw(&self) -> Option<u16> {
         self.cfg.empw.filter(|_| self.res.caps.empw)
+    }
+
+    /// What the SQ's [`sq::SqConfig::bf`] gets: the part's BlueFlame
+    /// buffer size with the option, where a WQE's first block fits it.
+    pub(super) fn sq_bf(&self) -> u16 {
+        let size = self.res.caps.bf_size;
+        if self.cfg.blueflame && usize::from(size) >= crate::wqe::WQEBB {
+            size
+        } else {
+            0
+        }
     }
 
     /// Receive queues the configuration asks for: a power of two, at

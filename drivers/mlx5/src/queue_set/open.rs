@@ -214,6 +214,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),
         ));

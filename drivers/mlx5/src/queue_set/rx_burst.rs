@@ -176,7 +176,7 @@ impl<C: Control> QueueSet<C> {
                 got += n;
                 self.release(q, releases);
                 if let Some(wqe_counter) = bad {
-                    self.recover_rq(q, FaultCause::BadCompletion { wqe_counter });
+                    self.recover_rx_ring(q, FaultCause::BadCompletion { wqe_counter });
                     return got;
                 }
                 continue;

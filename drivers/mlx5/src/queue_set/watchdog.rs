@@ -594,6 +594,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: 1u16 << cfg.log_sq,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),
         );

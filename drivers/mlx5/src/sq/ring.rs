@@ -112,6 +112,8 @@ pub struct SqStats {
     pub csum: u64,
     pub vlan_insert: u64,
     pub lso: u64,
+    /// Doorbells written as BlueFlame writes.
+    pub bf_doorbells: u64,
 }
 
 /// Largest frame one data segment carries here (jumbo frames included).
@@ -208,6 +210,10 @@ pub struct Sq<P: Platform> {
     inline: InlineMode,
     /// Bursts as eMPW sessions, inlining frames up to this long.
     empw: Option<usize>,
+    /// BlueFlame buffer size (0: off) and the offset of the buffer the
+    /// next doorbell writes (0 or `bf`, alternating).
+    bf: usize,
+    bf_offset: usize,
     pub stats: SqStats,
 }
 
@@ -228,7 +234,15 @@ pub struct SqConfig {
     /// `enhanced_multi_pkt_send_wqe`; ignored unless `inline` is
     /// [`InlineMode::None`]).
     pub empw: Option<u16>,
+    /// BlueFlame buffer size (PRM "BlueFlame"; 0: plain doorbells): a
+    /// batch of at most [`BF_MAX_BLOCKS`] basic blocks has its last WQE's
+    /// first block written into the UAR's BlueFlame buffers, used in turn.
+    pub bf: u16,
 }
+
+/// Batches up to this many basic blocks ring with BlueFlame (a latency
+/// trick: a large batch gains nothing from saving the device one fetch).
+pub const BF_MAX_BLOCKS: u16 = 4;
 
 impl<P: Platform> Sq<P> {
     /// A ring of 2^log_size WQEBBs with its doorbell record.
@@ -269,6 +283,8 @@ impl<P: Platform> Sq<P> {
                 .empw
                 .filter(|_| cfg.inline == InlineMode::None)
                 .map(usize::from),
+            bf: usize::from(cfg.bf),
+            bf_offset: 0,
             stats: SqStats::default(),
         }
     }
@@ -306,6 +322,48 @@ impl<P: Platform> Sq<P> {
 
     pub fn inline_mode(&self) -> InlineMode {
         self.inline
+    }
+
+    /// A completion is requested every this many WQEs.
+    pub fn cq_every(&self) -> u16 {
+        self.c.cq_every
+    }
+
+    /// Request a completion every `n` WQEs from now on (clamped to the
+    /// ring). What is posted and not yet published is published first, so
+    /// the countdown restarts on a WQE boundary with every buffer covered
+    /// by a signalled WQE.
+    pub fn set_cq_every(&mut self, n: u16) {
+        self.ring_doorbell();
+        let n = n.clamp(1, self.entries() as u16);
+        self.c.cq_every = n;
+        self.c.sig_left = n;
+    }
+
+    /// BlueFlame doorbells with buffers of `size` bytes (0: off; the part's
+    /// [`crate::control::DataPathCaps::bf_size`]); from the next doorbell on.
+    pub fn set_blueflame(&mut self, size: u16) {
+        self.bf = if usize::from(size) >= WQEBB {
+            usize::from(size)
+        } else {
+            0
+        };
+        self.bf_offset = 0;
+    }
+
+    /// Whether doorbells of small batches are BlueFlame writes.
+    pub fn blueflame(&self) -> bool {
+        self.bf != 0
+    }
+
+    /// Post bursts as eMPW sessions inlining frames up to `inline` bytes
+    /// (`None`: one WQE per frame); as [`SqConfig::empw`], only where no
+    /// inline-header rule holds. Sessions never outlive a burst, so this
+    /// takes effect with the next one.
+    pub fn set_empw(&mut self, inline: Option<u16>) {
+        self.empw = inline
+            .filter(|_| self.inline == InlineMode::None)
+            .map(usize::from);
     }
 
     /// The next buffer of the MTU pool (`lso`: of the LSO pool), if one is
@@ -596,10 +654,27 @@ impl<P: Platform> Sq<P> {
         self.mmio.barrier_before_doorbell_record();
         self.ring.write_dbr(1, c.pc as u32);
         self.mmio.barrier_before_mmio_doorbell();
-        self.mmio
-            .bar0_write_be64(self.uar_base + UAR_SEND_DOORBELL, head);
+        let db = self.uar_base + UAR_SEND_DOORBELL + self.bf_offset;
+        if self.bf != 0 && c.pc.wrapping_sub(c.rung) <= BF_MAX_BLOCKS {
+            self.ring_blueflame(db, at);
+        } else {
+            self.mmio.bar0_write_be64(db, head);
+        }
+        self.bf_offset ^= self.bf;
         self.c.rung = c.pc;
         self.stats.doorbells += 1;
+    }
+
+    /// The doorbell as a BlueFlame write: the newest WQE's first basic
+    /// block (at ring offset `at`, read back as the device would fetch
+    /// it, its completion flag included) into the BlueFlame buffer at
+    /// BAR0 offset `db`.
+    #[cold]
+    fn ring_blueflame(&mut self, db: usize, at: usize) {
+        let mut w = [0u64; WQEBB / 8];
+        self.ring.mem.read_be64s(at, &mut w);
+        self.mmio.bar0_write_bf(db, &w);
+        self.stats.bf_doorbells += 1;
     }
 
     /// A requester CQE: every WQE up to and including the signalled one
@@ -772,6 +847,7 @@ mod tests {
             bufs: 1 << log,
             lso_bufs: 2,
             empw: None,
+            bf: 0,
         };
         let q = Sq::<MockPlatform>::new(Sqn(0x0abc), ring, log, cfg, p.clone());
         (p, q, rbase, dbr)
@@ -855,6 +931,63 @@ mod tests {
             &p.s.borrow().bar0[0x4800..0x4808],
             &[0x00, 0x00, 0x01, 0x0a, 0x00, 0x0a, 0xbc, 0x04]
         );
+    }
+
+    /// BlueFlame (PRM "BlueFlame"): with 256-byte buffers (`log_bf_reg_size`
+    /// 9), a one-WQE batch writes the WQE's whole first basic block into
+    /// buffer 0 at UAR 4 + 0x800, the next into buffer 1 at + 0x900, then 0
+    /// again; a batch of more than `BF_MAX_BLOCKS` blocks rings with the
+    /// plain 8 bytes (to the buffer whose turn it is).
+    #[test]
+    fn blueflame_write_golden_and_alternating_buffers() {
+        let (p, mut sq, _, dbr) = new_sq(3, InlineMode::None, 64);
+        sq.set_blueflame(256);
+        let buf = frame(&p, 64);
+        let baddr = buf.device_addr().get();
+        post(&mut sq, &buf, 64).unwrap();
+        sq.ring_doorbell();
+        #[rustfmt::skip]
+        let mut golden = [
+            // 0x800: ctrl: opmod 0, wqe_index 0 [23:8], opcode SEND 0x0a;
+            0x00, 0x00, 0x00, 0x0a,
+            // sqn 0xabc [31:8], ds 3;
+            0x00, 0x0a, 0xbc, 0x03,
+            // signature, rsvd, fm_ce_se = CQ_UPDATE (last of batch), imm
+            0, 0, 0, 0x08,  0, 0, 0, 0,
+            // 0x810: eth seg: cs_flags 0, mss 0, no inline header
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
+            // 0x820: data seg: byte_count 64, lkey 0x100, the buffer's address
+            0x00, 0x00, 0x00, 0x40,  0x00, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 0,
+            // 0x830: the rest of the basic block (never written: zero)
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
+        ];
+        golden[40..48].copy_from_slice(&baddr.to_be_bytes());
+        assert_eq!(&p.s.borrow().bar0[0x4800..0x4840], &golden);
+        assert_eq!(p.read(dbr + 4, 4), [0, 0, 0, 1]);
+        assert_eq!((sq.stats.doorbells, sq.stats.bf_doorbells), (1, 1));
+        // The next batch: buffer 1, WQE index 1.
+        post(&mut sq, &buf, 64).unwrap();
+        sq.ring_doorbell();
+        assert_eq!(
+            &p.s.borrow().bar0[0x4900..0x4908],
+            &[0x00, 0x00, 0x01, 0x0a, 0x00, 0x0a, 0xbc, 0x03]
+        );
+        assert_eq!(&p.s.borrow().bar0[0x4920..0x4924], &[0, 0, 0, 0x40]);
+        // A batch of 5 blocks: plain doorbell, buffer 0 again (WQE 6).
+        for _ in 0..5 {
+            post(&mut sq, &buf, 64).unwrap();
+        }
+        p.s.borrow_mut().bar0[0x4808..0x4840].fill(0xee);
+        sq.ring_doorbell();
+        assert_eq!(
+            &p.s.borrow().bar0[0x4800..0x4808],
+            &[0x00, 0x00, 0x06, 0x0a, 0x00, 0x0a, 0xbc, 0x03]
+        );
+        assert_eq!(&p.s.borrow().bar0[0x4808..0x4810], &[0xee; 8]);
+        assert_eq!((sq.stats.doorbells, sq.stats.bf_doorbells), (3, 2));
+        // Off: plain doorbells at 0x800 only.
+        sq.set_blueflame(0);
+        assert!(!sq.blueflame());
     }
 
     #[test]

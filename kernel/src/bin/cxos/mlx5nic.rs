@@ -39,6 +39,8 @@ use crate::platform::KernelPlatform;
 use crate::{interrupts, print, println, runtime, time};
 
 #[cfg(feature = "net")]
+pub mod ethtool;
+#[cfg(feature = "net")]
 pub mod members;
 #[cfg(feature = "net")]
 use cxos_kernel::vnic_def::Over;
@@ -569,6 +571,12 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     if let Some(m) = crate::netstack::config_for(&slot.iface()).mtu {
         cfg.eth.mtu = usize::from(m);
     }
+    // `net.<i>=...,rx-usecs=..,skb_tx_mpwqe=..` (ethtool's settings).
+    #[cfg(feature = "net")]
+    ethtool::eth_config(
+        &mut cfg.eth,
+        &crate::netstack::port_items_for(&slot.iface()).tune,
+    );
     // The MAC drops frames longer than the data path's MTU (PMTU) rather
     // than let them overflow a receive buffer.
     if let Err(e) = adapter.set_port_mtu(cfg.eth.mtu) {

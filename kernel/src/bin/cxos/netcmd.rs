@@ -72,6 +72,11 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                         Err(e) => println!("{cmd}: {e}"),
                     }
                 }
+                if !port.tune.is_empty()
+                    && let Some(Err(e)) = mlx5nic::ethtool::apply_to(name, &port.tune)
+                {
+                    println!("{cmd}: {name}: {e}");
+                }
             }
             // `mtu=` applies at run time too, as `mtu <if> <n>` does (a
             // device that is not open takes it when it opens).
@@ -83,6 +88,11 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 }
             }
         }
+        NetCommand::Ethtool(e) => match mlx5nic::ethtool::run(e) {
+            Some(Ok(text)) => print!("{text}"),
+            Some(Err(why)) => println!("ethtool: {}: {why}", e.interface()),
+            None => println!("ethtool: no interface {}", e.interface()),
+        },
         NetCommand::App(app) => match netstack::start_app(&app, Owner::Shell) {
             Ok(id) => return Some(id),
             Err(e) => println!("{}", app_error(&app.app, &e)),

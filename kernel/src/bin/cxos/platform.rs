@@ -203,8 +203,10 @@ impl Msix {
 /// BAR: `pcibus::claim` maps them uncached) pass them, nor loads pass
 /// loads; what is left to prevent is the compiler moving plain or
 /// volatile accesses across the barrier. An `sfence` is needed only after
-/// writes to a write-combining mapping (BlueFlame), which cxos does not
-/// make.
+/// writes to a write-combining mapping; BlueFlame writes
+/// ([`cxos_drivers::Mmio::bar0_write_bf`]) end with one so that they stay
+/// correct once the BlueFlame pages are mapped write-combining (today they
+/// are uncached like the rest of the BAR).
 #[derive(Clone, Copy, Debug)]
 pub struct Bar0 {
     base: u64,
@@ -259,6 +261,36 @@ impl cxos_drivers::Mmio for Bar0 {
 
     fn bar0_write_be64(&self, offset: usize, value: u64) {
         self.at::<u64>(offset).write(value.to_be());
+    }
+
+    /// Four 16-byte SSE2 stores (x86-64's baseline: no feature check),
+    /// then `sfence`: the write-combining buffers drained before the
+    /// caller goes on.
+    fn bar0_write_bf(&self, offset: usize, words: &[u64; 8]) {
+        use core::arch::x86_64::{__m128i, _mm_sfence};
+        assert!(
+            offset.checked_add(64).is_some_and(|e| e <= self.len) && offset.is_multiple_of(64),
+            "BlueFlame write at {offset:#x} outside BAR of {:#x} bytes or unaligned",
+            self.len
+        );
+        compiler_fence(Ordering::SeqCst);
+        for (k, pair) in words.chunks_exact(2).enumerate() {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&pair[0].to_be_bytes());
+            b[8..].copy_from_slice(&pair[1].to_be_bytes());
+            // SAFETY: [u8; 16] and __m128i have the same size and any bit
+            // pattern is a valid __m128i.
+            let v: __m128i = unsafe { core::mem::transmute(b) };
+            let p = (self.base as usize + offset + 16 * k) as *mut __m128i;
+            // SAFETY: inside the BAR and 16-aligned (checked above: the
+            // BAR mapping is page aligned, `offset` 64-aligned), mapped for
+            // as long as the kernel runs; a volatile store of a vector is
+            // one 16-byte store.
+            unsafe { p.write_volatile(v) };
+        }
+        // SAFETY: sfence has no preconditions (SSE is baseline on x86-64).
+        unsafe { _mm_sfence() };
+        compiler_fence(Ordering::SeqCst);
     }
 
     #[inline]
