@@ -33,6 +33,7 @@ pub mod smpcmd;
 pub mod tlb;
 #[cfg(feature = "mlx5")]
 pub mod traninfo;
+pub mod tsccal;
 pub mod vectors;
 #[cfg(feature = "net")]
 pub mod vnic_def;

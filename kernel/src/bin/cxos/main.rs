@@ -121,10 +121,10 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
             time::Reference::Pit
         }
     };
-    time::calibrate(reference);
+    let calibration = time::calibrate(reference);
     log::info!(
         target: "time",
-        "TSC {} kHz, APIC timer {} kHz (against {:?})",
+        "TSC {} kHz, APIC timer {} kHz (against {:?}; {calibration})",
         time::tsc_hz() / 1000,
         time::apic_timer_hz() / 1000,
         reference
