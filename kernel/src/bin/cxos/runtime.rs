@@ -223,9 +223,16 @@ fn run_timers() -> bool {
     ran
 }
 
-fn next_deadline() -> Option<u64> {
+/// The earliest deadline this CPU's loop must wake for: its poll deadline
+/// if `with_poll` (the caller runs the pollers), and on the boot CPU the
+/// software timers.
+fn next_deadline(with_poll: bool) -> Option<u64> {
     let cpu = smp::current();
-    let poll = POLL_DEADLINE[cpu].load(Ordering::Acquire);
+    let poll = if with_poll {
+        POLL_DEADLINE[cpu].load(Ordering::Acquire)
+    } else {
+        u64::MAX
+    };
     if cpu != 0 {
         return (poll != u64::MAX).then_some(poll);
     }
@@ -239,13 +246,20 @@ fn next_deadline() -> Option<u64> {
 /// Halt until an interrupt arrives or `deadline` (ns) passes, unless an
 /// interrupt already arrived since `seen` (a value of `WAKES`).
 pub fn halt_until(seen: u64, deadline: Option<u64>) {
+    halt(seen, deadline, true);
+}
+
+/// [`halt_until`]; `with_poll` false: the pollers' deadline is left out,
+/// for a caller that does not run them ([`wait_until`]: a poll deadline
+/// already past would otherwise make it spin without ever sleeping).
+fn halt(seen: u64, deadline: Option<u64>, with_poll: bool) {
     arch::interrupts_disable();
     let cpu = smp::current();
     if WAKES[cpu].load(Ordering::Acquire) != seen {
         arch::interrupts_enable();
         return;
     }
-    let deadline = match (deadline, next_deadline()) {
+    let deadline = match (deadline, next_deadline(with_poll)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -338,7 +352,7 @@ pub fn wait_until(timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
         if cond() {
             return true;
         }
-        halt_until(seen, Some(deadline));
+        halt(seen, Some(deadline), false);
     }
 }
 
