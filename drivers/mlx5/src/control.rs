@@ -215,12 +215,21 @@ impl DataPathCaps {
             empw: c.eth.enhanced_multi_pkt_send_wqe,
             cq_moderation: c.general.cq_moderation,
             cq_period_from_cqe: c.general.cq_period_start_from_cqe,
-            bf_size: if c.general.bf {
-                ((1u32 << c.general.log_bf_reg_size.min(15)) / 2) as u16
-            } else {
-                0
-            },
+            bf_size: bf_size(c.general.bf, c.general.log_bf_reg_size),
         }
+    }
+}
+
+/// One BlueFlame buffer's size from the capabilities, or 0 (no
+/// BlueFlame). The two buffers of a register pair lie in the UAR page's
+/// BlueFlame area (offset 0x800 to the page's end, 2 KiB), and a write is
+/// 64 bytes: a device reporting a register pair larger than that area
+/// (`log_bf_reg_size` ≥ 12, which would send the second buffer's writes
+/// into the next UAR page) or a buffer under 64 bytes gets no BlueFlame.
+fn bf_size(bf: bool, log_bf_reg_size: u8) -> u16 {
+    match log_bf_reg_size {
+        7..=11 if bf => (1u16 << log_bf_reg_size) / 2,
+        _ => 0,
     }
 }
 
@@ -242,5 +251,24 @@ impl Resources {
             mac: a.mac(),
             caps: DataPathCaps::of(a.caps()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bf_size;
+
+    #[test]
+    fn blueflame_buffers_stay_in_the_uar_page() {
+        // The usual 512-byte register pair: two 256-byte buffers.
+        assert_eq!(bf_size(true, 9), 256);
+        // The largest pair the 2 KiB BlueFlame area (0x800..0x1000) holds.
+        assert_eq!(bf_size(true, 11), 0x400);
+        // Larger pairs would put the second buffer past the UAR page.
+        assert_eq!(bf_size(true, 12), 0);
+        assert_eq!(bf_size(true, 31), 0);
+        // A buffer smaller than one 64-byte write.
+        assert_eq!(bf_size(true, 6), 0);
+        assert_eq!(bf_size(false, 9), 0);
     }
 }
