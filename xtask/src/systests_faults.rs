@@ -21,6 +21,7 @@ use crate::systests::{Context, SystemTest};
 use crate::systests_attach::Shell;
 use crate::systests_attach::{detach_clean, plain_line};
 use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
+use crate::systests_reset::replies_between;
 
 /// The model's fault requests of the data-path classes, and the class
 /// each is recorded as (the soak draws from this list too).
@@ -116,6 +117,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(600));
     }
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
+    lost_recovery_command(&net, &config, &mut shell, &mut sim, &guest)?;
     // The health counter stops (syndrome clean): the health poll finds
     // it after its misses, the function is reset and restored, traffic
     // flows again.
@@ -195,7 +197,6 @@ fn lost_port_command(
     sim: &mut SimDevice,
     guest: &str,
 ) -> Result<(), String> {
-    use crate::systests_reset::replies_between;
     sim.ask_ok("fault no-completion 0x805")?;
     let mut ping = net.netns().command("ping");
     ping.args([
@@ -240,5 +241,80 @@ fn lost_port_command(
     plain_line(&traninfo, "  vendor")?;
     let again = shell.ask("traninfo")?;
     plain_line(&again, "01:00.0 module: plugged")?;
+    Ok(())
+}
+
+/// The VNIC's address in the peer subnet (the guest is `.2`).
+const VNIC_HOST: u8 = 12;
+/// Stock ping's requests to the VNIC (every 200 ms) across the recovery.
+const RECOVERY_PINGS: u32 = 60;
+/// Replies counted from this far after the stall (the transmit timeout
+/// is found 1 s after the last progress, the periodic check then runs
+/// the recovery) to the end of the pings, inside the 15 s wait.
+const RECOVERY_WAIT_FROM: Duration = Duration::from_secs(4);
+
+/// A transmit timeout on the port (`fault sq-stall`) whose recovery's
+/// MODIFY_SQ the model drops: the periodic check runs the recovery
+/// cooperatively, so a VNIC on the same adapter answers stock ping while
+/// the command waits (a kernel blocked in it answers none); the lost
+/// command is the typed `mlx5.cmd.timeout` record and the recovery
+/// escalates past it.
+fn lost_recovery_command(
+    net: &PeerNetwork,
+    config: &PeerConfig,
+    shell: &mut Shell,
+    sim: &mut SimDevice,
+    guest: &str,
+) -> Result<(), String> {
+    let vnic_ip = config.ipv4(VNIC_HOST);
+    let created = shell.ask(&format!("vnic create mac:auto,ip:{vnic_ip}/24"))?;
+    let name = created
+        .lines()
+        .find_map(|l| l.split_once(": created ").map(|(n, _)| n.to_string()))
+        .ok_or_else(|| format!("no VNIC created:\n{created}"))?;
+    shell.ask("uptime")?;
+    sim.ask_ok("fault no-completion 0x905")?;
+    let mut ping = net.netns().command("ping");
+    ping.args([
+        "-n",
+        "-D",
+        "-i",
+        "0.2",
+        "-c",
+        &RECOVERY_PINGS.to_string(),
+        &vnic_ip,
+    ]);
+    // Traffic on the port too: its stalled SQ holds WQEs (the timeout).
+    let mut port_ping = net.netns().command("ping");
+    port_ping.args(["-n", "-q", "-i", "0.2", "-w", "6", guest]);
+    let port_pinger = std::thread::spawn(move || port_ping.output());
+    let asked = std::time::SystemTime::now();
+    sim.ask_ok("fault sq-stall")?;
+    let pinger = std::thread::spawn(move || ping.output());
+    let _ = port_pinger.join();
+    let out = pinger
+        .join()
+        .map_err(|_| "the ping thread panicked".to_string())?
+        .map_err(|e| format!("stock ping: {e}"))?;
+    let ended = std::time::SystemTime::now();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
+    println!("    {timeout}");
+    let line = shell.wait_for_line("FAULT mlx5.tx.timeout 01:00.0 ")?;
+    println!("    {line}");
+    let during = replies_between(&out, asked + RECOVERY_WAIT_FROM, ended);
+    println!("    lost MODIFY_SQ in a queue recovery: {during} ping replies from {name} meanwhile");
+    if during < MIN_REPLIES_DURING_WAIT {
+        return Err(format!(
+            "{during} ping replies from {name} while the recovery waited on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
+        ));
+    }
+    if !line.contains(" action=port-reset ") && !line.contains(" action=function-reset ") {
+        return Err(format!(
+            "the lost recovery command did not escalate: {line}"
+        ));
+    }
+    let deleted = shell.ask(&format!("vnic delete {name}"))?;
+    println!("    {}", deleted.trim());
     Ok(())
 }

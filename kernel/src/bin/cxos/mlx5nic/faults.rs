@@ -21,23 +21,47 @@ pub const CHECK_PERIOD_NS: u64 = mlx5::CHECK_INTERVAL_MS * 1_000_000;
 /// Records `faults` shows without `-v`.
 const LAST: usize = 8;
 
-/// Run the periodic fault checks of every open port and its VNICs.
+/// Run the periodic fault checks of every open port and its VNICs. With
+/// the network stack each interface is lent out of its table and checked
+/// inside a cooperative wait ([`super::cmdwait::run`]), the slot table not
+/// held: a recovery the check runs (a CQ or EQ recreated, a queue reset
+/// after its grace period, a transmit timeout) whose command is lost
+/// leaves the other interfaces and adapters running until the command
+/// timeout. The records and their order are those of the checks in turn.
 pub fn check_all() {
+    #[cfg(feature = "net")]
+    {
+        let Some(slots) = super::cmdwait::slots_for_background() else {
+            return;
+        };
+        let names: Vec<String> = slots
+            .iter()
+            .filter_map(|slot| match &slot.state {
+                State::Open(o) => Some(
+                    core::iter::once(slot.iface())
+                        .chain(o.vnics.iter().map(|n| format!("vnic{n}")))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        drop(slots);
+        for name in names {
+            // Lent already (a shell command works on it) or gone: its
+            // next period checks it.
+            let _ = crate::netstack::with_net_lent::<super::Mlx5Vnic, _>(&name, |net| {
+                super::cmdwait::run(|_| net.device_mut().queue_set_mut().check())
+            });
+        }
+    }
     let Some(mut slots) = super::cmdwait::slots_for_background() else {
         return;
     };
+    #[cfg(not(feature = "net"))]
     for slot in slots.iter_mut() {
-        if !matches!(slot.state, State::Open(_)) {
-            continue;
-        }
-        super::with_port_vnic(slot, |v| v.queue_set_mut().check());
-        #[cfg(feature = "net")]
-        if let State::Open(o) = &slot.state {
-            for n in o.vnics.clone() {
-                crate::netstack::with_net::<super::Mlx5Vnic, _>(&format!("vnic{n}"), |net| {
-                    net.device_mut().queue_set_mut().check()
-                });
-            }
+        if matches!(slot.state, State::Open(_)) {
+            super::with_port_vnic(slot, |v| v.queue_set_mut().check());
         }
     }
     // A check that took an internal error event off EQ0 (the queue checks
