@@ -2,7 +2,9 @@
 //! packet path: queue error events from EQ0 (CQ error, WQ errors),
 //! recoveries deferred by the grace period, EQ stalls (QUERY_EQ's
 //! consumer counter against the driver's, as illumos' `mlxcx_eq_check`
-//! does), CQ overruns whose event was lost (QUERY_CQ status), and the
+//! does), events left in a completion EQ's ring for a whole check period
+//! (a lost interrupt: nothing polled them), CQ overruns whose event was
+//! lost (QUERY_CQ status), and the
 //! transmit timeout (WQEs outstanding, no completion: poll the EQ first
 //! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
 //! recover the SQ). Every finding is a fault record ([`crate::fault`]).
@@ -99,6 +101,9 @@ pub(super) struct Watch {
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
+    /// Per completion EQ (index), the consumer counter at the last check
+    /// when an event was waiting in its ring.
+    eq_pending: Vec<(usize, u32)>,
     pub checks: u64,
 }
 
@@ -133,6 +138,7 @@ impl<C: Control> QueueSet<C> {
         self.watch.last_ns = now;
         self.watch.checks += 1;
         self.check_queue_events();
+        self.check_eq_pending();
         self.run_deferred(now);
         // A period whose queries are not all answered yet (one is lost
         // until the command timeout) is not started again.
@@ -421,6 +427,46 @@ impl<C: Control> QueueSet<C> {
             }
         }
         self.poll();
+    }
+
+    /// Interrupt mode: an event still waiting in a completion EQ's ring at
+    /// the same consumer counter as at the last check sat a whole check
+    /// period with nothing polling it, which an interrupt would have
+    /// done: its interrupt was lost. Record it, take the events (which
+    /// re-arms the EQ) and re-arm the CQs. One record per lost interrupt:
+    /// once taken, the next event starts over.
+    fn check_eq_pending(&mut self) {
+        if !self.cfg.interrupts {
+            return;
+        }
+        let mut stuck = Vec::new();
+        let mut seen = Vec::with_capacity(self.eq_indexes.len());
+        for &idx in &self.eq_indexes {
+            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
+                continue;
+            };
+            let (ci, pending) = eq.consumer_state();
+            if !pending {
+                continue;
+            }
+            if self.watch.eq_pending.contains(&(idx, ci)) {
+                stuck.push((eq.eqn(), ci));
+            } else {
+                seen.push((idx, ci));
+            }
+        }
+        self.watch.eq_pending = seen;
+        for (eqn, ci) in stuck {
+            let now = self.ctl.clock().now_ns();
+            self.ctl.record_fault(
+                FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
+                    .detail("pending", 1)
+                    .detail("ci", ci.into())
+                    .action(FaultAction::EqPoll, FaultOutcome::Recovered),
+            );
+            self.poll();
+            self.rearm_cqs(eqn);
+        }
     }
 
     /// Arm every CQ of the queue set reporting to `eqn` (interrupt mode):
