@@ -151,3 +151,89 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
     close(a, &sa, before.0);
     close(b, &sb, before.1);
 }
+
+/// Poll and check both ports (as the other hosted tests do) for `d`.
+fn run_for(p: &mut Pair, d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        p.a.poll();
+        p.b.poll();
+        p.a.check();
+        p.b.check();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Poll and check until `f` holds (at most 10 s).
+fn run_until(p: &mut Pair, what: &str, f: impl Fn(&Pair) -> bool) {
+    let start = Instant::now();
+    while !f(p) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}; records {:?}",
+            records(&p.a)
+        );
+        run_for(p, Duration::from_millis(20));
+    }
+}
+
+/// EQ0 (command completions, async events) loses its interrupts: the
+/// periodic check finds its events left in the ring a check period
+/// later, records it once per episode (not once per event or command)
+/// and takes them; an interrupt that comes again ends the episode.
+#[test]
+fn lost_eq0_interrupts_are_recorded_once_per_episode() {
+    let mut p = pair();
+    let (eq0, _) = p.a.control().eq0().expect("EQ0");
+    run_for(&mut p, Duration::from_millis(300));
+    assert!(records(&p.a).is_empty());
+    // The periodic queries' completions are EQ0's events (a few a second):
+    // the next eight interrupts, over two rounds of queries, are lost.
+    let armed = p
+        .sa
+        .inject_queue(QueueFault::LostInterrupt {
+            eqn: Some(eq0.0),
+            count: 8,
+        })
+        .expect("armed");
+    run_until(&mut p, &format!("{armed}: every interrupt lost"), |p| {
+        p.sa.with_model(|d| d.faults.queues.dropped_interrupts) == 8
+    });
+    // All one episode: no interrupt between.
+    run_for(&mut p, Duration::from_millis(400));
+    let recs = records(&p.a);
+    assert_eq!(recs.len(), 1, "{armed}: one record per episode: {recs:?}");
+    let r = recs[0];
+    assert_eq!(r.object, FaultObject::Eq(eq0.0.into()), "{r}");
+    assert_eq!(r.detail, Some(("pending", 1)), "{r}");
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqPoll, FaultOutcome::Recovered),
+        "{r}"
+    );
+    println!("{r}");
+    // Interrupts again: the next lost one is a new episode.
+    let armed = p
+        .sa
+        .inject_queue(QueueFault::LostInterrupt {
+            eqn: Some(eq0.0),
+            count: 8,
+        })
+        .expect("armed");
+    run_until(&mut p, &format!("{armed}: a second episode"), |p| {
+        records(&p.a).len() == 2
+    });
+    assert!(records(&p.b).is_empty(), "the other port lost nothing");
+    // Commands still complete.
+    assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+        ..
+    } = p;
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
+}
