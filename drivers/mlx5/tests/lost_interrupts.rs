@@ -237,3 +237,75 @@ fn lost_eq0_interrupts_are_recorded_once_per_episode() {
     close(a, &sa, before.0);
     close(b, &sb, before.1);
 }
+
+/// Transmit completions nobody reaped (polled mode, the owner's poll
+/// never ran; in interrupt mode the EQ check above finds the event
+/// first): after the transmit timeout the check polls the CQ first, finds
+/// them (`mlx5.tx.timeout ... action=eq-poll`), and the SQ is not reset.
+#[test]
+fn a_tx_timeout_with_completions_waiting_polls_instead_of_resetting() {
+    common::logger();
+    let (sa, sb) = SimPlatform::pair(
+        Personality::ConnectX4Lx,
+        Personality::ConnectX5,
+        Mode::Synchronous,
+    );
+    let before = (sa.dma_in_use(), sb.dma_in_use());
+    let cfg = EthConfig {
+        interrupts: false,
+        ..EthConfig::default()
+    };
+    let mut a = open(&sa, cfg);
+    let mut b = open(&sb, cfg);
+    let (dst, src) = (b.mac(), a.mac());
+    let sqn = a.sq().unwrap().sqn;
+    let entries = a.sq().unwrap().entries();
+    for _ in 0..8 {
+        a.transmit(64, |f| {
+            f[0..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&src);
+            f[12..14].copy_from_slice(&ETHERTYPE);
+        })
+        .expect("transmit");
+    }
+    a.flush();
+    assert!(a.tx_free() < entries, "buffers in flight");
+    let start = Instant::now();
+    let r = loop {
+        // a is checked, never polled.
+        a.check();
+        b.poll();
+        while b.receive(|_, _| ()).is_some() {}
+        b.flush();
+        if let Some(r) = a
+            .control()
+            .faults()
+            .records()
+            .find(|r| r.class == FaultClass::TxTimeout)
+        {
+            break *r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no tx timeout: in flight {}, records {:?}",
+            a.sq().unwrap().in_flight(),
+            a.control().faults().records().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    println!("{r}");
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqPoll, FaultOutcome::Recovered),
+        "{r}"
+    );
+    assert_eq!(a.tx_free(), entries, "every transmit buffer back");
+    assert_eq!(a.sq().unwrap().sqn, sqn, "the SQ was not replaced");
+    assert_eq!(
+        a.control().faults().records().count(),
+        1,
+        "no queue reset after it"
+    );
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
+}
