@@ -650,6 +650,20 @@ impl<P: Platform> CmdEngine<P> {
         self.take_eq0_events();
     }
 
+    /// EQ0's number and the consumer counter the driver holds.
+    pub(crate) fn eq0_state(&self) -> Option<(eq::Eqn, u32)> {
+        self.eq0
+            .as_ref()
+            .map(|e| (e.eqn, e.consumer_index() & 0x00ff_ffff))
+    }
+
+    /// Write EQ0's consumer counter again and arm it.
+    pub(crate) fn eq0_rearm(&mut self) {
+        if let Some(e) = self.eq0.as_ref() {
+            e.doorbell(true);
+        }
+    }
+
     /// Handle EQ0's waiting events and re-arm it.
     fn take_eq0_events(&mut self) {
         let Some(mut eq0) = self.eq0.take() else {

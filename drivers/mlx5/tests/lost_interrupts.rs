@@ -164,14 +164,16 @@ fn run_for(p: &mut Pair, d: Duration) {
     }
 }
 
-/// Poll and check until `f` holds (at most 10 s).
+/// Poll and check until `f` holds (at most 15 s: a query on a stalled
+/// EQ0 takes the 5 s command timeout).
 fn run_until(p: &mut Pair, what: &str, f: impl Fn(&Pair) -> bool) {
     let start = Instant::now();
     while !f(p) {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what}; records {:?}",
-            records(&p.a)
+            start.elapsed() < Duration::from_secs(15),
+            "{what}; records {:?}, interrupts dropped {}",
+            records(&p.a),
+            p.sa.with_model(|d| d.faults.queues.dropped_interrupts)
         );
         run_for(p, Duration::from_millis(20));
     }
@@ -184,7 +186,7 @@ fn run_until(p: &mut Pair, what: &str, f: impl Fn(&Pair) -> bool) {
 #[test]
 fn lost_eq0_interrupts_are_recorded_once_per_episode() {
     let mut p = pair();
-    let (eq0, _) = p.a.control().eq0().expect("EQ0");
+    let (eq0, eq0_vector) = p.a.control().eq0().expect("EQ0");
     run_for(&mut p, Duration::from_millis(300));
     assert!(records(&p.a).is_empty());
     // The periodic queries' completions are EQ0's events (a few a second):
@@ -213,6 +215,10 @@ fn lost_eq0_interrupts_are_recorded_once_per_episode() {
     );
     println!("{r}");
     // Interrupts again: the next lost one is a new episode.
+    let signalled = p.sa.msix_count(eq0_vector);
+    run_until(&mut p, "an EQ0 interrupt again", |p| {
+        p.sa.msix_count(eq0_vector) > signalled
+    });
     let armed = p
         .sa
         .inject_queue(QueueFault::LostInterrupt {
@@ -306,6 +312,47 @@ fn a_tx_timeout_with_completions_waiting_polls_instead_of_resetting() {
         1,
         "no queue reset after it"
     );
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
+}
+
+/// EQ0 out of step (the model's `eq-stall eqn=0`: QUERY_EQ shows a wrong
+/// consumer counter, no EQEs are written): the periodic QUERY_EQ of EQ0
+/// finds it, EQ0 is re-armed (`mlx5.eq.stall eqn=0x0 ... action=eq-rearm`)
+/// and commands still complete.
+#[test]
+fn an_eq0_stall_is_found_by_query_eq() {
+    let mut p = pair();
+    let (eq0, _) = p.a.control().eq0().expect("EQ0");
+    run_for(&mut p, Duration::from_millis(200));
+    let armed = p
+        .sa
+        .inject_queue(QueueFault::EqStall {
+            eqn: Some(eq0.0),
+            sticky: false,
+        })
+        .expect("armed");
+    run_until(&mut p, &format!("{armed}: found"), |p| {
+        !records(&p.a).is_empty()
+    });
+    let r = records(&p.a)[0];
+    println!("{r}");
+    assert_eq!(r.object, FaultObject::Eq(eq0.0.into()), "{r}");
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqRearm, FaultOutcome::Recovered),
+        "{r}"
+    );
+    assert_eq!(p.sa.with_model(|d| d.faults.queues.eq_stalled(eq0.0)), None);
+    assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+        ..
+    } = p;
     close(a, &sa, before.0);
     close(b, &sb, before.1);
 }
