@@ -35,10 +35,6 @@ const SPIN_POLLS: u32 = 64;
 /// directly (counted in `Stats::eq0_lost_interrupts`; EQ stalls proper
 /// are found by the queue sets' QUERY_EQ check).
 const EQ_PEEK_NS: u64 = 2_000_000;
-/// An EQ0 event left unannounced (no interrupt) this long, at the same
-/// consumer counter, across the periodic checks' looks: a lost interrupt
-/// (one check period; a late interrupt is not).
-const EQ0_LOST_NS: u64 = 100_000_000;
 
 /// A command in flight: [`CmdEngine::poll`] it until it is done, or
 /// [`CmdEngine::wait`] for it.
@@ -109,8 +105,7 @@ pub struct Stats {
     pub spurious_completions: u64,
     pub recovered_completions: u64,
     pub interrupts: u64,
-    /// EQ0 drained without its interrupt: while a command waited, or by
-    /// the periodic check (an event a check period old).
+    /// EQ0 drained without its interrupt while a command waited.
     pub eq0_lost_interrupts: u64,
     /// Pages asked for and not given: during teardown, or beyond
     /// `Config::max_total_pages`.
@@ -161,15 +156,6 @@ pub struct CmdEngine<P: Platform> {
     /// EQ rings whose destruction failed: kept until detach ends.
     pub(crate) graveyard: Vec<Region<P>>,
     last_irq_ns: u64,
-    /// EQ0's consumer counter, and when, at the periodic look that found
-    /// events no interrupt announced ([`CmdEngine::check_eq0`]).
-    eq0_unannounced: Option<(u32, u64)>,
-    /// A lost EQ0 interrupt was recorded and no interrupt came since
-    /// (one record per episode).
-    eq0_lost_episode: bool,
-    /// When EQ0 was first drained of events no interrupt announced since
-    /// the last interrupt.
-    eq0_quiet_since: Option<u64>,
 }
 
 impl<P: Platform> CmdEngine<P> {
@@ -200,9 +186,6 @@ impl<P: Platform> CmdEngine<P> {
             stats: Stats::default(),
             graveyard: Vec::new(),
             last_irq_ns: 0,
-            eq0_unannounced: None,
-            eq0_lost_episode: false,
-            eq0_quiet_since: None,
         }
     }
 
@@ -287,7 +270,7 @@ impl<P: Platform> CmdEngine<P> {
         mine: &dyn Fn(FaultObject) -> bool,
         max: usize,
     ) -> heapless::Vec<QueueEvent, QUEUE_EVENTS> {
-        self.check_eq0();
+        self.drain_eq0(true);
         let mut out = heapless::Vec::new();
         let n = self.queue_events.len();
         for _ in 0..n {
@@ -567,87 +550,26 @@ impl<P: Platform> CmdEngine<P> {
         if fired {
             self.stats.interrupts += 1;
             self.last_irq_ns = now;
-            self.eq0_lost_episode = false;
-            self.eq0_quiet_since = None;
         } else if (!peek && now.saturating_sub(self.last_irq_ns) < EQ_PEEK_NS) || !eq0.has_event() {
             return;
         }
-        if !fired {
-            // One such drain is no fault (its interrupt may be late: a
-            // waiting command often finds its EQE this way); drains
-            // without an interrupt for a check period are.
-            let (eqn, ci) = (eq0.eqn, eq0.consumer_index() & 0x00ff_ffff);
-            if !peek {
-                self.stats.eq0_lost_interrupts += 1;
-            }
-            match self.eq0_quiet_since {
-                None => self.eq0_quiet_since = Some(now),
-                Some(t) if now.saturating_sub(t) >= EQ0_LOST_NS => self.eq0_lost(now, eqn, ci),
-                Some(_) => {}
-            }
+        if !fired && !peek {
+            // Not a fault record: the owner's loop takes vector 0's flag
+            // too, so a waiting command often finds its EQE this way.
+            self.stats.eq0_lost_interrupts += 1;
         }
-        self.take_eq0_events();
-    }
-
-    /// EQ0's interrupts are lost: record it once per episode (until an
-    /// interrupt comes again).
-    fn eq0_lost(&mut self, now: u64, eqn: eq::Eqn, ci: u32) {
-        if self.eq0_lost_episode {
-            return;
-        }
-        self.eq0_lost_episode = true;
-        self.record_fault(
-            FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
-                .detail("pending", 1)
-                .detail("ci", ci.into())
-                .action(FaultAction::EqPoll, FaultOutcome::Recovered),
-        );
-    }
-
-    /// The periodic checks' look at EQ0 (before they take the queue
-    /// events): events no interrupt announced are left in the ring for
-    /// one check period (a late interrupt takes them); still there at the
-    /// same consumer counter a period later, their interrupt was lost:
-    /// recorded once per episode (until an interrupt comes again), then
-    /// taken, which re-arms EQ0. A command waiting meanwhile takes its
-    /// completion by peeking, as ever: [`CmdEngine::drain_eq0`] records
-    /// the episode when such drains go on for a check period.
-    fn check_eq0(&mut self) {
-        let Some(eq0) = self.eq0.as_ref() else {
+        let Some(mut eq0) = self.eq0.take() else {
             return;
         };
-        let (vector, eqn) = (eq0.vector, eq0.eqn);
-        let ci = eq0.consumer_index() & 0x00ff_ffff;
-        let pending = eq0.has_event();
-        let now = self.p().clock().now_ns();
-        if self.p().msix().msix_take_pending(vector) {
-            self.stats.interrupts += 1;
-            self.last_irq_ns = now;
-            self.eq0_lost_episode = false;
-            self.eq0_unannounced = None;
-            self.eq0_quiet_since = None;
-            self.take_eq0_events();
-            return;
+        // Bounded: at most one ring's worth per call.
+        for _ in 0..eq0.entries() {
+            let Some(e) = eq0.pop() else {
+                break;
+            };
+            self.handle_event(e);
         }
-        if !pending {
-            self.eq0_unannounced = None;
-            return;
-        }
-        match self.eq0_unannounced {
-            Some((c, t)) if c == ci => {
-                if now.saturating_sub(t) < EQ0_LOST_NS {
-                    return;
-                }
-            }
-            _ => {
-                self.eq0_unannounced = Some((ci, now));
-                return;
-            }
-        }
-        self.eq0_unannounced = None;
-        self.stats.eq0_lost_interrupts += 1;
-        self.eq0_lost(now, eqn, ci);
-        self.take_eq0_events();
+        eq0.doorbell(true);
+        self.eq0 = Some(eq0);
     }
 
     /// EQ0's number and the consumer counter the driver holds.
@@ -662,22 +584,6 @@ impl<P: Platform> CmdEngine<P> {
         if let Some(e) = self.eq0.as_ref() {
             e.doorbell(true);
         }
-    }
-
-    /// Handle EQ0's waiting events and re-arm it.
-    fn take_eq0_events(&mut self) {
-        let Some(mut eq0) = self.eq0.take() else {
-            return;
-        };
-        // Bounded: at most one ring's worth per call.
-        for _ in 0..eq0.entries() {
-            let Some(e) = eq0.pop() else {
-                break;
-            };
-            self.handle_event(e);
-        }
-        eq0.doorbell(true);
-        self.eq0 = Some(eq0);
     }
 
     fn handle_event(&mut self, e: Eqe) {
