@@ -106,9 +106,8 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
         "interrupt-driven traffic before the fault"
     );
     assert!(records(&p.b).is_empty());
-    let armed = p
-        .sb
-        .inject_queue(QueueFault::LostInterrupt {
+    let armed =
+        p.sb.inject_queue(QueueFault::LostInterrupt {
             eqn: None,
             count: 1,
         })
@@ -260,9 +259,8 @@ fn an_eq0_stall_is_found_by_query_eq() {
     let mut p = pair();
     let (eq0, _) = p.a.control().eq0().expect("EQ0");
     run_for(&mut p, Duration::from_millis(200));
-    let armed = p
-        .sa
-        .inject_queue(QueueFault::EqStall {
+    let armed =
+        p.sa.inject_queue(QueueFault::EqStall {
             eqn: Some(eq0.0),
             sticky: false,
         })
