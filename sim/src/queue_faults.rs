@@ -36,6 +36,10 @@
 //!   destroying the EQ ends it, so the driver must recreate the EQ.
 //! - `sq-stall`: the SQ stops being processed, without error, until it is
 //!   moved to RST (the transmit-timeout case).
+//! - `lost-interrupt [eqn=N] [count=K]`: the EQ's next `count` interrupts
+//!   are lost: the EQE is written and the EQ disarmed as usual, the MSI-X
+//!   message is not sent (an interrupt the platform dropped). `eqn=0` is
+//!   the command / async EQ.
 //!
 //! Queue numbers default to the first completion-path object in use: the
 //! lowest-numbered SQ / RQ in RDY, the CQ of that SQ, the EQ of that CQ
@@ -103,6 +107,10 @@ pub enum QueueFault {
     SqStall {
         sqn: Option<u32>,
     },
+    LostInterrupt {
+        eqn: Option<u8>,
+        count: u32,
+    },
 }
 
 /// Most WQEs one injection may spoil.
@@ -131,6 +139,10 @@ pub struct QueueFaults {
     stalled_eqs: BTreeMap<u8, (u32, Option<u32>)>,
     /// Stalled EQs no doorbell heals.
     sticky_eqs: BTreeSet<u8>,
+    /// EQs whose next interrupts are lost, and how many.
+    lost_interrupts: BTreeMap<u8, u32>,
+    /// Interrupts `lost-interrupt` dropped.
+    pub dropped_interrupts: u64,
     /// Events an EQ stall dropped.
     pub dropped_events: u64,
     /// WQEs refused by an injected fault.
@@ -185,6 +197,7 @@ pub fn parse<'a>(
         "cq-overflow" | "cq-overflow-lost-event" => &["cqn"],
         "wq-catastrophic" | "wq-invalid-request" | "wq-access-error" => &["sqn", "rqn"],
         "sq-stall" => &["sqn"],
+        "lost-interrupt" => &["eqn", "count"],
         _ => return None,
     };
     Some(parse_args(kind, keys, words))
@@ -239,6 +252,13 @@ fn parse_args<'a>(
         "rq-bad-lkey" | "rq-bad-addr" => QueueFault::RqBad {
             what,
             rqn: q(vals[0], "rqn")?,
+            count: count()?,
+        },
+        "lost-interrupt" => QueueFault::LostInterrupt {
+            eqn: match vals[0] {
+                Some(n) if n > 0xff => return Err(format!("bad eqn '{n:#x}'")),
+                n => n.map(|n| n as u8),
+            },
             count: count()?,
         },
         "eq-stall" => QueueFault::EqStall {
@@ -384,6 +404,18 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             }
             dev.faults.queues.stalled_sqs.insert(sqn);
             Ok(format!("sq-stall sqn={sqn:#x}"))
+        }
+        QueueFault::LostInterrupt { eqn, count } => {
+            let eqn = match eqn {
+                Some(e) => e,
+                None => first_cq(dev)
+                    .and_then(|c| dev.nic.cqs.get(c))
+                    .map(|c| c.eqn)
+                    .ok_or_else(|| no("completion EQ"))?,
+            };
+            dev.eqs.get(eqn).ok_or_else(|| format!("no EQ {eqn}"))?;
+            dev.faults.queues.lost_interrupts.insert(eqn, count);
+            Ok(format!("lost-interrupt eqn={eqn:#x} count={count}"))
         }
     }
 }
@@ -552,6 +584,24 @@ impl QueueFaults {
     pub fn eq_gone(&mut self, eqn: u8) {
         self.stalled_eqs.remove(&eqn);
         self.sticky_eqs.remove(&eqn);
+        self.lost_interrupts.remove(&eqn);
+    }
+
+    /// Whether EQ `eqn`'s interrupt now is lost (`lost-interrupt`);
+    /// spends one.
+    pub fn take_lost_interrupt(&mut self, eqn: u8) -> bool {
+        if self.lost_interrupts.is_empty() {
+            return false;
+        }
+        let Some(left) = self.lost_interrupts.get_mut(&eqn) else {
+            return false;
+        };
+        *left -= 1;
+        if *left == 0 {
+            self.lost_interrupts.remove(&eqn);
+        }
+        self.dropped_interrupts += 1;
+        true
     }
 }
 
@@ -584,6 +634,20 @@ mod tests {
         q.eq_gone(3);
         assert_eq!(q.eq_stalled(3), None);
         assert!(!q.eq_doorbell(3, 0));
+    }
+
+    #[test]
+    fn lost_interrupts_count_down_per_eq() {
+        let mut q = QueueFaults::default();
+        q.lost_interrupts.insert(0, 2);
+        assert!(!q.take_lost_interrupt(1), "another EQ");
+        assert!(q.take_lost_interrupt(0));
+        assert!(q.take_lost_interrupt(0));
+        assert!(!q.take_lost_interrupt(0), "spent");
+        assert_eq!(q.dropped_interrupts, 2);
+        q.lost_interrupts.insert(4, 1);
+        q.eq_gone(4);
+        assert!(!q.take_lost_interrupt(4));
     }
 
     fn p(line: &str) -> Option<Result<QueueFault, String>> {
@@ -670,6 +734,20 @@ mod tests {
             p("cq-overflow-lost-event cqn=7"),
             Some(Ok(QueueFault::CqOverflowLostEvent { cqn: Some(7) }))
         );
+        assert_eq!(
+            p("lost-interrupt count=2 eqn=0"),
+            Some(Ok(QueueFault::LostInterrupt {
+                eqn: Some(0),
+                count: 2
+            }))
+        );
+        assert_eq!(
+            p("lost-interrupt"),
+            Some(Ok(QueueFault::LostInterrupt {
+                eqn: None,
+                count: 1
+            }))
+        );
         assert_eq!(p("health 8"), None);
     }
 
@@ -684,6 +762,9 @@ mod tests {
             ("sq-bad-lkey 5", "unexpected '5'"),
             ("eq-stall eqn=256", "bad eqn"),
             ("eq-stall eqn=x", "bad eqn 'x'"),
+            ("lost-interrupt eqn=300", "bad eqn"),
+            ("lost-interrupt count=0", "bad count"),
+            ("lost-interrupt sqn=1", "unknown key 'sqn'"),
             ("wq-catastrophic sqn=1 rqn=1", "not both"),
         ] {
             let e = p(line).unwrap().unwrap_err();

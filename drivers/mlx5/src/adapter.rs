@@ -776,6 +776,14 @@ impl<P: Platform> Adapter<P> {
     pub fn eq0(&self) -> Option<(Eqn, u16)> {
         self.dev.eq0.as_ref().map(|e| (e.eqn, e.vector))
     }
+    /// EQ0's number and the driver's consumer counter (periodic check).
+    pub(crate) fn eq0_state(&self) -> Option<(Eqn, u32)> {
+        self.dev.eq0_state()
+    }
+    /// Write EQ0's consumer counter again and arm it.
+    pub(crate) fn eq0_rearm(&mut self) {
+        self.dev.eq0_rearm()
+    }
     /// Completion EQs: (EQ number, MSI-X vector).
     pub fn comp_eqs(&self) -> Vec<(Eqn, u16)> {
         self.comp_eqs.iter().map(|e| (e.eqn(), e.vector)).collect()

@@ -572,6 +572,20 @@ impl<P: Platform> CmdEngine<P> {
         self.eq0 = Some(eq0);
     }
 
+    /// EQ0's number and the consumer counter the driver holds.
+    pub(crate) fn eq0_state(&self) -> Option<(eq::Eqn, u32)> {
+        self.eq0
+            .as_ref()
+            .map(|e| (e.eqn, e.consumer_index() & 0x00ff_ffff))
+    }
+
+    /// Write EQ0's consumer counter again and arm it.
+    pub(crate) fn eq0_rearm(&mut self) {
+        if let Some(e) = self.eq0.as_ref() {
+            e.doorbell(true);
+        }
+    }
+
     fn handle_event(&mut self, e: Eqe) {
         self.stats.eq0_events += 1;
         match e.event_type {

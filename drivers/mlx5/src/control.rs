@@ -67,6 +67,14 @@ pub trait Control: Exec {
         let _ = index;
         None
     }
+    /// EQ0's number and the consumer counter the driver holds for it
+    /// (the periodic QUERY_EQ of EQ0); `None` when not this data path's
+    /// to check.
+    fn eq0_state(&self) -> Option<(Eqn, u32)> {
+        None
+    }
+    /// Write EQ0's consumer counter again and arm it (EQ0 stall recovery).
+    fn eq0_rearm(&mut self) {}
     /// Start `cmd` without waiting for it (the periodic checks: a lost
     /// command must not hold their caller). A control that only runs
     /// commands to completion answers at once.
@@ -133,6 +141,12 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
         self.comp_eqs().get(index).map(|e| e.0)
+    }
+    fn eq0_state(&self) -> Option<(Eqn, u32)> {
+        Adapter::eq0_state(self)
+    }
+    fn eq0_rearm(&mut self) {
+        Adapter::eq0_rearm(self)
     }
     fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
         match self.submit(cmd) {

@@ -356,7 +356,7 @@ pub fn write_eqe(
     {
         return false;
     }
-    if fire {
+    if fire && !dev.faults.queues.take_lost_interrupt(eqn) {
         dev.irq.signal(intr);
     }
     true

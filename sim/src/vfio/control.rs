@@ -59,7 +59,7 @@
 //! - `fault initializing-stuck`: `initializing` never clears.
 //! - `fault internal-error`: an internal error event (type 0x08) on the
 //!   EQ subscribed to it (the driver's answer is a function reset).
-//! - `fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|cq-overflow-lost-event|wq-catastrophic|wq-invalid-request|wq-access-error|sq-stall ...`:
+//! - `fault sq-bad-lkey|sq-bad-addr|sq-bad-opcode|rq-bad-lkey|rq-bad-addr|eq-stall|cq-overflow|cq-overflow-lost-event|wq-catastrophic|wq-invalid-request|wq-access-error|sq-stall|lost-interrupt ...`:
 //!   data-path faults (`queue_faults`: arguments, defaults, what the model
 //!   does); `ok armed <kind> <queue>=<n> ...` names the queue chosen.
 //! - `fault clear`: every fault disarmed.
@@ -149,6 +149,7 @@ fault cq-overflow [cqn=<n>|rx]
 fault cq-overflow-lost-event [cqn=<n>]
 fault wq-catastrophic|wq-invalid-request|wq-access-error [sqn=<n>|rqn=<n>]
 fault sq-stall [sqn=<n>]
+fault lost-interrupt [eqn=<n>] [count=<n>]
 fault clear";
 
 /// A decimal or `0x` hexadecimal number that fits `T`.

@@ -2,7 +2,9 @@
 //! packet path: queue error events from EQ0 (CQ error, WQ errors),
 //! recoveries deferred by the grace period, EQ stalls (QUERY_EQ's
 //! consumer counter against the driver's, as illumos' `mlxcx_eq_check`
-//! does), CQ overruns whose event was lost (QUERY_CQ status), and the
+//! does), events left in a completion EQ's ring for a whole check period
+//! (a lost interrupt: nothing polled them), CQ overruns whose event was
+//! lost (QUERY_CQ status), and the
 //! transmit timeout (WQEs outstanding, no completion: poll the EQ first
 //! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
 //! recover the SQ). Every finding is a fault record ([`crate::fault`]).
@@ -65,6 +67,8 @@ struct Deferred {
 enum Probe {
     /// QUERY_EQ of the completion EQ at this index.
     Eq(usize),
+    /// QUERY_EQ of EQ0.
+    Eq0,
     Cq(Cqn),
 }
 
@@ -77,6 +81,11 @@ enum Outstanding {
         ci: u32,
         t: Ticket<QueryEq>,
     },
+    /// `ci` as for `Eq`.
+    Eq0 {
+        ci: u32,
+        t: Ticket<QueryEq>,
+    },
     Cq(Ticket<QueryCq>),
 }
 
@@ -85,6 +94,8 @@ enum Answer {
     /// The EQ's index, number, the driver's consumer counter when the
     /// query went out, the answer.
     Eq(usize, Eqn, u32, Result<EqInfo, CmdError>),
+    /// EQ0's number, the driver's consumer counter then, the answer.
+    Eq0(Eqn, u32, Result<EqInfo, CmdError>),
     Cq(Cqn, Result<CqInfo, CmdError>),
 }
 
@@ -99,6 +110,9 @@ pub(super) struct Watch {
     deferred: heapless::Vec<Deferred, DEFERRED>,
     /// SQ consumer counter at the last check and when it last moved.
     tx_seen: Option<(u16, u64)>,
+    /// Per completion EQ (index), the consumer counter at the last check
+    /// when an event was waiting in its ring.
+    eq_pending: Vec<(usize, u32)>,
     pub checks: u64,
 }
 
@@ -133,6 +147,7 @@ impl<C: Control> QueueSet<C> {
         self.watch.last_ns = now;
         self.watch.checks += 1;
         self.check_queue_events();
+        self.check_eq_pending();
         self.run_deferred(now);
         // A period whose queries are not all answered yet (one is lost
         // until the command timeout) is not started again.
@@ -141,7 +156,15 @@ impl<C: Control> QueueSet<C> {
             && self.watch.out.is_none()
         {
             self.watch.last_query_ns = now;
-            let mut probes: Vec<Probe> = self.eq_indexes.iter().map(|&i| Probe::Eq(i)).collect();
+            // EQ0 (the adapter's) first, by the queue sets on the first
+            // completion EQ: a stalled EQ0 writes no command completions,
+            // so each query takes the command timeout.
+            let mut probes: Vec<Probe> = Vec::new();
+            if self.eq_indexes.contains(&0) {
+                probes.push(Probe::Eq0);
+            }
+            probes.extend(self.eq_indexes.iter().map(|&i| Probe::Eq(i)));
+
             probes.extend(self.parts.tx_cq.iter().map(|c| Probe::Cq(c.cqn)));
             probes.extend(self.parts.rx.iter().map(|x| Probe::Cq(x.cq.cqn)));
             probes.reverse();
@@ -178,6 +201,16 @@ impl<C: Control> QueueSet<C> {
                         CmdPoll::Done(r) => Answer::Eq(idx, eqn, ci, r),
                     }
                 }
+                Outstanding::Eq0 { ci, t } => {
+                    let eqn = t.command().0;
+                    match self.ctl.collect(t) {
+                        CmdPoll::Pending(t) => {
+                            self.watch.out = Some(Outstanding::Eq0 { ci, t });
+                            return;
+                        }
+                        CmdPoll::Done(r) => Answer::Eq0(eqn, ci, r),
+                    }
+                }
                 Outstanding::Cq(t) => {
                     let cqn = t.command().0;
                     match self.ctl.collect(t) {
@@ -209,6 +242,15 @@ impl<C: Control> QueueSet<C> {
                         Started::Done(r) => self.handle(Answer::Eq(idx, eqn, ci, r)),
                     }
                 }
+                Probe::Eq0 => {
+                    let Some((eqn, ci)) = self.ctl.eq0_state() else {
+                        continue;
+                    };
+                    match self.ctl.start(QueryEq(eqn)) {
+                        Started::Out(t) => return Some(Outstanding::Eq0 { ci, t }),
+                        Started::Done(r) => self.handle(Answer::Eq0(eqn, ci, r)),
+                    }
+                }
                 Probe::Cq(cqn) => {
                     // Gone since the period started (recovered meanwhile).
                     let mine = self.parts.tx_cq.iter().any(|c| c.cqn == cqn)
@@ -229,10 +271,11 @@ impl<C: Control> QueueSet<C> {
     fn handle(&mut self, answer: Answer) {
         match answer {
             Answer::Eq(idx, eqn, ci, Ok(info)) => self.check_eq(idx, eqn, ci, info),
+            Answer::Eq0(eqn, ci, Ok(info)) => self.check_eq0(eqn, ci, info),
             Answer::Cq(cqn, Ok(info)) => self.check_cq(cqn, info),
             // A failed query (its timeout is recorded by the command
             // engine): the next period asks again.
-            Answer::Eq(_, _, _, Err(_)) | Answer::Cq(_, Err(_)) => {}
+            Answer::Eq(_, _, _, Err(_)) | Answer::Eq0(_, _, Err(_)) | Answer::Cq(_, Err(_)) => {}
         }
     }
 
@@ -242,6 +285,12 @@ impl<C: Control> QueueSet<C> {
         self.watch.probes.clear();
         match self.watch.out.take() {
             Some(Outstanding::Eq { mut t, .. }) => {
+                while let CmdPoll::Pending(next) = self.ctl.collect(t) {
+                    t = next;
+                    self.ctl.clock().relax();
+                }
+            }
+            Some(Outstanding::Eq0 { mut t, .. }) => {
                 while let CmdPoll::Pending(next) = self.ctl.collect(t) {
                     t = next;
                     self.ctl.clock().relax();
@@ -421,6 +470,79 @@ impl<C: Control> QueueSet<C> {
             }
         }
         self.poll();
+    }
+
+    /// QUERY_EQ's answer for EQ0, as [`Self::check_eq`]: the query's own
+    /// completion is an EQ0 event the driver may take before reading the
+    /// answer, which the device wrote before it, so a device counter
+    /// between the driver's then and now is in step. Out of step: re-arm
+    /// EQ0 with the driver's counter and query again; EQ0 is not
+    /// recreated (the command interface rides on it): still wrong, the
+    /// function is reset.
+    fn check_eq0(&mut self, eqn: Eqn, ci_out: u32, info: EqInfo) {
+        let Some((now_eqn, ci)) = self.ctl.eq0_state().filter(|s| s.0 == eqn) else {
+            return;
+        };
+        let since_out = |c: u32| c.wrapping_sub(ci_out) & CI_MASK;
+        if info.status == 0 && since_out(info.consumer_counter) <= since_out(ci) {
+            return;
+        }
+        self.ctl.eq0_rearm();
+        let fixed = self.ctl.exec(&QueryEq(now_eqn)).is_ok_and(|q| {
+            let ci = self.ctl.eq0_state().map_or(ci, |s| s.1);
+            q.status == 0 && since_out(q.consumer_counter) <= since_out(ci)
+        });
+        let now = self.ctl.clock().now_ns();
+        let rec = FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
+            .detail("device_ci", info.consumer_counter.into())
+            .detail("ci", ci.into());
+        if fixed {
+            self.ctl
+                .record_fault(rec.action(FaultAction::EqRearm, FaultOutcome::Recovered));
+        } else {
+            self.ctl
+                .record_fault(rec.action(FaultAction::FunctionReset, FaultOutcome::Escalate));
+        }
+    }
+
+    /// Interrupt mode: an event still waiting in a completion EQ's ring at
+    /// the same consumer counter as at the last check sat a whole check
+    /// period with nothing polling it, which an interrupt would have
+    /// done: its interrupt was lost. Record it, take the events (which
+    /// re-arms the EQ) and re-arm the CQs. One record per lost interrupt:
+    /// once taken, the next event starts over.
+    fn check_eq_pending(&mut self) {
+        if !self.cfg.interrupts {
+            return;
+        }
+        let mut stuck = Vec::new();
+        let mut seen = Vec::with_capacity(self.eq_indexes.len());
+        for &idx in &self.eq_indexes {
+            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
+                continue;
+            };
+            let (ci, pending) = eq.consumer_state();
+            if !pending {
+                continue;
+            }
+            if self.watch.eq_pending.contains(&(idx, ci)) {
+                stuck.push((eq.eqn(), ci));
+            } else {
+                seen.push((idx, ci));
+            }
+        }
+        self.watch.eq_pending = seen;
+        for (eqn, ci) in stuck {
+            let now = self.ctl.clock().now_ns();
+            self.ctl.record_fault(
+                FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eqn.0.into()), now)
+                    .detail("pending", 1)
+                    .detail("ci", ci.into())
+                    .action(FaultAction::EqPoll, FaultOutcome::Recovered),
+            );
+            self.poll();
+            self.rearm_cqs(eqn);
+        }
     }
 
     /// Arm every CQ of the queue set reporting to `eqn` (interrupt mode):

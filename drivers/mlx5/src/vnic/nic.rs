@@ -328,6 +328,12 @@ impl<C: Control> Control for NicCtl<C> {
     fn comp_eqn(&self, index: usize) -> Option<Eqn> {
         self.nic.eqs.get(index).map(|e| e.eqn())
     }
+    fn eq0_state(&self) -> Option<(Eqn, u32)> {
+        self.nic.lock().ctl.eq0_state()
+    }
+    fn eq0_rearm(&mut self) {
+        self.nic.lock().ctl.eq0_rearm()
+    }
     fn start<K: Command>(&mut self, cmd: K) -> crate::control::Started<K> {
         self.nic.lock().ctl.start(cmd)
     }
