@@ -245,7 +245,7 @@ pub fn map_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), Map
 }
 
 /// Map the 4 KiB page at virtual address `virt` to physical `phys` with
-/// `cache` (not executable), creating tables as needed: an alias of a page
+/// `cache`, creating tables as needed: an alias of a page
 /// that is also identity-mapped with another type. A `virt` inside a
 /// 2 MiB or 1 GiB page is refused; an entry that was present and changes
 /// is flushed.
@@ -275,9 +275,10 @@ pub fn map_4k_alias(
     }
     let pt = next_table(mem, pd, pd_index)?;
     let index = ((virt >> 12) & 511) as usize;
+    // No NX bit: EFER.NXE is not always on (bit 63 is reserved then).
     let new = entry(
         phys,
-        Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | cache_flags_4k(cache),
+        Flags::PRESENT | Flags::WRITABLE | cache_flags_4k(cache),
     );
     let old = mem.read(pt, index);
     if old != new {
@@ -303,7 +304,6 @@ mod tests {
     const HUGE: u64 = 1 << 7;
     /// Bit 7 of a 4 KiB entry (SDM vol. 3 table 4-20).
     const PAT_4K: u64 = 1 << 7;
-    const NX: u64 = 1 << 63;
 
     /// Tables as a map from physical address to 512 entries.
     #[derive(Debug, Default)]
@@ -521,7 +521,7 @@ mod tests {
         let pd = t.tables[&pdpt][0] & ADDR_MASK;
         let pt = t.tables[&pd][0] & ADDR_MASK;
         let pte = t.tables[&pt][5];
-        assert_eq!(pte, phys | PRESENT | WRITABLE | PWT | NX);
+        assert_eq!(pte, phys | PRESENT | WRITABLE | PWT);
         assert_eq!(pat_type(PAT_VALUE, pat_index(pte)), 0x01, "WC");
         // The identity mapping of the same page is still UC (entry 3).
         let uc = t.entry(root, phys);

@@ -563,13 +563,20 @@ static SERVICE_STARTED: AtomicBool = AtomicBool::new(false);
 /// Take a claimed ConnectX function and attach it unless `attach` is off.
 fn probe(dev: Device, attach: bool) {
     let addr = dev.addr;
-    let platform = match KernelPlatform::new(dev, "mlx5") {
+    let mut platform = match KernelPlatform::new(dev, "mlx5") {
         Ok(p) => p,
         Err(e) => {
             println!("mlx5 {e}; function left alone");
             return;
         }
     };
+    match platform.map_blueflame() {
+        Ok(v) => println!(
+            "mlx5 {addr}: BlueFlame area mapped write-combining at {v:#x} (PAT entry {})",
+            cxos_kernel::paging::PAT_WC_INDEX
+        ),
+        Err(e) => println!("mlx5 {addr}: BlueFlame area not mapped write-combining: {e}"),
+    }
     let mut slot = Slot {
         addr,
         state: State::Down(platform),

@@ -383,6 +383,8 @@ fn start_one(index: usize, apic_id: u32) -> bool {
 
 /// An AP's first Rust code, called by the trampoline on its own stack.
 extern "C" fn ap_main(index: u64) -> ! {
+    // The same PAT as the boot CPU's before anything else (`mmu::init_pat`).
+    crate::mmu::init_pat();
     let index = (index as usize).min(MAX_CPUS - 1);
     let cpu = &CPUS[index];
     GsBase::write(VirtAddr::new(cpu as *const PerCpu as u64));
