@@ -570,10 +570,11 @@ fn probe(dev: Device, attach: bool) {
             return;
         }
     };
-    match platform.map_blueflame() {
-        Ok(v) => println!(
-            "mlx5 {addr}: BlueFlame area mapped write-combining at {v:#x} (PAT entry {})",
-            cxos_kernel::paging::PAT_WC_INDEX
+    match crate::smpboot::pat_check().and_then(|cpus| Ok((cpus, platform.map_blueflame()?))) {
+        Ok((cpus, v)) => println!(
+            "mlx5 {addr}: BlueFlame area mapped write-combining at {v:#x} (PAT entry {}; IA32_PAT {:#018x} on every online CPU: {cpus})",
+            cxos_kernel::paging::PAT_WC_INDEX,
+            cxos_kernel::paging::PAT_VALUE
         ),
         Err(e) => println!("mlx5 {addr}: BlueFlame area not mapped write-combining: {e}"),
     }
