@@ -536,8 +536,6 @@ mod tests {
         // Unaligned, or inside a 2 MiB page: refused.
         assert!(map_4k_alias(&mut t, root, virt + 8, phys, Cache::WriteCombining).is_err());
         assert!(map_4k_alias(&mut t, root, virt, phys + 8, Cache::WriteCombining).is_err());
-        assert!(
-            map_4k_alias(&mut t, root, 0x38_0000_0000, phys, Cache::WriteCombining).is_err()
-        );
+        assert!(map_4k_alias(&mut t, root, 0x38_0000_0000, phys, Cache::WriteCombining).is_err());
     }
 }

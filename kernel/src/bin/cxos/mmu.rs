@@ -18,10 +18,10 @@
 //! buffers, while the same BAR stays identity-mapped uncached for every
 //! other register.
 
-use cxos_boot::{BootInfo, MemoryKind};
 use alloc::vec::Vec;
-use cxos_kernel::paging::{IA32_PAT, PAT_VALUE, TableMemory};
+use cxos_boot::{BootInfo, MemoryKind};
 pub use cxos_kernel::paging::{Cache, MapError};
+use cxos_kernel::paging::{IA32_PAT, PAT_VALUE, TableMemory};
 use cxos_kernel::tlb::FlushBatch;
 use spin::{Mutex, MutexGuard, Once};
 use x86_64::VirtAddr;
@@ -212,7 +212,13 @@ pub fn wc_alias(phys: u64, len: u64) -> Result<u64, MapError> {
     }
     change(|t, pml4| {
         (0..len).step_by(0x1000).try_for_each(|off| {
-            cxos_kernel::paging::map_4k_alias(t, pml4, virt + off, phys + off, Cache::WriteCombining)
+            cxos_kernel::paging::map_4k_alias(
+                t,
+                pml4,
+                virt + off,
+                phys + off,
+                Cache::WriteCombining,
+            )
         })
     })?;
     aliases.push((phys, len, virt));
