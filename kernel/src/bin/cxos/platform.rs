@@ -202,11 +202,14 @@ impl Msix {
 /// write-back memory in order and does not let an uncached store (every
 /// BAR: `pcibus::claim` maps them uncached) pass them, nor loads pass
 /// loads; what is left to prevent is the compiler moving plain or
-/// volatile accesses across the barrier. An `sfence` is needed only after
-/// writes to a write-combining mapping: BlueFlame writes
+/// volatile accesses across the barrier. Write-combining stores are
+/// weakly ordered (Intel SDM vol. 3 11.3, "WC"): they may pass earlier
+/// write-back stores and sit in a WC buffer. BlueFlame writes
 /// ([`cxos_drivers::Mmio::bar0_write_bf`]) go through `bf`, a
 /// write-combining alias of the BAR once [`KernelPlatform::map_blueflame`]
-/// made one (`mmu::wc_alias`), and end with one.
+/// made one (`mmu::wc_alias`), so they are fenced on both sides: `sfence`
+/// before (the WQE, its frames and the doorbell record are visible before
+/// the device sees the write) and after (the WC buffer drained).
 #[derive(Clone, Copy, Debug)]
 pub struct Bar0 {
     base: u64,
@@ -267,9 +270,10 @@ impl cxos_drivers::Mmio for Bar0 {
         self.at::<u64>(offset).write(value.to_be());
     }
 
-    /// Four 16-byte SSE2 stores (x86-64's baseline: no feature check),
-    /// then `sfence`: the write-combining buffers drained before the
-    /// caller goes on.
+    /// `sfence` (the earlier write-back stores first: WC stores may pass
+    /// them), four 16-byte SSE2 stores (x86-64's baseline: no feature
+    /// check) to the write-combining alias, then `sfence`: the
+    /// write-combining buffers drained before the caller goes on.
     fn bar0_write_bf(&self, offset: usize, words: &[u64; 8]) {
         use core::arch::x86_64::{__m128i, _mm_sfence};
         assert!(
@@ -278,6 +282,8 @@ impl cxos_drivers::Mmio for Bar0 {
             self.len
         );
         compiler_fence(Ordering::SeqCst);
+        // SAFETY: sfence has no preconditions (SSE is baseline on x86-64).
+        unsafe { _mm_sfence() };
         for (k, pair) in words.chunks_exact(2).enumerate() {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&pair[0].to_be_bytes());
