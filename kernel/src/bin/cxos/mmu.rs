@@ -175,7 +175,7 @@ pub fn init_pat() {
     });
 }
 
-/// This CPU's IA32_PAT, for the `selftest` check.
+/// This CPU's IA32_PAT, for `smpboot::pat_check`.
 pub fn read_pat() -> u64 {
     // SAFETY: IA32_PAT exists on every x86-64 CPU; reading it has no side
     // effects.
@@ -207,7 +207,11 @@ pub fn wc_alias(phys: u64, len: u64) -> Result<u64, MapError> {
     let used = aliases.last().map_or(0, |&(_, l, v)| v - WC_WINDOW + l);
     // A gap page between aliases: running off one faults.
     let virt = WC_WINDOW + used + if used == 0 { 0 } else { 0x1000 };
-    if virt - WC_WINDOW + len > WC_WINDOW_LEN {
+    if (virt - WC_WINDOW)
+        .checked_add(len)
+        .is_none_or(|end| end > WC_WINDOW_LEN)
+        || phys.checked_add(len).is_none()
+    {
         return Err(bad);
     }
     change(|t, pml4| {
