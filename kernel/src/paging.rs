@@ -1,7 +1,9 @@
 //! Identity mapping with 2 MiB pages in 4-level x86_64 page tables (Intel
 //! SDM vol. 3 4.5): RAM above the boot map and device memory anywhere in
 //! the 64-bit space. Device memory is uncached (PCD|PWT selects PAT entry 3,
-//! UC, with the power-on PAT).
+//! UC, with the power-on PAT). One more kind of mapping: a 4 KiB page at a
+//! chosen (non-identity) address, for the write-combining alias of a
+//! device's BlueFlame buffers ([`map_4k_alias`], [`PAT_VALUE`]).
 //!
 //! The walk runs over [`TableMemory`] so host tests can check the entries
 //! it writes; the kernel implements it over the identity-mapped tables.
@@ -21,6 +23,35 @@ pub const MAX_PHYS: u64 = 1 << 52;
 pub enum Cache {
     WriteBack,
     Uncached,
+    /// PAT entry [`PAT_WC_INDEX`], programmed WC by [`PAT_VALUE`].
+    WriteCombining,
+}
+
+/// The IA32_PAT MSR (Intel SDM vol. 3 11.12.2, "IA32_PAT MSR"; vol. 4
+/// table 2-2, address 277H).
+pub const IA32_PAT: u32 = 0x277;
+
+/// The PAT entry cxos makes write-combining: entry 1, selected by PWT
+/// alone (SDM vol. 3 table 11-11: index = PAT*4 + PCD*2 + PWT), so the
+/// same flags select it in 4 KiB and 2 MiB entries (whose PAT bits sit at
+/// different positions, 7 and 12). Its power-on type, WT, is used by no
+/// mapping cxos makes: those use entry 0 (WB, no bits) and entry 3 (UC,
+/// PCD|PWT), and a split 2 MiB page keeps PWT and PCD as they were.
+pub const PAT_WC_INDEX: u64 = 1;
+
+/// The IA32_PAT value every CPU is given: the power-on value
+/// 0x0007_0406_0007_0406 (SDM vol. 3 table 11-12: WB, WT, UC-, UC, WB,
+/// WT, UC-, UC) with entry 1 (bits 10:8) changed from WT (04H) to WC
+/// (01H; memory-type encodings in SDM vol. 3 table 11-10).
+pub const PAT_VALUE: u64 = 0x0007_0406_0007_0106;
+
+/// The PWT/PCD/PAT bits of a 4 KiB entry for `cache`.
+fn cache_flags_4k(cache: Cache) -> Flags {
+    match cache {
+        Cache::WriteBack => Flags::empty(),
+        Cache::Uncached => Flags::NO_CACHE | Flags::WRITE_THROUGH,
+        Cache::WriteCombining => Flags::WRITE_THROUGH,
+    }
 }
 
 /// Why a mapping could not be made.
@@ -91,10 +122,9 @@ pub fn map_identity(
     let page = Flags::PRESENT
         | Flags::WRITABLE
         | Flags::HUGE_PAGE
-        | match cache {
-            Cache::WriteBack => Flags::empty(),
-            Cache::Uncached => Flags::NO_CACHE | Flags::WRITE_THROUGH,
-        };
+        // PWT and PCD are at the same positions in a 2 MiB entry, and no
+        // type here needs its PAT bit (bit 12).
+        | cache_flags_4k(cache);
     let mut a = start & !(TWO_MIB - 1);
     while a < end {
         let pdpt = next_table(mem, pml4, ((a >> 39) & 511) as usize)?;
@@ -214,6 +244,52 @@ pub fn map_4k(mem: &mut dyn TableMemory, pml4: u64, addr: u64) -> Result<(), Map
     Ok(())
 }
 
+/// Map the 4 KiB page at virtual address `virt` to physical `phys` with
+/// `cache`, creating tables as needed: an alias of a page
+/// that is also identity-mapped with another type. A `virt` inside a
+/// 2 MiB or 1 GiB page is refused; an entry that was present and changes
+/// is flushed.
+pub fn map_4k_alias(
+    mem: &mut dyn TableMemory,
+    pml4: u64,
+    virt: u64,
+    phys: u64,
+    cache: Cache,
+) -> Result<(), MapError> {
+    let bad = MapError::BadRange {
+        start: virt,
+        len: 0x1000,
+    };
+    if !virt.is_multiple_of(0x1000) || !phys.is_multiple_of(0x1000) || phys >= MAX_PHYS {
+        return Err(bad);
+    }
+    let pdpt = next_table(mem, pml4, ((virt >> 39) & 511) as usize)?;
+    let pdpt_index = ((virt >> 30) & 511) as usize;
+    if flags(mem.read(pdpt, pdpt_index)).contains(Flags::PRESENT | Flags::HUGE_PAGE) {
+        return Err(bad);
+    }
+    let pd = next_table(mem, pdpt, pdpt_index)?;
+    let pd_index = ((virt >> 21) & 511) as usize;
+    if flags(mem.read(pd, pd_index)).contains(Flags::PRESENT | Flags::HUGE_PAGE) {
+        return Err(bad);
+    }
+    let pt = next_table(mem, pd, pd_index)?;
+    let index = ((virt >> 12) & 511) as usize;
+    // No NX bit: EFER.NXE is not always on (bit 63 is reserved then).
+    let new = entry(
+        phys,
+        Flags::PRESENT | Flags::WRITABLE | cache_flags_4k(cache),
+    );
+    let old = mem.read(pt, index);
+    if old != new {
+        mem.write(pt, index, new);
+        if flags(old).contains(Flags::PRESENT) {
+            mem.flush(virt);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +302,8 @@ mod tests {
     const PWT: u64 = 1 << 3;
     const PCD: u64 = 1 << 4;
     const HUGE: u64 = 1 << 7;
+    /// Bit 7 of a 4 KiB entry (SDM vol. 3 table 4-20).
+    const PAT_4K: u64 = 1 << 7;
 
     /// Tables as a map from physical address to 512 entries.
     #[derive(Debug, Default)]
@@ -393,5 +471,71 @@ mod tests {
         t.write(pdpt, 4, (4 << 30) | PRESENT | WRITABLE | HUGE);
         map_identity(&mut t, root, 4 << 30, 4 << 20, Cache::Uncached).unwrap();
         assert_eq!(t.read(pdpt, 4), (4 << 30) | PRESENT | WRITABLE | HUGE);
+    }
+
+    /// The PAT entry a 4 KiB entry selects: PAT*4 + PCD*2 + PWT (SDM vol. 3
+    /// 11.12.3, table 11-11).
+    fn pat_index(e: u64) -> u64 {
+        (e & PAT_4K != 0) as u64 * 4 + (e & PCD != 0) as u64 * 2 + (e & PWT != 0) as u64
+    }
+
+    /// The memory type of PAT entry `i` in IA32_PAT value `pat`: bits
+    /// 8i+2..8i (SDM vol. 3 figure 11-9).
+    fn pat_type(pat: u64, i: u64) -> u64 {
+        (pat >> (8 * i)) & 7
+    }
+
+    #[test]
+    fn pat_value_makes_only_the_wc_entry_new() {
+        // Memory types, SDM vol. 3 table 11-10.
+        const UC: u64 = 0x00;
+        const WC: u64 = 0x01;
+        const WT: u64 = 0x04;
+        const WB: u64 = 0x06;
+        const UC_MINUS: u64 = 0x07;
+        // Power-on IA32_PAT, SDM vol. 3 table 11-12.
+        let power_on = 0x0007_0406_0007_0406u64;
+        assert_eq!(
+            (0..8).map(|i| pat_type(power_on, i)).collect::<Vec<_>>(),
+            [WB, WT, UC_MINUS, UC, WB, WT, UC_MINUS, UC]
+        );
+        assert_eq!(pat_type(PAT_VALUE, 1), WC);
+        for i in (0..8).filter(|&i| i != 1) {
+            assert_eq!(pat_type(PAT_VALUE, i), pat_type(power_on, i), "entry {i}");
+        }
+        // Reserved bits (7:3 of each byte) stay zero.
+        assert_eq!(PAT_VALUE & 0xf8f8_f8f8_f8f8_f8f8, 0);
+        assert_eq!(PAT_WC_INDEX, 1);
+        assert_eq!(IA32_PAT, 0x277);
+    }
+
+    #[test]
+    fn wc_alias_4k_entry_selects_the_wc_pat_entry() {
+        let (mut t, root) = FakeTables::new(16);
+        // The BAR identity-mapped uncached, as `pcibus` does.
+        map_identity(&mut t, root, 0x38_0000_0000, 32 << 20, Cache::Uncached).unwrap();
+        let virt = 0xffff_ff80_0000_0000u64 + 0x5000;
+        let phys = 0x38_0000_5000u64;
+        map_4k_alias(&mut t, root, virt, phys, Cache::WriteCombining).unwrap();
+        let pdpt = t.tables[&root][511] & ADDR_MASK;
+        let pd = t.tables[&pdpt][0] & ADDR_MASK;
+        let pt = t.tables[&pd][0] & ADDR_MASK;
+        let pte = t.tables[&pt][5];
+        assert_eq!(pte, phys | PRESENT | WRITABLE | PWT);
+        assert_eq!(pat_type(PAT_VALUE, pat_index(pte)), 0x01, "WC");
+        // The identity mapping of the same page is still UC (entry 3).
+        let uc = t.entry(root, phys);
+        assert_eq!(uc & (PCD | PWT), PCD | PWT);
+        assert_eq!(pat_type(PAT_VALUE, 3), 0x00, "UC");
+        assert!(t.flushed.is_empty(), "a fresh entry needs no flush");
+        // Remapping the same page changes nothing; another target flushes.
+        map_4k_alias(&mut t, root, virt, phys, Cache::WriteCombining).unwrap();
+        assert!(t.flushed.is_empty());
+        map_4k_alias(&mut t, root, virt, phys + 0x1000, Cache::WriteCombining).unwrap();
+        assert_eq!(t.flushed, vec![virt]);
+        // Unaligned, or inside a 2 MiB page: refused.
+        assert!(map_4k_alias(&mut t, root, virt + 8, phys, Cache::WriteCombining).is_err());
+        assert!(map_4k_alias(&mut t, root, virt, phys + 8, Cache::WriteCombining).is_err());
+        assert!(map_4k_alias(&mut t, root, 0x38_0000_0000, phys, Cache::WriteCombining).is_err());
     }
 }

@@ -49,6 +49,7 @@ cxos_boot::entry!(kmain);
 const COM1_IRQ: u8 = 4;
 
 fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
+    mmu::init_pat();
     smp::init_bsp();
     time::start();
     serial::init();

@@ -563,13 +563,21 @@ static SERVICE_STARTED: AtomicBool = AtomicBool::new(false);
 /// Take a claimed ConnectX function and attach it unless `attach` is off.
 fn probe(dev: Device, attach: bool) {
     let addr = dev.addr;
-    let platform = match KernelPlatform::new(dev, "mlx5") {
+    let mut platform = match KernelPlatform::new(dev, "mlx5") {
         Ok(p) => p,
         Err(e) => {
             println!("mlx5 {e}; function left alone");
             return;
         }
     };
+    match crate::smpboot::pat_check().and_then(|cpus| Ok((cpus, platform.map_blueflame()?))) {
+        Ok((cpus, v)) => println!(
+            "mlx5 {addr}: BlueFlame area mapped write-combining at {v:#x} (PAT entry {}; IA32_PAT {:#018x} on every online CPU: {cpus})",
+            cxos_kernel::paging::PAT_WC_INDEX,
+            cxos_kernel::paging::PAT_VALUE
+        ),
+        Err(e) => println!("mlx5 {addr}: BlueFlame area not mapped write-combining: {e}"),
+    }
     let mut slot = Slot {
         addr,
         state: State::Down(platform),

@@ -202,15 +202,21 @@ impl Msix {
 /// write-back memory in order and does not let an uncached store (every
 /// BAR: `pcibus::claim` maps them uncached) pass them, nor loads pass
 /// loads; what is left to prevent is the compiler moving plain or
-/// volatile accesses across the barrier. An `sfence` is needed only after
-/// writes to a write-combining mapping; BlueFlame writes
-/// ([`cxos_drivers::Mmio::bar0_write_bf`]) end with one so that they stay
-/// correct once the BlueFlame pages are mapped write-combining (today they
-/// are uncached like the rest of the BAR).
+/// volatile accesses across the barrier. Write-combining stores are
+/// weakly ordered (Intel SDM vol. 3 11.3, "WC"): they may pass earlier
+/// write-back stores and sit in a WC buffer. BlueFlame writes
+/// ([`cxos_drivers::Mmio::bar0_write_bf`]) go through `bf`, a
+/// write-combining alias of the BAR once [`KernelPlatform::map_blueflame`]
+/// made one (`mmu::wc_alias`), so they are fenced on both sides: `sfence`
+/// before (the WQE, its frames and the doorbell record are visible before
+/// the device sees the write) and after (the WC buffer drained).
 #[derive(Clone, Copy, Debug)]
 pub struct Bar0 {
     base: u64,
     len: usize,
+    /// Where BAR offset 0 is for BlueFlame writes: the write-combining
+    /// alias, or `base` (uncached) without one.
+    bf: u64,
 }
 
 impl Bar0 {
@@ -219,6 +225,7 @@ impl Bar0 {
         Self {
             base: bar.base(),
             len: bar.len(),
+            bf: bar.base(),
         }
     }
 
@@ -263,9 +270,10 @@ impl cxos_drivers::Mmio for Bar0 {
         self.at::<u64>(offset).write(value.to_be());
     }
 
-    /// Four 16-byte SSE2 stores (x86-64's baseline: no feature check),
-    /// then `sfence`: the write-combining buffers drained before the
-    /// caller goes on.
+    /// `sfence` (the earlier write-back stores first: WC stores may pass
+    /// them), four 16-byte SSE2 stores (x86-64's baseline: no feature
+    /// check) to the write-combining alias, then `sfence`: the
+    /// write-combining buffers drained before the caller goes on.
     fn bar0_write_bf(&self, offset: usize, words: &[u64; 8]) {
         use core::arch::x86_64::{__m128i, _mm_sfence};
         assert!(
@@ -274,6 +282,8 @@ impl cxos_drivers::Mmio for Bar0 {
             self.len
         );
         compiler_fence(Ordering::SeqCst);
+        // SAFETY: sfence has no preconditions (SSE is baseline on x86-64).
+        unsafe { _mm_sfence() };
         for (k, pair) in words.chunks_exact(2).enumerate() {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&pair[0].to_be_bytes());
@@ -281,11 +291,12 @@ impl cxos_drivers::Mmio for Bar0 {
             // SAFETY: [u8; 16] and __m128i have the same size and any bit
             // pattern is a valid __m128i.
             let v: __m128i = unsafe { core::mem::transmute(b) };
-            let p = (self.base as usize + offset + 16 * k) as *mut __m128i;
+            let p = (self.bf as usize + offset + 16 * k) as *mut __m128i;
             // SAFETY: inside the BAR and 16-aligned (checked above: the
-            // BAR mapping is page aligned, `offset` 64-aligned), mapped for
-            // as long as the kernel runs; a volatile store of a vector is
-            // one 16-byte store.
+            // BAR mapping and its alias are page aligned, `offset`
+            // 64-aligned), mapped for as long as the kernel runs (neither
+            // is ever removed); a volatile store of a vector is one 16-byte
+            // store.
             unsafe { p.write_volatile(v) };
         }
         // SAFETY: sfence has no preconditions (SSE is baseline on x86-64).
@@ -353,6 +364,20 @@ impl KernelPlatform {
             msix: Mutex::new(None),
             name,
         })
+    }
+
+    /// Map BAR0 a second time write-combining, in 4 KiB pages
+    /// (`mmu::wc_alias`), and send BlueFlame writes through that alias
+    /// (the driver writes only BlueFlame buffers through it: a UAR page's
+    /// upper half, from offset 0x800, PRM "UAR Page Format"); every other
+    /// access, the doorbell and EQ/CQ arm registers included, stays on the
+    /// uncached identity mapping. Returns the alias's address. Before the driver takes its
+    /// copies of the [`Bar0`].
+    pub fn map_blueflame(&mut self) -> Result<u64, String> {
+        let virt = crate::mmu::wc_alias(self.bar0.base(), self.bar0.len() as u64)
+            .map_err(|e| alloc::format!("{e}"))?;
+        self.mmio.bf = virt;
+        Ok(virt)
     }
 
     /// Little-endian access to BAR0 for kernel-side users (tests).

@@ -181,6 +181,39 @@ pub fn overflow_test() -> ! {
     panic!("CPU {last} did not fault on its stack's guard page: {r:?}");
 }
 
+/// What the AP [`pat_check`] asked read its IA32_PAT.
+static PAT_SEEN: AtomicU64 = AtomicU64::new(0);
+
+fn pat_read() {
+    PAT_SEEN.store(mmu::read_pat(), Ordering::Release);
+}
+
+/// Every online CPU's IA32_PAT is `mmu::PAT_VALUE` (`mmu::init_pat` ran on
+/// each): the number of CPUs checked, or the first that differs. A
+/// write-combining alias is made only after this passed: on a CPU with the
+/// power-on PAT the alias's entry would be WT, a cached type, for device
+/// memory. From the boot CPU (an AP cannot ask the boot CPU).
+pub fn pat_check() -> Result<usize, String> {
+    if current() != 0 {
+        return Err("not checked from the boot CPU".into());
+    }
+    let want = cxos_kernel::paging::PAT_VALUE;
+    let here = mmu::read_pat();
+    if here != want {
+        return Err(format!("CPU 0 has IA32_PAT {here:#018x}"));
+    }
+    let n = smp::count();
+    for cpu in 1..n {
+        PAT_SEEN.store(0, Ordering::Release);
+        smp::run_on(cpu, pat_read, TLB_CALL_NS).map_err(|e| format!("CPU {cpu}: {e}"))?;
+        let seen = PAT_SEEN.load(Ordering::Acquire);
+        if seen != want {
+            return Err(format!("CPU {cpu} has IA32_PAT {seen:#018x}"));
+        }
+    }
+    Ok(n)
+}
+
 /// The page `cpus tlb` unmaps, and what the AP read there
 /// ([`TLB_FAULTED`]: the read faulted).
 static TLB_PAGE: AtomicU64 = AtomicU64::new(0);
@@ -383,6 +416,8 @@ fn start_one(index: usize, apic_id: u32) -> bool {
 
 /// An AP's first Rust code, called by the trampoline on its own stack.
 extern "C" fn ap_main(index: u64) -> ! {
+    // The same PAT as the boot CPU's before anything else (`mmu::init_pat`).
+    crate::mmu::init_pat();
     let index = (index as usize).min(MAX_CPUS - 1);
     let cpu = &CPUS[index];
     GsBase::write(VirtAddr::new(cpu as *const PerCpu as u64));
