@@ -179,6 +179,39 @@ fn run_kept(
 
 const MODES: [bool; 2] = [false, true];
 
+type SimNic = mlx5::vnic::Nic<mlx5::Adapter<SimPlatform>>;
+type SimVnic = mlx5::vnic::Vnic<mlx5::Adapter<SimPlatform>>;
+
+/// A ConnectX-5 model, its DMA use before attach, and a Nic with one VNIC
+/// of two receive queues (RSS) on small rings.
+fn two_queue_vnic(interrupts: bool) -> (SimPlatform, (usize, usize), SimNic, SimVnic) {
+    use mlx5::vnic::{Nic, NicConfig, VnicSpec};
+    use mlx5::{Adapter, Resources};
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let before = sim.dma_in_use();
+    let a = Adapter::attach(sim.clone(), common::config())
+        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+    let r = Resources::of(&a).expect("resources");
+    let cfg = NicConfig {
+        eth: EthConfig {
+            log_sq: 5,
+            log_rq: 5,
+            lso_bufs: 0,
+            interrupts,
+            ..EthConfig::default()
+        },
+        ..NicConfig::default()
+    };
+    let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let v = nic
+        .create(VnicSpec {
+            queues: 2,
+            ..VnicSpec::default()
+        })
+        .unwrap();
+    (sim, before, nic, v)
+}
+
 #[test]
 fn sq_bad_lkey_and_bad_addr() {
     for interrupts in MODES {
@@ -628,33 +661,10 @@ fn udp_frame(dst: [u8; 6], sport: u16) -> Vec<u8> {
 /// over both) arrives afterwards.
 #[test]
 fn rx_cq_overflow_on_a_vnic_queue_set() {
-    use mlx5::vnic::{Nic, NicConfig, VnicSpec};
-    use mlx5::{Adapter, Resources};
     for interrupts in MODES {
-        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
-        let before = sim.dma_in_use();
-        let a = Adapter::attach(sim.clone(), common::config())
-            .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-        let r = Resources::of(&a).expect("resources");
-        let cfg = NicConfig {
-            eth: EthConfig {
-                log_sq: 5,
-                log_rq: 5,
-                lso_bufs: 0,
-                interrupts,
-                ..EthConfig::default()
-            },
-            ..NicConfig::default()
-        };
-        let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
-        let mut v = nic
-            .create(VnicSpec {
-                queues: 2,
-                ..VnicSpec::default()
-            })
-            .unwrap();
+        let (sim, before, nic, mut v) = two_queue_vnic(interrupts);
         let mac = v.mac().0;
-        let deliver = |v: &mut mlx5::vnic::Vnic<Adapter<SimPlatform>>, tag: u16| {
+        let deliver = |v: &mut SimVnic, tag: u16| {
             let mut sent = 0;
             for s in 0..16u16 {
                 sim.inject_rx(&udp_frame(mac, 1000 + tag * 16 + s));
@@ -790,36 +800,12 @@ fn an_armed_fault_does_not_outlive_its_queue() {
 /// and go on carrying frames (an RQ fault, then an SQ fault).
 #[test]
 fn a_queue_fault_leaves_the_healthy_queues_alone() {
-    use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
-    use mlx5::{Adapter, Resources};
-    type V = Vnic<Adapter<SimPlatform>>;
     for interrupts in MODES {
-        let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
-        let before = sim.dma_in_use();
-        let a = Adapter::attach(sim.clone(), common::config())
-            .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-        let r = Resources::of(&a).expect("resources");
-        let cfg = NicConfig {
-            eth: EthConfig {
-                log_sq: 5,
-                log_rq: 5,
-                lso_bufs: 0,
-                interrupts,
-                ..EthConfig::default()
-            },
-            ..NicConfig::default()
-        };
-        let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
-        let mut v = nic
-            .create(VnicSpec {
-                queues: 2,
-                ..VnicSpec::default()
-            })
-            .unwrap();
+        let (sim, before, nic, mut v) = two_queue_vnic(interrupts);
         let mac = v.mac().0;
         // 16 UDP flows (RSS spreads them over both queues) and 16 non-IP
         // frames (queue 0); how many arrived.
-        let deliver = |v: &mut V, tag: u16| {
+        let deliver = |v: &mut SimVnic, tag: u16| {
             for s in 0..16u16 {
                 sim.inject_rx(&udp_frame(mac, 1000 + tag * 16 + s));
                 let mut raw = udp_frame(mac, 0);
@@ -838,7 +824,7 @@ fn a_queue_fault_leaves_the_healthy_queues_alone() {
             }
             got
         };
-        let state = |v: &V| {
+        let state = |v: &SimVnic| {
             let qs = v.queue_set();
             let (r0, r1) = (qs.rq_at(0).unwrap(), qs.rq_at(1).unwrap());
             let sq = qs.sq().unwrap();
