@@ -497,10 +497,7 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
             .collect()
     };
     let before = counts(&irq);
-    for name in ["vnic0", "vnic1"] {
-        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
-        plain_line(&answer, "service ")?;
-    }
+    serve_pinned(peer)?;
     let runs = VNIC_ADDRS
         .iter()
         .map(|n| {
@@ -554,11 +551,86 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     }
     let answer = peer.shell.ask("vnic delete 2")?;
     plain_line(&answer, "vnic2: deleted, 0 errors")?;
+    let client = client_pinned(peer)?;
     println!(
-        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
+        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s; \
+         cxos iperf3 -c -P 2 -A 1: {client:.1} Mbit/s)",
         rates[0], rates[1]
     );
     Ok(())
+}
+
+/// `serve iperf3 -A <cpu>`: pinned to CPU 1 without `-I` it serves on
+/// vnic0 (the interface CPU 1 owns; its id is from CPU 1's range), pinned
+/// to CPU 0 with `-I vnic1` on vnic1; CPU 0 refuses vnic0 (CPU 1's).
+fn serve_pinned(peer: &mut Peer) -> Result<(), String> {
+    for args in ["-A 1", "-I vnic1 -A 0"] {
+        let answer = peer.shell.ask(&format!("serve iperf3 {args}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let list = peer.shell.ask("serve")?;
+    for (on, cpu) in [("vnic0", 1u32), ("vnic1", 0)] {
+        let id = list
+            .lines()
+            .find(|l| l.ends_with(&format!("iperf3 -s on {on}")))
+            .and_then(|l| {
+                l.strip_prefix("service ")?
+                    .split(':')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .ok_or_else(|| format!("no iperf3 service on {on}:\n{list}"))?;
+        // App ids are numbered per CPU table, 100000 apart.
+        if (id - 1) / 100_000 != cpu {
+            return Err(format!(
+                "service {id} on {on} is not in CPU {cpu}'s table:\n{list}"
+            ));
+        }
+    }
+    let answer = peer.shell.ask("serve iperf3 -I vnic0 -A 0")?;
+    plain_line(&answer, "serve: -A 0: vnic0 is owned by CPU 1")?;
+    let answer = peer.shell.ask("serve iperf3 -A 5")?;
+    plain_line(&answer, "serve: -A 5: no CPU 5 online (see `cpus`)")?;
+    Ok(())
+}
+
+/// cxos's own iperf3 client `-P 2 -A 1` against stock `iperf3 -s` in the
+/// namespace: two streams from CPU 1's interface (vnic0: its transmit
+/// count rises); the measured Mbit/s.
+fn client_pinned(peer: &mut Peer) -> Result<f64, String> {
+    let tx = |text: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with("vnic0 "))?;
+        line.split_once(" tx ")?
+            .1
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let before = peer.shell.ask("ifconfig vnic0")?;
+    peer.net.iperf3_server(5201).map_err(|e| e.to_string())?;
+    let host = peer.net.host_ip();
+    let answer = peer
+        .shell
+        .ask(&format!("iperf3 -c {host} -P 2 -t 2 -A 1"))?;
+    let (line, v) = crate::systests_net::client_json(&answer)?;
+    let bps = v
+        .get("receiver_bits_per_second")
+        .and_then(|b| b.as_f64())
+        .unwrap_or(0.0);
+    if bps <= 0.0 || v.get("streams").and_then(|s| s.as_i64()) != Some(2) {
+        return Err(format!(
+            "iperf3 -c {host} -P 2 -A 1 did not run two streams: {line}"
+        ));
+    }
+    let after = peer.shell.ask("ifconfig vnic0")?;
+    match (tx(&before), tx(&after)) {
+        (Some(b), Some(a)) if a > b + 100 => Ok(bps / 1e6),
+        _ => Err(format!(
+            "iperf3 -A 1 did not send from vnic0 (CPU 1's):\n{before}\n{after}"
+        )),
+    }
 }
 
 #[cfg(test)]
