@@ -66,6 +66,18 @@ pub struct Consumer<M> {
     ring: Arc<Shared<M>>,
 }
 
+impl<M> core::fmt::Debug for Producer<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Producer({:?})", self.ring.stats())
+    }
+}
+
+impl<M> core::fmt::Debug for Consumer<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Consumer({:?})", self.ring.stats())
+    }
+}
+
 /// A ring of `slots` frames of up to `frame` bytes each (`slots` at
 /// least 1).
 pub fn ring<M: Copy + Default + Send>(slots: usize, frame: usize) -> (Producer<M>, Consumer<M>) {

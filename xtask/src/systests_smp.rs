@@ -371,9 +371,10 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2).
+    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2),
+    // its second RSS queue lent to CPU 1.
     let cmdline = format!(
-        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24",
+        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24,queues:2",
         static_cmdline(&config),
         config.ipv4(VNIC_ADDRS[0]),
         config.ipv4(VNIC_ADDRS[1])
@@ -552,9 +553,11 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     let answer = peer.shell.ask("vnic delete 2")?;
     plain_line(&answer, "vnic2: deleted, 0 errors")?;
     let client = client_pinned(peer)?;
+    let (handed, streams) = spread_rx(peer, config)?;
     println!(
         "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s; \
-         cxos iperf3 -c -P 2 -A 1: {client:.1} Mbit/s)",
+         cxos iperf3 -c -P 2 -A 1: {client:.1} Mbit/s; vnic1 -P 16: {streams:.1} Mbit/s, \
+         {handed} frames from CPU 1's receive queue handed to CPU 0)",
         rates[0], rates[1]
     );
     Ok(())
@@ -633,6 +636,90 @@ fn client_pinned(peer: &mut Peer) -> Result<f64, String> {
     }
 }
 
+/// `rx-spread vnic<N> queue <i> on cpu <c> -> cpu <o>: <n> frames handed
+/// off, <d> dropped (ring full), <b> too big, <q> queued`: n, d, b, q.
+fn spread_counts(text: &str, what: &str) -> Option<[u64; 4]> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("rx-spread {what} ")))?;
+    let (_, rest) = line.split_once(": ")?;
+    let mut n = rest
+        .split(", ")
+        .filter_map(|p| p.split_whitespace().next()?.parse::<u64>().ok());
+    Some([n.next()?, n.next()?, n.next()?, n.next()?])
+}
+
+/// The rx packet count of `ifconfig <name>`.
+fn rx_pkts(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// vnic1 (`queues:2`, owned by CPU 0) lends its second receive queue to
+/// CPU 1: `vnics` shows it; stock iperf3 with sixteen streams to vnic1's
+/// server (all sixteen flows hashing to queue 0 has odds of 2^-16): CPU 1
+/// hands frames to CPU 0, whose stack (vnic1's) counts at least those
+/// frames, and every stream's data arrives. Handed-off frames, Mbit/s.
+fn spread_rx(peer: &mut Peer, config: &PeerConfig) -> Result<(u64, f64), String> {
+    let what = "vnic1 queue 1";
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, &format!("rx-spread {what} "))?;
+    if !line.starts_with(&format!("rx-spread {what} on cpu 1 -> cpu 0: ")) {
+        return Err(format!("vnic1's queue 1 is not lent to CPU 1:\n{vnics}"));
+    }
+    let before = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let rx_before = rx_pkts(&peer.shell.ask("ifconfig vnic1")?, "vnic1");
+    let addr = config.ipv4(VNIC_ADDRS[1]);
+    let json = peer
+        .net
+        .iperf3_client(&addr, &["-t", IPERF_SECS, "-P", "16"])
+        .map_err(|e| format!("iperf3 -P 16 to vnic1: {e}"))?;
+    let (bps, _) = iperf3_summary(&json)?;
+    let streams = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| {
+            let s = v.pointer("/end/streams")?.as_array()?.clone();
+            Some(
+                s.iter()
+                    .filter(|x| {
+                        x.pointer("/receiver/bytes")
+                            .and_then(|b| b.as_u64())
+                            .is_some_and(|b| b > 0)
+                    })
+                    .count(),
+            )
+        })
+        .unwrap_or(0);
+    if streams != 16 {
+        return Err(format!(
+            "{streams} of 16 streams to vnic1 carried data:\n{json}"
+        ));
+    }
+    let vnics = peer.shell.ask("vnics")?;
+    let after = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let handed = after[0] - before[0];
+    if handed < 100 {
+        return Err(format!(
+            "CPU 1 handed only {handed} frames of vnic1's flows to CPU 0:\n{vnics}"
+        ));
+    }
+    let rx_after = rx_pkts(&peer.shell.ask("ifconfig vnic1")?, "vnic1");
+    match (rx_before, rx_after) {
+        (Some(b), Some(a)) if a - b >= handed => {}
+        _ => {
+            return Err(format!(
+                "vnic1's stack (CPU 0) took fewer frames ({rx_before:?} -> {rx_after:?}) than CPU 1 handed to it ({handed})"
+            ));
+        }
+    }
+    Ok((handed, bps / 1e6))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,5 +743,10 @@ mod tests {
             irq_lines(text),
             [("0x22".to_string(), "timer".to_string(), vec![0, 653])]
         );
+        let text = "rx-spread vnic1 queue 1 on cpu 1 -> cpu 0: 120 frames handed off, \
+                    2 dropped (ring full), 1 too big, 0 queued\n";
+        assert_eq!(spread_counts(text, "vnic1 queue 1"), Some([120, 2, 1, 0]));
+        let text = "vnic1 02:00:00:00:00:01 link up 100000Mb/s mtu 1500 10.0.0.61/24 rx 77 pkts 1 B tx 3 pkts";
+        assert_eq!(rx_pkts(text, "vnic1"), Some(77));
     }
 }

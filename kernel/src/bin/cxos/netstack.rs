@@ -292,6 +292,8 @@ const BUSY_RETRY_NS: u64 = 1_000_000;
 /// held elsewhere (the shell or a driver reaching one of its interfaces):
 /// nothing this round, again shortly.
 pub fn poll() {
+    // Receive queues this CPU polls for interfaces other CPUs own.
+    crate::rxspread::poll();
     let Some(mut table) = TABLES[smp::current()].try_lock() else {
         runtime::wake_at(time::now_ns().saturating_add(BUSY_RETRY_NS));
         return;
