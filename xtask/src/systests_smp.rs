@@ -636,9 +636,10 @@ fn client_pinned(peer: &mut Peer) -> Result<f64, String> {
     }
 }
 
-/// `rx-spread vnic<N> queue <i> on cpu <c> -> cpu <o>: <n> frames handed
-/// off, <d> dropped (ring full), <b> too big, <q> queued`: n, d, b, q.
-fn spread_counts(text: &str, what: &str) -> Option<[u64; 4]> {
+/// `rx-spread vnic<N> queue <i> on cpu <c> -> cpu <o>: <r> frames
+/// received, <n> handed off, <d> dropped (ring full), <b> too big, <q>
+/// queued`: r, n, d, b, q.
+fn spread_counts(text: &str, what: &str) -> Option<[u64; 5]> {
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("rx-spread {what} ")))?;
@@ -646,7 +647,30 @@ fn spread_counts(text: &str, what: &str) -> Option<[u64; 4]> {
     let mut n = rest
         .split(", ")
         .filter_map(|p| p.split_whitespace().next()?.parse::<u64>().ok());
-    Some([n.next()?, n.next()?, n.next()?, n.next()?])
+    Some([n.next()?, n.next()?, n.next()?, n.next()?, n.next()?])
+}
+
+/// The rx packet count of `vnics`' line for `name`.
+fn queue_rx(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The drop counts of `ifconfig <name>` (malformed, csum, unsupported).
+fn stack_drops(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    let rest = line.split_once(" drops ")?.1;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let at = |k: &str| -> Option<u64> {
+        let i = words.iter().position(|w| *w == k)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some(at("malformed")? + at("csum")? + at("unsupported")?)
 }
 
 /// The rx packet count of `ifconfig <name>`.
@@ -673,7 +697,6 @@ fn spread_rx(peer: &mut Peer, config: &PeerConfig) -> Result<(u64, f64), String>
         return Err(format!("vnic1's queue 1 is not lent to CPU 1:\n{vnics}"));
     }
     let before = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
-    let rx_before = rx_pkts(&peer.shell.ask("ifconfig vnic1")?, "vnic1");
     let addr = config.ipv4(VNIC_ADDRS[1]);
     let json = peer
         .net
@@ -702,20 +725,33 @@ fn spread_rx(peer: &mut Peer, config: &PeerConfig) -> Result<(u64, f64), String>
     }
     let vnics = peer.shell.ask("vnics")?;
     let after = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
-    let handed = after[0] - before[0];
+    let handed = after[1] - before[1];
     if handed < 100 {
         return Err(format!(
             "CPU 1 handed only {handed} frames of vnic1's flows to CPU 0:\n{vnics}"
         ));
     }
-    let rx_after = rx_pkts(&peer.shell.ask("ifconfig vnic1")?, "vnic1");
-    match (rx_before, rx_after) {
-        (Some(b), Some(a)) if a - b >= handed => {}
-        _ => {
-            return Err(format!(
-                "vnic1's stack (CPU 0) took fewer frames ({rx_before:?} -> {rx_after:?}) than CPU 1 handed to it ({handed})"
-            ));
-        }
+    // Every frame CPU 1's queue received is handed off, counted as
+    // dropped, or still queued: none vanishes on the way.
+    let [received, passed, full, big, queued] = after;
+    if received != passed + full + big + queued {
+        return Err(format!(
+            "CPU 1 received {received} frames of vnic1 but accounts for {}:\n{vnics}",
+            passed + full + big + queued
+        ));
+    }
+    // vnic1's stack (CPU 0) took every frame of its own queue and every
+    // one handed to it (`ifconfig` after `vnics`: later frames only add).
+    let own = queue_rx(&vnics, "vnic1").ok_or_else(|| format!("no vnic1 line:\n{vnics}"))?;
+    let ifc = peer.shell.ask("ifconfig vnic1")?;
+    let took = rx_pkts(&ifc, "vnic1")
+        .zip(stack_drops(&ifc, "vnic1"))
+        .map(|(a, b)| a + b)
+        .ok_or_else(|| format!("no counts:\n{ifc}"))?;
+    if took < own + passed {
+        return Err(format!(
+            "vnic1's stack (CPU 0) took {took} frames, its own queue received {own} and CPU 1 handed it {passed}:\n{vnics}\n{ifc}"
+        ));
     }
     Ok((handed, bps / 1e6))
 }
@@ -743,10 +779,18 @@ mod tests {
             irq_lines(text),
             [("0x22".to_string(), "timer".to_string(), vec![0, 653])]
         );
-        let text = "rx-spread vnic1 queue 1 on cpu 1 -> cpu 0: 120 frames handed off, \
-                    2 dropped (ring full), 1 too big, 0 queued\n";
-        assert_eq!(spread_counts(text, "vnic1 queue 1"), Some([120, 2, 1, 0]));
+        let text = "rx-spread vnic1 queue 1 on cpu 1 -> cpu 0: 124 frames received, \
+                    120 handed off, 2 dropped (ring full), 1 too big, 1 queued\n";
+        assert_eq!(
+            spread_counts(text, "vnic1 queue 1"),
+            Some([124, 120, 2, 1, 1])
+        );
         let text = "vnic1 02:00:00:00:00:01 link up 100000Mb/s mtu 1500 10.0.0.61/24 rx 77 pkts 1 B tx 3 pkts";
         assert_eq!(rx_pkts(text, "vnic1"), Some(77));
+        let text = "vnic1 02:5e:00:12:00:82 link up 100000Mb/s mtu 1500 10.33.0.61/24 rx 153506 pkts \
+                    228591633 B tx 20295 pkts 1186280 B drops malformed 1 csum 2 unsupported 3 no-buffer 0";
+        assert_eq!(stack_drops(text, "vnic1"), Some(6));
+        let text = "vnic1 02:5e:00:12:00:82 untagged queues 2 rx 59384 pkts 87817319 B tx 20295 pkts cpu 0";
+        assert_eq!(queue_rx(text, "vnic1"), Some(59384));
     }
 }

@@ -176,14 +176,19 @@ pub fn poll() {
     }
 }
 
-/// `vnics`: a line per lent receive queue.
+/// `vnics`: a line per lent receive queue. The helper is held while its
+/// ring is read, so the CPU polling it cannot add to either meanwhile
+/// (received = handed off + dropped + queued, unless a frame is lost).
 pub fn lines() -> Vec<String> {
     let mut out = Vec::new();
     for (cpu, relays) in RELAYS.iter().enumerate().take(smp::count()) {
         for r in relays.lock().iter() {
+            let slot = r.helper.lock();
+            let received = slot.as_ref().map_or(0, |h| h.stats().rx_packets);
             let s = r.tx.stats();
+            drop(slot);
             out.push(format!(
-                "rx-spread {} on cpu {cpu} -> cpu {}: {} frames handed off, {} dropped (ring full), {} too big, {} queued",
+                "rx-spread {} on cpu {cpu} -> cpu {}: {received} frames received, {} handed off, {} dropped (ring full), {} too big, {} queued",
                 r.what, r.owner, s.passed, s.dropped_full, s.dropped_big, s.queued
             ));
         }
