@@ -368,24 +368,18 @@ impl<C: Control> NetDevice for Vnic<C> {
     }
     #[inline]
     fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+        if self.inbox.is_some() {
+            return self.receive_spread(f);
+        }
         let own = self.vlan;
-        // Its own VLAN's tag is the VNIC's business; another one
-        // (promiscuous) stays visible.
-        let untag = move |mut m: RxMeta| {
+        self.qs.receive(|b, mut m| {
+            // Its own VLAN's tag is the VNIC's business; another one
+            // (promiscuous) stays visible.
             if own.is_some() && m.vlan.map(|t| t & 0xfff) == own {
                 m.vlan = None;
             }
-            m
-        };
-        if self.inbox.is_none() {
-            return self.qs.receive(|b, m| f(b, untag(m)));
-        }
-        let mut f = Some(f);
-        if let Some(r) = self.qs.receive(|b, m| f.take().map(|f| f(b, untag(m)))) {
-            return r;
-        }
-        self.take_handed_off(|b, m| f.take().map(|f| f(b, untag(m))))
-            .flatten()
+            f(b, m)
+        })
     }
     fn tx_free(&self) -> usize {
         self.qs.tx_free()
