@@ -65,6 +65,53 @@ fn cpu_lines(text: &str) -> Vec<(usize, u32, String, u64)> {
         .collect()
 }
 
+/// The `cpus` lines again: (index, interrupts, timer, idle in tenths of
+/// a percent).
+fn cpu_loads(text: &str) -> Vec<(usize, u64, u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("cpu ")?;
+            let index = rest.split_whitespace().next()?.parse().ok()?;
+            let (_, tail) = rest.split_once(": ")?;
+            let interrupts = tail.strip_suffix('%')?.split(" interrupts,").next()?;
+            let timer = tail.split_once("timer ")?.1.split(',').next()?;
+            let (whole, tenth) = tail
+                .split_once("idle ")?
+                .1
+                .strip_suffix('%')?
+                .split_once('.')?;
+            let idle = whole.parse::<u64>().ok()? * 10 + tenth.parse::<u64>().ok()?;
+            Some((index, interrupts.parse().ok()?, timer.parse().ok()?, idle))
+        })
+        .collect()
+}
+
+/// Two `cpus` answers a while apart: every CPU took interrupts in between
+/// (its timer at least), counts at least its timer's, and its idle share
+/// is a percentage; each AP (with nothing to do) was idle some of the time.
+fn check_loads(before: &str, after: &str) -> Result<(), String> {
+    let (b, a) = (cpu_loads(before), cpu_loads(after));
+    if a.is_empty() || a.len() != b.len() {
+        return Err(format!("`cpus` lines unreadable:\n{before}\n{after}"));
+    }
+    for ((i, b_irq, ..), (_, a_irq, a_timer, idle)) in b.iter().zip(&a) {
+        if a_irq <= b_irq {
+            return Err(format!(
+                "cpu {i} took no interrupt between two `cpus` ({b_irq} -> {a_irq}):\n{after}"
+            ));
+        }
+        if a_irq < a_timer {
+            return Err(format!(
+                "cpu {i} counts fewer interrupts than timer ticks:\n{after}"
+            ));
+        }
+        if *idle > 1000 || (*i > 0 && *idle == 0) {
+            return Err(format!("cpu {i}'s idle share is implausible:\n{after}"));
+        }
+    }
+    Ok(())
+}
+
 /// `irq <vector> <role> <owner> cpu0=<n> cpu1=<m> ...: <total>` lines:
 /// (vector, role, per-CPU counts).
 fn irq_lines(text: &str) -> Vec<(String, String, Vec<u64>)> {
@@ -88,12 +135,50 @@ fn boot(
     cmdline: &str,
     cpus: &str,
 ) -> Result<crate::session::Session, String> {
+    boot_with(ctx, test, cmdline, &["-smp", cpus])
+}
+
+/// [`boot`] with QEMU arguments of the caller's (a later `-cpu` replaces
+/// the machine's `-cpu max`).
+fn boot_with(
+    ctx: &Context,
+    test: &SystemTest,
+    cmdline: &str,
+    args: &[&str],
+) -> Result<crate::session::Session, String> {
     let setup = systests_sim::setup(ctx)?;
     let machine = Machine::new(Boot::Pvh {
         kernel: ctx.kernel.clone(),
         cmdline: cmdline.to_string(),
     });
-    systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", cpus], false)
+    systests_sim::spawn_qemu(&setup, ctx, test, &machine, args, false)
+}
+
+/// `cpus ping <cpu>` comes back.
+fn ping_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
+    let answer = shell.ask(&format!("cpus ping {cpu}"))?;
+    plain_line(&answer, &format!("cpus: ping cpu {cpu}: round trip "))?;
+    Ok(())
+}
+
+/// TLB shootdown: AP `cpu` caches a page's translation, the boot CPU
+/// unmaps it, the AP's next read faults (a stale entry would still reach
+/// it), the page mapped back shows its new contents.
+fn tlb_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
+    let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
+    let line = plain_line(
+        &answer,
+        &format!(
+            "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
+        ),
+    )?;
+    let served = line
+        .rsplit_once('(')
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+    if served.is_none_or(|n| n == 0) {
+        return Err(format!("cpu {cpu} served no shootdown: {line}"));
+    }
+    Ok(())
 }
 
 /// The representative subset of the system tests in one `-smp 2` boot
@@ -210,9 +295,11 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 }
 
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
-/// timers fire, ping IPIs come back from CPUs 1 and 3, `irq` counts per
-/// CPU. Then `-smp 4 smp=2 test=smp-panic`: two CPUs started, the panic on
-/// CPU 1 stops CPU 0, and the report shows both.
+/// timers fire, interrupts rise and idle shares are percentages, ping
+/// IPIs come back from CPUs 1 and 3, `irq` counts per CPU. Then xAPIC
+/// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
+/// smp=2 test=smp-panic`: two CPUs started, the panic on CPU 1 stops CPU
+/// 0, and the report shows both.
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let mut shell = Shell::start(boot(ctx, test, "", "4")?)?;
     if !shell
@@ -226,7 +313,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     let started = Instant::now();
-    loop {
+    let first = loop {
         let answer = shell.ask("cpus")?;
         let lines = cpu_lines(&answer);
         if lines.len() != 4
@@ -240,7 +327,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             return Err(format!("`cpus` does not list CPUs 0-3 online:\n{answer}"));
         }
         if lines[1..].iter().all(|(.., timer)| *timer > 0) {
-            break;
+            break answer;
         }
         if started.elapsed() > TICK_WAIT {
             return Err(format!(
@@ -248,31 +335,16 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     for cpu in [1, 3] {
-        let answer = shell.ask(&format!("cpus ping {cpu}"))?;
-        plain_line(&answer, &format!("cpus: ping cpu {cpu}: round trip "))?;
+        ping_check(&mut shell, cpu)?;
     }
     let answer = shell.ask("cpus ping 0")?;
     plain_line(&answer, "cpus: ping cpu 0: that is this CPU")?;
-    // TLB shootdown: each AP caches a page's translation, the boot CPU
-    // unmaps it, the AP's next read faults (a stale entry would still
-    // reach it), the page mapped back shows its new contents.
     for cpu in [1, 3] {
-        let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
-        let line = plain_line(
-            &answer,
-            &format!(
-                "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
-            ),
-        )?;
-        let served = line
-            .rsplit_once('(')
-            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
-        if served.is_none_or(|n| n == 0) {
-            return Err(format!("cpu {cpu} served no shootdown: {line}"));
-        }
+        tlb_check(&mut shell, cpu)?;
     }
+    check_loads(&first, &shell.ask("cpus")?)?;
     let answer = shell.ask("irq")?;
     let irqs = irq_lines(&answer);
     let timer = irqs
@@ -293,6 +365,8 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         Verdict::from_status(shell.session.wait_exit()?),
         Verdict::Pass,
     )?;
+
+    xapic_failed_ap(ctx, test)?;
 
     let mut session = boot(ctx, test, "smp=2 test=smp-panic", "4")?;
     let status = session.wait_exit()?;
@@ -338,6 +412,77 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("the page fault is not reported on cpu 1: {fault}"));
     }
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
+}
+
+/// `-cpu max,-x2apic -smp 3 smp-fail=1`: the xAPIC path (memory-mapped
+/// local APIC, IPIs through the ICR pair) with the AP of APIC id 1 made
+/// to park in the start-up trampoline (the `smp-fail=` fault injection):
+/// it is reported and skipped, `cpus` lists it as failed, APIC id 2 comes
+/// up as CPU 1 in its place, its timer fires, and ping and TLB shootdown
+/// IPIs reach it.
+fn xapic_failed_ap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let session = boot_with(
+        ctx,
+        test,
+        "smp-fail=1",
+        &["-smp", "3", "-cpu", "max,-x2apic"],
+    )?;
+    let mut shell = Shell::start(session)?;
+    let serial = shell.session.serial();
+    for line in [
+        "smp: smp-fail=1: the AP with APIC id 1 parks in the trampoline (fault injection)",
+        "smp: CPU with APIC id 1 did not come up within 2000 ms; skipped",
+        "smp: 2 CPUs online (xAPIC)",
+    ] {
+        if !serial.contains(line) {
+            return Err(format!("xAPIC, smp-fail=1: no {line:?}:\n{serial}"));
+        }
+    }
+    let started = Instant::now();
+    let first = loop {
+        let answer = shell.ask("cpus")?;
+        let lines = cpu_lines(&answer);
+        let want = [(0, 0), (1, 2)];
+        if lines.len() != 2
+            || lines
+                .iter()
+                .zip(want)
+                .any(|((index, apic, state, _), (i, id))| {
+                    (*index, *apic) != (i, id) || state != "online"
+                })
+        {
+            return Err(format!(
+                "xAPIC: `cpus` does not list CPU 0 (APIC 0) and CPU 1 (APIC 2) online:\n{answer}"
+            ));
+        }
+        plain_line(&answer, "apic 1 failed: did not come up at boot; skipped")?;
+        if lines[1].3 > 0 {
+            break answer;
+        }
+        if started.elapsed() > TICK_WAIT {
+            return Err(format!(
+                "xAPIC: CPU 1's timer did not fire in {TICK_WAIT:?}:\n{answer}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ping_check(&mut shell, 1)?;
+    tlb_check(&mut shell, 1)?;
+    check_loads(&first, &shell.ask("cpus")?)?;
+    let answer = shell.ask("irq")?;
+    for owner in ["cpu-timer", "ipi-ping", "ipi-tlb"] {
+        let counts = owner_counts(&answer, owner);
+        if counts.len() != 2 || counts[1] == 0 {
+            return Err(format!(
+                "xAPIC: CPU 1 shows no {owner} interrupt:\n{answer}"
+            ));
+        }
+    }
+    shell.session.send_line("poweroff")?;
+    expect_verdict(
+        Verdict::from_status(shell.session.wait_exit()?),
+        Verdict::Pass,
+    )
 }
 
 /// The per-CPU counts of the `irq` line of the vector owned by `owner`.
@@ -576,6 +721,13 @@ mod tests {
                 (1, 1, "online".to_string(), 355)
             ]
         );
+        assert_eq!(cpu_loads(text), [(0, 12, 3, 978), (1, 355, 355, 996)]);
+        let later = "cpu 0 apic 0 online: 14 interrupts, timer 4, idle 97.0%\n\
+                     cpu 1 apic 1 online: 400 interrupts, timer 400, idle 99.5%\n";
+        assert_eq!(check_loads(text, later), Ok(()));
+        assert!(check_loads(later, later).is_err());
+        let busy = later.replace("idle 99.5%", "idle 0.0%");
+        assert!(check_loads(text, &busy).is_err());
         let text = "msix 01:00.0 entry 2 vector 0x31 (comp eq 8 queue set 1 cpu 1): 40\n\
                     msix 01:00.0 entry 0 vector 0x2f (eq0 7): 3\n";
         assert_eq!(queue_set_vectors(text), [("0x31".to_string(), 1, 1)]);

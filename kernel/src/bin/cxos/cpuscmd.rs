@@ -31,6 +31,9 @@ pub fn cpus(cmd: CpusCommand) {
                     c.idle_permille % 10
                 );
             }
+            for id in smp::failed() {
+                println!("apic {id} failed: did not come up at boot; skipped");
+            }
         }
         CpusCommand::Ping(n) => match smpboot::ping(n) {
             Ok(ns) => println!("cpus: ping cpu {n}: round trip {} us", ns.div_ceil(1000)),
