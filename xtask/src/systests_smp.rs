@@ -114,7 +114,7 @@ fn check_loads(before: &str, after: &str) -> Result<(), String> {
 
 /// `irq <vector> <role> <owner> cpu0=<n> cpu1=<m> ...: <total>` lines:
 /// (vector, role, per-CPU counts).
-fn irq_lines(text: &str) -> Vec<(String, String, Vec<u64>)> {
+pub(crate) fn irq_lines(text: &str) -> Vec<(String, String, Vec<u64>)> {
     text.lines()
         .filter_map(|l| {
             let (head, _) = l.strip_prefix("irq ")?.rsplit_once(": ")?;
@@ -596,7 +596,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// `msix <pci> entry <e> vector <v> (comp eq <n> queue set <i> cpu <c>): <count>`
 /// lines: (vector, queue set, CPU).
-fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
+pub(crate) fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
     text.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix("msix ")?;
