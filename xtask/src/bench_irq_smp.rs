@@ -194,14 +194,17 @@ pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Fi
         );
         check(&rows, cpus).map_err(|e| format!("-smp {cpus}: {e}:\n{after}"))?;
         shell.poweroff(&mut sim)?;
-        for r in rows.iter().filter(|r| r.bound.is_some()) {
-            for (c, n) in r.counts.iter().enumerate() {
+        for r in &rows {
+            let Some(cpu) = r.bound else { continue };
+            let name = format!("tcg-irq-smp{cpus}-{}", r.what.replace(' ', ""));
+            let own = r.counts.get(cpu).copied().unwrap_or(0);
+            let elsewhere = r.counts.iter().sum::<u64>() - own;
+            for (place, n) in [
+                (format!("on-its-cpu{cpu}"), own),
+                ("elsewhere".into(), elsewhere),
+            ] {
                 out.push(Figure {
-                    name: format!(
-                        "tcg-irq-smp{cpus}-{}-cpu{}-on-cpu{c}",
-                        r.what.replace(' ', ""),
-                        r.bound.unwrap_or(0)
-                    ),
+                    name: format!("{name}-{place}"),
                     value: n.to_string(),
                     unit: "interrupts".into(),
                 });

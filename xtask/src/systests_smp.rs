@@ -296,12 +296,38 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
 /// timers fire, interrupts rise and idle shares are percentages, ping
-/// IPIs come back from CPUs 1 and 3, `irq` counts per CPU. Then xAPIC
+/// IPIs come back from CPUs 1 and 3, `irq` counts per CPU; with the model
+/// attached (when namespaces can be made), queue sets 2 and 3 on CPUs 2
+/// and 3 carry their VNICs' iperf3 ([`far_queue_sets`]). Then xAPIC
 /// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
 /// smp=2 test=smp-panic`: two CPUs started, the panic on CPU 1 stops CPU
 /// 0, and the report shows both.
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
-    let mut shell = Shell::start(boot(ctx, test, "", "4")?)?;
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let (mut shell, adapter) = match PeerNetwork::create(&config) {
+        Ok(net) => {
+            let setup = systests_sim::setup(ctx)?;
+            let log = ctx.log_path(test).with_extension("sim.log");
+            let sim =
+                SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+            let cmdline = format!(
+                "{} vnic.0=ip:{}/24,cpu:2 vnic.1=ip:{}/24,cpu:3",
+                static_cmdline(&config),
+                config.ipv4(VNIC_ADDRS[0]),
+                config.ipv4(VNIC_ADDRS[1])
+            );
+            let machine = systests_sim::machine(ctx, &sim, &cmdline);
+            let session =
+                systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "4"], false)?;
+            (Shell::start(session)?, Some((net, sim)))
+        }
+        Err(PeerError::Skip(why)) => {
+            println!("    (no adapter in the -smp 4 boot: {why})");
+            (Shell::start(boot(ctx, test, "", "4")?)?, None)
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     if !shell
         .session
         .serial()
@@ -360,11 +386,22 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             return Err(format!("CPUs 1 and 3 show no {owner} interrupt:\n{answer}"));
         }
     }
-    shell.session.send_line("poweroff")?;
-    expect_verdict(
-        Verdict::from_status(shell.session.wait_exit()?),
-        Verdict::Pass,
-    )?;
+    if let Some((net, sim)) = adapter {
+        let mut peer = Peer {
+            net,
+            sim,
+            shell,
+            mac: String::new(),
+        };
+        far_queue_sets(&mut peer, &config)?;
+        peer_finish(peer)?;
+    } else {
+        shell.session.send_line("poweroff")?;
+        expect_verdict(
+            Verdict::from_status(shell.session.wait_exit()?),
+            Verdict::Pass,
+        )?;
+    }
 
     xapic_failed_ap(ctx, test)?;
 
@@ -412,6 +449,69 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("the page fault is not reported on cpu 1: {fault}"));
     }
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
+}
+
+/// `-smp 4` with the model: vnic0 and vnic1 are pinned to CPUs 2 and 3,
+/// queue sets 2 and 3 have their completion vectors there; both VNICs
+/// serve a stock iperf3 client at once, and those vectors count on CPUs 2
+/// and 3 only, no queue set's vector on any other CPU than its own.
+fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
+    let vnics = peer.shell.ask("vnics")?;
+    for (name, cpu) in [("vnic0", 2), ("vnic1", 3)] {
+        let line = plain_line(&vnics, &format!("{name} "))?;
+        if !line.ends_with(&format!(" cpu {cpu}")) {
+            return Err(format!("{name} is not owned by CPU {cpu}:\n{vnics}"));
+        }
+        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let before = peer.shell.ask("irq")?;
+    let sets = queue_set_vectors(&before);
+    for set in [2, 3] {
+        if !sets.iter().any(|(_, s, c)| (*s, *c) == (set, set)) {
+            return Err(format!("queue set {set} is not on CPU {set}:\n{before}"));
+        }
+    }
+    let runs = VNIC_ADDRS
+        .iter()
+        .map(|n| {
+            peer.net
+                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (run, n) in runs.into_iter().zip(VNIC_ADDRS) {
+        let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
+        iperf3_summary(&json).map_err(|e| format!("iperf3 to .{n} on -smp 4: {e}"))?;
+    }
+    let after = peer.shell.ask("irq")?;
+    let old = irq_lines(&before);
+    for (vector, _, counts) in irq_lines(&after) {
+        let Some((_, set, cpu)) = sets.iter().find(|(v, ..)| *v == vector) else {
+            continue;
+        };
+        let prior = old
+            .iter()
+            .find(|(v, ..)| *v == vector)
+            .map(|(.., c)| c.as_slice())
+            .unwrap_or_default();
+        if counts.len() != 4 || prior.len() != 4 {
+            return Err(format!("no four per-CPU columns for {vector}:\n{after}"));
+        }
+        for (c, (a, b)) in counts.iter().zip(prior).enumerate() {
+            if c != *cpu && a != b {
+                return Err(format!(
+                    "queue set {set}'s vector {vector} (CPU {cpu}) interrupted CPU {c}:\n{after}"
+                ));
+            }
+        }
+        if *set >= 2 && counts[*cpu] == prior[*cpu] {
+            return Err(format!(
+                "queue set {set}'s vector {vector} did not fire on CPU {cpu} during iperf3:\n{after}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `-cpu max,-x2apic -smp 3 smp-fail=1`: the xAPIC path (memory-mapped
