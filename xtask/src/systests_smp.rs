@@ -298,35 +298,16 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 /// timers fire, interrupts rise and idle shares are percentages, ping
 /// IPIs come back from CPUs 1 and 3, `irq` counts per CPU; with the model
 /// attached (when namespaces can be made), queue sets 2 and 3 on CPUs 2
-/// and 3 carry their VNICs' iperf3 ([`far_queue_sets`]). Then xAPIC
+/// and 3 carry their VNICs' iperf3 ([`pinned_queue_sets`]). Then xAPIC
 /// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
 /// smp=2 test=smp-panic`: two CPUs started, the panic on CPU 1 stops CPU
 /// 0, and the report shows both.
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let mut config = PeerConfig::new("systest");
     config.dhcp_lease_secs = None;
-    let (mut shell, adapter) = match PeerNetwork::create(&config) {
-        Ok(net) => {
-            let setup = systests_sim::setup(ctx)?;
-            let log = ctx.log_path(test).with_extension("sim.log");
-            let sim =
-                SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-            let cmdline = format!(
-                "{} vnic.0=ip:{}/24,cpu:2 vnic.1=ip:{}/24,cpu:3",
-                static_cmdline(&config),
-                config.ipv4(VNIC_ADDRS[0]),
-                config.ipv4(VNIC_ADDRS[1])
-            );
-            let machine = systests_sim::machine(ctx, &sim, &cmdline);
-            let session =
-                systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", "4"], false)?;
-            (Shell::start(session)?, Some((net, sim)))
-        }
-        Err(PeerError::Skip(why)) => {
-            println!("    (no adapter in the -smp 4 boot: {why})");
-            (Shell::start(boot(ctx, test, "", "4")?)?, None)
-        }
-        Err(e) => return Err(e.to_string()),
+    let (mut shell, adapter) = match model_boot(ctx, test, &config, "", &[2, 3], &["-smp", "4"])? {
+        Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
+        None => (Shell::start(boot(ctx, test, "", "4")?)?, None),
     };
     if !shell
         .session
@@ -393,7 +374,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             shell,
             mac: String::new(),
         };
-        far_queue_sets(&mut peer, &config)?;
+        pinned_queue_sets(&mut peer, &config, &[2, 3], 4)?;
         peer_finish(peer)?;
     } else {
         shell.session.send_line("poweroff")?;
@@ -451,13 +432,56 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
 }
 
-/// `-smp 4` with the model: vnic0 and vnic1 are pinned to CPUs 2 and 3,
-/// queue sets 2 and 3 have their completion vectors there; both VNICs
-/// serve a stock iperf3 client at once, and those vectors count on CPUs 2
-/// and 3 only, no queue set's vector on any other CPU than its own.
-fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
+/// The model and a namespace peer under a cxos with `args` (QEMU) and
+/// `vnic<i>` pinned to CPU `pins[i]` (address `VNIC_ADDRS[i]`); `None`
+/// where namespaces cannot be made (the caller boots without them).
+fn model_boot(
+    ctx: &Context,
+    test: &SystemTest,
+    config: &PeerConfig,
+    cmdline: &str,
+    pins: &[usize],
+    args: &[&str],
+) -> Result<Option<Peer>, String> {
+    let net = match PeerNetwork::create(config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("    (no adapter in this boot: {why})");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let setup = systests_sim::setup(ctx)?;
+    let log = ctx.log_path(test).with_extension("sim.log");
+    let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+    let mut line = format!("{cmdline} {}", static_cmdline(config));
+    for (i, (cpu, n)) in pins.iter().zip(VNIC_ADDRS).enumerate() {
+        line.push_str(&format!(" vnic.{i}=ip:{}/24,cpu:{cpu}", config.ipv4(n)));
+    }
+    let machine = systests_sim::machine(ctx, &sim, line.trim_start());
+    let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, args, false)?;
+    Ok(Some(Peer {
+        net,
+        sim,
+        shell: Shell::start(session)?,
+        mac: String::new(),
+    }))
+}
+
+/// After [`model_boot`] with `pins`: `vnic<i>` is owned by CPU `pins[i]`,
+/// whose queue set (the one numbered as the CPU) has its completion
+/// vector there; every VNIC serves a stock iperf3 client at once, and
+/// each pinned CPU's vector fires on it, no queue set's vector on any
+/// other CPU than its own (`cpus` columns in `irq`).
+fn pinned_queue_sets(
+    peer: &mut Peer,
+    config: &PeerConfig,
+    pins: &[usize],
+    cpus: usize,
+) -> Result<(), String> {
     let vnics = peer.shell.ask("vnics")?;
-    for (name, cpu) in [("vnic0", 2), ("vnic1", 3)] {
+    for (i, cpu) in pins.iter().enumerate() {
+        let name = format!("vnic{i}");
         let line = plain_line(&vnics, &format!("{name} "))?;
         if !line.ends_with(&format!(" cpu {cpu}")) {
             return Err(format!("{name} is not owned by CPU {cpu}:\n{vnics}"));
@@ -467,12 +491,12 @@ fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     }
     let before = peer.shell.ask("irq")?;
     let sets = queue_set_vectors(&before);
-    for set in [2, 3] {
-        if !sets.iter().any(|(_, s, c)| (*s, *c) == (set, set)) {
-            return Err(format!("queue set {set} is not on CPU {set}:\n{before}"));
+    for &cpu in pins {
+        if !sets.iter().any(|(_, s, c)| (*s, *c) == (cpu, cpu)) {
+            return Err(format!("queue set {cpu} is not on CPU {cpu}:\n{before}"));
         }
     }
-    let runs = VNIC_ADDRS
+    let runs = VNIC_ADDRS[..pins.len()]
         .iter()
         .map(|n| {
             peer.net
@@ -480,10 +504,13 @@ fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for (run, n) in runs.into_iter().zip(VNIC_ADDRS) {
+    let mut rates = Vec::new();
+    for ((run, n), cpu) in runs.into_iter().zip(VNIC_ADDRS).zip(pins) {
         let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
-        iperf3_summary(&json).map_err(|e| format!("iperf3 to .{n} on -smp 4: {e}"))?;
+        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("iperf3 to .{n}: {e}"))?;
+        rates.push(format!("CPU {cpu} {:.1} Mbit/s", bps / 1e6));
     }
+    println!("    (iperf3 at once on {cpus} CPUs: {})", rates.join(", "));
     let after = peer.shell.ask("irq")?;
     let old = irq_lines(&before);
     for (vector, _, counts) in irq_lines(&after) {
@@ -495,8 +522,8 @@ fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
             .find(|(v, ..)| *v == vector)
             .map(|(.., c)| c.as_slice())
             .unwrap_or_default();
-        if counts.len() != 4 || prior.len() != 4 {
-            return Err(format!("no four per-CPU columns for {vector}:\n{after}"));
+        if counts.len() != cpus || prior.len() != cpus {
+            return Err(format!("no {cpus} per-CPU columns for {vector}:\n{after}"));
         }
         for (c, (a, b)) in counts.iter().zip(prior).enumerate() {
             if c != *cpu && a != b {
@@ -505,7 +532,7 @@ fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
                 ));
             }
         }
-        if *set >= 2 && counts[*cpu] == prior[*cpu] {
+        if pins.contains(set) && counts[*cpu] == prior[*cpu] {
             return Err(format!(
                 "queue set {set}'s vector {vector} did not fire on CPU {cpu} during iperf3:\n{after}"
             ));
@@ -519,15 +546,20 @@ fn far_queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
 /// to park in the start-up trampoline (the `smp-fail=` fault injection):
 /// it is reported and skipped, `cpus` lists it as failed, APIC id 2 comes
 /// up as CPU 1 in its place, its timer fires, and ping and TLB shootdown
-/// IPIs reach it.
+/// IPIs reach it. With the model (when namespaces can be made): queue set
+/// 1's MSI-X vector, bound to CPU 1 (APIC id 2, an xAPIC MSI destination),
+/// fires there only while vnic0 on CPU 1 carries iperf3.
 fn xapic_failed_ap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
-    let session = boot_with(
-        ctx,
-        test,
-        "smp-fail=1",
-        &["-smp", "3", "-cpu", "max,-x2apic"],
-    )?;
-    let mut shell = Shell::start(session)?;
+    let args = ["-smp", "3", "-cpu", "max,-x2apic"];
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let (mut shell, adapter) = match model_boot(ctx, test, &config, "smp-fail=1", &[1], &args)? {
+        Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
+        None => (
+            Shell::start(boot_with(ctx, test, "smp-fail=1", &args)?)?,
+            None,
+        ),
+    };
     let serial = shell.session.serial();
     for line in [
         "smp: smp-fail=1: the AP with APIC id 1 parks in the trampoline (fault injection)",
@@ -577,6 +609,16 @@ fn xapic_failed_ap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
                 "xAPIC: CPU 1 shows no {owner} interrupt:\n{answer}"
             ));
         }
+    }
+    if let Some((net, sim)) = adapter {
+        let mut peer = Peer {
+            net,
+            sim,
+            shell,
+            mac: String::new(),
+        };
+        pinned_queue_sets(&mut peer, &config, &[1], 2)?;
+        return peer_finish(peer);
     }
     shell.session.send_line("poweroff")?;
     expect_verdict(
