@@ -1,7 +1,9 @@
 //! Issue 21's system tests (SMP), on the provisioned QEMU (x2APIC under
 //! TCG needs a recent one): `-smp 4` brings every application processor
 //! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
-//! `smp=N` limits the CPUs and a panic on an AP stops every CPU; `-smp 2`
+//! `smp=N` limits the CPUs and a panic on an AP stops every CPU, an AP
+//! that does not come up (`smp-fail=`, fault injection) is reported and
+//! skipped, the xAPIC path works (`-cpu max,-x2apic`); `-smp 2`
 //! with the model attached: one queue set per CPU (completion EQ i's
 //! vector on CPU i), two VNICs owned by the two CPUs (one pinned with
 //! `cpu:1`, one placed round-robin) each serve a stock iperf3 client at
@@ -300,8 +302,9 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 /// attached (when namespaces can be made), queue sets 2 and 3 on CPUs 2
 /// and 3 carry their VNICs' iperf3 ([`pinned_queue_sets`]). Then xAPIC
 /// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
-/// smp=2 test=smp-panic`: two CPUs started, the panic on CPU 1 stops CPU
-/// 0, and the report shows both.
+/// smp=2 smp-fail=1 test=smp-panic`: APIC id 1 fails, two CPUs started,
+/// the panic on CPU 1 stops CPU 0, and the report shows both and the AP
+/// that failed to start.
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let mut config = PeerConfig::new("systest");
     config.dhcp_lease_secs = None;
@@ -386,16 +389,20 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
     xapic_failed_ap(ctx, test)?;
 
-    let mut session = boot(ctx, test, "smp=2 test=smp-panic", "4")?;
+    // APIC id 1 fails to start (fault injection), APIC id 2 takes CPU 1,
+    // APIC id 3 is beyond the limit; the panic report lists the failed AP.
+    let mut session = boot(ctx, test, "smp=2 smp-fail=1 test=smp-panic", "4")?;
     let status = session.wait_exit()?;
     let text = session.serial();
     for line in [
+        "smp: CPU with APIC id 1 did not come up within 2000 ms; skipped",
         "smp: 2 CPUs online (x2APIC)",
-        "APIC id 2 not started (limit 2 CPUs)",
+        "APIC id 3 not started (limit 2 CPUs)",
         "PANIC at ",
         "test panic on CPU 1 (smp-panic)",
         "cpu 0 apic 0: stopped rip=",
-        "cpu 1 apic 1: this CPU",
+        "cpu 1 apic 2: this CPU",
+        "apic 1: failed (did not come up at boot)",
     ] {
         if !text.contains(line) {
             return Err(format!("smp-panic output lacks {line:?}:\n{text}"));
