@@ -188,6 +188,14 @@ impl<C: Control> QueueSet<C> {
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
+            let compressing = x.cq.compressing();
+            // Sessions come one after another: on a compressing CQ the
+            // entry at the consumer index alone first (one load), so a
+            // title or an empty ring costs no chunk of the run scan, and
+            // a session it begins is read at once.
+            if compressing && !x.cq.in_session() && x.cq.title_first() == Head::Empty {
+                return got;
+            }
             if x.cq.in_session() {
                 let (n, releases, bad) = session_burst(ctx, &mut x.cq, rq, max - got, f);
                 got += n;
@@ -197,17 +205,6 @@ impl<C: Control> QueueSet<C> {
                     return got;
                 }
                 continue;
-            }
-            let compressing = x.cq.compressing();
-            if compressing {
-                // Sessions come one after another: the entry at the
-                // consumer index alone first (one load), so a title or
-                // an empty ring costs no chunk of the run scan.
-                match x.cq.title_first() {
-                    Head::Empty => return got,
-                    Head::Session => continue,
-                    Head::Other => {}
-                }
             }
             let cq = &x.cq;
             let view = cq.view();
