@@ -257,6 +257,26 @@ impl<C: Control> QueueSet<C> {
     }
 }
 
+/// A common completion's byte count and, as one word, its `wqe_id` (the
+/// low half of the first dword) and `wqe_counter` (the high half of the
+/// tail dword): `wqe_id << 16 | wqe_counter`.
+#[inline(always)]
+fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
+    let bc = u32::from_be_bytes([
+        c[cqe::off::BYTE_CNT],
+        c[cqe::off::BYTE_CNT + 1],
+        c[cqe::off::BYTE_CNT + 2],
+        c[cqe::off::BYTE_CNT + 3],
+    ]);
+    let key = u32::from_be_bytes([
+        c[cqe::off::WQE_ID + 2],
+        c[cqe::off::WQE_ID + 3],
+        c[cqe::off::TAIL],
+        c[cqe::off::TAIL + 1],
+    ]);
+    (bc, key)
+}
+
 /// The frames of a run of common completions (`cqes`, software-owned,
 /// from consumer index `start`), each handed to `f` from `all` (the
 /// receive buffers); stops at the first the RQ does not take as the
@@ -280,18 +300,7 @@ where
     if cur.is_striding() {
         let mut w = cur.window(all);
         for c in cqes {
-            let bc = u32::from_be_bytes([
-                c[cqe::off::BYTE_CNT],
-                c[cqe::off::BYTE_CNT + 1],
-                c[cqe::off::BYTE_CNT + 2],
-                c[cqe::off::BYTE_CNT + 3],
-            ]);
-            let key = u32::from_be_bytes([
-                c[cqe::off::WQE_ID + 2],
-                c[cqe::off::WQE_ID + 3],
-                c[cqe::off::TAIL],
-                c[cqe::off::TAIL + 1],
-            ]);
+            let (bc, key) = bc_and_key(c);
             if key != w.key() {
                 break;
             }
@@ -316,20 +325,7 @@ where
         };
     }
     for c in cqes {
-        let bc = u32::from_be_bytes([
-            c[cqe::off::BYTE_CNT],
-            c[cqe::off::BYTE_CNT + 1],
-            c[cqe::off::BYTE_CNT + 2],
-            c[cqe::off::BYTE_CNT + 3],
-        ]);
-        // `wqe_id` (the low half of the first dword) and `wqe_counter`
-        // (the high half of the tail dword) as one word.
-        let key = u32::from_be_bytes([
-            c[cqe::off::WQE_ID + 2],
-            c[cqe::off::WQE_ID + 3],
-            c[cqe::off::TAIL],
-            c[cqe::off::TAIL + 1],
-        ]);
+        let (bc, key) = bc_and_key(c);
         let Some((t, _)) = cur.take_key(key, bc) else {
             break;
         };
