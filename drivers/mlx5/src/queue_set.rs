@@ -63,6 +63,7 @@ mod report;
 mod rx;
 mod rx_burst;
 mod rx_recreate;
+mod rss_lend;
 mod tuning;
 mod tx;
 mod watchdog;
@@ -182,6 +183,9 @@ pub struct QueueSet<C: Control> {
     /// VNIC's does not: its rules live in the shared steering of
     /// [`crate::vnic::Nic`].
     own_steering: bool,
+    /// RSS table entries 1.. lent to other queue sets' RQs
+    /// ([`QueueSet::lend_rss`]): every rewrite of the table keeps them.
+    rss_lent: Vec<crate::rq::Rqn>,
 }
 
 impl<C: Control> fmt::Debug for QueueSet<C> {

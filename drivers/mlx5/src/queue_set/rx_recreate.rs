@@ -5,8 +5,6 @@
 //! dispatch TIR for receive queue 0, the RSS table for every queue. The
 //! TIRs, and the flow rules naming them, stay as they are.
 
-use alloc::vec::Vec;
-
 use cxos_drivers::Clock;
 
 use super::recovery::{FaultCause, QueueFault, QueueId, drain};
@@ -224,19 +222,7 @@ impl<C: Control> QueueSet<C> {
             })?;
         }
         if let Some(t) = self.parts.rqt {
-            let rqns: Vec<Rqn> = self
-                .parts
-                .rx
-                .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    if i == q {
-                        rqn
-                    } else {
-                        x.rq.as_ref().map_or(rqn, |r| r.rqn)
-                    }
-                })
-                .collect();
+            let rqns = self.rss_entries(Some((q, rqn)));
             self.ctl.exec(&ModifyRqt { rqt: t, rqns })?;
         }
         Ok(())

@@ -218,7 +218,7 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
     let resize = |iface: &str, m: usize, rx: usize| {
         lent(iface, |net| {
             let now = crate::netstack::now();
-            cmdwait::run(|_| net.change_mtu(now, |d| d.queue_set_mut().set_mtu(m, rx)))
+            cmdwait::run(|_| net.change_mtu(now, |d| d.set_mtu(m, rx)))
                 .map_err(|e| format!("{iface}: {e}"))
         })
         .unwrap_or(Ok(()))

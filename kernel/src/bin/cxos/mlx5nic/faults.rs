@@ -51,7 +51,7 @@ pub fn check_all() {
             // Lent already (a shell command works on it) or gone: its
             // next period checks it.
             let _ = crate::netstack::with_net_lent::<super::Mlx5Vnic, _>(&name, |net| {
-                super::cmdwait::run(|_| net.device_mut().queue_set_mut().check())
+                super::cmdwait::run(|_| net.device_mut().check_queues())
             });
         }
     }

@@ -177,6 +177,7 @@ fn reopen(
                 {
                     let swapped = crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
                         core::mem::replace(net.device_mut(), v).release_after_reset();
+                        crate::rxspread::respread(&nic, name, net.device_mut(), state.queue_set);
                     });
                     if swapped.is_some()
                         && let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok())
