@@ -183,9 +183,9 @@ pub struct QueueSet<C: Control> {
     /// VNIC's does not: its rules live in the shared steering of
     /// [`crate::vnic::Nic`].
     own_steering: bool,
-    /// RSS table entries 1.. lent to other queue sets' RQs
-    /// ([`QueueSet::lend_rss`]): every rewrite of the table keeps them.
-    rss_lent: Vec<crate::rq::Rqn>,
+    /// RSS table entries lent to other queue sets' RQs, or the table this
+    /// one's RQ is lent to (`rss_lend`).
+    loan: rss_lend::Loan,
 }
 
 impl<C: Control> fmt::Debug for QueueSet<C> {

@@ -62,7 +62,7 @@ impl<C: Control> QueueSet<C> {
             last_fault: None,
             watch: Default::default(),
             own_steering,
-            rss_lent: Vec::new(),
+            loan: Default::default(),
         };
         let built = port.build().and_then(|()| port.claim_cqs());
         match built {

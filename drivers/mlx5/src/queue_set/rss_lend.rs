@@ -12,9 +12,40 @@ use super::QueueSet;
 use crate::control::Control;
 use crate::error::CmdError;
 use crate::rq::Rqn;
-use crate::rqt::ModifyRqt;
+use crate::rqt::{ModifyRqt, QueryRqt, Rqtn};
+
+/// Both sides of a loan.
+#[derive(Default)]
+pub(super) struct Loan {
+    /// RSS table entries 1.. lent to these RQs.
+    lent: Vec<Rqn>,
+    /// The table (of that many entries) this queue set's RQ 0 may be
+    /// listed in.
+    borrower: Option<(Rqtn, usize)>,
+}
 
 impl<C: Control> QueueSet<C> {
+    /// Lend receive queue 0 to the RSS table `rqt` of `size` entries:
+    /// recreating it repoints that table too.
+    pub fn lend_to(&mut self, rqt: Rqtn, size: usize) {
+        self.loan.borrower = Some((rqt, size));
+    }
+
+    /// The borrower's table lists `to` wherever it listed `from`.
+    pub(super) fn repoint_borrower(&mut self, from: Rqn, to: Rqn) -> Result<(), CmdError> {
+        let Some((rqt, size)) = self.loan.borrower else {
+            return Ok(());
+        };
+        let mut rqns = self.ctl.exec(&QueryRqt { rqt, size })?;
+        if !rqns.contains(&from) {
+            return Ok(());
+        }
+        for r in rqns.iter_mut().filter(|r| **r == from) {
+            *r = to;
+        }
+        self.ctl.exec(&ModifyRqt { rqt, rqns })
+    }
+
     /// The RSS table's entries now: receive queue `i`'s RQ, or the RQ lent
     /// for entry `i`; `replace` names an RQ about to take queue `q`'s
     /// place. An entry without an RQ of its own (none is missing in an
@@ -28,7 +59,7 @@ impl<C: Control> QueueSet<C> {
         (0..self.parts.rx.len())
             .map(|i| {
                 i.checked_sub(1)
-                    .and_then(|k| self.rss_lent.get(k).copied())
+                    .and_then(|k| self.loan.lent.get(k).copied())
                     .or_else(|| own(i))
                     .or(first)
                     .unwrap_or(Rqn(0))
@@ -44,18 +75,18 @@ impl<C: Control> QueueSet<C> {
         let Some(rqt) = self.parts.rqt else {
             return Ok(());
         };
-        let before = core::mem::replace(&mut self.rss_lent, rqns);
+        let before = core::mem::replace(&mut self.loan.lent, rqns);
         let rqns = self.rss_entries(None);
         let done = self.ctl.exec(&ModifyRqt { rqt, rqns });
         if done.is_err() {
             // The device's table is what it was.
-            self.rss_lent = before;
+            self.loan.lent = before;
         }
         done
     }
 
     /// The RQs lent RSS table entries 1.. ([`QueueSet::lend_rss`]).
     pub fn rss_lent(&self) -> &[Rqn] {
-        &self.rss_lent
+        &self.loan.lent
     }
 }

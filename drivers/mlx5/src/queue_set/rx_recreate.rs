@@ -161,6 +161,9 @@ impl<C: Control> QueueSet<C> {
         if let Err(e) = repointed {
             // Put the old RQ back wherever the new one got in.
             let _ = self.repoint_rqts(q, old_rqn);
+            if q == 0 {
+                let _ = self.repoint_borrower(rqn, old_rqn);
+            }
             if self.ctl.exec(&rq::destroy_rq(rqn)).is_err() {
                 let (w, b) = new_rq.into_parts();
                 self.ctl.retire(w.mem);
@@ -213,6 +216,11 @@ impl<C: Control> QueueSet<C> {
 
     /// Point the RQTs that list receive queue `q` at `rqn`.
     fn repoint_rqts(&mut self, q: usize, rqn: Rqn) -> Result<(), crate::error::CmdError> {
+        if q == 0
+            && let Some(old) = self.rq_at(0).map(|r| r.rqn)
+        {
+            self.repoint_borrower(old, rqn)?;
+        }
         if q == 0
             && let Some(t) = self.parts.tir_rqt
         {

@@ -76,6 +76,9 @@ impl<C: Control> Nic<C> {
         };
         // Receive buffers as large as the VNIC's (the port's MTU may be
         // above its own).
+        if let Some(t) = of.qs.rqt() {
+            h.qs.lend_to(t, of.qs.rx_queues());
+        }
         let rx_mtu = of.rx_mtu();
         if rx_mtu > cfg.mtu {
             h.qs.set_mtu(cfg.mtu, rx_mtu).map_err(VnicError::Open)?;
