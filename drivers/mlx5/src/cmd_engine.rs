@@ -156,6 +156,19 @@ pub struct CmdEngine<P: Platform> {
     /// EQ rings whose destruction failed: kept until detach ends.
     pub(crate) graveyard: Vec<Region<P>>,
     last_irq_ns: u64,
+    /// The owner's work between two looks at a command in a blocking
+    /// wait (`Adapter::set_idle`), instead of the clock's `relax`.
+    idle: Idle,
+}
+
+/// [`CmdEngine`]'s idle work (a box of the owner's closure).
+#[derive(Default)]
+pub(crate) struct Idle(Option<crate::vnic::IdleWork>);
+
+impl core::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() { "Idle(set)" } else { "Idle" })
+    }
 }
 
 impl<P: Platform> CmdEngine<P> {
@@ -186,6 +199,7 @@ impl<P: Platform> CmdEngine<P> {
             stats: Stats::default(),
             graveyard: Vec::new(),
             last_irq_ns: 0,
+            idle: Idle::default(),
         }
     }
 
@@ -379,13 +393,36 @@ impl<P: Platform> CmdEngine<P> {
         }
     }
 
-    fn relax<C>(&self, t: &mut Ticket<C>) {
+    fn relax<C>(&mut self, t: &mut Ticket<C>) {
         if t.polls < SPIN_POLLS {
             t.polls += 1;
             core::hint::spin_loop();
         } else {
-            self.p().clock().relax();
+            self.idle();
         }
+    }
+
+    /// Between two looks at the device in a blocking wait: the owner's
+    /// idle work ([`CmdEngine::set_idle`]), else the clock's `relax`.
+    pub(crate) fn idle(&mut self) {
+        match self.idle.0.take() {
+            Some(mut f) => {
+                f();
+                if self.idle.0.is_none() {
+                    self.idle.0 = Some(f);
+                }
+            }
+            None => self.p().clock().relax(),
+        }
+    }
+
+    /// Set (or take away) the idle work of blocking waits; the one set
+    /// before.
+    pub(crate) fn set_idle(
+        &mut self,
+        work: Option<crate::vnic::IdleWork>,
+    ) -> Option<crate::vnic::IdleWork> {
+        core::mem::replace(&mut self.idle.0, work)
     }
 
     fn submit_slot<C: Command>(&mut self, cmd: &C) -> Result<usize, CmdError> {

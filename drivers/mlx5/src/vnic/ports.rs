@@ -5,14 +5,18 @@
 //! `idle` runs between two looks with it free ([`CoopExec`]), and the
 //! adapter state the sequence leaves (the port state, what a function
 //! reset replays) is applied under the lock at the end. Same sequences,
-//! same answers and typed errors as the `Adapter` methods.
+//! same answers and typed errors as the `Adapter` methods. The owner's
+//! EQ0 service ([`Nic::poll_with`]) reads the port state after a port
+//! event the same way.
 
 use cxos_drivers::Platform;
 
 use super::{CoopExec, Nic};
-use crate::Adapter;
 use crate::adapter::ports;
+use crate::error::Error;
 use crate::module::{Ieee8023, Led, ModuleImage, ModuleState, PortError, SpeedSetting};
+use crate::sff::Transceiver;
+use crate::{Adapter, PortEvents};
 
 impl<P: Platform> Nic<Adapter<P>> {
     /// [`Adapter::module_state`], cooperatively.
@@ -64,5 +68,28 @@ impl<P: Platform> Nic<Adapter<P>> {
     /// [`Adapter::port_counters`], cooperatively.
     pub fn port_counters_with(&self, idle: impl FnMut()) -> Result<Ieee8023, PortError> {
         ports::port_counters(&mut CoopExec::new(self, idle))
+    }
+
+    /// [`Adapter::transceiver`], cooperatively.
+    pub fn transceiver_with(&self, idle: impl FnMut()) -> Result<Transceiver, PortError> {
+        self.read_module_with(idle)?
+            .decode()
+            .map_err(PortError::Sff)
+    }
+
+    /// [`Adapter::poll`] (EQ0: page requests, port events), the port
+    /// state read again after a port event cooperatively: EQ0 is drained
+    /// and the page requests served under the lock, the register reads
+    /// wait with it free.
+    pub fn poll_with(&self, mut idle: impl FnMut()) -> Result<PortEvents, Error> {
+        let events = self.with_adapter(|a| a.take_events())?;
+        if !events.is_empty() {
+            let info = ports::read_port(&mut CoopExec::new(self, &mut idle))?;
+            self.with_adapter(|a| a.port_events_read(info, events.len()));
+        }
+        if self.with_adapter(|a| a.is_failed()) {
+            return Err(Error::AdapterFailed);
+        }
+        Ok(events)
     }
 }
