@@ -97,12 +97,55 @@ fn recover(addr: PciAddress) {
             }
         }
     };
-    // The slot table let go: the bring-up waits cooperatively.
-    let result = cmdwait::run(|_| start.finish(Some(cmdwait::idle_work())));
-    let (mut adapter, report) = match result {
-        Ok(r) => r,
-        Err(ResetError::Attach(f)) => {
-            let f = *f;
+    // The slot table let go, the port's interfaces lent out of their
+    // tables (their old VNICs must not ring the function's doorbells
+    // while it comes up again; their apps wait): the bring-up and the
+    // restore wait cooperatively.
+    let mut start = Some(start);
+    let mut old = Some(old);
+    let names: Vec<String> = states.iter().map(|(n, _)| n.clone()).collect();
+    let outcome = lent(&names, Vec::new(), &mut |nets| {
+        let (Some(start), Some(old)) = (start.take(), old.take()) else {
+            return Outcome::Gone;
+        };
+        cmdwait::run(|_| reset_and_restore(addr, index, start, old, &states, nets))
+    });
+    match outcome {
+        Outcome::Restored {
+            state,
+            ok,
+            lost,
+            reset_ns,
+        } => {
+            // Interfaces not restored go once they are back in their
+            // tables.
+            #[cfg(feature = "net")]
+            for name in &lost {
+                if let Some(v) = crate::netstack::close::<Mlx5Vnic>(
+                    name,
+                    Some(&format!("{addr}: not restored after a function reset")),
+                ) {
+                    v.release_after_reset();
+                }
+            }
+            #[cfg(feature = "net")]
+            if matches!(state, State::Attached(_)) {
+                crate::netstack::set_down(
+                    &format!("net{index}"),
+                    &format!("{addr} has no data path"),
+                );
+            }
+            with_slot(addr, |slot| slot.state = state);
+            report_done(addr, t0, reset_ns, ok, lost.len());
+        }
+        Outcome::Reopen { adapter, reset_ns } => {
+            // No interface to restore: opened as at attach, under the
+            // slot table (its waits block as attach's do).
+            with_slot(addr, |slot| slot.state = super::open_port(slot, *adapter));
+            report_done(addr, t0, reset_ns, 0, 0);
+        }
+        Outcome::BringUpFailed { old, failure } => {
+            let f = *failure;
             println!(
                 "mlx5 {addr}: function reset: bring-up failed at step '{}': {}; device left alone",
                 f.error.step, f.error.error
@@ -116,33 +159,118 @@ fn recover(addr: PciAddress) {
                 #[cfg(feature = "net")]
                 crate::netstack::set_down(&slot.iface(), &format!("{addr} failed"));
             });
-            return;
         }
-        Err(e) => {
-            println!("mlx5 {addr}: adapter failed: {e} (detach it)");
+        Outcome::Refused { old, why } => {
+            println!("mlx5 {addr}: adapter failed: {why} (detach it)");
             with_slot(addr, |slot| {
                 slot.state = old;
                 slot.fault_reported = true;
             });
-            return;
+        }
+        Outcome::Gone => {}
+    }
+}
+
+/// How a reset's cooperative part ended.
+enum Outcome {
+    /// The data path restored: the slot's new state, how many interfaces
+    /// came back and the names of those that did not.
+    Restored {
+        state: State,
+        ok: usize,
+        lost: Vec<String>,
+        reset_ns: u64,
+    },
+    /// The slot had no data path: it is opened as at attach.
+    Reopen {
+        adapter: alloc::boxed::Box<Mlx5Adapter>,
+        reset_ns: u64,
+    },
+    BringUpFailed {
+        old: State,
+        failure: alloc::boxed::Box<mlx5::AttachFailure<crate::platform::KernelPlatform>>,
+    },
+    Refused {
+        old: State,
+        why: String,
+    },
+    /// Nothing to do (already taken).
+    Gone,
+}
+
+/// The port's interfaces while a reset runs: each lent out of its table.
+#[cfg(feature = "net")]
+type Lent<'a> = Vec<(String, &'a mut cxos_net::NetIf<Mlx5Vnic>)>;
+#[cfg(not(feature = "net"))]
+type Lent<'a> = Vec<(String, &'a mut ())>;
+
+/// Run `f` with every interface of `names` lent out of its table
+/// (`netstack::with_net_lent`, one inside the other); one already lent
+/// or gone is left out.
+#[cfg(feature = "net")]
+fn lent<R>(names: &[String], nets: Lent<'_>, f: &mut dyn FnMut(&mut Lent<'_>) -> R) -> R {
+    let Some((first, rest)) = names.split_first() else {
+        let mut nets = nets;
+        return f(&mut nets);
+    };
+    let mut carried = Some(nets);
+    let inner = crate::netstack::with_net_lent::<Mlx5Vnic, _>(first, |net| {
+        let mut nets: Lent<'_> = carried.take().unwrap_or_default();
+        nets.push((first.clone(), net));
+        lent(rest, nets, &mut *f)
+    });
+    match inner {
+        Ok(r) => r,
+        Err(_) => lent(rest, carried.take().unwrap_or_default(), f),
+    }
+}
+
+#[cfg(not(feature = "net"))]
+fn lent<R>(_names: &[String], nets: Lent<'_>, f: &mut dyn FnMut(&mut Lent<'_>) -> R) -> R {
+    let mut nets = nets;
+    f(&mut nets)
+}
+
+/// The cooperative part of a reset (inside [`cmdwait::run`], the slot
+/// `Moving`, the port's interfaces lent as `nets`): the function brought
+/// up again, then its data path.
+fn reset_and_restore(
+    addr: PciAddress,
+    port: usize,
+    start: mlx5::adapter::ResetStart<crate::platform::KernelPlatform>,
+    old: State,
+    states: &[(String, VnicState)],
+    nets: &mut Lent<'_>,
+) -> Outcome {
+    let (mut adapter, report) = match start.finish(Some(cmdwait::idle_work())) {
+        Ok(r) => r,
+        Err(ResetError::Attach(failure)) => return Outcome::BringUpFailed { old, failure },
+        Err(e) => {
+            return Outcome::Refused {
+                old,
+                why: format!("{e}"),
+            };
         }
     };
     bind_eq0(&adapter, addr);
+    let reset_ns = report.took_ns;
     match old {
         State::Open(o) => {
-            let (state, ok, lost) =
-                cmdwait::run(|_| reopen(addr, index, *o, adapter, &states));
-            with_slot(addr, |slot| slot.state = state);
-            report_done(addr, t0, report.took_ns, ok, lost);
+            let (state, ok, lost) = reopen(addr, port, *o, adapter, states, nets);
+            Outcome::Restored {
+                state,
+                ok,
+                lost,
+                reset_ns,
+            }
         }
-        State::Attached(_) => {
-            // Opened as at attach, under the slot table (no interface
-            // to restore; the waits block as attach's do).
+        _ => {
             adapter.set_idle(None);
-            with_slot(addr, |slot| slot.state = super::open_port(slot, adapter));
-            report_done(addr, t0, report.took_ns, 0, 0);
+            Outcome::Reopen {
+                adapter: alloc::boxed::Box::new(adapter),
+                reset_ns,
+            }
         }
-        other => with_slot(addr, |slot| slot.state = other),
     }
 }
 
@@ -194,22 +322,25 @@ fn snapshot(slot: &mut Slot) -> Vec<(String, VnicState)> {
 }
 
 /// The port's steering on the new adapter, then each interface's VNIC
-/// replayed and swapped in; the old VNICs and steering go (their objects
-/// went with the reset: their commands fail fast on the failed shell).
-/// Runs without the slot table (the slot is `Moving`), inside a
-/// cooperative wait. The slot's new state, restored and lost interfaces.
+/// replayed and swapped in under its lent stack; the old VNICs and
+/// steering go (their objects went with the reset: their commands fail
+/// fast on the failed shell). The slot's new state, how many interfaces
+/// were restored, and the names of those that were not (closed by the
+/// caller once they are back in their tables).
 fn reopen(
     addr: PciAddress,
     port: usize,
     old: Opened,
     mut adapter: Mlx5Adapter,
     states: &[(String, VnicState)],
-) -> (State, usize, usize) {
+    nets: &mut Lent<'_>,
+) -> (State, usize, Vec<String>) {
+    let all = || states.iter().map(|(n, _)| n.clone()).collect();
     let res = match Resources::of(&adapter) {
         Ok(r) => r,
         Err(e) => {
             println!("mlx5 {addr}: function reset: port not opened: {e}");
-            return give_up_data_path(addr, port, old, adapter, states.len());
+            return (give_up_data_path(addr, port, old, adapter), 0, all());
         }
     };
     // Nic::new's steering commands still wait with the bring-up's idle
@@ -225,7 +356,7 @@ fn reopen(
             println!("mlx5 {addr}: function reset: port not opened: {}", f.error);
             adapter = f.control;
             adapter.set_idle(None);
-            return give_up_data_path(addr, port, old, adapter, states.len());
+            return (give_up_data_path(addr, port, old, adapter), 0, all());
         }
     };
     // The completion vectors wake the stacks, as at attach.
@@ -233,7 +364,8 @@ fn reopen(
     let port_mtu = nic.with_adapter(|a| {
         usize::from(a.port().admin_mtu).saturating_sub(mlx5::module::PORT_MTU_OVERHEAD)
     });
-    let (mut ok, mut lost) = (0, 0);
+    let mut ok = 0;
+    let mut lost = Vec::new();
     #[cfg(feature = "net")]
     let mut vnics = Vec::new();
     #[cfg(not(feature = "net"))]
@@ -252,19 +384,21 @@ fn reopen(
             Ok(v) => {
                 ok += 1;
                 #[cfg(feature = "net")]
-                {
-                    let swapped = crate::netstack::with_net::<Mlx5Vnic, _>(name, |net| {
+                match nets.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, net)) => {
                         core::mem::replace(net.device_mut(), v).release_after_reset();
-                    });
-                    if swapped.is_some()
-                        && let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok())
-                    {
-                        vnics.push(n);
+                        if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
+                            vnics.push(n);
+                        }
+                    }
+                    // Not lent (it went meanwhile): nothing to put it in.
+                    None => {
+                        v.destroy();
                     }
                 }
                 #[cfg(not(feature = "net"))]
                 {
-                    let _ = name;
+                    let _ = (name, &nets);
                     if let Some(m) = old_main.take() {
                         m.release_after_reset();
                     }
@@ -272,15 +406,8 @@ fn reopen(
                 }
             }
             Err(e) => {
-                lost += 1;
                 println!("mlx5 {addr}: function reset: {name} not restored: {e}");
-                #[cfg(feature = "net")]
-                if let Some(v) = crate::netstack::close::<Mlx5Vnic>(
-                    name,
-                    Some(&format!("{addr}: not restored after a function reset")),
-                ) {
-                    v.release_after_reset();
-                }
+                lost.push(name.clone());
             }
         }
     }
@@ -302,19 +429,16 @@ fn reopen(
     (state, ok, lost)
 }
 
-/// The new adapter came up but its data path did not: the interfaces go,
-/// the adapter stays attached without one.
-fn give_up_data_path(
-    addr: PciAddress,
-    port: usize,
-    old: Opened,
-    adapter: Mlx5Adapter,
-    interfaces: usize,
-) -> (State, usize, usize) {
-    close_old(addr, port, old);
+/// The new adapter came up but its data path did not: the old VNICs and
+/// steering go (the caller closes the interfaces), the adapter stays
+/// attached without a data path.
+fn give_up_data_path(addr: PciAddress, port: usize, old: Opened, adapter: Mlx5Adapter) -> State {
+    let _ = (addr, port);
     #[cfg(feature = "net")]
-    crate::netstack::set_down(&format!("net{port}"), &format!("{addr} has no data path"));
-    (State::Attached(alloc::boxed::Box::new(adapter)), 0, interfaces)
+    drop_nic(old.nic);
+    #[cfg(not(feature = "net"))]
+    close_old(addr, port, old);
+    State::Attached(alloc::boxed::Box::new(adapter))
 }
 
 /// The old data path after a failed reset: interfaces closed, VNICs and
