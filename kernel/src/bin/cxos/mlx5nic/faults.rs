@@ -111,7 +111,11 @@ pub fn lines(verbose: bool) -> Vec<String> {
             }
             v
         }) else {
-            out.push(format!("{addr} not attached"));
+            out.push(if matches!(slot.state, State::Moving) {
+                format!("{addr} function reset in progress")
+            } else {
+                format!("{addr} not attached")
+            });
             continue;
         };
         out.extend(text);
