@@ -357,7 +357,12 @@ impl<P: Platform> ResetStart<P> {
         match Adapter::attach_with(platform, config, idle) {
             Ok(mut a) => {
                 a.resets = history;
-                *a.dev.fault_log_mut() = log;
+                // The function's log goes on, with what the bring-up
+                // recorded (a lost command's timeout) after it.
+                let during = core::mem::replace(a.dev.fault_log_mut(), log);
+                for r in during.records() {
+                    a.dev.fault_log_mut().push(*r);
+                }
                 if let Err(e) = a.replay(&configured) {
                     log::warn!(target: "mlx5", "mlx5 {}: after the reset: {e}", a.pci());
                 }
