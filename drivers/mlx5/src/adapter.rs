@@ -658,6 +658,7 @@ impl<P: Platform> Adapter<P> {
     /// (e.g. when vector 0 fired).
     pub fn poll(&mut self) -> Result<PortEvents, Error> {
         let events = self.take_events()?;
+        crate::page_service::serve(&mut self.dev);
         if !events.is_empty() {
             let info = ports::read_port(self)?;
             self.port_events_read(info, events.len());
@@ -668,15 +669,29 @@ impl<P: Platform> Adapter<P> {
         Ok(events)
     }
 
-    /// The first part of [`Adapter::poll`]: EQ0 drained, page requests
-    /// served, the port events taken (the port state not read yet).
+    /// The first part of [`Adapter::poll`]: EQ0 drained, the port events
+    /// taken (page requests collected, not served; the port state not
+    /// read yet).
     pub(crate) fn take_events(&mut self) -> Result<PortEvents, Error> {
         if self.dev.is_failed() {
             return Err(Error::AdapterFailed);
         }
         self.dev.drain_eq0(true);
-        self.dev.service_page_requests();
         Ok(self.dev.take_port_events())
+    }
+
+    /// The command engine (page work over a `Nic`).
+    pub(crate) fn engine_mut(&mut self) -> &mut CmdEngine<P> {
+        &mut self.dev
+    }
+
+    /// Leave page requests to the owner's EQ0 service
+    /// ([`Adapter::poll`], `Nic::poll_with`): not served inline after
+    /// each command, where a `Nic`'s commands hold its lock. Set by an
+    /// owner that polls through a `Nic`, so that MANAGE_PAGES waits
+    /// cooperatively too.
+    pub fn defer_page_requests(&mut self, defer: bool) {
+        self.dev.defer_page_requests(defer);
     }
 
     /// The port state read after `events` port events ([`Adapter::poll`]).

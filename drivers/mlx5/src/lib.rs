@@ -139,6 +139,7 @@ pub mod layout;
 mod mock;
 pub mod module;
 pub mod pages;
+mod page_service;
 pub mod pd;
 pub mod port;
 pub mod q_counter;

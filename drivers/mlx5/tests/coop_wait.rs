@@ -8,8 +8,9 @@
 //! the typed timeout (opcode, `CmdFailure::Timeout`), recorded as
 //! `mlx5.cmd.timeout`, and the adapter works afterwards. The same for a
 //! function reset's bring-up (`ResetStart::finish` with idle work: the
-//! FLR's wait and every command's) and for the port-state read after an
-//! EQ0 port event (`Nic::poll_with`).
+//! FLR's wait and every command's), for the port-state read after an
+//! EQ0 port event and for the MANAGE_PAGES of a page request
+//! (`Nic::poll_with`, page requests deferred to it).
 
 mod common;
 
@@ -372,5 +373,48 @@ fn lost_port_state_read_after_a_port_event_waits_with_the_idle_work() {
     sim.set_link(true);
     nic.poll_with(|| ()).expect("events");
     assert!(nic.with_adapter(|a| a.link_up()), "link up read");
+    close(nic, &sim);
+}
+
+/// A page request (the model's page-request EQE) with page requests left
+/// to the owner's EQ0 service: a command completing does not serve it
+/// (its lock held); `poll_with` does, and with its MANAGE_PAGES lost the
+/// idle work runs (the adapter answering other commands) until the typed
+/// timeout is recorded; the next request is served.
+#[test]
+fn lost_manage_pages_in_eq0_service_waits_with_the_idle_work() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let nic = open(&sim);
+    nic.with_adapter(|a| a.defer_page_requests(true));
+    let held = nic.with_adapter(|a| a.pages_held());
+    sim.request_pages(8);
+    nic.with_adapter(|a| a.exec(&QueryNicVportContext))
+        .expect("a command meanwhile");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), held, "deferred");
+    nic.poll_with(|| ()).expect("served");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), held + 8);
+
+    sim.request_pages(8);
+    sim.inject(Fault::CommandNoCompletion {
+        opcode: op::MANAGE_PAGES,
+    });
+    let (mut looks, mut cmds) = (0, 0);
+    nic.poll_with(|| {
+        looks += 1;
+        if nic.with_adapter(|a| a.exec(&QueryNicVportContext)).is_ok() {
+            cmds += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    })
+    .expect("events");
+    assert!(looks > 0);
+    assert_eq!(cmds, looks);
+    assert_recorded(&nic, op::MANAGE_PAGES);
+    // Pages a lost give may have reached the device are kept.
+    let kept = nic.with_adapter(|a| a.pages_held());
+    assert_eq!(kept, held + 16);
+    sim.request_pages(4);
+    nic.poll_with(|| ()).expect("served after");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), kept + 4);
     close(nic, &sim);
 }

@@ -13,7 +13,10 @@ use cxos_drivers::Platform;
 
 use super::{CoopExec, Nic};
 use crate::adapter::ports;
-use crate::error::Error;
+use crate::cmd::Command;
+use crate::cmd_engine::CmdEngine;
+use crate::error::{CmdError, Error};
+use crate::page_service::PageHost;
 use crate::module::{Ieee8023, Led, ModuleImage, ModuleState, PortError, SpeedSetting};
 use crate::sff::Transceiver;
 use crate::{Adapter, PortEvents};
@@ -77,12 +80,18 @@ impl<P: Platform> Nic<Adapter<P>> {
             .map_err(PortError::Sff)
     }
 
-    /// [`Adapter::poll`] (EQ0: page requests, port events), the port
-    /// state read again after a port event cooperatively: EQ0 is drained
-    /// and the page requests served under the lock, the register reads
-    /// wait with it free.
+    /// [`Adapter::poll`] (EQ0: page requests, port events) cooperatively:
+    /// EQ0 is drained under the lock, then the page requests' MANAGE_PAGES
+    /// and the port-state reads after a port event wait with it free
+    /// (the pool and the port state updated under it). With
+    /// [`Adapter::defer_page_requests`] this is where page requests are
+    /// served.
     pub fn poll_with(&self, mut idle: impl FnMut()) -> Result<PortEvents, Error> {
         let events = self.with_adapter(|a| a.take_events())?;
+        crate::page_service::serve(&mut NicPages {
+            nic: self,
+            idle: &mut idle,
+        });
         if !events.is_empty() {
             let info = ports::read_port(&mut CoopExec::new(self, &mut idle))?;
             self.with_adapter(|a| a.port_events_read(info, events.len()));
@@ -91,5 +100,21 @@ impl<P: Platform> Nic<Adapter<P>> {
             return Err(Error::AdapterFailed);
         }
         Ok(events)
+    }
+}
+
+/// Page work through a `Nic`: MANAGE_PAGES waits with the lock free.
+struct NicPages<'a, P: Platform, F: FnMut()> {
+    nic: &'a Nic<Adapter<P>>,
+    idle: F,
+}
+
+impl<P: Platform, F: FnMut()> PageHost for NicPages<'_, P, F> {
+    type P = P;
+    fn exec_page<C: Command>(&mut self, cmd: C) -> Result<C::Output, CmdError> {
+        self.nic.exec_with(cmd, &mut self.idle)
+    }
+    fn engine<R>(&mut self, f: impl FnOnce(&mut CmdEngine<P>) -> R) -> R {
+        self.nic.with_adapter(|a| f(a.engine_mut()))
     }
 }

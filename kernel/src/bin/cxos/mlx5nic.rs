@@ -729,6 +729,8 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => {
             nic.set_idle(cmdwait::idle_work());
+            // MANAGE_PAGES waits cooperatively in EQ0's work (`service_open`).
+            nic.with_adapter(|a| a.defer_page_requests(true));
             nic
         }
         Err(failure) => {
@@ -1223,8 +1225,9 @@ fn service_slot(slot: &mut Slot, events_only: bool) -> Option<Nic<Mlx5Adapter>> 
 }
 
 /// An open port's EQ0 work inside a cooperative wait, the slot table not
-/// held: the register reads after a port event and the module read after
-/// a plug event wait with the rest of the kernel running
+/// held: the page requests' MANAGE_PAGES, the register reads after a port
+/// event and the module read after a plug event wait with the rest of
+/// the kernel running
 /// ([`Nic::poll_with`], [`Nic::transceiver_with`]); the slot's notes are
 /// updated after.
 fn service_open(addr: PciAddress, nic: Nic<Mlx5Adapter>) {

@@ -348,7 +348,10 @@ fn reopen(
     // waits are the Nic's own (`set_idle` below).
     let nic = match Nic::new(adapter, res, NicConfig::default()) {
         Ok(n) => {
-            n.with_adapter(|a| a.set_idle(None));
+            n.with_adapter(|a| {
+                a.set_idle(None);
+                a.defer_page_requests(true);
+            });
             n.set_idle(cmdwait::idle_work());
             n
         }
