@@ -169,7 +169,11 @@ pub(crate) struct Idle(Option<crate::vnic::IdleWork>);
 
 impl core::fmt::Debug for Idle {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(if self.0.is_some() { "Idle(set)" } else { "Idle" })
+        f.write_str(if self.0.is_some() {
+            "Idle(set)"
+        } else {
+            "Idle"
+        })
     }
 }
 

@@ -138,8 +138,8 @@ pub mod layout;
 #[cfg(test)]
 mod mock;
 pub mod module;
-pub mod pages;
 mod page_service;
+pub mod pages;
 pub mod pd;
 pub mod port;
 pub mod q_counter;

@@ -289,7 +289,9 @@ fn lost_bring_up_command_in_a_function_reset_waits_with_the_idle_work() {
     let mut a = Adapter::attach(sa.clone(), common::short_timeouts())
         .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
     let nb = open(&sb);
-    let vb = Arc::new(Mutex::new(nb.create(VnicSpec::default()).expect("vnic on B")));
+    let vb = Arc::new(Mutex::new(
+        nb.create(VnicSpec::default()).expect("vnic on B"),
+    ));
     let start = a.begin_reset().unwrap_or_else(|e| panic!("{e}"));
     assert!(a.is_failed(), "the old adapter is a failed shell");
     sa.inject(Fault::CommandNoCompletion {
@@ -319,10 +321,18 @@ fn lost_bring_up_command_in_a_function_reset_waits_with_the_idle_work() {
         .collect();
     assert_eq!(timeouts.len(), 1, "{timeouts:?}");
     assert!(format!("{}", timeouts[0]).contains("opcode=0x10d"));
-    assert_eq!(new.faults().count(FaultClass::Health), 1, "the reset's record");
+    assert_eq!(
+        new.faults().count(FaultClass::Health),
+        1,
+        "the reset's record"
+    );
     drop(a);
-    assert!(new.set_idle(None).is_some(), "the idle work stays until taken");
-    new.exec(&QueryNicVportContext).expect("the new adapter works");
+    assert!(
+        new.set_idle(None).is_some(),
+        "the idle work stays until taken"
+    );
+    new.exec(&QueryNicVportContext)
+        .expect("the new adapter works");
     let before = seen.looks.load(Ordering::Relaxed);
     new.exec(&QueryNicVportContext).expect("again");
     assert_eq!(seen.looks.load(Ordering::Relaxed), before, "taken away");

@@ -24,11 +24,11 @@ use cxos_drivers::{Clock, Msix, PciAddress, Platform, Region};
 use super::{Adapter, AttachFailure, Config};
 use crate::eq::{CompEq, Eq};
 use crate::fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
+use crate::health::FaultKind;
 use crate::identify::FlrPending;
+use crate::module::{Led, PortError, SpeedSetting};
 use crate::pages::PagePool;
 use crate::vnic::IdleWork;
-use crate::health::FaultKind;
-use crate::module::{Led, PortError, SpeedSetting};
 
 /// What the user set on the function through the adapter, replayed after
 /// a function reset: the port MTU (PMTU, as an IP MTU), the

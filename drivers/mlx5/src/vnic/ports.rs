@@ -16,8 +16,8 @@ use crate::adapter::ports;
 use crate::cmd::Command;
 use crate::cmd_engine::CmdEngine;
 use crate::error::{CmdError, Error};
-use crate::page_service::PageHost;
 use crate::module::{Ieee8023, Led, ModuleImage, ModuleState, PortError, SpeedSetting};
+use crate::page_service::PageHost;
 use crate::sff::Transceiver;
 use crate::{Adapter, PortEvents};
 

@@ -1234,7 +1234,11 @@ fn service_open(addr: PciAddress, nic: Nic<Mlx5Adapter>) {
     let (polled, plugged) = cmdwait::run(|idle| {
         let polled = nic.poll_with(&mut *idle);
         let plugged = match &polled {
-            Ok(ev) if ev.iter().any(|e| *e == PortEvent::Module(ModuleState::Plugged)) => {
+            Ok(ev)
+                if ev
+                    .iter()
+                    .any(|e| *e == PortEvent::Module(ModuleState::Plugged)) =>
+            {
                 Some(nic.transceiver_with(&mut *idle))
             }
             _ => None,

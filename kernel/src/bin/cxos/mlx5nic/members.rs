@@ -425,23 +425,30 @@ pub fn init(defs: &[(u32, String)]) {
 /// do not reach them.
 pub(super) fn check_all() {
     let live: Vec<(u32, Vec<u32>)> = LIVE.lock().iter().map(|l| (l.n, l.vnics.clone())).collect();
+    // Each interface lent out of its table and checked inside a
+    // cooperative wait, as the ports' (`faults::check_all`): lent already
+    // or gone, its next period checks it.
     for (n, vnics) in live {
-        netstack::with_net::<AggrDev, _>(&aggr_name(n), |net| {
-            let aggr = net.device_mut();
-            for i in 0..aggr.member_count() {
-                if let Some(m) = aggr.member_mut(i) {
-                    m.queue_set_mut().check();
+        let _ = netstack::with_net_lent::<AggrDev, _>(&aggr_name(n), |net| {
+            super::cmdwait::run(|_| {
+                let aggr = net.device_mut();
+                for i in 0..aggr.member_count() {
+                    if let Some(m) = aggr.member_mut(i) {
+                        m.queue_set_mut().check();
+                    }
                 }
-            }
+            })
         });
         for vn in vnics {
-            netstack::with_net::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
-                let dev = net.device_mut();
-                let mut i = 0;
-                while let Some(m) = dev.member_mut(i) {
-                    m.queue_set_mut().check();
-                    i += 1;
-                }
+            let _ = netstack::with_net_lent::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
+                super::cmdwait::run(|_| {
+                    let dev = net.device_mut();
+                    let mut i = 0;
+                    while let Some(m) = dev.member_mut(i) {
+                        m.queue_set_mut().check();
+                        i += 1;
+                    }
+                })
             });
         }
     }
