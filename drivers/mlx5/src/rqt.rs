@@ -176,7 +176,10 @@ mod tests {
         let b = encode(&q);
         assert_eq!(b.len(), 0x10);
         // opcode 0x919 at 0x00, rqtn [23:0] of 0x08.
-        assert_eq!(&b[..12], &[0x09, 0x19, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c]);
+        assert_eq!(
+            &b[..12],
+            &[0x09, 0x19, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c]
+        );
         assert_eq!(q.out_len(), 0x118);
         // rqt_context at 0x20: rqt_actual_size at 0x38 (0x20 + 0x18), the
         // list at 0x110 (0x20 + 0xf0), rq_num the low 24 bits.

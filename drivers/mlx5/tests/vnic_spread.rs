@@ -31,8 +31,8 @@ use mlx5::vnic::{Nic, RxInbox, Vnic, VnicSpec};
 use mlx5::{Mac, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::faults::Fault;
-use mlx5_sim::queue_faults::QueueFault;
 use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::queue_faults::QueueFault;
 
 type A = mlx5::Adapter<SimPlatform>;
 
@@ -356,7 +356,10 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
     let (h_cq, taken, _) = spread(&nic, &mut main);
     let lent = main.queue_set().rss_lent().to_vec();
     assert_eq!(lent.len(), 1);
-    assert!(deliver(&mut main, &taken, 0, 40) > 0, "the helper takes flows");
+    assert!(
+        deliver(&mut main, &taken, 0, 40) > 0,
+        "the helper takes flows"
+    );
 
     for q in 0..2 {
         let cqn = main.queue_set().rx_cq_at(q).unwrap().cqn.0;
@@ -417,8 +420,8 @@ fn a_function_reset_releases_the_helper_and_the_replayed_vnic_spreads_again() {
         .unwrap_or_else(|e| panic!("reset failed: {e}"));
     let port_mtu = usize::from(new.port().admin_mtu) - mlx5::module::PORT_MTU_OVERHEAD;
     let r = Resources::of(&new).expect("resources");
-    let new_nic = Nic::new(new, r, nic_config())
-        .unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let new_nic =
+        Nic::new(new, r, nic_config()).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
     let fresh = restore::replay(&new_nic, &state, port_mtu).expect("replay");
     let old = std::mem::replace(&mut main, fresh);
     let _ = old.release_after_reset();

@@ -53,7 +53,11 @@ impl<C: Control> QueueSet<C> {
     pub(super) fn rss_entries(&self, replace: Option<(usize, Rqn)>) -> Vec<Rqn> {
         let own = |i: usize| match replace {
             Some((q, r)) if q == i => Some(r),
-            _ => self.parts.rx.get(i).and_then(|x| x.rq.as_ref().map(|r| r.rqn)),
+            _ => self
+                .parts
+                .rx
+                .get(i)
+                .and_then(|x| x.rq.as_ref().map(|r| r.rqn)),
         };
         let first = own(0);
         (0..self.parts.rx.len())
