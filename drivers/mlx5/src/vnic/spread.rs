@@ -11,9 +11,12 @@
 //!
 //! The loan is the queue set's (`QueueSet::lend_rss`): a recovery that
 //! recreates one of the VNIC's own RQs rewrites the table with the
-//! helpers still in it. A helper's RQ recreated has a new number: the
-//! VNIC's periodic check ([`Vnic::check_queues`]) checks its helpers too
-//! (through the inbox) and points the table at their RQs as they are now.
+//! helpers still in it. A helper knows the table it is lent to
+//! (`QueueSet::lend_to`): recreating its RQ points that table at the new
+//! RQ before the old one goes (the device refuses to destroy a listed
+//! RQ). The VNIC's periodic check ([`Vnic::check_queues`]) checks its
+//! helpers too (through the inbox) and takes their RQs as they are now
+//! into its loan.
 //! An MTU change ([`Vnic::set_mtu`]) resizes the helpers with the VNIC;
 //! a VNIC released after a function reset releases its helpers the same
 //! way ([`RxInbox::release_after_reset`]).
@@ -74,11 +77,11 @@ impl<C: Control> Nic<C> {
             helper: true,
             inbox: None,
         };
-        // Receive buffers as large as the VNIC's (the port's MTU may be
-        // above its own).
         if let Some(t) = of.qs.rqt() {
             h.qs.lend_to(t, of.qs.rx_queues());
         }
+        // Receive buffers as large as the VNIC's (the port's MTU may be
+        // above its own).
         let rx_mtu = of.rx_mtu();
         if rx_mtu > cfg.mtu {
             h.qs.set_mtu(cfg.mtu, rx_mtu).map_err(VnicError::Open)?;
