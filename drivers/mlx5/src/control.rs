@@ -205,6 +205,8 @@ pub struct DataPathCaps {
     pub cqe_compression: bool,
     /// `enhanced_multi_pkt_send_wqe`: ENHANCED_MPSW send WQEs.
     pub empw: bool,
+    /// `multi_pkt_send_wqe`: legacy MPW send WQEs (LSO opcode, opmod 1).
+    pub mpw: bool,
     /// `cq_moderation`: CQs take `cq_period`/`cq_max_count`.
     pub cq_moderation: bool,
     /// `cq_period_start_from_cqe`: the period may run from the first CQE.
@@ -227,6 +229,7 @@ impl DataPathCaps {
             log_max_stride: c.general.log_max_stride_sz_rq,
             cqe_compression: c.general.cqe_compression,
             empw: c.eth.enhanced_multi_pkt_send_wqe,
+            mpw: on && c.eth.multi_pkt_send_wqe != 0,
             cq_moderation: c.general.cq_moderation,
             cq_period_from_cqe: c.general.cq_period_start_from_cqe,
             bf_size: bf_size(c.general.bf, c.general.log_bf_reg_size),

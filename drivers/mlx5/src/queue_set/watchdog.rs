@@ -693,6 +693,7 @@ impl<C: Control> QueueSet<C> {
             dbr_addr: sq_ring.dbr_addr(),
             log_size: cfg.log_sq,
             inline: r.inline,
+            allow_mpw: self.res.caps.mpw,
             pages: sq_ring.pages(),
         });
         let sqn = match created {
@@ -716,6 +717,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: 1u16 << cfg.log_sq,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                legacy_mpw: self.sq_legacy_mpw(),
                 bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),
