@@ -83,7 +83,8 @@ fn post(n: &mut Net, opmod: u8, eth: [u8; 16], frames: Frames<'_>) -> u16 {
     }
     let index = n.sq_pc;
     let ds = segs.len() as u32;
-    segs[0][0..4].copy_from_slice(&((opmod as u32) << 24 | (index as u32) << 8 | 0x0e).to_be_bytes());
+    segs[0][0..4]
+        .copy_from_slice(&((opmod as u32) << 24 | (index as u32) << 8 | 0x0e).to_be_bytes());
     segs[0][4..8].copy_from_slice(&((n.sqn << 8) | ds).to_be_bytes());
     segs[0][11] = 0x08;
     let ring = 64usize << n.sq_log;
@@ -130,10 +131,14 @@ fn pointed_and_inline_sessions_go_out_in_order_across_the_ring_end() {
         // sessions of 3 × 100 bytes (21 segments, 6 blocks); 40 rounds
         // wrap it twice, sessions running across its end.
         for round in 0..40u8 {
-            for (k, (len, count, inline)) in
-                [(64usize, 6usize, false), (100, 3, true), (1514, 2, false), (14, 1, true)]
-                    .into_iter()
-                    .enumerate()
+            for (k, (len, count, inline)) in [
+                (64usize, 6usize, false),
+                (100, 3, true),
+                (1514, 2, false),
+                (14, 1, true),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let seed = round.wrapping_mul(16).wrapping_add(k as u8 * 4);
                 let frames: Vec<Vec<u8>> = (0..count)
@@ -253,7 +258,9 @@ fn malformed_sessions_complete_with_errors() {
         });
     }
     // An opcode modifier MPW is not.
-    broken(lx, true, QP_OP, 0, |n| post(n, 2, eth(0, 64), Frames::Ptr(&two)));
+    broken(lx, true, QP_OP, 0, |n| {
+        post(n, 2, eth(0, 64), Frames::Ptr(&two))
+    });
     // Inline headers, a VLAN insert, software-parser offsets, a tunnel
     // checksum flag: not in a session.
     for (at, v) in [(13usize, 18u8), (12, 0x80), (0, 1), (4, 0x20)] {
@@ -316,7 +323,14 @@ fn malformed_sessions_complete_with_errors() {
             n,
             1,
             eth(0, 64),
-            Frames::Raw(&[(0x8000_0000 | 64, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)]),
+            Frames::Raw(&[
+                (0x8000_0000 | 64, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+            ]),
         )
     });
     // A bad lkey on the third frame: the two before it went out.

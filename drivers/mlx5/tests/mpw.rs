@@ -108,7 +108,10 @@ fn equal_frames_fill_sessions_of_six() {
         let got = send_bursts(&mut a, &mut b, &lens, 30);
         assert_eq!(got.len(), 600);
         let sessions = sa.port_stats().tx_mpw_sessions;
-        assert!((100..=110).contains(&sessions), "inline {inline}: {sessions}");
+        assert!(
+            (100..=110).contains(&sessions),
+            "inline {inline}: {sessions}"
+        );
         assert_eq!(a.tx_free(), a.sq().unwrap().entries());
         close(a, &sa, ba);
         close(b, &sb, bb);

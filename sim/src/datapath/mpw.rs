@@ -50,11 +50,7 @@ pub const MAX_FRAMES: usize = 6;
 /// first) with the Ethernet segment `eth`. Returns the session's bytes,
 /// or the CQE syndrome.
 pub(super) fn send(dev: &mut Function, ctx: &Ctx, wqe: &[u8], eth: &EthSeg) -> Result<usize, u8> {
-    if eth.swp != 0
-        || eth.cs_flags & !(CS_L3 | CS_L4) != 0
-        || eth.ihs != 0
-        || eth.vlan.is_some()
-    {
+    if eth.swp != 0 || eth.cs_flags & !(CS_L3 | CS_L4) != 0 || eth.ihs != 0 || eth.vlan.is_some() {
         return Err(cqe::SYN_LOCAL_QP_OP);
     }
     let len = eth.mss as usize;
