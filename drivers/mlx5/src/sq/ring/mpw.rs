@@ -23,31 +23,35 @@ use super::{Burst, Signalled, Sq};
 use crate::wqe::{self, CsFlags, DS, WQEBB, empw, mpw};
 
 /// The session being built: its first basic block (`pc` when it
-/// opened), the length of its frames, how many, its segments so far, and
-/// whether the frames are inline (then `ds` covers their bytes).
+/// opened) and its byte offset in the ring, the length of its frames,
+/// how many it has and can take (its room, fixed when it opens), its
+/// segments so far, and whether the frames are inline (then `ds` covers
+/// their bytes).
 #[derive(Clone, Copy)]
 struct Open {
     start: u16,
+    at: usize,
     len: usize,
     frames: usize,
+    cap: usize,
     ds: usize,
     inline: bool,
 }
 
 impl Open {
+    const NONE: Open = Open {
+        start: 0,
+        at: 0,
+        len: 0,
+        frames: 0,
+        cap: 0,
+        ds: 0,
+        inline: false,
+    };
+
     #[inline(always)]
     fn nbb(&self) -> usize {
         self.ds.div_ceil(WQEBB / DS)
-    }
-
-    /// Segments the session has with one more frame.
-    #[inline(always)]
-    fn ds_with_one_more(&self) -> usize {
-        if self.inline {
-            mpw::inline_ds((self.frames + 1) * self.len)
-        } else {
-            mpw::pointer_ds(self.frames + 1)
-        }
     }
 }
 
@@ -90,11 +94,11 @@ impl<P: Platform> Sq<P> {
         let mut bad = false;
         ring.mem.with_bytes_mut(0, ring.mem.len(), |ring| {
             bufs.with_bytes_mut(0, bufs_len, |all| {
-                let mut open: Option<Open> = None;
+                // No session yet: `frames` 0 (no frame has length 0).
+                let mut o = Open::NONE;
                 while sent < n {
-                    let used = c.pc.wrapping_sub(c.cc) as usize + open.map_or(0, |o| o.nbb());
-                    let free_bufs = c.bufs.wrapping_sub(c.bufs_pc.wrapping_sub(c.bufs_cc));
-                    if free_bufs == 0 || used >= entries {
+                    let used = c.pc.wrapping_sub(c.cc) as usize + o.nbb();
+                    if c.bufs_pc.wrapping_sub(c.bufs_cc) >= c.bufs || used >= entries {
                         break;
                     }
                     let slot = (c.bufs_pc & bufs_mask) as usize;
@@ -107,40 +111,36 @@ impl<P: Platform> Sq<P> {
                         bad = true;
                         break;
                     }
-                    // Room the session may grow into: free blocks, and
-                    // the blocks to the ring's end from its start.
-                    let fits = |start: u16, ds: usize, own: usize| {
-                        let nbb = ds.div_ceil(WQEBB / DS);
-                        let to_end = entries - (start & mask) as usize;
-                        nbb <= to_end && used - own + nbb <= entries
-                    };
-                    let joins = open.filter(|o| {
-                        o.len == len
-                            && o.frames < mpw::MAX_FRAMES
-                            && o.ds_with_one_more() <= mpw::SESSION_DS
-                            && fits(o.start, o.ds_with_one_more(), o.nbb())
-                    });
-                    let mut o = match joins {
-                        Some(o) => o,
-                        None => {
-                            if let Some(o) = open.take() {
-                                close(c, signalled, ring, o, cs_word);
-                            }
-                            let start = c.pc;
-                            let inline = len <= inline_max && fits(start, mpw::inline_ds(len), 0);
-                            Open {
-                                start,
-                                len,
-                                frames: 0,
-                                ds: 2,
-                                inline,
-                            }
+                    if len != o.len || o.frames == o.cap {
+                        if o.frames > 0 {
+                            close(c, signalled, ring, o, cs_word);
                         }
-                    };
-                    let at = (o.start & c.mask) as usize * WQEBB;
+                        // The session's room, fixed when it opens: the
+                        // free blocks up to the ring's end (at least one:
+                        // `used < entries`).
+                        let start = c.pc;
+                        let free = entries - c.pc.wrapping_sub(c.cc) as usize;
+                        let to_end = entries - (start & mask) as usize;
+                        let room = (free.min(to_end) * (WQEBB / DS)).min(mpw::SESSION_DS);
+                        let inline = len <= inline_max && mpw::inline_ds(len) <= room;
+                        let cap = if inline {
+                            ((room - 2) * DS - 4) / len
+                        } else {
+                            room - 2
+                        };
+                        o = Open {
+                            start,
+                            at: (start & mask) as usize * WQEBB,
+                            len,
+                            frames: 0,
+                            cap: cap.min(mpw::MAX_FRAMES),
+                            ds: 2,
+                            inline,
+                        };
+                    }
                     if o.inline {
                         // After control, Ethernet and byte_count.
-                        let from = at + 2 * DS + 4 + o.frames * len;
+                        let from = o.at + 2 * DS + 4 + o.frames * len;
                         let (Some(dst), Some(src)) = (ring.get_mut(from..from + len), b.get(..len))
                         else {
                             bad = true;
@@ -150,7 +150,7 @@ impl<P: Platform> Sq<P> {
                         o.ds = mpw::inline_ds((o.frames + 1) * len);
                     } else {
                         let addr = base + (slot * buf_size) as u64;
-                        if !put(ring, at + o.ds * DS, wqe::data_word(len as u32, lkey), addr) {
+                        if !put(ring, o.at + o.ds * DS, wqe::data_word(len as u32, lkey), addr) {
                             bad = true;
                             break;
                         }
@@ -158,11 +158,10 @@ impl<P: Platform> Sq<P> {
                         c.bufs_pc = c.bufs_pc.wrapping_add(1);
                     }
                     o.frames += 1;
-                    open = Some(o);
                     sent += 1;
                     bytes += len as u64;
                 }
-                if let Some(o) = open {
+                if o.frames > 0 {
                     close(c, signalled, ring, o, cs_word);
                 }
             })
@@ -192,7 +191,7 @@ fn close(
     o: Open,
     cs_word: u64,
 ) {
-    let at = (o.start & c.mask) as usize * WQEBB;
+    let at = o.at;
     if o.inline {
         let total = o.frames * o.len;
         let end = at + 2 * DS + 4 + total;
