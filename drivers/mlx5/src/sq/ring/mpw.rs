@@ -150,7 +150,12 @@ impl<P: Platform> Sq<P> {
                         o.ds = mpw::inline_ds((o.frames + 1) * len);
                     } else {
                         let addr = base + (slot * buf_size) as u64;
-                        if !put(ring, o.at + o.ds * DS, wqe::data_word(len as u32, lkey), addr) {
+                        if !put(
+                            ring,
+                            o.at + o.ds * DS,
+                            wqe::data_word(len as u32, lkey),
+                            addr,
+                        ) {
                             bad = true;
                             break;
                         }
