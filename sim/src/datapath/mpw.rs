@@ -67,7 +67,7 @@ pub(super) fn send(dev: &mut Function, ctx: &Ctx, wqe: &[u8], eth: &EthSeg) -> R
     // (the data segments, checked below).
     let (count, inline) = if raw & INLINE_SEG != 0 {
         let total = (raw & !INLINE_SEG) as usize;
-        if total == 0 || total % len != 0 {
+        if total == 0 || !total.is_multiple_of(len) {
             return Err(cqe::SYN_LOCAL_LENGTH);
         }
         let count = total / len;
