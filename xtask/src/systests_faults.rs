@@ -1,17 +1,20 @@
 //! System test of issue 17's queue faults: cxos in QEMU on the model,
 //! wired to the namespace peer, `serve iperf3`; one boot walks through
-//! every data-path fault class. For each: stock iperf3 from the namespace
-//! starts, the fault is injected through the model's control socket
-//! (`fault <kind>`), the console shows its `FAULT <class> ...` line with
-//! `outcome=recovered`, and iperf3 completes with traffic after the
-//! fault. Then a lost command inside a multi-command port sequence:
-//! `traninfo` with its first ACCESS_REGISTER dropped by the model waits
-//! (up to the command timeout) without freezing the kernel: stock ping
-//! from the namespace is answered meanwhile; the answer carries the typed
-//! error line and the `FAULT mlx5.cmd.timeout` record, and the module is
-//! read after it. Then the health counter stops: recorded, the function
-//! reset and restored, iperf3 runs again. At the end `faults` counts every
-//! class, detach reports 0 pages lost and the model's sanitizer nothing.
+//! every data-path fault class (a lost completion interrupt among them).
+//! For each: stock iperf3 from the namespace starts, the fault is injected
+//! through the model's control socket (`fault <kind>`), the console shows
+//! its `FAULT <class> ...` line with `outcome=recovered`, and iperf3
+//! completes with traffic after the fault. Then a lost EQ0 interrupt under
+//! `traninfo`'s commands: they complete, the periodic check records it and
+//! EQ0 is armed again. Then a lost command inside a multi-command port
+//! sequence: `traninfo` with its first ACCESS_REGISTER dropped by the
+//! model waits (up to the command timeout) without freezing the kernel:
+//! stock ping from the namespace is answered meanwhile; the answer carries
+//! the typed error line and the `FAULT mlx5.cmd.timeout` record, and the
+//! module is read after it. Then the health counter stops: recorded, the
+//! function reset and restored, iperf3 runs again. At the end `faults`
+//! counts every class, detach reports 0 pages lost and the model's
+//! sanitizer nothing.
 
 use std::time::Duration;
 
@@ -39,8 +42,13 @@ pub const QUEUE_FAULTS: &[(&str, &str)] = &[
 ];
 
 /// Faults this test injects after [`QUEUE_FAULTS`]; a request ending in
-/// `rqn=` gets the number of the interface's first receive queue.
-const EXTRA_FAULTS: &[(&str, &str)] = &[("fault wq-catastrophic rqn=", "mlx5.wq.catastrophic")];
+/// `rqn=` gets the number of the interface's first receive queue. A lost
+/// interrupt on the completion EQ is found by the periodic check (events
+/// in the ring a whole period, nothing polled them) and the EQ polled.
+const EXTRA_FAULTS: &[(&str, &str)] = &[
+    ("fault wq-catastrophic rqn=", "mlx5.wq.catastrophic"),
+    ("fault lost-interrupt", "mlx5.eq.stall"),
+];
 
 /// One iperf3 run around each fault (seconds, and a rate TCG keeps up with).
 const IPERF3_SECONDS: &str = "4";
@@ -103,6 +111,11 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         if request.ends_with("sticky") && !line.contains(" action=eq-recreate ") {
             return Err(format!("{request}: not recreated: {line}"));
         }
+        if request.contains("lost-interrupt")
+            && !(line.contains(" pending=1 ") && line.contains(" action=eq-poll "))
+        {
+            return Err(format!("{request}: not an EQ poll: {line}"));
+        }
         let json = run
             .finish()
             .map_err(|e| format!("iperf3 across {request}: {e}"))?;
@@ -116,6 +129,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // Past the grace period before the next fault on the same queue.
         std::thread::sleep(Duration::from_millis(600));
     }
+    lost_eq0_interrupt(&mut shell, &sim)?;
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
     lost_recovery_command(&net, &config, &mut shell, &mut sim, &guest)?;
     // The health counter stops (syndrome clean): the health poll finds
@@ -159,7 +173,8 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     for (_, class) in &requests {
-        let want = requests.iter().filter(|(_, c)| c == class).count() as u64;
+        let want = requests.iter().filter(|(_, c)| c == class).count() as u64
+            + u64::from(*class == "mlx5.eq.stall");
         let l = plain_line(&faults, &format!("  {class} "))?;
         let n: u64 = l
             .split_whitespace()
@@ -173,6 +188,38 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     detach_clean(&mut shell, &sim)?;
     shell.poweroff(&mut sim)?;
     drop(net);
+    Ok(())
+}
+
+/// EQ0's next interrupt lost (`fault lost-interrupt eqn=0`), then
+/// `traninfo`, whose commands complete on EQ0: they complete anyway (a
+/// waiting command drains EQ0 without its interrupt), and once EQ0's
+/// vector has stayed silent past the driver's grace for a late interrupt
+/// the periodic check records `FAULT mlx5.eq.stall 01:00.0 eqn=0x0
+/// pending=1 ci=<n> action=eq-poll outcome=recovered` and arms EQ0 again;
+/// `traninfo` reads the module after it too.
+fn lost_eq0_interrupt(shell: &mut Shell, sim: &SimDevice) -> Result<(), String> {
+    shell.ask("uptime")?;
+    let armed = sim.ask_ok("fault lost-interrupt eqn=0")?;
+    println!("    fault lost-interrupt eqn=0: {}", armed.join(" "));
+    let traninfo = shell.ask("traninfo")?;
+    plain_line(&traninfo, "01:00.0 module: plugged")?;
+    let head = "FAULT mlx5.eq.stall 01:00.0 eqn=0x0 pending=1 ci=";
+    // Recorded after `traninfo` answered, or inside its answer on a slow
+    // machine.
+    let line = match plain_line(&traninfo, head) {
+        Ok(l) => l.to_string(),
+        Err(_) => shell.wait_for_line(head)?,
+    };
+    println!("    {line}");
+    if !line.ends_with(" action=eq-poll outcome=recovered") {
+        return Err(format!("lost EQ0 interrupt: {line}"));
+    }
+    let again = shell.ask("traninfo")?;
+    plain_line(&again, "01:00.0 module: plugged")?;
+    if again.contains("FAULT mlx5.eq.stall ") {
+        return Err(format!("a second record for one lost interrupt:\n{again}"));
+    }
     Ok(())
 }
 

@@ -170,7 +170,7 @@ impl Msix {
     }
 
     /// Interrupts entry `index`'s vector took (every CPU, since boot).
-    pub fn count(&self, index: u16) -> u64 {
+    pub fn interrupts(&self, index: u16) -> u64 {
         self.vector(index).map_or(0, interrupts::count)
     }
 
@@ -522,7 +522,7 @@ impl cxos_drivers::Msix for KernelPlatform {
     }
 
     fn msix_count(&self, vector: u16) -> u64 {
-        self.msix.lock().as_ref().map_or(0, |m| m.count(vector))
+        self.msix.lock().as_ref().map_or(0, |m| m.interrupts(vector))
     }
 
     fn msix_set_masked(&self, vector: u16, masked: bool) {
