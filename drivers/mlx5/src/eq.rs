@@ -525,11 +525,13 @@ impl<P: Platform> CompEq<P> {
         (s.eq.consumer_index() & 0x00ff_ffff, s.eq.has_event())
     }
 
-    /// Interrupts lost since the last call, judged against `irqs`, the
-    /// vector's count now, once both have been still for `quiet_ns`
-    /// ([`irq_account`]).
+    /// Interrupts lost since the last loss found, judged against `irqs`,
+    /// the vector's count read just before, once both have been still for
+    /// `quiet_ns` ([`irq_account`]).
     pub fn lost_interrupts(&self, irqs: u64, now_ns: u64, quiet_ns: u64) -> u64 {
-        self.state.lock().irqs.settle(irqs, now_ns, quiet_ns)
+        let mut s = self.state.lock();
+        let waiting = s.eq.has_event();
+        s.irqs.settle(irqs, waiting, now_ns, quiet_ns)
     }
 
     /// A lost interrupt recorded by the pending-event check was polled.
