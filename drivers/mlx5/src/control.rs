@@ -6,7 +6,7 @@
 
 use alloc::sync::Arc;
 
-use cxos_drivers::{LinkState, Msix, Platform, Region};
+use cxos_drivers::{LinkState, Platform, Region};
 
 use crate::adapter::Adapter;
 use crate::cmd::{Command, Exec};
@@ -77,12 +77,6 @@ pub trait Control: Exec {
     fn eq0_rearm(&mut self) {}
     /// The periodic check of EQ0's interrupts (a lost one is recorded).
     fn eq0_check_interrupt(&mut self) {}
-    /// `vector`'s interrupt count ([`cxos_drivers::Msix::msix_count`]);
-    /// `None`: not known here (no lost-interrupt accounting).
-    fn msix_count(&self, vector: u16) -> Option<u64> {
-        let _ = vector;
-        None
-    }
     /// Start `cmd` without waiting for it (the periodic checks: a lost
     /// command must not hold their caller). A control that only runs
     /// commands to completion answers at once.
@@ -158,9 +152,6 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn eq0_check_interrupt(&mut self) {
         Adapter::eq0_check_interrupt(self)
-    }
-    fn msix_count(&self, vector: u16) -> Option<u64> {
-        Some(self.platform().msix().msix_count(vector))
     }
     fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
         match self.submit(cmd) {

@@ -19,8 +19,6 @@ use crate::error::BadOutput;
 use crate::layout::{Field, Field64};
 use crate::uar::Uar;
 
-mod irq_account;
-
 /// An EQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub struct Eqn(pub u8);
@@ -396,8 +394,6 @@ struct CompEqState<P: Platform> {
     /// Completion events for CQs nobody claimed (device input the driver
     /// does not act on), counted and dropped.
     stray: u64,
-    /// Polls that took events against the vector's interrupts.
-    irqs: irq_account::IrqAccount,
 }
 
 impl<P: Platform> core::fmt::Debug for CompEq<P> {
@@ -416,7 +412,6 @@ impl<P: Platform> CompEq<P> {
                 claimed: heapless::Vec::new(),
                 pending: heapless::Vec::new(),
                 stray: 0,
-                irqs: Default::default(),
             }),
         }
     }
@@ -450,7 +445,6 @@ impl<P: Platform> CompEq<P> {
         }
         if n > 0 {
             s.eq.doorbell(true);
-            s.irqs.polls += 1;
         }
         n
     }
@@ -480,7 +474,6 @@ impl<P: Platform> CompEq<P> {
         }
         if fired > 0 {
             s.eq.doorbell(true);
-            s.irqs.polls += 1;
         }
         let mut n = 0;
         s.pending.retain(|c| {
@@ -523,20 +516,6 @@ impl<P: Platform> CompEq<P> {
     pub fn consumer_state(&self) -> (u32, bool) {
         let s = self.state.lock();
         (s.eq.consumer_index() & 0x00ff_ffff, s.eq.has_event())
-    }
-
-    /// Interrupts lost since the last loss found, judged against `irqs`,
-    /// the vector's count read just before, once both have been still for
-    /// `quiet_ns` ([`irq_account`]).
-    pub fn lost_interrupts(&self, irqs: u64, now_ns: u64, quiet_ns: u64) -> u64 {
-        let mut s = self.state.lock();
-        let waiting = s.eq.has_event();
-        s.irqs.settle(irqs, waiting, now_ns, quiet_ns)
-    }
-
-    /// A lost interrupt recorded by the pending-event check was polled.
-    pub fn lost_interrupt_accounted(&self) {
-        self.state.lock().irqs.accounted()
     }
 
     /// Write the consumer counter again and arm (EQ stall recovery).

@@ -152,7 +152,6 @@ impl<C: Control> QueueSet<C> {
         self.ctl.eq0_check_interrupt();
         self.check_queue_events();
         self.check_eq_pending();
-        self.check_eq_interrupts(now);
         self.run_deferred(now);
         // A period whose queries are not all answered yet (one is lost
         // until the command timeout) is not started again.
@@ -546,42 +545,7 @@ impl<C: Control> QueueSet<C> {
                     .action(FaultAction::EqPoll, FaultOutcome::Recovered),
             );
             self.poll();
-            if let Some(eq) = self
-                .eq_indexes
-                .iter()
-                .filter_map(|&i| self.ctl.shared_comp_eq(i))
-                .find(|e| e.eqn() == eqn)
-            {
-                eq.lost_interrupt_accounted();
-            }
             self.rearm_cqs(eqn);
-        }
-    }
-
-    /// Lost interrupts whose events the owner polled anyway (a network
-    /// stack polls on its own timers): the polls that took events against
-    /// the vector's interrupt count, once both have been still for
-    /// [`crate::cmd_engine::LATE_IRQ_NS`] (`eq::irq_account`). Recorded as
-    /// the pending-event check does, with how many were lost; the owner's
-    /// poll took the events and armed the EQ again.
-    fn check_eq_interrupts(&mut self, now: u64) {
-        for &idx in &self.eq_indexes {
-            let Some(eq) = self.ctl.shared_comp_eq(idx) else {
-                continue;
-            };
-            let Some(irqs) = self.ctl.msix_count(eq.vector) else {
-                return;
-            };
-            let lost = eq.lost_interrupts(irqs, now, crate::cmd_engine::LATE_IRQ_NS);
-            if lost == 0 {
-                continue;
-            }
-            self.ctl.record_fault(
-                FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(eq.eqn().0.into()), now)
-                    .detail("pending", 1)
-                    .detail("lost", lost)
-                    .action(FaultAction::EqPoll, FaultOutcome::Recovered),
-            );
         }
     }
 

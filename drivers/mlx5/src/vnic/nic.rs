@@ -337,9 +337,6 @@ impl<C: Control> Control for NicCtl<C> {
     fn eq0_check_interrupt(&mut self) {
         self.nic.lock().ctl.eq0_check_interrupt()
     }
-    fn msix_count(&self, vector: u16) -> Option<u64> {
-        self.nic.lock().ctl.msix_count(vector)
-    }
     fn start<K: Command>(&mut self, cmd: K) -> crate::control::Started<K> {
         self.nic.lock().ctl.start(cmd)
     }
