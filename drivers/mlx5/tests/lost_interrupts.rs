@@ -212,8 +212,11 @@ fn a_lost_eq0_interrupt_is_recorded_and_eq0_armed_again() {
     let line = format!("{r}");
     println!("{line}");
     assert!(
-        line.starts_with(&format!("FAULT mlx5.eq.stall {} eqn={:#x} ", p.sa.pci_address(), eq0.0))
-            && line.contains(" pending=1 ci=")
+        line.starts_with(&format!(
+            "FAULT mlx5.eq.stall {} eqn={:#x} ",
+            p.sa.pci_address(),
+            eq0.0
+        )) && line.contains(" pending=1 ci=")
             && line.ends_with("action=eq-poll outcome=recovered"),
         "{line}"
     );

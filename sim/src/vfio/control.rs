@@ -382,7 +382,12 @@ pub fn execute(req: Request, s: &Shared) -> String {
             let (commands, link_up, p, lost) = {
                 let d = s.dev();
                 let lost = d.faults.queues.dropped_interrupts;
-                (d.commands_executed, d.phys_port.oper_up(), d.personality, lost)
+                (
+                    d.commands_executed,
+                    d.phys_port.oper_up(),
+                    d.personality,
+                    lost,
+                )
             };
             let c = &s.counters;
             let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

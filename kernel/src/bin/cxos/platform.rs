@@ -522,7 +522,10 @@ impl cxos_drivers::Msix for KernelPlatform {
     }
 
     fn msix_count(&self, vector: u16) -> u64 {
-        self.msix.lock().as_ref().map_or(0, |m| m.interrupts(vector))
+        self.msix
+            .lock()
+            .as_ref()
+            .map_or(0, |m| m.interrupts(vector))
     }
 
     fn msix_set_masked(&self, vector: u16, masked: bool) {
