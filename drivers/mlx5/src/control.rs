@@ -75,6 +75,8 @@ pub trait Control: Exec {
     }
     /// Write EQ0's consumer counter again and arm it (EQ0 stall recovery).
     fn eq0_rearm(&mut self) {}
+    /// The periodic check of EQ0's interrupts (a lost one is recorded).
+    fn eq0_check_interrupt(&mut self) {}
     /// Start `cmd` without waiting for it (the periodic checks: a lost
     /// command must not hold their caller). A control that only runs
     /// commands to completion answers at once.
@@ -147,6 +149,9 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn eq0_rearm(&mut self) {
         Adapter::eq0_rearm(self)
+    }
+    fn eq0_check_interrupt(&mut self) {
+        Adapter::eq0_check_interrupt(self)
     }
     fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
         match self.submit(cmd) {

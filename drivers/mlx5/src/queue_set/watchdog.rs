@@ -3,7 +3,9 @@
 //! recoveries deferred by the grace period, EQ stalls (QUERY_EQ's
 //! consumer counter against the driver's, as illumos' `mlxcx_eq_check`
 //! does), events left in a completion EQ's ring for a whole check period
-//! (a lost interrupt: nothing polled them), CQ overruns whose event was
+//! (a lost interrupt: nothing polled them), lost interrupts of EQ0
+//! (`cmd_engine::eq0_irq`: a drain found events its vector never
+//! signalled), CQ overruns whose event was
 //! lost (QUERY_CQ status), and the
 //! transmit timeout (WQEs outstanding, no completion: poll the EQ first
 //! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
@@ -146,6 +148,8 @@ impl<C: Control> QueueSet<C> {
         }
         self.watch.last_ns = now;
         self.watch.checks += 1;
+        // Before the queue events drain EQ0.
+        self.ctl.eq0_check_interrupt();
         self.check_queue_events();
         self.check_eq_pending();
         self.run_deferred(now);

@@ -169,6 +169,11 @@ impl Msix {
         self.vector(index).is_some_and(interrupts::take_pending)
     }
 
+    /// Interrupts entry `index`'s vector took (every CPU, since boot).
+    pub fn interrupts(&self, index: u16) -> u64 {
+        self.vector(index).map_or(0, interrupts::count)
+    }
+
     pub fn set_masked(&self, index: u16, masked: bool) {
         if index < self.count {
             msi::msix_set_masked(
@@ -514,6 +519,13 @@ impl cxos_drivers::Msix for KernelPlatform {
             .lock()
             .as_ref()
             .is_some_and(|m| m.take_pending(vector))
+    }
+
+    fn msix_count(&self, vector: u16) -> u64 {
+        self.msix
+            .lock()
+            .as_ref()
+            .map_or(0, |m| m.interrupts(vector))
     }
 
     fn msix_set_masked(&self, vector: u16, masked: bool) {
