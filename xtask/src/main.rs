@@ -37,6 +37,7 @@ mod systests_fast;
 mod systests_fast_switches;
 mod systests_faults;
 mod systests_linux;
+mod systests_lost;
 mod systests_net;
 mod systests_peer;
 mod systests_port;
