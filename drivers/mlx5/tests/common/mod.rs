@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod burst;
+pub mod pair;
 pub mod pkt;
 
 use std::sync::Once;
