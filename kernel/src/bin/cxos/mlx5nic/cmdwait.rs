@@ -31,7 +31,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::PciAddress;
+#[cfg(feature = "net")]
 use mlx5::cmd::Command;
+#[cfg(feature = "net")]
 use mlx5::error::CmdError;
 use mlx5::vnic::Nic;
 use spin::MutexGuard;
