@@ -11,6 +11,7 @@ mod bench_callgrind;
 mod bench_linux;
 mod bench_pktgen;
 mod bench_pktgen_smp;
+mod bench_qemu;
 mod console;
 mod cpio;
 mod image;
