@@ -9,39 +9,67 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pair::{ETHERTYPE, Pair};
-use common::{Port, close_port as close};
+use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::{Msix, NetDevice, Platform, TxError};
+use mlx5::EthConfig;
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
+use mlx5_sim::Personality;
+use mlx5_sim::harness::{Mode, SimPlatform};
 use mlx5_sim::queue_faults::QueueFault;
+
+const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 
 /// Port a sends and is polled on every round; port b receives and is
 /// polled only when its completion vector fired (its checks run every
 /// round).
-fn pair() -> Pair {
-    Pair::open(true)
+struct Pair {
+    sa: SimPlatform,
+    sb: SimPlatform,
+    a: Port,
+    b: Port,
+    /// b's completion vector.
+    b_vector: u16,
+    before: ((usize, usize), (usize, usize)),
 }
 
-/// b's completion vector.
-fn b_vector(p: &Pair) -> u16 {
-    p.b.control().comp_eqs()[p.b.eq_indexes()[0]].1
+fn pair() -> Pair {
+    let common::pair::Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = common::pair::Pair::open(true);
+    let b_vector = b.control().comp_eqs()[b.eq_indexes()[0]].1;
+    Pair {
+        sa,
+        sb,
+        a,
+        b,
+        b_vector,
+        before,
+    }
 }
 
 /// Send frames a -> b until `n` arrived or `limit` passed; b takes its
 /// completions only on an interrupt. How many b received.
 fn traffic(p: &mut Pair, n: usize, limit: Duration) -> usize {
-    let b_vector = b_vector(p);
+    let (dst, src) = (p.b.mac(), p.a.mac());
     let mut got = 0;
     let start = Instant::now();
     while got < n && start.elapsed() < limit {
-        match p.send() {
+        match p.a.transmit(64, |b| {
+            b[0..6].copy_from_slice(&dst);
+            b[6..12].copy_from_slice(&src);
+            b[12..14].copy_from_slice(&ETHERTYPE);
+        }) {
             Ok(()) | Err(TxError::Busy) => {}
             Err(e) => panic!("transmit: {e}"),
         }
         p.a.flush();
         p.a.poll();
         p.a.check();
-        if p.sb.msix().msix_take_pending(b_vector) {
+        if p.sb.msix().msix_take_pending(p.b_vector) {
             p.b.poll();
             while p.b.receive(|_, _| ()).is_some() {
                 got += 1;
@@ -104,7 +132,16 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
         "{line}"
     );
     assert_eq!(p.sb.with_model(|d| d.faults.queues.dropped_interrupts), 1);
-    p.close();
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+        ..
+    } = p;
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
 }
 
 /// Poll and check both ports (as the other hosted tests do) for `d`.
@@ -140,13 +177,19 @@ fn run_until(p: &mut Pair, what: &str, f: impl Fn(&Pair) -> bool) {
 /// them (`mlx5.tx.timeout ... action=eq-poll`), and the SQ is not reset.
 #[test]
 fn a_tx_timeout_with_completions_waiting_polls_instead_of_resetting() {
-    let Pair {
-        sa,
-        sb,
-        mut a,
-        mut b,
-        before,
-    } = Pair::open(false);
+    common::logger();
+    let (sa, sb) = SimPlatform::pair(
+        Personality::ConnectX4Lx,
+        Personality::ConnectX5,
+        Mode::Synchronous,
+    );
+    let before = (sa.dma_in_use(), sb.dma_in_use());
+    let cfg = EthConfig {
+        interrupts: false,
+        ..EthConfig::default()
+    };
+    let mut a = open(&sa, cfg);
+    let mut b = open(&sb, cfg);
     let (dst, src) = (b.mac(), a.mac());
     let sqn = a.sq().unwrap().sqn;
     let entries = a.sq().unwrap().entries();
@@ -228,5 +271,14 @@ fn an_eq0_stall_is_found_by_query_eq() {
     );
     assert_eq!(p.sa.with_model(|d| d.faults.queues.eq_stalled(eq0.0)), None);
     assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
-    p.close();
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+        ..
+    } = p;
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::Port;
 use common::pair::{ETHERTYPE, Pair};
 use cxos_drivers::{NetDevice, TxError};
+use mlx5::TX_TIMEOUT_MS;
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
-use mlx5::{EthConfig, TX_TIMEOUT_MS};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 use mlx5_sim::queue_faults::{BadWqe, QueueFault};
@@ -147,24 +147,10 @@ type SimVnic = mlx5::vnic::Vnic<mlx5::Adapter<SimPlatform>>;
 /// A ConnectX-5 model, its DMA use before attach, and a Nic with one VNIC
 /// of two receive queues (RSS) on small rings.
 fn two_queue_vnic(interrupts: bool) -> (SimPlatform, (usize, usize), SimNic, SimVnic) {
-    use mlx5::vnic::{Nic, NicConfig, VnicSpec};
-    use mlx5::{Adapter, Resources};
+    use mlx5::vnic::VnicSpec;
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let a = Adapter::attach(sim.clone(), common::config())
-        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-    let r = Resources::of(&a).expect("resources");
-    let cfg = NicConfig {
-        eth: EthConfig {
-            log_sq: 5,
-            log_rq: 5,
-            lso_bufs: 0,
-            interrupts,
-            ..EthConfig::default()
-        },
-        ..NicConfig::default()
-    };
-    let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let nic = common::nic(&sim, interrupts);
     let v = nic
         .create(VnicSpec {
             queues: 2,
@@ -671,13 +657,7 @@ fn rx_cq_overflow_on_a_vnic_queue_set() {
             assert_eq!(got, sent, "queue {q} recreated: every frame arrives");
         }
         assert_eq!(v.destroy().errors, 0);
-        let (a, rep) = nic.close().expect("no VNIC left");
-        assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
-        let viol = sim.sanitizer_violations();
-        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+        common::close_nic(nic, &sim, before);
     }
 }
 
@@ -864,13 +844,7 @@ fn a_queue_fault_leaves_the_healthy_queues_alone() {
             v.poll();
         }
         assert_eq!(v.destroy().errors, 0);
-        let (a, rep) = nic.close().expect("no VNIC left");
-        assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
-        let viol = sim.sanitizer_violations();
-        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+        common::close_nic(nic, &sim, before);
     }
 }
 

@@ -197,3 +197,19 @@ pub fn nic(
     };
     mlx5::vnic::Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error))
 }
+
+/// Close `nic` (no VNIC left) and detach: no errors, every DMA byte back
+/// to `dma_before`, no sanitizer violation.
+pub fn close_nic(
+    nic: mlx5::vnic::Nic<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>,
+    sim: &mlx5_sim::harness::SimPlatform,
+    dma_before: (usize, usize),
+) {
+    let (a, rep) = nic.close().expect("no VNIC left");
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    let v = sim.sanitizer_violations();
+    assert!(v.is_empty(), "sanitizer violations: {v:?}");
+}
