@@ -85,8 +85,6 @@ pub(super) fn run<R>(f: impl FnOnce(&mut dyn FnMut()) -> R) -> R {
 pub(super) fn idle() {
     if waiting() && !IN_IDLE.swap(true, Ordering::AcqRel) {
         runtime::run_background();
-        // Takes the CPU's table only if free: a wait begun while holding
-        // it (the shell, a driver call from the stack) polls nothing.
         #[cfg(feature = "net")]
         crate::netstack::poll();
         IN_IDLE.store(false, Ordering::Release);
