@@ -131,7 +131,11 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         reference
     );
 
-    smpboot::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
+    smpboot::start_aps(
+        &madt,
+        usize::from(config.smp.unwrap_or(u16::MAX)),
+        config.smp_fail,
+    );
 
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();
