@@ -1,4 +1,5 @@
-//! What the QEMU benches (`--pktgen`, `--pktgen-smp`, `--linux`) stand
+//! What the QEMU benches (`--pktgen`, `--pktgen-smp`, `--irq-smp`,
+//! `--linux`) stand
 //! on: the peer namespace, the system tests' QEMU and model, a log folder
 //! of their own, and cxos booted on a model up to its shell.
 
