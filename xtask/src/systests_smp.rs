@@ -665,9 +665,10 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2).
+    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2),
+    // its second RSS queue lent to CPU 1.
     let cmdline = format!(
-        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24",
+        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24,queues:2",
         static_cmdline(&config),
         config.ipv4(VNIC_ADDRS[0]),
         config.ipv4(VNIC_ADDRS[1])
@@ -791,10 +792,7 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
             .collect()
     };
     let before = counts(&irq);
-    for name in ["vnic0", "vnic1"] {
-        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
-        plain_line(&answer, "service ")?;
-    }
+    serve_pinned(peer)?;
     let runs = VNIC_ADDRS
         .iter()
         .map(|n| {
@@ -848,11 +846,208 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     }
     let answer = peer.shell.ask("vnic delete 2")?;
     plain_line(&answer, "vnic2: deleted, 0 errors")?;
+    let client = client_pinned(peer)?;
+    let (handed, streams) = spread_rx(peer, config)?;
     println!(
-        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
+        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s; \
+         cxos iperf3 -c -P 2 -A 1: {client:.1} Mbit/s; vnic1 -P 16: {streams:.1} Mbit/s, \
+         {handed} frames from CPU 1's receive queue handed to CPU 0)",
         rates[0], rates[1]
     );
     Ok(())
+}
+
+/// `serve iperf3 -A <cpu>`: pinned to CPU 1 without `-I` it serves on
+/// vnic0 (the interface CPU 1 owns; its id is from CPU 1's range), pinned
+/// to CPU 0 with `-I vnic1` on vnic1; CPU 0 refuses vnic0 (CPU 1's).
+fn serve_pinned(peer: &mut Peer) -> Result<(), String> {
+    for args in ["-A 1", "-I vnic1 -A 0"] {
+        let answer = peer.shell.ask(&format!("serve iperf3 {args}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let list = peer.shell.ask("serve")?;
+    for (on, cpu) in [("vnic0", 1u32), ("vnic1", 0)] {
+        let id = list
+            .lines()
+            .find(|l| l.ends_with(&format!("iperf3 -s on {on}")))
+            .and_then(|l| {
+                l.strip_prefix("service ")?
+                    .split(':')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .ok_or_else(|| format!("no iperf3 service on {on}:\n{list}"))?;
+        // App ids are numbered per CPU table, 100000 apart.
+        if (id - 1) / 100_000 != cpu {
+            return Err(format!(
+                "service {id} on {on} is not in CPU {cpu}'s table:\n{list}"
+            ));
+        }
+    }
+    let answer = peer.shell.ask("serve iperf3 -I vnic0 -A 0")?;
+    plain_line(&answer, "serve: -A 0: vnic0 is owned by CPU 1")?;
+    let answer = peer.shell.ask("serve iperf3 -A 5")?;
+    plain_line(&answer, "serve: -A 5: no CPU 5 online (see `cpus`)")?;
+    Ok(())
+}
+
+/// cxos's own iperf3 client `-P 2 -A 1` against stock `iperf3 -s` in the
+/// namespace: two streams from CPU 1's interface (vnic0: its transmit
+/// count rises); the measured Mbit/s.
+fn client_pinned(peer: &mut Peer) -> Result<f64, String> {
+    let tx = |text: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with("vnic0 "))?;
+        line.split_once(" tx ")?
+            .1
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let before = peer.shell.ask("ifconfig vnic0")?;
+    peer.net.iperf3_server(5201).map_err(|e| e.to_string())?;
+    let host = peer.net.host_ip();
+    let answer = peer
+        .shell
+        .ask(&format!("iperf3 -c {host} -P 2 -t 2 -A 1"))?;
+    let (line, v) = crate::systests_net::client_json(&answer)?;
+    let bps = v
+        .get("receiver_bits_per_second")
+        .and_then(|b| b.as_f64())
+        .unwrap_or(0.0);
+    if bps <= 0.0 || v.get("streams").and_then(|s| s.as_i64()) != Some(2) {
+        return Err(format!(
+            "iperf3 -c {host} -P 2 -A 1 did not run two streams: {line}"
+        ));
+    }
+    let after = peer.shell.ask("ifconfig vnic0")?;
+    match (tx(&before), tx(&after)) {
+        (Some(b), Some(a)) if a > b + 100 => Ok(bps / 1e6),
+        _ => Err(format!(
+            "iperf3 -A 1 did not send from vnic0 (CPU 1's):\n{before}\n{after}"
+        )),
+    }
+}
+
+/// `rx-spread vnic<N> queue <i> on cpu <c> -> cpu <o>: <r> frames
+/// received, <n> handed off, <d> dropped (ring full), <b> too big, <q>
+/// queued`: r, n, d, b, q.
+fn spread_counts(text: &str, what: &str) -> Option<[u64; 5]> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("rx-spread {what} ")))?;
+    let (_, rest) = line.split_once(": ")?;
+    let mut n = rest
+        .split(", ")
+        .filter_map(|p| p.split_whitespace().next()?.parse::<u64>().ok());
+    Some([n.next()?, n.next()?, n.next()?, n.next()?, n.next()?])
+}
+
+/// The rx packet count of `vnics`' line for `name`.
+fn queue_rx(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The drop counts of `ifconfig <name>` (malformed, csum, unsupported).
+fn stack_drops(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    let rest = line.split_once(" drops ")?.1;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let at = |k: &str| -> Option<u64> {
+        let i = words.iter().position(|w| *w == k)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some(at("malformed")? + at("csum")? + at("unsupported")?)
+}
+
+/// The rx packet count of `ifconfig <name>`.
+fn rx_pkts(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// vnic1 (`queues:2`, owned by CPU 0) lends its second receive queue to
+/// CPU 1: `vnics` shows it; stock iperf3 with sixteen streams to vnic1's
+/// server (all sixteen flows hashing to queue 0 has odds of 2^-16): CPU 1
+/// hands frames to CPU 0, whose stack (vnic1's) counts at least those
+/// frames, and every stream's data arrives. Handed-off frames, Mbit/s.
+fn spread_rx(peer: &mut Peer, config: &PeerConfig) -> Result<(u64, f64), String> {
+    let what = "vnic1 queue 1";
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, &format!("rx-spread {what} "))?;
+    if !line.starts_with(&format!("rx-spread {what} on cpu 1 -> cpu 0: ")) {
+        return Err(format!("vnic1's queue 1 is not lent to CPU 1:\n{vnics}"));
+    }
+    let before = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let addr = config.ipv4(VNIC_ADDRS[1]);
+    let json = peer
+        .net
+        .iperf3_client(&addr, &["-t", IPERF_SECS, "-P", "16"])
+        .map_err(|e| format!("iperf3 -P 16 to vnic1: {e}"))?;
+    let (bps, _) = iperf3_summary(&json)?;
+    let streams = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| {
+            let s = v.pointer("/end/streams")?.as_array()?.clone();
+            Some(
+                s.iter()
+                    .filter(|x| {
+                        x.pointer("/receiver/bytes")
+                            .and_then(|b| b.as_u64())
+                            .is_some_and(|b| b > 0)
+                    })
+                    .count(),
+            )
+        })
+        .unwrap_or(0);
+    if streams != 16 {
+        return Err(format!(
+            "{streams} of 16 streams to vnic1 carried data:\n{json}"
+        ));
+    }
+    let vnics = peer.shell.ask("vnics")?;
+    let after = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let handed = after[1] - before[1];
+    if handed < 100 {
+        return Err(format!(
+            "CPU 1 handed only {handed} frames of vnic1's flows to CPU 0:\n{vnics}"
+        ));
+    }
+    // Every frame CPU 1's queue received is handed off, counted as
+    // dropped, or still queued: none vanishes on the way.
+    let [received, passed, full, big, queued] = after;
+    if received != passed + full + big + queued {
+        return Err(format!(
+            "CPU 1 received {received} frames of vnic1 but accounts for {}:\n{vnics}",
+            passed + full + big + queued
+        ));
+    }
+    // vnic1's stack (CPU 0) took every frame of its own queue and every
+    // one handed to it (`ifconfig` after `vnics`: later frames only add).
+    let own = queue_rx(&vnics, "vnic1").ok_or_else(|| format!("no vnic1 line:\n{vnics}"))?;
+    let ifc = peer.shell.ask("ifconfig vnic1")?;
+    let took = rx_pkts(&ifc, "vnic1")
+        .zip(stack_drops(&ifc, "vnic1"))
+        .map(|(a, b)| a + b)
+        .ok_or_else(|| format!("no counts:\n{ifc}"))?;
+    if took < own + passed {
+        return Err(format!(
+            "vnic1's stack (CPU 0) took {took} frames, its own queue received {own} and CPU 1 handed it {passed}:\n{vnics}\n{ifc}"
+        ));
+    }
+    Ok((handed, bps / 1e6))
 }
 
 #[cfg(test)]
@@ -885,5 +1080,18 @@ mod tests {
             irq_lines(text),
             [("0x22".to_string(), "timer".to_string(), vec![0, 653])]
         );
+        let text = "rx-spread vnic1 queue 1 on cpu 1 -> cpu 0: 124 frames received, \
+                    120 handed off, 2 dropped (ring full), 1 too big, 1 queued\n";
+        assert_eq!(
+            spread_counts(text, "vnic1 queue 1"),
+            Some([124, 120, 2, 1, 1])
+        );
+        let text = "vnic1 02:00:00:00:00:01 link up 100000Mb/s mtu 1500 10.0.0.61/24 rx 77 pkts 1 B tx 3 pkts";
+        assert_eq!(rx_pkts(text, "vnic1"), Some(77));
+        let text = "vnic1 02:5e:00:12:00:82 link up 100000Mb/s mtu 1500 10.33.0.61/24 rx 153506 pkts \
+                    228591633 B tx 20295 pkts 1186280 B drops malformed 1 csum 2 unsupported 3 no-buffer 0";
+        assert_eq!(stack_drops(text, "vnic1"), Some(6));
+        let text = "vnic1 02:5e:00:12:00:82 untagged queues 2 rx 59384 pkts 87817319 B tx 20295 pkts cpu 0";
+        assert_eq!(queue_rx(text, "vnic1"), Some(59384));
     }
 }

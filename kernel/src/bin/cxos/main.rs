@@ -28,6 +28,8 @@ mod pcibus;
 mod platform;
 mod power;
 mod runtime;
+#[cfg(feature = "net")]
+mod rxspread;
 mod selftest;
 mod serial;
 mod shell;

@@ -906,6 +906,8 @@ fn create_vnic(
         vnic.destroy();
         return Err(e);
     }
+    // RSS queues 1.. to the CPUs after its owner (`queues:<n>`).
+    crate::rxspread::spread(nic, &mut vnic, n, cpu);
     crate::netstack::open_on(cpu, &format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why

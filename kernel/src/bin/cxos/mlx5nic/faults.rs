@@ -105,13 +105,7 @@ pub fn lines(verbose: bool) -> Vec<String> {
                 kept.len().saturating_sub(LAST)
             };
             for r in &kept[skip..] {
-                let ns = r.at_ns;
-                v.push(format!(
-                    "  [{:5}.{:06}] #{} {r}",
-                    ns / 1_000_000_000,
-                    (ns / 1000) % 1_000_000,
-                    r.seq
-                ));
+                v.push(format!("  {}", r.listed()));
             }
             v
         }) else {
