@@ -28,8 +28,10 @@ use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::Shell;
 use crate::systests_attach::{detach_clean, plain_line};
+use crate::systests_lost::{
+    MIN_REPLIES_DURING_WAIT, TimedPings, ask_while_pinging, replies_between,
+};
 use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
-use crate::systests_reset::replies_between;
 
 /// The model's fault requests of the data-path classes, and the class
 /// each is recorded as (the soak draws from this list too).
@@ -269,17 +271,6 @@ fn lost_interrupts(
     Ok(())
 }
 
-/// Stock ping's requests (every 200 ms) while `traninfo` waits on its lost
-/// command: 10 s, inside the command timeout (15 s).
-const LOST_PINGS: u32 = 50;
-/// Replies counted only this far inside the wait (the command goes out
-/// after the shell read the line; a blocked kernel answers its backlog
-/// just before the shell's answer).
-const WAIT_MARGIN: Duration = Duration::from_secs(2);
-/// Replies the wait must let through: a kernel blocked on the command
-/// answers none.
-const MIN_REPLIES_DURING_WAIT: usize = 5;
-
 /// `traninfo` with its first register access (PMAOS) dropped: the stack
 /// answers stock ping during the wait, the answer names the typed timeout
 /// and carries its `FAULT mlx5.cmd.timeout` line, the module is still
@@ -291,37 +282,13 @@ fn lost_port_command(
     guest: &str,
 ) -> Result<(), String> {
     sim.ask_ok("fault no-completion 0x805")?;
-    let mut ping = net.netns().command("ping");
-    ping.args([
-        "-n",
-        "-D",
-        "-i",
-        "0.2",
-        "-c",
-        &LOST_PINGS.to_string(),
-        guest,
-    ]);
-    let pinger = std::thread::spawn(move || ping.output());
-    let asked = std::time::SystemTime::now();
-    let t = std::time::Instant::now();
-    let traninfo = shell.ask("traninfo")?;
-    let waited = t.elapsed();
-    let answered = std::time::SystemTime::now();
-    let out = pinger
-        .join()
-        .map_err(|_| "the ping thread panicked".to_string())?
-        .map_err(|e| format!("stock ping: {e}"))?;
-    let out = String::from_utf8_lossy(&out.stdout);
-    let during = replies_between(&out, asked + WAIT_MARGIN, answered - WAIT_MARGIN);
+    let wait = ask_while_pinging(net, shell, "traninfo", guest)?;
     println!(
-        "    lost ACCESS_REGISTER: traninfo answered in {} ms, {during} ping replies meanwhile",
-        waited.as_millis()
+        "    lost ACCESS_REGISTER: traninfo answered in {} ms, {} ping replies meanwhile",
+        wait.waited.as_millis(),
+        wait.during
     );
-    if during < MIN_REPLIES_DURING_WAIT {
-        return Err(format!(
-            "{during} ping replies while traninfo waited {waited:?} on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
-        ));
-    }
+    let traninfo = wait.answer;
     let state = plain_line(&traninfo, "01:00.0 module: ")?;
     if !state.contains("ACCESS_REGISTER") || !state.contains("no completion after") {
         return Err(format!("no typed timeout in {state:?}:\n{traninfo}"));
@@ -367,30 +334,16 @@ fn lost_recovery_command(
         .ok_or_else(|| format!("no VNIC created:\n{created}"))?;
     shell.ask("uptime")?;
     sim.ask_ok("fault no-completion 0x905")?;
-    let mut ping = net.netns().command("ping");
-    ping.args([
-        "-n",
-        "-D",
-        "-i",
-        "0.2",
-        "-c",
-        &RECOVERY_PINGS.to_string(),
-        &vnic_ip,
-    ]);
     // Traffic on the port too: its stalled SQ holds WQEs (the timeout).
     let mut port_ping = net.netns().command("ping");
     port_ping.args(["-n", "-q", "-i", "0.2", "-w", "6", guest]);
     let port_pinger = std::thread::spawn(move || port_ping.output());
     let asked = std::time::SystemTime::now();
     sim.ask_ok("fault sq-stall")?;
-    let pinger = std::thread::spawn(move || ping.output());
+    let pings = TimedPings::start(net, RECOVERY_PINGS, &vnic_ip);
     let _ = port_pinger.join();
-    let out = pinger
-        .join()
-        .map_err(|_| "the ping thread panicked".to_string())?
-        .map_err(|e| format!("stock ping: {e}"))?;
+    let out = pings.finish()?;
     let ended = std::time::SystemTime::now();
-    let out = String::from_utf8_lossy(&out.stdout);
     let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
     println!("    {timeout}");
     let line = shell.wait_for_line("FAULT mlx5.tx.timeout 01:00.0 ")?;

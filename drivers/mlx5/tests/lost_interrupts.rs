@@ -33,21 +33,14 @@ struct Pair {
 }
 
 fn pair() -> Pair {
-    common::logger();
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX4Lx,
-        Personality::ConnectX5,
-        Mode::Synchronous,
-    );
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let cfg = EthConfig {
-        interrupts: true,
-        ..EthConfig::default()
-    };
-    let a = open(&sa, cfg);
-    let b = open(&sb, cfg);
-    let idx = b.eq_indexes()[0];
-    let b_vector = b.control().comp_eqs()[idx].1;
+    let common::pair::Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = common::pair::Pair::open(true);
+    let b_vector = b.control().comp_eqs()[b.eq_indexes()[0]].1;
     Pair {
         sa,
         sb,

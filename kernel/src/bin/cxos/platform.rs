@@ -378,6 +378,7 @@ impl KernelPlatform {
     /// access, the doorbell and EQ/CQ arm registers included, stays on the
     /// uncached identity mapping. Returns the alias's address. Before the driver takes its
     /// copies of the [`Bar0`].
+    #[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
     pub fn map_blueflame(&mut self) -> Result<u64, String> {
         let virt = crate::mmu::wc_alias(self.bar0.base(), self.bar0.len() as u64)
             .map_err(|e| alloc::format!("{e}"))?;
