@@ -300,6 +300,11 @@ pub trait Msix: fmt::Debug {
     /// Whether `vector` fired since the last call; clears the flag.
     /// Unbound vectors report `false`.
     fn msix_take_pending(&self, vector: u16) -> bool;
+    /// A count of the interrupts `vector` took (wrapping; its origin is the
+    /// platform's, only changes mean anything). Unlike the pending flag,
+    /// reading it takes nothing: a periodic check tells whether the vector
+    /// fired since it last looked while another loop takes the flag.
+    fn msix_count(&self, vector: u16) -> u64;
     /// Mask or unmask one vector in the function's MSI-X table.
     fn msix_set_masked(&self, vector: u16, masked: bool);
     /// Deliver `vector` to CPU `cpu` (0, the boot CPU, is where

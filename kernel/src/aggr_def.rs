@@ -13,8 +13,7 @@ use core::str::FromStr;
 use cxos_net::config::{ConfigError, IfConfig};
 use cxos_net::lacp::{HashPolicy, Mode, Rate};
 
-/// Aggregation numbers `aggr.<n>=` can name (0..4).
-pub const MAX_AGGRS: u32 = 4;
+pub use crate::cmdline::MAX_AGGRS;
 
 /// One aggregation: its member ports (`net<i>` indices), LACP mode and
 /// timer, hash policy and the interface's addresses.

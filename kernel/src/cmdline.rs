@@ -55,7 +55,10 @@ pub struct Config {
     pub aggr: heapless::Vec<(u32, String), { MAX_AGGRS as usize }>,
 }
 
-pub use crate::aggr_def::MAX_AGGRS;
+/// Aggregation numbers `aggr.<n>=` can name (0..4); here, not in
+/// `aggr_def` (feature `net`), because the line is parsed without the
+/// network stack too.
+pub const MAX_AGGRS: u32 = 4;
 
 /// VNIC numbers `vnic.<n>=` can name (0..64).
 pub const MAX_VNICS: u32 = 64;

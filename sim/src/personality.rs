@@ -13,7 +13,6 @@
 //!
 //! | capability (mlx5_ifc.h) | real parts | why off |
 //! |---|---|---|
-//! | `per_protocol_networking_offload_caps.multi_pkt_send_wqe` | CX4 Lx | MPW send WQEs are not parsed |
 //! | `lro_cap`, `lro_*` | all | no large receive offload |
 //! | `scatter_fcs` | all | the FCS is never delivered |
 //! | `tunnel_stateless_*`, `swp*` | CX4 Lx / CX5 and later | no inner-header offloads |
@@ -26,6 +25,12 @@
 //! later) is on: the transmit engine executes ENHANCED_MPSW WQEs
 //! (`crate::datapath::empw`). Linux 6.12 sends its TX MPWQE sessions
 //! whenever the bit is set; cxos uses it for transmit bursts.
+//!
+//! Legacy multi-packet send (`multi_pkt_send_wqe`, ConnectX-4 Lx only) is
+//! on there: the transmit engine executes MPW sessions (LSO opcode with
+//! opcode modifier 1) on SQs created with `allow_multi_pkt_send_wqe`
+//! (`crate::datapath::mpw`). Linux's Ethernet driver never sends them;
+//! cxos uses them for transmit bursts on that part.
 //!
 //! CQE compression (`cqe_compression`, CX4 Lx and later) is on: the
 //! model builds compressed sessions from the responder CQEs of a burst
@@ -110,6 +115,9 @@ pub struct PartCaps {
     /// `per_protocol_networking_offload_caps.enhanced_multi_pkt_send_wqe`
     /// (CX5 and later).
     pub enhanced_mpw: bool,
+    /// `per_protocol_networking_offload_caps.multi_pkt_send_wqe` (legacy
+    /// MPW: ConnectX-4 Lx).
+    pub legacy_mpw: bool,
     pub log_max_eq: u8,
     pub log_max_eq_sz: u8,
     pub log_max_cq: u8,
@@ -230,6 +238,7 @@ impl Personality {
             striding_rq: true,
             cqe_compression: true,
             enhanced_mpw: true,
+            legacy_mpw: false,
             log_max_eq: 7,
             log_max_eq_sz: 22,
             log_max_cq: 24,
@@ -283,6 +292,7 @@ impl Personality {
                 vport_min_inline: 1,
                 striding_rq: false,
                 enhanced_mpw: false,
+                legacy_mpw: true,
                 log_max_eq: 6,
                 log_max_cq_sz: 22,
                 log_max_wq_sz: 15,

@@ -47,6 +47,8 @@ pub struct PortStats {
     pub tx_lso_sends: u64,
     /// ENHANCED_MPSW WQEs executed (each a session of frames).
     pub tx_empw_sessions: u64,
+    /// Legacy MPW WQEs executed (each a session of equal-length frames).
+    pub tx_mpw_sessions: u64,
     /// Compressed CQE sessions written (a title and mini-CQE arrays).
     pub rx_compressed_sessions: u64,
     /// Completion events of CQs with moderation (`cq_period` or

@@ -69,6 +69,17 @@ const DP_BURST_OFFLOAD_WQE: Env = &[
     ("CXOS_DP_BENCH", "burst_offload"),
     ("CXOS_DP_TX_EMPW", "off"),
 ];
+const DP_BURST_LX_MPW: Env = &[("CXOS_DP_BENCH", "burst"), ("CXOS_DP_PART", "cx4lx")];
+const DP_BURST_LX_WQE: Env = &[
+    ("CXOS_DP_BENCH", "burst"),
+    ("CXOS_DP_PART", "cx4lx"),
+    ("CXOS_DP_TX_EMPW", "off"),
+];
+const DP_BURST_LX_MPW_INLINE: Env = &[
+    ("CXOS_DP_BENCH", "burst"),
+    ("CXOS_DP_PART", "cx4lx"),
+    ("CXOS_DP_TX_EMPW", "inline"),
+];
 const DP_SINGLE: Env = &[("CXOS_DP_BENCH", "single")];
 const DP_SINGLE_BF: Env = &[("CXOS_DP_BENCH", "single"), ("CXOS_DP_TX_BF", "on")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
@@ -108,6 +119,24 @@ pub const WORKLOADS: &[Workload] = &[
         "tx_burst_inline",
         "datapath",
         DP_BURST_INLINE,
+        "datapath::tx_burst",
+    ),
+    w(
+        "tx_burst_lx_mpw",
+        "datapath",
+        DP_BURST_LX_MPW,
+        "datapath::tx_burst",
+    ),
+    w(
+        "tx_burst_lx_wqe",
+        "datapath",
+        DP_BURST_LX_WQE,
+        "datapath::tx_burst",
+    ),
+    w(
+        "tx_burst_lx_mpw_inline",
+        "datapath",
+        DP_BURST_LX_MPW_INLINE,
         "datapath::tx_burst",
     ),
     w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),

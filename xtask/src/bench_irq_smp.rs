@@ -16,10 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bench::Figure;
-use crate::netns::{PeerConfig, PeerError};
+use crate::bench_qemu::Bed;
+use crate::netns::PeerConfig;
 use crate::sim_device::SimDevice;
-use crate::systests::{Context, SystemTest};
-use crate::systests_attach::{Shell, plain_line};
+use crate::systests_attach::plain_line;
 use crate::systests_net::{iperf3_summary, static_cmdline};
 use crate::systests_smp::{irq_lines, queue_set_vectors};
 
@@ -120,50 +120,31 @@ fn table(rows: &[Row], cpus: usize) -> String {
 }
 
 pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Figure>, String> {
-    let mut config = PeerConfig::new("irqsmp");
-    config.dhcp_lease_secs = None;
-    let net = match crate::netns::PeerNetwork::create(&config) {
-        Ok(net) => net,
-        Err(PeerError::Skip(why)) => return Err(format!("skipped: {why}")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
-    let ctx = Context::new(ws.clone(), qemu, kernel.to_path_buf());
-    let setup = crate::systests_sim::setup(&ctx)?;
-    let dir = ws.xtask_dir().join("bench-irq-smp");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bed = Bed::new(ws, kernel, PeerConfig::new("irqsmp"), "bench-irq-smp")?;
+    let (config, net) = (&bed.config, &bed.net);
     let mut out = Vec::new();
     for cpus in [2usize, 4] {
         let mut sim = SimDevice::start_with(
-            &setup.sim,
+            &bed.setup.sim,
             "cx5",
             "irq-smp",
-            &dir.join(format!("smp{cpus}.sim.log")),
+            &bed.dir.join(format!("smp{cpus}.sim.log")),
             &net.sim_options(None),
         )?;
-        let test = SystemTest {
-            name: "bench-irq-smp",
-            timeout: TIMEOUT,
-            run: |_, _| Err("the bench's pseudo-test is not run".into()),
-        };
         let addrs: Vec<String> = (0..cpus)
             .map(|i| config.ipv4(FIRST_VNIC + i as u8))
             .collect();
-        let mut cmdline = static_cmdline(&config);
+        let mut cmdline = static_cmdline(config);
         for (i, addr) in addrs.iter().enumerate() {
             cmdline.push_str(&format!(" vnic.{i}=ip:{addr}/24,cpu:{i}"));
         }
-        let machine = crate::systests_sim::machine(&ctx, &sim, &cmdline);
-        let smp = cpus.to_string();
-        let command =
-            crate::systests_sim::qemu_command(&setup, &machine, &["-smp", smp.as_str()], false);
-        let session = crate::session::Session::spawn(
-            command,
-            &dir.join(format!("smp{cpus}.log")),
-            test.timeout,
-        )
-        .map_err(|e| e.to_string())?;
-        let mut shell = Shell::start(session)?;
+        let mut shell = bed.boot_cxos(
+            &sim,
+            &cmdline,
+            &["-smp", &cpus.to_string()],
+            &format!("smp{cpus}.log"),
+            TIMEOUT,
+        )?;
         let vnics = shell.ask("vnics")?;
         for i in 0..cpus {
             let line = plain_line(&vnics, &format!("vnic{i} "))?;
@@ -211,7 +192,7 @@ pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Fi
             }
         }
     }
-    drop(net);
+    drop(bed);
     Ok(out)
 }
 

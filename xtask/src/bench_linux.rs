@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bench::Figure;
-use crate::netns::{PeerConfig, PeerError, PeerNetwork};
+use crate::bench_qemu::Bed;
+use crate::netns::{PeerConfig, PeerNetwork};
 use crate::sim_device::SimDevice;
-use crate::systests::{Context, SystemTest};
-use crate::systests_attach::{Shell, plain_line};
+use crate::systests_attach::plain_line;
 use crate::systests_net::iperf3_summary;
 
 const PART: &str = "cx5";
@@ -152,18 +152,8 @@ pub fn figures(
     kernel: &Path,
     runs: usize,
 ) -> Result<Vec<Figure>, String> {
-    let mut config = PeerConfig::new("bench");
-    config.dhcp_lease_secs = None;
-    let net = match PeerNetwork::create(&config) {
-        Ok(net) => net,
-        Err(PeerError::Skip(why)) => return Err(format!("skipped: {why}")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
-    let ctx = Context::new(ws.clone(), qemu, kernel.to_path_buf());
-    let setup = crate::systests_sim::setup(&ctx)?;
-    let dir = ws.xtask_dir().join("bench-linux");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bed = Bed::new(ws, kernel, PeerConfig::new("bench"), "bench-linux")?;
+    let (config, net, setup, dir) = (&bed.config, &bed.net, &bed.setup, &bed.dir);
     let guest_ip = config.ipv4(GUEST);
     let host_ip = config.ipv4(1);
 
@@ -178,19 +168,15 @@ pub fn figures(
         &dir.join("cxos.sim.log"),
         &options,
     )?;
-    let test = SystemTest {
-        name: "bench-linux-cxos",
-        timeout: TIMEOUT,
-        run: |_, _| Err("the bench's pseudo-test is not run".into()),
-    };
-    let machine =
-        crate::systests_sim::machine(&ctx, &sim, &format!("net.0={guest_ip}/24,gw={host_ip}"));
-    let command = crate::systests_sim::qemu_command(&setup, &machine, &[], false);
-    let session = crate::session::Session::spawn(command, &dir.join("cxos.log"), test.timeout)
-        .map_err(|e| e.to_string())?;
-    let mut shell = Shell::start(session)?;
+    let mut shell = bed.boot_cxos(
+        &sim,
+        &format!("net.0={guest_ip}/24,gw={host_ip}"),
+        &[],
+        "cxos.log",
+        TIMEOUT,
+    )?;
     plain_line(&shell.ask("serve iperf3")?, "service ")?;
-    let (cxos_to, cxos_from) = iperf3_runs(&net, &guest_ip, runs)?;
+    let (cxos_to, cxos_from) = iperf3_runs(net, &guest_ip, runs)?;
     shell.poweroff(&mut sim)?;
     let cxos = parse_trace(&read(&cxos_trace)?);
     let cxos_up = bring_up(&cxos, |l| l.register.as_deref() == Some("PAOS"))
@@ -240,7 +226,7 @@ check rmmod rmmod mlx5_core
         TIMEOUT,
     )?;
     vm.next_sync()?;
-    let measured = iperf3_runs(&net, &guest_ip, runs);
+    let measured = iperf3_runs(net, &guest_ip, runs);
     vm.reply("go")?;
     let text = vm.finish()?;
     sim.expect_clean_exit()?;
@@ -257,7 +243,7 @@ check rmmod rmmod mlx5_core
         .filter(|l| l.bad_opcode_or_register)
         .map(|l| l.register.clone().unwrap_or_else(|| l.name.clone()))
         .collect();
-    drop(net);
+    drop(bed);
 
     let (ct, cf, lt, lf) = (
         median(cxos_to),

@@ -16,10 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bench::Figure;
-use crate::netns::{PeerConfig, PeerError};
+use crate::bench_qemu::Bed;
+use crate::netns::PeerConfig;
 use crate::sim_device::SimDevice;
-use crate::systests::{Context, SystemTest};
-use crate::systests_attach::{Shell, plain_line};
+use crate::systests_attach::plain_line;
 
 const PART: &str = "cx5";
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -69,18 +69,8 @@ fn wire_tx(sim: &SimDevice) -> Result<u64, String> {
 
 /// The figures (see the module docs); `Err` with `skipped: ...` when not root.
 pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Figure>, String> {
-    let mut config = PeerConfig::new("pktgen");
-    config.dhcp_lease_secs = None;
-    let net = match crate::netns::PeerNetwork::create(&config) {
-        Ok(net) => net,
-        Err(PeerError::Skip(why)) => return Err(format!("skipped: {why}")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
-    let ctx = Context::new(ws.clone(), qemu, kernel.to_path_buf());
-    let setup = crate::systests_sim::setup(&ctx)?;
-    let dir = ws.xtask_dir().join("bench-pktgen");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bed = Bed::new(ws, kernel, PeerConfig::new("pktgen"), "bench-pktgen")?;
+    let (net, setup, dir) = (&bed.net, &bed.setup, &bed.dir);
 
     // cxos.
     let mut sim = SimDevice::start_with(
@@ -90,16 +80,7 @@ pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Fi
         &dir.join("cxos.sim.log"),
         &net.sim_options(None),
     )?;
-    let test = SystemTest {
-        name: "bench-pktgen-cxos",
-        timeout: TIMEOUT,
-        run: |_, _| Err("the bench's pseudo-test is not run".into()),
-    };
-    let machine = crate::systests_sim::machine(&ctx, &sim, "");
-    let command = crate::systests_sim::qemu_command(&setup, &machine, &[], false);
-    let session = crate::session::Session::spawn(command, &dir.join("cxos.log"), test.timeout)
-        .map_err(|e| e.to_string())?;
-    let mut shell = Shell::start(session)?;
+    let mut shell = bed.boot_cxos(&sim, "", &[], "cxos.log", TIMEOUT)?;
     let before = wire_tx(&sim)?;
     let answer = shell.ask(&format!(
         "pktgen -c {PKTGEN_FRAMES} -s 60 -b 32 --dst {DST}"
@@ -159,7 +140,7 @@ echo "linux-pktgen: $(grep -A1 'Result: OK' /proc/net/pktgen/$dev | tr '\n' ' ')
         .ok_or("no pktgen result in the Linux guest's output")?
         .to_string();
     let linux_pps = pps_of(&linux_line).ok_or_else(|| format!("no pps: {linux_line}"))?;
-    drop(net);
+    drop(bed);
     println!("    cxos:  {cxos_line}");
     println!("    Linux: {linux_line}");
     Ok(vec![

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use crate::bench::Figure;
 use crate::bench_pktgen::{PKTGEN_FRAMES, pps_of};
-use crate::netns::{PeerConfig, PeerError};
+use crate::bench_qemu::Bed;
+use crate::netns::PeerConfig;
 use crate::sim_device::SimDevice;
-use crate::systests::{Context, SystemTest};
-use crate::systests_attach::{Shell, plain_line};
+use crate::systests_attach::plain_line;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// Where the frames go: a locally administered MAC nobody has.
@@ -38,44 +38,23 @@ fn summaries(serial: &str, from: usize) -> Vec<String> {
 }
 
 pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Figure>, String> {
-    let mut config = PeerConfig::new("pktgsmp");
-    config.dhcp_lease_secs = None;
-    let net = match crate::netns::PeerNetwork::create(&config) {
-        Ok(net) => net,
-        Err(PeerError::Skip(why)) => return Err(format!("skipped: {why}")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let qemu = crate::qemu_provision::vfio_user_qemu().map_err(|e| e.to_string())?;
-    let ctx = Context::new(ws.clone(), qemu, kernel.to_path_buf());
-    let setup = crate::systests_sim::setup(&ctx)?;
-    let dir = ws.xtask_dir().join("bench-pktgen-smp");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bed = Bed::new(ws, kernel, PeerConfig::new("pktgsmp"), "bench-pktgen-smp")?;
     let mut out = Vec::new();
     for cpus in [1usize, 2] {
         let mut sim = SimDevice::start_with(
-            &setup.sim,
+            &bed.setup.sim,
             "cx5",
             "pktgen-smp",
-            &dir.join(format!("smp{cpus}.sim.log")),
-            &net.sim_options(None),
+            &bed.dir.join(format!("smp{cpus}.sim.log")),
+            &bed.net.sim_options(None),
         )?;
-        let test = SystemTest {
-            name: "bench-pktgen-smp",
-            timeout: TIMEOUT,
-            run: |_, _| Err("the bench's pseudo-test is not run".into()),
-        };
-        let cmdline = format!("vnic.0=cpu:{}", cpus - 1);
-        let machine = crate::systests_sim::machine(&ctx, &sim, &cmdline);
-        let smp = cpus.to_string();
-        let command =
-            crate::systests_sim::qemu_command(&setup, &machine, &["-smp", smp.as_str()], false);
-        let session = crate::session::Session::spawn(
-            command,
-            &dir.join(format!("smp{cpus}.log")),
-            test.timeout,
-        )
-        .map_err(|e| e.to_string())?;
-        let mut shell = Shell::start(session)?;
+        let mut shell = bed.boot_cxos(
+            &sim,
+            &format!("vnic.0=cpu:{}", cpus - 1),
+            &["-smp", &cpus.to_string()],
+            &format!("smp{cpus}.log"),
+            TIMEOUT,
+        )?;
         let vnics = shell.ask("vnics")?;
         let owner = plain_line(&vnics, "vnic0 ")?;
         if !owner.ends_with(&format!(" cpu {}", cpus - 1)) {
@@ -118,7 +97,7 @@ pub fn figures(ws: &crate::workspace::Workspace, kernel: &Path) -> Result<Vec<Fi
             unit: "pps".into(),
         });
     }
-    drop(net);
+    drop(bed);
     Ok(out)
 }
 

@@ -1,5 +1,5 @@
-//! `cargo xtask lint`: clippy, rustfmt, the unsafe audit and the kernel's
-//! module graph.
+//! `cargo xtask lint`: clippy (the kernel in each of its feature sets too),
+//! rustfmt, the unsafe audit and the kernel's module graph.
 //!
 //! The audit enforces the project rule that drivers (drivers/, drivers/mlx5/)
 //! and the network stack (net/) contain no `unsafe` at all: no `unsafe`
@@ -36,11 +36,45 @@ pub const CLIPPY: &[&str] = &[
 ];
 /// `cargo fmt` arguments of the lint.
 pub const RUSTFMT: &[&str] = &["fmt", "--all", "--check"];
+/// The kernel's feature sets besides the default (`mlx5`, `net`) and
+/// [`CLIPPY`]'s `--all-features`: no driver, and the driver without the
+/// network stack (`net` needs `mlx5`); each must build without warnings.
+pub const KERNEL_FEATURE_SETS: &[(&str, &[&str])] = &[
+    (
+        "kernel-no-driver",
+        &[
+            "clippy",
+            "-p",
+            "cxos-kernel",
+            "--all-targets",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+    (
+        "kernel-mlx5-only",
+        &[
+            "clippy",
+            "-p",
+            "cxos-kernel",
+            "--all-targets",
+            "--no-default-features",
+            "--features",
+            "mlx5",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+];
 
 /// Runs all three; returns 0 when clean, 1 when something was found.
 pub fn run(ws: &Workspace) -> Result<u8> {
     let mut failures = Vec::new();
-    for args in [CLIPPY, RUSTFMT] {
+    let sets = KERNEL_FEATURE_SETS.iter().map(|(_, args)| *args);
+    for args in [CLIPPY, RUSTFMT].into_iter().chain(sets) {
         eprintln!("lint: cargo {}", args.join(" "));
         let status = Command::new(cargo())
             .args(args)
@@ -48,7 +82,8 @@ pub fn run(ws: &Workspace) -> Result<u8> {
             .status()
             .map_err(|e| XtaskError::msg(format!("cannot run cargo {}: {e}", args[0])))?;
         if !status.success() {
-            failures.push(format!("cargo {} failed", args[0]));
+            let cmd: Vec<&str> = args.iter().copied().take_while(|a| *a != "--").collect();
+            failures.push(format!("cargo {} failed", cmd.join(" ")));
         }
     }
     eprintln!("lint: unsafe audit of {}", SAFE_DIRS.join(", "));

@@ -4,19 +4,22 @@
 //! starts, the fault is injected through the model's control socket
 //! (`fault <kind>`), the console shows its `FAULT <class> ...` line with
 //! `outcome=recovered`, and iperf3 completes with traffic after the
-//! fault. Then a lost command inside a multi-command port sequence:
-//! `traninfo` with its first ACCESS_REGISTER dropped by the model waits
-//! (up to the command timeout) without freezing the kernel: stock ping
-//! from the namespace is answered meanwhile; the answer carries the typed
-//! error line and the `FAULT mlx5.cmd.timeout` record, and the module is
-//! read after it. An EQ0 port event (`link down`) whose port-state read
-//! is lost: EQ0's work waits for it cooperatively, the shell answers
-//! `cpus` meanwhile (before the timeout record). Then the health counter
-//! stops with the bring-up's SET_DRIVER_VERSION lost: recorded, the
-//! function reset, the shell answering `faults` (the function "reset in
-//! progress") and `cpus` while the bring-up waits, then restored; iperf3
-//! runs again. At the end `faults` counts every class, detach reports 0
-//! pages lost and the model's sanitizer nothing.
+//! fault. Then lost interrupts: a completion interrupt under iperf3
+//! (traffic goes on), an EQ0 interrupt under `traninfo`'s commands (they
+//! complete, the periodic check records it and EQ0 is armed again). Then
+//! a lost command inside a multi-command port sequence: `traninfo` with
+//! its first ACCESS_REGISTER dropped by the model waits (up to the command
+//! timeout) without freezing the kernel: stock ping from the namespace is
+//! answered meanwhile; the answer carries the typed error line and the
+//! `FAULT mlx5.cmd.timeout` record, and the module is read after it. An
+//! EQ0 port event (`link down`) whose port-state read is lost: EQ0's work
+//! waits for it cooperatively, the shell answers `cpus` meanwhile (before
+//! the timeout record). Then the health counter stops with the bring-up's
+//! SET_DRIVER_VERSION lost: recorded, the function reset, the shell
+//! answering `faults` (the function "reset in progress") and `cpus` while
+//! the bring-up waits, then restored; iperf3 runs again. At the end
+//! `faults` counts every class, detach reports 0 pages lost and the
+//! model's sanitizer nothing.
 
 use std::time::Duration;
 
@@ -25,8 +28,10 @@ use crate::sim_device::SimDevice;
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::Shell;
 use crate::systests_attach::{detach_clean, plain_line};
+use crate::systests_lost::{
+    MIN_REPLIES_DURING_WAIT, TimedPings, ask_while_pinging, replies_between,
+};
 use crate::systests_net::{PEER_GUEST, Peer, peer_boot, static_cmdline};
-use crate::systests_reset::replies_between;
 
 /// The model's fault requests of the data-path classes, and the class
 /// each is recorded as (the soak draws from this list too).
@@ -121,6 +126,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         // Past the grace period before the next fault on the same queue.
         std::thread::sleep(Duration::from_millis(600));
     }
+    lost_interrupts(&net, &mut shell, &sim, &guest)?;
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
     lost_recovery_command(&net, &config, &mut shell, &mut sim, &guest)?;
     lost_event_read(&mut shell, &mut sim)?;
@@ -169,7 +175,8 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     for (_, class) in &requests {
-        let want = requests.iter().filter(|(_, c)| c == class).count() as u64;
+        let want = requests.iter().filter(|(_, c)| c == class).count() as u64
+            + u64::from(*class == "mlx5.eq.stall");
         let l = plain_line(&faults, &format!("  {class} "))?;
         let n: u64 = l
             .split_whitespace()
@@ -186,16 +193,83 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     Ok(())
 }
 
-/// Stock ping's requests (every 200 ms) while `traninfo` waits on its lost
-/// command: 10 s, inside the command timeout (15 s).
-const LOST_PINGS: u32 = 50;
-/// Replies counted only this far inside the wait (the command goes out
-/// after the shell read the line; a blocked kernel answers its backlog
-/// just before the shell's answer).
-const WAIT_MARGIN: Duration = Duration::from_secs(2);
-/// Replies the wait must let through: a kernel blocked on the command
-/// answers none.
-const MIN_REPLIES_DURING_WAIT: usize = 5;
+/// The model's count of interrupts `fault lost-interrupt` dropped
+/// (`stats`: `interrupts-lost <n>`).
+fn interrupts_lost(sim: &SimDevice) -> Result<u64, String> {
+    let stats = sim.ask_ok("stats")?;
+    stats
+        .iter()
+        .find_map(|l| l.strip_prefix("interrupts-lost "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no interrupts-lost line in {stats:?}"))
+}
+
+/// Lost interrupts. On the completion EQ under iperf3: the network stack
+/// polls its interfaces after every interrupt and timer, so the events
+/// are taken at its next poll and iperf3 completes; the model confirms
+/// the interrupt was dropped. On EQ0 (`fault lost-interrupt eqn=0`), then
+/// `traninfo`, whose commands complete on EQ0: they complete anyway (a
+/// waiting command drains EQ0 without its interrupt), and once EQ0's
+/// vector has stayed silent past the driver's grace for a late interrupt
+/// the periodic check records `FAULT mlx5.eq.stall 01:00.0 eqn=0x0
+/// pending=1 ci=<n> action=eq-poll outcome=recovered` and arms EQ0 again;
+/// `traninfo` reads the module after it too, with no second record.
+fn lost_interrupts(
+    net: &PeerNetwork,
+    shell: &mut Shell,
+    sim: &SimDevice,
+    guest: &str,
+) -> Result<(), String> {
+    let lost = interrupts_lost(sim)?;
+    let run = net
+        .iperf3_client_start(guest, &["-t", "3", "-b", IPERF3_RATE])
+        .map_err(|e| format!("iperf3 before a lost completion interrupt: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1000));
+    let armed = sim.ask_ok("fault lost-interrupt")?;
+    println!("    fault lost-interrupt: {}", armed.join(" "));
+    let json = run
+        .finish()
+        .map_err(|e| format!("iperf3 across a lost completion interrupt: {e}"))?;
+    let bytes = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.pointer("/end/sum_received/bytes")?.as_u64())
+        .unwrap_or(0);
+    if bytes == 0 {
+        return Err("iperf3 across a lost completion interrupt: nothing received".into());
+    }
+    if interrupts_lost(sim)? != lost + 1 {
+        return Err(format!(
+            "the model did not drop the completion interrupt under iperf3 ({armed:?})"
+        ));
+    }
+    shell.ask("uptime")?;
+    let armed = sim.ask_ok("fault lost-interrupt eqn=0")?;
+    println!("    fault lost-interrupt eqn=0: {}", armed.join(" "));
+    let traninfo = shell.ask("traninfo")?;
+    plain_line(&traninfo, "01:00.0 module: plugged")?;
+    let head = "FAULT mlx5.eq.stall 01:00.0 eqn=0x0 pending=1 ci=";
+    // Recorded after `traninfo` answered, or inside its answer on a slow
+    // machine.
+    let line = match plain_line(&traninfo, head) {
+        Ok(l) => l.to_string(),
+        Err(_) => shell.wait_for_line(head)?,
+    };
+    println!("    {line}");
+    if !line.ends_with(" action=eq-poll outcome=recovered") {
+        return Err(format!("lost EQ0 interrupt: {line}"));
+    }
+    if interrupts_lost(sim)? != lost + 2 {
+        return Err("the model did not drop EQ0's interrupt".into());
+    }
+    // Past the record's line.
+    shell.ask("uptime")?;
+    let again = shell.ask("traninfo")?;
+    plain_line(&again, "01:00.0 module: plugged")?;
+    if again.contains("FAULT mlx5.eq.stall ") {
+        return Err(format!("a second record for one lost interrupt:\n{again}"));
+    }
+    Ok(())
+}
 
 /// `traninfo` with its first register access (PMAOS) dropped: the stack
 /// answers stock ping during the wait, the answer names the typed timeout
@@ -208,37 +282,13 @@ fn lost_port_command(
     guest: &str,
 ) -> Result<(), String> {
     sim.ask_ok("fault no-completion 0x805")?;
-    let mut ping = net.netns().command("ping");
-    ping.args([
-        "-n",
-        "-D",
-        "-i",
-        "0.2",
-        "-c",
-        &LOST_PINGS.to_string(),
-        guest,
-    ]);
-    let pinger = std::thread::spawn(move || ping.output());
-    let asked = std::time::SystemTime::now();
-    let t = std::time::Instant::now();
-    let traninfo = shell.ask("traninfo")?;
-    let waited = t.elapsed();
-    let answered = std::time::SystemTime::now();
-    let out = pinger
-        .join()
-        .map_err(|_| "the ping thread panicked".to_string())?
-        .map_err(|e| format!("stock ping: {e}"))?;
-    let out = String::from_utf8_lossy(&out.stdout);
-    let during = replies_between(&out, asked + WAIT_MARGIN, answered - WAIT_MARGIN);
+    let wait = ask_while_pinging(net, shell, "traninfo", guest)?;
     println!(
-        "    lost ACCESS_REGISTER: traninfo answered in {} ms, {during} ping replies meanwhile",
-        waited.as_millis()
+        "    lost ACCESS_REGISTER: traninfo answered in {} ms, {} ping replies meanwhile",
+        wait.waited.as_millis(),
+        wait.during
     );
-    if during < MIN_REPLIES_DURING_WAIT {
-        return Err(format!(
-            "{during} ping replies while traninfo waited {waited:?} on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
-        ));
-    }
+    let traninfo = wait.answer;
     let state = plain_line(&traninfo, "01:00.0 module: ")?;
     if !state.contains("ACCESS_REGISTER") || !state.contains("no completion after") {
         return Err(format!("no typed timeout in {state:?}:\n{traninfo}"));
@@ -284,30 +334,16 @@ fn lost_recovery_command(
         .ok_or_else(|| format!("no VNIC created:\n{created}"))?;
     shell.ask("uptime")?;
     sim.ask_ok("fault no-completion 0x905")?;
-    let mut ping = net.netns().command("ping");
-    ping.args([
-        "-n",
-        "-D",
-        "-i",
-        "0.2",
-        "-c",
-        &RECOVERY_PINGS.to_string(),
-        &vnic_ip,
-    ]);
     // Traffic on the port too: its stalled SQ holds WQEs (the timeout).
     let mut port_ping = net.netns().command("ping");
     port_ping.args(["-n", "-q", "-i", "0.2", "-w", "6", guest]);
     let port_pinger = std::thread::spawn(move || port_ping.output());
     let asked = std::time::SystemTime::now();
     sim.ask_ok("fault sq-stall")?;
-    let pinger = std::thread::spawn(move || ping.output());
+    let pings = TimedPings::start(net, RECOVERY_PINGS, &vnic_ip);
     let _ = port_pinger.join();
-    let out = pinger
-        .join()
-        .map_err(|_| "the ping thread panicked".to_string())?
-        .map_err(|e| format!("stock ping: {e}"))?;
+    let out = pings.finish()?;
     let ended = std::time::SystemTime::now();
-    let out = String::from_utf8_lossy(&out.stdout);
     let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
     println!("    {timeout}");
     let line = shell.wait_for_line("FAULT mlx5.tx.timeout 01:00.0 ")?;

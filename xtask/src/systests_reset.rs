@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::netns::PeerConfig;
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::plain_line;
+use crate::systests_lost::ask_while_pinging;
 use crate::systests_net::{PEER_GUEST, iperf3_summary, peer_boot, peer_finish, static_cmdline};
 
 const PCI: &str = "01:00.0";
@@ -30,15 +31,6 @@ const MTU: u32 = 3000;
 /// How long traffic may take to come back after a fault.
 const RESUME_LIMIT: Duration = Duration::from_secs(20);
 
-/// Stock ping's requests (every 200 ms) while `stats` waits on a lost
-/// command: 10 s, inside the command timeout (15 s).
-const LOST_PINGS: u32 = 50;
-/// Replies counted only this far inside the wait (the command goes out
-/// after the shell read the line; the backlog of a blocked kernel is
-/// answered just before the shell's answer).
-const WAIT_MARGIN: Duration = Duration::from_secs(2);
-/// Replies the wait must let through: a blocked kernel answers none.
-const MIN_REPLIES_DURING_WAIT: usize = 5;
 /// After a periodic query is made to be lost, until the next one (every
 /// second) is surely out.
 const QUERY_OUT: Duration = Duration::from_secs(3);
@@ -74,25 +66,6 @@ fn until_answered(
             ));
         }
     }
-}
-
-/// Replies in stock `ping -D` output (`[<epoch s>.<us>] 64 bytes from
-/// ...`) received between `from` and `to`.
-pub(crate) fn replies_between(
-    out: &str,
-    from: std::time::SystemTime,
-    to: std::time::SystemTime,
-) -> usize {
-    let secs = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
-    let (from, to) = (secs(from), secs(to));
-    out.lines()
-        .filter(|l| l.contains(" bytes from "))
-        .filter_map(|l| l.strip_prefix('[')?.split_once(']')?.0.parse::<f64>().ok())
-        .filter(|t| (from..=to).contains(t))
-        .count()
 }
 
 /// Stock `ping -c 3`, every one answered, after one whose answer may
@@ -234,33 +207,8 @@ fn function_reset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     // wait is cooperative: the stack answers the namespace's stock ping
     // meanwhile (a blocking wait answers none until the timeout).
     peer.sim.ask_ok("fault no-completion 0x773")?;
-    let mut ping = peer.net.netns().command("ping");
-    ping.args([
-        "-n",
-        "-D",
-        "-i",
-        "0.2",
-        "-c",
-        &LOST_PINGS.to_string(),
-        &guest,
-    ]);
-    let pinger = std::thread::spawn(move || ping.output());
-    let asked = std::time::SystemTime::now();
-    let t1 = Instant::now();
-    let stats = peer.shell.ask("stats")?;
-    let waited = t1.elapsed();
-    let answered = std::time::SystemTime::now();
-    let out = pinger
-        .join()
-        .map_err(|_| "the ping thread panicked".to_string())?
-        .map_err(|e| format!("stock ping: {e}"))?;
-    let out = String::from_utf8_lossy(&out.stdout);
-    let during = replies_between(&out, asked + WAIT_MARGIN, answered - WAIT_MARGIN);
-    if during < MIN_REPLIES_DURING_WAIT {
-        return Err(format!(
-            "{during} ping replies while `stats` waited {waited:?} on a lost command (want >= {MIN_REPLIES_DURING_WAIT}):\n{out}"
-        ));
-    }
+    let wait = ask_while_pinging(&peer.net, &mut peer.shell, "stats", &guest)?;
+    let (stats, waited, during) = (wait.answer, wait.waited, wait.during);
     plain_line(&stats, "  q counter not read: ")?;
     // Printed as it happens: inside the answer.
     plain_line(

@@ -81,6 +81,9 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<u8> {
         tally.record("host", "cargo-test", cargo_step(ws, HOST_TESTS));
         tally.record("lint", "clippy", cargo_step(ws, lint::CLIPPY));
         tally.record("lint", "rustfmt", cargo_step(ws, lint::RUSTFMT));
+        for (name, args) in lint::KERNEL_FEATURE_SETS {
+            tally.record("lint", name, cargo_step(ws, args));
+        }
         let audit = lint::audit(&ws.root)
             .map_err(|e| e.to_string())
             .and_then(|findings| {

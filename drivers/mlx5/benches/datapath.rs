@@ -484,6 +484,8 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
     };
     // `CXOS_DP_TX_EMPW`: `off` one WQE per frame, `inline` eMPW
     // sessions with the frames inline; else eMPW sessions of pointers.
+    // `CXOS_DP_PART=cx4lx`: the ConnectX-4 Lx, whose sessions are legacy
+    // MPW (and whose single WQEs inline the L2 header).
     let tx_cfg = EthConfig {
         empw: match std::env::var("CXOS_DP_TX_EMPW").as_deref() {
             Ok("off") => None,
@@ -492,26 +494,21 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
         },
         ..polled()
     };
+    let part = match std::env::var("CXOS_DP_PART").as_deref() {
+        Ok("cx4lx") => Personality::ConnectX4Lx,
+        _ => Personality::ConnectX6Dx,
+    };
     let r = if offload {
-        Run::new(
-            Personality::ConnectX6Dx,
-            tx_cfg,
-            rx_cfg,
-            tx_burst_offload,
-            "tx_burst_offload",
-        )
-        .receiving(rx_burst_meta, "rx_burst_meta")
+        Run::new(part, tx_cfg, rx_cfg, tx_burst_offload, "tx_burst_offload")
+            .receiving(rx_burst_meta, "rx_burst_meta")
     } else {
-        Run::new(
-            Personality::ConnectX6Dx,
-            tx_cfg,
-            rx_cfg,
-            tx_burst,
-            "tx_burst",
-        )
-        .receiving(rx_burst, "rx_burst")
+        Run::new(part, tx_cfg, rx_cfg, tx_burst, "tx_burst").receiving(rx_burst, "rx_burst")
     };
     let mut r = r;
+    assert_eq!(
+        r.a.sq().unwrap().legacy_mpw(),
+        part == Personality::ConnectX4Lx
+    );
     let m = r.go(packets);
     assert_eq!(m.sent, m.got, "every frame arrives");
     let secs = m.all.as_secs_f64();

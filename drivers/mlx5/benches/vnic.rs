@@ -120,6 +120,40 @@ fn run_queue_sets(sets: usize, packets: usize) {
     let (sa, sb) = BenchPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX6Dx);
     let mut a = sender(&sa);
     let (nic, mut vnics) = receiver_on(&sb, sets, true);
+    let ns = rx_loop(
+        &sa,
+        &sb,
+        &mut a,
+        &mut vnics,
+        packets,
+        Taken::One(qs_batch),
+        "qs_batch",
+    );
+    report(&format!("rx_qs{sets}"), ns);
+    close(nic, vnics, a);
+}
+
+/// How the receiving side takes a batch.
+#[derive(Clone, Copy)]
+enum Taken {
+    /// The batch's VNIC alone (the batch all to it).
+    One(fn(&mut Vnic<A>) -> usize),
+    /// Every VNIC polled (the batch spread over all).
+    All(fn(&mut [Vnic<A>]) -> usize),
+}
+
+/// Batches from `a` to the VNICs in turn, taken as `taken` says (by the
+/// function `function`, the `toggle:` line's), after a warm-up, with BAR
+/// writes posted; the time inside the receive function per packet (ns).
+fn rx_loop(
+    sa: &BenchPlatform,
+    sb: &BenchPlatform,
+    a: &mut QueueSet<A>,
+    vnics: &mut [Vnic<A>],
+    packets: usize,
+    taken: Taken,
+    function: &str,
+) -> f64 {
     let macs: Vec<[u8; 6]> = vnics.iter().map(|v| v.mac().0).collect();
     sa.post_writes(true);
     sb.post_writes(true);
@@ -127,39 +161,53 @@ fn run_queue_sets(sets: usize, packets: usize) {
     let (mut got, mut seq) = (0usize, 0usize);
     let warmup = 100 * BATCH;
     while got < packets + warmup {
-        let target = seq / BATCH % sets;
-        tx_batch(&mut a, Some(macs[target]), &macs, seq);
+        let target = seq / BATCH % vnics.len();
+        let dst = match taken {
+            Taken::One(_) => Some(macs[target]),
+            Taken::All(_) => None,
+        };
+        tx_batch(a, dst, &macs, seq);
         sa.pump();
         let t = Instant::now();
-        let k = qs_batch(&mut vnics[target]);
+        let k = match taken {
+            Taken::One(rx) => rx(&mut vnics[target]),
+            Taken::All(rx) => rx(vnics),
+        };
         if got >= warmup {
             in_rx += t.elapsed();
         }
         sb.pump();
-        assert_eq!(
-            k,
-            BATCH,
-            "batch {}: {:?}",
-            seq / BATCH,
-            sb.sim().port_stats()
-        );
+        if dst.is_some() && k != BATCH {
+            panic!(
+                "batch {} got {k}: {:?} {:?}",
+                seq / BATCH,
+                sb.sim().port_stats(),
+                vnics[target].queue_set().last_fault()
+            );
+        }
         got += k;
         seq += BATCH;
     }
-    println!("toggle: vnic::qs_batch: {got} packets");
+    println!("toggle: vnic::{function}: {got} packets");
     sa.post_writes(false);
     sb.post_writes(false);
-    println!(
-        "bench: mlx5.vnic_rx_qs{sets}_ns_per_packet: {:.1} ns",
-        in_rx.as_nanos() as f64 / (got - warmup) as f64
-    );
+    in_rx.as_nanos() as f64 / (got - warmup) as f64
+}
+
+/// `bench: mlx5.vnic_<name>_ns_per_packet: <ns> ns`.
+fn report(name: &str, ns: f64) {
+    println!("bench: mlx5.vnic_{name}_ns_per_packet: {ns:.1} ns");
+}
+
+/// Destroy the VNICs, close both sides, detach.
+fn close(nic: Nic<A>, vnics: Vec<Vnic<A>>, port: QueueSet<A>) {
     for v in vnics {
         v.destroy();
     }
     let (ad, _) = nic.close().unwrap();
     ad.detach();
-    let (aa, _) = a.close();
-    aa.detach();
+    let (pa, _) = port.close();
+    pa.detach();
 }
 
 /// 32 frames: to `dst` (`None`: spread over `all`).
@@ -255,83 +303,27 @@ fn run_tx(packets: usize) {
     println!("toggle: vnic::vnic_tx_batch: {got} packets");
     sa.post_writes(false);
     sb.post_writes(false);
-    println!(
-        "bench: mlx5.vnic_tx_ns_per_packet: {:.1} ns",
-        in_tx.as_nanos() as f64 / (got - warmup) as f64
-    );
-    for v in vnics {
-        v.destroy();
-    }
-    let (ad, _) = nic.close().unwrap();
-    ad.detach();
-    let (bb, _) = b.close();
-    bb.detach();
+    report("tx", in_tx.as_nanos() as f64 / (got - warmup) as f64);
+    close(nic, vnics, b);
 }
 
 fn run(n: usize, packets: usize, poll_all: bool) {
     let (sa, sb) = BenchPlatform::pair(Personality::ConnectX6Dx, Personality::ConnectX6Dx);
     let mut a = sender(&sa);
     let (nic, mut vnics) = receiver(&sb, n);
-    let macs: Vec<[u8; 6]> = vnics.iter().map(|v| v.mac().0).collect();
-    sa.post_writes(true);
-    sb.post_writes(true);
-    let mut in_rx = Duration::ZERO;
-    let mut got = 0usize;
-    let mut seq = 0usize;
-    let warmup = 100 * BATCH;
-    while got < packets + warmup {
-        let target = seq / BATCH % n;
-        if poll_all {
-            tx_batch(&mut a, None, &macs, seq);
-            sa.pump();
-            let t = Instant::now();
-            let k = rx_all(&mut vnics);
-            if got >= warmup {
-                in_rx += t.elapsed();
-            }
-            sb.pump();
-            got += k;
-        } else {
-            tx_batch(&mut a, Some(macs[target]), &macs, seq);
-            sa.pump();
-            let t = Instant::now();
-            let k = rx_batch(&mut vnics[target]);
-            if got >= warmup {
-                in_rx += t.elapsed();
-            }
-            sb.pump();
-            if k != BATCH {
-                panic!(
-                    "batch {} got {k}: {:?} {:?}",
-                    seq / BATCH,
-                    sb.sim().port_stats(),
-                    vnics[target].queue_set().last_fault()
-                );
-            }
-            got += k;
-        }
-        seq += BATCH;
-    }
-    let function = if poll_all { "rx_all" } else { "rx_batch" };
-    println!("toggle: vnic::{function}: {got} packets");
-    sa.post_writes(false);
-    sb.post_writes(false);
-    let name = if poll_all {
-        format!("{n}_pollall")
+    let (taken, function) = if poll_all {
+        (Taken::All(rx_all), "rx_all")
     } else {
-        format!("{n}")
+        (Taken::One(rx_batch), "rx_batch")
     };
-    println!(
-        "bench: mlx5.vnic_rx_{name}_ns_per_packet: {:.1} ns",
-        in_rx.as_nanos() as f64 / (got - warmup) as f64
-    );
-    for v in vnics {
-        v.destroy();
-    }
-    let (ad, _) = nic.close().unwrap();
-    ad.detach();
-    let (aa, _) = a.close();
-    aa.detach();
+    let ns = rx_loop(&sa, &sb, &mut a, &mut vnics, packets, taken, function);
+    let name = if poll_all {
+        format!("rx_{n}_pollall")
+    } else {
+        format!("rx_{n}")
+    };
+    report(&name, ns);
+    close(nic, vnics, a);
 }
 
 fn main() {

@@ -676,6 +676,7 @@ impl<P: Platform> Adapter<P> {
         if self.dev.is_failed() {
             return Err(Error::AdapterFailed);
         }
+        self.dev.check_eq0_interrupt();
         self.dev.drain_eq0(true);
         Ok(self.dev.take_port_events())
     }
@@ -839,6 +840,10 @@ impl<P: Platform> Adapter<P> {
     /// Write EQ0's consumer counter again and arm it.
     pub(crate) fn eq0_rearm(&mut self) {
         self.dev.eq0_rearm()
+    }
+    /// Record a lost EQ0 interrupt, if one is (periodic check).
+    pub(crate) fn eq0_check_interrupt(&mut self) {
+        self.dev.check_eq0_interrupt()
     }
     /// Completion EQs: (EQ number, MSI-X vector).
     pub fn comp_eqs(&self) -> Vec<(Eqn, u16)> {

@@ -26,6 +26,9 @@ use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
 use crate::pages::{self, PageKind, PagePool, QueryPages};
 
+mod eq0_irq;
+pub use eq0_irq::LATE_IRQ_NS;
+
 /// How often a waiting command re-reads the health syndrome.
 const HEALTH_PEEK_NS: u64 = 1_000_000;
 /// Polls of a waiting command before the loop starts yielding the CPU
@@ -158,6 +161,8 @@ pub struct CmdEngine<P: Platform> {
     /// EQ rings whose destruction failed: kept until detach ends.
     pub(crate) graveyard: Vec<Region<P>>,
     last_irq_ns: u64,
+    /// Lost EQ0 interrupts ([`eq0_irq`]).
+    eq0_irq: eq0_irq::Eq0Irq,
     /// The owner's work between two looks at a command in a blocking
     /// wait (`Adapter::set_idle`), instead of the clock's `relax`.
     idle: Idle,
@@ -206,6 +211,7 @@ impl<P: Platform> CmdEngine<P> {
             stats: Stats::default(),
             graveyard: Vec::new(),
             last_irq_ns: 0,
+            eq0_irq: Default::default(),
             idle: Idle::default(),
         }
     }
@@ -577,7 +583,8 @@ impl<P: Platform> CmdEngine<P> {
     }
 
     /// Drain EQ0 if its vector fired (or, after a while without an
-    /// interrupt, if an event is waiting anyway), then re-arm it.
+    /// interrupt, if an event is waiting anyway), then re-arm it (unless
+    /// its interrupt looks lost: [`eq0_irq`]).
     pub(crate) fn service_eq0(&mut self) {
         self.drain_eq0(false)
     }
@@ -585,6 +592,7 @@ impl<P: Platform> CmdEngine<P> {
     /// As [`CmdEngine::service_eq0`]; `peek` drains whatever is waiting
     /// without needing an interrupt (the owner's poll).
     pub(crate) fn drain_eq0(&mut self, peek: bool) {
+        self.eq0_irq_late();
         let Some(eq0) = self.eq0.as_ref() else {
             return;
         };
@@ -605,14 +613,17 @@ impl<P: Platform> CmdEngine<P> {
         let Some(mut eq0) = self.eq0.take() else {
             return;
         };
+        let (ci, mut taken) = (eq0.consumer_index(), 0);
         // Bounded: at most one ring's worth per call.
         for _ in 0..eq0.entries() {
             let Some(e) = eq0.pop() else {
                 break;
             };
+            taken += 1;
             self.handle_event(e);
         }
-        eq0.doorbell(true);
+        let arm = self.eq0_irq_arm_after(eq0.vector, taken, ci);
+        eq0.doorbell(arm);
         self.eq0 = Some(eq0);
     }
 

@@ -75,6 +75,8 @@ pub trait Control: Exec {
     }
     /// Write EQ0's consumer counter again and arm it (EQ0 stall recovery).
     fn eq0_rearm(&mut self) {}
+    /// The periodic check of EQ0's interrupts (a lost one is recorded).
+    fn eq0_check_interrupt(&mut self) {}
     /// Start `cmd` without waiting for it (the periodic checks: a lost
     /// command must not hold their caller). A control that only runs
     /// commands to completion answers at once.
@@ -148,6 +150,9 @@ impl<P: Platform> Control for Adapter<P> {
     fn eq0_rearm(&mut self) {
         Adapter::eq0_rearm(self)
     }
+    fn eq0_check_interrupt(&mut self) {
+        Adapter::eq0_check_interrupt(self)
+    }
     fn start<K: Command>(&mut self, cmd: K) -> Started<K> {
         match self.submit(cmd) {
             Ok(t) => Started::Out(t),
@@ -205,6 +210,8 @@ pub struct DataPathCaps {
     pub cqe_compression: bool,
     /// `enhanced_multi_pkt_send_wqe`: ENHANCED_MPSW send WQEs.
     pub empw: bool,
+    /// `multi_pkt_send_wqe`: legacy MPW send WQEs (LSO opcode, opmod 1).
+    pub mpw: bool,
     /// `cq_moderation`: CQs take `cq_period`/`cq_max_count`.
     pub cq_moderation: bool,
     /// `cq_period_start_from_cqe`: the period may run from the first CQE.
@@ -227,6 +234,7 @@ impl DataPathCaps {
             log_max_stride: c.general.log_max_stride_sz_rq,
             cqe_compression: c.general.cqe_compression,
             empw: c.eth.enhanced_multi_pkt_send_wqe,
+            mpw: on && c.eth.multi_pkt_send_wqe != 0,
             cq_moderation: c.general.cq_moderation,
             cq_period_from_cqe: c.general.cq_period_start_from_cqe,
             bf_size: bf_size(c.general.bf, c.general.log_bf_reg_size),

@@ -149,6 +149,9 @@ impl Msix for MockPlatform {
     fn msix_take_pending(&self, _v: u16) -> bool {
         false
     }
+    fn msix_count(&self, _v: u16) -> u64 {
+        0
+    }
     fn msix_set_masked(&self, _v: u16, _m: bool) {}
 }
 

@@ -31,6 +31,7 @@ pub mod sqc {
     use crate::layout::Field;
     pub const RLKY: Field = Field::new(0x00, 31, 31);
     pub const FLUSH_IN_ERROR_EN: Field = Field::new(0x00, 28, 28);
+    pub const ALLOW_MULTI_PKT_SEND_WQE: Field = Field::new(0x00, 27, 27);
     pub const MIN_WQE_INLINE_MODE: Field = Field::new(0x00, 26, 24);
     pub const STATE: Field = Field::new(0x00, 23, 20);
     pub const CQN: Field = Field::new(0x08, 23, 0);
@@ -56,6 +57,9 @@ pub struct CreateSq {
     pub dbr_addr: u64,
     pub log_size: u8,
     pub inline: InlineMode,
+    /// `allow_multi_pkt_send_wqe`: the SQ may post legacy MPW sessions
+    /// (only where the part has `multi_pkt_send_wqe`).
+    pub allow_mpw: bool,
     pub pages: Vec<u64>,
 }
 
@@ -86,6 +90,7 @@ impl Command for CreateSq {
         let f = |x: Field| x.within(CTX);
         // Flushed WQEs complete with errors, so every buffer comes back.
         f(sqc::FLUSH_IN_ERROR_EN).set(inbox, 1);
+        f(sqc::ALLOW_MULTI_PKT_SEND_WQE).set(inbox, self.allow_mpw as u32);
         f(sqc::MIN_WQE_INLINE_MODE).set(inbox, self.inline.sqc_bits());
         f(sqc::STATE).set(inbox, QueueState::Rst.bits());
         f(sqc::CQN).set(inbox, self.cqn.0);
@@ -182,6 +187,7 @@ mod tests {
             dbr_addr: 0x2_0000_1000,
             log_size: 8,
             inline: InlineMode::L2,
+            allow_mpw: false,
             pages: alloc::vec![0x2_0000_0000],
         };
         let b = encode(&cmd);

@@ -12,6 +12,8 @@ use bitfield_struct::bitfield;
 
 use crate::frame::Geometry;
 
+pub mod mpw;
+
 /// `struct mlx5_wqe_ctrl_seg` (16 bytes).
 pub mod ctrl {
     /// opmod_idx_opcode: opmod `[31:24]`, wqe_index `[23:8]`, opcode `[7:0]`.
@@ -21,7 +23,8 @@ pub mod ctrl {
     pub const DS_MASK: u32 = 0x3f;
     /// fm_ce_se ([`super::FmCeSe`]).
     pub const FM_CE_SE: usize = 0x0b;
-    /// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO`.
+    /// `MLX5_OPCODE_NOP`, `MLX5_OPCODE_SEND`, `MLX5_OPCODE_LSO` (also a
+    /// legacy multi-packet send session with opmod 1: [`super::mpw`]).
     pub const OPCODE_NOP: u8 = 0x00;
     pub const OPCODE_SEND: u8 = 0x0a;
     pub const OPCODE_LSO: u8 = 0x0e;

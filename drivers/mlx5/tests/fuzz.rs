@@ -504,6 +504,9 @@ impl Msix for Garbage {
     fn msix_take_pending(&self, _v: u16) -> bool {
         self.0.borrow_mut().rng.percent(30)
     }
+    fn msix_count(&self, _v: u16) -> u64 {
+        self.0.borrow_mut().rng.next()
+    }
     fn msix_set_masked(&self, _v: u16, _m: bool) {}
 }
 

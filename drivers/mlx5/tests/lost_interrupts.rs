@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Port, close_port as close, open_port as open};
-use cxos_drivers::{Msix, NetDevice, Platform, TxError};
+use cxos_drivers::{ConfigSpace, Msix, NetDevice, Platform, TxError};
 use mlx5::EthConfig;
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
 use mlx5_sim::Personality;
@@ -33,21 +33,14 @@ struct Pair {
 }
 
 fn pair() -> Pair {
-    common::logger();
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX4Lx,
-        Personality::ConnectX5,
-        Mode::Synchronous,
-    );
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let cfg = EthConfig {
-        interrupts: true,
-        ..EthConfig::default()
-    };
-    let a = open(&sa, cfg);
-    let b = open(&sb, cfg);
-    let idx = b.eq_indexes()[0];
-    let b_vector = b.control().comp_eqs()[idx].1;
+    let common::pair::Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    } = common::pair::Pair::open(true);
+    let b_vector = b.control().comp_eqs()[b.eq_indexes()[0]].1;
     Pair {
         sa,
         sb,
@@ -139,6 +132,96 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
         "{line}"
     );
     assert_eq!(p.sb.with_model(|d| d.faults.queues.dropped_interrupts), 1);
+    let Pair {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+        ..
+    } = p;
+    close(a, &sa, before.0);
+    close(b, &sb, before.1);
+}
+
+/// A lost EQ0 interrupt (`lost-interrupt eqn=0`): a command's completion
+/// EQE is written and its interrupt not sent. The command still completes
+/// (its wait drains EQ0 without an interrupt); EQ0 is left unarmed, so
+/// the next commands' completions do not interrupt either (and cannot
+/// hide the lost one); once the vector has been silent for
+/// `LATE_IRQ_NS` the periodic check records `mlx5.eq.stall <eq0>
+/// pending=1 ... action=eq-poll` and arms EQ0 again: the next command
+/// interrupts.
+#[test]
+fn a_lost_eq0_interrupt_is_recorded_and_eq0_armed_again() {
+    let mut p = pair();
+    let (eq0, vector) = p.a.control().eq0().expect("EQ0");
+    run_for(&mut p, Duration::from_millis(200));
+    let irqs = p.sa.msix().msix_count(vector);
+    p.a.control_mut().refresh_port().expect("a command");
+    assert!(
+        p.sa.msix().msix_count(vector) > irqs,
+        "EQ0 interrupts for a command"
+    );
+    let armed =
+        p.sa.inject_queue(QueueFault::LostInterrupt {
+            eqn: Some(eq0.0),
+            count: 1,
+        })
+        .expect("armed");
+    assert_eq!(armed, format!("lost-interrupt eqn={:#x} count=1", eq0.0));
+    let irqs = p.sa.msix().msix_count(vector);
+    p.a.control_mut()
+        .refresh_port()
+        .expect("a command whose interrupt is lost completes");
+    assert_eq!(p.sa.with_model(|d| d.faults.queues.dropped_interrupts), 1);
+    p.a.control_mut()
+        .refresh_port()
+        .expect("a command with EQ0 unarmed completes");
+    assert_eq!(
+        p.sa.msix().msix_count(vector),
+        irqs,
+        "EQ0 left unarmed while its interrupt is missing"
+    );
+    assert!(records(&p.a).is_empty(), "not before LATE_IRQ_NS");
+    let start = Instant::now();
+    run_until(&mut p, &format!("{armed}: recorded"), |p| {
+        !records(&p.a).is_empty()
+    });
+    assert!(
+        start.elapsed() >= Duration::from_nanos(mlx5::cmd_engine::LATE_IRQ_NS / 2),
+        "a late interrupt is given time"
+    );
+    let recs = records(&p.a);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = recs[0];
+    assert_eq!(r.object, FaultObject::Eq(eq0.0.into()), "{r}");
+    assert_eq!(r.detail, Some(("pending", 1)), "{r}");
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqPoll, FaultOutcome::Recovered),
+        "{r}"
+    );
+    let line = format!("{r}");
+    println!("{line}");
+    assert!(
+        line.starts_with(&format!(
+            "FAULT mlx5.eq.stall {} eqn={:#x} ",
+            p.sa.pci_address(),
+            eq0.0
+        )) && line.contains(" pending=1 ci=")
+            && line.ends_with("action=eq-poll outcome=recovered"),
+        "{line}"
+    );
+    let irqs = p.sa.msix().msix_count(vector);
+    p.a.control_mut().refresh_port().expect("a command");
+    assert!(
+        p.sa.msix().msix_count(vector) > irqs,
+        "EQ0 armed again: its command interrupts"
+    );
+    run_for(&mut p, Duration::from_millis(300));
+    assert_eq!(records(&p.a).len(), 1, "one record per lost interrupt");
+    assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
     let Pair {
         sa,
         sb,

@@ -8,65 +8,27 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Port, close_port as close, open_port as open};
+use common::Port;
+use common::pair::{ETHERTYPE, Pair};
 use cxos_drivers::{NetDevice, TxError};
+use mlx5::TX_TIMEOUT_MS;
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
-use mlx5::{EthConfig, TX_TIMEOUT_MS};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 use mlx5_sim::queue_faults::{BadWqe, QueueFault};
 
-const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
-
-struct Pair {
-    sa: SimPlatform,
-    sb: SimPlatform,
-    a: Port,
-    b: Port,
-    before: ((usize, usize), (usize, usize)),
-}
-
 fn pair(interrupts: bool) -> Pair {
-    pair_with(interrupts, open)
-}
-
-/// A pair whose port a is opened by `open_a`.
-fn pair_with(interrupts: bool, open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port) -> Pair {
-    common::logger();
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX4Lx,
-        Personality::ConnectX5,
-        Mode::Synchronous,
-    );
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let cfg = EthConfig {
-        interrupts,
-        ..EthConfig::default()
-    };
-    let a = open_a(&sa, cfg);
-    let b = open(&sb, cfg);
-    Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-    }
+    Pair::open(interrupts)
 }
 
 /// Send frames a -> b until `n` arrived (frames a fault eats are lost,
 /// so sending goes on), polling and running the periodic checks on both;
 /// how many b received (at least `n` unless traffic stopped for 5 s).
 fn traffic(p: &mut Pair, n: usize) -> usize {
-    let (dst, src) = (p.b.mac(), p.a.mac());
     let mut got = 0;
     let start = Instant::now();
     while got < n && start.elapsed() < Duration::from_secs(5) {
-        match p.a.transmit(64, |b| {
-            b[0..6].copy_from_slice(&dst);
-            b[6..12].copy_from_slice(&src);
-            b[12..14].copy_from_slice(&ETHERTYPE);
-        }) {
+        match p.send() {
             Ok(()) | Err(TxError::Busy) => {}
             Err(e) => panic!("transmit: {e}"),
         }
@@ -120,7 +82,7 @@ fn run(interrupts: bool, on_a: bool, q: QueueFault, class: FaultClass, action: F
 }
 
 fn run_on(p: Pair, on_a: bool, q: QueueFault, class: FaultClass, action: FaultAction) {
-    drop_pair(run_kept(p, on_a, q, class, action));
+    Pair::close(run_kept(p, on_a, q, class, action));
 }
 
 /// [`run_on`] without closing the ports.
@@ -185,24 +147,10 @@ type SimVnic = mlx5::vnic::Vnic<mlx5::Adapter<SimPlatform>>;
 /// A ConnectX-5 model, its DMA use before attach, and a Nic with one VNIC
 /// of two receive queues (RSS) on small rings.
 fn two_queue_vnic(interrupts: bool) -> (SimPlatform, (usize, usize), SimNic, SimVnic) {
-    use mlx5::vnic::{Nic, NicConfig, VnicSpec};
-    use mlx5::{Adapter, Resources};
+    use mlx5::vnic::VnicSpec;
     let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
     let before = sim.dma_in_use();
-    let a = Adapter::attach(sim.clone(), common::config())
-        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
-    let r = Resources::of(&a).expect("resources");
-    let cfg = NicConfig {
-        eth: EthConfig {
-            log_sq: 5,
-            log_rq: 5,
-            lso_bufs: 0,
-            interrupts,
-            ..EthConfig::default()
-        },
-        ..NicConfig::default()
-    };
-    let nic = Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let nic = common::nic(&sim, interrupts);
     let v = nic
         .create(VnicSpec {
             queues: 2,
@@ -297,7 +245,7 @@ fn wq_catastrophic_on_sq_and_rq() {
         );
         let p = pair(interrupts);
         let rqn = p.b.rq().unwrap().rqn.0;
-        drop_pair(p);
+        p.close();
         run(
             interrupts,
             false,
@@ -342,7 +290,7 @@ fn sq_bad_opcode_is_a_local_qp_op_error() {
         );
         let r = last_record(&p, true, FaultClass::SqErr);
         assert_eq!(r.syndrome, Some(0x02), "{r}");
-        drop_pair(p);
+        p.close();
     }
 }
 
@@ -366,7 +314,7 @@ fn wq_invalid_request_and_access_error_on_sq_and_rq() {
             let r = last_record(&p, true, FaultClass::WqCatastrophic);
             assert_eq!(r.object, FaultObject::Sq(p.a.sq().unwrap().sqn.0), "{r}");
             assert_eq!(r.detail, Some(("event", event.into())), "{r}");
-            drop_pair(p);
+            p.close();
             let p = pair(interrupts);
             let rqn = p.b.rq().unwrap().rqn.0;
             let p = run_kept(
@@ -383,7 +331,7 @@ fn wq_invalid_request_and_access_error_on_sq_and_rq() {
             let r = last_record(&p, false, FaultClass::WqCatastrophic);
             assert_eq!(r.object, FaultObject::Rq(rqn), "{r}");
             assert_eq!(r.detail, Some(("event", event.into())), "{r}");
-            drop_pair(p);
+            p.close();
         }
     }
 }
@@ -410,21 +358,9 @@ fn a_cq_overrun_without_its_event_is_found_by_query_cq() {
             let r = last_record(&p, on_a, FaultClass::CqOverflow);
             assert_eq!(r.object, FaultObject::Cq(cqn), "{r}");
             assert_eq!(r.detail, Some(("lost_event", 1)), "{r}");
-            drop_pair(p);
+            p.close();
         }
     }
-}
-
-fn drop_pair(p: Pair) {
-    let Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-    } = p;
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
 }
 
 #[test]
@@ -471,7 +407,7 @@ fn a_sticky_eq_stall_recreates_the_eq() {
                 assert!(!d.nic.cqs.uses_eq(old.0));
             });
             assert!(traffic(&mut p, 16) >= 16, "traffic on the new EQ");
-            drop_pair(p);
+            p.close();
         }
     }
 }
@@ -500,7 +436,7 @@ fn an_eq_that_cannot_be_recreated_escalates() {
     );
     assert!(p.a.control().faults().escalation_pending());
     p.sa.clear_faults();
-    drop_pair(p);
+    p.close();
 }
 
 /// A periodic QUERY_EQ the device never answers: the check that started
@@ -513,7 +449,7 @@ fn a_lost_periodic_query_does_not_hold_the_checks() {
     for interrupts in MODES {
         // The synchronous model answers a live command inside its doorbell
         // write: only the lost one can meet the short timeout.
-        let mut p = pair_with(interrupts, |sa, cfg| {
+        let mut p = Pair::open_with(interrupts, |sa, cfg| {
             let a = mlx5::Adapter::attach(sa.clone(), common::short_timeouts())
                 .map_err(|f| f.error)
                 .expect("attach");
@@ -551,7 +487,7 @@ fn a_lost_periodic_query_does_not_hold_the_checks() {
         };
         let p = run_kept(p, true, q, FaultClass::EqStall, FaultAction::EqRearm);
         assert!(!p.a.query_outstanding());
-        drop_pair(p);
+        p.close();
     }
 }
 
@@ -574,7 +510,6 @@ fn sq_stall_is_a_tx_timeout_and_the_sq_recovers() {
 fn a_fault_storm_is_deferred_then_recovered() {
     let mut p = pair(false);
     assert!(traffic(&mut p, 4) >= 4);
-    let (dst, src) = (p.b.mac(), p.a.mac());
     let sqn = p.a.sq().unwrap().sqn.0;
     // Three faults on one SQ inside the grace period: one recovery, then
     // one deferred record (the SQ waits in error), recovered by the
@@ -586,11 +521,7 @@ fn a_fault_storm_is_deferred_then_recovered() {
             count: 1,
         })
         .unwrap();
-        let _ = p.a.transmit(64, |b| {
-            b[0..6].copy_from_slice(&dst);
-            b[6..12].copy_from_slice(&src);
-            b[12..14].copy_from_slice(&ETHERTYPE);
-        });
+        let _ = p.send();
         p.a.flush();
         for _ in 0..10 {
             p.a.poll();
@@ -630,7 +561,7 @@ fn a_fault_storm_is_deferred_then_recovered() {
         (FaultAction::QueueReset, FaultOutcome::Recovered),
         "{last}"
     );
-    drop_pair(p);
+    p.close();
 }
 
 /// An IPv4/UDP frame to `dst` from source port `sport` (RSS spreads them
@@ -726,13 +657,7 @@ fn rx_cq_overflow_on_a_vnic_queue_set() {
             assert_eq!(got, sent, "queue {q} recreated: every frame arrives");
         }
         assert_eq!(v.destroy().errors, 0);
-        let (a, rep) = nic.close().expect("no VNIC left");
-        assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
-        let viol = sim.sanitizer_violations();
-        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+        common::close_nic(nic, &sim, before);
     }
 }
 
@@ -792,7 +717,7 @@ fn an_armed_fault_does_not_outlive_its_queue() {
             f.records().collect::<Vec<_>>()
         );
     }
-    drop_pair(p);
+    p.close();
 }
 
 /// A fault on one queue of a VNIC resets that queue only: the other
@@ -919,13 +844,7 @@ fn a_queue_fault_leaves_the_healthy_queues_alone() {
             v.poll();
         }
         assert_eq!(v.destroy().errors, 0);
-        let (a, rep) = nic.close().expect("no VNIC left");
-        assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
-        let viol = sim.sanitizer_violations();
-        assert!(viol.is_empty(), "sanitizer violations: {viol:?}");
+        common::close_nic(nic, &sim, before);
     }
 }
 
@@ -970,14 +889,9 @@ fn repeated_sq_faults_escalate_queue_then_port_then_function() {
         .unwrap();
         // One frame at a time until the record is there (no longer: the
         // SQ left in error would time out as well).
-        let (dst, src) = (p.b.mac(), p.a.mac());
         let start = Instant::now();
         while sq_records(&p).len() == i {
-            let _ = p.a.transmit(64, |b| {
-                b[0..6].copy_from_slice(&dst);
-                b[6..12].copy_from_slice(&src);
-                b[12..14].copy_from_slice(&ETHERTYPE);
-            });
+            let _ = p.send();
             p.a.flush();
             tick(&mut p);
             while p.b.receive(|_, _| ()).is_some() {}
@@ -1032,5 +946,5 @@ fn repeated_sq_faults_escalate_queue_then_port_then_function() {
         before,
     };
     assert!(traffic(&mut p, 8) >= 8, "traffic after the function reset");
-    drop_pair(p);
+    p.close();
 }

@@ -134,13 +134,7 @@ fn every_queue_set_carries_its_own_traffic_in_parallel_threads() {
     for v in vnics {
         assert_eq!(v.destroy().errors, 0);
     }
-    let (a, rep) = nic.close().expect("no VNIC left");
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
+    common::close_nic(nic, &sim, dma_before);
 }
 
 #[test]
@@ -166,10 +160,5 @@ fn a_queue_set_past_the_last_wraps_and_rss_queues_follow_their_set() {
     assert_eq!(rss.queue_set().eq_indexes(), [sets - 1, 0]);
     assert_eq!(wrapped.destroy().errors, 0);
     assert_eq!(rss.destroy().errors, 0);
-    let (a, rep) = nic.close().expect("no VNIC left");
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before);
-    assert!(sim.sanitizer_violations().is_empty());
+    common::close_nic(nic, &sim, dma_before);
 }

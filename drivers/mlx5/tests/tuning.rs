@@ -130,6 +130,7 @@ fn each_technique_on_and_off_at_run_time() {
             cq_moderation: None,
             cqe_compression: false,
             empw: false,
+            legacy_mpw: false,
             can_moderate: true,
             can_compress: true,
             can_empw: true,

@@ -20,16 +20,6 @@ use mlx5_sim::harness::{Mode, SimPlatform};
 
 type A = Adapter<SimPlatform>;
 
-fn close(nic: Nic<A>, sim: &SimPlatform, dma_before: (usize, usize)) {
-    let (a, rep) = nic.close().expect("no VNIC left");
-    assert_eq!(rep.errors, 0, "{rep:?}");
-    let (_, drep) = a.detach();
-    assert_eq!(drep.errors, 0, "{drep:?}");
-    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
-    let v = sim.sanitizer_violations();
-    assert!(v.is_empty(), "sanitizer violations: {v:?}");
-}
-
 /// A frame to `dst` from a peer, tagged with `vlan` when given; the
 /// payload names the frame.
 fn frame(dst: [u8; 6], vlan: Option<u16>, seq: u16) -> Vec<u8> {
@@ -244,7 +234,7 @@ fn twenty_vnics_each_frame_steered_by_the_adapter() {
         }
         assert!(sim.flow_entries().is_empty(), "{:?}", sim.flow_entries());
         assert!(sim.vport_filter().uc.is_empty());
-        close(nic, &sim, before);
+        common::close_nic(nic, &sim, before);
     }
 }
 
@@ -356,7 +346,7 @@ fn destroying_a_vnic_removes_exactly_its_flows_and_frees_its_queues() {
     for v in vnics {
         assert_eq!(v.destroy().errors, 0);
     }
-    close(nic, &sim, before);
+    common::close_nic(nic, &sim, before);
 }
 
 #[test]
@@ -402,7 +392,7 @@ fn one_vnics_poll_never_takes_another_vnics_completion_events() {
     a.flush();
     assert_eq!(a.destroy().errors, 0);
     assert_eq!(b.destroy().errors, 0);
-    close(nic, &sim, before);
+    common::close_nic(nic, &sim, before);
 }
 
 #[test]
@@ -423,7 +413,7 @@ fn a_vnics_link_follows_the_port_through_the_adapters_poll() {
     nic.with_adapter(|a| a.poll()).unwrap();
     assert!(v.link().up);
     assert_eq!(v.destroy().errors, 0);
-    close(nic, &sim, before);
+    common::close_nic(nic, &sim, before);
 }
 
 /// Inject `f`; (VNIC index, frame as received) for every delivery.
@@ -506,5 +496,5 @@ fn a_promiscuous_vnic_sees_everything_while_the_others_keep_theirs() {
     for v in vnics {
         assert_eq!(v.destroy().errors, 0);
     }
-    close(nic, &sim, before);
+    common::close_nic(nic, &sim, before);
 }

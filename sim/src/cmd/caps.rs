@@ -320,6 +320,7 @@ fn ethernet(p: Personality) -> Vec<u8> {
         eth::ENHANCED_MULTI_PKT_SEND_WQE,
         c.enhanced_mpw as u64,
     );
+    set(&mut b, eth::MULTI_PKT_SEND_WQE, c.legacy_mpw as u64);
     b
 }
 

@@ -80,6 +80,8 @@ pub struct Sq {
     pub flush_in_error: bool,
     /// `min_wqe_inline_mode` of the context (`MLX5_INLINE_MODE_*`).
     pub min_inline: u8,
+    /// `allow_multi_pkt_send_wqe`: legacy MPW sessions may be posted.
+    pub allow_mpw: bool,
     pub wq: Wq,
     /// WQEBBs consumed (16-bit counter, the `wqe_index` of the next WQE).
     pub consumer: u16,
@@ -122,9 +124,14 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
     if get(inp, ctx(sqc::STATE)) != STATE_RST as u64 {
         return Err(syn::QUEUE_CREATE_STATE);
     }
+    // `allow_multi_pkt_send_wqe` only where the part has legacy MPW
+    // (`multi_pkt_send_wqe`): it is what lets the SQ post MPW sessions.
+    let allow_mpw = get(inp, ctx(sqc::ALLOW_MULTI_PKT_SEND_WQE)) != 0;
+    if allow_mpw && !dev.personality.caps().legacy_mpw {
+        return Err(syn::QUEUE_FEATURE);
+    }
     let unsupported = [
         sqc::RLKY_CD_FRE,
-        sqc::ALLOW_MULTI_PKT_SEND_WQE,
         sqc::UMR_SWP_HAIRPIN,
         sqc::HAIRPIN_PEERS,
         sqc::HAIRPIN_VHCA,
@@ -173,6 +180,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         user_index: get(inp, ctx(sqc::USER_INDEX)) as u32,
         flush_in_error: get(inp, ctx(sqc::FLUSH_IN_ERROR_EN)) != 0,
         min_inline: get(inp, ctx(sqc::MIN_WQE_INLINE_MODE)) as u8,
+        allow_mpw,
         wq,
         consumer: 0,
         errors: 0,
@@ -262,6 +270,7 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     };
     set(out, ctx(sqc::FLUSH_IN_ERROR_EN), sq.flush_in_error as u64);
     set(out, ctx(sqc::MIN_WQE_INLINE_MODE), sq.min_inline as u64);
+    set(out, ctx(sqc::ALLOW_MULTI_PKT_SEND_WQE), sq.allow_mpw as u64);
     set(out, ctx(sqc::STATE), sq.state as u64);
     set(out, ctx(sqc::USER_INDEX), sq.user_index as u64);
     set(out, ctx(sqc::CQN), sq.cqn as u64);

@@ -13,6 +13,7 @@ pub mod csum;
 pub mod empw;
 pub mod frame;
 pub mod mini_cqe;
+pub mod mpw;
 pub mod rss;
 pub mod rx;
 pub mod tx;
@@ -69,16 +70,18 @@ impl Nic {
 
 /// The fast path techniques the model saw used, for the control socket's
 /// `stats`: `fastpath empw-sessions <n> compressed-sessions <n>
-/// moderated-events <n> bf-doorbells <n> bf-mismatches <n>`.
+/// moderated-events <n> bf-doorbells <n> bf-mismatches <n> mpw-sessions
+/// <n>`.
 pub fn fast_path_line(nic: &Nic) -> String {
     let p = &nic.wire.stats;
     format!(
-        "fastpath empw-sessions {} compressed-sessions {} moderated-events {} bf-doorbells {} bf-mismatches {}",
+        "fastpath empw-sessions {} compressed-sessions {} moderated-events {} bf-doorbells {} bf-mismatches {} mpw-sessions {}",
         p.tx_empw_sessions,
         p.rx_compressed_sessions,
         p.cq_moderated_events,
         p.tx_bf_doorbells,
-        p.tx_bf_mismatches
+        p.tx_bf_mismatches,
+        p.tx_mpw_sessions
     )
 }
 

@@ -42,7 +42,10 @@
 //! post them to pad the ring's end or to ask for a completion.
 //!
 //! An ENHANCED_MPSW WQE (opcode 0x29, parts with
-//! `enhanced_multi_pkt_send_wqe`) sends many frames: [`super::empw`].
+//! `enhanced_multi_pkt_send_wqe`) sends many frames: [`super::empw`]; so
+//! does a legacy MPW WQE (opcode 0x0e with opcode modifier 1, parts with
+//! `multi_pkt_send_wqe` and SQs that allow it): [`super::mpw`]. Any other
+//! opcode modifier is LOCAL_QP_OP.
 #![deny(unsafe_code)]
 
 use crate::cmd::cq::{self, CQE_SIZE, cqe};
@@ -102,6 +105,8 @@ pub(super) struct Ctx {
     has_tis: bool,
     /// The part executes ENHANCED_MPSW WQEs.
     empw: bool,
+    /// The part executes legacy MPW WQEs and the SQ allows them.
+    mpw: bool,
 }
 
 /// Execute the SQ's posted WQEs.
@@ -133,6 +138,7 @@ pub fn process(dev: &mut Function, sqn: u32) {
         max_lso_log: caps.max_lso_cap,
         has_tis: sq.tisn.is_some(),
         empw: caps.enhanced_mpw,
+        mpw: caps.legacy_mpw && sq.allow_mpw,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -246,6 +252,7 @@ pub fn flush(dev: &mut Function, sqn: u32) {
         max_lso_log: 0,
         has_tis: false,
         empw: false,
+        mpw: false,
     };
     let mut ci = sq.consumer;
     let Some(pc) = producer(dev, &ctx.wq) else {
@@ -289,8 +296,9 @@ fn execute(
     let opcode = dev.faults.queues.sq_opcode(ctx.sqn, wqe[3]);
     let wqe_index = u16::from_be_bytes([wqe[1], wqe[2]]);
     let qpn = u32::from_be_bytes([0, wqe[4], wqe[5], wqe[6]]);
-    let lso = opcode == OPCODE_LSO;
-    if wqe[0] != 0 || wqe_index != ci || qpn != ctx.sqn || ds == 0 {
+    let mpw = opcode == OPCODE_LSO && wqe[0] == super::mpw::OPC_MOD_MPW && ctx.mpw;
+    let lso = opcode == OPCODE_LSO && !mpw;
+    if (wqe[0] != 0 && !mpw) || wqe_index != ci || qpn != ctx.sqn || ds == 0 {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
     // A NOP sends nothing (drivers post them to pad the ring's end or to
@@ -300,10 +308,22 @@ fn execute(
         return Ok(nbb);
     }
     let empw = opcode == OPCODE_ENHANCED_MPSW && ctx.empw;
-    if !(opcode == OPCODE_SEND || lso || empw) || ds < 2 || !ctx.has_tis {
+    if !(opcode == OPCODE_SEND || lso || empw || mpw) || ds < 2 || !ctx.has_tis {
         return fail(cqe::SYN_LOCAL_QP_OP);
     }
     let eth = EthSeg::parse(&wqe[DS..2 * DS]);
+    if mpw {
+        if let Some(s) = dev.faults.queues.take_sq_wqe(ctx.sqn) {
+            return fail(s);
+        }
+        return match super::mpw::send(dev, ctx, &wqe[..ds * DS], &eth) {
+            Ok(bytes) => {
+                complete(dev, ctx, wqe, ci, bytes);
+                Ok(nbb)
+            }
+            Err(s) => fail(s),
+        };
+    }
     if empw {
         if let Some(s) = dev.faults.queues.take_sq_wqe(ctx.sqn) {
             return fail(s);

@@ -709,6 +709,10 @@ impl Msix for SimPlatform {
         self.inner.msix.take_pending(vector)
     }
 
+    fn msix_count(&self, vector: u16) -> u64 {
+        self.inner.msix.count(vector)
+    }
+
     fn msix_set_masked(&self, vector: u16, masked: bool) {
         self.inner.msix.set_masked(vector, masked);
     }

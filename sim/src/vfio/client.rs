@@ -184,6 +184,24 @@ impl DmaRegion for Dma {
 struct Vector {
     rx: UnixStream,
     masked: bool,
+    /// Signals read off `rx` and not yet taken by `msix_take_pending`.
+    fired: bool,
+    /// Signals read off `rx` so far.
+    count: u64,
+}
+
+impl Vector {
+    /// Read the signals waiting on `rx`.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = self.rx.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.fired = true;
+            self.count += (n as u64 / 8).max(1);
+        }
+    }
 }
 
 /// The driver's platform as a vfio-user client, the way QEMU presents the
@@ -368,7 +386,12 @@ impl Msix for VfioPlatform {
                     &[tx.as_raw_fd()],
                 )
                 .expect("SET_IRQS");
-            vectors.push(Vector { rx, masked: false });
+            vectors.push(Vector {
+                rx,
+                masked: false,
+                fired: false,
+                count: 0,
+            });
         }
         drop(client);
         self.config_write16(0x9e, 0x8000);
@@ -398,15 +421,15 @@ impl Msix for VfioPlatform {
         if v.masked {
             return false;
         }
-        let mut fired = false;
-        let mut buf = [0u8; 64];
-        while let Ok(n) = v.rx.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            fired = true;
-        }
-        fired
+        v.drain();
+        core::mem::take(&mut v.fired)
+    }
+    fn msix_count(&self, vector: u16) -> u64 {
+        let mut vectors = self.0.vectors.lock().unwrap();
+        vectors.get_mut(vector as usize).map_or(0, |v| {
+            v.drain();
+            v.count
+        })
     }
     fn msix_set_masked(&self, vector: u16, masked: bool) {
         if let Some(v) = self.0.vectors.lock().unwrap().get_mut(vector as usize) {

@@ -17,7 +17,8 @@
 //!   model goes down and up with it).
 //! - `stats`: `firmware <major.minor.subminor> psid <psid>`, `commands
 //!   <n>`, `msix <vector> <n>` per vector signalled,
-//!   `msix-dropped <n>`, `dma maps <n> unmaps <n> live <n> bytes <n>`,
+//!   `msix-dropped <n>`, `interrupts-lost <n>` (`fault lost-interrupt`),
+//!   `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
 //!   `resets <n>`, `vfio-clients <n> refused <n>` (clients disconnected
 //!   for breaking the protocol), `set-irqs <n> vectors <n>`, `link up|down`, and with a
@@ -378,9 +379,15 @@ pub fn execute(req: Request, s: &Shared) -> String {
             let _ = writeln!(out, "ok requested {n} pages");
         }
         Request::Stats => {
-            let (commands, link_up, p) = {
+            let (commands, link_up, p, lost) = {
                 let d = s.dev();
-                (d.commands_executed, d.phys_port.oper_up(), d.personality)
+                let lost = d.faults.queues.dropped_interrupts;
+                (
+                    d.commands_executed,
+                    d.phys_port.oper_up(),
+                    d.personality,
+                    lost,
+                )
             };
             let c = &s.counters;
             let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -394,6 +401,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 }
             }
             let _ = writeln!(out, "msix-dropped {}", s.irqs.dropped());
+            let _ = writeln!(out, "interrupts-lost {lost}");
             let (live, bytes) = s.mem.mapped();
             let _ = writeln!(
                 out,

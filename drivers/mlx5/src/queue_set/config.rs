@@ -48,8 +48,9 @@ pub struct EthConfig {
     /// frame's checksum results are then the session's title's.
     pub cqe_compression_hash: bool,
     /// Transmit bursts as enhanced multi-packet send sessions where the
-    /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule),
-    /// inlining frames up to this many bytes (at most
+    /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule), or
+    /// as legacy MPW sessions where it has `multi_pkt_send_wqe` instead
+    /// (ConnectX-4 Lx), inlining frames up to this many bytes (at most
     /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
     pub empw: Option<u16>,
     /// Receive CQ event moderation `(cq_period µs, cq_max_count)` where
@@ -154,7 +155,14 @@ impl<C: Control> QueueSet<C> {
     /// What the SQ's [`sq::SqConfig::empw`] gets: the option where the
     /// part has the capability.
     pub(super) fn sq_empw(&self) -> Option<u16> {
-        self.cfg.empw.filter(|_| self.res.caps.empw)
+        let caps = &self.res.caps;
+        self.cfg.empw.filter(|_| caps.empw || caps.mpw)
+    }
+
+    /// What the SQ's [`sq::SqConfig::legacy_mpw`] gets: the part has
+    /// legacy MPW and not the enhanced form.
+    pub(super) fn sq_legacy_mpw(&self) -> bool {
+        self.res.caps.mpw && !self.res.caps.empw
     }
 
     /// What the SQ's [`sq::SqConfig::bf`] gets: the part's BlueFlame

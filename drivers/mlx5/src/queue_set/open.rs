@@ -196,6 +196,7 @@ impl<C: Control> QueueSet<C> {
             dbr_addr: ring.dbr_addr(),
             log_size: cfg.log_sq,
             inline: r.inline,
+            allow_mpw: self.res.caps.mpw,
             pages: ring.pages(),
         };
         let sqn = match self.ctl.exec(&cmd) {
@@ -215,6 +216,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: n_tx as u16,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                legacy_mpw: self.sq_legacy_mpw(),
                 bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),

@@ -4,7 +4,8 @@
 //!
 //! - the selective completion interval (`cq_every`): the SQ's countdown,
 //!   nothing on the device;
-//! - enhanced multi-packet send (`empw`): how the next burst is written,
+//! - multi-packet send (`empw`: enhanced, or legacy MPW on ConnectX-4 Lx):
+//!   how the next burst is written,
 //!   nothing on the device (a session never outlives its burst);
 //! - BlueFlame doorbells (`blueflame`): how the next doorbell is written;
 //! - receive CQ event moderation (`cq_moderation`): MODIFY_CQ with
@@ -33,8 +34,12 @@ pub struct Tuning {
     pub cq_moderation: Option<(u16, u16)>,
     /// Receive CQs write compressed sessions.
     pub cqe_compression: bool,
-    /// Bursts go out as eMPW sessions.
+    /// Bursts go out as multi-packet sessions (eMPW, or legacy MPW where
+    /// `legacy_mpw`).
     pub empw: bool,
+    /// The part's sessions are legacy MPW (`multi_pkt_send_wqe` without
+    /// the enhanced form: ConnectX-4 Lx).
+    pub legacy_mpw: bool,
     /// Small batches ring with BlueFlame writes.
     pub blueflame: bool,
     /// The part's `cq_moderation`, `cqe_compression`,
@@ -59,10 +64,11 @@ impl<C: Control> QueueSet<C> {
             cq_moderation: self.cfg.cq_moderation.filter(|_| caps.cq_moderation),
             cqe_compression: self.cfg.cqe_compression && caps.cqe_compression,
             empw: self.parts.sq.as_ref().is_some_and(|s| s.empw().is_some()),
+            legacy_mpw: self.sq_legacy_mpw(),
             blueflame: self.parts.sq.as_ref().is_some_and(|s| s.blueflame()),
             can_moderate: caps.cq_moderation,
             can_compress: caps.cqe_compression,
-            can_empw: caps.empw,
+            can_empw: caps.empw || caps.mpw,
             can_blueflame: caps.bf_size != 0,
         }
     }
@@ -80,7 +86,7 @@ impl<C: Control> QueueSet<C> {
     /// Enhanced multi-packet send on or off from the next burst on (the
     /// inline limit stays as configured; 0 when it was off).
     pub fn set_empw(&mut self, on: bool) -> Result<(), Error> {
-        if on && !self.res.caps.empw {
+        if on && !self.res.caps.empw && !self.res.caps.mpw {
             return Err(Unsupported::Capability("enhanced_multi_pkt_send_wqe").into());
         }
         self.cfg.empw = match (on, self.cfg.empw) {

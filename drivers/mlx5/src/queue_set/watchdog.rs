@@ -3,7 +3,9 @@
 //! recoveries deferred by the grace period, EQ stalls (QUERY_EQ's
 //! consumer counter against the driver's, as illumos' `mlxcx_eq_check`
 //! does), events left in a completion EQ's ring for a whole check period
-//! (a lost interrupt: nothing polled them), CQ overruns whose event was
+//! (a lost interrupt: nothing polled them), lost interrupts of EQ0
+//! (`cmd_engine::eq0_irq`: a drain found events its vector never
+//! signalled), CQ overruns whose event was
 //! lost (QUERY_CQ status), and the
 //! transmit timeout (WQEs outstanding, no completion: poll the EQ first
 //! for a lost interrupt, as Linux's `mlx5e_tx_timeout` does, then
@@ -146,6 +148,8 @@ impl<C: Control> QueueSet<C> {
         }
         self.watch.last_ns = now;
         self.watch.checks += 1;
+        // Before the queue events drain EQ0.
+        self.ctl.eq0_check_interrupt();
         self.check_queue_events();
         self.check_eq_pending();
         self.run_deferred(now);
@@ -693,6 +697,7 @@ impl<C: Control> QueueSet<C> {
             dbr_addr: sq_ring.dbr_addr(),
             log_size: cfg.log_sq,
             inline: r.inline,
+            allow_mpw: self.res.caps.mpw,
             pages: sq_ring.pages(),
         });
         let sqn = match created {
@@ -716,6 +721,7 @@ impl<C: Control> QueueSet<C> {
                 bufs: 1u16 << cfg.log_sq,
                 lso_bufs: lso_bufs as u16,
                 empw: self.sq_empw(),
+                legacy_mpw: self.sq_legacy_mpw(),
                 bf: self.sq_bf(),
             },
             self.ctl.mmio().clone(),

@@ -12,7 +12,9 @@
 //! `cq_every` WQEs and on the last WQE of each batch, so every buffer comes
 //! back; a requester CQE with `wqe_counter` c completes every WQE up to c.
 //! On parts with enhanced multi-packet send, a burst ([`Sq::post_burst`])
-//! is one WQE per session of many frames instead ([`empw`]).
+//! is one WQE per session of many frames instead ([`empw`]); on
+//! ConnectX-4 Lx, one legacy MPW WQE per run of equal-length frames
+//! ([`mpw`]).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -30,6 +32,7 @@ use crate::wqe::{self, CsFlags, InlineMode, MAX_HEADERS, WQEBB, ctrl};
 
 mod burst;
 mod empw;
+mod mpw;
 pub use burst::Burst;
 pub use empw::MAX_INLINE as EMPW_MAX_INLINE;
 
@@ -210,6 +213,8 @@ pub struct Sq<P: Platform> {
     inline: InlineMode,
     /// Bursts as eMPW sessions, inlining frames up to this long.
     empw: Option<usize>,
+    /// The sessions are legacy MPW ([`SqConfig::legacy_mpw`]).
+    legacy_mpw: bool,
     /// BlueFlame buffer size (0: off) and the offset of the buffer the
     /// next doorbell writes (0 or `bf`, alternating).
     bf: usize,
@@ -234,6 +239,11 @@ pub struct SqConfig {
     /// `enhanced_multi_pkt_send_wqe`; ignored unless `inline` is
     /// [`InlineMode::None`]).
     pub empw: Option<u16>,
+    /// The sessions of [`SqConfig::empw`] are legacy multi-packet send
+    /// WQEs (the part has `multi_pkt_send_wqe`, not the enhanced form;
+    /// the SQ was created with `allow_multi_pkt_send_wqe`): equal-length
+    /// frames, no VLAN insert, whatever the inline-header rule.
+    pub legacy_mpw: bool,
     /// BlueFlame buffer size (PRM "BlueFlame"; 0: plain doorbells): a
     /// batch of at most [`BF_MAX_BLOCKS`] basic blocks has its last WQE's
     /// first block written into the UAR's BlueFlame buffers, used in turn.
@@ -281,8 +291,9 @@ impl<P: Platform> Sq<P> {
             inline: cfg.inline,
             empw: cfg
                 .empw
-                .filter(|_| cfg.inline == InlineMode::None)
+                .filter(|_| cfg.inline == InlineMode::None || cfg.legacy_mpw)
                 .map(usize::from),
+            legacy_mpw: cfg.legacy_mpw,
             bf: usize::from(cfg.bf),
             bf_offset: 0,
             stats: SqStats::default(),
@@ -358,12 +369,18 @@ impl<P: Platform> Sq<P> {
 
     /// Post bursts as eMPW sessions inlining frames up to `inline` bytes
     /// (`None`: one WQE per frame); as [`SqConfig::empw`], only where no
-    /// inline-header rule holds. Sessions never outlive a burst, so this
-    /// takes effect with the next one.
+    /// inline-header rule holds (or the sessions are legacy MPW).
+    /// Sessions never outlive a burst, so this takes effect with the next
+    /// one.
     pub fn set_empw(&mut self, inline: Option<u16>) {
         self.empw = inline
-            .filter(|_| self.inline == InlineMode::None)
+            .filter(|_| self.inline == InlineMode::None || self.legacy_mpw)
             .map(usize::from);
+    }
+
+    /// Whether the sessions are legacy MPW WQEs.
+    pub fn legacy_mpw(&self) -> bool {
+        self.legacy_mpw
     }
 
     /// The next buffer of the MTU pool (`lso`: of the LSO pool), if one is
@@ -847,6 +864,7 @@ mod tests {
             bufs: 1 << log,
             lso_bufs: 2,
             empw: None,
+            legacy_mpw: false,
             bf: 0,
         };
         let q = Sq::<MockPlatform>::new(Sqn(0x0abc), ring, log, cfg, p.clone());

@@ -334,6 +334,9 @@ impl<C: Control> Control for NicCtl<C> {
     fn eq0_rearm(&mut self) {
         self.nic.lock().ctl.eq0_rearm()
     }
+    fn eq0_check_interrupt(&mut self) {
+        self.nic.lock().ctl.eq0_check_interrupt()
+    }
     fn start<K: Command>(&mut self, cmd: K) -> crate::control::Started<K> {
         self.nic.lock().ctl.start(cmd)
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod burst;
+pub mod pair;
 pub mod pkt;
 
 use std::sync::Once;
@@ -107,6 +108,16 @@ pub fn port_mtu_for(a: &mut mlx5::Adapter<mlx5_sim::harness::SimPlatform>, cfg: 
 pub fn close_port(port: Port, sim: &mlx5_sim::harness::SimPlatform, dma_before: (usize, usize)) {
     let (a, rep) = port.close();
     assert_eq!(rep.errors, 0, "{rep:?}");
+    detach_clean(a, sim, dma_before);
+}
+
+/// Detach: no errors, every DMA byte back to `dma_before`, no sanitizer
+/// violation.
+fn detach_clean(
+    a: mlx5::Adapter<mlx5_sim::harness::SimPlatform>,
+    sim: &mlx5_sim::harness::SimPlatform,
+    dma_before: (usize, usize),
+) {
     let (_, drep) = a.detach();
     assert_eq!(drep.errors, 0, "{drep:?}");
     assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
@@ -195,4 +206,16 @@ pub fn nic(
         ..mlx5::vnic::NicConfig::default()
     };
     mlx5::vnic::Nic::new(a, r, cfg).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error))
+}
+
+/// Close `nic` (no VNIC left) and detach: no errors, every DMA byte back
+/// to `dma_before`, no sanitizer violation.
+pub fn close_nic(
+    nic: mlx5::vnic::Nic<mlx5::Adapter<mlx5_sim::harness::SimPlatform>>,
+    sim: &mlx5_sim::harness::SimPlatform,
+    dma_before: (usize, usize),
+) {
+    let (a, rep) = nic.close().expect("no VNIC left");
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    detach_clean(a, sim, dma_before);
 }

@@ -22,6 +22,7 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        #[cfg(feature = "mlx5")]
         if record.target() == mlx5::fault::LOG_TARGET {
             // Fault records are console lines of their own form.
             crate::println!("{}", record.args());

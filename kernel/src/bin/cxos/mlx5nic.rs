@@ -36,12 +36,14 @@ mod reset;
 use crate::drivers::PciDriver;
 use crate::pcibus::Device;
 use crate::platform::KernelPlatform;
-use crate::{interrupts, print, println, runtime, time};
+use crate::{interrupts, println, runtime, time};
 
 #[cfg(feature = "net")]
 pub mod ethtool;
 #[cfg(feature = "net")]
 pub mod members;
+#[cfg(feature = "net")]
+use crate::print;
 #[cfg(feature = "net")]
 use cxos_kernel::vnic_def::Over;
 

@@ -303,12 +303,6 @@ pub fn poll() {
     wake_for(next);
 }
 
-/// [`poll`] from inside a cooperative wait (a caller holding this CPU's
-/// table leaves it alone).
-pub fn poll_if_free() {
-    poll();
-}
-
 fn wake_for(next: Option<Instant>) {
     if let Some(t) = next {
         let ns = (t.total_micros().max(0) as u64).saturating_mul(1000);

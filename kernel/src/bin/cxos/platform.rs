@@ -169,6 +169,11 @@ impl Msix {
         self.vector(index).is_some_and(interrupts::take_pending)
     }
 
+    /// Interrupts entry `index`'s vector took (every CPU, since boot).
+    pub fn interrupts(&self, index: u16) -> u64 {
+        self.vector(index).map_or(0, interrupts::count)
+    }
+
     pub fn set_masked(&self, index: u16, masked: bool) {
         if index < self.count {
             msi::msix_set_masked(
@@ -373,6 +378,7 @@ impl KernelPlatform {
     /// access, the doorbell and EQ/CQ arm registers included, stays on the
     /// uncached identity mapping. Returns the alias's address. Before the driver takes its
     /// copies of the [`Bar0`].
+    #[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
     pub fn map_blueflame(&mut self) -> Result<u64, String> {
         let virt = crate::mmu::wc_alias(self.bar0.base(), self.bar0.len() as u64)
             .map_err(|e| alloc::format!("{e}"))?;
@@ -514,6 +520,13 @@ impl cxos_drivers::Msix for KernelPlatform {
             .lock()
             .as_ref()
             .is_some_and(|m| m.take_pending(vector))
+    }
+
+    fn msix_count(&self, vector: u16) -> u64 {
+        self.msix
+            .lock()
+            .as_ref()
+            .map_or(0, |m| m.interrupts(vector))
     }
 
     fn msix_set_masked(&self, vector: u16, masked: bool) {

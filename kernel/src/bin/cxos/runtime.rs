@@ -360,6 +360,7 @@ pub fn wait_until(timeout_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
 /// inside a poller (a shell command whose device command is out): expired
 /// timers and the work of vectors that fired. The pollers are not run
 /// (the caller is one of them); the caller polls what it needs itself.
+#[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
 pub fn run_background() {
     run_timers();
     run_vector_work();
@@ -369,6 +370,7 @@ pub fn run_background() {
 /// or a vector's work (a function reset's bring-up): run now, unless
 /// they are running already (the waiting code is one of them, or runs
 /// inside one) or this is another CPU.
+#[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
 pub fn run_pollers() {
     if smp::current() != 0 {
         return;

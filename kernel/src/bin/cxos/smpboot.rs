@@ -199,6 +199,7 @@ fn pat_read() {
 /// write-combining alias is made only after this passed: on a CPU with the
 /// power-on PAT the alias's entry would be WT, a cached type, for device
 /// memory. From the boot CPU (an AP cannot ask the boot CPU).
+#[cfg_attr(not(feature = "mlx5"), allow(dead_code))]
 pub fn pat_check() -> Result<usize, String> {
     if current() != 0 {
         return Err("not checked from the boot CPU".into());

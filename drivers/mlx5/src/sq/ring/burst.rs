@@ -71,7 +71,13 @@ impl<P: Platform> Sq<P> {
             (true, None) => None,
         };
         if let (Some(inline_max), Some(cs)) = (self.empw, fixed_cs) {
-            return self.post_empw(bufs, buf_size, max, n, cs, opts.vlan, inline_max, write);
+            if !self.legacy_mpw {
+                return self.post_empw(bufs, buf_size, max, n, cs, opts.vlan, inline_max, write);
+            }
+            // Legacy MPW sessions carry no VLAN insert.
+            if opts.vlan.is_none() {
+                return self.post_mpw(bufs, buf_size, max, n, cs, inline_max, write);
+            }
         }
         let inline = self.inline;
         let one_block = matches!(inline, InlineMode::None | InlineMode::L2);

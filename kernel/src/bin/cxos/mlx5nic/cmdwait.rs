@@ -37,7 +37,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cxos_drivers::PciAddress;
+#[cfg(feature = "net")]
 use mlx5::cmd::Command;
+#[cfg(feature = "net")]
 use mlx5::error::CmdError;
 use mlx5::vnic::Nic;
 use spin::MutexGuard;
@@ -90,7 +92,7 @@ pub(super) fn idle() {
     if waiting() && !IN_IDLE.swap(true, Ordering::AcqRel) {
         runtime::run_background();
         #[cfg(feature = "net")]
-        crate::netstack::poll_if_free();
+        crate::netstack::poll();
         // The shell, when the wait is not its own (a reset or a check
         // from a timer, EQ0's work).
         runtime::run_pollers();

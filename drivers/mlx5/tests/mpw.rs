@@ -1,0 +1,295 @@
+//! Transmit bursts as legacy multi-packet send sessions
+//! (`drivers/mlx5/src/sq/ring/mpw.rs`, switched by `EthConfig::empw` and
+//! `QueueSet::set_empw` like eMPW) against the model: on the ConnectX-4
+//! Lx (the part with `multi_pkt_send_wqe`) both ways, frames pointed to
+//! and inline, mixed sizes that break sessions, through a 32-block ring
+//! (sessions wrap its end), both completion modes; every frame intact and
+//! in order, every buffer back, no DMA leaked, no sanitizer violation. On
+//! every other part no MPW session at all (ConnectX-4: one WQE per frame;
+//! ConnectX-5 and later: eMPW). Bursts the session cannot carry (a VLAN
+//! insert, per-frame checksum flags) go one WQE per frame. A session
+//! broken by an error CQE is recovered with every buffer back; no
+//! allocation on the path.
+
+mod common;
+
+use common::burst::{PARTS, fill, reap, send_bursts};
+use common::{Port, close_port as close, open_port as open};
+use cxos_drivers::{NetDevice, TxMeta};
+use mlx5::EthConfig;
+use mlx5_sim::Personality;
+use mlx5_sim::harness::{self, CountingAlloc, Mode, SimPlatform};
+use mlx5_sim::queue_faults::{BadWqe, QueueFault};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc::new();
+
+const LX: Personality = Personality::ConnectX4Lx;
+
+/// Runs of equal lengths (a session's frames), every eleventh frame a
+/// length of its own.
+fn mixed(n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            if i % 11 == 5 {
+                61 + i % 40
+            } else {
+                [64, 128, 1514, 64, 300, 90][(i / 9) % 6]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sessions_on_the_cx4_lx_both_ways_and_none_elsewhere() {
+    let lens = mixed(600);
+    for part in PARTS {
+        for empw in [None, Some(0), Some(100)] {
+            for cq_every in [1u16, 8] {
+                let (sa, sb) = SimPlatform::pair(part, Personality::ConnectX6Dx, Mode::Synchronous);
+                let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+                let tx = EthConfig {
+                    log_sq: 5,
+                    cq_every,
+                    empw,
+                    ..EthConfig::default()
+                };
+                let mut a = open(&sa, tx);
+                let mut b = open(&sb, EthConfig::default());
+                let ctx = format!("{part:?} empw {empw:?} cq_every {cq_every}");
+                let on = empw.is_some() && part == LX;
+                assert_eq!(a.tuning().legacy_mpw, part == LX, "{ctx}");
+                assert_eq!(a.sq().unwrap().legacy_mpw(), part == LX, "{ctx}");
+                let got = send_bursts(&mut a, &mut b, &lens, 24);
+                for (i, (seq, len)) in got.iter().enumerate() {
+                    assert_eq!((*seq as usize, *len), (i, lens[i]), "{ctx}: in order");
+                }
+                let s = a.sq().unwrap().stats;
+                assert_eq!(s.packets, lens.len() as u64, "{ctx}");
+                assert_eq!(a.tx_free(), 32, "{ctx}: every buffer back");
+                let sessions = sa.port_stats().tx_mpw_sessions;
+                if on {
+                    // At most six frames a session, and runs of nine
+                    // broken by odd lengths and bursts of 24: well under
+                    // a WQE per frame.
+                    assert!(
+                        sessions >= lens.len() as u64 / 6 && sessions < lens.len() as u64 / 2,
+                        "{ctx}: {sessions}"
+                    );
+                    assert!(s.completions <= sessions, "{ctx}");
+                    assert_eq!(sa.port_stats().tx_empw_sessions, 0, "{ctx}");
+                } else {
+                    assert_eq!(sessions, 0, "{ctx}");
+                }
+                let bytes: u64 = lens.iter().map(|&l| l as u64).sum();
+                assert_eq!(a.net_stats().tx_bytes, bytes, "{ctx}");
+                assert_eq!(b.net_stats().rx_bytes, bytes, "{ctx}");
+                assert_eq!(a.net_stats().errors + b.net_stats().errors, 0, "{ctx}");
+                close(a, &sa, ba);
+                close(b, &sb, bb);
+            }
+        }
+    }
+}
+
+#[test]
+fn equal_frames_fill_sessions_of_six() {
+    for inline in [0u16, 100] {
+        let (sa, sb) = SimPlatform::pair(LX, LX, Mode::Synchronous);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            empw: Some(inline),
+            ..EthConfig::default()
+        };
+        let mut a = open(&sa, cfg);
+        let mut b = open(&sb, EthConfig::default());
+        // 20 bursts of 30 frames of 64 bytes: five sessions each.
+        let lens = vec![64usize; 600];
+        let got = send_bursts(&mut a, &mut b, &lens, 30);
+        assert_eq!(got.len(), 600);
+        let sessions = sa.port_stats().tx_mpw_sessions;
+        assert!(
+            (100..=110).contains(&sessions),
+            "inline {inline}: {sessions}"
+        );
+        assert_eq!(a.tx_free(), a.sq().unwrap().entries());
+        close(a, &sa, ba);
+        close(b, &sb, bb);
+    }
+}
+
+#[test]
+fn bursts_a_session_cannot_carry_go_one_wqe_per_frame() {
+    let (sa, sb) = SimPlatform::pair(LX, LX, Mode::Synchronous);
+    let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+    let mut a = open(&sa, EthConfig::default());
+    let mut b = open(&sb, EthConfig::default());
+    let dst = b.mac();
+    for meta in [
+        TxMeta {
+            vlan: Some(7),
+            ..TxMeta::default()
+        },
+        // Checksums without the geometry: flags frame by frame.
+        TxMeta {
+            csum: true,
+            ..TxMeta::default()
+        },
+    ] {
+        let n = a
+            .transmit_burst(16, meta, |i, buf| {
+                fill(&mut buf[..64], dst, a_mac(), i as u32);
+                64
+            })
+            .unwrap();
+        assert_eq!(n, 16);
+        reap(&mut a);
+        let mut got = 0;
+        for _ in 0..100 {
+            got += b.receive_burst(usize::MAX, |_, _| {});
+            if got == 16 {
+                break;
+            }
+        }
+        assert_eq!(got, 16, "{meta:?}");
+    }
+    assert_eq!(sa.port_stats().tx_mpw_sessions, 0);
+    // A plain burst right after: sessions again.
+    let got = send_bursts(&mut a, &mut b, &[64; 12], 12);
+    assert_eq!(got.len(), 12);
+    assert_eq!(sa.port_stats().tx_mpw_sessions, 2);
+    assert_eq!(a.tx_free(), a.sq().unwrap().entries());
+    close(a, &sa, ba);
+    close(b, &sb, bb);
+}
+
+fn a_mac() -> [u8; 6] {
+    [2, 0, 0, 0, 0, 9]
+}
+
+#[test]
+fn switched_at_run_time_like_empw() {
+    let (sa, sb) = SimPlatform::pair(LX, LX, Mode::Synchronous);
+    let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+    let mut a = open(
+        &sa,
+        EthConfig {
+            empw: None,
+            ..EthConfig::default()
+        },
+    );
+    let mut b = open(&sb, EthConfig::default());
+    let t = a.tuning();
+    assert!(!t.empw && t.can_empw && t.legacy_mpw);
+    for on in [false, true, false, true] {
+        a.set_empw(on).unwrap();
+        assert_eq!(a.tuning().empw, on);
+        let s0 = sa.port_stats().tx_mpw_sessions;
+        send_bursts(&mut a, &mut b, &[64; 48], 24);
+        let sessions = sa.port_stats().tx_mpw_sessions - s0;
+        assert_eq!(sessions, if on { 8 } else { 0 }, "MPW {on}");
+    }
+    close(a, &sa, ba);
+    close(b, &sb, bb);
+}
+
+#[test]
+fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
+    common::logger();
+    for inline in [0u16, 100] {
+        let (sa, sb) = SimPlatform::pair(LX, LX, Mode::Synchronous);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            empw: Some(inline),
+            ..EthConfig::default()
+        };
+        let mut a = open(&sa, cfg);
+        let mut b = open(&sb, cfg);
+        let lens = vec![64usize; 48];
+        send_bursts(&mut a, &mut b, &lens, 16);
+        let sqn = a.sq().unwrap().sqn.0;
+        sa.inject_queue(QueueFault::SqBad {
+            what: BadWqe::Lkey,
+            sqn: Some(sqn),
+            count: 1,
+        })
+        .unwrap();
+        let dst = b.mac();
+        let n = a
+            .transmit_burst(16, TxMeta::default(), |i, buf| {
+                fill(&mut buf[..64], dst, a_mac(), 1000 + i as u32);
+                64
+            })
+            .unwrap();
+        assert_eq!(n, 16);
+        // The first session's error CQE moves the SQ to ERR (the rest
+        // flush); the driver recovers it and every buffer comes back.
+        // Inline sessions hold no buffer: poll until the error CQE is
+        // seen rather than until the buffers are back.
+        for _ in 0..1000 {
+            if a.sq().unwrap().stats.recoveries > 0 {
+                break;
+            }
+            a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
+            a.poll();
+        }
+        reap(&mut a);
+        assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
+        assert_eq!(a.tx_free(), a.sq().unwrap().entries());
+        let mut lost = 0;
+        b.receive_burst(usize::MAX, |_, _| lost += 1);
+        assert_eq!(lost, 0, "the broken session sent nothing");
+        // Sessions go on after the recovery.
+        let s0 = sa.port_stats().tx_mpw_sessions;
+        let got = send_bursts(&mut a, &mut b, &lens, 16);
+        assert_eq!(got.len(), lens.len());
+        assert!(sa.port_stats().tx_mpw_sessions - s0 >= 9);
+        close(a, &sa, ba);
+        close(b, &sb, bb);
+    }
+}
+
+#[test]
+fn sessions_allocate_nothing() {
+    for inline in [0u16, 100] {
+        // Threaded: the model runs on its own threads, so what this
+        // thread allocates is the driver's.
+        let (sa, sb) = SimPlatform::pair(LX, LX, Mode::Threaded);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            empw: Some(inline),
+            interrupts: false,
+            ..EthConfig::default()
+        };
+        let mut a = open(&sa, cfg);
+        let mut b = open(&sb, cfg);
+        let dst = b.mac();
+        let window = b.rq().unwrap().entries() / 2;
+        let pump = |a: &mut Port, b: &mut Port, n: usize| {
+            let (mut sent, mut got) = (0, 0);
+            while got < n {
+                let k = 32.min(n - sent).min(window - (sent - got));
+                sent += a
+                    .transmit_burst(k, TxMeta::default(), |i, buf| {
+                        fill(&mut buf[..64], dst, a_mac(), i as u32);
+                        64
+                    })
+                    .unwrap();
+                got += b.receive_burst(usize::MAX, |f, _| assert_eq!(f.len(), 64));
+                std::thread::yield_now();
+            }
+        };
+        pump(&mut a, &mut b, 5_000);
+        let allocs = harness::thread_allocations();
+        pump(&mut a, &mut b, 50_000);
+        assert_eq!(
+            harness::thread_allocations() - allocs,
+            0,
+            "allocations on the packet path (inline {inline})"
+        );
+        assert!(sa.port_stats().tx_mpw_sessions > 0);
+        reap(&mut a);
+        close(a, &sa, ba);
+        close(b, &sb, bb);
+    }
+}
