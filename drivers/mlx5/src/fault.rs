@@ -715,7 +715,10 @@ mod tests {
         let done = log.settle(p.action(FaultAction::PortReset, FaultOutcome::Escalate));
         assert_eq!(done.seq, p.seq);
         let kept: alloc::vec::Vec<_> = log.records().map(|r| (r.seq, r.outcome)).collect();
-        assert_eq!(kept, [(1, FaultOutcome::Escalate), (2, FaultOutcome::Reported)]);
+        assert_eq!(
+            kept,
+            [(1, FaultOutcome::Escalate), (2, FaultOutcome::Reported)]
+        );
         assert_eq!(log.count(FaultClass::SqErr), 1, "counted once");
         assert_eq!(log.take_escalation().map(|r| r.seq), Some(1));
         // Pushed out of the ring meanwhile: kept anew, not counted again.

@@ -61,7 +61,13 @@ fn last(p: &Port, class: FaultClass) -> Option<FaultRecord> {
 
 /// Two cabled models and a port on each (a's adapter with `a_cfg`);
 /// their DMA use before attach.
-type Pair = (SimPlatform, SimPlatform, Port, Port, ((usize, usize), (usize, usize)));
+type Pair = (
+    SimPlatform,
+    SimPlatform,
+    Port,
+    Port,
+    ((usize, usize), (usize, usize)),
+);
 
 fn pair(interrupts: bool, a_cfg: mlx5::Config) -> Pair {
     common::logger();
@@ -188,7 +194,11 @@ fn an_rq_error_found_by_receive_is_recovered_by_the_step() {
             assert!(b.receive(|_, _| ()).is_none(), "taken from an RQ in error");
             b.flush();
         }
-        assert_eq!(sb.commands_executed(), cmds, "a command inside poll/receive");
+        assert_eq!(
+            sb.commands_executed(),
+            cmds,
+            "a command inside poll/receive"
+        );
         assert_eq!(b.rq().unwrap().posted(), posted, "posted to an RQ in error");
         assert_eq!(pending.outcome, FaultOutcome::Pending, "{pending}");
         assert_eq!(b.run_pending_recoveries(), 0);
@@ -196,7 +206,11 @@ fn an_rq_error_found_by_receive_is_recovered_by_the_step() {
         let done = last(&b, FaultClass::RqErr).unwrap();
         assert_eq!(
             (done.seq, done.action, done.outcome),
-            (pending.seq, FaultAction::QueueReset, FaultOutcome::Recovered),
+            (
+                pending.seq,
+                FaultAction::QueueReset,
+                FaultOutcome::Recovered
+            ),
             "{done}"
         );
         let rq = b.rq().unwrap();
@@ -256,8 +270,14 @@ fn a_lost_recovery_command_holds_the_recovery_not_the_caller() {
         std::thread::sleep(Duration::from_millis(1));
     }
     println!("{steps} steps, longest {longest:?}, {got} frames received meanwhile");
-    assert!(steps > 10, "the lost command was waited for inside one step");
-    assert!(longest < Duration::from_millis(200), "a step waited {longest:?}");
+    assert!(
+        steps > 10,
+        "the lost command was waited for inside one step"
+    );
+    assert!(
+        longest < Duration::from_millis(200),
+        "a step waited {longest:?}"
+    );
     assert!(got > 10, "{got} frames received while the recovery waited");
     let timeout = last(&a, FaultClass::CmdTimeout).expect("the lost command recorded");
     assert_eq!(

@@ -95,17 +95,11 @@ fn wait_record(p: &mut Pair, on_a: bool, class: FaultClass) -> FaultRecord {
     loop {
         tick(p);
         let port = if on_a { &p.a } else { &p.b };
-        if let Some(r) = port
-            .control()
-            .faults()
-            .records()
-            .rev()
-            .find(|r| {
-                r.class == class
-                    && r.outcome != FaultOutcome::Deferred
-                    && r.outcome != FaultOutcome::Pending
-            })
-        {
+        if let Some(r) = port.control().faults().records().rev().find(|r| {
+            r.class == class
+                && r.outcome != FaultOutcome::Deferred
+                && r.outcome != FaultOutcome::Pending
+        }) {
             return *r;
         }
         assert!(

@@ -130,11 +130,13 @@ impl<C: Control> QueueSet<C> {
         if now && self.advance(&mut r) {
             return;
         }
-        r.record = Some(self.ctl.record_fault(
-            fault
-                .record()
-                .action(r.plan.action(), FaultOutcome::Pending),
-        ));
+        r.record = Some(
+            self.ctl.record_fault(
+                fault
+                    .record()
+                    .action(r.plan.action(), FaultOutcome::Pending),
+            ),
+        );
         self.stats.faults += 1;
         self.last_fault = Some(fault);
         self.recoveries.push(r);

@@ -243,8 +243,8 @@ impl<C: Control> QueueSet<C> {
             Target::Rq(q, r) => (QueueId::Rq(r), q),
         };
         let deferred = self.watch.is_deferred(queue);
-        let frames_out = self.rq_at(q).is_some_and(|r| r.outstanding() != 0)
-            && matches!(target, Target::Rq(..));
+        let frames_out =
+            self.rq_at(q).is_some_and(|r| r.outstanding() != 0) && matches!(target, Target::Rq(..));
         let ring = ring
             && !deferred
             && !frames_out

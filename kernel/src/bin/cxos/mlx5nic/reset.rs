@@ -142,6 +142,7 @@ fn reopen(
     let nic = match Nic::new(adapter, res, NicConfig::default()) {
         Ok(n) => {
             n.set_idle(super::cmdwait::idle_work());
+            n.set_recovery_wake(super::faults::recovery_wanted);
             n
         }
         Err(f) => {
