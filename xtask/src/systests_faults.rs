@@ -304,7 +304,7 @@ fn lost_recovery_command(
     let out = String::from_utf8_lossy(&out.stdout);
     let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
     println!("    {timeout}");
-    let line = shell.wait_for_line("FAULT mlx5.tx.timeout 01:00.0 ")?;
+    let line = wait_for_outcome(shell, "FAULT mlx5.tx.timeout 01:00.0 ")?;
     println!("    {line}");
     let during = replies_between(&out, asked + RECOVERY_WAIT_FROM, ended);
     println!("    lost MODIFY_SQ in a queue recovery: {during} ping replies from {name} meanwhile");
