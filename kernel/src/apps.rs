@@ -7,6 +7,12 @@
 //! interface holds, as ping's `-I` takes both); without it, iperf3's
 //! `-B <address>` picks the interface holding that address (and iperf3
 //! binds to it); otherwise `net0`. `serve iperf3` implies `-s`.
+//!
+//! `-A <cpu>` (iperf3's CPU affinity option; also taken by the other apps
+//! whose stock tools do not use `-A` for something else) runs the app on
+//! CPU `<cpu>`: an app runs in the main loop of the CPU that owns its
+//! interface, so `-A` without `-I` picks the first interface that CPU
+//! owns, and with `-I` refuses an interface another CPU owns.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -31,6 +37,13 @@ pub const APPS: &[&str] = &[
 /// The apps `serve` runs in the background (`pktgen`/`pktsink` too, so
 /// several run at once, one per VNIC and so one per CPU).
 pub const SERVICES: &[&str] = &["echo", "discard", "iperf3", "pktgen", "pktsink"];
+
+/// The apps that take `-A <cpu>` (stock ping's `-A` is adaptive pacing
+/// and tcpdump's prints ASCII: those two keep the letter's meaning, and
+/// ours refuse it).
+pub const AFFINITY_APPS: &[&str] = &[
+    "iperf3", "pktgen", "pktsink", "l2send", "l2recv", "echo", "discard",
+];
 
 /// The interface an app runs on when the arguments name none.
 pub const DEFAULT_INTERFACE: &str = "net0";
@@ -75,6 +88,8 @@ pub fn is_interface_name(name: &str) -> bool {
 pub struct AppCommand {
     pub app: String,
     pub target: Target,
+    /// `-A <cpu>`: the CPU it must run on (`None`: its interface's).
+    pub cpu: Option<u16>,
     pub args: String,
 }
 
@@ -85,9 +100,21 @@ impl AppCommand {
             return Err(format!("unknown app '{app}'"));
         }
         let mut target = Target::Default;
+        let mut cpu = None;
         let mut rest: Vec<&str> = Vec::new();
         let mut words = args.split_whitespace();
         while let Some(w) = words.next() {
+            if AFFINITY_APPS.contains(&app) {
+                let given = match (w, w.strip_prefix("-A")) {
+                    ("--affinity", _) | ("-A", _) => Some(words.next()),
+                    (_, Some(attached)) if !attached.is_empty() => Some(Some(attached)),
+                    _ => None,
+                };
+                if let Some(value) = given {
+                    cpu = Some(parse_cpu(value)?);
+                    continue;
+                }
+            }
             let value = match w.strip_prefix("-I") {
                 Some("") => words.next().ok_or_else(|| {
                     String::from("option -I needs an interface (net<i>, vnic<N> or an address)")
@@ -119,8 +146,46 @@ impl AppCommand {
         Ok(AppCommand {
             app: app.into(),
             target,
+            cpu,
             args: rest.join(" "),
         })
+    }
+
+    /// Where `-A <cpu>` runs it: on that CPU (`online`: whether it is),
+    /// on the interface asked for if that CPU owns it (`owner`: the name
+    /// a target resolves to and the CPU owning it), on the first one the
+    /// CPU owns without `-I`/`-B` (`first_on`). The CPU and the command
+    /// with its interface named; `self` as it is without `-A`.
+    pub fn pinned(
+        &self,
+        online: impl Fn(usize) -> bool,
+        owner: impl Fn(&Target) -> Option<(String, usize)>,
+        first_on: impl Fn(usize) -> Option<String>,
+    ) -> Result<Option<(usize, AppCommand)>, String> {
+        let Some(cpu) = self.cpu.map(usize::from) else {
+            return Ok(None);
+        };
+        if !online(cpu) {
+            return Err(format!("-A {cpu}: no CPU {cpu} online (see `cpus`)"));
+        }
+        let name = match (&self.target, owner(&self.target)) {
+            (Target::Default, _) => first_on(cpu).ok_or_else(|| {
+                format!("-A {cpu}: CPU {cpu} owns no interface (pin a VNIC to it: vnic create cpu {cpu})")
+            })?,
+            (_, Some((name, o))) if o != cpu => {
+                return Err(format!("-A {cpu}: {name} is owned by CPU {o}"));
+            }
+            (_, Some((name, _))) => name,
+            // Unknown: the table says so as without `-A`.
+            (t, None) => t.to_string(),
+        };
+        Ok(Some((
+            cpu,
+            AppCommand {
+                target: Target::Name(name),
+                ..self.clone()
+            },
+        )))
     }
 
     /// `serve <app> <args>`: a background service; iperf3 serves (`-s`)
@@ -193,6 +258,21 @@ impl AppCommand {
             other => return Err(format!("unknown app '{other}'")),
         })
     }
+}
+
+/// The value of `-A`: one CPU index. iperf3's `-A n,m` also sets the
+/// server's affinity, which a cxos client cannot set: refused rather
+/// than ignored.
+fn parse_cpu(value: Option<&str>) -> Result<u16, String> {
+    let value = value.ok_or_else(|| String::from("option -A needs a CPU number"))?;
+    if value.contains(',') {
+        return Err(format!(
+            "-A {value}: only this side's CPU can be chosen (-A <cpu>)"
+        ));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("bad CPU '{value}' for -A (a CPU number: see `cpus`)"))
 }
 
 /// The port of an echo/discard service: `[<port>]` or `-p <port>`.
@@ -300,6 +380,82 @@ mod tests {
             AppCommand::service("ping", "10.0.0.1").unwrap_err(),
             "unknown service 'ping' (echo, discard, iperf3, pktgen, pktsink)"
         );
+    }
+
+    #[test]
+    fn affinity_option_goes_anywhere() {
+        for args in [
+            "-c 10.0.0.1 -P 2 -A 1",
+            "-A 1 -c 10.0.0.1 -P 2",
+            "-c 10.0.0.1 -A1 -P 2",
+            "--affinity 1 -c 10.0.0.1 -P 2",
+        ] {
+            let c = cmd("iperf3", args);
+            assert_eq!(c.cpu, Some(1), "{args}");
+            assert_eq!(c.target, Target::Default, "{args}");
+            assert_eq!(c.args, "-c 10.0.0.1 -P 2", "{args}");
+        }
+        let c = cmd("pktsink", "-A 0 -I vnic1 -c 10");
+        assert_eq!((c.cpu, c.target), (Some(0), Target::Name("vnic1".into())));
+        assert_eq!(c.args, "-c 10");
+        let c = AppCommand::service("iperf3", "-A 1").unwrap();
+        assert_eq!((c.cpu, c.args.as_str()), (Some(1), "-s"));
+        assert_eq!(cmd("pktgen", "-c 5").cpu, None);
+        // ping's and snoop's -A are not ours: their parsers see it.
+        let c = cmd("ping", "-A 10.0.0.1");
+        assert_eq!((c.cpu, c.args.as_str()), (None, "-A 10.0.0.1"));
+        for (args, want) in [
+            ("-c 10.0.0.1 -A", "option -A needs a CPU number"),
+            ("-c 10.0.0.1 -A x", "bad CPU 'x' for -A"),
+            ("-c 10.0.0.1 -A -1", "bad CPU '-1' for -A"),
+            ("-c 10.0.0.1 -A 1,2", "-A 1,2: only this side's CPU"),
+        ] {
+            let e = AppCommand::parse("iperf3", args).unwrap_err();
+            assert!(e.starts_with(want), "{args}: {e}");
+        }
+    }
+
+    #[test]
+    fn affinity_picks_or_checks_the_interface() {
+        // vnic0 on CPU 1, net0 and vnic1 on CPU 0; CPUs 0 and 1 online.
+        let online = |c: usize| c < 2;
+        let owner = |t: &Target| match t.to_string().as_str() {
+            "net0" | "10.0.0.2" => Some(("net0".to_string(), 0)),
+            "vnic1" => Some(("vnic1".to_string(), 0)),
+            "vnic0" | "10.0.0.60" => Some(("vnic0".to_string(), 1)),
+            _ => None,
+        };
+        let first_on = |c: usize| ["net0", "vnic0"].get(c).map(|n| n.to_string());
+        let place = |args: &str| {
+            cmd("iperf3", args)
+                .pinned(online, owner, first_on)
+                .map(|p| p.map(|(c, cmd)| (c, cmd.target.to_string(), cmd.args)))
+        };
+        let on = |c: usize, i: &str| Ok(Some((c, i.to_string(), "-s".to_string())));
+        assert_eq!(place("-s"), Ok(None));
+        assert_eq!(place("-s -A 1"), on(1, "vnic0"));
+        assert_eq!(place("-s -A 0"), on(0, "net0"));
+        assert_eq!(place("-s -A 1 -I vnic0"), on(1, "vnic0"));
+        assert_eq!(place("-s -A 0 -I vnic1"), on(0, "vnic1"));
+        assert_eq!(
+            place("-A 1 -s -B 10.0.0.60"),
+            Ok(Some((1, "vnic0".into(), "-s -B 10.0.0.60".into())))
+        );
+        assert_eq!(
+            place("-s -A 0 -I vnic0"),
+            Err("-A 0: vnic0 is owned by CPU 1".into())
+        );
+        assert_eq!(
+            place("-s -A 1 -B 10.0.0.2"),
+            Err("-A 1: net0 is owned by CPU 0".into())
+        );
+        assert_eq!(
+            place("-s -A 2"),
+            Err("-A 2: no CPU 2 online (see `cpus`)".into())
+        );
+        assert_eq!(place("-s -A 1 -I vnic7"), on(1, "vnic7"));
+        let none = cmd("pktgen", "-A 1").pinned(online, owner, |_| None);
+        assert!(none.unwrap_err().contains("CPU 1 owns no interface"));
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
 //! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
 //! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`) and `smp=<n>`
-//! (use at most `n` CPUs, the boot CPU included). Unknown keys and
+//! (use at most `n` CPUs, the boot CPU included) and `smp-fail=<apic id>`
+//! (fault injection for the tests: that application processor parks in
+//! the start-up trampoline instead of coming online, so the kernel's
+//! "did not come up, skipped" path runs). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -33,6 +36,9 @@ pub struct Config {
     pub attach: bool,
     /// `smp=`: the most CPUs to use, at least 1 (default: all).
     pub smp: Option<u16>,
+    /// `smp-fail=`: fault injection for the tests, the APIC id of an
+    /// application processor to park in the trampoline (never started).
+    pub smp_fail: Option<u32>,
     /// `net.<n>=`: interface index and its configuration text, in command
     /// line order (a later value for the same index replaces an earlier
     /// one, so there is at most one per interface). The text is checked
@@ -64,6 +70,7 @@ impl Default for Config {
             log: LogFilter::default(),
             attach: true,
             smp: None,
+            smp_fail: None,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
             aggr: heapless::Vec::new(),
@@ -292,6 +299,17 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: "a number of CPUs from 1 is expected".into(),
                 }),
             },
+            "smp-fail" => match value.parse::<u32>() {
+                Ok(id) => config.smp_fail = Some(id),
+                _ => diags.push(Diagnostic::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    default: config
+                        .smp_fail
+                        .map_or_else(|| "none".into(), |id| alloc::format!("{id}")),
+                    why: "an APIC id is expected".into(),
+                }),
+            },
             _ if key.starts_with("net.") => {
                 let index = key["net.".len()..]
                     .parse::<usize>()
@@ -480,6 +498,17 @@ mod tests {
         assert_eq!(
             d[0].to_string(),
             "cmdline: bad value 'many' for 'smp', using all CPUs"
+        );
+    }
+
+    #[test]
+    fn smp_fail_names_an_apic_id() {
+        assert_eq!(parse("").0.smp_fail, None);
+        let (c, d) = parse("smp-fail=1 smp-fail=x");
+        assert_eq!(c.smp_fail, Some(1));
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value 'x' for 'smp-fail', using 1"
         );
     }
 

@@ -459,6 +459,15 @@ impl Interfaces {
         any.downcast_mut::<NetInterface<D>>().map(|n| n.net_mut())
     }
 
+    /// The first running interface (in registration order): where an app
+    /// pinned to this table's CPU without an interface runs.
+    pub fn first_up(&self) -> Option<String> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Up(i) => Some(i.name().to_string()),
+            Entry::Down { .. } | Entry::Lent { .. } => None,
+        })
+    }
+
     /// The interface an app asked for, by name.
     pub fn resolve(&self, target: &Target) -> Result<String, String> {
         let up = || {

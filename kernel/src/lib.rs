@@ -19,6 +19,7 @@ pub mod cmdline;
 pub mod dma;
 pub mod ethtool;
 pub mod frames;
+pub mod handoff;
 #[cfg(feature = "net")]
 pub mod iface;
 pub mod logfilter;

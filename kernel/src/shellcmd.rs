@@ -695,6 +695,7 @@ mod tests {
             let want = AppCommand {
                 app: "ping".into(),
                 target: Target::Name("vnic2".into()),
+                cpu: None,
                 args: "10.0.0.1 -c 3".into(),
             };
             for line in [

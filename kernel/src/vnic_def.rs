@@ -7,7 +7,9 @@
 //! `:` or `=` after the key:
 //! `mac:<aa:bb:cc:dd:ee:ff|auto>` (default auto: the driver generates a
 //! locally administered MAC), `vlan:<1..4094>` (default untagged),
-//! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS),
+//! `queues:<1|2|4..64>` (receive queues, default 1; more than one: RSS,
+//! with several CPUs queues 1.. received on the next CPUs, see the
+//! kernel's `rxspread`),
 //! `over:net<i>` (the port it is on, default net0: the first function) or
 //! `over:aggr<n>` (a VNIC on every member of that aggregation),
 //! `ip:<dhcp|none|a.b.c.d/nn>` (default none) followed by cxos-net's

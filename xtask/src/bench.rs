@@ -41,6 +41,9 @@ pub struct BenchArgs {
     /// cxos's pktgen with 1 and with 2 CPUs (xtask/src/bench_pktgen_smp.rs).
     #[arg(long)]
     pub pktgen_smp: bool,
+    /// MSI-X interrupts per CPU with -smp 2 and 4 (xtask/src/bench_irq_smp.rs).
+    #[arg(long)]
+    pub irq_smp: bool,
 }
 
 /// One `bench:` figure.
@@ -116,6 +119,14 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<u8> {
     if let Some(filter) = &args.callgrind {
         figures.extend(crate::bench_callgrind::figures(ws, filter)?);
         println!("\n{}", table(&figures));
+        return Ok(0);
+    }
+    if args.irq_smp {
+        let elf = kernel::build(ws, Profile::Release)?;
+        match crate::bench_irq_smp::figures(ws, &elf) {
+            Err(why) if why.starts_with("skipped: ") => println!("bench: irq per CPU {why}"),
+            r => println!("\n{}", table(&r.map_err(XtaskError::msg)?)),
+        }
         return Ok(0);
     }
     if args.pktgen_smp {

@@ -8,6 +8,7 @@
 mod acceptance;
 mod bench;
 mod bench_callgrind;
+mod bench_irq_smp;
 mod bench_linux;
 mod bench_pktgen;
 mod bench_pktgen_smp;

@@ -15,7 +15,13 @@
 //! the cable of the member B's pings leave on (read from B's per-member
 //! counters; B's port N loses carrier too); both ends take it out, the
 //! ping goes on over the other member; `link N up` and it rejoins on
-//! both ends, and ping works again. Both ends power off cleanly.
+//! both ends, and ping works again. Then A's aggregation is deleted and
+//! created again with a command of its first member VNIC lost (the
+//! model's `fault no-completion` on CREATE_TIR): the create waits
+//! cooperatively, so a port event on A's other function meanwhile
+//! (`link 1 down`) is printed by EQ0's work before the create's
+//! `mlx5.cmd.timeout` record, and the create fails cleanly with the
+//! members' interfaces back. Both ends power off cleanly.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -262,14 +268,69 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     let rejoin = plugged.elapsed();
     ping_all(&mut b, A4, 3).map_err(at("B pings A after the rejoin"))?;
 
+    let lost = lost_create_command(&mut a, &mut sim_a)?;
+
     a.poweroff(&mut sim_a).map_err(at("A powers off"))?;
     b.poweroff(&mut sim_b).map_err(at("B powers off"))?;
     println!(
-        "    (LACP converged {:.1} s after both shells were up, net{pulled_port} (B's ping flow) out {:.1} s after link down, {received}/{FAILOVER_PINGS} pings across the failover, rejoin {:.1} s; total {:.1} s)",
+        "    (LACP converged {:.1} s after both shells were up, net{pulled_port} (B's ping flow) out {:.1} s after link down, {received}/{FAILOVER_PINGS} pings across the failover, rejoin {:.1} s; {lost}; total {:.1} s)",
         converged.as_secs_f64(),
         left.as_secs_f64(),
         rejoin.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `aggr delete aggr0` on A, then `aggr create aggr0 ...` with the first
+/// CREATE_TIR (the first member VNIC's) lost: while it waits (the
+/// command timeout, 15 s) the rest of A runs: the model's `link 1 down`
+/// is printed by A's EQ0 work before the timeout record; the create then
+/// fails, undone (the members get their interfaces back). What it saw,
+/// for the summary.
+fn lost_create_command(a: &mut Shell, sim_a: &mut SimDevice) -> Result<String, String> {
+    let answer = a.ask("aggr delete aggr0").map_err(at("aggr delete"))?;
+    plain_line(&answer, "aggr0: deleted, 0 errors").map_err(at("aggr delete"))?;
+    sim_a
+        .ask_ok("fault no-completion 0x900")
+        .map_err(at("lose CREATE_TIR"))?;
+    let from = a.ready;
+    a.session
+        .send_line("aggr create aggr0 net0 net1 lacp active policy L4 timer fast")?;
+    // The member VNIC's CREATE_TIR is out (lost) well within this.
+    std::thread::sleep(Duration::from_secs(2));
+    sim_a
+        .ask_ok("link 1 down")
+        .map_err(at("link down during the create"))?;
+    let t = Instant::now();
+    let link = a
+        .session
+        .expect_from(from, "mlx5 02:00.0: link down")
+        .map_err(at("A prints the port event during the create"))?;
+    let printed = t.elapsed();
+    let record = a
+        .session
+        .expect_from(from, "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x900 ")
+        .map_err(at("the lost CREATE_TIR's record"))?;
+    if link > record {
+        return Err(format!(
+            "step `the create waits cooperatively`: the port event was printed after the timeout:\n{}",
+            tail(&a.session.serial()[from..], 40)
+        ));
+    }
+    let end = a
+        .session
+        .expect_from(a.ready, PROMPT)
+        .map_err(at("the create's answer"))?;
+    let answer = a.session.serial()[a.ready..end].to_string();
+    a.ready = end;
+    plain_line(&answer, "aggr: aggr0 not created: ").map_err(at("the failed create"))?;
+    sim_a.ask_ok("link 1 up").map_err(at("link up"))?;
+    let show = a.ask("ifconfig").map_err(at("ifconfig"))?;
+    plain_line(&show, "net0").map_err(at("net0 back after the failed create"))?;
+    plain_line(&show, "net1").map_err(at("net1 back after the failed create"))?;
+    Ok(format!(
+        "lost CREATE_TIR in aggr create: link event printed {:.1} s into the wait",
+        printed.as_secs_f64() + 2.0
+    ))
 }

@@ -12,9 +12,14 @@
 //! read after it. A lost MODIFY_SQ in a recovery the periodic check runs
 //! (a transmit timeout), then in one the packet path left (an error CQE):
 //! a VNIC keeps answering stock ping, and the shell keeps answering, while
-//! the command is out. Then the health counter stops: recorded, the function
-//! reset and restored, iperf3 runs again. At the end `faults` counts every
-//! class, detach reports 0 pages lost and the model's sanitizer nothing.
+//! the command is out. An EQ0 port event (`link down`) whose port-state read
+//! is lost: EQ0's work waits for it cooperatively, the shell answers
+//! `cpus` meanwhile (before the timeout record). Then the health counter
+//! stops with the bring-up's SET_DRIVER_VERSION lost: recorded, the
+//! function reset, the shell answering `faults` (the function "reset in
+//! progress") and `cpus` while the bring-up waits, then restored; iperf3
+//! runs again. At the end `faults` counts every class, detach reports 0
+//! pages lost and the model's sanitizer nothing.
 
 use std::time::Duration;
 
@@ -52,7 +57,7 @@ const IPERF3_RATE: &str = "10M";
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
         name: "queue-faults",
-        timeout: Duration::from_secs(180),
+        timeout: Duration::from_secs(240),
         run: queue_faults,
     }]
 }
@@ -122,9 +127,13 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
     lost_recovery_command(&net, &config, &mut shell, &mut sim, &guest)?;
     lost_poll_recovery_command(&net, &mut shell, &mut sim, &guest)?;
+    lost_event_read(&mut shell, &mut sim)?;
     // The health counter stops (syndrome clean): the health poll finds
     // it after its misses, the function is reset and restored, traffic
-    // flows again.
+    // flows again. The bring-up's SET_DRIVER_VERSION (optional: the
+    // bring-up goes on without it) is lost: the reset waits for it
+    // cooperatively, the shell answers meanwhile.
+    sim.ask_ok("fault no-completion 0x10d")?;
     sim.ask_ok("fault health-counter-stops")?;
     let head = "FAULT mlx5.health 01:00.0 function syndrome=0x0 vendor_syndrome=0x0 counter=";
     let line = shell.wait_for_line(head)?;
@@ -132,6 +141,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     if !line.ends_with("action=function-reset outcome=escalate") {
         return Err(format!("stopped health counter: {line}"));
     }
+    shell_during_reset(&mut shell)?;
     let counter = line
         .split_whitespace()
         .find(|w| w.starts_with("counter="))
@@ -420,5 +430,81 @@ fn lost_poll_recovery_command(
     if !out.contains(" 0% packet loss") {
         return Err(format!("stock ping after the escalated recovery:\n{out}"));
     }
+    Ok(())
+}
+
+/// The shell's answers while the background waits on a lost command (a
+/// kernel blocked in the wait answers after the command timeout, 15 s).
+const SHELL_LIMIT: Duration = Duration::from_secs(5);
+/// After `link down`, until EQ0's work has the port-state read out.
+const EVENT_OUT: Duration = Duration::from_secs(1);
+
+/// `link down` on the model with the port-state read (ACCESS_REGISTER
+/// PAOS) that EQ0's work issues for the event dropped: the read waits
+/// cooperatively, so the shell answers `cpus` within [`SHELL_LIMIT`] and
+/// before the `mlx5.cmd.timeout` record; `link up` then reads the port
+/// again.
+fn lost_event_read(shell: &mut Shell, sim: &mut SimDevice) -> Result<(), String> {
+    shell.ask("uptime")?;
+    sim.ask_ok("fault no-completion 0x805")?;
+    sim.ask_ok("link down")?;
+    std::thread::sleep(EVENT_OUT);
+    let t = std::time::Instant::now();
+    let cpus = shell.ask("cpus")?;
+    let took = t.elapsed();
+    println!(
+        "    lost port-state read after a port event: cpus answered in {} ms",
+        took.as_millis()
+    );
+    let record = "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x805 ";
+    if took > SHELL_LIMIT || cpus.contains(record) {
+        return Err(format!(
+            "the shell waited for EQ0's lost read ({took:?}):\n{cpus}"
+        ));
+    }
+    let line = shell.wait_for_line(record)?;
+    println!("    {line}");
+    sim.ask_ok("link up")?;
+    shell.wait_for_line("mlx5 01:00.0: link up")?;
+    Ok(())
+}
+
+/// While the function reset's bring-up waits on its lost
+/// SET_DRIVER_VERSION: `faults` says the reset is in progress and `cpus`
+/// answers, each within [`SHELL_LIMIT`] and before the command's
+/// `mlx5.cmd.timeout` record; the reset then completes.
+fn shell_during_reset(shell: &mut Shell) -> Result<(), String> {
+    let record = "FAULT mlx5.cmd.timeout 01:00.0 opcode=0x10d ";
+    let started = std::time::Instant::now();
+    // The reset starts in the round that recorded the fault, or (found
+    // inside another wait) at the next one.
+    let (faults, took) = loop {
+        let t = std::time::Instant::now();
+        let faults = shell.ask("faults")?;
+        let took = t.elapsed();
+        if faults.contains(record) || started.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "no `faults` answer during the reset (last after {took:?}):\n{faults}"
+            ));
+        }
+        if faults.contains("01:00.0 function reset in progress") {
+            break (faults, took);
+        }
+    };
+    let t = std::time::Instant::now();
+    let cpus = shell.ask("cpus")?;
+    let cpus_took = t.elapsed();
+    println!(
+        "    lost SET_DRIVER_VERSION in the reset's bring-up: faults answered in {} ms, cpus in {} ms",
+        took.as_millis(),
+        cpus_took.as_millis()
+    );
+    if took > SHELL_LIMIT || cpus_took > SHELL_LIMIT || cpus.contains(record) {
+        return Err(format!(
+            "the shell waited for the reset ({took:?}, {cpus_took:?}):\n{faults}\n{cpus}"
+        ));
+    }
+    let line = shell.wait_for_line(record)?;
+    println!("    {line}");
     Ok(())
 }

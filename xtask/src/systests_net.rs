@@ -896,7 +896,7 @@ fn main_job(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// The `iperf3-json:` line of cxos's iperf3 client in a console answer
 /// (lines of its server's earlier tests skipped), and its parsed object.
-fn client_json(answer: &str) -> Result<(&str, serde_json::Value), String> {
+pub fn client_json(answer: &str) -> Result<(&str, serde_json::Value), String> {
     let mut seen = Vec::new();
     for line in answer.lines().filter(|l| l.starts_with("iperf3-json: ")) {
         let v: serde_json::Value = serde_json::from_str(line.trim_start_matches("iperf3-json: "))

@@ -1,7 +1,9 @@
 //! Issue 21's system tests (SMP), on the provisioned QEMU (x2APIC under
 //! TCG needs a recent one): `-smp 4` brings every application processor
 //! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
-//! `smp=N` limits the CPUs and a panic on an AP stops every CPU; `-smp 2`
+//! `smp=N` limits the CPUs and a panic on an AP stops every CPU, an AP
+//! that does not come up (`smp-fail=`, fault injection) is reported and
+//! skipped, the xAPIC path works (`-cpu max,-x2apic`); `-smp 2`
 //! with the model attached: one queue set per CPU (completion EQ i's
 //! vector on CPU i), two VNICs owned by the two CPUs (one pinned with
 //! `cpu:1`, one placed round-robin) each serve a stock iperf3 client at
@@ -65,9 +67,56 @@ fn cpu_lines(text: &str) -> Vec<(usize, u32, String, u64)> {
         .collect()
 }
 
+/// The `cpus` lines again: (index, interrupts, timer, idle in tenths of
+/// a percent).
+fn cpu_loads(text: &str) -> Vec<(usize, u64, u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("cpu ")?;
+            let index = rest.split_whitespace().next()?.parse().ok()?;
+            let (_, tail) = rest.split_once(": ")?;
+            let interrupts = tail.strip_suffix('%')?.split(" interrupts,").next()?;
+            let timer = tail.split_once("timer ")?.1.split(',').next()?;
+            let (whole, tenth) = tail
+                .split_once("idle ")?
+                .1
+                .strip_suffix('%')?
+                .split_once('.')?;
+            let idle = whole.parse::<u64>().ok()? * 10 + tenth.parse::<u64>().ok()?;
+            Some((index, interrupts.parse().ok()?, timer.parse().ok()?, idle))
+        })
+        .collect()
+}
+
+/// Two `cpus` answers a while apart: every CPU took interrupts in between
+/// (its timer at least), counts at least its timer's, and its idle share
+/// is a percentage; each AP (with nothing to do) was idle some of the time.
+fn check_loads(before: &str, after: &str) -> Result<(), String> {
+    let (b, a) = (cpu_loads(before), cpu_loads(after));
+    if a.is_empty() || a.len() != b.len() {
+        return Err(format!("`cpus` lines unreadable:\n{before}\n{after}"));
+    }
+    for ((i, b_irq, ..), (_, a_irq, a_timer, idle)) in b.iter().zip(&a) {
+        if a_irq <= b_irq {
+            return Err(format!(
+                "cpu {i} took no interrupt between two `cpus` ({b_irq} -> {a_irq}):\n{after}"
+            ));
+        }
+        if a_irq < a_timer {
+            return Err(format!(
+                "cpu {i} counts fewer interrupts than timer ticks:\n{after}"
+            ));
+        }
+        if *idle > 1000 || (*i > 0 && *idle == 0) {
+            return Err(format!("cpu {i}'s idle share is implausible:\n{after}"));
+        }
+    }
+    Ok(())
+}
+
 /// `irq <vector> <role> <owner> cpu0=<n> cpu1=<m> ...: <total>` lines:
 /// (vector, role, per-CPU counts).
-fn irq_lines(text: &str) -> Vec<(String, String, Vec<u64>)> {
+pub(crate) fn irq_lines(text: &str) -> Vec<(String, String, Vec<u64>)> {
     text.lines()
         .filter_map(|l| {
             let (head, _) = l.strip_prefix("irq ")?.rsplit_once(": ")?;
@@ -88,12 +137,50 @@ fn boot(
     cmdline: &str,
     cpus: &str,
 ) -> Result<crate::session::Session, String> {
+    boot_with(ctx, test, cmdline, &["-smp", cpus])
+}
+
+/// [`boot`] with QEMU arguments of the caller's (a later `-cpu` replaces
+/// the machine's `-cpu max`).
+fn boot_with(
+    ctx: &Context,
+    test: &SystemTest,
+    cmdline: &str,
+    args: &[&str],
+) -> Result<crate::session::Session, String> {
     let setup = systests_sim::setup(ctx)?;
     let machine = Machine::new(Boot::Pvh {
         kernel: ctx.kernel.clone(),
         cmdline: cmdline.to_string(),
     });
-    systests_sim::spawn_qemu(&setup, ctx, test, &machine, &["-smp", cpus], false)
+    systests_sim::spawn_qemu(&setup, ctx, test, &machine, args, false)
+}
+
+/// `cpus ping <cpu>` comes back.
+fn ping_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
+    let answer = shell.ask(&format!("cpus ping {cpu}"))?;
+    plain_line(&answer, &format!("cpus: ping cpu {cpu}: round trip "))?;
+    Ok(())
+}
+
+/// TLB shootdown: AP `cpu` caches a page's translation, the boot CPU
+/// unmaps it, the AP's next read faults (a stale entry would still reach
+/// it), the page mapped back shows its new contents.
+fn tlb_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
+    let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
+    let line = plain_line(
+        &answer,
+        &format!(
+            "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
+        ),
+    )?;
+    let served = line
+        .rsplit_once('(')
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+    if served.is_none_or(|n| n == 0) {
+        return Err(format!("cpu {cpu} served no shootdown: {line}"));
+    }
+    Ok(())
 }
 
 /// The representative subset of the system tests in one `-smp 2` boot
@@ -210,11 +297,21 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 }
 
 /// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
-/// timers fire, ping IPIs come back from CPUs 1 and 3, `irq` counts per
-/// CPU. Then `-smp 4 smp=2 test=smp-panic`: two CPUs started, the panic on
-/// CPU 1 stops CPU 0, and the report shows both.
+/// timers fire, interrupts rise and idle shares are percentages, ping
+/// IPIs come back from CPUs 1 and 3, `irq` counts per CPU; with the model
+/// attached (when namespaces can be made), queue sets 2 and 3 on CPUs 2
+/// and 3 carry their VNICs' iperf3 ([`pinned_queue_sets`]). Then xAPIC
+/// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
+/// smp=2 smp-fail=1 test=smp-panic`: APIC id 1 fails, two CPUs started,
+/// the panic on CPU 1 stops CPU 0, and the report shows both and the AP
+/// that failed to start.
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
-    let mut shell = Shell::start(boot(ctx, test, "", "4")?)?;
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let (mut shell, adapter) = match model_boot(ctx, test, &config, "", &[2, 3], &["-smp", "4"])? {
+        Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
+        None => (Shell::start(boot(ctx, test, "", "4")?)?, None),
+    };
     if !shell
         .session
         .serial()
@@ -226,7 +323,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         ));
     }
     let started = Instant::now();
-    loop {
+    let first = loop {
         let answer = shell.ask("cpus")?;
         let lines = cpu_lines(&answer);
         if lines.len() != 4
@@ -240,7 +337,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             return Err(format!("`cpus` does not list CPUs 0-3 online:\n{answer}"));
         }
         if lines[1..].iter().all(|(.., timer)| *timer > 0) {
-            break;
+            break answer;
         }
         if started.elapsed() > TICK_WAIT {
             return Err(format!(
@@ -248,31 +345,16 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     for cpu in [1, 3] {
-        let answer = shell.ask(&format!("cpus ping {cpu}"))?;
-        plain_line(&answer, &format!("cpus: ping cpu {cpu}: round trip "))?;
+        ping_check(&mut shell, cpu)?;
     }
     let answer = shell.ask("cpus ping 0")?;
     plain_line(&answer, "cpus: ping cpu 0: that is this CPU")?;
-    // TLB shootdown: each AP caches a page's translation, the boot CPU
-    // unmaps it, the AP's next read faults (a stale entry would still
-    // reach it), the page mapped back shows its new contents.
     for cpu in [1, 3] {
-        let answer = shell.ask(&format!("cpus tlb {cpu}"))?;
-        let line = plain_line(
-            &answer,
-            &format!(
-                "cpus: tlb cpu {cpu}: read, faulted after the unmap, read the new contents after the remap ("
-            ),
-        )?;
-        let served = line
-            .rsplit_once('(')
-            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
-        if served.is_none_or(|n| n == 0) {
-            return Err(format!("cpu {cpu} served no shootdown: {line}"));
-        }
+        tlb_check(&mut shell, cpu)?;
     }
+    check_loads(&first, &shell.ask("cpus")?)?;
     let answer = shell.ask("irq")?;
     let irqs = irq_lines(&answer);
     let timer = irqs
@@ -288,22 +370,39 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             return Err(format!("CPUs 1 and 3 show no {owner} interrupt:\n{answer}"));
         }
     }
-    shell.session.send_line("poweroff")?;
-    expect_verdict(
-        Verdict::from_status(shell.session.wait_exit()?),
-        Verdict::Pass,
-    )?;
+    if let Some((net, sim)) = adapter {
+        let mut peer = Peer {
+            net,
+            sim,
+            shell,
+            mac: String::new(),
+        };
+        pinned_queue_sets(&mut peer, &config, &[2, 3], 4)?;
+        peer_finish(peer)?;
+    } else {
+        shell.session.send_line("poweroff")?;
+        expect_verdict(
+            Verdict::from_status(shell.session.wait_exit()?),
+            Verdict::Pass,
+        )?;
+    }
 
-    let mut session = boot(ctx, test, "smp=2 test=smp-panic", "4")?;
+    xapic_failed_ap(ctx, test)?;
+
+    // APIC id 1 fails to start (fault injection), APIC id 2 takes CPU 1,
+    // APIC id 3 is beyond the limit; the panic report lists the failed AP.
+    let mut session = boot(ctx, test, "smp=2 smp-fail=1 test=smp-panic", "4")?;
     let status = session.wait_exit()?;
     let text = session.serial();
     for line in [
+        "smp: CPU with APIC id 1 did not come up within 2000 ms; skipped",
         "smp: 2 CPUs online (x2APIC)",
-        "APIC id 2 not started (limit 2 CPUs)",
+        "APIC id 3 not started (limit 2 CPUs)",
         "PANIC at ",
         "test panic on CPU 1 (smp-panic)",
         "cpu 0 apic 0: stopped rip=",
-        "cpu 1 apic 1: this CPU",
+        "cpu 1 apic 2: this CPU",
+        "apic 1: failed (did not come up at boot)",
     ] {
         if !text.contains(line) {
             return Err(format!("smp-panic output lacks {line:?}:\n{text}"));
@@ -340,6 +439,201 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
 }
 
+/// The model and a namespace peer under a cxos with `args` (QEMU) and
+/// `vnic<i>` pinned to CPU `pins[i]` (address `VNIC_ADDRS[i]`); `None`
+/// where namespaces cannot be made (the caller boots without them).
+fn model_boot(
+    ctx: &Context,
+    test: &SystemTest,
+    config: &PeerConfig,
+    cmdline: &str,
+    pins: &[usize],
+    args: &[&str],
+) -> Result<Option<Peer>, String> {
+    let net = match PeerNetwork::create(config) {
+        Ok(net) => net,
+        Err(PeerError::Skip(why)) => {
+            println!("    (no adapter in this boot: {why})");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let setup = systests_sim::setup(ctx)?;
+    let log = ctx.log_path(test).with_extension("sim.log");
+    let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
+    let mut line = format!("{cmdline} {}", static_cmdline(config));
+    for (i, (cpu, n)) in pins.iter().zip(VNIC_ADDRS).enumerate() {
+        line.push_str(&format!(" vnic.{i}=ip:{}/24,cpu:{cpu}", config.ipv4(n)));
+    }
+    let machine = systests_sim::machine(ctx, &sim, line.trim_start());
+    let session = systests_sim::spawn_qemu(&setup, ctx, test, &machine, args, false)?;
+    Ok(Some(Peer {
+        net,
+        sim,
+        shell: Shell::start(session)?,
+        mac: String::new(),
+    }))
+}
+
+/// After [`model_boot`] with `pins`: `vnic<i>` is owned by CPU `pins[i]`,
+/// whose queue set (the one numbered as the CPU) has its completion
+/// vector there; every VNIC serves a stock iperf3 client at once, and
+/// each pinned CPU's vector fires on it, no queue set's vector on any
+/// other CPU than its own (`cpus` columns in `irq`).
+fn pinned_queue_sets(
+    peer: &mut Peer,
+    config: &PeerConfig,
+    pins: &[usize],
+    cpus: usize,
+) -> Result<(), String> {
+    let vnics = peer.shell.ask("vnics")?;
+    for (i, cpu) in pins.iter().enumerate() {
+        let name = format!("vnic{i}");
+        let line = plain_line(&vnics, &format!("{name} "))?;
+        if !line.ends_with(&format!(" cpu {cpu}")) {
+            return Err(format!("{name} is not owned by CPU {cpu}:\n{vnics}"));
+        }
+        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let before = peer.shell.ask("irq")?;
+    let sets = queue_set_vectors(&before);
+    for &cpu in pins {
+        if !sets.iter().any(|(_, s, c)| (*s, *c) == (cpu, cpu)) {
+            return Err(format!("queue set {cpu} is not on CPU {cpu}:\n{before}"));
+        }
+    }
+    let runs = VNIC_ADDRS[..pins.len()]
+        .iter()
+        .map(|n| {
+            peer.net
+                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rates = Vec::new();
+    for ((run, n), cpu) in runs.into_iter().zip(VNIC_ADDRS).zip(pins) {
+        let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
+        let (bps, _) = iperf3_summary(&json).map_err(|e| format!("iperf3 to .{n}: {e}"))?;
+        rates.push(format!("CPU {cpu} {:.1} Mbit/s", bps / 1e6));
+    }
+    println!("    (iperf3 at once on {cpus} CPUs: {})", rates.join(", "));
+    let after = peer.shell.ask("irq")?;
+    let old = irq_lines(&before);
+    for (vector, _, counts) in irq_lines(&after) {
+        let Some((_, set, cpu)) = sets.iter().find(|(v, ..)| *v == vector) else {
+            continue;
+        };
+        let prior = old
+            .iter()
+            .find(|(v, ..)| *v == vector)
+            .map(|(.., c)| c.as_slice())
+            .unwrap_or_default();
+        if counts.len() != cpus || prior.len() != cpus {
+            return Err(format!("no {cpus} per-CPU columns for {vector}:\n{after}"));
+        }
+        for (c, (a, b)) in counts.iter().zip(prior).enumerate() {
+            if c != *cpu && a != b {
+                return Err(format!(
+                    "queue set {set}'s vector {vector} (CPU {cpu}) interrupted CPU {c}:\n{after}"
+                ));
+            }
+        }
+        if pins.contains(set) && counts[*cpu] == prior[*cpu] {
+            return Err(format!(
+                "queue set {set}'s vector {vector} did not fire on CPU {cpu} during iperf3:\n{after}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `-cpu max,-x2apic -smp 3 smp-fail=1`: the xAPIC path (memory-mapped
+/// local APIC, IPIs through the ICR pair) with the AP of APIC id 1 made
+/// to park in the start-up trampoline (the `smp-fail=` fault injection):
+/// it is reported and skipped, `cpus` lists it as failed, APIC id 2 comes
+/// up as CPU 1 in its place, its timer fires, and ping and TLB shootdown
+/// IPIs reach it. With the model (when namespaces can be made): queue set
+/// 1's MSI-X vector, bound to CPU 1 (APIC id 2, an xAPIC MSI destination),
+/// fires there only while vnic0 on CPU 1 carries iperf3.
+fn xapic_failed_ap(ctx: &Context, test: &SystemTest) -> Result<(), String> {
+    let args = ["-smp", "3", "-cpu", "max,-x2apic"];
+    let mut config = PeerConfig::new("systest");
+    config.dhcp_lease_secs = None;
+    let (mut shell, adapter) = match model_boot(ctx, test, &config, "smp-fail=1", &[1], &args)? {
+        Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
+        None => (
+            Shell::start(boot_with(ctx, test, "smp-fail=1", &args)?)?,
+            None,
+        ),
+    };
+    let serial = shell.session.serial();
+    for line in [
+        "smp: smp-fail=1: the AP with APIC id 1 parks in the trampoline (fault injection)",
+        "smp: CPU with APIC id 1 did not come up within 2000 ms; skipped",
+        "smp: 2 CPUs online (xAPIC)",
+    ] {
+        if !serial.contains(line) {
+            return Err(format!("xAPIC, smp-fail=1: no {line:?}:\n{serial}"));
+        }
+    }
+    let started = Instant::now();
+    let first = loop {
+        let answer = shell.ask("cpus")?;
+        let lines = cpu_lines(&answer);
+        let want = [(0, 0), (1, 2)];
+        if lines.len() != 2
+            || lines
+                .iter()
+                .zip(want)
+                .any(|((index, apic, state, _), (i, id))| {
+                    (*index, *apic) != (i, id) || state != "online"
+                })
+        {
+            return Err(format!(
+                "xAPIC: `cpus` does not list CPU 0 (APIC 0) and CPU 1 (APIC 2) online:\n{answer}"
+            ));
+        }
+        plain_line(&answer, "apic 1 failed: did not come up at boot; skipped")?;
+        if lines[1].3 > 0 {
+            break answer;
+        }
+        if started.elapsed() > TICK_WAIT {
+            return Err(format!(
+                "xAPIC: CPU 1's timer did not fire in {TICK_WAIT:?}:\n{answer}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ping_check(&mut shell, 1)?;
+    tlb_check(&mut shell, 1)?;
+    check_loads(&first, &shell.ask("cpus")?)?;
+    let answer = shell.ask("irq")?;
+    for owner in ["cpu-timer", "ipi-ping", "ipi-tlb"] {
+        let counts = owner_counts(&answer, owner);
+        if counts.len() != 2 || counts[1] == 0 {
+            return Err(format!(
+                "xAPIC: CPU 1 shows no {owner} interrupt:\n{answer}"
+            ));
+        }
+    }
+    if let Some((net, sim)) = adapter {
+        let mut peer = Peer {
+            net,
+            sim,
+            shell,
+            mac: String::new(),
+        };
+        pinned_queue_sets(&mut peer, &config, &[1], 2)?;
+        return peer_finish(peer);
+    }
+    shell.session.send_line("poweroff")?;
+    expect_verdict(
+        Verdict::from_status(shell.session.wait_exit()?),
+        Verdict::Pass,
+    )
+}
+
 /// The per-CPU counts of the `irq` line of the vector owned by `owner`.
 fn owner_counts(text: &str, owner: &str) -> Vec<u64> {
     text.lines()
@@ -371,9 +665,10 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let setup = systests_sim::setup(ctx)?;
     let log = ctx.log_path(test).with_extension("sim.log");
     let sim = SimDevice::start_with(&setup.sim, "cx5", test.name, &log, &net.sim_options(None))?;
-    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2).
+    // vnic0 pinned to CPU 1; vnic1 round-robin (vnic<N> to CPU (N+1) mod 2),
+    // its second RSS queue lent to CPU 1.
     let cmdline = format!(
-        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24",
+        "{} vnic.0=ip:{}/24,cpu:1 vnic.1=ip:{}/24,queues:2",
         static_cmdline(&config),
         config.ipv4(VNIC_ADDRS[0]),
         config.ipv4(VNIC_ADDRS[1])
@@ -451,7 +746,7 @@ fn msix_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
 
 /// `msix <pci> entry <e> vector <v> (comp eq <n> queue set <i> cpu <c>): <count>`
 /// lines: (vector, queue set, CPU).
-fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
+pub(crate) fn queue_set_vectors(text: &str) -> Vec<(String, usize, usize)> {
     text.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix("msix ")?;
@@ -497,10 +792,7 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
             .collect()
     };
     let before = counts(&irq);
-    for name in ["vnic0", "vnic1"] {
-        let answer = peer.shell.ask(&format!("serve iperf3 -I {name}"))?;
-        plain_line(&answer, "service ")?;
-    }
+    serve_pinned(peer)?;
     let runs = VNIC_ADDRS
         .iter()
         .map(|n| {
@@ -554,11 +846,208 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     }
     let answer = peer.shell.ask("vnic delete 2")?;
     plain_line(&answer, "vnic2: deleted, 0 errors")?;
+    let client = client_pinned(peer)?;
+    let (handed, streams) = spread_rx(peer, config)?;
     println!(
-        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s)",
+        "    (iperf3 at once: vnic0 on CPU 1 {:.1} Mbit/s, vnic1 on CPU 0 {:.1} Mbit/s; \
+         cxos iperf3 -c -P 2 -A 1: {client:.1} Mbit/s; vnic1 -P 16: {streams:.1} Mbit/s, \
+         {handed} frames from CPU 1's receive queue handed to CPU 0)",
         rates[0], rates[1]
     );
     Ok(())
+}
+
+/// `serve iperf3 -A <cpu>`: pinned to CPU 1 without `-I` it serves on
+/// vnic0 (the interface CPU 1 owns; its id is from CPU 1's range), pinned
+/// to CPU 0 with `-I vnic1` on vnic1; CPU 0 refuses vnic0 (CPU 1's).
+fn serve_pinned(peer: &mut Peer) -> Result<(), String> {
+    for args in ["-A 1", "-I vnic1 -A 0"] {
+        let answer = peer.shell.ask(&format!("serve iperf3 {args}"))?;
+        plain_line(&answer, "service ")?;
+    }
+    let list = peer.shell.ask("serve")?;
+    for (on, cpu) in [("vnic0", 1u32), ("vnic1", 0)] {
+        let id = list
+            .lines()
+            .find(|l| l.ends_with(&format!("iperf3 -s on {on}")))
+            .and_then(|l| {
+                l.strip_prefix("service ")?
+                    .split(':')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .ok_or_else(|| format!("no iperf3 service on {on}:\n{list}"))?;
+        // App ids are numbered per CPU table, 100000 apart.
+        if (id - 1) / 100_000 != cpu {
+            return Err(format!(
+                "service {id} on {on} is not in CPU {cpu}'s table:\n{list}"
+            ));
+        }
+    }
+    let answer = peer.shell.ask("serve iperf3 -I vnic0 -A 0")?;
+    plain_line(&answer, "serve: -A 0: vnic0 is owned by CPU 1")?;
+    let answer = peer.shell.ask("serve iperf3 -A 5")?;
+    plain_line(&answer, "serve: -A 5: no CPU 5 online (see `cpus`)")?;
+    Ok(())
+}
+
+/// cxos's own iperf3 client `-P 2 -A 1` against stock `iperf3 -s` in the
+/// namespace: two streams from CPU 1's interface (vnic0: its transmit
+/// count rises); the measured Mbit/s.
+fn client_pinned(peer: &mut Peer) -> Result<f64, String> {
+    let tx = |text: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with("vnic0 "))?;
+        line.split_once(" tx ")?
+            .1
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let before = peer.shell.ask("ifconfig vnic0")?;
+    peer.net.iperf3_server(5201).map_err(|e| e.to_string())?;
+    let host = peer.net.host_ip();
+    let answer = peer
+        .shell
+        .ask(&format!("iperf3 -c {host} -P 2 -t 2 -A 1"))?;
+    let (line, v) = crate::systests_net::client_json(&answer)?;
+    let bps = v
+        .get("receiver_bits_per_second")
+        .and_then(|b| b.as_f64())
+        .unwrap_or(0.0);
+    if bps <= 0.0 || v.get("streams").and_then(|s| s.as_i64()) != Some(2) {
+        return Err(format!(
+            "iperf3 -c {host} -P 2 -A 1 did not run two streams: {line}"
+        ));
+    }
+    let after = peer.shell.ask("ifconfig vnic0")?;
+    match (tx(&before), tx(&after)) {
+        (Some(b), Some(a)) if a > b + 100 => Ok(bps / 1e6),
+        _ => Err(format!(
+            "iperf3 -A 1 did not send from vnic0 (CPU 1's):\n{before}\n{after}"
+        )),
+    }
+}
+
+/// `rx-spread vnic<N> queue <i> on cpu <c> -> cpu <o>: <r> frames
+/// received, <n> handed off, <d> dropped (ring full), <b> too big, <q>
+/// queued`: r, n, d, b, q.
+fn spread_counts(text: &str, what: &str) -> Option<[u64; 5]> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("rx-spread {what} ")))?;
+    let (_, rest) = line.split_once(": ")?;
+    let mut n = rest
+        .split(", ")
+        .filter_map(|p| p.split_whitespace().next()?.parse::<u64>().ok());
+    Some([n.next()?, n.next()?, n.next()?, n.next()?, n.next()?])
+}
+
+/// The rx packet count of `vnics`' line for `name`.
+fn queue_rx(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The drop counts of `ifconfig <name>` (malformed, csum, unsupported).
+fn stack_drops(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    let rest = line.split_once(" drops ")?.1;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let at = |k: &str| -> Option<u64> {
+        let i = words.iter().position(|w| *w == k)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some(at("malformed")? + at("csum")? + at("unsupported")?)
+}
+
+/// The rx packet count of `ifconfig <name>`.
+fn rx_pkts(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_once(" rx ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// vnic1 (`queues:2`, owned by CPU 0) lends its second receive queue to
+/// CPU 1: `vnics` shows it; stock iperf3 with sixteen streams to vnic1's
+/// server (all sixteen flows hashing to queue 0 has odds of 2^-16): CPU 1
+/// hands frames to CPU 0, whose stack (vnic1's) counts at least those
+/// frames, and every stream's data arrives. Handed-off frames, Mbit/s.
+fn spread_rx(peer: &mut Peer, config: &PeerConfig) -> Result<(u64, f64), String> {
+    let what = "vnic1 queue 1";
+    let vnics = peer.shell.ask("vnics")?;
+    let line = plain_line(&vnics, &format!("rx-spread {what} "))?;
+    if !line.starts_with(&format!("rx-spread {what} on cpu 1 -> cpu 0: ")) {
+        return Err(format!("vnic1's queue 1 is not lent to CPU 1:\n{vnics}"));
+    }
+    let before = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let addr = config.ipv4(VNIC_ADDRS[1]);
+    let json = peer
+        .net
+        .iperf3_client(&addr, &["-t", IPERF_SECS, "-P", "16"])
+        .map_err(|e| format!("iperf3 -P 16 to vnic1: {e}"))?;
+    let (bps, _) = iperf3_summary(&json)?;
+    let streams = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| {
+            let s = v.pointer("/end/streams")?.as_array()?.clone();
+            Some(
+                s.iter()
+                    .filter(|x| {
+                        x.pointer("/receiver/bytes")
+                            .and_then(|b| b.as_u64())
+                            .is_some_and(|b| b > 0)
+                    })
+                    .count(),
+            )
+        })
+        .unwrap_or(0);
+    if streams != 16 {
+        return Err(format!(
+            "{streams} of 16 streams to vnic1 carried data:\n{json}"
+        ));
+    }
+    let vnics = peer.shell.ask("vnics")?;
+    let after = spread_counts(&vnics, what).ok_or_else(|| format!("no counts:\n{vnics}"))?;
+    let handed = after[1] - before[1];
+    if handed < 100 {
+        return Err(format!(
+            "CPU 1 handed only {handed} frames of vnic1's flows to CPU 0:\n{vnics}"
+        ));
+    }
+    // Every frame CPU 1's queue received is handed off, counted as
+    // dropped, or still queued: none vanishes on the way.
+    let [received, passed, full, big, queued] = after;
+    if received != passed + full + big + queued {
+        return Err(format!(
+            "CPU 1 received {received} frames of vnic1 but accounts for {}:\n{vnics}",
+            passed + full + big + queued
+        ));
+    }
+    // vnic1's stack (CPU 0) took every frame of its own queue and every
+    // one handed to it (`ifconfig` after `vnics`: later frames only add).
+    let own = queue_rx(&vnics, "vnic1").ok_or_else(|| format!("no vnic1 line:\n{vnics}"))?;
+    let ifc = peer.shell.ask("ifconfig vnic1")?;
+    let took = rx_pkts(&ifc, "vnic1")
+        .zip(stack_drops(&ifc, "vnic1"))
+        .map(|(a, b)| a + b)
+        .ok_or_else(|| format!("no counts:\n{ifc}"))?;
+    if took < own + passed {
+        return Err(format!(
+            "vnic1's stack (CPU 0) took {took} frames, its own queue received {own} and CPU 1 handed it {passed}:\n{vnics}\n{ifc}"
+        ));
+    }
+    Ok((handed, bps / 1e6))
 }
 
 #[cfg(test)]
@@ -576,6 +1065,13 @@ mod tests {
                 (1, 1, "online".to_string(), 355)
             ]
         );
+        assert_eq!(cpu_loads(text), [(0, 12, 3, 978), (1, 355, 355, 996)]);
+        let later = "cpu 0 apic 0 online: 14 interrupts, timer 4, idle 97.0%\n\
+                     cpu 1 apic 1 online: 400 interrupts, timer 400, idle 99.5%\n";
+        assert_eq!(check_loads(text, later), Ok(()));
+        assert!(check_loads(later, later).is_err());
+        let busy = later.replace("idle 99.5%", "idle 0.0%");
+        assert!(check_loads(text, &busy).is_err());
         let text = "msix 01:00.0 entry 2 vector 0x31 (comp eq 8 queue set 1 cpu 1): 40\n\
                     msix 01:00.0 entry 0 vector 0x2f (eq0 7): 3\n";
         assert_eq!(queue_set_vectors(text), [("0x31".to_string(), 1, 1)]);
@@ -584,5 +1080,18 @@ mod tests {
             irq_lines(text),
             [("0x22".to_string(), "timer".to_string(), vec![0, 653])]
         );
+        let text = "rx-spread vnic1 queue 1 on cpu 1 -> cpu 0: 124 frames received, \
+                    120 handed off, 2 dropped (ring full), 1 too big, 1 queued\n";
+        assert_eq!(
+            spread_counts(text, "vnic1 queue 1"),
+            Some([124, 120, 2, 1, 1])
+        );
+        let text = "vnic1 02:00:00:00:00:01 link up 100000Mb/s mtu 1500 10.0.0.61/24 rx 77 pkts 1 B tx 3 pkts";
+        assert_eq!(rx_pkts(text, "vnic1"), Some(77));
+        let text = "vnic1 02:5e:00:12:00:82 link up 100000Mb/s mtu 1500 10.33.0.61/24 rx 153506 pkts \
+                    228591633 B tx 20295 pkts 1186280 B drops malformed 1 csum 2 unsupported 3 no-buffer 0";
+        assert_eq!(stack_drops(text, "vnic1"), Some(6));
+        let text = "vnic1 02:5e:00:12:00:82 untagged queues 2 rx 59384 pkts 87817319 B tx 20295 pkts cpu 0";
+        assert_eq!(queue_rx(text, "vnic1"), Some(59384));
     }
 }

@@ -38,7 +38,7 @@ pub mod reset;
 mod teardown;
 
 pub use report::{AdapterInfo, AdapterReport, EqInfo, PagesInfo, PhysSummary};
-pub use reset::{Configured, ResetError, ResetHistory, ResetPolicy, ResetReport};
+pub use reset::{Configured, ResetError, ResetHistory, ResetPolicy, ResetReport, ResetStart};
 
 /// The string SET_DRIVER_VERSION reports.
 pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION"));
@@ -209,6 +209,20 @@ impl<P: Platform> Adapter<P> {
     /// Bring the function up. On failure everything done so far is undone
     /// and the platform is handed back.
     pub fn attach(p: P, config: Config) -> Result<Self, AttachFailure<P>> {
+        Self::attach_with(p, config, None)
+    }
+
+    /// [`Adapter::attach`] with `idle` run between two looks at the device
+    /// in every wait of the bring-up (firmware initialising, each
+    /// command); it stays the adapter's idle work until
+    /// [`Adapter::set_idle`] takes it away. The adapter is nobody else's
+    /// while it runs, so `idle` may run the owner's other work: anything
+    /// but this adapter.
+    pub fn attach_with(
+        p: P,
+        config: Config,
+        idle: Option<crate::vnic::IdleWork>,
+    ) -> Result<Self, AttachFailure<P>> {
         let t0 = p.clock().now_ns();
         let pci = p.config().pci_address();
         let refuse = |p: P, step: Step, error: Error| {
@@ -247,14 +261,16 @@ impl<P: Platform> Adapter<P> {
                 cmdq::MAX_TIMEOUT_MS,
             )
         });
+        let mut dev = CmdEngine::new(
+            p,
+            cmdq,
+            timeout_ms,
+            config.max_pages,
+            config.max_total_pages,
+        );
+        dev.set_idle(idle);
         let mut a = Adapter {
-            dev: CmdEngine::new(
-                p,
-                cmdq,
-                timeout_ms,
-                config.max_pages,
-                config.max_total_pages,
-            ),
+            dev,
             config,
             part,
             fw: FwVersion::default(),
@@ -311,24 +327,24 @@ impl<P: Platform> Adapter<P> {
     /// command queue address is written, so a stuck device must be reset
     /// at unwind to forget it.
     fn wait_firmware(&mut self, holds_cmdq: bool) -> Result<(), AttachError> {
-        let (mmio, clock) = (self.dev.p().mmio(), self.dev.p().clock());
-        let start = clock.now_ns();
+        let start = self.dev.p().clock().now_ns();
         let limit_ms = self.config.fw_init_timeout_ms.unwrap_or_else(|| {
             cmdq::timeout_from_device(
-                init_seg::cmd_q_init_to(mmio),
+                init_seg::cmd_q_init_to(self.dev.p().mmio()),
                 cmdq::DEFAULT_INIT_TIMEOUT_MS,
                 cmdq::MAX_INIT_TIMEOUT_MS,
             )
         });
-        while init_seg::initializing(mmio) {
-            let waited = clock.now_ns().saturating_sub(start);
+        while init_seg::initializing(self.dev.p().mmio()) {
+            let waited = self.dev.p().clock().now_ns().saturating_sub(start);
             if waited >= limit_ms * 1_000_000 {
                 self.fw_stuck = holds_cmdq;
                 return Err(at(Step::WaitFirmware)(Error::FirmwareTimeout {
                     waited_ms: waited / 1_000_000,
                 }));
             }
-            clock.relax();
+            // The owner's work (a function reset's bring-up), or relax.
+            self.dev.idle();
         }
         Ok(())
     }
@@ -641,31 +657,58 @@ impl<P: Platform> Adapter<P> {
     /// refresh the port state after a port change. Call from the main loop
     /// (e.g. when vector 0 fired).
     pub fn poll(&mut self) -> Result<PortEvents, Error> {
-        if self.dev.is_failed() {
-            return Err(Error::AdapterFailed);
-        }
-        self.dev.drain_eq0(true);
-        self.dev.service_page_requests();
-        let events = self.dev.take_port_events();
+        let events = self.take_events()?;
+        crate::page_service::serve(&mut self.dev);
         if !events.is_empty() {
-            let (was_up, was_speed) = (self.port.oper_up, self.port.speed_mbps);
-            self.read_port()?;
-            if self.port.oper_up != was_up
-                || (self.port.oper_up && self.port.speed_mbps != was_speed)
-                || events.len() > 1
-            {
-                log::info!(
-                    target: "mlx5",
-                    "mlx5 {}: {}",
-                    self.pci(),
-                    LinkText(self.port.oper_up, self.port.speed_mbps)
-                );
-            }
+            let info = ports::read_port(self)?;
+            self.port_events_read(info, events.len());
         }
         if self.dev.is_failed() {
             return Err(Error::AdapterFailed);
         }
         Ok(events)
+    }
+
+    /// The first part of [`Adapter::poll`]: EQ0 drained, the port events
+    /// taken (page requests collected, not served; the port state not
+    /// read yet).
+    pub(crate) fn take_events(&mut self) -> Result<PortEvents, Error> {
+        if self.dev.is_failed() {
+            return Err(Error::AdapterFailed);
+        }
+        self.dev.drain_eq0(true);
+        Ok(self.dev.take_port_events())
+    }
+
+    /// The command engine (page work over a `Nic`).
+    pub(crate) fn engine_mut(&mut self) -> &mut CmdEngine<P> {
+        &mut self.dev
+    }
+
+    /// Leave page requests to the owner's EQ0 service
+    /// ([`Adapter::poll`], `Nic::poll_with`): not served inline after
+    /// each command, where a `Nic`'s commands hold its lock. Set by an
+    /// owner that polls through a `Nic`, so that MANAGE_PAGES waits
+    /// cooperatively too.
+    pub fn defer_page_requests(&mut self, defer: bool) {
+        self.dev.defer_page_requests(defer);
+    }
+
+    /// The port state read after `events` port events ([`Adapter::poll`]).
+    pub(crate) fn port_events_read(&mut self, info: PortInfo, events: usize) {
+        let (was_up, was_speed) = (self.port.oper_up, self.port.speed_mbps);
+        self.port = info;
+        if self.port.oper_up != was_up
+            || (self.port.oper_up && self.port.speed_mbps != was_speed)
+            || events > 1
+        {
+            log::info!(
+                target: "mlx5",
+                "mlx5 {}: {}",
+                self.pci(),
+                LinkText(self.port.oper_up, self.port.speed_mbps)
+            );
+        }
     }
 
     /// Check health now (rate-limited by the configured interval for the
@@ -676,6 +719,19 @@ impl<P: Platform> Adapter<P> {
             Some(f) => Err(f),
             None => Ok(()),
         }
+    }
+
+    /// Set the work to run between two looks at the device in the
+    /// adapter's blocking waits (`None`: the clock's `relax`); returns the
+    /// one set before. Only while nobody else can reach the adapter (a
+    /// function reset's bring-up and restore, [`Adapter::attach_with`]):
+    /// take it away before the adapter is shared (a `Nic`'s lock held
+    /// while it runs other work would let that work wait on the lock).
+    pub fn set_idle(
+        &mut self,
+        work: Option<crate::vnic::IdleWork>,
+    ) -> Option<crate::vnic::IdleWork> {
+        self.dev.set_idle(work)
     }
 
     /// Run one command (the data-path modules build on this).

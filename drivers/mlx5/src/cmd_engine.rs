@@ -12,19 +12,19 @@
 
 use alloc::vec::Vec;
 
-use cxos_drivers::{Clock, ConfigSpace, DmaRegion, Msix, Platform, Region};
+use cxos_drivers::{Clock, ConfigSpace, Msix, Platform, Region};
 
 use crate::cmd::{Command, OUT_STATUS, OUT_SYNDROME, encode, opcode_name};
 use crate::cmdq::{CmdQueue, Finished};
 use crate::eq::{self, Eq, Eqe, event};
-use crate::error::{CmdError, CmdFailure, DeviceError, Error};
+use crate::error::{CmdError, CmdFailure, Error};
 use crate::fault::{
     FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord, QUEUE_EVENTS,
     QueueEvent,
 };
 use crate::health::{FaultKind, FaultReport, HealthMonitor};
 use crate::init_seg;
-use crate::pages::{self, GivePages, PageKind, PagePool, QueryPages, TakePages};
+use crate::pages::{self, PageKind, PagePool, QueryPages};
 
 /// How often a waiting command re-reads the health syndrome.
 const HEALTH_PEEK_NS: u64 = 1_000_000;
@@ -134,8 +134,10 @@ pub struct CmdEngine<P: Platform> {
     pub(crate) eq0: Option<Eq<P>>,
     pub(crate) pages: PagePool<Region<P>>,
     /// Signed pages asked for by page-request events, not yet served.
-    pending_pages: i64,
-    in_page_work: bool,
+    pub(crate) pending_pages: i64,
+    pub(crate) in_page_work: bool,
+    /// Page requests are the owner's to serve ([`CmdEngine::defer_page_requests`]).
+    defer_pages: bool,
     /// Positive page requests are refused during teardown.
     pub(crate) accept_page_requests: bool,
     pub(crate) max_pages: u32,
@@ -156,6 +158,23 @@ pub struct CmdEngine<P: Platform> {
     /// EQ rings whose destruction failed: kept until detach ends.
     pub(crate) graveyard: Vec<Region<P>>,
     last_irq_ns: u64,
+    /// The owner's work between two looks at a command in a blocking
+    /// wait (`Adapter::set_idle`), instead of the clock's `relax`.
+    idle: Idle,
+}
+
+/// [`CmdEngine`]'s idle work (a box of the owner's closure).
+#[derive(Default)]
+pub(crate) struct Idle(Option<crate::vnic::IdleWork>);
+
+impl core::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Idle(set)"
+        } else {
+            "Idle"
+        })
+    }
 }
 
 impl<P: Platform> CmdEngine<P> {
@@ -173,6 +192,7 @@ impl<P: Platform> CmdEngine<P> {
             pages: PagePool::default(),
             pending_pages: 0,
             in_page_work: false,
+            defer_pages: false,
             accept_page_requests: true,
             max_pages,
             max_total_pages,
@@ -186,6 +206,7 @@ impl<P: Platform> CmdEngine<P> {
             stats: Stats::default(),
             graveyard: Vec::new(),
             last_irq_ns: 0,
+            idle: Idle::default(),
         }
     }
 
@@ -390,13 +411,36 @@ impl<P: Platform> CmdEngine<P> {
         }
     }
 
-    fn relax<C>(&self, t: &mut Ticket<C>) {
+    fn relax<C>(&mut self, t: &mut Ticket<C>) {
         if t.polls < SPIN_POLLS {
             t.polls += 1;
             core::hint::spin_loop();
         } else {
-            self.p().clock().relax();
+            self.idle();
         }
+    }
+
+    /// Between two looks at the device in a blocking wait: the owner's
+    /// idle work ([`CmdEngine::set_idle`]), else the clock's `relax`.
+    pub(crate) fn idle(&mut self) {
+        match self.idle.0.take() {
+            Some(mut f) => {
+                f();
+                if self.idle.0.is_none() {
+                    self.idle.0 = Some(f);
+                }
+            }
+            None => self.p().clock().relax(),
+        }
+    }
+
+    /// Set (or take away) the idle work of blocking waits; the one set
+    /// before.
+    pub(crate) fn set_idle(
+        &mut self,
+        work: Option<crate::vnic::IdleWork>,
+    ) -> Option<crate::vnic::IdleWork> {
+        core::mem::replace(&mut self.idle.0, work)
     }
 
     fn submit_slot<C: Command>(&mut self, cmd: &C) -> Result<usize, CmdError> {
@@ -699,155 +743,32 @@ impl<P: Platform> CmdEngine<P> {
         }
     }
 
-    /// Serve page requests collected from EQ0 (not re-entrantly).
+    /// Serve page requests collected from EQ0 (not re-entrantly), the
+    /// waits blocking ([`crate::page_service`]); nothing when the owner
+    /// serves them itself ([`CmdEngine::defer_page_requests`]).
     pub(crate) fn service_page_requests(&mut self) {
-        if self.in_page_work || self.pending_pages == 0 || self.fault.is_some() {
+        if self.defer_pages {
             return;
         }
-        self.in_page_work = true;
-        let mut rounds = 0;
-        while self.pending_pages != 0 && self.fault.is_none() {
-            if rounds == MAX_PAGE_ROUNDS {
-                self.stats.page_rounds_cut += 1;
-                break;
-            }
-            rounds += 1;
-            let n = self.pending_pages;
-            self.pending_pages = 0;
-            if n > 0 && !self.accept_page_requests {
-                self.stats.pages_refused += n as u64;
-                log::warn!(target: "mlx5::pages", "{n} pages asked during teardown, refused");
-                continue;
-            }
-            if let Err(e) = self.move_pages(n) {
-                log::error!(
-                    target: "mlx5::pages",
-                    "mlx5 {}: page request of {} failed: {}",
-                    self.p().config().pci_address(),
-                    n,
-                    e
-                );
-            }
-        }
-        self.in_page_work = false;
+        crate::page_service::serve(self)
+    }
+
+    /// The owner serves page requests itself, cooperatively
+    /// (`Nic::serve_pages_with`): they are only collected from EQ0 here.
+    pub(crate) fn defer_page_requests(&mut self, defer: bool) {
+        self.defer_pages = defer;
     }
 
     /// QUERY_PAGES of `kind` and satisfy it.
     pub(crate) fn satisfy_pages(&mut self, kind: PageKind) -> Result<(), Error> {
         let n = self.exec(&QueryPages(kind))?;
         log::debug!(target: "mlx5::pages", "{:?} pages: {}", kind, n);
-        self.move_pages(n as i64)
-    }
-
-    /// Give `n` pages (n > 0) or take `-n` back (n < 0), in batches.
-    pub(crate) fn move_pages(&mut self, n: i64) -> Result<(), Error> {
-        if n.unsigned_abs() > self.max_pages as u64 {
-            // A count this large is a broken device; tell it no.
-            if n > 0 {
-                let _ = self.exec(&GivePages {
-                    pages: &[],
-                    failed: true,
-                });
-            }
-            return Err(DeviceError::PageRequest {
-                pages: n,
-                limit: self.max_pages,
-            }
-            .into());
-        }
-        let mut left = n.unsigned_abs() as usize;
-        let mut refused = 0;
-        if n > 0 {
-            let room = (self.max_total_pages as usize).saturating_sub(self.pages.held());
-            if left > room {
-                refused = left - room;
-                left = room;
-            }
-        }
-        while left > 0 {
-            let batch = left.min(pages::BATCH);
-            if n > 0 {
-                self.give_pages(batch)?;
-            } else {
-                let got = self.take_pages(batch)?;
-                if got == 0 {
-                    break;
-                }
-            }
-            left -= batch;
-        }
-        if refused > 0 {
-            // Beyond the total cap: the device hears no (it stops asking
-            // for these), the driver records it and keeps working.
-            self.stats.page_cap_refusals += 1;
-            self.stats.pages_refused += refused as u64;
-            log::warn!(
-                target: "mlx5::pages",
-                "mlx5 {}: mlx5.pages.cap: {} of {} pages asked refused (holding {}, cap {})",
-                self.p().config().pci_address(),
-                refused,
-                n,
-                self.pages.held(),
-                self.max_total_pages
-            );
-            let _ = self.exec(&GivePages {
-                pages: &[],
-                failed: true,
-            });
-            return Err(DeviceError::PageCap {
-                asked: n,
-                held: self.pages.held(),
-                cap: self.max_total_pages,
-            }
-            .into());
-        }
-        Ok(())
-    }
-
-    fn give_pages(&mut self, n: usize) -> Result<(), Error> {
-        let regions = match PagePool::alloc(self.p().dma(), n) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = self.exec(&GivePages {
-                    pages: &[],
-                    failed: true,
-                });
-                return Err(e.into());
-            }
-        };
-        let addrs: Vec<u64> = regions.iter().map(|r| r.device_addr().get()).collect();
-        match self.exec(&GivePages {
-            pages: &addrs,
-            failed: false,
-        }) {
-            Ok(()) => {
-                self.pages.insert(regions);
-                Ok(())
-            }
-            Err(e) => {
-                if matches!(e.failure, CmdFailure::Timeout { .. }) {
-                    // The device may have taken them: keep them until detach.
-                    self.pages.insert(regions);
-                }
-                Err(e.into())
-            }
-        }
+        crate::page_service::move_pages(self, n as i64)
     }
 
     /// MANAGE_PAGES take; returns how many came back.
     pub(crate) fn take_pages(&mut self, n: usize) -> Result<usize, Error> {
-        let addrs = self.exec(&TakePages { count: n })?;
-        let (ok, unknown) = self.pages.remove(&addrs);
-        if unknown > 0 {
-            self.stats.unknown_pages_returned += unknown as u64;
-            log::warn!(
-                target: "mlx5::pages",
-                "mlx5 {}: device returned {} pages it was never given",
-                self.p().config().pci_address(),
-                unknown
-            );
-        }
-        Ok(ok)
+        crate::page_service::take_pages(self, n)
     }
 
     /// Drain port events seen so far.

@@ -309,6 +309,33 @@ impl fmt::Display for FaultRecord {
     }
 }
 
+/// A record as the `faults` listing shows it: `[<s>.<µs>] #<seq> <line>`,
+/// the time the platform clock gave the record (seconds, microseconds,
+/// truncated), its sequence number and the console line.
+#[derive(Clone, Copy, Debug)]
+pub struct Listed<'a>(&'a FaultRecord);
+
+impl FaultRecord {
+    /// This record as `faults` lists it ([`Listed`]).
+    pub fn listed(&self) -> Listed<'_> {
+        Listed(self)
+    }
+}
+
+impl fmt::Display for Listed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.at_ns;
+        write!(
+            f,
+            "[{:5}.{:06}] #{} {}",
+            ns / 1_000_000_000,
+            (ns / 1000) % 1_000_000,
+            self.0.seq,
+            self.0
+        )
+    }
+}
+
 /// An asynchronous event naming a queue (EQ0): CQ error (`struct
 /// mlx5_eqe_cq_err`: cqn at data 0, syndrome at 11) or a work queue error
 /// (`struct mlx5_eqe_qp_srq`: type at data 20, queue number at 24).
@@ -626,6 +653,44 @@ mod tests {
         assert_eq!(
             format!("{h}"),
             "FAULT mlx5.health 00:03.0 function action=function-reset outcome=escalate"
+        );
+    }
+
+    #[test]
+    fn listed_line_carries_the_timestamp() {
+        let mut r = FaultRecord::new(FaultClass::ModuleError, FaultObject::Port(1), 0)
+            .syndromes(6, 0)
+            .action(FaultAction::None, FaultOutcome::Reported);
+        r.pci = PciAddress::new(0, 1, 0, 0);
+        r.seq = 1;
+        let line = "FAULT mlx5.module.error 01:00.0 port=1 syndrome=0x6 \
+                    vendor_syndrome=0x0 action=none outcome=reported";
+        assert_eq!(
+            format!("{}", r.listed()),
+            format!("[    0.000000] #1 {line}")
+        );
+        // 1234.567891999 s: microseconds truncated, not rounded.
+        r.at_ns = 1_234_567_891_999;
+        r.seq = 42;
+        assert_eq!(
+            format!("{}", r.listed()),
+            format!("[ 1234.567891] #42 {line}")
+        );
+        // Under a microsecond; and past the field width (about 3 years).
+        r.at_ns = 999;
+        assert_eq!(
+            format!("{}", r.listed()),
+            format!("[    0.000000] #42 {line}")
+        );
+        r.at_ns = 100_000_000_000_000_001;
+        assert_eq!(
+            format!("{}", r.listed()),
+            format!("[100000000.000000] #42 {line}")
+        );
+        r.at_ns = u64::MAX;
+        assert_eq!(
+            format!("{}", r.listed()),
+            format!("[18446744073.709551] #42 {line}")
         );
     }
 

@@ -105,25 +105,50 @@ const DEVCAP_FLR: u32 = 1 << 28;
 const DEVCTL_INITIATE_FLR: u16 = 1 << 15;
 /// PCIe: software waits 100 ms after initiating an FLR.
 const FLR_WAIT_US: u64 = 100_000;
+/// [`FLR_WAIT_US`] in nanoseconds (a caller that waits by other means
+/// than the clock's `delay_us`: [`flr_initiate`]).
+pub const FLR_WAIT_NS: u64 = FLR_WAIT_US * 1000;
 
 /// Function level reset: the device forgets the command queue, its pages
 /// and every object, so memory it may still reference can be freed. The
 /// command register (bus mastering) is restored afterwards; MSI-X is left
 /// disabled. Returns false when the function cannot do FLR.
 pub fn function_level_reset<P: Platform>(p: &P) -> bool {
-    let cfg = p.config();
-    let Some(cap) = find_capability(cfg, CAP_PCIE) else {
+    let Some(command) = flr_initiate(p) else {
         return false;
     };
+    p.clock().delay_us(FLR_WAIT_US);
+    flr_complete(p, command);
+    true
+}
+
+/// The first half of [`function_level_reset`]: the FLR initiated; the
+/// command register to put back with [`flr_complete`] once
+/// [`FLR_WAIT_NS`] passed (the caller waits as it likes), or `None` when
+/// the function cannot do FLR.
+pub fn flr_initiate<P: Platform>(p: &P) -> Option<FlrPending> {
+    let cfg = p.config();
+    let cap = find_capability(cfg, CAP_PCIE)?;
     if cfg.config_read32(cap + 4) & DEVCAP_FLR == 0 {
-        return false;
+        return None;
     }
     let command = cfg.config_read16(0x04);
     let ctl = cfg.config_read16(cap + 8);
     cfg.config_write16(cap + 8, ctl | DEVCTL_INITIATE_FLR);
-    p.clock().delay_us(FLR_WAIT_US);
-    cfg.config_write16(0x04, command);
-    true
+    Some(FlrPending { command })
+}
+
+/// An FLR initiated by [`flr_initiate`]: the command register it puts
+/// back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[must_use = "an initiated FLR is completed with flr_complete"]
+pub struct FlrPending {
+    command: u16,
+}
+
+/// The second half of [`function_level_reset`], after [`FLR_WAIT_NS`].
+pub fn flr_complete<P: Platform>(p: &P, pending: FlrPending) {
+    p.config().config_write16(0x04, pending.command);
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ pub mod layout;
 #[cfg(test)]
 mod mock;
 pub mod module;
+mod page_service;
 pub mod pages;
 pub mod pd;
 pub mod port;

@@ -67,9 +67,11 @@ use crate::vport::Mac;
 mod nic;
 mod ports;
 mod report;
+mod spread;
 
 pub use nic::{CoopExec, IdleWork, Nic, NicConfig, NicCtl};
 pub use report::{FlowCheck, FlowsReport, VnicInfo};
+pub use spread::RxInbox;
 
 /// What a VNIC is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -172,6 +174,12 @@ pub struct Vnic<C: Control> {
     promisc: bool,
     /// Its rules and queues are gone ([`Vnic::destroy`], or dropped).
     destroyed: bool,
+    /// A receive helper of another VNIC ([`Nic::create_rx_helper`]): no
+    /// rules, not in the registry.
+    helper: bool,
+    /// Frames of this VNIC that other CPUs' helpers received
+    /// ([`Vnic::set_inbox`]), taken after its own.
+    inbox: Option<alloc::boxed::Box<dyn RxInbox>>,
 }
 
 impl<C: Control> fmt::Debug for Vnic<C> {
@@ -259,6 +267,9 @@ impl<C: Control> Vnic<C> {
             return rep;
         }
         self.destroyed = true;
+        if self.helper {
+            return self.tear_down_helper();
+        }
         let (id, mac, vlan, dest, promisc) =
             (self.id, self.mac, self.vlan, self.dest, self.promisc);
         let groups = core::mem::take(&mut self.groups);
@@ -294,6 +305,9 @@ impl<C: Control> Vnic<C> {
         if rep.first_error.is_none() {
             rep.first_error = qrep.first_error;
         }
+        // Receive helpers (the kernel's inbox holds them) go after the
+        // VNIC's own queues and RSS table.
+        drop(self.inbox.take());
         match ending {
             Ending::Destroy => {
                 log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) destroyed, {} errors", vlan_text(vlan), rep.errors)
@@ -354,6 +368,9 @@ impl<C: Control> NetDevice for Vnic<C> {
     }
     #[inline]
     fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
+        if self.inbox.is_some() {
+            return self.receive_spread(f);
+        }
         let own = self.vlan;
         self.qs.receive(|b, mut m| {
             // Its own VLAN's tag is the VNIC's business; another one

@@ -6,7 +6,11 @@
 //! adapter answers commands, another VNIC's queue receives frames and the
 //! waiting adapter itself answers other commands. The lost command ends in
 //! the typed timeout (opcode, `CmdFailure::Timeout`), recorded as
-//! `mlx5.cmd.timeout`, and the adapter works afterwards.
+//! `mlx5.cmd.timeout`, and the adapter works afterwards. The same for a
+//! function reset's bring-up (`ResetStart::finish` with idle work: the
+//! FLR's wait and every command's), for the port-state read after an
+//! EQ0 port event and for the MANAGE_PAGES of a page request
+//! (`Nic::poll_with`, page requests deferred to it).
 
 mod common;
 
@@ -268,5 +272,159 @@ fn lost_vnic_create_command_leaves_the_adapter_usable() {
         .into_inner()
         .unwrap();
     v2.destroy();
+    close(nic, &sim);
+}
+
+/// A function reset's bring-up with its SET_DRIVER_VERSION lost (the
+/// bring-up goes on without it): the idle work runs through the FLR's
+/// wait and every wait of the bring-up, another adapter's VNIC receiving
+/// at each look; the new adapter records the typed timeout, keeps the
+/// function's fault history, and works once its idle work is taken away.
+#[test]
+fn lost_bring_up_command_in_a_function_reset_waits_with_the_idle_work() {
+    let (sa, sb) = (
+        SimPlatform::new(Personality::ConnectX5, Mode::Synchronous),
+        SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous),
+    );
+    let mut a = Adapter::attach(sa.clone(), common::short_timeouts())
+        .unwrap_or_else(|f| panic!("attach failed: {}", f.error));
+    let nb = open(&sb);
+    let vb = Arc::new(Mutex::new(
+        nb.create(VnicSpec::default()).expect("vnic on B"),
+    ));
+    let start = a.begin_reset().unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.is_failed(), "the old adapter is a failed shell");
+    sa.inject(Fault::CommandNoCompletion {
+        opcode: op::SET_DRIVER_VERSION,
+    });
+    let seen = Arc::new(Seen::default());
+    let (s, sim, other) = (seen.clone(), sb.clone(), vb.clone());
+    let idle = Box::new(move || {
+        let n = s.looks.fetch_add(1, Ordering::Relaxed) + 1;
+        if one_frame(&sim, &mut other.lock().unwrap(), n as u16) {
+            s.frames.fetch_add(1, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    });
+    let (mut new, report) = start.finish(Some(idle)).unwrap_or_else(|e| panic!("{e}"));
+    let looks = seen.looks.load(Ordering::Relaxed);
+    // The FLR's 100 ms and the lost command's 300 ms, a look a
+    // millisecond or so.
+    assert!(looks >= 100, "{looks} looks");
+    assert_eq!(seen.frames.load(Ordering::Relaxed), looks);
+    assert!(report.took_ns >= 400_000_000, "{report:?}");
+    let timeouts: Vec<_> = new
+        .faults()
+        .records()
+        .filter(|r| r.class == FaultClass::CmdTimeout)
+        .copied()
+        .collect();
+    assert_eq!(timeouts.len(), 1, "{timeouts:?}");
+    assert!(format!("{}", timeouts[0]).contains("opcode=0x10d"));
+    assert_eq!(
+        new.faults().count(FaultClass::Health),
+        1,
+        "the reset's record"
+    );
+    drop(a);
+    assert!(
+        new.set_idle(None).is_some(),
+        "the idle work stays until taken"
+    );
+    new.exec(&QueryNicVportContext)
+        .expect("the new adapter works");
+    let before = seen.looks.load(Ordering::Relaxed);
+    new.exec(&QueryNicVportContext).expect("again");
+    assert_eq!(seen.looks.load(Ordering::Relaxed), before, "taken away");
+    let (_, r) = new.detach();
+    assert_eq!(r.pages_lost, 0, "{r:?}");
+    let vb = Arc::try_unwrap(vb)
+        .unwrap_or_else(|_| panic!("one handle"))
+        .into_inner()
+        .unwrap();
+    vb.destroy();
+    close(nb, &sb);
+    assert!(sa.sanitizer_violations().is_empty());
+}
+
+/// EQ0's port event with the port-state read after it lost: `poll_with`
+/// runs the idle work while the read waits (the adapter answers other
+/// commands meanwhile), returns the typed timeout; the next event reads
+/// the port and the link state follows.
+#[test]
+fn lost_port_state_read_after_a_port_event_waits_with_the_idle_work() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let nic = open(&sim);
+    assert!(nic.with_adapter(|a| a.link_up()));
+    sim.set_link(false);
+    sim.inject(Fault::CommandNoCompletion {
+        opcode: op::ACCESS_REGISTER,
+    });
+    let (mut looks, mut cmds) = (0, 0);
+    let r = nic.poll_with(|| {
+        looks += 1;
+        if nic.with_adapter(|a| a.exec(&QueryNicVportContext)).is_ok() {
+            cmds += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    });
+    match r {
+        Err(Error::Command(e)) => assert_timeout(&e, op::ACCESS_REGISTER),
+        other => panic!("want the typed timeout, got {other:?}"),
+    }
+    assert!(looks > 0);
+    assert_eq!(cmds, looks);
+    assert_recorded(&nic, op::ACCESS_REGISTER);
+    sim.set_link(true);
+    sim.set_link(false);
+    let events = nic.poll_with(|| ()).expect("events");
+    assert!(!events.is_empty());
+    assert!(!nic.with_adapter(|a| a.link_up()), "link down read");
+    sim.set_link(true);
+    nic.poll_with(|| ()).expect("events");
+    assert!(nic.with_adapter(|a| a.link_up()), "link up read");
+    close(nic, &sim);
+}
+
+/// A page request (the model's page-request EQE) with page requests left
+/// to the owner's EQ0 service: a command completing does not serve it
+/// (its lock held); `poll_with` does, and with its MANAGE_PAGES lost the
+/// idle work runs (the adapter answering other commands) until the typed
+/// timeout is recorded; the next request is served.
+#[test]
+fn lost_manage_pages_in_eq0_service_waits_with_the_idle_work() {
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let nic = open(&sim);
+    nic.with_adapter(|a| a.defer_page_requests(true));
+    let held = nic.with_adapter(|a| a.pages_held());
+    sim.request_pages(8);
+    nic.with_adapter(|a| a.exec(&QueryNicVportContext))
+        .expect("a command meanwhile");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), held, "deferred");
+    nic.poll_with(|| ()).expect("served");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), held + 8);
+
+    sim.request_pages(8);
+    sim.inject(Fault::CommandNoCompletion {
+        opcode: op::MANAGE_PAGES,
+    });
+    let (mut looks, mut cmds) = (0, 0);
+    nic.poll_with(|| {
+        looks += 1;
+        if nic.with_adapter(|a| a.exec(&QueryNicVportContext)).is_ok() {
+            cmds += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    })
+    .expect("events");
+    assert!(looks > 0);
+    assert_eq!(cmds, looks);
+    assert_recorded(&nic, op::MANAGE_PAGES);
+    // Pages a lost give may have reached the device are kept.
+    let kept = nic.with_adapter(|a| a.pages_held());
+    assert_eq!(kept, held + 16);
+    sim.request_pages(4);
+    nic.poll_with(|| ()).expect("served after");
+    assert_eq!(nic.with_adapter(|a| a.pages_held()), kept + 4);
     close(nic, &sim);
 }

@@ -183,6 +183,58 @@ fn session_broken_by_an_error_cqe() {
     }
 }
 
+/// Bursts of one frame and of three read sessions an array piece at a
+/// time: a session's first completion alone (its mini-CQE array read
+/// before the slot after the title is the burst's), arrays left inside
+/// (kept when their slot is made invalid) and sessions whose title sits
+/// in the ring's last slot (array 0 in the first) on a 32-entry CQ; each
+/// frame intact and in order, every completion read from a session.
+#[test]
+fn one_and_three_frame_bursts_through_sessions() {
+    for rq_kind in [RqChoice::Cyclic, RqChoice::Auto] {
+        for step in [1usize, 3] {
+            let sim = SimPlatform::new(Personality::ConnectX6Dx, Mode::Synchronous);
+            let before = sim.dma_in_use();
+            let cfg = EthConfig {
+                log_rq: 5,
+                rq_kind,
+                cqe_compression: true,
+                ..EthConfig::default()
+            };
+            let mut b = open(&sim, cfg);
+            let dst = b.mac();
+            let ctx = format!("{rq_kind:?} bursts of {step}");
+            // Sessions of 2..=19 completions, so titles land on every slot
+            // of the ring over the run.
+            let lens: Vec<usize> = (0..400).map(|i| 60 + (i * 53) % 700).collect();
+            let mut got = Vec::new();
+            let (mut sent, mut k) = (0usize, 0usize);
+            while sent < lens.len() {
+                let n = (2 + k % 18).min(lens.len() - sent);
+                k += 1;
+                inject(&sim, dst, &lens, sent..sent + n);
+                sent += n;
+                let mut idle = 0;
+                while got.len() < sent {
+                    let before = got.len();
+                    b.receive_burst(step, |f, _| got.push(check(f, &lens)));
+                    b.flush();
+                    if got.len() == before {
+                        idle += 1;
+                        assert!(idle < 10_000, "{ctx}: stuck at {} of {sent}", got.len());
+                    }
+                }
+            }
+            assert_eq!(got, (0..lens.len() as u32).collect::<Vec<_>>(), "{ctx}");
+            let (sessions, compressed) = b.rx_cq().unwrap().compression_stats();
+            assert!(sessions >= k as u64 / 2, "{ctx}: {sessions} sessions");
+            assert!(compressed > 300, "{ctx}: {compressed} compressed");
+            assert_eq!(b.net_stats().errors, 0, "{ctx}");
+            close(b, &sim, before);
+        }
+    }
+}
+
 /// Frames sent by a second adapter with `transmit_burst` arrive back to
 /// back (the model delivers a doorbell's frames as one burst): sessions
 /// on the receiver, every frame in order.

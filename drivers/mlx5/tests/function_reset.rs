@@ -10,18 +10,50 @@
 
 mod common;
 
-use cxos_drivers::NetDevice;
+use cxos_drivers::{Clock, NetDevice};
 use mlx5::adapter::{ResetError, ResetPolicy};
-use mlx5::fault::{FaultAction, FaultClass, FaultOutcome};
-use mlx5::module::{Led, SpeedSetting};
+use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
+use mlx5::module::{Led, ModuleState, SpeedSetting};
 use mlx5::restore::{self, VnicState};
 use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
-use mlx5::{Adapter, CmdFailure, Config, EthConfig, Resources};
+use mlx5::{Adapter, CmdFailure, Config, EthConfig, PortEvent, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::faults::Fault;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
 type A = Adapter<SimPlatform>;
+
+/// Completion events polled (false) or by interrupt (true), as the queue
+/// fault tests run them.
+const MODES: [bool; 2] = [false, true];
+
+/// The records of `a` are in sequence (1, 2, ... with none skipped but
+/// the dropped ones), stamped by the platform clock: non-zero, never
+/// going back, none later than `now_ns`; each one's `faults` line is its
+/// timestamp in seconds and microseconds, its number and its console line.
+fn check_stamps(a: &A, now_ns: u64) {
+    let recs: Vec<FaultRecord> = a.faults().records().copied().collect();
+    assert!(!recs.is_empty());
+    for w in recs.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq + 1, "{:?}", recs);
+        assert!(w[1].at_ns >= w[0].at_ns, "time goes back: {recs:?}");
+    }
+    for r in &recs {
+        assert!(r.at_ns > 0 && r.at_ns <= now_ns, "{r:?} at {now_ns}");
+        // `[<s>.<us>] #<seq> FAULT ...`, read back.
+        let line = format!("{}", r.listed());
+        let (stamp, rest) = line.split_once("] #").expect(&line);
+        let (s, us) = stamp
+            .trim_start_matches('[')
+            .trim()
+            .split_once('.')
+            .unwrap();
+        assert_eq!(us.len(), 6, "{line}");
+        let ns = s.parse::<u64>().unwrap() * 1_000_000_000 + us.parse::<u64>().unwrap() * 1000;
+        assert!(ns <= r.at_ns && r.at_ns - ns < 1000, "{line}: {}", r.at_ns);
+        assert_eq!(rest, format!("{} {r}", r.seq));
+    }
+}
 
 fn nic_config(interrupts: bool) -> NicConfig {
     NicConfig {
@@ -146,12 +178,15 @@ fn recover(nic: Nic<A>, vnics: &mut [Vnic<A>], interrupts: bool) -> Nic<A> {
 
 #[test]
 fn health_faults_reset_the_function_and_restore_everything() {
-    for (interrupts, fault) in [
-        (false, Fault::HealthSyndrome(0x8)),
-        (true, Fault::HealthCounterStops),
+    for (fault, interrupts) in [
+        Fault::HealthSyndrome(0x8),
+        Fault::HealthCounterStops,
         // The PRM's internal error event (type 0x08) on EQ0.
-        (true, Fault::InternalError),
-    ] {
+        Fault::InternalError,
+    ]
+    .into_iter()
+    .flat_map(|f| MODES.map(|m| (f, m)))
+    {
         let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
         let before = sim.dma_in_use();
         let cfg = Config {
@@ -191,6 +226,7 @@ fn health_faults_reset_the_function_and_restore_everything() {
         let flows_before = nic.flows().len();
         let macs: Vec<_> = vnics.iter().map(|v| (v.mac(), v.vlan())).collect();
 
+        let injected_ns = sim.now_ns();
         sim.inject(fault);
         // As a kernel's main loop: EQ0 serviced (the internal error event
         // arrives there), health checked.
@@ -201,7 +237,10 @@ fn health_faults_reset_the_function_and_restore_everything() {
             })
             .is_err()
         });
-        assert!(fault_kind, "health fault seen");
+        assert!(
+            fault_kind,
+            "health fault seen ({fault:?}, interrupts {interrupts})"
+        );
         // Commands fail fast now.
         assert!(nic.with_adapter(|a| a.port_counters()).is_err());
 
@@ -227,6 +266,11 @@ fn health_faults_reset_the_function_and_restore_everything() {
             assert_eq!(last.outcome, FaultOutcome::Recovered);
             assert!(recs.iter().any(|r| r.outcome == FaultOutcome::Escalate));
             assert_eq!(a.faults().count(FaultClass::Health), 2);
+            // Both stamped after the injection (the fault was there from
+            // then on), in order, in this test's time.
+            assert_eq!(recs.len(), 2, "{recs:?}");
+            assert!(recs.iter().all(|r| r.at_ns >= injected_ns), "{recs:?}");
+            check_stamps(a, sim.now_ns());
             // The model holds exactly the new function's pages.
             assert_eq!(sim.pages_held(), a.pages_held());
         });
@@ -248,6 +292,145 @@ fn health_faults_reset_the_function_and_restore_everything() {
         let (_, drep) = a.detach();
         assert_eq!(drep.errors, 0, "{drep:?}");
         assert_eq!(drep.pages_lost, 0);
+        assert_eq!(sim.pages_held(), 0);
+        assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
+        let v = sim.sanitizer_violations();
+        assert!(v.is_empty(), "sanitizer violations: {v:?}");
+    }
+}
+
+/// What the driver does with a module error (type 6, high temperature)
+/// the model raises: the events `poll` returns, the link state after, and
+/// the record it made (its number and time aside).
+fn module_error(sim: &SimPlatform, nic: &Nic<A>) -> (Vec<PortEvent>, bool, FaultRecord) {
+    let t0 = sim.now_ns();
+    sim.with_model(|d| d.module_error(6).unwrap());
+    nic.with_adapter(|a| {
+        let ev: Vec<PortEvent> = a.poll().unwrap().into_iter().collect();
+        let mut r = *a.faults().last().unwrap();
+        assert!(r.at_ns >= t0 && r.at_ns <= sim.now_ns(), "{r:?}");
+        (r.seq, r.at_ns) = (0, 0);
+        (ev, a.link_up(), r)
+    })
+}
+
+/// The cage gets a working module again: the link comes back.
+fn replace_module(sim: &SimPlatform, nic: &Nic<A>) {
+    sim.with_model(|d| {
+        d.remove_module();
+        d.insert_module(mlx5_sim::module::ModuleKind::default_for(d.personality))
+            .unwrap()
+    });
+    nic.with_adapter(|a| {
+        let ev: Vec<PortEvent> = a.poll().unwrap().into_iter().collect();
+        assert_eq!(ev.last(), Some(&PortEvent::Up), "{ev:?}");
+        assert!(a.link_up());
+        assert_eq!(a.module_state().unwrap(), ModuleState::Plugged);
+    });
+}
+
+/// What decides whether module events reach the driver and what the port
+/// does with frames: the model's PMAOS `e` (module events on), the event
+/// mask of the EQ that takes PORT_MODULE events, the port MTU the driver
+/// read (admin, operational).
+fn module_settings(sim: &SimPlatform, nic: &Nic<A>) -> (u8, Option<u64>, u16, u16) {
+    let (e, mask) = sim.with_model(|d| {
+        let mask = d
+            .eqs
+            .subscriber(mlx5::eq::event::PORT_MODULE)
+            .and_then(|n| d.eqs.get(n))
+            .map(|eq| eq.mask);
+        (d.phys_port.module_events, mask)
+    });
+    let (admin, oper) = nic.with_adapter(|a| {
+        let p = a.refresh_port().unwrap();
+        (p.admin_mtu, p.oper_mtu)
+    });
+    (e, mask, admin, oper)
+}
+
+#[test]
+fn a_module_error_after_a_function_reset_is_handled_as_before() {
+    for interrupts in MODES {
+        let sim = SimPlatform::new(Personality::ConnectX4Lx, Mode::Synchronous);
+        let before = sim.dma_in_use();
+        let t_start = sim.now_ns();
+        let mut a = Adapter::attach(sim.clone(), common::config())
+            .unwrap_or_else(|f| panic!("{}", f.error));
+        a.set_port_mtu(4000).unwrap();
+        let nic = open(a, interrupts);
+        let mut vnics = vec![nic.create(VnicSpec::default()).unwrap()];
+        let settings = module_settings(&sim, &nic);
+        assert_eq!(settings.0, 1, "module events on");
+        assert!(settings.1.is_some(), "an EQ takes module events");
+        assert_eq!(
+            usize::from(settings.2),
+            4000 + mlx5::module::PORT_MTU_OVERHEAD
+        );
+
+        let first = module_error(&sim, &nic);
+        assert_eq!(
+            first,
+            (
+                vec![PortEvent::Module(ModuleState::Error(6)), PortEvent::Down],
+                false,
+                FaultRecord {
+                    pci: first.2.pci,
+                    ..FaultRecord::new(FaultClass::ModuleError, FaultObject::Port(1), 0)
+                        .syndromes(6, 0)
+                        .action(FaultAction::None, FaultOutcome::Reported)
+                }
+            )
+        );
+        replace_module(&sim, &nic);
+
+        sim.inject(Fault::HealthSyndrome(0x8));
+        assert!(nic.with_adapter(|a| a.poll_health()).is_err());
+        let nic = recover(nic, &mut vnics, interrupts);
+
+        // Module events, their EQ and the port MTU as before.
+        assert_eq!(module_settings(&sim, &nic), settings);
+        // The same error is recorded and acted on as before the reset.
+        assert_eq!(module_error(&sim, &nic), first);
+        nic.with_adapter(|a| {
+            assert_eq!(a.faults().count(FaultClass::ModuleError), 2);
+            // Module error, health escalation, reset, module error: in
+            // order, in this test's time.
+            let recs: Vec<_> = a.faults().records().map(|r| r.class).collect();
+            assert_eq!(
+                recs,
+                [
+                    FaultClass::ModuleError,
+                    FaultClass::Health,
+                    FaultClass::Health,
+                    FaultClass::ModuleError
+                ]
+            );
+            assert!(a.faults().records().all(|r| r.at_ns >= t_start));
+            check_stamps(a, sim.now_ns());
+        });
+        replace_module(&sim, &nic);
+        // The link is back: the VNIC sends.
+        sim.take_tx();
+        vnics[0]
+            .transmit(64, |b| {
+                b.fill(0);
+                b[..6].copy_from_slice(&[0x02, 0xee, 0, 0, 0, 1]);
+            })
+            .expect("transmit");
+        vnics[0].flush();
+        assert!(common::eventually(|| {
+            vnics[0].poll();
+            !sim.take_tx().is_empty()
+        }));
+
+        for v in vnics {
+            assert_eq!(v.destroy().errors, 0);
+        }
+        let (a, rep) = nic.close().expect("no VNIC left");
+        assert_eq!(rep.errors, 0);
+        let (_, drep) = a.detach();
+        assert_eq!((drep.errors, drep.pages_lost), (0, 0), "{drep:?}");
         assert_eq!(sim.pages_held(), 0);
         assert_eq!(sim.dma_in_use(), before, "all DMA memory freed");
         let v = sim.sanitizer_violations();

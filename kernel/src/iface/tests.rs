@@ -366,3 +366,17 @@ fn a_lent_interface_keeps_its_place_and_returns() {
         "{out}"
     );
 }
+
+#[test]
+fn first_up_skips_down_entries() {
+    let mut t = pair();
+    assert_eq!(t.first_up().as_deref(), Some("net0"));
+    let mut out = String::new();
+    assert!(
+        t.set_down("net0", "no link", Instant::ZERO, &mut out)
+            .is_some()
+    );
+    assert_eq!(t.first_up().as_deref(), Some("vnic3"));
+    assert!(t.remove("vnic3", Instant::ZERO, &mut out).is_some());
+    assert_eq!(t.first_up(), None);
+}

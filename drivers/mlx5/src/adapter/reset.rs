@@ -16,12 +16,19 @@
 //! allows `max_resets` within `window_ms`; beyond that the function stays
 //! failed.
 
-use cxos_drivers::{Clock, Msix, Platform};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 
-use super::{Adapter, AttachFailure};
-use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
+use cxos_drivers::{Clock, Msix, PciAddress, Platform, Region};
+
+use super::{Adapter, AttachFailure, Config};
+use crate::eq::{CompEq, Eq};
+use crate::fault::{FaultAction, FaultClass, FaultLog, FaultObject, FaultOutcome, FaultRecord};
 use crate::health::FaultKind;
+use crate::identify::FlrPending;
 use crate::module::{Led, PortError, SpeedSetting};
+use crate::pages::PagePool;
+use crate::vnic::IdleWork;
 
 /// What the user set on the function through the adapter, replayed after
 /// a function reset: the port MTU (PMTU, as an IP MTU), the
@@ -153,7 +160,20 @@ impl<P: Platform> Adapter<P> {
     /// (with this one's configuration, [`Configured`] replayed) and what
     /// was done. This adapter is left an empty, failed shell (see the
     /// module documentation); drop it once nothing refers to it.
+    /// [`Adapter::begin_reset`] then [`ResetStart::finish`], waiting with
+    /// the clock.
     pub fn reset_function(&mut self) -> Result<(Adapter<P>, ResetReport), ResetError<P>> {
+        self.begin_reset()?.finish(None)
+    }
+
+    /// The first half of [`Adapter::reset_function`], issuing no command:
+    /// the policy checked, the FLR initiated, and the platform, the
+    /// configuration, the fault log and the memory the device may still
+    /// reference until the FLR is over taken out of this adapter (an
+    /// empty, failed shell from here). [`ResetStart::finish`] brings the
+    /// function up again; it needs nothing of this adapter, so its caller
+    /// may run it without this adapter's locks.
+    pub fn begin_reset(&mut self) -> Result<ResetStart<P>, ResetError<P>> {
         // What asked for the reset: the record that escalated (a queue's,
         // or the health record `fail` made), else the health fault.
         let now = self.clock_now();
@@ -196,59 +216,44 @@ impl<P: Platform> Adapter<P> {
         // The platform's MSI-X state follows the function's (FLR clears
         // the enable bit): the new adapter enables it again.
         self.dev.p().msix().msix_disable();
-        if !crate::identify::function_level_reset(self.dev.p()) {
+        let Some(flr) = crate::identify::flr_initiate(self.dev.p()) else {
             return give_up(self, ResetError::NoFlr, ("flr", 0));
-        }
-        // The device forgot everything: nothing to undo, no page to take
-        // back. What the data path above still holds is freed as it goes.
+        };
+        // The device forgets everything: nothing to undo, no page to take
+        // back once the FLR is over. What the data path above still holds
+        // is freed as it goes.
         self.undo.clear();
         self.fw_stuck = false;
-        let pages_released = self.dev.pages.release_all();
-        self.dev.eq0 = None;
-        self.dev.graveyard.clear();
-        self.comp_eqs.clear();
-        self.eq_graveyard.clear();
+        let old = OldMemory {
+            pages: core::mem::take(&mut self.dev.pages),
+            eq0: self.dev.eq0.take(),
+            graveyard: core::mem::take(&mut self.dev.graveyard),
+            comp_eqs: core::mem::take(&mut self.comp_eqs),
+            eq_graveyard: core::mem::take(&mut self.eq_graveyard),
+        };
         self.vectors = 0;
-        let Some(p) = self.dev.take_platform() else {
+        let Some(platform) = self.dev.take_platform() else {
             return Err(ResetError::NoFlr);
         };
         let mut history = self.resets;
         history.push(t0);
-        match Adapter::attach(p, self.config) {
-            Ok(mut a) => {
-                a.resets = history;
-                // The function's fault history goes on (the per-object
-                // recovery history named objects that are gone).
-                let mut log = core::mem::take(self.dev.fault_log_mut());
-                log.forget_all();
-                *a.dev.fault_log_mut() = log;
-                if let Err(e) = a.replay(&self.configured) {
-                    log::warn!(target: "mlx5", "mlx5 {}: after the reset: {e}", a.pci());
-                }
-                let took_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
-                a.record_fault(
-                    trigger
-                        .detail("reset_ms", took_ns / 1_000_000)
-                        .action(FaultAction::FunctionReset, FaultOutcome::Recovered),
-                );
-                Ok((
-                    a,
-                    ResetReport {
-                        pages_released,
-                        took_ns,
-                        recent: recent + 1,
-                    },
-                ))
-            }
-            Err(f) => {
-                let step = f.error.step as u64;
-                give_up(
-                    self,
-                    ResetError::Attach(alloc::boxed::Box::new(f)),
-                    ("attach_step", step),
-                )
-            }
-        }
+        // The function's fault history goes on (the per-object recovery
+        // history named objects that are gone).
+        let mut log = core::mem::take(self.dev.fault_log_mut());
+        log.forget_all();
+        Ok(ResetStart {
+            platform,
+            flr,
+            old,
+            config: self.config,
+            configured: self.configured,
+            history,
+            log,
+            trigger,
+            t0,
+            recent,
+            pci: self.pci,
+        })
     }
 
     /// Set what `c` records (each setting that is there), recording it
@@ -271,6 +276,121 @@ impl<P: Platform> Adapter<P> {
             first = first.and(Err(e));
         }
         first
+    }
+}
+
+/// What the device may reference until an initiated FLR is over: freed
+/// by [`ResetStart::finish`] after it.
+#[derive(Debug)]
+struct OldMemory<P: Platform> {
+    pages: PagePool<Region<P>>,
+    eq0: Option<Eq<P>>,
+    graveyard: Vec<Region<P>>,
+    comp_eqs: Vec<Arc<CompEq<P>>>,
+    eq_graveyard: Vec<Arc<CompEq<P>>>,
+}
+
+/// A function reset between its two halves ([`Adapter::begin_reset`],
+/// [`ResetStart::finish`]): the FLR initiated, the platform and what the
+/// new adapter inherits out of the old one.
+#[derive(Debug)]
+#[must_use = "a begun function reset is finished with ResetStart::finish"]
+pub struct ResetStart<P: Platform> {
+    platform: P,
+    flr: FlrPending,
+    old: OldMemory<P>,
+    config: Config,
+    configured: Configured,
+    history: ResetHistory,
+    log: FaultLog,
+    trigger: FaultRecord,
+    t0: u64,
+    recent: u32,
+    pci: PciAddress,
+}
+
+impl<P: Platform> ResetStart<P> {
+    /// The second half of [`Adapter::reset_function`]: the FLR's wait, the
+    /// old memory freed, bring-up from scratch ([`Adapter::attach_with`])
+    /// and [`Configured`] replayed. `idle` runs between two looks at the
+    /// device in every wait (the FLR's, firmware's, each command's;
+    /// `None`: the clock's); it stays the new adapter's idle work until
+    /// [`Adapter::set_idle`] takes it away, which the caller does before
+    /// it shares the adapter.
+    pub fn finish(
+        self,
+        mut idle: Option<IdleWork>,
+    ) -> Result<(Adapter<P>, ResetReport), ResetError<P>> {
+        let ResetStart {
+            platform,
+            flr,
+            old,
+            config,
+            configured,
+            history,
+            mut log,
+            trigger,
+            t0,
+            recent,
+            pci,
+        } = self;
+        let clock = platform.clock().clone();
+        match idle.as_mut() {
+            Some(f) => {
+                let flr_at = clock.now_ns();
+                while clock.now_ns().saturating_sub(flr_at) < crate::identify::FLR_WAIT_NS {
+                    f();
+                }
+            }
+            None => clock.delay_us(crate::identify::FLR_WAIT_NS / 1000),
+        }
+        crate::identify::flr_complete(&platform, flr);
+        let OldMemory {
+            mut pages,
+            eq0,
+            graveyard,
+            comp_eqs,
+            eq_graveyard,
+        } = old;
+        let pages_released = pages.release_all();
+        drop((eq0, graveyard, comp_eqs, eq_graveyard));
+        match Adapter::attach_with(platform, config, idle) {
+            Ok(mut a) => {
+                a.resets = history;
+                // The function's log goes on, with what the bring-up
+                // recorded (a lost command's timeout) after it.
+                let during = core::mem::replace(a.dev.fault_log_mut(), log);
+                for r in during.records() {
+                    a.dev.fault_log_mut().push(*r);
+                }
+                if let Err(e) = a.replay(&configured) {
+                    log::warn!(target: "mlx5", "mlx5 {}: after the reset: {e}", a.pci());
+                }
+                let took_ns = a.dev.p().clock().now_ns().saturating_sub(t0);
+                a.record_fault(
+                    trigger
+                        .detail("reset_ms", took_ns / 1_000_000)
+                        .action(FaultAction::FunctionReset, FaultOutcome::Recovered),
+                );
+                Ok((
+                    a,
+                    ResetReport {
+                        pages_released,
+                        took_ns,
+                        recent: recent + 1,
+                    },
+                ))
+            }
+            Err(f) => {
+                let mut r = trigger
+                    .detail("attach_step", f.error.step as u64)
+                    .action(FaultAction::MarkFailed, FaultOutcome::Failed);
+                r.pci = pci;
+                let r = log.push(r);
+                log::error!(target: crate::fault::LOG_TARGET, "{r}");
+                Err(ResetError::Attach(alloc::boxed::Box::new(f)))
+            }
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub const FORMAT_COMPRESSED: u8 = 3;
 pub const ARRAY: u32 = 8;
 
 /// The session being read (none when `left` is 0).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     /// The CQ's RQ is striding (how `wqe_counter` continues).
     pub striding: bool,
@@ -45,21 +45,47 @@ pub struct Session {
     left: u32,
     index: u32,
     counter: u16,
-    minis: [u64; ARRAY as usize],
+    /// The mini-CQE array being read, as in the ring (eight big-endian
+    /// words), when its slot may no longer hold it: read by the per-frame
+    /// path, or kept by [`Cq::read_session`] when a burst stopped inside it.
+    minis: [u8; cqe::LEN],
     /// Sessions and completions read from them.
     pub sessions: u64,
     pub compressed: u64,
 }
 
-/// Completions of a session [`Cq::take_minis`] consumed: mini-CQE words
-/// `from..from + n` of [`Cq::minis`] (`byte_cnt` in the low half), the
-/// first's `wqe_counter`, whether it is the session's first.
-#[derive(Clone, Copy, Debug)]
-pub struct Minis {
-    pub from: usize,
-    pub n: usize,
-    pub first: bool,
-    pub counter: u16,
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            striding: false,
+            hash: false,
+            enabled: false,
+            title: None,
+            left: 0,
+            index: 0,
+            counter: 0,
+            minis: [0; cqe::LEN],
+            sessions: 0,
+            compressed: 0,
+        }
+    }
+}
+
+/// What takes a session's completions from [`Cq::read_session`], a
+/// mini-CQE array at a time.
+pub trait MiniSink {
+    /// Take completions `from..from + n` of `array` (eight big-endian
+    /// words: the result, then `byte_cnt`; `first`: completion `from` is
+    /// the session's first; `title`: the session's title); returns how
+    /// many were taken (fewer than `n`: the next is refused).
+    fn array(
+        &mut self,
+        array: &[u8; cqe::LEN],
+        from: usize,
+        n: usize,
+        first: bool,
+        title: Option<&Cqe>,
+    ) -> usize;
 }
 
 /// What [`Cq::title_first`] found at the consumer index.
@@ -68,6 +94,16 @@ pub enum Head {
     Empty,
     Session,
     Other,
+}
+
+/// Mini-CQE `j` of an array as in the ring (big-endian words).
+#[inline(always)]
+pub fn mini_word(array: &[u8; cqe::LEN], j: usize) -> u64 {
+    array
+        .as_chunks::<8>()
+        .0
+        .get(j)
+        .map_or(0, |w| u64::from_be_bytes(*w))
 }
 
 /// Whether an owned entry's `op_own` (low byte of its tail) is a title.
@@ -204,78 +240,129 @@ impl<P: Platform> Cq<P> {
         self.session.title.as_ref().map_or(0, |t| t.wqe_id())
     }
 
-    /// Up to `max` (at least one) next completions of the session
-    /// (`in_session`), all of one mini-CQE array, consumed together: the
-    /// array read once (one wide load per eight completions). The caller
-    /// continues `wqe_counter` from [`Minis::counter`], gives the one
-    /// after the last back ([`Cq::set_session_counter`]) and makes the
-    /// consumed slots invalid ([`Cq::invalidate`]) before the consumer
-    /// index is published.
+    /// The title's `wqe_counter` continued to the session's next
+    /// completion.
     #[inline(always)]
-    pub fn take_minis(&mut self, max: usize) -> Minis {
-        let i = self.session.index;
-        if i.is_multiple_of(ARRAY) {
-            let at = if i == 0 {
-                self.ci.wrapping_add(1)
-            } else {
-                self.ci
-            };
-            let base = (at & self.mask) as usize * cqe::LEN;
-            self.ring.mem.read_be64s(base, &mut self.session.minis);
-        }
-        let from = (i % ARRAY) as usize;
-        let n = (ARRAY as usize - from)
-            .min(self.session.left as usize)
-            .min(max.max(1));
-        let s = &mut self.session;
-        let m = Minis {
-            from,
-            n,
-            first: i == 0,
-            counter: s.counter,
-        };
-        s.index = i + n as u32;
-        s.left -= n as u32;
-        s.compressed += n as u64;
-        self.ci = self.ci.wrapping_add(n as u32);
-        self.polled += n as u64;
-        m
-    }
-
-    /// The words of the mini-CQE array [`Cq::take_minis`] read last.
-    #[inline(always)]
-    pub fn minis(&self, m: &Minis) -> &[u64] {
-        self.session.minis.get(m.from..m.from + m.n).unwrap_or(&[])
+    pub fn session_counter(&self) -> u16 {
+        self.session.counter
     }
 
     /// The `wqe_counter` of the session's next completion, after
-    /// [`Cq::take_minis`].
+    /// [`Cq::read_session`].
     #[inline(always)]
     pub fn set_session_counter(&mut self, counter: u16) {
         self.session.counter = counter;
     }
 
-    /// Make the `n` slots from `ci` invalid (`op_own` 0xf1) through one
-    /// plain view of them (two at the ring's end): software owns them
-    /// until the consumer index is published, and every mini-CQE array
-    /// among them was read (an array's last byte is a slot's `op_own`).
+    /// The session's title (for [`Cqe::decompressed`]) and whether the
+    /// mini-CQEs carry the RSS hash.
     #[inline(always)]
-    pub fn invalidate(&self, ci: u32, n: u32) {
-        let slot = ci & self.mask;
-        let first = n.min(self.mask + 1 - slot);
-        let mark = |at: u32, k: u32| {
-            self.ring
-                .mem
-                .with_bytes_mut(at as usize * cqe::LEN, k as usize * cqe::LEN, |b| {
-                    for e in b.as_chunks_mut::<{ cqe::LEN }>().0 {
+    pub fn session_title(&self) -> (Option<&Cqe>, bool) {
+        (self.session.title.as_ref(), self.session.hash)
+    }
+
+    /// Up to `max` next completions of the session (`in_session`), read
+    /// through one plain view of their slots (software owns a session's
+    /// slots once its title is owned; the view stops at the ring's end),
+    /// a mini-CQE array at a time, each given to `g` ([`MiniSink::array`];
+    /// taking fewer than it was given ends the read). The completions taken are consumed and their slots made
+    /// invalid (`op_own` 0xf1) in the same view; an array the read stopped
+    /// inside is kept ([`Session`]'s copy) for the next read. Returns the
+    /// completions taken and whether `g` refused one (it is left in the
+    /// session). The caller continues `wqe_counter` itself and gives it
+    /// back ([`Cq::set_session_counter`]).
+    #[inline(always)]
+    pub fn read_session(&mut self, max: usize, g: &mut impl MiniSink) -> (u32, bool) {
+        let slot0 = self.ci & self.mask;
+        let s = &mut self.session;
+        let mut index = s.index;
+        // Completions this read may take: their slots, up to the ring's end.
+        let kmax = (max.min(u32::MAX as usize) as u32)
+            .min(s.left)
+            .min(self.mask + 1 - slot0);
+        if kmax == 0 {
+            return (0, false);
+        }
+        // The array to start with is the copy when the read starts inside
+        // it, or array 0 when its slot (after the title's) is not among
+        // the slots this read takes: then read it first.
+        let mut have_copy = !index.is_multiple_of(ARRAY);
+        if index == 0 && kmax < 2 {
+            let at = (self.ci.wrapping_add(1) & self.mask) as usize * cqe::LEN;
+            let mut w = [0u64; ARRAY as usize];
+            self.ring.mem.read_be64s(at, &mut w);
+            for (d, w) in s.minis.as_chunks_mut::<8>().0.iter_mut().zip(w) {
+                *d = w.to_be_bytes();
+            }
+            have_copy = true;
+        }
+        let title = s.title.as_ref();
+        let copy = &mut s.minis;
+        let (k, refused) = self.ring.mem.with_bytes_mut(
+            slot0 as usize * cqe::LEN,
+            kmax as usize * cqe::LEN,
+            |v| {
+                let slots = v.as_chunks_mut::<{ cqe::LEN }>().0;
+                let (mut k, mut refused) = (0usize, false);
+                let kmax = slots.len();
+                // The rest of an array read before (or array 0 read first).
+                if have_copy {
+                    let from = (index % ARRAY) as usize;
+                    let n = (ARRAY as usize - from).min(kmax);
+                    k = g.array(copy, from, n, index == 0, title).min(n);
+                    index += k as u32;
+                    refused = k < n;
+                }
+                // Whole arrays: eight slots each, the array in the first
+                // (array 0 in the second, after the title's).
+                while !refused && let Some(ch) = slots.get(k..k + ARRAY as usize) {
+                    let first = index == 0;
+                    let Some(arr) = ch.get(usize::from(first)) else {
+                        break;
+                    };
+                    let t = g
+                        .array(arr, 0, ARRAY as usize, first, title)
+                        .min(ARRAY as usize);
+                    if t < ARRAY as usize {
+                        // Stopped inside it: its slot is about to be made
+                        // invalid (its last byte is a slot's `op_own`).
+                        *copy = *arr;
+                        refused = true;
+                    }
+                    k += t;
+                    index += t as u32;
+                }
+                // A last array the view holds part of.
+                if !refused && k < kmax {
+                    let first = index == 0;
+                    if let Some(arr) = slots.get(k + usize::from(first)) {
+                        let n = kmax - k;
+                        let t = g.array(arr, 0, n, first, title).min(n);
+                        *copy = *arr;
+                        refused = t < n;
+                        k += t;
+                        index += t as u32;
+                    }
+                }
+                let (whole, rest) = slots.get_mut(..k).unwrap_or_default().as_chunks_mut::<8>();
+                for ch in whole {
+                    for e in ch {
                         e[cqe::off::OP_OWN] = cqe::INITIAL_OP_OWN;
                     }
-                })
-        };
-        mark(slot, first);
-        if first < n {
-            mark(0, n - first);
-        }
+                }
+                for e in rest {
+                    e[cqe::off::OP_OWN] = cqe::INITIAL_OP_OWN;
+                }
+                (k as u32, refused)
+            },
+        );
+        let s = &mut self.session;
+        s.index = index;
+        s.left -= k;
+        s.compressed += k as u64;
+        self.ci = self.ci.wrapping_add(k);
+        self.polled += k as u64;
+        (k, refused)
     }
 
     /// The next completion of the session (`in_session`) as its mini-CQE
@@ -293,10 +380,14 @@ impl<P: Platform> Cq<P> {
                 self.ci
             };
             let base = (at & self.mask) as usize * cqe::LEN;
-            self.ring.mem.read_be64s(base, &mut self.session.minis);
+            let mut w = [0u64; ARRAY as usize];
+            self.ring.mem.read_be64s(base, &mut w);
+            for (d, w) in self.session.minis.as_chunks_mut::<8>().0.iter_mut().zip(w) {
+                *d = w.to_be_bytes();
+            }
         }
         let s = &mut self.session;
-        let mini = s.minis[(i % ARRAY) as usize];
+        let mini = mini_word(&s.minis, (i % ARRAY) as usize);
         let counter = s.counter;
         s.counter = if s.striding {
             counter.wrapping_add(((mini as u32) >> 16) as u16 & 0x7fff)

@@ -15,6 +15,7 @@ use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 
 use super::{FaultCause, Plat, QueueSet};
 use crate::control::Control;
+use crate::cq::mini_cqe::MiniSink;
 use crate::cq::{Cq, Head, RunEnd};
 use crate::cqe::{self, Cqe};
 use crate::rq::RxCursor;
@@ -22,23 +23,27 @@ use crate::rq::RxCursor;
 /// What a receive burst gives with each frame: its queue and, decoded
 /// on demand, what its CQE says ([`RxInfo::meta`]).
 pub struct RxInfo<'a, P: Platform> {
-    cq: &'a Cq<P>,
-    ci: u32,
     queue: u16,
     vlan_strip: bool,
     csum: bool,
-    /// The per-frame path's decoding (its CQE may be a compressed
-    /// session's, not in the ring).
-    meta: Option<RxMeta>,
-    /// A compressed session's completion (not in the ring): its
-    /// mini-CQE word, `wqe_counter`, and whether it is the session's first.
-    mini: Option<(u64, u16, bool)>,
+    src: Src<'a, P>,
+}
+
+/// Where an [`RxInfo`]'s completion is.
+enum Src<'a, P: Platform> {
+    /// In the ring at consumer index `ci` (not yet published).
+    Ring(&'a Cq<P>, u32),
+    /// A compressed session's completion (not in the ring): its title,
+    /// whether mini-CQEs carry the hash, its mini-CQE word,
+    /// `wqe_counter`, and whether it is the session's first.
+    Mini(Option<&'a Cqe>, bool, u64, u16, bool),
+    /// Decoded already (the per-frame path's).
+    Meta(RxMeta),
 }
 
 impl<P: Platform> core::fmt::Debug for RxInfo<'_, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RxInfo")
-            .field("ci", &self.ci)
             .field("queue", &self.queue)
             .finish_non_exhaustive()
     }
@@ -56,12 +61,12 @@ impl<P: Platform> RxInfo<'_, P> {
     /// path ([`QueueSet::receive`]).
     #[inline]
     pub fn meta(&self) -> RxMeta {
-        if let Some(m) = self.meta {
-            return m;
-        }
-        let c = match self.mini {
-            Some((mini, counter, first)) => self.cq.session_cqe(mini, counter, first),
-            None => self.cq.entry(self.ci),
+        let c = match self.src {
+            Src::Meta(m) => return m,
+            Src::Ring(cq, ci) => cq.entry(ci),
+            Src::Mini(title, hash, mini, counter, first) => title
+                .map(|t| t.decompressed(mini, counter, first, hash))
+                .unwrap_or_default(),
         };
         let mut m = meta_of(&c, self.vlan_strip, self.csum);
         m.queue = self.queue;
@@ -97,6 +102,18 @@ struct Ctx {
     queue: u16,
     vlan_strip: bool,
     csum: bool,
+}
+
+impl Ctx {
+    #[inline(always)]
+    fn info<P: Platform>(self, src: Src<'_, P>) -> RxInfo<'_, P> {
+        RxInfo {
+            queue: self.queue,
+            vlan_strip: self.vlan_strip,
+            csum: self.csum,
+            src,
+        }
+    }
 }
 
 /// What a run of frames did: the cursor after it, frames, buffer
@@ -171,6 +188,14 @@ impl<C: Control> QueueSet<C> {
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
+            let compressing = x.cq.compressing();
+            // Sessions come one after another: on a compressing CQ the
+            // entry at the consumer index alone first (one load), so a
+            // title or an empty ring costs no chunk of the run scan, and
+            // a session it begins is read at once.
+            if compressing && !x.cq.in_session() && x.cq.title_first() == Head::Empty {
+                return got;
+            }
             if x.cq.in_session() {
                 let (n, releases, bad) = session_burst(ctx, &mut x.cq, rq, max - got, f);
                 got += n;
@@ -180,17 +205,6 @@ impl<C: Control> QueueSet<C> {
                     return got;
                 }
                 continue;
-            }
-            let compressing = x.cq.compressing();
-            if compressing {
-                // Sessions come one after another: the entry at the
-                // consumer index alone first (one load), so a title or
-                // an empty ring costs no chunk of the run scan.
-                match x.cq.title_first() {
-                    Head::Empty => return got,
-                    Head::Session => continue,
-                    Head::Other => {}
-                }
             }
             let cq = &x.cq;
             let view = cq.view();
@@ -233,15 +247,7 @@ impl<C: Control> QueueSet<C> {
             if let Some(x) = self.parts.rx.get(q)
                 && let Some(rq) = x.rq.as_ref()
             {
-                let info = RxInfo {
-                    cq: &x.cq,
-                    ci: x.cq.ci().wrapping_sub(1),
-                    queue: ctx.queue,
-                    vlan_strip: ctx.vlan_strip,
-                    csum: ctx.csum,
-                    meta: Some(meta),
-                    mini: None,
-                };
+                let info = ctx.info::<Plat<C>>(Src::Meta(meta));
                 rq.with_frame(frame, |b| f(b, &info));
                 got += 1;
             }
@@ -249,6 +255,26 @@ impl<C: Control> QueueSet<C> {
         }
         got
     }
+}
+
+/// A common completion's byte count and, as one word, its `wqe_id` (the
+/// low half of the first dword) and `wqe_counter` (the high half of the
+/// tail dword): `wqe_id << 16 | wqe_counter`.
+#[inline(always)]
+fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
+    let bc = u32::from_be_bytes([
+        c[cqe::off::BYTE_CNT],
+        c[cqe::off::BYTE_CNT + 1],
+        c[cqe::off::BYTE_CNT + 2],
+        c[cqe::off::BYTE_CNT + 3],
+    ]);
+    let key = u32::from_be_bytes([
+        c[cqe::off::WQE_ID + 2],
+        c[cqe::off::WQE_ID + 3],
+        c[cqe::off::TAIL],
+        c[cqe::off::TAIL + 1],
+    ]);
+    (bc, key)
 }
 
 /// The frames of a run of common completions (`cqes`, software-owned,
@@ -274,33 +300,14 @@ where
     if cur.is_striding() {
         let mut w = cur.window(all);
         for c in cqes {
-            let bc = u32::from_be_bytes([
-                c[cqe::off::BYTE_CNT],
-                c[cqe::off::BYTE_CNT + 1],
-                c[cqe::off::BYTE_CNT + 2],
-                c[cqe::off::BYTE_CNT + 3],
-            ]);
-            let key = u32::from_be_bytes([
-                c[cqe::off::WQE_ID + 2],
-                c[cqe::off::WQE_ID + 3],
-                c[cqe::off::TAIL],
-                c[cqe::off::TAIL + 1],
-            ]);
+            let (bc, key) = bc_and_key(c);
             if key != w.key() {
                 break;
             }
             let Some((frame, _)) = w.take(bc) else {
                 break;
             };
-            let info = RxInfo {
-                cq,
-                ci: start.wrapping_add(n),
-                queue: ctx.queue,
-                vlan_strip: ctx.vlan_strip,
-                csum: ctx.csum,
-                meta: None,
-                mini: None,
-            };
+            let info = ctx.info(Src::Ring(cq, start.wrapping_add(n)));
             f(frame, &info);
             n += 1;
             bytes += frame.len() as u64;
@@ -318,20 +325,7 @@ where
         };
     }
     for c in cqes {
-        let bc = u32::from_be_bytes([
-            c[cqe::off::BYTE_CNT],
-            c[cqe::off::BYTE_CNT + 1],
-            c[cqe::off::BYTE_CNT + 2],
-            c[cqe::off::BYTE_CNT + 3],
-        ]);
-        // `wqe_id` (the low half of the first dword) and `wqe_counter`
-        // (the high half of the tail dword) as one word.
-        let key = u32::from_be_bytes([
-            c[cqe::off::WQE_ID + 2],
-            c[cqe::off::WQE_ID + 3],
-            c[cqe::off::TAIL],
-            c[cqe::off::TAIL + 1],
-        ]);
+        let (bc, key) = bc_and_key(c);
         let Some((t, _)) = cur.take_key(key, bc) else {
             break;
         };
@@ -340,15 +334,7 @@ where
         let Some(frame) = all.get(t.offset..t.offset + t.len) else {
             break;
         };
-        let info = RxInfo {
-            cq,
-            ci: start.wrapping_add(n),
-            queue: ctx.queue,
-            vlan_strip: ctx.vlan_strip,
-            csum: ctx.csum,
-            meta: None,
-            mini: None,
-        };
+        let info = ctx.info(Src::Ring(cq, start.wrapping_add(n)));
         f(frame, &info);
         n += 1;
         bytes += t.len as u64;
@@ -362,9 +348,10 @@ where
 }
 
 /// Up to `max` completions of the compressed session the CQ is reading
-/// ([`crate::cq::mini_cqe`]), a mini-CQE array at a time, each decoded
-/// from the title and its mini-CQE, handed to `f` like a run's: (frames,
-/// buffer releases, the `wqe_counter` of a completion the queue refused).
+/// ([`crate::cq::mini_cqe`]), read a mini-CQE array at a time through a
+/// plain view of the session's slots ([`Cq::read_session`]), each handed
+/// to `f` like a run's: (frames, buffer releases, the `wqe_counter` of a
+/// completion the queue refused).
 #[inline(always)]
 fn session_burst<P: Platform, F>(
     ctx: Ctx,
@@ -378,119 +365,182 @@ where
 {
     let cur = rq.cursor();
     let outstanding = cur.outstanding();
-    let wqe_id = cq.session_wqe_id();
-    let start = cq.ci();
-    // The cursor and the counts move into the buffers' closure and come
-    // back out, so the loop keeps them in registers.
+    let s = Sess {
+        wqe_id: cq.session_wqe_id(),
+        counter: cq.session_counter(),
+        hash: cq.session_title().1,
+    };
+    // The cursor, the counter and the counts move into the buffers'
+    // closure and come back out, so the loop keeps them in registers.
     let c = &mut *cq;
-    let (cur, got, bytes, bad) = rq.with_buffers(move |all| {
+    let (cur, got, bytes, counter, bad) = rq.with_buffers(move |all| {
         if cur.is_striding() {
-            return striding_session(ctx, c, cur, wqe_id, all, max, f);
+            let mut t = Strides {
+                win: cur.window(all),
+                cur,
+                all,
+            };
+            let r = session_frames(c, &mut t, s, max, ctx, f);
+            t.cur.settle(&t.win);
+            return (t.cur, r.0, r.1, r.2, r.3);
         }
-        let mut cur = cur;
-        let (mut got, mut bytes) = (0usize, 0u64);
-        while got < max && c.in_session() {
-            let m = c.take_minis(max - got);
-            let mut counter = m.counter;
-            // The title says where the session starts; the rest follows.
-            let mut failed = m.first && !cur.expects(wqe_id, counter);
-            for (j, &w) in c.minis(&m).iter().enumerate() {
-                if failed {
-                    break;
-                }
-                let Some((t, step)) = cur.take_next(w as u32) else {
-                    failed = true;
-                    break;
-                };
-                let Some(frame) = all.get(t.offset..t.offset + t.len) else {
-                    failed = true;
-                    break;
-                };
-                let info = RxInfo {
-                    cq: &*c,
-                    ci: 0,
-                    queue: ctx.queue,
-                    vlan_strip: ctx.vlan_strip,
-                    csum: ctx.csum,
-                    meta: None,
-                    mini: Some((w, counter, m.first && j == 0)),
-                };
-                f(frame, &info);
-                got += 1;
-                bytes += frame.len() as u64;
-                counter = counter.wrapping_add(step);
-            }
-            c.set_session_counter(counter);
-            if failed {
-                return (cur, got, bytes, Some(counter));
-            }
-        }
-        (cur, got, bytes, None)
+        let mut t = Cyclic { cur, all };
+        let r = session_frames(c, &mut t, s, max, ctx, f);
+        (t.cur, r.0, r.1, r.2, r.3)
     });
-    cq.invalidate(start, cq.ci().wrapping_sub(start));
+    cq.set_session_counter(counter);
     rq.set_cursor(cur);
     rq.count(got as u64, bytes);
     let releases = cur.outstanding().wrapping_sub(outstanding);
-    (got, releases, bad)
+    (got, releases, bad.then_some(counter))
 }
 
-/// [`session_burst`]'s loop on a striding RQ: the WQE's strides kept as
-/// one window ([`RxCursor::window`]) across the session's arrays, so a
-/// frame is its mini-CQE's byte count checked against the window and
-/// taken off it.
-#[inline(always)]
-fn striding_session<P: Platform, F>(
-    ctx: Ctx,
-    c: &mut Cq<P>,
-    mut cur: RxCursor,
+/// What a session's frames need of its title.
+#[derive(Clone, Copy)]
+struct Sess {
     wqe_id: u16,
-    all: &[u8],
+    /// `wqe_counter` of the next completion.
+    counter: u16,
+    hash: bool,
+}
+
+/// How a session's completions take their frames off the RQ: after the
+/// title's check ([`Take::expects`]) by their byte counts only.
+trait Take<'a> {
+    /// Whether the session's first completion (`wqe_id`, `counter`) is
+    /// the one the RQ expects.
+    fn expects(&self, wqe_id: u16, counter: u16) -> bool;
+    /// The frame of the completion with byte count `bc` and its step of
+    /// `wqe_counter`; `None` takes nothing.
+    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)>;
+}
+
+/// A striding RQ: the WQE's strides kept as one window
+/// ([`crate::rq::RxCursor::window`]) across the session's arrays.
+struct Strides<'a> {
+    cur: RxCursor,
+    win: crate::rq::StrideWindow<'a>,
+    all: &'a [u8],
+}
+
+impl<'a> Take<'a> for Strides<'a> {
+    #[inline(always)]
+    fn expects(&self, wqe_id: u16, counter: u16) -> bool {
+        self.win.key() == ((wqe_id as u32) << 16 | counter as u32)
+    }
+
+    #[inline(always)]
+    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)> {
+        let (frame, strides) = self.win.take(bc)?;
+        if self.win.is_empty() {
+            self.cur.settle(&self.win);
+            self.win = self.cur.window(self.all);
+        }
+        Some((frame, strides as u16))
+    }
+}
+
+/// A cyclic RQ: one buffer per completion.
+struct Cyclic<'a> {
+    cur: RxCursor,
+    all: &'a [u8],
+}
+
+impl<'a> Take<'a> for Cyclic<'a> {
+    #[inline(always)]
+    fn expects(&self, _wqe_id: u16, counter: u16) -> bool {
+        self.cur.expects(0, counter)
+    }
+
+    #[inline(always)]
+    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)> {
+        let (t, step) = self.cur.take_next(bc)?;
+        Some((self.all.get(t.offset..t.offset + t.len)?, step))
+    }
+}
+
+/// [`session_burst`]'s loop: the session's arrays as
+/// [`Cq::read_session`] gives them, the title checked against the RQ
+/// once, each completion's frame taken by its byte count (the low half
+/// of its mini-CQE word): (frames, bytes, `wqe_counter` of the next
+/// completion, whether one was refused).
+#[inline(always)]
+fn session_frames<'a, P: Platform, T: Take<'a>, F>(
+    c: &mut Cq<P>,
+    t: &mut T,
+    s: Sess,
     max: usize,
+    ctx: Ctx,
     f: &mut F,
-) -> (RxCursor, usize, u64, Option<u16>)
+) -> (usize, u64, u16, bool)
 where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
-    let (mut got, mut bytes) = (0usize, 0u64);
-    let mut win = cur.window(all);
-    while got < max && c.in_session() {
-        let m = c.take_minis(max - got);
-        let mut counter = m.counter;
-        // The title says where the session starts; the completions after
-        // it follow by construction: only their byte counts are checked.
-        let mut failed = m.first && win.key() != ((wqe_id as u32) << 16 | counter as u32);
-        for (j, &w) in c.minis(&m).iter().enumerate() {
-            if failed {
-                break;
-            }
-            let Some((frame, strides)) = win.take(w as u32) else {
-                failed = true;
-                break;
-            };
-            let info = RxInfo {
-                cq: &*c,
-                ci: 0,
-                queue: ctx.queue,
-                vlan_strip: ctx.vlan_strip,
-                csum: ctx.csum,
-                meta: None,
-                mini: Some((w, counter, m.first && j == 0)),
-            };
-            f(frame, &info);
-            got += 1;
-            bytes += frame.len() as u64;
-            counter = counter.wrapping_add(strides as u16);
-            if win.is_empty() {
-                cur.settle(&win);
-                win = cur.window(all);
-            }
-        }
-        c.set_session_counter(counter);
-        if failed {
-            cur.settle(&win);
-            return (cur, got, bytes, Some(counter));
+    let mut sink = Frames {
+        t,
+        f,
+        s,
+        ctx,
+        bytes: 0,
+        counter: s.counter,
+        _p: core::marker::PhantomData,
+    };
+    let (mut got, mut bad) = (0usize, false);
+    while got < max && c.in_session() && !bad {
+        let (k, refused) = c.read_session(max - got, &mut sink);
+        got += k as usize;
+        bad = refused;
+        if k == 0 {
+            break;
         }
     }
-    cur.settle(&win);
-    (cur, got, bytes, None)
+    let (bytes, counter) = (sink.bytes, sink.counter);
+    (got, bytes, counter, bad)
+}
+
+/// [`session_frames`]' taker of mini-CQE arrays: the counts and the
+/// session's `wqe_counter` in registers across arrays.
+struct Frames<'t, 'a, T, F, P> {
+    t: &'t mut T,
+    f: &'t mut F,
+    s: Sess,
+    ctx: Ctx,
+    bytes: u64,
+    counter: u16,
+    _p: core::marker::PhantomData<(&'a (), P)>,
+}
+
+impl<'a, T: Take<'a>, F, P: Platform> MiniSink for Frames<'_, 'a, T, F, P>
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    #[inline(always)]
+    fn array(
+        &mut self,
+        arr: &[u8; cqe::LEN],
+        from: usize,
+        n: usize,
+        first: bool,
+        title: Option<&Cqe>,
+    ) -> usize {
+        // The title says where the session starts; the completions after
+        // it follow by construction.
+        if first && !self.t.expects(self.s.wqe_id, self.counter) {
+            return 0;
+        }
+        let Some(words) = arr.as_chunks::<8>().0.get(from..from + n) else {
+            return 0;
+        };
+        for (j, w) in words.iter().enumerate() {
+            let w = u64::from_be_bytes(*w);
+            let Some((frame, step)) = self.t.take(w as u32) else {
+                return j;
+            };
+            let src = Src::Mini(title, self.s.hash, w, self.counter, first && j == 0);
+            (self.f)(frame, &self.ctx.info(src));
+            self.bytes += frame.len() as u64;
+            self.counter = self.counter.wrapping_add(step);
+        }
+        n
+    }
 }

@@ -522,44 +522,12 @@ impl<C: Control> Nic<C> {
             };
             (VnicId(id), mac, res, cfg)
         };
-        let ctl = NicCtl {
-            nic: self.shared.clone(),
-            own: Vec::new(),
-        };
-        let mut qs = match QueueSet::open_queues(ctl, res, cfg) {
-            Ok(p) => p,
-            Err(f) => return Err(VnicError::Open(f.error)),
-        };
-        let mut cqs: Vec<(Cqn, Eqn)> = qs.tx_cq().map(|c| (c.cqn, c.eqn)).into_iter().collect();
-        cqs.extend((0..qs.rx_queues()).filter_map(|i| qs.rx_cq_at(i).map(|c| (c.cqn, c.eqn))));
-        let (cqs, eqns): (Vec<Cqn>, Vec<Eqn>) = cqs.into_iter().unzip();
-        qs.control_mut().own = cqs.clone();
+        let (qs, cqs) = self.open_claimed(res, cfg)?;
         let Some(dest) = qs.destination() else {
+            self.forget_cqs(&cqs);
             let _ = qs.close();
             return Err(VnicError::Open(Missing::Tir.into()));
         };
-        // Each CQ's events are claimed on its EQ before any frame can
-        // reach the VNIC (the flow rules come next).
-        let mut claimed = Ok(());
-        for eq in &self.shared.eqs {
-            let mine: Vec<Cqn> = cqs
-                .iter()
-                .zip(&eqns)
-                .filter(|(_, e)| **e == eq.eqn())
-                .map(|(c, _)| *c)
-                .collect();
-            if let Err(e) = eq.claim(&mine) {
-                claimed = Err(e);
-                break;
-            }
-        }
-        if let Err(EqFull(eqn)) = claimed {
-            for eq in &self.shared.eqs {
-                eq.forget(&cqs);
-            }
-            let _ = qs.close();
-            return Err(VnicError::EqFull(eqn));
-        }
         let m = vlan_match(spec.vlan);
         let installed = self.with_steering_coop(|st, ctl| {
             st.add_match(ctl, mac, m, dest)?;
@@ -601,7 +569,73 @@ impl<C: Control> Nic<C> {
             groups: Vec::new(),
             promisc: false,
             destroyed: false,
+            helper: false,
+            inbox: None,
         })
+    }
+
+    /// Open a queue set with `res` and `cfg` and claim its CQs' events on
+    /// their EQs (before any frame can reach it); its CQs.
+    pub(super) fn open_claimed(
+        &self,
+        res: Resources,
+        cfg: EthConfig,
+    ) -> Result<(QueueSet<NicCtl<C>>, Vec<Cqn>), VnicError> {
+        let ctl = NicCtl {
+            nic: self.shared.clone(),
+            own: Vec::new(),
+        };
+        let mut qs = match QueueSet::open_queues(ctl, res, cfg) {
+            Ok(p) => p,
+            Err(f) => return Err(VnicError::Open(f.error)),
+        };
+        let mut cqs: Vec<(Cqn, Eqn)> = qs.tx_cq().map(|c| (c.cqn, c.eqn)).into_iter().collect();
+        cqs.extend((0..qs.rx_queues()).filter_map(|i| qs.rx_cq_at(i).map(|c| (c.cqn, c.eqn))));
+        let (cqs, eqns): (Vec<Cqn>, Vec<Eqn>) = cqs.into_iter().unzip();
+        qs.control_mut().own = cqs.clone();
+        // Each CQ's events are claimed on its EQ before any frame can
+        // reach the VNIC (the flow rules come next).
+        let mut claimed = Ok(());
+        for eq in &self.shared.eqs {
+            let mine: Vec<Cqn> = cqs
+                .iter()
+                .zip(&eqns)
+                .filter(|(_, e)| **e == eq.eqn())
+                .map(|(c, _)| *c)
+                .collect();
+            if let Err(e) = eq.claim(&mine) {
+                claimed = Err(e);
+                break;
+            }
+        }
+        if let Err(EqFull(eqn)) = claimed {
+            for eq in &self.shared.eqs {
+                eq.forget(&cqs);
+            }
+            let _ = qs.close();
+            return Err(VnicError::EqFull(eqn));
+        }
+        Ok((qs, cqs))
+    }
+
+    /// Completion EQ `set` (modulo [`Nic::queue_sets`]): its index and
+    /// number.
+    pub(super) fn eq_of_set(&self, set: usize) -> Option<(usize, Eqn)> {
+        let n = self.shared.eqs.len();
+        let i = set % n.max(1);
+        self.shared.eqs.get(i).map(|eq| (i, eq.eqn()))
+    }
+
+    /// The CQs a VNIC's queue set claimed ([`Nic::open_claimed`]).
+    pub(super) fn claimed_cqs(ctl: &NicCtl<C>) -> Vec<Cqn> {
+        ctl.own.clone()
+    }
+
+    /// Let go of the claims [`Nic::open_claimed`] made.
+    pub(super) fn forget_cqs(&self, cqs: &[Cqn]) {
+        for eq in &self.shared.eqs {
+            eq.forget(cqs);
+        }
     }
 
     /// Frames and bytes the adapter steered to a VNIC's unicast rule (a

@@ -5,14 +5,21 @@
 //! `idle` runs between two looks with it free ([`CoopExec`]), and the
 //! adapter state the sequence leaves (the port state, what a function
 //! reset replays) is applied under the lock at the end. Same sequences,
-//! same answers and typed errors as the `Adapter` methods.
+//! same answers and typed errors as the `Adapter` methods. The owner's
+//! EQ0 service ([`Nic::poll_with`]) reads the port state after a port
+//! event the same way.
 
 use cxos_drivers::Platform;
 
 use super::{CoopExec, Nic};
-use crate::Adapter;
 use crate::adapter::ports;
+use crate::cmd::Command;
+use crate::cmd_engine::CmdEngine;
+use crate::error::{CmdError, Error};
 use crate::module::{Ieee8023, Led, ModuleImage, ModuleState, PortError, SpeedSetting};
+use crate::page_service::PageHost;
+use crate::sff::Transceiver;
+use crate::{Adapter, PortEvents};
 
 impl<P: Platform> Nic<Adapter<P>> {
     /// [`Adapter::module_state`], cooperatively.
@@ -64,5 +71,50 @@ impl<P: Platform> Nic<Adapter<P>> {
     /// [`Adapter::port_counters`], cooperatively.
     pub fn port_counters_with(&self, idle: impl FnMut()) -> Result<Ieee8023, PortError> {
         ports::port_counters(&mut CoopExec::new(self, idle))
+    }
+
+    /// [`Adapter::transceiver`], cooperatively.
+    pub fn transceiver_with(&self, idle: impl FnMut()) -> Result<Transceiver, PortError> {
+        self.read_module_with(idle)?
+            .decode()
+            .map_err(PortError::Sff)
+    }
+
+    /// [`Adapter::poll`] (EQ0: page requests, port events) cooperatively:
+    /// EQ0 is drained under the lock, then the page requests' MANAGE_PAGES
+    /// and the port-state reads after a port event wait with it free
+    /// (the pool and the port state updated under it). With
+    /// [`Adapter::defer_page_requests`] this is where page requests are
+    /// served.
+    pub fn poll_with(&self, mut idle: impl FnMut()) -> Result<PortEvents, Error> {
+        let events = self.with_adapter(|a| a.take_events())?;
+        crate::page_service::serve(&mut NicPages {
+            nic: self,
+            idle: &mut idle,
+        });
+        if !events.is_empty() {
+            let info = ports::read_port(&mut CoopExec::new(self, &mut idle))?;
+            self.with_adapter(|a| a.port_events_read(info, events.len()));
+        }
+        if self.with_adapter(|a| a.is_failed()) {
+            return Err(Error::AdapterFailed);
+        }
+        Ok(events)
+    }
+}
+
+/// Page work through a `Nic`: MANAGE_PAGES waits with the lock free.
+struct NicPages<'a, P: Platform, F: FnMut()> {
+    nic: &'a Nic<Adapter<P>>,
+    idle: F,
+}
+
+impl<P: Platform, F: FnMut()> PageHost for NicPages<'_, P, F> {
+    type P = P;
+    fn exec_page<C: Command>(&mut self, cmd: C) -> Result<C::Output, CmdError> {
+        self.nic.exec_with(cmd, &mut self.idle)
+    }
+    fn engine<R>(&mut self, f: impl FnOnce(&mut CmdEngine<P>) -> R) -> R {
+        self.nic.with_adapter(|a| f(a.engine_mut()))
     }
 }

@@ -1,5 +1,5 @@
 //! The shell's CPU commands: `cpus` (state, APIC id, interrupts, idle
-//! time per CPU), `cpus ping <n>` (an IPI round trip), `cpus tlb <n>` (a
+//! time per CPU; then the APs that did not come up), `cpus ping <n>` (an IPI round trip), `cpus tlb <n>` (a
 //! TLB shootdown observed on CPU n) and
 //! `irq <vector> cpu <n>` (MSI-X delivery to a CPU); the per-CPU columns
 //! of `irq`.
@@ -30,6 +30,9 @@ pub fn cpus(cmd: CpusCommand) {
                     c.idle_permille / 10,
                     c.idle_permille % 10
                 );
+            }
+            for id in smp::failed() {
+                println!("apic {id} failed: did not come up at boot; skipped");
             }
         }
         CpusCommand::Ping(n) => match smpboot::ping(n) {

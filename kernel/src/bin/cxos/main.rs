@@ -28,6 +28,8 @@ mod pcibus;
 mod platform;
 mod power;
 mod runtime;
+#[cfg(feature = "net")]
+mod rxspread;
 mod selftest;
 mod serial;
 mod shell;
@@ -131,7 +133,11 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         reference
     );
 
-    smpboot::start_aps(&madt, usize::from(config.smp.unwrap_or(u16::MAX)));
+    smpboot::start_aps(
+        &madt,
+        usize::from(config.smp.unwrap_or(u16::MAX)),
+        config.smp_fail,
+    );
 
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();

@@ -731,6 +731,8 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
         Ok(nic) => {
             nic.set_idle(cmdwait::idle_work());
             nic.set_recovery_wake(faults::recovery_wanted);
+            // MANAGE_PAGES waits cooperatively in EQ0's work (`service_open`).
+            nic.with_adapter(|a| a.defer_page_requests(true));
             nic
         }
         Err(failure) => {
@@ -906,6 +908,8 @@ fn create_vnic(
         vnic.destroy();
         return Err(e);
     }
+    // RSS queues 1.. to the CPUs after its owner (`queues:<n>`).
+    crate::rxspread::spread(nic, &mut vnic, n, cpu);
     crate::netstack::open_on(cpu, &format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why
@@ -1165,28 +1169,44 @@ fn detach_slot(slot: &mut Slot) -> Result<String, String> {
 }
 
 /// Work for one adapter from the main loop: EQ0 (page requests, port
-/// events) and, from the timer, health.
+/// events) and, from the timer, health; then a function reset where one
+/// is asked for ([`reset::recover_all`]). An open port's port events are
+/// read cooperatively ([`service_open`]), the slot table let go.
 fn service(addr: PciAddress, events_only: bool) {
     let Some(mut slots) = cmdwait::slots_for_background() else {
         return;
     };
-    if let Some(slot) = slots.iter_mut().find(|s| s.addr == addr) {
-        service_slot(slot, events_only);
+    let open = slots
+        .iter_mut()
+        .find(|s| s.addr == addr)
+        .and_then(|slot| service_slot(slot, events_only));
+    drop(slots);
+    if let Some(nic) = open {
+        service_open(addr, nic);
     }
+    reset::recover_all();
 }
 
 fn service_all() {
     let Some(mut slots) = cmdwait::slots_for_background() else {
         return;
     };
-    for slot in slots.iter_mut() {
-        service_slot(slot, false);
+    let open: Vec<(PciAddress, Nic<Mlx5Adapter>)> = slots
+        .iter_mut()
+        .filter_map(|slot| Some((slot.addr, service_slot(slot, false)?)))
+        .collect();
+    drop(slots);
+    for (addr, nic) in open {
+        service_open(addr, nic);
     }
+    reset::recover_all();
 }
 
-fn service_slot(slot: &mut Slot, events_only: bool) {
+/// Health (unless `events_only`) and, for an adapter without a data
+/// path, its events; an open port's `Nic` for [`service_open`].
+fn service_slot(slot: &mut Slot, events_only: bool) -> Option<Nic<Mlx5Adapter>> {
     if slot.fault_reported {
-        return;
+        return None;
     }
     let Slot {
         addr,
@@ -1196,16 +1216,67 @@ fn service_slot(slot: &mut Slot, events_only: bool) {
         ..
     } = slot;
     let addr = *addr;
+    if let State::Open(o) = state {
+        // A health fault (its FAULT record on the console already):
+        // `reset::recover_all` resets the function.
+        let failed = !events_only && o.nic.with_adapter(|a| a.poll_health().is_err());
+        return (!failed).then(|| o.nic.clone());
+    }
     state.with_adapter(|adapter| {
         service_adapter(adapter, addr, events_only, link_up_timed, last_error)
     });
-    // A failed function (its FAULT record printed) or an escalated queue
-    // fault: reset the function and restore what was configured. Not
-    // while a shell command's device command is out on this adapter: the
-    // next round, once it is back.
-    if !slot.fault_reported && !cmdwait::waiting() && reset::wanted(slot) {
-        reset::recover(slot);
-    }
+    None
+}
+
+/// An open port's EQ0 work inside a cooperative wait, the slot table not
+/// held: the page requests' MANAGE_PAGES, the register reads after a port
+/// event and the module read after a plug event wait with the rest of
+/// the kernel running
+/// ([`Nic::poll_with`], [`Nic::transceiver_with`]); the slot's notes are
+/// updated after.
+fn service_open(addr: PciAddress, nic: Nic<Mlx5Adapter>) {
+    let (polled, plugged) = cmdwait::run(|idle| {
+        let polled = nic.poll_with(&mut *idle);
+        let plugged = match &polled {
+            Ok(ev)
+                if ev
+                    .iter()
+                    .any(|e| *e == PortEvent::Module(ModuleState::Plugged)) =>
+            {
+                Some(nic.transceiver_with(&mut *idle))
+            }
+            _ => None,
+        };
+        (polled, plugged)
+    });
+    let port = nic.with_adapter(|a| *a.port());
+    let Some(mut slots) = cmdwait::slots_for_background() else {
+        return;
+    };
+    let Some(slot) = slots.iter_mut().find(|s| s.addr == addr) else {
+        return;
+    };
+    let events = match polled {
+        Ok(events) => {
+            slot.last_error = None;
+            events
+        }
+        Err(e) => {
+            if !nic.with_adapter(|a| a.is_failed()) {
+                let text = format!("{e}");
+                if slot.last_error.as_deref() != Some(text.as_str()) {
+                    println!("mlx5 {addr}: event processing: {text}");
+                    slot.last_error = Some(text);
+                }
+            }
+            return;
+        }
+    };
+    report_events(addr, &events, &port, &mut slot.link_up_timed, &mut || {
+        plugged
+            .clone()
+            .unwrap_or(Err(PortError::Adapter(mlx5::Error::AdapterFailed)))
+    });
 }
 
 fn service_adapter(
@@ -1223,43 +1294,10 @@ fn service_adapter(
     match adapter.poll() {
         Ok(events) => {
             *last_error = None;
-            if events.is_empty() {
-                return;
-            }
-            for e in &events {
-                match e {
-                    PortEvent::Down | PortEvent::Up => {}
-                    PortEvent::Other(sub) => {
-                        println!("mlx5 {addr}: port event subtype {sub:#x}");
-                    }
-                    PortEvent::Module(ModuleState::Plugged) => match adapter.transceiver() {
-                        Ok(t) => println!(
-                            "mlx5 {addr}: module plugged: {} {} ({})",
-                            t.vendor, t.pn, t.media
-                        ),
-                        Err(e) => println!("mlx5 {addr}: module plugged: unreadable ({e})"),
-                    },
-                    PortEvent::Module(state) => println!("mlx5 {addr}: module {state}"),
-                }
-            }
-            if events
-                .iter()
-                .any(|e| matches!(e, PortEvent::Down | PortEvent::Up))
-            {
-                let port = adapter.port();
-                if port.oper_up {
-                    println!("mlx5 {addr}: link up {}", Speed(port.speed_mbps));
-                    if !*link_up_timed {
-                        *link_up_timed = true;
-                        println!(
-                            "mlx5 {addr}: link up {} ms after kernel entry",
-                            time::now_ns() / 1_000_000
-                        );
-                    }
-                } else {
-                    println!("mlx5 {addr}: link down");
-                }
-            }
+            let port = *adapter.port();
+            report_events(addr, &events, &port, link_up_timed, &mut || {
+                adapter.transceiver()
+            });
         }
         Err(e) => {
             if adapter.is_failed() {
@@ -1271,6 +1309,50 @@ fn service_adapter(
                     *last_error = Some(text);
                 }
             }
+        }
+    }
+}
+
+/// The console lines of EQ0's port events; `plugged` reads the module a
+/// plug event announces.
+fn report_events(
+    addr: PciAddress,
+    events: &mlx5::PortEvents,
+    port: &mlx5::port::PortInfo,
+    link_up_timed: &mut bool,
+    plugged: &mut dyn FnMut() -> Result<mlx5::sff::Transceiver, PortError>,
+) {
+    for e in events {
+        match e {
+            PortEvent::Down | PortEvent::Up => {}
+            PortEvent::Other(sub) => {
+                println!("mlx5 {addr}: port event subtype {sub:#x}");
+            }
+            PortEvent::Module(ModuleState::Plugged) => match plugged() {
+                Ok(t) => println!(
+                    "mlx5 {addr}: module plugged: {} {} ({})",
+                    t.vendor, t.pn, t.media
+                ),
+                Err(e) => println!("mlx5 {addr}: module plugged: unreadable ({e})"),
+            },
+            PortEvent::Module(state) => println!("mlx5 {addr}: module {state}"),
+        }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e, PortEvent::Down | PortEvent::Up))
+    {
+        if port.oper_up {
+            println!("mlx5 {addr}: link up {}", Speed(port.speed_mbps));
+            if !*link_up_timed {
+                *link_up_timed = true;
+                println!(
+                    "mlx5 {addr}: link up {} ms after kernel entry",
+                    time::now_ns() / 1_000_000
+                );
+            }
+        } else {
+            println!("mlx5 {addr}: link down");
         }
     }
 }

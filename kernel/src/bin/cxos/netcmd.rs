@@ -197,7 +197,7 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
             if lines.is_empty() {
                 println!("vnics: no interfaces");
             }
-            for l in lines {
+            for l in lines.into_iter().chain(crate::rxspread::lines()) {
                 println!("{l}");
             }
         }

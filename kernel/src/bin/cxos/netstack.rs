@@ -292,6 +292,8 @@ const BUSY_RETRY_NS: u64 = 1_000_000;
 /// held elsewhere (the shell or a driver reaching one of its interfaces):
 /// nothing this round, again shortly.
 pub fn poll() {
+    // Receive queues this CPU polls for interfaces other CPUs own.
+    crate::rxspread::poll();
     let Some(mut table) = TABLES[smp::current()].try_lock() else {
         runtime::wake_at(time::now_ns().saturating_add(BUSY_RETRY_NS));
         return;
@@ -318,15 +320,28 @@ fn wake_for(next: Option<Instant>) {
 pub fn start_app(cmd: &AppCommand, owner: Owner) -> Result<AppId, String> {
     // The run number tells one l2send run's frames from another's.
     let run = (time::now_ns() / 1000) as u32;
-    // It runs on the CPU that owns its interface.
-    let cpu = tables()
-        .iter()
-        .position(|t| t.lock().resolve(&cmd.target).is_ok())
-        .unwrap_or(0);
+    // It runs on the CPU that owns its interface (`-A <cpu>`: that one).
+    let pinned = cmd.pinned(
+        |c| smp::apic_id(c).is_some() && c < tables().len(),
+        |t| (0..tables().len()).find_map(|i| Some((TABLES[i].lock().resolve(t).ok()?, i))),
+        |c| TABLES.get(c)?.lock().first_up(),
+    )?;
+    let (cpu, cmd) = match &pinned {
+        Some((cpu, cmd)) => (*cpu, cmd),
+        None => (owner_cpu_of(&cmd.target), cmd),
+    };
     let id = TABLES[cpu].lock().start(cmd, owner, now(), run)?;
     // First poll now rather than at the next interrupt.
     runtime::wake_at_on(cpu, 0);
     Ok(id)
+}
+
+/// The CPU owning the interface `target` names (0 if none does).
+fn owner_cpu_of(target: &cxos_kernel::apps::Target) -> usize {
+    tables()
+        .iter()
+        .position(|t| t.lock().resolve(target).is_ok())
+        .unwrap_or(0)
 }
 
 /// The verdict of app `id` once it finished.

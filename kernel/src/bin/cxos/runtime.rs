@@ -365,6 +365,23 @@ pub fn run_background() {
     run_vector_work();
 }
 
+/// The boot CPU's pollers (the shell), for code that waits inside a timer
+/// or a vector's work (a function reset's bring-up): run now, unless
+/// they are running already (the waiting code is one of them, or runs
+/// inside one) or this is another CPU.
+pub fn run_pollers() {
+    if smp::current() != 0 {
+        return;
+    }
+    let mut pollers = core::mem::take(&mut *POLLERS.lock());
+    for p in &mut pollers {
+        p();
+    }
+    let mut slot = POLLERS.lock();
+    pollers.append(&mut slot);
+    *slot = pollers;
+}
+
 /// Wait for the next interrupt, at most 1 ms (the platform's `relax`).
 pub fn relax() {
     let seen = WAKES[smp::current()].load(Ordering::Acquire);

@@ -29,11 +29,11 @@ const STOP_TIMEOUT_NS: u64 = 200_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum CpuState {
+    /// Never started, or given up on at boot (the slot then goes to the
+    /// next AP; [`failed`] keeps the APIC id).
     Absent = 0,
     Starting = 1,
     Online = 2,
-    /// Did not come up in time: skipped.
-    Failed = 3,
     /// Stopped by a panic elsewhere.
     Stopped = 4,
 }
@@ -43,7 +43,6 @@ impl CpuState {
         match v {
             1 => Self::Starting,
             2 => Self::Online,
-            3 => Self::Failed,
             4 => Self::Stopped,
             _ => Self::Absent,
         }
@@ -54,7 +53,6 @@ impl CpuState {
             Self::Absent => "absent",
             Self::Starting => "starting",
             Self::Online => "online",
-            Self::Failed => "failed",
             Self::Stopped => "stopped",
         }
     }
@@ -138,6 +136,26 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 pub static PANIC_ON_PING: AtomicBool = AtomicBool::new(false);
 /// CPUs started (the boot CPU included).
 static COUNT: AtomicU32 = AtomicU32::new(1);
+/// The APIC ids of the APs that did not come up (`u32::MAX`: free; the
+/// x2APIC broadcast id, never a CPU's).
+static FAILED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+
+/// Note an AP that did not come up (`smpboot`), for `cpus` and the
+/// panic report.
+pub fn note_failed(apic_id: u32) {
+    let _ = FAILED.iter().find(|s| {
+        s.compare_exchange(u32::MAX, apic_id, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    });
+}
+
+/// The APIC ids of the APs that did not come up.
+pub fn failed() -> impl Iterator<Item = u32> {
+    FAILED
+        .iter()
+        .map(|s| s.load(Ordering::Acquire))
+        .filter(|&id| id != u32::MAX)
+}
 
 /// The vectors `smpboot` allocated for the APs' timer and the IPIs.
 pub fn set_vectors(timer: u8, wake: u8, ping: u8, tlb: u8) {
@@ -347,6 +365,9 @@ pub fn print_states() {
         } else {
             println!("cpu {i} apic {id}: {} (did not stop)", state.name());
         }
+    }
+    for id in failed() {
+        println!("apic {id}: failed (did not come up at boot)");
     }
 }
 

@@ -37,6 +37,9 @@ const PARAM_EFER: u64 = 0x18;
 const PARAM_STACK: u64 = 0x20;
 const PARAM_ENTRY: u64 = 0x28;
 const PARAM_ARG: u64 = 0x30;
+/// Non-zero: the AP parks in the trampoline (`cli; hlt`) instead of
+/// calling the entry; the `smp-fail=` fault injection.
+const PARAM_PARK: u64 = 0x38;
 /// The trampoline's GDT: null, 32-bit code 0x08, data 0x10, 64-bit code
 /// 0x18 (flat; SDM vol. 3 3.4.5); its GDTR (limit, 32-bit base) after it.
 const PARAM_GDT: u64 = 0x40;
@@ -100,6 +103,8 @@ global_asm!(
     "mov ds, ax",
     "mov es, ax",
     "mov ss, ax",
+    "cmp qword ptr [{params} + {park}], 0",
+    "jne 2f",
     "mov rsp, qword ptr [{params} + {stack}]",
     "mov rdi, qword ptr [{params} + {arg}]",
     "mov rax, qword ptr [{params} + {entry}]",
@@ -119,6 +124,7 @@ global_asm!(
     stack = const PARAM_STACK,
     entry = const PARAM_ENTRY,
     arg = const PARAM_ARG,
+    park = const PARAM_PARK,
     gdtr = const PARAM_GDTR,
 );
 
@@ -291,8 +297,9 @@ pub fn tlb_test(cpu: usize) -> Result<u64, String> {
 
 /// Start the APs of `madt` (at most `limit` CPUs in all, the boot CPU
 /// included); each one that does not come up in time is reported and
-/// skipped.
-pub fn start_aps(madt: &Madt, limit: usize) {
+/// skipped. `fail` (the `smp-fail=` fault injection) names an AP that is
+/// made to park in the trampoline, so that path is tested.
+pub fn start_aps(madt: &Madt, limit: usize, fail: Option<u32>) {
     let bsp = apic::bsp_apic_id_full();
     CPUS[0].apic_id.store(bsp, Ordering::Relaxed);
     let vectors = (
@@ -332,7 +339,7 @@ pub fn start_aps(madt: &Madt, limit: usize) {
             log::info!(target: "smp", "APIC id {id} not started (limit {} CPUs)", limit.min(MAX_CPUS));
             continue;
         }
-        if start_one(next, id) {
+        if start_one(next, id, fail == Some(id)) {
             next += 1;
         }
     }
@@ -359,6 +366,7 @@ fn install_trampoline(cr3: u64) {
         p(PARAM_CR0).write_volatile(Cr0::read_raw());
         p(PARAM_EFER).write_volatile(efer);
         p(PARAM_ENTRY).write_volatile(ap_main as *const () as u64);
+        p(PARAM_PARK).write_volatile(0);
         for (i, d) in TRAMPOLINE_GDT.iter().enumerate() {
             p(PARAM_GDT + 8 * i as u64).write_volatile(*d);
         }
@@ -371,8 +379,9 @@ fn install_trampoline(cr3: u64) {
 }
 
 /// INIT, 10 ms, SIPI, 200 µs, SIPI (SDM vol. 3 9.4.4.1), then wait for the
-/// AP to report itself online.
-fn start_one(index: usize, apic_id: u32) -> bool {
+/// AP to report itself online. With `park` (fault injection) the AP stops
+/// in the trampoline and never does.
+fn start_one(index: usize, apic_id: u32, park: bool) -> bool {
     let cpu = &CPUS[index];
     let Some(top) = interrupts::prepare_ap(index, AP_STACK) else {
         println!("smp: no stacks for CPU {index} (APIC id {apic_id}); skipped");
@@ -386,6 +395,12 @@ fn start_one(index: usize, apic_id: u32) -> bool {
     unsafe {
         ((PARAMS + PARAM_STACK) as *mut u64).write_volatile(top);
         ((PARAMS + PARAM_ARG) as *mut u64).write_volatile(index as u64);
+        ((PARAMS + PARAM_PARK) as *mut u64).write_volatile(u64::from(park));
+    }
+    if park {
+        println!(
+            "smp: smp-fail={apic_id}: the AP with APIC id {apic_id} parks in the trampoline (fault injection)"
+        );
     }
     let sipi = Icr::new()
         .with_vector((TRAMPOLINE >> 12) as u8)
@@ -407,7 +422,9 @@ fn start_one(index: usize, apic_id: u32) -> bool {
     // INIT again: an AP that starts late must not run the trampoline with
     // the next AP's stack.
     apic::send_ipi(apic_id, Icr::new().with_delivery_mode(apic::DELIVERY_INIT));
-    cpu.set_state(CpuState::Failed);
+    // The slot goes to the next AP; `cpus` lists this one apart.
+    cpu.set_state(CpuState::Absent);
+    smp::note_failed(apic_id);
     println!(
         "smp: CPU with APIC id {apic_id} did not come up within {START_TIMEOUT_MS} ms; skipped"
     );

@@ -16,13 +16,19 @@
 //! started from a timer, or from the network stacks' polling, waits as
 //! before: its caller holds the tables the background work needs).
 //!
+//! A wait the background work started (a function reset's bring-up and
+//! restore, `reset`; a check-path recovery; EQ0's port-event reads) runs
+//! the boot CPU's pollers too, so the shell answers meanwhile; a shell
+//! command's own wait does not (it is one of them).
+//!
 //! Rules that keep this sound on one CPU: the caller of [`run`] holds
 //! neither the slot table nor the interface table (it works on a cloned
-//! `Nic`, or an interface lent out of the table:
-//! `netstack::with_net_lent`); while a wait is in progress the background
-//! work skips a function reset (it would replace the adapter the command
-//! is out on) and takes the slot table only if it is free; a control
-//! command issued from inside the background work (a timer) waits without
+//! `Nic`, an interface lent out of the table: `netstack::with_net_lent`,
+//! or a slot left `Moving` by a function reset); while a wait is in
+//! progress the background work skips a function reset (it would replace
+//! the adapter the command is out on) and takes the slot table only if
+//! it is free; a control command issued from inside the background work
+//! (a timer, or a shell command run by a reset's wait) waits without
 //! running it again.
 
 use alloc::format;
@@ -85,6 +91,9 @@ pub(super) fn idle() {
         runtime::run_background();
         #[cfg(feature = "net")]
         crate::netstack::poll_if_free();
+        // The shell, when the wait is not its own (a reset or a check
+        // from a timer, EQ0's work).
+        runtime::run_pollers();
         IN_IDLE.store(false, Ordering::Release);
     }
     runtime::relax();

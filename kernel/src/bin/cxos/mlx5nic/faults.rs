@@ -48,25 +48,21 @@ pub fn check_all() {
             });
         }
     }
-    let Some(mut slots) = super::cmdwait::slots_for_background() else {
-        return;
-    };
     #[cfg(not(feature = "net"))]
-    for slot in slots.iter_mut() {
-        if matches!(slot.state, State::Open(_)) {
-            super::with_port_vnic(slot, |v| v.queue_set_mut().check());
+    {
+        let Some(mut slots) = super::cmdwait::slots_for_background() else {
+            return;
+        };
+        for slot in slots.iter_mut() {
+            if matches!(slot.state, State::Open(_)) {
+                super::with_port_vnic(slot, |v| v.queue_set_mut().check());
+            }
         }
     }
     // A check that took an internal error event off EQ0 (the queue checks
     // drain it) failed the function: reset it now, not at the next
-    // service round up to a second later. Not while a command of a
-    // cooperative wait is out.
-    for slot in slots.iter_mut() {
-        if !slot.fault_reported && !super::cmdwait::waiting() && super::reset::wanted(slot) {
-            super::reset::recover(slot);
-        }
-    }
-    drop(slots);
+    // service round up to a second later.
+    super::reset::recover_all();
     #[cfg(feature = "net")]
     super::members::check_all();
 }
@@ -177,17 +173,15 @@ pub fn lines(verbose: bool) -> Vec<String> {
                 kept.len().saturating_sub(LAST)
             };
             for r in &kept[skip..] {
-                let ns = r.at_ns;
-                v.push(format!(
-                    "  [{:5}.{:06}] #{} {r}",
-                    ns / 1_000_000_000,
-                    (ns / 1000) % 1_000_000,
-                    r.seq
-                ));
+                v.push(format!("  {}", r.listed()));
             }
             v
         }) else {
-            out.push(format!("{addr} not attached"));
+            out.push(if matches!(slot.state, State::Moving) {
+                format!("{addr} function reset in progress")
+            } else {
+                format!("{addr} not attached")
+            });
             continue;
         };
         out.extend(text);

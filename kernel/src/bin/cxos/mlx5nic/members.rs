@@ -20,7 +20,7 @@ use cxos_net::aggr::{Aggr, AggrState, AggrVnic};
 use cxos_net::lacp;
 use cxos_net::smoltcp::wire::EthernetAddress;
 use mlx5::Resources;
-use mlx5::vnic::VnicSpec;
+use mlx5::vnic::{Nic, VnicSpec};
 use spin::Mutex;
 
 use super::{Mlx5Vnic, SLOTS, Slot, State};
@@ -42,27 +42,44 @@ struct Live {
 
 static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 
-/// The open port `net<index>`: its slot.
-fn open_slot(slots: &mut [Slot], index: usize) -> Option<&mut Slot> {
-    slots
-        .iter_mut()
-        .find(|s| s.index == index && matches!(s.state, State::Open(_)))
+/// A member port's shared adapter (a clone of its `Nic`), by `net<i>`
+/// index: the aggregation's VNICs are made and destroyed on these with
+/// neither the slot table nor [`LIVE`] held, so their commands wait
+/// cooperatively ([`super::cmdwait::run`]).
+type PortNic = (usize, Nic<super::Mlx5Adapter>);
+
+/// The open ports `ports`' `Nic`s (those open; `Err` names the first
+/// that is not, when `all`).
+fn port_nics(slots: &[Slot], ports: &[usize], all: bool) -> Result<Vec<PortNic>, String> {
+    let mut out = Vec::new();
+    for &i in ports {
+        match slots.iter().find(|s| s.index == i).map(|s| &s.state) {
+            Some(State::Open(o)) => out.push((i, o.nic.clone())),
+            _ if all => return Err(format!("net{i} is not open")),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn nic_of(nics: &[PortNic], index: usize) -> Result<&Nic<super::Mlx5Adapter>, String> {
+    nics.iter()
+        .find(|(i, _)| *i == index)
+        .map(|(_, n)| n)
+        .ok_or_else(|| format!("net{index} is not open"))
 }
 
 /// The permanent MAC of port `net<index>`.
-fn port_mac(slots: &mut [Slot], index: usize) -> Option<[u8; 6]> {
-    let slot = open_slot(slots, index)?;
-    let State::Open(o) = &mut slot.state else {
-        return None;
-    };
-    o.nic
+fn port_mac(nics: &[PortNic], index: usize) -> Option<[u8; 6]> {
+    nic_of(nics, index)
+        .ok()?
         .with_adapter(|a| Resources::of(a).ok().map(|r| r.mac.0))
 }
 
 /// A VNIC with `mac` on port `net<index>`.
-fn create_on(slots: &mut [Slot], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic, String> {
+fn create_on(nics: &[PortNic], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic, String> {
     create_spec(
-        slots,
+        nics,
         index,
         VnicSpec {
             mac: Some(mlx5::Mac(mac)),
@@ -72,19 +89,17 @@ fn create_on(slots: &mut [Slot], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic,
 }
 
 /// A VNIC as `spec` says on port `net<index>`.
-fn create_spec(slots: &mut [Slot], index: usize, spec: VnicSpec) -> Result<Mlx5Vnic, String> {
-    let slot = open_slot(slots, index).ok_or_else(|| format!("net{index} is not open"))?;
-    let State::Open(o) = &mut slot.state else {
-        return Err(format!("net{index} is not open"));
-    };
-    o.nic.create(spec).map_err(|e| format!("net{index}: {e}"))
+fn create_spec(nics: &[PortNic], index: usize, spec: VnicSpec) -> Result<Mlx5Vnic, String> {
+    nic_of(nics, index)?
+        .create(spec)
+        .map_err(|e| format!("net{index}: {e}"))
 }
 
 /// VNIC `n` on every member port of an aggregation (one MAC: the first
 /// port's choice when `def` lets the driver pick), registered as
 /// interface `vnic<n>`; its status line, or why not.
 fn create_vnic_on(
-    slots: &mut [Slot],
+    nics: &[PortNic],
     ports: &[usize],
     state: Arc<AggrState>,
     n: u32,
@@ -93,7 +108,7 @@ fn create_vnic_on(
     let mut members: Vec<Mlx5Vnic> = Vec::new();
     let mut mac = def.spec.mac;
     for &i in ports {
-        match create_spec(slots, i, VnicSpec { mac, ..def.spec }) {
+        match create_spec(nics, i, VnicSpec { mac, ..def.spec }) {
             Ok(v) => {
                 mac = Some(v.mac());
                 members.push(v);
@@ -121,26 +136,40 @@ fn create_vnic_on(
 }
 
 /// `vnic create over:aggr<a> ...`: VNIC `n` on aggregation `a` (`None`: no
-/// such aggregation).
+/// such aggregation). Its commands wait cooperatively, the tables let go.
 pub fn add_vnic(n: u32, a: u8, def: &VnicDef) -> Option<Result<String, String>> {
-    let mut slots = SLOTS.lock();
-    let mut live = LIVE.lock();
-    let l = live.iter_mut().find(|l| l.n == u32::from(a))?;
-    if l.vnics.contains(&n) {
-        return Some(Err(format!("vnic{n} exists")));
-    }
-    let r = create_vnic_on(&mut slots, &l.def.ports, l.state.clone(), n, def);
+    let (ports, state, nics) = {
+        let slots = SLOTS.lock();
+        let live = LIVE.lock();
+        let l = live.iter().find(|l| l.n == u32::from(a))?;
+        if l.vnics.contains(&n) {
+            return Some(Err(format!("vnic{n} exists")));
+        }
+        let nics = match port_nics(&slots, &l.def.ports, true) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        (l.def.ports.clone(), l.state.clone(), nics)
+    };
+    let r = super::cmdwait::run(|_| create_vnic_on(&nics, &ports, state, n, def));
     if r.is_ok() {
-        l.vnics.push(n);
+        let mut live = LIVE.lock();
+        match live.iter_mut().find(|l| l.n == u32::from(a)) {
+            Some(l) => l.vnics.push(n),
+            None => {
+                // Its aggregation went meanwhile: take it back.
+                drop(live);
+                remove_dev(n);
+                return Some(Err(format!("vnic{n}: aggr{a} went meanwhile")));
+            }
+        }
     }
     Some(r)
 }
 
-/// Destroy VNIC `n` if it is on an aggregation.
-pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
-    let mut live = LIVE.lock();
-    let l = live.iter_mut().find(|l| l.vnics.contains(&n))?;
-    l.vnics.retain(|m| *m != n);
+/// Close interface `vnic<n>` (a VNIC on an aggregation) and destroy its
+/// member VNICs.
+fn remove_dev(n: u32) -> Option<mlx5::CloseReport> {
     let dev = netstack::close::<AggrVnicDev>(&format!("vnic{n}"), None)?;
     let mut rep = mlx5::CloseReport::default();
     for v in dev.into_members() {
@@ -153,13 +182,24 @@ pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
     Some(rep)
 }
 
+/// Destroy VNIC `n` if it is on an aggregation (its commands wait
+/// cooperatively, the aggregation table let go).
+pub fn remove_vnic(n: u32) -> Option<mlx5::CloseReport> {
+    {
+        let mut live = LIVE.lock();
+        let l = live.iter_mut().find(|l| l.vnics.contains(&n))?;
+        l.vnics.retain(|m| *m != n);
+    }
+    super::cmdwait::run(|_| remove_dev(n))
+}
+
 /// Port `net<index>` gets its own interface back (its port VNIC).
-fn reopen_port(slots: &mut [Slot], index: usize) {
+fn reopen_port(nics: &[PortNic], index: usize) {
     let name = format!("net{index}");
-    let Some(mac) = port_mac(slots, index) else {
+    let Some(mac) = port_mac(nics, index) else {
         return;
     };
-    match create_on(slots, index, mac) {
+    match create_on(nics, index, mac) {
         Ok(v) => match netstack::open(&name, v) {
             Ok(line) => println!("{line}"),
             Err((v, why)) => {
@@ -172,29 +212,42 @@ fn reopen_port(slots: &mut [Slot], index: usize) {
 }
 
 /// `aggr create <name> ...` (and `aggr.<n>=`): the interface's status
-/// line, or why not.
+/// line, or why not. Checked, and the member ports' `Nic`s taken, under
+/// the tables; the VNICs are then made and the members' own interfaces
+/// closed with neither table held, their commands waiting cooperatively
+/// (the rest of the kernel runs meanwhile; a lost one costs its command
+/// timeout and undoes the aggregation).
 pub fn create(n: u32, def: &AggrDef) -> Result<String, String> {
-    let mut slots = SLOTS.lock();
-    create_locked(&mut slots, n, def)
+    let name = aggr_name(n);
+    let nics = {
+        let slots = SLOTS.lock();
+        let live = LIVE.lock();
+        if live.iter().any(|l| l.n == n) {
+            return Err(format!("{name} exists"));
+        }
+        if let Some((l, p)) = live.iter().find_map(|l| {
+            def.ports
+                .iter()
+                .find(|p| l.def.ports.contains(p))
+                .map(|p| (l, p))
+        }) {
+            return Err(format!("net{p} is a member of {}", aggr_name(l.n)));
+        }
+        port_nics(&slots, &def.ports, true)?
+    };
+    let made = super::cmdwait::run(|_| create_with(n, def, &nics));
+    let (live_entry, line) = made?;
+    LIVE.lock().push(live_entry);
+    Ok(line)
 }
 
-fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, String> {
+/// The commands of [`create`]: the aggregation's entry for [`LIVE`] and
+/// its status line, or why not (everything undone).
+fn create_with(n: u32, def: &AggrDef, nics: &[PortNic]) -> Result<(Live, String), String> {
     let name = aggr_name(n);
-    let mut live = LIVE.lock();
-    if live.iter().any(|l| l.n == n) {
-        return Err(format!("{name} exists"));
-    }
-    if let Some((l, p)) = live.iter().find_map(|l| {
-        def.ports
-            .iter()
-            .find(|p| l.def.ports.contains(p))
-            .map(|p| (l, p))
-    }) {
-        return Err(format!("net{p} is a member of {}", aggr_name(l.n)));
-    }
     let mut macs = Vec::new();
     for &i in &def.ports {
-        macs.push(port_mac(slots, i).ok_or_else(|| format!("net{i} is not open"))?);
+        macs.push(port_mac(nics, i).ok_or_else(|| format!("net{i} is not open"))?);
     }
     let mac = macs[0];
     // The members' own interfaces go (their VNICs hold the MACs).
@@ -207,14 +260,14 @@ fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, St
     }
     let mut members = Vec::new();
     for (&i, &own) in def.ports.iter().zip(&macs) {
-        match create_on(slots, i, mac) {
+        match create_on(nics, i, mac) {
             Ok(v) => members.push((v, own)),
             Err(e) => {
                 for (v, _) in members {
                     v.destroy();
                 }
                 for &j in &def.ports {
-                    reopen_port(slots, j);
+                    reopen_port(nics, j);
                 }
                 return Err(e);
             }
@@ -224,18 +277,18 @@ fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, St
     config.mode = def.mode;
     config.rate = def.rate;
     config.policy = def.policy;
-    let undo = |slots: &mut [Slot], devs: Vec<Mlx5Vnic>| {
+    let undo = |devs: Vec<Mlx5Vnic>| {
         for v in devs {
             v.destroy();
         }
         for &j in &def.ports {
-            reopen_port(slots, j);
+            reopen_port(nics, j);
         }
     };
     let aggr: AggrDev = match Aggr::new(members, config, Box::new(netstack::now)) {
         Ok(a) => a,
         Err((devs, e)) => {
-            undo(slots, devs);
+            undo(devs);
             return Err(format!("{e}"));
         }
     };
@@ -248,7 +301,7 @@ fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, St
                 if d.over != Over::Aggr(n as u8) {
                     continue;
                 }
-                match create_vnic_on(slots, &def.ports, state.clone(), vn, &d) {
+                match create_vnic_on(nics, &def.ports, state.clone(), vn, &d) {
                     Ok(l) => {
                         println!("{l}");
                         vnics.push(vn);
@@ -256,38 +309,55 @@ fn create_locked(slots: &mut [Slot], n: u32, def: &AggrDef) -> Result<String, St
                     Err(e) => println!("vnic{vn}: not created: {e}"),
                 }
             }
-            live.push(Live {
+            let live = Live {
                 n,
                 def: def.clone(),
                 state,
                 vnics,
-            });
-            Ok(line)
+            };
+            Ok((live, line))
         }
         Err((aggr, why)) => {
-            undo(slots, aggr.into_members());
+            undo(aggr.into_members());
             Err(why)
         }
     }
 }
 
-/// `aggr delete <name>`: the report line, or why not.
+/// `aggr delete <name>`: the report line, or why not. Taken out of
+/// [`LIVE`] under the tables, then its VNICs destroyed and the members'
+/// interfaces reopened cooperatively (as [`create`]).
 pub fn delete(n: u32) -> Result<String, String> {
-    let mut slots = SLOTS.lock();
-    delete_locked(&mut slots, n)
+    let (entry, nics) = {
+        let slots = SLOTS.lock();
+        let entry = take_live(n)?;
+        let nics = port_nics(&slots, &entry.def.ports, false)?;
+        (entry, nics)
+    };
+    Ok(super::cmdwait::run(|_| delete_with(n, entry, &nics)))
 }
 
+/// [`delete`] with the slot table held (a member's detach): its waits
+/// block, as the detach's do.
 fn delete_locked(slots: &mut [Slot], n: u32) -> Result<String, String> {
+    let entry = take_live(n)?;
+    let nics = port_nics(slots, &entry.def.ports, false)?;
+    Ok(delete_with(n, entry, &nics))
+}
+
+fn take_live(n: u32) -> Result<Live, String> {
+    let mut live = LIVE.lock();
+    let i = live
+        .iter()
+        .position(|l| l.n == n)
+        .ok_or_else(|| format!("no {}", aggr_name(n)))?;
+    Ok(live.remove(i))
+}
+
+/// The commands of a delete: the report line.
+fn delete_with(n: u32, entry: Live, nics: &[PortNic]) -> String {
     let name = aggr_name(n);
-    let (def, vnics) = {
-        let mut live = LIVE.lock();
-        let i = live
-            .iter()
-            .position(|l| l.n == n)
-            .ok_or_else(|| format!("no {name}"))?;
-        let l = live.remove(i);
-        (l.def, l.vnics)
-    };
+    let Live { def, vnics, .. } = entry;
     let mut errors = 0;
     // Its VNICs first (they stay defined: created again with it).
     for vn in vnics {
@@ -303,9 +373,9 @@ fn delete_locked(slots: &mut [Slot], n: u32) -> Result<String, String> {
         }
     }
     for &i in &def.ports {
-        reopen_port(slots, i);
+        reopen_port(nics, i);
     }
-    Ok(format!("{name}: deleted, {errors} errors"))
+    format!("{name}: deleted, {errors} errors")
 }
 
 /// Before the port at `index` is detached: its aggregation goes (the
@@ -355,23 +425,30 @@ pub fn init(defs: &[(u32, String)]) {
 /// do not reach them.
 pub(super) fn check_all() {
     let live: Vec<(u32, Vec<u32>)> = LIVE.lock().iter().map(|l| (l.n, l.vnics.clone())).collect();
+    // Each interface lent out of its table and checked inside a
+    // cooperative wait, as the ports' (`faults::check_all`): lent already
+    // or gone, its next period checks it.
     for (n, vnics) in live {
-        netstack::with_net::<AggrDev, _>(&aggr_name(n), |net| {
-            let aggr = net.device_mut();
-            for i in 0..aggr.member_count() {
-                if let Some(m) = aggr.member_mut(i) {
-                    m.queue_set_mut().check();
+        let _ = netstack::with_net_lent::<AggrDev, _>(&aggr_name(n), |net| {
+            super::cmdwait::run(|_| {
+                let aggr = net.device_mut();
+                for i in 0..aggr.member_count() {
+                    if let Some(m) = aggr.member_mut(i) {
+                        m.queue_set_mut().check();
+                    }
                 }
-            }
+            })
         });
         for vn in vnics {
-            netstack::with_net::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
-                let dev = net.device_mut();
-                let mut i = 0;
-                while let Some(m) = dev.member_mut(i) {
-                    m.queue_set_mut().check();
-                    i += 1;
-                }
+            let _ = netstack::with_net_lent::<AggrVnicDev, _>(&format!("vnic{vn}"), |net| {
+                super::cmdwait::run(|_| {
+                    let dev = net.device_mut();
+                    let mut i = 0;
+                    while let Some(m) = dev.member_mut(i) {
+                        m.queue_set_mut().check();
+                        i += 1;
+                    }
+                })
             });
         }
     }
