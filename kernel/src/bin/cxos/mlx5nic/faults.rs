@@ -108,7 +108,7 @@ pub fn run_pending() {
             left += crate::netstack::with_net_lent::<super::Mlx5Vnic, _>(&name, |net| {
                 super::cmdwait::run(|_| net.device_mut().queue_set_mut().run_pending_recoveries())
             })
-            .unwrap_or_else(|lent| usize::from(lent));
+            .unwrap_or_else(usize::from);
         }
         // Aggregation members (their ports' interfaces are closed): the
         // periodic checks there run the recovery step first.
