@@ -201,7 +201,7 @@ impl<C: Control> QueueSet<C> {
                 got += n;
                 self.release(q, releases);
                 if let Some(wqe_counter) = bad {
-                    self.recover_rx_ring(q, FaultCause::BadCompletion { wqe_counter });
+                    self.rx_ring_fault(q, FaultCause::BadCompletion { wqe_counter });
                     return got;
                 }
                 continue;

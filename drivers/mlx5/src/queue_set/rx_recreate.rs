@@ -3,77 +3,18 @@
 //! and the new RQ takes the old one's place in the RQTs the TIRs dispatch
 //! through (MODIFY_RQT): the one-entry table behind the queue set's
 //! dispatch TIR for receive queue 0, the RSS table for every queue. The
-//! TIRs, and the flow rules naming them, stay as they are.
+//! TIRs, and the flow rules naming them, stay as they are. (The fault
+//! that asks for it: `QueueSet::rx_ring_fault`, and a CQ overrun.)
 
-use cxos_drivers::Clock;
-
-use super::recovery::{FaultCause, QueueFault, QueueId, drain};
 use super::{Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::{self, Cq, Cqn};
 use crate::error::Missing;
-use crate::fault::{FaultAction, FaultObject, FaultOutcome, Verdict};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind, Rqn};
 use crate::rqt::ModifyRqt;
 use crate::wq::QueueState;
 
 impl<C: Control> QueueSet<C> {
-    /// Recover receive queue `q` after `cause` found in the middle of a
-    /// compressed session: the ring's own structure (the title's count,
-    /// where the mini-CQE arrays are) came from the device and cannot be
-    /// trusted, so the consumer index cannot be brought back in step with
-    /// what the device wrote by draining it; the CQ (and with it the RQ)
-    /// is recreated instead. Outside a session, or while frames are handed
-    /// out (they own buffers of the RQ that would go), this is
-    /// [`QueueSet::recover_rq`].
-    #[cold]
-    pub(super) fn recover_rx_ring(&mut self, q: usize, cause: FaultCause) {
-        let Some(x) = self.parts.rx.get_mut(q) else {
-            return;
-        };
-        let Some(rq) = x.rq.as_mut() else {
-            return;
-        };
-        let rqn = rq.rqn;
-        if !x.cq.in_session() || rq.outstanding() != 0 || self.watch.is_deferred(QueueId::Rq(rqn)) {
-            self.recover_rq(q, cause);
-            return;
-        }
-        rq.stats.errors += 1;
-        let at_ns = self.ctl.clock().now_ns();
-        let fault = |returned, recovered| QueueFault {
-            queue: QueueId::Rq(rqn),
-            cause,
-            at_ns,
-            returned,
-            recovered,
-        };
-        match self.ctl.fault_verdict(FaultObject::Rq(rqn.0)) {
-            Verdict::Recover => match self.recreate_rx_cq(q) {
-                Ok((_, returned)) => self.report_fault(
-                    fault(returned, true),
-                    FaultAction::CqRecreate,
-                    FaultOutcome::Recovered,
-                ),
-                Err(_) => self.escalate(fault(0, false)),
-            },
-            // As `recover_rq` does (the deferred retry and the port reset
-            // cycle the RQ).
-            Verdict::Defer { until_ns } => {
-                if let Some(x) = self.parts.rx.get_mut(q) {
-                    drain(Some(&mut x.cq));
-                }
-                self.watch.defer(QueueId::Rq(rqn), q, cause, until_ns);
-                self.report_fault(
-                    fault(0, false),
-                    FaultAction::Deferred,
-                    FaultOutcome::Deferred,
-                );
-            }
-            Verdict::Escalate => self.escalate(fault(0, false)),
-        }
-    }
-
     /// Create a new CQ (same EQ) and a new RQ on it for receive queue `q`,
     /// ready and posted; point the RQTs at it; destroy the old RQ and CQ.
     /// Returns the new CQ and the receive buffers the old RQ had posted

@@ -353,6 +353,7 @@ fn reopen(
                 a.defer_page_requests(true);
             });
             n.set_idle(cmdwait::idle_work());
+            n.set_recovery_wake(super::faults::recovery_wanted);
             n
         }
         Err(f) => {
