@@ -185,6 +185,12 @@ impl<C: Control> QueueSet<C> {
             let Some(x) = self.parts.rx.get_mut(q) else {
                 return got;
             };
+            // In error, its recovery pending (as in `next_frame`): a
+            // completion the device wrote before it saw the error is not
+            // handed out either.
+            if x.halted {
+                return got;
+            }
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
