@@ -38,7 +38,7 @@ use super::{csum, frame};
 /// One frame of a session: inline (offset of its bytes in the WQE) or
 /// pointed to (lkey, address).
 #[derive(Clone, Copy)]
-enum Src {
+pub(super) enum Src {
     Inline(usize),
     Pointer(u32, u64),
 }
@@ -95,44 +95,61 @@ pub(super) fn send(dev: &mut Function, ctx: &Ctx, wqe: &[u8], eth: &EthSeg) -> R
     let up = dev.phys_port.oper_up();
     let mut bytes = 0;
     for &(src, len) in &frames[..count] {
-        let mut buf = dev.nic.wire.buffer();
-        buf.clear();
-        match src {
-            Src::Inline(off) => buf.extend_from_slice(&wqe[off..off + len]),
-            Src::Pointer(lkey, addr) => {
-                let fetched = dev
-                    .mkeys
-                    .translate(lkey, ctx.wq.pd, addr, len as u64, false)
-                    .ok()
-                    .and_then(|a| {
-                        buf.resize(len, 0);
-                        dev.bus.read(a, &mut buf, Purpose::Packet).ok()
-                    });
-                if fetched.is_none() {
-                    dev.nic.wire.recycle_one(buf);
-                    return Err(cqe::SYN_LOCAL_PROT);
-                }
-            }
-        }
-        if let Some((tpid, tci)) = eth.vlan {
-            insert_vlan(&mut buf, tpid, tci);
-        }
-        if eth.cs_flags != 0 {
-            let h = frame::parse(&buf);
-            if eth.cs_flags & CS_L3 != 0 {
-                csum::fill_ipv4(&mut buf, &h);
-            }
-            if eth.cs_flags & CS_L4 != 0 {
-                csum::fill_l4(&mut buf, &h);
-            }
-        }
-        if buf.len() < MIN_FRAME {
-            buf.resize(MIN_FRAME, 0);
-        }
+        send_frame(dev, ctx, wqe, eth, src, len, up)?;
         bytes += len;
-        dev.vport.counters.count_tx(&buf);
-        dev.nic.wire.send(buf, up);
     }
     dev.nic.wire.stats.tx_empw_sessions += 1;
     Ok(bytes)
+}
+
+/// Send one frame of a session (this module's or a legacy MPW one,
+/// [`super::mpw`]): fetch or copy its `len` bytes, apply the session's VLAN
+/// insert and checksums, pad and count it. A fetch the memory checks refuse
+/// is the CQE syndrome LOCAL_PROT.
+pub(super) fn send_frame(
+    dev: &mut Function,
+    ctx: &Ctx,
+    wqe: &[u8],
+    eth: &EthSeg,
+    src: Src,
+    len: usize,
+    up: bool,
+) -> Result<(), u8> {
+    let mut buf = dev.nic.wire.buffer();
+    buf.clear();
+    match src {
+        Src::Inline(off) => buf.extend_from_slice(&wqe[off..off + len]),
+        Src::Pointer(lkey, addr) => {
+            let fetched = dev
+                .mkeys
+                .translate(lkey, ctx.wq.pd, addr, len as u64, false)
+                .ok()
+                .and_then(|a| {
+                    buf.resize(len, 0);
+                    dev.bus.read(a, &mut buf, Purpose::Packet).ok()
+                });
+            if fetched.is_none() {
+                dev.nic.wire.recycle_one(buf);
+                return Err(cqe::SYN_LOCAL_PROT);
+            }
+        }
+    }
+    if let Some((tpid, tci)) = eth.vlan {
+        insert_vlan(&mut buf, tpid, tci);
+    }
+    if eth.cs_flags != 0 {
+        let h = frame::parse(&buf);
+        if eth.cs_flags & CS_L3 != 0 {
+            csum::fill_ipv4(&mut buf, &h);
+        }
+        if eth.cs_flags & CS_L4 != 0 {
+            csum::fill_l4(&mut buf, &h);
+        }
+    }
+    if buf.len() < MIN_FRAME {
+        buf.resize(MIN_FRAME, 0);
+    }
+    dev.vport.counters.count_tx(&buf);
+    dev.nic.wire.send(buf, up);
+    Ok(())
 }

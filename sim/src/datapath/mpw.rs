@@ -33,10 +33,9 @@
 
 use crate::cmd::cq::cqe;
 use crate::function::Function;
-use crate::sanitizer::Purpose;
 
-use super::tx::{CS_L3, CS_L4, Ctx, DS, ETH_HLEN, EthSeg, INLINE_SEG, MIN_FRAME};
-use super::{csum, frame};
+use super::empw::{Src, send_frame};
+use super::tx::{CS_L3, CS_L4, Ctx, DS, ETH_HLEN, EthSeg, INLINE_SEG};
 
 /// Opcode modifier of an MPW WQE (`MLX5_OPC_MOD_MPW` in DPDK's mlx5_prm.h).
 pub const OPC_MOD_MPW: u8 = 0x01;
@@ -96,43 +95,16 @@ pub(super) fn send(dev: &mut Function, ctx: &Ctx, wqe: &[u8], eth: &EthSeg) -> R
     let up = dev.phys_port.oper_up();
     let mut bytes = 0;
     for i in 0..count {
-        let mut buf = dev.nic.wire.buffer();
-        buf.clear();
-        match inline {
-            Some(off) => buf.extend_from_slice(&wqe[off + i * len..off + (i + 1) * len]),
+        let src = match inline {
+            Some(off) => Src::Inline(off + i * len),
             None => {
                 let d = &segs[i * DS..(i + 1) * DS];
-                let lkey = word(d, 4);
-                let addr = (word(d, 8) as u64) << 32 | word(d, 12) as u64;
-                let fetched = dev
-                    .mkeys
-                    .translate(lkey, ctx.wq.pd, addr, len as u64, false)
-                    .ok()
-                    .and_then(|a| {
-                        buf.resize(len, 0);
-                        dev.bus.read(a, &mut buf, Purpose::Packet).ok()
-                    });
-                if fetched.is_none() {
-                    dev.nic.wire.recycle_one(buf);
-                    return Err(cqe::SYN_LOCAL_PROT);
-                }
+                Src::Pointer(word(d, 4), (word(d, 8) as u64) << 32 | word(d, 12) as u64)
             }
-        }
-        if eth.cs_flags != 0 {
-            let h = frame::parse(&buf);
-            if eth.cs_flags & CS_L3 != 0 {
-                csum::fill_ipv4(&mut buf, &h);
-            }
-            if eth.cs_flags & CS_L4 != 0 {
-                csum::fill_l4(&mut buf, &h);
-            }
-        }
-        if buf.len() < MIN_FRAME {
-            buf.resize(MIN_FRAME, 0);
-        }
+        };
+        // The session was refused above if it asked for a VLAN insert.
+        send_frame(dev, ctx, wqe, eth, src, len, up)?;
         bytes += len;
-        dev.vport.counters.count_tx(&buf);
-        dev.nic.wire.send(buf, up);
     }
     dev.nic.wire.stats.tx_mpw_sessions += 1;
     Ok(bytes)
