@@ -38,37 +38,11 @@ fn post_session(n: &mut Net, eth: [u8; 16], parts: &[Part<'_>]) -> u16 {
                 let addr = n.tx_bufs.device_addr().get() + (slot * RX_BUF) as u64;
                 segs.push(data_seg(f.len() as u32, n.up.resd_lkey, addr));
             }
-            Part::Inline(f) => {
-                let mut bytes = (f.len() as u32 | 0x8000_0000).to_be_bytes().to_vec();
-                bytes.extend_from_slice(f);
-                bytes.resize(bytes.len().div_ceil(16) * 16, 0);
-                for c in bytes.chunks(16) {
-                    segs.push(c.try_into().unwrap());
-                }
-            }
+            Part::Inline(f) => push_inline(&mut segs, &[f]),
             Part::Raw(count, lkey, addr) => segs.push(data_seg(count, lkey, addr)),
         }
     }
-    let index = n.sq_pc;
-    let ds = segs.len() as u32;
-    segs[0][0..4].copy_from_slice(&(((index as u32) << 8) | 0x29).to_be_bytes());
-    segs[0][4..8].copy_from_slice(&((n.sqn << 8) | ds).to_be_bytes());
-    segs[0][11] = 0x08;
-    let ring = 64usize << n.sq_log;
-    for (k, s) in segs.iter().enumerate() {
-        n.sq.write_bytes((index as usize * 64 + k * 16) % ring, s);
-    }
-    n.sq_pc = n.sq_pc.wrapping_add(segs.len().div_ceil(4) as u16);
-    n.ring_wqe(index);
-    index
-}
-
-fn data_seg(count: u32, lkey: u32, addr: u64) -> [u8; 16] {
-    let mut s = [0u8; 16];
-    s[0..4].copy_from_slice(&count.to_be_bytes());
-    s[4..8].copy_from_slice(&lkey.to_be_bytes());
-    s[8..16].copy_from_slice(&addr.to_be_bytes());
-    s
+    n.post_session_segs(0, 0x29, segs)
 }
 
 /// An Ethernet segment: `cs_flags`, and a VLAN TCI to insert.

@@ -65,15 +65,8 @@ fn post(n: &mut Net, opmod: u8, eth: [u8; 16], frames: Frames<'_>) -> u16 {
             }
         }
         Frames::Inline(fs) => {
-            let total: usize = fs.iter().map(|f| f.len()).sum();
-            let mut bytes = (total as u32 | 0x8000_0000).to_be_bytes().to_vec();
-            for f in fs {
-                bytes.extend_from_slice(f);
-            }
-            bytes.resize(bytes.len().div_ceil(16) * 16, 0);
-            for c in bytes.chunks(16) {
-                segs.push(c.try_into().unwrap());
-            }
+            let fs: Vec<&[u8]> = fs.iter().map(Vec::as_slice).collect();
+            push_inline(&mut segs, &fs);
         }
         Frames::Raw(ds) => {
             for &(count, lkey, addr) in ds {
@@ -81,27 +74,7 @@ fn post(n: &mut Net, opmod: u8, eth: [u8; 16], frames: Frames<'_>) -> u16 {
             }
         }
     }
-    let index = n.sq_pc;
-    let ds = segs.len() as u32;
-    segs[0][0..4]
-        .copy_from_slice(&((opmod as u32) << 24 | (index as u32) << 8 | 0x0e).to_be_bytes());
-    segs[0][4..8].copy_from_slice(&((n.sqn << 8) | ds).to_be_bytes());
-    segs[0][11] = 0x08;
-    let ring = 64usize << n.sq_log;
-    for (k, s) in segs.iter().enumerate() {
-        n.sq.write_bytes((index as usize * 64 + k * 16) % ring, s);
-    }
-    n.sq_pc = n.sq_pc.wrapping_add(segs.len().div_ceil(4) as u16);
-    n.ring_wqe(index);
-    index
-}
-
-fn data_seg(count: u32, lkey: u32, addr: u64) -> [u8; 16] {
-    let mut s = [0u8; 16];
-    s[0..4].copy_from_slice(&count.to_be_bytes());
-    s[4..8].copy_from_slice(&lkey.to_be_bytes());
-    s[8..16].copy_from_slice(&addr.to_be_bytes());
-    s
+    n.post_session_segs(opmod, 0x0e, segs)
 }
 
 /// An Ethernet segment: `cs_flags` at +4, `mss` (the frames' length) at

@@ -10,13 +10,11 @@
 
 mod common;
 
-use common::burst::{PARTS, fill, reap, send_bursts};
-use common::{Port, close_port as close, open_port as open};
-use cxos_drivers::{NetDevice, TxMeta};
+use common::burst::{PARTS, send_bursts, session_error_recovered};
+use common::{close_port as close, open_port as open};
 use mlx5::EthConfig;
 use mlx5_sim::Personality;
-use mlx5_sim::harness::{self, CountingAlloc, Mode, SimPlatform};
-use mlx5_sim::queue_faults::{BadWqe, QueueFault};
+use mlx5_sim::harness::{CountingAlloc, Mode, SimPlatform};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
@@ -86,99 +84,14 @@ fn sessions_on_every_part_with_them_and_the_fallback_elsewhere() {
 
 #[test]
 fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
-    common::logger();
-    for inline in [0u16, 100] {
-        let (sa, sb) = SimPlatform::pair(
-            Personality::ConnectX5,
-            Personality::ConnectX5,
-            Mode::Synchronous,
-        );
-        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
-        let cfg = EthConfig {
-            empw: Some(inline),
-            ..EthConfig::default()
-        };
-        let mut a = open(&sa, cfg);
-        let mut b = open(&sb, cfg);
-        let lens = vec![64usize; 48];
-        send_bursts(&mut a, &mut b, &lens, 16);
-        let sqn = a.sq().unwrap().sqn.0;
-        sa.inject_queue(QueueFault::SqBad {
-            what: BadWqe::Lkey,
-            sqn: Some(sqn),
-            count: 1,
-        })
-        .unwrap();
-        let (dst, src) = (b.mac(), a.mac());
-        let n = a
-            .transmit_burst(16, TxMeta::default(), |i, buf| {
-                fill(&mut buf[..64], dst, src, 1000 + i as u32);
-                64
-            })
-            .unwrap();
-        assert_eq!(n, 16);
-        // The session's error CQE moves the SQ to ERR; the driver
-        // recovers it and every buffer of the session comes back.
-        reap(&mut a);
-        assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
-        assert_eq!(a.tx_free(), a.sq().unwrap().entries());
-        let mut lost = 0;
-        b.receive_burst(usize::MAX, |_, _| lost += 1);
-        assert_eq!(lost, 0, "the broken session sent nothing");
-        // Sessions go on after the recovery.
-        let got = send_bursts(&mut a, &mut b, &lens, 16);
-        assert_eq!(got.len(), lens.len());
-        assert!(sa.port_stats().tx_empw_sessions >= 6);
-        close(a, &sa, ba);
-        close(b, &sb, bb);
-    }
+    session_error_recovered(Personality::ConnectX5, empw_sessions, |_, after| after >= 6);
 }
 
 #[test]
 fn sessions_allocate_nothing() {
-    for inline in [0u16, 100] {
-        // Threaded: the model runs on its own threads, so what this
-        // thread allocates is the driver's.
-        let (sa, sb) = SimPlatform::pair(
-            Personality::ConnectX6Dx,
-            Personality::ConnectX6Dx,
-            Mode::Threaded,
-        );
-        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
-        let cfg = EthConfig {
-            empw: Some(inline),
-            interrupts: false,
-            ..EthConfig::default()
-        };
-        let mut a = open(&sa, cfg);
-        let mut b = open(&sb, cfg);
-        let (dst, src) = (b.mac(), a.mac());
-        let window = b.rq().unwrap().entries() / 2;
-        let pump = |a: &mut Port, b: &mut Port, n: usize| {
-            let (mut sent, mut got) = (0, 0);
-            while got < n {
-                let k = 32.min(n - sent).min(window - (sent - got));
-                sent += a
-                    .transmit_burst(k, TxMeta::default(), |i, buf| {
-                        fill(&mut buf[..64], dst, src, i as u32);
-                        64
-                    })
-                    .unwrap();
-                got += b.receive_burst(usize::MAX, |f, _| assert_eq!(f.len(), 64));
-                std::thread::yield_now();
-            }
-        };
-        pump(&mut a, &mut b, 5_000);
-        let allocs = harness::thread_allocations();
-        pump(&mut a, &mut b, 50_000);
-        assert_eq!(
-            harness::thread_allocations() - allocs,
-            0,
-            "allocations on the packet path (inline {inline})"
-        );
-        assert!(sa.port_stats().tx_empw_sessions > 0);
-        reap(&mut a);
-        close(a, &sa, ba);
-        close(b, &sb, bb);
-    }
+    common::burst::sessions_allocate_nothing(Personality::ConnectX6Dx, empw_sessions);
+}
+
+fn empw_sessions(s: &SimPlatform) -> u64 {
+    s.port_stats().tx_empw_sessions
 }

@@ -51,6 +51,28 @@ fn pair() -> Pair {
     }
 }
 
+impl Pair {
+    /// Closes both ports ([`common::pair::Pair::close`]).
+    fn close(self) {
+        let Pair {
+            sa,
+            sb,
+            a,
+            b,
+            before,
+            ..
+        } = self;
+        common::pair::Pair {
+            sa,
+            sb,
+            a,
+            b,
+            before,
+        }
+        .close();
+    }
+}
+
 /// Send frames a -> b until `n` arrived or `limit` passed; b takes its
 /// completions only on an interrupt. How many b received.
 fn traffic(p: &mut Pair, n: usize, limit: Duration) -> usize {
@@ -132,16 +154,7 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
         "{line}"
     );
     assert_eq!(p.sb.with_model(|d| d.faults.queues.dropped_interrupts), 1);
-    let Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-        ..
-    } = p;
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
+    p.close();
 }
 
 /// A lost EQ0 interrupt (`lost-interrupt eqn=0`): a command's completion
@@ -222,16 +235,7 @@ fn a_lost_eq0_interrupt_is_recorded_and_eq0_armed_again() {
     run_for(&mut p, Duration::from_millis(300));
     assert_eq!(records(&p.a).len(), 1, "one record per lost interrupt");
     assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
-    let Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-        ..
-    } = p;
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
+    p.close();
 }
 
 /// Poll and check both ports (as the other hosted tests do) for `d`.
@@ -361,14 +365,5 @@ fn an_eq0_stall_is_found_by_query_eq() {
     );
     assert_eq!(p.sa.with_model(|d| d.faults.queues.eq_stalled(eq0.0)), None);
     assert!(traffic(&mut p, 8, Duration::from_secs(5)) >= 8);
-    let Pair {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-        ..
-    } = p;
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
+    p.close();
 }

@@ -155,6 +155,16 @@ fn table(sim: &SimPlatform, v: &Vnic<A>) -> Vec<u32> {
 /// Send flows `from..from + FLOWS` of `payload` bytes to `v` (loopback),
 /// each received through `v` exactly once (its own queue or the inbox);
 /// how many came through the helper.
+/// The VNIC lends exactly one helper RQ and its RSS table is its own
+/// first RQ, then that one; returns the helper's RQ.
+fn own_then_helper(sim: &SimPlatform, v: &Vnic<A>) -> Rqn {
+    let own0 = v.queue_set().rq_at(0).unwrap().rqn;
+    let lent = v.queue_set().rss_lent().to_vec();
+    assert_eq!(lent.len(), 1, "one helper RQ lent");
+    assert_eq!(table(sim, v), vec![own0.0, lent[0].0]);
+    lent[0]
+}
+
 fn deliver(v: &mut Vnic<A>, taken: &AtomicUsize, from: u32, payload: usize) -> usize {
     let before = taken.load(Ordering::Relaxed);
     let dst = v.mac();
@@ -366,10 +376,9 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
         let old = main.queue_set().rq_at(q).unwrap().rqn;
         overrun(&sim, &nic, &mut main, cqn);
         assert_ne!(main.queue_set().rq_at(q).unwrap().rqn, old);
-        let own0 = main.queue_set().rq_at(0).unwrap().rqn;
         assert_eq!(
-            table(&sim, &main),
-            vec![own0.0, lent[0].0],
+            own_then_helper(&sim, &main),
+            lent[0],
             "own RQ {q} recreated: the helper still in the table"
         );
         let n = deliver(&mut main, &taken, FLOWS * (1 + q as u32), 40);
@@ -377,11 +386,8 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
     }
 
     overrun(&sim, &nic, &mut main, h_cq);
-    let now = main.queue_set().rss_lent().to_vec();
-    assert_eq!(now.len(), 1);
-    assert_ne!(now[0], lent[0], "the helper's RQ was recreated");
-    let own0 = main.queue_set().rq_at(0).unwrap().rqn;
-    assert_eq!(table(&sim, &main), vec![own0.0, now[0].0]);
+    let now = own_then_helper(&sim, &main);
+    assert_ne!(now, lent[0], "the helper's RQ was recreated");
     assert!(
         deliver(&mut main, &taken, 3 * FLOWS, 40) > 0,
         "the helper's new RQ takes flows"
@@ -434,9 +440,7 @@ fn a_function_reset_releases_the_helper_and_the_replayed_vnic_spreads_again() {
     drop(shell);
 
     let (_, taken, _) = spread(&new_nic, &mut main);
-    let own0 = main.queue_set().rq_at(0).unwrap().rqn;
-    let lent = main.queue_set().rss_lent().to_vec();
-    assert_eq!(table(&sim, &main), vec![own0.0, lent[0].0]);
+    own_then_helper(&sim, &main);
     assert!(deliver(&mut main, &taken, FLOWS, 40) > 0);
 
     assert_eq!(main.destroy().errors, 0);

@@ -612,3 +612,53 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], len: usize, seed: u8) -> Vec<u8> {
     }
     f
 }
+
+/// A data segment (`struct mlx5_wqe_data_seg`): byte_count at 0, lkey at
+/// 4, addr at 8.
+pub fn data_seg(count: u32, lkey: u32, addr: u64) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[0..4].copy_from_slice(&count.to_be_bytes());
+    s[4..8].copy_from_slice(&lkey.to_be_bytes());
+    s[8..16].copy_from_slice(&addr.to_be_bytes());
+    s
+}
+
+/// Push an inline data segment carrying `frames` back to back onto
+/// `segs`: byte_count (their total | 0x8000_0000) at 0, the bytes from 4,
+/// zeros to the last segment's end.
+pub fn push_inline(segs: &mut Vec<[u8; 16]>, frames: &[&[u8]]) {
+    let total: usize = frames.iter().map(|f| f.len()).sum();
+    let mut bytes = (total as u32 | 0x8000_0000).to_be_bytes().to_vec();
+    for f in frames {
+        bytes.extend_from_slice(f);
+    }
+    bytes.resize(bytes.len().div_ceil(16) * 16, 0);
+    for c in bytes.chunks(16) {
+        segs.push(c.try_into().unwrap());
+    }
+}
+
+impl Net {
+    /// Post the multi-packet session `segs` (control segment first, left
+    /// zero: filled here) at the producer counter, its segments wrapping
+    /// at the ring's end like the device's fetch: `opmod_idx_opcode` =
+    /// `opmod` in bits 31:24, the wqe_index, `opcode`; `qpn_ds`; CQE always
+    /// (`fm_ce_se` 0x08 at 11). Returns its wqe_index.
+    pub fn post_session_segs(&mut self, opmod: u8, opcode: u8, mut segs: Vec<[u8; 16]>) -> u16 {
+        let index = self.sq_pc;
+        let ds = segs.len() as u32;
+        segs[0][0..4].copy_from_slice(
+            &((opmod as u32) << 24 | (index as u32) << 8 | opcode as u32).to_be_bytes(),
+        );
+        segs[0][4..8].copy_from_slice(&((self.sqn << 8) | ds).to_be_bytes());
+        segs[0][11] = 0x08;
+        let ring = 64usize << self.sq_log;
+        for (k, s) in segs.iter().enumerate() {
+            self.sq
+                .write_bytes((index as usize * 64 + k * 16) % ring, s);
+        }
+        self.sq_pc = self.sq_pc.wrapping_add(segs.len().div_ceil(4) as u16);
+        self.ring_wqe(index);
+        index
+    }
+}

@@ -1,11 +1,14 @@
-//! The batch API between two ports, shared by `burst.rs` and `empw.rs`:
+//! The batch API between two ports, shared by `burst.rs`, `empw.rs` and `mpw.rs`:
 //! numbered frames with a pattern, sent in bursts and received in bursts
 //! with every byte checked.
 
 use cxos_drivers::{NetDevice, TxMeta};
+use mlx5::EthConfig;
 use mlx5_sim::Personality;
+use mlx5_sim::harness::{self, Mode, SimPlatform};
+use mlx5_sim::queue_faults::{BadWqe, QueueFault};
 
-use super::Port;
+use super::{Port, close_port, open_port};
 
 pub const PARTS: [Personality; 5] = [
     Personality::ConnectX4,
@@ -87,4 +90,117 @@ pub fn reap(a: &mut Port) {
         a.run_pending_recoveries();
     }
     panic!("buffers not back: {} free", a.tx_free());
+}
+
+/// Sessions (`EthConfig::empw`, inline limits 0 and 100) between two
+/// `part` ports, one broken by an lkey the model refuses: the error CQE
+/// is recovered, every buffer comes back, the broken session sent
+/// nothing, and sessions go on after (`enough(before, after)` on the
+/// `sessions` counter around 48 more frames). Shared by `mpw.rs` and
+/// `empw.rs`.
+pub fn session_error_recovered(
+    part: Personality,
+    sessions: fn(&SimPlatform) -> u64,
+    enough: fn(u64, u64) -> bool,
+) {
+    super::logger();
+    for inline in [0u16, 100] {
+        let (sa, sb) = SimPlatform::pair(part, part, Mode::Synchronous);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            empw: Some(inline),
+            ..EthConfig::default()
+        };
+        let mut a = open_port(&sa, cfg);
+        let mut b = open_port(&sb, cfg);
+        let lens = vec![64usize; 48];
+        send_bursts(&mut a, &mut b, &lens, 16);
+        let sqn = a.sq().unwrap().sqn.0;
+        sa.inject_queue(QueueFault::SqBad {
+            what: BadWqe::Lkey,
+            sqn: Some(sqn),
+            count: 1,
+        })
+        .unwrap();
+        let (dst, src) = (b.mac(), a.mac());
+        let n = a
+            .transmit_burst(16, TxMeta::default(), |i, buf| {
+                fill(&mut buf[..64], dst, src, 1000 + i as u32);
+                64
+            })
+            .unwrap();
+        assert_eq!(n, 16);
+        // The first session's error CQE moves the SQ to ERR (the rest
+        // flush); the driver recovers it and every buffer comes back.
+        // Inline sessions hold no buffer: poll until the error CQE is
+        // seen rather than until the buffers are back.
+        for _ in 0..1000 {
+            if a.sq().unwrap().stats.recoveries > 0 {
+                break;
+            }
+            a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
+            a.poll();
+        }
+        reap(&mut a);
+        assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
+        assert_eq!(a.tx_free(), a.sq().unwrap().entries());
+        let mut lost = 0;
+        b.receive_burst(usize::MAX, |_, _| lost += 1);
+        assert_eq!(lost, 0, "the broken session sent nothing");
+        // Sessions go on after the recovery.
+        let s0 = sessions(&sa);
+        let got = send_bursts(&mut a, &mut b, &lens, 16);
+        assert_eq!(got.len(), lens.len());
+        let s1 = sessions(&sa);
+        assert!(enough(s0, s1), "inline {inline}: sessions {s0} -> {s1}");
+        close_port(a, &sa, ba);
+        close_port(b, &sb, bb);
+    }
+}
+
+/// Sessions (inline limits 0 and 100) of 64-byte frames between two
+/// threaded `part` ports allocate nothing on the packet path, and the
+/// `sessions` counter moved. Shared by `mpw.rs` and `empw.rs`.
+pub fn sessions_allocate_nothing(part: Personality, sessions: fn(&SimPlatform) -> u64) {
+    for inline in [0u16, 100] {
+        // Threaded: the model runs on its own threads, so what this
+        // thread allocates is the driver's.
+        let (sa, sb) = SimPlatform::pair(part, part, Mode::Threaded);
+        let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+        let cfg = EthConfig {
+            empw: Some(inline),
+            interrupts: false,
+            ..EthConfig::default()
+        };
+        let mut a = open_port(&sa, cfg);
+        let mut b = open_port(&sb, cfg);
+        let (dst, src) = (b.mac(), a.mac());
+        let window = b.rq().unwrap().entries() / 2;
+        let pump = |a: &mut Port, b: &mut Port, n: usize| {
+            let (mut sent, mut got) = (0, 0);
+            while got < n {
+                let k = 32.min(n - sent).min(window - (sent - got));
+                sent += a
+                    .transmit_burst(k, TxMeta::default(), |i, buf| {
+                        fill(&mut buf[..64], dst, src, i as u32);
+                        64
+                    })
+                    .unwrap();
+                got += b.receive_burst(usize::MAX, |f, _| assert_eq!(f.len(), 64));
+                std::thread::yield_now();
+            }
+        };
+        pump(&mut a, &mut b, 5_000);
+        let allocs = harness::thread_allocations();
+        pump(&mut a, &mut b, 50_000);
+        assert_eq!(
+            harness::thread_allocations() - allocs,
+            0,
+            "allocations on the packet path (inline {inline})"
+        );
+        assert!(sessions(&sa) > 0);
+        reap(&mut a);
+        close_port(a, &sa, ba);
+        close_port(b, &sb, bb);
+    }
 }
