@@ -503,14 +503,7 @@ fn pinned_queue_sets(
             return Err(format!("queue set {cpu} is not on CPU {cpu}:\n{before}"));
         }
     }
-    let runs = VNIC_ADDRS[..pins.len()]
-        .iter()
-        .map(|n| {
-            peer.net
-                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let runs = iperf3_at_once(peer, config, &VNIC_ADDRS[..pins.len()])?;
     let mut rates = Vec::new();
     for ((run, n), cpu) in runs.into_iter().zip(VNIC_ADDRS).zip(pins) {
         let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
@@ -793,14 +786,7 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
     };
     let before = counts(&irq);
     serve_pinned(peer)?;
-    let runs = VNIC_ADDRS
-        .iter()
-        .map(|n| {
-            peer.net
-                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let runs = iperf3_at_once(peer, config, &VNIC_ADDRS)?;
     let mut rates = Vec::new();
     for (run, n) in runs.into_iter().zip(VNIC_ADDRS) {
         let json = run.finish().map_err(|e| format!(".{n}: {e}"))?;
@@ -855,6 +841,23 @@ fn queue_sets(peer: &mut Peer, config: &PeerConfig) -> Result<(), String> {
         rates[0], rates[1]
     );
     Ok(())
+}
+
+/// Start a stock iperf3 client (`-t IPERF_SECS`) to each VNIC address
+/// `addrs` at once.
+fn iperf3_at_once(
+    peer: &Peer,
+    config: &PeerConfig,
+    addrs: &[u8],
+) -> Result<Vec<crate::netns::Iperf3Run>, String> {
+    addrs
+        .iter()
+        .map(|n| {
+            peer.net
+                .iperf3_client_start(&config.ipv4(*n), &["-t", IPERF_SECS])
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// `serve iperf3 -A <cpu>`: pinned to CPU 1 without `-I` it serves on
