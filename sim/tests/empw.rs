@@ -56,12 +56,6 @@ fn eth(cs: u8, vlan: Option<u16>) -> [u8; 16] {
     e
 }
 
-fn padded(f: &[u8]) -> Vec<u8> {
-    let mut v = f.to_vec();
-    v.resize(v.len().max(60), 0);
-    v
-}
-
 #[test]
 fn sessions_of_pointed_and_inline_frames_go_out_in_order_across_the_ring_end() {
     for mode in [Mode::Synchronous, Mode::Threaded] {

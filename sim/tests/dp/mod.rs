@@ -662,3 +662,10 @@ impl Net {
         index
     }
 }
+
+/// `f` as it arrives: padded with zeros to the 60-byte minimum.
+pub fn padded(f: &[u8]) -> Vec<u8> {
+    let mut v = f.to_vec();
+    v.resize(v.len().max(60), 0);
+    v
+}
