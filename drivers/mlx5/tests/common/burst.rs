@@ -77,6 +77,19 @@ pub fn send_bursts(a: &mut Port, b: &mut Port, lens: &[usize], burst: usize) -> 
     got
 }
 
+/// `got` (from [`send_bursts`]) is `lens` in order, a counted every
+/// frame and its bytes, b the bytes, neither an error.
+pub fn assert_delivered(a: &Port, b: &Port, got: &[(u32, usize)], lens: &[usize], ctx: &str) {
+    for (i, (seq, len)) in got.iter().enumerate() {
+        assert_eq!((*seq as usize, *len), (i, lens[i]), "{ctx}: in order");
+    }
+    assert_eq!(a.sq().unwrap().stats.packets, lens.len() as u64, "{ctx}");
+    let bytes: u64 = lens.iter().map(|&l| l as u64).sum();
+    assert_eq!(a.net_stats().tx_bytes, bytes, "{ctx}");
+    assert_eq!(b.net_stats().rx_bytes, bytes, "{ctx}");
+    assert_eq!(a.net_stats().errors + b.net_stats().errors, 0, "{ctx}");
+}
+
 /// Reap every outstanding completion: empty bursts until every buffer
 /// is back.
 pub fn reap(a: &mut Port) {
