@@ -605,7 +605,10 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
             fault_line = shell.session.serial()[from..]
                 .lines()
                 .map(|l| l.trim_start_matches(systests_sim::PROMPT).trim_end())
-                .find(|l| l.starts_with(&format!("FAULT {FAULT_CLASS} ")))
+                .find(|l| {
+                    l.starts_with(&format!("FAULT {FAULT_CLASS} "))
+                        && !l.ends_with("outcome=pending")
+                })
                 .map(str::to_string);
         }
         if fault_line.is_none() && injected.elapsed() > Duration::from_secs(20) {

@@ -7,19 +7,22 @@
 //! fault. Then lost interrupts: a completion interrupt under iperf3
 //! (traffic goes on), an EQ0 interrupt under `traninfo`'s commands (they
 //! complete, the periodic check records it and EQ0 is armed again). Then
-//! a lost command inside a multi-command port sequence: `traninfo` with
-//! its first ACCESS_REGISTER dropped by the model waits (up to the command
-//! timeout) without freezing the kernel: stock ping from the namespace is
-//! answered meanwhile; the answer carries the typed error line and the
-//! `FAULT mlx5.cmd.timeout` record, and the module is read after it. An
-//! EQ0 port event (`link down`) whose port-state read is lost: EQ0's work
-//! waits for it cooperatively, the shell answers `cpus` meanwhile (before
-//! the timeout record). Then the health counter stops with the bring-up's
-//! SET_DRIVER_VERSION lost: recorded, the function reset, the shell
-//! answering `faults` (the function "reset in progress") and `cpus` while
-//! the bring-up waits, then restored; iperf3 runs again. At the end
-//! `faults` counts every class, detach reports 0 pages lost and the
-//! model's sanitizer nothing.
+//! a lost command inside a multi-command port sequence:
+//! `traninfo` with its first ACCESS_REGISTER dropped by the model waits
+//! (up to the command timeout) without freezing the kernel: stock ping
+//! from the namespace is answered meanwhile; the answer carries the typed
+//! error line and the `FAULT mlx5.cmd.timeout` record, and the module is
+//! read after it. A lost MODIFY_SQ in a recovery the periodic check runs
+//! (a transmit timeout), then in one the packet path left (an error CQE):
+//! a VNIC keeps answering stock ping, and the shell keeps answering, while
+//! the command is out. An EQ0 port event (`link down`) whose port-state read
+//! is lost: EQ0's work waits for it cooperatively, the shell answers
+//! `cpus` meanwhile (before the timeout record). Then the health counter
+//! stops with the bring-up's SET_DRIVER_VERSION lost: recorded, the
+//! function reset, the shell answering `faults` (the function "reset in
+//! progress") and `cpus` while the bring-up waits, then restored; iperf3
+//! runs again. At the end `faults` counts every class, detach reports 0
+//! pages lost and the model's sanitizer nothing.
 
 use std::time::Duration;
 
@@ -104,7 +107,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         shell.ask("uptime")?;
         let armed = sim.ask_ok(request)?;
         println!("    {request}: {}", armed.join(" "));
-        let line = shell.wait_for_line(&format!("FAULT {class} "))?;
+        let line = wait_for_outcome(&mut shell, &format!("FAULT {class} "))?;
         println!("    {line}");
         if !line.ends_with("outcome=recovered") {
             return Err(format!("{request}: not recovered: {line}"));
@@ -129,6 +132,7 @@ fn queue_faults(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     lost_interrupts(&net, &mut shell, &sim, &guest)?;
     lost_port_command(&net, &mut shell, &mut sim, &guest)?;
     lost_recovery_command(&net, &config, &mut shell, &mut sim, &guest)?;
+    lost_poll_recovery_command(&net, &mut shell, &mut sim, &guest)?;
     lost_event_read(&mut shell, &mut sim)?;
     // The health counter stops (syndrome clean): the health poll finds
     // it after its misses, the function is reset and restored, traffic
@@ -346,7 +350,7 @@ fn lost_recovery_command(
     let ended = std::time::SystemTime::now();
     let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
     println!("    {timeout}");
-    let line = shell.wait_for_line("FAULT mlx5.tx.timeout 01:00.0 ")?;
+    let line = wait_for_outcome(shell, "FAULT mlx5.tx.timeout 01:00.0 ")?;
     println!("    {line}");
     let during = replies_between(&out, asked + RECOVERY_WAIT_FROM, ended);
     println!("    lost MODIFY_SQ in a queue recovery: {during} ping replies from {name} meanwhile");
@@ -362,6 +366,106 @@ fn lost_recovery_command(
     }
     let deleted = shell.ask(&format!("vnic delete {name}"))?;
     println!("    {}", deleted.trim());
+    Ok(())
+}
+
+/// The first console line since the last prompt that starts with
+/// `prefix` and says how its fault ended: a fault the packet path finds
+/// is printed at once with `outcome=pending`, and again when the recovery
+/// step has its outcome.
+pub(crate) fn wait_for_outcome(shell: &mut Shell, prefix: &str) -> Result<String, String> {
+    let mut from = shell.ready;
+    loop {
+        let start = shell.session.expect_from(from, prefix)? - prefix.len();
+        let end = shell.session.expect_from(start, "\n")? - 1;
+        let serial = shell.session.serial();
+        let before = &serial[..start];
+        let line = serial[start..end].trim_end().to_string();
+        let own_line = before.ends_with('\n') || before.ends_with(crate::systests_sim::PROMPT);
+        if own_line && !line.ends_with("outcome=pending") {
+            return Ok(line);
+        }
+        from = start + 1;
+    }
+}
+
+/// Shell commands asked while the lost command is out.
+const ASKS_DURING_WAIT: usize = 4;
+/// The longest a shell answer may take meanwhile (a kernel blocked in the
+/// recovery answers after the command timeout, 15 s).
+const SHELL_ANSWER_MAX: Duration = Duration::from_secs(2);
+
+/// An SQ error CQE under stock ping (`fault sq-bad-lkey`) whose recovery's
+/// MODIFY_SQ the model drops (`fault no-completion 0x905`): the packet
+/// path records it at once (`outcome=pending`) and leaves the recovery to
+/// the recovery step, which starts the command and does not wait for it:
+/// the shell answers `faults` (the record still pending) in under 2 s
+/// while the command is out. After the command timeout
+/// (`mlx5.cmd.timeout`) the recovery escalates as the policy says, and
+/// the port answers stock ping again.
+fn lost_poll_recovery_command(
+    net: &PeerNetwork,
+    shell: &mut Shell,
+    sim: &mut SimDevice,
+    guest: &str,
+) -> Result<(), String> {
+    let mut ping = net.netns().command("ping");
+    ping.args(["-n", "-q", "-i", "0.2", "-w", "3", guest]);
+    let pinger = std::thread::spawn(move || ping.output());
+    std::thread::sleep(Duration::from_millis(500));
+    shell.ask("uptime")?;
+    sim.ask_ok("fault no-completion 0x905")?;
+    sim.ask_ok("fault sq-bad-lkey")?;
+    let pending = shell.wait_for_line("FAULT mlx5.sq.err 01:00.0 ")?;
+    println!("    {pending}");
+    if !pending.ends_with("action=queue-reset outcome=pending") {
+        return Err(format!("the packet path's record: {pending}"));
+    }
+    let mut slowest = Duration::ZERO;
+    for i in 0..ASKS_DURING_WAIT {
+        let t = std::time::Instant::now();
+        let faults = shell.ask("faults")?;
+        let took = t.elapsed();
+        slowest = slowest.max(took);
+        if i == 0 {
+            // The record is still pending: the recovery's command is out.
+            let last = faults
+                .lines()
+                .rfind(|l| l.contains(" FAULT mlx5.sq.err "))
+                .ok_or_else(|| format!("no mlx5.sq.err record in:\n{faults}"))?;
+            if !last.ends_with("outcome=pending") {
+                return Err(format!("recovery not outstanding while asked: {last}"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "    lost MODIFY_SQ in a packet-path recovery: `faults` answered in at most {} ms",
+        slowest.as_millis()
+    );
+    if slowest > SHELL_ANSWER_MAX {
+        return Err(format!(
+            "the shell took {slowest:?} to answer while the recovery's command was out"
+        ));
+    }
+    let timeout = shell.wait_for_line("FAULT mlx5.cmd.timeout 01:00.0 opcode=0x905 ")?;
+    println!("    {timeout}");
+    let done = wait_for_outcome(shell, "FAULT mlx5.sq.err 01:00.0 ")?;
+    println!("    {done}");
+    if !done.contains(" action=port-reset ") && !done.contains(" action=function-reset ") {
+        return Err(format!(
+            "the lost recovery command did not escalate: {done}"
+        ));
+    }
+    let _ = pinger.join();
+    if done.ends_with("action=function-reset outcome=escalate") {
+        shell.wait_for_line("mlx5 01:00.0: function reset: up again in ")?;
+    }
+    let _ = net.ping(guest, 1);
+    let out = net.ping(guest, 3).map_err(|e| e.to_string())?;
+    if !out.contains(" 0% packet loss") {
+        return Err(format!("stock ping after the escalated recovery:\n{out}"));
+    }
     Ok(())
 }
 

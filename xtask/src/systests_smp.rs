@@ -279,7 +279,7 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
     std::thread::sleep(Duration::from_millis(1500));
     peer.shell.ask("uptime")?;
     peer.sim.ask_ok("fault sq-bad-lkey")?;
-    let line = peer.shell.wait_for_line("FAULT mlx5.sq.err ")?;
+    let line = crate::systests_faults::wait_for_outcome(&mut peer.shell, "FAULT mlx5.sq.err ")?;
     if !line.ends_with("outcome=recovered") {
         return Err(format!("sq-bad-lkey on 2 CPUs: not recovered: {line}"));
     }

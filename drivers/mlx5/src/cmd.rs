@@ -124,6 +124,7 @@ pub mod op {
     pub const CREATE_RQT: u16 = 0x916;
     pub const MODIFY_RQT: u16 = 0x917;
     pub const DESTROY_RQT: u16 = 0x918;
+    pub const QUERY_RQT: u16 = 0x919;
 }
 
 /// The command's name for traces and messages.
@@ -185,6 +186,7 @@ pub fn opcode_name(opcode: u16) -> &'static str {
         op::QUERY_FLOW_COUNTER => "QUERY_FLOW_COUNTER",
         op::CREATE_RQT => "CREATE_RQT",
         op::MODIFY_RQT => "MODIFY_RQT",
+        op::QUERY_RQT => "QUERY_RQT",
         op::DESTROY_RQT => "DESTROY_RQT",
         _ => "UNKNOWN_COMMAND",
     }

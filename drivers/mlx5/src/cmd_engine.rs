@@ -290,6 +290,17 @@ impl<P: Platform> CmdEngine<P> {
         r
     }
 
+    /// [`FaultLog::settle`] a pending record with its outcome, and print
+    /// it (the outcome's line).
+    pub fn settle_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
+        if let Some(p) = self.plat.as_ref() {
+            r.pci = p.config().pci_address();
+        }
+        let r = self.faults.settle(r);
+        log::error!(target: crate::fault::LOG_TARGET, "{r}");
+        r
+    }
+
     /// Take the queue events whose object `mine` accepts (EQ0 drained
     /// first), up to `max`; the others stay for their owners.
     pub fn take_queue_events(

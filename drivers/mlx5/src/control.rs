@@ -44,6 +44,14 @@ pub trait Control: Exec {
     /// Keep, count and print a fault record in the adapter's log
     /// ([`crate::fault`]); returns it as kept.
     fn record_fault(&mut self, r: FaultRecord) -> FaultRecord;
+    /// Settle a [`crate::fault::FaultOutcome::Pending`] record (`r` carries
+    /// its sequence number) with its outcome, in its place in the log.
+    fn settle_fault(&mut self, r: FaultRecord) -> FaultRecord {
+        self.record_fault(r)
+    }
+    /// The packet path left a queue recovery for the owner's recovery
+    /// step (`QueueSet::run_pending_recoveries`): ask for it soon.
+    fn recovery_wanted(&mut self) {}
     /// The adapter's recovery policy for `object` now.
     fn fault_verdict(&mut self, object: FaultObject) -> Verdict;
     /// Queue error events from EQ0 naming objects `mine` accepts (at most
@@ -127,6 +135,9 @@ impl<P: Platform> Control for Adapter<P> {
     }
     fn record_fault(&mut self, r: FaultRecord) -> FaultRecord {
         Adapter::record_fault(self, r)
+    }
+    fn settle_fault(&mut self, r: FaultRecord) -> FaultRecord {
+        Adapter::settle_fault(self, r)
     }
     fn fault_verdict(&mut self, object: FaultObject) -> Verdict {
         Adapter::fault_verdict(self, object)

@@ -50,6 +50,8 @@ pub enum BadOutput {
     StillOwned,
     /// The entry's token is not the one the command was sent with.
     TokenChanged { sent: u8, got: u8 },
+    /// QUERY_RQT listed more RQs than the table was known to hold.
+    TooManyRqs { listed: usize, room: usize },
 }
 
 impl fmt::Display for BadOutput {
@@ -71,6 +73,9 @@ impl fmt::Display for BadOutput {
             Self::StillOwned => f.write_str("entry still owned by the device"),
             Self::TokenChanged { sent, got } => {
                 write!(f, "token changed (sent {sent:#x}, got {got:#x})")
+            }
+            Self::TooManyRqs { listed, room } => {
+                write!(f, "RQ table lists {listed} RQs, more than its {room}")
             }
         }
     }

@@ -191,6 +191,11 @@ pub enum FaultOutcome {
     Escalate,
     /// Recorded; nothing to recover.
     Reported,
+    /// Found on the packet path (which issues no command): the queue is
+    /// out of use and its recovery runs from the owner's recovery step
+    /// (`QueueSet::run_pending_recoveries`); the record is settled
+    /// ([`FaultLog::settle`]) with the outcome then.
+    Pending,
 }
 
 impl FaultOutcome {
@@ -201,6 +206,7 @@ impl FaultOutcome {
             FaultOutcome::Deferred => "deferred",
             FaultOutcome::Escalate => "escalate",
             FaultOutcome::Reported => "reported",
+            FaultOutcome::Pending => "pending",
         }
     }
 }
@@ -480,6 +486,29 @@ impl FaultLog {
         r
     }
 
+    /// Put `r`, the outcome of a [`FaultOutcome::Pending`] record, in the
+    /// place of the kept record with its sequence number: one fault, one
+    /// record, counted once. A record pushed out of the ring meanwhile is
+    /// kept anew (numbered, not counted again).
+    pub fn settle(&mut self, r: FaultRecord) -> FaultRecord {
+        if r.outcome == FaultOutcome::Escalate {
+            self.escalation = Some(r);
+        }
+        if let Some(kept) = self.ring.iter_mut().find(|k| k.seq == r.seq && r.seq != 0) {
+            *kept = r;
+            return r;
+        }
+        let mut r = r;
+        self.next_seq += 1;
+        r.seq = self.next_seq;
+        if self.ring.is_full() {
+            self.ring.pop_front();
+            self.dropped += 1;
+        }
+        let _ = self.ring.push_back(r);
+        r
+    }
+
     /// Count of records of each class, in [`FaultClass::ALL`] order.
     pub fn counts(&self) -> [u64; FaultClass::ALL.len()] {
         self.counts
@@ -738,6 +767,35 @@ mod tests {
         assert_eq!(QueueEvent::parse(0x05, &d), None, "a QP: not ours");
         assert_eq!(QueueEvent::parse(0x09, &d), None);
         assert_eq!(QueueEvent::parse(0x04, &d[..8]), None, "short");
+    }
+
+    #[test]
+    fn a_pending_record_is_settled_in_place() {
+        let mut log = FaultLog::default();
+        let p = log.push(
+            FaultRecord::new(FaultClass::SqErr, FaultObject::Sq(1), 0)
+                .action(FaultAction::QueueReset, FaultOutcome::Pending),
+        );
+        log.push(FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(1), 1));
+        let done = log.settle(p.action(FaultAction::PortReset, FaultOutcome::Escalate));
+        assert_eq!(done.seq, p.seq);
+        let kept: alloc::vec::Vec<_> = log.records().map(|r| (r.seq, r.outcome)).collect();
+        assert_eq!(
+            kept,
+            [(1, FaultOutcome::Escalate), (2, FaultOutcome::Reported)]
+        );
+        assert_eq!(log.count(FaultClass::SqErr), 1, "counted once");
+        assert_eq!(log.take_escalation().map(|r| r.seq), Some(1));
+        // Pushed out of the ring meanwhile: kept anew, not counted again.
+        let mut log = FaultLog::default();
+        let p = log.push(FaultRecord::new(FaultClass::RqErr, FaultObject::Rq(1), 0));
+        for i in 0..FAULT_RING as u64 {
+            log.push(FaultRecord::new(FaultClass::EqStall, FaultObject::Eq(1), i));
+        }
+        let done = log.settle(p.action(FaultAction::QueueReset, FaultOutcome::Recovered));
+        assert_eq!(done.seq, FAULT_RING as u64 + 2);
+        assert_eq!(log.count(FaultClass::RqErr), 1);
+        assert_eq!(log.last().map(|r| r.outcome), Some(FaultOutcome::Recovered));
     }
 
     #[test]

@@ -335,6 +335,9 @@ impl crate::control::Control for MockCtl {
     fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
         self.faults.push(r)
     }
+    fn settle_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.faults.settle(r)
+    }
     fn take_queue_events(
         &mut self,
         mine: &dyn Fn(crate::fault::FaultObject) -> bool,

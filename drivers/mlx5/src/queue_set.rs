@@ -25,9 +25,12 @@
 //! step differs.
 //!
 //! Errors: an error CQE (or a completion the driver refuses) produces a
-//! [`QueueFault`] report on the console (log target `mlx5::dp`), the queue
-//! is moved to RST and back to RDY, transmit buffers in flight go back to
-//! the free stack, receive buffers are posted again; all counted.
+//! [`QueueFault`] record on the console at once; the queue is taken out
+//! of use and its recovery left to the owner's recovery step
+//! ([`QueueSet::run_pending_recoveries`]: the packet path never issues a
+//! command), which moves it to RST and back to RDY; transmit buffers in
+//! flight go back to the free stack, receive buffers are posted again;
+//! all counted.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -58,8 +61,10 @@ mod config;
 mod eq_recreate;
 mod mtu;
 mod open;
+mod pending;
 mod recovery;
 mod report;
+mod rss_lend;
 mod rx;
 mod rx_burst;
 mod rx_recreate;
@@ -150,6 +155,8 @@ struct RxQueue<P: Platform> {
     uncommitted: usize,
     /// The completion EQ reported this CQ since the last re-arm.
     event: bool,
+    /// In error, its recovery pending ([`pending`]): out of use.
+    halted: bool,
 }
 
 /// What closing the data path did.
@@ -178,10 +185,17 @@ pub struct QueueSet<C: Control> {
     last_fault: Option<QueueFault>,
     /// Periodic fault checks and deferred recoveries ([`QueueSet::check`]).
     watch: watchdog::Watch,
+    /// Queue recoveries going ([`QueueSet::run_pending_recoveries`]).
+    recoveries: Vec<pending::Recovery>,
+    /// The SQ is in error, its recovery pending: nothing is posted to it.
+    tx_halted: bool,
     /// Whether the queue set creates (and owns) the adapter's steering; a
     /// VNIC's does not: its rules live in the shared steering of
     /// [`crate::vnic::Nic`].
     own_steering: bool,
+    /// RSS table entries lent to other queue sets' RQs, or the table this
+    /// one's RQ is lent to (`rss_lend`).
+    loan: rss_lend::Loan,
 }
 
 impl<C: Control> fmt::Debug for QueueSet<C> {
@@ -414,7 +428,7 @@ impl<C: Control> QueueSet<C> {
             sq.ring_doorbell();
         }
         for x in self.parts.rx.iter_mut() {
-            if x.uncommitted > 0 {
+            if x.uncommitted > 0 && !x.halted {
                 commit_rx(x);
             }
         }
@@ -682,6 +696,7 @@ mod tests {
         write_cqe(&p, rxcq, 1, 0x20, 1, 60);
         p.write(rxcq + 64 + 0x38, &sqn.to_be_bytes());
         assert!(port.receive(|_, _| ()).is_none());
+        assert_eq!(port.run_pending_recoveries(), 0);
         let f = port.last_fault().unwrap();
         assert_eq!(f.cause, FaultCause::WrongQueue { qpn: sqn });
         assert_eq!(f.queue, QueueId::Rq(port.rq().unwrap().rqn));
@@ -693,6 +708,7 @@ mod tests {
         write_cqe(&p, txcq, 0, 0x00, 0, 0);
         p.write(txcq + 0x38, &rqn.to_be_bytes());
         port.poll();
+        assert_eq!(port.run_pending_recoveries(), 0);
         let f = port.last_fault().unwrap();
         assert_eq!(f.cause, FaultCause::WrongQueue { qpn: rqn });
         assert_eq!(f.returned, 1, "the buffer in flight came back");

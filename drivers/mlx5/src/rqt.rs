@@ -97,6 +97,40 @@ impl Command for ModifyRqt {
     }
 }
 
+/// QUERY_RQT of a table of at most `size` entries: its RQ list
+/// (query_rqt_in: rqtn at 0x08; query_rqt_out: rqt_context at 0x20).
+#[derive(Clone, Copy, Debug)]
+pub struct QueryRqt {
+    pub rqt: Rqtn,
+    pub size: usize,
+}
+
+impl Command for QueryRqt {
+    type Output = Vec<Rqn>;
+    const OPCODE: u16 = op::QUERY_RQT;
+    fn in_len(&self) -> usize {
+        0x10
+    }
+    fn out_len(&self) -> usize {
+        CTX + rqtc::LIST + 4 * self.size
+    }
+    fn build(&self, inbox: &mut [u8]) {
+        RQTN.set(inbox, self.rqt.0);
+    }
+    fn parse(&self, out: &[u8]) -> Result<Vec<Rqn>, BadOutput> {
+        let n = rqtc::ACTUAL_SIZE.within(CTX).get(out) as usize;
+        if n > self.size {
+            return Err(BadOutput::TooManyRqs {
+                listed: n,
+                room: self.size,
+            });
+        }
+        Ok((0..n)
+            .map(|i| Rqn(rqtc::RQ_NUM.within(CTX + rqtc::LIST + 4 * i).get(out)))
+            .collect())
+    }
+}
+
 pub type DestroyRqt = SimpleCmd<{ op::DESTROY_RQT }>;
 
 pub fn destroy_rqt(rqt: Rqtn) -> DestroyRqt {
@@ -130,6 +164,33 @@ mod tests {
         assert_eq!(
             encode(&destroy_rqt(Rqtn(7)))[..12],
             [0x09, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]
+        );
+    }
+
+    #[test]
+    fn query_golden() {
+        let q = QueryRqt {
+            rqt: Rqtn(0x0a0b0c),
+            size: 2,
+        };
+        let b = encode(&q);
+        assert_eq!(b.len(), 0x10);
+        // opcode 0x919 at 0x00, rqtn [23:0] of 0x08.
+        assert_eq!(
+            &b[..12],
+            &[0x09, 0x19, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c]
+        );
+        assert_eq!(q.out_len(), 0x118);
+        // rqt_context at 0x20: rqt_actual_size at 0x38 (0x20 + 0x18), the
+        // list at 0x110 (0x20 + 0xf0), rq_num the low 24 bits.
+        let mut out = alloc::vec![0u8; 0x118];
+        out[0x3b] = 2;
+        out[0x110..0x118].copy_from_slice(&[0xff, 0, 0, 0x11, 0, 0x01, 0x22, 0x33]);
+        assert_eq!(q.parse(&out), Ok(alloc::vec![Rqn(0x11), Rqn(0x012233)]));
+        out[0x3b] = 3;
+        assert_eq!(
+            q.parse(&out),
+            Err(BadOutput::TooManyRqs { listed: 3, room: 2 })
         );
     }
 

@@ -268,7 +268,7 @@ impl<C: Control> Vnic<C> {
         }
         self.destroyed = true;
         if self.helper {
-            return self.tear_down_helper();
+            return self.tear_down_helper(ending == Ending::FunctionReset);
         }
         let (id, mac, vlan, dest, promisc) =
             (self.id, self.mac, self.vlan, self.dest, self.promisc);
@@ -307,7 +307,11 @@ impl<C: Control> Vnic<C> {
         }
         // Receive helpers (the kernel's inbox holds them) go after the
         // VNIC's own queues and RSS table.
-        drop(self.inbox.take());
+        if let Some(mut inbox) = self.inbox.take()
+            && ending == Ending::FunctionReset
+        {
+            inbox.release_after_reset();
+        }
         match ending {
             Ending::Destroy => {
                 log::info!(target: "mlx5::vnic", "mlx5: {id} ({mac} {}) destroyed, {} errors", vlan_text(vlan), rep.errors)

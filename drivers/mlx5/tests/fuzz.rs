@@ -867,6 +867,7 @@ fn a_title_on_a_cq_without_compression_is_no_session() {
         port.flush();
         common::eventually(|| {
             port.poll();
+            port.run_pending_recoveries();
             let got = port.receive(|b, _| b.len()).is_some();
             port.flush();
             got
@@ -887,6 +888,8 @@ fn a_title_on_a_cq_without_compression_is_no_session() {
             while port.receive(|b, _| b.len()).is_some() {}
             port.flush();
         }
+        // The owner's recovery step (the packet path only records).
+        port.run_pending_recoveries();
         sim.with_model(|f| {
             let c = f.nic.cqs.get(cqn).expect("the CQ is still there");
             let ahead = c.consumer.wrapping_sub(c.producer) & 0xff_ffff;

@@ -7,17 +7,32 @@
 //! and passed on comes out of the VNIC's own `receive` after its own
 //! frames ([`Vnic::set_inbox`]); the VNIC's destroy takes the helper with
 //! it and every DMA byte is back.
+//!
+//! The spread outlives what happens to the queues: a CQ overrun that
+//! recreates one of the VNIC's own RQs or the helper's RQ (found by the
+//! VNIC's periodic check, [`Vnic::check_queues`], which checks the helper
+//! through the inbox), a function reset with the VNIC replayed (the old
+//! helper released, not destroyed, and a new one lent), and an MTU change
+//! ([`Vnic::set_mtu`]: the helper takes frames of the new size).
 
 mod common;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use common::pkt::{self, KINDS};
 use cxos_drivers::{NetDevice, RxMeta};
-use mlx5::Mac;
-use mlx5::vnic::{RxInbox, Vnic, VnicSpec};
+use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome};
+use mlx5::restore::{self, VnicState};
+use mlx5::rq::Rqn;
+use mlx5::vnic::{Nic, RxInbox, Vnic, VnicSpec};
+use mlx5::{Mac, Resources};
 use mlx5_sim::Personality;
+use mlx5_sim::faults::Fault;
 use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::queue_faults::QueueFault;
 
 type A = mlx5::Adapter<SimPlatform>;
 
@@ -26,8 +41,13 @@ const FLOWS: u32 = 64;
 /// Flow `i` to `dst`: a TCP/IPv4 frame whose addresses and ports vary
 /// with `i`, its sequence number in the IPv4 identification field.
 fn flow(dst: Mac, i: u32) -> Vec<u8> {
+    flow_of(dst, i, 40)
+}
+
+/// [`flow`] with `payload` bytes.
+fn flow_of(dst: Mac, i: u32, payload: usize) -> Vec<u8> {
     let kind = KINDS[0];
-    let mut f = pkt::build(kind, dst.0, [2, 0, 0, 0, 0, 0x42], 40, i, false);
+    let mut f = pkt::build(kind, dst.0, [2, 0, 0, 0, 0, 0x42], payload, i, false);
     let ip = 14;
     f[ip + 4..ip + 6].copy_from_slice(&(i as u16).to_be_bytes());
     f[ip + 12 + 3] = i as u8;
@@ -43,20 +63,65 @@ fn seq_of(f: &[u8]) -> u32 {
 }
 
 /// What the kernel's hand-off ring does for the test: frames the helper
-/// received, in order; the helper goes with it.
+/// received, in order, then (as the kernel's CPU polling it would) what
+/// the helper receives now; the helper goes with it.
 struct Inbox {
     frames: VecDeque<(Vec<u8>, RxMeta)>,
     helper: Option<Vnic<A>>,
+    /// Frames that came through the helper.
+    taken: Arc<AtomicUsize>,
+    /// The helper went by `release_after_reset`.
+    released: Arc<AtomicBool>,
+}
+
+impl Inbox {
+    fn of(helper: Vnic<A>) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            helper: Some(helper),
+            taken: Arc::default(),
+            released: Arc::default(),
+        }
+    }
 }
 
 impl RxInbox for Inbox {
     fn take(&mut self, f: &mut dyn FnMut(&[u8], RxMeta)) -> bool {
-        match self.frames.pop_front() {
-            Some((b, m)) => {
-                f(&b, m);
-                true
-            }
-            None => false,
+        if let Some((b, m)) = self.frames.pop_front() {
+            f(&b, m);
+            return true;
+        }
+        let Some(h) = self.helper.as_mut() else {
+            return false;
+        };
+        h.poll();
+        let got = h.receive(|b, m| f(b, m)).is_some();
+        h.flush();
+        if got {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    fn check(&mut self) -> Vec<Rqn> {
+        let Some(h) = self.helper.as_mut() else {
+            return Vec::new();
+        };
+        h.queue_set_mut().check();
+        h.helper_rqn().into_iter().collect()
+    }
+
+    fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), mlx5::Error> {
+        match self.helper.as_mut() {
+            Some(h) => h.queue_set_mut().set_mtu(mtu, rx_mtu),
+            None => Ok(()),
+        }
+    }
+
+    fn release_after_reset(&mut self) {
+        if let Some(h) = self.helper.take() {
+            h.release_after_reset();
+            self.released.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -66,6 +131,121 @@ impl Drop for Inbox {
         if let Some(h) = self.helper.take() {
             assert_eq!(h.destroy().errors, 0);
         }
+    }
+}
+
+/// VNIC `main` (two queues, queue set 0) with a helper on queue set 1 in
+/// its RSS table and an inbox holding it: the helper's CQ, its counters.
+fn spread(nic: &Nic<A>, main: &mut Vnic<A>) -> (u32, Arc<AtomicUsize>, Arc<AtomicBool>) {
+    let helper = nic.create_rx_helper(main, 1).unwrap();
+    let h_rqn = helper.helper_rqn().unwrap();
+    let h_cq = helper.queue_set().rx_cq_at(0).unwrap().cqn.0;
+    main.spread_rx(&[h_rqn]).unwrap();
+    let inbox = Inbox::of(helper);
+    let counters = (inbox.taken.clone(), inbox.released.clone());
+    main.set_inbox(Some(Box::new(inbox)));
+    (h_cq, counters.0, counters.1)
+}
+
+/// The model's RSS table of `v` (RQ numbers).
+fn table(sim: &SimPlatform, v: &Vnic<A>) -> Vec<u32> {
+    sim.rqt(v.queue_set().rqt().unwrap().0).unwrap()
+}
+
+/// Send flows `from..from + FLOWS` of `payload` bytes to `v` (loopback),
+/// each received through `v` exactly once (its own queue or the inbox);
+/// how many came through the helper.
+fn deliver(v: &mut Vnic<A>, taken: &AtomicUsize, from: u32, payload: usize) -> usize {
+    let before = taken.load(Ordering::Relaxed);
+    let dst = v.mac();
+    let mut got = Vec::new();
+    for i in from..from + FLOWS {
+        let f = flow_of(dst, i, payload);
+        v.transmit(f.len(), |b| b.copy_from_slice(&f)).unwrap();
+        v.flush();
+        assert!(
+            common::eventually(|| {
+                v.poll();
+                let n = got.len();
+                while let Some(s) = v.receive(|b, _| seq_of(b)) {
+                    got.push(s);
+                }
+                v.flush();
+                got.len() > n
+            }),
+            "flow {i} ({payload} bytes) not received"
+        );
+    }
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (from..from + FLOWS).collect::<Vec<_>>(),
+        "each frame exactly once"
+    );
+    taken.load(Ordering::Relaxed) - before
+}
+
+/// Overrun CQ `cqn` and run the VNIC's periodic check until its record
+/// says the CQ (and its RQ) were recreated.
+fn overrun(sim: &SimPlatform, nic: &Nic<A>, v: &mut Vnic<A>, cqn: u32) {
+    sim.inject_queue(QueueFault::CqOverflow { cqn: Some(cqn) })
+        .expect("armed");
+    let start = Instant::now();
+    let rec = loop {
+        v.poll();
+        v.check_queues();
+        let found = nic.with_adapter(|a| {
+            let _ = a.poll();
+            a.faults()
+                .records()
+                .rev()
+                .find(|r| r.class == FaultClass::CqOverflow && r.object == FaultObject::Cq(cqn))
+                .copied()
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no record for CQ {cqn:#x}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        (rec.action, rec.outcome),
+        (FaultAction::CqRecreate, FaultOutcome::Recovered),
+        "{rec}"
+    );
+}
+
+fn close(sim: &SimPlatform, nic: Nic<A>, dma_before: (usize, usize)) {
+    let (a, rep) = nic.close().expect("the helper went with its VNIC");
+    assert_eq!(rep.errors, 0, "{rep:?}");
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    let v = sim.sanitizer_violations();
+    assert!(v.is_empty(), "sanitizer violations: {v:?}");
+}
+
+/// As `common::nic` configures its Nic (polled).
+fn nic_config() -> mlx5::vnic::NicConfig {
+    mlx5::vnic::NicConfig {
+        eth: mlx5::EthConfig {
+            log_sq: 5,
+            log_rq: 5,
+            lso_bufs: 0,
+            interrupts: false,
+            ..mlx5::EthConfig::default()
+        },
+        ..mlx5::vnic::NicConfig::default()
+    }
+}
+
+fn two_queues() -> VnicSpec {
+    VnicSpec {
+        queues: 2,
+        ..VnicSpec::default()
     }
 }
 
@@ -136,10 +316,9 @@ fn a_helper_on_another_queue_set_takes_the_flows_its_rqt_entry_hashes_to() {
     }
     // The helper's frames come out of the VNIC after its own.
     let handed: Vec<u32> = at_helper.iter().map(|(b, _)| seq_of(b)).collect();
-    main.set_inbox(Some(Box::new(Inbox {
-        frames: at_helper.into_iter().collect(),
-        helper: Some(helper),
-    })));
+    let mut inbox = Inbox::of(helper);
+    inbox.frames = at_helper.into_iter().collect();
+    main.set_inbox(Some(Box::new(inbox)));
     let mut taken = Vec::new();
     while let Some(s) = main.receive(|b, _| seq_of(b)) {
         taken.push(s);
@@ -161,4 +340,128 @@ fn a_helper_on_another_queue_set_takes_the_flows_its_rqt_entry_hashes_to() {
     assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
     let v = sim.sanitizer_violations();
     assert!(v.is_empty(), "sanitizer violations: {v:?}");
+}
+
+/// Each of the VNIC's own RQs, then the helper's, recreated after a CQ
+/// overrun: the RSS table lists the VNIC's queue 0 and the helper's RQ as
+/// they are now (never the VNIC's own queue 1), and every flow still
+/// arrives exactly once, some through the helper.
+#[test]
+fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
+    common::logger();
+    let sim = SimPlatform::new_loopback(Personality::ConnectX5, Mode::Synchronous);
+    let dma_before = sim.dma_in_use();
+    let nic = common::nic(&sim, false);
+    let mut main = nic.create_on(two_queues(), 0).unwrap();
+    let (h_cq, taken, _) = spread(&nic, &mut main);
+    let lent = main.queue_set().rss_lent().to_vec();
+    assert_eq!(lent.len(), 1);
+    assert!(
+        deliver(&mut main, &taken, 0, 40) > 0,
+        "the helper takes flows"
+    );
+
+    for q in 0..2 {
+        let cqn = main.queue_set().rx_cq_at(q).unwrap().cqn.0;
+        let old = main.queue_set().rq_at(q).unwrap().rqn;
+        overrun(&sim, &nic, &mut main, cqn);
+        assert_ne!(main.queue_set().rq_at(q).unwrap().rqn, old);
+        let own0 = main.queue_set().rq_at(0).unwrap().rqn;
+        assert_eq!(
+            table(&sim, &main),
+            vec![own0.0, lent[0].0],
+            "own RQ {q} recreated: the helper still in the table"
+        );
+        let n = deliver(&mut main, &taken, FLOWS * (1 + q as u32), 40);
+        assert!(n > 0, "own RQ {q} recreated: the helper still takes flows");
+    }
+
+    overrun(&sim, &nic, &mut main, h_cq);
+    let now = main.queue_set().rss_lent().to_vec();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], lent[0], "the helper's RQ was recreated");
+    let own0 = main.queue_set().rq_at(0).unwrap().rqn;
+    assert_eq!(table(&sim, &main), vec![own0.0, now[0].0]);
+    assert!(
+        deliver(&mut main, &taken, 3 * FLOWS, 40) > 0,
+        "the helper's new RQ takes flows"
+    );
+
+    assert_eq!(main.destroy().errors, 0);
+    close(&sim, nic, dma_before);
+}
+
+/// A function reset: the VNIC is replayed on the new function, the old
+/// one released with its helper (through the inbox, not destroyed: no
+/// errors expected from commands to the dead function); a helper of the
+/// replayed VNIC (as the kernel makes after the replay) is in its RSS
+/// table again and takes flows.
+#[test]
+fn a_function_reset_releases_the_helper_and_the_replayed_vnic_spreads_again() {
+    common::logger();
+    let sim = SimPlatform::new_loopback(Personality::ConnectX5, Mode::Synchronous);
+    let dma_before = sim.dma_in_use();
+    let nic = common::nic(&sim, false);
+    let mut main = nic.create_on(two_queues(), 0).unwrap();
+    let (_, taken, released) = spread(&nic, &mut main);
+    assert!(deliver(&mut main, &taken, 0, 40) > 0);
+
+    sim.inject(Fault::InternalError);
+    assert!(common::eventually(|| {
+        nic.with_adapter(|a| {
+            let _ = a.poll();
+            a.poll_health()
+        })
+        .is_err()
+    }));
+    let state = VnicState::of(&main);
+    let (new, _) = nic
+        .with_adapter(|a| a.reset_function())
+        .unwrap_or_else(|e| panic!("reset failed: {e}"));
+    let port_mtu = usize::from(new.port().admin_mtu) - mlx5::module::PORT_MTU_OVERHEAD;
+    let r = Resources::of(&new).expect("resources");
+    let new_nic =
+        Nic::new(new, r, nic_config()).unwrap_or_else(|f| panic!("Nic::new failed: {}", f.error));
+    let fresh = restore::replay(&new_nic, &state, port_mtu).expect("replay");
+    let old = std::mem::replace(&mut main, fresh);
+    let _ = old.release_after_reset();
+    assert!(
+        released.load(Ordering::Relaxed),
+        "the helper was released with its VNIC"
+    );
+    let (shell, _) = nic.close().expect("every old VNIC gone");
+    assert!(shell.is_failed());
+    drop(shell);
+
+    let (_, taken, _) = spread(&new_nic, &mut main);
+    let own0 = main.queue_set().rq_at(0).unwrap().rqn;
+    let lent = main.queue_set().rss_lent().to_vec();
+    assert_eq!(table(&sim, &main), vec![own0.0, lent[0].0]);
+    assert!(deliver(&mut main, &taken, FLOWS, 40) > 0);
+
+    assert_eq!(main.destroy().errors, 0);
+    close(&sim, new_nic, dma_before);
+}
+
+/// The VNIC's MTU raised (cyclic receive buffers, ConnectX-4 Lx): the
+/// helper's buffers follow, so frames of the new size hashed to the helper
+/// arrive like the others.
+#[test]
+fn an_mtu_change_resizes_the_helper() {
+    common::logger();
+    let sim = SimPlatform::new_loopback(Personality::ConnectX4Lx, Mode::Synchronous);
+    let dma_before = sim.dma_in_use();
+    let nic = common::nic(&sim, false);
+    nic.with_adapter(|a| a.set_port_mtu(4000)).unwrap();
+    let mut main = nic.create_on(two_queues(), 0).unwrap();
+    let (_, taken, _) = spread(&nic, &mut main);
+    assert!(deliver(&mut main, &taken, 0, 40) > 0);
+    main.set_mtu(4000, 4000).unwrap();
+    assert_eq!(main.mtu(), 4000);
+    assert!(
+        deliver(&mut main, &taken, FLOWS, 3900) > 0,
+        "large frames through the helper"
+    );
+    assert_eq!(main.destroy().errors, 0);
+    close(&sim, nic, dma_before);
 }

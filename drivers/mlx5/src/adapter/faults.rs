@@ -21,6 +21,12 @@ impl<P: Platform> Adapter<P> {
         self.dev.record_fault(r)
     }
 
+    /// Settle a pending record with its outcome ([`FaultLog::settle`]).
+    pub fn settle_fault(&mut self, mut r: FaultRecord) -> FaultRecord {
+        r.pci = self.pci;
+        self.dev.settle_fault(r)
+    }
+
     /// May `object` be recovered now (grace period, escalation)?
     pub fn fault_verdict(&mut self, object: FaultObject) -> Verdict {
         // The failed shell a function reset leaves recovers nothing.

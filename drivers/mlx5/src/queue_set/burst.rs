@@ -27,6 +27,11 @@ impl<C: Control> QueueSet<C> {
         }
         self.check_offloads(&meta)?;
         self.reap_tx();
+        // In error, its recovery pending: nothing is posted to it.
+        if self.tx_halted {
+            self.stats.tx_busy += 1;
+            return Ok(0);
+        }
         let room = if meta.vlan.is_some() { VLAN_HLEN } else { 0 };
         let max = self.max_frame() - room;
         let size = self.tx_buf_size;

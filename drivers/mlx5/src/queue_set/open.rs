@@ -61,7 +61,10 @@ impl<C: Control> QueueSet<C> {
             stats: EthStats::default(),
             last_fault: None,
             watch: Default::default(),
+            recoveries: Vec::new(),
+            tx_halted: false,
             own_steering,
+            loan: Default::default(),
         };
         let built = port.build().and_then(|()| port.claim_cqs());
         match built {
@@ -169,6 +172,7 @@ impl<C: Control> QueueSet<C> {
                     rq: None,
                     uncommitted: 0,
                     event: false,
+                    halted: false,
                 });
             } else {
                 self.parts.tx_cq = Some(cq);
@@ -389,6 +393,7 @@ impl<C: Control> QueueSet<C> {
     pub(crate) fn teardown(&mut self) -> CloseReport {
         let mut rep = CloseReport::default();
         self.finish_queries();
+        self.finish_recoveries();
         if self.own_steering {
             let cqs: Vec<Cqn> = self.cqs_by_eq().into_iter().map(|(c, _)| c).collect();
             for &idx in &self.eq_indexes {

@@ -1,22 +1,23 @@
 //! Queue faults and their recovery: an error CQE (or a completion the
-//! driver refuses) is reported as a [`QueueFault`] (console, log target
-//! `mlx5::dp`), the queue is moved to RST and back to RDY, transmit
-//! buffers in flight go back to the free stack, receive buffers are
-//! posted again; all counted in [`super::EthStats`].
+//! driver refuses) is recorded as a [`QueueFault`] (fault record, console
+//! line), the queue is taken out of use and moved to RST and back to RDY
+//! ([`super::pending`]: off the packet path, never waiting for the
+//! device), transmit buffers in flight go back to the free stack,
+//! receive buffers are posted again; all counted in [`super::EthStats`].
 
 use core::fmt;
 
 use cxos_drivers::{Clock, Platform};
 
 use super::QueueSet;
+use super::pending::{Cycle, Plan, Target};
 use crate::control::Control;
 use crate::cq::Cq;
 use crate::cqe;
 use crate::error::CmdError;
 use crate::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord, Verdict};
-use crate::rq::{ModifyRq, QueryRq, Rqn};
-use crate::sq::{ModifySq, QuerySq, Sqn};
-use crate::wq::QueueState;
+use crate::rq::Rqn;
+use crate::sq::Sqn;
 
 /// Which queue a fault hit.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -154,6 +155,9 @@ pub(super) enum CycleError {
     /// Receive frames are still handed out: their slots cannot be
     /// posted again yet.
     FramesOut,
+    /// The device answered a command other than the one the step was
+    /// waiting for (a driver bug: each step holds only its own).
+    Stage,
 }
 
 impl From<CmdError> for CycleError {
@@ -163,228 +167,160 @@ impl From<CmdError> for CycleError {
 }
 
 impl<C: Control> QueueSet<C> {
-    /// Record a queue fault (console line, adapter log) with what was
-    /// done, count it, keep it as the last fault.
+    /// Record how a queue fault went (console line, adapter log): a new
+    /// record, or the `pending` one settled; count it, keep it as the
+    /// last fault.
     #[cold]
-    pub(super) fn report_fault(
+    pub(super) fn record_outcome(
         &mut self,
         fault: QueueFault,
+        pending: Option<FaultRecord>,
         action: FaultAction,
         outcome: FaultOutcome,
     ) {
-        self.ctl
-            .record_fault(fault.record().action(action, outcome));
-        self.stats.faults += 1;
+        let mut r = fault.record().action(action, outcome);
+        match pending {
+            Some(p) => {
+                r.seq = p.seq;
+                self.ctl.settle_fault(r);
+            }
+            None => {
+                self.ctl.record_fault(r);
+                self.stats.faults += 1;
+            }
+        }
         match outcome {
             FaultOutcome::Recovered => self.stats.recoveries += 1,
             FaultOutcome::Failed | FaultOutcome::Escalate => self.stats.failed_recoveries += 1,
-            FaultOutcome::Deferred | FaultOutcome::Reported => {}
+            FaultOutcome::Deferred | FaultOutcome::Reported | FaultOutcome::Pending => {}
         }
         self.last_fault = Some(fault);
     }
 
-    /// Move a queue from whatever state the device reports to RST, run
-    /// `reset` on the driver side, then back to RDY.
-    pub(super) fn cycle_sq(&mut self, sqn: Sqn) -> Result<usize, CycleError> {
-        let state = self.ctl.exec(&QuerySq(sqn))?.state;
-        if let Some(from) = state.filter(|s| *s != QueueState::Rst) {
-            self.ctl.exec(&ModifySq {
-                sqn,
-                from,
-                to: QueueState::Rst,
-            })?;
+    /// A fault of the SQ. `now`: found by the periodic check, which may
+    /// start commands; else by the packet path, which issues none.
+    #[cold]
+    pub(super) fn sq_fault(&mut self, cause: FaultCause, now: bool) {
+        if let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) {
+            self.queue_fault(Target::Sq(sqn), cause, false, now);
         }
-        // Flushed completions of the old ring are meaningless now.
-        drain(self.parts.tx_cq.as_mut());
-        let returned = self.parts.sq.as_mut().map(|sq| sq.reset()).unwrap_or(0);
-        self.ctl.exec(&ModifySq {
-            sqn,
-            from: QueueState::Rst,
-            to: QueueState::Rdy,
-        })?;
-        Ok(returned)
     }
 
-    /// Recover the SQ after `cause`, as the policy allows: now, after the
-    /// grace period (the periodic check), or by escalation.
-    pub(super) fn recover_sq(&mut self, cause: FaultCause) {
-        let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) else {
-            return;
+    /// A fault of receive queue `q` (as [`QueueSet::sq_fault`]).
+    #[cold]
+    pub(super) fn rq_fault(&mut self, q: usize, cause: FaultCause, now: bool) {
+        if let Some(rqn) = self.rq_at(q).map(|r| r.rqn) {
+            self.queue_fault(Target::Rq(q, rqn), cause, false, now);
+        }
+    }
+
+    /// A fault of receive queue `q` found in the middle of a compressed
+    /// session (the packet path): the ring's own structure (the title's
+    /// count, where the mini-CQE arrays are) came from the device and
+    /// cannot be trusted, so the consumer index cannot be brought back in
+    /// step with what the device wrote by draining it; the CQ (and with
+    /// it the RQ) is recreated instead ([`QueueSet::recreate_rx_cq`]).
+    /// Outside a session, or while frames are handed out (they own
+    /// buffers of the RQ that would go), this is [`QueueSet::rq_fault`].
+    #[cold]
+    pub(super) fn rx_ring_fault(&mut self, q: usize, cause: FaultCause) {
+        if let Some(rqn) = self.rq_at(q).map(|r| r.rqn) {
+            self.queue_fault(Target::Rq(q, rqn), cause, true, false);
+        }
+    }
+
+    /// Every queue fault: the CQ drained (the ring recreated instead when
+    /// `ring` allows), recorded once (a queue deferred or recovering
+    /// already is not again), then as the policy says: recovered
+    /// ([`QueueSet::begin_recovery`]), deferred to the end of the grace
+    /// period (the periodic check), or escalated (port-level reset, else
+    /// the function reset the record asks the owner for). A receive
+    /// queue with frames handed out waits for them (deferred). Until its
+    /// recovery ends the queue is out of use.
+    fn queue_fault(&mut self, target: Target, cause: FaultCause, ring: bool, now: bool) {
+        let (queue, q) = match target {
+            Target::Sq(s) => (QueueId::Sq(s), 0),
+            Target::Rq(q, r) => (QueueId::Rq(r), q),
         };
-        drain(self.parts.tx_cq.as_mut());
-        if self.watch.is_deferred(QueueId::Sq(sqn)) {
-            // Recorded once already; the periodic check recovers it.
+        let deferred = self.watch.is_deferred(queue);
+        let frames_out =
+            self.rq_at(q).is_some_and(|r| r.outstanding() != 0) && matches!(target, Target::Rq(..));
+        let ring = ring
+            && !deferred
+            && !frames_out
+            && self.parts.rx.get(q).is_some_and(|x| x.cq.in_session());
+        if !ring {
+            self.drain_cq_of(target);
+        }
+        if deferred || self.recovering(queue) {
+            // Recorded once already; its recovery is on its way.
             return;
         }
-        if let Some(sq) = self.parts.sq.as_mut() {
-            sq.stats.errors += 1;
+        match target {
+            Target::Sq(_) => {
+                if let Some(sq) = self.parts.sq.as_mut() {
+                    sq.stats.errors += 1;
+                }
+            }
+            Target::Rq(q, _) => {
+                if let Some(rq) = self.parts.rx.get_mut(q).and_then(|x| x.rq.as_mut()) {
+                    rq.stats.errors += 1;
+                }
+            }
         }
         let at_ns = self.ctl.clock().now_ns();
-        let fault = |returned, recovered| QueueFault {
-            queue: QueueId::Sq(sqn),
+        let fault = QueueFault {
+            queue,
             cause,
             at_ns,
-            returned,
-            recovered,
+            returned: 0,
+            recovered: false,
         };
-        match self.ctl.fault_verdict(FaultObject::Sq(sqn.0)) {
-            Verdict::Recover => match self.cycle_sq(sqn) {
-                Ok(n) => self.report_fault(
-                    fault(n, true),
-                    FaultAction::QueueReset,
-                    FaultOutcome::Recovered,
-                ),
-                Err(_) => self.escalate(fault(0, false)),
-            },
-            Verdict::Defer { until_ns } => {
-                self.watch.defer(QueueId::Sq(sqn), 0, cause, until_ns);
-                self.report_fault(
-                    fault(0, false),
-                    FaultAction::Deferred,
-                    FaultOutcome::Deferred,
-                );
-            }
-            Verdict::Escalate => self.escalate(fault(0, false)),
-        }
-    }
-
-    pub(super) fn cycle_rq(&mut self, q: usize, rqn: Rqn) -> Result<usize, CycleError> {
-        if self
-            .parts
-            .rx
-            .get(q)
-            .and_then(|x| x.rq.as_ref())
-            .is_some_and(|rq| rq.outstanding() != 0)
-        {
-            return Err(CycleError::FramesOut);
-        }
-        let state = self.ctl.exec(&QueryRq(rqn))?.state;
-        if let Some(from) = state.filter(|s| *s != QueueState::Rst) {
-            self.ctl.exec(&ModifyRq {
-                rqn,
-                from,
-                to: QueueState::Rst,
-            })?;
-        }
-        let mut reposted = 0;
-        if let Some(x) = self.parts.rx.get_mut(q) {
-            drain(Some(&mut x.cq));
-            if let Some(rq) = x.rq.as_mut() {
-                if !rq.reset() {
-                    // Checked above; a frame handed out since cannot be.
-                    return Err(CycleError::FramesOut);
-                }
-                reposted = rq.entries();
-            }
-        }
-        self.ctl.exec(&ModifyRq {
-            rqn,
-            from: QueueState::Rst,
-            to: QueueState::Rdy,
-        })?;
-        if let Some(x) = self.parts.rx.get_mut(q) {
-            if let Some(rq) = x.rq.as_mut() {
-                rq.commit();
-            }
-            x.uncommitted = 0;
-        }
-        Ok(reposted)
-    }
-
-    /// Recover receive queue `q` after `cause` (as [`QueueSet::recover_sq`];
-    /// while frames are handed out the recovery waits for them).
-    pub(super) fn recover_rq(&mut self, q: usize, cause: FaultCause) {
-        let Some(x) = self.parts.rx.get_mut(q) else {
-            return;
+        let object = match target {
+            Target::Sq(s) => FaultObject::Sq(s.0),
+            Target::Rq(_, r) => FaultObject::Rq(r.0),
         };
-        let Some(rqn) = x.rq.as_ref().map(|r| r.rqn) else {
-            return;
-        };
-        drain(Some(&mut x.cq));
-        if self.watch.is_deferred(QueueId::Rq(rqn)) {
-            return;
-        }
-        if let Some(rq) = x.rq.as_mut() {
-            rq.stats.errors += 1;
-        }
-        let at_ns = self.ctl.clock().now_ns();
-        let fault = |returned, recovered| QueueFault {
-            queue: QueueId::Rq(rqn),
-            cause,
-            at_ns,
-            returned,
-            recovered,
-        };
-        let frames_out = x.rq.as_ref().is_some_and(|r| r.outstanding() != 0);
-        if frames_out {
-            self.watch.defer(QueueId::Rq(rqn), q, cause, at_ns);
-            self.report_fault(
-                fault(0, false),
-                FaultAction::Deferred,
-                FaultOutcome::Deferred,
-            );
-            return;
-        }
-        match self.ctl.fault_verdict(FaultObject::Rq(rqn.0)) {
-            Verdict::Recover => match self.cycle_rq(q, rqn) {
-                Ok(n) => self.report_fault(
-                    fault(n, true),
-                    FaultAction::QueueReset,
-                    FaultOutcome::Recovered,
-                ),
-                Err(_) => self.escalate(fault(0, false)),
-            },
-            Verdict::Defer { until_ns } => {
-                self.watch.defer(QueueId::Rq(rqn), q, cause, until_ns);
-                self.report_fault(
-                    fault(0, false),
-                    FaultAction::Deferred,
-                    FaultOutcome::Deferred,
-                );
-            }
-            Verdict::Escalate => self.escalate(fault(0, false)),
-        }
-    }
-
-    /// Queue recovery failed or repeats too often: reset every queue of
-    /// the queue set (port level) if the policy allows, else ask for a
-    /// function reset (the record's `escalate` outcome, taken by the
-    /// adapter's owner). The policy counts port-level resets per queue
-    /// set: the port's and each VNIC's are their own.
-    pub(super) fn escalate(&mut self, mut fault: QueueFault) {
-        let set = self
-            .parts
-            .tis
-            .map(|t| t.0)
-            .or(self.parts.tir.map(|t| t.0))
-            .unwrap_or(0);
-        if self.ctl.fault_verdict(FaultObject::QueueSet(set)) == Verdict::Recover {
-            let mut returned = 0;
-            let mut ok = true;
-            if let Some(sqn) = self.parts.sq.as_ref().map(|s| s.sqn) {
-                match self.cycle_sq(sqn) {
-                    Ok(n) => returned += n,
-                    Err(_) => ok = false,
-                }
-            }
-            for q in 0..self.parts.rx.len() {
-                if let Some(rqn) = self.rq_at(q).map(|r| r.rqn) {
-                    match self.cycle_rq(q, rqn) {
-                        Ok(n) => returned += n,
-                        Err(_) => ok = false,
-                    }
-                }
-            }
-            fault.returned = returned;
-            fault.recovered = ok;
-            let outcome = if ok {
-                FaultOutcome::Recovered
-            } else {
-                FaultOutcome::Escalate
-            };
-            self.report_fault(fault, FaultAction::PortReset, outcome);
+        let verdict = if frames_out {
+            Verdict::Defer { until_ns: at_ns }
         } else {
-            self.report_fault(fault, FaultAction::FunctionReset, FaultOutcome::Escalate);
+            self.ctl.fault_verdict(object)
+        };
+        match verdict {
+            Verdict::Recover => {
+                let plan = if ring {
+                    Plan::RxRing(q)
+                } else {
+                    Plan::Queue(Cycle::new(target))
+                };
+                self.begin_recovery(fault, plan, now);
+            }
+            Verdict::Defer { until_ns } => {
+                if ring {
+                    self.drain_cq_of(target);
+                }
+                self.halt_target(target);
+                self.watch.defer(queue, q, cause, until_ns);
+                self.record_outcome(fault, None, FaultAction::Deferred, FaultOutcome::Deferred);
+            }
+            Verdict::Escalate => match self.port_plan() {
+                Some(p) => self.begin_recovery(fault, p, now),
+                None => {
+                    self.halt_target(target);
+                    self.record_outcome(
+                        fault,
+                        None,
+                        FaultAction::FunctionReset,
+                        FaultOutcome::Escalate,
+                    );
+                }
+            },
+        }
+    }
+
+    fn drain_cq_of(&mut self, target: Target) {
+        match target {
+            Target::Sq(_) => drain(self.parts.tx_cq.as_mut()),
+            Target::Rq(q, _) => drain(self.parts.rx.get_mut(q).map(|x| &mut x.cq)),
         }
     }
 }
@@ -406,7 +342,11 @@ pub(super) fn drain<P: Platform>(cq: Option<&mut Cq<P>>) {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use crate::fault::{FaultAction, FaultClass, FaultOutcome};
 
+    /// The packet path issues no command: the poll that finds the error
+    /// records it (`outcome=pending`), the SQ takes no more frames, and
+    /// the recovery step cycles it; then the record says how it went.
     #[test]
     fn error_cqe_recovers_the_sq_and_returns_every_buffer() {
         let mut ctl = MockCtl::new();
@@ -426,8 +366,32 @@ mod tests {
         error_cqe(&p, cq, 1, 0xd, 0x05, 4);
         let before = port.control().ex.log.len();
         port.poll();
+        assert_eq!(port.control().ex.log.len(), before, "no command in poll");
+        let rec = *port.control().faults.last().unwrap();
+        assert_eq!(
+            (rec.action, rec.outcome),
+            (FaultAction::QueueReset, FaultOutcome::Pending)
+        );
+        assert_eq!(
+            port.transmit(60, |_| ()).unwrap_err(),
+            cxos_drivers::TxError::Busy,
+            "nothing posted to an SQ in error"
+        );
+        assert_eq!(port.recoveries_pending(), 1);
+        assert_eq!(port.run_pending_recoveries(), 0);
         let ops: Vec<u16> = port.control().ex.opcodes()[before..].to_vec();
         assert_eq!(ops, [op::QUERY_SQ, op::MODIFY_SQ, op::MODIFY_SQ]);
+        let done = *port.control().faults.last().unwrap();
+        assert_eq!(done.seq, rec.seq, "settled in place");
+        assert_eq!(
+            (done.action, done.outcome, done.detail),
+            (
+                FaultAction::QueueReset,
+                FaultOutcome::Recovered,
+                Some(("returned", 5))
+            )
+        );
+        assert_eq!(port.control().faults.count(FaultClass::SqErr), 1);
         let mods = port.control().ex.inputs(op::MODIFY_SQ);
         // ERR -> RST, then RST -> RDY (current state [31:28] of 0x08).
         assert_eq!(mods[1][0x08] >> 4, 3);

@@ -80,6 +80,10 @@ impl<C: Control> QueueSet<C> {
         let limit = self.parts.rx.get(q)?.cq.entries();
         for _ in 0..limit {
             let x = self.parts.rx.get_mut(q)?;
+            // In error, its recovery pending: nothing is taken from it.
+            if x.halted {
+                return None;
+            }
             let cqe = x.cq.pop()?;
             if cqe.opcode() != cqe::opcode::RESP_SEND {
                 self.refuse_rx(q, cqe);
@@ -89,7 +93,7 @@ impl<C: Control> QueueSet<C> {
             // A completion naming another queue than the one its CQ
             // serves: the device is confused, recover.
             if cqe.qpn() != rq.rqn.0 {
-                self.recover_rq(q, FaultCause::WrongQueue { qpn: cqe.qpn() });
+                self.rq_fault(q, FaultCause::WrongQueue { qpn: cqe.qpn() }, false);
                 return None;
             }
             match rq.complete(&cqe) {
@@ -104,11 +108,12 @@ impl<C: Control> QueueSet<C> {
                 }
                 Err(RxError::Filler { releases }) => self.release(q, releases),
                 Err(RxError::WqeCounter { counter, .. }) => {
-                    self.recover_rq(
+                    self.rq_fault(
                         q,
                         FaultCause::BadCompletion {
                             wqe_counter: counter,
                         },
+                        false,
                     );
                     return None;
                 }
@@ -131,7 +136,7 @@ impl<C: Control> QueueSet<C> {
         } else {
             FaultCause::BadOpcode(cqe.opcode())
         };
-        self.recover_rq(q, cause);
+        self.rq_fault(q, cause, false);
     }
 
     /// Give `releases` consumed WQEs of queue `q` back (posted at the next
@@ -145,6 +150,10 @@ impl<C: Control> QueueSet<C> {
             && let Some(rq) = x.rq.as_mut()
         {
             rq.recycle(releases as usize);
+            if x.halted {
+                // Its recovery posts every buffer again.
+                return;
+            }
             x.uncommitted += releases as usize;
             if x.uncommitted >= rq.entries() / 4 {
                 commit_rx(x);
@@ -198,6 +207,7 @@ mod tests {
         // A completion for the wrong WQE is a fault: the RQ is cycled.
         write_cqe(&p, cq, 3, 0x20, 7, 64);
         assert!(port.receive(|_, _| ()).is_none());
+        assert_eq!(port.run_pending_recoveries(), 0);
         let f = port.last_fault().unwrap();
         assert_eq!(f.cause, FaultCause::BadCompletion { wqe_counter: 7 });
         assert!(f.recovered);

@@ -185,6 +185,12 @@ impl<C: Control> QueueSet<C> {
             let Some(x) = self.parts.rx.get_mut(q) else {
                 return got;
             };
+            // In error, its recovery pending (as in `next_frame`): a
+            // completion the device wrote before it saw the error is not
+            // handed out either.
+            if x.halted {
+                return got;
+            }
             let Some(rq) = x.rq.as_mut() else {
                 return got;
             };
@@ -201,7 +207,7 @@ impl<C: Control> QueueSet<C> {
                 got += n;
                 self.release(q, releases);
                 if let Some(wqe_counter) = bad {
-                    self.recover_rx_ring(q, FaultCause::BadCompletion { wqe_counter });
+                    self.rx_ring_fault(q, FaultCause::BadCompletion { wqe_counter });
                     return got;
                 }
                 continue;

@@ -3,79 +3,18 @@
 //! and the new RQ takes the old one's place in the RQTs the TIRs dispatch
 //! through (MODIFY_RQT): the one-entry table behind the queue set's
 //! dispatch TIR for receive queue 0, the RSS table for every queue. The
-//! TIRs, and the flow rules naming them, stay as they are.
+//! TIRs, and the flow rules naming them, stay as they are. (The fault
+//! that asks for it: `QueueSet::rx_ring_fault`, and a CQ overrun.)
 
-use alloc::vec::Vec;
-
-use cxos_drivers::Clock;
-
-use super::recovery::{FaultCause, QueueFault, QueueId, drain};
 use super::{Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::{self, Cq, Cqn};
 use crate::error::Missing;
-use crate::fault::{FaultAction, FaultObject, FaultOutcome, Verdict};
 use crate::rq::{self, CreateRq, ModifyRq, Rq, RqKind, Rqn};
 use crate::rqt::ModifyRqt;
 use crate::wq::QueueState;
 
 impl<C: Control> QueueSet<C> {
-    /// Recover receive queue `q` after `cause` found in the middle of a
-    /// compressed session: the ring's own structure (the title's count,
-    /// where the mini-CQE arrays are) came from the device and cannot be
-    /// trusted, so the consumer index cannot be brought back in step with
-    /// what the device wrote by draining it; the CQ (and with it the RQ)
-    /// is recreated instead. Outside a session, or while frames are handed
-    /// out (they own buffers of the RQ that would go), this is
-    /// [`QueueSet::recover_rq`].
-    #[cold]
-    pub(super) fn recover_rx_ring(&mut self, q: usize, cause: FaultCause) {
-        let Some(x) = self.parts.rx.get_mut(q) else {
-            return;
-        };
-        let Some(rq) = x.rq.as_mut() else {
-            return;
-        };
-        let rqn = rq.rqn;
-        if !x.cq.in_session() || rq.outstanding() != 0 || self.watch.is_deferred(QueueId::Rq(rqn)) {
-            self.recover_rq(q, cause);
-            return;
-        }
-        rq.stats.errors += 1;
-        let at_ns = self.ctl.clock().now_ns();
-        let fault = |returned, recovered| QueueFault {
-            queue: QueueId::Rq(rqn),
-            cause,
-            at_ns,
-            returned,
-            recovered,
-        };
-        match self.ctl.fault_verdict(FaultObject::Rq(rqn.0)) {
-            Verdict::Recover => match self.recreate_rx_cq(q) {
-                Ok((_, returned)) => self.report_fault(
-                    fault(returned, true),
-                    FaultAction::CqRecreate,
-                    FaultOutcome::Recovered,
-                ),
-                Err(_) => self.escalate(fault(0, false)),
-            },
-            // As `recover_rq` does (the deferred retry and the port reset
-            // cycle the RQ).
-            Verdict::Defer { until_ns } => {
-                if let Some(x) = self.parts.rx.get_mut(q) {
-                    drain(Some(&mut x.cq));
-                }
-                self.watch.defer(QueueId::Rq(rqn), q, cause, until_ns);
-                self.report_fault(
-                    fault(0, false),
-                    FaultAction::Deferred,
-                    FaultOutcome::Deferred,
-                );
-            }
-            Verdict::Escalate => self.escalate(fault(0, false)),
-        }
-    }
-
     /// Create a new CQ (same EQ) and a new RQ on it for receive queue `q`,
     /// ready and posted; point the RQTs at it; destroy the old RQ and CQ.
     /// Returns the new CQ and the receive buffers the old RQ had posted
@@ -163,6 +102,9 @@ impl<C: Control> QueueSet<C> {
         if let Err(e) = repointed {
             // Put the old RQ back wherever the new one got in.
             let _ = self.repoint_rqts(q, old_rqn);
+            if q == 0 {
+                let _ = self.repoint_borrower(rqn, old_rqn);
+            }
             if self.ctl.exec(&rq::destroy_rq(rqn)).is_err() {
                 let (w, b) = new_rq.into_parts();
                 self.ctl.retire(w.mem);
@@ -216,6 +158,11 @@ impl<C: Control> QueueSet<C> {
     /// Point the RQTs that list receive queue `q` at `rqn`.
     fn repoint_rqts(&mut self, q: usize, rqn: Rqn) -> Result<(), crate::error::CmdError> {
         if q == 0
+            && let Some(old) = self.rq_at(0).map(|r| r.rqn)
+        {
+            self.repoint_borrower(old, rqn)?;
+        }
+        if q == 0
             && let Some(t) = self.parts.tir_rqt
         {
             self.ctl.exec(&ModifyRqt {
@@ -224,19 +171,7 @@ impl<C: Control> QueueSet<C> {
             })?;
         }
         if let Some(t) = self.parts.rqt {
-            let rqns: Vec<Rqn> = self
-                .parts
-                .rx
-                .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    if i == q {
-                        rqn
-                    } else {
-                        x.rq.as_ref().map_or(rqn, |r| r.rqn)
-                    }
-                })
-                .collect();
+            let rqns = self.rss_entries(Some((q, rqn)));
             self.ctl.exec(&ModifyRqt { rqt: t, rqns })?;
         }
         Ok(())

@@ -37,7 +37,7 @@ impl<C: Control> QueueSet<C> {
         {
             n += 1;
             if let Some(cause) = self.tx_completion(&cqe) {
-                self.recover_sq(cause);
+                self.sq_fault(cause, false);
                 break;
             }
         }
@@ -159,6 +159,11 @@ impl<C: Control> QueueSet<C> {
         tag: Option<u16>,
         f: impl FnOnce(&mut [u8]) -> (R, TxMeta),
     ) -> Result<R, TxError> {
+        // In error, its recovery pending: nothing is posted to it.
+        if self.tx_halted {
+            self.stats.tx_busy += 1;
+            return Err(TxError::Busy);
+        }
         let tagged = tag.is_some();
         // A tag the device inserts makes the frame on the wire 4 bytes
         // longer: the untagged frame (or each LSO segment) must leave room.

@@ -142,6 +142,12 @@ impl<C: Control> QueueSet<C> {
     /// QUERY_CQ per CQ at most every [`QUERY_INTERVAL_MS`]), never on the
     /// packet path.
     pub fn check(&mut self) {
+        // Queue recoveries first; while one waits for the device the
+        // checks (whose own recoveries would touch the same queues) wait
+        // for it.
+        if self.run_pending_recoveries() != 0 {
+            return;
+        }
         let now = self.ctl.clock().now_ns();
         if now.saturating_sub(self.watch.last_ns) < CHECK_INTERVAL_MS * 1_000_000 {
             return;
@@ -358,10 +364,10 @@ impl<C: Control> QueueSet<C> {
                         continue;
                     }
                     match object {
-                        FaultObject::Sq(_) => self.recover_sq(cause),
+                        FaultObject::Sq(_) => self.sq_fault(cause, true),
                         FaultObject::Rq(n) => {
                             if let Some(q) = self.rx_index_of(n) {
-                                self.recover_rq(q, cause);
+                                self.rq_fault(q, cause, true);
                             }
                         }
                         _ => {}
@@ -376,13 +382,17 @@ impl<C: Control> QueueSet<C> {
     fn already_ready(&mut self, object: FaultObject) -> bool {
         let state = match object {
             FaultObject::Sq(n) => {
-                if self.watch.is_deferred(QueueId::Sq(Sqn(n))) {
+                if self.watch.is_deferred(QueueId::Sq(Sqn(n)))
+                    || self.recovering(QueueId::Sq(Sqn(n)))
+                {
                     return false;
                 }
                 self.ctl.exec(&QuerySq(Sqn(n))).ok().and_then(|i| i.state)
             }
             FaultObject::Rq(n) => {
-                if self.watch.is_deferred(QueueId::Rq(Rqn(n))) {
+                if self.watch.is_deferred(QueueId::Rq(Rqn(n)))
+                    || self.recovering(QueueId::Rq(Rqn(n)))
+                {
                     return false;
                 }
                 self.ctl.exec(&QueryRq(Rqn(n))).ok().and_then(|i| i.state)
@@ -410,8 +420,8 @@ impl<C: Control> QueueSet<C> {
         self.watch.deferred.retain(|d| d.until_ns > now);
         for d in due {
             match d.queue {
-                QueueId::Sq(_) => self.recover_sq(d.cause),
-                QueueId::Rq(_) => self.recover_rq(d.q, d.cause),
+                QueueId::Sq(_) => self.sq_fault(d.cause, true),
+                QueueId::Rq(_) => self.rq_fault(d.q, d.cause, true),
             }
         }
     }
@@ -788,10 +798,10 @@ impl<C: Control> QueueSet<C> {
             recovered: found > 0,
         };
         if found > 0 {
-            self.report_fault(fault, FaultAction::EqPoll, FaultOutcome::Recovered);
+            self.record_outcome(fault, None, FaultAction::EqPoll, FaultOutcome::Recovered);
             return;
         }
-        self.recover_sq(cause);
+        self.sq_fault(cause, true);
     }
 
     /// Reap the transmit CQ without waiting for an event; re-arm it.

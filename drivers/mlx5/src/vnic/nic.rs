@@ -99,6 +99,8 @@ struct Shared<C: Control> {
     /// taken out while it runs, so a command it issues waits with only
     /// the clock's `relax`.
     idle: Mutex<Option<IdleWork>>,
+    /// Asks the owner for its recovery step ([`Nic::set_recovery_wake`]).
+    recovery_wake: Mutex<Option<fn()>>,
 }
 
 /// What [`Nic::set_idle`] takes.
@@ -307,6 +309,15 @@ impl<C: Control> Control for NicCtl<C> {
     fn record_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
         self.nic.lock().ctl.record_fault(r)
     }
+    fn settle_fault(&mut self, r: crate::fault::FaultRecord) -> crate::fault::FaultRecord {
+        self.nic.lock().ctl.settle_fault(r)
+    }
+    fn recovery_wanted(&mut self) {
+        let wake = *self.nic.recovery_wake.lock();
+        if let Some(f) = wake {
+            f();
+        }
+    }
     fn fault_verdict(&mut self, object: crate::fault::FaultObject) -> crate::fault::Verdict {
         self.nic.lock().ctl.fault_verdict(object)
     }
@@ -386,6 +397,7 @@ impl<C: Control> Nic<C> {
                 clock,
                 link,
                 idle: Mutex::new(None),
+                recovery_wake: Mutex::new(None),
             }),
         })
     }
@@ -740,6 +752,13 @@ impl<C: Control> Nic<C> {
     /// `Nic`, but must not replace the adapter under it (a function reset).
     pub fn set_idle(&self, work: IdleWork) {
         *self.shared.idle.lock() = Some(work);
+    }
+
+    /// Set what a VNIC's packet path calls when it left a queue recovery
+    /// for the owner (`QueueSet::run_pending_recoveries`): the owner runs
+    /// it soon, outside the packet path.
+    pub fn set_recovery_wake(&self, wake: fn()) {
+        *self.shared.recovery_wake.lock() = Some(wake);
     }
 
     /// Run `cmd` as [`Nic::exec_with`] with the idle work of

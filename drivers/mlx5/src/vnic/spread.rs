@@ -9,10 +9,17 @@
 //! helper passes its frames to the VNIC's owner, which takes them through
 //! [`Vnic::set_inbox`] after its own (the kernel's bounded hand-off ring).
 //!
-//! A recovery of the VNIC's own receive queue rewrites its RQT from its
-//! own queues (`queue_set::rx_recreate`): the flows come back to the
-//! VNIC's own queues, still received by the owner; spreading again is
-//! the caller's choice.
+//! The loan is the queue set's (`QueueSet::lend_rss`): a recovery that
+//! recreates one of the VNIC's own RQs rewrites the table with the
+//! helpers still in it. A helper knows the table it is lent to
+//! (`QueueSet::lend_to`): recreating its RQ points that table at the new
+//! RQ before the old one goes (the device refuses to destroy a listed
+//! RQ). The VNIC's periodic check ([`Vnic::check_queues`]) checks its
+//! helpers too (through the inbox) and takes their RQs as they are now
+//! into its loan.
+//! An MTU change ([`Vnic::set_mtu`]) resizes the helpers with the VNIC;
+//! a VNIC released after a function reset releases its helpers the same
+//! way ([`RxInbox::release_after_reset`]).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -20,17 +27,27 @@ use alloc::vec::Vec;
 use cxos_drivers::RxMeta;
 
 use super::{Nic, Vnic, VnicError};
-use crate::cmd::Exec;
 use crate::control::Control;
-use crate::error::{Error, Missing};
-use crate::queue_set::CloseReport;
+use crate::error::Error;
+use crate::queue_set::{CloseReport, L2_OVERHEAD};
 use crate::rq::Rqn;
-use crate::rqt::ModifyRqt;
+use crate::sq::MAX_FRAME;
 
-/// Frames of a VNIC received elsewhere, waiting for its owner.
+/// Frames of a VNIC received elsewhere, waiting for its owner, and the
+/// receive helpers that take them.
 pub trait RxInbox: Send {
     /// Hand the oldest waiting frame to `f`; false if none waits.
     fn take(&mut self, f: &mut dyn FnMut(&[u8], RxMeta)) -> bool;
+    /// Run each helper's periodic queue check (its recoveries by the same
+    /// policy as the VNIC's); the helpers' receive queues now, in the
+    /// order they were lent (a helper gone: the list ends before it).
+    fn check(&mut self) -> Vec<Rqn>;
+    /// The VNIC's MTU changed to `mtu`, receive buffers for `rx_mtu`: the
+    /// helpers' buffers (and whatever carries their frames) follow.
+    fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), Error>;
+    /// The function was reset under the VNIC: release the helpers
+    /// ([`Vnic::release_after_reset`]) rather than destroy them.
+    fn release_after_reset(&mut self);
 }
 
 impl<C: Control> Nic<C> {
@@ -47,8 +64,7 @@ impl<C: Control> Nic<C> {
         let mut cfg = *of.qs.config();
         cfg.rss_queues = 1;
         let (qs, _) = self.open_claimed(res, cfg)?;
-        log::info!(target: "mlx5::vnic", "mlx5: {} receive helper on queue set {set}", of.id);
-        Ok(Vnic {
+        let mut h = Vnic {
             qs,
             nic: self.clone(),
             id: of.id,
@@ -60,7 +76,18 @@ impl<C: Control> Nic<C> {
             destroyed: false,
             helper: true,
             inbox: None,
-        })
+        };
+        if let Some(t) = of.qs.rqt() {
+            h.qs.lend_to(t, of.qs.rx_queues());
+        }
+        // Receive buffers as large as the VNIC's (the port's MTU may be
+        // above its own).
+        let rx_mtu = of.rx_mtu();
+        if rx_mtu > cfg.mtu {
+            h.qs.set_mtu(cfg.mtu, rx_mtu).map_err(VnicError::Open)?;
+        }
+        log::info!(target: "mlx5::vnic", "mlx5: {} receive helper on queue set {set}", of.id);
+        Ok(h)
     }
 }
 
@@ -81,25 +108,57 @@ impl<C: Control> Vnic<C> {
     /// RSS VNIC with more queues than `helpers`.
     pub fn spread_rx(&mut self, helpers: &[Rqn]) -> Result<(), VnicError> {
         let n = self.qs.rx_queues();
-        let Some(rqt) = self.qs.rqt() else {
+        if self.qs.rqt().is_none() {
             return Err(VnicError::BadQueues(n as u8));
-        };
+        }
         if helpers.len() >= n {
             return Err(VnicError::BadQueues(n as u8));
         }
-        let mut rqns = Vec::with_capacity(n);
-        for i in 0..n {
-            let own = self.qs.rq_at(i).map(|r| r.rqn);
-            let rqn = match (i, helpers.get(i.wrapping_sub(1))) {
-                (1.., Some(h)) => *h,
-                _ => own.ok_or(VnicError::Open(Missing::Tir.into()))?,
-            };
-            rqns.push(rqn);
-        }
         self.qs
-            .control_mut()
-            .exec(&ModifyRqt { rqt, rqns })
+            .lend_rss(helpers.to_vec())
             .map_err(|e| VnicError::Open(Error::Command(e)))
+    }
+
+    /// The MTU its receive buffers take (at least its own MTU).
+    fn rx_mtu(&self) -> usize {
+        let own = self.qs.config().mtu;
+        self.qs.rq_at(0).map_or(own, |r| {
+            r.buf_size()
+                .saturating_sub(L2_OVERHEAD)
+                .min(MAX_FRAME - L2_OVERHEAD)
+                .max(own)
+        })
+    }
+
+    /// The periodic queue check (`QueueSet::check`) of the VNIC and of
+    /// its receive helpers; a helper whose RQ was recreated since has its
+    /// new RQ put in the RSS table.
+    pub fn check_queues(&mut self) {
+        self.qs.check();
+        let Some(now) = self.inbox.as_mut().map(|i| i.check()) else {
+            return;
+        };
+        if now.is_empty() || now == self.qs.rss_lent() {
+            return;
+        }
+        match self.qs.lend_rss(now) {
+            Ok(()) => {
+                log::info!(target: "mlx5::vnic", "mlx5: {} RSS table points at its receive helpers' queues again", self.id)
+            }
+            Err(e) => {
+                log::warn!(target: "mlx5::vnic", "mlx5: {} RSS table not pointed at its helpers' new queues: {e}", self.id)
+            }
+        }
+    }
+
+    /// MTU `mtu`, receive buffers for `rx_mtu` (`QueueSet::set_mtu`), its
+    /// receive helpers' too.
+    pub fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), Error> {
+        self.qs.set_mtu(mtu, rx_mtu)?;
+        match self.inbox.as_mut() {
+            Some(i) => i.set_mtu(mtu, rx_mtu),
+            None => Ok(()),
+        }
     }
 
     /// Take frames received elsewhere for this VNIC from `inbox` after
@@ -145,10 +204,14 @@ impl<C: Control> Vnic<C> {
 
     /// A helper's teardown: no rules, no registry entry; its CQs' claims
     /// go, then its queues.
-    pub(super) fn tear_down_helper(&mut self) -> CloseReport {
+    pub(super) fn tear_down_helper(&mut self, after_reset: bool) -> CloseReport {
         self.nic.forget_cqs(&Nic::claimed_cqs(self.qs.control()));
         let rep = self.qs.teardown();
-        log::info!(target: "mlx5::vnic", "mlx5: {} receive helper destroyed, {} errors", self.id, rep.errors);
+        if after_reset {
+            log::info!(target: "mlx5::vnic", "mlx5: {} receive helper released: its objects went with the function reset", self.id);
+        } else {
+            log::info!(target: "mlx5::vnic", "mlx5: {} receive helper destroyed, {} errors", self.id, rep.errors);
+        }
         rep
     }
 }

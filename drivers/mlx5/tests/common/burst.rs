@@ -83,6 +83,8 @@ pub fn reap(a: &mut Port) {
         }
         a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
         a.poll();
+        // The owner's recovery step (the poll only records a fault).
+        a.run_pending_recoveries();
     }
     panic!("buffers not back: {} free", a.tx_free());
 }

@@ -83,6 +83,7 @@ impl PciDriver for Mlx5Driver {
         if !SLOTS.lock().is_empty() && !SERVICE_STARTED.swap(true, Ordering::AcqRel) {
             runtime::periodic(SERVICE_PERIOD_NS, service_all);
             runtime::periodic(faults::CHECK_PERIOD_NS, faults::check_all);
+            runtime::on_wake(faults::run_pending);
         }
     }
 
@@ -220,7 +221,7 @@ pub fn set_mtu(name: &str, mtu: usize) -> Option<Result<String, String>> {
     let resize = |iface: &str, m: usize, rx: usize| {
         lent(iface, |net| {
             let now = crate::netstack::now();
-            cmdwait::run(|_| net.change_mtu(now, |d| d.queue_set_mut().set_mtu(m, rx)))
+            cmdwait::run(|_| net.change_mtu(now, |d| d.set_mtu(m, rx)))
                 .map_err(|e| format!("{iface}: {e}"))
         })
         .unwrap_or(Ok(()))
@@ -731,6 +732,7 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
     let nic = match Nic::new(adapter, res, cfg) {
         Ok(nic) => {
             nic.set_idle(cmdwait::idle_work());
+            nic.set_recovery_wake(faults::recovery_wanted);
             // MANAGE_PAGES waits cooperatively in EQ0's work (`service_open`).
             nic.with_adapter(|a| a.defer_page_requests(true));
             nic

@@ -13,7 +13,12 @@
 //! sockets run there only.
 //!
 //! The helpers live as long as the VNIC: its inbox holds them and
-//! destroys them when the VNIC goes (after its own queues and RSS table).
+//! destroys them when the VNIC goes (after its own queues and RSS table),
+//! or releases them with it after a function reset. Through the inbox the
+//! VNIC's periodic check checks them too (`Vnic::check_queues`: a
+//! helper's recreated RQ is put back in the RSS table) and an MTU change
+//! resizes them and their rings (`Vnic::set_mtu`). A VNIC replayed after
+//! a function reset is spread again ([`spread`], from the reset).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -23,6 +28,7 @@ use alloc::vec::Vec;
 
 use cxos_drivers::{NetDevice, RxMeta};
 use cxos_kernel::handoff::{self, Consumer, Producer};
+use mlx5::rq::Rqn;
 use mlx5::vnic::{Nic, RxInbox};
 use spin::Mutex;
 
@@ -74,6 +80,55 @@ impl RxInbox for Inbox {
         }
         false
     }
+
+    fn check(&mut self) -> Vec<Rqn> {
+        let mut now = Vec::with_capacity(self.helpers.len());
+        for (_, h) in &self.helpers {
+            // The polling CPU holds it for one poll at most (and skips it
+            // while the check runs).
+            let mut slot = h.lock();
+            let Some(v) = slot.as_mut() else { break };
+            v.queue_set_mut().check();
+            let Some(rqn) = v.helper_rqn() else { break };
+            now.push(rqn);
+        }
+        now
+    }
+
+    fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), mlx5::Error> {
+        for (i, (cpu, h)) in self.helpers.iter().enumerate() {
+            // Its CPU's relays held: no push into its ring meanwhile.
+            let mut relays = RELAYS[*cpu].lock();
+            let mut slot = h.lock();
+            let Some(v) = slot.as_mut() else { continue };
+            v.queue_set_mut().set_mtu(mtu, rx_mtu)?;
+            // Slots for its new frame size; frames still queued go.
+            let (tx, rx) = handoff::ring::<RxMeta>(RING_SLOTS, slot_size(v));
+            if let Some(r) = relays.iter_mut().find(|r| Arc::ptr_eq(&r.helper, h)) {
+                r.tx = tx;
+            }
+            if let Some(c) = self.rings.get_mut(i) {
+                *c = rx;
+            }
+        }
+        Ok(())
+    }
+
+    fn release_after_reset(&mut self) {
+        for (cpu, h) in self.helpers.drain(..) {
+            let v = h.lock().take();
+            RELAYS[cpu].lock().retain(|r| !Arc::ptr_eq(&r.helper, &h));
+            if let Some(v) = v {
+                v.release_after_reset();
+            }
+        }
+    }
+}
+
+/// A ring slot for `v`'s frames: its receive buffer's size.
+fn slot_size(v: &Mlx5Vnic) -> usize {
+    let qs = v.queue_set();
+    qs.rq_at(0).map_or(qs.max_frame(), |r| r.buf_size())
 }
 
 impl Drop for Inbox {
@@ -135,7 +190,7 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         println!("vnic{n}: receive queues not spread: {e}");
         return;
     }
-    let frame = vnic.queue_set().max_frame();
+    let frame = slot_size(vnic);
     for ((i, cpu, _), (_, h)) in lent.iter().zip(&inbox.helpers) {
         let (tx, rx) = handoff::ring::<RxMeta>(RING_SLOTS, frame);
         inbox.rings.push(rx);
@@ -149,6 +204,15 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         runtime::wake_at_on(*cpu, 0);
     }
     vnic.set_inbox(Some(Box::new(inbox)));
+}
+
+/// Interface `name` (`vnic<N>`, owned by CPU `owner`) was replayed after
+/// a function reset (its old helpers released with the old VNIC): lend
+/// its queues again.
+pub fn respread(nic: &Nic<Mlx5Adapter>, name: &str, vnic: &mut Mlx5Vnic, owner: usize) {
+    if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
+        spread(nic, vnic, n, owner);
+    }
 }
 
 /// Poll the helpers this CPU holds: their frames into the owners' rings,

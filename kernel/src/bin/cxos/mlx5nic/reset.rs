@@ -353,6 +353,7 @@ fn reopen(
                 a.defer_page_requests(true);
             });
             n.set_idle(cmdwait::idle_work());
+            n.set_recovery_wake(super::faults::recovery_wanted);
             n
         }
         Err(f) => {
@@ -390,6 +391,7 @@ fn reopen(
                 match nets.iter_mut().find(|(n, _)| n == name) {
                     Some((_, net)) => {
                         core::mem::replace(net.device_mut(), v).release_after_reset();
+                        crate::rxspread::respread(&nic, name, net.device_mut(), state.queue_set);
                         if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
                             vnics.push(n);
                         }
