@@ -1347,3 +1347,61 @@ fn time_zero_runs_until_stopped_and_the_server_goes_on() {
     assert!(o.client.is_ok(), "{}", o.out);
     p.close();
 }
+
+/// A test's data connections whose SYNs all reach the server in one poll
+/// of its stack, the server app not running between them (a receive path
+/// that hands frames over in batches): every one finds a listener and is
+/// established, none is answered with a RST, and the test starts.
+#[test]
+fn streams_connecting_in_one_batch_all_find_a_listener() {
+    let mut p = Pair::new(A, B);
+    let mut srv = Srv::new(&mut p);
+    let r = Raw::connect(&mut p);
+    r.send(&mut p, COOKIE);
+    r.send(
+        &mut p,
+        &frame("{\"tcp\":true,\"time\":1,\"parallel\":6,\"len\":1024}"),
+    );
+    settle(&mut p, &mut srv, Duration::from_millis(100));
+    assert_eq!(r.recv(&mut p), [9, 10]); // PARAM_EXCHANGE, CREATE_STREAMS
+    let mut data = Vec::new();
+    for _ in 0..6 {
+        let h = p.a.net.tcp_socket(64 * 1024, 64 * 1024);
+        let local = p.a.net.ephemeral_port();
+        let cx = p.a.net.iface.context();
+        p.a.net
+            .sockets
+            .get_mut::<tcp::Socket>(h)
+            .connect(cx, IpEndpoint::new(SERVER, 5201), local)
+            .unwrap();
+        data.push(h);
+    }
+    // The stacks only: the server app does not run until all are up.
+    let ok = until(&mut p, Duration::from_secs(5), |p| {
+        data.iter()
+            .all(|&h| p.a.net.sockets.get::<tcp::Socket>(h).state() == tcp::State::Established)
+    });
+    let states: Vec<_> = data
+        .iter()
+        .map(|&h| p.a.net.sockets.get::<tcp::Socket>(h).state())
+        .collect();
+    assert!(ok, "data connections not all established: {states:?}");
+    for &h in &data {
+        let n =
+            p.a.net
+                .sockets
+                .get_mut::<tcp::Socket>(h)
+                .send_slice(COOKIE)
+                .unwrap();
+        assert_eq!(n, COOKIE.len());
+    }
+    settle(&mut p, &mut srv, Duration::from_millis(100));
+    assert_eq!(r.recv(&mut p), [1, 2], "{}", srv.out); // TEST_START, TEST_RUNNING
+    for h in data {
+        p.a.net.sockets.remove(h);
+    }
+    r.remove(&mut p);
+    let _ = server_result(&mut p, &mut srv, Duration::from_secs(60));
+    still_serves(&mut p, &mut srv);
+    p.close();
+}

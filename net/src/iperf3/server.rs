@@ -19,8 +19,8 @@ use super::args::ServerConfig;
 use super::engine::{Engine, Stream, Transport};
 use super::proto::{
     COOKIE_SIZE, ControlItem, ControlReader, Cookie, Expect, IE_BLOCK_SIZE, IE_NUM_STREAMS,
-    IE_RECV_PARAMS, IE_UNIMP, MAX_PARAMS_JSON, MAX_RESULTS_JSON, MAX_TIME, Params, ParamsError,
-    Protocol, Results, State, UDP_CONNECT_REPLY, frame_json, is_udp_connect,
+    IE_RECV_PARAMS, IE_UNIMP, MAX_PARAMS_JSON, MAX_RESULTS_JSON, MAX_STREAMS, MAX_TIME, Params,
+    ParamsError, Protocol, Results, State, UDP_CONNECT_REPLY, frame_json, is_udp_connect,
 };
 use super::report::{Iperf3Report, JSON_LINE_PREFIX, Role, error_json, summarize};
 use super::{
@@ -28,7 +28,8 @@ use super::{
 };
 
 /// Listening sockets kept ready, so a second SYN arriving in the same poll
-/// as the first still finds a listener.
+/// as the first still finds a listener (more while a test's streams come:
+/// `Server::listeners_wanted`).
 const LISTENERS: usize = 2;
 /// Closing connections beyond which no new listener is opened.
 const MAX_CLOSING: usize = 32;
@@ -207,13 +208,29 @@ impl Iperf3Server {
         if self.refusing.len() + self.lingering.len() >= MAX_CLOSING {
             return Ok(());
         }
-        while self.listeners.len() < LISTENERS {
+        while self.listeners.len() < self.listeners_wanted() {
             let mut s = new_tcp_socket(self.listen_rx, DATA_SOCKET_BUFFER);
             s.listen(self.local())
                 .map_err(|e| Iperf3Error::Socket(e.to_string()))?;
             self.listeners.push(sockets.add(s));
         }
         Ok(())
+    }
+
+    /// Listeners to keep ready: [`LISTENERS`], or while a TCP test's data
+    /// connections are coming, one per stream still expected (and one for
+    /// the next test's control connection). A client opens its streams one
+    /// after another, but a poll that takes several handshakes' frames at
+    /// once (a busy or batching receive path) must not leave a SYN without
+    /// a listener: smoltcp answers it with a RST and the client gives up.
+    fn listeners_wanted(&self) -> usize {
+        let expected = self.test.as_ref().map_or(0, |t| match &t.params {
+            Some(p) if t.phase == Phase::Streams && p.protocol == Protocol::Tcp => {
+                (p.parallel as usize).saturating_sub(t.candidates.len() + t.streams.len())
+            }
+            _ => 0,
+        });
+        LISTENERS.max(expected.min(MAX_STREAMS as usize) + 1)
     }
 
     /// When the server next needs a poll without network input.

@@ -266,8 +266,9 @@ pub fn with_net_lent<D: NetDevice + Send + 'static, R>(
     name: &str,
     f: impl FnOnce(&mut NetIf<D>) -> R,
 ) -> Result<R, bool> {
+    let cpu = owner_cpu(name).unwrap_or(0);
     let mut iface = {
-        let mut table = table_of(name).lock();
+        let mut table = TABLES[cpu].lock();
         if table.is_lent(name) {
             return Err(true);
         }
@@ -280,7 +281,12 @@ pub fn with_net_lent<D: NetDevice + Send + 'static, R>(
         .as_any_mut()
         .downcast_mut::<NetInterface<D>>()
         .map(|n| f(n.net_mut()));
-    table_of(name).lock().give_back(iface);
+    TABLES[cpu].lock().give_back(iface);
+    // Its owner polls it (and runs its apps) at once: while it was lent
+    // the owner skipped it, and `f` may have taken the completions and
+    // events whose interrupt would have woken it (a CPU other than the
+    // boot CPU has no timer of its own to look again).
+    runtime::wake_at_on(cpu, 0);
     r.ok_or(false)
 }
 
