@@ -153,6 +153,8 @@ pub fn session_error_recovered(
             }
             a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
             a.poll();
+            // The owner's recovery step (the poll only records a fault).
+            a.run_pending_recoveries();
         }
         reap(&mut a);
         assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
