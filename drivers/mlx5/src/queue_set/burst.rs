@@ -29,8 +29,7 @@ impl<C: Control> QueueSet<C> {
         self.reap_tx();
         // In error, its recovery pending: nothing is posted to it.
         if self.tx_halted {
-            self.stats.tx_busy += 1;
-            return Ok(0);
+            return Ok(self.halted_burst());
         }
         let room = if meta.vlan.is_some() { VLAN_HLEN } else { 0 };
         let max = self.max_frame() - room;
@@ -51,6 +50,15 @@ impl<C: Control> QueueSet<C> {
             self.stats.tx_busy += 1;
         }
         Ok(b.sent)
+    }
+
+    /// A burst refused while the SQ waits for its recovery: out of line,
+    /// so the common path's code is laid out as if it did not exist.
+    #[cold]
+    #[inline(never)]
+    fn halted_burst(&mut self) -> usize {
+        self.stats.tx_busy += 1;
+        0
     }
 
     /// Reap the transmit completions a burst finds: requester CQEs of
