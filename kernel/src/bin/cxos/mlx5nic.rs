@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
+use cxos_kernel::queue_sets;
 use cxos_kernel::shellcmd::Report;
 use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
 use mlx5::module::{Led, ModuleState, PortError, SpeedSetting};
@@ -605,11 +606,14 @@ fn probe(dev: Device, attach: bool) {
 }
 
 /// The driver's settings: firmware may hold at most a quarter of the
-/// machine's memory (the driver refuses page requests beyond it).
+/// machine's memory (the driver refuses page requests beyond it); one
+/// completion EQ (queue set) per online CPU, as many as the function's
+/// vectors and EQ limit allow.
 fn attach_config() -> Config {
     let quarter = crate::memory::frame_stats().usable_bytes / 4 / mlx5::pages::PAGE_SIZE as u64;
     Config {
         max_total_pages: (quarter as u32).min(mlx5::adapter::DEFAULT_MAX_TOTAL_PAGES),
+        comp_eqs: queue_sets::wanted(crate::smp::count(), MAX_QUEUE_SETS),
         ..Config::default()
     }
 }
@@ -628,6 +632,9 @@ fn attach_slot(slot: &mut Slot) -> bool {
     match Adapter::attach(platform, attach_config()) {
         Ok(adapter) => {
             println!("{}", cxos_kernel::mlx5_report::info_line(&adapter.info()));
+            if let Some(l) = queue_sets::sharing(crate::smp::count(), adapter.comp_eqs().len()) {
+                println!("mlx5 {addr}: {l}");
+            }
             let attach_ms = adapter.attach_ns() / 1_000_000;
             if adapter.link_up() && !slot.link_up_timed {
                 slot.link_up_timed = true;
@@ -772,12 +779,14 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
 /// a CQ on it, which its vector's work wakes (bit c: CPU c).
 static EQ_CPUS: [[AtomicU32; MAX_QUEUE_SETS]; MAX_PORTS] =
     [const { [const { AtomicU32::new(0) }; MAX_QUEUE_SETS] }; MAX_PORTS];
-const MAX_QUEUE_SETS: usize = 16;
+/// One queue set per CPU at most (bit c of an `EQ_CPUS` mask: CPU c).
+const MAX_QUEUE_SETS: usize = crate::smp::MAX_CPUS;
 const MAX_PORTS: usize = cxos_kernel::cmdline::MAX_INTERFACES;
 
-/// The CPU queue set `set` belongs to: set i to CPU i mod the online CPUs.
+/// The CPU queue set `set` belongs to: set i to CPU i (one set per CPU,
+/// [`attach_config`]).
 fn queue_set_cpu(set: usize) -> usize {
-    let cpu = set % crate::smp::count().max(1);
+    let cpu = queue_sets::cpu_of_set(set, crate::smp::count());
     if crate::smp::apic_id(cpu).is_some() {
         cpu
     } else {
