@@ -15,7 +15,10 @@
 //! (use at most `n` CPUs, the boot CPU included) and `smp-fail=<apic id>`
 //! (fault injection for the tests: that application processor parks in
 //! the start-up trampoline instead of coming online, so the kernel's
-//! "did not come up, skipped" path runs). Unknown keys and
+//! "did not come up, skipped" path runs) and `msix=<n>` (bind at most
+//! `n` MSI-X vectors per PCI function, as on a platform short of
+//! interrupt vectors: mlx5 then has fewer completion vectors than CPUs
+//! and CPUs share queue sets). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -39,6 +42,9 @@ pub struct Config {
     /// `smp-fail=`: fault injection for the tests, the APIC id of an
     /// application processor to park in the trampoline (never started).
     pub smp_fail: Option<u32>,
+    /// `msix=`: the most MSI-X vectors a PCI function gets, at least 1
+    /// (default: its table's size).
+    pub msix: Option<u16>,
     /// `net.<n>=`: interface index and its configuration text, in command
     /// line order (a later value for the same index replaces an earlier
     /// one, so there is at most one per interface). The text is checked
@@ -74,6 +80,7 @@ impl Default for Config {
             attach: true,
             smp: None,
             smp_fail: None,
+            msix: None,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
             aggr: heapless::Vec::new(),
@@ -313,6 +320,17 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: "an APIC id is expected".into(),
                 }),
             },
+            "msix" => match value.parse::<u16>() {
+                Ok(n) if n >= 1 => config.msix = Some(n),
+                _ => diags.push(Diagnostic::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    default: config
+                        .msix
+                        .map_or_else(|| "the table's size".into(), |n| alloc::format!("{n}")),
+                    why: "a number of vectors from 1 is expected".into(),
+                }),
+            },
             _ if key.starts_with("net.") => {
                 let index = key["net.".len()..]
                     .parse::<usize>()
@@ -502,6 +520,19 @@ mod tests {
             d[0].to_string(),
             "cmdline: bad value 'many' for 'smp', using all CPUs"
         );
+    }
+
+    #[test]
+    fn msix_limits_vectors() {
+        assert_eq!(parse("").0.msix, None);
+        assert_eq!(parse("msix=3").0.msix, Some(3));
+        let (c, d) = parse("msix=2 msix=0 msix=x");
+        assert_eq!(c.msix, Some(2));
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value '0' for 'msix', using 2"
+        );
+        assert_eq!(d.len(), 2);
     }
 
     #[test]

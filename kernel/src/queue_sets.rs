@@ -134,6 +134,9 @@ mod tests {
             )
         );
         assert_eq!(sharing(4, 4), None);
-        assert_eq!(sharing(4, 0).as_deref().map(|l| &l[..22]), Some("4 CPUs, 1 completion v"));
+        assert_eq!(
+            sharing(4, 0).as_deref().map(|l| &l[..22]),
+            Some("4 CPUs, 1 completion v")
+        );
     }
 }

@@ -70,7 +70,12 @@ fn eight_completion_eqs_on_every_part_a_vnic_on_each() {
         for set in 0..2 * usize::from(WANTED) {
             let eq = set % usize::from(WANTED);
             let mut v = nic.create_on(VnicSpec::default(), set).unwrap();
-            assert_eq!(v.queue_set().eq_indexes(), [eq], "{} set {set}", pers.name());
+            assert_eq!(
+                v.queue_set().eq_indexes(),
+                [eq],
+                "{} set {set}",
+                pers.name()
+            );
             v.poll();
             let counts: Vec<u64> = vectors.iter().map(|&x| sim.msix_count(x)).collect();
             sim.inject_rx(&frame(v.mac().0, set as u8));
