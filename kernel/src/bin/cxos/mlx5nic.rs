@@ -876,14 +876,7 @@ fn create_vnic(
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    // Its owner: the CPU asked for, or round-robin from CPU 1 (the port's
-    // own interface is on CPU 0).
-    let cpus = crate::smp::count().max(1);
-    let cpu = match def.cpu {
-        Some(c) if crate::smp::apic_id(usize::from(c)).is_some() => usize::from(c),
-        Some(c) => return Err(format!("no CPU {c} online")),
-        None => (n as usize + 1) % cpus,
-    };
+    let cpu = owner_cpu(n, def)?;
     // Its queue set is its CPU's: the CPU's EQ, whose vector goes to it.
     let mut vnic = nic.create_on(def.spec, cpu).map_err(|e| format!("{e}"))?;
     note_poller(port, vnic.queue_set().eq_indexes(), cpu);
@@ -915,6 +908,16 @@ fn create_vnic(
     crate::netstack::open_on(cpu, &format!("vnic{n}"), vnic, &def.ip).map_err(|(vnic, why)| {
         vnic.destroy();
         why
+    })
+}
+
+/// The CPU that owns VNIC `n` (its stack, apps and queues): the one its
+/// `cpu:` names if online, or round-robin from CPU 1 (the port's own
+/// interface is on CPU 0).
+#[cfg(feature = "net")]
+fn owner_cpu(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Result<usize, String> {
+    def.owner_cpu(n, crate::smp::count(), |c| {
+        crate::smp::apic_id(c).is_some()
     })
 }
 

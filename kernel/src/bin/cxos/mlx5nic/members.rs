@@ -6,6 +6,24 @@
 //! (its port VNIC, and with it its addresses) is taken away while it is a
 //! member and comes back when the aggregation is deleted (or its
 //! adapter detached).
+//!
+//! SMP (issue 21): a VNIC on an aggregation is placed as one on a port
+//! (`cpu:` or round-robin, [`VnicDef::owner_cpu`]): its member VNICs'
+//! queues are on that CPU's queue set (their completion vectors wake it)
+//! and its stack, sockets and apps are in that CPU's interface table, so
+//! only that CPU polls it. The aggregation itself (`aggr<N>`: its
+//! members, its LACP machines and its Slow Protocols frames) stays on the
+//! boot CPU with the ports' own interfaces it replaces: LACP's periodic
+//! transmit and timeouts run from its poll deadline on the boot CPU's
+//! timers, and `aggr show`, delete and a member's detach reach its state
+//! from the control plane there. A VNIC on another CPU only reads what
+//! LACP decided: [`cxos_net::aggr::AggrState`], atomics the
+//! aggregation's poll publishes (Release) and the VNIC's transmit and
+//! receive read (Acquire); it picks up a change at its next poll (an
+//! interrupt, its own deadline, or its CPU's tick). The periodic queue
+//! checks, `aggr delete`/`create` and a member's detach reach a VNIC
+//! wherever it runs: through its owner's table (`netstack::close`,
+//! `netstack::with_net_lent`, which wakes the owner after).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -85,19 +103,29 @@ fn create_on(nics: &[PortNic], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic, S
             mac: Some(mlx5::Mac(mac)),
             ..VnicSpec::default()
         },
+        0,
     )
 }
 
-/// A VNIC as `spec` says on port `net<index>`.
-fn create_spec(nics: &[PortNic], index: usize, spec: VnicSpec) -> Result<Mlx5Vnic, String> {
-    nic_of(nics, index)?
-        .create(spec)
-        .map_err(|e| format!("net{index}: {e}"))
+/// A VNIC as `spec` says on port `net<index>`, on queue set `set` (its
+/// CPU's: the completion vectors of its queues wake that CPU).
+fn create_spec(
+    nics: &[PortNic],
+    index: usize,
+    spec: VnicSpec,
+    set: usize,
+) -> Result<Mlx5Vnic, String> {
+    let v = nic_of(nics, index)?
+        .create_on(spec, set)
+        .map_err(|e| format!("net{index}: {e}"))?;
+    super::note_poller(index, v.queue_set().eq_indexes(), set);
+    Ok(v)
 }
 
 /// VNIC `n` on every member port of an aggregation (one MAC: the first
 /// port's choice when `def` lets the driver pick), registered as
-/// interface `vnic<n>`; its status line, or why not.
+/// interface `vnic<n>` owned by the CPU its definition places it on; its
+/// status line, or why not.
 fn create_vnic_on(
     nics: &[PortNic],
     ports: &[usize],
@@ -105,10 +133,11 @@ fn create_vnic_on(
     n: u32,
     def: &VnicDef,
 ) -> Result<String, String> {
+    let cpu = super::owner_cpu(n, def)?;
     let mut members: Vec<Mlx5Vnic> = Vec::new();
     let mut mac = def.spec.mac;
     for &i in ports {
-        match create_spec(nics, i, VnicSpec { mac, ..def.spec }) {
+        match create_spec(nics, i, VnicSpec { mac, ..def.spec }, cpu) {
             Ok(v) => {
                 mac = Some(v.mac());
                 members.push(v);
@@ -127,7 +156,7 @@ fn create_vnic_on(
         }
         format!("{e}")
     })?;
-    netstack::open_with(&format!("vnic{n}"), dev, &def.ip).map_err(|(dev, why)| {
+    netstack::open_on(cpu, &format!("vnic{n}"), dev, &def.ip).map_err(|(dev, why)| {
         for v in dev.into_members() {
             v.destroy();
         }
@@ -456,8 +485,8 @@ pub(super) fn check_all() {
 
 /// `vnics`' lines for the VNICs on aggregations: the driver's line of
 /// the first member (MAC, VLAN, queues) with counters summed over every
-/// member, which aggregation and ports it is over, its addresses and its
-/// flow rules' traffic on all members.
+/// member, which aggregation and ports it is over, its addresses, its
+/// flow rules' traffic on all members and the CPU that owns it.
 pub fn vnic_lines() -> Vec<String> {
     let live: Vec<(u32, Vec<usize>, Vec<u32>)> = LIVE
         .lock()
@@ -473,10 +502,11 @@ pub fn vnic_lines() -> Vec<String> {
             .join("+");
         for vn in vnics {
             let name = format!("vnic{vn}");
+            let cpu = netstack::owner_cpu(&name).unwrap_or(0);
             if let Some(line) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
                 aggr_vnic_line(net, &aggr_name(n), &over)
             }) {
-                out.push(line);
+                out.push(format!("{line} cpu {cpu}"));
             }
         }
     }
