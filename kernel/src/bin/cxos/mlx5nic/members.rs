@@ -228,7 +228,10 @@ fn reopen_port(nics: &[PortNic], index: usize) {
     let Some(mac) = port_mac(nics, index) else {
         return;
     };
-    match create_on(nics, index, mac) {
+    let made = nic_of(nics, index).and_then(|nic| {
+        super::portq::create(nic, index, mlx5::Mac(mac)).map_err(|e| format!("net{index}: {e}"))
+    });
+    match made {
         Ok(v) => match netstack::open(&name, v) {
             Ok(line) => println!("{line}"),
             Err((v, why)) => {
