@@ -506,23 +506,54 @@ pub fn vnic_lines() -> Vec<String> {
         for vn in vnics {
             let name = format!("vnic{vn}");
             let cpu = netstack::owner_cpu(&name).unwrap_or(0);
-            if let Some(line) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
+            let Some((line, flows)) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
                 aggr_vnic_line(net, &aggr_name(n), &over)
-            }) {
-                out.push(format!("{line} cpu {cpu}"));
-            }
+            }) else {
+                continue;
+            };
+            // The flow counters are read cooperatively, the owner's table
+            // let go (its CPU polls on meanwhile).
+            let flow = cmdwait_flows(&flows);
+            out.push(format!("{line} {flow} cpu {cpu}"));
         }
     }
     out
 }
 
-fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) -> String {
+/// A member VNIC's flow counter: its port's `Nic` and its id.
+type FlowOf = (Nic<super::Mlx5Adapter>, mlx5::vnic::VnicId);
+
+/// `flow <pkts> pkts <bytes> B` summed over `flows`, each read in a
+/// cooperative wait; `flow ? (<why>)` if one could not be read.
+fn cmdwait_flows(flows: &[FlowOf]) -> String {
+    let (mut pkts, mut bytes) = (0, 0);
+    for (nic, id) in flows {
+        match super::cmdwait::run(|idle| nic.flow_traffic_with(*id, idle)) {
+            Ok(t) => {
+                pkts += t.packets;
+                bytes += t.bytes;
+            }
+            Err(e) => return format!("flow ? ({e})"),
+        }
+    }
+    format!("flow {pkts} pkts {bytes} B")
+}
+
+/// [`vnic_lines`]' line of a VNIC on an aggregation up to its flow
+/// counters, and where to read those.
+fn aggr_vnic_line(
+    net: &cxos_net::NetIf<AggrVnicDev>,
+    aggr: &str,
+    over: &str,
+) -> (String, Vec<FlowOf>) {
     let dev = net.device();
     let Some(first) = dev.member(0) else {
-        return format!("{} over {aggr}: no members", net.name());
+        return (
+            format!("{} over {aggr}: no members", net.name()),
+            Vec::new(),
+        );
     };
     let mut info = first.info();
-    let (mut flow_pkts, mut flow_bytes, mut flow_err) = (0, 0, None);
     for m in (1..).map_while(|i| dev.member(i)) {
         let i = m.info();
         info.rx_packets += i.rx_packets;
@@ -532,15 +563,10 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
         info.rx_no_buffer += i.rx_no_buffer;
         info.errors += i.errors;
     }
-    for m in (0..).map_while(|i| dev.member(i)) {
-        match m.flow_traffic() {
-            Ok(t) => {
-                flow_pkts += t.packets;
-                flow_bytes += t.bytes;
-            }
-            Err(e) => flow_err = Some(format!("{e}")),
-        }
-    }
+    let flows = (0..)
+        .map_while(|i| dev.member(i))
+        .map(|m| (m.nic().clone(), m.id()))
+        .collect();
     let report = cxos_kernel::mlx5_report::vnic_line(&info);
     // The driver's line starts with the first member's own id.
     let rest = report.split_once(' ').map_or("", |(_, r)| r);
@@ -552,21 +578,18 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
     } else {
         ""
     };
-    let flow = match flow_err {
-        None => format!("flow {flow_pkts} pkts {flow_bytes} B"),
-        Some(e) => format!("flow ? ({e})"),
-    };
     // The aggregation's link: up while any member distributes.
     let link = if cxos_drivers::NetDevice::link(dev).up {
         "up"
     } else {
         "down"
     };
-    format!(
-        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {} {flow}",
+    let line = format!(
+        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {}",
         net.name(),
         net.ipv6_link_local()
-    )
+    );
+    (line, flows)
 }
 
 /// `aggr show [-L]`: one line per aggregation, one per member (client
