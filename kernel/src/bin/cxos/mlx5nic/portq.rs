@@ -7,7 +7,11 @@
 //! the CQs of its queues 1.. report to the completion EQs after queue set
 //! 0 (`mlx5::vnic::Nic::create_on`), whose vectors are other CPUs': each
 //! of those EQs is noted to wake the boot CPU as well
-//! ([`super::note_poller`]).
+//! ([`super::note_poller`]). The boot CPU polls all of them: its queues
+//! 1.. are not lent to other CPUs as a VNIC's are (`rxspread::spread`
+//! names what it lends `vnic<N>` only, and `respread` after a function
+//! reset spreads `vnic<N>` only; one that takes the interface's name
+//! makes this a one-line call here).
 //!
 //! `ifconfig net<i> ...,queues=N` at run time makes the port's VNIC again
 //! with N queues, as `aggr delete` gives a member its interface back: the
