@@ -2,9 +2,15 @@
 //! frames beyond the process (the vfio-user server, and hosted tests that
 //! talk to stock tools).
 //!
-//! - [`LinkSpec`]: `none`, `tap:IFNAME` (feature `tap`), `unix:PATH` (to
-//!   another model) or `qemu:PATH` (a stock QEMU NIC connects: [`qemu`]),
-//!   parsed from the command line; [`LinkSpec::open`] makes a [`Link`].
+//! - [`LinkSpec`]: `none`, `sink`, `tap:IFNAME` (feature `tap`), `unix:PATH`
+//!   (to another model) or `qemu:PATH` (a stock QEMU NIC connects:
+//!   [`qemu`]), parsed from the command line; [`LinkSpec::open`] makes a
+//!   [`Link`].
+//! - `sink` is a cable whose far end takes every frame at line rate: the
+//!   port's frames are counted as written and released at once (no copy,
+//!   no thread, no system call), the carrier is up. Benchmarks use it so
+//!   that a test peer (a TAP, one write(2) per frame on a shared CPU)
+//!   does not set the packet rate: a real port drains 148 Mpps.
 //! - [`LinkPort`]: a running link. Frames the port transmits are queued
 //!   with [`LinkPort::send_batch`] (never blocks: a full queue drops and
 //!   counts) and written by the link's writer thread; frames arriving from
@@ -42,6 +48,7 @@ pub const QUEUE_MAX: usize = 2048;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkSpec {
     None,
+    Sink,
     Tap(String),
     Unix(PathBuf),
     Qemu(PathBuf),
@@ -53,6 +60,7 @@ impl std::str::FromStr for LinkSpec {
     fn from_str(s: &str) -> Result<LinkSpec, String> {
         match s.split_once(':') {
             None if s == "none" => Ok(LinkSpec::None),
+            None if s == "sink" => Ok(LinkSpec::Sink),
             Some(("tap", name)) => {
                 #[cfg(feature = "tap")]
                 tap::check_name(name).map_err(|e| e.to_string())?;
@@ -67,7 +75,7 @@ impl std::str::FromStr for LinkSpec {
             Some(("qemu", path)) if !path.is_empty() => Ok(LinkSpec::Qemu(PathBuf::from(path))),
             Some(("qemu", _)) => Err("qemu: needs a socket path".into()),
             _ => Err(format!(
-                "'{s}' is not a wire (tap:IFNAME, unix:PATH, qemu:PATH or none)"
+                "'{s}' is not a wire (tap:IFNAME, unix:PATH, qemu:PATH, sink or none)"
             )),
         }
     }
@@ -77,6 +85,7 @@ impl std::fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LinkSpec::None => f.write_str("none"),
+            LinkSpec::Sink => f.write_str("sink"),
             LinkSpec::Tap(name) => write!(f, "tap:{name}"),
             LinkSpec::Unix(path) => write!(f, "unix:{}", path.display()),
             LinkSpec::Qemu(path) => write!(f, "qemu:{}", path.display()),
@@ -91,6 +100,7 @@ impl LinkSpec {
     pub fn open(&self) -> io::Result<Link> {
         match self {
             LinkSpec::None => Ok(Link::None),
+            LinkSpec::Sink => Ok(Link::Sink),
             #[cfg(feature = "tap")]
             LinkSpec::Tap(name) => Ok(Link::Tap(TapDevice::open(name)?)),
             #[cfg(not(feature = "tap"))]
@@ -111,6 +121,8 @@ impl LinkSpec {
 pub enum Link {
     /// No cable: transmitted frames are counted and dropped.
     None,
+    /// A far end that takes every frame: counted as written, released.
+    Sink,
     #[cfg(feature = "tap")]
     Tap(TapDevice),
     Unix(UnixWire),
@@ -122,6 +134,7 @@ impl Link {
     fn describe(&self) -> String {
         match self {
             Link::None => "none".into(),
+            Link::Sink => "sink".into(),
             #[cfg(feature = "tap")]
             Link::Tap(t) => format!("tap:{}", t.name()),
             Link::Unix(w) => format!("unix:{}", w.path.display()),
@@ -215,6 +228,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct LinkPort {
     shared: Arc<Shared>,
     describe: String,
+    /// `sink`: frames are counted in [`LinkPort::send_batch`], not queued.
+    sink: bool,
     /// Wakes a TAP reader blocked in poll.
     #[cfg(feature = "tap")]
     wake: Option<std::os::unix::net::UnixStream>,
@@ -251,6 +266,7 @@ impl LinkPort {
         let mut port = LinkPort {
             shared: shared.clone(),
             describe,
+            sink: matches!(link, Link::Sink),
             #[cfg(feature = "tap")]
             wake: None,
             #[cfg(feature = "tap")]
@@ -270,6 +286,7 @@ impl LinkPort {
                     Box::new(move || writer(&s, |_| Err(None), |_| {})),
                 )?);
             }
+            Link::Sink => shared.counters.connected.store(true, Ordering::Relaxed),
             #[cfg(feature = "tap")]
             Link::Tap(tap) => {
                 shared.counters.connected.store(true, Ordering::Relaxed);
@@ -335,9 +352,17 @@ impl LinkPort {
         &self.describe
     }
 
-    /// Queues `frames` for the link (copied; never blocks).
+    /// Queues `frames` for the link (copied; never blocks). A sink
+    /// counts them written here.
     pub fn send_batch<F: AsRef<[u8]>>(&self, frames: &[F]) {
         if frames.is_empty() {
+            return;
+        }
+        if self.sink {
+            let bytes: usize = frames.iter().map(|f| f.as_ref().len()).sum();
+            let c = &self.shared.counters;
+            c.tx_frames.fetch_add(frames.len() as u64, Ordering::Relaxed);
+            c.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             return;
         }
         let mut q = lock(&self.shared.queue);
