@@ -7,6 +7,8 @@
 //! steady traffic allocates nothing.
 #![deny(unsafe_code)]
 
+use std::time::{Duration, Instant};
+
 /// Most frames waiting in the outbox; more are dropped and counted (a front
 /// end that never drains, like vfio-user without a network, stays bounded).
 pub const OUTBOX_MAX: usize = 4096;
@@ -95,9 +97,97 @@ pub fn size_bucket(len: usize) -> usize {
     TOPS.iter().position(|t| with_fcs <= *t).unwrap_or(9)
 }
 
+/// A pause in transmit work at least this long ends a [`TxPeriod`].
+pub const IDLE_GAP: Duration = Duration::from_millis(100);
+
+/// A stretch of transmit work without a pause of [`IDLE_GAP`]: the frames
+/// the engine processed (sent or dropped), the engine's own time on them,
+/// and the wall time from the start of its first run to the end of its
+/// last.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxPeriod {
+    pub frames: u64,
+    pub busy: Duration,
+    pub span: Duration,
+    start: Option<Instant>,
+    end: Option<Instant>,
+}
+
+impl TxPeriod {
+    /// Frames per second of the span (0 for an empty one).
+    pub fn rate(&self) -> f64 {
+        per_second(self.frames, self.span)
+    }
+
+    /// Frames per second of the engine's busy time: what the model could
+    /// have sent had it never waited for the driver.
+    pub fn capacity(&self) -> f64 {
+        per_second(self.frames, self.busy)
+    }
+}
+
+fn per_second(frames: u64, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        frames as f64 / d.as_secs_f64()
+    }
+}
+
+/// The transmit engine's own clock (its packet rate, for benchmarks that
+/// must show the model was not the bottleneck): two clock reads per run of
+/// the engine (one doorbell's work), none per frame.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxClock {
+    pub frames: u64,
+    pub busy: Duration,
+    current: TxPeriod,
+    peak: TxPeriod,
+}
+
+impl TxClock {
+    /// The engine ran from `start` to `end` and processed `frames`
+    /// (runs that processed none do not count).
+    pub fn ran(&mut self, start: Instant, end: Instant, frames: u64) {
+        if frames == 0 {
+            return;
+        }
+        let busy = end.saturating_duration_since(start);
+        self.frames += frames;
+        self.busy += busy;
+        let c = &mut self.current;
+        if c.end
+            .is_some_and(|e| start.saturating_duration_since(e) >= IDLE_GAP)
+        {
+            if c.frames > self.peak.frames {
+                self.peak = *c;
+            }
+            *c = TxPeriod::default();
+        }
+        let first = *c.start.get_or_insert(start);
+        c.frames += frames;
+        c.busy += busy;
+        c.end = Some(end);
+        c.span = end.saturating_duration_since(first);
+    }
+
+    /// The period with the most frames so far (the current one included).
+    pub fn peak(&self) -> TxPeriod {
+        if self.current.frames > self.peak.frames {
+            self.current
+        } else {
+            self.peak
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Wire {
     pub stats: PortStats,
+    pub clock: TxClock,
+    /// Frames handed to [`Wire::send`] (sent or dropped): the engine's
+    /// work, for [`TxClock`].
+    pub processed: u64,
     out: Vec<Vec<u8>>,
     pool: Vec<Vec<u8>>,
 }
@@ -114,6 +204,7 @@ impl Wire {
 
     /// Put `frame` on the wire (or count it lost).
     pub fn send(&mut self, frame: Vec<u8>, link_up: bool) {
+        self.processed += 1;
         if !link_up {
             self.stats.tx_dropped_link_down += 1;
             self.recycle_one(frame);

@@ -361,7 +361,8 @@ impl LinkPort {
         if self.sink {
             let bytes: usize = frames.iter().map(|f| f.as_ref().len()).sum();
             let c = &self.shared.counters;
-            c.tx_frames.fetch_add(frames.len() as u64, Ordering::Relaxed);
+            c.tx_frames
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
             c.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             return;
         }

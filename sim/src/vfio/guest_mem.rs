@@ -132,8 +132,8 @@ impl Mmap {
         for (k, w) in dst[head..head + body].chunks_exact_mut(8).enumerate() {
             // SAFETY: 8 bytes inside the mapping (the caller's range),
             // 8-aligned; the memory lives as long as self.
-            let v = unsafe { AtomicU64::from_ptr(self.at(off + head + 8 * k)) }
-                .load(Ordering::Acquire);
+            let v =
+                unsafe { AtomicU64::from_ptr(self.at(off + head + 8 * k)) }.load(Ordering::Acquire);
             w.copy_from_slice(&v.to_ne_bytes());
         }
         self.read_small(off + head + body, &mut dst[head + body..]);
@@ -177,8 +177,7 @@ impl Mmap {
             let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
             // SAFETY: 8 bytes inside a writable mapping (the caller's
             // range), 8-aligned.
-            unsafe { AtomicU64::from_ptr(self.at(off + head + 8 * k)) }
-                .store(v, Ordering::Release);
+            unsafe { AtomicU64::from_ptr(self.at(off + head + 8 * k)) }.store(v, Ordering::Release);
         }
         self.write_small(off + head + body, &src[head + body..]);
     }
