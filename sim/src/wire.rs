@@ -258,6 +258,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_tx_clock_keeps_the_busiest_stretch() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut c = TxClock::default();
+        // A few frames at boot, a pause, the run (two doorbells 1 ms
+        // apart), a pause, a few frames again.
+        c.ran(ms(0), ms(1), 3);
+        c.ran(ms(500), ms(502), 100);
+        c.ran(ms(503), ms(504), 60);
+        c.ran(ms(503), ms(503), 0);
+        c.ran(ms(900), ms(901), 2);
+        let p = c.peak();
+        assert_eq!(p.frames, 160);
+        assert_eq!(p.span, Duration::from_millis(4));
+        assert_eq!(p.busy, Duration::from_millis(3));
+        assert_eq!(p.rate(), 40_000.0);
+        assert!((p.capacity() - 160.0 / 0.003).abs() < 1e-6);
+        assert_eq!((c.frames, c.busy), (165, Duration::from_millis(5)));
+        assert_eq!(TxPeriod::default().rate(), 0.0);
+    }
+
+    #[test]
+    fn every_frame_handed_to_the_wire_counts_as_processed() {
+        let mut w = Wire::default();
+        let b = w.buffer();
+        w.send(b, true);
+        let b = w.buffer();
+        w.send(b, false);
+        assert_eq!(w.processed, 2);
+        assert_eq!(w.stats.tx_frames, 1);
+    }
+
+    #[test]
     fn buffers_are_recycled_and_the_outbox_is_bounded() {
         let mut w = Wire::default();
         let mut b = w.buffer();

@@ -685,6 +685,90 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_takes_every_frame_without_a_thread() {
+        assert_eq!("sink".parse::<LinkSpec>(), Ok(LinkSpec::Sink));
+        assert_eq!(LinkSpec::Sink.to_string(), "sink");
+        let p = LinkPort::start(LinkSpec::Sink.open().unwrap(), Box::new(|_| {})).unwrap();
+        assert_eq!(p.describe(), "sink");
+        assert!(p.threads.is_empty());
+        for _ in 0..QUEUE_MAX {
+            p.send_batch(&[vec![0u8; 60], vec![1u8; 1514]]);
+        }
+        // Counted at once, none queued or dropped; the carrier stays up.
+        p.set_carrier(true);
+        let st = p.stats();
+        assert_eq!(st.tx_frames, 2 * QUEUE_MAX as u64);
+        assert_eq!(st.tx_bytes, (60 + 1514) * QUEUE_MAX as u64);
+        assert_eq!(
+            (
+                st.tx_dropped_queue_full,
+                st.tx_dropped_no_peer,
+                st.tx_errors
+            ),
+            (0, 0, 0)
+        );
+        assert!(st.connected);
+        assert!(lock(&p.shared.queue).frames.is_empty());
+    }
+
+    /// The writer is decoupled from the port: a peer that stops reading
+    /// never blocks `send_batch`; the queue stays bounded (what does not fit
+    /// is dropped and counted), and what is carried arrives in order.
+    #[test]
+    fn a_stalled_peer_costs_counted_drops_never_a_blocked_port() {
+        use std::sync::Mutex as StdMutex;
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-ls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec: LinkSpec = format!("unix:{}", dir.join("w").display()).parse().unwrap();
+        let gate = Arc::new(StdMutex::new(()));
+        let got = Arc::new(StdMutex::new(Vec::<u32>::new()));
+        let a = LinkPort::start(spec.open().unwrap(), Box::new(|_| {})).unwrap();
+        let (g, seen) = (gate.clone(), got.clone());
+        let b = LinkPort::start(
+            spec.open().unwrap(),
+            Box::new(move |f| {
+                drop(g.lock().unwrap());
+                seen.lock()
+                    .unwrap()
+                    .push(u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
+            }),
+        )
+        .unwrap();
+        wait_for("a connection", || {
+            a.stats().connected && b.stats().connected
+        });
+        // b's reader stalls in its first delivery: the sockets fill, then
+        // a's writer blocks, then a's queue fills.
+        let stall = gate.lock().unwrap();
+        let sent = 4 * QUEUE_MAX as u32;
+        for chunk in (0..sent).collect::<Vec<_>>().chunks(64) {
+            let frames: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|i| [&i.to_be_bytes()[..], &[0x5a; 996]].concat())
+                .collect();
+            a.send_batch(&frames);
+        }
+        let dropped = a.stats().tx_dropped_queue_full;
+        assert!(
+            dropped >= u64::from(sent) - 2 * QUEUE_MAX as u64,
+            "a stalled peer must cost drops, not memory: {dropped} dropped"
+        );
+        assert!(lock(&a.shared.queue).frames.len() <= QUEUE_MAX);
+        drop(stall);
+        let carried = u64::from(sent) - dropped;
+        wait_for("the queued frames", || {
+            got.lock().unwrap().len() as u64 == carried
+        });
+        let got = got.lock().unwrap().clone();
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert_eq!(got[0], 0);
+        assert_eq!(a.stats().tx_frames, carried);
+        drop((a, b));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn two_ports_on_a_unix_wire_carry_frames_both_ways_and_reconnect() {
         let dir = std::env::temp_dir().join(format!("mlx5-sim-lp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -460,6 +460,21 @@ mod tests {
         let mut back = vec![0u8; 61];
         mem.read(0x10_0103, &mut back).unwrap();
         assert_eq!(back, pattern);
+        // Every alignment and length around the word loop: the bytes land
+        // where the file has them, and nothing beyond.
+        for start in 0..9u64 {
+            for len in 0..26usize {
+                let at = 0x10_0200 + start;
+                mem.write(at - 1, &[0xee; 28]).unwrap();
+                let bytes: Vec<u8> = (0..len).map(|i| (i as u8) ^ (start as u8) << 5).collect();
+                mem.write(at, &bytes).unwrap();
+                let mut back = vec![0u8; len + 2];
+                mem.read(at - 1, &mut back).unwrap();
+                assert_eq!(back[0], 0xee, "{start} {len}");
+                assert_eq!(&back[1..=len], &bytes[..], "{start} {len}");
+                assert_eq!(back[len + 1], 0xee, "{start} {len}");
+            }
+        }
         assert_eq!(mem.mapped(), (1, 0x2000));
     }
 
