@@ -8,7 +8,7 @@
 //! `net.<n>=<config>` (network interface `net<n>`, `n` in 0..8: `dhcp`,
 //! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64][,mtu=N]`; the kernel
 //! checks the value itself, see [`Config::net`]; the port under it takes
-//! `speed=` and `led=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
+//! `speed=`, `led=` and `queues=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
 //! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
 //! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`) and `smp=<n>`
@@ -105,15 +105,19 @@ pub struct PortItems {
     /// The fast path's settings in `ethtool`'s words (`rx-usecs=8`,
     /// `rx_cqe_compress=on`, ...: [`crate::ethtool`]).
     pub tune: crate::ethtool::Tune,
+    /// `queues=<1|2|4..64>`: receive queues of the port's own interface
+    /// (RSS over them when more than one, as a VNIC's `queues:`);
+    /// default 1.
+    pub queues: Option<u8>,
 }
 
 impl PortItems {
     pub fn is_empty(&self) -> bool {
-        self.speed.is_none() && self.led.is_none() && self.tune.is_empty()
+        self.speed.is_none() && self.led.is_none() && self.tune.is_empty() && self.queues.is_none()
     }
 }
 
-/// Take the `speed=` and `led=` items out of an interface configuration
+/// Take the `speed=`, `led=`, `queues=` and `ethtool` items out of an interface configuration
 /// text (anywhere after its first, address item): them, and the rest for
 /// cxos-net's `IfConfig`. `Err` names the bad item.
 pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
@@ -136,6 +140,19 @@ pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
                             .ok_or_else(|| alloc::format!("'{r}' is not auto or a rate"))?,
                     ),
                 });
+            }
+            Some(("queues", v)) if i > 0 => {
+                if items.queues.is_some() {
+                    return Err("'queues=' given twice".into());
+                }
+                let q = v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|q| (1..=64).contains(q) && q.is_power_of_two());
+                items.queues =
+                    Some(q.ok_or_else(|| {
+                        alloc::format!("'{v}' is not a queue count (1, 2, 4 .. 64)")
+                    })?);
             }
             Some(("led", v)) if i > 0 => {
                 if items.led.is_some() {
@@ -401,6 +418,12 @@ mod tests {
             p.led,
             Some(LedArg::Beacon(crate::portarg::BEACON_DEFAULT_S))
         );
+        let (p, rest) = port_items("10.0.0.2/24,queues=4,gw=10.0.0.1").unwrap();
+        assert_eq!(
+            (p.queues, rest.as_str()),
+            (Some(4), "10.0.0.2/24,gw=10.0.0.1")
+        );
+        assert!(!p.is_empty());
         let (p, rest) = port_items("dhcp").unwrap();
         assert!(p.is_empty());
         assert_eq!(rest, "dhcp");
@@ -413,6 +436,12 @@ mod tests {
             ("dhcp,led=beacon:0", "'0' is not a beacon time in seconds"),
             ("dhcp,speed=1G,speed=10G", "'speed=' given twice"),
             ("dhcp,led=on,led=off", "'led=' given twice"),
+            ("dhcp,queues=3", "'3' is not a queue count (1, 2, 4 .. 64)"),
+            (
+                "dhcp,queues=128",
+                "'128' is not a queue count (1, 2, 4 .. 64)",
+            ),
+            ("dhcp,queues=2,queues=4", "'queues=' given twice"),
         ] {
             assert_eq!(port_items(bad).unwrap_err(), why, "{bad}");
         }

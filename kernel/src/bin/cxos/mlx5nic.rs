@@ -25,7 +25,7 @@ use cxos_kernel::shellcmd::Report;
 use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
 use mlx5::module::{Led, ModuleState, PortError, SpeedSetting};
 use mlx5::port::Speed;
-use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+use mlx5::vnic::{Nic, NicConfig, Vnic};
 use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
@@ -42,6 +42,8 @@ use crate::{interrupts, println, runtime, time};
 pub mod ethtool;
 #[cfg(feature = "net")]
 pub mod members;
+#[cfg(feature = "net")]
+pub mod portq;
 #[cfg(feature = "net")]
 use crate::print;
 #[cfg(feature = "net")]
@@ -745,10 +747,15 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
             return State::Attached(Box::new(failure.control));
         }
     };
-    let main = match nic.create(VnicSpec {
+    // With the network stack: its `queues=` item (`portq`).
+    #[cfg(feature = "net")]
+    let main = portq::create(&nic, slot.index, res.mac);
+    #[cfg(not(feature = "net"))]
+    let main = nic.create(mlx5::vnic::VnicSpec {
         mac: Some(res.mac),
-        ..VnicSpec::default()
-    }) {
+        ..mlx5::vnic::VnicSpec::default()
+    });
+    let main = match main {
         Ok(v) => v,
         Err(e) => {
             println!("mlx5 {addr}: port not opened: {e}; attached without a data path");
@@ -876,14 +883,7 @@ fn create_vnic(
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    // Its owner: the CPU asked for, or round-robin from CPU 1 (the port's
-    // own interface is on CPU 0).
-    let cpus = crate::smp::count().max(1);
-    let cpu = match def.cpu {
-        Some(c) if crate::smp::apic_id(usize::from(c)).is_some() => usize::from(c),
-        Some(c) => return Err(format!("no CPU {c} online")),
-        None => (n as usize + 1) % cpus,
-    };
+    let cpu = owner_cpu(n, def)?;
     // Its queue set is its CPU's: the CPU's EQ, whose vector goes to it.
     let mut vnic = nic.create_on(def.spec, cpu).map_err(|e| format!("{e}"))?;
     note_poller(port, vnic.queue_set().eq_indexes(), cpu);
@@ -916,6 +916,14 @@ fn create_vnic(
         vnic.destroy();
         why
     })
+}
+
+/// The CPU that owns VNIC `n` (its stack, apps and queues): the one its
+/// `cpu:` names if online, or round-robin from CPU 1 (the port's own
+/// interface is on CPU 0).
+#[cfg(feature = "net")]
+fn owner_cpu(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Result<usize, String> {
+    def.owner_cpu(n, crate::smp::count(), |c| crate::smp::apic_id(c).is_some())
 }
 
 /// Completion EQ `eq` of port `port` fired (on the CPU its work is bound
