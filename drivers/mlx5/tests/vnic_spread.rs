@@ -426,9 +426,10 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
 /// VNIC's own RQs is recreated by the VNIC's own recovery (its check of
 /// its own queues, as the kernel's recovery step runs it): the VNIC's
 /// rewrite of the RSS table lists the helper's RQ as it is now, not the
-/// one the helper destroyed (which the device refuses: the recovery
-/// would fail and escalate). The loan is shared with the helper, which
-/// swapped its RQ in it under the table's lock.
+/// one the helper destroyed (refused by the device, or, its number taken
+/// again by the VNIC's new RQ as the model does here, entry 1 goes to the
+/// VNIC's own queue 0 and the helper gets nothing). The loan is shared
+/// with the helper, which swapped its RQ in it under the table's lock.
 #[test]
 fn an_own_rq_recreated_after_the_helper_recovered_alone_lists_the_helpers_new_rq() {
     common::logger();
