@@ -185,7 +185,8 @@ fn tlb_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
 }
 
 /// The representative subset of the system tests in one `-smp 2` boot
-/// with the model and a namespace peer: the adapter attaches, ping both
+/// with the model and a namespace peer: the adapter attaches (net0 with
+/// two receive queues, its queue 1 lent to CPU 1), ping both
 /// ways, stock iperf3 TCP both ways, two VNICs answer ping and one
 /// carries iperf3 at the same time as the port, a send queue fault
 /// (`sq-bad-lkey`) is recovered while traffic runs, and detach leaves
@@ -204,7 +205,8 @@ fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let vnics: Vec<(String, String)> = (1..=2)
         .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
         .collect();
-    let mut cmdline = static_cmdline(&config);
+    // net0 with two receive queues: its queue 1 is lent to CPU 1.
+    let mut cmdline = format!("{},queues=2", static_cmdline(&config));
     for (n, (_, addr)) in vnics.iter().enumerate() {
         cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
     }
@@ -233,6 +235,10 @@ fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let host = peer.net.host_ip();
     plain_line(&peer.shell.ask(&format!("ping {host} -c {PINGS}"))?, &want)?;
     traffic(&mut peer, &guest, &vnics)?;
+    let spread = peer.shell.ask("vnics")?;
+    let line = plain_line(&spread, "rx-spread net0 queue 1 on cpu 1 -> cpu 0: ")
+        .map_err(|e| format!("net0's queue 1 not lent to CPU 1: {e}"))?;
+    println!("    ({line})");
     // Detach: nothing held by the model, no violation.
     peer_finish(peer)
 }

@@ -152,10 +152,16 @@ impl Drop for Inbox {
 }
 
 /// Lend VNIC `n`'s queues 1.. (owned by CPU `owner`) to the CPUs after
-/// it, a line each. Nothing to do with one queue or one CPU; a helper
-/// that cannot be made leaves that queue (and the ones after it) with
-/// the owner.
+/// it: [`spread_as`] for `vnic<n>`.
 pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize) {
+    spread_as(nic, vnic, &format!("vnic{n}"), owner);
+}
+
+/// Lend the queues 1.. of interface `name` (a VNIC or a port's own
+/// `net<i>`, owned by CPU `owner`) to the CPUs after it, a line each.
+/// Nothing to do with one queue or one CPU; a helper that cannot be made
+/// leaves that queue (and the ones after it) with the owner.
+pub fn spread_as(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, name: &str, owner: usize) {
     let cpus = smp::count();
     let queues = vnic.queue_set().rx_queues();
     if queues < 2 || cpus < 2 {
@@ -177,7 +183,7 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
             }
             Err(e) => {
                 println!(
-                    "vnic{n}: receive queue {i} stays on cpu {owner}: no helper on cpu {cpu}: {e}"
+                    "{name}: receive queue {i} stays on cpu {owner}: no helper on cpu {cpu}: {e}"
                 );
                 break;
             }
@@ -188,7 +194,7 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         return;
     }
     if let Err(e) = vnic.spread_rx(&rqns) {
-        println!("vnic{n}: receive queues not spread: {e}");
+        println!("{name}: receive queues not spread: {e}");
         return;
     }
     let frame = slot_size(vnic);
@@ -196,24 +202,22 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         let (tx, rx) = handoff::ring::<RxMeta>(RING_SLOTS, frame);
         inbox.rings.push(rx);
         RELAYS[*cpu].lock().push(Relay {
-            what: format!("vnic{n} queue {i}"),
+            what: format!("{name} queue {i}"),
             owner,
             helper: h.clone(),
             tx,
         });
-        println!("vnic{n}: receive queue {i} on cpu {cpu}, handed off to cpu {owner}");
+        println!("{name}: receive queue {i} on cpu {cpu}, handed off to cpu {owner}");
         runtime::wake_at_on(*cpu, 0);
     }
     vnic.set_inbox(Some(Box::new(inbox)));
 }
 
-/// Interface `name` (`vnic<N>`, owned by CPU `owner`) was replayed after
-/// a function reset (its old helpers released with the old VNIC): lend
-/// its queues again.
+/// Interface `name` (a VNIC or a port's `net<i>`, owned by CPU `owner`)
+/// was replayed after a function reset (its old helpers released with
+/// the old VNIC): lend its queues again.
 pub fn respread(nic: &Nic<Mlx5Adapter>, name: &str, vnic: &mut Mlx5Vnic, owner: usize) {
-    if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
-        spread(nic, vnic, n, owner);
-    }
+    spread_as(nic, vnic, name, owner);
 }
 
 /// Poll the helpers this CPU holds: their frames into the owners' rings,

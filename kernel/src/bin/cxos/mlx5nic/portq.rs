@@ -4,14 +4,12 @@
 //! nothing). `net.<i>=...,queues=N` (the VNIC syntax's `queues:` as a
 //! port item, like `speed=` and ethtool's `rx-usecs=`; default 1) gives it
 //! N receive queues with RSS over them. The boot CPU owns the interface;
-//! the CQs of its queues 1.. report to the completion EQs after queue set
-//! 0 (`mlx5::vnic::Nic::create_on`), whose vectors are other CPUs': each
-//! of those EQs is noted to wake the boot CPU as well
-//! ([`super::note_poller`]). The boot CPU polls all of them: its queues
-//! 1.. are not lent to other CPUs as a VNIC's are (`rxspread::spread`
-//! names what it lends `vnic<N>` only, and `respread` after a function
-//! reset spreads `vnic<N>` only; one that takes the interface's name
-//! makes this a one-line call here).
+//! on a machine with more than one CPU its queues 1.. are lent to the
+//! next CPUs as a VNIC's are (`rxspread::spread_as`: receive helpers on
+//! those CPUs' queue sets hand the frames to the boot CPU), and again
+//! after a function reset (`rxspread::respread`). The completion EQs of
+//! the queues it keeps are noted to wake the boot CPU
+//! ([`super::note_poller`]).
 //!
 //! `ifconfig net<i> ...,queues=N` at run time makes the port's VNIC again
 //! with N queues, as `aggr delete` gives a member its interface back: the
@@ -42,12 +40,13 @@ pub(super) fn create(
     index: usize,
     mac: Mac,
 ) -> Result<Mlx5Vnic, VnicError> {
-    let v = nic.create(VnicSpec {
+    let mut v = nic.create(VnicSpec {
         mac: Some(mac),
         queues: queues_of(index),
         ..VnicSpec::default()
     })?;
     super::note_poller(index, v.queue_set().eq_indexes(), 0);
+    crate::rxspread::spread_as(nic, &mut v, &format!("net{index}"), 0);
     Ok(v)
 }
 
