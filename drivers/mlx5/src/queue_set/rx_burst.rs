@@ -305,23 +305,28 @@ where
     let outstanding = cur.outstanding();
     if cur.is_striding() {
         let mut w = cur.window(all);
-        for c in cqes {
+        let mut i = 0;
+        while let Some(c) = cqes.get(i) {
             let (bc, key) = bc_and_key(c);
-            if key != w.key() {
-                break;
-            }
-            let Some((frame, _)) = w.take(bc) else {
+            let taken = if key == w.key() { w.take(bc) } else { None };
+            let Some((frame, _)) = taken else {
+                // A used-up WQE shows here, not in the loop: the next
+                // WQE's window, and the completion again against it.
+                if w.is_empty() {
+                    cur.settle(&w);
+                    w = cur.window(all);
+                    if !w.is_empty() {
+                        continue;
+                    }
+                }
                 break;
             };
-            let info = ctx.info(Src::Ring(cq, start.wrapping_add(n)));
+            let info = ctx.info(Src::Ring(cq, start.wrapping_add(i as u32)));
             f(frame, &info);
-            n += 1;
+            i += 1;
             bytes += frame.len() as u64;
-            if w.is_empty() {
-                cur.settle(&w);
-                w = cur.window(all);
-            }
         }
+        n = i as u32;
         cur.settle(&w);
         return Took {
             releases: cur.outstanding().wrapping_sub(outstanding) as u32,
