@@ -263,17 +263,23 @@ impl<C: Control> QueueSet<C> {
     }
 }
 
+/// A completion's byte count.
+#[inline(always)]
+fn byte_cnt(c: &[u8; cqe::LEN]) -> u32 {
+    u32::from_be_bytes([
+        c[cqe::off::BYTE_CNT],
+        c[cqe::off::BYTE_CNT + 1],
+        c[cqe::off::BYTE_CNT + 2],
+        c[cqe::off::BYTE_CNT + 3],
+    ])
+}
+
 /// A common completion's byte count and, as one word, its `wqe_id` (the
 /// low half of the first dword) and `wqe_counter` (the high half of the
 /// tail dword): `wqe_id << 16 | wqe_counter`.
 #[inline(always)]
 fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
-    let bc = u32::from_be_bytes([
-        c[cqe::off::BYTE_CNT],
-        c[cqe::off::BYTE_CNT + 1],
-        c[cqe::off::BYTE_CNT + 2],
-        c[cqe::off::BYTE_CNT + 3],
-    ]);
+    let bc = byte_cnt(c);
     let key = u32::from_be_bytes([
         c[cqe::off::WQE_ID + 2],
         c[cqe::off::WQE_ID + 3],
@@ -305,10 +311,17 @@ where
     let outstanding = cur.outstanding();
     if cur.is_striding() {
         let mut w = cur.window(all);
-        let mut i = 0;
-        while let Some(c) = cqes.get(i) {
-            let (bc, key) = bc_and_key(c);
-            let taken = if key == w.key() { w.take(bc) } else { None };
+        // One induction variable: the entries left (`n` from them).
+        let mut rest = cqes;
+        while let [c, tail @ ..] = rest {
+            let bc = byte_cnt(c);
+            let id = [c[cqe::off::WQE_ID + 2], c[cqe::off::WQE_ID + 3]];
+            let counter = [c[cqe::off::TAIL], c[cqe::off::TAIL + 1]];
+            let taken = if w.expects_be(id, counter) {
+                w.take(bc)
+            } else {
+                None
+            };
             let Some((frame, _)) = taken else {
                 // A used-up WQE shows here, not in the loop: the next
                 // WQE's window, and the completion again against it.
@@ -321,12 +334,13 @@ where
                 }
                 break;
             };
-            let info = ctx.info(Src::Ring(cq, start.wrapping_add(i as u32)));
+            let i = (cqes.len() - rest.len()) as u32;
+            let info = ctx.info(Src::Ring(cq, start.wrapping_add(i)));
             f(frame, &info);
-            i += 1;
+            rest = tail;
             bytes += frame.len() as u64;
         }
-        n = i as u32;
+        n = (cqes.len() - rest.len()) as u32;
         cur.settle(&w);
         return Took {
             releases: cur.outstanding().wrapping_sub(outstanding) as u32,

@@ -229,6 +229,7 @@ impl RxCursor {
             rest,
             full: rest.len(),
             key: self.key,
+            id_be: ((self.key >> 16) as u16).to_be_bytes(),
             shift: self.shift,
         }
     }
@@ -277,6 +278,9 @@ pub struct StrideWindow<'a> {
     /// `rest`'s length when the cursor gave it.
     full: usize,
     key: u32,
+    /// `key`'s `wqe_id` as the CQE holds it (big-endian), the same for
+    /// every completion of the window.
+    id_be: [u8; 2],
     shift: u32,
 }
 
@@ -285,6 +289,16 @@ impl<'a> StrideWindow<'a> {
     #[inline(always)]
     pub fn key(&self) -> u32 {
         self.key
+    }
+
+    /// Whether a completion whose `wqe_id` and `wqe_counter` fields hold
+    /// `id_be` and `counter_be` (big-endian, as in the CQE) is the next
+    /// one of the window ([`StrideWindow::key`]): the `wqe_id` compared as
+    /// stored (it is the window's), only the counter swapped.
+    #[inline(always)]
+    pub fn expects_be(&self, id_be: [u8; 2], counter_be: [u8; 2]) -> bool {
+        u16::from_ne_bytes(id_be) == u16::from_ne_bytes(self.id_be)
+            && u16::from_be_bytes(counter_be) == self.key as u16
     }
 
     /// Whether the WQE's strides are used up (or it is not posted).
@@ -306,8 +320,9 @@ impl<'a> StrideWindow<'a> {
         let strides = byte_cnt >> 16;
         let len = (byte_cnt & 0xffff) as usize;
         let size = (strides as usize) << self.shift;
-        // The bytes must fit the strides (`..len` below) and be some.
-        if len == 0 {
+        // The bytes must be some and fit the strides, checked before the
+        // strides are taken off.
+        if len == 0 || len > size {
             return None;
         }
         let (used, rest) = self.rest.split_at_checked(size)?;
