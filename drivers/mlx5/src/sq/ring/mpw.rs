@@ -4,55 +4,33 @@
 //! control and one Ethernet segment per session, whose `mss` is the
 //! length every frame of the session has, then a data segment per frame,
 //! or, for frames no longer than the queue's inline limit, one inline
-//! segment with the frames back to back (their buffers free again at
-//! once). A frame of another length ends the session and opens the next;
-//! so do [`mpw::MAX_FRAMES`] frames, [`mpw::SESSION_DS`] segments, the
-//! ring's free room or its end (a session is one plain run of the ring,
-//! never wrapping) and the end of the burst. A session's control segment
-//! is written when it closes, once its segment count is known.
+//! segment with the frames back to back (their buffer free again at
+//! once: every frame of an inline session is written into the same one).
+//! A frame of another length ends the session and opens the next; so do
+//! [`mpw::MAX_FRAMES`] frames, [`mpw::SESSION_DS`] segments, the ring's
+//! free room or its end (a session is one plain run of the ring, never
+//! wrapping), the end of the run of free buffers and the end of the
+//! burst. A session's control and Ethernet segments are written when it
+//! closes, once its segment count is known.
 //!
-//! A frame is written into its buffer only when it can be posted: the
-//! buffer is free and the ring has a free block besides the open
-//! session's, so a frame that does not join the open session can always
-//! open a one-block session of its own (pointed to if its inline session
-//! would not fit before the ring's end).
+//! What a session can hold is worked out once when it opens (its `cap`),
+//! so the frames' loop has no test but the frame's length: the segments
+//! and the buffers are two slices zipped, the data segment is the same
+//! word for every frame of a session. The cap also keeps this promise: a
+//! frame is written into its buffer only when it can be posted, so the
+//! frame that ends a session with another length (left in the next
+//! buffer, `pending`) always has a free buffer and a free block after the
+//! session for a one-block session of its own.
 
 use cxos_drivers::{DmaRegion, Platform, Region};
 
-use super::{Burst, Signalled, Sq};
+use super::{Burst, Sq};
 use crate::wqe::{self, CsFlags, DS, WQEBB, empw, mpw};
 
-/// The session being built: its first basic block (`pc` when it
-/// opened) and its byte offset in the ring, the length of its frames,
-/// how many it has and can take (its room, fixed when it opens), its
-/// segments so far, and whether the frames are inline (then `ds` covers
-/// their bytes).
-#[derive(Clone, Copy)]
-struct Open {
-    start: u16,
-    at: usize,
-    len: usize,
-    frames: usize,
-    cap: usize,
-    ds: usize,
-    inline: bool,
-}
-
-impl Open {
-    const NONE: Open = Open {
-        start: 0,
-        at: 0,
-        len: 0,
-        frames: 0,
-        cap: 0,
-        ds: 0,
-        inline: false,
-    };
-
-    #[inline(always)]
-    fn nbb(&self) -> usize {
-        self.ds.div_ceil(WQEBB / DS)
-    }
+/// Frames of `len` bytes an inline session of `ds` segments holds.
+#[inline(always)]
+fn inline_fit(ds: usize, len: usize) -> usize {
+    (ds.saturating_sub(2) * DS).saturating_sub(4) / len
 }
 
 impl<P: Platform> Sq<P> {
@@ -81,12 +59,13 @@ impl<P: Platform> Sq<P> {
         } = self;
         let mask = c.mask;
         let entries = mask as usize + 1;
+        let per_bb = WQEBB / DS;
         let bufs_len = (c.bufs as usize * buf_size).min(bufs.len());
         let base = bufs.device_addr().get();
         let bufs_mask = c.bufs.wrapping_sub(1);
         let inline_max = inline_max.min(mpw::MAX_INLINE);
         let cs_word = wqe::eth_flags_word(cs, 0);
-        let lkey = c.lkey;
+        let (lkey, sqn8) = (c.lkey, c.sqn8);
         let mut sent = 0;
         let mut bytes = 0u64;
         // A length out of range (or a view the pool cannot give) ends the
@@ -94,81 +73,129 @@ impl<P: Platform> Sq<P> {
         let mut bad = false;
         ring.mem.with_bytes_mut(0, ring.mem.len(), |ring| {
             bufs.with_bytes_mut(0, bufs_len, |all| {
-                // No session yet: `frames` 0 (no frame has length 0).
-                let mut o = Open::NONE;
+                let (segs, _) = ring.as_chunks_mut::<DS>();
+                let mut bufs_pc = c.bufs_pc;
+                // The length of the frame written into buffer `bufs_pc`
+                // that ended the last session (0: none).
+                let mut pending = 0usize;
                 while sent < n {
-                    let used = c.pc.wrapping_sub(c.cc) as usize + o.nbb();
-                    if c.bufs_pc.wrapping_sub(c.bufs_cc) >= c.bufs || used >= entries {
+                    let start = c.pc;
+                    let slot = (start & mask) as usize;
+                    let free = entries - c.pc.wrapping_sub(c.cc) as usize;
+                    let to_end = entries - slot;
+                    let first = (bufs_pc & bufs_mask) as usize;
+                    let free_bufs = c.bufs.wrapping_sub(bufs_pc.wrapping_sub(c.bufs_cc)) as usize;
+                    if free == 0 || free_bufs == 0 {
                         break;
                     }
-                    let slot = (c.bufs_pc & bufs_mask) as usize;
-                    let Some(b) = all.get_mut(slot * buf_size..(slot + 1) * buf_size) else {
+                    // The session's room, and what it may fill while the
+                    // frame after it still finds a block of its own.
+                    let room = (free.min(to_end) * per_bb).min(mpw::SESSION_DS);
+                    let spare = ((free - 1) * per_bb).min(mpw::SESSION_DS);
+                    let Some(run) = all.get_mut(first * buf_size..) else {
                         bad = true;
                         break;
                     };
-                    let len = write(sent, b);
+                    let Some(b) = run.get_mut(..buf_size) else {
+                        bad = true;
+                        break;
+                    };
+                    let len = if pending != 0 {
+                        pending
+                    } else {
+                        write(sent, b)
+                    };
+                    pending = 0;
                     if len.wrapping_sub(1) >= max {
                         bad = true;
                         break;
                     }
-                    if len != o.len || o.frames == o.cap {
-                        if o.frames > 0 {
-                            close(c, signalled, ring, o, cs_word);
-                        }
-                        // The session's room, fixed when it opens: the
-                        // free blocks up to the ring's end (at least one:
-                        // `used < entries`).
-                        let start = c.pc;
-                        let free = entries - c.pc.wrapping_sub(c.cc) as usize;
-                        let to_end = entries - (start & mask) as usize;
-                        let room = (free.min(to_end) * (WQEBB / DS)).min(mpw::SESSION_DS);
-                        let inline = len <= inline_max && mpw::inline_ds(len) <= room;
-                        let cap = if inline {
-                            ((room - 2) * DS - 4) / len
-                        } else {
-                            room - 2
-                        };
-                        o = Open {
-                            start,
-                            at: (start & mask) as usize * WQEBB,
-                            len,
-                            frames: 0,
-                            cap: cap.min(mpw::MAX_FRAMES),
-                            ds: 2,
-                            inline,
-                        };
-                    }
-                    if o.inline {
-                        // After control, Ethernet and byte_count.
-                        let from = o.at + 2 * DS + 4 + o.frames * len;
-                        let (Some(dst), Some(src)) = (ring.get_mut(from..from + len), b.get(..len))
-                        else {
-                            bad = true;
-                            break;
-                        };
-                        dst.copy_from_slice(src);
-                        o.ds = mpw::inline_ds((o.frames + 1) * len);
+                    let inline = len <= inline_max && mpw::inline_ds(len) <= room;
+                    let cap = if inline {
+                        inline_fit(room, len).min(1 + inline_fit(spare, len))
                     } else {
-                        let addr = base + (slot * buf_size) as u64;
-                        if !put(
-                            ring,
-                            o.at + o.ds * DS,
-                            wqe::data_word(len as u32, lkey),
-                            addr,
-                        ) {
+                        (room - 2)
+                            .min(1 + spare.saturating_sub(2))
+                            .min(free_bufs)
+                            .min(c.bufs as usize - first)
+                    }
+                    .min(mpw::MAX_FRAMES)
+                    .min(n - sent);
+                    let Some(session) = segs.get_mut(slot * per_bb..slot * per_bb + room) else {
+                        bad = true;
+                        break;
+                    };
+                    let (hdr, body) = session.split_at_mut(2);
+                    // Frames in the session, and its segments.
+                    let (m, ds) = if inline {
+                        let (bc, frames) = body.as_flattened_mut().split_at_mut(4);
+                        let Some(all_frames) = frames.get_mut(..cap * len) else {
                             bad = true;
                             break;
+                        };
+                        let mut chunks = all_frames.chunks_exact_mut(len);
+                        let mut m = 0;
+                        if let Some(d) = chunks.next() {
+                            d.copy_from_slice(&b[..len]);
+                            m = 1;
                         }
-                        o.ds += 1;
-                        c.bufs_pc = c.bufs_pc.wrapping_add(1);
+                        for d in chunks {
+                            let l = write(sent + m, b);
+                            if l != len {
+                                end(l, max, &mut pending, &mut bad);
+                                break;
+                            }
+                            d.copy_from_slice(&b[..len]);
+                            m += 1;
+                        }
+                        let total = m * len;
+                        bc.copy_from_slice(&(total as u32 | empw::INLINE).to_be_bytes());
+                        // The last segment's tail zeroed.
+                        let pad = (4 + total).next_multiple_of(DS) - 4;
+                        if let Some(t) = frames.get_mut(total..pad) {
+                            t.fill(0);
+                        }
+                        (m, mpw::inline_ds(total))
+                    } else {
+                        let Some(run) = run.get_mut(..cap * buf_size) else {
+                            bad = true;
+                            break;
+                        };
+                        let word = wqe::data_word(len as u32, lkey);
+                        let mut addr = base + (first * buf_size) as u64;
+                        let mut frames = body.iter_mut().zip(run.chunks_exact_mut(buf_size));
+                        let mut m = 0;
+                        if let Some((s, _)) = frames.next() {
+                            put(s, word, addr);
+                            m = 1;
+                        }
+                        for (s, b) in frames {
+                            let l = write(sent + m, b);
+                            if l != len {
+                                end(l, max, &mut pending, &mut bad);
+                                break;
+                            }
+                            addr += buf_size as u64;
+                            put(s, word, addr);
+                            m += 1;
+                        }
+                        bufs_pc = bufs_pc.wrapping_add(m as u16);
+                        (m, mpw::pointer_ds(m))
+                    };
+                    let head = mpw::ctrl_head_of(start, sqn8, ds);
+                    let nbb = ds.div_ceil(per_bb) as u16;
+                    let signal = c.close_session(signalled, start, head, nbb, bufs_pc);
+                    if let [ctl, e] = hdr {
+                        put(ctl, head, wqe::ctrl_flags_word(signal));
+                        put(e, cs_word | len as u64, 0);
                     }
-                    o.frames += 1;
-                    sent += 1;
-                    bytes += len as u64;
+                    sent += m;
+                    bytes += (m * len) as u64;
+                    if bad {
+                        break;
+                    }
                 }
-                if o.frames > 0 {
-                    close(c, signalled, ring, o, cs_word);
-                }
+                c.bufs_pc = bufs_pc;
             })
         });
         self.stats.packets += sent as u64;
@@ -184,62 +211,21 @@ impl<P: Platform> Sq<P> {
     }
 }
 
-/// Write the session's control and Ethernet segments (and its inline
-/// segment's `byte_count`, the last segment's tail zeroed), and account
-/// for it: the producer counter moves past it, a completion is asked for
-/// every `cq_every` WQEs.
+/// A frame of length `len` ended the session: it opens the next one, or,
+/// out of range, ends the burst (after the session).
 #[inline(always)]
-fn close(
-    c: &mut super::Counters,
-    signalled: &mut [Signalled],
-    ring: &mut [u8],
-    o: Open,
-    cs_word: u64,
-) {
-    let at = o.at;
-    if o.inline {
-        let total = o.frames * o.len;
-        let end = at + 2 * DS + 4 + total;
-        let pad = end.next_multiple_of(DS);
-        if let Some(b) = ring.get_mut(at + 2 * DS..at + 2 * DS + 4) {
-            b.copy_from_slice(&(total as u32 | empw::INLINE).to_be_bytes());
-        }
-        if let Some(t) = ring.get_mut(end..pad) {
-            t.fill(0);
-        }
-    }
-    let head = mpw::ctrl_head_of(o.start, c.sqn8, o.ds);
-    let signal = c.sig_left == 1;
-    put(ring, at, head, wqe::ctrl_flags_word(signal));
-    put(ring, at + DS, cs_word | o.len as u64, 0);
-    let nbb = o.nbb() as u16;
-    c.last_start = o.start;
-    c.last_head = head;
-    c.pc = o.start.wrapping_add(nbb);
-    if signal {
-        c.sig_left = c.cq_every;
-        if let Some(slot) = signalled.get_mut((o.start & c.mask) as usize) {
-            *slot = Signalled {
-                counter: o.start,
-                bufs_end: c.bufs_pc,
-                lso_end: c.lso_pc,
-                nbb: nbb as u8,
-                valid: true,
-            };
-        }
+fn end(len: usize, max: usize, pending: &mut usize, bad: &mut bool) {
+    if len.wrapping_sub(1) >= max {
+        *bad = true;
     } else {
-        c.sig_left -= 1;
+        *pending = len;
     }
 }
 
-/// Store two big-endian words as the segment at byte `at`.
+/// Store two big-endian words in one segment.
 #[inline(always)]
-fn put(ring: &mut [u8], at: usize, a: u64, b: u64) -> bool {
-    let Some(s) = ring.get_mut(at..at + DS) else {
-        return false;
-    };
+fn put(s: &mut [u8; DS], a: u64, b: u64) {
     let (w, _) = s.as_chunks_mut::<8>();
     w[0] = a.to_be_bytes();
     w[1] = b.to_be_bytes();
-    true
 }
