@@ -24,14 +24,11 @@
 
 use cxos_drivers::{DmaRegion, Platform, Region};
 
+use super::session::Cursor;
 use super::{Burst, Sq};
 use crate::wqe::{self, CsFlags, DS, WQEBB, empw, mpw};
 
-/// Frames of `len` bytes an inline session of `ds` segments holds.
-#[inline(always)]
-fn inline_fit(ds: usize, len: usize) -> usize {
-    (ds.saturating_sub(2) * DS).saturating_sub(4) / len
-}
+const PER_BB: usize = WQEBB / DS;
 
 impl<P: Platform> Sq<P> {
     /// [`Sq::post_burst`] as legacy MPW sessions: up to `n` frames, each
@@ -59,9 +56,9 @@ impl<P: Platform> Sq<P> {
         } = self;
         let mask = c.mask;
         let entries = mask as usize + 1;
-        let per_bb = WQEBB / DS;
         let bufs_len = (c.bufs as usize * buf_size).min(bufs.len());
         let base = bufs.device_addr().get();
+        let nbufs = c.bufs as usize;
         let bufs_mask = c.bufs.wrapping_sub(1);
         let inline_max = inline_max.min(mpw::MAX_INLINE);
         let cs_word = wqe::eth_flags_word(cs, 0);
@@ -74,24 +71,16 @@ impl<P: Platform> Sq<P> {
         ring.mem.with_bytes_mut(0, ring.mem.len(), |ring| {
             bufs.with_bytes_mut(0, bufs_len, |all| {
                 let (segs, _) = ring.as_chunks_mut::<DS>();
+                let mut cur = Cursor::of(c);
                 let mut bufs_pc = c.bufs_pc;
+                let mut free_bufs = nbufs - bufs_pc.wrapping_sub(c.bufs_cc) as usize;
                 // The length of the frame written into buffer `bufs_pc`
                 // that ended the last session (0: none).
                 let mut pending = 0usize;
-                while sent < n {
-                    let start = c.pc;
-                    let slot = (start & mask) as usize;
-                    let free = entries - c.pc.wrapping_sub(c.cc) as usize;
+                while sent < n && cur.free != 0 && free_bufs != 0 {
+                    let slot = (cur.pc & mask) as usize;
                     let to_end = entries - slot;
                     let first = (bufs_pc & bufs_mask) as usize;
-                    let free_bufs = c.bufs.wrapping_sub(bufs_pc.wrapping_sub(c.bufs_cc)) as usize;
-                    if free == 0 || free_bufs == 0 {
-                        break;
-                    }
-                    // The session's room, and what it may fill while the
-                    // frame after it still finds a block of its own.
-                    let room = (free.min(to_end) * per_bb).min(mpw::SESSION_DS);
-                    let spare = ((free - 1) * per_bb).min(mpw::SESSION_DS);
                     let Some(run) = all.get_mut(first * buf_size..) else {
                         bad = true;
                         break;
@@ -110,33 +99,26 @@ impl<P: Platform> Sq<P> {
                         bad = true;
                         break;
                     }
-                    let inline = len <= inline_max && mpw::inline_ds(len) <= room;
-                    let cap = if inline {
-                        inline_fit(room, len).min(1 + inline_fit(spare, len))
+                    let want = (n - sent).min(mpw::MAX_FRAMES);
+                    let inline = if len <= inline_max {
+                        inline_cap(cur.free, to_end, len, want)
                     } else {
-                        (room - 2)
-                            .min(1 + spare.saturating_sub(2))
-                            .min(free_bufs)
-                            .min(c.bufs as usize - first)
-                    }
-                    .min(mpw::MAX_FRAMES)
-                    .min(n - sent);
-                    let Some(session) = segs.get_mut(slot * per_bb..slot * per_bb + room) else {
-                        bad = true;
-                        break;
+                        0
                     };
-                    let (hdr, body) = session.split_at_mut(2);
-                    // Frames in the session, and its segments.
-                    let (m, ds) = if inline {
-                        let (bc, frames) = body.as_flattened_mut().split_at_mut(4);
-                        let Some(all_frames) = frames.get_mut(..cap * len) else {
+                    let (m, ds) = if inline != 0 {
+                        let Some(session) = segs.get_mut(slot * PER_BB..) else {
+                            bad = true;
+                            break;
+                        };
+                        let (bc, frames) = session.as_flattened_mut().split_at_mut(2 * DS + 4);
+                        let Some(all_frames) = frames.get_mut(..inline * len) else {
                             bad = true;
                             break;
                         };
                         let mut chunks = all_frames.chunks_exact_mut(len);
                         let mut m = 0;
-                        if let Some(d) = chunks.next() {
-                            d.copy_from_slice(&b[..len]);
+                        if let (Some(d), Some(f)) = (chunks.next(), b.get(..len)) {
+                            d.copy_from_slice(f);
                             m = 1;
                         }
                         for d in chunks {
@@ -145,11 +127,16 @@ impl<P: Platform> Sq<P> {
                                 end(l, max, &mut pending, &mut bad);
                                 break;
                             }
-                            d.copy_from_slice(&b[..len]);
+                            let Some(f) = b.get(..len) else {
+                                break;
+                            };
+                            d.copy_from_slice(f);
                             m += 1;
                         }
                         let total = m * len;
-                        bc.copy_from_slice(&(total as u32 | empw::INLINE).to_be_bytes());
+                        if let Some(w) = bc.get_mut(2 * DS..) {
+                            w.copy_from_slice(&(total as u32 | empw::INLINE).to_be_bytes());
+                        }
                         // The last segment's tail zeroed.
                         let pad = (4 + total).next_multiple_of(DS) - 4;
                         if let Some(t) = frames.get_mut(total..pad) {
@@ -157,13 +144,23 @@ impl<P: Platform> Sq<P> {
                         }
                         (m, mpw::inline_ds(total))
                     } else {
+                        let cap = pointer_cap(cur.free, to_end)
+                            .min(want)
+                            .min(free_bufs)
+                            .min(nbufs - first);
+                        let Some(session) =
+                            segs.get_mut(slot * PER_BB + 2..slot * PER_BB + 2 + cap)
+                        else {
+                            bad = true;
+                            break;
+                        };
                         let Some(run) = run.get_mut(..cap * buf_size) else {
                             bad = true;
                             break;
                         };
                         let word = wqe::data_word(len as u32, lkey);
                         let mut addr = base + (first * buf_size) as u64;
-                        let mut frames = body.iter_mut().zip(run.chunks_exact_mut(buf_size));
+                        let mut frames = session.iter_mut().zip(run.chunks_exact_mut(buf_size));
                         let mut m = 0;
                         if let Some((s, _)) = frames.next() {
                             put(s, word, addr);
@@ -180,12 +177,13 @@ impl<P: Platform> Sq<P> {
                             m += 1;
                         }
                         bufs_pc = bufs_pc.wrapping_add(m as u16);
+                        free_bufs -= m;
                         (m, mpw::pointer_ds(m))
                     };
+                    let start = cur.pc;
                     let head = mpw::ctrl_head_of(start, sqn8, ds);
-                    let nbb = ds.div_ceil(per_bb) as u16;
-                    let signal = c.close_session(signalled, start, head, nbb, bufs_pc);
-                    if let [ctl, e] = hdr {
+                    let signal = cur.close(signalled, head, ds.div_ceil(PER_BB) as u16, bufs_pc);
+                    if let Some([ctl, e]) = segs.get_mut(slot * PER_BB..slot * PER_BB + 2) {
                         put(ctl, head, wqe::ctrl_flags_word(signal));
                         put(e, cs_word | len as u64, 0);
                     }
@@ -195,7 +193,7 @@ impl<P: Platform> Sq<P> {
                         break;
                     }
                 }
-                c.bufs_pc = bufs_pc;
+                cur.store(c, bufs_pc);
             })
         });
         self.stats.packets += sent as u64;
@@ -208,6 +206,50 @@ impl<P: Platform> Sq<P> {
             self.stats.full += 1;
         }
         Burst { sent, full }
+    }
+}
+
+/// Frames a pointer session may hold with `free` free blocks, `to_end`
+/// of them before the ring's end: its segments fit both, and up to its
+/// last frame but one, a block is left after it (for a frame of another
+/// length, written before it is known not to join).
+#[inline(always)]
+fn pointer_cap(free: usize, to_end: usize) -> usize {
+    if free >= 3 && to_end >= 2 {
+        mpw::MAX_FRAMES
+    } else {
+        pointer_cap_tight(free, to_end)
+    }
+}
+
+#[cold]
+fn pointer_cap_tight(free: usize, to_end: usize) -> usize {
+    let room = (free.min(to_end) * PER_BB).min(mpw::SESSION_DS);
+    let spare = ((free - 1) * PER_BB).min(mpw::SESSION_DS);
+    (room - 2).min(1 + spare.saturating_sub(2))
+}
+
+/// Frames of `len` bytes an inline session may hold (at most `want`), as
+/// [`pointer_cap`]; 0 if not even one fits before the ring's end.
+#[inline(always)]
+fn inline_cap(free: usize, to_end: usize, len: usize, want: usize) -> usize {
+    let ds = mpw::inline_ds(want * len);
+    let need = ds.div_ceil(PER_BB);
+    if ds <= mpw::SESSION_DS && free > need && to_end >= need {
+        want
+    } else {
+        inline_cap_tight(free, to_end, len, want)
+    }
+}
+
+#[cold]
+fn inline_cap_tight(free: usize, to_end: usize, len: usize, want: usize) -> usize {
+    let fit = |ds: usize| (ds.saturating_sub(2) * DS).saturating_sub(4) / len;
+    let room = (free.min(to_end) * PER_BB).min(mpw::SESSION_DS);
+    let spare = ((free - 1) * PER_BB).min(mpw::SESSION_DS);
+    match fit(room) {
+        0 => 0,
+        f => f.min(1 + fit(spare)).min(want),
     }
 }
 
