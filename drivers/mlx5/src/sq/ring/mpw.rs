@@ -24,7 +24,6 @@
 
 use cxos_drivers::{DmaRegion, Platform, Region};
 
-use super::session::Cursor;
 use super::{Burst, Sq};
 use crate::wqe::{self, CsFlags, DS, WQEBB, empw, mpw};
 
@@ -71,14 +70,17 @@ impl<P: Platform> Sq<P> {
         ring.mem.with_bytes_mut(0, ring.mem.len(), |ring| {
             bufs.with_bytes_mut(0, bufs_len, |all| {
                 let (segs, _) = ring.as_chunks_mut::<DS>();
-                let mut cur = Cursor::of(c);
                 let mut bufs_pc = c.bufs_pc;
                 let mut free_bufs = nbufs - bufs_pc.wrapping_sub(c.bufs_cc) as usize;
                 // The length of the frame written into buffer `bufs_pc`
                 // that ended the last session (0: none).
                 let mut pending = 0usize;
-                while sent < n && cur.free != 0 && free_bufs != 0 {
-                    let slot = (cur.pc & mask) as usize;
+                while sent < n && free_bufs != 0 {
+                    let free = c.free_blocks();
+                    if free == 0 {
+                        break;
+                    }
+                    let slot = (c.pc & mask) as usize;
                     let to_end = entries - slot;
                     let first = (bufs_pc & bufs_mask) as usize;
                     let Some(run) = all.get_mut(first * buf_size..) else {
@@ -101,7 +103,7 @@ impl<P: Platform> Sq<P> {
                     }
                     let want = (n - sent).min(mpw::MAX_FRAMES);
                     let inline = if len <= inline_max {
-                        inline_cap(cur.free, to_end, len, want)
+                        inline_cap(free, to_end, len, want)
                     } else {
                         0
                     };
@@ -144,7 +146,7 @@ impl<P: Platform> Sq<P> {
                         }
                         (m, mpw::inline_ds(total))
                     } else {
-                        let cap = pointer_cap(cur.free, to_end)
+                        let cap = pointer_cap(free, to_end)
                             .min(want)
                             .min(free_bufs)
                             .min(nbufs - first);
@@ -180,9 +182,10 @@ impl<P: Platform> Sq<P> {
                         free_bufs -= m;
                         (m, mpw::pointer_ds(m))
                     };
-                    let start = cur.pc;
+                    let start = c.pc;
                     let head = mpw::ctrl_head_of(start, sqn8, ds);
-                    let signal = cur.close(signalled, head, ds.div_ceil(PER_BB) as u16, bufs_pc);
+                    let signal =
+                        c.close_session(signalled, head, ds.div_ceil(PER_BB) as u16, bufs_pc);
                     if let Some([ctl, e]) = segs.get_mut(slot * PER_BB..slot * PER_BB + 2) {
                         put(ctl, head, wqe::ctrl_flags_word(signal));
                         put(e, cs_word | len as u64, 0);
@@ -193,7 +196,6 @@ impl<P: Platform> Sq<P> {
                         break;
                     }
                 }
-                cur.store(c, bufs_pc);
             })
         });
         self.stats.packets += sent as u64;

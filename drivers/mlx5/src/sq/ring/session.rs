@@ -9,41 +9,19 @@
 
 use super::{Counters, Signalled};
 
-#[derive(Clone, Copy)]
-pub(super) struct Cursor {
-    /// First basic block of the next session.
-    pub pc: u16,
+impl Counters {
     /// Free basic blocks from `pc` on.
-    pub free: usize,
-    sig_left: u16,
-    cq_every: u16,
-    mask: u16,
-    lso_pc: u16,
-    last_start: u16,
-    last_head: u64,
-}
-
-impl Cursor {
     #[inline(always)]
-    pub(super) fn of(c: &Counters) -> Self {
-        Cursor {
-            pc: c.pc,
-            free: (c.mask as usize + 1) - c.pc.wrapping_sub(c.cc) as usize,
-            sig_left: c.sig_left,
-            cq_every: c.cq_every,
-            mask: c.mask,
-            lso_pc: c.lso_pc,
-            last_start: c.last_start,
-            last_head: c.last_head,
-        }
+    pub(super) fn free_blocks(&self) -> usize {
+        (self.mask as usize + 1) - self.pc.wrapping_sub(self.cc) as usize
     }
 
     /// The session at `pc` (control head `head`, `nbb` blocks, its
-    /// buffers ending at `bufs_end`) is posted; returns whether it asks
-    /// for a completion (its control segment's flags, written by the
-    /// caller).
+    /// buffers ending at `bufs_end`) is posted: it is the newest WQE.
+    /// Returns whether it asks for a completion (its control segment's
+    /// flags, written by the caller).
     #[inline(always)]
-    pub(super) fn close(
+    pub(super) fn close_session(
         &mut self,
         signalled: &mut [Signalled],
         head: u64,
@@ -54,7 +32,7 @@ impl Cursor {
         self.last_start = start;
         self.last_head = head;
         self.pc = start.wrapping_add(nbb);
-        self.free -= nbb as usize;
+        self.bufs_pc = bufs_end;
         let signal = self.sig_left == 1;
         if signal {
             self.sig_left = self.cq_every;
@@ -71,15 +49,5 @@ impl Cursor {
             self.sig_left -= 1;
         }
         signal
-    }
-
-    /// Store the producer side back, the buffers taken up to `bufs_pc`.
-    #[inline(always)]
-    pub(super) fn store(self, c: &mut Counters, bufs_pc: u16) {
-        c.pc = self.pc;
-        c.sig_left = self.sig_left;
-        c.last_start = self.last_start;
-        c.last_head = self.last_head;
-        c.bufs_pc = bufs_pc;
     }
 }
