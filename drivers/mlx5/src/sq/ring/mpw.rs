@@ -139,12 +139,15 @@ impl<P: Platform> Sq<P> {
                         if let Some(w) = bc.get_mut(2 * DS..) {
                             w.copy_from_slice(&(total as u32 | empw::INLINE).to_be_bytes());
                         }
-                        // The last segment's tail zeroed.
-                        let pad = (4 + total).next_multiple_of(DS) - 4;
-                        if let Some(t) = frames.get_mut(total..pad) {
-                            t.fill(0);
+                        // The last segment's tail zeroed, as one
+                        // 16-byte load and store (no call for a few bytes).
+                        let ds = mpw::inline_ds(total);
+                        let used = (4 + total) % DS;
+                        if let (true, Some(last)) = (used != 0, session.get_mut(ds - 1)) {
+                            let kept = u128::from_le_bytes(*last) & ((1u128 << (used * 8)) - 1);
+                            *last = kept.to_le_bytes();
                         }
-                        (m, mpw::inline_ds(total))
+                        (m, ds)
                     } else {
                         let cap = pointer_cap(free, to_end)
                             .min(want)
