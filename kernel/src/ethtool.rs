@@ -10,7 +10,8 @@
 //! - `ethtool --show-priv-flags <if>`, `ethtool --set-priv-flags <if>
 //!   <flag> on|off ...`: Linux mlx5's private flags `rx_cqe_compress`
 //!   (CQE compression on the receive CQs) and `skb_tx_mpwqe` (enhanced
-//!   multi-packet send WQEs), spelled as Linux spells them, and cxos's own
+//!   multi-packet send WQEs; on ConnectX-4 Lx, where Linux refuses the
+//!   flag, the legacy MPW sessions), spelled as Linux spells them, and cxos's own
 //!   `tx_blueflame` (BlueFlame doorbells for small batches; Linux has no
 //!   such switch).
 //!

@@ -51,7 +51,11 @@ pub struct EthConfig {
     /// part can (`enhanced_multi_pkt_send_wqe`, no inline-header rule), or
     /// as legacy MPW sessions where it has `multi_pkt_send_wqe` instead
     /// (ConnectX-4 Lx), inlining frames up to this many bytes (at most
-    /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame.
+    /// [`sq::EMPW_MAX_INLINE`]); `None`: one WQE per frame. On by default
+    /// on ConnectX-4 Lx too, where Linux's `skb_tx_mpwqe` (which needs the
+    /// enhanced form) and DPDK's `txq_mpw_en` are off: the legacy sessions
+    /// take fewer instructions per frame than a WQE per frame there
+    /// (BENCHMARKS.md), and they are built from the driver's own buffers.
     pub empw: Option<u16>,
     /// Receive CQ event moderation `(cq_period µs, cq_max_count)` where
     /// the part can (`cq_moderation`; elsewhere the option is ignored, as

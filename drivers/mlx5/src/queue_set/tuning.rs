@@ -83,8 +83,9 @@ impl<C: Control> QueueSet<C> {
         }
     }
 
-    /// Enhanced multi-packet send on or off from the next burst on (the
-    /// inline limit stays as configured; 0 when it was off).
+    /// Multi-packet send (enhanced, or legacy MPW on ConnectX-4 Lx) on or
+    /// off from the next burst on (the inline limit stays as configured; 0
+    /// when it was off).
     pub fn set_empw(&mut self, on: bool) -> Result<(), Error> {
         if on && !self.res.caps.empw && !self.res.caps.mpw {
             return Err(Unsupported::Capability("enhanced_multi_pkt_send_wqe").into());

@@ -33,6 +33,7 @@ use crate::wqe::{self, CsFlags, InlineMode, MAX_HEADERS, WQEBB, ctrl};
 mod burst;
 mod empw;
 mod mpw;
+mod session;
 pub use burst::Burst;
 pub use empw::MAX_INLINE as EMPW_MAX_INLINE;
 

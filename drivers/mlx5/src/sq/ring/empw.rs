@@ -15,7 +15,7 @@
 
 use cxos_drivers::{DmaRegion, Platform, Region};
 
-use super::{Burst, Signalled, Sq};
+use super::{Burst, Sq};
 use crate::wqe::{self, CsFlags, DS, ctrl, empw};
 
 /// Largest frame the driver inlines in a session: one that fits an
@@ -78,9 +78,8 @@ impl<P: Platform> Sq<P> {
                     // one starts at block 0), so it is one plain slice.
                     let start = c.pc;
                     let slot = (start & mask) as usize;
-                    let free_blocks = (mask as usize + 1) - c.pc.wrapping_sub(c.cc) as usize;
                     let to_end = mask as usize + 1 - slot;
-                    let room = (free_blocks.min(to_end) * per_bb).min(empw::SESSION_DS);
+                    let room = (c.free_blocks().min(to_end) * per_bb).min(empw::SESSION_DS);
                     // Likewise the run of buffers it sends from.
                     let first = (bufs_pc & bufs_mask) as usize;
                     let free_bufs = c.bufs.wrapping_sub(bufs_pc.wrapping_sub(c.bufs_cc)) as usize;
@@ -159,31 +158,13 @@ impl<P: Platform> Sq<P> {
                     let ds = ds + 2;
                     bufs_pc = bufs_pc.wrapping_add(used as u16);
                     let head = wqe::ctrl_head_of(start, ctrl::OPCODE_ENHANCED_MPSW, sqn8, ds);
-                    let signal = c.sig_left == 1;
                     let nbb = ds.div_ceil(per_bb) as u16;
+                    let signal = c.close_session(signalled, head, nbb, bufs_pc);
                     if let [ctl, e] = hdr {
                         put(ctl, head, wqe::ctrl_flags_word(signal));
                         put(e, eth[0], eth[1]);
                     }
-                    c.last_start = start;
-                    c.last_head = head;
-                    c.pc = start.wrapping_add(nbb);
-                    if signal {
-                        c.sig_left = c.cq_every;
-                        if let Some(slot) = signalled.get_mut(slot) {
-                            *slot = Signalled {
-                                counter: start,
-                                bufs_end: bufs_pc,
-                                lso_end: c.lso_pc,
-                                nbb: nbb as u8,
-                                valid: true,
-                            };
-                        }
-                    } else {
-                        c.sig_left -= 1;
-                    }
                 }
-                c.bufs_pc = bufs_pc;
             })
         });
         self.stats.packets += sent as u64;
