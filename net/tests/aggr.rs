@@ -114,11 +114,7 @@ impl Side {
             assert!(self.sims[i].flow_entries().is_empty());
             let (a, rep) = nic.close().expect("every VNIC destroyed");
             assert_eq!(rep.errors, 0, "{rep:?}");
-            let (_, drep) = a.detach();
-            assert_eq!(drep.errors, 0, "{drep:?}");
-            assert_eq!(self.sims[i].dma_in_use(), self.dma_before[i]);
-            let v = self.sims[i].sanitizer_violations();
-            assert!(v.is_empty(), "sanitizer violations: {v:?}");
+            common::detach_clean(a, &self.sims[i], self.dma_before[i]);
         }
     }
 }

@@ -130,15 +130,7 @@ impl Side {
         assert!(self.sim.flow_entries().is_empty());
         let (a, rep) = self.nic.close().expect("every VNIC destroyed");
         assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(
-            self.sim.dma_in_use(),
-            self.dma_before,
-            "all DMA memory freed"
-        );
-        let v = self.sim.sanitizer_violations();
-        assert!(v.is_empty(), "sanitizer violations: {v:?}");
+        common::detach_clean(a, &self.sim, self.dma_before);
     }
 }
 

@@ -127,16 +127,19 @@ impl Node {
         let port = self.net.into_device();
         let (a, rep) = port.close();
         assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(
-            self.sim.dma_in_use(),
-            self.dma_before,
-            "all DMA memory freed"
-        );
-        let v = self.sim.sanitizer_violations();
-        assert!(v.is_empty(), "sanitizer violations: {v:?}");
+        detach_clean(a, &self.sim, self.dma_before);
     }
+}
+
+/// Detach `a` (its port or NIC closed) and check that the detach saw no
+/// error, `sim` holds the DMA memory it held before the attach
+/// (`dma_before`) and its sanitizer saw no driver misbehaviour.
+pub fn detach_clean(a: Adapter<SimPlatform>, sim: &SimPlatform, dma_before: (usize, usize)) {
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    let v = sim.sanitizer_violations();
+    assert!(v.is_empty(), "sanitizer violations: {v:?}");
 }
 
 /// Two stacks on two adapters wired back to back, and a fake clock.
