@@ -76,6 +76,47 @@ pub fn set_smp_override(cpus: u16) {
     let _ = SMP_OVERRIDE.set(cpus);
 }
 
+pub fn smp_override() -> Option<u16> {
+    SMP_OVERRIDE.get().copied()
+}
+
+/// What `--smp` did to the machines a system test started, so the run
+/// can name the tests it did not reach instead of passing them silently.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SmpUse {
+    /// A cxos machine got the override.
+    pub cxos: bool,
+    /// `-smp` values the test gave its machines itself (QEMU takes the
+    /// last `-smp`, so these replace the override).
+    pub own: std::collections::BTreeSet<String>,
+}
+
+static SMP_USE: std::sync::Mutex<SmpUse> = std::sync::Mutex::new(SmpUse {
+    cxos: false,
+    own: std::collections::BTreeSet::new(),
+});
+
+fn smp_use() -> std::sync::MutexGuard<'static, SmpUse> {
+    SMP_USE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the `-smp` value in arguments appended after a cxos machine's
+/// (only while `--smp` is in force).
+pub fn note_own_smp(extra: &[&str]) {
+    if SMP_OVERRIDE.get().is_none() {
+        return;
+    }
+    if let Some(at) = extra.iter().position(|a| *a == "-smp") {
+        let value = extra.get(at + 1).copied().unwrap_or("");
+        smp_use().own.insert(value.to_string());
+    }
+}
+
+/// What `--smp` did since the last call.
+pub fn take_smp_use() -> SmpUse {
+    std::mem::take(&mut *smp_use())
+}
+
 /// TCG (software emulation) is the default: KVM here is a nested software
 /// hypervisor that fails on ordinary kernel code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -233,6 +274,7 @@ impl Machine {
             && !matches!(self.boot, Boot::Linux { .. })
         {
             push(&["-smp", &n.to_string()]);
+            smp_use().cxos = true;
         }
         match &self.boot {
             Boot::Pvh { kernel, cmdline } => {

@@ -142,6 +142,7 @@ pub(crate) fn qemu_command(
             .filter(|a| !(reboot && a == "-no-reboot")),
     );
     command.args(extra);
+    crate::qemu::note_own_smp(extra);
     command
 }
 

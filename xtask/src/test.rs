@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::kernel::{self, Profile};
-use crate::qemu::Qemu;
+use crate::qemu::{Qemu, SmpUse};
 use crate::session::tail;
 use crate::systests::{self, Context, SystemTest};
 use crate::workspace::{Workspace, cargo};
@@ -141,11 +141,32 @@ pub fn run(ws: &Workspace, args: &TestArgs) -> Result<u8> {
     Ok(if tally.failed.is_empty() { 0 } else { 1 })
 }
 
+/// Why `--smp n` did not reach a test's cxos machines, if it did not (a
+/// test that pins `-smp n` itself ran with n CPUs all the same).
+fn smp_not_applied(n: u16, used: &SmpUse) -> Option<String> {
+    if used.own.iter().any(|own| *own != n.to_string()) {
+        let own: Vec<&str> = used.own.iter().map(String::as_str).collect();
+        Some(format!(
+            "--smp {n} not applied: the test pins its own -smp {}",
+            own.join(", ")
+        ))
+    } else if !used.cxos {
+        Some(format!(
+            "--smp {n} not applied: no cxos machine (Linux guests keep one CPU)"
+        ))
+    } else {
+        None
+    }
+}
+
 fn run_system_tests(ctx: &Context, tests: &[SystemTest], tally: &mut Tally) {
+    let smp = crate::qemu::smp_override();
+    let mut not_applied = Vec::new();
     for test in tests {
         let log = ctx.log_path(test);
         // A log left from an earlier run must not pass for this one's.
         let _ = std::fs::remove_file(&log);
+        let _ = crate::qemu::take_smp_use();
         let result = (test.run)(ctx, test).map_err(|why| match std::fs::read_to_string(&log) {
             Ok(text) => format!(
                 "{why}\n--- last {TAIL_LINES} lines of {} ---\n{}",
@@ -154,7 +175,25 @@ fn run_system_tests(ctx: &Context, tests: &[SystemTest], tally: &mut Tally) {
             ),
             Err(_) => format!("{why}\n(no log: QEMU was not started)"),
         });
+        if let Some(n) = smp
+            && let Some(why) = smp_not_applied(n, &crate::qemu::take_smp_use())
+        {
+            println!("    ({why})");
+            not_applied.push(test.name);
+        }
         tally.record("system", test.name, result);
+    }
+    if let Some(n) = smp {
+        println!(
+            "--smp {n}: {} of {} system tests ran their cxos machines with -smp {n}; not applied to: {}",
+            tests.len() - not_applied.len(),
+            tests.len(),
+            if not_applied.is_empty() {
+                "none".to_string()
+            } else {
+                not_applied.join(", ")
+            }
+        );
     }
 }
 
@@ -188,5 +227,33 @@ mod tests {
         tally.record("lint", "clippy", Ok(()));
         assert_eq!(tally.passed, 2);
         assert_eq!(tally.failed, ["system b"]);
+    }
+
+    #[test]
+    fn names_tests_smp_did_not_reach() {
+        let ran = SmpUse {
+            cxos: true,
+            own: Default::default(),
+        };
+        assert_eq!(smp_not_applied(2, &ran), None);
+        let same = SmpUse {
+            cxos: true,
+            own: ["2".to_string()].into(),
+        };
+        assert_eq!(smp_not_applied(2, &same), None);
+        assert!(smp_not_applied(4, &same).is_some());
+        let pinned = SmpUse {
+            cxos: true,
+            own: ["4".to_string(), "3".to_string()].into(),
+        };
+        assert_eq!(
+            smp_not_applied(2, &pinned).as_deref(),
+            Some("--smp 2 not applied: the test pins its own -smp 3, 4")
+        );
+        let linux = SmpUse::default();
+        assert_eq!(
+            smp_not_applied(2, &linux).as_deref(),
+            Some("--smp 2 not applied: no cxos machine (Linux guests keep one CPU)")
+        );
     }
 }
