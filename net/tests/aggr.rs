@@ -23,8 +23,7 @@ use cxos_net::smoltcp::time::{Duration, Instant};
 use cxos_net::smoltcp::wire::EthernetAddress;
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
-use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
-use mlx5::{EthConfig, Resources};
+use mlx5::vnic::{Nic, Vnic, VnicSpec};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -50,29 +49,7 @@ impl Side {
         let mut nics = Vec::new();
         let mut members = Vec::new();
         for sim in &sims {
-            let config = mlx5::Config {
-                cmd_timeout_ms: Some(5_000),
-                fw_init_timeout_ms: Some(5_000),
-                ..mlx5::Config::default()
-            };
-            let a = match Adapter::attach(sim.clone(), config) {
-                Ok(a) => a,
-                Err(f) => panic!("attach failed: {}", f.error),
-            };
-            let res = Resources::of(&a).expect("resources");
-            let cfg = NicConfig {
-                eth: EthConfig {
-                    log_sq: 7,
-                    log_rq: 7,
-                    lso_bufs: 0,
-                    ..EthConfig::default()
-                },
-                ..NicConfig::default()
-            };
-            let nic = match Nic::new(a, res, cfg) {
-                Ok(n) => n,
-                Err(f) => panic!("Nic::new: {}", f.error),
-            };
+            let nic = common::open_nic(sim, 7);
             // One MAC on both functions: the aggregation's.
             let member = nic
                 .create(VnicSpec {
@@ -137,11 +114,7 @@ impl Side {
             assert!(self.sims[i].flow_entries().is_empty());
             let (a, rep) = nic.close().expect("every VNIC destroyed");
             assert_eq!(rep.errors, 0, "{rep:?}");
-            let (_, drep) = a.detach();
-            assert_eq!(drep.errors, 0, "{drep:?}");
-            assert_eq!(self.sims[i].dma_in_use(), self.dma_before[i]);
-            let v = self.sims[i].sanitizer_violations();
-            assert!(v.is_empty(), "sanitizer violations: {v:?}");
+            common::detach_clean(a, &self.sims[i], self.dma_before[i]);
         }
     }
 }

@@ -48,15 +48,18 @@ struct Outcome {
     out: String,
 }
 
-/// Runs `iperf3 <args>` on stack a against the server on b until both ends
-/// are done.
 /// A client on `p.a` started with `args` (its seed from the clock).
 fn start_client(p: &mut Pair, args: &str, out: &mut String) -> Iperf3Client {
+    let seed = p.now.total_micros() as u64;
+    start_seeded(p, args, seed, out)
+}
+
+/// A client on `p.a` started with `args` and `seed`.
+fn start_seeded(p: &mut Pair, args: &str, seed: u64, out: &mut String) -> Iperf3Client {
     let Iperf3Args::Client(cfg) = args.parse().unwrap() else {
         panic!("not a client: {args}")
     };
     let now = p.now;
-    let seed = now.total_micros() as u64;
     Iperf3Client::start(
         cfg,
         &mut p.a.net.iface,
@@ -65,6 +68,46 @@ fn start_client(p: &mut Pair, args: &str, out: &mut String) -> Iperf3Client {
         seed,
         out,
     )
+}
+
+/// Polls until client `c` is done, `before` run first in each round; its
+/// result.
+fn client_result(
+    p: &mut Pair,
+    c: &mut Iperf3Client,
+    out: &mut String,
+    limit: Duration,
+    mut before: impl FnMut(&mut Pair),
+) -> Result<Iperf3Report, Iperf3Error> {
+    let mut res = None;
+    let ok = until(p, limit, |p| {
+        before(p);
+        let now = p.now;
+        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, out) {
+            res = Some(r);
+        }
+        res.is_some()
+    });
+    assert!(ok, "client not done:\n{out}");
+    res.unwrap()
+}
+
+/// Runs client `c` and the server (which must not end a test) until the
+/// client's output shows `needle`.
+fn run_until_output(
+    p: &mut Pair,
+    srv: &mut Srv,
+    c: &mut Iperf3Client,
+    out: &mut String,
+    needle: &str,
+) {
+    let ok = until(p, Duration::from_secs(5), |p| {
+        let now = p.now;
+        assert!(srv.poll(p).is_none());
+        c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, out);
+        out.contains(needle)
+    });
+    assert!(ok, "{out}");
 }
 
 /// What ended in one [`step`]: the client's result, the server's.
@@ -92,6 +135,8 @@ fn step(p: &mut Pair, srv: &mut Srv, c: &mut Iperf3Client, done: bool, out: &mut
     (client, server)
 }
 
+/// Runs `iperf3 <args>` on stack a against the server on b until both ends
+/// are done.
 fn run_client(p: &mut Pair, srv: &mut Srv, args: &str) -> Outcome {
     let mut out = String::new();
     let mut c = start_client(p, args, &mut out);
@@ -321,6 +366,55 @@ fn udp_forward_reverse_parallel() {
     p.close();
 }
 
+/// A TCP socket of stack a (`buf` bytes each way) connecting to the
+/// server's port; not waited for.
+fn dial(p: &mut Pair, buf: usize) -> SocketHandle {
+    let h = p.a.net.tcp_socket(buf, buf);
+    let local = p.a.net.ephemeral_port();
+    let cx = p.a.net.iface.context();
+    p.a.net
+        .sockets
+        .get_mut::<tcp::Socket>(h)
+        .connect(cx, IpEndpoint::new(SERVER, 5201), local)
+        .unwrap();
+    h
+}
+
+/// A socket of stack b listening on port 5300 (a scripted server).
+fn listen_b(p: &mut Pair, rx: usize, tx: usize) -> SocketHandle {
+    let h = p.b.net.tcp_socket(rx, tx);
+    p.b.net
+        .sockets
+        .get_mut::<tcp::Socket>(h)
+        .listen(5300)
+        .unwrap();
+    h
+}
+
+/// Queues `bytes` on stack b's socket `h`.
+fn send_b(p: &mut Pair, h: SocketHandle, bytes: &[u8]) {
+    p.b.net
+        .sockets
+        .get_mut::<tcp::Socket>(h)
+        .send_slice(bytes)
+        .unwrap();
+}
+
+/// The per-stream figures of a results message `j` (stream `st`) that
+/// stock iperf3 reads are numbers.
+fn assert_stream_numbers(st: &serde_json::Value, j: &serde_json::Value) {
+    for k in [
+        "retransmits",
+        "jitter",
+        "errors",
+        "packets",
+        "start_time",
+        "end_time",
+    ] {
+        assert!(st[k].is_number(), "{k} in {j}");
+    }
+}
+
 /// A hand-driven TCP connection from stack a to the server, for bad input.
 struct Raw {
     h: SocketHandle,
@@ -328,14 +422,7 @@ struct Raw {
 
 impl Raw {
     fn connect(p: &mut Pair) -> Raw {
-        let h = p.a.net.tcp_socket(64 * 1024, 64 * 1024);
-        let local = p.a.net.ephemeral_port();
-        let cx = p.a.net.iface.context();
-        p.a.net
-            .sockets
-            .get_mut::<tcp::Socket>(h)
-            .connect(cx, IpEndpoint::new(SERVER, 5201), local)
-            .unwrap();
+        let h = dial(p, 64 * 1024);
         let r = Raw { h };
         let ok = until(p, Duration::from_secs(5), |p| {
             p.a.net.sockets.get::<tcp::Socket>(h).state() == tcp::State::Established
@@ -565,30 +652,11 @@ fn peer_vanishing_mid_test_and_busy_server() {
     holder.send(&mut p, COOKIE);
     settle(&mut p, &mut srv, Duration::from_millis(100));
     let mut out = String::new();
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 2".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        7,
-        &mut out,
-    );
-    let mut res = None;
-    let ok = until(&mut p, Duration::from_secs(5), |p| {
-        let now = p.now;
-        assert!(srv.poll(p).is_none());
-        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
-            res = Some(r);
-        }
-        res.is_some()
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -t 2", 7, &mut out);
+    let res = client_result(&mut p, &mut c, &mut out, Duration::from_secs(5), |p| {
+        assert!(srv.poll(p).is_none())
     });
-    assert!(ok, "{out}");
-    assert_eq!(res, Some(Err(Iperf3Error::AccessDenied)));
+    assert_eq!(res, Err(Iperf3Error::AccessDenied));
     assert!(
         out.contains("iperf3: error - the server is busy running a test. try again later"),
         "{out}"
@@ -610,52 +678,18 @@ fn peer_vanishing_mid_test_and_busy_server() {
 
     // A client whose program stops mid-test (its stack still ACKs): the
     // server gives up after the test time plus its step timeout.
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 2".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
     let mut out = String::new();
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        8,
-        &mut out,
-    );
-    let ok = until(&mut p, Duration::from_secs(5), |p| {
-        let now = p.now;
-        assert!(srv.poll(p).is_none());
-        c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out);
-        out.contains("[ ID] Interval")
-    });
-    assert!(ok, "{out}");
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -t 2", 8, &mut out);
+    run_until_output(&mut p, &mut srv, &mut c, &mut out, "[ ID] Interval");
     let e = server_result(&mut p, &mut srv, Duration::from_secs(30)).unwrap_err();
     assert_eq!(e, Iperf3Error::Timeout { during: "the test" });
     c.abort(&mut p.a.net.sockets, &mut out);
 
     // A client whose sockets vanish mid-test (its stack answers the
     // server's data with RST).
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 3 -R".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
     let mut out = String::new();
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        9,
-        &mut out,
-    );
-    let ok = until(&mut p, Duration::from_secs(5), |p| {
-        let now = p.now;
-        assert!(srv.poll(p).is_none());
-        c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out);
-        out.contains("[  5]   0.00-1.0")
-    });
-    assert!(ok, "{out}");
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -t 3 -R", 9, &mut out);
+    run_until_output(&mut p, &mut srv, &mut c, &mut out, "[  5]   0.00-1.0");
     let handles: Vec<SocketHandle> = p.a.net.sockets.iter().map(|(h, _)| h).collect();
     for h in handles {
         if let cxos_net::smoltcp::socket::Socket::Tcp(s) =
@@ -674,38 +708,12 @@ fn peer_vanishing_mid_test_and_busy_server() {
     still_serves(&mut p, &mut srv);
 
     // The server vanishing mid-test: the client's data stream is reset.
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 3".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
     let mut out = String::new();
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        10,
-        &mut out,
-    );
-    let ok = until(&mut p, Duration::from_secs(5), |p| {
-        let now = p.now;
-        assert!(srv.poll(p).is_none());
-        c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out);
-        out.contains("[  5]   0.00-1.0")
-    });
-    assert!(ok, "{out}");
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -t 3", 10, &mut out);
+    run_until_output(&mut p, &mut srv, &mut c, &mut out, "[  5]   0.00-1.0");
     srv.s.shutdown(&mut p.b.net.sockets, &mut srv.out);
-    let mut res = None;
-    let ok = until(&mut p, Duration::from_secs(30), |p| {
-        let now = p.now;
-        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
-            res = Some(r);
-        }
-        res.is_some()
-    });
-    assert!(ok, "{out}");
-    assert_eq!(res, Some(Err(Iperf3Error::StreamLost)), "{out}");
+    let res = client_result(&mut p, &mut c, &mut out, Duration::from_secs(30), |_| {});
+    assert_eq!(res, Err(Iperf3Error::StreamLost), "{out}");
     assert!(
         out.contains("iperf3: error - a data connection was closed or reset during the test"),
         "{out}"
@@ -717,29 +725,10 @@ fn peer_vanishing_mid_test_and_busy_server() {
 fn client_reports_refused_and_bad_servers() {
     let mut p = Pair::new(A, B);
     // Nobody listens: the connection is refused.
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -p 5999 -t 1".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
     let mut out = String::new();
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        1,
-        &mut out,
-    );
-    let mut res = None;
-    assert!(until(&mut p, Duration::from_secs(15), |p| {
-        let now = p.now;
-        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
-            res = Some(r);
-        }
-        res.is_some()
-    }));
-    assert!(matches!(res, Some(Err(Iperf3Error::Connect(_)))), "{res:?}");
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -p 5999 -t 1", 1, &mut out);
+    let res = client_result(&mut p, &mut c, &mut out, Duration::from_secs(15), |_| {});
+    assert!(matches!(res, Err(Iperf3Error::Connect(_))), "{res:?}");
 
     // A "server" that answers the cookie with garbage, or with SERVER_ERROR.
     for (reply, want) in [
@@ -763,29 +752,11 @@ fn client_reports_refused_and_bad_servers() {
         ),
         (vec![11], Iperf3Error::Terminated),
     ] {
-        let l = p.b.net.tcp_socket(8192, 8192);
-        p.b.net
-            .sockets
-            .get_mut::<tcp::Socket>(l)
-            .listen(5300)
-            .unwrap();
-        let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -p 5300 -t 1".parse().unwrap() else {
-            unreachable!()
-        };
-        let now = p.now;
+        let l = listen_b(&mut p, 8192, 8192);
         let mut out = String::new();
-        let mut c = Iperf3Client::start(
-            cfg,
-            &mut p.a.net.iface,
-            &mut p.a.net.sockets,
-            now,
-            2,
-            &mut out,
-        );
-        let mut res = None;
+        let mut c = start_seeded(&mut p, "-c 10.0.0.2 -p 5300 -t 1", 2, &mut out);
         let mut cookie = Vec::new();
-        assert!(until(&mut p, Duration::from_secs(15), |p| {
-            let now = p.now;
+        let res = client_result(&mut p, &mut c, &mut out, Duration::from_secs(15), |p| {
             let s = p.b.net.sockets.get_mut::<tcp::Socket>(l);
             let mut buf = [0u8; 64];
             if let Ok(n) = s.recv_slice(&mut buf) {
@@ -794,20 +765,14 @@ fn client_reports_refused_and_bad_servers() {
                     s.send_slice(&reply).unwrap();
                 }
             }
-            if let ClientPoll::Done(r) =
-                c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-            {
-                res = Some(r);
-            }
-            res.is_some()
-        }));
+        });
         assert_eq!(cookie[36], 0);
         assert!(
             cookie[..36]
                 .iter()
                 .all(|b| b"abcdefghijklmnopqrstuvwxyz234567".contains(b))
         );
-        assert_eq!(res, Some(Err(want)), "{out}");
+        assert_eq!(res, Err(want), "{out}");
         p.b.net.sockets.remove(l);
     }
     p.close();
@@ -976,16 +941,7 @@ fn server_speaks_the_protocol_byte_for_byte() {
         Some(sent as u64),
         "every byte arrived: {j}"
     );
-    for k in [
-        "retransmits",
-        "jitter",
-        "errors",
-        "packets",
-        "start_time",
-        "end_time",
-    ] {
-        assert!(st[k].is_number(), "{k} in {j}");
-    }
+    assert_stream_numbers(st, &j);
     ctl.send(&mut p, &[16]); // IPERF_DONE
     // The next client connects at once: its connection is established
     // (by the stack) before the server polls, in the same batch as
@@ -1033,11 +989,7 @@ impl Scripted {
     /// Sends `send` on b's socket `h`, then collects at least `want` bytes from it.
     fn exchange(&mut self, p: &mut Pair, h: SocketHandle, send: &[u8], want: usize) -> Vec<u8> {
         if !send.is_empty() {
-            p.b.net
-                .sockets
-                .get_mut::<tcp::Socket>(h)
-                .send_slice(send)
-                .unwrap();
+            send_b(p, h, send);
         }
         let mut got = Vec::new();
         let ok = until(p, Duration::from_secs(5), |p| {
@@ -1073,29 +1025,10 @@ fn client_speaks_the_protocol_byte_for_byte() {
     // A scripted server answering as stock iperf3 3.12 does; every byte the
     // cxos client sends is checked (iperf_client_api.c's order).
     let mut p = Pair::new(A, B);
-    let listen = |p: &mut Pair| {
-        let h = p.b.net.tcp_socket(256 * 1024, 16 * 1024);
-        p.b.net
-            .sockets
-            .get_mut::<tcp::Socket>(h)
-            .listen(5300)
-            .unwrap();
-        h
-    };
-    let (ctl, data) = (listen(&mut p), listen(&mut p));
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -p 5300 -t 1 -l 1000".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
+    let ctl = listen_b(&mut p, 256 * 1024, 16 * 1024);
+    let data = listen_b(&mut p, 256 * 1024, 16 * 1024);
     let mut out = String::new();
-    let c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        42,
-        &mut out,
-    );
+    let c = start_seeded(&mut p, "-c 10.0.0.2 -p 5300 -t 1 -l 1000", 42, &mut out);
     let mut sc = Scripted { c, out };
     let cookie = sc.exchange(&mut p, ctl, &[], 37);
     assert_eq!(cookie.len(), 37);
@@ -1110,21 +1043,13 @@ fn client_speaks_the_protocol_byte_for_byte() {
     assert!(j.get("reverse").is_none() && j.get("udp").is_none(), "{j}");
     assert!(j["client_version"].is_string());
     // CREATE_STREAMS: the data connection presents the same cookie.
-    p.b.net
-        .sockets
-        .get_mut::<tcp::Socket>(ctl)
-        .send_slice(&[10])
-        .unwrap();
+    send_b(&mut p, ctl, &[10]);
     let got = sc.exchange(&mut p, data, &[], 37);
     assert_eq!(got[..37], cookie[..], "data stream cookie");
     // TEST_START, TEST_RUNNING: data flows until the client says TEST_END.
     let mut received = got.len() as u64 - 37;
     let mut end = Vec::new();
-    p.b.net
-        .sockets
-        .get_mut::<tcp::Socket>(ctl)
-        .send_slice(&[1, 2])
-        .unwrap();
+    send_b(&mut p, ctl, &[1, 2]);
     let ok = until(&mut p, Duration::from_secs(5), |p| {
         assert_eq!(sc.poll(p), ClientPoll::Running);
         received += take(p, data).len() as u64;
@@ -1151,27 +1076,14 @@ fn client_speaks_the_protocol_byte_for_byte() {
         sent >= received && received > 0,
         "sent {sent}, received {received}"
     );
-    for k in [
-        "retransmits",
-        "jitter",
-        "errors",
-        "packets",
-        "start_time",
-        "end_time",
-    ] {
-        assert!(st[k].is_number(), "{k} in {j}");
-    }
+    assert_stream_numbers(st, &j);
     // The server's results and DISPLAY_RESULTS; the client answers IPERF_DONE.
     let mine = format!(
         r#"{{"cpu_util_total":0.5,"cpu_util_user":0,"cpu_util_system":0.5,"sender_has_retransmits":18446744073709551615,"congestion_used":"cubic","streams":[{{"id":1,"bytes":{received},"retransmits":18446744073709551615,"jitter":0,"errors":0,"omitted_errors":0,"packets":0,"omitted_packets":0,"start_time":0,"end_time":1.002}}]}}"#
     );
     let mut reply = frame(&mine);
     reply.push(14);
-    p.b.net
-        .sockets
-        .get_mut::<tcp::Socket>(ctl)
-        .send_slice(&reply)
-        .unwrap();
+    send_b(&mut p, ctl, &reply);
     let mut done = None;
     let mut tail = Vec::new();
     let ok = until(&mut p, Duration::from_secs(5), |p| {
@@ -1201,15 +1113,7 @@ fn a_flood_of_connections_stays_bounded() {
     // ... while 100 more connect at once.
     let mut flood = Vec::new();
     for _ in 0..100 {
-        let h = p.a.net.tcp_socket(1024, 1024);
-        let local = p.a.net.ephemeral_port();
-        let cx = p.a.net.iface.context();
-        p.a.net
-            .sockets
-            .get_mut::<tcp::Socket>(h)
-            .connect(cx, IpEndpoint::new(SERVER, 5201), local)
-            .unwrap();
-        flood.push(h);
+        flood.push(dial(&mut p, 1024));
     }
     let mut most = 0;
     let _ = until(&mut p, Duration::from_secs(1), |p| {
@@ -1280,29 +1184,10 @@ fn bind_address_server_and_client() {
     );
 
     // The server's IPv4 address has no listener: refused.
-    let Iperf3Args::Client(cfg) = "-c 10.0.0.2 -t 1".parse().unwrap() else {
-        unreachable!()
-    };
-    let now = p.now;
     let mut out = String::new();
-    let mut c = Iperf3Client::start(
-        cfg,
-        &mut p.a.net.iface,
-        &mut p.a.net.sockets,
-        now,
-        3,
-        &mut out,
-    );
-    let mut res = None;
-    assert!(until(&mut p, Duration::from_secs(15), |p| {
-        let now = p.now;
-        if let ClientPoll::Done(r) = c.poll(&mut p.a.net.iface, &mut p.a.net.sockets, now, &mut out)
-        {
-            res = Some(r);
-        }
-        res.is_some()
-    }));
-    assert!(matches!(res, Some(Err(Iperf3Error::Connect(_)))), "{res:?}");
+    let mut c = start_seeded(&mut p, "-c 10.0.0.2 -t 1", 3, &mut out);
+    let res = client_result(&mut p, &mut c, &mut out, Duration::from_secs(15), |_| {});
+    assert!(matches!(res, Err(Iperf3Error::Connect(_))), "{res:?}");
 
     let sockets = socket_count(&p.a.net);
     let now = p.now;
@@ -1366,15 +1251,7 @@ fn streams_connecting_in_one_batch_all_find_a_listener() {
     assert_eq!(r.recv(&mut p), [9, 10]); // PARAM_EXCHANGE, CREATE_STREAMS
     let mut data = Vec::new();
     for _ in 0..6 {
-        let h = p.a.net.tcp_socket(64 * 1024, 64 * 1024);
-        let local = p.a.net.ephemeral_port();
-        let cx = p.a.net.iface.context();
-        p.a.net
-            .sockets
-            .get_mut::<tcp::Socket>(h)
-            .connect(cx, IpEndpoint::new(SERVER, 5201), local)
-            .unwrap();
-        data.push(h);
+        data.push(dial(&mut p, 64 * 1024));
     }
     // The stacks only: the server app does not run until all are up.
     let ok = until(&mut p, Duration::from_secs(5), |p| {

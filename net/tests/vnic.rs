@@ -24,8 +24,7 @@ use cxos_net::smoltcp::time::{Duration, Instant};
 use cxos_net::smoltcp::wire::{IpAddress, Ipv4Address};
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
-use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
-use mlx5::{EthConfig, Resources};
+use mlx5::vnic::{Nic, Vnic, VnicSpec};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
 
@@ -62,29 +61,7 @@ impl Side {
     fn new(sim: SimPlatform, b: bool, n: usize, dhcp: Option<usize>, now: Instant) -> Side {
         common::logger();
         let dma_before = sim.dma_in_use();
-        let config = mlx5::Config {
-            cmd_timeout_ms: Some(5_000),
-            fw_init_timeout_ms: Some(5_000),
-            ..mlx5::Config::default()
-        };
-        let a = match Adapter::attach(sim.clone(), config) {
-            Ok(a) => a,
-            Err(f) => panic!("attach failed: {}", f.error),
-        };
-        let res = Resources::of(&a).expect("resources");
-        let cfg = NicConfig {
-            eth: EthConfig {
-                log_sq: 6,
-                log_rq: 6,
-                lso_bufs: 0,
-                ..EthConfig::default()
-            },
-            ..NicConfig::default()
-        };
-        let nic = match Nic::new(a, res, cfg) {
-            Ok(n) => n,
-            Err(f) => panic!("Nic::new: {}", f.error),
-        };
+        let nic = common::open_nic(&sim, 6);
         let mut nets = Vec::new();
         for i in 0..n {
             let spec = VnicSpec {
@@ -153,15 +130,7 @@ impl Side {
         assert!(self.sim.flow_entries().is_empty());
         let (a, rep) = self.nic.close().expect("every VNIC destroyed");
         assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(
-            self.sim.dma_in_use(),
-            self.dma_before,
-            "all DMA memory freed"
-        );
-        let v = self.sim.sanitizer_violations();
-        assert!(v.is_empty(), "sanitizer violations: {v:?}");
+        common::detach_clean(a, &self.sim, self.dma_before);
     }
 }
 

@@ -258,22 +258,39 @@ impl Personality {
             boot_pages: 16,
             init_pages: 48,
         };
+        // The ConnectX-4 family (CX4, CX4 Lx): no striding RQ or eMPW,
+        // smaller queues and tables.
+        let cx4 = PartCaps {
+            striding_rq: false,
+            enhanced_mpw: false,
+            log_max_eq: 6,
+            log_max_wq_sz: 15,
+            log_max_sq: 17,
+            log_max_rq: 17,
+            max_qp_cnt: 255,
+            max_lso_cap: 16,
+            rss_ind_tbl_cap: 8,
+            ..base
+        };
+        // The ConnectX-6 family: bigger queues, extended protocols up to 100G.
+        let cx6 = PartCaps {
+            log_max_eq: 8,
+            log_max_cq_sz: 23,
+            log_max_wq_sz: 17,
+            ext_eth_proto_cap: x::P1000BASE_X_SGMII
+                | x::P10GBASE_XFI
+                | x::P40GBASE_XLAUI_4
+                | x::P25GAUI_1
+                | x::P50GAUI_1
+                | x::CAUI_4_100G
+                | x::P100GAUI_2,
+            ..base
+        };
         match self {
-            // ConnectX-4: L2 headers must be inlined, no striding RQ; 100G
-            // legacy protocols.
+            // ConnectX-4: L2 headers must be inlined; 100G legacy protocols.
             Self::ConnectX4 => PartCaps {
                 wqe_inline_mode: 0,
-                striding_rq: false,
                 cqe_compression: false,
-                enhanced_mpw: false,
-                log_max_eq: 6,
-                log_max_cq_sz: 22,
-                log_max_wq_sz: 15,
-                log_max_sq: 17,
-                log_max_rq: 17,
-                max_qp_cnt: 255,
-                max_lso_cap: 16,
-                rss_ind_tbl_cap: 8,
                 eth_proto_cap: e::P1000BASE_T
                     | e::P10GBASE_CR
                     | e::P10GBASE_SR
@@ -283,24 +300,14 @@ impl Personality {
                     | e::P100GBASE_SR4,
                 boot_pages: 12,
                 init_pages: 40,
-                ..base
+                ..cx4
             },
             // ConnectX-4 Lx: inline mode from the vport context (which says
-            // L2), 10/25/40/50G.
+            // L2), legacy MPW, 10/25/40/50G.
             Self::ConnectX4Lx => PartCaps {
                 wqe_inline_mode: 1,
                 vport_min_inline: 1,
-                striding_rq: false,
-                enhanced_mpw: false,
                 legacy_mpw: true,
-                log_max_eq: 6,
-                log_max_cq_sz: 22,
-                log_max_wq_sz: 15,
-                log_max_sq: 17,
-                log_max_rq: 17,
-                max_qp_cnt: 255,
-                max_lso_cap: 16,
-                rss_ind_tbl_cap: 8,
                 eth_proto_cap: e::P1000BASE_T
                     | e::P10GBASE_CR
                     | e::P10GBASE_SR
@@ -311,7 +318,7 @@ impl Personality {
                 lanes: 1,
                 boot_pages: 10,
                 init_pages: 32,
-                ..base
+                ..cx4
             },
             // ConnectX-5: no inline needed, striding RQ, 100G.
             Self::ConnectX5 => PartCaps {
@@ -326,45 +333,22 @@ impl Personality {
                 log_max_wq_sz: 16,
                 ..base
             },
-            // ConnectX-6: extended protocols up to 200G, bigger queues.
+            // ConnectX-6: up to 200G.
             Self::ConnectX6 => PartCaps {
-                log_max_eq: 8,
-                log_max_cq_sz: 23,
-                log_max_wq_sz: 17,
-                log_max_sq: 23,
-                max_qp_cnt: 1023,
                 eth_proto_cap: e::P100GBASE_CR4,
-                ext_eth_proto_cap: x::P1000BASE_X_SGMII
-                    | x::P10GBASE_XFI
-                    | x::P40GBASE_XLAUI_4
-                    | x::P25GAUI_1
-                    | x::P50GAUI_1
-                    | x::CAUI_4_100G
-                    | x::P100GAUI_2
-                    | x::P200GAUI_4,
+                ext_eth_proto_cap: cx6.ext_eth_proto_cap | x::P200GAUI_4,
                 boot_pages: 20,
                 init_pages: 64,
-                ..base
+                ..cx6
             },
-            // ConnectX-6 Dx: extended protocols, 2x100G part (one port per
-            // function), 100G per port.
+            // ConnectX-6 Dx: 2x100G part (one port per function), 100G per
+            // port.
             Self::ConnectX6Dx => PartCaps {
-                log_max_eq: 8,
-                log_max_cq_sz: 23,
-                log_max_wq_sz: 17,
-                max_qp_cnt: 1023,
                 eth_proto_cap: e::P25GBASE_CR | e::P100GBASE_CR4,
-                ext_eth_proto_cap: x::P1000BASE_X_SGMII
-                    | x::P10GBASE_XFI
-                    | x::P40GBASE_XLAUI_4
-                    | x::P25GAUI_1
-                    | x::P50GAUI_1
-                    | x::CAUI_4_100G
-                    | x::P100GAUI_2,
                 lanes: 2,
                 boot_pages: 18,
                 init_pages: 56,
-                ..base
+                ..cx6
             },
         }
     }

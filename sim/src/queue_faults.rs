@@ -299,22 +299,48 @@ fn parse_args<'a>(
     })
 }
 
+/// The lowest-numbered queue of `map` (queue number to queue) whose
+/// `state` is RDY.
+fn first_rdy<Q>(map: &BTreeMap<u32, Q>, state: impl Fn(&Q) -> u8) -> Option<u32> {
+    map.iter()
+        .find(|(_, q)| state(q) == STATE_RDY)
+        .map(|(n, _)| *n)
+}
+
 fn first_sq(dev: &Function) -> Option<u32> {
-    dev.nic
-        .sqs
-        .map
-        .values()
-        .find(|s| s.state == STATE_RDY)
-        .map(|s| s.sqn)
+    first_rdy(&dev.nic.sqs.map, |s| s.state)
 }
 
 fn first_rq(dev: &Function) -> Option<u32> {
-    dev.nic
-        .rqs
-        .map
-        .values()
-        .find(|r| r.state == STATE_RDY)
-        .map(|r| r.rqn)
+    first_rdy(&dev.nic.rqs.map, |r| r.state)
+}
+
+fn no(what: &str) -> String {
+    format!("no {what} in use")
+}
+
+/// SQ `sqn`, or the first in use; an error unless it exists.
+fn sq_in_use(dev: &Function, sqn: Option<u32>) -> Result<u32, String> {
+    let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
+    match dev.nic.sqs.get(sqn) {
+        Some(_) => Ok(sqn),
+        None => Err(format!("no SQ {sqn:#x}")),
+    }
+}
+
+/// EQ `eqn`, or the EQ of the first CQ in use; an error unless it exists.
+fn completion_eq(dev: &Function, eqn: Option<u8>) -> Result<u8, String> {
+    let eqn = match eqn {
+        Some(e) => e,
+        None => first_cq(dev)
+            .and_then(|c| dev.nic.cqs.get(c))
+            .map(|c| c.eqn)
+            .ok_or_else(|| no("completion EQ"))?,
+    };
+    match dev.eqs.get(eqn) {
+        Some(_) => Ok(eqn),
+        None => Err(format!("no EQ {eqn}")),
+    }
 }
 
 fn first_cq(dev: &Function) -> Option<u32> {
@@ -331,13 +357,9 @@ fn first_cq(dev: &Function) -> Option<u32> {
 /// Arm `f`; returns what was armed (`sq-bad-lkey sqn=0x8 count=1`) or
 /// why not.
 pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
-    let no = |what: &str| format!("no {what} in use");
     match f {
         QueueFault::SqBad { what, sqn, count } => {
-            let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
-            if dev.nic.sqs.get(sqn).is_none() {
-                return Err(format!("no SQ {sqn:#x}"));
-            }
+            let sqn = sq_in_use(dev, sqn)?;
             dev.faults.queues.sq_bad.insert(sqn, (what, count));
             Ok(format!("sq-bad-{} sqn={sqn:#x} count={count}", name(what)))
         }
@@ -350,13 +372,7 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
             Ok(format!("rq-bad-{} rqn={rqn:#x} count={count}", name(what)))
         }
         QueueFault::EqStall { eqn, sticky } => {
-            let eqn = match eqn {
-                Some(e) => e,
-                None => first_cq(dev)
-                    .and_then(|c| dev.nic.cqs.get(c))
-                    .map(|c| c.eqn)
-                    .ok_or_else(|| no("completion EQ"))?,
-            };
+            let eqn = completion_eq(dev, eqn)?;
             let eq = dev.eqs.get(eqn).ok_or_else(|| format!("no EQ {eqn}"))?;
             // The counter a bad arm doorbell left: half the counter space
             // away from the real one.
@@ -398,22 +414,12 @@ pub fn inject(dev: &mut Function, f: QueueFault) -> Result<String, String> {
         QueueFault::WqCatastrophic { sqn, rqn } => wq_event(dev, EVENT_WQ_CATASTROPHIC, sqn, rqn),
         QueueFault::WqError { event, sqn, rqn } => wq_event(dev, event, sqn, rqn),
         QueueFault::SqStall { sqn } => {
-            let sqn = sqn.or_else(|| first_sq(dev)).ok_or_else(|| no("SQ"))?;
-            if dev.nic.sqs.get(sqn).is_none() {
-                return Err(format!("no SQ {sqn:#x}"));
-            }
+            let sqn = sq_in_use(dev, sqn)?;
             dev.faults.queues.stalled_sqs.insert(sqn);
             Ok(format!("sq-stall sqn={sqn:#x}"))
         }
         QueueFault::LostInterrupt { eqn, count } => {
-            let eqn = match eqn {
-                Some(e) => e,
-                None => first_cq(dev)
-                    .and_then(|c| dev.nic.cqs.get(c))
-                    .map(|c| c.eqn)
-                    .ok_or_else(|| no("completion EQ"))?,
-            };
-            dev.eqs.get(eqn).ok_or_else(|| format!("no EQ {eqn}"))?;
+            let eqn = completion_eq(dev, eqn)?;
             dev.faults.queues.lost_interrupts.insert(eqn, count);
             Ok(format!("lost-interrupt eqn={eqn:#x} count={count}"))
         }
@@ -428,7 +434,6 @@ fn wq_event(
     sqn: Option<u32>,
     rqn: Option<u32>,
 ) -> Result<String, String> {
-    let no = |what: &str| format!("no {what} in use");
     let (ty, n) = match (sqn, rqn) {
         (None, Some(r)) => {
             let rq = dev

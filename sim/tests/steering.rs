@@ -507,12 +507,6 @@ fn rqt_msg(opcode: u16, rqtn: u32, rqns: &[u32]) -> Msg {
     m
 }
 
-const MS_KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
-    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
-    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-];
-
 /// CREATE_TIR indirect: tirc at 0x20: disp_type byte 0x24 high nibble (1),
 /// indirect_table dword 0x40, rx_hash_fn byte 0x44 high nibble (2 Toeplitz)
 /// with transport_domain in the same dword, key at 0x48..0x70, outer
@@ -523,7 +517,7 @@ fn indirect_tir(n: &mut Net, rqtn: u32, v6: bool, udp: bool, fields: u32) -> u32
     m.u8(0x24, 0x10);
     m.be32(0x40, rqtn);
     m.be32(0x44, 0x2000_0000 | n.up.td);
-    for (i, b) in MS_KEY.iter().enumerate() {
+    for (i, b) in ms_rss::MS_KEY.iter().enumerate() {
         m.u8(0x48 + i, *b);
     }
     m.be32(0x70, (v6 as u32) << 31 | (udp as u32) << 30 | fields);
@@ -540,9 +534,6 @@ fn tcp4(dst: [u8; 6], src_ip: [u8; 4], dst_ip: [u8; 4], sport: u16, dport: u16) 
     f
 }
 
-/// (source, source port, destination, destination port, 4-tuple hash).
-type Flow = ([u8; 4], u16, [u8; 4], u16, u32);
-
 #[test]
 fn rss_puts_each_flow_on_the_rq_its_toeplitz_hash_picks() {
     let p = SimPlatform::new(Personality::ConnectX6, Mode::Synchronous);
@@ -553,47 +544,10 @@ fn rss_puts_each_flow_on_the_rq_its_toeplitz_hash_picks() {
     let tirn = indirect_tir(&mut n, rqtn, false, false, 0xf);
     let m = n.fte(0, n.mac, 1, tirn);
     n.raw.ok(&m, 0x10);
-    // Microsoft's verification vectors: (src, sport, dst, dport, 4-tuple hash).
-    let flows: [Flow; 5] = [
-        (
-            [66, 9, 149, 187],
-            2794,
-            [161, 142, 100, 80],
-            1766,
-            0x51ccc178,
-        ),
-        (
-            [199, 92, 111, 2],
-            14230,
-            [65, 69, 140, 83],
-            4739,
-            0xc626b0ea,
-        ),
-        (
-            [24, 19, 198, 95],
-            12898,
-            [12, 22, 207, 184],
-            38024,
-            0x5c2b394a,
-        ),
-        (
-            [38, 27, 205, 30],
-            48228,
-            [209, 142, 163, 6],
-            2217,
-            0xafc7327f,
-        ),
-        (
-            [153, 39, 163, 191],
-            44251,
-            [202, 188, 127, 2],
-            1303,
-            0x10e828a2,
-        ),
-    ];
     let mut order = rqns.clone();
     for round in 0..2 {
-        for (src, sport, dst, dport, hash) in flows {
+        // Microsoft's verification vectors, their 4-tuple hash.
+        for (dst, dport, src, sport, _, hash) in ms_rss::MS_IPV4 {
             let f = tcp4(n.mac, src, dst, sport, dport);
             p.inject_rx(&f);
             let e = n.rx_cq.poll().expect("delivered");

@@ -65,23 +65,11 @@ pub fn parse_trace(text: &str) -> Vec<TraceLine> {
         let Ok(ms) = ms.trim_start_matches('+').trim_end_matches("ms").parse() else {
             continue;
         };
-        let status = w
-            .iter()
-            .position(|x| *x == "status")
-            .and_then(|i| w.get(i + 1))
-            .copied()
-            .unwrap_or("");
-        let syndrome = w
-            .iter()
-            .position(|x| *x == "syndrome")
-            .and_then(|i| w.get(i + 1))
-            .copied()
-            .unwrap_or("");
-        let register = w
-            .iter()
-            .position(|x| *x == "reg")
-            .and_then(|i| w.get(i + 1))
-            .map(|r| r.to_string());
+        // The word after `key`.
+        let after = |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1));
+        let status = after("status").copied().unwrap_or("");
+        let syndrome = after("syndrome").copied().unwrap_or("");
+        let register = after("reg").map(|r| r.to_string());
         out.push(TraceLine {
             ms,
             name: name.split('(').next().unwrap_or(name).to_string(),
@@ -251,7 +239,7 @@ check rmmod rmmod mlx5_core
         median(linux_to),
         median(linux_from),
     );
-    Ok(vec![
+    let mut figures = vec![
         figure("tcg-host-to-cxos-tcp-cx5", format!("{ct:.1}"), "Mbit/s"),
         figure("tcg-host-to-linux-tcp-cx5", format!("{lt:.1}"), "Mbit/s"),
         figure(
@@ -266,40 +254,10 @@ check rmmod rmmod mlx5_core
             format!("{:.2}", cf / lf),
             "x",
         ),
-        figure(
-            "cxos-reset-to-first-command",
-            format!("{:.0}", cxos_up.0),
-            "ms",
-        ),
-        figure(
-            "cxos-first-command-to-link-up",
-            format!("{:.1}", cxos_up.1),
-            "ms",
-        ),
-        figure("cxos-commands-to-link-up", cxos_up.2, "commands"),
-        figure(
-            "cxos-first-command-to-idle",
-            format!("{:.1}", cxos_done.0),
-            "ms",
-        ),
-        figure("cxos-commands-to-idle", cxos_done.1, "commands"),
-        figure(
-            "linux-reset-to-first-command",
-            format!("{:.0}", linux_up.0),
-            "ms",
-        ),
-        figure(
-            "linux-first-command-to-link-up",
-            format!("{:.1}", linux_up.1),
-            "ms",
-        ),
-        figure("linux-commands-to-link-up", linux_up.2, "commands"),
-        figure(
-            "linux-first-command-to-idle",
-            format!("{:.1}", linux_done.0),
-            "ms",
-        ),
-        figure("linux-commands-to-idle", linux_done.1, "commands"),
+    ];
+    figures.extend(bring_up_figures("cxos", cxos_up, cxos_done));
+    figures.extend(bring_up_figures("linux", linux_up, linux_done));
+    figures.extend([
         figure("linux-distinct-commands", commands.len(), "commands"),
         figure("linux-distinct-registers", registers.len(), "registers"),
         figure(
@@ -307,7 +265,32 @@ check rmmod rmmod mlx5_core
             commands.len() + registers.len() - missing.len(),
             "commands+registers",
         ),
-    ])
+    ]);
+    Ok(figures)
+}
+
+/// The bring-up figures of driver `who`'s trace: `up` from [`bring_up`],
+/// `done` from [`until_idle`].
+fn bring_up_figures(who: &str, up: (f64, f64, usize), done: (f64, usize)) -> [Figure; 5] {
+    [
+        figure(
+            &format!("{who}-reset-to-first-command"),
+            format!("{:.0}", up.0),
+            "ms",
+        ),
+        figure(
+            &format!("{who}-first-command-to-link-up"),
+            format!("{:.1}", up.1),
+            "ms",
+        ),
+        figure(&format!("{who}-commands-to-link-up"), up.2, "commands"),
+        figure(
+            &format!("{who}-first-command-to-idle"),
+            format!("{:.1}", done.0),
+            "ms",
+        ),
+        figure(&format!("{who}-commands-to-idle"), done.1, "commands"),
+    ]
 }
 
 fn read(path: &PathBuf) -> Result<String, String> {

@@ -27,76 +27,63 @@ pub struct HostPackage {
     pub probe: Probe,
 }
 
-pub const QEMU: HostPackage = HostPackage {
-    name: "qemu-system-x86",
-    probe: Probe::Program("qemu-system-x86_64"),
-};
-pub const GRUB_PC: HostPackage = HostPackage {
-    name: "grub-pc-bin",
-    probe: Probe::AnyFile(&["/usr/lib/grub/i386-pc/kernel.img"]),
-};
-pub const GRUB_EFI: HostPackage = HostPackage {
-    name: "grub-efi-amd64-bin",
-    probe: Probe::AnyFile(&["/usr/lib/grub/x86_64-efi/kernel.img"]),
-};
-pub const XORRISO: HostPackage = HostPackage {
-    name: "xorriso",
-    probe: Probe::Program("xorriso"),
-};
-pub const MTOOLS: HostPackage = HostPackage {
-    name: "mtools",
-    probe: Probe::Program("mformat"),
-};
+pub const QEMU: HostPackage = HostPackage::program("qemu-system-x86", "qemu-system-x86_64");
+pub const GRUB_PC: HostPackage =
+    HostPackage::any_file("grub-pc-bin", &["/usr/lib/grub/i386-pc/kernel.img"]);
+pub const GRUB_EFI: HostPackage = HostPackage::any_file(
+    "grub-efi-amd64-bin",
+    &["/usr/lib/grub/x86_64-efi/kernel.img"],
+);
+pub const XORRISO: HostPackage = HostPackage::program("xorriso", "xorriso");
+pub const MTOOLS: HostPackage = HostPackage::program("mtools", "mformat");
 /// Debian bookworm ships both the 2 MiB and the 4 MiB OVMF builds; trixie
 /// only the 4 MiB one, so that is the one we look for (see `qemu::Ovmf`).
-pub const OVMF: HostPackage = HostPackage {
-    name: "ovmf",
-    probe: Probe::AnyFile(&[
+pub const OVMF: HostPackage = HostPackage::any_file(
+    "ovmf",
+    &[
         "/usr/share/OVMF/OVMF_CODE_4M.fd",
         "/usr/share/OVMF/OVMF_CODE.fd",
-    ]),
-};
+    ],
+);
 
 /// What a GRUB ISO needs (grub-mkrescue comes with grub-common, a dependency of both grub packages).
 pub const IMAGE_TOOLS: &[HostPackage] = &[GRUB_PC, GRUB_EFI, XORRISO, MTOOLS];
 
-pub const IPROUTE2: HostPackage = HostPackage {
-    name: "iproute2",
-    probe: Probe::Program("ip"),
-};
-pub const PING: HostPackage = HostPackage {
-    name: "iputils-ping",
-    probe: Probe::Program("ping"),
-};
-pub const IPERF3: HostPackage = HostPackage {
-    name: "iperf3",
-    probe: Probe::Program("iperf3"),
-};
+pub const IPROUTE2: HostPackage = HostPackage::program("iproute2", "ip");
+pub const PING: HostPackage = HostPackage::program("iputils-ping", "ping");
+pub const IPERF3: HostPackage = HostPackage::program("iperf3", "iperf3");
 /// dnsmasq's program without its system service (the `dnsmasq` package
 /// would start one).
-pub const DNSMASQ: HostPackage = HostPackage {
-    name: "dnsmasq-base",
-    probe: Probe::Program("dnsmasq"),
-};
+pub const DNSMASQ: HostPackage = HostPackage::program("dnsmasq-base", "dnsmasq");
 /// tshark, and dumpcap with it (wireshark-common); installed with the
 /// "may non-root users capture" question answered no (see [`ensure`]).
-pub const TSHARK: HostPackage = HostPackage {
-    name: "tshark",
-    probe: Probe::Program("tshark"),
-};
+pub const TSHARK: HostPackage = HostPackage::program("tshark", "tshark");
 
 /// The VLAN relay of the VNIC system test (host kernels without 802.1Q
 /// get their VLAN sub-interfaces from it; xtask/src/netns.rs).
-pub const PYTHON3: HostPackage = HostPackage {
-    name: "python3-minimal",
-    probe: Probe::Program("python3"),
-};
+pub const PYTHON3: HostPackage = HostPackage::program("python3-minimal", "python3");
 
 /// The peer network of the network system tests and `run`: a namespace
 /// (`ip`), the model's TAP in it, DHCP, the stock peers, and the VLAN relay.
 pub const NETWORK_TOOLS: &[HostPackage] = &[IPROUTE2, PING, IPERF3, DNSMASQ, TSHARK, PYTHON3];
 
 impl HostPackage {
+    /// Package `name`, installed when `program` is on PATH.
+    pub const fn program(name: &'static str, program: &'static str) -> HostPackage {
+        HostPackage {
+            name,
+            probe: Probe::Program(program),
+        }
+    }
+
+    /// Package `name`, installed when any of `paths` exists.
+    pub const fn any_file(name: &'static str, paths: &'static [&'static str]) -> HostPackage {
+        HostPackage {
+            name,
+            probe: Probe::AnyFile(paths),
+        }
+    }
+
     pub fn is_installed(&self) -> bool {
         match self.probe {
             Probe::Program(name) => find_program(name).is_some(),

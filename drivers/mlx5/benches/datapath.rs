@@ -86,28 +86,48 @@ fn tcp64(f: &mut [u8], dst: &[u8; 6], flow: u16) {
     f[48..64].fill(0);
 }
 
+/// The next of 256 flows (a source port) for a sequence number.
+#[inline(always)]
+fn next_flow(seq: &mut u16) -> u16 {
+    *seq = seq.wrapping_add(1);
+    1024 + (*seq & 0xff)
+}
+
+/// A 64-byte frame's Ethernet header to `dst`, EtherType local
+/// experimental (the rest of the frame as the buffer held it).
+#[inline(always)]
+fn exp64(f: &mut [u8], dst: &[u8; 6]) {
+    f[0..6].copy_from_slice(dst);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+}
+
+/// The offloads of the TCP frames: checksums and VLAN insertion, the
+/// geometry given as a stack gives it.
+const OFFLOAD: TxMeta = TxMeta {
+    csum: true,
+    vlan: Some(100),
+    lso: None,
+    geometry: Some(TxGeometry {
+        l2: 14,
+        l3: L3Proto::Ipv4,
+        l3_len: 20,
+        l4: L4Proto::Tcp,
+        l4_len: 20,
+    }),
+};
+
 /// Queue `BATCH` 64-byte TCP frames with checksum offload and VLAN
 /// insertion, ring one doorbell, reap completions. The frames' geometry
 /// comes with them, as a stack gives it.
 #[inline(never)]
 fn tx_batch_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
-    let meta = TxMeta {
-        csum: true,
-        vlan: Some(100),
-        lso: None,
-        geometry: Some(TxGeometry {
-            l2: 14,
-            l3: L3Proto::Ipv4,
-            l3_len: 20,
-            l4: L4Proto::Tcp,
-            l4_len: 20,
-        }),
-    };
     let mut n = 0;
     for _ in 0..BATCH {
-        *seq = seq.wrapping_add(1);
-        let flow = 1024 + (*seq & 0xff);
-        if a.transmit_with(64, meta, |f| tcp64(f, dst, flow)).is_ok() {
+        let flow = next_flow(seq);
+        if a.transmit_with(64, OFFLOAD, |f| tcp64(f, dst, flow))
+            .is_ok()
+        {
             n += 1;
         }
     }
@@ -127,8 +147,7 @@ fn tx_batch_offload_parse(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
     };
     let mut n = 0;
     for _ in 0..BATCH {
-        *seq = seq.wrapping_add(1);
-        let flow = 1024 + (*seq & 0xff);
+        let flow = next_flow(seq);
         if a.transmit_with(64, meta, |f| tcp64(f, dst, flow)).is_ok() {
             n += 1;
         }
@@ -143,8 +162,7 @@ fn tx_batch_offload_parse(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
 fn tx_batch_flows(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
     let mut n = 0;
     for _ in 0..BATCH {
-        *seq = seq.wrapping_add(1);
-        let flow = 1024 + (*seq & 0xff);
+        let flow = next_flow(seq);
         if a.transmit(64, |f| tcp64(f, dst, flow)).is_ok() {
             n += 1;
         }
@@ -159,13 +177,7 @@ fn tx_batch_flows(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
 fn tx_batch(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
     let mut n = 0;
     for _ in 0..BATCH {
-        if a.transmit(64, |f| {
-            f[0..6].copy_from_slice(dst);
-            f[12] = 0x88;
-            f[13] = 0xb5;
-        })
-        .is_ok()
-        {
+        if a.transmit(64, |f| exp64(f, dst)).is_ok() {
             n += 1;
         }
     }
@@ -180,13 +192,7 @@ fn tx_batch(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
 fn tx_single(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
     let mut n = 0;
     for _ in 0..BATCH {
-        if a.transmit(64, |f| {
-            f[0..6].copy_from_slice(dst);
-            f[12] = 0x88;
-            f[13] = 0xb5;
-        })
-        .is_ok()
-        {
+        if a.transmit(64, |f| exp64(f, dst)).is_ok() {
             n += 1;
         }
         a.flush();
@@ -212,9 +218,7 @@ fn rx_batch(b: &mut Port) -> usize {
 fn tx_burst(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
     a.transmit_burst(BATCH, TxMeta::default(), |_, f| {
         if let Some(h) = f.get_mut(..14) {
-            h[0..6].copy_from_slice(dst);
-            h[12] = 0x88;
-            h[13] = 0xb5;
+            exp64(h, dst);
         }
         64
     })
@@ -225,21 +229,8 @@ fn tx_burst(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
 /// geometry given once for the burst.
 #[inline(never)]
 fn tx_burst_offload(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
-    let meta = TxMeta {
-        csum: true,
-        vlan: Some(100),
-        lso: None,
-        geometry: Some(TxGeometry {
-            l2: 14,
-            l3: L3Proto::Ipv4,
-            l3_len: 20,
-            l4: L4Proto::Tcp,
-            l4_len: 20,
-        }),
-    };
-    a.transmit_burst(BATCH, meta, |_, f| {
-        *seq = seq.wrapping_add(1);
-        let flow = 1024 + (*seq & 0xff);
+    a.transmit_burst(BATCH, OFFLOAD, |_, f| {
+        let flow = next_flow(seq);
         match f.get_mut(..64) {
             Some(f) => {
                 tcp64(f, dst, flow);

@@ -9,12 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Port, close_port as close, open_port as open};
+use common::Port;
 use cxos_drivers::{ConfigSpace, Msix, NetDevice, Platform, TxError};
-use mlx5::EthConfig;
 use mlx5::fault::{FaultAction, FaultClass, FaultObject, FaultOutcome, FaultRecord};
-use mlx5_sim::Personality;
-use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::harness::SimPlatform;
 use mlx5_sim::queue_faults::QueueFault;
 
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
@@ -71,6 +69,21 @@ impl Pair {
         }
         .close();
     }
+}
+
+/// Checks that `r` is a lost interrupt found on `eq` (one EQE pending)
+/// and recovered by polling the EQ; its line, printed.
+fn eq_polled(r: &FaultRecord, eq: FaultObject) -> String {
+    assert_eq!(r.object, eq, "{r}");
+    assert_eq!(r.detail, Some(("pending", 1)), "{r}");
+    assert_eq!(
+        (r.action, r.outcome),
+        (FaultAction::EqPoll, FaultOutcome::Recovered),
+        "{r}"
+    );
+    let line = format!("{r}");
+    println!("{line}");
+    line
 }
 
 /// Send frames a -> b until `n` arrived or `limit` passed; b takes its
@@ -136,17 +149,8 @@ fn a_lost_completion_interrupt_is_found_and_the_eq_polled() {
     );
     let recs = records(&p.b);
     assert_eq!(recs.len(), 1, "{armed}: one record per lost interrupt");
-    let r = recs[0];
     let eqn = p.b.control().comp_eqs()[p.b.eq_indexes()[0]].0;
-    assert_eq!(r.object, FaultObject::Eq(eqn.0.into()), "{r}");
-    assert_eq!(r.detail, Some(("pending", 1)), "{r}");
-    assert_eq!(
-        (r.action, r.outcome),
-        (FaultAction::EqPoll, FaultOutcome::Recovered),
-        "{r}"
-    );
-    let line = format!("{r}");
-    println!("{line}");
+    let line = eq_polled(&recs[0], FaultObject::Eq(eqn.0.into()));
     assert!(
         line.starts_with("FAULT mlx5.eq.stall ")
             && line.contains(" pending=1 ")
@@ -207,16 +211,7 @@ fn a_lost_eq0_interrupt_is_recorded_and_eq0_armed_again() {
     );
     let recs = records(&p.a);
     assert_eq!(recs.len(), 1, "{recs:?}");
-    let r = recs[0];
-    assert_eq!(r.object, FaultObject::Eq(eq0.0.into()), "{r}");
-    assert_eq!(r.detail, Some(("pending", 1)), "{r}");
-    assert_eq!(
-        (r.action, r.outcome),
-        (FaultAction::EqPoll, FaultOutcome::Recovered),
-        "{r}"
-    );
-    let line = format!("{r}");
-    println!("{line}");
+    let line = eq_polled(&recs[0], FaultObject::Eq(eq0.0.into()));
     assert!(
         line.starts_with(&format!(
             "FAULT mlx5.eq.stall {} eqn={:#x} ",
@@ -271,30 +266,13 @@ fn run_until(p: &mut Pair, what: &str, f: impl Fn(&Pair) -> bool) {
 /// them (`mlx5.tx.timeout ... action=eq-poll`), and the SQ is not reset.
 #[test]
 fn a_tx_timeout_with_completions_waiting_polls_instead_of_resetting() {
-    common::logger();
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX4Lx,
-        Personality::ConnectX5,
-        Mode::Synchronous,
-    );
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let cfg = EthConfig {
-        interrupts: false,
-        ..EthConfig::default()
-    };
-    let mut a = open(&sa, cfg);
-    let mut b = open(&sb, cfg);
-    let (dst, src) = (b.mac(), a.mac());
-    let sqn = a.sq().unwrap().sqn;
-    let entries = a.sq().unwrap().entries();
+    let mut p = common::pair::Pair::open(false);
+    let sqn = p.a.sq().unwrap().sqn;
+    let entries = p.a.sq().unwrap().entries();
     for _ in 0..8 {
-        a.transmit(64, |f| {
-            f[0..6].copy_from_slice(&dst);
-            f[6..12].copy_from_slice(&src);
-            f[12..14].copy_from_slice(&ETHERTYPE);
-        })
-        .expect("transmit");
+        p.send().expect("transmit");
     }
+    let common::pair::Pair { mut a, mut b, .. } = p;
     a.flush();
     assert!(a.tx_free() < entries, "buffers in flight");
     let start = Instant::now();
@@ -333,8 +311,7 @@ fn a_tx_timeout_with_completions_waiting_polls_instead_of_resetting() {
         1,
         "no queue reset after it"
     );
-    close(a, &sa, before.0);
-    close(b, &sb, before.1);
+    common::pair::Pair { a, b, ..p }.close();
 }
 
 /// EQ0 out of step (the model's `eq-stall eqn=0`: QUERY_EQ shows a wrong

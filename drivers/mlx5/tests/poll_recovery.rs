@@ -10,12 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Port, close_port as close, open_port as open};
+use common::{Port, close_port as close};
 use cxos_drivers::{NetDevice, TxError};
-use mlx5::EthConfig;
 use mlx5::fault::{FaultAction, FaultClass, FaultOutcome, FaultRecord};
 use mlx5_sim::Personality;
-use mlx5_sim::harness::{Mode, SimPlatform};
+use mlx5_sim::harness::SimPlatform;
 use mlx5_sim::queue_faults::{BadWqe, QueueFault};
 
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
@@ -70,26 +69,17 @@ type Pair = (
 );
 
 fn pair(interrupts: bool, a_cfg: mlx5::Config) -> Pair {
-    common::logger();
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX5,
-        Personality::ConnectX5,
-        Mode::Synchronous,
-    );
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let cfg = EthConfig {
-        interrupts,
-        ..EthConfig::default()
-    };
-    let a = mlx5::Adapter::attach(sa.clone(), a_cfg)
-        .map_err(|f| f.error)
-        .expect("attach");
-    let r = mlx5::Resources::of(&a).expect("resources");
-    let a = mlx5::QueueSet::open(a, r, cfg)
-        .map_err(|f| f.error)
-        .expect("open");
-    let b = open(&sb, cfg);
-    (sa, sb, a, b, before)
+    let parts = (Personality::ConnectX5, Personality::ConnectX5);
+    let p = common::pair::Pair::open_parts(parts, interrupts, |sa, cfg| {
+        let a = mlx5::Adapter::attach(sa.clone(), a_cfg)
+            .map_err(|f| f.error)
+            .expect("attach");
+        let r = mlx5::Resources::of(&a).expect("resources");
+        mlx5::QueueSet::open(a, r, cfg)
+            .map_err(|f| f.error)
+            .expect("open")
+    });
+    (p.sa, p.sb, p.a, p.b, p.before)
 }
 
 /// An SQ error CQE: the polls that find it run no command; the step

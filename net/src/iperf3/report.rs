@@ -130,32 +130,33 @@ impl fmt::Display for Scaled {
     }
 }
 
+/// `v` in the largest unit of powers of `k` that it reaches; `units` are
+/// the names of `k`^0 to `k`^3.
+fn scaled(v: f64, k: f64, units: [&'static str; 4]) -> Scaled {
+    let [one, kilo, mega, giga] = units;
+    if v >= k * k * k {
+        Scaled(v / (k * k * k), giga)
+    } else if v >= k * k {
+        Scaled(v / (k * k), mega)
+    } else if v >= k {
+        Scaled(v / k, kilo)
+    } else {
+        Scaled(v, one)
+    }
+}
+
 /// Bytes in 1024-based units ("1.09 GBytes", " 112 MBytes").
 pub fn fmt_bytes(b: f64) -> impl fmt::Display {
-    const K: f64 = 1024.0;
-    if b >= K * K * K {
-        Scaled(b / (K * K * K), "GBytes")
-    } else if b >= K * K {
-        Scaled(b / (K * K), "MBytes")
-    } else if b >= K {
-        Scaled(b / K, "KBytes")
-    } else {
-        Scaled(b, "Bytes")
-    }
+    scaled(b, 1024.0, ["Bytes", "KBytes", "MBytes", "GBytes"])
 }
 
 /// A bit rate in 1000-based units (" 940 Mbits/sec").
 pub fn fmt_bits_per_sec(bps: f64) -> impl fmt::Display {
-    const K: f64 = 1000.0;
-    if bps >= K * K * K {
-        Scaled(bps / (K * K * K), "Gbits/sec")
-    } else if bps >= K * K {
-        Scaled(bps / (K * K), "Mbits/sec")
-    } else if bps >= K {
-        Scaled(bps / K, "Kbits/sec")
-    } else {
-        Scaled(bps, "bits/sec")
-    }
+    scaled(
+        bps,
+        1000.0,
+        ["bits/sec", "Kbits/sec", "Mbits/sec", "Gbits/sec"],
+    )
 }
 
 fn rate(bytes: u64, secs: f64) -> f64 {
@@ -164,6 +165,20 @@ fn rate(bytes: u64, secs: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The start of a summary line: label (a stream's number or "SUM"),
+/// interval, transfer and bitrate of `bytes` in `secs`.
+fn write_span(out: &mut dyn Write, label: &dyn fmt::Display, secs: f64, bytes: u64) {
+    let _ = write!(
+        out,
+        "[{:>3}] {:6.2}-{:<6.2} sec  {}  {}",
+        label,
+        0.0,
+        secs,
+        fmt_bytes(bytes as f64),
+        fmt_bits_per_sec(rate(bytes, secs))
+    );
 }
 
 /// Prints iperf3's end-of-test summary (a sender and a receiver line per
@@ -223,15 +238,7 @@ pub fn summarize(
             r.packets = r
                 .packets
                 .saturating_add(u64::try_from(s.packets).unwrap_or(0));
-            let _ = write!(
-                out,
-                "[{:>3}] {:6.2}-{:<6.2} sec  {}  {}",
-                st.label,
-                0.0,
-                secs,
-                fmt_bytes(s.bytes as f64),
-                fmt_bits_per_sec(rate(s.bytes, secs))
-            );
+            write_span(out, &st.label, secs, s.bytes);
             let _ = if udp {
                 writeln!(out, "  {:.3} ms  0/{} (0%)  sender", 0.0, s.packets)
             } else if s.retransmits >= 0 {
@@ -248,15 +255,7 @@ pub fn summarize(
                 .lost_packets
                 .saturating_add(u64::try_from(d.errors).unwrap_or(0));
             r.jitter_ms = r.jitter_ms.max(d.jitter * 1000.0);
-            let _ = write!(
-                out,
-                "[{:>3}] {:6.2}-{:<6.2} sec  {}  {}",
-                st.label,
-                0.0,
-                secs,
-                fmt_bytes(d.bytes as f64),
-                fmt_bits_per_sec(rate(d.bytes, secs))
-            );
+            write_span(out, &st.label, secs, d.bytes);
             let _ = if udp {
                 let total = snd.map_or(d.packets, |s| s.packets.max(d.packets));
                 let pct = if total > 0 {
@@ -280,22 +279,10 @@ pub fn summarize(
     r.sender_bits_per_second = rate(r.sent_bytes, r.sender_seconds);
     r.receiver_bits_per_second = rate(r.received_bytes, r.receiver_seconds);
     if engine.streams.len() > 1 {
-        let _ = writeln!(
-            out,
-            "[SUM] {:6.2}-{:<6.2} sec  {}  {}                  sender",
-            0.0,
-            r.sender_seconds,
-            fmt_bytes(r.sent_bytes as f64),
-            fmt_bits_per_sec(r.sender_bits_per_second)
-        );
-        let _ = writeln!(
-            out,
-            "[SUM] {:6.2}-{:<6.2} sec  {}  {}                  receiver",
-            0.0,
-            r.receiver_seconds,
-            fmt_bytes(r.received_bytes as f64),
-            fmt_bits_per_sec(r.receiver_bits_per_second)
-        );
+        write_span(out, &"SUM", r.sender_seconds, r.sent_bytes);
+        let _ = writeln!(out, "                  sender");
+        write_span(out, &"SUM", r.receiver_seconds, r.received_bytes);
+        let _ = writeln!(out, "                  receiver");
     }
     r
 }

@@ -16,6 +16,7 @@ use cxos_net::smoltcp::wire::{
 };
 use cxos_net::{IfConfig, NetIf};
 use mlx5::Adapter;
+use mlx5::vnic::{Nic, NicConfig};
 use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimPlatform};
@@ -52,8 +53,9 @@ pub fn logger() {
     });
 }
 
-/// Attach the driver to `sim` and open its Ethernet port.
-pub fn open_port(sim: &SimPlatform, cfg: EthConfig) -> Port {
+/// Attach the driver to `sim` (5 s command and firmware timeouts); the
+/// adapter and its resources.
+pub fn attach(sim: &SimPlatform) -> (Adapter<SimPlatform>, Resources) {
     logger();
     let config = mlx5::Config {
         cmd_timeout_ms: Some(5_000),
@@ -65,9 +67,34 @@ pub fn open_port(sim: &SimPlatform, cfg: EthConfig) -> Port {
         Err(f) => panic!("attach failed: {}", f.error),
     };
     let r = Resources::of(&a).expect("resources");
+    (a, r)
+}
+
+/// Attach the driver to `sim` and open its Ethernet port.
+pub fn open_port(sim: &SimPlatform, cfg: EthConfig) -> Port {
+    let (a, r) = attach(sim);
     match QueueSet::open(a, r, cfg) {
         Ok(p) => p,
         Err(f) => panic!("open failed: {}", f.error),
+    }
+}
+
+/// Attach the driver to `sim` and open it for VNICs, each with SQs and
+/// RQs of 2^`log_q` entries and no LSO buffers.
+pub fn open_nic(sim: &SimPlatform, log_q: u8) -> Nic<Adapter<SimPlatform>> {
+    let (a, res) = attach(sim);
+    let cfg = NicConfig {
+        eth: EthConfig {
+            log_sq: log_q,
+            log_rq: log_q,
+            lso_bufs: 0,
+            ..EthConfig::default()
+        },
+        ..NicConfig::default()
+    };
+    match Nic::new(a, res, cfg) {
+        Ok(n) => n,
+        Err(f) => panic!("Nic::new: {}", f.error),
     }
 }
 
@@ -100,16 +127,19 @@ impl Node {
         let port = self.net.into_device();
         let (a, rep) = port.close();
         assert_eq!(rep.errors, 0, "{rep:?}");
-        let (_, drep) = a.detach();
-        assert_eq!(drep.errors, 0, "{drep:?}");
-        assert_eq!(
-            self.sim.dma_in_use(),
-            self.dma_before,
-            "all DMA memory freed"
-        );
-        let v = self.sim.sanitizer_violations();
-        assert!(v.is_empty(), "sanitizer violations: {v:?}");
+        detach_clean(a, &self.sim, self.dma_before);
     }
+}
+
+/// Detach `a` (its port or NIC closed) and check that the detach saw no
+/// error, `sim` holds the DMA memory it held before the attach
+/// (`dma_before`) and its sanitizer saw no driver misbehaviour.
+pub fn detach_clean(a: Adapter<SimPlatform>, sim: &SimPlatform, dma_before: (usize, usize)) {
+    let (_, drep) = a.detach();
+    assert_eq!(drep.errors, 0, "{drep:?}");
+    assert_eq!(sim.dma_in_use(), dma_before, "all DMA memory freed");
+    let v = sim.sanitizer_violations();
+    assert!(v.is_empty(), "sanitizer violations: {v:?}");
 }
 
 /// Two stacks on two adapters wired back to back, and a fake clock.

@@ -24,14 +24,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::{reserved, reserved_in};
-use crate::bits::{F, be64, f, get, put_be64, set};
+use super::{pas, reserved, reserved_in};
+use crate::bits::{F, f, get, set};
 use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
 use crate::syndrome::{self as syn, CmdError};
 
 pub const CQE_SIZE: usize = 64;
-const PAGE: u64 = 4096;
 const COUNTER_MASK: u32 = 0xff_ffff;
 /// `MLX5_CQC_STATUS_CQ_OVERFLOW` / CQ error event syndrome "CQ overrun".
 pub const STATUS_OVERFLOW: u8 = 0x9;
@@ -264,14 +263,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         return Err(syn::DBR_MISALIGNED);
     }
     let bytes = (CQE_SIZE as u64) << log_size;
-    let npas = bytes.div_ceil(PAGE) as usize;
-    if inp.len() < layout::PAS + 8 * npas {
-        return Err(syn::CMD_LENGTHS);
-    }
-    let pas: Vec<u64> = (0..npas).map(|i| be64(inp, layout::PAS + 8 * i)).collect();
-    if pas.iter().any(|a| a % PAGE != 0) {
-        return Err(syn::PAS_MISALIGNED);
-    }
+    let pas = pas::read(inp, layout::PAS, bytes)?;
     let max = 1u64 << dev.caps.general(super::caps::hca_cap::LOG_MAX_CQ).min(24);
     if dev.nic.cqs.map.len() as u64 >= max {
         return Err(syn::NO_CQ);
@@ -279,9 +271,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
     let Some(cqn) = (FIRST_CQN..=COUNTER_MASK).find(|n| !dev.nic.cqs.map.contains_key(n)) else {
         return Err(syn::NO_CQ);
     };
-    for a in &pas {
-        dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::CqBuffer);
-    }
+    pas::grant(dev, &pas, bytes, Purpose::CqBuffer);
     dev.bus.san.grant(dbr, 8, Purpose::DoorbellRecord);
     let cq = Cq {
         cqn,
@@ -347,9 +337,7 @@ fn cqn_of(inp: &[u8]) -> u32 {
 }
 
 fn release(dev: &mut Function, cq: &Cq, why: Revoked) {
-    for a in &cq.pas {
-        dev.bus.san.revoke(*a, why);
-    }
+    pas::revoke(dev, &cq.pas, why);
     dev.bus.san.revoke(cq.dbr, why);
 }
 
@@ -397,9 +385,7 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     set(out, ctx(cqc::CONSUMER_COUNTER), cq.consumer as u64);
     set(out, ctx(cqc::PRODUCER_COUNTER), cq.producer as u64);
     set(out, ctx(cqc::DBR_ADDR), cq.dbr);
-    for (i, a) in cq.pas.iter().enumerate() {
-        put_be64(out, layout::PAS + 8 * i, *a);
-    }
+    pas::put(out, layout::PAS, &cq.pas);
     Ok(())
 }
 
@@ -595,10 +581,9 @@ pub fn write_slot(
     };
     let nent = 1u32 << cq.log_size;
     let byte = (at & (nent - 1)) as u64 * CQE_SIZE as u64;
-    let Some(page) = cq.pas.get((byte / PAGE) as usize).copied() else {
+    let Some(addr) = pas::addr(&cq.pas, byte) else {
         return false;
     };
-    let addr = page + byte % PAGE;
     if !owned {
         return dev.bus.write(addr, entry, Purpose::CqBuffer).is_ok();
     }

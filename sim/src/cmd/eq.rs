@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{reserved, reserved_in};
+use super::{pas, reserved, reserved_in};
 use crate::bits::{F, be64, f, get, put_be64, set};
 use crate::function::Function;
 use crate::sanitizer::{Purpose, Revoked};
@@ -39,7 +39,6 @@ pub mod port_sub {
 }
 
 pub const EQE_SIZE: usize = 64;
-const PAGE: u64 = 4096;
 /// `MLX5_EQC_STATUS_EQ_WRITE_FAILURE`.
 pub const STATUS_WRITE_FAILURE: u8 = 0xa;
 /// `MLX5_EQC_ST_ARMED` / `MLX5_EQC_ST_FIRED`.
@@ -163,14 +162,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
         return Err(syn::UNKNOWN_UAR);
     }
     let bytes = (EQE_SIZE as u64) << log_size;
-    let npas = bytes.div_ceil(PAGE) as usize;
-    if inp.len() < layout::PAS + 8 * npas {
-        return Err(syn::CMD_LENGTHS);
-    }
-    let pas: Vec<u64> = (0..npas).map(|i| be64(inp, layout::PAS + 8 * i)).collect();
-    if pas.iter().any(|a| a % PAGE != 0) {
-        return Err(syn::PAS_MISALIGNED);
-    }
+    let pas = pas::read(inp, layout::PAS, bytes)?;
     let max = 1usize << dev.caps.general(super::caps::hca_cap::LOG_MAX_EQ);
     if dev.eqs.map.len() >= max.min(256) {
         return Err(syn::NO_EQ);
@@ -178,9 +170,7 @@ pub fn create(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdE
     let Some(eqn) = (0..=255u8).find(|n| !dev.eqs.map.contains_key(n)) else {
         return Err(syn::NO_EQ);
     };
-    for a in &pas {
-        dev.bus.san.grant(*a, PAGE.min(bytes), Purpose::EqBuffer);
-    }
+    pas::grant(dev, &pas, bytes, Purpose::EqBuffer);
     let eq = Eq {
         eqn,
         log_size,
@@ -218,9 +208,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
         return Err(syn::UNKNOWN_EQ);
     };
     dev.faults.queues.eq_gone(eqn);
-    for a in eq.pas {
-        dev.bus.san.revoke(a, Revoked::TakenBack);
-    }
+    pas::revoke(dev, &eq.pas, Revoked::TakenBack);
     Ok(())
 }
 
@@ -228,9 +216,7 @@ pub fn destroy(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), Cm
 pub fn destroy_all(dev: &mut Function) {
     let eqs = std::mem::take(&mut dev.eqs.map);
     for eq in eqs.into_values() {
-        for a in eq.pas {
-            dev.bus.san.revoke(a, Revoked::TakenBack);
-        }
+        pas::revoke(dev, &eq.pas, Revoked::TakenBack);
     }
 }
 
@@ -252,9 +238,7 @@ pub fn query(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(), CmdEr
     set(out, ctx(eqc::CONSUMER_COUNTER), consumer as u64);
     set(out, ctx(eqc::PRODUCER_COUNTER), eq.producer as u64);
     put_be64(out, layout::EVENT_BITMASK, eq.mask);
-    for (i, a) in eq.pas.iter().enumerate() {
-        put_be64(out, layout::PAS + 8 * i, *a);
-    }
+    pas::put(out, layout::PAS, &eq.pas);
     Ok(())
 }
 
@@ -327,10 +311,9 @@ pub fn write_eqe(
     }
     let index = (eq.producer & (nent - 1)) as u64;
     let byte = index * EQE_SIZE as u64;
-    let Some(page) = eq.pas.get((byte / PAGE) as usize).copied() else {
+    let Some(addr) = pas::addr(&eq.pas, byte) else {
         return false;
     };
-    let addr = page + byte % PAGE;
     let owner = ((eq.producer >> eq.log_size) & 1) as u8;
     eq.producer = (eq.producer + 1) & COUNTER_MASK;
     let fire = eq.armed;

@@ -130,6 +130,8 @@ const OTHER_VPORT: F = f(0x40, 1);
 const VPORT_NUMBER: F = f(0x50, 0x10);
 const TABLE_TYPE: F = f(0x80, 8);
 const TABLE_ID: F = f(0xa8, 0x18);
+/// `flow_index` of set_fte_in / delete_fte_in / query_fte_in.
+const FLOW_INDEX: F = f(0x100, 0x20);
 
 /// The match key of a frame, or a group's mask, or an entry's value: the
 /// `fte_match_set_lyr_2_4` fields of the outer headers.
@@ -604,6 +606,22 @@ fn own_nic_rx(inp: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// The table a command's `table_id` (bit 0xa8) names.
+fn table<'a>(dev: &'a Function, inp: &[u8]) -> Result<&'a Table, CmdError> {
+    let id = get(inp, TABLE_ID) as u32;
+    dev.nic.flow.tables.get(&id).ok_or(syn::UNKNOWN_FLOW_TABLE)
+}
+
+/// [`table`], to change.
+fn table_mut<'a>(dev: &'a mut Function, inp: &[u8]) -> Result<&'a mut Table, CmdError> {
+    let id = get(inp, TABLE_ID) as u32;
+    dev.nic
+        .flow
+        .tables
+        .get_mut(&id)
+        .ok_or(syn::UNKNOWN_FLOW_TABLE)
+}
+
 fn nic_rx_cap(dev: &Function, fld: F) -> u64 {
     let caps = dev
         .caps
@@ -719,14 +737,9 @@ pub fn modify_table(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(
     if get(inp, f(0x70, 0x10)) != MODIFY_MISS_TABLE_ID {
         return Err(syn::FLOW_TABLE_PARAM);
     }
-    let id = get(inp, TABLE_ID) as u32;
-    let Some(level) = dev.nic.flow.tables.get(&id).map(|t| t.level) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
+    let level = table(dev, inp)?.level;
     let miss = miss_of(dev, inp, layout::FT_CTX, level)?;
-    if let Some(t) = dev.nic.flow.tables.get_mut(&id) {
-        t.miss = miss;
-    }
+    table_mut(dev, inp)?.miss = miss;
     Ok(())
 }
 
@@ -743,10 +756,7 @@ pub fn destroy_table(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<
     reserved(inp, &[f(0xc0, 0x140)])?;
     own_nic_rx(inp)?;
     let id = get(inp, TABLE_ID) as u32;
-    let Some(t) = dev.nic.flow.tables.get(&id) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
-    if !t.groups.is_empty() || referenced(dev, id) {
+    if !table(dev, inp)?.groups.is_empty() || referenced(dev, id) {
         return Err(syn::FLOW_TABLE_IN_USE);
     }
     dev.nic.flow.tables.remove(&id);
@@ -779,7 +789,6 @@ pub fn create_group(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<()
     if get(inp, f(0x8c, 4)) != 0 || get(inp, f(0xc0, 1)) != 0 || get(inp, f(0x150, 0x10)) != 0 {
         return Err(syn::FLOW_MATCH_CRITERIA);
     }
-    let id = get(inp, TABLE_ID) as u32;
     let start = get(inp, f(0xe0, 0x20)) as u32;
     let end = get(inp, f(0x120, 0x20)) as u32;
     let enable = get(inp, f(0x1f8, 8));
@@ -790,6 +799,8 @@ pub fn create_group(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<()
     {
         return Err(syn::FLOW_MATCH_CRITERIA);
     }
+    // The table borrowed field by field: next_group changes below.
+    let id = get(inp, TABLE_ID) as u32;
     let Some(t) = dev.nic.flow.tables.get_mut(&id) else {
         return Err(syn::UNKNOWN_FLOW_TABLE);
     };
@@ -824,11 +835,8 @@ pub fn destroy_group(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<
     )?;
     reserved(inp, &[f(0xe0, 0x120)])?;
     own_nic_rx(inp)?;
-    let id = get(inp, TABLE_ID) as u32;
     let gid = get(inp, f(0xc0, 0x20)) as u32;
-    let Some(t) = dev.nic.flow.tables.get_mut(&id) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
+    let t = table_mut(dev, inp)?;
     let Some(g) = t.group_by_id(gid) else {
         return Err(syn::UNKNOWN_FLOW_GROUP);
     };
@@ -982,16 +990,11 @@ pub fn set_entry(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(), 
     if get(inp, f(0xc0, 1)) != 0 || get(inp, f(0xd8, 8)) != 0 {
         return Err(syn::FLOW_ACTION);
     }
-    let id = get(inp, TABLE_ID) as u32;
-    let Some(level) = dev.nic.flow.tables.get(&id).map(|t| t.level) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
+    let level = table(dev, inp)?.level;
     let entry = parse_entry(dev, inp, level)?;
     let (gid, value) = (entry.group, entry.value);
-    let index = get(inp, f(0x100, 0x20)) as u32;
-    let Some(t) = dev.nic.flow.tables.get_mut(&id) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
+    let index = get(inp, FLOW_INDEX) as u32;
+    let t = table_mut(dev, inp)?;
     let Some(g) = t.group_by_id(gid) else {
         return Err(syn::UNKNOWN_FLOW_GROUP);
     };
@@ -1041,12 +1044,8 @@ pub fn delete_entry(dev: &mut Function, inp: &[u8], _out: &mut [u8]) -> Result<(
         ],
     )?;
     own_nic_rx(inp)?;
-    let id = get(inp, TABLE_ID) as u32;
-    let index = get(inp, f(0x100, 0x20)) as u32;
-    let Some(t) = dev.nic.flow.tables.get_mut(&id) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
-    let Some(e) = t.entries.remove(&index) else {
+    let t = table_mut(dev, inp)?;
+    let Some(e) = t.entries.remove(&(get(inp, FLOW_INDEX) as u32)) else {
         return Err(syn::UNKNOWN_FLOW_ENTRY);
     };
     if let Some(g) = t.groups.values_mut().find(|g| g.id == e.group) {
@@ -1071,12 +1070,7 @@ pub fn query_entry(dev: &mut Function, inp: &[u8], out: &mut [u8]) -> Result<(),
         ],
     )?;
     own_nic_rx(inp)?;
-    let id = get(inp, TABLE_ID) as u32;
-    let index = get(inp, f(0x100, 0x20)) as u32;
-    let Some(t) = dev.nic.flow.tables.get(&id) else {
-        return Err(syn::UNKNOWN_FLOW_TABLE);
-    };
-    let Some(e) = t.entries.get(&index) else {
+    let Some(e) = table(dev, inp)?.entries.get(&(get(inp, FLOW_INDEX) as u32)) else {
         return Err(syn::UNKNOWN_FLOW_ENTRY);
     };
     if out.len() < layout::FTE_DEST + 8 * (e.dests.len() + e.counters.len()) {

@@ -11,6 +11,7 @@ pub mod flow;
 pub mod hca;
 pub mod mkey;
 pub mod pages;
+pub mod pas;
 pub mod pd;
 pub mod q_counter;
 pub mod reg;

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
-use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, Platform, PlatformError};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, PlatformError};
 
 use super::mem::VolatileWindow;
 use super::{Mode, SimDma, SimPlatform};
@@ -149,28 +149,7 @@ impl BenchPlatform {
     }
 }
 
-impl Platform for BenchPlatform {
-    type Dma = BenchPlatform;
-    type Mmio = BenchPlatform;
-    type Config = SimPlatform;
-    type Msix = SimPlatform;
-    type Clock = SimPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &SimPlatform {
-        &self.sim
-    }
-    fn msix(&self) -> &SimPlatform {
-        &self.sim
-    }
-    fn clock(&self) -> &SimPlatform {
-        &self.sim
-    }
-}
+platform_over_sim!(BenchPlatform);
 
 impl DmaAlloc for BenchPlatform {
     type Region = BenchDma;

@@ -15,6 +15,36 @@
 //! records everything the port sends and receives in a pcap file.
 #![deny(unsafe_code)]
 
+/// `Platform` for a wrapper of [`SimPlatform`] (in its field `sim`) that
+/// is its own DMA allocator and MMIO window and leaves configuration
+/// space, MSI-X and the clock to the platform it wraps.
+macro_rules! platform_over_sim {
+    ($t:ty) => {
+        impl cxos_drivers::Platform for $t {
+            type Dma = $t;
+            type Mmio = $t;
+            type Config = $crate::harness::SimPlatform;
+            type Msix = $crate::harness::SimPlatform;
+            type Clock = $crate::harness::SimPlatform;
+            fn dma(&self) -> &Self {
+                self
+            }
+            fn mmio(&self) -> &Self {
+                self
+            }
+            fn config(&self) -> &$crate::harness::SimPlatform {
+                &self.sim
+            }
+            fn msix(&self) -> &$crate::harness::SimPlatform {
+                &self.sim
+            }
+            fn clock(&self) -> &$crate::harness::SimPlatform {
+                &self.sim
+            }
+        }
+    };
+}
+
 pub mod bench;
 pub mod dma;
 pub mod inspect;

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use cxos_drivers::Barrier;
-use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, Platform, PlatformError};
+use cxos_drivers::{DmaAddr, DmaAlloc, DmaRegion, Mmio, PlatformError};
 
 use super::{SimDma, SimPlatform};
 
@@ -161,28 +161,7 @@ impl Recording {
     }
 }
 
-impl Platform for Recording {
-    type Dma = Recording;
-    type Mmio = Recording;
-    type Config = SimPlatform;
-    type Msix = SimPlatform;
-    type Clock = SimPlatform;
-    fn dma(&self) -> &Self {
-        self
-    }
-    fn mmio(&self) -> &Self {
-        self
-    }
-    fn config(&self) -> &SimPlatform {
-        &self.sim
-    }
-    fn msix(&self) -> &SimPlatform {
-        &self.sim
-    }
-    fn clock(&self) -> &SimPlatform {
-        &self.sim
-    }
-}
+platform_over_sim!(Recording);
 
 impl DmaAlloc for Recording {
     type Region = RecordedDma;

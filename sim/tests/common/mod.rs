@@ -4,6 +4,8 @@
 //! the model's layouts would not pass here unnoticed.
 #![allow(dead_code)]
 
+pub mod ms_rss;
+
 use cxos_drivers::{Clock, DmaAlloc, DmaRegion, Mmio};
 use mlx5_sim::Personality;
 use mlx5_sim::harness::{Mode, SimDma, SimPlatform};

@@ -32,12 +32,21 @@ impl Pair {
         interrupts: bool,
         open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port,
     ) -> Self {
+        Self::open_parts(
+            (Personality::ConnectX4Lx, Personality::ConnectX5),
+            interrupts,
+            open_a,
+        )
+    }
+
+    /// [`Pair::open_with`] on models of `parts` (a's, b's).
+    pub fn open_parts(
+        parts: (Personality, Personality),
+        interrupts: bool,
+        open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port,
+    ) -> Self {
         super::logger();
-        let (sa, sb) = SimPlatform::pair(
-            Personality::ConnectX4Lx,
-            Personality::ConnectX5,
-            Mode::Synchronous,
-        );
+        let (sa, sb) = SimPlatform::pair(parts.0, parts.1, Mode::Synchronous);
         let before = (sa.dma_in_use(), sb.dma_in_use());
         let cfg = EthConfig {
             interrupts,
