@@ -245,6 +245,10 @@ fn a_part_without_the_capability_ignores_the_option() {
             b.set_cq_moderation(Some((0, 8))).is_err(),
             "{part:?} {mode:?}"
         );
+        assert!(
+            b.set_tx_cq_moderation(Some((0, 8))).is_err(),
+            "{part:?} {mode:?}"
+        );
         assert_eq!(
             one_by_one(&sim, &mut b, BURST).0,
             BURST as u64,
@@ -342,6 +346,43 @@ fn transmit_cq_moderation() {
             (BURST / 4) as u64,
             "{ctx}"
         );
+        close(a, &sim, before);
+    }
+}
+
+/// A lone transmit completion under a period and a count it never
+/// reaches is still signalled once the period has passed (the model's
+/// own thread runs the timer; synchronous, the test does).
+#[test]
+fn a_lone_transmit_completion_is_signalled_after_the_period() {
+    use cxos_drivers::TxMeta;
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        let sim = SimPlatform::new(Personality::ConnectX5, mode);
+        let before = sim.dma_in_use();
+        let mut a = open(
+            &sim,
+            EthConfig {
+                tx_cq_moderation: Some((200, 8)),
+                ..EthConfig::default()
+            },
+        );
+        let cqn = a.tx_cq().unwrap().cqn;
+        a.transmit_with(128, TxMeta::default(), |b| {
+            common::fill(b, [0x02, 0, 0, 0, 0, 0x99], 0)
+        })
+        .unwrap();
+        a.flush();
+        assert!(
+            eventually(|| {
+                tick(&sim);
+                events(&sim, cqn) == 1
+            }),
+            "{mode:?}: the completion's event never came"
+        );
+        while a.tx_free() < a.sq().unwrap().entries() {
+            a.poll();
+        }
+        sim.take_tx();
         close(a, &sim, before);
     }
 }
