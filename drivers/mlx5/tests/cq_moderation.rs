@@ -288,6 +288,7 @@ fn tx_one_by_one(sim: &SimPlatform, a: &mut Port, n: usize) -> u64 {
     let cqn = a.tx_cq().expect("transmit CQ").cqn;
     let before = events(sim, cqn);
     let dst = [0x02, 0, 0, 0, 0, 0x99];
+    let mut got = 0;
     for i in 0..n {
         a.transmit_with(128, TxMeta::default(), |b| common::fill(b, dst, i as u32))
             .expect("room in the SQ");
@@ -299,8 +300,16 @@ fn tx_one_by_one(sim: &SimPlatform, a: &mut Port, n: usize) -> u64 {
             assert!(idle < 1_000_000, "frame {i} never completed");
             std::thread::yield_now();
         }
-        assert_eq!(sim.take_tx().len(), 1, "frame {i}");
+        // Threaded, the wire may get the frame just after its CQE.
+        got += sim.take_tx().len();
     }
+    assert!(
+        eventually(|| {
+            got += sim.take_tx().len();
+            got == n
+        }),
+        "{got} of {n} frames on the wire"
+    );
     events(sim, cqn) - before
 }
 
@@ -331,21 +340,35 @@ fn transmit_cq_moderation() {
         let info = a.control_mut().exec(&rxq).expect("QUERY_CQ");
         assert_eq!((info.cq_period, info.cq_max_count), (0, 0), "{ctx}");
         assert_eq!(a.tuning().tx_cq_moderation, Some((0, 8)), "{ctx}");
-        assert_eq!(
-            tx_one_by_one(&sim, &mut a, BURST),
-            (BURST / 8) as u64,
-            "{ctx}"
-        );
+        // Synchronous, the counts are exact. Threaded, whether the CQ is
+        // armed again when a CQE arrives is a race with the driver's
+        // poll (a CQE on a disarmed CQ counts toward the next event), so
+        // only moderation's own bound holds: never more than one event
+        // per `max_count` CQEs, and the first frame's event.
+        let reach = |a: &mut Port, want: u64| {
+            let cqn = a.tx_cq().unwrap().cqn;
+            let start = events(&sim, cqn);
+            let ev = tx_one_by_one(&sim, a, BURST);
+            assert!(ev <= want, "{ctx}: {ev} events, at most {want}");
+            if mode == Mode::Synchronous {
+                assert_eq!(ev, want, "{ctx}");
+            } else {
+                assert!(
+                    eventually(|| {
+                        a.poll();
+                        events(&sim, cqn) > start
+                    }),
+                    "{ctx}: no event"
+                );
+            }
+        };
+        reach(&mut a, (BURST / 8) as u64);
         a.set_tx_cq_moderation(None).expect("MODIFY_CQ");
-        assert_eq!(tx_one_by_one(&sim, &mut a, BURST), BURST as u64, "{ctx}");
+        reach(&mut a, BURST as u64);
         a.set_tx_cq_moderation(Some((0, 4))).expect("MODIFY_CQ");
         let info = a.control_mut().exec(&txq).expect("QUERY_CQ");
         assert_eq!((info.cq_period, info.cq_max_count), (0, 4), "{ctx}");
-        assert_eq!(
-            tx_one_by_one(&sim, &mut a, BURST),
-            (BURST / 4) as u64,
-            "{ctx}"
-        );
+        reach(&mut a, (BURST / 4) as u64);
         close(a, &sim, before);
     }
 }
