@@ -8,14 +8,17 @@
 //! `net.<n>=<config>` (network interface `net<n>`, `n` in 0..8: `dhcp`,
 //! `none`, `10.0.0.2/24,gw=10.0.0.1[,ip6=fd00::2/64][,mtu=N]`; the kernel
 //! checks the value itself, see [`Config::net`]; the port under it takes
-//! `speed=` and `led=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
+//! `speed=`, `led=` and `queues=` items too, see [`port_items`]) and `vnic.<n>=<definition>`
 //! (VNIC `vnic<n>`, `n` in 0..64: `mac:..,vlan:..,ip:..,queues:..`, checked
 //! by the kernel's VNIC code) and `aggr.<n>=<definition>` (link aggregation
 //! `aggr<n>`, `n` in 0..4: `ports:net0+net1,lacp:..,policy:..,ip:..`) and `smp=<n>`
 //! (use at most `n` CPUs, the boot CPU included) and `smp-fail=<apic id>`
 //! (fault injection for the tests: that application processor parks in
 //! the start-up trampoline instead of coming online, so the kernel's
-//! "did not come up, skipped" path runs). Unknown keys and
+//! "did not come up, skipped" path runs) and `msix=<n>` (bind at most
+//! `n` MSI-X vectors per PCI function, as on a platform short of
+//! interrupt vectors: mlx5 then has fewer completion vectors than CPUs
+//! and CPUs share queue sets). Unknown keys and
 //! bad values never stop the boot: they produce a [`Diagnostic`] the kernel
 //! prints, and the default stays in force.
 
@@ -39,6 +42,9 @@ pub struct Config {
     /// `smp-fail=`: fault injection for the tests, the APIC id of an
     /// application processor to park in the trampoline (never started).
     pub smp_fail: Option<u32>,
+    /// `msix=`: the most MSI-X vectors a PCI function gets, at least 1
+    /// (default: its table's size).
+    pub msix: Option<u16>,
     /// `net.<n>=`: interface index and its configuration text, in command
     /// line order (a later value for the same index replaces an earlier
     /// one, so there is at most one per interface). The text is checked
@@ -74,6 +80,7 @@ impl Default for Config {
             attach: true,
             smp: None,
             smp_fail: None,
+            msix: None,
             net: heapless::Vec::new(),
             vnic: heapless::Vec::new(),
             aggr: heapless::Vec::new(),
@@ -105,15 +112,19 @@ pub struct PortItems {
     /// The fast path's settings in `ethtool`'s words (`rx-usecs=8`,
     /// `rx_cqe_compress=on`, ...: [`crate::ethtool`]).
     pub tune: crate::ethtool::Tune,
+    /// `queues=<1|2|4..64>`: receive queues of the port's own interface
+    /// (RSS over them when more than one, as a VNIC's `queues:`);
+    /// default 1.
+    pub queues: Option<u8>,
 }
 
 impl PortItems {
     pub fn is_empty(&self) -> bool {
-        self.speed.is_none() && self.led.is_none() && self.tune.is_empty()
+        self.speed.is_none() && self.led.is_none() && self.tune.is_empty() && self.queues.is_none()
     }
 }
 
-/// Take the `speed=` and `led=` items out of an interface configuration
+/// Take the `speed=`, `led=`, `queues=` and `ethtool` items out of an interface configuration
 /// text (anywhere after its first, address item): them, and the rest for
 /// cxos-net's `IfConfig`. `Err` names the bad item.
 pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
@@ -136,6 +147,19 @@ pub fn port_items(text: &str) -> Result<(PortItems, String), String> {
                             .ok_or_else(|| alloc::format!("'{r}' is not auto or a rate"))?,
                     ),
                 });
+            }
+            Some(("queues", v)) if i > 0 => {
+                if items.queues.is_some() {
+                    return Err("'queues=' given twice".into());
+                }
+                let q = v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|q| (1..=64).contains(q) && q.is_power_of_two());
+                items.queues =
+                    Some(q.ok_or_else(|| {
+                        alloc::format!("'{v}' is not a queue count (1, 2, 4 .. 64)")
+                    })?);
             }
             Some(("led", v)) if i > 0 => {
                 if items.led.is_some() {
@@ -313,6 +337,17 @@ pub fn parse(line: &str) -> (Config, Vec<Diagnostic>) {
                     why: "an APIC id is expected".into(),
                 }),
             },
+            "msix" => match value.parse::<u16>() {
+                Ok(n) if n >= 1 => config.msix = Some(n),
+                _ => diags.push(Diagnostic::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    default: config
+                        .msix
+                        .map_or_else(|| "the table's size".into(), |n| alloc::format!("{n}")),
+                    why: "a number of vectors from 1 is expected".into(),
+                }),
+            },
             _ if key.starts_with("net.") => {
                 let index = key["net.".len()..]
                     .parse::<usize>()
@@ -401,6 +436,12 @@ mod tests {
             p.led,
             Some(LedArg::Beacon(crate::portarg::BEACON_DEFAULT_S))
         );
+        let (p, rest) = port_items("10.0.0.2/24,queues=4,gw=10.0.0.1").unwrap();
+        assert_eq!(
+            (p.queues, rest.as_str()),
+            (Some(4), "10.0.0.2/24,gw=10.0.0.1")
+        );
+        assert!(!p.is_empty());
         let (p, rest) = port_items("dhcp").unwrap();
         assert!(p.is_empty());
         assert_eq!(rest, "dhcp");
@@ -413,6 +454,12 @@ mod tests {
             ("dhcp,led=beacon:0", "'0' is not a beacon time in seconds"),
             ("dhcp,speed=1G,speed=10G", "'speed=' given twice"),
             ("dhcp,led=on,led=off", "'led=' given twice"),
+            ("dhcp,queues=3", "'3' is not a queue count (1, 2, 4 .. 64)"),
+            (
+                "dhcp,queues=128",
+                "'128' is not a queue count (1, 2, 4 .. 64)",
+            ),
+            ("dhcp,queues=2,queues=4", "'queues=' given twice"),
         ] {
             assert_eq!(port_items(bad).unwrap_err(), why, "{bad}");
         }
@@ -502,6 +549,19 @@ mod tests {
             d[0].to_string(),
             "cmdline: bad value 'many' for 'smp', using all CPUs"
         );
+    }
+
+    #[test]
+    fn msix_limits_vectors() {
+        assert_eq!(parse("").0.msix, None);
+        assert_eq!(parse("msix=3").0.msix, Some(3));
+        let (c, d) = parse("msix=2 msix=0 msix=x");
+        assert_eq!(c.msix, Some(2));
+        assert_eq!(
+            d[0].to_string(),
+            "cmdline: bad value '0' for 'msix', using 2"
+        );
+        assert_eq!(d.len(), 2);
     }
 
     #[test]

@@ -81,6 +81,18 @@ impl<M> core::fmt::Debug for Consumer<M> {
 /// A ring of `slots` frames of up to `frame` bytes each (`slots` at
 /// least 1).
 pub fn ring<M: Copy + Default + Send>(slots: usize, frame: usize) -> (Producer<M>, Consumer<M>) {
+    ring_from(slots, frame, 0, (0, 0))
+}
+
+/// [`ring`] with both indexes starting at `at` and the drop counters at
+/// `dropped` (full, big): a ring taking over from another
+/// ([`Consumer::resize`]) goes on counting where that one was.
+fn ring_from<M: Copy + Default + Send>(
+    slots: usize,
+    frame: usize,
+    at: usize,
+    dropped: (u64, u64),
+) -> (Producer<M>, Consumer<M>) {
     let slots: Box<[UnsafeCell<Slot<M>>]> = (0..slots.max(1))
         .map(|_| {
             UnsafeCell::new(Slot {
@@ -92,10 +104,10 @@ pub fn ring<M: Copy + Default + Send>(slots: usize, frame: usize) -> (Producer<M
         .collect();
     let ring = Arc::new(Shared {
         slots,
-        head: AtomicUsize::new(0),
-        tail: AtomicUsize::new(0),
-        dropped_full: AtomicU64::new(0),
-        dropped_big: AtomicU64::new(0),
+        head: AtomicUsize::new(at),
+        tail: AtomicUsize::new(at),
+        dropped_full: AtomicU64::new(dropped.0),
+        dropped_big: AtomicU64::new(dropped.1),
     });
     (Producer { ring: ring.clone() }, Consumer { ring })
 }
@@ -166,6 +178,35 @@ impl<M: Copy> Consumer<M> {
         Some(out)
     }
 
+    /// Replace this ring and `tx`, its producer, by a ring of `slots`
+    /// frames of up to `frame` bytes (the interface's frame size changed):
+    /// the frames still queued move over in order, so none is lost to
+    /// the change; one larger than the new slots is dropped and counted
+    /// as too big (a smaller MTU), and the counters go on from the old
+    /// ring's. Both ends are taken (`&mut`), so neither side touches the
+    /// old ring meanwhile. False (nothing changed) if `tx` is not this
+    /// ring's producer. Allocates the new ring: a control path, never
+    /// per frame.
+    #[must_use]
+    pub fn resize(&mut self, tx: &mut Producer<M>, slots: usize, frame: usize) -> bool
+    where
+        M: Default + Send,
+    {
+        if !Arc::ptr_eq(&self.ring, &tx.ring) {
+            return false;
+        }
+        let head = self.ring.head.load(Ordering::Acquire);
+        let s = self.ring.stats();
+        // The new ring's indexes start at the old `head`: the frames
+        // moved are queued there, not yet taken.
+        let (mut ntx, nrx) = ring_from(slots, frame, head, (s.dropped_full, s.dropped_big));
+        // A frame the new ring refuses is counted there.
+        while self.pop(|b, m| ntx.push(b, m)).is_some() {}
+        *tx = ntx;
+        *self = nrx;
+        true
+    }
+
     /// Whether a frame is waiting.
     pub fn is_empty(&self) -> bool {
         let r = &*self.ring;
@@ -228,6 +269,59 @@ mod tests {
                 queued: 0
             }
         );
+    }
+
+    /// A frame size change (an interface's MTU) while frames wait: they
+    /// come out of the resized ring, in order, before any pushed after
+    /// it; one larger than the new slots is dropped and counted; the
+    /// counters go on (every frame put is passed, dropped or queued).
+    #[test]
+    fn a_resize_keeps_the_queued_frames_that_fit() {
+        let (mut p, mut c) = ring::<u8>(4, 64);
+        assert!(p.push(&[0; 10], 0));
+        assert_eq!(c.pop(|_, m| m), Some(0));
+        assert!(p.push(&[1; 60], 1));
+        assert!(p.push(&[2; 20], 2));
+        assert!(p.push(&[3; 30], 3));
+        assert!(!p.push(&[9; 65], 9), "too big for the old slots");
+        // Smaller slots: frame 1 (60 bytes) no longer fits.
+        assert!(c.resize(&mut p, 4, 32));
+        assert_eq!(
+            c.stats(),
+            HandoffStats {
+                passed: 1,
+                dropped_full: 0,
+                dropped_big: 2,
+                queued: 2
+            }
+        );
+        assert!(!p.push(&[4; 33], 4), "the new slot size holds");
+        assert!(p.push(&[4; 32], 4));
+        assert!(p.push(&[5; 1], 5));
+        assert!(!p.push(&[6; 1], 6), "four slots: two moved, two new");
+        let mut got = std::vec::Vec::new();
+        while let Some(x) = c.pop(|b, m| (m, b.len(), b.iter().all(|&x| x == m))) {
+            got.push(x);
+        }
+        assert_eq!(
+            got,
+            vec![(2, 20, true), (3, 30, true), (4, 32, true), (5, 1, true)]
+        );
+        let s = c.stats();
+        assert_eq!(
+            (s.passed, s.dropped_full, s.dropped_big, s.queued),
+            (5, 1, 3, 0)
+        );
+        // Larger slots take larger frames.
+        assert!(p.push(&[7; 20], 7));
+        assert!(c.resize(&mut p, 2, 9000));
+        assert!(p.push(&[8; 9000], 8));
+        assert_eq!(c.pop(|_, m| m), Some(7));
+        assert_eq!(c.pop(|b, m| (b.len(), m)), Some((9000, 8)));
+        // Another ring's producer: refused, nothing changed.
+        let (mut other, _) = ring::<u8>(1, 8);
+        assert!(!c.resize(&mut other, 8, 8));
+        assert!(other.push(&[1; 8], 1) && !p.push(&[1; 9001], 1));
     }
 
     /// Two threads, as two CPUs: every frame the producer put is taken

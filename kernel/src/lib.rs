@@ -1,7 +1,7 @@
 //! Hardware-independent parts of the cxos kernel, unit-tested on the host:
 //! command line, log filter, frame and DMA allocators, PCI config logic,
 //! MSI/MSI-X programming, ACPI tables, interrupt vectors, page tables, TLB
-//! shootdown bookkeeping, the
+//! shootdown bookkeeping, the CPU of each mlx5 queue set, the
 //! shell's command lines, the text of the mlx5 driver's reports (feature
 //! `mlx5`) and, with the network stack (feature `net`), the interface
 //! table, the apps' arguments and the VNIC definitions. The kernel binary
@@ -29,6 +29,7 @@ pub mod msi;
 pub mod paging;
 pub mod pci;
 pub mod portarg;
+pub mod queue_sets;
 pub mod shellcmd;
 pub mod smpcmd;
 pub mod tlb;

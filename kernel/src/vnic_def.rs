@@ -243,6 +243,26 @@ impl fmt::Display for VnicDef {
     }
 }
 
+impl VnicDef {
+    /// The CPU that owns VNIC `n` (whatever it is over: a port or an
+    /// aggregation) on a machine with `cpus` CPUs online (`online(c)`:
+    /// CPU c runs): the one `cpu:` names, refused when it is not online;
+    /// by default round-robin from CPU 1 (`(n + 1) mod cpus`: the ports'
+    /// own interfaces and the aggregations are on CPU 0).
+    pub fn owner_cpu(
+        &self,
+        n: u32,
+        cpus: usize,
+        online: impl Fn(usize) -> bool,
+    ) -> Result<usize, String> {
+        match self.cpu {
+            Some(c) if online(usize::from(c)) => Ok(usize::from(c)),
+            Some(c) => Err(alloc::format!("no CPU {c} online")),
+            None => Ok((n as usize + 1) % cpus.max(1)),
+        }
+    }
+}
+
 /// The defined VNICs by number (`vnic<N>`, N below [`MAX_VNICS`]), in
 /// number order. Definitions outlive the adapter: every attach creates
 /// them again.
@@ -312,6 +332,26 @@ mod tests {
 
     fn def(s: &str) -> VnicDef {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn the_owner_is_the_named_cpu_if_online_else_round_robin_from_cpu_1() {
+        let online = |c: usize| c < 2;
+        let d = def("over:aggr0,cpu:1");
+        assert_eq!(d.owner_cpu(5, 2, online), Ok(1));
+        assert_eq!(
+            def("over:aggr0,cpu 3").owner_cpu(5, 2, online),
+            Err("no CPU 3 online".into())
+        );
+        let d = def("over:aggr0");
+        assert_eq!(
+            [0, 1, 2, 3].map(|n| d.owner_cpu(n, 2, online)),
+            [Ok(1), Ok(0), Ok(1), Ok(0)]
+        );
+        // One CPU: everything on it (and cpu:0 is always there).
+        assert_eq!(d.owner_cpu(4, 1, |c| c == 0), Ok(0));
+        assert_eq!(def("cpu:0").owner_cpu(4, 1, |c| c == 0), Ok(0));
+        assert_eq!(d.owner_cpu(4, 0, |c| c == 0), Ok(0));
     }
 
     #[test]

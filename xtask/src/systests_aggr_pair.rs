@@ -22,23 +22,38 @@
 //! (`link 1 down`) is printed by EQ0's work before the create's
 //! `mlx5.cmd.timeout` record, and the create fails cleanly with the
 //! members' interfaces back. Both ends power off cleanly.
+//!
+//! SMP (issue 21): A runs with `-smp 2` and has a VNIC on its
+//! aggregation pinned to CPU 1 (`vnic.1=over:aggr0,...,cpu:1`), B one on
+//! its own (one CPU). `vnics` on A says `cpu 1` for it; A pings B and runs
+//! iperf3 against B's service over it (the VNIC's stack and its apps on
+//! CPU 1, LACP on CPU 0); `vnic create over:aggr0 cpu 3` is refused (no
+//! CPU 3 online). After the failed create, `aggr create` again: the
+//! aggregation comes back with the VNIC on CPU 1, and ping works over
+//! it again. A's `net.0=none,queues=2` gives net0 two receive queues
+//! when it comes back from the aggregation; `ifconfig net1
+//! none,queues=4` makes net1 again with four.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::session::tail;
+use crate::session::{Session, tail};
 use crate::sim_device::{SecondPort, SimDevice, SimOptions};
 use crate::systests::{Context, SystemTest};
 use crate::systests_attach::{Shell, plain_line};
 use crate::systests_sim::{self, PROMPT};
 
-/// Two boots under TCG and LACP convergence: ~60 s on an idle machine;
-/// the limit covers 2 shared cores.
-const TIMEOUT: Duration = Duration::from_secs(240);
+/// Two boots under TCG (A with two CPUs) and LACP convergence: ~60 s on
+/// an idle machine, 225 s seen at load 12; the limit covers 2 shared
+/// cores.
+const TIMEOUT: Duration = Duration::from_secs(300);
 const A4: &str = "10.20.0.1";
 const B4: &str = "10.20.0.2";
 /// Pings B sends across the failover, one every half second.
 const FAILOVER_PINGS: u32 = 12;
+/// The VNICs on the aggregations (A's on CPU 1).
+const VA4: &str = "10.21.0.1";
+const VB4: &str = "10.21.0.2";
 
 pub fn all() -> Vec<SystemTest> {
     vec![SystemTest {
@@ -163,10 +178,19 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     let mut sim_a = start_sim(&setup, test, log, dir, "cx5", "a").map_err(at("start model A"))?;
     let mut sim_b = start_sim(&setup, test, log, dir, "cx4lx", "b").map_err(at("start model B"))?;
 
-    let cmdline_a = format!("aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{A4}/24");
-    let cmdline_b = format!("aggr.0=ports:net0+net1,lacp:passive,policy:l3,timer:fast,ip:{B4}/24");
-    let session_a = crate::systests_net::spawn_vm(ctx, &setup, test, &sim_a, "a", &cmdline_a)
-        .map_err(at("boot A"))?;
+    let cmdline_a = format!(
+        "aggr.0=ports:net0+net1,lacp:active,policy:l4,timer:fast,ip:{A4}/24 vnic.1=over:aggr0,cpu:1,ip:{VA4}/24 net.0=none,queues=2"
+    );
+    let cmdline_b = format!(
+        "aggr.0=ports:net0+net1,lacp:passive,policy:l3,timer:fast,ip:{B4}/24 vnic.1=over:aggr0,ip:{VB4}/24"
+    );
+    let session_a = {
+        let machine = systests_sim::machine(ctx, &sim_a, &cmdline_a);
+        let command = systests_sim::qemu_command(&setup, &machine, &["-smp", "2"], false);
+        Session::spawn(command, &log.with_extension("a.log"), test.timeout)
+            .map_err(|e| e.to_string())
+            .map_err(at("boot A"))?
+    };
     let session_b = crate::systests_net::spawn_vm(ctx, &setup, test, &sim_b, "b", &cmdline_b)
         .map_err(at("boot B"))?;
     let mut a = Shell::start(session_a).map_err(at("A's shell"))?;
@@ -197,6 +221,7 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
         }
     }
     ping_all(&mut a, B4, 3).map_err(at("A pings B over aggr0"))?;
+    let vnic_traffic = vnic_on_cpu1(&mut a, &mut b).map_err(at("A's VNIC on aggr0 on CPU 1"))?;
     let before = b.ask("aggr show").map_err(at("aggr show"))?;
     ping_all(&mut b, A4, 3).map_err(at("B pings A over aggr0"))?;
     let after = b.ask("aggr show").map_err(at("aggr show"))?;
@@ -269,11 +294,12 @@ fn run(ctx: &Context, test: &SystemTest, log: &Path, dir: &Path) -> Result<(), S
     ping_all(&mut b, A4, 3).map_err(at("B pings A after the rejoin"))?;
 
     let lost = lost_create_command(&mut a, &mut sim_a)?;
+    recreate(&mut a, &mut b).map_err(at("aggr create again: the VNIC back on CPU 1"))?;
 
     a.poweroff(&mut sim_a).map_err(at("A powers off"))?;
     b.poweroff(&mut sim_b).map_err(at("B powers off"))?;
     println!(
-        "    (LACP converged {:.1} s after both shells were up, net{pulled_port} (B's ping flow) out {:.1} s after link down, {received}/{FAILOVER_PINGS} pings across the failover, rejoin {:.1} s; {lost}; total {:.1} s)",
+        "    (LACP converged {:.1} s after both shells were up, net{pulled_port} (B's ping flow) out {:.1} s after link down, {received}/{FAILOVER_PINGS} pings across the failover, rejoin {:.1} s; {lost}; {vnic_traffic}; total {:.1} s)",
         converged.as_secs_f64(),
         left.as_secs_f64(),
         rejoin.as_secs_f64(),
@@ -329,8 +355,103 @@ fn lost_create_command(a: &mut Shell, sim_a: &mut SimDevice) -> Result<String, S
     let show = a.ask("ifconfig").map_err(at("ifconfig"))?;
     plain_line(&show, "net0").map_err(at("net0 back after the failed create"))?;
     plain_line(&show, "net1").map_err(at("net1 back after the failed create"))?;
+    // net0 comes back with the receive queues of its `queues=2`; net1
+    // is made again with 4 by `ifconfig`.
+    let answer = a
+        .ask("ifconfig net1 none,queues=4")
+        .map_err(at("ifconfig"))?;
+    plain_line(&answer, "net1: 4 receive queues").map_err(at("ifconfig net1 none,queues=4"))?;
+    let vnics = a.ask("vnics").map_err(at("vnics"))?;
+    for (name, queues) in [("net0", 2), ("net1", 4)] {
+        let line = plain_line(&vnics, &format!("{name} ")).map_err(at("vnics"))?;
+        if !line.contains(&format!(" queues {queues} ")) || !line.trim_end().ends_with(" cpu 0") {
+            return Err(format!(
+                "step `{name} with {queues} receive queues on cpu 0`:\n{vnics}"
+            ));
+        }
+    }
     Ok(format!(
         "lost CREATE_TIR in aggr create: link event printed {:.1} s into the wait",
         printed.as_secs_f64() + 2.0
     ))
+}
+
+/// A's `vnics` line of vnic1: over aggr0, owned by CPU 1.
+fn vnic1_on_cpu1(a: &mut Shell) -> Result<(), String> {
+    let vnics = a.ask("vnics")?;
+    let line = plain_line(&vnics, "vnic1 ")?;
+    if !line.contains(" over aggr0 ") || !line.trim_end().ends_with(" cpu 1") {
+        return Err(format!("vnic1 is not over aggr0 on cpu 1:\n{vnics}"));
+    }
+    Ok(())
+}
+
+/// A's VNIC on aggr0 runs on CPU 1: `vnics` says so, ping and iperf3
+/// (against B's service on its VNIC) cross it; a VNIC for a CPU that is
+/// not online is refused. The iperf3 figure, for the summary.
+fn vnic_on_cpu1(a: &mut Shell, b: &mut Shell) -> Result<String, String> {
+    vnic1_on_cpu1(a)?;
+    let answer = a.ask(&format!("ping -I vnic1 {VB4} -c 3"))?;
+    plain_line(&answer, "3 packets transmitted, 3 received")?;
+    plain_line(&b.ask("serve iperf3 -I vnic1")?, "service ")?;
+    let before = cpu1_interrupts(&a.ask("irq")?);
+    let iperf = a.ask(&format!("iperf3 -c {VB4} -B {VA4} -t 2"))?;
+    let irq = a.ask("irq")?;
+    // Its member VNICs' completions come on CPU 1's queue set.
+    if cpu1_interrupts(&irq) <= before {
+        return Err(format!(
+            "no completion interrupt on CPU 1's queue set during iperf3 over vnic1 ({before} before):\n{irq}"
+        ));
+    }
+    if iperf.lines().any(|l| l.starts_with("failed: ")) {
+        return Err(format!("iperf3 over vnic1:\n{iperf}"));
+    }
+    let (line, v) = crate::systests_net::client_json(&iperf)?;
+    let bps = v
+        .get("receiver_bits_per_second")
+        .and_then(|b| b.as_f64())
+        .unwrap_or(0.0);
+    if bps <= 0.0 {
+        return Err(format!("iperf3 over vnic1 measured nothing: {line}"));
+    }
+    let refused = a.ask("vnic create over:aggr0 ip:10.21.0.3/24 cpu 3")?;
+    let line = plain_line(&refused, "vnic: vnic")?;
+    if !line.trim_end().ends_with(" not created: no CPU 3 online") {
+        return Err(format!("cpu 3 not refused: {line}"));
+    }
+    Ok(format!(
+        "iperf3 A -> B over A's vnic1 on CPU 1: {:.1} Mbit/s",
+        bps / 1e6
+    ))
+}
+
+/// After the failed create: `aggr create` again on A, LACP converges
+/// again and the defined VNIC comes back with it on CPU 1, ping crossing
+/// it.
+fn recreate(a: &mut Shell, b: &mut Shell) -> Result<(), String> {
+    let answer = a.ask("aggr create aggr0 net0 net1 lacp active policy L4 timer fast")?;
+    plain_line(&answer, "aggr0")?;
+    wait_members(a, Duration::from_secs(30), [true, true])?;
+    wait_members(b, Duration::from_secs(30), [true, true])?;
+    vnic1_on_cpu1(a)?;
+    let answer = a.ask(&format!("ping -I vnic1 {VB4} -c 3"))?;
+    plain_line(&answer, "3 packets transmitted, 3 received")?;
+    Ok(())
+}
+
+/// `irq`: the interrupts of the completion vectors of queue set 1 (CPU
+/// 1's) on every function (`msix <pci> entry N vector V (comp eq E queue
+/// set 1 cpu 1): <count> ...`).
+fn cpu1_interrupts(irq: &str) -> u64 {
+    irq.lines()
+        .filter(|l| l.contains(" queue set 1 cpu 1)"))
+        .filter_map(|l| {
+            l.split_once("): ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }

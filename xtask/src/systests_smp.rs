@@ -1,6 +1,7 @@
 //! Issue 21's system tests (SMP), on the provisioned QEMU (x2APIC under
-//! TCG needs a recent one): `-smp 4` brings every application processor
-//! up, `cpus` lists them, each one's timer fires, IPIs make a round trip,
+//! TCG needs a recent one): `-smp 8` brings every application processor
+//! up (with `msix=7` the adapter's six completion vectors serve eight
+//! CPUs, and the attach says which share), `cpus` lists them, each one's timer fires, IPIs make a round trip,
 //! `smp=N` limits the CPUs and a panic on an AP stops every CPU, an AP
 //! that does not come up (`smp-fail=`, fault injection) is reported and
 //! skipped, the xAPIC path works (`-cpu max,-x2apic`); `-smp 2`
@@ -184,7 +185,8 @@ fn tlb_check(shell: &mut Shell, cpu: usize) -> Result<(), String> {
 }
 
 /// The representative subset of the system tests in one `-smp 2` boot
-/// with the model and a namespace peer: the adapter attaches, ping both
+/// with the model and a namespace peer: the adapter attaches (net0 with
+/// two receive queues, its queue 1 lent to CPU 1), ping both
 /// ways, stock iperf3 TCP both ways, two VNICs answer ping and one
 /// carries iperf3 at the same time as the port, a send queue fault
 /// (`sq-bad-lkey`) is recovered while traffic runs, and detach leaves
@@ -203,7 +205,8 @@ fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let vnics: Vec<(String, String)> = (1..=2)
         .map(|n| (format!("vnic{n}"), config.ipv4(20 + n)))
         .collect();
-    let mut cmdline = static_cmdline(&config);
+    // net0 with two receive queues: its queue 1 is lent to CPU 1.
+    let mut cmdline = format!("{},queues=2", static_cmdline(&config));
     for (n, (_, addr)) in vnics.iter().enumerate() {
         cmdline.push_str(&format!(" vnic.{}=ip:{addr}/24", n + 1));
     }
@@ -232,6 +235,10 @@ fn subset(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let host = peer.net.host_ip();
     plain_line(&peer.shell.ask(&format!("ping {host} -c {PINGS}"))?, &want)?;
     traffic(&mut peer, &guest, &vnics)?;
+    let spread = peer.shell.ask("vnics")?;
+    let line = plain_line(&spread, "rx-spread net0 queue 1 on cpu 1 -> cpu 0: ")
+        .map_err(|e| format!("net0's queue 1 not lent to CPU 1: {e}"))?;
+    println!("    ({line})");
     // Detach: nothing held by the model, no violation.
     peer_finish(peer)
 }
@@ -296,11 +303,14 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
     Ok(())
 }
 
-/// `-smp 4`: all three APs online (x2APIC), `cpus` lists four CPUs whose
+/// `-smp 8`: all seven APs online (x2APIC), `cpus` lists eight CPUs whose
 /// timers fire, interrupts rise and idle shares are percentages, ping
-/// IPIs come back from CPUs 1 and 3, `irq` counts per CPU; with the model
-/// attached (when namespaces can be made), queue sets 2 and 3 on CPUs 2
-/// and 3 carry their VNICs' iperf3 ([`pinned_queue_sets`]). Then xAPIC
+/// IPIs come back from CPUs 1, 3 and 7, `irq` counts per CPU; with the
+/// model attached (when namespaces can be made) and `msix=7` (EQ0's vector
+/// and six completion vectors for eight CPUs), the attach says which CPUs
+/// share queue sets ([`SHARED_SETS`]), `irq` shows sets 0..5 on CPUs 0..5,
+/// and queue sets 2 and 5 on CPUs 2 and 5 carry their VNICs' iperf3
+/// ([`pinned_queue_sets`]; set 5 on CPU 5: more than four sets). Then xAPIC
 /// with an AP that fails to start ([`xapic_failed_ap`]). Then `-smp 4
 /// smp=2 smp-fail=1 test=smp-panic`: APIC id 1 fails, two CPUs started,
 /// the panic on CPU 1 stops CPU 0, and the report shows both and the AP
@@ -308,17 +318,18 @@ fn traffic(peer: &mut Peer, guest: &str, vnics: &[(String, String)]) -> Result<(
 fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let mut config = PeerConfig::new("systest");
     config.dhcp_lease_secs = None;
-    let (mut shell, adapter) = match model_boot(ctx, test, &config, "", &[2, 3], &["-smp", "4"])? {
-        Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
-        None => (Shell::start(boot(ctx, test, "", "4")?)?, None),
-    };
+    let (mut shell, adapter) =
+        match model_boot(ctx, test, &config, "msix=7", &[2, 5], &["-smp", "8"])? {
+            Some(peer) => (peer.shell, Some((peer.net, peer.sim))),
+            None => (Shell::start(boot(ctx, test, "", "8")?)?, None),
+        };
     if !shell
         .session
         .serial()
-        .contains("smp: 4 CPUs online (x2APIC)")
+        .contains("smp: 8 CPUs online (x2APIC)")
     {
         return Err(format!(
-            "no `smp: 4 CPUs online (x2APIC)` log line:\n{}",
+            "no `smp: 8 CPUs online (x2APIC)` log line:\n{}",
             shell.session.serial()
         ));
     }
@@ -326,7 +337,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let first = loop {
         let answer = shell.ask("cpus")?;
         let lines = cpu_lines(&answer);
-        if lines.len() != 4
+        if lines.len() != 8
             || lines
                 .iter()
                 .enumerate()
@@ -334,7 +345,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
                     *index != i || *apic != i as u32 || state != "online"
                 })
         {
-            return Err(format!("`cpus` does not list CPUs 0-3 online:\n{answer}"));
+            return Err(format!("`cpus` does not list CPUs 0-7 online:\n{answer}"));
         }
         if lines[1..].iter().all(|(.., timer)| *timer > 0) {
             break answer;
@@ -346,7 +357,7 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    for cpu in [1, 3] {
+    for cpu in [1, 3, 7] {
         ping_check(&mut shell, cpu)?;
     }
     let answer = shell.ask("cpus ping 0")?;
@@ -359,25 +370,26 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let irqs = irq_lines(&answer);
     let timer = irqs
         .iter()
-        .find(|(_, role, counts)| role == "timer" && counts.len() == 4 && counts[1] > 0)
+        .find(|(_, role, counts)| role == "timer" && counts.len() == 8 && counts[1] > 0)
         .ok_or_else(|| format!("no per-CPU timer line in `irq`:\n{answer}"))?;
     if timer.2[1..].contains(&0) {
         return Err(format!("an AP took no timer interrupt:\n{answer}"));
     }
     for owner in ["ipi-ping", "ipi-tlb"] {
         let counts = owner_counts(&answer, owner);
-        if counts.len() != 4 || counts[1] == 0 || counts[3] == 0 {
+        if counts.len() != 8 || counts[1] == 0 || counts[3] == 0 {
             return Err(format!("CPUs 1 and 3 show no {owner} interrupt:\n{answer}"));
         }
     }
     if let Some((net, sim)) = adapter {
+        shared_sets(&mut shell)?;
         let mut peer = Peer {
             net,
             sim,
             shell,
             mac: String::new(),
         };
-        pinned_queue_sets(&mut peer, &config, &[2, 3], 4)?;
+        pinned_queue_sets(&mut peer, &config, &[2, 5], 8)?;
         peer_finish(peer)?;
     } else {
         shell.session.send_line("poweroff")?;
@@ -437,6 +449,31 @@ fn cpus(ctx: &Context, test: &SystemTest) -> Result<(), String> {
         return Err(format!("the page fault is not reported on cpu 1: {fault}"));
     }
     expect_verdict(Verdict::from_status(status), Verdict::Fail)
+}
+
+/// What the attach says with eight CPUs and six completion vectors
+/// (`msix=7`): CPUs 6 and 7 use the queue sets of CPUs 0 and 1.
+const SHARED_SETS: &str = "8 CPUs, 6 completion vectors: CPUs 6..7 share the queue sets of CPUs 0..1 (CPU c uses set c mod 6)";
+
+/// [`SHARED_SETS`] once in the boot log, and `irq` shows queue sets 0..5,
+/// set i on CPU i, no more.
+fn shared_sets(shell: &mut Shell) -> Result<(), String> {
+    let serial = shell.session.serial();
+    if serial.matches(SHARED_SETS).count() != 1 {
+        return Err(format!("not once `mlx5 <pci>: {SHARED_SETS}`:\n{serial}"));
+    }
+    let answer = shell.ask("irq")?;
+    let mut sets: Vec<(usize, usize)> = queue_set_vectors(&answer)
+        .into_iter()
+        .map(|(_, set, cpu)| (set, cpu))
+        .collect();
+    sets.sort_unstable();
+    if sets != [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)] {
+        return Err(format!(
+            "`irq` does not show queue sets 0..5 on CPUs 0..5:\n{answer}"
+        ));
+    }
+    Ok(())
 }
 
 /// The model and a namespace peer under a cxos with `args` (QEMU) and

@@ -49,6 +49,11 @@ pub const DRIVER_VERSION: &str = concat!("cxos,mlx5,", env!("CARGO_PKG_VERSION")
 /// without letting a device take the machine's memory.
 pub const DEFAULT_MAX_TOTAL_PAGES: u32 = 1 << 16;
 
+/// Most completion EQs attach creates, whatever [`Config::comp_eqs`]
+/// asks: `eq_number` is 8 bits (`create_eq_out`), so a function has at
+/// most 256 EQs, EQ0 one of them.
+pub const MAX_COMP_EQS: u16 = 255;
+
 /// The IP MTU the port is brought to at attach (and `EthConfig`'s default).
 pub const DEFAULT_IP_MTU: usize = 1500;
 
@@ -61,7 +66,11 @@ pub struct Config {
     /// address is written; `None`: from the init segment.
     pub fw_init_timeout_ms: Option<u64>,
     pub health: HealthConfig,
-    /// Completion EQs wanted (one per further MSI-X vector).
+    /// Completion EQs wanted, each on its own further MSI-X vector: one
+    /// per CPU (the platform passes its online CPU count). Attach creates
+    /// min(this, MSI-X vectors granted - 1, the function's EQ limit from
+    /// the HCA caps - 1 for EQ0, [`MAX_COMP_EQS`]), at least one;
+    /// [`Adapter::comp_eqs`] says how many it got.
     pub comp_eqs: u16,
     pub eq0_log_size: u8,
     pub comp_eq_log_size: u8,
@@ -514,7 +523,7 @@ impl<P: Platform> Adapter<P> {
             return Err(cxos_drivers::PlatformError::MsixUnsupported.into());
         }
         let max_eqs = self.caps.general.max_eqs().max(1);
-        let comp = (self.config.comp_eqs as usize)
+        let comp = (self.config.comp_eqs.min(MAX_COMP_EQS) as usize)
             .min(max_eqs.saturating_sub(1))
             .min(table as usize - 1);
         let vectors = self.dev.p().msix().msix_enable(1, 1 + comp as u16)?;
@@ -588,7 +597,11 @@ impl<P: Platform> Adapter<P> {
     fn create_comp_eqs(&mut self, uar: Uar) -> Result<(), Error> {
         self.undo.push(Undo::DestroyCompEqs);
         let log = self.eq_log_size(self.config.comp_eq_log_size);
-        let want = self.config.comp_eqs.min(self.vectors.saturating_sub(1));
+        let want = self
+            .config
+            .comp_eqs
+            .min(MAX_COMP_EQS)
+            .min(self.vectors.saturating_sub(1));
         // With a single vector, one completion EQ shares vector 0.
         let vectors: Vec<u16> = if want == 0 {
             alloc::vec![0]

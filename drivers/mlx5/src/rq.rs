@@ -24,7 +24,7 @@ use crate::wq::{QueueState, Ring, WqParams, wqc};
 use crate::wqe::{self, DS};
 
 mod burst;
-pub use burst::{RxCursor, StrideWindow, Taken};
+pub use burst::{RxCursor, Span, StrideWindow, Taken};
 
 /// An RQ number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]

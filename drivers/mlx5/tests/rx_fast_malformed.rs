@@ -358,3 +358,112 @@ fn malformed_sessions_are_refused_by_the_burst() {
         assert!(got.is_empty(), "{mode:?}: {got:?}");
     }
 }
+
+/// A run longer than a striding WQE (40 frames of 16 strides: the first
+/// WQE's 512 strides hold 32) with one lie: at the first completion of
+/// the second WQE (`past` 0: where the burst's window moves on to the
+/// next WQE) or `past` completions after it (inside a scan chunk). The
+/// frames before it arrive in one burst, the lie is refused as `want`
+/// says (a length error drops only its frame), and the queue takes
+/// traffic again.
+fn run_lie(
+    mode: Mode,
+    name: &str,
+    past: u32,
+    edit: impl FnOnce(&mut [u8; 64]),
+    want: impl FnOnce(&Refused) -> bool,
+) {
+    let sim = SimPlatform::new(Personality::ConnectX5, mode);
+    let before = sim.dma_in_use();
+    let mut p = open(&sim, EthConfig::default());
+    assert!(p.rq().expect("rq").is_striding(), "{name}: a striding RQ");
+    let dst = p.mac();
+    let cqn = rx_cqn(&p);
+    let at = producer(&sim, cqn);
+    let frames: Vec<Vec<u8>> = (0..40).map(|i| frame(dst, 1024, i)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    sim.inject_rx_burst(&refs);
+    assert!(common::eventually(|| producer(&sim, cqn) == at + 40));
+    // The second WQE's first completion: `wqe_counter` 0 again.
+    let first = (1..40)
+        .find(|&i| {
+            let (addr, _) = slot_addr(&sim, cqn, at + i);
+            let mut e = [0u8; 64];
+            sim.with_model(|f| f.bus.read(addr, &mut e, Purpose::CqBuffer))
+                .expect("read");
+            e[0x3c..0x3e] == [0, 0]
+        })
+        .expect("a run across two WQEs");
+    let lie = first + past;
+    tamper(&sim, cqn, at + lie, edit);
+    let (faults, lens) = (p.eth_stats().faults, p.eth_stats().rx_length_errors);
+    let got = drain(&mut p);
+    let r = refusal(&p, name, faults, lens);
+    assert!(want(&r), "{name} ({mode:?}): refused as {r:?}");
+    // A length error drops that frame only; a fault recovers the queue
+    // (the completions after the lie go with it).
+    let arrive: Vec<u32> = match r {
+        Refused::LengthError => (0..40).filter(|&i| i != lie).collect(),
+        _ => (0..lie).collect(),
+    };
+    assert_eq!(got, arrive, "{name} ({mode:?}): refused as {r:?}");
+    let again = [frame(dst, 100, 100), frame(dst, 1024, 101)];
+    for f in &again {
+        sim.inject_rx(f);
+    }
+    let mut after = Vec::new();
+    assert!(
+        common::eventually(|| {
+            after.extend(drain(&mut p));
+            after.len() >= 2
+        }),
+        "{name}: traffic after the lie, got {after:?}"
+    );
+    assert_eq!(after, [100, 101], "{name}");
+    close(p, &sim, before);
+}
+
+#[test]
+fn lies_in_a_run_across_wqes_are_refused() {
+    let refused = |r: &Refused| *r != Refused::Filler;
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        for past in [0, 3] {
+            // The previous WQE's `wqe_id` (compared as stored, per window).
+            run_lie(
+                mode,
+                "wqe_id of the WQE before",
+                past,
+                |e| e[0x03] = e[0x03].wrapping_sub(1),
+                refused,
+            );
+            run_lie(
+                mode,
+                "wqe_counter off by one",
+                past,
+                |e| e[0x3d] ^= 1,
+                refused,
+            );
+            run_lie(
+                mode,
+                "zero bytes",
+                past,
+                |e| e[0x2e..0x30].copy_from_slice(&[0, 0]),
+                refused,
+            );
+            run_lie(
+                mode,
+                "bytes past the strides",
+                past,
+                |e| e[0x2e..0x30].copy_from_slice(&[0x04, 0x01]),
+                refused,
+            );
+            run_lie(
+                mode,
+                "another queue",
+                past,
+                |e| e[0x3b] ^= 0x5a,
+                |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
+            );
+        }
+    }
+}

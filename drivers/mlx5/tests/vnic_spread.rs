@@ -18,8 +18,8 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pkt::{self, KINDS};
@@ -62,12 +62,16 @@ fn seq_of(f: &[u8]) -> u32 {
     u32::from(u16::from_be_bytes([f[18], f[19]]))
 }
 
+/// A helper as the kernel keeps it: its CPU and its owner's inbox reach
+/// it through the lock.
+type Helper = Arc<Mutex<Option<Vnic<A>>>>;
+
 /// What the kernel's hand-off ring does for the test: frames the helper
 /// received, in order, then (as the kernel's CPU polling it would) what
 /// the helper receives now; the helper goes with it.
 struct Inbox {
     frames: VecDeque<(Vec<u8>, RxMeta)>,
-    helper: Option<Vnic<A>>,
+    helper: Helper,
     /// Frames that came through the helper.
     taken: Arc<AtomicUsize>,
     /// The helper went by `release_after_reset`.
@@ -78,7 +82,7 @@ impl Inbox {
     fn of(helper: Vnic<A>) -> Self {
         Self {
             frames: VecDeque::new(),
-            helper: Some(helper),
+            helper: Arc::new(Mutex::new(Some(helper))),
             taken: Arc::default(),
             released: Arc::default(),
         }
@@ -91,7 +95,8 @@ impl RxInbox for Inbox {
             f(&b, m);
             return true;
         }
-        let Some(h) = self.helper.as_mut() else {
+        let mut slot = self.helper.lock().unwrap();
+        let Some(h) = slot.as_mut() else {
             return false;
         };
         h.poll();
@@ -103,23 +108,21 @@ impl RxInbox for Inbox {
         got
     }
 
-    fn check(&mut self) -> Vec<Rqn> {
-        let Some(h) = self.helper.as_mut() else {
-            return Vec::new();
-        };
-        h.queue_set_mut().check();
-        h.helper_rqn().into_iter().collect()
+    fn check(&mut self) {
+        if let Some(h) = self.helper.lock().unwrap().as_mut() {
+            h.queue_set_mut().check();
+        }
     }
 
     fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), mlx5::Error> {
-        match self.helper.as_mut() {
+        match self.helper.lock().unwrap().as_mut() {
             Some(h) => h.queue_set_mut().set_mtu(mtu, rx_mtu),
             None => Ok(()),
         }
     }
 
     fn release_after_reset(&mut self) {
-        if let Some(h) = self.helper.take() {
+        if let Some(h) = self.helper.lock().unwrap().take() {
             h.release_after_reset();
             self.released.store(true, Ordering::Relaxed);
         }
@@ -128,23 +131,36 @@ impl RxInbox for Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        if let Some(h) = self.helper.take() {
+        if let Some(h) = self.helper.lock().unwrap().take() {
             assert_eq!(h.destroy().errors, 0);
         }
     }
 }
 
 /// VNIC `main` (two queues, queue set 0) with a helper on queue set 1 in
-/// its RSS table and an inbox holding it: the helper's CQ, its counters.
-fn spread(nic: &Nic<A>, main: &mut Vnic<A>) -> (u32, Arc<AtomicUsize>, Arc<AtomicBool>) {
+/// its RSS table and an inbox holding it.
+struct Spread {
+    /// The helper's receive CQ.
+    h_cq: u32,
+    taken: Arc<AtomicUsize>,
+    released: Arc<AtomicBool>,
+    helper: Helper,
+}
+
+fn spread(nic: &Nic<A>, main: &mut Vnic<A>) -> Spread {
     let helper = nic.create_rx_helper(main, 1).unwrap();
     let h_rqn = helper.helper_rqn().unwrap();
     let h_cq = helper.queue_set().rx_cq_at(0).unwrap().cqn.0;
     main.spread_rx(&[h_rqn]).unwrap();
     let inbox = Inbox::of(helper);
-    let counters = (inbox.taken.clone(), inbox.released.clone());
+    let s = Spread {
+        h_cq,
+        taken: inbox.taken.clone(),
+        released: inbox.released.clone(),
+        helper: inbox.helper.clone(),
+    };
     main.set_inbox(Some(Box::new(inbox)));
-    (h_cq, counters.0, counters.1)
+    s
 }
 
 /// The model's RSS table of `v` (RQ numbers).
@@ -198,12 +214,20 @@ fn deliver(v: &mut Vnic<A>, taken: &AtomicUsize, from: u32, payload: usize) -> u
 /// Overrun CQ `cqn` and run the VNIC's periodic check until its record
 /// says the CQ (and its RQ) were recreated.
 fn overrun(sim: &SimPlatform, nic: &Nic<A>, v: &mut Vnic<A>, cqn: u32) {
+    overrun_by(sim, nic, cqn, || {
+        v.poll();
+        v.check_queues();
+    });
+}
+
+/// Overrun CQ `cqn` and run `step` (a poll and a check) until the record
+/// says the CQ (and its RQ) were recreated.
+fn overrun_by(sim: &SimPlatform, nic: &Nic<A>, cqn: u32, mut step: impl FnMut()) {
     sim.inject_queue(QueueFault::CqOverflow { cqn: Some(cqn) })
         .expect("armed");
     let start = Instant::now();
     let rec = loop {
-        v.poll();
-        v.check_queues();
+        step();
         let found = nic.with_adapter(|a| {
             let _ = a.poll();
             a.faults()
@@ -363,7 +387,7 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
     let dma_before = sim.dma_in_use();
     let nic = common::nic(&sim, false);
     let mut main = nic.create_on(two_queues(), 0).unwrap();
-    let (h_cq, taken, _) = spread(&nic, &mut main);
+    let Spread { h_cq, taken, .. } = spread(&nic, &mut main);
     let lent = main.queue_set().rss_lent().to_vec();
     assert_eq!(lent.len(), 1);
     assert!(
@@ -397,6 +421,68 @@ fn recreated_rqs_of_the_vnic_or_its_helper_keep_the_spread() {
     close(&sim, nic, dma_before);
 }
 
+/// The helper recovers its RQ on its own (its CPU's check, not through
+/// the VNIC's), and before the VNIC next checks its helpers one of the
+/// VNIC's own RQs is recreated by the VNIC's own recovery (its check of
+/// its own queues, as the kernel's recovery step runs it): the VNIC's
+/// rewrite of the RSS table lists the helper's RQ as it is now, not the
+/// one the helper destroyed (refused by the device, or, its number taken
+/// again by the VNIC's new RQ as the model does here, entry 1 goes to the
+/// VNIC's own queue 0 and the helper gets nothing). The loan is shared
+/// with the helper, which swapped its RQ in it under the table's lock.
+#[test]
+fn an_own_rq_recreated_after_the_helper_recovered_alone_lists_the_helpers_new_rq() {
+    common::logger();
+    let sim = SimPlatform::new_loopback(Personality::ConnectX5, Mode::Synchronous);
+    let dma_before = sim.dma_in_use();
+    let nic = common::nic(&sim, false);
+    let mut main = nic.create_on(two_queues(), 0).unwrap();
+    let Spread {
+        h_cq,
+        taken,
+        helper,
+        ..
+    } = spread(&nic, &mut main);
+    assert!(deliver(&mut main, &taken, 0, 40) > 0);
+    let h_old = own_then_helper(&sim, &main);
+
+    overrun_by(&sim, &nic, h_cq, || {
+        let mut slot = helper.lock().unwrap();
+        let h = slot.as_mut().unwrap();
+        h.poll();
+        h.queue_set_mut().check();
+    });
+    let h_new = helper
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .helper_rqn()
+        .unwrap();
+    assert_ne!(h_new, h_old, "the helper's RQ was recreated");
+    assert_eq!(
+        main.queue_set().rss_lent(),
+        vec![h_new],
+        "the helper's recovery updated the VNIC's loan"
+    );
+
+    let own0 = main.queue_set().rx_cq_at(0).unwrap().cqn.0;
+    let rq0 = main.queue_set().rq_at(0).unwrap().rqn;
+    overrun_by(&sim, &nic, own0, || {
+        main.poll();
+        main.queue_set_mut().check();
+    });
+    assert_ne!(main.queue_set().rq_at(0).unwrap().rqn, rq0);
+    assert_eq!(own_then_helper(&sim, &main), h_new);
+    assert!(
+        deliver(&mut main, &taken, FLOWS, 40) > 0,
+        "the helper's new RQ takes flows"
+    );
+    drop(helper);
+    assert_eq!(main.destroy().errors, 0);
+    close(&sim, nic, dma_before);
+}
+
 /// A function reset: the VNIC is replayed on the new function, the old
 /// one released with its helper (through the inbox, not destroyed: no
 /// errors expected from commands to the dead function); a helper of the
@@ -409,7 +495,9 @@ fn a_function_reset_releases_the_helper_and_the_replayed_vnic_spreads_again() {
     let dma_before = sim.dma_in_use();
     let nic = common::nic(&sim, false);
     let mut main = nic.create_on(two_queues(), 0).unwrap();
-    let (_, taken, released) = spread(&nic, &mut main);
+    let Spread {
+        taken, released, ..
+    } = spread(&nic, &mut main);
     assert!(deliver(&mut main, &taken, 0, 40) > 0);
 
     sim.inject(Fault::InternalError);
@@ -439,7 +527,7 @@ fn a_function_reset_releases_the_helper_and_the_replayed_vnic_spreads_again() {
     assert!(shell.is_failed());
     drop(shell);
 
-    let (_, taken, _) = spread(&new_nic, &mut main);
+    let Spread { taken, .. } = spread(&new_nic, &mut main);
     own_then_helper(&sim, &main);
     assert!(deliver(&mut main, &taken, FLOWS, 40) > 0);
 
@@ -458,7 +546,7 @@ fn an_mtu_change_resizes_the_helper() {
     let nic = common::nic(&sim, false);
     nic.with_adapter(|a| a.set_port_mtu(4000)).unwrap();
     let mut main = nic.create_on(two_queues(), 0).unwrap();
-    let (_, taken, _) = spread(&nic, &mut main);
+    let Spread { taken, .. } = spread(&nic, &mut main);
     assert!(deliver(&mut main, &taken, 0, 40) > 0);
     main.set_mtu(4000, 4000).unwrap();
     assert_eq!(main.mtu(), 4000);

@@ -1,7 +1,7 @@
 //! `mlx5-sim`: the ConnectX model as a vfio-user server for QEMU.
 //!
 //! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx [--ports 2]
-//! [--wire tap:IFNAME|unix:PATH|qemu:PATH|none] [--pcap FILE [--snaplen N]
+//! [--wire tap:IFNAME|unix:PATH|qemu:PATH|sink|none] [--pcap FILE [--snaplen N]
 //! [--pcap-max-mb MB]] [--control PATH] [--fw-boot-ms MS]
 //! [--trace-commands[=FILE]] [--module KIND|none]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
@@ -9,7 +9,9 @@
 //! created) in the network namespace the process runs in, a unix-socket
 //! wire to another `mlx5-sim` naming the same PATH (either may start first),
 //! a socket at PATH where a stock QEMU NIC connects (`-netdev
-//! stream,server=off,addr.type=unix,addr.path=PATH`), or none; `--pcap` records both directions in a classic pcap file,
+//! stream,server=off,addr.type=unix,addr.path=PATH`), a sink (a far end
+//! taking every frame at line rate: counted, never written; for
+//! benchmarks) or none; `--pcap` records both directions in a classic pcap file,
 //! `--snaplen` bytes of each frame (tcpdump's `-s`), up to `--pcap-max-mb`.
 //! `--fw-boot-ms` is how long firmware keeps `initializing` set after each
 //! reset; `--trace-commands` writes one line per command (and register
@@ -53,7 +55,7 @@ struct Cli {
     /// A unix socket for live control (`help` lists its requests).
     #[arg(long)]
     control: Option<PathBuf>,
-    /// The port's cable: tap:IFNAME, unix:PATH, qemu:PATH or none; once
+    /// The port's cable: tap:IFNAME, unix:PATH, qemu:PATH, sink or none; once
     /// per port, in port order (ports not named: none).
     #[arg(long)]
     wire: Vec<LinkSpec>,

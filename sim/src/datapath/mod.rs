@@ -85,6 +85,28 @@ pub fn fast_path_line(nic: &Nic) -> String {
     )
 }
 
+/// The transmit engine's own rate, for the control socket's `stats` and
+/// the log at a client's disconnection: `tx-engine frames <n> busy-us <n>
+/// peak frames <n> span-us <n> busy-us <n> pps <n> capacity-pps <n>`:
+/// every frame the engine processed and its time on them, then the
+/// stretch of work with the most frames ([`crate::wire::TxPeriod`]: no
+/// pause of 100 ms in it), its frames per second of wall time and of the
+/// engine's own time.
+pub fn tx_engine_line(nic: &Nic) -> String {
+    let c = &nic.wire.clock;
+    let p = c.peak();
+    format!(
+        "tx-engine frames {} busy-us {} peak frames {} span-us {} busy-us {} pps {:.0} capacity-pps {:.0}",
+        c.frames,
+        c.busy.as_micros(),
+        p.frames,
+        p.span.as_micros(),
+        p.busy.as_micros(),
+        p.rate(),
+        p.capacity()
+    )
+}
+
 /// UAR page offsets of the data path doorbells (PRM "UAR Page Layout").
 pub mod uar_offset {
     /// CQ arm doorbell, 64-bit: sn << 28 | cmd << 24 | ci, then the CQN.
@@ -133,11 +155,21 @@ pub fn doorbell32(dev: &mut Function, page: u32, within: usize, value: u32) -> O
     }
 }
 
-/// Run pending transmit work.
+/// Run pending transmit work (timed for [`crate::wire::TxClock`]).
 pub fn run(dev: &mut Function) {
+    if dev.nic.tx_pending.is_empty() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let before = dev.nic.wire.processed;
     while !dev.nic.tx_pending.is_empty() {
         let sqn = dev.nic.tx_pending.remove(0);
         tx::process(dev, sqn);
+    }
+    let w = &mut dev.nic.wire;
+    let frames = w.processed - before;
+    if frames != 0 {
+        w.clock.ran(start, std::time::Instant::now(), frames);
     }
 }
 

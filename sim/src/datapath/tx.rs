@@ -199,6 +199,29 @@ fn read_wqebb(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool 
     }
 }
 
+/// Bytes of a ring page (the `pas` entries of the WQ).
+const WQ_PAGE: usize = 4096;
+
+/// Read `into.len() / WQEBB` consecutive WQEBBs from `index` on: one bus
+/// read per run that stays inside one ring page and does not wrap (the
+/// pages of the ring need not be adjacent in memory; each is granted on
+/// its own).
+fn read_wqebbs(dev: &mut Function, wq: &Wq, index: u16, into: &mut [u8]) -> bool {
+    let mask = wq.entries() as usize - 1;
+    let mut k = 0;
+    while k * WQEBB < into.len() {
+        let slot = (index as usize + k) & mask;
+        let in_page = (WQ_PAGE - (slot * WQEBB) % WQ_PAGE) / WQEBB;
+        let run = (into.len() / WQEBB - k).min(in_page).min(mask + 1 - slot);
+        let at = k * WQEBB;
+        if !read_wqebb(dev, wq, slot as u16, &mut into[at..at + run * WQEBB]) {
+            return false;
+        }
+        k += run;
+    }
+    true
+}
+
 /// Guest address of WQEBB `index` of the ring.
 pub(super) fn wqebb_addr(wq: &Wq, index: u16) -> Option<u64> {
     wq.addr((index as u64 & (wq.entries() as u64 - 1)) << LOG_WQEBB)
@@ -285,11 +308,9 @@ fn execute(
         return Ok(0);
     }
     let fail = |s: u8| Err((nbb, WqeError(s)));
-    for k in 1..nbb {
-        let at = k as usize * WQEBB;
-        if !read_wqebb(dev, &ctx.wq, ci.wrapping_add(k), &mut wqe[at..at + WQEBB]) {
-            return fail(cqe::SYN_LOCAL_PROT);
-        }
+    let rest = &mut wqe[WQEBB..nbb as usize * WQEBB];
+    if !read_wqebbs(dev, &ctx.wq, ci.wrapping_add(1), rest) {
+        return fail(cqe::SYN_LOCAL_PROT);
     }
     // `sq-bad-opcode` (queue_faults): the opcode read as one no SQ takes,
     // then refused below as any such opcode is.

@@ -2,9 +2,15 @@
 //! frames beyond the process (the vfio-user server, and hosted tests that
 //! talk to stock tools).
 //!
-//! - [`LinkSpec`]: `none`, `tap:IFNAME` (feature `tap`), `unix:PATH` (to
-//!   another model) or `qemu:PATH` (a stock QEMU NIC connects: [`qemu`]),
-//!   parsed from the command line; [`LinkSpec::open`] makes a [`Link`].
+//! - [`LinkSpec`]: `none`, `sink`, `tap:IFNAME` (feature `tap`), `unix:PATH`
+//!   (to another model) or `qemu:PATH` (a stock QEMU NIC connects:
+//!   [`qemu`]), parsed from the command line; [`LinkSpec::open`] makes a
+//!   [`Link`].
+//! - `sink` is a cable whose far end takes every frame at line rate: the
+//!   port's frames are counted as written and released at once (no copy,
+//!   no thread, no system call), the carrier is up. Benchmarks use it so
+//!   that a test peer (a TAP, one write(2) per frame on a shared CPU)
+//!   does not set the packet rate: a real port drains 148 Mpps.
 //! - [`LinkPort`]: a running link. Frames the port transmits are queued
 //!   with [`LinkPort::send_batch`] (never blocks: a full queue drops and
 //!   counts) and written by the link's writer thread; frames arriving from
@@ -42,6 +48,7 @@ pub const QUEUE_MAX: usize = 2048;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkSpec {
     None,
+    Sink,
     Tap(String),
     Unix(PathBuf),
     Qemu(PathBuf),
@@ -53,6 +60,7 @@ impl std::str::FromStr for LinkSpec {
     fn from_str(s: &str) -> Result<LinkSpec, String> {
         match s.split_once(':') {
             None if s == "none" => Ok(LinkSpec::None),
+            None if s == "sink" => Ok(LinkSpec::Sink),
             Some(("tap", name)) => {
                 #[cfg(feature = "tap")]
                 tap::check_name(name).map_err(|e| e.to_string())?;
@@ -67,7 +75,7 @@ impl std::str::FromStr for LinkSpec {
             Some(("qemu", path)) if !path.is_empty() => Ok(LinkSpec::Qemu(PathBuf::from(path))),
             Some(("qemu", _)) => Err("qemu: needs a socket path".into()),
             _ => Err(format!(
-                "'{s}' is not a wire (tap:IFNAME, unix:PATH, qemu:PATH or none)"
+                "'{s}' is not a wire (tap:IFNAME, unix:PATH, qemu:PATH, sink or none)"
             )),
         }
     }
@@ -77,6 +85,7 @@ impl std::fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LinkSpec::None => f.write_str("none"),
+            LinkSpec::Sink => f.write_str("sink"),
             LinkSpec::Tap(name) => write!(f, "tap:{name}"),
             LinkSpec::Unix(path) => write!(f, "unix:{}", path.display()),
             LinkSpec::Qemu(path) => write!(f, "qemu:{}", path.display()),
@@ -91,6 +100,7 @@ impl LinkSpec {
     pub fn open(&self) -> io::Result<Link> {
         match self {
             LinkSpec::None => Ok(Link::None),
+            LinkSpec::Sink => Ok(Link::Sink),
             #[cfg(feature = "tap")]
             LinkSpec::Tap(name) => Ok(Link::Tap(TapDevice::open(name)?)),
             #[cfg(not(feature = "tap"))]
@@ -111,6 +121,8 @@ impl LinkSpec {
 pub enum Link {
     /// No cable: transmitted frames are counted and dropped.
     None,
+    /// A far end that takes every frame: counted as written, released.
+    Sink,
     #[cfg(feature = "tap")]
     Tap(TapDevice),
     Unix(UnixWire),
@@ -122,6 +134,7 @@ impl Link {
     fn describe(&self) -> String {
         match self {
             Link::None => "none".into(),
+            Link::Sink => "sink".into(),
             #[cfg(feature = "tap")]
             Link::Tap(t) => format!("tap:{}", t.name()),
             Link::Unix(w) => format!("unix:{}", w.path.display()),
@@ -215,6 +228,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct LinkPort {
     shared: Arc<Shared>,
     describe: String,
+    /// `sink`: frames are counted in [`LinkPort::send_batch`], not queued.
+    sink: bool,
     /// Wakes a TAP reader blocked in poll.
     #[cfg(feature = "tap")]
     wake: Option<std::os::unix::net::UnixStream>,
@@ -251,6 +266,7 @@ impl LinkPort {
         let mut port = LinkPort {
             shared: shared.clone(),
             describe,
+            sink: matches!(link, Link::Sink),
             #[cfg(feature = "tap")]
             wake: None,
             #[cfg(feature = "tap")]
@@ -270,6 +286,7 @@ impl LinkPort {
                     Box::new(move || writer(&s, |_| Err(None), |_| {})),
                 )?);
             }
+            Link::Sink => shared.counters.connected.store(true, Ordering::Relaxed),
             #[cfg(feature = "tap")]
             Link::Tap(tap) => {
                 shared.counters.connected.store(true, Ordering::Relaxed);
@@ -335,9 +352,18 @@ impl LinkPort {
         &self.describe
     }
 
-    /// Queues `frames` for the link (copied; never blocks).
+    /// Queues `frames` for the link (copied; never blocks). A sink
+    /// counts them written here.
     pub fn send_batch<F: AsRef<[u8]>>(&self, frames: &[F]) {
         if frames.is_empty() {
+            return;
+        }
+        if self.sink {
+            let bytes: usize = frames.iter().map(|f| f.as_ref().len()).sum();
+            let c = &self.shared.counters;
+            c.tx_frames
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+            c.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             return;
         }
         let mut q = lock(&self.shared.queue);
@@ -656,6 +682,90 @@ mod tests {
         wait_for("the drops", || p.stats().tx_dropped_no_peer == 2);
         assert_eq!(p.stats().tx_frames, 0);
         drop(p);
+    }
+
+    #[test]
+    fn a_sink_takes_every_frame_without_a_thread() {
+        assert_eq!("sink".parse::<LinkSpec>(), Ok(LinkSpec::Sink));
+        assert_eq!(LinkSpec::Sink.to_string(), "sink");
+        let p = LinkPort::start(LinkSpec::Sink.open().unwrap(), Box::new(|_| {})).unwrap();
+        assert_eq!(p.describe(), "sink");
+        assert!(p.threads.is_empty());
+        for _ in 0..QUEUE_MAX {
+            p.send_batch(&[vec![0u8; 60], vec![1u8; 1514]]);
+        }
+        // Counted at once, none queued or dropped; the carrier stays up.
+        p.set_carrier(true);
+        let st = p.stats();
+        assert_eq!(st.tx_frames, 2 * QUEUE_MAX as u64);
+        assert_eq!(st.tx_bytes, (60 + 1514) * QUEUE_MAX as u64);
+        assert_eq!(
+            (
+                st.tx_dropped_queue_full,
+                st.tx_dropped_no_peer,
+                st.tx_errors
+            ),
+            (0, 0, 0)
+        );
+        assert!(st.connected);
+        assert!(lock(&p.shared.queue).frames.is_empty());
+    }
+
+    /// The writer is decoupled from the port: a peer that stops reading
+    /// never blocks `send_batch`; the queue stays bounded (what does not fit
+    /// is dropped and counted), and what is carried arrives in order.
+    #[test]
+    fn a_stalled_peer_costs_counted_drops_never_a_blocked_port() {
+        use std::sync::Mutex as StdMutex;
+        let dir = std::env::temp_dir().join(format!("mlx5-sim-ls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec: LinkSpec = format!("unix:{}", dir.join("w").display()).parse().unwrap();
+        let gate = Arc::new(StdMutex::new(()));
+        let got = Arc::new(StdMutex::new(Vec::<u32>::new()));
+        let a = LinkPort::start(spec.open().unwrap(), Box::new(|_| {})).unwrap();
+        let (g, seen) = (gate.clone(), got.clone());
+        let b = LinkPort::start(
+            spec.open().unwrap(),
+            Box::new(move |f| {
+                drop(g.lock().unwrap());
+                seen.lock()
+                    .unwrap()
+                    .push(u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
+            }),
+        )
+        .unwrap();
+        wait_for("a connection", || {
+            a.stats().connected && b.stats().connected
+        });
+        // b's reader stalls in its first delivery: the sockets fill, then
+        // a's writer blocks, then a's queue fills.
+        let stall = gate.lock().unwrap();
+        let sent = 4 * QUEUE_MAX as u32;
+        for chunk in (0..sent).collect::<Vec<_>>().chunks(64) {
+            let frames: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|i| [&i.to_be_bytes()[..], &[0x5a; 996]].concat())
+                .collect();
+            a.send_batch(&frames);
+        }
+        let dropped = a.stats().tx_dropped_queue_full;
+        assert!(
+            dropped >= u64::from(sent) - 2 * QUEUE_MAX as u64,
+            "a stalled peer must cost drops, not memory: {dropped} dropped"
+        );
+        assert!(lock(&a.shared.queue).frames.len() <= QUEUE_MAX);
+        drop(stall);
+        let carried = u64::from(sent) - dropped;
+        wait_for("the queued frames", || {
+            got.lock().unwrap().len() as u64 == carried
+        });
+        let got = got.lock().unwrap().clone();
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert_eq!(got[0], 0);
+        assert_eq!(a.stats().tx_frames, carried);
+        drop((a, b));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

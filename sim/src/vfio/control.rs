@@ -21,7 +21,9 @@
 //!   `dma maps <n> unmaps <n> live <n> bytes <n>`,
 //!   `mmio reads <n> writes <n> dropped <n>`, `config reads <n> writes <n>`,
 //!   `resets <n>`, `vfio-clients <n> refused <n>` (clients disconnected
-//!   for breaking the protocol), `set-irqs <n> vectors <n>`, `link up|down`, and with a
+//!   for breaking the protocol), `set-irqs <n> vectors <n>`, `link up|down`,
+//!   the fast path line, the transmit engine's rate
+//!   (`crate::datapath::tx_engine_line`), and with a
 //!   wire `wire tx <n> rx <n> connected yes|no`.
 //! - `wire`: the cable: `wire <tap:IF|unix:PATH|none> connected yes|no
 //!   connects <n> peer-carrier-changes <n>`, `wire tx frames <n> bytes <n> dropped-queue <n>
@@ -437,6 +439,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
             );
             let _ = writeln!(out, "link {}", if link_up { "up" } else { "down" });
             let _ = writeln!(out, "{}", crate::datapath::fast_path_line(&s.dev().nic));
+            let _ = writeln!(out, "{}", crate::datapath::tx_engine_line(&s.dev().nic));
             if let Some((_, w)) = s.link_stats() {
                 let _ = writeln!(
                     out,

@@ -787,6 +787,8 @@ fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
         shared.reset();
     };
     log::info!(target: "mlx5_sim::vfio", "client disconnected");
+    // Benchmarks read the model's own packet rate here (the process ends now).
+    log::info!(target: "mlx5_sim::vfio", "{}", crate::datapath::tx_engine_line(&shared.dev().nic));
     shared.stop();
     let _ = model.join();
     shared.mem.unmap_all();

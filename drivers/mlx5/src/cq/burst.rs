@@ -128,9 +128,13 @@ impl<P: Platform> CqView<'_, P> {
         'scan: while k + SCAN as u32 <= n {
             self.mem
                 .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, &mut tails);
-            if tails.iter().fold(0, |acc, &w| {
-                acc | ((w.swap_bytes() ^ expect_raw) & mask_raw)
-            }) == 0
+            // The mask applied once to the folded differences: no
+            // per-word mask, and the words need not stay live.
+            if tails
+                .iter()
+                .fold(0, |acc, &w| acc | (w.swap_bytes() ^ expect_raw))
+                & mask_raw
+                == 0
             {
                 k += SCAN as u32;
                 continue;

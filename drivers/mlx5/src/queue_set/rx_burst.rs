@@ -116,13 +116,17 @@ impl Ctx {
     }
 }
 
-/// What a run of frames did: the cursor after it, frames, buffer
-/// releases, bytes.
-struct Took {
-    cur: RxCursor,
+/// What a run of frames did: frames, buffer releases, bytes.
+struct Done {
     n: u32,
     releases: u32,
     bytes: u64,
+}
+
+/// [`Done`] and the cursor after the run (a cyclic RQ's).
+struct Took {
+    cur: RxCursor,
+    done: Done,
 }
 
 impl<C: Control> QueueSet<C> {
@@ -219,11 +223,16 @@ impl<C: Control> QueueSet<C> {
             let (k, end) = view.common_run(start, want, cqe::opcode::RESP_SEND, rq.rqn.0);
             let mut refused = false;
             if k != 0 {
-                let cur = rq.cursor();
-                let t = view.with_entries(start, k, |cqes| {
-                    rq.with_buffers(|all| take_run(cqes, all, cur, cq, start, ctx, f))
-                });
-                rq.set_cursor(t.cur);
+                let t = if rq.is_striding() {
+                    stride_run(&view, rq, k, cq, start, ctx, f)
+                } else {
+                    let cur = rq.cursor();
+                    let t = view.with_entries(start, k, |cqes| {
+                        rq.with_buffers(|all| take_run(cqes, all, cur, cq, start, ctx, f))
+                    });
+                    rq.set_cursor(t.cur);
+                    t.done
+                };
                 rq.count(t.n as u64, t.bytes);
                 x.cq.consume(t.n);
                 got += t.n as usize;
@@ -263,17 +272,23 @@ impl<C: Control> QueueSet<C> {
     }
 }
 
+/// A completion's byte count.
+#[inline(always)]
+fn byte_cnt(c: &[u8; cqe::LEN]) -> u32 {
+    u32::from_be_bytes([
+        c[cqe::off::BYTE_CNT],
+        c[cqe::off::BYTE_CNT + 1],
+        c[cqe::off::BYTE_CNT + 2],
+        c[cqe::off::BYTE_CNT + 3],
+    ])
+}
+
 /// A common completion's byte count and, as one word, its `wqe_id` (the
 /// low half of the first dword) and `wqe_counter` (the high half of the
 /// tail dword): `wqe_id << 16 | wqe_counter`.
 #[inline(always)]
 fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
-    let bc = u32::from_be_bytes([
-        c[cqe::off::BYTE_CNT],
-        c[cqe::off::BYTE_CNT + 1],
-        c[cqe::off::BYTE_CNT + 2],
-        c[cqe::off::BYTE_CNT + 3],
-    ]);
+    let bc = byte_cnt(c);
     let key = u32::from_be_bytes([
         c[cqe::off::WQE_ID + 2],
         c[cqe::off::WQE_ID + 3],
@@ -283,10 +298,101 @@ fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
     (bc, key)
 }
 
+/// A striding RQ's part of a run of `k` common completions from consumer
+/// index `start` ([`window_run`] for each WQE's window the run reaches;
+/// the loop's state is the window alone, the cursor settled between).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn stride_run<P: Platform, F>(
+    view: &crate::cq::CqView<'_, P>,
+    rq: &mut crate::rq::Rq<P>,
+    k: u32,
+    cq: &Cq<P>,
+    start: u32,
+    ctx: Ctx,
+    f: &mut F,
+) -> Done
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let (mut n, mut bytes, mut releases) = (0u32, 0u64, 0u32);
+    // Bounded: each pass takes a frame or ends a WQE, or ends the run.
+    for _ in 0..=k {
+        let span = rq.span();
+        let from = start.wrapping_add(n);
+        let r = view.with_entries(from, k - n, |cqes| {
+            rq.with_buffers(|all| window_run(cqes, all, span, cq, from, ctx, f))
+        });
+        n += r.n;
+        bytes += r.bytes;
+        // A used-up WQE: the rest of the run against the next one.
+        if !rq.settle_span(r.parts) {
+            break;
+        }
+        releases += 1;
+        if n == k {
+            break;
+        }
+    }
+    Done { n, releases, bytes }
+}
+
+/// What [`window_run`] did: frames, bytes, what it left of the window
+/// ([`crate::rq::StrideWindow::parts`]).
+struct WindowRun {
+    n: u32,
+    bytes: u64,
+    parts: (usize, usize, u32),
+}
+
+/// The frames of the run of common completions `cqes` (software-owned,
+/// from consumer index `start`) that lie in the striding RQ's window
+/// `span` of the receive buffers `all`, each handed to `f`; stops at the
+/// first the window refuses (its WQE used up, or not the common case).
+/// Out of line: the loop gets the registers to itself.
+#[inline(never)]
+fn window_run<P: Platform, F>(
+    cqes: &[[u8; cqe::LEN]],
+    all: &[u8],
+    span: crate::rq::Span,
+    cq: &Cq<P>,
+    start: u32,
+    ctx: Ctx,
+    f: &mut F,
+) -> WindowRun
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let mut w = crate::rq::StrideWindow::at(all, span);
+    let mut bytes = 0u64;
+    // One induction variable: the entries left (`n` from them).
+    let mut rest = cqes;
+    while let [c, tail @ ..] = rest {
+        let id = [c[cqe::off::WQE_ID + 2], c[cqe::off::WQE_ID + 3]];
+        let counter = [c[cqe::off::TAIL], c[cqe::off::TAIL + 1]];
+        if !w.expects_be(id, counter) {
+            break;
+        }
+        let Some((frame, _)) = w.take(byte_cnt(c)) else {
+            break;
+        };
+        let i = (cqes.len() - rest.len()) as u32;
+        let info = ctx.info(Src::Ring(cq, start.wrapping_add(i)));
+        f(frame, &info);
+        rest = tail;
+        bytes += frame.len() as u64;
+    }
+    WindowRun {
+        n: (cqes.len() - rest.len()) as u32,
+        bytes,
+        parts: w.parts(),
+    }
+}
+
 /// The frames of a run of common completions (`cqes`, software-owned,
-/// from consumer index `start`), each handed to `f` from `all` (the
-/// receive buffers); stops at the first the RQ does not take as the
-/// common case (left in the ring).
+/// from consumer index `start`) on a cyclic RQ, each handed to `f` from
+/// `all` (the receive buffers); stops at the first the RQ does not take
+/// as the common case (left in the ring).
 #[inline(always)]
 fn take_run<P: Platform, F>(
     cqes: &[[u8; cqe::LEN]],
@@ -303,33 +409,6 @@ where
     let (mut n, mut bytes) = (0u32, 0u64);
     // Every WQE a frame used up is one more handed out: the releases.
     let outstanding = cur.outstanding();
-    if cur.is_striding() {
-        let mut w = cur.window(all);
-        for c in cqes {
-            let (bc, key) = bc_and_key(c);
-            if key != w.key() {
-                break;
-            }
-            let Some((frame, _)) = w.take(bc) else {
-                break;
-            };
-            let info = ctx.info(Src::Ring(cq, start.wrapping_add(n)));
-            f(frame, &info);
-            n += 1;
-            bytes += frame.len() as u64;
-            if w.is_empty() {
-                cur.settle(&w);
-                w = cur.window(all);
-            }
-        }
-        cur.settle(&w);
-        return Took {
-            releases: cur.outstanding().wrapping_sub(outstanding) as u32,
-            cur,
-            n,
-            bytes,
-        };
-    }
     for c in cqes {
         let (bc, key) = bc_and_key(c);
         let Some((t, _)) = cur.take_key(key, bc) else {
@@ -346,10 +425,12 @@ where
         bytes += t.len as u64;
     }
     Took {
-        releases: cur.outstanding().wrapping_sub(outstanding) as u32,
+        done: Done {
+            releases: cur.outstanding().wrapping_sub(outstanding) as u32,
+            n,
+            bytes,
+        },
         cur,
-        n,
-        bytes,
     }
 }
 

@@ -170,10 +170,8 @@ impl<C: Control> QueueSet<C> {
                 rqns: alloc::vec![rqn],
             })?;
         }
-        if let Some(t) = self.parts.rqt {
-            let rqns = self.rss_entries(Some((q, rqn)));
-            self.ctl.exec(&ModifyRqt { rqt: t, rqns })?;
-        }
-        Ok(())
+        // Under the RSS table's lock, with the helpers' RQs as they are
+        // now (`rss_lend`).
+        self.write_rss(Some((q, rqn)))
     }
 }

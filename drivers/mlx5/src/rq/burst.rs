@@ -66,6 +66,44 @@ impl<P: Platform> Rq<P> {
         self.bufs.with_bytes(t.offset, t.len, g)
     }
 
+    /// Striding: the current WQE's unused strides ([`RxCursor::span`]),
+    /// from the queue's own fields.
+    #[inline(always)]
+    pub fn span(&self) -> Span {
+        let left = if self.posted == self.ci {
+            0
+        } else {
+            self.nstrides.saturating_sub(self.used)
+        };
+        Span {
+            pos: (self.ci & self.mask) as usize * self.buf_size
+                + ((self.used as usize) << self.stride_shift),
+            len: (left as usize) << self.stride_shift,
+            key: ((self.ci as u32) << 16) | self.used,
+            shift: self.stride_shift,
+        }
+    }
+
+    /// Striding: take back what a loop left of a window made from
+    /// [`Rq::span`] ([`StrideWindow::parts`]: its length when made, the
+    /// bytes left, the next key). Whether the WQE was used up (one more
+    /// to recycle; the queue stands at the next WQE).
+    #[inline(always)]
+    pub fn settle_span(&mut self, (full, rest, key): (usize, usize, u32)) -> bool {
+        if rest == full {
+            return false;
+        }
+        if rest == 0 {
+            self.ci = self.ci.wrapping_add(1);
+            self.used = 0;
+            self.outstanding += 1;
+            self.stats.wqes_done += 1;
+            return true;
+        }
+        self.used = key & 0xffff;
+        false
+    }
+
     /// Count `packets` frames of `bytes` bytes a burst took.
     #[inline(always)]
     pub fn count(&mut self, packets: u64, bytes: u64) {
@@ -223,14 +261,44 @@ impl RxCursor {
     /// its frame lies in the buffers, one compare for both.
     #[inline(always)]
     pub fn window<'a>(&self, all: &'a [u8]) -> StrideWindow<'a> {
-        let end = self.pos + ((self.left as usize) << self.shift);
-        let rest = all.get(self.pos..end).unwrap_or(&[]);
-        StrideWindow {
-            rest,
-            full: rest.len(),
+        StrideWindow::at(all, self.span())
+    }
+
+    /// Striding: where the window ([`RxCursor::window`]) lies, as plain
+    /// numbers a loop inside the buffers' view makes it from
+    /// ([`StrideWindow::at`]); [`RxCursor::settle_span`] takes back what
+    /// the loop left of it.
+    #[inline(always)]
+    pub fn span(&self) -> Span {
+        Span {
+            pos: self.pos,
+            len: (self.left as usize) << self.shift,
             key: self.key,
             shift: self.shift,
         }
+    }
+
+    /// Striding: [`RxCursor::settle`] for a window made from this
+    /// cursor's [`RxCursor::span`] that was `full` bytes long, of which
+    /// `rest` are left, and whose next completion is `key`. Whether the
+    /// WQE was used up (the cursor stands at the next one).
+    #[inline(always)]
+    pub fn settle_span(&mut self, full: usize, rest: usize, key: u32) -> bool {
+        if rest == full {
+            return false;
+        }
+        let left = (rest >> self.shift) as u32;
+        self.pos += ((self.left - left) as usize) << self.shift;
+        self.left = left;
+        self.key = key;
+        if left == 0 {
+            self.ci = self.ci.wrapping_add(1);
+            self.outstanding += 1;
+            self.wqes_done += 1;
+            self.enter(0);
+            return true;
+        }
+        false
     }
 
     /// Striding: take back a window this cursor gave ([`RxCursor::window`])
@@ -239,19 +307,7 @@ impl RxCursor {
     /// and the cursor stands at the next one; the caller asks a new window.
     #[inline(always)]
     pub fn settle(&mut self, w: &StrideWindow<'_>) {
-        if w.rest.len() == w.full {
-            return;
-        }
-        let left = (w.rest.len() >> self.shift) as u32;
-        self.pos += ((self.left - left) as usize) << self.shift;
-        self.left = left;
-        self.key = w.key;
-        if left == 0 {
-            self.ci = self.ci.wrapping_add(1);
-            self.outstanding += 1;
-            self.wqes_done += 1;
-            self.enter(0);
-        }
+        self.settle_span(w.full, w.rest.len(), w.key);
     }
 
     #[inline(always)]
@@ -277,14 +333,60 @@ pub struct StrideWindow<'a> {
     /// `rest`'s length when the cursor gave it.
     full: usize,
     key: u32,
+    /// `key`'s `wqe_id` as the CQE holds it (big-endian), the same for
+    /// every completion of the window.
+    id_be: [u8; 2],
+    shift: u32,
+}
+
+/// Where a striding RQ's window lies in the receive buffers
+/// ([`RxCursor::span`]): its byte range, its key and the stride shift.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    pos: usize,
+    len: usize,
+    key: u32,
     shift: u32,
 }
 
 impl<'a> StrideWindow<'a> {
+    /// The window `span` says, in the receive buffers `all` (empty when
+    /// the span is not inside them).
+    #[inline(always)]
+    pub fn at(all: &'a [u8], span: Span) -> StrideWindow<'a> {
+        let rest = all
+            .get(span.pos..span.pos.wrapping_add(span.len))
+            .unwrap_or(&[]);
+        StrideWindow {
+            rest,
+            full: rest.len(),
+            key: span.key,
+            id_be: ((span.key >> 16) as u16).to_be_bytes(),
+            shift: span.shift,
+        }
+    }
+
+    /// What a loop left of the window, for [`RxCursor::settle_span`]:
+    /// its length when made, the bytes left, the next key.
+    #[inline(always)]
+    pub fn parts(&self) -> (usize, usize, u32) {
+        (self.full, self.rest.len(), self.key)
+    }
+
     /// `wqe_id << 16 | wqe_counter` the next completion must say.
     #[inline(always)]
     pub fn key(&self) -> u32 {
         self.key
+    }
+
+    /// Whether a completion whose `wqe_id` and `wqe_counter` fields hold
+    /// `id_be` and `counter_be` (big-endian, as in the CQE) is the next
+    /// one of the window ([`StrideWindow::key`]): the `wqe_id` compared as
+    /// stored (it is the window's), only the counter swapped.
+    #[inline(always)]
+    pub fn expects_be(&self, id_be: [u8; 2], counter_be: [u8; 2]) -> bool {
+        u16::from_ne_bytes(id_be) == u16::from_ne_bytes(self.id_be)
+            && u16::from_be_bytes(counter_be) == self.key as u16
     }
 
     /// Whether the WQE's strides are used up (or it is not posted).
@@ -306,8 +408,9 @@ impl<'a> StrideWindow<'a> {
         let strides = byte_cnt >> 16;
         let len = (byte_cnt & 0xffff) as usize;
         let size = (strides as usize) << self.shift;
-        // The bytes must fit the strides (`..len` below) and be some.
-        if len == 0 {
+        // The bytes must be some and fit the strides, checked before the
+        // strides are taken off.
+        if len == 0 || len > size {
             return None;
         }
         let (used, rest) = self.rest.split_at_checked(size)?;

@@ -11,12 +11,13 @@
 //!
 //! The loan is the queue set's (`QueueSet::lend_rss`): a recovery that
 //! recreates one of the VNIC's own RQs rewrites the table with the
-//! helpers still in it. A helper knows the table it is lent to
-//! (`QueueSet::lend_to`): recreating its RQ points that table at the new
-//! RQ before the old one goes (the device refuses to destroy a listed
-//! RQ). The VNIC's periodic check ([`Vnic::check_queues`]) checks its
-//! helpers too (through the inbox) and takes their RQs as they are now
-//! into its loan.
+//! helpers still in it. A helper shares the loan of the table it is lent
+//! to (`QueueSet::lend_to`): recreating its RQ points that table and the
+//! loan at the new RQ before the old one goes (the device refuses to
+//! destroy a listed RQ), under the table's lock, so whichever CPU writes
+//! the table next writes the helpers' RQs as they are now (the contract:
+//! `queue_set/rss_lend.rs`). The VNIC's periodic check
+//! ([`Vnic::check_queues`]) checks its helpers too (through the inbox).
 //! An MTU change ([`Vnic::set_mtu`]) resizes the helpers with the VNIC;
 //! a VNIC released after a function reset releases its helpers the same
 //! way ([`RxInbox::release_after_reset`]).
@@ -39,9 +40,10 @@ pub trait RxInbox: Send {
     /// Hand the oldest waiting frame to `f`; false if none waits.
     fn take(&mut self, f: &mut dyn FnMut(&[u8], RxMeta)) -> bool;
     /// Run each helper's periodic queue check (its recoveries by the same
-    /// policy as the VNIC's); the helpers' receive queues now, in the
-    /// order they were lent (a helper gone: the list ends before it).
-    fn check(&mut self) -> Vec<Rqn>;
+    /// policy as the VNIC's). A helper's recreated RQ takes its old one's
+    /// place in the VNIC's RSS table and loan itself (`QueueSet::lend_to`),
+    /// wherever its recovery runs.
+    fn check(&mut self);
     /// The VNIC's MTU changed to `mtu`, receive buffers for `rx_mtu`: the
     /// helpers' buffers (and whatever carries their frames) follow.
     fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), Error>;
@@ -77,9 +79,7 @@ impl<C: Control> Nic<C> {
             helper: true,
             inbox: None,
         };
-        if let Some(t) = of.qs.rqt() {
-            h.qs.lend_to(t, of.qs.rx_queues());
-        }
+        h.qs.lend_to(&of.qs);
         // Receive buffers as large as the VNIC's (the port's MTU may be
         // above its own).
         let rx_mtu = of.rx_mtu();
@@ -131,23 +131,11 @@ impl<C: Control> Vnic<C> {
     }
 
     /// The periodic queue check (`QueueSet::check`) of the VNIC and of
-    /// its receive helpers; a helper whose RQ was recreated since has its
-    /// new RQ put in the RSS table.
+    /// its receive helpers.
     pub fn check_queues(&mut self) {
         self.qs.check();
-        let Some(now) = self.inbox.as_mut().map(|i| i.check()) else {
-            return;
-        };
-        if now.is_empty() || now == self.qs.rss_lent() {
-            return;
-        }
-        match self.qs.lend_rss(now) {
-            Ok(()) => {
-                log::info!(target: "mlx5::vnic", "mlx5: {} RSS table points at its receive helpers' queues again", self.id)
-            }
-            Err(e) => {
-                log::warn!(target: "mlx5::vnic", "mlx5: {} RSS table not pointed at its helpers' new queues: {e}", self.id)
-            }
+        if let Some(i) = self.inbox.as_mut() {
+            i.check();
         }
     }
 

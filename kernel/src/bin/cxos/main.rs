@@ -139,6 +139,9 @@ fn kmain(boot: Result<&'static BootInfo, BootError>) -> ! {
         config.smp_fail,
     );
 
+    if let Some(n) = config.msix {
+        platform::limit_msix(n);
+    }
     pcibus::init(&tables.mcfg);
     let n = pcibus::enumerate();
     for f in pcibus::functions() {

@@ -21,11 +21,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use cxos_drivers::{PciAddress, PciId};
+use cxos_kernel::queue_sets;
 use cxos_kernel::shellcmd::Report;
 use cxos_kernel::shellcmd::{LedArg, PortCommand, SpeedArg};
 use mlx5::module::{Led, ModuleState, PortError, SpeedSetting};
 use mlx5::port::Speed;
-use mlx5::vnic::{Nic, NicConfig, Vnic, VnicSpec};
+use mlx5::vnic::{Nic, NicConfig, Vnic};
 use mlx5::{Adapter, Config, PortEvent};
 use mlx5::{CloseReport, Resources};
 use spin::Mutex;
@@ -42,6 +43,8 @@ use crate::{interrupts, println, runtime, time};
 pub mod ethtool;
 #[cfg(feature = "net")]
 pub mod members;
+#[cfg(feature = "net")]
+pub mod portq;
 #[cfg(feature = "net")]
 use crate::print;
 #[cfg(feature = "net")]
@@ -605,11 +608,14 @@ fn probe(dev: Device, attach: bool) {
 }
 
 /// The driver's settings: firmware may hold at most a quarter of the
-/// machine's memory (the driver refuses page requests beyond it).
+/// machine's memory (the driver refuses page requests beyond it); one
+/// completion EQ (queue set) per online CPU, as many as the function's
+/// vectors and EQ limit allow.
 fn attach_config() -> Config {
     let quarter = crate::memory::frame_stats().usable_bytes / 4 / mlx5::pages::PAGE_SIZE as u64;
     Config {
         max_total_pages: (quarter as u32).min(mlx5::adapter::DEFAULT_MAX_TOTAL_PAGES),
+        comp_eqs: queue_sets::wanted(crate::smp::count(), MAX_QUEUE_SETS),
         ..Config::default()
     }
 }
@@ -628,6 +634,9 @@ fn attach_slot(slot: &mut Slot) -> bool {
     match Adapter::attach(platform, attach_config()) {
         Ok(adapter) => {
             println!("{}", cxos_kernel::mlx5_report::info_line(&adapter.info()));
+            if let Some(l) = queue_sets::sharing(crate::smp::count(), adapter.comp_eqs().len()) {
+                println!("mlx5 {addr}: {l}");
+            }
             let attach_ms = adapter.attach_ns() / 1_000_000;
             if adapter.link_up() && !slot.link_up_timed {
                 slot.link_up_timed = true;
@@ -745,10 +754,15 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
             return State::Attached(Box::new(failure.control));
         }
     };
-    let main = match nic.create(VnicSpec {
+    // With the network stack: its `queues=` item (`portq`).
+    #[cfg(feature = "net")]
+    let main = portq::create(&nic, slot.index, res.mac);
+    #[cfg(not(feature = "net"))]
+    let main = nic.create(mlx5::vnic::VnicSpec {
         mac: Some(res.mac),
-        ..VnicSpec::default()
-    }) {
+        ..mlx5::vnic::VnicSpec::default()
+    });
+    let main = match main {
         Ok(v) => v,
         Err(e) => {
             println!("mlx5 {addr}: port not opened: {e}; attached without a data path");
@@ -772,12 +786,14 @@ fn open_port(slot: &Slot, mut adapter: Mlx5Adapter) -> State {
 /// a CQ on it, which its vector's work wakes (bit c: CPU c).
 static EQ_CPUS: [[AtomicU32; MAX_QUEUE_SETS]; MAX_PORTS] =
     [const { [const { AtomicU32::new(0) }; MAX_QUEUE_SETS] }; MAX_PORTS];
-const MAX_QUEUE_SETS: usize = 16;
+/// One queue set per CPU at most (bit c of an `EQ_CPUS` mask: CPU c).
+const MAX_QUEUE_SETS: usize = crate::smp::MAX_CPUS;
 const MAX_PORTS: usize = cxos_kernel::cmdline::MAX_INTERFACES;
 
-/// The CPU queue set `set` belongs to: set i to CPU i mod the online CPUs.
+/// The CPU queue set `set` belongs to: set i to CPU i (one set per CPU,
+/// [`attach_config`]).
 fn queue_set_cpu(set: usize) -> usize {
-    let cpu = set % crate::smp::count().max(1);
+    let cpu = queue_sets::cpu_of_set(set, crate::smp::count());
     if crate::smp::apic_id(cpu).is_some() {
         cpu
     } else {
@@ -876,14 +892,7 @@ fn create_vnic(
     n: u32,
     def: &cxos_kernel::vnic_def::VnicDef,
 ) -> Result<String, String> {
-    // Its owner: the CPU asked for, or round-robin from CPU 1 (the port's
-    // own interface is on CPU 0).
-    let cpus = crate::smp::count().max(1);
-    let cpu = match def.cpu {
-        Some(c) if crate::smp::apic_id(usize::from(c)).is_some() => usize::from(c),
-        Some(c) => return Err(format!("no CPU {c} online")),
-        None => (n as usize + 1) % cpus,
-    };
+    let cpu = owner_cpu(n, def)?;
     // Its queue set is its CPU's: the CPU's EQ, whose vector goes to it.
     let mut vnic = nic.create_on(def.spec, cpu).map_err(|e| format!("{e}"))?;
     note_poller(port, vnic.queue_set().eq_indexes(), cpu);
@@ -916,6 +925,14 @@ fn create_vnic(
         vnic.destroy();
         why
     })
+}
+
+/// The CPU that owns VNIC `n` (its stack, apps and queues): the one its
+/// `cpu:` names if online, or round-robin from CPU 1 (the port's own
+/// interface is on CPU 0).
+#[cfg(feature = "net")]
+fn owner_cpu(n: u32, def: &cxos_kernel::vnic_def::VnicDef) -> Result<usize, String> {
+    def.owner_cpu(n, crate::smp::count(), |c| crate::smp::apic_id(c).is_some())
 }
 
 /// Completion EQ `eq` of port `port` fired (on the CPU its work is bound

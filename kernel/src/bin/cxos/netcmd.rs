@@ -77,6 +77,15 @@ pub fn execute(cmd: NetCommand<'_>) -> Option<AppId> {
                 {
                     println!("{cmd}: {name}: {e}");
                 }
+                // `queues=`: the port's interface made again (`portq`).
+                match port
+                    .queues
+                    .and_then(|q| mlx5nic::portq::set_queues(name, q))
+                {
+                    Some(Ok(line)) => println!("{line}"),
+                    Some(Err(e)) => println!("{cmd}: {name}: {e}"),
+                    None => {}
+                }
             }
             // `mtu=` applies at run time too, as `mtu <if> <n>` does (a
             // device that is not open takes it when it opens).

@@ -119,6 +119,7 @@ pub fn set_port_items(name: &str, items: PortItems) {
         Some((_, p)) => {
             p.speed = items.speed.or(p.speed);
             p.led = items.led.or(p.led);
+            p.queues = items.queues.or(p.queues);
             p.tune.merge(&items.tune);
         }
         None => all.push((name.into(), items)),

@@ -6,7 +6,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{Ordering, compiler_fence};
+use core::sync::atomic::{AtomicU16, Ordering, compiler_fence};
 
 use cxos_drivers::{Clock, PciAddress, Platform, PlatformError};
 use cxos_kernel::dma::DmaPool;
@@ -67,6 +67,15 @@ pub fn route_vector(vector: u8, cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `msix=`: the most MSI-X vectors one function is given.
+static MSIX_LIMIT: AtomicU16 = AtomicU16::new(u16::MAX);
+
+/// Give each function at most `n` MSI-X vectors from now on (`msix=`).
+pub fn limit_msix(n: u16) {
+    MSIX_LIMIT.store(n.max(1), Ordering::Relaxed);
+    log::info!(target: "pci", "msix={n}: at most {n} MSI-X vectors per function");
+}
+
 /// MSI-X vectors bound on one function: entry i -> `first + i`.
 #[derive(Debug)]
 pub struct Msix {
@@ -96,7 +105,10 @@ impl Msix {
             log::error!(target: "pci", "{}: MSI-X table past the end of BAR{}", dev.addr, layout.table_bar);
             return Err(PlatformError::MsixUnsupported);
         }
-        let want = wanted.min(layout.table_size).min(255);
+        let want = wanted
+            .min(layout.table_size)
+            .min(255)
+            .min(MSIX_LIMIT.load(Ordering::Relaxed));
         let min = min.max(1);
         if want < min {
             return Err(PlatformError::NoVectors {

@@ -16,8 +16,10 @@
 //! destroys them when the VNIC goes (after its own queues and RSS table),
 //! or releases them with it after a function reset. Through the inbox the
 //! VNIC's periodic check checks them too (`Vnic::check_queues`: a
-//! helper's recreated RQ is put back in the RSS table) and an MTU change
-//! resizes them and their rings (`Vnic::set_mtu`). A VNIC replayed after
+//! helper's recreated RQ takes its old one's place in the RSS table, under
+//! the table's lock, whichever CPU runs the recovery) and an MTU change
+//! resizes them and their rings (`Vnic::set_mtu`; the frames waiting in a
+//! ring move to the new one). A VNIC replayed after
 //! a function reset is spread again ([`spread`], from the reset).
 
 use alloc::boxed::Box;
@@ -28,7 +30,6 @@ use alloc::vec::Vec;
 
 use cxos_drivers::{NetDevice, RxMeta};
 use cxos_kernel::handoff::{self, Consumer, Producer};
-use mlx5::rq::Rqn;
 use mlx5::vnic::{Nic, RxInbox};
 use spin::Mutex;
 
@@ -81,18 +82,16 @@ impl RxInbox for Inbox {
         false
     }
 
-    fn check(&mut self) -> Vec<Rqn> {
-        let mut now = Vec::with_capacity(self.helpers.len());
+    fn check(&mut self) {
         for (_, h) in &self.helpers {
             // The polling CPU holds it for one poll at most (and skips it
-            // while the check runs).
-            let mut slot = h.lock();
-            let Some(v) = slot.as_mut() else { break };
-            v.queue_set_mut().check();
-            let Some(rqn) = v.helper_rqn() else { break };
-            now.push(rqn);
+            // while the check runs). A recreated RQ takes its old one's
+            // place in the VNIC's RSS table and loan under the table's
+            // lock (`mlx5::vnic::RxInbox::check`).
+            if let Some(v) = h.lock().as_mut() {
+                v.queue_set_mut().check();
+            }
         }
-        now
     }
 
     fn set_mtu(&mut self, mtu: usize, rx_mtu: usize) -> Result<(), mlx5::Error> {
@@ -102,13 +101,15 @@ impl RxInbox for Inbox {
             let mut slot = h.lock();
             let Some(v) = slot.as_mut() else { continue };
             v.queue_set_mut().set_mtu(mtu, rx_mtu)?;
-            // Slots for its new frame size; frames still queued go.
-            let (tx, rx) = handoff::ring::<RxMeta>(RING_SLOTS, slot_size(v));
-            if let Some(r) = relays.iter_mut().find(|r| Arc::ptr_eq(&r.helper, h)) {
-                r.tx = tx;
-            }
-            if let Some(c) = self.rings.get_mut(i) {
-                *c = rx;
+            // Slots for its new frame size; the frames still queued move
+            // over (those the new size still takes), so the owner's stack
+            // gets them after the change.
+            let frame = slot_size(v);
+            let relay = relays.iter_mut().find(|r| Arc::ptr_eq(&r.helper, h));
+            if let (Some(r), Some(c)) = (relay, self.rings.get_mut(i))
+                && !c.resize(&mut r.tx, RING_SLOTS, frame)
+            {
+                println!("rx-spread: {}: hand-off ring not resized", r.what);
             }
         }
         Ok(())
@@ -151,10 +152,16 @@ impl Drop for Inbox {
 }
 
 /// Lend VNIC `n`'s queues 1.. (owned by CPU `owner`) to the CPUs after
-/// it, a line each. Nothing to do with one queue or one CPU; a helper
-/// that cannot be made leaves that queue (and the ones after it) with
-/// the owner.
+/// it: [`spread_as`] for `vnic<n>`.
 pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize) {
+    spread_as(nic, vnic, &format!("vnic{n}"), owner);
+}
+
+/// Lend the queues 1.. of interface `name` (a VNIC or a port's own
+/// `net<i>`, owned by CPU `owner`) to the CPUs after it, a line each.
+/// Nothing to do with one queue or one CPU; a helper that cannot be made
+/// leaves that queue (and the ones after it) with the owner.
+pub fn spread_as(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, name: &str, owner: usize) {
     let cpus = smp::count();
     let queues = vnic.queue_set().rx_queues();
     if queues < 2 || cpus < 2 {
@@ -176,7 +183,7 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
             }
             Err(e) => {
                 println!(
-                    "vnic{n}: receive queue {i} stays on cpu {owner}: no helper on cpu {cpu}: {e}"
+                    "{name}: receive queue {i} stays on cpu {owner}: no helper on cpu {cpu}: {e}"
                 );
                 break;
             }
@@ -187,7 +194,7 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         return;
     }
     if let Err(e) = vnic.spread_rx(&rqns) {
-        println!("vnic{n}: receive queues not spread: {e}");
+        println!("{name}: receive queues not spread: {e}");
         return;
     }
     let frame = slot_size(vnic);
@@ -195,24 +202,22 @@ pub fn spread(nic: &Nic<Mlx5Adapter>, vnic: &mut Mlx5Vnic, n: u32, owner: usize)
         let (tx, rx) = handoff::ring::<RxMeta>(RING_SLOTS, frame);
         inbox.rings.push(rx);
         RELAYS[*cpu].lock().push(Relay {
-            what: format!("vnic{n} queue {i}"),
+            what: format!("{name} queue {i}"),
             owner,
             helper: h.clone(),
             tx,
         });
-        println!("vnic{n}: receive queue {i} on cpu {cpu}, handed off to cpu {owner}");
+        println!("{name}: receive queue {i} on cpu {cpu}, handed off to cpu {owner}");
         runtime::wake_at_on(*cpu, 0);
     }
     vnic.set_inbox(Some(Box::new(inbox)));
 }
 
-/// Interface `name` (`vnic<N>`, owned by CPU `owner`) was replayed after
-/// a function reset (its old helpers released with the old VNIC): lend
-/// its queues again.
+/// Interface `name` (a VNIC or a port's `net<i>`, owned by CPU `owner`)
+/// was replayed after a function reset (its old helpers released with
+/// the old VNIC): lend its queues again.
 pub fn respread(nic: &Nic<Mlx5Adapter>, name: &str, vnic: &mut Mlx5Vnic, owner: usize) {
-    if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
-        spread(nic, vnic, n, owner);
-    }
+    spread_as(nic, vnic, name, owner);
 }
 
 /// Poll the helpers this CPU holds: their frames into the owners' rings,

@@ -6,6 +6,24 @@
 //! (its port VNIC, and with it its addresses) is taken away while it is a
 //! member and comes back when the aggregation is deleted (or its
 //! adapter detached).
+//!
+//! SMP (issue 21): a VNIC on an aggregation is placed as one on a port
+//! (`cpu:` or round-robin, [`VnicDef::owner_cpu`]): its member VNICs'
+//! queues are on that CPU's queue set (their completion vectors wake it)
+//! and its stack, sockets and apps are in that CPU's interface table, so
+//! only that CPU polls it. The aggregation itself (`aggr<N>`: its
+//! members, its LACP machines and its Slow Protocols frames) stays on the
+//! boot CPU with the ports' own interfaces it replaces: LACP's periodic
+//! transmit and timeouts run from its poll deadline on the boot CPU's
+//! timers, and `aggr show`, delete and a member's detach reach its state
+//! from the control plane there. A VNIC on another CPU only reads what
+//! LACP decided: [`cxos_net::aggr::AggrState`], atomics the
+//! aggregation's poll publishes (Release) and the VNIC's transmit and
+//! receive read (Acquire); it picks up a change at its next poll (an
+//! interrupt, its own deadline, or its CPU's tick). The periodic queue
+//! checks, `aggr delete`/`create` and a member's detach reach a VNIC
+//! wherever it runs: through its owner's table (`netstack::close`,
+//! `netstack::with_net_lent`, which wakes the owner after).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -85,19 +103,29 @@ fn create_on(nics: &[PortNic], index: usize, mac: [u8; 6]) -> Result<Mlx5Vnic, S
             mac: Some(mlx5::Mac(mac)),
             ..VnicSpec::default()
         },
+        0,
     )
 }
 
-/// A VNIC as `spec` says on port `net<index>`.
-fn create_spec(nics: &[PortNic], index: usize, spec: VnicSpec) -> Result<Mlx5Vnic, String> {
-    nic_of(nics, index)?
-        .create(spec)
-        .map_err(|e| format!("net{index}: {e}"))
+/// A VNIC as `spec` says on port `net<index>`, on queue set `set` (its
+/// CPU's: the completion vectors of its queues wake that CPU).
+fn create_spec(
+    nics: &[PortNic],
+    index: usize,
+    spec: VnicSpec,
+    set: usize,
+) -> Result<Mlx5Vnic, String> {
+    let v = nic_of(nics, index)?
+        .create_on(spec, set)
+        .map_err(|e| format!("net{index}: {e}"))?;
+    super::note_poller(index, v.queue_set().eq_indexes(), set);
+    Ok(v)
 }
 
 /// VNIC `n` on every member port of an aggregation (one MAC: the first
 /// port's choice when `def` lets the driver pick), registered as
-/// interface `vnic<n>`; its status line, or why not.
+/// interface `vnic<n>` owned by the CPU its definition places it on; its
+/// status line, or why not.
 fn create_vnic_on(
     nics: &[PortNic],
     ports: &[usize],
@@ -105,10 +133,11 @@ fn create_vnic_on(
     n: u32,
     def: &VnicDef,
 ) -> Result<String, String> {
+    let cpu = super::owner_cpu(n, def)?;
     let mut members: Vec<Mlx5Vnic> = Vec::new();
     let mut mac = def.spec.mac;
     for &i in ports {
-        match create_spec(nics, i, VnicSpec { mac, ..def.spec }) {
+        match create_spec(nics, i, VnicSpec { mac, ..def.spec }, cpu) {
             Ok(v) => {
                 mac = Some(v.mac());
                 members.push(v);
@@ -127,7 +156,7 @@ fn create_vnic_on(
         }
         format!("{e}")
     })?;
-    netstack::open_with(&format!("vnic{n}"), dev, &def.ip).map_err(|(dev, why)| {
+    netstack::open_on(cpu, &format!("vnic{n}"), dev, &def.ip).map_err(|(dev, why)| {
         for v in dev.into_members() {
             v.destroy();
         }
@@ -199,7 +228,10 @@ fn reopen_port(nics: &[PortNic], index: usize) {
     let Some(mac) = port_mac(nics, index) else {
         return;
     };
-    match create_on(nics, index, mac) {
+    let made = nic_of(nics, index).and_then(|nic| {
+        super::portq::create(nic, index, mlx5::Mac(mac)).map_err(|e| format!("net{index}: {e}"))
+    });
+    match made {
         Ok(v) => match netstack::open(&name, v) {
             Ok(line) => println!("{line}"),
             Err((v, why)) => {
@@ -456,8 +488,8 @@ pub(super) fn check_all() {
 
 /// `vnics`' lines for the VNICs on aggregations: the driver's line of
 /// the first member (MAC, VLAN, queues) with counters summed over every
-/// member, which aggregation and ports it is over, its addresses and its
-/// flow rules' traffic on all members.
+/// member, which aggregation and ports it is over, its addresses, its
+/// flow rules' traffic on all members and the CPU that owns it.
 pub fn vnic_lines() -> Vec<String> {
     let live: Vec<(u32, Vec<usize>, Vec<u32>)> = LIVE
         .lock()
@@ -473,23 +505,55 @@ pub fn vnic_lines() -> Vec<String> {
             .join("+");
         for vn in vnics {
             let name = format!("vnic{vn}");
-            if let Some(line) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
+            let cpu = netstack::owner_cpu(&name).unwrap_or(0);
+            let Some((line, flows)) = netstack::with_net::<AggrVnicDev, _>(&name, |net| {
                 aggr_vnic_line(net, &aggr_name(n), &over)
-            }) {
-                out.push(line);
-            }
+            }) else {
+                continue;
+            };
+            // The flow counters are read cooperatively, the owner's table
+            // let go (its CPU polls on meanwhile).
+            let flow = cmdwait_flows(&flows);
+            out.push(format!("{line} {flow} cpu {cpu}"));
         }
     }
     out
 }
 
-fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) -> String {
+/// A member VNIC's flow counter: its port's `Nic` and its id.
+type FlowOf = (Nic<super::Mlx5Adapter>, mlx5::vnic::VnicId);
+
+/// `flow <pkts> pkts <bytes> B` summed over `flows`, each read in a
+/// cooperative wait; `flow ? (<why>)` if one could not be read.
+fn cmdwait_flows(flows: &[FlowOf]) -> String {
+    let (mut pkts, mut bytes) = (0, 0);
+    for (nic, id) in flows {
+        match super::cmdwait::run(|idle| nic.flow_traffic_with(*id, idle)) {
+            Ok(t) => {
+                pkts += t.packets;
+                bytes += t.bytes;
+            }
+            Err(e) => return format!("flow ? ({e})"),
+        }
+    }
+    format!("flow {pkts} pkts {bytes} B")
+}
+
+/// [`vnic_lines`]' line of a VNIC on an aggregation up to its flow
+/// counters, and where to read those.
+fn aggr_vnic_line(
+    net: &cxos_net::NetIf<AggrVnicDev>,
+    aggr: &str,
+    over: &str,
+) -> (String, Vec<FlowOf>) {
     let dev = net.device();
     let Some(first) = dev.member(0) else {
-        return format!("{} over {aggr}: no members", net.name());
+        return (
+            format!("{} over {aggr}: no members", net.name()),
+            Vec::new(),
+        );
     };
     let mut info = first.info();
-    let (mut flow_pkts, mut flow_bytes, mut flow_err) = (0, 0, None);
     for m in (1..).map_while(|i| dev.member(i)) {
         let i = m.info();
         info.rx_packets += i.rx_packets;
@@ -499,15 +563,10 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
         info.rx_no_buffer += i.rx_no_buffer;
         info.errors += i.errors;
     }
-    for m in (0..).map_while(|i| dev.member(i)) {
-        match m.flow_traffic() {
-            Ok(t) => {
-                flow_pkts += t.packets;
-                flow_bytes += t.bytes;
-            }
-            Err(e) => flow_err = Some(format!("{e}")),
-        }
-    }
+    let flows = (0..)
+        .map_while(|i| dev.member(i))
+        .map(|m| (m.nic().clone(), m.id()))
+        .collect();
     let report = cxos_kernel::mlx5_report::vnic_line(&info);
     // The driver's line starts with the first member's own id.
     let rest = report.split_once(' ').map_or("", |(_, r)| r);
@@ -519,21 +578,18 @@ fn aggr_vnic_line(net: &cxos_net::NetIf<AggrVnicDev>, aggr: &str, over: &str) ->
     } else {
         ""
     };
-    let flow = match flow_err {
-        None => format!("flow {flow_pkts} pkts {flow_bytes} B"),
-        Some(e) => format!("flow ? ({e})"),
-    };
     // The aggregation's link: up while any member distributes.
     let link = if cxos_drivers::NetDevice::link(dev).up {
         "up"
     } else {
         "down"
     };
-    format!(
-        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {} {flow}",
+    let line = format!(
+        "{} {rest} over {aggr} ({over}) link {link} ipv4 {v4}{dhcp} ipv6 {}",
         net.name(),
         net.ipv6_link_local()
-    )
+    );
+    (line, flows)
 }
 
 /// `aggr show [-L]`: one line per aggregation, one per member (client

@@ -391,6 +391,10 @@ fn reopen(
                 match nets.iter_mut().find(|(n, _)| n == name) {
                     Some((_, net)) => {
                         core::mem::replace(net.device_mut(), v).release_after_reset();
+                        // Its completion EQs wake its owner again (binding
+                        // the vectors anew noted only their own CPUs).
+                        let owner = crate::netstack::owner_cpu(name).unwrap_or(0);
+                        super::note_poller(port, net.device().queue_set().eq_indexes(), owner);
                         crate::rxspread::respread(&nic, name, net.device_mut(), state.queue_set);
                         if let Some(n) = name.strip_prefix("vnic").and_then(|n| n.parse().ok()) {
                             vnics.push(n);
