@@ -253,7 +253,7 @@ mod net {
   snoop [-I <if>] [-c n] [-x]   one line per received frame (time, MACs, VLAN, ethertype, ARP/IP/ICMP/TCP/UDP); -x adds hex; Ctrl-C stops
   promisc <if> on|off   receive frames for every MAC on the interface (or only its own)
   mtu <if> <n>          set the IP MTU (net<i>: the port's; vnic<N>: up to the port's)
-  ethtool -c|-C <if> [rx-usecs N] [rx-frames N] [tx-frames N]   CQ moderation, completion interval
+  ethtool -c|-C <if> [rx-usecs N] [rx-frames N] [tx-usecs N] [tx-frames N]   CQ moderation (-c also: tx-cqe-every, the item ifconfig <if> ..,tx-cqe-every=N sets)
   ethtool --show-priv-flags|--set-priv-flags <if> [rx_cqe_compress|skb_tx_mpwqe|tx_blueflame on|off]   CQE compression, eMPW, BlueFlame
   iperf3 -s | -c <addr> [-p port] [-B addr] [-R] [-P n] [-t s] [-u -b rate] [-l len]   iperf3-compatible test; Ctrl-C stops
   serve echo|discard [-p port] | serve iperf3|pktgen|pktsink [args]   start a background service (serve: list them)

@@ -69,6 +69,10 @@ pub enum ViolationKind {
     /// A BlueFlame write that is not the WQE in the ring it names
     /// (`crate::datapath::blueflame`; `addr`/`len`: the WQE compared).
     BlueFlameMismatch,
+    /// A BlueFlame write (past a plain doorbell's 8 bytes) to a function
+    /// that does not report `cmd_hca_cap.bf` (`addr`: the UAR page
+    /// offset written).
+    BlueFlameWithoutCap,
 }
 
 /// One access the device should not have made (or could not make).
@@ -100,6 +104,13 @@ impl fmt::Display for Violation {
                     f,
                     "BlueFlame write differs from the WQE in memory ({} bytes at {:#x})",
                     self.len, self.addr
+                );
+            }
+            ViolationKind::BlueFlameWithoutCap => {
+                return write!(
+                    f,
+                    "BlueFlame write at UAR offset {:#x} on a function without BlueFlame",
+                    self.addr
                 );
             }
         };

@@ -82,6 +82,13 @@ const DP_BURST_LX_MPW_INLINE: Env = &[
 ];
 const DP_SINGLE: Env = &[("CXOS_DP_BENCH", "single")];
 const DP_SINGLE_BF: Env = &[("CXOS_DP_BENCH", "single"), ("CXOS_DP_TX_BF", "on")];
+const DP_CQ_EVERY1: Env = &[("CXOS_DP_BENCH", "selective"), ("CXOS_DP_TX_CQ_EVERY", "1")];
+const DP_CQ_EVERY32: Env = &[
+    ("CXOS_DP_BENCH", "selective"),
+    ("CXOS_DP_TX_CQ_EVERY", "32"),
+];
+const DP_RX_EVENTS: Env = &[("CXOS_DP_BENCH", "moderation"), ("CXOS_DP_RX_FRAMES", "0")];
+const DP_RX_MODERATED: Env = &[("CXOS_DP_BENCH", "moderation"), ("CXOS_DP_RX_FRAMES", "32")];
 const DP_RSS1: Env = &[("CXOS_DP_BENCH", "rss1")];
 const DP_RSS8: Env = &[("CXOS_DP_BENCH", "rss8")];
 const VNIC_1: Env = &[("CXOS_VNIC_BENCH", "1")];
@@ -170,6 +177,25 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath",
         DP_SINGLE_BF,
         "datapath::tx_single",
+    ),
+    w(
+        "tx_cq_every1",
+        "datapath",
+        DP_CQ_EVERY1,
+        "datapath::tx_burst",
+    ),
+    w(
+        "tx_cq_every32",
+        "datapath",
+        DP_CQ_EVERY32,
+        "datapath::tx_burst",
+    ),
+    w("rx_events", "datapath", DP_RX_EVENTS, "datapath::rx_events"),
+    w(
+        "rx_events_moderated",
+        "datapath",
+        DP_RX_MODERATED,
+        "datapath::rx_events",
     ),
     w("rx_rss1", "datapath", DP_RSS1, "datapath::rx_batch"),
     w("rx_rss8", "datapath", DP_RSS8, "datapath::rx_batch"),

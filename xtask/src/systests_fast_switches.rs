@@ -1,8 +1,9 @@
 //! System test of the fast path's switches (issue 20): cxos on the
 //! ConnectX-5 model in the peer network (the model's TAP in a namespace
-//! of the test's own), booted with `net.0=...,tx-frames=8,skb_tx_mpwqe=off`
+//! of the test's own), booted with `net.0=...,tx-cqe-every=8,skb_tx_mpwqe=off`
 //! (`ethtool -c` and `--show-priv-flags` show the command line's
-//! settings). Then CQE compression, CQ moderation, eMPW and BlueFlame
+//! settings; `ifconfig net0 ...,tx-cqe-every=4` changes the interval at
+//! run time). Then CQE compression, CQ moderation, eMPW and BlueFlame
 //! doorbells are turned on together with `ethtool --set-priv-flags` /
 //! `ethtool -C`, off again, and on once more; in each setting stock ping
 //! and iperf3 run both ways (plus a counted `pktgen`, the path that sends
@@ -84,10 +85,11 @@ fn set(peer: &mut Peer, on: bool) -> Result<(), String> {
         format!(
             "ethtool --set-priv-flags net0 rx_cqe_compress {word} skb_tx_mpwqe {word} tx_blueflame {word}"
         ),
+        // Stock ethtool's order is free: transmit first, receive after.
         format!(
-            "ethtool -C net0 rx-usecs {} rx-frames {}",
-            if on { 16 } else { 0 },
-            if on { 8 } else { 0 }
+            "ethtool -C net0 tx-frames {n} rx-usecs {u} tx-usecs {u} rx-frames {n}",
+            u = if on { 16 } else { 0 },
+            n = if on { 8 } else { 0 }
         ),
     ] {
         let answer = peer.shell.ask(&cmd)?;
@@ -104,24 +106,41 @@ fn set(peer: &mut Peer, on: bool) -> Result<(), String> {
     plain_line(&c, "Coalesce parameters for net0:")?;
     plain_line(&c, &format!("rx-usecs: {}", if on { 16 } else { 0 }))?;
     plain_line(&c, &format!("rx-frames: {}", if on { 8 } else { 0 }))?;
-    plain_line(&c, "tx-frames: 8")?;
+    plain_line(&c, &format!("tx-usecs: {}", if on { 16 } else { 0 }))?;
+    plain_line(&c, &format!("tx-frames: {}", if on { 8 } else { 0 }))?;
+    plain_line(&c, "tx-cqe-every: 4")?;
     Ok(())
 }
 
 pub fn switches(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     let config = PeerConfig::new("systest");
-    let cmdline = format!("{},tx-frames=8,skb_tx_mpwqe=off", static_cmdline(&config));
+    let cmdline = format!(
+        "{},tx-cqe-every=8,skb_tx_mpwqe=off",
+        static_cmdline(&config)
+    );
     let Some(mut peer) = peer_boot(ctx, test, false, &cmdline)? else {
         return Ok(());
     };
     let wc = bf_wc_line(peer.shell.session.serial())?.to_string();
     // The command line's settings are in force.
     let c = peer.shell.ask("ethtool -c net0")?;
-    plain_line(&c, "tx-frames: 8")?;
+    plain_line(&c, "tx-cqe-every: 8")?;
+    plain_line(&c, "tx-frames: 0")?;
     plain_line(&c, "rx-frames: 0")?;
     let flags = peer.shell.ask("ethtool --show-priv-flags net0")?;
     plain_line(&flags, "skb_tx_mpwqe   : off")?;
     plain_line(&flags, "rx_cqe_compress: off")?;
+    // The interval at run time: the same addresses, one item more.
+    let addrs = static_cmdline(&config);
+    let addrs = addrs.strip_prefix("net.0=").unwrap_or(&addrs);
+    let answer = peer
+        .shell
+        .ask(&format!("ifconfig net0 {addrs},tx-cqe-every=4"))?;
+    if answer.lines().any(|l| l.starts_with("ifconfig: ")) {
+        return Err(format!("ifconfig net0 ...,tx-cqe-every=4:\n{answer}"));
+    }
+    let c = peer.shell.ask("ethtool -c net0")?;
+    plain_line(&c, "tx-cqe-every: 4")?;
     let answer = peer
         .shell
         .ask("ethtool --set-priv-flags net0 rx_striding_rq on")?;

@@ -546,4 +546,100 @@ fn main() {
     if which == "single" {
         single_run(packets);
     }
+    if which == "selective" {
+        selective_run(packets);
+    }
+    if which == "moderation" {
+        moderation_run(packets);
+    }
+}
+
+/// Selective completion signalling (`CXOS_DP_BENCH=selective`): one WQE
+/// per frame (no eMPW, so every WQE is a candidate for a CQE), bursts of
+/// `BATCH`, a transmit CQE requested every `CXOS_DP_TX_CQ_EVERY` WQEs
+/// (`EthConfig::cq_every`, default 32; 1: every WQE) and at each burst's
+/// last; `tx_burst` reaps them (figures `cg_tx_cq_every1`,
+/// `cg_tx_cq_every32`).
+fn selective_run(packets: usize) {
+    let every: u16 = std::env::var("CXOS_DP_TX_CQ_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let tx_cfg = EthConfig {
+        empw: None,
+        cq_every: every,
+        ..polled()
+    };
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        tx_cfg,
+        polled(),
+        tx_burst,
+        "tx_burst",
+    )
+    .receiving(rx_burst, "rx_burst");
+    assert_eq!(r.a.tuning().cq_every, every);
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    println!(
+        "bench: mlx5.dp_cq_every{every}_ns_per_packet: {:.0} ns",
+        m.all.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
+/// Frames sent one per round (`tx_one`), so a receive CQ that signals
+/// every completion raises an event per frame.
+#[inline(never)]
+fn tx_one(a: &mut Port, dst: &[u8; 6], _seq: &mut u16) -> usize {
+    let n = a
+        .transmit_burst(1, TxMeta::default(), |_, f| {
+            if let Some(h) = f.get_mut(..14) {
+                h[0..6].copy_from_slice(dst);
+                h[12] = 0x88;
+                h[13] = 0xb5;
+            }
+            64
+        })
+        .unwrap_or(0);
+    a.poll();
+    n
+}
+
+/// Receive in interrupt mode: the frames, then the completion events
+/// (`poll`: the EQ read, each signalled CQ re-armed).
+#[inline(never)]
+fn rx_events(b: &mut Port) -> usize {
+    let n = b.receive_burst(usize::MAX, |f, _| {
+        black_box(f.len());
+    });
+    b.poll();
+    n
+}
+
+/// Receive CQ event moderation (`CXOS_DP_BENCH=moderation`): one frame
+/// per round into a receive queue in interrupt mode, its CQ moderated
+/// to an event per `CXOS_DP_RX_FRAMES` completions (`ethtool -C
+/// rx-frames`, no period; 0: moderation off, an event per frame);
+/// `rx_events` counts the frames and the event handling (figures
+/// `cg_rx_events`, `cg_rx_events_moderated`).
+fn moderation_run(packets: usize) {
+    let frames: u16 = std::env::var("CXOS_DP_RX_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let rx_cfg = EthConfig {
+        interrupts: true,
+        cq_moderation: (frames != 0).then_some((0, frames)),
+        ..polled()
+    };
+    let mut r = Run::new(Personality::ConnectX6Dx, polled(), rx_cfg, tx_one, "tx_one")
+        .receiving(rx_events, "rx_events");
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    println!(
+        "bench: mlx5.dp_rx_events_frames{frames}_ns_per_packet: {:.0} ns",
+        m.all.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
 }

@@ -6,7 +6,12 @@
 //! with the WQE in memory (`sim/src/datapath/blueflame.rs`) and saw only
 //! matching ones; frames intact and in order, every buffer back, no DMA
 //! leaked, no sanitizer violation. Off: no BlueFlame write at all. A write
-//! that is not the WQE in memory is a sanitizer violation.
+//! that is not the WQE in memory is a sanitizer violation. A function
+//! without BlueFlame (`Caps::without_blueflame`: `bf` and
+//! `log_bf_reg_size` 0), on every part: the option falls back to the
+//! plain doorbell, frames delivered, the model saw no BlueFlame write; a
+//! BlueFlame write there is a sanitizer violation. With BlueFlame on, a
+//! threaded run allocates nothing on the packet path.
 
 mod common;
 
@@ -162,4 +167,136 @@ fn a_blueflame_write_unlike_the_wqe_is_a_violation() {
     let (ad, rep) = a.close();
     assert_eq!(rep.errors, 0);
     let _ = ad.detach();
+}
+
+fn no_blueflame(sim: &SimPlatform) {
+    sim.with_model(|f| f.caps.without_blueflame());
+}
+
+#[test]
+fn a_function_without_blueflame_rings_the_plain_doorbell() {
+    let lens: Vec<usize> = (0..120).map(|i| 60 + (i * 37) % 1455).collect();
+    for part in PARTS {
+        for mode in [Mode::Synchronous, Mode::Threaded] {
+            let ctx = format!("{part:?} {mode:?}");
+            let sim = SimPlatform::new(part, mode);
+            no_blueflame(&sim);
+            let before = sim.dma_in_use();
+            let mut a = open(
+                &sim,
+                EthConfig {
+                    log_sq: 5,
+                    blueflame: true,
+                    ..EthConfig::default()
+                },
+            );
+            let t = a.tuning();
+            assert!(!t.can_blueflame && !t.blueflame, "{ctx}: {t:?}");
+            assert!(a.set_blueflame(true).is_err(), "{ctx}");
+            send(&sim, &mut a, &lens[..60], 1);
+            send(&sim, &mut a, &lens[60..], 2);
+            let s = a.sq().unwrap().stats;
+            assert_eq!(s.bf_doorbells, 0, "{ctx}");
+            assert!(s.doorbells >= 90, "{ctx}: {} doorbells", s.doorbells);
+            assert_eq!(bf_counts(&sim), (0, 0), "{ctx}");
+            assert_eq!(sim.with_model(|f| f.nic.bf.writes), 0, "{ctx}");
+            assert_eq!(a.net_stats().tx_packets, lens.len() as u64, "{ctx}");
+            close(a, &sim, before);
+        }
+    }
+}
+
+#[test]
+fn a_blueflame_write_to_a_function_without_it_is_a_violation() {
+    let sim = SimPlatform::new(Personality::ConnectX6Dx, Mode::Synchronous);
+    no_blueflame(&sim);
+    let mut a = open(&sim, EthConfig::default());
+    send(&sim, &mut a, &[64], 1);
+    let sq = a.sq().unwrap();
+    let block = sq.wqebb(sq.producer_counter().wrapping_sub(1));
+    let words: [u64; 8] =
+        core::array::from_fn(|i| u64::from_be_bytes(block[i * 8..i * 8 + 8].try_into().unwrap()));
+    let uar = a.resources().uar.bar_offset();
+    a.control().mmio().bar0_write_bf(uar + 0x800, &words);
+    assert_eq!(bf_counts(&sim), (0, 0));
+    assert_eq!(
+        sim.with_model(|f| f.nic.bf.writes),
+        14,
+        "dwords past the doorbell's 8 bytes"
+    );
+    let v = sim.sanitizer_violations();
+    assert_eq!(v.len(), 14, "{v:?}");
+    assert!(
+        v.iter()
+            .all(|v| v.kind == ViolationKind::BlueFlameWithoutCap),
+        "{v:?}"
+    );
+    let (ad, rep) = a.close();
+    assert_eq!(rep.errors, 0);
+    let _ = ad.detach();
+}
+
+/// BlueFlame doorbells allocate nothing on the packet path: a threaded
+/// model (its own threads), single-frame batches of mixed sizes on every
+/// part; what this thread allocates in the driver's calls is counted
+/// (taking the model's wire log is the test's, not counted).
+#[test]
+fn blueflame_allocates_nothing() {
+    use mlx5_sim::harness;
+    for part in PARTS {
+        let sim = SimPlatform::new(part, Mode::Threaded);
+        let before = sim.dma_in_use();
+        let mut a = open(
+            &sim,
+            EthConfig {
+                log_sq: 6,
+                blueflame: true,
+                interrupts: false,
+                ..EthConfig::default()
+            },
+        );
+        let dst = [0x02, 0, 0, 0, 0, 0x99];
+        let len = |i: usize| 60 + (i * 37) % 1455;
+        let mut driver = 0u64;
+        let (mut sent, mut seen) = (0usize, 0usize);
+        const N: usize = 5_000;
+        let mut idle = 0u32;
+        while seen < N {
+            let t0 = harness::thread_allocations();
+            if sent < N
+                && a.transmit_with(len(sent), TxMeta::default(), |b| {
+                    common::fill(b, dst, sent as u32)
+                })
+                .is_ok()
+            {
+                sent += 1;
+            }
+            a.flush();
+            a.poll();
+            driver += harness::thread_allocations() - t0;
+            let got = sim.take_tx();
+            for f in &got {
+                let want = u32::from_be_bytes(f[14..18].try_into().unwrap());
+                assert_eq!(want as usize, seen, "{part:?}: order");
+                assert!(f.len() >= len(seen), "{part:?}: length");
+                seen += 1;
+            }
+            if got.is_empty() {
+                idle += 1;
+                assert!(idle < 1_000_000, "{part:?}: stuck at {seen} of {sent}");
+                std::thread::yield_now();
+            } else {
+                idle = 0;
+            }
+        }
+        assert_eq!(driver, 0, "{part:?}: allocations on the packet path");
+        let s = a.sq().unwrap().stats;
+        assert!(s.bf_doorbells >= (N / 2) as u64, "{part:?}: {s:?}");
+        assert_eq!(bf_counts(&sim).1, 0, "{part:?}");
+        while a.tx_free() < a.sq().unwrap().entries() {
+            a.flush();
+            a.poll();
+        }
+        close(a, &sim, before);
+    }
 }

@@ -128,6 +128,7 @@ fn each_technique_on_and_off_at_run_time() {
         Tuning {
             cq_every: 32,
             cq_moderation: None,
+            tx_cq_moderation: None,
             cqe_compression: false,
             empw: false,
             legacy_mpw: false,

@@ -159,6 +159,8 @@ pub struct Caps {
     personality: Personality,
     max: [Vec<u8>; 3],
     cur: [Vec<u8>; 3],
+    /// A function without BlueFlame ([`Caps::without_blueflame`]).
+    no_blueflame: bool,
 }
 
 /// Settable `cmd_hca_cap` fields (SET_HCA_CAP general): the value must not
@@ -189,6 +191,21 @@ impl Caps {
             personality: p,
             cur: max.clone(),
             max,
+            no_blueflame: false,
+        }
+    }
+
+    /// The part as a function without BlueFlame reports it (firmware
+    /// that gives a function no BlueFlame registers, e.g. some VFs):
+    /// `cmd_hca_cap.bf` and `log_bf_reg_size` 0, in the maximum and the
+    /// current values, and across resets. The UAR page's doorbell at
+    /// 0x800 still works; a BlueFlame write there is a driver bug
+    /// (`crate::datapath::blueflame`).
+    pub fn without_blueflame(&mut self) {
+        self.no_blueflame = true;
+        for area in [&mut self.max[0], &mut self.cur[0]] {
+            set(area, hca_cap::BF, 0);
+            set(area, hca_cap::LOG_BF_REG_SIZE, 0);
         }
     }
 
@@ -196,6 +213,9 @@ impl Caps {
     pub fn reset_current(&mut self) {
         let fresh = Caps::new(self.personality);
         self.cur = fresh.cur;
+        if self.no_blueflame {
+            self.without_blueflame();
+        }
     }
 
     pub fn current(&self, t: u16) -> Option<&[u8]> {

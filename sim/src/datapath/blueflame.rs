@@ -14,6 +14,11 @@
 //! counts the BlueFlame doorbell, or flags the mismatch as a sanitizer
 //! violation: a BlueFlame write that is not the WQE in memory is a
 //! driver bug the hardware would act on.
+//!
+//! A function without BlueFlame (`bf` 0, see
+//! `crate::cmd::caps::Caps::without_blueflame`) takes only the plain
+//! doorbell there (the first 8 bytes); anything past them is a sanitizer
+//! violation and is dropped.
 
 use super::tx;
 use crate::function::Function;
@@ -41,6 +46,9 @@ struct Assembly {
 #[derive(Debug, Default)]
 pub struct BlueFlame {
     open: Vec<Assembly>,
+    /// Dwords written past a plain doorbell's 8 bytes (only a BlueFlame
+    /// write touches them), whatever became of them.
+    pub writes: u64,
 }
 
 /// Buffers assembled at once; a write to another one past this drops the
@@ -56,8 +64,21 @@ pub fn is_bf(within: usize) -> bool {
 /// A dword written at `within` of UAR `page` (a BlueFlame buffer, see
 /// [`is_bf`]); true when the SQ has work pending.
 pub fn write(dev: &mut Function, page: u32, within: usize, value: u32) -> bool {
-    let buf = ((within - BF_OFFSET) / BF_BUF) as u8;
     let off = within % BF_BUF;
+    if off >= 8 {
+        dev.nic.bf.writes += 1;
+        if dev.caps.general(crate::cmd::caps::hca_cap::BF) == 0 {
+            dev.bus.san.record(Violation {
+                addr: within as u64,
+                len: 4,
+                write: true,
+                purpose: Purpose::WqBuffer,
+                kind: ViolationKind::BlueFlameWithoutCap,
+            });
+            return false;
+        }
+    }
+    let buf = ((within - BF_OFFSET) / BF_BUF) as u8;
     let open = &mut dev.nic.bf.open;
     let i = match open.iter().position(|a| a.page == page && a.buf == buf) {
         Some(i) => i,

@@ -62,6 +62,11 @@ pub struct EthConfig {
     /// `cqe_compression` is): an event after that many CQEs or that long
     /// after the first unsignalled one. `None`: an event per armed CQE.
     pub cq_moderation: Option<(u16, u16)>,
+    /// Transmit CQ event moderation, the same way (Linux's `ethtool -C
+    /// tx-usecs/tx-frames`): an event after that many transmit CQEs or
+    /// that long after the first unsignalled one. Independent of
+    /// `cq_every`, which decides which WQEs write a CQE at all.
+    pub tx_cq_moderation: Option<(u16, u16)>,
     /// BlueFlame doorbells for small batches where the part has `bf`
     /// ([`sq::SqConfig::bf`]).
     pub blueflame: bool,
@@ -97,6 +102,7 @@ impl Default for EthConfig {
             cqe_compression_hash: false,
             empw: Some(0),
             cq_moderation: None,
+            tx_cq_moderation: None,
             blueflame: false,
         }
     }

@@ -159,6 +159,8 @@ impl<C: Control> QueueSet<C> {
             if rx {
                 cmd.compression = rx_compression(&cfg, self.res.caps.cqe_compression);
                 cmd.moderation = rx_moderation(&cfg, &self.res.caps);
+            } else {
+                cmd.moderation = moderation(cfg.tx_cq_moderation, &self.res.caps);
             }
             let cqn = match self.ctl.exec(&cmd) {
                 Ok(c) => c,
@@ -510,7 +512,16 @@ pub(super) fn rx_moderation(
     cfg: &EthConfig,
     caps: &crate::control::DataPathCaps,
 ) -> Option<cq::Moderation> {
-    let (period_us, max_count) = cfg.cq_moderation?;
+    moderation(cfg.cq_moderation, caps)
+}
+
+/// The event moderation a CQ asks for `m` (`cq_moderation` for receive
+/// CQs, `tx_cq_moderation` for the transmit CQ), as [`rx_moderation`].
+pub(super) fn moderation(
+    m: Option<(u16, u16)>,
+    caps: &crate::control::DataPathCaps,
+) -> Option<cq::Moderation> {
+    let (period_us, max_count) = m.filter(|&(p, n)| p != 0 || n != 0)?;
     if !caps.cq_moderation {
         log::warn!(target: "mlx5::dp", "mlx5: no cq_moderation capability: an event per completion");
         return None;

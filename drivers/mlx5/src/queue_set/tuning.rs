@@ -10,7 +10,8 @@
 //! - BlueFlame doorbells (`blueflame`): how the next doorbell is written;
 //! - receive CQ event moderation (`cq_moderation`): MODIFY_CQ with
 //!   `cq_period` and `cq_max_count` on every receive CQ (PRM "MODIFY_CQ";
-//!   0 and 0 is an event per armed CQE again);
+//!   0 and 0 is an event per armed CQE again); transmit CQ event
+//!   moderation (`tx_cq_moderation`) the same way on the transmit CQ;
 //! - CQE compression (`cqe_compression`): `cqe_comp_en` is fixed when a CQ
 //!   is created (MODIFY_CQ has no field select for it), and an RQ names
 //!   its CQ for life, so every receive queue is recreated (a new CQ and RQ
@@ -32,6 +33,8 @@ pub struct Tuning {
     pub cq_every: u16,
     /// Receive CQ moderation `(cq_period µs, cq_max_count)` in force.
     pub cq_moderation: Option<(u16, u16)>,
+    /// Transmit CQ moderation, the same way.
+    pub tx_cq_moderation: Option<(u16, u16)>,
     /// Receive CQs write compressed sessions.
     pub cqe_compression: bool,
     /// Bursts go out as multi-packet sessions (eMPW, or legacy MPW where
@@ -62,6 +65,7 @@ impl<C: Control> QueueSet<C> {
                 .as_ref()
                 .map_or(self.cfg.cq_every, |s| s.cq_every()),
             cq_moderation: self.cfg.cq_moderation.filter(|_| caps.cq_moderation),
+            tx_cq_moderation: self.cfg.tx_cq_moderation.filter(|_| caps.cq_moderation),
             cqe_compression: self.cfg.cqe_compression && caps.cqe_compression,
             empw: self.parts.sq.as_ref().is_some_and(|s| s.empw().is_some()),
             legacy_mpw: self.sq_legacy_mpw(),
@@ -133,6 +137,25 @@ impl<C: Control> QueueSet<C> {
             ))?;
         }
         self.cfg.cq_moderation = m;
+        Ok(())
+    }
+
+    /// Transmit CQ event moderation `(period µs, max count)` on the
+    /// transmit CQ (`None`: an event per armed CQE).
+    pub fn set_tx_cq_moderation(&mut self, m: Option<(u16, u16)>) -> Result<(), Error> {
+        let m = m.filter(|&(p, n)| p != 0 || n != 0);
+        if m.is_some() && !self.res.caps.cq_moderation {
+            return Err(Unsupported::Capability("cq_moderation").into());
+        }
+        let (period_us, max_count) = m.unwrap_or((0, 0));
+        if let Some(cqn) = self.parts.tx_cq.as_ref().map(|c| c.cqn) {
+            self.ctl.exec(&ModifyCq::moderation(
+                cqn,
+                period_us.min(cq::MAX_CQ_PERIOD),
+                max_count,
+            ))?;
+        }
+        self.cfg.tx_cq_moderation = m;
         Ok(())
     }
 

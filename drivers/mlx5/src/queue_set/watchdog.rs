@@ -688,9 +688,9 @@ impl<C: Control> QueueSet<C> {
                 return Err(e);
             }
         };
-        let cqn = match self.ctl.exec(&Cq::<super::Plat<C>>::create_cmd(
-            &ring, cfg.log_sq, r.uar, eqn,
-        )) {
+        let mut cmd = Cq::<super::Plat<C>>::create_cmd(&ring, cfg.log_sq, r.uar, eqn);
+        cmd.moderation = super::open::moderation(cfg.tx_cq_moderation, &r.caps);
+        let cqn = match self.ctl.exec(&cmd) {
             Ok(c) => c,
             Err(e) => {
                 self.ctl.retire(ring.mem);

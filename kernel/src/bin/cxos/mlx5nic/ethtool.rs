@@ -1,6 +1,6 @@
 //! `ethtool` on mlx5 interfaces (feature `net`; the words are
 //! [`cxos_kernel::ethtool`]'s): the queue set's run-time switches
-//! (`mlx5::QueueSet::set_cq_moderation`, `set_cq_every`,
+//! (`mlx5::QueueSet::set_cq_moderation`, `set_tx_cq_moderation`, `set_cq_every`,
 //! `set_cqe_compression`, `set_empw`, `set_blueflame`) and what is in force
 //! (`mlx5::QueueSet::tuning`); the same settings from `net.<i>=` items
 //! when the port opens ([`eth_config`]).
@@ -46,7 +46,13 @@ pub fn apply<C: Control>(qs: &mut QueueSet<C>, t: &Tune) -> Result<(), String> {
         qs.set_cq_moderation(Some(m))
             .map_err(|e| format!("rx-usecs/rx-frames: {e}"))?;
     }
-    if let Some(n) = t.tx_frames {
+    if t.tx_usecs.is_some() || t.tx_frames.is_some() {
+        let (p, n) = qs.tuning().tx_cq_moderation.unwrap_or((0, 0));
+        let m = (t.tx_usecs.unwrap_or(p), t.tx_frames.unwrap_or(n));
+        qs.set_tx_cq_moderation(Some(m))
+            .map_err(|e| format!("tx-usecs/tx-frames: {e}"))?;
+    }
+    if let Some(n) = t.tx_cqe_every {
         qs.set_cq_every(n);
     }
     if let Some(on) = t.rx_cqe_compress {
@@ -71,7 +77,12 @@ pub fn eth_config(cfg: &mut EthConfig, t: &Tune) {
         let m = (t.rx_usecs.unwrap_or(p), t.rx_frames.unwrap_or(n));
         cfg.cq_moderation = (m != (0, 0)).then_some(m);
     }
-    if let Some(n) = t.tx_frames {
+    if t.tx_usecs.is_some() || t.tx_frames.is_some() {
+        let (p, n) = cfg.tx_cq_moderation.unwrap_or((0, 0));
+        let m = (t.tx_usecs.unwrap_or(p), t.tx_frames.unwrap_or(n));
+        cfg.tx_cq_moderation = (m != (0, 0)).then_some(m);
+    }
+    if let Some(n) = t.tx_cqe_every {
         cfg.cq_every = n;
     }
     if let Some(on) = t.rx_cqe_compress {
@@ -91,10 +102,13 @@ pub fn eth_config(cfg: &mut EthConfig, t: &Tune) {
 
 fn shown(t: Tuning) -> Shown {
     let (rx_usecs, rx_frames) = t.cq_moderation.unwrap_or((0, 0));
+    let (tx_usecs, tx_frames) = t.tx_cq_moderation.unwrap_or((0, 0));
     Shown {
         rx_usecs,
         rx_frames,
-        tx_frames: t.cq_every,
+        tx_usecs,
+        tx_frames,
+        tx_cqe_every: t.cq_every,
         flags: [t.cqe_compression, t.empw, t.blueflame],
     }
 }
