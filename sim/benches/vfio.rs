@@ -8,8 +8,6 @@
 //! - the round trip of one trapped 32-bit BAR0 read and write over the
 //!   socket (the floor of what QEMU adds on top).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,18 +18,7 @@ use mlx5_sim::vfio::client::VfioPlatform;
 use mlx5_sim::vfio::{Options, serve};
 
 fn ask(control: &Path, request: &str) -> Vec<String> {
-    let mut s = UnixStream::connect(control).expect("control socket");
-    s.write_all(format!("{request}\n").as_bytes()).unwrap();
-    let mut out = Vec::new();
-    for line in BufReader::new(s).lines() {
-        let line = line.unwrap();
-        let last = line.starts_with("ok") || line.starts_with("error:");
-        out.push(line);
-        if last {
-            break;
-        }
-    }
-    out
+    mlx5_sim::vfio::control::ask(control, request, None).expect("control socket")
 }
 
 /// The number after `word` in the `stats` line starting with `key`.

@@ -16,8 +16,6 @@
 #[path = "../tests/wires/mod.rs"]
 mod wires;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,18 +29,7 @@ const BATCH: usize = 32;
 const LEN: usize = 60;
 
 fn ask(control: &Path, request: &str) -> Vec<String> {
-    let mut s = UnixStream::connect(control).expect("control socket");
-    s.write_all(format!("{request}\n").as_bytes()).unwrap();
-    let mut out = Vec::new();
-    for line in BufReader::new(s).lines() {
-        let line = line.unwrap();
-        let last = line.starts_with("ok") || line.starts_with("error:");
-        out.push(line);
-        if last {
-            break;
-        }
-    }
-    out
+    mlx5_sim::vfio::control::ask(control, request, None).expect("control socket")
 }
 
 /// The model's `port tx frames <n>`.

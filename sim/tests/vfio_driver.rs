@@ -11,8 +11,6 @@
 #![cfg(feature = "vfio")]
 #![deny(unsafe_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -68,19 +66,7 @@ fn start_server_booting(
 
 impl Served {
     fn ask(&self, request: &str) -> Vec<String> {
-        let mut s = UnixStream::connect(&self.control).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(format!("{request}\n").as_bytes()).unwrap();
-        let mut out = Vec::new();
-        for line in BufReader::new(s).lines() {
-            let line = line.unwrap();
-            let last = line.starts_with("ok") || line.starts_with("error:");
-            out.push(line);
-            if last {
-                break;
-            }
-        }
-        out
+        mlx5_sim::vfio::control::ask(&self.control, request, Some(Duration::from_secs(10))).unwrap()
     }
 
     fn stat(&self, key: &str, word: &str) -> u64 {

@@ -8,8 +8,6 @@
 
 mod wires;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -69,19 +67,7 @@ impl Model {
     }
 
     fn ask(&self, request: &str) -> Vec<String> {
-        let mut s = UnixStream::connect(&self.control).unwrap();
-        s.set_read_timeout(Some(PATIENCE)).unwrap();
-        s.write_all(format!("{request}\n").as_bytes()).unwrap();
-        let mut out = Vec::new();
-        for line in BufReader::new(s).lines() {
-            let line = line.unwrap();
-            let last = line.starts_with("ok") || line.starts_with("error:");
-            out.push(line);
-            if last {
-                break;
-            }
-        }
-        out
+        mlx5_sim::vfio::control::ask(&self.control, request, Some(PATIENCE)).unwrap()
     }
 
     /// The number after `word` in the `wire` reply line starting with `prefix`.

@@ -652,6 +652,30 @@ fn serve_client(stream: UnixStream, ports: &[Arc<Shared>]) {
     }
 }
 
+/// One request to the control socket at `path`, as a client sends it:
+/// the reply's lines up to and including its final `ok` / `error: ` line
+/// (fewer if the model closes the connection first). `timeout` bounds
+/// each read.
+pub fn ask(
+    path: &Path,
+    request: &str,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<Vec<String>> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(timeout)?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
+    let mut out = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        let last = line.starts_with("ok") || line.starts_with("error:");
+        out.push(line);
+        if last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// A listening control socket; its thread ends with the process.
 #[derive(Debug)]
 pub struct Control {
