@@ -350,6 +350,24 @@ impl<C: Control> QueueSet<C> {
         }
     }
 
+    /// Start moving the cycled queue from `from` to `to` (MODIFY_SQ or
+    /// MODIFY_RQ): `Err` with the ticket while the device works on it.
+    fn start_modify(
+        &mut self,
+        t: Target,
+        from: QueueState,
+        to: QueueState,
+    ) -> Result<Result<(), CmdError>, Out> {
+        match t {
+            Target::Sq(sqn) => self
+                .start_cmd(ModifySq { sqn, from, to }, Out::ModifySq)
+                .map(|r| r.map(|_| ())),
+            Target::Rq(_, rqn) => self
+                .start_cmd(ModifyRq { rqn, from, to }, Out::ModifyRq)
+                .map(|r| r.map(|_| ())),
+        }
+    }
+
     /// One step of queue cycle `c`: as far as the device has answered.
     fn step_cycle(&mut self, c: &mut Cycle) -> Step<Result<usize, CycleError>> {
         loop {
@@ -444,28 +462,7 @@ impl<C: Control> QueueSet<C> {
         let Some(from) = state.filter(|s| *s != QueueState::Rst) else {
             return self.cycle_to_rdy(t);
         };
-        let started = match t {
-            Target::Sq(sqn) => self
-                .start_cmd(
-                    ModifySq {
-                        sqn,
-                        from,
-                        to: QueueState::Rst,
-                    },
-                    Out::ModifySq,
-                )
-                .map(|r| r.map(|_| ())),
-            Target::Rq(_, rqn) => self
-                .start_cmd(
-                    ModifyRq {
-                        rqn,
-                        from,
-                        to: QueueState::Rst,
-                    },
-                    Out::ModifyRq,
-                )
-                .map(|r| r.map(|_| ())),
-        };
+        let started = self.start_modify(t, from, QueueState::Rst);
         match started {
             Err(out) => Ok(Stage::ToRst(out)),
             Ok(Ok(())) => self.cycle_to_rdy(t),
@@ -500,28 +497,7 @@ impl<C: Control> QueueSet<C> {
                 }
             }
         };
-        let started = match t {
-            Target::Sq(sqn) => self
-                .start_cmd(
-                    ModifySq {
-                        sqn,
-                        from: QueueState::Rst,
-                        to: QueueState::Rdy,
-                    },
-                    Out::ModifySq,
-                )
-                .map(|r| r.map(|_| ())),
-            Target::Rq(_, rqn) => self
-                .start_cmd(
-                    ModifyRq {
-                        rqn,
-                        from: QueueState::Rst,
-                        to: QueueState::Rdy,
-                    },
-                    Out::ModifyRq,
-                )
-                .map(|r| r.map(|_| ())),
-        };
+        let started = self.start_modify(t, QueueState::Rst, QueueState::Rdy);
         match started {
             Err(out) => Ok(Stage::ToRdy(out, n)),
             Ok(Ok(())) => {
