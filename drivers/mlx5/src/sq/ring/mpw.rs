@@ -201,16 +201,8 @@ impl<P: Platform> Sq<P> {
                 }
             })
         });
-        self.stats.packets += sent as u64;
-        self.stats.bytes += bytes;
-        if !cs.is_empty() {
-            self.stats.csum += sent as u64;
-        }
-        let full = sent < n && !bad;
-        if full {
-            self.stats.full += 1;
-        }
-        Burst { sent, full }
+        self.stats
+            .sessions_sent(sent, n, bad, bytes, !cs.is_empty(), false)
     }
 }
 

@@ -7,7 +7,7 @@
 //! with the buffer counter after it, as [`super::Sq::signal`] does for a
 //! single WQE.
 
-use super::{Counters, Signalled};
+use super::{Burst, Counters, Signalled, SqStats};
 
 impl Counters {
     /// Free basic blocks from `pc` on.
@@ -49,5 +49,36 @@ impl Counters {
             self.sig_left -= 1;
         }
         signal
+    }
+}
+
+impl SqStats {
+    /// A multi-packet burst is over: `sent` of `n` frames (`bytes` in all)
+    /// went out, with checksum flags (`csum`) and an inserted tag
+    /// (`vlan`) on each; it stopped early on a full ring unless a frame
+    /// was refused (`bad`).
+    #[inline(always)]
+    pub(super) fn sessions_sent(
+        &mut self,
+        sent: usize,
+        n: usize,
+        bad: bool,
+        bytes: u64,
+        csum: bool,
+        vlan: bool,
+    ) -> Burst {
+        self.packets += sent as u64;
+        self.bytes += bytes;
+        if csum {
+            self.csum += sent as u64;
+        }
+        if vlan {
+            self.vlan_insert += sent as u64;
+        }
+        let full = sent < n && !bad;
+        if full {
+            self.full += 1;
+        }
+        Burst { sent, full }
     }
 }
