@@ -65,6 +65,9 @@ const DP_BURST_OFFLOAD: Env = &[("CXOS_DP_BENCH", "burst_offload")];
 const DP_BURST_COMP: Env = &[("CXOS_DP_BENCH", "burst_comp")];
 const DP_BURST_WQE: Env = &[("CXOS_DP_BENCH", "burst"), ("CXOS_DP_TX_EMPW", "off")];
 const DP_BURST_INLINE: Env = &[("CXOS_DP_BENCH", "burst"), ("CXOS_DP_TX_EMPW", "inline")];
+const DP_BURST_MIXED: Env = &[("CXOS_DP_BENCH", "burst_mixed")];
+const DP_BURST_MIXED_INLINE: Env = &[("CXOS_DP_BENCH", "burst_mixed"), ("CXOS_DP_TX_EMPW", "256")];
+const DP_BURST_MIXED_WQE: Env = &[("CXOS_DP_BENCH", "burst_mixed"), ("CXOS_DP_TX_EMPW", "off")];
 const DP_BURST_OFFLOAD_WQE: Env = &[
     ("CXOS_DP_BENCH", "burst_offload"),
     ("CXOS_DP_TX_EMPW", "off"),
@@ -147,6 +150,30 @@ pub const WORKLOADS: &[Workload] = &[
         "datapath::tx_burst",
     ),
     w("rx_burst", "datapath", DP_BURST, "datapath::rx_burst"),
+    w(
+        "tx_burst_mixed",
+        "datapath",
+        DP_BURST_MIXED,
+        "datapath::tx_burst_mixed",
+    ),
+    w(
+        "tx_burst_mixed_inline",
+        "datapath",
+        DP_BURST_MIXED_INLINE,
+        "datapath::tx_burst_mixed",
+    ),
+    w(
+        "tx_burst_mixed_wqe",
+        "datapath",
+        DP_BURST_MIXED_WQE,
+        "datapath::tx_burst_mixed",
+    ),
+    w(
+        "rx_burst_mixed",
+        "datapath",
+        DP_BURST_MIXED,
+        "datapath::rx_burst_mixed",
+    ),
     w(
         "rx_burst_comp",
         "datapath",

@@ -17,6 +17,11 @@
 //! time in `rx_batch` only per frame, 64-byte TCP frames of 256 flows, 1 or
 //! 8 receive queues (`CXOS_DP_BENCH=rss1` / `rss8`: one of them).
 //!
+//! Frames of mixed lengths through the batch API
+//! (`CXOS_DP_BENCH=burst_mixed`): `tx_burst_mixed` / `rx_burst_mixed`,
+//! lengths cycling through [`MIXED`], every frame's length and stamps
+//! checked on arrival.
+//!
 //! The ports run on the bench platform (`mlx5_sim::harness::BenchPlatform`):
 //! DMA and MMIO accessors as the kernel's (volatile accesses), BAR writes
 //! posted and delivered to the model by `pump` between the measured
@@ -31,9 +36,11 @@
 //! (xtask/src/bench_callgrind.rs).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cxos_drivers::{L3Proto, L4Proto, NetDevice, TxGeometry, TxMeta};
+use mlx5::rq::RqKind;
 use mlx5::{Adapter, Config};
 use mlx5::{EthConfig, QueueSet, Resources};
 use mlx5_sim::Personality;
@@ -259,6 +266,81 @@ fn rx_burst_meta(b: &mut Port) -> usize {
     })
 }
 
+/// Frame lengths of the mixed bursts, cycled through in this order (a
+/// fixed shuffle, so neighbours differ as in real traffic). Picked for
+/// the edges the paths have: 60 (the shortest Ethernet frame without
+/// its FCS) and 64 (one receive stride: the striding RQ's strides are
+/// 64 bytes); 65, 128, 129 (a byte into a second stride, exactly two,
+/// a byte into a third); 255, 256, 257 (around the inline limit of the
+/// `CXOS_DP_TX_EMPW=256` row); 924, 925 (the largest frame an eMPW
+/// session can inline, `sq::EMPW_MAX_INLINE`, and one past it); 576
+/// and 1514 (IMIX's middle size, and a whole MTU-1500 frame without FCS,
+/// 24 strides); the rest spread over the range, small frames the most
+/// common as in IMIX. Mean 474 bytes.
+const MIXED: [u16; 32] = [
+    60, 1514, 129, 576, 64, 257, 924, 90, 1514, 65, 256, 1200, 60, 128, 925, 150, 64, 1400, 255,
+    576, 60, 700, 128, 1514, 64, 300, 1000, 60, 576, 100, 400, 64,
+];
+
+/// What the sender stamped, summed over every frame sent; what the
+/// receiver found, summed over every frame received.
+static TX_SUM: AtomicU64 = AtomicU64::new(0);
+static RX_SUM: AtomicU64 = AtomicU64::new(0);
+
+/// One frame's term of the sums: its length and the two stamps, the
+/// head one after the Ethernet header and the tail one in its last 4
+/// bytes (so a frame cut short, shifted or landed in the wrong strides
+/// changes the sum).
+#[inline(always)]
+fn stamp_term(len: usize, head: u32, tail: u32) -> u64 {
+    (len as u64) ^ (u64::from(head) << 11) ^ (u64::from(tail) << 32)
+}
+
+/// The batch API with frame lengths cycling through [`MIXED`]: each
+/// frame's Ethernet header, a head stamp (its sequence number and
+/// length) and its complement in the last 4 bytes; the stamps summed
+/// into `TX_SUM`.
+#[inline(never)]
+fn tx_burst_mixed(a: &mut Port, dst: &[u8; 6], seq: &mut u16) -> usize {
+    let mut sum = 0u64;
+    let n = a
+        .transmit_burst(BATCH, TxMeta::default(), |_, f| {
+            let k = *seq;
+            let len = usize::from(MIXED[usize::from(k) % MIXED.len()]);
+            let Some(f) = f.get_mut(..len) else {
+                return 0;
+            };
+            *seq = k.wrapping_add(1);
+            exp64(f, dst);
+            let head = (u32::from(k) << 16) | len as u32;
+            f[14..18].copy_from_slice(&head.to_le_bytes());
+            f[len - 4..].copy_from_slice(&(!head).to_le_bytes());
+            sum = sum.wrapping_add(stamp_term(len, head, !head));
+            len
+        })
+        .unwrap_or(0);
+    TX_SUM.fetch_add(sum, Ordering::Relaxed);
+    n
+}
+
+/// Every received frame through `receive_burst`, its length and the
+/// two stamps summed into `RX_SUM`.
+#[inline(never)]
+fn rx_burst_mixed(b: &mut Port) -> usize {
+    let mut sum = 0u64;
+    let n = b.receive_burst(usize::MAX, |f, _| {
+        let len = f.len();
+        let word = |at: usize| {
+            f.get(at..at + 4)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        sum = sum.wrapping_add(stamp_term(len, word(14), word(len.wrapping_sub(4))));
+    });
+    RX_SUM.fetch_add(sum, Ordering::Relaxed);
+    n
+}
+
 type TxFn = fn(&mut Port, &[u8; 6], &mut u16) -> usize;
 type RxFn = fn(&mut Port) -> usize;
 
@@ -473,16 +555,10 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
         cqe_compression: compress,
         ..polled()
     };
-    // `CXOS_DP_TX_EMPW`: `off` one WQE per frame, `inline` eMPW
-    // sessions with the frames inline; else eMPW sessions of pointers.
     // `CXOS_DP_PART=cx4lx`: the ConnectX-4 Lx, whose sessions are legacy
     // MPW (and whose single WQEs inline the L2 header).
     let tx_cfg = EthConfig {
-        empw: match std::env::var("CXOS_DP_TX_EMPW").as_deref() {
-            Ok("off") => None,
-            Ok("inline") => Some(64),
-            _ => Some(0),
-        },
+        empw: tx_empw(),
         ..polled()
     };
     let part = match std::env::var("CXOS_DP_PART").as_deref() {
@@ -509,6 +585,57 @@ fn burst_run_with(packets: usize, offload: bool, compress: bool) {
         (false, false) => "burst",
     };
     println!("bench: mlx5.dp_{name}_pps: {:.0} pps", m.got as f64 / secs);
+    r.close();
+}
+
+/// `CXOS_DP_TX_EMPW`: `off` one WQE per frame, `inline` eMPW sessions
+/// with the frames inline (64-byte frames: all of them), a number: eMPW
+/// sessions inlining frames up to that many bytes; else eMPW sessions
+/// of pointers.
+fn tx_empw() -> Option<u16> {
+    match std::env::var("CXOS_DP_TX_EMPW").as_deref() {
+        Ok("off") => None,
+        Ok("inline") => Some(64),
+        Ok(v) => Some(v.parse().unwrap_or(0)),
+        Err(_) => Some(0),
+    }
+}
+
+/// The batch API both ways with frame lengths of [`MIXED`]
+/// (`CXOS_DP_BENCH=burst_mixed`; `CXOS_DP_TX_EMPW` as for `burst`),
+/// into a striding RQ; every frame must arrive with its length and
+/// stamps (figures `cg_tx_burst_mixed`, `cg_rx_burst_mixed`).
+fn mixed_run(packets: usize) {
+    let tx_cfg = EthConfig {
+        empw: tx_empw(),
+        ..polled()
+    };
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        tx_cfg,
+        polled(),
+        tx_burst_mixed,
+        "tx_burst_mixed",
+    )
+    .receiving(rx_burst_mixed, "rx_burst_mixed");
+    assert!(
+        matches!(
+            r.b.rq().unwrap().kind(),
+            RqKind::Striding { log_stride: 6, .. }
+        ),
+        "64-byte strides, so most frames take several"
+    );
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    let (tx, rx) = (
+        TX_SUM.load(Ordering::Relaxed),
+        RX_SUM.load(Ordering::Relaxed),
+    );
+    assert_eq!(tx, rx, "every frame's length and stamps arrive");
+    println!(
+        "bench: mlx5.dp_burst_mixed_pps: {:.0} pps",
+        m.got as f64 / m.all.as_secs_f64()
+    );
     r.close();
 }
 
@@ -542,6 +669,9 @@ fn main() {
     }
     if all || which == "burst_comp" {
         burst_run_with(packets, false, true);
+    }
+    if all || which == "burst_mixed" {
+        mixed_run(packets);
     }
     if which == "single" {
         single_run(packets);
