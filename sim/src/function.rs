@@ -186,7 +186,8 @@ impl Function {
         }
         self.config.reset();
         self.hca = Hca::default();
-        self.caps = Caps::new(self.personality);
+        // Back to the defaults, a function without BlueFlame staying one.
+        self.caps.reset_current();
     }
 
     /// DISABLE_HCA (`disable`) or reset: tear down every object and drop

@@ -3,7 +3,7 @@
 //! `mlx5-sim --socket PATH --personality cx4|cx4lx|cx5|cx6|cx6dx [--ports 2]
 //! [--wire tap:IFNAME|unix:PATH|qemu:PATH|sink|none] [--pcap FILE [--snaplen N]
 //! [--pcap-max-mb MB]] [--control PATH] [--fw-boot-ms MS]
-//! [--trace-commands[=FILE]] [--module KIND|none]`
+//! [--trace-commands[=FILE]] [--module KIND|none] [--no-blueflame]`
 //! serves one QEMU (`-device vfio-user-pci,socket=...`) and exits with
 //! status 0 when it disconnects. The port's cable: a TAP device opened (or
 //! created) in the network namespace the process runs in, a unix-socket
@@ -19,6 +19,9 @@
 //! `--module` plugs another transceiver than the part's own (`10g-dac`,
 //! `10g-sr`, `25g-dac`, `1g-copper`, `40g-qsfp`, `100g-sr4`, `100g-dac`,
 //! `200g-dac`; `none`: an empty cage).
+//! `--no-blueflame` makes every function one without BlueFlame registers
+//! (`cmd_hca_cap.bf` and `log_bf_reg_size` 0, as firmware gives some
+//! VFs): a driver must ring the UAR's plain doorbell.
 //! `--ports 2` models a 2-port board: two PCI functions (one vfio-user
 //! socket each: `--socket` twice, in port order) sharing firmware, PSID,
 //! serial and system image GUID, each with its own MAC, vport, queues,
@@ -80,6 +83,10 @@ struct Cli {
     /// part's own, e.g. a 25G DAC on cx4lx).
     #[arg(long, value_name = "KIND")]
     module: Option<mlx5_sim::module::ModuleChoice>,
+    /// A function without BlueFlame registers: HCA caps bf and
+    /// log_bf_reg_size 0, only the UAR's plain doorbell rings.
+    #[arg(long)]
+    no_blueflame: bool,
 }
 
 fn parse_personality(s: &str) -> Result<Personality, String> {
@@ -172,6 +179,7 @@ fn options(cli: Cli) -> Result<Options, String> {
         fw_boot_delay: std::time::Duration::from_millis(cli.fw_boot_ms),
         trace_commands: cli.trace_commands,
         module: cli.module.unwrap_or_default(),
+        blueflame: !cli.no_blueflame,
         more_ports,
     })
 }
@@ -272,6 +280,54 @@ mod tests {
             Cli::try_parse_from(["mlx5-sim", "--socket", "s", "--personality", "cx7"]).is_err()
         );
         assert!(Cli::try_parse_from(["mlx5-sim", "--personality", "cx5"]).is_err());
+    }
+
+    /// `--no-blueflame` reaches the functions the server builds: both
+    /// ports report `bf` and `log_bf_reg_size` 0 in their current and
+    /// maximum HCA caps, also after a function reset; without it the
+    /// part's BlueFlame is there.
+    #[test]
+    fn no_blueflame_gives_functions_without_blueflame() {
+        use mlx5_sim::cmd::caps::{cap_type, hca_cap};
+        use mlx5_sim::vfio::server::functions;
+        let built = |extra: &[&str]| {
+            let mut all = vec![
+                "mlx5-sim",
+                "--personality",
+                "cx6dx",
+                "--ports",
+                "2",
+                "--socket",
+                "a",
+                "--socket",
+                "b",
+            ];
+            all.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(all).unwrap();
+            functions(&options(cli).unwrap()).unwrap()
+        };
+        let bf = |s: &mlx5_sim::vfio::server::Shared| {
+            let dev = s.dev();
+            let max = dev.caps.max(cap_type::GENERAL).unwrap().to_vec();
+            let get = |area: &[u8], fld| mlx5_sim::bits::get(area, fld);
+            let cur = dev.caps.current(cap_type::GENERAL).unwrap();
+            [
+                get(cur, hca_cap::BF),
+                get(cur, hca_cap::LOG_BF_REG_SIZE),
+                get(&max, hca_cap::BF),
+                get(&max, hca_cap::LOG_BF_REG_SIZE),
+            ]
+        };
+        for s in built(&["--no-blueflame"]) {
+            assert_eq!(bf(&s), [0; 4]);
+            s.reset();
+            assert_eq!(bf(&s), [0; 4], "after a function reset");
+        }
+        for s in built(&[]) {
+            let [b, log, ..] = bf(&s);
+            assert_eq!(b, 1);
+            assert_ne!(log, 0);
+        }
     }
 
     #[test]

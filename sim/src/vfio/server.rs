@@ -621,6 +621,9 @@ pub struct Options {
     pub trace_commands: Option<PathBuf>,
     /// What the cage holds at start.
     pub module: crate::module::ModuleChoice,
+    /// Whether the functions have BlueFlame registers (`false`: they
+    /// report `bf` and `log_bf_reg_size` 0, [`crate::cmd::caps::Caps::without_blueflame`]).
+    pub blueflame: bool,
     /// Ports after the first on the same board (`--ports 2`): each its
     /// own PCI function, served on its own socket.
     pub more_ports: Vec<PortOptions>,
@@ -648,6 +651,7 @@ impl Options {
             fw_boot_delay: crate::init_seg::DEFAULT_FW_BOOT_DELAY,
             trace_commands: None,
             module: crate::module::ModuleChoice::Default,
+            blueflame: true,
             more_ports: Vec::new(),
         }
     }
@@ -657,24 +661,7 @@ impl Options {
 /// port's client did). The control socket (if any) exists before the
 /// vfio-user sockets do, so a launcher that waits for them may use it.
 pub fn serve(opts: &Options) -> Result<(), String> {
-    let ports = 1 + opts.more_ports.len();
-    let ports_u8 = u8::try_from(ports).map_err(|_| String::from("too many ports"))?;
-    if ports_u8 > opts.personality.max_ports() {
-        return Err(format!(
-            "{} comes with at most {} ports",
-            opts.personality.short_name(),
-            opts.personality.max_ports()
-        ));
-    }
-    let mut shared = Vec::with_capacity(ports);
-    for port in 0..ports_u8 {
-        let s = Shared::new_port(
-            opts.personality,
-            crate::adapter::Identity::new(opts.personality, port, ports_u8),
-        );
-        configure(&s, opts, port == 0)?;
-        shared.push(s);
-    }
+    let shared = functions(opts)?;
     shared[0].attach_link(&opts.wire, opts.pcap.as_deref(), opts.pcap_limits)?;
     for (s, more) in shared[1..].iter().zip(&opts.more_ports) {
         s.attach_link(&more.wire, more.pcap.as_deref(), opts.pcap_limits)?;
@@ -713,11 +700,38 @@ pub fn serve(opts: &Options) -> Result<(), String> {
     result
 }
 
-/// A port's start state as the options say: boot delay, module, trace
-/// (the first port's commands only: one trace file).
+/// The board's functions, one per port, in their start state as the
+/// options say (no cable, nothing served yet).
+pub fn functions(opts: &Options) -> Result<Vec<Arc<Shared>>, String> {
+    let ports = 1 + opts.more_ports.len();
+    let ports_u8 = u8::try_from(ports).map_err(|_| String::from("too many ports"))?;
+    if ports_u8 > opts.personality.max_ports() {
+        return Err(format!(
+            "{} comes with at most {} ports",
+            opts.personality.short_name(),
+            opts.personality.max_ports()
+        ));
+    }
+    let mut shared = Vec::with_capacity(ports);
+    for port in 0..ports_u8 {
+        let s = Shared::new_port(
+            opts.personality,
+            crate::adapter::Identity::new(opts.personality, port, ports_u8),
+        );
+        configure(&s, opts, port == 0)?;
+        shared.push(s);
+    }
+    Ok(shared)
+}
+
+/// A port's start state as the options say: boot delay, BlueFlame,
+/// module, trace (the first port's commands only: one trace file).
 fn configure(shared: &Shared, opts: &Options, first: bool) -> Result<(), String> {
     let mut dev = shared.dev();
     dev.set_fw_boot_delay(opts.fw_boot_delay);
+    if !opts.blueflame {
+        dev.caps.without_blueflame();
+    }
     match opts.module {
         crate::module::ModuleChoice::Default => {}
         crate::module::ModuleChoice::Empty => {
