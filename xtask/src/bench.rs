@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// simulated ConnectX-5 (xtask/src/bench_linux.rs; needs root).
     #[arg(long)]
     pub linux: bool,
-    /// cxos's pktgen against Linux's on the same model (needs root).
+    /// cxos's pktgen against Linux's on the same model (a sink cable: no namespace).
     #[arg(long)]
     pub pktgen: bool,
     /// cxos's pktgen with 1 and with 2 CPUs (xtask/src/bench_pktgen_smp.rs).
