@@ -960,6 +960,62 @@ fn server_speaks_the_protocol_byte_for_byte() {
     p.close();
 }
 
+/// Data a client still sends after TEST_END (stock iperf3's sender
+/// stops writing, but its socket holds up to a window of it) is answered
+/// with a reset, as Linux answers data arriving at a closed socket:
+/// the stream ends at once instead of competing with the results
+/// exchange, IPERF_DONE and the next client's connection.
+#[test]
+fn a_receiving_server_resets_the_data_connections_at_test_end() {
+    let mut p = Pair::new(A, B);
+    let mut srv = Srv::new(&mut p);
+    let ctl = Raw::connect(&mut p);
+    ctl.send(&mut p, COOKIE);
+    assert_eq!(recv_n(&mut p, &mut srv, &ctl, 1), [9]); // PARAM_EXCHANGE
+    ctl.send(
+        &mut p,
+        &frame(r#"{"tcp":true,"omit":0,"time":1,"num":0,"blockcount":0,"parallel":1,"len":1024,"pacing_timer":1000,"client_version":"3.12"}"#),
+    );
+    assert_eq!(recv_n(&mut p, &mut srv, &ctl, 1), [10]); // CREATE_STREAMS
+    let data = Raw::connect(&mut p);
+    data.send(&mut p, COOKIE);
+    assert_eq!(recv_n(&mut p, &mut srv, &ctl, 2), [1, 2]); // TEST_START, TEST_RUNNING
+    let data_state = |p: &Pair| p.a.net.sockets.get::<tcp::Socket>(data.h).state();
+    let h = data.h;
+    let feed = move |p: &mut Pair| {
+        let s = p.a.net.sockets.get_mut::<tcp::Socket>(h);
+        if s.can_send() {
+            s.send_slice(&[0x5a; 4096]).unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let mut sent = 0;
+    until(&mut p, Duration::from_millis(200), |p| {
+        assert!(srv.poll(p).is_none());
+        sent += feed(p);
+        false
+    });
+    assert!(sent > 0);
+    ctl.send(&mut p, &[4]); // TEST_END, the data socket still sending
+    let mut got = Vec::new();
+    let reset = until(&mut p, Duration::from_secs(2), |p| {
+        assert!(srv.poll(p).is_none(), "test ended early:\n{}", srv.out);
+        feed(p);
+        got.extend(ctl.recv(p));
+        data_state(p) == tcp::State::Closed
+    });
+    assert!(
+        reset,
+        "the data connection is {} after TEST_END",
+        data_state(&p)
+    );
+    assert_eq!(got.first(), Some(&13), "EXCHANGE_RESULTS first: {got:?}");
+    ctl.remove(&mut p);
+    data.remove(&mut p);
+    p.close();
+}
+
 /// What stack b's socket `h` received so far.
 fn take(p: &mut Pair, h: SocketHandle) -> Vec<u8> {
     let mut buf = vec![0u8; 64 * 1024];

@@ -611,12 +611,25 @@ impl Iperf3Server {
                 (Phase::Running, ControlItem::State(State::TestEnd)) => {
                     let Some(engine) = &mut t.engine else { break };
                     engine.finish(now, out);
-                    // iperf3's server closes the data connections at TEST_END: a
-                    // receiving client blocked in a read of a partial block sees
-                    // the end of the stream instead of waiting for its timeout.
+                    // iperf3's server closes the data connections at TEST_END.
+                    // Sending, the close is graceful: a receiving client blocked
+                    // in a read of a partial block sees the end of the stream
+                    // instead of waiting for its timeout. Receiving, Linux answers
+                    // that close (data unread, or more arriving after it) with a
+                    // reset (RFC 2525 2.17), so the client's last data stops at
+                    // once: it must not keep flowing for a window's worth through
+                    // the results exchange, the client's IPERF_DONE and the next
+                    // client's connection (a frame of theirs dropped among it
+                    // costs a retransmission timeout, and that next client finds
+                    // the server still busy with this test).
                     for st in &engine.streams {
                         if let Transport::Tcp(h) = st.transport {
-                            sockets.get_mut::<tcp::Socket>(h).close();
+                            let s = sockets.get_mut::<tcp::Socket>(h);
+                            if engine.sending && !s.can_recv() {
+                                s.close();
+                            } else {
+                                s.abort();
+                            }
                         }
                     }
                     t.pending.push(State::ExchangeResults.byte());
