@@ -77,7 +77,9 @@ pub trait MiniSink {
     /// Take completions `from..from + n` of `array` (eight big-endian
     /// words: the result, then `byte_cnt`; `first`: completion `from` is
     /// the session's first; `title`: the session's title); returns how
-    /// many were taken (fewer than `n`: the next is refused).
+    /// many were taken (fewer than `n`: the next is refused) and whether
+    /// the read goes on (`false` with all `n` taken: the sink stops there,
+    /// the rest left in the session).
     fn array(
         &mut self,
         array: &[u8; cqe::LEN],
@@ -85,7 +87,7 @@ pub trait MiniSink {
         n: usize,
         first: bool,
         title: Option<&Cqe>,
-    ) -> usize;
+    ) -> (usize, bool);
 }
 
 /// What [`Cq::title_first`] found at the consumer index.
@@ -194,7 +196,9 @@ impl<P: Platform> Cq<P> {
     }
 
     /// Begin the session whose title (software-owned, read barrier done)
-    /// is at the consumer index.
+    /// is at the consumer index. Inline: [`Cq::title_first`] is out of
+    /// line already, and a call more per session is the per-burst cost.
+    #[inline(always)]
     pub(super) fn start_session(&mut self, tail: u32) {
         let base = (self.ci & self.mask) as usize * cqe::LEN;
         let m = &self.ring.mem;
@@ -265,12 +269,13 @@ impl<P: Platform> Cq<P> {
     /// through one plain view of their slots (software owns a session's
     /// slots once its title is owned; the view stops at the ring's end),
     /// a mini-CQE array at a time, each given to `g` ([`MiniSink::array`];
-    /// taking fewer than it was given ends the read). The completions taken are consumed and their slots made
-    /// invalid (`op_own` 0xf1) in the same view; an array the read stopped
-    /// inside is kept ([`Session`]'s copy) for the next read. Returns the
-    /// completions taken and whether `g` refused one (it is left in the
-    /// session). The caller continues `wqe_counter` itself and gives it
-    /// back ([`Cq::set_session_counter`]).
+    /// taking fewer than it was given, or asking to stop, ends the read).
+    /// The completions taken are consumed and their slots made invalid
+    /// (`op_own` 0xf1) in the same view; an array the read stopped inside
+    /// is kept ([`Session`]'s copy) for the next read. Returns the
+    /// completions taken and whether `g` ended the read (refused one, left
+    /// in the session, or stopped). The caller continues `wqe_counter`
+    /// itself and gives it back ([`Cq::set_session_counter`]).
     #[inline(always)]
     pub fn read_session(&mut self, max: usize, g: &mut impl MiniSink) -> (u32, bool) {
         let slot0 = self.ci & self.mask;
@@ -309,9 +314,10 @@ impl<P: Platform> Cq<P> {
                 if have_copy {
                     let from = (index % ARRAY) as usize;
                     let n = (ARRAY as usize - from).min(kmax);
-                    k = g.array(copy, from, n, index == 0, title).min(n);
+                    let (t, go) = g.array(copy, from, n, index == 0, title);
+                    k = t.min(n);
                     index += k as u32;
-                    refused = k < n;
+                    refused = k < n || !go;
                 }
                 // Whole arrays: eight slots each, the array in the first
                 // (array 0 in the second, after the title's).
@@ -320,15 +326,15 @@ impl<P: Platform> Cq<P> {
                     let Some(arr) = ch.get(usize::from(first)) else {
                         break;
                     };
-                    let t = g
-                        .array(arr, 0, ARRAY as usize, first, title)
-                        .min(ARRAY as usize);
+                    let (t, go) = g.array(arr, 0, ARRAY as usize, first, title);
+                    let t = t.min(ARRAY as usize);
                     if t < ARRAY as usize {
                         // Stopped inside it: its slot is about to be made
                         // invalid (its last byte is a slot's `op_own`).
                         *copy = *arr;
                         refused = true;
                     }
+                    refused |= !go;
                     k += t;
                     index += t as u32;
                 }
@@ -337,9 +343,10 @@ impl<P: Platform> Cq<P> {
                     let first = index == 0;
                     if let Some(arr) = slots.get(k + usize::from(first)) {
                         let n = kmax - k;
-                        let t = g.array(arr, 0, n, first, title).min(n);
+                        let (t, go) = g.array(arr, 0, n, first, title);
+                        let t = t.min(n);
                         *copy = *arr;
-                        refused = t < n;
+                        refused = t < n || !go;
                         k += t;
                         index += t as u32;
                     }
