@@ -196,15 +196,19 @@ impl<P: Platform> Cq<P> {
     }
 
     /// Begin the session whose title (software-owned, read barrier done)
-    /// is at the consumer index. Inline: [`Cq::title_first`] is out of
-    /// line already, and a call more per session is the per-burst cost.
-    #[inline(always)]
+    /// is at the consumer index: its eight words with one read (the QPN is
+    /// the high half of the tail's). Out of line: [`Cq::title_first`]
+    /// finding the ring empty keeps a light prologue.
+    #[inline(never)]
     pub(super) fn start_session(&mut self, tail: u32) {
         let base = (self.ci & self.mask) as usize * cqe::LEN;
-        let m = &self.ring.mem;
-        let mut w = [0u64; cqe::WORDS];
-        m.read_be64s(base, &mut w);
-        let title = Cqe::from_words(tail, &w, || m.read_be32(base + cqe::off::QPN));
+        let mut all = [0u64; cqe::WORDS + 1];
+        self.ring.mem.read_be64s(base, &mut all);
+        let Some((w, [last])) = all.split_first_chunk::<{ cqe::WORDS }>() else {
+            return;
+        };
+        let qpn = (last >> 32) as u32;
+        let title = Cqe::from_words(tail, w, || qpn);
         // The count comes from the device: at least one, at most a ring.
         let n = title.byte_count().clamp(1, self.mask + 1);
         let s = &mut self.session;
@@ -320,13 +324,27 @@ impl<P: Platform> Cq<P> {
                     refused = k < n || !go;
                 }
                 // Whole arrays: eight slots each, the array in the first
-                // (array 0 in the second, after the title's).
-                while !refused && let Some(ch) = slots.get(k..k + ARRAY as usize) {
-                    let first = index == 0;
-                    let Some(arr) = ch.get(usize::from(first)) else {
-                        break;
-                    };
-                    let (t, go) = g.array(arr, 0, ARRAY as usize, first, title);
+                // (array 0 in the second, after the title's: taken before
+                // the loop, so the loop's array is at a fixed place).
+                if index == 0
+                    && let Some(arr) = slots.get(1)
+                    && kmax >= ARRAY as usize
+                {
+                    let (t, go) = g.array(arr, 0, ARRAY as usize, true, title);
+                    let t = t.min(ARRAY as usize);
+                    if t < ARRAY as usize {
+                        *copy = *arr;
+                    }
+                    refused = t < ARRAY as usize || !go;
+                    k = t;
+                    index = t as u32;
+                }
+                while !refused
+                    && index != 0
+                    && let Some(ch) = slots.get(k..k + ARRAY as usize)
+                    && let Some(arr) = ch.first()
+                {
+                    let (t, go) = g.array(arr, 0, ARRAY as usize, false, title);
                     let t = t.min(ARRAY as usize);
                     if t < ARRAY as usize {
                         // Stopped inside it: its slot is about to be made
