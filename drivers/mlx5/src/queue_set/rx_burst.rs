@@ -484,8 +484,9 @@ where
 /// [`session_burst`] on a striding RQ: the session's frames taken off
 /// the current WQE's window ([`crate::rq::Rq::span`]; no cursor copied in
 /// and out), the queue settled from what the loop left of it, the session
-/// going on against the next WQE's window when one is used up. `key`: the
-/// title's `wqe_id << 16 | wqe_counter`, continued.
+/// going on against the next WQE's window when one is used up (met on the
+/// refusal path, not tested per frame). `key`: the title's
+/// `wqe_id << 16 | wqe_counter`, continued.
 #[inline(always)]
 fn session_windows<P: Platform, F>(
     ctx: Ctx,
@@ -505,8 +506,10 @@ where
     // completion of the session, which is at most a ring long.
     for _ in 0..=cq.entries() {
         let span = rq.span();
-        let c = &mut *cq;
-        let (r, parts, steps) = rq.with_buffers(|all| {
+        // What the loop needs moves into the closure (no references to
+        // the caller's locals to follow in it).
+        let (c, g, want) = (&mut *cq, &mut *f, max - got);
+        let (r, parts, steps) = rq.with_buffers(move |all| {
             let mut w = crate::rq::StrideWindow::at(all, span);
             let from = w.key();
             if c.session_first() && from != key {
@@ -517,7 +520,7 @@ where
                 };
                 return (bad, w.parts(), 0);
             }
-            let r = session_frames(c, &mut w, hash, max - got, ctx, f);
+            let r = session_frames(c, &mut w, hash, want, ctx, g);
             // The strides taken: `wqe_counter`'s steps.
             let steps = w.key().wrapping_sub(from) as u16;
             (r, w.parts(), steps)
@@ -526,11 +529,12 @@ where
         bytes += r.bytes;
         counter = counter.wrapping_add(steps);
         bad = r.bad;
-        if !rq.settle_span(parts) {
-            break;
-        }
-        releases += 1;
-        if got == max || !cq.in_session() {
+        let used_up = rq.settle_span(parts);
+        releases += u16::from(used_up);
+        // A completion refused where the WQE's strides were used up is
+        // tried again against the next WQE's window (the session goes on
+        // there), as a run's; refused by a fresh window, it is a lie.
+        if !used_up || got == max || !cq.in_session() {
             break;
         }
     }
@@ -545,9 +549,6 @@ trait Take<'a> {
     /// The frame of the completion with byte count `bc`; `None` takes
     /// nothing.
     fn take(&mut self, bc: u32) -> Option<&'a [u8]>;
-    /// Whether what the frames are taken from is used up (a striding
-    /// WQE's strides): the read stops there.
-    fn used_up(&self) -> bool;
 }
 
 /// A striding RQ: the WQE's strides as one window.
@@ -555,11 +556,6 @@ impl<'a> Take<'a> for crate::rq::StrideWindow<'a> {
     #[inline(always)]
     fn take(&mut self, bc: u32) -> Option<&'a [u8]> {
         Some(crate::rq::StrideWindow::take(self, bc)?.0)
-    }
-
-    #[inline(always)]
-    fn used_up(&self) -> bool {
-        self.is_empty()
     }
 }
 
@@ -575,11 +571,6 @@ impl<'a> Take<'a> for Cyclic<'a> {
         let (t, _) = self.cur.take_next(bc)?;
         self.all.get(t.offset..t.offset + t.len)
     }
-
-    #[inline(always)]
-    fn used_up(&self) -> bool {
-        false
-    }
 }
 
 /// What [`session_frames`] did: frames, bytes, whether one was refused.
@@ -591,8 +582,7 @@ struct SessionRun {
 
 /// The session's loop: its arrays as [`Cq::read_session`] gives them,
 /// each completion's frame taken by its byte count (the low half of its
-/// mini-CQE word), until `max`, the session's end, a refusal or `t` used
-/// up.
+/// mini-CQE word), until `max`, the session's end or a refusal.
 #[inline(always)]
 fn session_frames<'a, P: Platform, T: Take<'a>, F>(
     c: &mut Cq<P>,
@@ -611,7 +601,6 @@ where
         hash,
         ctx,
         bytes: 0,
-        used_up: false,
         _p: core::marker::PhantomData,
     };
     let (mut got, mut bad) = (0usize, false);
@@ -619,7 +608,7 @@ where
         let (k, ended) = c.read_session(max - got, &mut sink);
         got += k as usize;
         if ended || k == 0 {
-            bad = ended && !sink.used_up;
+            bad = ended;
             break;
         }
     }
@@ -638,8 +627,6 @@ struct Frames<'t, 'a, T, F, P> {
     hash: bool,
     ctx: Ctx,
     bytes: u64,
-    /// The read stopped because `t` was used up (not a refusal).
-    used_up: bool,
     _p: core::marker::PhantomData<(&'a (), P)>,
 }
 
@@ -667,10 +654,6 @@ where
             let src = Src::Mini(title, self.hash, w, first && j == 0);
             (self.f)(frame, &self.ctx.info(src));
             self.bytes += frame.len() as u64;
-            if self.t.used_up() {
-                self.used_up = true;
-                return (j + 1, false);
-            }
         }
         (n, true)
     }
