@@ -215,6 +215,16 @@ impl<C: Control> QueueSet<C> {
                     self.rx_ring_fault(q, FaultCause::BadCompletion { wqe_counter });
                     return got;
                 }
+                // Read to its end: the entry after it alone, here (as a
+                // round starts), so the empty ring after a session ends
+                // the burst without another round.
+                if got < max
+                    && let Some(x) = self.parts.rx.get_mut(q)
+                    && !x.cq.in_session()
+                    && x.cq.title_first() == Head::Empty
+                {
+                    return got;
+                }
                 continue;
             }
             let cq = &x.cq;
