@@ -656,14 +656,18 @@ where
         let Some(words) = arr.as_chunks::<8>().0.get(from..from + n) else {
             return (0, false);
         };
-        for (j, w) in words.iter().enumerate() {
+        // One induction variable: the words left (how many were taken
+        // from them on the way out).
+        let mut rest = words;
+        while let [w, tail @ ..] = rest {
             let w = u64::from_be_bytes(*w);
             let Some(frame) = self.t.take(w as u32) else {
-                return (j, false);
+                return (n - rest.len(), false);
             };
-            let src = Src::Mini(title, self.hash, w, first && j == 0);
+            let src = Src::Mini(title, self.hash, w, first && rest.len() == n);
             (self.f)(frame, &self.ctx.info(src));
             self.bytes += frame.len() as u64;
+            rest = tail;
         }
         (n, true)
     }
