@@ -77,7 +77,9 @@ pub trait MiniSink {
     /// Take completions `from..from + n` of `array` (eight big-endian
     /// words: the result, then `byte_cnt`; `first`: completion `from` is
     /// the session's first; `title`: the session's title); returns how
-    /// many were taken (fewer than `n`: the next is refused).
+    /// many were taken (fewer than `n`: the next is refused) and whether
+    /// the read goes on (`false` with all `n` taken: the sink stops there,
+    /// the rest left in the session).
     fn array(
         &mut self,
         array: &[u8; cqe::LEN],
@@ -85,7 +87,7 @@ pub trait MiniSink {
         n: usize,
         first: bool,
         title: Option<&Cqe>,
-    ) -> usize;
+    ) -> (usize, bool);
 }
 
 /// What [`Cq::title_first`] found at the consumer index.
@@ -194,13 +196,19 @@ impl<P: Platform> Cq<P> {
     }
 
     /// Begin the session whose title (software-owned, read barrier done)
-    /// is at the consumer index.
+    /// is at the consumer index: its eight words with one read (the QPN is
+    /// the high half of the tail's). Out of line: [`Cq::title_first`]
+    /// finding the ring empty keeps a light prologue.
+    #[inline(never)]
     pub(super) fn start_session(&mut self, tail: u32) {
         let base = (self.ci & self.mask) as usize * cqe::LEN;
-        let m = &self.ring.mem;
-        let mut w = [0u64; cqe::WORDS];
-        m.read_be64s(base, &mut w);
-        let title = Cqe::from_words(tail, &w, || m.read_be32(base + cqe::off::QPN));
+        let mut all = [0u64; cqe::WORDS + 1];
+        self.ring.mem.read_be64s(base, &mut all);
+        let Some((w, [last])) = all.split_first_chunk::<{ cqe::WORDS }>() else {
+            return;
+        };
+        let qpn = (last >> 32) as u32;
+        let title = Cqe::from_words(tail, w, || qpn);
         // The count comes from the device: at least one, at most a ring.
         let n = title.byte_count().clamp(1, self.mask + 1);
         let s = &mut self.session;
@@ -265,12 +273,13 @@ impl<P: Platform> Cq<P> {
     /// through one plain view of their slots (software owns a session's
     /// slots once its title is owned; the view stops at the ring's end),
     /// a mini-CQE array at a time, each given to `g` ([`MiniSink::array`];
-    /// taking fewer than it was given ends the read). The completions taken are consumed and their slots made
-    /// invalid (`op_own` 0xf1) in the same view; an array the read stopped
-    /// inside is kept ([`Session`]'s copy) for the next read. Returns the
-    /// completions taken and whether `g` refused one (it is left in the
-    /// session). The caller continues `wqe_counter` itself and gives it
-    /// back ([`Cq::set_session_counter`]).
+    /// taking fewer than it was given, or asking to stop, ends the read).
+    /// The completions taken are consumed and their slots made invalid
+    /// (`op_own` 0xf1) in the same view; an array the read stopped inside
+    /// is kept ([`Session`]'s copy) for the next read. Returns the
+    /// completions taken and whether `g` ended the read (refused one, left
+    /// in the session, or stopped). The caller continues `wqe_counter`
+    /// itself and gives it back ([`Cq::set_session_counter`]).
     #[inline(always)]
     pub fn read_session(&mut self, max: usize, g: &mut impl MiniSink) -> (u32, bool) {
         let slot0 = self.ci & self.mask;
@@ -309,26 +318,41 @@ impl<P: Platform> Cq<P> {
                 if have_copy {
                     let from = (index % ARRAY) as usize;
                     let n = (ARRAY as usize - from).min(kmax);
-                    k = g.array(copy, from, n, index == 0, title).min(n);
+                    let (t, go) = g.array(copy, from, n, index == 0, title);
+                    k = t.min(n);
                     index += k as u32;
-                    refused = k < n;
+                    refused = k < n || !go;
                 }
                 // Whole arrays: eight slots each, the array in the first
-                // (array 0 in the second, after the title's).
-                while !refused && let Some(ch) = slots.get(k..k + ARRAY as usize) {
-                    let first = index == 0;
-                    let Some(arr) = ch.get(usize::from(first)) else {
-                        break;
-                    };
-                    let t = g
-                        .array(arr, 0, ARRAY as usize, first, title)
-                        .min(ARRAY as usize);
+                // (array 0 in the second, after the title's: taken before
+                // the loop, so the loop's array is at a fixed place).
+                if index == 0
+                    && let Some(arr) = slots.get(1)
+                    && kmax >= ARRAY as usize
+                {
+                    let (t, go) = g.array(arr, 0, ARRAY as usize, true, title);
+                    let t = t.min(ARRAY as usize);
+                    if t < ARRAY as usize {
+                        *copy = *arr;
+                    }
+                    refused = t < ARRAY as usize || !go;
+                    k = t;
+                    index = t as u32;
+                }
+                while !refused
+                    && index != 0
+                    && let Some(ch) = slots.get(k..k + ARRAY as usize)
+                    && let Some(arr) = ch.first()
+                {
+                    let (t, go) = g.array(arr, 0, ARRAY as usize, false, title);
+                    let t = t.min(ARRAY as usize);
                     if t < ARRAY as usize {
                         // Stopped inside it: its slot is about to be made
                         // invalid (its last byte is a slot's `op_own`).
                         *copy = *arr;
                         refused = true;
                     }
+                    refused |= !go;
                     k += t;
                     index += t as u32;
                 }
@@ -337,9 +361,10 @@ impl<P: Platform> Cq<P> {
                     let first = index == 0;
                     if let Some(arr) = slots.get(k + usize::from(first)) {
                         let n = kmax - k;
-                        let t = g.array(arr, 0, n, first, title).min(n);
+                        let (t, go) = g.array(arr, 0, n, first, title);
+                        let t = t.min(n);
                         *copy = *arr;
-                        refused = t < n;
+                        refused = t < n || !go;
                         k += t;
                         index += t as u32;
                     }

@@ -34,9 +34,10 @@ enum Src<'a, P: Platform> {
     /// In the ring at consumer index `ci` (not yet published).
     Ring(&'a Cq<P>, u32),
     /// A compressed session's completion (not in the ring): its title,
-    /// whether mini-CQEs carry the hash, its mini-CQE word,
-    /// `wqe_counter`, and whether it is the session's first.
-    Mini(Option<&'a Cqe>, bool, u64, u16, bool),
+    /// whether mini-CQEs carry the hash, its mini-CQE word, and whether it
+    /// is the session's first. (Its `wqe_counter` is not kept: no part of
+    /// [`RxMeta`] comes from it.)
+    Mini(Option<&'a Cqe>, bool, u64, bool),
     /// Decoded already (the per-frame path's).
     Meta(RxMeta),
 }
@@ -64,8 +65,8 @@ impl<P: Platform> RxInfo<'_, P> {
         let c = match self.src {
             Src::Meta(m) => return m,
             Src::Ring(cq, ci) => cq.entry(ci),
-            Src::Mini(title, hash, mini, counter, first) => title
-                .map(|t| t.decompressed(mini, counter, first, hash))
+            Src::Mini(title, hash, mini, first) => title
+                .map(|t| t.decompressed(mini, 0, first, hash))
                 .unwrap_or_default(),
         };
         let mut m = meta_of(&c, self.vlan_strip, self.csum);
@@ -212,6 +213,16 @@ impl<C: Control> QueueSet<C> {
                 self.release(q, releases);
                 if let Some(wqe_counter) = bad {
                     self.rx_ring_fault(q, FaultCause::BadCompletion { wqe_counter });
+                    return got;
+                }
+                // Read to its end: the entry after it alone, here (as a
+                // round starts), so the empty ring after a session ends
+                // the burst without another round.
+                if got < max
+                    && let Some(x) = self.parts.rx.get_mut(q)
+                    && !x.cq.in_session()
+                    && x.cq.title_first() == Head::Empty
+                {
                     return got;
                 }
                 continue;
@@ -438,7 +449,9 @@ where
 /// ([`crate::cq::mini_cqe`]), read a mini-CQE array at a time through a
 /// plain view of the session's slots ([`Cq::read_session`]), each handed
 /// to `f` like a run's: (frames, buffer releases, the `wqe_counter` of a
-/// completion the queue refused).
+/// completion the queue refused). The title says where the session
+/// starts (checked against the RQ once); the completions after it follow
+/// by construction and are checked by their byte counts.
 #[inline(always)]
 fn session_burst<P: Platform, F>(
     ctx: Ctx,
@@ -450,80 +463,109 @@ fn session_burst<P: Platform, F>(
 where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
+    let counter = cq.session_counter();
+    let hash = cq.session_title().1;
+    let key = (cq.session_wqe_id() as u32) << 16 | counter as u32;
+    if rq.is_striding() {
+        return session_windows(ctx, cq, rq, key, hash, max, f);
+    }
     let cur = rq.cursor();
+    if cq.session_first() && !cur.expects(0, counter) {
+        return (0, 0, Some(counter));
+    }
     let outstanding = cur.outstanding();
-    let s = Sess {
-        wqe_id: cq.session_wqe_id(),
-        counter: cq.session_counter(),
-        hash: cq.session_title().1,
-    };
-    // The cursor, the counter and the counts move into the buffers'
-    // closure and come back out, so the loop keeps them in registers.
+    // The cursor and the counts move into the buffers' closure and come
+    // back out, so the loop keeps them in registers.
     let c = &mut *cq;
-    let (cur, got, bytes, counter, bad) = rq.with_buffers(move |all| {
-        if cur.is_striding() {
-            let mut t = Strides {
-                win: cur.window(all),
-                cur,
-                all,
-            };
-            let r = session_frames(c, &mut t, s, max, ctx, f);
-            t.cur.settle(&t.win);
-            return (t.cur, r.0, r.1, r.2, r.3);
-        }
+    let (cur, r) = rq.with_buffers(move |all| {
         let mut t = Cyclic { cur, all };
-        let r = session_frames(c, &mut t, s, max, ctx, f);
-        (t.cur, r.0, r.1, r.2, r.3)
+        let r = session_frames(c, &mut t, hash, max, ctx, f);
+        (t.cur, r)
     });
+    // One `wqe_counter` step per completion.
+    let counter = counter.wrapping_add(r.n as u16);
     cq.set_session_counter(counter);
     rq.set_cursor(cur);
-    rq.count(got as u64, bytes);
+    rq.count(r.n as u64, r.bytes);
     let releases = cur.outstanding().wrapping_sub(outstanding);
+    (r.n, releases, r.bad.then_some(counter))
+}
+
+/// [`session_burst`] on a striding RQ: the session's frames taken off
+/// the current WQE's window ([`crate::rq::Rq::span`]; no cursor copied in
+/// and out), the queue settled from what the loop left of it, the session
+/// going on against the next WQE's window when one is used up (met on the
+/// refusal path, not tested per frame). `key`: the title's
+/// `wqe_id << 16 | wqe_counter`, continued.
+#[inline(always)]
+fn session_windows<P: Platform, F>(
+    ctx: Ctx,
+    cq: &mut Cq<P>,
+    rq: &mut crate::rq::Rq<P>,
+    key: u32,
+    hash: bool,
+    max: usize,
+    f: &mut F,
+) -> (usize, u16, Option<u16>)
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let mut counter = key as u16;
+    let (mut got, mut bytes, mut releases, mut bad) = (0usize, 0u64, 0u16, false);
+    // Bounded: each pass but the last uses up a WQE with at least one
+    // completion of the session, which is at most a ring long.
+    for _ in 0..=cq.entries() {
+        let span = rq.span();
+        // What the loop needs moves into the closure (no references to
+        // the caller's locals to follow in it).
+        let (c, g, want) = (&mut *cq, &mut *f, max - got);
+        let (r, parts, steps) = rq.with_buffers(move |all| {
+            let mut w = crate::rq::StrideWindow::at(all, span);
+            let from = w.key();
+            if c.session_first() && from != key {
+                let bad = SessionRun {
+                    n: 0,
+                    bytes: 0,
+                    bad: true,
+                };
+                return (bad, w.parts(), 0);
+            }
+            let r = session_frames(c, &mut w, hash, want, ctx, g);
+            // The strides taken: `wqe_counter`'s steps.
+            let steps = w.key().wrapping_sub(from) as u16;
+            (r, w.parts(), steps)
+        });
+        got += r.n;
+        bytes += r.bytes;
+        counter = counter.wrapping_add(steps);
+        bad = r.bad;
+        let used_up = rq.settle_span(parts);
+        releases += u16::from(used_up);
+        // A completion refused where the WQE's strides were used up is
+        // tried again against the next WQE's window (the session goes on
+        // there), as a run's; refused by a fresh window, it is a lie.
+        if !used_up || got == max || !cq.in_session() {
+            break;
+        }
+    }
+    cq.set_session_counter(counter);
+    rq.count(got as u64, bytes);
     (got, releases, bad.then_some(counter))
 }
 
-/// What a session's frames need of its title.
-#[derive(Clone, Copy)]
-struct Sess {
-    wqe_id: u16,
-    /// `wqe_counter` of the next completion.
-    counter: u16,
-    hash: bool,
-}
-
-/// How a session's completions take their frames off the RQ: after the
-/// title's check ([`Take::expects`]) by their byte counts only.
+/// How a session's completions take their frames off the RQ, by their
+/// byte counts only (the title checked before).
 trait Take<'a> {
-    /// Whether the session's first completion (`wqe_id`, `counter`) is
-    /// the one the RQ expects.
-    fn expects(&self, wqe_id: u16, counter: u16) -> bool;
-    /// The frame of the completion with byte count `bc` and its step of
-    /// `wqe_counter`; `None` takes nothing.
-    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)>;
+    /// The frame of the completion with byte count `bc`; `None` takes
+    /// nothing.
+    fn take(&mut self, bc: u32) -> Option<&'a [u8]>;
 }
 
-/// A striding RQ: the WQE's strides kept as one window
-/// ([`crate::rq::RxCursor::window`]) across the session's arrays.
-struct Strides<'a> {
-    cur: RxCursor,
-    win: crate::rq::StrideWindow<'a>,
-    all: &'a [u8],
-}
-
-impl<'a> Take<'a> for Strides<'a> {
+/// A striding RQ: the WQE's strides as one window.
+impl<'a> Take<'a> for crate::rq::StrideWindow<'a> {
     #[inline(always)]
-    fn expects(&self, wqe_id: u16, counter: u16) -> bool {
-        self.win.key() == ((wqe_id as u32) << 16 | counter as u32)
-    }
-
-    #[inline(always)]
-    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)> {
-        let (frame, strides) = self.win.take(bc)?;
-        if self.win.is_empty() {
-            self.cur.settle(&self.win);
-            self.win = self.cur.window(self.all);
-        }
-        Some((frame, strides as u16))
+    fn take(&mut self, bc: u32) -> Option<&'a [u8]> {
+        Some(crate::rq::StrideWindow::take(self, bc)?.0)
     }
 }
 
@@ -535,65 +577,66 @@ struct Cyclic<'a> {
 
 impl<'a> Take<'a> for Cyclic<'a> {
     #[inline(always)]
-    fn expects(&self, _wqe_id: u16, counter: u16) -> bool {
-        self.cur.expects(0, counter)
-    }
-
-    #[inline(always)]
-    fn take(&mut self, bc: u32) -> Option<(&'a [u8], u16)> {
-        let (t, step) = self.cur.take_next(bc)?;
-        Some((self.all.get(t.offset..t.offset + t.len)?, step))
+    fn take(&mut self, bc: u32) -> Option<&'a [u8]> {
+        let (t, _) = self.cur.take_next(bc)?;
+        self.all.get(t.offset..t.offset + t.len)
     }
 }
 
-/// [`session_burst`]'s loop: the session's arrays as
-/// [`Cq::read_session`] gives them, the title checked against the RQ
-/// once, each completion's frame taken by its byte count (the low half
-/// of its mini-CQE word): (frames, bytes, `wqe_counter` of the next
-/// completion, whether one was refused).
+/// What [`session_frames`] did: frames, bytes, whether one was refused.
+struct SessionRun {
+    n: usize,
+    bytes: u64,
+    bad: bool,
+}
+
+/// The session's loop: its arrays as [`Cq::read_session`] gives them,
+/// each completion's frame taken by its byte count (the low half of its
+/// mini-CQE word), until `max`, the session's end or a refusal.
 #[inline(always)]
 fn session_frames<'a, P: Platform, T: Take<'a>, F>(
     c: &mut Cq<P>,
     t: &mut T,
-    s: Sess,
+    hash: bool,
     max: usize,
     ctx: Ctx,
     f: &mut F,
-) -> (usize, u64, u16, bool)
+) -> SessionRun
 where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
     let mut sink = Frames {
         t,
         f,
-        s,
+        hash,
         ctx,
         bytes: 0,
-        counter: s.counter,
         _p: core::marker::PhantomData,
     };
     let (mut got, mut bad) = (0usize, false);
-    while got < max && c.in_session() && !bad {
-        let (k, refused) = c.read_session(max - got, &mut sink);
+    while got < max && c.in_session() {
+        let (k, ended) = c.read_session(max - got, &mut sink);
         got += k as usize;
-        bad = refused;
-        if k == 0 {
+        if ended || k == 0 {
+            bad = ended;
             break;
         }
     }
-    let (bytes, counter) = (sink.bytes, sink.counter);
-    (got, bytes, counter, bad)
+    SessionRun {
+        n: got,
+        bytes: sink.bytes,
+        bad,
+    }
 }
 
-/// [`session_frames`]' taker of mini-CQE arrays: the counts and the
-/// session's `wqe_counter` in registers across arrays.
+/// [`session_frames`]' taker of mini-CQE arrays: the counts in registers
+/// across arrays.
 struct Frames<'t, 'a, T, F, P> {
     t: &'t mut T,
     f: &'t mut F,
-    s: Sess,
+    hash: bool,
     ctx: Ctx,
     bytes: u64,
-    counter: u16,
     _p: core::marker::PhantomData<(&'a (), P)>,
 }
 
@@ -609,25 +652,23 @@ where
         n: usize,
         first: bool,
         title: Option<&Cqe>,
-    ) -> usize {
-        // The title says where the session starts; the completions after
-        // it follow by construction.
-        if first && !self.t.expects(self.s.wqe_id, self.counter) {
-            return 0;
-        }
+    ) -> (usize, bool) {
         let Some(words) = arr.as_chunks::<8>().0.get(from..from + n) else {
-            return 0;
+            return (0, false);
         };
-        for (j, w) in words.iter().enumerate() {
+        // One induction variable: the words left (how many were taken
+        // from them on the way out).
+        let mut rest = words;
+        while let [w, tail @ ..] = rest {
             let w = u64::from_be_bytes(*w);
-            let Some((frame, step)) = self.t.take(w as u32) else {
-                return j;
+            let Some(frame) = self.t.take(w as u32) else {
+                return (n - rest.len(), false);
             };
-            let src = Src::Mini(title, self.s.hash, w, self.counter, first && j == 0);
+            let src = Src::Mini(title, self.hash, w, first && rest.len() == n);
             (self.f)(frame, &self.ctx.info(src));
             self.bytes += frame.len() as u64;
-            self.counter = self.counter.wrapping_add(step);
+            rest = tail;
         }
-        n
+        (n, true)
     }
 }
