@@ -69,6 +69,8 @@ pub fn send_bursts(a: &mut Port, b: &mut Port, lens: &[usize], burst: usize) -> 
                 "stuck at {sent} sent, {} received",
                 got.len()
             );
+            // Threaded: the model's threads need the CPU.
+            std::thread::yield_now();
         } else {
             idle = 0;
         }
@@ -93,14 +95,21 @@ pub fn assert_delivered(a: &Port, b: &Port, got: &[(u32, usize)], lens: &[usize]
 /// Reap every outstanding completion: empty bursts until every buffer
 /// is back.
 pub fn reap(a: &mut Port) {
-    for _ in 0..1000 {
+    // A thousand tries at least; threaded, as long as the model's
+    // threads need (a bound for a stuck run only).
+    let start = std::time::Instant::now();
+    for i in 0.. {
         if a.tx_free() == a.sq().unwrap().entries() {
             return;
+        }
+        if i >= 1000 && start.elapsed() > std::time::Duration::from_secs(20) {
+            break;
         }
         a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
         a.poll();
         // The owner's recovery step (the poll only records a fault).
         a.run_pending_recoveries();
+        std::thread::yield_now();
     }
     panic!("buffers not back: {} free", a.tx_free());
 }
@@ -116,9 +125,19 @@ pub fn session_error_recovered(
     sessions: fn(&SimPlatform) -> u64,
     enough: fn(u64, u64) -> bool,
 ) {
+    session_error_recovered_in(part, Mode::Synchronous, sessions, enough);
+}
+
+/// [`session_error_recovered`] with the model in `mode`.
+pub fn session_error_recovered_in(
+    part: Personality,
+    mode: Mode,
+    sessions: fn(&SimPlatform) -> u64,
+    enough: fn(u64, u64) -> bool,
+) {
     super::logger();
     for inline in [0u16, 100] {
-        let (sa, sb) = SimPlatform::pair(part, part, Mode::Synchronous);
+        let (sa, sb) = SimPlatform::pair(part, part, mode);
         let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
         let cfg = EthConfig {
             empw: Some(inline),
@@ -147,15 +166,19 @@ pub fn session_error_recovered(
         // flush); the driver recovers it and every buffer comes back.
         // Inline sessions hold no buffer: poll until the error CQE is
         // seen rather than until the buffers are back.
-        for _ in 0..1000 {
+        // Threaded, the model's thread reports the error when it gets the
+        // CPU: poll until then (a bound for a stuck run only).
+        let recovered = super::eventually(|| {
             if a.sq().unwrap().stats.recoveries > 0 {
-                break;
+                return true;
             }
             a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
             a.poll();
             // The owner's recovery step (the poll only records a fault).
             a.run_pending_recoveries();
-        }
+            false
+        });
+        assert!(recovered, "inline {inline}: the SQ error never recovered");
         reap(&mut a);
         assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
         assert_eq!(a.tx_free(), a.sq().unwrap().entries());
