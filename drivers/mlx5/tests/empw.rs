@@ -64,10 +64,14 @@ fn sessions_on_every_part_with_them_and_the_fallback_elsewhere() {
                 let sessions = sa.port_stats().tx_empw_sessions;
                 if on {
                     // Bursts of 24 frames: a session or two each.
-                    assert!(
-                        sessions > 0 && sessions < lens.len() as u64 / 4,
-                        "{ctx}: {sessions}"
-                    );
+                    // Threaded, completions come back later and bursts
+                    // are cut by the ring's room: still sessions of
+                    // several frames.
+                    let most = match mode {
+                        Mode::Synchronous => lens.len() as u64 / 4,
+                        Mode::Threaded => lens.len() as u64 / 2,
+                    };
+                    assert!(sessions > 0 && sessions < most, "{ctx}: {sessions}");
                     assert!(s.completions <= sessions, "{ctx}");
                 } else {
                     assert_eq!(sessions, 0, "{ctx}");
