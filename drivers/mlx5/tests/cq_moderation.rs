@@ -553,6 +553,7 @@ fn moderated_receive_keeps_every_frame_through_ring_wraps() {
                 assert!(written >= total, "{ctx}: {written} CQEs");
                 assert!(written > 2 * cq as u64, "{ctx}: the CQ wraps twice");
                 let bound = bound(m, written, start.elapsed());
+                println!("{ctx}: {total} frames, {written} CQEs, {ev} events, cq {cq} rq {rq}");
                 assert!(ev > 0, "{ctx}: no event");
                 assert!(ev <= bound, "{ctx}: {ev} events > {bound}");
                 assert_eq!(b.net_stats().rx_packets, total, "{ctx}");
