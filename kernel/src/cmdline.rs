@@ -725,7 +725,10 @@ mod tests {
             ]
         );
         let apps = test_apps("pktsink", crate::apps::APPS).unwrap().unwrap();
-        assert_eq!((apps[0].app.as_str(), apps[0].args.as_str()), ("pktsink", ""));
+        assert_eq!(
+            (apps[0].app.as_str(), apps[0].args.as_str()),
+            ("pktsink", "")
+        );
         assert!(
             test_apps("pktgen:-c,1+pktgun:-c,1", crate::apps::APPS)
                 .unwrap()

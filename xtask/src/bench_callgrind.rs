@@ -208,13 +208,19 @@ pub const WORKLOADS: &[Workload] = &[
     w(
         "tx_events",
         "datapath",
-        &[("CXOS_DP_BENCH", "tx_moderation"), ("CXOS_DP_TX_FRAMES", "0")],
+        &[
+            ("CXOS_DP_BENCH", "tx_moderation"),
+            ("CXOS_DP_TX_FRAMES", "0"),
+        ],
         "datapath::tx_events",
     ),
     w(
         "tx_events_moderated",
         "datapath",
-        &[("CXOS_DP_BENCH", "tx_moderation"), ("CXOS_DP_TX_FRAMES", "32")],
+        &[
+            ("CXOS_DP_BENCH", "tx_moderation"),
+            ("CXOS_DP_TX_FRAMES", "32"),
+        ],
         "datapath::tx_events",
     ),
     w(

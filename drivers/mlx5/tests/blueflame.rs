@@ -351,9 +351,10 @@ fn an_error_cqe_with_blueflame_on_is_recovered() {
                 "{ctx}: the bad WQE rang with BlueFlame"
             );
             let recovered = |a: &Port| {
-                a.control().faults().records().any(|r| {
-                    r.class == FaultClass::SqErr && r.outcome == FaultOutcome::Recovered
-                })
+                a.control()
+                    .faults()
+                    .records()
+                    .any(|r| r.class == FaultClass::SqErr && r.outcome == FaultOutcome::Recovered)
             };
             assert!(
                 common::eventually(|| {
@@ -373,7 +374,10 @@ fn an_error_cqe_with_blueflame_on_is_recovered() {
                 "{ctx}: buffers not back: {} free",
                 a.tx_free()
             );
-            assert!(sim.take_tx().is_empty(), "{ctx}: the refused frame went out");
+            assert!(
+                sim.take_tx().is_empty(),
+                "{ctx}: the refused frame went out"
+            );
             // Traffic again, single frames and pairs: every doorbell a
             // BlueFlame write from the first on, each the WQE in memory.
             let s0 = a.sq().unwrap().stats;

@@ -438,13 +438,7 @@ fn cqes(sim: &SimPlatform, cqn: Cqn) -> u32 {
 /// CQEs fires at once); each frame checked for order, length and bytes.
 /// Returns the receive CQ's events and the CQEs written (frames, and
 /// a striding RQ's filler CQEs) over the run.
-fn bursts_checked(
-    sim: &SimPlatform,
-    b: &mut Port,
-    base: usize,
-    n: usize,
-    ctx: &str,
-) -> (u64, u64) {
+fn bursts_checked(sim: &SimPlatform, b: &mut Port, base: usize, n: usize, ctx: &str) -> (u64, u64) {
     let cqn = rx_cqn(b);
     let (e0, c0) = (events(sim, cqn), cqes(sim, cqn));
     let dst = b.mac();

@@ -48,7 +48,10 @@ fn inject(sim: &SimPlatform, dst: [u8; 6], seqs: std::ops::Range<u32>, len: impl
 fn check(f: &[u8], dst: [u8; 6], len: impl Fn(u32) -> usize) -> u32 {
     let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
     assert_eq!(f.len(), len(seq), "frame {seq} length");
-    assert!(f == frame(dst, len(seq), seq).as_slice(), "frame {seq} bytes");
+    assert!(
+        f == frame(dst, len(seq), seq).as_slice(),
+        "frame {seq} bytes"
+    );
     seq
 }
 
@@ -188,7 +191,11 @@ fn a_refused_wqe_breaks_a_session_on_either_rq_kind() {
                 for _ in 0..4 {
                     b.receive_burst(usize::MAX, |f, _| got.push(check(f, dst, len)));
                 }
-                assert_eq!(got, [0, 1, 2, 3, 4, 5], "{ctx}: the session, then the error");
+                assert_eq!(
+                    got,
+                    [0, 1, 2, 3, 4, 5],
+                    "{ctx}: the session, then the error"
+                );
                 assert_eq!(b.rx_cq().unwrap().compression_stats(), (1, 6), "{ctx}");
                 recover(&mut b, &ctx);
                 sessions_again(&sim, &mut b, 4, &ctx);

@@ -14,9 +14,7 @@
 
 mod common;
 
-use common::burst::{
-    PARTS, assert_delivered, fill, reap, send_bursts, session_error_recovered_in,
-};
+use common::burst::{PARTS, assert_delivered, fill, reap, send_bursts, session_error_recovered_in};
 use common::{close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxMeta};
 use mlx5::EthConfig;
@@ -194,9 +192,7 @@ fn switched_at_run_time_like_empw() {
 #[test]
 fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
     for mode in [Mode::Synchronous, Mode::Threaded] {
-        session_error_recovered_in(LX, mode, mpw_sessions, |before, after| {
-            after - before >= 9
-        });
+        session_error_recovered_in(LX, mode, mpw_sessions, |before, after| after - before >= 9);
     }
 }
 
