@@ -212,7 +212,7 @@ pub const WORKLOADS: &[Workload] = &[
             ("CXOS_DP_BENCH", "tx_moderation"),
             ("CXOS_DP_TX_FRAMES", "0"),
         ],
-        "datapath::tx_events",
+        "datapath::tx_one",
     ),
     w(
         "tx_events_moderated",
@@ -221,7 +221,7 @@ pub const WORKLOADS: &[Workload] = &[
             ("CXOS_DP_BENCH", "tx_moderation"),
             ("CXOS_DP_TX_FRAMES", "32"),
         ],
-        "datapath::tx_events",
+        "datapath::tx_one",
     ),
     w(
         "rx_burst_cyclic",
