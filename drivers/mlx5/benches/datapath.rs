@@ -670,14 +670,8 @@ fn tx_moderation_run(packets: usize) {
         tx_cq_moderation: (frames != 0).then_some((0, frames)),
         ..polled()
     };
-    let mut r = Run::new(
-        Personality::ConnectX6Dx,
-        tx_cfg,
-        polled(),
-        tx_one,
-        "tx_one",
-    )
-    .receiving(rx_burst, "rx_burst");
+    let mut r = Run::new(Personality::ConnectX6Dx, tx_cfg, polled(), tx_one, "tx_one")
+        .receiving(rx_burst, "rx_burst");
     assert_eq!(
         r.a.tuning().tx_cq_moderation,
         (frames != 0).then_some((0, frames))
