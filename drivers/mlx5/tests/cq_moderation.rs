@@ -590,8 +590,23 @@ fn an_error_cqe_under_moderation_is_signalled_recorded_and_recovered() {
             let mut b = mlx5::QueueSet::open(a, r, cfg).unwrap_or_else(|f| panic!("{}", f.error));
             let cqn = rx_cqn(&b);
             let dst = b.mac();
-            // Warm up: the CQ armed by the driver's polls.
+            // Warm up, then the CQ armed by the driver's polls and no
+            // period running (threaded, a period may run out after the
+            // last poll: its event disarms the CQ until the next).
             bursts_checked(&sim, &mut b, 0, 40, &ctx);
+            assert!(
+                common::eventually(|| {
+                    tick(&sim);
+                    b.poll();
+                    sim.with_model(|f| {
+                        f.nic
+                            .cqs
+                            .get(cqn.0)
+                            .is_some_and(|c| c.armed && c.due.is_none())
+                    })
+                }),
+                "{ctx}: the CQ is never armed"
+            );
             let e0 = events(&sim, cqn);
             let lens = [100usize, 200, 300, 400, 3000, 500, 600];
             let frames: Vec<Vec<u8>> = lens
