@@ -170,10 +170,9 @@ pub fn session_error_recovered_in(
         // flush); the driver recovers it and every buffer comes back.
         // Inline sessions hold no buffer: poll until the error CQE is
         // seen rather than until the buffers are back.
-        // Threaded, the model's thread reports the error when it gets the
-        // CPU: poll until then (a bound for a stuck run only).
-        // Threaded, the recovery's commands complete later: done when
-        // the SQ was reset and no step is pending.
+        // Threaded, the error CQE and the recovery's commands complete
+        // when the model's threads get the CPU: done when the SQ was
+        // reset and no step is pending (a bound for a stuck run only).
         let recovered = super::eventually(|| {
             if a.sq().unwrap().stats.recoveries > 0 && a.recoveries_pending() == 0 {
                 return true;
