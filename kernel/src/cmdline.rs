@@ -702,6 +702,41 @@ mod tests {
         );
     }
 
+    /// The fast path's generator and sink from the command line
+    /// (issue 20): `test=pktgen:...+pktsink:...` names both apps of the
+    /// kernel's own list, in order, each with its argument line.
+    #[cfg(feature = "net")]
+    #[test]
+    fn test_apps_take_pktgen_and_pktsink() {
+        let apps = test_apps("pktgen:-c,100,-s,64+pktsink:-c,5", crate::apps::APPS)
+            .expect("network apps")
+            .expect("well formed");
+        assert_eq!(
+            apps,
+            [
+                TestApp {
+                    app: "pktgen".into(),
+                    args: "-c 100 -s 64".into()
+                },
+                TestApp {
+                    app: "pktsink".into(),
+                    args: "-c 5".into()
+                }
+            ]
+        );
+        let apps = test_apps("pktsink", crate::apps::APPS).unwrap().unwrap();
+        assert_eq!(
+            (apps[0].app.as_str(), apps[0].args.as_str()),
+            ("pktsink", "")
+        );
+        assert!(
+            test_apps("pktgen:-c,1+pktgun:-c,1", crate::apps::APPS)
+                .unwrap()
+                .unwrap_err()
+                .contains("unknown app 'pktgun'")
+        );
+    }
+
     #[test]
     fn last_value_wins() {
         let (c, _) = parse("log=debug log=error");

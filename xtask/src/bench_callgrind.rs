@@ -232,6 +232,30 @@ pub const WORKLOADS: &[Workload] = &[
     w("tx_vnic", "vnic", VNIC_TX, "vnic::vnic_tx_batch"),
     w("rx_qs1", "vnic", VNIC_QS1, "vnic::qs_batch"),
     w("rx_qs4", "vnic", VNIC_QS4, "vnic::qs_batch"),
+    w(
+        "tx_events",
+        "datapath",
+        &[
+            ("CXOS_DP_BENCH", "tx_moderation"),
+            ("CXOS_DP_TX_FRAMES", "0"),
+        ],
+        "datapath::tx_one",
+    ),
+    w(
+        "tx_events_moderated",
+        "datapath",
+        &[
+            ("CXOS_DP_BENCH", "tx_moderation"),
+            ("CXOS_DP_TX_FRAMES", "32"),
+        ],
+        "datapath::tx_one",
+    ),
+    w(
+        "rx_burst_cyclic",
+        "datapath",
+        &[("CXOS_DP_BENCH", "burst_cyclic")],
+        "datapath::rx_burst",
+    ),
 ];
 
 /// Runs the workloads whose figure name contains `filter` (all when

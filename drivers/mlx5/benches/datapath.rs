@@ -682,6 +682,12 @@ fn main() {
     if which == "moderation" {
         moderation_run(packets);
     }
+    if which == "tx_moderation" {
+        tx_moderation_run(packets);
+    }
+    if which == "burst_cyclic" {
+        burst_cyclic_run(packets);
+    }
 }
 
 /// Selective completion signalling (`CXOS_DP_BENCH=selective`): one WQE
@@ -770,6 +776,73 @@ fn moderation_run(packets: usize) {
     println!(
         "bench: mlx5.dp_rx_events_frames{frames}_ns_per_packet: {:.0} ns",
         m.all.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
+/// Transmit CQ event moderation (`CXOS_DP_BENCH=tx_moderation`): one
+/// frame per round from a port in interrupt mode, a CQE per WQE, its
+/// transmit CQ moderated to an event per `CXOS_DP_TX_FRAMES` completions
+/// (`ethtool -C tx-frames`, no period; 0: moderation off, an event per
+/// frame); `tx_one` (the send, then `poll`: the EQ read, the transmit
+/// CQ's completions reaped and the CQ re-armed) counted (figures
+/// `cg_tx_events`, `cg_tx_events_moderated`). A function of its own with
+/// `tx_one`'s body would be folded into it and never collected.
+fn tx_moderation_run(packets: usize) {
+    let frames: u16 = std::env::var("CXOS_DP_TX_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let tx_cfg = EthConfig {
+        interrupts: true,
+        cq_every: 1,
+        empw: None,
+        tx_cq_moderation: (frames != 0).then_some((0, frames)),
+        ..polled()
+    };
+    let mut r = Run::new(Personality::ConnectX6Dx, tx_cfg, polled(), tx_one, "tx_one")
+        .receiving(rx_burst, "rx_burst");
+    assert_eq!(
+        r.a.tuning().tx_cq_moderation,
+        (frames != 0).then_some((0, frames))
+    );
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    println!(
+        "bench: mlx5.dp_tx_events_frames{frames}_ns_per_packet: {:.0} ns",
+        m.all.as_secs_f64() * 1e9 / m.got as f64
+    );
+    r.close();
+}
+
+/// The batch API into a cyclic (non-striding) receive queue
+/// (`CXOS_DP_BENCH=burst_cyclic`): eMPW bursts of `BATCH` 64-byte frames
+/// from the sender, `rx_burst` on a receiver whose RQ is a ring of
+/// single-frame buffers (`RqChoice::Cyclic`, what the parts without
+/// striding RQ have; figure `cg_rx_burst_cyclic`).
+fn burst_cyclic_run(packets: usize) {
+    let rx_cfg = EthConfig {
+        rq_kind: mlx5::RqChoice::Cyclic,
+        ..polled()
+    };
+    let tx_cfg = EthConfig {
+        empw: Some(0),
+        ..polled()
+    };
+    let mut r = Run::new(
+        Personality::ConnectX6Dx,
+        tx_cfg,
+        rx_cfg,
+        tx_burst,
+        "tx_burst",
+    )
+    .receiving(rx_burst, "rx_burst");
+    assert!(!r.b.rq().unwrap().is_striding(), "a cyclic RQ");
+    let m = r.go(packets);
+    assert_eq!(m.sent, m.got, "every frame arrives");
+    println!(
+        "bench: mlx5.dp_burst_cyclic_pps: {:.0} pps",
+        m.got as f64 / m.all.as_secs_f64()
     );
     r.close();
 }

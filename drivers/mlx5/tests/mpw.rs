@@ -3,8 +3,9 @@
 //! `QueueSet::set_empw` like eMPW) against the model: on the ConnectX-4
 //! Lx (the part with `multi_pkt_send_wqe`) both ways, frames pointed to
 //! and inline, mixed sizes that break sessions, through a 32-block ring
-//! (sessions wrap its end), both completion modes; every frame intact and
-//! in order, every buffer back, no DMA leaked, no sanitizer violation. On
+//! (sessions wrap its end), both completion modes, both model modes; every
+//! frame intact and in order, every buffer back, no DMA leaked, no
+//! sanitizer violation. On
 //! every other part no MPW session at all (ConnectX-4: one WQE per frame;
 //! ConnectX-5 and later: eMPW). Bursts the session cannot carry (a VLAN
 //! insert, per-frame checksum flags) go one WQE per frame. A session
@@ -13,7 +14,7 @@
 
 mod common;
 
-use common::burst::{PARTS, assert_delivered, fill, reap, send_bursts, session_error_recovered};
+use common::burst::{PARTS, assert_delivered, fill, reap, send_bursts, session_error_recovered_in};
 use common::{close_port as close, open_port as open};
 use cxos_drivers::{NetDevice, TxMeta};
 use mlx5::EthConfig;
@@ -42,10 +43,13 @@ fn mixed(n: usize) -> Vec<usize> {
 #[test]
 fn sessions_on_the_cx4_lx_both_ways_and_none_elsewhere() {
     let lens = mixed(600);
-    for part in PARTS {
+    for (part, mode) in PARTS
+        .into_iter()
+        .flat_map(|p| [(p, Mode::Synchronous), (p, Mode::Threaded)])
+    {
         for empw in [None, Some(0), Some(100)] {
             for cq_every in [1u16, 8] {
-                let (sa, sb) = SimPlatform::pair(part, Personality::ConnectX6Dx, Mode::Synchronous);
+                let (sa, sb) = SimPlatform::pair(part, Personality::ConnectX6Dx, mode);
                 let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
                 let tx = EthConfig {
                     log_sq: 5,
@@ -55,7 +59,7 @@ fn sessions_on_the_cx4_lx_both_ways_and_none_elsewhere() {
                 };
                 let mut a = open(&sa, tx);
                 let mut b = open(&sb, EthConfig::default());
-                let ctx = format!("{part:?} empw {empw:?} cq_every {cq_every}");
+                let ctx = format!("{part:?} {mode:?} empw {empw:?} cq_every {cq_every}");
                 let on = empw.is_some() && part == LX;
                 assert_eq!(a.tuning().legacy_mpw, part == LX, "{ctx}");
                 assert_eq!(a.sq().unwrap().legacy_mpw(), part == LX, "{ctx}");
@@ -187,7 +191,9 @@ fn switched_at_run_time_like_empw() {
 
 #[test]
 fn a_session_broken_by_an_error_is_recovered_and_every_buffer_comes_back() {
-    session_error_recovered(LX, mpw_sessions, |before, after| after - before >= 9);
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        session_error_recovered_in(LX, mode, mpw_sessions, |before, after| after - before >= 9);
+    }
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub fn send_bursts(a: &mut Port, b: &mut Port, lens: &[usize], burst: usize) -> 
     let window = b.rq().unwrap().entries() / 2;
     let (mut sent, mut got) = (0usize, Vec::new());
     let mut idle = 0u32;
+    // Threaded, the model's threads may wait for a CPU: stuck only after
+    // many idle rounds and some seconds.
+    let mut idle_since = std::time::Instant::now();
     while got.len() < lens.len() {
         let n = burst
             .min(lens.len() - sent)
@@ -65,12 +68,15 @@ pub fn send_bursts(a: &mut Port, b: &mut Port, lens: &[usize], burst: usize) -> 
         if posted == 0 && got.len() == before {
             idle += 1;
             assert!(
-                idle < 100_000,
+                idle < 100_000 || idle_since.elapsed() < std::time::Duration::from_secs(20),
                 "stuck at {sent} sent, {} received",
                 got.len()
             );
+            // Threaded: the model's threads need the CPU.
+            std::thread::yield_now();
         } else {
             idle = 0;
+            idle_since = std::time::Instant::now();
         }
     }
     reap(a);
@@ -93,14 +99,21 @@ pub fn assert_delivered(a: &Port, b: &Port, got: &[(u32, usize)], lens: &[usize]
 /// Reap every outstanding completion: empty bursts until every buffer
 /// is back.
 pub fn reap(a: &mut Port) {
-    for _ in 0..1000 {
+    // A thousand tries at least; threaded, as long as the model's
+    // threads need (a bound for a stuck run only).
+    let start = std::time::Instant::now();
+    for i in 0.. {
         if a.tx_free() == a.sq().unwrap().entries() {
             return;
+        }
+        if i >= 1000 && start.elapsed() > std::time::Duration::from_secs(20) {
+            break;
         }
         a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
         a.poll();
         // The owner's recovery step (the poll only records a fault).
         a.run_pending_recoveries();
+        std::thread::yield_now();
     }
     panic!("buffers not back: {} free", a.tx_free());
 }
@@ -116,9 +129,19 @@ pub fn session_error_recovered(
     sessions: fn(&SimPlatform) -> u64,
     enough: fn(u64, u64) -> bool,
 ) {
+    session_error_recovered_in(part, Mode::Synchronous, sessions, enough);
+}
+
+/// [`session_error_recovered`] with the model in `mode`.
+pub fn session_error_recovered_in(
+    part: Personality,
+    mode: Mode,
+    sessions: fn(&SimPlatform) -> u64,
+    enough: fn(u64, u64) -> bool,
+) {
     super::logger();
     for inline in [0u16, 100] {
-        let (sa, sb) = SimPlatform::pair(part, part, Mode::Synchronous);
+        let (sa, sb) = SimPlatform::pair(part, part, mode);
         let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
         let cfg = EthConfig {
             empw: Some(inline),
@@ -147,15 +170,23 @@ pub fn session_error_recovered(
         // flush); the driver recovers it and every buffer comes back.
         // Inline sessions hold no buffer: poll until the error CQE is
         // seen rather than until the buffers are back.
-        for _ in 0..1000 {
-            if a.sq().unwrap().stats.recoveries > 0 {
-                break;
+        // Threaded, the error CQE and the recovery's commands complete
+        // when the model's threads get the CPU: done when the SQ was
+        // reset and no step is pending (a bound for a stuck run only).
+        let recovered = super::eventually(|| {
+            if a.sq().unwrap().stats.recoveries > 0 && a.recoveries_pending() == 0 {
+                return true;
             }
             a.transmit_burst(0, TxMeta::default(), |_, _| 0).unwrap();
             a.poll();
             // The owner's recovery step (the poll only records a fault).
             a.run_pending_recoveries();
-        }
+            false
+        });
+        assert!(
+            recovered,
+            "{part:?} {mode:?} inline {inline}: the SQ error never recovered"
+        );
         reap(&mut a);
         assert_eq!(a.sq().unwrap().stats.recoveries, 1, "inline {inline}");
         assert_eq!(a.tx_free(), a.sq().unwrap().entries());
