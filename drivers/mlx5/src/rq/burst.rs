@@ -104,6 +104,24 @@ impl<P: Platform> Rq<P> {
         false
     }
 
+    /// Striding: what a counted run scan expects
+    /// ([`crate::cq::RunExpect::counted`]): the next completion's
+    /// `wqe_counter` (the first unused stride) and the strides each frame
+    /// is guessed to take ([`Rq::learn_step`]).
+    #[inline(always)]
+    pub fn run_counter(&self) -> (u16, u16) {
+        (self.used as u16, self.step)
+    }
+
+    /// Striding: the strides the frame a burst last looked at took, the
+    /// next run's guess (kept only when a WQE can hold them).
+    #[inline(always)]
+    pub fn learn_step(&mut self, strides: u32) {
+        if strides.wrapping_sub(1) < self.nstrides {
+            self.step = strides as u16;
+        }
+    }
+
     /// Count `packets` frames of `bytes` bytes a burst took.
     #[inline(always)]
     pub fn count(&mut self, packets: u64, bytes: u64) {
@@ -377,6 +395,32 @@ impl<'a> StrideWindow<'a> {
     #[inline(always)]
     pub fn key(&self) -> u32 {
         self.key
+    }
+
+    /// The window's `wqe_id` as the CQE stores it (big-endian).
+    #[inline(always)]
+    pub fn id_be(&self) -> [u8; 2] {
+        self.id_be
+    }
+
+    /// The strides of up to `n` frames of `step` strides each from the
+    /// window's front, as many as it holds: their bytes and the size of
+    /// one frame's strides (at least 1). Takes nothing: a loop over them
+    /// then says how many it took ([`StrideWindow::skip`]).
+    #[inline(always)]
+    pub fn uniform(&self, n: usize, step: u32) -> (&'a [u8], usize) {
+        let size = ((step as usize) << self.shift).max(1);
+        let m = n.min(self.rest.len() / size);
+        (self.rest.get(..m * size).unwrap_or(&[]), size)
+    }
+
+    /// Take `m` frames of `step` strides each off the window's front
+    /// (after a loop over [`StrideWindow::uniform`]'s strides).
+    #[inline(always)]
+    pub fn skip(&mut self, m: usize, step: u32) {
+        let size = (step as usize) << self.shift;
+        self.rest = self.rest.get(m * size..).unwrap_or(&[]);
+        self.key = self.key.wrapping_add((m as u32).wrapping_mul(step));
     }
 
     /// Whether a completion whose `wqe_id` and `wqe_counter` fields hold
