@@ -143,6 +143,12 @@ impl<C: Control> QueueSet<C> {
         let mut got = 0;
         if queues == 1 {
             got = self.receive_burst_from(0, max, &mut f);
+            if let Some(x) = self.parts.rx.first_mut()
+                && x.uncommitted > 0
+            {
+                super::commit_rx(x);
+            }
+            return got;
         } else {
             let mut q = self.rx_next.min(queues.saturating_sub(1));
             for _ in 0..queues {
@@ -182,7 +188,7 @@ impl<C: Control> QueueSet<C> {
         // through the per-frame path; a run or a session stops at the
         // ring's end, so the rounds are bounded by a few rings.
         let limit = self.parts.rx.get(q).map_or(0, |x| x.cq.entries());
-        for _ in 0..=3 * limit {
+        for _ in 0..3 * limit + 1 {
             if got == max {
                 return got;
             }
@@ -344,14 +350,16 @@ where
 {
     let (mut n, mut bytes, mut releases) = (0u32, 0u64, 0u32);
     if counted != 0 {
-        let span = rq.span();
         let step = rq.run_counter().1 as u32;
         let r = view.with_entries(start, counted, |cqes| {
-            rq.with_buffers(|all| step_run(cqes, all, span, step, cq, start, ctx, f))
+            rq.with_buffers(|all| {
+                let strides = rq.step_strides(all, counted, step);
+                step_run(cqes, strides, step, cq, start, ctx, f)
+            })
         });
         n = r.n;
         bytes = r.bytes;
-        if rq.settle_span(r.parts) {
+        if rq.took_strides(n, step) {
             releases += 1;
         }
         if n == k {
@@ -383,33 +391,31 @@ where
     Done { n, releases, bytes }
 }
 
-/// What [`step_run`] did: frames, bytes, what it left of the window
-/// ([`crate::rq::StrideWindow::parts`]), and the strides of the
+/// What [`step_run`] did: frames, bytes, and the strides of the
 /// completion it stopped at (the next guess).
 struct StepRun {
     n: u32,
     bytes: u64,
-    parts: (usize, usize, u32),
     next: u32,
 }
 
 /// The frames of the run of common completions `cqes` (software-owned,
 /// from consumer index `start`) whose `wqe_counter`s the scan found to be
-/// those of frames of `step` strides each from the window `span`'s
-/// first: each frame must then take exactly `step` strides (else the
-/// next counter lied, or this byte count), so its byte count must be
-/// `step << 16 | len` with `1 <= len <= ` the strides' bytes — one
-/// compare for the strides, a zero length, a length past the strides and
-/// the filler bit; and the window is checked once for all of them (as
-/// many frames as it holds). The `wqe_id` of each is the window's. Stops
-/// at the first that is not so (left for [`window_run`]). Out of line:
-/// the loop gets the registers to itself.
+/// those of frames of the RQ's step from its next stride on, in
+/// `strides` (the strides of that many frames the WQE has left,
+/// [`Rq::step_strides`](crate::rq::Rq::step_strides), `size` bytes each):
+/// each frame must then take exactly those strides (else the next counter
+/// lied, or this byte count), so its byte count must be `step << 16 |
+/// len` with `1 <= len <= size` — one compare for the strides, a zero
+/// length, a length past the strides and the filler bit; the window is
+/// checked once for all of them. The `wqe_id` of each must be the WQE's
+/// (`id`, big-endian). Stops at the first that is not so (left for
+/// [`window_run`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn step_run<P: Platform, F>(
     cqes: &[[u8; cqe::LEN]],
-    all: &[u8],
-    span: crate::rq::Span,
+    (strides, size, id): (&[u8], usize, [u8; 2]),
     step: u32,
     cq: &Cq<P>,
     start: u32,
@@ -419,9 +425,7 @@ fn step_run<P: Platform, F>(
 where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
-    let mut w = crate::rq::StrideWindow::at(all, span);
-    let (strides, size) = w.uniform(cqes.len(), step);
-    let id = u16::from_ne_bytes(w.id_be());
+    let id = u16::from_ne_bytes(id);
     // The byte count less `step << 16 | 1`: `len - 1` when the strides
     // are `step` and `len` is 1..=size; anything else is `size` or more
     // while `size` is below 2^16 (where the strides field starts): the
@@ -431,7 +435,7 @@ where
     let cqes = if size < 0x1_0000 { cqes } else { &[] };
     // The frames' bytes less one each (`n` added after the loop).
     let (mut n, mut bytes, mut next) = (0usize, 0u64, step);
-    for (c, b) in cqes.iter().zip(strides.chunks_exact(size)) {
+    for (c, b) in cqes.iter().zip(strides.chunks_exact(size.max(1))) {
         if u16::from_ne_bytes([c[cqe::off::WQE_ID + 2], c[cqe::off::WQE_ID + 3]]) != id {
             break;
         }
@@ -446,11 +450,9 @@ where
         bytes += len_1 as u64;
         n += 1;
     }
-    w.skip(n, step);
     StepRun {
         n: n as u32,
         bytes: bytes + n as u64,
-        parts: w.parts(),
         next,
     }
 }

@@ -113,6 +113,48 @@ impl<P: Platform> Rq<P> {
         (self.used as u16, self.step)
     }
 
+    /// Striding: the strides of up to `n` frames of `step` strides each
+    /// from the current WQE's first unused one, as many frames as the WQE
+    /// has strides left (none when it is not posted), in the receive
+    /// buffers `all`: their bytes (a whole number of frames), the bytes of
+    /// one frame's strides, and the WQE's `wqe_id` as a CQE stores it
+    /// (big-endian). [`Rq::took_strides`] takes back how many a loop took.
+    #[inline(always)]
+    pub fn step_strides<'a>(&self, all: &'a [u8], n: u32, step: u32) -> (&'a [u8], usize, [u8; 2]) {
+        let left = if self.posted == self.ci {
+            0
+        } else {
+            self.nstrides.saturating_sub(self.used)
+        };
+        // The whole run fits the WQE (the usual case): no division.
+        let m = if n as u64 * step as u64 <= left as u64 {
+            n
+        } else {
+            left / step.max(1)
+        };
+        let size = (step as usize) << self.stride_shift;
+        let pos = (self.ci & self.mask) as usize * self.buf_size
+            + ((self.used as usize) << self.stride_shift);
+        let strides = all.get(pos..pos + m as usize * size).unwrap_or(&[]);
+        (strides, size, self.ci.to_be_bytes())
+    }
+
+    /// Striding: `m` frames of `step` strides each of those
+    /// [`Rq::step_strides`] gave were taken. Whether that used up the WQE
+    /// (one more to recycle; the queue stands at the next WQE).
+    #[inline(always)]
+    pub fn took_strides(&mut self, m: u32, step: u32) -> bool {
+        self.used += m * step;
+        if self.used < self.nstrides {
+            return false;
+        }
+        self.ci = self.ci.wrapping_add(1);
+        self.used = 0;
+        self.outstanding += 1;
+        self.stats.wqes_done += 1;
+        true
+    }
+
     /// Striding: the strides the frame a burst last looked at took, the
     /// next run's guess (kept only when a WQE can hold them).
     #[inline(always)]
@@ -395,32 +437,6 @@ impl<'a> StrideWindow<'a> {
     #[inline(always)]
     pub fn key(&self) -> u32 {
         self.key
-    }
-
-    /// The window's `wqe_id` as the CQE stores it (big-endian).
-    #[inline(always)]
-    pub fn id_be(&self) -> [u8; 2] {
-        self.id_be
-    }
-
-    /// The strides of up to `n` frames of `step` strides each from the
-    /// window's front, as many as it holds: their bytes and the size of
-    /// one frame's strides (at least 1). Takes nothing: a loop over them
-    /// then says how many it took ([`StrideWindow::skip`]).
-    #[inline(always)]
-    pub fn uniform(&self, n: usize, step: u32) -> (&'a [u8], usize) {
-        let size = ((step as usize) << self.shift).max(1);
-        let m = n.min(self.rest.len() / size);
-        (self.rest.get(..m * size).unwrap_or(&[]), size)
-    }
-
-    /// Take `m` frames of `step` strides each off the window's front
-    /// (after a loop over [`StrideWindow::uniform`]'s strides).
-    #[inline(always)]
-    pub fn skip(&mut self, m: usize, step: u32) {
-        let size = (step as usize) << self.shift;
-        self.rest = self.rest.get(m * size..).unwrap_or(&[]);
-        self.key = self.key.wrapping_add((m as u32).wrapping_mul(step));
     }
 
     /// Whether a completion whose `wqe_id` and `wqe_counter` fields hold
