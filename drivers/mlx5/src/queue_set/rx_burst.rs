@@ -412,7 +412,7 @@ struct StepRun {
 /// (`id`, big-endian). Stops at the first that is not so (left for
 /// [`window_run`]).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[inline(never)]
 fn step_run<P: Platform, F>(
     cqes: &[[u8; cqe::LEN]],
     (strides, size, id): (&[u8], usize, [u8; 2]),
