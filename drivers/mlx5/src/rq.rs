@@ -276,6 +276,10 @@ pub struct Rq<P: Platform> {
     mask: u16,
     /// Striding RQ: strides of the current WQE used.
     used: u32,
+    /// Striding RQ: the strides the last frame a burst took used, the
+    /// burst's guess for the next run's frames ([`Rq::run_counter`]): a
+    /// hint only, every frame's strides are checked.
+    step: u16,
     pub stats: RqStats,
 }
 
@@ -327,6 +331,7 @@ impl<P: Platform> Rq<P> {
             stride_shift: 0,
             mask: (n - 1) as u16,
             used: 0,
+            step: 1,
             stats: RqStats::default(),
         };
         rq.commit();

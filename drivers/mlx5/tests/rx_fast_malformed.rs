@@ -362,14 +362,40 @@ fn malformed_sessions_are_refused_by_the_burst() {
 /// A run longer than a striding WQE (40 frames of 16 strides: the first
 /// WQE's 512 strides hold 32) with one lie: at the first completion of
 /// the second WQE (`past` 0: where the burst's window moves on to the
-/// next WQE) or `past` completions after it (inside a scan chunk). The
+/// next WQE) or `past` completions after it (inside a scan chunk; before
+/// it when negative). The
 /// frames before it arrive in one burst, the lie is refused as `want`
 /// says (a length error drops only its frame), and the queue takes
 /// traffic again.
 fn run_lie(
     mode: Mode,
     name: &str,
-    past: u32,
+    past: i32,
+    edit: impl FnOnce(&mut [u8; 64]),
+    want: impl FnOnce(&Refused) -> bool,
+) {
+    run_lie_with(mode, name, past, Edit::Lie, edit, want);
+}
+
+/// Which completions [`run_lie_with`] sets up and rewrites.
+#[derive(Clone, Copy, PartialEq)]
+enum Edit {
+    /// The lie itself, on a fresh queue (its first burst: the run's
+    /// `wqe_counter`s checked one by one).
+    Lie,
+    /// The lie itself, after a burst of frames of the same size (the
+    /// next burst's scan checks the counters of frames of their strides).
+    Warm,
+    /// Warm, and the completion before the lie rewritten (its lie makes
+    /// the next one's `wqe_counter` wrong).
+    WarmBefore,
+}
+
+fn run_lie_with(
+    mode: Mode,
+    name: &str,
+    past: i32,
+    how: Edit,
     edit: impl FnOnce(&mut [u8; 64]),
     want: impl FnOnce(&Refused) -> bool,
 ) {
@@ -379,6 +405,17 @@ fn run_lie(
     assert!(p.rq().expect("rq").is_striding(), "{name}: a striding RQ");
     let dst = p.mac();
     let cqn = rx_cqn(&p);
+    if how != Edit::Lie {
+        let warm: Vec<Vec<u8>> = (200..208).map(|i| frame(dst, 1024, i)).collect();
+        let refs: Vec<&[u8]> = warm.iter().map(|f| f.as_slice()).collect();
+        sim.inject_rx_burst(&refs);
+        let mut got = Vec::new();
+        assert!(common::eventually(|| {
+            got.extend(drain(&mut p));
+            got.len() >= 8
+        }));
+        assert_eq!(got, (200..208).collect::<Vec<u32>>(), "{name}: warm-up");
+    }
     let at = producer(&sim, cqn);
     let frames: Vec<Vec<u8>> = (0..40).map(|i| frame(dst, 1024, i)).collect();
     let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
@@ -394,8 +431,13 @@ fn run_lie(
             e[0x3c..0x3e] == [0, 0]
         })
         .expect("a run across two WQEs");
-    let lie = first + past;
-    tamper(&sim, cqn, at + lie, edit);
+    let lie = first.checked_add_signed(past).expect("a lie in the run");
+    let edited = if how == Edit::WarmBefore {
+        lie - 1
+    } else {
+        lie
+    };
+    tamper(&sim, cqn, at + edited, edit);
     let (faults, lens) = (p.eth_stats().faults, p.eth_stats().rx_length_errors);
     let got = drain(&mut p);
     let r = refusal(&p, name, faults, lens);
@@ -466,4 +508,116 @@ fn lies_in_a_run_across_wqes_are_refused() {
             );
         }
     }
+}
+
+#[test]
+fn lies_in_a_run_of_one_frame_size_are_refused() {
+    // After a burst of frames of 1024 bytes (17 strides of 64: the RQ's
+    // step), the scan checks each completion's `wqe_counter` against
+    // frames of that many strides and each byte count against it.
+    let refused = |r: &Refused| *r != Refused::Filler;
+    let bad = |r: &Refused| matches!(r, Refused::Fault(FaultCause::BadCompletion { .. }));
+    for mode in [Mode::Synchronous, Mode::Threaded] {
+        // Inside the first WQE's part of the run (its counters checked by
+        // the scan), where the window moves on, inside a chunk after it.
+        for past in [-5, 0, 3] {
+            let lie = |name, edit: fn(&mut [u8; 64]), want: &dyn Fn(&Refused) -> bool| {
+                run_lie_with(mode, name, past, Edit::Warm, edit, want)
+            };
+            lie(
+                "wqe_id of the WQE before",
+                |e| e[0x03] = e[0x03].wrapping_sub(1),
+                &refused,
+            );
+            lie("wqe_counter off by one", |e| e[0x3d] ^= 1, &refused);
+            lie(
+                "zero bytes",
+                |e| e[0x2e..0x30].copy_from_slice(&[0, 0]),
+                &refused,
+            );
+            lie(
+                "bytes past the strides",
+                |e| e[0x2e..0x30].copy_from_slice(&[0x04, 0x41]),
+                &refused,
+            );
+            lie("another queue", |e| e[0x3b] ^= 0x5a, &|r| {
+                matches!(r, Refused::Fault(FaultCause::WrongQueue { .. }))
+            });
+        }
+        // The second WQE's first completion saying the first WQE's
+        // `wqe_id` and the stride its run would go on with (past its
+        // strides): the scan takes it, the WQE's strides bound the run,
+        // the next WQE refuses it.
+        run_lie_with(
+            mode,
+            "the first WQE going on past its strides",
+            0,
+            Edit::Warm,
+            |e| {
+                let c = u16::from_be_bytes([e[0x3c], e[0x3d]]);
+                assert_eq!(c, 0, "the second WQE's first completion");
+                e[0x3c..0x3e].copy_from_slice(&512u16.to_be_bytes());
+                e[0x03] = e[0x03].wrapping_sub(1);
+            },
+            bad,
+        );
+        // A completion saying one stride more than the scan's step, the
+        // next one's `wqe_counter` the step's: taken with its strides,
+        // the next refused (its counter is not the WQE's next stride).
+        for past in [-5, 1, 3] {
+            run_lie_with(
+                mode,
+                "strides one more than the next counter says",
+                past,
+                Edit::WarmBefore,
+                |e| e[0x2d] += 1,
+                bad,
+            );
+        }
+    }
+}
+
+#[test]
+fn frames_of_other_sizes_in_a_run_arrive() {
+    // Not a lie: frames of another size between frames of the step's
+    // (and of one stride: a step the scan learns back) arrive whole.
+    let sim = SimPlatform::new(Personality::ConnectX5, Mode::Synchronous);
+    let before = sim.dma_in_use();
+    let mut p = open(&sim, EthConfig::default());
+    let dst = p.mac();
+    let lens: Vec<usize> = (0..120)
+        .map(|i| match i {
+            0..40 => 1024,
+            40..55 | 90..100 => 60,
+            55..60 => 300,
+            _ => 1024 - (i % 3) * 64,
+        })
+        .collect();
+    for round in 0..2 {
+        let frames: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| frame(dst, l, i as u32))
+            .collect();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        sim.inject_rx_burst(&refs);
+        let mut got = Vec::new();
+        assert!(common::eventually(|| {
+            for _ in 0..4 {
+                p.receive_burst(usize::MAX, |f, _| {
+                    let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
+                    got.push((seq, f.len()));
+                });
+            }
+            got.len() >= lens.len()
+        }));
+        let want: Vec<(u32, usize)> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
+        assert_eq!(got, want, "round {round}");
+    }
+    assert_eq!(p.eth_stats().faults, 0);
+    close(p, &sim, before);
 }

@@ -57,7 +57,58 @@ pub enum RunEnd {
     /// At a software-owned entry that is not the common completion (its
     /// tail word; read nothing else of it before the read barrier).
     Other(CqeTail),
+    /// At a software-owned entry that is the common completion but for
+    /// its `wqe_counter`, which is not the run's next ([`RunExpect`]):
+    /// the next WQE's first stride, a frame of another size before it,
+    /// or a lie. Found by a counted scan only.
+    Step,
 }
+
+/// What [`CqView::common_run`] expects of each tail word: the owner bit,
+/// the opcode, format 0 and the QPN; and, for a striding RQ, the
+/// `wqe_counter` (the first stride) of the run's first entry and the
+/// strides each frame takes (`step`): entry `j` must say `counter + j *
+/// step`. The `signature` byte and `se` are not compared (the driver
+/// uses neither).
+#[derive(Clone, Copy, Debug)]
+pub struct RunExpect {
+    opcode: u8,
+    qpn: u32,
+    counter: u16,
+    step: u16,
+    counted: bool,
+}
+
+impl RunExpect {
+    /// Owner, opcode, format and QPN only (a cyclic RQ, whose loop checks
+    /// each `wqe_counter` itself).
+    #[inline(always)]
+    pub fn common(opcode: u8, qpn: u32) -> RunExpect {
+        RunExpect {
+            opcode,
+            qpn,
+            counter: 0,
+            step: 0,
+            counted: false,
+        }
+    }
+
+    /// [`RunExpect::common`] and entry `j`'s `wqe_counter` `counter + j *
+    /// step` (a striding RQ's run of frames of `step` strides each).
+    #[inline(always)]
+    pub fn counted(opcode: u8, qpn: u32, counter: u16, step: u16) -> RunExpect {
+        RunExpect {
+            opcode,
+            qpn,
+            counter,
+            step,
+            counted: true,
+        }
+    }
+}
+
+/// The tail word's `wqe_counter` bits ([`CqeTail`]).
+const COUNTER_MASK: u64 = 0xffff << 16;
 
 /// A CQ as a burst loop reads it: the ring and its geometry in locals
 /// (see [`Cq::view`]).
@@ -91,72 +142,102 @@ impl<P: Platform> CqView<'_, P> {
     }
 
     /// How many entries from `ci` (at most `n`, none past the ring's
-    /// end) are the common completion: software-owned, opcode `opcode`,
-    /// not a compressed session's title, of queue `qpn`. One 8-byte load
+    /// end) are the common completion `e` describes: software-owned, its
+    /// opcode, not a compressed session's title, of its queue and (a
+    /// counted scan) with the `wqe_counter`s of its run. One 8-byte load
     /// of each entry's tail word and one masked compare against what the
-    /// pass expects (the owner bit, the opcode, format 0, the QPN: an
-    /// invalid opcode, a title, an error or another queue's completion
-    /// all differ); the read barrier follows when any was found. The
-    /// entry that stopped the run (if owned) is the caller's to look at.
-    /// The tails are read [`SCAN`] at a time, one accessor call each (one
-    /// at a time before the bound or the ring's end).
+    /// entry must say (an invalid opcode, a title, an error, another
+    /// queue's completion or another stride all differ); the read barrier
+    /// follows when any was found. The entry that stopped the run (if
+    /// owned) is the caller's to look at, classified from the word the
+    /// scan read. The tails are read [`SCAN`] at a time, one accessor call
+    /// each (one at a time before the bound or the ring's end).
     #[inline(always)]
-    pub fn common_run(&self, ci: u32, n: u32, opcode: u8, qpn: u32) -> (u32, RunEnd) {
+    pub fn common_run(&self, ci: u32, n: u32, e: RunExpect) -> (u32, RunEnd) {
         let slot = ci & self.mask;
         let n = n.min(self.mask + 1 - slot);
-        let expect = ((qpn as u64 & 0x00ff_ffff) << 32)
-            | ((opcode as u64) << 4)
+        let common = ((e.qpn as u64 & 0x00ff_ffff) << 32)
+            | ((e.opcode as u64) << 4)
             | ((ci >> self.log_size) & 1) as u64;
+        let mask = if e.counted {
+            COMMON_MASK | COUNTER_MASK
+        } else {
+            COMMON_MASK
+        };
+        // Entry `k`'s whole expectation (its counter wrapping at 16 bits).
+        let exact = |k: u32| {
+            let c = e.counter.wrapping_add((k as u16).wrapping_mul(e.step));
+            common | (c as u64) << 16
+        };
         let base = slot as usize * cqe::LEN + cqe::off::QPN;
         let pass = ci >> self.log_size;
-        let stop = |w: u64| {
-            if cqe::software_owns(w as u32, pass) {
-                RunEnd::Other(CqeTail(w))
+        // Where an entry that is not the run's next stops it.
+        // Ownership first: a burst usually ends at the empty ring.
+        let stop = |w: u64, want: u64| {
+            let d = w ^ want;
+            if !cqe::software_owns(w as u32, pass) {
+                Some(RunEnd::Empty)
+            } else if d & mask == 0 {
+                None
+            } else if d & COMMON_MASK == 0 {
+                Some(RunEnd::Step)
             } else {
-                RunEnd::Empty
+                Some(RunEnd::Other(CqeTail(w)))
             }
         };
         let mut k = 0;
         let mut end = RunEnd::Limit;
         // Whole chunks: a fixed count of loads (unrolled), the compares
-        // folded into one branch (vectorized) for the usual case.
-        // The compare is made on the words as loaded (byte-swapped back:
-        // the swaps cancel the accessor's), against the expectation and
-        // mask swapped once per run.
-        let (expect_raw, mask_raw) = (expect.swap_bytes(), COMMON_MASK.swap_bytes());
+        // folded into one branch for the usual case. The compare is made
+        // on the words as loaded (byte-swapped back: the swaps cancel the
+        // accessor's), against the chunk's first expectation (kept as a
+        // number, stepped per chunk) swapped once and, lane to lane, the
+        // step added in the stored byte order (the counter's low byte at
+        // [47:40], its high byte at [39:32]): exact while neither byte
+        // carries; a carry only sends the chunk to the exact compare.
+        let mask_raw = mask.swap_bytes();
+        let step_raw = ((e.step as u64 & 0xff) << 40) | ((e.step as u64 >> 8) << 32);
+        let chunk_step = ((e.step as u64) << 16).wrapping_mul(SCAN as u64);
+        let mut first = exact(0);
         let mut tails = [0u64; SCAN];
         'scan: while k + SCAN as u32 <= n {
             self.mem
                 .read_be64s_strided(base + k as usize * cqe::LEN, cqe::LEN, &mut tails);
-            // The mask applied once to the folded differences: no
-            // per-word mask, and the words need not stay live.
-            if tails
-                .iter()
-                .fold(0, |acc, &w| acc | (w.swap_bytes() ^ expect_raw))
-                & mask_raw
-                == 0
-            {
+            let mut want = first.swap_bytes();
+            let mut acc = 0;
+            for &w in &tails {
+                acc |= w.swap_bytes() ^ want;
+                want = want.wrapping_add(step_raw);
+            }
+            if acc & mask_raw == 0 {
                 k += SCAN as u32;
+                first = first.wrapping_add(chunk_step);
                 continue;
             }
-            // The chunk holds the run's end: its entries again one at a
-            // time (the chunk's words are not kept, so the compare above
-            // needs no swaps).
-            for _ in 0..SCAN {
-                let w = self.mem.read_be64(base + k as usize * cqe::LEN);
-                if (w ^ expect) & COMMON_MASK != 0 {
-                    end = stop(w);
+            // The chunk holds the run's end (or a carry): its entries
+            // compared one at a time, exactly; the first classified from
+            // the word the chunk read (a burst's usual end: the ring
+            // empty there), the others read again (their words need not
+            // stay live through the chunk's compare).
+            let mut w = tails[0];
+            for j in 0..SCAN {
+                if j != 0 {
+                    w = self.mem.read_be64(base + k as usize * cqe::LEN);
+                }
+                if let Some(x) = stop(w, exact(k)) {
+                    end = x;
                     break 'scan;
                 }
                 k += 1;
             }
+            first = exact(k);
         }
         // Fewer than a chunk before the bound or the ring's end.
         if matches!(end, RunEnd::Limit) {
             while k < n {
                 let w = self.mem.read_be64(base + k as usize * cqe::LEN);
-                if (w ^ expect) & COMMON_MASK != 0 {
-                    end = stop(w);
+                if let Some(x) = stop(w, exact(k)) {
+                    end = x;
                     break;
                 }
                 k += 1;

@@ -16,7 +16,7 @@ use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 use super::{FaultCause, Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::mini_cqe::MiniSink;
-use crate::cq::{Cq, Head, RunEnd};
+use crate::cq::{Cq, Head, RunEnd, RunExpect};
 use crate::cqe::{self, Cqe};
 use crate::rq::RxCursor;
 
@@ -144,6 +144,12 @@ impl<C: Control> QueueSet<C> {
         let mut got = 0;
         if queues == 1 {
             got = self.receive_burst_from(0, max, &mut f);
+            if let Some(x) = self.parts.rx.first_mut()
+                && x.uncommitted > 0
+            {
+                super::commit_rx(x);
+            }
+            return got;
         } else {
             let mut q = self.rx_next.min(queues.saturating_sub(1));
             for _ in 0..queues {
@@ -183,7 +189,7 @@ impl<C: Control> QueueSet<C> {
         // through the per-frame path; a run or a session stops at the
         // ring's end, so the rounds are bounded by a few rings.
         let limit = self.parts.rx.get(q).map_or(0, |x| x.cq.entries());
-        for _ in 0..=3 * limit {
+        for _ in 0..3 * limit + 1 {
             if got == max {
                 return got;
             }
@@ -231,11 +237,30 @@ impl<C: Control> QueueSet<C> {
             let view = cq.view();
             let start = cq.ci();
             let want = (max - got).min(u32::MAX as usize) as u32;
-            let (k, end) = view.common_run(start, want, cqe::opcode::RESP_SEND, rq.rqn.0);
+            let resp = cqe::opcode::RESP_SEND;
+            let (k, end, counted) = if rq.is_striding() {
+                // Every tail's `wqe_counter` in the scan too (frames of
+                // the last one's strides); where that guess ends (the
+                // WQE used up, another frame size, or a lie) the rest of
+                // the run without it, each counter checked by the loop.
+                let (counter, step) = rq.run_counter();
+                let e = RunExpect::counted(resp, rq.rqn.0, counter, step);
+                match view.common_run(start, want, e) {
+                    (kc, RunEnd::Step) if kc != 0 => {
+                        let e = RunExpect::common(resp, rq.rqn.0);
+                        let (k, end) = view.common_run(start.wrapping_add(kc), want - kc, e);
+                        (kc + k, end, kc)
+                    }
+                    (kc, end) => (kc, end, kc),
+                }
+            } else {
+                let (k, end) = view.common_run(start, want, RunExpect::common(resp, rq.rqn.0));
+                (k, end, 0)
+            };
             let mut refused = false;
             if k != 0 {
                 let t = if rq.is_striding() {
-                    stride_run(&view, rq, k, cq, start, ctx, f)
+                    stride_run(&view, rq, counted, k, cq, start, ctx, f)
                 } else {
                     let cur = rq.cursor();
                     let t = view.with_entries(start, k, |cqes| {
@@ -262,7 +287,10 @@ impl<C: Control> QueueSet<C> {
                         }
                         continue;
                     }
-                    RunEnd::Other(_) => {}
+                    // The run's first entry with another `wqe_counter`
+                    // than the RQ's next stride: the per-frame path
+                    // refuses it.
+                    RunEnd::Other(_) | RunEnd::Step => {}
                 }
             }
             // The per-frame path takes the completion the run left (and
@@ -310,13 +338,18 @@ fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
 }
 
 /// A striding RQ's part of a run of `k` common completions from consumer
-/// index `start` ([`window_run`] for each WQE's window the run reaches;
-/// the loop's state is the window alone, the cursor settled between).
+/// index `start`, of which the first `counted` had their `wqe_counter`s
+/// checked by the scan against frames of the RQ's step
+/// ([`Rq::run_counter`](crate::rq::Rq::run_counter)): those through
+/// [`step_run`], the rest through [`window_run`] for each WQE's window the
+/// run reaches (the loop's state is the window alone, the cursor settled
+/// between).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn stride_run<P: Platform, F>(
     view: &crate::cq::CqView<'_, P>,
     rq: &mut crate::rq::Rq<P>,
+    counted: u32,
     k: u32,
     cq: &Cq<P>,
     start: u32,
@@ -327,8 +360,26 @@ where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
     let (mut n, mut bytes, mut releases) = (0u32, 0u64, 0u32);
+    if counted != 0 {
+        let step = rq.run_counter().1 as u32;
+        let r = view.with_entries(start, counted, |cqes| {
+            rq.with_buffers(|all| {
+                let strides = rq.step_strides(all, counted, step);
+                step_run(cqes, strides, step, cq, start, ctx, f)
+            })
+        });
+        n = r.n;
+        bytes = r.bytes;
+        if rq.took_strides(n, step) {
+            releases += 1;
+        }
+        if n == k {
+            return Done { n, releases, bytes };
+        }
+        rq.learn_step(r.next);
+    }
     // Bounded: each pass takes a frame or ends a WQE, or ends the run.
-    for _ in 0..=k {
+    for _ in 0..=k - n {
         let span = rq.span();
         let from = start.wrapping_add(n);
         let r = view.with_entries(from, k - n, |cqes| {
@@ -336,6 +387,9 @@ where
         });
         n += r.n;
         bytes += r.bytes;
+        if r.n != 0 {
+            rq.learn_step(r.last);
+        }
         // A used-up WQE: the rest of the run against the next one.
         if !rq.settle_span(r.parts) {
             break;
@@ -348,12 +402,80 @@ where
     Done { n, releases, bytes }
 }
 
+/// What [`step_run`] did: frames, bytes, and the strides of the
+/// completion it stopped at (the next guess).
+struct StepRun {
+    n: u32,
+    bytes: u64,
+    next: u32,
+}
+
+/// The frames of the run of common completions `cqes` (software-owned,
+/// from consumer index `start`) whose `wqe_counter`s the scan found to be
+/// those of frames of the RQ's step from its next stride on, in
+/// `strides` (the strides of that many frames the WQE has left,
+/// [`Rq::step_strides`](crate::rq::Rq::step_strides), `size` bytes each):
+/// each frame must then take exactly those strides (else the next counter
+/// lied, or this byte count), so its byte count must be `step << 16 |
+/// len` with `1 <= len <= size` — one compare for the strides, a zero
+/// length, a length past the strides and the filler bit; the window is
+/// checked once for all of them. The `wqe_id` of each must be the WQE's
+/// (`id`, big-endian). Stops at the first that is not so (left for
+/// [`window_run`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn step_run<P: Platform, F>(
+    cqes: &[[u8; cqe::LEN]],
+    (strides, size, id): (&[u8], usize, [u8; 2]),
+    step: u32,
+    cq: &Cq<P>,
+    start: u32,
+    ctx: Ctx,
+    f: &mut F,
+) -> StepRun
+where
+    F: FnMut(&[u8], &RxInfo<'_, P>),
+{
+    let id = u16::from_ne_bytes(id);
+    // The byte count less `step << 16 | 1`: `len - 1` when the strides
+    // are `step` and `len` is 1..=size; anything else is `size` or more
+    // while `size` is below 2^16 (where the strides field starts): the
+    // frame's slice of its strides is the one check. (Larger frames than
+    // that are left to `window_run`.)
+    let first = ((step as usize) << 16) | 1;
+    let cqes = if size < 0x1_0000 { cqes } else { &[] };
+    // The frames' bytes less one each (`n` added after the loop).
+    let (mut n, mut bytes, mut next) = (0usize, 0u64, step);
+    for (c, b) in cqes.iter().zip(strides.chunks_exact(size.max(1))) {
+        if u16::from_ne_bytes([c[cqe::off::WQE_ID + 2], c[cqe::off::WQE_ID + 3]]) != id {
+            break;
+        }
+        let bc = byte_cnt(c);
+        let len_1 = (bc as usize).wrapping_sub(first);
+        let Some(frame) = b.get(..=len_1) else {
+            next = bc >> 16;
+            break;
+        };
+        let info = ctx.info(Src::Ring(cq, start.wrapping_add(n as u32)));
+        f(frame, &info);
+        bytes += len_1 as u64;
+        n += 1;
+    }
+    StepRun {
+        n: n as u32,
+        bytes: bytes + n as u64,
+        next,
+    }
+}
+
 /// What [`window_run`] did: frames, bytes, what it left of the window
 /// ([`crate::rq::StrideWindow::parts`]).
 struct WindowRun {
     n: u32,
     bytes: u64,
     parts: (usize, usize, u32),
+    /// The strides of the last frame taken.
+    last: u32,
 }
 
 /// The frames of the run of common completions `cqes` (software-owned,
@@ -375,7 +497,7 @@ where
     F: FnMut(&[u8], &RxInfo<'_, P>),
 {
     let mut w = crate::rq::StrideWindow::at(all, span);
-    let mut bytes = 0u64;
+    let (mut bytes, mut last) = (0u64, 0u32);
     // One induction variable: the entries left (`n` from them).
     let mut rest = cqes;
     while let [c, tail @ ..] = rest {
@@ -384,9 +506,10 @@ where
         if !w.expects_be(id, counter) {
             break;
         }
-        let Some((frame, _)) = w.take(byte_cnt(c)) else {
+        let Some((frame, strides)) = w.take(byte_cnt(c)) else {
             break;
         };
+        last = strides;
         let i = (cqes.len() - rest.len()) as u32;
         let info = ctx.info(Src::Ring(cq, start.wrapping_add(i)));
         f(frame, &info);
@@ -397,6 +520,7 @@ where
         n: (cqes.len() - rest.len()) as u32,
         bytes,
         parts: w.parts(),
+        last,
     }
 }
 

@@ -104,6 +104,66 @@ impl<P: Platform> Rq<P> {
         false
     }
 
+    /// Striding: what a counted run scan expects
+    /// ([`crate::cq::RunExpect::counted`]): the next completion's
+    /// `wqe_counter` (the first unused stride) and the strides each frame
+    /// is guessed to take ([`Rq::learn_step`]).
+    #[inline(always)]
+    pub fn run_counter(&self) -> (u16, u16) {
+        (self.used as u16, self.step)
+    }
+
+    /// Striding: the strides of up to `n` frames of `step` strides each
+    /// from the current WQE's first unused one, as many frames as the WQE
+    /// has strides left (none when it is not posted), in the receive
+    /// buffers `all`: their bytes (a whole number of frames), the bytes of
+    /// one frame's strides, and the WQE's `wqe_id` as a CQE stores it
+    /// (big-endian). [`Rq::took_strides`] takes back how many a loop took.
+    #[inline(always)]
+    pub fn step_strides<'a>(&self, all: &'a [u8], n: u32, step: u32) -> (&'a [u8], usize, [u8; 2]) {
+        let left = if self.posted == self.ci {
+            0
+        } else {
+            self.nstrides.saturating_sub(self.used)
+        };
+        // The whole run fits the WQE (the usual case): no division.
+        let m = if n as u64 * step as u64 <= left as u64 {
+            n
+        } else {
+            left / step.max(1)
+        };
+        let size = (step as usize) << self.stride_shift;
+        let pos = (self.ci & self.mask) as usize * self.buf_size
+            + ((self.used as usize) << self.stride_shift);
+        let strides = all.get(pos..pos + m as usize * size).unwrap_or(&[]);
+        (strides, size, self.ci.to_be_bytes())
+    }
+
+    /// Striding: `m` frames of `step` strides each of those
+    /// [`Rq::step_strides`] gave were taken. Whether that used up the WQE
+    /// (one more to recycle; the queue stands at the next WQE).
+    #[inline(always)]
+    pub fn took_strides(&mut self, m: u32, step: u32) -> bool {
+        self.used += m * step;
+        if self.used < self.nstrides {
+            return false;
+        }
+        self.ci = self.ci.wrapping_add(1);
+        self.used = 0;
+        self.outstanding += 1;
+        self.stats.wqes_done += 1;
+        true
+    }
+
+    /// Striding: the strides the frame a burst last looked at took, the
+    /// next run's guess (kept only when a WQE can hold them).
+    #[inline(always)]
+    pub fn learn_step(&mut self, strides: u32) {
+        if strides.wrapping_sub(1) < self.nstrides {
+            self.step = strides as u16;
+        }
+    }
+
     /// Count `packets` frames of `bytes` bytes a burst took.
     #[inline(always)]
     pub fn count(&mut self, packets: u64, bytes: u64) {
