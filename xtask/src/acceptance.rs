@@ -493,8 +493,10 @@ impl Suite<'_> {
         std::fs::write(&script, L2_PEER).map_err(|e| e.to_string())?;
         let mac = guest_mac(&self.boot_text, &self.pci)?;
         let peer_mac = ns.mac_of(&self.peer.ifname).map_err(|e| e.to_string())?;
-        // Peer receives.
-        let recv = ns
+        // Peer receives. cxos sends only once the peer's socket is bound
+        // (its `ready` line): a fixed pause lost every frame when a loaded
+        // machine started Python later than that.
+        let mut recv = ns
             .command("python3")
             .arg(&script)
             .args(["recv", &self.peer.ifname, &mac, &L2_FRAMES.to_string()])
@@ -502,10 +504,24 @@ impl Suite<'_> {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the L2 receiver: {e}"))?;
-        std::thread::sleep(Duration::from_millis(500));
+        let mut peer_out = std::io::BufReader::new(
+            recv.stdout
+                .take()
+                .ok_or("the L2 receiver has no output pipe")?,
+        );
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut peer_out, &mut ready).map_err(|e| e.to_string())?;
+        if ready.trim() != "ready" {
+            let out = recv.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "the L2 receiver did not start: {ready}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         let sent = self.shell.ask(&format!("l2send {peer_mac} {L2_FRAMES}"))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut peer_out, &mut text).map_err(|e| e.to_string())?;
         let out = recv.wait_with_output().map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout);
         if !text.contains(&format!("received {L2_FRAMES} ")) {
             return Err(format!(
                 "the peer did not get cxos's {L2_FRAMES} frames: {text}{}\ncxos: {sent}",
@@ -671,6 +687,7 @@ if mode == "send":
     print("sent %d" % n)
 else:
     s.settimeout(1.0)
+    print("ready", flush=True)
     seen, end = set(), time.time() + 10
     while len(seen) < n and time.time() < end:
         try:
