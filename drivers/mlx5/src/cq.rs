@@ -254,6 +254,9 @@ impl Command for ModifyCq {
     }
 }
 
+/// Bytes of a CQE [`Cq::with_body`] shows: up to `wqe_counter`'s end.
+pub const BODY: usize = cqe::off::TAIL + 2;
+
 /// UAR page offset of the CQ arm doorbell.
 pub const UAR_CQ_ARM: usize = 0x20;
 /// Arm command (`MLX5_CQ_DB_REQ_NOT`): an event for the next completion.
@@ -355,6 +358,19 @@ impl<P: Platform> Cq<P> {
     #[inline(always)]
     pub fn set_cached_run(&mut self, n: u32) {
         self.run_end = self.polled + n as u64;
+    }
+
+    /// Run `g` over a plain view of the entry at `ci` before its
+    /// `signature` and `op_own` bytes (`struct mlx5_cqe64` 0x00..0x3e,
+    /// `wqe_counter` its last field), after its owner byte was read and
+    /// found software-owned (before the read barrier; the consumer index
+    /// is not published past it while `g` runs).
+    #[inline(always)]
+    pub fn with_body<R>(&self, ci: u32, g: impl FnOnce(&[u8; BODY]) -> R) -> Option<R> {
+        let base = (ci & self.mask) as usize * cqe::LEN;
+        self.ring
+            .mem
+            .with_bytes(base, BODY, |b| b.try_into().ok().map(g))
     }
 
     /// The entry at the consumer index, the first of the cached run, is
