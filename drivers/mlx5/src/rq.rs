@@ -371,6 +371,69 @@ impl<P: Platform> Rq<P> {
         self.outstanding as usize
     }
 
+    /// The frame of a responder CQE whose `wqe_id << 16 | wqe_counter`
+    /// is `key` and byte count `byte_cnt`, if it is the common case (the
+    /// per-frame path's [`RxCursor::take_key`]: the next WQE, or the next
+    /// strides of the current one, posted, a length that fits; not a
+    /// filler). `None` takes nothing: [`Rq::complete`] then names what is
+    /// wrong.
+    #[inline(always)]
+    pub fn take_common(&mut self, key: u32, byte_cnt: u32) -> Option<RxFrame> {
+        let ci = self.ci;
+        if self.posted == ci {
+            return None;
+        }
+        let slot = ci & self.mask;
+        if self.nstrides == 0 {
+            let len = byte_cnt as usize;
+            if key as u16 != ci || len.wrapping_sub(1) >= self.buf_size {
+                return None;
+            }
+            self.ci = ci.wrapping_add(1);
+            self.outstanding += 1;
+            self.stats.packets += 1;
+            self.stats.bytes += len as u64;
+            return Some(RxFrame {
+                slot,
+                len,
+                offset: 0,
+                releases: 1,
+            });
+        }
+        // `mpwrq_cqe_bc`: filler [31], strides [30:16], bytes [15:0]; with
+        // the filler bit kept, `strides - 1 < left` refuses a filler, zero
+        // strides and more than the WQE has left in one compare.
+        let used = self.used;
+        let strides = byte_cnt >> 16;
+        let len = (byte_cnt & 0xffff) as usize;
+        let size = (strides as usize) << self.stride_shift;
+        if key != ((ci as u32) << 16 | used)
+            || strides.wrapping_sub(1) >= self.nstrides.wrapping_sub(used)
+            || len.wrapping_sub(1) >= size
+        {
+            return None;
+        }
+        let offset = (used as usize) << self.stride_shift;
+        let mut releases = 0;
+        if used + strides == self.nstrides {
+            self.ci = ci.wrapping_add(1);
+            self.used = 0;
+            self.outstanding += 1;
+            self.stats.wqes_done += 1;
+            releases = 1;
+        } else {
+            self.used = used + strides;
+        }
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        Some(RxFrame {
+            slot,
+            len,
+            offset,
+            releases,
+        })
+    }
+
     /// A responder CQE: the next buffer (striding: the next strides of
     /// the current WQE) holds a frame.
     #[inline]

@@ -232,19 +232,33 @@ fn received_frames_are_read_after_their_cqe_and_reposted_after_a_barrier() {
     let s = take(&rb);
 
     assert!(check_entry_reads(&s, cq_ring.clone(), ENTRY, OWNER).unwrap() >= 8);
-    // Each frame is lent after the read barrier of its CQE.
-    let (mut owner_read, mut barrier, mut frames) = (None, None, 0);
+    // Each frame is lent after the read barrier that followed its CQE's
+    // owner read (the CQE: the entry whose body was read last; a run's
+    // scan reads the owner bytes of entries ahead).
+    let entries = ((cq_ring.end - cq_ring.start) / ENTRY as u64) as usize;
+    let mut owner_read = vec![None; entries];
+    let (mut body, mut barrier, mut frames) = (None, None, 0);
     for (i, x) in s.iter().enumerate() {
         match *x {
-            Step::DmaRead { addr, .. } if cq_ring.contains(&addr) && addr % 64 == 0x3c => {
-                owner_read = Some(i)
+            Step::DmaRead { addr, len } if cq_ring.contains(&addr) => {
+                let e = ((addr - cq_ring.start) / ENTRY as u64) as usize;
+                let o = ((addr - cq_ring.start) % ENTRY as u64) as usize;
+                if o + len > OWNER.start {
+                    owner_read[e] = Some(i);
+                } else {
+                    body = Some(e);
+                }
+            }
+            // A plain view of an entry's body (the per-frame path's run).
+            Step::Lend {
+                addr, write: false, ..
+            } if cq_ring.contains(&addr) => {
+                body = Some(((addr - cq_ring.start) / ENTRY as u64) as usize);
             }
             Step::Barrier(Barrier::AfterOwnershipRead) => barrier = Some(i),
             Step::Lend { write: false, .. } => {
-                assert!(
-                    barrier > owner_read && owner_read.is_some(),
-                    "step {i}: {s:?}"
-                );
+                let read = body.and_then(|e| owner_read[e]);
+                assert!(barrier > read && read.is_some(), "step {i}: {s:?}");
                 frames += 1;
             }
             _ => {}

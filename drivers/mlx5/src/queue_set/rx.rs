@@ -4,67 +4,51 @@
 
 use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 
-use super::{FaultCause, QueueSet, RxQueue};
+use super::{EthStats, FaultCause, QueueSet, RxQueue};
 use crate::control::Control;
 use crate::cqe::{self, Cqe};
 use crate::rq::{RxError, RxFrame};
 
+mod cache;
+
 impl<C: Control> QueueSet<C> {
-    #[inline]
+    #[inline(always)]
     fn rx_meta(&mut self, cqe: &Cqe) -> RxMeta {
-        let mut m = RxMeta::default();
-        if self.vlan_strip() && cqe.has_vlan() {
-            m.vlan = Some(cqe.vlan_tci());
-            self.stats.rx_vlan_stripped += 1;
-        }
-        m.rss_hash = cqe.rss_hash();
-        if !self.res.caps.csum {
-            return m;
-        }
-        m.l3 = cqe.l3();
-        m.l4 = cqe.l4();
-        m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && cqe.l3_ok();
-        m.l4_csum_ok = m.l4 != L4Proto::Other && cqe.l4_ok();
-        m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
-        if m.csum_ok {
-            self.stats.rx_csum_ok += 1;
-        } else if m.l4 != L4Proto::Other || (m.l3 == L3Proto::Ipv4 && !m.l3_csum_ok) {
-            self.stats.rx_csum_bad += 1;
-        }
-        m
+        let (vlan_strip, csum) = (self.vlan_strip(), self.res.caps.csum);
+        meta_of(&mut self.stats, vlan_strip, csum, cqe)
     }
 
     /// The next received frame, in place; its buffer is re-posted after
     /// `f` returns (doorbell record at [`QueueSet::flush`] or every quarter
-    /// ring).
+    /// ring). Common completions are taken a run at a time ([`cache`]).
     #[inline]
     pub fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
         let n = self.parts.rx.len();
-        let (q, frame, meta) = if n == 1 {
-            let (frame, meta) = self.next_frame(0)?;
-            (0, frame, meta)
-        } else {
-            self.next_frame_round_robin(n)?
-        };
-        let r = {
-            let rq = self.parts.rx.get(q)?.rq.as_ref()?;
-            rq.with_frame(frame, |b| f(b, meta))
-        };
-        self.release(q, frame.releases);
-        Some(r)
+        if n == 1 {
+            return self.receive_at(0, f).ok();
+        }
+        self.receive_round_robin(n, f)
     }
 
     /// The next frame of the receive queues after the last one that had
-    /// one, and its queue.
+    /// one.
     #[inline]
-    fn next_frame_round_robin(&mut self, n: usize) -> Option<(usize, RxFrame, RxMeta)> {
-        let mut q = self.rx_next.min(n - 1);
+    fn receive_round_robin<R>(
+        &mut self,
+        n: usize,
+        mut f: impl FnOnce(&[u8], RxMeta) -> R,
+    ) -> Option<R> {
+        let mut q = self.rx_next.min(n.saturating_sub(1));
         for _ in 0..n {
-            if let Some((frame, meta)) = self.next_frame(q) {
-                self.rx_next = if q + 1 == n { 0 } else { q + 1 };
-                return Some((q, frame, meta));
+            let next = if q + 1 == n { 0 } else { q + 1 };
+            match self.receive_at(q, f) {
+                Ok(r) => {
+                    self.rx_next = next;
+                    return Some(r);
+                }
+                Err(g) => f = g,
             }
-            q = if q + 1 == n { 0 } else { q + 1 };
+            q = next;
         }
         None
     }
@@ -102,24 +86,44 @@ impl<C: Control> QueueSet<C> {
                     meta.queue = q as u16;
                     return Some((frame, meta));
                 }
-                Err(RxError::Length { releases, .. }) => {
-                    self.stats.rx_length_errors += 1;
-                    self.release(q, releases);
-                }
-                Err(RxError::Filler { releases }) => self.release(q, releases),
-                Err(RxError::WqeCounter { counter, .. }) => {
-                    self.rq_fault(
-                        q,
-                        FaultCause::BadCompletion {
-                            wqe_counter: counter,
-                        },
-                        false,
-                    );
-                    return None;
+                Err(e) => {
+                    if !self.rx_refused(q, e) {
+                        return None;
+                    }
                 }
             }
         }
         None
+    }
+
+    /// A responder completion receive queue `q` took without a frame
+    /// ([`crate::rq::Rq::complete`]): a bad length is counted and its
+    /// buffers released, a filler's released; a counter out of order
+    /// recovers the queue. Whether the queue may go on to its next
+    /// completion.
+    #[inline(always)]
+    fn rx_refused(&mut self, q: usize, e: RxError) -> bool {
+        match e {
+            RxError::Length { releases, .. } => {
+                self.stats.rx_length_errors += 1;
+                self.release(q, releases);
+                true
+            }
+            RxError::Filler { releases } => {
+                self.release(q, releases);
+                true
+            }
+            RxError::WqeCounter { counter, .. } => {
+                self.rq_fault(
+                    q,
+                    FaultCause::BadCompletion {
+                        wqe_counter: counter,
+                    },
+                    false,
+                );
+                false
+            }
+        }
     }
 
     /// An error CQE or one with an opcode a receive queue never gets:
@@ -143,23 +147,55 @@ impl<C: Control> QueueSet<C> {
     /// commit: a quarter ring, or [`QueueSet::flush`]).
     #[inline]
     pub(super) fn release(&mut self, q: usize, releases: u16) {
-        if releases == 0 {
-            return;
-        }
-        if let Some(x) = self.parts.rx.get_mut(q)
-            && let Some(rq) = x.rq.as_mut()
-        {
-            rq.recycle(releases as usize);
-            if x.halted {
-                // Its recovery posts every buffer again.
-                return;
-            }
-            x.uncommitted += releases as usize;
-            if x.uncommitted >= rq.entries() / 4 {
-                commit_rx(x);
-            }
+        if let Some(x) = self.parts.rx.get_mut(q) {
+            release_rx(x, releases);
         }
     }
+}
+
+/// [`QueueSet::release`] on the receive queue itself.
+#[inline(always)]
+fn release_rx<P: Platform>(x: &mut RxQueue<P>, releases: u16) {
+    if releases == 0 {
+        return;
+    }
+    if let Some(rq) = x.rq.as_mut() {
+        rq.recycle(releases as usize);
+        if x.halted {
+            // Its recovery posts every buffer again.
+            return;
+        }
+        x.uncommitted += releases as usize;
+        if x.uncommitted >= rq.entries() / 4 {
+            commit_rx(x);
+        }
+    }
+}
+
+/// The [`RxMeta`] of a responder CQE (`vlan_strip`: the queue set strips
+/// tags; `csum`: the device checks checksums), counted in `stats`.
+#[inline(always)]
+fn meta_of(stats: &mut EthStats, vlan_strip: bool, csum: bool, cqe: &Cqe) -> RxMeta {
+    let mut m = RxMeta::default();
+    if vlan_strip && cqe.has_vlan() {
+        m.vlan = Some(cqe.vlan_tci());
+        stats.rx_vlan_stripped += 1;
+    }
+    m.rss_hash = cqe.rss_hash();
+    if !csum {
+        return m;
+    }
+    m.l3 = cqe.l3();
+    m.l4 = cqe.l4();
+    m.l3_csum_ok = m.l3 == L3Proto::Ipv4 && cqe.l3_ok();
+    m.l4_csum_ok = m.l4 != L4Proto::Other && cqe.l4_ok();
+    m.csum_ok = m.l4_csum_ok && (m.l3 == L3Proto::Ipv6 || m.l3_csum_ok);
+    if m.csum_ok {
+        stats.rx_csum_ok += 1;
+    } else if m.l4 != L4Proto::Other || (m.l3 == L3Proto::Ipv4 && !m.l3_csum_ok) {
+        stats.rx_csum_bad += 1;
+    }
+    m
 }
 
 /// Post a receive queue's recycled buffers (doorbell record) and publish

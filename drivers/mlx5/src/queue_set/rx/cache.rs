@@ -1,0 +1,312 @@
+//! The per-frame receive path ([`QueueSet::receive`]) served from a run
+//! of common completions, as a burst reads them: the CQ keeps how many
+//! entries from its consumer index [`crate::cq::CqView::common_run`]
+//! found software-owned, of opcode `RESP_SEND`, not a session's title, of
+//! the queue's RQN (one masked 8-byte compare per tail word)
+//! ([`crate::cq::Cq::cached_run`]); each call takes the next of them,
+//! reads its byte count and `wqe_id`/`wqe_counter` through one plain view
+//! of the entry and has the RQ check them as a burst does
+//! ([`crate::rq::RxCursor::take_key`]). [`RxMeta`] is decoded from that
+//! entry alone. Whatever is not the common case (an empty run, an error,
+//! a filler, a bad length or counter, a title, a session) goes through
+//! [`QueueSet::next_frame`], which consumes it as before; any consumer
+//! but this one ends the cached run.
+
+use cxos_drivers::RxMeta;
+
+use super::super::QueueSet;
+use crate::control::Control;
+use crate::cq::{BODY, RunExpect};
+use crate::cqe::{self, Cqe};
+
+#[inline(always)]
+fn be32(c: &[u8; BODY], o: usize) -> u32 {
+    u32::from_be_bytes([c[o], c[o + 1], c[o + 2], c[o + 3]])
+}
+
+/// What the per-frame path reads of a common completion (its body, the
+/// run's scan having checked its tail word), as [`Cqe`]: `wqe_counter`,
+/// the opcode the scan found, `wqe_id`, `rss_hash_result`, the dword of
+/// `hds_ip_ext`, `l4_l3_hdr_type` and `vlan_info`, and the byte count;
+/// the others 0.
+#[inline(always)]
+fn common_cqe(c: &[u8; BODY]) -> Cqe {
+    let mut w = [0u64; cqe::WORDS];
+    // A word at 8k holds the dword at 8k in its high half, the one at
+    // 8k + 4 in its low half.
+    w[cqe::off::WQE_ID / 8] = (be32(c, cqe::off::WQE_ID) as u64) << 32;
+    w[cqe::off::RSS_HASH / 8] = be32(c, cqe::off::RSS_HASH) as u64;
+    w[cqe::off::HDR / 8] = be32(c, cqe::off::HDR) as u64;
+    w[cqe::off::BYTE_CNT / 8] = be32(c, cqe::off::BYTE_CNT) as u64;
+    let counter = u16::from_be_bytes([c[cqe::off::TAIL], c[cqe::off::TAIL + 1]]);
+    let tail = (counter as u32) << 16 | (cqe::opcode::RESP_SEND as u32) << 4;
+    Cqe::from_words(tail, &w, || 0)
+}
+
+/// The bits of a CQE's last 8 bytes ([`crate::cq::CqeTail`]) a common
+/// completion fixes: the QPN `[55:32]`, and of `op_own` the opcode
+/// `[7:4]` and `cqe_format` `[3:2]` (the owner bit `[0]` checked by
+/// [`crate::cq::Cq::owned_tail`]); not `se` `[1]`, `wqe_counter`,
+/// `signature`.
+const COMMON_TAIL_MASK: u64 = (0x00ff_ffff << 32) | 0xfc;
+
+/// A common completion's tail bits under [`COMMON_TAIL_MASK`]: queue
+/// `rqn`, opcode `RESP_SEND`, format 0 (no session).
+#[inline(always)]
+fn common_tail(rqn: u32) -> u64 {
+    ((rqn as u64 & 0x00ff_ffff) << 32) | ((cqe::opcode::RESP_SEND as u64) << 4)
+}
+
+/// Entries the first step of a run's scan reads one at a time (fewer
+/// than a chunk of [`crate::cq::CqView::common_run`]).
+const FIRST: u32 = 7;
+
+/// A common completion's `wqe_id` (the low half of its first dword) and
+/// `wqe_counter` (the high half of its tail dword) as one word:
+/// `wqe_id << 16 | wqe_counter`.
+#[inline(always)]
+fn key_of(c: &[u8; BODY]) -> u32 {
+    u32::from_be_bytes([
+        c[cqe::off::WQE_ID + 2],
+        c[cqe::off::WQE_ID + 3],
+        c[cqe::off::TAIL],
+        c[cqe::off::TAIL + 1],
+    ])
+}
+
+const _: () = assert!(cqe::off::WQE_ID.is_multiple_of(8));
+const _: () = assert!(cqe::off::RSS_HASH % 8 == 4 && cqe::off::HDR % 8 == 4);
+const _: () = assert!(cqe::off::BYTE_CNT % 8 == 4);
+
+impl<C: Control> QueueSet<C> {
+    /// Hand the next frame of receive queue `q` to `f` with its
+    /// [`RxMeta`], its buffer released after (`Err(f)` when the queue has
+    /// none): the next entry of the CQ's cached run of common completions
+    /// (found anew when it is used up) if the RQ takes it as the common
+    /// case ([`crate::rq::Rq::take_common`]); anything else through
+    /// [`QueueSet::next_frame`], which consumes it as before.
+    #[inline(always)]
+    pub(in crate::queue_set) fn receive_at<R, F>(&mut self, q: usize, f: F) -> Result<R, F>
+    where
+        F: FnOnce(&[u8], RxMeta) -> R,
+    {
+        let Some(x) = self.parts.rx.get_mut(q) else {
+            return Err(f);
+        };
+        // In error, its recovery pending: nothing is taken from it.
+        if x.halted {
+            return Err(f);
+        }
+        let Some(rq) = x.rq.as_mut() else {
+            return Err(f);
+        };
+        if x.cq.cached_run() == 0 {
+            // A session is read by `next_frame` (its completions are not
+            // in the ring).
+            if x.cq.in_session() {
+                return self.receive_slow(q, f);
+            }
+            // The entry at the consumer index first, by itself: an empty
+            // ring (the usual case of a queue polled in turn with others)
+            // costs one load, and a run of one no scan.
+            let ci = x.cq.ci();
+            let Some(tail) = x.cq.owned_tail(ci) else {
+                return Err(f);
+            };
+            let rqn = rq.rqn.0;
+            if (tail.0 ^ common_tail(rqn)) & COMMON_TAIL_MASK != 0 {
+                return self.receive_slow(q, f);
+            }
+            // The rest of the run: a few entries one at a time (runs of a
+            // queue polled in turn with others are short, and a chunk of
+            // the scan would read past them), a full step going on a
+            // chunk at a time (into the ring's next pass, checked as
+            // such).
+            let view = x.cq.view();
+            let next = ci.wrapping_add(1);
+            let expect = RunExpect::common(cqe::opcode::RESP_SEND, rqn);
+            let (mut k, _) = view.common_run(next, FIRST, expect);
+            if k == FIRST {
+                let at = next.wrapping_add(k);
+                k += view.common_run(at, u32::MAX, expect).0;
+            }
+            let k = k + 1;
+            x.cq.set_cached_run(k);
+        }
+        let ci = x.cq.ci();
+        // Its body only: the owner byte was read (and the barrier passed)
+        // when the run was found.
+        let Some((cqe, key)) = x.cq.with_body(ci, |c| (common_cqe(c), key_of(c))) else {
+            return self.receive_slow(q, f);
+        };
+        // Not the common case (counter, strides, length, filler): left
+        // for `next_frame`, which consumes it and names what is wrong.
+        let Some(frame) = rq.take_common(key, cqe.byte_count()) else {
+            return self.receive_slow(q, f);
+        };
+        x.cq.take_cached();
+        let vlan_strip = self.cfg.vlan_strip && self.res.caps.vlan_strip;
+        let mut meta = super::meta_of(&mut self.stats, vlan_strip, self.res.caps.csum, &cqe);
+        meta.queue = q as u16;
+        let r = rq.with_frame(frame, |b| f(b, meta));
+        super::release_rx(x, frame.releases);
+        Ok(r)
+    }
+
+    /// [`QueueSet::receive_at`] through [`QueueSet::next_frame`].
+    #[inline(never)]
+    fn receive_slow<R, F>(&mut self, q: usize, f: F) -> Result<R, F>
+    where
+        F: FnOnce(&[u8], RxMeta) -> R,
+    {
+        let Some((frame, meta)) = self.next_frame(q) else {
+            return Err(f);
+        };
+        let r = match self.parts.rx.get(q).and_then(|x| x.rq.as_ref()) {
+            Some(rq) => rq.with_frame(frame, |b| f(b, meta)),
+            None => return Err(f),
+        };
+        self.release(q, frame.releases);
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::*;
+    use crate::cqe::{opcode, syndrome};
+
+    fn open16() -> (QueueSet<MockCtl>, MockPlatform, u64) {
+        let c = EthConfig {
+            log_rq: 4,
+            ..cfg(false)
+        };
+        let port = QueueSet::open(MockCtl::new(), res(), c).unwrap();
+        let p = port.control().p.clone();
+        let cq = port.rx_cq().unwrap().ring_addr();
+        (port, p, cq)
+    }
+
+    fn len(port: &mut QueueSet<MockCtl>) -> Option<usize> {
+        port.receive(|b, _| b.len())
+    }
+
+    fn cached(port: &QueueSet<MockCtl>) -> u64 {
+        port.rx_cq().unwrap().cached_run()
+    }
+
+    #[test]
+    fn a_cached_run_crosses_the_ring_wrap_and_stops_at_the_owner_bit() {
+        let (mut port, p, cq) = open16();
+        for i in 0..8 {
+            write_cqe(&p, cq, i, 0x20, i as u16, 60);
+        }
+        for _ in 0..8 {
+            assert_eq!(len(&mut port), Some(60));
+        }
+        port.flush();
+        // Frames 8..20: slots 8..15 in the ring's first pass (owner 0),
+        // 0..3 in its second (owner 1).
+        for i in 8..20usize {
+            let own = if i < 16 { 0x20 } else { 0x21 };
+            write_cqe(&p, cq, i % 16, own, i as u16, 100 + i as u32);
+        }
+        // Slot 4 holds a first-pass entry with what the next frame would
+        // say (counter 20): only its owner bit says the device has not
+        // written it in this pass.
+        write_cqe(&p, cq, 4, 0x20, 20, 120);
+        assert_eq!(len(&mut port), Some(108));
+        // The run found from slot 8 goes on past the wrap to slot 3.
+        assert_eq!(cached(&port), 11);
+        for i in 9..20 {
+            assert_eq!(len(&mut port), Some(100 + i), "frame {i}");
+        }
+        assert_eq!(len(&mut port), None);
+        assert_eq!(port.eth_stats().faults, 0);
+        let _ = port.close();
+    }
+
+    #[test]
+    fn an_error_right_after_a_cached_run_is_handled_after_its_frames() {
+        let (mut port, p, cq) = open16();
+        for i in 0..3 {
+            write_cqe(&p, cq, i, 0x20, i as u16, 60 + i as u32);
+        }
+        // An error CQE whose counter and byte count a frame could have.
+        p.write(cq + 3 * 64 + 0x37, &[syndrome::LOCAL_LENGTH_ERR]);
+        write_cqe(&p, cq, 3, opcode::RESP_ERR << 4, 3, 64);
+        assert_eq!(len(&mut port), Some(60));
+        assert_eq!(cached(&port), 2);
+        assert_eq!(len(&mut port), Some(61));
+        assert_eq!(len(&mut port), Some(62));
+        assert_eq!(len(&mut port), None);
+        let f = port.last_fault().unwrap();
+        assert!(
+            matches!(
+                f.cause,
+                FaultCause::ErrorCqe {
+                    opcode: opcode::RESP_ERR,
+                    syndrome: syndrome::LOCAL_LENGTH_ERR,
+                    wqe_counter: 3,
+                    ..
+                }
+            ),
+            "{f}"
+        );
+        assert_eq!(port.run_pending_recoveries(), 0);
+        assert!(port.last_fault().unwrap().recovered);
+        // The recovered RQ starts again at WQE 0, the CQ after the error.
+        assert_eq!(cached(&port), 0);
+        write_cqe(&p, cq, 4, 0x20, 0, 70);
+        assert_eq!(len(&mut port), Some(70));
+        let _ = port.close();
+    }
+
+    /// What a surviving run would hand out unchecked: an entry of another
+    /// queue at the consumer index after the queue was set up anew.
+    fn lie_after(port: &mut QueueSet<MockCtl>, p: &MockPlatform, cq: u64, slot: usize) {
+        assert_eq!(cached(port), 0, "no run survives");
+        write_cqe(p, cq, slot, 0x20, 0, 64);
+        p.write(cq + (slot * 64) as u64 + 0x38, &0x77u32.to_be_bytes());
+        assert_eq!(len(port), None);
+        let f = port.last_fault().unwrap();
+        assert_eq!(f.cause, FaultCause::WrongQueue { qpn: 0x77 }, "{f}");
+    }
+
+    #[test]
+    fn an_mtu_change_drops_the_cached_run() {
+        let (mut port, p, cq) = open16();
+        for i in 0..4 {
+            write_cqe(&p, cq, i, 0x20, i as u16, 60);
+        }
+        assert_eq!(len(&mut port), Some(60));
+        assert_eq!(cached(&port), 3);
+        // New buffers: the RQ starts again at WQE 0; the CQ's entries
+        // for the old ones are consumed.
+        port.set_mtu(4000, 4000).unwrap();
+        lie_after(&mut port, &p, cq, 4);
+        let _ = port.close();
+    }
+
+    #[test]
+    fn a_recovered_receive_queue_drops_the_cached_run() {
+        let (mut port, p, cq) = open16();
+        for i in 0..4 {
+            write_cqe(&p, cq, i, 0x20, i as u16, 60);
+        }
+        // The run's third entry is for the wrong WQE: a fault, the RQ
+        // cycled and the CQ drained with an entry of the run left.
+        write_cqe(&p, cq, 2, 0x20, 9, 60);
+        assert_eq!(len(&mut port), Some(60));
+        assert_eq!(cached(&port), 3);
+        assert_eq!(len(&mut port), Some(60));
+        assert_eq!(len(&mut port), None);
+        assert_eq!(port.run_pending_recoveries(), 0);
+        assert_eq!(
+            port.last_fault().unwrap().cause,
+            FaultCause::BadCompletion { wqe_counter: 9 }
+        );
+        lie_after(&mut port, &p, cq, 4);
+        let _ = port.close();
+    }
+}
