@@ -72,8 +72,15 @@ fn sessions_on_the_cx4_lx_both_ways_and_none_elsewhere() {
                     // At most six frames a session, and runs of nine
                     // broken by odd lengths and bursts of 24: well under
                     // a WQE per frame.
+                    // Threaded, completions come back later and bursts
+                    // are cut by the ring's room (how much depends on the
+                    // machine's load): still fewer sessions than frames.
+                    let most = match mode {
+                        Mode::Synchronous => lens.len() as u64 / 2,
+                        Mode::Threaded => lens.len() as u64,
+                    };
                     assert!(
-                        sessions >= lens.len() as u64 / 6 && sessions < lens.len() as u64 / 2,
+                        sessions >= lens.len() as u64 / 6 && sessions < most,
                         "{ctx}: {sessions}"
                     );
                     assert!(s.completions <= sessions, "{ctx}");
