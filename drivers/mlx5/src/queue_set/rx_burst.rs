@@ -135,7 +135,10 @@ impl<C: Control> QueueSet<C> {
     /// its [`RxInfo`]; the buffers are re-posted after (doorbell record
     /// every quarter ring and at the end of the burst). Returns the
     /// frames handed out. The receive queues are taken round robin.
-    #[inline]
+    /// Always inline: a caller's constants (one queue, `max`) and its
+    /// callback shape the loop (`#[inline]` alone stopped inlining it
+    /// into a one-frame caller once the striding run grew).
+    #[inline(always)]
     pub fn receive_burst<F>(&mut self, max: usize, mut f: F) -> usize
     where
         F: FnMut(&[u8], &RxInfo<'_, Plat<C>>),
