@@ -17,10 +17,17 @@ use crate::systests_sim::Setup;
 pub struct Bed {
     pub config: PeerConfig,
     pub net: PeerNetwork,
-    pub ctx: Context,
-    pub setup: Setup,
-    /// `target/xtask/<name>`: the consoles and the models' logs.
-    pub dir: PathBuf,
+    /// QEMU, the model and the log folder, as without the namespace.
+    pub host: Host,
+}
+
+/// A [`Bed`] is a [`Host`] with a network: its QEMU, model, folder and
+/// [`Host::boot_cxos`] are the host's.
+impl std::ops::Deref for Bed {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.host
+    }
 }
 
 /// A bench's QEMU, model binary and log folder, without a network.
@@ -56,16 +63,11 @@ impl Host {
         log: &str,
         timeout: Duration,
     ) -> Result<Shell, String> {
-        boot_cxos(
-            &self.ctx,
-            &self.setup,
-            &self.dir,
-            sim,
-            cmdline,
-            qemu_args,
-            log,
-            timeout,
-        )
+        let machine = crate::systests_sim::machine(&self.ctx, sim, cmdline);
+        let command = crate::systests_sim::qemu_command(&self.setup, &machine, qemu_args, false);
+        let session = crate::session::Session::spawn(command, &self.dir.join(log), timeout)
+            .map_err(|e| e.to_string())?;
+        Shell::start(session)
     }
 }
 
@@ -85,54 +87,7 @@ impl Bed {
             Err(PeerError::Skip(why)) => return Err(format!("skipped: {why}")),
             Err(e) => return Err(e.to_string()),
         };
-        let Host { ctx, setup, dir } = Host::new(ws, kernel, name)?;
-        Ok(Self {
-            config,
-            net,
-            ctx,
-            setup,
-            dir,
-        })
+        let host = Host::new(ws, kernel, name)?;
+        Ok(Self { config, net, host })
     }
-
-    /// cxos on `sim` as [`Host::boot_cxos`] boots it.
-    pub fn boot_cxos(
-        &self,
-        sim: &SimDevice,
-        cmdline: &str,
-        qemu_args: &[&str],
-        log: &str,
-        timeout: Duration,
-    ) -> Result<Shell, String> {
-        boot_cxos(
-            &self.ctx,
-            &self.setup,
-            &self.dir,
-            sim,
-            cmdline,
-            qemu_args,
-            log,
-            timeout,
-        )
-    }
-}
-
-/// cxos in QEMU (TCG) on `sim` with `cmdline`, `qemu_args` added to QEMU's,
-/// its console in `<dir>/<log>`: its shell once it prompts.
-#[allow(clippy::too_many_arguments)]
-fn boot_cxos(
-    ctx: &Context,
-    setup: &Setup,
-    dir: &Path,
-    sim: &SimDevice,
-    cmdline: &str,
-    qemu_args: &[&str],
-    log: &str,
-    timeout: Duration,
-) -> Result<Shell, String> {
-    let machine = crate::systests_sim::machine(ctx, sim, cmdline);
-    let command = crate::systests_sim::qemu_command(setup, &machine, qemu_args, false);
-    let session = crate::session::Session::spawn(command, &dir.join(log), timeout)
-        .map_err(|e| e.to_string())?;
-    Shell::start(session)
 }
