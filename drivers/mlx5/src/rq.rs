@@ -358,6 +358,19 @@ impl<P: Platform> Rq<P> {
         1 << self.log_size
     }
 
+    /// Released WQEs to gather before a doorbell-record write (the
+    /// per-frame path's batch): a quarter of a cyclic ring; every striding
+    /// WQE, since each holds many frames and one held back is that many
+    /// frames the device drops when a burst fills the ring.
+    #[inline]
+    pub fn commit_batch(&self) -> usize {
+        if self.nstrides != 0 {
+            1
+        } else {
+            (self.entries() / 4).max(1)
+        }
+    }
+
     pub fn buf_size(&self) -> usize {
         self.buf_size
     }

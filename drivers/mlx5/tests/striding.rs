@@ -136,3 +136,116 @@ fn jumbo_frames_take_many_strides() {
     close(a, &sa, ba);
     close(b, &sb, bb);
 }
+
+/// `a` sends `n` frames of `len` bytes numbered from `first` while `b`
+/// does not poll (the model places each in `b`'s RQ as `a` rings): what
+/// a TCP window sent at once meets.
+fn flood(a: &mut Port, b: &Port, first: u32, n: usize, len: usize) {
+    use cxos_drivers::NetDevice;
+    let dst = b.mac();
+    let mut sent = 0;
+    let mut idle = 0u32;
+    while sent < n {
+        while sent < n
+            && a.transmit(len, |f| common::fill(f, dst, first + sent as u32))
+                .is_ok()
+        {
+            sent += 1;
+        }
+        a.flush();
+        a.poll();
+        idle += 1;
+        assert!(idle < 100_000, "a stuck at {sent}/{n}");
+    }
+    a.poll();
+}
+
+/// `b` takes every frame waiting, through the per-frame path and without
+/// a flush, checking their order from `first`.
+fn take_all(b: &mut Port, first: u32, n: usize) {
+    use cxos_drivers::NetDevice;
+    for k in 0..n {
+        b.receive(|f, _| {
+            let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
+            assert_eq!(seq, first + k as u32, "in order");
+        })
+        .unwrap_or_else(|| panic!("frame {k} of {n} missing: {:?}", b.rings()));
+    }
+}
+
+#[test]
+fn a_ring_holds_its_frames_of_the_mtu_while_the_driver_is_away() {
+    for part in [
+        Personality::ConnectX5,
+        Personality::ConnectX6,
+        Personality::ConnectX6Dx,
+    ] {
+        for log_rq in [6u8, 8, 9] {
+            let (sa, sb) = SimPlatform::pair(Personality::ConnectX5, part, Mode::Synchronous);
+            let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+            let cfg = EthConfig {
+                log_rq,
+                ..EthConfig::default()
+            };
+            let mut a = open(&sa, cfg);
+            let mut b = open(&sb, cfg);
+            assert!(matches!(b.rq().unwrap().kind(), RqKind::Striding { .. }));
+            // 2^log_rq frames of the MTU, as a cyclic ring of as many
+            // buffers takes them: none dropped for want of a WQE.
+            let n = 1usize << log_rq;
+            flood(&mut a, &b, 0, n, 1514);
+            assert_eq!(
+                sb.port_stats().rx_dropped_no_wqe,
+                0,
+                "{part:?} log_rq {log_rq}: {:?}",
+                b.rings()
+            );
+            take_all(&mut b, 0, n);
+            b.flush();
+            close(a, &sa, ba);
+            close(b, &sb, bb);
+        }
+    }
+}
+
+#[test]
+fn each_striding_wqe_is_posted_again_once_used() {
+    let (sa, sb) = SimPlatform::pair(
+        Personality::ConnectX5,
+        Personality::ConnectX6Dx,
+        Mode::Synchronous,
+    );
+    let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
+    let cfg = EthConfig {
+        log_rq: 8,
+        ..EthConfig::default()
+    };
+    let mut a = open(&sa, cfg);
+    let mut b = open(&sb, cfg);
+    let RqKind::Striding {
+        log_strides,
+        log_stride,
+    } = b.rq().unwrap().kind()
+    else {
+        panic!("striding expected");
+    };
+    let wqes = b.rq().unwrap().entries();
+    let per_wqe = (1usize << log_strides) / 1514usize.div_ceil(1 << log_stride);
+    // Round one ends early in WQE `wqes - 1`: `wqes - 2` WQEs used up
+    // (their fillers written when the next frame did not fit), taken by
+    // the per-frame path with no flush in between, which must post each
+    // again as it is used up (not a quarter ring at a time).
+    let first = (wqes - 2) * per_wqe + 1;
+    flood(&mut a, &b, 0, first, 1514);
+    take_all(&mut b, 0, first);
+    // Round two: what the ring has room for with every used WQE posted
+    // again (the rest of the current WQE and `wqes - 1` whole ones), a
+    // frame less.
+    let second = (wqes - 1) * per_wqe + (per_wqe - 1) - 1;
+    flood(&mut a, &b, first as u32, second, 1514);
+    assert_eq!(sb.port_stats().rx_dropped_no_wqe, 0, "{:?}", b.rings());
+    take_all(&mut b, first as u32, second);
+    b.flush();
+    close(a, &sa, ba);
+    close(b, &sb, bb);
+}

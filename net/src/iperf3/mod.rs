@@ -132,9 +132,11 @@ pub enum ClientPoll {
 
 /// Receive windows of all data streams of a test together. smoltcp sends
 /// a whole window at once; one burst larger than the receiving adapter's
-/// RX ring (512 buffers by default) is mostly dropped and smoltcp recovers
-/// from that badly (measured: -P 4 with 256 KiB windows ran at 0.01 Gbit/s
-/// between two in-process models, -P 2 at 9 Gbit/s).
+/// RX ring is mostly dropped and smoltcp recovers from that badly
+/// (measured: -P 4 with 256 KiB windows ran at 0.01 Gbit/s between two
+/// in-process models, -P 2 at 9 Gbit/s). cxos's rings hold 256 frames of
+/// the MTU (336 on a striding RQ): one stream's 256 KiB window (181
+/// frames) fits.
 pub const RECEIVE_WINDOW_BUDGET: usize = 512 * 1024;
 
 /// The receive buffer (window) of each of `parallel` data streams.

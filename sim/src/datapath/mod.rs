@@ -107,6 +107,30 @@ pub fn tx_engine_line(nic: &Nic) -> String {
     )
 }
 
+/// The port's frame counts and every reason it dropped a frame, for the
+/// log at a client's disconnection (where a transfer lost its frames):
+/// `port rx frames <n> delivered <n> no-wqe <n> no-steering <n> not-ready
+/// <n> link-down <n> bad-length <n> too-long <n> wqe-error <n> tx frames
+/// <n> link-down <n> outbox-full <n>`.
+pub fn port_drops_line(nic: &Nic) -> String {
+    let p = &nic.wire.stats;
+    format!(
+        "port rx frames {} delivered {} no-wqe {} no-steering {} not-ready {} link-down {} bad-length {} too-long {} wqe-error {} tx frames {} link-down {} outbox-full {}",
+        p.rx_frames,
+        p.rx_delivered,
+        p.rx_dropped_no_wqe,
+        p.rx_dropped_no_steering,
+        p.rx_dropped_rq_not_ready,
+        p.rx_dropped_link_down,
+        p.rx_dropped_bad_length,
+        p.rx_dropped_too_long,
+        p.rx_dropped_wqe_error,
+        p.tx_frames,
+        p.tx_dropped_link_down,
+        p.tx_dropped_outbox_full
+    )
+}
+
 /// UAR page offsets of the data path doorbells (PRM "UAR Page Layout").
 pub mod uar_offset {
     /// CQ arm doorbell, 64-bit: sn << 28 | cmd << 24 | ci, then the CQN.

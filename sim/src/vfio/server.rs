@@ -803,6 +803,18 @@ fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
     log::info!(target: "mlx5_sim::vfio", "client disconnected");
     // Benchmarks read the model's own packet rate here (the process ends now).
     log::info!(target: "mlx5_sim::vfio", "{}", crate::datapath::tx_engine_line(&shared.dev().nic));
+    log::info!(target: "mlx5_sim::vfio", "{}", crate::datapath::port_drops_line(&shared.dev().nic));
+    if let Some((name, w)) = shared.link_stats() {
+        log::info!(
+            target: "mlx5_sim::vfio",
+            "wire {name} tx frames {} dropped-queue {} dropped-no-peer {} errors {} rx frames {}",
+            w.tx_frames,
+            w.tx_dropped_queue_full,
+            w.tx_dropped_no_peer,
+            w.tx_errors,
+            w.rx_frames
+        );
+    }
     shared.stop();
     let _ = model.join();
     shared.mem.unmap_all();

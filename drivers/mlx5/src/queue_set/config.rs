@@ -128,8 +128,11 @@ pub(super) struct RxGeometry {
 impl<C: Control> QueueSet<C> {
     /// The receive queues' kind and sizes. Cyclic: 2^log_rq buffers of
     /// MTU + 18 bytes, a CQE per buffer. Striding: WQEs of 512 strides of
-    /// 64 bytes (or the part's smallest stride), as many as take about the
-    /// cyclic ring's memory (at least 4), a CQE per stride.
+    /// 64 bytes (or the part's smallest stride), a power of two of them
+    /// (at least 4) holding at least 2^log_rq frames of the MTU, as the
+    /// cyclic ring does, a CQE per stride. Fewer (the cyclic ring's
+    /// memory, rounded down: 8 WQEs, 168 frames for log_rq 8) dropped
+    /// frames of one 256 KiB TCP window sent at once.
     pub(super) fn rx_geometry(&self) -> RxGeometry {
         let cfg = self.cfg;
         let c = self.res.caps;
@@ -149,8 +152,13 @@ impl<C: Control> QueueSet<C> {
                 cq_log: cfg.log_rq,
             };
         }
-        let cyclic_bytes = (frame.div_ceil(64) * 64) << cfg.log_rq;
-        let log_wqes = (cyclic_bytes / wqe).max(4).ilog2() as u8;
+        // A frame never straddles WQEs (the device ends one with a filler).
+        let per_wqe = (1usize << log_strides) / frame.div_ceil(1 << log_stride);
+        let log_wqes = (1usize << cfg.log_rq)
+            .div_ceil(per_wqe)
+            .next_power_of_two()
+            .max(4)
+            .ilog2() as u8;
         RxGeometry {
             kind: RqKind::Striding {
                 log_strides,

@@ -144,7 +144,7 @@ impl<C: Control> QueueSet<C> {
     }
 
     /// Give `releases` consumed WQEs of queue `q` back (posted at the next
-    /// commit: a quarter ring, or [`QueueSet::flush`]).
+    /// commit: [`crate::rq::Rq::commit_batch`], or [`QueueSet::flush`]).
     #[inline]
     pub(super) fn release(&mut self, q: usize, releases: u16) {
         if let Some(x) = self.parts.rx.get_mut(q) {
@@ -166,7 +166,7 @@ fn release_rx<P: Platform>(x: &mut RxQueue<P>, releases: u16) {
             return;
         }
         x.uncommitted += releases as usize;
-        if x.uncommitted >= rq.entries() / 4 {
+        if x.uncommitted >= rq.commit_batch() {
             commit_rx(x);
         }
     }
