@@ -503,6 +503,17 @@ fn two_vms_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
             "A received {packets} frames, fewer than the echo requests and raw frames"
         ));
     }
+    // B's TCP windows (256 KiB, sent at once by smoltcp) each found
+    // receive WQEs: a ring that held fewer frames dropped some, and the
+    // sender's go-back-N held the transfer to a few Mbit/s.
+    let port = sim_a.ask_ok("wire")?;
+    let no_wqe = crate::sim_device::stat(&port, "port-drops", "no-wqe");
+    if no_wqe != Some(0) {
+        return Err(format!(
+            "A's model dropped frames for want of a receive WQE ({no_wqe:?}):\n{}",
+            port.join("\n")
+        ));
+    }
     detach_clean(&mut shell_a, &sim_a)?;
     expect_reply(&sim_a.ask_ok("sanitizer")?, "ok 0 violations")?;
     shell_a.poweroff(&mut sim_a)?;

@@ -107,17 +107,12 @@ pub fn tx_engine_line(nic: &Nic) -> String {
     )
 }
 
-/// The port's frame counts and every reason it dropped a frame, for the
-/// log at a client's disconnection (where a transfer lost its frames):
-/// `port rx frames <n> delivered <n> no-wqe <n> no-steering <n> not-ready
-/// <n> link-down <n> bad-length <n> too-long <n> wqe-error <n> tx frames
-/// <n> link-down <n> outbox-full <n>`.
-pub fn port_drops_line(nic: &Nic) -> String {
-    let p = &nic.wire.stats;
+/// Why the port dropped received frames: `no-wqe <n> no-steering <n>
+/// not-ready <n> link-down <n> bad-length <n> too-long <n> wqe-error <n>`
+/// (the control socket's `wire` answer, after `port-drops`).
+pub fn rx_drop_reasons(p: &crate::wire::PortStats) -> String {
     format!(
-        "port rx frames {} delivered {} no-wqe {} no-steering {} not-ready {} link-down {} bad-length {} too-long {} wqe-error {} tx frames {} link-down {} outbox-full {}",
-        p.rx_frames,
-        p.rx_delivered,
+        "no-wqe {} no-steering {} not-ready {} link-down {} bad-length {} too-long {} wqe-error {}",
         p.rx_dropped_no_wqe,
         p.rx_dropped_no_steering,
         p.rx_dropped_rq_not_ready,
@@ -125,6 +120,20 @@ pub fn port_drops_line(nic: &Nic) -> String {
         p.rx_dropped_bad_length,
         p.rx_dropped_too_long,
         p.rx_dropped_wqe_error,
+    )
+}
+
+/// The port's frame counts and every reason it dropped one, for the log
+/// at a client's disconnection (where a transfer lost its frames): `port
+/// rx frames <n> delivered <n>` [`rx_drop_reasons`] `tx frames <n>
+/// link-down <n> outbox-full <n>`.
+pub fn port_drops_line(nic: &Nic) -> String {
+    let p = &nic.wire.stats;
+    format!(
+        "port rx frames {} delivered {} {} tx frames {} link-down {} outbox-full {}",
+        p.rx_frames,
+        p.rx_delivered,
+        rx_drop_reasons(p),
         p.tx_frames,
         p.tx_dropped_link_down,
         p.tx_dropped_outbox_full

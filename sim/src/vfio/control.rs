@@ -30,7 +30,9 @@
 //!   dropped-no-peer <n> errors <n>`, `wire rx frames <n> bytes <n>`, the
 //!   port's own counters `port tx frames <n> bytes <n> dropped-link-down <n>
 //!   dropped-outbox-full <n>`, `port rx frames <n> bytes <n> delivered <n>
-//!   dropped <n>`, and `pcap <file> records <n> lost <n>` when capturing.
+//!   dropped <n>`, the reasons `port-drops no-wqe <n> no-steering <n>
+//!   not-ready <n> link-down <n> bad-length <n> too-long <n> wqe-error <n>`,
+//!   and `pcap <file> records <n> lost <n>` when capturing.
 //! - `pages`: `ok <n> pages held`.
 //! - `objects`: one line `<kind> <n>` per kind of object the driver holds
 //!   (uars, eqs, cqs, sqs, rqs, tises, tirs, rqts, flow-tables,
@@ -492,6 +494,7 @@ pub fn execute(req: Request, s: &Shared) -> String {
                 "port rx frames {} bytes {} delivered {} dropped {dropped}",
                 p.rx_frames, p.rx_bytes, p.rx_delivered
             );
+            let _ = writeln!(out, "port-drops {}", crate::datapath::rx_drop_reasons(&p));
             if let Some((path, records, lost)) = s.pcap_stats() {
                 let _ = writeln!(out, "pcap {} records {records} lost {lost}", path.display());
             }
