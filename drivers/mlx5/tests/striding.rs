@@ -109,32 +109,56 @@ fn mixed_frame_sizes_pack_into_strides_with_fillers() {
     }
 }
 
+/// Two models on one wire (`a` of part `pa`, `b` of `pb`, synchronous),
+/// a port open on each with `cfg`, and the DMA each held before.
+struct Wired {
+    sa: SimPlatform,
+    sb: SimPlatform,
+    a: Port,
+    b: Port,
+    before: ((usize, usize), (usize, usize)),
+}
+
+fn wired(pa: Personality, pb: Personality, cfg: EthConfig) -> Wired {
+    let (sa, sb) = SimPlatform::pair(pa, pb, Mode::Synchronous);
+    let before = (sa.dma_in_use(), sb.dma_in_use());
+    let a = open(&sa, cfg);
+    let b = open(&sb, cfg);
+    Wired {
+        sa,
+        sb,
+        a,
+        b,
+        before,
+    }
+}
+
+impl Wired {
+    fn close(self) {
+        close(self.a, &self.sa, self.before.0);
+        close(self.b, &self.sb, self.before.1);
+    }
+}
+
 #[test]
 fn jumbo_frames_take_many_strides() {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX5,
-        Personality::ConnectX6,
-        Mode::Synchronous,
-    );
-    let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
     let cfg = EthConfig {
         mtu: 9000,
         log_rq: 6,
         log_sq: 6,
         ..EthConfig::default()
     };
-    let mut a = open(&sa, cfg);
-    let mut b = open(&sb, cfg);
+    let mut w = wired(Personality::ConnectX5, Personality::ConnectX6, cfg);
+    let (a, b) = (&mut w.a, &mut w.b);
     assert!(matches!(b.rq().unwrap().kind(), RqKind::Striding { .. }));
     let lens: Vec<usize> = [9018usize, 60, 4000, 9000, 1514, 8191]
         .into_iter()
         .cycle()
         .take(300)
         .collect();
-    common::exchange(64, &mut a, &mut b, &lens);
+    common::exchange(64, a, b, &lens);
     assert_eq!(b.rx_stats().packets, 300);
-    close(a, &sa, ba);
-    close(b, &sb, bb);
+    w.close();
 }
 
 /// `a` sends `n` frames of `len` bytes numbered from `first` while `b`
@@ -163,7 +187,6 @@ fn flood(a: &mut Port, b: &Port, first: u32, n: usize, len: usize) {
 /// `b` takes every frame waiting, through the per-frame path and without
 /// a flush, checking their order from `first`.
 fn take_all(b: &mut Port, first: u32, n: usize) {
-    use cxos_drivers::NetDevice;
     for k in 0..n {
         b.receive(|f, _| {
             let seq = u32::from_be_bytes([f[14], f[15], f[16], f[17]]);
@@ -181,47 +204,38 @@ fn a_ring_holds_its_frames_of_the_mtu_while_the_driver_is_away() {
         Personality::ConnectX6Dx,
     ] {
         for log_rq in [6u8, 8, 9] {
-            let (sa, sb) = SimPlatform::pair(Personality::ConnectX5, part, Mode::Synchronous);
-            let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
             let cfg = EthConfig {
                 log_rq,
                 ..EthConfig::default()
             };
-            let mut a = open(&sa, cfg);
-            let mut b = open(&sb, cfg);
+            let mut w = wired(Personality::ConnectX5, part, cfg);
+            let (a, b) = (&mut w.a, &mut w.b);
             assert!(matches!(b.rq().unwrap().kind(), RqKind::Striding { .. }));
             // 2^log_rq frames of the MTU, as a cyclic ring of as many
             // buffers takes them: none dropped for want of a WQE.
             let n = 1usize << log_rq;
-            flood(&mut a, &b, 0, n, 1514);
+            flood(a, b, 0, n, 1514);
             assert_eq!(
-                sb.port_stats().rx_dropped_no_wqe,
+                w.sb.port_stats().rx_dropped_no_wqe,
                 0,
                 "{part:?} log_rq {log_rq}: {:?}",
                 b.rings()
             );
-            take_all(&mut b, 0, n);
+            take_all(b, 0, n);
             b.flush();
-            close(a, &sa, ba);
-            close(b, &sb, bb);
+            w.close();
         }
     }
 }
 
 #[test]
 fn each_striding_wqe_is_posted_again_once_used() {
-    let (sa, sb) = SimPlatform::pair(
-        Personality::ConnectX5,
-        Personality::ConnectX6Dx,
-        Mode::Synchronous,
-    );
-    let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
     let cfg = EthConfig {
         log_rq: 8,
         ..EthConfig::default()
     };
-    let mut a = open(&sa, cfg);
-    let mut b = open(&sb, cfg);
+    let mut w = wired(Personality::ConnectX5, Personality::ConnectX6Dx, cfg);
+    let (a, b) = (&mut w.a, &mut w.b);
     let RqKind::Striding {
         log_strides,
         log_stride,
@@ -236,16 +250,15 @@ fn each_striding_wqe_is_posted_again_once_used() {
     // the per-frame path with no flush in between, which must post each
     // again as it is used up (not a quarter ring at a time).
     let first = (wqes - 2) * per_wqe + 1;
-    flood(&mut a, &b, 0, first, 1514);
-    take_all(&mut b, 0, first);
+    flood(a, b, 0, first, 1514);
+    take_all(b, 0, first);
     // Round two: what the ring has room for with every used WQE posted
     // again (the rest of the current WQE and `wqes - 1` whole ones), a
     // frame less.
     let second = (wqes - 1) * per_wqe + (per_wqe - 1) - 1;
-    flood(&mut a, &b, first as u32, second, 1514);
-    assert_eq!(sb.port_stats().rx_dropped_no_wqe, 0, "{:?}", b.rings());
-    take_all(&mut b, first as u32, second);
+    flood(a, b, first as u32, second, 1514);
+    assert_eq!(w.sb.port_stats().rx_dropped_no_wqe, 0, "{:?}", b.rings());
+    take_all(b, first as u32, second);
     b.flush();
-    close(a, &sa, ba);
-    close(b, &sb, bb);
+    w.close();
 }
