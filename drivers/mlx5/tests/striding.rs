@@ -60,6 +60,19 @@ fn the_kind_is_chosen_from_the_capabilities() {
     }
 }
 
+/// A striding RQ's log2 strides per WQE, log2 stride size and WQEs.
+fn striding(port: &Port) -> (u8, u8, usize) {
+    let rq = port.rq().unwrap();
+    let RqKind::Striding {
+        log_strides,
+        log_stride,
+    } = rq.kind()
+    else {
+        panic!("striding expected");
+    };
+    (log_strides, log_stride, rq.entries())
+}
+
 #[test]
 fn mixed_frame_sizes_pack_into_strides_with_fillers() {
     for mode in [Mode::Synchronous, Mode::Threaded] {
@@ -67,14 +80,7 @@ fn mixed_frame_sizes_pack_into_strides_with_fillers() {
         let (ba, bb) = (sa.dma_in_use(), sb.dma_in_use());
         let mut a = open(&sa, EthConfig::default());
         let mut b = open(&sb, EthConfig::default());
-        let RqKind::Striding {
-            log_strides,
-            log_stride,
-        } = b.rq().unwrap().kind()
-        else {
-            panic!("striding expected");
-        };
-        let wqes = b.rq().unwrap().entries();
+        let (log_strides, log_stride, wqes) = striding(&b);
         // Sizes cycling through small, odd, stride-edge and full frames:
         // enough to wrap every WQE several times.
         let pattern = [
@@ -236,14 +242,7 @@ fn each_striding_wqe_is_posted_again_once_used() {
     };
     let mut w = wired(Personality::ConnectX5, Personality::ConnectX6Dx, cfg);
     let (a, b) = (&mut w.a, &mut w.b);
-    let RqKind::Striding {
-        log_strides,
-        log_stride,
-    } = b.rq().unwrap().kind()
-    else {
-        panic!("striding expected");
-    };
-    let wqes = b.rq().unwrap().entries();
+    let (log_strides, log_stride, wqes) = striding(b);
     let per_wqe = (1usize << log_strides) / 1514usize.div_ceil(1 << log_stride);
     // Round one ends early in WQE `wqes - 1`: `wqes - 2` WQEs used up
     // (their fillers written when the next frame did not fit), taken by
