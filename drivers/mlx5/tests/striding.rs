@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::pair::Pair;
 use common::{Port, close_port as close};
 use mlx5::Adapter;
 use mlx5::rq::RqKind;
@@ -115,35 +116,9 @@ fn mixed_frame_sizes_pack_into_strides_with_fillers() {
     }
 }
 
-/// Two models on one wire (`a` of part `pa`, `b` of `pb`, synchronous),
-/// a port open on each with `cfg`, and the DMA each held before.
-struct Wired {
-    sa: SimPlatform,
-    sb: SimPlatform,
-    a: Port,
-    b: Port,
-    before: ((usize, usize), (usize, usize)),
-}
-
-fn wired(pa: Personality, pb: Personality, cfg: EthConfig) -> Wired {
-    let (sa, sb) = SimPlatform::pair(pa, pb, Mode::Synchronous);
-    let before = (sa.dma_in_use(), sb.dma_in_use());
-    let a = open(&sa, cfg);
-    let b = open(&sb, cfg);
-    Wired {
-        sa,
-        sb,
-        a,
-        b,
-        before,
-    }
-}
-
-impl Wired {
-    fn close(self) {
-        close(self.a, &self.sa, self.before.0);
-        close(self.b, &self.sb, self.before.1);
-    }
+/// Two models on one wire, synchronous, a port open on each with `cfg`.
+fn wired(pa: Personality, pb: Personality, cfg: EthConfig) -> Pair {
+    Pair::open_config((pa, pb), cfg, common::open_port)
 }
 
 #[test]

@@ -45,13 +45,23 @@ impl Pair {
         interrupts: bool,
         open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port,
     ) -> Self {
-        super::logger();
-        let (sa, sb) = SimPlatform::pair(parts.0, parts.1, Mode::Synchronous);
-        let before = (sa.dma_in_use(), sb.dma_in_use());
         let cfg = EthConfig {
             interrupts,
             ..EthConfig::default()
         };
+        Self::open_config(parts, cfg, open_a)
+    }
+
+    /// Models of `parts` (a's, b's), both ports opened with `cfg`, a's by
+    /// `open_a`.
+    pub fn open_config(
+        parts: (Personality, Personality),
+        cfg: EthConfig,
+        open_a: impl FnOnce(&SimPlatform, EthConfig) -> Port,
+    ) -> Self {
+        super::logger();
+        let (sa, sb) = SimPlatform::pair(parts.0, parts.1, Mode::Synchronous);
+        let before = (sa.dma_in_use(), sb.dma_in_use());
         let a = open_a(&sa, cfg);
         let b = open_port(&sb, cfg);
         Self {
