@@ -21,7 +21,7 @@ use crate::wq::Ring;
 
 mod burst;
 pub mod mini_cqe;
-pub use burst::{CqView, CqeTail, RunEnd, RunExpect};
+pub use burst::{CqView, CqeTail, RunEnd, RunExpect, run_key};
 pub use mini_cqe::Head;
 
 /// A CQ number.

@@ -8,10 +8,13 @@
 //! when the lie is in a field the run's scan does not fix, else the two
 //! before it); the lie is refused as the per-frame path always refused
 //! it (a typed fault, or a counted length error), the frames before it
-//! arrive, and the queue takes traffic again.
+//! arrive, and the queue takes traffic again. The rewrite comes either
+//! before the first call (the run's scan sees it) or after it (the run
+//! found whole: only the check of each entry the run serves sees it).
 //!
 //! CQE layout: `struct mlx5_cqe64` (`wqe_id` low half at 0x02,
-//! `byte_cnt` 0x2c, QPN 0x39..0x3c, `wqe_counter` 0x3c, `op_own` 0x3f; a
+//! `byte_cnt` 0x2c, QPN 0x39..0x3c, `wqe_counter` 0x3c, `op_own` 0x3f,
+//! opcode `[7:4]`; `struct mlx5_err_cqe`'s `syndrome` at 0x37; a
 //! striding RQ's `byte_cnt` is `mpwrq_cqe_bc`: filler `[31]`, strides
 //! `[30:16]`, bytes `[15:0]`).
 
@@ -19,6 +22,7 @@ mod common;
 
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::NetDevice;
+use mlx5::cqe::{opcode, syndrome};
 use mlx5::queue_set::FaultCause;
 use mlx5::{EthConfig, RqChoice};
 use mlx5_sim::Personality;
@@ -86,14 +90,25 @@ enum Refused {
     LengthError,
 }
 
-/// Frames 0..4 arrive, frame 2's completion rewritten by `edit`; the
-/// first `receive` finds a run of `run` completions (itself included);
+/// When the test rewrites frame 2's completion.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// Before the first `receive`: the run's scan reads the lie.
+    BeforeScan,
+    /// After the first `receive` found the run (all four): the entry is
+    /// rewritten while software owns it, the run cached.
+    InRun,
+}
+
+/// Frames 0..4 arrive, frame 2's completion rewritten by `edit` (`when`);
+/// the first `receive` finds a run of `run` completions (itself included);
 /// frames 0 and 1 arrive, frame 2 is refused as `want` says (a length
 /// error drops frame 2 alone: frame 3 arrives too), and the queue takes
 /// traffic again.
 fn lie_in_run(
     rq: RqChoice,
     name: &str,
+    when: When,
     run: u64,
     edit: impl FnOnce(&mut [u8; 64]),
     want: impl FnOnce(&Refused) -> bool,
@@ -112,7 +127,10 @@ fn lie_in_run(
         sim.inject_rx(&frame(dst, 60, i));
     }
     assert!(common::eventually(|| producer(&sim, cqn) == at + 4));
-    tamper(&sim, cqn, at + 2, edit);
+    let mut edit = Some(edit);
+    if let When::BeforeScan = when {
+        tamper(&sim, cqn, at + 2, edit.take().expect("edit"));
+    }
     let (faults, lens) = (p.eth_stats().faults, p.eth_stats().rx_length_errors);
     assert_eq!(p.receive(|f, _| seq(f)), Some(0), "{name} ({rq:?})");
     assert_eq!(
@@ -120,6 +138,9 @@ fn lie_in_run(
         run - 1,
         "{name} ({rq:?}): the run the first receive found, less its frame"
     );
+    if let Some(edit) = edit {
+        tamper(&sim, cqn, at + 2, edit);
+    }
     let got = drain(&mut p);
     let s = p.eth_stats();
     let r = if s.faults > faults {
@@ -135,7 +156,10 @@ fn lie_in_run(
     } else {
         &[1]
     };
-    assert_eq!(got, expect, "{name} ({rq:?}): the frames around the lie");
+    assert_eq!(
+        got, expect,
+        "{name} ({rq:?}, {when:?}): the frames around the lie"
+    );
     assert!(want(&r), "{name} ({rq:?}): refused as {r:?}");
     let again = [frame(dst, 100, 10), frame(dst, 200, 11), frame(dst, 64, 12)];
     for f in &again {
@@ -161,6 +185,7 @@ fn lies_inside_a_cached_run_are_refused_and_recorded() {
         lie_in_run(
             rq,
             "wqe_counter out of order",
+            When::BeforeScan,
             4,
             |e| e[0x3c] ^= 0x40,
             bad_counter,
@@ -170,6 +195,7 @@ fn lies_inside_a_cached_run_are_refused_and_recorded() {
         lie_in_run(
             rq,
             "byte_cnt past its strides or buffer",
+            When::BeforeScan,
             4,
             |e| {
                 let bc = (1u32 << 16) | 0xffff;
@@ -181,6 +207,7 @@ fn lies_inside_a_cached_run_are_refused_and_recorded() {
         lie_in_run(
             rq,
             "another queue",
+            When::BeforeScan,
             2,
             |e| e[0x3b] ^= 0x5a,
             |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
@@ -188,6 +215,7 @@ fn lies_inside_a_cached_run_are_refused_and_recorded() {
         lie_in_run(
             rq,
             "bad opcode",
+            When::BeforeScan,
             2,
             |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
             |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
@@ -197,8 +225,48 @@ fn lies_inside_a_cached_run_are_refused_and_recorded() {
     lie_in_run(
         RqChoice::Striding,
         "wqe_id of another WQE",
+        When::BeforeScan,
         4,
         |e| e[0x03] ^= 0x11,
         bad_counter,
     );
+}
+
+#[test]
+fn an_entry_rewritten_inside_a_cached_run_is_read_as_it_now_is() {
+    // What the run's scan checked of each entry (owner, opcode, format,
+    // QPN) is checked again when the entry is served: a rewrite in
+    // between ends the run, and the entry is refused as it now reads.
+    let error = |e: &mut [u8; 64]| {
+        e[0x37] = syndrome::LOCAL_LENGTH_ERR;
+        e[0x3f] = (opcode::RESP_ERR << 4) | (e[0x3f] & 1);
+    };
+    for rq in [RqChoice::Striding, RqChoice::Cyclic] {
+        lie_in_run(rq, "error CQE", When::InRun, 4, error, |r| {
+            matches!(
+                r,
+                Refused::Fault(FaultCause::ErrorCqe {
+                    opcode: opcode::RESP_ERR,
+                    syndrome: syndrome::LOCAL_LENGTH_ERR,
+                    ..
+                })
+            )
+        });
+        lie_in_run(
+            rq,
+            "another queue",
+            When::InRun,
+            4,
+            |e| e[0x3b] ^= 0x5a,
+            |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
+        );
+        lie_in_run(
+            rq,
+            "bad opcode",
+            When::InRun,
+            4,
+            |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
+            |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
+        );
+    }
 }

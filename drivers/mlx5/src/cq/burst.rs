@@ -107,8 +107,34 @@ impl RunExpect {
     }
 }
 
+impl RunExpect {
+    /// The tail word a common completion of ring pass `pass` has under
+    /// [`COMMON_MASK`]: the QPN, the opcode, format 0 and the pass's
+    /// owner bit.
+    #[inline(always)]
+    fn common_tail(self, pass: u32) -> u64 {
+        ((self.qpn as u64 & 0x00ff_ffff) << 32) | ((self.opcode as u64) << 4) | (pass & 1) as u64
+    }
+}
+
 /// The tail word's `wqe_counter` bits ([`CqeTail`]).
 const COUNTER_MASK: u64 = 0xffff << 16;
+
+/// A common completion's `wqe_id` (the low half of its first dword, a
+/// striding RQ's WQE) and `wqe_counter` (the high half of its tail dword)
+/// as one word, `wqe_id << 16 | wqe_counter`: what the RQ checks of each
+/// entry of a run (`RxCursor::take_key`, `Rq::take_common`). `c` is the
+/// entry from its start, at least up to `wqe_counter`'s end.
+#[inline(always)]
+pub fn run_key<const N: usize>(c: &[u8; N]) -> u32 {
+    const { assert!(N >= cqe::off::TAIL + 2) };
+    u32::from_be_bytes([
+        c[cqe::off::WQE_ID + 2],
+        c[cqe::off::WQE_ID + 3],
+        c[cqe::off::TAIL],
+        c[cqe::off::TAIL + 1],
+    ])
+}
 
 /// A CQ as a burst loop reads it: the ring and its geometry in locals
 /// (see [`Cq::view`]).
@@ -156,9 +182,7 @@ impl<P: Platform> CqView<'_, P> {
     pub fn common_run(&self, ci: u32, n: u32, e: RunExpect) -> (u32, RunEnd) {
         let slot = ci & self.mask;
         let n = n.min(self.mask + 1 - slot);
-        let common = ((e.qpn as u64 & 0x00ff_ffff) << 32)
-            | ((e.opcode as u64) << 4)
-            | ((ci >> self.log_size) & 1) as u64;
+        let common = e.common_tail(ci >> self.log_size);
         let mask = if e.counted {
             COMMON_MASK | COUNTER_MASK
         } else {
@@ -317,6 +341,30 @@ impl<P: Platform> Cq<P> {
         }
         self.mmio.barrier_after_ownership_read();
         Some(CqeTail(w[0]))
+    }
+
+    /// Whether `t`, the tail word of the entry at `ci`, is the common
+    /// completion `e` describes (software-owned in `ci`'s pass, its
+    /// opcode, format 0, its QPN; the `wqe_counter` not compared): one
+    /// masked compare, as [`CqView::common_run`] makes.
+    #[inline(always)]
+    pub fn is_common(&self, ci: u32, t: CqeTail, e: RunExpect) -> bool {
+        (t.0 ^ e.common_tail(ci >> self.log_size)) & COMMON_MASK == 0
+    }
+
+    /// Whether the entry at `ci`, found a common completion before (a
+    /// run's scan), still is one by its tail word ([`Cq::is_common`]): the
+    /// device is not trusted to leave a software-owned entry alone. The
+    /// word is read again before the rest of the entry, the read barrier
+    /// after it when it is.
+    #[inline(always)]
+    pub fn still_common(&self, ci: u32, e: RunExpect) -> bool {
+        let t = CqeTail(self.word(ci, cqe::off::QPN));
+        if !self.is_common(ci, t, e) {
+            return false;
+        }
+        self.mmio.barrier_after_ownership_read();
+        true
     }
 
     /// The 8-byte word at `off` (8-aligned) of the entry at `ci`, after

@@ -4,7 +4,9 @@
 //! found software-owned, of opcode `RESP_SEND`, not a session's title, of
 //! the queue's RQN (one masked 8-byte compare per tail word)
 //! ([`crate::cq::Cq::cached_run`]); each call takes the next of them,
-//! reads its byte count and `wqe_id`/`wqe_counter` through one plain view
+//! checks its tail word again as the scan did (the device may have
+//! rewritten it since: [`crate::cq::Cq::still_common`]; if so the run
+//! ends there), reads its byte count and `wqe_id`/`wqe_counter` through one plain view
 //! of the entry and has the RQ check them as a burst does
 //! ([`crate::rq::RxCursor::take_key`]). [`RxMeta`] is decoded from that
 //! entry alone. Whatever is not the common case (an empty run, an error,
@@ -16,7 +18,7 @@ use cxos_drivers::RxMeta;
 
 use super::super::QueueSet;
 use crate::control::Control;
-use crate::cq::{BODY, RunExpect};
+use crate::cq::{BODY, RunExpect, run_key};
 use crate::cqe::{self, Cqe};
 
 #[inline(always)]
@@ -43,36 +45,9 @@ fn common_cqe(c: &[u8; BODY]) -> Cqe {
     Cqe::from_words(tail, &w, || 0)
 }
 
-/// The bits of a CQE's last 8 bytes ([`crate::cq::CqeTail`]) a common
-/// completion fixes: the QPN `[55:32]`, and of `op_own` the opcode
-/// `[7:4]` and `cqe_format` `[3:2]` (the owner bit `[0]` checked by
-/// [`crate::cq::Cq::owned_tail`]); not `se` `[1]`, `wqe_counter`,
-/// `signature`.
-const COMMON_TAIL_MASK: u64 = (0x00ff_ffff << 32) | 0xfc;
-
-/// A common completion's tail bits under [`COMMON_TAIL_MASK`]: queue
-/// `rqn`, opcode `RESP_SEND`, format 0 (no session).
-#[inline(always)]
-fn common_tail(rqn: u32) -> u64 {
-    ((rqn as u64 & 0x00ff_ffff) << 32) | ((cqe::opcode::RESP_SEND as u64) << 4)
-}
-
 /// Entries the first step of a run's scan reads one at a time (fewer
 /// than a chunk of [`crate::cq::CqView::common_run`]).
 const FIRST: u32 = 7;
-
-/// A common completion's `wqe_id` (the low half of its first dword) and
-/// `wqe_counter` (the high half of its tail dword) as one word:
-/// `wqe_id << 16 | wqe_counter`.
-#[inline(always)]
-fn key_of(c: &[u8; BODY]) -> u32 {
-    u32::from_be_bytes([
-        c[cqe::off::WQE_ID + 2],
-        c[cqe::off::WQE_ID + 3],
-        c[cqe::off::TAIL],
-        c[cqe::off::TAIL + 1],
-    ])
-}
 
 const _: () = assert!(cqe::off::WQE_ID.is_multiple_of(8));
 const _: () = assert!(cqe::off::RSS_HASH % 8 == 4 && cqe::off::HDR % 8 == 4);
@@ -100,6 +75,8 @@ impl<C: Control> QueueSet<C> {
         let Some(rq) = x.rq.as_mut() else {
             return Err(f);
         };
+        let expect = RunExpect::common(cqe::opcode::RESP_SEND, rq.rqn.0);
+        let ci = x.cq.ci();
         if x.cq.cached_run() == 0 {
             // A session is read by `next_frame` (its completions are not
             // in the ring).
@@ -109,12 +86,10 @@ impl<C: Control> QueueSet<C> {
             // The entry at the consumer index first, by itself: an empty
             // ring (the usual case of a queue polled in turn with others)
             // costs one load, and a run of one no scan.
-            let ci = x.cq.ci();
             let Some(tail) = x.cq.owned_tail(ci) else {
                 return Err(f);
             };
-            let rqn = rq.rqn.0;
-            if (tail.0 ^ common_tail(rqn)) & COMMON_TAIL_MASK != 0 {
+            if !x.cq.is_common(ci, tail, expect) {
                 return self.receive_slow(q, f);
             }
             // The rest of the run: a few entries one at a time (runs of a
@@ -124,7 +99,6 @@ impl<C: Control> QueueSet<C> {
             // such).
             let view = x.cq.view();
             let next = ci.wrapping_add(1);
-            let expect = RunExpect::common(cqe::opcode::RESP_SEND, rqn);
             let (mut k, _) = view.common_run(next, FIRST, expect);
             if k == FIRST {
                 let at = next.wrapping_add(k);
@@ -132,11 +106,16 @@ impl<C: Control> QueueSet<C> {
             }
             let k = k + 1;
             x.cq.set_cached_run(k);
+        } else if !x.cq.still_common(ci, expect) {
+            // Rewritten since the scan (the device is not trusted to
+            // leave a software-owned entry alone): the run ends, and
+            // `next_frame` reads the entry as it now is.
+            x.cq.set_cached_run(0);
+            return self.receive_slow(q, f);
         }
-        let ci = x.cq.ci();
-        // Its body only: the owner byte was read (and the barrier passed)
-        // when the run was found.
-        let Some((cqe, key)) = x.cq.with_body(ci, |c| (common_cqe(c), key_of(c))) else {
+        // Its body only: its tail word was read (and the barrier passed)
+        // just now or, the run's first, when the run was found.
+        let Some((cqe, key)) = x.cq.with_body(ci, |c| (common_cqe(c), run_key(c))) else {
             return self.receive_slow(q, f);
         };
         // Not the common case (counter, strides, length, filler): left
