@@ -1,16 +1,15 @@
-//! The per-frame receive path (`QueueSet::receive`) serving a cached run
-//! of common completions (the CQ's `cached_run`) against a device that
-//! lies inside the run. Four frames arrive from the model; the test
-//! rewrites the third completion as a hostile device would (a `wqe_id`
-//! or `wqe_counter` out of order, a byte count past its strides or past
-//! the buffer, another queue's QPN, a bad opcode) and reads with
-//! `receive`, one frame a call. The first call finds the run (all four
-//! when the lie is in a field the run's scan does not fix, else the two
-//! before it); the lie is refused as the per-frame path always refused
-//! it (a typed fault, or a counted length error), the frames before it
-//! arrive, and the queue takes traffic again. The rewrite comes either
-//! before the first call (the run's scan sees it) or after it (the run
-//! found whole: only the check of each entry the run serves sees it).
+//! The per-frame receive path (`QueueSet::receive`, which reads a common
+//! completion's tail word and body itself, one entry a call) against a
+//! device that lies in a completion software owns. Four frames arrive
+//! from the model; the test rewrites the third completion as a hostile
+//! device would (a `wqe_id` or `wqe_counter` out of order, a byte count
+//! past its strides or past the buffer, another queue's QPN, a bad
+//! opcode, an error CQE) and reads with `receive`, one frame a call. The
+//! rewrite comes before the first call or between the first and the
+//! second (the entry software-owned since before the first call: nothing
+//! read of it before may be trusted when it is taken). The lie is refused
+//! as `next_frame` refuses it (a typed fault, or a counted length error),
+//! the frames before it arrive, and the queue takes traffic again.
 //!
 //! CQE layout: `struct mlx5_cqe64` (`wqe_id` low half at 0x02,
 //! `byte_cnt` 0x2c, QPN 0x39..0x3c, `wqe_counter` 0x3c, `op_own` 0x3f,
@@ -93,23 +92,20 @@ enum Refused {
 /// When the test rewrites frame 2's completion.
 #[derive(Clone, Copy, Debug)]
 enum When {
-    /// Before the first `receive`: the run's scan reads the lie.
-    BeforeScan,
-    /// After the first `receive` found the run (all four): the entry is
-    /// rewritten while software owns it, the run cached.
-    InRun,
+    /// Before the first `receive`.
+    BeforeFirst,
+    /// After the first `receive` took frame 0.
+    BetweenCalls,
 }
 
 /// Frames 0..4 arrive, frame 2's completion rewritten by `edit` (`when`);
-/// the first `receive` finds a run of `run` completions (itself included);
 /// frames 0 and 1 arrive, frame 2 is refused as `want` says (a length
 /// error drops frame 2 alone: frame 3 arrives too), and the queue takes
 /// traffic again.
-fn lie_in_run(
+fn lie_in_frames(
     rq: RqChoice,
     name: &str,
     when: When,
-    run: u64,
     edit: impl FnOnce(&mut [u8; 64]),
     want: impl FnOnce(&Refused) -> bool,
 ) {
@@ -128,16 +124,11 @@ fn lie_in_run(
     }
     assert!(common::eventually(|| producer(&sim, cqn) == at + 4));
     let mut edit = Some(edit);
-    if let When::BeforeScan = when {
+    if let When::BeforeFirst = when {
         tamper(&sim, cqn, at + 2, edit.take().expect("edit"));
     }
     let (faults, lens) = (p.eth_stats().faults, p.eth_stats().rx_length_errors);
     assert_eq!(p.receive(|f, _| seq(f)), Some(0), "{name} ({rq:?})");
-    assert_eq!(
-        p.rx_cq().expect("cq").cached_run(),
-        run - 1,
-        "{name} ({rq:?}): the run the first receive found, less its frame"
-    );
     if let Some(edit) = edit {
         tamper(&sim, cqn, at + 2, edit);
     }
@@ -178,71 +169,66 @@ fn lie_in_run(
 }
 
 #[test]
-fn lies_inside_a_cached_run_are_refused_and_recorded() {
+fn lies_in_completions_are_refused_and_recorded() {
     let bad_counter = |r: &Refused| matches!(r, Refused::Fault(FaultCause::BadCompletion { .. }));
     for rq in [RqChoice::Striding, RqChoice::Cyclic] {
-        // In the run (the scan fixes neither): refused when served.
-        lie_in_run(
+        // Fields the RQ checks: refused when the frame is taken.
+        lie_in_frames(
             rq,
             "wqe_counter out of order",
-            When::BeforeScan,
-            4,
+            When::BeforeFirst,
             |e| e[0x3c] ^= 0x40,
             bad_counter,
         );
         // A length past what the buffer (cyclic) or the one stride the
         // frame took (striding) holds.
-        lie_in_run(
+        lie_in_frames(
             rq,
             "byte_cnt past its strides or buffer",
-            When::BeforeScan,
-            4,
+            When::BeforeFirst,
             |e| {
                 let bc = (1u32 << 16) | 0xffff;
                 e[0x2c..0x30].copy_from_slice(&bc.to_be_bytes());
             },
             |r| *r == Refused::LengthError,
         );
-        // The scan's masked compare ends the run before them.
-        lie_in_run(
+        // Fields of the tail word: refused by its masked compare.
+        lie_in_frames(
             rq,
             "another queue",
-            When::BeforeScan,
-            2,
+            When::BeforeFirst,
             |e| e[0x3b] ^= 0x5a,
             |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
         );
-        lie_in_run(
+        lie_in_frames(
             rq,
             "bad opcode",
-            When::BeforeScan,
-            2,
+            When::BeforeFirst,
             |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
             |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
         );
     }
     // A striding RQ names its WQE in `wqe_id`: another WQE's is refused.
-    lie_in_run(
+    lie_in_frames(
         RqChoice::Striding,
         "wqe_id of another WQE",
-        When::BeforeScan,
-        4,
+        When::BeforeFirst,
         |e| e[0x03] ^= 0x11,
         bad_counter,
     );
 }
 
 #[test]
-fn an_entry_rewritten_inside_a_cached_run_is_read_as_it_now_is() {
-    // What the run's scan checked of each entry (owner, opcode, format,
-    // QPN) is checked again when the entry is served: a rewrite in
-    // between ends the run, and the entry is refused as it now reads.
+fn an_entry_rewritten_between_two_calls_is_read_as_it_now_is() {
+    // The tail word (owner, opcode, format, QPN) of the entry taken is
+    // read and checked when it is taken, not trusted from an earlier
+    // look at it: the entry is refused as it now reads.
     let error = |e: &mut [u8; 64]| {
         e[0x37] = syndrome::LOCAL_LENGTH_ERR;
         e[0x3f] = (opcode::RESP_ERR << 4) | (e[0x3f] & 1);
     };
     for rq in [RqChoice::Striding, RqChoice::Cyclic] {
-        lie_in_run(rq, "error CQE", When::InRun, 4, error, |r| {
+        lie_in_frames(rq, "error CQE", When::BetweenCalls, error, |r| {
             matches!(
                 r,
                 Refused::Fault(FaultCause::ErrorCqe {
@@ -252,19 +238,17 @@ fn an_entry_rewritten_inside_a_cached_run_is_read_as_it_now_is() {
                 })
             )
         });
-        lie_in_run(
+        lie_in_frames(
             rq,
             "another queue",
-            When::InRun,
-            4,
+            When::BetweenCalls,
             |e| e[0x3b] ^= 0x5a,
             |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
         );
-        lie_in_run(
+        lie_in_frames(
             rq,
             "bad opcode",
-            When::InRun,
-            4,
+            When::BetweenCalls,
             |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
             |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
         );

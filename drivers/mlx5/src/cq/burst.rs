@@ -44,6 +44,18 @@ impl CqeTail {
 /// `[3:2]` and the owner bit `[0]` (not `se` `[1]`).
 const COMMON_MASK: u64 = (0x00ff_ffff << 32) | 0xfd;
 
+/// What [`Cq::tail_at`] found at a consumer index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailAt {
+    /// The common completion asked for (the read barrier passed).
+    Common,
+    /// An entry the device still owns.
+    Empty,
+    /// A software-owned entry that is not the common completion (its
+    /// reader reads its owner byte again, then the barrier).
+    Other,
+}
+
 /// Tail words [`CqView::common_run`] reads with one accessor call.
 const SCAN: usize = 8;
 
@@ -343,28 +355,25 @@ impl<P: Platform> Cq<P> {
         Some(CqeTail(w[0]))
     }
 
-    /// Whether `t`, the tail word of the entry at `ci`, is the common
-    /// completion `e` describes (software-owned in `ci`'s pass, its
-    /// opcode, format 0, its QPN; the `wqe_counter` not compared): one
-    /// masked compare, as [`CqView::common_run`] makes.
+    /// The entry at `ci` by its tail word against the common completion
+    /// `e` describes (software-owned in `ci`'s pass, its opcode, format 0,
+    /// its QPN; the `wqe_counter` not compared): one 8-byte load, one
+    /// masked compare, as [`CqView::common_run`] makes; the read
+    /// barrier after it when it is the common completion. Read before
+    /// every other word of the entry, each time the entry is taken: the
+    /// device is not trusted to leave a software-owned entry alone.
     #[inline(always)]
-    pub fn is_common(&self, ci: u32, t: CqeTail, e: RunExpect) -> bool {
-        (t.0 ^ e.common_tail(ci >> self.log_size)) & COMMON_MASK == 0
-    }
-
-    /// Whether the entry at `ci`, found a common completion before (a
-    /// run's scan), still is one by its tail word ([`Cq::is_common`]): the
-    /// device is not trusted to leave a software-owned entry alone. The
-    /// word is read again before the rest of the entry, the read barrier
-    /// after it when it is.
-    #[inline(always)]
-    pub fn still_common(&self, ci: u32, e: RunExpect) -> bool {
-        let t = CqeTail(self.word(ci, cqe::off::QPN));
-        if !self.is_common(ci, t, e) {
-            return false;
+    pub fn tail_at(&self, ci: u32, e: RunExpect) -> TailAt {
+        let w = self.word(ci, cqe::off::QPN);
+        let pass = ci >> self.log_size;
+        if (w ^ e.common_tail(pass)) & COMMON_MASK == 0 {
+            self.mmio.barrier_after_ownership_read();
+            TailAt::Common
+        } else if cqe::software_owns(w as u32, pass) {
+            TailAt::Other
+        } else {
+            TailAt::Empty
         }
-        self.mmio.barrier_after_ownership_read();
-        true
     }
 
     /// The 8-byte word at `off` (8-aligned) of the entry at `ci`, after
