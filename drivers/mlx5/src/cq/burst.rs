@@ -117,9 +117,7 @@ impl RunExpect {
             counted: true,
         }
     }
-}
 
-impl RunExpect {
     /// The tail word a common completion of ring pass `pass` has under
     /// [`COMMON_MASK`]: the QPN, the opcode, format 0 and the pass's
     /// owner bit.
