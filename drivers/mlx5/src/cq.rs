@@ -21,7 +21,7 @@ use crate::wq::Ring;
 
 mod burst;
 pub mod mini_cqe;
-pub use burst::{CqView, CqeTail, RunEnd, RunExpect};
+pub use burst::{CqView, CqeTail, RunEnd, RunExpect, TailAt, run_key};
 pub use mini_cqe::Head;
 
 /// A CQ number.
@@ -282,9 +282,6 @@ pub struct Cq<P: Platform> {
     pub armed: u64,
     /// The compressed session being read ([`mini_cqe`]).
     session: mini_cqe::Session,
-    /// `polled` at the end of the run of common completions the
-    /// per-frame receive path found ([`Cq::cached_run`]).
-    run_end: u64,
 }
 
 /// Ring memory for a CQ of 2^log_size entries, every entry invalid and
@@ -320,7 +317,6 @@ impl<P: Platform> Cq<P> {
             polled: 0,
             armed: 0,
             session: mini_cqe::Session::default(),
-            run_end: 0,
         }
     }
 
@@ -341,44 +337,17 @@ impl<P: Platform> Cq<P> {
         1 << self.log_size
     }
 
-    /// How many entries from the consumer index are the rest of the run
-    /// of common completions the per-frame receive path found
-    /// ([`Cq::set_cached_run`]). Whoever consumed entries since (this
-    /// path, a burst, a pop) consumed them from the run, one `polled`
-    /// each: the run's end stays where it was. Nothing is cached once
-    /// `polled` reaches it (a drain, a session after the run), nor on a
-    /// new CQ.
-    #[inline(always)]
-    pub fn cached_run(&self) -> u64 {
-        self.run_end.saturating_sub(self.polled)
-    }
-
-    /// The `n` entries from the consumer index are common completions
-    /// (`CqView::common_run` found them so).
-    #[inline(always)]
-    pub fn set_cached_run(&mut self, n: u32) {
-        self.run_end = self.polled + n as u64;
-    }
-
     /// Run `g` over a plain view of the entry at `ci` before its
     /// `signature` and `op_own` bytes (`struct mlx5_cqe64` 0x00..0x3e,
-    /// `wqe_counter` its last field), after its owner byte was read and
-    /// found software-owned (before the read barrier; the consumer index
-    /// is not published past it while `g` runs).
+    /// `wqe_counter` its last field), after [`Cq::tail_at`] found it
+    /// software-owned and the read barrier passed (the consumer index is
+    /// not published past it while `g` runs).
     #[inline(always)]
     pub fn with_body<R>(&self, ci: u32, g: impl FnOnce(&[u8; BODY]) -> R) -> Option<R> {
         let base = (ci & self.mask) as usize * cqe::LEN;
         self.ring
             .mem
             .with_bytes(base, BODY, |b| b.try_into().ok().map(g))
-    }
-
-    /// The entry at the consumer index, the first of the cached run, is
-    /// consumed (the doorbell record at the next [`Cq::update_ci`]).
-    #[inline(always)]
-    pub fn take_cached(&mut self) {
-        self.ci = self.ci.wrapping_add(1);
-        self.polled += 1;
     }
 
     pub fn consumer_index(&self) -> u32 {

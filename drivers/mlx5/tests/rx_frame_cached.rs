@@ -1,17 +1,19 @@
-//! The per-frame receive path (`QueueSet::receive`) serving a cached run
-//! of common completions (the CQ's `cached_run`) against a device that
-//! lies inside the run. Four frames arrive from the model; the test
-//! rewrites the third completion as a hostile device would (a `wqe_id`
-//! or `wqe_counter` out of order, a byte count past its strides or past
-//! the buffer, another queue's QPN, a bad opcode) and reads with
-//! `receive`, one frame a call. The first call finds the run (all four
-//! when the lie is in a field the run's scan does not fix, else the two
-//! before it); the lie is refused as the per-frame path always refused
-//! it (a typed fault, or a counted length error), the frames before it
-//! arrive, and the queue takes traffic again.
+//! The per-frame receive path (`QueueSet::receive`, which reads a common
+//! completion's tail word and body itself, one entry a call) against a
+//! device that lies in a completion software owns. Four frames arrive
+//! from the model; the test rewrites the third completion as a hostile
+//! device would (a `wqe_id` or `wqe_counter` out of order, a byte count
+//! past its strides or past the buffer, another queue's QPN, a bad
+//! opcode, an error CQE) and reads with `receive`, one frame a call. The
+//! rewrite comes before the first call or between the first and the
+//! second (the entry software-owned since before the first call: nothing
+//! read of it before may be trusted when it is taken). The lie is refused
+//! as `next_frame` refuses it (a typed fault, or a counted length error),
+//! the frames before it arrive, and the queue takes traffic again.
 //!
 //! CQE layout: `struct mlx5_cqe64` (`wqe_id` low half at 0x02,
-//! `byte_cnt` 0x2c, QPN 0x39..0x3c, `wqe_counter` 0x3c, `op_own` 0x3f; a
+//! `byte_cnt` 0x2c, QPN 0x39..0x3c, `wqe_counter` 0x3c, `op_own` 0x3f,
+//! opcode `[7:4]`; `struct mlx5_err_cqe`'s `syndrome` at 0x37; a
 //! striding RQ's `byte_cnt` is `mpwrq_cqe_bc`: filler `[31]`, strides
 //! `[30:16]`, bytes `[15:0]`).
 
@@ -19,6 +21,7 @@ mod common;
 
 use common::{Port, close_port as close, open_port as open};
 use cxos_drivers::NetDevice;
+use mlx5::cqe::{opcode, syndrome};
 use mlx5::queue_set::FaultCause;
 use mlx5::{EthConfig, RqChoice};
 use mlx5_sim::Personality;
@@ -86,15 +89,23 @@ enum Refused {
     LengthError,
 }
 
-/// Frames 0..4 arrive, frame 2's completion rewritten by `edit`; the
-/// first `receive` finds a run of `run` completions (itself included);
+/// When the test rewrites frame 2's completion.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// Before the first `receive`.
+    BeforeFirst,
+    /// After the first `receive` took frame 0.
+    BetweenCalls,
+}
+
+/// Frames 0..4 arrive, frame 2's completion rewritten by `edit` (`when`);
 /// frames 0 and 1 arrive, frame 2 is refused as `want` says (a length
 /// error drops frame 2 alone: frame 3 arrives too), and the queue takes
 /// traffic again.
-fn lie_in_run(
+fn lie_in_frames(
     rq: RqChoice,
     name: &str,
-    run: u64,
+    when: When,
     edit: impl FnOnce(&mut [u8; 64]),
     want: impl FnOnce(&Refused) -> bool,
 ) {
@@ -112,14 +123,15 @@ fn lie_in_run(
         sim.inject_rx(&frame(dst, 60, i));
     }
     assert!(common::eventually(|| producer(&sim, cqn) == at + 4));
-    tamper(&sim, cqn, at + 2, edit);
+    let mut edit = Some(edit);
+    if let When::BeforeFirst = when {
+        tamper(&sim, cqn, at + 2, edit.take().expect("edit"));
+    }
     let (faults, lens) = (p.eth_stats().faults, p.eth_stats().rx_length_errors);
     assert_eq!(p.receive(|f, _| seq(f)), Some(0), "{name} ({rq:?})");
-    assert_eq!(
-        p.rx_cq().expect("cq").cached_run(),
-        run - 1,
-        "{name} ({rq:?}): the run the first receive found, less its frame"
-    );
+    if let Some(edit) = edit {
+        tamper(&sim, cqn, at + 2, edit);
+    }
     let got = drain(&mut p);
     let s = p.eth_stats();
     let r = if s.faults > faults {
@@ -135,7 +147,10 @@ fn lie_in_run(
     } else {
         &[1]
     };
-    assert_eq!(got, expect, "{name} ({rq:?}): the frames around the lie");
+    assert_eq!(
+        got, expect,
+        "{name} ({rq:?}, {when:?}): the frames around the lie"
+    );
     assert!(want(&r), "{name} ({rq:?}): refused as {r:?}");
     let again = [frame(dst, 100, 10), frame(dst, 200, 11), frame(dst, 64, 12)];
     for f in &again {
@@ -154,51 +169,88 @@ fn lie_in_run(
 }
 
 #[test]
-fn lies_inside_a_cached_run_are_refused_and_recorded() {
+fn lies_in_completions_are_refused_and_recorded() {
     let bad_counter = |r: &Refused| matches!(r, Refused::Fault(FaultCause::BadCompletion { .. }));
     for rq in [RqChoice::Striding, RqChoice::Cyclic] {
-        // In the run (the scan fixes neither): refused when served.
-        lie_in_run(
+        // Fields the RQ checks: refused when the frame is taken.
+        lie_in_frames(
             rq,
             "wqe_counter out of order",
-            4,
+            When::BeforeFirst,
             |e| e[0x3c] ^= 0x40,
             bad_counter,
         );
         // A length past what the buffer (cyclic) or the one stride the
         // frame took (striding) holds.
-        lie_in_run(
+        lie_in_frames(
             rq,
             "byte_cnt past its strides or buffer",
-            4,
+            When::BeforeFirst,
             |e| {
                 let bc = (1u32 << 16) | 0xffff;
                 e[0x2c..0x30].copy_from_slice(&bc.to_be_bytes());
             },
             |r| *r == Refused::LengthError,
         );
-        // The scan's masked compare ends the run before them.
-        lie_in_run(
+        // Fields of the tail word: refused by its masked compare.
+        lie_in_frames(
             rq,
             "another queue",
-            2,
+            When::BeforeFirst,
             |e| e[0x3b] ^= 0x5a,
             |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
         );
-        lie_in_run(
+        lie_in_frames(
             rq,
             "bad opcode",
-            2,
+            When::BeforeFirst,
             |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
             |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
         );
     }
     // A striding RQ names its WQE in `wqe_id`: another WQE's is refused.
-    lie_in_run(
+    lie_in_frames(
         RqChoice::Striding,
         "wqe_id of another WQE",
-        4,
+        When::BeforeFirst,
         |e| e[0x03] ^= 0x11,
         bad_counter,
     );
+}
+
+#[test]
+fn an_entry_rewritten_between_two_calls_is_read_as_it_now_is() {
+    // The tail word (owner, opcode, format, QPN) of the entry taken is
+    // read and checked when it is taken, not trusted from an earlier
+    // look at it: the entry is refused as it now reads.
+    let error = |e: &mut [u8; 64]| {
+        e[0x37] = syndrome::LOCAL_LENGTH_ERR;
+        e[0x3f] = (opcode::RESP_ERR << 4) | (e[0x3f] & 1);
+    };
+    for rq in [RqChoice::Striding, RqChoice::Cyclic] {
+        lie_in_frames(rq, "error CQE", When::BetweenCalls, error, |r| {
+            matches!(
+                r,
+                Refused::Fault(FaultCause::ErrorCqe {
+                    opcode: opcode::RESP_ERR,
+                    syndrome: syndrome::LOCAL_LENGTH_ERR,
+                    ..
+                })
+            )
+        });
+        lie_in_frames(
+            rq,
+            "another queue",
+            When::BetweenCalls,
+            |e| e[0x3b] ^= 0x5a,
+            |r| matches!(r, Refused::Fault(FaultCause::WrongQueue { .. })),
+        );
+        lie_in_frames(
+            rq,
+            "bad opcode",
+            When::BetweenCalls,
+            |e| e[0x3f] = (7 << 4) | (e[0x3f] & 1),
+            |r| *r == Refused::Fault(FaultCause::BadOpcode(7)),
+        );
+    }
 }

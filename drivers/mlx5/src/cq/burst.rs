@@ -44,6 +44,18 @@ impl CqeTail {
 /// `[3:2]` and the owner bit `[0]` (not `se` `[1]`).
 const COMMON_MASK: u64 = (0x00ff_ffff << 32) | 0xfd;
 
+/// What [`Cq::tail_at`] found at a consumer index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailAt {
+    /// The common completion asked for (the read barrier passed).
+    Common,
+    /// An entry the device still owns.
+    Empty,
+    /// A software-owned entry that is not the common completion (its
+    /// reader reads its owner byte again, then the barrier).
+    Other,
+}
+
 /// Tail words [`CqView::common_run`] reads with one accessor call.
 const SCAN: usize = 8;
 
@@ -105,10 +117,34 @@ impl RunExpect {
             counted: true,
         }
     }
+
+    /// The tail word a common completion of ring pass `pass` has under
+    /// [`COMMON_MASK`]: the QPN, the opcode, format 0 and the pass's
+    /// owner bit.
+    #[inline(always)]
+    fn common_tail(self, pass: u32) -> u64 {
+        ((self.qpn as u64 & 0x00ff_ffff) << 32) | ((self.opcode as u64) << 4) | (pass & 1) as u64
+    }
 }
 
 /// The tail word's `wqe_counter` bits ([`CqeTail`]).
 const COUNTER_MASK: u64 = 0xffff << 16;
+
+/// A common completion's `wqe_id` (the low half of its first dword, a
+/// striding RQ's WQE) and `wqe_counter` (the high half of its tail dword)
+/// as one word, `wqe_id << 16 | wqe_counter`: what the RQ checks of each
+/// entry of a run (`RxCursor::take_key`, `Rq::take_common`). `c` is the
+/// entry from its start, at least up to `wqe_counter`'s end.
+#[inline(always)]
+pub fn run_key<const N: usize>(c: &[u8; N]) -> u32 {
+    const { assert!(N >= cqe::off::TAIL + 2) };
+    u32::from_be_bytes([
+        c[cqe::off::WQE_ID + 2],
+        c[cqe::off::WQE_ID + 3],
+        c[cqe::off::TAIL],
+        c[cqe::off::TAIL + 1],
+    ])
+}
 
 /// A CQ as a burst loop reads it: the ring and its geometry in locals
 /// (see [`Cq::view`]).
@@ -156,9 +192,7 @@ impl<P: Platform> CqView<'_, P> {
     pub fn common_run(&self, ci: u32, n: u32, e: RunExpect) -> (u32, RunEnd) {
         let slot = ci & self.mask;
         let n = n.min(self.mask + 1 - slot);
-        let common = ((e.qpn as u64 & 0x00ff_ffff) << 32)
-            | ((e.opcode as u64) << 4)
-            | ((ci >> self.log_size) & 1) as u64;
+        let common = e.common_tail(ci >> self.log_size);
         let mask = if e.counted {
             COMMON_MASK | COUNTER_MASK
         } else {
@@ -317,6 +351,27 @@ impl<P: Platform> Cq<P> {
         }
         self.mmio.barrier_after_ownership_read();
         Some(CqeTail(w[0]))
+    }
+
+    /// The entry at `ci` by its tail word against the common completion
+    /// `e` describes (software-owned in `ci`'s pass, its opcode, format 0,
+    /// its QPN; the `wqe_counter` not compared): one 8-byte load, one
+    /// masked compare, as [`CqView::common_run`] makes; the read
+    /// barrier after it when it is the common completion. Read before
+    /// every other word of the entry, each time the entry is taken: the
+    /// device is not trusted to leave a software-owned entry alone.
+    #[inline(always)]
+    pub fn tail_at(&self, ci: u32, e: RunExpect) -> TailAt {
+        let w = self.word(ci, cqe::off::QPN);
+        let pass = ci >> self.log_size;
+        if (w ^ e.common_tail(pass)) & COMMON_MASK == 0 {
+            self.mmio.barrier_after_ownership_read();
+            TailAt::Common
+        } else if cqe::software_owns(w as u32, pass) {
+            TailAt::Other
+        } else {
+            TailAt::Empty
+        }
     }
 
     /// The 8-byte word at `off` (8-aligned) of the entry at `ci`, after

@@ -16,7 +16,7 @@ use cxos_drivers::{L3Proto, L4Proto, Platform, RxMeta};
 use super::{FaultCause, Plat, QueueSet};
 use crate::control::Control;
 use crate::cq::mini_cqe::MiniSink;
-use crate::cq::{Cq, Head, RunEnd, RunExpect};
+use crate::cq::{Cq, Head, RunEnd, RunExpect, run_key};
 use crate::cqe::{self, Cqe};
 use crate::rq::RxCursor;
 
@@ -325,19 +325,10 @@ fn byte_cnt(c: &[u8; cqe::LEN]) -> u32 {
     ])
 }
 
-/// A common completion's byte count and, as one word, its `wqe_id` (the
-/// low half of the first dword) and `wqe_counter` (the high half of the
-/// tail dword): `wqe_id << 16 | wqe_counter`.
+/// A common completion's byte count and its key ([`run_key`]).
 #[inline(always)]
 fn bc_and_key(c: &[u8; cqe::LEN]) -> (u32, u32) {
-    let bc = byte_cnt(c);
-    let key = u32::from_be_bytes([
-        c[cqe::off::WQE_ID + 2],
-        c[cqe::off::WQE_ID + 3],
-        c[cqe::off::TAIL],
-        c[cqe::off::TAIL + 1],
-    ]);
-    (bc, key)
+    (byte_cnt(c), run_key(c))
 }
 
 /// A striding RQ's part of a run of `k` common completions from consumer

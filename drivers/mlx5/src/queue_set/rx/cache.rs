@@ -1,22 +1,22 @@
-//! The per-frame receive path ([`QueueSet::receive`]) served from a run
-//! of common completions, as a burst reads them: the CQ keeps how many
-//! entries from its consumer index [`crate::cq::CqView::common_run`]
-//! found software-owned, of opcode `RESP_SEND`, not a session's title, of
-//! the queue's RQN (one masked 8-byte compare per tail word)
-//! ([`crate::cq::Cq::cached_run`]); each call takes the next of them,
-//! reads its byte count and `wqe_id`/`wqe_counter` through one plain view
-//! of the entry and has the RQ check them as a burst does
-//! ([`crate::rq::RxCursor::take_key`]). [`RxMeta`] is decoded from that
-//! entry alone. Whatever is not the common case (an empty run, an error,
-//! a filler, a bad length or counter, a title, a session) goes through
-//! [`QueueSet::next_frame`], which consumes it as before; any consumer
-//! but this one ends the cached run.
+//! The per-frame receive path ([`QueueSet::receive`]) as a burst reads a
+//! common completion, one entry a call: the entry at the consumer index
+//! has its tail word read through a plain view and checked with one
+//! masked 8-byte compare ([`crate::cq::Cq::tail_at`]: software-owned, of
+//! opcode `RESP_SEND`, format 0 (not a session's title), of the queue's
+//! RQN), each time it is taken (the device is not trusted to leave a
+//! software-owned entry alone, so nothing found of an entry before is
+//! kept); after the read barrier its byte count and
+//! `wqe_id`/`wqe_counter` are read through one plain view of its body and
+//! the RQ checks them as a burst does ([`crate::rq::RxCursor::take_key`]).
+//! [`RxMeta`] is decoded from that entry alone. Whatever is not the common
+//! case (an error, a filler, a bad length or counter, a title, a session)
+//! goes through [`QueueSet::next_frame`], which consumes it as before.
 
 use cxos_drivers::RxMeta;
 
 use super::super::QueueSet;
 use crate::control::Control;
-use crate::cq::{BODY, RunExpect};
+use crate::cq::{BODY, RunExpect, TailAt, run_key};
 use crate::cqe::{self, Cqe};
 
 #[inline(always)]
@@ -24,9 +24,9 @@ fn be32(c: &[u8; BODY], o: usize) -> u32 {
     u32::from_be_bytes([c[o], c[o + 1], c[o + 2], c[o + 3]])
 }
 
-/// What the per-frame path reads of a common completion (its body, the
-/// run's scan having checked its tail word), as [`Cqe`]: `wqe_counter`,
-/// the opcode the scan found, `wqe_id`, `rss_hash_result`, the dword of
+/// What the per-frame path reads of a common completion (its body, its
+/// tail word checked by [`crate::cq::Cq::tail_at`]), as [`Cqe`]:
+/// `wqe_counter`, the opcode `tail_at` found, `wqe_id`, `rss_hash_result`, the dword of
 /// `hds_ip_ext`, `l4_l3_hdr_type` and `vlan_info`, and the byte count;
 /// the others 0.
 #[inline(always)]
@@ -43,37 +43,6 @@ fn common_cqe(c: &[u8; BODY]) -> Cqe {
     Cqe::from_words(tail, &w, || 0)
 }
 
-/// The bits of a CQE's last 8 bytes ([`crate::cq::CqeTail`]) a common
-/// completion fixes: the QPN `[55:32]`, and of `op_own` the opcode
-/// `[7:4]` and `cqe_format` `[3:2]` (the owner bit `[0]` checked by
-/// [`crate::cq::Cq::owned_tail`]); not `se` `[1]`, `wqe_counter`,
-/// `signature`.
-const COMMON_TAIL_MASK: u64 = (0x00ff_ffff << 32) | 0xfc;
-
-/// A common completion's tail bits under [`COMMON_TAIL_MASK`]: queue
-/// `rqn`, opcode `RESP_SEND`, format 0 (no session).
-#[inline(always)]
-fn common_tail(rqn: u32) -> u64 {
-    ((rqn as u64 & 0x00ff_ffff) << 32) | ((cqe::opcode::RESP_SEND as u64) << 4)
-}
-
-/// Entries the first step of a run's scan reads one at a time (fewer
-/// than a chunk of [`crate::cq::CqView::common_run`]).
-const FIRST: u32 = 7;
-
-/// A common completion's `wqe_id` (the low half of its first dword) and
-/// `wqe_counter` (the high half of its tail dword) as one word:
-/// `wqe_id << 16 | wqe_counter`.
-#[inline(always)]
-fn key_of(c: &[u8; BODY]) -> u32 {
-    u32::from_be_bytes([
-        c[cqe::off::WQE_ID + 2],
-        c[cqe::off::WQE_ID + 3],
-        c[cqe::off::TAIL],
-        c[cqe::off::TAIL + 1],
-    ])
-}
-
 const _: () = assert!(cqe::off::WQE_ID.is_multiple_of(8));
 const _: () = assert!(cqe::off::RSS_HASH % 8 == 4 && cqe::off::HDR % 8 == 4);
 const _: () = assert!(cqe::off::BYTE_CNT % 8 == 4);
@@ -81,10 +50,11 @@ const _: () = assert!(cqe::off::BYTE_CNT % 8 == 4);
 impl<C: Control> QueueSet<C> {
     /// Hand the next frame of receive queue `q` to `f` with its
     /// [`RxMeta`], its buffer released after (`Err(f)` when the queue has
-    /// none): the next entry of the CQ's cached run of common completions
-    /// (found anew when it is used up) if the RQ takes it as the common
-    /// case ([`crate::rq::Rq::take_common`]); anything else through
-    /// [`QueueSet::next_frame`], which consumes it as before.
+    /// none): the entry at the CQ's consumer index if its tail word says
+    /// it is a common completion ([`crate::cq::Cq::tail_at`]) and the RQ
+    /// takes it as the common case ([`crate::rq::Rq::take_common`]);
+    /// anything else through [`QueueSet::next_frame`], which consumes it
+    /// as before.
     #[inline(always)]
     pub(in crate::queue_set) fn receive_at<R, F>(&mut self, q: usize, f: F) -> Result<R, F>
     where
@@ -100,43 +70,21 @@ impl<C: Control> QueueSet<C> {
         let Some(rq) = x.rq.as_mut() else {
             return Err(f);
         };
-        if x.cq.cached_run() == 0 {
-            // A session is read by `next_frame` (its completions are not
-            // in the ring).
-            if x.cq.in_session() {
-                return self.receive_slow(q, f);
-            }
-            // The entry at the consumer index first, by itself: an empty
-            // ring (the usual case of a queue polled in turn with others)
-            // costs one load, and a run of one no scan.
-            let ci = x.cq.ci();
-            let Some(tail) = x.cq.owned_tail(ci) else {
-                return Err(f);
-            };
-            let rqn = rq.rqn.0;
-            if (tail.0 ^ common_tail(rqn)) & COMMON_TAIL_MASK != 0 {
-                return self.receive_slow(q, f);
-            }
-            // The rest of the run: a few entries one at a time (runs of a
-            // queue polled in turn with others are short, and a chunk of
-            // the scan would read past them), a full step going on a
-            // chunk at a time (into the ring's next pass, checked as
-            // such).
-            let view = x.cq.view();
-            let next = ci.wrapping_add(1);
-            let expect = RunExpect::common(cqe::opcode::RESP_SEND, rqn);
-            let (mut k, _) = view.common_run(next, FIRST, expect);
-            if k == FIRST {
-                let at = next.wrapping_add(k);
-                k += view.common_run(at, u32::MAX, expect).0;
-            }
-            let k = k + 1;
-            x.cq.set_cached_run(k);
+        // A session is read by `next_frame` (its completions are not in
+        // the ring).
+        if x.cq.in_session() {
+            return self.receive_slow(q, f);
         }
         let ci = x.cq.ci();
-        // Its body only: the owner byte was read (and the barrier passed)
-        // when the run was found.
-        let Some((cqe, key)) = x.cq.with_body(ci, |c| (common_cqe(c), key_of(c))) else {
+        match x
+            .cq
+            .tail_at(ci, RunExpect::common(cqe::opcode::RESP_SEND, rq.rqn.0))
+        {
+            TailAt::Common => {}
+            TailAt::Empty => return Err(f),
+            TailAt::Other => return self.receive_slow(q, f),
+        }
+        let Some((cqe, key)) = x.cq.with_body(ci, |c| (common_cqe(c), run_key(c))) else {
             return self.receive_slow(q, f);
         };
         // Not the common case (counter, strides, length, filler): left
@@ -144,7 +92,7 @@ impl<C: Control> QueueSet<C> {
         let Some(frame) = rq.take_common(key, cqe.byte_count()) else {
             return self.receive_slow(q, f);
         };
-        x.cq.take_cached();
+        x.cq.consume(1);
         let vlan_strip = self.cfg.vlan_strip && self.res.caps.vlan_strip;
         let mut meta = super::meta_of(&mut self.stats, vlan_strip, self.res.caps.csum, &cqe);
         meta.queue = q as u16;
@@ -191,12 +139,8 @@ mod tests {
         port.receive(|b, _| b.len())
     }
 
-    fn cached(port: &QueueSet<MockCtl>) -> u64 {
-        port.rx_cq().unwrap().cached_run()
-    }
-
     #[test]
-    fn a_cached_run_crosses_the_ring_wrap_and_stops_at_the_owner_bit() {
+    fn frames_cross_the_ring_wrap_and_stop_at_the_owner_bit() {
         let (mut port, p, cq) = open16();
         for i in 0..8 {
             write_cqe(&p, cq, i, 0x20, i as u16, 60);
@@ -216,8 +160,6 @@ mod tests {
         // written it in this pass.
         write_cqe(&p, cq, 4, 0x20, 20, 120);
         assert_eq!(len(&mut port), Some(108));
-        // The run found from slot 8 goes on past the wrap to slot 3.
-        assert_eq!(cached(&port), 11);
         for i in 9..20 {
             assert_eq!(len(&mut port), Some(100 + i), "frame {i}");
         }
@@ -227,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn an_error_right_after_a_cached_run_is_handled_after_its_frames() {
+    fn an_error_after_common_completions_is_handled_after_their_frames() {
         let (mut port, p, cq) = open16();
         for i in 0..3 {
             write_cqe(&p, cq, i, 0x20, i as u16, 60 + i as u32);
@@ -236,7 +178,6 @@ mod tests {
         p.write(cq + 3 * 64 + 0x37, &[syndrome::LOCAL_LENGTH_ERR]);
         write_cqe(&p, cq, 3, opcode::RESP_ERR << 4, 3, 64);
         assert_eq!(len(&mut port), Some(60));
-        assert_eq!(cached(&port), 2);
         assert_eq!(len(&mut port), Some(61));
         assert_eq!(len(&mut port), Some(62));
         assert_eq!(len(&mut port), None);
@@ -256,16 +197,15 @@ mod tests {
         assert_eq!(port.run_pending_recoveries(), 0);
         assert!(port.last_fault().unwrap().recovered);
         // The recovered RQ starts again at WQE 0, the CQ after the error.
-        assert_eq!(cached(&port), 0);
         write_cqe(&p, cq, 4, 0x20, 0, 70);
         assert_eq!(len(&mut port), Some(70));
         let _ = port.close();
     }
 
-    /// What a surviving run would hand out unchecked: an entry of another
-    /// queue at the consumer index after the queue was set up anew.
+    /// An entry of another queue at the consumer index after the queue
+    /// was set up anew (where the entries of its old buffers were): the
+    /// fault `next_frame` names.
     fn lie_after(port: &mut QueueSet<MockCtl>, p: &MockPlatform, cq: u64, slot: usize) {
-        assert_eq!(cached(port), 0, "no run survives");
         write_cqe(p, cq, slot, 0x20, 0, 64);
         p.write(cq + (slot * 64) as u64 + 0x38, &0x77u32.to_be_bytes());
         assert_eq!(len(port), None);
@@ -274,13 +214,12 @@ mod tests {
     }
 
     #[test]
-    fn an_mtu_change_drops_the_cached_run() {
+    fn after_an_mtu_change_the_next_entry_is_checked() {
         let (mut port, p, cq) = open16();
         for i in 0..4 {
             write_cqe(&p, cq, i, 0x20, i as u16, 60);
         }
         assert_eq!(len(&mut port), Some(60));
-        assert_eq!(cached(&port), 3);
         // New buffers: the RQ starts again at WQE 0; the CQ's entries
         // for the old ones are consumed.
         port.set_mtu(4000, 4000).unwrap();
@@ -289,16 +228,15 @@ mod tests {
     }
 
     #[test]
-    fn a_recovered_receive_queue_drops_the_cached_run() {
+    fn after_a_recovery_the_next_entry_is_checked() {
         let (mut port, p, cq) = open16();
         for i in 0..4 {
             write_cqe(&p, cq, i, 0x20, i as u16, 60);
         }
-        // The run's third entry is for the wrong WQE: a fault, the RQ
-        // cycled and the CQ drained with an entry of the run left.
+        // The third entry is for the wrong WQE: a fault, the RQ cycled
+        // and the CQ drained with the fourth left.
         write_cqe(&p, cq, 2, 0x20, 9, 60);
         assert_eq!(len(&mut port), Some(60));
-        assert_eq!(cached(&port), 3);
         assert_eq!(len(&mut port), Some(60));
         assert_eq!(len(&mut port), None);
         assert_eq!(port.run_pending_recoveries(), 0);
