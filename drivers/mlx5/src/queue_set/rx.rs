@@ -9,7 +9,7 @@ use crate::control::Control;
 use crate::cqe::{self, Cqe};
 use crate::rq::{RxError, RxFrame};
 
-mod cache;
+mod frame;
 
 impl<C: Control> QueueSet<C> {
     #[inline(always)]
