@@ -197,6 +197,14 @@ impl World {
         self.now = next
             .max(now + Duration::from_millis(1))
             .min(now + Duration::from_millis(100));
+        if self.mode == Mode::Threaded {
+            // The fake clock runs no faster than the real one: the model
+            // threads get the real time the stacks' timers allow them (a
+            // model thread waiting for a core on a loaded machine would
+            // otherwise see a ping's 2 s pass in a few real milliseconds).
+            let ahead = (self.now - now).total_micros();
+            std::thread::sleep(std::time::Duration::from_micros(ahead));
+        }
     }
 
     /// Poll without moving the clock until nothing moves.
