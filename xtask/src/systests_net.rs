@@ -449,9 +449,10 @@ fn two_vms_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     // A waits for B's frames in the foreground (its prompt comes back
     // when they are all in).
-    shell_a
-        .session
-        .send_line(&format!("l2recv {L2_FRAMES} -W 50"))?;
+    let l2recv = format!("l2recv {L2_FRAMES} -W 50");
+    shell_a.session.send_line(&l2recv)?;
+    // Listening before B boots: the shell echoes the line, then starts it.
+    shell_a.session.expect_from(shell_a.ready, &l2recv)?;
 
     let cmdline_b = format!(
         "net.0={}/24,ip6={}/64 test=ping:{a4},-c,{PINGS}+ping:{a6},-c,{PINGS}\
