@@ -300,8 +300,8 @@ fn snoop_foreign_pings(
     until: Option<(&str, usize)>,
 ) -> Result<String, String> {
     shell.session.send_line("snoop")?;
-    // The shell echoes the line, then starts the app.
-    let mut from = shell.session.expect_from(shell.ready, "snoop")?;
+    // The shell echoes the line and its newline, then starts the app.
+    let mut from = shell.session.expect_from(shell.ready, "snoop\n")?;
     std::thread::sleep(Duration::from_millis(300));
     match until {
         // The pings get no answer: only the frames matter.
