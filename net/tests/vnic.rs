@@ -179,14 +179,34 @@ impl World {
         a || b
     }
 
+    /// Threaded model: both model threads are done with what the drivers
+    /// asked of them — no doorbell unprocessed, no frame waiting in an
+    /// outbox or between the two ports (as `common::Pair::settled`).
+    fn models_settled(&self) -> bool {
+        let busy = |s: &SimPlatform| s.with_model(|f| f.has_work() || f.nic.wire.has_outgoing());
+        if busy(&self.a.sim) || busy(&self.b.sim) {
+            return false;
+        }
+        let (pa, pb) = (self.a.sim.port_stats(), self.b.sim.port_stats());
+        pa.tx_frames == pb.rx_frames && pb.tx_frames == pa.rx_frames
+    }
+
     /// Poll everything until quiet, then move the clock to the next
-    /// deadline (at least 1 ms, at most 100 ms).
+    /// deadline (at least 1 ms, at most 100 ms). Threaded: the models
+    /// settle (real time, bounded) before the clock moves; a fixed pause
+    /// let the fake clock run ahead of a model thread waiting for a core,
+    /// and a ping's 2 s passed in a few real milliseconds.
     fn step(&mut self, extra: Option<Instant>) {
         while self.poll() {}
         if self.mode == Mode::Threaded {
-            // Frames may still be in flight on the model threads.
-            std::thread::sleep(std::time::Duration::from_micros(200));
-            while self.poll() {}
+            let start = std::time::Instant::now();
+            while !self.models_settled() && start.elapsed() < std::time::Duration::from_secs(10) {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            // What arrived meanwhile is taken at the current time.
+            if self.poll() {
+                return;
+            }
         }
         let now = self.now;
         let next = [self.a.deadline(now), self.b.deadline(now), extra]

@@ -113,7 +113,11 @@ fn stock_ping_in_a_namespace_reaches_the_driver_over_a_tap() {
             .join(":");
         assert_eq!(ns.neighbour("10.77.0.2"), Some(mac_text));
 
-        let link = sim.link_stats().unwrap();
+        // The writer counts a frame after writing it to the TAP.
+        let link = settled(
+            || sim.link_stats().unwrap(),
+            |l| l.connected && l.tx_frames >= 2 && l.rx_frames >= 2,
+        );
         assert!(
             link.connected && link.tx_frames >= 2 && link.rx_frames >= 2,
             "{link:?}"

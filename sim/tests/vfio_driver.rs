@@ -151,11 +151,13 @@ fn the_driver_attaches_and_detaches_over_vfio_user_on_every_personality() {
 fn a_device_reset_message_resets_the_model() {
     // Firmware boots for long enough after the reset that the guest's next
     // driver sees `initializing` set and must wait before writing the
-    // command queue address (PRM start-up).
+    // command queue address (PRM start-up). Long enough that the look at
+    // `initializing` below, two control-socket round trips after the
+    // reset, comes inside it on a loaded machine too.
     let (served, platform) = start_server_booting(
         "reset",
         Personality::ConnectX6Dx,
-        Duration::from_millis(500),
+        Duration::from_millis(2000),
     );
     let a = Adapter::attach(platform.clone(), config()).unwrap_or_else(|f| panic!("{}", f.error));
     assert!(a.pages_held() > 0);

@@ -77,7 +77,10 @@ fn pktgen_pktsink(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     // The sink first, then the frames: broadcast, ethertype 0x88b6.
     let cmd = format!("pktsink -c {SINK_FRAMES} -t 60");
     shell.session.send_line(&cmd)?;
-    shell.session.expect_from(shell.ready, &cmd)?;
+    // The shell echoes the line and its newline, then starts the sink.
+    shell
+        .session
+        .expect_from(shell.ready, &format!("{cmd}\n"))?;
     std::thread::sleep(Duration::from_millis(500));
     let mut frame = String::from("ffffffffffff02000000000188b6");
     frame.push_str(&"00".repeat(64 - 14));

@@ -449,9 +449,13 @@ fn two_vms_ping(ctx: &Context, test: &SystemTest) -> Result<(), String> {
     }
     // A waits for B's frames in the foreground (its prompt comes back
     // when they are all in).
+    let l2recv = format!("l2recv {L2_FRAMES} -W 50");
+    shell_a.session.send_line(&l2recv)?;
+    // Listening before B boots: the shell echoes the line and its
+    // newline, then starts it.
     shell_a
         .session
-        .send_line(&format!("l2recv {L2_FRAMES} -W 50"))?;
+        .expect_from(shell_a.ready, &format!("{l2recv}\n"))?;
 
     let cmdline_b = format!(
         "net.0={}/24,ip6={}/64 test=ping:{a4},-c,{PINGS}+ping:{a6},-c,{PINGS}\

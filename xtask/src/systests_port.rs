@@ -288,17 +288,46 @@ fn mtu_jumbo(peer: &mut crate::systests_net::Peer, guest: &str) -> Result<String
 const FOREIGN_MAC: &str = "02:00:00:00:be:ef";
 
 /// `snoop` in the foreground while the namespace pings an address bound
-/// to [`FOREIGN_MAC`]; Ctrl-C ends it. Its output.
+/// to [`FOREIGN_MAC`]; Ctrl-C ends it. Its output. With `until`
+/// (`(text, n)`), the namespace pings every 200 ms until snoop has printed
+/// `n` lines holding `text` (the session's timeout bounds the wait: a
+/// loaded machine may start snoop after the first pings went out);
+/// without, it sends 3 pings.
 fn snoop_foreign_pings(
     shell: &mut crate::systests_attach::Shell,
     ns: &crate::netns::Netns,
     foreign: &str,
+    until: Option<(&str, usize)>,
 ) -> Result<String, String> {
     shell.session.send_line("snoop")?;
+    // The shell echoes the line and its newline, then starts the app.
+    let mut from = shell.session.expect_from(shell.ready, "snoop\n")?;
     std::thread::sleep(Duration::from_millis(300));
-    // The pings get no answer: only the frames matter.
-    let _ = ns.ping(foreign, 3);
-    std::thread::sleep(Duration::from_millis(500));
+    match until {
+        // The pings get no answer: only the frames matter.
+        None => {
+            let _ = ns.ping(foreign, 3);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Some((text, n)) => {
+            let mut ping = ns.command("ping");
+            ping.args(["-n", "-q", "-i", "0.2", "-w", "60", foreign])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut pinger = ping.spawn().map_err(|e| format!("ping: {e}"))?;
+            let mut seen = 0;
+            let waited = (|| {
+                while seen < n {
+                    from = shell.session.expect_from(from, text)?;
+                    seen += 1;
+                }
+                Ok::<(), String>(())
+            })();
+            let _ = pinger.kill();
+            let _ = pinger.wait();
+            waited.map_err(|e| format!("snoop printed {seen} of {n} lines {text:?}: {e}"))?;
+        }
+    }
     shell.session.send_line("\u{3}")?;
     let end = shell
         .session
@@ -331,13 +360,13 @@ pub(crate) fn promisc_snoop(
     ])
     .map_err(|e| e.to_string())?;
     let to_foreign = format!("> {FOREIGN_MAC}, length ");
-    let off = snoop_foreign_pings(shell, ns, &foreign)?;
+    let off = snoop_foreign_pings(shell, ns, &foreign, None)?;
     if off.contains(&to_foreign) {
         return Err(format!("snoop saw foreign frames without promisc:\n{off}"));
     }
     plain_line(&shell.ask("promisc net0 on")?, "net0: promiscuous on")?;
-    let on = snoop_foreign_pings(shell, ns, &foreign)?;
     let echo = format!("{to_foreign}98: IPv4 {host_ip} > {foreign}: ICMP echo request, id ");
+    let on = snoop_foreign_pings(shell, ns, &foreign, Some((&echo, 3)))?;
     let seen = on.lines().filter(|l| l.contains(&echo)).count();
     if seen < 3 {
         return Err(format!(

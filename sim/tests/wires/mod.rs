@@ -125,6 +125,20 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `read()` once `done` holds for it, or its last value after PATIENCE:
+/// for counts another thread updates just after the event the test saw
+/// (the caller asserts on the value, which names what it read).
+pub fn settled<T>(mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let v = read();
+        if done(&v) || Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A private temporary directory (removed first if it exists).
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("mlx5-sim-{name}-{}", std::process::id()));
