@@ -179,16 +179,10 @@ impl World {
         a || b
     }
 
-    /// Threaded model: both model threads are done with what the drivers
-    /// asked of them — no doorbell unprocessed, no frame waiting in an
-    /// outbox or between the two ports (as `common::Pair::settled`).
+    /// Threaded model: both model threads are done
+    /// ([`common::models_settled`]).
     fn models_settled(&self) -> bool {
-        let busy = |s: &SimPlatform| s.with_model(|f| f.has_work() || f.nic.wire.has_outgoing());
-        if busy(&self.a.sim) || busy(&self.b.sim) {
-            return false;
-        }
-        let (pa, pb) = (self.a.sim.port_stats(), self.b.sim.port_stats());
-        pa.tx_frames == pb.rx_frames && pb.tx_frames == pa.rx_frames
+        common::models_settled(&self.a.sim, &self.b.sim)
     }
 
     /// Poll everything until quiet, then move the clock to the next

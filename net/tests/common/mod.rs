@@ -202,16 +202,9 @@ impl Pair {
         .min()
     }
 
-    /// Threaded model: both model threads are done with what the drivers
-    /// asked of them — no doorbell unprocessed, no frame waiting in an
-    /// outbox or between the two ports.
+    /// Threaded model: both model threads are done ([`models_settled`]).
     fn settled(&self) -> bool {
-        let busy = |s: &SimPlatform| s.with_model(|f| f.has_work() || f.nic.wire.has_outgoing());
-        if busy(&self.a.sim) || busy(&self.b.sim) {
-            return false;
-        }
-        let (pa, pb) = (self.a.sim.port_stats(), self.b.sim.port_stats());
-        pa.tx_frames == pb.rx_frames && pb.tx_frames == pa.rx_frames
+        models_settled(&self.a.sim, &self.b.sim)
     }
 
     /// Nothing happened: move the clock to the next deadline (at least
@@ -573,4 +566,16 @@ impl TapNode {
         self.node.sim.detach_link();
         self.node.close();
     }
+}
+
+/// Threaded model: the two wired models' threads are done with what the
+/// drivers asked of them — no doorbell unprocessed, no frame waiting in an
+/// outbox or between the two ports.
+pub fn models_settled(a: &SimPlatform, b: &SimPlatform) -> bool {
+    let busy = |s: &SimPlatform| s.with_model(|f| f.has_work() || f.nic.wire.has_outgoing());
+    if busy(a) || busy(b) {
+        return false;
+    }
+    let (pa, pb) = (a.port_stats(), b.port_stats());
+    pa.tx_frames == pb.rx_frames && pb.tx_frames == pa.rx_frames
 }
