@@ -109,7 +109,8 @@ pub fn tx_engine_line(nic: &Nic) -> String {
 
 /// Why the port dropped received frames: `no-wqe <n> no-steering <n>
 /// not-ready <n> link-down <n> bad-length <n> too-long <n> wqe-error <n>`
-/// (the control socket's `wire` answer, after `port-drops`).
+/// (the control socket's `wire` answer, after `port-drops`, also logged
+/// at a client's disconnection).
 pub fn rx_drop_reasons(p: &crate::wire::PortStats) -> String {
     format!(
         "no-wqe {} no-steering {} not-ready {} link-down {} bad-length {} too-long {} wqe-error {}",
@@ -120,23 +121,6 @@ pub fn rx_drop_reasons(p: &crate::wire::PortStats) -> String {
         p.rx_dropped_bad_length,
         p.rx_dropped_too_long,
         p.rx_dropped_wqe_error,
-    )
-}
-
-/// The port's frame counts and every reason it dropped one, for the log
-/// at a client's disconnection (where a transfer lost its frames): `port
-/// rx frames <n> delivered <n>` [`rx_drop_reasons`] `tx frames <n>
-/// link-down <n> outbox-full <n>`.
-pub fn port_drops_line(nic: &Nic) -> String {
-    let p = &nic.wire.stats;
-    format!(
-        "port rx frames {} delivered {} {} tx frames {} link-down {} outbox-full {}",
-        p.rx_frames,
-        p.rx_delivered,
-        rx_drop_reasons(p),
-        p.tx_frames,
-        p.tx_dropped_link_down,
-        p.tx_dropped_outbox_full
     )
 }
 

@@ -803,17 +803,12 @@ fn serve_with(socket: &Path, shared: &Arc<Shared>) -> Result<(), String> {
     log::info!(target: "mlx5_sim::vfio", "client disconnected");
     // Benchmarks read the model's own packet rate here (the process ends now).
     log::info!(target: "mlx5_sim::vfio", "{}", crate::datapath::tx_engine_line(&shared.dev().nic));
-    log::info!(target: "mlx5_sim::vfio", "{}", crate::datapath::port_drops_line(&shared.dev().nic));
-    if let Some((name, w)) = shared.link_stats() {
-        log::info!(
-            target: "mlx5_sim::vfio",
-            "wire {name} tx frames {} dropped-queue {} dropped-no-peer {} errors {} rx frames {}",
-            w.tx_frames,
-            w.tx_dropped_queue_full,
-            w.tx_dropped_no_peer,
-            w.tx_errors,
-            w.rx_frames
-        );
+    // Where a transfer lost its frames: the cable's and the port's counters
+    // and every drop reason, as the control socket's `wire` answers.
+    for line in super::control::execute(super::control::Request::Wire, shared).lines() {
+        if line != "ok" {
+            log::info!(target: "mlx5_sim::vfio", "{line}");
+        }
     }
     shared.stop();
     let _ = model.join();

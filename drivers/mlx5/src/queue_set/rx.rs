@@ -19,8 +19,9 @@ impl<C: Control> QueueSet<C> {
     }
 
     /// The next received frame, in place; its buffer is re-posted after
-    /// `f` returns (doorbell record at [`QueueSet::flush`] or every quarter
-    /// ring). Common completions are taken a run at a time ([`cache`]).
+    /// `f` returns (doorbell record at [`QueueSet::flush`] or every
+    /// [`crate::rq::Rq::commit_batch`] WQEs). A common completion is read
+    /// by [`QueueSet::receive_at`], the others by [`QueueSet::next_frame`].
     #[inline]
     pub fn receive<R>(&mut self, f: impl FnOnce(&[u8], RxMeta) -> R) -> Option<R> {
         let n = self.parts.rx.len();
